@@ -1,0 +1,77 @@
+# limo — every target is .PHONY; `make help` lists them.
+# Variables a user passes: RECIPE, MODEL, NUM_GPUS, NUM_NODES, OUTPUT_DIR (and EXTRA for more Hydra overrides).
+SHELL := /bin/bash
+PY_BOOT ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+RECIPE ?= champ
+NUM_GPUS ?= 1
+NUM_NODES ?= 1
+OUTPUT_DIR ?=
+MODEL ?=
+EXTRA ?=
+DATA_DIR ?= $(wildcard ../shared/data)
+HAS_NVIDIA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
+CONSTRAINTS := $(if $(HAS_NVIDIA),,-c constraints-cpu.txt)
+STAMP := $(VENV)/.setup-stamp
+OVERRIDES = $(if $(OUTPUT_DIR),output_dir=$(OUTPUT_DIR)) $(if $(MODEL),model.path=$(MODEL)) $(EXTRA)
+export OMP_NUM_THREADS ?= 1
+export TORCH_EXTENSIONS_DIR ?= $(HOME)/.cache/limo/torch_extensions
+export DS_ACCELERATOR ?= cpu
+
+.PHONY: help setup demo curate train eval plan test test-unit quality style bench clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
+
+setup: $(STAMP)  ## create .venv and install limo with pinned versions (idempotent, seconds when nothing changed)
+
+$(STAMP): pyproject.toml constraints-cpu.txt
+	@test -x $(PY) || $(PY_BOOT) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(CONSTRAINTS) -e '.[dev]'
+	@touch $(STAMP)
+
+demo: setup  ## curate CHAMP, train the tiny model, evaluate it, re-grade CHAMP responses (CPU, ~10 min)
+	$(PY) -m limo.demo $(OVERRIDES)
+
+curate: setup  ## python -m limo.curate recipe=$(RECIPE)
+	$(PY) -m limo.curate recipe=$(RECIPE) $(OVERRIDES)
+
+train: setup  ## python -m limo.train recipe=$(RECIPE) on NUM_GPUS x NUM_NODES
+	@if [ "$(NUM_GPUS)" = "1" ] && [ "$(NUM_NODES)" = "1" ]; then \
+	  $(PY) -m limo.train recipe=$(RECIPE) $(OVERRIDES); \
+	elif [ "$(NUM_NODES)" = "1" ]; then \
+	  $(VENV)/bin/torchrun --standalone --nproc_per_node $(NUM_GPUS) -m limo.train recipe=$(RECIPE) $(OVERRIDES); \
+	else \
+	  echo "multi-node: run on every node (see README):"; \
+	  echo "  torchrun --nnodes $(NUM_NODES) --nproc_per_node $(NUM_GPUS) --rdzv_backend c10d --rdzv_endpoint \$$MASTER_ADDR:29500 -m limo.train recipe=$(RECIPE) $(OVERRIDES)"; exit 2; \
+	fi
+
+eval: setup  ## python -m limo.evaluate recipe=$(RECIPE) (MODEL=path to evaluate another model)
+	$(PY) -m limo.evaluate recipe=$(RECIPE) $(if $(DATA_DIR),data_dir=$(DATA_DIR)) $(OVERRIDES)
+
+plan: setup  ## memory plan: python -m limo.plan recipe=$(RECIPE) num_gpus=$(NUM_GPUS)
+	$(PY) -m limo.plan recipe=$(RECIPE) num_gpus=$(NUM_GPUS) num_nodes=$(NUM_NODES)
+
+test: setup  ## unit + slow tiers (gpu tests skip without CUDA)
+	$(PY) -m pytest -q tests
+
+test-unit: setup  ## unit tier only (fast)
+	$(PY) -m pytest -q -m "not slow and not gpu" tests
+
+quality: setup  ## lint and type-check, changing nothing
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+style: setup  ## rewrite formatting and fixable lint
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: setup  ## benchmarks under bench/ (ratios against a baseline measured in the same run)
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:  ## remove outputs and caches (keeps .venv)
+	rm -rf outputs .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,379 @@
+"""Readers and writers shared by every stage: JSONL, parquet and Hugging Face datasets.
+
+Reading goes through `load_records`, which maps source fields to ours, validates each row and sends bad
+rows to a reject list (source, row number, field, reason) instead of dropping them, so that
+``read == kept + rejected`` always holds. Problems with the input as a whole (missing file, unknown
+format, a required field that no row has) raise `DataError` with a one-line message naming it.
+
+Writing is atomic (temporary file in the same folder, fsync, rename), so a killed process never leaves
+a half-written output; `append_jsonl` is the incremental form used by resumable stages, and
+`read_jsonl(..., tolerate_torn_tail=True)` ignores the one torn line a kill can leave at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+FORMATS = ("jsonl", "parquet", "hf")
+
+
+class DataError(ValueError):
+    """Input that cannot be read at all; the message names the file (and field) at fault."""
+
+
+class RowError(ValueError):
+    """A single row is invalid; ``field`` names the offending field when there is one."""
+
+    def __init__(self, reason: str, field: str | None = None):
+        super().__init__(reason)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A row that was read and not kept, with the reason."""
+
+    source: str
+    row: int
+    field: str | None
+    reason: str
+    stage: str = "validate"
+    id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class LoadResult(Generic[T]):
+    """Rows read from one source: those kept, those rejected, and the accounting."""
+
+    source: str
+    kept: list[T] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    read: int = 0
+    checksum: str | None = None
+
+    @property
+    def reconciled(self) -> bool:
+        return self.read == len(self.kept) + len(self.rejects)
+
+    def counts(self) -> dict[str, int]:
+        return {"read": self.read, "kept": len(self.kept), "rejected": len(self.rejects)}
+
+
+# ----------------------------------------------------------------------------------------------- reading
+
+
+def detect_format(source: str | os.PathLike[str]) -> str:
+    """Guess the format of ``source``: a ``.jsonl``/``.json`` file, a ``.parquet`` file, or a dataset.
+
+    A string that is not an existing path is taken for a hub id (``owner/name``).
+    """
+    path = Path(source)
+    name = path.name.lower()
+    if name.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".json")):
+        return "jsonl"
+    if name.endswith(".parquet"):
+        return "parquet"
+    if path.is_dir() or (not path.exists() and "/" in str(source) and not str(source).startswith((".", "/"))):
+        return "hf"
+    if not path.exists():
+        raise DataError(f"{source}: no such file or directory")
+    raise DataError(f"{source}: unknown format (expected .jsonl, .parquet, a dataset folder or a hub id)")
+
+
+def iter_rows(
+    source: str | os.PathLike[str], *, fmt: str | None = None, split: str = "train", revision: str | None = None
+) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+    """Yield ``(row_number, row)`` with 1-based row numbers; an unreadable row comes as a `RowError`."""
+    fmt = fmt or detect_format(source)
+    if fmt not in FORMATS:
+        raise DataError(f"{source}: unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")
+    if fmt == "jsonl":
+        yield from _iter_jsonl(Path(source))
+    elif fmt == "parquet":
+        yield from _iter_parquet(Path(source))
+    else:
+        yield from _iter_hf(str(source), split=split, revision=revision)
+
+
+def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    opener = _open_gz if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                yield number, RowError(f"invalid JSON: {err.msg} at column {err.colno}")
+                continue
+            yield number, row if isinstance(row, dict) else RowError(f"expected a JSON object, got {type(row).__name__}")
+
+
+def _open_gz(path: Path, mode: str, encoding: str) -> Any:
+    import gzip
+
+    return gzip.open(path, mode, encoding=encoding)
+
+
+def _iter_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    number = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
+        for row in batch.to_pylist():
+            number += 1
+            yield number, row
+
+
+def _iter_hf(source: str, *, split: str, revision: str | None) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+    import datasets  # heavy: imported only when a hub id or dataset folder is read
+
+    path = Path(source)
+    if path.is_dir() and any((path / name).exists() for name in ("dataset_info.json", "dataset_dict.json")):
+        loaded = datasets.load_from_disk(str(path))
+        dataset = loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
+    else:
+        try:
+            dataset = datasets.load_dataset(source, split=split, revision=revision)
+        except Exception as err:  # the hub client raises many types; the user needs the source named
+            raise DataError(f"{source}: cannot load dataset split {split!r}: {type(err).__name__}: {err}") from err
+    for number, row in enumerate(dataset, start=1):
+        yield number, dict(row)
+
+
+def map_fields(row: Mapping[str, Any], field_map: Mapping[str, str] | None) -> dict[str, Any]:
+    """Rename source fields to ours: ``field_map`` is ``{our_name: source_name}``; other fields are kept."""
+    if not field_map:
+        return dict(row)
+    mapped = {k: v for k, v in row.items() if k not in field_map.values()}
+    for ours, theirs in field_map.items():
+        if theirs in row:
+            mapped[ours] = row[theirs]
+    return mapped
+
+
+def missing_field(row: Mapping[str, Any], required: Sequence[str]) -> str | None:
+    """The first required field that is absent, null or an empty string, if any."""
+    for name in required:
+        value = row.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return name
+    return None
+
+
+def load_records(
+    source: str | os.PathLike[str],
+    build: Callable[[dict[str, Any]], T],
+    *,
+    field_map: Mapping[str, str] | None = None,
+    required: Sequence[str] = (),
+    fmt: str | None = None,
+    split: str = "train",
+    revision: str | None = None,
+) -> LoadResult[T]:
+    """Read ``source`` and turn every valid row into a record with ``build``.
+
+    Args:
+        source: A JSONL or parquet file, a saved dataset folder, or a hub id.
+        build: Makes a record from a mapped row; raises `RowError` (or ValueError/TypeError) for a bad row.
+        field_map: ``{our_name: source_name}``.
+        required: Our field names that must be present and non-empty.
+        fmt: Force a format instead of guessing from the name.
+        split: Dataset split for hub ids and dataset folders.
+        revision: Hub revision (commit, tag or branch).
+
+    Returns:
+        A `LoadResult` whose counts reconcile.
+
+    Raises:
+        DataError: The source is missing or unreadable, or a required field is in none of its rows.
+    """
+    result: LoadResult[T] = LoadResult(source=str(source))
+    seen_fields: set[str] = set()
+    for number, raw in iter_rows(source, fmt=fmt, split=split, revision=revision):
+        result.read += 1
+        if isinstance(raw, RowError):
+            result.rejects.append(Reject(str(source), number, raw.field, str(raw)))
+            continue
+        row = map_fields(raw, field_map)
+        seen_fields.update(k for k, v in row.items() if v is not None)
+        record = _build_row(str(source), number, row, build, required)
+        (result.rejects if isinstance(record, Reject) else result.kept).append(record)  # type: ignore[arg-type]
+    _check_required_seen(str(source), result, required, seen_fields, field_map)
+    if Path(source).is_file():
+        result.checksum = sha256_file(source)
+    return result
+
+
+def _build_row(
+    source: str, number: int, row: dict[str, Any], build: Callable[[dict[str, Any]], T], required: Sequence[str]
+) -> T | Reject:
+    row_id = str(row["id"]) if row.get("id") is not None else None
+    absent = missing_field(row, required)
+    if absent:
+        return Reject(source, number, absent, f"missing required field {absent!r}", id=row_id)
+    try:
+        return build(row)
+    except RowError as err:
+        return Reject(source, number, err.field, str(err), id=row_id)
+    except (ValueError, TypeError, KeyError) as err:
+        return Reject(source, number, None, f"{type(err).__name__}: {err}", id=row_id)
+
+
+def _check_required_seen(
+    source: str, result: LoadResult[Any], required: Sequence[str], seen: set[str], field_map: Mapping[str, str] | None
+) -> None:
+    if result.read == 0 or result.kept:
+        return
+    for name in required:
+        if name not in seen:
+            theirs = (field_map or {}).get(name, name)
+            raise DataError(
+                f"{source}: required field {name!r} (source field {theirs!r}) is in none of its {result.read} rows; "
+                f"fields present: {', '.join(sorted(seen)) or 'none'}"
+            )
+
+
+# ----------------------------------------------------------------------------------------------- writing
+
+
+def _atomic_target(path: Path) -> tuple[int, str]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a partial one."""
+    target = Path(path)
+    fd, tmp = _atomic_target(target)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _dump(row: Any) -> str:
+    return json.dumps(row, ensure_ascii=False, sort_keys=False, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def write_jsonl(path: str | os.PathLike[str], rows: Iterable[Any]) -> int:
+    """Atomically write rows (dicts or objects with ``to_dict``) as JSONL; returns the row count."""
+    lines = [_dump(r.to_dict() if hasattr(r, "to_dict") else r) for r in rows]
+    write_text_atomic(path, "".join(line + "\n" for line in lines))
+    return len(lines)
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Atomically write one JSON document, indented for people."""
+    write_text_atomic(path, json.dumps(obj, ensure_ascii=False, indent=2, default=_json_default) + "\n")
+
+
+def append_jsonl(path: str | os.PathLike[str], rows: Iterable[Any]) -> int:
+    """Append rows and fsync; used by resumable stages. A kill mid-write can only tear the last line."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _repair_torn_tail(target)
+    count = 0
+    with open(target, "a", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(_dump(row.to_dict() if hasattr(row, "to_dict") else row) + "\n")
+            count += 1
+        handle.flush()
+        os.fsync(handle.fileno())
+    return count
+
+
+def _repair_torn_tail(path: Path) -> None:
+    """Cut a trailing partial line left by a kill, so appended rows start on a line of their own."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as handle:
+        handle.seek(-1, os.SEEK_END)
+        if handle.read(1) == b"\n":
+            return
+        data = path.read_bytes()
+        handle.truncate(data.rfind(b"\n") + 1)
+
+
+def read_jsonl(path: str | os.PathLike[str], *, tolerate_torn_tail: bool = False) -> list[dict[str, Any]]:
+    """Read a JSONL file we wrote; a bad line raises `DataError` naming file and line.
+
+    With ``tolerate_torn_tail`` an unparsable *last* line (a kill mid-append) is ignored.
+    """
+    target = Path(path)
+    if not target.is_file():
+        raise DataError(f"{target}: no such file")
+    lines = target.read_text(encoding="utf-8").splitlines()
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            if tolerate_torn_tail and number == len(lines):
+                break
+            raise DataError(f"{target}: line {number}: invalid JSON ({err.msg})") from err
+    return rows
+
+
+def write_parquet(path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]]) -> None:
+    """Atomically write rows as parquet; nested values are stored as JSON text for a stable schema."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    flat = [{k: _dump(v) if isinstance(v, (dict, list)) else v for k, v in row.items()} for row in rows]
+    table = pa.Table.from_pylist(flat)
+    target = Path(path)
+    fd, tmp = _atomic_target(target)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_text(text: str) -> str:
+    """Hex SHA-256 of a string's UTF-8 bytes."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
