@@ -126,8 +126,13 @@ class PreferencePair:
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"prompt": self.prompt, "chosen": self.chosen, "rejected": self.rejected, "id": self.id,
-                **({"provenance": self.provenance} if self.provenance else {})}
+        return {
+            "prompt": self.prompt,
+            "chosen": self.chosen,
+            "rejected": self.rejected,
+            "id": self.id,
+            **({"provenance": self.provenance} if self.provenance else {}),
+        }
 
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> PreferencePair:
@@ -165,7 +170,8 @@ class ErrorCorrectionExample:
     def __post_init__(self) -> None:
         if not 0 <= self.first_wrong_step <= len(self.wrong_chain):
             raise ValueError(
-                f"example {self.id}: first_wrong_step {self.first_wrong_step} outside the chain (0..{len(self.wrong_chain)})"
+                f"example {self.id}: first_wrong_step {self.first_wrong_step} is outside the chain "
+                f"(0..{len(self.wrong_chain)})"
             )
 
     def response(self) -> str:
@@ -173,8 +179,12 @@ class ErrorCorrectionExample:
         return f"{prefix}\n\n{self.reflection}\n\n{self.continuation}".lstrip()
 
     def to_sft(self) -> SFTExample:
-        provenance = {**self.provenance, "connection": self.connection, "error_type": self.error_type,
-                      "first_wrong_step": self.first_wrong_step}
+        provenance = {
+            **self.provenance,
+            "connection": self.connection,
+            "error_type": self.error_type,
+            "first_wrong_step": self.first_wrong_step,
+        }
         return SFTExample.single_turn(self.id, self.prompt, self.response(), provenance=provenance)
 
     def to_dict(self) -> dict[str, Any]:

@@ -119,7 +119,10 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
             except json.JSONDecodeError as err:
                 yield number, RowError(f"invalid JSON: {err.msg} at column {err.colno}")
                 continue
-            yield number, row if isinstance(row, dict) else RowError(f"expected a JSON object, got {type(row).__name__}")
+            yield (
+                number,
+                row if isinstance(row, dict) else RowError(f"expected a JSON object, got {type(row).__name__}"),
+            )
 
 
 def _open_gz(path: Path, mode: str, encoding: str) -> Any:

@@ -1,0 +1,34 @@
+"""Every shipped recipe composes, and benchmark specs are well-formed."""
+
+from __future__ import annotations
+
+import pytest
+
+from eval.benchmarks import BenchmarkSpec
+from limo.config import compose, recipe_names
+
+SHIPPED = recipe_names()
+
+
+def test_recipes_exist():
+    assert "demo" in SHIPPED
+
+
+@pytest.mark.parametrize("recipe", SHIPPED)
+def test_recipe_composes(recipe):
+    cfg = compose(recipe)
+    assert cfg.name == recipe
+    assert cfg.output_dir == f"outputs/{recipe}"
+    assert cfg.model.path
+
+
+@pytest.mark.parametrize("recipe", SHIPPED)
+def test_benchmark_specs_are_valid(recipe):
+    cfg = compose(recipe)
+    for name, spec in cfg.benchmark_specs.items():
+        parsed = BenchmarkSpec.from_dict(dict(spec))
+        assert parsed.name == name
+
+
+def test_output_dir_override():
+    assert compose("demo", ["output_dir=/tmp/x"]).output_dir == "/tmp/x"

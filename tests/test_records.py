@@ -1,0 +1,102 @@
+"""Readers and writers: field mapping, rejects with reasons, reconciled counts, atomic and resumable writes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from eval.problem import PROBLEM_REQUIRED, Problem
+from eval.records import (
+    DataError,
+    RowError,
+    append_jsonl,
+    load_records,
+    read_jsonl,
+    write_jsonl,
+    write_parquet,
+)
+
+
+def _problem(row):
+    if not str(row["answer"]).strip():
+        raise RowError("empty answer", field="answer")
+    return Problem(id=str(row["id"]), problem=row["problem"], answer=str(row["answer"]), source="fixture")
+
+
+def _ten_rows_three_bad(path):
+    lines = [json.dumps({"id": i, "question": f"What is {i}+1?", "final": str(i + 1)}) for i in range(7)]
+    lines.insert(2, '{"id": 70, "question": "broken json", ')  # invalid JSON
+    lines.insert(5, json.dumps({"id": 71, "final": "3"}))  # missing question
+    lines.insert(8, json.dumps({"id": 72, "question": "Blank answer?", "final": "  "}))  # empty answer
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_ten_rows_three_malformed(tmp_path):
+    source = _ten_rows_three_bad(tmp_path / "pool.jsonl")
+    result = load_records(
+        source, _problem, field_map={"problem": "question", "answer": "final"}, required=PROBLEM_REQUIRED
+    )
+    assert result.counts() == {"read": 10, "kept": 7, "rejected": 3}
+    assert result.reconciled
+    by_row = {r.row: r for r in result.rejects}
+    assert sorted(by_row) == [3, 6, 9]
+    assert "invalid JSON" in by_row[3].reason
+    assert by_row[6].field == "problem" and "missing required field" in by_row[6].reason
+    assert by_row[9].field == "answer"
+    assert all(r.source == str(source) for r in result.rejects)
+    assert result.checksum and len(result.checksum) == 64
+    assert [p.answer for p in result.kept] == [str(i + 1) for i in range(7)]
+
+
+def test_parquet_round_trip_and_mapping(tmp_path):
+    rows = [{"uid": "a", "problem": "p1", "answer": "1"}, {"uid": "b", "problem": "p2", "answer": None}]
+    write_parquet(tmp_path / "x.parquet", rows)
+    result = load_records(tmp_path / "x.parquet", _problem, field_map={"id": "uid"}, required=PROBLEM_REQUIRED)
+    assert result.counts() == {"read": 2, "kept": 1, "rejected": 1}
+    assert result.rejects[0].field == "answer"
+
+
+def test_saved_hf_dataset_folder(tmp_path):
+    import datasets
+
+    datasets.Dataset.from_list([{"id": "1", "problem": "p", "answer": "2"}]).save_to_disk(str(tmp_path / "ds"))
+    result = load_records(tmp_path / "ds", _problem, required=PROBLEM_REQUIRED)
+    assert result.counts() == {"read": 1, "kept": 1, "rejected": 0}
+
+
+def test_missing_file_is_one_line_error(tmp_path):
+    with pytest.raises(DataError, match=r"nope\.jsonl: no such file"):
+        load_records(tmp_path / "nope.jsonl", _problem)
+
+
+def test_unknown_format_is_one_line_error(tmp_path):
+    (tmp_path / "pool.csv").write_text("a,b\n")
+    with pytest.raises(DataError, match="unknown format"):
+        load_records(tmp_path / "pool.csv", _problem)
+
+
+def test_required_field_absent_everywhere_names_it(tmp_path):
+    (tmp_path / "p.jsonl").write_text(json.dumps({"id": 1, "problem": "x"}) + "\n")
+    with pytest.raises(DataError, match=r"required field 'answer' \(source field 'gold'\)"):
+        load_records(tmp_path / "p.jsonl", _problem, field_map={"answer": "gold"}, required=PROBLEM_REQUIRED)
+
+
+def test_write_jsonl_is_atomic_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "out" / "rows.jsonl"
+    write_jsonl(target, [{"a": 1}, {"b": "é"}])
+    assert read_jsonl(target) == [{"a": 1}, {"b": "é"}]
+    assert [p.name for p in target.parent.iterdir()] == ["rows.jsonl"]
+
+
+def test_append_repairs_a_torn_tail(tmp_path):
+    target = tmp_path / "samples.jsonl"
+    append_jsonl(target, [{"i": 0}, {"i": 1}])
+    with open(target, "a") as handle:
+        handle.write('{"i": 2, "resp')  # a kill mid-write
+    assert read_jsonl(target, tolerate_torn_tail=True) == [{"i": 0}, {"i": 1}]
+    with pytest.raises(DataError, match="line 3"):
+        read_jsonl(target)
+    append_jsonl(target, [{"i": 2}])
+    assert read_jsonl(target) == [{"i": 0}, {"i": 1}, {"i": 2}]
