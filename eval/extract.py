@@ -29,8 +29,23 @@ _MARKER = re.compile(
 _HOPE = re.compile(r"\s*I hope (?:it|this) is correct\.?.*$", re.IGNORECASE | re.DOTALL)
 _MATH_SEGMENT = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
 _NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?(?:/\d+)?")
-_VERB = re.compile(r"\b(?:is equal to|is equivalent to|equals|is|are|was|were|be|gives|get)\b\s+|=\s*",
-                   re.IGNORECASE)
+_VERB = re.compile(
+    r"\b(?:(?:is|are) (?:equal|equivalent) to|(?:is|are) given by|equals|is|are|was|were|be|gives|get)\b\s+|=\s*",
+    re.IGNORECASE,
+)
+# A trailing clause that explains rather than answers: "is 8, achieved when $a = b = c$".
+_TRAILING_CLAUSE = re.compile(
+    r",?\s+\b(?:which (?:is|occurs|happens)|where|achieved|attained|obtained|occurring|since|because|when"
+    r"|with equality|for all|for any|for every|if and only if|and (?:it|this|that|these|so|hence|thus)"
+    r"|so that|which means)\b.*$",
+    re.IGNORECASE | re.DOTALL,
+)
+_THERE_ARE = re.compile(r"^\s*there (?:are|is|exist|exists) (?:exactly |only |a total of )?", re.IGNORECASE)
+_YES_NO = re.compile(r"^\s*\**(yes|no)\b\s*[,.;:!]", re.IGNORECASE)
+_ENGLISH_2 = {"is", "of", "to", "in", "it", "be", "so", "we", "an", "as", "at", "by", "if", "on", "do", "go", "he",
+              "me", "my", "up", "us", "am", "its"}
+_ENV_NAME = re.compile(r"\\(?:begin|end)\{[a-zA-Z*]*\}")
+_BARE_TEXT = re.compile(r"^\s*\$?\s*\\(?:text|textbf|mathrm|mbox)\{[^{}$]*\}\s*\$?\s*\.?\s*$")
 _MATH_WORDS = {"sqrt", "pi", "and", "or", "mod", "ln", "log", "sin", "cos", "tan", "exp", "infinity", "inf",
                "binom", "frac", "text", "equivalently", "no", "yes"}
 _WORD = re.compile(r"(?<![\\a-zA-Z])[A-Za-z']{2,}")
@@ -86,8 +101,9 @@ def _from_boxes(text: str) -> str | None:
 
 def _cut_sentence(tail: str) -> str:
     tail = _HOPE.sub("", tail.lstrip(" \t*:#\n")).strip()
+    tail = _MATH_SEGMENT.sub(lambda m: m.group(0).replace("\n", " "), tail)
     para = re.split(r"\n\s*\n", tail, maxsplit=1)[0]
-    first = re.split(r"(?<=[^\d\s])\.\s+(?=[A-Z\\$])|(?<=\$)\.\s+|\n", para, maxsplit=1)[0]
+    first = re.split(r"(?<=[^\d\s.])\.\s+(?=[A-Z\\$])|(?<=\$)\.\s+|\n", para, maxsplit=1)[0]
     return first.strip().strip("*").strip()
 
 
@@ -105,14 +121,17 @@ def _from_marker(text: str) -> str | None:
 
 def is_prose(text: str) -> bool:
     """Whether `text` reads as sentences rather than a bare answer (three or more ordinary words)."""
-    outside_math = _MATH_SEGMENT.sub(" ", text)
-    words = [w for w in _WORD.findall(outside_math) if w.lower() not in _MATH_WORDS]
+    if _BARE_TEXT.match(text):
+        return False
+    outside_math = _MATH_SEGMENT.sub(" ", _ENV_NAME.sub(" ", text))
+    words = [w for w in _WORD.findall(outside_math)
+             if w.lower() not in _MATH_WORDS and (len(w) > 2 or w.lower() in _ENGLISH_2)]
     return len(words) >= 3 or (len(words) >= 2 and text.rstrip().endswith("."))
 
 
 def _last_sentence(text: str) -> str:
     text = text.strip().rstrip(".").strip()
-    parts = re.split(r"(?<=[^\d\s])\.\s+|(?<=\$)\.\s+|\n+", text)
+    parts = re.split(r"(?<=[^\d\s.])\.\s+|(?<=\$)\.\s+|\n+", text)
     parts = [p for p in parts if p.strip()]
     return parts[-1] if parts else text
 
@@ -125,12 +144,26 @@ def _cut_at_word(tail: str) -> str:
     return tail.strip()
 
 
+def _all_math(tail: str) -> bool:
+    return bool(tail.strip()) and _cut_at_word(tail) == tail.strip()
+
+
 def _from_sentence(sentence: str) -> str | None:
+    yes_no = _YES_NO.match(sentence)
+    if yes_no:
+        return yes_no.group(1).capitalize()
+    sentence = _TRAILING_CLAUSE.sub("", sentence).strip().rstrip(".,;").strip() or sentence
+    there = _THERE_ARE.match(sentence)
+    if there:
+        value = _cut_at_word(sentence[there.end() :])
+        if value and re.search(r"\d", value):
+            return value
     segments = list(_MATH_SEGMENT.finditer(sentence))
     verbs = [v for v in _VERB.finditer(sentence) if not segments or v.start() > segments[-1].end()]
     if segments and not (verbs and re.search(r"\d", sentence[verbs[-1].end() :])):
         return next(g for g in segments[-1].groups() if g is not None).strip()
-    for verb in reversed(verbs):
+    # The first verb after which only mathematics follows ("are a = 3 and b = -4"), else the last verb.
+    for verb in [v for v in verbs if _all_math(sentence[v.end() :])][:1] + list(reversed(verbs)):
         value = _cut_at_word(sentence[verb.end() :])
         if value and re.search(r"[\dA-Za-z(]", value):
             return value

@@ -21,6 +21,7 @@ from functools import lru_cache
 import sympy
 
 from eval.grading.normalize import AnswerTooComplex
+from eval.grading.numeric import magnitude
 from eval.grading.values import BaseNumeral, Matrix, Relation, Scalar, Seq, Text, UnionOf, Value
 
 MAX_LITERAL_DIGITS = 400
@@ -80,7 +81,7 @@ def guarded_pow(base: sympy.Basic, exp: sympy.Basic) -> sympy.Basic:
         raise AnswerTooComplex("exponent too large")
     if _digits_of_power(base, exp) > MAX_RESULT_DIGITS:
         raise AnswerTooComplex(f"power result over {MAX_RESULT_DIGITS} digits")
-    if base.is_number and exp.is_number and not exp.is_Rational and abs(sympy.N(exp, 5)) > 10**5:
+    if base.is_number and exp.is_number and not exp.is_Rational and magnitude(exp) > 10**5:
         raise AnswerTooComplex("exponent too large")
     return _guard(sympy.Pow(base, exp))
 
