@@ -6,7 +6,7 @@ Policy, first rule that yields wins (each is documented in docs/grader.md):
 2. An answer marker: "final answer is", "Final Answer:", "the answer is", "Answer:", "**Answer:**",
    "# Answer", or "Answer" directly followed by math; the text after the last marker up to the end of
    its sentence or paragraph.
-3. A bare answer (short, not prose) is returned whole.
+3. A bare answer (at most 4,000 characters, not prose) is returned whole.
 4. The summary sentence (CHAMP responses end with one): the last math segment of the last sentence,
    else what follows its last "is / are / equals / is equal to / =", cut at the first ordinary word.
 5. Fallback: the last ``$...$`` segment, else the last number; None when there is neither.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 
 MAX_SEARCH_CHARS = 50_000
+MAX_BARE_CHARS = 4_000  # a longer text is never a bare answer (the grader's answer limit)
 _MAX_JOIN_GAP = 60
 _BOX = re.compile(r"\\(?:boxed|fbox)\b")
 _SPECIAL_TOKENS = re.compile(r"<\|[^|>]{0,40}\|>|</?think>")
@@ -202,6 +203,6 @@ def extract_answer(text: str, *, fallback: bool = True) -> str | None:
         found = rule(text)
         if found:
             return _clean(found)
-    if not is_prose(text):
+    if len(text) <= MAX_BARE_CHARS and not is_prose(text):
         return text.strip() or None
     return _from_sentence(_last_sentence(text)) or (_fallback(text) if fallback else None)
