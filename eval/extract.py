@@ -9,7 +9,8 @@ Policy, first rule that yields wins (each is documented in docs/grader.md):
 3. A bare answer (at most 4,000 characters, not prose) is returned whole.
 4. The summary sentence (CHAMP responses end with one): the last math segment of the last sentence,
    else what follows its last "is / are / equals / is equal to / =", cut at the first ordinary word.
-5. Fallback: the last ``$...$`` segment, else the last number; None when there is neither.
+5. Fallback: the last ``$...$`` segment, else a number that ends the text (not a bound such as ``> 0`` or
+   "greater than 0"); None when there is neither.
 Only the last 50,000 characters are searched, so a 100k-character response costs linear time.
 """
 
@@ -31,7 +32,8 @@ _HOPE = re.compile(r"\s*I hope (?:it|this) is correct\.?.*$", re.IGNORECASE | re
 _MATH_SEGMENT = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
 _NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?(?:/\d+)?")
 _VERB = re.compile(
-    r"\b(?:(?:is|are) (?:equal|equivalent) to|(?:is|are) given by|equals|is|are|was|were|be|gives|get)\b\s+|=\s*",
+    r"\b(?:(?:is|are) (?:equal|equivalent) to|(?:is|are) given by|equals|is|are|was|were|be|gives|get|has|have"
+    r"|results? in|yields?)\b\s+|=\s*",
     re.IGNORECASE,
 )
 # A trailing clause that explains rather than answers: "is 8, achieved when $a = b = c$".
@@ -41,12 +43,16 @@ _TRAILING_CLAUSE = re.compile(
     r"|so that|which means)\b.*$",
     re.IGNORECASE | re.DOTALL,
 )
+_MAIN_VERB = re.compile(r"\b(?:is|are|equals|was|were)\b", re.IGNORECASE)
+_ADVERB = re.compile(r"^\s*(?:always|only|exactly|just|precisely|simply)\s+", re.IGNORECASE)
 _THERE_ARE = re.compile(r"^\s*there (?:are|is|exist|exists) (?:exactly |only |a total of )?", re.IGNORECASE)
 _YES_NO = re.compile(r"^\s*\**(yes|no)\b\s*[,.;:!]", re.IGNORECASE)
 _ENGLISH_2 = {"is", "of", "to", "in", "it", "be", "so", "we", "an", "as", "at", "by", "if", "on", "do", "go", "he",
               "me", "my", "up", "us", "am", "its"}
 _ENV_NAME = re.compile(r"\\(?:begin|end)\{[a-zA-Z*]*\}")
 _BARE_TEXT = re.compile(r"^\s*\$?\s*\\(?:text|textbf|mathrm|mbox)\{[^{}$]*\}\s*\$?\s*\.?\s*$")
+_BOUND_BEFORE = re.compile(r"(?:[<>=≤≥≠]|\b(?:than|least|most|exceeds|below|above|under|over))$", re.IGNORECASE)
+_FINAL_NUMBER = re.compile(r"(?<![_^A-Za-z<>=≤≥≠\d.,/])\s*(" + _NUMBER.pattern + r")\s*[.!]?\s*$")
 _MATH_WORDS = {"sqrt", "pi", "and", "or", "mod", "ln", "log", "sin", "cos", "tan", "exp", "infinity", "inf",
                "binom", "frac", "text", "equivalently", "no", "yes"}
 _WORD = re.compile(r"(?<![\\a-zA-Z])[A-Za-z']{2,}")
@@ -153,7 +159,10 @@ def _from_sentence(sentence: str) -> str | None:
     yes_no = _YES_NO.match(sentence)
     if yes_no:
         return yes_no.group(1).capitalize()
-    sentence = _TRAILING_CLAUSE.sub("", sentence).strip().rstrip(".,;").strip() or sentence
+    main_verb = _MAIN_VERB.search(sentence)  # explanatory clauses are cut only after the main verb
+    if main_verb:
+        head, tail = sentence[: main_verb.end()], sentence[main_verb.end() :]
+        sentence = head + " " + (_TRAILING_CLAUSE.sub("", tail).strip().rstrip(".,;").strip() or tail)
     there = _THERE_ARE.match(sentence)
     if there:
         value = _cut_at_word(sentence[there.end() :])
@@ -165,7 +174,7 @@ def _from_sentence(sentence: str) -> str | None:
         return next(g for g in segments[-1].groups() if g is not None).strip()
     # The first verb after which only mathematics follows ("are a = 3 and b = -4"), else the last verb.
     for verb in [v for v in verbs if _all_math(sentence[v.end() :])][:1] + list(reversed(verbs)):
-        value = _cut_at_word(sentence[verb.end() :])
+        value = _cut_at_word(_ADVERB.sub("", sentence[verb.end() :]))
         if value and re.search(r"[\dA-Za-z(]", value):
             return value
     return None
@@ -175,8 +184,13 @@ def _fallback(text: str) -> str | None:
     segments = [next(g for g in m.groups() if g is not None) for m in _MATH_SEGMENT.finditer(text)]
     if segments:
         return segments[-1].strip()
-    numbers = _NUMBER.findall(text)
-    return numbers[-1] if numbers else None
+    # Only a number that ends the text: "holds for 99 values of n in {1, ..., 100}" does not answer 100,
+    # nor does "for x, y, z > 0" answer 0.
+    tail = text[-200:]
+    last = _FINAL_NUMBER.search(tail)
+    if last is None or _BOUND_BEFORE.search(tail[: last.start(1)].rstrip()):
+        return None
+    return last.group(1)
 
 
 def _clean(answer: str) -> str:

@@ -92,6 +92,10 @@ def _guard(expr: sympy.Basic) -> sympy.Basic:
     return expr
 
 
+def _is_name(v: Value) -> bool:
+    return isinstance(v, Scalar) and isinstance(v.expr, sympy.Symbol)
+
+
 def _as_scalar(v: Value) -> Scalar:
     if not isinstance(v, Scalar):
         raise ParseError("arithmetic on a non-number")
@@ -146,11 +150,17 @@ class _Parser:
         return items
 
     def parse_relation(self) -> Value:
-        lhs = self.parse_union()
+        operands, ops = [self.parse_union()], []
         while self.peek()[0] == "op" and self.peek()[1] in _RELOPS:
-            op = self.take()[1]
-            rhs = self.parse_union()
-            lhs = Relation("=" if op == "==" else op, lhs, rhs)
+            ops.append("=" if self.take()[1] == "==" else self.peek(-1)[1])
+            operands.append(self.parse_union())
+        if len(operands) > 2 and set(ops) == {"="} and all(_is_name(o) for o in operands[:-1]):
+            # ``x = y = 0`` names several variables with one value: the pair ``(x, y) = (0, 0)``.
+            names = tuple(operands[:-1])
+            return Relation("=", Seq("tuple", names), Seq("tuple", (operands[-1],) * len(names)))
+        lhs = operands[0]
+        for op, rhs in zip(ops, operands[1:], strict=True):
+            lhs = Relation(op, lhs, rhs)
         return lhs
 
     def parse_union(self) -> Value:
