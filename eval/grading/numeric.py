@@ -30,7 +30,7 @@ MP = mpmath.MPContext()
 MP.dps = 50
 _DOUBLE_NOISE = 1e-12  # relative rounding error allowed for a double evaluation (generous: ~1e4 ulps)
 _MP_NOISE = mpmath.mpf("1e-44")
-MAX_TERMS = 1000  # terms of one sum or product evaluated at one point
+MAX_TERMS = 2000  # terms of all sums and products in one evaluation at one point
 
 
 class Unsupported(Exception):
@@ -85,6 +85,7 @@ class _Evaluator:
         self.subs = subs
         self.mp = mp
         self.peak = 0.0
+        self.terms = 0
 
     def constant(self, expr: sympy.Basic) -> Any:
         if expr is sympy.pi:
@@ -122,7 +123,8 @@ class _Evaluator:
         """A sum or product whose bounds are integers at this point, term by term (at most MAX_TERMS)."""
         index, lower, upper = expr.limits[0]
         lo, hi = _as_int(self.value(lower)), _as_int(self.value(upper))
-        if hi - lo + 1 > MAX_TERMS:
+        self.terms += max(0, hi - lo + 1)
+        if self.terms > MAX_TERMS:  # counted over nested sums too
             raise Unsupported(f"more than {MAX_TERMS} terms")
         saved = self.subs.get(index)
         terms = []
