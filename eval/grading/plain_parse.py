@@ -19,6 +19,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 import sympy
+import sympy.tensor.tensor  # noqa: F401  sympy's Add imports it lazily (~25 ms, with combinatorics) on some sums
 
 from eval.grading.normalize import AnswerTooComplex
 from eval.grading.numeric import magnitude
