@@ -248,3 +248,23 @@ def test_regrade_rejects_rows_with_unknown_problems(tmp_path):
     assert summary["counts"] == {"read": 3, "graded": 1, "rejected": 2}
     rejects = read_jsonl(tmp_path / "regrade" / "rejects.jsonl")
     assert [(r["row"], r["field"]) for r in rejects] == [(2, "problem_id"), (3, "model")]
+
+
+def test_resume_with_another_protocol_is_refused(tmp_path):
+    from eval.champ import heldout_split, load_champ_problems
+    from eval.runner import ResumeMismatchError
+
+    problem = heldout_split(load_champ_problems())[1][0]
+    replay = _replay_file(tmp_path / "r.jsonl", {problem.id: problem.answer})
+    args = [
+        "evaluate.backend=replay",
+        f"evaluate.backend_options={{path: '{replay}'}}",
+        "limit=1",
+        f"output_dir={tmp_path}",
+    ]
+    run_in_process(args)
+    samples = tmp_path / "eval" / "champ_heldout" / "samples.jsonl"
+    written = samples.read_bytes()
+    with pytest.raises(ResumeMismatchError, match="different protocol"):
+        run_in_process([*args, "evaluate.protocol.temperature=0.6"])
+    assert samples.read_bytes() == written
