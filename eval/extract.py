@@ -29,28 +29,10 @@ _MARKER = re.compile(
 _HOPE = re.compile(r"\s*I hope (?:it|this) is correct\.?.*$", re.IGNORECASE | re.DOTALL)
 _MATH_SEGMENT = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
 _NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?(?:/\d+)?")
-_VERB = re.compile(r"\b(?:is equal to|is equivalent to|equals|is|are|was|were|be|gives|get)\b\s+|=\s*", re.IGNORECASE)
-_MATH_WORDS = {
-    "sqrt",
-    "pi",
-    "and",
-    "or",
-    "mod",
-    "ln",
-    "log",
-    "sin",
-    "cos",
-    "tan",
-    "exp",
-    "infinity",
-    "inf",
-    "binom",
-    "frac",
-    "text",
-    "equivalently",
-    "no",
-    "yes",
-}
+_VERB = re.compile(r"\b(?:is equal to|is equivalent to|equals|is|are|was|were|be|gives|get)\b\s+|=\s*",
+                   re.IGNORECASE)
+_MATH_WORDS = {"sqrt", "pi", "and", "or", "mod", "ln", "log", "sin", "cos", "tan", "exp", "infinity", "inf",
+               "binom", "frac", "text", "equivalently", "no", "yes"}
 _WORD = re.compile(r"(?<![\\a-zA-Z])[A-Za-z']{2,}")
 
 

@@ -20,13 +20,8 @@ from eval.grading.values import BaseNumeral, Matrix, Relation, Scalar, Seq, Text
 
 EXACT_RTOL = sympy.Float("1e-20", 30)
 APPROX_RTOL = 1e-6
-_POINTS = (
-    sympy.Rational(7316, 10007),
-    sympy.Rational(13171, 9973),
-    sympy.Rational(-5437, 8713),
-    sympy.Rational(30011, 7919),
-    sympy.Rational(2203, 6427),
-)
+_POINTS = (sympy.Rational(7316, 10007), sympy.Rational(13171, 9973), sympy.Rational(-5437, 8713),
+           sympy.Rational(30011, 7919), sympy.Rational(2203, 6427))
 _FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "!=": "!="}
 
 Outcome = tuple[bool, str]
@@ -84,9 +79,8 @@ def scalar_equal(a: Scalar, b: Scalar) -> Outcome:
     approx = a.approx or b.approx
     if x.is_Rational and y.is_Rational and not approx:
         return False, "different exact rationals"
-    if not (x.free_symbols or y.free_symbols) and (
-        x.has(sympy.oo, -sympy.oo, sympy.zoo) or y.has(sympy.oo, -sympy.oo, sympy.zoo)
-    ):
+    if not (x.free_symbols or y.free_symbols) and (x.has(sympy.oo, -sympy.oo, sympy.zoo) or
+                                                   y.has(sympy.oo, -sympy.oo, sympy.zoo)):
         return False, "different infinities"
     rtol, floor = (APPROX_RTOL, 1.0) if approx else (EXACT_RTOL, 0.0)
     for shift in (0, 2) if (x.free_symbols or y.free_symbols) else (0,):

@@ -23,141 +23,24 @@ class AnswerTooComplex(ValueError):
 
 _FRAC = {"frac", "dfrac", "tfrac", "cfrac"}
 _BINOM = {"binom", "dbinom", "tbinom"}
-_TEXT = {
-    "text",
-    "textbf",
-    "textit",
-    "textrm",
-    "textnormal",
-    "mathrm",
-    "mbox",
-    "mathbf",
-    "mathit",
-    "mathsf",
-    "operatorname",
-    "textsf",
-    "texttt",
-    "mathtt",
-    "hbox",
-    "emph",
-}
-_DROP = {
-    "left",
-    "right",
-    "big",
-    "Big",
-    "bigg",
-    "Bigg",
-    "bigl",
-    "bigr",
-    "Bigl",
-    "Bigr",
-    "displaystyle",
-    "textstyle",
-    "quad",
-    "qquad",
-    "circ",
-    "degree",
-    "limits",
-    "mathbb",
-}
+_TEXT = {"text", "textbf", "textit", "textrm", "textnormal", "mathrm", "mbox", "mathbf", "mathit", "mathsf",
+         "operatorname", "textsf", "texttt", "mathtt", "hbox", "emph"}
+_DROP = {"left", "right", "big", "Big", "bigg", "Bigg", "bigl", "bigr", "Bigl", "Bigr", "displaystyle",
+         "textstyle", "quad", "qquad", "circ", "degree", "limits", "mathbb"}
 _SYMBOLS = {
-    "pi": "pi",
-    "infty": "oo",
-    "infinity": "oo",
-    "cdot": "*",
-    "times": "*",
-    "ast": "*",
-    "div": "/",
-    "pm": "±",
-    "mp": "∓",
-    "le": "<=",
-    "leq": "<=",
-    "leqslant": "<=",
-    "ge": ">=",
-    "geq": ">=",
-    "geqslant": ">=",
-    "lt": "<",
-    "gt": ">",
-    "ne": "!=",
-    "neq": "!=",
-    "cup": "∪",
-    "in": "=",
-    "approx": "=",
-    "dots": "...",
-    "ldots": "...",
-    "cdots": "...",
-    "colon": ":",
-    "to": "->",
-    "rightarrow": "->",
-    "implies": "->",
-    "Rightarrow": "->",
-    "and": ",",
-    "lvert": "|",
-    "rvert": "|",
-    "vert": "|",
-    "mid": "|",
-    "lbrace": "{",
-    "rbrace": "}",
-    "langle": "(",
-    "rangle": ")",
-    "varnothing": "emptyset",
+    "pi": "pi", "infty": "oo", "infinity": "oo", "cdot": "*", "times": "*", "ast": "*", "div": "/",
+    "pm": "±", "mp": "∓", "le": "<=", "leq": "<=", "leqslant": "<=", "ge": ">=", "geq": ">=",
+    "geqslant": ">=", "lt": "<", "gt": ">", "ne": "!=", "neq": "!=", "cup": "∪", "in": "=", "approx": "=",
+    "dots": "...", "ldots": "...", "cdots": "...", "colon": ":", "to": "->", "rightarrow": "->",
+    "implies": "->", "Rightarrow": "->", "and": ",", "lvert": "|", "rvert": "|", "vert": "|", "mid": "|",
+    "lbrace": "{", "rbrace": "}", "langle": "(", "rangle": ")", "varnothing": "emptyset",
 }
-_FUNCS = {
-    "sin",
-    "cos",
-    "tan",
-    "cot",
-    "sec",
-    "csc",
-    "arcsin",
-    "arccos",
-    "arctan",
-    "sinh",
-    "cosh",
-    "tanh",
-    "log",
-    "ln",
-    "exp",
-    "lg",
-}
-_GREEK = {
-    "alpha",
-    "beta",
-    "gamma",
-    "delta",
-    "epsilon",
-    "varepsilon",
-    "zeta",
-    "eta",
-    "theta",
-    "vartheta",
-    "iota",
-    "kappa",
-    "lambda",
-    "mu",
-    "nu",
-    "xi",
-    "rho",
-    "sigma",
-    "tau",
-    "upsilon",
-    "phi",
-    "varphi",
-    "chi",
-    "psi",
-    "omega",
-    "Gamma",
-    "Delta",
-    "Theta",
-    "Lambda",
-    "Xi",
-    "Sigma",
-    "Phi",
-    "Psi",
-    "Omega",
-    "emptyset",
-}
+_FUNCS = {"sin", "cos", "tan", "cot", "sec", "csc", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh",
+          "log", "ln", "exp", "lg"}
+_GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta",
+          "iota", "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "upsilon", "phi", "varphi",
+          "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma", "Phi", "Psi", "Omega",
+          "emptyset"}
 _MATRIX_ENVS = {"pmatrix", "bmatrix", "matrix", "Bmatrix", "vmatrix", "smallmatrix", "array"}
 _SPACES = {",", ";", ":", "!", " ", ">"}
 
@@ -175,25 +58,8 @@ _TEXT_SEG = re.compile(r"\x01([^\x01\x02]*)\x02(\s*\^\s*\{?\s*[23]\s*\}?)?")
 _THOUSANDS = re.compile(r"(?<![\d.,])([1-9]\d{0,2}(?:,\d{3})+)(?![\d,]|\.\d*,)")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}|°")
 _DOUBLE_BACKSLASH_CMD = re.compile(r"\\\\(?=[a-zA-Z])")
-_UNICODE = {
-    "−": "-",
-    "–": "-",
-    "×": "*",
-    "·": "*",
-    "⋅": "*",
-    "÷": "/",
-    "√": "sqrt",
-    "π": "pi",
-    "∞": "oo",
-    "≤": "<=",
-    "≥": ">=",
-    "≠": "!=",
-    "²": "^2",
-    "³": "^3",
-    "\u00a0": " ",
-    "∈": "=",
-    "**": "^",
-}
+_UNICODE = {"−": "-", "–": "-", "×": "*", "·": "*", "⋅": "*", "÷": "/", "√": "sqrt", "π": "pi", "∞": "oo",
+            "≤": "<=", "≥": ">=", "≠": "!=", "²": "^2", "³": "^3", "\u00a0": " ", "∈": "=", "**": "^"}
 
 
 def brace_depth(s: str) -> int:
@@ -290,9 +156,8 @@ def _convert_command(name: str, s: str, i: int, out: list[str]) -> int:
         if m:
             index, i = m.group(1), i + m.end()
         arg, i = _read_group(s, i)
-        out.append(
-            f"sqrt({latex_to_plain(arg)})" if index is None else f"root({latex_to_plain(arg)},{latex_to_plain(index)})"
-        )
+        out.append(f"sqrt({latex_to_plain(arg)})" if index is None
+                   else f"root({latex_to_plain(arg)},{latex_to_plain(index)})")
     elif name in _BINOM:
         top, i = _read_group(s, i)
         bottom, i = _read_group(s, i)
