@@ -268,3 +268,17 @@ def test_resume_with_another_protocol_is_refused(tmp_path):
     with pytest.raises(ResumeMismatchError, match="different protocol"):
         run_in_process([*args, "evaluate.protocol.temperature=0.6"])
     assert samples.read_bytes() == written
+
+
+def test_every_recipe_evaluate_section_is_valid():
+    from limo.config import recipe_names
+    from limo.evaluation import parse_evaluate_section
+
+    checked = 0
+    for recipe in recipe_names():
+        cfg = compose(recipe)
+        if cfg.get("evaluate") is not None:
+            section = parse_evaluate_section(cfg)
+            assert set(section.benchmarks) <= set(cfg.benchmark_specs), recipe
+            checked += 1
+    assert checked >= 1
