@@ -282,3 +282,25 @@ def test_every_recipe_evaluate_section_is_valid():
             assert set(section.benchmarks) <= set(cfg.benchmark_specs), recipe
             checked += 1
     assert checked >= 1
+
+
+def test_overfit_model_answers_are_graded_correct_end_to_end(overfit_model_dir, tmp_path):
+    """Real model text through the hf backend, grader and metrics: the overfit model knows two answers."""
+    data = tmp_path / "data"
+    rows = [
+        {"id": "sum", "problem": "What is 2 + 3?", "answer": "5", "level": 1, "subject": "Algebra"},
+        {"id": "lin", "problem": "Find x if 2x = 8.", "answer": "4", "level": 2, "subject": "Algebra"},
+        {"id": "wrong", "problem": "What is 2 + 3?", "answer": "6", "level": 2, "subject": "Prealgebra"},
+    ]
+    write_jsonl(data / "math500.jsonl", rows)
+    run_in_process(
+        ["benchmarks=[math500]", f"data_dir={data}", f"model.path={overfit_model_dir}", "evaluate.system_prompt=null",
+         "evaluate.protocol.max_new_tokens=40", "evaluate.protocol.samples=2", f"output_dir={tmp_path}"]
+    )  # fmt: skip
+    samples = read_jsonl(tmp_path / "eval" / "math500" / "samples.jsonl")
+    assert [r["status"] for r in samples] == ["correct", "correct", "correct", "correct", "incorrect", "incorrect"]
+    assert samples[0]["extracted"] == "5" and samples[0]["finish_reason"] == "stop"
+    metrics = json.loads((tmp_path / "eval" / "math500" / "summary.json").read_text())["metrics"]
+    assert metrics["mean_pass@1"] == pytest.approx(2 / 3) and metrics["maj@k"]["2"] == pytest.approx(2 / 3)
+    assert metrics["by_level"]["2"]["pass@1"] == 0.5 and metrics["by_subject"]["Prealgebra"]["pass@1"] == 0.0
+    assert metrics["truncation_rate"] == 0.0 and metrics["no_answer_rate"] == 0.0
