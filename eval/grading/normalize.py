@@ -239,5 +239,5 @@ def normalize(answer: str) -> str:
     s = _UNIT_TAIL.sub("", s).strip()
     s = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), s)
     s = re.sub(r"(?<=[)\]])\s*U\s*(?=[(\[])", " ∪ ", s)
-    s = re.sub(r"\s*\b(?:and|or)\b\s*", ",", s) if re.search(r"[\d=]", s) else s
+    s = re.sub(r"\s*,?\s*\b(?:and|or)\b\s*", ",", s) if re.search(r"[\d=]", s) else s
     return s.strip()

@@ -165,3 +165,13 @@ def close_at(x: sympy.Basic, y: sympy.Basic, subs: dict, rtol: float, floor: flo
     if verdict is not None:
         return verdict
     return _mp_verdict(x, y, subs, rtol, floor)
+
+
+def magnitude(expr: sympy.Basic) -> float:
+    """``|expr|`` in doubles for a constant expression (inf on overflow); sympy's `N` for what doubles miss."""
+    try:
+        return abs(float(_Evaluator({}, mp=False).value(expr)))
+    except OverflowError:
+        return math.inf
+    except (Unsupported, _Escalate, ValueError, ZeroDivisionError):
+        return float(abs(sympy.N(expr, 5)))

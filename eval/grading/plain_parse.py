@@ -21,6 +21,7 @@ from functools import lru_cache
 import sympy
 
 from eval.grading.normalize import AnswerTooComplex
+from eval.grading.numeric import magnitude
 from eval.grading.values import BaseNumeral, Matrix, Relation, Scalar, Seq, Text, UnionOf, Value
 
 MAX_LITERAL_DIGITS = 400
@@ -80,7 +81,7 @@ def guarded_pow(base: sympy.Basic, exp: sympy.Basic) -> sympy.Basic:
         raise AnswerTooComplex("exponent too large")
     if _digits_of_power(base, exp) > MAX_RESULT_DIGITS:
         raise AnswerTooComplex(f"power result over {MAX_RESULT_DIGITS} digits")
-    if base.is_number and exp.is_number and not exp.is_Rational and abs(sympy.N(exp, 5)) > 10**5:
+    if base.is_number and exp.is_number and not exp.is_Rational and magnitude(exp) > 10**5:
         raise AnswerTooComplex("exponent too large")
     return _guard(sympy.Pow(base, exp))
 
@@ -89,6 +90,10 @@ def _guard(expr: sympy.Basic) -> sympy.Basic:
     if expr.is_Rational and max(int(expr.p).bit_length(), int(expr.q).bit_length()) > 3.33 * MAX_RESULT_DIGITS:
         raise AnswerTooComplex("number too large")
     return expr
+
+
+def _is_name(v: Value) -> bool:
+    return isinstance(v, Scalar) and isinstance(v.expr, sympy.Symbol)
 
 
 def _as_scalar(v: Value) -> Scalar:
@@ -145,11 +150,17 @@ class _Parser:
         return items
 
     def parse_relation(self) -> Value:
-        lhs = self.parse_union()
+        operands, ops = [self.parse_union()], []
         while self.peek()[0] == "op" and self.peek()[1] in _RELOPS:
-            op = self.take()[1]
-            rhs = self.parse_union()
-            lhs = Relation("=" if op == "==" else op, lhs, rhs)
+            ops.append("=" if self.take()[1] == "==" else self.peek(-1)[1])
+            operands.append(self.parse_union())
+        if len(operands) > 2 and set(ops) == {"="} and all(_is_name(o) for o in operands[:-1]):
+            # ``x = y = 0`` names several variables with one value: the pair ``(x, y) = (0, 0)``.
+            names = tuple(operands[:-1])
+            return Relation("=", Seq("tuple", names), Seq("tuple", (operands[-1],) * len(names)))
+        lhs = operands[0]
+        for op, rhs in zip(ops, operands[1:], strict=True):
+            lhs = Relation(op, lhs, rhs)
         return lhs
 
     def parse_union(self) -> Value:
