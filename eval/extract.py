@@ -164,6 +164,8 @@ def _from_sentence(sentence: str) -> str | None:
         head, tail = sentence[: main_verb.end()], sentence[main_verb.end() :]
         sentence = head + " " + (_TRAILING_CLAUSE.sub("", tail).strip().rstrip(".,;").strip() or tail)
     there = _THERE_ARE.match(sentence)
+    if there and re.match(r"no\b", sentence[there.end() :], re.IGNORECASE):
+        return "0"  # "There are no such pairs": a count of zero
     if there:
         value = _cut_at_word(sentence[there.end() :])
         if value and re.search(r"\d", value):

@@ -57,6 +57,9 @@ _UNIT_TAIL = re.compile(rf"(?<=[\d)}}.])\s*(?:(?:{_UNITS})\b\.?\s*(?:\^\s*\(?[23
 _TEXT_SEG = re.compile(r"\x01([^\x01\x02]*)\x02(\s*\^\s*\{?\s*[23]\s*\}?)?")
 _THOUSANDS = re.compile(r"(?<![\d.,])([1-9]\d{0,2}(?:,\d{3})+)(?![\d,]|\.\d*,)")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}|°")
+_CONGRUENCE = re.compile(
+    r"(?:[^=]*?(?:\\equiv|≡)\s*)?([^=≡]+?)\s*(?:\\pmod\s*\{[^{}]*\}|\\pmod\s*\w+|\(\s*(?:\\bmod|\\mod|mod)\s*[^()]*\))\s*"
+)
 _DOUBLE_BACKSLASH_CMD = re.compile(r"\\\\(?=[a-zA-Z])")
 _UNICODE = {"−": "-", "–": "-", "×": "*", "·": "*", "⋅": "*", "÷": "/", "√": "sqrt", "π": "pi", "∞": "oo",
             "≤": "<=", "≥": ">=", "≠": "!=", "²": "^2", "³": "^3", "\u00a0": " ", "∈": "=", "**": "^"}
@@ -221,6 +224,12 @@ def _resolve_text(s: str) -> str:
     return _TEXT_SEG.sub(one, s)
 
 
+def _congruence_residue(s: str) -> str:
+    """``3^{105} \\equiv 2 \\pmod{11}`` answers with its residue ``2``."""
+    m = _CONGRUENCE.fullmatch(s)
+    return m.group(1) if m else s
+
+
 def normalize(answer: str) -> str:
     """Canonical plain form of one bare answer (LaTeX or plain).
 
@@ -230,6 +239,7 @@ def normalize(answer: str) -> str:
     check_size(answer)
     s = strip_math_delimiters(answer)
     s = _DEGREES.sub(" ", s).replace("{,}", "").replace("\\%", " ").replace("%", " ")
+    s = _congruence_residue(s)
     s = latex_to_plain(s)
     s = _resolve_text(s)
     for old, new in _UNICODE.items():
