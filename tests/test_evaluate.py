@@ -182,25 +182,20 @@ def _replay_file(path: Path, answers: dict[str, str]) -> Path:
 
 
 def test_replay_runs_compare_with_bootstrap_and_flips(tmp_path, capsys):
-    from eval.champ import heldout_split, load_champ_problems
-
-    problems = heldout_split(load_champ_problems())[1][:6]
-    gold = {p.id: p.answer for p in problems}
+    data = tmp_path / "data"
+    write_jsonl(
+        data / "math500.jsonl", [{"id": f"q{i}", "problem": f"{i} + 0 = ?", "answer": str(i)} for i in range(6)]
+    )
+    gold = {f"q{i}": str(i) for i in range(6)}
     wrong = {pid: (a if i < 2 else "no such answer 123") for i, (pid, a) in enumerate(gold.items())}
     runs = []
     for name, answers in (("a", wrong), ("b", gold)):
         replay = _replay_file(tmp_path / f"{name}.jsonl", answers)
         out = tmp_path / name
-        run_in_process(
-            [
-                "evaluate.backend=replay",
-                f"evaluate.backend_options={{path: '{replay}'}}",
-                "limit=6",
-                f"output_dir={out}",
-            ]
-        )
+        backend = ["evaluate.backend=replay", f"evaluate.backend_options={{path: '{replay}'}}"]
+        run_in_process([*backend, "benchmarks=[math500]", f"data_dir={data}", f"output_dir={out}"])
         runs.append(out)
-    summary_b = json.loads((runs[1] / "eval" / "champ_heldout" / "summary.json").read_text())
+    summary_b = json.loads((runs[1] / "eval" / "math500" / "summary.json").read_text())
     assert summary_b["metrics"]["mean_pass@1"] == 1.0  # gold answers replayed grade as correct
     run_in_process(["mode=compare", f"runs=[{runs[0]},{runs[1]}]", f"output_dir={tmp_path}"])
     result = json.loads((tmp_path / "compare" / "summary.json").read_text())["benchmarks"][0]
