@@ -89,7 +89,8 @@ def parse_evaluate_section(cfg: DictConfig) -> EvaluateSection:
 
 def build_benchmarks(cfg: DictConfig, section: EvaluateSection) -> list[Benchmark]:
     """Load the requested benchmarks (``benchmarks=`` or the section's), each cut to ``limit`` problems."""
-    names = list(cfg.get("benchmarks") or section.benchmarks)
+    requested = cfg.get("benchmarks") or section.benchmarks
+    names = [requested] if isinstance(requested, str) else list(requested)
     if not names:
         raise ValueError("no benchmarks: pass benchmarks=[math500,...] or set evaluate.benchmarks")
     specs = cfg.get("benchmark_specs") or {}
