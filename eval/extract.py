@@ -52,7 +52,9 @@ _ENGLISH_2 = {"is", "of", "to", "in", "it", "be", "so", "we", "an", "as", "at", 
 _ENV_NAME = re.compile(r"\\(?:begin|end)\{[a-zA-Z*]*\}")
 _BARE_TEXT = re.compile(r"^\s*\$?\s*\\(?:text|textbf|mathrm|mbox)\{[^{}$]*\}\s*\$?\s*\.?\s*$")
 _BOUND_BEFORE = re.compile(r"(?:[<>=≤≥≠]|\b(?:than|least|most|exceeds|below|above|under|over))$", re.IGNORECASE)
-_FINAL_NUMBER = re.compile(r"(?<![_^A-Za-z<>=≤≥≠\d.,/])\s*(" + _NUMBER.pattern + r")\s*[.!]?\s*$")
+_FINAL_NUMBER = re.compile(
+    r"(?<![_^A-Za-z<>=≤≥≠\d.,/])\s*(" + _NUMBER.pattern + r")\s*(?:[A-Za-z]{1,3}[²³]?)?\s*[.!]?\s*$"
+)  # a short unit may follow: "1,000.99m²"
 _MATH_WORDS = {"sqrt", "pi", "and", "or", "mod", "ln", "log", "sin", "cos", "tan", "exp", "infinity", "inf",
                "binom", "frac", "text", "equivalently", "no", "yes"}
 _WORD = re.compile(r"(?<![\\a-zA-Z])[A-Za-z']{2,}")
@@ -186,8 +188,8 @@ def _fallback(text: str) -> str | None:
     segments = [next(g for g in m.groups() if g is not None) for m in _MATH_SEGMENT.finditer(text)]
     if segments:
         return segments[-1].strip()
-    # Only a number that ends the text: "holds for 99 values of n in {1, ..., 100}" does not answer 100,
-    # nor does "for x, y, z > 0" answer 0.
+    # Only a number that ends the text (a short unit may follow): "holds for 99 values of n in {1, ..., 100}"
+    # does not answer 100, nor does "for x, y, z > 0" answer 0.
     tail = text[-200:]
     last = _FINAL_NUMBER.search(tail)
     if last is None or _BOUND_BEFORE.search(tail[: last.start(1)].rstrip()):
