@@ -57,7 +57,10 @@ def train(cfg: DictConfig, callbacks=()):
         dataset=build.build_dataset(rows), peft_config=build.build_peft_config(section.lora), callbacks=callbacks,
     )  # fmt: skip
     result = trainer.train(resume_from_checkpoint=checkpoint)
-    build.save_final_model(trainer, tokenizer, paths.model_dir, str(cfg.model.eos_token))
+    build.save_final_model(
+        trainer, tokenizer, paths.model_dir, str(cfg.model.eos_token), base_path=model_path,
+        model_init_kwargs=sft_config.model_init_kwargs,
+    )  # fmt: skip
     if proc.is_main:
         card = render_model_card(
             recipe=str(cfg.name), base_model=str(cfg.model.path), data_path=data.path, data_checksum=data.checksum,
