@@ -29,7 +29,7 @@ def train(cfg: DictConfig, callbacks=()):
     build.check_weight_support(section.trainer, [e.weight for e in data.examples], data.path)
     model_path = build.ensure_model(cfg.model)
     tokenizer = build.build_tokenizer(model_path, cfg.model)
-    rows = chat_rows(data.examples, section.system_prompt)
+    rows = chat_rows(data.examples, section.system_prompt, with_weights=section.trainer in build.WEIGHTED_TRAINERS)
     split = split_global_batch(section.global_batch_size, section.args, proc.world_size)
     deepspeed = OmegaConf.to_container(cfg.deepspeed, resolve=True) if cfg.get("deepspeed") else None
     on_cpu = not cuda_available()

@@ -366,3 +366,23 @@ def test_lora_under_zero3_without_a_launcher_saves_a_merged_model(tmp_path, pair
     tuned = AutoModelForCausalLM.from_pretrained(saved, dtype=torch.float32).state_dict()
     changed = {name for name in base if not torch.equal(base[name], tuned[name])}
     assert changed and all(("q_proj" in name or "v_proj" in name) for name in changed), changed
+
+
+@pytest.mark.slow
+def test_weighted_trainer_equals_sft_at_weight_one_and_scales_the_loss(tmp_path, tiny_model_dir, restore_environ):
+    from eval.records import read_jsonl
+    from limo.train import train
+    from limo.training.champ_examples import write_champ_messages
+
+    data = write_champ_messages(tmp_path / "messages.jsonl", limit=8)
+    doubled = tmp_path / "doubled.jsonl"
+    write_jsonl(doubled, [{**row, "weight": 2.0} for row in read_jsonl(data)])
+    steps = "train.args.max_steps=3"
+    plain = _losses(train(_demo_cfg(tmp_path / "sft", data, tiny_model_dir, steps)).state.log_history)
+    weighted = "train.trainer=weighted_sft"
+    ones = _losses(train(_demo_cfg(tmp_path / "w1", data, tiny_model_dir, steps, weighted)).state.log_history)
+    assert [ones[s] for s in (1, 2, 3)] == pytest.approx([plain[s] for s in (1, 2, 3)], rel=1e-6)
+    twos = _losses(train(_demo_cfg(tmp_path / "w2", doubled, tiny_model_dir, steps, weighted)).state.log_history)
+    assert twos[1] == pytest.approx(2 * plain[1], rel=1e-6), "same first batch, every token counted twice"
+    with pytest.raises(ValueError, match="set train.trainer=weighted_sft"):
+        train(_demo_cfg(tmp_path / "refused", doubled, tiny_model_dir, steps))

@@ -1,4 +1,5 @@
-"""Two processes on CPU (torchrun + gloo): plain data parallel, DeepSpeed ZeRO-2 and ZeRO-3 give the same losses.
+"""Two processes on CPU (torchrun + gloo): plain data parallel, DeepSpeed ZeRO-2 and ZeRO-3 give the same losses
+(and so does the weighted-loss trainer under ZeRO-3 with unit weights).
 
 Conditions under which they match (documented in docs/training.md): the same data order on every
 backend (transformers' seeded sampler splits each global batch across ranks the same way), the loss
@@ -42,6 +43,10 @@ def test_zero2_and_zero3_match_plain_two_process_losses(tmp_path, repo_root, tin
     for stage in ("zero2", "zero3"):
         losses, _ = _torchrun(repo_root, tmp_path / stage, data, tiny_model_dir, f"deepspeed={stage}")
         assert losses == pytest.approx(plain, rel=1e-4), stage
+    # The weighted-loss trainer (RISE) under ZeRO-3, all weights 1.0: the same losses again.
+    weighted, _ = _torchrun(repo_root, tmp_path / "weighted", data, tiny_model_dir, "deepspeed=zero3",
+                            "train.trainer=weighted_sft")  # fmt: skip
+    assert weighted == pytest.approx(plain, rel=1e-4)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

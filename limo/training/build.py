@@ -171,11 +171,13 @@ def trainer_classes() -> dict[str, Any]:
     """Registry ``train.trainer`` -> trainer class (imported lazily)."""
     from trl import SFTTrainer
 
-    return {"sft": SFTTrainer}
+    from limo.training.weighted import WeightedSFTTrainer
+
+    return {"sft": SFTTrainer, "weighted_sft": WeightedSFTTrainer}
 
 
-# Trainers whose loss honours the per-example ``weight`` of messages rows (none yet: RISE adds one).
-WEIGHTED_TRAINERS: frozenset[str] = frozenset()
+# Trainers whose loss honours the per-example ``weight`` of messages rows.
+WEIGHTED_TRAINERS: frozenset[str] = frozenset({"weighted_sft"})
 
 
 def check_weight_support(kind: str, weights: Sequence[float], source: str) -> None:
@@ -188,7 +190,7 @@ def check_weight_support(kind: str, weights: Sequence[float], source: str) -> No
     if weighted and kind not in WEIGHTED_TRAINERS:
         raise ValueError(
             f"{source}: {weighted} of {len(weights)} rows carry a loss weight other than 1.0, which the "
-            f"{kind!r} trainer would ignore; use a weighted trainer (train.trainer) or write weight 1.0"
+            f"{kind!r} trainer would ignore; set train.trainer=weighted_sft or write weight 1.0"
         )
 
 

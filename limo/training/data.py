@@ -91,10 +91,16 @@ def _check_unique_ids(path: str, examples: Sequence[TrainExample]) -> None:
         seen.add(example.id)
 
 
-def chat_rows(examples: Sequence[TrainExample], system_prompt: str | None) -> list[dict[str, Any]]:
-    """TRL's conversational rows: ``{"messages": [...]}`` with the recipe's system turn first."""
+def chat_rows(
+    examples: Sequence[TrainExample], system_prompt: str | None, *, with_weights: bool = False
+) -> list[dict[str, Any]]:
+    """TRL's conversational rows: ``{"messages": [...]}`` with the recipe's system turn first (plus ``weight``)."""
     system = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    return [{"messages": system + list(example.messages)} for example in examples]
+    rows = [{"messages": system + list(example.messages)} for example in examples]
+    if with_weights:
+        for row, example in zip(rows, examples, strict=True):
+            row["weight"] = example.weight
+    return rows
 
 
 @dataclass(frozen=True)

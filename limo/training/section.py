@@ -11,7 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-TRAINERS = ("sft",)
+TRAINERS = ("sft", "weighted_sft")
 
 
 @dataclass
@@ -31,7 +31,8 @@ class TrainSection:
     """Our training keys.
 
     Attributes:
-        trainer: Which TRL trainer (``sft``; ``dpo`` is planned for preference recipes).
+        trainer: ``sft`` (TRL's SFTTrainer) or ``weighted_sft`` (per-example loss weights from the rows'
+            ``weight``); ``dpo`` is planned for preference recipes.
         data: messages JSONL to train on; None reads ``${output_dir}/curate/messages.jsonl``.
         system_prompt: System turn added to every example; None adds none (the chat template's default applies).
         global_batch_size: Examples per optimizer step over all processes; per-device batch and gradient
