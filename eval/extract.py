@@ -46,8 +46,12 @@ _TRAILING_CLAUSE = re.compile(
     r"|so that|which means)\b.*$",
     re.IGNORECASE | re.DOTALL,
 )
-_MAIN_VERB = re.compile(r"\b(?:is|are|equals|was|were)\b", re.IGNORECASE)
-_ADVERB = re.compile(r"^\s*(?:always|only|exactly|just|precisely|simply)\s+", re.IGNORECASE)
+_MAIN_VERB = re.compile(r"(?<!which )(?<!that )(?<!who )\b(?:is|are|equals|was|were)\b", re.IGNORECASE)
+# Filler between a verb and its value: "is always 0", "is the interval [-1, 1]", "is the ordered pair (1, 2)".
+_ADVERB = re.compile(
+    r"^\s*(?:(?:always|only|exactly|just|precisely|simply|the|interval|set|value|number|ordered|pair|point)\s+)+",
+    re.IGNORECASE,
+)
 _THERE_ARE = re.compile(r"^\s*there (?:are|is|exist|exists) (?:exactly |only |a total of )?", re.IGNORECASE)
 _YES_NO = re.compile(r"^\s*\**(yes|no)\b\s*[,.;:!]", re.IGNORECASE)
 _ENGLISH_2 = {"is", "of", "to", "in", "it", "be", "so", "we", "an", "as", "at", "by", "if", "on", "do", "go", "he",
