@@ -66,7 +66,7 @@ def _gold_answers(gold: str) -> tuple[str, ...]:
     """The gold's accepted forms: extracted when it is a solution or a sentence, split on "equivalently"."""
     answer = gold
     if "\\boxed" in gold or "\\fbox" in gold or is_prose(gold):
-        answer = extract_answer(gold) or gold
+        answer = extract_answer(gold, fallback=False) or gold
     forms = [f.strip() for f in _ALTERNATIVES.split(answer) if f.strip()]
     return tuple(forms) or (answer,)
 

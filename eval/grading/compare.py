@@ -81,7 +81,9 @@ def scalar_equal(a: Scalar, b: Scalar) -> Outcome:
 
 def _variable_like(v: Value) -> bool:
     if isinstance(v, Scalar):
-        return isinstance(v.expr, sympy.Symbol) or (isinstance(v.expr, sympy.Function) and not v.expr.is_number)
+        expr = v.expr
+        # ``f(x)`` parses as the product f*x: a product of bare symbols still names a function.
+        return isinstance(expr, sympy.Symbol) or (expr.is_Mul and all(isinstance(a, sympy.Symbol) for a in expr.args))
     if isinstance(v, Seq):
         return all(_variable_like(i) for i in v.items)
     return False
@@ -177,9 +179,10 @@ def equal(gold: Value, pred: Value) -> Outcome:
 def _relation_cases(gold: Value, pred: Value) -> Outcome:
     if isinstance(gold, Relation) and isinstance(pred, Relation):
         outcome = _relations_equal(gold, pred)
-        if outcome[0] or gold.op != "=" or pred.op != "=":
+        g_stripped, p_stripped = _strip_lhs(gold), _strip_lhs(pred)
+        if outcome[0] or (g_stripped is gold and p_stripped is pred):
             return outcome
-        return equal(_strip_lhs(gold), _strip_lhs(pred))
+        return equal(g_stripped, p_stripped)
     if isinstance(gold, Relation):
         stripped = _strip_lhs(gold)
         return equal(stripped, pred) if stripped is not gold else (False, "gold is a relation")

@@ -214,7 +214,7 @@ def _resolve_text(s: str) -> str:
         body = m.group(1).strip()
         if body.lower() in {"and", "or", ",", "or equivalently"}:
             return ","
-        if has_math and re.fullmatch(r"[A-Za-z .]*", body):
+        if has_math and re.fullmatch(r"[A-Za-z .]*", body) and len(body.replace(".", "")) > 1:
             return " "
         return (latex_to_plain(body) if body else " ") + (m.group(2) or "")
 

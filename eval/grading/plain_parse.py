@@ -290,6 +290,10 @@ class _Parser:
         if name == "log" and self.at_op("_"):
             self.take()
             base = _as_scalar(self.parse_atom()).expr
+        power = None
+        if name in _FUNCS and self.at_op("^"):  # \sin^2 x means (sin x)^2
+            self.take()
+            power = _as_scalar(self.parse_atom()).expr
         if not self.at_op("("):
             if name not in _FUNCS:
                 raise ParseError(f"{name} needs parentheses")
@@ -298,7 +302,8 @@ class _Parser:
             self.take()
             args = self.parse_items()
             self.expect(")")
-        return self.apply(name, args, base)
+        value = self.apply(name, args, base)
+        return value if power is None else Scalar(guarded_pow(_as_scalar(value).expr, power), self.approx)
 
     def apply(self, name: str, args: list[Value], base: sympy.Basic | None) -> Value:
         if name == "mat":
