@@ -171,7 +171,7 @@ def inject_errors(
         try:
             item = parse_injection(reply.text, task)
         except TeacherOutputError as exc:
-            rejects.append(Reject(STAGE, None, "teacher_reply", str(exc), STAGE, task.request_id))
+            rejects.append(Reject(STAGE, 0, "teacher_reply", str(exc), STAGE, task.request_id))
             continue
         wrong.append(item)
     return wrong, rejects

@@ -9,7 +9,7 @@ Pipeline pieces, each a plain function over values:
    first-wrong-step labels), the teacher's own record for injected errors, or a teacher judge that
    names the step (`judge_requests` / `apply_judgements`). A harvested chain annotated "no mistake" yet
    graded incorrect is rejected: the two labels disagree and we do not guess which is wrong.
-3. Connection (`build_examples`), drawn per chain from the configured mixture with a per-chain seed:
+3. Connection (`build_examples`), assigned in the configured mixture's exact proportions (seeded order):
    ``fix_and_continue`` keeps the solution up to the error, adds a reflection phrase, then the fixed step
    and a correct continuation; ``fresh_restart`` adds a reflection and a different correct solution.
    Without a live teacher the fix comes from a correct reference: for injected errors, the original
@@ -123,7 +123,7 @@ class ConnectionOptions:
 
 
 def _reject(item_id: str, problem_id: str | None, reason: str, field_name: str = "chain") -> Reject:
-    return Reject(source=STAGE, row=None, field=field_name, reason=reason, stage=STAGE, id=item_id)
+    return Reject(source=STAGE, row=0, field=field_name, reason=reason, stage=STAGE, id=item_id)
 
 
 def grade_chains(
@@ -407,13 +407,25 @@ def _restart_pick(
     return max(candidates, key=lambda c: (c.quality, c.chain.id), default=None)
 
 
-def choose_connection(mixture: Mapping[str, float], rng: random.Random) -> str:
-    """Draw a connection from the mixture weights."""
+def assign_connections(chain_ids: Sequence[str], mixture: Mapping[str, float], seed: int) -> dict[str, str]:
+    """A connection per chain id, in the mixture's proportions exactly (largest remainder), not by chance.
+
+    Chains are ordered by their per-chain seed, then the first share gets the first connection and so on,
+    so the assignment does not depend on pool order and a chain keeps its connection when others change
+    little.
+    """
     unknown = set(mixture) - set(CONNECTIONS)
-    if unknown or not any(w > 0 for w in mixture.values()):
-        raise ValueError(f"connection mixture {dict(mixture)}: use positive weights over {CONNECTIONS}")
+    if unknown or not any(w > 0 for w in mixture.values()) or any(w < 0 for w in mixture.values()):
+        raise ValueError(f"connection mixture {dict(mixture)}: use weights >= 0 over {CONNECTIONS}, one positive")
     names = [n for n in CONNECTIONS if mixture.get(n, 0) > 0]
-    return rng.choices(names, weights=[mixture[n] for n in names])[0]
+    total = sum(mixture[n] for n in names)
+    exact = {n: len(chain_ids) * mixture[n] / total for n in names}
+    counts = {n: int(exact[n]) for n in names}
+    for name in sorted(names, key=lambda n: exact[n] - counts[n], reverse=True)[: len(chain_ids) - sum(counts.values())]:
+        counts[name] += 1
+    ordered = sorted(chain_ids, key=lambda cid: (row_seed(seed, cid, 1), cid))
+    slots = [n for n in names for _ in range(counts[n])]
+    return dict(zip(ordered, slots, strict=True))
 
 
 def build_examples(
@@ -433,17 +445,21 @@ def build_examples(
         correct: Correct model chains per problem id (for fresh restarts).
         human: The human solution per problem id, with its answer.
         options: Mixture, reflection phrases, restart sources.
-        seed: Run seed; each chain draws its connection and reflection from ``row_seed(seed, chain id)``.
+        seed: Run seed; connections follow the mixture exactly (`assign_connections`), reflections are drawn
+            per chain from ``row_seed(seed, chain id)``.
 
     Returns:
         ``(examples, rejects)``.
     """
     if not options.reflections:
         raise ValueError("lemma: connections.reflections is empty; the recipe must list reflection phrases")
+    located = [w.chain.id for w in wrong if w.first_wrong_step is not None]
+    connections = assign_connections(located, options.mixture, seed)
     examples, rejects = [], []
     for item in wrong:
         try:
-            examples.append(_connect(item, problems[item.chain.problem_id], correct, human, options, seed))
+            connection = connections.get(item.chain.id, "")
+            examples.append(_connect(item, problems[item.chain.problem_id], correct, human, options, connection, seed))
         except (LookupError, ValueError) as exc:
             rejects.append(_reject(item.chain.id, item.chain.problem_id, f"connection: {exc}"))
     return examples, rejects
@@ -455,15 +471,14 @@ def _connect(
     correct: Mapping[str, Sequence[CorrectChain]],
     human: Mapping[str, CorrectChain],
     options: ConnectionOptions,
+    connection: str,
     seed: int,
 ) -> ErrorCorrectionExample:
     if item.first_wrong_step is None:
         raise LookupError("first wrong step not located (no annotation, no teacher record, no judge)")
     if len(item.chain.text[: item.first_wrong_step].strip()) < options.min_prefix_chars:
         raise ValueError(f"error starts within the first {options.min_prefix_chars} characters: nothing to reflect on")
-    rng = random.Random(row_seed(seed, item.chain.id, 0))
-    connection = choose_connection(options.mixture, rng)
-    reflection = rng.choice(options.reflections)
+    reflection = random.Random(row_seed(seed, item.chain.id, 0)).choice(options.reflections)
     if connection == "fix_and_continue":
         continuation, source = fix_and_continue(item, human.get(problem.id))
     else:
@@ -517,8 +532,8 @@ def plain_examples(
     problems: Mapping[str, Problem],
     count: int,
 ) -> list[SFTExample]:
-    """Up to ``count`` plain correct chains, the best-scored one per problem, problems in id order then
-    round-robin by quality so that the mix spreads over problems."""
+    """Up to ``count`` plain correct chains: the best-scored chain of each problem, best problems first
+    (one per problem, so the mix spreads over problems)."""
     best = sorted(
         ((pid, max(chains, key=lambda c: (c.quality, c.chain.id))) for pid, chains in correct.items() if chains),
         key=lambda item: (-item[1].quality, item[0]),
