@@ -120,7 +120,7 @@ def _last_sentence(text: str) -> str:
 def _cut_at_word(tail: str) -> str:
     words = list(_WORD.finditer(tail))
     for w in words:
-        if w.group(0).lower() not in _MATH_WORDS and len(w.group(0)) >= 3:
+        if w.group(0).lower() not in _MATH_WORDS:
             return tail[: w.start()].strip().rstrip(",;:").strip()
     return tail.strip()
 
@@ -145,6 +145,13 @@ def _fallback(text: str) -> str | None:
     return numbers[-1] if numbers else None
 
 
+def _clean(answer: str) -> str:
+    answer = answer.strip().rstrip(".").strip()
+    if len(answer) > 1 and answer[0] == answer[-1] == "$" and "$" not in answer.strip("$"):
+        answer = answer.strip("$").strip()
+    return answer
+
+
 def extract_answer(text: str, *, fallback: bool = True) -> str | None:
     """The final answer in `text`, or None when it has none (see the module docstring for the policy).
 
@@ -161,7 +168,7 @@ def extract_answer(text: str, *, fallback: bool = True) -> str | None:
     for rule in (_from_boxes, _from_marker):
         found = rule(text)
         if found:
-            return found
+            return _clean(found)
     if not is_prose(text):
         return text.strip() or None
     return _from_sentence(_last_sentence(text)) or (_fallback(text) if fallback else None)

@@ -100,7 +100,7 @@ def _compare_one(gold: str, pred: str, timeout_s: float) -> Verdict:
     try:
         g_value, p_value = parse_plain(g_norm), parse_plain(p_norm)
     except ParseError as exc:
-        if _LATEX_COMMAND.search(gold + pred):
+        if _LATEX_COMMAND.search(g_norm + p_norm):  # only commands our rewrite did not know
             return _latex_fallback(gold, pred, pred, timeout_s)
         return _verdict("unparseable", pred, f"outside the grammar: {exc}")
     same, rule = equal(g_value, p_value)
