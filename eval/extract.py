@@ -1,0 +1,174 @@
+"""Find the final answer in a model response (or in a gold that is a whole solution or a sentence).
+
+Policy, first rule that yields wins (each is documented in docs/grader.md):
+1. ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces, or ``\\boxed 5``): the last one, joined with the boxes
+   just before it when only a short connector separates them (``\\boxed{-2} and \\boxed{1}``).
+2. An answer marker: "final answer is", "Final Answer:", "the answer is", "Answer:", "**Answer:**",
+   "# Answer", or "Answer" directly followed by math; the text after the last marker up to the end of
+   its sentence or paragraph.
+3. A bare answer (short, not prose) is returned whole.
+4. The summary sentence (CHAMP responses end with one): the last math segment of the last sentence,
+   else what follows its last "is / are / equals / is equal to / =", cut at the first ordinary word.
+5. Fallback: the last ``$...$`` segment, else the last number; None when there is neither.
+Only the last 50,000 characters are searched, so a 100k-character response costs linear time.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_SEARCH_CHARS = 50_000
+_MAX_JOIN_GAP = 60
+_BOX = re.compile(r"\\(?:boxed|fbox)\b")
+_SPECIAL_TOKENS = re.compile(r"<\|[^|>]{0,40}\|>|</?think>")
+_MARKER = re.compile(
+    r"final\s+answer\s*(?:is|:)|the\s+(?:final\s+)?answer\s+is|answer\s*:|#+\s*answer\b"
+    r"|\banswer\b(?=\s*(?:\$|\\\[|\\\())",
+    re.IGNORECASE,
+)
+_HOPE = re.compile(r"\s*I hope (?:it|this) is correct\.?.*$", re.IGNORECASE | re.DOTALL)
+_MATH_SEGMENT = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
+_NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?(?:/\d+)?")
+_VERB = re.compile(r"\b(?:is equal to|is equivalent to|equals|is|are|was|were|be|gives|get)\b\s+|=\s*",
+                   re.IGNORECASE)
+_MATH_WORDS = {"sqrt", "pi", "and", "or", "mod", "ln", "log", "sin", "cos", "tan", "exp", "infinity", "inf",
+               "binom", "frac", "text", "equivalently", "no", "yes"}
+_WORD = re.compile(r"(?<![\\a-zA-Z])[A-Za-z']{2,}")
+
+
+def _matching_braces(text: str) -> dict[int, int]:
+    """Index of each ``{`` -> index of its ``}``, in one linear pass (unclosed braces are absent)."""
+    stack: list[int] = []
+    pairs: dict[int, int] = {}
+    for j, ch in enumerate(text):
+        if ch == "{":
+            stack.append(j)
+        elif ch == "}" and stack:
+            pairs[stack.pop()] = j
+    return pairs
+
+
+def _boxes(text: str) -> list[tuple[str, int, int]]:
+    """Every boxed value as (content, start, end)."""
+    found = []
+    closing = _matching_braces(text) if "\\boxed" in text or "\\fbox" in text else {}
+    for m in _BOX.finditer(text):
+        i = m.end()
+        while i < len(text) and text[i] == " ":
+            i += 1
+        if i < len(text) and text[i] == "{":
+            if i in closing:
+                found.append((text[i + 1 : closing[i]], m.start(), closing[i] + 1))
+        else:
+            bare = re.match(r"[^\s$]+", text[i:])
+            if bare:
+                found.append((bare.group(0), m.start(), i + bare.end()))
+    return found
+
+
+def _is_connector(gap: str) -> bool:
+    if len(gap) > _MAX_JOIN_GAP or "\n\n" in gap or re.search(r"\.\s+[A-Z]", gap):
+        return False
+    return bool(re.fullmatch(r"[\s,;$.:]*(?:\\quad|\\qquad|\\text\{[^{}]*\}|and|or|&|\\\\|[\s,;$:])*[\s,;$]*", gap))
+
+
+def _from_boxes(text: str) -> str | None:
+    boxes = _boxes(text)
+    if not boxes:
+        return None
+    picked = [boxes[-1]]
+    for prev in reversed(boxes[:-1]):
+        if not _is_connector(text[prev[2] : picked[0][1]]):
+            break
+        picked.insert(0, prev)
+    return ", ".join(b[0].strip() for b in picked)
+
+
+def _cut_sentence(tail: str) -> str:
+    tail = _HOPE.sub("", tail.lstrip(" \t*:#\n")).strip()
+    para = re.split(r"\n\s*\n", tail, maxsplit=1)[0]
+    first = re.split(r"(?<=[^\d\s])\.\s+(?=[A-Z\\$])|(?<=\$)\.\s+|\n", para, maxsplit=1)[0]
+    return first.strip().strip("*").strip()
+
+
+def _from_marker(text: str) -> str | None:
+    last = None
+    for m in _MARKER.finditer(text):
+        last = m
+    if last is None:
+        return None
+    tail = _cut_sentence(text[last.end() :])
+    if not tail:
+        return None
+    return _from_sentence(tail) if is_prose(tail) else tail
+
+
+def is_prose(text: str) -> bool:
+    """Whether `text` reads as sentences rather than a bare answer (three or more ordinary words)."""
+    outside_math = _MATH_SEGMENT.sub(" ", text)
+    words = [w for w in _WORD.findall(outside_math) if w.lower() not in _MATH_WORDS]
+    return len(words) >= 3 or (len(words) >= 2 and text.rstrip().endswith("."))
+
+
+def _last_sentence(text: str) -> str:
+    text = text.strip().rstrip(".").strip()
+    parts = re.split(r"(?<=[^\d\s])\.\s+|(?<=\$)\.\s+|\n+", text)
+    parts = [p for p in parts if p.strip()]
+    return parts[-1] if parts else text
+
+
+def _cut_at_word(tail: str) -> str:
+    words = list(_WORD.finditer(tail))
+    for w in words:
+        if w.group(0).lower() not in _MATH_WORDS:
+            return tail[: w.start()].strip().rstrip(",;:").strip()
+    return tail.strip()
+
+
+def _from_sentence(sentence: str) -> str | None:
+    segments = list(_MATH_SEGMENT.finditer(sentence))
+    verbs = [v for v in _VERB.finditer(sentence) if not segments or v.start() > segments[-1].end()]
+    if segments and not (verbs and re.search(r"\d", sentence[verbs[-1].end() :])):
+        return next(g for g in segments[-1].groups() if g is not None).strip()
+    for verb in reversed(verbs):
+        value = _cut_at_word(sentence[verb.end() :])
+        if value and re.search(r"[\dA-Za-z(]", value):
+            return value
+    return None
+
+
+def _fallback(text: str) -> str | None:
+    segments = [next(g for g in m.groups() if g is not None) for m in _MATH_SEGMENT.finditer(text)]
+    if segments:
+        return segments[-1].strip()
+    numbers = _NUMBER.findall(text)
+    return numbers[-1] if numbers else None
+
+
+def _clean(answer: str) -> str:
+    answer = answer.strip().rstrip(".").strip()
+    if len(answer) > 1 and answer[0] == answer[-1] == "$" and "$" not in answer.strip("$"):
+        answer = answer.strip("$").strip()
+    return answer
+
+
+def extract_answer(text: str, *, fallback: bool = True) -> str | None:
+    """The final answer in `text`, or None when it has none (see the module docstring for the policy).
+
+    Args:
+        text: A full model response, a solution, a sentence or a bare answer.
+        fallback: Apply rule 5 (last math segment or number); the grader turns it off for golds.
+
+    Returns:
+        The answer as written (LaTeX or plain), without surrounding ``$`` or box.
+    """
+    if not text or not text.strip():
+        return None
+    text = _SPECIAL_TOKENS.sub(" ", text[-MAX_SEARCH_CHARS:])
+    for rule in (_from_boxes, _from_marker):
+        found = rule(text)
+        if found:
+            return _clean(found)
+    if not is_prose(text):
+        return text.strip() or None
+    return _from_sentence(_last_sentence(text)) or (_fallback(text) if fallback else None)

@@ -1,0 +1,189 @@
+"""Answer grading: is a predicted answer equal to the gold answer?
+
+`verify(gold, pred)` compares two bare answers; `grade(gold, response)` first extracts the answer from a
+full response (`eval.extract`); `grade_many` runs pairs over processes. Decisions, cheapest first:
+1. normalised strings equal (handles ``9^{9^{9^9}}`` against itself without evaluating it);
+2. both sides are words (``Sunday``, a choice letter): case-insensitive equality;
+3. our whitelisting parser (`eval.grading.plain_parse`) on both, then `eval.grading.compare`;
+4. LaTeX our grammar refuses goes to latex2sympy2-extended in a worker subprocess with a hard limit.
+Size limits (characters, digits, power results, depth) are checked before any evaluation, so the
+verdict never depends on machine load; the clock only guards step 4. Nothing raises out of `grade`:
+an internal error becomes ``unparseable`` with the reason. Untrusted text never reaches Python or
+sympy string evaluation.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+import sys
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Any
+
+from tqdm import tqdm
+
+from eval.extract import extract_answer, is_prose
+from eval.grading.compare import equal
+from eval.grading.normalize import AnswerTooComplex, check_size, normalize
+from eval.grading.plain_parse import ParseError, as_text, parse_plain
+from eval.grading.timeouts import SymbolicWorker, WorkerTimeout
+
+STATUSES = ("correct", "incorrect", "no_answer", "unparseable", "timeout")
+_ALTERNATIVES = re.compile(r",?\s*\b(?:or equivalently|equivalently|i\.e\.,?)\s+", re.IGNORECASE)
+_LATEX_COMMAND = re.compile(r"\\[a-zA-Z]+")
+_WORKER = SymbolicWorker()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of grading one pair.
+
+    Attributes:
+        status: One of ``correct``, ``incorrect``, ``no_answer``, ``unparseable``, ``timeout``.
+        correct: ``status == "correct"``.
+        extracted: The answer taken from the response (None when there was none).
+        reason: The rule that decided, or why no rule could.
+    """
+
+    status: str
+    correct: bool
+    extracted: str | None
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _verdict(status: str, extracted: str | None, reason: str) -> Verdict:
+    return Verdict(status, status == "correct", extracted, reason)
+
+
+@lru_cache(maxsize=16384)
+def _gold_answers(gold: str) -> tuple[str, ...]:
+    """The gold's accepted forms: extracted when it is a solution or a sentence, split on "equivalently"."""
+    answer = gold
+    if "\\boxed" in gold or "\\fbox" in gold or is_prose(gold):
+        answer = extract_answer(gold, fallback=False) or gold
+    forms = [f.strip() for f in _ALTERNATIVES.split(answer) if f.strip()]
+    return tuple(forms) or (answer,)
+
+
+@lru_cache(maxsize=65536)
+def _squash(s: str) -> str:
+    s = re.sub(r"\\(?:left|right|!|,|;|:|displaystyle)|\s|\$", "", s)
+    return re.sub(r"\\[dt]frac", r"\\frac", s).rstrip(".")
+
+
+def _latex_fallback(gold: str, pred: str, extracted: str, timeout_s: float) -> Verdict:
+    try:
+        answer = _WORKER.call({"gold": gold, "pred": pred}, timeout_s)
+    except WorkerTimeout as exc:
+        return _verdict("timeout", extracted, str(exc))
+    return _verdict(answer["status"], extracted, answer["reason"])
+
+
+def _compare_one(gold: str, pred: str, timeout_s: float) -> Verdict:
+    if _squash(gold) == _squash(pred):
+        return _verdict("correct", pred, "normalised strings equal")
+    check_size(gold)
+    check_size(pred)
+    g_norm, p_norm = normalize(gold), normalize(pred)
+    if g_norm.replace(" ", "") == p_norm.replace(" ", ""):
+        return _verdict("correct", pred, "normalised forms equal")
+    g_text, p_text = as_text(g_norm), as_text(p_norm)
+    if g_text and p_text and (g_text == p_text or len(g_text.text) > 1 or len(p_text.text) > 1):
+        status = "correct" if g_text == p_text else "incorrect"
+        return _verdict(status, pred, "text answers compared case-insensitively")
+    try:
+        g_value, p_value = parse_plain(g_norm), parse_plain(p_norm)
+    except ParseError as exc:
+        if _LATEX_COMMAND.search(g_norm + p_norm):  # only commands our rewrite did not know
+            return _latex_fallback(gold, pred, pred, timeout_s)
+        return _verdict("unparseable", pred, f"outside the grammar: {exc}")
+    same, rule = equal(g_value, p_value)
+    return _verdict("correct" if same else "incorrect", pred, rule)
+
+
+def _decide(gold: str, pred: str, timeout_s: float) -> Verdict:
+    """Compare `pred` with every accepted form of `gold`; the first correct one wins."""
+    verdicts = []
+    for form in _gold_answers(gold):
+        try:
+            verdict = _compare_one(form, pred, timeout_s)
+        except AnswerTooComplex as exc:
+            verdict = _verdict("unparseable", pred, f"size limit: {exc}")
+        if verdict.correct:
+            return verdict
+        verdicts.append(verdict)
+    return next((v for v in verdicts if v.status == "incorrect"), verdicts[0])
+
+
+def verify(gold: str, pred: str, *, timeout_s: float = 2.0) -> bool:
+    """Whether the bare answer `pred` equals the bare answer `gold` (gold first)."""
+    return grade_answer(gold, pred, timeout_s=timeout_s).correct
+
+
+def grade_answer(gold: str, pred: str, *, timeout_s: float = 2.0) -> Verdict:
+    """Grade a bare predicted answer (no extraction), never raising."""
+    try:
+        return _decide(gold, pred, timeout_s)
+    except Exception as exc:  # the contract: nothing escapes; the reason names what broke
+        return _verdict("unparseable", pred, f"internal error: {type(exc).__name__}: {str(exc)[:200]}")
+
+
+def grade(gold: str, response: str, *, timeout_s: float = 2.0) -> Verdict:
+    """Grade a full model response or a bare answer against `gold`.
+
+    Args:
+        gold: The gold answer (bare, a sentence, or a solution with a boxed answer).
+        response: A model output or a bare answer.
+        timeout_s: Hard limit for the slow symbolic path.
+
+    Returns:
+        A `Verdict`; never raises.
+    """
+    try:
+        extracted = extract_answer(response)
+    except Exception as exc:
+        return _verdict("unparseable", None, f"extraction error: {type(exc).__name__}")
+    if extracted is None:
+        return _verdict("no_answer", None, "no answer found in the response")
+    return grade_answer(gold, extracted, timeout_s=timeout_s)
+
+
+def _grade_pair(args: tuple[str, str, float]) -> Verdict:
+    return grade(args[0], args[1], timeout_s=args[2])
+
+
+def grade_many(
+    pairs: Iterable[tuple[str, str]], *, workers: int | None = None, timeout_s: float = 2.0, progress: bool = True
+) -> list[Verdict]:
+    """Grade (gold, response) pairs over worker processes, order preserved, same verdicts as `grade`.
+
+    Args:
+        pairs: (gold, response) tuples.
+        workers: Processes to use (default: CPU count); 1 grades in this process.
+        timeout_s: Per-pair limit for the slow symbolic path.
+        progress: Show a tqdm bar on stderr.
+    """
+    jobs = [(g, r, timeout_s) for g, r in pairs]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
+    bar = tqdm(total=len(jobs), disable=not progress, file=sys.stderr, desc="grading", unit="pair")
+    if workers == 1:
+        results = []
+        for job in jobs:
+            results.append(_grade_pair(job))
+            bar.update()
+        bar.close()
+        return results
+    # spawn, not fork: the parent may hold threads (tqdm's monitor, a caller's pool) that fork would copy.
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        results = []
+        for verdict in pool.imap(_grade_pair, jobs, chunksize=max(1, len(jobs) // (workers * 8))):
+            results.append(verdict)
+            bar.update()
+    bar.close()
+    return results

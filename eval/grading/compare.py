@@ -1,0 +1,221 @@
+"""Equality of two parsed answers, gold first.
+
+Rules, in order (each returns the rule's name as the reason):
+- scalars: identical sympy objects; exact rationals compare exactly; otherwise the difference is
+  evaluated to 30 significant digits (free symbols substituted by two fixed irrational-looking points)
+  and must vanish relative to the operands' size (1e-20), so ``1/2004!`` is not ``1/2006!``. A
+  tolerance of 1e-6 relative applies only when a side contains a decimal literal (an approximation).
+- relations: a gold ``x = v`` against a bare prediction compares ``v``; a predicted ``lhs = v`` against a
+  bare gold compares ``v``; two relations compare side by side, flipped, or as ``lhs - rhs`` up to sign.
+- sequences: tuples, intervals and matrices are ordered (bracket types must agree); bare lists and sets
+  are unordered multisets; a one-element list equals its element.
+"""
+
+from __future__ import annotations
+
+import sympy
+
+from eval.grading.values import BaseNumeral, Matrix, Relation, Scalar, Seq, Text, UnionOf, Value
+
+EXACT_RTOL = sympy.Float("1e-20", 30)
+APPROX_RTOL = 1e-6
+_POINTS = (sympy.Rational(7316, 10007), sympy.Rational(13171, 9973), sympy.Rational(-5437, 8713),
+           sympy.Rational(30011, 7919), sympy.Rational(2203, 6427))
+_FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "!=": "!="}
+
+Outcome = tuple[bool, str]
+
+
+def _numeric(expr: sympy.Basic, subs: dict[sympy.Symbol, sympy.Rational]) -> sympy.Basic:
+    value = expr.xreplace(subs) if subs else expr
+    return sympy.N(value, 30)
+
+
+def _points(a: sympy.Basic, b: sympy.Basic, shift: int) -> dict[sympy.Symbol, sympy.Rational]:
+    symbols = sorted(a.free_symbols | b.free_symbols, key=lambda s: s.name)
+    return {s: _POINTS[(i + shift) % len(_POINTS)] for i, s in enumerate(symbols)}
+
+
+def _close(x: sympy.Basic, y: sympy.Basic, rtol: float | sympy.Float, floor: float) -> bool | None:
+    """Whether two numeric values agree within `rtol` (None when they are not finite numbers)."""
+    try:
+        diff = abs(complex(x) - complex(y)) if (x.is_finite and y.is_finite) else None
+        if diff is None:
+            return None
+        if diff == 0:
+            return True
+        scale = max(abs(complex(x)), abs(complex(y)), floor)
+        return diff <= float(rtol) * scale if scale > 1e-300 else _close_precise(x, y, rtol)
+    except (TypeError, ValueError, OverflowError):
+        return _close_precise(x, y, rtol)
+
+
+def _close_precise(x: sympy.Basic, y: sympy.Basic, rtol: float | sympy.Float) -> bool | None:
+    """Same test in sympy arithmetic, for magnitudes outside the float range (``1/2004!``)."""
+    try:
+        diff, scale = abs(x - y), sympy.Max(abs(x), abs(y))
+        return bool(diff <= rtol * scale)
+    except TypeError:
+        return None
+
+
+def scalar_equal(a: Scalar, b: Scalar) -> Outcome:
+    """Exact where both sides are exact, a relative tolerance where one is a decimal approximation."""
+    x, y = a.expr, b.expr
+    if x == y:
+        return True, "identical value"
+    approx = a.approx or b.approx
+    if x.is_Rational and y.is_Rational and not approx:
+        return False, "different exact rationals"
+    if not (x.free_symbols or y.free_symbols) and (x.has(sympy.oo, -sympy.oo, sympy.zoo) or
+                                                   y.has(sympy.oo, -sympy.oo, sympy.zoo)):
+        return False, "different infinities"
+    rtol, floor = (APPROX_RTOL, 1.0) if approx else (EXACT_RTOL, 0.0)
+    for shift in (0, 2) if (x.free_symbols or y.free_symbols) else (0,):
+        subs = _points(x, y, shift)
+        verdict = _close(_numeric(x, subs), _numeric(y, subs), rtol, floor)
+        if not verdict:
+            return False, "numeric difference" if verdict is False else "not a finite number"
+    return True, "decimal within 1e-6" if approx else "numerically identical to 30 digits"
+
+
+def _variable_like(v: Value) -> bool:
+    if isinstance(v, Scalar):
+        expr = v.expr
+        # ``f(x)`` parses as the product f*x: a product of bare symbols still names a function.
+        return isinstance(expr, sympy.Symbol) or (expr.is_Mul and all(isinstance(a, sympy.Symbol) for a in expr.args))
+    if isinstance(v, Seq):
+        return all(_variable_like(i) for i in v.items)
+    return False
+
+
+def _strip_lhs(v: Value) -> Value:
+    """``x = 3`` -> ``3`` when the left side names a variable (``x``, ``x_1``, ``(x, y)``)."""
+    if isinstance(v, Relation) and v.op == "=" and _variable_like(v.lhs):
+        return _strip_lhs(v.rhs)
+    return v
+
+
+def _relations_equal(g: Relation, p: Relation) -> Outcome:
+    if g.op == p.op and equal(g.lhs, p.lhs)[0] and equal(g.rhs, p.rhs)[0]:
+        return True, "relation sides equal"
+    if _FLIP[g.op] == p.op and equal(g.lhs, p.rhs)[0] and equal(g.rhs, p.lhs)[0]:
+        return True, "relation flipped"
+    sides = (g.lhs, g.rhs, p.lhs, p.rhs)
+    if g.op in {"=", "!="} and g.op == p.op and all(isinstance(s, Scalar) for s in sides):
+        gd = Scalar(g.lhs.expr - g.rhs.expr, g.lhs.approx or g.rhs.approx)  # type: ignore[union-attr]
+        pd = Scalar(p.lhs.expr - p.rhs.expr, p.lhs.approx or p.rhs.approx)  # type: ignore[union-attr]
+        if scalar_equal(gd, pd)[0] or scalar_equal(gd, Scalar(-pd.expr, pd.approx))[0]:
+            return True, "relation lhs-rhs equal"
+    return False, "different relations"
+
+
+def _unordered_equal(gold: tuple[Value, ...], pred: tuple[Value, ...]) -> Outcome:
+    if len(gold) != len(pred):
+        return False, f"{len(gold)} gold items vs {len(pred)} predicted"
+    left = list(pred)
+    for g in gold:
+        match = next((i for i, p in enumerate(left) if equal(g, p)[0]), None)
+        if match is None:
+            return False, "an item has no match"
+        left.pop(match)
+    return True, "same items, any order"
+
+
+def _ordered_equal(gold: tuple[Value, ...], pred: tuple[Value, ...]) -> Outcome:
+    if len(gold) != len(pred):
+        return False, f"{len(gold)} gold items vs {len(pred)} predicted"
+    for g, p in zip(gold, pred, strict=True):
+        if not equal(g, p)[0]:
+            return False, "an item differs (order matters)"
+    return True, "same items in order"
+
+
+def _seq_equal(g: Seq, p: Seq) -> Outcome:
+    g_items = tuple(_strip_lhs(i) for i in g.items)
+    p_items = tuple(_strip_lhs(i) for i in p.items)
+    if g.kind == "interval" or p.kind == "interval":
+        if (g.left, g.right) != (p.left, p.right):
+            return False, "interval brackets differ"
+        return _ordered_equal(g_items, p_items)
+    if g.kind == "tuple" or p.kind == "tuple":
+        return _ordered_equal(g_items, p_items)
+    return _unordered_equal(g_items, p_items)
+
+
+def _flat(m: Matrix) -> tuple[Value, ...] | None:
+    if len(m.rows) == 1 or all(len(r) == 1 for r in m.rows):
+        return tuple(v for r in m.rows for v in r)
+    return None
+
+
+def _matrix_equal(g: Value, p: Value) -> Outcome:
+    if isinstance(g, Matrix) and isinstance(p, Matrix):
+        if [len(r) for r in g.rows] != [len(r) for r in p.rows]:
+            return False, "matrix shapes differ"
+        return _ordered_equal(tuple(v for r in g.rows for v in r), tuple(v for r in p.rows for v in r))
+    m, other = (g, p) if isinstance(g, Matrix) else (p, g)
+    flat = _flat(m)  # type: ignore[arg-type]
+    if flat is not None and isinstance(other, Seq) and other.kind in {"tuple", "list"}:
+        return _ordered_equal(flat, other.items)
+    return False, "matrix against a non-matrix"
+
+
+def equal(gold: Value, pred: Value) -> Outcome:
+    """Whether `pred` is mathematically equal to `gold`; returns (verdict, rule name)."""
+    if isinstance(gold, Relation) or isinstance(pred, Relation):
+        return _relation_cases(gold, pred)
+    if isinstance(gold, Scalar) and isinstance(pred, Scalar):
+        return scalar_equal(gold, pred)
+    if isinstance(gold, Matrix) or isinstance(pred, Matrix):
+        return _matrix_equal(gold, pred)
+    if isinstance(gold, Seq) and isinstance(pred, Seq):
+        return _seq_equal(gold, pred)
+    if isinstance(gold, Seq) != isinstance(pred, Seq):
+        return _one_element(gold, pred)
+    return _other_equal(gold, pred)
+
+
+def _relation_cases(gold: Value, pred: Value) -> Outcome:
+    if isinstance(gold, Relation) and isinstance(pred, Relation):
+        outcome = _relations_equal(gold, pred)
+        g_stripped, p_stripped = _strip_lhs(gold), _strip_lhs(pred)
+        if outcome[0] or (g_stripped is gold and p_stripped is pred):
+            return outcome
+        return equal(g_stripped, p_stripped)
+    if isinstance(gold, Relation):
+        stripped = _strip_lhs(gold)
+        return equal(stripped, pred) if stripped is not gold else (False, "gold is a relation")
+    assert isinstance(pred, Relation)
+    if pred.op != "=":
+        return False, "prediction is an inequality"
+    return equal(gold, pred.rhs)
+
+
+def _one_element(gold: Value, pred: Value) -> Outcome:
+    seq, other = (gold, pred) if isinstance(gold, Seq) else (pred, gold)
+    assert isinstance(seq, Seq)
+    items = tuple(_strip_lhs(i) for i in seq.items)
+    if len(items) == 1 and seq.kind in {"list", "set"}:
+        return equal(items[0], other) if seq is gold else equal(other, items[0])
+    return False, "a list against a single value"
+
+
+def _other_equal(gold: Value, pred: Value) -> Outcome:
+    if isinstance(gold, BaseNumeral) or isinstance(pred, BaseNumeral):
+        return _base_equal(gold, pred)
+    if isinstance(gold, UnionOf) and isinstance(pred, UnionOf):
+        return _unordered_equal(gold.parts, pred.parts)
+    if isinstance(gold, Text) and isinstance(pred, Text):
+        return gold.text == pred.text, "text"
+    return False, f"{type(gold).__name__} against {type(pred).__name__}"
+
+
+def _base_equal(gold: Value, pred: Value) -> Outcome:
+    if isinstance(gold, BaseNumeral) and isinstance(pred, BaseNumeral):
+        return (gold.digits, gold.base) == (pred.digits, pred.base), "base numeral digits and base"
+    numeral, other = (gold, pred) if isinstance(gold, BaseNumeral) else (pred, gold)
+    assert isinstance(numeral, BaseNumeral)
+    if isinstance(other, Scalar) and other.expr.is_Integer and not other.approx:
+        return str(other.expr) == numeral.digits, "base numeral digits (base omitted)"
+    return False, "base numeral against another form"

@@ -1,0 +1,243 @@
+"""Answer text -> one canonical plain-text form that `plain_parse` understands.
+
+LaTeX and plain text (CHAMP golds such as ``2^(n-1)``) meet here: LaTeX commands are rewritten into the
+plain grammar (``\\frac{a}{b}`` -> ``((a)/(b))``, ``\\sqrt[3]{x}`` -> ``root(x,3)``, matrices ->
+``mat((a,b),(c,d))``), and the MATH gold hazards are removed (``\\$``, ``\\%``, ``^\\circ``, ``\\!``,
+``{,}``, ``\\left``/``\\right``, units in ``\\text{}``). The walk over braces is a loop with a depth
+counter, not recursion over input size, and the input length and brace depth are capped before it
+starts, so hostile input costs at most linear time. Commands we do not know are kept as ``\\name``;
+the parser then refuses them and the grader falls back (see docs/grader.md).
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_ANSWER_CHARS = 4000
+MAX_BRACE_DEPTH = 40
+
+
+class AnswerTooComplex(ValueError):
+    """Raised when an answer exceeds a size limit; the grader turns it into a verdict, never a crash."""
+
+
+_FRAC = {"frac", "dfrac", "tfrac", "cfrac"}
+_BINOM = {"binom", "dbinom", "tbinom"}
+_TEXT = {"text", "textbf", "textit", "textrm", "textnormal", "mathrm", "mbox", "mathbf", "mathit", "mathsf",
+         "operatorname", "textsf", "texttt", "mathtt", "hbox", "emph"}
+_DROP = {"left", "right", "big", "Big", "bigg", "Bigg", "bigl", "bigr", "Bigl", "Bigr", "displaystyle",
+         "textstyle", "quad", "qquad", "circ", "degree", "limits", "mathbb"}
+_SYMBOLS = {
+    "pi": "pi", "infty": "oo", "infinity": "oo", "cdot": "*", "times": "*", "ast": "*", "div": "/",
+    "pm": "±", "mp": "∓", "le": "<=", "leq": "<=", "leqslant": "<=", "ge": ">=", "geq": ">=",
+    "geqslant": ">=", "lt": "<", "gt": ">", "ne": "!=", "neq": "!=", "cup": "∪", "in": "=", "approx": "=",
+    "dots": "...", "ldots": "...", "cdots": "...", "colon": ":", "to": "->", "rightarrow": "->",
+    "implies": "->", "Rightarrow": "->", "and": ",", "lvert": "|", "rvert": "|", "vert": "|", "mid": "|",
+    "lbrace": "{", "rbrace": "}", "langle": "(", "rangle": ")", "varnothing": "emptyset",
+}
+_FUNCS = {"sin", "cos", "tan", "cot", "sec", "csc", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh",
+          "log", "ln", "exp", "lg"}
+_GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta",
+          "iota", "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "upsilon", "phi", "varphi",
+          "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma", "Phi", "Psi", "Omega",
+          "emptyset"}
+_MATRIX_ENVS = {"pmatrix", "bmatrix", "matrix", "Bmatrix", "vmatrix", "smallmatrix", "array"}
+_SPACES = {",", ";", ":", "!", " ", ">"}
+
+_UNITS = (
+    "square units|sq units|square feet|square inches|square meters|square centimeters|square cm|sq ft|"
+    "cubic units|cubic feet|cubic inches|cubic meters|cubic centimeters|units|unit|degrees|degree|deg|"
+    "percent|dollars|dollar|cents|cent|meters|meter|metres|centimeters|cm|mm|km|m|inches|inch|in|feet|"
+    "foot|ft|yards|yd|miles|mile|mph|hours|hour|hrs|hr|minutes|minute|min|seconds|second|sec|s|days|day|"
+    "weeks|years|year|grams|gram|g|kg|pounds|lbs|lb|ounces|oz|liters|litres|l|ml|gallons|points|ways|"
+    "people|students|cookies|marbles|coins|numbers|integers|outfits|pieces|pairs|times|steps|words|"
+    "handshakes|triangles|squares|games|boxes|balls|cups|rooms|books|apples|rows|edges|vertices|faces"
+)
+_UNIT_TAIL = re.compile(rf"(?<=[\d)}}.])\s*(?:(?:{_UNITS})\b\.?\s*(?:\^\s*\(?[23]\)?|[²³])?\s*)+$", re.IGNORECASE)
+_TEXT_SEG = re.compile(r"\x01([^\x01\x02]*)\x02(\s*\^\s*\{?\s*[23]\s*\}?)?")
+_THOUSANDS = re.compile(r"(?<![\d.,])([1-9]\d{0,2}(?:,\d{3})+)(?![\d,]|\.\d*,)")
+_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}|°")
+_DOUBLE_BACKSLASH_CMD = re.compile(r"\\\\(?=[a-zA-Z])")
+_UNICODE = {"−": "-", "–": "-", "×": "*", "·": "*", "⋅": "*", "÷": "/", "√": "sqrt", "π": "pi", "∞": "oo",
+            "≤": "<=", "≥": ">=", "≠": "!=", "²": "^2", "³": "^3", "\u00a0": " ", "∈": "=", "**": "^"}
+
+
+def brace_depth(s: str) -> int:
+    """Maximum nesting depth of ``{ ( [`` in `s` (unbalanced closers are ignored)."""
+    depth = best = 0
+    for ch in s:
+        if ch in "{([":
+            depth += 1
+            best = max(best, depth)
+        elif ch in "})]" and depth:
+            depth -= 1
+    return best
+
+
+def check_size(s: str) -> None:
+    """Refuse inputs whose parse could cost more than the size limits allow.
+
+    Raises:
+        AnswerTooComplex: When `s` is longer than MAX_ANSWER_CHARS or nests deeper than MAX_BRACE_DEPTH.
+    """
+    if len(s) > MAX_ANSWER_CHARS:
+        raise AnswerTooComplex(f"answer has {len(s)} chars > {MAX_ANSWER_CHARS}")
+    if brace_depth(s) > MAX_BRACE_DEPTH:
+        raise AnswerTooComplex(f"nesting deeper than {MAX_BRACE_DEPTH}")
+
+
+def strip_math_delimiters(s: str) -> str:
+    """Remove ``$``, ``\\(``/``\\)``, ``\\[``/``\\]`` and a trailing full stop around an answer."""
+    s = _DOUBLE_BACKSLASH_CMD.sub(r"\\", s.strip())
+    s = s.replace("\\$", " ").replace("$", " ")
+    s = re.sub(r"\\[\[\]()]", " ", s)
+    return s.strip().rstrip(".").strip()
+
+
+def _read_group(s: str, i: int) -> tuple[str, int]:
+    """Read one macro argument at `i`: a balanced ``{...}``, a ``\\command`` or one character."""
+    while i < len(s) and s[i] == " ":
+        i += 1
+    if i >= len(s):
+        return "", i
+    if s[i] == "{":
+        depth, j = 0, i
+        while j < len(s):
+            depth += {"{": 1, "}": -1}.get(s[j], 0)
+            if depth == 0:
+                return s[i + 1 : j], j + 1
+            j += 1
+        return s[i + 1 :], len(s)
+    if s[i] == "\\":
+        m = re.match(r"\\[a-zA-Z]+|\\.", s[i:])
+        assert m is not None
+        return m.group(0), i + m.end()
+    return s[i], i + 1
+
+
+def _read_command(s: str, i: int) -> tuple[str, int]:
+    m = re.match(r"q?quad(?=[a-zA-Z])|[a-zA-Z]+|.", s[i:])
+    return (m.group(0), i + m.end()) if m else ("", i)
+
+
+def _convert_matrix(env: str, body: str) -> str:
+    if env == "array":
+        body = re.sub(r"^\s*\{[^{}]*\}", "", body)
+    rows = [r for r in re.split(r"\\\\", body) if r.strip() and not r.strip().startswith("\\hline")]
+    cells = ["(" + ",".join(latex_to_plain(c) for c in row.split("&")) + ")" for row in rows]
+    return "mat(" + ",".join(cells) + ")"
+
+
+def _mixed_number_head(out: list[str]) -> str | None:
+    """The integer just emitted, if it can start a mixed number like ``2\\frac14``."""
+    m = re.search(r"(?:^|[\s(=,+\-])(\d+)\s*$", "".join(out[-8:]))
+    return m.group(1) if m else None
+
+
+def _emit_frac(out: list[str], num: str, den: str) -> None:
+    head = _mixed_number_head(out)
+    if head is not None and num.strip().isdigit() and den.strip().isdigit():
+        joined = "".join(out)
+        cut = joined.rstrip()[: -len(head)]
+        out[:] = [cut, f"({head}+{num.strip()}/{den.strip()})"]
+        return
+    out.append(f"(({latex_to_plain(num)})/({latex_to_plain(den)}))")
+
+
+def _convert_command(name: str, s: str, i: int, out: list[str]) -> int:
+    """Rewrite one command starting after its backslash; returns the index after its arguments."""
+    if name in _FRAC:
+        num, i = _read_group(s, i)
+        den, i = _read_group(s, i)
+        _emit_frac(out, num, den)
+    elif name == "sqrt":
+        index = None
+        m = re.match(r"\s*\[([^\]]*)\]", s[i:])
+        if m:
+            index, i = m.group(1), i + m.end()
+        arg, i = _read_group(s, i)
+        out.append(f"sqrt({latex_to_plain(arg)})" if index is None
+                   else f"root({latex_to_plain(arg)},{latex_to_plain(index)})")
+    elif name in _BINOM:
+        top, i = _read_group(s, i)
+        bottom, i = _read_group(s, i)
+        out.append(f"binom({latex_to_plain(top)},{latex_to_plain(bottom)})")
+    elif name in _TEXT or name in {"boxed", "fbox", "mathrm"}:
+        arg, i = _read_group(s, i)
+        out.append(latex_to_plain(arg) if name in {"boxed", "fbox"} else "\x01" + arg + "\x02")
+    elif name == "begin":
+        env, i = _read_group(s, i)
+        end = s.find("\\end{" + env + "}", i)
+        body = s[i:] if end < 0 else s[i:end]
+        i = len(s) if end < 0 else end + len(env) + 6
+        out.append(_convert_matrix(env, body) if env in _MATRIX_ENVS else " \\unsupported ")
+    else:
+        out.append(_simple_command(name))
+    return i
+
+
+def _simple_command(name: str) -> str:
+    if name in _DROP or name in _SPACES:
+        return " "
+    if name in _SYMBOLS:
+        return f" {_SYMBOLS[name]} "
+    if name in _FUNCS or name in _GREEK:
+        return f" {name} "
+    if name in {"{", "}", "%", "$", "&", "#", "_"}:
+        return {"%": " ", "$": " "}.get(name, name)
+    if name == "\\":
+        return " , "
+    return f"\\{name}"
+
+
+def latex_to_plain(s: str) -> str:
+    """Rewrite LaTeX into the plain grammar; plain text passes through unchanged."""
+    out: list[str] = []
+    i = 0
+    while i < len(s):
+        ch = s[i]
+        if ch == "\\" and i + 1 < len(s):
+            name, i = _read_command(s, i + 1)
+            i = _convert_command(name, s, i, out)
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _resolve_text(s: str) -> str:
+    """Decide what each ``\\text{}`` segment is: connector, unit (dropped) or content."""
+    outside = _TEXT_SEG.sub("", s)
+    has_math = bool(re.search(r"[\d]", outside))
+
+    def one(m: re.Match[str]) -> str:
+        body = m.group(1).strip()
+        if body.lower() in {"and", "or", ",", "or equivalently"}:
+            return ","
+        if has_math and re.fullmatch(r"[A-Za-z .]*", body) and len(body.replace(".", "")) > 1:
+            return " "
+        return (latex_to_plain(body) if body else " ") + (m.group(2) or "")
+
+    return _TEXT_SEG.sub(one, s)
+
+
+def normalize(answer: str) -> str:
+    """Canonical plain form of one bare answer (LaTeX or plain).
+
+    Raises:
+        AnswerTooComplex: When a size limit is exceeded.
+    """
+    check_size(answer)
+    s = strip_math_delimiters(answer)
+    s = _DEGREES.sub(" ", s).replace("{,}", "").replace("\\%", " ").replace("%", " ")
+    s = latex_to_plain(s)
+    s = _resolve_text(s)
+    for old, new in _UNICODE.items():
+        s = s.replace(old, new)
+    s = re.sub(r"\s*\^\s*\)?\s*$", "", s)
+    s = re.sub(r"\s+", " ", s).strip().rstrip(".").strip()
+    s = _UNIT_TAIL.sub("", s).strip()
+    s = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), s)
+    s = re.sub(r"(?<=[)\]])\s*U\s*(?=[(\[])", " ∪ ", s)
+    s = re.sub(r"\s*\b(?:and|or)\b\s*", ",", s) if re.search(r"[\d=]", s) else s
+    return s.strip()

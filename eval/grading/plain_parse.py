@@ -1,0 +1,368 @@
+"""A whitelisting tokenizer and recursive-descent parser for normalised answers.
+
+Grammar (lowest precedence first): list (``,`` ``;``) > relation (``= != < <= > >=``) > union (``∪``) >
+sum (``+ - ±``) > term (``* /``, implicit multiplication) > unary minus > power (``^``, right
+associative) > postfix ``!`` > atom (number, name, call, bracket). Every token is whitelisted; anything
+else raises `ParseError`, so no text ever reaches Python or sympy evaluation. Sympy objects are built
+directly (`Integer`, `Rational`, `Symbol`, `Add`, `Mul`, `Pow`, ...).
+
+Size guards run *before* sympy evaluates anything: literal digits, power results (estimated digits of
+``b^n``), factorial and binomial arguments, rational sizes and recursion depth, so an exponent tower
+or a million-digit literal is refused in microseconds instead of being computed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from functools import lru_cache
+
+import sympy
+
+from eval.grading.normalize import AnswerTooComplex
+from eval.grading.values import BaseNumeral, Matrix, Relation, Scalar, Seq, Text, UnionOf, Value
+
+MAX_LITERAL_DIGITS = 400
+MAX_RESULT_DIGITS = 6000
+MAX_FACTORIAL = 2500
+MAX_DEPTH = 120
+
+
+class ParseError(ValueError):
+    """The text is outside the whitelisted grammar."""
+
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<num>\d+\.?\d*(?:[eE][+-]?\d+(?![a-zA-Z]))?|\.\d+)|(?P<name>[A-Za-z]+)"
+    r"|(?P<op><=|>=|!=|==|->|\.\.\.|[-+*/^()\[\]{},;!=<>_|±∓∪:]))"
+)
+_FUNCS: dict[str, Callable[..., sympy.Basic]] = {
+    "sin": sympy.sin, "cos": sympy.cos, "tan": sympy.tan, "cot": sympy.cot, "sec": sympy.sec,
+    "csc": sympy.csc, "arcsin": sympy.asin, "arccos": sympy.acos, "arctan": sympy.atan, "sinh": sympy.sinh,
+    "cosh": sympy.cosh, "tanh": sympy.tanh, "exp": sympy.exp, "ln": sympy.log, "log": sympy.log,
+    "abs": sympy.Abs,
+}
+_CONSTANTS: dict[str, sympy.Basic] = {"pi": sympy.pi, "oo": sympy.oo, "e": sympy.E, "i": sympy.I,
+                                      "inf": sympy.oo, "infinity": sympy.oo}
+_GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta",
+          "iota", "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "upsilon", "phi", "varphi",
+          "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma", "Phi", "Psi", "Omega"}
+_RELOPS = {"=", "==", "!=", "<", "<=", ">", ">="}
+_CLOSERS = {")", "]", "}"}
+
+
+def tokenize(s: str) -> list[tuple[str, str]]:
+    """Split `s` into (kind, text) tokens; any character outside the whitelist raises ParseError."""
+    tokens, pos = [], 0
+    s = s.rstrip()
+    while pos < len(s):
+        m = _TOKEN.match(s, pos)
+        if not m or m.end() == pos:
+            raise ParseError(f"character {s[pos]!r} not allowed")
+        kind = m.lastgroup or "op"
+        tokens.append((kind, m.group(kind)))
+        pos = m.end()
+    return tokens
+
+
+def _digits_of_power(base: sympy.Basic, exp: sympy.Basic) -> float:
+    """Estimated decimal digits of ``base**exp`` for rational operands (0 when nothing is computed)."""
+    if not (base.is_Rational and exp.is_Rational) or base == 0:
+        return 0.0
+    size = max(abs(int(base.p)), abs(int(base.q)), 2)
+    return abs(float(exp)) * math.log10(size)
+
+
+def guarded_pow(base: sympy.Basic, exp: sympy.Basic) -> sympy.Basic:
+    """``base**exp``, refusing powers whose exact result would exceed MAX_RESULT_DIGITS digits."""
+    if exp.is_Rational and abs(exp) > 10**6 and base.is_number and base not in (0, 1, -1):
+        raise AnswerTooComplex("exponent too large")
+    if _digits_of_power(base, exp) > MAX_RESULT_DIGITS:
+        raise AnswerTooComplex(f"power result over {MAX_RESULT_DIGITS} digits")
+    if base.is_number and exp.is_number and not exp.is_Rational and abs(sympy.N(exp, 5)) > 10**5:
+        raise AnswerTooComplex("exponent too large")
+    return _guard(sympy.Pow(base, exp))
+
+
+def _guard(expr: sympy.Basic) -> sympy.Basic:
+    if expr.is_Rational and max(int(expr.p).bit_length(), int(expr.q).bit_length()) > 3.33 * MAX_RESULT_DIGITS:
+        raise AnswerTooComplex("number too large")
+    return expr
+
+
+def _as_scalar(v: Value) -> Scalar:
+    if not isinstance(v, Scalar):
+        raise ParseError("arithmetic on a non-number")
+    return v
+
+
+class _Parser:
+    """Recursive descent over a token list; one instance per parse."""
+
+    def __init__(self, tokens: list[tuple[str, str]]):
+        self.tokens = tokens
+        self.pos = 0
+        self.depth = 0
+        self.approx = False
+
+    def peek(self, offset: int = 0) -> tuple[str, str]:
+        i = self.pos + offset
+        return self.tokens[i] if i < len(self.tokens) else ("end", "")
+
+    def take(self) -> tuple[str, str]:
+        tok = self.peek()
+        self.pos += 1
+        return tok
+
+    def expect(self, text: str) -> None:
+        if self.take()[1] != text:
+            raise ParseError(f"expected {text!r}")
+
+    def at_op(self, *ops: str) -> bool:
+        kind, text = self.peek()
+        return kind == "op" and text in ops
+
+    def enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise AnswerTooComplex(f"expression nests deeper than {MAX_DEPTH}")
+
+    # -- lists and relations ------------------------------------------------------------------------
+    def parse_top(self) -> Value:
+        items = self.parse_items()
+        if self.peek()[0] != "end":
+            raise ParseError(f"unexpected {self.peek()[1]!r}")
+        return items[0] if len(items) == 1 else Seq("list", tuple(items))
+
+    def parse_items(self) -> list[Value]:
+        items = [self.parse_relation()]
+        while self.at_op(",", ";"):
+            self.take()
+            if self.peek()[0] == "end" or self.at_op(*_CLOSERS):
+                break
+            items.append(self.parse_relation())
+        return items
+
+    def parse_relation(self) -> Value:
+        lhs = self.parse_union()
+        while self.peek()[0] == "op" and self.peek()[1] in _RELOPS:
+            op = self.take()[1]
+            rhs = self.parse_union()
+            lhs = Relation("=" if op == "==" else op, lhs, rhs)
+        return lhs
+
+    def parse_union(self) -> Value:
+        parts = [self.parse_sum()]
+        while self.at_op("∪"):
+            self.take()
+            parts.append(self.parse_sum())
+        return parts[0] if len(parts) == 1 else UnionOf(tuple(parts))
+
+    # -- arithmetic ---------------------------------------------------------------------------------
+    def parse_sum(self) -> Value:
+        if self.at_op("±", "∓"):
+            self.take()
+            value = _as_scalar(self.parse_term()).expr
+            return Seq("set", (Scalar(value, self.approx), Scalar(-value, self.approx)))
+        left = self.parse_term()
+        while self.at_op("+", "-", "±", "∓"):
+            op = self.take()[1]
+            a, b = _as_scalar(left).expr, _as_scalar(self.parse_term()).expr
+            if op in "±∓":
+                return Seq("set", (Scalar(_guard(a + b), self.approx), Scalar(_guard(a - b), self.approx)))
+            left = Scalar(_guard(a + b if op == "+" else a - b), self.approx)
+        return left
+
+    def starts_implicit_factor(self) -> bool:
+        kind, text = self.peek()
+        return kind == "name" or (kind == "op" and text in {"(", "{"})
+
+    def parse_term(self) -> Value:
+        left = self.parse_unary()
+        while self.at_op("*", "/") or self.starts_implicit_factor():
+            op = self.take()[1] if self.at_op("*", "/") else "*"
+            a, b = _as_scalar(left).expr, _as_scalar(self.parse_unary()).expr
+            if op == "/" and b == 0:
+                raise ParseError("division by zero")
+            left = Scalar(_guard(a * b if op == "*" else a / b), self.approx)
+        return left
+
+    def parse_unary(self) -> Value:
+        self.enter()
+        try:
+            if self.at_op("-", "+"):
+                op = self.take()[1]
+                value = self.parse_unary()
+                return Scalar(-_as_scalar(value).expr, self.approx) if op == "-" else value
+            return self.parse_power()
+        finally:
+            self.depth -= 1
+
+    def parse_power(self) -> Value:
+        base = self.parse_postfix()
+        if not self.at_op("^"):
+            return base
+        self.take()
+        exp = _as_scalar(self.parse_unary()).expr
+        return Scalar(guarded_pow(_as_scalar(base).expr, exp), self.approx)
+
+    def parse_postfix(self) -> Value:
+        value = self.parse_atom()
+        while self.at_op("!"):
+            self.take()
+            n = _as_scalar(value).expr
+            if n.is_Integer and not 0 <= int(n) <= MAX_FACTORIAL:
+                raise AnswerTooComplex(f"factorial argument over {MAX_FACTORIAL}")
+            value = Scalar(sympy.factorial(n), self.approx)
+        return value
+
+    # -- atoms ----------------------------------------------------------------------------------------
+    def parse_atom(self) -> Value:
+        self.enter()
+        try:
+            kind, text = self.take()
+            if kind == "num":
+                return self.parse_number(text)
+            if kind == "name":
+                return self.parse_name(text)
+            if kind == "op" and text in {"(", "[", "{"}:
+                return self.parse_bracket(text)
+            if kind == "op" and text == "|":
+                value = _as_scalar(self.parse_sum()).expr
+                self.expect("|")
+                return Scalar(sympy.Abs(value), self.approx)
+            raise ParseError(f"unexpected {text!r}")
+        finally:
+            self.depth -= 1
+
+    def parse_number(self, text: str) -> Value:
+        mantissa, _, exponent = text.lower().partition("e")
+        if len(mantissa) > MAX_LITERAL_DIGITS or len(exponent) > 4:
+            raise AnswerTooComplex(f"literal over {MAX_LITERAL_DIGITS} digits")
+        if self.at_op("_"):
+            self.take()
+            return BaseNumeral(mantissa.lstrip("0") or "0", self.parse_subscript())
+        whole, _, frac = mantissa.partition(".")
+        value = sympy.Rational(int(whole or "0") * 10 ** len(frac) + int(frac or "0"), 10 ** len(frac))
+        if "." in mantissa or exponent:
+            self.approx = True
+        if exponent:
+            value = guarded_pow(sympy.Integer(10), sympy.Integer(int(exponent))) * value
+        return Scalar(value, self.approx)
+
+    def parse_subscript(self) -> str:
+        if self.at_op("{", "("):
+            closer = "}" if self.take()[1] == "{" else ")"
+            parts = []
+            while not self.at_op(closer) and self.peek()[0] != "end":
+                parts.append(self.take()[1])
+            self.expect(closer)
+            return "".join(parts)
+        kind, text = self.take()
+        if kind not in {"num", "name"}:
+            raise ParseError("bad subscript")
+        return text
+
+    def parse_name(self, name: str) -> Value:
+        if name in _FUNCS or name in {"sqrt", "root", "binom", "mat"} or (name == "C" and self.at_op("(")):
+            return self.parse_call(name)
+        if name in _CONSTANTS:
+            return Scalar(_CONSTANTS[name], self.approx)
+        if name == "emptyset":
+            return Seq("set", ())
+        if name in _GREEK or len(name) == 1:
+            return self.parse_symbol(name)
+        if len(name) > 6:
+            raise ParseError(f"unknown word {name!r}")
+        # Juxtaposed letters are implicit multiplication (``ab`` = a*b, ``xy`` = x*y).
+        self.tokens[self.pos:self.pos] = [("name", ch) for ch in name[1:]]
+        return self.parse_symbol(name[0])
+
+    def parse_symbol(self, name: str) -> Value:
+        if self.at_op("_"):
+            self.take()
+            name = f"{name}_{self.parse_subscript()}"
+        return Scalar(sympy.Symbol(name), self.approx)
+
+    def parse_call(self, name: str) -> Value:
+        base = None
+        if name == "log" and self.at_op("_"):
+            self.take()
+            base = _as_scalar(self.parse_atom()).expr
+        power = None
+        if name in _FUNCS and self.at_op("^"):  # \sin^2 x means (sin x)^2
+            self.take()
+            power = _as_scalar(self.parse_atom()).expr
+        if not self.at_op("("):
+            if name not in _FUNCS:
+                raise ParseError(f"{name} needs parentheses")
+            args: list[Value] = [self.parse_power()]
+        else:
+            self.take()
+            args = self.parse_items()
+            self.expect(")")
+        value = self.apply(name, args, base)
+        return value if power is None else Scalar(guarded_pow(_as_scalar(value).expr, power), self.approx)
+
+    def apply(self, name: str, args: list[Value], base: sympy.Basic | None) -> Value:
+        if name == "mat":
+            rows = tuple(a.items if isinstance(a, Seq) else (a,) for a in args)
+            return Matrix(rows)
+        exprs = [_as_scalar(a).expr for a in args]
+        if name in {"binom", "C"}:
+            if len(exprs) != 2:
+                raise ParseError("binom takes two arguments")
+            if exprs[0].is_Integer and abs(int(exprs[0])) > MAX_FACTORIAL:
+                raise AnswerTooComplex("binomial too large")
+            return Scalar(sympy.binomial(*exprs), self.approx)
+        if name == "root":
+            return Scalar(guarded_pow(exprs[0], 1 / exprs[1]), self.approx)
+        if len(exprs) != 1:
+            raise ParseError(f"{name} takes one argument")
+        if name == "sqrt":
+            return Scalar(guarded_pow(exprs[0], sympy.Rational(1, 2)), self.approx)
+        if name == "exp":
+            return Scalar(guarded_pow(sympy.E, exprs[0]), self.approx)
+        value = _FUNCS[name](exprs[0])
+        return Scalar(value / sympy.log(base) if base is not None else value, self.approx)
+
+    def parse_bracket(self, opener: str) -> Value:
+        if self.at_op(")", "]", "}"):
+            closer = self.take()[1]
+            return Seq("set" if opener == "{" else "tuple", (), opener, closer)
+        items = self.parse_items()
+        kind, closer = self.take()
+        if kind != "op" or closer not in _CLOSERS or (opener == "{") != (closer == "}"):
+            raise ParseError("unbalanced brackets")
+        if opener == "{":
+            return items[0] if len(items) == 1 else Seq("set", tuple(items), "{", "}")
+        if len(items) == 1 and opener + closer in {"()", "[]"}:
+            return items[0]
+        if len(items) == 2 and opener + closer != "()":
+            return Seq("interval", tuple(items), opener, closer)
+        return Seq("tuple" if opener == "(" else "list", tuple(items), opener, closer)
+
+
+@lru_cache(maxsize=65536)
+def parse_plain(text: str) -> Value:
+    """Parse one normalised answer into a `Value`.
+
+    Raises:
+        ParseError: The text is outside the grammar.
+        AnswerTooComplex: A size guard refused it.
+    """
+    if not text:
+        raise ParseError("empty answer")
+    tokens = tokenize(text)
+    if len(tokens) > 600:
+        raise AnswerTooComplex("more than 600 tokens")
+    return _Parser(tokens).parse_top()
+
+
+def as_text(text: str) -> Text | None:
+    """A `Text` value when the answer is words rather than mathematics (``Sunday``, ``No``, ``CBAD``)."""
+    words = re.sub(r"[\x01\x02]", "", text).strip().strip("().").strip()
+    if re.fullmatch(r"[A-Za-z][A-Za-z '\-]*", words):
+        return Text(" ".join(words.lower().split()))
+    return None

@@ -1,0 +1,86 @@
+"""A hard time limit for the slow symbolic path: a persistent worker subprocess, killed and replaced on
+overrun.
+
+SIGALRM only works in the main thread of the main process; a subprocess works everywhere (threads, pool
+workers, which may not fork daemonic children but may start `subprocess.Popen`). The worker speaks
+JSON lines over stdin/stdout, is started lazily on first use, and the clock starts only after it said it
+is ready, so start-up (imports) never counts against a pair. The fast in-process path needs no clock:
+size limits bound it (see `plain_parse`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import threading
+from typing import Any
+
+_STARTUP_TIMEOUT_S = 60.0
+
+
+class WorkerTimeout(TimeoutError):
+    """The worker did not answer within the limit; it has been killed."""
+
+
+class SymbolicWorker:
+    """One child process running `eval.grading.latex_fallback`; thread-safe, restarts after a kill."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[str] | None = None
+        self._lock = threading.Lock()
+
+    def _start(self) -> subprocess.Popen[str]:
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONHASHSEED="0")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "eval.grading.latex_fallback"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=_repo_root(),
+        )
+        if _read_line(proc, _STARTUP_TIMEOUT_S) != "ready":
+            proc.kill()
+            raise RuntimeError("symbolic worker failed to start")
+        return proc
+
+    def call(self, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        """Send one request and wait at most `timeout_s` seconds for its answer.
+
+        Raises:
+            WorkerTimeout: The worker overran; it was killed and will be replaced on the next call.
+        """
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._proc = self._start()
+            proc = self._proc
+            assert proc.stdin is not None
+            proc.stdin.write(json.dumps(request) + "\n")
+            proc.stdin.flush()
+            line = _read_line(proc, timeout_s)
+            if line is None:
+                proc.kill()
+                proc.wait()
+                self._proc = None
+                raise WorkerTimeout(f"symbolic step over {timeout_s}s")
+            return dict(json.loads(line))
+
+    def close(self) -> None:
+        """Stop the worker if it runs."""
+        with self._lock:
+            if self._proc is not None:
+                self._proc.kill()
+                self._proc.wait()
+                self._proc = None
+
+
+def _read_line(proc: subprocess.Popen[str], timeout_s: float) -> str | None:
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
+    if not ready:
+        return None
+    line = proc.stdout.readline()
+    return line.strip() if line else None
+
+
+def _repo_root() -> str:
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

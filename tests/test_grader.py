@@ -1,0 +1,119 @@
+"""Grader behaviour users rely on: the case table, the Verdict contract, safety, limits, determinism."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from eval.grader import STATUSES, Verdict, grade, grade_many, verify
+from tests.shared_data import shared_data_dir
+
+CASES_PATH = Path(__file__).parent / "assets" / "grader_cases.jsonl"
+CASES = [json.loads(line) for line in CASES_PATH.read_text().splitlines() if line.strip()]
+
+
+def test_case_table_is_large_and_well_formed():
+    assert len(CASES) >= 300
+    for row in CASES:
+        assert set(row) == {"gold", "candidate", "label", "category", "source"}
+        assert isinstance(row["label"], bool) and row["source"]
+
+
+@pytest.mark.parametrize("row", CASES, ids=[f"{i}-{r['category']}" for i, r in enumerate(CASES)])
+def test_grader_case(row):
+    verdict = grade(row["gold"], row["candidate"])
+    assert verdict.correct is row["label"], verdict
+    assert verdict.status != "timeout"
+
+
+def test_verdict_contract():
+    verdict = grade("\\frac{1}{2}", "The answer is $\\boxed{0.5}$.")
+    assert verdict == Verdict("correct", True, "0.5", verdict.reason)
+    assert verdict.reason
+    assert verdict.to_dict() == {"status": "correct", "correct": True, "extracted": "0.5", "reason": verdict.reason}
+    with pytest.raises(AttributeError):
+        verdict.status = "incorrect"  # type: ignore[misc]
+
+
+def test_statuses():
+    assert grade("3", "I cannot tell.").status == "no_answer"
+    assert grade("3", "4").status == "incorrect"
+    assert grade("3", "@@@").status == "unparseable"
+    assert {grade("3", x).status for x in ("3", "4", "", "@@@")} <= set(STATUSES)
+
+
+def test_verify_is_gold_first_and_bare():
+    assert verify("x=5", "5")
+    assert not verify("2\\frac14", "2/4")
+    assert verify("\\frac{1}{2004!}", "\\frac{1}{2004!}") and not verify("\\frac{1}{2004!}", "\\frac{1}{2006!}")
+
+
+INJECTIONS = [
+    "__import__('os').system('touch {marker}')",
+    "().__class__.__bases__[0].__subclasses__()",
+    "(lambda: __import__('os').system('touch {marker}'))()",
+    "exec(\"open('{marker}','w').write('x')\")",
+    "eval(\"__import__('os').system('touch {marker}')\")",
+    "$\\boxed{{__import__('os').system('touch {marker}')}}$",
+    "open('{marker}', 'w')",
+]
+
+
+@pytest.mark.parametrize("index", range(len(INJECTIONS)))
+def test_injection_never_runs(index, tmp_path):
+    marker = tmp_path / "pwned"
+    text = INJECTIONS[index].format(marker=marker)
+    other = INJECTIONS[(index + 1) % len(INJECTIONS)].format(marker=marker)
+    for gold, response in ((text, other), ("1", text), (text, "1"), ("1", f"The answer is {text}."), (other, text)):
+        verdict = grade(gold, response)
+        assert not verdict.correct
+        assert verify(gold, response) is False
+    assert not marker.exists()
+
+
+HOSTILE = [
+    "9^{9^{9^9}}", "9^9^9^9", "2^{2^{2^{2^{2^{2}}}}}", "1" * 1_000_000, "9" * 5000 + "!", "(" * 5000 + "1" + ")" * 5000,
+    "{" * 3000 + "1" + "}" * 3000, "\\frac{" * 2000 + "1", "x" * 100_000, "-" * 50_000 + "1", "10^{10^{10}}!",
+    "\\sqrt{" * 500 + "2" + "}" * 500, "\\boxed{" * 10_000, "(1,2)" * 20_000, "e^{e^{e^{e^{10}}}}", "1e99999999",
+    "\\binom{10^{8}}{5}", "10^{5000} \\cdot 10^{5000} \\cdot 10^{5000}",
+]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE, ids=range(len(HOSTILE)))
+def test_size_limits_decide_fast(hostile):
+    for gold, response in ((hostile, "7"), ("7", hostile), (hostile, hostile + "1")):
+        start = time.perf_counter()
+        verdict = grade(gold, response)
+        assert time.perf_counter() - start < 1.0, (hostile[:40], verdict)
+        assert verdict.status in {"incorrect", "unparseable", "no_answer"}, verdict
+
+
+def test_identical_tower_is_correct_without_evaluating():
+    assert grade("9^{9^{9^9}}", "9^{9^{9^9}}").correct
+
+
+def test_grade_many_matches_one_by_one_with_two_workers():
+    pairs = [(r["gold"], r["candidate"]) for r in CASES]
+    parallel = grade_many(pairs, workers=2, progress=False)
+    serial = [grade(g, c) for g, c in pairs]
+    assert parallel == serial
+    assert sum(v.status == "timeout" for v in parallel) == 0
+
+
+def test_grade_many_in_process_and_empty():
+    assert grade_many([], workers=1, progress=False) == []
+    assert [v.correct for v in grade_many([("1", "1"), ("1", "2")], workers=1, progress=False)] == [True, False]
+
+
+@pytest.mark.shared_data
+def test_dev_set_accuracy_and_no_false_positive():
+    rows = [json.loads(line) for line in (shared_data_dir() / "grading_pairs_dev.jsonl").read_text().splitlines()]
+    verdicts = [grade(r["gold"], r["candidate"]) for r in rows]
+    right = sum(v.correct is r["label"] for v, r in zip(verdicts, rows, strict=True))
+    false_positives = [r["id"] for v, r in zip(verdicts, rows, strict=True) if v.correct and not r["label"]]
+    assert right >= 189, f"{right}/{len(rows)} right; math-verify 0.9.0 gets 189"
+    assert false_positives == []
+    assert all(v.status != "timeout" for v in verdicts)

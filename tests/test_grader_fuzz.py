@@ -1,0 +1,55 @@
+"""Bounded fuzzing: 10,000+ generated answers and responses; none may raise, time out or run long."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from eval.extract import extract_answer
+from eval.grader import STATUSES, grade
+
+PIECES = ["0", "1", "7", "12", "2.5", "9", "x", "y", "n", "e", "i", "\\pi", "+", "-", "*", "/", "^", "!", "(", ")",
+          "[", "]", "{", "}", "\\{", "\\}", ",", ";", "=", "<", "\\le", "\\frac", "\\dfrac", "\\sqrt", "\\sqrt[3]",
+          "\\binom", "\\text{cm}", "\\%", "\\$", "^\\circ", "\\left(", "\\right)", "\\cup", "\\infty", "\\pm", "_",
+          "\\boxed{", "$", " ", "sqrt(", "C(", "**", "\\begin{pmatrix}", "&", "\\\\", "\\end{pmatrix}", "{,}", "\\!",
+          "The answer is ", "Answer: ", ". ", "\n", "is ", "9^{9^{9^9}}", "10^{400}", "99999999999", "2\\frac14"]
+answers = st.lists(st.sampled_from(PIECES), max_size=25).map("".join)
+noise = st.text(max_size=40)
+LIMIT_S = 2.0
+
+
+def _check(gold: str, response: str) -> None:
+    start = time.perf_counter()
+    verdict = grade(gold, response, timeout_s=LIMIT_S)
+    elapsed = time.perf_counter() - start
+    assert verdict.status in STATUSES and verdict.status != "timeout", verdict
+    assert verdict.correct == (verdict.status == "correct")
+    assert elapsed < LIMIT_S, (gold, response, elapsed)
+
+
+FUZZ = settings(max_examples=3500, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+
+
+@pytest.mark.slow
+@FUZZ
+@given(answers, answers)
+def test_fuzz_structured_pairs(gold, response):
+    _check(gold, response)
+
+
+@pytest.mark.slow
+@FUZZ
+@given(answers, st.tuples(noise, answers, noise).map("".join))
+def test_fuzz_responses_with_noise(gold, response):
+    extract_answer(response)
+    _check(gold, response)
+
+
+@pytest.mark.slow
+@FUZZ
+@given(noise, noise)
+def test_fuzz_arbitrary_text(gold, response):
+    _check(gold, response)
