@@ -91,7 +91,12 @@ def injection_request(
         messages=({"role": "user", "content": prompt},),
         sampling=sampling,
         seed=row_seed(seed, task.source.chain.id, task.index),
-        meta={"problem_id": task.problem.id, "sample_index": task.index, "task": "inject", "error_type": task.error_type},
+        meta={
+            "problem_id": task.problem.id,
+            "sample_index": task.index,
+            "task": "inject",
+            "error_type": task.error_type,
+        },
     )
 
 

@@ -303,7 +303,9 @@ def locate_with_judge(
             rejects.append(_reject(item.chain.id, item.chain.problem_id, f"judge: {exc}", "first_wrong_step"))
             continue
         detail = {**item.detail, "judge_explanation": explanation, "judge_backend": backend.name}
-        located.append(replace(item, first_wrong_step=offset, located_by="judge", error_type=error_type, detail=detail))
+        located.append(
+            replace(item, first_wrong_step=offset, located_by="judge", error_type=error_type, detail=detail)
+        )
     return located, rejects
 
 
@@ -421,7 +423,9 @@ def assign_connections(chain_ids: Sequence[str], mixture: Mapping[str, float], s
     total = sum(mixture[n] for n in names)
     exact = {n: len(chain_ids) * mixture[n] / total for n in names}
     counts = {n: int(exact[n]) for n in names}
-    for name in sorted(names, key=lambda n: exact[n] - counts[n], reverse=True)[: len(chain_ids) - sum(counts.values())]:
+    for name in sorted(names, key=lambda n: exact[n] - counts[n], reverse=True)[
+        : len(chain_ids) - sum(counts.values())
+    ]:
         counts[name] += 1
     ordered = sorted(chain_ids, key=lambda cid: (row_seed(seed, cid, 1), cid))
     slots = [n for n in names for _ in range(counts[n])]
@@ -544,7 +548,9 @@ def plain_examples(
                       "quality": pick.quality, "chain_source": pick.chain.provenance}  # fmt: skip
         response = boxed_response(pick.chain.text, pick.answer)
         rows.append(
-            SFTExample.single_turn(f"{pick.chain.id}#plain", problems[problem_id].problem, response, provenance=provenance)
+            SFTExample.single_turn(
+                f"{pick.chain.id}#plain", problems[problem_id].problem, response, provenance=provenance
+            )
         )
     return rows
 

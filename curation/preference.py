@@ -78,8 +78,11 @@ def _pairs_for_problem(
 ) -> tuple[list[tuple[ScoredChain, ScoredChain, float]], int]:
     """Greedy smallest-gap pairing; returns the pairs and how many candidate pairs the gap limit refused."""
     candidates = sorted(
-        ((relative_gap(c.chain.text, r.chain.text), -c.quality, c.chain.id, r.chain.id, c, r)
-         for c in chosen for r in rejected),  # fmt: skip
+        (
+            (relative_gap(c.chain.text, r.chain.text), -c.quality, c.chain.id, r.chain.id, c, r)
+            for c in chosen
+            for r in rejected
+        ),  # fmt: skip
         key=lambda t: t[:4],
     )
     used: set[str] = set()
@@ -166,7 +169,9 @@ def _balance(
     return [p for p in pairs if id(p) not in dropped_ids], dropped
 
 
-def _pair(problem: Problem, chosen: ScoredChain, rejected: ScoredChain, gap: float, options: PairOptions) -> PreferencePair:
+def _pair(
+    problem: Problem, chosen: ScoredChain, rejected: ScoredChain, gap: float, options: PairOptions
+) -> PreferencePair:
     provenance = {
         "problem_id": problem.id,
         "chosen_chain_id": chosen.chain.id,

@@ -17,6 +17,7 @@ from curation.options import CurateOptions, RolloutOptions, from_mapping, mutabl
 from curation.pipeline import curate
 from eval.benchmarks import BenchmarkSpec
 from limo.config import CONFIG_DIR
+from limo.learning_from_errors import curate_errors, is_error_method
 
 log = logging.getLogger("limo.curate")
 
@@ -52,6 +53,9 @@ def build_backend(options: RolloutOptions) -> Any:
 
 @hydra.main(config_path="../recipes", config_name="config", version_base=None)
 def main(cfg: DictConfig) -> None:
+    if is_error_method(cfg):  # LEMMA examples or preference pairs (limo.learning_from_errors)
+        print(f"[curate] {cfg.curate.method}: {curate_errors(cfg)}; outputs in {cfg.output_dir}/curate/")
+        return
     options = build_options(cfg)
     summary = curate(
         options,

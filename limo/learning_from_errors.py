@@ -18,13 +18,12 @@ import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from curation.champ import load_champ_pool
 from curation.lemma import ConnectionOptions, CorrectChain, WrongChain, grade_chains
 from curation.schema import HUMAN, Chain
 from eval.backends.base import Backend, Generation, GenerationRequest, SamplingParams, row_seed
@@ -37,19 +36,6 @@ METHODS = ("lemma", "pairs")
 
 
 # --- Sections (mutable mirrors for OmegaConf; unknown keys fail at start-up) ----------------------------
-
-
-@dataclass
-class PoolSection:
-    """Which chains count. ``settings`` / ``generators`` empty: all."""
-
-    source: str = "champ"
-    settings: list[str] = field(default_factory=list)
-    generators: list[str] = field(default_factory=list)
-    exclude_benchmarks: list[str] = field(default_factory=list)
-    problem_limit: int | None = None
-    grade_workers: int = 1
-    timeout_s: float = 2.0
 
 
 @dataclass
@@ -95,13 +81,6 @@ class ConnectionSection:
 
 
 @dataclass
-class QualitySection:
-    """Chain quality for ranking (curation's LIMO score); ``enabled: false`` ranks by id only."""
-
-    enabled: bool = True
-
-
-@dataclass
 class PairSection:
     pairs_per_problem: int = 2
     max_length_gap: float | None = 0.3
@@ -113,11 +92,16 @@ class PairSection:
 
 @dataclass
 class ErrorCurateSection:
-    """``curate:`` for the learning-from-errors recipes."""
+    """``curate:`` for the learning-from-errors recipes.
+
+    ``pipeline`` holds curation's own stage options (``ingest``, ``validate``, ``answer_check``, ``dedup``,
+    ``decontam``, ``quality``; same keys as the ``champ`` recipe, validated by `curation.options`);
+    ``problem_limit`` keeps the first N problems of the pool (tests, quick looks).
+    """
 
     method: str = "lemma"
-    pool: PoolSection = field(default_factory=PoolSection)
-    quality: QualitySection = field(default_factory=QualitySection)
+    problem_limit: int | None = None
+    pipeline: dict[str, Any] = field(default_factory=dict)
     error_types: dict[str, str] = field(default_factory=dict)
     harvest: HarvestSection = field(default_factory=HarvestSection)
     judge: TeacherSection | None = None
@@ -160,8 +144,8 @@ def build_teacher(section: TeacherSection) -> tuple[Backend, SamplingParams]:
     from eval.backends.registry import build_backend
 
     options = dict(section.backend_args)
-    if section.model is not None:
-        options.setdefault("model", section.model)
+    if section.model is not None:  # hf loads a path; openai / vllm name a served model
+        options.setdefault("model_path" if section.backend == "hf" else "model", section.model)
     sampling = SamplingParams(temperature=section.temperature, max_new_tokens=section.max_new_tokens)
     return build_backend(section.backend, **options), sampling
 
@@ -176,6 +160,7 @@ class Ledger:
     stages: list[dict[str, Any]] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
+    state: Any = None  # curation's CurationState for the pool stages (funnel and drops)
     _clock: float = field(default_factory=time.perf_counter)
 
     def stage(self, name: str, rejects: Sequence[Reject] = (), **counts: Any) -> None:
@@ -187,7 +172,9 @@ class Ledger:
         self._clock = now
 
 
-# --- Graded pool ---------------------------------------------------------------------------------------
+# --- Graded pool (curation's own stages) ----------------------------------------------------------------
+
+PIPELINE_STAGES = ("validate", "answer_check", "dedup", "decontam", "quality")
 
 
 @dataclass
@@ -197,53 +184,96 @@ class GradedPool:
     human: dict[str, Chain]
     verdicts: dict[str, Verdict]
     quality: dict[str, float]
+    state: Any = None
 
 
-def load_graded_pool(section: PoolSection, quality: QualitySection, cfg: DictConfig, ledger: Ledger) -> GradedPool:
-    """CHAMP problems and chains in the configured settings, excluded benchmarks removed, graded and scored."""
-    if section.source != "champ":
-        raise ValueError(f"curate.pool.source={section.source!r}: only the embedded 'champ' pool is supported")
-    pool = load_champ_pool()
-    excluded = excluded_problem_ids(section.exclude_benchmarks, cfg)
-    problems = [p for p in pool.problems if p.id not in excluded][: section.problem_limit]
-    keep = {p.id for p in problems}
-    chains = [c for c in pool.model_chains if c.problem_id in keep and _counts(c, section)]
-    human = {c.problem_id: c for c in pool.human_chains if c.problem_id in keep}
-    verdicts = grade_chains({p.id: p for p in problems}, chains, workers=section.grade_workers, timeout_s=section.timeout_s)
-    scores = quality_scores([*chains, *human.values()]) if quality.enabled else {}
-    ledger.facts["pool"] = {**pool.provenance, "excluded_benchmarks": list(section.exclude_benchmarks),
-                            "excluded_problems": len(excluded), "problem_limit": section.problem_limit}  # fmt: skip
-    ledger.stage("pool", problems_read=len(pool.problems), problems_kept=len(problems),
-                 chains_read=len(pool.model_chains), chains_in_settings=len(chains),
-                 verdicts=dict(Counter(v.status for v in verdicts.values())))  # fmt: skip
-    return GradedPool({p.id: p for p in problems}, chains, human, verdicts, scores)
+def build_pipeline_options(section: ErrorCurateSection, cfg: DictConfig) -> Any:
+    """curation's `CurateOptions` from ``curate.pipeline``; the answer check keeps incorrect chains."""
+    from limo.curate import build_options
+
+    pipeline = OmegaConf.create({"curate": section.pipeline, "data_dir": cfg.get("data_dir")})
+    unused = set(section.pipeline) - {"ingest", *PIPELINE_STAGES}
+    if unused:
+        raise ValueError(f"curate.pipeline: {sorted(unused)} do not run for curate.method={section.method}")
+    with_incorrect = OmegaConf.merge(pipeline, {"curate": {"answer_check": {"keep_incorrect": True}}})
+    return build_options(with_incorrect)  # type: ignore[arg-type]
 
 
-def _counts(chain: Chain, section: PoolSection) -> bool:
-    return (not section.settings or chain.prompt_setting in section.settings) and (
-        not section.generators or chain.generator in section.generators
-    )
+def load_graded_pool(section: ErrorCurateSection, cfg: DictConfig, ledger: Ledger) -> GradedPool:
+    """Ingest, validate, grade, dedup, decontaminate and score the pool with curation's stages."""
+    from curation.pipeline import _timed, ingest, initial_state
+    from limo.curate import build_benchmark_specs
+
+    options = build_pipeline_options(section, cfg)
+    pool, applied, checksums = ingest(options)
+    state = initial_state(pool)
+    _timed(state, lambda: limit_problems(state, section.problem_limit))
+    ledger.facts["annotations_shared"] = share_annotations(state)
+    for name in PIPELINE_STAGES:
+        _timed(state, lambda name=name: _run_stage(name, state, options, build_benchmark_specs(cfg)))
+    ledger.facts.update(pool={"source": pool.source, "read": pool.read, "provenance": pool.provenance},
+                        input_checksums=checksums, gold_overrides=applied,
+                        benchmarks=state.manifest.get("benchmarks", {}))  # fmt: skip
+    ledger.state = state
+    graded = graded_pool(state)
+    statuses = dict(Counter(v.status for v in graded.verdicts.values()))
+    ledger.stage("pool", problems=len(graded.problems), model_chains=len(graded.chains),
+                 human_chains=len(graded.human), verdicts=statuses)  # fmt: skip
+    return graded
 
 
-def excluded_problem_ids(benchmarks: Sequence[str], cfg: DictConfig) -> set[str]:
-    """Problem ids of the named benchmarks that share the pool (``champ_heldout``)."""
-    from eval.champ import champ_heldout_ids
+def _run_stage(name: str, state: Any, options: Any, specs: Any) -> None:
+    from curation.answer_check import run_answer_check
+    from curation.decontam import run_decontam
+    from curation.dedup import run_dedup
+    from curation.quality import run_quality
+    from curation.validate import run_validate
 
-    excluded: set[str] = set()
-    for name in benchmarks:
-        if name != "champ_heldout":
-            raise ValueError(f"curate.pool.exclude_benchmarks: {name!r} is not a CHAMP split (use champ_heldout)")
-        excluded |= set(champ_heldout_ids())
-    return excluded
+    workers = options.quality.workers
+    runs = {
+        "validate": lambda: run_validate(state, options.validate),
+        "answer_check": lambda: run_answer_check(state, options.answer_check),
+        "dedup": lambda: run_dedup(state, options.dedup, workers),
+        "decontam": lambda: run_decontam(state, options.decontam, specs, workers),
+        "quality": lambda: run_quality(state, options.quality),
+    }
+    runs[name]()
 
 
-def quality_scores(chains: Sequence[Chain]) -> dict[str, float]:
-    """LIMO's rule-based quality per chain id (curation's scorer with its default weights)."""
-    from curation.options import QualityOptions
-    from curation.quality import assess_chains
+def limit_problems(state: Any, limit: int | None) -> None:
+    """Drop every problem after the first ``limit`` (reason ``problem_limit``), keeping the funnel whole."""
+    count = state.begin("problem_limit", limit is not None)
+    over = list(state.problems)[limit:] if limit is not None else []
+    state.apply(count, problems={pid: ("problem_limit", {"limit": limit}) for pid in over})
 
-    results = assess_chains(list(chains), QualityOptions(workers=1))
-    return {c.id: float(r["score"]) for c, r in zip(chains, results, strict=True)}
+
+def share_annotations(state: Any) -> int:
+    """Copy first-wrong-step annotations onto text-identical chains of the same problem.
+
+    CHAMP's ``No C w/o H`` conversations (the annotated ones) repeat the ``0-Shot`` text, and dedup keeps
+    the first copy; without this the annotation would leave with the dropped duplicate. Returns how many
+    chains received one (provenance names the source chain).
+    """
+    annotated = {(c.problem_id, c.text): c for c in state.chains.values() if c.first_wrong_step is not None}
+    shared = 0
+    for chain_id, chain in list(state.chains.items()):
+        source = annotated.get((chain.problem_id, chain.text))
+        if chain.first_wrong_step is None and source is not None:
+            provenance = {**chain.provenance, "first_wrong_step_from": source.id}
+            state.chains[chain_id] = replace(chain, first_wrong_step=source.first_wrong_step, provenance=provenance)
+            shared += 1
+    return shared
+
+
+def graded_pool(state: Any) -> GradedPool:
+    """Model chains, human solutions, verdicts and quality scores of the chains still alive."""
+    notes = state.chain_notes
+    chains = [c for c in state.chains.values() if c.generator != HUMAN]
+    human = {c.problem_id: c for c in state.chains.values() if c.generator == HUMAN}
+    verdicts = {cid: Verdict(**{k: notes[cid]["verdict"][k] for k in ("status", "correct", "extracted", "reason")})
+                for cid in state.chains if "verdict" in notes[cid]}  # fmt: skip
+    quality = {cid: float(notes[cid]["quality"]["score"]) for cid in state.chains if "quality" in notes[cid]}
+    return GradedPool(dict(state.problems), chains, human, verdicts, quality, state)
 
 
 def correct_chains(pool: GradedPool) -> dict[str, list[CorrectChain]]:
@@ -278,7 +308,9 @@ def cached_generate(
         rows = [g.to_dict() for g in backend.generate(batch)]
         append_jsonl(path, rows)
         done.update((row["request_id"], row) for row in rows)
-    log.info("teacher %s: %d cached, %d generated -> %s", backend.name, len(requests) - len(missing), len(missing), path)
+    log.info(
+        "teacher %s: %d cached, %d generated -> %s", backend.name, len(requests) - len(missing), len(missing), path
+    )
     return [Generation(**done[r.id]) for r in requests]
 
 
@@ -304,7 +336,8 @@ def rollout_chains(section: RolloutSection, problems: Sequence[Problem], seed: i
     system = [{"role": "system", "content": section.system_prompt}] if section.system_prompt else []
     requests = [
         GenerationRequest(id=f"{p.id}#{i}", messages=(*system, {"role": "user", "content": p.problem}),
-                          sampling=sampling, seed=row_seed(seed, p.id, i), meta={"problem_id": p.id, "sample_index": i})
+                          sampling=sampling, seed=row_seed(seed, p.id, i),
+                          meta={"problem_id": p.id, "sample_index": i})
         for p in problems for i in range(section.k)
     ]  # fmt: skip
     generator = f"rollout:{section.model or section.backend}"
@@ -333,11 +366,13 @@ def curate_lemma(cfg: DictConfig) -> dict[str, Any]:
     from curation.lemma import build_examples, plain_examples, verify_examples
 
     section, out, ledger, seed = parse_section(cfg), Path(str(cfg.output_dir)) / "curate", Ledger(), int(cfg.seed)
-    pool = load_graded_pool(section.pool, section.quality, cfg, ledger)
+    pool = load_graded_pool(section, cfg, ledger)
     wrong = harvest(section, pool, seed, out, ledger)
     wrong = locate(section, pool, wrong, seed, out, ledger) + inject(section, pool, seed, out, ledger)
     correct, human = correct_chains(pool), human_references(pool)
-    examples, rejects = build_examples(wrong, pool.problems, correct, human, build_connection_options(section.connections), seed=seed)
+    examples, rejects = build_examples(
+        wrong, pool.problems, correct, human, build_connection_options(section.connections), seed=seed
+    )
     ledger.stage("connect", wrong_chains_in=len(wrong), examples_out=len(examples), rejects=rejects)
     kept, rejects = verify_examples(examples, pool.problems)
     ledger.stage("verify", examples_in=len(examples), examples_out=len(kept), rejects=rejects)
@@ -357,13 +392,14 @@ def harvest(section: ErrorCurateSection, pool: GradedPool, seed: int, out: Path,
         return []
     chains = list(pool.chains)
     if section.harvest.rollouts is not None:
-        fresh = rollout_chains(section.harvest.rollouts, list(pool.problems.values()), seed, out / "teacher" / "rollouts.jsonl")
-        pool.verdicts.update(grade_chains(pool.problems, fresh, workers=section.pool.grade_workers))
+        fresh = rollout_chains(
+            section.harvest.rollouts, list(pool.problems.values()), seed, out / "teacher" / "rollouts.jsonl"
+        )
+        pool.verdicts.update(grade_chains(pool.problems, fresh, workers=1))
         chains += fresh
         ledger.facts["rollouts"] = {"chains": len(fresh), "model": section.harvest.rollouts.model}
     wrong, rejects, skipped = harvest_wrong_chains(
-        chains, pool.verdicts, settings=[*section.pool.settings, "rollout"] if section.pool.settings else (),
-        max_per_problem=section.harvest.max_per_problem,
+        chains, pool.verdicts, max_per_problem=section.harvest.max_per_problem,
     )  # fmt: skip
     ledger.stage("harvest", chains_in=len(chains), wrong_chains=len(wrong), not_wrong=dict(skipped), rejects=rejects,
                  annotated=sum(w.located_by == "annotation" for w in wrong))  # fmt: skip
@@ -380,7 +416,9 @@ def locate(
         ledger.stage("judge", enabled=False, unlocated=sum(w.first_wrong_step is None for w in wrong))
         return wrong
     backend, sampling = teacher(section.judge, out / "teacher" / "judge.jsonl")
-    located, rejects = locate_with_judge(backend, wrong, pool.problems, section.error_types, sampling=sampling, seed=seed)
+    located, rejects = locate_with_judge(
+        backend, wrong, pool.problems, section.error_types, sampling=sampling, seed=seed
+    )
     ledger.stage("judge", wrong_chains_in=len(wrong), out=len(located), rejects=rejects,
                  located_by_judge=sum(w.located_by == "judge" for w in located))  # fmt: skip
     return located
@@ -428,7 +466,7 @@ def curate_pairs(cfg: DictConfig) -> dict[str, Any]:
     from curation.preference import PairOptions, ScoredChain, build_pairs
 
     section, out, ledger = parse_section(cfg), Path(str(cfg.output_dir)) / "curate", Ledger()
-    pool = load_graded_pool(section.pool, section.quality, cfg, ledger)
+    pool = load_graded_pool(section, cfg, ledger)
     scored = [ScoredChain(c, pool.verdicts[c.id], pool.quality.get(c.id, 0.0)) for c in pool.chains if not c.truncated]
     if section.pairs.include_human:
         scored += [ScoredChain(c.chain, _human_verdict(c), c.quality) for c in human_references(pool).values()]
@@ -445,3 +483,9 @@ def curate_pairs(cfg: DictConfig) -> dict[str, Any]:
 def _human_verdict(reference: CorrectChain) -> Verdict:
     # The human solution derives the gold; it is correct by construction (gold overrides aside).
     return Verdict("correct", True, reference.answer, "human reference solution")
+
+
+def curate_errors(cfg: DictConfig) -> dict[str, Any]:
+    """Run the method the recipe's ``curate.method`` names; returns its summary."""
+    method = cfg.curate.method
+    return curate_lemma(cfg) if method == "lemma" else curate_pairs(cfg)

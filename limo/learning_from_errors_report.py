@@ -19,14 +19,31 @@ from curation.schema import ErrorCorrectionExample, PreferencePair, SFTExample
 from eval.records import sha256_file, write_json, write_jsonl, write_text_atomic
 
 
+def _reject_row(reject: Any) -> dict[str, Any]:
+    return {"kind": reject.field, "id": reject.id, "problem_id": None, "stage": reject.stage, "reason": reject.reason,
+            "detail": {}}  # fmt: skip
+
+
 def _common(out: Path, cfg: DictConfig, section: Any, ledger: Any, summary: dict[str, Any]) -> dict[str, Any]:
-    write_jsonl(out / "rejects.jsonl", [r.to_dict() for r in ledger.rejects])
-    write_json(out / "funnel.json", {"stages": ledger.stages, "summary": summary})
-    outputs = {p.name: sha256_file(p) for p in sorted(out.glob("*.jsonl"))}
-    manifest = {"recipe": str(cfg.get("name")), "seed": int(cfg.seed), "curate": asdict(section),
-                "facts": ledger.facts, "summary": summary, "outputs_sha256": outputs}  # fmt: skip
+    state = ledger.state
+    drops = [d.to_dict() for d in state.drops] if state is not None else []
+    write_jsonl(out / "rejects.jsonl", drops + [_reject_row(r) for r in ledger.rejects])
+    pipeline = [c.to_dict() for c in state.funnel] if state is not None else []
+    totals = state.reconcile() if state is not None else {}
+    write_json(out / "funnel.json", {"pipeline": pipeline, "pipeline_totals": totals, "stages": ledger.stages,
+                                     "summary": summary})  # fmt: skip
+    outputs = {p.name: sha256_file(p) for p in sorted(out.glob("*.jsonl")) if p.name != "rejects.jsonl"}
+    manifest = {"name": str(cfg.get("name")), "seed": int(cfg.seed), "config": asdict(section),
+                "facts": ledger.facts, "summary": summary, "outputs_sha256": outputs,
+                "packages": _packages()}  # fmt: skip
     write_json(out / "manifest.json", manifest)
     return manifest
+
+
+def _packages() -> dict[str, str]:
+    from curation.pipeline import package_versions
+
+    return package_versions()
 
 
 def write_lemma_outputs(
@@ -56,7 +73,7 @@ def write_lemma_outputs(
         "rejected": len(ledger.rejects),
     }
     manifest = _common(out, cfg, section, ledger, summary)
-    write_text_atomic(out / "report.md", render_lemma_report(manifest, ledger.stages))
+    write_text_atomic(out / "report.md", render_lemma_report(manifest, ledger.stages, _pipeline(ledger.state)))
     return summary
 
 
@@ -69,7 +86,7 @@ def write_pair_outputs(
     summary = {"pairs": len(pairs), "problems": len({p.provenance["problem_id"] for p in pairs}),
                "length_bias": ledger.facts.get("length_bias", {}), "rejected": len(ledger.rejects)}  # fmt: skip
     manifest = _common(out, cfg, section, ledger, summary)
-    write_text_atomic(out / "report.md", render_pair_report(manifest, ledger.stages))
+    write_text_atomic(out / "report.md", render_pair_report(manifest, ledger.stages, _pipeline(ledger.state)))
     return summary
 
 
@@ -85,22 +102,35 @@ def _table(title: str, counts: dict[str, Any]) -> str:
     return f"### {title}\n\n| value | count |\n|---|---|\n{rows}\n"
 
 
+def _pipeline(state: Any) -> str:
+    if state is None:
+        return ""
+    lines = ["| pool stage | chains in -> out | problems in -> out | dropped |", "|---|---|---|---|"]
+    for c in state.funnel:
+        lines.append(f"| {c.stage} | {c.chains_in} -> {c.chains_out} | {c.problems_in} -> {c.problems_out} | "
+                     f"{c.chains_dropped or ''} {c.problems_dropped or ''} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def _funnel(stages: Sequence[dict[str, Any]]) -> str:
     lines = ["| stage | counts | rejected |", "|---|---|---|"]
     for stage in stages:
-        counts = ", ".join(f"{k}={v}" for k, v in stage.items() if k not in ("stage", "rejected", "rejected_by_reason"))
+        counts = ", ".join(
+            f"{k}={v}" for k, v in stage.items() if k not in ("stage", "rejected", "rejected_by_reason")
+        )
         lines.append(f"| {stage['stage']} | {counts} | {stage['rejected']} {stage['rejected_by_reason'] or ''} |")
     return "\n".join(lines) + "\n"
 
 
-def render_lemma_report(manifest: dict[str, Any], stages: Sequence[dict[str, Any]]) -> str:
+def render_lemma_report(manifest: dict[str, Any], stages: Sequence[dict[str, Any]], pipeline: str = "") -> str:
     """Markdown report: funnel, then the final set by connection, error type, origin and source."""
     summary = manifest["summary"]
     parts = [
-        f"# LEMMA curation: {manifest['recipe']}\n",
+        f"# LEMMA curation: {manifest['name']}\n",
         f"{summary['examples']} examples: {summary['error_correction']} error-correction, {summary['plain']} plain "
         f"correct chains; {summary['rejected']} items rejected (rejects.jsonl).\n",
         "## Funnel\n",
+        pipeline,
         _funnel(stages),
         "## Final set\n",
         _table("Connections", summary["connections"]),
@@ -112,13 +142,14 @@ def render_lemma_report(manifest: dict[str, Any], stages: Sequence[dict[str, Any
     return "\n".join(parts)
 
 
-def render_pair_report(manifest: dict[str, Any], stages: Sequence[dict[str, Any]]) -> str:
+def render_pair_report(manifest: dict[str, Any], stages: Sequence[dict[str, Any]], pipeline: str = "") -> str:
     """Markdown report: funnel and the length-bias statistics before and after the controls."""
     bias = manifest["summary"]["length_bias"]
     parts = [
-        f"# Preference pairs: {manifest['recipe']}\n",
+        f"# Preference pairs: {manifest['name']}\n",
         f"{manifest['summary']['pairs']} pairs over {manifest['summary']['problems']} problems.\n",
         "## Funnel\n",
+        pipeline,
         _funnel(stages),
         "## Length bias (characters)\n",
         _table("Before length controls", bias.get("before_controls", {})),

@@ -115,7 +115,9 @@ def build_dpo_config(args: Mapping[str, Any]):
     return DPOConfig(**args)
 
 
-def build_dpo_trainer(*, model_path: str, tokenizer: Any, dpo_config: Any, dataset: Any, peft_config: Any, callbacks=()):
+def build_dpo_trainer(
+    *, model_path: str, tokenizer: Any, dpo_config: Any, dataset: Any, peft_config: Any, callbacks=()
+):
     """TRL's `DPOTrainer`; policy and reference are loaded from ``model_path`` (none kept when ref log-probs
     are precomputed or a LoRA adapter can be switched off)."""
     from trl import DPOTrainer
@@ -196,7 +198,8 @@ def _write_card(cfg, section, data, plan, lengths, result, paths, dpo_config) ->
                "beta": dpo_config.beta, "discopop_tau": dpo_config.discopop_tau}  # fmt: skip
     card = render_model_card(
         recipe=str(cfg.name), base_model=str(cfg.model.path), data_path=data.path, data_checksum=data.checksum,
-        plan=plan, lengths=lengths, metrics=metrics, system_prompt=section.system_prompt, lora=section.lora is not None,
+        plan=plan, lengths=lengths, metrics=metrics, system_prompt=section.system_prompt,
+        lora=section.lora is not None,
     )  # fmt: skip
     write_text_atomic(f"{paths.model_dir}/README.md", card)
     log.info("[train] done: %s steps, loss %.4f -> %s", result.global_step, result.training_loss, paths.model_dir)
