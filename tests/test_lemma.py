@@ -178,7 +178,10 @@ def test_parse_injection_records_the_position_of_the_changed_step():
     [
         ("I changed step 2.", "no JSON object"),
         (json.dumps({"rewritten_solution": "x", "error_type": "calculation_error"}), "lacks field 'error_step'"),
-        (_reply("Each position has 2 choices.\nThere are 3 positions.\nSo 8.", 2, "counting_error"), "not the requested"),
+        (
+            _reply("Each position has 2 choices.\nThere are 3 positions.\nSo 8.", 2, "counting_error"),
+            "not the requested",
+        ),
         (_reply("Each position has 2 choices.\nThere are 3 positions.\nSo 8.", 7), "outside the rewritten"),
         (_reply("Each position has 5 choices.\nThere are 3 positions.\nSo 125.", 2), "step 1 differs"),
         (_reply("Each position has 2 choices.\nThere are 2 positions!\nSo there are 4 strings.", 2), "still reaches"),
