@@ -125,7 +125,7 @@ def test_preference_recipes_train_on_cpu(recipe, repo_root, tiny_model_dir, tmp_
     (tmp_path / "pairs.jsonl").rename(tmp_path / "curate" / "pairs.jsonl")
     _run(repo_root, [sys.executable, "-m", "limo.train", f"recipe={recipe}", f"output_dir={tmp_path}",
                      f"model.path={tiny_model_dir}", "train.args.max_steps=2", "train.args.save_strategy=steps",
-                     "train.args.save_steps=2"])  # fmt: skip
+                     "+train.args.save_steps=2"])  # fmt: skip
     assert (tmp_path / "train" / "model" / "model.safetensors").exists()
     losses = [row["loss"] for row in _history(tmp_path) if "loss" in row]
     assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
@@ -140,7 +140,7 @@ def test_discopop_under_two_process_zero3(repo_root, tiny_model_dir, tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
                "limo.train", "recipe=discopop", "deepspeed=zero3", f"output_dir={tmp_path}",
                f"model.path={tiny_model_dir}", "train.args.max_steps=2", "train.args.precompute_ref_log_probs=true",
-               "train.args.save_strategy=steps", "train.args.save_steps=2"]  # fmt: skip
+               "train.args.save_strategy=steps", "+train.args.save_steps=2"]  # fmt: skip
     _run(repo_root, command, timeout=600)
     assert (tmp_path / "train" / "model" / "model.safetensors").exists()
     losses = [row["loss"] for row in _history(tmp_path) if "loss" in row]

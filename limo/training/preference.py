@@ -140,6 +140,27 @@ def longest_side_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
     ]
 
 
+def build_pairs_dataset(rows: Sequence[Mapping[str, Any]], train_dir: str, *, shared: bool):
+    """The pairs as a `datasets.Dataset`; ``shared`` puts it on disk under ``train/pairs_dataset``.
+
+    TRL caches precomputed reference log-probs next to the dataset's own files and every rank reads rank 0's
+    cache; an in-memory dataset lives in a per-process temporary folder, so with several processes the other
+    ranks would look for the cache in their own folder. Rank 0 saves, the others load after it.
+    """
+    from accelerate import PartialState
+    from datasets import Dataset, load_from_disk
+
+    dataset = Dataset.from_list([dict(r) for r in rows])
+    if not shared:
+        return dataset
+    folder = Path(train_dir) / "pairs_dataset"
+    state = PartialState()
+    with state.main_process_first():
+        if state.is_main_process:
+            dataset.save_to_disk(str(folder))
+    return load_from_disk(str(folder))
+
+
 def train_preference(cfg: Any, callbacks=()):
     """Run DPO / DiscoPOP for a composed config; returns the trainer (tests read ``state.log_history``).
 
@@ -175,13 +196,15 @@ def train_preference(cfg: Any, callbacks=()):
         epochs=dpo_config.num_train_epochs, max_steps=dpo_config.max_steps,
     )  # fmt: skip
     checkpoint = build.find_resume_checkpoint(paths.train_dir, section.resume)
+    shared_cache = bool(dpo_config.precompute_ref_log_probs) and proc.world_size > 1
     if proc.is_main:
         log.info("[train] pairs %s (sha256 %s); %s; %s", data.path, data.checksum, lengths.summary(), plan.summary())
         data_info = {"path": data.path, "sha256": data.checksum, "kind": "preference_pairs"}
         write_json(paths.plan, {"plan": plan.to_dict(), "lengths": lengths.to_dict(), "data": data_info})
         write_text_atomic(paths.config, OmegaConf.to_yaml(cfg, resolve=True))
     trainer = build_dpo_trainer(
-        model_path=model_path, tokenizer=tokenizer, dpo_config=dpo_config, dataset=build.build_dataset(rows),
+        model_path=model_path, tokenizer=tokenizer, dpo_config=dpo_config,
+        dataset=build_pairs_dataset(rows, paths.train_dir, shared=shared_cache),
         peft_config=build.build_peft_config(section.lora), callbacks=callbacks,
     )  # fmt: skip
     result = trainer.train(resume_from_checkpoint=checkpoint)
