@@ -96,6 +96,21 @@ def test_discopop_loss_matches_the_hand_formula(tiny_model_dir, tmp_path):
                                                            + 0.01799 * 1.2214) / 2, rel=1e-3)  # fmt: skip
 
 
+@pytest.mark.parametrize("recipe", ["discopop", "dpo"])
+def test_preference_recipes_convert_to_dpo_config(recipe):
+    from limo.training.build import build_sft_args
+    from limo.training.preference import build_dpo_config, dpo_args
+
+    cfg = compose(recipe)
+    args = build_sft_args(
+        dict(cfg.train.args), (2, 2), train_dir="/tmp/x/train", seed=0, model_cfg=cfg.model, deepspeed=None,
+        accelerator_config=None, on_cpu=True,
+    )  # fmt: skip
+    config = build_dpo_config(dpo_args(args))
+    assert config.loss_type == [cfg.train.args.loss_type] and config.beta == 0.05 and config.learning_rate == 5e-7
+    assert config.max_grad_norm == 1.0 and config.use_cpu and config.output_dir == "/tmp/x/train"
+
+
 def test_dpo_recipe_differs_only_in_the_loss(tmp_path):
     discopop, dpo = compose("discopop"), compose("dpo")
     assert dpo.train.args.loss_type == "sigmoid" and discopop.train.args.loss_type == "discopop"
