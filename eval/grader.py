@@ -32,7 +32,16 @@ from eval.grading.plain_parse import ParseError, as_text, parse_plain
 from eval.grading.timeouts import SymbolicWorker, WorkerTimeout
 
 STATUSES = ("correct", "incorrect", "no_answer", "unparseable", "timeout")
-_ALTERNATIVES = re.compile(r",?\s*\b(?:or equivalently|equivalently|i\.e\.,?)\s+", re.IGNORECASE)
+_ALTERNATIVES = re.compile(
+    r",?\s*\b(?:or (?:an )?equivalent(?:ly| form)?(?: such as)?|equivalently|or approximately|i\.e\.,?)\s+",
+    re.IGNORECASE,
+)
+# CHAMP golds: "100 (i.e., all values)", "0 (no such selection is possible)": the value before the remark.
+_GOLD_REMARK = re.compile(r"^(.+?)\s*\((?:i\.e\.|that is|no |none )[^()]*\)\s*$", re.IGNORECASE)
+_GOLD_ONLY_VALUE = re.compile(r"^(.+?)\s+is the only possible value$", re.IGNORECASE)
+# A value followed only by a noun ("98 values", "2 inequalities", "n times"): the value.
+_GOLD_COUNTED = re.compile(r"^(-?[\w/^.+\-()]+?)\s+(?!and\b|or\b)[A-Za-z][A-Za-z\- ]*$")
+_GOLD_YES_NO = re.compile(r"^(yes|no)\s*[,.;]", re.IGNORECASE)
 _LATEX_COMMAND = re.compile(r"\\[a-zA-Z]+")
 _WORKER = SymbolicWorker()
 
@@ -61,14 +70,25 @@ def _verdict(status: str, extracted: str | None, reason: str) -> Verdict:
     return Verdict(status, status == "correct", extracted, reason)
 
 
+def _gold_core(gold: str) -> str:
+    """The value in a CHAMP-style gold remark ("3 is the only possible value", "100 (i.e., all values)")."""
+    for pattern in (_GOLD_REMARK, _GOLD_ONLY_VALUE, _GOLD_YES_NO):
+        m = pattern.match(gold.strip())
+        if m:
+            return m.group(1).strip()
+    return gold
+
+
 @lru_cache(maxsize=16384)
 def _gold_answers(gold: str) -> tuple[str, ...]:
     """The gold's accepted forms: extracted when it is a solution or a sentence, split on "equivalently"."""
-    answer = gold
-    if "\\boxed" in gold or "\\fbox" in gold or is_prose(gold):
-        answer = extract_answer(gold, fallback=False) or gold
+    answer = _gold_core(gold)
+    if "\\boxed" in answer or "\\fbox" in answer or is_prose(answer):
+        answer = extract_answer(answer, fallback=False) or answer
     forms = [f.strip() for f in _ALTERNATIVES.split(answer) if f.strip()]
-    return tuple(forms) or (answer,)
+    counted = [m.group(1) for f in forms if "\\" not in f and (m := _GOLD_COUNTED.match(f))]
+    counted = [c for c in counted if re.search(r"\d", c) or len(c) <= 2]
+    return tuple(forms + counted) or (answer,)
 
 
 @lru_cache(maxsize=65536)
