@@ -9,7 +9,8 @@ the grader disagrees, the chain is kept and the verdict is recorded as ``grader_
 can show the grader's blind spots instead of silently losing reference solutions.
 
 Every graded model chain also becomes an *attempt* (problem, generator, correct) for pass rates and the
-suspect-gold check, whether or not the chain itself stays a candidate.
+suspect-gold check, whether or not the chain itself stays a candidate. Distinct (gold, text) pairs are
+graded once (verdicts are deterministic), which matters for pools that repeat short final answers.
 """
 
 from __future__ import annotations
@@ -41,11 +42,13 @@ def run_answer_check(state: CurationState, options: AnswerCheckOptions) -> None:
 
     chains = list(state.chains.values())
     texts = [graded_text(c) for c in chains]
-    to_grade = [(state.problems[c.problem_id].answer, t) for c, t in zip(chains, texts) if t is not None]
-    verdicts = iter(grade_many(to_grade, workers=options.workers, timeout_s=options.timeout_s))
+    pairs = [(state.problems[c.problem_id].answer, t) for c, t in zip(chains, texts, strict=True) if t is not None]
+    unique = list(dict.fromkeys(pairs))  # the grader is deterministic: each distinct pair is graded once
+    graded = dict(zip(unique, grade_many(unique, workers=options.workers, timeout_s=options.timeout_s), strict=True))
+    verdicts = (graded[pair] for pair in pairs)
     drops: dict[str, tuple[str, dict[str, Any]]] = {}
     statuses: Counter[str] = Counter()
-    for chain, text in zip(chains, texts):
+    for chain, text in zip(chains, texts, strict=True):
         verdict = next(verdicts).to_dict() if text is not None else _no_answer()
         statuses[verdict["status"]] += 1
         state.chain_notes[chain.id]["verdict"] = verdict
@@ -55,7 +58,10 @@ def run_answer_check(state: CurationState, options: AnswerCheckOptions) -> None:
             continue
         state.attempts.append(_attempt(chain, verdict))
         if not verdict["correct"] and not options.keep_incorrect:
-            drops[chain.id] = (f"answer_{verdict['status']}", {"reason": verdict["reason"], "extracted": verdict["extracted"]})
+            drops[chain.id] = (
+                f"answer_{verdict['status']}",
+                {"reason": verdict["reason"], "extracted": verdict["extracted"]},
+            )
     count.notes = {"statuses": dict(sorted(statuses.items()))}
     state.apply(count, chains=drops)
 

@@ -37,7 +37,9 @@ def boxed_answer(state: CurationState, chain: Chain, options: SelectOptions) -> 
 
 def selected_chains(state: CurationState) -> list[Chain]:
     """Selected chains by rank (one per problem)."""
-    return sorted(state.chains.values(), key=lambda c: (state.problem_notes[c.problem_id].get("rank", 0), c.problem_id))
+    return sorted(
+        state.chains.values(), key=lambda c: (state.problem_notes[c.problem_id].get("rank", 0), c.problem_id)
+    )
 
 
 def curated_row(state: CurationState, chain: Chain) -> dict[str, Any]:
@@ -71,4 +73,6 @@ def curated_row(state: CurationState, chain: Chain) -> dict[str, Any]:
 
 def training_example(state: CurationState, chain: Chain, options: SelectOptions) -> SFTExample:
     problem = state.problems[chain.problem_id]
-    return SFTExample.single_turn(problem.id, problem.problem, assistant_text(chain, boxed_answer(state, chain, options)))
+    return SFTExample.single_turn(
+        problem.id, problem.problem, assistant_text(chain, boxed_answer(state, chain, options))
+    )

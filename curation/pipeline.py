@@ -74,7 +74,9 @@ def initial_state(pool: Pool) -> CurationState:
     count = state.begin("ingest")
     count.chains_in = pool.read
     for reject in pool.rejects:
-        state.drops.append(Drop("row", reject.id or f"row{reject.row}", None, "ingest", "invalid_row", reject.to_dict()))
+        state.drops.append(
+            Drop("row", reject.id or f"row{reject.row}", None, "ingest", "invalid_row", reject.to_dict())
+        )
     state.apply(count)
     if pool.rejects:
         count.chains_dropped["invalid_row"] = len(pool.rejects)
@@ -86,7 +88,14 @@ def _timed(state: CurationState, run: Callable[[], None]) -> None:
     run()
     state.funnel[-1].seconds = round(time.perf_counter() - started, 3)
     last = state.funnel[-1]
-    log.info("%-13s chains %6d -> %6d  problems %5d -> %5d", last.stage, last.chains_in, last.chains_out, last.problems_in, last.problems_out)
+    log.info(
+        "%-13s chains %6d -> %6d  problems %5d -> %5d",
+        last.stage,
+        last.chains_in,
+        last.chains_out,
+        last.problems_in,
+        last.problems_out,
+    )
 
 
 def difficulty_attempts(
@@ -146,7 +155,12 @@ def package_versions() -> dict[str, str]:
 
 
 def write_outputs(
-    state: CurationState, options: CurateOptions, out: Path, manifest: dict[str, Any], pool_domains: Counter[str], all_quality: list[float]
+    state: CurationState,
+    options: CurateOptions,
+    out: Path,
+    manifest: dict[str, Any],
+    pool_domains: Counter[str],
+    all_quality: list[float],
 ) -> None:
     """Write every output file under ``out``."""
     chains = selected_chains(state)
@@ -161,7 +175,11 @@ def write_outputs(
     if options.report.enabled:
         plots = write_plots(state, out, pool_domains, all_quality) if options.report.plots else []
         flagged = {pid: n["suspect_gold"] for pid, n in state.problem_notes.items() if "suspect_gold" in n}
-        hits = [{"problem_id": d.problem_id, **d.detail} for d in state.drops if d.kind == "problem" and d.stage == "decontam"]
+        hits = [
+            {"problem_id": d.problem_id, **d.detail}
+            for d in state.drops
+            if d.kind == "problem" and d.stage == "decontam"
+        ]
         write_report(render_report(state, manifest, plots, flagged, hits), out)
 
 
@@ -201,4 +219,6 @@ def curate(
         "totals": totals,
     }
     write_outputs(state, options, out, manifest, pool_domains, all_quality)
-    return CurationSummary(str(out), totals["read"], totals["selected"], totals["dropped"], round(time.perf_counter() - started, 2))
+    return CurationSummary(
+        str(out), totals["read"], totals["selected"], totals["dropped"], round(time.perf_counter() - started, 2)
+    )

@@ -119,7 +119,7 @@ def run_quality(state: CurationState, options: QualityOptions) -> None:
         return
     chains = list(state.chains.values())
     drops = {}
-    for chain, result in zip(chains, assess_chains(chains, options)):
+    for chain, result in zip(chains, assess_chains(chains, options), strict=True):
         problem = result.pop("problem")
         state.chain_notes[chain.id]["quality"] = result
         if problem:

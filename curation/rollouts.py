@@ -80,10 +80,12 @@ def run_rollouts(
     done = {row["id"]: row for row in read_jsonl(path, tolerate_torn_tail=True)} if path.exists() else {}
     requests = build_requests(problems, options, seed)
     missing = [r for r in requests if r.id not in done]
-    log.info("rollouts %s: %d cached, %d to generate -> %s", options.model, len(requests) - len(missing), len(missing), path)
+    log.info(
+        "rollouts %s: %d cached, %d to generate -> %s", options.model, len(requests) - len(missing), len(missing), path
+    )
     for start in range(0, len(missing), options.batch_size):
         batch = missing[start : start + options.batch_size]
-        rows = [_row(request, generation) for request, generation in zip(batch, backend.generate(batch))]
+        rows = [_row(request, generation) for request, generation in zip(batch, backend.generate(batch), strict=True)]
         append_jsonl(path, rows)
         done.update((row["id"], row) for row in rows)
     return [done[r.id] for r in requests]
@@ -110,6 +112,12 @@ def grade_rollouts(
 
     verdicts = grade_many([(golds[r["problem_id"]], r["text"]) for r in rows], workers=workers)
     return [
-        {"problem_id": r["problem_id"], "chain_id": r["id"], "generator": generator, "correct": v.correct, "answer": v.extracted}
-        for r, v in zip(rows, verdicts)
+        {
+            "problem_id": r["problem_id"],
+            "chain_id": r["id"],
+            "generator": generator,
+            "correct": v.correct,
+            "answer": v.extracted,
+        }
+        for r, v in zip(rows, verdicts, strict=True)
     ]

@@ -52,7 +52,11 @@ def run_select(state: CurationState, options: SelectOptions) -> None:
         if chain.id != winner.id:
             chains[chain.id] = ("not_best_chain", {"best_chain": winner.id, "best_score": score})
     ranked = ranked_problems(best, list(state.problems))
-    problems = {pid: ("below_top_n", {"rank": rank + 1, "score": best[pid][1]}) for rank, pid in enumerate(ranked) if rank >= options.n}
+    problems = {
+        pid: ("below_top_n", {"rank": rank + 1, "score": best[pid][1]})
+        for rank, pid in enumerate(ranked)
+        if rank >= options.n
+    }
     for rank, pid in enumerate(ranked[: options.n]):
         state.problem_notes[pid]["rank"] = rank + 1
     count.notes = {"n": options.n}

@@ -48,7 +48,12 @@ def suspect_golds(attempts: Sequence[dict[str, Any]], options: SuspectGoldOption
             continue
         largest = cluster_answers(wrong)[0]
         if len(largest) >= options.min_agreeing and len(largest) > correct:
-            found[problem_id] = {"agreed_answer": largest[0], "agreeing": len(largest), "correct": correct, "attempts": len(group)}
+            found[problem_id] = {
+                "agreed_answer": largest[0],
+                "agreeing": len(largest),
+                "correct": correct,
+                "attempts": len(group),
+            }
     return found
 
 

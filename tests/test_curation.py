@@ -32,7 +32,15 @@ def _jsonl(path: Path) -> list[dict]:
 
 
 def test_every_output_is_written(champ_run):
-    for name in ("curated.jsonl", "curated.parquet", "messages.jsonl", "funnel.json", "rejects.jsonl", "manifest.json", "report.md"):
+    for name in (
+        "curated.jsonl",
+        "curated.parquet",
+        "messages.jsonl",
+        "funnel.json",
+        "rejects.jsonl",
+        "manifest.json",
+        "report.md",
+    ):
         assert (champ_run / name).stat().st_size > 0, name
     for plot in ("funnel.png", "pass_rate.png", "quality.png", "length.png", "domains.png"):
         assert (champ_run / plot).read_bytes()[:4] == b"\x89PNG", plot
@@ -93,10 +101,9 @@ def test_manifest_records_overrides_and_heldout(champ_run):
 
 
 def test_same_seed_gives_identical_curated_file(champ_run, tmp_path):
+    from curation.pipeline import curate
     from limo.config import compose
     from limo.curate import build_benchmark_specs, build_options
-
-    from curation.pipeline import curate
 
     cfg = compose("champ", ["data_dir=null"])
     curate(build_options(cfg), output_dir=tmp_path, seed=42, benchmark_specs=build_benchmark_specs(cfg))
@@ -110,3 +117,15 @@ def test_unknown_curate_key_fails(repo_root):
 
     with pytest.raises(Exception, match="not_a_key"):
         build_options(compose("champ", ["+curate.select.not_a_key=1"]))
+
+
+@pytest.mark.parametrize("recipe", ["champ", "limo", "s1"])
+def test_shipped_curate_sections_build(recipe):
+    from limo.config import compose
+    from limo.curate import build_options
+
+    options = build_options(compose(recipe))
+    assert options.select.n > 0
+    if recipe == "limo":
+        assert options.difficulty.strong_pass_rate == (0.03125, 0.09375) and options.select.n == 800
+        assert options.difficulty.weak_rollouts.k == 4 and options.difficulty.strong_rollouts.k == 32

@@ -20,7 +20,7 @@ from curation.options import (
 )
 from curation.outputs import assistant_text
 from curation.pool import GoldOverride, Pool, apply_gold_overrides
-from curation.quality import assess_chains, repetition_fraction, score_text, keyword_pattern
+from curation.quality import assess_chains, keyword_pattern, repetition_fraction, score_text
 from curation.rollouts import cache_path, run_rollouts
 from curation.schema import Chain
 from curation.suspect_gold import suspect_golds
@@ -34,11 +34,19 @@ def _problem(pid: str, answer: str = "4", subject: str = "algebra") -> Problem:
 
 
 def _attempt(pid: str, generator: str, correct: bool, answer: str = "4") -> dict:
-    return {"problem_id": pid, "chain_id": f"{pid}/{generator}", "generator": generator, "correct": correct, "answer": answer}
+    return {
+        "problem_id": pid,
+        "chain_id": f"{pid}/{generator}",
+        "generator": generator,
+        "correct": correct,
+        "answer": answer,
+    }
 
 
 def test_quality_follows_the_documented_formula():
-    options = QualityOptions(length_target_words=10, per_words=10, saturation={"verification": 1, "exploration": 1, "granularity": 1})
+    options = QualityOptions(
+        length_target_words=10, per_words=10, saturation={"verification": 1, "exploration": 1, "granularity": 1}
+    )
     patterns = {family: keyword_pattern(words) for family, words in options.keywords.items()}
     text = "Let us verify this. Perhaps x is 2, therefore y is 4."  # 12 words: 1 hit per family
     result = score_text(text, options, patterns)
@@ -66,7 +74,9 @@ def test_structural_checks_drop_with_reasons():
 
 
 def test_difficulty_filters_follow_limo():
-    options = DifficultyOptions(weak_models=("weak",), weak_max_solved=1, strong_models=("strong",), strong_pass_rate=(1 / 32, 3 / 32))
+    options = DifficultyOptions(
+        weak_models=("weak",), weak_max_solved=1, strong_models=("strong",), strong_pass_rate=(1 / 32, 3 / 32)
+    )
     attempts = [_attempt("easy", "weak", True)] + [_attempt("easy", "strong", True)] * 2
     attempts += [_attempt("hard", "weak", False)] * 4 + [_attempt("hard", "strong", i < 2) for i in range(32)]
     attempts += [_attempt("never", "weak", False)] * 4 + [_attempt("never", "strong", False)] * 32
@@ -75,7 +85,10 @@ def test_difficulty_filters_follow_limo():
     assert difficulty_decision(counts["easy"], options) == "too_easy_for_weak_model"
     assert difficulty_decision(counts["hard"], options) is None
     assert difficulty_decision(counts["never"], options) == "strong_pass_rate_below_window"
-    state = CurationState({p: _problem(p) for p in ("easy", "hard", "never")}, {f"{p}/c": Chain(f"{p}/c", p, "t") for p in ("easy", "hard", "never")})
+    state = CurationState(
+        {p: _problem(p) for p in ("easy", "hard", "never")},
+        {f"{p}/c": Chain(f"{p}/c", p, "t") for p in ("easy", "hard", "never")},
+    )
     run_difficulty(state, options, attempts)
     assert list(state.problems) == ["hard"]
     assert state.funnel[-1].problems_dropped == {"strong_pass_rate_below_window": 1, "too_easy_for_weak_model": 1}
@@ -84,7 +97,10 @@ def test_difficulty_filters_follow_limo():
 
 def test_suspect_gold_needs_strong_models_to_agree_against_the_gold():
     options = SuspectGoldOptions(models=("A", "B"), min_agreeing=3)
-    attempts = [_attempt("wrong_gold", m, False, answer) for m, answer in [("A", "1/8"), ("A", "0.125"), ("B", "\\frac{1}{8}"), ("B", "8")]]
+    attempts = [
+        _attempt("wrong_gold", m, False, answer)
+        for m, answer in [("A", "1/8"), ("A", "0.125"), ("B", "\\frac{1}{8}"), ("B", "8")]
+    ]
     attempts += [_attempt("hard", m, False, a) for m, a in [("A", "1"), ("A", "2"), ("B", "3"), ("B", "5")]]
     attempts += [_attempt("weak_only", "C", False, "7")] * 4
     found = suspect_golds(attempts, options)

@@ -18,7 +18,15 @@ from eval.problem import Problem
 
 BENCHMARKS = ("math500", "aime24", "aime25", "amc23")
 # Light rewordings: one verb swapped, TeX dollars dropped, a prefix and a suffix added.
-SWAPS = [("Find", "Determine"), ("find", "determine"), ("What is", "Compute"), ("Compute", "Calculate"), ("Simplify", "Please simplify"), ("Evaluate", "Work out"), ("Let", "Suppose")]
+SWAPS = [
+    ("Find", "Determine"),
+    ("find", "determine"),
+    ("What is", "Compute"),
+    ("Compute", "Calculate"),
+    ("Simplify", "Please simplify"),
+    ("Evaluate", "Work out"),
+    ("Let", "Suppose"),
+]
 
 
 def reword(text: str) -> str:
@@ -41,27 +49,45 @@ def test_exact_and_near_duplicates_keep_the_first():
         "c": base.replace("one hundred.", "one hundred and one."),
         "d": "How many ways can eight rooks be placed on a chessboard without attacking each other?",
     }
-    assert find_duplicates(texts, DedupOptions()) == {"b": ("duplicate_problem", "a"), "c": ("near_duplicate_problem", "a")}
+    assert find_duplicates(texts, DedupOptions()) == {
+        "b": ("duplicate_problem", "a"),
+        "c": ("near_duplicate_problem", "a"),
+    }
     assert find_duplicates(texts, DedupOptions(near=False)) == {"b": ("duplicate_problem", "a")}
 
 
 def test_dedup_stage_drops_duplicate_problems_with_their_chains():
-    problems = {pid: Problem(pid, text, "1", "t") for pid, text in [("a", "Solve x + 1 = 2 for real x please."), ("b", "Solve x+1=2 for real x, please!")]}
+    problems = {
+        pid: Problem(pid, text, "1", "t")
+        for pid, text in [("a", "Solve x + 1 = 2 for real x please."), ("b", "Solve x+1=2 for real x, please!")]
+    }
     chains = {c.id: c for c in [Chain("a/1", "a", "x=1"), Chain("a/2", "a", "x = 1"), Chain("b/1", "b", "x=1")]}
     state = CurationState(problems, chains, read=3)
     state.apply(state.begin("ingest"))
     run_dedup(state, DedupOptions())
     assert list(state.chains) == ["a/1"]
-    assert {(d.id, d.reason) for d in state.drops} == {("a/2", "duplicate_chain"), ("b/1", "duplicate_problem"), ("b", "duplicate_problem")}
+    assert {(d.id, d.reason) for d in state.drops} == {
+        ("a/2", "duplicate_chain"),
+        ("b/1", "duplicate_problem"),
+        ("b", "duplicate_problem"),
+    }
     assert state.reconcile() == {"read": 3, "selected": 1, "dropped": 2}
 
 
 def test_short_problems_match_on_character_ngrams():
-    index = build_index([BenchmarkItem("bench", "short", "Simplify $\\sqrt{242}$."), BenchmarkItem("bench", "long", "Let $x$ be " + "a " * 20)], DecontamOptions())
+    index = build_index(
+        [
+            BenchmarkItem("bench", "short", "Simplify $\\sqrt{242}$."),
+            BenchmarkItem("bench", "long", "Let $x$ be " + "a " * 20),
+        ],
+        DecontamOptions(),
+    )
     hit = index.match("Please simplify \\sqrt{242} completely.")
     assert hit is not None and (hit.item_id, hit.method) == ("short", "char_ngram")
     assert index.match("Factor x^2-5x+6 over the integers.") is None
-    inside = index.match("In the first round of the contest you are asked: simplify $\\sqrt{242}$. Give the exact radical form.")
+    inside = index.match(
+        "In the first round of the contest you are asked: simplify $\\sqrt{242}$. Give the exact radical form."
+    )
     assert inside is not None and inside.item_id == "short"
 
 
@@ -72,7 +98,12 @@ def benchmark_index(shared_data):
     specs = {name: BenchmarkSpec.from_dict(dict(spec)) for name, spec in compose("champ").benchmark_specs.items()}
     options = DecontamOptions(benchmarks=BENCHMARKS, data_dir=str(shared_data))
     items, loaded = load_benchmark_items(BENCHMARKS, specs, options)
-    assert {name: info["items"] for name, info in loaded.items()} == {"math500": 500, "aime24": 30, "aime25": 30, "amc23": 40}
+    assert {name: info["items"] for name, info in loaded.items()} == {
+        "math500": 500,
+        "aime24": 30,
+        "aime25": 30,
+        "amc23": 40,
+    }
     return build_index(items, options)
 
 
