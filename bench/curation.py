@@ -33,7 +33,9 @@ from eval.benchmarks import BenchmarkSpec  # noqa: E402
 _NUMBER = re.compile(r"\d+")
 OPTIONS = {
     "validate": {"allowed_settings": list(UNAIDED_SETTINGS)},
-    "answer_check": {"workers": 2},
+    # Incorrect chains stay candidates here so that every later stage sees the whole pool (a throughput
+    # measurement); attempts and pass rates are recorded exactly as in a normal run.
+    "answer_check": {"workers": 2, "keep_incorrect": True},
     "decontam": {"benchmarks": ["champ_heldout"]},
     "suspect_gold": {"models": ["GPT-4", "GPT-4 Turbo"]},
     "difficulty": {
@@ -78,6 +80,7 @@ def run_size(size: int, workers: int, specs: dict[str, BenchmarkSpec], out: Path
     problems, chains = build_pool(size)
     build_seconds = time.perf_counter() - started
     options = from_mapping(CurateOptions, {**OPTIONS, "quality": {"workers": workers}})
+    num_problems = len(problems)
     state = CurationState(problems, chains, read=len(chains))
     state.apply(state.begin("ingest"))
     run_stages(state, options, seed=0, out=out, benchmark_specs=specs, backend_factory=None)
@@ -90,7 +93,7 @@ def run_size(size: int, workers: int, specs: dict[str, BenchmarkSpec], out: Path
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "size": size,
-        "problems": len(problems),
+        "problems": num_problems,
         "build_s": round(build_seconds, 1),
         "stages_s": round(total, 1),
         "peak_rss_mb": round(peak_mb),

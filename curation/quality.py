@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from curation.funnel import CurationState
@@ -31,6 +32,16 @@ from curation.sharding import map_chunks
 _WORD = re.compile(r"\w+(?:[-']\w+)*")
 _OPTIONS: QualityOptions | None = None
 _PATTERNS: dict[str, re.Pattern[str]] = {}
+_CHAINS: list[Chain] = []
+
+
+@dataclass(frozen=True, slots=True)
+class QualityNote:
+    """What the funnel keeps per chain (small: pools have millions); `quality_details` has the rest."""
+
+    score: float
+    words: int
+    repetition: float
 
 
 def keyword_pattern(words: list[str]) -> re.Pattern[str]:
@@ -105,10 +116,25 @@ def structural_problem(chain: Chain, result: dict[str, Any], options: QualityOpt
 
 def assess_chains(chains: list[Chain], options: QualityOptions) -> list[dict[str, Any]]:
     """`assess_chain` over ``chains`` (over ``options.workers`` processes), in order."""
-    global _OPTIONS, _PATTERNS
+    global _OPTIONS, _PATTERNS, _CHAINS
     _OPTIONS = options
     _PATTERNS = {family: keyword_pattern(words) for family, words in options.keywords.items()}
-    return map_chunks(assess_chain, chains, workers=options.workers, chunk_size=1024)
+    _CHAINS = chains
+    try:
+        return map_chunks(_assess_index, range(len(chains)), workers=options.workers, chunk_size=1024)
+    finally:
+        _CHAINS = []
+
+
+def _assess_index(index: int) -> dict[str, Any]:
+    # Workers are forked after _CHAINS is set, so only the index goes out and the small result comes back.
+    return assess_chain(_CHAINS[index])
+
+
+def quality_details(chain: Chain, options: QualityOptions) -> dict[str, Any]:
+    """Every feature of one chain's score, for its curated row (recomputed: cheap for a few hundred rows)."""
+    patterns = {family: keyword_pattern(words) for family, words in options.keywords.items()}
+    return score_text(chain.text, options, patterns)
 
 
 def run_quality(state: CurationState, options: QualityOptions) -> None:
@@ -121,7 +147,7 @@ def run_quality(state: CurationState, options: QualityOptions) -> None:
     drops = {}
     for chain, result in zip(chains, assess_chains(chains, options), strict=True):
         problem = result.pop("problem")
-        state.chain_notes[chain.id]["quality"] = result
+        state.chain_notes[chain.id]["quality"] = QualityNote(result["score"], result["words"], result["repetition"])
         if problem:
             drops[chain.id] = (problem, {"score": result["score"], "repetition": result["repetition"]})
     state.apply(count, chains=drops)

@@ -9,7 +9,7 @@ import pytest
 
 from curation.difficulty import difficulty_decision, run_difficulty, solve_counts
 from curation.diversity import s1_sample
-from curation.funnel import CurationState
+from curation.funnel import Attempt, CurationState
 from curation.options import (
     CurateOptions,
     DifficultyOptions,
@@ -33,14 +33,8 @@ def _problem(pid: str, answer: str = "4", subject: str = "algebra") -> Problem:
     return Problem(pid, f"What is the value of {pid}?", answer, "test", subject=subject)
 
 
-def _attempt(pid: str, generator: str, correct: bool, answer: str = "4") -> dict:
-    return {
-        "problem_id": pid,
-        "chain_id": f"{pid}/{generator}",
-        "generator": generator,
-        "correct": correct,
-        "answer": answer,
-    }
+def _attempt(pid: str, generator: str, correct: bool, answer: str = "4") -> Attempt:
+    return Attempt(pid, f"{pid}/{generator}", generator, correct, answer)
 
 
 def test_quality_follows_the_documented_formula():
@@ -175,3 +169,57 @@ def test_killed_rollouts_resume_without_repeating(tmp_path: Path):
     ids = [json.loads(line)["id"] for line in path.read_text().splitlines()]
     assert len(ids) == len(set(ids)) == 20
     assert cache_path(tmp_path, RolloutOptions(backend="replay", model="replayed", k=4, temperature=0.0), 7) != path
+
+
+def test_jsonl_pool_end_to_end_with_field_map_and_bad_rows(tmp_path: Path):
+    from curation.pipeline import curate
+
+    rows = [
+        {
+            "uid": "q1",
+            "question": "What is 2+2 when added together?",
+            "sol": "2+2=4, therefore \\boxed{4}",
+            "topic": "a",
+        },
+        {
+            "uid": "q1",
+            "question": "What is 2+2 when added together?",
+            "sol": "Since 2+2 is 5, \\boxed{5}",
+            "topic": "a",
+        },
+        {
+            "uid": "q2",
+            "question": "What is 3 times 3 exactly?",
+            "sol": "Perhaps 9. Let us verify: 3*3=9. \\boxed{9}",
+            "topic": "b",
+        },
+        {"uid": "q3", "question": "", "sol": "\\boxed{1}", "topic": "b"},
+    ]
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("\n".join(json.dumps(r) for r in rows) + "\n{not json\n")
+    options = from_mapping(
+        CurateOptions,
+        {
+            "ingest": {
+                "source": str(pool),
+                "field_map": {"id": "uid", "problem": "question", "chain": "sol", "subject": "topic"},
+                "gold_from_chain": True,
+            },
+            "answer_check": {"workers": 1},
+            "decontam": {"enabled": False},
+            "difficulty": {"enabled": False},
+            "select": {"n": 5},
+            "report": {"plots": False},
+        },
+    )
+    summary = curate(options, output_dir=tmp_path / "run", seed=0, benchmark_specs={})
+    out = tmp_path / "run" / "curate"
+    curated = [json.loads(line) for line in (out / "curated.jsonl").read_text().splitlines()]
+    rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
+    assert summary.read == 5 and summary.selected == 2
+    assert {r["id"] for r in curated} == {"q1", "q2"}
+    reasons = sorted(r["reason"] for r in rejects)
+    # q1's second row disagrees with the gold taken from its first row; q3 has no problem text; one line is not JSON
+    assert reasons == ["invalid_row", "invalid_row", "invalid_row"]
+    assert any("contradicts" in r["detail"]["reason"] for r in rejects)
+    assert any(r["detail"]["field"] == "problem" for r in rejects)
