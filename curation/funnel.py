@@ -120,9 +120,9 @@ class CurationState:
             self._drop_problem(problem_id, count.stage, reason, detail)
             problem_reasons[reason] += 1
         for chain_id, (reason, detail) in (chains or {}).items():
-            chain = self.chains.get(chain_id)
-            if chain is not None:
-                self._drop_chain(chain, count.stage, reason, detail)
+            target = self.chains.get(chain_id)
+            if target is not None:
+                self._drop_chain(target, count.stage, reason, detail)
                 chain_reasons[reason] += 1
         alive = {c.problem_id for c in self.chains.values()}
         for problem_id in [p for p in self.problems if p not in alive]:

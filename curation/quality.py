@@ -20,9 +20,13 @@ than ``max_repetition`` of its ``repetition_window``-word windows repeat an earl
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from curation.funnel import CurationState
 from curation.options import QualityOptions
@@ -31,7 +35,7 @@ from curation.sharding import map_chunks
 
 _WORD = re.compile(r"\w+(?:[-']\w+)*")
 _OPTIONS: QualityOptions | None = None
-_PATTERNS: dict[str, re.Pattern[str]] = {}
+_PATTERNS: dict[str, KeywordSet] = {}
 _CHAINS: list[Chain] = []
 
 
@@ -44,24 +48,49 @@ class QualityNote:
     repetition: float
 
 
-def keyword_pattern(words: list[str]) -> re.Pattern[str]:
-    """One case-insensitive regex matching any of ``words`` as whole words (longest first)."""
-    alternatives = "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
-    return re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])", re.IGNORECASE)
+def tokenize(text: str) -> list[str]:
+    """Lower-cased word tokens; hyphenated and apostrophe words stay one token (``re-check``, ``let's``)."""
+    return _WORD.findall(text.lower())
+
+
+@dataclass(frozen=True)
+class KeywordSet:
+    """Keywords of one family as token tuples (``what if`` -> ``("what", "if")``), matched on word tokens."""
+
+    phrases: frozenset[tuple[str, ...]]
+    lengths: tuple[int, ...]
+
+    def count(self, tokens: list[str], grams: Mapping[int, Counter[tuple[str, ...]]] | None = None) -> int:
+        """Occurrences of any keyword as whole words in ``tokens`` (lower-cased word tokens).
+
+        ``grams`` (token n-gram counts by n, from `ngram_counts`) lets several families share one count.
+        """
+        grams = grams if grams is not None else ngram_counts(tokens, self.lengths)
+        return sum(grams[len(phrase)][phrase] for phrase in self.phrases)
+
+
+def ngram_counts(tokens: list[str], lengths: Iterable[int]) -> dict[int, Counter[tuple[str, ...]]]:
+    """Token n-gram counts for each n in ``lengths`` (counted in C by `Counter` over `zip`)."""
+    return {n: Counter(zip(*(tokens[i:] for i in range(n)), strict=False)) for n in set(lengths)}
+
+
+def keyword_pattern(words: list[str]) -> KeywordSet:
+    """The matcher for one keyword family: case-insensitive, whole words or phrases."""
+    phrases = frozenset(tuple(_WORD.findall(word.lower())) for word in words if _WORD.search(word))
+    return KeywordSet(phrases, tuple(sorted({len(p) for p in phrases})))
 
 
 def repetition_fraction(tokens: list[str], window: int) -> float:
-    """Fraction of ``window``-word windows that repeat an earlier window (0 for short texts)."""
+    """Fraction of ``window``-word windows that repeat an earlier window (0 for short texts).
+
+    Each window is a 64-bit polynomial hash of its tokens' hashes, computed for all windows at once.
+    """
     if len(tokens) < 2 * window:
         return 0.0
-    seen: set[tuple[str, ...]] = set()
-    repeated = 0
-    total = len(tokens) - window + 1
-    for start in range(total):
-        key = tuple(tokens[start : start + window])
-        repeated += key in seen
-        seen.add(key)
-    return repeated / total
+    codes = np.fromiter(map(hash, tokens), dtype=np.int64, count=len(tokens)).view(np.uint64)
+    powers = np.uint64(1_000_003) ** np.arange(window, dtype=np.uint64)  # wraps mod 2**64, as intended
+    windows = sliding_window_view(codes, window) @ powers
+    return 1.0 - len(set(windows.tolist())) / len(windows)
 
 
 def has_final_answer(chain: Chain) -> bool:
@@ -72,14 +101,15 @@ def has_final_answer(chain: Chain) -> bool:
     return extract_answer(chain.text) is not None
 
 
-def score_text(text: str, options: QualityOptions, patterns: Mapping[str, re.Pattern[str]]) -> dict[str, Any]:
+def score_text(text: str, options: QualityOptions, patterns: Mapping[str, KeywordSet]) -> dict[str, Any]:
     """LIMO's features and combined score for one chain text."""
-    tokens = _WORD.findall(text.lower())
+    tokens = tokenize(text)
     words = max(1, len(tokens))
     features = {"elaborated": min(1.0, words / options.length_target_words)}
     hits = {}
+    grams = ngram_counts(tokens, [n for pattern in patterns.values() for n in pattern.lengths])
     for family, pattern in patterns.items():
-        hits[family] = len(pattern.findall(text))
+        hits[family] = pattern.count(tokens, grams)
         rate = hits[family] / words * options.per_words
         features[family] = min(1.0, rate / options.saturation.get(family, 1.0))
     total_weight = sum(options.weights.values()) or 1.0

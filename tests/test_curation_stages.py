@@ -20,7 +20,7 @@ from curation.options import (
 )
 from curation.outputs import assistant_text
 from curation.pool import GoldOverride, Pool, apply_gold_overrides
-from curation.quality import assess_chains, keyword_pattern, repetition_fraction, score_text
+from curation.quality import assess_chains, keyword_pattern, repetition_fraction, score_text, tokenize
 from curation.rollouts import cache_path, run_rollouts
 from curation.schema import Chain
 from curation.suspect_gold import suspect_golds
@@ -50,7 +50,8 @@ def test_quality_follows_the_documented_formula():
     expected = 0.30 * 1.0 + (0.20 + 0.25 + 0.25) * rate
     assert result["score"] == pytest.approx(expected, abs=1e-6)
     assert score_text("x " * 5, options, patterns)["score"] == pytest.approx(0.30 * 0.5)
-    assert keyword_pattern(["check"]).findall("checking re-check Check") == ["Check"]  # whole words only
+    assert keyword_pattern(["check"]).count(tokenize("checking re-check Check")) == 1  # whole words only
+    assert keyword_pattern(["what if", "so"]).count(tokenize("What if so? Whatever, if")) == 2
 
 
 def test_structural_checks_drop_with_reasons():
@@ -223,3 +224,61 @@ def test_jsonl_pool_end_to_end_with_field_map_and_bad_rows(tmp_path: Path):
     assert reasons == ["invalid_row", "invalid_row", "invalid_row"]
     assert any("contradicts" in r["detail"]["reason"] for r in rejects)
     assert any(r["detail"]["field"] == "problem" for r in rejects)
+
+
+def test_pipeline_difficulty_from_replayed_rollouts(tmp_path: Path):
+    from curation.pipeline import curate
+
+    rows = [
+        {
+            "id": f"q{i}",
+            "problem": f"What is {i} plus {i} in this exercise number {i}?",
+            "answer": str(2 * i),
+            "chain": f"{i}+{i}={2 * i}",
+        }
+        for i in range(1, 5)
+    ]
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # q1 is solved in every try (too easy), q2 in 1 of 4, q3 and q4 never.
+    responses = {
+        "q1": ["\\boxed{2}"],
+        "q2": ["\\boxed{4}", "\\boxed{5}", "\\boxed{5}", "\\boxed{5}"],
+        "q3": ["\\boxed{0}"],
+        "q4": ["\\boxed{0}"],
+    }
+    rollout = {"backend": "replay", "model": "replayed", "k": 4, "batch_size": 3}
+    options = from_mapping(
+        CurateOptions,
+        {
+            "ingest": {"source": str(pool)},
+            "answer_check": {"workers": 1},
+            "decontam": {"enabled": False},
+            "quality": {"require_final_answer": False},
+            "difficulty": {
+                "source": "rollouts",
+                "strong_models": ["replayed"],
+                "strong_pass_rate": [0.2, 0.5],
+                "strong_rollouts": rollout,
+            },
+            "report": {"plots": False},
+        },
+    )
+    backends: list[CountingReplay] = []
+
+    def factory(settings: RolloutOptions) -> CountingReplay:
+        backends.append(CountingReplay(responses))
+        return backends[-1]
+
+    for _ in range(2):
+        curate(options, output_dir=tmp_path / "run", seed=1, benchmark_specs={}, backend_factory=factory)
+    assert [b.calls for b in backends] == [16, 0]  # the second run reads every rollout from the cache
+    curated = [json.loads(line) for line in (tmp_path / "run" / "curate" / "curated.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in curated] == ["q2"]
+    assert (
+        curated[0]["pass_rates"]["attempts"] == {"replayed": [1, 4]}
+        and curated[0]["pass_rates"]["source"] == "rollouts"
+    )
+    funnel = json.loads((tmp_path / "run" / "curate" / "funnel.json").read_text())
+    difficulty = next(s for s in funnel["stages"] if s["stage"] == "difficulty")
+    assert difficulty["problems_dropped"] == {"strong_pass_rate_above_window": 1, "strong_pass_rate_below_window": 2}
