@@ -81,9 +81,19 @@ def measure(name: str, run: Callable[[Row], tuple[bool, bool]], rows: list[Row])
         timeouts += timed_out
     total = time.perf_counter() - start
     q = statistics.quantiles(latencies, n=100)
-    return {"grader": name, "n": len(rows), "right": right, "acc": right / len(rows), "fp": fp, "fn": fn,
-            "pairs_s": len(rows) / total, "p50_ms": q[49] * 1e3, "p99_ms": q[98] * 1e3,
-            "max_ms": max(latencies) * 1e3, "timeouts": timeouts}
+    return {
+        "grader": name,
+        "n": len(rows),
+        "right": right,
+        "acc": right / len(rows),
+        "fp": fp,
+        "fn": fn,
+        "pairs_s": len(rows) / total,
+        "p50_ms": q[49] * 1e3,
+        "p99_ms": q[98] * 1e3,
+        "max_ms": max(latencies) * 1e3,
+        "timeouts": timeouts,
+    }
 
 
 def main() -> None:
@@ -98,9 +108,11 @@ def main() -> None:
     for set_name, rows in (("dev", dev), ("dev+cases", dev + cases)):
         results = [measure(name, run, rows) for name, run in graders.items()]
         for r in results:
-            print(f"| {set_name} | {r['grader']} | {r['right']}/{r['n']} | {r['acc']:.4f} | {r['fp']} | "
-                  f"{r['fn']} | {r['pairs_s']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.1f} | "
-                  f"{r['timeouts']} |")
+            print(
+                f"| {set_name} | {r['grader']} | {r['right']}/{r['n']} | {r['acc']:.4f} | {r['fp']} | "
+                f"{r['fn']} | {r['pairs_s']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.1f} | "
+                f"{r['timeouts']} |"
+            )
         print(f"speed-up on {set_name}: {results[0]['pairs_s'] / results[1]['pairs_s']:.1f}x")
 
 

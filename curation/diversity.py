@@ -50,7 +50,7 @@ def s1_sample(by_domain: dict[str, list[tuple[str, int]]], n: int, seed: int) ->
     while len(drawn) < n and pools:
         domain = rng.choice(sorted(pools))
         items = pools[domain]
-        weights = [2.0 ** -rank for rank in range(len(items))]
+        weights = [2.0**-rank for rank in range(len(items))]
         index = rng.choices(range(len(items)), weights=weights)[0]
         drawn.append(items.pop(index)[0])
         if not items:
@@ -65,7 +65,10 @@ def run_diversity(state: CurationState, options: DiversityOptions, select: Selec
         state.apply(count)
         return
     best = best_chains(state, select)
-    count.notes = {"method": options.method, "domains_in": dict(sorted(Counter(domain_of(state, p) for p in best).items()))}
+    count.notes = {
+        "method": options.method,
+        "domains_in": dict(sorted(Counter(domain_of(state, p) for p in best).items())),
+    }
     if options.method == "quota":
         limit = _quota_limit(options, select.n)
         drops = quota_drops(state, ranked_problems(best, list(state.problems)), limit) if limit is not None else {}
@@ -83,7 +86,9 @@ def _quota_limit(options: DiversityOptions, n: int) -> int | None:
     return min(limits) if limits else None
 
 
-def _s1_drops(state: CurationState, best: dict[str, tuple[Chain, float]], n: int, seed: int) -> dict[str, tuple[str, dict[str, Any]]]:
+def _s1_drops(
+    state: CurationState, best: dict[str, tuple[Chain, float]], n: int, seed: int
+) -> dict[str, tuple[str, dict[str, Any]]]:
     by_domain: dict[str, list[tuple[str, int]]] = defaultdict(list)
     for pid, (chain, _) in best.items():
         by_domain[domain_of(state, pid)].append((pid, len(chain.text)))

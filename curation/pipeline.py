@@ -28,7 +28,7 @@ from curation.decontam import run_decontam
 from curation.dedup import run_dedup
 from curation.difficulty import run_difficulty
 from curation.diversity import run_diversity
-from curation.funnel import CurationState, Drop
+from curation.funnel import Attempt, CurationState, Drop
 from curation.options import CurateOptions, RolloutOptions
 from curation.outputs import curated_row, selected_chains, training_example
 from curation.pool import Pool, apply_gold_overrides, load_gold_overrides, load_pool
@@ -74,7 +74,9 @@ def initial_state(pool: Pool) -> CurationState:
     count = state.begin("ingest")
     count.chains_in = pool.read
     for reject in pool.rejects:
-        state.drops.append(Drop("row", reject.id or f"row{reject.row}", None, "ingest", "invalid_row", reject.to_dict()))
+        state.drops.append(
+            Drop("row", reject.id or f"row{reject.row}", None, "ingest", "invalid_row", reject.to_dict())
+        )
     state.apply(count)
     if pool.rejects:
         count.chains_dropped["invalid_row"] = len(pool.rejects)
@@ -86,12 +88,19 @@ def _timed(state: CurationState, run: Callable[[], None]) -> None:
     run()
     state.funnel[-1].seconds = round(time.perf_counter() - started, 3)
     last = state.funnel[-1]
-    log.info("%-13s chains %6d -> %6d  problems %5d -> %5d", last.stage, last.chains_in, last.chains_out, last.problems_in, last.problems_out)
+    log.info(
+        "%-13s chains %6d -> %6d  problems %5d -> %5d",
+        last.stage,
+        last.chains_in,
+        last.chains_out,
+        last.problems_in,
+        last.problems_out,
+    )
 
 
 def difficulty_attempts(
     state: CurationState, options: CurateOptions, seed: int, out: Path, backend_factory: BackendFactory | None
-) -> list[dict[str, Any]]:
+) -> list[Attempt]:
     """Attempts for pass rates: the pool's graded chains, or fresh rollouts of the alive problems."""
     difficulty = options.difficulty
     if not difficulty.enabled or difficulty.source == "pool":
@@ -104,7 +113,7 @@ def difficulty_attempts(
 
     problems = list(state.problems.values())
     golds = {p.id: p.answer for p in problems}
-    attempts: list[dict[str, Any]] = []
+    attempts: list[Attempt] = []
     for rollout in (difficulty.weak_rollouts, difficulty.strong_rollouts):
         if rollout is None:
             continue
@@ -146,11 +155,16 @@ def package_versions() -> dict[str, str]:
 
 
 def write_outputs(
-    state: CurationState, options: CurateOptions, out: Path, manifest: dict[str, Any], pool_domains: Counter[str], all_quality: list[float]
+    state: CurationState,
+    options: CurateOptions,
+    out: Path,
+    manifest: dict[str, Any],
+    pool_domains: Counter[str],
+    all_quality: list[float],
 ) -> None:
     """Write every output file under ``out``."""
     chains = selected_chains(state)
-    rows = [curated_row(state, c) for c in chains]
+    rows = [curated_row(state, c, options.quality) for c in chains]
     write_jsonl(out / "curated.jsonl", rows)
     if options.report.parquet:
         write_parquet(out / "curated.parquet", rows)
@@ -161,7 +175,11 @@ def write_outputs(
     if options.report.enabled:
         plots = write_plots(state, out, pool_domains, all_quality) if options.report.plots else []
         flagged = {pid: n["suspect_gold"] for pid, n in state.problem_notes.items() if "suspect_gold" in n}
-        hits = [{"problem_id": d.problem_id, **d.detail} for d in state.drops if d.kind == "problem" and d.stage == "decontam"]
+        hits = [
+            {"problem_id": d.problem_id, **d.detail}
+            for d in state.drops
+            if d.kind == "problem" and d.stage == "decontam"
+        ]
         write_report(render_report(state, manifest, plots, flagged, hits), out)
 
 
@@ -187,7 +205,7 @@ def curate(
     state = initial_state(pool)
     pool_domains = Counter(p.subject or "unknown" for p in pool.problems)
     run_stages(state, options, seed=seed, out=out, benchmark_specs=benchmark_specs, backend_factory=backend_factory)
-    all_quality = [n["quality"]["score"] for n in state.chain_notes.values() if "quality" in n]
+    all_quality = [n["quality"].score for n in state.chain_notes.values() if "quality" in n]
     totals = state.reconcile()
     manifest = {
         "name": name,
@@ -201,4 +219,6 @@ def curate(
         "totals": totals,
     }
     write_outputs(state, options, out, manifest, pool_domains, all_quality)
-    return CurationSummary(str(out), totals["read"], totals["selected"], totals["dropped"], round(time.perf_counter() - started, 2))
+    return CurationSummary(
+        str(out), totals["read"], totals["selected"], totals["dropped"], round(time.perf_counter() - started, 2)
+    )

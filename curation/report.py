@@ -68,8 +68,14 @@ def plot_domains(before: Counter[str], after: Counter[str], path: Path) -> None:
 
 def write_plots(state: CurationState, out: Path, pool_domains: Counter[str], all_quality: list[float]) -> list[str]:
     """Write the PNGs; returns their file names."""
-    rates = [n["difficulty"]["strong_pass_rate"] for n in state.problem_notes.values() if n.get("difficulty", {}).get("strong_pass_rate") is not None]
-    selected_quality = [state.chain_notes[c]["quality"]["score"] for c in state.chains if "quality" in state.chain_notes[c]]
+    rates = [
+        n["difficulty"]["strong_pass_rate"]
+        for n in state.problem_notes.values()
+        if n.get("difficulty", {}).get("strong_pass_rate") is not None
+    ]
+    selected_quality = [
+        state.chain_notes[c]["quality"].score for c in state.chains if "quality" in state.chain_notes[c]
+    ]
     lengths = [len(c.text.split()) for c in state.chains.values()]
     plot_funnel(state, out / "funnel.png")
     plot_histograms({"problems scored": rates}, out / "pass_rate.png", "strong-model pass rate")
@@ -81,15 +87,27 @@ def write_plots(state: CurationState, out: Path, pool_domains: Counter[str], all
 
 
 def funnel_table(state: CurationState) -> str:
-    lines = ["| stage | chains in | chains out | problems in | problems out | dropped (chains) | seconds |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| stage | chains in | chains out | problems in | problems out | dropped (chains) | seconds |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for c in state.funnel:
         dropped = ", ".join(f"{k}: {v}" for k, v in c.chains_dropped.items()) or "-"
         name = c.stage if c.enabled else f"{c.stage} (off)"
-        lines.append(f"| {name} | {c.chains_in} | {c.chains_out} | {c.problems_in} | {c.problems_out} | {dropped} | {c.seconds:.1f} |")
+        lines.append(
+            f"| {name} | {c.chains_in} | {c.chains_out} | {c.problems_in} | {c.problems_out} | {dropped} "
+            f"| {c.seconds:.1f} |"
+        )
     return "\n".join(lines)
 
 
-def render_report(state: CurationState, manifest: dict[str, Any], plots: list[str], flagged: dict[str, dict[str, Any]], hits: list[dict[str, Any]]) -> str:
+def render_report(
+    state: CurationState,
+    manifest: dict[str, Any],
+    plots: list[str],
+    flagged: dict[str, dict[str, Any]],
+    hits: list[dict[str, Any]],
+) -> str:
     """The Markdown report."""
     parts = [
         f"# Curation report: {manifest.get('name', '')}",
@@ -98,11 +116,25 @@ def render_report(state: CurationState, manifest: dict[str, Any], plots: list[st
         "## Funnel",
         funnel_table(state),
         "## Gold overrides applied",
-        "\n".join(f"- `{o['problem_id']}`: `{o['was']}` -> `{o['answer']}`. {o['justification']}" for o in manifest["gold_overrides"]) or "none",
+        "\n".join(
+            f"- `{o['problem_id']}`: `{o['was']}` -> `{o['answer']}`. {o['justification']}"
+            for o in manifest["gold_overrides"]
+        )
+        or "none",
         "## Suspect golds",
-        "\n".join(f"- `{pid}`: gold `{d['gold']}`, strong models agree on `{d['agreed_answer']}` ({d['agreeing']} of {d['attempts']} attempts; {d['correct']} match the gold)" for pid, d in sorted(flagged.items())) or "none",
+        "\n".join(
+            f"- `{pid}`: gold `{d['gold']}`, strong models agree on `{d['agreed_answer']}` "
+            f"({d['agreeing']} of {d['attempts']} attempts; {d['correct']} match the gold)"
+            for pid, d in sorted(flagged.items())
+        )
+        or "none",
         "## Decontamination hits",
-        "\n".join(f"- `{h['problem_id']}` matched `{h['benchmark']}` item `{h['item_id']}` ({h['method']}, score {h['score']})" for h in hits) or "none",
+        "\n".join(
+            f"- `{h['problem_id']}` matched `{h['benchmark']}` item `{h['item_id']}` "
+            f"({h['method']}, score {h['score']})"
+            for h in hits
+        )
+        or "none",
         "## Benchmarks checked",
         "\n".join(f"- {name}: {info}" for name, info in manifest.get("benchmarks", {}).items()) or "none",
     ]

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from curation.funnel import Attempt
 from curation.options import RolloutOptions
 from eval.backends.base import Backend, GenerationRequest, SamplingParams, row_seed
 from eval.problem import Problem
@@ -80,10 +81,12 @@ def run_rollouts(
     done = {row["id"]: row for row in read_jsonl(path, tolerate_torn_tail=True)} if path.exists() else {}
     requests = build_requests(problems, options, seed)
     missing = [r for r in requests if r.id not in done]
-    log.info("rollouts %s: %d cached, %d to generate -> %s", options.model, len(requests) - len(missing), len(missing), path)
+    log.info(
+        "rollouts %s: %d cached, %d to generate -> %s", options.model, len(requests) - len(missing), len(missing), path
+    )
     for start in range(0, len(missing), options.batch_size):
         batch = missing[start : start + options.batch_size]
-        rows = [_row(request, generation) for request, generation in zip(batch, backend.generate(batch))]
+        rows = [_row(request, generation) for request, generation in zip(batch, backend.generate(batch), strict=True)]
         append_jsonl(path, rows)
         done.update((row["id"], row) for row in rows)
     return [done[r.id] for r in requests]
@@ -104,12 +107,12 @@ def _row(request: GenerationRequest, generation: Any) -> dict[str, Any]:
 
 def grade_rollouts(
     rows: Sequence[dict[str, Any]], golds: dict[str, str], generator: str, *, workers: int = 2
-) -> list[dict[str, Any]]:
-    """Grade rollout rows into attempts ``{problem_id, chain_id, generator, correct, answer}``."""
+) -> list[Attempt]:
+    """Grade rollout rows into `Attempt`s credited to ``generator``."""
     from eval.grader import grade_many
 
     verdicts = grade_many([(golds[r["problem_id"]], r["text"]) for r in rows], workers=workers)
     return [
-        {"problem_id": r["problem_id"], "chain_id": r["id"], "generator": generator, "correct": v.correct, "answer": v.extracted}
-        for r, v in zip(rows, verdicts)
+        Attempt(r["problem_id"], r["id"], generator, v.correct, v.extracted)
+        for r, v in zip(rows, verdicts, strict=True)
     ]

@@ -18,7 +18,8 @@ from curation.schema import Chain
 
 
 def combined_score(state: CurationState, chain: Chain, options: SelectOptions) -> float:
-    quality = state.chain_notes.get(chain.id, {}).get("quality", {}).get("score", 0.0)
+    note = state.chain_notes.get(chain.id, {}).get("quality")
+    quality = note.score if note is not None else 0.0
     rate = state.problem_notes.get(chain.problem_id, {}).get("difficulty", {}).get("strong_pass_rate")
     difficulty = 0.0 if rate is None else 1.0 - rate
     total = (options.quality_weight + options.difficulty_weight) or 1.0
@@ -52,7 +53,11 @@ def run_select(state: CurationState, options: SelectOptions) -> None:
         if chain.id != winner.id:
             chains[chain.id] = ("not_best_chain", {"best_chain": winner.id, "best_score": score})
     ranked = ranked_problems(best, list(state.problems))
-    problems = {pid: ("below_top_n", {"rank": rank + 1, "score": best[pid][1]}) for rank, pid in enumerate(ranked) if rank >= options.n}
+    problems = {
+        pid: ("below_top_n", {"rank": rank + 1, "score": best[pid][1]})
+        for rank, pid in enumerate(ranked)
+        if rank >= options.n
+    }
     for rank, pid in enumerate(ranked[: options.n]):
         state.problem_notes[pid]["rank"] = rank + 1
     count.notes = {"n": options.n}

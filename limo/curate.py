@@ -46,9 +46,9 @@ def build_benchmark_specs(cfg: DictConfig) -> dict[str, BenchmarkSpec]:
 
 def build_backend(options: RolloutOptions) -> Any:
     """A generation backend for fresh rollouts (imported lazily: only the rollout stage needs one)."""
-    from eval.backends import build_backend as build
+    from eval.backends.registry import build_backend as build
 
-    return build(options.backend, model=options.model, **options.backend_args)
+    return build(options.backend, **options.backend_args)
 
 
 @hydra.main(config_path="../recipes", config_name="config", version_base=None)
