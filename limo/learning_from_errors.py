@@ -270,9 +270,8 @@ def graded_pool(state: Any) -> GradedPool:
     notes = state.chain_notes
     chains = [c for c in state.chains.values() if c.generator != HUMAN]
     human = {c.problem_id: c for c in state.chains.values() if c.generator == HUMAN}
-    verdicts = {cid: Verdict(**{k: notes[cid]["verdict"][k] for k in ("status", "correct", "extracted", "reason")})
-                for cid in state.chains if "verdict" in notes[cid]}  # fmt: skip
-    quality = {cid: float(notes[cid]["quality"]["score"]) for cid in state.chains if "quality" in notes[cid]}
+    verdicts = {cid: notes[cid]["verdict"] for cid in state.chains if "verdict" in notes[cid]}
+    quality = {cid: float(notes[cid]["quality"].score) for cid in state.chains if "quality" in notes[cid]}
     return GradedPool(dict(state.problems), chains, human, verdicts, quality, state)
 
 
