@@ -7,18 +7,21 @@ chain graded on its final answer. LEMMA then harvests wrong chains, optionally a
 unannotated first wrong steps and a teacher injector for new errors (`curation.error_injection`),
 connects, verifies and mixes (`curation.lemma`); pairs come from `curation.preference`.
 
-Teacher replies are cached per request id (``curate/teacher/<task>.jsonl``, appended batch by batch), so a
-killed run resumes without asking again. Outputs follow CONTRACTS.md: ``messages.jsonl`` or
-``pairs.jsonl``, ``curated.jsonl``, ``rejects.jsonl``, ``funnel.json``, ``manifest.json``, ``report.md``.
+Teacher replies are cached per request id (``curate/teacher/<task>-<settings hash>.jsonl``, appended batch
+by batch), so a killed run resumes without asking again, and changed teacher settings never reuse stale
+replies. Outputs follow CONTRACTS.md: ``messages.jsonl`` or ``pairs.jsonl``, ``curated.jsonl``,
+``rejects.jsonl``, ``funnel.json``, ``manifest.json``, ``report.md``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -324,6 +327,16 @@ class CachedBackend:
         return cached_generate(self.backend, requests, self.path, self.batch_size)
 
 
+def cache_file(folder: Path, task: str, section: TeacherSection, context: Any = None) -> Path:
+    """``<folder>/<task>-<hash>.jsonl``: the hash covers what decides the replies (backend, model, sampling)
+    and what shapes the prompts (taxonomy, seed), so changing any of them starts a new cache instead of
+    reusing stale replies. ``backend_args`` (server address, replay file) say where the teacher is served,
+    not what it is, and stay out of the key."""
+    settings = {k: v for k, v in asdict(section).items() if k not in ("backend_args", "batch_size")}
+    key = json.dumps({"teacher": settings, "context": context}, sort_keys=True, default=str)
+    return folder / f"{task}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.jsonl"
+
+
 def teacher(section: TeacherSection, cache: Path) -> tuple[CachedBackend, SamplingParams]:
     backend, sampling = build_teacher(section)
     return CachedBackend(backend, cache, section.batch_size), sampling
@@ -392,7 +405,10 @@ def harvest(section: ErrorCurateSection, pool: GradedPool, seed: int, out: Path,
     chains = list(pool.chains)
     if section.harvest.rollouts is not None:
         fresh = rollout_chains(
-            section.harvest.rollouts, list(pool.problems.values()), seed, out / "teacher" / "rollouts.jsonl"
+            section.harvest.rollouts,
+            list(pool.problems.values()),
+            seed,
+            cache_file(out / "teacher", "rollouts", section.harvest.rollouts, seed),
         )
         pool.verdicts.update(grade_chains(pool.problems, fresh, workers=1))
         chains += fresh
@@ -414,7 +430,8 @@ def locate(
     if section.judge is None:
         ledger.stage("judge", enabled=False, unlocated=sum(w.first_wrong_step is None for w in wrong))
         return wrong
-    backend, sampling = teacher(section.judge, out / "teacher" / "judge.jsonl")
+    cache = cache_file(out / "teacher", "judge", section.judge, [section.error_types, seed])
+    backend, sampling = teacher(section.judge, cache)
     located, rejects = locate_with_judge(
         backend, wrong, pool.problems, section.error_types, sampling=sampling, seed=seed
     )
@@ -435,7 +452,8 @@ def inject(section: ErrorCurateSection, pool: GradedPool, seed: int, out: Path, 
         raise ValueError("curate.injection.enabled=true needs curate.injection.teacher")
     sources = injection_sources(options, pool)
     tasks = assign_error_types(sources, section.error_types, per_chain=options.per_chain, seed=seed)
-    backend, sampling = teacher(options.teacher, out / "teacher" / "inject.jsonl")
+    cache = cache_file(out / "teacher", "inject", options.teacher, [section.error_types, options.per_chain, seed])
+    backend, sampling = teacher(options.teacher, cache)
     wrong, rejects = inject_errors(backend, tasks, section.error_types, sampling=sampling, seed=seed)
     ledger.stage("inject", tasks=len(tasks), accepted=len(wrong), rejects=rejects,
                  requested_types=dict(Counter(t.error_type for t in tasks)))  # fmt: skip

@@ -279,3 +279,61 @@ def test_lemma_recipe_trains_on_cpu(lemma_run, repo_root):
     assert (lemma_run / "train" / "model" / "model.safetensors").exists()
     plan = json.loads((lemma_run / "train" / "plan.json").read_text())
     assert plan["data"]["path"].endswith("curate/messages.jsonl")
+
+
+def test_lemma_with_teacher_judge_and_injector_through_replay(tmp_path):
+    """The recipe with both teacher roles configured (replay backends): judged and injected chains reach the
+    final set with their error types, malformed teacher replies are rejected, and a rerun asks no teacher."""
+    from omegaconf import OmegaConf
+
+    from curation.steps import numbered_steps
+    from eval.champ import load_champ_problems
+    from limo.config import compose
+    from limo.learning_from_errors import curate_lemma
+
+    problems = [p for p in load_champ_problems()[:20] if p.id not in _heldout()][:3]
+    cfg = compose(
+        "lemma", [f"output_dir={tmp_path}", "curate.problem_limit=20", "curate.pipeline.answer_check.workers=1"]
+    )
+    taxonomy = dict(cfg.curate.error_types)
+    types = [
+        t.error_type
+        for t in assign_error_types([(PROBLEM, CorrectChain(HUMAN, "4"))] * 3, taxonomy, per_chain=1, seed=42)
+    ]
+    rows = []
+    for problem, error_type in zip(problems, types, strict=True):
+        steps = [line.split(": ", 1)[1] for line in numbered_steps(problem.solution).splitlines()]
+        rewritten = "\n".join([steps[0], "Here we wrongly take the value 12345.", "So the answer is \\boxed{12345}."])
+        rows.append({"request_id": f"{problem.id}/human#inject-0", "text": _reply(rewritten, 2, error_type)})
+    rows[2]["text"] = "I would rather not."  # a malformed reply: rejected with its reason
+    replies = tmp_path / "inject.jsonl"
+    replies.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    verdict = '{"first_wrong_step": 2, "error_type": "counting_error"}'
+    judge = {"backend": "replay", "backend_args": {"pool": {p.id: [verdict] for p in load_champ_problems()[:20]}}}
+    injection = {
+        "enabled": True,
+        "max_sources": 3,
+        "teacher": {"backend": "replay", "backend_args": {"path": str(replies)}},
+    }
+    OmegaConf.update(cfg, "curate.judge", judge, force_add=True)
+    OmegaConf.update(cfg, "curate.injection", injection, merge=True)
+    summary = curate_lemma(cfg)
+    assert summary["origins"]["injected"] == 2 and summary["located_by"]["judge"] > 0
+    assert summary["error_types"]["counting_error"] >= summary["located_by"]["judge"]
+    assert {types[0], types[1]} <= set(summary["error_types"])
+    rejects = (tmp_path / "curate" / "rejects.jsonl").read_text()
+    assert "teacher reply holds no JSON object" in rejects
+    assert "Error types" in (tmp_path / "curate" / "report.md").read_text()
+    (cache,) = (tmp_path / "curate" / "teacher").glob("judge-*.jsonl")
+    cached = cache.read_text().count("\n")
+    assert (
+        cached == summary_stage(tmp_path, "judge")["wrong_chains_in"] - summary_stage(tmp_path, "harvest")["annotated"]
+    )
+    OmegaConf.update(
+        cfg, "curate.judge.backend_args", {"pool": {}}, merge=False
+    )  # an empty teacher: must not be asked
+    assert curate_lemma(cfg) == summary
+
+
+def summary_stage(out: Path, name: str) -> dict:
+    return {s["stage"]: s for s in json.loads((out / "curate" / "funnel.json").read_text())["stages"]}[name]
