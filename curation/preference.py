@@ -124,19 +124,21 @@ def build_pairs(
             by_problem[item.chain.problem_id]["chosen"].append(item)
         elif item.verdict.status == "incorrect":
             by_problem[item.chain.problem_id]["rejected"].append(item)
-    raw, rejects, refused = [], [], 0
+    raw: list[tuple[ScoredChain, ScoredChain, float]] = []
+    rejects: list[Reject] = []
+    refused = 0
     for problem_id in sorted(by_problem):
         sides = by_problem[problem_id]
-        pairs, too_far = _pairs_for_problem(sides["chosen"], sides["rejected"], options)
+        found, too_far = _pairs_for_problem(sides["chosen"], sides["rejected"], options)
         refused += too_far
-        if pairs:
-            raw.extend(pairs)
+        if found:
+            raw.extend(found)
         else:
             rejects.append(Reject(STAGE, 0, "problem", _why_no_pair(sides, too_far), STAGE, problem_id))
     balanced, dropped = _balance(raw, seed) if options.balance_longer else (raw, [])
     rejects.extend(_balance_reject(c, r) for c, r, _ in dropped)
     pairs = [_pair(problems[c.chain.problem_id], c, r, gap, options) for c, r, gap in balanced]
-    report = {"before_controls": length_stats(raw), "after_controls": length_stats(balanced),
+    report: dict[str, Any] = {"before_controls": length_stats(raw), "after_controls": length_stats(balanced),
               "refused_by_length_gap": refused, "dropped_by_balance": len(dropped),
               "problems_with_pairs": len({c.chain.problem_id for c, _, _ in balanced})}  # fmt: skip
     return pairs, rejects, report
