@@ -21,7 +21,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from curation.lemma import CorrectChain, WrongChain, format_taxonomy
+from curation.lemma import CorrectChain, WrongChain
 from curation.schema import Chain
 from curation.steps import TeacherOutputError, numbered_steps, parse_json_object, require_field, step_spans
 from eval.backends.base import Backend, GenerationRequest, SamplingParams, row_seed
@@ -180,7 +180,3 @@ def inject_errors(
             continue
         wrong.append(item)
     return wrong, rejects
-
-
-__all__ = ["InjectionTask", "assign_error_types", "inject_errors", "injection_request", "parse_injection",
-           "format_taxonomy"]  # fmt: skip

@@ -315,12 +315,22 @@ def test_lemma_with_teacher_judge_and_injector_through_replay(tmp_path):
         "max_sources": 3,
         "teacher": {"backend": "replay", "backend_args": {"path": str(replies)}},
     }
+    wrong_rollout = "First we set up the count.\n\nSo the answer is \\boxed{99999}."
+    rollouts = {
+        "backend": "replay",
+        "k": 2,
+        "backend_args": {"pool": {p.id: [wrong_rollout] for p in load_champ_problems()[:20]}},
+    }
+    OmegaConf.update(cfg, "curate.harvest", {"rollouts": rollouts, "max_per_problem": None}, merge=True)
     OmegaConf.update(cfg, "curate.judge", judge, force_add=True)
     OmegaConf.update(cfg, "curate.injection", injection, merge=True)
     summary = curate_lemma(cfg)
     assert summary["origins"]["injected"] == 2 and summary["located_by"]["judge"] > 0
     assert summary["error_types"]["counting_error"] >= summary["located_by"]["judge"]
     assert {types[0], types[1]} <= set(summary["error_types"])
+    curated = [json.loads(line) for line in (tmp_path / "curate" / "curated.jsonl").read_text().splitlines()]
+    from_rollouts = [r for r in curated if r.get("provenance", {}).get("wrong_chain_generator") == "rollout:replay"]
+    assert from_rollouts and all(r["wrong_chain"] == wrong_rollout for r in from_rollouts)
     rejects = (tmp_path / "curate" / "rejects.jsonl").read_text()
     assert "teacher reply holds no JSON object" in rejects
     assert "Error types" in (tmp_path / "curate" / "report.md").read_text()
