@@ -413,8 +413,7 @@ def assign_connections(chain_ids: Sequence[str], mixture: Mapping[str, float], s
     """A connection per chain id, in the mixture's proportions exactly (largest remainder), not by chance.
 
     Chains are ordered by their per-chain seed, then the first share gets the first connection and so on,
-    so the assignment does not depend on pool order and a chain keeps its connection when others change
-    little.
+    so the assignment does not depend on pool order.
     """
     unknown = set(mixture) - set(CONNECTIONS)
     if unknown or not any(w > 0 for w in mixture.values()) or any(w < 0 for w in mixture.values()):
@@ -423,9 +422,8 @@ def assign_connections(chain_ids: Sequence[str], mixture: Mapping[str, float], s
     total = sum(mixture[n] for n in names)
     exact = {n: len(chain_ids) * mixture[n] / total for n in names}
     counts = {n: int(exact[n]) for n in names}
-    for name in sorted(names, key=lambda n: exact[n] - counts[n], reverse=True)[
-        : len(chain_ids) - sum(counts.values())
-    ]:
+    shortfall = len(chain_ids) - sum(counts.values())
+    for name in sorted(names, key=lambda n: exact[n] - counts[n], reverse=True)[:shortfall]:
         counts[name] += 1
     ordered = sorted(chain_ids, key=lambda cid: (row_seed(seed, cid, 1), cid))
     slots = [n for n in names for _ in range(counts[n])]
