@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sympy
 
-from eval.grading.numeric import Unsupported, close_at
+from eval.grading.numeric import Unsupported, close_at, tolerance
 from eval.grading.values import BaseNumeral, Matrix, Relation, Scalar, Seq, Text, UnionOf, Value
 
 EXACT_RTOL = sympy.Float("1e-20", 30)
@@ -75,7 +75,8 @@ def _close(x: sympy.Basic, y: sympy.Basic, rtol: float | sympy.Float, floor: flo
         if diff == 0:
             return True
         scale = max(abs(complex(x)), abs(complex(y)), floor)
-        return diff <= float(rtol) * scale if scale > 1e-300 else _close_precise(x, y, rtol)
+        allowed = tolerance(abs(complex(x)), abs(complex(y)), float(rtol), floor)
+        return diff <= allowed if scale > 1e-300 else _close_precise(x, y, rtol)
     except (TypeError, ValueError, OverflowError):
         return _close_precise(x, y, rtol)
 

@@ -30,7 +30,8 @@ MP = mpmath.MPContext()
 MP.dps = 50
 _DOUBLE_NOISE = 1e-12  # relative rounding error allowed for a double evaluation (generous: ~1e4 ulps)
 _MP_NOISE = mpmath.mpf("1e-44")
-MAX_TERMS = 1000  # terms of one sum or product evaluated at one point
+APPROX_RELATIVE_CAP = 1e-3
+MAX_TERMS = 2000  # terms of all sums and products in one evaluation at one point
 
 
 class Unsupported(Exception):
@@ -85,6 +86,7 @@ class _Evaluator:
         self.subs = subs
         self.mp = mp
         self.peak = 0.0
+        self.terms = 0
 
     def constant(self, expr: sympy.Basic) -> Any:
         if expr is sympy.pi:
@@ -122,7 +124,8 @@ class _Evaluator:
         """A sum or product whose bounds are integers at this point, term by term (at most MAX_TERMS)."""
         index, lower, upper = expr.limits[0]
         lo, hi = _as_int(self.value(lower)), _as_int(self.value(upper))
-        if hi - lo + 1 > MAX_TERMS:
+        self.terms += max(0, hi - lo + 1)
+        if self.terms > MAX_TERMS:  # counted over nested sums too
             raise Unsupported(f"more than {MAX_TERMS} terms")
         saved = self.subs.get(index)
         terms = []
@@ -160,6 +163,15 @@ class _Evaluator:
         return func(*args)
 
 
+def tolerance(ax: Any, ay: Any, rtol: float, floor: float) -> Any:
+    """Allowed ``|x - y|``: `rtol` times the larger size (at least `floor`). With a floor (a decimal
+    approximation) the difference must also stay under 1e-3 relative, so ``.0000672`` is not ``.0000673``
+    while ``0.333333`` still is ``1/3``."""
+    size = max(ax, ay)
+    allowed = rtol * max(size, floor)
+    return min(allowed, APPROX_RELATIVE_CAP * size) if floor > 0 else allowed
+
+
 def _double_verdict(x: sympy.Basic, y: sympy.Basic, subs: dict, rtol: float, floor: float) -> bool | None:
     """True/False when doubles decide with margin to spare; None when the pair needs more digits."""
     ev = _Evaluator({k: float(v) for k, v in subs.items()}, mp=False)
@@ -171,9 +183,10 @@ def _double_verdict(x: sympy.Basic, y: sympy.Basic, subs: dict, rtol: float, flo
         return None
     diff, scale = abs(fx - fy), max(abs(fx), abs(fy), floor)
     noise = _DOUBLE_NOISE * max(ev.peak, scale)
-    if diff - noise > rtol * scale:
+    tol = tolerance(abs(fx), abs(fy), rtol, floor)
+    if diff - noise > tol:
         return False
-    if rtol >= 1e-9 and diff + noise < rtol * scale:
+    if rtol >= 1e-9 and diff + noise < tol:
         return True
     return None
 
@@ -191,7 +204,7 @@ def _mp_verdict(x: sympy.Basic, y: sympy.Basic, subs: dict, rtol: float, floor: 
     noise = _MP_NOISE * max(ev.peak, scale)
     if noise > rtol * scale / 1000:
         return "undecided"
-    return bool(diff <= rtol * scale)
+    return bool(diff <= tolerance(abs(fx), abs(fy), rtol, floor))
 
 
 def close_at(x: sympy.Basic, y: sympy.Basic, subs: dict, rtol: float, floor: float) -> bool | None | str:
