@@ -29,6 +29,7 @@ def train(cfg: DictConfig, callbacks=()):
         return train_preference(cfg, callbacks)
     section, proc, paths = parse_train_section(cfg), process_info(), TrainPaths(str(cfg.output_dir))
     data = load_train_data(section.data or paths.default_data)
+    build.check_weight_support(section.trainer, [e.weight for e in data.examples], data.path)
     model_path = build.ensure_model(cfg.model)
     tokenizer = build.build_tokenizer(model_path, cfg.model)
     rows = chat_rows(data.examples, section.system_prompt)
@@ -60,7 +61,10 @@ def train(cfg: DictConfig, callbacks=()):
         dataset=build.build_dataset(rows), peft_config=build.build_peft_config(section.lora), callbacks=callbacks,
     )  # fmt: skip
     result = trainer.train(resume_from_checkpoint=checkpoint)
-    build.save_final_model(trainer, tokenizer, paths.model_dir, str(cfg.model.eos_token))
+    build.save_final_model(
+        trainer, tokenizer, paths.model_dir, str(cfg.model.eos_token), base_path=model_path,
+        model_init_kwargs=sft_config.model_init_kwargs,
+    )  # fmt: skip
     if proc.is_main:
         card = render_model_card(
             recipe=str(cfg.name), base_model=str(cfg.model.path), data_path=data.path, data_checksum=data.checksum,

@@ -124,6 +124,21 @@ def test_length_report_and_truncation_guard():
     check_truncation(report, "m.jsonl", allow=True)
 
 
+def test_loss_weights_are_refused_not_ignored(tmp_path):
+    from limo.training.build import check_weight_support
+
+    row = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+    write_jsonl(tmp_path / "w.jsonl", [{"id": "a", **row}, {"id": "b", "weight": 0.5, **row}])
+    data = load_train_data(tmp_path / "w.jsonl")
+    assert [e.weight for e in data.examples] == [1.0, 0.5]
+    with pytest.raises(ValueError, match="1 of 2 rows carry a loss weight other than 1.0"):
+        check_weight_support("sft", [e.weight for e in data.examples], data.path)
+    check_weight_support("sft", [1.0, 1.0], data.path)
+    write_jsonl(tmp_path / "bad.jsonl", [{"id": "a", "weight": "heavy", **row}])
+    with pytest.raises(DataError, match="row 1 field weight"):
+        load_train_data(tmp_path / "bad.jsonl")
+
+
 # --------------------------------------------------------------------------------- recipes -> SFTConfig
 
 
@@ -326,5 +341,27 @@ def test_lora_trains_adapters_and_saves_a_merged_model(tmp_path, pairs_file, tin
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).state_dict()
     tuned = AutoModelForCausalLM.from_pretrained(tmp_path / "train" / "model", dtype=torch.float32).state_dict()
     assert set(base) == set(tuned), "merged: plain HF weights, no adapter keys"
+    changed = {name for name in base if not torch.equal(base[name], tuned[name])}
+    assert changed and all(("q_proj" in name or "v_proj" in name) for name in changed), changed
+
+
+@pytest.mark.slow
+def test_lora_under_zero3_without_a_launcher_saves_a_merged_model(tmp_path, pairs_file, tiny_model_dir, repo_root):
+    """One process, no torchrun: DeepSpeed over gloo still starts; the partitioned base is merged after training."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    command = [
+        sys.executable, "-m", "limo.train", "recipe=demo", f"output_dir={tmp_path}", f"train.data={pairs_file}",
+        f"model.path={tiny_model_dir}", "model.build_tiny=false", "deepspeed=zero3", "train.global_batch_size=2",
+        "train.args.max_steps=3", "+train.lora={r: 4, alpha: 8, dropout: 0.0, target_modules: [q_proj, v_proj]}",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    done = subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=900, env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    saved = tmp_path / "train" / "model"
+    assert not (saved / "adapter_config.json").exists()
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).state_dict()
+    tuned = AutoModelForCausalLM.from_pretrained(saved, dtype=torch.float32).state_dict()
     changed = {name for name in base if not torch.equal(base[name], tuned[name])}
     assert changed and all(("q_proj" in name or "v_proj" in name) for name in changed), changed

@@ -42,7 +42,14 @@ def test_zero2_and_zero3_match_plain_two_process_losses(tmp_path, repo_root, tin
     for stage in ("zero2", "zero3"):
         losses, _ = _torchrun(repo_root, tmp_path / stage, data, tiny_model_dir, f"deepspeed={stage}")
         assert losses == pytest.approx(plain, rel=1e-4), stage
-    from transformers import AutoModelForCausalLM
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gathered = AutoModelForCausalLM.from_pretrained(tmp_path / "zero3" / "train" / "model")
-    assert sum(p.numel() for p in gathered.parameters()) > 0
+    saved = tmp_path / "zero3" / "train" / "model"
+    gathered = AutoModelForCausalLM.from_pretrained(saved).state_dict()
+    reference = AutoModelForCausalLM.from_pretrained(tmp_path / "plain" / "train" / "model").state_dict()
+    assert set(gathered) == set(reference)
+    for name, expected in reference.items():
+        assert torch.allclose(gathered[name], expected, rtol=1e-4, atol=1e-6), f"ZeRO-3 gathered {name} differs"
+    eos_id = AutoTokenizer.from_pretrained(saved).convert_tokens_to_ids("<|im_end|>")
+    assert json.loads((saved / "generation_config.json").read_text())["eos_token_id"] == eos_id
