@@ -62,6 +62,9 @@ def regrade_run_dir(
     results = {}
     for folder in benchmark_dirs(run_dir):
         rows = read_jsonl(folder / SAMPLES_FILE, tolerate_torn_tail=True)
+        missing = next((n for n, r in enumerate(rows, start=1) if r.get("gold") is None), None)
+        if missing:
+            raise DataError(f"{folder / SAMPLES_FILE}: row {missing}: field 'gold' is missing, cannot re-grade")
         verdicts = grade_pairs(
             [(str(r["gold"]), str(r.get("response") or "")) for r in rows],
             workers=workers,

@@ -299,3 +299,9 @@ def test_overfit_model_answers_are_graded_correct_end_to_end(overfit_model_dir, 
     assert metrics["mean_pass@1"] == pytest.approx(2 / 3) and metrics["maj@k"]["2"] == pytest.approx(2 / 3)
     assert metrics["by_level"]["2"]["pass@1"] == 0.5 and metrics["by_subject"]["Prealgebra"]["pass@1"] == 0.0
     assert metrics["truncation_rate"] == 0.0 and metrics["no_answer_rate"] == 0.0
+
+
+def test_regrade_of_rows_without_gold_names_file_and_row(tmp_path):
+    write_jsonl(tmp_path / "eval" / "x" / "samples.jsonl", [{"request_id": "a#0", "gold": "1"}, {"request_id": "b#0"}])
+    with pytest.raises(DataError, match=r"samples.jsonl: row 2: field 'gold' is missing"):
+        run_in_process(["mode=regrade", f"run_dir={tmp_path}", f"output_dir={tmp_path}"])
