@@ -123,13 +123,14 @@ def score_text(text: str, options: QualityOptions, patterns: Mapping[str, Keywor
     }
 
 
-def assess_chain(chain: Chain) -> dict[str, Any]:
-    """Score and structural verdict of one chain (uses the options set by `assess_chains`)."""
+def assess_chain(chain: Chain) -> tuple[QualityNote, str | None]:
+    """Compact score and structural verdict (drop reason or None) of one chain, with the options set by
+    `assess_chains`. Only this small tuple crosses processes; `quality_details` recomputes the rest."""
     assert _OPTIONS is not None
     result = score_text(chain.text, _OPTIONS, _PATTERNS)
     result["final_answer"] = has_final_answer(chain)
-    result["problem"] = structural_problem(chain, result, _OPTIONS)
-    return result
+    note = QualityNote(result["score"], result["words"], result["repetition"])
+    return note, structural_problem(chain, result, _OPTIONS)
 
 
 def structural_problem(chain: Chain, result: dict[str, Any], options: QualityOptions) -> str | None:
@@ -144,7 +145,7 @@ def structural_problem(chain: Chain, result: dict[str, Any], options: QualityOpt
     return None
 
 
-def assess_chains(chains: list[Chain], options: QualityOptions) -> list[dict[str, Any]]:
+def assess_chains(chains: list[Chain], options: QualityOptions) -> list[tuple[QualityNote, str | None]]:
     """`assess_chain` over ``chains`` (over ``options.workers`` processes), in order."""
     global _OPTIONS, _PATTERNS, _CHAINS
     _OPTIONS = options
@@ -156,7 +157,7 @@ def assess_chains(chains: list[Chain], options: QualityOptions) -> list[dict[str
         _CHAINS = []
 
 
-def _assess_index(index: int) -> dict[str, Any]:
+def _assess_index(index: int) -> tuple[QualityNote, str | None]:
     # Workers are forked after _CHAINS is set, so only the index goes out and the small result comes back.
     return assess_chain(_CHAINS[index])
 
@@ -175,9 +176,8 @@ def run_quality(state: CurationState, options: QualityOptions) -> None:
         return
     chains = list(state.chains.values())
     drops = {}
-    for chain, result in zip(chains, assess_chains(chains, options), strict=True):
-        problem = result.pop("problem")
-        state.chain_notes[chain.id]["quality"] = QualityNote(result["score"], result["words"], result["repetition"])
+    for chain, (note, problem) in zip(chains, assess_chains(chains, options), strict=True):
+        state.chain_notes[chain.id]["quality"] = note
         if problem:
-            drops[chain.id] = (problem, {"score": result["score"], "repetition": result["repetition"]})
+            drops[chain.id] = (problem, {"score": note.score, "repetition": note.repetition})
     state.apply(count, chains=drops)

@@ -61,8 +61,9 @@ def test_structural_checks_drop_with_reasons():
         Chain("noanswer", "p", "Some musings without any conclusion at all here", generator="m"),
         Chain("loop", "p", "so we add one more " * 40 + "\\boxed{4}", generator="m"),
     ]
-    problems = {r["problem"] for r in assess_chains(chains, QualityOptions())} - {None}
-    verdicts = [r["problem"] for r in assess_chains(chains, QualityOptions())]
+    results = assess_chains(chains, QualityOptions())
+    problems = {problem for _, problem in results} - {None}
+    verdicts = [problem for _, problem in results]
     assert verdicts == [None, "truncated", "no_final_answer", "repetition_loop"]
     assert problems == {"truncated", "no_final_answer", "repetition_loop"}
     assert repetition_fraction("a b c d e f".split() * 10, 4) > 0.8
