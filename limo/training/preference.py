@@ -208,7 +208,10 @@ def train_preference(cfg: Any, callbacks=()):
         peft_config=build.build_peft_config(section.lora), callbacks=callbacks,
     )  # fmt: skip
     result = trainer.train(resume_from_checkpoint=checkpoint)
-    build.save_final_model(trainer, tokenizer, paths.model_dir, str(cfg.model.eos_token))
+    build.save_final_model(
+        trainer, tokenizer, paths.model_dir, str(cfg.model.eos_token), base_path=model_path,
+        model_init_kwargs=dpo_config.model_init_kwargs or {},
+    )  # fmt: skip
     if proc.is_main:
         _write_card(cfg, section, data, plan, lengths, result, paths, dpo_config)
     return trainer
