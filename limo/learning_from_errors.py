@@ -97,14 +97,14 @@ class PairSection:
 class ErrorCurateSection:
     """``curate:`` for the learning-from-errors recipes.
 
-    ``pipeline`` holds curation's own stage options (``ingest``, ``validate``, ``answer_check``, ``dedup``,
+    ``stages`` holds curation's own stage options (``ingest``, ``validate``, ``answer_check``, ``dedup``,
     ``decontam``, ``quality``; same keys as the ``champ`` recipe, validated by `curation.options`);
     ``problem_limit`` keeps the first N problems of the pool (tests, quick looks).
     """
 
     method: str = "lemma"
     problem_limit: int | None = None
-    pipeline: dict[str, Any] = field(default_factory=dict)
+    stages: dict[str, Any] = field(default_factory=dict)
     error_types: dict[str, str] = field(default_factory=dict)
     harvest: HarvestSection = field(default_factory=HarvestSection)
     judge: TeacherSection | None = None
@@ -191,13 +191,13 @@ class GradedPool:
 
 
 def build_pipeline_options(section: ErrorCurateSection, cfg: DictConfig) -> Any:
-    """curation's `CurateOptions` from ``curate.pipeline``; the answer check keeps incorrect chains."""
+    """curation's `CurateOptions` from ``curate.stages``; the answer check keeps incorrect chains."""
     from limo.curate import build_options
 
-    pipeline = OmegaConf.create({"curate": section.pipeline, "data_dir": cfg.get("data_dir")})
-    unused = set(section.pipeline) - {"ingest", *PIPELINE_STAGES}
+    pipeline = OmegaConf.create({"curate": section.stages, "data_dir": cfg.get("data_dir")})
+    unused = set(section.stages) - {"ingest", *PIPELINE_STAGES}
     if unused:
-        raise ValueError(f"curate.pipeline: {sorted(unused)} do not run for curate.method={section.method}")
+        raise ValueError(f"curate.stages: {sorted(unused)} do not run for curate.method={section.method}")
     with_incorrect = OmegaConf.merge(pipeline, {"curate": {"answer_check": {"keep_incorrect": True}}})
     return build_options(with_incorrect)  # type: ignore[arg-type]
 

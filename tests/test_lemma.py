@@ -240,7 +240,7 @@ def lemma_run(repo_root, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("lemma")
     _run(
         repo_root, "limo.curate", "recipe=lemma", f"output_dir={out}", "curate.problem_limit=40",
-        "curate.pipeline.answer_check.workers=1",
+        "curate.stages.answer_check.workers=1",
     )  # fmt: skip
     return out
 
@@ -293,7 +293,7 @@ def test_lemma_with_teacher_judge_and_injector_through_replay(tmp_path):
 
     problems = [p for p in load_champ_problems()[:20] if p.id not in _heldout()][:3]
     cfg = compose(
-        "lemma", [f"output_dir={tmp_path}", "curate.problem_limit=20", "curate.pipeline.answer_check.workers=1"]
+        "lemma", [f"output_dir={tmp_path}", "curate.problem_limit=20", "curate.stages.answer_check.workers=1"]
     )
     taxonomy = dict(cfg.curate.error_types)
     types = [

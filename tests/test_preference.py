@@ -104,7 +104,7 @@ def test_discopop_beta_outside_the_stable_range_warns(caplog, beta, warns):
 def discopop_run(repo_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("discopop")
     command = [sys.executable, "-m", "limo.curate", "recipe=discopop", f"output_dir={out}", "curate.problem_limit=30",
-               "curate.pipeline.answer_check.workers=1"]  # fmt: skip
+               "curate.stages.answer_check.workers=1"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, cwd=repo_root, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
