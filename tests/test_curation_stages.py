@@ -283,3 +283,14 @@ def test_pipeline_difficulty_from_replayed_rollouts(tmp_path: Path):
     funnel = json.loads((tmp_path / "run" / "curate" / "funnel.json").read_text())
     difficulty = next(s for s in funnel["stages"] if s["stage"] == "difficulty")
     assert difficulty["problems_dropped"] == {"strong_pass_rate_above_window": 1, "strong_pass_rate_below_window": 2}
+
+
+def test_sharded_map_matches_serial_and_keeps_order():
+    from curation.dedup import normalize_text
+    from curation.sharding import map_chunks
+
+    texts = [f"Problem {i}: Find $x^{i % 7}$!" for i in range(3000)]
+    assert map_chunks(normalize_text, texts, workers=2, chunk_size=100) == [normalize_text(t) for t in texts]
+    chains = [Chain(f"c{i}", "p", ("so " * i) + "\\boxed{1}") for i in range(300)]
+    parallel = assess_chains(chains, QualityOptions(workers=2))
+    assert parallel == [assess_chains([c], QualityOptions())[0] for c in chains]
