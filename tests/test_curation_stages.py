@@ -198,7 +198,7 @@ def test_jsonl_pool_end_to_end_with_field_map_and_bad_rows(tmp_path: Path):
         {"uid": "q3", "question": "", "sol": "\\boxed{1}", "topic": "b"},
     ]
     pool = tmp_path / "pool.jsonl"
-    pool.write_text("\n".join(json.dumps(r) for r in rows) + "\n{not json\n")
+    pool.write_text("\n".join(json.dumps(r) for r in [*rows, rows[2]]) + "\n{not json\n")
     options = from_mapping(
         CurateOptions,
         {
@@ -218,12 +218,13 @@ def test_jsonl_pool_end_to_end_with_field_map_and_bad_rows(tmp_path: Path):
     out = tmp_path / "run" / "curate"
     curated = [json.loads(line) for line in (out / "curated.jsonl").read_text().splitlines()]
     rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
-    assert summary.read == 5 and summary.selected == 2
+    assert summary.read == 6 and summary.selected == 2
     assert {r["id"] for r in curated} == {"q1", "q2"}
     reasons = sorted(r["reason"] for r in rejects)
-    # q1's second row disagrees with the gold taken from its first row; q3 has no problem text; one line is not JSON
-    assert reasons == ["invalid_row", "invalid_row", "invalid_row"]
+    # q1's second row contradicts the gold from its first; q2 repeats; q3 has no problem text; a line is not JSON
+    assert reasons == ["invalid_row"] * 4
     assert any("contradicts" in r["detail"]["reason"] for r in rejects)
+    assert any("earlier row" in r["detail"]["reason"] and r["detail"]["field"] == "chain" for r in rejects)
     assert any(r["detail"]["field"] == "problem" for r in rejects)
 
 
