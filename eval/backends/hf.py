@@ -1,0 +1,233 @@
+"""Generation with transformers ``generate``: batched, left-padded, CPU or GPU, seeded per row.
+
+Reproducibility regardless of batching: ``generate`` runs in greedy mode and a logits processor
+(`RowSampler`) makes each row's choice itself — temperature, top-p, then a draw from that row's own
+``torch.Generator`` seeded with the request's seed — and returns scores that leave exactly that token.
+A row's draws therefore never depend on which other rows share its batch, so batch size 1 and 4 give
+the same responses, and a resumed run regenerates identical rows. The same processor applies budget
+forcing (`eval.budget`). The model's ``generation_config`` sampling defaults (repetition penalty, top-k,
+...) are deliberately not applied: the protocol in the recipe is the whole protocol.
+
+torch and transformers are imported inside functions, so importing this module stays light.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+from eval.backends.base import Generation, GenerationRequest, SamplingParams
+from eval.budget import BudgetForcing, RowBudget
+
+log = logging.getLogger(__name__)
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """The model folder does not exist or holds no model."""
+
+
+class HFBackend:
+    """transformers backend.
+
+    Args:
+        model_path: Folder with model and tokenizer (HF format) or a hub id.
+        dtype: ``float32``, ``bfloat16`` or ``float16``.
+        device: ``cpu``, ``cuda``, ``cuda:1``...; None picks CUDA when available.
+        batch_size: Rows per ``generate`` call.
+        chat_template: Jinja text replacing the tokenizer's template (None: the model's own).
+        budget: Budget forcing settings (None: off).
+        revision: Hub revision when ``model_path`` is a hub id.
+    """
+
+    name = "hf"
+
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        dtype: str = "float32",
+        device: str | None = None,
+        batch_size: int = 8,
+        chat_template: str | None = None,
+        budget: BudgetForcing | None = None,
+        revision: str | None = None,
+    ):
+        self.model_path = str(model_path)
+        self.batch_size = max(1, int(batch_size))
+        self.budget = budget if budget is not None and budget.active else None
+        self.model, self.tokenizer = load_model(self.model_path, dtype=dtype, device=device, revision=revision)
+        if chat_template:
+            self.tokenizer.chat_template = chat_template
+        self.eos_ids = eos_token_ids(self.model, self.tokenizer)
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        """Generate every request, in order; rows sharing sampling parameters are batched together."""
+        results: dict[str, Generation] = {}
+        ordered = sorted(requests, key=lambda r: _sampling_key(r.sampling))
+        for _, group in groupby(ordered, key=lambda r: _sampling_key(r.sampling)):
+            rows = list(group)
+            for start in range(0, len(rows), self.batch_size):
+                for generation in self._generate_batch(rows[start : start + self.batch_size]):
+                    results[generation.request_id] = generation
+        return [results[r.id] for r in requests]
+
+    def render(self, request: GenerationRequest) -> str:
+        """The prompt text for a request: its messages through the chat template, assistant turn opened."""
+        return self.tokenizer.apply_chat_template(list(request.messages), tokenize=False, add_generation_prompt=True)
+
+    def _generate_batch(self, rows: Sequence[GenerationRequest]) -> list[Generation]:
+        import torch
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        sampling = rows[0].sampling
+        encoded = self.tokenizer(
+            [self.render(r) for r in rows], return_tensors="pt", padding=True, add_special_tokens=False
+        ).to(self.model.device)
+        sampler = RowSampler(rows, self._row_budgets(rows), device=self.model.device)
+        max_new = sampling.max_new_tokens
+        if self.budget is not None:
+            max_new = self.budget.max_new_tokens(max_new, len(self._final_ids()))
+        config = GenerationConfig(
+            max_new_tokens=max_new,
+            do_sample=False,
+            eos_token_id=sorted(self.eos_ids),
+            pad_token_id=self.tokenizer.pad_token_id,
+        )
+        with torch.inference_mode():
+            output = self.model.generate(
+                **encoded, generation_config=config, logits_processor=LogitsProcessorList([sampler])
+            )
+        new_tokens = output[:, encoded["input_ids"].shape[1] :].tolist()
+        return [self._to_generation(r, ids, sampling) for r, ids in zip(rows, new_tokens, strict=True)]
+
+    def _to_generation(self, request: GenerationRequest, ids: list[int], sampling: SamplingParams) -> Generation:
+        stop_at = next((i for i, t in enumerate(ids) if t in self.eos_ids), None)
+        kept = ids if stop_at is None else ids[: stop_at + 1]
+        text = self.tokenizer.decode(kept, skip_special_tokens=True)
+        finish = "length" if stop_at is None else "stop"
+        text, finish = apply_stop_strings(text, finish, sampling.stop)
+        return Generation(request.id, text, finish, len(kept), {"seed": request.seed})
+
+    def _row_budgets(self, rows: Sequence[GenerationRequest]) -> list[RowBudget] | None:
+        if self.budget is None:
+            return None
+        end_id = self._end_think_id()
+        wait_ids = tuple(self.tokenizer.encode(self.budget.wait_text, add_special_tokens=False))
+        final = self._final_ids()
+        return [RowBudget(self.budget, end_id, wait_ids, final, frozenset(self.eos_ids)) for _ in rows]
+
+    def _end_think_id(self) -> int:
+        assert self.budget is not None
+        if self.budget.end_think is None:
+            return min(self.eos_ids)
+        ids = self.tokenizer.encode(self.budget.end_think, add_special_tokens=False)
+        if len(ids) != 1:
+            raise ValueError(f"budget forcing: end_think {self.budget.end_think!r} is {len(ids)} tokens, not one")
+        return int(ids[0])
+
+    def _final_ids(self) -> tuple[int, ...]:
+        assert self.budget is not None
+        ids = self.tokenizer.encode(self.budget.final_answer_text, add_special_tokens=False)
+        if self.budget.end_think is not None:
+            ids = [self._end_think_id(), *ids]
+        return tuple(ids)
+
+
+class RowSampler:
+    """A logits processor that picks each row's next token with that row's own random generator.
+
+    Greedy when a row's temperature is 0; otherwise temperature, then top-p (nucleus), then one draw
+    from the row's ``torch.Generator``. Returns scores that are 0 at the chosen token and -inf elsewhere,
+    so ``generate`` (in greedy mode) emits exactly that token. Budget forcing, when given, may replace
+    the choice (see `eval.budget.RowBudget`).
+    """
+
+    def __init__(self, rows: Sequence[GenerationRequest], budgets: list[RowBudget] | None, *, device: Any):
+        import torch
+
+        self.temperatures = [r.sampling.temperature for r in rows]
+        self.top_ps = [r.sampling.top_p for r in rows]
+        self.generators = [torch.Generator(device=device).manual_seed(int(r.seed)) for r in rows]
+        self.budgets = budgets
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        chosen = [self._choose(i, scores[i]) for i in range(scores.shape[0])]
+        forced = torch.full_like(scores, float("-inf"))
+        forced[torch.arange(scores.shape[0]), torch.tensor(chosen, device=scores.device)] = 0.0
+        return forced
+
+    def _choose(self, row: int, logits: Any) -> int:
+        budget = self.budgets[row] if self.budgets else None
+        queued = budget.forced() if budget else None
+        if queued is not None:
+            return queued
+        token = self._sample(row, logits)
+        return budget.next_token(token) if budget else token
+
+    def _sample(self, row: int, logits: Any) -> int:
+        import torch
+
+        temperature = self.temperatures[row]
+        if temperature <= 0:
+            return int(torch.argmax(logits).item())
+        probs = torch.softmax(logits.float() / temperature, dim=-1)
+        top_p = self.top_ps[row]
+        if top_p < 1.0:
+            sorted_probs, order = torch.sort(probs, descending=True)
+            outside = torch.cumsum(sorted_probs, dim=-1) - sorted_probs > top_p
+            sorted_probs[outside] = 0.0
+            probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
+        return int(torch.multinomial(probs, 1, generator=self.generators[row]).item())
+
+
+def apply_stop_strings(text: str, finish: str, stop: Sequence[str]) -> tuple[str, str]:
+    """Cut ``text`` at the first stop string (which then counts as a normal stop)."""
+    cuts = [text.find(s) for s in stop if s and s in text]
+    if not cuts:
+        return text, finish
+    return text[: min(cuts)], "stop"
+
+
+def load_model(model_path: str, *, dtype: str, device: str | None, revision: str | None = None) -> tuple[Any, Any]:
+    """Load a causal LM and its tokenizer for left-padded batched generation.
+
+    Raises:
+        ModelNotFoundError: A local-looking path that does not hold a model.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(model_path)
+    looks_local = path.is_absolute() or model_path.startswith(".") or path.exists()
+    if looks_local and not (path / "config.json").is_file():
+        raise ModelNotFoundError(f"model path {model_path}: no model there (no config.json)")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    tokenizer = AutoTokenizer.from_pretrained(model_path, revision=revision)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(model_path, revision=revision, dtype=getattr(torch, dtype))
+    model.to(device).eval()
+    return model, tokenizer
+
+
+def eos_token_ids(model: Any, tokenizer: Any) -> set[int]:
+    """Every token id that ends a response: the tokenizer's EOS and the model's generation config EOS."""
+    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    configured = getattr(model.generation_config, "eos_token_id", None)
+    if isinstance(configured, int):
+        ids.add(configured)
+    elif configured:
+        ids.update(int(i) for i in configured)
+    if not ids:
+        raise ValueError("the model has no end-of-sequence token (set model.eos_token)")
+    return ids
+
+
+def _sampling_key(sampling: SamplingParams) -> tuple[Any, ...]:
+    return (sampling.max_new_tokens, sampling.stop)

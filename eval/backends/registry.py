@@ -1,0 +1,53 @@
+"""Backend registry: name -> factory. Factories import their heavy dependencies lazily.
+
+``build_backend(name, **options)`` is the one way entry points create a backend; a plug-in adds itself
+with ``BACKENDS["name"] = factory``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from eval.backends.base import Backend
+
+
+def _hf(**options: Any) -> Backend:
+    from eval.backends.hf import HFBackend
+
+    return HFBackend(**options)
+
+
+def _vllm(**options: Any) -> Backend:
+    from eval.backends.vllm import VLLMBackend
+
+    return VLLMBackend(**options)
+
+
+def _openai(**options: Any) -> Backend:
+    from eval.backends.openai import OpenAIBackend
+
+    return OpenAIBackend(**options)
+
+
+def _replay(**options: Any) -> Backend:
+    from eval.backends.replay import ReplayBackend
+
+    path = options.pop("path", None)
+    if path:
+        return ReplayBackend.from_file(path)
+    return ReplayBackend(**options)
+
+
+BACKENDS: dict[str, Callable[..., Backend]] = {"hf": _hf, "vllm": _vllm, "openai": _openai, "replay": _replay}
+
+
+def build_backend(name: str, **options: Any) -> Backend:
+    """Create the backend registered as ``name`` with ``options``.
+
+    Raises:
+        ValueError: Unknown backend name.
+    """
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r} (known: {', '.join(sorted(BACKENDS))})")
+    return BACKENDS[name](**options)

@@ -1,0 +1,167 @@
+"""Metrics over graded samples — pure Python, so they are cheap to test and identical everywhere.
+
+- pass@k: the unbiased estimator of Chen et al. (2021), ``1 - C(n-c, k) / C(n, k)`` per problem, averaged,
+  for every k from 1 to n. With one sample it is plain accuracy; with n samples "Acc" is *mean pass@1*,
+  never pass@n (the confusion that makes published numbers incomparable).
+- mean pass@1 comes with its standard error over problems (the sample standard deviation of the
+  per-problem pass@1 divided by sqrt(#problems)).
+- maj@k: the answer given most often among the first k samples wins; answers count as the same when the
+  grader's ``equivalent`` says so (``verify``), so "1/2" and "0.5" vote together. Ties go to the answer
+  seen first. The majority is correct when the grader judged its first sample correct.
+- Per-level and per-subject breakdowns (MATH500), response length, truncation rate
+  (``finish_reason == "length"``) and no-answer rate (no extractable final answer).
+
+A sample row is a mapping with ``problem_id``, ``sample_index``, ``correct``, ``status``, ``extracted``,
+``num_tokens``, ``finish_reason`` and optionally ``level`` and ``subject``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+Equivalent = Callable[[str, str], bool]
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k for one problem with ``n`` samples of which ``c`` are correct."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass_at_k needs 0 <= c <= n and 1 <= k <= n (n={n}, c={c}, k={k})")
+    if n - c < k:
+        return 1.0
+    # Product form of 1 - C(n-c, k) / C(n, k): exact enough and never overflows.
+    return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
+
+
+def mean_and_stderr(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and its standard error (0 when fewer than two values)."""
+    if not values:
+        return 0.0, 0.0
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, 0.0
+    variance = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+    return mean, math.sqrt(variance / len(values))
+
+
+def group_by_problem(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """Rows per problem id, each list sorted by sample index, problems in first-seen order."""
+    grouped: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for row in rows:
+        grouped[str(row["problem_id"])].append(row)
+    return {pid: sorted(samples, key=lambda r: int(r["sample_index"])) for pid, samples in grouped.items()}
+
+
+def pass_at_ks(grouped: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[int, float]:
+    """Mean pass@k for every k up to the smallest per-problem sample count."""
+    if not grouped:
+        return {}
+    n_min = min(len(samples) for samples in grouped.values())
+    result = {}
+    for k in range(1, n_min + 1):
+        values = [pass_at_k(len(s), sum(bool(r["correct"]) for r in s), k) for s in grouped.values()]
+        result[k] = sum(values) / len(values)
+    return result
+
+
+def majority_vote(answers: Sequence[str | None], equivalent: Equivalent) -> int | None:
+    """Index of the first sample of the largest answer cluster (None when no sample has an answer)."""
+    clusters: list[list[int]] = []
+    for index, answer in enumerate(answers):
+        if answer is None or answer == "":
+            continue
+        home = next((c for c in clusters if _same(answers[c[0]], answer, equivalent)), None)
+        if home is None:
+            clusters.append([index])
+        else:
+            home.append(index)
+    if not clusters:
+        return None
+    best = max(clusters, key=lambda c: (len(c), -c[0]))
+    return best[0]
+
+
+def _same(a: str | None, b: str, equivalent: Equivalent) -> bool:
+    return a == b or (a is not None and equivalent(a, b))
+
+
+def maj_at_ks(grouped: Mapping[str, Sequence[Mapping[str, Any]]], equivalent: Equivalent) -> dict[int, float]:
+    """maj@k for k in 1, 2, 4, ... and n (the first k samples of each problem vote)."""
+    if not grouped:
+        return {}
+    n_min = min(len(s) for s in grouped.values())
+    ks = sorted({2**i for i in range(n_min.bit_length()) if 2**i <= n_min} | {n_min})
+    result = {}
+    for k in ks:
+        hits = 0
+        for samples in grouped.values():
+            winner = majority_vote([s.get("extracted") for s in samples[:k]], equivalent)
+            hits += int(winner is not None and bool(samples[winner]["correct"]))
+        result[k] = hits / len(grouped)
+    return result
+
+
+def rates(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Response length (tokens), truncation rate and no-answer rate over all samples."""
+    if not rows:
+        return {"mean_tokens": 0.0, "max_tokens": 0, "truncation_rate": 0.0, "no_answer_rate": 0.0}
+    tokens = [int(r.get("num_tokens") or 0) for r in rows]
+    return {
+        "mean_tokens": sum(tokens) / len(tokens),
+        "max_tokens": max(tokens),
+        "truncation_rate": sum(r.get("finish_reason") == "length" for r in rows) / len(rows),
+        "no_answer_rate": sum(r.get("status") == "no_answer" for r in rows) / len(rows),
+    }
+
+
+def status_counts(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """How many samples got each verdict status."""
+    counts: dict[str, int] = defaultdict(int)
+    for row in rows:
+        counts[str(row.get("status"))] += 1
+    return dict(sorted(counts.items()))
+
+
+def breakdown(grouped: Mapping[str, Sequence[Mapping[str, Any]]], field: str) -> dict[str, dict[str, float]]:
+    """Mean pass@1 (with standard error and problem count) per value of ``field`` (``level``, ``subject``)."""
+    buckets: dict[str, list[float]] = defaultdict(list)
+    for samples in grouped.values():
+        value = samples[0].get(field)
+        if value is None:
+            continue
+        buckets[str(value)].append(sum(bool(r["correct"]) for r in samples) / len(samples))
+    out = {}
+    for value in sorted(buckets, key=_natural):
+        mean, stderr = mean_and_stderr(buckets[value])
+        out[value] = {"pass@1": mean, "stderr": stderr, "problems": len(buckets[value])}
+    return out
+
+
+def _natural(value: str) -> tuple[int, Any]:
+    return (0, int(value)) if value.isdigit() else (1, value)
+
+
+def summarize(rows: Sequence[Mapping[str, Any]], equivalent: Equivalent) -> dict[str, Any]:
+    """Every metric for one benchmark's graded samples."""
+    grouped = group_by_problem(rows)
+    per_problem = [sum(bool(r["correct"]) for r in s) / len(s) for s in grouped.values()]
+    mean, stderr = mean_and_stderr(per_problem)
+    counts = sorted({len(s) for s in grouped.values()})
+    summary: dict[str, Any] = {
+        "problems": len(grouped),
+        "samples": len(rows),
+        "samples_per_problem": counts[0] if len(counts) == 1 else counts,
+        "mean_pass@1": mean,
+        "pass@1_stderr": stderr,
+        "pass@k": {str(k): v for k, v in pass_at_ks(grouped).items()},
+        "maj@k": {str(k): v for k, v in maj_at_ks(grouped, equivalent).items()},
+        "status_counts": status_counts(rows),
+        **rates(rows),
+    }
+    for field in ("level", "subject"):
+        table = breakdown(grouped, field)
+        if table:
+            summary[f"by_{field}"] = table
+    return summary

@@ -1,0 +1,212 @@
+"""Re-grading saved responses without generating: a run folder (after a grader change) or an external
+responses file (e.g. CHAMP's 19,440 recorded model responses), grouped by fields such as model and
+prompt setting.
+
+Grading runs through one `grade_many` call per folder or file (one pool of worker processes, one
+progress bar). Accounting reconciles: every response row read is either graded or rejected with a reason
+(unknown problem id, missing field); a missing response (a conversation cut at the length limit) is
+graded as an empty response, which the grader calls ``no_answer``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from eval.records import DataError, Reject, read_jsonl, write_json, write_jsonl, write_text_atomic
+from eval.report import environment, grader_fingerprint, write_benchmark_results
+from eval.runner import SAMPLES_FILE
+
+log = logging.getLogger(__name__)
+
+
+def grade_pairs(
+    pairs: Sequence[tuple[str, str]], *, workers: int | None, timeout_s: float, desc: str = "grade"
+) -> list[Any]:
+    """`grade_many` over ``pairs`` in one pool of worker processes, with its progress bar on stderr."""
+    from eval.grader import grade_many
+
+    log.info("%s: grading %d responses with %s workers", desc, len(pairs), workers)
+    return grade_many(pairs, workers=workers, timeout_s=timeout_s, progress=True)
+
+
+def benchmark_dirs(run_dir: str | Path) -> list[Path]:
+    """Benchmark result folders under a run: ``run_dir`` itself, or ``run_dir/eval/*`` (or ``run_dir/*``).
+
+    Raises:
+        DataError: No ``samples.jsonl`` found.
+    """
+    root = Path(run_dir)
+    if (root / SAMPLES_FILE).is_file():
+        return [root]
+    found = sorted(p.parent for p in root.glob(f"eval/*/{SAMPLES_FILE}")) or sorted(
+        p.parent for p in root.glob(f"*/{SAMPLES_FILE}")
+    )
+    if not found:
+        raise DataError(f"{root}: no {SAMPLES_FILE} in it, in eval/*/ or in */ (is it a run folder?)")
+    return found
+
+
+def regrade_run_dir(
+    run_dir: str | Path, *, workers: int | None, timeout_s: float, equivalent: Callable[[str, str], bool]
+) -> dict[str, dict[str, Any]]:
+    """Grade every saved response of a run again and rewrite samples, summary and report atomically.
+
+    Returns:
+        ``{benchmark: summary}``; each summary's ``regrade`` says how many verdicts changed.
+    """
+    results = {}
+    for folder in benchmark_dirs(run_dir):
+        rows = read_jsonl(folder / SAMPLES_FILE, tolerate_torn_tail=True)
+        verdicts = grade_pairs(
+            [(str(r["gold"]), str(r.get("response") or "")) for r in rows],
+            workers=workers,
+            timeout_s=timeout_s,
+            desc=f"regrade {folder.name}",
+        )
+        changed = sum(r.get("status") != v.status for r, v in zip(rows, verdicts, strict=True))
+        new_rows = [{**r, **_verdict_fields(v)} for r, v in zip(rows, verdicts, strict=True)]
+        write_jsonl(folder / SAMPLES_FILE, new_rows)
+        header = _previous_header(folder)
+        header["regrade"] = {"changed": changed, "previous_grader": _previous_grader(folder)}
+        results[folder.name] = write_benchmark_results(folder, new_rows, header, equivalent)
+        log.info("%s: %d of %d verdicts changed", folder.name, changed, len(rows))
+    return results
+
+
+def _verdict_fields(verdict: Any) -> dict[str, Any]:
+    return {
+        "extracted": verdict.extracted,
+        "status": verdict.status,
+        "correct": verdict.correct,
+        "reason": verdict.reason,
+    }
+
+
+def _previous_header(folder: Path) -> dict[str, Any]:
+    import json
+
+    path = folder / "summary.json"
+    previous = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"benchmark": folder.name}
+    return {k: v for k, v in previous.items() if k not in ("metrics", "environment", "regrade")}
+
+
+def _previous_grader(folder: Path) -> str | None:
+    import json
+
+    path = folder / "summary.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8")).get("environment", {}).get("grader")
+
+
+def validate_responses(
+    rows: Iterable[Mapping[str, Any]], golds: Mapping[str, str], group_by: Sequence[str], source: str
+) -> tuple[list[Mapping[str, Any]], list[Reject]]:
+    """Keep response rows that name a known problem and every ``group_by`` field; reject the rest."""
+    kept, rejects = [], []
+    for number, row in enumerate(rows, start=1):
+        missing = next((f for f in ("problem_id", *group_by) if row.get(f) in (None, "")), None)
+        if missing:
+            rejects.append(Reject(source, number, missing, f"field {missing!r} is missing", "regrade"))
+        elif str(row["problem_id"]) not in golds:
+            reason = f"unknown problem id {row['problem_id']!r}"
+            rejects.append(Reject(source, number, "problem_id", reason, "regrade", str(row["problem_id"])))
+        else:
+            kept.append(row)
+    return kept, rejects
+
+
+def regrade_responses(
+    rows: Sequence[Mapping[str, Any]],
+    golds: Mapping[str, str],
+    group_by: Sequence[str],
+    out_dir: str | Path,
+    *,
+    source: str,
+    workers: int | None,
+    timeout_s: float,
+) -> dict[str, Any]:
+    """Grade external responses against ``golds`` and write verdicts, summary and report per group.
+
+    Args:
+        rows: Response rows with ``problem_id``, ``response`` (None: no answer) and the ``group_by`` fields.
+        golds: ``{problem_id: gold answer}``.
+        group_by: Fields to group accuracy by (e.g. ``model``, ``prompt_setting``).
+        out_dir: ``<output_dir>/regrade``.
+        source: Where the rows came from (for the report and rejects).
+        workers: Grader processes.
+        timeout_s: Per-answer grading time limit.
+
+    Returns:
+        The summary written to ``summary.json``.
+    """
+    kept, rejects = validate_responses(rows, golds, group_by, source)
+    pairs = [(golds[str(r["problem_id"])], str(r.get("response") or "")) for r in kept]
+    verdicts = grade_pairs(pairs, workers=workers, timeout_s=timeout_s, desc="regrade responses")
+    out = Path(out_dir)
+    graded = [
+        {**{k: r.get(k) for k in ("problem_id", *group_by)}, **_verdict_fields(v)}
+        for r, v in zip(kept, verdicts, strict=True)
+    ]
+    write_jsonl(out / "verdicts.jsonl", graded)
+    write_jsonl(out / "rejects.jsonl", rejects)
+    summary = {
+        "source": source,
+        "group_by": list(group_by),
+        "counts": {"read": len(rows), "graded": len(kept), "rejected": len(rejects)},
+        "overall": _group_stats(graded),
+        "groups": group_accuracy(graded, group_by),
+        "environment": environment(),
+        "grader": grader_fingerprint(),
+    }
+    write_json(out / "summary.json", summary)
+    write_text_atomic(out / "report.md", render_group_table(summary))
+    return summary
+
+
+def group_accuracy(graded: Sequence[Mapping[str, Any]], group_by: Sequence[str]) -> list[dict[str, Any]]:
+    """Accuracy, counts and no-answer rate per group, groups in sorted order."""
+    buckets: dict[tuple[str, ...], list[Mapping[str, Any]]] = defaultdict(list)
+    for row in graded:
+        buckets[tuple(str(row[f]) for f in group_by)].append(row)
+    return [{**dict(zip(group_by, key, strict=True)), **_group_stats(buckets[key])} for key in sorted(buckets)]
+
+
+def _group_stats(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    n = len(rows)
+    correct = sum(bool(r["correct"]) for r in rows)
+    no_answer = sum(r["status"] == "no_answer" for r in rows)
+    return {"n": n, "correct": correct, "accuracy": correct / n if n else 0.0, "no_answer": no_answer}
+
+
+def render_group_table(summary: Mapping[str, Any]) -> str:
+    """Markdown table of accuracy per group, with the totals and the accounting."""
+    fields = list(summary["group_by"])
+    counts = summary["counts"]
+    lines = [
+        f"# Re-grade of {summary['source']}",
+        "",
+        f"read {counts['read']} = graded {counts['graded']} + rejected {counts['rejected']}; "
+        f"grader `{summary['grader']}`; git `{summary['environment'].get('git_commit')}`",
+        "",
+        "| " + " | ".join([*fields, "n", "correct", "accuracy", "no answer"]) + " |",
+        "|" + "---|" * (len(fields) + 4),
+    ]
+    for group in summary["groups"]:
+        cells = [str(group[f]) for f in fields]
+        cells += [str(group["n"]), str(group["correct"]), f"{group['accuracy']:.4f}", str(group["no_answer"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    total = summary["overall"]
+    blanks = ["**all**"] + [""] * (len(fields) - 1)
+    lines.append(
+        "| "
+        + " | ".join(
+            [*blanks, str(total["n"]), str(total["correct"]), f"{total['accuracy']:.4f}", str(total["no_answer"])]
+        )
+        + " |"
+    )
+    return "\n".join(lines) + "\n"

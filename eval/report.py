@@ -1,0 +1,115 @@
+"""Summaries and reports: every number next to exactly what produced it.
+
+``summary.json`` holds the metrics plus the provenance a reader needs to reproduce them — model,
+recipe, backend, protocol, prompt, data source and checksum, grader fingerprint, package versions, git
+commit — and ``report.md`` renders the same in a header and a table. Both are written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from eval.metrics import summarize
+from eval.records import write_json, write_text_atomic
+
+PACKAGES = ("limo", "torch", "transformers", "vllm", "math-verify", "latex2sympy2-extended", "sympy", "champ-dataset")
+
+
+def package_versions(names: Sequence[str] = PACKAGES) -> dict[str, str]:
+    """Installed versions of the packages that can change a number (absent ones are left out)."""
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def git_commit(cwd: str | Path | None = None) -> str | None:
+    """``git rev-parse HEAD`` of the working tree (None outside a git checkout), ``+dirty`` if modified."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "-uno"], cwd=cwd, capture_output=True, text=True)
+        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def grader_fingerprint() -> str:
+    """SHA-256 (first 16 hex) of the grader's source, so a re-grade with a changed grader is visible."""
+    digest = hashlib.sha256()
+    folder = Path(__file__).resolve().parent
+    for name in ("extract.py", "grader.py"):
+        path = folder / name
+        if path.exists():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def environment() -> dict[str, Any]:
+    """Package versions, git commit and grader fingerprint of this process."""
+    return {"packages": package_versions(), "git_commit": git_commit(), "grader": grader_fingerprint()}
+
+
+def write_benchmark_results(
+    out_dir: str | Path,
+    rows: Sequence[Mapping[str, Any]],
+    header: Mapping[str, Any],
+    equivalent: Callable[[str, str], bool],
+) -> dict[str, Any]:
+    """Compute the metrics of ``rows`` and write ``summary.json`` and ``report.md``; returns the summary."""
+    summary = {**header, "environment": environment(), "metrics": summarize(rows, equivalent)}
+    out = Path(out_dir)
+    write_json(out / "summary.json", summary)
+    write_text_atomic(out / "report.md", render_report(summary))
+    return summary
+
+
+def render_report(summary: Mapping[str, Any]) -> str:
+    """Markdown report of one benchmark: provenance header, main table, breakdowns."""
+    metrics = summary["metrics"]
+    lines = [f"# {summary.get('benchmark', 'benchmark')}: evaluation report", ""]
+    lines += [f"- **{key}**: {_inline(value)}" for key, value in _header_items(summary)]
+    lines += ["", "## Results", "", "| metric | value |", "|---|---|"]
+    lines.append(f"| mean pass@1 | {metrics['mean_pass@1']:.4f} ± {metrics['pass@1_stderr']:.4f} (s.e.) |")
+    lines += [f"| pass@{k} | {v:.4f} |" for k, v in metrics["pass@k"].items() if k != "1"]
+    lines += [f"| maj@{k} | {v:.4f} |" for k, v in metrics["maj@k"].items()]
+    lines += [
+        f"| problems / samples | {metrics['problems']} / {metrics['samples']} |",
+        f"| mean / max response tokens | {metrics['mean_tokens']:.1f} / {metrics['max_tokens']} |",
+        f"| truncation rate (finish_reason=length) | {metrics['truncation_rate']:.4f} |",
+        f"| no-answer rate | {metrics['no_answer_rate']:.4f} |",
+        f"| verdicts | {_inline(metrics['status_counts'])} |",
+    ]
+    for field in ("level", "subject"):
+        table = metrics.get(f"by_{field}")
+        if table:
+            lines += ["", f"## By {field}", "", f"| {field} | problems | pass@1 | s.e. |", "|---|---|---|---|"]
+            lines += [f"| {k} | {v['problems']} | {v['pass@1']:.4f} | {v['stderr']:.4f} |" for k, v in table.items()]
+    lines += ["", "mean pass@1 averages per-problem accuracy over all samples; pass@k is the unbiased estimator."]
+    return "\n".join(lines) + "\n"
+
+
+def _header_items(summary: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    env = summary.get("environment", {})
+    keys = ("model", "recipe", "backend", "protocol", "prompt", "data")
+    items = [(k, summary[k]) for k in keys if k in summary]
+    items += [("grader", env.get("grader")), ("git commit", env.get("git_commit")), ("packages", env.get("packages"))]
+    return items
+
+
+def _inline(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={_inline(v)}" for k, v in value.items()) or "{}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_inline(v) for v in value) + "]"
+    text = str(value).replace("\n", "\\n").replace("|", "\\|")
+    return f"`{text}`" if isinstance(value, str) and value else text

@@ -1,0 +1,224 @@
+"""The resumable generate-and-grade loop for one benchmark.
+
+Rows are generated in a fixed order (problem by problem, sample by sample) and appended to
+``samples.jsonl`` one finished batch at a time (`append_jsonl`, fsynced), so a killed run loses at most
+the batch in flight. On restart the finished request ids are read back (a torn last line is ignored and
+cut) and only the missing rows are generated; because every row carries its own seed (`row_seed`), the
+rows generated after a resume are the ones an uninterrupted run would have written, in the same order.
+``run.json`` records what produced the rows (protocol, prompt, model, data checksum); resuming with a
+different one is refused instead of mixing two protocols in one file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from eval.backends.base import Backend, Generation, GenerationRequest, SamplingParams, row_seed
+from eval.benchmarks import Benchmark
+from eval.problem import Problem
+from eval.prompting import PromptStyle, build_messages
+from eval.records import DataError, append_jsonl, read_jsonl, write_json
+
+log = logging.getLogger(__name__)
+SAMPLES_FILE = "samples.jsonl"
+MANIFEST_FILE = "run.json"
+# Keys of run.json that must match for a resume to continue a run.
+FINGERPRINT_KEYS = ("benchmark", "protocol", "prompt", "model", "backend", "data_checksum")
+
+
+class ResumeMismatchError(DataError):
+    """``samples.jsonl`` in the output folder was produced by a different protocol, prompt or model."""
+
+
+@dataclass(frozen=True)
+class EvalProtocol:
+    """How every response of a benchmark is sampled.
+
+    Attributes:
+        samples: Responses per problem.
+        temperature: Sampling temperature (0: greedy).
+        top_p: Nucleus sampling mass.
+        max_new_tokens: Generation length limit.
+        seed: Run seed; each row's seed is ``row_seed(seed, problem_id, sample_index)``.
+    """
+
+    samples: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 1024
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.samples < 1 or self.max_new_tokens < 1 or self.temperature < 0 or not 0 < self.top_p <= 1:
+            raise ValueError(f"invalid protocol {self}: samples >= 1, max_new_tokens >= 1, 0 < top_p <= 1")
+
+    @property
+    def sampling(self) -> SamplingParams:
+        return SamplingParams(self.temperature, self.top_p, self.max_new_tokens)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_protocol(benchmark_default: Mapping[str, Any], overrides: Mapping[str, Any], seed: int) -> EvalProtocol:
+    """The benchmark's default protocol, with the recipe's non-null overrides on top, and the run seed."""
+    known = set(EvalProtocol.__dataclass_fields__)
+    values: dict[str, Any] = {"seed": seed}
+    values.update({k: v for k, v in benchmark_default.items() if k in known and v is not None})
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"evaluate.protocol: unknown keys {sorted(unknown)} (known: {sorted(known)})")
+    return EvalProtocol(**values)
+
+
+def build_requests(problems: Sequence[Problem], protocol: EvalProtocol, style: PromptStyle) -> list[GenerationRequest]:
+    """One request per (problem, sample index), problem by problem, in file order."""
+    requests = []
+    for problem in problems:
+        messages = build_messages(problem.problem, style)
+        for index in range(protocol.samples):
+            requests.append(
+                GenerationRequest(
+                    id=f"{problem.id}#{index}",
+                    messages=messages,
+                    sampling=protocol.sampling,
+                    seed=row_seed(protocol.seed, problem.id, index),
+                    meta={"problem_id": problem.id, "sample_index": index},
+                )
+            )
+    return requests
+
+
+@dataclass(frozen=True)
+class GradingOptions:
+    """How responses are graded: worker processes (for re-grading; the run loop grades each batch in
+    process) and the per-answer time limit."""
+
+    workers: int | None = None
+    timeout_s: float = 2.0
+
+
+def run_benchmark(
+    benchmark: Benchmark,
+    backend: Backend,
+    protocol: EvalProtocol,
+    style: PromptStyle,
+    out_dir: str | Path,
+    *,
+    identity: Mapping[str, Any],
+    batch_size: int = 8,
+    grading: GradingOptions = GradingOptions(),
+) -> list[dict[str, Any]]:
+    """Generate and grade every missing row of ``benchmark`` into ``out_dir/samples.jsonl``.
+
+    Args:
+        benchmark: Loaded problems.
+        backend: Generation backend.
+        protocol: Sampling protocol.
+        style: Prompt style.
+        out_dir: ``<output_dir>/eval/<benchmark>``.
+        identity: ``model`` and ``backend`` (and anything else that must match on resume).
+        batch_size: Rows per backend call and per append.
+        grading: Grader settings.
+
+    Returns:
+        All rows of this run, in request order.
+
+    Raises:
+        ResumeMismatchError: ``out_dir`` holds rows from a different protocol, prompt, model or data.
+    """
+    out = Path(out_dir)
+    manifest = {
+        "benchmark": benchmark.name,
+        "protocol": protocol.to_dict(),
+        "prompt": style.to_dict(),
+        "data_checksum": benchmark.checksum,
+        **identity,
+    }
+    check_manifest(out, manifest)
+    requests = build_requests(benchmark.problems, protocol, style)
+    done = {str(r["request_id"]): r for r in read_samples(out)}
+    pending = [r for r in requests if r.id not in done]
+    log.info(
+        "%s: %d of %d rows already in %s; generating %d",
+        benchmark.name,
+        len(requests) - len(pending),
+        len(requests),
+        out / SAMPLES_FILE,
+        len(pending),
+    )
+    problems = {p.id: p for p in benchmark.problems}
+    with tqdm(total=len(requests), initial=len(requests) - len(pending), desc=f"generate {benchmark.name}") as bar:
+        for start in range(0, len(pending), batch_size):
+            batch = pending[start : start + batch_size]
+            rows = grade_rows(batch, backend.generate(batch), problems, grading)
+            append_jsonl(out / SAMPLES_FILE, rows)
+            done.update((row["request_id"], row) for row in rows)
+            bar.update(len(batch))
+    return [done[r.id] for r in requests]
+
+
+def check_manifest(out: Path, manifest: Mapping[str, Any]) -> None:
+    """Write ``run.json``, or refuse when an earlier run in ``out`` used a different fingerprint."""
+    path = out / MANIFEST_FILE
+    if path.exists() and (out / SAMPLES_FILE).exists():
+        import json
+
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        changed = [k for k in FINGERPRINT_KEYS if previous.get(k) != manifest.get(k)]
+        if changed:
+            raise ResumeMismatchError(
+                f"{out / SAMPLES_FILE} was produced with a different {', '.join(changed)}; "
+                "use another output_dir or remove that folder"
+            )
+    write_json(path, dict(manifest))
+
+
+def read_samples(out: Path) -> list[dict[str, Any]]:
+    """Rows already written (a torn last line from a kill is ignored)."""
+    path = out / SAMPLES_FILE
+    return read_jsonl(path, tolerate_torn_tail=True) if path.exists() else []
+
+
+def grade_rows(
+    requests: Sequence[GenerationRequest],
+    generations: Sequence[Generation],
+    problems: Mapping[str, Problem],
+    grading: GradingOptions,
+) -> list[dict[str, Any]]:
+    """Grade one batch of generations into sample rows."""
+    from eval.grader import grade_many
+
+    golds = [problems[r.meta["problem_id"]].answer for r in requests]
+    # One small batch at a time: grading in this process beats starting worker processes per batch.
+    pairs = list(zip(golds, [g.text for g in generations], strict=True))
+    verdicts = grade_many(pairs, workers=1, timeout_s=grading.timeout_s, progress=False)
+    rows = []
+    for request, generation, gold, verdict in zip(requests, generations, golds, verdicts, strict=True):
+        problem = problems[request.meta["problem_id"]]
+        rows.append(
+            {
+                "request_id": request.id,
+                "problem_id": problem.id,
+                "sample_index": request.meta["sample_index"],
+                "seed": request.seed,
+                "response": generation.text,
+                "extracted": verdict.extracted,
+                "status": verdict.status,
+                "correct": verdict.correct,
+                "reason": verdict.reason,
+                "gold": gold,
+                "num_tokens": generation.num_tokens,
+                "finish_reason": generation.finish_reason,
+                "level": problem.level,
+                "subject": problem.subject,
+            }
+        )
+    return rows

@@ -1,0 +1,237 @@
+"""Small builders that turn the recipe into the plain objects TRL takes: args, tokenizer, trainer, saved model.
+
+Order matters and is kept by `limo.train`: the `SFTConfig` (with its DeepSpeed dict) is built before the
+model exists, because HF's ZeRO-3 path partitions weights while `from_pretrained` loads them only if the
+DeepSpeed config is registered first. The model is therefore passed to TRL as a path and loaded by
+`SFTTrainer` with ``model_init_kwargs`` (the model group's dtype and revision merged in).
+
+Trainers come from a registry so that a weighted-loss SFT trainer (RISE) or DPO can be added as one entry
+without touching the entry point.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from limo.training.section import LoraSection
+
+log = logging.getLogger(__name__)
+
+# Keys we own in the SFTConfig: a recipe that sets them under train.args fights the run layout or the plan.
+OWNED_ARGS = ("output_dir", "deepspeed", "accelerator_config")
+
+
+def ensure_model(model_cfg: Mapping[str, Any]) -> str:
+    """The model path, building the tiny model there first when the group says ``build_tiny: true``.
+
+    Every rank may call this: the build goes to a private folder that is renamed into place, and the build is
+    deterministic, so whichever rank wins leaves the same files.
+    """
+    path = Path(str(model_cfg["path"])).expanduser()
+    if not model_cfg.get("build_tiny") or (path / "config.json").exists():
+        return str(path)
+    from limo.testing import build_tiny_model
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    build_tiny_model(staging / "model")
+    try:
+        os.replace(staging / "model", path)
+    except OSError:  # another rank got there first
+        pass
+    shutil.rmtree(staging, ignore_errors=True)
+    return str(path)
+
+
+def build_tokenizer(model_path: str, model_cfg: Mapping[str, Any]):
+    """Load the tokenizer, apply the group's chat template / EOS, and check the template ends turns with EOS.
+
+    Raises:
+        ValueError: The EOS token is not in the vocabulary, or the chat template does not close an assistant
+            turn with it (the model would never learn to stop).
+    """
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path, revision=model_cfg.get("revision"))
+    if model_cfg.get("chat_template"):
+        tokenizer.chat_template = Path(str(model_cfg["chat_template"])).read_text(encoding="utf-8")
+    eos = str(model_cfg["eos_token"])
+    if eos not in tokenizer.get_vocab():
+        raise ValueError(f"model.eos_token={eos!r} is not in the vocabulary of {model_path}")
+    tokenizer.eos_token = eos
+    check_template_eos(tokenizer, eos)
+    return tokenizer
+
+
+def check_template_eos(tokenizer: Any, eos: str) -> None:
+    """Raise unless the chat template closes an assistant turn with ``eos``."""
+    probe = "PROBE-ANSWER"
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "q"}, {"role": "assistant", "content": probe}], tokenize=False
+    )
+    tail = text[text.rindex(probe) + len(probe) :]
+    if not tail.strip().startswith(eos):
+        raise ValueError(
+            f"the chat template closes an assistant turn with {tail.strip()!r}, not model.eos_token={eos!r}: "
+            "set model.eos_token to the template's end-of-turn token"
+        )
+
+
+def build_sft_args(
+    args: Mapping[str, Any],
+    batch_split: tuple[int, int],
+    *,
+    train_dir: str,
+    seed: int,
+    model_cfg: Mapping[str, Any],
+    deepspeed: Mapping[str, Any] | None,
+    accelerator_config: Mapping[str, Any] | None,
+    on_cpu: bool,
+) -> dict[str, Any]:
+    """The recipe's ``train.args`` plus what the run decides: output dir, batch split, DeepSpeed, CPU.
+
+    ``batch_split`` is ``(per_device_train_batch_size, gradient_accumulation_steps)`` from
+    `limo.training.batch_plan.split_global_batch`.
+
+    Defaults we change from TRL's: loss on assistant turns only (``assistant_only_loss``), seed from the
+    recipe, no logging integrations. Everything else is TRL's own default or the recipe's value.
+
+    Raises:
+        ValueError: The recipe sets a key the run owns (``output_dir``, ``deepspeed``, ...).
+    """
+    clash = [key for key in OWNED_ARGS if key in args]
+    if clash:
+        raise ValueError(
+            f"train.args sets {', '.join(clash)}: these are decided by the run (output_dir=<run>/train, "
+            "deepspeed=<group>); use the top-level output_dir / deepspeed keys instead"
+        )
+    built: dict[str, Any] = {
+        "assistant_only_loss": True,
+        "seed": seed,
+        "report_to": "none",
+        **copy.deepcopy(dict(args)),
+    }
+    built["output_dir"] = train_dir
+    built["per_device_train_batch_size"], built["gradient_accumulation_steps"] = batch_split
+    built["model_init_kwargs"] = _model_init_kwargs(model_cfg, built.get("model_init_kwargs"))
+    if deepspeed:
+        built["deepspeed"] = copy.deepcopy(dict(deepspeed))
+    if accelerator_config:
+        built["accelerator_config"] = dict(accelerator_config)
+    if on_cpu:
+        built["use_cpu"] = True
+    return built
+
+
+def _model_init_kwargs(model_cfg: Mapping[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"dtype": model_cfg.get("dtype") or "auto"}
+    if model_cfg.get("revision"):
+        kwargs["revision"] = model_cfg["revision"]
+    kwargs.update(extra or {})
+    return kwargs
+
+
+def build_sft_config(args: Mapping[str, Any]):
+    """`trl.SFTConfig` from plain arguments (registers the DeepSpeed config for ZeRO-3 init)."""
+    from trl import SFTConfig
+
+    return SFTConfig(**args)
+
+
+def build_peft_config(lora: LoraSection | None):
+    """A `peft.LoraConfig` for ``train.lora``, or None for a full fine-tune."""
+    if lora is None:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=list(lora.target_modules),
+        task_type="CAUSAL_LM",
+    )
+
+
+def build_dataset(rows: Sequence[Mapping[str, Any]]):
+    """A `datasets.Dataset` of conversational rows."""
+    from datasets import Dataset
+
+    return Dataset.from_list([dict(r) for r in rows])
+
+
+def trainer_classes() -> dict[str, Any]:
+    """Registry ``train.trainer`` -> trainer class (imported lazily)."""
+    from trl import SFTTrainer
+
+    return {"sft": SFTTrainer}
+
+
+def build_trainer(
+    kind: str, *, model_path: str, tokenizer: Any, sft_config: Any, dataset: Any, peft_config: Any, callbacks=()
+):
+    """The TRL trainer; it loads the model from ``model_path`` with ``sft_config.model_init_kwargs``."""
+    trainer_class = trainer_classes()[kind]
+    return trainer_class(
+        model=model_path,
+        args=sft_config,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=list(callbacks),
+    )
+
+
+def find_resume_checkpoint(train_dir: str | Path, resume: bool) -> str | None:
+    """The checkpoint to resume from, or None to start fresh.
+
+    Raises:
+        FileExistsError: ``train/`` already holds checkpoints and ``resume`` is off (a rerun would mix runs).
+    """
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = Path(train_dir)
+    last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    if last and not resume:
+        raise FileExistsError(
+            f"{folder} already holds checkpoints (last: {Path(last).name}); pass train.resume=true to continue "
+            "that run, or remove the folder to start over"
+        )
+    if resume and not last:
+        log.warning("train.resume=true but %s has no checkpoint: starting from the first step", folder)
+    return last
+
+
+def set_generation_eos(model: Any, tokenizer: Any, eos: str) -> None:
+    """Make the generation config stop on the chat template's EOS (first in the list), keeping other stops."""
+    eos_id = tokenizer.convert_tokens_to_ids(eos)
+    config = model.generation_config
+    existing = config.eos_token_id
+    others = [i for i in (existing if isinstance(existing, list) else [existing]) if i is not None and i != eos_id]
+    config.eos_token_id = [eos_id, *others] if others else eos_id
+    config.pad_token_id = tokenizer.pad_token_id
+
+
+def save_final_model(trainer: Any, tokenizer: Any, model_dir: str | Path, eos: str) -> None:
+    """Save model + tokenizer + generation config to ``model_dir`` (HF format; LoRA adapters merged).
+
+    Every rank must call this (ZeRO-3 gathers the weights collectively); only rank 0 writes.
+    """
+    model = trainer.model
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    set_generation_eos(base, tokenizer, eos)
+    if hasattr(model, "merge_and_unload") and not trainer.is_deepspeed_enabled:
+        if trainer.accelerator.is_main_process:
+            merged = trainer.accelerator.unwrap_model(model).merge_and_unload()
+            merged.save_pretrained(model_dir)
+            tokenizer.save_pretrained(model_dir)
+        trainer.accelerator.wait_for_everyone()
+        return
+    trainer.save_model(str(model_dir))
