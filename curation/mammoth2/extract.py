@@ -232,21 +232,35 @@ def extract_documents(
     for doc, outcome in zip(docs, outcomes, strict=True):
         if outcome.reason is not None:
             reason = f"malformed extraction after {outcome.attempts} attempts: {outcome.reason}"
-            rejects.append(_reject(doc["id"], reason, outcome))
+            rejects.append(reject_row(doc["id"], "extract", failure_code(outcome), reason, outcome))
         elif not outcome.value:
-            rejects.append(_reject(doc["id"], "no question-answer pair in document", outcome))
+            rejects.append(reject_row(doc["id"], "extract", "no_pair", "no question-answer pair in document", outcome))
         else:
             pairs.extend(_pairs(doc, outcome))
     return pairs, rejects
 
 
 def _pairs(doc: dict[str, Any], outcome: Attempted) -> list[QAPair]:
-    source = {k: doc[k] for k in ("url", "recall_score", "source_file") if k in doc}
+    source = {k: doc[k] for k in ("url", "recall_score", "file_path") if k in doc}
     return [
         QAPair(pair_id(doc["id"], k), doc["id"], q, a, {**source, "extract_attempts": outcome.attempts})
         for k, (q, a) in enumerate(outcome.value)
     ]
 
 
-def _reject(identifier: str, reason: str, outcome: Attempted, stage: str = "extract") -> dict[str, Any]:
-    return {"id": identifier, "stage": stage, "reason": reason, "attempts": outcome.attempts}
+def failure_code(outcome: Attempted) -> str:
+    """Short reject code for a failed item: the backend failed, or the model's output was malformed."""
+    return "backend_error" if (outcome.reason or "").startswith("backend error") else "malformed_output"
+
+
+def reject_row(identifier: str, stage: str, code: str, reason: str, outcome: Attempted) -> dict[str, Any]:
+    """A reject: ``code`` for counting, ``reason`` for people, the raw outputs for debugging."""
+    outputs = [text[:2000] for text in outcome.texts]
+    return {
+        "id": identifier,
+        "stage": stage,
+        "code": code,
+        "reason": reason,
+        "attempts": outcome.attempts,
+        "outputs": outputs,
+    }

@@ -32,13 +32,18 @@ POSITIVE, NEGATIVE = "math", "other"
 
 @dataclass(frozen=True)
 class FastTextParams:
-    """fastText supervised-training hyperparameters (names as in ``fasttext.train_supervised``)."""
+    """fastText supervised-training hyperparameters (``fasttext.train_supervised`` names, snake_case).
+
+    The model file holds ``bucket * dim`` floats for the hashed n-grams: fastText's default 2M buckets at
+    dim 256 is 2 GB, so small corpora want far fewer buckets.
+    """
 
     dim: int = 256
     lr: float = 0.1
     word_ngrams: int = 3
     min_count: int = 3
     epoch: int = 3
+    bucket: int = 2_000_000
     thread: int = 1
     seed: int = 0
 
@@ -112,7 +117,7 @@ def train_classifier(
     train_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     model = fasttext.train_supervised(
         input=str(train_file), dim=params.dim, lr=params.lr, wordNgrams=params.word_ngrams,
-        minCount=params.min_count, epoch=params.epoch, thread=params.thread, seed=params.seed, verbose=0,
+        minCount=params.min_count, epoch=params.epoch, bucket=params.bucket, thread=params.thread, seed=params.seed, verbose=0,
     )  # fmt: skip
     model.save_model(str(out / "recall.bin"))
     log.info("recall classifier: %d positives, %d negatives -> %s", len(positives), len(negatives), out / "recall.bin")

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from curation.mammoth2.extract import (
     MalformedOutput,
     QAPair,
-    _reject,
     check_pair,
+    failure_code,
     generate_with_retries,
     parse_json_value,
+    reject_row,
 )
 from eval.backends.base import Backend, GenerationRequest, SamplingParams, row_seed
 
@@ -82,7 +83,7 @@ def refine_pairs(
     for pair, outcome in zip(pairs, outcomes, strict=True):
         if outcome.reason is not None:
             reason = f"malformed refinement after {outcome.attempts} attempts: {outcome.reason}"
-            rejects.append(_reject(pair.id, reason, outcome, stage="refine"))
+            rejects.append(reject_row(pair.id, "refine", failure_code(outcome), reason, outcome))
             continue
         question, answer = outcome.value
         provenance = {
