@@ -141,7 +141,12 @@ class ContaminationIndex:
 
 def build_index(items: Sequence[BenchmarkItem], options: DecontamOptions) -> ContaminationIndex:
     return ContaminationIndex(
-        list(items), options.ngram, options.char_ngram, options.min_matches, options.short_containment, options.short_words
+        list(items),
+        options.ngram,
+        options.char_ngram,
+        options.min_matches,
+        options.short_containment,
+        options.short_words,
     )
 
 
@@ -187,7 +192,7 @@ def find_contamination(
     _INDEX = index
     ids = list(texts)
     matches = map_chunks(_match_one, [texts[i] for i in ids], workers=workers, chunk_size=512)
-    return {pid: m for pid, m in zip(ids, matches) if m is not None}
+    return {pid: m for pid, m in zip(ids, matches, strict=True) if m is not None}
 
 
 def run_decontam(

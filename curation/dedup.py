@@ -79,7 +79,7 @@ def _near_duplicates(
     order = {pid: index for index, pid in enumerate(ids)}
     inserted: dict[str, np.ndarray] = {}
     found: dict[str, tuple[str, str]] = {}
-    for pid, values in zip(ids, signatures):
+    for pid, values in zip(ids, signatures, strict=True):
         signature = MinHash(num_perm=options.num_perm, seed=1, hashvalues=values, scheme=_SCHEME)
         matches = [m for m in lsh.query(signature) if _jaccard(values, inserted[m]) >= options.threshold]
         if matches:
@@ -101,7 +101,10 @@ def run_dedup(state: CurationState, options: DedupOptions, workers: int = 1) -> 
         state.apply(count)
         return
     texts = {pid: p.problem for pid, p in state.problems.items()}
-    problems = {pid: (reason, {"duplicate_of": kept}) for pid, (reason, kept) in find_duplicates(texts, options, workers).items()}
+    problems = {
+        pid: (reason, {"duplicate_of": kept})
+        for pid, (reason, kept) in find_duplicates(texts, options, workers).items()
+    }
     chains: dict[str, tuple[str, dict[str, Any]]] = {}
     if options.exact_chains:
         seen: dict[tuple[str, str], str] = {}

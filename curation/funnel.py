@@ -139,7 +139,9 @@ class CurationState:
         totals = {"read": self.read, "selected": len(self.chains), "dropped": dropped}
         if self.read != len(self.chains) + dropped:
             raise AssertionError(f"curation funnel does not reconcile: {totals}")
-        for before, after in zip(self.funnel, self.funnel[1:]):
+        for before, after in zip(self.funnel, self.funnel[1:], strict=False):
             if before.chains_out != after.chains_in:
-                raise AssertionError(f"stage {after.stage} starts with {after.chains_in} chains, not {before.chains_out}")
+                raise AssertionError(
+                    f"stage {after.stage} starts with {after.chains_in} chains, not {before.chains_out}"
+                )
         return totals

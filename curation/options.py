@@ -103,7 +103,7 @@ class DecontamOptions:
     benchmarks: tuple[str, ...] = ()
     data_dir: str | None = None
     ngram: int = 8
-    min_matches: int = 1
+    min_matches: int = 2
     char_ngram: int = 8
     short_containment: float = 0.6
     short_words: int = 16
@@ -131,6 +131,8 @@ class RolloutOptions:
     top_p: float = 0.95
     max_new_tokens: int = 1024
     batch_size: int = 16
+    prompt_template: str = "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
+    system_prompt: str | None = None
     backend_args: dict[str, Any] = field(default_factory=dict)
 
 

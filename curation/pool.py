@@ -34,7 +34,12 @@ class GoldOverride:
     justification: str
 
     def to_dict(self) -> dict[str, str]:
-        return {"problem_id": self.problem_id, "was": self.was, "answer": self.answer, "justification": self.justification}
+        return {
+            "problem_id": self.problem_id,
+            "was": self.was,
+            "answer": self.answer,
+            "justification": self.justification,
+        }
 
 
 @dataclass
@@ -144,7 +149,9 @@ def load_gold_overrides(path: str | os.PathLike[str]) -> list[GoldOverride]:
         for key in ("was", "answer", "justification"):
             if not isinstance(entry, dict) or not str(entry.get(key) or "").strip():
                 raise DataError(f"{target}: override {problem_id!r}: field {key!r} is missing or empty")
-        overrides.append(GoldOverride(str(problem_id), str(entry["was"]), str(entry["answer"]), str(entry["justification"]).strip()))
+        overrides.append(
+            GoldOverride(str(problem_id), str(entry["was"]), str(entry["answer"]), str(entry["justification"]).strip())
+        )
     return overrides
 
 
@@ -163,7 +170,8 @@ def apply_gold_overrides(pool: Pool, overrides: list[GoldOverride], source: str)
         problem = pool.problems[index]
         if problem.answer.strip() != override.was.strip():
             raise DataError(
-                f"{source}: override {override.problem_id!r}: expected gold {override.was!r}, pool has {problem.answer!r}"
+                f"{source}: override {override.problem_id!r}: expected gold {override.was!r}, "
+                f"pool has {problem.answer!r}"
             )
         pool.problems[index] = replace(problem, answer=override.answer)
         applied.append(override.to_dict())

@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
-_CONTEXT: dict[str, Any] = {}
 
 
 def _apply_chunk(args: tuple[Callable[..., Any], Sequence[Any]]) -> list[Any]:
@@ -29,9 +28,7 @@ def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def map_chunks(
-    function: Callable[[T], R], items: Sequence[T], *, workers: int = 1, chunk_size: int = 2048
-) -> list[R]:
+def map_chunks(function: Callable[[T], R], items: Sequence[T], *, workers: int = 1, chunk_size: int = 2048) -> list[R]:
     """``[function(x) for x in items]``, over ``workers`` forked processes when ``workers > 1``.
 
     ``function`` must be a module-level function (picklable by name); results keep input order.
