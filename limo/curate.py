@@ -17,6 +17,7 @@ from curation.options import CurateOptions, RolloutOptions, from_mapping, mutabl
 from curation.pipeline import curate
 from eval.benchmarks import BenchmarkSpec
 from limo.config import CONFIG_DIR
+from limo.curate_mammoth2 import is_mammoth2, run_mammoth2, summary_line
 
 log = logging.getLogger("limo.curate")
 
@@ -52,6 +53,9 @@ def build_backend(options: RolloutOptions) -> Any:
 
 @hydra.main(config_path="../recipes", config_name="config", version_base=None)
 def main(cfg: DictConfig) -> None:
+    if is_mammoth2(cfg):  # `curate.pipeline: mammoth2` mines web pages instead (limo/curate_mammoth2.py)
+        print(summary_line(run_mammoth2(cfg)))
+        return
     options = build_options(cfg)
     summary = curate(
         options,

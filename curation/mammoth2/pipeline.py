@@ -285,12 +285,18 @@ class Ledger:
     def funnel(self) -> dict[str, Any]:
         """Stage counts and both reconciliations (raises AssertionError if either fails)."""
         r = self.recall
+        to_extract = r["kept"] - len(self.top_k_rejects)
+        recall_drops = {
+            "below_threshold": r["excluded"],
+            "bad_input": r["bad_input"],
+            "top_k": len(self.top_k_rejects),
+        }
+        refined = len(self.extracted) - len(self.refine_rejects)
         stages = [
-            {"stage": "recall", "unit": "document", "in": r["read"], "out": r["kept"] - len(self.top_k_rejects),
-             "dropped": {"below_threshold": r["excluded"], "bad_input": r["bad_input"], "top_k": len(self.top_k_rejects)}},
-            {"stage": "extract", "unit": "document", "in": r["kept"] - len(self.top_k_rejects),
-             "out": self.docs_with_pairs, "pairs_out": len(self.extracted), "dropped": reason_counts(self.extract_rejects)},
-            {"stage": "refine", "unit": "pair", "in": len(self.extracted), "out": len(self.extracted) - len(self.refine_rejects),
+            {"stage": "recall", "unit": "document", "in": r["read"], "out": to_extract, "dropped": recall_drops},
+            {"stage": "extract", "unit": "document", "in": to_extract, "out": self.docs_with_pairs,
+             "pairs_out": len(self.extracted), "dropped": reason_counts(self.extract_rejects)},
+            {"stage": "refine", "unit": "pair", "in": len(self.extracted), "out": refined,
              "dropped": reason_counts(self.refine_rejects)},
             *({"unit": "pair", **count.to_dict()} for count in self.state.funnel),
         ]  # fmt: skip
@@ -348,12 +354,17 @@ def render_report(name: str, ledger: Ledger, funnel: dict[str, Any], examples: S
         lines.append(f"| {stage['stage']} | {stage['unit']} | {into} | {out} | {shown} |")
     totals = funnel["totals"]
     lines += ["", f"Documents: {totals['documents']}", f"Pairs: {totals['pairs']}", "", "## Recall classifier", ""]
-    lines.append(f"Trained on {ledger.classifier.get('positives', '?')} positive and "
-                 f"{ledger.classifier.get('negatives', '?')} negative seed documents; params {ledger.classifier['params']}.")  # fmt: skip
+    c = ledger.classifier
+    lines.append(
+        f"Trained on {c.get('positives', '?')} positive and {c.get('negatives', '?')} negative seed documents "
+        f"(reused from an earlier run when no counts show); params {c['params']}."
+    )
     if ledger.quality:
         q = ledger.quality
-        lines.append(f"Against the corpus's gold labels: precision {q['precision']:.3f}, recall {q['recall']:.3f} "
-                     f"(TP {q['true_positive']}, FP {q['false_positive']}, FN {q['false_negative']}, TN {q['true_negative']}).")  # fmt: skip
+        lines.append(
+            f"Against the corpus's gold labels: precision {q['precision']:.3f}, recall {q['recall']:.3f} "
+            f"(TP {q['true_positive']}, FP {q['false_positive']}, FN {q['false_negative']}, TN {q['true_negative']})."
+        )
     lines += ["", "## Examples", ""]
     for pair in examples:
         lines += [f"### {pair.id}", "", f"**Question.** {pair.question}", "", f"**Answer.** {pair.answer}", ""]

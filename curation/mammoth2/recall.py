@@ -116,8 +116,8 @@ def train_classifier(
     train_file = out / "recall_train.txt"
     train_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     model = fasttext.train_supervised(
-        input=str(train_file), dim=params.dim, lr=params.lr, wordNgrams=params.word_ngrams,
-        minCount=params.min_count, epoch=params.epoch, bucket=params.bucket, thread=params.thread, seed=params.seed, verbose=0,
+        input=str(train_file), dim=params.dim, lr=params.lr, wordNgrams=params.word_ngrams, minCount=params.min_count,
+        epoch=params.epoch, bucket=params.bucket, thread=params.thread, seed=params.seed, verbose=0,
     )  # fmt: skip
     model.save_model(str(out / "recall.bin"))
     log.info("recall classifier: %d positives, %d negatives -> %s", len(positives), len(negatives), out / "recall.bin")
