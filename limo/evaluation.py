@@ -66,7 +66,7 @@ class EvaluateSection:
     benchmarks: List[str] = field(default_factory=list)  # noqa: UP006
     model_path: Optional[str] = None  # noqa: UP045 - null: model.path
     backend: str = "hf"
-    backend_options: Dict[str, Any] = field(default_factory=dict)  # noqa: UP006
+    backend_options: Optional[Dict[str, Any]] = None  # noqa: UP006, UP045 - null: none
     batch_size: int = 8
     device: Optional[str] = None  # noqa: UP045
     system_prompt: Optional[str] = None  # noqa: UP045
@@ -148,7 +148,7 @@ def build_backend_for(cfg: DictConfig, section: EvaluateSection, model_path: str
     """Create the section's backend with plain keyword arguments."""
     from eval.backends.registry import build_backend
 
-    options = dict(section.backend_options)
+    options = dict(section.backend_options or {})
     if section.backend in ("hf", "vllm"):
         options.update(model_path=model_path, chat_template=cfg.model.get("chat_template"))
         options.setdefault("revision", cfg.model.get("revision"))
@@ -162,7 +162,7 @@ def build_backend_for(cfg: DictConfig, section: EvaluateSection, model_path: str
 
 def model_identity(section: EvaluateSection, model_path: str | None) -> dict[str, Any]:
     """What produced the responses: backend and model (server URL and model name for ``openai``)."""
-    options = section.backend_options
+    options = section.backend_options or {}
     if section.backend == "openai":
         return {"backend": "openai", "model": f"{options.get('model')} @ {options.get('base_url')}"}
     if section.backend == "replay":
@@ -185,7 +185,11 @@ def load_regrade_inputs(cfg: DictConfig) -> tuple[list[dict[str, Any]], dict[str
         raise ValueError("mode=regrade needs run_dir=<dir>, or responses=<file|champ> and problems=<file|champ>")
     group_by = list(cfg.get("group_by") or [])
     rows = champ_response_rows() if responses == "champ" else read_jsonl(str(responses))
-    return rows, load_golds(str(problems)), str(responses), group_by
+    golds = load_golds(str(problems))
+    if cfg.get("limit") is not None:  # the responses to the first N problems, as limit= means for generation
+        golds = dict(list(golds.items())[: int(cfg.limit)])
+        rows = [r for r in rows if r.get("problem_id") in (None, "") or str(r["problem_id"]) in golds]
+    return rows, golds, str(responses), group_by
 
 
 def champ_response_rows() -> list[dict[str, Any]]:

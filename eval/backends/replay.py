@@ -36,9 +36,11 @@ class ReplayBackend:
 
     name = "replay"
 
-    def __init__(self, rows: Mapping[Any, Mapping[str, Any]] | None = None, pool: Mapping[str, Sequence[str]] = ()):
+    def __init__(
+        self, rows: Mapping[Any, Mapping[str, Any]] | None = None, pool: Mapping[str, Sequence[str]] | None = None
+    ):
         self.rows = dict(rows or {})
-        self.pool = {k: list(v) for k, v in dict(pool).items() if v}
+        self.pool = {k: list(v) for k, v in dict(pool or {}).items() if v}
         self.calls = 0
 
     @classmethod

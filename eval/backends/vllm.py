@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from eval.backends.base import Generation, GenerationRequest
+from eval.backends.base import FinishReason, Generation, GenerationRequest
 
 
 class VLLMBackend:
@@ -79,5 +79,5 @@ class VLLMBackend:
 
 def _generation(request: GenerationRequest, output: Any) -> Generation:
     completion = output.outputs[0]
-    finish = "length" if completion.finish_reason == "length" else "stop"
+    finish: FinishReason = "length" if completion.finish_reason == "length" else "stop"
     return Generation(request.id, completion.text, finish, len(completion.token_ids), {"seed": request.seed})

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sympy
 
+from eval.grading.numeric import Unsupported, close_at
 from eval.grading.values import BaseNumeral, Matrix, Relation, Scalar, Seq, Text, UnionOf, Value
 
 EXACT_RTOL = sympy.Float("1e-20", 30)
@@ -34,6 +35,17 @@ def _numeric(expr: sympy.Basic, subs: dict[sympy.Symbol, sympy.Rational]) -> sym
 def _points(a: sympy.Basic, b: sympy.Basic, shift: int) -> dict[sympy.Symbol, sympy.Rational]:
     symbols = sorted(a.free_symbols | b.free_symbols, key=lambda s: s.name)
     return {s: _POINTS[(i + shift) % len(_POINTS)] for i, s in enumerate(symbols)}
+
+
+def _close_at(x: sympy.Basic, y: sympy.Basic, subs: dict, rtol: float | sympy.Float, floor: float) -> bool | None:
+    """`numeric.close_at`, with sympy's adaptive `N` for what it cannot evaluate or decide."""
+    try:
+        verdict = close_at(x, y, subs, float(rtol), floor)
+    except Unsupported:
+        verdict = "undecided"
+    if verdict == "undecided":
+        return _close(_numeric(x, subs), _numeric(y, subs), rtol, floor)
+    return verdict  # type: ignore[return-value]
 
 
 def _close(x: sympy.Basic, y: sympy.Basic, rtol: float | sympy.Float, floor: float) -> bool | None:
@@ -72,8 +84,7 @@ def scalar_equal(a: Scalar, b: Scalar) -> Outcome:
         return False, "different infinities"
     rtol, floor = (APPROX_RTOL, 1.0) if approx else (EXACT_RTOL, 0.0)
     for shift in (0, 2) if (x.free_symbols or y.free_symbols) else (0,):
-        subs = _points(x, y, shift)
-        verdict = _close(_numeric(x, subs), _numeric(y, subs), rtol, floor)
+        verdict = _close_at(x, y, _points(x, y, shift), rtol, floor)
         if not verdict:
             return False, "numeric difference" if verdict is False else "not a finite number"
     return True, "decimal within 1e-6" if approx else "numerically identical to 30 digits"
