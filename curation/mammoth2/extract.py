@@ -241,7 +241,7 @@ def extract_documents(
 
 
 def _pairs(doc: dict[str, Any], outcome: Attempted) -> list[QAPair]:
-    source = {k: doc[k] for k in ("url", "recall_score", "file_path") if k in doc}
+    source: dict[str, Any] = {k: doc[k] for k in ("url", "recall_score", "file_path") if k in doc}
     return [
         QAPair(pair_id(doc["id"], k), doc["id"], q, a, {**source, "extract_attempts": outcome.attempts})
         for k, (q, a) in enumerate(outcome.value)

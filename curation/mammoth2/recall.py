@@ -23,11 +23,12 @@ import random
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 POSITIVE, NEGATIVE = "math", "other"
+INPUT_FORMATS = ("jsonl", "warc")
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ class RecallSettings:
 
     threshold: float = 0.5
     top_k: int | None = None
-    input_format: Literal["jsonl", "warc"] = "jsonl"
+    input_format: str = "jsonl"
     glob_pattern: str | None = None
     text_key: str = "text"
     id_key: str = "id"
@@ -154,6 +155,10 @@ class RecallSettings:
     workers: int = 1
     batch_size: int = 256
     label: str = POSITIVE
+
+    def __post_init__(self) -> None:
+        if self.input_format not in INPUT_FORMATS:
+            raise ValueError(f"recall: input_format {self.input_format!r} is not one of {INPUT_FORMATS}")
 
 
 @dataclass(frozen=True)
@@ -267,9 +272,11 @@ def top_k(rows: Iterable[dict[str, Any]], k: int) -> tuple[list[dict[str, Any]],
     rejects = []
     for row in rows:
         item = (row["recall_score"], _reverse(row["id"]), row)
-        dropped = heapq.heappushpop(heap, item) if len(heap) >= k else heapq.heappush(heap, item)
-        if dropped is not None:
-            rejects.append({"id": dropped[2]["id"], "recall_score": dropped[0], "reason": f"rank > top_k={k}"})
+        if len(heap) < k:
+            heapq.heappush(heap, item)
+            continue
+        dropped = heapq.heappushpop(heap, item)
+        rejects.append({"id": dropped[2]["id"], "recall_score": dropped[0], "reason": f"rank > top_k={k}"})
     kept = [row for _, _, row in sorted(heap, key=lambda t: (-t[0], t[2]["id"]))]
     return kept, rejects
 

@@ -51,6 +51,8 @@ class AccountedJsonlReader(JsonlReader):
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         self._rank = rank
+        # A task that runs is run from its start (datatrove skips finished ones): drop a killed attempt's lines.
+        (Path(self.bad_input_dir) / f"{rank:05d}.jsonl").unlink(missing_ok=True)
         yield from super().run(data, rank, world_size)
 
     def read_file(self, filepath: str) -> DocumentsPipeline:
