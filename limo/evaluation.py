@@ -89,7 +89,8 @@ def parse_evaluate_section(cfg: DictConfig) -> EvaluateSection:
 
 def build_benchmarks(cfg: DictConfig, section: EvaluateSection) -> list[Benchmark]:
     """Load the requested benchmarks (``benchmarks=`` or the section's), each cut to ``limit`` problems."""
-    names = list(cfg.get("benchmarks") or section.benchmarks)
+    requested = cfg.get("benchmarks") or section.benchmarks
+    names = [requested] if isinstance(requested, str) else list(requested)
     if not names:
         raise ValueError("no benchmarks: pass benchmarks=[math500,...] or set evaluate.benchmarks")
     specs = cfg.get("benchmark_specs") or {}
@@ -215,33 +216,3 @@ def load_golds(problems: str) -> dict[str, str]:
         return {p.id: p.answer for p in load_champ_problems()}
     benchmark = load_benchmark(BenchmarkSpec(name=Path(problems).stem), path=problems)
     return {p.id: p.answer for p in benchmark.problems}
-
-
-def print_summary(summary: dict[str, Any], out: Path, title: str | None = None) -> None:
-    metrics = summary["metrics"]
-    ks = ", ".join(f"pass@{k}={v:.3f}" for k, v in metrics["pass@k"].items() if k != "1")
-    print(
-        f"[evaluate] {title or summary['benchmark']}: mean pass@1 {metrics['mean_pass@1']:.4f} "
-        f"± {metrics['pass@1_stderr']:.4f} over {metrics['problems']} problems x "
-        f"{metrics['samples_per_problem']} samples{'; ' + ks if ks else ''}; "
-        f"truncated {metrics['truncation_rate']:.2%}, no answer {metrics['no_answer_rate']:.2%} -> {out}",
-        flush=True,
-    )
-
-
-def print_regrade(summary: dict[str, Any], out: Path) -> None:
-    from eval.regrade import render_group_table
-
-    print(render_group_table(summary), flush=True)
-    print(f"[evaluate] re-grade written to {out}/summary.json and report.md", flush=True)
-
-
-def print_compare(results: list[Any], runs: list[str], out: Path) -> None:
-    from eval.compare import render_comparison
-    from eval.records import write_json, write_text_atomic
-
-    text = render_comparison(results, runs[0], runs[1])
-    write_json(out / "summary.json", {"runs": runs, "benchmarks": [r.to_dict() for r in results]})
-    write_text_atomic(out / "report.md", text)
-    print(text, flush=True)
-    print(f"[evaluate] comparison written to {out}", flush=True)

@@ -126,6 +126,16 @@ def test_replay_by_request_id_by_problem_and_index_and_from_a_pool(tmp_path):
     assert [g.text for g in pool.generate(_requests(1, 3))] == ["x", "y", "x"]
 
 
+def test_replay_pool_of_gold_solutions():
+    from eval.problem import Problem
+
+    problems = [Problem("p0", "q", "1", "t", solution="So \\boxed{1}."), Problem("p1", "q", "2", "t")]
+    backend = ReplayBackend.from_solutions(problems)
+    assert backend.generate(_requests(1, 1))[0].text == "So \\boxed{1}."
+    with pytest.raises(ReplayMissError):
+        backend.generate(_requests(2, 1)[1:])
+
+
 def test_unknown_backend_names_the_known_ones():
     with pytest.raises(ValueError, match="hf, openai, replay, vllm"):
         build_backend("nope")

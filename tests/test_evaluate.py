@@ -182,25 +182,20 @@ def _replay_file(path: Path, answers: dict[str, str]) -> Path:
 
 
 def test_replay_runs_compare_with_bootstrap_and_flips(tmp_path, capsys):
-    from eval.champ import heldout_split, load_champ_problems
-
-    problems = heldout_split(load_champ_problems())[1][:6]
-    gold = {p.id: p.answer for p in problems}
+    data = tmp_path / "data"
+    write_jsonl(
+        data / "math500.jsonl", [{"id": f"q{i}", "problem": f"{i} + 0 = ?", "answer": str(i)} for i in range(6)]
+    )
+    gold = {f"q{i}": str(i) for i in range(6)}
     wrong = {pid: (a if i < 2 else "no such answer 123") for i, (pid, a) in enumerate(gold.items())}
     runs = []
     for name, answers in (("a", wrong), ("b", gold)):
         replay = _replay_file(tmp_path / f"{name}.jsonl", answers)
         out = tmp_path / name
-        run_in_process(
-            [
-                "evaluate.backend=replay",
-                f"evaluate.backend_options={{path: '{replay}'}}",
-                "limit=6",
-                f"output_dir={out}",
-            ]
-        )
+        backend = ["evaluate.backend=replay", f"evaluate.backend_options={{path: '{replay}'}}"]
+        run_in_process([*backend, "benchmarks=[math500]", f"data_dir={data}", f"output_dir={out}"])
         runs.append(out)
-    summary_b = json.loads((runs[1] / "eval" / "champ_heldout" / "summary.json").read_text())
+    summary_b = json.loads((runs[1] / "eval" / "math500" / "summary.json").read_text())
     assert summary_b["metrics"]["mean_pass@1"] == 1.0  # gold answers replayed grade as correct
     run_in_process(["mode=compare", f"runs=[{runs[0]},{runs[1]}]", f"output_dir={tmp_path}"])
     result = json.loads((tmp_path / "compare" / "summary.json").read_text())["benchmarks"][0]
@@ -282,3 +277,31 @@ def test_every_recipe_evaluate_section_is_valid():
             assert set(section.benchmarks) <= set(cfg.benchmark_specs), recipe
             checked += 1
     assert checked >= 1
+
+
+def test_overfit_model_answers_are_graded_correct_end_to_end(overfit_model_dir, tmp_path):
+    """Real model text through the hf backend, grader and metrics: the overfit model knows two answers."""
+    data = tmp_path / "data"
+    rows = [
+        {"id": "sum", "problem": "What is 2 + 3?", "answer": "5", "level": 1, "subject": "Algebra"},
+        {"id": "lin", "problem": "Find x if 2x = 8.", "answer": "4", "level": 2, "subject": "Algebra"},
+        {"id": "wrong", "problem": "What is 2 + 3?", "answer": "6", "level": 2, "subject": "Prealgebra"},
+    ]
+    write_jsonl(data / "math500.jsonl", rows)
+    run_in_process(
+        ["benchmarks=[math500]", f"data_dir={data}", f"model.path={overfit_model_dir}", "evaluate.system_prompt=null",
+         "evaluate.protocol.max_new_tokens=40", "evaluate.protocol.samples=2", f"output_dir={tmp_path}"]
+    )  # fmt: skip
+    samples = read_jsonl(tmp_path / "eval" / "math500" / "samples.jsonl")
+    assert [r["status"] for r in samples] == ["correct", "correct", "correct", "correct", "incorrect", "incorrect"]
+    assert samples[0]["extracted"] == "5" and samples[0]["finish_reason"] == "stop"
+    metrics = json.loads((tmp_path / "eval" / "math500" / "summary.json").read_text())["metrics"]
+    assert metrics["mean_pass@1"] == pytest.approx(2 / 3) and metrics["maj@k"]["2"] == pytest.approx(2 / 3)
+    assert metrics["by_level"]["2"]["pass@1"] == 0.5 and metrics["by_subject"]["Prealgebra"]["pass@1"] == 0.0
+    assert metrics["truncation_rate"] == 0.0 and metrics["no_answer_rate"] == 0.0
+
+
+def test_regrade_of_rows_without_gold_names_file_and_row(tmp_path):
+    write_jsonl(tmp_path / "eval" / "x" / "samples.jsonl", [{"request_id": "a#0", "gold": "1"}, {"request_id": "b#0"}])
+    with pytest.raises(DataError, match=r"samples.jsonl: row 2: field 'gold' is missing"):
+        run_in_process(["mode=regrade", f"run_dir={tmp_path}", f"output_dir={tmp_path}"])

@@ -21,7 +21,8 @@ class VLLMBackend:
         model_path: Model folder or hub id.
         dtype: Weight dtype (``bfloat16``, ``float16``, ``auto``).
         tensor_parallel_size: GPUs per model replica.
-        data_parallel_size: Model replicas.
+        data_parallel_size: Model replicas, passed to the engine as ``data_parallel_size`` (offline data
+            parallelism depends on the installed vLLM version; untested here, no GPU).
         max_model_len: Context length (None: the model's).
         gpu_memory_utilization: Fraction of GPU memory vLLM may take.
         chat_template: Jinja text replacing the model's template (None: the model's own).

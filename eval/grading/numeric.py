@@ -18,16 +18,20 @@ precision is never changed), so concurrent graders in threads do not interfere.
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Callable
 from typing import Any
 
 import mpmath
 import sympy
+from sympy.core.function import AppliedUndef
 
 MP = mpmath.MPContext()
 MP.dps = 50
 _DOUBLE_NOISE = 1e-12  # relative rounding error allowed for a double evaluation (generous: ~1e4 ulps)
 _MP_NOISE = mpmath.mpf("1e-44")
+APPROX_RELATIVE_CAP = 1e-3
+MAX_TERMS = 2000  # terms of all sums and products in one evaluation at one point
 
 
 class Unsupported(Exception):
@@ -53,15 +57,26 @@ _DOUBLE_FUNCS: dict[type, Callable[..., float]] = {
     sympy.sec: lambda v: 1 / math.cos(v), sympy.csc: lambda v: 1 / math.sin(v), sympy.asin: math.asin,
     sympy.acos: math.acos, sympy.atan: math.atan, sympy.sinh: math.sinh, sympy.cosh: math.cosh,
     sympy.tanh: math.tanh, sympy.exp: math.exp, sympy.log: math.log, sympy.Abs: abs,
-    sympy.factorial: lambda v: math.gamma(v + 1), sympy.binomial: _gamma_binomial,
+    sympy.factorial: lambda v: math.gamma(v + 1), sympy.binomial: _gamma_binomial, sympy.floor: math.floor,
+    sympy.ceiling: math.ceil,
 }
 _MP_FUNCS: dict[type, Callable[..., Any]] = {
     sympy.sin: MP.sin, sympy.cos: MP.cos, sympy.tan: MP.tan, sympy.cot: MP.cot, sympy.sec: MP.sec,
     sympy.csc: MP.csc, sympy.asin: MP.asin, sympy.acos: MP.acos, sympy.atan: MP.atan, sympy.sinh: MP.sinh,
     sympy.cosh: MP.cosh, sympy.tanh: MP.tanh, sympy.exp: MP.exp, sympy.log: MP.log, sympy.Abs: abs,
-    sympy.factorial: MP.factorial, sympy.binomial: MP.binomial,
+    sympy.factorial: MP.factorial, sympy.binomial: MP.binomial, sympy.floor: MP.floor, sympy.ceiling: MP.ceil,
 }
 _TRIG = {sympy.sin, sympy.cos, sympy.tan, sympy.cot, sympy.sec, sympy.csc}
+
+
+def _as_int(value: Any) -> int:
+    """An evaluated bound or index as an int; Unsupported unless it is (within rounding) an integer."""
+    if isinstance(value, complex) or (hasattr(value, "imag") and value.imag != 0):
+        raise Unsupported("complex index")
+    nearest = int(round(float(value.real if hasattr(value, "real") else value)))
+    if abs(float(value.real if hasattr(value, "real") else value) - nearest) > 1e-9:
+        raise Unsupported("non-integer bound or index")
+    return nearest
 
 
 class _Evaluator:
@@ -71,6 +86,7 @@ class _Evaluator:
         self.subs = subs
         self.mp = mp
         self.peak = 0.0
+        self.terms = 0
 
     def constant(self, expr: sympy.Basic) -> Any:
         if expr is sympy.pi:
@@ -104,7 +120,37 @@ class _Evaluator:
             return MP.power(base, exp) if self.mp else _real_power(base, exp)
         return self.call(expr)
 
+    def big_operator(self, expr: sympy.Sum | sympy.Product) -> Any:
+        """A sum or product whose bounds are integers at this point, term by term (at most MAX_TERMS)."""
+        index, lower, upper = expr.limits[0]
+        lo, hi = _as_int(self.value(lower)), _as_int(self.value(upper))
+        self.terms += max(0, hi - lo + 1)
+        if self.terms > MAX_TERMS:  # counted over nested sums too
+            raise Unsupported(f"more than {MAX_TERMS} terms")
+        saved = self.subs.get(index)
+        terms = []
+        for i in range(lo, hi + 1):
+            self.subs[index] = MP.mpf(i) if self.mp else float(i)
+            terms.append(self.value(expr.function))
+        self.subs.pop(index)
+        if saved is not None:
+            self.subs[index] = saved
+        if isinstance(expr, sympy.Product):
+            return MP.fprod(terms) if self.mp else math.prod(terms)
+        self.peak = max([self.peak, *(float(abs(t)) for t in terms)])
+        return MP.fsum(terms) if self.mp else math.fsum(terms)
+
+    def sequence_term(self, expr: sympy.Basic) -> Any:
+        """``F(k)``, a term of an unknown sequence: a fixed pseudo-random value per (name, integer index)."""
+        index = _as_int(self.value(expr.args[0]))
+        value = 1 + zlib.crc32(f"{expr.func.__name__}:{index}".encode()) / 2**32
+        return MP.mpf(value) if self.mp else value
+
     def call(self, expr: sympy.Basic) -> Any:
+        if isinstance(expr, (sympy.Sum, sympy.Product)):
+            return self.big_operator(expr)
+        if isinstance(expr, AppliedUndef) and len(expr.args) == 1:
+            return self.sequence_term(expr)
         if not expr.args:
             return self.constant(expr)
         table = _MP_FUNCS if self.mp else _DOUBLE_FUNCS
@@ -115,6 +161,15 @@ class _Evaluator:
         if type(expr) in _TRIG:
             self.peak = max(self.peak, float(abs(args[0])))
         return func(*args)
+
+
+def tolerance(ax: Any, ay: Any, rtol: float, floor: float) -> Any:
+    """Allowed ``|x - y|``: `rtol` times the larger size (at least `floor`). With a floor (a decimal
+    approximation) the difference must also stay under 1e-3 relative, so ``.0000672`` is not ``.0000673``
+    while ``0.333333`` still is ``1/3``."""
+    size = max(ax, ay)
+    allowed = rtol * max(size, floor)
+    return min(allowed, APPROX_RELATIVE_CAP * size) if floor > 0 else allowed
 
 
 def _double_verdict(x: sympy.Basic, y: sympy.Basic, subs: dict, rtol: float, floor: float) -> bool | None:
@@ -128,9 +183,10 @@ def _double_verdict(x: sympy.Basic, y: sympy.Basic, subs: dict, rtol: float, flo
         return None
     diff, scale = abs(fx - fy), max(abs(fx), abs(fy), floor)
     noise = _DOUBLE_NOISE * max(ev.peak, scale)
-    if diff - noise > rtol * scale:
+    tol = tolerance(abs(fx), abs(fy), rtol, floor)
+    if diff - noise > tol:
         return False
-    if rtol >= 1e-9 and diff + noise < rtol * scale:
+    if rtol >= 1e-9 and diff + noise < tol:
         return True
     return None
 
@@ -148,7 +204,7 @@ def _mp_verdict(x: sympy.Basic, y: sympy.Basic, subs: dict, rtol: float, floor: 
     noise = _MP_NOISE * max(ev.peak, scale)
     if noise > rtol * scale / 1000:
         return "undecided"
-    return bool(diff <= rtol * scale)
+    return bool(diff <= tolerance(abs(fx), abs(fy), rtol, floor))
 
 
 def close_at(x: sympy.Basic, y: sympy.Basic, subs: dict, rtol: float, floor: float) -> bool | None | str:
@@ -165,3 +221,13 @@ def close_at(x: sympy.Basic, y: sympy.Basic, subs: dict, rtol: float, floor: flo
     if verdict is not None:
         return verdict
     return _mp_verdict(x, y, subs, rtol, floor)
+
+
+def magnitude(expr: sympy.Basic) -> float:
+    """``|expr|`` in doubles for a constant expression (inf on overflow); sympy's `N` for what doubles miss."""
+    try:
+        return abs(float(_Evaluator({}, mp=False).value(expr)))
+    except OverflowError:
+        return math.inf
+    except (Unsupported, _Escalate, ValueError, ZeroDivisionError):
+        return float(abs(sympy.N(expr, 5)))
