@@ -33,7 +33,9 @@ from eval.benchmarks import BenchmarkSpec  # noqa: E402
 _NUMBER = re.compile(r"\d+")
 OPTIONS = {
     "validate": {"allowed_settings": list(UNAIDED_SETTINGS)},
-    "answer_check": {"workers": 2},
+    # Incorrect chains stay candidates here so that every later stage sees the whole pool (a throughput
+    # measurement); attempts and pass rates are recorded exactly as in a normal run.
+    "answer_check": {"workers": 2, "keep_incorrect": True},
     "decontam": {"benchmarks": ["champ_heldout"]},
     "suspect_gold": {"models": ["GPT-4", "GPT-4 Turbo"]},
     "difficulty": {
@@ -78,6 +80,7 @@ def run_size(size: int, workers: int, specs: dict[str, BenchmarkSpec], out: Path
     problems, chains = build_pool(size)
     build_seconds = time.perf_counter() - started
     options = from_mapping(CurateOptions, {**OPTIONS, "quality": {"workers": workers}})
+    num_problems = len(problems)
     state = CurationState(problems, chains, read=len(chains))
     state.apply(state.begin("ingest"))
     run_stages(state, options, seed=0, out=out, benchmark_specs=specs, backend_factory=None)
@@ -90,7 +93,7 @@ def run_size(size: int, workers: int, specs: dict[str, BenchmarkSpec], out: Path
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "size": size,
-        "problems": len(problems),
+        "problems": num_problems,
         "build_s": round(build_seconds, 1),
         "stages_s": round(total, 1),
         "peak_rss_mb": round(peak_mb),
@@ -107,17 +110,23 @@ def main() -> None:
     from limo.config import compose
 
     specs = {n: BenchmarkSpec.from_dict(dict(s)) for n, s in compose("champ").benchmark_specs.items()}
-    results = [run_size(size, args.workers, specs, Path(args.out)) for size in args.sizes]
-    baseline = results[0]["stages_s"] / results[0]["size"]
-    print(f"# curation bench, {platform.machine()} {platform.python_version()}, workers={args.workers}")
-    for r in results:
-        ratio = (r["stages_s"] / r["size"]) / baseline
-        print(
-            f"{r['size']:>9} chains {r['problems']:>7} problems: {r['stages_s']:7.1f}s stages, "
-            f"time/chain x{ratio:.2f} vs {results[0]['size']}, peak RSS {r['peak_rss_mb']} MB"
-        )
-        print("   " + ", ".join(f"{k} {v['chains_per_s']}/s" for k, v in r["stages"].items()))
+    print(f"# curation bench, {platform.machine()} {platform.python_version()}, workers={args.workers}", flush=True)
+    results = []
+    for size in args.sizes:  # one line per size as soon as it is done, so a long 1M run leaves the others
+        results.append(run_size(size, args.workers, specs, Path(args.out)))
+        report(results[-1], results[0])
     print(json.dumps(results))
+
+
+def report(result: dict, baseline: dict) -> None:
+    ratio = (result["stages_s"] / result["size"]) / (baseline["stages_s"] / baseline["size"])
+    print(
+        f"{result['size']:>9} chains {result['problems']:>7} problems: {result['stages_s']:7.1f}s stages "
+        f"(+{result['build_s']:.0f}s building the pool), time/chain x{ratio:.2f} vs {baseline['size']}, "
+        f"peak RSS {result['peak_rss_mb']} MB",
+        flush=True,
+    )
+    print("   " + ", ".join(f"{k} {v['chains_per_s']}/s" for k, v in result["stages"].items()), flush=True)
 
 
 if __name__ == "__main__":

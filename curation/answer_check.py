@@ -16,11 +16,28 @@ graded once (verdicts are deterministic), which matters for pools that repeat sh
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from curation.funnel import CurationState
+from curation.funnel import Attempt, CurationState
 from curation.options import AnswerCheckOptions
 from curation.schema import HUMAN, Chain
+
+
+@dataclass(frozen=True)
+class NoAnswer:
+    """The verdict of a chain with nothing to grade (same fields as `eval.grader.Verdict`)."""
+
+    status: str = "no_answer"
+    correct: bool = False
+    extracted: str | None = None
+    reason: str = "truncated with no final answer"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+NO_ANSWER = NoAnswer()
 
 
 def graded_text(chain: Chain) -> str | None:
@@ -49,32 +66,15 @@ def run_answer_check(state: CurationState, options: AnswerCheckOptions) -> None:
     drops: dict[str, tuple[str, dict[str, Any]]] = {}
     statuses: Counter[str] = Counter()
     for chain, text in zip(chains, texts, strict=True):
-        verdict = next(verdicts).to_dict() if text is not None else _no_answer()
-        statuses[verdict["status"]] += 1
-        state.chain_notes[chain.id]["verdict"] = verdict
+        verdict = next(verdicts) if text is not None else NO_ANSWER
+        statuses[verdict.status] += 1
+        state.chain_notes[chain.id]["verdict"] = verdict  # shared object: one per distinct pair
         if chain.generator == HUMAN:
-            if not verdict["correct"]:
+            if not verdict.correct:
                 state.chain_notes[chain.id]["grader_disagrees"] = True
             continue
-        state.attempts.append(_attempt(chain, verdict))
-        if not verdict["correct"] and not options.keep_incorrect:
-            drops[chain.id] = (
-                f"answer_{verdict['status']}",
-                {"reason": verdict["reason"], "extracted": verdict["extracted"]},
-            )
+        state.attempts.append(Attempt(chain.problem_id, chain.id, chain.generator, verdict.correct, verdict.extracted))
+        if not verdict.correct and not options.keep_incorrect:
+            drops[chain.id] = (f"answer_{verdict.status}", {"reason": verdict.reason, "extracted": verdict.extracted})
     count.notes = {"statuses": dict(sorted(statuses.items()))}
     state.apply(count, chains=drops)
-
-
-def _no_answer() -> dict[str, Any]:
-    return {"status": "no_answer", "correct": False, "extracted": None, "reason": "truncated with no final answer"}
-
-
-def _attempt(chain: Chain, verdict: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "problem_id": chain.problem_id,
-        "chain_id": chain.id,
-        "generator": chain.generator,
-        "correct": bool(verdict["correct"]),
-        "answer": verdict["extracted"],
-    }

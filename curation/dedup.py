@@ -12,6 +12,7 @@ Exact duplicate chains within one problem are dropped too (``duplicate_chain``).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from typing import Any
@@ -33,6 +34,11 @@ _SCHEME = "affine32"  # datasketch 2 default; stated so signatures rebuilt from 
 def normalize_text(text: str) -> str:
     """Lower-cased NFKC text with every run of non-alphanumerics replaced by one space."""
     return _NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).lower()).strip()
+
+
+def text_digest(text: str) -> bytes:
+    """A 128-bit digest of the normalised text: dict keys for exact chain dedup stay small at any pool size."""
+    return hashlib.blake2b(normalize_text(text).encode("utf-8"), digest_size=16).digest()
 
 
 def word_shingles(normalized: str, size: int) -> set[str]:
@@ -107,9 +113,9 @@ def run_dedup(state: CurationState, options: DedupOptions, workers: int = 1) -> 
     }
     chains: dict[str, tuple[str, dict[str, Any]]] = {}
     if options.exact_chains:
-        seen: dict[tuple[str, str], str] = {}
+        seen: dict[tuple[str, bytes], str] = {}
         for chain in state.chains.values():
-            key = (chain.problem_id, normalize_text(chain.text))
+            key = (chain.problem_id, text_digest(chain.text))
             kept = seen.setdefault(key, chain.id)
             if kept != chain.id:
                 chains[chain.id] = ("duplicate_chain", {"duplicate_of": kept})

@@ -16,18 +16,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import Any
 
-from curation.funnel import CurationState
+from curation.funnel import Attempt, CurationState
 from curation.options import DifficultyOptions
 
 
-def solve_counts(attempts: Iterable[dict[str, Any]]) -> dict[str, dict[str, list[int]]]:
+def solve_counts(attempts: Iterable[Attempt]) -> dict[str, dict[str, list[int]]]:
     """``{problem_id: {generator: [correct, tries]}}``."""
     counts: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     for attempt in attempts:
-        cell = counts[attempt["problem_id"]][attempt["generator"]]
-        cell[0] += int(attempt["correct"])
+        cell = counts[attempt.problem_id][attempt.generator]
+        cell[0] += int(attempt.correct)
         cell[1] += 1
     return counts
 
@@ -57,13 +56,13 @@ def difficulty_decision(counts: dict[str, list[int]], options: DifficultyOptions
     return None
 
 
-def run_difficulty(state: CurationState, options: DifficultyOptions, attempts: Sequence[dict[str, Any]]) -> None:
+def run_difficulty(state: CurationState, options: DifficultyOptions, attempts: Sequence[Attempt]) -> None:
     """Record pass rates for every alive problem and apply the weak filter and strong window."""
     count = state.begin("difficulty", options.enabled)
     if not options.enabled:
         state.apply(count)
         return
-    counts = solve_counts(a for a in attempts if a["problem_id"] in state.problems)
+    counts = solve_counts(a for a in attempts if a.problem_id in state.problems)
     drops = {}
     for problem_id in state.problems:
         per_model = counts.get(problem_id, {})

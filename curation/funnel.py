@@ -20,7 +20,7 @@ from eval.problem import Problem
 NO_CHAIN_LEFT = "no_chain_left"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Drop:
     """One item that left the funnel: a chain or a whole problem."""
 
@@ -54,6 +54,17 @@ class StageCount:
         return asdict(self)
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One graded attempt at a problem (a pool chain or a fresh rollout), for pass rates."""
+
+    problem_id: str
+    chain_id: str
+    generator: str
+    correct: bool
+    answer: str | None
+
+
 Reasons = Mapping[str, tuple[str, dict[str, Any]]]
 
 
@@ -66,7 +77,7 @@ class CurationState:
         chains: Alive chains by id (pool order).
         chain_notes: Per-chain annotations (verdict, quality, ...) kept for provenance, dropped or not.
         problem_notes: Per-problem annotations (pass rates, decontamination, suspect gold, ...).
-        attempts: Graded attempts ``{problem_id, generator, correct, answer}`` used for pass rates.
+        attempts: Graded `Attempt`s used for pass rates and the suspect-gold check.
         drops: Every dropped item, in order.
         funnel: One `StageCount` per stage run.
         read: Items read by ingest (chains plus rejected rows): the left side of the reconciliation.
@@ -77,7 +88,7 @@ class CurationState:
     chains: dict[str, Chain]
     chain_notes: dict[str, dict[str, Any]] = field(default_factory=lambda: defaultdict(dict))
     problem_notes: dict[str, dict[str, Any]] = field(default_factory=lambda: defaultdict(dict))
-    attempts: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
     drops: list[Drop] = field(default_factory=list)
     funnel: list[StageCount] = field(default_factory=list)
     read: int = 0
@@ -102,15 +113,16 @@ class CurationState:
         for problem_id, (reason, detail) in (problems or {}).items():
             if problem_id not in self.problems:
                 continue
+            shared = {"problem_dropped": True, **detail}  # one dict for all of the problem's chains
             for chain in grouped.get(problem_id, []):
-                self._drop_chain(chain, count.stage, reason, {"problem_dropped": True, **detail})
+                self._drop_chain(chain, count.stage, reason, shared)
                 chain_reasons[reason] += 1
             self._drop_problem(problem_id, count.stage, reason, detail)
             problem_reasons[reason] += 1
         for chain_id, (reason, detail) in (chains or {}).items():
-            chain = self.chains.get(chain_id)
-            if chain is not None:
-                self._drop_chain(chain, count.stage, reason, detail)
+            target = self.chains.get(chain_id)
+            if target is not None:
+                self._drop_chain(target, count.stage, reason, detail)
                 chain_reasons[reason] += 1
         alive = {c.problem_id for c in self.chains.values()}
         for problem_id in [p for p in self.problems if p not in alive]:

@@ -271,7 +271,7 @@ def _strip_optional(hint: Any) -> Any:
 
 def _dataclass_in(hint: Any) -> type | None:
     inner = _strip_optional(hint)
-    return inner if dataclasses.is_dataclass(inner) else None
+    return inner if isinstance(inner, type) and dataclasses.is_dataclass(inner) else None
 
 
 def mutable_schema(cls: type) -> type:

@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from curation.funnel import CurationState
-from curation.options import SelectOptions
+from curation.options import QualityOptions, SelectOptions
+from curation.quality import quality_details
 from curation.schema import Chain, SFTExample
 
 STAGES_WITH_DECISIONS = ("dedup", "decontam", "suspect_gold", "difficulty")
@@ -31,7 +32,8 @@ def assistant_text(chain: Chain, answer: str) -> str:
 def boxed_answer(state: CurationState, chain: Chain, options: SelectOptions) -> str:
     gold = state.problems[chain.problem_id].answer
     if options.boxed_answer == "chain":
-        return state.chain_notes.get(chain.id, {}).get("verdict", {}).get("extracted") or gold
+        verdict = state.chain_notes.get(chain.id, {}).get("verdict")
+        return (verdict.extracted if verdict is not None else None) or gold
     return gold
 
 
@@ -42,7 +44,7 @@ def selected_chains(state: CurationState) -> list[Chain]:
     )
 
 
-def curated_row(state: CurationState, chain: Chain) -> dict[str, Any]:
+def curated_row(state: CurationState, chain: Chain, quality: QualityOptions) -> dict[str, Any]:
     """One curated row: problem, chain, gold and every score and decision that led to it."""
     problem = state.problems[chain.problem_id]
     pnotes = state.problem_notes.get(problem.id, {})
@@ -62,9 +64,12 @@ def curated_row(state: CurationState, chain: Chain) -> dict[str, Any]:
         "subject": problem.subject,
         "generator": chain.generator,
         "prompt_setting": chain.prompt_setting,
-        "scores": {"combined": cnotes.get("combined"), "quality": cnotes.get("quality")},
+        "scores": {
+            "combined": cnotes.get("combined"),
+            "quality": quality_details(chain, quality) if "quality" in cnotes else None,
+        },
         "pass_rates": pnotes.get("difficulty"),
-        "verdict": cnotes.get("verdict"),
+        "verdict": cnotes["verdict"].to_dict() if "verdict" in cnotes else None,
         "flags": {k: pnotes[k] for k in ("suspect_gold",) if k in pnotes},
         "decisions": decisions,
         "chain_provenance": chain.provenance,

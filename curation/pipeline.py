@@ -28,7 +28,7 @@ from curation.decontam import run_decontam
 from curation.dedup import run_dedup
 from curation.difficulty import run_difficulty
 from curation.diversity import run_diversity
-from curation.funnel import CurationState, Drop
+from curation.funnel import Attempt, CurationState, Drop
 from curation.options import CurateOptions, RolloutOptions
 from curation.outputs import curated_row, selected_chains, training_example
 from curation.pool import Pool, apply_gold_overrides, load_gold_overrides, load_pool
@@ -100,7 +100,7 @@ def _timed(state: CurationState, run: Callable[[], None]) -> None:
 
 def difficulty_attempts(
     state: CurationState, options: CurateOptions, seed: int, out: Path, backend_factory: BackendFactory | None
-) -> list[dict[str, Any]]:
+) -> list[Attempt]:
     """Attempts for pass rates: the pool's graded chains, or fresh rollouts of the alive problems."""
     difficulty = options.difficulty
     if not difficulty.enabled or difficulty.source == "pool":
@@ -113,7 +113,7 @@ def difficulty_attempts(
 
     problems = list(state.problems.values())
     golds = {p.id: p.answer for p in problems}
-    attempts: list[dict[str, Any]] = []
+    attempts: list[Attempt] = []
     for rollout in (difficulty.weak_rollouts, difficulty.strong_rollouts):
         if rollout is None:
             continue
@@ -164,7 +164,7 @@ def write_outputs(
 ) -> None:
     """Write every output file under ``out``."""
     chains = selected_chains(state)
-    rows = [curated_row(state, c) for c in chains]
+    rows = [curated_row(state, c, options.quality) for c in chains]
     write_jsonl(out / "curated.jsonl", rows)
     if options.report.parquet:
         write_parquet(out / "curated.parquet", rows)
@@ -205,7 +205,7 @@ def curate(
     state = initial_state(pool)
     pool_domains = Counter(p.subject or "unknown" for p in pool.problems)
     run_stages(state, options, seed=seed, out=out, benchmark_specs=benchmark_specs, backend_factory=backend_factory)
-    all_quality = [n["quality"]["score"] for n in state.chain_notes.values() if "quality" in n]
+    all_quality = [n["quality"].score for n in state.chain_notes.values() if "quality" in n]
     totals = state.reconcile()
     manifest = {
         "name": name,

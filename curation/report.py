@@ -74,7 +74,7 @@ def write_plots(state: CurationState, out: Path, pool_domains: Counter[str], all
         if n.get("difficulty", {}).get("strong_pass_rate") is not None
     ]
     selected_quality = [
-        state.chain_notes[c]["quality"]["score"] for c in state.chains if "quality" in state.chain_notes[c]
+        state.chain_notes[c]["quality"].score for c in state.chains if "quality" in state.chain_notes[c]
     ]
     lengths = [len(c.text.split()) for c in state.chains.values()]
     plot_funnel(state, out / "funnel.png")

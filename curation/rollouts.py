@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from curation.funnel import Attempt
 from curation.options import RolloutOptions
 from eval.backends.base import Backend, GenerationRequest, SamplingParams, row_seed
 from eval.problem import Problem
@@ -106,18 +107,12 @@ def _row(request: GenerationRequest, generation: Any) -> dict[str, Any]:
 
 def grade_rollouts(
     rows: Sequence[dict[str, Any]], golds: dict[str, str], generator: str, *, workers: int = 2
-) -> list[dict[str, Any]]:
-    """Grade rollout rows into attempts ``{problem_id, chain_id, generator, correct, answer}``."""
+) -> list[Attempt]:
+    """Grade rollout rows into `Attempt`s credited to ``generator``."""
     from eval.grader import grade_many
 
     verdicts = grade_many([(golds[r["problem_id"]], r["text"]) for r in rows], workers=workers)
     return [
-        {
-            "problem_id": r["problem_id"],
-            "chain_id": r["id"],
-            "generator": generator,
-            "correct": v.correct,
-            "answer": v.extracted,
-        }
+        Attempt(r["problem_id"], r["id"], generator, v.correct, v.extracted)
         for r, v in zip(rows, verdicts, strict=True)
     ]

@@ -18,7 +18,8 @@ from curation.schema import Chain
 
 
 def combined_score(state: CurationState, chain: Chain, options: SelectOptions) -> float:
-    quality = state.chain_notes.get(chain.id, {}).get("quality", {}).get("score", 0.0)
+    note = state.chain_notes.get(chain.id, {}).get("quality")
+    quality = note.score if note is not None else 0.0
     rate = state.problem_notes.get(chain.problem_id, {}).get("difficulty", {}).get("strong_pass_rate")
     difficulty = 0.0 if rate is None else 1.0 - rate
     total = (options.quality_weight + options.difficulty_weight) or 1.0

@@ -17,7 +17,6 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-
 def _apply_chunk(args: tuple[Callable[..., Any], Sequence[Any]]) -> list[Any]:
     function, chunk = args
     return [function(item) for item in chunk]

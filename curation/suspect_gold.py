@@ -12,20 +12,27 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
-from curation.funnel import CurationState
+from curation.funnel import Attempt, CurationState
 from curation.options import SuspectGoldOptions
+
+
+@lru_cache(maxsize=1 << 16)
+def equivalent(first: str, second: str) -> bool:
+    """`eval.grader.verify`, memoised: pools repeat the same short answers across many problems."""
+    from eval.grader import verify
+
+    return first == second or verify(first, second)
 
 
 def cluster_answers(answers: Sequence[str]) -> list[list[str]]:
     """Group equivalent answers (greedy, first representative wins), largest cluster first."""
-    from eval.grader import verify
-
     clusters: list[list[str]] = []
     for answer in answers:
         for cluster in clusters:
-            if answer == cluster[0] or verify(cluster[0], answer):
+            if equivalent(cluster[0], answer):
                 cluster.append(answer)
                 break
         else:
@@ -33,17 +40,17 @@ def cluster_answers(answers: Sequence[str]) -> list[list[str]]:
     return sorted(clusters, key=len, reverse=True)
 
 
-def suspect_golds(attempts: Sequence[dict[str, Any]], options: SuspectGoldOptions) -> dict[str, dict[str, Any]]:
+def suspect_golds(attempts: Sequence[Attempt], options: SuspectGoldOptions) -> dict[str, dict[str, Any]]:
     """Map each suspect problem id to ``{agreed_answer, agreeing, correct, attempts}``."""
     strong = set(options.models)
-    by_problem: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_problem: dict[str, list[Attempt]] = defaultdict(list)
     for attempt in attempts:
-        if attempt["generator"] in strong:
-            by_problem[attempt["problem_id"]].append(attempt)
+        if attempt.generator in strong:
+            by_problem[attempt.problem_id].append(attempt)
     found = {}
     for problem_id, group in by_problem.items():
-        wrong = [a["answer"] for a in group if not a["correct"] and a["answer"]]
-        correct = sum(a["correct"] for a in group)
+        wrong = [a.answer for a in group if not a.correct and a.answer]
+        correct = sum(a.correct for a in group)
         if len(wrong) < options.min_agreeing:
             continue
         largest = cluster_answers(wrong)[0]
@@ -63,7 +70,7 @@ def run_suspect_gold(state: CurationState, options: SuspectGoldOptions) -> None:
     if not options.enabled:
         state.apply(count)
         return
-    alive = [a for a in state.attempts if a["problem_id"] in state.problems]
+    alive = [a for a in state.attempts if a.problem_id in state.problems]
     found = suspect_golds(alive, options)
     for problem_id, detail in found.items():
         state.problem_notes[problem_id]["suspect_gold"] = {**detail, "gold": state.problems[problem_id].answer}

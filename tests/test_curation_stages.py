@@ -9,7 +9,7 @@ import pytest
 
 from curation.difficulty import difficulty_decision, run_difficulty, solve_counts
 from curation.diversity import s1_sample
-from curation.funnel import CurationState
+from curation.funnel import Attempt, CurationState
 from curation.options import (
     CurateOptions,
     DifficultyOptions,
@@ -20,7 +20,7 @@ from curation.options import (
 )
 from curation.outputs import assistant_text
 from curation.pool import GoldOverride, Pool, apply_gold_overrides
-from curation.quality import assess_chains, keyword_pattern, repetition_fraction, score_text
+from curation.quality import assess_chains, keyword_pattern, repetition_fraction, score_text, tokenize
 from curation.rollouts import cache_path, run_rollouts
 from curation.schema import Chain
 from curation.suspect_gold import suspect_golds
@@ -33,14 +33,8 @@ def _problem(pid: str, answer: str = "4", subject: str = "algebra") -> Problem:
     return Problem(pid, f"What is the value of {pid}?", answer, "test", subject=subject)
 
 
-def _attempt(pid: str, generator: str, correct: bool, answer: str = "4") -> dict:
-    return {
-        "problem_id": pid,
-        "chain_id": f"{pid}/{generator}",
-        "generator": generator,
-        "correct": correct,
-        "answer": answer,
-    }
+def _attempt(pid: str, generator: str, correct: bool, answer: str = "4") -> Attempt:
+    return Attempt(pid, f"{pid}/{generator}", generator, correct, answer)
 
 
 def test_quality_follows_the_documented_formula():
@@ -56,7 +50,8 @@ def test_quality_follows_the_documented_formula():
     expected = 0.30 * 1.0 + (0.20 + 0.25 + 0.25) * rate
     assert result["score"] == pytest.approx(expected, abs=1e-6)
     assert score_text("x " * 5, options, patterns)["score"] == pytest.approx(0.30 * 0.5)
-    assert keyword_pattern(["check"]).findall("checking re-check Check") == ["Check"]  # whole words only
+    assert keyword_pattern(["check"]).count(tokenize("checking re-check Check")) == 1  # whole words only
+    assert keyword_pattern(["what if", "so"]).count(tokenize("What if so? Whatever, if")) == 2
 
 
 def test_structural_checks_drop_with_reasons():
@@ -66,8 +61,9 @@ def test_structural_checks_drop_with_reasons():
         Chain("noanswer", "p", "Some musings without any conclusion at all here", generator="m"),
         Chain("loop", "p", "so we add one more " * 40 + "\\boxed{4}", generator="m"),
     ]
-    problems = {r["problem"] for r in assess_chains(chains, QualityOptions())} - {None}
-    verdicts = [r["problem"] for r in assess_chains(chains, QualityOptions())]
+    results = assess_chains(chains, QualityOptions())
+    problems = {problem for _, problem in results} - {None}
+    verdicts = [problem for _, problem in results]
     assert verdicts == [None, "truncated", "no_final_answer", "repetition_loop"]
     assert problems == {"truncated", "no_final_answer", "repetition_loop"}
     assert repetition_fraction("a b c d e f".split() * 10, 4) > 0.8
@@ -175,3 +171,115 @@ def test_killed_rollouts_resume_without_repeating(tmp_path: Path):
     ids = [json.loads(line)["id"] for line in path.read_text().splitlines()]
     assert len(ids) == len(set(ids)) == 20
     assert cache_path(tmp_path, RolloutOptions(backend="replay", model="replayed", k=4, temperature=0.0), 7) != path
+
+
+def test_jsonl_pool_end_to_end_with_field_map_and_bad_rows(tmp_path: Path):
+    from curation.pipeline import curate
+
+    rows = [
+        {
+            "uid": "q1",
+            "question": "What is 2+2 when added together?",
+            "sol": "2+2=4, therefore \\boxed{4}",
+            "topic": "a",
+        },
+        {
+            "uid": "q1",
+            "question": "What is 2+2 when added together?",
+            "sol": "Since 2+2 is 5, \\boxed{5}",
+            "topic": "a",
+        },
+        {
+            "uid": "q2",
+            "question": "What is 3 times 3 exactly?",
+            "sol": "Perhaps 9. Let us verify: 3*3=9. \\boxed{9}",
+            "topic": "b",
+        },
+        {"uid": "q3", "question": "", "sol": "\\boxed{1}", "topic": "b"},
+    ]
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("\n".join(json.dumps(r) for r in rows) + "\n{not json\n")
+    options = from_mapping(
+        CurateOptions,
+        {
+            "ingest": {
+                "source": str(pool),
+                "field_map": {"id": "uid", "problem": "question", "chain": "sol", "subject": "topic"},
+                "gold_from_chain": True,
+            },
+            "answer_check": {"workers": 1},
+            "decontam": {"enabled": False},
+            "difficulty": {"enabled": False},
+            "select": {"n": 5},
+            "report": {"plots": False},
+        },
+    )
+    summary = curate(options, output_dir=tmp_path / "run", seed=0, benchmark_specs={})
+    out = tmp_path / "run" / "curate"
+    curated = [json.loads(line) for line in (out / "curated.jsonl").read_text().splitlines()]
+    rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
+    assert summary.read == 5 and summary.selected == 2
+    assert {r["id"] for r in curated} == {"q1", "q2"}
+    reasons = sorted(r["reason"] for r in rejects)
+    # q1's second row disagrees with the gold taken from its first row; q3 has no problem text; one line is not JSON
+    assert reasons == ["invalid_row", "invalid_row", "invalid_row"]
+    assert any("contradicts" in r["detail"]["reason"] for r in rejects)
+    assert any(r["detail"]["field"] == "problem" for r in rejects)
+
+
+def test_pipeline_difficulty_from_replayed_rollouts(tmp_path: Path):
+    from curation.pipeline import curate
+
+    rows = [
+        {
+            "id": f"q{i}",
+            "problem": f"What is {i} plus {i} in this exercise number {i}?",
+            "answer": str(2 * i),
+            "chain": f"{i}+{i}={2 * i}",
+        }
+        for i in range(1, 5)
+    ]
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # q1 is solved in every try (too easy), q2 in 1 of 4, q3 and q4 never.
+    responses = {
+        "q1": ["\\boxed{2}"],
+        "q2": ["\\boxed{4}", "\\boxed{5}", "\\boxed{5}", "\\boxed{5}"],
+        "q3": ["\\boxed{0}"],
+        "q4": ["\\boxed{0}"],
+    }
+    rollout = {"backend": "replay", "model": "replayed", "k": 4, "batch_size": 3}
+    options = from_mapping(
+        CurateOptions,
+        {
+            "ingest": {"source": str(pool)},
+            "answer_check": {"workers": 1},
+            "decontam": {"enabled": False},
+            "quality": {"require_final_answer": False},
+            "difficulty": {
+                "source": "rollouts",
+                "strong_models": ["replayed"],
+                "strong_pass_rate": [0.2, 0.5],
+                "strong_rollouts": rollout,
+            },
+            "report": {"plots": False},
+        },
+    )
+    backends: list[CountingReplay] = []
+
+    def factory(settings: RolloutOptions) -> CountingReplay:
+        backends.append(CountingReplay(responses))
+        return backends[-1]
+
+    for _ in range(2):
+        curate(options, output_dir=tmp_path / "run", seed=1, benchmark_specs={}, backend_factory=factory)
+    assert [b.calls for b in backends] == [16, 0]  # the second run reads every rollout from the cache
+    curated = [json.loads(line) for line in (tmp_path / "run" / "curate" / "curated.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in curated] == ["q2"]
+    assert (
+        curated[0]["pass_rates"]["attempts"] == {"replayed": [1, 4]}
+        and curated[0]["pass_rates"]["source"] == "rollouts"
+    )
+    funnel = json.loads((tmp_path / "run" / "curate" / "funnel.json").read_text())
+    difficulty = next(s for s in funnel["stages"] if s["stage"] == "difficulty")
+    assert difficulty["problems_dropped"] == {"strong_pass_rate_above_window": 1, "strong_pass_rate_below_window": 2}
