@@ -119,13 +119,13 @@ def test_warc_pages_are_read_stripped_of_markup_and_scored(corpus, classifier, t
     math_page = next(r for r in web if r["gold_label"] == MATH)
     other_page = next(r for r in web if r["gold_label"] == OTHER)
     (tmp_path / "crawl").mkdir()
-    _warc(
-        tmp_path / "crawl" / "00.warc.gz",
-        [(math_page["url"], math_page["text"]), (other_page["url"], other_page["text"])],
-    )
+    pages = [(math_page["url"], math_page["text"]), (other_page["url"], other_page["text"]), ("http://x.org/", "")]
+    _warc(tmp_path / "crawl" / "00.warc.gz", pages)
     result = run_recall(tmp_path / "crawl", classifier.path, tmp_path / "out", RecallSettings(input_format="warc"))
     kept = list(iter_folder(result.recalled_dir))
-    assert result.counts["read"] == 2 and [r["url"] for r in kept] == [math_page["url"]]
+    assert result.counts["read"] == 3 and [r["url"] for r in kept] == [math_page["url"]]
+    reasons = sorted(r["reason"] for r in iter_folder(result.excluded_dir))
+    assert reasons == ["below_threshold", "empty_text"]
     assert "<p>" not in kept[0]["text"] and "var x" not in kept[0]["text"]
 
 
@@ -192,14 +192,19 @@ def test_rejects_manifest_and_report_explain_the_run(recipe_run):
     assert "| recall | document |" in report and "precision" in report
 
 
-def test_rerun_resumes_without_redoing_generation(recipe_run, repo_root):
+def test_a_killed_run_resumes_and_reproduces_the_same_outputs(recipe_run, repo_root):
     out, _ = recipe_run
-    extract_lines = (out / "mammoth2" / "extract.jsonl").read_text().count("\n")
-    before = (out / "messages.jsonl").read_text()
+    extract_file, refine_file = out / "mammoth2" / "extract.jsonl", out / "mammoth2" / "refine.jsonl"
+    extract_lines, refine_lines = extract_file.read_text().splitlines(), refine_file.read_text().splitlines()
+    before = {name: (out / name).read_text() for name in ("messages.jsonl", "curated.jsonl", "rejects.jsonl")}
+    # What a kill mid-run leaves: half of each stage's lines and a torn last line.
+    extract_file.write_text("\n".join(extract_lines[:40]) + "\n" + extract_lines[40][:25])
+    refine_file.write_text("\n".join(refine_lines[:30]) + "\n" + refine_lines[30][:10])
     done = _curate(repo_root, out.parent)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert (out / "mammoth2" / "extract.jsonl").read_text().count("\n") == extract_lines
-    assert (out / "messages.jsonl").read_text() == before
+    assert extract_file.read_text().splitlines() == extract_lines
+    assert refine_file.read_text().splitlines() == refine_lines
+    assert {name: (out / name).read_text() for name in before} == before
 
 
 def test_unknown_keys_in_the_section_fail_at_start_up():

@@ -116,7 +116,10 @@ class FastTextRecallFilter(BaseFilter):
         results: list[bool | tuple[bool, str]] = []
         for doc, score in zip(batch, self.scores([d.text for d in batch]), strict=True):
             doc.metadata[SCORE_KEY] = float(score)
-            results.append(True if score >= self.threshold else (False, "below_threshold"))
+            if not doc.text.strip():
+                results.append((False, "empty_text"))
+            else:
+                results.append(True if score >= self.threshold else (False, "below_threshold"))
         return results
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
@@ -155,7 +158,11 @@ def html_to_text(markup: str) -> str:
 
 
 class HtmlToText(PipelineStep):
-    """Replace HTML document text by its visible text; plain-text documents pass through unchanged."""
+    """Replace HTML document text by its visible text; plain-text documents pass through unchanged.
+
+    A page with no visible text travels on empty and the scorer excludes it (reason ``empty_text``), so it is
+    counted rather than lost.
+    """
 
     name = "🧾 HTML to text"
     type = "🛢 - EXTRAC"
@@ -165,7 +172,4 @@ class HtmlToText(PipelineStep):
             if "<" in doc.text[:2000] and re.search(r"<(html|body|p|div)\b", doc.text[:5000], re.IGNORECASE):
                 doc.text = html_to_text(doc.text)
                 self.stat_update("html_converted")
-            if doc.text.strip():
-                yield doc
-            else:
-                self.stat_update("empty_after_html")
+            yield doc  # even when empty: the scorer excludes it with a reason, so the counts still add up
