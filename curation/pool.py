@@ -89,16 +89,25 @@ def _load_records_pool(options: IngestOptions) -> Pool:
     problems: dict[str, Problem] = {}
     chains: list[Chain] = []
     rejects = list(result.rejects)
+    seen: set[str] = set()
     for number, (problem, chain) in enumerate(pairs, start=1):
         known = problems.setdefault(problem.id, problem)
+        reason = None
         if known.answer != problem.answer:
             reason = f"gold {problem.answer!r} contradicts {known.answer!r} from an earlier row of problem {known.id}"
-            rejects.append(Reject(options.source, number, "answer", reason, stage="ingest", id=chain.id))
+        elif chain.id in seen:
+            reason = f"the same chain text for problem {known.id} appears in an earlier row"
+        if reason:
+            rejects.append(
+                Reject(options.source, number, "chain" if chain.id in seen else "answer", reason, "ingest", chain.id)
+            )
             continue
+        seen.add(chain.id)
         chains.append(chain)
     read = len(chains) + len(rejects)
     provenance = {"source": options.source, "split": options.split, "revision": options.revision}
-    return Pool(list(problems.values()), chains, options.source, read, rejects, result.checksum, provenance)
+    checksum = result.checksum or f"hub:{options.source}@{options.revision or 'default'}:{options.split}"
+    return Pool(list(problems.values()), chains, options.source, read, rejects, checksum, provenance)
 
 
 def _row_to_pair(row: dict[str, Any], options: IngestOptions) -> tuple[Problem, Chain]:

@@ -36,7 +36,6 @@ from curation.sharding import map_chunks
 _WORD = re.compile(r"\w+(?:[-']\w+)*")
 _OPTIONS: QualityOptions | None = None
 _PATTERNS: dict[str, KeywordSet] = {}
-_CHAINS: list[Chain] = []
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +93,16 @@ def repetition_fraction(tokens: list[str], window: int) -> float:
 
 
 def has_final_answer(chain: Chain) -> bool:
-    if chain.final_answer and chain.final_answer.strip():
+    return answer_present(chain.text, chain.final_answer)
+
+
+def answer_present(text: str, final_answer: str | None) -> bool:
+    """A final-answer turn, or an answer the extractor finds in the text (``\\boxed{}``, markers)."""
+    if final_answer and final_answer.strip():
         return True
     from eval.extract import extract_answer
 
-    return extract_answer(chain.text) is not None
+    return extract_answer(text) is not None
 
 
 def score_text(text: str, options: QualityOptions, patterns: Mapping[str, KeywordSet]) -> dict[str, Any]:
@@ -125,16 +129,23 @@ def score_text(text: str, options: QualityOptions, patterns: Mapping[str, Keywor
 
 def assess_chain(chain: Chain) -> tuple[QualityNote, str | None]:
     """Compact score and structural verdict (drop reason or None) of one chain, with the options set by
-    `assess_chains`. Only this small tuple crosses processes; `quality_details` recomputes the rest."""
+    `assess_chains`; `quality_details` recomputes every feature for the few chains that are selected."""
+    return _assess_item((chain.text, chain.truncated, chain.final_answer))
+
+
+def _assess_item(item: tuple[str, bool, str | None]) -> tuple[QualityNote, str | None]:
+    # Workers get (text, truncated, final_answer) tuples and return a small tuple: they never touch the
+    # parent's chain objects, so fork's copy-on-write pages stay shared (reference counting would copy them).
     assert _OPTIONS is not None
-    result = score_text(chain.text, _OPTIONS, _PATTERNS)
-    result["final_answer"] = has_final_answer(chain)
+    text, truncated, final_answer = item
+    result = score_text(text, _OPTIONS, _PATTERNS)
+    result["final_answer"] = answer_present(text, final_answer)
     note = QualityNote(result["score"], result["words"], result["repetition"])
-    return note, structural_problem(chain, result, _OPTIONS)
+    return note, structural_problem(truncated, result, _OPTIONS)
 
 
-def structural_problem(chain: Chain, result: dict[str, Any], options: QualityOptions) -> str | None:
-    if options.drop_truncated and chain.truncated:
+def structural_problem(truncated: bool, result: dict[str, Any], options: QualityOptions) -> str | None:
+    if options.drop_truncated and truncated:
         return "truncated"
     if options.require_final_answer and not result["final_answer"]:
         return "no_final_answer"
@@ -147,19 +158,13 @@ def structural_problem(chain: Chain, result: dict[str, Any], options: QualityOpt
 
 def assess_chains(chains: list[Chain], options: QualityOptions) -> list[tuple[QualityNote, str | None]]:
     """`assess_chain` over ``chains`` (over ``options.workers`` processes), in order."""
-    global _OPTIONS, _PATTERNS, _CHAINS
+    global _OPTIONS, _PATTERNS
     _OPTIONS = options
     _PATTERNS = {family: keyword_pattern(words) for family, words in options.keywords.items()}
-    _CHAINS = chains
-    try:
-        return map_chunks(_assess_index, range(len(chains)), workers=options.workers, chunk_size=1024)
-    finally:
-        _CHAINS = []
-
-
-def _assess_index(index: int) -> tuple[QualityNote, str | None]:
-    # Workers are forked after _CHAINS is set, so only the index goes out and the small result comes back.
-    return assess_chain(_CHAINS[index])
+    items = [(c.text, c.truncated, c.final_answer) for c in chains]
+    return map_chunks(
+        _assess_item, items, workers=options.workers, chunk_size=min(1024, max(1, len(items) // (4 * options.workers)))
+    )
 
 
 def quality_details(chain: Chain, options: QualityOptions) -> dict[str, Any]:

@@ -2,13 +2,16 @@
 
 Every per-item stage (quality scoring, shingling, n-gram lookup) is a pure function of one item and
 read-only context, so it shards without coordination: here over a `multiprocessing` pool (fork start, so
-context such as a benchmark n-gram index is inherited, not pickled per task), and beyond one machine as a
+context such as a benchmark n-gram index is inherited, not pickled per task; items themselves are sent in
+pickled chunks, since a child that touches inherited objects copies their pages through reference
+counting; `gc.freeze()` keeps the children's collector off them too), and beyond one machine as a
 ``map`` over datatrove pipeline steps or `ray.data.Dataset.map_batches` (docs/curation.md). Chunking keeps
 inter-process traffic to one message per chunk.
 """
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -35,6 +38,10 @@ def map_chunks(function: Callable[[T], R], items: Sequence[T], *, workers: int =
     if workers <= 1 or len(items) < 2 * chunk_size:
         return [function(item) for item in items]
     context = multiprocessing.get_context("fork")
-    with context.Pool(workers) as pool:
-        parts = pool.imap(_apply_chunk, ((function, chunk) for chunk in chunks(items, chunk_size)))
-        return [result for part in parts for result in part]
+    gc.freeze()  # the children's garbage collector must not write to (and so copy) the parent's objects
+    try:
+        with context.Pool(workers) as pool:
+            parts = pool.imap(_apply_chunk, ((function, chunk) for chunk in chunks(items, chunk_size)))
+            return [result for part in parts for result in part]
+    finally:
+        gc.unfreeze()

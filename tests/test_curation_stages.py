@@ -198,7 +198,7 @@ def test_jsonl_pool_end_to_end_with_field_map_and_bad_rows(tmp_path: Path):
         {"uid": "q3", "question": "", "sol": "\\boxed{1}", "topic": "b"},
     ]
     pool = tmp_path / "pool.jsonl"
-    pool.write_text("\n".join(json.dumps(r) for r in rows) + "\n{not json\n")
+    pool.write_text("\n".join(json.dumps(r) for r in [*rows, rows[2]]) + "\n{not json\n")
     options = from_mapping(
         CurateOptions,
         {
@@ -218,12 +218,13 @@ def test_jsonl_pool_end_to_end_with_field_map_and_bad_rows(tmp_path: Path):
     out = tmp_path / "run" / "curate"
     curated = [json.loads(line) for line in (out / "curated.jsonl").read_text().splitlines()]
     rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
-    assert summary.read == 5 and summary.selected == 2
+    assert summary.read == 6 and summary.selected == 2
     assert {r["id"] for r in curated} == {"q1", "q2"}
     reasons = sorted(r["reason"] for r in rejects)
-    # q1's second row disagrees with the gold taken from its first row; q3 has no problem text; one line is not JSON
-    assert reasons == ["invalid_row", "invalid_row", "invalid_row"]
+    # q1's second row contradicts the gold from its first; q2 repeats; q3 has no problem text; a line is not JSON
+    assert reasons == ["invalid_row"] * 4
     assert any("contradicts" in r["detail"]["reason"] for r in rejects)
+    assert any("earlier row" in r["detail"]["reason"] and r["detail"]["field"] == "chain" for r in rejects)
     assert any(r["detail"]["field"] == "problem" for r in rejects)
 
 
@@ -283,3 +284,14 @@ def test_pipeline_difficulty_from_replayed_rollouts(tmp_path: Path):
     funnel = json.loads((tmp_path / "run" / "curate" / "funnel.json").read_text())
     difficulty = next(s for s in funnel["stages"] if s["stage"] == "difficulty")
     assert difficulty["problems_dropped"] == {"strong_pass_rate_above_window": 1, "strong_pass_rate_below_window": 2}
+
+
+def test_sharded_map_matches_serial_and_keeps_order():
+    from curation.dedup import normalize_text
+    from curation.sharding import map_chunks
+
+    texts = [f"Problem {i}: Find $x^{i % 7}$!" for i in range(3000)]
+    assert map_chunks(normalize_text, texts, workers=2, chunk_size=100) == [normalize_text(t) for t in texts]
+    chains = [Chain(f"c{i}", "p", ("so " * i) + "\\boxed{1}") for i in range(300)]
+    parallel = assess_chains(chains, QualityOptions(workers=2))
+    assert parallel == [assess_chains([c], QualityOptions())[0] for c in chains]
