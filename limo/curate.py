@@ -17,6 +17,7 @@ from curation.options import CurateOptions, RolloutOptions, from_mapping, mutabl
 from curation.pipeline import curate
 from eval.benchmarks import BenchmarkSpec
 from limo.config import CONFIG_DIR
+from limo.curate_mammoth2 import is_mammoth2, run_mammoth2, summary_line
 from limo.learning_from_errors import curate_errors, is_error_method
 
 log = logging.getLogger("limo.curate")
@@ -55,6 +56,9 @@ def build_backend(options: RolloutOptions) -> Any:
 def main(cfg: DictConfig) -> None:
     if is_error_method(cfg):  # LEMMA examples or preference pairs (limo.learning_from_errors)
         print(f"[curate] {cfg.curate.method}: {curate_errors(cfg)}; outputs in {cfg.output_dir}/curate/")
+        return
+    if is_mammoth2(cfg):  # `curate.pipeline: mammoth2` mines web pages instead (limo/curate_mammoth2.py)
+        print(summary_line(run_mammoth2(cfg)))
         return
     options = build_options(cfg)
     summary = curate(
