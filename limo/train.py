@@ -26,6 +26,7 @@ def train(cfg: DictConfig, callbacks=()):
     """Run training for a composed config; returns the trainer (tests read its ``state.log_history``)."""
     section, proc, paths = parse_train_section(cfg), process_info(), TrainPaths(str(cfg.output_dir))
     data = load_train_data(section.data or paths.default_data)
+    build.check_weight_support(section.trainer, [e.weight for e in data.examples], data.path)
     model_path = build.ensure_model(cfg.model)
     tokenizer = build.build_tokenizer(model_path, cfg.model)
     rows = chat_rows(data.examples, section.system_prompt)

@@ -174,6 +174,24 @@ def trainer_classes() -> dict[str, Any]:
     return {"sft": SFTTrainer}
 
 
+# Trainers whose loss honours the per-example ``weight`` of messages rows (none yet: RISE adds one).
+WEIGHTED_TRAINERS: frozenset[str] = frozenset()
+
+
+def check_weight_support(kind: str, weights: Sequence[float], source: str) -> None:
+    """Refuse rows with loss weights other than 1.0 when the trainer would silently ignore them.
+
+    Raises:
+        ValueError: Some weight differs from 1.0 and ``kind`` does not apply weights.
+    """
+    weighted = sum(1 for w in weights if w != 1.0)
+    if weighted and kind not in WEIGHTED_TRAINERS:
+        raise ValueError(
+            f"{source}: {weighted} of {len(weights)} rows carry a loss weight other than 1.0, which the "
+            f"{kind!r} trainer would ignore; use a weighted trainer (train.trainer) or write weight 1.0"
+        )
+
+
 def build_trainer(
     kind: str, *, model_path: str, tokenizer: Any, sft_config: Any, dataset: Any, peft_config: Any, callbacks=()
 ):
