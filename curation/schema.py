@@ -21,7 +21,7 @@ Role = Literal["system", "user", "assistant"]
 HUMAN = "human"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: pools hold millions of chains
 class Chain:
     """One candidate reasoning chain for a problem.
 

@@ -19,11 +19,14 @@ from limo.training.batch_plan import plan_batches, split_global_batch
 from limo.training.data import chat_rows, check_truncation, length_report, load_train_data, token_lengths
 from limo.training.distributed import cuda_available, prepare_cpu_deepspeed, process_info
 from limo.training.model_card import render_model_card
+from limo.training.preference import train_preference
 from limo.training.section import TrainPaths, parse_train_section
 
 
 def train(cfg: DictConfig, callbacks=()):
     """Run training for a composed config; returns the trainer (tests read its ``state.log_history``)."""
+    if cfg.train.get("trainer") == "dpo":  # preference pairs: DPO / DiscoPOP (limo.training.preference)
+        return train_preference(cfg, callbacks)
     section, proc, paths = parse_train_section(cfg), process_info(), TrainPaths(str(cfg.output_dir))
     data = load_train_data(section.data or paths.default_data)
     build.check_weight_support(section.trainer, [e.weight for e in data.examples], data.path)

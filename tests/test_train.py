@@ -26,7 +26,10 @@ from limo.training.data import (
     load_train_data,
 )
 
-TRAIN_RECIPES = [name for name in recipe_names() if "train" in compose(name)]
+# SFT recipes; the preference recipes (train.trainer: dpo) build a DPOConfig, tested in tests/test_discopop.py.
+TRAIN_RECIPES = [
+    n for n in recipe_names() if "train" in compose(n) and compose(n).train.get("trainer", "sft") == "sft"
+]
 SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
 # Short pairs the tiny model can memorise in a few dozen steps (greedy decoding must reproduce them and stop).
 PAIRS = [

@@ -1,0 +1,124 @@
+"""Deduplicate problems: exact after normalisation, then near-duplicates with MinHash LSH.
+
+Normalisation (`normalize_text`): Unicode NFKC, lower case, every run of non-alphanumeric characters
+(LaTeX braces, ``$``, punctuation) becomes one space. Two problems with the same normalised text are exact
+duplicates. Near-duplicates: MinHash (``num_perm`` permutations) over word ``shingle_words``-grams, LSH at
+Jaccard ``threshold``; a candidate pair from LSH is confirmed with the estimated Jaccard before it counts.
+
+Pool order decides which copy stays (the first), so results are deterministic. A dropped duplicate takes
+its chains with it (reason ``duplicate_problem`` / ``near_duplicate_problem``, detail names the kept id).
+Exact duplicate chains within one problem are dropped too (``duplicate_chain``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from typing import Any
+
+import numpy as np
+
+from curation.funnel import CurationState
+from curation.options import DedupOptions
+from curation.sharding import map_chunks
+
+_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+# Set per run before forking workers (module-level so worker processes inherit it without pickling).
+_SHINGLE_SIZE = 3
+_NUM_PERM = 128
+_SCHEME = "affine32"  # datasketch 2 default; stated so signatures rebuilt from hash values match
+
+
+def normalize_text(text: str) -> str:
+    """Lower-cased NFKC text with every run of non-alphanumerics replaced by one space."""
+    return _NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).lower()).strip()
+
+
+def text_digest(text: str) -> bytes:
+    """A 128-bit digest of the normalised text: dict keys for exact chain dedup stay small at any pool size."""
+    return hashlib.blake2b(normalize_text(text).encode("utf-8"), digest_size=16).digest()
+
+
+def word_shingles(normalized: str, size: int) -> set[str]:
+    """Word ``size``-grams of a normalised text; a shorter text is one shingle."""
+    words = normalized.split()
+    if len(words) <= size:
+        return {" ".join(words)}
+    return {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)}
+
+
+def minhash_signature(normalized: str) -> np.ndarray:
+    """MinHash hash values of a normalised text (a pure function, so it shards over processes)."""
+    from datasketch import MinHash
+
+    signature = MinHash(num_perm=_NUM_PERM, seed=1, scheme=_SCHEME)
+    signature.update_batch([s.encode("utf-8") for s in sorted(word_shingles(normalized, _SHINGLE_SIZE))])
+    return signature.hashvalues
+
+
+def find_duplicates(texts: dict[str, str], options: DedupOptions, workers: int = 1) -> dict[str, tuple[str, str]]:
+    """Map each duplicate id to ``(reason, kept_id)``; the first of each group (in ``texts`` order) stays."""
+    normalized = {pid: normalize_text(t) for pid, t in texts.items()}
+    duplicates: dict[str, tuple[str, str]] = {}
+    first: dict[str, str] = {}
+    for pid, norm in normalized.items():
+        kept = first.setdefault(norm, pid)
+        if kept != pid:
+            duplicates[pid] = ("duplicate_problem", kept)
+    if options.near:
+        survivors = [pid for pid in normalized if pid not in duplicates]
+        duplicates.update(_near_duplicates(survivors, normalized, options, workers))
+    return duplicates
+
+
+def _near_duplicates(
+    ids: list[str], normalized: dict[str, str], options: DedupOptions, workers: int
+) -> dict[str, tuple[str, str]]:
+    from datasketch import MinHash, MinHashLSH
+
+    global _SHINGLE_SIZE, _NUM_PERM
+    _SHINGLE_SIZE, _NUM_PERM = options.shingle_words, options.num_perm
+    signatures = map_chunks(minhash_signature, [normalized[i] for i in ids], workers=workers)
+    lsh = MinHashLSH(threshold=options.threshold, num_perm=options.num_perm)
+    order = {pid: index for index, pid in enumerate(ids)}
+    inserted: dict[str, np.ndarray] = {}
+    found: dict[str, tuple[str, str]] = {}
+    for pid, values in zip(ids, signatures, strict=True):
+        signature = MinHash(num_perm=options.num_perm, seed=1, hashvalues=values, scheme=_SCHEME)
+        matches = [m for m in lsh.query(signature) if _jaccard(values, inserted[m]) >= options.threshold]
+        if matches:
+            found[pid] = ("near_duplicate_problem", min(matches, key=order.__getitem__))
+            continue
+        lsh.insert(pid, signature)
+        inserted[pid] = values
+    return found
+
+
+def _jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean(a == b))
+
+
+def run_dedup(state: CurationState, options: DedupOptions, workers: int = 1) -> None:
+    """Drop duplicate problems (keeping the first) and exact duplicate chains within a problem."""
+    count = state.begin("dedup", options.enabled)
+    if not options.enabled:
+        state.apply(count)
+        return
+    texts = {pid: p.problem for pid, p in state.problems.items()}
+    problems = {
+        pid: (reason, {"duplicate_of": kept})
+        for pid, (reason, kept) in find_duplicates(texts, options, workers).items()
+    }
+    chains: dict[str, tuple[str, dict[str, Any]]] = {}
+    if options.exact_chains:
+        seen: dict[tuple[str, bytes], str] = {}
+        for chain in state.chains.values():
+            key = (chain.problem_id, text_digest(chain.text))
+            kept = seen.setdefault(key, chain.id)
+            if kept != chain.id:
+                chains[chain.id] = ("duplicate_chain", {"duplicate_of": kept})
+    for pid, (_, detail) in problems.items():
+        state.problem_notes[pid]["dedup"] = detail
+    state.apply(count, chains=chains, problems=problems)

@@ -1,0 +1,96 @@
+"""Diversity: balance domains before the final top-N.
+
+Two methods (``DiversityOptions.method``):
+
+- ``quota``: walk problems by descending best combined score; a problem whose domain already holds
+  ``max_per_domain`` problems (or ``max_fraction`` of N) is dropped (``domain_quota``).
+- ``s1``: s1K's sampling. Until N problems are drawn: pick a domain uniformly at random among those with
+  problems left, rank that domain's problems by the length of their best chain (longest first), and draw
+  one with probability proportional to ``2^-rank``. Undrawn problems are dropped (``not_sampled``).
+  A `random.Random(seed)` drives it, so a seed gives one selection.
+
+The domain is the problem's ``subject`` (``unknown`` when the pool has none).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from typing import Any
+
+from curation.funnel import CurationState
+from curation.options import DiversityOptions, SelectOptions
+from curation.schema import Chain
+from curation.select import best_chains, ranked_problems
+
+UNKNOWN_DOMAIN = "unknown"
+
+
+def domain_of(state: CurationState, problem_id: str) -> str:
+    return state.problems[problem_id].subject or UNKNOWN_DOMAIN
+
+
+def quota_drops(state: CurationState, ranked: list[str], limit: int) -> dict[str, tuple[str, dict[str, Any]]]:
+    taken: Counter[str] = Counter()
+    drops = {}
+    for pid in ranked:
+        domain = domain_of(state, pid)
+        if taken[domain] >= limit:
+            drops[pid] = ("domain_quota", {"domain": domain, "limit": limit})
+        else:
+            taken[domain] += 1
+    return drops
+
+
+def s1_sample(by_domain: dict[str, list[tuple[str, int]]], n: int, seed: int) -> list[str]:
+    """Draw up to ``n`` problem ids: domain uniform, then 2^-rank by chain length within the domain."""
+    rng = random.Random(seed)
+    pools = {d: sorted(items, key=lambda item: (-item[1], item[0])) for d, items in sorted(by_domain.items())}
+    drawn: list[str] = []
+    while len(drawn) < n and pools:
+        domain = rng.choice(sorted(pools))
+        items = pools[domain]
+        weights = [2.0**-rank for rank in range(len(items))]
+        index = rng.choices(range(len(items)), weights=weights)[0]
+        drawn.append(items.pop(index)[0])
+        if not items:
+            del pools[domain]
+    return drawn
+
+
+def run_diversity(state: CurationState, options: DiversityOptions, select: SelectOptions, seed: int) -> None:
+    """Drop problems over their domain quota, or keep only an s1-style sample of ``select.n``."""
+    count = state.begin("diversity", options.enabled)
+    if not options.enabled:
+        state.apply(count)
+        return
+    best = best_chains(state, select)
+    count.notes = {
+        "method": options.method,
+        "domains_in": dict(sorted(Counter(domain_of(state, p) for p in best).items())),
+    }
+    if options.method == "quota":
+        limit = _quota_limit(options, select.n)
+        drops = quota_drops(state, ranked_problems(best, list(state.problems)), limit) if limit is not None else {}
+    elif options.method == "s1":
+        drops = _s1_drops(state, best, select.n, seed)
+    else:
+        raise ValueError(f"diversity.method must be 'quota' or 's1', got {options.method!r}")
+    state.apply(count, problems=drops)
+
+
+def _quota_limit(options: DiversityOptions, n: int) -> int | None:
+    limits = [options.max_per_domain] if options.max_per_domain is not None else []
+    if options.max_fraction is not None:
+        limits.append(max(1, int(options.max_fraction * n)))
+    return min(limits) if limits else None
+
+
+def _s1_drops(
+    state: CurationState, best: dict[str, tuple[Chain, float]], n: int, seed: int
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    by_domain: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for pid, (chain, _) in best.items():
+        by_domain[domain_of(state, pid)].append((pid, len(chain.text)))
+    kept = set(s1_sample(by_domain, n, seed))
+    return {pid: ("not_sampled", {"domain": domain_of(state, pid)}) for pid in best if pid not in kept}

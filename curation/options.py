@@ -1,0 +1,294 @@
+"""Plain option values for every curation stage, and their conversion from config mappings.
+
+Each stage takes one frozen dataclass of options; the pipeline takes `CurateOptions`, which nests them.
+The entry point (`limo.curate`) validates a recipe's ``curate:`` section against `mutable_schema`
+(a non-frozen mirror OmegaConf can merge into, so unknown keys and wrong types fail at start-up) and
+turns the result into these values with `from_mapping`. Library code never sees a config object.
+
+No model or dataset id has a default here: recipes name them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# LIMO's keyword families (paper, section 2.2: self-verification, exploration, adaptive granularity).
+VERIFICATION_WORDS = ("check", "verify", "verified", "verifying", "confirm", "double-check", "recheck", "validate")
+EXPLORATION_WORDS = ("perhaps", "might", "maybe", "alternatively", "possibly", "suppose", "try", "consider", "what if")
+GRANULARITY_WORDS = ("therefore", "since", "thus", "hence", "because", "so", "consequently", "which means")
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """Where the pool comes from.
+
+    Attributes:
+        source: ``champ`` (the embedded CHAMP pool) or a JSONL / parquet file, dataset folder or hub id
+            whose rows each hold a problem, its gold answer and one chain.
+        fmt: Force a format (``jsonl``, ``parquet``, ``hf``) instead of guessing from the name.
+        split: Dataset split for hub ids and dataset folders.
+        revision: Hub revision to pin.
+        field_map: ``{our_field: source_field}``; our fields are ``id, problem, answer, chain, subject,
+            generator, final_answer, prompt_setting``.
+        gold_from_chain: Take the gold answer from the chain's final ``\\boxed{}`` when the row has none
+            (NuminaMath-CoT stores the answer only inside its solution).
+        gold_overrides: YAML file of corrected gold answers (``problem_id: {answer, was, justification}``).
+        limit: Read only the first N rows of a file source (None: all).
+    """
+
+    source: str = "champ"
+    fmt: str | None = None
+    split: str = "train"
+    revision: str | None = None
+    field_map: dict[str, str] = field(default_factory=dict)
+    gold_from_chain: bool = False
+    gold_overrides: str | None = None
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class ValidateOptions:
+    """Row checks. ``allowed_settings`` empty: every prompt setting counts (non-CHAMP pools)."""
+
+    enabled: bool = True
+    allowed_settings: tuple[str, ...] = ()
+    max_chain_chars: int = 200_000
+    min_problem_chars: int = 5
+
+
+@dataclass(frozen=True)
+class AnswerCheckOptions:
+    """Grade every chain against the gold (`eval.grader.grade_many`)."""
+
+    enabled: bool = True
+    workers: int = 2
+    timeout_s: float = 2.0
+    keep_incorrect: bool = False
+
+
+@dataclass(frozen=True)
+class DedupOptions:
+    """Problem deduplication: exact after normalisation, then MinHash LSH near-duplicates."""
+
+    enabled: bool = True
+    near: bool = True
+    threshold: float = 0.8
+    num_perm: int = 128
+    shingle_words: int = 3
+    exact_chains: bool = True
+
+
+@dataclass(frozen=True)
+class DecontamOptions:
+    """n-gram decontamination against benchmarks.
+
+    Attributes:
+        benchmarks: Names in ``benchmark_specs`` (``champ_heldout`` excludes CHAMP's held-out split).
+        data_dir: Folder with local benchmark files (shared/data layout); None loads from the hub.
+        ngram: Word n-gram size (8, as in s1 and open-r1).
+        min_matches: Shared word n-grams needed to flag a problem.
+        char_ngram: Character n-gram size for texts shorter than ``ngram`` words.
+        short_containment: Fraction of the short text's character n-grams that must occur in the other.
+        missing: ``error`` or ``warn`` when a benchmark cannot be loaded (warn records it in the manifest).
+    """
+
+    enabled: bool = True
+    benchmarks: tuple[str, ...] = ()
+    data_dir: str | None = None
+    ngram: int = 8
+    min_matches: int = 2
+    char_ngram: int = 8
+    short_containment: float = 0.6
+    short_words: int = 16
+    missing: str = "error"
+
+
+@dataclass(frozen=True)
+class SuspectGoldOptions:
+    """Problems whose strong-model answers agree with each other and not with the gold."""
+
+    enabled: bool = True
+    models: tuple[str, ...] = ()
+    min_agreeing: int = 3
+    action: str = "review"  # "review": keep and list in the report; "drop": remove the problem
+
+
+@dataclass(frozen=True)
+class RolloutOptions:
+    """Fresh rollouts for pass rates: ``k`` samples per problem from a generation backend."""
+
+    backend: str = "replay"
+    model: str | None = None
+    k: int = 4
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_new_tokens: int = 1024
+    batch_size: int = 16
+    prompt_template: str = "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
+    system_prompt: str | None = None
+    backend_args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DifficultyOptions:
+    """Pass-rate filters (LIMO): drop what a weak model solves; keep a strong-model pass-rate window.
+
+    Attributes:
+        source: ``pool`` (attempts already in the pool) or ``rollouts`` (fresh samples).
+        weak_models: Generators whose solving a problem makes it too easy.
+        weak_max_solved: Drop a problem when any weak model solves it in at least this many tries.
+        weak_rollouts: Rollout settings for the weak model (``source: rollouts``).
+        strong_models: Generators whose pooled pass rate defines difficulty.
+        strong_pass_rate: Keep problems whose strong pass rate lies in ``[lo, hi]``; None: no window.
+        strong_rollouts: Rollout settings for the strong model (``source: rollouts``).
+    """
+
+    enabled: bool = True
+    source: str = "pool"
+    weak_models: tuple[str, ...] = ()
+    weak_max_solved: int | None = None
+    weak_rollouts: RolloutOptions | None = None
+    strong_models: tuple[str, ...] = ()
+    strong_pass_rate: tuple[float, float] | None = None
+    strong_rollouts: RolloutOptions | None = None
+
+
+@dataclass(frozen=True)
+class QualityOptions:
+    """LIMO's rule-based chain score plus structural checks (see docs/curation.md for the formula)."""
+
+    enabled: bool = True
+    weights: dict[str, float] = field(
+        default_factory=lambda: {"elaborated": 0.30, "verification": 0.20, "exploration": 0.25, "granularity": 0.25}
+    )
+    keywords: dict[str, list[str]] = field(
+        default_factory=lambda: {
+            "verification": list(VERIFICATION_WORDS),
+            "exploration": list(EXPLORATION_WORDS),
+            "granularity": list(GRANULARITY_WORDS),
+        }
+    )
+    length_target_words: int = 600
+    per_words: int = 100
+    saturation: dict[str, float] = field(
+        default_factory=lambda: {"verification": 1.0, "exploration": 1.0, "granularity": 3.0}
+    )
+    require_final_answer: bool = True
+    drop_truncated: bool = True
+    repetition_window: int = 12
+    max_repetition: float = 0.3
+    min_score: float = 0.0
+    workers: int = 1
+
+
+@dataclass(frozen=True)
+class DiversityOptions:
+    """Domain balance: ``quota`` caps each domain; ``s1`` draws domains uniformly, chains by 2^-rank."""
+
+    enabled: bool = True
+    method: str = "quota"
+    max_per_domain: int | None = None
+    max_fraction: float | None = None
+
+
+@dataclass(frozen=True)
+class SelectOptions:
+    """Best chain per problem, then the top ``n`` problems by combined score."""
+
+    n: int = 100
+    quality_weight: float = 1.0
+    difficulty_weight: float = 1.0
+    boxed_answer: str = "gold"  # which answer the appended \\boxed{} line shows: "gold" or "chain"
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    enabled: bool = True
+    plots: bool = True
+    parquet: bool = True
+
+
+@dataclass(frozen=True)
+class CurateOptions:
+    """Every stage's options; a stage with ``enabled: false`` passes everything through."""
+
+    ingest: IngestOptions = field(default_factory=IngestOptions)
+    validate: ValidateOptions = field(default_factory=ValidateOptions)
+    dedup: DedupOptions = field(default_factory=DedupOptions)
+    decontam: DecontamOptions = field(default_factory=DecontamOptions)
+    answer_check: AnswerCheckOptions = field(default_factory=AnswerCheckOptions)
+    suspect_gold: SuspectGoldOptions = field(default_factory=SuspectGoldOptions)
+    difficulty: DifficultyOptions = field(default_factory=DifficultyOptions)
+    quality: QualityOptions = field(default_factory=QualityOptions)
+    diversity: DiversityOptions = field(default_factory=DiversityOptions)
+    select: SelectOptions = field(default_factory=SelectOptions)
+    report: ReportOptions = field(default_factory=ReportOptions)
+
+
+def from_mapping(cls: type[T], data: Mapping[str, Any] | None) -> T:
+    """Build the frozen dataclass ``cls`` from a plain mapping, recursing into nested option types.
+
+    Raises:
+        ValueError: ``data`` has a key ``cls`` does not know.
+    """
+    if data is None:
+        return cls()
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown keys {sorted(unknown)} (known: {sorted(known)})")
+    return cls(**{k: _convert(hints[k], v) for k, v in data.items()})
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    target = _dataclass_in(hint)
+    if target is not None and isinstance(value, Mapping):
+        return from_mapping(target, value)
+    origin = typing.get_origin(_strip_optional(hint))
+    if origin is tuple and isinstance(value, (list, tuple)):
+        return tuple(value)
+    if origin is dict and isinstance(value, Mapping):
+        return {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in value.items()}
+    return value
+
+
+def _strip_optional(hint: Any) -> Any:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return hint
+
+
+def _dataclass_in(hint: Any) -> type | None:
+    inner = _strip_optional(hint)
+    return inner if isinstance(inner, type) and dataclasses.is_dataclass(inner) else None
+
+
+def mutable_schema(cls: type) -> type:
+    """A non-frozen mirror of ``cls`` (recursively) that OmegaConf can use as a structured config."""
+    hints = typing.get_type_hints(cls)
+    specs = []
+    for f in dataclasses.fields(cls):
+        nested = _dataclass_in(hints[f.name])
+        hint: Any = hints[f.name]
+        if nested is not None:
+            mirror = mutable_schema(nested)
+            optional = _strip_optional(hint) is not hint
+            hint = (mirror | None) if optional else mirror
+            default = field(default=None) if optional else field(default_factory=mirror)
+        elif f.default_factory is not dataclasses.MISSING:
+            default = field(default_factory=f.default_factory)
+        else:
+            default = field(default=f.default)
+        specs.append((f.name, hint, default))
+    return dataclasses.make_dataclass(f"{cls.__name__}Schema", specs)

@@ -1,0 +1,183 @@
+"""Chain quality: LIMO's rule-based score plus structural checks.
+
+Score (every number comes from `QualityOptions`, so a recipe can change it):
+
+    words      = number of word tokens in the chain
+    elaborated = min(1, words / length_target_words)
+    rate_f     = (keyword hits of family f) / words * per_words          # hits per 100 words by default
+    feature_f  = min(1, rate_f / saturation_f)                           # f in verification, exploration, granularity
+    quality    = sum_f weight_f * feature_f / sum_f weight_f             # in [0, 1]
+
+with LIMO's weights: elaborated reasoning 0.30, self-verification 0.20, exploratory approach 0.25,
+adaptive granularity 0.25. Keywords match as whole words or phrases, case-insensitively.
+
+Structural checks drop a chain with a reason: ``truncated`` (stopped at its length limit),
+``no_final_answer`` (no final-answer turn, ``\\boxed{}`` or answer marker), ``repetition_loop`` (more
+than ``max_repetition`` of its ``repetition_window``-word windows repeat an earlier window), and
+``quality_below_min``. Scoring is a pure per-chain function, sharded with `map_chunks`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from curation.funnel import CurationState
+from curation.options import QualityOptions
+from curation.schema import Chain
+from curation.sharding import map_chunks
+
+_WORD = re.compile(r"\w+(?:[-']\w+)*")
+_OPTIONS: QualityOptions | None = None
+_PATTERNS: dict[str, KeywordSet] = {}
+_CHAINS: list[Chain] = []
+
+
+@dataclass(frozen=True, slots=True)
+class QualityNote:
+    """What the funnel keeps per chain (small: pools have millions); `quality_details` has the rest."""
+
+    score: float
+    words: int
+    repetition: float
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased word tokens; hyphenated and apostrophe words stay one token (``re-check``, ``let's``)."""
+    return _WORD.findall(text.lower())
+
+
+@dataclass(frozen=True)
+class KeywordSet:
+    """Keywords of one family as token tuples (``what if`` -> ``("what", "if")``), matched on word tokens."""
+
+    phrases: frozenset[tuple[str, ...]]
+    lengths: tuple[int, ...]
+
+    def count(self, tokens: list[str], grams: Mapping[int, Counter[tuple[str, ...]]] | None = None) -> int:
+        """Occurrences of any keyword as whole words in ``tokens`` (lower-cased word tokens).
+
+        ``grams`` (token n-gram counts by n, from `ngram_counts`) lets several families share one count.
+        """
+        grams = grams if grams is not None else ngram_counts(tokens, self.lengths)
+        return sum(grams[len(phrase)][phrase] for phrase in self.phrases)
+
+
+def ngram_counts(tokens: list[str], lengths: Iterable[int]) -> dict[int, Counter[tuple[str, ...]]]:
+    """Token n-gram counts for each n in ``lengths`` (counted in C by `Counter` over `zip`)."""
+    return {n: Counter(zip(*(tokens[i:] for i in range(n)), strict=False)) for n in set(lengths)}
+
+
+def keyword_pattern(words: list[str]) -> KeywordSet:
+    """The matcher for one keyword family: case-insensitive, whole words or phrases."""
+    phrases = frozenset(tuple(_WORD.findall(word.lower())) for word in words if _WORD.search(word))
+    return KeywordSet(phrases, tuple(sorted({len(p) for p in phrases})))
+
+
+def repetition_fraction(tokens: list[str], window: int) -> float:
+    """Fraction of ``window``-word windows that repeat an earlier window (0 for short texts).
+
+    Each window is a 64-bit polynomial hash of its tokens' hashes, computed for all windows at once.
+    """
+    if len(tokens) < 2 * window:
+        return 0.0
+    codes = np.fromiter(map(hash, tokens), dtype=np.int64, count=len(tokens)).view(np.uint64)
+    powers = np.uint64(1_000_003) ** np.arange(window, dtype=np.uint64)  # wraps mod 2**64, as intended
+    windows = sliding_window_view(codes, window) @ powers
+    return 1.0 - len(set(windows.tolist())) / len(windows)
+
+
+def has_final_answer(chain: Chain) -> bool:
+    if chain.final_answer and chain.final_answer.strip():
+        return True
+    from eval.extract import extract_answer
+
+    return extract_answer(chain.text) is not None
+
+
+def score_text(text: str, options: QualityOptions, patterns: Mapping[str, KeywordSet]) -> dict[str, Any]:
+    """LIMO's features and combined score for one chain text."""
+    tokens = tokenize(text)
+    words = max(1, len(tokens))
+    features = {"elaborated": min(1.0, words / options.length_target_words)}
+    hits = {}
+    grams = ngram_counts(tokens, [n for pattern in patterns.values() for n in pattern.lengths])
+    for family, pattern in patterns.items():
+        hits[family] = pattern.count(tokens, grams)
+        rate = hits[family] / words * options.per_words
+        features[family] = min(1.0, rate / options.saturation.get(family, 1.0))
+    total_weight = sum(options.weights.values()) or 1.0
+    score = sum(options.weights.get(name, 0.0) * value for name, value in features.items()) / total_weight
+    return {
+        "score": round(score, 6),
+        "features": {k: round(v, 6) for k, v in features.items()},
+        "keyword_hits": hits,
+        "words": len(tokens),
+        "repetition": round(repetition_fraction(tokens, options.repetition_window), 6),
+    }
+
+
+def assess_chain(chain: Chain) -> dict[str, Any]:
+    """Score and structural verdict of one chain (uses the options set by `assess_chains`)."""
+    assert _OPTIONS is not None
+    result = score_text(chain.text, _OPTIONS, _PATTERNS)
+    result["final_answer"] = has_final_answer(chain)
+    result["problem"] = structural_problem(chain, result, _OPTIONS)
+    return result
+
+
+def structural_problem(chain: Chain, result: dict[str, Any], options: QualityOptions) -> str | None:
+    if options.drop_truncated and chain.truncated:
+        return "truncated"
+    if options.require_final_answer and not result["final_answer"]:
+        return "no_final_answer"
+    if result["repetition"] > options.max_repetition:
+        return "repetition_loop"
+    if result["score"] < options.min_score:
+        return "quality_below_min"
+    return None
+
+
+def assess_chains(chains: list[Chain], options: QualityOptions) -> list[dict[str, Any]]:
+    """`assess_chain` over ``chains`` (over ``options.workers`` processes), in order."""
+    global _OPTIONS, _PATTERNS, _CHAINS
+    _OPTIONS = options
+    _PATTERNS = {family: keyword_pattern(words) for family, words in options.keywords.items()}
+    _CHAINS = chains
+    try:
+        return map_chunks(_assess_index, range(len(chains)), workers=options.workers, chunk_size=1024)
+    finally:
+        _CHAINS = []
+
+
+def _assess_index(index: int) -> dict[str, Any]:
+    # Workers are forked after _CHAINS is set, so only the index goes out and the small result comes back.
+    return assess_chain(_CHAINS[index])
+
+
+def quality_details(chain: Chain, options: QualityOptions) -> dict[str, Any]:
+    """Every feature of one chain's score, for its curated row (recomputed: cheap for a few hundred rows)."""
+    patterns = {family: keyword_pattern(words) for family, words in options.keywords.items()}
+    return score_text(chain.text, options, patterns)
+
+
+def run_quality(state: CurationState, options: QualityOptions) -> None:
+    """Score every alive chain; drop those failing a structural check."""
+    count = state.begin("quality", options.enabled)
+    if not options.enabled:
+        state.apply(count)
+        return
+    chains = list(state.chains.values())
+    drops = {}
+    for chain, result in zip(chains, assess_chains(chains, options), strict=True):
+        problem = result.pop("problem")
+        state.chain_notes[chain.id]["quality"] = QualityNote(result["score"], result["words"], result["repetition"])
+        if problem:
+            drops[chain.id] = (problem, {"score": result["score"], "repetition": result["repetition"]})
+    state.apply(count, chains=drops)

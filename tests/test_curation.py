@@ -1,0 +1,131 @@
+"""The `champ` recipe end to end: outputs, accounting, held-out exclusion, gold overrides, determinism.
+
+One run through the real entry point (``python -m limo.curate``, a subprocess from the repo root) is shared
+by the module; the determinism test adds one in-process run with the same recipe and seed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from curation.champ import UNAIDED_SETTINGS
+from eval.champ import champ_heldout_ids
+
+
+@pytest.fixture(scope="module")
+def champ_run(repo_root, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("champ_run")
+    command = [sys.executable, "-m", "limo.curate", "recipe=champ", f"output_dir={out}", "data_dir=null"]
+    done = subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "selected" in done.stdout
+    return out / "curate"
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_every_output_is_written(champ_run):
+    for name in (
+        "curated.jsonl",
+        "curated.parquet",
+        "messages.jsonl",
+        "funnel.json",
+        "rejects.jsonl",
+        "manifest.json",
+        "report.md",
+    ):
+        assert (champ_run / name).stat().st_size > 0, name
+    for plot in ("funnel.png", "pass_rate.png", "quality.png", "length.png", "domains.png"):
+        assert (champ_run / plot).read_bytes()[:4] == b"\x89PNG", plot
+
+
+def test_every_pool_chain_is_curated_or_dropped_with_a_reason(champ_run):
+    curated = _jsonl(champ_run / "curated.jsonl")
+    drops = _jsonl(champ_run / "rejects.jsonl")
+    dropped_chains = [d for d in drops if d["kind"] == "chain"]
+    assert all(d["reason"] and d["stage"] for d in drops)
+    ids = [row["chain_id"] for row in curated] + [d["id"] for d in dropped_chains]
+    assert len(ids) == len(set(ids)) == 19_710  # 19,440 conversations + 270 human solutions
+    funnel = json.loads((champ_run / "funnel.json").read_text())
+    assert funnel["totals"] == {"read": 19_710, "selected": len(curated), "dropped": len(dropped_chains)}
+    stages = funnel["stages"]
+    for stage in stages:
+        assert stage["chains_in"] - stage["chains_out"] == sum(stage["chains_dropped"].values()), stage["stage"]
+    assert [s["stage"] for s in stages][:3] == ["ingest", "validate", "answer_check"]
+    assert stages[1]["chains_dropped"] == {"setting_not_allowed": 16_200}  # 15 of 18 settings x 1,080
+
+
+def test_selection_respects_recipe(champ_run):
+    curated = _jsonl(champ_run / "curated.jsonl")
+    assert len(curated) == 120
+    assert len({row["id"] for row in curated}) == 120  # one chain per problem
+    assert not {row["id"] for row in curated} & champ_heldout_ids()
+    for row in curated:
+        assert row["generator"] == "human" or row["prompt_setting"] in UNAIDED_SETTINGS
+        assert row["verdict"]["correct"] or row["generator"] == "human"
+        assert row["scores"]["quality"]["score"] >= 0 and row["pass_rates"]["attempts"]
+    assert [row["rank"] for row in curated] == list(range(1, 121))
+
+
+def test_messages_are_the_training_view(champ_run):
+    rows = _jsonl(champ_run / "messages.jsonl")
+    assert len(rows) == 120
+    for row in rows:
+        roles = [m["role"] for m in row["messages"]]
+        assert roles == ["user", "assistant"]
+        assert "\\boxed{" in row["messages"][-1]["content"]
+
+
+def test_manifest_records_overrides_and_heldout(champ_run):
+    manifest = json.loads((champ_run / "manifest.json").read_text())
+    assert {o["problem_id"] for o in manifest["gold_overrides"]} == {
+        "P_Sequence_30",
+        "P_Sequence_33",
+        "P_Sequence_10",
+        "P_Number-Theory_65",
+    }
+    assert manifest["seed"] == 42 and manifest["input_checksums"]["gold_overrides"]
+    assert manifest["benchmarks"]["champ_heldout"]["items"] == 54
+    assert "skipped" in manifest["benchmarks"]["math500"]  # data_dir=null offline: skipped, and said so
+    drops = _jsonl(champ_run / "rejects.jsonl")
+    heldout_hits = {d["id"] for d in drops if d["kind"] == "problem" and d["reason"] == "contaminated:champ_heldout"}
+    assert len(heldout_hits & champ_heldout_ids()) >= 50  # the rest left earlier (e.g. as duplicates)
+    assert champ_heldout_ids() <= {d["id"] for d in drops if d["kind"] == "problem"}
+
+
+def test_same_seed_gives_identical_curated_file(champ_run, tmp_path):
+    from curation.pipeline import curate
+    from limo.config import compose
+    from limo.curate import build_benchmark_specs, build_options
+
+    cfg = compose("champ", ["data_dir=null"])
+    curate(build_options(cfg), output_dir=tmp_path, seed=42, benchmark_specs=build_benchmark_specs(cfg))
+    for name in ("curated.jsonl", "messages.jsonl"):
+        assert (tmp_path / "curate" / name).read_bytes() == (champ_run / name).read_bytes(), name
+
+
+def test_unknown_curate_key_fails(repo_root):
+    from limo.config import compose
+    from limo.curate import build_options
+
+    with pytest.raises(Exception, match="not_a_key"):
+        build_options(compose("champ", ["+curate.select.not_a_key=1"]))
+
+
+@pytest.mark.parametrize("recipe", ["champ", "limo", "s1"])
+def test_shipped_curate_sections_build(recipe):
+    from limo.config import compose
+    from limo.curate import build_options
+
+    options = build_options(compose(recipe))
+    assert options.select.n > 0
+    if recipe == "limo":
+        assert options.difficulty.strong_pass_rate == (0.03125, 0.09375) and options.select.n == 800
+        assert options.difficulty.weak_rollouts.k == 4 and options.difficulty.strong_rollouts.k == 32

@@ -1,0 +1,284 @@
+"""Curation stages on small in-memory pools: each stage's rule, its drop reasons, and the accounting."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from curation.difficulty import difficulty_decision, run_difficulty, solve_counts
+from curation.diversity import s1_sample
+from curation.funnel import Attempt, CurationState
+from curation.options import (
+    CurateOptions,
+    DifficultyOptions,
+    QualityOptions,
+    RolloutOptions,
+    SuspectGoldOptions,
+    from_mapping,
+)
+from curation.outputs import assistant_text
+from curation.pool import GoldOverride, Pool, apply_gold_overrides
+from curation.quality import assess_chains, keyword_pattern, repetition_fraction, score_text, tokenize
+from curation.rollouts import cache_path, run_rollouts
+from curation.schema import Chain
+from curation.suspect_gold import suspect_golds
+from eval.backends.replay import ReplayBackend
+from eval.problem import Problem
+from eval.records import DataError
+
+
+def _problem(pid: str, answer: str = "4", subject: str = "algebra") -> Problem:
+    return Problem(pid, f"What is the value of {pid}?", answer, "test", subject=subject)
+
+
+def _attempt(pid: str, generator: str, correct: bool, answer: str = "4") -> Attempt:
+    return Attempt(pid, f"{pid}/{generator}", generator, correct, answer)
+
+
+def test_quality_follows_the_documented_formula():
+    options = QualityOptions(
+        length_target_words=10, per_words=10, saturation={"verification": 1, "exploration": 1, "granularity": 1}
+    )
+    patterns = {family: keyword_pattern(words) for family, words in options.keywords.items()}
+    text = "Let us verify this. Perhaps x is 2, therefore y is 4."  # 12 words: 1 hit per family
+    result = score_text(text, options, patterns)
+    assert result["words"] == 12
+    assert result["keyword_hits"] == {"verification": 1, "exploration": 1, "granularity": 1}
+    rate = min(1.0, 1 / 12 * 10)
+    expected = 0.30 * 1.0 + (0.20 + 0.25 + 0.25) * rate
+    assert result["score"] == pytest.approx(expected, abs=1e-6)
+    assert score_text("x " * 5, options, patterns)["score"] == pytest.approx(0.30 * 0.5)
+    assert keyword_pattern(["check"]).count(tokenize("checking re-check Check")) == 1  # whole words only
+    assert keyword_pattern(["what if", "so"]).count(tokenize("What if so? Whatever, if")) == 2
+
+
+def test_structural_checks_drop_with_reasons():
+    chains = [
+        Chain("ok", "p", "We verify: 2+2=4. The answer is \\boxed{4}.", generator="m"),
+        Chain("cut", "p", "We start", generator="m", truncated=True),
+        Chain("noanswer", "p", "Some musings without any conclusion at all here", generator="m"),
+        Chain("loop", "p", "so we add one more " * 40 + "\\boxed{4}", generator="m"),
+    ]
+    problems = {r["problem"] for r in assess_chains(chains, QualityOptions())} - {None}
+    verdicts = [r["problem"] for r in assess_chains(chains, QualityOptions())]
+    assert verdicts == [None, "truncated", "no_final_answer", "repetition_loop"]
+    assert problems == {"truncated", "no_final_answer", "repetition_loop"}
+    assert repetition_fraction("a b c d e f".split() * 10, 4) > 0.8
+
+
+def test_difficulty_filters_follow_limo():
+    options = DifficultyOptions(
+        weak_models=("weak",), weak_max_solved=1, strong_models=("strong",), strong_pass_rate=(1 / 32, 3 / 32)
+    )
+    attempts = [_attempt("easy", "weak", True)] + [_attempt("easy", "strong", True)] * 2
+    attempts += [_attempt("hard", "weak", False)] * 4 + [_attempt("hard", "strong", i < 2) for i in range(32)]
+    attempts += [_attempt("never", "weak", False)] * 4 + [_attempt("never", "strong", False)] * 32
+    counts = solve_counts(attempts)
+    assert counts["hard"]["strong"] == [2, 32]
+    assert difficulty_decision(counts["easy"], options) == "too_easy_for_weak_model"
+    assert difficulty_decision(counts["hard"], options) is None
+    assert difficulty_decision(counts["never"], options) == "strong_pass_rate_below_window"
+    state = CurationState(
+        {p: _problem(p) for p in ("easy", "hard", "never")},
+        {f"{p}/c": Chain(f"{p}/c", p, "t") for p in ("easy", "hard", "never")},
+    )
+    run_difficulty(state, options, attempts)
+    assert list(state.problems) == ["hard"]
+    assert state.funnel[-1].problems_dropped == {"strong_pass_rate_below_window": 1, "too_easy_for_weak_model": 1}
+    assert state.problem_notes["hard"]["difficulty"]["strong_pass_rate"] == pytest.approx(2 / 32)
+
+
+def test_suspect_gold_needs_strong_models_to_agree_against_the_gold():
+    options = SuspectGoldOptions(models=("A", "B"), min_agreeing=3)
+    attempts = [
+        _attempt("wrong_gold", m, False, answer)
+        for m, answer in [("A", "1/8"), ("A", "0.125"), ("B", "\\frac{1}{8}"), ("B", "8")]
+    ]
+    attempts += [_attempt("hard", m, False, a) for m, a in [("A", "1"), ("A", "2"), ("B", "3"), ("B", "5")]]
+    attempts += [_attempt("weak_only", "C", False, "7")] * 4
+    found = suspect_golds(attempts, options)
+    assert set(found) == {"wrong_gold"}
+    assert found["wrong_gold"]["agreeing"] == 3 and found["wrong_gold"]["agreed_answer"] == "1/8"
+
+
+def test_gold_overrides_check_the_old_value():
+    pool = Pool([_problem("p", answer="8")], [Chain("p/human", "p", "... = 1/8", final_answer="8")], "mem", 1)
+    applied = apply_gold_overrides(pool, [GoldOverride("p", "8", "1/8", "the derivation gives 1/8")], "overrides.yaml")
+    assert pool.problems[0].answer == "1/8" and pool.chains[0].final_answer == "1/8"
+    assert applied[0]["was"] == "8"
+    with pytest.raises(DataError, match="overrides.yaml.*expected gold"):
+        apply_gold_overrides(pool, [GoldOverride("p", "8", "1/8", "again")], "overrides.yaml")
+    with pytest.raises(DataError, match="no such problem"):
+        apply_gold_overrides(pool, [GoldOverride("q", "8", "1/8", "x")], "overrides.yaml")
+
+
+def test_s1_sampling_is_seeded_and_balances_domains():
+    by_domain = {"a": [(f"a{i}", 100 - i) for i in range(50)], "b": [("b0", 10), ("b1", 5)]}
+    first = s1_sample(by_domain, 6, seed=3)
+    assert first == s1_sample(by_domain, 6, seed=3)
+    assert {"b0", "b1"} <= set(first)  # the small domain is drawn as often as the big one
+    assert len(first) == len(set(first)) == 6
+
+
+def test_boxed_line_is_appended_only_when_missing():
+    assert assistant_text(Chain("c", "p", "so x=2."), "2").endswith("The final answer is $\\boxed{2}$.")
+    assert assistant_text(Chain("c", "p", "so \\boxed{2}"), "2") == "so \\boxed{2}"
+
+
+def test_options_reject_unknown_keys():
+    with pytest.raises(ValueError, match="unknown keys"):
+        from_mapping(CurateOptions, {"quality": {"wieghts": {}}})
+    options = from_mapping(CurateOptions, {"difficulty": {"strong_pass_rate": [0.1, 0.2], "weak_rollouts": {"k": 3}}})
+    assert options.difficulty.strong_pass_rate == (0.1, 0.2) and options.difficulty.weak_rollouts.k == 3
+
+
+class CountingReplay(ReplayBackend):
+    """The replay backend, stopping (as a kill would) after ``fail_after`` generate calls."""
+
+    def __init__(self, pool, fail_after=None):
+        super().__init__(pool=pool)
+        self.batches = 0
+        self.fail_after = fail_after
+
+    def generate(self, requests):
+        if self.fail_after is not None and self.batches >= self.fail_after:
+            raise KeyboardInterrupt("killed")
+        self.batches += 1
+        return super().generate(requests)
+
+
+def test_killed_rollouts_resume_without_repeating(tmp_path: Path):
+    problems = [_problem(f"p{i}") for i in range(5)]
+    pool = {p.id: [f"{p.id} answer \\boxed{{{i}}}" for i in range(3)] for p in problems}
+    options = RolloutOptions(backend="replay", model="replayed", k=4, batch_size=3)
+    killed = CountingReplay(pool, fail_after=2)
+    with pytest.raises(KeyboardInterrupt):
+        run_rollouts(problems, killed, options, seed=7, cache_dir=tmp_path)
+    path = cache_path(tmp_path, options, 7)
+    with open(path, "a") as handle:
+        handle.write('{"id": "p2#2", "text": "torn')  # a kill mid-append leaves a torn line
+    assert killed.calls == 6
+    resumed = CountingReplay(pool)
+    rows = run_rollouts(problems, resumed, options, seed=7, cache_dir=tmp_path)
+    assert resumed.calls == 20 - 6  # only the unfinished rows
+    assert [r["id"] for r in rows] == [f"p{i}#{j}" for i in range(5) for j in range(4)]
+    assert rows[5]["text"] == pool["p1"][1]
+    again = CountingReplay(pool)
+    assert run_rollouts(problems, again, options, seed=7, cache_dir=tmp_path) == rows and again.calls == 0
+    ids = [json.loads(line)["id"] for line in path.read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == 20
+    assert cache_path(tmp_path, RolloutOptions(backend="replay", model="replayed", k=4, temperature=0.0), 7) != path
+
+
+def test_jsonl_pool_end_to_end_with_field_map_and_bad_rows(tmp_path: Path):
+    from curation.pipeline import curate
+
+    rows = [
+        {
+            "uid": "q1",
+            "question": "What is 2+2 when added together?",
+            "sol": "2+2=4, therefore \\boxed{4}",
+            "topic": "a",
+        },
+        {
+            "uid": "q1",
+            "question": "What is 2+2 when added together?",
+            "sol": "Since 2+2 is 5, \\boxed{5}",
+            "topic": "a",
+        },
+        {
+            "uid": "q2",
+            "question": "What is 3 times 3 exactly?",
+            "sol": "Perhaps 9. Let us verify: 3*3=9. \\boxed{9}",
+            "topic": "b",
+        },
+        {"uid": "q3", "question": "", "sol": "\\boxed{1}", "topic": "b"},
+    ]
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("\n".join(json.dumps(r) for r in rows) + "\n{not json\n")
+    options = from_mapping(
+        CurateOptions,
+        {
+            "ingest": {
+                "source": str(pool),
+                "field_map": {"id": "uid", "problem": "question", "chain": "sol", "subject": "topic"},
+                "gold_from_chain": True,
+            },
+            "answer_check": {"workers": 1},
+            "decontam": {"enabled": False},
+            "difficulty": {"enabled": False},
+            "select": {"n": 5},
+            "report": {"plots": False},
+        },
+    )
+    summary = curate(options, output_dir=tmp_path / "run", seed=0, benchmark_specs={})
+    out = tmp_path / "run" / "curate"
+    curated = [json.loads(line) for line in (out / "curated.jsonl").read_text().splitlines()]
+    rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
+    assert summary.read == 5 and summary.selected == 2
+    assert {r["id"] for r in curated} == {"q1", "q2"}
+    reasons = sorted(r["reason"] for r in rejects)
+    # q1's second row disagrees with the gold taken from its first row; q3 has no problem text; one line is not JSON
+    assert reasons == ["invalid_row", "invalid_row", "invalid_row"]
+    assert any("contradicts" in r["detail"]["reason"] for r in rejects)
+    assert any(r["detail"]["field"] == "problem" for r in rejects)
+
+
+def test_pipeline_difficulty_from_replayed_rollouts(tmp_path: Path):
+    from curation.pipeline import curate
+
+    rows = [
+        {
+            "id": f"q{i}",
+            "problem": f"What is {i} plus {i} in this exercise number {i}?",
+            "answer": str(2 * i),
+            "chain": f"{i}+{i}={2 * i}",
+        }
+        for i in range(1, 5)
+    ]
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # q1 is solved in every try (too easy), q2 in 1 of 4, q3 and q4 never.
+    responses = {
+        "q1": ["\\boxed{2}"],
+        "q2": ["\\boxed{4}", "\\boxed{5}", "\\boxed{5}", "\\boxed{5}"],
+        "q3": ["\\boxed{0}"],
+        "q4": ["\\boxed{0}"],
+    }
+    rollout = {"backend": "replay", "model": "replayed", "k": 4, "batch_size": 3}
+    options = from_mapping(
+        CurateOptions,
+        {
+            "ingest": {"source": str(pool)},
+            "answer_check": {"workers": 1},
+            "decontam": {"enabled": False},
+            "quality": {"require_final_answer": False},
+            "difficulty": {
+                "source": "rollouts",
+                "strong_models": ["replayed"],
+                "strong_pass_rate": [0.2, 0.5],
+                "strong_rollouts": rollout,
+            },
+            "report": {"plots": False},
+        },
+    )
+    backends: list[CountingReplay] = []
+
+    def factory(settings: RolloutOptions) -> CountingReplay:
+        backends.append(CountingReplay(responses))
+        return backends[-1]
+
+    for _ in range(2):
+        curate(options, output_dir=tmp_path / "run", seed=1, benchmark_specs={}, backend_factory=factory)
+    assert [b.calls for b in backends] == [16, 0]  # the second run reads every rollout from the cache
+    curated = [json.loads(line) for line in (tmp_path / "run" / "curate" / "curated.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in curated] == ["q2"]
+    assert (
+        curated[0]["pass_rates"]["attempts"] == {"replayed": [1, 4]}
+        and curated[0]["pass_rates"]["source"] == "rollouts"
+    )
+    funnel = json.loads((tmp_path / "run" / "curate" / "funnel.json").read_text())
+    difficulty = next(s for s in funnel["stages"] if s["stage"] == "difficulty")
+    assert difficulty["problems_dropped"] == {"strong_pass_rate_above_window": 1, "strong_pass_rate_below_window": 2}
