@@ -18,6 +18,7 @@ from curation.pipeline import curate
 from eval.benchmarks import BenchmarkSpec
 from limo.config import CONFIG_DIR
 from limo.learning_from_errors import curate_errors, is_error_method
+from limo.rise import curate_rise, is_rise
 
 log = logging.getLogger("limo.curate")
 
@@ -55,6 +56,9 @@ def build_backend(options: RolloutOptions) -> Any:
 def main(cfg: DictConfig) -> None:
     if is_error_method(cfg):  # LEMMA examples or preference pairs (limo.learning_from_errors)
         print(f"[curate] {cfg.curate.method}: {curate_errors(cfg)}; outputs in {cfg.output_dir}/curate/")
+        return
+    if is_rise(cfg):  # RISE multi-turn rollouts -> weighted examples (limo.rise)
+        print(f"[curate] rise: {curate_rise(cfg)}; outputs in {cfg.output_dir}/curate/")
         return
     options = build_options(cfg)
     summary = curate(

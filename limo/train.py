@@ -21,6 +21,7 @@ from limo.training.distributed import cuda_available, prepare_cpu_deepspeed, pro
 from limo.training.model_card import render_model_card
 from limo.training.preference import train_preference
 from limo.training.section import TrainPaths, parse_train_section
+from limo.training.weighted import weighted_rows
 
 
 def train(cfg: DictConfig, callbacks=()):
@@ -30,9 +31,12 @@ def train(cfg: DictConfig, callbacks=()):
     section, proc, paths = parse_train_section(cfg), process_info(), TrainPaths(str(cfg.output_dir))
     data = load_train_data(section.data or paths.default_data)
     build.check_weight_support(section.trainer, [e.weight for e in data.examples], data.path)
+    build.check_loss_turns_support(section.trainer, [e.loss_turns for e in data.examples], data.path)
     model_path = build.ensure_model(cfg.model)
     tokenizer = build.build_tokenizer(model_path, cfg.model)
     rows = chat_rows(data.examples, section.system_prompt)
+    if section.trainer in build.WEIGHTED_TRAINERS:  # weight and last-turn-only columns (limo.training.weighted)
+        rows = weighted_rows(rows, [e.weight for e in data.examples], [e.loss_turns for e in data.examples])
     split = split_global_batch(section.global_batch_size, section.args, proc.world_size)
     deepspeed = OmegaConf.to_container(cfg.deepspeed, resolve=True) if cfg.get("deepspeed") else None
     on_cpu = not cuda_available()
