@@ -106,7 +106,7 @@ def choose(turn: int, source: str, candidates: Sequence[TurnRecord]) -> Improvem
     """The first correct usable candidate, else the first usable one; none usable: a reason instead."""
     fit = [c for c in candidates if usable(c)]
     correct = [c for c in fit if c.correct]
-    chosen = (correct or fit or [None])[0]
+    chosen = (correct or fit)[0] if fit else None
     reason = None if chosen is not None else "no_usable_sample"
     return Improvement(turn, source, len(candidates), sum(c.correct for c in candidates), chosen, reason)
 
@@ -122,7 +122,7 @@ def improve_step(
         requests = improvement_requests(episodes, options, improve)
         golds = [r for e in episodes for r in [e.problem.answer] * per_episode]
         graded = graded_records(requests, backend.generate(requests), golds, grade)
-        out = []
+        out: list[Episode] = []
         for i, episode in enumerate(episodes):
             found = choose(episode.turn, source, graded[i * per_episode : (i + 1) * per_episode])
             improvements = [*episode.extra.get("improvements", []), found.to_dict()]
@@ -149,7 +149,7 @@ def run_rise_batch(
 
 def context_before(messages: Sequence[dict[str, str]], turn: int) -> list[dict[str, str]]:
     """The user / assistant messages before the ``turn``-th assistant answer (system turns left out)."""
-    seen, out = 0, []
+    seen, out = 0, list[dict[str, str]]()
     for message in messages:
         if message["role"] == "assistant":
             seen += 1
@@ -202,7 +202,8 @@ def build_examples(
         SFTExample(
             id=example_id,
             messages=tuple(
-                Message(m["role"], m["content"]) for m in (*context, {"role": "assistant", "content": text})
+                Message(m["role"], m["content"])  # type: ignore[arg-type]  # roles checked by context_before
+                for m in (*context, {"role": "assistant", "content": text})
             ),
             weight=detail["raw_weight"] / mean,
             loss_turns="last",

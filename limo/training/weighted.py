@@ -90,8 +90,9 @@ class WeightedSFTTrainer(SFTTrainer):
 
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()
-        if WEIGHT not in self._signature_columns:
-            self._signature_columns = [*self._signature_columns, WEIGHT]
+        columns: list[str] = list(self._signature_columns or [])
+        if WEIGHT not in columns:
+            self._signature_columns = [*columns, WEIGHT]  # type: ignore[assignment]
 
     def _prepare_dataset(self, dataset: Any, *args: Any, **kwargs: Any) -> Any:
         prepared = super()._prepare_dataset(dataset, *args, **kwargs)
