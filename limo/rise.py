@@ -190,6 +190,8 @@ def curate_rise(cfg: DictConfig) -> dict[str, Any]:
     facts = {"round": round_, "policy": identity, "improve": section.improve.method, "oracle": section.oracle}
     examples, rejects = build_examples(rows, section.tau, facts)
     ledger.stage("examples", improvements_in=stats["improvements"], examples_out=len(examples), rejects=rejects)
+    if not examples:
+        log.warning("rise: no usable improved answer in %d episodes: messages.jsonl is empty", len(rows))
     ledger.facts.update(rise=facts, episodes=stats)
     return write_rise_outputs(out, cfg, section, rows, examples, ledger)
 
@@ -266,7 +268,7 @@ def render_report(manifest: dict[str, Any], ledger: Any, funnel: str, pipeline: 
         "## Funnel\n", pipeline, funnel,
         "## Turns\n", "| turn | policy answers | policy correct | examples | correct improvements |",
         "|---|---|---|---|---|", turns, "",
-        f"Weights exp(r / tau), tau = {weight['tau']}, normalised to mean {weight['normalised_mean']:.3f}: "
+        f"Weights exp(r / tau), tau = {weight['tau']}, normalised to mean {_fmt(weight['normalised_mean'])}: "
         f"correct improvement {_fmt(weight['correct'])}, incorrect {_fmt(weight['incorrect'])}.\n",
     ])  # fmt: skip
 
