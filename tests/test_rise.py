@@ -235,3 +235,17 @@ def test_plain_sft_refuses_last_turn_rows_and_bad_loss_turns_are_named(tmp_path)
     write_jsonl(tmp_path / "bad.jsonl", [{"id": "a", "loss_turns": "first", **row}])
     with pytest.raises(DataError, match="row 1 field loss_turns"):
         load_train_data(tmp_path / "bad.jsonl")
+
+
+def test_teacher_improvements_come_from_the_teacher_backend_once_per_turn():
+    policy = ReplayBackend({"A#t1": boxed("6"), "A#t2": boxed("7"), "B#t1": boxed("4")})
+    teacher = ReplayBackend({"A#t1.teacher": boxed("5"), "A#t2.teacher": boxed("5"), "B#t1.teacher": boxed("2")})
+    opts, improve = options(True, turns=2, samples=1), ImproveOptions("teacher", 1, SamplingParams())
+    episodes = run_rise_batch([start(p) for p in PROBLEMS], policy, teacher, opts, improve, grade)
+    assert (policy.calls, teacher.calls) == (3, 3), "B stops after its correct first answer (oracle)"
+    examples, rejects = build_examples([e.to_dict() for e in episodes], tau=0.4)
+    assert not rejects
+    assert [(e.id, e.provenance["source"], e.provenance["reward"]) for e in examples] == [
+        ("A#t1", "teacher:replay", 1.0), ("A#t2", "teacher:replay", 1.0), ("B#t1", "teacher:replay", 0.0)
+    ]  # fmt: skip
+    assert examples[1].messages[1].content == boxed("6")["text"], "the context holds the policy's answer"
