@@ -74,6 +74,7 @@ def train(cfg: DictConfig, callbacks=()):
             recipe=str(cfg.name), base_model=str(cfg.model.path), data_path=data.path, data_checksum=data.checksum,
             plan=plan, lengths=lengths, metrics={**result.metrics, "global_step": result.global_step},
             system_prompt=section.system_prompt, lora=section.lora is not None,
+            assistant_only_loss=sft_config.assistant_only_loss,
         )  # fmt: skip
         write_text_atomic(f"{paths.model_dir}/README.md", card)
         write_json(paths.log_history, trainer.state.log_history)

@@ -319,7 +319,11 @@ def test_resume_reproduces_the_uninterrupted_losses(tmp_path, tiny_model_dir, re
 
     data = write_champ_messages(tmp_path / "messages.jsonl", limit=8)
     steps = ["train.args.max_steps=6", "train.args.save_strategy=steps", "+train.args.save_steps=3"]
-    full = _losses(train(_demo_cfg(tmp_path / "full", data, tiny_model_dir, *steps)).state.log_history)
+    uninterrupted = train(_demo_cfg(tmp_path / "full", data, tiny_model_dir, *steps)).state
+    full = _losses(uninterrupted.log_history)
+    plan = json.loads((tmp_path / "full" / "train" / "plan.json").read_text())["plan"]
+    # 8 examples, 2 per device x 2 accumulation: the plan's 2 steps per epoch are the trainer's.
+    assert plan["steps_per_epoch"] == 2 and uninterrupted.epoch == pytest.approx(6 / plan["steps_per_epoch"])
     stopped = tmp_path / "stopped"
     partial = train(_demo_cfg(stopped, data, tiny_model_dir, *steps), callbacks=[_StopAtStep(3)])
     assert partial.state.global_step == 3 and (stopped / "train" / "checkpoint-3").is_dir()

@@ -49,7 +49,9 @@ def test_zero2_and_zero3_match_plain_two_process_losses(tmp_path, repo_root, tin
     gathered = AutoModelForCausalLM.from_pretrained(saved).state_dict()
     reference = AutoModelForCausalLM.from_pretrained(tmp_path / "plain" / "train" / "model").state_dict()
     assert set(gathered) == set(reference)
+    # Weights are ~0.07; Adam divides by sqrt of tiny second moments, so rounding differences between the
+    # sharded and plain reductions reach a few 1e-6 after 5 steps (measured max 2.5e-6).
     for name, expected in reference.items():
-        assert torch.allclose(gathered[name], expected, rtol=1e-4, atol=1e-6), f"ZeRO-3 gathered {name} differs"
+        assert torch.allclose(gathered[name], expected, rtol=0, atol=2e-5), f"ZeRO-3 gathered {name} differs"
     eos_id = AutoTokenizer.from_pretrained(saved).convert_tokens_to_ids("<|im_end|>")
     assert json.loads((saved / "generation_config.json").read_text())["eos_token_id"] == eos_id
