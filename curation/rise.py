@@ -139,9 +139,12 @@ def run_rise_batch(
     options: MultiTurnOptions,
     improve: ImproveOptions,
     grade: Grade,
+    on_done: Callable[[list[Episode]], None] | None = None,
 ) -> list[Episode]:
-    """Roll a batch of episodes out to the end, with an improvement at every turn."""
-    return run_episodes(episodes, policy, options, grade, between=improve_step(improver, options, improve, grade))
+    """Roll a batch of episodes out to the end, with an improvement at every turn (``on_done``: see
+    `eval.multiturn.run_episodes`)."""
+    step = improve_step(improver, options, improve, grade)
+    return run_episodes(episodes, policy, options, grade, between=step, on_done=on_done)
 
 
 # --- Examples ------------------------------------------------------------------------------------------

@@ -15,8 +15,8 @@ Metrics (`turn_accuracy`), as in the RISE paper (Qu et al., 2024):
 The same loop drives curation (`curation.rise` adds improved answers between `policy_turn` and
 `close_turn`) and evaluation (`run_multiturn`). Request ids are ``<problem_id>#t<turn>`` and each row's
 seed is ``row_seed(seed, problem_id, sample_index)`` with a fixed sample index per turn, so a resumed run
-regenerates identical turns. Finished episodes are appended to ``episodes.jsonl`` one batch at a time;
-a rerun skips the problems already there.
+regenerates identical turns. Each episode is appended to ``episodes.jsonl`` as soon as it finishes; a rerun
+skips the problems already there.
 """
 
 from __future__ import annotations
@@ -170,12 +170,14 @@ def run_episodes(
     options: MultiTurnOptions,
     grade: Grade,
     between: Callable[[list[Episode], list[TurnRecord]], list[Episode]] | None = None,
+    on_done: Callable[[list[Episode]], None] | None = None,
 ) -> list[Episode]:
     """Run a batch of episodes to the end, turn by turn (one backend call per turn for the whole batch).
 
     ``between(active_episodes, records)`` runs after each turn's answers are graded and before they are
     added, and returns the episodes to continue with (curation records improved answers there, asked from
-    the same context the policy saw).
+    the same context the policy saw). ``on_done(finished)`` receives the episodes that stopped at each
+    turn, as soon as they stop (`resume_episodes` appends them to its file there).
     """
     done: dict[str, Episode] = {}
     active = list(episodes)
@@ -184,7 +186,10 @@ def run_episodes(
         if between is not None:
             active = between(active, records)
         closed = [close_turn(e, r, options) for e, r in zip(active, records, strict=True)]
-        done.update((e.problem.id, e) for e in closed if e.stopped)
+        finished = [e for e in closed if e.stopped]
+        done.update((e.problem.id, e) for e in finished)
+        if on_done is not None and finished:
+            on_done(finished)
         active = [e for e in closed if not e.stopped]
     return [done[e.problem.id] for e in episodes]
 
@@ -193,17 +198,26 @@ def resume_episodes(
     problems: Sequence[Problem],
     path: Path,
     start: Callable[[Problem], Episode],
-    run_batch: Callable[[list[Episode]], list[Episode]],
+    run_batch: Callable[[list[Episode], Callable[[list[Episode]], None]], Any],
     batch_size: int,
 ) -> list[dict[str, Any]]:
-    """Run the problems ``path`` does not hold yet, appending each finished batch; return all rows in order."""
+    """Run the problems ``path`` does not hold yet and return all rows in problem order.
+
+    ``run_batch(episodes, on_done)`` runs a batch of episodes and calls ``on_done`` with each group of
+    finished ones (`run_episodes` does); each finished episode is appended to ``path`` at once, so a kill
+    loses only the episodes still running.
+    """
     done = {row["problem_id"]: row for row in read_jsonl(path, tolerate_torn_tail=True)} if path.exists() else {}
     missing = [p for p in problems if p.id not in done]
     log.info("multi-turn: %d of %d problems already in %s; %d to run", len(done), len(problems), path, len(missing))
-    for begin in range(0, len(missing), max(1, batch_size)):
-        rows = [e.to_dict() for e in run_batch([start(p) for p in missing[begin : begin + batch_size]])]
+
+    def save(finished: list[Episode]) -> None:
+        rows = [e.to_dict() for e in finished]
         append_jsonl(path, rows)
         done.update((row["problem_id"], row) for row in rows)
+
+    for begin in range(0, len(missing), max(1, batch_size)):
+        run_batch([start(p) for p in missing[begin : begin + batch_size]], save)
     return [done[p.id] for p in problems]
 
 
@@ -293,7 +307,7 @@ def run_multiturn(
     grade: Grade = lambda pairs: grade_many(pairs, workers=1, timeout_s=timeout_s, progress=False)  # noqa: E731
     rows = resume_episodes(
         problems, out / EPISODES_FILE, lambda p: Episode(p, prompt(p.problem)),
-        lambda batch: run_episodes(batch, backend, options, grade), batch_size,
+        lambda batch, on_done: run_episodes(batch, backend, options, grade, on_done=on_done), batch_size,
     )  # fmt: skip
     accuracy = turn_accuracy(rows, options.turns, options.oracle, lambda a, b: verify(a, b, timeout_s=timeout_s))
     summary = {**header, **settings, "environment": environment(), **accuracy}

@@ -11,8 +11,8 @@ The policy is the recipe's top-level ``policy:`` group, so that iterations read 
 ``policy.backend: auto`` means ``hf`` when ``policy.path`` is set, else ``replay`` of the pool's recorded
 chains (each problem's unaided CHAMP answers, cycled by sample index; a chain without ``\\boxed{}`` gets
 the answer the grader extracted from it boxed at the end): a stand-in policy that lets the whole recipe run
-offline. Finished episodes go to ``curate/rise/episodes-<settings hash>.jsonl`` one batch at a time, so a
-killed run resumes where it stopped, and changed settings never reuse stale rollouts.
+offline. Each episode goes to ``curate/rise/episodes-round<k>-<settings hash>.jsonl`` as soon as it
+finishes, so a killed run resumes where it stopped, and changed settings never reuse stale rollouts.
 """
 
 from __future__ import annotations
@@ -183,7 +183,8 @@ def curate_rise(cfg: DictConfig) -> dict[str, Any]:
     rows = resume_episodes(
         problems, episodes_file(out, section, policy, round_, seed),
         lambda p: Episode(p, (*system, {"role": "user", "content": p.problem})),
-        lambda batch: run_rise_batch(batch, policy_backend, improver, options, improve, grade), section.batch_size,
+        lambda batch, on_done: run_rise_batch(batch, policy_backend, improver, options, improve, grade, on_done),
+        section.batch_size,
     )  # fmt: skip
     stats = episode_stats(rows, section.turns)
     ledger.stage("rollouts", **stats)

@@ -133,20 +133,23 @@ def test_rollouts_resume_after_a_kill_without_redoing_finished_problems(tmp_path
     pool = {"A": [boxed("5")["text"]], "B": [boxed("3")["text"]], "C": [boxed("1")["text"]]}
     problems = [*PROBLEMS, Problem("C", "What is 0 + 1?", "1", "t")]
     path = tmp_path / "episodes.jsonl"
-    flaky = Flaky(ReplayBackend(pool=pool), fail_after=3)  # batch 1 (A): 1 turn; batch 2 (B): 2 turns; dies on C
+    flaky = Flaky(ReplayBackend(pool=pool), fail_after=1)  # turn 1 of the batch runs; the kill comes at turn 2
 
     def run(backend):
-        return resume_episodes(
-            problems, path, start, lambda batch: run_episodes(batch, backend, options(True, turns=2), grade), 1
-        )
+        def batch(episodes, on_done):
+            return run_episodes(episodes, backend, options(True, turns=2), grade, on_done=on_done)
+
+        return resume_episodes(problems, path, start, batch, batch_size=3)
 
     with pytest.raises(RuntimeError, match="killed"):
         run(flaky)
-    assert [json.loads(line)["problem_id"] for line in path.read_text().splitlines()] == ["A", "B"]
+    saved = [json.loads(line)["problem_id"] for line in path.read_text().splitlines()]
+    assert saved == ["A", "C"], "A and C were right at turn 1 (oracle: done) and were written before the kill"
     flaky.requested.clear()
     rows = run(flaky)
-    assert flaky.requested == ["C#t1"], "only the unfinished problem is generated again"
+    assert flaky.requested == ["B#t1", "B#t2"], "only the unfinished problem runs again"
     assert [r["problem_id"] for r in rows] == ["A", "B", "C"]
+    assert [len(r["turns"]) for r in rows] == [1, 2, 1]
     again = run(Flaky(ReplayBackend(pool={}), fail_after=0))
     assert again == rows, "a finished run reads everything back"
 
