@@ -1,5 +1,6 @@
 """The rise recipe end to end through the entry points: curate on CHAMP (replay policy), weighted SFT on CPU
-(one process, and two processes under DeepSpeed ZeRO-2), and the multi-turn evaluation mode.
+(one process with accumulation, and two processes under DeepSpeed ZeRO-2: same losses), and the multi-turn
+evaluation mode.
 
 The multi-turn evaluation runs on champ_heldout with a replay file whose first answer is wrong and whose
 second is the gold, so the per-turn accuracy is known: 0 after turn 1, 1 after turn 2 with an oracle.
@@ -70,20 +71,29 @@ def test_rise_recipe_trains_weighted_on_cpu(rise_run, repo_root, tiny_model_dir)
 
 
 @pytest.mark.slow
-def test_rise_two_process_zero2_matches_plain_two_process(rise_run, repo_root, tiny_model_dir, tmp_path):
+def test_weighted_loss_is_the_same_under_accumulation_and_under_two_process_zero2(
+    rise_run, repo_root, tiny_model_dir, tmp_path
+):
+    """Global batch 4: one process with 2 x 2 accumulation vs two ZeRO-2 processes with 2 each: the weighted
+    loss is a mean over the global batch, so both must log the same losses."""
     out, _ = rise_run
+    lines = (out / "curate" / "messages.jsonl").read_text().splitlines()[:8]  # 2 steps x global batch 4
+    assert len({json.loads(line).get("weight") for line in lines}) > 1, "the subset mixes weights"
+    data = tmp_path / "messages.jsonl"
+    data.write_text("\n".join(lines) + "\n")
+    common = ["recipe=rise", f"train.data={data}", f"model.path={tiny_model_dir}", "model.build_tiny=false",
+              "train.args.max_steps=2"]  # fmt: skip
+    one = _run(repo_root, "limo.train", f"output_dir={tmp_path / 'one'}", *common)
+    assert "global batch 4 = 2 per device x 2 accumulation x 1 processes" in one.stdout
+    two = _run(repo_root, "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "limo.train",
+               f"output_dir={tmp_path / 'zero2'}", *common, "deepspeed=zero2")  # fmt: skip
+    assert "global batch 4 = 2 per device x 1 accumulation x 2 processes" in two.stdout
     losses = {}
-    for name, extra in (("plain", ()), ("zero2", ("deepspeed=zero2",))):
-        run_dir = tmp_path / name
-        command = ["--standalone", "--nproc_per_node", "2", "-m", "limo.train", "recipe=rise",
-                   f"output_dir={run_dir}", f"train.data={out / 'curate' / 'messages.jsonl'}",
-                   f"model.path={tiny_model_dir}", "model.build_tiny=false", "train.args.max_steps=2",
-                   *extra]  # fmt: skip
-        _run(repo_root, "torch.distributed.run", *command)
-        history = json.loads((run_dir / "train" / "log_history.json").read_text())
+    for name in ("one", "zero2"):
+        history = json.loads((tmp_path / name / "train" / "log_history.json").read_text())
         losses[name] = [row["loss"] for row in history if "loss" in row]
-    assert len(losses["plain"]) == 2
-    assert losses["zero2"] == pytest.approx(losses["plain"], rel=1e-4)
+    assert len(losses["one"]) == 2
+    assert losses["zero2"] == pytest.approx(losses["one"], rel=1e-5)
 
 
 def test_multiturn_evaluation_reports_accuracy_per_turn(repo_root, tmp_path):
