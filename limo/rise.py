@@ -159,8 +159,11 @@ def recorded_answers(pool: Any) -> dict[str, list[str]]:
 
 
 def episodes_file(out: Path, section: RiseSection, policy: PolicySection, round_: int, seed: int) -> Path:
-    """``rise/episodes-<hash>.jsonl``; the hash covers everything that decides the rollouts."""
-    key = json.dumps({"curate": asdict(section), "policy": asdict(policy), "round": round_, "seed": seed},
+    """``rise/episodes-round<k>-<hash>.jsonl``; the hash covers what decides the rollouts, and leaves out what
+    does not: ``tau`` (re-weighting reuses the rollouts), ``batch_size`` (rows are seeded one by one) and
+    ``problem_limit`` (episodes are per problem, so a larger limit extends the same file)."""
+    settings = {k: v for k, v in asdict(section).items() if k not in ("tau", "batch_size", "problem_limit")}
+    key = json.dumps({"curate": settings, "policy": asdict(policy), "round": round_, "seed": seed},
                      sort_keys=True, default=str)  # fmt: skip
     return out / "rise" / f"episodes-round{round_}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.jsonl"
 
