@@ -252,3 +252,17 @@ def test_teacher_improvements_come_from_the_teacher_backend_once_per_turn():
         ("A#t1", "teacher:replay", 1.0), ("A#t2", "teacher:replay", 1.0), ("B#t1", "teacher:replay", 0.0)
     ]  # fmt: skip
     assert examples[1].messages[1].content == boxed("6")["text"], "the context holds the policy's answer"
+
+
+def test_last_turn_loss_without_assistant_masks_is_refused(tiny_model_dir, tmp_path):
+    from datasets import Dataset
+    from trl import SFTConfig
+
+    from limo.training.weighted import WeightedSFTTrainer, weighted_rows
+
+    row = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+    dataset = Dataset.from_list(weighted_rows([row], [1.0], ["last"]))
+    config = SFTConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, assistant_only_loss=False,
+                       report_to="none", activation_checkpointing=False, max_steps=1)  # fmt: skip
+    with pytest.raises(ValueError, match="loss_turns: last needs train.args.assistant_only_loss=true"):
+        WeightedSFTTrainer(model=str(tiny_model_dir), args=config, train_dataset=dataset)

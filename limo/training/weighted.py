@@ -94,10 +94,15 @@ class WeightedSFTTrainer(SFTTrainer):
         if WEIGHT not in columns:
             self._signature_columns = [*columns, WEIGHT]  # type: ignore[assignment]
 
-    def _prepare_dataset(self, dataset: Any, *args: Any, **kwargs: Any) -> Any:
-        prepared = super()._prepare_dataset(dataset, *args, **kwargs)
+    def _prepare_dataset(self, dataset: Any, processing_class: Any, args: Any, *rest: Any, **kwargs: Any) -> Any:
+        prepared = super()._prepare_dataset(dataset, processing_class, args, *rest, **kwargs)
         if LAST_TURN_ONLY not in (prepared.column_names or []):
             return prepared
+        if not args.assistant_only_loss and any(prepared[LAST_TURN_ONLY]):
+            raise ValueError(
+                "loss_turns: last needs train.args.assistant_only_loss=true (without it the labels cover the whole "
+                "conversation, and the last assistant turn cannot be told apart)"
+            )
         return prepared.map(
             lambda row: {"labels": keep_last_span(row["labels"]) if row[LAST_TURN_ONLY] else row["labels"]},
             remove_columns=[LAST_TURN_ONLY],
