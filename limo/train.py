@@ -21,7 +21,7 @@ from limo.training.distributed import cuda_available, prepare_cpu_deepspeed, pro
 from limo.training.model_card import render_model_card
 from limo.training.preference import train_preference
 from limo.training.section import TrainPaths, parse_train_section
-from limo.training.weighted import weighted_rows
+from limo.training.weighted import WEIGHTING_NOTE, weighted_rows
 
 
 def train(cfg: DictConfig, callbacks=()):
@@ -75,6 +75,7 @@ def train(cfg: DictConfig, callbacks=()):
             plan=plan, lengths=lengths, metrics={**result.metrics, "global_step": result.global_step},
             system_prompt=section.system_prompt, lora=section.lora is not None,
             assistant_only_loss=sft_config.assistant_only_loss,
+            weighting=WEIGHTING_NOTE if section.trainer in build.WEIGHTED_TRAINERS else None,
         )  # fmt: skip
         write_text_atomic(f"{paths.model_dir}/README.md", card)
         write_json(paths.log_history, trainer.state.log_history)

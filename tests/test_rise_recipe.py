@@ -66,6 +66,8 @@ def test_rise_recipe_trains_weighted_on_cpu(rise_run, repo_root, tiny_model_dir)
                 "model.build_tiny=false", "train.args.max_steps=2")  # fmt: skip
     assert "[train] done: 2 steps" in done.stdout
     assert (out / "train" / "model" / "config.json").is_file()
+    card = (out / "train" / "model" / "README.md").read_text()
+    assert "Weighted per example (`train.trainer: weighted_sft`)" in card
     history = json.loads((out / "train" / "log_history.json").read_text())
     assert all(row["loss"] > 0 for row in history if "loss" in row)
 

@@ -31,6 +31,10 @@ import torch
 from trl import SFTTrainer
 
 WEIGHT, LAST_TURN_ONLY = "weight", "last_turn_only"
+WEIGHTING_NOTE = (
+    "Weighted per example (`train.trainer: weighted_sft`): each example's mean token loss times its `weight`, "
+    "averaged over the batch; rows with `loss_turns: last` carry loss on their last assistant turn only."
+)
 IGNORE = -100
 
 
