@@ -28,7 +28,9 @@ from limo.training.data import (
 
 # SFT recipes; the preference recipes (train.trainer: dpo) build a DPOConfig, tested in tests/test_discopop.py.
 TRAIN_RECIPES = [
-    n for n in recipe_names() if "train" in compose(n) and compose(n).train.get("trainer", "sft") == "sft"
+    n
+    for n in recipe_names()
+    if "train" in compose(n) and compose(n).train.get("trainer", "sft") in ("sft", "weighted_sft")
 ]
 SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
 # Short pairs the tiny model can memorise in a few dozen steps (greedy decoding must reproduce them and stop).

@@ -176,7 +176,7 @@ def trainer_classes() -> dict[str, Any]:
     return {"sft": SFTTrainer, "weighted_sft": WeightedSFTTrainer}
 
 
-# Trainers whose loss honours the per-example ``weight`` of messages rows.
+# Trainers whose loss honours the per-example ``weight`` and ``loss_turns`` of messages rows.
 WEIGHTED_TRAINERS: frozenset[str] = frozenset({"weighted_sft"})
 
 
@@ -191,6 +191,20 @@ def check_weight_support(kind: str, weights: Sequence[float], source: str) -> No
         raise ValueError(
             f"{source}: {weighted} of {len(weights)} rows carry a loss weight other than 1.0, which the "
             f"{kind!r} trainer would ignore; set train.trainer=weighted_sft or write weight 1.0"
+        )
+
+
+def check_loss_turns_support(kind: str, loss_turns: Sequence[str], source: str) -> None:
+    """Refuse ``loss_turns: "last"`` rows when the trainer would put loss on every assistant turn.
+
+    Raises:
+        ValueError: Some row asks for last-turn-only loss and ``kind`` does not apply it.
+    """
+    last = sum(1 for turns in loss_turns if turns == "last")
+    if last and kind not in WEIGHTED_TRAINERS:
+        raise ValueError(
+            f"{source}: {last} of {len(loss_turns)} rows ask for loss on the last assistant turn only "
+            f"(loss_turns: last), which the {kind!r} trainer would ignore; use train.trainer=weighted_sft"
         )
 
 

@@ -25,6 +25,7 @@ def render_model_card(
     system_prompt: str | None,
     lora: bool,
     assistant_only_loss: bool = True,
+    weighting: str | None = None,
 ) -> str:
     """Markdown model card (front matter for the Hub, then the facts a reader needs to reproduce the run)."""
     metric_rows = "\n".join(f"| {key} | {_fmt(value)} |" for key, value in sorted(metrics.items()))
@@ -40,7 +41,7 @@ tags: [limo, sft, trl, reasoning]
 - **Base model**: `{base_model}`{" (LoRA adapters merged)" if lora else ""}
 - **Training data**: `{data_path}`, sha256 `{data_checksum or "unknown"}`, {lengths.count} examples
 - **System prompt**: {f"`{system_prompt}`" if system_prompt else "none (the chat template's default)"}
-- **Loss**: {_loss_line(assistant_only_loss)}
+- **Loss**: {_loss_line(assistant_only_loss)}{" " + weighting if weighting else ""}
 
 ## Batch plan
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-TRAINERS = ("sft", "weighted_sft", "dpo")
+TRAINERS = ("sft", "dpo", "weighted_sft")
 
 
 @dataclass
@@ -31,8 +31,8 @@ class TrainSection:
     """Our training keys.
 
     Attributes:
-        trainer: ``sft`` (TRL's SFTTrainer), ``weighted_sft`` (per-example loss weights from the rows'
-            ``weight``) or ``dpo`` (preference pairs, `limo.training.preference`).
+        trainer: Which TRL trainer: ``sft``, ``weighted_sft`` (per-example weights, last-turn loss:
+            `limo.training.weighted`), or ``dpo`` (preference pairs, `limo.training.preference`).
         data: messages JSONL to train on; None reads ``${output_dir}/curate/messages.jsonl``
             (``curate/pairs.jsonl`` for ``dpo``).
         system_prompt: System turn added to every example; None adds none (the chat template's default applies).
