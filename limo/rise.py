@@ -71,11 +71,11 @@ class FeedbackSection:
 
 @dataclass
 class RiseSection:
-    """``curate:`` of the rise recipe (unknown keys fail). ``pipeline`` holds curation's stage options."""
+    """``curate:`` of the rise recipe (unknown keys fail). ``stages`` holds curation's stage options."""
 
     method: str = "rise"
     problem_limit: int | None = None
-    pipeline: dict[str, Any] = field(default_factory=dict)
+    stages: dict[str, Any] = field(default_factory=dict)
     system_prompt: str | None = None
     turns: int = 5
     oracle: bool = True
@@ -176,7 +176,7 @@ def curate_rise(cfg: DictConfig) -> dict[str, Any]:
     section, policy = parse_sections(cfg)
     seed, round_, out = int(cfg.seed), int(cfg.get("round") or 1), Path(str(cfg.output_dir)) / "curate"
     options, improve, ledger = build_multiturn_options(section, policy, seed), build_improve_options(section), Ledger()
-    pool = load_graded_pool(section, cfg, ledger)  # type: ignore[arg-type]  # reads pipeline / problem_limit / method
+    pool = load_graded_pool(section, cfg, ledger)  # type: ignore[arg-type]  # reads stages / problem_limit / method
     policy_backend, identity = build_policy(policy, pool)
     problems, rejects = rollout_problems(pool, identity)
     ledger.stage("problems", problems_in=len(pool.problems), problems_out=len(problems), rejects=rejects)
