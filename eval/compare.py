@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.metrics import group_by_problem
-from eval.records import DataError, read_jsonl
+from eval.records import DataError, read_jsonl, write_json, write_text_atomic
 from eval.regrade import benchmark_dirs
 from eval.runner import SAMPLES_FILE
 
@@ -93,6 +93,14 @@ def compare_runs(run_a: str | Path, run_b: str | Path, *, seed: int = 0) -> list
         )
         for name in common
     ]
+
+
+def write_comparison(out_dir: str | Path, results: Sequence[BenchmarkComparison], runs: Sequence[str]) -> str:
+    """Write ``summary.json`` and ``report.md`` of a comparison; returns the report text."""
+    text = render_comparison(results, str(runs[0]), str(runs[1]))
+    write_json(Path(out_dir) / "summary.json", {"runs": list(runs), "benchmarks": [r.to_dict() for r in results]})
+    write_text_atomic(Path(out_dir) / "report.md", text)
+    return text
 
 
 def render_comparison(results: Sequence[BenchmarkComparison], run_a: str, run_b: str) -> str:

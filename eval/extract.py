@@ -6,10 +6,11 @@ Policy, first rule that yields wins (each is documented in docs/grader.md):
 2. An answer marker: "final answer is", "Final Answer:", "the answer is", "Answer:", "**Answer:**",
    "# Answer", or "Answer" directly followed by math; the text after the last marker up to the end of
    its sentence or paragraph.
-3. A bare answer (short, not prose) is returned whole.
+3. A bare answer (at most 4,000 characters, not prose) is returned whole.
 4. The summary sentence (CHAMP responses end with one): the last math segment of the last sentence,
    else what follows its last "is / are / equals / is equal to / =", cut at the first ordinary word.
-5. Fallback: the last ``$...$`` segment, else the last number; None when there is neither.
+5. Fallback: the last ``$...$`` segment, else a number that ends the text (not a bound such as ``> 0`` or
+   "greater than 0"); None when there is neither.
 Only the last 50,000 characters are searched, so a 100k-character response costs linear time.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import re
 
 MAX_SEARCH_CHARS = 50_000
+MAX_BARE_CHARS = 4_000  # a longer text is never a bare answer (the grader's answer limit)
 _MAX_JOIN_GAP = 60
 _BOX = re.compile(r"\\(?:boxed|fbox)\b")
 _SPECIAL_TOKENS = re.compile(r"<\|[^|>]{0,40}\|>|</?think>")
@@ -29,8 +31,30 @@ _MARKER = re.compile(
 _HOPE = re.compile(r"\s*I hope (?:it|this) is correct\.?.*$", re.IGNORECASE | re.DOTALL)
 _MATH_SEGMENT = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
 _NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?(?:/\d+)?")
-_VERB = re.compile(r"\b(?:is equal to|is equivalent to|equals|is|are|was|were|be|gives|get)\b\s+|=\s*",
-                   re.IGNORECASE)
+_VERB = re.compile(
+    r"\b(?:(?:is|are) (?:equal|equivalent) to|(?:is|are) given by|equals|is|are|was|were|be|gives|get|has|have"
+    r"|results? in|yields?)\b\s+|=\s*",
+    re.IGNORECASE,
+)
+# A trailing clause that explains rather than answers: "is 8, achieved when $a = b = c$".
+_TRAILING_CLAUSE = re.compile(
+    r",?\s+\b(?:which (?:is|occurs|happens)|where|achieved|attained|obtained|occurring|since|because|when"
+    r"|with equality|for all|for any|for every|if and only if|and (?:it|this|that|these|so|hence|thus)"
+    r"|so that|which means)\b.*$",
+    re.IGNORECASE | re.DOTALL,
+)
+_MAIN_VERB = re.compile(r"\b(?:is|are|equals|was|were)\b", re.IGNORECASE)
+_ADVERB = re.compile(r"^\s*(?:always|only|exactly|just|precisely|simply)\s+", re.IGNORECASE)
+_THERE_ARE = re.compile(r"^\s*there (?:are|is|exist|exists) (?:exactly |only |a total of )?", re.IGNORECASE)
+_YES_NO = re.compile(r"^\s*\**(yes|no)\b\s*[,.;:!]", re.IGNORECASE)
+_ENGLISH_2 = {"is", "of", "to", "in", "it", "be", "so", "we", "an", "as", "at", "by", "if", "on", "do", "go", "he",
+              "me", "my", "up", "us", "am", "its"}
+_ENV_NAME = re.compile(r"\\(?:begin|end)\{[a-zA-Z*]*\}")
+_BARE_TEXT = re.compile(r"^\s*\$?\s*\\(?:text|textbf|mathrm|mbox)\{[^{}$]*\}\s*\$?\s*\.?\s*$")
+_BOUND_BEFORE = re.compile(r"(?:[<>=≤≥≠]|\b(?:than|least|most|exceeds|below|above|under|over))$", re.IGNORECASE)
+_FINAL_NUMBER = re.compile(
+    r"(?<![_^A-Za-z<>=≤≥≠\d.,/])\s*(" + _NUMBER.pattern + r")\s*(?:[A-Za-z]{1,3}[²³]?)?\s*[.!]?\s*$"
+)  # a short unit may follow: "1,000.99m²"
 _MATH_WORDS = {"sqrt", "pi", "and", "or", "mod", "ln", "log", "sin", "cos", "tan", "exp", "infinity", "inf",
                "binom", "frac", "text", "equivalently", "no", "yes"}
 _WORD = re.compile(r"(?<![\\a-zA-Z])[A-Za-z']{2,}")
@@ -86,8 +110,9 @@ def _from_boxes(text: str) -> str | None:
 
 def _cut_sentence(tail: str) -> str:
     tail = _HOPE.sub("", tail.lstrip(" \t*:#\n")).strip()
+    tail = _MATH_SEGMENT.sub(lambda m: m.group(0).replace("\n", " "), tail)
     para = re.split(r"\n\s*\n", tail, maxsplit=1)[0]
-    first = re.split(r"(?<=[^\d\s])\.\s+(?=[A-Z\\$])|(?<=\$)\.\s+|\n", para, maxsplit=1)[0]
+    first = re.split(r"(?<=[^\d\s.])\.\s+(?=[A-Z\\$])|(?<=\$)\.\s+|\n", para, maxsplit=1)[0]
     return first.strip().strip("*").strip()
 
 
@@ -105,14 +130,17 @@ def _from_marker(text: str) -> str | None:
 
 def is_prose(text: str) -> bool:
     """Whether `text` reads as sentences rather than a bare answer (three or more ordinary words)."""
-    outside_math = _MATH_SEGMENT.sub(" ", text)
-    words = [w for w in _WORD.findall(outside_math) if w.lower() not in _MATH_WORDS]
+    if _BARE_TEXT.match(text):
+        return False
+    outside_math = _MATH_SEGMENT.sub(" ", _ENV_NAME.sub(" ", text))
+    words = [w for w in _WORD.findall(outside_math)
+             if w.lower() not in _MATH_WORDS and (len(w) > 2 or w.lower() in _ENGLISH_2)]
     return len(words) >= 3 or (len(words) >= 2 and text.rstrip().endswith("."))
 
 
 def _last_sentence(text: str) -> str:
     text = text.strip().rstrip(".").strip()
-    parts = re.split(r"(?<=[^\d\s])\.\s+|(?<=\$)\.\s+|\n+", text)
+    parts = re.split(r"(?<=[^\d\s.])\.\s+|(?<=\$)\.\s+|\n+", text)
     parts = [p for p in parts if p.strip()]
     return parts[-1] if parts else text
 
@@ -125,13 +153,32 @@ def _cut_at_word(tail: str) -> str:
     return tail.strip()
 
 
+def _all_math(tail: str) -> bool:
+    return bool(tail.strip()) and _cut_at_word(tail) == tail.strip()
+
+
 def _from_sentence(sentence: str) -> str | None:
+    yes_no = _YES_NO.match(sentence)
+    if yes_no:
+        return yes_no.group(1).capitalize()
+    main_verb = _MAIN_VERB.search(sentence)  # explanatory clauses are cut only after the main verb
+    if main_verb:
+        head, tail = sentence[: main_verb.end()], sentence[main_verb.end() :]
+        sentence = head + " " + (_TRAILING_CLAUSE.sub("", tail).strip().rstrip(".,;").strip() or tail)
+    there = _THERE_ARE.match(sentence)
+    if there and re.match(r"no\b", sentence[there.end() :], re.IGNORECASE):
+        return "0"  # "There are no such pairs": a count of zero
+    if there:
+        value = _cut_at_word(sentence[there.end() :])
+        if value and re.search(r"\d", value):
+            return value
     segments = list(_MATH_SEGMENT.finditer(sentence))
     verbs = [v for v in _VERB.finditer(sentence) if not segments or v.start() > segments[-1].end()]
     if segments and not (verbs and re.search(r"\d", sentence[verbs[-1].end() :])):
         return next(g for g in segments[-1].groups() if g is not None).strip()
-    for verb in reversed(verbs):
-        value = _cut_at_word(sentence[verb.end() :])
+    # The first verb after which only mathematics follows ("are a = 3 and b = -4"), else the last verb.
+    for verb in [v for v in verbs if _all_math(sentence[v.end() :])][:1] + list(reversed(verbs)):
+        value = _cut_at_word(_ADVERB.sub("", sentence[verb.end() :]))
         if value and re.search(r"[\dA-Za-z(]", value):
             return value
     return None
@@ -141,8 +188,13 @@ def _fallback(text: str) -> str | None:
     segments = [next(g for g in m.groups() if g is not None) for m in _MATH_SEGMENT.finditer(text)]
     if segments:
         return segments[-1].strip()
-    numbers = _NUMBER.findall(text)
-    return numbers[-1] if numbers else None
+    # Only a number that ends the text (a short unit may follow): "holds for 99 values of n in {1, ..., 100}"
+    # does not answer 100, nor does "for x, y, z > 0" answer 0.
+    tail = text[-200:]
+    last = _FINAL_NUMBER.search(tail)
+    if last is None or _BOUND_BEFORE.search(tail[: last.start(1)].rstrip()):
+        return None
+    return last.group(1)
 
 
 def _clean(answer: str) -> str:
@@ -169,6 +221,6 @@ def extract_answer(text: str, *, fallback: bool = True) -> str | None:
         found = rule(text)
         if found:
             return _clean(found)
-    if not is_prose(text):
+    if len(text) <= MAX_BARE_CHARS and not is_prose(text):
         return text.strip() or None
     return _from_sentence(_last_sentence(text)) or (_fallback(text) if fallback else None)

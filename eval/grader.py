@@ -32,7 +32,19 @@ from eval.grading.plain_parse import ParseError, as_text, parse_plain
 from eval.grading.timeouts import SymbolicWorker, WorkerTimeout
 
 STATUSES = ("correct", "incorrect", "no_answer", "unparseable", "timeout")
-_ALTERNATIVES = re.compile(r",?\s*\b(?:or equivalently|equivalently|i\.e\.,?)\s+", re.IGNORECASE)
+_ALTERNATIVES = re.compile(
+    r",?\s*\b(?:or (?:an )?equivalent(?:ly| form)?(?: such as)?|equivalently|or approximately|i\.e\.,?)\s+",
+    re.IGNORECASE,
+)
+# CHAMP golds: "100 (i.e., all values)", "0 (no such selection is possible)": the value before the remark.
+_GOLD_REMARK = re.compile(r"^(.+?)\s*\((?:i\.e\.|that is|no |none )[^()]*\)\s*$", re.IGNORECASE)
+_GOLD_ONLY_VALUE = re.compile(r"^(.+?)\s+is the only possible value$", re.IGNORECASE)
+# A value followed only by a noun ("98 values", "2 inequalities", "n times"): the value.
+_GOLD_COUNTED = re.compile(r"^(-?[\w/^.+\-()]+?)\s+(?!and\b|or\b)[A-Za-z][A-Za-z\- ]*$")
+_MAX_STATEMENT_CHARS = 600
+_STOPWORDS = {"the", "a", "an", "is", "are", "it", "be", "of", "such", "that", "this", "there", "to", "for", "in"}
+_NEGATIONS = {"not", "no", "never", "cannot", "can't", "isn't", "aren't", "doesn't", "don't", "neither", "nor", "none"}
+_GOLD_YES_NO = re.compile(r"^(yes|no)\s*[,.;]", re.IGNORECASE)
 _LATEX_COMMAND = re.compile(r"\\[a-zA-Z]+")
 _WORKER = SymbolicWorker()
 
@@ -61,14 +73,25 @@ def _verdict(status: str, extracted: str | None, reason: str) -> Verdict:
     return Verdict(status, status == "correct", extracted, reason)
 
 
+def _gold_core(gold: str) -> str:
+    """The value in a CHAMP-style gold remark ("3 is the only possible value", "100 (i.e., all values)")."""
+    for pattern in (_GOLD_REMARK, _GOLD_ONLY_VALUE, _GOLD_YES_NO):
+        m = pattern.match(gold.strip())
+        if m:
+            return m.group(1).strip()
+    return gold
+
+
 @lru_cache(maxsize=16384)
 def _gold_answers(gold: str) -> tuple[str, ...]:
     """The gold's accepted forms: extracted when it is a solution or a sentence, split on "equivalently"."""
-    answer = gold
-    if "\\boxed" in gold or "\\fbox" in gold or is_prose(gold):
-        answer = extract_answer(gold, fallback=False) or gold
+    answer = _gold_core(gold)
+    if "\\boxed" in answer or "\\fbox" in answer or is_prose(answer):
+        answer = extract_answer(answer, fallback=False) or answer
     forms = [f.strip() for f in _ALTERNATIVES.split(answer) if f.strip()]
-    return tuple(forms) or (answer,)
+    counted = [m.group(1) for f in forms if "\\" not in f and (m := _GOLD_COUNTED.match(f))]
+    counted = [c for c in counted if re.search(r"\d", c) or len(c) <= 2]
+    return tuple(forms + counted) or (answer,)
 
 
 @lru_cache(maxsize=65536)
@@ -149,9 +172,40 @@ def grade(gold: str, response: str, *, timeout_s: float = 2.0) -> Verdict:
         extracted = extract_answer(response)
     except Exception as exc:
         return _verdict("unparseable", None, f"extraction error: {type(exc).__name__}")
-    if extracted is None:
-        return _verdict("no_answer", None, "no answer found in the response")
-    return grade_answer(gold, extracted, timeout_s=timeout_s)
+    verdict = (_verdict("no_answer", None, "no answer found in the response") if extracted is None
+               else grade_answer(gold, extracted, timeout_s=timeout_s))
+    if not verdict.correct and _states_text_gold(gold, response):
+        return _verdict("correct", extracted, "the sentence states the worded gold")
+    return verdict
+
+
+def _states_text_gold(gold: str, response: str) -> bool:
+    """Whether a one-sentence response states a worded gold ("No integer solutions", "It is not possible").
+
+    The gold's content words must appear in order; a negation in the response that the gold lacks
+    ("is not monotonically increasing") refuses. Only short responses (summary sentences) qualify: in a
+    long solution the words also appear while options are being weighed.
+    """
+    words = _content_words(_gold_core(gold))
+    if len(words) < 2 or min(map(len, words)) < 2 or len(response) > _MAX_STATEMENT_CHARS:
+        return False
+    if not re.fullmatch(r"[A-Za-z ,.'-]+", gold.strip()):
+        return False
+    said = _content_words(response)
+    extra_negations = (set(said) & _NEGATIONS) - set(words)
+    if extra_negations and not set(words) & _NEGATIONS:
+        return False
+    position = 0
+    for word in words:
+        try:
+            position = said.index(word, position) + 1
+        except ValueError:
+            return False
+    return True
+
+
+def _content_words(text: str) -> list[str]:
+    return [w for w in re.findall(r"[a-z]+(?:'t)?", text.lower()) if w not in _STOPWORDS]
 
 
 def _grade_pair(args: tuple[str, str, float]) -> Verdict:

@@ -10,6 +10,7 @@ graded as an empty response, which the grader calls ``no_answer``.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -61,6 +62,9 @@ def regrade_run_dir(
     results = {}
     for folder in benchmark_dirs(run_dir):
         rows = read_jsonl(folder / SAMPLES_FILE, tolerate_torn_tail=True)
+        missing = next((n for n, r in enumerate(rows, start=1) if r.get("gold") is None), None)
+        if missing:
+            raise DataError(f"{folder / SAMPLES_FILE}: row {missing}: field 'gold' is missing, cannot re-grade")
         verdicts = grade_pairs(
             [(str(r["gold"]), str(r.get("response") or "")) for r in rows],
             workers=workers,
@@ -87,16 +91,12 @@ def _verdict_fields(verdict: Any) -> dict[str, Any]:
 
 
 def _previous_header(folder: Path) -> dict[str, Any]:
-    import json
-
     path = folder / "summary.json"
     previous = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"benchmark": folder.name}
     return {k: v for k, v in previous.items() if k not in ("metrics", "environment", "regrade")}
 
 
 def _previous_grader(folder: Path) -> str | None:
-    import json
-
     path = folder / "summary.json"
     if not path.exists():
         return None

@@ -11,6 +11,7 @@ different one is refused instead of mixing two protocols in one file.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -169,8 +170,6 @@ def check_manifest(out: Path, manifest: Mapping[str, Any]) -> None:
     """Write ``run.json``, or refuse when an earlier run in ``out`` used a different fingerprint."""
     path = out / MANIFEST_FILE
     if path.exists() and (out / SAMPLES_FILE).exists():
-        import json
-
         previous = json.loads(path.read_text(encoding="utf-8"))
         changed = [k for k in FINGERPRINT_KEYS if previous.get(k) != manifest.get(k)]
         if changed:

@@ -19,6 +19,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig
@@ -34,9 +35,6 @@ from limo.evaluation import (
     load_regrade_inputs,
     model_identity,
     parse_evaluate_section,
-    print_compare,
-    print_regrade,
-    print_summary,
     resolve_model_path,
 )
 
@@ -99,6 +97,32 @@ def compare(cfg: DictConfig) -> None:
     if len(runs) != 2:
         raise ValueError(f"mode=compare needs runs=[<dirA>,<dirB>] (got {runs})")
     print_compare(compare_runs(runs[0], runs[1], seed=int(cfg.seed)), runs, Path(str(cfg.output_dir)) / "compare")
+
+
+def print_summary(summary: dict[str, Any], out: Path, title: str | None = None) -> None:
+    metrics = summary["metrics"]
+    ks = ", ".join(f"pass@{k}={v:.3f}" for k, v in metrics["pass@k"].items() if k != "1")
+    print(
+        f"[evaluate] {title or summary['benchmark']}: mean pass@1 {metrics['mean_pass@1']:.4f} "
+        f"± {metrics['pass@1_stderr']:.4f} over {metrics['problems']} problems x "
+        f"{metrics['samples_per_problem']} samples{'; ' + ks if ks else ''}; "
+        f"truncated {metrics['truncation_rate']:.2%}, no answer {metrics['no_answer_rate']:.2%} -> {out}",
+        flush=True,
+    )
+
+
+def print_regrade(summary: dict[str, Any], out: Path) -> None:
+    from eval.regrade import render_group_table
+
+    print(render_group_table(summary), flush=True)
+    print(f"[evaluate] re-grade written to {out}/summary.json and report.md", flush=True)
+
+
+def print_compare(results: list[Any], runs: list[str], out: Path) -> None:
+    from eval.compare import write_comparison
+
+    print(write_comparison(out, results, runs), flush=True)
+    print(f"[evaluate] comparison written to {out}", flush=True)
 
 
 MODES = {"generate": generate, "regrade": regrade, "compare": compare}

@@ -66,7 +66,7 @@ class EvaluateSection:
     benchmarks: List[str] = field(default_factory=list)  # noqa: UP006
     model_path: Optional[str] = None  # noqa: UP045 - null: model.path
     backend: str = "hf"
-    backend_options: Dict[str, Any] = field(default_factory=dict)  # noqa: UP006
+    backend_options: Optional[Dict[str, Any]] = None  # noqa: UP006, UP045 - null: none
     batch_size: int = 8
     device: Optional[str] = None  # noqa: UP045
     system_prompt: Optional[str] = None  # noqa: UP045
@@ -89,7 +89,8 @@ def parse_evaluate_section(cfg: DictConfig) -> EvaluateSection:
 
 def build_benchmarks(cfg: DictConfig, section: EvaluateSection) -> list[Benchmark]:
     """Load the requested benchmarks (``benchmarks=`` or the section's), each cut to ``limit`` problems."""
-    names = list(cfg.get("benchmarks") or section.benchmarks)
+    requested = cfg.get("benchmarks") or section.benchmarks
+    names = [requested] if isinstance(requested, str) else list(requested)
     if not names:
         raise ValueError("no benchmarks: pass benchmarks=[math500,...] or set evaluate.benchmarks")
     specs = cfg.get("benchmark_specs") or {}
@@ -148,7 +149,7 @@ def build_backend_for(cfg: DictConfig, section: EvaluateSection, model_path: str
     """Create the section's backend with plain keyword arguments."""
     from eval.backends.registry import build_backend
 
-    options = dict(section.backend_options)
+    options = dict(section.backend_options or {})
     if section.backend in ("hf", "vllm"):
         options.update(model_path=model_path, chat_template=cfg.model.get("chat_template"))
         options.setdefault("revision", cfg.model.get("revision"))
@@ -162,7 +163,7 @@ def build_backend_for(cfg: DictConfig, section: EvaluateSection, model_path: str
 
 def model_identity(section: EvaluateSection, model_path: str | None) -> dict[str, Any]:
     """What produced the responses: backend and model (server URL and model name for ``openai``)."""
-    options = section.backend_options
+    options = section.backend_options or {}
     if section.backend == "openai":
         return {"backend": "openai", "model": f"{options.get('model')} @ {options.get('base_url')}"}
     if section.backend == "replay":
@@ -185,7 +186,11 @@ def load_regrade_inputs(cfg: DictConfig) -> tuple[list[dict[str, Any]], dict[str
         raise ValueError("mode=regrade needs run_dir=<dir>, or responses=<file|champ> and problems=<file|champ>")
     group_by = list(cfg.get("group_by") or [])
     rows = champ_response_rows() if responses == "champ" else read_jsonl(str(responses))
-    return rows, load_golds(str(problems)), str(responses), group_by
+    golds = load_golds(str(problems))
+    if cfg.get("limit") is not None:  # the responses to the first N problems, as limit= means for generation
+        golds = dict(list(golds.items())[: int(cfg.limit)])
+        rows = [r for r in rows if r.get("problem_id") in (None, "") or str(r["problem_id"]) in golds]
+    return rows, golds, str(responses), group_by
 
 
 def champ_response_rows() -> list[dict[str, Any]]:
@@ -211,33 +216,3 @@ def load_golds(problems: str) -> dict[str, str]:
         return {p.id: p.answer for p in load_champ_problems()}
     benchmark = load_benchmark(BenchmarkSpec(name=Path(problems).stem), path=problems)
     return {p.id: p.answer for p in benchmark.problems}
-
-
-def print_summary(summary: dict[str, Any], out: Path, title: str | None = None) -> None:
-    metrics = summary["metrics"]
-    ks = ", ".join(f"pass@{k}={v:.3f}" for k, v in metrics["pass@k"].items() if k != "1")
-    print(
-        f"[evaluate] {title or summary['benchmark']}: mean pass@1 {metrics['mean_pass@1']:.4f} "
-        f"± {metrics['pass@1_stderr']:.4f} over {metrics['problems']} problems x "
-        f"{metrics['samples_per_problem']} samples{'; ' + ks if ks else ''}; "
-        f"truncated {metrics['truncation_rate']:.2%}, no answer {metrics['no_answer_rate']:.2%} -> {out}",
-        flush=True,
-    )
-
-
-def print_regrade(summary: dict[str, Any], out: Path) -> None:
-    from eval.regrade import render_group_table
-
-    print(render_group_table(summary), flush=True)
-    print(f"[evaluate] re-grade written to {out}/summary.json and report.md", flush=True)
-
-
-def print_compare(results: list[Any], runs: list[str], out: Path) -> None:
-    from eval.compare import render_comparison
-    from eval.records import write_json, write_text_atomic
-
-    text = render_comparison(results, runs[0], runs[1])
-    write_json(out / "summary.json", {"runs": runs, "benchmarks": [r.to_dict() for r in results]})
-    write_text_atomic(out / "report.md", text)
-    print(text, flush=True)
-    print(f"[evaluate] comparison written to {out}", flush=True)

@@ -3,7 +3,7 @@
 Reads ``${output_dir}/curate/messages.jsonl`` (or ``train.data``), adds the recipe's system prompt, derives
 per-device batch and accumulation from ``train.global_batch_size`` and the world size, builds the
 `SFTConfig` (DeepSpeed dict included) before the model, reports token lengths (stopping on truncation),
-trains with loss on assistant turns only, and writes ``train/{plan.json,config.yaml,model/}``.
+trains with loss on assistant turns only, and writes ``train/{plan.json,config.yaml,log_history.json,model/}``.
 Launch several processes with torchrun (README, "Training on GPUs"); every rank computes the same plan
 from the same inputs, and only rank 0 writes files.
 """
@@ -57,7 +57,10 @@ def train(cfg: DictConfig, callbacks=()):
         dataset=build.build_dataset(rows), peft_config=build.build_peft_config(section.lora), callbacks=callbacks,
     )  # fmt: skip
     result = trainer.train(resume_from_checkpoint=checkpoint)
-    build.save_final_model(trainer, tokenizer, paths.model_dir, str(cfg.model.eos_token))
+    build.save_final_model(
+        trainer, tokenizer, paths.model_dir, str(cfg.model.eos_token), base_path=model_path,
+        model_init_kwargs=sft_config.model_init_kwargs,
+    )  # fmt: skip
     if proc.is_main:
         card = render_model_card(
             recipe=str(cfg.name), base_model=str(cfg.model.path), data_path=data.path, data_checksum=data.checksum,
@@ -65,6 +68,7 @@ def train(cfg: DictConfig, callbacks=()):
             system_prompt=section.system_prompt, lora=section.lora is not None,
         )  # fmt: skip
         write_text_atomic(f"{paths.model_dir}/README.md", card)
+        write_json(paths.log_history, trainer.state.log_history)
         print(f"[train] done: {result.global_step} steps, loss {result.training_loss:.4f} -> {paths.model_dir}")
     return trainer
 

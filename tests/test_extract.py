@@ -30,6 +30,17 @@ CASES = [
     ("Nothing useful here at all.", None),
     ("", None),
     ("<think>scratch</think> The final answer is $\\boxed{36}$<|im_end|>", "36"),
+    # Summary sentences seen in CHAMP's model turns.
+    ("The values satisfying both conditions are a = 5 and b = -2.", "a = 5 and b = -2"),
+    ("The least value of \\(a/b + b/a\\) for positive \\(a\\), \\(b\\) is 2, achieved when \\(a = b\\).", "2"),
+    ("The minimum is 0, and it occurs when x = y.", "0"),
+    ("No, such a function cannot exist because f(0) would be both 1 and 2.", "No"),
+    ("There are 5151 ordered triples (a, b, c) of non-negative integers with a+b+c=100.", "5151"),
+    ("The limit of b_n = 1 + ... + 1/n does not exist because b_n exceeds 2 for large n.", "1 + ... + 1/n"),
+    # Bare answers that only look like prose.
+    ("-(ab + bc + ca)", "-(ab + bc + ca)"),
+    ("\\text{Red, Green, Blue}", "\\text{Red, Green, Blue}"),
+    ("So the answer is $\n\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}\n$.", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}"),
 ]
 
 
@@ -39,5 +50,5 @@ def test_extract_answer(text, expected):
 
 
 def test_long_and_unbalanced_inputs_are_linear():
-    assert extract_answer("\\boxed{" * 30_000) is None or True  # must return, not hang
+    assert extract_answer("\\boxed{" * 30_000) is None  # unclosed boxes, too long to be a bare answer
     assert extract_answer("x" * 200_000 + " The answer is 4.") == "4"

@@ -1,8 +1,8 @@
 """Generation with transformers ``generate``: batched, left-padded, CPU or GPU, seeded per row.
 
 Reproducibility regardless of batching: ``generate`` runs in greedy mode and a logits processor
-(`RowSampler`) makes each row's choice itself — temperature, top-p, then a draw from that row's own
-``torch.Generator`` seeded with the request's seed — and returns scores that leave exactly that token.
+(`RowSampler`) makes each row's choice itself — temperature, top-p, then one uniform draw from that row's
+own ``torch.Generator`` seeded with the request's seed — and returns scores that leave exactly that token.
 A row's draws therefore never depend on which other rows share its batch, so batch size 1 and 4 give
 the same responses, and a resumed run regenerates identical rows. The same processor applies budget
 forcing (`eval.budget`). The model's ``generation_config`` sampling defaults (repetition penalty, top-k,
@@ -19,7 +19,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any
 
-from eval.backends.base import Generation, GenerationRequest, SamplingParams
+from eval.backends.base import FinishReason, Generation, GenerationRequest, SamplingParams
 from eval.budget import BudgetForcing, RowBudget
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class HFBackend:
         stop_at = next((i for i, t in enumerate(ids) if t in self.eos_ids), None)
         kept = ids if stop_at is None else ids[: stop_at + 1]
         text = self.tokenizer.decode(kept, skip_special_tokens=True)
-        finish = "length" if stop_at is None else "stop"
+        finish: FinishReason = "length" if stop_at is None else "stop"
         text, finish = apply_stop_strings(text, finish, sampling.stop)
         return Generation(request.id, text, finish, len(kept), {"seed": request.seed})
 
@@ -139,53 +139,57 @@ class HFBackend:
 class RowSampler:
     """A logits processor that picks each row's next token with that row's own random generator.
 
-    Greedy when a row's temperature is 0; otherwise temperature, then top-p (nucleus), then one draw
-    from the row's ``torch.Generator``. Returns scores that are 0 at the chosen token and -inf elsewhere,
-    so ``generate`` (in greedy mode) emits exactly that token. Budget forcing, when given, may replace
-    the choice (see `eval.budget.RowBudget`).
+    Temperature and top-p (nucleus) are applied to the whole batch at once; then each row draws one
+    uniform number from its own ``torch.Generator`` and takes the token where the nucleus's cumulative
+    probability first reaches it (inverse-CDF sampling). Rows with temperature 0 take the argmax. The
+    returned scores are 0 at the chosen token and -inf elsewhere, so ``generate`` (in greedy mode) emits
+    exactly that token. Every row draws exactly one number per step, so its stream never depends on its
+    neighbours. Budget forcing, when given, may replace the choice (see `eval.budget.RowBudget`).
     """
 
     def __init__(self, rows: Sequence[GenerationRequest], budgets: list[RowBudget] | None, *, device: Any):
         import torch
 
-        self.temperatures = [r.sampling.temperature for r in rows]
-        self.top_ps = [r.sampling.top_p for r in rows]
+        self.temperatures = torch.tensor([r.sampling.temperature for r in rows], device=device)
+        self.top_ps = torch.tensor([r.sampling.top_p for r in rows], device=device)
         self.generators = [torch.Generator(device=device).manual_seed(int(r.seed)) for r in rows]
         self.budgets = budgets
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
-        chosen = [self._choose(i, scores[i]) for i in range(scores.shape[0])]
+        chosen = self._sample(scores.float())
+        if self.budgets:
+            chosen = [self._apply_budget(row, token) for row, token in enumerate(chosen)]
         forced = torch.full_like(scores, float("-inf"))
         forced[torch.arange(scores.shape[0]), torch.tensor(chosen, device=scores.device)] = 0.0
         return forced
 
-    def _choose(self, row: int, logits: Any) -> int:
-        budget = self.budgets[row] if self.budgets else None
-        queued = budget.forced() if budget else None
-        if queued is not None:
-            return queued
-        token = self._sample(row, logits)
-        return budget.next_token(token) if budget else token
+    def _apply_budget(self, row: int, token: int) -> int:
+        assert self.budgets is not None
+        queued = self.budgets[row].forced()
+        return queued if queued is not None else self.budgets[row].next_token(token)
 
-    def _sample(self, row: int, logits: Any) -> int:
+    def _sample(self, logits: Any) -> list[int]:
         import torch
 
-        temperature = self.temperatures[row]
-        if temperature <= 0:
-            return int(torch.argmax(logits).item())
-        probs = torch.softmax(logits.float() / temperature, dim=-1)
-        top_p = self.top_ps[row]
-        if top_p < 1.0:
-            sorted_probs, order = torch.sort(probs, descending=True)
-            outside = torch.cumsum(sorted_probs, dim=-1) - sorted_probs > top_p
-            sorted_probs[outside] = 0.0
-            probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
-        return int(torch.multinomial(probs, 1, generator=self.generators[row]).item())
+        greedy = self.temperatures <= 0
+        argmax = torch.argmax(logits, dim=-1)
+        uniforms = torch.stack([torch.rand((), generator=g, device=logits.device) for g in self.generators])
+        if bool(greedy.all()):
+            return argmax.tolist()
+        temperature = torch.where(greedy, torch.ones_like(self.temperatures), self.temperatures)
+        probs = torch.softmax(logits / temperature[:, None], dim=-1)
+        probs, order = torch.sort(probs, dim=-1, descending=True)
+        outside = torch.cumsum(probs, dim=-1) - probs > self.top_ps[:, None]
+        cumulative = torch.cumsum(probs.masked_fill(outside, 0.0), dim=-1)
+        targets = (uniforms * cumulative[:, -1])[:, None]
+        index = torch.searchsorted(cumulative, targets).clamp(max=logits.shape[-1] - 1)
+        sampled = order.gather(1, index).squeeze(1)
+        return torch.where(greedy, argmax, sampled).tolist()
 
 
-def apply_stop_strings(text: str, finish: str, stop: Sequence[str]) -> tuple[str, str]:
+def apply_stop_strings(text: str, finish: FinishReason, stop: Sequence[str]) -> tuple[str, FinishReason]:
     """Cut ``text`` at the first stop string (which then counts as a normal stop)."""
     cuts = [text.find(s) for s in stop if s and s in text]
     if not cuts:
@@ -211,8 +215,9 @@ def load_model(model_path: str, *, dtype: str, device: str | None, revision: str
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(model_path, revision=revision, dtype=getattr(torch, dtype))
-    model.to(device).eval()
+    model: Any = AutoModelForCausalLM.from_pretrained(model_path, revision=revision, dtype=getattr(torch, dtype))
+    model.to(device)
+    model.eval()
     return model, tokenizer
 
 

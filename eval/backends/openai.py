@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from eval.backends.base import Generation, GenerationRequest
+from eval.backends.base import FinishReason, Generation, GenerationRequest
 
 log = logging.getLogger(__name__)
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -122,6 +122,6 @@ def _generation(request: GenerationRequest, reply: dict[str, Any], url: str) -> 
         text = choice["message"]["content"] or ""
     except (KeyError, IndexError, TypeError):
         raise BackendUnavailableError(f"{url}: malformed reply for {request.id}: {str(reply)[:200]}") from None
-    finish = "length" if choice.get("finish_reason") == "length" else "stop"
+    finish: FinishReason = "length" if choice.get("finish_reason") == "length" else "stop"
     tokens = int((reply.get("usage") or {}).get("completion_tokens") or len(text.split()))
     return Generation(request.id, text, finish, tokens, {"seed": request.seed})

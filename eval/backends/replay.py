@@ -9,11 +9,12 @@ word counts (replay has no tokenizer), unless the file records ``num_tokens``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from eval.backends.base import Generation, GenerationRequest
+from eval.problem import Problem
 from eval.records import DataError, read_jsonl
 
 
@@ -36,9 +37,11 @@ class ReplayBackend:
 
     name = "replay"
 
-    def __init__(self, rows: Mapping[Any, Mapping[str, Any]] | None = None, pool: Mapping[str, Sequence[str]] = ()):
+    def __init__(
+        self, rows: Mapping[Any, Mapping[str, Any]] | None = None, pool: Mapping[str, Sequence[str]] | None = None
+    ):
         self.rows = dict(rows or {})
-        self.pool = {k: list(v) for k, v in dict(pool).items() if v}
+        self.pool = {k: list(v) for k, v in dict(pool or {}).items() if v}
         self.calls = 0
 
     @classmethod
@@ -57,6 +60,11 @@ class ReplayBackend:
                 raise DataError(f"{path}: row {number}: needs 'request_id' or 'problem_id' + 'sample_index'")
             rows[key] = row
         return cls(rows)
+
+    @classmethod
+    def from_solutions(cls, problems: Iterable[Problem]) -> ReplayBackend:
+        """A pool of each problem's reference solution (gold chains), for stages that need correct text."""
+        return cls(pool={p.id: [p.solution] for p in problems if p.solution})
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
         self.calls += len(requests)

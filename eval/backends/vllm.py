@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from eval.backends.base import Generation, GenerationRequest
+from eval.backends.base import FinishReason, Generation, GenerationRequest
 
 
 class VLLMBackend:
@@ -21,7 +21,8 @@ class VLLMBackend:
         model_path: Model folder or hub id.
         dtype: Weight dtype (``bfloat16``, ``float16``, ``auto``).
         tensor_parallel_size: GPUs per model replica.
-        data_parallel_size: Model replicas.
+        data_parallel_size: Model replicas, passed to the engine as ``data_parallel_size`` (offline data
+            parallelism depends on the installed vLLM version; untested here, no GPU).
         max_model_len: Context length (None: the model's).
         gpu_memory_utilization: Fraction of GPU memory vLLM may take.
         chat_template: Jinja text replacing the model's template (None: the model's own).
@@ -79,5 +80,5 @@ class VLLMBackend:
 
 def _generation(request: GenerationRequest, output: Any) -> Generation:
     completion = output.outputs[0]
-    finish = "length" if completion.finish_reason == "length" else "stop"
+    finish: FinishReason = "length" if completion.finish_reason == "length" else "stop"
     return Generation(request.id, completion.text, finish, len(completion.token_ids), {"seed": request.seed})

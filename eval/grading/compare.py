@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import sympy
 
+from eval.grading.numeric import Unsupported, close_at, tolerance
 from eval.grading.values import BaseNumeral, Matrix, Relation, Scalar, Seq, Text, UnionOf, Value
 
 EXACT_RTOL = sympy.Float("1e-20", 30)
 APPROX_RTOL = 1e-6
 _POINTS = (sympy.Rational(7316, 10007), sympy.Rational(13171, 9973), sympy.Rational(-5437, 8713),
            sympy.Rational(30011, 7919), sympy.Rational(2203, 6427))
+_INTEGER_POINTS = tuple(sympy.Integer(n) for n in (4, 7, 11, 6, 9))  # sums are compared at n = 4, 7, 11
 _FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "!=": "!="}
 
 Outcome = tuple[bool, str]
@@ -32,8 +34,36 @@ def _numeric(expr: sympy.Basic, subs: dict[sympy.Symbol, sympy.Rational]) -> sym
 
 
 def _points(a: sympy.Basic, b: sympy.Basic, shift: int) -> dict[sympy.Symbol, sympy.Rational]:
+    """Fixed points for the free symbols; a symbol in the bounds of a sum or product gets a small integer."""
     symbols = sorted(a.free_symbols | b.free_symbols, key=lambda s: s.name)
-    return {s: _POINTS[(i + shift) % len(_POINTS)] for i, s in enumerate(symbols)}
+    counters = _bound_symbols(a) | _bound_symbols(b)
+    return {s: (_INTEGER_POINTS if s in counters else _POINTS)[(i + shift) % len(_POINTS)]
+            for i, s in enumerate(symbols)}
+
+
+def _bound_symbols(expr: sympy.Basic) -> set[sympy.Basic]:
+    found: set[sympy.Basic] = set()
+    for big in expr.atoms(sympy.Sum, sympy.Product):
+        for _, lower, upper in big.limits:
+            found |= lower.free_symbols | upper.free_symbols
+    return found
+
+
+def _has_big_operator(*exprs: sympy.Basic) -> bool:
+    return any(e.has(sympy.Sum, sympy.Product) for e in exprs)
+
+
+def _close_at(x: sympy.Basic, y: sympy.Basic, subs: dict, rtol: float | sympy.Float, floor: float) -> bool | None:
+    """`numeric.close_at`, with sympy's adaptive `N` for what it cannot evaluate or decide."""
+    try:
+        verdict = close_at(x, y, subs, float(rtol), floor)
+    except Unsupported:
+        if _has_big_operator(x, y):  # sympy would try symbolic summation, unbounded in time
+            return None
+        verdict = "undecided"
+    if verdict == "undecided":
+        return _close(_numeric(x, subs), _numeric(y, subs), rtol, floor)
+    return verdict  # type: ignore[return-value]
 
 
 def _close(x: sympy.Basic, y: sympy.Basic, rtol: float | sympy.Float, floor: float) -> bool | None:
@@ -45,7 +75,8 @@ def _close(x: sympy.Basic, y: sympy.Basic, rtol: float | sympy.Float, floor: flo
         if diff == 0:
             return True
         scale = max(abs(complex(x)), abs(complex(y)), floor)
-        return diff <= float(rtol) * scale if scale > 1e-300 else _close_precise(x, y, rtol)
+        allowed = tolerance(abs(complex(x)), abs(complex(y)), float(rtol), floor)
+        return diff <= allowed if scale > 1e-300 else _close_precise(x, y, rtol)
     except (TypeError, ValueError, OverflowError):
         return _close_precise(x, y, rtol)
 
@@ -71,9 +102,9 @@ def scalar_equal(a: Scalar, b: Scalar) -> Outcome:
                                                    y.has(sympy.oo, -sympy.oo, sympy.zoo)):
         return False, "different infinities"
     rtol, floor = (APPROX_RTOL, 1.0) if approx else (EXACT_RTOL, 0.0)
-    for shift in (0, 2) if (x.free_symbols or y.free_symbols) else (0,):
-        subs = _points(x, y, shift)
-        verdict = _close(_numeric(x, subs), _numeric(y, subs), rtol, floor)
+    shifts = ((0, 1, 2) if _has_big_operator(x, y) else (0, 2)) if (x.free_symbols or y.free_symbols) else (0,)
+    for shift in shifts:
+        verdict = _close_at(x, y, _points(x, y, shift), rtol, floor)
         if not verdict:
             return False, "numeric difference" if verdict is False else "not a finite number"
     return True, "decimal within 1e-6" if approx else "numerically identical to 30 digits"
@@ -196,6 +227,8 @@ def _one_element(gold: Value, pred: Value) -> Outcome:
     seq, other = (gold, pred) if isinstance(gold, Seq) else (pred, gold)
     assert isinstance(seq, Seq)
     items = tuple(_strip_lhs(i) for i in seq.items)
+    if seq.kind in {"list", "set"} and len(items) > 1 and all(equal(items[0], i)[0] for i in items[1:]):
+        items = items[:1]  # the same value boxed twice ("$\\boxed{-b+2}$, or $\\boxed{2-b}$")
     if len(items) == 1 and seq.kind in {"list", "set"}:
         return equal(items[0], other) if seq is gold else equal(other, items[0])
     return False, "a list against a single value"

@@ -33,7 +33,8 @@ _SYMBOLS = {
     "geqslant": ">=", "lt": "<", "gt": ">", "ne": "!=", "neq": "!=", "cup": "∪", "in": "=", "approx": "=",
     "dots": "...", "ldots": "...", "cdots": "...", "colon": ":", "to": "->", "rightarrow": "->",
     "implies": "->", "Rightarrow": "->", "and": ",", "lvert": "|", "rvert": "|", "vert": "|", "mid": "|",
-    "lbrace": "{", "rbrace": "}", "langle": "(", "rangle": ")", "varnothing": "emptyset",
+    "lbrace": "{", "rbrace": "}", "langle": "(", "rangle": ")", "varnothing": "emptyset", "sum": "sum",
+    "prod": "prod", "lfloor": "floor(", "rfloor": ")", "lceil": "ceil(", "rceil": ")",
 }
 _FUNCS = {"sin", "cos", "tan", "cot", "sec", "csc", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh",
           "log", "ln", "exp", "lg"}
@@ -57,6 +58,10 @@ _UNIT_TAIL = re.compile(rf"(?<=[\d)}}.])\s*(?:(?:{_UNITS})\b\.?\s*(?:\^\s*\(?[23
 _TEXT_SEG = re.compile(r"\x01([^\x01\x02]*)\x02(\s*\^\s*\{?\s*[23]\s*\}?)?")
 _THOUSANDS = re.compile(r"(?<![\d.,])([1-9]\d{0,2}(?:,\d{3})+)(?![\d,]|\.\d*,)")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}|°")
+_CHOOSE = re.compile(r"\{([^{}]*)\\choose([^{}]*)\}")
+_CONGRUENCE = re.compile(
+    r"(?:[^=]*?(?:\\equiv|≡)\s*)?([^=≡]+?)\s*(?:\\pmod\s*\{[^{}]*\}|\\pmod\s*\w+|\(\s*(?:\\bmod|\\mod|mod)\s*[^()]*\))\s*"
+)
 _DOUBLE_BACKSLASH_CMD = re.compile(r"\\\\(?=[a-zA-Z])")
 _UNICODE = {"−": "-", "–": "-", "×": "*", "·": "*", "⋅": "*", "÷": "/", "√": "sqrt", "π": "pi", "∞": "oo",
             "≤": "<=", "≥": ">=", "≠": "!=", "²": "^2", "³": "^3", "\u00a0": " ", "∈": "=", "**": "^"}
@@ -221,6 +226,12 @@ def _resolve_text(s: str) -> str:
     return _TEXT_SEG.sub(one, s)
 
 
+def _congruence_residue(s: str) -> str:
+    """``3^{105} \\equiv 2 \\pmod{11}`` answers with its residue ``2``."""
+    m = _CONGRUENCE.fullmatch(s)
+    return m.group(1) if m else s
+
+
 def normalize(answer: str) -> str:
     """Canonical plain form of one bare answer (LaTeX or plain).
 
@@ -230,6 +241,8 @@ def normalize(answer: str) -> str:
     check_size(answer)
     s = strip_math_delimiters(answer)
     s = _DEGREES.sub(" ", s).replace("{,}", "").replace("\\%", " ").replace("%", " ")
+    s = _congruence_residue(s)
+    s = _CHOOSE.sub(r"\\binom{\1}{\2}", s)
     s = latex_to_plain(s)
     s = _resolve_text(s)
     for old, new in _UNICODE.items():
@@ -239,5 +252,5 @@ def normalize(answer: str) -> str:
     s = _UNIT_TAIL.sub("", s).strip()
     s = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), s)
     s = re.sub(r"(?<=[)\]])\s*U\s*(?=[(\[])", " ∪ ", s)
-    s = re.sub(r"\s*\b(?:and|or)\b\s*", ",", s) if re.search(r"[\d=]", s) else s
+    s = re.sub(r"\s*,?\s*\b(?:and|or)\b\s*", ",", s) if re.search(r"[\d=]", s) else s
     return s.strip()

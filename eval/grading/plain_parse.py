@@ -21,12 +21,14 @@ from functools import lru_cache
 import sympy
 
 from eval.grading.normalize import AnswerTooComplex
+from eval.grading.numeric import magnitude
 from eval.grading.values import BaseNumeral, Matrix, Relation, Scalar, Seq, Text, UnionOf, Value
 
 MAX_LITERAL_DIGITS = 400
 MAX_RESULT_DIGITS = 6000
 MAX_FACTORIAL = 2500
 MAX_DEPTH = 120
+MAX_TERMS = 1000  # terms of a sum or product with integer bounds
 
 
 class ParseError(ValueError):
@@ -41,13 +43,14 @@ _FUNCS: dict[str, Callable[..., sympy.Basic]] = {
     "sin": sympy.sin, "cos": sympy.cos, "tan": sympy.tan, "cot": sympy.cot, "sec": sympy.sec,
     "csc": sympy.csc, "arcsin": sympy.asin, "arccos": sympy.acos, "arctan": sympy.atan, "sinh": sympy.sinh,
     "cosh": sympy.cosh, "tanh": sympy.tanh, "exp": sympy.exp, "ln": sympy.log, "log": sympy.log,
-    "abs": sympy.Abs,
+    "abs": sympy.Abs, "floor": sympy.floor, "ceil": sympy.ceiling,
 }
 _CONSTANTS: dict[str, sympy.Basic] = {"pi": sympy.pi, "oo": sympy.oo, "e": sympy.E, "i": sympy.I,
                                       "inf": sympy.oo, "infinity": sympy.oo}
 _GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta",
           "iota", "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "upsilon", "phi", "varphi",
           "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma", "Phi", "Psi", "Omega"}
+_BIG_OPERATORS = {"sum", "prod"}
 _RELOPS = {"=", "==", "!=", "<", "<=", ">", ">="}
 _CLOSERS = {")", "]", "}"}
 
@@ -80,7 +83,7 @@ def guarded_pow(base: sympy.Basic, exp: sympy.Basic) -> sympy.Basic:
         raise AnswerTooComplex("exponent too large")
     if _digits_of_power(base, exp) > MAX_RESULT_DIGITS:
         raise AnswerTooComplex(f"power result over {MAX_RESULT_DIGITS} digits")
-    if base.is_number and exp.is_number and not exp.is_Rational and abs(sympy.N(exp, 5)) > 10**5:
+    if base.is_number and exp.is_number and not exp.is_Rational and magnitude(exp) > 10**5:
         raise AnswerTooComplex("exponent too large")
     return _guard(sympy.Pow(base, exp))
 
@@ -89,6 +92,10 @@ def _guard(expr: sympy.Basic) -> sympy.Basic:
     if expr.is_Rational and max(int(expr.p).bit_length(), int(expr.q).bit_length()) > 3.33 * MAX_RESULT_DIGITS:
         raise AnswerTooComplex("number too large")
     return expr
+
+
+def _is_name(v: Value) -> bool:
+    return isinstance(v, Scalar) and isinstance(v.expr, sympy.Symbol)
 
 
 def _as_scalar(v: Value) -> Scalar:
@@ -105,6 +112,7 @@ class _Parser:
         self.pos = 0
         self.depth = 0
         self.approx = False
+        self.bound: list[sympy.Symbol] = []  # summation indices in scope
 
     def peek(self, offset: int = 0) -> tuple[str, str]:
         i = self.pos + offset
@@ -145,11 +153,17 @@ class _Parser:
         return items
 
     def parse_relation(self) -> Value:
-        lhs = self.parse_union()
+        operands, ops = [self.parse_union()], []
         while self.peek()[0] == "op" and self.peek()[1] in _RELOPS:
-            op = self.take()[1]
-            rhs = self.parse_union()
-            lhs = Relation("=" if op == "==" else op, lhs, rhs)
+            ops.append("=" if self.take()[1] == "==" else self.peek(-1)[1])
+            operands.append(self.parse_union())
+        if len(operands) > 2 and set(ops) == {"="} and all(_is_name(o) for o in operands[:-1]):
+            # ``x = y = 0`` names several variables with one value: the pair ``(x, y) = (0, 0)``.
+            names = tuple(operands[:-1])
+            return Relation("=", Seq("tuple", names), Seq("tuple", (operands[-1],) * len(names)))
+        lhs = operands[0]
+        for op, rhs in zip(ops, operands[1:], strict=True):
+            lhs = Relation(op, lhs, rhs)
         return lhs
 
     def parse_union(self) -> Value:
@@ -176,7 +190,8 @@ class _Parser:
 
     def starts_implicit_factor(self) -> bool:
         kind, text = self.peek()
-        return kind == "name" or (kind == "op" and text in {"(", "{"})
+        after_closer = self.peek(-1) in {("op", ")"), ("op", "}")}  # ``binom(n, k) 2^k``
+        return kind == "name" or (kind == "op" and text in {"(", "{"}) or (kind == "num" and after_closer)
 
     def parse_term(self) -> Value:
         left = self.parse_unary()
@@ -265,6 +280,10 @@ class _Parser:
         return text
 
     def parse_name(self, name: str) -> Value:
+        if self.bound and any(b.name == name for b in self.bound):
+            return self.parse_symbol(name)
+        if name in _BIG_OPERATORS and self.at_op("_"):
+            return self.parse_big_operator(name)
         if name in _FUNCS or name in {"sqrt", "root", "binom", "mat"} or (name == "C" and self.at_op("(")):
             return self.parse_call(name)
         if name in _CONSTANTS:
@@ -282,8 +301,60 @@ class _Parser:
     def parse_symbol(self, name: str) -> Value:
         if self.at_op("_"):
             self.take()
+            if self.subscript_uses_index():
+                # ``F_{n-k-1}`` under ``\\sum_k``: a sequence term, a function of its (integer) index.
+                index = _as_scalar(self.parse_atom()).expr
+                return Scalar(sympy.Function(name)(index), self.approx)
             name = f"{name}_{self.parse_subscript()}"
+        if self.bound and any(b.name == name for b in self.bound):
+            return Scalar(next(b for b in reversed(self.bound) if b.name == name), self.approx)
         return Scalar(sympy.Symbol(name), self.approx)
+
+    def subscript_uses_index(self) -> bool:
+        """Whether the subscript that starts here mentions a summation index in scope."""
+        if not self.bound:
+            return False
+        names = {b.name for b in self.bound}
+        kind, text = self.peek()
+        if kind == "name":
+            return text in names
+        if text not in {"{", "("}:
+            return False
+        depth, i = 0, self.pos
+        while i < len(self.tokens):
+            kind, text = self.tokens[i]
+            depth += {"{": 1, "(": 1, "}": -1, ")": -1}.get(text, 0) if kind == "op" else 0
+            if kind == "name" and text in names:
+                return True
+            if depth == 0:
+                return False
+            i += 1
+        return False
+
+    def parse_big_operator(self, name: str) -> Value:
+        """``sum_{k=a}^{b} body`` / ``prod_(k=a)^b body``; the body is one term (up to the next + or -)."""
+        self.take()  # "_"
+        opener = self.take()[1]
+        if opener not in {"{", "("}:
+            raise ParseError(f"{name} needs a range like _{{k=1}}")
+        kind, index_name = self.take()
+        if kind != "name":
+            raise ParseError(f"{name} needs an index name")
+        self.expect("=")
+        lower = _as_scalar(self.parse_sum()).expr
+        self.expect("}" if opener == "{" else ")")
+        self.expect("^")
+        upper = _as_scalar(self.parse_atom()).expr
+        if lower.is_Integer and upper.is_Integer and int(upper) - int(lower) + 1 > MAX_TERMS:
+            raise AnswerTooComplex(f"{name} over more than {MAX_TERMS} terms")
+        index = sympy.Dummy(index_name)
+        self.bound.append(index)
+        try:
+            body = _as_scalar(self.parse_term()).expr
+        finally:
+            self.bound.pop()
+        operator = sympy.Sum if name == "sum" else sympy.Product
+        return Scalar(operator(body, (index, lower, upper)), self.approx)
 
     def parse_call(self, name: str) -> Value:
         base = None

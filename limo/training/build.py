@@ -219,19 +219,52 @@ def set_generation_eos(model: Any, tokenizer: Any, eos: str) -> None:
     config.pad_token_id = tokenizer.pad_token_id
 
 
-def save_final_model(trainer: Any, tokenizer: Any, model_dir: str | Path, eos: str) -> None:
-    """Save model + tokenizer + generation config to ``model_dir`` (HF format; LoRA adapters merged).
+def save_final_model(
+    trainer: Any,
+    tokenizer: Any,
+    model_dir: str | Path,
+    eos: str,
+    *,
+    base_path: str,
+    model_init_kwargs: Mapping[str, Any],
+) -> None:
+    """Save model + tokenizer + generation config to ``model_dir`` as an ordinary HF model.
 
-    Every rank must call this (ZeRO-3 gathers the weights collectively); only rank 0 writes.
+    LoRA adapters are merged into the base weights so evaluation loads a plain model. Under ZeRO-3 the base
+    is partitioned across ranks and cannot be merged in place: the gathered adapter is saved first, then rank 0
+    reloads the base on CPU, merges and overwrites the folder. Every rank must call this (ZeRO-3 gathers the
+    weights collectively); only rank 0 writes.
     """
-    model = trainer.model
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
+
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    is_lora = hasattr(model, "merge_and_unload")
+    base = model.get_base_model() if is_lora else model
     set_generation_eos(base, tokenizer, eos)
-    if hasattr(model, "merge_and_unload") and not trainer.is_deepspeed_enabled:
+    if is_lora and not is_deepspeed_zero3_enabled():
         if trainer.accelerator.is_main_process:
-            merged = trainer.accelerator.unwrap_model(model).merge_and_unload()
-            merged.save_pretrained(model_dir)
+            model.merge_and_unload().save_pretrained(model_dir)
             tokenizer.save_pretrained(model_dir)
-        trainer.accelerator.wait_for_everyone()
-        return
-    trainer.save_model(str(model_dir))
+    else:
+        trainer.save_model(str(model_dir))
+        if is_lora and trainer.accelerator.is_main_process:
+            merge_saved_adapter(base_path, model_dir, dict(model_init_kwargs), base.generation_config)
+    trainer.accelerator.wait_for_everyone()
+
+
+def merge_saved_adapter(
+    base_path: str, adapter_dir: str | Path, model_init_kwargs: dict[str, Any], generation
+) -> None:
+    """Replace the PEFT adapter in ``adapter_dir`` by base + adapter merged (loaded on CPU, outside ZeRO-3)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    unset_hf_deepspeed_config()  # training is over: load the base whole, not partitioned
+    kwargs = {k: v for k, v in model_init_kwargs.items() if k != "attn_implementation"}
+    base = AutoModelForCausalLM.from_pretrained(base_path, **kwargs)
+    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    merged.generation_config = generation
+    for name in ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"):
+        (Path(adapter_dir) / name).unlink(missing_ok=True)
+    merged.save_pretrained(adapter_dir)

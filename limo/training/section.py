@@ -86,5 +86,9 @@ class TrainPaths:
         return f"{self.train_dir}/plan.json"
 
     @property
+    def log_history(self) -> str:
+        return f"{self.train_dir}/log_history.json"
+
+    @property
     def config(self) -> str:
         return f"{self.train_dir}/config.yaml"

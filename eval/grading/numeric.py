@@ -1,0 +1,233 @@
+"""Fast numeric comparison of two parsed scalars: double precision first, mpmath at 50 digits only when
+doubles cannot decide.
+
+`sympy.N(expr, 30)` costs 1-8 ms per call (adaptive precision, assumption queries); walking the tree
+ourselves costs microseconds in doubles and ~0.1 ms in mpmath. Doubles can only prove a *difference*
+for exact answers (the exact rule asks for agreement to 1e-20 relative), so equal answers always take
+the 50-digit pass; different ones almost never do. Each evaluation tracks the largest magnitude that
+went into a sum or a trigonometric argument, so rounding error from cancellation is bounded: when that
+bound reaches the tolerance the answer is `None` (undecided) and the caller falls back to sympy's
+adaptive `N`. Only the node types our parser builds are known; anything else raises `Unsupported`.
+
+Doubles are real only: a complex intermediate (``\\sqrt{-1}``, ``\\log`` of a negative), an overflow or a
+domain error moves the pair to mpmath, which is complex throughout, so both sides of one comparison
+always go through the same arithmetic and take the same branches. The mpmath context is private (its
+precision is never changed), so concurrent graders in threads do not interfere.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import mpmath
+import sympy
+from sympy.core.function import AppliedUndef
+
+MP = mpmath.MPContext()
+MP.dps = 50
+_DOUBLE_NOISE = 1e-12  # relative rounding error allowed for a double evaluation (generous: ~1e4 ulps)
+_MP_NOISE = mpmath.mpf("1e-44")
+APPROX_RELATIVE_CAP = 1e-3
+MAX_TERMS = 2000  # terms of all sums and products in one evaluation at one point
+
+
+class Unsupported(Exception):
+    """The expression holds a node type this evaluator does not know."""
+
+
+class _Escalate(ArithmeticError):
+    """Doubles cannot represent this value (complex, overflow, domain error)."""
+
+
+def _gamma_binomial(n: float, k: float) -> float:
+    return math.gamma(n + 1) / (math.gamma(k + 1) * math.gamma(n - k + 1))
+
+
+def _real_power(base: float, exp: float) -> float:
+    if base < 0 and not float(exp).is_integer():
+        raise _Escalate("negative base, fractional exponent")
+    return float(base**exp)
+
+
+_DOUBLE_FUNCS: dict[type, Callable[..., float]] = {
+    sympy.sin: math.sin, sympy.cos: math.cos, sympy.tan: math.tan, sympy.cot: lambda v: 1 / math.tan(v),
+    sympy.sec: lambda v: 1 / math.cos(v), sympy.csc: lambda v: 1 / math.sin(v), sympy.asin: math.asin,
+    sympy.acos: math.acos, sympy.atan: math.atan, sympy.sinh: math.sinh, sympy.cosh: math.cosh,
+    sympy.tanh: math.tanh, sympy.exp: math.exp, sympy.log: math.log, sympy.Abs: abs,
+    sympy.factorial: lambda v: math.gamma(v + 1), sympy.binomial: _gamma_binomial, sympy.floor: math.floor,
+    sympy.ceiling: math.ceil,
+}
+_MP_FUNCS: dict[type, Callable[..., Any]] = {
+    sympy.sin: MP.sin, sympy.cos: MP.cos, sympy.tan: MP.tan, sympy.cot: MP.cot, sympy.sec: MP.sec,
+    sympy.csc: MP.csc, sympy.asin: MP.asin, sympy.acos: MP.acos, sympy.atan: MP.atan, sympy.sinh: MP.sinh,
+    sympy.cosh: MP.cosh, sympy.tanh: MP.tanh, sympy.exp: MP.exp, sympy.log: MP.log, sympy.Abs: abs,
+    sympy.factorial: MP.factorial, sympy.binomial: MP.binomial, sympy.floor: MP.floor, sympy.ceiling: MP.ceil,
+}
+_TRIG = {sympy.sin, sympy.cos, sympy.tan, sympy.cot, sympy.sec, sympy.csc}
+
+
+def _as_int(value: Any) -> int:
+    """An evaluated bound or index as an int; Unsupported unless it is (within rounding) an integer."""
+    if isinstance(value, complex) or (hasattr(value, "imag") and value.imag != 0):
+        raise Unsupported("complex index")
+    nearest = int(round(float(value.real if hasattr(value, "real") else value)))
+    if abs(float(value.real if hasattr(value, "real") else value) - nearest) > 1e-9:
+        raise Unsupported("non-integer bound or index")
+    return nearest
+
+
+class _Evaluator:
+    """One evaluation in one arithmetic (doubles or mpmath), remembering the largest magnitude summed."""
+
+    def __init__(self, subs: dict[sympy.Symbol, Any], mp: bool):
+        self.subs = subs
+        self.mp = mp
+        self.peak = 0.0
+        self.terms = 0
+
+    def constant(self, expr: sympy.Basic) -> Any:
+        if expr is sympy.pi:
+            return MP.pi if self.mp else math.pi
+        if expr is sympy.E:
+            return MP.e if self.mp else math.e
+        if expr is sympy.I:
+            if not self.mp:
+                raise _Escalate("imaginary unit")
+            return MP.mpc(0, 1)
+        raise Unsupported(type(expr).__name__)
+
+    def value(self, expr: sympy.Basic) -> Any:
+        if isinstance(expr, sympy.Rational):
+            return MP.mpf(int(expr.p)) / int(expr.q) if self.mp else int(expr.p) / int(expr.q)
+        if isinstance(expr, sympy.Symbol):
+            if expr not in self.subs:
+                raise Unsupported(f"no point for {expr}")
+            return self.subs[expr]
+        if isinstance(expr, sympy.Add):
+            terms = [self.value(a) for a in expr.args]
+            self.peak = max(self.peak, *(float(abs(t)) for t in terms))
+            return MP.fsum(terms) if self.mp else math.fsum(terms)
+        if isinstance(expr, sympy.Mul):
+            product = self.value(expr.args[0])
+            for a in expr.args[1:]:
+                product = product * self.value(a)
+            return product
+        if isinstance(expr, sympy.Pow):
+            base, exp = self.value(expr.args[0]), self.value(expr.args[1])
+            return MP.power(base, exp) if self.mp else _real_power(base, exp)
+        return self.call(expr)
+
+    def big_operator(self, expr: sympy.Sum | sympy.Product) -> Any:
+        """A sum or product whose bounds are integers at this point, term by term (at most MAX_TERMS)."""
+        index, lower, upper = expr.limits[0]
+        lo, hi = _as_int(self.value(lower)), _as_int(self.value(upper))
+        self.terms += max(0, hi - lo + 1)
+        if self.terms > MAX_TERMS:  # counted over nested sums too
+            raise Unsupported(f"more than {MAX_TERMS} terms")
+        saved = self.subs.get(index)
+        terms = []
+        for i in range(lo, hi + 1):
+            self.subs[index] = MP.mpf(i) if self.mp else float(i)
+            terms.append(self.value(expr.function))
+        self.subs.pop(index)
+        if saved is not None:
+            self.subs[index] = saved
+        if isinstance(expr, sympy.Product):
+            return MP.fprod(terms) if self.mp else math.prod(terms)
+        self.peak = max([self.peak, *(float(abs(t)) for t in terms)])
+        return MP.fsum(terms) if self.mp else math.fsum(terms)
+
+    def sequence_term(self, expr: sympy.Basic) -> Any:
+        """``F(k)``, a term of an unknown sequence: a fixed pseudo-random value per (name, integer index)."""
+        index = _as_int(self.value(expr.args[0]))
+        value = 1 + zlib.crc32(f"{expr.func.__name__}:{index}".encode()) / 2**32
+        return MP.mpf(value) if self.mp else value
+
+    def call(self, expr: sympy.Basic) -> Any:
+        if isinstance(expr, (sympy.Sum, sympy.Product)):
+            return self.big_operator(expr)
+        if isinstance(expr, AppliedUndef) and len(expr.args) == 1:
+            return self.sequence_term(expr)
+        if not expr.args:
+            return self.constant(expr)
+        table = _MP_FUNCS if self.mp else _DOUBLE_FUNCS
+        func = table.get(type(expr))
+        if func is None:
+            raise Unsupported(type(expr).__name__)
+        args = [self.value(a) for a in expr.args]
+        if type(expr) in _TRIG:
+            self.peak = max(self.peak, float(abs(args[0])))
+        return func(*args)
+
+
+def tolerance(ax: Any, ay: Any, rtol: float, floor: float) -> Any:
+    """Allowed ``|x - y|``: `rtol` times the larger size (at least `floor`). With a floor (a decimal
+    approximation) the difference must also stay under 1e-3 relative, so ``.0000672`` is not ``.0000673``
+    while ``0.333333`` still is ``1/3``."""
+    size = max(ax, ay)
+    allowed = rtol * max(size, floor)
+    return min(allowed, APPROX_RELATIVE_CAP * size) if floor > 0 else allowed
+
+
+def _double_verdict(x: sympy.Basic, y: sympy.Basic, subs: dict, rtol: float, floor: float) -> bool | None:
+    """True/False when doubles decide with margin to spare; None when the pair needs more digits."""
+    ev = _Evaluator({k: float(v) for k, v in subs.items()}, mp=False)
+    try:
+        fx, fy = ev.value(x), ev.value(y)
+    except (_Escalate, OverflowError, ValueError, ZeroDivisionError):
+        return None
+    if not (math.isfinite(fx) and math.isfinite(fy)):
+        return None
+    diff, scale = abs(fx - fy), max(abs(fx), abs(fy), floor)
+    noise = _DOUBLE_NOISE * max(ev.peak, scale)
+    tol = tolerance(abs(fx), abs(fy), rtol, floor)
+    if diff - noise > tol:
+        return False
+    if rtol >= 1e-9 and diff + noise < tol:
+        return True
+    return None
+
+
+def _mp_verdict(x: sympy.Basic, y: sympy.Basic, subs: dict, rtol: float, floor: float) -> bool | None | str:
+    """The 50-digit verdict; ``"undecided"`` when cancellation leaves too few good digits."""
+    ev = _Evaluator({k: MP.mpf(int(v.p)) / int(v.q) for k, v in subs.items()}, mp=True)
+    try:
+        fx, fy = ev.value(x), ev.value(y)
+    except (ZeroDivisionError, ValueError):  # a pole (``\\cot 0``, ``(-1)!``) is not a finite number
+        return None
+    if not all(MP.isfinite(v) for v in (fx, fy)):
+        return None
+    diff, scale = abs(fx - fy), max(abs(fx), abs(fy), floor)
+    noise = _MP_NOISE * max(ev.peak, scale)
+    if noise > rtol * scale / 1000:
+        return "undecided"
+    return bool(diff <= tolerance(abs(fx), abs(fy), rtol, floor))
+
+
+def close_at(x: sympy.Basic, y: sympy.Basic, subs: dict, rtol: float, floor: float) -> bool | None | str:
+    """Whether `x` and `y` agree within `rtol` relative at the point `subs` (rationals).
+
+    Returns:
+        True or False; None when a side is not a finite number; ``"undecided"`` when neither
+        arithmetic can tell (the caller then uses sympy's adaptive evaluation).
+
+    Raises:
+        Unsupported: A node type this evaluator does not know.
+    """
+    verdict = _double_verdict(x, y, subs, rtol, floor)
+    if verdict is not None:
+        return verdict
+    return _mp_verdict(x, y, subs, rtol, floor)
+
+
+def magnitude(expr: sympy.Basic) -> float:
+    """``|expr|`` in doubles for a constant expression (inf on overflow); sympy's `N` for what doubles miss."""
+    try:
+        return abs(float(_Evaluator({}, mp=False).value(expr)))
+    except OverflowError:
+        return math.inf
+    except (Unsupported, _Escalate, ValueError, ZeroDivisionError):
+        return float(abs(sympy.N(expr, 5)))

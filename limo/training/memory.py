@@ -1,0 +1,309 @@
+"""Per-GPU memory estimate for a training run: model states under the ZeRO stage, activations, logits.
+
+Model states for ZeRO-2 / ZeRO-3 (with or without CPU offload) come from DeepSpeed's own estimators
+(`estimate_zero2_model_states_mem_needs`, `estimate_zero3_model_states_mem_needs`), which need no processes;
+they assume bf16/fp16 mixed precision (2-byte weights and gradients, fp32 master weights, gradients and
+Adam moments: 18 bytes per parameter spread over the GPUs). Without ZeRO, or for LoRA, or in fp32, the
+same bookkeeping is done here: weights, gradients and Adam moments in the parameter dtype (what
+`torch.optim.AdamW` keeps when the model is loaded in that dtype).
+
+Activations at ``max_length`` (one sequence per device times the per-device batch):
+- with activation checkpointing, each layer keeps its input (s*h values) and one layer at a time is
+  recomputed in full during backward;
+- a layer in full keeps about ``s * (6h + 2kv + 4i)`` values (norm, q/k/v/o inputs and outputs, the three
+  SwiGLU projections), plus ``2 * heads * s^2`` attention scores unless attention is fused
+  (FlashAttention / SDPA kernels keep O(s));
+- the LM head dominates at long sequences with a 152k vocabulary: logits in the model dtype, their fp32
+  copy for the loss, and the fp32 gradient (``s * V * (dtype + 8)`` bytes) — unless a fused
+  linear-cross-entropy (Liger) computes the loss in chunks.
+Estimates are checked against a measured CPU peak (tests/test_plan.py) for a ~60M-parameter model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+GIB = 1024**3
+DTYPE_BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2}
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The architecture numbers the estimate needs (a Llama/Qwen-style decoder)."""
+
+    params: int
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    vocab_size: int
+    tie_word_embeddings: bool = False
+
+    @property
+    def kv_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads * self.num_key_value_heads
+
+    @property
+    def layer_params(self) -> int:
+        """Weights of one decoder layer (q/k/v with bias, o, SwiGLU MLP, two norms)."""
+        h, kv, i = self.hidden_size, self.kv_dim, self.intermediate_size
+        return (h * h + h) + 2 * (h * kv + kv) + h * h + 3 * h * i + 2 * h
+
+    @property
+    def largest_layer_params(self) -> int:
+        """The largest single module: a decoder layer or the embedding matrix (ZeRO-3 gathers one at a time)."""
+        return max(self.layer_params, self.vocab_size * self.hidden_size)
+
+
+def count_params(shape: ModelShape) -> int:
+    """Parameters implied by the shape (embeddings, layers, final norm, untied LM head)."""
+    embeddings = shape.vocab_size * shape.hidden_size
+    head = 0 if shape.tie_word_embeddings else embeddings
+    return embeddings + head + shape.num_layers * shape.layer_params + shape.hidden_size
+
+
+def shape_from_hf_config(config: Any) -> ModelShape:
+    """`ModelShape` from a transformers config (parameters counted from the shape)."""
+    shape = ModelShape(
+        params=0,
+        hidden_size=config.hidden_size,
+        intermediate_size=config.intermediate_size,
+        num_layers=config.num_hidden_layers,
+        num_attention_heads=config.num_attention_heads,
+        num_key_value_heads=getattr(config, "num_key_value_heads", None) or config.num_attention_heads,
+        vocab_size=config.vocab_size,
+        tie_word_embeddings=bool(getattr(config, "tie_word_embeddings", False)),
+    )
+    return replace(shape, params=count_params(shape))
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    """What the run does, as far as memory is concerned."""
+
+    num_gpus: int
+    num_nodes: int
+    zero_stage: int  # 0: no ZeRO (plain data parallel or one process)
+    offload_optimizer: bool
+    offload_params: bool
+    dtype_bytes: int  # 2 for bf16/fp16 training, 4 for fp32
+    seq_len: int
+    per_device_batch: int
+    activation_checkpointing: bool
+    fused_attention: bool
+    fused_loss: bool  # Liger fused linear cross-entropy
+    lora_params: int = 0  # trainable LoRA parameters; 0 for a full fine-tune
+
+    @property
+    def world_size(self) -> int:
+        return self.num_gpus * self.num_nodes
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes per GPU (and per node of CPU memory for offload)."""
+
+    weights: float
+    gradients: float
+    optimizer: float
+    activation_checkpoints: float
+    layer_activations: float
+    logits: float
+    cpu_per_node: float
+    source: str  # who computed the model states
+
+    @property
+    def model_states(self) -> float:
+        return self.weights + self.gradients + self.optimizer
+
+    @property
+    def activations(self) -> float:
+        return self.activation_checkpoints + self.layer_activations + self.logits
+
+    @property
+    def total(self) -> float:
+        return self.model_states + self.activations
+
+    def to_dict(self) -> dict[str, Any]:
+        row = asdict(self)
+        row.update(model_states=self.model_states, activations=self.activations, total=self.total)
+        return row
+
+
+def estimate_memory(shape: ModelShape, setup: RunSetup) -> MemoryEstimate:
+    """Per-GPU memory of ``setup`` training ``shape`` (see the module docstring for the model)."""
+    weights, gradients, optimizer, cpu, source = _model_states(shape, setup)
+    checkpoints, layer, logits = _activations(shape, setup)
+    return MemoryEstimate(weights, gradients, optimizer, checkpoints, layer, logits, cpu, source)
+
+
+def _model_states(shape: ModelShape, setup: RunSetup) -> tuple[float, float, float, float, str]:
+    if setup.lora_params or setup.zero_stage == 0 or setup.dtype_bytes == 4:
+        return _own_model_states(shape, setup)
+    if setup.zero_stage in (1, 2):
+        return _zero2_states(shape, setup)
+    return _zero3_states(shape, setup)
+
+
+def _own_model_states(shape: ModelShape, setup: RunSetup) -> tuple[float, float, float, float, str]:
+    """Weights, gradients and two Adam moments in the parameter dtype; ZeRO shards the trainable part."""
+    b, shards = setup.dtype_bytes, max(1, setup.world_size) if setup.zero_stage else 1
+    trainable = setup.lora_params or shape.params
+    frozen = shape.params if setup.lora_params else 0
+    weight_shards = shards if setup.zero_stage == 3 else 1
+    weights = (frozen + trainable) * b / weight_shards
+    gradients = trainable * b / (shards if setup.zero_stage >= 2 else 1)
+    optimizer = trainable * 2 * b / shards
+    return weights, gradients, optimizer, 0.0, "limo (parameter dtype, torch AdamW)"
+
+
+def _zero2_states(shape: ModelShape, setup: RunSetup) -> tuple[float, float, float, float, str]:
+    from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
+
+    cpu, gpu = estimate_zero2_model_states_mem_needs(
+        shape.params, setup.num_gpus, setup.num_nodes, cpu_offload=setup.offload_optimizer
+    )
+    weights = 2 * shape.params  # replicated 16-bit weights; the rest is sharded or offloaded
+    gradients = 0.0 if setup.offload_optimizer else (gpu - weights) * 6 / 18
+    return weights, gradients, gpu - weights - gradients, float(cpu), "DeepSpeed estimate_zero2_model_states_mem_needs"
+
+
+def _zero3_states(shape: ModelShape, setup: RunSetup) -> tuple[float, float, float, float, str]:
+    from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
+
+    cpu, gpu, largest = estimate_zero3_model_states_mem_needs(
+        shape.params,
+        shape.largest_layer_params,
+        setup.num_gpus,
+        setup.num_nodes,
+        cpu_offload=setup.offload_optimizer,
+        cpu_offload_params=setup.offload_params,
+    )
+    sharded = gpu - largest  # 18 bytes/param over the GPUs (2 without param offload but with optimizer offload)
+    weights = largest + sharded * (2 / 18 if not setup.offload_optimizer else 1.0)
+    gradients = 0.0 if setup.offload_optimizer else sharded * 6 / 18
+    return weights, gradients, gpu - weights - gradients, float(cpu), "DeepSpeed estimate_zero3_model_states_mem_needs"
+
+
+def _activations(shape: ModelShape, setup: RunSetup) -> tuple[float, float, float]:
+    b, tokens = setup.dtype_bytes, setup.seq_len * setup.per_device_batch
+    h, kv, i = shape.hidden_size, shape.kv_dim, shape.intermediate_size
+    layer = tokens * (6 * h + 2 * kv + 4 * i) * b
+    if not setup.fused_attention:
+        layer += 2 * setup.per_device_batch * shape.num_attention_heads * setup.seq_len**2 * b
+    if setup.activation_checkpointing:
+        checkpoints = shape.num_layers * tokens * h * b
+    else:
+        checkpoints, layer = (shape.num_layers - 1) * layer, layer
+    logits = 0.0 if setup.fused_loss else tokens * shape.vocab_size * (b + 8)
+    return float(checkpoints), float(layer), float(logits)
+
+
+def gib(value: float) -> float:
+    return value / GIB
+
+
+# ----------------------------------------------------------------------------------- recipe -> estimate
+
+
+def model_shape(model_cfg: Any) -> tuple[ModelShape, str]:
+    """The model's shape from `AutoConfig` when it loads offline, else the model group's ``shape`` entry.
+
+    Raises:
+        ValueError: Neither is available (the message says which yaml key to add).
+    """
+    try:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(str(model_cfg["path"]), revision=model_cfg.get("revision"))
+        return shape_from_hf_config(config), f"AutoConfig({model_cfg['path']})"
+    except (OSError, ValueError):
+        pass
+    declared = model_cfg.get("shape")
+    if not declared:
+        raise ValueError(
+            f"cannot load the config of {model_cfg['path']} offline and the model group has no `shape:` entry "
+            "(params, hidden_size, intermediate_size, num_layers, num_attention_heads, num_key_value_heads, "
+            "vocab_size, tie_word_embeddings)"
+        )
+    return ModelShape(**dict(declared)), "model group `shape:`"
+
+
+def run_setup(
+    args: dict[str, Any], deepspeed: dict[str, Any] | None, model_cfg: Any, *, num_gpus: int, num_nodes: int,
+    per_device_batch: int, lora_params: int = 0,
+) -> RunSetup:  # fmt: skip
+    """`RunSetup` from the recipe's ``train.args``, DeepSpeed dict and model group."""
+    zero = (deepspeed or {}).get("zero_optimization", {})
+    mixed = bool(args.get("bf16") or args.get("fp16"))
+    dtype = 2 if mixed else DTYPE_BYTES.get(str(model_cfg.get("dtype")), 4)
+    attention = str((args.get("model_init_kwargs") or {}).get("attn_implementation", "sdpa"))
+    checkpointing = args.get("activation_checkpointing", args.get("gradient_checkpointing", True))
+    return RunSetup(
+        num_gpus=num_gpus,
+        num_nodes=num_nodes,
+        zero_stage=int(zero.get("stage", 0)),
+        offload_optimizer=(zero.get("offload_optimizer") or {}).get("device") == "cpu",
+        offload_params=(zero.get("offload_param") or {}).get("device") == "cpu",
+        dtype_bytes=dtype,
+        seq_len=int(args.get("max_length", 1024)),
+        per_device_batch=per_device_batch,
+        activation_checkpointing=bool(checkpointing),
+        fused_attention=attention != "eager",
+        fused_loss=bool(args.get("use_liger_kernel")),
+        lora_params=lora_params,
+    )
+
+
+def lora_param_count(shape: ModelShape, r: int, target_modules: list[str]) -> int:
+    """Trainable LoRA parameters: ``r * (in + out)`` per targeted projection per layer."""
+    h, kv, i = shape.hidden_size, shape.kv_dim, shape.intermediate_size
+    sizes = {"q_proj": (h, h), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (h, h)}
+    sizes.update({"gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)})
+    per_layer = sum(r * (a + b) for name, (a, b) in sizes.items() if name in target_modules)
+    return per_layer * shape.num_layers
+
+
+def alternatives(setup: RunSetup) -> dict[str, RunSetup]:
+    """The recipe's own setup and the usual ways to make it fit, for the verdict table."""
+    options = {"recipe as written": setup}
+    for stage, opt, par in ((2, False, False), (3, False, False), (3, True, True)):
+        label = f"ZeRO-{stage}" + (" + CPU offload" if opt else "")
+        options[label] = replace(setup, zero_stage=stage, offload_optimizer=opt, offload_params=par)
+    if not setup.fused_loss:
+        options["recipe + use_liger_kernel"] = replace(setup, fused_loss=True)
+    if not setup.activation_checkpointing:
+        options["recipe + activation checkpointing"] = replace(setup, activation_checkpointing=True)
+    return options
+
+
+def render_plan(
+    shape: ModelShape, shape_source: str, estimates: dict[str, MemoryEstimate], gpu_gib: float, reserve_gib: float
+) -> str:
+    """The planner's report: breakdown of the recipe's own setup, then a fits / does-not-fit table."""
+    own = estimates["recipe as written"]
+    budget = gpu_gib - reserve_gib
+    lines = [
+        f"model: {shape.params / 1e9:.2f}B parameters ({shape_source}); model states: {own.source}",
+        "per GPU, recipe as written:",
+    ]
+    for label, value in (
+        ("weights", own.weights), ("gradients", own.gradients), ("optimizer states", own.optimizer),
+        ("activation checkpoints", own.activation_checkpoints), ("one layer recomputed", own.layer_activations),
+        ("logits + loss (LM head)", own.logits), ("total", own.total),
+    ):  # fmt: skip
+        lines.append(f"  {label:28s} {gib(value):9.1f} GiB")
+    if own.cpu_per_node:
+        lines.append(f"  {'CPU memory per node':28s} {gib(own.cpu_per_node):9.1f} GiB (offload / buffers)")
+    lines.append(f"GPU memory {gpu_gib:g} GiB, minus {reserve_gib:g} GiB reserve (CUDA context, fragmentation):")
+    for label, estimate in estimates.items():
+        verdict = "fits" if estimate.total <= budget * GIB else "does NOT fit"
+        cpu = f", CPU/node {gib(estimate.cpu_per_node):.0f} GiB" if estimate.cpu_per_node else ""
+        lines.append(f"  {label:36s} {gib(estimate.total):8.1f} GiB  {verdict}{cpu}")
+    fits = [label for label, e in estimates.items() if e.total <= budget * GIB]
+    lines.append("verdict: " + ("fits as written" if own.total <= budget * GIB else "does NOT fit as written"))
+    if own.total > budget * GIB:
+        lines.append("  options that fit: " + (", ".join(fits) if fits else "none — use more GPUs or nodes"))
+    return "\n".join(lines)

@@ -1,0 +1,349 @@
+"""limo.train: data validation, length guard, batch plan, recipe -> SFTConfig, loss mask, end-to-end runs.
+
+Unit tests build no trainer. Tests marked `slow` run real TRL training of the tiny model on CPU (seconds
+each): the demo recipe end to end (model, tokenizer, generation config, model card), the loss mask of the
+collated batch, resume after a stop, and LoRA.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from eval.records import DataError, write_jsonl
+from limo.config import compose, recipe_names
+from limo.training.batch_plan import BatchPlanError, plan_batches, split_global_batch
+from limo.training.data import (
+    TruncationError,
+    chat_rows,
+    check_truncation,
+    length_report,
+    load_train_data,
+)
+
+TRAIN_RECIPES = [name for name in recipe_names() if "train" in compose(name)]
+SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
+# Short pairs the tiny model can memorise in a few dozen steps (greedy decoding must reproduce them and stop).
+PAIRS = [
+    ("What is 2 + 3?", "2 + 3 = 5. The answer is \\boxed{5}."),
+    ("Find x if 2x = 8.", "Since 2x = 8, x = 4. The answer is \\boxed{4}."),
+]
+
+
+def _messages_file(path: Path, pairs=PAIRS) -> Path:
+    rows = [
+        {"id": f"ex{i}", "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+        for i, (q, a) in enumerate(pairs)
+    ]
+    write_jsonl(path, rows)
+    return path
+
+
+@pytest.fixture(scope="module")
+def pairs_file(tmp_path_factory) -> Path:
+    return _messages_file(tmp_path_factory.mktemp("pairs") / "messages.jsonl")
+
+
+# ------------------------------------------------------------------------------------------- batch plan
+
+
+def test_global_batch_split_follows_world_size():
+    assert split_global_batch(32, {"per_device_train_batch_size": 1}, 8) == (1, 4)
+    assert split_global_batch(32, {"per_device_train_batch_size": 2}, 16) == (2, 1)
+    assert split_global_batch(16, {}, 1) == (1, 16)
+    assert split_global_batch(None, {"gradient_accumulation_steps": 3}, 2) == (1, 3)
+
+
+def test_global_batch_not_divisible_names_the_numbers():
+    with pytest.raises(BatchPlanError, match=r"global_batch_size=32 .* \(2\) x world size \(3\) = 6"):
+        split_global_batch(32, {"per_device_train_batch_size": 2}, 3)
+
+
+def test_global_batch_with_accumulation_is_an_error():
+    with pytest.raises(BatchPlanError, match="either train.global_batch_size or"):
+        split_global_batch(32, {"gradient_accumulation_steps": 4}, 8)
+
+
+def test_plan_counts_steps_like_the_trainer():
+    plan = plan_batches(per_device=1, accumulation=4, world_size=8, lengths=[100] * 817, epochs=15)
+    # 817 examples / 8 ranks -> 103 batches per rank; ceil(103 / 4) = 26 optimizer steps per epoch.
+    assert (plan.global_batch_size, plan.steps_per_epoch, plan.total_steps) == (32, 26, 390)
+    assert plan.tokens_per_step == 3200 and plan.total_tokens == 3200 * 390
+    capped = plan_batches(per_device=2, accumulation=1, world_size=1, lengths=[10, 30], epochs=3, max_steps=7)
+    assert capped.total_steps == 7 and capped.tokens_per_step == 40
+
+
+# ------------------------------------------------------------------------------------------------- data
+
+
+def test_bad_rows_are_named_by_file_row_and_field(tmp_path):
+    good = {"id": "a", "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+    bad_content = {"id": "b", "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": ""}]}
+    system = {"id": "c", "messages": [{"role": "system", "content": "s"}, {"role": "assistant", "content": "a"}]}
+    path = tmp_path / "messages.jsonl"
+    write_jsonl(path, [good, bad_content, system])
+    with pytest.raises(DataError) as err:
+        load_train_data(path)
+    message = str(err.value)
+    assert str(path) in message and "2 of 3 rows are invalid" in message
+    assert "row 2 field messages[1].content" in message
+    assert "row 3 field messages[0].role" in message and "no system turn" in message
+
+
+def test_missing_file_and_duplicate_ids(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        load_train_data(tmp_path / "absent.jsonl")
+    row = {"id": "x", "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+    write_jsonl(tmp_path / "dup.jsonl", [row, row])
+    with pytest.raises(DataError, match="example 2 field 'id': duplicate id 'x'"):
+        load_train_data(tmp_path / "dup.jsonl")
+
+
+def test_system_prompt_is_added_first(pairs_file):
+    data = load_train_data(pairs_file)
+    rows = chat_rows(data.examples, SYSTEM)
+    assert rows[0]["messages"][0] == {"role": "system", "content": SYSTEM}
+    assert [m["role"] for m in rows[0]["messages"]] == ["system", "user", "assistant"]
+    assert chat_rows(data.examples, None)[0]["messages"][0]["role"] == "user"
+    assert data.checksum and len(data.checksum) == 64
+
+
+def test_length_report_and_truncation_guard():
+    report = length_report(["a", "b", "c", "d"], [10, 20, 30, 400], max_length=100)
+    assert (report.longest, report.p50, report.p90, report.truncated_ids) == (400, 20, 400, ("d",))
+    with pytest.raises(TruncationError, match=r"1 of 4 examples are longer than max_length=100 tokens .*: d\."):
+        check_truncation(report, "m.jsonl", allow=False)
+    check_truncation(report, "m.jsonl", allow=True)
+
+
+# --------------------------------------------------------------------------------- recipes -> SFTConfig
+
+
+@pytest.fixture
+def restore_environ():
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.mark.parametrize("recipe", TRAIN_RECIPES)
+def test_recipe_converts_to_sft_config(recipe, restore_environ):
+    """Every recipe's train section builds an SFTConfig on CPU, DeepSpeed "auto" values filled (no model load)."""
+    import gc
+
+    from omegaconf import OmegaConf
+
+    from limo.training import build
+    from limo.training.section import TrainPaths, parse_train_section
+
+    cfg = compose(recipe)
+    section = parse_train_section(cfg)
+    world = 1 if section.args.get("use_cpu") else 8  # CPU recipes run as one process, GPU recipes on a node
+    split = split_global_batch(section.global_batch_size, section.args, world_size=world)
+    deepspeed = OmegaConf.to_container(cfg.deepspeed, resolve=True) if cfg.get("deepspeed") else None
+    args = build.build_sft_args(
+        section.args, split, train_dir=TrainPaths("/tmp/x").train_dir, seed=cfg.seed, model_cfg=cfg.model,
+        deepspeed=deepspeed, accelerator_config=None, on_cpu=True,
+    )  # fmt: skip
+    sft = build.build_sft_config(args)
+    assert sft.use_cpu and sft.assistant_only_loss and sft.output_dir == "/tmp/x/train"
+    assert sft.per_device_train_batch_size * sft.gradient_accumulation_steps * world == section.global_batch_size
+    assert sft.model_init_kwargs["dtype"] == cfg.model.dtype
+    if deepspeed:
+        filled = sft.hf_deepspeed_config.config
+        assert filled["zero_optimization"]["stage"] == deepspeed["zero_optimization"]["stage"]
+        assert filled["train_micro_batch_size_per_gpu"] == sft.per_device_train_batch_size
+        assert filled["gradient_accumulation_steps"] == sft.gradient_accumulation_steps
+    del sft
+    gc.collect()  # drop the global ZeRO-3 weakref before other tests load models
+
+
+def test_paper_hyperparameters_are_in_the_recipes():
+    limo, s1 = compose("limo").train, compose("s1").train
+    assert (limo.global_batch_size, limo.args.learning_rate, limo.args.num_train_epochs) == (32, 5e-6, 15)
+    assert (limo.args.max_length, limo.args.lr_scheduler_type, limo.args.warmup_steps) == (16384, "cosine", 0)
+    assert limo.args.model_init_kwargs.attn_implementation == "flash_attention_2"
+    assert (s1.global_batch_size, s1.args.learning_rate, s1.args.num_train_epochs, s1.args.max_length) == (
+        16, 1e-5, 5, 32768,
+    )  # fmt: skip
+    assert (s1.args.warmup_steps, s1.args.weight_decay, s1.args.adam_beta2) == (0.05, 1e-4, 0.95)
+    assert compose("limo_lora").train.lora.r > 0
+
+
+def test_unknown_train_key_fails():
+    from limo.training.section import parse_train_section
+
+    with pytest.raises(Exception, match="global_batch"):
+        parse_train_section(compose("demo", ["+train.global_batch=3"]))
+
+
+def test_run_owned_args_are_rejected():
+    from limo.training.build import build_sft_args
+
+    with pytest.raises(ValueError, match="train.args sets output_dir"):
+        build_sft_args(
+            {"output_dir": "x"}, (1, 1), train_dir="r/train", seed=0, model_cfg={"dtype": "float32"},
+            deepspeed=None, accelerator_config=None, on_cpu=True,
+        )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------- real TRL (slow)
+
+
+def _demo_cfg(out: Path, data: Path, model_dir: Path, *extra: str):
+    return compose(
+        "demo",
+        [f"output_dir={out}", f"train.data={data}", f"model.path={model_dir}", "model.build_tiny=false", *extra],
+    )
+
+
+@pytest.mark.slow
+def test_loss_mask_starts_exactly_at_the_assistant_turn(tmp_path, pairs_file, tiny_model_dir):
+    """The collated batch labels exactly the assistant turn: its text, the end-of-turn token, nothing before."""
+    from limo.training import build
+
+    cfg = _demo_cfg(tmp_path, pairs_file, tiny_model_dir)
+    tokenizer = build.build_tokenizer(str(tiny_model_dir), cfg.model)
+    rows = chat_rows(load_train_data(pairs_file).examples, SYSTEM)
+    sft = build.build_sft_config(
+        build.build_sft_args(
+            cfg.train.args, (2, 1), train_dir=str(tmp_path / "train"), seed=0, model_cfg=cfg.model,
+            deepspeed=None, accelerator_config=None, on_cpu=True,
+        )
+    )  # fmt: skip
+    trainer = build.build_trainer(
+        "sft", model_path=str(tiny_model_dir), tokenizer=tokenizer, sft_config=sft,
+        dataset=build.build_dataset(rows), peft_config=None,
+    )  # fmt: skip
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(rows))])
+    for row, ids, labels in zip(rows, batch["input_ids"], batch["labels"], strict=True):
+        labelled = (labels != -100).nonzero().flatten().tolist()
+        start, end = labelled[0], labelled[-1] + 1
+        assert labelled == list(range(start, end)), "the labelled span is contiguous"
+        answer = row["messages"][-1]["content"]
+        assert tokenizer.decode(ids[:start]).endswith("<|im_start|>assistant")
+        assert tokenizer.decode(ids[start:end]) == f"\n{answer}<|im_end|>\n"
+        assert tokenizer.convert_tokens_to_ids("<|im_end|>") in labels[start:end].tolist()
+        prompt = tokenizer.apply_chat_template(row["messages"][:-1], tokenize=False)
+        assert tokenizer.decode(ids[:start]).startswith(prompt) and SYSTEM in prompt
+
+
+@pytest.mark.slow
+def test_demo_recipe_trains_and_saves_a_model_that_stops(tmp_path, pairs_file, repo_root):
+    """`python -m limo.train recipe=demo` end to end: outputs, generation config EOS, greedy output ends in EOS."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "limo.train", "recipe=demo", f"output_dir={out}", f"train.data={pairs_file}",
+        f"model.path={tmp_path / 'tiny'}", "train.global_batch_size=2", "train.args.max_steps=60",
+        "train.args.learning_rate=3e-3", "train.args.lr_scheduler_type=constant",
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "would be truncated" in done.stdout and "world size 1" in done.stdout
+    model_dir = out / "train" / "model"
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    eos_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert json.loads((model_dir / "generation_config.json").read_text())["eos_token_id"] == eos_id
+    for question, answer in PAIRS:
+        prompt = tokenizer.apply_chat_template(
+            [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}],
+            tokenize=False, add_generation_prompt=True,
+        )  # fmt: skip
+        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            generated = model.generate(ids, max_new_tokens=60, do_sample=False)[0, ids.shape[1] :]
+        assert generated[-1].item() == eos_id, tokenizer.decode(generated)
+        assert tokenizer.decode(generated, skip_special_tokens=True).strip() == answer
+    plan = json.loads((out / "train" / "plan.json").read_text())
+    history = json.loads((out / "train" / "log_history.json").read_text())
+    assert plan["plan"]["total_steps"] == 60 == history[-1]["step"]
+    assert plan["lengths"]["truncated"] == 0 and plan["data"]["sha256"]
+    card = (model_dir / "README.md").read_text()
+    assert "recipe=demo" in card and plan["data"]["sha256"] in card and "train_loss" in card
+    assert "name: demo" in (out / "train" / "config.yaml").read_text()
+
+
+class _StopAtStep:
+    """Callback that ends training after ``step`` (as a kill right after a checkpoint would)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def __getattr__(self, name):  # every other TrainerCallback event is a no-op
+        return lambda *args, **kwargs: None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= self.step:
+            control.should_training_stop = True
+        return control
+
+
+def _losses(history):
+    return {row["step"]: row["loss"] for row in history if "loss" in row}
+
+
+@pytest.mark.slow
+def test_resume_reproduces_the_uninterrupted_losses(tmp_path, tiny_model_dir, restore_environ):
+    from limo.train import train
+    from limo.training.champ_examples import write_champ_messages
+
+    data = write_champ_messages(tmp_path / "messages.jsonl", limit=8)
+    steps = ["train.args.max_steps=6", "train.args.save_strategy=steps", "+train.args.save_steps=3"]
+    full = _losses(train(_demo_cfg(tmp_path / "full", data, tiny_model_dir, *steps)).state.log_history)
+    stopped = tmp_path / "stopped"
+    partial = train(_demo_cfg(stopped, data, tiny_model_dir, *steps), callbacks=[_StopAtStep(3)])
+    assert partial.state.global_step == 3 and (stopped / "train" / "checkpoint-3").is_dir()
+    with pytest.raises(FileExistsError, match="train.resume=true"):
+        train(_demo_cfg(stopped, data, tiny_model_dir, *steps))
+    resumed = _losses(train(_demo_cfg(stopped, data, tiny_model_dir, *steps, "train.resume=true")).state.log_history)
+    assert sorted(full) == [1, 2, 3, 4, 5, 6] and {4, 5, 6} <= set(resumed)
+    for step in (4, 5, 6):
+        assert resumed[step] == pytest.approx(full[step], rel=1e-6), step
+
+
+@pytest.mark.slow
+def test_lora_trains_adapters_and_saves_a_merged_model(tmp_path, pairs_file, tiny_model_dir, restore_environ):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from limo.train import train
+
+    lora = "+train.lora={r: 4, alpha: 8, dropout: 0.0, target_modules: [q_proj, v_proj]}"
+    train(_demo_cfg(tmp_path, pairs_file, tiny_model_dir, lora, "train.global_batch_size=2", "train.args.max_steps=3"))
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).state_dict()
+    tuned = AutoModelForCausalLM.from_pretrained(tmp_path / "train" / "model", dtype=torch.float32).state_dict()
+    assert set(base) == set(tuned), "merged: plain HF weights, no adapter keys"
+    changed = {name for name in base if not torch.equal(base[name], tuned[name])}
+    assert changed and all(("q_proj" in name or "v_proj" in name) for name in changed), changed
+
+
+@pytest.mark.slow
+def test_lora_under_zero3_without_a_launcher_saves_a_merged_model(tmp_path, pairs_file, tiny_model_dir, repo_root):
+    """One process, no torchrun: DeepSpeed over gloo still starts; the partitioned base is merged after training."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    command = [
+        sys.executable, "-m", "limo.train", "recipe=demo", f"output_dir={tmp_path}", f"train.data={pairs_file}",
+        f"model.path={tiny_model_dir}", "model.build_tiny=false", "deepspeed=zero3", "train.global_batch_size=2",
+        "train.args.max_steps=3", "+train.lora={r: 4, alpha: 8, dropout: 0.0, target_modules: [q_proj, v_proj]}",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    done = subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=900, env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    saved = tmp_path / "train" / "model"
+    assert not (saved / "adapter_config.json").exists()
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).state_dict()
+    tuned = AutoModelForCausalLM.from_pretrained(saved, dtype=torch.float32).state_dict()
+    changed = {name for name in base if not torch.equal(base[name], tuned[name])}
+    assert changed and all(("q_proj" in name or "v_proj" in name) for name in changed), changed
