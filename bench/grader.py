@@ -68,9 +68,9 @@ def _math_verify() -> Callable[[Row], tuple[bool, bool]]:
 
 def _clear_caches() -> None:
     import eval.grader as grader
-    from eval.grading import plain_parse
+    from eval.grading import compare, plain_parse
 
-    for cached in (plain_parse.parse_plain, grader._gold_answers, grader._squash):
+    for cached in (plain_parse.parse_plain, grader._gold_answers, grader._squash, compare.scalar_outcome):
         cached.cache_clear()
 
 

@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-SAMPLE, BATCH, PACK_LENGTHS, REPEATS, SEED = 64, 8, (3072, 6144), 2, 0
+SAMPLE, BATCH, PACK_LENGTHS, REPEATS, SEED = 64, 8, (3072, 6144), 3, 0
 VARIANTS = {
     "padded (random order)": {},
     "padded, length-grouped sampler": {"train_sampling_strategy": "group_by_length"},

@@ -50,7 +50,8 @@ class BenchmarkSpec:
         unknown = set(row) - known
         if unknown:
             raise ValueError(f"benchmark spec {row.get('name')!r}: unknown keys {sorted(unknown)}")
-        return cls(**{k: (dict(v) if isinstance(v, Mapping) else v) for k, v in row.items()})
+        values: dict[str, Any] = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in row.items()}
+        return cls(**values)
 
 
 @dataclass

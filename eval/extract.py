@@ -7,8 +7,11 @@ Policy, first rule that yields wins (each is documented in docs/grader.md):
    "# Answer", or "Answer" directly followed by math; the text after the last marker up to the end of
    its sentence or paragraph.
 3. A bare answer (at most 4,000 characters, not prose) is returned whole.
-4. The summary sentence (CHAMP responses end with one): the last math segment of the last sentence,
-   else what follows its last "is / are / equals / is equal to / =", cut at the first ordinary word.
+4. The summary sentence (CHAMP responses end with one): "Yes, ..."/"No, ..." -> Yes/No; explanatory
+   clauses after the main verb are cut ("is 8, achieved when ..."); "There are N ..." -> N ("There are
+   no ..." -> 0); else the last math segment, unless a verb after it is followed by a number; else the
+   first verb after which only mathematics follows ("are a = 3 and b = -4"), else the last verb, the
+   value cut at the first ordinary word. An ellipsis does not end a sentence.
 5. Fallback: the last ``$...$`` segment, else a number that ends the text (not a bound such as ``> 0`` or
    "greater than 0"); None when there is neither.
 Only the last 50,000 characters are searched, so a 100k-character response costs linear time.
@@ -43,8 +46,12 @@ _TRAILING_CLAUSE = re.compile(
     r"|so that|which means)\b.*$",
     re.IGNORECASE | re.DOTALL,
 )
-_MAIN_VERB = re.compile(r"\b(?:is|are|equals|was|were)\b", re.IGNORECASE)
-_ADVERB = re.compile(r"^\s*(?:always|only|exactly|just|precisely|simply)\s+", re.IGNORECASE)
+_MAIN_VERB = re.compile(r"(?<!which )(?<!that )(?<!who )\b(?:is|are|equals|was|were)\b", re.IGNORECASE)
+# Filler between a verb and its value: "is always 0", "is the interval [-1, 1]", "is the ordered pair (1, 2)".
+_ADVERB = re.compile(
+    r"^\s*(?:(?:always|only|exactly|just|precisely|simply|the|interval|set|value|number|ordered|pair|point)\s+)+",
+    re.IGNORECASE,
+)
 _THERE_ARE = re.compile(r"^\s*there (?:are|is|exist|exists) (?:exactly |only |a total of )?", re.IGNORECASE)
 _YES_NO = re.compile(r"^\s*\**(yes|no)\b\s*[,.;:!]", re.IGNORECASE)
 _ENGLISH_2 = {"is", "of", "to", "in", "it", "be", "so", "we", "an", "as", "at", "by", "if", "on", "do", "go", "he",

@@ -17,6 +17,9 @@ from curation.options import CurateOptions, RolloutOptions, from_mapping, mutabl
 from curation.pipeline import curate
 from eval.benchmarks import BenchmarkSpec
 from limo.config import CONFIG_DIR
+from limo.curate_mammoth2 import is_mammoth2, run_mammoth2, summary_line
+from limo.learning_from_errors import curate_errors, is_error_method
+from limo.rise import curate_rise, is_rise
 
 log = logging.getLogger("limo.curate")
 
@@ -52,6 +55,15 @@ def build_backend(options: RolloutOptions) -> Any:
 
 @hydra.main(config_path="../recipes", config_name="config", version_base=None)
 def main(cfg: DictConfig) -> None:
+    if is_error_method(cfg):  # LEMMA examples or preference pairs (limo.learning_from_errors)
+        print(f"[curate] {cfg.curate.method}: {curate_errors(cfg)}; outputs in {cfg.output_dir}/curate/")
+        return
+    if is_mammoth2(cfg):  # `curate.pipeline: mammoth2` mines web pages instead (limo/curate_mammoth2.py)
+        print(summary_line(run_mammoth2(cfg)))
+        return
+    if is_rise(cfg):  # RISE multi-turn rollouts -> weighted examples (limo.rise)
+        print(f"[curate] rise: {curate_rise(cfg)}; outputs in {cfg.output_dir}/curate/")
+        return
     options = build_options(cfg)
     summary = curate(
         options,

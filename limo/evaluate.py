@@ -4,7 +4,10 @@ Modes (``mode=``): ``generate`` (default) samples and grades every benchmark int
 ``${output_dir}/eval/<benchmark>/`` (resumable); ``regrade`` grades saved responses again — a run
 (``run_dir=<dir>``) or an external file (``responses=<file|champ> problems=<file|champ>
 group_by=[model,prompt_setting]``) into ``${output_dir}/regrade/``; ``compare`` prints per-benchmark deltas
-of two runs (``runs=[<dirA>,<dirB>]``) with paired bootstrap intervals and the problems that flipped.
+of two runs (``runs=[<dirA>,<dirB>]``) with paired bootstrap intervals and the problems that flipped;
+``multiturn`` (RISE) lets the model answer again after feedback, up to ``turns=k`` (``evaluate.multiturn``),
+and reports accuracy after each turn (with an oracle, or by majority over turns with ``oracle=false``) into
+``${output_dir}/eval/<benchmark>/multiturn_<oracle|no_oracle>/``.
 
 Which model: ``model.path=`` given on the command line wins; otherwise ``evaluate.model_path`` (the demo
 and training recipes set it to ``${output_dir}/train/model``, the model they trained); otherwise
@@ -30,6 +33,7 @@ from limo.evaluation import (
     build_backend_for,
     build_benchmarks,
     build_grading,
+    build_multiturn,
     build_prompt,
     build_protocols,
     load_regrade_inputs,
@@ -65,6 +69,37 @@ def generate(cfg: DictConfig) -> None:
         }  # fmt: skip
         equivalent = lambda a, b: verify(a, b, timeout_s=grading.timeout_s)  # noqa: E731
         print_summary(write_benchmark_results(out, rows, header, equivalent), out)
+
+
+def multiturn(cfg: DictConfig) -> None:
+    """RISE's multi-turn evaluation: accuracy after each of k turns (eval.multiturn)."""
+    from eval.multiturn import run_multiturn
+    from eval.prompting import build_messages
+
+    section = parse_evaluate_section(cfg)
+    benchmarks = build_benchmarks(cfg, section)
+    model_path = resolve_model_path(cfg, section)
+    backend, style = build_backend_for(cfg, section, model_path), build_prompt(section)
+    for benchmark, protocol in zip(benchmarks, build_protocols(cfg, section, benchmarks), strict=True):
+        options = build_multiturn(cfg, section, protocol)
+        out = (
+            Path(str(cfg.output_dir))
+            / "eval"
+            / benchmark.name
+            / f"multiturn_{'oracle' if options.oracle else 'no_oracle'}"
+        )
+        header = {"benchmark": benchmark.name, "recipe": str(cfg.name), **model_identity(section, model_path),
+                  "prompt": style.to_dict(), "data": {"source": benchmark.source, "checksum": benchmark.checksum,
+                  "problems": len(benchmark.problems), "limit": cfg.get("limit")}}  # fmt: skip
+        summary = run_multiturn(
+            benchmark.problems, backend, options, lambda text: build_messages(text, style), out, header=header,
+            batch_size=section.batch_size, timeout_s=section.grader_timeout_s,
+        )  # fmt: skip
+        per_turn = ", ".join(f"t{t}={a:.3f}" for t, a in enumerate(summary["accuracy_after_turn"], start=1))
+        print(
+            f"[evaluate] {benchmark.name} multi-turn ({'oracle' if options.oracle else 'majority'}): "
+            f"{per_turn} -> {out}"
+        )
 
 
 def regrade(cfg: DictConfig) -> None:
@@ -125,7 +160,7 @@ def print_compare(results: list[Any], runs: list[str], out: Path) -> None:
     print(f"[evaluate] comparison written to {out}", flush=True)
 
 
-MODES = {"generate": generate, "regrade": regrade, "compare": compare}
+MODES = {"generate": generate, "regrade": regrade, "compare": compare, "multiturn": multiturn}
 
 
 def evaluate(cfg: DictConfig) -> None:

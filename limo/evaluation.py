@@ -23,7 +23,18 @@ from eval.records import DataError, read_jsonl
 from eval.runner import EvalProtocol, GradingOptions, resolve_protocol
 
 log = logging.getLogger("limo.evaluate")
-RUNTIME_KEYS = ("mode", "benchmarks", "limit", "run_dir", "responses", "problems", "group_by", "runs")
+RUNTIME_KEYS = (
+    "mode",
+    "benchmarks",
+    "limit",
+    "run_dir",
+    "responses",
+    "problems",
+    "group_by",
+    "runs",
+    "turns",
+    "oracle",
+)
 EXPECTED_ERRORS = (
     DataError,
     ValueError,
@@ -60,6 +71,21 @@ class BudgetSection:
 
 
 @dataclass
+class MultiTurnSection:
+    """``mode=multiturn`` (RISE): answers per problem (1..5), oracle feedback or none, the feedback texts."""
+
+    turns: int = 5
+    oracle: bool = True
+    feedback_oracle: str = (
+        "Your answer is incorrect. Review your solution, find the mistake and solve the problem again."
+    )
+    feedback_no_oracle: str = (
+        "There might be an error in the solution above. Review it, correct the error if there is one, "
+        "and rewrite the solution."
+    )
+
+
+@dataclass
 class EvaluateSection:
     """The recipe's ``evaluate:`` section."""
 
@@ -74,6 +100,7 @@ class EvaluateSection:
     few_shot: List[Dict[str, str]] = field(default_factory=list)  # noqa: UP006
     protocol: ProtocolSection = field(default_factory=ProtocolSection)
     budget: BudgetSection = field(default_factory=BudgetSection)
+    multiturn: MultiTurnSection = field(default_factory=MultiTurnSection)
     grader_workers: int = 2
     grader_timeout_s: float = 2.0
 
@@ -216,3 +243,15 @@ def load_golds(problems: str) -> dict[str, str]:
         return {p.id: p.answer for p in load_champ_problems()}
     benchmark = load_benchmark(BenchmarkSpec(name=Path(problems).stem), path=problems)
     return {p.id: p.answer for p in benchmark.problems}
+
+
+def build_multiturn(cfg: DictConfig, section: EvaluateSection, protocol: EvalProtocol) -> Any:
+    """`eval.multiturn.MultiTurnOptions` from ``evaluate.multiturn`` (``turns=`` / ``oracle=`` on the command
+    line win) and the benchmark's protocol (one answer per turn)."""
+    from eval.multiturn import MultiTurnOptions
+
+    settings = section.multiturn
+    turns = int(cfg.get("turns") if cfg.get("turns") is not None else settings.turns)
+    oracle = bool(cfg.get("oracle") if cfg.get("oracle") is not None else settings.oracle)
+    feedback = settings.feedback_oracle if oracle else settings.feedback_no_oracle
+    return MultiTurnOptions(turns, oracle, feedback, protocol.sampling, protocol.seed)

@@ -19,16 +19,24 @@ from limo.training.batch_plan import plan_batches, split_global_batch
 from limo.training.data import chat_rows, check_truncation, length_report, load_train_data, token_lengths
 from limo.training.distributed import cuda_available, prepare_cpu_deepspeed, process_info
 from limo.training.model_card import render_model_card
+from limo.training.preference import train_preference
 from limo.training.section import TrainPaths, parse_train_section
+from limo.training.weighted import WEIGHTING_NOTE, weighted_rows
 
 
 def train(cfg: DictConfig, callbacks=()):
     """Run training for a composed config; returns the trainer (tests read its ``state.log_history``)."""
+    if cfg.train.get("trainer") == "dpo":  # preference pairs: DPO / DiscoPOP (limo.training.preference)
+        return train_preference(cfg, callbacks)
     section, proc, paths = parse_train_section(cfg), process_info(), TrainPaths(str(cfg.output_dir))
     data = load_train_data(section.data or paths.default_data)
+    build.check_weight_support(section.trainer, [e.weight for e in data.examples], data.path)
+    build.check_loss_turns_support(section.trainer, [e.loss_turns for e in data.examples], data.path)
     model_path = build.ensure_model(cfg.model)
     tokenizer = build.build_tokenizer(model_path, cfg.model)
     rows = chat_rows(data.examples, section.system_prompt)
+    if section.trainer in build.WEIGHTED_TRAINERS:  # weight and last-turn-only columns (limo.training.weighted)
+        rows = weighted_rows(rows, [e.weight for e in data.examples], [e.loss_turns for e in data.examples])
     split = split_global_batch(section.global_batch_size, section.args, proc.world_size)
     deepspeed = OmegaConf.to_container(cfg.deepspeed, resolve=True) if cfg.get("deepspeed") else None
     on_cpu = not cuda_available()
@@ -66,6 +74,8 @@ def train(cfg: DictConfig, callbacks=()):
             recipe=str(cfg.name), base_model=str(cfg.model.path), data_path=data.path, data_checksum=data.checksum,
             plan=plan, lengths=lengths, metrics={**result.metrics, "global_step": result.global_step},
             system_prompt=section.system_prompt, lora=section.lora is not None,
+            assistant_only_loss=sft_config.assistant_only_loss,
+            weighting=WEIGHTING_NOTE if section.trainer in build.WEIGHTED_TRAINERS else None,
         )  # fmt: skip
         write_text_atomic(f"{paths.model_dir}/README.md", card)
         write_json(paths.log_history, trainer.state.log_history)

@@ -15,7 +15,9 @@ PIECES = ["0", "1", "7", "12", "2.5", "9", "x", "y", "n", "e", "i", "\\pi", "+",
           "[", "]", "{", "}", "\\{", "\\}", ",", ";", "=", "<", "\\le", "\\frac", "\\dfrac", "\\sqrt", "\\sqrt[3]",
           "\\binom", "\\text{cm}", "\\%", "\\$", "^\\circ", "\\left(", "\\right)", "\\cup", "\\infty", "\\pm", "_",
           "\\boxed{", "$", " ", "sqrt(", "C(", "**", "\\begin{pmatrix}", "&", "\\\\", "\\end{pmatrix}", "{,}", "\\!",
-          "The answer is ", "Answer: ", ". ", "\n", "is ", "9^{9^{9^9}}", "10^{400}", "99999999999", "2\\frac14"]
+          "The answer is ", "Answer: ", ". ", "\n", "is ", "9^{9^{9^9}}", "10^{400}", "99999999999", "2\\frac14",
+          "\\sum_{k=1}^{n}", "\\sum_{k=0}^{999}", "\\prod_{j=1}^{10^{9}}", "sum_(i=1)^n", "F_{n-k}", "a_k", "k",
+          "\\lfloor", "\\rfloor", "\\equiv", "\\pmod{7}", "{n \\choose 2}", "There are ", "No, ", "x = y = "]
 answers = st.lists(st.sampled_from(PIECES), max_size=25).map("".join)
 noise = st.text(max_size=40)
 LIMIT_S = 2.0

@@ -29,7 +29,7 @@ from limo.training.memory import (
 def _setup(**overrides) -> RunSetup:
     base = dict(
         num_gpus=8, num_nodes=1, zero_stage=3, offload_optimizer=False, offload_params=False, dtype_bytes=2,
-        seq_len=16384, per_device_batch=1, activation_checkpointing=True, fused_attention=True, fused_loss=False,
+        seq_len=16384, per_device_batch=1, activation_checkpointing=True, fused_attention=True, fused_lm_head=True,
     )  # fmt: skip
     return RunSetup(**{**base, **overrides})
 
@@ -60,7 +60,8 @@ def test_zero_stages_use_deepspeed_estimators():
     assert zero2.model_states == pytest.approx(estimate_zero2_model_states_mem_needs(shape.params, 8, 1, False)[1])
     offload = estimate_memory(shape, _setup(offload_optimizer=True, offload_params=True))
     assert offload.gradients == offload.optimizer == 0 and offload.cpu_per_node > 18 * shape.params
-    assert estimate_memory(shape, _setup(fused_loss=True)).logits == 0
+    full = estimate_memory(shape, _setup(fused_lm_head=False)).logits
+    assert full == 16384 * 152064 * (2 + 8) and estimate_memory(shape, _setup()).logits == 4096 * 32768 * 4 * 3
 
 
 def test_limo_on_one_node_of_80gb_gets_a_verdict():
@@ -71,6 +72,7 @@ def test_limo_on_one_node_of_80gb_gets_a_verdict():
     assert "does NOT fit" in verdicts["recipe as written"]
     assert "fits" in verdicts["ZeRO-3 + CPU offload"] and "NOT" not in verdicts["ZeRO-3 + CPU offload"]
     assert "verdict: does NOT fit as written" in report and "options that fit: " in report
+    assert "fits" in verdicts["recipe on 2 nodes"] and "NOT" not in verdicts["recipe on 2 nodes"]
     two_nodes = plan(compose("limo", ["num_gpus=8", "num_nodes=2"]))
     assert "verdict: fits as written" in two_nodes
 
@@ -128,7 +130,9 @@ def test_estimate_within_15_percent_of_measured_cpu_peak(repo_root):
     )  # fmt: skip
     shape = shape_from_hf_config(config)
     assert shape.params == measured["params"] and 50e6 <= shape.params <= 100e6
-    setup = _setup(num_gpus=1, zero_stage=0, dtype_bytes=4, seq_len=seq, activation_checkpointing=False)
+    setup = _setup(
+        num_gpus=1, zero_stage=0, dtype_bytes=4, seq_len=seq, activation_checkpointing=False, fused_lm_head=False
+    )  # the measured step is a plain forward with labels: full logits
     estimate = estimate_memory(shape, setup)
     assert estimate.activations > 0.25 * estimate.model_states, "the check must exercise activations, not only states"
     ratio = estimate.total / measured["measured"]

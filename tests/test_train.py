@@ -26,7 +26,12 @@ from limo.training.data import (
     load_train_data,
 )
 
-TRAIN_RECIPES = [name for name in recipe_names() if "train" in compose(name)]
+# SFT recipes; the preference recipes (train.trainer: dpo) build a DPOConfig, tested in tests/test_discopop.py.
+TRAIN_RECIPES = [
+    n
+    for n in recipe_names()
+    if "train" in compose(n) and compose(n).train.get("trainer", "sft") in ("sft", "weighted_sft")
+]
 SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
 # Short pairs the tiny model can memorise in a few dozen steps (greedy decoding must reproduce them and stop).
 PAIRS = [
@@ -119,6 +124,21 @@ def test_length_report_and_truncation_guard():
     with pytest.raises(TruncationError, match=r"1 of 4 examples are longer than max_length=100 tokens .*: d\."):
         check_truncation(report, "m.jsonl", allow=False)
     check_truncation(report, "m.jsonl", allow=True)
+
+
+def test_loss_weights_are_refused_not_ignored(tmp_path):
+    from limo.training.build import check_weight_support
+
+    row = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+    write_jsonl(tmp_path / "w.jsonl", [{"id": "a", **row}, {"id": "b", "weight": 0.5, **row}])
+    data = load_train_data(tmp_path / "w.jsonl")
+    assert [e.weight for e in data.examples] == [1.0, 0.5]
+    with pytest.raises(ValueError, match="1 of 2 rows carry a loss weight other than 1.0"):
+        check_weight_support("sft", [e.weight for e in data.examples], data.path)
+    check_weight_support("sft", [1.0, 1.0], data.path)
+    write_jsonl(tmp_path / "bad.jsonl", [{"id": "a", "weight": "heavy", **row}])
+    with pytest.raises(DataError, match="row 1 field weight"):
+        load_train_data(tmp_path / "bad.jsonl")
 
 
 # --------------------------------------------------------------------------------- recipes -> SFTConfig
@@ -299,7 +319,11 @@ def test_resume_reproduces_the_uninterrupted_losses(tmp_path, tiny_model_dir, re
 
     data = write_champ_messages(tmp_path / "messages.jsonl", limit=8)
     steps = ["train.args.max_steps=6", "train.args.save_strategy=steps", "+train.args.save_steps=3"]
-    full = _losses(train(_demo_cfg(tmp_path / "full", data, tiny_model_dir, *steps)).state.log_history)
+    uninterrupted = train(_demo_cfg(tmp_path / "full", data, tiny_model_dir, *steps)).state
+    full = _losses(uninterrupted.log_history)
+    plan = json.loads((tmp_path / "full" / "train" / "plan.json").read_text())["plan"]
+    # 8 examples, 2 per device x 2 accumulation: the plan's 2 steps per epoch are the trainer's.
+    assert plan["steps_per_epoch"] == 2 and uninterrupted.epoch == pytest.approx(6 / plan["steps_per_epoch"])
     stopped = tmp_path / "stopped"
     partial = train(_demo_cfg(stopped, data, tiny_model_dir, *steps), callbacks=[_StopAtStep(3)])
     assert partial.state.global_step == 3 and (stopped / "train" / "checkpoint-3").is_dir()
@@ -347,3 +371,23 @@ def test_lora_under_zero3_without_a_launcher_saves_a_merged_model(tmp_path, pair
     tuned = AutoModelForCausalLM.from_pretrained(saved, dtype=torch.float32).state_dict()
     changed = {name for name in base if not torch.equal(base[name], tuned[name])}
     assert changed and all(("q_proj" in name or "v_proj" in name) for name in changed), changed
+
+
+@pytest.mark.slow
+def test_weighted_trainer_equals_sft_at_weight_one_and_scales_the_loss(tmp_path, tiny_model_dir, restore_environ):
+    from eval.records import read_jsonl
+    from limo.train import train
+    from limo.training.champ_examples import write_champ_messages
+
+    data = write_champ_messages(tmp_path / "messages.jsonl", limit=8)
+    doubled = tmp_path / "doubled.jsonl"
+    write_jsonl(doubled, [{**row, "weight": 2.0} for row in read_jsonl(data)])
+    steps = "train.args.max_steps=3"
+    plain = _losses(train(_demo_cfg(tmp_path / "sft", data, tiny_model_dir, steps)).state.log_history)
+    weighted = "train.trainer=weighted_sft"
+    ones = _losses(train(_demo_cfg(tmp_path / "w1", data, tiny_model_dir, steps, weighted)).state.log_history)
+    assert [ones[s] for s in (1, 2, 3)] == pytest.approx([plain[s] for s in (1, 2, 3)], rel=1e-6)
+    twos = _losses(train(_demo_cfg(tmp_path / "w2", doubled, tiny_model_dir, steps, weighted)).state.log_history)
+    assert twos[1] == pytest.approx(2 * plain[1], rel=1e-6), "same first batch, every token counted twice"
+    with pytest.raises(ValueError, match="set train.trainer=weighted_sft"):
+        train(_demo_cfg(tmp_path / "refused", doubled, tiny_model_dir, steps))

@@ -1,4 +1,5 @@
-"""Two processes on CPU (torchrun + gloo): plain data parallel, DeepSpeed ZeRO-2 and ZeRO-3 give the same losses.
+"""Two processes on CPU (torchrun + gloo): plain data parallel, DeepSpeed ZeRO-2 and ZeRO-3 give the same losses
+(and so does the weighted-loss trainer under ZeRO-3 with unit weights).
 
 Conditions under which they match (documented in docs/training.md): the same data order on every
 backend (transformers' seeded sampler splits each global batch across ranks the same way), the loss
@@ -42,6 +43,10 @@ def test_zero2_and_zero3_match_plain_two_process_losses(tmp_path, repo_root, tin
     for stage in ("zero2", "zero3"):
         losses, _ = _torchrun(repo_root, tmp_path / stage, data, tiny_model_dir, f"deepspeed={stage}")
         assert losses == pytest.approx(plain, rel=1e-4), stage
+    # The weighted-loss trainer (RISE) under ZeRO-3, all weights 1.0: the same losses again.
+    weighted, _ = _torchrun(repo_root, tmp_path / "weighted", data, tiny_model_dir, "deepspeed=zero3",
+                            "train.trainer=weighted_sft")  # fmt: skip
+    assert weighted == pytest.approx(plain, rel=1e-4)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -49,7 +54,9 @@ def test_zero2_and_zero3_match_plain_two_process_losses(tmp_path, repo_root, tin
     gathered = AutoModelForCausalLM.from_pretrained(saved).state_dict()
     reference = AutoModelForCausalLM.from_pretrained(tmp_path / "plain" / "train" / "model").state_dict()
     assert set(gathered) == set(reference)
+    # Weights are ~0.07; Adam divides by sqrt of tiny second moments, so rounding differences between the
+    # sharded and plain reductions reach a few 1e-6 after 5 steps (measured max 2.5e-6).
     for name, expected in reference.items():
-        assert torch.allclose(gathered[name], expected, rtol=1e-4, atol=1e-6), f"ZeRO-3 gathered {name} differs"
+        assert torch.allclose(gathered[name], expected, rtol=0, atol=2e-5), f"ZeRO-3 gathered {name} differs"
     eos_id = AutoTokenizer.from_pretrained(saved).convert_tokens_to_ids("<|im_end|>")
     assert json.loads((saved / "generation_config.json").read_text())["eos_token_id"] == eos_id

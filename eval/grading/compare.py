@@ -13,6 +13,8 @@ Rules, in order (each returns the rule's name as the reason):
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import sympy
 
 from eval.grading.numeric import Unsupported, close_at, tolerance
@@ -33,12 +35,17 @@ def _numeric(expr: sympy.Basic, subs: dict[sympy.Symbol, sympy.Rational]) -> sym
     return sympy.N(value, 30)
 
 
-def _points(a: sympy.Basic, b: sympy.Basic, shift: int) -> dict[sympy.Symbol, sympy.Rational]:
-    """Fixed points for the free symbols; a symbol in the bounds of a sum or product gets a small integer."""
+def _point_sets(a: sympy.Basic, b: sympy.Basic) -> list[dict[sympy.Basic, sympy.Rational]]:
+    """Fixed points for the free symbols: none when there are none, two sets, three when a sum or product
+    is involved; a symbol in the bounds of a sum or product gets a small integer. Free symbols are computed
+    once (for a sum sympy computes them by rewriting the expression)."""
     symbols = sorted(a.free_symbols | b.free_symbols, key=lambda s: s.name)
-    counters = _bound_symbols(a) | _bound_symbols(b)
-    return {s: (_INTEGER_POINTS if s in counters else _POINTS)[(i + shift) % len(_POINTS)]
-            for i, s in enumerate(symbols)}
+    if not symbols:
+        return [{}]
+    big = _has_big_operator(a, b)
+    counters = _bound_symbols(a) | _bound_symbols(b) if big else set()
+    return [{s: (_INTEGER_POINTS if s in counters else _POINTS)[(i + shift) % len(_POINTS)]
+             for i, s in enumerate(symbols)} for shift in ((0, 1, 2) if big else (0, 2))]
 
 
 def _bound_symbols(expr: sympy.Basic) -> set[sympy.Basic]:
@@ -53,10 +60,12 @@ def _has_big_operator(*exprs: sympy.Basic) -> bool:
     return any(e.has(sympy.Sum, sympy.Product) for e in exprs)
 
 
-def _close_at(x: sympy.Basic, y: sympy.Basic, subs: dict, rtol: float | sympy.Float, floor: float) -> bool | None:
+def _close_at(
+    x: sympy.Basic, y: sympy.Basic, subs: dict, rtol: float | sympy.Float, floor: float, quick: bool = False
+) -> bool | None:
     """`numeric.close_at`, with sympy's adaptive `N` for what it cannot evaluate or decide."""
     try:
-        verdict = close_at(x, y, subs, float(rtol), floor)
+        verdict = close_at(x, y, subs, float(rtol), floor, quick)
     except Unsupported:
         if _has_big_operator(x, y):  # sympy would try symbolic summation, unbounded in time
             return None
@@ -92,19 +101,22 @@ def _close_precise(x: sympy.Basic, y: sympy.Basic, rtol: float | sympy.Float) ->
 
 def scalar_equal(a: Scalar, b: Scalar) -> Outcome:
     """Exact where both sides are exact, a relative tolerance where one is a decimal approximation."""
-    x, y = a.expr, b.expr
+    return scalar_outcome(a.expr, b.expr, a.approx or b.approx)
+
+
+@lru_cache(maxsize=16384)
+def scalar_outcome(x: sympy.Basic, y: sympy.Basic, approx: bool) -> Outcome:
+    """`scalar_equal` on expressions, cached: relation and list rules compare the same sides repeatedly."""
     if x == y:
         return True, "identical value"
-    approx = a.approx or b.approx
     if x.is_Rational and y.is_Rational and not approx:
         return False, "different exact rationals"
-    if not (x.free_symbols or y.free_symbols) and (x.has(sympy.oo, -sympy.oo, sympy.zoo) or
-                                                   y.has(sympy.oo, -sympy.oo, sympy.zoo)):
+    point_sets = _point_sets(x, y)
+    if not point_sets[0] and (x.has(sympy.oo, -sympy.oo, sympy.zoo) or y.has(sympy.oo, -sympy.oo, sympy.zoo)):
         return False, "different infinities"
     rtol, floor = (APPROX_RTOL, 1.0) if approx else (EXACT_RTOL, 0.0)
-    shifts = ((0, 1, 2) if _has_big_operator(x, y) else (0, 2)) if (x.free_symbols or y.free_symbols) else (0,)
-    for shift in shifts:
-        verdict = _close_at(x, y, _points(x, y, shift), rtol, floor)
+    for i, subs in enumerate(point_sets):  # 50 digits at the first point, doubles suffice at the others
+        verdict = _close_at(x, y, subs, rtol, floor, quick=i > 0)
         if not verdict:
             return False, "numeric difference" if verdict is False else "not a finite number"
     return True, "decimal within 1e-6" if approx else "numerically identical to 30 digits"

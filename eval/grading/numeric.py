@@ -31,6 +31,7 @@ MP.dps = 50
 _DOUBLE_NOISE = 1e-12  # relative rounding error allowed for a double evaluation (generous: ~1e4 ulps)
 _MP_NOISE = mpmath.mpf("1e-44")
 APPROX_RELATIVE_CAP = 1e-3
+_QUICK_RTOL = 1e-10
 MAX_TERMS = 2000  # terms of all sums and products in one evaluation at one point
 
 
@@ -172,8 +173,14 @@ def tolerance(ax: Any, ay: Any, rtol: float, floor: float) -> Any:
     return min(allowed, APPROX_RELATIVE_CAP * size) if floor > 0 else allowed
 
 
-def _double_verdict(x: sympy.Basic, y: sympy.Basic, subs: dict, rtol: float, floor: float) -> bool | None:
-    """True/False when doubles decide with margin to spare; None when the pair needs more digits."""
+def _double_verdict(
+    x: sympy.Basic, y: sympy.Basic, subs: dict, rtol: float, floor: float, quick: bool = False
+) -> bool | None:
+    """True/False when doubles decide with margin to spare; None when the pair needs more digits.
+
+    With `quick`, agreement to 1e-10 relative (beyond rounding) counts as equal: used for the extra
+    points once the first point has been checked to 50 digits.
+    """
     ev = _Evaluator({k: float(v) for k, v in subs.items()}, mp=False)
     try:
         fx, fy = ev.value(x), ev.value(y)
@@ -186,7 +193,7 @@ def _double_verdict(x: sympy.Basic, y: sympy.Basic, subs: dict, rtol: float, flo
     tol = tolerance(abs(fx), abs(fy), rtol, floor)
     if diff - noise > tol:
         return False
-    if rtol >= 1e-9 and diff + noise < tol:
+    if (rtol >= 1e-9 or quick) and diff + noise < max(tol, _QUICK_RTOL * scale if quick else 0.0):
         return True
     return None
 
@@ -207,8 +214,12 @@ def _mp_verdict(x: sympy.Basic, y: sympy.Basic, subs: dict, rtol: float, floor: 
     return bool(diff <= tolerance(abs(fx), abs(fy), rtol, floor))
 
 
-def close_at(x: sympy.Basic, y: sympy.Basic, subs: dict, rtol: float, floor: float) -> bool | None | str:
+def close_at(
+    x: sympy.Basic, y: sympy.Basic, subs: dict, rtol: float, floor: float, quick: bool = False
+) -> bool | None | str:
     """Whether `x` and `y` agree within `rtol` relative at the point `subs` (rationals).
+
+    `quick` accepts agreement in doubles (1e-10 relative) without the 50-digit pass.
 
     Returns:
         True or False; None when a side is not a finite number; ``"undecided"`` when neither
@@ -217,7 +228,7 @@ def close_at(x: sympy.Basic, y: sympy.Basic, subs: dict, rtol: float, floor: flo
     Raises:
         Unsupported: A node type this evaluator does not know.
     """
-    verdict = _double_verdict(x, y, subs, rtol, floor)
+    verdict = _double_verdict(x, y, subs, rtol, floor, quick)
     if verdict is not None:
         return verdict
     return _mp_verdict(x, y, subs, rtol, floor)

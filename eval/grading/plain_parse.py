@@ -19,6 +19,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 import sympy
+import sympy.tensor.tensor  # noqa: F401  sympy's Add imports it lazily (~25 ms, with combinatorics) on some sums
 
 from eval.grading.normalize import AnswerTooComplex
 from eval.grading.numeric import magnitude
@@ -92,6 +93,12 @@ def _guard(expr: sympy.Basic) -> sympy.Basic:
     if expr.is_Rational and max(int(expr.p).bit_length(), int(expr.q).bit_length()) > 3.33 * MAX_RESULT_DIGITS:
         raise AnswerTooComplex("number too large")
     return expr
+
+
+@lru_cache(maxsize=1024)
+def _sequence(name: str) -> type:
+    """One sympy function class per sequence name (creating a class costs about a millisecond)."""
+    return sympy.Function(name)
 
 
 def _is_name(v: Value) -> bool:
@@ -304,7 +311,7 @@ class _Parser:
             if self.subscript_uses_index():
                 # ``F_{n-k-1}`` under ``\\sum_k``: a sequence term, a function of its (integer) index.
                 index = _as_scalar(self.parse_atom()).expr
-                return Scalar(sympy.Function(name)(index), self.approx)
+                return Scalar(_sequence(name)(index), self.approx)
             name = f"{name}_{self.parse_subscript()}"
         if self.bound and any(b.name == name for b in self.bound):
             return Scalar(next(b for b in reversed(self.bound) if b.name == name), self.approx)
@@ -381,12 +388,14 @@ class _Parser:
             rows = tuple(a.items if isinstance(a, Seq) else (a,) for a in args)
             return Matrix(rows)
         exprs = [_as_scalar(a).expr for a in args]
+        # Symbolic arguments: no automatic simplification (it costs milliseconds; comparison is numeric).
+        evaluate = not any(e.free_symbols for e in exprs)
         if name in {"binom", "C"}:
             if len(exprs) != 2:
                 raise ParseError("binom takes two arguments")
             if exprs[0].is_Integer and abs(int(exprs[0])) > MAX_FACTORIAL:
                 raise AnswerTooComplex("binomial too large")
-            return Scalar(sympy.binomial(*exprs), self.approx)
+            return Scalar(sympy.binomial(*exprs, evaluate=evaluate), self.approx)
         if name == "root":
             return Scalar(guarded_pow(exprs[0], 1 / exprs[1]), self.approx)
         if len(exprs) != 1:
@@ -395,7 +404,7 @@ class _Parser:
             return Scalar(guarded_pow(exprs[0], sympy.Rational(1, 2)), self.approx)
         if name == "exp":
             return Scalar(guarded_pow(sympy.E, exprs[0]), self.approx)
-        value = _FUNCS[name](exprs[0])
+        value = _FUNCS[name](exprs[0], evaluate=evaluate)
         return Scalar(value / sympy.log(base) if base is not None else value, self.approx)
 
     def parse_bracket(self, opener: str) -> Value:

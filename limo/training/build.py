@@ -171,7 +171,41 @@ def trainer_classes() -> dict[str, Any]:
     """Registry ``train.trainer`` -> trainer class (imported lazily)."""
     from trl import SFTTrainer
 
-    return {"sft": SFTTrainer}
+    from limo.training.weighted import WeightedSFTTrainer
+
+    return {"sft": SFTTrainer, "weighted_sft": WeightedSFTTrainer}
+
+
+# Trainers whose loss honours the per-example ``weight`` and ``loss_turns`` of messages rows.
+WEIGHTED_TRAINERS: frozenset[str] = frozenset({"weighted_sft"})
+
+
+def check_weight_support(kind: str, weights: Sequence[float], source: str) -> None:
+    """Refuse rows with loss weights other than 1.0 when the trainer would silently ignore them.
+
+    Raises:
+        ValueError: Some weight differs from 1.0 and ``kind`` does not apply weights.
+    """
+    weighted = sum(1 for w in weights if w != 1.0)
+    if weighted and kind not in WEIGHTED_TRAINERS:
+        raise ValueError(
+            f"{source}: {weighted} of {len(weights)} rows carry a loss weight other than 1.0, which the "
+            f"{kind!r} trainer would ignore; set train.trainer=weighted_sft or write weight 1.0"
+        )
+
+
+def check_loss_turns_support(kind: str, loss_turns: Sequence[str], source: str) -> None:
+    """Refuse ``loss_turns: "last"`` rows when the trainer would put loss on every assistant turn.
+
+    Raises:
+        ValueError: Some row asks for last-turn-only loss and ``kind`` does not apply it.
+    """
+    last = sum(1 for turns in loss_turns if turns == "last")
+    if last and kind not in WEIGHTED_TRAINERS:
+        raise ValueError(
+            f"{source}: {last} of {len(loss_turns)} rows ask for loss on the last assistant turn only "
+            f"(loss_turns: last), which the {kind!r} trainer would ignore; use train.trainer=weighted_sft"
+        )
 
 
 def build_trainer(

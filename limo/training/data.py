@@ -17,6 +17,7 @@ from typing import Any
 from eval.records import DataError, RowError, load_records
 
 ROLES = ("user", "assistant")
+LOSS_TURNS = ("all", "last")
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class TrainExample:
     id: str
     messages: tuple[dict[str, str], ...]
     weight: float = 1.0
+    loss_turns: str = "all"  # "last": only the final assistant turn carries loss (RISE; weighted trainer)
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,11 @@ def _example_from_row(row: dict[str, Any]) -> TrainExample:
     weight = row.get("weight", 1.0)
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
         raise RowError(f"weight must be a finite number >= 0, got {weight!r}", field="weight")
+    loss_turns = row.get("loss_turns", "all")
+    if loss_turns not in LOSS_TURNS:
+        raise RowError(f"loss_turns must be one of {', '.join(LOSS_TURNS)}, got {loss_turns!r}", field="loss_turns")
     clean = tuple({"role": m["role"], "content": m["content"]} for m in messages)
-    return TrainExample(id=str(row["id"]), messages=clean, weight=float(weight))
+    return TrainExample(id=str(row["id"]), messages=clean, weight=float(weight), loss_turns=loss_turns)
 
 
 def _check_message(message: Any, index: int) -> None:

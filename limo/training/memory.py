@@ -13,9 +13,12 @@ Activations at ``max_length`` (one sequence per device times the per-device batc
 - a layer in full keeps about ``s * (6h + 2kv + 4i)`` values (norm, q/k/v/o inputs and outputs, the three
   SwiGLU projections), plus ``2 * heads * s^2`` attention scores unless attention is fused
   (FlashAttention / SDPA kernels keep O(s));
-- the LM head dominates at long sequences with a 152k vocabulary: logits in the model dtype, their fp32
-  copy for the loss, and the fp32 gradient (``s * V * (dtype + 8)`` bytes) — unless a fused
-  linear-cross-entropy (Liger) computes the loss in chunks.
+- the LM head: TRL's `SFTTrainer` (1.x) always replaces it by a fused, tiled head (`add_fused_lm_head`:
+  tiles of at most 4096 tokens x 32768 vocabulary entries, fp32) and never materialises the full logits;
+  we count three fp32 tiles (logits, probabilities, gradient). This term is an assumption, not yet
+  measured on a GPU; on CPU the fused head's torch fallback holds several times more (see docs/training.md).
+  A plain forward with labels (``fused_lm_head=False``) holds logits in the model dtype, their fp32 copy
+  and the fp32 gradient: ``s * V * (dtype + 8)`` bytes — 23 GiB at 16k tokens with a 152k vocabulary.
 Estimates are checked against a measured CPU peak (tests/test_plan.py) for a ~60M-parameter model.
 """
 
@@ -25,6 +28,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 GIB = 1024**3
+FUSED_TOKEN_TILE, FUSED_VOCAB_TILE = 4096, 32768  # trl.kernels.chunked_logprob tile shape (TRL 1.16)
 DTYPE_BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2}
 
 
@@ -93,7 +97,7 @@ class RunSetup:
     per_device_batch: int
     activation_checkpointing: bool
     fused_attention: bool
-    fused_loss: bool  # Liger fused linear cross-entropy
+    fused_lm_head: bool  # TRL's tiled LM head (SFTTrainer's default) instead of full logits
     lora_params: int = 0  # trainable LoRA parameters; 0 for a full fine-tune
 
     @property
@@ -197,7 +201,10 @@ def _activations(shape: ModelShape, setup: RunSetup) -> tuple[float, float, floa
         checkpoints = shape.num_layers * tokens * h * b
     else:
         checkpoints, layer = (shape.num_layers - 1) * layer, layer
-    logits = 0.0 if setup.fused_loss else tokens * shape.vocab_size * (b + 8)
+    if setup.fused_lm_head:
+        logits = min(tokens, FUSED_TOKEN_TILE) * min(shape.vocab_size, FUSED_VOCAB_TILE) * 4 * 3
+    else:
+        logits = tokens * shape.vocab_size * (b + 8)
     return float(checkpoints), float(layer), float(logits)
 
 
@@ -252,7 +259,7 @@ def run_setup(
         per_device_batch=per_device_batch,
         activation_checkpointing=bool(checkpointing),
         fused_attention=attention != "eager",
-        fused_loss=bool(args.get("use_liger_kernel")),
+        fused_lm_head=True,  # TRL's SFTTrainer always patches in its fused LM head
         lora_params=lora_params,
     )
 
@@ -272,8 +279,7 @@ def alternatives(setup: RunSetup) -> dict[str, RunSetup]:
     for stage, opt, par in ((2, False, False), (3, False, False), (3, True, True)):
         label = f"ZeRO-{stage}" + (" + CPU offload" if opt else "")
         options[label] = replace(setup, zero_stage=stage, offload_optimizer=opt, offload_params=par)
-    if not setup.fused_loss:
-        options["recipe + use_liger_kernel"] = replace(setup, fused_loss=True)
+    options[f"recipe on {2 * setup.num_nodes} nodes"] = replace(setup, num_nodes=2 * setup.num_nodes)
     if not setup.activation_checkpointing:
         options["recipe + activation checkpointing"] = replace(setup, activation_checkpointing=True)
     return options
@@ -292,7 +298,7 @@ def render_plan(
     for label, value in (
         ("weights", own.weights), ("gradients", own.gradients), ("optimizer states", own.optimizer),
         ("activation checkpoints", own.activation_checkpoints), ("one layer recomputed", own.layer_activations),
-        ("logits + loss (LM head)", own.logits), ("total", own.total),
+        ("LM head + loss", own.logits), ("total", own.total),
     ):  # fmt: skip
         lines.append(f"  {label:28s} {gib(value):9.1f} GiB")
     if own.cpu_per_node:

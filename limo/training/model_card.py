@@ -24,6 +24,8 @@ def render_model_card(
     metrics: Mapping[str, Any],
     system_prompt: str | None,
     lora: bool,
+    assistant_only_loss: bool = True,
+    weighting: str | None = None,
 ) -> str:
     """Markdown model card (front matter for the Hub, then the facts a reader needs to reproduce the run)."""
     metric_rows = "\n".join(f"| {key} | {_fmt(value)} |" for key, value in sorted(metrics.items()))
@@ -38,8 +40,8 @@ tags: [limo, sft, trl, reasoning]
 - **Recipe**: `{recipe}` (`python -m limo.train recipe={recipe}`); the resolved config is `../config.yaml`.
 - **Base model**: `{base_model}`{" (LoRA adapters merged)" if lora else ""}
 - **Training data**: `{data_path}`, sha256 `{data_checksum or "unknown"}`, {lengths.count} examples
-- **System prompt**: {repr(system_prompt) if system_prompt else "none (the chat template's default)"}
-- **Loss**: assistant turns only, end-of-turn token included (the model learns to stop).
+- **System prompt**: {f"`{system_prompt}`" if system_prompt else "none (the chat template's default)"}
+- **Loss**: {_loss_line(assistant_only_loss)}{" " + weighting if weighting else ""}
 
 ## Batch plan
 
@@ -55,6 +57,12 @@ tags: [limo, sft, trl, reasoning]
 |---|---|
 {metric_rows}
 """
+
+
+def _loss_line(assistant_only: bool) -> str:
+    if assistant_only:
+        return "assistant turns only, end-of-turn token included (the model learns to stop)."
+    return "every token, prompt included (`assistant_only_loss: false` in the recipe)."
 
 
 def _fmt(value: Any) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-TRAINERS = ("sft",)
+TRAINERS = ("sft", "dpo", "weighted_sft")
 
 
 @dataclass
@@ -31,8 +31,10 @@ class TrainSection:
     """Our training keys.
 
     Attributes:
-        trainer: Which TRL trainer (``sft``; ``dpo`` is planned for preference recipes).
-        data: messages JSONL to train on; None reads ``${output_dir}/curate/messages.jsonl``.
+        trainer: Which TRL trainer: ``sft``, ``weighted_sft`` (per-example weights, last-turn loss:
+            `limo.training.weighted`), or ``dpo`` (preference pairs, `limo.training.preference`).
+        data: messages JSONL to train on; None reads ``${output_dir}/curate/messages.jsonl``
+            (``curate/pairs.jsonl`` for ``dpo``).
         system_prompt: System turn added to every example; None adds none (the chat template's default applies).
         global_batch_size: Examples per optimizer step over all processes; per-device batch and gradient
             accumulation are derived from the world size.
@@ -72,6 +74,10 @@ class TrainPaths:
     @property
     def default_data(self) -> str:
         return f"{self.output_dir}/curate/messages.jsonl"
+
+    @property
+    def default_pairs(self) -> str:
+        return f"{self.output_dir}/curate/pairs.jsonl"
 
     @property
     def train_dir(self) -> str:

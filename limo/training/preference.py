@@ -1,0 +1,231 @@
+"""Preference training (``train.trainer: dpo``): DPO and DiscoPOP with TRL's `DPOTrainer`.
+
+Reads ``${output_dir}/curate/pairs.jsonl`` (or ``train.data``): rows ``{"prompt", "chosen", "rejected",
+"id", "provenance"?}`` with plain strings. They become TRL's conversational form (prompt = the recipe's
+system turn + the user turn; chosen / rejected = one assistant turn each), so the chat template and its
+EOS wrap every response exactly as in SFT and evaluation.
+
+The loss is TRL's own: ``train.args.loss_type`` (``sigmoid`` for DPO, ``discopop`` for DiscoPOP, whose
+per-pair loss with ``z = beta * (chosen log-ratio - rejected log-ratio)`` is
+``(1 - sigmoid(z / tau)) * -log sigmoid(z) + sigmoid(z / tau) * exp(-z)``). The DiscoPOP paper reports
+divergence at ``beta <= 0.01`` and ``beta >= 2.5``; such a beta gets one warning. The rest follows SFT's
+run layout: the same batch split, DeepSpeed set-up (gloo on CPU), checkpoints, final model and card.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eval.records import DataError, RowError, load_records, write_json, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+FIELDS = ("prompt", "chosen", "rejected")
+# SFT-only defaults that `build_sft_args` adds and DPOConfig does not know.
+SFT_ONLY_ARGS = ("assistant_only_loss", "completion_only_loss", "packing", "padding_free", "dataset_text_field")
+STABLE_BETA = (0.01, 2.5)  # DiscoPOP paper: training diverged at beta <= 0.01 and beta >= 2.5
+
+
+@dataclass(frozen=True)
+class PairRow:
+    """One validated row of pairs.jsonl."""
+
+    id: str
+    prompt: str
+    chosen: str
+    rejected: str
+
+
+@dataclass(frozen=True)
+class PairData:
+    path: str
+    checksum: str | None
+    pairs: tuple[PairRow, ...]
+
+
+def _pair_from_row(row: dict[str, Any]) -> PairRow:
+    for name in FIELDS:
+        value = row.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise RowError("must be a non-empty string", field=name)
+    if row["chosen"] == row["rejected"]:
+        raise RowError("chosen and rejected are identical", field="rejected")
+    return PairRow(str(row["id"]), row["prompt"], row["chosen"], row["rejected"])
+
+
+def load_pairs(path: str | Path) -> PairData:
+    """Read and validate pairs.jsonl.
+
+    Raises:
+        DataError: Missing or empty file, or any invalid row (row and field named); nothing is dropped.
+    """
+    result = load_records(path, _pair_from_row, required=("id", *FIELDS), fmt="jsonl")
+    if result.rejects:
+        shown = "; ".join(f"row {r.row} field {r.field or '-'}: {r.reason}" for r in result.rejects[:5])
+        raise DataError(f"{path}: {len(result.rejects)} of {result.read} rows are invalid: {shown}")
+    if not result.kept:
+        raise DataError(f"{path}: no preference pairs to train on")
+    return PairData(str(path), result.checksum, tuple(result.kept))
+
+
+def conversational_rows(pairs: Sequence[PairRow], system_prompt: str | None) -> list[dict[str, Any]]:
+    """TRL's conversational preference rows, with the recipe's system turn in the prompt."""
+    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    return [
+        {
+            "id": p.id,
+            "prompt": [*system, {"role": "user", "content": p.prompt}],
+            "chosen": [{"role": "assistant", "content": p.chosen}],
+            "rejected": [{"role": "assistant", "content": p.rejected}],
+        }
+        for p in pairs
+    ]
+
+
+def check_beta(args: Mapping[str, Any]) -> None:
+    """Warn once when a DiscoPOP recipe sets a beta outside the range the paper found stable."""
+    loss_types = args.get("loss_type", "sigmoid")
+    loss_types = [loss_types] if isinstance(loss_types, str) else list(loss_types)
+    beta = float(args.get("beta", 0.1))
+    low, high = STABLE_BETA
+    if "discopop" in loss_types and (beta <= low or beta >= high):
+        log.warning(
+            "train.args.beta=%s with loss_type=discopop: the DiscoPOP paper reports divergence at beta <= %s and "
+            "beta >= %s (it uses 0.05)",
+            beta,
+            low,
+            high,
+        )
+
+
+def dpo_args(sft_args: Mapping[str, Any]) -> dict[str, Any]:
+    """`DPOConfig` arguments from the shared builder's output, without SFT-only keys."""
+    return {k: v for k, v in sft_args.items() if k not in SFT_ONLY_ARGS}
+
+
+def build_dpo_config(args: Mapping[str, Any]):
+    """`trl.DPOConfig` from plain arguments (registers the DeepSpeed config before the model is built)."""
+    from trl import DPOConfig
+
+    check_beta(args)
+    return DPOConfig(**args)
+
+
+def build_dpo_trainer(
+    *, model_path: str, tokenizer: Any, dpo_config: Any, dataset: Any, peft_config: Any, callbacks=()
+):
+    """TRL's `DPOTrainer`; policy and reference are loaded from ``model_path`` (none kept when ref log-probs
+    are precomputed or a LoRA adapter can be switched off)."""
+    from trl import DPOTrainer
+
+    return DPOTrainer(
+        model=model_path,
+        args=dpo_config,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=list(callbacks),
+    )
+
+
+def longest_side_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per pair, the chat conversation with its longer response: what ``max_length`` may cut."""
+    return [
+        {"messages": [*row["prompt"], *max((row["chosen"], row["rejected"]), key=lambda m: len(m[0]["content"]))]}
+        for row in rows
+    ]
+
+
+def build_pairs_dataset(rows: Sequence[Mapping[str, Any]], train_dir: str, *, shared: bool):
+    """The pairs as a `datasets.Dataset`; ``shared`` puts it on disk under ``train/pairs_dataset``.
+
+    TRL caches precomputed reference log-probs next to the dataset's own files and every rank reads rank 0's
+    cache; an in-memory dataset lives in a per-process temporary folder, so with several processes the other
+    ranks would look for the cache in their own folder. Rank 0 saves, the others load after it.
+    """
+    from accelerate import PartialState
+    from datasets import Dataset, load_from_disk
+
+    dataset = Dataset.from_list([dict(r) for r in rows])
+    if not shared:
+        return dataset
+    folder = Path(train_dir) / "pairs_dataset"
+    state = PartialState()
+    with state.main_process_first():
+        if state.is_main_process:
+            dataset.save_to_disk(str(folder))
+    return load_from_disk(str(folder))
+
+
+def train_preference(cfg: Any, callbacks=()):
+    """Run DPO / DiscoPOP for a composed config; returns the trainer (tests read ``state.log_history``).
+
+    The sequence mirrors `limo.train.train`: plan and DPOConfig (DeepSpeed dict included) before the model.
+    """
+    from omegaconf import OmegaConf
+
+    from limo.training import build
+    from limo.training.batch_plan import plan_batches, split_global_batch
+    from limo.training.data import check_truncation, length_report, token_lengths
+    from limo.training.distributed import cuda_available, prepare_cpu_deepspeed, process_info
+    from limo.training.section import TrainPaths, parse_train_section
+
+    section, proc, paths = parse_train_section(cfg), process_info(), TrainPaths(str(cfg.output_dir))
+    data = load_pairs(section.data or paths.default_pairs)
+    model_path = build.ensure_model(cfg.model)
+    tokenizer = build.build_tokenizer(model_path, cfg.model)
+    rows = conversational_rows(data.pairs, section.system_prompt)
+    split = split_global_batch(section.global_batch_size, section.args, proc.world_size)
+    deepspeed = OmegaConf.to_container(cfg.deepspeed, resolve=True) if cfg.get("deepspeed") else None
+    on_cpu = not cuda_available()
+    accelerator_config = prepare_cpu_deepspeed() if deepspeed and on_cpu else None
+    args = build.build_sft_args(
+        section.args, split, train_dir=paths.train_dir, seed=int(cfg.seed), model_cfg=cfg.model,
+        deepspeed=deepspeed, accelerator_config=accelerator_config, on_cpu=on_cpu,
+    )  # fmt: skip
+    dpo_config = build_dpo_config(dpo_args(args))
+    counts = token_lengths(tokenizer, longest_side_rows(rows))
+    lengths = length_report([p.id for p in data.pairs], counts, dpo_config.max_length)
+    check_truncation(lengths, data.path, section.allow_truncation)
+    plan = plan_batches(
+        per_device=split[0], accumulation=split[1], world_size=proc.world_size, lengths=counts,
+        epochs=dpo_config.num_train_epochs, max_steps=dpo_config.max_steps,
+    )  # fmt: skip
+    checkpoint = build.find_resume_checkpoint(paths.train_dir, section.resume)
+    shared_cache = bool(dpo_config.precompute_ref_log_probs) and proc.world_size > 1
+    if proc.is_main:
+        log.info("[train] pairs %s (sha256 %s); %s; %s", data.path, data.checksum, lengths.summary(), plan.summary())
+        data_info = {"path": data.path, "sha256": data.checksum, "kind": "preference_pairs"}
+        write_json(paths.plan, {"plan": plan.to_dict(), "lengths": lengths.to_dict(), "data": data_info})
+        write_text_atomic(paths.config, OmegaConf.to_yaml(cfg, resolve=True))
+    trainer = build_dpo_trainer(
+        model_path=model_path, tokenizer=tokenizer, dpo_config=dpo_config,
+        dataset=build_pairs_dataset(rows, paths.train_dir, shared=shared_cache),
+        peft_config=build.build_peft_config(section.lora), callbacks=callbacks,
+    )  # fmt: skip
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    build.save_final_model(
+        trainer, tokenizer, paths.model_dir, str(cfg.model.eos_token), base_path=model_path,
+        model_init_kwargs=dpo_config.model_init_kwargs or {},
+    )  # fmt: skip
+    if proc.is_main:
+        _write_card(cfg, section, data, plan, lengths, result, paths, dpo_config)
+    return trainer
+
+
+def _write_card(cfg, section, data, plan, lengths, result, paths, dpo_config) -> None:
+    from limo.training.model_card import render_model_card
+
+    metrics = {**result.metrics, "global_step": result.global_step, "loss_type": str(dpo_config.loss_type),
+               "beta": dpo_config.beta, "discopop_tau": dpo_config.discopop_tau}  # fmt: skip
+    card = render_model_card(
+        recipe=str(cfg.name), base_model=str(cfg.model.path), data_path=data.path, data_checksum=data.checksum,
+        plan=plan, lengths=lengths, metrics=metrics, system_prompt=section.system_prompt,
+        lora=section.lora is not None,
+    )  # fmt: skip
+    write_text_atomic(f"{paths.model_dir}/README.md", card)
+    log.info("[train] done: %s steps, loss %.4f -> %s", result.global_step, result.training_loss, paths.model_dir)

@@ -1,0 +1,218 @@
+"""MAmmoTH2 mining: the embedded corpus, fastText recall on held-out pages, JSONL / WARC input through
+datatrove, accounting, and the recipe end to end (with resume)."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from curation.mammoth2.corpus import MATH, OTHER, CorpusSpec, build_embedded_corpus, model_attempts
+from curation.mammoth2.recall import (
+    FastTextParams,
+    RecallSettings,
+    iter_folder,
+    iter_jsonl,
+    precision_recall,
+    run_recall,
+    top_k,
+    train_classifier,
+)
+
+SEED_CATEGORIES = ("Number-Theory", "Inequality", "Sequence")
+WEB_CATEGORIES = ("Polynomial", "Combinatorics")
+# The recipe's classifier settings (tests/test_recipes.py composes the recipe itself).
+PARAMS = FastTextParams(dim=64, lr=0.5, word_ngrams=2, min_count=1, epoch=10, bucket=100_000, seed=42)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    from curation.champ import STRONG_MODELS, UNAIDED_SETTINGS, load_champ_pool
+
+    pool = load_champ_pool()
+    attempts = model_attempts(pool.model_chains, models=STRONG_MODELS, settings=UNAIDED_SETTINGS, per_problem=2)
+    spec = CorpusSpec(seed_categories=SEED_CATEGORIES, web_categories=WEB_CATEGORIES, seed=42)
+    return build_embedded_corpus(tmp_path_factory.mktemp("corpus"), spec, pool.problems, attempts)
+
+
+@pytest.fixture(scope="module")
+def classifier(corpus, tmp_path_factory):
+    return train_classifier(corpus.seed_positive, corpus.seed_negative, tmp_path_factory.mktemp("clf"), PARAMS)
+
+
+@pytest.fixture(scope="module")
+def recalled(corpus, classifier, tmp_path_factory):
+    return run_recall(corpus.web.parent, classifier.path, tmp_path_factory.mktemp("recall"), RecallSettings())
+
+
+def test_seed_and_web_pages_come_from_disjoint_categories_and_packages(corpus):
+    seeds = list(iter_jsonl(corpus.seed_positive)) + list(iter_jsonl(corpus.seed_negative))
+    web = list(iter_jsonl(corpus.web))
+    assert {r["group"] for r in seeds if r["gold_label"] == MATH} == set(SEED_CATEGORIES)
+    assert {r["group"] for r in web if r["gold_label"] == MATH} == set(WEB_CATEGORIES)
+    seed_packages = {r["group"] for r in seeds if r["gold_label"] == OTHER}
+    web_packages = {r["group"] for r in web if r["gold_label"] == OTHER}
+    assert seed_packages and web_packages and not seed_packages & web_packages
+    digits = [r for r in web if r["gold_label"] == OTHER and sum(c.isdigit() for c in r["text"]) > 50]
+    assert len(digits) > 20, "number-heavy non-math pages keep the classifier from winning on digits"
+    assert corpus.summary["counts"]["web_math"] > 100 and corpus.summary["counts"]["web_other"] > 200
+
+
+def test_recall_reaches_090_precision_and_recall_on_held_out_pages(recalled, classifier):
+    assert classifier.positives == classifier.negatives > 300  # one random negative per seed page
+    quality = precision_recall(iter_folder(recalled.recalled_dir), iter_folder(recalled.excluded_dir))
+    assert quality["precision"] >= 0.9 and quality["recall"] >= 0.9, quality
+    counts = recalled.counts
+    assert counts["read"] == counts["kept"] + counts["excluded"] + counts["bad_input"] and counts["bad_input"] == 0
+    kept = list(iter_folder(recalled.recalled_dir))
+    assert all(row["recall_score"] >= 0.5 and row["text"] for row in kept)
+    assert all(row["reason"] == "below_threshold" for row in iter_folder(recalled.excluded_dir))
+
+
+def test_top_k_keeps_the_best_scores_and_rejects_the_rest_with_a_reason(recalled):
+    rows = list(iter_folder(recalled.recalled_dir))
+    kept, cut = top_k(iter(rows), 10)
+    scores = sorted((r["recall_score"] for r in rows), reverse=True)
+    assert [r["recall_score"] for r in kept] == scores[:10]
+    assert len(cut) == len(rows) - 10 and all(r["reason"] == "rank > top_k=10" for r in cut)
+
+
+def test_bad_input_lines_are_recorded_with_file_row_and_reason(corpus, classifier, tmp_path):
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    good = [json.dumps(row) for row in list(iter_jsonl(corpus.web))[:20]]
+    lines = good[:5] + ['{"id": "broken", "text": '] + good[5:] + ['{"id": "empty", "text": ""}']
+    with gzip.open(dump / "part-0.jsonl.gz", "wt", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    result = run_recall(dump, classifier.path, tmp_path / "out", RecallSettings())
+    assert result.counts == {"read": 22, "bad_input": 2, "scored": 20, "kept": result.counts["kept"],
+                             "excluded": 20 - result.counts["kept"]}  # fmt: skip
+    bad = sorted(iter_folder(tmp_path / "out" / "bad_input"), key=lambda r: r["row"])
+    assert [(r["row"], r["field"]) for r in bad] == [(6, "text"), (22, "text")]
+    assert bad[0]["reason"].startswith("invalid JSON") and "no non-empty 'text'" in bad[1]["reason"]
+    assert bad[0]["source"].endswith("part-0.jsonl.gz")
+
+
+def _warc(path: Path, pages: list[tuple[str, str]]) -> None:
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    with open(path, "wb") as handle:
+        writer = WARCWriter(handle, gzip=True)
+        for url, body in pages:
+            html = f"<html><head><script>var x = 1;</script></head><body><p>{body}</p></body></html>"
+            headers = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.0")
+            record = writer.create_warc_record(
+                url, "response", payload=io.BytesIO(html.encode()), http_headers=headers,
+                warc_headers_dict={"WARC-Identified-Payload-Type": "text/html"},
+            )  # fmt: skip
+            writer.write_record(record)
+
+
+def test_warc_pages_are_read_stripped_of_markup_and_scored(corpus, classifier, tmp_path):
+    web = list(iter_jsonl(corpus.web))
+    math_page = next(r for r in web if r["gold_label"] == MATH)
+    other_page = next(r for r in web if r["gold_label"] == OTHER)
+    (tmp_path / "crawl").mkdir()
+    pages = [(math_page["url"], math_page["text"]), (other_page["url"], other_page["text"]), ("http://x.org/", "")]
+    _warc(tmp_path / "crawl" / "00.warc.gz", pages)
+    result = run_recall(tmp_path / "crawl", classifier.path, tmp_path / "out", RecallSettings(input_format="warc"))
+    kept = list(iter_folder(result.recalled_dir))
+    assert result.counts["read"] == 3 and [r["url"] for r in kept] == [math_page["url"]]
+    reasons = sorted(r["reason"] for r in iter_folder(result.excluded_dir))
+    assert reasons == ["below_threshold", "empty_text"]
+    assert "<p>" not in kept[0]["text"] and "var x" not in kept[0]["text"]
+
+
+@pytest.mark.slow
+def test_recall_sharded_over_two_processes_keeps_the_same_documents(corpus, classifier, recalled, tmp_path):
+    rows = list(iter_jsonl(corpus.web))
+    (tmp_path / "dump").mkdir()
+    for part in range(4):
+        text = "".join(json.dumps(r) + "\n" for r in rows[part::4])
+        (tmp_path / "dump" / f"part-{part}.jsonl").write_text(text, encoding="utf-8")
+    settings = RecallSettings(tasks=2, workers=2)
+    sharded = run_recall(tmp_path / "dump", classifier.path, tmp_path / "out", settings)
+    assert len(list((tmp_path / "out" / "recalled").iterdir())) == 2  # one output file per task
+    assert sorted(r["id"] for r in iter_folder(sharded.recalled_dir)) == sorted(
+        r["id"] for r in iter_folder(recalled.recalled_dir)
+    )
+
+
+def _curate(repo_root: Path, output_dir: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "limo.curate", "recipe=mammoth2", f"output_dir={output_dir}",
+               "curate.decontam.benchmarks=[champ_heldout]"]  # fmt: skip
+    return subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def recipe_run(repo_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("mammoth2_run")
+    done = _curate(repo_root, out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out / "curate", done
+
+
+def test_recipe_runs_end_to_end_with_provenance_and_reconciled_counts(recipe_run):
+    out, done = recipe_run
+    assert "[curate] mammoth2:" in done.stdout
+    funnel = json.loads((out / "funnel.json").read_text())
+    documents, pairs = funnel["totals"]["documents"], funnel["totals"]["pairs"]
+    assert documents["read"] == documents["excluded"] + documents["yielded_pairs"]
+    assert pairs["extracted"] == pairs["refine_rejected"] + pairs["selected"] + pairs["dropped"]
+    messages = [json.loads(line) for line in (out / "messages.jsonl").read_text().splitlines()]
+    curated = [json.loads(line) for line in (out / "curated.jsonl").read_text().splitlines()]
+    assert len(messages) == len(curated) == pairs["selected"] > 20
+    assert all(m["messages"][-1]["content"].rstrip(". ").endswith("}") and "\\boxed{" in m["messages"][-1]["content"]
+               for m in messages)  # fmt: skip
+    assert all(row["provenance"]["url"] and row["provenance"]["recall_score"] >= 0.5 for row in curated)
+    stages = {s["stage"]: s for s in funnel["stages"]}
+    assert list(stages) == ["recall", "extract", "refine", "dedup", "decontam"]
+    assert stages["extract"]["dropped"].get("malformed_output", 0) > 0  # the transcript's broken replies
+    assert stages["decontam"]["chains_dropped"], "CHAMP's held-out problems are on the mined pages"
+
+
+def test_rejects_manifest_and_report_explain_the_run(recipe_run):
+    out, _ = recipe_run
+    rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
+    malformed = [r for r in rejects if r["code"] == "malformed_output"]
+    assert malformed and all(r["reason"].startswith("malformed extraction after") and r["outputs"] for r in malformed)
+    assert {r["stage"] for r in rejects} >= {"extract", "dedup", "decontam"}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["pipeline"] == "mammoth2" and manifest["seed"] == 42
+    assert set(manifest["corpus"]["sha256"]) == {"seed_positive", "seed_negative", "web"}
+    assert manifest["recall_quality"]["precision"] >= 0.9 and manifest["recall_quality"]["recall"] >= 0.9
+    assert manifest["packages"]["datatrove"] != "not installed" and manifest["classifier"]["sha256"]
+    report = (out / "report.md").read_text()
+    assert "| recall | document |" in report and "precision" in report
+
+
+def test_a_killed_run_resumes_and_reproduces_the_same_outputs(recipe_run, repo_root):
+    out, _ = recipe_run
+    extract_file, refine_file = out / "mammoth2" / "extract.jsonl", out / "mammoth2" / "refine.jsonl"
+    extract_lines, refine_lines = extract_file.read_text().splitlines(), refine_file.read_text().splitlines()
+    before = {name: (out / name).read_text() for name in ("messages.jsonl", "curated.jsonl", "rejects.jsonl")}
+    # What a kill mid-run leaves: half of each stage's lines and a torn last line.
+    extract_file.write_text("\n".join(extract_lines[:40]) + "\n" + extract_lines[40][:25])
+    refine_file.write_text("\n".join(refine_lines[:30]) + "\n" + refine_lines[30][:10])
+    done = _curate(repo_root, out.parent)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert extract_file.read_text().splitlines() == extract_lines
+    assert refine_file.read_text().splitlines() == refine_lines
+    assert {name: (out / name).read_text() for name in before} == before
+
+
+def test_unknown_keys_in_the_section_fail_at_start_up():
+    from limo.config import compose
+    from limo.curate_mammoth2 import build_mammoth2_options
+
+    cfg = compose("mammoth2", ["+curate.mammoth2.recall.treshold=0.3"])
+    with pytest.raises(Exception, match="treshold"):
+        build_mammoth2_options(cfg)
+    options = build_mammoth2_options(compose("mammoth2", ["curate.mammoth2.recall.top_k=5"]))
+    assert options.mammoth2.recall.top_k == 5 and options.mammoth2.corpus.web_categories == WEB_CATEGORIES
