@@ -176,7 +176,12 @@ def load_benchmark_items(
     return items, loaded
 
 
-_INDEX: ContaminationIndex | None = None  # set before forking so workers inherit it
+_INDEX: ContaminationIndex | None = None  # installed in every worker by `_set_index`
+
+
+def _set_index(index: ContaminationIndex) -> None:
+    global _INDEX
+    _INDEX = index
 
 
 def _match_one(text: str) -> Contamination | None:
@@ -188,10 +193,10 @@ def find_contamination(
     texts: Mapping[str, str], index: ContaminationIndex, workers: int = 1
 ) -> dict[str, Contamination]:
     """Map each contaminated problem id to its match."""
-    global _INDEX
-    _INDEX = index
     ids = list(texts)
-    matches = map_chunks(_match_one, [texts[i] for i in ids], workers=workers, chunk_size=512)
+    matches = map_chunks(
+        _match_one, [texts[i] for i in ids], workers=workers, chunk_size=512, setup=_set_index, setup_args=(index,)
+    )
     return {pid: m for pid, m in zip(ids, matches, strict=True) if m is not None}
 
 

@@ -25,7 +25,7 @@ from curation.sharding import map_chunks
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
-# Set per run before forking workers (module-level so worker processes inherit it without pickling).
+# Installed in every worker by `_set_shingling` (module-level so the signature function stays picklable).
 _SHINGLE_SIZE = 3
 _NUM_PERM = 128
 _SCHEME = "affine32"  # datasketch 2 default; stated so signatures rebuilt from hash values match
@@ -47,6 +47,11 @@ def word_shingles(normalized: str, size: int) -> set[str]:
     if len(words) <= size:
         return {" ".join(words)}
     return {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)}
+
+
+def _set_shingling(shingle_words: int, num_perm: int) -> None:
+    global _SHINGLE_SIZE, _NUM_PERM
+    _SHINGLE_SIZE, _NUM_PERM = shingle_words, num_perm
 
 
 def minhash_signature(normalized: str) -> np.ndarray:
@@ -78,9 +83,14 @@ def _near_duplicates(
 ) -> dict[str, tuple[str, str]]:
     from datasketch import MinHash, MinHashLSH
 
-    global _SHINGLE_SIZE, _NUM_PERM
-    _SHINGLE_SIZE, _NUM_PERM = options.shingle_words, options.num_perm
-    signatures = map_chunks(minhash_signature, [normalized[i] for i in ids], workers=workers)
+    texts = [normalized[i] for i in ids]
+    signatures = map_chunks(
+        minhash_signature,
+        texts,
+        workers=workers,
+        setup=_set_shingling,
+        setup_args=(options.shingle_words, options.num_perm),
+    )
     lsh = MinHashLSH(threshold=options.threshold, num_perm=options.num_perm)
     order = {pid: index for index, pid in enumerate(ids)}
     inserted: dict[str, np.ndarray] = {}

@@ -134,8 +134,7 @@ def assess_chain(chain: Chain) -> tuple[QualityNote, str | None]:
 
 
 def _assess_item(item: tuple[str, bool, str | None]) -> tuple[QualityNote, str | None]:
-    # Workers get (text, truncated, final_answer) tuples and return a small tuple: they never touch the
-    # parent's chain objects, so fork's copy-on-write pages stay shared (reference counting would copy them).
+    # Workers get (text, truncated, final_answer) tuples and return a small tuple, never chain objects.
     assert _OPTIONS is not None
     text, truncated, final_answer = item
     result = score_text(text, _OPTIONS, _PATTERNS)
@@ -158,13 +157,17 @@ def structural_problem(truncated: bool, result: dict[str, Any], options: Quality
 
 def assess_chains(chains: list[Chain], options: QualityOptions) -> list[tuple[QualityNote, str | None]]:
     """`assess_chain` over ``chains`` (over ``options.workers`` processes), in order."""
+    items = [(c.text, c.truncated, c.final_answer) for c in chains]
+    chunk = min(1024, max(1, len(items) // (4 * options.workers)))
+    return map_chunks(
+        _assess_item, items, workers=options.workers, chunk_size=chunk, setup=_setup, setup_args=(options,)
+    )
+
+
+def _setup(options: QualityOptions) -> None:
     global _OPTIONS, _PATTERNS
     _OPTIONS = options
     _PATTERNS = {family: keyword_pattern(words) for family, words in options.keywords.items()}
-    items = [(c.text, c.truncated, c.final_answer) for c in chains]
-    return map_chunks(
-        _assess_item, items, workers=options.workers, chunk_size=min(1024, max(1, len(items) // (4 * options.workers)))
-    )
 
 
 def quality_details(chain: Chain, options: QualityOptions) -> dict[str, Any]:
