@@ -116,13 +116,39 @@ def train_classifier(
     rng.shuffle(lines)
     train_file = out / "recall_train.txt"
     train_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    model = fasttext.train_supervised(
-        input=str(train_file), dim=params.dim, lr=params.lr, wordNgrams=params.word_ngrams, minCount=params.min_count,
-        epoch=params.epoch, bucket=params.bucket, thread=params.thread, seed=params.seed, verbose=0,
-    )  # fmt: skip
+    model = _train_fasttext(fasttext, train_file, params)
     model.save_model(str(out / "recall.bin"))
     log.info("recall classifier: %d positives, %d negatives -> %s", len(positives), len(negatives), out / "recall.bin")
     return TrainedClassifier(out / "recall.bin", len(positives), len(negatives))
+
+
+FASTTEXT_SEED_TRIES = 4
+
+
+def _train_fasttext(fasttext: Any, train_file: Path, params: FastTextParams) -> Any:
+    """Train, moving to the next seed when fastText diverges.
+
+    fastText's supervised trainer raises "Encountered NaN" for some (corpus, seed) pairs on the embedded
+    corpus, at learning rates from 0.1 to 0.5 (more often at the lower ones). Trying ``seed``, ``seed + 1``,
+    ... keeps the outcome tied to the input and the configured seed; the seed that trained is logged.
+    """
+    for offset in range(FASTTEXT_SEED_TRIES):
+        seed = params.seed + offset
+        try:
+            model = fasttext.train_supervised(
+                input=str(train_file), dim=params.dim, lr=params.lr, wordNgrams=params.word_ngrams,
+                minCount=params.min_count, epoch=params.epoch, bucket=params.bucket, thread=params.thread,
+                seed=seed, verbose=0,
+            )  # fmt: skip
+        except RuntimeError as err:
+            if "NaN" not in str(err):
+                raise
+            log.warning("fastText diverged (NaN) with seed %d; trying seed %d", seed, seed + 1)
+            continue
+        if offset:
+            log.warning("recall classifier trained with seed %d (configured %d)", seed, params.seed)
+        return model
+    raise RuntimeError(f"{train_file}: fastText diverged (NaN) for seeds {params.seed}..{seed}; try another seed or lr")
 
 
 # ------------------------------------------------------------------------------------------------- scoring
