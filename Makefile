@@ -33,10 +33,10 @@ $(STAMP): pyproject.toml constraints-cpu.txt
 	@touch $(STAMP)
 
 demo: setup  ## curate CHAMP, train the tiny model, evaluate it, re-grade CHAMP responses (CPU, ~10 min)
-	$(PY) -m limo.demo $(OVERRIDES)
+	$(PY) -m limo.demo $(if $(DATA_DIR),data_dir=$(DATA_DIR)) $(OVERRIDES)
 
 curate: setup  ## python -m limo.curate recipe=$(RECIPE)
-	$(PY) -m limo.curate recipe=$(RECIPE) $(OVERRIDES)
+	$(PY) -m limo.curate recipe=$(RECIPE) $(if $(DATA_DIR),data_dir=$(DATA_DIR)) $(OVERRIDES)
 
 train: setup  ## python -m limo.train recipe=$(RECIPE) on NUM_GPUS x NUM_NODES
 	@if [ "$(NUM_GPUS)" = "1" ] && [ "$(NUM_NODES)" = "1" ]; then \
