@@ -90,10 +90,20 @@ def measure(name: str, run: Callable[[Row], tuple[bool, bool]], rows: list[Row])
         timeouts += timed_out
     total = time.perf_counter() - start
     q = statistics.quantiles(latencies, n=100)
-    return {"grader": name, "n": len(rows), "right": right, "acc": right / len(rows), "fp": fp, "fn": fn,
-            "pairs_s": len(rows) / total, "p50_ms": q[49] * 1e3, "p99_ms": q[98] * 1e3,
-            "max_ms": max(latencies) * 1e3, "cpu_p99_ms": statistics.quantiles(cpu_times, n=100)[98] * 1e3,
-            "timeouts": timeouts}
+    return {
+        "grader": name,
+        "n": len(rows),
+        "right": right,
+        "acc": right / len(rows),
+        "fp": fp,
+        "fn": fn,
+        "pairs_s": len(rows) / total,
+        "p50_ms": q[49] * 1e3,
+        "p99_ms": q[98] * 1e3,
+        "max_ms": max(latencies) * 1e3,
+        "cpu_p99_ms": statistics.quantiles(cpu_times, n=100)[98] * 1e3,
+        "timeouts": timeouts,
+    }
 
 
 def main() -> None:
@@ -109,11 +119,15 @@ def main() -> None:
         WORKER_PAIRS.clear()
         results = [measure(name, run, rows) for name, run in graders.items()]
         for r in results:
-            print(f"| {set_name} | {r['grader']} | {r['right']}/{r['n']} | {r['acc']:.4f} | {r['fp']} | "
-                  f"{r['fn']} | {r['pairs_s']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.1f} | "
-                  f"{r['cpu_p99_ms']:.2f} | {r['timeouts']} |")
-        print(f"speed-up on {set_name}: {results[0]['pairs_s'] / results[1]['pairs_s']:.1f}x; "
-              f"limo pairs through the symbolic worker: {len(WORKER_PAIRS)}")
+            print(
+                f"| {set_name} | {r['grader']} | {r['right']}/{r['n']} | {r['acc']:.4f} | {r['fp']} | "
+                f"{r['fn']} | {r['pairs_s']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.1f} | "
+                f"{r['cpu_p99_ms']:.2f} | {r['timeouts']} |"
+            )
+        print(
+            f"speed-up on {set_name}: {results[0]['pairs_s'] / results[1]['pairs_s']:.1f}x; "
+            f"limo pairs through the symbolic worker: {len(WORKER_PAIRS)}"
+        )
 
 
 if __name__ == "__main__":

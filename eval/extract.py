@@ -54,16 +54,58 @@ _ADVERB = re.compile(
 )
 _THERE_ARE = re.compile(r"^\s*there (?:are|is|exist|exists) (?:exactly |only |a total of )?", re.IGNORECASE)
 _YES_NO = re.compile(r"^\s*\**(yes|no)\b\s*[,.;:!]", re.IGNORECASE)
-_ENGLISH_2 = {"is", "of", "to", "in", "it", "be", "so", "we", "an", "as", "at", "by", "if", "on", "do", "go", "he",
-              "me", "my", "up", "us", "am", "its"}
+_ENGLISH_2 = {
+    "is",
+    "of",
+    "to",
+    "in",
+    "it",
+    "be",
+    "so",
+    "we",
+    "an",
+    "as",
+    "at",
+    "by",
+    "if",
+    "on",
+    "do",
+    "go",
+    "he",
+    "me",
+    "my",
+    "up",
+    "us",
+    "am",
+    "its",
+}
 _ENV_NAME = re.compile(r"\\(?:begin|end)\{[a-zA-Z*]*\}")
 _BARE_TEXT = re.compile(r"^\s*\$?\s*\\(?:text|textbf|mathrm|mbox)\{[^{}$]*\}\s*\$?\s*\.?\s*$")
 _BOUND_BEFORE = re.compile(r"(?:[<>=≤≥≠]|\b(?:than|least|most|exceeds|below|above|under|over))$", re.IGNORECASE)
 _FINAL_NUMBER = re.compile(
     r"(?<![_^A-Za-z<>=≤≥≠\d.,/])\s*(" + _NUMBER.pattern + r")\s*(?:[A-Za-z]{1,3}[²³]?)?\s*[.!]?\s*$"
 )  # a short unit may follow: "1,000.99m²"
-_MATH_WORDS = {"sqrt", "pi", "and", "or", "mod", "ln", "log", "sin", "cos", "tan", "exp", "infinity", "inf",
-               "binom", "frac", "text", "equivalently", "no", "yes"}
+_MATH_WORDS = {
+    "sqrt",
+    "pi",
+    "and",
+    "or",
+    "mod",
+    "ln",
+    "log",
+    "sin",
+    "cos",
+    "tan",
+    "exp",
+    "infinity",
+    "inf",
+    "binom",
+    "frac",
+    "text",
+    "equivalently",
+    "no",
+    "yes",
+}
 _WORD = re.compile(r"(?<![\\a-zA-Z])[A-Za-z']{2,}")
 
 
@@ -140,8 +182,11 @@ def is_prose(text: str) -> bool:
     if _BARE_TEXT.match(text):
         return False
     outside_math = _MATH_SEGMENT.sub(" ", _ENV_NAME.sub(" ", text))
-    words = [w for w in _WORD.findall(outside_math)
-             if w.lower() not in _MATH_WORDS and (len(w) > 2 or w.lower() in _ENGLISH_2)]
+    words = [
+        w
+        for w in _WORD.findall(outside_math)
+        if w.lower() not in _MATH_WORDS and (len(w) > 2 or w.lower() in _ENGLISH_2)
+    ]
     return len(words) >= 3 or (len(words) >= 2 and text.rstrip().endswith("."))
 
 

@@ -172,8 +172,11 @@ def grade(gold: str, response: str, *, timeout_s: float = 2.0) -> Verdict:
         extracted = extract_answer(response)
     except Exception as exc:
         return _verdict("unparseable", None, f"extraction error: {type(exc).__name__}")
-    verdict = (_verdict("no_answer", None, "no answer found in the response") if extracted is None
-               else grade_answer(gold, extracted, timeout_s=timeout_s))
+    verdict = (
+        _verdict("no_answer", None, "no answer found in the response")
+        if extracted is None
+        else grade_answer(gold, extracted, timeout_s=timeout_s)
+    )
     if not verdict.correct and _states_text_gold(gold, response):
         return _verdict("correct", extracted, "the sentence states the worded gold")
     return verdict

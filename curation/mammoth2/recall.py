@@ -148,7 +148,8 @@ def _train_fasttext(fasttext: Any, train_file: Path, params: FastTextParams) -> 
         if offset:
             log.warning("recall classifier trained with seed %d (configured %d)", seed, params.seed)
         return model
-    raise RuntimeError(f"{train_file}: fastText diverged (NaN) for seeds {params.seed}..{seed}; try another seed or lr")
+    tried = f"{params.seed}..{params.seed + FASTTEXT_SEED_TRIES - 1}"
+    raise RuntimeError(f"{train_file}: fastText diverged (NaN) for seeds {tried}; try another seed or lr")
 
 
 # ------------------------------------------------------------------------------------------------- scoring

@@ -22,8 +22,13 @@ from eval.grading.values import BaseNumeral, Matrix, Relation, Scalar, Seq, Text
 
 EXACT_RTOL = sympy.Float("1e-20", 30)
 APPROX_RTOL = 1e-6
-_POINTS = (sympy.Rational(7316, 10007), sympy.Rational(13171, 9973), sympy.Rational(-5437, 8713),
-           sympy.Rational(30011, 7919), sympy.Rational(2203, 6427))
+_POINTS = (
+    sympy.Rational(7316, 10007),
+    sympy.Rational(13171, 9973),
+    sympy.Rational(-5437, 8713),
+    sympy.Rational(30011, 7919),
+    sympy.Rational(2203, 6427),
+)
 _INTEGER_POINTS = tuple(sympy.Integer(n) for n in (4, 7, 11, 6, 9))  # sums are compared at n = 4, 7, 11
 _FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "!=": "!="}
 
@@ -44,8 +49,10 @@ def _point_sets(a: sympy.Basic, b: sympy.Basic) -> list[dict[sympy.Basic, sympy.
         return [{}]
     big = _has_big_operator(a, b)
     counters = _bound_symbols(a) | _bound_symbols(b) if big else set()
-    return [{s: (_INTEGER_POINTS if s in counters else _POINTS)[(i + shift) % len(_POINTS)]
-             for i, s in enumerate(symbols)} for shift in ((0, 1, 2) if big else (0, 2))]
+    return [
+        {s: (_INTEGER_POINTS if s in counters else _POINTS)[(i + shift) % len(_POINTS)] for i, s in enumerate(symbols)}
+        for shift in ((0, 1, 2) if big else (0, 2))
+    ]
 
 
 def _bound_symbols(expr: sympy.Basic) -> set[sympy.Basic]:

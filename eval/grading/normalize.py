@@ -23,25 +23,147 @@ class AnswerTooComplex(ValueError):
 
 _FRAC = {"frac", "dfrac", "tfrac", "cfrac"}
 _BINOM = {"binom", "dbinom", "tbinom"}
-_TEXT = {"text", "textbf", "textit", "textrm", "textnormal", "mathrm", "mbox", "mathbf", "mathit", "mathsf",
-         "operatorname", "textsf", "texttt", "mathtt", "hbox", "emph"}
-_DROP = {"left", "right", "big", "Big", "bigg", "Bigg", "bigl", "bigr", "Bigl", "Bigr", "displaystyle",
-         "textstyle", "quad", "qquad", "circ", "degree", "limits", "mathbb"}
-_SYMBOLS = {
-    "pi": "pi", "infty": "oo", "infinity": "oo", "cdot": "*", "times": "*", "ast": "*", "div": "/",
-    "pm": "±", "mp": "∓", "le": "<=", "leq": "<=", "leqslant": "<=", "ge": ">=", "geq": ">=",
-    "geqslant": ">=", "lt": "<", "gt": ">", "ne": "!=", "neq": "!=", "cup": "∪", "in": "=", "approx": "=",
-    "dots": "...", "ldots": "...", "cdots": "...", "colon": ":", "to": "->", "rightarrow": "->",
-    "implies": "->", "Rightarrow": "->", "and": ",", "lvert": "|", "rvert": "|", "vert": "|", "mid": "|",
-    "lbrace": "{", "rbrace": "}", "langle": "(", "rangle": ")", "varnothing": "emptyset", "sum": "sum",
-    "prod": "prod", "lfloor": "floor(", "rfloor": ")", "lceil": "ceil(", "rceil": ")",
+_TEXT = {
+    "text",
+    "textbf",
+    "textit",
+    "textrm",
+    "textnormal",
+    "mathrm",
+    "mbox",
+    "mathbf",
+    "mathit",
+    "mathsf",
+    "operatorname",
+    "textsf",
+    "texttt",
+    "mathtt",
+    "hbox",
+    "emph",
 }
-_FUNCS = {"sin", "cos", "tan", "cot", "sec", "csc", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh",
-          "log", "ln", "exp", "lg"}
-_GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta",
-          "iota", "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "upsilon", "phi", "varphi",
-          "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma", "Phi", "Psi", "Omega",
-          "emptyset"}
+_DROP = {
+    "left",
+    "right",
+    "big",
+    "Big",
+    "bigg",
+    "Bigg",
+    "bigl",
+    "bigr",
+    "Bigl",
+    "Bigr",
+    "displaystyle",
+    "textstyle",
+    "quad",
+    "qquad",
+    "circ",
+    "degree",
+    "limits",
+    "mathbb",
+}
+_SYMBOLS = {
+    "pi": "pi",
+    "infty": "oo",
+    "infinity": "oo",
+    "cdot": "*",
+    "times": "*",
+    "ast": "*",
+    "div": "/",
+    "pm": "±",
+    "mp": "∓",
+    "le": "<=",
+    "leq": "<=",
+    "leqslant": "<=",
+    "ge": ">=",
+    "geq": ">=",
+    "geqslant": ">=",
+    "lt": "<",
+    "gt": ">",
+    "ne": "!=",
+    "neq": "!=",
+    "cup": "∪",
+    "in": "=",
+    "approx": "=",
+    "dots": "...",
+    "ldots": "...",
+    "cdots": "...",
+    "colon": ":",
+    "to": "->",
+    "rightarrow": "->",
+    "implies": "->",
+    "Rightarrow": "->",
+    "and": ",",
+    "lvert": "|",
+    "rvert": "|",
+    "vert": "|",
+    "mid": "|",
+    "lbrace": "{",
+    "rbrace": "}",
+    "langle": "(",
+    "rangle": ")",
+    "varnothing": "emptyset",
+    "sum": "sum",
+    "prod": "prod",
+    "lfloor": "floor(",
+    "rfloor": ")",
+    "lceil": "ceil(",
+    "rceil": ")",
+}
+_FUNCS = {
+    "sin",
+    "cos",
+    "tan",
+    "cot",
+    "sec",
+    "csc",
+    "arcsin",
+    "arccos",
+    "arctan",
+    "sinh",
+    "cosh",
+    "tanh",
+    "log",
+    "ln",
+    "exp",
+    "lg",
+}
+_GREEK = {
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "varepsilon",
+    "zeta",
+    "eta",
+    "theta",
+    "vartheta",
+    "iota",
+    "kappa",
+    "lambda",
+    "mu",
+    "nu",
+    "xi",
+    "rho",
+    "sigma",
+    "tau",
+    "upsilon",
+    "phi",
+    "varphi",
+    "chi",
+    "psi",
+    "omega",
+    "Gamma",
+    "Delta",
+    "Theta",
+    "Lambda",
+    "Xi",
+    "Sigma",
+    "Phi",
+    "Psi",
+    "Omega",
+    "emptyset",
+}
 _MATRIX_ENVS = {"pmatrix", "bmatrix", "matrix", "Bmatrix", "vmatrix", "smallmatrix", "array"}
 _SPACES = {",", ";", ":", "!", " ", ">"}
 
@@ -63,8 +185,25 @@ _CONGRUENCE = re.compile(
     r"(?:[^=]*?(?:\\equiv|≡)\s*)?([^=≡]+?)\s*(?:\\pmod\s*\{[^{}]*\}|\\pmod\s*\w+|\(\s*(?:\\bmod|\\mod|mod)\s*[^()]*\))\s*"
 )
 _DOUBLE_BACKSLASH_CMD = re.compile(r"\\\\(?=[a-zA-Z])")
-_UNICODE = {"−": "-", "–": "-", "×": "*", "·": "*", "⋅": "*", "÷": "/", "√": "sqrt", "π": "pi", "∞": "oo",
-            "≤": "<=", "≥": ">=", "≠": "!=", "²": "^2", "³": "^3", "\u00a0": " ", "∈": "=", "**": "^"}
+_UNICODE = {
+    "−": "-",
+    "–": "-",
+    "×": "*",
+    "·": "*",
+    "⋅": "*",
+    "÷": "/",
+    "√": "sqrt",
+    "π": "pi",
+    "∞": "oo",
+    "≤": "<=",
+    "≥": ">=",
+    "≠": "!=",
+    "²": "^2",
+    "³": "^3",
+    "\u00a0": " ",
+    "∈": "=",
+    "**": "^",
+}
 
 
 def brace_depth(s: str) -> int:
@@ -161,8 +300,9 @@ def _convert_command(name: str, s: str, i: int, out: list[str]) -> int:
         if m:
             index, i = m.group(1), i + m.end()
         arg, i = _read_group(s, i)
-        out.append(f"sqrt({latex_to_plain(arg)})" if index is None
-                   else f"root({latex_to_plain(arg)},{latex_to_plain(index)})")
+        out.append(
+            f"sqrt({latex_to_plain(arg)})" if index is None else f"root({latex_to_plain(arg)},{latex_to_plain(index)})"
+        )
     elif name in _BINOM:
         top, i = _read_group(s, i)
         bottom, i = _read_group(s, i)

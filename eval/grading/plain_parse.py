@@ -41,16 +41,69 @@ _TOKEN = re.compile(
     r"|(?P<op><=|>=|!=|==|->|\.\.\.|[-+*/^()\[\]{},;!=<>_|±∓∪:]))"
 )
 _FUNCS: dict[str, Callable[..., sympy.Basic]] = {
-    "sin": sympy.sin, "cos": sympy.cos, "tan": sympy.tan, "cot": sympy.cot, "sec": sympy.sec,
-    "csc": sympy.csc, "arcsin": sympy.asin, "arccos": sympy.acos, "arctan": sympy.atan, "sinh": sympy.sinh,
-    "cosh": sympy.cosh, "tanh": sympy.tanh, "exp": sympy.exp, "ln": sympy.log, "log": sympy.log,
-    "abs": sympy.Abs, "floor": sympy.floor, "ceil": sympy.ceiling,
+    "sin": sympy.sin,
+    "cos": sympy.cos,
+    "tan": sympy.tan,
+    "cot": sympy.cot,
+    "sec": sympy.sec,
+    "csc": sympy.csc,
+    "arcsin": sympy.asin,
+    "arccos": sympy.acos,
+    "arctan": sympy.atan,
+    "sinh": sympy.sinh,
+    "cosh": sympy.cosh,
+    "tanh": sympy.tanh,
+    "exp": sympy.exp,
+    "ln": sympy.log,
+    "log": sympy.log,
+    "abs": sympy.Abs,
+    "floor": sympy.floor,
+    "ceil": sympy.ceiling,
 }
-_CONSTANTS: dict[str, sympy.Basic] = {"pi": sympy.pi, "oo": sympy.oo, "e": sympy.E, "i": sympy.I,
-                                      "inf": sympy.oo, "infinity": sympy.oo}
-_GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta",
-          "iota", "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "upsilon", "phi", "varphi",
-          "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma", "Phi", "Psi", "Omega"}
+_CONSTANTS: dict[str, sympy.Basic] = {
+    "pi": sympy.pi,
+    "oo": sympy.oo,
+    "e": sympy.E,
+    "i": sympy.I,
+    "inf": sympy.oo,
+    "infinity": sympy.oo,
+}
+_GREEK = {
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "varepsilon",
+    "zeta",
+    "eta",
+    "theta",
+    "vartheta",
+    "iota",
+    "kappa",
+    "lambda",
+    "mu",
+    "nu",
+    "xi",
+    "rho",
+    "sigma",
+    "tau",
+    "upsilon",
+    "phi",
+    "varphi",
+    "chi",
+    "psi",
+    "omega",
+    "Gamma",
+    "Delta",
+    "Theta",
+    "Lambda",
+    "Xi",
+    "Sigma",
+    "Phi",
+    "Psi",
+    "Omega",
+}
 _BIG_OPERATORS = {"sum", "prod"}
 _RELOPS = {"=", "==", "!=", "<", "<=", ">", ">="}
 _CLOSERS = {")", "]", "}"}
@@ -302,7 +355,7 @@ class _Parser:
         if len(name) > 6:
             raise ParseError(f"unknown word {name!r}")
         # Juxtaposed letters are implicit multiplication (``ab`` = a*b, ``xy`` = x*y).
-        self.tokens[self.pos:self.pos] = [("name", ch) for ch in name[1:]]
+        self.tokens[self.pos : self.pos] = [("name", ch) for ch in name[1:]]
         return self.parse_symbol(name[0])
 
     def parse_symbol(self, name: str) -> Value:

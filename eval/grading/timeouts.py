@@ -35,8 +35,13 @@ class SymbolicWorker:
     def _start(self) -> subprocess.Popen[str]:
         env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONHASHSEED="0")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "eval.grading.latex_fallback"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=_repo_root(),
+            [sys.executable, "-m", "eval.grading.latex_fallback"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+            cwd=_repo_root(),
         )
         if _read_line(proc, _STARTUP_TIMEOUT_S) != "ready":
             proc.kill()
