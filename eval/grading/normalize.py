@@ -127,43 +127,12 @@ _FUNCS = {
     "exp",
     "lg",
 }
-_GREEK = {
-    "alpha",
-    "beta",
-    "gamma",
-    "delta",
-    "epsilon",
-    "varepsilon",
-    "zeta",
-    "eta",
-    "theta",
-    "vartheta",
-    "iota",
-    "kappa",
-    "lambda",
-    "mu",
-    "nu",
-    "xi",
-    "rho",
-    "sigma",
-    "tau",
-    "upsilon",
-    "phi",
-    "varphi",
-    "chi",
-    "psi",
-    "omega",
-    "Gamma",
-    "Delta",
-    "Theta",
-    "Lambda",
-    "Xi",
-    "Sigma",
-    "Phi",
-    "Psi",
-    "Omega",
-    "emptyset",
-}
+GREEK_NAMES = frozenset(
+    (
+        "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi rho sigma "
+        "tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Sigma Phi Psi Omega emptyset"
+    ).split()
+)
 _MATRIX_ENVS = {"pmatrix", "bmatrix", "matrix", "Bmatrix", "vmatrix", "smallmatrix", "array"}
 _SPACES = {",", ";", ":", "!", " ", ">"}
 
@@ -326,7 +295,7 @@ def _simple_command(name: str) -> str:
         return " "
     if name in _SYMBOLS:
         return f" {_SYMBOLS[name]} "
-    if name in _FUNCS or name in _GREEK:
+    if name in _FUNCS or name in GREEK_NAMES:
         return f" {name} "
     if name in {"{", "}", "%", "$", "&", "#", "_"}:
         return {"%": " ", "$": " "}.get(name, name)

@@ -21,7 +21,7 @@ from functools import lru_cache
 import sympy
 import sympy.tensor.tensor  # noqa: F401  sympy's Add imports it lazily (~25 ms, with combinatorics) on some sums
 
-from eval.grading.normalize import AnswerTooComplex
+from eval.grading.normalize import GREEK_NAMES, AnswerTooComplex
 from eval.grading.numeric import magnitude
 from eval.grading.values import BaseNumeral, Matrix, Relation, Scalar, Seq, Text, UnionOf, Value
 
@@ -68,42 +68,8 @@ _CONSTANTS: dict[str, sympy.Basic] = {
     "inf": sympy.oo,
     "infinity": sympy.oo,
 }
-_GREEK = {
-    "alpha",
-    "beta",
-    "gamma",
-    "delta",
-    "epsilon",
-    "varepsilon",
-    "zeta",
-    "eta",
-    "theta",
-    "vartheta",
-    "iota",
-    "kappa",
-    "lambda",
-    "mu",
-    "nu",
-    "xi",
-    "rho",
-    "sigma",
-    "tau",
-    "upsilon",
-    "phi",
-    "varphi",
-    "chi",
-    "psi",
-    "omega",
-    "Gamma",
-    "Delta",
-    "Theta",
-    "Lambda",
-    "Xi",
-    "Sigma",
-    "Phi",
-    "Psi",
-    "Omega",
-}
+# Greek letter names are symbols in plain answers; `emptyset` (a LaTeX name normalize keeps) is not one.
+_GREEK = GREEK_NAMES - {"emptyset"}
 _BIG_OPERATORS = {"sum", "prod"}
 _RELOPS = {"=", "==", "!=", "<", "<=", ">", ">="}
 _CLOSERS = {")", "]", "}"}
