@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+
+from eval.benchmarks import BenchmarkSpec
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
@@ -33,3 +35,16 @@ def compose(recipe: str, overrides: Sequence[str] = ()) -> DictConfig:
         del cfg["hydra"]
     OmegaConf.resolve(cfg)
     return cfg
+
+
+def resolve_path(path: str | None) -> str | None:
+    """A relative path is taken from the working directory, else from the repository root (recipes/..)."""
+    if path is None or Path(path).is_absolute() or Path(path).exists():
+        return path
+    return str(CONFIG_DIR.parent / path)
+
+
+def build_benchmark_specs(cfg: DictConfig) -> dict[str, BenchmarkSpec]:
+    """Every benchmark spec the config composes (``cfg.benchmark_specs``), typed."""
+    specs = OmegaConf.to_container(cfg.get("benchmark_specs") or {}, resolve=True)
+    return {name: BenchmarkSpec.from_dict(spec) for name, spec in specs.items()}  # type: ignore[union-attr, arg-type]

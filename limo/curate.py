@@ -7,7 +7,6 @@ fail at start-up) and writes ``<output_dir>/curate/`` (see docs/curation.md).
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import hydra
@@ -15,8 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from curation.options import CurateOptions, RolloutOptions, from_mapping, mutable_schema
 from curation.pipeline import curate
-from eval.benchmarks import BenchmarkSpec
-from limo.config import CONFIG_DIR
+from limo.config import build_benchmark_specs, resolve_path
 from limo.curate_mammoth2 import is_mammoth2, run_mammoth2, summary_line
 from limo.learning_from_errors import curate_errors, is_error_method
 from limo.rise import curate_rise, is_rise
@@ -32,18 +30,6 @@ def build_options(cfg: DictConfig) -> CurateOptions:
     if data["decontam"]["data_dir"] is None:
         data["decontam"]["data_dir"] = cfg.get("data_dir")
     return from_mapping(CurateOptions, data)
-
-
-def resolve_path(path: str | None) -> str | None:
-    """A relative path is taken from the working directory, else from the repository root (recipes/..)."""
-    if path is None or Path(path).is_absolute() or Path(path).exists():
-        return path
-    return str(CONFIG_DIR.parent / path)
-
-
-def build_benchmark_specs(cfg: DictConfig) -> dict[str, BenchmarkSpec]:
-    specs = OmegaConf.to_container(cfg.get("benchmark_specs") or {}, resolve=True)
-    return {name: BenchmarkSpec.from_dict(spec) for name, spec in specs.items()}  # type: ignore[union-attr, arg-type]
 
 
 def build_backend(options: RolloutOptions) -> Any:

@@ -15,8 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from curation.mammoth2.options import EMBEDDED, Mammoth2CurateOptions
 from curation.mammoth2.pipeline import MiningSummary, mine
 from curation.options import from_mapping, mutable_schema
-from eval.benchmarks import BenchmarkSpec
-from limo.config import CONFIG_DIR
+from limo.config import build_benchmark_specs, resolve_path
 
 
 def is_mammoth2(cfg: DictConfig) -> bool:
@@ -36,20 +35,6 @@ def build_mammoth2_options(cfg: DictConfig) -> Mammoth2CurateOptions:
     if data["decontam"]["data_dir"] is None:
         data["decontam"]["data_dir"] = cfg.get("data_dir")
     return from_mapping(Mammoth2CurateOptions, data)
-
-
-def resolve_path(path: str | None) -> str | None:
-    """A relative path is taken from the working directory, else from the repository root."""
-    from pathlib import Path
-
-    if path is None or Path(path).is_absolute() or Path(path).exists():
-        return path
-    return str(CONFIG_DIR.parent / path)
-
-
-def build_benchmark_specs(cfg: DictConfig) -> dict[str, BenchmarkSpec]:
-    specs = OmegaConf.to_container(cfg.get("benchmark_specs") or {}, resolve=True)
-    return {name: BenchmarkSpec.from_dict(spec) for name, spec in specs.items()}  # type: ignore[union-attr, arg-type]
 
 
 def run_mammoth2(cfg: DictConfig) -> MiningSummary:

@@ -205,7 +205,7 @@ def build_pipeline_options(section: ErrorCurateSection, cfg: DictConfig) -> Any:
 def load_graded_pool(section: ErrorCurateSection, cfg: DictConfig, ledger: Ledger) -> GradedPool:
     """Ingest, validate, grade, dedup, decontaminate and score the pool with curation's stages."""
     from curation.pipeline import _timed, ingest, initial_state
-    from limo.curate import build_benchmark_specs
+    from limo.config import build_benchmark_specs
 
     options = build_pipeline_options(section, cfg)
     pool, applied, checksums = ingest(options)

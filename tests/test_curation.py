@@ -102,8 +102,8 @@ def test_manifest_records_overrides_and_heldout(champ_run):
 
 def test_same_seed_gives_identical_curated_file(champ_run, tmp_path):
     from curation.pipeline import curate
-    from limo.config import compose
-    from limo.curate import build_benchmark_specs, build_options
+    from limo.config import build_benchmark_specs, compose
+    from limo.curate import build_options
 
     cfg = compose("champ", ["data_dir=null"])
     curate(build_options(cfg), output_dir=tmp_path, seed=42, benchmark_specs=build_benchmark_specs(cfg))

@@ -79,7 +79,7 @@ def reservoir_sample(rows: Iterable[Any], size: int, rng: random.Random) -> list
     return sample
 
 
-def train_classifier(
+def _train_classifier_here(
     positive_path: str | Path,
     negative_path: str | Path,
     out_dir: str | Path,
@@ -116,43 +116,55 @@ def train_classifier(
     rng.shuffle(lines)
     train_file = out / "recall_train.txt"
     train_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    model = _train_fasttext(fasttext, train_file, params)
+    model = fasttext.train_supervised(
+        input=str(train_file), dim=params.dim, lr=params.lr, wordNgrams=params.word_ngrams, minCount=params.min_count,
+        epoch=params.epoch, bucket=params.bucket, thread=params.thread, seed=params.seed, verbose=0,
+    )  # fmt: skip
     model.save_model(str(out / "recall.bin"))
     log.info("recall classifier: %d positives, %d negatives -> %s", len(positives), len(negatives), out / "recall.bin")
     return TrainedClassifier(out / "recall.bin", len(positives), len(negatives))
 
 
-FASTTEXT_SEED_TRIES = 4
-
-
-def _train_fasttext(fasttext: Any, train_file: Path, params: FastTextParams) -> Any:
-    """Train, moving to the next seed when fastText diverges.
-
-    fastText's supervised trainer raises "Encountered NaN" for some (corpus, seed) pairs on the embedded
-    corpus, at learning rates from 0.1 to 0.5 (more often at the lower ones). Trying ``seed``, ``seed + 1``,
-    ... keeps the outcome tied to the input and the configured seed; the seed that trained is logged.
-    """
-    for offset in range(FASTTEXT_SEED_TRIES):
-        seed = params.seed + offset
-        try:
-            model = fasttext.train_supervised(
-                input=str(train_file), dim=params.dim, lr=params.lr, wordNgrams=params.word_ngrams,
-                minCount=params.min_count, epoch=params.epoch, bucket=params.bucket, thread=params.thread,
-                seed=seed, verbose=0,
-            )  # fmt: skip
-        except RuntimeError as err:
-            if "NaN" not in str(err):
-                raise
-            log.warning("fastText diverged (NaN) with seed %d; trying seed %d", seed, seed + 1)
-            continue
-        if offset:
-            log.warning("recall classifier trained with seed %d (configured %d)", seed, params.seed)
-        return model
-    tried = f"{params.seed}..{params.seed + FASTTEXT_SEED_TRIES - 1}"
-    raise RuntimeError(f"{train_file}: fastText diverged (NaN) for seeds {tried}; try another seed or lr")
-
-
 # ------------------------------------------------------------------------------------------------- scoring
+
+
+def in_fresh_process(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run ``function(*args, **kwargs)`` in a newly spawned interpreter and return its result.
+
+    fastText's C++ trainer and predictor raised "Encountered NaN" in processes that had already run other
+    native numeric code (the test suite after in-process curation runs; a process training several
+    classifiers after scoring), for learning rates 0.1 to 0.5 and several seeds — and never in a fresh
+    interpreter, where the same (corpus, lr, seed) all trained and scored. Spawning costs about a second; the
+    stage runs once per corpus.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(function, *args, **kwargs).result()
+
+
+def train_classifier(
+    positive_path: str | Path,
+    negative_path: str | Path,
+    out_dir: str | Path,
+    params: FastTextParams,
+    *,
+    negatives_per_positive: float = 1.0,
+    text_key: str = "text",
+) -> TrainedClassifier:
+    """Train the recall classifier in a fresh process (see `in_fresh_process`); arguments as below."""
+    return in_fresh_process(
+        _train_classifier_here, positive_path, negative_path, out_dir, params,
+        negatives_per_positive=negatives_per_positive, text_key=text_key,
+    )  # fmt: skip
+
+
+def run_recall(
+    input_path: str | Path, model_path: str | Path, out_dir: str | Path, settings: RecallSettings
+) -> RecallResult:
+    """Score a corpus with the recall classifier in a fresh process (see `in_fresh_process` and below)."""
+    return in_fresh_process(_run_recall_here, input_path, model_path, out_dir, settings)
 
 
 @dataclass(frozen=True)
@@ -243,7 +255,7 @@ def build_recall_pipeline(
     return [*readers, scorer, JsonlWriter(str(out_dir / "recalled"), adapter=_recalled_row, compression=compression)]
 
 
-def run_recall(
+def _run_recall_here(
     input_path: str | Path, model_path: str | Path, out_dir: str | Path, settings: RecallSettings
 ) -> RecallResult:
     """Score every document under ``input_path`` and keep those at or above the threshold.
