@@ -15,9 +15,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from eval.records import write_json, write_text_atomic
 from limo.training import build
-from limo.training.batch_plan import plan_batches, split_global_batch
+from limo.training.batch_plan import plan_batches
 from limo.training.data import chat_rows, check_truncation, length_report, load_train_data, token_lengths
-from limo.training.distributed import cuda_available, prepare_cpu_deepspeed, process_info
+from limo.training.distributed import process_info
 from limo.training.model_card import render_model_card
 from limo.training.preference import train_preference
 from limo.training.section import TrainPaths, parse_train_section
@@ -37,14 +37,7 @@ def train(cfg: DictConfig, callbacks=()):
     rows = chat_rows(data.examples, section.system_prompt)
     if section.trainer in build.WEIGHTED_TRAINERS:  # weight and last-turn-only columns (limo.training.weighted)
         rows = weighted_rows(rows, [e.weight for e in data.examples], [e.loss_turns for e in data.examples])
-    split = split_global_batch(section.global_batch_size, section.args, proc.world_size)
-    deepspeed = OmegaConf.to_container(cfg.deepspeed, resolve=True) if cfg.get("deepspeed") else None
-    on_cpu = not cuda_available()
-    accelerator_config = prepare_cpu_deepspeed() if deepspeed and on_cpu else None
-    args = build.build_sft_args(
-        section.args, split, train_dir=paths.train_dir, seed=int(cfg.seed), model_cfg=cfg.model,
-        deepspeed=deepspeed, accelerator_config=accelerator_config, on_cpu=on_cpu,
-    )  # fmt: skip
+    split, args = build.build_run_args(cfg, section, proc.world_size, paths.train_dir)
     sft_config = build.build_sft_config(args)
     counts = token_lengths(tokenizer, rows)
     lengths = length_report([e.id for e in data.examples], counts, sft_config.max_length)

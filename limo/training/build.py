@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from limo.training.batch_plan import split_global_batch
+from limo.training.distributed import cuda_available, prepare_cpu_deepspeed
 from limo.training.section import LoraSection
 
 log = logging.getLogger(__name__)
@@ -136,6 +138,27 @@ def _model_init_kwargs(model_cfg: Mapping[str, Any], extra: Mapping[str, Any] | 
         kwargs["revision"] = model_cfg["revision"]
     kwargs.update(extra or {})
     return kwargs
+
+
+def build_run_args(cfg: Any, section: Any, world_size: int, train_dir: str) -> tuple[tuple[int, int], dict[str, Any]]:
+    """The batch split for this world size and the trainer's argument dict (DeepSpeed and CPU set-up included).
+
+    Shared by SFT and DPO; called before the model is built, as ZeRO-3 needs its config in place first.
+
+    Returns:
+        ``((per_device_batch, accumulation), args)``.
+    """
+    from omegaconf import OmegaConf
+
+    split = split_global_batch(section.global_batch_size, section.args, world_size)
+    deepspeed = OmegaConf.to_container(cfg.deepspeed, resolve=True) if cfg.get("deepspeed") else None
+    on_cpu = not cuda_available()
+    accelerator_config = prepare_cpu_deepspeed() if deepspeed and on_cpu else None
+    args = build_sft_args(
+        section.args, split, train_dir=train_dir, seed=int(cfg.seed), model_cfg=cfg.model,
+        deepspeed=deepspeed, accelerator_config=accelerator_config, on_cpu=on_cpu,
+    )  # fmt: skip
+    return split, args
 
 
 def build_sft_config(args: Mapping[str, Any]):

@@ -169,9 +169,9 @@ def train_preference(cfg: Any, callbacks=()):
     from omegaconf import OmegaConf
 
     from limo.training import build
-    from limo.training.batch_plan import plan_batches, split_global_batch
+    from limo.training.batch_plan import plan_batches
     from limo.training.data import check_truncation, length_report, token_lengths
-    from limo.training.distributed import cuda_available, prepare_cpu_deepspeed, process_info
+    from limo.training.distributed import process_info
     from limo.training.section import TrainPaths, parse_train_section
 
     section, proc, paths = parse_train_section(cfg), process_info(), TrainPaths(str(cfg.output_dir))
@@ -179,14 +179,7 @@ def train_preference(cfg: Any, callbacks=()):
     model_path = build.ensure_model(cfg.model)
     tokenizer = build.build_tokenizer(model_path, cfg.model)
     rows = conversational_rows(data.pairs, section.system_prompt)
-    split = split_global_batch(section.global_batch_size, section.args, proc.world_size)
-    deepspeed = OmegaConf.to_container(cfg.deepspeed, resolve=True) if cfg.get("deepspeed") else None
-    on_cpu = not cuda_available()
-    accelerator_config = prepare_cpu_deepspeed() if deepspeed and on_cpu else None
-    args = build.build_sft_args(
-        section.args, split, train_dir=paths.train_dir, seed=int(cfg.seed), model_cfg=cfg.model,
-        deepspeed=deepspeed, accelerator_config=accelerator_config, on_cpu=on_cpu,
-    )  # fmt: skip
+    split, args = build.build_run_args(cfg, section, proc.world_size, paths.train_dir)
     dpo_config = build_dpo_config(dpo_args(args))
     counts = token_lengths(tokenizer, longest_side_rows(rows))
     lengths = length_report([p.id for p in data.pairs], counts, dpo_config.max_length)
