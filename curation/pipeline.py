@@ -14,12 +14,10 @@ and seed give byte-identical ``curated.jsonl`` and ``messages.jsonl`` (no timest
 from __future__ import annotations
 
 import logging
-import platform
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +38,7 @@ from curation.validate import run_validate
 from eval.backends.base import Backend
 from eval.benchmarks import BenchmarkSpec
 from eval.records import sha256_file, write_json, write_jsonl, write_parquet
+from eval.report import package_versions
 
 log = logging.getLogger(__name__)
 PACKAGES = ("limo", "champ-dataset", "datasketch", "sympy", "latex2sympy2-extended", "numpy", "pyarrow", "matplotlib")
@@ -144,16 +143,6 @@ def run_stages(
     _timed(state, lambda: run_select(state, options.select))
 
 
-def package_versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = "not installed"
-    return found
-
-
 def write_outputs(
     state: CurationState,
     options: CurateOptions,
@@ -215,7 +204,7 @@ def curate(
         "input_checksums": checksums,
         "gold_overrides": applied,
         "benchmarks": state.manifest.get("benchmarks", {}),
-        "packages": package_versions(),
+        "packages": package_versions(PACKAGES),
         "totals": totals,
     }
     write_outputs(state, options, out, manifest, pool_domains, all_quality)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import platform
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -21,13 +22,16 @@ PACKAGES = ("limo", "torch", "transformers", "vllm", "math-verify", "latex2sympy
 
 
 def package_versions(names: Sequence[str] = PACKAGES) -> dict[str, str]:
-    """Installed versions of the packages that can change a number (absent ones are left out)."""
-    versions = {}
+    """Python's version and the installed versions of the packages that can change a number.
+
+    An absent package is listed as ``not installed`` rather than left out, so a reader sees it was checked.
+    """
+    versions = {"python": platform.python_version()}
     for name in names:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
-            continue
+            versions[name] = "not installed"
     return versions
 
 

@@ -44,6 +44,7 @@ from curation.schema import Chain, SFTExample
 from eval.backends.base import Backend, SamplingParams
 from eval.problem import Problem
 from eval.records import append_jsonl, read_jsonl, sha256_file, write_json, write_jsonl, write_text_atomic
+from eval.report import package_versions
 
 log = logging.getLogger(__name__)
 GENERATOR = "mammoth2-refine"
@@ -407,16 +408,7 @@ def default_backend(stage: str, options: GenerationOptions, transcript: Path | N
     return build_backend(options.backend, **args)
 
 
-def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for name in ("datatrove", "fasttext-numpy2-wheel", "champ-dataset", "datasketch"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = "not installed"
-    return found
+MINING_PACKAGES = ("limo", "datatrove", "fasttext-numpy2-wheel", "champ-dataset", "datasketch")
 
 
 def mine(
@@ -468,7 +460,7 @@ def mine(
         "config": dict(config) if config is not None else asdict(options),
         "corpus": inputs.summary, "classifier": classifier, "recall_quality": ledger.quality,
         "backends": {"extract": m.extract.backend, "refine": m.refine.backend},
-        "benchmarks": state.manifest.get("benchmarks", {}), "packages": package_versions(),
+        "benchmarks": state.manifest.get("benchmarks", {}), "packages": package_versions(MINING_PACKAGES),
     }  # fmt: skip
     selected = write_outputs(out, ledger, refined, manifest, options)
     seconds = round(time.perf_counter() - started, 2)
