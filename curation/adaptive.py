@@ -23,6 +23,7 @@ so none of them is drawn in vain.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -163,3 +164,11 @@ def expected_draws(rule: SolveCountFilter, pass_rate: float) -> float:
             following[solved] = following.get(solved, 0.0) + mass * (1.0 - pass_rate)
         open_mass = following
     return expected
+
+
+def keep_probability(rule: SolveCountFilter, pass_rate: float) -> float:
+    """Probability that ``rule`` keeps a problem whose samples are solved independently with ``pass_rate``."""
+    if not 0.0 <= pass_rate <= 1.0:
+        raise ValueError(f"pass_rate must be in [0, 1], got {pass_rate}")
+    kept = range(max(rule.keep_min, 0), min(rule.keep_max, rule.k) + 1)
+    return sum(math.comb(rule.k, c) * pass_rate**c * (1 - pass_rate) ** (rule.k - c) for c in kept)

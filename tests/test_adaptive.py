@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from curation.adaptive import (
     decision,
     expected_draws,
+    keep_probability,
     pass_rate_window,
     run_adaptive,
     run_fixed,
@@ -126,3 +127,21 @@ def test_expected_draws_matches_simulation(rule, pass_rate):
     # mean of `trials` draws bounded by k: 5 standard errors at the worst-case variance (k/2)^2
     assert abs(drawn / trials - expected_draws(rule, pass_rate)) <= 5 * (rule.k / 2) / trials**0.5
     assert expected_draws(LIMO_STRONG, 0.0) == 32 and expected_draws(LIMO_STRONG, 1.0) == 4
+
+
+@pytest.mark.parametrize("rule", [weak_filter(4, 1), weak_filter(6, 3), pass_rate_window(8, 0.125, 0.375)])
+def test_expected_draws_and_keep_probability_are_exact(rule):
+    """Against brute force over all 2^k outcome sequences."""
+    import itertools
+
+    for pass_rate in (0.0, 0.2, 0.5, 0.9):
+        draws = keeps = 0.0
+        for outcome in itertools.product([False, True], repeat=rule.k):
+            weight = 1.0
+            for solved in outcome:
+                weight *= pass_rate if solved else 1 - pass_rate
+            result = run_adaptive(rule, outcome)
+            draws += weight * result.drawn
+            keeps += weight * result.keep
+        assert expected_draws(rule, pass_rate) == pytest.approx(draws, abs=1e-12)
+        assert keep_probability(rule, pass_rate) == pytest.approx(keeps, abs=1e-12)
