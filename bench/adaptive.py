@@ -28,6 +28,7 @@ import argparse
 import platform
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,12 +181,15 @@ def report_row(name: str, tally: Tally, problems: int, replications: int) -> str
 
 
 def distribution(pass_rates: dict[str, tuple[float, float]]) -> str:
-    weak = [w for w, _ in pass_rates.values()]
-    strong = [s for _, s in pass_rates.values()]
-    return (
-        f"weak pass rate: mean {sum(weak) / len(weak):.3f}, zero for {sum(w == 0 for w in weak)} of {len(weak)}; "
-        f"strong pass rate: mean {sum(strong) / len(strong):.3f}, zero for {sum(s == 0 for s in strong)}"
-    )
+    """Mean and histogram (problems per pass rate, rates to 4 decimals) of both stages' pass rates."""
+    lines = []
+    for stage, rates in (
+        ("weak", [w for w, _ in pass_rates.values()]),
+        ("strong", [s for _, s in pass_rates.values()]),
+    ):
+        histogram = dict(sorted(Counter(round(r, 4) for r in rates).items()))
+        lines.append(f"{stage} pass rate: mean {sum(rates) / len(rates):.3f}, problems per rate {histogram}")
+    return "\n".join(lines)
 
 
 def main() -> int:
