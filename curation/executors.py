@@ -15,7 +15,8 @@ task = one shard: its ``rank``); we start no process of our own. What we rely on
   (pre-emption, OOM kill) is resubmitted up to 3 times by datatrove;
 - Slurm pickles the executor (dill) into the logging folder and submits one job array (``sbatch``,
   ``srun launch_pickled_pipeline``); ``run()`` returns at submission, so `run_job` waits for the array
-  to leave ``squeue``. Failed array tasks are not resubmitted: the next `run_job` submits only them.
+  to leave ``squeue``. Slurm requeues a task whose node fails or is pre-empted (``--requeue``); a task
+  that fails or is killed on its own is not resubmitted: the next `run_job` submits only such shards.
 
 Application errors are not retried anywhere: `run_job` checks the markers afterwards and raises
 `ExecutorError` naming the shards without one and where their logs are.
@@ -31,6 +32,7 @@ The logging folder (datatrove's markers, logs, Slurm scripts) is ``<job folder>/
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -243,22 +245,21 @@ def _unfinished(job: ShardJob, options: ExecutorOptions) -> str:
 
 
 def _run_local(job: ShardJob, options: ExecutorOptions) -> None:
-    from datatrove.executor import LocalPipelineExecutor
-
-    LocalPipelineExecutor(
+    datatrove = _import_engine("datatrove.executor", "datatrove")
+    datatrove.LocalPipelineExecutor(
         [ShardStep(job)], tasks=len(job.items), workers=options.workers, logging_dir=str(job.logging_dir)
     ).run()
 
 
 def _run_ray(job: ShardJob, options: ExecutorOptions) -> None:
     ray = _import_engine("ray", "ray")
-    from datatrove.executor.ray import RayPipelineExecutor
+    datatrove = _import_engine("datatrove.executor.ray", "datatrove")
 
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=options.ray_address, include_dashboard=False)
     try:
-        RayPipelineExecutor(
+        datatrove.RayPipelineExecutor(
             [ShardStep(job)],
             tasks=len(job.items),
             workers=options.workers,
@@ -273,11 +274,10 @@ def _run_ray(job: ShardJob, options: ExecutorOptions) -> None:
 
 
 def _run_slurm(job: ShardJob, options: ExecutorOptions) -> None:
-    from datatrove.executor import SlurmPipelineExecutor
-
+    datatrove = _import_engine("datatrove.executor", "datatrove")
     if not options.partition:
         raise ExecutorError("executor slurm needs a partition (executor.partition=<name>)")
-    executor = SlurmPipelineExecutor(
+    executor = datatrove.SlurmPipelineExecutor(
         [ShardStep(job)],
         tasks=len(job.items),
         workers=options.workers,
@@ -292,7 +292,6 @@ def _run_slurm(job: ShardJob, options: ExecutorOptions) -> None:
         env_command=options.env_command or f"export PATH={Path(sys.executable).parent}:$PATH",
         # a stats job waits on the array with afterok: let Slurm cancel it when a task failed
         sbatch_args={"kill-on-invalid-dep": "yes", **options.sbatch_args},
-        requeue=False,
     )
     executor.run()
     if executor.job_id not in (None, -1):
@@ -310,11 +309,11 @@ def _wait_for_slurm(job_id: str, poll_seconds: float) -> None:
         time.sleep(poll_seconds)
 
 
-def _import_engine(module: str, extra_package: str) -> Any:
+def _import_engine(module: str, package: str) -> Any:
     try:
-        return __import__(module)
+        return importlib.import_module(module)
     except ImportError as err:
-        raise ExecutorError(f"executor {module} needs {extra_package}: pip install 'limo[cluster]' ({err})") from None
+        raise ExecutorError(f"the executors need {package}: pip install -e '.[cluster]' ({err})") from None
 
 
 _RUNNERS: dict[str, Callable[[ShardJob, ExecutorOptions], None]] = {

@@ -178,6 +178,7 @@ def ray_instance():
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:placement_group:DeprecationWarning")  # datatrove 0.10.1's Ray call style
 def test_ray_gives_local_bytes_and_reruns_a_killed_worker_alone(tmp_path, reference, ray_instance):
     job = make_job(tmp_path, kill="worker")
     arm_kill(job, 2)
