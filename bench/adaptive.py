@@ -30,7 +30,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -59,22 +59,25 @@ MIN_ROUND = 4  # the alternative schedule reported: at least this many samples p
 
 @dataclass
 class Tally:
-    """Generations and decisions of one run of both stages over a set of problems."""
+    """Generations and decisions of one run of both stages over a set of problems (per-stage counts by name)."""
 
-    fixed_staged: int = 0
+    fixed: Counter[str] = field(default_factory=Counter)
+    adaptive: Counter[str] = field(default_factory=Counter)
+    rounds: Counter[str] = field(default_factory=Counter)  # the most rounds any problem needed, waste-free
     fixed_all: int = 0
-    adaptive: int = 0
-    weak_fixed: int = 0
-    weak_adaptive: int = 0
-    strong_fixed: int = 0
-    strong_adaptive: int = 0
     expected_adaptive: float = 0.0
-    rounds_weak: int = 0
-    rounds_strong: int = 0
     chunked: int = 0
     rounds_chunked: int = 0
     selected: int = 0
     mismatches: int = 0
+
+    @property
+    def fixed_staged(self) -> int:
+        return sum(self.fixed.values())
+
+    @property
+    def adaptive_total(self) -> int:
+        return sum(self.adaptive.values())
 
 
 def limo_filters() -> tuple[SolveCountFilter, SolveCountFilter]:
@@ -123,32 +126,24 @@ def batched(rule: SolveCountFilter, outcomes: Sequence[bool], min_round: int) ->
     return drawn, count
 
 
-def run_problem(tally: Tally, rules: tuple[SolveCountFilter, SolveCountFilter], rates, seed: int, pid: str) -> None:
-    weak, strong = rules
-    weak_samples = samples(seed, "weak", pid, rates[0], weak.k)
-    weak_fixed, weak_adaptive = run_fixed(weak, weak_samples), run_adaptive(weak, weak_samples)
-    tally.weak_fixed += weak.k
-    tally.weak_adaptive += weak_adaptive.drawn
-    tally.rounds_weak = max(tally.rounds_weak, batched(weak, weak_samples, 1)[1])
-    _chunked(tally, weak, weak_samples)
-    tally.fixed_all += weak.k + strong.k
-    tally.mismatches += weak_fixed.keep != weak_adaptive.keep
-    if not weak_fixed.keep:
-        return
-    strong_samples = samples(seed, "strong", pid, rates[1], strong.k)
-    strong_fixed, strong_adaptive = run_fixed(strong, strong_samples), run_adaptive(strong, strong_samples)
-    tally.strong_fixed += strong.k
-    tally.strong_adaptive += strong_adaptive.drawn
-    tally.rounds_strong = max(tally.rounds_strong, batched(strong, strong_samples, 1)[1])
-    _chunked(tally, strong, strong_samples)
-    tally.mismatches += strong_fixed.keep != strong_adaptive.keep
-    tally.selected += strong_fixed.keep
-
-
-def _chunked(tally: Tally, rule: SolveCountFilter, outcomes: Sequence[bool]) -> None:
+def run_stage(tally: Tally, stage: str, rule: SolveCountFilter, outcomes: Sequence[bool]) -> bool:
+    """Count one problem's stage under fixed k, adaptive and rounds of >= MIN_ROUND; return fixed k's keep."""
+    fixed, adaptive = run_fixed(rule, outcomes), run_adaptive(rule, outcomes)
+    tally.fixed[stage] += rule.k
+    tally.adaptive[stage] += adaptive.drawn
+    tally.rounds[stage] = max(tally.rounds[stage], batched(rule, outcomes, 1)[1])
     drawn, count = batched(rule, outcomes, MIN_ROUND)
     tally.chunked += drawn
     tally.rounds_chunked = max(tally.rounds_chunked, count)
+    tally.mismatches += fixed.keep != adaptive.keep
+    return fixed.keep
+
+
+def run_problem(tally: Tally, rules: tuple[SolveCountFilter, SolveCountFilter], rates, seed: int, pid: str) -> None:
+    weak, strong = rules
+    tally.fixed_all += weak.k + strong.k
+    if run_stage(tally, "weak", weak, samples(seed, "weak", pid, rates[0], weak.k)):
+        tally.selected += run_stage(tally, "strong", strong, samples(seed, "strong", pid, rates[1], strong.k))
 
 
 def expected(rules: tuple[SolveCountFilter, SolveCountFilter], rates: tuple[float, float]) -> float:
@@ -162,8 +157,6 @@ def simulate(rules, pass_rates: dict[str, tuple[float, float]], ids: Sequence[st
     for replication in range(replications):
         for pid in ids:
             run_problem(tally, rules, pass_rates[pid], seed * 1_000_003 + replication, pid)
-    tally.adaptive = tally.weak_adaptive + tally.strong_adaptive
-    tally.fixed_staged = tally.weak_fixed + tally.strong_fixed
     tally.expected_adaptive = replications * sum(expected(rules, pass_rates[pid]) for pid in ids)
     return tally
 
@@ -172,12 +165,16 @@ def report_row(name: str, tally: Tally, problems: int, replications: int) -> str
     per = problems * replications
     return (
         f"| {name} | {problems} | {tally.fixed_all / per:.2f} | {tally.fixed_staged / per:.2f} | "
-        f"{tally.adaptive / per:.2f} | {tally.expected_adaptive / per:.2f} | "
-        f"**{tally.fixed_staged / tally.adaptive:.2f}x** | {tally.fixed_all / tally.adaptive:.2f}x | "
-        f"{tally.weak_fixed / tally.weak_adaptive:.2f}x | {tally.strong_fixed / max(1, tally.strong_adaptive):.2f}x | "
-        f"{tally.rounds_weak} / {tally.rounds_strong} | {tally.fixed_all / tally.chunked:.2f}x, "
+        f"{tally.adaptive_total / per:.2f} | {tally.expected_adaptive / per:.2f} | "
+        f"**{tally.fixed_staged / tally.adaptive_total:.2f}x** | {tally.fixed_all / tally.adaptive_total:.2f}x | "
+        f"{_ratio(tally, 'weak')} | {_ratio(tally, 'strong')} | "
+        f"{tally.rounds['weak']} / {tally.rounds['strong']} | {tally.fixed_all / tally.chunked:.2f}x, "
         f"{tally.rounds_chunked} | {tally.selected / replications:.1f} | {tally.mismatches} |"
     )
+
+
+def _ratio(tally: Tally, stage: str) -> str:
+    return f"{tally.fixed[stage] / tally.adaptive[stage]:.2f}x" if tally.adaptive[stage] else "-"
 
 
 def distribution(pass_rates: dict[str, tuple[float, float]]) -> str:

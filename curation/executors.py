@@ -35,15 +35,15 @@ import hashlib
 import importlib
 import json
 import logging
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from eval.records import atomic_writer
 
 log = logging.getLogger(__name__)
 EXECUTORS = ("local", "ray", "slurm")
@@ -167,21 +167,12 @@ class ShardStep:
 
 
 def write_rows_atomic(path: Path, rows: Iterable[Mapping[str, Any]]) -> int:
-    """Stream rows as JSONL into a temporary file beside ``path``, fsync, rename; returns the row count."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Stream rows as JSONL into ``path`` atomically (`eval.records.atomic_writer`); returns the row count."""
     count = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-                count += 1
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path) as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
     return count
 
 
@@ -244,6 +235,18 @@ def _unfinished(job: ShardJob, options: ExecutorOptions) -> str:
     )
 
 
+def _cluster_args(job: ShardJob, options: ExecutorOptions) -> dict[str, Any]:
+    """The arguments datatrove's Ray and Slurm executors share."""
+    return {
+        "pipeline": [ShardStep(job)],
+        "tasks": len(job.items),
+        "workers": options.workers,
+        "logging_dir": str(job.logging_dir),
+        "cpus_per_task": options.cpus_per_task,
+        "gpus_per_task": options.gpus_per_task,
+    }
+
+
 def _run_local(job: ShardJob, options: ExecutorOptions) -> None:
     datatrove = _import_engine("datatrove.executor", "datatrove")
     datatrove.LocalPipelineExecutor(
@@ -259,15 +262,7 @@ def _run_ray(job: ShardJob, options: ExecutorOptions) -> None:
     if started_here:
         ray.init(address=options.ray_address, include_dashboard=False)
     try:
-        datatrove.RayPipelineExecutor(
-            [ShardStep(job)],
-            tasks=len(job.items),
-            workers=options.workers,
-            logging_dir=str(job.logging_dir),
-            cpus_per_task=options.cpus_per_task,
-            mem_per_cpu_gb=options.mem_per_cpu_gb,
-            gpus_per_task=options.gpus_per_task,
-        ).run()
+        datatrove.RayPipelineExecutor(**_cluster_args(job, options), mem_per_cpu_gb=options.mem_per_cpu_gb).run()
     finally:
         if started_here:
             ray.shutdown()
@@ -278,16 +273,11 @@ def _run_slurm(job: ShardJob, options: ExecutorOptions) -> None:
     if not options.partition:
         raise ExecutorError("executor slurm needs a partition (executor.partition=<name>)")
     executor = datatrove.SlurmPipelineExecutor(
-        [ShardStep(job)],
-        tasks=len(job.items),
-        workers=options.workers,
-        logging_dir=str(job.logging_dir),
+        **_cluster_args(job, options),
         partition=options.partition,
         time=options.time_limit,
         qos=options.qos or "",
-        cpus_per_task=options.cpus_per_task,
         mem_per_cpu_gb=max(1, round(options.mem_per_cpu_gb)),
-        gpus_per_task=options.gpus_per_task,
         job_name=f"limo-{job.name}",
         env_command=options.env_command or f"export PATH={Path(sys.executable).parent}:$PATH",
         # a stats job waits on the array with afterok: let Slurm cancel it when a task failed
