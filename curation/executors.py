@@ -11,8 +11,11 @@ task = one shard: its ``rank``); we start no process of our own. What we rely on
 - local runs ranks in this process (``workers=1``) or in a ``multiprocess`` pool (forkserver);
 - Ray needs a running instance (`run_job` calls ``ray.init(address=...)`` when none is connected and
   shuts down only an instance it started); each task is an actor in a placement group of
-  ``cpus_per_task`` CPUs and ``mem_per_cpu_gb`` x CPUs of memory, and a task whose worker dies
-  (pre-emption, OOM kill) is resubmitted up to 3 times by datatrove;
+  ``cpus_per_task`` CPUs and ``mem_per_cpu_gb`` x CPUs of memory, and a task whose actor dies
+  (pre-emption, Ray's OOM killer) is resubmitted up to 3 times by datatrove. The shard itself runs in a
+  process forked inside the actor: if only that process is killed, datatrove waits for it forever (its
+  ``time=`` limit, meant for this, raises a ``KeyError`` in 0.10.1, so we do not offer it). Workers
+  import the shard function by module name, so its package must be installed on every node;
 - Slurm pickles the executor (dill) into the logging folder and submits one job array (``sbatch``,
   ``srun launch_pickled_pipeline``); ``run()`` returns at submission, so `run_job` waits for the array
   to leave ``squeue``. Slurm requeues a task whose node fails or is pre-empted (``--requeue``); a task
