@@ -14,10 +14,10 @@ degree, each value with its source and whether it is our estimate). Conventions:
 - Expected generated tokens per sample: the stage's ``expected_new_tokens`` when set, else the pool's mean
   chain length in tokens, capped at ``max_new_tokens``; the upper bound takes every sample to
   ``max_new_tokens``. Tokens come from a tokenizer when one is given, else characters / 4 (an estimate).
-- GPU-hours = generated tokens / replica throughput / 3600 x GPUs per replica. Prompt (prefill) tokens are
-  reported but not priced separately: the table's figures come from serving benchmarks whose requests carry
-  prompts of a similar few hundred tokens. Those benchmarks generate ~200 tokens per request, so for long
-  reasoning rollouts the GPU-hours are optimistic.
+- GPU-hours = generated tokens / replica throughput / 3600 x GPUs per replica. Prompt (prefill) tokens
+  (the problem text; a template adds a few dozen) are reported but not priced separately: the table's
+  figures come from serving benchmarks whose requests carry prompts of a similar few hundred tokens. Those
+  benchmarks generate ~200 tokens per request, so for long reasoning rollouts the GPU-hours are optimistic.
 
 The model size is the recipe's to state (no model-name sniffing); a size between table rows uses the
 next larger size listed, so the estimate errs towards more GPU-hours.
