@@ -87,26 +87,39 @@ class DedupOptions:
 
 @dataclass(frozen=True)
 class DecontamOptions:
-    """n-gram decontamination against benchmarks.
+    """n-gram candidates confirmed on the whole problem (curation.decontam; measured in docs/curation.md).
 
     Attributes:
         benchmarks: Names in ``benchmark_specs`` (``champ_heldout`` excludes CHAMP's held-out split).
         data_dir: Folder with local benchmark files (shared/data layout); None loads from the hub.
-        ngram: Word n-gram size (8, as in s1 and open-r1).
-        min_matches: Shared word n-grams needed to flag a problem.
-        char_ngram: Character n-gram size for texts shorter than ``ngram`` words.
-        short_containment: Fraction of the short text's character n-grams that must occur in the other.
+        ngram: Word n-gram size for candidates (5: a reworded problem keeps few 8-grams; confirmation,
+            not the n-gram count, decides).
+        min_matches: Weighted shared word n-grams that make a benchmark item a candidate.
+        boilerplate_docs: An n-gram held by more documents (benchmark items + pool problems) than this
+            weighs ``boilerplate_docs / documents`` instead of 1.
+        char_ngram: Character n-gram size for texts shorter than ``short_words`` words.
+        short_words: Texts with fewer words are compared on character n-grams.
+        short_containment: Weighted fraction of the shorter text's character n-grams found in the other.
+        min_similarity: Whole-problem aligned similarity (IDF-weighted) needed to drop a candidate.
+        min_content: Share of the item's content tokens (math, numbers, negations) the problem must keep.
+        max_candidates: Benchmark items confirmed per problem (the best-evidenced ones).
+        idf_sample: Pool problems sampled (seeded) for word weights when the pool is larger.
         missing: ``error`` or ``warn`` when a benchmark cannot be loaded (warn records it in the manifest).
     """
 
     enabled: bool = True
     benchmarks: tuple[str, ...] = ()
     data_dir: str | None = None
-    ngram: int = 8
-    min_matches: int = 2
-    char_ngram: int = 8
-    short_containment: float = 0.6
+    ngram: int = 5
+    min_matches: float = 1.0
+    boilerplate_docs: int = 4
+    char_ngram: int = 6
+    short_containment: float = 0.4
     short_words: int = 16
+    min_similarity: float = 0.6
+    min_content: float = 1.0
+    max_candidates: int = 5
+    idf_sample: int = 20_000
     missing: str = "error"
 
 

@@ -130,8 +130,8 @@ def render_report(
         or "none",
         "## Decontamination hits",
         "\n".join(
-            f"- `{h['problem_id']}` matched `{h['benchmark']}` item `{h['item_id']}` "
-            f"({h['method']}, score {h['score']})"
+            f"- `{h['problem_id']}` matched `{h['benchmark']}` item `{h['item_id']}` ({h['method']}, similarity "
+            f"{h['similarity']}, content {h['content']}; shared: {', '.join(repr(g) for g in h['ngrams'])})"
             for h in hits
         )
         or "none",
