@@ -15,10 +15,10 @@ from curation.decontam import (
     load_benchmark_items,
     run_decontam,
 )
-from curation.dedup import find_duplicates, normalize_text, run_dedup
+from curation.dedup import find_duplicates, jaccard, lsh_bands, normalize_text, run_dedup, word_shingles
 from curation.funnel import CurationState
 from curation.options import DecontamOptions, DedupOptions
-from curation.planted import HELD_OUT_SWAPS, PLANT_KINDS, plant
+from curation.planted import HELD_OUT_SWAPS, PLANT_KINDS, change_words, plant
 from curation.schema import Chain
 from curation.similarity import aligned_similarity, content_tokens, lcs_length, text_tokens
 from eval.benchmarks import BenchmarkSpec, HubOfflineError
@@ -45,6 +45,33 @@ def test_exact_and_near_duplicates_keep_the_first():
         "c": ("near_duplicate_problem", "a"),
     }
     assert find_duplicates(texts, DedupOptions(near=False)) == {"b": ("duplicate_problem", "a")}
+
+
+def test_lsh_bands_catch_pairs_at_the_threshold():
+    for threshold in (0.6, 0.7, 0.8, 0.9):
+        bands, rows = lsh_bands(threshold, 128)
+        assert bands * rows <= 128 and 1 - (1 - threshold**rows) ** bands >= 0.999
+    assert lsh_bands(0.8, 128) == (25, 5)  # datasketch's own choice, (9, 13), catches a pair at 0.8 40% of the time
+
+
+@pytest.mark.shared_data
+def test_near_duplicates_at_or_above_the_threshold_are_all_caught(math_train):
+    """200 MATH-train problems of 25+ words, each planted again with one or two words changed."""
+    rng = random.Random(0)
+    sources = rng.sample(sorted(pid for pid, text in math_train.items() if len(text.split()) >= 25), 200)
+    pool = {pid: math_train[pid] for pid in sources}
+    variants = {f"{pid}~": change_words(math_train[pid], 1 + n % 2, rng) for n, pid in enumerate(sources)}
+    pool.update(variants)
+    options = DedupOptions()
+    found = find_duplicates(pool, options, workers=2)
+    above = [
+        pid
+        for pid in variants
+        if jaccard(*(word_shingles(normalize_text(pool[p]), 3) for p in (pid, pid[:-1]))) >= options.threshold
+    ]
+    assert len(above) >= 50, "enough pairs at or above the threshold to measure"
+    assert [pid for pid in above if found.get(pid) != ("near_duplicate_problem", pid[:-1])] == []
+    assert not any(pid in found for pid in sources), "the first copy stays"
 
 
 def test_dedup_stage_drops_duplicate_problems_with_their_chains():
