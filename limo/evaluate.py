@@ -4,7 +4,9 @@ Modes (``mode=``): ``generate`` (default) samples and grades every benchmark int
 ``${output_dir}/eval/<benchmark>/`` (resumable); ``regrade`` grades saved responses again — a run
 (``run_dir=<dir>``) or an external file (``responses=<file|champ> problems=<file|champ>
 group_by=[model,prompt_setting]``) into ``${output_dir}/regrade/``; ``compare`` prints per-benchmark deltas
-of two runs (``runs=[<dirA>,<dirB>]``) with paired bootstrap intervals and the problems that flipped;
+of two runs (``runs=[<dirA>,<dirB>]``) with paired bootstrap intervals and the problems that flipped,
+refusing runs whose problems, data, prompt or sampling differ (``allow_mismatch=true`` compares and marks
+them), into ``compare-<A>-vs-<B>/`` beside the runs (``${output_dir}/compare/`` when ``output_dir=`` is given);
 ``multiturn`` (RISE) lets the model answer again after feedback, up to ``turns=k`` (``evaluate.multiturn``),
 and reports accuracy after each turn (with an oracle, or by majority over turns with ``oracle=false``) into
 ``${output_dir}/eval/<benchmark>/multiturn_<oracle|no_oracle>/``.
@@ -36,6 +38,7 @@ from limo.evaluation import (
     build_multiturn,
     build_prompt,
     build_protocols,
+    command_line_overrides,
     load_regrade_inputs,
     model_identity,
     parse_evaluate_section,
@@ -125,13 +128,16 @@ def regrade(cfg: DictConfig) -> None:
 
 
 def compare(cfg: DictConfig) -> None:
-    """Per-benchmark deltas between two runs with a seeded paired bootstrap interval."""
-    from eval.compare import compare_runs
+    """Per-benchmark deltas between two comparable runs, written beside them (or under ``output_dir=``)."""
+    from eval.compare import compare_runs, default_output_dir
 
-    runs = list(cfg.get("runs") or [])
+    runs = [str(r) for r in cfg.get("runs") or []]
     if len(runs) != 2:
         raise ValueError(f"mode=compare needs runs=[<dirA>,<dirB>] (got {runs})")
-    print_compare(compare_runs(runs[0], runs[1], seed=int(cfg.seed)), runs, Path(str(cfg.output_dir)) / "compare")
+    given = any(o.lstrip("+").startswith("output_dir=") for o in command_line_overrides())
+    out = Path(str(cfg.output_dir)) / "compare" if given else default_output_dir(runs)
+    allow = bool(cfg.get("allow_mismatch"))
+    print_compare(compare_runs(runs[0], runs[1], seed=int(cfg.seed), allow_mismatch=allow), runs, out)
 
 
 def print_summary(summary: dict[str, Any], out: Path, title: str | None = None) -> None:

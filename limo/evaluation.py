@@ -32,6 +32,7 @@ RUNTIME_KEYS = (
     "problems",
     "group_by",
     "runs",
+    "allow_mismatch",
     "turns",
     "oracle",
 )

@@ -206,6 +206,54 @@ def test_replay_runs_compare_with_bootstrap_and_flips(tmp_path, capsys):
     assert "paired bootstrap" in capsys.readouterr().out
 
 
+def _replay_runs(tmp_path: Path, settings: dict[str, list[str]]) -> list[Path]:
+    """One replay run per name in ``settings`` (extra overrides each) on the same six-problem file."""
+    data = tmp_path / "data"
+    write_jsonl(
+        data / "math500.jsonl", [{"id": f"q{i}", "problem": f"{i} + 0 = ?", "answer": str(i)} for i in range(6)]
+    )
+    replay = _replay_file(tmp_path / "replay.jsonl", {f"q{i}": str(i) for i in range(6)})
+    backend = ["evaluate.backend=replay", f"evaluate.backend_options={{path: '{replay}'}}"]
+    runs = []
+    for name, extra in settings.items():
+        run_in_process([*backend, "benchmarks=[math500]", f"data_dir={data}", f"output_dir={tmp_path / name}", *extra])
+        runs.append(tmp_path / name)
+    return runs
+
+
+def test_compare_refuses_runs_with_other_problems_or_sampling(tmp_path, monkeypatch, repo_root):
+    """A greedy 6-problem run against a sampled 3-problem run: refused in one line, or marked when allowed."""
+    runs = _replay_runs(tmp_path, {"a": [], "b": ["limit=3", "evaluate.protocol.temperature=0.7"]})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the recipe's own output_dir (outputs/demo) would land here
+    with pytest.raises(DataError, match=r"not comparable \(math500: problems 6 vs 3 .*temperature 0.0 vs 0.7\)"):
+        run_in_process(["mode=compare", f"runs=[{runs[0]},{runs[1]}]"])
+    done = subprocess.run(_cli(["mode=compare", f"runs=[{runs[0]},{runs[1]}]"]), cwd=repo_root, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode != 0 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("limo.evaluate: error:") and "allow_mismatch=true" in done.stderr
+
+    run_in_process(["mode=compare", f"runs=[{runs[0]},{runs[1]}]", "allow_mismatch=true"])
+    out = tmp_path / "compare-a-vs-b"  # beside the runs, not in the recipe's folder
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["comparable"] is False and summary["benchmarks"][0]["problems"] == 3
+    assert summary["benchmarks"][0]["differences"] == [
+        "problems 6 vs 3 (3 only in A, 0 only in B)",
+        "temperature 0.0 vs 0.7",
+    ]
+    assert "NOT COMPARABLE as run (math500)" in (out / "report.md").read_text()
+    assert not (elsewhere / "outputs").exists()
+
+
+def test_compare_accepts_runs_that_differ_only_in_model_and_seed(tmp_path):
+    runs = _replay_runs(tmp_path, {"a": [], "b": ["seed=7"]})
+    run_in_process(["mode=compare", f"runs=[{runs[0]},{runs[1]}]"])
+    summary = json.loads((tmp_path / "compare-a-vs-b" / "summary.json").read_text())
+    assert summary["comparable"] is True and summary["benchmarks"][0]["delta"] == 0.0
+    assert [r.split(", seed ")[1] for r in summary["benchmarks"][0]["runs"]] == ["42", "7"]
+
+
 def test_regrade_champ_responses_prints_accuracy_per_model_and_setting(tmp_path, capsys):
     run_in_process(
         [
