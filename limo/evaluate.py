@@ -147,9 +147,15 @@ def print_summary(summary: dict[str, Any], out: Path, title: str | None = None) 
         f"[evaluate] {title or summary['benchmark']}: mean pass@1 {metrics['mean_pass@1']:.4f} "
         f"± {metrics['pass@1_stderr']:.4f} over {metrics['problems']} problems x "
         f"{metrics['samples_per_problem']} samples{'; ' + ks if ks else ''}; "
-        f"truncated {metrics['truncation_rate']:.2%}, no answer {metrics['no_answer_rate']:.2%} -> {out}",
+        f"truncated {metrics['truncation_rate']:.2%}, no answer {metrics['no_answer_rate']:.2%}"
+        f"{_server_errors(metrics)} -> {out}",
         flush=True,
     )
+
+
+def _server_errors(metrics: dict[str, Any]) -> str:
+    rate = metrics.get("error_rate") or 0.0
+    return f", server errors (empty replies) {rate:.2%}" if rate else ""
 
 
 def print_regrade(summary: dict[str, Any], out: Path) -> None:
