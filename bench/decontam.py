@@ -12,8 +12,10 @@ run time from the shared data folder (no rows are stored in the repository):
   MATH500 are written to ``math500_overlaps.jsonl`` for review (real overlaps exist);
 - CHAMP: the pool's 270 problems against ``champ_heldout`` (54 of them).
 
-The baseline, measured in the same run, is the previous rule: at least two shared word 8-grams, no
-boilerplate weighting, no whole-problem confirmation.
+The baseline, measured in the same run, is the previous rule (`baseline_contamination`): the item sharing
+the most word 8-grams if at least two, else a short text's best character 8-gram match at containment
+0.6; no boilerplate weighting, no whole-problem confirmation. ``--set KEY=VALUE`` tries other
+`DecontamOptions` for the current rule.
 """
 
 from __future__ import annotations
@@ -31,7 +33,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curation.decontam import DecontamResult, build_index, find_contamination, load_benchmark_items  # noqa: E402
+from curation.decontam import (  # noqa: E402
+    Contamination,
+    ContaminationIndex,
+    DecontamResult,
+    build_index,
+    find_contamination,
+    load_benchmark_items,
+)
 from curation.options import DecontamOptions  # noqa: E402
 from curation.planted import HELD_OUT_SWAPS, PLANT_KINDS, SWAPS, plant, split  # noqa: E402
 from eval.benchmarks import BenchmarkSpec  # noqa: E402
@@ -42,7 +51,7 @@ CLEAN_AGAINST = ("aime24", "aime25", "amc23")
 FORMS = [(kind, "tuned", SWAPS) for kind in PLANT_KINDS] + [
     (kind, "held-out table", HELD_OUT_SWAPS) for kind in ("reworded", "reworded+affixed")
 ]
-BASELINE = {"min_matches": 2.0, "boilerplate_docs": 10**9, "min_similarity": 0.0, "min_content": 0.0}
+BASELINE = {"ngram": 8, "char_ngram": 8, "short_containment": 0.6}
 
 
 def specs() -> dict[str, BenchmarkSpec]:
@@ -89,8 +98,29 @@ def clean_hits(result: DecontamResult, texts: dict[str, str]) -> dict[str, dict[
 
 def run(options: DecontamOptions, items: list, texts: dict[str, str]) -> tuple[DecontamResult, float]:
     started = time.perf_counter()
-    result = find_contamination(texts, build_index(items, options))
+    finder = baseline_contamination if options.max_candidates == 0 else find_contamination
+    result = finder(texts, build_index(items, options))
     return result, time.perf_counter() - started
+
+
+def baseline_contamination(texts: dict[str, str], index: ContaminationIndex) -> DecontamResult:
+    """The previous rule: the item sharing the most word 8-grams, if at least two; else the best character
+    match of a short text (containment 0.6); no boilerplate weighting, no confirmation."""
+    matches = {}
+    for pid, text in texts.items():
+        scan = index.scan(text)
+        shared = Counter(item for gram in scan.grams for item in index.gram_items[gram])
+        best = min(shared.items(), key=lambda kv: (-kv[1], kv[0]), default=None)
+        if best and best[1] >= 2:
+            matches[pid] = _hit(index, best[0], "word_ngram", best[1])
+        elif scan.chars:
+            item, coverage = max(scan.chars, key=lambda c: (c[1], -c[0]))
+            matches[pid] = _hit(index, item, "char_ngram", coverage)
+    return DecontamResult(matches, [], len(matches), [])
+
+
+def _hit(index: ContaminationIndex, item: int, method: str, evidence: float) -> Contamination:
+    return Contamination(index.items[item].benchmark, index.items[item].id, method, evidence, (), 0.0, 0.0)
 
 
 def champ_case(options: DecontamOptions, all_specs: dict[str, BenchmarkSpec]) -> dict[str, int]:
@@ -125,7 +155,8 @@ def main() -> None:
     print(f"# decontam bench, {platform.machine()} {platform.python_version()}, pool {len(texts)} problems "
           f"({len(planted)} planted), {len(items)} benchmark items", flush=True)  # fmt: skip
     summary = {}
-    for name, opts in (("baseline", replace(options, **BASELINE)), ("current", options)):
+    baseline = replace(options, **BASELINE, max_candidates=0)  # max_candidates=0 selects the previous rule
+    for name, opts in (("baseline", baseline), ("current", options)):
         result, seconds = run(opts, items, texts)
         summary[name] = report(name, result, seconds, texts, planted, champ_case(opts, all_specs))
     print(f"time current / baseline: x{summary['current']['seconds'] / summary['baseline']['seconds']:.2f}")

@@ -24,8 +24,8 @@ Two steps, so that shared phrasing never drops a clean problem on its own:
 
 Every drop records the benchmark item, the method, the weighted n-gram evidence, up to five matched
 n-grams (rarest first), the similarity and the content agreement; the stage notes count the candidates
-that were not confirmed, and the manifest lists the closest of them and the most frequent boilerplate
-n-grams, so a user can audit both thresholds. Word weights (IDF) come from the benchmark items and the
+that were not confirmed and list the closest of them and the most frequent boilerplate n-grams
+(``funnel.json``), so a user can audit both thresholds. Word weights (IDF) come from the benchmark items and the
 pool (a seeded sample of ``idf_sample`` problems when it is larger). Measured recall and false positives
 are in docs/curation.md (and `bench/decontam.py`).
 
@@ -53,7 +53,7 @@ from eval.records import DataError
 
 log = logging.getLogger(__name__)
 MAX_REPORTED_NGRAMS = 5
-MAX_LISTED = 20  # near misses and boilerplate n-grams listed in the manifest
+MAX_LISTED = 20  # near misses and boilerplate n-grams listed in the stage notes
 
 
 @dataclass(frozen=True)
@@ -148,6 +148,7 @@ class ContaminationIndex:
     chars_all: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     chars_short: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     char_weights: list[float] = field(default_factory=list)
+    char_idf: dict[str, float] = field(default_factory=dict)
     formula_grams: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     formula_sizes: dict[int, int] = field(default_factory=dict)
     item_words: list[list[str]] = field(default_factory=list)
@@ -155,7 +156,8 @@ class ContaminationIndex:
 
     def __post_init__(self) -> None:
         char_sets = [self._add(index, item) for index, item in enumerate(self.items)]
-        self.char_weights = [sum(self.char_weight(g) for g in grams) for grams in char_sets]
+        self.char_idf = {g: math.log((1 + len(self.items)) / (1 + len(items))) for g, items in self.chars_all.items()}
+        self.char_weights = [sum(self.char_idf[g] for g in grams) for grams in char_sets]
 
     def _add(self, index: int, item: BenchmarkItem) -> set[str]:
         normalized = normalize_text(item.text)
@@ -183,7 +185,7 @@ class ContaminationIndex:
 
     def char_weight(self, gram: str) -> float:
         """Inverse document frequency over benchmark items: phrases every problem uses count little."""
-        return math.log((1 + len(self.items)) / (1 + len(self.chars_all.get(gram, ()))))
+        return self.char_idf.get(gram, math.log(1 + len(self.items)))
 
     def scan(self, text: str) -> Scan:
         """The index n-grams ``text`` contains, and its short-text character matches."""
@@ -199,9 +201,10 @@ class ContaminationIndex:
         """Short items whose formula (content tokens, operators kept) ``text`` contains, character-wise."""
         if not self.formula_grams:
             return ()
-        found: Counter[int] = Counter()
+        found: dict[int, int] = defaultdict(int)
         for gram in squeezed_ngrams("".join(text_tokens(text)), self.options.char_ngram):
-            found.update(self.formula_grams.get(gram, ()))
+            for item in self.formula_grams.get(gram, ()):
+                found[item] += 1
         share = {item: count / self.formula_sizes[item] for item, count in found.items()}
         return tuple((item, round(v, 4)) for item, v in sorted(share.items()) if v >= self.options.short_containment)
 
@@ -212,8 +215,11 @@ class ContaminationIndex:
         shared: dict[int, float] = defaultdict(float)
         for gram in grams:
             for index in index_map.get(gram, ()):
-                shared[index] += self.char_weight(gram)
-        query = sum(self.char_weight(g) for g in grams)
+                shared[index] += self.char_idf[gram]
+        if not shared:
+            return ()
+        unseen = math.log(1 + len(self.items))
+        query = sum(self.char_idf.get(g, unseen) for g in grams)
         found = []
         for index in sorted(shared):
             coverage = shared[index] / max(1e-9, min(query, self.char_weights[index]))
@@ -356,7 +362,7 @@ class DecontamResult:
     def notes(self) -> dict[str, Any]:
         return {"candidates": self.candidates, "confirmed": len(self.matches), "not_confirmed": len(self.near_misses)}
 
-    def manifest(self, limit: int = MAX_LISTED) -> dict[str, Any]:
+    def listing(self, limit: int = MAX_LISTED) -> dict[str, Any]:
         """The closest candidates that were not dropped and the most frequent boilerplate n-grams."""
         return {
             "near_misses": [{"problem_id": pid, **hit.to_dict()} for pid, hit in self.near_misses[:limit]],
@@ -452,10 +458,10 @@ def run_decontam(
     for pid, hit in result.matches.items():
         state.problem_notes[pid]["decontam"] = hit.to_dict()
         problems[pid] = (f"contaminated:{hit.benchmark}", hit.to_dict())
-    state.manifest["decontam"] = result.manifest()
     count.notes = {
         "benchmarks": {n: v.get("items", 0) for n, v in loaded.items()},
         "index_items": len(items),
         **result.notes(),
+        **result.listing(),
     }
     state.apply(count, problems=problems)
