@@ -39,16 +39,31 @@ def demo_stages(output_dir: str, data_dir: str | None = None) -> list[Stage]:
     extra = (f"data_dir={data_dir}",) if data_dir else ()
     regrade = ("mode=regrade", "responses=champ", "problems=champ", "group_by=[model,prompt_setting]")
     return [
-        Stage("curate CHAMP (recipe champ)", "limo.curate", ("recipe=champ", f"output_dir={output_dir}", *extra),
-              f"{output_dir}/curate/report.md"),
-        Stage("train the tiny model on the curated set (recipe demo)", "limo.train",
-              ("recipe=demo", f"output_dir={output_dir}"), f"{output_dir}/train/model/"),
-        Stage("evaluate the trained model on champ_heldout", "limo.evaluate",
-              ("recipe=demo", f"output_dir={output_dir}", "benchmarks=[champ_heldout]"),
-              f"{output_dir}/eval/champ_heldout/report.md"),
-        Stage("re-grade the 19,440 CHAMP model responses", "limo.evaluate",
-              ("recipe=demo", *regrade, f"output_dir={output_dir}"), f"{output_dir}/regrade/report.md"),
-    ]  # fmt: skip
+        Stage(
+            "curate CHAMP (recipe champ)",
+            "limo.curate",
+            ("recipe=champ", f"output_dir={output_dir}", *extra),
+            f"{output_dir}/curate/report.md",
+        ),
+        Stage(
+            "train the tiny model on the curated set (recipe demo)",
+            "limo.train",
+            ("recipe=demo", f"output_dir={output_dir}"),
+            f"{output_dir}/train/model/",
+        ),
+        Stage(
+            "evaluate the trained model on champ_heldout",
+            "limo.evaluate",
+            ("recipe=demo", f"output_dir={output_dir}", "benchmarks=[champ_heldout]"),
+            f"{output_dir}/eval/champ_heldout/report.md",
+        ),
+        Stage(
+            "re-grade the 19,440 CHAMP model responses",
+            "limo.evaluate",
+            ("recipe=demo", *regrade, f"output_dir={output_dir}"),
+            f"{output_dir}/regrade/report.md",
+        ),
+    ]
 
 
 def run_stage(stage: Stage) -> float:

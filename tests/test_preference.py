@@ -103,8 +103,15 @@ def test_discopop_beta_outside_the_stable_range_warns(caplog, beta, warns):
 @pytest.fixture(scope="module")
 def discopop_run(repo_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("discopop")
-    command = [sys.executable, "-m", "limo.curate", "recipe=discopop", f"output_dir={out}", "curate.problem_limit=30",
-               "curate.stages.answer_check.workers=1"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "limo.curate",
+        "recipe=discopop",
+        f"output_dir={out}",
+        "curate.stages.ingest.problem_limit=30",
+        "curate.stages.answer_check.workers=1",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, cwd=repo_root, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
