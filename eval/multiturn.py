@@ -29,9 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from eval.backends.base import Backend, Generation, GenerationRequest, SamplingParams, row_seed
+from eval.grader import grade_many, verify
 from eval.metrics import majority_vote
 from eval.problem import Problem
-from eval.records import append_jsonl, read_jsonl
+from eval.records import append_jsonl, read_jsonl, write_json, write_text_atomic
+from eval.report import environment
 
 log = logging.getLogger(__name__)
 EPISODES_FILE = "episodes.jsonl"
@@ -232,7 +234,6 @@ def resume_episodes(
 
 def check_resume(out: Path, fingerprint: Mapping[str, Any]) -> None:
     """Write ``run.json``; refuse to extend episodes that a different model, prompt or setting produced."""
-    from eval.records import write_json
 
     path = out / "run.json"
     fingerprint = json.loads(json.dumps(dict(fingerprint), default=str))  # compare as written
@@ -315,9 +316,6 @@ def run_multiturn(
 
     ``prompt(problem_text)`` gives the first messages (system turn and few-shot included).
     """
-    from eval.grader import grade_many, verify
-    from eval.records import write_json, write_text_atomic
-    from eval.report import environment
 
     out = Path(out_dir)
     settings = {

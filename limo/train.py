@@ -21,9 +21,12 @@ from limo.train_setup import build_train_run
 from limo.training.trainers import TRAINERS
 
 
-def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> Any:
-    """Run training for a composed config; returns the trainer (tests read its ``state.log_history``)."""
-    run = build_train_run(cfg, callbacks)
+def train(cfg: DictConfig, callbacks: Sequence[Any] = (), trainer_class: type | None = None) -> Any:
+    """Run training for a composed config; returns the trainer (tests read its ``state.log_history``).
+
+    ``trainer_class`` replaces the entry's TRL trainer (a `DPOTrainer` subclass with a custom loss, say).
+    """
+    run = build_train_run(cfg, callbacks, trainer_class)
     return TRAINERS[run.trainer].run(run)
 
 

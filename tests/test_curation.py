@@ -16,6 +16,7 @@ import pytest
 from curation.champ import UNAIDED_SETTINGS
 from eval.champ import champ_heldout_ids
 from eval.options import OptionsError
+from tests.funnel_schema import check_one_schema
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +55,13 @@ def test_every_pool_chain_is_curated_or_dropped_with_a_reason(champ_run):
     assert all(d["reason"] and d["stage"] for d in drops)
     ids = [row["chain_id"] for row in curated] + [d["id"] for d in dropped_chains]
     assert len(ids) == len(set(ids)) == 19_710  # 19,440 conversations + 270 human solutions
-    funnel = json.loads((champ_run / "funnel.json").read_text())
+    funnel = check_one_schema(champ_run, "limo")
     assert funnel["totals"] == {"read": 19_710, "selected": len(curated), "dropped": len(dropped_chains)}
     stages = funnel["stages"]
     for stage in stages:
-        assert stage["chains_in"] - stage["chains_out"] == sum(stage["chains_dropped"].values()), stage["stage"]
+        assert stage["items_in"] - stage["items_out"] == sum(stage["dropped"].values()), stage["stage"]
     assert [s["stage"] for s in stages][:3] == ["ingest", "validate", "answer_check"]
-    assert stages[1]["chains_dropped"] == {"setting_not_allowed": 16_200}  # 15 of 18 settings x 1,080
+    assert stages[1]["dropped"] == {"setting_not_allowed": 16_200}  # 15 of 18 settings x 1,080
 
 
 def test_selection_respects_recipe(champ_run):

@@ -155,7 +155,7 @@ def test_malformed_benchmark_file_names_file_and_field(tmp_path, tiny_model_dir)
 def test_openai_backend_through_the_entry_point_and_server_down(tiny_model_dir, tmp_path):
     from eval.backends.hf import HFBackend
     from eval.backends.openai import BackendUnavailableError
-    from limo.serve import start_server
+    from eval.backends.server import start_server
 
     server = start_server(HFBackend(str(tiny_model_dir), device="cpu"), "tiny")
     args = [

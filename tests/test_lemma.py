@@ -29,6 +29,7 @@ from eval.backends.base import SamplingParams
 from eval.backends.replay import ReplayBackend
 from eval.grader import Verdict
 from eval.problem import Problem
+from tests.funnel_schema import check_one_schema
 
 TAXONOMY = {"calculation_error": "an arithmetic slip", "counting_error": "miscounts cases"}
 PROBLEM = Problem(id="p1", problem="How many strings of length 2 over {a, b}?", answer="4", source="test")
@@ -261,7 +262,7 @@ def test_lemma_recipe_builds_verified_examples_in_both_connections(lemma_run):
         assert row["problem_id"] not in _heldout()
     messages = [json.loads(line) for line in (curate / "messages.jsonl").read_text().splitlines()]
     assert len(messages) == len(rows) and all(m["messages"][-1]["content"].rstrip().endswith("}$.") for m in messages)
-    funnel = json.loads((curate / "funnel.json").read_text())
+    funnel = check_one_schema(curate, "lemma")
     stages = {s["stage"]: s for s in funnel["stages"]}
     assert stages["verify"]["items_out"] == len(errors)
     for name in ("connect", "verify"):  # each wrong chain becomes an example or a reject with its reason
@@ -297,14 +298,16 @@ def test_lemma_with_teacher_judge_and_injector_through_replay(tmp_path):
 
     def curate_lemma(cfg):
         summary = build_curation(cfg).run()
-        return json.loads((tmp_path / "curate" / "funnel.json").read_text())["summary"] | {"selected": summary.selected}
+        return json.loads((tmp_path / "curate" / "funnel.json").read_text())["summary"] | {
+            "selected": summary.selected
+        }
 
     problems = [p for p in load_champ_problems()[:20] if p.id not in _heldout()][:3]
     cfg = compose(
         "lemma",
         [f"output_dir={tmp_path}", "curate.stages.ingest.problem_limit=20", "curate.stages.answer_check.workers=1"],
     )
-    taxonomy = dict(cfg.curate.error_types)
+    taxonomy = dict(cfg.curate.lemma.error_types)
     types = [
         t.error_type
         for t in assign_error_types([(PROBLEM, CorrectChain(HUMAN, "4"))] * 3, taxonomy, per_chain=1, seed=42)
@@ -327,7 +330,10 @@ def test_lemma_with_teacher_judge_and_injector_through_replay(tmp_path):
     wrong_rollout = "First we set up the count.\n\nSo the answer is \\boxed{99999}."
     rollouts = {
         "k": 2,
-        "generator": {"backend": "replay", "backend_args": {"pool": {p.id: [wrong_rollout] for p in load_champ_problems()[:20]}}},
+        "generator": {
+            "backend": "replay",
+            "backend_args": {"pool": {p.id: [wrong_rollout] for p in load_champ_problems()[:20]}},
+        },
     }
     OmegaConf.update(cfg, "curate.lemma.harvest", {"rollouts": rollouts, "max_per_problem": None}, merge=True)
     OmegaConf.update(cfg, "curate.lemma.judge", judge, force_add=True)

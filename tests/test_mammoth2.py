@@ -24,6 +24,7 @@ from curation.mammoth2.recall import (
     train_classifier,
 )
 from eval.options import OptionsError
+from tests.funnel_schema import check_one_schema
 
 SEED_CATEGORIES = ("Number-Theory", "Inequality", "Sequence")
 WEB_CATEGORIES = ("Polynomial", "Combinatorics")
@@ -176,7 +177,7 @@ def recipe_run(repo_root, tmp_path_factory):
 def test_recipe_runs_end_to_end_with_provenance_and_reconciled_counts(recipe_run):
     out, done = recipe_run
     assert "[curate] mammoth2:" in done.stdout
-    funnel = json.loads((out / "funnel.json").read_text())
+    funnel = check_one_schema(out, "mammoth2")
     documents, pairs = funnel["totals"]["documents"], funnel["totals"]["pairs"]
     assert documents["read"] == documents["excluded"] + documents["yielded_pairs"]
     assert pairs["extracted"] == pairs["refine_rejected"] + pairs["selected"] + pairs["dropped"]
@@ -192,7 +193,7 @@ def test_recipe_runs_end_to_end_with_provenance_and_reconciled_counts(recipe_run
     assert list(stages) == ["recall", "extract", "refine", "dedup", "decontam"]
     assert stages["extract"]["dropped"].get("malformed_output", 0) > 0  # the transcript's broken replies
     assert stages["decontam"]["dropped"], "CHAMP's held-out problems are on the mined pages"
-    assert funnel["method"] == "mammoth2" and stages["refine"]["unit"] == "pair"
+    assert stages["refine"]["unit"] == "pair" and stages["extract"]["unit"] == "document"
 
 
 def test_rejects_manifest_and_report_explain_the_run(recipe_run):

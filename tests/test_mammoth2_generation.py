@@ -91,9 +91,9 @@ REFINED = '{"question": "Solve 2x = 8.", "answer": "Step 1: Divide both sides by
 
 @pytest.fixture(scope="module")
 def served_model(tmp_path_factory):
-    """The tiny model overfit on extraction / refinement prompts, behind `limo.serve` on 127.0.0.1."""
+    """The tiny model overfit on extraction / refinement prompts, behind the loopback chat server on 127.0.0.1."""
     from eval.backends.hf import HFBackend
-    from limo.serve import start_server
+    from eval.backends.server import start_server
     from limo.tiny_models import build_overfit_model
 
     extract_prompt = extract_messages(PAGE_OK, num_few_shot=0, max_doc_chars=10_000)[-1]["content"]

@@ -17,6 +17,7 @@ from eval.grader import Verdict
 from eval.problem import Problem
 from eval.records import DataError
 from limo.training.preference import check_beta, conversational_rows, load_pairs
+from tests.funnel_schema import check_one_schema
 
 PROBLEMS = {pid: Problem(id=pid, problem=f"Problem {pid}?", answer="4", source="test") for pid in ("a", "b", "c")}
 RIGHT = Verdict("correct", True, "4", "equal")
@@ -132,9 +133,8 @@ def test_discopop_recipe_writes_length_matched_pairs_with_provenance(discopop_ru
     assert (
         bias["pairs"] == len(pairs) and abs(bias["chosen_longer_share"] - 0.5) <= 0.5 / len(pairs) + 1e-3
     )  # rounded to 3 decimals
-    funnel = json.loads((curate / "funnel.json").read_text())
-    assert (
-        funnel["pipeline_totals"]["read"]
-        == funnel["pipeline_totals"]["selected"] + funnel["pipeline_totals"]["dropped"]
-    )
+    funnel = check_one_schema(curate, "pairs")
+    pool = funnel["totals"]["pool"]
+    assert pool["read"] == pool["selected"] + pool["dropped"]
+    assert funnel["method"] == "pairs" and funnel["summary"]["pairs"] == len(pairs)
     assert "Length bias" in (curate / "report.md").read_text()
