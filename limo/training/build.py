@@ -14,11 +14,15 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from limo.training.batch_plan import split_global_batch
-from limo.training.distributed import cuda_available, prepare_cpu_deepspeed
+from eval.records import write_json, write_text_atomic
+from limo.training.batch_plan import BatchPlan, plan_batches, split_global_batch
+from limo.training.data import LengthReport, check_truncation, length_report
+from limo.training.distributed import ProcessInfo, cuda_available, prepare_cpu_deepspeed
+from limo.training.model_card import render_model_card
 from limo.training.options import LoraOptions, TrainRun
 from limo.training.weighted import WeightedSFTTrainer
 
@@ -308,3 +312,87 @@ def merge_saved_adapter(
     for name in ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"):
         (Path(adapter_dir) / name).unlink(missing_ok=True)
     merged.save_pretrained(adapter_dir)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run checked and decided before training: token lengths, the batch plan, the checkpoint to resume."""
+
+    lengths: LengthReport
+    plan: BatchPlan
+    checkpoint: str | None
+
+
+def plan_run(
+    run: TrainRun,
+    proc: ProcessInfo,
+    split: tuple[int, int],
+    config: Any,
+    ids: Sequence[str],
+    counts: Sequence[int],
+    data: Mapping[str, Any],
+) -> RunPlan:
+    """Length report (stopping on truncation), batch plan and resume checkpoint, the same for every trainer.
+
+    Rank 0 prints them and writes ``train/plan.json`` and ``train/config.yaml``.
+
+    Raises:
+        TruncationError: Examples exceed ``max_length`` and ``train.allow_truncation`` is off.
+    """
+    lengths = length_report(ids, counts, config.max_length)
+    check_truncation(lengths, str(data["path"]), run.options.allow_truncation)
+    plan = plan_batches(
+        per_device=split[0],
+        accumulation=split[1],
+        world_size=proc.world_size,
+        lengths=counts,
+        epochs=config.num_train_epochs,
+        max_steps=config.max_steps,
+    )
+    checkpoint = find_resume_checkpoint(run.paths.train_dir, run.options.resume)
+    if proc.is_main:
+        print(
+            f"[train] data {data['path']} (sha256 {data['sha256']})\n[train] lengths: {lengths.summary()}", flush=True
+        )
+        print(f"[train] plan: {plan.summary()}", flush=True)
+        write_json(run.paths.plan, {"plan": plan.to_dict(), "lengths": lengths.to_dict(), "data": dict(data)})
+        write_text_atomic(run.paths.config, run.config_yaml)
+    return RunPlan(lengths, plan, checkpoint)
+
+
+def train_and_save(trainer: Any, tokenizer: Any, run: TrainRun, model_path: str, planned: RunPlan, config: Any) -> Any:
+    """Train (resuming when planned) and save the final model; returns TRL's train output."""
+    result = trainer.train(resume_from_checkpoint=planned.checkpoint)
+    save_final_model(
+        trainer,
+        tokenizer,
+        run.paths.model_dir,
+        str(run.model["eos_token"]),
+        base_path=model_path,
+        model_init_kwargs=config.model_init_kwargs or {},
+    )
+    return result
+
+
+def write_model_card(
+    run: TrainRun,
+    planned: RunPlan,
+    data_path: str,
+    data_checksum: str | None,
+    metrics: Mapping[str, Any],
+    **notes: Any,
+) -> None:
+    """``train/model/README.md``: recipe, base model, data, plan, lengths and metrics (``notes``: trainer extras)."""
+    card = render_model_card(
+        recipe=run.recipe,
+        base_model=str(run.model["path"]),
+        data_path=data_path,
+        data_checksum=data_checksum,
+        plan=planned.plan,
+        lengths=planned.lengths,
+        metrics=dict(metrics),
+        system_prompt=run.options.system_prompt,
+        lora=run.options.lora is not None,
+        **notes,
+    )
+    write_text_atomic(f"{run.paths.model_dir}/README.md", card)

@@ -20,13 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eval.records import DataError, RowError, load_records, write_json, write_text_atomic
+from eval.records import DataError, RowError, load_records
 from limo.tiny_models import ensure_model
 from limo.training import build
-from limo.training.batch_plan import plan_batches
-from limo.training.data import check_truncation, length_report, token_lengths
+from limo.training.data import token_lengths
 from limo.training.distributed import process_info
-from limo.training.model_card import render_model_card
 from limo.training.options import TrainRun
 
 log = logging.getLogger(__name__)
@@ -189,23 +187,9 @@ def train_preference(run: TrainRun) -> Any:
     split, args = build.build_run_args(run, proc.world_size)
     dpo_config = build_dpo_config(dpo_args(args))
     counts = token_lengths(tokenizer, longest_side_rows(rows))
-    lengths = length_report([p.id for p in data.pairs], counts, dpo_config.max_length)
-    check_truncation(lengths, data.path, options.allow_truncation)
-    plan = plan_batches(
-        per_device=split[0],
-        accumulation=split[1],
-        world_size=proc.world_size,
-        lengths=counts,
-        epochs=dpo_config.num_train_epochs,
-        max_steps=dpo_config.max_steps,
-    )
-    checkpoint = build.find_resume_checkpoint(paths.train_dir, options.resume)
+    data_info = {"path": data.path, "sha256": data.checksum, "kind": "preference_pairs"}
+    planned = build.plan_run(run, proc, split, dpo_config, [p.id for p in data.pairs], counts, data_info)
     shared_cache = bool(dpo_config.precompute_ref_log_probs) and proc.world_size > 1
-    if proc.is_main:
-        log.info("[train] pairs %s (sha256 %s); %s; %s", data.path, data.checksum, lengths.summary(), plan.summary())
-        data_info = {"path": data.path, "sha256": data.checksum, "kind": "preference_pairs"}
-        write_json(paths.plan, {"plan": plan.to_dict(), "lengths": lengths.to_dict(), "data": data_info})
-        write_text_atomic(paths.config, run.config_yaml)
     trainer = build_dpo_trainer(
         model_path=model_path,
         tokenizer=tokenizer,
@@ -215,21 +199,13 @@ def train_preference(run: TrainRun) -> Any:
         callbacks=run.callbacks,
         trainer_class=run.trainer_class,
     )
-    result = trainer.train(resume_from_checkpoint=checkpoint)
-    build.save_final_model(
-        trainer,
-        tokenizer,
-        paths.model_dir,
-        str(run.model["eos_token"]),
-        base_path=model_path,
-        model_init_kwargs=dpo_config.model_init_kwargs or {},
-    )
+    result = build.train_and_save(trainer, tokenizer, run, model_path, planned, dpo_config)
     if proc.is_main:
-        _write_card(run, data, plan, lengths, result, dpo_config)
+        _write_card(run, data, planned, result, dpo_config)
     return trainer
 
 
-def _write_card(run: TrainRun, data: PairData, plan: Any, lengths: Any, result: Any, dpo_config: Any) -> None:
+def _write_card(run: TrainRun, data: PairData, planned: Any, result: Any, dpo_config: Any) -> None:
     metrics = {
         **result.metrics,
         "global_step": result.global_step,
@@ -237,16 +213,5 @@ def _write_card(run: TrainRun, data: PairData, plan: Any, lengths: Any, result: 
         "beta": dpo_config.beta,
         "discopop_tau": dpo_config.discopop_tau,
     }
-    card = render_model_card(
-        recipe=run.recipe,
-        base_model=str(run.model["path"]),
-        data_path=data.path,
-        data_checksum=data.checksum,
-        plan=plan,
-        lengths=lengths,
-        metrics=metrics,
-        system_prompt=run.options.system_prompt,
-        lora=run.options.lora is not None,
-    )
-    write_text_atomic(f"{run.paths.model_dir}/README.md", card)
+    build.write_model_card(run, planned, data.path, data.checksum, metrics)
     log.info("[train] done: %s steps, loss %.4f -> %s", result.global_step, result.training_loss, run.paths.model_dir)
