@@ -154,17 +154,19 @@ class CurationState:
         items_out: int,
         rejects: Iterable[Reject | Drop] = (),
         enabled: bool = True,
+        problems: tuple[int, int] | None = None,
         **notes: Any,
     ) -> StageCount:
         """Count a method's own stage (its items are not pool chains) and keep its rejects.
 
-        ``seconds`` is the time since the previous stage ended, so a method times its stages by calling
-        this as each one finishes.
+        ``problems`` is ``(in, out)`` where the stage tracks problems. ``seconds`` is the time since the previous
+        stage ended, so a method times its stages by calling this as each one finishes.
         """
         drops = [r if isinstance(r, Drop) else Drop.from_reject(r) for r in rejects]
         self.method_rejects.extend(drops)
         dropped = reason_counts(d.reason.split(":")[0] for d in drops)
-        count = StageCount(stage, unit, enabled, items_in, items_out, dropped=dropped, notes=notes)
+        problems_in, problems_out = problems or (None, None)
+        count = StageCount(stage, unit, enabled, items_in, items_out, problems_in, problems_out, dropped, notes=notes)
         self.funnel.append(count)
         self.close(count)
         return count

@@ -45,7 +45,7 @@ def test_rise_curation_writes_weighted_last_turn_examples_with_accounting(rise_r
     funnel = check_one_schema(curate, "rise")
     stages = {s["stage"]: s for s in funnel["stages"]}
     rollouts = stages["rollouts"]["notes"]
-    assert rollouts["episodes"] == stages["problems"]["items_out"] == stages["rollouts"]["items_out"] > 0
+    assert rollouts["episodes"] == stages["problems"]["problems_out"] == stages["rollouts"]["items_out"] > 0
     assert (
         len(rows) + sum(stages["examples"]["dropped"].values())
         == rollouts["improvements"]

@@ -58,7 +58,7 @@ def load_graded_pool(stages: StageOptions, context: RunContext) -> tuple[GradedP
         unit="chain",
         items_in=len(state.chains),
         items_out=len(state.chains),
-        problems=len(graded.problems),
+        problems=(len(graded.problems), len(graded.problems)),
         model_chains=len(graded.chains),
         human_chains=len(graded.human),
         verdicts=dict(Counter(v.status for v in graded.verdicts.values())),

@@ -53,6 +53,7 @@ class Mined:
     extracted: list[QAPair]
     refined: list[QAPair]
     refine_rejects: list[dict[str, Any]]
+    seconds: dict[str, float]
 
     @property
     def docs_with_pairs(self) -> int:
@@ -106,15 +107,21 @@ def run_mammoth2(stages: StageOptions, options: Mammoth2Options, context: RunCon
 def mine(options: Mammoth2Options, context: RunContext) -> tuple[Mined, dict[str, Any]]:
     """Corpus, recall, extraction and refinement; returns what they produced and the corpus summary."""
     work, seed = context.out / "mammoth2", context.seed
+    clock = [time.perf_counter()]
     inputs = prepare_inputs(options, work, seed)
     recall, classifier = run_recall_stage(options, inputs, work, seed)
     docs, cut = recalled_documents(recall, options.recall.top_k)
+    clock.append(time.perf_counter())
     prompt = {"num_few_shot": options.extract.num_few_shot, "max_doc_chars": options.extract.max_doc_chars}
     extractor = stage_generator("extract", options.extract.generator, work, seed, inputs.transcript, prompt)
     pairs, extract_rejects, _ = run_extract_stage(docs, extractor, options.extract, seed)
+    clock.append(time.perf_counter())
     refiner = stage_generator("refine", options.refine.generator, work, seed, inputs.transcript)
     refined, refine_rejects = run_refine_stage(pairs, refiner, options.refine, seed)
-    mined = Mined(recall, classifier, cut, extract_rejects, pairs, refined, refine_rejects)
+    clock.append(time.perf_counter())
+    names = ("recall", "extract", "refine")
+    seconds = {name: round(end - start, 3) for name, start, end in zip(names, clock, clock[1:], strict=True)}
+    mined = Mined(recall, classifier, cut, extract_rejects, pairs, refined, refine_rejects, seconds)
     return mined, inputs.summary
 
 
@@ -126,8 +133,11 @@ def mining_stages(mined: Mined) -> list[StageCount]:
     extract_dropped = reason_counts(str(row["code"]) for row in mined.extract_rejects)
     refine_dropped = reason_counts(str(row["code"]) for row in mined.refine_rejects)
     to_extract = r["kept"] - top_k
+    seconds = mined.seconds
     return [
-        StageCount("recall", "document", True, r["read"], to_extract, dropped=recall_dropped),
+        StageCount(
+            "recall", "document", True, r["read"], to_extract, dropped=recall_dropped, seconds=seconds["recall"]
+        ),
         StageCount(
             "extract",
             "document",
@@ -135,9 +145,18 @@ def mining_stages(mined: Mined) -> list[StageCount]:
             to_extract,
             mined.docs_with_pairs,
             dropped=extract_dropped,
+            seconds=seconds["extract"],
             notes={"pairs_out": len(mined.extracted)},
         ),
-        StageCount("refine", "pair", True, len(mined.extracted), len(mined.refined), dropped=refine_dropped),
+        StageCount(
+            "refine",
+            "pair",
+            True,
+            len(mined.extracted),
+            len(mined.refined),
+            dropped=refine_dropped,
+            seconds=seconds["refine"],
+        ),
     ]
 
 

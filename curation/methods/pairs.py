@@ -37,7 +37,7 @@ def run_pairs(stages: StageOptions, options: PairOptions, context: RunContext) -
         items_in=len(scored),
         items_out=len(pairs),
         rejects=rejects,
-        problems_in=len(pool.problems),
+        problems=(len(pool.problems), len({p.provenance["problem_id"] for p in pairs})),
     )
     facts["length_bias"] = length_bias
     summary = {

@@ -97,8 +97,9 @@ def run_rise(stages: StageOptions, options: RiseOptions, context: RunContext) ->
     pool, facts = load_graded_pool(stages, context)
     policy, identity = build_policy(options.policy, pool)
     problems, rejects = rollout_problems(pool, identity)
+    counts = (len(pool.problems), len(problems))
     pool.state.record(
-        "problems", unit="problem", items_in=len(pool.problems), items_out=len(problems), rejects=rejects
+        "problems", unit="problem", items_in=counts[0], items_out=counts[1], rejects=rejects, problems=counts
     )
     improver = policy if options.improve.method == "best_of_n" else build_teacher(options, pool)
     rows = roll_out(problems, policy, improver, options, context.seed, episodes_file(stages, options, context))
