@@ -120,7 +120,7 @@ def mine(options: Mammoth2Options, context: RunContext) -> tuple[Mined, dict[str
     refined, refine_rejects = run_refine_stage(pairs, refiner, options.refine, seed)
     clock.append(time.perf_counter())
     names = ("recall", "extract", "refine")
-    seconds = {name: round(end - start, 3) for name, start, end in zip(names, clock, clock[1:], strict=True)}
+    seconds = {name: round(end - start, 3) for name, start, end in zip(names, clock[:-1], clock[1:], strict=True)}
     mined = Mined(recall, classifier, cut, extract_rejects, pairs, refined, refine_rejects, seconds)
     return mined, inputs.summary
 
