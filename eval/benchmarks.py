@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from eval.champ import champ_package_version, heldout_split, load_champ_problems
 from eval.problem import PROBLEM_REQUIRED, Problem
 from eval.records import DataError, LoadResult, RowError, load_records, sha256_text
 
@@ -178,8 +179,6 @@ def _matches(problem: Problem, where: Mapping[str, str]) -> bool:
 
 
 def _load_champ_heldout(spec: BenchmarkSpec) -> Benchmark:
-    from eval.champ import champ_package_version, heldout_split, load_champ_problems
-
     problems = load_champ_problems()
     fraction = float(spec.protocol.get("heldout_fraction", 0.2))
     seed = int(spec.protocol.get("heldout_seed", 0))

@@ -144,7 +144,7 @@ def test_unknown_backend_names_the_known_ones():
 
 @pytest.fixture(scope="module")
 def loopback_server(hf_backend):
-    from limo.serve import start_server
+    from eval.backends.server import start_server
 
     server = start_server(hf_backend, "tiny")
     yield server

@@ -132,8 +132,11 @@ def test_cli_errors_are_one_line_and_leave_results_intact(tiny_model_dir, tmp_pa
     write_jsonl(kept, [{"request_id": "x#0"}])
     done = subprocess.run(
         _cli(["benchmarks=[champ_heldout,nope]", f"model.path={tiny_model_dir}", f"output_dir={tmp_path}"]),
-        cwd=repo_root, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1].startswith("limo.evaluate: error: unknown benchmark 'nope'")
     assert "Traceback" not in done.stderr
@@ -152,7 +155,7 @@ def test_malformed_benchmark_file_names_file_and_field(tmp_path, tiny_model_dir)
 def test_openai_backend_through_the_entry_point_and_server_down(tiny_model_dir, tmp_path):
     from eval.backends.hf import HFBackend
     from eval.backends.openai import BackendUnavailableError
-    from limo.serve import start_server
+    from eval.backends.server import start_server
 
     server = start_server(HFBackend(str(tiny_model_dir), device="cpu"), "tiny")
     args = [
@@ -315,13 +318,13 @@ def test_resume_with_another_protocol_is_refused(tmp_path):
 
 def test_every_recipe_evaluate_section_is_valid():
     from limo.config import recipe_names
-    from limo.evaluation import parse_evaluate_section
+    from limo.eval_setup import build_evaluate_options
 
     checked = 0
     for recipe in recipe_names():
         cfg = compose(recipe)
         if cfg.get("evaluate") is not None:
-            section = parse_evaluate_section(cfg)
+            section = build_evaluate_options(cfg)
             assert set(section.benchmarks) <= set(cfg.benchmark_specs), recipe
             checked += 1
     assert checked >= 1
@@ -337,9 +340,16 @@ def test_overfit_model_answers_are_graded_correct_end_to_end(overfit_model_dir, 
     ]
     write_jsonl(data / "math500.jsonl", rows)
     run_in_process(
-        ["benchmarks=[math500]", f"data_dir={data}", f"model.path={overfit_model_dir}", "evaluate.system_prompt=null",
-         "evaluate.protocol.max_new_tokens=40", "evaluate.protocol.samples=2", f"output_dir={tmp_path}"]
-    )  # fmt: skip
+        [
+            "benchmarks=[math500]",
+            f"data_dir={data}",
+            f"model.path={overfit_model_dir}",
+            "evaluate.system_prompt=null",
+            "evaluate.protocol.max_new_tokens=40",
+            "evaluate.protocol.samples=2",
+            f"output_dir={tmp_path}",
+        ]
+    )
     samples = read_jsonl(tmp_path / "eval" / "math500" / "samples.jsonl")
     assert [r["status"] for r in samples] == ["correct", "correct", "correct", "correct", "incorrect", "incorrect"]
     assert samples[0]["extracted"] == "5" and samples[0]["finish_reason"] == "stop"
