@@ -395,37 +395,55 @@ def _confirm_one(job: tuple[str, list[Candidate]]) -> Verdict:
 
 
 def find_contamination(texts: Mapping[str, str], index: ContaminationIndex, workers: int = 1) -> DecontamResult:
-    """Scan every problem, weigh shared n-grams by how many documents hold them, confirm the candidates."""
+    """Scan every problem, weigh shared n-grams by how many documents hold them, confirm the candidates.
+
+    The same steps run as sharded jobs in `curation.stream_stages` (scan and confirm are per-problem
+    functions; the counts between them are sums), which is why each is a function of its own here.
+    """
     ids = list(texts)
     scans = map_chunks(
         _scan_one, [texts[i] for i in ids], workers=workers, chunk_size=512, setup=_set_index, setup_args=(index,)
     )
-    documents = document_frequencies(index, scans)
-    gram_weight = {g: min(1.0, index.options.boilerplate_docs / df) for g, df in documents.items()}
-    jobs = {}
-    for pid, scan in zip(ids, scans, strict=True):
-        found = index.candidates(scan, gram_weight) if scan.grams or scan.chars or scan.formulas else []
-        if found:
-            jobs[pid] = found
-    weights = word_weights(index, texts)
+    documents = document_frequencies(index, Counter(g for scan in scans for g in scan.grams))
+    weights = gram_weights(index, documents)
+    jobs = {pid: found for pid, scan in zip(ids, scans, strict=True) if (found := candidates_of(index, scan, weights))}
+    pool = list(texts.values())
+    sample = idf_sample(len(pool), index.options)
+    words = word_weights(index, pool if sample is None else [pool[i] for i in sample])
     verdicts = map_chunks(
         _confirm_one,
         [(texts[pid], found) for pid, found in jobs.items()],
         workers=workers,
         chunk_size=256,
         setup=_set_confirm,
-        setup_args=(index, weights),
+        setup_args=(index, words),
     )
-    matches = {pid: v.match for pid, v in zip(jobs, verdicts, strict=True) if v.match}
-    misses = [(pid, v.near_miss) for pid, v in zip(jobs, verdicts, strict=True) if v.near_miss]
+    return contamination_result(list(jobs), verdicts, boilerplate(index, documents))
+
+
+def candidates_of(index: ContaminationIndex, scan: Scan, gram_weight: Mapping[int, float]) -> list[Candidate]:
+    """The benchmark items one scanned problem is a candidate for (none without any shared n-gram)."""
+    return index.candidates(scan, gram_weight) if scan.grams or scan.chars or scan.formulas else []
+
+
+def contamination_result(
+    ids: Sequence[str], verdicts: Sequence[Verdict], frequent: list[tuple[str, int]]
+) -> DecontamResult:
+    """Matches (in ``ids`` order) and near misses (closest first) from the confirmed candidates."""
+    matches = {pid: v.match for pid, v in zip(ids, verdicts, strict=True) if v.match}
+    misses = [(pid, v.near_miss) for pid, v in zip(ids, verdicts, strict=True) if v.near_miss]
     misses.sort(key=lambda m: (-m[1].similarity, -m[1].content, m[0]))
-    return DecontamResult(matches, misses, len(jobs), boilerplate(index, documents))
+    return DecontamResult(matches, misses, len(ids), frequent)
 
 
-def document_frequencies(index: ContaminationIndex, scans: Sequence[Scan]) -> dict[int, int]:
-    """For every index n-gram: the benchmark items plus the pool problems that contain it."""
-    pool: Counter[int] = Counter(g for scan in scans for g in scan.grams)
-    return {g: len(items) + pool[g] for g, items in enumerate(index.gram_items)}
+def document_frequencies(index: ContaminationIndex, pool: Mapping[int, int]) -> dict[int, int]:
+    """For every index n-gram: the benchmark items plus the pool problems that contain it (``pool`` counts)."""
+    return {g: len(items) + pool.get(g, 0) for g, items in enumerate(index.gram_items)}
+
+
+def gram_weights(index: ContaminationIndex, documents: Mapping[int, int]) -> dict[int, float]:
+    """Each index n-gram's weight: 1, or ``boilerplate_docs / df`` for n-grams many documents share."""
+    return {g: min(1.0, index.options.boilerplate_docs / df) for g, df in documents.items()}
 
 
 def boilerplate(index: ContaminationIndex, documents: Mapping[int, int]) -> list[tuple[str, int]]:
@@ -434,12 +452,16 @@ def boilerplate(index: ContaminationIndex, documents: Mapping[int, int]) -> list
     return sorted(frequent, key=lambda x: (-x[1], x[0]))
 
 
-def word_weights(index: ContaminationIndex, texts: Mapping[str, str]) -> WordWeights:
-    """IDF over the benchmark items and the pool (a seeded sample of ``idf_sample`` problems when larger)."""
-    pool = list(texts.values())
-    if len(pool) > index.options.idf_sample:
-        pool = random.Random(0).sample(pool, index.options.idf_sample)
-    return WordWeights([*index.item_words, *(normalize_text(t).split() for t in pool)])
+def idf_sample(problems: int, options: DecontamOptions) -> list[int] | None:
+    """Positions of the pool problems whose words weigh words (a seeded sample; None: all of them)."""
+    if problems <= options.idf_sample:
+        return None
+    return random.Random(0).sample(range(problems), options.idf_sample)  # the positions sample(pool, k) would take
+
+
+def word_weights(index: ContaminationIndex, pool_texts: Iterable[str]) -> WordWeights:
+    """IDF over the benchmark items and the (sampled) pool texts."""
+    return WordWeights([*index.item_words, *(normalize_text(t).split() for t in pool_texts)])
 
 
 def run_decontam(

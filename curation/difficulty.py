@@ -56,6 +56,16 @@ def difficulty_decision(counts: dict[str, list[int]], options: DifficultyOptions
     return None
 
 
+def difficulty_note(per_model: dict[str, list[int]], options: DifficultyOptions) -> dict[str, object]:
+    """A problem's pass-rate note: ``[correct, tries]`` per generator (sorted), the pooled rates, the source."""
+    return {
+        "attempts": {m: list(c) for m, c in sorted(per_model.items())},
+        "strong_pass_rate": pooled_rate(per_model, options.strong_models) if per_model else None,
+        "weak_pass_rate": pooled_rate(per_model, options.weak_models) if per_model else None,
+        "source": options.source,
+    }
+
+
 def run_difficulty(state: CurationState, options: DifficultyOptions, attempts: Sequence[Attempt]) -> None:
     """Record pass rates for every alive problem and apply the weak filter and strong window."""
     count = state.begin("difficulty", options.enabled)
@@ -66,12 +76,7 @@ def run_difficulty(state: CurationState, options: DifficultyOptions, attempts: S
     drops = {}
     for problem_id in state.problems:
         per_model = counts.get(problem_id, {})
-        note = {
-            "attempts": {m: list(c) for m, c in sorted(per_model.items())},
-            "strong_pass_rate": pooled_rate(per_model, options.strong_models) if per_model else None,
-            "weak_pass_rate": pooled_rate(per_model, options.weak_models) if per_model else None,
-            "source": options.source,
-        }
+        note = difficulty_note(per_model, options)
         state.problem_notes[problem_id]["difficulty"] = note
         reason = difficulty_decision(per_model, options)
         if reason:

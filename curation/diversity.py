@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from curation.funnel import CurationState
 from curation.options import DiversityOptions, SelectOptions
@@ -24,21 +25,23 @@ from curation.schema import Chain
 from curation.select import best_chains, ranked_problems
 
 UNKNOWN_DOMAIN = "unknown"
+T = TypeVar("T")
 
 
 def domain_of(state: CurationState, problem_id: str) -> str:
     return state.problems[problem_id].subject or UNKNOWN_DOMAIN
 
 
-def quota_drops(state: CurationState, ranked: list[str], limit: int) -> dict[str, tuple[str, dict[str, Any]]]:
+def quota_drops(ranked: Sequence[T], domain: Callable[[T], str], limit: int) -> dict[T, tuple[str, dict[str, Any]]]:
+    """Problems (best first) over their domain's quota, in ranked order, with the drop detail."""
     taken: Counter[str] = Counter()
     drops = {}
-    for pid in ranked:
-        domain = domain_of(state, pid)
-        if taken[domain] >= limit:
-            drops[pid] = ("domain_quota", {"domain": domain, "limit": limit})
+    for problem in ranked:
+        name = domain(problem)
+        if taken[name] >= limit:
+            drops[problem] = ("domain_quota", {"domain": name, "limit": limit})
         else:
-            taken[domain] += 1
+            taken[name] += 1
     return drops
 
 
@@ -70,8 +73,9 @@ def run_diversity(state: CurationState, options: DiversityOptions, select: Selec
         "domains_in": dict(sorted(Counter(domain_of(state, p) for p in best).items())),
     }
     if options.method == "quota":
-        limit = _quota_limit(options, select.n)
-        drops = quota_drops(state, ranked_problems(best, list(state.problems)), limit) if limit is not None else {}
+        limit = quota_limit(options, select.n)
+        ranked = ranked_problems(best, list(state.problems))
+        drops = quota_drops(ranked, lambda pid: domain_of(state, pid), limit) if limit is not None else {}
     elif options.method == "s1":
         drops = _s1_drops(state, best, select.n, seed)
     else:
@@ -79,7 +83,7 @@ def run_diversity(state: CurationState, options: DiversityOptions, select: Selec
     state.apply(count, problems=drops)
 
 
-def _quota_limit(options: DiversityOptions, n: int) -> int | None:
+def quota_limit(options: DiversityOptions, n: int) -> int | None:
     limits = [options.max_per_domain] if options.max_per_domain is not None else []
     if options.max_fraction is not None:
         limits.append(max(1, int(options.max_fraction * n)))
@@ -89,8 +93,14 @@ def _quota_limit(options: DiversityOptions, n: int) -> int | None:
 def _s1_drops(
     state: CurationState, best: dict[str, tuple[Chain, float]], n: int, seed: int
 ) -> dict[str, tuple[str, dict[str, Any]]]:
+    lengths = [(pid, domain_of(state, pid), len(chain.text)) for pid, (chain, _) in best.items()]
+    return s1_drops(lengths, n, seed)
+
+
+def s1_drops(best: Sequence[tuple[str, str, int]], n: int, seed: int) -> dict[str, tuple[str, dict[str, Any]]]:
+    """s1 sampling over ``(problem id, domain, best chain length)``; the problems not drawn, in ``best`` order."""
     by_domain: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    for pid, (chain, _) in best.items():
-        by_domain[domain_of(state, pid)].append((pid, len(chain.text)))
+    for pid, domain, length in best:
+        by_domain[domain].append((pid, length))
     kept = set(s1_sample(by_domain, n, seed))
-    return {pid: ("not_sampled", {"domain": domain_of(state, pid)}) for pid in best if pid not in kept}
+    return {pid: ("not_sampled", {"domain": domain}) for pid, domain, _ in best if pid not in kept}

@@ -110,6 +110,7 @@ class RunOutputs:
         manifest: ``manifest.json``.
         report: ``report.md``'s text, or None to write none.
         parquet: Rows for ``curated.parquet`` (none written when empty).
+        rejects_written: ``rejects.jsonl`` is already in place (a sharded run streams it while it runs).
     """
 
     method: str
@@ -120,6 +121,7 @@ class RunOutputs:
     manifest: dict[str, Any]
     report: str | None
     parquet: Sequence[dict[str, Any]] = field(default_factory=list)
+    rejects_written: bool = False
 
 
 def write_outputs(out: Path, run: RunOutputs) -> None:
@@ -133,7 +135,8 @@ def write_outputs(out: Path, run: RunOutputs) -> None:
     write_json(
         out / "funnel.json", {"method": run.method, "stages": stages, "totals": run.totals, "summary": run.summary}
     )
-    write_jsonl(out / "rejects.jsonl", run.state.rejects())
+    if not run.rejects_written:
+        write_jsonl(out / "rejects.jsonl", run.state.rejects())
     manifest = dict(run.manifest)
     if "outputs_sha256" in manifest:
         manifest["outputs_sha256"] = {name: sha256_file(out / name) for name in sorted(run.data)}

@@ -68,6 +68,18 @@ def load_pool(options: IngestOptions) -> Pool:
     return _load_records_pool(options)
 
 
+def ingest_pool(options: IngestOptions) -> tuple[Pool, list[dict[str, str]], dict[str, str]]:
+    """Load the pool and apply gold overrides; returns the pool, overrides applied and input checksums."""
+    pool = load_pool(options)
+    applied: list[dict[str, str]] = []
+    checksums = {"pool": pool.checksum or "unknown"}
+    if options.gold_overrides:
+        path = options.gold_overrides
+        applied = apply_gold_overrides(pool, load_gold_overrides(path), path)
+        checksums["gold_overrides"] = sha256_file(path)
+    return pool, applied, checksums
+
+
 def _load_champ() -> Pool:
 
     champ = load_champ_pool()
@@ -77,41 +89,68 @@ def _load_champ() -> Pool:
 
 
 def _load_records_pool(options: IngestOptions) -> Pool:
-    result = load_records(
-        options.source,
-        lambda row: _row_to_pair(row, options),
-        field_map=options.field_map or None,
-        required=("problem", "chain"),
-        fmt=options.fmt,
-        split=options.split,
-        revision=options.revision,
-    )
-    pairs = result.kept[: options.limit] if options.limit else result.kept
+    loaded = load_records(options.source, lambda row: row_to_pair(row, options), **record_args(options))
+    pairs = loaded.kept[: options.limit] if options.limit else loaded.kept
     problems: dict[str, Problem] = {}
     chains: list[Chain] = []
-    rejects = list(result.rejects)
+    rejects = list(loaded.rejects)
     seen: set[str] = set()
     for number, (problem, chain) in enumerate(pairs, start=1):
         known = problems.setdefault(problem.id, problem)
-        reason = None
-        if known.answer != problem.answer:
-            reason = f"gold {problem.answer!r} contradicts {known.answer!r} from an earlier row of problem {known.id}"
-        elif chain.id in seen:
-            reason = f"the same chain text for problem {known.id} appears in an earlier row"
-        if reason:
-            rejects.append(
-                Reject(options.source, number, "chain" if chain.id in seen else "answer", reason, "ingest", chain.id)
-            )
+        reject = cross_row_reject(options.source, number, problem, chain, known, chain.id in seen)
+        if reject is not None:
+            rejects.append(reject)
             continue
         seen.add(chain.id)
         chains.append(chain)
     read = len(chains) + len(rejects)
-    provenance = {"source": options.source, "split": options.split, "revision": options.revision}
-    checksum = result.checksum or f"hub:{options.source}@{options.revision or 'default'}:{options.split}"
-    return Pool(list(problems.values()), chains, options.source, read, rejects, checksum, provenance)
+    checksum = loaded.checksum or hub_checksum(options)
+    return Pool(list(problems.values()), chains, options.source, read, rejects, checksum, pool_provenance(options))
 
 
-def _row_to_pair(row: dict[str, Any], options: IngestOptions) -> tuple[Problem, Chain]:
+def record_args(options: IngestOptions) -> dict[str, Any]:
+    """The reader arguments of a file or hub pool (`eval.records.load_records` / `iter_records`)."""
+    return {
+        "field_map": options.field_map or None,
+        "required": ("problem", "chain"),
+        "fmt": options.fmt,
+        "split": options.split,
+        "revision": options.revision,
+    }
+
+
+def cross_row_reject(
+    source: str, number: int, problem: Problem, chain: Chain, known: Problem, seen_before: bool
+) -> Reject | None:
+    """The rules between rows: one gold per problem, and no chain text twice for a problem.
+
+    ``known`` is the problem as its first row gave it; ``seen_before`` whether an accepted earlier row had the
+    same chain id. ``number`` counts the rows that passed the row checks (the sharded ingest counts alike).
+    """
+    if known.answer != problem.answer:
+        earlier = f"from an earlier row of problem {known.id}"
+        field, reason = "answer", f"gold {problem.answer!r} contradicts {known.answer!r} {earlier}"
+    elif seen_before:
+        field, reason = "chain", f"the same chain text for problem {known.id} appears in an earlier row"
+    else:
+        return None
+    return Reject(source, number, field, reason, "ingest", chain.id)
+
+
+def hub_checksum(options: IngestOptions) -> str:
+    return f"hub:{options.source}@{options.revision or 'default'}:{options.split}"
+
+
+def pool_provenance(options: IngestOptions) -> dict[str, Any]:
+    return {"source": options.source, "split": options.split, "revision": options.revision}
+
+
+def row_to_pair(row: dict[str, Any], options: IngestOptions) -> tuple[Problem, Chain]:
+    """One mapped pool row as its problem and chain (a pure per-row function: the sharded ingest uses it too).
+
+    Raises:
+        RowError: No gold answer.
+    """
     text = str(row["problem"])
     problem_id = str(row.get("id") or "p_" + hashlib.sha1(text.encode()).hexdigest()[:12])
     chain_text = str(row["chain"])
@@ -170,28 +209,34 @@ def apply_gold_overrides(pool: Pool, overrides: list[GoldOverride], source: str)
         DataError: An override names an unknown problem, or its ``was`` is not the gold as loaded.
     """
     by_id = {p.id: i for i, p in enumerate(pool.problems)}
-    applied = []
     for override in overrides:
         if override.problem_id not in by_id:
             raise DataError(f"{source}: override {override.problem_id!r}: no such problem in pool {pool.source}")
         index = by_id[override.problem_id]
-        problem = pool.problems[index]
-        if problem.answer.strip() != override.was.strip():
-            raise DataError(
-                f"{source}: override {override.problem_id!r}: expected gold {override.was!r}, "
-                f"pool has {problem.answer!r}"
-            )
-        pool.problems[index] = replace(problem, answer=override.answer)
-        applied.append(override.to_dict())
-    _update_human_chains(pool, {o.problem_id: o for o in overrides})
-    return applied
+        pool.problems[index] = overridden_problem(pool.problems[index], override, source)
+    by_problem = {o.problem_id: o for o in overrides}
+    pool.chains[:] = [overridden_chain(c, by_problem.get(c.problem_id)) for c in pool.chains]
+    return [o.to_dict() for o in overrides]
 
 
-def _update_human_chains(pool: Pool, overrides: dict[str, GoldOverride]) -> None:
-    for index, chain in enumerate(pool.chains):
-        override = overrides.get(chain.problem_id)
-        if override and chain.generator == HUMAN and (chain.final_answer or "").strip() == override.was.strip():
-            pool.chains[index] = replace(chain, final_answer=override.answer)
+def overridden_problem(problem: Problem, override: GoldOverride, source: str) -> Problem:
+    """``problem`` with the corrected gold.
+
+    Raises:
+        DataError: The override's ``was`` is not the gold as loaded.
+    """
+    if problem.answer.strip() != override.was.strip():
+        raise DataError(
+            f"{source}: override {override.problem_id!r}: expected gold {override.was!r}, pool has {problem.answer!r}"
+        )
+    return replace(problem, answer=override.answer)
+
+
+def overridden_chain(chain: Chain, override: GoldOverride | None) -> Chain:
+    """A human chain whose final answer was the old gold gets the new one (its text derives the right value)."""
+    if override and chain.generator == HUMAN and (chain.final_answer or "").strip() == override.was.strip():
+        return replace(chain, final_answer=override.answer)
+    return chain
 
 
 def overrides_checksum(path: str | os.PathLike[str]) -> str:

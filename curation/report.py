@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,12 @@ def _figure() -> Any:
     return plt
 
 
-def plot_funnel(state: CurationState, path: Path) -> None:
+def plot_funnel(funnel: Sequence[StageCount], path: Path) -> None:
     plt = _figure()
     fig, ax = plt.subplots(figsize=(8, 4))
-    stages = [c.stage for c in state.funnel]
-    ax.barh(stages[::-1], [c.items_out for c in state.funnel][::-1], color="#4c72b0", label="chains")
-    problems = [c.problems_out or 0 for c in state.funnel]
+    stages = [c.stage for c in funnel]
+    ax.barh(stages[::-1], [c.items_out for c in funnel][::-1], color="#4c72b0", label="chains")
+    problems = [c.problems_out or 0 for c in funnel]
     ax.barh(stages[::-1], problems[::-1], color="#dd8452", label="problems", height=0.4)
     ax.set_xscale("log")
     ax.set_xlabel("left after stage (log)")
@@ -70,23 +71,55 @@ def plot_domains(before: Counter[str], after: Counter[str], path: Path) -> None:
     plt.close(fig)
 
 
-def write_plots(state: CurationState, out: Path, pool_domains: Counter[str], all_quality: list[float]) -> list[str]:
-    """Write the PNGs; returns their file names."""
+@dataclass
+class PoolPlots:
+    """What a pool run's plots show (a sharded run gathers it from compact columns, never from texts).
+
+    Attributes:
+        rates: Strong pass rate of every problem that got one.
+        all_quality: Quality score of every chain scored.
+        selected_quality: Quality score of every selected chain scored.
+        lengths: Words of every selected chain.
+        pool_domains: Problems per domain in the pool.
+        after_domains: Problems per domain in the selection.
+    """
+
+    rates: list[float]
+    all_quality: list[float]
+    selected_quality: list[float]
+    lengths: list[int]
+    pool_domains: Counter[str]
+    after_domains: Counter[str]
+
+
+def pool_plots(state: CurationState, pool_domains: Counter[str], all_quality: list[float]) -> PoolPlots:
+    """The plot data of an in-memory run whose ``state`` holds the selection (and every problem's notes)."""
     rates = [
         n["difficulty"]["strong_pass_rate"]
         for n in state.problem_notes.values()
         if n.get("difficulty", {}).get("strong_pass_rate") is not None
     ]
-    selected_quality = [
-        state.chain_notes[c]["quality"].score for c in state.chains if "quality" in state.chain_notes[c]
-    ]
-    lengths = [len(c.text.split()) for c in state.chains.values()]
-    plot_funnel(state, out / "funnel.png")
-    plot_histograms({"problems scored": rates}, out / "pass_rate.png", "strong-model pass rate")
-    plot_histograms({"candidates": all_quality, "curated": selected_quality}, out / "quality.png", "quality score")
-    plot_histograms({"curated": lengths}, out / "length.png", "chain length (words)")
-    after = Counter(p.subject or "unknown" for p in state.problems.values())
-    plot_domains(pool_domains, after, out / "domains.png")
+    return PoolPlots(rates, all_quality, *selection_plots(state), pool_domains, selected_domains(state))
+
+
+def selection_plots(state: CurationState) -> tuple[list[float], list[int]]:
+    """Quality scores and word counts of the chains ``state`` holds."""
+    scores = [state.chain_notes[c]["quality"].score for c in state.chains if "quality" in state.chain_notes[c]]
+    return scores, [len(c.text.split()) for c in state.chains.values()]
+
+
+def selected_domains(state: CurationState) -> Counter[str]:
+    return Counter(p.subject or "unknown" for p in state.problems.values())
+
+
+def write_plots(out: Path, funnel: Sequence[StageCount], plots: PoolPlots) -> list[str]:
+    """Write the PNGs; returns their file names."""
+    plot_funnel(funnel, out / "funnel.png")
+    plot_histograms({"problems scored": plots.rates}, out / "pass_rate.png", "strong-model pass rate")
+    series = {"candidates": plots.all_quality, "curated": plots.selected_quality}
+    plot_histograms(series, out / "quality.png", "quality score")
+    plot_histograms({"curated": plots.lengths}, out / "length.png", "chain length (words)")
+    plot_domains(plots.pool_domains, plots.after_domains, out / "domains.png")
     return ["funnel.png", "pass_rate.png", "quality.png", "length.png", "domains.png"]
 
 

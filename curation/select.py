@@ -19,9 +19,13 @@ from curation.schema import Chain
 
 def combined_score(state: CurationState, chain: Chain, options: SelectOptions) -> float:
     note = state.chain_notes.get(chain.id, {}).get("quality")
-    quality = note.score if note is not None else 0.0
     rate = state.problem_notes.get(chain.problem_id, {}).get("difficulty", {}).get("strong_pass_rate")
-    difficulty = 0.0 if rate is None else 1.0 - rate
+    return combine(note.score if note is not None else 0.0, rate, options)
+
+
+def combine(quality: float, strong_pass_rate: float | None, options: SelectOptions) -> float:
+    """The combined score of one chain from its quality and its problem's strong pass rate (None counts 0)."""
+    difficulty = 0.0 if strong_pass_rate is None else 1.0 - strong_pass_rate
     total = (options.quality_weight + options.difficulty_weight) or 1.0
     return round((options.quality_weight * quality + options.difficulty_weight * difficulty) / total, 6)
 

@@ -50,18 +50,26 @@ def suspect_golds(attempts: Sequence[Attempt], options: SuspectGoldOptions) -> d
     found = {}
     for problem_id, group in by_problem.items():
         wrong = [a.answer for a in group if not a.correct and a.answer]
-        correct = sum(a.correct for a in group)
-        if len(wrong) < options.min_agreeing:
-            continue
-        largest = cluster_answers(wrong)[0]
-        if len(largest) >= options.min_agreeing and len(largest) > correct:
-            found[problem_id] = {
-                "agreed_answer": largest[0],
-                "agreeing": len(largest),
-                "correct": correct,
-                "attempts": len(group),
-            }
+        detail = judge_problem(wrong, sum(a.correct for a in group), len(group), options)
+        if detail is not None:
+            found[problem_id] = detail
     return found
+
+
+def judge_problem(
+    wrong: Sequence[str], correct: int, attempts: int, options: SuspectGoldOptions
+) -> dict[str, Any] | None:
+    """One problem's verdict from its strong attempts: the wrong answers (in attempt order) and the counts.
+
+    Returns:
+        ``{agreed_answer, agreeing, correct, attempts}`` when the gold is suspect, else None.
+    """
+    if len(wrong) < options.min_agreeing:
+        return None
+    largest = cluster_answers(wrong)[0]
+    if len(largest) >= options.min_agreeing and len(largest) > correct:
+        return {"agreed_answer": largest[0], "agreeing": len(largest), "correct": correct, "attempts": attempts}
+    return None
 
 
 def run_suspect_gold(state: CurationState, options: SuspectGoldOptions) -> None:

@@ -208,20 +208,46 @@ def load_records(
         DataError: The source is missing or unreadable, or a required field is in none of its rows.
     """
     result: LoadResult[T] = LoadResult(source=str(source))
-    seen_fields: set[str] = set()
-    for number, raw in iter_rows(source, fmt=fmt, split=split, revision=revision):
+    rows = iter_records(source, build, field_map=field_map, required=required, fmt=fmt, split=split, revision=revision)
+    for _, record in rows:
         result.read += 1
+        (result.rejects if isinstance(record, Reject) else result.kept).append(record)  # type: ignore[arg-type]
+    if Path(source).is_file():
+        result.checksum = sha256_file(source)
+    return result
+
+
+def iter_records(
+    source: str | os.PathLike[str],
+    build: Callable[[dict[str, Any]], T],
+    *,
+    field_map: Mapping[str, str] | None = None,
+    required: Sequence[str] = (),
+    fmt: str | None = None,
+    split: str = "train",
+    revision: str | None = None,
+) -> Iterator[tuple[int, T | Reject]]:
+    """`load_records` one row at a time: ``(row number, record or Reject)`` in source order.
+
+    Streaming readers (curation's sharded ingest) use this so that a pool never sits in memory whole; the
+    check that each required field appears in some row runs once the source is exhausted.
+
+    Raises:
+        DataError: As `load_records` (the required-field check when the iteration ends).
+    """
+    seen_fields: set[str] = set()
+    read = kept = 0
+    for number, raw in iter_rows(source, fmt=fmt, split=split, revision=revision):
+        read += 1
         if isinstance(raw, RowError):
-            result.rejects.append(Reject(str(source), number, raw.field, str(raw)))
+            yield number, Reject(str(source), number, raw.field, str(raw))
             continue
         row = map_fields(raw, field_map)
         seen_fields.update(k for k, v in row.items() if v is not None)
         record = _build_row(str(source), number, row, build, required)
-        (result.rejects if isinstance(record, Reject) else result.kept).append(record)  # type: ignore[arg-type]
-    _check_required_seen(str(source), result, required, seen_fields, field_map)
-    if Path(source).is_file():
-        result.checksum = sha256_file(source)
-    return result
+        kept += not isinstance(record, Reject)
+        yield number, record
+    _check_required_seen(str(source), read, kept, required, seen_fields, field_map)
 
 
 def _build_row(
@@ -240,15 +266,15 @@ def _build_row(
 
 
 def _check_required_seen(
-    source: str, result: LoadResult[Any], required: Sequence[str], seen: set[str], field_map: Mapping[str, str] | None
+    source: str, read: int, kept: int, required: Sequence[str], seen: set[str], field_map: Mapping[str, str] | None
 ) -> None:
-    if result.read == 0 or result.kept:
+    if read == 0 or kept:
         return
     for name in required:
         if name not in seen:
             theirs = (field_map or {}).get(name, name)
             raise DataError(
-                f"{source}: required field {name!r} (source field {theirs!r}) is in none of its {result.read} rows; "
+                f"{source}: required field {name!r} (source field {theirs!r}) is in none of its {read} rows; "
                 f"fields present: {', '.join(sorted(seen)) or 'none'}"
             )
 
@@ -287,8 +313,12 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
         handle.write(text)
 
 
-def _dump(row: Any) -> str:
-    return json.dumps(row, ensure_ascii=False, sort_keys=False, default=_json_default)
+def json_line(row: Any) -> str:
+    """One JSONL line (without its newline) exactly as every writer here writes it."""
+    return _ENCODER.encode(row)
+
+
+_dump = json_line
 
 
 def _json_default(value: Any) -> Any:
@@ -299,6 +329,9 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=_json_default)  # what json.dumps builds per call
 
 
 def write_jsonl(path: str | os.PathLike[str], rows: Iterable[Any]) -> int:
