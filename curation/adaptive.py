@@ -144,18 +144,22 @@ def run_fixed(rule: SolveCountFilter, solved_in_order: Sequence[bool]) -> Outcom
     return Outcome(rule.keeps(solved), rule.k, solved)
 
 
-def expected_draws(rule: SolveCountFilter, pass_rate: float) -> float:
+def expected_draws(rule: SolveCountFilter, pass_rate: float, *, complete_kept: bool = False) -> float:
     """Expected samples drawn adaptively when every sample is solved independently with ``pass_rate``.
 
-    Exact, by dynamic programming over (drawn, solved); used to plan spend before any sample exists.
+    Exact, by dynamic programming over (drawn, solved); used to plan spend before any sample exists. With
+    ``complete_kept`` a problem the rule keeps is then sampled to ``k`` (what `curation.rollouts` does, so
+    that kept problems' pass rates equal fixed k's).
     """
     if not 0.0 <= pass_rate <= 1.0:
         raise ValueError(f"pass_rate must be in [0, 1], got {pass_rate}")
     open_mass = {0: 1.0}  # solved -> probability of being undecided with that count after `drawn` samples
     expected = 0.0
-    for drawn in range(rule.k):
+    for drawn in range(rule.k + 1):
+        if complete_kept:
+            expected += (rule.k - drawn) * sum(m for s, m in open_mass.items() if decision(rule, drawn, s) is True)
         open_mass = {s: m for s, m in open_mass.items() if decision(rule, drawn, s) is None}
-        if not open_mass:
+        if not open_mass or drawn == rule.k:
             break
         expected += sum(open_mass.values())
         following: dict[int, float] = {}

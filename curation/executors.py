@@ -71,12 +71,14 @@ class ExecutorOptions:
         ray_address: Ray cluster to connect to when none is connected (None: Ray's own discovery, which
             starts a local instance when it finds no cluster).
         partition: Slurm partition (required for ``slurm``).
+        gpu_partition: Slurm partition for rollout chunks (None: ``partition``).
         time_limit: Slurm time limit per array task.
         qos: Slurm QOS; None leaves it to the cluster's default.
         sbatch_args: Extra ``#SBATCH`` directives, e.g. ``{"account": "..."}``.
         env_command: Shell line run before each Slurm task (None: put this interpreter's ``bin`` first on
             ``PATH``, so ``launch_pickled_pipeline`` comes from the same environment).
         poll_seconds: How often `run_job` asks ``squeue`` whether the array is done.
+        shard_rows: Pool rows (chains, problems) per shard of a sharded curation run: one task each.
     """
 
     kind: str = "local"
@@ -86,11 +88,13 @@ class ExecutorOptions:
     gpus_per_task: int = 0
     ray_address: str | None = None
     partition: str | None = None
+    gpu_partition: str | None = None
     time_limit: str = "24:00:00"
     qos: str | None = None
     sbatch_args: dict[str, str] = field(default_factory=dict)
     env_command: str | None = None
     poll_seconds: float = 5.0
+    shard_rows: int = 50_000
 
 
 @dataclass(frozen=True)
@@ -252,9 +256,17 @@ def _cluster_args(job: ShardJob, options: ExecutorOptions) -> dict[str, Any]:
 
 def _run_local(job: ShardJob, options: ExecutorOptions) -> None:
     datatrove = _import_engine("datatrove.executor", "datatrove")
-    datatrove.LocalPipelineExecutor(
-        [ShardStep(job)], tasks=len(job.items), workers=options.workers, logging_dir=str(job.logging_dir)
-    ).run()
+    from loguru import logger  # deferred: comes with datatrove
+
+    # datatrove logs every task's pipeline and statistics to the console (hundreds of lines per curation run);
+    # a local shard's error reaches run_job with its traceback instead, so this process keeps quiet.
+    logger.disable("datatrove")
+    try:
+        datatrove.LocalPipelineExecutor(
+            [ShardStep(job)], tasks=len(job.items), workers=options.workers, logging_dir=str(job.logging_dir)
+        ).run()
+    finally:
+        logger.enable("datatrove")
 
 
 def _run_ray(job: ShardJob, options: ExecutorOptions) -> None:

@@ -143,6 +143,12 @@ class RolloutOptions:
         k: Samples per problem.
         prompt_template: The user turn, with ``{problem}``.
         system_prompt: A system turn before it, or None.
+        chunk_size: (problem, sample) requests per chunk; each chunk is one task of the executor with its own
+            completion marker and generation cache (`curation.rollouts.run_rollout_stages`).
+        params_b: Model size in billions of parameters, for the spend plan (``dry_run=true``); None: the plan
+            cannot price the stage.
+        expected_new_tokens: Expected generated tokens per sample for the spend plan (None: the pool's mean
+            chain length, capped at ``max_new_tokens``).
     """
 
     generator: GenerationOptions = field(
@@ -151,6 +157,9 @@ class RolloutOptions:
     k: int = 4
     prompt_template: str = "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
     system_prompt: str | None = None
+    chunk_size: int = 1024
+    params_b: float | None = None
+    expected_new_tokens: int | None = None
 
     @property
     def generator_name(self) -> str:
@@ -169,6 +178,9 @@ class DifficultyOptions:
         strong_models: Generators whose pooled pass rate defines difficulty.
         strong_pass_rate: Keep problems whose strong pass rate lies in ``[lo, hi]``; None: no window.
         strong_rollouts: Rollout settings for the strong model (``source: rollouts``).
+        adaptive: Stop sampling a problem once its filter's outcome is decided (`curation.adaptive`), run
+            the strong stage only on what the weak filter keeps, and complete every kept problem to ``k``
+            samples, so the selection equals fixed k's; false: ``k`` samples of both models for every problem.
     """
 
     enabled: bool = True
@@ -179,6 +191,7 @@ class DifficultyOptions:
     strong_models: tuple[str, ...] = ()
     strong_pass_rate: tuple[float, float] | None = None
     strong_rollouts: RolloutOptions | None = None
+    adaptive: bool = True
 
 
 @dataclass(frozen=True)

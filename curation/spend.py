@@ -8,9 +8,10 @@ degree, each value with its source and whether it is our estimate). Conventions:
   window on what is left); with per-problem pass rates the number of problems entering a stage is an
   expectation (`curation.adaptive.keep_probability`).
 - Fixed k draws ``k`` samples per entering problem; adaptive sampling draws `expected_draws` of them, exact
-  under independent samples at the problem's pass rate. Pass rates come from the caller (a pilot run, or a
-  pool's own graded attempts) or else from the file's reference distribution (CHAMP, measured by
-  ``bench/adaptive.py``), which the plan then names.
+  under independent samples at the problem's pass rate, counting the samples that complete a kept problem
+  to ``k`` (as `curation.rollouts` draws them); a stage without a filter draws ``k``. Pass rates come from
+  the caller (a pilot run, or a pool's own graded attempts) or else from the file's reference distribution
+  (CHAMP, measured by ``bench/adaptive.py``), which the plan then names.
 - Expected generated tokens per sample: the stage's ``expected_new_tokens`` when set, else the pool's mean
   chain length in tokens, capped at ``max_new_tokens``; the upper bound takes every sample to
   ``max_new_tokens``. Tokens come from a tokenizer when one is given, else characters / 4 (an estimate).
@@ -31,6 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from curation.adaptive import SolveCountFilter, expected_draws, keep_probability
+from curation.options import DifficultyOptions
+from curation.rollouts import rollout_stages
+from eval.options import OptionsError
 from eval.records import DataError
 
 SPEND_DATA = Path(__file__).with_name("spend_data.yaml")
@@ -79,14 +83,18 @@ class PoolLengths:
 
 @dataclass(frozen=True)
 class RolloutStage:
-    """One rollout stage to plan: ``k`` samples per problem from a model of ``params_b`` billion parameters."""
+    """One rollout stage to plan: ``k`` samples per problem from a model of ``params_b`` billion parameters.
+
+    ``rule`` is the filter that stops sampling early and passes problems on (None: every problem draws ``k``
+    and goes on).
+    """
 
     name: str
     model: str
     params_b: float
     k: int
     max_new_tokens: int
-    rule: SolveCountFilter
+    rule: SolveCountFilter | None
     tensor_parallel: int = 1
     expected_new_tokens: int | None = None
 
@@ -240,10 +248,15 @@ def plan_rollouts(
     plans = []
     for index, stage in enumerate(stages):
         share = sum(mass for _, mass in entering)
-        adaptive_per_problem = sum(mass * expected_draws(stage.rule, r[index]) for r, mass in entering)
+        adaptive_per_problem = sum(mass * _draws(stage, r[index]) for r, mass in entering)
         plans.append(_stage_plan(stage, lengths, gpu, data, share, adaptive_per_problem))
-        entering = [(r, mass * keep_probability(stage.rule, r[index])) for r, mass in entering]
+        if stage.rule is not None:
+            entering = [(r, mass * keep_probability(stage.rule, r[index])) for r, mass in entering]
     return plans
+
+
+def _draws(stage: RolloutStage, pass_rate: float) -> float:
+    return stage.k if stage.rule is None else expected_draws(stage.rule, pass_rate, complete_kept=True)
 
 
 def _stage_plan(
@@ -306,3 +319,44 @@ def _render_stage(plan: StagePlan) -> list[str]:
         f"  throughput: {source.output_tokens_per_s:,.0f} tokens/s per {source.tensor_parallel}x{source.gpu} replica "
         f"({source.params_b:g}B row, {tag}): {source.source}",
     ]
+
+
+def plan_stages(difficulty: DifficultyOptions) -> list[RolloutStage]:
+    """The recipe's rollout stages (`curation.rollouts.rollout_stages`) as stages to plan.
+
+    Raises:
+        OptionsError: A rollout stage without ``params_b`` (the plan cannot price a model of unknown size).
+    """
+    planned = []
+    for stage in rollout_stages(difficulty):
+        settings = stage.options
+        if settings.params_b is None:
+            raise OptionsError(
+                f"curate.stages.difficulty.{stage.name}_rollouts.params_b: the spend plan needs the model's size "
+                "in billions of parameters"
+            )
+        tensor_parallel = int(settings.generator.backend_args.get("tensor_parallel_size", 1))
+        planned.append(
+            RolloutStage(
+                stage.name,
+                settings.generator_name,
+                settings.params_b,
+                settings.k,
+                settings.generator.max_new_tokens,
+                stage.rule,
+                tensor_parallel,
+                settings.expected_new_tokens,
+            )
+        )
+    return planned
+
+
+def spend_text(difficulty: DifficultyOptions, problems: Iterable[str], chains: Iterable[str], gpu: str) -> str:
+    """What ``limo.curate ... dry_run=true`` prints: the plan of every rollout stage, or why there is none."""
+    stages = plan_stages(difficulty) if difficulty.enabled and difficulty.source == "rollouts" else []
+    if not stages:
+        return "Rollout plan: no rollout stage (curate.stages.difficulty.source is not 'rollouts'), nothing to run"
+    data = load_spend_data()
+    lengths = pool_lengths(problems, chains, count_tokens=None, chars_per_token=data.chars_per_token)
+    plans = plan_rollouts(stages, lengths, gpu=gpu, data=data)
+    return render_plan(plans, lengths, gpu, data.reference_pass_rates.source)

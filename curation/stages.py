@@ -8,15 +8,15 @@ options type in `curation.options`.
 
 Grading runs before dedup so that every unaided attempt counts toward pass rates, including attempts whose
 text duplicates another's (CHAMP has such pairs across prompt settings); dedup then drops the duplicate
-*chains* as training candidates. Fresh rollouts for pass rates go through the one generation cache
-(`curation.rollouts`) under ``<output_dir>/curate/rollouts/``.
+*chains* as training candidates. Fresh rollouts for pass rates are sharded, resumable and adaptive
+(`curation.rollouts.run_rollout_stages`) under ``<output_dir>/curate/rollouts/``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from curation.answer_check import run_answer_check
@@ -24,27 +24,30 @@ from curation.decontam import run_decontam
 from curation.dedup import run_dedup
 from curation.difficulty import run_difficulty
 from curation.diversity import run_diversity
+from curation.executors import ExecutorOptions
 from curation.funnel import Attempt, CurationState, Drop
 from curation.options import StageOptions
-from curation.pool import Pool, apply_gold_overrides, load_gold_overrides, load_pool
+from curation.pool import Pool, ingest_pool
 from curation.quality import run_quality
-from curation.rollouts import grade_rollouts, rollout_generator, run_rollouts
+from curation.rollouts import run_rollout_stages
 from curation.select import run_select
 from curation.suspect_gold import run_suspect_gold
 from curation.validate import run_validate
 from eval.benchmarks import BenchmarkSpec
-from eval.records import DataError, sha256_file
+from eval.records import DataError
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class StageContext:
-    """What stages need beyond their options: the run seed, benchmark specs and the folder for caches."""
+    """What stages need beyond their options: the run seed, benchmark specs, the folder for caches, and the
+    executor that runs fresh rollouts (local by default)."""
 
     seed: int
     benchmark_specs: Mapping[str, BenchmarkSpec]
     work_dir: Path
+    executor: ExecutorOptions = field(default_factory=ExecutorOptions)
 
 
 StageRun = Callable[[CurationState, StageOptions, StageContext], None]
@@ -52,14 +55,7 @@ StageRun = Callable[[CurationState, StageOptions, StageContext], None]
 
 def ingest(options: StageOptions) -> tuple[Pool, list[dict[str, str]], dict[str, str]]:
     """Load the pool and apply gold overrides; returns the pool, overrides applied and input checksums."""
-    pool = load_pool(options.ingest)
-    applied: list[dict[str, str]] = []
-    checksums = {"pool": pool.checksum or "unknown"}
-    if options.ingest.gold_overrides:
-        path = options.ingest.gold_overrides
-        applied = apply_gold_overrides(pool, load_gold_overrides(path), path)
-        checksums["gold_overrides"] = sha256_file(path)
-    return pool, applied, checksums
+    return ingest_pool(options.ingest)
 
 
 def initial_state(pool: Pool) -> CurationState:
@@ -86,22 +82,20 @@ def limit_problems(state: CurationState, limit: int | None) -> None:
 
 
 def difficulty_attempts(state: CurationState, options: StageOptions, context: StageContext) -> list[Attempt]:
-    """Attempts for pass rates: the pool's graded chains, or fresh rollouts of the alive problems."""
+    """Attempts for pass rates: the pool's graded chains, or fresh rollouts of the alive problems.
+
+    Rollouts go through the sharded, adaptive `run_rollout_stages` (on ``context.executor``), the same
+    function a sharded run calls; what they drew against fixed k goes to the manifest.
+    """
     difficulty = options.difficulty
     if not difficulty.enabled or difficulty.source == "pool":
         return state.attempts
     if difficulty.source != "rollouts":
         raise ValueError(f"curate.stages.difficulty.source must be 'pool' or 'rollouts', got {difficulty.source!r}")
-    problems = list(state.problems.values())
-    golds = {p.id: p.answer for p in problems}
-    attempts: list[Attempt] = []
-    for rollout in (difficulty.weak_rollouts, difficulty.strong_rollouts):
-        if rollout is None:
-            continue
-        generator = rollout_generator(rollout, context.work_dir / "rollouts", context.seed)
-        rows = run_rollouts(problems, generator, rollout, seed=context.seed)
-        attempts += grade_rollouts(rows, golds, rollout.generator_name, workers=options.answer_check.workers)
-    return attempts
+    problems = ({"id": p.id, "problem": p.problem, "answer": p.answer} for p in state.problems.values())
+    outcome = run_rollout_stages(problems, options, context.work_dir / "rollouts", context.seed, context.executor)
+    state.manifest["rollouts"] = outcome.manifest()
+    return list(outcome.attempts())
 
 
 def decontaminate(state: CurationState, options: StageOptions, context: StageContext) -> None:

@@ -1,17 +1,26 @@
-"""`python -m limo.curate recipe=<name> [output_dir=...] [data_dir=...]`: curate a pool into training data.
+"""`python -m limo.curate recipe=<name> [executor=local|ray|slurm] [output_dir=...] [data_dir=...] [dry_run=true]`.
 
 A short lookup: the recipe's ``curate.method`` names a registered method (`curation.methods.METHODS`:
 ``limo``, ``lemma``, ``pairs``, ``rise``, ``mammoth2``), `limo.curate_setup` turns the section into its
-plain options, and the method writes ``<output_dir>/curate/`` (see docs/curation.md). A data or config
-error, and a run that selects nothing, end with one line (`limo.entry`).
+plain options, and the method writes ``<output_dir>/curate/`` (see docs/curation.md). The ``executor``
+group says where sharded work runs (LIMO's pool stages and every method's fresh rollouts): the same recipe
+selects the same chains, byte for byte, on each. ``dry_run=true`` prints the rollout stages' spend plan
+and generates nothing. A data or config error, and a run that selects nothing, end with one line
+(`limo.entry`); so does a stop (SIGTERM, Ctrl-C), after which the same command resumes.
 """
 
 from __future__ import annotations
 
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
 import hydra
 from omegaconf import DictConfig
 
-from limo.curate_setup import build_curation, check_selected
+from limo.curate_setup import build_curation, check_selected, spend_plan
 from limo.entry import reported_errors
 from limo.sweeps import job_config
 
@@ -19,9 +28,35 @@ from limo.sweeps import job_config
 @hydra.main(config_path="../recipes", config_name="config", version_base=None)
 def main(cfg: DictConfig) -> None:
     with reported_errors("curate", cfg):
-        summary = build_curation(job_config(cfg)).run()
+        curation = build_curation(job_config(cfg))
+        if cfg.get("dry_run"):
+            print(spend_plan(curation, str(cfg.gpu_type)))
+            return
+        with stops_gracefully():
+            summary = curation.run()
         check_selected(summary)
         print(summary.line())
+
+
+@contextmanager
+def stops_gracefully() -> Iterator[None]:
+    """SIGTERM (a scheduler's stop, ``kill``) and Ctrl-C end the run with one line instead of a traceback.
+
+    Nothing is lost either way: finished shards carry completion markers and every finished batch of
+    generations is already on disk, so the same command resumes. SIGTERM is turned into KeyboardInterrupt
+    so that clean-up runs (a Ray instance this process started is shut down).
+    """
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    except KeyboardInterrupt as stop:
+        sys.exit(f"limo.curate: stopped ({stop or 'SIGINT'}): finished work is kept; run the same command to resume")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,11 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from curation.executors import EXECUTORS, ExecutorOptions
 from curation.methods import DEFAULT_METHOD, METHODS, CurationSummary, Method, RunContext
 from curation.options import StageOptions
+from curation.pool_store import open_or_ingest
+from curation.spend import spend_text
 from eval.benchmarks import BenchmarkSpec
 from eval.options import OptionsError
 from limo.config import build_benchmark_specs, section, to_options
@@ -54,8 +57,34 @@ def build_curation(cfg: DictConfig) -> Curation:
     specs = build_benchmark_specs(cfg)
     check_benchmarks(stages, specs)
     echo = {"method": method.name, "stages": asdict(stages), **({method.name: asdict(options)} if options else {})}
-    context = RunContext(Path(str(cfg.output_dir)), int(cfg.seed), str(cfg.name), specs, echo)
+    executor = build_executor(cfg.get("executor"))
+    context = RunContext(Path(str(cfg.output_dir)), int(cfg.seed), str(cfg.name), specs, echo, executor)
     return Curation(method, stages, options, context)
+
+
+def build_executor(node: Any) -> ExecutorOptions:
+    """The ``executor`` group (``local`` by default, ``ray``, ``slurm``) as `ExecutorOptions`.
+
+    Raises:
+        OptionsError: Unknown key, wrong type or unknown kind.
+    """
+    executor = to_options(ExecutorOptions, node, "executor")
+    if executor.kind not in EXECUTORS:
+        raise OptionsError(f"executor.kind: unknown executor {executor.kind!r} (known: {', '.join(EXECUTORS)})")
+    return executor
+
+
+def spend_plan(curation: Curation, gpu: str) -> str:
+    """``dry_run=true``: the rollout stages' spend plan over the pool's length statistics; nothing is generated.
+
+    The pool is ingested into the run's work folder (the real run reuses it) to measure its lengths.
+    """
+    stages, context = curation.stages, curation.context
+    difficulty = stages.difficulty
+    if not (curation.method.pool and difficulty.enabled and difficulty.source == "rollouts"):
+        return spend_text(difficulty, (), (), gpu)
+    store = open_or_ingest(stages, context.out / "work", (context.executor or ExecutorOptions()).shard_rows)
+    return spend_text(difficulty, store.problems.values("problem"), store.chains.values("text"), gpu)
 
 
 def find_method(data: dict[str, Any]) -> Method:

@@ -10,6 +10,7 @@ import pytest
 
 from curation.difficulty import difficulty_decision, run_difficulty, solve_counts
 from curation.diversity import s1_sample
+from curation.executors import ExecutorOptions
 from curation.funnel import Attempt, CurationState
 from curation.methods import METHODS, CurationSummary, RunContext
 from curation.options import DifficultyOptions, QualityOptions, RolloutOptions, StageOptions, SuspectGoldOptions
@@ -139,9 +140,11 @@ def test_options_reject_unknown_keys_and_wrong_types_naming_the_key():
     assert options.difficulty.weak_rollouts.generator.temperature == 0.7
 
 
-def run_limo(stages: dict, out: Path, seed: int = 0) -> CurationSummary:
-    """The limo method on plain stage options, as `limo.curate` runs it."""
-    return METHODS["limo"].run(to_options(StageOptions, stages), None, RunContext(out, seed, "test"))
+def run_limo(stages: dict, out: Path, seed: int = 0, executor: ExecutorOptions | None = None) -> CurationSummary:
+    """The limo method on plain stage options: in memory, or sharded on ``executor`` as `limo.curate` runs it."""
+    return METHODS["limo"].run(
+        to_options(StageOptions, stages), None, RunContext(out, seed, "test", executor=executor)
+    )
 
 
 class CountingReplay(ReplayBackend):
@@ -274,11 +277,22 @@ def test_pipeline_difficulty_from_replayed_rollouts(tmp_path: Path, monkeypatch)
         },
         "report": {"plots": False},
     }
-    for _ in range(2):
-        run_limo(stages, tmp_path / "run", seed=1)
-    assert [b.calls for b in backends] == [16, 0]  # the second run reads every rollout from the cache
+    run_limo(stages, tmp_path / "run", seed=1)
+    made = sum(b.calls for b in backends)
+    run_limo(stages, tmp_path / "run", seed=1)
+    # adaptive: q1 stops at 3 successes, q3 and q4 at 4 failures, q2 is kept after 3 and completed to 4 (its pass
+    # rate ranks it); the second run reads every rollout back (finished chunks are not run again)
+    assert sum(b.calls for b in backends) == made == 15
+    manifest = json.loads((tmp_path / "run" / "curate" / "manifest.json").read_text())
+    assert manifest["rollouts"]["generations"] == 15 and manifest["rollouts"]["fixed_k_staged"] == 16
     curated = [json.loads(line) for line in (tmp_path / "run" / "curate" / "curated.jsonl").read_text().splitlines()]
     assert [r["id"] for r in curated] == ["q2"]
+    sharded = run_limo(stages, tmp_path / "sharded", seed=1, executor=ExecutorOptions(kind="local"))
+    assert sharded.selected == 1
+    for name in ("curated.jsonl", "messages.jsonl", "rejects.jsonl"):
+        assert (tmp_path / "sharded" / "curate" / name).read_bytes() == (
+            tmp_path / "run" / "curate" / name
+        ).read_bytes()
     assert (
         curated[0]["pass_rates"]["attempts"] == {"replayed": [1, 4]}
         and curated[0]["pass_rates"]["source"] == "rollouts"

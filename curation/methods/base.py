@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from curation.executors import ExecutorOptions
 from curation.options import StageOptions
 from curation.stages import StageContext
 from eval.benchmarks import BenchmarkSpec
@@ -36,6 +37,9 @@ class RunContext:
         name: Recipe name (reports and manifests).
         benchmark_specs: Benchmarks by name, for decontamination.
         config: The validated ``curate:`` section, echoed in the manifest.
+        executor: Where sharded work runs (`curation.executors`): the pool stages of methods that shard them,
+            and fresh rollouts. None: methods run in this process on an in-memory pool (library use,
+            small pools); rollouts then run on the local executor.
     """
 
     output_dir: Path
@@ -43,13 +47,14 @@ class RunContext:
     name: str
     benchmark_specs: Mapping[str, BenchmarkSpec] = field(default_factory=dict)
     config: Mapping[str, Any] = field(default_factory=dict)
+    executor: ExecutorOptions | None = None
 
     @property
     def out(self) -> Path:
         return Path(self.output_dir) / "curate"
 
     def stage_context(self) -> StageContext:
-        return StageContext(self.seed, self.benchmark_specs, self.out)
+        return StageContext(self.seed, self.benchmark_specs, self.out, self.executor or ExecutorOptions())
 
 
 @dataclass(frozen=True)

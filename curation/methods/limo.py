@@ -13,14 +13,17 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from curation import sharded_run
 from curation.funnel import CurationState
 from curation.methods.base import CurationSummary, Method, RunContext
 from curation.options import StageOptions
 from curation.outputs import RunOutputs, curated_row, selected_chains, training_example, write_outputs
-from curation.report import render_report, write_plots
+from curation.report import PoolPlots, pool_plots, render_report, write_plots
 from curation.stages import ingest, initial_state, run_stages, stage_names
+from curation.streaming import StreamContext
 from eval.report import package_versions
 
 PACKAGES = ("limo", "champ-dataset", "datasketch", "sympy", "latex2sympy2-extended", "numpy", "pyarrow", "matplotlib")
@@ -37,72 +40,142 @@ STAGES = (
 )
 
 
+@dataclass
+class LimoRun:
+    """A finished funnel, from either runner: everything `write_limo` needs.
+
+    Attributes:
+        selected: The selected problems and chains with their notes; its funnel is every stage's count.
+        totals: The reconciliation (read = selected + dropped).
+        facts: Manifest facts: pool, input checksums, gold overrides, benchmarks (and rollouts, execution).
+        plots: The report's plot data.
+        flagged: Suspect golds by problem id (every one flagged during the run).
+        hits: Decontamination drops (problem id and evidence).
+        rejects_written: ``rejects.jsonl`` is already written (the sharded runner streams it).
+    """
+
+    selected: CurationState
+    totals: dict[str, int]
+    facts: dict[str, Any]
+    plots: PoolPlots
+    flagged: dict[str, dict[str, Any]]
+    hits: list[dict[str, Any]]
+    rejects_written: bool = False
+
+
 def run_limo(stages: StageOptions, options: None, context: RunContext) -> CurationSummary:
-    """Run every stage and write ``<output_dir>/curate/``.
+    """Run every stage (in memory, or sharded on ``context.executor``) and write ``<output_dir>/curate/``.
 
     Raises:
         DataError: Unreadable pool, overrides or benchmark files (the message names the file).
     """
     started = time.perf_counter()
+    run = run_sharded_limo(stages, context) if context.executor is not None else run_in_memory(stages, context)
+    write_limo(run, stages, context)
+    seconds = round(time.perf_counter() - started, 2)
+    totals = run.totals
+    return CurationSummary(
+        "limo", str(context.out), totals["read"], totals["selected"], "chains", totals["dropped"], seconds
+    )
+
+
+def run_in_memory(stages: StageOptions, context: RunContext) -> LimoRun:
+    """The whole pool in one `CurationState` (small pools, library use, and the reference for the sharded run)."""
     pool, applied, checksums = ingest(stages)
     state = initial_state(pool)
     pool_domains = Counter(p.subject or "unknown" for p in pool.problems)
     run_stages(state, stage_names(STAGES, stages), stages, context.stage_context())
     all_quality = [n["quality"].score for n in state.chain_notes.values() if "quality" in n]
     totals = state.reconcile()
+    facts = pool_facts(pool.source, pool.read, pool.provenance, checksums, applied, state.manifest)
+    flagged = {pid: n["suspect_gold"] for pid, n in state.problem_notes.items() if "suspect_gold" in n}
+    hits = [
+        {"problem_id": d.problem_id, **d.detail} for d in state.drops if d.kind == "problem" and d.stage == "decontam"
+    ]
+    return LimoRun(state, totals, facts, pool_plots(state, pool_domains, all_quality), flagged, hits)
+
+
+def run_sharded_limo(stages: StageOptions, context: RunContext) -> LimoRun:
+    """The same stages as sharded jobs on ``context.executor`` (`curation.sharded_run`), no text held."""
+    assert context.executor is not None
+    stream = StreamContext(context.seed, context.benchmark_specs, context.out / "work", context.executor)
+    context.out.mkdir(parents=True, exist_ok=True)
+    state, store = sharded_run.run_sharded(stages, stage_names(STAGES, stages), stream, context.out / "rejects.jsonl")
+    selected = sharded_run.selected_state(state, stages)
+    facts = store.facts
+    state.manifest.update(rollouts=state.results.rollouts) if state.results.rollouts else None
+    facts = pool_facts(
+        facts["source"], state.read, facts["provenance"], facts["checksums"], facts["gold_overrides"], state.manifest
+    )
+    facts["execution"] = sharded_run.execution_facts(state, context.executor, stream)
+    flagged = {state.problem_ids[p]: detail for p, detail in state.results.suspects.items()}
+    plots = sharded_run.plots(state, selected)
+    return LimoRun(selected, state.totals, facts, plots, flagged, state.results.decontam_hits, rejects_written=True)
+
+
+def pool_facts(
+    source: str,
+    read: int,
+    provenance: dict[str, Any],
+    checksums: dict[str, str],
+    applied: list[dict[str, str]],
+    stage_facts: dict[str, Any],
+) -> dict[str, Any]:
+    """The manifest's facts about the pool and what the stages loaded (benchmarks; rollouts when run)."""
+    facts = {
+        "pool": {"source": source, "read": read, "provenance": provenance},
+        "input_checksums": checksums,
+        "gold_overrides": applied,
+        "benchmarks": stage_facts.get("benchmarks", {}),
+    }
+    if "rollouts" in stage_facts:
+        facts["rollouts"] = stage_facts["rollouts"]
+    return facts
+
+
+def write_limo(run: LimoRun, stages: StageOptions, context: RunContext) -> None:
+    """``curated.jsonl`` (+ parquet), ``messages.jsonl``, the accounting, the manifest and the report."""
+    state = run.selected
+    extra = {k: run.facts[k] for k in ("rollouts", "execution") if k in run.facts}
     manifest = {
         "name": context.name,
         "seed": context.seed,
         "config": dict(context.config),
-        "pool": {"source": pool.source, "read": pool.read, "provenance": pool.provenance},
-        "input_checksums": checksums,
-        "gold_overrides": applied,
-        "benchmarks": state.manifest.get("benchmarks", {}),
+        **{k: v for k, v in run.facts.items() if k not in extra},
         "packages": package_versions(PACKAGES),
-        "totals": totals,
+        "totals": run.totals,
+        **extra,
     }
     chains = selected_chains(state)
     rows = [curated_row(state, c, stages.quality) for c in chains]
     messages = [training_example(state, c, stages.select) for c in chains]
-    report = limo_report(state, stages, manifest, pool_domains, all_quality, context)
+    report = limo_report(run, stages, manifest, context)
     parquet = rows if stages.report.parquet else []
     data: dict[str, Sequence[Any]] = {"curated.jsonl": rows, "messages.jsonl": messages}
-    summary = {"selected": len(chains)}
-    write_outputs(context.out, RunOutputs("limo", data, state, totals, summary, manifest, report, parquet))
-    seconds = round(time.perf_counter() - started, 2)
-    return CurationSummary(
-        "limo", str(context.out), totals["read"], totals["selected"], "chains", totals["dropped"], seconds
-    )
+    outputs = RunOutputs("limo", data, state, run.totals, {"selected": len(chains)}, manifest, report, parquet)
+    outputs.rejects_written = run.rejects_written
+    write_outputs(context.out, outputs)
 
 
-def limo_report(
-    state: CurationState,
-    stages: StageOptions,
-    manifest: dict[str, Any],
-    pool_domains: Counter[str],
-    all_quality: list[float],
-    context: RunContext,
-) -> str | None:
+def limo_report(run: LimoRun, stages: StageOptions, manifest: dict[str, Any], context: RunContext) -> str | None:
     """report.md (and its plots, written now so the report can show them), or None when reports are off."""
     if not stages.report.enabled:
         return None
+    state = run.selected
     context.out.mkdir(parents=True, exist_ok=True)
-    plots = write_plots(state, context.out, pool_domains, all_quality) if stages.report.plots else []
+    plots = write_plots(context.out, state.funnel, run.plots) if stages.report.plots else []
     intro = (
         f"Pool `{manifest['pool']['source']}`: {state.read} items read; {len(state.chains)} chains selected "
         f"({len(state.problems)} problems). Every other item is in `rejects.jsonl` with its stage and reason."
     )
     return render_report(
-        f"Curation report: {manifest.get('name', '')}", intro, state.funnel, limo_sections(state, manifest, plots)
+        f"Curation report: {manifest.get('name', '')}", intro, state.funnel, limo_sections(run, manifest, plots)
     )
 
 
-def limo_sections(state: CurationState, manifest: dict[str, Any], plots: list[str]) -> list[str]:
+def limo_sections(run: LimoRun, manifest: dict[str, Any], plots: list[str]) -> list[str]:
     """Gold overrides, suspect golds, decontamination hits, benchmarks checked, plots."""
-    flagged = {pid: n["suspect_gold"] for pid, n in state.problem_notes.items() if "suspect_gold" in n}
-    hits = [
-        {"problem_id": d.problem_id, **d.detail} for d in state.drops if d.kind == "problem" and d.stage == "decontam"
-    ]
+    flagged, hits = run.flagged, run.hits
     overrides = "\n".join(
         f"- `{o['problem_id']}`: `{o['was']}` -> `{o['answer']}`. {o['justification']}"
         for o in manifest["gold_overrides"]

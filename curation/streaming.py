@@ -1,0 +1,247 @@
+"""The funnel of a sharded curation run: alive masks over the pool store, counts, and rejects streamed to disk.
+
+`StreamState` is `curation.funnel.CurationState` for pools that do not fit in memory. It holds no text:
+an alive flag per chain and per problem, the pool's compact columns (`curation.pool_store.PoolColumns`),
+what later stages read of earlier ones (finished shard jobs to stream again, a few arrays), and one
+`StageCount` per stage. `apply` follows `CurationState.apply` rule for rule and row for row — a dropped
+problem takes its alive chains (pool order) with it, then single chains are dropped, then problems left
+without a chain (``no_chain_left``) — and writes each `Drop` straight to ``rejects.jsonl`` (ids read back
+by offset), so the rejects file, the funnel and the reconciliation (read = kept + dropped) are the same
+as the in-memory run's.
+
+Per-chain work goes through `run_parts`: one shard job over the parts of a pool table that still hold an
+alive row (the mask is a file the tasks read), on the run's executor (`curation.executors`), so the same
+code runs locally, on Ray or on Slurm, and a rerun after a kill does only the parts without a completion
+marker. Job folders are named from their inputs (mask, options), so a rerun with changed late options
+(``select.n``) reuses every earlier stage's shards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from curation.executors import ExecutorOptions, ShardJob, read_shards, run_job
+from curation.funnel import NO_CHAIN_LEFT, StageCount
+from curation.pool_store import PoolStore
+from eval.benchmarks import BenchmarkSpec
+from eval.records import json_line
+
+DropItem = tuple[int, str, dict[str, Any]]  # (chain or problem index, reason, detail)
+ID_BATCH = 8192
+
+
+@dataclass(frozen=True)
+class StreamContext:
+    """What sharded stages need: the seed, benchmarks, where jobs write, and the executor that runs them."""
+
+    seed: int
+    benchmark_specs: Mapping[str, BenchmarkSpec]
+    work_dir: Path
+    executor: ExecutorOptions
+
+
+@dataclass
+class StageResults:
+    """What later stages and the outputs read of earlier stages (never texts)."""
+
+    answer_job: ShardJob | None = None  # answer check's rows: verdicts and attempts
+    attempt: np.ndarray | None = None  # per chain: graded as a model attempt
+    correct: np.ndarray | None = None
+    quality: np.ndarray | None = None  # per chain: quality score (NaN: not scored)
+    quality_job: ShardJob | None = None
+    counts: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # generator -> correct, tries
+    difficulty_source: str | None = None
+    noted: np.ndarray | None = None  # per problem: has a difficulty note
+    strong_rate: np.ndarray | None = None  # per problem (NaN: None)
+    suspects: dict[int, dict[str, Any]] = field(default_factory=dict)
+    decontam_hits: list[dict[str, Any]] = field(default_factory=list)
+    rank: dict[int, int] = field(default_factory=dict)
+    rollouts: dict[str, Any] = field(default_factory=dict)
+
+
+class StreamState:
+    """Alive flags, counts and rejects of a sharded run over one `PoolStore`.
+
+    Args:
+        store: The ingested pool.
+        rejects: Where drop rows go, in order (``rejects.jsonl`` being written).
+    """
+
+    def __init__(self, store: PoolStore, rejects: TextIO):
+        columns = store.columns
+        self.store = store
+        self.chain_problem = columns.chain_problem
+        self.chain_alive = columns.chain_valid.copy()
+        self.problem_alive = np.ones(len(columns.problem_subject), dtype=bool)
+        self.problem_ids = store.problem_ids()
+        self.by_problem = np.argsort(self.chain_problem, kind="stable")
+        self.problem_starts = np.searchsorted(
+            self.chain_problem[self.by_problem], np.arange(len(self.problem_ids) + 1)
+        )
+        self.read = int(store.facts["read"])
+        self.dropped = 0
+        self.funnel: list[StageCount] = []
+        self.manifest: dict[str, Any] = {}
+        self.results = StageResults()
+        self.totals: dict[str, int] = {}
+        self._pool_stages: list[StageCount] = []
+        self._rejects = rejects
+        self._clock = time.perf_counter()
+
+    # -------------------------------------------------------------------------------------------- counting
+
+    def begin(self, stage: str, enabled: bool = True) -> StageCount:
+        count = StageCount(
+            stage, "chain", enabled, int(self.chain_alive.sum()), problems_in=int(self.problem_alive.sum())
+        )
+        self.funnel.append(count)
+        self._pool_stages.append(count)
+        return count
+
+    def close(self, count: StageCount) -> None:
+        now = time.perf_counter()
+        count.seconds = round(now - self._clock, 3)
+        self._clock = now
+
+    def alive_chains_of(self, problem: int) -> np.ndarray:
+        members = self.by_problem[self.problem_starts[problem] : self.problem_starts[problem + 1]]
+        return members[self.chain_alive[members]]
+
+    def apply(self, count: StageCount, chains: Iterable[DropItem] = (), problems: Iterable[DropItem] = ()) -> None:
+        """Drop ``problems`` (with their alive chains), then ``chains``, then problems left with no chain."""
+        chain_reasons: Counter[str] = Counter()
+        problem_reasons: Counter[str] = Counter()
+        for problem, reason, detail in problems:
+            if not self.problem_alive[problem]:
+                continue
+            members = self.alive_chains_of(problem)
+            self._write_chains(members, count.stage, reason, {"problem_dropped": True, **detail})
+            chain_reasons[reason] += len(members)
+            self._drop_problem(problem, count.stage, reason, detail)
+            problem_reasons[reason] += 1
+        for batch in _batches((c for c in chains if self.chain_alive[c[0]]), ID_BATCH):
+            for (index, reason, detail), ids in zip(batch, self.store.ids.read_many(c[0] for c in batch), strict=True):
+                self._write_row("chain", ids[0], ids[1], count.stage, reason, detail)
+                self.chain_alive[index] = False
+                chain_reasons[reason] += 1
+        alive = np.bincount(self.chain_problem[self.chain_alive], minlength=len(self.problem_ids))
+        for problem in np.flatnonzero(self.problem_alive & (alive == 0)):
+            self._drop_problem(int(problem), count.stage, NO_CHAIN_LEFT, {})
+            problem_reasons[NO_CHAIN_LEFT] += 1
+        count.dropped = dict(sorted(chain_reasons.items()))
+        count.problems_dropped = dict(sorted(problem_reasons.items()))
+        count.items_out = int(self.chain_alive.sum())
+        count.problems_out = int(self.problem_alive.sum())
+
+    def _write_chains(self, members: np.ndarray, stage: str, reason: str, detail: dict[str, Any]) -> None:
+        for chain_id, problem_id in self.store.ids.read_many(members):
+            self._write_row("chain", chain_id, problem_id, stage, reason, detail)
+        self.chain_alive[members] = False
+
+    def _drop_problem(self, problem: int, stage: str, reason: str, detail: dict[str, Any]) -> None:
+        problem_id = self.problem_ids[problem]
+        self.problem_alive[problem] = False
+        self._write_row("problem", problem_id, problem_id, stage, reason, detail)
+
+    def _write_row(self, kind: str, item: str, problem_id: str | None, stage: str, reason: str, detail: Any) -> None:
+        row = {"kind": kind, "id": item, "problem_id": problem_id, "stage": stage, "reason": reason, "detail": detail}
+        self._rejects.write(json_line(row) + "\n")  # the row `Drop.to_dict()` gives
+        self.dropped += kind in ("chain", "row")
+
+    def copy_rejects(self, path: Path) -> int:
+        """Append an already written rejects file (ingest's rejected rows); returns its rows."""
+        rows = 0
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                self._rejects.write(line)
+                rows += 1
+        self.dropped += rows
+        return rows
+
+    def reconcile(self) -> dict[str, int]:
+        """Check ``read == selected + dropped`` and that each stage starts where the previous one ended.
+
+        Raises:
+            AssertionError: The accounting does not add up (a bug, never bad input).
+        """
+        totals = {"read": self.read, "selected": int(self.chain_alive.sum()), "dropped": self.dropped}
+        if self.read != totals["selected"] + self.dropped:
+            raise AssertionError(f"curation funnel does not reconcile: {totals}")
+        for before, after in zip(self._pool_stages, self._pool_stages[1:], strict=False):
+            if before.items_out != after.items_in:
+                raise AssertionError(
+                    f"stage {after.stage} starts with {after.items_in} chains, not {before.items_out}"
+                )
+        return totals
+
+
+def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# ------------------------------------------------------------------------------------------------ jobs
+
+
+def mask_file(work_dir: Path, mask: np.ndarray) -> str:
+    """``mask`` saved under a name from its content (tasks memory-map it; equal masks share a file)."""
+    digest = hashlib.sha256(np.packbits(mask).tobytes() + str(len(mask)).encode()).hexdigest()[:16]
+    path = work_dir / "masks" / f"{digest}.npy"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, mask)
+        tmp.replace(path)
+    return str(path)
+
+
+def run_parts(
+    state: StreamState,
+    context: StreamContext,
+    name: str,
+    function: Callable[[int, Any], Iterable[Any]],
+    params: Mapping[str, Any],
+    table: str = "chains",
+) -> ShardJob:
+    """Run ``function`` over every part of ``table`` that holds an alive row; returns the finished job.
+
+    ``params`` (JSON values: the stage's options, a context path) go into every task's item.
+    """
+    alive = state.chain_alive if table == "chains" else state.problem_alive
+    source = state.store.chains if table == "chains" else state.store.problems
+    mask = mask_file(context.work_dir, alive)
+    parts = [p for p in range(source.parts) if alive[source.bounds[p] : source.bounds[p + 1]].any()]
+    items = tuple({"store": str(state.store.folder), "table": table, "part": p, "mask": mask, **params} for p in parts)
+    return run_items(context, name, function, items)
+
+
+def run_items(
+    context: StreamContext, name: str, function: Callable[[int, Any], Iterable[Any]], items: tuple[Any, ...]
+) -> ShardJob:
+    """Run one shard job (CPU: no GPUs reserved) on the run's executor and return it, finished."""
+    job = ShardJob(name, function, items, str(context.work_dir / "jobs"))
+    run_job(job, replace(context.executor, gpus_per_task=0))
+    return job
+
+
+def rows_of(job: ShardJob) -> Iterator[Any]:
+    return read_shards(job)  # type: ignore[return-value]
+
+
+def options_dict(options: Any) -> dict[str, Any]:
+    """A stage's options as JSON values for task items (tasks rebuild them with `eval.options.to_options`)."""
+    return asdict(options)
