@@ -20,6 +20,7 @@ and renamed when complete, so a rerun reuses a finished ingest and never a parti
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import shutil
@@ -77,7 +78,7 @@ class Table:
         return self.folder / f"{self.name}-{part:05d}.jsonl"
 
     def part_of(self, index: int) -> int:
-        return int(np.searchsorted(self.bounds, index, side="right")) - 1
+        return bisect.bisect_right(self.bounds, index) - 1
 
     def offsets(self) -> np.ndarray:
         return np.load(self.folder / f"{self.name}.offsets.npy", mmap_mode="r")
@@ -96,17 +97,40 @@ class Table:
 
     def read_many(self, indices: Iterable[int]) -> Iterator[Any]:
         """The rows at ``indices``, in the order given (one seek per row)."""
-        offsets = self.offsets()
-        handles: dict[int, Any] = {}
-        try:
-            for index in indices:
-                part = self.part_of(int(index))
-                handle = handles.get(part) or handles.setdefault(part, open(self.part_path(part), "rb"))  # noqa: SIM115
-                handle.seek(int(offsets[index]))
-                yield json.loads(handle.readline())
-        finally:
-            for handle in handles.values():
-                handle.close()
+        with self.reader() as reader:
+            yield from reader.read_many(indices)
+
+    def reader(self) -> RowReader:
+        return RowReader(self)
+
+
+class RowReader:
+    """Random access to a `Table`'s rows, keeping its offsets mapped and its parts open until closed."""
+
+    def __init__(self, table: Table):
+        self.table = table
+        self.offsets = table.offsets()
+        self.handles: dict[int, Any] = {}
+
+    def read_many(self, indices: Iterable[int]) -> Iterator[Any]:
+        for index in indices:
+            part = self.table.part_of(int(index))
+            handle = self.handles.get(part)
+            if handle is None:
+                handle = self.handles[part] = open(self.table.part_path(part), "rb")  # noqa: SIM115
+            handle.seek(int(self.offsets[index]))
+            yield json.loads(handle.readline())
+
+    def close(self) -> None:
+        for handle in self.handles.values():
+            handle.close()
+        self.handles.clear()
+
+    def __enter__(self) -> RowReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class TableWriter:
@@ -384,20 +408,28 @@ def _add_chain(state: _IngestState, chain: Chain, number: int) -> None:
     state.numbers.append(number)
 
 
-def first_occurrences(keys: np.ndarray) -> np.ndarray:
-    """For rows of ``keys`` (n x w), True where no earlier row is equal."""
+def first_of_equal(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For the rows of ``keys`` (n x w): whether each is the first of its equal rows, and where that first is.
+
+    A stable lexicographic sort keeps equal rows in their order, so each run of equal rows starts with its
+    first; memory is the keys plus a few integers per row.
+    """
     if len(keys) == 0:
-        return np.ones(0, dtype=bool)
-    _, first = np.unique(keys, axis=0, return_index=True)
-    mask = np.zeros(len(keys), dtype=bool)
-    mask[first] = True  # np.unique returns the first occurrence of each distinct row
-    return mask
+        return np.ones(0, dtype=bool), np.zeros(0, dtype=np.int64)
+    order = np.lexsort(keys.T[::-1])
+    ordered = keys[order]
+    starts = np.ones(len(keys), dtype=bool)
+    starts[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    group_first = order[np.maximum.accumulate(np.where(starts, np.arange(len(keys)), 0))]
+    kept = np.empty(len(keys), dtype=np.int64)
+    kept[order] = group_first
+    return kept == np.arange(len(keys)), kept
 
 
 def _write_cross_row_rejects(folder: Path, state: _IngestState, source: str) -> np.ndarray:
     """Mark duplicate chain ids (all but the first row) and write every ingest reject in row order."""
     keys = np.frombuffer(state.id_keys, dtype=np.uint64).reshape(-1, 2)
-    valid = first_occurrences(keys)
+    valid, _ = first_of_equal(keys)
     duplicates = np.flatnonzero(~valid)
     ids = Table(folder, "ids", tuple(json.loads((folder / "ids.json").read_text())["bounds"]))
     rejects = list(state.contradictions)

@@ -40,6 +40,8 @@ from eval.options import to_options
 from eval.problem import Problem
 from eval.records import atomic_writer
 
+GRADE_BATCH = 4096  # chains held at once by a grading task
+
 
 @lru_cache(maxsize=4)
 def load_mask(path: str) -> np.ndarray:
@@ -97,15 +99,30 @@ def validate_chains(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
 def answer_check_chains(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
     """``[chain, status, correct, extracted, reason]`` for every alive chain (distinct pairs graded once)."""
     options = to_options(AnswerCheckOptions, item["options"])
-    chains = [(position, Chain.from_dict(row)) for position, row in alive_rows(item)]
-    golds = _golds(item["store"], [position for position, _ in chains])
-    texts = [graded_text(chain) for _, chain in chains]
-    pairs = [(golds[position], text) for (position, _), text in zip(chains, texts, strict=True) if text is not None]
-    unique = list(dict.fromkeys(pairs))
-    graded = dict(zip(unique, grade_many(unique, workers=1, timeout_s=options.timeout_s, progress=False), strict=True))
-    for (position, _), text in zip(chains, texts, strict=True):
-        verdict = graded[(golds[position], text)] if text is not None else NO_ANSWER
-        yield [position, verdict.status, verdict.correct, verdict.extracted, verdict.reason]
+    graded: dict[tuple[str, str], Any] = {}
+    for batch in _batched(alive_rows(item), GRADE_BATCH):
+        chains = [(position, Chain.from_dict(row)) for position, row in batch]
+        golds = _golds(item["store"], [position for position, _ in chains])
+        texts = [graded_text(chain) for _, chain in chains]
+        pairs = [
+            (golds[position], text) for (position, _), text in zip(chains, texts, strict=True) if text is not None
+        ]
+        new = [pair for pair in dict.fromkeys(pairs) if pair not in graded]
+        graded.update(zip(new, grade_many(new, workers=1, timeout_s=options.timeout_s, progress=False), strict=True))
+        for (position, _), text in zip(chains, texts, strict=True):
+            verdict = graded[(golds[position], text)] if text is not None else NO_ANSWER
+            yield [position, verdict.status, verdict.correct, verdict.extracted, verdict.reason]
+
+
+def _batched(rows: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _golds(store: str, chains: list[int]) -> dict[int, str]:

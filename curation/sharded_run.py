@@ -58,6 +58,7 @@ def run_sharded(
                 count.problems_out,
             )
         state.totals = state.reconcile()
+        state.close_files()
     return state, store
 
 

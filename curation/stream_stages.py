@@ -45,6 +45,7 @@ from curation.decontam import (
 from curation.difficulty import difficulty_decision, difficulty_note
 from curation.diversity import UNKNOWN_DOMAIN, quota_drops, quota_limit, s1_drops
 from curation.options import StageOptions
+from curation.pool_store import first_of_equal
 from curation.rollouts import run_rollout_stages
 from curation.select import combine
 from curation.shard_tasks import (
@@ -128,49 +129,44 @@ def dedup(state: StreamState, options: StageOptions, context: StreamContext) -> 
         state.apply(count)
         return
     params = {"options": options_dict(settings)}
-    keys = list(rows_of(run_parts(state, context, "dedup-problems", dedup_problem_keys, params, table="problems")))
+    job = run_parts(state, context, "dedup-problems", dedup_problem_keys, params, table="problems")
+    problems, exact, bands = _problem_keys(job, int(state.problem_alive.sum()), settings.near)
     chains = duplicate_chains(state, context) if settings.exact_chains else []
-    problems = np.array([row[0] for row in keys], dtype=np.int64)
-    exact = _digest_array([row[1] for row in keys])
-    first, kept = _first_of_equal(exact)
+    first, kept = first_of_equal(exact)
     drops = [(int(problems[i]), "duplicate_problem", int(problems[kept[i]])) for i in np.flatnonzero(~first)]
     if settings.near and first.any():
-        bands = np.array([row[2] for row in keys], dtype=np.int64)[first]
-        drops += near_duplicates(state, context, problems[first], bands, params)
+        drops += near_duplicates(state, context, problems[first], bands[first], params)
     problem_drops = [(p, reason, {"duplicate_of": state.problem_ids[k]}) for p, reason, k in drops]
     state.apply(count, chains=chains, problems=problem_drops)
 
 
-def _digest_array(hexes: list[str]) -> np.ndarray:
-    """128-bit hex digests as an (n, 2) array of 64-bit words."""
-    return (
-        np.frombuffer(bytes.fromhex("".join(hexes)), dtype=np.uint64).reshape(-1, 2)
-        if hexes
-        else np.zeros((0, 2), np.uint64)
-    )
-
-
-def _first_of_equal(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For rows of ``keys``: whether it is the first of its equal rows, and the position of that first row."""
-    order = np.lexsort(keys.T[::-1])  # stable: equal rows keep their order, so each group starts with its first
-    ordered = keys[order]
-    starts = np.ones(len(keys), dtype=bool)
-    starts[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
-    group_first = order[np.maximum.accumulate(np.where(starts, np.arange(len(keys)), 0))]
-    kept = np.empty(len(keys), dtype=np.int64)
-    kept[order] = group_first
-    return kept == np.arange(len(keys)), kept
+def _problem_keys(job: Any, rows: int, near: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The dedup keys of every alive problem as arrays: problem, exact digest (2 words), band keys."""
+    problems = np.zeros(rows, dtype=np.int64)
+    exact = np.zeros((rows, 2), dtype=np.uint64)
+    bands: np.ndarray | None = None
+    for position, (problem, digest, keys) in enumerate(rows_of(job)):
+        if bands is None:
+            bands = np.zeros((rows, len(keys) if near else 0), dtype=np.int64)
+        problems[position] = problem
+        exact[position] = np.frombuffer(bytes.fromhex(digest), dtype=np.uint64)
+        bands[position] = keys
+    return problems, exact, bands if bands is not None else np.zeros((0, 0), dtype=np.int64)
 
 
 def duplicate_chains(state: StreamState, context: StreamContext) -> list[DropItem]:
     """Exact duplicate chains within a problem (normalised text digest), the first in pool order kept."""
-    rows = list(rows_of(run_parts(state, context, "dedup-chains", dedup_chain_digests, {})))
-    chains = np.array([row[0] for row in rows], dtype=np.int64)
-    digests = _digest_array([row[1] for row in rows])
-    keys = np.column_stack([state.chain_problem[chains].astype(np.uint64), digests]) if len(rows) else np.zeros((0, 3))
-    first, kept = _first_of_equal(keys)
+    job = run_parts(state, context, "dedup-chains", dedup_chain_digests, {})
+    rows = int(state.chain_alive.sum())
+    keys = np.zeros((rows, 3), dtype=np.uint64)  # problem, digest
+    chains = np.zeros(rows, dtype=np.int64)
+    for position, (chain, digest) in enumerate(rows_of(job)):
+        chains[position] = chain
+        keys[position, 1:] = np.frombuffer(bytes.fromhex(digest), dtype=np.uint64)
+    keys[:, 0] = state.chain_problem[chains]
+    first, kept = first_of_equal(keys)
     duplicates = np.flatnonzero(~first)
-    kept_ids = [row[0] for row in state.store.ids.read_many(chains[kept[duplicates]])]
+    kept_ids = state.chain_ids(chains[kept[duplicates]])
     return [
         (int(chains[i]), "duplicate_chain", {"duplicate_of": k}) for i, k in zip(duplicates, kept_ids, strict=True)
     ]
@@ -537,8 +533,7 @@ def chains_not_winning(state: StreamState, alive: np.ndarray, winner: dict[int, 
 
 def _winner_ids(state: StreamState, losers: np.ndarray, winner: dict[int, tuple[int, float]]) -> dict[int, str]:
     problems = sorted(set(state.chain_problem[losers].tolist()))
-    rows = state.store.ids.read_many(winner[p][0] for p in problems)
-    return {p: row[0] for p, row in zip(problems, rows, strict=True)}
+    return dict(zip(problems, state.chain_ids(winner[p][0] for p in problems), strict=True))
 
 
 STREAM_STAGES: dict[str, StreamStage] = {

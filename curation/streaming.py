@@ -94,6 +94,7 @@ class StreamState:
         self.totals: dict[str, int] = {}
         self._pool_stages: list[StageCount] = []
         self._rejects = rejects
+        self._ids = store.ids.reader()  # chain ids for reject rows, read by offset (closed by `close_files`)
         self._clock = time.perf_counter()
 
     # -------------------------------------------------------------------------------------------- counting
@@ -128,7 +129,7 @@ class StreamState:
             self._drop_problem(problem, count.stage, reason, detail)
             problem_reasons[reason] += 1
         for batch in _batches((c for c in chains if self.chain_alive[c[0]]), ID_BATCH):
-            for (index, reason, detail), ids in zip(batch, self.store.ids.read_many(c[0] for c in batch), strict=True):
+            for (index, reason, detail), ids in zip(batch, self._ids.read_many(c[0] for c in batch), strict=True):
                 self._write_row("chain", ids[0], ids[1], count.stage, reason, detail)
                 self.chain_alive[index] = False
                 chain_reasons[reason] += 1
@@ -142,7 +143,7 @@ class StreamState:
         count.problems_out = int(self.problem_alive.sum())
 
     def _write_chains(self, members: np.ndarray, stage: str, reason: str, detail: dict[str, Any]) -> None:
-        for chain_id, problem_id in self.store.ids.read_many(members):
+        for chain_id, problem_id in self._ids.read_many(members):
             self._write_row("chain", chain_id, problem_id, stage, reason, detail)
         self.chain_alive[members] = False
 
@@ -155,6 +156,12 @@ class StreamState:
         row = {"kind": kind, "id": item, "problem_id": problem_id, "stage": stage, "reason": reason, "detail": detail}
         self._rejects.write(json_line(row) + "\n")  # the row `Drop.to_dict()` gives
         self.dropped += kind in ("chain", "row")
+
+    def chain_ids(self, indices: Iterable[int]) -> list[str]:
+        return [row[0] for row in self._ids.read_many(indices)]
+
+    def close_files(self) -> None:
+        self._ids.close()
 
     def copy_rejects(self, path: Path) -> int:
         """Append an already written rejects file (ingest's rejected rows); returns its rows."""

@@ -1,0 +1,210 @@
+"""Sharded curation at scale: peak memory of the process tree and wall time at 250k, 1M (and 10M) chains.
+
+Usage::
+
+    python bench/sharded.py [--sizes 250000 1000000] [--workers 1] [--ray 1000000] [--keep]
+
+Pools are written as JSONL (gzip) by perturbing CHAMP, like ``bench/curation.py`` but streamed to disk, never
+held: copy *v* of a problem gets seeded random numbers and a variant tag, copy *v* of a chain a seeded
+word-level perturbation, about 13 chains per problem (CHAMP's 3,240 unaided model chains and 270 human
+solutions). Each size is curated by ``limo.curate``'s code path — the limo method, sharded on
+``executor=local`` — in a fresh process: ingest, validate, answer check, dedup (exact + MinHash LSH, exact
+chains), decontam (champ_heldout), suspect gold, difficulty (pool attempts), quality, diversity, select
+(n = 800), with incorrect chains kept as candidates so every stage sees the whole pool. The parent samples
+the PSS of that process and all its descendants (``/proc/<pid>/smaps_rollup``) every 0.5 s; the smallest
+size is the baseline the others are compared with in the same run (memory ratio, time per chain).
+
+``--ray N`` curates the N-chain pool again on ``executor=ray`` (a local Ray instance with 2 CPUs, started by
+the driver) and checks that curated.jsonl, messages.jsonl and rejects.jsonl are byte-identical to the
+local run's; it reports the wall-time ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+_NUMBER = re.compile(r"\d+")
+OPTIONS = {
+    "validate": {"allowed_settings": ["0-Shot", "5-Shot", "No C w/o H"]},
+    "answer_check": {"keep_incorrect": True},
+    "decontam": {"benchmarks": ["champ_heldout"]},
+    "suspect_gold": {"models": ["GPT-4", "GPT-4 Turbo"]},
+    "difficulty": {
+        "weak_models": ["GPT-3.5", "PaLM 2 Medium"],
+        "weak_max_solved": 3,
+        "strong_models": ["GPT-4", "GPT-4 Turbo"],
+    },
+    "diversity": {"max_fraction": 0.3},
+    "select": {"n": 800},
+    "report": {"plots": False, "parquet": False},
+}
+
+
+def perturb_words(text: str, rng: random.Random) -> str:
+    words = text.split(" ")
+    for _ in range(max(1, len(words) // 50)):
+        index = rng.randrange(len(words))
+        words[index] = words[index] + rng.choice(("", " indeed", " then", " now"))
+    return " ".join(words)
+
+
+def write_pool(size: int, path: Path, seed: int = 0) -> None:
+    """``size`` chain rows (our field names) streamed to a gzip JSONL file."""
+    from curation.champ import UNAIDED_SETTINGS, load_champ_pool
+
+    champ = load_champ_pool()
+    base = champ.human_chains + [c for c in champ.model_chains if c.prompt_setting in UNAIDED_SETTINGS]
+    problems = {p.id: p for p in champ.problems}
+    rng = random.Random(seed)
+    variants: dict[str, str] = {}
+    tmp = path.with_suffix(".tmp")
+    with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=1) as handle:
+        for index in range(size):
+            chain = base[index % len(base)]
+            variant = index // len(base)
+            source = problems[chain.problem_id]
+            pid = f"{chain.problem_id}~{variant}"
+            if pid not in variants:
+                text = _NUMBER.sub(lambda m: str(rng.randrange(2, 999)), source.problem) if variant else source.problem
+                variants = {pid: f"{text} [variant {variant}]" if variant else text}  # one problem's copies are adjacent
+            row = {
+                "id": pid,
+                "problem": variants[pid],
+                "answer": source.answer,
+                "chain": perturb_words(chain.text, rng) if variant else chain.text,
+                "subject": source.subject,
+                "generator": chain.generator,
+                "final_answer": chain.final_answer,
+                "prompt_setting": chain.prompt_setting,
+            }
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp.rename(path)
+
+
+def run_one(pool: str, out: str, executor: str, workers: int) -> None:
+    """The driver (a fresh process): the limo method sharded on ``executor`` over ``pool``."""
+    from curation.executors import ExecutorOptions
+    from curation.methods import METHODS, RunContext
+    from curation.options import StageOptions
+    from eval.benchmarks import BenchmarkSpec
+    from eval.options import to_options
+    from limo.config import compose
+
+    specs = {n: BenchmarkSpec.from_dict(dict(s)) for n, s in compose("champ").benchmark_specs.items()}
+    stages = to_options(StageOptions, {**OPTIONS, "ingest": {"source": pool}})
+    options = ExecutorOptions(kind=executor, workers=workers, mem_per_cpu_gb=1.0)
+    if executor == "ray":
+        import ray
+
+        ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
+    started = time.perf_counter()
+    summary = METHODS["limo"].run(stages, None, RunContext(Path(out), 0, "bench", specs, executor=options))
+    funnel = json.loads((Path(out) / "curate" / "funnel.json").read_text())
+    stage_seconds = {s["stage"]: s["seconds"] for s in funnel["stages"]}
+    print(json.dumps({"seconds": time.perf_counter() - started, "selected": summary.selected, "stages": stage_seconds}))
+
+
+def tree_pss_kb(root: int) -> int:
+    """PSS of ``root`` and every descendant, in kB."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        stack.extend(children.get(pid, []))
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+def measure(pool: Path, out: Path, executor: str, workers: int) -> dict:
+    command = [sys.executable, __file__, "--run", str(pool), str(out), executor, str(workers)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    peak = 0
+    while process.poll() is None:
+        peak = max(peak, tree_pss_kb(process.pid))
+        time.sleep(0.5)
+    output = process.stdout.read() if process.stdout else ""
+    if process.returncode != 0:
+        raise SystemExit(f"bench/sharded.py: the {executor} run over {pool} failed (exit {process.returncode})")
+    result = json.loads(output.strip().splitlines()[-1])
+    return {**result, "wall": time.perf_counter() - started, "peak_mb": peak / 1024}
+
+
+def same_outputs(first: Path, second: Path) -> bool:
+    names = ("curated.jsonl", "messages.jsonl", "rejects.jsonl")
+    return all((first / "curate" / n).read_bytes() == (second / "curate" / n).read_bytes() for n in names)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[250_000, 1_000_000])
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--ray", type=int, default=None, help="also curate this size on executor=ray and compare")
+    parser.add_argument("--root", default="outputs/bench_sharded")
+    parser.add_argument("--keep", action="store_true", help="keep the pools and work folders")
+    args = parser.parse_args()
+    root = Path(args.root)
+    root.mkdir(parents=True, exist_ok=True)
+    print(f"# sharded curation bench, {platform.machine()} Python {platform.python_version()}, {os.cpu_count()} CPUs")
+    print("| chains | executor | wall s | s per 1k chains | x baseline time/chain | peak tree PSS MB | x baseline memory |")
+    print("|---|---|---|---|---|---|---|")
+    baseline = None
+    runs = {}
+    for size in args.sizes + ([args.ray] if args.ray else []):
+        executor = "ray" if args.ray and size == args.ray and size in runs else "local"
+        pool = root / f"pool-{size}.jsonl.gz"
+        if not pool.exists():
+            write_pool(size, pool)
+        out = root / f"run-{size}-{executor}"
+        shutil.rmtree(out, ignore_errors=True)
+        result = measure(pool, out, executor, args.workers)
+        runs[size] = out if executor == "local" else runs[size]
+        baseline = baseline or (size, result)
+        per_chain = result["wall"] / size
+        ratio_time = per_chain / (baseline[1]["wall"] / baseline[0])
+        ratio_memory = result["peak_mb"] / baseline[1]["peak_mb"]
+        print(
+            f"| {size:,} | {executor} | {result['wall']:.0f} | {1000 * per_chain:.3f} | {ratio_time:.2f} | "
+            f"{result['peak_mb']:.0f} | {ratio_memory:.2f} |",
+            flush=True,
+        )
+        print(f"  stages (s): {result['stages']}", flush=True)
+        if executor == "ray":
+            print(f"  ray vs local at {size:,}: identical outputs: {same_outputs(runs[size], out)}", flush=True)
+        if not args.keep:
+            shutil.rmtree(out / "curate" / "work", ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--run":
+        run_one(*sys.argv[2:5], int(sys.argv[5]))
+    else:
+        sys.exit(main())
