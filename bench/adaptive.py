@@ -1,6 +1,6 @@
 """Adaptive vs fixed-k rollouts on the `limo` recipe's filters, over real per-problem pass rates from CHAMP.
 
-Usage: ``python bench/adaptive.py [--replications 200] [--seed 0]``.
+Usage: ``python bench/adaptive.py [--replications 200] [--seed 0] [--real-path outputs/bench_adaptive]``.
 
 Pass rates: CHAMP's recorded conversations, unaided settings only (0-Shot, 5-Shot, No C w/o H), graded
 by the project grader exactly as curation's answer check grades them (the final summary turn; the
@@ -17,7 +17,14 @@ problems the weak filter keeps (LIMO's order). Baselines, counted in the same ru
 - fixed k as `curation.pipeline` runs it today: both stages on every problem.
 
 Asserted for every replication: the problems each stage keeps, hence the final selection, are identical
-to fixed k's (exit status 1 otherwise). Also reported: the exact expectation (`expected_draws`) and the
+to fixed k's (exit status 1 otherwise).
+
+The real rollout path (``--real-path``, default on): replication 0's outcomes become recorded replies (one
+replay file per stage, sample i of a problem right iff the simulation says so), and the limo method curates
+CHAMP with them through `curation.rollouts` on ``executor=local`` twice — adaptive (rounds of
+`samples_before_decidable`, ``round_samples`` from the recipe, kept problems completed to k) and fixed k on
+every problem — asserting byte-identical ``curated.jsonl`` and reporting the generations each run's manifest
+records. Also reported: the exact expectation (`expected_draws`) and the
 rounds a batched run needs (each round asks every open problem for `samples_before_decidable` samples).
 Results are shown for all problems and separately for the `champ_heldout` split and the rest.
 """
@@ -25,6 +32,7 @@ Results are shown for all problems and separately for the `champ_heldout` split 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import sys
 import time
@@ -32,6 +40,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -189,10 +198,126 @@ def distribution(pass_rates: dict[str, tuple[float, float]]) -> str:
     return "\n".join(lines)
 
 
+def replay_file(path: Path, stage: str, rates: dict[str, float], golds: dict[str, str], k: int, seed: int) -> None:
+    """Recorded replies for one stage: sample i of a problem is right iff the simulation's outcome says so."""
+    rows = []
+    for pid, rate in sorted(rates.items()):
+        for index, solved in enumerate(samples(seed, stage, pid, rate, k)):
+            answer = golds[pid] if solved else "-987654321"
+            rows.append({"request_id": f"{pid}#{index}", "text": f"So the answer is \\boxed{{{answer}}}."})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def real_path(pass_rates: dict[str, tuple[float, float]], seed: int, root: Path) -> dict[str, Any]:
+    """The limo method on CHAMP with its real rollout path (`curation.rollouts` on executor=local), adaptive and
+    fixed k, the rollouts replayed from the simulation's outcomes of replication 0; asserts the same selection."""
+    from curation.executors import ExecutorOptions
+    from curation.methods import METHODS, RunContext
+    from curation.options import StageOptions
+    from eval.options import to_options
+
+    golds = _golds()
+    outcome_seed = seed * 1_000_003
+    difficulty = dict(_recipe_difficulty())
+    for stage, column in (("weak", 0), ("strong", 1)):
+        rates = {pid: r[column] for pid, r in pass_rates.items()}
+        k = difficulty[f"{stage}_rollouts"]["k"]
+        replay_file(root / f"{stage}.jsonl", stage, rates, golds, k, outcome_seed)
+        rollout = dict(difficulty[f"{stage}_rollouts"])
+        generator = {
+            "backend": "replay",
+            "model": rollout["generator"]["model"],
+            "backend_args": {"path": str(root / f"{stage}.jsonl")},
+        }
+        difficulty[f"{stage}_rollouts"] = {k2: v for k2, v in rollout.items() if k2 in ("k", "round_samples")} | {
+            "generator": generator
+        }
+    results = {}
+    for adaptive in (True, False):
+        stages = to_options(StageOptions, _pipeline_stages({**difficulty, "adaptive": adaptive}))
+        out = root / ("adaptive" if adaptive else "fixed")
+        METHODS["limo"].run(stages, None, RunContext(out, seed, "bench", executor=ExecutorOptions(kind="local")))
+        manifest = json.loads((out / "curate" / "manifest.json").read_text())
+        results[adaptive] = (manifest["rollouts"], (out / "curate" / "curated.jsonl").read_bytes())
+    (adaptive_run, adaptive_curated), (fixed_run, fixed_curated) = results[True], results[False]
+    return {
+        "adaptive": adaptive_run["generations"],
+        "fixed_every_problem": fixed_run["generations"],
+        "fixed_staged": adaptive_run["fixed_k_staged"],
+        "identical": adaptive_curated == fixed_curated,
+        "selected": adaptive_curated.count(b"\n"),
+        "rounds": {s["stage"]: s["rounds"] for s in adaptive_run["stages"]},
+    }
+
+
+def _golds() -> dict[str, str]:
+    golds = {p.id: p.answer for p in load_champ_pool().problems}
+    for override in load_gold_overrides(OVERRIDES):
+        if golds.get(override.problem_id) == override.was:
+            golds[override.problem_id] = override.answer
+    return golds
+
+
+def _recipe_difficulty() -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load(RECIPE.read_text())["curate"]["stages"]["difficulty"]
+
+
+def _pipeline_stages(difficulty: dict[str, Any]) -> dict[str, Any]:
+    """CHAMP with every problem reaching the difficulty stage, the limo recipe's filters on rollouts."""
+    return {
+        "ingest": {"source": "champ", "gold_overrides": str(OVERRIDES)},
+        "validate": {"allowed_settings": list(UNAIDED_SETTINGS)},
+        "answer_check": {"keep_incorrect": True, "timeout_s": 60.0},
+        "dedup": {"enabled": False},
+        "decontam": {"enabled": False},
+        "suspect_gold": {"enabled": False},
+        "difficulty": {
+            key: difficulty[key]
+            for key in (
+                "source",
+                "weak_models",
+                "weak_max_solved",
+                "weak_rollouts",
+                "strong_models",
+                "strong_pass_rate",
+                "strong_rollouts",
+                "adaptive",
+            )
+        },
+        "diversity": {"enabled": False},
+        "select": {"n": 800},
+        "report": {"plots": False},
+    }
+
+
+def report_real_path(rules, pass_rates: dict[str, tuple[float, float]], seed: int, root: Path) -> int:
+    """Run and print the real-path comparison (replication 0); returns 1 when the selections differ."""
+    root.mkdir(parents=True, exist_ok=True)
+    real = real_path(pass_rates, seed, root)
+    simulated = simulate(rules, pass_rates, sorted(pass_rates), 1, seed)
+    print(
+        f"\nreal rollout path (limo method, executor=local, replication 0): fixed k {real['fixed_every_problem']} "
+        f"generations (both stages on every problem), staged fixed k {real['fixed_staged']}, adaptive "
+        f"{real['adaptive']} -> {real['fixed_every_problem'] / real['adaptive']:.2f}x / "
+        f"{real['fixed_staged'] / real['adaptive']:.2f}x fewer; rounds {real['rounds']}; "
+        f"{real['selected']} chains selected, identical to fixed k: {real['identical']}"
+    )
+    print(
+        f"simulation of the same replication (no completion of kept problems, 1 sample per round): "
+        f"adaptive {simulated.adaptive_total}, staged fixed k {simulated.fixed_staged}"
+    )
+    return 0 if real["identical"] else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--replications", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--real-path", default="outputs/bench_adaptive", help="folder for the real-path runs ('' skips them)"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     rules = limo_filters()
@@ -218,6 +343,8 @@ def main() -> int:
         tally = simulate(rules, pass_rates, ids, args.replications, args.seed)
         mismatches += tally.mismatches
         print(report_row(name, tally, len(ids), args.replications))
+    if args.real_path:
+        mismatches += report_real_path(rules, pass_rates, args.seed, Path(args.real_path))
     print(f"\n{time.perf_counter() - started:.1f} s")
     if mismatches:
         print(f"bench/adaptive.py: {mismatches} adaptive decisions differ from fixed k", file=sys.stderr)

@@ -4,15 +4,19 @@ Usage::
 
     python bench/sharded.py [--sizes 250000 1000000] [--workers 1] [--ray 1000000] [--keep]
 
-Pools are written as JSONL (gzip) by perturbing CHAMP, like ``bench/curation.py`` but streamed to disk, never
-held: copy *v* of a problem gets seeded random numbers and a variant tag, copy *v* of a chain a seeded
-word-level perturbation, about 13 chains per problem (CHAMP's 3,240 unaided model chains and 270 human
-solutions). Each size is curated by ``limo.curate``'s code path — the limo method, sharded on
-``executor=local`` — in a fresh process: ingest, validate, answer check, dedup (exact + MinHash LSH, exact
-chains), decontam (champ_heldout), suspect gold, difficulty (pool attempts), quality, diversity, select
-(n = 800), with incorrect chains kept as candidates so every stage sees the whole pool. The parent samples
-the PSS of that process and all its descendants (``/proc/<pid>/smaps_rollup``) every 0.5 s; the smallest
-size is the baseline the others are compared with in the same run (memory ratio, time per chain).
+Pools are written as JSONL (gzip) from CHAMP, streamed to disk and never held: about 13 chains per problem
+(CHAMP's 3,240 unaided model chains and 270 human solutions), copy *v* of a chain with a seeded word-level
+perturbation, copy *v* of a problem with its words and numbers shuffled (seeded) and a variant tag, and one
+problem in 50 planted as a near-copy of the problem's previous variant. (``bench/curation.py`` only swaps the
+numbers, which leaves the copies of a problem near-duplicate *candidates* of each other: their pairs grow with
+the square of the copies per problem, which a pool of distinct problems does not do, and dedup's candidate
+count, not the pool size, becomes what is measured.) Each size is curated by ``limo.curate``'s code path —
+the limo method, sharded on ``executor=local`` — in a fresh process: ingest, validate, answer check, dedup
+(exact + MinHash LSH, exact chains), decontam (champ_heldout), suspect gold, difficulty (pool attempts),
+quality, diversity, select (n = 800), with incorrect chains kept as candidates so every stage sees the whole
+pool. The parent samples the PSS of that process and all its descendants (``/proc/<pid>/smaps_rollup``)
+every 0.5 s; the smallest size is the baseline the others are compared with in the same run (memory ratio,
+time per chain).
 
 ``--ray N`` curates the N-chain pool again on ``executor=ray`` (a local Ray instance with 2 CPUs, started by
 the driver) and checks that curated.jsonl, messages.jsonl and rejects.jsonl are byte-identical to the
@@ -62,28 +66,39 @@ def perturb_words(text: str, rng: random.Random) -> str:
     return " ".join(words)
 
 
+def variant_text(text: str, problem_id: str, variant: int) -> str:
+    """Variant 0 is CHAMP's text; variant v > 0 shuffles its words and numbers (seeded by problem and v), so
+    variants are distinct problems rather than near-copies of each other, except that one in 50 is planted as
+    a near-copy (one word changed) of variant v - 1."""
+    if variant == 0:
+        return text
+    rng = random.Random(f"{problem_id}~{variant}")
+    if rng.random() < 0.02:
+        words = variant_text(text, problem_id, variant - 1).split()
+        words[rng.randrange(len(words))] = "planted"
+        return " ".join(words)
+    words = _NUMBER.sub(lambda m: str(rng.randrange(2, 999)), text).split()
+    rng.shuffle(words)
+    return " ".join(words) + f" [variant {variant}]"
+
+
 def write_pool(size: int, path: Path, seed: int = 0) -> None:
-    """``size`` chain rows (our field names) streamed to a gzip JSONL file."""
+    """``size`` chain rows (our field names) streamed to a gzip JSONL file (see `variant_text`)."""
     from curation.champ import UNAIDED_SETTINGS, load_champ_pool
 
     champ = load_champ_pool()
     base = champ.human_chains + [c for c in champ.model_chains if c.prompt_setting in UNAIDED_SETTINGS]
     problems = {p.id: p for p in champ.problems}
     rng = random.Random(seed)
-    variants: dict[str, str] = {}
     tmp = path.with_suffix(".tmp")
     with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=1) as handle:
         for index in range(size):
             chain = base[index % len(base)]
             variant = index // len(base)
             source = problems[chain.problem_id]
-            pid = f"{chain.problem_id}~{variant}"
-            if pid not in variants:
-                text = _NUMBER.sub(lambda m: str(rng.randrange(2, 999)), source.problem) if variant else source.problem
-                variants = {pid: f"{text} [variant {variant}]" if variant else text}  # one problem's copies are adjacent
             row = {
-                "id": pid,
-                "problem": variants[pid],
+                "id": f"{chain.problem_id}~{variant}",
+                "problem": variant_text(source.problem, source.id, variant),
                 "answer": source.answer,
                 "chain": perturb_words(chain.text, rng) if variant else chain.text,
                 "subject": source.subject,
@@ -115,7 +130,8 @@ def run_one(pool: str, out: str, executor: str, workers: int) -> None:
     summary = METHODS["limo"].run(stages, None, RunContext(Path(out), 0, "bench", specs, executor=options))
     funnel = json.loads((Path(out) / "curate" / "funnel.json").read_text())
     stage_seconds = {s["stage"]: s["seconds"] for s in funnel["stages"]}
-    print(json.dumps({"seconds": time.perf_counter() - started, "selected": summary.selected, "stages": stage_seconds}))
+    seconds = time.perf_counter() - started
+    print(json.dumps({"seconds": seconds, "selected": summary.selected, "stages": stage_seconds}))
 
 
 def tree_pss_kb(root: int) -> int:
@@ -173,7 +189,7 @@ def main() -> int:
     root = Path(args.root)
     root.mkdir(parents=True, exist_ok=True)
     print(f"# sharded curation bench, {platform.machine()} Python {platform.python_version()}, {os.cpu_count()} CPUs")
-    print("| chains | executor | wall s | s per 1k chains | x baseline time/chain | peak tree PSS MB | x baseline memory |")
+    print("| chains | executor | wall s | s / 1k chains | x base time/chain | peak tree PSS MB | x base memory |")
     print("|---|---|---|---|---|---|---|")
     baseline = None
     runs = {}

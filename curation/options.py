@@ -145,6 +145,9 @@ class RolloutOptions:
         system_prompt: A system turn before it, or None.
         chunk_size: (problem, sample) requests per chunk; each chunk is one task of the executor with its own
             completion marker and generation cache (`curation.rollouts.run_rollout_stages`).
+        round_samples: Adaptive rounds ask an open problem for at least this many samples (1: never a sample
+            past the decision; more: fewer rounds, i.e. fewer jobs, for a few extra samples; the decision is
+            the same either way).
         params_b: Model size in billions of parameters, for the spend plan (``dry_run=true``); None: the plan
             cannot price the stage.
         expected_new_tokens: Expected generated tokens per sample for the spend plan (None: the pool's mean
@@ -158,6 +161,7 @@ class RolloutOptions:
     prompt_template: str = "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
     system_prompt: str | None = None
     chunk_size: int = 1024
+    round_samples: int = 1
     params_b: float | None = None
     expected_new_tokens: int | None = None
 

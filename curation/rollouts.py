@@ -14,10 +14,10 @@ and a chunk killed halfway resumes from the batches it had finished; a stop (SIG
 keeps every finished generation. Sampling is adaptive (`curation.adaptive`): each round asks every open
 problem for `samples_before_decidable` more samples, the strong stage runs only on problems the weak filter
 keeps, and problems a filter keeps are completed to ``k`` so that their pass rates — the selection's
-difficulty score — equal fixed k's. GPU generation is the ``vllm`` backend inside each task (a Ray task
-reserves ``executor.gpus_per_task`` GPUs; on Slurm each chunk is one array task on
-``executor.gpu_partition``); that path is the same backend interface as ``hf`` and ``replay`` and is not
-tested here (no GPU).
+difficulty score — equal fixed k's. GPU generation is the ``vllm`` backend inside each task: a chunk reserves
+``executor.gpus_per_task`` GPUs, or vLLM's tensor x data parallel size when that is 0 (a Ray task's
+placement group; on Slurm one array task on ``executor.gpu_partition``). That path is the same backend
+interface as ``hf`` and ``replay`` and is not tested here (no GPU).
 """
 
 from __future__ import annotations
@@ -285,11 +285,13 @@ def _round_plan(outcome: StageOutcome, rule: SolveCountFilter | None) -> list[tu
             for p in outcome.entering
             if outcome.drawn[p] < k
         ]
-    wanted = (
-        (int(p), samples_before_decidable(rule, int(outcome.drawn[p]), int(outcome.solved[p])))
-        for p in outcome.entering
-    )
-    return [(p, int(outcome.drawn[p]), more) for p, more in wanted if more]
+    plan = []
+    for position in outcome.entering.tolist():
+        drawn = int(outcome.drawn[position])
+        more = samples_before_decidable(rule, drawn, int(outcome.solved[position]))
+        if more:  # more than needed is never wrong: the outcome is decided on the prefix either way
+            plan.append((position, drawn, min(k - drawn, max(more, outcome.stage.options.round_samples))))
+    return plan
 
 
 def _run_round(
@@ -316,8 +318,10 @@ def _run_round(
         for start, stop in _chunks(plan, stage.options.chunk_size)
     )
     job = ShardJob(f"rollouts-{stage.name}-r{round_number}", rollout_chunk, items, str(work / "jobs"))
-    gpu = replace(executor, partition=executor.gpu_partition or executor.partition)
-    result = run_job(job, gpu)
+    gpus = executor.gpus_per_task or backend_gpus(stage.options)
+    result = run_job(
+        job, replace(executor, partition=executor.gpu_partition or executor.partition, gpus_per_task=gpus)
+    )
     outcome.jobs.append(job)
     outcome.chunks_run += len(result.ran)
     outcome.chunks_reused += len(result.skipped)
@@ -331,6 +335,14 @@ def _run_round(
     for row in read_shards(job):
         outcome.drawn[row["position"]] += 1
         outcome.solved[row["position"]] += bool(row["correct"])
+
+
+def backend_gpus(options: RolloutOptions) -> int:
+    """GPUs one chunk's backend uses: vLLM's tensor x data parallel size (0 for CPU backends)."""
+    if options.generator.backend != "vllm":
+        return 0
+    args = options.generator.backend_args
+    return int(args.get("tensor_parallel_size", 1)) * int(args.get("data_parallel_size", 1))
 
 
 def _save_plan(work: Path, plan: list[tuple[int, int, int]]) -> str:

@@ -161,18 +161,30 @@ def dedup_chain_digests(index: int, item: dict[str, Any]) -> Iterator[list[Any]]
 
 
 def near_duplicate_pairs(index: int, item: dict[str, Any]) -> Iterator[list[int]]:
-    """The candidate pairs ``[earlier, later]`` of one slice whose exact shingle Jaccard reaches the threshold."""
+    """``[earlier problem, later problem]`` for every pair of a slice of LSH buckets whose exact shingle
+    Jaccard reaches the threshold; a pair is checked in the first band the two share only."""
     options = to_options(DedupOptions, item["options"])
-    pairs = np.load(item["pairs"], mmap_mode="r")[item["start"] : item["stop"]]
-    needed = sorted({int(p) for pair in pairs for p in pair})
-    table = Table.open(Path(item["store"]), "problems")
-    shingles = {
-        p: shingles_of(normalize_text(row["problem"]), options.shingle_words)
-        for p, row in zip(needed, table.read_many(needed), strict=True)
-    }
-    for earlier, later in pairs.tolist():
-        if jaccard(shingles[later], shingles[earlier]) >= options.threshold:
-            yield [earlier, later]
+    with np.load(item["buckets"]) as data:
+        problems, bands, members, starts, band_of = (
+            data[k] for k in ("problems", "bands", "members", "starts", "band")
+        )
+    with Table.open(Path(item["store"]), "problems").reader() as reader:
+        for bucket in range(item["start"], item["stop"]):
+            positions = members[starts[bucket] : starts[bucket + 1]]
+            yield from _bucket_pairs(positions, problems, bands[:, : band_of[bucket]], reader, options)
+
+
+def _bucket_pairs(
+    positions: np.ndarray, problems: np.ndarray, earlier_bands: np.ndarray, reader: Any, options: DedupOptions
+) -> Iterator[list[int]]:
+    rows = reader.read_many(problems[positions].tolist())
+    shingles = [shingles_of(normalize_text(row["problem"]), options.shingle_words) for row in rows]
+    keys = earlier_bands[positions]
+    for later in range(1, len(positions)):
+        shared_before = (keys[:later] == keys[later]).any(axis=1)  # already checked in an earlier band's bucket
+        for earlier in np.flatnonzero(~shared_before).tolist():
+            if jaccard(shingles[later], shingles[earlier]) >= options.threshold:
+                yield [int(problems[positions[earlier]]), int(problems[positions[later]])]
 
 
 def decontam_scans(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:

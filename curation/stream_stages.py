@@ -176,23 +176,23 @@ def near_duplicates(
     state: StreamState, context: StreamContext, problems: np.ndarray, bands: np.ndarray, params: dict[str, Any]
 ) -> list[tuple[int, str, int]]:
     """`curation.dedup`'s LSH pass: in pool order, a problem whose verified candidates include a kept (not
-    duplicate) earlier problem is a near-duplicate of the earliest such; otherwise it is kept."""
-    pairs = candidate_pairs(bands)
+    duplicate) earlier problem is a near-duplicate of the earliest such; otherwise it is kept.
+
+    Candidates are the members of each LSH bucket (problems with equal band keys); a sharded job checks each
+    pair's exact shingle Jaccard in the first band the two share only, so memory holds one bucket at a time
+    and never a list of all candidate pairs.
+    """
     matches: dict[int, list[int]] = {}
-    if len(pairs):
-        pair_file = context.work_dir / "pairs" / f"{_digest_of(pairs)}.npy"
-        pair_file.parent.mkdir(parents=True, exist_ok=True)
-        np.save(pair_file, problems[pairs])
-        items = tuple(
-            {
-                "store": str(state.store.folder),
-                "pairs": str(pair_file),
-                "start": a,
-                "stop": min(a + PAIRS_PER_TASK, len(pairs)),
-                **params,
-            }
-            for a in range(0, len(pairs), PAIRS_PER_TASK)
-        )
+    members, starts, band_of = lsh_buckets(bands)
+    if len(starts) > 1:
+        path = context.work_dir / "buckets" / f"{_digest_of(bands)}-{_digest_of(problems)}.npz"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npz")
+            np.savez(tmp, problems=problems, bands=bands, members=members, starts=starts, band=band_of)
+            tmp.replace(path)
+        common = {"store": str(state.store.folder), "buckets": str(path), **params}
+        items = tuple({**common, "start": a, "stop": b} for a, b in _bucket_slices(starts, PAIRS_PER_TASK))
         for earlier, later in rows_of(run_items(context, "dedup-near", near_duplicate_pairs, items)):
             matches.setdefault(later, []).append(earlier)
     kept: set[int] = set()
@@ -206,24 +206,34 @@ def near_duplicates(
     return found
 
 
-def candidate_pairs(bands: np.ndarray) -> np.ndarray:
-    """``[earlier, later]`` positions of every pair that shares at least one band key (each pair once)."""
-    found = []
-    for band in bands.T:
-        order = np.argsort(band, kind="stable")
-        ordered = band[order]
-        starts = np.ones(len(band), dtype=bool)
-        starts[1:] = ordered[1:] != ordered[:-1]
-        group_start = np.maximum.accumulate(np.where(starts, np.arange(len(band)), 0))
-        earlier_count = np.arange(len(band)) - group_start  # members before each one in its group
-        later = np.repeat(np.arange(len(band)), earlier_count)
-        offsets = np.arange(len(later)) - np.repeat(np.cumsum(earlier_count) - earlier_count, earlier_count)
-        earlier = np.repeat(group_start, earlier_count) + offsets
-        found.append(np.column_stack([order[earlier], order[later]]))
-    if not found:
-        return np.zeros((0, 2), dtype=np.int64)
-    pairs = np.sort(np.concatenate(found), axis=1)  # positions ascending = pool order
-    return np.unique(pairs, axis=0)
+def lsh_buckets(bands: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every LSH bucket with at least two members: the members (positions, ascending within a bucket), where
+    each bucket starts in that array (plus the end), and each bucket's band."""
+    members, starts, band_of = [], [0], []
+    for band in range(bands.shape[1]):
+        order = np.argsort(bands[:, band], kind="stable")
+        keys = bands[order, band]
+        edges = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1], [True])))
+        for begin, end in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
+            if end - begin > 1:
+                members.append(order[begin:end].astype(np.int32))
+                starts.append(starts[-1] + end - begin)
+                band_of.append(band)
+    flat = np.concatenate(members) if members else np.zeros(0, dtype=np.int32)
+    return flat, np.asarray(starts, dtype=np.int64), np.asarray(band_of, dtype=np.int16)
+
+
+def _bucket_slices(starts: np.ndarray, pairs_per_task: int) -> Iterator[tuple[int, int]]:
+    """Ranges of buckets holding about ``pairs_per_task`` member pairs each."""
+    begin = pairs = 0
+    sizes = np.diff(starts).tolist()
+    for index, size in enumerate(sizes):
+        pairs += size * (size - 1) // 2
+        if pairs >= pairs_per_task:
+            yield begin, index + 1
+            begin, pairs = index + 1, 0
+    if begin < len(sizes):
+        yield begin, len(sizes)
 
 
 def _digest_of(array: np.ndarray) -> str:

@@ -1,4 +1,5 @@
-"""Test configuration: offline by construction, one thread per process, tiny models built once per session."""
+"""Test configuration: offline by construction, one thread per process; tiny models and the cluster engines (a local
+Ray instance, a single-node Slurm: `tests.cluster_engines`) started once per session."""
 
 from __future__ import annotations
 
@@ -12,10 +13,18 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 os.environ.setdefault("TORCH_EXTENSIONS_DIR", os.path.expanduser("~/.cache/limo/torch_extensions"))
 
+import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+from tests.cluster_engines import (  # noqa: E402
+    EngineUnavailable,
+    skip_or_fail,
+    slurm_unavailable_reason,
+    start_slurm,
+    stop_slurm,
+)
 from tests.shared_data import REPO_ROOT, shared_data_dir  # noqa: E402
 
 
@@ -56,3 +65,33 @@ def overfit_model_dir(tmp_path_factory) -> Path:
     from limo.tiny_models import build_overfit_model
 
     return build_overfit_model(tmp_path_factory.mktemp("overfit") / "model", seed=0)
+
+
+@pytest.fixture(scope="session")
+def ray_instance():
+    """A local Ray instance started (and stopped) by this fixture alone."""
+    try:
+        import ray
+    except ImportError:
+        skip_or_fail("ray is not installed (pip install 'limo[cluster]')")
+    if ray.is_initialized():
+        skip_or_fail("this process is already connected to a Ray instance the fixture did not start")
+    env = {"PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    ray.init(address="local", num_cpus=2, include_dashboard=False, runtime_env={"env_vars": env})
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A single-node Slurm on 127.0.0.1 in a temporary folder, stopped by the PIDs in its pid files."""
+    reason = slurm_unavailable_reason()
+    if reason:
+        skip_or_fail(reason)
+    try:
+        cluster = start_slurm()
+    except EngineUnavailable as err:
+        skip_or_fail(str(err))
+    yield cluster
+    stop_slurm(cluster)
+    shutil.rmtree(cluster.root, ignore_errors=True)

@@ -9,7 +9,6 @@ rerun must run that shard (and on local, the shards the dead driver never reache
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -28,7 +27,6 @@ from curation.executors import (
     shard_ranges,
     write_rows_atomic,
 )
-from tests.cluster_engines import EngineUnavailable, skip_or_fail, slurm_unavailable_reason, start_slurm, stop_slurm
 from tests.executor_tasks import quality_shard, unaided_chains
 from tests.shared_data import REPO_ROOT
 
@@ -162,21 +160,6 @@ def test_local_driver_killed_mid_shard_resumes_without_redoing_finished_shards(t
 # ---------------------------------------------------------------------------------------------- Ray
 
 
-@pytest.fixture(scope="module")
-def ray_instance():
-    """A local Ray instance started (and stopped) by this fixture alone."""
-    try:
-        import ray
-    except ImportError:
-        skip_or_fail("ray is not installed (pip install 'limo[cluster]')")
-    if ray.is_initialized():
-        skip_or_fail("this process is already connected to a Ray instance the fixture did not start")
-    env = {"PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
-    ray.init(address="local", num_cpus=2, include_dashboard=False, runtime_env={"env_vars": env})
-    yield ray
-    ray.shutdown()
-
-
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:placement_group:DeprecationWarning")  # datatrove 0.10.1's Ray call style
 def test_ray_gives_local_bytes_and_reruns_a_killed_worker_alone(tmp_path, reference, ray_instance):
@@ -192,21 +175,6 @@ def test_ray_gives_local_bytes_and_reruns_a_killed_worker_alone(tmp_path, refere
 
 
 # ---------------------------------------------------------------------------------------------- Slurm
-
-
-@pytest.fixture(scope="module")
-def slurm_cluster():
-    """A single-node Slurm on 127.0.0.1 in a temporary folder, stopped by the PIDs in its pid files."""
-    reason = slurm_unavailable_reason()
-    if reason:
-        skip_or_fail(reason)
-    try:
-        cluster = start_slurm()
-    except EngineUnavailable as err:
-        skip_or_fail(str(err))
-    yield cluster
-    stop_slurm(cluster)
-    shutil.rmtree(cluster.root, ignore_errors=True)
 
 
 @pytest.mark.slow

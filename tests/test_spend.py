@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
 import sys
 
 import pytest
@@ -135,3 +137,39 @@ def test_reference_pass_rates_are_what_the_bench_measures_on_champ(data, monkeyp
         counts[key] = counts.get(key, 0) + 1
     recorded = {tuple(round(r, 6) for r in rates): weight for rates, weight in data.reference_pass_rates.rows}
     assert recorded == counts
+
+
+def _curate(repo_root, *overrides: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "limo.curate", "recipe=limo", "dry_run=true", *overrides]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_dry_run_prints_the_limo_plan_and_generates_nothing(tmp_path, repo_root, data):
+    """`limo.curate recipe=limo dry_run=true` offline: the recipe's pool swapped for CHAMP (no hub here)."""
+    done = _curate(repo_root, f"output_dir={tmp_path}", "curate.stages.ingest.source=champ")
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = done.stdout
+    assert "Rollout plan on H100-80GB: 270 problems" in text
+    assert "stage weak (Qwen2.5-Math-7B-Instruct): 270 problems, 1,080 generations (adaptive:" in text
+    assert "stage strong (DeepSeek-R1-Distill-Qwen-32B)" in text and "(8,192 per sample)" in text
+    assert "GPU-hours" in text and "adaptive (" in text and "x less)" in text
+    assert "CHAMP" in text  # the pass rates behind the adaptive figures are named
+    assert (
+        not (tmp_path / "curate" / "work" / "rollouts").exists()
+        and not (tmp_path / "curate" / "curated.jsonl").exists()
+    )
+
+
+def test_dry_run_needs_each_model_size(tmp_path, repo_root):
+    done = _curate(
+        repo_root,
+        f"output_dir={tmp_path}",
+        "curate.stages.ingest.source=champ",
+        "curate.stages.difficulty.strong_rollouts.params_b=null",
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "limo.curate: error: curate.stages.difficulty.strong_rollouts.params_b: the spend plan needs the model's size "
+        "in billions of parameters"
+    )
