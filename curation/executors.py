@@ -38,6 +38,7 @@ import hashlib
 import importlib
 import json
 import logging
+import signal
 import subprocess
 import sys
 import time
@@ -275,7 +276,10 @@ def _run_ray(job: ShardJob, options: ExecutorOptions) -> None:
 
     started_here = not ray.is_initialized()
     if started_here:
+        handler = signal.getsignal(signal.SIGTERM)
         ray.init(address=options.ray_address, include_dashboard=False)
+        if callable(handler):  # ray.init installs its own SIGTERM handler (log, die): keep the caller's stop
+            signal.signal(signal.SIGTERM, handler)
     try:
         datatrove.RayPipelineExecutor(**_cluster_args(job, options), mem_per_cpu_gb=options.mem_per_cpu_gb).run()
     finally:

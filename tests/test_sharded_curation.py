@@ -22,6 +22,7 @@ import pytest
 from curation.executors import ExecutorOptions
 from curation.methods import METHODS, RunContext
 from curation.options import StageOptions
+from eval.backends.replay import ReplayBackend
 from eval.benchmarks import BenchmarkSpec
 from eval.options import to_options
 from tests.funnel_schema import check_one_schema
@@ -194,3 +195,58 @@ def test_a_rerun_reuses_every_finished_job(tmp_path: Path):
     assert {m: m.stat().st_mtime_ns for m in markers} == stamps  # no shard of any stage ran again
     again = (tmp_path / "run" / "curate" / "curated.jsonl").read_bytes()
     assert again.splitlines() == first.splitlines()[:3]
+
+
+class StoppingReplay(ReplayBackend):
+    """Recorded replies; the first instance stops (as Ctrl-C would) when asked for its third batch."""
+
+    built = 0
+
+    def __init__(self, pool):
+        super().__init__(pool=pool)
+        StoppingReplay.built += 1
+        self.stop_at = 2 if StoppingReplay.built == 1 else None
+        self.batches = 0
+
+    def generate(self, requests):
+        if self.batches == self.stop_at:
+            raise KeyboardInterrupt("stopped")
+        self.batches += 1
+        return super().generate(requests)
+
+
+def test_a_rollout_chunk_stopped_halfway_resumes_from_its_generations(tmp_path: Path, monkeypatch):
+    from curation.rollouts import run_rollout_stages
+    from eval.backends.registry import BACKENDS
+
+    problems = [{"id": f"q{i}", "problem": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(3)]
+    replies = {p["id"]: [f"\\boxed{{{2 * i + (i % 2)}}}"] for i, p in enumerate(problems)}
+    monkeypatch.setattr(StoppingReplay, "built", 0)
+    monkeypatch.setitem(BACKENDS, "stopping", lambda **_: StoppingReplay(replies))
+    generator = {"backend": "stopping", "model": "m", "batch_size": 2}
+    stages = to_options(
+        StageOptions,
+        {
+            "difficulty": {
+                "source": "rollouts",
+                "strong_models": ["m"],
+                "strong_pass_rate": [0.5, 1.0],
+                "strong_rollouts": {"k": 4, "generator": generator},
+            }
+        },
+    )
+    with pytest.raises(KeyboardInterrupt):
+        run_rollout_stages(iter(problems), stages, tmp_path, 0, ExecutorOptions(kind="local"))
+    records = sorted((tmp_path / "cache").glob("*.attempts.jsonl"))
+    caches = [p for p in (tmp_path / "cache").glob("*.jsonl") if not p.name.endswith(".attempts.jsonl")]
+    assert len(records) == 1 and sum(len(p.read_text().splitlines()) for p in caches) == 4  # two batches of two
+    outcome = run_rollout_stages(iter(problems), stages, tmp_path, 0, ExecutorOptions(kind="local"))
+    # round 1 asks each problem for 2 samples (the window 2..4 of 4 can be decided after 2)
+    assert [json.loads(line) for line in records[0].read_text().splitlines()] == [
+        {"requests": 6, "cached": 0},
+        {"requests": 6, "cached": 4},  # the rerun found the stopped attempt's generations and asked for the rest
+    ]
+    solved, drawn = outcome.counts()["m"]
+    # q1 fails twice, then once more decides its drop; q0 and q2 are kept and completed to k = 4
+    assert solved.tolist() == [4, 0, 4] and drawn.tolist() == [4, 3, 4]
+    assert outcome.manifest()["generations"] == 11 and outcome.manifest()["fixed_k_staged"] == 12
