@@ -32,6 +32,7 @@ Results are shown for all problems and separately for the `champ_heldout` split 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import sys
@@ -99,26 +100,30 @@ def limo_filters() -> tuple[SolveCountFilter, SolveCountFilter]:
     return weak, pass_rate_window(difficulty["strong_rollouts"]["k"], lo, hi)
 
 
-def champ_pass_rates() -> dict[str, tuple[float, float]]:
-    """``{problem_id: (weak pass rate, strong pass rate)}`` from CHAMP's graded unaided attempts."""
+@functools.lru_cache(maxsize=1)
+def graded_attempts() -> tuple[tuple[str, str, str | None, bool], ...]:
+    """CHAMP's unaided attempts as ``(problem id, generator, graded text, correct)``, graded as curation grades."""
     from eval.grader import grade_many
 
-    pool = load_champ_pool()
-    golds = {p.id: p.answer for p in pool.problems}
-    for override in load_gold_overrides(OVERRIDES):
-        if golds.get(override.problem_id) == override.was:
-            golds[override.problem_id] = override.answer
-    chains = [c for c in pool.model_chains if c.prompt_setting in UNAIDED_SETTINGS]
+    golds = _golds()
+    chains = [c for c in load_champ_pool().model_chains if c.prompt_setting in UNAIDED_SETTINGS]
     texts = [graded_text(c) for c in chains]
     pairs = [(golds[c.problem_id], t) for c, t in zip(chains, texts, strict=True) if t is not None]
     verdicts = iter(grade_many(pairs, workers=2, progress=False))
-    counts: dict[str, dict[str, list[int]]] = {p: {"weak": [0, 0], "strong": [0, 0]} for p in golds}
-    for chain, text in zip(chains, texts, strict=True):
-        correct = next(verdicts).correct if text is not None else False
-        group = "weak" if chain.generator in WEAK_MODELS else "strong" if chain.generator in STRONG_MODELS else None
+    return tuple(
+        (c.problem_id, c.generator, t, next(verdicts).correct if t is not None else False)
+        for c, t in zip(chains, texts, strict=True)
+    )
+
+
+def champ_pass_rates() -> dict[str, tuple[float, float]]:
+    """``{problem_id: (weak pass rate, strong pass rate)}`` from CHAMP's graded unaided attempts."""
+    counts: dict[str, dict[str, list[int]]] = {p: {"weak": [0, 0], "strong": [0, 0]} for p in _golds()}
+    for problem_id, generator, _, correct in graded_attempts():
+        group = "weak" if generator in WEAK_MODELS else "strong" if generator in STRONG_MODELS else None
         if group:
-            counts[chain.problem_id][group][0] += int(correct)
-            counts[chain.problem_id][group][1] += 1
+            counts[problem_id][group][0] += int(correct)
+            counts[problem_id][group][1] += 1
     return {p: (c["weak"][0] / c["weak"][1], c["strong"][0] / c["strong"][1]) for p, c in counts.items()}
 
 
@@ -198,13 +203,15 @@ def distribution(pass_rates: dict[str, tuple[float, float]]) -> str:
     return "\n".join(lines)
 
 
-def replay_file(path: Path, stage: str, rates: dict[str, float], golds: dict[str, str], k: int, seed: int) -> None:
-    """Recorded replies for one stage: sample i of a problem is right iff the simulation's outcome says so."""
+def replay_file(path: Path, stage: str, rates: dict[str, float], right: dict[str, str], k: int, seed: int) -> None:
+    """Recorded replies for one stage: sample i of a problem is right iff the simulation's outcome says so. A
+    right reply is a final answer CHAMP's models gave and the grader accepted for that problem (the gold itself
+    is not always accepted in its CHAMP wording); a wrong one is a number no gold is."""
     rows = []
     for pid, rate in sorted(rates.items()):
         for index, solved in enumerate(samples(seed, stage, pid, rate, k)):
-            answer = golds[pid] if solved else "-987654321"
-            rows.append({"request_id": f"{pid}#{index}", "text": f"So the answer is \\boxed{{{answer}}}."})
+            text = right[pid] if solved else "So the answer is \\boxed{-987654321}."
+            rows.append({"request_id": f"{pid}#{index}", "text": text})
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
@@ -216,13 +223,13 @@ def real_path(pass_rates: dict[str, tuple[float, float]], seed: int, root: Path)
     from curation.options import StageOptions
     from eval.options import to_options
 
-    golds = _golds()
+    right = {pid: text for pid, _, text, correct in reversed(graded_attempts()) if correct and text}
     outcome_seed = seed * 1_000_003
     difficulty = dict(_recipe_difficulty())
     for stage, column in (("weak", 0), ("strong", 1)):
         rates = {pid: r[column] for pid, r in pass_rates.items()}
         k = difficulty[f"{stage}_rollouts"]["k"]
-        replay_file(root / f"{stage}.jsonl", stage, rates, golds, k, outcome_seed)
+        replay_file(root / f"{stage}.jsonl", stage, rates, right, k, outcome_seed)
         rollout = dict(difficulty[f"{stage}_rollouts"])
         generator = {
             "backend": "replay",
@@ -305,8 +312,9 @@ def report_real_path(rules, pass_rates: dict[str, tuple[float, float]], seed: in
         f"{real['selected']} chains selected, identical to fixed k: {real['identical']}"
     )
     print(
-        f"simulation of the same replication (no completion of kept problems, 1 sample per round): "
-        f"adaptive {simulated.adaptive_total}, staged fixed k {simulated.fixed_staged}"
+        f"simulation of the same replication: staged fixed k {simulated.fixed_staged}, adaptive "
+        f"{simulated.adaptive_total} with 1 sample per round and kept problems not completed, {simulated.chunked} "
+        f"generations in rounds of >= {MIN_ROUND} on both stages"
     )
     return 0 if real["identical"] else 1
 
