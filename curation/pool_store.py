@@ -228,9 +228,9 @@ class PoolStore:
 
     @classmethod
     def open(cls, folder: Path) -> PoolStore:
-        tables = (Table.open(folder, name) for name in ("chains", "ids", "problems"))
+        chains, ids, problems = (Table.open(folder, name) for name in ("chains", "ids", "problems"))
         facts = json.loads((folder / "facts.json").read_text())
-        return cls(folder, *tables, PoolColumns.load(folder), facts)
+        return cls(folder, chains, ids, problems, PoolColumns.load(folder), facts)
 
     @property
     def rejects_path(self) -> Path:

@@ -42,7 +42,7 @@ def plot_funnel(funnel: Sequence[StageCount], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_histograms(series: dict[str, Sequence[float]], path: Path, xlabel: str) -> None:
+def plot_histograms(series: Mapping[str, Sequence[float]], path: Path, xlabel: str) -> None:
     plt = _figure()
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for label, values in series.items():

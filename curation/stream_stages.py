@@ -74,8 +74,8 @@ StreamStage = Callable[[StreamState, StageOptions, StreamContext], None]
 def problem_limit(state: StreamState, options: StageOptions, context: StreamContext) -> None:
     limit = options.ingest.problem_limit
     count = state.begin("problem_limit", limit is not None)
-    over = np.flatnonzero(state.problem_alive)[limit:] if limit is not None else []
-    state.apply(count, problems=[(int(p), "problem_limit", {"limit": limit}) for p in over])
+    over: list[int] = np.flatnonzero(state.problem_alive)[limit:].tolist() if limit is not None else []
+    state.apply(count, problems=[(p, "problem_limit", {"limit": limit}) for p in over])
 
 
 def validate(state: StreamState, options: StageOptions, context: StreamContext) -> None:

@@ -134,8 +134,8 @@ class StreamState:
                 self.chain_alive[index] = False
                 chain_reasons[reason] += 1
         alive = np.bincount(self.chain_problem[self.chain_alive], minlength=len(self.problem_ids))
-        for problem in np.flatnonzero(self.problem_alive & (alive == 0)):
-            self._drop_problem(int(problem), count.stage, NO_CHAIN_LEFT, {})
+        for left in np.flatnonzero(self.problem_alive & (alive == 0)).tolist():
+            self._drop_problem(left, count.stage, NO_CHAIN_LEFT, {})
             problem_reasons[NO_CHAIN_LEFT] += 1
         count.dropped = dict(sorted(chain_reasons.items()))
         count.problems_dropped = dict(sorted(problem_reasons.items()))

@@ -136,8 +136,8 @@ def pool_facts(
 def write_limo(run: LimoRun, stages: StageOptions, context: RunContext) -> None:
     """``curated.jsonl`` (+ parquet), ``messages.jsonl``, the accounting, the manifest and the report."""
     state = run.selected
-    extra = {k: run.facts[k] for k in ("rollouts", "execution") if k in run.facts}
-    manifest = {
+    extra: dict[str, Any] = {k: run.facts[k] for k in ("rollouts", "execution") if k in run.facts}
+    manifest: dict[str, Any] = {
         "name": context.name,
         "seed": context.seed,
         "config": dict(context.config),
