@@ -42,28 +42,22 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 _NUMBER = re.compile(r"\d+")
-OPTIONS = {
-    "validate": {"allowed_settings": ["0-Shot", "5-Shot", "No C w/o H"]},
-    "answer_check": {"keep_incorrect": True},
-    "decontam": {"benchmarks": ["champ_heldout"]},
-    "suspect_gold": {"models": ["GPT-4", "GPT-4 Turbo"]},
-    "difficulty": {
-        "weak_models": ["GPT-3.5", "PaLM 2 Medium"],
-        "weak_max_solved": 3,
-        "strong_models": ["GPT-4", "GPT-4 Turbo"],
-    },
-    "diversity": {"max_fraction": 0.3},
-    "select": {"n": 800},
-    "report": {"plots": False, "parquet": False},
-}
 
 
-def perturb_words(text: str, rng: random.Random) -> str:
-    words = text.split(" ")
-    for _ in range(max(1, len(words) // 50)):
-        index = rng.randrange(len(words))
-        words[index] = words[index] + rng.choice(("", " indeed", " then", " now"))
-    return " ".join(words)
+def _curation_bench():
+    """bench/curation.py (the in-memory bench) as a module: its stage options and chain perturbation."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_curation", REPO / "bench" / "curation.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+_IN_MEMORY = _curation_bench()
+perturb_words = _IN_MEMORY.perturb_words
+# the in-memory bench's stages; no plots or parquet (they time matplotlib and pyarrow, not curation)
+OPTIONS = {**_IN_MEMORY.OPTIONS, "report": {"plots": False, "parquet": False}}
 
 
 def variant_text(text: str, problem_id: str, variant: int) -> str:

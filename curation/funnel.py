@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -227,9 +227,16 @@ class CurationState:
         totals = {"read": self.read, "selected": len(self.chains), "dropped": dropped}
         if self.read != len(self.chains) + dropped:
             raise AssertionError(f"curation funnel does not reconcile: {totals}")
-        for before, after in zip(self._pool_stages, self._pool_stages[1:], strict=False):
-            if before.items_out != after.items_in:
-                raise AssertionError(
-                    f"stage {after.stage} starts with {after.items_in} chains, not {before.items_out}"
-                )
+        check_chained(self._pool_stages)
         return totals
+
+
+def check_chained(stages: Sequence[StageCount]) -> None:
+    """Each pool stage starts with the chains the previous one ended with.
+
+    Raises:
+        AssertionError: A stage lost or gained chains between stages (a bug).
+    """
+    for before, after in zip(stages, stages[1:], strict=False):
+        if before.items_out != after.items_in:
+            raise AssertionError(f"stage {after.stage} starts with {after.items_in} chains, not {before.items_out}")

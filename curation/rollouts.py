@@ -396,15 +396,6 @@ def rollout_chunk(index: int, item: dict[str, Any]) -> Iterator[dict[str, Any]]:
         progress=False,
     )
     for request, generation, verdict in zip(requests, generations, verdicts, strict=True):
-        yield {
-            "position": request.meta["position"],
-            "problem_id": request.meta["problem_id"],
-            "sample_index": request.meta["sample_index"],
-            "id": request.id,
-            "seed": request.seed,
-            "finish_reason": generation.finish_reason,
-            "num_tokens": generation.num_tokens,
-            "status": verdict.status,
-            "correct": verdict.correct,
-            "extracted": verdict.extracted,
-        }
+        row = _row(request, generation)
+        del row["text"]  # it stays in the chunk's cache
+        yield {"position": request.meta["position"], **row, **verdict.to_dict()}

@@ -29,6 +29,7 @@ from curation.pool_store import PoolStore, open_or_ingest, read_chains, read_pro
 from curation.quality import QualityNote
 from curation.report import PoolPlots, selected_domains, selection_plots
 from curation.select import combine
+from curation.stages import log_stage
 from curation.stream_stages import STREAM_STAGES, problem_counts
 from curation.streaming import StreamContext, StreamState, rows_of
 from eval.grader import Verdict
@@ -47,16 +48,8 @@ def run_sharded(
         count_ingest(state)
         for name in names:
             STREAM_STAGES[name](state, stages, context)
-            count = state.funnel[-1]
-            state.close(count)
-            log.info(
-                "%-13s chains %6d -> %6d  problems %5s -> %5s",
-                count.stage,
-                count.items_in,
-                count.items_out,
-                count.problems_in,
-                count.problems_out,
-            )
+            state.close(state.funnel[-1])
+            log_stage(state.funnel[-1])
         state.totals = state.reconcile()
         state.close_files()
     return state, store

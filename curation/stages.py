@@ -25,7 +25,7 @@ from curation.dedup import run_dedup
 from curation.difficulty import run_difficulty
 from curation.diversity import run_diversity
 from curation.executors import ExecutorOptions
-from curation.funnel import Attempt, CurationState, Drop
+from curation.funnel import Attempt, CurationState, Drop, StageCount
 from curation.options import StageOptions
 from curation.pool import Pool, ingest_pool
 from curation.quality import run_quality
@@ -134,11 +134,10 @@ def run_stages(state: CurationState, names: Sequence[str], options: StageOptions
         STAGES[name](state, options, context)
         count = state.funnel[-1]
         state.close(count)
-        log.info(
-            "%-13s chains %6d -> %6d  problems %5s -> %5s",
-            count.stage,
-            count.items_in,
-            count.items_out,
-            count.problems_in,
-            count.problems_out,
-        )
+        log_stage(count)
+
+
+def log_stage(count: StageCount) -> None:
+    """One line per stage: chains and problems in and out."""
+    line = "%-13s chains %6d -> %6d  problems %5s -> %5s"
+    log.info(line, count.stage, count.items_in, count.items_out, count.problems_in, count.problems_out)

@@ -79,9 +79,8 @@ def problem_limit(state: StreamState, options: StageOptions, context: StreamCont
 
 
 def validate(state: StreamState, options: StageOptions, context: StreamContext) -> None:
-    count = state.begin("validate", options.validate.enabled)
-    if not options.validate.enabled:
-        state.apply(count)
+    count = state.opened("validate", options.validate.enabled)
+    if count is None:
         return
     params = {"options": options_dict(options.validate)}
     problems = run_parts(state, context, "validate-problems", validate_problems, params, table="problems")
@@ -94,9 +93,8 @@ def validate(state: StreamState, options: StageOptions, context: StreamContext) 
 
 def answer_check(state: StreamState, options: StageOptions, context: StreamContext) -> None:
     settings = options.answer_check
-    count = state.begin("answer_check", settings.enabled)
-    if not settings.enabled:
-        state.apply(count)
+    count = state.opened("answer_check", settings.enabled)
+    if count is None:
         return
     job = run_parts(state, context, "answer-check", answer_check_chains, {"options": options_dict(settings)})
     human = state.store.columns.chain_human
@@ -124,9 +122,8 @@ def answer_check(state: StreamState, options: StageOptions, context: StreamConte
 
 def dedup(state: StreamState, options: StageOptions, context: StreamContext) -> None:
     settings = options.dedup
-    count = state.begin("dedup", settings.enabled)
-    if not settings.enabled:
-        state.apply(count)
+    count = state.opened("dedup", settings.enabled)
+    if count is None:
         return
     params = {"options": options_dict(settings)}
     job = run_parts(state, context, "dedup-problems", dedup_problem_keys, params, table="problems")
@@ -246,7 +243,7 @@ def _digest_of(array: np.ndarray) -> str:
 def decontam(state: StreamState, options: StageOptions, context: StreamContext) -> None:
     settings = options.decontam
     count = state.begin("decontam", settings.enabled)
-    if not settings.enabled or not settings.benchmarks:
+    if not settings.enabled or not settings.benchmarks:  # on, but nothing to check against: passes everything
         state.apply(count)
         return
     try:
@@ -323,9 +320,8 @@ def _contamination(hit: dict[str, Any] | None) -> Contamination | None:
 
 def suspect_gold(state: StreamState, options: StageOptions, context: StreamContext) -> None:
     settings = options.suspect_gold
-    count = state.begin("suspect_gold", settings.enabled)
-    if not settings.enabled:
-        state.apply(count)
+    count = state.opened("suspect_gold", settings.enabled)
+    if count is None:
         return
     found = _suspects(state, settings)
     golds = state.store.problems.read_many(found)
@@ -361,9 +357,8 @@ def _suspects(state: StreamState, settings: Any) -> dict[int, dict[str, Any]]:
 
 def difficulty(state: StreamState, options: StageOptions, context: StreamContext) -> None:
     settings = options.difficulty
-    count = state.begin("difficulty", settings.enabled)
-    if not settings.enabled:
-        state.apply(count)
+    count = state.opened("difficulty", settings.enabled)
+    if count is None:
         return
     counts = pool_counts(state) if settings.source == "pool" else rollout_counts(state, options, context)
     results = state.results
@@ -428,9 +423,8 @@ def rollout_counts(
 
 def quality(state: StreamState, options: StageOptions, context: StreamContext) -> None:
     settings = options.quality
-    count = state.begin("quality", settings.enabled)
-    if not settings.enabled:
-        state.apply(count)
+    count = state.opened("quality", settings.enabled)
+    if count is None:
         return
     job = run_parts(state, context, "quality", quality_chains, {"options": options_dict(settings)})
     if state.results.quality is None:
@@ -494,9 +488,8 @@ def domain(state: StreamState, problem: int) -> str:
 
 def diversity(state: StreamState, options: StageOptions, context: StreamContext) -> None:
     settings = options.diversity
-    count = state.begin("diversity", settings.enabled)
-    if not settings.enabled:
-        state.apply(count)
+    count = state.opened("diversity", settings.enabled)
+    if count is None:
         return
     problems, chains, scores = best_chains(state, options)
     domains = [domain(state, p) for p in problems.tolist()]

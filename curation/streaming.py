@@ -29,7 +29,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from curation.executors import ExecutorOptions, ShardJob, read_shards, run_job
-from curation.funnel import NO_CHAIN_LEFT, StageCount
+from curation.funnel import NO_CHAIN_LEFT, StageCount, check_chained
 from curation.pool_store import PoolStore
 from eval.benchmarks import BenchmarkSpec
 from eval.records import json_line
@@ -98,6 +98,14 @@ class StreamState:
         self._clock = time.perf_counter()
 
     # -------------------------------------------------------------------------------------------- counting
+
+    def opened(self, stage: str, enabled: bool) -> StageCount | None:
+        """The stage's count, or None when the stage is off (it has then passed everything through)."""
+        count = self.begin(stage, enabled)
+        if enabled:
+            return count
+        self.apply(count)
+        return None
 
     def begin(self, stage: str, enabled: bool = True) -> StageCount:
         count = StageCount(
@@ -182,11 +190,7 @@ class StreamState:
         totals = {"read": self.read, "selected": int(self.chain_alive.sum()), "dropped": self.dropped}
         if self.read != totals["selected"] + self.dropped:
             raise AssertionError(f"curation funnel does not reconcile: {totals}")
-        for before, after in zip(self._pool_stages, self._pool_stages[1:], strict=False):
-            if before.items_out != after.items_in:
-                raise AssertionError(
-                    f"stage {after.stage} starts with {after.items_in} chains, not {before.items_out}"
-                )
+        check_chained(self._pool_stages)
         return totals
 
 

@@ -23,9 +23,9 @@ from curation.executors import ExecutorOptions
 from curation.methods import METHODS, RunContext
 from curation.options import StageOptions
 from eval.options import to_options
+from tests.curation_outputs import assert_same_outputs
 from tests.shared_data import REPO_ROOT
 
-COMPARED = ("curated.jsonl", "messages.jsonl", "rejects.jsonl", "curated.parquet")
 pytestmark = pytest.mark.slow
 
 
@@ -42,20 +42,6 @@ def curate(stages: StageOptions, out: Path, executor: ExecutorOptions, specs: di
     return out / "curate"
 
 
-def assert_same_outputs(reference: Path, other: Path, executor: str) -> None:
-    for name in COMPARED:
-        assert (other / name).read_bytes() == (reference / name).read_bytes(), name
-    funnels = [json.loads((folder / "funnel.json").read_text()) for folder in (reference, other)]
-    for funnel in funnels:
-        for stage in funnel["stages"]:
-            stage.pop("seconds")
-    assert funnels[0] == funnels[1]
-    manifests = [json.loads((folder / "manifest.json").read_text()) for folder in (reference, other)]
-    executions = [m.pop("execution") for m in manifests]
-    assert [e["executor"] for e in executions] == ["local", executor]
-    assert manifests[0] == manifests[1]
-
-
 @pytest.fixture(scope="module")
 def champ_local(tmp_path_factory) -> Path:
     stages, specs = champ_stages()
@@ -68,7 +54,7 @@ def champ_local(tmp_path_factory) -> Path:
 def test_champ_on_ray_gives_the_local_outputs(tmp_path, champ_local, ray_instance):
     stages, specs = champ_stages()
     executor = ExecutorOptions(kind="ray", workers=2, mem_per_cpu_gb=0.5, shard_rows=10_000)
-    assert_same_outputs(champ_local, curate(stages, tmp_path, executor, specs), "ray")
+    assert_same_outputs(champ_local, curate(stages, tmp_path, executor, specs), ("local", "ray"))
 
 
 def test_champ_on_slurm_gives_the_local_outputs(tmp_path, champ_local, slurm_cluster, monkeypatch):
@@ -77,7 +63,7 @@ def test_champ_on_slurm_gives_the_local_outputs(tmp_path, champ_local, slurm_clu
     executor = ExecutorOptions(
         kind="slurm", workers=2, partition=slurm_cluster.partition, poll_seconds=0.5, shard_rows=10_000
     )
-    assert_same_outputs(champ_local, curate(stages, tmp_path, executor, specs), "slurm")
+    assert_same_outputs(champ_local, curate(stages, tmp_path, executor, specs), ("local", "slurm"))
 
 
 # ---------------------------------------------------------------------------------------------- rollouts

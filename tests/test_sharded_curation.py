@@ -25,9 +25,9 @@ from curation.options import StageOptions
 from eval.backends.replay import ReplayBackend
 from eval.benchmarks import BenchmarkSpec
 from eval.options import to_options
+from tests.curation_outputs import assert_same_outputs as same_outputs
 from tests.funnel_schema import check_one_schema
 
-OUTPUTS = ("curated.jsonl", "messages.jsonl", "rejects.jsonl", "curated.parquet")
 WORDS = (
     "integer triangle circle sequence prime square digit angle chord radius polygon vertex function root "
     "series sum product ratio area volume probability coin dice grid path tiling graph edge color"
@@ -46,17 +46,7 @@ def run_both(stages: StageOptions, root: Path, specs: dict | None = None, shard_
 
 
 def assert_same_outputs(memory: Path, sharded: Path) -> None:
-    for name in OUTPUTS:
-        if (memory / name).exists():
-            assert (sharded / name).read_bytes() == (memory / name).read_bytes(), name
-    funnels = [json.loads((folder / "funnel.json").read_text()) for folder in (memory, sharded)]
-    for funnel in funnels:
-        for stage in funnel["stages"]:
-            stage.pop("seconds")
-    assert funnels[0] == funnels[1]
-    manifests = [json.loads((folder / "manifest.json").read_text()) for folder in (memory, sharded)]
-    assert manifests[1].pop("execution")["executor"] == "local"
-    assert manifests[0] == manifests[1]
+    same_outputs(memory, sharded, (None, "local"))
     check_one_schema(sharded, "limo")
 
 
