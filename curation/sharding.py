@@ -1,11 +1,12 @@
-"""Map-style stages over processes: a pure per-item function applied to chunks, order preserved.
+"""Map-style stages over processes for in-memory runs: a pure per-item function applied to chunks, order kept.
 
 Every per-item stage (quality scoring, shingling, n-gram lookup) is a pure function of one item and
-read-only context, so it shards without coordination: here over a `multiprocessing` pool of *spawned*
-processes (context such as a benchmark n-gram index is installed once per worker by a setup function;
-items travel in pickled chunks), and beyond one machine as a
-``map`` over datatrove pipeline steps or `ray.data.Dataset.map_batches` (docs/curation.md). Chunking keeps
-inter-process traffic to one message per chunk.
+read-only context, so it shards without coordination: here, for a pool held in memory, over a
+`multiprocessing` pool of *spawned* processes (context such as a benchmark n-gram index is installed once per
+worker by a setup function; items travel in pickled chunks). Beyond one machine, and for pools that do not
+fit in memory, the same functions run as shard jobs on datatrove's local, Ray or Slurm executors
+(`curation.executors`, `curation.shard_tasks`, `curation.stream_stages`). Chunking keeps inter-process
+traffic to one message per chunk.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
 only when asked for: ``HYDRA_FULL_ERROR=1`` (Hydra's own switch), ``LIMO_DEBUG=1`` or ``debug=true`` on
 the command line. What counts as expected is `EXPECTED_ERRORS`: bad input (`DataError`, `OptionsError`
 and other `ValueError`s), missing files, an unreachable server, a replay file that lacks an answer, a
-missing optional package, a config key that does not exist. Anything else is a bug and keeps its traceback.
+missing optional package, a config key that does not exist, an executor that cannot run or shards that did
+not finish (the message names them and their logs). Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from omegaconf.errors import OmegaConfBaseException
 
+from curation.executors import ExecutorError
 from eval.backends.openai import BackendUnavailableError
 from eval.backends.replay import ReplayMissError
 
@@ -29,6 +31,7 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     BackendUnavailableError,
     ReplayMissError,
     OmegaConfBaseException,
+    ExecutorError,
 )
 
 

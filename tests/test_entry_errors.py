@@ -100,3 +100,9 @@ def test_the_traceback_comes_back_when_asked_for(repo_root):
     done = run(repo_root, "limo.curate", "recipe=demo", HYDRA_FULL_ERROR="1")
     assert done.returncode != 0 and "Traceback" in done.stderr and "OptionsError" in done.stderr
     assert "Traceback" in run(repo_root, "limo.curate", "recipe=demo", "debug=true").stderr
+
+
+def test_curate_on_slurm_without_a_partition_says_which_key(repo_root, tmp_path):
+    done = run(repo_root, "limo.curate", "recipe=champ", f"output_dir={tmp_path}", "executor=slurm")
+    line = one_line_error(done, "curate")
+    assert line.endswith("executor slurm needs a partition (executor.partition=<name>)")
