@@ -103,8 +103,13 @@ def decontaminate(state: CurationState, options: StageOptions, context: StageCon
     try:
         run_decontam(state, options.decontam, context.benchmark_specs, options.quality.workers)
     except DataError as err:
-        hint = "pass data_dir=<folder with the benchmark files> or set curate.stages.decontam.missing=warn"
-        raise DataError(f"{err} ({hint}), curate.stages.decontam") from err
+        raise benchmark_error(err) from err
+
+
+def benchmark_error(err: DataError) -> DataError:
+    """A benchmark that cannot be loaded, with what to do about it and the key to look at."""
+    hint = "pass data_dir=<folder with the benchmark files> or set curate.stages.decontam.missing=warn"
+    return DataError(f"{err} ({hint}), curate.stages.decontam")
 
 
 STAGES: dict[str, StageRun] = {

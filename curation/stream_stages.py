@@ -61,6 +61,7 @@ from curation.shard_tasks import (
     write_context,
     write_rows_file,
 )
+from curation.stages import benchmark_error
 from curation.streaming import DropItem, StreamContext, StreamState, options_dict, rows_of, run_items, run_parts
 from curation.suspect_gold import judge_problem
 from eval.records import DataError
@@ -249,8 +250,7 @@ def decontam(state: StreamState, options: StageOptions, context: StreamContext) 
     try:
         items, loaded = load_benchmark_items(settings.benchmarks, context.benchmark_specs, settings)
     except DataError as err:
-        hint = "pass data_dir=<folder with the benchmark files> or set curate.stages.decontam.missing=warn"
-        raise DataError(f"{err} ({hint}), curate.stages.decontam") from err
+        raise benchmark_error(err) from err
     state.manifest["benchmarks"] = loaded
     index = build_index(items, settings)
     key = {"benchmarks": loaded, "options": asdict(settings)}
