@@ -1,0 +1,780 @@
+"""The loss language: what a proposed preference objective may be written in, its checker and its interpreter.
+
+A proposal is Python *syntax* for one function of ``(policy_chosen_logps, policy_rejected_logps,
+reference_chosen_logps, reference_rejected_logps)`` (optionally with ``self`` first, as in the DiscoPOP
+paper, where ``self.beta`` is the only attribute of ``self``). The text is parsed with `ast` and never handed
+to ``exec``, ``eval`` or ``compile``: a small tree-walking interpreter evaluates the checked tree on tensors.
+So a proposal can only do what the interpreter implements, whatever it spells.
+
+The checker is an allowlist, not a list of known bad strings. Accepted: assignments to plain names,
+arithmetic, comparisons, ``if`` / conditional expressions, ``for`` over ``range`` of literal integers (the
+product of nested bounds is capped statically), ``return``, and calls to the functions named in
+`TORCH_FUNCTIONS`, `FUNCTIONAL_FUNCTIONS`, `MATH_FUNCTIONS`, `TENSOR_METHODS` and `BUILTINS`, with keyword
+names from `KEYWORDS`. Import lines that only bind ``torch``, ``torch.nn.functional`` or ``math`` are
+accepted as aliases (nothing is imported). Everything else is rejected: other imports, names or
+attributes starting with ``_`` (dunders, privates), attributes outside the lists (``getattr`` is not a
+builtin here), ``while``, ``with``, ``try``, ``lambda``, comprehensions, ``del``, ``global``, decorators,
+string arithmetic, subscript or attribute assignment (no in-place changes).
+
+Two error kinds: `UnsafeProgram` (``rejected_unsafe``: something outside the allowlist, or a resource limit
+hit at run time) and `InvalidProgram` (``invalid``: malformed or wrong shape of the program, or an error
+while evaluating it). Resource limits enforced by the interpreter: evaluation steps, elements per tensor,
+magnitude of Python integers, nesting depth; the confined process adds CPU, memory and wall-clock limits.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+SIGNATURE = ("policy_chosen_logps", "policy_rejected_logps", "reference_chosen_logps", "reference_rejected_logps")
+MAX_CODE_CHARS = 20_000
+MAX_DEPTH = 60  # nesting of syntax nodes; keeps parsing, checking and interpreting far from the C stack
+MAX_LOOP_ITERATIONS = 1_000  # product of nested static loop bounds
+MAX_STEPS = 200_000  # evaluated nodes per call
+MAX_ELEMENTS = 1 << 20  # elements of any tensor the program creates
+MAX_INT = 1 << 53  # Python integers beyond this are refused (no big-integer arithmetic bombs)
+MAX_KEYWORD_STRING = 32
+
+TORCH_FUNCTIONS = frozenset(
+    """abs exp exp2 expm1 log log1p log2 log10 sigmoid tanh relu sqrt rsqrt square pow clamp clip minimum maximum
+    min max where sign mean sum median quantile logsumexp logaddexp softmax log_softmax stack cat zeros_like
+    ones_like full_like tensor sin cos atan erf lerp nan_to_num reciprocal neg floor ceil round std var cumsum
+    isnan isfinite isinf""".split()
+)
+FUNCTIONAL_FUNCTIONS = frozenset(
+    """logsigmoid softplus relu sigmoid tanh silu gelu elu leaky_relu softmax log_softmax
+    binary_cross_entropy_with_logits mse_loss smooth_l1_loss huber_loss""".split()
+)
+MATH_FUNCTIONS = frozenset("log exp sqrt log1p tanh".split())
+TORCH_CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf}
+MATH_CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf}
+TENSOR_METHODS = frozenset(
+    """mean sum exp log log1p expm1 sigmoid tanh relu abs clamp clip pow sqrt square detach float neg sign
+    softmax log_softmax logsumexp min max median std var unsqueeze squeeze flatten size dim numel item
+    reciprocal logaddexp lerp where masked_fill nan_to_num cumsum quantile chunk""".split()
+)
+TENSOR_ATTRIBUTES = frozenset({"shape", "ndim"})
+KEYWORDS = frozenset(
+    """dim keepdim min max beta threshold alpha exponent q reduction other input negative_slope approximate
+    nan posinf neginf value interpolation unbiased correction weight pos_weight delta""".split()
+)
+MODULE_PATHS = {"torch": "torch", "torch.nn": "torch.nn", "torch.nn.functional": "F", "math": "math"}
+MODULE_ATTRIBUTES = {"nn": "torch.nn", "functional": "F"}
+ALLOWED_ATTRIBUTES = (
+    TORCH_FUNCTIONS | FUNCTIONAL_FUNCTIONS | MATH_FUNCTIONS | TENSOR_METHODS | TENSOR_ATTRIBUTES
+    | set(TORCH_CONSTANTS) | set(MODULE_ATTRIBUTES) | {"beta"}
+)  # fmt: skip
+BUILTINS = frozenset({"abs", "min", "max", "float", "int", "len", "sum", "bool", "round"})
+STATEMENTS = (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Return, ast.If, ast.For, ast.Expr, ast.Pass,
+              ast.Break, ast.Continue, ast.Import, ast.ImportFrom)  # fmt: skip
+EXPRESSIONS = (ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.Call, ast.Attribute, ast.Name,
+               ast.Constant, ast.Subscript, ast.Slice, ast.Tuple, ast.List, ast.keyword)  # fmt: skip
+OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.BitAnd, ast.BitOr, ast.USub,
+             ast.UAdd, ast.Not, ast.Invert, ast.And, ast.Or, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq,
+             ast.Load, ast.Store)  # fmt: skip
+
+ALLOWED_NODES = (*STATEMENTS, *EXPRESSIONS, *OPERATORS, ast.FunctionDef, ast.arguments, ast.arg, ast.alias)
+
+
+class ProgramError(Exception):
+    """A proposal the loop does not train; ``status`` is its archive status."""
+
+    status = "invalid"
+
+
+class InvalidProgram(ProgramError):
+    """Malformed, or failed while being evaluated (archive status ``invalid``)."""
+
+
+class UnsafeProgram(ProgramError):
+    """Outside the allowlist, or over a resource limit (archive status ``rejected_unsafe``)."""
+
+    status = "rejected_unsafe"
+
+
+class ResourceLimit(UnsafeProgram):
+    """A run-time limit of the interpreter was hit (steps, tensor size, integer size)."""
+
+
+def _where(node: ast.AST | None) -> str:
+    line = getattr(node, "lineno", None)
+    return f"line {line}: " if line else ""
+
+
+# --- checking -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LossProgram:
+    """A checked loss function; call it with the four log-probability tensors and ``beta``."""
+
+    name: str
+    source: str
+    function: ast.FunctionDef = field(repr=False, compare=False)
+    aliases: tuple[tuple[str, str], ...] = ()
+    has_self: bool = False
+
+    def __call__(self, policy_chosen, policy_rejected, reference_chosen, reference_rejected, *, beta: float):
+        return Interpreter(self, beta).run((policy_chosen, policy_rejected, reference_chosen, reference_rejected))
+
+
+def check_program(source: str) -> LossProgram:
+    """Parse and check ``source``; never executes it.
+
+    Raises:
+        UnsafeProgram: Anything outside the allowlist (the reason names the construct and its line).
+        InvalidProgram: Not parseable, not exactly one function of the agreed signature, or no return.
+    """
+    if not isinstance(source, str) or not source.strip():
+        raise InvalidProgram("the code is empty")
+    if len(source) > MAX_CODE_CHARS:
+        raise InvalidProgram(f"the code is {len(source)} characters long; at most {MAX_CODE_CHARS} are accepted")
+    tree = _parse(source)
+    _check_depth(tree)
+    aliases = _check_safety(tree)
+    function = _check_structure(tree)
+    has_self = bool(function.args.args) and function.args.args[0].arg == "self"
+    return LossProgram(function.name, source, function, tuple(sorted(aliases.items())), has_self)
+
+
+def _parse(source: str) -> ast.Module:
+    try:
+        return ast.parse(source, mode="exec")
+    except SyntaxError as err:
+        raise InvalidProgram(f"line {err.lineno}: not valid Python: {err.msg}") from None
+    except (ValueError, RecursionError, MemoryError, OverflowError) as err:
+        raise InvalidProgram(f"not valid Python: {type(err).__name__}") from None
+
+
+def _check_depth(tree: ast.AST) -> None:
+    stack: list[tuple[ast.AST, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise UnsafeProgram(f"{_where(node)}expressions nest deeper than {MAX_DEPTH} levels")
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+
+
+def _check_safety(tree: ast.Module) -> dict[str, str]:
+    """Walk every node against the allowlist; returns the module aliases the import lines bind."""
+    aliases: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            aliases.update(_import_aliases(node))
+    # Names the program defines itself (assigned names, arguments, function names) are its own business: using
+    # one wrongly is a structural error or fails at run time. Every other name must come from the allowlist.
+    defined = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    defined |= {n.arg for n in ast.walk(tree) if isinstance(n, ast.arg)}
+    defined |= {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+    known = set(SIGNATURE) | {"self", "beta", "torch", "F", "math"} | BUILTINS | set(aliases) | defined
+    checker = _SafetyChecker(known, set(aliases) | {"torch", "F", "math", "beta"} | BUILTINS)
+    for statement in tree.body:
+        checker.visit(statement)
+    return aliases
+
+
+def _import_aliases(node: ast.Import | ast.ImportFrom) -> dict[str, str]:
+    """Names bound by an allowed import line (``import torch``, ``import torch.nn.functional as F``,
+    ``from torch.nn import functional as F``, ``import math``); nothing is imported.
+
+    Raises:
+        UnsafeProgram: Any other module, a relative import, or an alias that would shadow an argument.
+    """
+    if isinstance(node, ast.ImportFrom):
+        if node.level or (node.module or "") not in MODULE_PATHS:
+            raise UnsafeProgram(f"{_where(node)}import from {'.' * node.level}{node.module or ''!r} is not allowed")
+        pairs = [(f"{node.module}.{a.name}", a.asname or a.name) for a in node.names]
+    else:
+        bad = [a.name for a in node.names if a.name not in MODULE_PATHS]
+        if bad:
+            raise UnsafeProgram(f"{_where(node)}import of {bad[0]!r} is not allowed (torch, torch.nn.functional "
+                                "and math need no import)")  # fmt: skip
+        # `import torch.nn.functional` binds `torch`; `import torch.nn.functional as F` binds `F`
+        pairs = [(a.name, a.asname) if a.asname else ((top := a.name.split(".")[0]), top) for a in node.names]
+    bound = {}
+    for path, name in pairs:
+        if path not in MODULE_PATHS:
+            raise UnsafeProgram(f"{_where(node)}import of {path!r} is not allowed")
+        if name.startswith("_") or name in {*SIGNATURE, "self", "beta"}:
+            raise UnsafeProgram(f"{_where(node)}import alias {name!r} is not allowed")
+        bound[name] = MODULE_PATHS[path]
+    return bound
+
+
+class _SafetyChecker(ast.NodeVisitor):
+    """Raises `UnsafeProgram` on the first node, name, attribute, call or keyword outside the allowlist."""
+
+    def __init__(self, known: set[str], reserved: set[str]) -> None:
+        self.known, self.reserved = known, reserved
+
+    def generic_visit(self, node: ast.AST) -> None:
+        if not isinstance(node, ALLOWED_NODES):
+            raise UnsafeProgram(f"{_where(node)}{type(node).__name__} is not allowed in a loss function")
+        super().generic_visit(node)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        """Any function, nested or not, is checked here; how many there may be is `_check_structure`'s call."""
+        self._check_identifier(node.name, node)
+        args = node.args
+        for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg):
+            if arg is not None:
+                self._check_identifier(arg.arg, arg)
+                if arg.annotation is not None:
+                    _check_annotation(arg.annotation)
+        if node.returns is not None:
+            _check_annotation(node.returns)
+        for expression in (*node.decorator_list, *args.defaults, *args.kw_defaults):
+            if expression is not None:
+                self.visit(expression)
+        for statement in node.body:
+            self.visit(statement)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        _check_annotation(node.annotation)
+        if not isinstance(node.target, ast.Name):
+            raise UnsafeProgram(f"{_where(node)}only plain names can be assigned")
+        self.visit(node.target)
+        if node.value is not None:
+            self.visit(node.value)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        for target in node.targets:
+            _check_target(target)
+        self.generic_visit(node)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        _check_target(node.target)
+        self.generic_visit(node)
+
+    def visit_For(self, node: ast.For) -> None:
+        if node.orelse or not isinstance(node.target, ast.Name):
+            raise UnsafeProgram(f"{_where(node)}a for loop needs one name as target and no else clause")
+        _static_iterations(node.iter)
+        if isinstance(node.iter, (ast.Tuple, ast.List)):
+            self.visit(node.iter)
+        self.visit(node.target)
+        for statement in node.body:
+            self.visit(statement)
+        if _loop_iterations(node) > MAX_LOOP_ITERATIONS:
+            raise UnsafeProgram(f"{_where(node)}loops run more than {MAX_LOOP_ITERATIONS} iterations in total")
+
+    def visit_Name(self, node: ast.Name) -> None:
+        self._check_identifier(node.id, node)
+        if isinstance(node.ctx, ast.Store) and node.id in self.reserved:
+            raise UnsafeProgram(f"{_where(node)}cannot assign to {node.id!r}")
+        if isinstance(node.ctx, ast.Load) and node.id not in self.known:
+            raise UnsafeProgram(f"{_where(node)}name {node.id!r} is not available in the loss language")
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        self._check_identifier(node.attr, node)
+        if node.attr not in ALLOWED_ATTRIBUTES:
+            raise UnsafeProgram(f"{_where(node)}attribute {node.attr!r} is not in the allowlist")
+        self.visit(node.value)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        if isinstance(node.func, ast.Name) and node.func.id == "range":
+            raise UnsafeProgram(f"{_where(node)}range() is only allowed as the bound of a for loop")
+        if not isinstance(node.func, (ast.Name, ast.Attribute)):
+            raise UnsafeProgram(f"{_where(node)}only named functions can be called")
+        for keyword in node.keywords:
+            if keyword.arg is None or keyword.arg not in KEYWORDS:
+                raise UnsafeProgram(f"{_where(node)}keyword argument {keyword.arg or '**'!r} is not allowed")
+        self.generic_visit(node)
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        value = node.value
+        if isinstance(value, str) and len(value) > MAX_KEYWORD_STRING:
+            raise UnsafeProgram(f"{_where(node)}string constants longer than {MAX_KEYWORD_STRING} characters are "
+                                "only allowed as the docstring")  # fmt: skip
+        if not isinstance(value, (int, float, bool, str)) and value is not None and value is not Ellipsis:
+            raise UnsafeProgram(f"{_where(node)}constant of type {type(value).__name__} is not allowed")
+
+    def visit_Expr(self, node: ast.Expr) -> None:
+        if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            return  # a docstring or a bare string: never evaluated
+        self.visit(node.value)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        return  # checked by _import_aliases
+
+    visit_ImportFrom = visit_Import  # noqa: N815 - NodeVisitor naming
+
+    @staticmethod
+    def _check_identifier(name: str, node: ast.AST) -> None:
+        if name.startswith("_"):
+            raise UnsafeProgram(f"{_where(node)}names starting with '_' are not allowed ({name!r})")
+
+
+def _check_annotation(node: ast.AST) -> None:
+    """Annotations are never evaluated; they may still only spell names (``torch.FloatTensor``)."""
+    for child in ast.walk(node):
+        if not isinstance(child, (ast.Name, ast.Attribute, ast.Subscript, ast.Tuple, ast.Constant, ast.Load,
+                                  ast.BinOp, ast.BitOr)):  # fmt: skip
+            raise UnsafeProgram(f"{_where(node)}annotation contains {type(child).__name__}")
+        name = getattr(child, "id", None) or getattr(child, "attr", None) or ""
+        if name.startswith("_"):
+            raise UnsafeProgram(f"{_where(node)}names starting with '_' are not allowed ({name!r})")
+
+
+def _check_target(target: ast.AST) -> None:
+    names = target.elts if isinstance(target, ast.Tuple) else [target]
+    if not all(isinstance(n, ast.Name) for n in names):
+        raise UnsafeProgram(f"{_where(target)}only plain names can be assigned (no attribute or item assignment)")
+
+
+def _literal_int(node: ast.AST) -> int:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return -_literal_int(node.operand)
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return node.value
+    raise UnsafeProgram(f"{_where(node)}range() bounds must be integer literals (a static bound)")
+
+
+def _static_iterations(node: ast.AST) -> int:
+    """Iterations of a loop over ``range(<literals>)`` or over a literal tuple / list."""
+    if isinstance(node, (ast.Tuple, ast.List)):
+        return len(node.elts)
+    is_range = isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range"
+    if not is_range or node.keywords or not 1 <= len(node.args) <= 3:  # type: ignore[attr-defined]
+        raise UnsafeProgram(f"{_where(node)}a for loop must run over range(<integer literals>)")
+    bounds = [_literal_int(a) for a in node.args]  # type: ignore[attr-defined]
+    if len(bounds) == 3 and bounds[2] == 0:
+        raise InvalidProgram(f"{_where(node)}range() step must not be zero")
+    if any(abs(b) > MAX_INT for b in bounds):
+        raise UnsafeProgram(f"{_where(node)}range() bound is too large")
+    return len(range(*bounds))
+
+
+def _loop_iterations(loop: ast.For) -> int:
+    """Iterations of ``loop`` times the most iterations of the loops nested in its body."""
+    inner = [_loop_iterations(n) for n in _direct_loops(loop.body)]
+    return _static_iterations(loop.iter) * max(inner, default=1)
+
+
+def _direct_loops(body: Sequence[ast.stmt]) -> Iterator[ast.For]:
+    for statement in body:
+        if isinstance(statement, ast.For):
+            yield statement
+        elif isinstance(statement, ast.If):
+            yield from _direct_loops(statement.body)
+            yield from _direct_loops(statement.orelse)
+
+
+def _check_structure(tree: ast.Module) -> ast.FunctionDef:
+    """Exactly one function of the agreed signature, at most a docstring and import lines beside it."""
+    functions = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
+    if len(functions) != 1:
+        raise InvalidProgram(f"the code must define exactly one function, found {len(functions)}")
+    extra = [n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.Import, ast.ImportFrom))
+             and not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]  # fmt: skip
+    if extra:
+        raise InvalidProgram(f"{_where(extra[0])}only the function (and import lines) may be at the top level")
+    function = functions[0]
+    nested = [n for n in ast.walk(function) if isinstance(n, ast.FunctionDef) and n is not function]
+    if nested:
+        raise InvalidProgram(f"{_where(nested[0])}the code must be one function: nested functions are not supported")
+    if function.decorator_list:
+        raise InvalidProgram(f"{_where(function)}decorators are not supported")
+    args = function.args
+    if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs or args.defaults:
+        raise InvalidProgram(f"{_where(function)}the function takes exactly ({', '.join(SIGNATURE)}): no defaults, "
+                             "*args, keyword-only arguments or **kwargs")  # fmt: skip
+    names = [a.arg for a in function.args.args]
+    if names and names[0] == "self":
+        names = names[1:]
+    if tuple(names) != SIGNATURE:
+        raise InvalidProgram(f"the function must take ({', '.join(SIGNATURE)}), got ({', '.join(names)})")
+    if not any(isinstance(n, ast.Return) and n.value is not None for n in ast.walk(function)):
+        raise InvalidProgram("the function never returns a value")
+    return function
+
+
+# --- interpreting ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Module:
+    path: str  # "torch", "torch.nn", "F" or "math"
+
+
+@dataclass(frozen=True)
+class _Self:
+    beta: float
+
+
+@dataclass(frozen=True)
+class _Callable:
+    label: str
+    function: Callable[..., Any]
+
+
+class _Return(Exception):
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+class _Break(Exception):
+    pass
+
+
+class _Continue(Exception):
+    pass
+
+
+BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+          ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow, ast.BitAnd: operator.and_,
+          ast.BitOr: operator.or_}  # fmt: skip
+UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Invert: operator.invert}
+COMPARE = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
+           ast.Eq: operator.eq, ast.NotEq: operator.ne}  # fmt: skip
+
+
+class Interpreter:
+    """Evaluates one checked `LossProgram` call; every value it produces is bounded (`_bounded`)."""
+
+    def __init__(self, program: LossProgram, beta: float) -> None:
+        import torch
+
+        self.torch = torch
+        self.program, self.beta, self.steps = program, float(beta), 0
+        self.env: dict[str, Any] = {"torch": _Module("torch"), "F": _Module("F"), "math": _Module("math"),
+                                    "beta": self.beta}  # fmt: skip
+        self.env.update({name: _Module(path) for name, path in program.aliases})
+
+    def run(self, inputs: Sequence[Any]) -> Any:
+        params = [a.arg for a in self.program.function.args.args]
+        values = [_Self(self.beta), *inputs] if self.program.has_self else list(inputs)
+        self.env.update(zip(params, values, strict=True))
+        try:
+            self._block(self.program.function.body)
+        except _Return as done:
+            return done.value
+        except (_Break, _Continue):
+            raise InvalidProgram("break / continue outside a loop") from None
+        raise InvalidProgram("the function ended without returning a value")
+
+    # statements
+
+    def _block(self, body: Sequence[ast.stmt]) -> None:
+        for statement in body:
+            self._statement(statement)
+
+    def _statement(self, node: ast.stmt) -> None:
+        self._tick(node)
+        handler = getattr(self, f"_stmt_{type(node).__name__}", None)
+        if handler is None:
+            raise UnsafeProgram(f"{_where(node)}{type(node).__name__} is not allowed")
+        handler(node)
+
+    def _stmt_Assign(self, node: ast.Assign) -> None:  # noqa: N802
+        value = self._expr(node.value)
+        for target in node.targets:
+            self._assign(target, value)
+
+    def _stmt_AnnAssign(self, node: ast.AnnAssign) -> None:  # noqa: N802
+        if node.value is not None:
+            self._assign(node.target, self._expr(node.value))
+
+    def _stmt_AugAssign(self, node: ast.AugAssign) -> None:  # noqa: N802
+        name = node.target.id  # type: ignore[attr-defined]
+        self.env[name] = self._binary(node.op, self._name(name, node), self._expr(node.value), node)
+
+    def _stmt_Return(self, node: ast.Return) -> None:  # noqa: N802
+        raise _Return(None if node.value is None else self._expr(node.value))
+
+    def _stmt_If(self, node: ast.If) -> None:  # noqa: N802
+        self._block(node.body if self._truth(self._expr(node.test), node) else node.orelse)
+
+    def _stmt_For(self, node: ast.For) -> None:  # noqa: N802
+        items = self._loop_items(node.iter)
+        for item in items:
+            self.env[node.target.id] = item  # type: ignore[attr-defined]
+            try:
+                self._block(node.body)
+            except _Break:
+                break
+            except _Continue:
+                continue
+
+    def _stmt_Expr(self, node: ast.Expr) -> None:  # noqa: N802
+        if not (isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
+            self._expr(node.value)
+
+    def _stmt_Pass(self, node: ast.Pass) -> None:  # noqa: N802
+        return
+
+    def _stmt_Break(self, node: ast.Break) -> None:  # noqa: N802
+        raise _Break
+
+    def _stmt_Continue(self, node: ast.Continue) -> None:  # noqa: N802
+        raise _Continue
+
+    def _stmt_Import(self, node: ast.stmt) -> None:  # noqa: N802
+        self.env.update({name: _Module(path) for name, path in _import_aliases(node).items()})  # type: ignore[arg-type]
+
+    _stmt_ImportFrom = _stmt_Import  # noqa: N815
+
+    def _loop_items(self, node: ast.expr) -> list[Any]:
+        if isinstance(node, (ast.Tuple, ast.List)):
+            return [self._expr(e) for e in node.elts]
+        return list(range(*[_literal_int(a) for a in node.args]))  # type: ignore[attr-defined]
+
+    def _assign(self, target: ast.expr, value: Any) -> None:
+        if isinstance(target, ast.Name):
+            self.env[target.id] = value
+            return
+        names = target.elts  # type: ignore[attr-defined]
+        try:
+            values = list(value)
+        except TypeError:
+            raise InvalidProgram(f"{_where(target)}cannot unpack {type(value).__name__}") from None
+        if len(values) != len(names):
+            raise InvalidProgram(f"{_where(target)}cannot unpack {len(values)} values into {len(names)} names")
+        for name, item in zip(names, values, strict=True):
+            self.env[name.id] = _bounded(item, target)
+
+    # expressions
+
+    def _expr(self, node: ast.expr) -> Any:
+        self._tick(node)
+        handler = getattr(self, f"_expr_{type(node).__name__}", None)
+        if handler is None:
+            raise UnsafeProgram(f"{_where(node)}{type(node).__name__} is not allowed")
+        try:
+            return _bounded(handler(node), node)
+        except (ProgramError, _Return, _Break, _Continue):
+            raise
+        except MemoryError:
+            raise ResourceLimit(f"{_where(node)}out of memory") from None
+        except RuntimeError as err:
+            if "allocate" in str(err):  # torch's allocator failing under the sandbox's address-space limit
+                raise ResourceLimit(f"{_where(node)}out of memory: {_first_line(err)}") from None
+            raise InvalidProgram(f"{_where(node)}{type(err).__name__}: {_first_line(err)}") from None
+        except Exception as err:  # torch and arithmetic errors: the program is wrong, not the loop
+            raise InvalidProgram(f"{_where(node)}{type(err).__name__}: {_first_line(err)}") from None
+
+    def _expr_Constant(self, node: ast.Constant) -> Any:  # noqa: N802
+        return node.value
+
+    def _expr_Name(self, node: ast.Name) -> Any:  # noqa: N802
+        return self._name(node.id, node)
+
+    def _expr_Tuple(self, node: ast.Tuple) -> Any:  # noqa: N802
+        return tuple(self._expr(e) for e in node.elts)
+
+    def _expr_List(self, node: ast.List) -> Any:  # noqa: N802
+        return [self._expr(e) for e in node.elts]
+
+    def _expr_BinOp(self, node: ast.BinOp) -> Any:  # noqa: N802
+        return self._binary(node.op, self._expr(node.left), self._expr(node.right), node)
+
+    def _expr_UnaryOp(self, node: ast.UnaryOp) -> Any:  # noqa: N802
+        value = self._expr(node.operand)
+        if isinstance(node.op, ast.Not):
+            return not self._truth(value, node)
+        _check_numeric(value, node)
+        return UNARY[type(node.op)](value)
+
+    def _expr_BoolOp(self, node: ast.BoolOp) -> Any:  # noqa: N802
+        is_and = isinstance(node.op, ast.And)
+        value: Any = None
+        for operand in node.values:
+            value = self._expr(operand)
+            if self._truth(value, node) != is_and:
+                return value
+        return value
+
+    def _expr_Compare(self, node: ast.Compare) -> Any:  # noqa: N802
+        left, result = self._expr(node.left), True
+        for op, comparator in zip(node.ops, node.comparators, strict=True):
+            right = self._expr(comparator)
+            _check_numeric(left, node), _check_numeric(right, node)
+            value = COMPARE[type(op)](left, right)
+            if len(node.ops) == 1:
+                return value
+            result = result and self._truth(value, node)
+            left = right
+        return result
+
+    def _expr_IfExp(self, node: ast.IfExp) -> Any:  # noqa: N802
+        return self._expr(node.body if self._truth(self._expr(node.test), node) else node.orelse)
+
+    def _expr_Subscript(self, node: ast.Subscript) -> Any:  # noqa: N802
+        value = self._expr(node.value)
+        if not isinstance(value, (self.torch.Tensor, tuple, list)):
+            raise InvalidProgram(f"{_where(node)}cannot index {type(value).__name__}")
+        index = self._index(node.slice)
+        if isinstance(value, self.torch.Tensor):
+            _check_index_size(value, index, node)
+        return value[index]
+
+    def _index(self, node: ast.expr) -> Any:
+        if isinstance(node, ast.Slice):
+            parts = [None if p is None else self._expr(p) for p in (node.lower, node.upper, node.step)]
+            return slice(*parts)
+        if isinstance(node, ast.Tuple):
+            return tuple(self._index(e) for e in node.elts)
+        return self._expr(node)
+
+    def _expr_Attribute(self, node: ast.Attribute) -> Any:  # noqa: N802
+        return self._attribute(self._expr(node.value), node.attr, node)
+
+    def _expr_Call(self, node: ast.Call) -> Any:  # noqa: N802
+        function = self._expr(node.func)
+        if not isinstance(function, _Callable):
+            raise InvalidProgram(f"{_where(node)}{type(function).__name__} is not callable")
+        args = [self._expr(a) for a in node.args]
+        kwargs = {k.arg: self._expr(k.value) for k in node.keywords}
+        _check_output_size([*args, *kwargs.values()], node)
+        return function.function(*args, **kwargs)
+
+    # helpers
+
+    def _tick(self, node: ast.AST) -> None:
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            raise ResourceLimit(f"{_where(node)}evaluation took more than {MAX_STEPS} steps")
+
+    def _name(self, name: str, node: ast.AST) -> Any:
+        if name in self.env:
+            return self.env[name]
+        if name in BUILTINS:
+            return _Callable(name, _builtin(name))
+        raise InvalidProgram(f"{_where(node)}name {name!r} is used before it is assigned")
+
+    def _attribute(self, value: Any, attr: str, node: ast.AST) -> Any:
+        torch = self.torch
+        if isinstance(value, _Module):
+            return self._module_attribute(value.path, attr, node)
+        if isinstance(value, _Self) and attr == "beta":
+            return value.beta
+        if isinstance(value, torch.Tensor) and attr in TENSOR_METHODS:
+            return _Callable(f"Tensor.{attr}", getattr(value, attr))
+        if isinstance(value, torch.Tensor) and attr in TENSOR_ATTRIBUTES:
+            return getattr(value, attr)
+        raise InvalidProgram(f"{_where(node)}{type(value).__name__} has no allowed attribute {attr!r}")
+
+    def _module_attribute(self, path: str, attr: str, node: ast.AST) -> Any:
+        torch = self.torch
+        if path in ("torch", "torch.nn") and attr in MODULE_ATTRIBUTES and (path == "torch") == (attr == "nn"):
+            return _Module(MODULE_ATTRIBUTES[attr])
+        if path == "torch" and attr in TORCH_FUNCTIONS:
+            return _Callable(f"torch.{attr}", _torch_function(torch, attr))
+        if path == "torch" and attr in TORCH_CONSTANTS:
+            return TORCH_CONSTANTS[attr]
+        if path == "F" and attr in FUNCTIONAL_FUNCTIONS:
+            return _Callable(f"F.{attr}", getattr(torch.nn.functional, attr))
+        if path == "math" and attr in MATH_FUNCTIONS:
+            return _Callable(f"math.{attr}", getattr(math, attr))
+        if path == "math" and attr in MATH_CONSTANTS:
+            return MATH_CONSTANTS[attr]
+        raise InvalidProgram(f"{_where(node)}{path}.{attr} is not in the allowlist")
+
+    def _binary(self, op: ast.operator, left: Any, right: Any, node: ast.AST) -> Any:
+        _check_numeric(left, node), _check_numeric(right, node)
+        if type(op) not in BINARY:
+            raise UnsafeProgram(f"{_where(node)}operator {type(op).__name__} is not allowed")
+        if isinstance(op, ast.Pow) and isinstance(left, int) and isinstance(right, int):
+            exact = 0 <= right <= 64 and abs(float(left)) ** right <= MAX_INT
+            left = left if exact else float(left)  # large integer powers in floating point: no big-integer bombs
+        _check_output_size([left, right], node)
+        return BINARY[type(op)](left, right)
+
+    def _truth(self, value: Any, node: ast.AST) -> bool:
+        if isinstance(value, self.torch.Tensor) and value.numel() != 1:
+            raise InvalidProgram(f"{_where(node)}the truth value of a tensor with {value.numel()} elements is "
+                                 "ambiguous (use torch.where)")  # fmt: skip
+        return bool(value)
+
+
+def _check_numeric(value: Any, node: ast.AST) -> None:
+    import torch
+
+    if isinstance(value, (int, float, torch.Tensor)):
+        return
+    raise InvalidProgram(f"{_where(node)}arithmetic on {type(value).__name__} is not supported")
+
+
+def _bounded(value: Any, node: ast.AST) -> Any:
+    """Refuse values over the resource limits (the interpreter checks every value it produces)."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        if value.numel() > MAX_ELEMENTS:
+            raise ResourceLimit(f"{_where(node)}a tensor of {value.numel()} elements exceeds the limit of "
+                                f"{MAX_ELEMENTS}")  # fmt: skip
+        if value.is_complex():
+            raise InvalidProgram(f"{_where(node)}complex tensors are not supported")
+    elif isinstance(value, bool) or value is None:
+        pass
+    elif isinstance(value, int) and abs(value) > MAX_INT:
+        raise ResourceLimit(f"{_where(node)}an integer beyond 2**53 exceeds the limit")
+    elif isinstance(value, (tuple, list)):
+        if len(value) > MAX_ELEMENTS:
+            raise ResourceLimit(f"{_where(node)}a sequence of {len(value)} items exceeds the limit")
+        for item in value:
+            _bounded(item, node)
+    elif not isinstance(value, (int, float, str, _Module, _Self, _Callable, type(Ellipsis))):
+        raise InvalidProgram(f"{_where(node)}values of type {type(value).__name__} are not supported")
+    return value
+
+
+def _tensors(values: Sequence[Any]) -> Iterator[Any]:
+    import torch
+
+    for value in values:
+        if isinstance(value, torch.Tensor):
+            yield value
+        elif isinstance(value, (tuple, list)):
+            yield from _tensors(value)
+
+
+def _check_output_size(arguments: Sequence[Any], node: ast.AST) -> None:
+    """Refuse an operation *before* it allocates more than `MAX_ELEMENTS`: broadcasting the arguments (or
+    concatenating them, when they do not broadcast) bounds the size of every allowlisted operation's output."""
+    import torch
+
+    shapes = [t.shape for t in _tensors(arguments)]
+    if len(shapes) < 2:
+        return
+    try:
+        size = math.prod(torch.broadcast_shapes(*shapes))
+    except RuntimeError:
+        size = sum(math.prod(s) for s in shapes)
+    if size > MAX_ELEMENTS:
+        raise ResourceLimit(f"{_where(node)}the result would have {size} elements, over the limit of {MAX_ELEMENTS}")
+
+
+def _check_index_size(value: Any, index: Any, node: ast.AST) -> None:
+    """Indexing with a tensor gathers at most (index elements) x (value elements)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    gathered = sum(t.numel() for t in _tensors(parts))
+    if gathered and gathered * value.numel() > MAX_ELEMENTS:
+        raise ResourceLimit(f"{_where(node)}indexing would gather up to {gathered * value.numel()} elements, over "
+                            f"the limit of {MAX_ELEMENTS}")  # fmt: skip
+
+
+def _torch_function(torch: Any, name: str) -> Callable[..., Any]:
+    if name != "tensor":
+        return getattr(torch, name)
+
+    def tensor(data: Any, **kwargs: Any) -> Any:  # no dtype / device / requires_grad keywords reach torch
+        return torch.tensor(data, dtype=torch.float32)
+
+    return tensor
+
+
+def _builtin(name: str) -> Callable[..., Any]:
+    functions: dict[str, Callable[..., Any]] = {"abs": abs, "min": min, "max": max, "float": float, "int": int,
+                                                "len": len, "sum": sum, "bool": bool, "round": round}  # fmt: skip
+    return functions[name]
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:300] if text else type(err).__name__
