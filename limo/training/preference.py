@@ -116,19 +116,25 @@ def build_dpo_config(args: Mapping[str, Any]):
 
 
 def build_dpo_trainer(
-    *, model_path: str, tokenizer: Any, dpo_config: Any, dataset: Any, peft_config: Any, callbacks=()
-):
+    *, model_path: str, tokenizer: Any, dpo_config: Any, dataset: Any, peft_config: Any, callbacks=(),
+    loss_program: Any = None,
+):  # fmt: skip
     """TRL's `DPOTrainer`; policy and reference are loaded from ``model_path`` (none kept when ref log-probs
-    are precomputed or a LoRA adapter can be switched off)."""
+    are precomputed or a LoRA adapter can be switched off). A ``loss_program`` (a discovered loss,
+    `limo.training.program_loss`) replaces TRL's ``loss_type``."""
     from trl import DPOTrainer
 
-    return DPOTrainer(
+    from limo.training.program_loss import program_trainer_class
+
+    extra = {"loss_program": loss_program} if loss_program is not None else {}
+    return (program_trainer_class() if loss_program is not None else DPOTrainer)(
         model=model_path,
         args=dpo_config,
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=peft_config,
         callbacks=list(callbacks),
+        **extra,
     )
 
 
@@ -190,6 +196,7 @@ def train_preference(cfg: Any, callbacks=()):
     )  # fmt: skip
     checkpoint = build.find_resume_checkpoint(paths.train_dir, section.resume)
     shared_cache = bool(dpo_config.precompute_ref_log_probs) and proc.world_size > 1
+    program, discovered = _discovered_loss(section, str(cfg.output_dir))
     if proc.is_main:
         log.info("[train] pairs %s (sha256 %s); %s; %s", data.path, data.checksum, lengths.summary(), plan.summary())
         data_info = {"path": data.path, "sha256": data.checksum, "kind": "preference_pairs"}
@@ -198,7 +205,7 @@ def train_preference(cfg: Any, callbacks=()):
     trainer = build_dpo_trainer(
         model_path=model_path, tokenizer=tokenizer, dpo_config=dpo_config,
         dataset=build_pairs_dataset(rows, paths.train_dir, shared=shared_cache),
-        peft_config=build.build_peft_config(section.lora), callbacks=callbacks,
+        peft_config=build.build_peft_config(section.lora), callbacks=callbacks, loss_program=program,
     )  # fmt: skip
     result = trainer.train(resume_from_checkpoint=checkpoint)
     build.save_final_model(
@@ -206,14 +213,27 @@ def train_preference(cfg: Any, callbacks=()):
         model_init_kwargs=dpo_config.model_init_kwargs or {},
     )  # fmt: skip
     if proc.is_main:
-        _write_card(cfg, section, data, plan, lengths, result, paths, dpo_config)
+        _write_card(cfg, section, data, plan, lengths, result, paths, dpo_config, discovered)
     return trainer
 
 
-def _write_card(cfg, section, data, plan, lengths, result, paths, dpo_config) -> None:
+def _discovered_loss(section: Any, output_dir: str) -> tuple[Any, dict[str, Any] | None]:
+    """The loss program ``train.discovered_loss`` names (checked again), with its archive row; else (None, None)."""
+    if section.discovered_loss is None:
+        return None, None
+    from limo.training.program_loss import load_discovered_loss
+
+    archive = section.discovered_loss.archive or f"{output_dir}/discover/archive.jsonl"
+    return load_discovered_loss(archive, section.discovered_loss.name)
+
+
+def _write_card(cfg, section, data, plan, lengths, result, paths, dpo_config, discovered=None) -> None:
     from limo.training.model_card import render_model_card
 
-    metrics = {**result.metrics, "global_step": result.global_step, "loss_type": str(dpo_config.loss_type),
+    loss = str(dpo_config.loss_type) if discovered is None else (
+        f"discovered loss {discovered['name']!r} (generation {discovered['generation']}, code sha256 "
+        f"{discovered['code_sha256'][:12]})")  # fmt: skip
+    metrics = {**result.metrics, "global_step": result.global_step, "loss_type": loss,
                "beta": dpo_config.beta, "discopop_tau": dpo_config.discopop_tau}  # fmt: skip
     card = render_model_card(
         recipe=str(cfg.name), base_model=str(cfg.model.path), data_path=data.path, data_checksum=data.checksum,

@@ -27,6 +27,18 @@ class LoraSection:
 
 
 @dataclass
+class DiscoveredLossSection:
+    """A loss found by `python -m limo.discover` (``train.discovered_loss``; ``dpo`` trainer only).
+
+    ``name``: a proposal's name, ``<name>@<generation>``, or ``best``; ``archive``: its ``archive.jsonl``
+    (None: ``${output_dir}/discover/archive.jsonl``).
+    """
+
+    archive: str | None = None
+    name: str = "best"
+
+
+@dataclass
 class TrainSection:
     """Our training keys.
 
@@ -41,6 +53,7 @@ class TrainSection:
         allow_truncation: Train even when some examples exceed ``args.max_length`` (they are cut).
         resume: Continue from the last ``train/checkpoint-*``.
         lora: LoRA settings, or None for a full fine-tune.
+        discovered_loss: Train with a loss from a discovery archive instead of TRL's ``loss_type`` (``dpo``).
         args: ``SFTConfig`` fields, verbatim.
     """
 
@@ -51,6 +64,7 @@ class TrainSection:
     allow_truncation: bool = False
     resume: bool = False
     lora: LoraSection | None = None
+    discovered_loss: DiscoveredLossSection | None = None
     args: dict[str, Any] = field(default_factory=dict)
 
 
@@ -62,6 +76,8 @@ def parse_train_section(cfg: DictConfig) -> TrainSection:
     section: TrainSection = OmegaConf.to_object(merged)  # type: ignore[assignment]
     if section.trainer not in TRAINERS:
         raise ValueError(f"train.trainer={section.trainer!r}: expected one of {', '.join(TRAINERS)}")
+    if section.discovered_loss is not None and section.trainer != "dpo":
+        raise ValueError("train.discovered_loss needs train.trainer=dpo (a discovered loss is a preference loss)")
     return section
 
 
