@@ -64,6 +64,13 @@ def test_paper_method_form_with_self_beta_and_imports_is_accepted():
     assert program(*batch(), beta=0.05).shape == (4,)
 
 
+def test_a_trailing_beta_argument_gets_the_runs_beta_and_a_returned_tuple_counts_by_its_loss():
+    code = f"def dpo({ARGS}, beta=0.5):\n{LOGITS}    losses = -F.logsigmoid(beta * logits)\n    return losses, logits"
+    program = check_program(code)
+    expected = check_program(loss("return -F.logsigmoid(beta * logits)"))
+    assert program(*batch(), beta=0.05).tolist() == expected(*batch(), beta=0.05).tolist()
+
+
 @pytest.mark.parametrize(
     "construct",
     [
@@ -75,6 +82,8 @@ def test_paper_method_form_with_self_beta_and_imports_is_accepted():
         "x = torch.clamp(logits, min=-5.0, max=5.0) if beta > 0 else logits",
         "x: float = math.log(2.0) + torch.pi",
         "a, b = logits.chunk(2) if False else (logits, logits)",
+        "x = (logits < 0).to(torch.float32) + torch.tensor(1.0, device=logits.device).type_as(logits)",
+        "assert logits.shape == policy_chosen_logps.shape, 'shapes differ'\nprint(logits.mean(), sep=' ')",
     ],
 )
 def test_allowed_constructs_evaluate(construct):
@@ -107,9 +116,6 @@ HOSTILE = {
     "torch.ops": loss("x = torch.ops\nreturn logits"),
     "numpy escape": loss("x = logits.numpy()\nreturn logits"),
     "string method": loss("x = '{0.__class__}'.format(logits)\nreturn logits"),
-    "f-string": loss("x = f'{logits}'\nreturn logits"),
-    "lambda": loss("f = lambda v: v\nreturn logits"),
-    "comprehension": loss("x = [v for v in logits]\nreturn logits"),
     "while": loss("while True:\n    logits = logits * 1.0\nreturn logits"),
     "non-literal range": loss("for i in range(10 ** 9):\n    logits = logits + 1\nreturn logits"),
     "huge range": loss("for i in range(100000):\n    logits = logits + 1\nreturn logits"),
@@ -117,22 +123,13 @@ HOSTILE = {
     "size constructor": loss("x = torch.ones(1000000, 1000000)\nreturn logits"),
     "expand": loss("x = logits.expand(100000, 100000)\nreturn logits"),
     "out keyword": loss("torch.exp(logits, out=policy_chosen_logps)\nreturn logits"),
-    "device keyword": loss("x = torch.tensor(1.0, device='cuda')\nreturn logits"),
-    "star args": loss("x = torch.exp(*[logits])\nreturn logits"),
+    "new tensor": loss("x = logits.new_ones(10 ** 9)\nreturn logits"),
+    "default argument": f"def loss({ARGS}, beta=__import__('os')):\n    return policy_chosen_logps\n",
+    "decorator call": "@torch.jit.script\n" + loss("return logits"),
     "double star": loss("x = torch.clamp(logits, **{'min': 0})\nreturn logits"),
-    "item assignment": loss("policy_chosen_logps[0] = 0.0\nreturn logits"),
     "attribute assignment": loss("logits.data = logits\nreturn logits"),
-    "rebind torch": loss("torch = 1\nreturn logits"),
     "with": loss("with open('/tmp/x') as f:\n    pass\nreturn logits"),
-    "try": loss("try:\n    pass\nexcept Exception:\n    pass\nreturn logits"),
-    "global": loss("global torch\nreturn logits"),
-    "delete": loss("del logits\nreturn 0"),
-    "walrus": loss("y = (x := logits)\nreturn logits"),
-    "class": "class Evil:\n    pass\n\n" + loss("return logits"),
-    "async": f"async def loss({ARGS}):\n    return 0\n",
-    "long string": loss("x = '" + "a" * 100 + "'\nreturn logits"),
     "deep nesting": loss("x = " + "-" * 200 + "logits\nreturn logits"),
-    "bytes": loss("x = b'abc'\nreturn logits"),
 }
 
 
@@ -144,6 +141,21 @@ def test_hostile_spellings_are_rejected_as_unsafe(name):
 
 
 MALFORMED = {
+    "lambda": loss("f = lambda v: v\nreturn logits"),
+    "comprehension": loss("x = [v for v in logits]\nreturn logits"),
+    "try": loss("try:\n    pass\nexcept:\n    pass\nreturn logits"),
+    "global": loss("global y\nreturn logits"),
+    "delete": loss("del logits\nreturn 0"),
+    "walrus": loss("y = (x := logits)\nreturn logits"),
+    "class": "class Helper:\n    pass\n\n" + loss("return logits"),
+    "async": f"async def loss({ARGS}):\n    return 0\n",
+    "long string": loss("x = '" + "a" * 100 + "'\nreturn logits"),
+    "bytes": loss("x = b'abc'\nreturn logits"),
+    "f-string": loss("x = f'{logits}'\nreturn logits"),
+    "star args": loss("x = torch.exp(*[logits])\nreturn logits"),
+    "item assignment": loss("policy_chosen_logps[0] = 0.0\nreturn logits"),
+    "rebind torch": loss("torch = 1\nreturn logits"),
+    "decorator": "@torch.exp\n" + loss("return logits"),
     "empty": "",
     "syntax error": "def loss(:\n  return",
     "no function": "x = 1",
@@ -155,6 +167,12 @@ MALFORMED = {
     "no return": loss("x = logits"),
     "too long": loss("x = 1\n" * 5000 + "return logits"),
 }
+
+
+def test_hostile_code_that_is_also_malformed_is_reported_as_unsafe():
+    code = "class Helper:\n    pass\n\nimport os\n\n" + loss("f = lambda: os.system('id')\nreturn logits")
+    with pytest.raises(UnsafeProgram, match="import of 'os'"):
+        check_program(code)
 
 
 @pytest.mark.parametrize("name", sorted(MALFORMED))

@@ -1,25 +1,31 @@
 """The loss language: what a proposed preference objective may be written in, its checker and its interpreter.
 
 A proposal is Python *syntax* for one function of ``(policy_chosen_logps, policy_rejected_logps,
-reference_chosen_logps, reference_rejected_logps)`` (optionally with ``self`` first, as in the DiscoPOP
-paper, where ``self.beta`` is the only attribute of ``self``). The text is parsed with `ast` and never handed
-to ``exec``, ``eval`` or ``compile``: a small tree-walking interpreter evaluates the checked tree on tensors.
-So a proposal can only do what the interpreter implements, whatever it spells.
+reference_chosen_logps, reference_rejected_logps)``, optionally with ``self`` first (the DiscoPOP paper's
+method form; ``self.beta`` is the only attribute of ``self``) and a trailing ``beta=<number>`` (the run's beta
+is passed). The text is parsed with `ast` and never handed to ``exec``, ``eval`` or ``compile``: a small
+tree-walking interpreter evaluates the checked tree on tensors, so a proposal can only do what the interpreter
+implements, whatever it spells.
 
 The checker is an allowlist, not a list of known bad strings. Accepted: assignments to plain names,
-arithmetic, comparisons, ``if`` / conditional expressions, ``for`` over ``range`` of literal integers (the
-product of nested bounds is capped statically), ``return``, and calls to the functions named in
+arithmetic, comparisons, ``if`` / conditional expressions, ``assert``, ``for`` over ``range`` of integer
+literals (the product of nested bounds is capped statically), ``return``, and calls to the functions named in
 `TORCH_FUNCTIONS`, `FUNCTIONAL_FUNCTIONS`, `MATH_FUNCTIONS`, `TENSOR_METHODS` and `BUILTINS`, with keyword
 names from `KEYWORDS`. Import lines that only bind ``torch``, ``torch.nn.functional`` or ``math`` are
-accepted as aliases (nothing is imported). Everything else is rejected: other imports, names or
-attributes starting with ``_`` (dunders, privates), attributes outside the lists (``getattr`` is not a
-builtin here), ``while``, ``with``, ``try``, ``lambda``, comprehensions, ``del``, ``global``, decorators,
-string arithmetic, subscript or attribute assignment (no in-place changes).
+accepted as aliases (nothing is imported). The whole tree is checked before deciding, in two classes:
 
-Two error kinds: `UnsafeProgram` (``rejected_unsafe``: something outside the allowlist, or a resource limit
-hit at run time) and `InvalidProgram` (``invalid``: malformed or wrong shape of the program, or an error
-while evaluating it). Resource limits enforced by the interpreter: evaluation steps, elements per tensor,
-magnitude of Python integers, nesting depth; the confined process adds CPU, memory and wall-clock limits.
+- `UnsafeProgram` (archive status ``rejected_unsafe``): anything that could reach beyond the language or run
+  unbounded — a name, attribute, call, keyword or import outside the allowlist (so ``getattr``, ``open``,
+  ``__import__``, ``os``, ``importlib`` are unknown names), any identifier starting with ``_`` (dunders,
+  privates: ``().__class__.__bases__``), ``while``, loops without a static bound, deep nesting; at run time,
+  a resource limit of the interpreter (evaluation steps, elements per tensor — checked *before* an operation
+  allocates — and Python integer size).
+- `InvalidProgram` (``invalid``): not one function of the agreed signature, syntax the language does not
+  have (classes, lambdas, comprehensions, ``try``, ``with``, ``del``, decorators, item or attribute
+  assignment), or an error while evaluating (a NaN, a shape mismatch, ...). A hostile proposal that is also
+  malformed is reported as unsafe.
+
+The confined worker process adds CPU, memory and wall-clock limits on top (`limo.discovery.sandbox`).
 """
 
 from __future__ import annotations
@@ -43,8 +49,9 @@ MAX_KEYWORD_STRING = 32
 TORCH_FUNCTIONS = frozenset(
     """abs exp exp2 expm1 log log1p log2 log10 sigmoid tanh relu sqrt rsqrt square pow clamp clip minimum maximum
     min max where sign mean sum median quantile logsumexp logaddexp softmax log_softmax stack cat zeros_like
-    ones_like full_like tensor sin cos atan erf lerp nan_to_num reciprocal neg floor ceil round std var cumsum
-    isnan isfinite isinf""".split()
+    ones_like full_like tensor as_tensor sin cos atan arctan sinh cosh erf erfc logit lerp nan_to_num reciprocal
+    neg floor ceil round std var cumsum isnan isfinite isinf clamp_min clamp_max add sub mul div gt lt ge le eq ne
+    logical_and logical_or logical_not""".split()
 )
 FUNCTIONAL_FUNCTIONS = frozenset(
     """logsigmoid softplus relu sigmoid tanh silu gelu elu leaky_relu softmax log_softmax
@@ -56,22 +63,24 @@ MATH_CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf}
 TENSOR_METHODS = frozenset(
     """mean sum exp log log1p expm1 sigmoid tanh relu abs clamp clip pow sqrt square detach float neg sign
     softmax log_softmax logsumexp min max median std var unsqueeze squeeze flatten size dim numel item
-    reciprocal logaddexp lerp where masked_fill nan_to_num cumsum quantile chunk""".split()
+    reciprocal logaddexp lerp where masked_fill nan_to_num cumsum quantile chunk clone reshape view view_as
+    contiguous type_as to bool long double int clamp_min clamp_max logit""".split()
 )
-TENSOR_ATTRIBUTES = frozenset({"shape", "ndim"})
+TENSOR_ATTRIBUTES = frozenset({"shape", "ndim", "device", "dtype"})
+TORCH_DTYPES = frozenset("float32 float64 float double bool long int64 int32".split())
 KEYWORDS = frozenset(
     """dim keepdim min max beta threshold alpha exponent q reduction other input negative_slope approximate
-    nan posinf neginf value interpolation unbiased correction weight pos_weight delta""".split()
+    nan posinf neginf value interpolation unbiased correction weight pos_weight delta device dtype sep end""".split()
 )
 MODULE_PATHS = {"torch": "torch", "torch.nn": "torch.nn", "torch.nn.functional": "F", "math": "math"}
 MODULE_ATTRIBUTES = {"nn": "torch.nn", "functional": "F"}
 ALLOWED_ATTRIBUTES = (
     TORCH_FUNCTIONS | FUNCTIONAL_FUNCTIONS | MATH_FUNCTIONS | TENSOR_METHODS | TENSOR_ATTRIBUTES
-    | set(TORCH_CONSTANTS) | set(MODULE_ATTRIBUTES) | {"beta"}
+    | TORCH_DTYPES | set(TORCH_CONSTANTS) | set(MODULE_ATTRIBUTES) | {"beta"}
 )  # fmt: skip
-BUILTINS = frozenset({"abs", "min", "max", "float", "int", "len", "sum", "bool", "round"})
+BUILTINS = frozenset({"abs", "min", "max", "float", "int", "len", "sum", "bool", "round", "print"})
 STATEMENTS = (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Return, ast.If, ast.For, ast.Expr, ast.Pass,
-              ast.Break, ast.Continue, ast.Import, ast.ImportFrom)  # fmt: skip
+              ast.Break, ast.Continue, ast.Import, ast.ImportFrom, ast.Assert)  # fmt: skip
 EXPRESSIONS = (ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.Call, ast.Attribute, ast.Name,
                ast.Constant, ast.Subscript, ast.Slice, ast.Tuple, ast.List, ast.keyword)  # fmt: skip
 OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.BitAnd, ast.BitOr, ast.USub,
@@ -79,6 +88,7 @@ OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow
              ast.Load, ast.Store)  # fmt: skip
 
 ALLOWED_NODES = (*STATEMENTS, *EXPRESSIONS, *OPERATORS, ast.FunctionDef, ast.arguments, ast.arg, ast.alias)
+ANNOTATION_NODES = (ast.Name, ast.Attribute, ast.Subscript, ast.Tuple, ast.Constant, ast.Load, ast.BinOp, ast.BitOr)
 
 
 class ProgramError(Exception):
@@ -120,7 +130,9 @@ class LossProgram:
     has_self: bool = False
 
     def __call__(self, policy_chosen, policy_rejected, reference_chosen, reference_rejected, *, beta: float):
-        return Interpreter(self, beta).run((policy_chosen, policy_rejected, reference_chosen, reference_rejected))
+        """The loss; a returned tuple (TRL's old ``dpo_loss`` returned losses and rewards) counts by its first item."""
+        result = Interpreter(self, beta).run((policy_chosen, policy_rejected, reference_chosen, reference_rejected))
+        return result[0] if isinstance(result, (tuple, list)) and result else result
 
 
 def check_program(source: str) -> LossProgram:
@@ -161,11 +173,23 @@ def _check_depth(tree: ast.AST) -> None:
 
 
 def _check_safety(tree: ast.Module) -> dict[str, str]:
-    """Walk every node against the allowlist; returns the module aliases the import lines bind."""
+    """Walk every node against the allowlist; returns the module aliases the import lines bind.
+
+    The whole tree is walked before deciding, so a proposal that is both malformed and hostile is reported
+    as hostile.
+
+    Raises:
+        UnsafeProgram: A name, attribute, call, keyword or import outside the allowlist, a ``_``-name, a loop
+            without a static bound (the first such finding is the reason).
+        InvalidProgram: Otherwise, syntax the language does not support (classes, lambdas, ``try``, ...).
+    """
     aliases: dict[str, str] = {}
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
-            aliases.update(_import_aliases(node))
+            try:
+                aliases.update(_import_aliases(node))
+            except UnsafeProgram:
+                pass  # reported by the walk below
     # Names the program defines itself (assigned names, arguments, function names) are its own business: using
     # one wrongly is a structural error or fails at run time. Every other name must come from the allowlist.
     defined = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
@@ -175,6 +199,10 @@ def _check_safety(tree: ast.Module) -> dict[str, str]:
     checker = _SafetyChecker(known, set(aliases) | {"torch", "F", "math", "beta"} | BUILTINS)
     for statement in tree.body:
         checker.visit(statement)
+    if checker.unsafe:
+        raise UnsafeProgram(checker.unsafe[0])
+    if checker.unsupported:
+        raise InvalidProgram(checker.unsupported[0])
     return aliases
 
 
@@ -207,14 +235,22 @@ def _import_aliases(node: ast.Import | ast.ImportFrom) -> dict[str, str]:
 
 
 class _SafetyChecker(ast.NodeVisitor):
-    """Raises `UnsafeProgram` on the first node, name, attribute, call or keyword outside the allowlist."""
+    """Collects findings over the whole tree: ``unsafe`` (outside the allowlist: what could reach beyond the
+    language or run unbounded) and ``unsupported`` (harmless syntax the language does not have)."""
 
     def __init__(self, known: set[str], reserved: set[str]) -> None:
         self.known, self.reserved = known, reserved
+        self.unsafe: list[str] = []
+        self.unsupported: list[str] = []
+
+    def _flag(self, node: ast.AST, message: str, *, unsafe: bool = True) -> None:
+        (self.unsafe if unsafe else self.unsupported).append(f"{_where(node)}{message}")
 
     def generic_visit(self, node: ast.AST) -> None:
-        if not isinstance(node, ALLOWED_NODES):
-            raise UnsafeProgram(f"{_where(node)}{type(node).__name__} is not allowed in a loss function")
+        if isinstance(node, ast.While):
+            self._flag(node, "while loops are not allowed (loops need a static bound: for ... in range(<literal>))")
+        elif not isinstance(node, ALLOWED_NODES):
+            self._flag(node, f"{type(node).__name__} is not supported in the loss language", unsafe=False)
         super().generic_visit(node)
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
@@ -225,9 +261,9 @@ class _SafetyChecker(ast.NodeVisitor):
             if arg is not None:
                 self._check_identifier(arg.arg, arg)
                 if arg.annotation is not None:
-                    _check_annotation(arg.annotation)
+                    self._check_annotation(arg.annotation)
         if node.returns is not None:
-            _check_annotation(node.returns)
+            self._check_annotation(node.returns)
         for expression in (*node.decorator_list, *args.defaults, *args.kw_defaults):
             if expression is not None:
                 self.visit(expression)
@@ -235,96 +271,97 @@ class _SafetyChecker(ast.NodeVisitor):
             self.visit(statement)
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
-        _check_annotation(node.annotation)
-        if not isinstance(node.target, ast.Name):
-            raise UnsafeProgram(f"{_where(node)}only plain names can be assigned")
+        self._check_annotation(node.annotation)
+        self._check_target(node.target)
         self.visit(node.target)
         if node.value is not None:
             self.visit(node.value)
 
     def visit_Assign(self, node: ast.Assign) -> None:
         for target in node.targets:
-            _check_target(target)
+            self._check_target(target)
         self.generic_visit(node)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
-        _check_target(node.target)
+        self._check_target(node.target)
         self.generic_visit(node)
 
     def visit_For(self, node: ast.For) -> None:
         if node.orelse or not isinstance(node.target, ast.Name):
-            raise UnsafeProgram(f"{_where(node)}a for loop needs one name as target and no else clause")
-        _static_iterations(node.iter)
+            self._flag(node, "a for loop needs one name as target and no else clause", unsafe=False)
+        try:
+            _static_iterations(node.iter)
+            if _loop_iterations(node) > MAX_LOOP_ITERATIONS:
+                self._flag(node, f"loops run more than {MAX_LOOP_ITERATIONS} iterations in total")
+        except ProgramError as err:
+            self._flag(node, str(err).removeprefix(_where(node)), unsafe=err.status == "rejected_unsafe")
         if isinstance(node.iter, (ast.Tuple, ast.List)):
             self.visit(node.iter)
         self.visit(node.target)
         for statement in node.body:
             self.visit(statement)
-        if _loop_iterations(node) > MAX_LOOP_ITERATIONS:
-            raise UnsafeProgram(f"{_where(node)}loops run more than {MAX_LOOP_ITERATIONS} iterations in total")
 
     def visit_Name(self, node: ast.Name) -> None:
         self._check_identifier(node.id, node)
         if isinstance(node.ctx, ast.Store) and node.id in self.reserved:
-            raise UnsafeProgram(f"{_where(node)}cannot assign to {node.id!r}")
+            self._flag(node, f"cannot assign to {node.id!r}", unsafe=False)
         if isinstance(node.ctx, ast.Load) and node.id not in self.known:
-            raise UnsafeProgram(f"{_where(node)}name {node.id!r} is not available in the loss language")
+            self._flag(node, f"name {node.id!r} is not available in the loss language")
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         self._check_identifier(node.attr, node)
         if node.attr not in ALLOWED_ATTRIBUTES:
-            raise UnsafeProgram(f"{_where(node)}attribute {node.attr!r} is not in the allowlist")
+            self._flag(node, f"attribute {node.attr!r} is not in the allowlist")
         self.visit(node.value)
 
     def visit_Call(self, node: ast.Call) -> None:
         if isinstance(node.func, ast.Name) and node.func.id == "range":
-            raise UnsafeProgram(f"{_where(node)}range() is only allowed as the bound of a for loop")
-        if not isinstance(node.func, (ast.Name, ast.Attribute)):
-            raise UnsafeProgram(f"{_where(node)}only named functions can be called")
+            self._flag(node, "range() is only allowed as the bound of a for loop")
+        elif not isinstance(node.func, (ast.Name, ast.Attribute)):
+            self._flag(node, "only named functions can be called", unsafe=False)
         for keyword in node.keywords:
             if keyword.arg is None or keyword.arg not in KEYWORDS:
-                raise UnsafeProgram(f"{_where(node)}keyword argument {keyword.arg or '**'!r} is not allowed")
+                self._flag(node, f"keyword argument {keyword.arg or '**'!r} is not allowed")
         self.generic_visit(node)
 
     def visit_Constant(self, node: ast.Constant) -> None:
         value = node.value
         if isinstance(value, str) and len(value) > MAX_KEYWORD_STRING:
-            raise UnsafeProgram(f"{_where(node)}string constants longer than {MAX_KEYWORD_STRING} characters are "
-                                "only allowed as the docstring")  # fmt: skip
+            self._flag(node, f"string constants longer than {MAX_KEYWORD_STRING} characters are only allowed as "
+                             "the docstring", unsafe=False)  # fmt: skip
         if not isinstance(value, (int, float, bool, str)) and value is not None and value is not Ellipsis:
-            raise UnsafeProgram(f"{_where(node)}constant of type {type(value).__name__} is not allowed")
+            self._flag(node, f"constants of type {type(value).__name__} are not supported", unsafe=False)
 
     def visit_Expr(self, node: ast.Expr) -> None:
         if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
             return  # a docstring or a bare string: never evaluated
         self.visit(node.value)
 
-    def visit_Import(self, node: ast.Import) -> None:
-        return  # checked by _import_aliases
+    def visit_Import(self, node: ast.Import | ast.ImportFrom) -> None:
+        try:
+            _import_aliases(node)
+        except UnsafeProgram as err:
+            self.unsafe.append(str(err))
 
     visit_ImportFrom = visit_Import  # noqa: N815 - NodeVisitor naming
 
-    @staticmethod
-    def _check_identifier(name: str, node: ast.AST) -> None:
+    def _check_identifier(self, name: str, node: ast.AST) -> None:
         if name.startswith("_"):
-            raise UnsafeProgram(f"{_where(node)}names starting with '_' are not allowed ({name!r})")
+            self._flag(node, f"names starting with '_' are not allowed ({name!r})")
 
+    def _check_annotation(self, node: ast.AST) -> None:
+        """Annotations are never evaluated; they may still only spell names (``torch.FloatTensor``)."""
+        for child in ast.walk(node):
+            name = getattr(child, "id", None) or getattr(child, "attr", None) or ""
+            if name.startswith("_"):
+                self._flag(node, f"names starting with '_' are not allowed ({name!r})")
+            elif not isinstance(child, ANNOTATION_NODES):
+                self._flag(node, f"annotation contains {type(child).__name__}", unsafe=False)
 
-def _check_annotation(node: ast.AST) -> None:
-    """Annotations are never evaluated; they may still only spell names (``torch.FloatTensor``)."""
-    for child in ast.walk(node):
-        if not isinstance(child, (ast.Name, ast.Attribute, ast.Subscript, ast.Tuple, ast.Constant, ast.Load,
-                                  ast.BinOp, ast.BitOr)):  # fmt: skip
-            raise UnsafeProgram(f"{_where(node)}annotation contains {type(child).__name__}")
-        name = getattr(child, "id", None) or getattr(child, "attr", None) or ""
-        if name.startswith("_"):
-            raise UnsafeProgram(f"{_where(node)}names starting with '_' are not allowed ({name!r})")
-
-
-def _check_target(target: ast.AST) -> None:
-    names = target.elts if isinstance(target, ast.Tuple) else [target]
-    if not all(isinstance(n, ast.Name) for n in names):
-        raise UnsafeProgram(f"{_where(target)}only plain names can be assigned (no attribute or item assignment)")
+    def _check_target(self, target: ast.AST) -> None:
+        names = target.elts if isinstance(target, ast.Tuple) else [target]
+        if not all(isinstance(n, ast.Name) for n in names):
+            self._flag(target, "only plain names can be assigned (no attribute or item assignment)", unsafe=False)
 
 
 def _literal_int(node: ast.AST) -> int:
@@ -381,17 +418,23 @@ def _check_structure(tree: ast.Module) -> ast.FunctionDef:
     if function.decorator_list:
         raise InvalidProgram(f"{_where(function)}decorators are not supported")
     args = function.args
-    if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs or args.defaults:
-        raise InvalidProgram(f"{_where(function)}the function takes exactly ({', '.join(SIGNATURE)}): no defaults, "
-                             "*args, keyword-only arguments or **kwargs")  # fmt: skip
-    names = [a.arg for a in function.args.args]
-    if names and names[0] == "self":
-        names = names[1:]
-    if tuple(names) != SIGNATURE:
+    names = [a.arg for a in args.args]
+    names = names[1:] if names[:1] == ["self"] else names
+    trailing_beta = names[-1:] == ["beta"] and len(args.defaults) == 1 and _is_number(args.defaults[0])
+    if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs or (args.defaults and not trailing_beta):
+        raise InvalidProgram(f"{_where(function)}the function takes exactly ({', '.join(SIGNATURE)}): no defaults "
+                             "(but beta=<number>), *args, keyword-only arguments or **kwargs")  # fmt: skip
+    if tuple(names[:-1] if trailing_beta else names) != SIGNATURE:
         raise InvalidProgram(f"the function must take ({', '.join(SIGNATURE)}), got ({', '.join(names)})")
     if not any(isinstance(n, ast.Return) and n.value is not None for n in ast.walk(function)):
         raise InvalidProgram("the function never returns a value")
     return function
+
+
+def _is_number(node: ast.AST) -> bool:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        node = node.operand
+    return isinstance(node, ast.Constant) and type(node.value) in (int, float)
 
 
 # --- interpreting ---------------------------------------------------------------------------------------
@@ -449,6 +492,7 @@ class Interpreter:
     def run(self, inputs: Sequence[Any]) -> Any:
         params = [a.arg for a in self.program.function.args.args]
         values = [_Self(self.beta), *inputs] if self.program.has_self else list(inputs)
+        values += [self.beta] * (len(params) - len(values))  # a trailing `beta=<default>` gets the run's beta
         self.env.update(zip(params, values, strict=True))
         try:
             self._block(self.program.function.body)
@@ -507,6 +551,10 @@ class Interpreter:
 
     def _stmt_Pass(self, node: ast.Pass) -> None:  # noqa: N802
         return
+
+    def _stmt_Assert(self, node: ast.Assert) -> None:  # noqa: N802
+        if not self._truth(self._expr(node.test), node):  # the message is never evaluated
+            raise InvalidProgram(f"{_where(node)}assertion failed")
 
     def _stmt_Break(self, node: ast.Break) -> None:  # noqa: N802
         raise _Break
@@ -593,7 +641,8 @@ class Interpreter:
         left, result = self._expr(node.left), True
         for op, comparator in zip(node.ops, node.comparators, strict=True):
             right = self._expr(comparator)
-            _check_numeric(left, node), _check_numeric(right, node)
+            if not isinstance(op, (ast.Eq, ast.NotEq)):  # equality of any allowed values (shapes, dtypes) is fine
+                _check_numeric(left, node), _check_numeric(right, node)
             value = COMPARE[type(op)](left, right)
             if len(node.ops) == 1:
                 return value
@@ -667,6 +716,8 @@ class Interpreter:
             return _Callable(f"torch.{attr}", _torch_function(torch, attr))
         if path == "torch" and attr in TORCH_CONSTANTS:
             return TORCH_CONSTANTS[attr]
+        if path == "torch" and attr in TORCH_DTYPES:
+            return getattr(torch, attr)
         if path == "F" and attr in FUNCTIONAL_FUNCTIONS:
             return _Callable(f"F.{attr}", getattr(torch.nn.functional, attr))
         if path == "math" and attr in MATH_FUNCTIONS:
@@ -719,7 +770,9 @@ def _bounded(value: Any, node: ast.AST) -> Any:
             raise ResourceLimit(f"{_where(node)}a sequence of {len(value)} items exceeds the limit")
         for item in value:
             _bounded(item, node)
-    elif not isinstance(value, (int, float, str, _Module, _Self, _Callable, type(Ellipsis))):
+    elif not isinstance(
+        value, (int, float, str, _Module, _Self, _Callable, type(Ellipsis), torch.dtype, torch.device)
+    ):
         raise InvalidProgram(f"{_where(node)}values of type {type(value).__name__} are not supported")
     return value
 
@@ -760,7 +813,7 @@ def _check_index_size(value: Any, index: Any, node: ast.AST) -> None:
 
 
 def _torch_function(torch: Any, name: str) -> Callable[..., Any]:
-    if name != "tensor":
+    if name not in ("tensor", "as_tensor"):
         return getattr(torch, name)
 
     def tensor(data: Any, **kwargs: Any) -> Any:  # no dtype / device / requires_grad keywords reach torch
@@ -771,7 +824,8 @@ def _torch_function(torch: Any, name: str) -> Callable[..., Any]:
 
 def _builtin(name: str) -> Callable[..., Any]:
     functions: dict[str, Callable[..., Any]] = {"abs": abs, "min": min, "max": max, "float": float, "int": int,
-                                                "len": len, "sum": sum, "bool": bool, "round": round}  # fmt: skip
+                                                "len": len, "sum": sum, "bool": bool, "round": round,
+                                                "print": lambda *args, **kwargs: None}  # fmt: skip
     return functions[name]
 
 

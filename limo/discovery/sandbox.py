@@ -2,9 +2,10 @@
 
 Two levels, and the run records which one applied (`Confined.confinement`):
 
-- ``bubblewrap``: ``bwrap --unshare-all`` (no network, own PID / IPC / UTS namespaces), an empty root with
-  only the system directories, the Python installation and the paths the caller names mounted read-only,
-  the job folder the only writable place besides a private ``/tmp``; ``--die-with-parent``.
+- ``bubblewrap``: ``bwrap --unshare-all`` (no network, own PID / IPC / UTS namespaces), a read-only root
+  holding only the system directories, the Python installation and the paths the caller names (all
+  read-only); the job folder is the only writable place besides a private ``/tmp``; ``--die-with-parent``.
+  Home directories, credentials and the rest of the host filesystem do not exist inside.
 - ``rlimits``: where bubblewrap is missing or does not work (no user namespaces), the same command runs
   without namespaces. Filesystem and network are then *not* isolated by the OS; what keeps a proposal
   harmless there is that its code is never executed, only interpreted (`limo.discovery.language`).

@@ -117,15 +117,14 @@ def load_discovered_loss(archive: str | Path, name: str) -> tuple[Any, dict[str,
 
 
 def _pick(rows: list[dict[str, Any]], name: str, source: str) -> dict[str, Any]:
+    from limo.discovery.archive import best_rows
+
     base, _, generation = name.partition("@")
-    if base == "best":
-        matches = [r for r in rows if int(r["generation"]) > 0]
-    else:
-        matches = [r for r in rows if r.get("name") == base]
+    matches = [r for r in rows if (int(r["generation"]) > 0 if base == "best" else r.get("name") == base)]
     if generation:
         matches = [r for r in matches if str(r["generation"]) == generation]
-    if not matches:
+    best = best_rows(matches, 1, proposals_only=False)
+    if not best:
         names = sorted({str(r.get("name")) for r in rows})
         raise DataError(f"{source}: no valid objective named {name!r} (valid: {', '.join(names) or 'none'})")
-    return max(matches, key=lambda r: (float("-inf") if r.get("fitness") is None else float(r["fitness"]),
-                                       -int(r["generation"])))  # fmt: skip
+    return best[0]
