@@ -16,6 +16,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from eval.backends.openai import BackendUnavailableError
 from eval.records import DataError, sha256_file
 from limo.discovery import archive as archive_io
 from limo.discovery import build
@@ -29,13 +30,14 @@ from limo.discovery.loop import (
     locked,
     run_generations,
     score_seeds,
-)  # fmt: skip
+)
 from limo.discovery.report import write_report
 from limo.discovery.sandbox import SandboxUnavailable, resolve_confinement
 from limo.discovery.settings import DiscoverPaths, parse_discover_section
 
 log = logging.getLogger("limo.discover")
-EXPECTED_ERRORS = (DataError, ValueError, FileNotFoundError, SandboxUnavailable, WorkerError, OSError, ImportError)
+EXPECTED_ERRORS = (DataError, ValueError, FileNotFoundError, SandboxUnavailable, WorkerError, OSError, ImportError,
+                   BackendUnavailableError)  # fmt: skip
 
 
 def discover(cfg: DictConfig) -> LoopState:
@@ -67,6 +69,7 @@ def discover(cfg: DictConfig) -> LoopState:
             write_report(paths.root, state.rows, build.run_context(cfg, section, job, splits, confinement, None))
 
         proposer = build.build_proposer(section.proposer)  # before any work: a bad proposer config fails fast
+        section.generations = build.generation_count(section, proposer)
         score_seeds(runner, seeds, state, on_row)
         run_generations(runner, proposer, build.build_prompt_texts(section), section, state, on_row)
         context = build.run_context(cfg, section, job, splits, confinement, state.stopped_early)

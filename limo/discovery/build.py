@@ -45,6 +45,16 @@ def build_proposer(section: ProposerSection) -> Any:
     return build_backend(section.backend, **options)
 
 
+def generation_count(section: DiscoverSection, proposer: Any) -> int:
+    """``discover.generations``, or for a replay proposer left at null, the number of recorded proposals."""
+    if section.generations is not None:
+        return section.generations
+    if section.proposer.backend == "replay":
+        return len(proposer.rows)
+    raise ValueError(f"discover.generations=null is only for a replay proposer; set a number for "
+                     f"{section.proposer.backend}")  # fmt: skip
+
+
 def replay_proposer(path: str) -> Any:
     """A replay backend answering request ``proposal-<i>`` with row ``i`` (1-based) of ``path``.
 

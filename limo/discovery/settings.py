@@ -86,7 +86,9 @@ class SandboxSection:
 
 @dataclass
 class DiscoverSection:
-    generations: int = 10
+    """``generations``: proposals to ask for after the seed (null: every row of a replay file)."""
+
+    generations: int | None = None
     seed_archive: str = MISSING
     proposer: ProposerSection = field(default_factory=ProposerSection)
     prompt: PromptSection = field(default_factory=PromptSection)
@@ -107,7 +109,7 @@ def parse_discover_section(cfg: DictConfig) -> DiscoverSection:
     if section.sandbox.confinement not in CONFINEMENTS:
         raise ValueError(f"discover.sandbox.confinement={section.sandbox.confinement!r}: expected one of "
                          f"{', '.join(CONFINEMENTS)}")  # fmt: skip
-    if section.generations < 0:
+    if section.generations is not None and section.generations < 0:
         raise ValueError(f"discover.generations={section.generations}: must be >= 0")
     fractions = section.fitness.selection_fraction + section.fitness.test_fraction
     if not 0 < fractions < 1 or min(section.fitness.selection_fraction, section.fitness.test_fraction) <= 0:
