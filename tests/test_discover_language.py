@@ -277,3 +277,16 @@ def _parses(text: str) -> bool:
         return True
     except MalformedReply:
         return False
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "x = logits\nx += torch.ones_like(logits)[:2]\nreturn x",  # shape error in a statement, not an expression
+        "x = logits\nassert x.sum() > 1e9\nreturn x",
+        "a, b = logits\nreturn a",
+    ],
+)
+def test_errors_inside_statements_are_the_programs_errors(body):
+    with pytest.raises(InvalidProgram):
+        check_program(loss(body))(*batch(), beta=0.05)

@@ -77,3 +77,11 @@ def test_conversation_lists_the_archive_then_recent_proposals_with_feedback():
         "reply two", "Code not valid. Error: bad shape. Please generate the next one.",
         "reply three", "Fitness: 0.6000. Please generate the next one.",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["```python\n" + CODE + "\n```", "```\n" + CODE + "```", "\n    def f(a, b, c, d):\n        return a - b\n"],
+)
+def test_a_fence_or_indentation_around_the_code_is_removed(code):
+    assert parse_reply(json.dumps({"code": code})).code.strip() == CODE

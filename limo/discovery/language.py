@@ -513,7 +513,7 @@ class Interpreter:
         handler = getattr(self, f"_stmt_{type(node).__name__}", None)
         if handler is None:
             raise UnsafeProgram(f"{_where(node)}{type(node).__name__} is not allowed")
-        handler(node)
+        _guarded(handler, node)
 
     def _stmt_Assign(self, node: ast.Assign) -> None:  # noqa: N802
         value = self._expr(node.value)
@@ -593,18 +593,7 @@ class Interpreter:
         handler = getattr(self, f"_expr_{type(node).__name__}", None)
         if handler is None:
             raise UnsafeProgram(f"{_where(node)}{type(node).__name__} is not allowed")
-        try:
-            return _bounded(handler(node), node)
-        except (ProgramError, _Return, _Break, _Continue):
-            raise
-        except MemoryError:
-            raise ResourceLimit(f"{_where(node)}out of memory") from None
-        except RuntimeError as err:
-            if "allocate" in str(err):  # torch's allocator failing under the sandbox's address-space limit
-                raise ResourceLimit(f"{_where(node)}out of memory: {_first_line(err)}") from None
-            raise InvalidProgram(f"{_where(node)}{type(err).__name__}: {_first_line(err)}") from None
-        except Exception as err:  # torch and arithmetic errors: the program is wrong, not the loop
-            raise InvalidProgram(f"{_where(node)}{type(err).__name__}: {_first_line(err)}") from None
+        return _bounded(_guarded(handler, node), node)
 
     def _expr_Constant(self, node: ast.Constant) -> Any:  # noqa: N802
         return node.value
@@ -741,6 +730,22 @@ class Interpreter:
             raise InvalidProgram(f"{_where(node)}the truth value of a tensor with {value.numel()} elements is "
                                  "ambiguous (use torch.where)")  # fmt: skip
         return bool(value)
+
+
+def _guarded(handler: Callable[[Any], Any], node: ast.AST) -> Any:
+    """Run one statement or expression; any error in it becomes the program's error, never the loop's."""
+    try:
+        return handler(node)
+    except (ProgramError, _Return, _Break, _Continue):
+        raise
+    except MemoryError:
+        raise ResourceLimit(f"{_where(node)}out of memory") from None
+    except RuntimeError as err:
+        if "allocate" in str(err):  # torch's allocator failing under the sandbox's address-space limit
+            raise ResourceLimit(f"{_where(node)}out of memory: {_first_line(err)}") from None
+        raise InvalidProgram(f"{_where(node)}{type(err).__name__}: {_first_line(err)}") from None
+    except Exception as err:  # torch and arithmetic errors: the program is wrong, not the loop
+        raise InvalidProgram(f"{_where(node)}{type(err).__name__}: {_first_line(err)}") from None
 
 
 def _check_numeric(value: Any, node: ast.AST) -> None:

@@ -2,7 +2,8 @@
 
 As in the DiscoPOP paper, the proposer answers in JSON with ``thought``, ``name`` and ``code``. Replies are
 read leniently — the whole text, a fenced block, or the first JSON object found in prose; control
-characters inside strings (real newlines in ``code``) are accepted — but a reply with no JSON object, or
+characters inside strings (real newlines in ``code``) are accepted, a fence or common indentation around the
+code is removed — but a reply with no JSON object, or
 JSON without a string ``code``, is a `MalformedReply` with a reason that goes back to the proposer. Nothing
 here executes the code.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +28,7 @@ MAX_NAME_CHARS = 100
 MAX_THOUGHT_CHARS = 4_000
 MAX_JSON_STARTS = 50  # '{' positions tried when the reply is prose with JSON inside
 FENCE = re.compile(r"```(?:json|JSON)?\s*\n(.*?)```", re.DOTALL)
+CODE_FENCE = re.compile(r"```[A-Za-z]*\s*\n(.*?)\n?```", re.DOTALL)
 
 
 class MalformedReply(ValueError):
@@ -60,7 +63,13 @@ def parse_reply(text: str) -> Proposal:
     if not isinstance(chosen["code"], str) or not chosen["code"].strip():
         raise MalformedReply("the reply's 'code' field must be a non-empty string of Python code")
     return Proposal(_text_field(chosen, "name", MAX_NAME_CHARS), _text_field(chosen, "thought", MAX_THOUGHT_CHARS),
-                    chosen["code"])  # fmt: skip
+                    unwrap_code(chosen["code"]))  # fmt: skip
+
+
+def unwrap_code(code: str) -> str:
+    """The code without a markdown fence around it or a common indentation (both frequent in LLM replies)."""
+    fenced = CODE_FENCE.fullmatch(code.strip())
+    return textwrap.dedent(fenced.group(1) if fenced else code)
 
 
 def _text_field(obj: Mapping[str, Any], key: str, limit: int) -> str:

@@ -37,6 +37,10 @@ def run_job(job: dict[str, Any], out: Path) -> dict[str, Any]:
         return {"status": err.status, "reason": str(err), "phase": "validation"}
     except MemoryError:
         return {"status": "rejected_unsafe", "reason": "ran out of memory while validating", "phase": "validation"}
+    except Exception as err:  # noqa: BLE001 - e.g. backward() failing on the program's graph: the candidate's doing
+        traceback.print_exc()
+        return {"status": "invalid", "reason": f"validation failed: {type(err).__name__}: {err}"[:500],
+                "phase": "validation"}  # fmt: skip
     write_json(out / "validation.json", validation)
     if not job.get("fitness", True):
         return {"status": "valid", "reason": None, "phase": "validation"}

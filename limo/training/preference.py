@@ -126,8 +126,10 @@ def build_dpo_trainer(
 
     from limo.training.program_loss import program_trainer_class
 
-    extra = {"loss_program": loss_program} if loss_program is not None else {}
-    return (program_trainer_class() if loss_program is not None else DPOTrainer)(
+    trainer_class, extra = DPOTrainer, {}
+    if loss_program is not None:
+        trainer_class, extra = program_trainer_class(), {"loss_program": loss_program}
+    return trainer_class(
         model=model_path,
         args=dpo_config,
         train_dataset=dataset,
