@@ -43,6 +43,11 @@ def proposals(sentinel: Path) -> list[dict]:
         reply("save", f"torch.save(logits, '{s}')\nreturn -F.logsigmoid(beta * logits)"),
         reply("bomb", "x = logits\nfor i in range(8):\n    x = (x[:, None] * x[None, :]).flatten()\nreturn x"),
         reply("nan", "return torch.log(beta * logits)"),
+        reply("importlib", f"importlib.import_module('os').system('touch {s}')\nreturn logits", "import importlib\n"),
+        reply("getattr", f"getattr(torch, 'os').system('touch {s}')\nreturn -F.logsigmoid(beta * logits)"),
+        reply("write", f"open('{s}', 'w').write('x')\nreturn -F.logsigmoid(beta * logits)"),
+        reply("spin", "while True:\n    logits = logits + 0\nreturn -F.logsigmoid(beta * logits)"),
+        reply("huge", "x = torch.ones(100000, 100000)\nreturn -F.logsigmoid(beta * logits) + x.sum()"),
         {"text": json.dumps({"thought": "two functions", "name": "two",
                              "code": f"def a(x):\n    return x\n\ndef b({ARGS}):\n    return a(x)\n"})},
     ]  # fmt: skip
@@ -51,7 +56,9 @@ def proposals(sentinel: Path) -> list[dict]:
 EXPECTED = [  # (generation, name, status) of the archive rows
     (0, "dpo", "valid"), (1, "cell", "valid"), (2, "", "invalid"), (3, "shell", "rejected_unsafe"),
     (4, "dunder", "rejected_unsafe"), (5, "builtins", "rejected_unsafe"), (6, "save", "rejected_unsafe"),
-    (7, "bomb", "rejected_unsafe"), (8, "nan", "invalid"), (9, "two", "invalid"),
+    (7, "bomb", "rejected_unsafe"), (8, "nan", "invalid"), (9, "importlib", "rejected_unsafe"),
+    (10, "getattr", "rejected_unsafe"), (11, "write", "rejected_unsafe"), (12, "spin", "rejected_unsafe"),
+    (13, "huge", "rejected_unsafe"), (14, "two", "invalid"),
 ]  # fmt: skip
 
 
@@ -120,7 +127,7 @@ def test_loop_scores_valid_proposals_and_rejects_the_rest_with_reasons(finished,
     assert set(runtime_checked) == {"dpo", "cell", "bomb", "nan"}  # the rest never reached a process
     assert set(runtime_checked.values()) == {"bubblewrap" if bubblewrap_works() else "rlimits"}
     report = (finished / "discover" / "report.md").read_text()
-    assert "proposals read: 9 = 1 valid + 3 invalid + 5 rejected_unsafe" in report
+    assert "proposals read: 14 = 1 valid + 3 invalid + 10 rejected_unsafe" in report
     assert "| dpo |" in report and "### 1. cell (generation 1)" in report and "fitness.png" in report
     assert (finished / "discover" / "fitness.png").stat().st_size > 1000
 
@@ -257,3 +264,24 @@ def test_benchmark_accuracy_fitness_grades_the_trained_models_answers(tmp_path, 
     assert 0 < row["metrics"]["selection"]["benchmark_accuracy"] < 1 or 0 < expected < 1
     assert not list((out / "discover" / "candidates").glob("*/model"))  # the saved model is removed after scoring
     assert "benchmark math500" in (out / "discover" / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_program_that_passes_the_checker_but_runs_too_long_is_stopped_by_the_sandbox(tmp_path):
+    """Allowed operations only, within every interpreter limit, but ~1,000 quantiles of 2^20 elements per
+    random input: the worker's wall clock stops it while validating, so it counts as hostile."""
+    from limo.discovery.loop import CandidateRunner, run_worker
+    from limo.discovery.sandbox import Limits, python_paths
+    from limo.discovery.settings import DiscoverPaths
+
+    body = ("a = (logits[:, None] * logits[None, :]).flatten()\nb = (a[:, None] * a[None, :]).flatten()\n"
+            "c = (b[:, None] * a[None, :]).flatten()\nd = (c[:, None] * logits[None, :4]).flatten()\n"
+            "s = 0.0\nfor i in range(1000):\n    s = s + torch.quantile(d, 0.5)\n"
+            "return -F.logsigmoid(beta * logits) + 0 * s")  # fmt: skip
+    code = json.loads(reply("slow", body)["text"].split("\n", 1)[1])["code"]
+    job = {"beta": 0.05, "seed": 0, "validation_trials": 10, "fitness": False, "metric": "preference_accuracy"}
+    runner = CandidateRunner(DiscoverPaths(str(tmp_path)), job, Limits(20, 60, 4 << 30), "rlimits",
+                             tuple(python_paths()), {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})  # fmt: skip
+    result, confinement = run_worker(runner, tmp_path / "candidate", code)
+    assert result["status"] == "rejected_unsafe" and "wall-clock" in result["reason"], result
+    assert confinement == "rlimits" and not (tmp_path / "candidate" / "validation.json").exists()
