@@ -74,8 +74,11 @@ def assess_reply(runner: CandidateRunner, generation: int, text: str) -> dict[st
     return assess_proposal(runner, generation, "proposal", proposal)
 
 
-def assess_proposal(runner: CandidateRunner, generation: int, origin: str, proposal: Proposal) -> dict[str, Any]:
-    """Check in the parent (parsing only), then validate and score in a confined worker."""
+def assess_proposal(
+    runner: CandidateRunner, generation: int, origin: str, proposal: Proposal, tag: str = ""
+) -> dict[str, Any]:
+    """Check in the parent (parsing only), then validate and score in a confined worker (its folder is
+    ``candidates/g<generation>-<tag><name>``; seeds share generation 0 and get their index as ``tag``)."""
     common = {"generation": generation, "origin": origin, "thought": proposal.thought, "code": proposal.code}
     try:
         program = check_program(proposal.code)
@@ -83,7 +86,7 @@ def assess_proposal(runner: CandidateRunner, generation: int, origin: str, propo
         name = proposal.name or f"candidate_{generation}"
         return archive_io.make_row(**common, name=name, status=err.status, reason=str(err))
     name = proposal.name or program.name
-    folder = runner.paths.candidates / f"g{generation:04d}-{slug(name, 'candidate')}"
+    folder = runner.paths.candidates / f"g{generation:04d}-{tag}{slug(name, 'candidate')}"
     result, confined = run_worker(runner, folder, proposal.code)
     scores = result.get("scores") or {}
     metric = runner.job["metric"]
@@ -158,11 +161,11 @@ def load_seed_archive(path: str) -> list[Proposal]:
 def score_seeds(runner: CandidateRunner, seeds: Sequence[Proposal], state: LoopState, on_row) -> None:
     """Generation 0: every seed objective not yet in the archive, in file order."""
     done = {r["name"] for r in state.rows if r["generation"] == 0}
-    for seed in seeds:
+    for index, seed in enumerate(seeds):
         if seed.name in done:
             continue
         log.info("[discover] seed %s", seed.name)
-        on_row(assess_proposal(runner, 0, "seed", seed))
+        on_row(assess_proposal(runner, 0, "seed", seed, tag=f"s{index}-"))
 
 
 def run_generations(
