@@ -9,11 +9,11 @@ in the held-out batches.
 Scores, on each held-out split (``selection``: the fitness the proposer sees; ``test``: never shown to the
 proposer, reported so that selection on the fitness can be checked): with margin ``m = (policy - reference
 log-ratio of chosen) - (the same for rejected)`` per pair, ``preference_accuracy`` is the share of pairs with
-``m > 0`` and ``preference_margin`` the mean of ``m`` in nats. These suit a model
-too small to solve problems (the CPU demo); they measure what training changed, not raw likelihood, which the
-tiny model ranks by length. ``benchmark_accuracy`` (a real model, a GPU): the trained model is saved, answers
-each half of a held-out benchmark greedily through the ``hf`` backend, and `eval.grader` grades the answers;
-the saved model is deleted afterwards.
+``m > 0`` and ``preference_margin`` the mean of ``m`` in nats. These suit a model too small to solve problems
+(the CPU demo); they measure what training changed, not raw likelihood, which the tiny model ranks by length.
+``benchmark_accuracy`` (a real model, a GPU): the trained model is saved, answers each half of a held-out
+benchmark greedily through the ``hf`` backend, and `eval.grader` grades the answers; the saved model is
+deleted afterwards.
 """
 
 from __future__ import annotations
