@@ -157,7 +157,7 @@ def grade_answer(gold: str, pred: str, *, timeout_s: float = 2.0) -> Verdict:
         return _verdict("unparseable", pred, f"internal error: {type(exc).__name__}: {str(exc)[:200]}")
 
 
-def grade(gold: str, response: str, *, timeout_s: float = 2.0) -> Verdict:
+def grade(gold: str, response: str, *, timeout_s: float = 2.0, problem: str | None = None) -> Verdict:
     """Grade a full model response or a bare answer against `gold`.
 
     Args:
