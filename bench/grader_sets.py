@@ -234,7 +234,7 @@ def _matrix_array(gold: str) -> str | None:
 
 
 def _top_level_items(gold: str) -> list[str] | None:
-    if re.search(r"[()\[\]{}]|\\text", gold):
+    if re.search(r"[()\[\]{}]|\\text|\\!", gold) or re.fullmatch(r"\d{1,3}(?:,\d{3})+", gold.strip()):
         return None
     items = [s.strip() for s in gold.split(",")]
     return items if len(items) >= 2 and all(items) and all(re.search(r"\d", s) for s in items) else None

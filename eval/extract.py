@@ -21,16 +21,21 @@ from __future__ import annotations
 
 import re
 
+from eval.grading.normalize import repair_escapes
+
 MAX_SEARCH_CHARS = 50_000
 MAX_BARE_CHARS = 4_000  # a longer text is never a bare answer (the grader's answer limit)
 _MAX_JOIN_GAP = 60
 _BOX = re.compile(r"\\(?:boxed|fbox)\b")
 _SPECIAL_TOKENS = re.compile(r"<\|[^|>]{0,40}\|>|</?think>")
+# A chat template's turn markers: what follows the first one after some content is another turn.
+_TURN_TOKEN = re.compile(r"<\|(?:im_end|im_start|eot_id|end|endoftext|start_header_id|user|assistant)\|>|</s>")
 _MARKER = re.compile(
     r"final\s+answer\s*(?:is|:)|the\s+(?:final\s+)?answer\s+is|answer\s*:|#+\s*answer\b"
     r"|\banswer\b(?=\s*(?:\$|\\\[|\\\())",
     re.IGNORECASE,
 )
+_LABEL_PREFIX = re.compile(r"^\s*[A-Za-z][A-Za-z ]{0,40}:\s*(?=\$|\\\(|\\\[)")
 _HOPE = re.compile(r"\s*I hope (?:it|this) is correct\.?.*$", re.IGNORECASE | re.DOTALL)
 _MATH_SEGMENT = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
 _NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?(?:/\d+)?")
@@ -142,10 +147,13 @@ def _boxes(text: str) -> list[tuple[str, int, int]]:
 def _is_connector(gap: str) -> bool:
     if len(gap) > _MAX_JOIN_GAP or "\n\n" in gap or re.search(r"\.\s+[A-Z]", gap):
         return False
-    return bool(re.fullmatch(r"[\s,;$.:]*(?:\\quad|\\qquad|\\text\{[^{}]*\}|and|or|&|\\\\|[\s,;$:])*[\s,;$]*", gap))
+    return bool(
+        re.fullmatch(r"[\s,;$.:]*(?:\\quad|\\qquad|\\text\{[^{}]*\}|and|or|&|\\\\|\\[()\[\]]|[\s,;$:])*[\s,;$.]*", gap)
+    )
 
 
-def _from_boxes(text: str) -> str | None:
+def _from_boxes(text: str) -> tuple[str, int] | None:
+    """The last box (joined with the boxes just before it) and where it ends."""
     boxes = _boxes(text)
     if not boxes:
         return None
@@ -154,7 +162,7 @@ def _from_boxes(text: str) -> str | None:
         if not _is_connector(text[prev[2] : picked[0][1]]):
             break
         picked.insert(0, prev)
-    return ", ".join(b[0].strip() for b in picked)
+    return ", ".join(b[0].strip() for b in picked), boxes[-1][2]
 
 
 def _cut_sentence(tail: str) -> str:
@@ -165,16 +173,18 @@ def _cut_sentence(tail: str) -> str:
     return first.strip().strip("*").strip()
 
 
-def _from_marker(text: str) -> str | None:
+def _from_marker(text: str) -> tuple[str, int, bool] | None:
+    """The answer after the last marker, where the marker starts, and whether it says "final answer"."""
     last = None
     for m in _MARKER.finditer(text):
         last = m
     if last is None:
         return None
     tail = _cut_sentence(text[last.end() :])
-    if not tail:
+    answer = (_from_sentence(tail) if is_prose(tail) else tail) if tail else None
+    if not answer:
         return None
-    return _from_sentence(tail) if is_prose(tail) else tail
+    return answer, last.start(), "final" in last.group(0).lower()
 
 
 def is_prose(text: str) -> bool:
@@ -256,6 +266,36 @@ def _clean(answer: str) -> str:
     return answer
 
 
+def _cut_turns(text: str) -> str:
+    """Drop everything from the first turn marker that follows some content (a chat template's next turn)."""
+    for m in _TURN_TOKEN.finditer(text):
+        if _SPECIAL_TOKENS.sub("", text[: m.start()]).strip():
+            return text[: m.start()]
+    return text
+
+
+def _from_label(text: str) -> str | None:
+    """``The matrix: $...$``: a short label, a colon, then only mathematics."""
+    m = _LABEL_PREFIX.match(text)
+    if m is None or len(text) > MAX_BARE_CHARS:
+        return None
+    rest = text[m.end() :].strip().rstrip(".").strip()
+    whole = _MATH_SEGMENT.fullmatch(rest)
+    return next(g for g in whole.groups() if g is not None).strip() if whole else None
+
+
+def _looks_mathematical(answer: str) -> bool:
+    return len(answer.strip()) <= 2 or bool(re.search(r"[\d\\^_=+\-*/]", answer)) and not is_prose(answer)
+
+
+def _from_box_or_marker(text: str) -> str | None:
+    """The boxed answer, unless a "final answer" marker after the last box states a mathematical answer."""
+    boxed, marked = _from_boxes(text), _from_marker(text)
+    if boxed and marked and marked[2] and marked[1] > boxed[1] and _looks_mathematical(marked[0]):
+        return marked[0]
+    return boxed[0] if boxed else (marked[0] if marked else None)
+
+
 def extract_answer(text: str, *, fallback: bool = True) -> str | None:
     """The final answer in `text`, or None when it has none (see the module docstring for the policy).
 
@@ -268,11 +308,10 @@ def extract_answer(text: str, *, fallback: bool = True) -> str | None:
     """
     if not text or not text.strip():
         return None
-    text = _SPECIAL_TOKENS.sub(" ", text[-MAX_SEARCH_CHARS:])
-    for rule in (_from_boxes, _from_marker):
-        found = rule(text)
-        if found:
-            return _clean(found)
+    text = _SPECIAL_TOKENS.sub(" ", _cut_turns(repair_escapes(text[-MAX_SEARCH_CHARS:])))
+    found = _from_box_or_marker(text) or _from_label(text)
+    if found:
+        return _clean(found)
     if len(text) <= MAX_BARE_CHARS and not is_prose(text):
         return text.strip() or None
     return _from_sentence(_last_sentence(text)) or (_fallback(text) if fallback else None)

@@ -27,7 +27,8 @@ from tqdm import tqdm
 
 from eval.extract import extract_answer, is_prose
 from eval.grading.compare import equal
-from eval.grading.normalize import AnswerTooComplex, check_size, normalize
+from eval.grading.forms import choice_letters, decimal_commas, percent_as_fraction
+from eval.grading.normalize import AnswerTooComplex, check_size, normalize, repair_escapes
 from eval.grading.plain_parse import ParseError, as_text, parse_plain
 from eval.grading.timeouts import SymbolicWorker, WorkerTimeout
 
@@ -113,7 +114,10 @@ def _compare_one(gold: str, pred: str, timeout_s: float) -> Verdict:
         return _verdict("correct", pred, "normalised strings equal")
     check_size(gold)
     check_size(pred)
-    g_norm, p_norm = normalize(gold), normalize(pred)
+    letters = choice_letters(gold, pred)
+    if letters:
+        return _verdict("correct" if letters[0] == letters[1] else "incorrect", pred, "choice letters compared")
+    g_norm, p_norm = decimal_commas(normalize(gold), normalize(pred))
     if g_norm.replace(" ", "") == p_norm.replace(" ", ""):
         return _verdict("correct", pred, "normalised forms equal")
     g_text, p_text = as_text(g_norm), as_text(p_norm)
@@ -132,6 +136,7 @@ def _compare_one(gold: str, pred: str, timeout_s: float) -> Verdict:
 
 def _decide(gold: str, pred: str, timeout_s: float) -> Verdict:
     """Compare `pred` with every accepted form of `gold`; the first correct one wins."""
+    gold, pred = repair_escapes(gold), repair_escapes(pred)
     verdicts = []
     for form in _gold_answers(gold):
         try:
@@ -141,7 +146,19 @@ def _decide(gold: str, pred: str, timeout_s: float) -> Verdict:
         if verdict.correct:
             return verdict
         verdicts.append(verdict)
+    percent = _percent_verdict(gold, pred, timeout_s)
+    if percent is not None and percent.correct:
+        return percent
     return next((v for v in verdicts if v.status == "incorrect"), verdicts[0])
+
+
+def _percent_verdict(gold: str, pred: str, timeout_s: float) -> Verdict | None:
+    """``10\\%`` against ``0.1``: when exactly one side is a percentage, its value over 100."""
+    g_frac, p_frac = percent_as_fraction(gold), percent_as_fraction(pred)
+    if (g_frac is None) == (p_frac is None):
+        return None
+    verdict = _compare_one(g_frac or gold, p_frac or pred, timeout_s)
+    return _verdict(verdict.status, pred, "percentage as a fraction: " + verdict.reason)
 
 
 def verify(gold: str, pred: str, *, timeout_s: float = 2.0) -> bool:

@@ -120,6 +120,12 @@ def _sequence(name: str) -> type:
     return sympy.Function(name)
 
 
+def _binary(op: str, a: sympy.Basic, b: sympy.Basic) -> sympy.Basic:
+    if op == "mod":  # ``23 \\bmod 7``; symbolic operands stay an unevaluated remainder
+        return sympy.Mod(a, b)
+    return a * b if op == "*" else a / b
+
+
 def _is_name(v: Value) -> bool:
     return isinstance(v, Scalar) and isinstance(v.expr, sympy.Symbol)
 
@@ -176,21 +182,41 @@ class _Parser:
             if self.peek()[0] == "end" or self.at_op(*_CLOSERS):
                 break
             items.append(self.parse_relation())
+        if len(items) > 1:  # ``\\pm 3, \\pm 2`` lists four values
+            items = [v for item in items for v in (item.items if isinstance(item, Seq) and item.kind == "pm" else (item,))]
         return items
 
     def parse_relation(self) -> Value:
-        operands, ops = [self.parse_union()], []
+        operands, ops = [self.parse_ratio()], []
         while self.peek()[0] == "op" and self.peek()[1] in _RELOPS:
             ops.append("=" if self.take()[1] == "==" else self.peek(-1)[1])
-            operands.append(self.parse_union())
+            operands.append(self.parse_ratio())
         if len(operands) > 2 and set(ops) == {"="} and all(_is_name(o) for o in operands[:-1]):
             # ``x = y = 0`` names several variables with one value: the pair ``(x, y) = (0, 0)``.
             names = tuple(operands[:-1])
             return Relation("=", Seq("tuple", names), Seq("tuple", (operands[-1],) * len(names)))
+        if len(operands) > 2 and set(ops) == {"="}:
+            # ``z = 1 + 3 = 4`` works its way to a value: the first side and the last one are the answer.
+            return Relation("=", operands[0], operands[-1])
         lhs = operands[0]
         for op, rhs in zip(ops, operands[1:], strict=True):
             lhs = Relation(op, lhs, rhs)
         return lhs
+
+    def parse_ratio(self) -> Value:
+        """``a : b`` is the number a/b; ``a : b : c`` the tuple (1, b/a, c/a), so proportional ratios agree."""
+        parts = [self.parse_union()]
+        while self.at_op(":"):
+            self.take()
+            parts.append(self.parse_union())
+        if len(parts) == 1:
+            return parts[0]
+        exprs = [_as_scalar(p).expr for p in parts]
+        if any(e == 0 for e in exprs):
+            raise ParseError("a ratio with a zero part")
+        if len(exprs) == 2:
+            return Scalar(_guard(exprs[0] / exprs[1]), self.approx)
+        return Seq("tuple", tuple(Scalar(_guard(e / exprs[0]), self.approx) for e in exprs), "(", ")")
 
     def parse_union(self) -> Value:
         parts = [self.parse_sum()]
@@ -204,13 +230,13 @@ class _Parser:
         if self.at_op("±", "∓"):
             self.take()
             value = _as_scalar(self.parse_term()).expr
-            return Seq("set", (Scalar(value, self.approx), Scalar(-value, self.approx)))
+            return Seq("pm", (Scalar(value, self.approx), Scalar(-value, self.approx)))
         left = self.parse_term()
         while self.at_op("+", "-", "±", "∓"):
             op = self.take()[1]
             a, b = _as_scalar(left).expr, _as_scalar(self.parse_term()).expr
             if op in "±∓":
-                return Seq("set", (Scalar(_guard(a + b), self.approx), Scalar(_guard(a - b), self.approx)))
+                return Seq("pm", (Scalar(_guard(a + b), self.approx), Scalar(_guard(a - b), self.approx)))
             left = Scalar(_guard(a + b if op == "+" else a - b), self.approx)
         return left
 
@@ -221,12 +247,12 @@ class _Parser:
 
     def parse_term(self) -> Value:
         left = self.parse_unary()
-        while self.at_op("*", "/") or self.starts_implicit_factor():
-            op = self.take()[1] if self.at_op("*", "/") else "*"
+        while self.at_op("*", "/") or self.peek() == ("name", "mod") or self.starts_implicit_factor():
+            op = self.take()[1] if self.at_op("*", "/") or self.peek() == ("name", "mod") else "*"
             a, b = _as_scalar(left).expr, _as_scalar(self.parse_unary()).expr
-            if op == "/" and b == 0:
+            if op in {"/", "mod"} and b == 0:
                 raise ParseError("division by zero")
-            left = Scalar(_guard(a * b if op == "*" else a / b), self.approx)
+            left = Scalar(_guard(_binary(op, a, b)), self.approx)
         return left
 
     def parse_unary(self) -> Value:
