@@ -40,7 +40,7 @@ _HOPE = re.compile(r"\s*I hope (?:it|this) is correct\.?.*$", re.IGNORECASE | re
 _MATH_SEGMENT = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
 _NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?(?:/\d+)?")
 _VERB = re.compile(
-    r"\b(?:(?:is|are) (?:equal|equivalent) to|(?:is|are) given by|equals|is|are|was|were|be|gives|get|has|have"
+    r"\b(?:(?:is|are) (?:equal|equivalent|congruent) to|(?:is|are) given by|equals|is|are|was|were|be|gives|get|has|have"
     r"|results? in|yields?)\b\s+|=\s*",
     re.IGNORECASE,
 )
@@ -48,17 +48,50 @@ _VERB = re.compile(
 _TRAILING_CLAUSE = re.compile(
     r",?\s+\b(?:which (?:is|occurs|happens)|where|achieved|attained|obtained|occurring|since|because|when"
     r"|with equality|for all|for any|for every|if and only if|and (?:it|this|that|these|so|hence|thus)"
-    r"|so that|which means)\b.*$",
+    r"|so that|which means|as an expression of|as a function of|in terms of|modulo)\b.*$",
     re.IGNORECASE | re.DOTALL,
 )
 _MAIN_VERB = re.compile(r"(?<!which )(?<!that )(?<!who )\b(?:is|are|equals|was|were)\b", re.IGNORECASE)
 # Filler between a verb and its value: "is always 0", "is the interval [-1, 1]", "is the ordered pair (1, 2)".
 _ADVERB = re.compile(
-    r"^\s*(?:(?:always|only|exactly|just|precisely|simply|the|interval|set|value|number|ordered|pair|point)\s+)+",
+    r"^\s*(?:(?:always|only|exactly|just|precisely|simply|approximately|about|roughly|the|interval|set|value"
+    r"|number|ordered|pair|point|expression|formula|result|quantity|total|sum|product|answer)\s+)+",
     re.IGNORECASE,
 )
 _THERE_ARE = re.compile(r"^\s*there (?:are|is|exist|exists) (?:exactly |only |a total of )?", re.IGNORECASE)
 _YES_NO = re.compile(r"^\s*\**(yes|no)\b\s*[,.;:!]", re.IGNORECASE)
+_COUNT_QUESTION = re.compile(r"\bhow (?:many|often)\b|\bnumber of\b|\bcount\b", re.IGNORECASE)
+_QUANTIFIED = re.compile(r"^\s*(?:at (?:least|most)|exactly|precisely)\s+([\w.]+)\b(?!\s*[-+*/^=<>])", re.IGNORECASE)
+_ALL_OF_N = re.compile(r"\ball (?:of )?(?:the )?(?:first )?(\d+)\b(?!\s*[-+*/^=<>])", re.IGNORECASE)
+_DENIED_COUNT = re.compile(r"\bthere (?:are|is|exist|exists) no\b|\b(?:has|have) no\b", re.IGNORECASE)
+_HAS_NUMBER = re.compile(r"\d|\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten)\b", re.IGNORECASE)
+# "... a total of $S$ times as an expression of $n$." (not "The value in terms of $n$ is ...").
+_ASIDE = re.compile(
+    r",?\s+\b(?:as an expression of|as a function of|in terms of)\b(?!.*\b(?:is|are|equals)\b).*$",
+    re.IGNORECASE | re.DOTALL,
+)
+_NUMBER_WORDS = {
+    "zero": "0",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+    "ten": "10",
+}
+_WORDED_OPERATORS = (
+    (re.compile(r"(?<=[\w)])\s+factorial\b", re.I), "!"),
+    (re.compile(r"(?<=[\w)])\s+squared\b", re.I), "^2"),
+    (re.compile(r"(?<=[\w)])\s+cubed\b", re.I), "^3"),
+)
+# A number as written in prose: currency, thousands separators, a decimal comma, a unit after it.
+_PROSE_NUMBER = re.compile(
+    r"(?<![\w^_.,/\\])[$€£]?(-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:[.,]\d+)?)(?![\d^_]|[.,]\d)"
+)
 _ENGLISH_2 = {
     "is",
     "of",
@@ -207,10 +240,19 @@ def _last_sentence(text: str) -> str:
     return parts[-1] if parts else text
 
 
+def _is_math_word(tail: str, word: re.Match[str]) -> bool:
+    """A short word between operators is a product of variables (``xy`` in ``- xy - yz``), not prose."""
+    if word.group(0).lower() in _MATH_WORDS:
+        return True
+    before, after = tail[: word.start()].rstrip()[-1:], tail[word.end() :].lstrip()[:1]
+    return len(word.group(0)) <= 3 and word.group(0).islower() and (before in "+-*/^(=" or after in "+-*/^)=")
+
+
 def _cut_at_word(tail: str) -> str:
-    words = list(_WORD.finditer(tail))
-    for w in words:
-        if w.group(0).lower() not in _MATH_WORDS:
+    for pattern, symbol in _WORDED_OPERATORS:
+        tail = pattern.sub(symbol, tail)
+    for w in _WORD.finditer(tail):
+        if not _is_math_word(tail, w):
             return tail[: w.start()].strip().rstrip(",;:").strip()
     return tail.strip()
 
@@ -219,30 +261,96 @@ def _all_math(tail: str) -> bool:
     return bool(tail.strip()) and _cut_at_word(tail) == tail.strip()
 
 
-def _from_sentence(sentence: str) -> str | None:
+def _digits(word: str) -> str:
+    return _NUMBER_WORDS.get(word.lower(), word)
+
+
+def _counted(sentence: str, problem: str | None) -> str | None:
+    """Counts stated in words: "There are no ..." (0), "At most two of ...", "for all 900 values"."""
+    counting = problem is None or bool(_COUNT_QUESTION.search(problem))
+    there = _THERE_ARE.match(sentence)
+    if there and re.match(r"no\b", sentence[there.end() :], re.IGNORECASE):
+        return "0" if counting else None  # "There are no such pairs": a count of zero, if a count was asked
+    quantified = _QUANTIFIED.match(sentence)
+    if quantified and re.fullmatch(r"\d+", _digits(quantified.group(1))):
+        return _digits(quantified.group(1))
+    if there:
+        value = _cut_at_word(sentence[there.end() :])
+        return value if value and re.search(r"\d", value) else None
+    every = _ALL_OF_N.search(sentence)
+    return every.group(1) if every and counting else None
+
+
+def _denies_count(sentence: str) -> bool:
+    """ "X has no Y" as the main statement (not inside "... that have no two successive numbers")."""
+    denied = _DENIED_COUNT.search(sentence)
+    return bool(denied) and not re.search(r"\b(?:that|which|who|whose|where)\b", sentence[: denied.start()], re.I)
+
+
+def _novel_number(sentence: str, problem: str | None) -> str | None:
+    """The one number of the sentence (one the problem does not mention, when the problem is known)."""
+    plain = _MATH_SEGMENT.sub(lambda m: m.group(0).strip("$"), sentence)
+    numbers = [  # not a bound: "for x, y > 0", "greater than 0"
+        m.group(1) for m in _PROSE_NUMBER.finditer(plain) if not _BOUND_BEFORE.search(plain[: m.start()].rstrip())
+    ]
+    if problem is not None:
+        given = {m.group(1).replace(",", "") for m in _PROSE_NUMBER.finditer(problem)}
+        numbers = [n for n in numbers if n.replace(",", "") not in given]
+    distinct = list(dict.fromkeys(numbers))
+    return distinct[0] if len(distinct) == 1 else None
+
+
+def _clauses(sentence: str) -> list[str]:
+    """The sentence cut after its main verb: at the first "is"/"are", then at the last one (the first may sit
+    in a relative clause: "The probability that no two trees are adjacent ... is approximately 35.71%")."""
+    sentence = _ASIDE.sub("", sentence)
+    verbs = list(_MAIN_VERB.finditer(sentence))
+    clauses = []
+    for verb in verbs[:1] + verbs[-1:]:
+        head, tail = sentence[: verb.end()], sentence[verb.end() :]
+        clauses.append(head + " " + (_TRAILING_CLAUSE.sub("", tail).strip().rstrip(".,;").strip() or tail))
+    return list(dict.fromkeys(clauses)) or [sentence]
+
+
+def _from_sentence(sentence: str, problem: str | None = None) -> str | None:
     yes_no = _YES_NO.match(sentence)
     if yes_no:
         return yes_no.group(1).capitalize()
-    main_verb = _MAIN_VERB.search(sentence)  # explanatory clauses are cut only after the main verb
-    if main_verb:
-        head, tail = sentence[: main_verb.end()], sentence[main_verb.end() :]
-        sentence = head + " " + (_TRAILING_CLAUSE.sub("", tail).strip().rstrip(".,;").strip() or tail)
-    there = _THERE_ARE.match(sentence)
-    if there and re.match(r"no\b", sentence[there.end() :], re.IGNORECASE):
-        return "0"  # "There are no such pairs": a count of zero
-    if there:
-        value = _cut_at_word(sentence[there.end() :])
-        if value and re.search(r"\d", value):
+    for clause in _clauses(sentence):
+        if _THERE_ARE.match(clause) or _QUANTIFIED.match(clause) or _ALL_OF_N.search(clause):
+            counted = _counted(clause, problem)
+            if counted or _THERE_ARE.match(clause):
+                return counted
+        elif problem is not None and _COUNT_QUESTION.search(problem) and _denies_count(clause):
+            return "0"  # "The polynomial has no roots with multiplicity greater than 1"
+        value = _stated_value(clause)
+        if value:
             return value
+    return _novel_number(sentence, problem)
+
+
+def _segment_run(sentence: str, segments: list[re.Match[str]]) -> str | None:
+    """``are \\(a = 3\\), \\(b = -7\\), and \\(c = 4\\)``: math segments right after a verb, joined."""
+    run = [segments[-1]]
+    for prev in reversed(segments[:-1]):
+        if not re.fullmatch(r"[\s,]*(?:and|or)?[\s,]*", sentence[prev.end() : run[0].start()]):
+            break
+        run.insert(0, prev)
+    if len(run) < 2 or not re.search(r"\b(?:is|are|be|was|were|equals?)\s*$", sentence[: run[0].start()]):
+        return None
+    return ", ".join(next(g for g in m.groups() if g is not None).strip() for m in run)
+
+
+def _stated_value(sentence: str) -> str | None:
     segments = list(_MATH_SEGMENT.finditer(sentence))
     verbs = [v for v in _VERB.finditer(sentence) if not segments or v.start() > segments[-1].end()]
-    if segments and not (verbs and re.search(r"\d", sentence[verbs[-1].end() :])):
-        return next(g for g in segments[-1].groups() if g is not None).strip()
+    if segments and not (verbs and _HAS_NUMBER.search(sentence[verbs[-1].end() :])):
+        return _segment_run(sentence, segments) or next(g for g in segments[-1].groups() if g is not None).strip()
     # The first verb after which only mathematics follows ("are a = 3 and b = -4"), else the last verb.
     for verb in [v for v in verbs if _all_math(sentence[v.end() :])][:1] + list(reversed(verbs)):
         value = _cut_at_word(_ADVERB.sub("", sentence[verb.end() :]))
         if value and re.search(r"[\dA-Za-z(]", value):
-            return value
+            return _digits(value)
     return None
 
 
@@ -285,7 +393,8 @@ def _from_label(text: str) -> str | None:
 
 
 def _looks_mathematical(answer: str) -> bool:
-    return len(answer.strip()) <= 2 or bool(re.search(r"[\d\\^_=+\-*/]", answer)) and not is_prose(answer)
+    answer = _clean(answer)
+    return len(answer) <= 2 or bool(re.search(r"[\d\\^_=+\-*/]", answer)) and not is_prose(answer)
 
 
 def _from_box_or_marker(text: str) -> str | None:
@@ -296,12 +405,14 @@ def _from_box_or_marker(text: str) -> str | None:
     return boxed[0] if boxed else (marked[0] if marked else None)
 
 
-def extract_answer(text: str, *, fallback: bool = True) -> str | None:
+def extract_answer(text: str, *, fallback: bool = True, problem: str | None = None) -> str | None:
     """The final answer in `text`, or None when it has none (see the module docstring for the policy).
 
     Args:
         text: A full model response, a solution, a sentence or a bare answer.
         fallback: Apply rule 5 (last math segment or number); the grader turns it off for golds.
+        problem: The problem text, when known: "There are no ..." is a count of zero only when the
+            problem asks a count, and a summary sentence's answer is a number the problem does not mention.
 
     Returns:
         The answer as written (LaTeX or plain), without surrounding ``$`` or box.
@@ -314,4 +425,4 @@ def extract_answer(text: str, *, fallback: bool = True) -> str | None:
         return _clean(found)
     if len(text) <= MAX_BARE_CHARS and not is_prose(text):
         return text.strip() or None
-    return _from_sentence(_last_sentence(text)) or (_fallback(text) if fallback else None)
+    return _from_sentence(_last_sentence(text), problem) or (_fallback(text) if fallback else None)

@@ -30,6 +30,8 @@ from eval.grading.compare import equal
 from eval.grading.forms import choice_letters, decimal_commas, percent_as_fraction
 from eval.grading.normalize import AnswerTooComplex, check_size, normalize, repair_escapes
 from eval.grading.plain_parse import ParseError, as_text, parse_plain
+from eval.grading.statements import gold_kind
+from eval.grading.statements import judge as judge_statement
 from eval.grading.timeouts import SymbolicWorker, WorkerTimeout
 
 STATUSES = ("correct", "incorrect", "no_answer", "unparseable", "timeout")
@@ -42,10 +44,6 @@ _GOLD_REMARK = re.compile(r"^(.+?)\s*\((?:i\.e\.|that is|no |none )[^()]*\)\s*$"
 _GOLD_ONLY_VALUE = re.compile(r"^(.+?)\s+is the only possible value$", re.IGNORECASE)
 # A value followed only by a noun ("98 values", "2 inequalities", "n times"): the value.
 _GOLD_COUNTED = re.compile(r"^(-?[\w/^.+\-()]+?)\s+(?!and\b|or\b)[A-Za-z][A-Za-z\- ]*$")
-_MAX_STATEMENT_CHARS = 600
-_STOPWORDS = {"the", "a", "an", "is", "are", "it", "be", "of", "such", "that", "this", "there", "to", "for", "in"}
-_NEGATIONS = {"not", "no", "never", "cannot", "can't", "isn't", "aren't", "doesn't", "don't", "neither", "nor", "none"}
-_GOLD_YES_NO = re.compile(r"^(yes|no)\s*[,.;]", re.IGNORECASE)
 _LATEX_COMMAND = re.compile(r"\\[a-zA-Z]+")
 _WORKER = SymbolicWorker()
 
@@ -76,7 +74,7 @@ def _verdict(status: str, extracted: str | None, reason: str) -> Verdict:
 
 def _gold_core(gold: str) -> str:
     """The value in a CHAMP-style gold remark ("3 is the only possible value", "100 (i.e., all values)")."""
-    for pattern in (_GOLD_REMARK, _GOLD_ONLY_VALUE, _GOLD_YES_NO):
+    for pattern in (_GOLD_REMARK, _GOLD_ONLY_VALUE):
         m = pattern.match(gold.strip())
         if m:
             return m.group(1).strip()
@@ -181,12 +179,16 @@ def grade(gold: str, response: str, *, timeout_s: float = 2.0, problem: str | No
         gold: The gold answer (bare, a sentence, or a solution with a boxed answer).
         response: A model output or a bare answer.
         timeout_s: Hard limit for the slow symbolic path.
+        problem: The problem text, where the caller has it: a summary sentence that answers a yes/no or
+            existence question without saying "yes" or "no" is judged against it (`eval.grading.statements`).
 
     Returns:
         A `Verdict`; never raises.
     """
     try:
-        extracted = extract_answer(response)
+        gold, response = repair_escapes(gold), repair_escapes(response)
+        extracted = extract_answer(response, problem=problem)
+        statement = judge_statement(gold, response, problem)
     except Exception as exc:
         return _verdict("unparseable", None, f"extraction error: {type(exc).__name__}")
     verdict = (
@@ -194,38 +196,9 @@ def grade(gold: str, response: str, *, timeout_s: float = 2.0, problem: str | No
         if extracted is None
         else grade_answer(gold, extracted, timeout_s=timeout_s)
     )
-    if not verdict.correct and _states_text_gold(gold, response):
-        return _verdict("correct", extracted, "the sentence states the worded gold")
+    if statement is not None and statement[0] != verdict.correct and (statement[0] or gold_kind(gold) == "yesno"):
+        return _verdict("correct" if statement[0] else "incorrect", extracted, statement[1])
     return verdict
-
-
-def _states_text_gold(gold: str, response: str) -> bool:
-    """Whether a one-sentence response states a worded gold ("No integer solutions", "It is not possible").
-
-    The gold's content words must appear in order; a negation in the response that the gold lacks
-    ("is not monotonically increasing") refuses. Only short responses (summary sentences) qualify: in a
-    long solution the words also appear while options are being weighed.
-    """
-    words = _content_words(_gold_core(gold))
-    if len(words) < 2 or min(map(len, words)) < 2 or len(response) > _MAX_STATEMENT_CHARS:
-        return False
-    if not re.fullmatch(r"[A-Za-z ,.'-]+", gold.strip()):
-        return False
-    said = _content_words(response)
-    extra_negations = (set(said) & _NEGATIONS) - set(words)
-    if extra_negations and not set(words) & _NEGATIONS:
-        return False
-    position = 0
-    for word in words:
-        try:
-            position = said.index(word, position) + 1
-        except ValueError:
-            return False
-    return True
-
-
-def _content_words(text: str) -> list[str]:
-    return [w for w in re.findall(r"[a-z]+(?:'t)?", text.lower()) if w not in _STOPWORDS]
 
 
 def _grade_pair(args: tuple[str, str, float]) -> Verdict:

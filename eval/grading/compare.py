@@ -31,6 +31,8 @@ _POINTS = (
     sympy.Rational(2203, 6427),
 )
 _INTEGER_POINTS = tuple(sympy.Integer(n) for n in (4, 7, 11, 6, 9))  # sums are compared at n = 4, 7, 11
+_STEP_FUNCTIONS = (sympy.floor, sympy.ceiling, sympy.Mod, sympy.sign)
+_STEP_SCALE = sympy.Integer(37)
 _FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "!=": "!="}
 
 Outcome = tuple[bool, str]
@@ -50,10 +52,13 @@ def _point_sets(a: sympy.Basic, b: sympy.Basic) -> list[dict[sympy.Basic, sympy.
         return [{}]
     big = _has_big_operator(a, b)
     counters = _bound_symbols(a) | _bound_symbols(b) if big else set()
-    return [
+    sets = [
         {s: (_INTEGER_POINTS if s in counters else _POINTS)[(i + shift) % len(_POINTS)] for i, s in enumerate(symbols)}
         for shift in ((0, 1, 2) if big else (0, 2))
     ]
+    if a.has(*_STEP_FUNCTIONS) or b.has(*_STEP_FUNCTIONS):  # constant between jumps: small points can coincide
+        sets += [{s: p * _STEP_SCALE for s, p in point.items()} for point in sets]
+    return sets
 
 
 def _bound_symbols(expr: sympy.Basic) -> set[sympy.Basic]:
@@ -151,7 +156,9 @@ def _strip_lhs(v: Value) -> Value:
 
 
 def _is_assignment(v: Value) -> bool:
-    return isinstance(v, Relation) and v.op == "=" and isinstance(v.lhs, Scalar) and isinstance(v.lhs.expr, sympy.Symbol)
+    return (
+        isinstance(v, Relation) and v.op == "=" and isinstance(v.lhs, Scalar) and isinstance(v.lhs.expr, sympy.Symbol)
+    )
 
 
 def _grouped_assignments(items: tuple[Value, ...]) -> tuple[Value, ...]:
@@ -306,7 +313,12 @@ def _relation_cases(gold: Value, pred: Value) -> Outcome:
         stripped = _strip_lhs(gold)
         if stripped is not gold:
             return equal(stripped, pred)
-        if gold.op == "=" and _names_quantity(gold.lhs) and isinstance(gold.rhs, Scalar) and not gold.rhs.expr.free_symbols:
+        if (
+            gold.op == "="
+            and _names_quantity(gold.lhs)
+            and isinstance(gold.rhs, Scalar)
+            and not gold.rhs.expr.free_symbols
+        ):
             return equal(gold.rhs, pred)  # ``|PQ| = 4`` answered with ``4``
         return False, "gold is a relation"
     assert isinstance(pred, Relation)

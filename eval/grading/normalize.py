@@ -85,6 +85,7 @@ _SYMBOLS = {
     "in": "=",
     "approx": "=",
     "bmod": " mod ",
+    "mod": " mod ",
     "dots": "...",
     "ldots": "...",
     "cdots": "...",

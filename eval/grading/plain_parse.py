@@ -183,7 +183,9 @@ class _Parser:
                 break
             items.append(self.parse_relation())
         if len(items) > 1:  # ``\\pm 3, \\pm 2`` lists four values
-            items = [v for item in items for v in (item.items if isinstance(item, Seq) and item.kind == "pm" else (item,))]
+            items = [
+                v for item in items for v in (item.items if isinstance(item, Seq) and item.kind == "pm" else (item,))
+            ]
         return items
 
     def parse_relation(self) -> Value:
