@@ -182,7 +182,9 @@ def _near_miss(gold: str) -> str | None:
 
 
 def _interval(problem: str, gold: str) -> tuple[str, str, str, str] | None:
-    m = re.fullmatch(r"\s*(?:\\left)?\s*([\[(])\s*([^,\[\]()]+?)\s*,\s*([^,\[\]()]+?)\s*(?:\\right)?\s*([\])])\s*", gold)
+    m = re.fullmatch(
+        r"\s*(?:\\left)?\s*([\[(])\s*([^,\[\]()]+?)\s*,\s*([^,\[\]()]+?)\s*(?:\\right)?\s*([\])])\s*", gold
+    )
     if not m or not re.search(r"interval|range|domain|values of", problem, re.IGNORECASE):
         return None
     if "\\infty" in m.group(2) and "\\infty" in m.group(3):
@@ -278,7 +280,9 @@ WRAPPINGS: dict[str, Callable[[str], str]] = {
     "final_answer_hope": lambda g: f"Final Answer: The final answer is ${g}$. I hope it is correct.",
     "chat_tail": lambda g: f"So the answer is $\\boxed{{{g}}}$.<|im_end|>\n<|im_start|>user\nThanks! Now try 17.",
     "prose_prefix": lambda g: f"The result: ${g}$",
-    "late_marker": lambda g: f"One case alone gives $\\boxed{{0}}$.\n\nCombining all cases, the final answer is ${g}$.",
+    "late_marker": lambda g: (
+        f"One case alone gives $\\boxed{{0}}$.\n\nCombining all cases, the final answer is ${g}$."
+    ),
     "display_boxed": lambda g: f"Therefore\n\\[\n\\boxed{{{g}}}\n\\]",
     "gold_sentence": lambda g: f"the answer is ${g}$",
 }
@@ -312,7 +316,10 @@ def _style_rows(rng: random.Random, source: str, r: dict) -> Iterator[Row]:
             yield row(style, gold, cand, label)
             if style == "thousands_bang":
                 yield row("gold_thousands", cand, gold, True)
-    for style, rewrite_problem in (("interval_inequality", _interval_as_inequality), ("interval_flip", _interval_flipped)):
+    for style, rewrite_problem in (
+        ("interval_inequality", _interval_as_inequality),
+        ("interval_flip", _interval_flipped),
+    ):
         cand = rewrite_problem(problem, gold)
         if cand:
             yield row(style, gold, cand, style == "interval_inequality")

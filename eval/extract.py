@@ -90,7 +90,7 @@ _WORDED_OPERATORS = (
 )
 # A number as written in prose: currency, thousands separators, a decimal comma, a unit after it.
 _PROSE_NUMBER = re.compile(
-    r"(?<![\w^_.,/\\])[$€£]?(-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:[.,]\d+)?)(?![\d^_]|[.,]\d)"
+    r"(?<![\w^_.,/\\])(?<![A-Za-z]-)[$€£]?(-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:[.,]\d+)?)(?![\d^_]|[.,]\d)"
 )
 _ENGLISH_2 = {
     "is",
@@ -289,9 +289,13 @@ def _denies_count(sentence: str) -> bool:
 
 def _novel_number(sentence: str, problem: str | None) -> str | None:
     """The one number of the sentence (one the problem does not mention, when the problem is known)."""
+    if re.search(r"['\"`]|__|/\w+/", sentence):  # quoted text, code or a path: not a statement of a value
+        return None
     plain = _MATH_SEGMENT.sub(lambda m: m.group(0).strip("$"), sentence)
     numbers = [  # not a bound: "for x, y > 0", "greater than 0"
-        m.group(1) for m in _PROSE_NUMBER.finditer(plain) if not _BOUND_BEFORE.search(plain[: m.start()].rstrip())
+        m.group(1)
+        for m in _PROSE_NUMBER.finditer(plain)
+        if not _BOUND_BEFORE.search(plain[max(0, m.start() - 40) : m.start()].rstrip())
     ]
     if problem is not None:
         given = {m.group(1).replace(",", "") for m in _PROSE_NUMBER.finditer(problem)}
@@ -312,7 +316,7 @@ def _clauses(sentence: str) -> list[str]:
     return list(dict.fromkeys(clauses)) or [sentence]
 
 
-def _from_sentence(sentence: str, problem: str | None = None) -> str | None:
+def _from_sentence(sentence: str, problem: str | None = None, guess: bool = True) -> str | None:
     yes_no = _YES_NO.match(sentence)
     if yes_no:
         return yes_no.group(1).capitalize()
@@ -326,7 +330,7 @@ def _from_sentence(sentence: str, problem: str | None = None) -> str | None:
         value = _stated_value(clause)
         if value:
             return value
-    return _novel_number(sentence, problem)
+    return _novel_number(sentence, problem) if guess else None
 
 
 def _segment_run(sentence: str, segments: list[re.Match[str]]) -> str | None:
@@ -425,4 +429,4 @@ def extract_answer(text: str, *, fallback: bool = True, problem: str | None = No
         return _clean(found)
     if len(text) <= MAX_BARE_CHARS and not is_prose(text):
         return text.strip() or None
-    return _from_sentence(_last_sentence(text), problem) or (_fallback(text) if fallback else None)
+    return _from_sentence(_last_sentence(text), problem, fallback) or (_fallback(text) if fallback else None)
