@@ -181,7 +181,11 @@ def _is_connector(gap: str) -> bool:
     if len(gap) > _MAX_JOIN_GAP or "\n\n" in gap or re.search(r"\.\s+[A-Z]", gap):
         return False
     return bool(
-        re.fullmatch(r"[\s,;$.:]*(?:\\quad|\\qquad|\\text\{[^{}]*\}|and|or|&|\\\\|\\[()\[\]]|[\s,;$:])*[\s,;$.]*", gap)
+        re.fullmatch(
+            r"[\s,;$.:]*(?:\\quad|\\qquad|\\text\{[^{}]*\}|and|or|&|\\\\|\\[()\[\]]|[\s,;$:])*"
+            r"[\s,;$.]*",
+            gap,
+        )
     )
 
 

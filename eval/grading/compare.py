@@ -253,7 +253,17 @@ def _seq_equal(g: Seq, p: Seq) -> Outcome:
         return _ordered_equal(g_items, p_items)
     if g.kind == "tuple" or p.kind == "tuple":
         return _ordered_equal(g_items, p_items)
+    if len(g_items) != len(p_items) and all(isinstance(i, Seq) and i.kind == "tuple" for i in g_items + p_items):
+        g_items, p_items = _distinct(g_items), _distinct(p_items)  # a solution listed twice is one solution
     return _unordered_equal(g_items, p_items)
+
+
+def _distinct(items: tuple[Value, ...]) -> tuple[Value, ...]:
+    kept: list[Value] = []
+    for item in items:
+        if not any(equal(k, item)[0] for k in kept):
+            kept.append(item)
+    return tuple(kept)
 
 
 def _flat(m: Matrix) -> tuple[Value, ...] | None:

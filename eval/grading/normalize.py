@@ -155,7 +155,7 @@ _CHOOSE = re.compile(r"\{([^{}]*)\\choose([^{}]*)\}")
 _CONGRUENCE = re.compile(
     r"(?:[^=]*?(?:\\equiv|≡)\s*)?([^=≡]+?)\s*(?:\\pmod\s*\{[^{}]*\}|\\pmod\s*\w+|\(\s*(?:\\bmod|\\mod|mod)\s*[^()]*\))\s*"
 )
-_DOUBLE_BACKSLASH_CMD = re.compile(r"\\\\(?=[a-zA-Z])")
+_DOUBLE_BACKSLASH_CMD = re.compile(r"(?<!\\)\\\\(?=[a-zA-Z])")  # ``\\frac`` from JSON; not ``\\\end`` (a row break)
 # A backslash escape that a JSON or Python string ate: ``\f``rac became a form feed, ``\t``imes a tab.
 _EATEN_ESCAPES = {"\x0c": "\\f", "\x08": "\\b", "\x07": "\\a", "\x0b": "\\v"}
 _EATEN_TAB = re.compile(r"\t(?=(?:extbf|extit|extrm|ext|imes|frac|heta|an|au|o|riangle|ilde)(?![a-z]))")
@@ -163,7 +163,9 @@ _EATEN_RETURN = re.compile(r"\r(?=(?:ight|ho|angle|floor|ceil)(?![a-z]))")
 # Thousands in MATH's house style: ``10,\!080`` and ``10,\! 080`` (``{,}`` is removed separately).
 _BANG_THOUSANDS = re.compile(r"(?<=\d),\\!\s*(?=\d{3}(?!\d))")
 # ``\frac{\sqrt3}{3} \approx 0.577``: the exact part decides, the decimal after it is dropped.
-_APPROX_TAIL = re.compile(r"(?<=\S)\s*(?:\\approx|≈)\s*[-+]?\s*\d[\d.,]*\s*(?:\\?%|\\ldots|\.\.\.)?\s*$")
+_APPROX_TAIL = re.compile(
+    r"(?<=\S)(?<![=(]\s[A-Za-z])(?<![=(][A-Za-z])(?<!^[A-Za-z])\s*(?:\\approx|≈)\s*[-+]?\s*\d[\d.,]*\s*(?:\\?%|\\ldots|\.\.\.)?\s*$"
+)  # not after a lone name: in ``x \approx 11`` the decimal is the answer
 _UNICODE = {
     "−": "-",
     "–": "-",

@@ -126,6 +126,38 @@ def _binary(op: str, a: sympy.Basic, b: sympy.Basic) -> sympy.Basic:
     return a * b if op == "*" else a / b
 
 
+def _entries(m: Matrix) -> list[list[sympy.Basic]]:
+    return [[_as_scalar(v).expr for v in row] for row in m.rows]
+
+
+def _matrix_of(rows: list[list[sympy.Basic]]) -> Matrix:
+    return Matrix(tuple(tuple(Scalar(_guard(e)) for e in row) for row in rows))
+
+
+def _matrix_sum(a: Value, b: Value, sign: int) -> Matrix:
+    """``A + B`` of two matrices of one shape, entry by entry."""
+    if not (isinstance(a, Matrix) and isinstance(b, Matrix)):
+        raise ParseError("a matrix added to a non-matrix")
+    x, y = _entries(a), _entries(b)
+    if [len(r) for r in x] != [len(r) for r in y]:
+        raise ParseError("matrices of different shapes added")
+    return _matrix_of([[p + sign * q for p, q in zip(rx, ry, strict=True)] for rx, ry in zip(x, y, strict=True)])
+
+
+def _matrix_product(a: Value, b: Value) -> Matrix:
+    """``A B`` (rows times columns) or a scalar times a matrix."""
+    if not isinstance(a, Matrix):
+        return _matrix_of([[_as_scalar(a).expr * e for e in row] for row in _entries(b)])  # type: ignore[arg-type]
+    if not isinstance(b, Matrix):
+        return _matrix_of([[e * _as_scalar(b).expr for e in row] for row in _entries(a)])
+    x, y = _entries(a), _entries(b)
+    if any(len(r) != len(y) for r in x) or len({len(r) for r in y}) != 1 or len(x) * len(y[0]) > 400:
+        raise ParseError("matrix shapes do not multiply")
+    return _matrix_of(
+        [[sum((r[k] * y[k][j] for k in range(len(y))), sympy.Integer(0)) for j in range(len(y[0]))] for r in x]
+    )
+
+
 def _is_name(v: Value) -> bool:
     return isinstance(v, Scalar) and isinstance(v.expr, sympy.Symbol)
 
@@ -236,7 +268,11 @@ class _Parser:
         left = self.parse_term()
         while self.at_op("+", "-", "±", "∓"):
             op = self.take()[1]
-            a, b = _as_scalar(left).expr, _as_scalar(self.parse_term()).expr
+            right = self.parse_term()
+            if isinstance(left, Matrix) or isinstance(right, Matrix):
+                left = _matrix_sum(left, right, -1 if op == "-" else 1)
+                continue
+            a, b = _as_scalar(left).expr, _as_scalar(right).expr
             if op in "±∓":
                 return Seq("pm", (Scalar(_guard(a + b), self.approx), Scalar(_guard(a - b), self.approx)))
             left = Scalar(_guard(a + b if op == "+" else a - b), self.approx)
@@ -251,7 +287,11 @@ class _Parser:
         left = self.parse_unary()
         while self.at_op("*", "/") or self.peek() == ("name", "mod") or self.starts_implicit_factor():
             op = self.take()[1] if self.at_op("*", "/") or self.peek() == ("name", "mod") else "*"
-            a, b = _as_scalar(left).expr, _as_scalar(self.parse_unary()).expr
+            right = self.parse_unary()
+            if op == "*" and (isinstance(left, Matrix) or isinstance(right, Matrix)):
+                left = _matrix_product(left, right)
+                continue
+            a, b = _as_scalar(left).expr, _as_scalar(right).expr
             if op in {"/", "mod"} and b == 0:
                 raise ParseError("division by zero")
             left = Scalar(_guard(_binary(op, a, b)), self.approx)
