@@ -64,6 +64,7 @@ _COUNT_QUESTION = re.compile(r"\bhow (?:many|often)\b|\bnumber of\b|\bcount\b", 
 _QUANTIFIED = re.compile(r"^\s*(?:at (?:least|most)|exactly|precisely)\s+([\w.]+)\b(?!\s*[-+*/^=<>])", re.IGNORECASE)
 _ALL_OF_N = re.compile(r"\ball (?:of )?(?:the )?(?:first )?(\d+)\b(?!\s*[-+*/^=<>])", re.IGNORECASE)
 _DENIED_COUNT = re.compile(r"\bthere (?:are|is|exist|exists) no\b|\b(?:has|have) no\b", re.IGNORECASE)
+_DISCOURSE = re.compile(r"^\s*(?:therefore|thus|hence|so|consequently|finally|in conclusion|in summary),?\s+", re.I)
 _HAS_NUMBER = re.compile(r"\d|\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten)\b", re.IGNORECASE)
 # "... a total of $S$ times as an expression of $n$." (not "The value in terms of $n$ is ...").
 _ASIDE = re.compile(
@@ -238,8 +239,8 @@ def is_prose(text: str) -> bool:
 
 
 def _last_sentence(text: str) -> str:
-    text = text.strip().rstrip(".").strip()
-    parts = re.split(r"(?<=[^\d\s.])\.\s+|(?<=\$)\.\s+|\n+", text)
+    text = _HOPE.sub("", text).strip().rstrip(".").strip()
+    parts = re.split(r"(?<=[^\d\s.])\.\s+|(?<=\$)\.\s+|(?<=\$\$|\\\])\s+(?=[A-Z])|\n+", text)
     parts = [p for p in parts if p.strip()]
     return parts[-1] if parts else text
 
@@ -321,6 +322,7 @@ def _clauses(sentence: str) -> list[str]:
 
 
 def _from_sentence(sentence: str, problem: str | None = None, guess: bool = True) -> str | None:
+    sentence = _DISCOURSE.sub("", sentence)
     yes_no = _YES_NO.match(sentence)
     if yes_no:
         return yes_no.group(1).capitalize()

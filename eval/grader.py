@@ -101,7 +101,7 @@ def _squash(s: str) -> str:
 
 def _latex_fallback(gold: str, pred: str, extracted: str, timeout_s: float) -> Verdict:
     try:
-        answer = _WORKER.call({"gold": gold, "pred": pred}, timeout_s)
+        answer = _WORKER.call({"gold": gold, "pred": pred, "timeout_s": timeout_s}, timeout_s)
     except WorkerTimeout as exc:
         return _verdict("timeout", extracted, str(exc))
     return _verdict(answer["status"], extracted, answer["reason"])
@@ -125,11 +125,17 @@ def _compare_one(gold: str, pred: str, timeout_s: float) -> Verdict:
     try:
         g_value, p_value = parse_plain(g_norm), parse_plain(p_norm)
     except ParseError as exc:
-        if _LATEX_COMMAND.search(g_norm + p_norm):  # only commands our rewrite did not know
+        if _worth_a_second_opinion(gold, pred):
             return _latex_fallback(gold, pred, pred, timeout_s)
         return _verdict("unparseable", pred, f"outside the grammar: {exc}")
     same, rule = equal(g_value, p_value)
     return _verdict("correct" if same else "incorrect", pred, rule)
+
+
+def _worth_a_second_opinion(gold: str, pred: str) -> bool:
+    """Whether math-verify in the worker may judge a pair our grammar declined: mathematics on both sides,
+    not sentences (a sentence would be read as a product of letters)."""
+    return not (is_prose(gold) or is_prose(pred))
 
 
 def _decide(gold: str, pred: str, timeout_s: float) -> Verdict:
