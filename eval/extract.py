@@ -266,6 +266,13 @@ def _all_math(tail: str) -> bool:
     return bool(tail.strip()) and _cut_at_word(tail) == tail.strip()
 
 
+def _number_words(text: str) -> str:
+    """ "is zero" -> "is 0": number words at the start of a value read as digits."""
+    return re.sub(
+        r"^\s*(" + "|".join(_NUMBER_WORDS) + r")\b", lambda m: _NUMBER_WORDS[m.group(1).lower()], text, flags=re.I
+    )
+
+
 def _digits(word: str) -> str:
     return _NUMBER_WORDS.get(word.lower(), word)
 
@@ -358,7 +365,7 @@ def _stated_value(sentence: str) -> str | None:
         return _segment_run(sentence, segments) or next(g for g in segments[-1].groups() if g is not None).strip()
     # The first verb after which only mathematics follows ("are a = 3 and b = -4"), else the last verb.
     for verb in [v for v in verbs if _all_math(sentence[v.end() :])][:1] + list(reversed(verbs)):
-        value = _cut_at_word(_ADVERB.sub("", sentence[verb.end() :]))
+        value = _cut_at_word(_number_words(_ADVERB.sub("", sentence[verb.end() :])))
         if value and re.search(r"[\dA-Za-z(]", value):
             return _digits(value)
     return None

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from eval.extract import extract_answer, is_prose
 from eval.grading.compare import equal
-from eval.grading.forms import choice_letters, decimal_commas, percent_as_fraction
+from eval.grading.forms import choice_letters, decimal_commas, percent_as_fraction, within_stated_rounding
 from eval.grading.normalize import AnswerTooComplex, check_size, normalize, repair_escapes
 from eval.grading.plain_parse import ParseError, as_text, parse_plain
 from eval.grading.statements import gold_kind
@@ -153,6 +153,8 @@ def _decide(gold: str, pred: str, timeout_s: float) -> Verdict:
     percent = _percent_verdict(gold, pred, timeout_s)
     if percent is not None and percent.correct:
         return percent
+    if within_stated_rounding(gold, pred):
+        return _verdict("correct", pred, "within the rounding of the gold's stated approximation")
     return next((v for v in verdicts if v.status == "incorrect"), verdicts[0])
 
 

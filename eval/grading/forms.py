@@ -7,6 +7,8 @@
   decimal number (``1,000`` with a three-digit group was already read as a thousands separator).
 - ``35\\%`` against ``0.35``: a percentage also equals its value divided by 100; only for a plain number
   followed by ``%``, ``\\%``, "percent" or "pct".
+- A gold that says "or approximately 35.7%" accepts a decimal within half a unit of its last digit
+  (``35.71%``); the gold itself states that precision. No other rule rounds.
 """
 
 from __future__ import annotations
@@ -46,3 +48,16 @@ def percent_as_fraction(answer: str) -> str | None:
     """``35\\%`` -> ``(35)/100``; None when `answer` is not a plain percentage."""
     m = _PERCENT.match(answer)
     return f"({m.group(1)})/100" if m else None
+
+
+_APPROXIMATELY = re.compile(r"\bor approximately\s+\$?(-?\d+(?:\.(\d+))?)\s*(\\?%)?", re.IGNORECASE)
+_PLAIN_DECIMAL = re.compile(r"^\s*\$?\s*(-?\d+(?:\.\d+)?)\s*(\\?%)?\s*\$?\.?\s*$")
+
+
+def within_stated_rounding(gold: str, pred: str) -> bool:
+    """Whether `pred` is a decimal within the rounding of the gold's "or approximately X" (same unit)."""
+    stated, said = _APPROXIMATELY.search(gold), _PLAIN_DECIMAL.match(pred)
+    if stated is None or said is None or bool(stated.group(3)) != bool(said.group(2)):
+        return False
+    half_unit = 0.5 * 10 ** -len(stated.group(2) or "")
+    return abs(float(said.group(1)) - float(stated.group(1))) <= half_unit * (1 + 1e-9)

@@ -131,6 +131,7 @@ _GOLD_NONE = re.compile(
 _GOLD_YES_NO = re.compile(r"^\s*(yes|no)\b\s*(?:[,.;:]\s*(.*))?$", re.IGNORECASE | re.DOTALL)
 # A worded gold: words, numbers, comparisons and simple formulas ("x(n)<y(n-1) for all n≥3"); no code, no LaTeX.
 _PHRASE = re.compile(r"[A-Za-z0-9 ,.()<>=≤≥+\-*/^]+")
+_COUNTED = re.compile(r"\s*(-?[\w/^.+\-]+?)\s+([A-Za-z]{3,})\s*")
 _NONE_FILLER = {"no", "not", "there", "are", "is", "exist", "exists", "possible", "such", "does", "do", "it", "the"}
 
 
@@ -211,6 +212,9 @@ def _restates(question: str, clause: str) -> bool:
     """Whether the clause is about the question: it repeats half its topic tokens, or at least two of them
     (questions with a long preamble). Single-letter names count only when the question has nothing else."""
     q_tokens, c_tokens = _tokens(question), _tokens(clause)
+    such = re.search(r"\bsuch (?:an? )?([a-z]+)", clause.lower())  # "such a function": the question's function
+    if such and _stem(such.group(1)) in q_tokens:
+        return True
     wanted = _strong(q_tokens) or set(q_tokens) - _NEGATIONS
     said = _strong(c_tokens) | (set(c_tokens) if not _strong(q_tokens) else set())
     shared = len(wanted & said)
@@ -312,7 +316,19 @@ def judge(gold: str, response: str, problem: str | None) -> tuple[bool, str] | N
         return None
     if kind == "words" and states_words(gold, response):
         return True, "the sentence states the worded gold"
+    if kind == "value" and states_count(gold, response):
+        return True, "the sentence states the counted gold"
     return None
+
+
+def states_count(gold: str, response: str) -> bool:
+    """A gold "n times" / "98 values" stated as such ("occurs n times"), number words read as digits."""
+    m = _COUNTED.fullmatch(gold)
+    if m is None or _HEDGES.search(response):
+        return False
+    noun = _stem(m.group(2).lower())
+    said = re.search(rf"(?<![\w^_(]){re.escape(m.group(1).lower())}\s+{re.escape(noun)}", _plain(response))
+    return said is not None and not _negations(_tokens(main_clause(response)))
 
 
 def _judge_yes_no(gold: str, response: str, problem: str | None) -> tuple[bool, str] | None:
