@@ -56,8 +56,9 @@ def _point_sets(a: sympy.Basic, b: sympy.Basic) -> list[dict[sympy.Basic, sympy.
         {s: (_INTEGER_POINTS if s in counters else _POINTS)[(i + shift) % len(_POINTS)] for i, s in enumerate(symbols)}
         for shift in ((0, 1, 2) if big else (0, 2))
     ]
-    if a.has(*_STEP_FUNCTIONS) or b.has(*_STEP_FUNCTIONS):  # constant between jumps: small points can coincide
-        sets += [{s: p * _STEP_SCALE for s, p in point.items()} for point in sets]
+    if set(symbols) - counters and (a.has(*_STEP_FUNCTIONS) or b.has(*_STEP_FUNCTIONS)):
+        # constant between jumps: small points can coincide (summation counters are integers already)
+        sets += [{s: p if s in counters else p * _STEP_SCALE for s, p in point.items()} for point in sets]
     return sets
 
 
@@ -206,12 +207,12 @@ def _proportional(g_op: str, gd: Scalar, p_op: str, pd: Scalar) -> Outcome:
     """``3x - 6y + 9 = 0`` is ``x - 2y + 3 = 0``: lhs - rhs equal up to a non-zero constant factor, which must be
     positive for an inequality in the same direction and negative for a flipped one."""
     symbols = gd.expr.free_symbols | pd.expr.free_symbols
-    if not symbols or g_op == "!=" or (g_op == "=") != (p_op == "="):
+    if not symbols or g_op == "!=" or (g_op == "=") != (p_op == "=") or _has_big_operator(gd.expr, pd.expr):
         return False, "different relations"
     point = {s: _POINTS[i % len(_POINTS)] for i, s in enumerate(sorted(symbols, key=lambda s: s.name))}
     try:
         g_at, p_at = gd.expr.xreplace(point), pd.expr.xreplace(point)
-        factor = sympy.nsimplify(g_at / p_at) if p_at != 0 and p_at.is_finite else None
+        factor = g_at / p_at if p_at != 0 and p_at.is_finite else None  # exact at rational points
     except (TypeError, ValueError, ZeroDivisionError):
         return False, "different relations"
     if factor is None or factor == 0 or factor.free_symbols or not factor.is_finite:
