@@ -125,17 +125,18 @@ def _compare_one(gold: str, pred: str, timeout_s: float) -> Verdict:
     try:
         g_value, p_value = parse_plain(g_norm), parse_plain(p_norm)
     except ParseError as exc:
-        if _worth_a_second_opinion(gold, pred):
+        if _worth_a_second_opinion(g_norm, p_norm, gold, pred):
             return _latex_fallback(gold, pred, pred, timeout_s)
         return _verdict("unparseable", pred, f"outside the grammar: {exc}")
     same, rule = equal(g_value, p_value)
     return _verdict("correct" if same else "incorrect", pred, rule)
 
 
-def _worth_a_second_opinion(gold: str, pred: str) -> bool:
-    """Whether math-verify in the worker may judge a pair our grammar declined: mathematics on both sides,
-    not sentences (a sentence would be read as a product of letters)."""
-    return not (is_prose(gold) or is_prose(pred))
+def _worth_a_second_opinion(g_norm: str, p_norm: str, gold: str, pred: str) -> bool:
+    """Whether math-verify in the worker may judge a pair our grammar declined: only when a LaTeX command our
+    rewrite does not know is left (``\\lim``, ``\\overline``), never for sentences (read as products of
+    letters) nor for text our grammar refused for other reasons (stray characters, runaway sums)."""
+    return bool(_LATEX_COMMAND.search(g_norm + p_norm)) and not (is_prose(gold) or is_prose(pred))
 
 
 def _decide(gold: str, pred: str, timeout_s: float) -> Verdict:

@@ -105,6 +105,7 @@ _SYMBOLS = {
     "rangle": ")",
     "varnothing": "emptyset",
     "sum": "sum",
+    "int": " integral ",
     "prod": "prod",
     "lfloor": "floor(",
     "rfloor": ")",

@@ -378,6 +378,8 @@ class _Parser:
             return self.parse_symbol(name)
         if name in _BIG_OPERATORS and self.at_op("_"):
             return self.parse_big_operator(name)
+        if name == "integral" and self.at_op("_"):
+            return self.parse_integral()
         if name in _FUNCS or name in {"sqrt", "root", "binom", "mat"} or (name == "C" and self.at_op("(")):
             return self.parse_call(name)
         if name in _CONSTANTS:
@@ -449,6 +451,39 @@ class _Parser:
             self.bound.pop()
         operator = sympy.Sum if name == "sum" else sympy.Product
         return Scalar(operator(body, (index, lower, upper)), self.approx)
+
+    def parse_integral(self) -> Value:
+        """``integral_a^b body dx``: a definite integral, kept unevaluated (numeric quadrature decides)."""
+        self.take()  # "_"
+        lower = _as_scalar(self.parse_atom()).expr
+        self.expect("^")
+        upper = _as_scalar(self.parse_atom()).expr
+        end, variable, width = self.differential()
+        if lower.free_symbols or upper.free_symbols:
+            raise ParseError("an integral with symbolic bounds")
+        index = sympy.Dummy(variable)
+        body_parser = _Parser(self.tokens[self.pos : end])
+        body_parser.bound, body_parser.depth, body_parser.approx = [*self.bound, index], self.depth, self.approx
+        body = _as_scalar(body_parser.parse_sum()).expr
+        if body_parser.peek()[0] != "end":
+            raise ParseError("unexpected tokens in an integrand")
+        self.pos, self.approx = end + width, body_parser.approx
+        return Scalar(sympy.Integral(body, (index, lower, upper)), self.approx)
+
+    def differential(self) -> tuple[int, str, int]:
+        """Where the integrand's ``dx`` (or ``d x``) is: (token index, variable name, tokens it spans)."""
+        depth = 0
+        for i in range(self.pos, len(self.tokens)):
+            kind, text = self.tokens[i]
+            depth += {"(": 1, "{": 1, "[": 1, ")": -1, "}": -1, "]": -1}.get(text, 0) if kind == "op" else 0
+            if depth or kind != "name":
+                continue
+            if re.fullmatch(r"d[a-z]", text):
+                return i, text[1], 1
+            nxt = self.tokens[i + 1] if i + 1 < len(self.tokens) else ("end", "")
+            if text == "d" and nxt[0] == "name" and (len(nxt[1]) == 1 or nxt[1] in _GREEK):
+                return i, nxt[1], 2
+        raise ParseError("an integral without d<variable>")
 
     def parse_call(self, name: str) -> Value:
         base = None
