@@ -210,22 +210,26 @@ def grade(gold: str, response: str, *, timeout_s: float = 2.0, problem: str | No
     return verdict
 
 
-def _grade_pair(args: tuple[str, str, float]) -> Verdict:
-    return grade(args[0], args[1], timeout_s=args[2])
+def _grade_pair(args: tuple[str, str, str | None, float]) -> Verdict:
+    return grade(args[0], args[1], problem=args[2], timeout_s=args[3])
 
 
 def grade_many(
-    pairs: Iterable[tuple[str, str]], *, workers: int | None = None, timeout_s: float = 2.0, progress: bool = True
+    pairs: Iterable[tuple[str, str] | tuple[str, str, str | None]],
+    *,
+    workers: int | None = None,
+    timeout_s: float = 2.0,
+    progress: bool = True,
 ) -> list[Verdict]:
     """Grade (gold, response) pairs over worker processes, order preserved, same verdicts as `grade`.
 
     Args:
-        pairs: (gold, response) tuples.
+        pairs: (gold, response) tuples, or (gold, response, problem) where the problem text is known.
         workers: Processes to use (default: CPU count); 1 grades in this process.
         timeout_s: Per-pair limit for the slow symbolic path.
         progress: Show a tqdm bar on stderr.
     """
-    jobs = [(g, r, timeout_s) for g, r in pairs]
+    jobs = [(p[0], p[1], p[2] if len(p) > 2 else None, timeout_s) for p in pairs]  # type: ignore[misc]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
     bar = tqdm(total=len(jobs), disable=not progress, file=sys.stderr, desc="grading", unit="pair")
     if workers == 1:
