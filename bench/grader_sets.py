@@ -76,6 +76,11 @@ def dev_set() -> list[Row]:
     return out
 
 
+def case_group(row: dict) -> str:
+    """The split group of a written case: the pair itself."""
+    return row["gold"] + "\x00" + row["candidate"]
+
+
 def case_set(name: str, file_name: str) -> list[Row]:
     """A committed case table: every row has gold, candidate, label, category, source (and maybe problem)."""
     rows = _jsonl(ASSETS / file_name)
@@ -86,7 +91,7 @@ def case_set(name: str, file_name: str) -> list[Row]:
             r["gold"],
             r["candidate"],
             r["label"],
-            r["gold"] + "\x00" + r["candidate"],
+            case_group(r),
             problem=r.get("problem"),
             category=r["category"],
             source=r["source"],

@@ -81,10 +81,10 @@ def _close_at(
     try:
         verdict = close_at(x, y, subs, float(rtol), floor, quick)
     except Unsupported:
-        if _has_big_operator(x, y):  # sympy would try symbolic summation, unbounded in time
-            return None
         verdict = "undecided"
     if verdict == "undecided":
+        if _has_big_operator(x, y) or x.has(sympy.Integral) or y.has(sympy.Integral):
+            return None  # sympy would try symbolic summation or its own quadrature, unbounded in time
         return _close(_numeric(x, subs), _numeric(y, subs), rtol, floor)
     return verdict  # type: ignore[return-value]
 

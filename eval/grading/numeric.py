@@ -34,6 +34,9 @@ APPROX_RELATIVE_CAP = 1e-3
 _QUICK_RTOL = 1e-10
 MAX_TERMS = 2000  # terms of all sums and products in one evaluation at one point
 MAX_QUADRATURE_POINTS = 2000  # integrand evaluations for definite integrals in one evaluation
+MAX_INTEGRATION_RANGE = 10**6
+MAX_MAGNITUDE_BITS = 100_000  # about 30,000 digits: beyond, mpmath arithmetic itself gets slow
+MAX_TRIG_ARGUMENT_BITS = 4_000
 
 
 class Unsupported(Exception):
@@ -147,7 +150,12 @@ class _Evaluator:
             return product
         if isinstance(expr, sympy.Pow):
             base, exp = self.value(expr.args[0]), self.value(expr.args[1])
-            return MP.power(base, exp) if self.mp else _real_power(base, exp)
+            if not self.mp:
+                return _real_power(base, exp)
+            result = MP.power(base, exp)
+            if MP.isfinite(result) and MP.mag(result) > MAX_MAGNITUDE_BITS:  # x^x at x = 10^9 has 9e9 digits
+                raise Unsupported("an intermediate value too large to evaluate")
+            return result
         return self.call(expr)
 
     def big_operator(self, expr: sympy.Sum | sympy.Product) -> Any:
@@ -182,6 +190,8 @@ class _Evaluator:
             raise _Escalate("quadrature runs at 50 digits")
         ((variable, lower, upper),) = expr.limits
         a, b = self.value(lower), self.value(upper)
+        if MP.isfinite(a) and MP.isfinite(b) and abs(b - a) > MAX_INTEGRATION_RANGE:
+            raise Unsupported("an integration range too wide for quadrature")
         saved = dict(self.subs)
 
         def integrand(t: Any) -> Any:
@@ -213,6 +223,8 @@ class _Evaluator:
             raise Unsupported(type(expr).__name__)
         args = [self.value(a) for a in expr.args]
         if type(expr) in _TRIG:
+            if self.mp and MP.isfinite(args[0]) and MP.mag(args[0]) > MAX_TRIG_ARGUMENT_BITS:
+                raise Unsupported("a trigonometric argument too large to reduce")  # reduction costs its digits
             self.peak = max(self.peak, float(abs(args[0])))
         return func(*args)
 

@@ -192,7 +192,7 @@ def main_clause(sentence: str) -> str:
 
 def question_of(problem: str) -> str | None:
     """The yes/no question a problem asks (see the module docstring), or None."""
-    text = _EXPLANATION.sub(" ", " ".join(problem.split()))
+    text = " ".join(_EXPLANATION.sub(" ", problem).split())
     sentences = [s.strip() for s in re.split(r"(?<=[.?!])\s+", text) if s.strip()]
     asked = [s for s in sentences if s.endswith("?")]
     question = asked[-1] if asked else next((s for s in sentences if _QUESTION_START.match(s)), None)
@@ -266,7 +266,9 @@ def denies_existence(response: str, subject: set[str]) -> bool:
     clause = main_clause(response)
     if _HEDGES.search(response) or _SINGLES_OUT.search(clause):
         return False
-    if not (_DENIES_EXISTENCE.search(_plain(clause)) or ("limit" in subject and _LIMIT_DIVERGES.search(clause))):
+    if "limit" in subject and _LIMIT_DIVERGES.search(clause):
+        return True  # "diverges to infinity": no (finite) limit
+    if not _DENIES_EXISTENCE.search(_plain(clause)):
         return False
     return not subject or bool(subject & set(_tokens(clause)))
 
