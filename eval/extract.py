@@ -287,7 +287,7 @@ def _counted(sentence: str, problem: str | None) -> str | None:
     if quantified and re.fullmatch(r"\d+", _digits(quantified.group(1))):
         return _digits(quantified.group(1))
     if there:
-        value = _cut_at_word(sentence[there.end() :])
+        value = _cut_at_word(_number_words(sentence[there.end() :]))
         return value if value and re.search(r"\d", value) else None
     every = _ALL_OF_N.search(sentence)
     return every.group(1) if every and counting else None

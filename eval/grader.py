@@ -27,7 +27,14 @@ from tqdm import tqdm
 
 from eval.extract import extract_answer, is_prose
 from eval.grading.compare import equal
-from eval.grading.forms import choice_letters, decimal_commas, percent_as_fraction, within_stated_rounding
+from eval.grading.forms import (
+    asks_to_factor,
+    choice_letters,
+    decimal_commas,
+    factor_count,
+    percent_as_fraction,
+    within_stated_rounding,
+)
 from eval.grading.normalize import AnswerTooComplex, check_size, normalize, repair_escapes
 from eval.grading.plain_parse import ParseError, as_text, parse_plain
 from eval.grading.statements import gold_kind
@@ -107,7 +114,7 @@ def _latex_fallback(gold: str, pred: str, extracted: str, timeout_s: float) -> V
     return _verdict(answer["status"], extracted, answer["reason"])
 
 
-def _compare_one(gold: str, pred: str, timeout_s: float) -> Verdict:
+def _compare_one(gold: str, pred: str, timeout_s: float, factoring: bool = False) -> Verdict:
     if _squash(gold) == _squash(pred):
         return _verdict("correct", pred, "normalised strings equal")
     check_size(gold)
@@ -129,6 +136,8 @@ def _compare_one(gold: str, pred: str, timeout_s: float) -> Verdict:
             return _latex_fallback(gold, pred, pred, timeout_s)
         return _verdict("unparseable", pred, f"outside the grammar: {exc}")
     same, rule = equal(g_value, p_value)
+    if same and factoring and factor_count(g_value) != factor_count(p_value):
+        same, rule = False, "a factorization was asked: a different number of factors"
     return _verdict("correct" if same else "incorrect", pred, rule)
 
 
@@ -139,13 +148,13 @@ def _worth_a_second_opinion(g_norm: str, p_norm: str, gold: str, pred: str) -> b
     return bool(_LATEX_COMMAND.search(g_norm + p_norm)) and not (is_prose(gold) or is_prose(pred))
 
 
-def _decide(gold: str, pred: str, timeout_s: float) -> Verdict:
+def _decide(gold: str, pred: str, timeout_s: float, factoring: bool = False) -> Verdict:
     """Compare `pred` with every accepted form of `gold`; the first correct one wins."""
     gold, pred = repair_escapes(gold), repair_escapes(pred)
     verdicts = []
     for form in _gold_answers(gold):
         try:
-            verdict = _compare_one(form, pred, timeout_s)
+            verdict = _compare_one(form, pred, timeout_s, factoring)
         except AnswerTooComplex as exc:
             verdict = _verdict("unparseable", pred, f"size limit: {exc}")
         if verdict.correct:
@@ -173,10 +182,10 @@ def verify(gold: str, pred: str, *, timeout_s: float = 2.0) -> bool:
     return grade_answer(gold, pred, timeout_s=timeout_s).correct
 
 
-def grade_answer(gold: str, pred: str, *, timeout_s: float = 2.0) -> Verdict:
+def grade_answer(gold: str, pred: str, *, timeout_s: float = 2.0, problem: str | None = None) -> Verdict:
     """Grade a bare predicted answer (no extraction), never raising."""
     try:
-        return _decide(gold, pred, timeout_s)
+        return _decide(gold, pred, timeout_s, asks_to_factor(problem))
     except Exception as exc:  # the contract: nothing escapes; the reason names what broke
         return _verdict("unparseable", pred, f"internal error: {type(exc).__name__}: {str(exc)[:200]}")
 
@@ -203,7 +212,7 @@ def grade(gold: str, response: str, *, timeout_s: float = 2.0, problem: str | No
     verdict = (
         _verdict("no_answer", None, "no answer found in the response")
         if extracted is None
-        else grade_answer(gold, extracted, timeout_s=timeout_s)
+        else grade_answer(gold, extracted, timeout_s=timeout_s, problem=problem)
     )
     if statement is not None and statement[0] != verdict.correct and (statement[0] or gold_kind(gold) == "yesno"):
         return _verdict("correct" if statement[0] else "incorrect", extracted, statement[1])

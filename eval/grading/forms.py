@@ -7,6 +7,9 @@
   decimal number (``1,000`` with a three-digit group was already read as a thousands separator).
 - ``35\\%`` against ``0.35``: a percentage also equals its value divided by 100; only for a plain number
   followed by ``%``, ``\\%``, "percent" or "pct".
+- When the problem asks to factorize, an answer equal to the gold must also have as many factors
+  (``(x^4+x^2+1)(x^4-x^2+1)`` is not the full factorization ``(x^2+x+1)(x^2-x+1)(x^4-x^2+1)``, and the
+  polynomial itself is no factorization at all). Without the problem text this rule cannot apply.
 - A gold that says "or approximately 35.7%" accepts a decimal within half a unit of its last digit
   (``35.71%``); the gold itself states that precision. No other rule rounds.
 """
@@ -14,6 +17,10 @@
 from __future__ import annotations
 
 import re
+
+import sympy
+
+from eval.grading.values import Scalar, Value
 
 _OPEN = r"^\s*\$?\s*(?:\\(?:text|textbf|mathrm|mathbf)\s*\{\s*)?(?:\\?\(\s*)?"
 _BARE_CHOICE = re.compile(_OPEN + r"([A-E])\s*(?:\\?\))?\s*\}?\s*\$?\s*[.,]?\s*$")
@@ -61,3 +68,25 @@ def within_stated_rounding(gold: str, pred: str) -> bool:
         return False
     half_unit = 0.5 * 10 ** -len(stated.group(2) or "")
     return abs(float(said.group(1)) - float(stated.group(1))) <= half_unit * (1 + 1e-9)
+
+
+_FACTOR_REQUEST = re.compile(r"\bfactori[sz]e\b|(?:^|[.?!]\s+|completely\s+)factor\b(?!\s+(?:of|\d))", re.IGNORECASE)
+
+
+def asks_to_factor(problem: str | None) -> bool:
+    """Whether the problem asks for a factorization ("Factorize ...", "Factor $x^2 - 1$.")."""
+    return bool(problem and _FACTOR_REQUEST.search(problem))
+
+
+def factor_count(value: Value) -> int | None:
+    """Non-constant factors of a product, counted with their integer powers; None for a non-scalar."""
+    if not isinstance(value, Scalar):
+        return None
+    factors = value.expr.args if value.expr.is_Mul else (value.expr,)
+    count = 0
+    for factor in factors:
+        if factor.is_number:
+            continue
+        power = factor.exp if isinstance(factor, sympy.Pow) and factor.exp.is_Integer and factor.exp > 0 else 1
+        count += int(power)
+    return count

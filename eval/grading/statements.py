@@ -136,10 +136,14 @@ _NONE_FILLER = {"no", "not", "there", "are", "is", "exist", "exists", "possible"
 
 
 def _stem(word: str) -> str:
-    for suffix in ("ies", "es", "s"):
-        if len(word) > 4 and word.endswith(suffix) and not word.endswith("ss"):
-            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
-    return word
+    """A crude plural/third-person stem: "values" -> "value", "divides" -> "divide", "boxes" -> "box"."""
+    if len(word) <= 3 or word.endswith("ss") or not word.endswith("s"):
+        return word
+    if word.endswith("ies"):
+        return word[:-3] + "y"
+    if word.endswith(("sses", "xes", "zes", "ches", "shes")):
+        return word[:-2]
+    return word[:-1]
 
 
 def _plain(text: str) -> str:
@@ -253,6 +257,9 @@ def yes_no_of(response: str, problem: str | None) -> str | None:
     clause = main_clause(response)
     if question is None or _HEDGES.search(response) or not _restates(question, clause):
         return None
+    condition = _LEADING_IF.match(response)
+    if condition and _atoms(condition.group(0)).keys() & _atoms(question).keys():
+        return None  # "If x_n = 0 for some n, then ...": reasoning about the asked relation, not an answer
     if _answers_if_so(problem or "", clause) and not _negations(_tokens(clause)):
         return "yes"
     q_tokens, r_tokens = _tokens(question), _tokens(clause)
