@@ -7,7 +7,8 @@ row has one (``grade(gold, response, problem=...)``); math-verify has no such in
 wrapped in ``$...$`` for math-verify as its docs advise; responses go to its default extraction.
 
 Speed: both graders in this one process, warm (imports done, one throw-away pair each; parse caches cleared
-before each timed pass), one pair at a time, on the dev set and on dev + committed grader cases. Prints
+before each timed pass), one pair at a time, on the dev set, on dev + the round-1 grader cases, and on the
+issue-12 forms + CHAMP summaries (graded with their problem text, all parts). Prints
 pairs/s, p50/p99/max wall-clock latency, the p99 of this thread's CPU time per pair, and timeouts. On a
 shared machine the wall clock also counts time the scheduler gave to other processes and CPU time does
 not; CPU time misses what the symbolic worker subprocess spends, so the pairs sent there are counted.
@@ -119,10 +120,10 @@ def accuracy_table(sets: dict[str, list[Row]], parts: tuple[str, ...], graders: 
                 )
 
 
-def speed_table(dev: list[Row], cases: list[Row], graders: dict) -> None:
+def speed_table(timed: dict[str, list[Row]], graders: dict) -> None:
     header = "| set | grader | right/n | acc | FP | FN | pairs/s | p50 ms | p99 ms | max ms | p99 CPU ms | timeouts |"
     print(header + "\n|" + "---|" * 12)
-    for set_name, rows in (("dev", dev), ("dev+cases", dev + cases)):
+    for set_name, rows in timed.items():
         WORKER_PAIRS.clear()
         results = [measure(name, run, rows) for name, run in graders.items()]
         for r in results:
@@ -167,7 +168,13 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
     accuracy_table(sets, ("heldout", "tune") if args.all else ("heldout",), graders)
     if not args.no_speed:
-        speed_table(sets["dev"], build(["cases"])["cases"], graders)
+        more = build(["cases", "forms", "champ"])
+        timed = {
+            "dev": sets["dev"],
+            "dev+cases": sets["dev"] + more["cases"],
+            "forms+champ": more["forms"] + more["champ"],
+        }
+        speed_table(timed, graders)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,21 @@
 """Find the final answer in a model response (or in a gold that is a whole solution or a sentence).
 
-Policy, first rule that yields wins (each is documented in docs/grader.md):
+Policy, first rule that yields wins (each is documented in docs/grader.md). Escapes eaten by string
+escaping are repaired first, and text after a chat template's turn marker that follows some content is
+another turn: it is dropped.
 1. ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces, or ``\\boxed 5``): the last one, joined with the boxes
-   just before it when only a short connector separates them (``\\boxed{-2} and \\boxed{1}``).
+   just before it when only a short connector separates them (``\\boxed{-2} and \\boxed{1}``), unless a
+   "final answer" marker after it states something mathematical (then that marker wins).
 2. An answer marker: "final answer is", "Final Answer:", "the answer is", "Answer:", "**Answer:**",
    "# Answer", or "Answer" directly followed by math; the text after the last marker up to the end of
-   its sentence or paragraph.
+   its sentence or paragraph. A short label and a colon before only mathematics ("The matrix: $...$").
 3. A bare answer (at most 4,000 characters, not prose) is returned whole.
-4. The summary sentence (CHAMP responses end with one): "Yes, ..."/"No, ..." -> Yes/No; explanatory
-   clauses after the main verb are cut ("is 8, achieved when ..."); "There are N ..." -> N ("There are
-   no ..." -> 0); else the last math segment, unless a verb after it is followed by a number; else the
-   first verb after which only mathematics follows ("are a = 3 and b = -4"), else the last verb, the
-   value cut at the first ordinary word. An ellipsis does not end a sentence.
+4. The summary sentence (CHAMP responses end with one): "Yes, ..."/"No, ..." -> Yes/No; the sentence is
+   cut after its main verb (first, then last) and explanatory clauses are cut; counts ("There are N",
+   "At most two of", "for all 900 values"; "There are no ..." -> 0 only when the problem, if given, asks
+   a count); else math segments after a verb, else the last math segment unless a verb after it is
+   followed by a number, else the value after a verb cut at the first ordinary word; last, for responses,
+   the one number of the sentence the problem does not mention. An ellipsis does not end a sentence.
 5. Fallback: the last ``$...$`` segment, else a number that ends the text (not a bound such as ``> 0`` or
    "greater than 0"); None when there is neither.
 Only the last 50,000 characters are searched, so a 100k-character response costs linear time.
@@ -40,8 +44,8 @@ _HOPE = re.compile(r"\s*I hope (?:it|this) is correct\.?.*$", re.IGNORECASE | re
 _MATH_SEGMENT = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
 _NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?(?:/\d+)?")
 _VERB = re.compile(
-    r"\b(?:(?:is|are) (?:equal|equivalent|congruent) to|(?:is|are) given by|equals|is|are|was|were|be|gives|get|has|have"
-    r"|results? in|yields?)\b\s+|=\s*",
+    r"\b(?:(?:is|are) (?:equal|equivalent|congruent) to|(?:is|are) given by|equals|is|are|was|were|be|gives|get"
+    r"|has|have|results? in|yields?)\b\s+|=\s*",
     re.IGNORECASE,
 )
 # A trailing clause that explains rather than answers: "is 8, achieved when $a = b = c$".
@@ -267,7 +271,7 @@ def _all_math(tail: str) -> bool:
 
 
 def _number_words(text: str) -> str:
-    """ "is zero" -> "is 0": number words at the start of a value read as digits."""
+    """Number words at the start of a value read as digits: "is zero" -> "is 0"."""
     return re.sub(
         r"^\s*(" + "|".join(_NUMBER_WORDS) + r")\b", lambda m: _NUMBER_WORDS[m.group(1).lower()], text, flags=re.I
     )
@@ -294,9 +298,11 @@ def _counted(sentence: str, problem: str | None) -> str | None:
 
 
 def _denies_count(sentence: str) -> bool:
-    """ "X has no Y" as the main statement (not inside "... that have no two successive numbers")."""
+    """Whether "X has no Y" is the main statement (not inside "... that have no two successive numbers")."""
     denied = _DENIED_COUNT.search(sentence)
-    return bool(denied) and not re.search(r"\b(?:that|which|who|whose|where)\b", sentence[: denied.start()], re.I)
+    if denied is None:
+        return False
+    return not re.search(r"\b(?:that|which|who|whose|where)\b", sentence[: denied.start()], re.IGNORECASE)
 
 
 def _novel_number(sentence: str, problem: str | None) -> str | None:

@@ -1,13 +1,21 @@
 """Answer grading: is a predicted answer equal to the gold answer?
 
-`verify(gold, pred)` compares two bare answers; `grade(gold, response)` first extracts the answer from a
-full response (`eval.extract`); `grade_many` runs pairs over processes. Decisions, cheapest first:
+`verify(gold, pred)` compares two bare answers; `grade(gold, response, problem=...)` first extracts the
+answer from a full response (`eval.extract`, which reads summary sentences against the problem when it
+is given); `grade_many` runs pairs or (gold, response, problem) triples over processes. Decisions,
+cheapest first:
 1. normalised strings equal (handles ``9^{9^{9^9}}`` against itself without evaluating it);
-2. both sides are words (``Sunday``, a choice letter): case-insensitive equality;
-3. our whitelisting parser (`eval.grading.plain_parse`) on both, then `eval.grading.compare`;
-4. LaTeX our grammar refuses goes to latex2sympy2-extended in a worker subprocess with a hard limit.
+2. text-level forms (`eval.grading.forms`): choice letters, decimal commas;
+3. both sides are words (``Sunday``, a choice letter): case-insensitive equality;
+4. our whitelisting parser (`eval.grading.plain_parse`) on both, then `eval.grading.compare` (a
+   factorization the problem asks for must also have as many factors);
+5. where a LaTeX command our rewrite does not know is left, math-verify then latex2sympy2-extended in a
+   worker subprocess with a hard limit;
+6. a percentage against its fraction; a gold's stated rounding ("or approximately X").
+Last, for `grade`, a summary sentence is judged as a statement (`eval.grading.statements`): it can make a
+yes/no, non-existence or worded gold correct, and an opposite yes/no answer overrides an extracted one.
 Size limits (characters, digits, power results, depth) are checked before any evaluation, so the
-verdict never depends on machine load; the clock only guards step 4. Nothing raises out of `grade`:
+verdict never depends on machine load; the clock only guards step 5. Nothing raises out of `grade`:
 an internal error becomes ``unparseable`` with the reason. Untrusted text never reaches Python or
 sympy string evaluation.
 """

@@ -9,6 +9,10 @@ went into a sum or a trigonometric argument, so rounding error from cancellation
 bound reaches the tolerance the answer is `None` (undecided) and the caller falls back to sympy's
 adaptive `N`. Only the node types our parser builds are known; anything else raises `Unsupported`.
 
+A definite integral (``\\int_a^b``) is integrated by mpmath's quadrature at 50 digits only, with a bounded
+number of integrand points and range; intermediate values and trigonometric arguments too large to
+evaluate quickly are refused (`Unsupported`), and the caller never hands an integral or a sum to sympy.
+
 Doubles are real only: a complex intermediate (``\\sqrt{-1}``, ``\\log`` of a negative), an overflow or a
 domain error moves the pair to mpmath, which is complex throughout, so both sides of one comparison
 always go through the same arithmetic and take the same branches. The mpmath context is private (its

@@ -1,8 +1,10 @@
 """A whitelisting tokenizer and recursive-descent parser for normalised answers.
 
-Grammar (lowest precedence first): list (``,`` ``;``) > relation (``= != < <= > >=``) > union (``∪``) >
-sum (``+ - ±``) > term (``* /``, implicit multiplication) > unary minus > power (``^``, right
-associative) > postfix ``!`` > atom (number, name, call, bracket). Every token is whitelisted; anything
+Grammar (lowest precedence first): list (``,`` ``;``; ``±`` items expand into two) > relation (``= != < <=
+> >=``; a chain ``z = 1 + 3 = 4`` keeps its ends) > ratio (``a : b`` is a/b) > union (``∪``) > sum (``+ -
+±``) > term (``* /``, ``mod``, implicit multiplication; matrices add and multiply) > unary minus > power
+(``^``, right associative) > postfix ``!`` > atom (number, name, call, bracket, ``sum``/``prod``, a
+definite ``integral_a^b ... dx`` kept unevaluated). Every token is whitelisted; anything
 else raises `ParseError`, so no text ever reaches Python or sympy evaluation. Sympy objects are built
 directly (`Integer`, `Rational`, `Symbol`, `Add`, `Mul`, `Pow`, ...).
 

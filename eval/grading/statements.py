@@ -124,8 +124,8 @@ _LIMIT_DIVERGES = re.compile(
     r"\b(?:diverges?|tends to infinity|goes to infinity|unbounded|increases without bound)\b", re.I
 )
 _GOLD_NONE = re.compile(
-    r"^\s*(?:no\b(?!,)|none\b|there (?:are|is) no\b|it is not possible\b|.*\b(?:does|do) not exist\b|.*\bnot possible\b"
-    r"|at most 0\b|0\s*\((?:i\.e\.,?\s*)?(?:no|none)\b)",
+    r"^\s*(?:no\b(?!,)|none\b|there (?:are|is) no\b|it is not possible\b|.*\b(?:does|do) not exist\b"
+    r"|.*\bnot possible\b|at most 0\b|0\s*\((?:i\.e\.,?\s*)?(?:no|none)\b)",
     re.IGNORECASE,
 )
 _GOLD_YES_NO = re.compile(r"^\s*(yes|no)\b\s*(?:[,.;:]\s*(.*))?$", re.IGNORECASE | re.DOTALL)
@@ -241,7 +241,7 @@ def _relation_flips(question: str, clause: str) -> int:
 
 
 def _answers_if_so(problem: str, clause: str) -> bool:
-    """ "..., and if so, find the smallest p+q" answered with "The smallest possible value of p+q is ...": yes."""
+    """Whether the clause answers the question's "if so" part ("the smallest possible value of p+q is 12"): yes."""
     m = re.search(r"\bif so\b,?\s*(.*?)(?:[.?]\s|[.?]?$)", " ".join(problem.split()), re.IGNORECASE)
     if not m or not re.search(r"\b(?:is|are|equals?)\s*(?:\$|\\\(|-?\d|\w+\s*[=(])", clause):
         return False
