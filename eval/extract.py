@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 
-from eval.grading.normalize import repair_escapes
+from eval.grading.normalize import NUMBER_WORDS, repair_escapes
 
 MAX_SEARCH_CHARS = 50_000
 MAX_BARE_CHARS = 4_000  # a longer text is never a bare answer (the grader's answer limit)
@@ -69,25 +69,13 @@ _QUANTIFIED = re.compile(r"^\s*(?:at (?:least|most)|exactly|precisely)\s+([\w.]+
 _ALL_OF_N = re.compile(r"\ball (?:of )?(?:the )?(?:first )?(\d+)\b(?!\s*[-+*/^=<>])", re.IGNORECASE)
 _DENIED_COUNT = re.compile(r"\bthere (?:are|is|exist|exists) no\b|\b(?:has|have) no\b", re.IGNORECASE)
 _DISCOURSE = re.compile(r"^\s*(?:therefore|thus|hence|so|consequently|finally|in conclusion|in summary),?\s+", re.I)
-_HAS_NUMBER = re.compile(r"\d|\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten)\b", re.IGNORECASE)
+_HAS_NUMBER = re.compile(r"\d|\b(?:" + "|".join(NUMBER_WORDS) + r")\b", re.IGNORECASE)
 # "... a total of $S$ times as an expression of $n$." (not "The value in terms of $n$ is ...").
 _ASIDE = re.compile(
     r",?\s+\b(?:as an expression of|as a function of|in terms of)\b(?!.*\b(?:is|are|equals)\b).*$",
     re.IGNORECASE | re.DOTALL,
 )
-_NUMBER_WORDS = {
-    "zero": "0",
-    "one": "1",
-    "two": "2",
-    "three": "3",
-    "four": "4",
-    "five": "5",
-    "six": "6",
-    "seven": "7",
-    "eight": "8",
-    "nine": "9",
-    "ten": "10",
-}
+_NUMBER_WORDS = NUMBER_WORDS
 _WORDED_OPERATORS = (
     (re.compile(r"(?<=[\w)])\s+factorial\b", re.I), "!"),
     (re.compile(r"(?<=[\w)])\s+squared\b", re.I), "^2"),

@@ -130,6 +130,20 @@ _FUNCS = {
     "exp",
     "lg",
 }
+# Number words read as digits in summary sentences ("At most two of ...", "is zero").
+NUMBER_WORDS = {
+    "zero": "0",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+    "ten": "10",
+}
 GREEK_NAMES = frozenset(
     (
         "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi rho sigma "

@@ -33,23 +33,10 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from eval.grading.normalize import NUMBER_WORDS
+
 MAX_STATEMENT_CHARS = 600
-_NUMBER_WORDS = {
-    "zero": "0",
-    "one": "1",
-    "two": "2",
-    "three": "3",
-    "four": "4",
-    "five": "5",
-    "six": "6",
-    "seven": "7",
-    "eight": "8",
-    "nine": "9",
-    "ten": "10",
-    "once": "1",
-    "twice": "2",
-    "single": "1",
-}
+_NUMBER_WORDS = {**NUMBER_WORDS, "once": "1", "twice": "2", "single": "1"}
 _NEGATIONS = {
     "not",
     "no",
