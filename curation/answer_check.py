@@ -22,6 +22,7 @@ from typing import Any
 from curation.funnel import Attempt, CurationState
 from curation.options import AnswerCheckOptions
 from curation.schema import HUMAN, Chain
+from eval.grader import grade_many
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,6 @@ def run_answer_check(state: CurationState, options: AnswerCheckOptions) -> None:
     if not options.enabled:
         state.apply(count)
         return
-    from eval.grader import grade_many
 
     chains = list(state.chains.values())
     texts = [graded_text(c) for c in chains]

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from eval.grader import grade_many
 from eval.records import DataError, Reject, read_jsonl, write_json, write_jsonl, write_text_atomic
 from eval.report import environment, grader_fingerprint, write_benchmark_results
 from eval.runner import SAMPLES_FILE
@@ -32,7 +33,6 @@ def grade_pairs(
     desc: str = "grade",
 ) -> list[Any]:
     """`grade_many` over ``pairs`` in one pool of worker processes, with its progress bar on stderr."""
-    from eval.grader import grade_many
 
     log.info("%s: grading %d responses with %s workers", desc, len(pairs), workers)
     return grade_many(pairs, workers=workers, timeout_s=timeout_s, progress=True)
