@@ -26,9 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from curation.champ import UNAIDED_SETTINGS, load_champ_pool  # noqa: E402
 from curation.funnel import CurationState  # noqa: E402
-from curation.options import CurateOptions, from_mapping  # noqa: E402
-from curation.pipeline import run_stages  # noqa: E402
+from curation.methods.limo import STAGES  # noqa: E402
+from curation.options import StageOptions  # noqa: E402
+from curation.stages import StageContext, run_stages  # noqa: E402
 from eval.benchmarks import BenchmarkSpec  # noqa: E402
+from eval.options import to_options  # noqa: E402
+from limo.config import compose  # noqa: E402
 
 _NUMBER = re.compile(r"\d+")
 OPTIONS = {
@@ -79,14 +82,15 @@ def run_size(size: int, workers: int, specs: dict[str, BenchmarkSpec], out: Path
     started = time.perf_counter()
     problems, chains = build_pool(size)
     build_seconds = time.perf_counter() - started
-    options = from_mapping(CurateOptions, {**OPTIONS, "quality": {"workers": workers}})
+    options = to_options(StageOptions, {**OPTIONS, "quality": {"workers": workers}})
     num_problems = len(problems)
     state = CurationState(problems, chains, read=len(chains))
     state.apply(state.begin("ingest"))
-    run_stages(state, options, seed=0, out=out, benchmark_specs=specs, backend_factory=None)
+    state.close(state.funnel[-1])
+    run_stages(state, STAGES, options, StageContext(0, specs, out))
     state.reconcile()
     stages = {
-        c.stage: {"in": c.chains_in, "seconds": c.seconds, "chains_per_s": round(c.chains_in / max(c.seconds, 1e-6))}
+        c.stage: {"in": c.items_in, "seconds": c.seconds, "chains_per_s": round(c.items_in / max(c.seconds, 1e-6))}
         for c in state.funnel[1:]
     }
     total = sum(s["seconds"] for s in stages.values())
@@ -107,8 +111,6 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default="outputs/bench_curation")
     args = parser.parse_args()
-    from limo.config import compose
-
     specs = {n: BenchmarkSpec.from_dict(dict(s)) for n, s in compose("champ").benchmark_specs.items()}
     print(f"# curation bench, {platform.machine()} {platform.python_version()}, workers={args.workers}", flush=True)
     results = []

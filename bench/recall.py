@@ -164,15 +164,32 @@ def one(args: argparse.Namespace) -> None:
 def measure(mode: str, corpus: Path, model: Path, cache: Path, tasks: int) -> dict:
     out = cache / "runs" / f"{mode}-{tasks}-{corpus.name}"
     subprocess.run(["rm", "-rf", str(out)], check=True)
-    command = [sys.executable, __file__, "--one", mode, "--corpus", str(corpus), "--model", str(model),
-               "--out", str(out), "--tasks", str(tasks)]  # fmt: skip
+    command = [
+        sys.executable,
+        __file__,
+        "--one",
+        mode,
+        "--corpus",
+        str(corpus),
+        "--model",
+        str(model),
+        "--out",
+        str(out),
+        "--tasks",
+        str(tasks),
+    ]
     done = subprocess.run(
         command, capture_output=True, text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
     )
     row = json.loads(done.stdout.strip().splitlines()[-1])
     subprocess.run(["rm", "-rf", str(out)], check=True)
-    return {"mode": mode, "tasks": tasks, "size": int(corpus.name.split("-")[1]), **row,
-            "docs_per_s": row["docs"] / row["seconds"]}  # fmt: skip
+    return {
+        "mode": mode,
+        "tasks": tasks,
+        "size": int(corpus.name.split("-")[1]),
+        **row,
+        "docs_per_s": row["docs"] / row["seconds"],
+    }
 
 
 # ------------------------------------------------------------------------------------------------- main
@@ -212,8 +229,10 @@ def main() -> None:
     print(f"{'pipeline':<22}{'documents':>11}{'seconds':>9}{'docs/s':>9}{'x plain':>9}{'peak RSS MiB':>14}")
     for row in rows:
         name = f"{row['mode']} ({row['tasks']} proc)"
-        print(f"{name:<22}{row['docs']:>11}{row['seconds']:>9.1f}{row['docs_per_s']:>9.0f}"
-              f"{row['docs_per_s'] / baseline:>9.2f}{row['peak_rss_mib']:>14.0f}")  # fmt: skip
+        print(
+            f"{name:<22}{row['docs']:>11}{row['seconds']:>9.1f}{row['docs_per_s']:>9.0f}"
+            f"{row['docs_per_s'] / baseline:>9.2f}{row['peak_rss_mib']:>14.0f}"
+        )
 
 
 if __name__ == "__main__":

@@ -72,20 +72,38 @@ def run_variant(model_dir: Path, rows: list[dict], variant: dict, out: Path) -> 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     packed = bool(variant.get("packing"))
     args = {
-        "use_cpu": True, "bf16": False, "activation_checkpointing": False, "learning_rate": 1e-4,
-        "num_train_epochs": 1, "logging_strategy": "no", "save_strategy": "no", "max_length": max(PACK_LENGTHS),
-        "per_device_train_batch_size": 1 if packed else BATCH, "disable_tqdm": True, **variant,
-    }  # fmt: skip
+        "use_cpu": True,
+        "bf16": False,
+        "activation_checkpointing": False,
+        "learning_rate": 1e-4,
+        "num_train_epochs": 1,
+        "logging_strategy": "no",
+        "save_strategy": "no",
+        "max_length": max(PACK_LENGTHS),
+        "per_device_train_batch_size": 1 if packed else BATCH,
+        "disable_tqdm": True,
+        **variant,
+    }
     sft = build.build_sft_config(
         build.build_sft_args(
-            args, (args["per_device_train_batch_size"], 1), train_dir=str(out), seed=SEED,
-            model_cfg={"dtype": "float32"}, deepspeed=None, accelerator_config=None, on_cpu=True,
+            args,
+            (args["per_device_train_batch_size"], 1),
+            train_dir=str(out),
+            seed=SEED,
+            model_cfg={"dtype": "float32"},
+            deepspeed=None,
+            accelerator_config=None,
+            on_cpu=True,
         )
-    )  # fmt: skip
+    )
     trainer = build.build_trainer(
-        "sft", model_path=str(model_dir), tokenizer=tokenizer, sft_config=sft, dataset=build.build_dataset(rows),
+        "sft",
+        model_path=str(model_dir),
+        tokenizer=tokenizer,
+        sft_config=sft,
+        dataset=build.build_dataset(rows),
         peft_config=None,
-    )  # fmt: skip
+    )
     started = time.perf_counter()
     result = trainer.train()
     elapsed = time.perf_counter() - started
@@ -94,18 +112,22 @@ def run_variant(model_dir: Path, rows: list[dict], variant: dict, out: Path) -> 
 
 
 def main() -> None:
-    from limo.testing import build_tiny_model, build_tokenizer
+    from limo.tiny_models import build_tiny_model, build_tokenizer
     from limo.training.data import percentile, token_lengths
 
     rows, pool_size = champ_like_examples()
     lengths = sorted(token_lengths(build_tokenizer(), rows))
     in_order = token_lengths(build_tokenizer(), rows)
     padded = sum(max(in_order[i : i + BATCH]) * len(in_order[i : i + BATCH]) for i in range(0, len(rows), BATCH))
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, {time.strftime('%Y-%m-%d')}")  # fmt: skip
-    print(f"data: {len(rows)} of {pool_size} CHAMP chains (human + unaided graded correct); tokens/example "
-          f"mean {statistics.mean(lengths):.0f}, p50 {percentile(lengths, 0.5)}, p90 {percentile(lengths, 0.9)}, "
-          f"max {lengths[-1]}")  # fmt: skip
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, {time.strftime('%Y-%m-%d')}"
+    )
+    print(
+        f"data: {len(rows)} of {pool_size} CHAMP chains (human + unaided graded correct); tokens/example "
+        f"mean {statistics.mean(lengths):.0f}, p50 {percentile(lengths, 0.5)}, p90 {percentile(lengths, 0.9)}, "
+        f"max {lengths[-1]}"
+    )
     print(f"padded batches of {BATCH} in file order: {1 - sum(lengths) / padded:.0%} of the positions are padding")
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = build_tiny_model(Path(tmp) / "tiny")

@@ -22,6 +22,7 @@ from typing import Any
 from curation.funnel import Attempt, CurationState
 from curation.options import AnswerCheckOptions
 from curation.schema import HUMAN, Chain
+from eval.grader import grade_many
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,11 @@ def run_answer_check(state: CurationState, options: AnswerCheckOptions) -> None:
     if not options.enabled:
         state.apply(count)
         return
-    from eval.grader import grade_many
 
     chains = list(state.chains.values())
     texts = [graded_text(c) for c in chains]
-    pairs = [(state.problems[c.problem_id].answer, t) for c, t in zip(chains, texts, strict=True) if t is not None]
+    problems = [state.problems[c.problem_id] for c in chains]  # the problem text lets yes/no statements be judged
+    pairs = [(p.answer, t, p.problem) for p, t in zip(problems, texts, strict=True) if t is not None]
     unique = list(dict.fromkeys(pairs))  # the grader is deterministic: each distinct pair is graded once
     graded = dict(zip(unique, grade_many(unique, workers=options.workers, timeout_s=options.timeout_s), strict=True))
     verdicts = (graded[pair] for pair in pairs)

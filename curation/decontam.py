@@ -1,25 +1,45 @@
-"""Decontaminate: drop pool problems that overlap a benchmark, recording which benchmark item they hit.
+"""Decontaminate: drop pool problems that reproduce a benchmark item, and say why for each one.
 
-Texts are normalised as in dedup (NFKC, lower case, non-alphanumerics to spaces, so ``$\\sqrt{242}$`` and
-``√242``-free rewrites compare on their words). Two ways to match, chosen by length:
+Two steps, so that shared phrasing never drops a clean problem on its own:
 
-- Word n-grams (``ngram``, 8 by default as in s1 and open-r1): a pool problem is contaminated when it shares
-  at least ``min_matches`` word 8-grams with one benchmark item.
-- Character n-grams for short texts: when the pool problem *or* the benchmark item has fewer than
-  ``ngram`` words (``Simplify $\\sqrt{242}$.`` has three), both are compared as character ``char_ngram``-grams
-  of the normalised text with spaces removed. They match when the shared grams cover at least
-  ``short_containment`` of the smaller text's grams, so a short problem embedded in a longer rewording
-  still matches, while two long texts never match on characters alone.
+1. **Candidates from n-grams.** Texts are normalised as in dedup (NFKC, lower case, non-alphanumerics to
+   spaces). A pool problem becomes a candidate for a benchmark item when their shared word ``ngram``-grams
+   weigh at least ``min_matches``. Each shared n-gram weighs ``min(1, boilerplate_docs / df)``, where
+   ``df`` counts the benchmark items *and* pool problems that contain it: boilerplate that many problems
+   share ("m and n are relatively prime positive integers find m n") counts for little, while an n-gram
+   only the item and its copy share counts 1. The n-grams are 5 words, not the 8 of s1 / open-r1: they
+   only nominate, so they must survive a reworded copy (two swapped verbs leave a 20-word problem no
+   intact 8-gram). Items shorter than ``short_words`` words (``Simplify $\\sqrt{242}$.``) are also
+   matched on character ``char_ngram``-grams: of the normalised text (IDF-weighted containment of the
+   shorter text, at least ``short_containment``), and of the item's formula — its content tokens with
+   operators kept — inside the pool text, so "Evaluate $(1+2i)6-3i$." is found in "Work out (1+2i)6-3i."
+   though the verb was most of its letters.
+2. **Confirmation on the whole problem** (`curation.similarity`): a candidate is dropped only when the
+   pool problem reproduces the item — `aligned_similarity` at least ``min_similarity`` (IDF-weighted
+   words, a prefix or suffix free, insertions charged) — *and* keeps its content: `content_agreement`
+   (the item's math, numbers, negations, in order) at least ``min_content``. That second test is what
+   separates a reworded copy from a template sibling ("5 balls in 2 boxes" vs "... in 3 boxes";
+   CHAMP's ``P_Combinatorics_11`` shares its definition sentence with ``P_Combinatorics_29`` and nothing
+   else).
 
-The index is built once per run; matching is a pure per-problem function (sharded by `map_chunks`).
+Every drop records the benchmark item, the method, the weighted n-gram evidence, up to five matched
+n-grams (rarest first), the similarity and the content agreement; the stage notes count the candidates
+that were not confirmed and list the closest of them and the most frequent boilerplate n-grams
+(``funnel.json``), so a user can audit both thresholds. Word weights (IDF) come from the benchmark items and the
+pool (a seeded sample of ``idf_sample`` problems when it is larger). Measured recall and false positives
+are in docs/curation.md (and `bench/decontam.py`).
+
+Scanning and confirming are pure per-problem functions over a read-only index (sharded by `map_chunks`);
+document frequencies are summed in between, in the parent.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import random
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,10 +47,13 @@ from curation.dedup import normalize_text
 from curation.funnel import CurationState
 from curation.options import DecontamOptions
 from curation.sharding import map_chunks
-from eval.benchmarks import BenchmarkSpec, load_benchmark
+from curation.similarity import aligned_similarity, content_agreement, content_tokens, text_tokens
+from eval.benchmarks import BenchmarkSpec, HubOfflineError, load_benchmark
 from eval.records import DataError
 
 log = logging.getLogger(__name__)
+MAX_REPORTED_NGRAMS = 5
+MAX_LISTED = 20  # near misses and boilerplate n-grams listed in the stage notes
 
 
 @dataclass(frozen=True)
@@ -42,15 +65,59 @@ class BenchmarkItem:
 
 @dataclass(frozen=True)
 class Contamination:
-    """A pool problem's match: the benchmark item and how it matched."""
+    """A pool problem's match with one benchmark item, and the evidence for it.
+
+    Attributes:
+        method: ``word_ngram``, ``char_ngram`` or ``formula_ngram`` (how the candidate was found).
+        evidence: Weighted shared word n-grams, or the character containment of the other two methods.
+        ngrams: Up to five shared n-grams, rarest first.
+        similarity: `curation.similarity.aligned_similarity` of the whole problems.
+        content: `curation.similarity.content_agreement` (1.0: all the item's content, in order).
+    """
 
     benchmark: str
     item_id: str
-    method: str  # "word_ngram" or "char_ngram"
-    score: float
+    method: str
+    evidence: float
+    ngrams: tuple[str, ...]
+    similarity: float
+    content: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"benchmark": self.benchmark, "item_id": self.item_id, "method": self.method, "score": self.score}
+        return {
+            "benchmark": self.benchmark,
+            "item_id": self.item_id,
+            "method": self.method,
+            "evidence": round(self.evidence, 3),
+            "ngrams": list(self.ngrams),
+            "similarity": round(self.similarity, 3),
+            "content": round(self.content, 3),
+        }
+
+
+@dataclass(frozen=True)
+class Candidate:
+    item: int
+    method: str
+    evidence: float
+    ngrams: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What one pool problem shares with the index: word n-gram ids, and short-text character matches."""
+
+    grams: tuple[int, ...] = ()
+    chars: tuple[tuple[int, float], ...] = ()
+    formulas: tuple[tuple[int, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The confirmed match (if any) and the closest candidate that was not confirmed."""
+
+    match: Contamination | None
+    near_miss: Contamination | None
 
 
 def word_ngrams(normalized: str, n: int) -> set[str]:
@@ -60,7 +127,10 @@ def word_ngrams(normalized: str, n: int) -> set[str]:
 
 def char_ngrams(normalized: str, n: int) -> set[str]:
     """Character n-grams of a normalised text without spaces; a text shorter than n is one gram."""
-    squeezed = normalized.replace(" ", "")
+    return squeezed_ngrams(normalized.replace(" ", ""), n)
+
+
+def squeezed_ngrams(squeezed: str, n: int) -> set[str]:
     if len(squeezed) <= n:
         return {squeezed} if squeezed else set()
     return {squeezed[i : i + n] for i in range(len(squeezed) - n + 1)}
@@ -68,86 +138,171 @@ def char_ngrams(normalized: str, n: int) -> set[str]:
 
 @dataclass
 class ContaminationIndex:
-    """Word and character n-gram indices over benchmark items."""
+    """Word and character n-gram indices over benchmark items, with what confirmation needs per item."""
 
     items: list[BenchmarkItem]
-    ngram: int = 8
-    char_ngram: int = 8
-    min_matches: int = 1
-    short_containment: float = 0.6
-    short_words: int = 8
-    words: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    options: DecontamOptions = field(default_factory=DecontamOptions)
+    gram_ids: dict[str, int] = field(default_factory=dict)
+    gram_text: list[str] = field(default_factory=list)
+    gram_items: list[list[int]] = field(default_factory=list)
     chars_all: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     chars_short: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     char_weights: list[float] = field(default_factory=list)
+    char_idf: dict[str, float] = field(default_factory=dict)
+    formula_grams: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    formula_sizes: dict[int, int] = field(default_factory=dict)
+    item_words: list[list[str]] = field(default_factory=list)
+    item_content: list[list[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        char_sets: list[set[str]] = []
-        for index, item in enumerate(self.items):
-            normalized = normalize_text(item.text)
-            for gram in word_ngrams(normalized, self.ngram):
-                self.words[gram].append(index)
-            grams = char_ngrams(normalized, self.char_ngram)
-            char_sets.append(grams)
-            short = len(normalized.split()) < self.short_words
-            for gram in grams:
-                self.chars_all[gram].append(index)
-                if short:
-                    self.chars_short[gram].append(index)
-        self.char_weights = [sum(self.gram_weight(g) for g in grams) for grams in char_sets]
+        char_sets = [self._add(index, item) for index, item in enumerate(self.items)]
+        self.char_idf = {g: math.log((1 + len(self.items)) / (1 + len(items))) for g, items in self.chars_all.items()}
+        self.char_weights = [sum(self.char_idf[g] for g in grams) for grams in char_sets]
 
-    def match(self, text: str) -> Contamination | None:
-        """The best benchmark match of ``text``, or None when it is clean."""
+    def _add(self, index: int, item: BenchmarkItem) -> set[str]:
+        normalized = normalize_text(item.text)
+        self.item_words.append(normalized.split())
+        self.item_content.append(content_tokens(item.text))
+        for gram in word_ngrams(normalized, self.options.ngram):
+            gram_id = self.gram_ids.get(gram)
+            if gram_id is None:
+                gram_id = self.gram_ids[gram] = len(self.gram_text)
+                self.gram_text.append(gram)
+                self.gram_items.append([])
+            self.gram_items[gram_id].append(index)
+        grams = char_ngrams(normalized, self.options.char_ngram)
+        short = len(self.item_words[-1]) < self.options.short_words
+        for gram in grams:
+            self.chars_all[gram].append(index)
+            if short:
+                self.chars_short[gram].append(index)
+        formula = "".join(self.item_content[-1])
+        if short and len(formula) >= self.options.char_ngram:
+            self.formula_sizes[index] = len(formula_grams := squeezed_ngrams(formula, self.options.char_ngram))
+            for gram in formula_grams:
+                self.formula_grams[gram].append(index)
+        return grams
+
+    def char_weight(self, gram: str) -> float:
+        """Inverse document frequency over benchmark items: phrases every problem uses count little."""
+        return self.char_idf.get(gram, math.log(1 + len(self.items)))
+
+    def scan(self, text: str) -> Scan:
+        """The index n-grams ``text`` contains, and its short-text character matches."""
         normalized = normalize_text(text)
-        if len(normalized.split()) >= self.short_words:
-            hit = self._word_match(normalized)
-            if hit:
-                return hit
-            return self._char_match(normalized, self.chars_short) if self.chars_short else None
-        return self._char_match(normalized, self.chars_all)
+        grams = tuple(
+            sorted(self.gram_ids[g] for g in word_ngrams(normalized, self.options.ngram) if g in self.gram_ids)
+        )
+        short = len(normalized.split()) < self.options.short_words
+        chars = self._char_matches(normalized, self.chars_all if short else self.chars_short)
+        return Scan(grams, chars, self._formula_matches(text))
 
-    def _word_match(self, normalized: str) -> Contamination | None:
-        hits: Counter[int] = Counter()
-        for gram in word_ngrams(normalized, self.ngram):
-            hits.update(self.words.get(gram, ()))
-        if not hits:
-            return None
-        index, shared = min(hits.items(), key=lambda kv: (-kv[1], kv[0]))
-        if shared < self.min_matches:
-            return None
-        return Contamination(self.items[index].benchmark, self.items[index].id, "word_ngram", float(shared))
+    def _formula_matches(self, text: str) -> tuple[tuple[int, float], ...]:
+        """Short items whose formula (content tokens, operators kept) ``text`` contains, character-wise."""
+        if not self.formula_grams:
+            return ()
+        found: dict[int, int] = defaultdict(int)
+        for gram in squeezed_ngrams("".join(text_tokens(text)), self.options.char_ngram):
+            for item in self.formula_grams.get(gram, ()):
+                found[item] += 1
+        share = {item: count / self.formula_sizes[item] for item, count in found.items()}
+        return tuple((item, round(v, 4)) for item, v in sorted(share.items()) if v >= self.options.short_containment)
 
-    def _char_match(self, normalized: str, index_map: Mapping[str, list[int]]) -> Contamination | None:
-        grams = char_ngrams(normalized, self.char_ngram)
-        hits: dict[int, float] = defaultdict(float)
+    def _char_matches(self, normalized: str, index_map: Mapping[str, list[int]]) -> tuple[tuple[int, float], ...]:
+        if not index_map:
+            return ()
+        grams = char_ngrams(normalized, self.options.char_ngram)
+        shared: dict[int, float] = defaultdict(float)
         for gram in grams:
             for index in index_map.get(gram, ()):
-                hits[index] += self.gram_weight(gram)
-        query_weight = sum(self.gram_weight(g) for g in grams)
-        best: tuple[float, int] | None = None
-        for index in sorted(hits):
-            coverage = hits[index] / max(1e-9, min(query_weight, self.char_weights[index]))
-            if coverage >= self.short_containment and (best is None or coverage > best[0]):
-                best = (coverage, index)
-        if best is None:
-            return None
-        item = self.items[best[1]]
-        return Contamination(item.benchmark, item.id, "char_ngram", round(best[0], 4))
+                shared[index] += self.char_idf[gram]
+        if not shared:
+            return ()
+        unseen = math.log(1 + len(self.items))
+        query = sum(self.char_idf.get(g, unseen) for g in grams)
+        found = []
+        for index in sorted(shared):
+            coverage = shared[index] / max(1e-9, min(query, self.char_weights[index]))
+            if coverage >= self.options.short_containment:
+                found.append((index, round(coverage, 4)))
+        return tuple(found)
 
-    def gram_weight(self, gram: str) -> float:
-        """Inverse document frequency over benchmark items: phrases every problem uses count little."""
-        return math.log((1 + len(self.items)) / (1 + len(self.chars_all.get(gram, ()))))
+    def candidates(self, scan: Scan, gram_weight: Mapping[int, float]) -> list[Candidate]:
+        """Items whose weighted shared n-grams reach ``min_matches``, plus character matches; best first."""
+        evidence: dict[int, float] = defaultdict(float)
+        shared: dict[int, list[int]] = defaultdict(list)
+        for gram in scan.grams:
+            for item in self.gram_items[gram]:
+                evidence[item] += gram_weight[gram]
+                shared[item].append(gram)
+        found = {
+            item: Candidate(item, "word_ngram", weight, self._rarest(shared[item], gram_weight))
+            for item, weight in evidence.items()
+            if weight >= self.options.min_matches
+        }
+        for method, matches in (("char_ngram", scan.chars), ("formula_ngram", scan.formulas)):
+            for item, coverage in matches:
+                found.setdefault(item, Candidate(item, method, coverage, ()))
+        ranked = sorted(found.values(), key=lambda c: (c.method != "word_ngram", -c.evidence, c.item))
+        return ranked[: self.options.max_candidates]
+
+    def _rarest(self, grams: list[int], gram_weight: Mapping[int, float]) -> tuple[str, ...]:
+        ordered = sorted(grams, key=lambda g: (-gram_weight[g], self.gram_text[g]))
+        return tuple(self.gram_text[g] for g in ordered[:MAX_REPORTED_NGRAMS])
+
+    def confirm(self, text: str, candidates: Sequence[Candidate], word_weight: WordWeights) -> Verdict:
+        """Check each candidate on the whole problem; the best confirmed one wins."""
+        words, tokens = normalize_text(text).split(), text_tokens(text)
+        confirmed: list[Contamination] = []
+        rejected: list[Contamination] = []
+        for candidate in candidates:
+            hit = self._evaluate(candidate, words, tokens, text, word_weight)
+            ok = hit.similarity >= self.options.min_similarity and hit.content >= self.options.min_content
+            (confirmed if ok else rejected).append(hit)
+        best = max(confirmed, key=lambda h: (h.similarity, h.content), default=None)
+        closest = max(rejected, key=lambda h: (h.similarity, h.content), default=None)
+        return Verdict(best, None if best else closest)
+
+    def _evaluate(
+        self, candidate: Candidate, words: list[str], tokens: list[str], text: str, word_weight: WordWeights
+    ) -> Contamination:
+        item = self.items[candidate.item]
+        ngrams = candidate.ngrams or self._shared_chars(text, candidate.item)
+        return Contamination(
+            item.benchmark,
+            item.id,
+            candidate.method,
+            candidate.evidence,
+            ngrams,
+            aligned_similarity(words, self.item_words[candidate.item], word_weight),
+            content_agreement(self.item_content[candidate.item], tokens),
+        )
+
+    def _shared_chars(self, text: str, item: int) -> tuple[str, ...]:
+        ours = char_ngrams(normalize_text(text), self.options.char_ngram)
+        theirs = char_ngrams(" ".join(self.item_words[item]), self.options.char_ngram)
+        return tuple(sorted(ours & theirs, key=lambda g: (-self.char_weight(g), g))[:MAX_REPORTED_NGRAMS])
+
+
+class WordWeights:
+    """Inverse document frequency of words over the benchmark items and (a sample of) the pool."""
+
+    def __init__(self, documents: Iterable[Sequence[str]]):
+        counts: Counter[str] = Counter()
+        total = 0
+        for words in documents:
+            counts.update(set(words))
+            total += 1
+        self.total = total
+        self.idf = {w: math.log((total + 1) / (c + 1)) + 1.0 for w, c in counts.items()}
+        self.unseen = math.log(total + 1) + 1.0
+
+    def __call__(self, word: str) -> float:
+        return self.idf.get(word, self.unseen)
 
 
 def build_index(items: Sequence[BenchmarkItem], options: DecontamOptions) -> ContaminationIndex:
-    return ContaminationIndex(
-        list(items),
-        options.ngram,
-        options.char_ngram,
-        options.min_matches,
-        options.short_containment,
-        options.short_words,
-    )
+    return ContaminationIndex(list(items), options)
 
 
 def load_benchmark_items(
@@ -155,11 +310,15 @@ def load_benchmark_items(
 ) -> tuple[list[BenchmarkItem], dict[str, Any]]:
     """Load the named benchmarks; returns their items and, per benchmark, its checksum or why it was skipped.
 
+    With ``missing: warn`` the benchmarks that cannot be loaded are skipped with one warning line (one for
+    all of them when the hub is unreachable).
+
     Raises:
         DataError: A benchmark is unknown, or cannot be loaded and ``options.missing`` is ``error``.
     """
     items: list[BenchmarkItem] = []
     loaded: dict[str, Any] = {}
+    skipped: dict[str, DataError] = {}
     for name in names:
         if name not in specs:
             raise DataError(f"decontam: unknown benchmark {name!r} (known: {', '.join(sorted(specs))})")
@@ -168,15 +327,51 @@ def load_benchmark_items(
         except DataError as err:
             if options.missing != "warn":
                 raise
-            log.warning("decontam: benchmark %s skipped: %s", name, err)
+            skipped[name] = err
             loaded[name] = {"skipped": str(err)}
             continue
         items.extend(BenchmarkItem(name, p.id, p.problem) for p in benchmark.problems)
         loaded[name] = {"source": benchmark.source, "checksum": benchmark.checksum, "items": len(benchmark.problems)}
+    _warn_skipped(skipped)
     return items, loaded
 
 
-_INDEX: ContaminationIndex | None = None  # installed in every worker by `_set_index`
+def _warn_skipped(skipped: Mapping[str, DataError]) -> None:
+    offline = [name for name, err in skipped.items() if isinstance(err, HubOfflineError)]
+    if offline:
+        reason = next(err for err in skipped.values() if isinstance(err, HubOfflineError)).reason
+        log.warning(
+            "decontam: offline (%s): skipped %s; pass data_dir=<folder with the benchmark files> to check them",
+            reason,
+            ", ".join(offline),
+        )
+    for name, err in skipped.items():
+        if name not in offline:
+            log.warning("decontam: benchmark %s skipped: %s", name, err)
+
+
+@dataclass
+class DecontamResult:
+    """Confirmed matches by problem id, the closest unconfirmed candidates, and the n-gram statistics."""
+
+    matches: dict[str, Contamination]
+    near_misses: list[tuple[str, Contamination]]
+    candidates: int
+    boilerplate: list[tuple[str, int]]
+
+    def notes(self) -> dict[str, Any]:
+        return {"candidates": self.candidates, "confirmed": len(self.matches), "not_confirmed": len(self.near_misses)}
+
+    def listing(self, limit: int = MAX_LISTED) -> dict[str, Any]:
+        """The closest candidates that were not dropped and the most frequent boilerplate n-grams."""
+        return {
+            "near_misses": [{"problem_id": pid, **hit.to_dict()} for pid, hit in self.near_misses[:limit]],
+            "boilerplate_ngrams": [{"ngram": gram, "documents": df} for gram, df in self.boilerplate[:limit]],
+        }
+
+
+_INDEX: ContaminationIndex | None = None  # installed in every worker by `_set_index` / `_set_confirm`
+_WEIGHTS: WordWeights | None = None
 
 
 def _set_index(index: ContaminationIndex) -> None:
@@ -184,26 +379,73 @@ def _set_index(index: ContaminationIndex) -> None:
     _INDEX = index
 
 
-def _match_one(text: str) -> Contamination | None:
+def _set_confirm(index: ContaminationIndex, weights: WordWeights) -> None:
+    global _INDEX, _WEIGHTS
+    _INDEX, _WEIGHTS = index, weights
+
+
+def _scan_one(text: str) -> Scan:
     assert _INDEX is not None
-    return _INDEX.match(text)
+    return _INDEX.scan(text)
 
 
-def find_contamination(
-    texts: Mapping[str, str], index: ContaminationIndex, workers: int = 1
-) -> dict[str, Contamination]:
-    """Map each contaminated problem id to its match."""
+def _confirm_one(job: tuple[str, list[Candidate]]) -> Verdict:
+    assert _INDEX is not None and _WEIGHTS is not None
+    return _INDEX.confirm(job[0], job[1], _WEIGHTS)
+
+
+def find_contamination(texts: Mapping[str, str], index: ContaminationIndex, workers: int = 1) -> DecontamResult:
+    """Scan every problem, weigh shared n-grams by how many documents hold them, confirm the candidates."""
     ids = list(texts)
-    matches = map_chunks(
-        _match_one, [texts[i] for i in ids], workers=workers, chunk_size=512, setup=_set_index, setup_args=(index,)
+    scans = map_chunks(
+        _scan_one, [texts[i] for i in ids], workers=workers, chunk_size=512, setup=_set_index, setup_args=(index,)
     )
-    return {pid: m for pid, m in zip(ids, matches, strict=True) if m is not None}
+    documents = document_frequencies(index, scans)
+    gram_weight = {g: min(1.0, index.options.boilerplate_docs / df) for g, df in documents.items()}
+    jobs = {}
+    for pid, scan in zip(ids, scans, strict=True):
+        found = index.candidates(scan, gram_weight) if scan.grams or scan.chars or scan.formulas else []
+        if found:
+            jobs[pid] = found
+    weights = word_weights(index, texts)
+    verdicts = map_chunks(
+        _confirm_one,
+        [(texts[pid], found) for pid, found in jobs.items()],
+        workers=workers,
+        chunk_size=256,
+        setup=_set_confirm,
+        setup_args=(index, weights),
+    )
+    matches = {pid: v.match for pid, v in zip(jobs, verdicts, strict=True) if v.match}
+    misses = [(pid, v.near_miss) for pid, v in zip(jobs, verdicts, strict=True) if v.near_miss]
+    misses.sort(key=lambda m: (-m[1].similarity, -m[1].content, m[0]))
+    return DecontamResult(matches, misses, len(jobs), boilerplate(index, documents))
+
+
+def document_frequencies(index: ContaminationIndex, scans: Sequence[Scan]) -> dict[int, int]:
+    """For every index n-gram: the benchmark items plus the pool problems that contain it."""
+    pool: Counter[int] = Counter(g for scan in scans for g in scan.grams)
+    return {g: len(items) + pool[g] for g, items in enumerate(index.gram_items)}
+
+
+def boilerplate(index: ContaminationIndex, documents: Mapping[int, int]) -> list[tuple[str, int]]:
+    """N-grams held by more than ``boilerplate_docs`` documents, most frequent first."""
+    frequent = [(index.gram_text[g], df) for g, df in documents.items() if df > index.options.boilerplate_docs]
+    return sorted(frequent, key=lambda x: (-x[1], x[0]))
+
+
+def word_weights(index: ContaminationIndex, texts: Mapping[str, str]) -> WordWeights:
+    """IDF over the benchmark items and the pool (a seeded sample of ``idf_sample`` problems when larger)."""
+    pool = list(texts.values())
+    if len(pool) > index.options.idf_sample:
+        pool = random.Random(0).sample(pool, index.options.idf_sample)
+    return WordWeights([*index.item_words, *(normalize_text(t).split() for t in pool)])
 
 
 def run_decontam(
     state: CurationState, options: DecontamOptions, specs: Mapping[str, BenchmarkSpec], workers: int = 1
 ) -> None:
-    """Drop problems that match any benchmark item (reason ``contaminated:<benchmark>``)."""
+    """Drop problems that reproduce a benchmark item (reason ``contaminated:<benchmark>``, detail: the evidence)."""
     count = state.begin("decontam", options.enabled)
     if not options.enabled or not options.benchmarks:
         state.apply(count)
@@ -211,10 +453,15 @@ def run_decontam(
     items, loaded = load_benchmark_items(options.benchmarks, specs, options)
     state.manifest["benchmarks"] = loaded
     index = build_index(items, options)
-    hits = find_contamination({pid: p.problem for pid, p in state.problems.items()}, index, workers)
+    result = find_contamination({pid: p.problem for pid, p in state.problems.items()}, index, workers)
     problems = {}
-    for pid, hit in hits.items():
+    for pid, hit in result.matches.items():
         state.problem_notes[pid]["decontam"] = hit.to_dict()
         problems[pid] = (f"contaminated:{hit.benchmark}", hit.to_dict())
-    count.notes = {"benchmarks": {n: v.get("items", 0) for n, v in loaded.items()}, "index_items": len(items)}
+    count.notes = {
+        "benchmarks": {n: v.get("items", 0) for n, v in loaded.items()},
+        "index_items": len(items),
+        **result.notes(),
+        **result.listing(),
+    }
     state.apply(count, problems=problems)

@@ -1,21 +1,30 @@
-"""The curation state and its accounting: what is still in, what was dropped, by which stage and why.
+"""The curation state and its accounting, one schema for every method: ``funnel.json`` and ``rejects.jsonl``.
 
-Chains are the unit of account. A stage returns the chains and problems it drops, each with a reason;
-`CurationState.apply` removes them, records one `Drop` per item, and drops every problem left with no
-chain (reason ``no_chain_left``), so that a problem is never selected without a chain and never vanishes
-without a reason. Each stage adds one `StageCount` (chains and problems in / out, dropped by reason);
-`CurationState.reconcile` checks that the pool read equals the curated chains plus every drop.
+Chains are the unit of account of the pool. A stage returns the chains and problems it drops, each with a
+reason; `CurationState.apply` removes them, records one `Drop` per item, and drops every problem left
+with no chain (reason ``no_chain_left``), so that a problem is never selected without a chain and never
+vanishes without a reason. `CurationState.reconcile` checks that the pool read equals the chains still in
+plus every drop.
+
+Every stage of every method adds one `StageCount`, the one row schema of ``funnel.json``: the stage, the
+unit it counts (``chain``, ``document``, ``pair``, ``example``, ``episode``, ...), items in and out,
+problems in and out where the stage tracks them, dropped items by reason, seconds and free-form notes.
+Pool stages count through `begin` / `apply`; a method's own stages (LEMMA's connect, MAmmoTH2's extract)
+through `record`, whose rejects are `Drop` rows too (`method_rejects`), so ``rejects.jsonl`` has one row
+schema for every method: ``{kind, id, problem_id, stage, reason, detail}``.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from curation.schema import Chain
 from eval.problem import Problem
+from eval.records import Reject
 
 NO_CHAIN_LEFT = "no_chain_left"
 
@@ -34,24 +43,49 @@ class Drop:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_reject(cls, reject: Reject) -> Drop:
+        """A method stage's `Reject` (an item it could not use) as a rejects row."""
+        return cls(reject.field or "item", reject.id or f"row{reject.row}", None, reject.stage, reject.reason, {})
+
 
 @dataclass
 class StageCount:
-    """What one stage saw and did."""
+    """What one stage saw and did: one row of ``funnel.json``, the same for every method.
+
+    Attributes:
+        stage: Stage name.
+        unit: What ``items_*`` count (``chain``, ``document``, ``pair``, ``example``, ``episode``, ...).
+        enabled: False when the stage was switched off (it then passes everything through).
+        items_in: Items the stage received.
+        items_out: Items it passed on.
+        problems_in: Problems it received (None where the stage does not track problems).
+        problems_out: Problems it passed on (None likewise).
+        dropped: Items it dropped or rejected, by reason.
+        problems_dropped: Problems it dropped, by reason.
+        seconds: Wall time.
+        notes: Stage-specific counts (benchmarks checked, verdicts, ...).
+    """
 
     stage: str
-    enabled: bool
-    chains_in: int
-    problems_in: int
-    chains_out: int = 0
-    problems_out: int = 0
-    chains_dropped: dict[str, int] = field(default_factory=dict)
+    unit: str = "chain"
+    enabled: bool = True
+    items_in: int = 0
+    items_out: int = 0
+    problems_in: int | None = None
+    problems_out: int | None = None
+    dropped: dict[str, int] = field(default_factory=dict)
     problems_dropped: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     notes: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def reason_counts(reasons: Iterable[str]) -> dict[str, int]:
+    """How many items per reason, reasons in first-seen order."""
+    return dict(Counter(reasons))
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +113,8 @@ class CurationState:
         problem_notes: Per-problem annotations (pass rates, decontamination, suspect gold, ...).
         attempts: Graded `Attempt`s used for pass rates and the suspect-gold check.
         drops: Every dropped item, in order.
-        funnel: One `StageCount` per stage run.
+        funnel: One `StageCount` per stage run: pool stages and the method's own, in order.
+        method_rejects: Items a method stage could not use (never pool chains: those are ``drops``).
         read: Items read by ingest (chains plus rejected rows): the left side of the reconciliation.
         manifest: Facts for the manifest (overrides applied, benchmark checksums, warnings).
     """
@@ -91,8 +126,11 @@ class CurationState:
     attempts: list[Attempt] = field(default_factory=list)
     drops: list[Drop] = field(default_factory=list)
     funnel: list[StageCount] = field(default_factory=list)
+    method_rejects: list[Drop] = field(default_factory=list)
     read: int = 0
     manifest: dict[str, Any] = field(default_factory=dict)
+    _pool_stages: list[StageCount] = field(default_factory=list, repr=False)
+    _clock: float = field(default_factory=time.perf_counter, repr=False)
 
     def chains_by_problem(self) -> dict[str, list[Chain]]:
         grouped: dict[str, list[Chain]] = defaultdict(list)
@@ -101,9 +139,47 @@ class CurationState:
         return grouped
 
     def begin(self, stage: str, enabled: bool = True) -> StageCount:
-        count = StageCount(stage, enabled, len(self.chains), len(self.problems))
+        """Open a pool stage's count (closed by `apply`)."""
+        count = StageCount(stage, "chain", enabled, len(self.chains), problems_in=len(self.problems))
         self.funnel.append(count)
+        self._pool_stages.append(count)
         return count
+
+    def record(
+        self,
+        stage: str,
+        *,
+        unit: str,
+        items_in: int,
+        items_out: int,
+        rejects: Iterable[Reject | Drop] = (),
+        enabled: bool = True,
+        problems: tuple[int, int] | None = None,
+        **notes: Any,
+    ) -> StageCount:
+        """Count a method's own stage (its items are not pool chains) and keep its rejects.
+
+        ``problems`` is ``(in, out)`` where the stage tracks problems. ``seconds`` is the time since the previous
+        stage ended, so a method times its stages by calling this as each one finishes.
+        """
+        drops = [r if isinstance(r, Drop) else Drop.from_reject(r) for r in rejects]
+        self.method_rejects.extend(drops)
+        dropped = reason_counts(d.reason.split(":")[0] for d in drops)
+        problems_in, problems_out = problems or (None, None)
+        count = StageCount(stage, unit, enabled, items_in, items_out, problems_in, problems_out, dropped, notes=notes)
+        self.funnel.append(count)
+        self.close(count)
+        return count
+
+    def close(self, count: StageCount) -> None:
+        """Stamp ``count`` with the seconds since the previous stage ended."""
+        now = time.perf_counter()
+        count.seconds = round(now - self._clock, 3)
+        self._clock = now
+
+    def rejects(self) -> list[Drop]:
+        """Every rejects row: pool drops, then the method stages' rejects."""
+        return [*self.drops, *self.method_rejects]
 
     def apply(self, count: StageCount, chains: Reasons | None = None, problems: Reasons | None = None) -> None:
         """Drop ``problems`` (with all their chains) and ``chains``, then problems left without a chain."""
@@ -128,9 +204,9 @@ class CurationState:
         for problem_id in [p for p in self.problems if p not in alive]:
             self._drop_problem(problem_id, count.stage, NO_CHAIN_LEFT, {})
             problem_reasons[NO_CHAIN_LEFT] += 1
-        count.chains_dropped = dict(sorted(chain_reasons.items()))
+        count.dropped = dict(sorted(chain_reasons.items()))
         count.problems_dropped = dict(sorted(problem_reasons.items()))
-        count.chains_out = len(self.chains)
+        count.items_out = len(self.chains)
         count.problems_out = len(self.problems)
 
     def _drop_chain(self, chain: Chain, stage: str, reason: str, detail: dict[str, Any]) -> None:
@@ -151,9 +227,9 @@ class CurationState:
         totals = {"read": self.read, "selected": len(self.chains), "dropped": dropped}
         if self.read != len(self.chains) + dropped:
             raise AssertionError(f"curation funnel does not reconcile: {totals}")
-        for before, after in zip(self.funnel, self.funnel[1:], strict=False):
-            if before.chains_out != after.chains_in:
+        for before, after in zip(self._pool_stages, self._pool_stages[1:], strict=False):
+            if before.items_out != after.items_in:
                 raise AssertionError(
-                    f"stage {after.stage} starts with {after.chains_in} chains, not {before.chains_out}"
+                    f"stage {after.stage} starts with {after.items_in} chains, not {before.items_out}"
                 )
         return totals

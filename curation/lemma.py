@@ -9,7 +9,7 @@ Pipeline pieces, each a plain function over values:
    first-wrong-step labels), the teacher's own record for injected errors, or a teacher judge that
    names the step (`judge_requests` / `apply_judgements`). A harvested chain annotated "no mistake" yet
    graded incorrect is rejected: the two labels disagree and we do not guess which is wrong.
-3. Connection (`build_examples`), assigned in the configured mixture's exact proportions (seeded order):
+3. Connection (`connect_wrong_chains`), assigned in the configured mixture's exact proportions (seeded order):
    ``fix_and_continue`` keeps the solution up to the error, adds a reflection phrase, then the fixed step
    and a correct continuation; ``fresh_restart`` adds a reflection and a different correct solution.
    Without a live teacher the fix comes from a correct reference: for injected errors, the original
@@ -42,28 +42,6 @@ from eval.records import Reject
 CONNECTIONS = ("fix_and_continue", "fresh_restart")
 STAGE = "lemma"
 _WORD = re.compile(r"[A-Za-z]{3,}|\d+")
-
-
-@dataclass(frozen=True)
-class TeacherOptions:
-    """A generation backend acting as teacher (judge or error injector).
-
-    Attributes:
-        backend: Registered backend name (``replay``, ``hf``, ``openai``, ``vllm``).
-        model: Model path or served model name passed to the backend.
-        temperature: Sampling temperature (0: greedy).
-        max_new_tokens: Generation limit per reply.
-        backend_args: Extra backend constructor arguments (``path`` for replay, ``base_url`` for openai, ...).
-    """
-
-    backend: str = "replay"
-    model: str | None = None
-    temperature: float = 0.0
-    max_new_tokens: int = 2048
-    backend_args: dict[str, Any] = field(default_factory=dict)
-
-    def sampling(self) -> SamplingParams:
-        return SamplingParams(temperature=self.temperature, max_new_tokens=self.max_new_tokens)
 
 
 @dataclass(frozen=True)
@@ -430,7 +408,7 @@ def assign_connections(chain_ids: Sequence[str], mixture: Mapping[str, float], s
     return dict(zip(ordered, slots, strict=True))
 
 
-def build_examples(
+def connect_wrong_chains(
     wrong: Sequence[WrongChain],
     problems: Mapping[str, Problem],
     correct: Mapping[str, Sequence[CorrectChain]],
@@ -542,8 +520,13 @@ def plain_examples(
     )
     rows = []
     for problem_id, pick in best[: max(0, count)]:
-        provenance = {"kind": "plain_correct", "chain_id": pick.chain.id, "generator": pick.chain.generator,
-                      "quality": pick.quality, "chain_source": pick.chain.provenance}  # fmt: skip
+        provenance = {
+            "kind": "plain_correct",
+            "chain_id": pick.chain.id,
+            "generator": pick.chain.generator,
+            "quality": pick.quality,
+            "chain_source": pick.chain.provenance,
+        }
         response = boxed_response(pick.chain.text, pick.answer)
         rows.append(
             SFTExample.single_turn(

@@ -1,23 +1,21 @@
-"""Plain option values for every curation stage, and their conversion from config mappings.
+"""Plain option values for every shared curation stage: the ``curate.stages`` section of every recipe.
 
-Each stage takes one frozen dataclass of options; the pipeline takes `CurateOptions`, which nests them.
-The entry point (`limo.curate`) validates a recipe's ``curate:`` section against `mutable_schema`
-(a non-frozen mirror OmegaConf can merge into, so unknown keys and wrong types fail at start-up) and
-turns the result into these values with `from_mapping`. Library code never sees a config object.
+Each stage takes one frozen dataclass of options; `StageOptions` nests them all. Recipes map onto these
+types through `eval.options.to_options` (unknown keys and wrong types fail at start-up, naming the key), so
+the dataclasses here are the only declaration of a stage setting. Library code never sees a config object.
+A field whose metadata says ``path`` holds a file path that the entry point resolves (relative paths are
+taken from the working directory, else from the repository root).
 
 No model or dataset id has a default here: recipes name them.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
-T = TypeVar("T")
+from eval.generation import GenerationOptions
+
+PATH = {"path": True}  # field metadata: a file path the entry point resolves
 
 # LIMO's keyword families (paper, section 2.2: self-verification, exploration, adaptive granularity).
 VERIFICATION_WORDS = ("check", "verify", "verified", "verifying", "confirm", "double-check", "recheck", "validate")
@@ -41,6 +39,8 @@ class IngestOptions:
             (NuminaMath-CoT stores the answer only inside its solution).
         gold_overrides: YAML file of corrected gold answers (``problem_id: {answer, was, justification}``).
         limit: Read only the first N rows of a file source (None: all).
+        problem_limit: Keep only the first N problems of the pool (tests, quick looks; None: all). The
+            ``problem_limit`` stage drops the rest with that reason.
     """
 
     source: str = "champ"
@@ -49,8 +49,9 @@ class IngestOptions:
     revision: str | None = None
     field_map: dict[str, str] = field(default_factory=dict)
     gold_from_chain: bool = False
-    gold_overrides: str | None = None
+    gold_overrides: str | None = field(default=None, metadata=PATH)
     limit: int | None = None
+    problem_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -87,26 +88,39 @@ class DedupOptions:
 
 @dataclass(frozen=True)
 class DecontamOptions:
-    """n-gram decontamination against benchmarks.
+    """n-gram candidates confirmed on the whole problem (curation.decontam; measured in docs/curation.md).
 
     Attributes:
         benchmarks: Names in ``benchmark_specs`` (``champ_heldout`` excludes CHAMP's held-out split).
         data_dir: Folder with local benchmark files (shared/data layout); None loads from the hub.
-        ngram: Word n-gram size (8, as in s1 and open-r1).
-        min_matches: Shared word n-grams needed to flag a problem.
-        char_ngram: Character n-gram size for texts shorter than ``ngram`` words.
-        short_containment: Fraction of the short text's character n-grams that must occur in the other.
+        ngram: Word n-gram size for candidates (5: a reworded problem keeps few 8-grams; confirmation,
+            not the n-gram count, decides).
+        min_matches: Weighted shared word n-grams that make a benchmark item a candidate.
+        boilerplate_docs: An n-gram held by more documents (benchmark items + pool problems) than this
+            weighs ``boilerplate_docs / documents`` instead of 1.
+        char_ngram: Character n-gram size for texts shorter than ``short_words`` words.
+        short_words: Texts with fewer words are compared on character n-grams.
+        short_containment: Weighted fraction of the shorter text's character n-grams found in the other.
+        min_similarity: Whole-problem aligned similarity (IDF-weighted) needed to drop a candidate.
+        min_content: Share of the item's content tokens (math, numbers, negations) the problem must keep.
+        max_candidates: Benchmark items confirmed per problem (the best-evidenced ones).
+        idf_sample: Pool problems sampled (seeded) for word weights when the pool is larger.
         missing: ``error`` or ``warn`` when a benchmark cannot be loaded (warn records it in the manifest).
     """
 
     enabled: bool = True
     benchmarks: tuple[str, ...] = ()
     data_dir: str | None = None
-    ngram: int = 8
-    min_matches: int = 2
-    char_ngram: int = 8
-    short_containment: float = 0.6
+    ngram: int = 5
+    min_matches: float = 1.0
+    boilerplate_docs: int = 4
+    char_ngram: int = 6
+    short_containment: float = 0.4
     short_words: int = 16
+    min_similarity: float = 0.6
+    min_content: float = 1.0
+    max_candidates: int = 5
+    idf_sample: int = 20_000
     missing: str = "error"
 
 
@@ -122,18 +136,25 @@ class SuspectGoldOptions:
 
 @dataclass(frozen=True)
 class RolloutOptions:
-    """Fresh rollouts for pass rates: ``k`` samples per problem from a generation backend."""
+    """Fresh rollouts: ``k`` samples per problem from a generator (pass rates, LEMMA's wrong chains).
 
-    backend: str = "replay"
-    model: str | None = None
+    Attributes:
+        generator: The model that rolls out; its ``model`` (else its backend) names the attempts' generator.
+        k: Samples per problem.
+        prompt_template: The user turn, with ``{problem}``.
+        system_prompt: A system turn before it, or None.
+    """
+
+    generator: GenerationOptions = field(
+        default_factory=lambda: GenerationOptions(temperature=0.7, top_p=0.95, max_new_tokens=1024)
+    )
     k: int = 4
-    temperature: float = 0.7
-    top_p: float = 0.95
-    max_new_tokens: int = 1024
-    batch_size: int = 16
     prompt_template: str = "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
     system_prompt: str | None = None
-    backend_args: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def generator_name(self) -> str:
+        return self.generator.model or self.generator.backend
 
 
 @dataclass(frozen=True)
@@ -210,14 +231,17 @@ class SelectOptions:
 
 @dataclass(frozen=True)
 class ReportOptions:
+    """What the run writes beside its data files: ``report.md``, its plots, ``curated.parquet``."""
+
     enabled: bool = True
     plots: bool = True
     parquet: bool = True
 
 
 @dataclass(frozen=True)
-class CurateOptions:
-    """Every stage's options; a stage with ``enabled: false`` passes everything through."""
+class StageOptions:
+    """``curate.stages``: every shared stage's options; a stage with ``enabled: false`` passes everything
+    through, and a method runs only the stages it lists (`curation.methods.base.Method.stages`)."""
 
     ingest: IngestOptions = field(default_factory=IngestOptions)
     validate: ValidateOptions = field(default_factory=ValidateOptions)
@@ -230,65 +254,3 @@ class CurateOptions:
     diversity: DiversityOptions = field(default_factory=DiversityOptions)
     select: SelectOptions = field(default_factory=SelectOptions)
     report: ReportOptions = field(default_factory=ReportOptions)
-
-
-def from_mapping(cls: type[T], data: Mapping[str, Any] | None) -> T:
-    """Build the frozen dataclass ``cls`` from a plain mapping, recursing into nested option types.
-
-    Raises:
-        ValueError: ``data`` has a key ``cls`` does not know.
-    """
-    if data is None:
-        return cls()
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = set(data) - known
-    if unknown:
-        raise ValueError(f"{cls.__name__}: unknown keys {sorted(unknown)} (known: {sorted(known)})")
-    return cls(**{k: _convert(hints[k], v) for k, v in data.items()})
-
-
-def _convert(hint: Any, value: Any) -> Any:
-    if value is None:
-        return None
-    target = _dataclass_in(hint)
-    if target is not None and isinstance(value, Mapping):
-        return from_mapping(target, value)
-    origin = typing.get_origin(_strip_optional(hint))
-    if origin is tuple and isinstance(value, (list, tuple)):
-        return tuple(value)
-    if origin is dict and isinstance(value, Mapping):
-        return {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in value.items()}
-    return value
-
-
-def _strip_optional(hint: Any) -> Any:
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
-        return args[0]
-    return hint
-
-
-def _dataclass_in(hint: Any) -> type | None:
-    inner = _strip_optional(hint)
-    return inner if isinstance(inner, type) and dataclasses.is_dataclass(inner) else None
-
-
-def mutable_schema(cls: type) -> type:
-    """A non-frozen mirror of ``cls`` (recursively) that OmegaConf can use as a structured config."""
-    hints = typing.get_type_hints(cls)
-    specs = []
-    for f in dataclasses.fields(cls):
-        nested = _dataclass_in(hints[f.name])
-        hint: Any = hints[f.name]
-        if nested is not None:
-            mirror = mutable_schema(nested)
-            optional = _strip_optional(hint) is not hint
-            hint = (mirror | None) if optional else mirror
-            default = field(default=None) if optional else field(default_factory=mirror)
-        elif f.default_factory is not dataclasses.MISSING:
-            default = field(default_factory=f.default_factory)
-        else:
-            default = field(default=f.default)
-        specs.append((f.name, hint, default))
-    return dataclasses.make_dataclass(f"{cls.__name__}Schema", specs)

@@ -1,4 +1,13 @@
-"""The curated set as rows (full provenance) and as the training view (`messages.jsonl`).
+"""What a curation run writes: the one writer every method ends with (`write_outputs`), and LIMO's rows.
+
+`write_outputs` writes a run's data files (``curated.jsonl``, ``messages.jsonl`` or ``pairs.jsonl``, ...),
+``curated.parquet``, and the accounting every method shares: ``funnel.json`` (``method``, ``stages``,
+``totals``, ``summary``; one `curation.funnel.StageCount` row per stage), ``rejects.jsonl`` (one
+`curation.funnel.Drop` row per item left out), ``manifest.json`` and ``report.md``. Every file is
+written atomically. A manifest with an ``outputs_sha256`` key gets the checksums of the data files.
+
+LIMO's curated set is one row per selected chain (full provenance) and its training view
+(`messages.jsonl`).
 
 The training view has no system turn (training adds the recipe's) and its assistant turn ends with the
 final answer in ``\\boxed{}``. CHAMP chains never box their answer (CHAMP asked for a summary sentence
@@ -12,12 +21,16 @@ to it) or the answer the grader extracted from the chain (``chain``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from curation.funnel import CurationState
 from curation.options import QualityOptions, SelectOptions
 from curation.quality import quality_details
 from curation.schema import Chain, SFTExample
+from eval.records import sha256_file, write_json, write_jsonl, write_parquet, write_text_atomic
 
 STAGES_WITH_DECISIONS = ("dedup", "decontam", "suspect_gold", "difficulty")
 
@@ -29,7 +42,8 @@ def assistant_text(chain: Chain, answer: str) -> str:
     return f"{chain.text.rstrip()}\n\nThe final answer is $\\boxed{{{answer}}}$."
 
 
-def boxed_answer(state: CurationState, chain: Chain, options: SelectOptions) -> str:
+def answer_to_box(state: CurationState, chain: Chain, options: SelectOptions) -> str:
+    """The answer the training view boxes: the gold, or the answer the grader extracted from the chain."""
     gold = state.problems[chain.problem_id].answer
     if options.boxed_answer == "chain":
         verdict = state.chain_notes.get(chain.id, {}).get("verdict")
@@ -79,5 +93,50 @@ def curated_row(state: CurationState, chain: Chain, quality: QualityOptions) -> 
 def training_example(state: CurationState, chain: Chain, options: SelectOptions) -> SFTExample:
     problem = state.problems[chain.problem_id]
     return SFTExample.single_turn(
-        problem.id, problem.problem, assistant_text(chain, boxed_answer(state, chain, options))
+        problem.id, problem.problem, assistant_text(chain, answer_to_box(state, chain, options))
     )
+
+
+@dataclass
+class RunOutputs:
+    """Everything one curation run writes under ``<output_dir>/curate/``.
+
+    Attributes:
+        method: The method that ran (``funnel.json``'s ``method``).
+        data: Data files by name, in write order (rows of each).
+        state: The run's funnel and rejects.
+        totals: The run's reconciliations (``funnel.json``'s ``totals``).
+        summary: The method's headline counts (``funnel.json``'s ``summary``).
+        manifest: ``manifest.json``.
+        report: ``report.md``'s text, or None to write none.
+        parquet: Rows for ``curated.parquet`` (none written when empty).
+    """
+
+    method: str
+    data: Mapping[str, Sequence[Any]]
+    state: CurationState
+    totals: dict[str, Any]
+    summary: dict[str, Any]
+    manifest: dict[str, Any]
+    report: str | None
+    parquet: Sequence[dict[str, Any]] = field(default_factory=list)
+
+
+def write_outputs(out: Path, run: RunOutputs) -> None:
+    """Write every file of ``run`` under ``out`` (atomically, data files first)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, rows in run.data.items():
+        write_jsonl(out / name, rows)
+    if run.parquet:
+        write_parquet(out / "curated.parquet", run.parquet)
+    stages = [c.to_dict() for c in run.state.funnel]
+    write_json(
+        out / "funnel.json", {"method": run.method, "stages": stages, "totals": run.totals, "summary": run.summary}
+    )
+    write_jsonl(out / "rejects.jsonl", run.state.rejects())
+    manifest = dict(run.manifest)
+    if "outputs_sha256" in manifest:
+        manifest["outputs_sha256"] = {name: sha256_file(out / name) for name in sorted(run.data)}
+    write_json(out / "manifest.json", manifest)
+    if run.report is not None:
+        write_text_atomic(out / "report.md", run.report)

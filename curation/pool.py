@@ -18,8 +18,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from curation.champ import load_champ_pool
 from curation.options import IngestOptions
 from curation.schema import HUMAN, Chain
+from eval.extract import extract_answer
 from eval.problem import Problem
 from eval.records import DataError, Reject, RowError, load_records, sha256_file
 
@@ -67,7 +69,6 @@ def load_pool(options: IngestOptions) -> Pool:
 
 
 def _load_champ() -> Pool:
-    from curation.champ import load_champ_pool
 
     champ = load_champ_pool()
     chains = champ.chains
@@ -116,8 +117,6 @@ def _row_to_pair(row: dict[str, Any], options: IngestOptions) -> tuple[Problem, 
     chain_text = str(row["chain"])
     answer = row.get("answer")
     if (answer is None or not str(answer).strip()) and options.gold_from_chain:
-        from eval.extract import extract_answer
-
         answer = extract_answer(chain_text)
     if answer is None or not str(answer).strip():
         raise RowError("no gold answer (field 'answer' is empty and none could be taken from the chain)", "answer")

@@ -42,6 +42,7 @@ class PairOptions:
         balance_longer: Balance pairs whose chosen is longer against pairs whose rejected is longer.
         min_quality: Chosen chains need at least this quality score.
         boxed_answer: Append each chain's own final answer in ``\\boxed{}`` (the training-view convention).
+        include_human: Human solutions may be chosen (the caller adds them to the candidates).
     """
 
     pairs_per_problem: int = 2
@@ -49,6 +50,7 @@ class PairOptions:
     balance_longer: bool = True
     min_quality: float = 0.0
     boxed_answer: bool = True
+    include_human: bool = True
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def _pairs_for_problem(
             (relative_gap(c.chain.text, r.chain.text), -c.quality, c.chain.id, r.chain.id, c, r)
             for c in chosen
             for r in rejected
-        ),  # fmt: skip
+        ),
         key=lambda t: t[:4],
     )
     used: set[str] = set()
@@ -138,9 +140,13 @@ def build_pairs(
     balanced, dropped = _balance(raw, seed) if options.balance_longer else (raw, [])
     rejects.extend(_balance_reject(c, r) for c, r, _ in dropped)
     pairs = [_pair(problems[c.chain.problem_id], c, r, gap, options) for c, r, gap in balanced]
-    report: dict[str, Any] = {"before_controls": length_stats(raw), "after_controls": length_stats(balanced),
-              "refused_by_length_gap": refused, "dropped_by_balance": len(dropped),
-              "problems_with_pairs": len({c.chain.problem_id for c, _, _ in balanced})}  # fmt: skip
+    report: dict[str, Any] = {
+        "before_controls": length_stats(raw),
+        "after_controls": length_stats(balanced),
+        "refused_by_length_gap": refused,
+        "dropped_by_balance": len(dropped),
+        "problems_with_pairs": len({c.chain.problem_id for c, _, _ in balanced}),
+    }
     return pairs, rejects, report
 
 

@@ -32,6 +32,7 @@ from curation.funnel import CurationState
 from curation.options import QualityOptions
 from curation.schema import Chain
 from curation.sharding import map_chunks
+from eval.extract import extract_answer
 
 _WORD = re.compile(r"\w+(?:[-']\w+)*")
 _OPTIONS: QualityOptions | None = None
@@ -100,7 +101,6 @@ def answer_present(text: str, final_answer: str | None) -> bool:
     """A final-answer turn, or an answer the extractor finds in the text (``\\boxed{}``, markers)."""
     if final_answer and final_answer.strip():
         return True
-    from eval.extract import extract_answer
 
     return extract_answer(text) is not None
 

@@ -1,4 +1,8 @@
-"""report.md and its plots: the funnel, pass rates, quality and length, domain mix before and after.
+"""report.md, one skeleton for every method, and the plots a pool run adds to it.
+
+`render_report` lays out every report the same way: a title, a paragraph saying what the run produced,
+the funnel table (one row per `StageCount`, whatever the method), then the sections the method adds
+(gold overrides and decontamination hits for LIMO, error types for LEMMA, turns for RISE, ...).
 
 Plots use matplotlib's Agg backend (no display), imported only here and only when plots are on.
 """
@@ -6,12 +10,11 @@ Plots use matplotlib's Agg backend (no display), imported only here and only whe
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from curation.funnel import CurationState
-from eval.records import write_text_atomic
+from curation.funnel import CurationState, StageCount
 
 
 def _figure() -> Any:
@@ -27,8 +30,9 @@ def plot_funnel(state: CurationState, path: Path) -> None:
     plt = _figure()
     fig, ax = plt.subplots(figsize=(8, 4))
     stages = [c.stage for c in state.funnel]
-    ax.barh(stages[::-1], [c.chains_out for c in state.funnel][::-1], color="#4c72b0", label="chains")
-    ax.barh(stages[::-1], [c.problems_out for c in state.funnel][::-1], color="#dd8452", label="problems", height=0.4)
+    ax.barh(stages[::-1], [c.items_out for c in state.funnel][::-1], color="#4c72b0", label="chains")
+    problems = [c.problems_out or 0 for c in state.funnel]
+    ax.barh(stages[::-1], problems[::-1], color="#dd8452", label="problems", height=0.4)
     ax.set_xscale("log")
     ax.set_xlabel("left after stage (log)")
     ax.legend()
@@ -86,61 +90,41 @@ def write_plots(state: CurationState, out: Path, pool_domains: Counter[str], all
     return ["funnel.png", "pass_rate.png", "quality.png", "length.png", "domains.png"]
 
 
-def funnel_table(state: CurationState) -> str:
+def funnel_table(stages: Sequence[StageCount]) -> str:
+    """The funnel as a Markdown table: one row per stage, the same columns for every method."""
     lines = [
-        "| stage | chains in | chains out | problems in | problems out | dropped (chains) | seconds |",
-        "|---|---|---|---|---|---|---|",
+        "| stage | unit | in | out | problems in | problems out | dropped | seconds | notes |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for c in state.funnel:
-        dropped = ", ".join(f"{k}: {v}" for k, v in c.chains_dropped.items()) or "-"
+    for c in stages:
         name = c.stage if c.enabled else f"{c.stage} (off)"
         lines.append(
-            f"| {name} | {c.chains_in} | {c.chains_out} | {c.problems_in} | {c.problems_out} | {dropped} "
-            f"| {c.seconds:.1f} |"
+            f"| {name} | {c.unit} | {c.items_in} | {c.items_out} | {_or_dash(c.problems_in)} | "
+            f"{_or_dash(c.problems_out)} | {_counts(c.dropped)} | {c.seconds:.1f} | {_notes(c.notes)} |"
         )
     return "\n".join(lines)
 
 
-def render_report(
-    state: CurationState,
-    manifest: dict[str, Any],
-    plots: list[str],
-    flagged: dict[str, dict[str, Any]],
-    hits: list[dict[str, Any]],
-) -> str:
-    """The Markdown report."""
-    parts = [
-        f"# Curation report: {manifest.get('name', '')}",
-        f"Pool `{manifest['pool']['source']}`: {state.read} items read; {len(state.chains)} chains selected "
-        f"({len(state.problems)} problems). Every other item is in `rejects.jsonl` with its stage and reason.",
-        "## Funnel",
-        funnel_table(state),
-        "## Gold overrides applied",
-        "\n".join(
-            f"- `{o['problem_id']}`: `{o['was']}` -> `{o['answer']}`. {o['justification']}"
-            for o in manifest["gold_overrides"]
-        )
-        or "none",
-        "## Suspect golds",
-        "\n".join(
-            f"- `{pid}`: gold `{d['gold']}`, strong models agree on `{d['agreed_answer']}` "
-            f"({d['agreeing']} of {d['attempts']} attempts; {d['correct']} match the gold)"
-            for pid, d in sorted(flagged.items())
-        )
-        or "none",
-        "## Decontamination hits",
-        "\n".join(
-            f"- `{h['problem_id']}` matched `{h['benchmark']}` item `{h['item_id']}` "
-            f"({h['method']}, score {h['score']})"
-            for h in hits
-        )
-        or "none",
-        "## Benchmarks checked",
-        "\n".join(f"- {name}: {info}" for name, info in manifest.get("benchmarks", {}).items()) or "none",
-    ]
-    parts += ["## Plots"] + [f"![{p}]({p})" for p in plots]
-    return "\n\n".join(parts) + "\n"
+def _or_dash(value: Any) -> str:
+    return "-" if value is None else str(value)
 
 
-def write_report(text: str, out: Path) -> None:
-    write_text_atomic(out / "report.md", text)
+def _counts(counts: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in counts.items()) or "-"
+
+
+def _notes(notes: Mapping[str, Any]) -> str:
+    shown = (f"{k}={_counts(v) if isinstance(v, Mapping) else v}" for k, v in notes.items())
+    return "; ".join(shown).replace("|", "/") or "-"
+
+
+def count_table(title: str, counts: Mapping[str, Any]) -> str:
+    """A titled two-column table of counts (``value | count``)."""
+    rows = "\n".join(f"| {k} | {v} |" for k, v in counts.items()) or "| (none) | 0 |"
+    return f"### {title}\n\n| value | count |\n|---|---|\n{rows}"
+
+
+def render_report(title: str, intro: str, funnel: Sequence[StageCount], sections: Sequence[str]) -> str:
+    """The Markdown report: title, what the run produced, the funnel, then the method's own sections."""
+    parts = [f"# {title}", intro, "## Funnel", funnel_table(funnel), *sections]
+    return "\n\n".join(part.strip("\n") for part in parts if part) + "\n"

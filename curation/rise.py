@@ -72,8 +72,14 @@ class Improvement:
 
     def to_dict(self) -> dict[str, Any]:
         chosen = self.chosen.to_dict() if self.chosen is not None else None
-        return {"turn": self.turn, "source": self.source, "candidates": self.candidates,
-                "correct_candidates": self.correct_candidates, "chosen": chosen, "reason": self.reason}  # fmt: skip
+        return {
+            "turn": self.turn,
+            "source": self.source,
+            "candidates": self.candidates,
+            "correct_candidates": self.correct_candidates,
+            "chosen": chosen,
+            "reason": self.reason,
+        }
 
 
 def improvement_requests(
@@ -168,7 +174,7 @@ def raw_weight(reward: float, tau: float) -> float:
     return math.exp(reward / tau)
 
 
-def build_examples(
+def weighted_examples(
     rows: Sequence[dict[str, Any]], tau: float, provenance: dict[str, Any] | None = None
 ) -> tuple[list[SFTExample], list[Reject]]:
     """One example per (episode, turn) with a usable improvement; weights ``exp(r / tau)`` normalised to mean 1.
@@ -192,11 +198,20 @@ def build_examples(
                 rejects.append(Reject(STAGE, number, "improvement", found["reason"], STAGE, example_id))
                 continue
             chosen, reward = found["chosen"], float(bool(found["chosen"]["correct"]))
-            detail = {**(provenance or {}), "problem_id": row["problem_id"], "turn": found["turn"], "reward": reward,
-                      "raw_weight": raw_weight(reward, tau), "source": found["source"],
-                      "request_id": chosen["request_id"], "seed": chosen["seed"], "status": chosen["status"],
-                      "candidates": found["candidates"], "correct_candidates": found["correct_candidates"],
-                      "policy_answers": [t["request_id"] for t in row["turns"][: found["turn"] - 1]]}  # fmt: skip
+            detail = {
+                **(provenance or {}),
+                "problem_id": row["problem_id"],
+                "turn": found["turn"],
+                "reward": reward,
+                "raw_weight": raw_weight(reward, tau),
+                "source": found["source"],
+                "request_id": chosen["request_id"],
+                "seed": chosen["seed"],
+                "status": chosen["status"],
+                "candidates": found["candidates"],
+                "correct_candidates": found["correct_candidates"],
+                "policy_answers": [t["request_id"] for t in row["turns"][: found["turn"] - 1]],
+            }
             drafts.append((example_id, context_before(row["messages"], found["turn"]), chosen["text"], detail))
     if not drafts:
         return [], rejects

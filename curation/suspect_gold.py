@@ -17,12 +17,12 @@ from typing import Any
 
 from curation.funnel import Attempt, CurationState
 from curation.options import SuspectGoldOptions
+from eval.grader import verify
 
 
 @lru_cache(maxsize=1 << 16)
 def equivalent(first: str, second: str) -> bool:
     """`eval.grader.verify`, memoised: pools repeat the same short answers across many problems."""
-    from eval.grader import verify
 
     return first == second or verify(first, second)
 

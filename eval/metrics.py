@@ -104,15 +104,20 @@ def maj_at_ks(grouped: Mapping[str, Sequence[Mapping[str, Any]]], equivalent: Eq
 
 
 def rates(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """Response length (tokens), truncation rate and no-answer rate over all samples."""
+    """Response length (tokens), truncation, no-answer and server-error rates over all samples.
+
+    A server error (``finish_reason == "error"``) is a reply that carried no text although the server
+    spent tokens on it (see `eval.backends.openai`): it is graded as no answer and also counted here.
+    """
     if not rows:
-        return {"mean_tokens": 0.0, "max_tokens": 0, "truncation_rate": 0.0, "no_answer_rate": 0.0}
+        return {"mean_tokens": 0.0, "max_tokens": 0, "truncation_rate": 0.0, "no_answer_rate": 0.0, "error_rate": 0.0}
     tokens = [int(r.get("num_tokens") or 0) for r in rows]
     return {
         "mean_tokens": sum(tokens) / len(tokens),
         "max_tokens": max(tokens),
         "truncation_rate": sum(r.get("finish_reason") == "length" for r in rows) / len(rows),
         "no_answer_rate": sum(r.get("status") == "no_answer" for r in rows) / len(rows),
+        "error_rate": sum(r.get("finish_reason") == "error" for r in rows) / len(rows),
     }
 
 

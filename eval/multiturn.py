@@ -29,9 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from eval.backends.base import Backend, Generation, GenerationRequest, SamplingParams, row_seed
+from eval.grader import grade_many, verify
 from eval.metrics import majority_vote
 from eval.problem import Problem
-from eval.records import append_jsonl, read_jsonl
+from eval.records import append_jsonl, read_jsonl, write_json, write_text_atomic
+from eval.report import environment
 
 log = logging.getLogger(__name__)
 EPISODES_FILE = "episodes.jsonl"
@@ -141,10 +143,19 @@ def graded_records(
             raise RuntimeError(f"backend answered {generation.request_id!r} for request {request.id!r}")
     verdicts = grade(list(zip(golds, [g.text for g in generations], strict=True)))
     return [
-        TurnRecord(int(r.meta.get("turn", 0)), r.id, g.text, g.finish_reason, g.num_tokens, v.status, v.correct,
-                   v.extracted, r.seed)
+        TurnRecord(
+            int(r.meta.get("turn", 0)),
+            r.id,
+            g.text,
+            g.finish_reason,
+            g.num_tokens,
+            v.status,
+            v.correct,
+            v.extracted,
+            r.seed,
+        )
         for r, g, v in zip(requests, generations, verdicts, strict=True)
-    ]  # fmt: skip
+    ]
 
 
 def policy_turn(
@@ -223,7 +234,6 @@ def resume_episodes(
 
 def check_resume(out: Path, fingerprint: Mapping[str, Any]) -> None:
     """Write ``run.json``; refuse to extend episodes that a different model, prompt or setting produced."""
-    from eval.records import write_json
 
     path = out / "run.json"
     fingerprint = json.loads(json.dumps(dict(fingerprint), default=str))  # compare as written
@@ -257,9 +267,13 @@ def turn_accuracy(
                 last_hits += bool(upto[-1]["correct"])
         after.append(hits / len(rows))
         last.append(last_hits / len(rows))
-    summary: dict[str, Any] = {"problems": len(rows), "turns": turns, "oracle": oracle,
-                               "accuracy_after_turn": after,
-                               "gain_turn1_to_last": after[-1] - after[0]}  # fmt: skip
+    summary: dict[str, Any] = {
+        "problems": len(rows),
+        "turns": turns,
+        "oracle": oracle,
+        "accuracy_after_turn": after,
+        "gain_turn1_to_last": after[-1] - after[0],
+    }
     if not oracle:
         summary["last_turn_accuracy"] = last
     summary["mean_turns_used"] = sum(len(r["turns"]) for r in rows) / len(rows)
@@ -269,11 +283,17 @@ def turn_accuracy(
 def render_report(summary: Mapping[str, Any]) -> str:
     """A Markdown table of accuracy per turn."""
     metric = "correct at some turn <= t (oracle)" if summary["oracle"] else "majority answer over turns 1..t"
-    lines = [f"# {summary.get('benchmark', 'multi-turn')}: multi-turn self-correction", "",
-             f"- model: {summary.get('model')} ({summary.get('backend')})", f"- problems: {summary['problems']}",
-             f"- oracle: {summary['oracle']}; feedback: {summary.get('feedback')!r}", f"- metric: {metric}", "",
-             "| turn | accuracy |" + (" last-turn accuracy |" if not summary["oracle"] else ""),
-             "|---|---|" + ("---|" if not summary["oracle"] else "")]  # fmt: skip
+    lines = [
+        f"# {summary.get('benchmark', 'multi-turn')}: multi-turn self-correction",
+        "",
+        f"- model: {summary.get('model')} ({summary.get('backend')})",
+        f"- problems: {summary['problems']}",
+        f"- oracle: {summary['oracle']}; feedback: {summary.get('feedback')!r}",
+        f"- metric: {metric}",
+        "",
+        "| turn | accuracy |" + (" last-turn accuracy |" if not summary["oracle"] else ""),
+        "|---|---|" + ("---|" if not summary["oracle"] else ""),
+    ]
     for t, value in enumerate(summary["accuracy_after_turn"], start=1):
         extra = f" {summary['last_turn_accuracy'][t - 1]:.4f} |" if not summary["oracle"] else ""
         lines.append(f"| {t} | {value:.4f} |{extra}")
@@ -296,19 +316,24 @@ def run_multiturn(
 
     ``prompt(problem_text)`` gives the first messages (system turn and few-shot included).
     """
-    from eval.grader import grade_many, verify
-    from eval.records import write_json, write_text_atomic
-    from eval.report import environment
 
     out = Path(out_dir)
-    settings = {"turns": options.turns, "oracle": options.oracle, "feedback": options.feedback,
-                "sampling": options.sampling.to_dict(), "seed": options.seed}  # fmt: skip
+    settings = {
+        "turns": options.turns,
+        "oracle": options.oracle,
+        "feedback": options.feedback,
+        "sampling": options.sampling.to_dict(),
+        "seed": options.seed,
+    }
     check_resume(out, {**header, **settings})
     grade: Grade = lambda pairs: grade_many(pairs, workers=1, timeout_s=timeout_s, progress=False)  # noqa: E731
     rows = resume_episodes(
-        problems, out / EPISODES_FILE, lambda p: Episode(p, prompt(p.problem)),
-        lambda batch, on_done: run_episodes(batch, backend, options, grade, on_done=on_done), batch_size,
-    )  # fmt: skip
+        problems,
+        out / EPISODES_FILE,
+        lambda p: Episode(p, prompt(p.problem)),
+        lambda batch, on_done: run_episodes(batch, backend, options, grade, on_done=on_done),
+        batch_size,
+    )
     accuracy = turn_accuracy(rows, options.turns, options.oracle, lambda a, b: verify(a, b, timeout_s=timeout_s))
     summary = {**header, **settings, "environment": environment(), **accuracy}
     write_json(out / "summary.json", summary)

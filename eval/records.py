@@ -12,6 +12,7 @@ a half-written output; `append_jsonl` is the incremental form used by resumable 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -19,7 +20,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TextIO, TypeVar
 
 T = TypeVar("T")
 FORMATS = ("jsonl", "parquet", "hf")
@@ -260,19 +261,42 @@ def _atomic_target(path: Path) -> tuple[int, str]:
     return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
 
 
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a partial one."""
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike[str]) -> Iterator[TextIO]:
+    """A text handle on a temporary file beside ``path``, fsynced and renamed onto ``path`` on success.
+
+    Readers see the old file or the new one, never a partial one; on an exception the temporary is removed.
+    Streaming writers (sharded stages) write row by row through it without holding the whole text.
+    """
+    with _atomic_file(path, "w") as handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def _atomic_file(path: str | os.PathLike[str], mode: str) -> Iterator[Any]:
     target = Path(path)
     fd, tmp = _atomic_target(target)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, mode, encoding="utf-8" if "b" not in mode else None) as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a partial one."""
+    with atomic_writer(path) as handle:
+        handle.write(text)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """`write_text_atomic` for bytes (a rendered plot, say)."""
+    with _atomic_file(path, "wb") as handle:
+        handle.write(data)
 
 
 def _dump(row: Any) -> str:

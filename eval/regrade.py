@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from eval.grader import grade_many
 from eval.records import DataError, Reject, read_jsonl, write_json, write_jsonl, write_text_atomic
 from eval.report import environment, grader_fingerprint, write_benchmark_results
 from eval.runner import SAMPLES_FILE
@@ -25,10 +26,13 @@ log = logging.getLogger(__name__)
 
 
 def grade_pairs(
-    pairs: Sequence[tuple[str, str]], *, workers: int | None, timeout_s: float, desc: str = "grade"
+    pairs: Sequence[tuple[str, str] | tuple[str, str, str | None]],
+    *,
+    workers: int | None,
+    timeout_s: float,
+    desc: str = "grade",
 ) -> list[Any]:
     """`grade_many` over ``pairs`` in one pool of worker processes, with its progress bar on stderr."""
-    from eval.grader import grade_many
 
     log.info("%s: grading %d responses with %s workers", desc, len(pairs), workers)
     return grade_many(pairs, workers=workers, timeout_s=timeout_s, progress=True)
@@ -145,7 +149,8 @@ def regrade_responses(
         The summary written to ``summary.json``.
     """
     kept, rejects = validate_responses(rows, golds, group_by, source)
-    pairs = [(golds[str(r["problem_id"])], str(r.get("response") or "")) for r in kept]
+    # A row's "problem" text, when given, lets the grader read a yes/no or existence statement.
+    pairs = [(golds[str(r["problem_id"])], str(r.get("response") or ""), r.get("problem")) for r in kept]
     verdicts = grade_pairs(pairs, workers=workers, timeout_s=timeout_s, desc="regrade responses")
     out = Path(out_dir)
     graded = [

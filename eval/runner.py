@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from eval.backends.base import Backend, Generation, GenerationRequest, SamplingParams, row_seed
 from eval.benchmarks import Benchmark
+from eval.grader import grade_many
 from eval.problem import Problem
 from eval.prompting import PromptStyle, build_messages
 from eval.records import DataError, append_jsonl, read_jsonl, write_json
@@ -193,11 +194,11 @@ def grade_rows(
     grading: GradingOptions,
 ) -> list[dict[str, Any]]:
     """Grade one batch of generations into sample rows."""
-    from eval.grader import grade_many
 
     golds = [problems[r.meta["problem_id"]].answer for r in requests]
+    texts = [problems[r.meta["problem_id"]].problem for r in requests]  # lets the grader read yes/no statements
     # One small batch at a time: grading in this process beats starting worker processes per batch.
-    pairs = list(zip(golds, [g.text for g in generations], strict=True))
+    pairs = list(zip(golds, [g.text for g in generations], texts, strict=True))
     verdicts = grade_many(pairs, workers=1, timeout_s=grading.timeout_s, progress=False)
     rows = []
     for request, generation, gold, verdict in zip(requests, generations, golds, verdicts, strict=True):

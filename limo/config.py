@@ -1,19 +1,34 @@
-"""Composing recipes outside Hydra's decorator (tests, the demo driver, notebooks).
+"""Recipes glue: composing recipes outside Hydra's decorator, and a recipe's sections as typed options.
 
-Entry points use ``@hydra.main`` on the same config root; this module gives the identical composition
-as a function so that every shipped recipe can be composed in a test.
+Entry points use ``@hydra.main`` on the same config root; `compose` gives the identical composition as a
+function so that every shipped recipe can be composed in a test.
+
+`to_options(cls, node, where)` is the one path from a recipe section to the library's frozen options
+(`eval.options.to_options` on the resolved section: unknown keys and wrong types fail at start-up, naming
+the key). `section` refuses a run whose recipe lacks the section an entry point needs, naming the recipes
+that have one. File paths in options (fields marked ``path``) are resolved here, the only place that knows
+where the repository is.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
-from omegaconf import DictConfig, OmegaConf
+import yaml
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from eval.benchmarks import BenchmarkSpec
+from eval.options import OptionsError
+from eval.options import to_options as options_from_mapping
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "recipes"
+T = TypeVar("T")
 
 
 def recipe_names() -> list[str]:
@@ -21,13 +36,12 @@ def recipe_names() -> list[str]:
     return sorted(p.stem for p in (CONFIG_DIR / "recipe").glob("*.yaml"))
 
 
+def recipe_file(name: str) -> Path:
+    return CONFIG_DIR / "recipe" / f"{name}.yaml"
+
+
 def compose(recipe: str, overrides: Sequence[str] = ()) -> DictConfig:
     """Compose ``recipe`` with ``overrides`` exactly as ``python -m limo.<entry> recipe=...`` would."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf, open_dict
-
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
         cfg = hydra_compose("config", overrides=[f"recipe={recipe}", *overrides], return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)  # `${hydra:...}` interpolations resolve as under @hydra.main
@@ -37,11 +51,59 @@ def compose(recipe: str, overrides: Sequence[str] = ()) -> DictConfig:
     return cfg
 
 
+def section(cfg: DictConfig, name: str) -> dict[str, Any]:
+    """The recipe's ``name:`` section, resolved to plain values.
+
+    Raises:
+        OptionsError: The recipe has no such section; the message names the recipes that have one.
+    """
+    node = cfg.get(name)
+    if node is None:
+        having = [r for r in recipe_names() if recipe_has(r, name)]
+        raise OptionsError(
+            f"recipe {cfg.get('name')!r} has no `{name}:` section (recipes with one: {', '.join(having)}), "
+            f"{recipe_file(str(cfg.get('name')))}"
+        )
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node  # type: ignore[return-value]
+
+
+def recipe_has(recipe: str, key: str) -> bool:
+    """Whether a shipped recipe sets ``key`` itself or through a recipe in its defaults list."""
+    text = yaml.safe_load(recipe_file(recipe).read_text()) or {}
+    inherited = [d for d in text.get("defaults", []) if isinstance(d, str) and recipe_file(d).exists()]
+    return key in text or any(recipe_has(d, key) for d in inherited)
+
+
+def to_options(cls: type[T], node: Any, where: str) -> T:
+    """The frozen options ``cls`` from a recipe node (or plain mapping) at key path ``where``, paths resolved.
+
+    Raises:
+        OptionsError: Unknown key or wrong type, naming the key path.
+    """
+    data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    return resolve_paths(options_from_mapping(cls, data, where=where))  # type: ignore[arg-type]
+
+
 def resolve_path(path: str | None) -> str | None:
     """A relative path is taken from the working directory, else from the repository root (recipes/..)."""
     if path is None or Path(path).is_absolute() or Path(path).exists():
         return path
-    return str(CONFIG_DIR.parent / path)
+    candidate = CONFIG_DIR.parent / path
+    return str(candidate) if candidate.exists() else path
+
+
+def resolve_paths(options: T) -> T:
+    """``options`` with every field marked ``path`` (and every nested option's) resolved by `resolve_path`."""
+    if not dataclasses.is_dataclass(options) or isinstance(options, type):
+        return options
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(options):
+        value = getattr(options, f.name)
+        if f.metadata.get("path") and isinstance(value, str):
+            changes[f.name] = resolve_path(value)
+        elif dataclasses.is_dataclass(value):
+            changes[f.name] = resolve_paths(value)
+    return dataclasses.replace(options, **changes)  # type: ignore[type-var]
 
 
 def build_benchmark_specs(cfg: DictConfig) -> dict[str, BenchmarkSpec]:

@@ -38,17 +38,18 @@ def demo_stages(output_dir: str, data_dir: str | None = None) -> list[Stage]:
     """
     extra = (f"data_dir={data_dir}",) if data_dir else ()
     regrade = ("mode=regrade", "responses=champ", "problems=champ", "group_by=[model,prompt_setting]")
-    return [
-        Stage("curate CHAMP (recipe champ)", "limo.curate", ("recipe=champ", f"output_dir={output_dir}", *extra),
-              f"{output_dir}/curate/report.md"),
-        Stage("train the tiny model on the curated set (recipe demo)", "limo.train",
-              ("recipe=demo", f"output_dir={output_dir}"), f"{output_dir}/train/model/"),
-        Stage("evaluate the trained model on champ_heldout", "limo.evaluate",
-              ("recipe=demo", f"output_dir={output_dir}", "benchmarks=[champ_heldout]"),
-              f"{output_dir}/eval/champ_heldout/report.md"),
-        Stage("re-grade the 19,440 CHAMP model responses", "limo.evaluate",
-              ("recipe=demo", *regrade, f"output_dir={output_dir}"), f"{output_dir}/regrade/report.md"),
-    ]  # fmt: skip
+    stages = [
+        ("curate CHAMP (recipe champ)", "limo.curate", ("recipe=champ", *extra), "curate/report.md"),
+        ("train the tiny model on the curated set (recipe demo)", "limo.train", ("recipe=demo",), "train/model/"),
+        (
+            "evaluate the trained model on champ_heldout",
+            "limo.evaluate",
+            ("recipe=demo", "benchmarks=[champ_heldout]"),
+            "eval/champ_heldout/report.md",
+        ),
+        ("re-grade the 19,440 CHAMP model responses", "limo.evaluate", ("recipe=demo", *regrade), "regrade/report.md"),
+    ]
+    return [Stage(t, m, (*a, f"output_dir={output_dir}"), f"{output_dir}/{o}") for t, m, a, o in stages]
 
 
 def run_stage(stage: Stage) -> float:
@@ -58,7 +59,9 @@ def run_stage(stage: Stage) -> float:
     started = time.monotonic()
     done = subprocess.run(command, check=False)
     if done.returncode != 0:
-        raise SystemExit(f"[demo] stage failed ({stage.title}), exit {done.returncode}: {' '.join(command)}")
+        raise SystemExit(
+            f"limo.demo: error: stage failed ({stage.title}), exit {done.returncode}: {' '.join(command)}"
+        )
     seconds = time.monotonic() - started
     print(f"[demo] done in {seconds:.0f}s -> {stage.outputs}", flush=True)
     return seconds

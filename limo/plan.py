@@ -11,25 +11,31 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from limo.entry import reported_errors
 from limo.training.batch_plan import split_global_batch
 from limo.training.memory import alternatives, estimate_memory, lora_param_count, model_shape, render_plan, run_setup
-from limo.training.section import parse_train_section
+from limo.training.options import build_train_options
 
 RESERVE_GIB = 4.0  # CUDA context, NCCL buffers, allocator fragmentation
 
 
 def plan(cfg: DictConfig) -> str:
     """The planner's report for a composed config."""
-    section = parse_train_section(cfg)
+    section = build_train_options(cfg)
     num_gpus, num_nodes = int(cfg.num_gpus), int(cfg.num_nodes)
     per_device, _ = split_global_batch(section.global_batch_size, section.args, num_gpus * num_nodes)
     shape, source = model_shape(cfg.model)
-    lora = lora_param_count(shape, section.lora.r, section.lora.target_modules) if section.lora else 0
+    lora = lora_param_count(shape, section.lora.r, list(section.lora.target_modules)) if section.lora else 0
     deepspeed = OmegaConf.to_container(cfg.deepspeed, resolve=True) if cfg.get("deepspeed") else None
     setup = run_setup(
-        section.args, deepspeed, cfg.model, num_gpus=num_gpus, num_nodes=num_nodes,
-        per_device_batch=per_device, lora_params=lora,
-    )  # fmt: skip
+        section.args,
+        deepspeed,
+        cfg.model,
+        num_gpus=num_gpus,
+        num_nodes=num_nodes,
+        per_device_batch=per_device,
+        lora_params=lora,
+    )
     estimates = {label: estimate_memory(shape, option) for label, option in alternatives(setup).items()}
     header = (
         f"limo plan: recipe {cfg.name}, {num_nodes} node(s) x {num_gpus} GPU(s), ZeRO stage {setup.zero_stage}"
@@ -42,7 +48,8 @@ def plan(cfg: DictConfig) -> str:
 
 @hydra.main(config_path="../recipes", config_name="config", version_base=None)
 def main(cfg: DictConfig) -> None:
-    print(plan(cfg))
+    with reported_errors("plan", cfg):
+        print(plan(cfg))
 
 
 if __name__ == "__main__":

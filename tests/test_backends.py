@@ -1,5 +1,6 @@
 """Generation backends: seeded hf sampling independent of batching, budget forcing, replay, the openai
-backend against a real loopback server, and its retry / failure behaviour."""
+backend against real servers on 127.0.0.1 (`limo.serve`, `transformers serve`), and its retry / failure
+behaviour."""
 
 from __future__ import annotations
 
@@ -143,7 +144,7 @@ def test_unknown_backend_names_the_known_ones():
 
 @pytest.fixture(scope="module")
 def loopback_server(hf_backend):
-    from limo.serve import start_server
+    from eval.backends.server import start_server
 
     server = start_server(hf_backend, "tiny")
     yield server
@@ -214,3 +215,96 @@ def test_api_key_comes_from_the_named_environment_variable(monkeypatch):
         OpenAIBackend("http://127.0.0.1:9/v1", "m", api_key_env="LIMO_TEST_KEY")
     monkeypatch.setenv("LIMO_TEST_KEY", "secret")
     assert OpenAIBackend("http://127.0.0.1:9/v1", "m", api_key_env="LIMO_TEST_KEY").api_key == "secret"
+
+
+@pytest.fixture(scope="module")
+def transformers_server(tiny_model_dir, tmp_path_factory):
+    """`transformers serve <tiny model>` on a free port of 127.0.0.1 (a real FastAPI server in its own process)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = open(tmp_path_factory.mktemp("serve") / "serve.log", "w")  # noqa: SIM115 - closed below
+    command = [sys.executable, "-m", "transformers.cli.transformers", "serve", str(tiny_model_dir)]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail(f"transformers serve did not come up (exit {process.poll()}); see {log.name}")
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@pytest.mark.slow
+def test_empty_replies_from_transformers_serve_are_recorded_and_warned_once(
+    transformers_server, tiny_model_dir, caplog
+):
+    """`transformers serve` parses Qwen2-family replies with a response template: the tiny model's come back
+    as empty content with tokens spent. They must not pass for the model's "no answer"."""
+    backend = OpenAIBackend(transformers_server, str(tiny_model_dir), concurrency=2)  # model name = served path
+    sampling = SamplingParams(temperature=0.0, max_new_tokens=8)
+    with caplog.at_level("WARNING", logger="eval.backends.openai"):
+        generations = backend.generate(_requests(2, 2, sampling))
+    assert [(g.text, g.finish_reason, g.num_tokens) for g in generations] == [("", "error", 8)] * 4
+    assert all(g.meta["empty_content"] and g.meta["server_finish_reason"] == "length" for g in generations)
+    warnings = [r.getMessage() for r in caplog.records if "empty content" in r.getMessage()]
+    assert len(warnings) == 1 and backend.empty_replies == 4 and "warned once" in warnings[0]
+
+
+@pytest.mark.slow
+def test_transformers_serve_needs_the_served_path_as_model_name_and_ignores_n(transformers_server, tiny_model_dir):
+    """What docs/evaluation.md says about `transformers serve`, checked against the real server."""
+    with pytest.raises(BackendUnavailableError, match="pinned to"):
+        OpenAIBackend(transformers_server, "tiny", max_retries=0).generate(_requests(1, 1))
+    body = {"model": str(tiny_model_dir), "messages": [{"role": "user", "content": "2+2?"}], "max_tokens": 4, "n": 3}
+    reply = OpenAIBackend(transformers_server, str(tiny_model_dir))._post(body)
+    assert len(reply["choices"]) == 1  # n > 1 is ignored: the backend sends one request per sample (n=1)
+
+
+@pytest.mark.slow
+def test_evaluation_through_transformers_serve_reports_the_server_errors(
+    transformers_server, tiny_model_dir, tmp_path, capsys
+):
+    from limo.config import compose
+    from limo.evaluate import evaluate, runtime_argv
+
+    data = tmp_path / "data"
+    write_jsonl(
+        data / "math500.jsonl", [{"id": f"q{i}", "problem": f"{i} + 1 = ?", "answer": str(i + 1)} for i in range(3)]
+    )
+    options = f"{{base_url: '{transformers_server}', model: '{tiny_model_dir}'}}"
+    overrides = [
+        "benchmarks=[math500]",
+        f"data_dir={data}",
+        f"output_dir={tmp_path / 'run'}",
+        "evaluate.backend=openai",
+        f"evaluate.backend_options={options}",
+        "evaluate.protocol.max_new_tokens=8",
+    ]
+    evaluate(compose("demo", runtime_argv(overrides)))
+    folder = tmp_path / "run" / "eval" / "math500"
+    metrics = json.loads((folder / "summary.json").read_text())["metrics"]
+    assert metrics["error_rate"] == 1.0 and metrics["no_answer_rate"] == 1.0
+    assert "server errors (empty replies) 100.00%" in capsys.readouterr().out
+    assert "server-error rate" in (folder / "report.md").read_text()

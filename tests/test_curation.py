@@ -15,6 +15,8 @@ import pytest
 
 from curation.champ import UNAIDED_SETTINGS
 from eval.champ import champ_heldout_ids
+from eval.options import OptionsError
+from tests.funnel_schema import check_one_schema
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +55,13 @@ def test_every_pool_chain_is_curated_or_dropped_with_a_reason(champ_run):
     assert all(d["reason"] and d["stage"] for d in drops)
     ids = [row["chain_id"] for row in curated] + [d["id"] for d in dropped_chains]
     assert len(ids) == len(set(ids)) == 19_710  # 19,440 conversations + 270 human solutions
-    funnel = json.loads((champ_run / "funnel.json").read_text())
+    funnel = check_one_schema(champ_run, "limo")
     assert funnel["totals"] == {"read": 19_710, "selected": len(curated), "dropped": len(dropped_chains)}
     stages = funnel["stages"]
     for stage in stages:
-        assert stage["chains_in"] - stage["chains_out"] == sum(stage["chains_dropped"].values()), stage["stage"]
+        assert stage["items_in"] - stage["items_out"] == sum(stage["dropped"].values()), stage["stage"]
     assert [s["stage"] for s in stages][:3] == ["ingest", "validate", "answer_check"]
-    assert stages[1]["chains_dropped"] == {"setting_not_allowed": 16_200}  # 15 of 18 settings x 1,080
+    assert stages[1]["dropped"] == {"setting_not_allowed": 16_200}  # 15 of 18 settings x 1,080
 
 
 def test_selection_respects_recipe(champ_run):
@@ -101,30 +103,34 @@ def test_manifest_records_overrides_and_heldout(champ_run):
 
 
 def test_same_seed_gives_identical_curated_file(champ_run, tmp_path):
-    from curation.pipeline import curate
-    from limo.config import build_benchmark_specs, compose
-    from limo.curate import build_options
+    from limo.config import compose
+    from limo.curate_setup import build_curation
 
-    cfg = compose("champ", ["data_dir=null"])
-    curate(build_options(cfg), output_dir=tmp_path, seed=42, benchmark_specs=build_benchmark_specs(cfg))
+    build_curation(compose("champ", ["data_dir=null", f"output_dir={tmp_path}"])).run()
     for name in ("curated.jsonl", "messages.jsonl"):
         assert (tmp_path / "curate" / name).read_bytes() == (champ_run / name).read_bytes(), name
 
 
 def test_unknown_curate_key_fails(repo_root):
     from limo.config import compose
-    from limo.curate import build_options
+    from limo.curate_setup import build_curation
 
-    with pytest.raises(Exception, match="not_a_key"):
-        build_options(compose("champ", ["+curate.select.not_a_key=1"]))
+    with pytest.raises(OptionsError, match=r"curate.stages.select.not_a_key: unknown key"):
+        build_curation(compose("champ", ["+curate.stages.select.not_a_key=1"]))
+    with pytest.raises(OptionsError, match=r"curate.select: unknown key; a curate: section holds method, stages"):
+        build_curation(compose("champ", ["+curate.select.n=1"]))
+    with pytest.raises(OptionsError, match=r"curate.stages.difficulty: method 'lemma' does not run this stage"):
+        build_curation(compose("lemma", ["+curate.stages.difficulty.source=pool"]))
+    with pytest.raises(OptionsError, match=r"curate.rise: unknown key \(options of method 'rise', but curate.method"):
+        build_curation(compose("lemma", ["+curate.rise.turns=3"]))
 
 
 @pytest.mark.parametrize("recipe", ["champ", "limo", "s1"])
 def test_shipped_curate_sections_build(recipe):
     from limo.config import compose
-    from limo.curate import build_options
+    from limo.curate_setup import build_curation
 
-    options = build_options(compose(recipe))
+    options = build_curation(compose(recipe)).stages
     assert options.select.n > 0
     if recipe == "limo":
         assert options.difficulty.strong_pass_rate == (0.03125, 0.09375) and options.select.n == 800

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,21 +11,18 @@ import pytest
 from curation.difficulty import difficulty_decision, run_difficulty, solve_counts
 from curation.diversity import s1_sample
 from curation.funnel import Attempt, CurationState
-from curation.options import (
-    CurateOptions,
-    DifficultyOptions,
-    QualityOptions,
-    RolloutOptions,
-    SuspectGoldOptions,
-    from_mapping,
-)
+from curation.methods import METHODS, CurationSummary, RunContext
+from curation.options import DifficultyOptions, QualityOptions, RolloutOptions, StageOptions, SuspectGoldOptions
 from curation.outputs import assistant_text
 from curation.pool import GoldOverride, Pool, apply_gold_overrides
 from curation.quality import assess_chains, keyword_pattern, repetition_fraction, score_text, tokenize
-from curation.rollouts import cache_path, run_rollouts
+from curation.rollouts import rollout_generator, run_rollouts
 from curation.schema import Chain
 from curation.suspect_gold import suspect_golds
+from eval.backends.registry import BACKENDS
 from eval.backends.replay import ReplayBackend
+from eval.generation import CachedGenerator, GenerationOptions
+from eval.options import OptionsError, to_options
 from eval.problem import Problem
 from eval.records import DataError
 
@@ -128,11 +126,22 @@ def test_boxed_line_is_appended_only_when_missing():
     assert assistant_text(Chain("c", "p", "so \\boxed{2}"), "2") == "so \\boxed{2}"
 
 
-def test_options_reject_unknown_keys():
-    with pytest.raises(ValueError, match="unknown keys"):
-        from_mapping(CurateOptions, {"quality": {"wieghts": {}}})
-    options = from_mapping(CurateOptions, {"difficulty": {"strong_pass_rate": [0.1, 0.2], "weak_rollouts": {"k": 3}}})
+def test_options_reject_unknown_keys_and_wrong_types_naming_the_key():
+    with pytest.raises(OptionsError, match=r"curate.stages.quality.wieghts: unknown key"):
+        to_options(StageOptions, {"quality": {"wieghts": {}}}, where="curate.stages")
+    with pytest.raises(OptionsError, match=r"curate.stages.select.n: expected int, got str 'ten'"):
+        to_options(StageOptions, {"select": {"n": "ten"}}, where="curate.stages")
+    with pytest.raises(OptionsError, match=r"select.n: expected int, got bool"):
+        to_options(StageOptions, {"select": {"n": True}})
+    options = to_options(StageOptions, {"difficulty": {"strong_pass_rate": [0.1, 0.2], "weak_rollouts": {"k": 3}}})
     assert options.difficulty.strong_pass_rate == (0.1, 0.2) and options.difficulty.weak_rollouts.k == 3
+    # a nested mapping is merged onto the field's default: setting k keeps the rollout generator's sampling
+    assert options.difficulty.weak_rollouts.generator.temperature == 0.7
+
+
+def run_limo(stages: dict, out: Path, seed: int = 0) -> CurationSummary:
+    """The limo method on plain stage options, as `limo.curate` runs it."""
+    return METHODS["limo"].run(to_options(StageOptions, stages), None, RunContext(out, seed, "test"))
 
 
 class CountingReplay(ReplayBackend):
@@ -153,29 +162,28 @@ class CountingReplay(ReplayBackend):
 def test_killed_rollouts_resume_without_repeating(tmp_path: Path):
     problems = [_problem(f"p{i}") for i in range(5)]
     pool = {p.id: [f"{p.id} answer \\boxed{{{i}}}" for i in range(3)] for p in problems}
-    options = RolloutOptions(backend="replay", model="replayed", k=4, batch_size=3)
+    options = RolloutOptions(GenerationOptions(backend="replay", model="replayed", temperature=0.7, batch_size=3), k=4)
+    path = rollout_generator(options, tmp_path, 7).path
     killed = CountingReplay(pool, fail_after=2)
     with pytest.raises(KeyboardInterrupt):
-        run_rollouts(problems, killed, options, seed=7, cache_dir=tmp_path)
-    path = cache_path(tmp_path, options, 7)
+        run_rollouts(problems, CachedGenerator(killed, path, 3), options, seed=7)
     with open(path, "a") as handle:
-        handle.write('{"id": "p2#2", "text": "torn')  # a kill mid-append leaves a torn line
+        handle.write('{"request_id": "p2#2", "text": "torn')  # a kill mid-append leaves a torn line
     assert killed.calls == 6
     resumed = CountingReplay(pool)
-    rows = run_rollouts(problems, resumed, options, seed=7, cache_dir=tmp_path)
+    rows = run_rollouts(problems, CachedGenerator(resumed, path, 3), options, seed=7)
     assert resumed.calls == 20 - 6  # only the unfinished rows
     assert [r["id"] for r in rows] == [f"p{i}#{j}" for i in range(5) for j in range(4)]
     assert rows[5]["text"] == pool["p1"][1]
     again = CountingReplay(pool)
-    assert run_rollouts(problems, again, options, seed=7, cache_dir=tmp_path) == rows and again.calls == 0
-    ids = [json.loads(line)["id"] for line in path.read_text().splitlines()]
+    assert run_rollouts(problems, CachedGenerator(again, path, 3), options, seed=7) == rows and again.calls == 0
+    ids = [json.loads(line)["request_id"] for line in path.read_text().splitlines()]
     assert len(ids) == len(set(ids)) == 20
-    assert cache_path(tmp_path, RolloutOptions(backend="replay", model="replayed", k=4, temperature=0.0), 7) != path
+    greedy = replace(options, generator=replace(options.generator, temperature=0.0))
+    assert rollout_generator(greedy, tmp_path, 7).path != path  # other sampling: another cache file
 
 
 def test_jsonl_pool_end_to_end_with_field_map_and_bad_rows(tmp_path: Path):
-    from curation.pipeline import curate
-
     rows = [
         {
             "uid": "q1",
@@ -199,22 +207,19 @@ def test_jsonl_pool_end_to_end_with_field_map_and_bad_rows(tmp_path: Path):
     ]
     pool = tmp_path / "pool.jsonl"
     pool.write_text("\n".join(json.dumps(r) for r in [*rows, rows[2]]) + "\n{not json\n")
-    options = from_mapping(
-        CurateOptions,
-        {
-            "ingest": {
-                "source": str(pool),
-                "field_map": {"id": "uid", "problem": "question", "chain": "sol", "subject": "topic"},
-                "gold_from_chain": True,
-            },
-            "answer_check": {"workers": 1},
-            "decontam": {"enabled": False},
-            "difficulty": {"enabled": False},
-            "select": {"n": 5},
-            "report": {"plots": False},
+    stages = {
+        "ingest": {
+            "source": str(pool),
+            "field_map": {"id": "uid", "problem": "question", "chain": "sol", "subject": "topic"},
+            "gold_from_chain": True,
         },
-    )
-    summary = curate(options, output_dir=tmp_path / "run", seed=0, benchmark_specs={})
+        "answer_check": {"workers": 1},
+        "decontam": {"enabled": False},
+        "difficulty": {"enabled": False},
+        "select": {"n": 5},
+        "report": {"plots": False},
+    }
+    summary = run_limo(stages, tmp_path / "run")
     out = tmp_path / "run" / "curate"
     curated = [json.loads(line) for line in (out / "curated.jsonl").read_text().splitlines()]
     rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
@@ -228,9 +233,7 @@ def test_jsonl_pool_end_to_end_with_field_map_and_bad_rows(tmp_path: Path):
     assert any(r["detail"]["field"] == "problem" for r in rejects)
 
 
-def test_pipeline_difficulty_from_replayed_rollouts(tmp_path: Path):
-    from curation.pipeline import curate
-
+def test_pipeline_difficulty_from_replayed_rollouts(tmp_path: Path, monkeypatch):
     rows = [
         {
             "id": f"q{i}",
@@ -249,31 +252,30 @@ def test_pipeline_difficulty_from_replayed_rollouts(tmp_path: Path):
         "q3": ["\\boxed{0}"],
         "q4": ["\\boxed{0}"],
     }
-    rollout = {"backend": "replay", "model": "replayed", "k": 4, "batch_size": 3}
-    options = from_mapping(
-        CurateOptions,
-        {
-            "ingest": {"source": str(pool)},
-            "answer_check": {"workers": 1},
-            "decontam": {"enabled": False},
-            "quality": {"require_final_answer": False},
-            "difficulty": {
-                "source": "rollouts",
-                "strong_models": ["replayed"],
-                "strong_pass_rate": [0.2, 0.5],
-                "strong_rollouts": rollout,
-            },
-            "report": {"plots": False},
-        },
-    )
+    # a plug-in backend, registered as a user would (eval.backends.registry.BACKENDS), counting its calls
     backends: list[CountingReplay] = []
 
-    def factory(settings: RolloutOptions) -> CountingReplay:
+    def counting(**_: object) -> CountingReplay:
         backends.append(CountingReplay(responses))
         return backends[-1]
 
+    monkeypatch.setitem(BACKENDS, "counting", counting)
+    rollout = {"k": 4, "generator": {"backend": "counting", "model": "replayed", "batch_size": 3}}
+    stages = {
+        "ingest": {"source": str(pool)},
+        "answer_check": {"workers": 1},
+        "decontam": {"enabled": False},
+        "quality": {"require_final_answer": False},
+        "difficulty": {
+            "source": "rollouts",
+            "strong_models": ["replayed"],
+            "strong_pass_rate": [0.2, 0.5],
+            "strong_rollouts": rollout,
+        },
+        "report": {"plots": False},
+    }
     for _ in range(2):
-        curate(options, output_dir=tmp_path / "run", seed=1, benchmark_specs={}, backend_factory=factory)
+        run_limo(stages, tmp_path / "run", seed=1)
     assert [b.calls for b in backends] == [16, 0]  # the second run reads every rollout from the cache
     curated = [json.loads(line) for line in (tmp_path / "run" / "curate" / "curated.jsonl").read_text().splitlines()]
     assert [r["id"] for r in curated] == ["q2"]

@@ -49,16 +49,25 @@ def _dpo_trainer(recipe: str, model_dir: Path, out: Path):
 
     cfg = compose(recipe, [f"model.path={model_dir}", f"output_dir={out}"])
     args = build_sft_args(
-        dict(cfg.train.args), (2, 1), train_dir=str(out), seed=0, model_cfg=cfg.model, deepspeed=None,
-        accelerator_config=None, on_cpu=True,
-    )  # fmt: skip
+        dict(cfg.train.args),
+        (2, 1),
+        train_dir=str(out),
+        seed=0,
+        model_cfg=cfg.model,
+        deepspeed=None,
+        accelerator_config=None,
+        on_cpu=True,
+    )
     config = build_dpo_config({**dpo_args(args), "precompute_ref_log_probs": True})
     rows = conversational_rows([PairRow(**p) for p in PAIRS], cfg.train.system_prompt)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     trainer = build_dpo_trainer(
-        model_path=str(model_dir), tokenizer=tokenizer, dpo_config=config, dataset=Dataset.from_list(rows),
+        model_path=str(model_dir),
+        tokenizer=tokenizer,
+        dpo_config=config,
+        dataset=Dataset.from_list(rows),
         peft_config=None,
-    )  # fmt: skip
+    )
     return trainer, config
 
 
@@ -92,8 +101,9 @@ def test_discopop_loss_matches_the_hand_formula(tiny_model_dir, tmp_path):
     with torch.no_grad():
         loss = trainer.compute_loss(trainer.model, batch)
     assert loss.item() == pytest.approx(discopop_by_hand(0.05, 0.05), rel=1e-4)
-    assert discopop_by_hand(0.05, 0.05) == pytest.approx((0.04743 * 0.6210 + 0.95257 * 0.8607 + 0.98201 * 0.7981
-                                                           + 0.01799 * 1.2214) / 2, rel=1e-3)  # fmt: skip
+    assert discopop_by_hand(0.05, 0.05) == pytest.approx(
+        (0.04743 * 0.6210 + 0.95257 * 0.8607 + 0.98201 * 0.7981 + 0.01799 * 1.2214) / 2, rel=1e-3
+    )
 
 
 @pytest.mark.parametrize("recipe", ["discopop", "dpo"])
@@ -103,9 +113,15 @@ def test_preference_recipes_convert_to_dpo_config(recipe):
 
     cfg = compose(recipe)
     args = build_sft_args(
-        dict(cfg.train.args), (2, 2), train_dir="/tmp/x/train", seed=0, model_cfg=cfg.model, deepspeed=None,
-        accelerator_config=None, on_cpu=True,
-    )  # fmt: skip
+        dict(cfg.train.args),
+        (2, 2),
+        train_dir="/tmp/x/train",
+        seed=0,
+        model_cfg=cfg.model,
+        deepspeed=None,
+        accelerator_config=None,
+        on_cpu=True,
+    )
     config = build_dpo_config(dpo_args(args))
     assert config.loss_type == [cfg.train.args.loss_type] and config.beta == 0.05 and config.learning_rate == 5e-7
     assert config.max_grad_norm == 1.0 and config.use_cpu and config.output_dir == "/tmp/x/train"
@@ -138,9 +154,20 @@ def test_preference_recipes_train_on_cpu(recipe, repo_root, tiny_model_dir, tmp_
     _write_pairs(tmp_path / "pairs.jsonl")
     (tmp_path / "curate").mkdir()
     (tmp_path / "pairs.jsonl").rename(tmp_path / "curate" / "pairs.jsonl")
-    _run(repo_root, [sys.executable, "-m", "limo.train", f"recipe={recipe}", f"output_dir={tmp_path}",
-                     f"model.path={tiny_model_dir}", "train.args.max_steps=2", "train.args.save_strategy=steps",
-                     "+train.args.save_steps=2"])  # fmt: skip
+    _run(
+        repo_root,
+        [
+            sys.executable,
+            "-m",
+            "limo.train",
+            f"recipe={recipe}",
+            f"output_dir={tmp_path}",
+            f"model.path={tiny_model_dir}",
+            "train.args.max_steps=2",
+            "train.args.save_strategy=steps",
+            "+train.args.save_steps=2",
+        ],
+    )
     assert (tmp_path / "train" / "model" / "model.safetensors").exists()
     losses = [row["loss"] for row in _history(tmp_path) if "loss" in row]
     assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
@@ -152,10 +179,24 @@ def test_preference_recipes_train_on_cpu(recipe, repo_root, tiny_model_dir, tmp_
 def test_discopop_under_two_process_zero3(repo_root, tiny_model_dir, tmp_path):
     (tmp_path / "curate").mkdir()
     _write_pairs(tmp_path / "curate" / "pairs.jsonl")
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
-               "limo.train", "recipe=discopop", "deepspeed=zero3", f"output_dir={tmp_path}",
-               f"model.path={tiny_model_dir}", "train.args.max_steps=2", "train.args.precompute_ref_log_probs=true",
-               "train.args.save_strategy=steps", "+train.args.save_steps=2"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "limo.train",
+        "recipe=discopop",
+        "deepspeed=zero3",
+        f"output_dir={tmp_path}",
+        f"model.path={tiny_model_dir}",
+        "train.args.max_steps=2",
+        "train.args.precompute_ref_log_probs=true",
+        "train.args.save_strategy=steps",
+        "+train.args.save_steps=2",
+    ]
     _run(repo_root, command, timeout=600)
     assert (tmp_path / "train" / "model" / "model.safetensors").exists()
     losses = [row["loss"] for row in _history(tmp_path) if "loss" in row]

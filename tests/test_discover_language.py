@@ -32,8 +32,14 @@ def loss(body: str, name: str = "loss") -> str:
     return f"def {name}({ARGS}):\n{LOGITS}" + "".join(f"    {line}\n" for line in body.strip("\n").splitlines())
 
 
-def batch(values=((-10.0, -12.0, -11.0, -9.0), (-14.0, -11.0, -12.0, -13.0), (-11.0, -12.0, -10.0, -10.0),
-                  (-13.0, -12.0, -11.0, -12.0))):  # fmt: skip
+def batch(
+    values=(
+        (-10.0, -12.0, -11.0, -9.0),
+        (-14.0, -11.0, -12.0, -13.0),
+        (-11.0, -12.0, -10.0, -10.0),
+        (-13.0, -12.0, -11.0, -12.0),
+    ),
+):
     import torch
 
     chosen, rejected, ref_chosen, ref_rejected = (torch.tensor(v) for v in values)
@@ -251,11 +257,24 @@ def test_archive_seed_and_paper_losses_pass_validation():
 
 def test_demo_proposals_get_the_expected_verdicts():
     """Each recorded proposal's fate before any training: the paper's losses pass, the rest fail with a reason."""
-    expected = {"LRML": "valid", "PADLL": "valid", "AQFL": "valid", "AQL": "valid", "DBAQL": "valid", "CELL": "valid",
-                "PFL": "valid", "shell": "rejected_unsafe", "introspect": "rejected_unsafe",
-                "log_gap": "invalid", "outer_bomb": "rejected_unsafe", "helper": "invalid",
-                "getattr_os": "rejected_unsafe", "import_builtin": "rejected_unsafe", "spin": "rejected_unsafe",
-                "inverted_dpo": "invalid"}  # fmt: skip
+    expected = {
+        "LRML": "valid",
+        "PADLL": "valid",
+        "AQFL": "valid",
+        "AQL": "valid",
+        "DBAQL": "valid",
+        "CELL": "valid",
+        "PFL": "valid",
+        "shell": "rejected_unsafe",
+        "introspect": "rejected_unsafe",
+        "log_gap": "invalid",
+        "outer_bomb": "rejected_unsafe",
+        "helper": "invalid",
+        "getattr_os": "rejected_unsafe",
+        "import_builtin": "rejected_unsafe",
+        "spin": "rejected_unsafe",
+        "inverted_dpo": "invalid",
+    }
     seen, malformed = {}, 0
     for row in shipped("demo_proposals.jsonl"):
         try:

@@ -59,10 +59,14 @@ def test_slug_never_yields_a_path(name, expected):
 
 
 def test_conversation_lists_the_archive_then_recent_proposals_with_feedback():
-    texts = PromptTexts(system="SYS {archive}", first_user="Archive:\n{archive}\nNext.",
-                        feedback_valid="Fitness: {fitness}. Please generate the next one.",
-                        feedback_invalid="Code not valid. Error: {reason}. Please generate the next one.",
-                        history=2, shown_best=1)  # fmt: skip
+    texts = PromptTexts(
+        system="SYS {archive}",
+        first_user="Archive:\n{archive}\nNext.",
+        feedback_valid="Fitness: {fitness}. Please generate the next one.",
+        feedback_invalid="Code not valid. Error: {reason}. Please generate the next one.",
+        history=2,
+        shown_best=1,
+    )
     rows = [
         {"generation": 0, "name": "dpo", "code": "A", "status": "valid", "fitness": 0.5},
         {"generation": 1, "name": "one", "code": "B", "status": "valid", "fitness": 0.7},
@@ -74,9 +78,11 @@ def test_conversation_lists_the_archive_then_recent_proposals_with_feedback():
     listed = [json.loads(line) for line in messages[1]["content"].splitlines()[1:-1]]
     assert [item["name"] for item in listed] == ["dpo", "one"]  # the seed, then the best (shown_best=1)
     assert [m["content"] for m in messages[2:]] == [
-        "reply two", "Code not valid. Error: bad shape. Please generate the next one.",
-        "reply three", "Fitness: 0.6000. Please generate the next one.",
-    ]  # fmt: skip
+        "reply two",
+        "Code not valid. Error: bad shape. Please generate the next one.",
+        "reply three",
+        "Fitness: 0.6000. Please generate the next one.",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -24,9 +24,16 @@ def confined(tmp_path: Path, code: str, confinement: str, limits: Limits = LIMIT
     (job / "work").mkdir(parents=True, exist_ok=True)
     script = job / "script.py"
     script.write_text(code)
-    result = run_confined([sys.executable, str(script)], workdir=job / "work", read_only=[], writable=[job],
-                          limits=limits, env=env or {"PATH": "/usr/bin:/bin"}, confinement=confinement,
-                          log_path=job / "log.txt")  # fmt: skip
+    result = run_confined(
+        [sys.executable, str(script)],
+        workdir=job / "work",
+        read_only=[],
+        writable=[job],
+        limits=limits,
+        env=env or {"PATH": "/usr/bin:/bin"},
+        confinement=confinement,
+        log_path=job / "log.txt",
+    )
     return result, job
 
 

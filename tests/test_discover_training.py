@@ -35,20 +35,27 @@ def lrml_code() -> str:
 
 
 def _trainer(model_dir: Path, out: Path, loss_type: str, precompute: bool, program=None):
-    from datasets import Dataset
+    """The ``dpo`` trainer's builder, as `limo.train` and the discovery worker use it."""
     from transformers import AutoTokenizer
 
-    from limo.training.build import build_sft_args
+    from limo.train_setup import build_train_run
+    from limo.training.build import build_dataset, build_run_args
     from limo.training.preference import PairRow, build_dpo_config, build_dpo_trainer, conversational_rows, dpo_args
+    from limo.training.program_loss import program_trainer_class
 
-    cfg = compose("discopop", [f"model.path={model_dir}", f"output_dir={out}"])
-    args = build_sft_args(dict(cfg.train.args), (2, 1), train_dir=str(out), seed=0, model_cfg=cfg.model,
-                          deepspeed=None, accelerator_config=None, on_cpu=True)  # fmt: skip
+    overrides = [f"model.path={model_dir}", f"output_dir={out}", "train.global_batch_size=2"]
+    run = build_train_run(compose("discopop", overrides))
+    _, args = build_run_args(run, 1)
     config = build_dpo_config({**dpo_args(args), "precompute_ref_log_probs": precompute, "loss_type": loss_type})
-    rows = conversational_rows([PairRow(**p) for p in PAIRS], cfg.train.system_prompt)
-    return build_dpo_trainer(model_path=str(model_dir), tokenizer=AutoTokenizer.from_pretrained(model_dir),
-                             dpo_config=config, dataset=Dataset.from_list(rows), peft_config=None,
-                             loss_program=program)  # fmt: skip
+    rows = conversational_rows([PairRow(**p) for p in PAIRS], run.options.system_prompt)
+    return build_dpo_trainer(
+        model_path=str(model_dir),
+        tokenizer=AutoTokenizer.from_pretrained(model_dir),
+        dpo_config=config,
+        dataset=build_dataset(rows),
+        peft_config=None,
+        trainer_class=program_trainer_class(program) if program is not None else None,
+    )
 
 
 def _loss_and_grad(trainer):
@@ -92,18 +99,27 @@ def write_archive(path: Path, rows: list[dict]) -> Path:
 
 
 def archive_rows() -> list[dict]:
+    def row(generation: int, name: str, code: str, fitness: float | None, status: str = "valid") -> dict:
+        origin = "seed" if generation == 0 else "proposal"
+        reason = None if status == "valid" else "bad"
+        return make_row(
+            generation=generation,
+            origin=origin,
+            name=name,
+            thought="",
+            code=code,
+            status=status,
+            reason=reason,
+            fitness=fitness,
+        )
+
     return [
-        make_row(generation=0, origin="seed", name="dpo", thought="", code=seed_code("dpo"), status="valid",
-                 reason=None, fitness=0.9),
-        make_row(generation=1, origin="proposal", name="LRML", thought="", code=lrml_code(), status="valid",
-                 reason=None, fitness=0.6),
-        make_row(generation=2, origin="proposal", name="CELL", thought="", code=seed_code("slic"), status="valid",
-                 reason=None, fitness=0.7),
-        make_row(generation=3, origin="proposal", name="LRML", thought="", code=seed_code("ipo"), status="valid",
-                 reason=None, fitness=0.5),
-        make_row(generation=4, origin="proposal", name="broken", thought="", code="x", status="invalid",
-                 reason="bad"),
-    ]  # fmt: skip
+        row(0, "dpo", seed_code("dpo"), 0.9),
+        row(1, "LRML", lrml_code(), 0.6),
+        row(2, "CELL", seed_code("slic"), 0.7),
+        row(3, "LRML", seed_code("ipo"), 0.5),
+        row(4, "broken", "x", None, status="invalid"),
+    ]
 
 
 @pytest.mark.parametrize(("name", "generation"), [("best", 2), ("LRML", 1), ("LRML@3", 3), ("dpo", 0), ("CELL@2", 2)])
@@ -129,14 +145,100 @@ def test_an_edited_archive_row_is_checked_again(tmp_path):
 def test_discovered_loss_trains_by_name_with_limo_train(tiny_model_dir, tmp_path):
     archive = write_archive(tmp_path / "archive.jsonl", archive_rows())
     (tmp_path / "curate").mkdir()
-    (tmp_path / "curate" / "pairs.jsonl").write_text("".join(json.dumps({**PAIRS[i % 2], "id": str(i)}) + "\n"
-                                                             for i in range(4)))  # fmt: skip
+    (tmp_path / "curate" / "pairs.jsonl").write_text(
+        "".join(json.dumps({**PAIRS[i % 2], "id": str(i)}) + "\n" for i in range(4))
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "limo.train", "recipe=discovered", f"output_dir={tmp_path}",
-               f"model.path={tiny_model_dir}", f"train.discovered_loss.archive={archive}",
-               "train.discovered_loss.name=LRML", "train.args.max_steps=2"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "limo.train",
+        "recipe=discovered",
+        f"output_dir={tmp_path}",
+        f"model.path={tiny_model_dir}",
+        f"train.discovered_loss.archive={archive}",
+        "train.discovered_loss.name=LRML",
+        "train.args.max_steps=2",
+    ]
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     card = (tmp_path / "train" / "model" / "README.md").read_text()
     assert "discovered loss 'LRML' (generation 1" in card
     assert (tmp_path / "train" / "model" / "model.safetensors").exists()
+
+
+def _fitness_job(model_dir: Path, tmp_path: Path) -> dict:
+    """A candidate job as the loop builds it (`limo.discovery.build.build_job`), on a few hand-written pairs."""
+    from limo.discovery.build import build_job, build_training
+    from limo.discovery.data import PairSplits
+    from limo.discovery.options import build_discover_options
+
+    paths = {}
+    for name, count in (("train", 4), ("selection", 2), ("test", 2)):
+        paths[name] = tmp_path / f"{name}.jsonl"
+        paths[name].write_text("".join(json.dumps({**PAIRS[i % 2], "id": f"{name}{i}"}) + "\n" for i in range(count)))
+    overrides = [
+        f"model.path={model_dir}",
+        f"output_dir={tmp_path}",
+        "train.args.max_steps=2",
+        "train.args.per_device_train_batch_size=2",
+        "train.global_batch_size=2",
+    ]
+    cfg = compose("discover", overrides)
+    return build_job(
+        build_training(cfg), build_discover_options(cfg), PairSplits({k: str(v) for k, v in paths.items()}, {})
+    )
+
+
+@pytest.mark.slow
+def test_reference_log_probs_computed_once_leave_training_and_scores_unchanged(tiny_model_dir, tmp_path):
+    """Every candidate reads the run's reference log-probs instead of recomputing them: the training losses and
+    held-out scores are exactly those of TRL's own per-run precompute."""
+    from limo.discovery.fitness import compute_reference, train_and_score
+    from limo.discovery.language import check_program
+
+    job = _fitness_job(tiny_model_dir, tmp_path)
+    done = compute_reference(job, tmp_path / "reference")
+    assert done == {"status": "done", "pairs": {"train": 4, "selection": 2, "test": 2}}
+    reused_job = {**job, "reference": str(tmp_path / "reference" / "reference.json")}
+    program = check_program(seed_code("dpo"))
+    own, reused = (train_and_score(j, program, tmp_path / n) for j, n in ((job, "own"), (reused_job, "reused")))
+    assert reused == own and own["scores"]["selection"]["preference_margin"] != 0
+    history = [json.loads((tmp_path / n / "log_history.json").read_text()) for n in ("own", "reused")]
+    assert [r.get("loss") for r in history[0]] == [r.get("loss") for r in history[1]]
+
+
+@pytest.mark.slow
+def test_the_candidate_reads_the_stored_reference_rather_than_recomputing_it(tiny_model_dir, tmp_path):
+    """Shift every stored reference log-prob of a chosen answer by one nat: each held-out margin drops by one."""
+    from limo.discovery.fitness import build_trainer, compute_reference, heldout_margins
+    from limo.discovery.language import check_program
+
+    job = _fitness_job(tiny_model_dir, tmp_path)
+    compute_reference(job, tmp_path / "reference")
+    stored = json.loads((tmp_path / "reference" / "reference.json").read_text())
+    for split in stored.values():
+        split["values"] = [[chosen + 1.0, rejected] for chosen, rejected in split["values"]]
+    (tmp_path / "shifted.json").write_text(json.dumps(stored))
+    program = check_program(seed_code("dpo"))
+    margins = [
+        heldout_margins(build_trainer({**job, "reference": str(path)}, program, tmp_path / path.stem), "selection")
+        for path in (tmp_path / "reference" / "reference.json", tmp_path / "shifted.json")
+    ]
+    assert margins[1] == pytest.approx([m - 1.0 for m in margins[0]], abs=1e-4)
+
+
+def test_a_reference_for_other_pairs_is_refused(tmp_path):
+    from limo.discovery.fitness import load_reference
+
+    for name in ("train", "selection", "test"):
+        (tmp_path / f"{name}.jsonl").write_text(json.dumps({**PAIRS[0], "id": name}) + "\n")
+    stored = {name: {"sha256": "0" * 64, "values": [[-1.0, -2.0]]} for name in ("train", "selection", "test")}
+    (tmp_path / "reference.json").write_text(json.dumps(stored))
+    job = {
+        "reference": str(tmp_path / "reference.json"),
+        "train_pairs": str(tmp_path / "train.jsonl"),
+        "eval_pairs": {n: str(tmp_path / f"{n}.jsonl") for n in ("selection", "test")},
+    }
+    with pytest.raises(ValueError, match="computed for other train, selection, test pairs"):
+        load_reference(job)

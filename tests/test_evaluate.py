@@ -132,8 +132,11 @@ def test_cli_errors_are_one_line_and_leave_results_intact(tiny_model_dir, tmp_pa
     write_jsonl(kept, [{"request_id": "x#0"}])
     done = subprocess.run(
         _cli(["benchmarks=[champ_heldout,nope]", f"model.path={tiny_model_dir}", f"output_dir={tmp_path}"]),
-        cwd=repo_root, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1].startswith("limo.evaluate: error: unknown benchmark 'nope'")
     assert "Traceback" not in done.stderr
@@ -152,7 +155,7 @@ def test_malformed_benchmark_file_names_file_and_field(tmp_path, tiny_model_dir)
 def test_openai_backend_through_the_entry_point_and_server_down(tiny_model_dir, tmp_path):
     from eval.backends.hf import HFBackend
     from eval.backends.openai import BackendUnavailableError
-    from limo.serve import start_server
+    from eval.backends.server import start_server
 
     server = start_server(HFBackend(str(tiny_model_dir), device="cpu"), "tiny")
     args = [
@@ -204,6 +207,54 @@ def test_replay_runs_compare_with_bootstrap_and_flips(tmp_path, capsys):
     assert result["ci_low"] <= result["delta"] <= result["ci_high"]
     assert sorted(result["gained"]) == sorted(list(gold)[2:]) and result["lost"] == []
     assert "paired bootstrap" in capsys.readouterr().out
+
+
+def _replay_runs(tmp_path: Path, settings: dict[str, list[str]]) -> list[Path]:
+    """One replay run per name in ``settings`` (extra overrides each) on the same six-problem file."""
+    data = tmp_path / "data"
+    write_jsonl(
+        data / "math500.jsonl", [{"id": f"q{i}", "problem": f"{i} + 0 = ?", "answer": str(i)} for i in range(6)]
+    )
+    replay = _replay_file(tmp_path / "replay.jsonl", {f"q{i}": str(i) for i in range(6)})
+    backend = ["evaluate.backend=replay", f"evaluate.backend_options={{path: '{replay}'}}"]
+    runs = []
+    for name, extra in settings.items():
+        run_in_process([*backend, "benchmarks=[math500]", f"data_dir={data}", f"output_dir={tmp_path / name}", *extra])
+        runs.append(tmp_path / name)
+    return runs
+
+
+def test_compare_refuses_runs_with_other_problems_or_sampling(tmp_path, monkeypatch, repo_root):
+    """A greedy 6-problem run against a sampled 3-problem run: refused in one line, or marked when allowed."""
+    runs = _replay_runs(tmp_path, {"a": [], "b": ["limit=3", "evaluate.protocol.temperature=0.7"]})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the recipe's own output_dir (outputs/demo) would land here
+    with pytest.raises(DataError, match=r"not comparable \(math500: problems 6 vs 3 .*temperature 0.0 vs 0.7\)"):
+        run_in_process(["mode=compare", f"runs=[{runs[0]},{runs[1]}]"])
+    done = subprocess.run(_cli(["mode=compare", f"runs=[{runs[0]},{runs[1]}]"]), cwd=repo_root, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode != 0 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("limo.evaluate: error:") and "allow_mismatch=true" in done.stderr
+
+    run_in_process(["mode=compare", f"runs=[{runs[0]},{runs[1]}]", "allow_mismatch=true"])
+    out = tmp_path / "compare-a-vs-b"  # beside the runs, not in the recipe's folder
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["comparable"] is False and summary["benchmarks"][0]["problems"] == 3
+    assert summary["benchmarks"][0]["differences"] == [
+        "problems 6 vs 3 (3 only in A, 0 only in B)",
+        "temperature 0.0 vs 0.7",
+    ]
+    assert "NOT COMPARABLE as run (math500)" in (out / "report.md").read_text()
+    assert not (elsewhere / "outputs").exists()
+
+
+def test_compare_accepts_runs_that_differ_only_in_model_and_seed(tmp_path):
+    runs = _replay_runs(tmp_path, {"a": [], "b": ["seed=7"]})
+    run_in_process(["mode=compare", f"runs=[{runs[0]},{runs[1]}]"])
+    summary = json.loads((tmp_path / "compare-a-vs-b" / "summary.json").read_text())
+    assert summary["comparable"] is True and summary["benchmarks"][0]["delta"] == 0.0
+    assert [r.split(", seed ")[1] for r in summary["benchmarks"][0]["runs"]] == ["42", "7"]
 
 
 def test_regrade_champ_responses_prints_accuracy_per_model_and_setting(tmp_path, capsys):
@@ -267,13 +318,13 @@ def test_resume_with_another_protocol_is_refused(tmp_path):
 
 def test_every_recipe_evaluate_section_is_valid():
     from limo.config import recipe_names
-    from limo.evaluation import parse_evaluate_section
+    from limo.eval_setup import build_evaluate_options
 
     checked = 0
     for recipe in recipe_names():
         cfg = compose(recipe)
         if cfg.get("evaluate") is not None:
-            section = parse_evaluate_section(cfg)
+            section = build_evaluate_options(cfg)
             assert set(section.benchmarks) <= set(cfg.benchmark_specs), recipe
             checked += 1
     assert checked >= 1
@@ -289,9 +340,16 @@ def test_overfit_model_answers_are_graded_correct_end_to_end(overfit_model_dir, 
     ]
     write_jsonl(data / "math500.jsonl", rows)
     run_in_process(
-        ["benchmarks=[math500]", f"data_dir={data}", f"model.path={overfit_model_dir}", "evaluate.system_prompt=null",
-         "evaluate.protocol.max_new_tokens=40", "evaluate.protocol.samples=2", f"output_dir={tmp_path}"]
-    )  # fmt: skip
+        [
+            "benchmarks=[math500]",
+            f"data_dir={data}",
+            f"model.path={overfit_model_dir}",
+            "evaluate.system_prompt=null",
+            "evaluate.protocol.max_new_tokens=40",
+            "evaluate.protocol.samples=2",
+            f"output_dir={tmp_path}",
+        ]
+    )
     samples = read_jsonl(tmp_path / "eval" / "math500" / "samples.jsonl")
     assert [r["status"] for r in samples] == ["correct", "correct", "correct", "correct", "incorrect", "incorrect"]
     assert samples[0]["extracted"] == "5" and samples[0]["finish_reason"] == "stop"

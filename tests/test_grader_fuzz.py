@@ -94,6 +94,21 @@ PIECES = [
     "There are ",
     "No, ",
     "x = y = ",
+    ":",
+    "\\approx 0.5",
+    "\\int_0^1",
+    " dx",
+    "\\bmod",
+    " pct",
+    ",\\!",
+    "<|im_end|>",
+    "\x0crac",
+    "\\le x \\le",
+    "|w|",
+    "\\cup",
+    "There are no ",
+    "is not ",
+    "Yes, ",
 ]
 answers = st.lists(st.sampled_from(PIECES), max_size=25).map("".join)
 noise = st.text(max_size=40)

@@ -17,7 +17,7 @@ from curation.lemma import (
     CorrectChain,
     WrongChain,
     assign_connections,
-    build_examples,
+    connect_wrong_chains,
     harvest_wrong_chains,
     locate_with_judge,
     match_reference_step,
@@ -29,6 +29,7 @@ from eval.backends.base import SamplingParams
 from eval.backends.replay import ReplayBackend
 from eval.grader import Verdict
 from eval.problem import Problem
+from tests.funnel_schema import check_one_schema
 
 TAXONOMY = {"calculation_error": "an arithmetic slip", "counting_error": "miscounts cases"}
 PROBLEM = Problem(id="p1", problem="How many strings of length 2 over {a, b}?", answer="4", source="test")
@@ -119,7 +120,7 @@ def test_build_examples_cut_at_the_first_wrong_step_and_verify(connection):
     wrong = [WrongChain(WRONG, "harvested", WRONG.first_wrong_step, "annotation")]
     options = ConnectionOptions(mixture={connection: 1.0}, reflections=REFLECTIONS, restart_sources=("human",))
     human = {"p1": CorrectChain(HUMAN, "4")}
-    examples, rejects = build_examples(wrong, {"p1": PROBLEM}, {}, human, options, seed=0)
+    examples, rejects = connect_wrong_chains(wrong, {"p1": PROBLEM}, {}, human, options, seed=0)
     assert not rejects and examples[0].connection == connection
     response = examples[0].response()
     assert response.startswith("We count strings.\n\nWait, that step is wrong.")
@@ -131,11 +132,11 @@ def test_build_examples_cut_at_the_first_wrong_step_and_verify(connection):
 def test_unlocated_and_unverifiable_examples_are_rejected_with_reasons():
     unlocated = WrongChain(Chain("p1/m/x", "p1", "Guess.\n\nIt is 9.", "9", "m"), "harvested")
     options = ConnectionOptions(reflections=REFLECTIONS, restart_sources=("human",))
-    examples, rejects = build_examples([unlocated], {"p1": PROBLEM}, {}, {}, options, seed=0)
+    examples, rejects = connect_wrong_chains([unlocated], {"p1": PROBLEM}, {}, {}, options, seed=0)
     assert not examples and "first wrong step not located" in rejects[0].reason
     wrong = [WrongChain(WRONG, "harvested", WRONG.first_wrong_step, "annotation")]
     bad_human = {"p1": CorrectChain(HUMAN, "5")}  # a reference whose answer the grader refuses
-    examples, _ = build_examples(wrong, {"p1": PROBLEM}, {}, bad_human, options, seed=0)
+    examples, _ = connect_wrong_chains(wrong, {"p1": PROBLEM}, {}, bad_human, options, seed=0)
     kept, rejects = verify_examples(examples, {"p1": PROBLEM})
     assert not kept and rejects[0].reason.startswith("final answer not confirmed: incorrect")
 
@@ -200,7 +201,7 @@ def test_inject_errors_through_replay_counts_every_task():
     rows = {tasks[0].request_id: {"text": _reply(good, 2, tasks[0].error_type)}, tasks[1].request_id: {"text": "{}"}}
     wrong, rejects = inject_errors(ReplayBackend(rows), tasks, TAXONOMY, sampling=SamplingParams(), seed=0)
     assert len(wrong) == 1 and len(rejects) == 1 and "lacks field" in rejects[0].reason
-    examples, _ = build_examples(
+    examples, _ = connect_wrong_chains(
         wrong, {"p1": PROBLEM}, {}, {}, ConnectionOptions({"fix_and_continue": 1.0}, REFLECTIONS), seed=0
     )
     kept, _ = verify_examples(examples, {"p1": PROBLEM})
@@ -213,7 +214,7 @@ def test_overfit_tiny_model_as_teacher_emits_an_accepted_error_record(tmp_path):
     """A real model through the hf backend: the tiny model overfit on one injection prompt -> JSON record."""
     from curation.error_injection import injection_request
     from eval.backends.hf import HFBackend
-    from limo.testing import build_overfit_model
+    from limo.tiny_models import build_overfit_model
 
     task = _task()
     request = injection_request(task, TAXONOMY, sampling=SamplingParams(max_new_tokens=120), seed=0)
@@ -239,9 +240,13 @@ def _run(repo_root: Path, *args: str, timeout: int = 300) -> subprocess.Complete
 def lemma_run(repo_root, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("lemma")
     _run(
-        repo_root, "limo.curate", "recipe=lemma", f"output_dir={out}", "curate.problem_limit=40",
+        repo_root,
+        "limo.curate",
+        "recipe=lemma",
+        f"output_dir={out}",
+        "curate.stages.ingest.problem_limit=40",
         "curate.stages.answer_check.workers=1",
-    )  # fmt: skip
+    )
     return out
 
 
@@ -257,11 +262,11 @@ def test_lemma_recipe_builds_verified_examples_in_both_connections(lemma_run):
         assert row["problem_id"] not in _heldout()
     messages = [json.loads(line) for line in (curate / "messages.jsonl").read_text().splitlines()]
     assert len(messages) == len(rows) and all(m["messages"][-1]["content"].rstrip().endswith("}$.") for m in messages)
-    funnel = json.loads((curate / "funnel.json").read_text())
+    funnel = check_one_schema(curate, "lemma")
     stages = {s["stage"]: s for s in funnel["stages"]}
-    assert stages["verify"]["examples_out"] == len(errors)
-    assert stages["connect"]["wrong_chains_in"] == stages["connect"]["examples_out"] + stages["connect"]["rejected"]
-    assert stages["verify"]["examples_in"] == stages["verify"]["examples_out"] + stages["verify"]["rejected"]
+    assert stages["verify"]["items_out"] == len(errors)
+    for name in ("connect", "verify"):  # each wrong chain becomes an example or a reject with its reason
+        assert stages[name]["items_in"] == stages[name]["items_out"] + sum(stages[name]["dropped"].values()), name
     manifest = json.loads((curate / "manifest.json").read_text())
     assert manifest["summary"]["error_correction"] == len(errors) and manifest["facts"]["annotations_shared"] > 0
     assert "## Final set" in (curate / "report.md").read_text()
@@ -289,13 +294,20 @@ def test_lemma_with_teacher_judge_and_injector_through_replay(tmp_path):
     from curation.steps import numbered_steps
     from eval.champ import load_champ_problems
     from limo.config import compose
-    from limo.learning_from_errors import curate_lemma
+    from limo.curate_setup import build_curation
+
+    def curate_lemma(cfg):
+        summary = build_curation(cfg).run()
+        return json.loads((tmp_path / "curate" / "funnel.json").read_text())["summary"] | {
+            "selected": summary.selected
+        }
 
     problems = [p for p in load_champ_problems()[:20] if p.id not in _heldout()][:3]
     cfg = compose(
-        "lemma", [f"output_dir={tmp_path}", "curate.problem_limit=20", "curate.stages.answer_check.workers=1"]
+        "lemma",
+        [f"output_dir={tmp_path}", "curate.stages.ingest.problem_limit=20", "curate.stages.answer_check.workers=1"],
     )
-    taxonomy = dict(cfg.curate.error_types)
+    taxonomy = dict(cfg.curate.lemma.error_types)
     types = [
         t.error_type
         for t in assign_error_types([(PROBLEM, CorrectChain(HUMAN, "4"))] * 3, taxonomy, per_chain=1, seed=42)
@@ -317,13 +329,15 @@ def test_lemma_with_teacher_judge_and_injector_through_replay(tmp_path):
     }
     wrong_rollout = "First we set up the count.\n\nSo the answer is \\boxed{99999}."
     rollouts = {
-        "backend": "replay",
         "k": 2,
-        "backend_args": {"pool": {p.id: [wrong_rollout] for p in load_champ_problems()[:20]}},
+        "generator": {
+            "backend": "replay",
+            "backend_args": {"pool": {p.id: [wrong_rollout] for p in load_champ_problems()[:20]}},
+        },
     }
-    OmegaConf.update(cfg, "curate.harvest", {"rollouts": rollouts, "max_per_problem": None}, merge=True)
-    OmegaConf.update(cfg, "curate.judge", judge, force_add=True)
-    OmegaConf.update(cfg, "curate.injection", injection, merge=True)
+    OmegaConf.update(cfg, "curate.lemma.harvest", {"rollouts": rollouts, "max_per_problem": None}, merge=True)
+    OmegaConf.update(cfg, "curate.lemma.judge", judge, force_add=True)
+    OmegaConf.update(cfg, "curate.lemma.injection", injection, merge=True)
     summary = curate_lemma(cfg)
     assert summary["origins"]["injected"] == 2 and summary["located_by"]["judge"] > 0
     assert summary["error_types"]["counting_error"] >= summary["located_by"]["judge"]
@@ -336,12 +350,9 @@ def test_lemma_with_teacher_judge_and_injector_through_replay(tmp_path):
     assert "Error types" in (tmp_path / "curate" / "report.md").read_text()
     (cache,) = (tmp_path / "curate" / "teacher").glob("judge-*.jsonl")
     cached = cache.read_text().count("\n")
-    assert (
-        cached == summary_stage(tmp_path, "judge")["wrong_chains_in"] - summary_stage(tmp_path, "harvest")["annotated"]
-    )
-    OmegaConf.update(
-        cfg, "curate.judge.backend_args", {"pool": {}}, merge=False
-    )  # an empty teacher: must not be asked
+    judged = summary_stage(tmp_path, "judge")["items_in"] - summary_stage(tmp_path, "harvest")["notes"]["annotated"]
+    assert cached == judged
+    OmegaConf.update(cfg, "curate.lemma.judge.backend_args", {"pool": {}}, merge=False)  # an empty teacher: not asked
     assert curate_lemma(cfg) == summary
 
 

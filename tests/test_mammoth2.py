@@ -23,6 +23,8 @@ from curation.mammoth2.recall import (
     top_k,
     train_classifier,
 )
+from eval.options import OptionsError
+from tests.funnel_schema import check_one_schema
 
 SEED_CATEGORIES = ("Number-Theory", "Inequality", "Sequence")
 WEB_CATEGORIES = ("Polynomial", "Combinatorics")
@@ -90,8 +92,13 @@ def test_bad_input_lines_are_recorded_with_file_row_and_reason(corpus, classifie
     with gzip.open(dump / "part-0.jsonl.gz", "wt", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
     result = run_recall(dump, classifier.path, tmp_path / "out", RecallSettings())
-    assert result.counts == {"read": 22, "bad_input": 2, "scored": 20, "kept": result.counts["kept"],
-                             "excluded": 20 - result.counts["kept"]}  # fmt: skip
+    assert result.counts == {
+        "read": 22,
+        "bad_input": 2,
+        "scored": 20,
+        "kept": result.counts["kept"],
+        "excluded": 20 - result.counts["kept"],
+    }
     bad = sorted(iter_folder(tmp_path / "out" / "bad_input"), key=lambda r: r["row"])
     assert [(r["row"], r["field"]) for r in bad] == [(6, "text"), (22, "text")]
     assert bad[0]["reason"].startswith("invalid JSON") and "no non-empty 'text'" in bad[1]["reason"]
@@ -108,9 +115,12 @@ def _warc(path: Path, pages: list[tuple[str, str]]) -> None:
             html = f"<html><head><script>var x = 1;</script></head><body><p>{body}</p></body></html>"
             headers = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.0")
             record = writer.create_warc_record(
-                url, "response", payload=io.BytesIO(html.encode()), http_headers=headers,
+                url,
+                "response",
+                payload=io.BytesIO(html.encode()),
+                http_headers=headers,
                 warc_headers_dict={"WARC-Identified-Payload-Type": "text/html"},
-            )  # fmt: skip
+            )
             writer.write_record(record)
 
 
@@ -145,8 +155,14 @@ def test_recall_sharded_over_two_processes_keeps_the_same_documents(corpus, clas
 
 
 def _curate(repo_root: Path, output_dir: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "limo.curate", "recipe=mammoth2", f"output_dir={output_dir}",
-               "curate.decontam.benchmarks=[champ_heldout]"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "limo.curate",
+        "recipe=mammoth2",
+        f"output_dir={output_dir}",
+        "curate.stages.decontam.benchmarks=[champ_heldout]",
+    ]
     return subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=600)
 
 
@@ -161,30 +177,36 @@ def recipe_run(repo_root, tmp_path_factory):
 def test_recipe_runs_end_to_end_with_provenance_and_reconciled_counts(recipe_run):
     out, done = recipe_run
     assert "[curate] mammoth2:" in done.stdout
-    funnel = json.loads((out / "funnel.json").read_text())
+    funnel = check_one_schema(out, "mammoth2")
     documents, pairs = funnel["totals"]["documents"], funnel["totals"]["pairs"]
     assert documents["read"] == documents["excluded"] + documents["yielded_pairs"]
     assert pairs["extracted"] == pairs["refine_rejected"] + pairs["selected"] + pairs["dropped"]
     messages = [json.loads(line) for line in (out / "messages.jsonl").read_text().splitlines()]
     curated = [json.loads(line) for line in (out / "curated.jsonl").read_text().splitlines()]
     assert len(messages) == len(curated) == pairs["selected"] > 20
-    assert all(m["messages"][-1]["content"].rstrip(". ").endswith("}") and "\\boxed{" in m["messages"][-1]["content"]
-               for m in messages)  # fmt: skip
+    assert all(
+        m["messages"][-1]["content"].rstrip(". ").endswith("}") and "\\boxed{" in m["messages"][-1]["content"]
+        for m in messages
+    )
     assert all(row["provenance"]["url"] and row["provenance"]["recall_score"] >= 0.5 for row in curated)
     stages = {s["stage"]: s for s in funnel["stages"]}
     assert list(stages) == ["recall", "extract", "refine", "dedup", "decontam"]
     assert stages["extract"]["dropped"].get("malformed_output", 0) > 0  # the transcript's broken replies
-    assert stages["decontam"]["chains_dropped"], "CHAMP's held-out problems are on the mined pages"
+    assert stages["decontam"]["dropped"], "CHAMP's held-out problems are on the mined pages"
+    assert stages["refine"]["unit"] == "pair" and stages["extract"]["unit"] == "document"
 
 
 def test_rejects_manifest_and_report_explain_the_run(recipe_run):
     out, _ = recipe_run
     rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
-    malformed = [r for r in rejects if r["code"] == "malformed_output"]
-    assert malformed and all(r["reason"].startswith("malformed extraction after") and r["outputs"] for r in malformed)
+    assert all(set(r) == {"kind", "id", "problem_id", "stage", "reason", "detail"} for r in rejects)
+    malformed = [r for r in rejects if r["reason"] == "malformed_output"]
+    assert malformed and all(
+        r["detail"]["message"].startswith("malformed extraction after") and r["detail"]["outputs"] for r in malformed
+    )
     assert {r["stage"] for r in rejects} >= {"extract", "dedup", "decontam"}
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["pipeline"] == "mammoth2" and manifest["seed"] == 42
+    assert manifest["method"] == "mammoth2" and manifest["seed"] == 42
     assert set(manifest["corpus"]["sha256"]) == {"seed_positive", "seed_negative", "web"}
     assert manifest["recall_quality"]["precision"] >= 0.9 and manifest["recall_quality"]["recall"] >= 0.9
     assert manifest["packages"]["datatrove"] != "not installed" and manifest["classifier"]["sha256"]
@@ -194,25 +216,26 @@ def test_rejects_manifest_and_report_explain_the_run(recipe_run):
 
 def test_a_killed_run_resumes_and_reproduces_the_same_outputs(recipe_run, repo_root):
     out, _ = recipe_run
-    extract_file, refine_file = out / "mammoth2" / "extract.jsonl", out / "mammoth2" / "refine.jsonl"
-    extract_lines, refine_lines = extract_file.read_text().splitlines(), refine_file.read_text().splitlines()
+    caches = [*sorted((out / "mammoth2").glob("extract-*.jsonl")), *sorted((out / "mammoth2").glob("refine-*.jsonl"))]
+    assert len(caches) == 2, "one generation cache per stage"
+    lines = {path: path.read_text().splitlines() for path in caches}
     before = {name: (out / name).read_text() for name in ("messages.jsonl", "curated.jsonl", "rejects.jsonl")}
-    # What a kill mid-run leaves: half of each stage's lines and a torn last line.
-    extract_file.write_text("\n".join(extract_lines[:40]) + "\n" + extract_lines[40][:25])
-    refine_file.write_text("\n".join(refine_lines[:30]) + "\n" + refine_lines[30][:10])
+    # What a kill mid-run leaves: part of each stage's replies and a torn last line.
+    for path, kept in zip(caches, (40, 30), strict=True):
+        path.write_text("\n".join(lines[path][:kept]) + "\n" + lines[path][kept][:25])
     done = _curate(repo_root, out.parent)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert extract_file.read_text().splitlines() == extract_lines
-    assert refine_file.read_text().splitlines() == refine_lines
+    for path in caches:  # every reply once: the kept ones were not asked again, the lost ones were
+        assert sorted(path.read_text().splitlines()) == sorted(lines[path])
     assert {name: (out / name).read_text() for name in before} == before
 
 
 def test_unknown_keys_in_the_section_fail_at_start_up():
     from limo.config import compose
-    from limo.curate_mammoth2 import build_mammoth2_options
+    from limo.curate_setup import build_curation
 
     cfg = compose("mammoth2", ["+curate.mammoth2.recall.treshold=0.3"])
-    with pytest.raises(Exception, match="treshold"):
-        build_mammoth2_options(cfg)
-    options = build_mammoth2_options(compose("mammoth2", ["curate.mammoth2.recall.top_k=5"]))
-    assert options.mammoth2.recall.top_k == 5 and options.mammoth2.corpus.web_categories == WEB_CATEGORIES
+    with pytest.raises(OptionsError, match=r"curate.mammoth2.recall.treshold: unknown key"):
+        build_curation(cfg)
+    options = build_curation(compose("mammoth2", ["curate.mammoth2.recall.top_k=5"])).options
+    assert options.recall.top_k == 5 and options.corpus.web_categories == WEB_CATEGORIES

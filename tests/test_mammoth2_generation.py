@@ -8,15 +8,16 @@ import json
 import pytest
 
 from curation.mammoth2.extract import (
-    ExtractSettings,
+    ExtractOptions,
     MalformedOutput,
     QAPair,
     extract_documents,
     extract_messages,
     parse_pairs,
 )
-from curation.mammoth2.refine import REFINE_INSTRUCTION, RefineSettings, parse_refined, refine_pairs
-from eval.backends.base import Generation, GenerationRequest, SamplingParams
+from curation.mammoth2.refine import REFINE_INSTRUCTION, RefineOptions, parse_refined, refine_pairs
+from eval.backends.base import Generation, GenerationRequest
+from eval.generation import GenerationOptions
 
 
 @pytest.mark.parametrize(
@@ -70,7 +71,7 @@ def test_retries_are_bounded_use_fresh_seeds_and_every_document_is_accounted_for
         "extract:c#0": "[]",  # well-formed, no pair: rejected without a retry
     }
     backend = Scripted(script)
-    pairs, rejects = extract_documents(docs, backend, ExtractSettings(max_attempts=3, num_few_shot=1))
+    pairs, rejects = extract_documents(docs, backend, ExtractOptions(max_attempts=3, num_few_shot=1), seed=0)
     assert [p.id for p in pairs] == ["a/q0", "a/q1"] and pairs[0].provenance["extract_attempts"] == 2
     by_id = {r["id"]: r for r in rejects}
     assert by_id["b"]["code"] == "malformed_output" and by_id["b"]["attempts"] == 3
@@ -90,10 +91,10 @@ REFINED = '{"question": "Solve 2x = 8.", "answer": "Step 1: Divide both sides by
 
 @pytest.fixture(scope="module")
 def served_model(tmp_path_factory):
-    """The tiny model overfit on extraction / refinement prompts, behind `limo.serve` on 127.0.0.1."""
+    """The tiny model overfit on extraction / refinement prompts, behind the loopback chat server on 127.0.0.1."""
     from eval.backends.hf import HFBackend
-    from limo.serve import start_server
-    from limo.testing import build_overfit_model
+    from eval.backends.server import start_server
+    from limo.tiny_models import build_overfit_model
 
     extract_prompt = extract_messages(PAGE_OK, num_few_shot=0, max_doc_chars=10_000)[-1]["content"]
     bad_prompt = extract_messages(PAGE_BAD, num_few_shot=0, max_doc_chars=10_000)[-1]["content"]
@@ -110,13 +111,14 @@ def test_extract_and_refine_through_the_loopback_openai_server(served_model):
     from eval.backends.openai import OpenAIBackend
 
     backend = OpenAIBackend(served_model.base_url, "overfit", concurrency=1)
-    greedy = SamplingParams(temperature=0.0, max_new_tokens=96)
+    greedy = GenerationOptions(temperature=0.0, max_new_tokens=96)
     docs = [{"id": "ok", "text": PAGE_OK}, {"id": "bad", "text": PAGE_BAD}]
-    pairs, rejects = extract_documents(docs, backend, ExtractSettings(sampling=greedy, max_attempts=2, num_few_shot=0))
+    extract = ExtractOptions(generator=greedy, max_attempts=2, num_few_shot=0)
+    pairs, rejects = extract_documents(docs, backend, extract, seed=0)
     assert [(p.question, p.answer) for p in pairs] == [tuple(json.loads(EXTRACTED)[0].values())]
     assert [(r["id"], r["code"], r["attempts"]) for r in rejects] == [("bad", "malformed_output", 2)]
     assert "no JSON object or list in output" in rejects[0]["reason"]
-    refined, refine_rejects = refine_pairs(pairs, backend, RefineSettings(sampling=greedy, max_attempts=1))
+    refined, refine_rejects = refine_pairs(pairs, backend, RefineOptions(generator=greedy, max_attempts=1), seed=0)
     assert refine_rejects == [] and len(refined) == 1
     assert refined[0].answer.endswith("\\boxed{4}") and refined[0].provenance["extracted"]["answer"] == pairs[0].answer
 
@@ -127,6 +129,6 @@ def test_a_pair_whose_refinement_stays_malformed_is_rejected_not_raised(served_m
 
     backend = OpenAIBackend(served_model.base_url, "overfit", concurrency=1)
     unknown = QAPair("doc/q0", "doc", "What is the capital of France?", "Paris")
-    refined, rejects = refine_pairs([unknown], backend, RefineSettings(SamplingParams(max_new_tokens=48), 2))
+    refined, rejects = refine_pairs([unknown], backend, RefineOptions(GenerationOptions(max_new_tokens=48), 2), seed=0)
     assert refined == [] and rejects[0]["id"] == "doc/q0" and rejects[0]["stage"] == "refine"
     assert rejects[0]["reason"].startswith("malformed refinement after 2 attempts")

@@ -93,7 +93,13 @@ def test_rates_count_truncation_and_missing_answers():
         {"num_tokens": 10, "finish_reason": "length", "status": "no_answer"},
         {"num_tokens": 30, "finish_reason": "stop", "status": "correct"},
     ]
-    assert rates(rows) == {"mean_tokens": 20.0, "max_tokens": 30, "truncation_rate": 0.5, "no_answer_rate": 0.5}
+    assert rates(rows) == {
+        "mean_tokens": 20.0,
+        "max_tokens": 30,
+        "truncation_rate": 0.5,
+        "no_answer_rate": 0.5,
+        "error_rate": 0.0,
+    }
 
 
 def test_summarize_reports_every_metric():

@@ -21,7 +21,7 @@ def test_notebook_is_stored_without_outputs(repo_root):
 @pytest.fixture(scope="module")
 def small_run(repo_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("curate")
-    command = [sys.executable, "-m", "limo.curate", "recipe=champ", f"output_dir={out}", "curate.select.n=30"]
+    command = [sys.executable, "-m", "limo.curate", "recipe=champ", f"output_dir={out}", "curate.stages.select.n=30"]
     done = subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     return out / "curate"

@@ -28,9 +28,18 @@ from limo.training.memory import (
 
 def _setup(**overrides) -> RunSetup:
     base = dict(
-        num_gpus=8, num_nodes=1, zero_stage=3, offload_optimizer=False, offload_params=False, dtype_bytes=2,
-        seq_len=16384, per_device_batch=1, activation_checkpointing=True, fused_attention=True, fused_lm_head=True,
-    )  # fmt: skip
+        num_gpus=8,
+        num_nodes=1,
+        zero_stage=3,
+        offload_optimizer=False,
+        offload_params=False,
+        dtype_bytes=2,
+        seq_len=16384,
+        per_device_batch=1,
+        activation_checkpointing=True,
+        fused_attention=True,
+        fused_lm_head=True,
+    )
     return RunSetup(**{**base, **overrides})
 
 
@@ -119,15 +128,23 @@ def test_estimate_within_15_percent_of_measured_cpu_peak(repo_root):
 
     seq, vocab = 512, 32000
     done = subprocess.run(
-        [sys.executable, "-c", MEASURE, str(seq), str(vocab)], cwd=repo_root, capture_output=True, text=True,
+        [sys.executable, "-c", MEASURE, str(seq), str(vocab)],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
         timeout=600,
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     measured = json.loads(done.stdout.strip().splitlines()[-1])
     config = Qwen2Config(
-        vocab_size=vocab, hidden_size=512, intermediate_size=1536, num_hidden_layers=20, num_attention_heads=8,
-        num_key_value_heads=2, tie_word_embeddings=True,
-    )  # fmt: skip
+        vocab_size=vocab,
+        hidden_size=512,
+        intermediate_size=1536,
+        num_hidden_layers=20,
+        num_attention_heads=8,
+        num_key_value_heads=2,
+        tie_word_embeddings=True,
+    )
     shape = shape_from_hf_config(config)
     assert shape.params == measured["params"] and 50e6 <= shape.params <= 100e6
     setup = _setup(

@@ -17,6 +17,7 @@ from eval.grader import Verdict
 from eval.problem import Problem
 from eval.records import DataError
 from limo.training.preference import check_beta, conversational_rows, load_pairs
+from tests.funnel_schema import check_one_schema
 
 PROBLEMS = {pid: Problem(id=pid, problem=f"Problem {pid}?", answer="4", source="test") for pid in ("a", "b", "c")}
 RIGHT = Verdict("correct", True, "4", "equal")
@@ -103,8 +104,15 @@ def test_discopop_beta_outside_the_stable_range_warns(caplog, beta, warns):
 @pytest.fixture(scope="module")
 def discopop_run(repo_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("discopop")
-    command = [sys.executable, "-m", "limo.curate", "recipe=discopop", f"output_dir={out}", "curate.problem_limit=30",
-               "curate.stages.answer_check.workers=1"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "limo.curate",
+        "recipe=discopop",
+        f"output_dir={out}",
+        "curate.stages.ingest.problem_limit=30",
+        "curate.stages.answer_check.workers=1",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, cwd=repo_root, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -125,9 +133,8 @@ def test_discopop_recipe_writes_length_matched_pairs_with_provenance(discopop_ru
     assert (
         bias["pairs"] == len(pairs) and abs(bias["chosen_longer_share"] - 0.5) <= 0.5 / len(pairs) + 1e-3
     )  # rounded to 3 decimals
-    funnel = json.loads((curate / "funnel.json").read_text())
-    assert (
-        funnel["pipeline_totals"]["read"]
-        == funnel["pipeline_totals"]["selected"] + funnel["pipeline_totals"]["dropped"]
-    )
+    funnel = check_one_schema(curate, "pairs")
+    pool = funnel["totals"]["pool"]
+    assert pool["read"] == pool["selected"] + pool["dropped"]
+    assert funnel["method"] == "pairs" and funnel["summary"]["pairs"] == len(pairs)
     assert "Length bias" in (curate / "report.md").read_text()

@@ -13,7 +13,7 @@ import math
 
 import pytest
 
-from curation.rise import ImproveOptions, build_examples, context_before, run_rise_batch
+from curation.rise import ImproveOptions, context_before, run_rise_batch, weighted_examples
 from eval.backends.base import SamplingParams
 from eval.backends.replay import ReplayBackend
 from eval.grader import grade_many, verify
@@ -41,8 +41,9 @@ def options(oracle: bool, turns: int = 3, samples: int = 0) -> MultiTurnOptions:
 
 
 def test_oracle_episodes_stop_at_the_first_correct_answer_and_get_feedback_only_after_wrong_ones():
-    replay = ReplayBackend({"A#t1": boxed("6"), "A#t2": boxed("5"), "B#t1": boxed("3"), "B#t2": boxed("3"),
-                            "B#t3": boxed("1")})  # fmt: skip
+    replay = ReplayBackend(
+        {"A#t1": boxed("6"), "A#t2": boxed("5"), "B#t1": boxed("3"), "B#t2": boxed("3"), "B#t3": boxed("1")}
+    )
     episodes = run_episodes([start(p) for p in PROBLEMS], replay, options(oracle=True), grade)
     a, b = episodes
     assert [t.correct for t in a.turns] == [False, True] and a.stopped
@@ -57,8 +58,16 @@ def test_oracle_episodes_stop_at_the_first_correct_answer_and_get_feedback_only_
 
 def test_without_oracle_every_turn_runs_and_accuracy_is_the_majority_over_turns():
     # A (gold 5): 5, 6, 5 -> majority 5, 5 (tie: the earlier answer), 5; B (gold 4): 4, 3, 3 -> 4, 4 (tie), 3.
-    replay = ReplayBackend({"A#t1": boxed("5"), "A#t2": boxed("6"), "A#t3": boxed("5"), "B#t1": boxed("4"),
-                            "B#t2": boxed("3"), "B#t3": boxed("3")})  # fmt: skip
+    replay = ReplayBackend(
+        {
+            "A#t1": boxed("5"),
+            "A#t2": boxed("6"),
+            "A#t3": boxed("5"),
+            "B#t1": boxed("4"),
+            "B#t2": boxed("3"),
+            "B#t3": boxed("3"),
+        }
+    )
     episodes = run_episodes([start(p) for p in PROBLEMS], replay, options(oracle=False), grade)
     assert [len(e.turns) for e in episodes] == [3, 3], "without an oracle a correct answer does not stop the episode"
     assert sum(m["content"] == FEEDBACK for m in episodes[0].messages) == 2
@@ -70,12 +79,19 @@ def test_without_oracle_every_turn_runs_and_accuracy_is_the_majority_over_turns(
 def rise_rows(oracle: bool = True):
     # Policy: A wrong then right; B wrong twice. Best-of-2 improvements per turn.
     rows = {
-        "A#t1": boxed("6"), "A#t1.s0": boxed("7"), "A#t1.s1": boxed("5"), "A#t2": boxed("5"),
-        "A#t2.s0": boxed("5"), "A#t2.s1": boxed("9"),
-        "B#t1": boxed("3"), "B#t1.s0": boxed("1"), "B#t1.s1": boxed("2"),
-        "B#t2": boxed("3"), "B#t2.s0": {"text": "4 + ... (cut)", "finish_reason": "length"},
+        "A#t1": boxed("6"),
+        "A#t1.s0": boxed("7"),
+        "A#t1.s1": boxed("5"),
+        "A#t2": boxed("5"),
+        "A#t2.s0": boxed("5"),
+        "A#t2.s1": boxed("9"),
+        "B#t1": boxed("3"),
+        "B#t1.s0": boxed("1"),
+        "B#t1.s1": boxed("2"),
+        "B#t2": boxed("3"),
+        "B#t2.s0": {"text": "4 + ... (cut)", "finish_reason": "length"},
         "B#t2.s1": {"text": "   "},
-    }  # fmt: skip
+    }
     replay = ReplayBackend(rows)
     opts, improve = options(oracle, turns=2, samples=2), ImproveOptions("best_of_n", 2, SamplingParams(0.7))
     episodes = run_rise_batch([start(p) for p in PROBLEMS], replay, replay, opts, improve, grade)
@@ -85,7 +101,7 @@ def rise_rows(oracle: bool = True):
 def test_rise_examples_end_with_the_improved_answer_weighted_by_reward():
     rows, replay = rise_rows()
     assert replay.calls == 4 + 8, "two turns of two problems, each with two improvement samples"
-    examples, rejects = build_examples(rows, tau=0.4, provenance={"round": 1})
+    examples, rejects = weighted_examples(rows, tau=0.4, provenance={"round": 1})
     assert [e.id for e in examples] == ["A#t1", "A#t2", "B#t1"]
     assert [(r.id, r.reason) for r in rejects] == [("B#t2", "no_usable_sample")], "cut and empty samples are unusable"
     a1, a2, b1 = examples
@@ -104,9 +120,13 @@ def test_rise_examples_end_with_the_improved_answer_weighted_by_reward():
 
 
 def test_context_before_drops_the_system_turn():
-    messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "q"},
-                {"role": "assistant", "content": "a1"}, {"role": "user", "content": "f"},
-                {"role": "assistant", "content": "a2"}]  # fmt: skip
+    messages = [
+        {"role": "system", "content": "s"},
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "a1"},
+        {"role": "user", "content": "f"},
+        {"role": "assistant", "content": "a2"},
+    ]
     assert context_before(messages, 2) == messages[1:4]
     with pytest.raises(ValueError, match="fewer than 3"):
         context_before(messages, 3)
@@ -164,18 +184,38 @@ def weighted_trainer(tiny_model_dir, tmp_path_factory):
     from limo.training.weighted import WeightedSFTTrainer, weighted_rows
 
     rows = [
-        {"messages": [{"role": "user", "content": "q one"}, {"role": "assistant", "content": "first try"},
-                      {"role": "user", "content": FEEDBACK}, {"role": "assistant", "content": "better answer"}]},
+        {
+            "messages": [
+                {"role": "user", "content": "q one"},
+                {"role": "assistant", "content": "first try"},
+                {"role": "user", "content": FEEDBACK},
+                {"role": "assistant", "content": "better answer"},
+            ]
+        },
         {"messages": [{"role": "user", "content": "q two"}, {"role": "assistant", "content": "only answer here"}]},
-        {"messages": [{"role": "user", "content": "q three"}, {"role": "assistant", "content": "kept turn"},
-                      {"role": "user", "content": FEEDBACK}, {"role": "assistant", "content": "also kept"}]},
-    ]  # fmt: skip
+        {
+            "messages": [
+                {"role": "user", "content": "q three"},
+                {"role": "assistant", "content": "kept turn"},
+                {"role": "user", "content": FEEDBACK},
+                {"role": "assistant", "content": "also kept"},
+            ]
+        },
+    ]
     from datasets import Dataset
 
     dataset = Dataset.from_list(weighted_rows(rows, [2.5, 0.5, 1.0], ["last", "last", "all"]))
-    config = SFTConfig(output_dir=str(tmp_path_factory.mktemp("weighted")), use_cpu=True, bf16=False,
-                       assistant_only_loss=True, per_device_train_batch_size=3, report_to="none",
-                       activation_checkpointing=False, max_steps=1, shuffle_dataset=False)  # fmt: skip
+    config = SFTConfig(
+        output_dir=str(tmp_path_factory.mktemp("weighted")),
+        use_cpu=True,
+        bf16=False,
+        assistant_only_loss=True,
+        per_device_train_batch_size=3,
+        report_to="none",
+        activation_checkpointing=False,
+        max_steps=1,
+        shuffle_dataset=False,
+    )
     return WeightedSFTTrainer(model=str(tiny_model_dir), args=config, train_dataset=dataset)
 
 
@@ -250,11 +290,13 @@ def test_teacher_improvements_come_from_the_teacher_backend_once_per_turn():
     opts, improve = options(True, turns=2, samples=1), ImproveOptions("teacher", 1, SamplingParams())
     episodes = run_rise_batch([start(p) for p in PROBLEMS], policy, teacher, opts, improve, grade)
     assert (policy.calls, teacher.calls) == (3, 3), "B stops after its correct first answer (oracle)"
-    examples, rejects = build_examples([e.to_dict() for e in episodes], tau=0.4)
+    examples, rejects = weighted_examples([e.to_dict() for e in episodes], tau=0.4)
     assert not rejects
     assert [(e.id, e.provenance["source"], e.provenance["reward"]) for e in examples] == [
-        ("A#t1", "teacher:replay", 1.0), ("A#t2", "teacher:replay", 1.0), ("B#t1", "teacher:replay", 0.0)
-    ]  # fmt: skip
+        ("A#t1", "teacher:replay", 1.0),
+        ("A#t2", "teacher:replay", 1.0),
+        ("B#t1", "teacher:replay", 0.0),
+    ]
     assert examples[1].messages[1].content == boxed("6")["text"], "the context holds the policy's answer"
 
 
@@ -266,7 +308,14 @@ def test_last_turn_loss_without_assistant_masks_is_refused(tiny_model_dir, tmp_p
 
     row = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
     dataset = Dataset.from_list(weighted_rows([row], [1.0], ["last"]))
-    config = SFTConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, assistant_only_loss=False,
-                       report_to="none", activation_checkpointing=False, max_steps=1)  # fmt: skip
+    config = SFTConfig(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        bf16=False,
+        assistant_only_loss=False,
+        report_to="none",
+        activation_checkpointing=False,
+        max_steps=1,
+    )
     with pytest.raises(ValueError, match="loss_turns: last needs train.args.assistant_only_loss=true"):
         WeightedSFTTrainer(model=str(tiny_model_dir), args=config, train_dataset=dataset)

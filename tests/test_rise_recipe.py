@@ -16,13 +16,16 @@ from pathlib import Path
 
 import pytest
 
-LIMIT = 6  # problems kept from the pool (curate.problem_limit) before the pool stages
+from tests.funnel_schema import check_one_schema
+
+LIMIT = 6  # problems kept from the pool (curate.stages.ingest.problem_limit) before the pool stages
 
 
 def _run(repo_root: Path, module: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "DS_ACCELERATOR": "cpu"}
-    done = subprocess.run([sys.executable, "-m", module, *args], cwd=repo_root, capture_output=True, text=True,
-                          timeout=timeout, env=env)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=repo_root, capture_output=True, text=True, timeout=timeout, env=env
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
 
@@ -30,7 +33,7 @@ def _run(repo_root: Path, module: str, *args: str, timeout: int = 600) -> subpro
 @pytest.fixture(scope="module")
 def rise_run(repo_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("rise")
-    args = ("recipe=rise", f"output_dir={out}", f"curate.problem_limit={LIMIT}", "curate.turns=3")
+    args = ("recipe=rise", f"output_dir={out}", f"curate.stages.ingest.problem_limit={LIMIT}", "curate.rise.turns=3")
     _run(repo_root, "limo.curate", *args)
     return out, args
 
@@ -39,12 +42,12 @@ def test_rise_curation_writes_weighted_last_turn_examples_with_accounting(rise_r
     out, _ = rise_run
     curate = out / "curate"
     rows = [json.loads(line) for line in (curate / "messages.jsonl").read_text().splitlines()]
-    funnel = json.loads((curate / "funnel.json").read_text())
+    funnel = check_one_schema(curate, "rise")
     stages = {s["stage"]: s for s in funnel["stages"]}
-    rollouts = stages["rollouts"]
-    assert rollouts["episodes"] == stages["problems"]["problems_out"] > 0
+    rollouts = stages["rollouts"]["notes"]
+    assert rollouts["episodes"] == stages["problems"]["problems_out"] == stages["rollouts"]["items_out"] > 0
     assert (
-        len(rows) + stages["examples"]["rejected"]
+        len(rows) + sum(stages["examples"]["dropped"].values())
         == rollouts["improvements"]
         == sum(rollouts["policy_answers_per_turn"])
     ), "one improvement per policy answer; each becomes an example or a reject"
@@ -62,8 +65,15 @@ def test_rise_curation_writes_weighted_last_turn_examples_with_accounting(rise_r
 @pytest.mark.slow
 def test_rise_recipe_trains_weighted_on_cpu(rise_run, repo_root, tiny_model_dir):
     out, _ = rise_run
-    done = _run(repo_root, "limo.train", "recipe=rise", f"output_dir={out}", f"model.path={tiny_model_dir}",
-                "model.build_tiny=false", "train.args.max_steps=2")  # fmt: skip
+    done = _run(
+        repo_root,
+        "limo.train",
+        "recipe=rise",
+        f"output_dir={out}",
+        f"model.path={tiny_model_dir}",
+        "model.build_tiny=false",
+        "train.args.max_steps=2",
+    )
     assert "[train] done: 2 steps" in done.stdout
     assert (out / "train" / "model" / "config.json").is_file()
     card = (out / "train" / "model" / "README.md").read_text()
@@ -83,12 +93,27 @@ def test_weighted_loss_is_the_same_under_accumulation_and_under_two_process_zero
     assert len({json.loads(line).get("weight") for line in lines}) > 1, "the subset mixes weights"
     data = tmp_path / "messages.jsonl"
     data.write_text("\n".join(lines) + "\n")
-    common = ["recipe=rise", f"train.data={data}", f"model.path={tiny_model_dir}", "model.build_tiny=false",
-              "train.args.max_steps=2"]  # fmt: skip
+    common = [
+        "recipe=rise",
+        f"train.data={data}",
+        f"model.path={tiny_model_dir}",
+        "model.build_tiny=false",
+        "train.args.max_steps=2",
+    ]
     one = _run(repo_root, "limo.train", f"output_dir={tmp_path / 'one'}", *common)
     assert "global batch 4 = 2 per device x 2 accumulation x 1 processes" in one.stdout
-    two = _run(repo_root, "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "limo.train",
-               f"output_dir={tmp_path / 'zero2'}", *common, "deepspeed=zero2")  # fmt: skip
+    two = _run(
+        repo_root,
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "limo.train",
+        f"output_dir={tmp_path / 'zero2'}",
+        *common,
+        "deepspeed=zero2",
+    )
     assert "global batch 4 = 2 per device x 1 accumulation x 2 processes" in two.stdout
     losses = {}
     for name in ("one", "zero2"):
@@ -111,8 +136,15 @@ def test_multiturn_evaluation_reports_accuracy_per_turn(repo_root, tmp_path):
         rows.append({"request_id": f"{pid}#t2", "text": f"Corrected: \\boxed{{{golds[pid]}}}."})
         rows.append({"request_id": f"{pid}#t3", "text": "Still \\boxed{-12345}."})
     replay.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    common = ("recipe=rise", f"output_dir={tmp_path}", "mode=multiturn", "limit=3", "turns=3",
-              "evaluate.backend=replay", f"+evaluate.backend_options={{path:{replay}}}")  # fmt: skip
+    common = (
+        "recipe=rise",
+        f"output_dir={tmp_path}",
+        "mode=multiturn",
+        "limit=3",
+        "turns=3",
+        "evaluate.backend=replay",
+        f"+evaluate.backend_options={{path:{replay}}}",
+    )
     done = _run(repo_root, "limo.evaluate", *common)
     assert "t1=0.000, t2=1.000, t3=1.000" in done.stdout
     oracle = json.loads((tmp_path / "eval" / "champ_heldout" / "multiturn_oracle" / "summary.json").read_text())

@@ -160,17 +160,23 @@ def test_recipe_converts_to_sft_config(recipe, restore_environ):
     from omegaconf import OmegaConf
 
     from limo.training import build
-    from limo.training.section import TrainPaths, parse_train_section
+    from limo.training.options import TrainPaths, build_train_options
 
     cfg = compose(recipe)
-    section = parse_train_section(cfg)
+    section = build_train_options(cfg)
     world = 1 if section.args.get("use_cpu") else 8  # CPU recipes run as one process, GPU recipes on a node
     split = split_global_batch(section.global_batch_size, section.args, world_size=world)
     deepspeed = OmegaConf.to_container(cfg.deepspeed, resolve=True) if cfg.get("deepspeed") else None
     args = build.build_sft_args(
-        section.args, split, train_dir=TrainPaths("/tmp/x").train_dir, seed=cfg.seed, model_cfg=cfg.model,
-        deepspeed=deepspeed, accelerator_config=None, on_cpu=True,
-    )  # fmt: skip
+        section.args,
+        split,
+        train_dir=TrainPaths("/tmp/x").train_dir,
+        seed=cfg.seed,
+        model_cfg=cfg.model,
+        deepspeed=deepspeed,
+        accelerator_config=None,
+        on_cpu=True,
+    )
     sft = build.build_sft_config(args)
     assert sft.use_cpu and sft.assistant_only_loss and sft.output_dir == "/tmp/x/train"
     assert sft.per_device_train_batch_size * sft.gradient_accumulation_steps * world == section.global_batch_size
@@ -190,17 +196,21 @@ def test_paper_hyperparameters_are_in_the_recipes():
     assert (limo.args.max_length, limo.args.lr_scheduler_type, limo.args.warmup_steps) == (16384, "cosine", 0)
     assert limo.args.model_init_kwargs.attn_implementation == "flash_attention_2"
     assert (s1.global_batch_size, s1.args.learning_rate, s1.args.num_train_epochs, s1.args.max_length) == (
-        16, 1e-5, 5, 32768,
-    )  # fmt: skip
+        16,
+        1e-5,
+        5,
+        32768,
+    )
     assert (s1.args.warmup_steps, s1.args.weight_decay, s1.args.adam_beta2) == (0.05, 1e-4, 0.95)
     assert compose("limo_lora").train.lora.r > 0
 
 
 def test_unknown_train_key_fails():
-    from limo.training.section import parse_train_section
+    from eval.options import OptionsError
+    from limo.training.options import build_train_options
 
-    with pytest.raises(Exception, match="global_batch"):
-        parse_train_section(compose("demo", ["+train.global_batch=3"]))
+    with pytest.raises(OptionsError, match=r"train.global_batch: unknown key"):
+        build_train_options(compose("demo", ["+train.global_batch=3"]))
 
 
 def test_run_owned_args_are_rejected():
@@ -208,9 +218,15 @@ def test_run_owned_args_are_rejected():
 
     with pytest.raises(ValueError, match="train.args sets output_dir"):
         build_sft_args(
-            {"output_dir": "x"}, (1, 1), train_dir="r/train", seed=0, model_cfg={"dtype": "float32"},
-            deepspeed=None, accelerator_config=None, on_cpu=True,
-        )  # fmt: skip
+            {"output_dir": "x"},
+            (1, 1),
+            train_dir="r/train",
+            seed=0,
+            model_cfg={"dtype": "float32"},
+            deepspeed=None,
+            accelerator_config=None,
+            on_cpu=True,
+        )
 
 
 # ------------------------------------------------------------------------------------- real TRL (slow)
@@ -233,14 +249,24 @@ def test_loss_mask_starts_exactly_at_the_assistant_turn(tmp_path, pairs_file, ti
     rows = chat_rows(load_train_data(pairs_file).examples, SYSTEM)
     sft = build.build_sft_config(
         build.build_sft_args(
-            cfg.train.args, (2, 1), train_dir=str(tmp_path / "train"), seed=0, model_cfg=cfg.model,
-            deepspeed=None, accelerator_config=None, on_cpu=True,
+            cfg.train.args,
+            (2, 1),
+            train_dir=str(tmp_path / "train"),
+            seed=0,
+            model_cfg=cfg.model,
+            deepspeed=None,
+            accelerator_config=None,
+            on_cpu=True,
         )
-    )  # fmt: skip
+    )
     trainer = build.build_trainer(
-        "sft", model_path=str(tiny_model_dir), tokenizer=tokenizer, sft_config=sft,
-        dataset=build.build_dataset(rows), peft_config=None,
-    )  # fmt: skip
+        build.sft_trainer_class("sft"),
+        model_path=str(tiny_model_dir),
+        tokenizer=tokenizer,
+        sft_config=sft,
+        dataset=build.build_dataset(rows),
+        peft_config=None,
+    )
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(rows))])
     for row, ids, labels in zip(rows, batch["input_ids"], batch["labels"], strict=True):
         labelled = (labels != -100).nonzero().flatten().tolist()
@@ -262,10 +288,18 @@ def test_demo_recipe_trains_and_saves_a_model_that_stops(tmp_path, pairs_file, r
 
     out = tmp_path / "run"
     command = [
-        sys.executable, "-m", "limo.train", "recipe=demo", f"output_dir={out}", f"train.data={pairs_file}",
-        f"model.path={tmp_path / 'tiny'}", "train.global_batch_size=2", "train.args.max_steps=60",
-        "train.args.learning_rate=3e-3", "train.args.lr_scheduler_type=constant",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "limo.train",
+        "recipe=demo",
+        f"output_dir={out}",
+        f"train.data={pairs_file}",
+        f"model.path={tmp_path / 'tiny'}",
+        "train.global_batch_size=2",
+        "train.args.max_steps=60",
+        "train.args.learning_rate=3e-3",
+        "train.args.lr_scheduler_type=constant",
+    ]
     done = subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "would be truncated" in done.stdout and "world size 1" in done.stdout
@@ -277,8 +311,9 @@ def test_demo_recipe_trains_and_saves_a_model_that_stops(tmp_path, pairs_file, r
     for question, answer in PAIRS:
         prompt = tokenizer.apply_chat_template(
             [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}],
-            tokenize=False, add_generation_prompt=True,
-        )  # fmt: skip
+            tokenize=False,
+            add_generation_prompt=True,
+        )
         ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
         with torch.no_grad():
             generated = model.generate(ids, max_new_tokens=60, do_sample=False)[0, ids.shape[1] :]
@@ -358,10 +393,19 @@ def test_lora_under_zero3_without_a_launcher_saves_a_merged_model(tmp_path, pair
     from transformers import AutoModelForCausalLM
 
     command = [
-        sys.executable, "-m", "limo.train", "recipe=demo", f"output_dir={tmp_path}", f"train.data={pairs_file}",
-        f"model.path={tiny_model_dir}", "model.build_tiny=false", "deepspeed=zero3", "train.global_batch_size=2",
-        "train.args.max_steps=3", "+train.lora={r: 4, alpha: 8, dropout: 0.0, target_modules: [q_proj, v_proj]}",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "limo.train",
+        "recipe=demo",
+        f"output_dir={tmp_path}",
+        f"train.data={pairs_file}",
+        f"model.path={tiny_model_dir}",
+        "model.build_tiny=false",
+        "deepspeed=zero3",
+        "train.global_batch_size=2",
+        "train.args.max_steps=3",
+        "+train.lora={r: 4, alpha: 8, dropout: 0.0, target_modules: [q_proj, v_proj]}",
+    ]
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
     done = subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]

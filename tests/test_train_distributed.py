@@ -23,10 +23,23 @@ STEPS = 5
 
 def _torchrun(repo_root, out, data, model_dir, *extra):
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "limo.train", "recipe=demo", f"output_dir={out}", f"train.data={data}", f"model.path={model_dir}",
-        "model.build_tiny=false", "train.global_batch_size=8", f"train.args.max_steps={STEPS}", *extra,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "limo.train",
+        "recipe=demo",
+        f"output_dir={out}",
+        f"train.data={data}",
+        f"model.path={model_dir}",
+        "model.build_tiny=false",
+        "train.global_batch_size=8",
+        f"train.args.max_steps={STEPS}",
+        *extra,
+    ]
     done = subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     history = json.loads((out / "train" / "log_history.json").read_text())
@@ -44,8 +57,9 @@ def test_zero2_and_zero3_match_plain_two_process_losses(tmp_path, repo_root, tin
         losses, _ = _torchrun(repo_root, tmp_path / stage, data, tiny_model_dir, f"deepspeed={stage}")
         assert losses == pytest.approx(plain, rel=1e-4), stage
     # The weighted-loss trainer (RISE) under ZeRO-3, all weights 1.0: the same losses again.
-    weighted, _ = _torchrun(repo_root, tmp_path / "weighted", data, tiny_model_dir, "deepspeed=zero3",
-                            "train.trainer=weighted_sft")  # fmt: skip
+    weighted, _ = _torchrun(
+        repo_root, tmp_path / "weighted", data, tiny_model_dir, "deepspeed=zero3", "train.trainer=weighted_sft"
+    )
     assert weighted == pytest.approx(plain, rel=1e-4)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

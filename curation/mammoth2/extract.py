@@ -18,7 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-from eval.backends.base import Backend, Generation, GenerationRequest, SamplingParams, row_seed
+from eval.backends.base import Backend, Generation, GenerationRequest, row_seed
+from eval.generation import GenerationOptions
 
 MAX_OUTPUT_CHARS = 100_000
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
@@ -193,18 +194,24 @@ def extract_messages(text: str, *, num_few_shot: int, max_doc_chars: int) -> tup
 
 
 @dataclass(frozen=True)
-class ExtractSettings:
-    """Plain extraction settings (built from the recipe)."""
+class ExtractOptions:
+    """Extraction (``curate.mammoth2.extract``).
 
-    sampling: SamplingParams = SamplingParams(temperature=0.0, max_new_tokens=2048)
+    Attributes:
+        generator: The extractor (``replay`` with no ``path``: the embedded corpus's teacher transcript).
+        max_attempts: Attempts per document before a malformed output becomes a reject.
+        num_few_shot: Demonstrations before the page.
+        max_doc_chars: Page characters shown to the model.
+    """
+
+    generator: GenerationOptions = field(default_factory=lambda: GenerationOptions(max_new_tokens=2048, batch_size=64))
     max_attempts: int = 3
     num_few_shot: int = 2
     max_doc_chars: int = 12_000
-    seed: int = 0
 
 
 def extract_documents(
-    docs: Sequence[dict[str, Any]], backend: Backend, settings: ExtractSettings
+    docs: Sequence[dict[str, Any]], backend: Backend, settings: ExtractOptions, seed: int
 ) -> tuple[list[QAPair], list[dict[str, Any]]]:
     """Question-answer pairs from documents ``{"id", "text", ...}``.
 
@@ -219,15 +226,19 @@ def extract_documents(
             messages=extract_messages(
                 doc["text"], num_few_shot=settings.num_few_shot, max_doc_chars=settings.max_doc_chars
             ),
-            sampling=settings.sampling,
-            seed=row_seed(settings.seed, doc["id"], attempt),
+            sampling=settings.generator.sampling(),
+            seed=row_seed(seed, doc["id"], attempt),
             meta={"doc_id": doc["id"], "attempt": attempt, "stage": "extract"},
         )
 
     outcomes = generate_with_retries(
-        docs, key=lambda d: d["id"], request=request, parse=parse_pairs, backend=backend,
+        docs,
+        key=lambda d: d["id"],
+        request=request,
+        parse=parse_pairs,
+        backend=backend,
         max_attempts=settings.max_attempts,
-    )  # fmt: skip
+    )
     pairs, rejects = [], []
     for doc, outcome in zip(docs, outcomes, strict=True):
         if outcome.reason is not None:

@@ -36,7 +36,8 @@ class FastTextParams:
     """fastText supervised-training hyperparameters (``fasttext.train_supervised`` names, snake_case).
 
     The model file holds ``bucket * dim`` floats for the hashed n-grams: fastText's default 2M buckets at
-    dim 256 is 2 GB, so small corpora want far fewer buckets.
+    dim 256 is 2 GB, so small corpora want far fewer buckets. Defaults are the paper's (dim 256, 3 epochs).
+    ``seed`` None means the run seed (the MAmmoTH2 method fills it in before training).
     """
 
     dim: int = 256
@@ -46,7 +47,7 @@ class FastTextParams:
     epoch: int = 3
     bucket: int = 2_000_000
     thread: int = 1
-    seed: int = 0
+    seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def _train_classifier_here(
     """
     import fasttext
 
-    from curation.mammoth2.steps import normalize_for_fasttext
+    from curation.mammoth2.steps import normalize_for_fasttext  # deferred: imports datatrove (the mining extra)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -117,9 +118,17 @@ def _train_classifier_here(
     train_file = out / "recall_train.txt"
     train_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     model = fasttext.train_supervised(
-        input=str(train_file), dim=params.dim, lr=params.lr, wordNgrams=params.word_ngrams, minCount=params.min_count,
-        epoch=params.epoch, bucket=params.bucket, thread=params.thread, seed=params.seed, verbose=0,
-    )  # fmt: skip
+        input=str(train_file),
+        dim=params.dim,
+        lr=params.lr,
+        wordNgrams=params.word_ngrams,
+        minCount=params.min_count,
+        epoch=params.epoch,
+        bucket=params.bucket,
+        thread=params.thread,
+        seed=params.seed,
+        verbose=0,
+    )
     model.save_model(str(out / "recall.bin"))
     log.info("recall classifier: %d positives, %d negatives -> %s", len(positives), len(negatives), out / "recall.bin")
     return TrainedClassifier(out / "recall.bin", len(positives), len(negatives))
@@ -155,9 +164,14 @@ def train_classifier(
 ) -> TrainedClassifier:
     """Train the recall classifier in a fresh process (see `in_fresh_process`); arguments as below."""
     return in_fresh_process(
-        _train_classifier_here, positive_path, negative_path, out_dir, params,
-        negatives_per_positive=negatives_per_positive, text_key=text_key,
-    )  # fmt: skip
+        _train_classifier_here,
+        positive_path,
+        negative_path,
+        out_dir,
+        params,
+        negatives_per_positive=negatives_per_positive,
+        text_key=text_key,
+    )
 
 
 def run_recall(
@@ -235,7 +249,11 @@ def build_recall_pipeline(
     """The datatrove steps: read, (HTML to text), score and filter, write kept and excluded documents."""
     from datatrove.pipeline.writers import JsonlWriter
 
-    from curation.mammoth2.steps import AccountedJsonlReader, FastTextRecallFilter, HtmlToText
+    from curation.mammoth2.steps import (  # deferred: imports datatrove (the mining extra)
+        AccountedJsonlReader,
+        FastTextRecallFilter,
+        HtmlToText,
+    )
 
     reader_kwargs = {"glob_pattern": settings.glob_pattern, "text_key": settings.text_key, "id_key": settings.id_key}
     if settings.input_format == "warc":
@@ -249,9 +267,12 @@ def build_recall_pipeline(
     compression = settings.output_compression
     excluded = JsonlWriter(str(out_dir / "excluded"), adapter=_excluded_row, compression=compression)
     scorer = FastTextRecallFilter(
-        str(model_path), threshold=settings.threshold, label=settings.label, exclusion_writer=excluded,
+        str(model_path),
+        threshold=settings.threshold,
+        label=settings.label,
+        exclusion_writer=excluded,
         batch_size=settings.batch_size,
-    )  # fmt: skip
+    )
     return [*readers, scorer, JsonlWriter(str(out_dir / "recalled"), adapter=_recalled_row, compression=compression)]
 
 
@@ -282,9 +303,12 @@ def _run_recall_here(
     out = Path(out_dir)
     pipeline = build_recall_pipeline(folder, model_path, out, settings)
     executor = LocalPipelineExecutor(
-        pipeline, tasks=settings.tasks, workers=settings.workers, logging_dir=str(out / "logs"),
+        pipeline,
+        tasks=settings.tasks,
+        workers=settings.workers,
+        logging_dir=str(out / "logs"),
         start_method="fork" if settings.workers > 1 else "forkserver",
-    )  # fmt: skip
+    )
     executor.run()
     return RecallResult(out, recall_counts(out))
 
@@ -345,5 +369,8 @@ def precision_recall(kept: Iterable[dict[str, Any]], excluded: Iterable[dict[str
     return {
         "precision": tp / (tp + fp) if tp + fp else 0.0,
         "recall": tp / (tp + fn) if tp + fn else 0.0,
-        "true_positive": tp, "false_positive": fp, "false_negative": fn, "true_negative": tn,
-    }  # fmt: skip
+        "true_positive": tp,
+        "false_positive": fp,
+        "false_negative": fn,
+        "true_negative": tn,
+    }

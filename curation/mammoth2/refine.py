@@ -9,7 +9,7 @@ retried, like any output that is not one JSON object with a non-empty question a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from curation.mammoth2.extract import (
     MalformedOutput,
@@ -20,7 +20,8 @@ from curation.mammoth2.extract import (
     parse_json_value,
     reject_row,
 )
-from eval.backends.base import Backend, GenerationRequest, SamplingParams, row_seed
+from eval.backends.base import Backend, GenerationRequest, row_seed
+from eval.generation import GenerationOptions
 
 REFINE_INSTRUCTION = (
     "Rewrite the question-answer pair below so that a student can learn from it. Make the question "
@@ -50,16 +51,15 @@ def refine_messages(pair: QAPair) -> tuple[dict[str, str], ...]:
 
 
 @dataclass(frozen=True)
-class RefineSettings:
-    """Plain refinement settings (built from the recipe)."""
+class RefineOptions:
+    """Refinement (``curate.mammoth2.refine``): the refiner and the attempts per pair before a reject."""
 
-    sampling: SamplingParams = SamplingParams(temperature=0.0, max_new_tokens=2048)
+    generator: GenerationOptions = field(default_factory=lambda: GenerationOptions(max_new_tokens=2048, batch_size=64))
     max_attempts: int = 3
-    seed: int = 0
 
 
 def refine_pairs(
-    pairs: Sequence[QAPair], backend: Backend, settings: RefineSettings
+    pairs: Sequence[QAPair], backend: Backend, settings: RefineOptions, seed: int
 ) -> tuple[list[QAPair], list[dict[str, object]]]:
     """Rewrite every pair; returns ``(refined, rejects)`` with each input pair in exactly one of them.
 
@@ -70,15 +70,19 @@ def refine_pairs(
         return GenerationRequest(
             id=refine_request_id(pair.id, attempt),
             messages=refine_messages(pair),
-            sampling=settings.sampling,
-            seed=row_seed(settings.seed, pair.id, attempt),
+            sampling=settings.generator.sampling(),
+            seed=row_seed(seed, pair.id, attempt),
             meta={"pair_id": pair.id, "attempt": attempt, "stage": "refine"},
         )
 
     outcomes = generate_with_retries(
-        pairs, key=lambda p: p.id, request=request, parse=parse_refined, backend=backend,
+        pairs,
+        key=lambda p: p.id,
+        request=request,
+        parse=parse_refined,
+        backend=backend,
         max_attempts=settings.max_attempts,
-    )  # fmt: skip
+    )
     refined, rejects = [], []
     for pair, outcome in zip(pairs, outcomes, strict=True):
         if outcome.reason is not None:

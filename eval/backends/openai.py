@@ -6,6 +6,14 @@ backoff, and after ``max_retries`` the backend raises `BackendUnavailableError` 
 server. Other HTTP errors (400, 401, 404) are not retried. Each request sends its row seed; servers that
 honour ``seed`` (vLLM, limo.serve) then reproduce responses, and the report says which server was used.
 The API key is read from the environment variable named in the config, never from the config itself.
+
+A reply with empty ``content`` but completion tokens spent is not an answer the model gave: a server-side
+parser dropped or moved the text (``transformers serve`` parses replies with a per-model-family response
+template, and with the tiny test model returns ``""`` for every reply; reasoning parsers move thinking to
+``reasoning_content``). Such a generation gets ``finish_reason="error"`` (counted as the server-error rate
+in the evaluation summary, not silently as "no answer"), its meta records the server's finish reason and
+the reasoning length, and the backend warns once, with the first request id. Tested servers:
+``limo.serve`` and ``transformers serve`` (tests/test_backends.py); docs/evaluation.md has the commands.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -63,10 +72,32 @@ class OpenAIBackend:
         self.max_retries = max(0, int(max_retries))
         self.timeout_s = float(timeout_s)
         self.backoff_s = float(backoff_s)
+        self.empty_replies = 0
+        self._lock = threading.Lock()
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(self._one, requests))
+            generations = list(pool.map(self._one, requests))
+        for generation in generations:
+            if generation.meta.get("empty_content"):
+                self._note_empty(generation)
+        return generations
+
+    def _note_empty(self, generation: Generation) -> None:
+        with self._lock:
+            self.empty_replies += 1
+            first = self.empty_replies == 1
+        if first:
+            log.warning(
+                "%s returned empty content after %d completion tokens (request %s, server finish_reason %s, "
+                "%d characters of reasoning_content): the server's reply parser dropped or moved the text; such "
+                "samples are recorded with finish_reason 'error', not as answers (warned once)",
+                self.url,
+                generation.num_tokens,
+                generation.request_id,
+                generation.meta.get("server_finish_reason"),
+                generation.meta.get("reasoning_chars", 0),
+            )
 
     def _one(self, request: GenerationRequest) -> Generation:
         body = {
@@ -119,9 +150,17 @@ def _api_key(env_name: str | None) -> str | None:
 def _generation(request: GenerationRequest, reply: dict[str, Any], url: str) -> Generation:
     try:
         choice = reply["choices"][0]
-        text = choice["message"]["content"] or ""
+        message = choice["message"]
+        text = message["content"] or ""
     except (KeyError, IndexError, TypeError):
         raise BackendUnavailableError(f"{url}: malformed reply for {request.id}: {str(reply)[:200]}") from None
     finish: FinishReason = "length" if choice.get("finish_reason") == "length" else "stop"
     tokens = int((reply.get("usage") or {}).get("completion_tokens") or len(text.split()))
-    return Generation(request.id, text, finish, tokens, {"seed": request.seed})
+    meta: dict[str, Any] = {"seed": request.seed}
+    if not text.strip() and tokens > 0:
+        reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
+        meta.update(
+            empty_content=True, server_finish_reason=choice.get("finish_reason"), reasoning_chars=len(reasoning)
+        )
+        finish = "error"
+    return Generation(request.id, text, finish, tokens, meta)

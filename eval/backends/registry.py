@@ -10,29 +10,27 @@ from collections.abc import Callable
 from typing import Any
 
 from eval.backends.base import Backend
+from eval.backends.openai import OpenAIBackend
+from eval.backends.replay import ReplayBackend
 
 
 def _hf(**options: Any) -> Backend:
-    from eval.backends.hf import HFBackend
+    from eval.backends.hf import HFBackend  # deferred: imports torch and transformers
 
     return HFBackend(**options)
 
 
 def _vllm(**options: Any) -> Backend:
-    from eval.backends.vllm import VLLMBackend
+    from eval.backends.vllm import VLLMBackend  # deferred: vllm is an optional, CUDA-only extra
 
     return VLLMBackend(**options)
 
 
 def _openai(**options: Any) -> Backend:
-    from eval.backends.openai import OpenAIBackend
-
     return OpenAIBackend(**options)
 
 
 def _replay(**options: Any) -> Backend:
-    from eval.backends.replay import ReplayBackend
-
     path = options.pop("path", None)
     if path:
         return ReplayBackend.from_file(path)

@@ -3,9 +3,11 @@
 Row fields (CONTRACTS.md): ``generation`` (0 for the archive seed), ``name``, ``thought``, ``code``,
 ``status`` (``valid``, ``invalid``, ``rejected_unsafe``), ``reason`` (why it was not valid; None when valid),
 ``fitness`` (the recipe's metric on the selection split; None unless valid), ``training_log`` (the candidate's
-``log_history.json``, relative to ``discover/``; None when it never trained). Beside them: ``origin``
-(``seed`` / ``proposal``), ``metrics`` (both metrics on the selection and test splits), ``confinement`` (how
-its worker was confined; None when the parent rejected it before any process ran) and ``code_sha256``.
+``log_history.json``, relative to ``discover/``; None when it never trained). Beside them: ``fitness_se``
+(the fitness's standard error: with a few dozen held-out pairs it is large, and the report shows it beside
+every score), ``origin`` (``seed`` / ``proposal``), ``metrics`` (both metrics with their standard errors on
+the selection and test splits), ``confinement`` (how its worker was confined; None when the parent rejected
+it before any process ran) and ``code_sha256``.
 Rows are appended with fsync after the candidate finished; a kill can only tear the last line, which the
 next append cuts off, so the file always holds whole rows of finished candidates. No timings go in rows:
 a resumed run writes the same archive as an uninterrupted one.
@@ -20,8 +22,21 @@ from typing import Any
 from eval.records import append_jsonl, read_jsonl, sha256_text
 
 STATUSES = ("valid", "invalid", "rejected_unsafe")
-FIELDS = ("generation", "origin", "name", "thought", "code", "status", "reason", "fitness", "training_log",
-          "metrics", "confinement", "code_sha256")  # fmt: skip
+FIELDS = (
+    "generation",
+    "origin",
+    "name",
+    "thought",
+    "code",
+    "status",
+    "reason",
+    "fitness",
+    "fitness_se",
+    "training_log",
+    "metrics",
+    "confinement",
+    "code_sha256",
+)
 
 
 def make_row(
@@ -34,6 +49,7 @@ def make_row(
     status: str,
     reason: str | None,
     fitness: float | None = None,
+    fitness_se: float | None = None,
     training_log: str | None = None,
     metrics: Mapping[str, Any] | None = None,
     confinement: str | None = None,
@@ -42,10 +58,20 @@ def make_row(
     if status not in STATUSES:
         raise ValueError(f"unknown status {status!r}")
     return {
-        "generation": generation, "origin": origin, "name": name, "thought": thought, "code": code,
-        "status": status, "reason": reason, "fitness": fitness, "training_log": training_log,
-        "metrics": dict(metrics or {}), "confinement": confinement, "code_sha256": sha256_text(code),
-    }  # fmt: skip
+        "generation": generation,
+        "origin": origin,
+        "name": name,
+        "thought": thought,
+        "code": code,
+        "status": status,
+        "reason": reason,
+        "fitness": fitness,
+        "fitness_se": fitness_se,
+        "training_log": training_log,
+        "metrics": dict(metrics or {}),
+        "confinement": confinement,
+        "code_sha256": sha256_text(code),
+    }
 
 
 def read_archive(path: Path) -> list[dict[str, Any]]:

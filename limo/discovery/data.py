@@ -61,8 +61,10 @@ def write_benchmark_halves(problems: Sequence[Any], out: Path, *, seed: int, lim
         DataError: A half is left empty.
     """
     ordered = sorted(problems, key=lambda p: _bucket(str(p.id), seed))
-    halves = {"selection": [p for p in ordered if _bucket(str(p.id), seed) < 0.5],
-              "test": [p for p in ordered if _bucket(str(p.id), seed) >= 0.5]}  # fmt: skip
+    halves = {
+        "selection": [p for p in ordered if _bucket(str(p.id), seed) < 0.5],
+        "test": [p for p in ordered if _bucket(str(p.id), seed) >= 0.5],
+    }
     paths = {}
     for name, half in halves.items():
         if not half:
@@ -89,28 +91,36 @@ def write_splits(
     Raises:
         DataError: Invalid rows (file, row and field named), or a split left empty.
     """
-    from limo.training.preference import load_pairs
+    from limo.training.preference import load_pairs  # deferred: imports TRL and torch
 
     load_pairs(source)  # validation only: the raw rows keep their provenance
     rows = read_jsonl(source)
     short = [r for r in rows if max_pair_chars is None or max(len(r["chosen"]), len(r["rejected"])) <= max_pair_chars]
     splits = assign_splits(short, seed=seed, selection=selection, test=test)
-    over_cap = {name: max(0, len(split) - caps[name]) if caps.get(name) is not None else 0  # type: ignore[operator]
-                for name, split in splits.items()}  # fmt: skip
+    over_cap = {
+        name: max(0, len(split) - caps[name]) if caps.get(name) is not None else 0  # type: ignore[operator]
+        for name, split in splits.items()
+    }
     kept = {name: split[: len(split) - over_cap[name]] for name, split in splits.items()}
     empty = [name for name, split in kept.items() if not split]
     if empty:
-        raise DataError(f"{source}: {len(rows)} pairs leave the {', '.join(empty)} split empty; curate more pairs "
-                        "or change discover.fitness.selection_fraction / test_fraction")  # fmt: skip
+        raise DataError(
+            f"{source}: {len(rows)} pairs leave the {', '.join(empty)} split empty; curate more pairs "
+            "or change discover.fitness.selection_fraction / test_fraction"
+        )
     paths = {name: str(out / f"{name}.jsonl") for name in SPLITS}
     for name in SPLITS:
         write_jsonl(paths[name], kept[name])
     summary = {
-        "source": str(source), "source_sha256": sha256_file(source), "read": len(rows),
-        "too_long": len(rows) - len(short), "max_pair_chars": max_pair_chars,
-        "pairs": {name: len(kept[name]) for name in SPLITS}, "over_cap": over_cap,
+        "source": str(source),
+        "source_sha256": sha256_file(source),
+        "read": len(rows),
+        "too_long": len(rows) - len(short),
+        "max_pair_chars": max_pair_chars,
+        "pairs": {name: len(kept[name]) for name in SPLITS},
+        "over_cap": over_cap,
         "problems": {name: len({problem_key(r) for r in kept[name]}) for name in SPLITS},
-    }  # fmt: skip
+    }
     assert len(rows) == len(rows) - len(short) + sum(len(k) for k in kept.values()) + sum(over_cap.values())
     write_json(out / "split.json", summary)
     return PairSplits(paths, summary)

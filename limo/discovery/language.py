@@ -75,17 +75,73 @@ KEYWORDS = frozenset(
 MODULE_PATHS = {"torch": "torch", "torch.nn": "torch.nn", "torch.nn.functional": "F", "math": "math"}
 MODULE_ATTRIBUTES = {"nn": "torch.nn", "functional": "F"}
 ALLOWED_ATTRIBUTES = (
-    TORCH_FUNCTIONS | FUNCTIONAL_FUNCTIONS | MATH_FUNCTIONS | TENSOR_METHODS | TENSOR_ATTRIBUTES
-    | TORCH_DTYPES | set(TORCH_CONSTANTS) | set(MODULE_ATTRIBUTES) | {"beta"}
-)  # fmt: skip
+    TORCH_FUNCTIONS
+    | FUNCTIONAL_FUNCTIONS
+    | MATH_FUNCTIONS
+    | TENSOR_METHODS
+    | TENSOR_ATTRIBUTES
+    | TORCH_DTYPES
+    | set(TORCH_CONSTANTS)
+    | set(MODULE_ATTRIBUTES)
+    | {"beta"}
+)
 BUILTINS = frozenset({"abs", "min", "max", "float", "int", "len", "sum", "bool", "round", "print"})
-STATEMENTS = (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Return, ast.If, ast.For, ast.Expr, ast.Pass,
-              ast.Break, ast.Continue, ast.Import, ast.ImportFrom, ast.Assert)  # fmt: skip
-EXPRESSIONS = (ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.Call, ast.Attribute, ast.Name,
-               ast.Constant, ast.Subscript, ast.Slice, ast.Tuple, ast.List, ast.keyword)  # fmt: skip
-OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.BitAnd, ast.BitOr, ast.USub,
-             ast.UAdd, ast.Not, ast.Invert, ast.And, ast.Or, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq,
-             ast.Load, ast.Store)  # fmt: skip
+STATEMENTS = (
+    ast.Assign,
+    ast.AugAssign,
+    ast.AnnAssign,
+    ast.Return,
+    ast.If,
+    ast.For,
+    ast.Expr,
+    ast.Pass,
+    ast.Break,
+    ast.Continue,
+    ast.Import,
+    ast.ImportFrom,
+    ast.Assert,
+)
+EXPRESSIONS = (
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.BoolOp,
+    ast.Compare,
+    ast.IfExp,
+    ast.Call,
+    ast.Attribute,
+    ast.Name,
+    ast.Constant,
+    ast.Subscript,
+    ast.Slice,
+    ast.Tuple,
+    ast.List,
+    ast.keyword,
+)
+OPERATORS = (
+    ast.Add,
+    ast.Sub,
+    ast.Mult,
+    ast.Div,
+    ast.FloorDiv,
+    ast.Mod,
+    ast.Pow,
+    ast.BitAnd,
+    ast.BitOr,
+    ast.USub,
+    ast.UAdd,
+    ast.Not,
+    ast.Invert,
+    ast.And,
+    ast.Or,
+    ast.Lt,
+    ast.LtE,
+    ast.Gt,
+    ast.GtE,
+    ast.Eq,
+    ast.NotEq,
+    ast.Load,
+    ast.Store,
+)
 
 ALLOWED_NODES = (*STATEMENTS, *EXPRESSIONS, *OPERATORS, ast.FunctionDef, ast.arguments, ast.arg, ast.alias)
 ANNOTATION_NODES = (ast.Name, ast.Attribute, ast.Subscript, ast.Tuple, ast.Constant, ast.Load, ast.BinOp, ast.BitOr)
@@ -220,8 +276,10 @@ def _import_aliases(node: ast.Import | ast.ImportFrom) -> dict[str, str]:
     else:
         bad = [a.name for a in node.names if a.name not in MODULE_PATHS]
         if bad:
-            raise UnsafeProgram(f"{_where(node)}import of {bad[0]!r} is not allowed (torch, torch.nn.functional "
-                                "and math need no import)")  # fmt: skip
+            raise UnsafeProgram(
+                f"{_where(node)}import of {bad[0]!r} is not allowed (torch, torch.nn.functional "
+                "and math need no import)"
+            )
         # `import torch.nn.functional` binds `torch`; `import torch.nn.functional as F` binds `F`
         pairs = [(a.name, a.asname) if a.asname else ((top := a.name.split(".")[0]), top) for a in node.names]
     bound = {}
@@ -327,8 +385,11 @@ class _SafetyChecker(ast.NodeVisitor):
     def visit_Constant(self, node: ast.Constant) -> None:
         value = node.value
         if isinstance(value, str) and len(value) > MAX_KEYWORD_STRING:
-            self._flag(node, f"string constants longer than {MAX_KEYWORD_STRING} characters are only allowed as "
-                             "the docstring", unsafe=False)  # fmt: skip
+            self._flag(
+                node,
+                f"string constants longer than {MAX_KEYWORD_STRING} characters are only allowed as the docstring",
+                unsafe=False,
+            )
         if not isinstance(value, (int, float, bool, str)) and value is not None and value is not Ellipsis:
             self._flag(node, f"constants of type {type(value).__name__} are not supported", unsafe=False)
 
@@ -407,8 +468,12 @@ def _check_structure(tree: ast.Module) -> ast.FunctionDef:
     functions = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
     if len(functions) != 1:
         raise InvalidProgram(f"the code must define exactly one function, found {len(functions)}")
-    extra = [n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.Import, ast.ImportFrom))
-             and not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]  # fmt: skip
+    extra = [
+        n
+        for n in tree.body
+        if not isinstance(n, (ast.FunctionDef, ast.Import, ast.ImportFrom))
+        and not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))
+    ]
     if extra:
         raise InvalidProgram(f"{_where(extra[0])}only the function (and import lines) may be at the top level")
     function = functions[0]
@@ -422,8 +487,10 @@ def _check_structure(tree: ast.Module) -> ast.FunctionDef:
     names = names[1:] if names[:1] == ["self"] else names
     trailing_beta = names[-1:] == ["beta"] and len(args.defaults) == 1 and _is_number(args.defaults[0])
     if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs or (args.defaults and not trailing_beta):
-        raise InvalidProgram(f"{_where(function)}the function takes exactly ({', '.join(SIGNATURE)}): no defaults "
-                             "(but beta=<number>), *args, keyword-only arguments or **kwargs")  # fmt: skip
+        raise InvalidProgram(
+            f"{_where(function)}the function takes exactly ({', '.join(SIGNATURE)}): no defaults "
+            "(but beta=<number>), *args, keyword-only arguments or **kwargs"
+        )
     if tuple(names[:-1] if trailing_beta else names) != SIGNATURE:
         raise InvalidProgram(f"the function must take ({', '.join(SIGNATURE)}), got ({', '.join(names)})")
     if not any(isinstance(n, ast.Return) and n.value is not None for n in ast.walk(function)):
@@ -469,12 +536,26 @@ class _Continue(Exception):
     pass
 
 
-BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-          ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow, ast.BitAnd: operator.and_,
-          ast.BitOr: operator.or_}  # fmt: skip
+BINARY = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+    ast.BitAnd: operator.and_,
+    ast.BitOr: operator.or_,
+}
 UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Invert: operator.invert}
-COMPARE = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
-           ast.Eq: operator.eq, ast.NotEq: operator.ne}  # fmt: skip
+COMPARE = {
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+}
 
 
 class Interpreter:
@@ -485,8 +566,12 @@ class Interpreter:
 
         self.torch = torch
         self.program, self.beta, self.steps = program, float(beta), 0
-        self.env: dict[str, Any] = {"torch": _Module("torch"), "F": _Module("F"), "math": _Module("math"),
-                                    "beta": self.beta}  # fmt: skip
+        self.env: dict[str, Any] = {
+            "torch": _Module("torch"),
+            "F": _Module("F"),
+            "math": _Module("math"),
+            "beta": self.beta,
+        }
         self.env.update({name: _Module(path) for name, path in program.aliases})
 
     def run(self, inputs: Sequence[Any]) -> Any:
@@ -727,8 +812,10 @@ class Interpreter:
 
     def _truth(self, value: Any, node: ast.AST) -> bool:
         if isinstance(value, self.torch.Tensor) and value.numel() != 1:
-            raise InvalidProgram(f"{_where(node)}the truth value of a tensor with {value.numel()} elements is "
-                                 "ambiguous (use torch.where)")  # fmt: skip
+            raise InvalidProgram(
+                f"{_where(node)}the truth value of a tensor with {value.numel()} elements is "
+                "ambiguous (use torch.where)"
+            )
         return bool(value)
 
 
@@ -762,8 +849,9 @@ def _bounded(value: Any, node: ast.AST) -> Any:
 
     if isinstance(value, torch.Tensor):
         if value.numel() > MAX_ELEMENTS:
-            raise ResourceLimit(f"{_where(node)}a tensor of {value.numel()} elements exceeds the limit of "
-                                f"{MAX_ELEMENTS}")  # fmt: skip
+            raise ResourceLimit(
+                f"{_where(node)}a tensor of {value.numel()} elements exceeds the limit of {MAX_ELEMENTS}"
+            )
         if value.is_complex():
             raise InvalidProgram(f"{_where(node)}complex tensors are not supported")
     elif isinstance(value, bool) or value is None:
@@ -813,8 +901,10 @@ def _check_index_size(value: Any, index: Any, node: ast.AST) -> None:
     parts = index if isinstance(index, tuple) else (index,)
     gathered = sum(t.numel() for t in _tensors(parts))
     if gathered and gathered * value.numel() > MAX_ELEMENTS:
-        raise ResourceLimit(f"{_where(node)}indexing would gather up to {gathered * value.numel()} elements, over "
-                            f"the limit of {MAX_ELEMENTS}")  # fmt: skip
+        raise ResourceLimit(
+            f"{_where(node)}indexing would gather up to {gathered * value.numel()} elements, over "
+            f"the limit of {MAX_ELEMENTS}"
+        )
 
 
 def _torch_function(torch: Any, name: str) -> Callable[..., Any]:
@@ -828,9 +918,18 @@ def _torch_function(torch: Any, name: str) -> Callable[..., Any]:
 
 
 def _builtin(name: str) -> Callable[..., Any]:
-    functions: dict[str, Callable[..., Any]] = {"abs": abs, "min": min, "max": max, "float": float, "int": int,
-                                                "len": len, "sum": sum, "bool": bool, "round": round,
-                                                "print": lambda *args, **kwargs: None}  # fmt: skip
+    functions: dict[str, Callable[..., Any]] = {
+        "abs": abs,
+        "min": min,
+        "max": max,
+        "float": float,
+        "int": int,
+        "len": len,
+        "sum": sum,
+        "bool": bool,
+        "round": round,
+        "print": lambda *args, **kwargs: None,
+    }
     return functions[name]
 
 

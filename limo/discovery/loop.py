@@ -5,8 +5,9 @@ parsing only); only a program that passes runs, in a confined worker (`sandbox`,
 and trains it. Its row goes to the archive (`archive`), the report is rewritten (`report`).
 
 Resume after a kill (even ``kill -9``): rows in ``archive.jsonl`` are finished candidates and are never
-redone; raw replies are kept in ``replies.jsonl`` before a candidate is scored, so the proposer is not asked
-again for a generation it already answered; a worker's ``result.json`` whose job hash matches is reused
+redone; raw replies are kept in the proposer's reply cache (`eval.generation.CachedGenerator`,
+``discover/proposer-<hash>.jsonl``) before a candidate is scored, so the proposer is not asked again for a
+generation it already answered; a worker's ``result.json`` whose job hash matches is reused
 (the kill came between the worker's end and the archive append); any other candidate folder is cleared and
 the candidate rerun from scratch with the same seeds, which gives the same result. ``manifest.json`` holds a
 fingerprint of everything that decides a result; resuming with different settings is refused. Only
@@ -23,22 +24,25 @@ import shutil
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from eval.records import DataError, append_jsonl, read_jsonl, sha256_file, write_json
+from eval.backends.base import GenerationRequest, row_seed
+from eval.backends.replay import ReplayMissError
+from eval.generation import CachedGenerator
+from eval.records import DataError, read_jsonl, sha256_file, write_json
 from limo.discovery import archive as archive_io
 from limo.discovery.language import ProgramError, check_program
+from limo.discovery.options import DiscoverOptions, DiscoverPaths
 from limo.discovery.proposals import MalformedReply, PromptTexts, Proposal, build_messages, parse_reply, slug
 from limo.discovery.sandbox import Confined, Limits, run_confined
-from limo.discovery.settings import DiscoverPaths, DiscoverSection
 
 log = logging.getLogger("limo.discover")
 RUNTIME_ONLY = ("generations", "sandbox")  # may change between a run and its resumption
 
 
-class WorkerError(RuntimeError):
+class WorkerError(OSError):
     """The confined worker could not run at all (an environment problem, not the candidate's doing)."""
 
 
@@ -69,8 +73,9 @@ def assess_reply(runner: CandidateRunner, generation: int, text: str) -> dict[st
     try:
         proposal = parse_reply(text)
     except MalformedReply as err:
-        return archive_io.make_row(generation=generation, origin="proposal", name="", thought="", code="",
-                                   status="invalid", reason=str(err))  # fmt: skip
+        return archive_io.make_row(
+            generation=generation, origin="proposal", name="", thought="", code="", status="invalid", reason=str(err)
+        )
     return assess_proposal(runner, generation, "proposal", proposal)
 
 
@@ -90,17 +95,30 @@ def assess_proposal(
     result, confined = run_worker(runner, folder, proposal.code)
     scores = result.get("scores") or {}
     metric = runner.job["metric"]
-    fitness = scores.get("selection", {}).get(metric) if result["status"] == "valid" else None
+    selection = scores.get("selection", {}) if result["status"] == "valid" else {}
     log_path = folder / "log_history.json"
     training_log = str(log_path.relative_to(runner.paths.root)) if log_path.exists() else None
-    return archive_io.make_row(**common, name=name, status=result["status"], reason=result.get("reason"),
-                               fitness=fitness, training_log=training_log, metrics=scores,
-                               confinement=confined)  # fmt: skip
+    return archive_io.make_row(
+        **common,
+        name=name,
+        status=result["status"],
+        reason=result.get("reason"),
+        fitness=selection.get(metric),
+        fitness_se=selection.get(f"{metric}_se"),
+        training_log=training_log,
+        metrics=scores,
+        confinement=confined,
+    )
 
 
 def run_worker(runner: CandidateRunner, folder: Path, code: str) -> tuple[dict[str, Any], str]:
     """The worker's result for ``code`` (reused when a finished result for the same job is on disk)."""
-    job = {**runner.job, "code": code, "output_dir": str(folder)}
+    return run_job(runner, folder, {**runner.job, "code": code})
+
+
+def run_job(runner: CandidateRunner, folder: Path, job: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """Run ``job`` in a confined worker whose only writable place is ``folder``; returns (result, confinement)."""
+    job = {**job, "output_dir": str(folder)}
     job["job_sha256"] = hashlib.sha256(json.dumps(job, sort_keys=True).encode()).hexdigest()
     previous = folder / "result.json"
     if previous.exists():
@@ -113,13 +131,31 @@ def run_worker(runner: CandidateRunner, folder: Path, code: str) -> tuple[dict[s
     write_json(folder / "job.json", job)
     confined = run_confined(
         [sys.executable, "-m", "limo.discovery.worker", str((folder / "job.json").resolve())],
-        workdir=folder / "work", read_only=runner.read_only, writable=[folder], limits=runner.limits,
-        env=runner.env, confinement=runner.confinement, log_path=folder / "worker.log",
-    )  # fmt: skip
-    return _worker_result(folder, confined), confined.confinement
+        workdir=folder / "work",
+        read_only=runner.read_only,
+        writable=[folder],
+        limits=runner.limits,
+        env=runner.env,
+        confinement=runner.confinement,
+        log_path=folder / "worker.log",
+    )
+    return _worker_result(folder, confined, candidate=job.get("kind") != "reference"), confined.confinement
 
 
-def _worker_result(folder: Path, confined: Confined) -> dict[str, Any]:
+def reference_log_probs(runner: CandidateRunner) -> CandidateRunner:
+    """Compute the reference log-probs once (a confined job without candidate code, in ``discover/data/reference``;
+    reused on resume) and return the runner whose candidate jobs read them.
+
+    Raises:
+        WorkerError: The reference job did not finish (the reason and its log are named).
+    """
+    folder = runner.paths.data / "reference"
+    job = {key: value for key, value in runner.job.items() if key != "reference"}
+    run_job(runner, folder, {**job, "kind": "reference"})  # raises WorkerError unless it finished
+    return replace(runner, job={**job, "reference": str((folder / "reference.json").resolve())})
+
+
+def _worker_result(folder: Path, confined: Confined, *, candidate: bool) -> dict[str, Any]:
     result_path = folder / "result.json"
     if result_path.exists():
         result = json.loads(result_path.read_text(encoding="utf-8"))
@@ -127,9 +163,10 @@ def _worker_result(folder: Path, confined: Confined) -> dict[str, Any]:
         write_json(result_path, result)
         return result
     killed = confined.timed_out or confined.signal_name is not None
-    if not killed:
-        raise WorkerError(f"the confined worker failed without a result ({confined.describe()}); see "
-                          f"{folder / 'worker.log'}")  # fmt: skip
+    if not killed or not candidate:  # a job without candidate code that fails is the environment's failure
+        raise WorkerError(
+            f"the confined worker failed without a result ({confined.describe()}); see {folder / 'worker.log'}"
+        )
     if (folder / "validation.json").exists():
         return {"status": "invalid", "reason": f"fitness training did not finish: {confined.describe()}"}
     return {"status": "rejected_unsafe", "reason": f"stopped by the sandbox while validating: {confined.describe()}"}
@@ -169,37 +206,48 @@ def score_seeds(runner: CandidateRunner, seeds: Sequence[Proposal], state: LoopS
 
 
 def run_generations(
-    runner: CandidateRunner, proposer: Any, texts: PromptTexts, section: DiscoverSection, state: LoopState, on_row
+    runner: CandidateRunner,
+    proposer: CachedGenerator,
+    texts: PromptTexts,
+    options: DiscoverOptions,
+    generations: int,
+    state: LoopState,
+    on_row,
 ) -> None:
-    """Generations after the last finished one, up to ``section.generations``."""
-    from eval.backends.base import GenerationRequest, SamplingParams, row_seed
-    from eval.backends.replay import ReplayMissError
-
-    sampling = SamplingParams(temperature=section.proposer.temperature, max_new_tokens=section.proposer.max_new_tokens)
+    """Generations after the last finished one, up to ``generations``; the proposer's reply is cached before the
+    candidate is scored."""
+    sampling = options.proposer.sampling()
     first = max((r["generation"] for r in state.rows), default=0) + 1
-    for generation in range(first, section.generations + 1):
-        text = state.replies.get(generation)
-        if text is None:
-            messages = build_messages(texts, state.rows, state.replies)
-            request = GenerationRequest(f"proposal-{generation}", tuple(messages), sampling,
-                                        row_seed(int(runner.job["seed"]), "discover", generation),
-                                        {"problem_id": "discover", "sample_index": generation})  # fmt: skip
-            try:
-                text = proposer.generate([request])[0].text
-            except ReplayMissError:
-                state.stopped_early = f"the replay file has no proposal for generation {generation}"
-                log.info("[discover] %s: stopping after generation %d", state.stopped_early, generation - 1)
-                return
-            append_jsonl(runner.paths.replies, [{"generation": generation, "text": text}])
-            state.replies[generation] = text
+    for generation in range(first, generations + 1):
+        messages = build_messages(texts, state.rows, state.replies)
+        request = GenerationRequest(
+            request_id(generation),
+            tuple(messages),
+            sampling,
+            row_seed(int(runner.job["seed"]), "discover", generation),
+            {"problem_id": "discover", "sample_index": generation},
+        )
+        try:
+            text = proposer.generate([request])[0].text
+        except ReplayMissError:
+            state.stopped_early = f"the replay file has no proposal for generation {generation}"
+            log.info("[discover] %s: stopping after generation %d", state.stopped_early, generation - 1)
+            return
+        state.replies[generation] = text
         log.info("[discover] generation %d", generation)
         on_row(assess_reply(runner, generation, text))
 
 
-def load_state(paths: DiscoverPaths) -> LoopState:
+def request_id(generation: int) -> str:
+    return f"proposal-{generation}"
+
+
+def load_state(paths: DiscoverPaths, proposer: CachedGenerator) -> LoopState:
+    """The finished candidates (archive rows) and the replies the proposer already gave (its cache)."""
+    cached = proposer.cached()
     rows = archive_io.read_archive(paths.archive)
-    replies = {int(r["generation"]): str(r["text"]) for r in
-               (read_jsonl(paths.replies, tolerate_torn_tail=True) if paths.replies.exists() else [])}  # fmt: skip
+    generations = sorted({int(r["generation"]) for r in rows if r["generation"] > 0})
+    replies = {g: str(cached[request_id(g)]["text"]) for g in generations if request_id(g) in cached}
     return LoopState(rows, replies)
 
 
@@ -218,12 +266,12 @@ def locked(paths: DiscoverPaths) -> Iterator[None]:
         yield
 
 
-def fingerprint(section: DiscoverSection, inputs: Mapping[str, Any]) -> dict[str, Any]:
+def fingerprint(options: DiscoverOptions, inputs: Mapping[str, Any]) -> dict[str, Any]:
     """What decides results: the discover section (minus `RUNTIME_ONLY`) and the run's inputs."""
-    settings = {k: v for k, v in asdict(section).items() if k not in RUNTIME_ONLY}
-    settings["seed_archive_sha256"] = sha256_file(section.seed_archive)
-    if section.proposer.path:
-        settings["proposer"]["path_sha256"] = sha256_file(section.proposer.path)
+    settings = {k: v for k, v in asdict(options).items() if k not in RUNTIME_ONLY}
+    settings["seed_archive_sha256"] = sha256_file(options.seed_archive)
+    if options.proposer.path:
+        settings["proposer"]["path_sha256"] = sha256_file(options.proposer.path)
     return {"settings": settings, "inputs": dict(inputs)}
 
 
@@ -239,8 +287,10 @@ def check_manifest(paths: DiscoverPaths, current: Mapping[str, Any]) -> None:
     recorded = json.loads(paths.manifest.read_text(encoding="utf-8"))
     changed = sorted(_differences(recorded, json.loads(json.dumps(current))))
     if changed:
-        raise DataError(f"{paths.manifest}: this run folder was made with different settings ({', '.join(changed)}); "
-                        "use another output_dir, or delete the folder to start over")  # fmt: skip
+        raise DataError(
+            f"{paths.manifest}: this run folder was made with different settings ({', '.join(changed)}); "
+            "use another output_dir, or delete the folder to start over"
+        )
 
 
 def _differences(old: Any, new: Any, prefix: str = "") -> Iterator[str]:

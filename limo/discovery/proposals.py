@@ -11,7 +11,9 @@ The conversation is rebuilt from the archive every generation (so a resumed loop
 the system prompt, a first user turn listing the archive seed and the best objectives so far with their
 fitness, then the last ``history`` proposals verbatim, each followed by its feedback ("Fitness: X. Please
 generate the next one." or "Code not valid. Error: ..."). Prompt texts live in the recipe; their placeholders
-(``{archive}``, ``{fitness}``, ``{reason}``) are replaced literally, so other braces in them are safe.
+(``{archive}``, ``{fitness}``, ``{standard_error}``, ``{reason}``) are replaced literally, so other braces in
+them are safe. The fitness's standard error is said beside it (in the listing too): with a few dozen
+held-out pairs, differences the proposer might chase are often noise.
 """
 
 from __future__ import annotations
@@ -62,8 +64,11 @@ def parse_reply(text: str) -> Proposal:
     chosen = with_code[0]
     if not isinstance(chosen["code"], str) or not chosen["code"].strip():
         raise MalformedReply("the reply's 'code' field must be a non-empty string of Python code")
-    return Proposal(_text_field(chosen, "name", MAX_NAME_CHARS), _text_field(chosen, "thought", MAX_THOUGHT_CHARS),
-                    unwrap_code(chosen["code"]))  # fmt: skip
+    return Proposal(
+        _text_field(chosen, "name", MAX_NAME_CHARS),
+        _text_field(chosen, "thought", MAX_THOUGHT_CHARS),
+        unwrap_code(chosen["code"]),
+    )
 
 
 def unwrap_code(code: str) -> str:
@@ -117,7 +122,7 @@ class PromptTexts:
 
     system: str
     first_user: str  # contains {archive}
-    feedback_valid: str  # contains {fitness}
+    feedback_valid: str  # contains {fitness} (and may contain {standard_error})
     feedback_invalid: str  # contains {reason}
     history: int = 20
     shown_best: int = 8
@@ -126,7 +131,8 @@ class PromptTexts:
 def feedback(texts: PromptTexts, row: Mapping[str, Any]) -> str:
     """What the proposer hears about one archive row."""
     if row["status"] == "valid":
-        return texts.feedback_valid.replace("{fitness}", _fitness_text(row.get("fitness")))
+        text = texts.feedback_valid.replace("{fitness}", _fitness_text(row.get("fitness")))
+        return text.replace("{standard_error}", _fitness_text(row.get("fitness_se")))
     return texts.feedback_invalid.replace("{reason}", str(row.get("reason") or row["status"]))
 
 
@@ -139,8 +145,15 @@ def archive_listing(rows: Sequence[Mapping[str, Any]], shown_best: int) -> str:
     seeds = [r for r in rows if r["generation"] == 0 and r["status"] == "valid"]
     valid = [r for r in rows if r["generation"] > 0 and r["status"] == "valid" and r.get("fitness") is not None]
     best = sorted(valid, key=lambda r: (-float(r["fitness"]), r["generation"]))[:shown_best]
-    shown = [{"name": r["name"], "code": r["code"], "fitness": round(float(r["fitness"]), 4)} for r in seeds + best]
+    shown = [_listed(r) for r in seeds + best]
     return "\n".join(json.dumps(item) for item in shown)
+
+
+def _listed(row: Mapping[str, Any]) -> dict[str, Any]:
+    item = {"name": row["name"], "code": row["code"], "fitness": round(float(row["fitness"]), 4)}
+    if row.get("fitness_se") is not None:
+        item["standard_error"] = round(float(row["fitness_se"]), 4)
+    return item
 
 
 def build_messages(texts: PromptTexts, rows: Sequence[Mapping[str, Any]], replies: Mapping[int, str]) -> list[dict]:

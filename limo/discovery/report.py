@@ -4,24 +4,29 @@ The report states the proposer, the confinement that applied, the fitness metric
 reconciles counts (proposals read = valid + invalid + rejected_unsafe), shows fitness over generations
 (the archive seed's scores as reference lines), the seed's scores from the same run, the best objectives'
 code with their selection *and* test scores (the test split was never shown to the proposer), every
-candidate with its reason, and the command that trains the best one by name.
+candidate with its reason, and the command that trains the best one by name. Every score carries its
+standard error, and a section says how far apart two scores must be to mean anything: with a few dozen
+held-out pairs most differences between objectives are noise, and the report must not suggest otherwise.
 """
 
 from __future__ import annotations
 
-import os
+import io
+import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from eval.records import write_text_atomic
+from eval.records import write_bytes_atomic, write_text_atomic
 from limo.discovery.archive import best_rows, status_counts
 
 BEST_SHOWN = 3
+DISTINGUISHABLE = 1.96 * 2**0.5  # a 95% difference between two scores with equal standard errors
 
 
 def plot_fitness(rows: Sequence[Mapping[str, Any]], metric: str, path: Path) -> bool:
-    """Fitness of each valid proposal by generation, the best so far, and the seed as reference lines."""
+    """Fitness of each valid proposal by generation (with its standard error), the best so far, and the seed
+    as reference lines; written atomically (readers see the old plot or the new one)."""
     valid = [r for r in rows if r["generation"] > 0 and r["status"] == "valid" and r.get("fitness") is not None]
     seeds = [r for r in rows if r["generation"] == 0 and r.get("fitness") is not None]
     if not valid and not seeds:
@@ -34,36 +39,55 @@ def plot_fitness(rows: Sequence[Mapping[str, Any]], metric: str, path: Path) -> 
     figure, axes = plt.subplots(figsize=(7, 4))
     for index, seed in enumerate(seeds):
         axes.axhline(float(seed["fitness"]), linestyle="--", linewidth=0.8, color=f"C{index + 2}", label=seed["name"])
-    if valid:
-        generations = [r["generation"] for r in valid]
-        axes.scatter(generations, [float(r["fitness"]) for r in valid], color="C0", label="proposals", zorder=3)
-        best, running = [], float("-inf")
-        for row in valid:
-            running = max(running, float(row["fitness"]))
-            best.append(running)
-        axes.step(generations, best, where="post", color="C1", label="best so far")
-    rejected = [r["generation"] for r in rows if r["generation"] > 0 and r["status"] != "valid"]
-    if rejected:  # where proposals failed, as marks along the bottom edge
-        axes.scatter(rejected, [0.03] * len(rejected), marker="x", color="grey", transform=axes.get_xaxis_transform(),
-                     label="invalid / rejected")  # fmt: skip
-    axes.set_xlim(0.5, max(r["generation"] for r in rows) + 0.5)
+    _plot_proposals(axes, valid)
+    _plot_rejections(axes, [r["generation"] for r in rows if r["generation"] > 0 and r["status"] != "valid"])
+    axes.set_xlim(0.5, max(1, *(r["generation"] for r in rows)) + 0.5)
     axes.set_xlabel("generation")
     axes.set_ylabel(f"{metric} (selection split)")
     axes.legend(fontsize=7, loc="best")
     figure.tight_layout()
-    staging = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(staging, dpi=110)
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=110)
     plt.close(figure)
-    os.replace(staging, path)  # readers see the old plot or the new one
+    write_bytes_atomic(path, image.getvalue())
     return True
+
+
+def _plot_proposals(axes: Any, valid: Sequence[Mapping[str, Any]]) -> None:
+    if not valid:
+        return
+    generations = [r["generation"] for r in valid]
+    fitness = [float(r["fitness"]) for r in valid]
+    errors = [float(r.get("fitness_se") or 0.0) for r in valid]
+    axes.errorbar(generations, fitness, yerr=errors, fmt="o", color="C0", capsize=3, label="proposals (± 1 s.e.)")
+    best = [max(fitness[: i + 1]) for i in range(len(fitness))]
+    axes.step(generations, best, where="post", color="C1", label="best so far")
+
+
+def _plot_rejections(axes: Any, generations: Sequence[int]) -> None:
+    """Where proposals failed, as marks along the bottom edge."""
+    if generations:
+        axes.scatter(
+            generations,
+            [0.03] * len(generations),
+            marker="x",
+            color="grey",
+            transform=axes.get_xaxis_transform(),
+            label="invalid / rejected",
+        )
 
 
 def _number(value: Any, digits: int = 4) -> str:
     return "—" if value is None else f"{float(value):.{digits}f}"
 
 
-def _test(row: Mapping[str, Any], metric: str) -> str:
-    return _number((row.get("metrics") or {}).get("test", {}).get(metric))
+def _score(row: Mapping[str, Any], split: str, metric: str) -> str:
+    """``value ± standard error`` of one split's score (``—`` when the row has none)."""
+    scores = (row.get("metrics") or {}).get(split) or {}
+    value, error = scores.get(metric), scores.get(f"{metric}_se")
+    if value is None:
+        return "—"
+    return _number(value) if error is None else f"{_number(value)} ± {_number(error, 3)}"
 
 
 def _cell(text: Any, limit: int = 140) -> str:
@@ -88,6 +112,7 @@ def render_report(rows: Sequence[Mapping[str, Any]], context: Mapping[str, Any])
         f"- proposals read: {len(proposals)} = {counts['valid']} valid + {counts['invalid']} invalid + "
         f"{counts['rejected_unsafe']} rejected_unsafe{stopped}",
         "",
+        *_noise_section(rows, metric),
     ]
     if context.get("plot"):
         lines += ["## Fitness over generations", "", "![fitness over generations](fitness.png)", ""]
@@ -96,10 +121,40 @@ def render_report(rows: Sequence[Mapping[str, Any]], context: Mapping[str, Any])
     return "\n".join(lines)
 
 
+def _noise_section(rows: Sequence[Mapping[str, Any]], metric: str) -> list[str]:
+    """How far apart two scores must be before they say anything (from the standard errors of this run)."""
+    errors = sorted(float(r["fitness_se"]) for r in rows if r.get("fitness_se") is not None)
+    if not errors:
+        return []
+    typical = statistics.median(errors)
+    counts = sorted(
+        {int(r["metrics"]["selection"].get("pairs") or 0) for r in rows if r.get("fitness_se") is not None}
+    )
+    sizes = " / ".join(str(c) for c in counts) + (" problems" if metric == "benchmark_accuracy" else " pairs")
+    return [
+        "## How noisy the fitness is",
+        "",
+        f"Every score is measured on {sizes} held out per split, and is shown with its standard "
+        f"error (± 1 s.e.). The median standard error of the fitness here is {typical:.3f}, so two scores must "
+        f"differ by about {DISTINGUISHABLE * typical:.2f} (1.96 × √2 s.e.) before the difference is evidence at "
+        "95% that one objective is better; smaller differences between the rankings below, and between the "
+        "selection and test columns, are noise. More held-out pairs narrow it as 1/√n "
+        "(`discover.fitness.max_eval_pairs`, `selection_fraction`, `test_fraction`).",
+        "",
+    ]
+
+
 def _seed_section(seeds: Sequence[Mapping[str, Any]], metric: str) -> list[str]:
-    lines = ["## Archive seed, scored in this run", "", f"| objective | {metric} (selection) | test | status |",
-             "|---|---|---|---|"]  # fmt: skip
-    lines += [f"| {r['name']} | {_number(r.get('fitness'))} | {_test(r, metric)} | {r['status']} |" for r in seeds]
+    lines = [
+        "## Archive seed, scored in this run",
+        "",
+        f"| objective | {metric} (selection) | test | status |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['name']} | {_score(r, 'selection', metric)} | {_score(r, 'test', metric)} | {r['status']} |"
+        for r in seeds
+    ]
     return [*lines, ""]
 
 
@@ -110,7 +165,7 @@ def _best_section(proposals: Sequence[Mapping[str, Any]], metric: str) -> list[s
         return [*lines, "No proposal has been scored yet.", ""]
     for rank, row in enumerate(best, start=1):
         title = f"### {rank}. {row['name']} (generation {row['generation']})"
-        scores = f"{metric}: selection {_number(row['fitness'])}, test {_test(row, metric)}."
+        scores = f"{metric}: selection {_score(row, 'selection', metric)}, test {_score(row, 'test', metric)}."
         code = ["```python", row["code"].rstrip(), "```"]
         lines += [title, "", f"{scores} {_cell(row['thought'], 400)}", "", *code, ""]
     return lines
@@ -120,15 +175,13 @@ def _all_section(rows: Sequence[Mapping[str, Any]], metric: str) -> list[str]:
     lines = [
         "## Every candidate",
         "",
-        f"| gen | name | status | {metric} | test | reason |",
+        f"| gen | name | status | {metric} (selection) | test | reason |",
         "|---|---|---|---|---|---|",
     ]
     for row in rows:
         name, reason = _cell(row["name"], 40) or "—", _cell(row.get("reason")) or "—"
-        fitness = _number(row.get("fitness"))
-        lines.append(
-            f"| {row['generation']} | {name} | {row['status']} | {fitness} | {_test(row, metric)} | {reason} |"
-        )
+        scores = f"{_score(row, 'selection', metric)} | {_score(row, 'test', metric)}"
+        lines.append(f"| {row['generation']} | {name} | {row['status']} | {scores} | {reason} |")
     return [*lines, ""]
 
 

@@ -36,13 +36,23 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 CONFINEMENTS = ("auto", "bubblewrap", "rlimits")
-SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/etc/ld.so.cache", "/etc/ld.so.conf",
-               "/etc/ld.so.conf.d", "/etc/alternatives")  # fmt: skip
+SYSTEM_DIRS = (
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib64",
+    "/lib32",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/alternatives",
+)
 PASSED_ENV = ("CUDA_VISIBLE_DEVICES",)  # the only variable inherited; everything else is set explicitly
 PR_SET_PDEATHSIG = 1
 
 
-class SandboxUnavailable(RuntimeError):
+class SandboxUnavailable(OSError):
     """The requested confinement cannot run on this machine."""
 
 
@@ -79,8 +89,11 @@ class Confined:
         if self.timed_out:
             return f"killed after the wall-clock limit ({self.seconds:.0f} s)"
         if self.signal_name:
-            hint = {"SIGXCPU": " (CPU-time limit)", "SIGKILL": " (killed: CPU or memory limit)",
-                    "SIGSEGV": " (crashed)"}.get(self.signal_name, "")  # fmt: skip
+            hint = {
+                "SIGXCPU": " (CPU-time limit)",
+                "SIGKILL": " (killed: CPU or memory limit)",
+                "SIGSEGV": " (crashed)",
+            }.get(self.signal_name, "")
             return f"terminated by {self.signal_name}{hint}"
         return f"exited with status {self.returncode}"
 
@@ -90,8 +103,17 @@ def bubblewrap_works() -> bool:
     """Whether ``bwrap`` is installed and can create its namespaces here (probed once per process)."""
     if shutil.which("bwrap") is None:
         return False
-    probe = ["bwrap", "--unshare-all", "--die-with-parent", *_system_binds(), "--proc", "/proc", "--dev", "/dev",
-             "true"]  # fmt: skip
+    probe = [
+        "bwrap",
+        "--unshare-all",
+        "--die-with-parent",
+        *_system_binds(),
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "true",
+    ]
     try:
         return subprocess.run(probe, capture_output=True, timeout=30, check=False).returncode == 0
     except (OSError, subprocess.SubprocessError):
@@ -112,8 +134,10 @@ def resolve_confinement(requested: str) -> str:
     if bubblewrap_works():
         return "bubblewrap"
     if requested == "bubblewrap":
-        raise SandboxUnavailable("discover.sandbox.confinement=bubblewrap, but bwrap is missing or cannot create "
-                                 "namespaces here (apt-get install bubblewrap; or use auto / rlimits)")  # fmt: skip
+        raise SandboxUnavailable(
+            "discover.sandbox.confinement=bubblewrap, but bwrap is missing or cannot create "
+            "namespaces here (apt-get install bubblewrap; or use auto / rlimits)"
+        )
     log.warning("bubblewrap is not available: confined runs use resource limits and a cleared environment only")
     return "rlimits"
 
@@ -147,9 +171,16 @@ def run_confined(
     started = time.monotonic()
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(
-            command, cwd=workdir, env=clean_env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-            start_new_session=True, preexec_fn=_limit_child(limits), close_fds=True,
-        )  # fmt: skip
+            command,
+            cwd=workdir,
+            env=clean_env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=log_file,
+            start_new_session=True,
+            preexec_fn=_limit_child(limits),
+            close_fds=True,
+        )
         timed_out = _wait(process, limits.wall_seconds)
     return Confined(process.returncode, timed_out, time.monotonic() - started, confinement)
 
@@ -206,9 +237,12 @@ def _system_binds() -> list[str]:
 
 
 def _bwrap_command(
-    argv: list[str], workdir: Path, read_only: Sequence[str | Path], writable: Sequence[str | Path],
+    argv: list[str],
+    workdir: Path,
+    read_only: Sequence[str | Path],
+    writable: Sequence[str | Path],
     env: Mapping[str, str],
-) -> list[str]:  # fmt: skip
+) -> list[str]:
     command = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--clearenv"]
     for key, value in env.items():
         command += ["--setenv", key, value]

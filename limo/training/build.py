@@ -13,43 +13,23 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from limo.training.batch_plan import split_global_batch
-from limo.training.distributed import cuda_available, prepare_cpu_deepspeed
-from limo.training.section import LoraSection
+from eval.records import write_json, write_text_atomic
+from limo.training.batch_plan import BatchPlan, plan_batches, split_global_batch
+from limo.training.data import LengthReport, check_truncation, length_report
+from limo.training.distributed import ProcessInfo, cuda_available, prepare_cpu_deepspeed
+from limo.training.model_card import render_model_card
+from limo.training.options import LoraOptions, TrainRun
+from limo.training.weighted import WeightedSFTTrainer
 
 log = logging.getLogger(__name__)
 
 # Keys we own in the SFTConfig: a recipe that sets them under train.args fights the run layout or the plan.
 OWNED_ARGS = ("output_dir", "deepspeed", "accelerator_config")
-
-
-def ensure_model(model_cfg: Mapping[str, Any]) -> str:
-    """The model path, building the tiny model there first when the group says ``build_tiny: true``.
-
-    Every rank may call this: the build goes to a private folder that is renamed into place, and the build is
-    deterministic, so whichever rank wins leaves the same files.
-    """
-    path = Path(str(model_cfg["path"])).expanduser()
-    if not model_cfg.get("build_tiny") or (path / "config.json").exists():
-        return str(path)
-    from limo.testing import build_tiny_model
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
-    build_tiny_model(staging / "model")
-    try:
-        os.replace(staging / "model", path)
-    except OSError:  # another rank got there first
-        pass
-    shutil.rmtree(staging, ignore_errors=True)
-    return str(path)
 
 
 def build_tokenizer(model_path: str, model_cfg: Mapping[str, Any]):
@@ -140,7 +120,7 @@ def _model_init_kwargs(model_cfg: Mapping[str, Any], extra: Mapping[str, Any] | 
     return kwargs
 
 
-def build_run_args(cfg: Any, section: Any, world_size: int, train_dir: str) -> tuple[tuple[int, int], dict[str, Any]]:
+def build_run_args(run: TrainRun, world_size: int) -> tuple[tuple[int, int], dict[str, Any]]:
     """The batch split for this world size and the trainer's argument dict (DeepSpeed and CPU set-up included).
 
     Shared by SFT and DPO; called before the model is built, as ZeRO-3 needs its config in place first.
@@ -148,16 +128,19 @@ def build_run_args(cfg: Any, section: Any, world_size: int, train_dir: str) -> t
     Returns:
         ``((per_device_batch, accumulation), args)``.
     """
-    from omegaconf import OmegaConf
-
-    split = split_global_batch(section.global_batch_size, section.args, world_size)
-    deepspeed = OmegaConf.to_container(cfg.deepspeed, resolve=True) if cfg.get("deepspeed") else None
+    split = split_global_batch(run.options.global_batch_size, run.options.args, world_size)
     on_cpu = not cuda_available()
-    accelerator_config = prepare_cpu_deepspeed() if deepspeed and on_cpu else None
+    accelerator_config = prepare_cpu_deepspeed() if run.deepspeed and on_cpu else None
     args = build_sft_args(
-        section.args, split, train_dir=train_dir, seed=int(cfg.seed), model_cfg=cfg.model,
-        deepspeed=deepspeed, accelerator_config=accelerator_config, on_cpu=on_cpu,
-    )  # fmt: skip
+        run.options.args,
+        split,
+        train_dir=run.paths.train_dir,
+        seed=run.seed,
+        model_cfg=run.model,
+        deepspeed=run.deepspeed,
+        accelerator_config=accelerator_config,
+        on_cpu=on_cpu,
+    )
     return split, args
 
 
@@ -168,7 +151,7 @@ def build_sft_config(args: Mapping[str, Any]):
     return SFTConfig(**args)
 
 
-def build_peft_config(lora: LoraSection | None):
+def build_peft_config(lora: LoraOptions | None):
     """A `peft.LoraConfig` for ``train.lora``, or None for a full fine-tune."""
     if lora is None:
         return None
@@ -190,13 +173,11 @@ def build_dataset(rows: Sequence[Mapping[str, Any]]):
     return Dataset.from_list([dict(r) for r in rows])
 
 
-def trainer_classes() -> dict[str, Any]:
-    """Registry ``train.trainer`` -> trainer class (imported lazily)."""
+def sft_trainer_class(kind: str) -> type:
+    """The TRL trainer class of an SFT entry (``weighted_sft``: per-example weights)."""
     from trl import SFTTrainer
 
-    from limo.training.weighted import WeightedSFTTrainer
-
-    return {"sft": SFTTrainer, "weighted_sft": WeightedSFTTrainer}
+    return WeightedSFTTrainer if kind in WEIGHTED_TRAINERS else SFTTrainer
 
 
 # Trainers whose loss honours the per-example ``weight`` and ``loss_turns`` of messages rows.
@@ -232,10 +213,16 @@ def check_loss_turns_support(kind: str, loss_turns: Sequence[str], source: str) 
 
 
 def build_trainer(
-    kind: str, *, model_path: str, tokenizer: Any, sft_config: Any, dataset: Any, peft_config: Any, callbacks=()
+    trainer_class: type,
+    *,
+    model_path: str,
+    tokenizer: Any,
+    sft_config: Any,
+    dataset: Any,
+    peft_config: Any,
+    callbacks=(),
 ):
     """The TRL trainer; it loads the model from ``model_path`` with ``sft_config.model_init_kwargs``."""
-    trainer_class = trainer_classes()[kind]
     return trainer_class(
         model=model_path,
         args=sft_config,
@@ -325,3 +312,87 @@ def merge_saved_adapter(
     for name in ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"):
         (Path(adapter_dir) / name).unlink(missing_ok=True)
     merged.save_pretrained(adapter_dir)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run checked and decided before training: token lengths, the batch plan, the checkpoint to resume."""
+
+    lengths: LengthReport
+    plan: BatchPlan
+    checkpoint: str | None
+
+
+def plan_run(
+    run: TrainRun,
+    proc: ProcessInfo,
+    split: tuple[int, int],
+    config: Any,
+    ids: Sequence[str],
+    counts: Sequence[int],
+    data: Mapping[str, Any],
+) -> RunPlan:
+    """Length report (stopping on truncation), batch plan and resume checkpoint, the same for every trainer.
+
+    Rank 0 prints them and writes ``train/plan.json`` and ``train/config.yaml``.
+
+    Raises:
+        TruncationError: Examples exceed ``max_length`` and ``train.allow_truncation`` is off.
+    """
+    lengths = length_report(ids, counts, config.max_length)
+    check_truncation(lengths, str(data["path"]), run.options.allow_truncation)
+    plan = plan_batches(
+        per_device=split[0],
+        accumulation=split[1],
+        world_size=proc.world_size,
+        lengths=counts,
+        epochs=config.num_train_epochs,
+        max_steps=config.max_steps,
+    )
+    checkpoint = find_resume_checkpoint(run.paths.train_dir, run.options.resume)
+    if proc.is_main:
+        print(
+            f"[train] data {data['path']} (sha256 {data['sha256']})\n[train] lengths: {lengths.summary()}", flush=True
+        )
+        print(f"[train] plan: {plan.summary()}", flush=True)
+        write_json(run.paths.plan, {"plan": plan.to_dict(), "lengths": lengths.to_dict(), "data": dict(data)})
+        write_text_atomic(run.paths.config, run.config_yaml)
+    return RunPlan(lengths, plan, checkpoint)
+
+
+def train_and_save(trainer: Any, tokenizer: Any, run: TrainRun, model_path: str, planned: RunPlan, config: Any) -> Any:
+    """Train (resuming when planned) and save the final model; returns TRL's train output."""
+    result = trainer.train(resume_from_checkpoint=planned.checkpoint)
+    save_final_model(
+        trainer,
+        tokenizer,
+        run.paths.model_dir,
+        str(run.model["eos_token"]),
+        base_path=model_path,
+        model_init_kwargs=config.model_init_kwargs or {},
+    )
+    return result
+
+
+def write_model_card(
+    run: TrainRun,
+    planned: RunPlan,
+    data_path: str,
+    data_checksum: str | None,
+    metrics: Mapping[str, Any],
+    **notes: Any,
+) -> None:
+    """``train/model/README.md``: recipe, base model, data, plan, lengths and metrics (``notes``: trainer extras)."""
+    card = render_model_card(
+        recipe=run.recipe,
+        base_model=str(run.model["path"]),
+        data_path=data_path,
+        data_checksum=data_checksum,
+        plan=planned.plan,
+        lengths=planned.lengths,
+        metrics=dict(metrics),
+        system_prompt=run.options.system_prompt,
+        lora=run.options.lora is not None,
+        **notes,
+    )
+    write_text_atomic(f"{run.paths.model_dir}/README.md", card)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from curation.champ import load_champ_pool
 from curation.schema import SFTExample
 from eval.records import write_jsonl
 
 
 def champ_human_examples(limit: int | None = None) -> list[SFTExample]:
     """The first ``limit`` CHAMP problems (file order) as examples with their human solution."""
-    from curation.champ import load_champ_pool
 
     pool = load_champ_pool()
     chains = {chain.problem_id: chain for chain in pool.human_chains}

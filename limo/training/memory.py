@@ -239,9 +239,15 @@ def model_shape(model_cfg: Any) -> tuple[ModelShape, str]:
 
 
 def run_setup(
-    args: dict[str, Any], deepspeed: dict[str, Any] | None, model_cfg: Any, *, num_gpus: int, num_nodes: int,
-    per_device_batch: int, lora_params: int = 0,
-) -> RunSetup:  # fmt: skip
+    args: dict[str, Any],
+    deepspeed: dict[str, Any] | None,
+    model_cfg: Any,
+    *,
+    num_gpus: int,
+    num_nodes: int,
+    per_device_batch: int,
+    lora_params: int = 0,
+) -> RunSetup:
     """`RunSetup` from the recipe's ``train.args``, DeepSpeed dict and model group."""
     zero = (deepspeed or {}).get("zero_optimization", {})
     mixed = bool(args.get("bf16") or args.get("fp16"))
@@ -296,10 +302,14 @@ def render_plan(
         "per GPU, recipe as written:",
     ]
     for label, value in (
-        ("weights", own.weights), ("gradients", own.gradients), ("optimizer states", own.optimizer),
-        ("activation checkpoints", own.activation_checkpoints), ("one layer recomputed", own.layer_activations),
-        ("LM head + loss", own.logits), ("total", own.total),
-    ):  # fmt: skip
+        ("weights", own.weights),
+        ("gradients", own.gradients),
+        ("optimizer states", own.optimizer),
+        ("activation checkpoints", own.activation_checkpoints),
+        ("one layer recomputed", own.layer_activations),
+        ("LM head + loss", own.logits),
+        ("total", own.total),
+    ):
         lines.append(f"  {label:28s} {gib(value):9.1f} GiB")
     if own.cpu_per_node:
         lines.append(f"  {'CPU memory per node':28s} {gib(own.cpu_per_node):9.1f} GiB (offload / buffers)")

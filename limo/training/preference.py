@@ -8,7 +8,9 @@ EOS wrap every response exactly as in SFT and evaluation.
 The loss is TRL's own: ``train.args.loss_type`` (``sigmoid`` for DPO, ``discopop`` for DiscoPOP, whose
 per-pair loss with ``z = beta * (chosen log-ratio - rejected log-ratio)`` is
 ``(1 - sigmoid(z / tau)) * -log sigmoid(z) + sigmoid(z / tau) * exp(-z)``). The DiscoPOP paper reports
-divergence at ``beta <= 0.01`` and ``beta >= 2.5``; such a beta gets one warning. The rest follows SFT's
+divergence at ``beta <= 0.01`` and ``beta >= 2.5``; such a beta gets one warning. A loss found by the
+discovery loop (``train.discovered_loss``: a name in a discovery archive) replaces TRL's through the same
+trainer-class hook as any custom loss (`limo.training.program_loss`). The rest follows SFT's
 run layout: the same batch split, DeepSpeed set-up (gloo on CPU), checkpoints, final model and card.
 """
 
@@ -20,7 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eval.records import DataError, RowError, load_records, write_json, write_text_atomic
+from eval.records import DataError, RowError, load_records
+from limo.tiny_models import ensure_model
+from limo.training import build
+from limo.training.data import token_lengths
+from limo.training.distributed import process_info
+from limo.training.options import TrainRun
+from limo.training.program_loss import discovered_trainer_class
 
 log = logging.getLogger(__name__)
 
@@ -116,27 +124,29 @@ def build_dpo_config(args: Mapping[str, Any]):
 
 
 def build_dpo_trainer(
-    *, model_path: str, tokenizer: Any, dpo_config: Any, dataset: Any, peft_config: Any, callbacks=(),
-    loss_program: Any = None,
-):  # fmt: skip
-    """TRL's `DPOTrainer`; policy and reference are loaded from ``model_path`` (none kept when ref log-probs
-    are precomputed or a LoRA adapter can be switched off). A ``loss_program`` (a discovered loss,
-    `limo.training.program_loss`) replaces TRL's ``loss_type``."""
+    *,
+    model_path: str,
+    tokenizer: Any,
+    dpo_config: Any,
+    dataset: Any,
+    peft_config: Any,
+    callbacks: Sequence[Any] = (),
+    trainer_class: type | None = None,
+    eval_dataset: Any = None,
+) -> Any:
+    """TRL's `DPOTrainer` (or ``trainer_class``, a subclass with its own loss); policy and reference are loaded
+    from ``model_path`` (none kept when ref log-probs are precomputed or a LoRA adapter can be switched off).
+    ``eval_dataset`` (a dataset or a dict of them) gets reference log-probs too when they are precomputed."""
     from trl import DPOTrainer
 
-    from limo.training.program_loss import program_trainer_class
-
-    trainer_class, extra = DPOTrainer, {}
-    if loss_program is not None:
-        trainer_class, extra = program_trainer_class(), {"loss_program": loss_program}
-    return trainer_class(
+    return (trainer_class or DPOTrainer)(
         model=model_path,
         args=dpo_config,
         train_dataset=dataset,
+        eval_dataset=eval_dataset,
         processing_class=tokenizer,
         peft_config=peft_config,
         callbacks=list(callbacks),
-        **extra,
     )
 
 
@@ -169,78 +179,63 @@ def build_pairs_dataset(rows: Sequence[Mapping[str, Any]], train_dir: str, *, sh
     return load_from_disk(str(folder))
 
 
-def train_preference(cfg: Any, callbacks=()):
-    """Run DPO / DiscoPOP for a composed config; returns the trainer (tests read ``state.log_history``).
+def train_preference(run: TrainRun) -> Any:
+    """Run DPO / DiscoPOP on ``run.paths.data``; returns the trainer (tests read ``state.log_history``).
 
-    The sequence mirrors `limo.train.train`: plan and DPOConfig (DeepSpeed dict included) before the model.
+    The sequence mirrors `limo.training.sft.run_sft`: plan and DPOConfig (DeepSpeed dict included) before the
+    model. ``run.trainer_class`` replaces TRL's `DPOTrainer` (a subclass with a custom loss, say), as does the
+    loss ``train.discovered_loss`` names.
     """
-    from omegaconf import OmegaConf
-
-    from limo.training import build
-    from limo.training.batch_plan import plan_batches
-    from limo.training.data import check_truncation, length_report, token_lengths
-    from limo.training.distributed import process_info
-    from limo.training.section import TrainPaths, parse_train_section
-
-    section, proc, paths = parse_train_section(cfg), process_info(), TrainPaths(str(cfg.output_dir))
-    data = load_pairs(section.data or paths.default_pairs)
-    model_path = build.ensure_model(cfg.model)
-    tokenizer = build.build_tokenizer(model_path, cfg.model)
-    rows = conversational_rows(data.pairs, section.system_prompt)
-    split, args = build.build_run_args(cfg, section, proc.world_size, paths.train_dir)
+    options, paths, proc = run.options, run.paths, process_info()
+    trainer_class = preference_trainer_class(run)  # a bad train.discovered_loss fails before any work
+    data = load_pairs(paths.data)
+    model_path = ensure_model(run.model)
+    tokenizer = build.build_tokenizer(model_path, run.model)
+    rows = conversational_rows(data.pairs, options.system_prompt)
+    split, args = build.build_run_args(run, proc.world_size)
     dpo_config = build_dpo_config(dpo_args(args))
     counts = token_lengths(tokenizer, longest_side_rows(rows))
-    lengths = length_report([p.id for p in data.pairs], counts, dpo_config.max_length)
-    check_truncation(lengths, data.path, section.allow_truncation)
-    plan = plan_batches(
-        per_device=split[0], accumulation=split[1], world_size=proc.world_size, lengths=counts,
-        epochs=dpo_config.num_train_epochs, max_steps=dpo_config.max_steps,
-    )  # fmt: skip
-    checkpoint = build.find_resume_checkpoint(paths.train_dir, section.resume)
+    data_info = {"path": data.path, "sha256": data.checksum, "kind": "preference_pairs"}
+    planned = build.plan_run(run, proc, split, dpo_config, [p.id for p in data.pairs], counts, data_info)
     shared_cache = bool(dpo_config.precompute_ref_log_probs) and proc.world_size > 1
-    program, discovered = _discovered_loss(section, str(cfg.output_dir))
-    if proc.is_main:
-        log.info("[train] pairs %s (sha256 %s); %s; %s", data.path, data.checksum, lengths.summary(), plan.summary())
-        data_info = {"path": data.path, "sha256": data.checksum, "kind": "preference_pairs"}
-        write_json(paths.plan, {"plan": plan.to_dict(), "lengths": lengths.to_dict(), "data": data_info})
-        write_text_atomic(paths.config, OmegaConf.to_yaml(cfg, resolve=True))
     trainer = build_dpo_trainer(
-        model_path=model_path, tokenizer=tokenizer, dpo_config=dpo_config,
+        model_path=model_path,
+        tokenizer=tokenizer,
+        dpo_config=dpo_config,
         dataset=build_pairs_dataset(rows, paths.train_dir, shared=shared_cache),
-        peft_config=build.build_peft_config(section.lora), callbacks=callbacks, loss_program=program,
-    )  # fmt: skip
-    result = trainer.train(resume_from_checkpoint=checkpoint)
-    build.save_final_model(
-        trainer, tokenizer, paths.model_dir, str(cfg.model.eos_token), base_path=model_path,
-        model_init_kwargs=dpo_config.model_init_kwargs or {},
-    )  # fmt: skip
+        peft_config=build.build_peft_config(options.lora),
+        callbacks=run.callbacks,
+        trainer_class=trainer_class,
+    )
+    result = build.train_and_save(trainer, tokenizer, run, model_path, planned, dpo_config)
     if proc.is_main:
-        _write_card(cfg, section, data, plan, lengths, result, paths, dpo_config, discovered)
+        _write_card(run, data, planned, result, dpo_config, getattr(trainer, "loss_description", None))
     return trainer
 
 
-def _discovered_loss(section: Any, output_dir: str) -> tuple[Any, dict[str, Any] | None]:
-    """The loss program ``train.discovered_loss`` names (checked again), with its archive row; else (None, None)."""
-    if section.discovered_loss is None:
-        return None, None
-    from limo.training.program_loss import load_discovered_loss
+def preference_trainer_class(run: TrainRun) -> type | None:
+    """``run.trainer_class``, or the class ``train.discovered_loss`` names (a loss program from a discovery
+    archive, `limo.training.program_loss`), or None for TRL's `DPOTrainer` with ``loss_type``.
 
-    archive = section.discovered_loss.archive or f"{output_dir}/discover/archive.jsonl"
-    return load_discovered_loss(archive, section.discovered_loss.name)
+    Raises:
+        ValueError: Both a trainer class and ``train.discovered_loss`` are given.
+    """
+    if run.options.discovered_loss is None:
+        return run.trainer_class
+    if run.trainer_class is not None:
+        raise ValueError("train.discovered_loss replaces the trainer class; it cannot be combined with another one")
+    return discovered_trainer_class(run.options.discovered_loss, run.paths.output_dir)
 
 
-def _write_card(cfg, section, data, plan, lengths, result, paths, dpo_config, discovered=None) -> None:
-    from limo.training.model_card import render_model_card
-
-    loss = str(dpo_config.loss_type) if discovered is None else (
-        f"discovered loss {discovered['name']!r} (generation {discovered['generation']}, code sha256 "
-        f"{discovered['code_sha256'][:12]})")  # fmt: skip
-    metrics = {**result.metrics, "global_step": result.global_step, "loss_type": loss,
-               "beta": dpo_config.beta, "discopop_tau": dpo_config.discopop_tau}  # fmt: skip
-    card = render_model_card(
-        recipe=str(cfg.name), base_model=str(cfg.model.path), data_path=data.path, data_checksum=data.checksum,
-        plan=plan, lengths=lengths, metrics=metrics, system_prompt=section.system_prompt,
-        lora=section.lora is not None,
-    )  # fmt: skip
-    write_text_atomic(f"{paths.model_dir}/README.md", card)
-    log.info("[train] done: %s steps, loss %.4f -> %s", result.global_step, result.training_loss, paths.model_dir)
+def _write_card(
+    run: TrainRun, data: PairData, planned: Any, result: Any, dpo_config: Any, loss_description: str | None
+) -> None:
+    metrics = {
+        **result.metrics,
+        "global_step": result.global_step,
+        "loss_type": loss_description or str(dpo_config.loss_type),
+        "beta": dpo_config.beta,
+        "discopop_tau": dpo_config.discopop_tau,
+    }
+    build.write_model_card(run, planned, data.path, data.checksum, metrics)
+    log.info("[train] done: %s steps, loss %.4f -> %s", result.global_step, result.training_loss, run.paths.model_dir)

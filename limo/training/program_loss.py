@@ -22,20 +22,31 @@ from pathlib import Path
 from typing import Any
 
 from eval.records import DataError, read_jsonl
+from limo.discovery.archive import best_rows
+from limo.discovery.language import ProgramError, check_program
+from limo.training.options import DiscoveredLossOptions
 
 log = logging.getLogger(__name__)
 
 
-def program_trainer_class():
-    """`ProgramLossDPOTrainer`, defined on first use so importing this module does not import TRL."""
+def program_trainer_class(program: Any, description: str = "a loss program") -> type:
+    """A `DPOTrainer` subclass whose loss is ``program`` (a checked `limo.discovery.language.LossProgram`).
+
+    The program is bound to the class, so the class goes through the ``dpo`` trainer's one custom-trainer hook
+    (`limo.training.options.TrainRun.trainer_class`, `limo.training.preference.build_dpo_trainer`) and is built
+    with the same arguments as TRL's own. ``description`` names the loss on the model card. Defined on call,
+    so importing this module does not import TRL.
+    """
     from trl import DPOTrainer
 
     class ProgramLossDPOTrainer(DPOTrainer):
         """`DPOTrainer` whose loss is a loss program of the four sequence log-probabilities and ``beta``."""
 
-        def __init__(self, *args: Any, loss_program: Any, **kwargs: Any) -> None:
+        loss_program = staticmethod(program)
+        loss_description = description
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.loss_program = loss_program
             _refuse_unsupported(self)
 
         def _compute_loss(self, model, inputs, return_outputs):
@@ -95,6 +106,21 @@ def _sequence_logps(trainer: Any, inputs: dict[str, Any], recorded: dict[str, li
 # --- by name from an archive -----------------------------------------------------------------------------
 
 
+def discovered_trainer_class(options: DiscoveredLossOptions, output_dir: str) -> type:
+    """The trainer class for ``train.discovered_loss``: the named program from its archive, checked again.
+
+    Raises:
+        DataError: No such archive, or no valid row matches (the valid names are listed).
+    """
+    archive = options.archive or f"{output_dir}/discover/archive.jsonl"
+    program, row = load_discovered_loss(archive, options.name)
+    description = (
+        f"discovered loss {row['name']!r} (generation {row['generation']}, code sha256 "
+        f"{str(row.get('code_sha256') or '')[:12]}, {archive})"
+    )
+    return program_trainer_class(program, description)
+
+
 def load_discovered_loss(archive: str | Path, name: str) -> tuple[Any, dict[str, Any]]:
     """The loss program ``name`` from a discovery archive, checked again; returns (program, archive row).
 
@@ -104,8 +130,6 @@ def load_discovered_loss(archive: str | Path, name: str) -> tuple[Any, dict[str,
     Raises:
         DataError: No such archive, or no valid row matches (the valid names are listed).
     """
-    from limo.discovery.language import ProgramError, check_program
-
     rows = [r for r in read_jsonl(archive, tolerate_torn_tail=True) if r.get("status") == "valid"]
     row = _pick(rows, name, str(archive))
     try:
@@ -117,8 +141,6 @@ def load_discovered_loss(archive: str | Path, name: str) -> tuple[Any, dict[str,
 
 
 def _pick(rows: list[dict[str, Any]], name: str, source: str) -> dict[str, Any]:
-    from limo.discovery.archive import best_rows
-
     base, _, generation = name.partition("@")
     matches = [r for r in rows if (int(r["generation"]) > 0 if base == "best" else r.get("name") == base)]
     if generation:

@@ -1,4 +1,8 @@
-"""Tiny offline models for tests and the demo: a Qwen2-architecture causal LM with the Qwen2.5 chat template.
+"""Tiny offline models, fixtures for tests and the demo: a Qwen2-architecture causal LM with the Qwen2.5 chat template.
+
+The model group ``model=tiny`` (``build_tiny: true``) builds one on first use (`ensure_model`), so the demo
+and the CPU recipes run without a hub; tests build theirs in fixtures. Nothing here is a model to train
+for real.
 
 No package ships a causal LM with its tokenizer and the machines have no hub, so we build one in code:
 a byte-level BPE trained with `tokenizers` on a fixed corpus (deterministic), wrapped in
@@ -14,8 +18,12 @@ until greedy decoding reproduces them: stages that need sensible model text get 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 QWEN_PRETOKENIZE_REGEX = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
@@ -203,3 +211,23 @@ def _overfit_batch(tokenizer, pairs: Sequence[tuple[str, str]], system_prompt: s
     ids = torch.tensor([r + [pad] * (width - len(r)) for r, _ in rows])
     labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows])
     return ids, labels
+
+
+def ensure_model(model_cfg: Mapping[str, Any]) -> str:
+    """The model path, building the tiny model there first when the group says ``build_tiny: true``.
+
+    Every rank may call this: the build goes to a private folder that is renamed into place, and the build is
+    deterministic, so whichever rank wins leaves the same files.
+    """
+    path = Path(str(model_cfg["path"])).expanduser()
+    if not model_cfg.get("build_tiny") or (path / "config.json").exists():
+        return str(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    build_tiny_model(staging / "model")
+    try:
+        os.replace(staging / "model", path)
+    except OSError:  # another rank got there first
+        pass
+    shutil.rmtree(staging, ignore_errors=True)
+    return str(path)

@@ -1,26 +1,32 @@
-"""Config -> plain arguments for `limo.evaluate`: the typed ``evaluate:`` section and small builders.
+"""The recipe's ``evaluate:`` section as frozen options, and the small builders that turn it into eval's values.
 
-The section is a structured config (unknown keys fail at start-up). Library code in `eval` never sees a
-config object: these builders hand it plain values (a `BenchmarkSpec`, an `EvalProtocol`, a
-`PromptStyle`, backend keyword arguments).
+The options map onto the recipe through `limo.config.to_options` (unknown keys fail at start-up, naming
+the key); budget forcing is `eval.budget.BudgetForcing` itself. Library code in `eval` never sees a config
+object: these builders hand it plain values (a `BenchmarkSpec`, an `EvalProtocol`, a `PromptStyle`, a
+backend built by `eval.generation.build_generator`).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Dict, List, Optional  # noqa: UP035 - OmegaConf structured configs need typing generics
+from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
 
-from eval.backends.openai import BackendUnavailableError
-from eval.backends.replay import ReplayMissError
+from curation.champ import load_champ_pool
 from eval.benchmarks import Benchmark, BenchmarkSpec, load_benchmark
 from eval.budget import BudgetForcing
+from eval.champ import load_champ_problems
+from eval.generation import GenerationOptions, build_generator
+from eval.multiturn import MultiTurnOptions
 from eval.prompting import PromptStyle, build_prompt_style
-from eval.records import DataError, read_jsonl
+from eval.records import read_jsonl
 from eval.runner import EvalProtocol, GradingOptions, resolve_protocol
+from limo.config import build_benchmark_specs, section, to_options
+from limo.tiny_models import ensure_model
 
 log = logging.getLogger("limo.evaluate")
 RUNTIME_KEYS = (
@@ -32,46 +38,25 @@ RUNTIME_KEYS = (
     "problems",
     "group_by",
     "runs",
+    "allow_mismatch",
     "turns",
     "oracle",
 )
-EXPECTED_ERRORS = (
-    DataError,
-    ValueError,
-    FileNotFoundError,
-    BackendUnavailableError,
-    ReplayMissError,
-    ImportError,
-    OSError,
-)
 
 
-@dataclass
-class ProtocolSection:
+@dataclass(frozen=True)
+class ProtocolOverrides:
     """Recipe-wide protocol overrides; null keeps each benchmark's own default (recipes/benchmark/*.yaml)."""
 
-    samples: Optional[int] = None  # noqa: UP045
-    temperature: Optional[float] = None  # noqa: UP045
-    top_p: Optional[float] = None  # noqa: UP045
-    max_new_tokens: Optional[int] = None  # noqa: UP045
-    seed: Optional[int] = None  # noqa: UP045 - null: the recipe's top-level seed
+    samples: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_new_tokens: int | None = None
+    seed: int | None = None  # null: the recipe's top-level seed
 
 
-@dataclass
-class BudgetSection:
-    """Budget forcing (s1); see `eval.budget.BudgetForcing`. All zero / null: off."""
-
-    min_thinking_tokens: int = 0
-    max_waits: int = 1
-    max_thinking_tokens: Optional[int] = None  # noqa: UP045
-    answer_tokens: int = 64
-    end_think: Optional[str] = None  # noqa: UP045
-    wait_text: str = "Wait"
-    final_answer_text: str = "\n\nFinal Answer:"
-
-
-@dataclass
-class MultiTurnSection:
+@dataclass(frozen=True)
+class MultiTurnSettings:
     """``mode=multiturn`` (RISE): answers per problem (1..5), oracle feedback or none, the feedback texts."""
 
     turns: int = 5
@@ -85,36 +70,32 @@ class MultiTurnSection:
     )
 
 
-@dataclass
-class EvaluateSection:
+@dataclass(frozen=True)
+class EvaluateOptions:
     """The recipe's ``evaluate:`` section."""
 
-    benchmarks: List[str] = field(default_factory=list)  # noqa: UP006
-    model_path: Optional[str] = None  # noqa: UP045 - null: model.path
+    benchmarks: tuple[str, ...] = ()
+    model_path: str | None = None  # null: model.path
     backend: str = "hf"
-    backend_options: Optional[Dict[str, Any]] = None  # noqa: UP006, UP045 - null: none
+    backend_options: dict[str, Any] | None = None
     batch_size: int = 8
-    device: Optional[str] = None  # noqa: UP045
-    system_prompt: Optional[str] = None  # noqa: UP045
+    device: str | None = None
+    system_prompt: str | None = None
     user_template: str = "{problem}"
-    few_shot: List[Dict[str, str]] = field(default_factory=list)  # noqa: UP006
-    protocol: ProtocolSection = field(default_factory=ProtocolSection)
-    budget: BudgetSection = field(default_factory=BudgetSection)
-    multiturn: MultiTurnSection = field(default_factory=MultiTurnSection)
+    few_shot: tuple[dict[str, str], ...] = ()
+    protocol: ProtocolOverrides = field(default_factory=ProtocolOverrides)
+    budget: BudgetForcing = field(default_factory=BudgetForcing)
+    multiturn: MultiTurnSettings = field(default_factory=MultiTurnSettings)
     grader_workers: int = 2
     grader_timeout_s: float = 2.0
 
 
-def parse_evaluate_section(cfg: DictConfig) -> EvaluateSection:
-    """Validate ``cfg.evaluate`` against `EvaluateSection` (unknown keys raise)."""
-    if cfg.get("evaluate") is None:
-        raise ValueError(f"recipe {cfg.get('name')!r} has no evaluate: section")
-    section = OmegaConf.to_container(cfg.evaluate, resolve=True)
-    merged = OmegaConf.merge(OmegaConf.structured(EvaluateSection), section)
-    return OmegaConf.to_object(merged)  # type: ignore[return-value]
+def build_evaluate_options(cfg: DictConfig) -> EvaluateOptions:
+    """``evaluate:`` as `EvaluateOptions` (unknown keys and wrong types raise, naming the key)."""
+    return to_options(EvaluateOptions, section(cfg, "evaluate"), "evaluate")
 
 
-def build_benchmarks(cfg: DictConfig, section: EvaluateSection) -> list[Benchmark]:
+def build_benchmarks(cfg: DictConfig, section: EvaluateOptions) -> list[Benchmark]:
     """Load the requested benchmarks (``benchmarks=`` or the section's), each cut to ``limit`` problems."""
     requested = cfg.get("benchmarks") or section.benchmarks
     names = [requested] if isinstance(requested, str) else list(requested)
@@ -125,33 +106,31 @@ def build_benchmarks(cfg: DictConfig, section: EvaluateSection) -> list[Benchmar
     if unknown:
         raise ValueError(f"unknown benchmark {unknown[0]!r} (known: {', '.join(sorted(specs))})")
     limit = cfg.get("limit")
+    typed = build_benchmark_specs(cfg)
     loaded = []
     for name in names:
-        spec = BenchmarkSpec.from_dict(OmegaConf.to_container(specs[name], resolve=True))  # type: ignore[arg-type]
-        benchmark = load_benchmark(spec, data_dir=cfg.get("data_dir"))
+        benchmark = load_benchmark(typed[name], data_dir=cfg.get("data_dir"))
         if limit is not None:
             benchmark = replace(benchmark, problems=benchmark.problems[: int(limit)])
         loaded.append(benchmark)
     return loaded
 
 
-def build_protocols(cfg: DictConfig, section: EvaluateSection, benchmarks: list[Benchmark]) -> list[EvalProtocol]:
+def build_protocols(cfg: DictConfig, section: EvaluateOptions, benchmarks: list[Benchmark]) -> list[EvalProtocol]:
     """Each benchmark's protocol: its spec's defaults, the section's overrides, the recipe seed."""
-    overrides = {k: v for k, v in vars(section.protocol).items() if v is not None}
+    overrides = {k: v for k, v in asdict(section.protocol).items() if v is not None}
     specs = cfg.benchmark_specs
     return [resolve_protocol(dict(specs[b.name].get("protocol") or {}), overrides, int(cfg.seed)) for b in benchmarks]
 
 
 def command_line_overrides() -> list[str]:
     """The overrides typed on the command line (empty outside Hydra)."""
-    from hydra.core.hydra_config import HydraConfig
-
     if not HydraConfig.initialized():
         return []
     return list(HydraConfig.get().overrides.task)
 
 
-def resolve_model_path(cfg: DictConfig, section: EvaluateSection) -> str | None:
+def resolve_model_path(cfg: DictConfig, section: EvaluateOptions) -> str | None:
     """``model.path=`` on the command line, else ``evaluate.model_path``, else ``model.path`` (built if tiny).
 
     Returns None for backends that need no model folder (``openai``, ``replay``).
@@ -160,8 +139,6 @@ def resolve_model_path(cfg: DictConfig, section: EvaluateSection) -> str | None:
         return None
     given = any(o.lstrip("+").startswith("model.path=") for o in command_line_overrides())
     if given or not section.model_path:
-        from limo.training.build import ensure_model
-
         return ensure_model(cfg.model)
     path = Path(section.model_path).expanduser()
     if not (path / "config.json").is_file():
@@ -172,23 +149,23 @@ def resolve_model_path(cfg: DictConfig, section: EvaluateSection) -> str | None:
     return str(path)
 
 
-def build_backend_for(cfg: DictConfig, section: EvaluateSection, model_path: str | None) -> Any:
-    """Create the section's backend with plain keyword arguments."""
-    from eval.backends.registry import build_backend
-
-    options = dict(section.backend_options or {})
+def build_backend_for(cfg: DictConfig, section: EvaluateOptions, model_path: str | None) -> Any:
+    """The section's backend, through `eval.generation.build_generator` like every other generator."""
+    args = dict(section.backend_options or {})
     if section.backend in ("hf", "vllm"):
-        options.update(model_path=model_path, chat_template=cfg.model.get("chat_template"))
-        options.setdefault("revision", cfg.model.get("revision"))
+        args.update(model_path=model_path, chat_template=cfg.model.get("chat_template"))
+        args.setdefault("revision", cfg.model.get("revision"))
     if section.backend == "hf":
-        options.update(dtype=str(cfg.model.dtype), device=section.device, batch_size=section.batch_size)
-        options["budget"] = BudgetForcing(**vars(section.budget))
-    elif BudgetForcing(**vars(section.budget)).active:
-        raise ValueError(f"budget forcing is implemented in the hf backend only (backend: {section.backend})")
-    return build_backend(section.backend, **options)
+        args.update(dtype=str(cfg.model.dtype), device=section.device, batch_size=section.batch_size)
+        args["budget"] = section.budget
+    elif section.budget.active:
+        raise ValueError(
+            f"budget forcing is implemented in the hf backend only (backend: {section.backend}), evaluate.budget"
+        )
+    return build_generator(GenerationOptions(backend=section.backend, backend_args=args))
 
 
-def model_identity(section: EvaluateSection, model_path: str | None) -> dict[str, Any]:
+def model_identity(section: EvaluateOptions, model_path: str | None) -> dict[str, Any]:
     """What produced the responses: backend and model (server URL and model name for ``openai``)."""
     options = section.backend_options or {}
     if section.backend == "openai":
@@ -198,11 +175,11 @@ def model_identity(section: EvaluateSection, model_path: str | None) -> dict[str
     return {"backend": section.backend, "model": model_path}
 
 
-def build_prompt(section: EvaluateSection) -> PromptStyle:
-    return build_prompt_style(section.system_prompt, section.user_template, section.few_shot)
+def build_prompt(section: EvaluateOptions) -> PromptStyle:
+    return build_prompt_style(section.system_prompt, section.user_template, list(section.few_shot))
 
 
-def build_grading(section: EvaluateSection) -> GradingOptions:
+def build_grading(section: EvaluateOptions) -> GradingOptions:
     return GradingOptions(workers=section.grader_workers, timeout_s=section.grader_timeout_s)
 
 
@@ -222,34 +199,31 @@ def load_regrade_inputs(cfg: DictConfig) -> tuple[list[dict[str, Any]], dict[str
 
 def champ_response_rows() -> list[dict[str, Any]]:
     """CHAMP's 19,440 model responses, each graded on its final summary turn (None when truncated)."""
-    from curation.champ import load_champ_pool
-
+    pool = load_champ_pool()
+    texts = {p.id: p.problem for p in pool.problems}  # the grader reads yes/no statements against the question
     return [
         {
             "problem_id": c.problem_id,
+            "problem": texts[c.problem_id],
             "response": c.final_answer,
             "model": c.generator,
             "prompt_setting": c.prompt_setting,
         }
-        for c in load_champ_pool().model_chains
+        for c in pool.model_chains
     ]
 
 
 def load_golds(problems: str) -> dict[str, str]:
     """``{problem id: gold answer}`` from CHAMP or a problem file (shared/data layout)."""
     if problems == "champ":
-        from eval.champ import load_champ_problems
-
         return {p.id: p.answer for p in load_champ_problems()}
     benchmark = load_benchmark(BenchmarkSpec(name=Path(problems).stem), path=problems)
     return {p.id: p.answer for p in benchmark.problems}
 
 
-def build_multiturn(cfg: DictConfig, section: EvaluateSection, protocol: EvalProtocol) -> Any:
+def build_multiturn(cfg: DictConfig, section: EvaluateOptions, protocol: EvalProtocol) -> MultiTurnOptions:
     """`eval.multiturn.MultiTurnOptions` from ``evaluate.multiturn`` (``turns=`` / ``oracle=`` on the command
     line win) and the benchmark's protocol (one answer per turn)."""
-    from eval.multiturn import MultiTurnOptions
-
     settings = section.multiturn
     turns = int(cfg.get("turns") if cfg.get("turns") is not None else settings.turns)
     oracle = bool(cfg.get("oracle") if cfg.get("oracle") is not None else settings.oracle)

@@ -1,0 +1,184 @@
+"""Whole-problem similarity for decontamination: does a pool problem reproduce a benchmark item?
+
+Two measures, both asymmetric (how much of the *benchmark item* the pool problem reproduces), so a
+benchmark problem pasted inside a longer text (a "Problem 3." prefix, a "Show your work." suffix) still
+scores 1:
+
+- `aligned_similarity`: the item's words that the pool text reproduces in order, over the item's words
+  plus the words the pool text inserts *between* its first and last aligned word. Words are weighted
+  (inverse document frequency in decontamination), so swapping "Find" for "Determine" costs little while
+  swapping "ELLIPSE" for "MADAM" costs a lot; a prefix or suffix costs nothing, words inserted in the
+  middle ("5 red shirts, 5 green shirts") do.
+- `content_agreement`: the share of the item's *content tokens* — everything that decides which problem
+  it is — found in order in the pool text's tokens. Content tokens are the tokens of TeX math
+  (``$...$``, ``\\[...\\]``), of plain-text formulas (a whitespace-separated chunk holding a digit or an
+  operator, as in CHAMP's ``2^x-1=3^y``), numbers and number words anywhere (``three-digit`` -> 3), words
+  in capitals (``ELLIPSE``), negations (``not``, ``neither``) and extremal words, the latter folded into
+  ``MIN`` / ``MAX`` so "smallest" and "least" agree. Template siblings — MATH's "5 balls in 2 boxes"
+  vs "5 balls in 3 boxes", CHAMP's ``2^x-1=3^y`` vs ``2^x+1=3^y`` — share almost every word but not their
+  content, which a light rewording keeps. TeX environments (``\\begin{align*}...\\end{align*}``) count as
+  math; in a plain-text formula, letter runs of four or more are words glued to it, not symbols.
+
+The tokeniser keeps operators (``+ - = < >`` and their TeX names) and drops formatting commands
+(``\\frac``, ``\\left``, ``\\cdot``...), so ``\\frac{1}{2}`` and ``1/2`` agree; thousands separators are
+removed and ordinal suffixes stripped (``$n$th`` and ``nth`` both give ``n``). `lcs_length` is the
+bit-parallel longest-common-subsequence count (Allison-Dix), fast enough for asymptote-heavy problems.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Sequence
+
+_THOUSANDS = re.compile(r"(?<=\d)(?:,|\{,\}|\\!,|\\,)(?=\d{3}(?!\d))")
+_TOKEN = re.compile(r"\\([A-Za-z]+)|([A-Za-z]+)|(\d+)|([+\-−=<>≤≥≠])")
+_TEX_MATH = re.compile(
+    r"\$\$(.+?)\$\$|\$(.+?)\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|\\begin\{([a-z]+\*?)\}(.+?)\\end\{\5\}", re.S
+)
+_FORMULA_CHARS = re.compile(r"[\d=+^_<>≤≥≠*/|\\()]")
+_ORDINAL = re.compile(r"^(?:([a-z])th|(\d+)(?:st|nd|rd|th))$")
+_NUMBER_WORDS = {
+    word: str(value)
+    for value, word in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+        "seventeen eighteen nineteen twenty".split()
+    )
+} | {"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70", "eighty": "80",
+     "ninety": "90", "hundred": "100", "thousand": "1000", "million": "1000000"}  # fmt: skip
+_OPERATORS = {
+    "−": "-", "≤": "<=", "≥": ">=", "≠": "!=", "le": "<=", "leq": "<=", "leqslant": "<=", "ge": ">=",
+    "geq": ">=", "geqslant": ">=", "ne": "!=", "neq": "!=", "lt": "<", "gt": ">",
+}  # fmt: skip
+# Extremal words fold into one token each way, so rewording "smallest" as "least" keeps the content.
+_EXTREMAL = dict.fromkeys(
+    ("minimum", "min", "smallest", "least", "fewest", "lowest", "minimal"), "MIN"
+) | dict.fromkeys(("maximum", "max", "largest", "greatest", "most", "highest", "biggest", "maximal"), "MAX")
+_NEGATIONS = frozenset(("not", "no", "neither", "nor", "never", "without", "except", "cannot", "none"))
+# Commands that format rather than say anything: \frac{1}{2} and 1/2 must agree.
+_FORMATTING = frozenset(
+    "frac dfrac tfrac cfrac left right big bigg bigl bigr displaystyle textstyle text textbf textit textrm "
+    "mathrm mathbf mathit mathcal mathbb mathsf operatorname quad qquad cdot times ldots cdots dots dotsm dotsb "
+    "hspace vspace mbox boxed limits nolimits".split()
+)
+_SKIP_WORDS = frozenset(("st", "nd", "rd", "th"))
+
+
+def _prepare(text: str) -> str:
+    return _THOUSANDS.sub("", text.replace("\\$", " "))
+
+
+def _token(command: str, word: str, number: str, operator: str) -> tuple[str, bool] | None:
+    """One token and whether it is content on its own (outside math); None when it is formatting."""
+    if command:
+        name = command.lower()
+        if name in _FORMATTING:
+            return None
+        return _OPERATORS.get(name, name), False
+    if number:
+        return number, True
+    if operator:
+        return _OPERATORS.get(operator, operator), False
+    lowered = word.lower()
+    if lowered in _SKIP_WORDS:
+        return None
+    if lowered in _NUMBER_WORDS:
+        return _NUMBER_WORDS[lowered], True
+    if lowered in _EXTREMAL:
+        return _EXTREMAL[lowered], True
+    ordinal = _ORDINAL.match(lowered)
+    if ordinal:
+        return ordinal.group(1) or ordinal.group(2), False
+    return lowered, lowered in _NEGATIONS or (len(word) > 1 and word.isupper())
+
+
+def _tokens(text: str, *, all_content: bool) -> list[str]:
+    out = []
+    for match in _TOKEN.findall(text):
+        token = _token(*match)
+        if token is not None and (all_content or token[1]):
+            out.append(token[0])
+    return out
+
+
+def text_tokens(text: str) -> list[str]:
+    """Every token of ``text`` (words lower-cased, numbers, operators, TeX command names)."""
+    return _tokens(_prepare(text), all_content=True)
+
+
+def content_tokens(text: str) -> list[str]:
+    """The tokens that decide which problem ``text`` is (see the module docstring), in order."""
+    prepared = _prepare(text)
+    out: list[str] = []
+    position = 0
+    for segment in _TEX_MATH.finditer(prepared):
+        out += _prose_content(prepared[position : segment.start()])
+        out += _tokens(segment.group(segment.lastindex or 0), all_content=True)
+        position = segment.end()
+    return out + _prose_content(prepared[position:])
+
+
+def _prose_content(prose: str) -> list[str]:
+    """Content tokens of text outside TeX math: whole plain-text formulas, and content words elsewhere."""
+    out: list[str] = []
+    for chunk in prose.split():
+        if not _FORMULA_CHARS.search(chunk):
+            out += _tokens(chunk, all_content=False)
+            continue
+        # In a formula, letter runs of four or more are words glued to it ("\]is", "(mod"), not symbols.
+        out += [t for t, glued in _formula_tokens(chunk) if not glued]
+    return out
+
+
+def _formula_tokens(chunk: str) -> list[tuple[str, bool]]:
+    out = []
+    for command, word, number, operator in _TOKEN.findall(chunk):
+        token = _token(command, word, number, operator)
+        if token is not None:
+            out.append((token[0], bool(word) and len(word) > 3 and not token[1]))
+    return out
+
+
+def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
+    """Length of the longest common subsequence of ``a`` and ``b`` (bit-parallel, O(len(a) * len(b) / 64))."""
+    if not a or not b:
+        return 0
+    masks: dict[str, int] = {}
+    for position, token in enumerate(a):
+        masks[token] = masks.get(token, 0) | (1 << position)
+    full = (1 << len(a)) - 1
+    row = full
+    for token in b:
+        matches = row & masks.get(token, 0)
+        row = ((row + matches) | (row - matches)) & full
+    return len(a) - row.bit_count()
+
+
+def content_agreement(item_content: Sequence[str], pool_tokens: Sequence[str]) -> float:
+    """Share of the item's content tokens found, in order, among the pool text's tokens (1.0 if it has none)."""
+    if not item_content:
+        return 1.0
+    return lcs_length(item_content, pool_tokens) / len(item_content)
+
+
+def aligned_similarity(pool_words: Sequence[str], item_words: Sequence[str], weight: Callable[[str], float]) -> float:
+    """Weighted share of the item reproduced by the pool text, charging words inserted inside the match.
+
+    ``matched / (item + inserted)``, where ``inserted`` counts the pool words between the first and the last
+    aligned word that align to nothing; words outside that span (a prefix, a suffix) are free.
+    """
+    total = sum(weight(w) for w in item_words)
+    if not total:
+        return 0.0
+    blocks = [
+        b
+        for b in difflib.SequenceMatcher(None, pool_words, item_words, autojunk=False).get_matching_blocks()
+        if b.size
+    ]
+    if not blocks:
+        return 0.0
+    matched = sum(weight(w) for b in blocks for w in item_words[b.b : b.b + b.size])
+    aligned = {i for b in blocks for i in range(b.a, b.a + b.size)}
+    span = range(blocks[0].a, blocks[-1].a + blocks[-1].size)
+    inserted = sum(weight(pool_words[i]) for i in span if i not in aligned)
+    return matched / (total + inserted)

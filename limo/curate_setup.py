@@ -1,0 +1,117 @@
+"""The recipe's ``curate:`` section as a method and plain options (`limo.curate` runs what this builds).
+
+One shape for every method (CONTRACTS.md)::
+
+    curate:
+      method: <name>      # the only key that dispatches (default: limo); see curation.methods.METHODS
+      stages: {...}       # the shared stages' options (curation.options.StageOptions)
+      <name>: {...}       # the method's own options (its Method.options), when it has any
+
+Every part maps onto the library's frozen options through `limo.config.to_options`: an unknown key, a
+stage the method does not run, or options for a method the recipe does not select fail at start-up,
+naming the key. ``data_dir`` (shared benchmark files) fills ``stages.decontam.data_dir`` when that is null.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from curation.methods import DEFAULT_METHOD, METHODS, CurationSummary, Method, RunContext
+from curation.options import StageOptions
+from eval.benchmarks import BenchmarkSpec
+from eval.options import OptionsError
+from limo.config import build_benchmark_specs, section, to_options
+from limo.entry import EmptyResultError
+
+
+@dataclass(frozen=True)
+class Curation:
+    """A method and everything it runs with, as plain values."""
+
+    method: Method
+    stages: StageOptions
+    options: Any
+    context: RunContext
+
+    def run(self) -> CurationSummary:
+        return self.method.run(self.stages, self.options, self.context)
+
+
+def build_curation(cfg: DictConfig) -> Curation:
+    """The recipe's ``curate:`` section as a `Curation` (nothing runs yet).
+
+    Raises:
+        OptionsError: No ``curate:`` section, an unknown method or key, a stage the method does not run.
+    """
+    data = section(cfg, "curate")
+    method = find_method(data)
+    stages = build_stages(data.get("stages"), method, cfg.get("data_dir"))
+    options = build_method_options(data, method)
+    specs = build_benchmark_specs(cfg)
+    check_benchmarks(stages, specs)
+    echo = {"method": method.name, "stages": asdict(stages), **({method.name: asdict(options)} if options else {})}
+    context = RunContext(Path(str(cfg.output_dir)), int(cfg.seed), str(cfg.name), specs, echo)
+    return Curation(method, stages, options, context)
+
+
+def find_method(data: dict[str, Any]) -> Method:
+    """``curate.method`` looked up in the registry; other top-level keys must be ``stages`` or its options."""
+    name = data.get("method") or DEFAULT_METHOD
+    if name not in METHODS:
+        raise OptionsError(f"curate.method: unknown method {name!r} (registered: {', '.join(METHODS)})")
+    for key in data:
+        if key in ("method", "stages", name):
+            continue
+        shape = f"a curate: section holds method, stages and {name}"
+        hint = f" (options of method {key!r}, but curate.method is {name!r})" if key in METHODS else ""
+        raise OptionsError(f"curate.{key}: unknown key{hint}; {shape}")
+    return METHODS[name]
+
+
+def build_stages(data: Any, method: Method, data_dir: str | None) -> StageOptions:
+    """``curate.stages`` as `StageOptions`; a stage the method does not run is an error, not ignored."""
+    allowed = method.configurable_stages()
+    for key in data or {}:
+        if key not in allowed and key in StageOptions.__dataclass_fields__:
+            raise OptionsError(
+                f"curate.stages.{key}: method {method.name!r} does not run this stage (it runs: {', '.join(allowed)})"
+            )
+    stages = to_options(StageOptions, data, "curate.stages")
+    if stages.decontam.data_dir is None and data_dir is not None:
+        stages = replace(stages, decontam=replace(stages.decontam, data_dir=str(data_dir)))
+    return stages
+
+
+def build_method_options(data: dict[str, Any], method: Method) -> Any:
+    """``curate.<method>`` as the method's own options type (None for a method without one)."""
+    if method.options is None:
+        if data.get(method.name):
+            raise OptionsError(f"curate.{method.name}: method {method.name!r} takes no options of its own")
+        return None
+    return to_options(method.options, data.get(method.name), f"curate.{method.name}")
+
+
+def check_benchmarks(stages: StageOptions, specs: dict[str, BenchmarkSpec]) -> None:
+    """Every benchmark decontamination names must be composed (``benchmark_specs``)."""
+    unknown = [b for b in stages.decontam.benchmarks if b not in specs]
+    if stages.decontam.enabled and unknown:
+        raise OptionsError(
+            f"curate.stages.decontam.benchmarks: unknown benchmark {unknown[0]!r} (known: {', '.join(sorted(specs))})"
+        )
+
+
+def check_selected(summary: CurationSummary) -> None:
+    """``0 selected`` is an error: there is nothing to train on (the files stay, with every reason).
+
+    Raises:
+        EmptyResultError: Nothing was selected.
+    """
+    if summary.selected == 0:
+        raise EmptyResultError(
+            f"0 {summary.unit} selected from {summary.read} items read ({summary.rejected} left out, each with its "
+            f"reason in rejects.jsonl), {summary.output_dir}/funnel.json"
+        )

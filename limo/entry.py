@@ -1,0 +1,60 @@
+"""One error style for every entry point: a data or configuration error is one line and a non-zero exit.
+
+``limo.<entry>: error: <what>, <where>`` on stderr, exit status 1; earlier results stay on disk. A traceback
+only when asked for: ``HYDRA_FULL_ERROR=1`` (Hydra's own switch), ``LIMO_DEBUG=1`` or ``debug=true`` on
+the command line. What counts as expected is `EXPECTED_ERRORS`: bad input (`DataError`, `OptionsError`
+and other `ValueError`s), missing files, an unreachable server, a replay file that lacks an answer, a
+missing optional package, a config key that does not exist. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from omegaconf.errors import OmegaConfBaseException
+
+from eval.backends.openai import BackendUnavailableError
+from eval.backends.replay import ReplayMissError
+
+log = logging.getLogger("limo")
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    OSError,
+    ImportError,
+    BackendUnavailableError,
+    ReplayMissError,
+    OmegaConfBaseException,
+)
+
+
+class EmptyResultError(ValueError):
+    """A run that produced nothing to train on (``0 selected`` is an error, not a success)."""
+
+
+def debug_requested(cfg: Any = None) -> bool:
+    """Whether the user asked for tracebacks (``HYDRA_FULL_ERROR=1``, ``LIMO_DEBUG=1`` or ``debug=true``)."""
+    flag = bool(cfg.get("debug")) if cfg is not None and hasattr(cfg, "get") else False
+    return flag or os.environ.get("HYDRA_FULL_ERROR") == "1" or os.environ.get("LIMO_DEBUG") == "1"
+
+
+def one_line(err: BaseException) -> str:
+    """The error's message on one line (a multi-line message joined with ``; ``)."""
+    text = str(err) or type(err).__name__
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+@contextmanager
+def reported_errors(entry: str, cfg: Any = None) -> Iterator[None]:
+    """Turn an expected error inside the block into ``limo.<entry>: error: ...`` and exit status 1."""
+    try:
+        yield
+    except EXPECTED_ERRORS as err:
+        if debug_requested(cfg):
+            raise
+        log.debug("limo.%s failed", entry, exc_info=True)
+        sys.exit(f"limo.{entry}: error: {one_line(err)}")

@@ -1,0 +1,189 @@
+"""The modes of `limo.evaluate`: generate (default), multiturn, regrade, compare — each from a composed config.
+
+- ``generate`` samples and grades every benchmark into ``${output_dir}/eval/<benchmark>/`` (resumable);
+- ``multiturn`` (RISE) lets the model answer again after feedback, up to ``turns=k``, and reports accuracy
+  after each turn into ``${output_dir}/eval/<benchmark>/multiturn_<oracle|no_oracle>/``;
+- ``regrade`` grades saved responses again: a run (``run_dir=<dir>``) or an external file
+  (``responses=<file|champ> problems=<file|champ> group_by=[...]``) into ``${output_dir}/regrade/``;
+- ``compare`` prints per-benchmark deltas of two runs (``runs=[<dirA>,<dirB>]``), or of every job of a sweep
+  against its first (``runs=[<sweep folder>]``), with paired bootstrap intervals and the problems that flipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from eval.compare import compare_runs, default_output_dir, write_comparison
+from eval.grader import verify
+from eval.multiturn import run_multiturn
+from eval.prompting import build_messages
+from eval.regrade import regrade_responses, regrade_run_dir, render_group_table
+from eval.report import write_benchmark_results
+from eval.runner import run_benchmark
+from limo.eval_setup import (
+    build_backend_for,
+    build_benchmarks,
+    build_evaluate_options,
+    build_grading,
+    build_multiturn,
+    build_prompt,
+    build_protocols,
+    command_line_overrides,
+    load_regrade_inputs,
+    model_identity,
+    resolve_model_path,
+)
+from limo.sweeps import sweep_jobs
+
+
+def generate(cfg: DictConfig) -> None:
+    """Sample, grade and summarise every requested benchmark."""
+    section = build_evaluate_options(cfg)
+    benchmarks = build_benchmarks(cfg, section)  # bad benchmark names and files fail before the model loads
+    model_path = resolve_model_path(cfg, section)
+    backend = build_backend_for(cfg, section, model_path)
+    style, grading = build_prompt(section), build_grading(section)
+    identity = model_identity(section, model_path)
+    for benchmark, protocol in zip(benchmarks, build_protocols(cfg, section, benchmarks), strict=True):
+        out = Path(str(cfg.output_dir)) / "eval" / benchmark.name
+        rows = run_benchmark(
+            benchmark, backend, protocol, style, out, identity=identity, batch_size=section.batch_size, grading=grading
+        )
+        header = {
+            "benchmark": benchmark.name,
+            "recipe": str(cfg.name),
+            **identity,
+            "protocol": protocol.to_dict(),
+            "prompt": style.to_dict(),
+            "data": data_header(cfg, benchmark),
+        }
+        print_summary(write_benchmark_results(out, rows, header, equivalence(grading.timeout_s)), out)
+
+
+def data_header(cfg: DictConfig, benchmark: Any) -> dict[str, Any]:
+    """Where a benchmark's problems came from, for ``run.json``."""
+    return {
+        "source": benchmark.source,
+        "checksum": benchmark.checksum,
+        "problems": len(benchmark.problems),
+        "limit": cfg.get("limit"),
+    }
+
+
+def equivalence(timeout_s: float) -> Callable[[str, str], bool]:
+    """Answer equivalence for majority votes: the grader's `verify` under the run's timeout."""
+    return lambda a, b: verify(a, b, timeout_s=timeout_s)
+
+
+def multiturn(cfg: DictConfig) -> None:
+    """RISE's multi-turn evaluation: accuracy after each of k turns (`eval.multiturn`)."""
+    section = build_evaluate_options(cfg)
+    benchmarks = build_benchmarks(cfg, section)
+    model_path = resolve_model_path(cfg, section)
+    backend, style = build_backend_for(cfg, section, model_path), build_prompt(section)
+    for benchmark, protocol in zip(benchmarks, build_protocols(cfg, section, benchmarks), strict=True):
+        options = build_multiturn(cfg, section, protocol)
+        folder = f"multiturn_{'oracle' if options.oracle else 'no_oracle'}"
+        out = Path(str(cfg.output_dir)) / "eval" / benchmark.name / folder
+        header = {
+            "benchmark": benchmark.name,
+            "recipe": str(cfg.name),
+            **model_identity(section, model_path),
+            "prompt": style.to_dict(),
+            "data": data_header(cfg, benchmark),
+        }
+        summary = run_multiturn(
+            benchmark.problems,
+            backend,
+            options,
+            lambda text: build_messages(text, style),
+            out,
+            header=header,
+            batch_size=section.batch_size,
+            timeout_s=section.grader_timeout_s,
+        )
+        per_turn = ", ".join(f"t{t}={a:.3f}" for t, a in enumerate(summary["accuracy_after_turn"], start=1))
+        kind = "oracle" if options.oracle else "majority"
+        print(f"[evaluate] {benchmark.name} multi-turn ({kind}): {per_turn} -> {out}")
+
+
+def regrade(cfg: DictConfig) -> None:
+    """Grade saved responses again: a run folder, or an external responses file grouped by fields."""
+    grading = build_grading(build_evaluate_options(cfg))
+    if cfg.get("run_dir"):
+        results = regrade_run_dir(
+            cfg.run_dir,
+            workers=grading.workers,
+            timeout_s=grading.timeout_s,
+            equivalent=equivalence(grading.timeout_s),
+        )
+        for name, summary in results.items():
+            print_summary(summary, Path(str(cfg.run_dir)), title=f"{name} (re-graded, {summary['regrade']})")
+        return
+    rows, golds, source, group_by = load_regrade_inputs(cfg)
+    out = Path(str(cfg.output_dir)) / "regrade"
+    summary = regrade_responses(
+        rows, golds, group_by, out, source=source, workers=grading.workers, timeout_s=grading.timeout_s
+    )
+    print(render_group_table(summary), flush=True)
+    print(f"[evaluate] re-grade written to {out}/summary.json and report.md", flush=True)
+
+
+def compare(cfg: DictConfig) -> None:
+    """Per-benchmark deltas between two comparable runs (or every sweep job against the first) with a paired
+    bootstrap, written beside the runs (``compare-<A>-vs-<B>/``) or under ``output_dir=`` when it is given."""
+    runs = compared_runs([str(r) for r in cfg.get("runs") or []])
+    given = any(o.lstrip("+").startswith("output_dir=") for o in command_line_overrides())
+    allow = bool(cfg.get("allow_mismatch"))
+    for other in runs[1:]:
+        pair = [runs[0], other]
+        if given:
+            folder = Path(str(cfg.output_dir)) / "compare" / ("" if len(runs) == 2 else Path(other).name)
+        else:
+            folder = default_output_dir(pair)
+        results = compare_runs(runs[0], other, seed=int(cfg.seed), allow_mismatch=allow)
+        print(write_comparison(folder, results, pair), flush=True)
+        print(f"[evaluate] comparison written to {folder}", flush=True)
+
+
+def compared_runs(runs: list[str]) -> list[str]:
+    """Two run folders as given, or the job folders of one sweep folder (the first is the baseline).
+
+    Raises:
+        ValueError: Neither two runs nor a sweep with at least two jobs.
+    """
+    if len(runs) == 1 and len(sweep_jobs(runs[0])) >= 2:
+        return sweep_jobs(runs[0])
+    if len(runs) != 2:
+        raise ValueError(f"mode=compare needs runs=[<dirA>,<dirB>] or runs=[<sweep folder>] (got {runs}), runs")
+    return runs
+
+
+def print_summary(summary: dict[str, Any], out: Path, title: str | None = None) -> None:
+    metrics = summary["metrics"]
+    ks = ", ".join(f"pass@{k}={v:.3f}" for k, v in metrics["pass@k"].items() if k != "1")
+    print(
+        f"[evaluate] {title or summary['benchmark']}: mean pass@1 {metrics['mean_pass@1']:.4f} "
+        f"± {metrics['pass@1_stderr']:.4f} over {metrics['problems']} problems x "
+        f"{metrics['samples_per_problem']} samples{'; ' + ks if ks else ''}; "
+        f"truncated {metrics['truncation_rate']:.2%}, no answer {metrics['no_answer_rate']:.2%}"
+        f"{_server_errors(metrics)} -> {out}",
+        flush=True,
+    )
+
+
+def _server_errors(metrics: dict[str, Any]) -> str:
+    rate = metrics.get("error_rate") or 0.0
+    return f", server errors (empty replies) {rate:.2%}" if rate else ""
+
+
+MODES: dict[str, Callable[[DictConfig], None]] = {
+    "generate": generate,
+    "regrade": regrade,
+    "compare": compare,
+    "multiturn": multiturn,
+}

@@ -1,0 +1,56 @@
+"""The recipe's ``train:`` section as a `TrainRun` of plain values (`limo.train` runs what this builds).
+
+``train.trainer`` names an entry of `limo.training.trainers.TRAINERS`; null means the trainer of the
+recipe's curation method (a recipe without ``curate:`` trains like ``limo``: ``sft``). The data file is
+``train.data``, else the file that trainer reads from this run's ``curate/`` (in a sweep, from the job's
+folder or, failing that, the sweep's run root: `limo.sweeps.input_path`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from curation.methods import DEFAULT_METHOD, METHODS
+from eval.options import OptionsError
+from limo.sweeps import input_path
+from limo.training.options import TrainPaths, TrainRun, build_train_options
+from limo.training.trainers import TRAINERS
+
+
+def build_train_run(cfg: DictConfig, callbacks: Sequence[Any] = (), trainer_class: type | None = None) -> TrainRun:
+    """The run ``cfg`` describes (nothing is loaded yet).
+
+    Raises:
+        OptionsError: No ``train:`` section, an unknown key or trainer.
+    """
+    options = build_train_options(cfg)
+    trainer = options.trainer or default_trainer(cfg)
+    if trainer not in TRAINERS:
+        raise OptionsError(f"train.trainer: unknown trainer {trainer!r} (known: {', '.join(TRAINERS)})")
+    if options.discovered_loss is not None and trainer != "dpo":
+        raise OptionsError(
+            f"train.discovered_loss: a discovered loss is a preference loss (train.trainer=dpo, not {trainer!r})"
+        )
+    data = options.data or input_path(cfg, f"curate/{TRAINERS[trainer].data_file}")
+    deepspeed = OmegaConf.to_container(cfg.deepspeed, resolve=True) if cfg.get("deepspeed") else None
+    return TrainRun(
+        trainer=trainer,
+        options=options,
+        paths=TrainPaths(str(cfg.output_dir), data),
+        model=OmegaConf.to_container(cfg.model, resolve=True),  # type: ignore[arg-type]
+        deepspeed=deepspeed,  # type: ignore[arg-type]
+        seed=int(cfg.seed),
+        recipe=str(cfg.name),
+        config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
+        callbacks=tuple(callbacks),
+        trainer_class=trainer_class,
+    )
+
+
+def default_trainer(cfg: DictConfig) -> str:
+    """The trainer of the recipe's curation method (``sft`` when it has no ``curate:`` section)."""
+    method = OmegaConf.select(cfg, "curate.method", default=None) or DEFAULT_METHOD
+    return METHODS[method].trainer if method in METHODS else METHODS[DEFAULT_METHOD].trainer

@@ -1,0 +1,59 @@
+"""Supervised fine-tuning (``train.trainer: sft`` / ``weighted_sft``) with TRL, from plain inputs (`TrainRun`).
+
+Reads the messages file, adds the recipe's system prompt, derives per-device batch and accumulation from
+the global batch and the world size, builds the `SFTConfig` (DeepSpeed dict included) before the model,
+reports token lengths (stopping on truncation), trains with loss on assistant turns only, and writes
+``train/{plan.json,config.yaml,log_history.json,model/}``. Every rank computes the same plan from the same
+inputs; only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eval.records import write_json
+from limo.tiny_models import ensure_model
+from limo.training import build
+from limo.training.data import chat_rows, load_train_data, token_lengths
+from limo.training.distributed import process_info
+from limo.training.options import TrainRun
+from limo.training.weighted import WEIGHTING_NOTE, weighted_rows
+
+
+def run_sft(run: TrainRun) -> Any:
+    """Train on ``run.paths.data``; returns the trainer (tests read its ``state.log_history``)."""
+    options, paths, proc = run.options, run.paths, process_info()
+    weighted = run.trainer in build.WEIGHTED_TRAINERS
+    data = load_train_data(paths.data)
+    build.check_weight_support(run.trainer, [e.weight for e in data.examples], data.path)
+    build.check_loss_turns_support(run.trainer, [e.loss_turns for e in data.examples], data.path)
+    model_path = ensure_model(run.model)
+    tokenizer = build.build_tokenizer(model_path, run.model)
+    rows = chat_rows(data.examples, options.system_prompt)
+    if weighted:  # weight and last-turn-only columns (limo.training.weighted)
+        rows = weighted_rows(rows, [e.weight for e in data.examples], [e.loss_turns for e in data.examples])
+    split, args = build.build_run_args(run, proc.world_size)
+    sft_config = build.build_sft_config(args)
+    counts = token_lengths(tokenizer, rows)
+    data_info = {"path": data.path, "sha256": data.checksum}
+    planned = build.plan_run(run, proc, split, sft_config, [e.id for e in data.examples], counts, data_info)
+    trainer = build.build_trainer(
+        run.trainer_class or build.sft_trainer_class(run.trainer),
+        model_path=model_path,
+        tokenizer=tokenizer,
+        sft_config=sft_config,
+        dataset=build.build_dataset(rows),
+        peft_config=build.build_peft_config(options.lora),
+        callbacks=run.callbacks,
+    )
+    result = build.train_and_save(trainer, tokenizer, run, model_path, planned, sft_config)
+    if proc.is_main:
+        metrics = {**result.metrics, "global_step": result.global_step}
+        weighting = WEIGHTING_NOTE if weighted else None
+        assistant_only = sft_config.assistant_only_loss
+        build.write_model_card(
+            run, planned, data.path, data.checksum, metrics, assistant_only_loss=assistant_only, weighting=weighting
+        )
+        write_json(paths.log_history, trainer.state.log_history)
+        print(f"[train] done: {result.global_step} steps, loss {result.training_loss:.4f} -> {paths.model_dir}")
+    return trainer

@@ -1,0 +1,74 @@
+"""Shard functions the executor tests hand to local, Ray and Slurm (importable by name on every engine).
+
+`quality_shard` scores a slice of CHAMP's unaided model chains with curation's rule-based quality score: a
+real map step over real text. It records every attempt in ``log_dir`` (one empty file per attempt, named
+with the shard and the process id) so a test can count which shards ran, and when ``log_dir/kill-<index>``
+exists it deletes that flag and dies by SIGKILL halfway through writing its rows, the way a pre-empted or
+OOM-killed task dies: ``self`` kills the task's own process, ``worker`` also kills its parent (the Ray
+actor process), ``group`` kills the whole process group (a local run killed with its driver).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+@functools.lru_cache(maxsize=1)
+def unaided_chains() -> tuple[Any, ...]:
+    from curation.champ import UNAIDED_SETTINGS, load_champ_pool
+
+    return tuple(c for c in load_champ_pool().model_chains if c.prompt_setting in UNAIDED_SETTINGS)
+
+
+def quality_shard(index: int, item: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    from curation.options import QualityOptions
+    from curation.quality import keyword_pattern, score_text
+
+    log_dir = Path(item["log_dir"])
+    (log_dir / f"attempt-{index}-{os.getpid()}").touch()
+    options = QualityOptions()
+    patterns = {family: keyword_pattern(words) for family, words in options.keywords.items()}
+    chains = unaided_chains()[item["start"] : item["stop"]]
+    kill_after = len(chains) // 2 if _take_kill_flag(log_dir, index) else None
+    for position, chain in enumerate(chains):
+        if position == kill_after:
+            _die(item["kill"])
+        result = score_text(chain.text, options, patterns)
+        yield {"chain_id": chain.id, "quality": round(result["score"], 6), "words": result["words"]}
+
+
+def _take_kill_flag(log_dir: Path, index: int) -> bool:
+    flag = log_dir / f"kill-{index}"
+    if not flag.exists():
+        return False
+    flag.unlink()
+    return True
+
+
+def _die(mode: str) -> None:
+    if mode == "group":
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+    if mode == "worker":
+        os.kill(os.getppid(), signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def main() -> None:
+    """Run one job locally from a JSON spec on argv (the driver a test kills): ``{"items", "output_dir"}``."""
+    from curation.executors import ExecutorOptions, ShardJob, run_job
+    from tests.executor_tasks import quality_shard as by_name  # not __main__.quality_shard: another job
+
+    spec = json.loads(sys.argv[1])
+    job = ShardJob("quality", by_name, tuple(spec["items"]), spec["output_dir"])
+    run_job(job, ExecutorOptions(kind="local", workers=spec.get("workers", 1)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""One error style for every entry point: a data or config error is one line, ``limo.<entry>: error: ...``, and a
+non-zero exit; the traceback only when asked for. Each case runs the real entry point as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CURATE_RECIPES = "champ, discopop, discover, discovered, dpo, lemma, limo, mammoth2, rise, s1"
+
+
+def run(repo_root: Path, module: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    environ = {**os.environ, "OMP_NUM_THREADS": "1", **env}
+    if "HYDRA_FULL_ERROR" not in env:
+        environ.pop("HYDRA_FULL_ERROR", None)
+    command = [sys.executable, "-m", module, *args]
+    return subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=600, env=environ)
+
+
+def one_line_error(done: subprocess.CompletedProcess, entry: str) -> str:
+    """The error line, after checking the exit status and that no traceback was printed."""
+    assert done.returncode != 0, done.stdout[-2000:]
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"limo.{entry}: error: "), done.stderr[-3000:]
+    return last
+
+
+def test_curate_on_a_recipe_without_a_curate_section_names_the_recipes_that_have_one(repo_root):
+    line = one_line_error(run(repo_root, "limo.curate", "recipe=demo"), "curate")
+    assert f"recipe 'demo' has no `curate:` section (recipes with one: {CURATE_RECIPES})" in line
+    assert line.endswith("recipes/recipe/demo.yaml")
+
+
+@pytest.mark.parametrize(
+    ("entry", "recipe", "section"),
+    [("train", "champ", "train"), ("plan", "mammoth2", "train"), ("evaluate", "lemma", "evaluate")],
+)
+def test_other_entry_points_say_which_section_is_missing(repo_root, entry, recipe, section):
+    line = one_line_error(run(repo_root, f"limo.{entry}", f"recipe={recipe}"), entry)
+    assert f"recipe '{recipe}' has no `{section}:` section" in line and "demo" in line
+
+
+def test_a_missing_pool_file_is_named(repo_root, tmp_path):
+    missing = tmp_path / "no_such_pool.jsonl"
+    done = run(
+        repo_root, "limo.curate", "recipe=champ", f"output_dir={tmp_path}", f"curate.stages.ingest.source={missing}"
+    )
+    assert str(missing) in one_line_error(done, "curate")
+
+
+def test_a_misspelt_key_names_its_path(repo_root, tmp_path):
+    done = run(repo_root, "limo.curate", "recipe=lemma", f"output_dir={tmp_path}", "+curate.lemma.plain_ration=1")
+    assert "curate.lemma.plain_ration: unknown key" in one_line_error(done, "curate")
+
+
+def test_curate_without_a_needed_data_dir_says_how_to_fix_it(repo_root, tmp_path):
+    done = run(
+        repo_root,
+        "limo.curate",
+        "recipe=champ",
+        f"output_dir={tmp_path}",
+        "data_dir=null",
+        "+curate.stages.ingest.problem_limit=3",
+        "curate.stages.decontam.missing=error",
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+    )
+    line = one_line_error(done, "curate")
+    assert "math500" in line.lower() or "MATH-500" in line
+    assert "pass data_dir=" in line and line.endswith("curate.stages.decontam")
+
+
+def test_a_pool_that_yields_nothing_is_an_error_and_keeps_its_reasons(repo_root, tmp_path):
+    pool = tmp_path / "pool.jsonl"
+    rows = [{"id": f"q{i}", "problem": "x?", "answer": "1", "chain": "so \\boxed{1}"} for i in range(3)]
+    pool.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    done = run(
+        repo_root,
+        "limo.curate",
+        "recipe=champ",
+        f"output_dir={tmp_path}",
+        f"curate.stages.ingest.source={pool}",
+        "curate.stages.ingest.gold_overrides=null",
+        "curate.stages.validate.allowed_settings=[]",
+        "++curate.stages.decontam.enabled=false",
+    )
+    line = one_line_error(done, "curate")
+    assert "0 chains selected from 3 items read" in line and line.endswith("curate/funnel.json")
+    rejects = [json.loads(r) for r in (tmp_path / "curate" / "rejects.jsonl").read_text().splitlines()]
+    assert {r["reason"] for r in rejects if r["kind"] == "chain"} == {"problem_too_short"}
+
+
+def test_the_traceback_comes_back_when_asked_for(repo_root):
+    done = run(repo_root, "limo.curate", "recipe=demo", HYDRA_FULL_ERROR="1")
+    assert done.returncode != 0 and "Traceback" in done.stderr and "OptionsError" in done.stderr
+    assert "Traceback" in run(repo_root, "limo.curate", "recipe=demo", "debug=true").stderr
