@@ -18,7 +18,7 @@ from typing import Any
 from curation.funnel import CurationState
 from curation.methods.base import CurationSummary, Method, RunContext
 from curation.options import StageOptions
-from curation.outputs import RunOutputs, curated_row, selected_chains, training_example, write_outputs
+from curation.outputs import RunOutputs, curated_row, selected_chains, training_example, warn_flagged, write_outputs
 from curation.report import render_report, write_plots
 from curation.stages import ingest, initial_state, run_stages, stage_names
 from eval.report import package_versions
@@ -58,12 +58,17 @@ def run_limo(stages: StageOptions, options: None, context: RunContext) -> Curati
         "input_checksums": checksums,
         "gold_overrides": applied,
         "benchmarks": state.manifest.get("benchmarks", {}),
+        "difficulty": {
+            **state.manifest.get("difficulty", {}),
+            "selection": state.manifest.get("selection_difficulty"),
+        },
         "packages": package_versions(PACKAGES),
         "totals": totals,
     }
     chains = selected_chains(state)
     rows = [curated_row(state, c, stages.quality) for c in chains]
     messages = [training_example(state, c, stages.select) for c in chains]
+    manifest["flagged"] = warn_flagged(rows)
     report = limo_report(state, stages, manifest, pool_domains, all_quality, context)
     parquet = rows if stages.report.parquet else []
     data: dict[str, Sequence[Any]] = {"curated.jsonl": rows, "messages.jsonl": messages}
