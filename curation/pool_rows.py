@@ -251,8 +251,15 @@ def gold_from_text(text: str) -> str | None:
         return extract_answer(text, fallback=False)
     line = text.strip()
     if line and "\n" not in line and len(line) <= MAX_BARE_GOLD and not is_prose(line):
-        return extract_answer(line, fallback=False)
+        return _unwrap_math(extract_answer(line, fallback=False))
     return None
+
+
+def _unwrap_math(answer: str | None) -> str | None:
+    """``$x$`` -> ``x`` (a bare gold written as inline math); anything else unchanged."""
+    if answer and len(answer) > 2 and answer.count("$") == 2 and answer[0] == answer[-1] == "$":
+        return answer[1:-1].strip() or None
+    return answer
 
 
 def _gold(raw: Mapping[str, Any], spec: RowSpec) -> tuple[str, str]:

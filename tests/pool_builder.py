@@ -420,6 +420,9 @@ def check_run(run_dir: Path, truth: Truth) -> Outcome:
     check_contamination(rejects, truth, outcome)
     check_rejects(rejects, truth, outcome)
     check_groups(curated, truth, outcome)
+    outcome.measured["clean_lost"] = dict(
+        Counter(f"{d['stage']}:{d['reason']}" for d in rejects if d["kind"] == "problem" and d["id"] in truth.clean)
+    )
     if totals["read"] != truth.expected_read or totals["read"] != totals["selected"] + totals["dropped"]:
         outcome.failures.append(f"counts do not reconcile: {totals}, expected read {truth.expected_read}")
     return outcome
