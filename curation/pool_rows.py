@@ -210,6 +210,8 @@ def _plain(value: Any, ours: str, column: str) -> Any:
 
 def _value(raw: Mapping[str, Any], column: str, ours: str, spec: RowSpec) -> Any:
     value = raw.get(column)
+    if value is None or type(value) is str:  # the common cases first: ingest reads every field of every row
+        return value
     if isinstance(value, tuple):  # some readers give tuples for list columns
         value = list(value)
     if isinstance(value, list):
@@ -219,7 +221,12 @@ def _value(raw: Mapping[str, Any], column: str, ours: str, spec: RowSpec) -> Any
 
 def _text(raw: Mapping[str, Any], spec: RowSpec, ours: str) -> str | None:
     """Our text field from its column(s): several columns (``chain``) are joined, empty parts skipped."""
-    parts = [_value(raw, column, ours, spec) for column in spec.columns.get(ours, (ours,))]
+    columns = spec.columns.get(ours, (ours,))
+    if len(columns) == 1:
+        value = _value(raw, columns[0], ours, spec)
+        text = None if value is None else _as_text(value)
+        return text if text is not None and text.strip() else None
+    parts = [_value(raw, column, ours, spec) for column in columns]
     texts = [_as_text(p) for p in parts if p is not None and _as_text(p).strip()]
     return spec.join_with.join(texts) if texts else None
 
