@@ -11,7 +11,8 @@ and template siblings: ``--show`` prints them with their golds to judge by hand)
 
 Rules, measured in the same run: the baseline is the shingle-Jaccard threshold 0.8 alone (the rule before
 this change); then 0.8 plus a lower threshold for pairs whose golds agree (`DedupOptions.same_answer_threshold`:
-0.7, 0.6, 0.5, 0.4); then thresholds 0.7 / 0.6 alone (what lowering the one threshold costs).
+0.7, 0.6, 0.5, 0.4), and with their content tokens equal too (`same_content`: 0.6, 0.5); then thresholds
+0.7 / 0.6 alone (what lowering the one threshold costs).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ REPO = Path(__file__).resolve().parents[1]
 RULES = {
     "baseline: threshold 0.8": DedupOptions(same_answer_threshold=None),
     **{f"0.8, same gold {t}": DedupOptions(same_answer_threshold=t) for t in (0.7, 0.6, 0.5, 0.4)},
+    **{
+        f"0.8, same gold and content {t}": DedupOptions(same_answer_threshold=t, same_content=True) for t in (0.6, 0.5)
+    },
     "threshold 0.7 alone": DedupOptions(threshold=0.7, same_answer_threshold=None),
     "threshold 0.6 alone": DedupOptions(threshold=0.6, same_answer_threshold=None),
 }

@@ -12,6 +12,8 @@ template siblings (other numbers, usually another answer), while a copy keeps it
 in MATH train the gold rule catches 98.5% / 99.6% of groups (tuning / held-out half) against 67.6% / 65.1% at
 0.8 alone, for 23 more MATH-train merges out of 7,500 (about a third of them real duplicates; the rest
 same-template siblings with the same gold), where a 0.6 threshold alone merges 135 more (docs/curation.md).
+``same_content`` also asks for equal content tokens (`curation.similarity.content_tokens`): fewer sibling
+merges, and fewer copies caught whose changed word was a number (CHAMP's recipe turns it on).
 
 The LSH bands are not datasketch's default (which minimises false candidates plus misses and, at threshold 0.8
 with 128 permutations, picks 9 bands of 13 rows: a pair at exactly 0.8 becomes a candidate 40% of the time):
@@ -37,6 +39,7 @@ import numpy as np
 from curation.funnel import CurationState
 from curation.options import DedupOptions
 from curation.sharding import map_chunks
+from curation.similarity import content_tokens
 from eval.grader import verify
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
@@ -107,12 +110,17 @@ def find_duplicates(
             duplicates[pid] = ("duplicate_problem", kept)
     if options.near:
         survivors = [pid for pid in normalized if pid not in duplicates]
-        duplicates.update(_near_duplicates(survivors, normalized, options, workers, answers or {}))
+        duplicates.update(_near_duplicates(survivors, normalized, options, workers, answers or {}, texts))
     return duplicates
 
 
 def _near_duplicates(
-    ids: list[str], normalized: dict[str, str], options: DedupOptions, workers: int, answers: Mapping[str, str]
+    ids: list[str],
+    normalized: dict[str, str],
+    options: DedupOptions,
+    workers: int,
+    answers: Mapping[str, str],
+    originals: Mapping[str, str],
 ) -> dict[str, tuple[str, str]]:
     from datasketch import MinHash, MinHashLSH
 
@@ -133,7 +141,7 @@ def _near_duplicates(
         shingles = word_shingles(normalized[pid], options.shingle_words)
         size = options.shingle_words
         similar = {m: jaccard(shingles, word_shingles(normalized[m], size)) for m in lsh.query(signature)}
-        matches = [m for m, value in similar.items() if near_enough(value, pid, m, options, answers)]
+        matches = [m for m, value in similar.items() if near_enough(value, pid, m, options, answers, originals)]
         if matches:
             found[pid] = ("near_duplicate_problem", min(matches, key=order.__getitem__))
             continue
@@ -148,12 +156,16 @@ def lowest_threshold(options: DedupOptions, with_answers: bool) -> float:
     return options.threshold
 
 
-def near_enough(similarity: float, a: str, b: str, options: DedupOptions, answers: Mapping[str, str]) -> bool:
-    """A near-duplicate pair: Jaccard at the threshold, or at the lower one when both golds agree."""
+def near_enough(
+    similarity: float, a: str, b: str, options: DedupOptions, answers: Mapping[str, str], texts: Mapping[str, str]
+) -> bool:
+    """A near-duplicate pair: Jaccard at the threshold, or at the lower one when golds (and math) agree."""
     if similarity >= options.threshold:
         return True
     lower = options.same_answer_threshold
     if lower is None or similarity < lower or a not in answers or b not in answers:
+        return False
+    if options.same_content and content_tokens(texts[a]) != content_tokens(texts[b]):
         return False
     return answers_agree(answers[a], answers[b])
 

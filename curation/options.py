@@ -117,13 +117,17 @@ class DedupOptions:
     """Problem deduplication: exact after normalisation, then MinHash LSH near-duplicates.
 
     A pair is a near-duplicate when the exact Jaccard of its word shingles reaches ``threshold``, or
-    ``same_answer_threshold`` when both golds agree (None: no such rule); measured in docs/curation.md.
+    ``same_answer_threshold`` when both golds agree (None: no such rule) and, with ``same_content``, both
+    problems have the same content tokens (numbers, formulas, negations: `curation.similarity`), which
+    template siblings with a coincident gold do not, nor copies with a number changed; measured in
+    docs/curation.md (``same_content`` trades recall on planted groups for fewer sibling merges: CHAMP).
     """
 
     enabled: bool = True
     near: bool = True
     threshold: float = 0.8
     same_answer_threshold: float | None = 0.5
+    same_content: bool = False
     num_perm: int = 128
     shingle_words: int = 3
     exact_chains: bool = True

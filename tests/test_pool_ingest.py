@@ -295,3 +295,11 @@ def test_a_reworded_copy_with_the_same_gold_is_a_near_duplicate_and_a_sibling_is
     assert same == {"copy": ("near_duplicate_problem", "base")}
     other = find_duplicates(texts, DedupOptions(), answers={"base": "\\frac{5}{14}", "copy": "\\frac{3}{28}"})
     assert other == {}
+
+
+def test_same_content_keeps_template_siblings_with_a_coincident_gold_apart():
+    """CHAMP's P_Number-Theory_1 / _75 shape: one number differs, both golds are 'No' (Jaccard 0.73)."""
+    a = "Are there integer solutions to the equation (x^2-1)(y^2-1)+1981=z^2?"
+    texts, answers = {"a": a, "b": a.replace("1981", "1985")}, {"a": "No", "b": "No"}
+    assert find_duplicates(texts, DedupOptions(), answers=answers) == {"b": ("near_duplicate_problem", "a")}
+    assert find_duplicates(texts, DedupOptions(same_content=True), answers=answers) == {}
