@@ -102,8 +102,24 @@ def limo_report(
     )
 
 
+def trust_section(manifest: dict[str, Any]) -> str:
+    """Who wrote the chains, where the golds came from, and the selected chains that are not confirmed."""
+    ingest = manifest["pool"].get("provenance", {}).get("ingest")
+    flagged = manifest.get("flagged") or {}
+    lines = [f"- selected chains flagged: {', '.join(f'{k}: {v}' for k, v in flagged.items()) or 'none'}"]
+    if ingest:
+        gold = ingest["gold"]
+        lines = [
+            f"- chains by generator: {ingest['generators']} (only `human` chains skip the answer check)",
+            f"- rows by gold origin: {gold['from_rows']}; chains whose gold is read from their own text (circular): "
+            f"{gold['circular_chains']}",
+            *lines,
+        ]
+    return "\n".join(lines)
+
+
 def limo_sections(state: CurationState, manifest: dict[str, Any], plots: list[str]) -> list[str]:
-    """Gold overrides, suspect golds, decontamination hits, benchmarks checked, plots."""
+    """Trust, gold overrides, suspect golds, decontamination hits, benchmarks checked, plots."""
     flagged = {pid: n["suspect_gold"] for pid, n in state.problem_notes.items() if "suspect_gold" in n}
     hits = [
         {"problem_id": d.problem_id, **d.detail} for d in state.drops if d.kind == "problem" and d.stage == "decontam"
@@ -124,6 +140,8 @@ def limo_sections(state: CurationState, manifest: dict[str, Any], plots: list[st
     )
     checked = "\n".join(f"- {name}: {info}" for name, info in manifest.get("benchmarks", {}).items())
     return [
+        "## What the pool was trusted with",
+        trust_section(manifest),
         "## Gold overrides applied",
         overrides or "none",
         "## Suspect golds",
