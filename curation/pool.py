@@ -115,7 +115,7 @@ class ReadRows:
     """The rows of a file pool as they are read: problems, chains, rejects and what the manifest says of them.
 
     Rows that share a problem id add chains to one problem; a row whose gold contradicts an earlier row of the
-    same problem, or repeats a chain of it, is rejected.
+    same problem is rejected, and a chain whose text was seen before for the problem is rejected alone.
     """
 
     source: str

@@ -75,7 +75,7 @@ class RowSpec:
             if ours not in POOL_FIELDS:
                 raise OptionsError(f"{where}.field_map.{ours}: unknown field (known: {', '.join(POOL_FIELDS)})")
             names = (theirs,) if isinstance(theirs, str) else tuple(theirs)
-            if len(names) != 1 and ours != "chain" or not names:
+            if not names or (len(names) != 1 and ours != "chain"):
                 raise OptionsError(f"{where}.field_map.{ours}: one column expected (only chain joins several)")
             columns[ours] = names
         for ours, rule in options.lists.items():
@@ -83,6 +83,8 @@ class RowSpec:
                 raise OptionsError(f"{where}.lists.{ours}: expected a field of {POOL_FIELDS}, a rule of {LIST_RULES}")
             if rule == "explode" and ours != "chain":
                 raise OptionsError(f"{where}.lists.{ours}: only chain can explode into one chain per element")
+            if rule == "explode" and len(columns["chain"]) != 1:
+                raise OptionsError(f"{where}.lists.chain: explode reads one column, field_map.chain names several")
         generator_column = columns["generator"][0] if "generator" in options.field_map else None
         columns.pop("generator", None)
         return cls(
@@ -306,7 +308,7 @@ def _chain_fields(raw: Mapping[str, Any], spec: RowSpec) -> list[dict[str, Any]]
     """One dict of per-chain values per chain of the row (several when ``chain`` explodes)."""
     if spec.lists.get("chain") != "explode":
         return [{name: _per_chain_value(raw, spec, name) for name in PER_CHAIN}]
-    (column,) = _explode_column(spec)
+    (column,) = spec.columns["chain"]
     elements = raw.get(column)
     if isinstance(elements, tuple):
         elements = list(elements)
@@ -318,13 +320,6 @@ def _chain_fields(raw: Mapping[str, Any], spec: RowSpec) -> list[dict[str, Any]]
     for name in PER_CHAIN[1:]:
         _split_alongside(raw, spec, name, rows)
     return rows
-
-
-def _explode_column(spec: RowSpec) -> tuple[str]:
-    names = spec.columns["chain"]
-    if len(names) != 1:
-        raise OptionsError("curate.stages.ingest.lists.chain: explode reads one column, field_map.chain names several")
-    return (names[0],)
 
 
 def _split_alongside(raw: Mapping[str, Any], spec: RowSpec, name: str, rows: list[dict[str, Any]]) -> None:
