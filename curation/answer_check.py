@@ -90,7 +90,8 @@ def run_answer_check(state: CurationState, options: AnswerCheckOptions) -> None:
 def grade_chains(state: CurationState, chains: list[Chain], options: AnswerCheckOptions) -> list[Any]:
     """One verdict per chain (`NO_ANSWER` when there is nothing to grade); each distinct pair graded once."""
     texts = [graded_text(c) for c in chains]
-    pairs = [(state.problems[c.problem_id].answer, t) for c, t in zip(chains, texts, strict=True) if t is not None]
+    problems = [state.problems[c.problem_id] for c in chains]  # the problem text lets yes/no statements be judged
+    pairs = [(p.answer, t, p.problem) for p, t in zip(problems, texts, strict=True) if t is not None]
     unique = list(dict.fromkeys(pairs))  # the grader is deterministic: each distinct pair is graded once
     graded = dict(zip(unique, grade_many(unique, workers=options.workers, timeout_s=options.timeout_s), strict=True))
     found = iter(graded[pair] for pair in pairs)
