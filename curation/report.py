@@ -114,8 +114,18 @@ def _counts(counts: Mapping[str, Any]) -> str:
 
 
 def _notes(notes: Mapping[str, Any]) -> str:
-    shown = (f"{k}={_counts(v) if isinstance(v, Mapping) else v}" for k, v in notes.items())
+    """Scalars and counts inline; a list (e.g. decontamination's near misses) by its length only: the method's
+    own report sections and ``funnel.json`` show its items."""
+    shown = (f"{k}={_note_value(v)}" for k, v in notes.items())
     return "; ".join(shown).replace("|", "/") or "-"
+
+
+def _note_value(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return _counts(value)
+    if isinstance(value, (list, tuple)):
+        return f"{len(value)} listed in funnel.json"
+    return str(value)
 
 
 def count_table(title: str, counts: Mapping[str, Any]) -> str:

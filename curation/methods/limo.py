@@ -138,6 +138,13 @@ def limo_sections(state: CurationState, manifest: dict[str, Any], plots: list[st
         f"{h['similarity']}, content {h['content']}; shared: {', '.join(repr(g) for g in h['ngrams'])})"
         for h in hits
     )
+    notes = next((c.notes for c in state.funnel if c.stage == "decontam"), {})
+    near = "\n".join(
+        f"- `{m['problem_id']}` vs `{m['benchmark']}` item `{m['item_id']}`: similarity {m['similarity']}, "
+        f"content {m['content']} (kept)"
+        for m in notes.get("near_misses", [])[:10]
+    )
+    boilerplate = ", ".join(f"'{b['ngram']}' ({b['documents']})" for b in notes.get("boilerplate_ngrams", [])[:10])
     checked = "\n".join(f"- {name}: {info}" for name, info in manifest.get("benchmarks", {}).items())
     return [
         "## What the pool was trusted with",
@@ -148,6 +155,9 @@ def limo_sections(state: CurationState, manifest: dict[str, Any], plots: list[st
         suspects or "none",
         "## Decontamination hits",
         contaminated or "none",
+        "## Decontamination: closest candidates kept",
+        (near or "none")
+        + (f"\n\nMost frequent (down-weighted) n-grams, by documents: {boilerplate}" if boilerplate else ""),
         "## Benchmarks checked",
         checked or "none",
         "## Plots",
