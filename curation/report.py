@@ -48,7 +48,10 @@ def plot_histograms(series: dict[str, Sequence[float]], path: Path, xlabel: str)
         if values:
             ax.hist(values, bins=20, alpha=0.6, label=f"{label} (n={len(values)})")
     ax.set_xlabel(xlabel)
-    ax.legend()
+    if any(series.values()):
+        ax.legend()
+    else:  # e.g. no pass rates when difficulty is off: say so instead of an empty legend
+        ax.text(0.5, 0.5, "no values in this run", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
