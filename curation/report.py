@@ -33,7 +33,8 @@ def plot_funnel(state: CurationState, path: Path) -> None:
     ax.barh(stages[::-1], [c.items_out for c in state.funnel][::-1], color="#4c72b0", label="chains")
     problems = [c.problems_out or 0 for c in state.funnel]
     ax.barh(stages[::-1], problems[::-1], color="#dd8452", label="problems", height=0.4)
-    ax.set_xscale("log")
+    if any(c.items_out for c in state.funnel):  # a log axis needs a positive value (an empty pool has none)
+        ax.set_xscale("log")
     ax.set_xlabel("left after stage (log)")
     ax.legend()
     fig.tight_layout()
