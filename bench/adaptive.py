@@ -96,12 +96,15 @@ def champ_pass_rates() -> dict[str, tuple[float, float]]:
 
     pool = load_champ_pool()
     golds = {p.id: p.answer for p in pool.problems}
+    texts_of = {p.id: p.problem for p in pool.problems}  # the grader reads yes/no statements against the question
     for override in load_gold_overrides(OVERRIDES):
         if golds.get(override.problem_id) == override.was:
             golds[override.problem_id] = override.answer
     chains = [c for c in pool.model_chains if c.prompt_setting in UNAIDED_SETTINGS]
     texts = [graded_text(c) for c in chains]
-    pairs = [(golds[c.problem_id], t) for c, t in zip(chains, texts, strict=True) if t is not None]
+    pairs = [
+        (golds[c.problem_id], t, texts_of[c.problem_id]) for c, t in zip(chains, texts, strict=True) if t is not None
+    ]
     verdicts = iter(grade_many(pairs, workers=2, progress=False))
     counts: dict[str, dict[str, list[int]]] = {p: {"weak": [0, 0], "strong": [0, 0]} for p in golds}
     for chain, text in zip(chains, texts, strict=True):

@@ -88,10 +88,8 @@ def limit_problems(state: CurationState, limit: int | None) -> None:
 def difficulty_attempts(state: CurationState, options: StageOptions, context: StageContext) -> list[Attempt]:
     """Attempts for pass rates: the pool's graded chains, or fresh rollouts of the alive problems."""
     difficulty = options.difficulty
-    if not difficulty.enabled or difficulty.source == "pool":
+    if not difficulty.enabled or difficulty.source != "rollouts":
         return state.attempts
-    if difficulty.source != "rollouts":
-        raise ValueError(f"curate.stages.difficulty.source must be 'pool' or 'rollouts', got {difficulty.source!r}")
     problems = list(state.problems.values())
     golds = {p.id: p.answer for p in problems}
     attempts: list[Attempt] = []

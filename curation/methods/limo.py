@@ -18,7 +18,7 @@ from typing import Any
 from curation.funnel import CurationState
 from curation.methods.base import CurationSummary, Method, RunContext
 from curation.options import StageOptions
-from curation.outputs import RunOutputs, curated_row, selected_chains, training_example, write_outputs
+from curation.outputs import RunOutputs, curated_row, selected_chains, training_example, warn_flagged, write_outputs
 from curation.report import render_report, write_plots
 from curation.stages import ingest, initial_state, run_stages, stage_names
 from eval.report import package_versions
@@ -58,12 +58,17 @@ def run_limo(stages: StageOptions, options: None, context: RunContext) -> Curati
         "input_checksums": checksums,
         "gold_overrides": applied,
         "benchmarks": state.manifest.get("benchmarks", {}),
+        "difficulty": {
+            **state.manifest.get("difficulty", {}),
+            "selection": state.manifest.get("selection_difficulty"),
+        },
         "packages": package_versions(PACKAGES),
         "totals": totals,
     }
     chains = selected_chains(state)
     rows = [curated_row(state, c, stages.quality) for c in chains]
     messages = [training_example(state, c, stages.select) for c in chains]
+    manifest["flagged"] = warn_flagged(rows)
     report = limo_report(state, stages, manifest, pool_domains, all_quality, context)
     parquet = rows if stages.report.parquet else []
     data: dict[str, Sequence[Any]] = {"curated.jsonl": rows, "messages.jsonl": messages}
@@ -97,8 +102,24 @@ def limo_report(
     )
 
 
+def trust_section(manifest: dict[str, Any]) -> str:
+    """Who wrote the chains, where the golds came from, and the selected chains that are not confirmed."""
+    ingest = manifest["pool"].get("provenance", {}).get("ingest")
+    flagged = manifest.get("flagged") or {}
+    lines = [f"- selected chains flagged: {', '.join(f'{k}: {v}' for k, v in flagged.items()) or 'none'}"]
+    if ingest:
+        gold = ingest["gold"]
+        lines = [
+            f"- chains by generator: {ingest['generators']} (only `human` chains skip the answer check)",
+            f"- rows by gold origin: {gold['from_rows']}; chains whose gold is read from their own text (circular): "
+            f"{gold['circular_chains']}",
+            *lines,
+        ]
+    return "\n".join(lines)
+
+
 def limo_sections(state: CurationState, manifest: dict[str, Any], plots: list[str]) -> list[str]:
-    """Gold overrides, suspect golds, decontamination hits, benchmarks checked, plots."""
+    """Trust, gold overrides, suspect golds, decontamination hits, benchmarks checked, plots."""
     flagged = {pid: n["suspect_gold"] for pid, n in state.problem_notes.items() if "suspect_gold" in n}
     hits = [
         {"problem_id": d.problem_id, **d.detail} for d in state.drops if d.kind == "problem" and d.stage == "decontam"
@@ -117,14 +138,26 @@ def limo_sections(state: CurationState, manifest: dict[str, Any], plots: list[st
         f"{h['similarity']}, content {h['content']}; shared: {', '.join(repr(g) for g in h['ngrams'])})"
         for h in hits
     )
+    notes = next((c.notes for c in state.funnel if c.stage == "decontam"), {})
+    near = "\n".join(
+        f"- `{m['problem_id']}` vs `{m['benchmark']}` item `{m['item_id']}`: similarity {m['similarity']}, "
+        f"content {m['content']} (kept)"
+        for m in notes.get("near_misses", [])[:10]
+    )
+    boilerplate = ", ".join(f"'{b['ngram']}' ({b['documents']})" for b in notes.get("boilerplate_ngrams", [])[:10])
     checked = "\n".join(f"- {name}: {info}" for name, info in manifest.get("benchmarks", {}).items())
     return [
+        "## What the pool was trusted with",
+        trust_section(manifest),
         "## Gold overrides applied",
         overrides or "none",
         "## Suspect golds",
         suspects or "none",
         "## Decontamination hits",
         contaminated or "none",
+        "## Decontamination: closest candidates kept",
+        (near or "none")
+        + (f"\n\nMost frequent (down-weighted) n-grams, by documents: {boilerplate}" if boilerplate else ""),
         "## Benchmarks checked",
         checked or "none",
         "## Plots",

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Any
 
 _INNER_LIMIT_FRACTION = 0.5
+WARM_UP = {"gold": "\\min(1, \\frac{1}{2})", "pred": "\\frac{1}{2}", "timeout_s": 2.0}
 
 
 def compare_math_verify(gold: str, pred: str, timeout_s: float) -> dict[str, Any] | None:
@@ -54,9 +56,19 @@ def compare_latex(gold: str, pred: str) -> dict[str, Any]:
 
 
 def answer(request: dict[str, Any]) -> dict[str, Any]:
-    """One request: ``{"gold", "pred", "timeout_s"}``."""
+    """One request: ``{"gold", "pred", "timeout_s"}`` (or ``{"spin_s"}``: burn CPU, for the limit's tests)."""
+    if "spin_s" in request:
+        return _spin(float(request["spin_s"]))
     gold, pred = request["gold"], request["pred"]
     return compare_math_verify(gold, pred, float(request.get("timeout_s", 2.0))) or compare_latex(gold, pred)
+
+
+def _spin(seconds: float) -> dict[str, Any]:
+    """Compute for ``seconds`` of CPU time: lets tests check that the caller's limit kills a runaway step."""
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+    return {"status": "incorrect", "reason": "spun"}
 
 
 def serve() -> None:
@@ -64,6 +76,7 @@ def serve() -> None:
     import latex2sympy2_extended  # noqa: F401  (imports before saying ready, so start-up is off the clock)
     import math_verify  # noqa: F401
 
+    answer(WARM_UP)  # first-use costs (grammar, sympy caches: ~0.7 s) are off the clock too
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     for line in sys.stdin:
