@@ -19,7 +19,7 @@ export OMP_NUM_THREADS ?= 1
 export TORCH_EXTENSIONS_DIR ?= $(HOME)/.cache/limo/torch_extensions
 export DS_ACCELERATOR ?= cpu
 
-.PHONY: help setup demo curate train eval plan test test-unit quality style bench clean
+.PHONY: help setup demo curate train eval plan discover test test-unit quality style bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -53,6 +53,11 @@ eval: setup  ## python -m limo.evaluate recipe=$(RECIPE) (MODEL=path to evaluate
 
 plan: setup  ## memory plan: python -m limo.plan recipe=$(RECIPE) num_gpus=$(NUM_GPUS)
 	$(PY) -m limo.plan recipe=$(RECIPE) num_gpus=$(NUM_GPUS) num_nodes=$(NUM_NODES)
+
+# RECIPE given on the command line (or in the environment) wins; otherwise the CPU demo recipe `discover`.
+DISCOVER_RECIPE = $(if $(filter command line environment,$(origin RECIPE)),$(RECIPE),discover)
+discover: setup  ## DiscoPOP's discovery loop: python -m limo.discover recipe=discover (CPU demo, replay proposer)
+	$(PY) -m limo.discover recipe=$(DISCOVER_RECIPE) $(if $(DATA_DIR),data_dir=$(DATA_DIR)) $(OVERRIDES)
 
 test: setup  ## unit + slow tiers (gpu tests skip without CUDA)
 	$(PY) -m pytest -q tests

@@ -106,9 +106,14 @@ def graded_attempts() -> tuple[tuple[str, str, str | None, bool], ...]:
     from eval.grader import grade_many
 
     golds = _golds()
+    texts_of = {
+        p.id: p.problem for p in load_champ_pool().problems
+    }  # the grader reads yes/no statements against the question
     chains = [c for c in load_champ_pool().model_chains if c.prompt_setting in UNAIDED_SETTINGS]
     texts = [graded_text(c) for c in chains]
-    pairs = [(golds[c.problem_id], t) for c, t in zip(chains, texts, strict=True) if t is not None]
+    pairs = [
+        (golds[c.problem_id], t, texts_of[c.problem_id]) for c, t in zip(chains, texts, strict=True) if t is not None
+    ]
     verdicts = iter(grade_many(pairs, workers=2, progress=False))
     return tuple(
         (c.problem_id, c.generator, t, next(verdicts).correct if t is not None else False)

@@ -1,17 +1,24 @@
-"""Benchmark: our grader against math-verify 0.9.0 on the dev set, and on dev set + grader cases together.
+"""Benchmark: our grader against math-verify 0.9.0 — accuracy on labelled sets, then speed.
 
-Both run in this one process, warm (imports done, one throw-away pair each; parse caches cleared before
-each timed pass), one pair at a time. Bare answers are wrapped in ``$...$`` for math-verify as its docs
-advise; full outputs go to its default extraction. Prints accuracy, false positives/negatives, pairs/s,
-p50/p99/max wall-clock latency, the p99 of this thread's CPU time per pair, and timeouts. On a shared
-machine the wall clock also counts time the scheduler gave to other processes and CPU time does not; CPU
-time misses what the symbolic worker subprocess spends, so the number of pairs sent there is printed.
-Data: ``$LIMO_SHARED_DATA`` or ``<repo>/../shared/data``.
+Accuracy: for each labelled set of `bench/grader_sets.py` (held-out parts and the dev set by default;
+``--all`` adds the tuning parts), both graders grade every row and the table prints right/n, accuracy,
+false positives (a wrong answer accepted) and false negatives. Our grader gets the problem text where the
+row has one (``grade(gold, response, problem=...)``); math-verify has no such input. Bare answers are
+wrapped in ``$...$`` for math-verify as its docs advise; responses go to its default extraction.
+
+Speed: both graders in this one process, warm (imports done, one throw-away pair each; parse caches cleared
+before each timed pass), one pair at a time, on the dev set, on dev + the round-1 grader cases, and on the
+issue-12 forms + CHAMP summaries (graded with their problem text, all parts). Prints
+pairs/s, p50/p99/max wall-clock latency, the p99 of this thread's CPU time per pair, and timeouts. On a
+shared machine the wall clock also counts time the scheduler gave to other processes and CPU time does
+not; CPU time misses what the symbolic worker subprocess spends, so the pairs sent there are counted.
+Data: ``$LIMO_SHARED_DATA`` or ``<repo>/../shared/data``. ``--misses SET`` lists our wrong verdicts on a
+set's tuning part (never the held-out part: that one stays out of tuning).
 """
 
 from __future__ import annotations
 
-import json
+import argparse
 import os
 import platform
 import statistics
@@ -23,33 +30,23 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.grader_sets import SETS, Row, build, data_dir  # noqa: E402
+from eval.extract import is_prose  # noqa: E402
 from eval.grader import grade  # noqa: E402
 
-Row = dict
-
-
-def _data_dir() -> Path:
-    return Path(os.environ.get("LIMO_SHARED_DATA", REPO.parent / "shared" / "data"))
-
-
-def _load() -> tuple[list[Row], list[Row]]:
-    dev_path = _data_dir() / "grading_pairs_dev.jsonl"
-    if not dev_path.is_file():
-        sys.exit(f"bench/grader.py: {dev_path} not found; set LIMO_SHARED_DATA to the folder holding it")
-    dev = [json.loads(line) for line in dev_path.read_text().splitlines() if line.strip()]
-    cases_path = REPO / "tests" / "assets" / "grader_cases.jsonl"
-    cases = [dict(json.loads(line), candidate_kind="answer") for line in cases_path.read_text().splitlines()]
-    return dev, cases
-
-
+ACCURACY_SETS = ("forms", "champ", "math_own", "math_styles", "cases")
 WORKER_PAIRS: list[str] = []  # pairs our grader sent to the symbolic worker subprocess
 
 
 def _ours(row: Row) -> tuple[bool, bool]:
-    verdict = grade(row["gold"], row["candidate"])
-    if verdict.status == "timeout" or verdict.reason.startswith("latex parse"):
+    verdict = grade(row["gold"], row["candidate"], problem=row.get("problem"))
+    if verdict.status == "timeout" or verdict.reason.startswith(("latex parse", "math-verify")):
         WORKER_PAIRS.append(row.get("id", row["gold"][:40]))
     return verdict.correct, verdict.status == "timeout"
+
+
+def _is_response(text: str) -> bool:
+    return is_prose(text) or any(mark in text for mark in ("\\boxed", "$", "\\(", "\\[", "<|"))
 
 
 def _math_verify() -> Callable[[Row], tuple[bool, bool]]:
@@ -57,7 +54,7 @@ def _math_verify() -> Callable[[Row], tuple[bool, bool]]:
 
     def run(row: Row) -> tuple[bool, bool]:
         gold = parse(f"${row['gold']}$") or parse(row["gold"])
-        cand = row["candidate"] if row.get("candidate_kind") == "full_output" else f"${row['candidate']}$"
+        cand = row["candidate"] if _is_response(row["candidate"]) else f"${row['candidate']}$"
         try:
             return bool(verify(gold, parse(cand))), False
         except TimeoutError:
@@ -89,7 +86,7 @@ def measure(name: str, run: Callable[[Row], tuple[bool, bool]], rows: list[Row])
         fn += row["label"] and not ok
         timeouts += timed_out
     total = time.perf_counter() - start
-    q = statistics.quantiles(latencies, n=100)
+    q = statistics.quantiles(latencies, n=100) if len(rows) > 1 else [latencies[0]] * 99
     return {
         "grader": name,
         "n": len(rows),
@@ -101,33 +98,83 @@ def measure(name: str, run: Callable[[Row], tuple[bool, bool]], rows: list[Row])
         "p50_ms": q[49] * 1e3,
         "p99_ms": q[98] * 1e3,
         "max_ms": max(latencies) * 1e3,
-        "cpu_p99_ms": statistics.quantiles(cpu_times, n=100)[98] * 1e3,
+        "cpu_p99_ms": (statistics.quantiles(cpu_times, n=100)[98] if len(rows) > 1 else cpu_times[0]) * 1e3,
         "timeouts": timeouts,
     }
 
 
-def main() -> None:
-    dev, cases = _load()
-    graders = {"limo": _ours, "math-verify 0.9.0": _math_verify()}
-    for run in graders.values():  # warm: imports and the symbolic worker's start, on pairs not in the sets
-        run({"gold": "\\frac12", "candidate": "0.5", "label": True})
-        run({"gold": "\\int_0^1 x\\,dx", "candidate": "\\lim_{n\\to\\infty} 1/n", "label": False})
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
+def accuracy_table(sets: dict[str, list[Row]], parts: tuple[str, ...], graders: dict) -> None:
+    """One line per (set, part, grader): right/n, accuracy, false positives, false negatives, timeouts."""
+    print("| set | part | grader | right/n | acc | FP | FN | timeouts |\n|" + "---|" * 8)
+    for set_name, rows in sets.items():
+        for part in parts if set_name != "dev" else ("dev",):
+            chosen = [r for r in rows if r["part"] == part]
+            if not chosen:
+                continue
+            for name, run in graders.items():
+                r = measure(name, run, chosen)
+                print(
+                    f"| {set_name} | {part} | {name} | {r['right']}/{r['n']} | {r['acc']:.4f} | {r['fp']} | "
+                    f"{r['fn']} | {r['timeouts']} |",
+                    flush=True,
+                )
+
+
+def speed_table(timed: dict[str, list[Row]], graders: dict) -> None:
     header = "| set | grader | right/n | acc | FP | FN | pairs/s | p50 ms | p99 ms | max ms | p99 CPU ms | timeouts |"
     print(header + "\n|" + "---|" * 12)
-    for set_name, rows in (("dev", dev), ("dev+cases", dev + cases)):
+    for set_name, rows in timed.items():
         WORKER_PAIRS.clear()
         results = [measure(name, run, rows) for name, run in graders.items()]
         for r in results:
             print(
                 f"| {set_name} | {r['grader']} | {r['right']}/{r['n']} | {r['acc']:.4f} | {r['fp']} | "
                 f"{r['fn']} | {r['pairs_s']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.1f} | "
-                f"{r['cpu_p99_ms']:.2f} | {r['timeouts']} |"
+                f"{r['cpu_p99_ms']:.2f} | {r['timeouts']} |",
+                flush=True,
             )
         print(
             f"speed-up on {set_name}: {results[0]['pairs_s'] / results[1]['pairs_s']:.1f}x; "
             f"limo pairs through the symbolic worker: {len(WORKER_PAIRS)}"
         )
+
+
+def print_misses(rows: list[Row]) -> None:
+    for row in (r for r in rows if r["part"] == "tune"):
+        verdict = grade(row["gold"], row["candidate"], problem=row.get("problem"))
+        if verdict.correct != row["label"]:
+            kind = "FP" if verdict.correct else "FN"
+            print(f"{kind} {row['id']} gold={row['gold']!r} cand={row['candidate'][-300:]!r}")
+            print(f"   -> {verdict.status} {verdict.extracted!r} {verdict.reason}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--all", action="store_true", help="also report the tuning parts")
+    parser.add_argument("--sets", nargs="*", default=list(ACCURACY_SETS), choices=sorted(SETS))
+    parser.add_argument("--misses", choices=sorted(SETS), help="list our misses on a set's tuning part and exit")
+    parser.add_argument("--no-speed", action="store_true")
+    args = parser.parse_args()
+    if not (data_dir() / "grading_pairs_dev.jsonl").is_file():
+        sys.exit(f"bench/grader.py: {data_dir()} has no grading_pairs_dev.jsonl; set LIMO_SHARED_DATA to the folder")
+    if args.misses:
+        print_misses(build([args.misses])[args.misses])
+        return
+    graders = {"limo": _ours, "math-verify 0.9.0": _math_verify()}
+    for run in graders.values():  # warm: imports and the symbolic worker's start, on pairs not in the sets
+        run({"gold": "\\frac12", "candidate": "0.5", "label": True})
+        run({"gold": "\\int_0^1 x\\,dx", "candidate": "\\lim_{n\\to\\infty} 1/n", "label": False})
+    sets = build(["dev", *args.sets])
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
+    accuracy_table(sets, ("heldout", "tune") if args.all else ("heldout",), graders)
+    if not args.no_speed:
+        more = build(["cases", "forms", "champ"])
+        timed = {
+            "dev": sets["dev"],
+            "dev+cases": sets["dev"] + more["cases"],
+            "forms+champ": more["forms"] + more["champ"],
+        }
+        speed_table(timed, graders)
 
 
 if __name__ == "__main__":

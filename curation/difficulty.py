@@ -9,16 +9,29 @@ generator, correct attempts out of tries. Filters (each off when unset):
 - strong window: keep a problem only when the strong models' pooled pass rate lies in ``[lo, hi]``
   (LIMO: DeepSeek-R1-Distill-Qwen-32B solving 1 to 3 of 32 -> ``[0.03125, 0.09375]``).
 
-The strong pass rate is also the problem's difficulty score used by selection (``1 - pass_rate``).
+The strong pass rate is also the problem's difficulty score used by selection (``score = 1 - pass_rate``).
+
+Without rollouts, ``source: metadata`` reads a declared column (``ingest.field_map.difficulty``): a value
+named in ``levels`` takes that score (NuminaMath's ``source``: ``olympiads`` harder than ``gsm8k``), any
+other value is read as a number (``Level 4`` -> 4, ``3.5``) and scaled from ``scale`` ``[easiest, hardest]``
+onto [0, 1]. A value that is neither, or an empty cell, leaves the difficulty unknown (``missing: keep``,
+ranked as 0) or drops the problem (``missing: drop``, reason ``no_difficulty``). ``min_difficulty`` drops
+easier problems (``below_min_difficulty``). The run's manifest records the signal (`difficulty_signal`).
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from curation.funnel import Attempt, CurationState
 from curation.options import DifficultyOptions
+from eval.problem import Problem
+
+SOURCES = ("pool", "rollouts", "metadata")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
 def solve_counts(attempts: Iterable[Attempt]) -> dict[str, dict[str, list[int]]]:
@@ -58,19 +71,25 @@ def difficulty_decision(counts: dict[str, list[int]], options: DifficultyOptions
 
 def difficulty_note(per_model: dict[str, list[int]], options: DifficultyOptions) -> dict[str, object]:
     """A problem's pass-rate note: ``[correct, tries]`` per generator (sorted), the pooled rates, the source."""
+    rate = pooled_rate(per_model, options.strong_models) if per_model else None
     return {
         "attempts": {m: list(c) for m, c in sorted(per_model.items())},
-        "strong_pass_rate": pooled_rate(per_model, options.strong_models) if per_model else None,
+        "strong_pass_rate": rate,
         "weak_pass_rate": pooled_rate(per_model, options.weak_models) if per_model else None,
         "source": options.source,
+        "score": None if rate is None else round(1.0 - rate, 6),
     }
 
 
 def run_difficulty(state: CurationState, options: DifficultyOptions, attempts: Sequence[Attempt]) -> None:
-    """Record pass rates for every alive problem and apply the weak filter and strong window."""
+    """Record every alive problem's difficulty and apply the filters of its source."""
     count = state.begin("difficulty", options.enabled)
+    state.manifest["difficulty"] = difficulty_signal(options)
     if not options.enabled:
         state.apply(count)
+        return
+    if options.source == "metadata":
+        run_metadata_difficulty(state, options, count)
         return
     counts = solve_counts(a for a in attempts if a.problem_id in state.problems)
     drops = {}
@@ -82,4 +101,79 @@ def run_difficulty(state: CurationState, options: DifficultyOptions, attempts: S
         if reason:
             drops[problem_id] = (reason, {k: note[k] for k in ("strong_pass_rate", "weak_pass_rate")})
     count.notes = {"source": options.source, "problems_with_attempts": sum(1 for p in state.problems if p in counts)}
+    state.apply(count, problems=drops)
+
+
+def difficulty_signal(options: DifficultyOptions) -> dict[str, Any]:
+    """What the manifest says about the difficulty signal: pass rates of which models, or which metadata."""
+    if not options.enabled:
+        return {"signal": None}
+    if options.source not in SOURCES:
+        known = ", ".join(SOURCES)
+        raise ValueError(f"curate.stages.difficulty.source must be one of {known}, got {options.source!r}")
+    if options.source == "metadata":
+        return {
+            "signal": "metadata",
+            "levels": dict(options.levels),
+            "scale": list(options.scale) if options.scale else None,
+            "min_difficulty": options.min_difficulty,
+            "missing": options.missing,
+        }
+    return {"signal": "pass_rate", "source": options.source, "strong_models": list(options.strong_models)}
+
+
+def metadata_score(value: Any, options: DifficultyOptions) -> float | None:
+    """A metadata value as a difficulty in [0, 1]: its ``levels`` entry, else its number scaled; else None."""
+    if value is None:
+        return None
+    key = str(value).strip()
+    if key in options.levels:
+        return float(options.levels[key])
+    number = float(value) if isinstance(value, (int, float)) else _first_number(key)
+    if number is None or options.scale is None:
+        return None
+    easiest, hardest = options.scale
+    if hardest == easiest:
+        return None
+    return round(min(1.0, max(0.0, (number - easiest) / (hardest - easiest))), 6)
+
+
+def _first_number(text: str) -> float | None:
+    found = _NUMBER.search(text)
+    return float(found.group(0)) if found else None
+
+
+def problem_metadata(problem: Problem) -> Any:
+    """The difficulty a pool row declared (``field_map.difficulty``), else the source's own level."""
+    return problem.extra.get("difficulty", problem.level)
+
+
+def metadata_note(value: Any, options: DifficultyOptions) -> tuple[dict[str, Any], tuple[str, dict[str, Any]] | None]:
+    """One problem's metadata difficulty note, and its drop (reason, detail) or None to keep it."""
+    score = metadata_score(value, options)
+    note = {"source": "metadata", "value": value, "score": score}
+    if score is None and options.missing == "drop":
+        return note, ("no_difficulty", {"value": value})
+    if score is not None and options.min_difficulty is not None and score < options.min_difficulty:
+        return note, ("below_min_difficulty", {"value": value, "score": score})
+    return note, None
+
+
+def check_missing(options: DifficultyOptions) -> None:
+    """Raises: ValueError: ``missing`` is neither keep nor drop."""
+    if options.missing not in ("keep", "drop"):
+        raise ValueError(f"curate.stages.difficulty.missing must be keep or drop, got {options.missing!r}")
+
+
+def run_metadata_difficulty(state: CurationState, options: DifficultyOptions, count: Any) -> None:
+    """Score each problem from its metadata column; drop unknown (``missing: drop``) or too easy problems."""
+    check_missing(options)
+    drops: dict[str, tuple[str, dict[str, Any]]] = {}
+    for problem_id, problem in state.problems.items():
+        note, drop = metadata_note(problem_metadata(problem), options)
+        state.problem_notes[problem_id]["difficulty"] = note
+        if drop is not None:
+            drops[problem_id] = drop
+    scored = sum(1 for pid in state.problems if state.problem_notes[pid]["difficulty"]["score"] is not None)
+    count.notes = {"source": "metadata", "problems_with_difficulty": scored}
     state.apply(count, problems=drops)

@@ -23,20 +23,50 @@ EXPLORATION_WORDS = ("perhaps", "might", "maybe", "alternatively", "possibly", "
 GRANULARITY_WORDS = ("therefore", "since", "thus", "hence", "because", "so", "consequently", "which means")
 
 
+# Our fields a pool column can fill (`IngestOptions.field_map`); docs/curation.md, "Ingest".
+POOL_FIELDS = (
+    "id",
+    "problem",
+    "answer",
+    "chain",
+    "subject",
+    "generator",
+    "final_answer",
+    "prompt_setting",
+    "difficulty",
+    "correct",
+    "finish_reason",
+)
+LIST_RULES = ("join", "explode", "first", "last")
+
+
 @dataclass(frozen=True)
 class IngestOptions:
-    """Where the pool comes from.
+    """Where the pool comes from and how its columns become problems and chains (CONTRACTS.md, "Ingest keys").
 
     Attributes:
-        source: ``champ`` (the embedded CHAMP pool) or a JSONL / parquet file, dataset folder or hub id
-            whose rows each hold a problem, its gold answer and one chain.
+        source: ``champ`` (the embedded CHAMP pool) or a JSONL / JSON / parquet file, dataset folder or hub id
+            whose rows each hold a problem, its gold answer and one or more chains.
         fmt: Force a format (``jsonl``, ``parquet``, ``hf``) instead of guessing from the name.
         split: Dataset split for hub ids and dataset folders.
         revision: Hub revision to pin.
-        field_map: ``{our_field: source_field}``; our fields are ``id, problem, answer, chain, subject,
-            generator, final_answer, prompt_setting``.
-        gold_from_chain: Take the gold answer from the chain's final ``\\boxed{}`` when the row has none
-            (NuminaMath-CoT stores the answer only inside its solution).
+        field_map: ``{our_field: column}`` for our fields `POOL_FIELDS`; ``chain`` may name a list of columns,
+            whose texts are joined in order with ``join_with`` (s1K: thinking trajectory, then attempt). A
+            column that has our name needs no entry, except ``generator``: who wrote the chains is read from
+            a column only when this map names it. A command-line override replaces the recipe's map.
+        generator: Who wrote the chains when no ``field_map.generator`` column says so (or its cell is
+            empty): a model name, ``model``, or ``human``. Only ``human`` chains are verified references;
+            every other chain is kept only when the grader confirms its answer. None: ``model``.
+        gold_from: A column whose last ``\\boxed{}`` (or, for a one-line text, the text itself) is the gold
+            for rows without an ``answer``. When it is also a chain column, or its text is the chain's, the
+            gold is the chain's own (circular): such chains are flagged and the manifest counts them.
+        lists: ``{our_field: rule}`` for list-valued columns: ``join`` (elements joined with ``join_with``),
+            ``explode`` (``chain`` only: one chain per element, with list-valued ``correct``, ``generator``,
+            ``final_answer`` and ``finish_reason`` split alongside: OpenR1's generations), ``first``,
+            ``last``. A chat list (``[{role, content}, ...]``) needs no rule: ``problem`` takes its user turn,
+            ``chain`` its assistant turn. Any other list, dict or unexpected type rejects the row, naming
+            the field and column.
+        join_with: The separator of joined texts.
         gold_overrides: YAML file of corrected gold answers (``problem_id: {answer, was, justification}``).
         limit: Read only the first N rows of a file source (None: all).
         problem_limit: Keep only the first N problems of the pool (tests, quick looks; None: all). The
@@ -47,8 +77,11 @@ class IngestOptions:
     fmt: str | None = None
     split: str = "train"
     revision: str | None = None
-    field_map: dict[str, str] = field(default_factory=dict)
-    gold_from_chain: bool = False
+    field_map: dict[str, str | list[str]] = field(default_factory=dict)
+    generator: str | None = None
+    gold_from: str | None = None
+    lists: dict[str, str] = field(default_factory=dict)
+    join_with: str = "\n\n"
     gold_overrides: str | None = field(default=None, metadata=PATH)
     limit: int | None = None
     problem_limit: int | None = None
@@ -56,12 +89,17 @@ class IngestOptions:
 
 @dataclass(frozen=True)
 class ValidateOptions:
-    """Row checks. ``allowed_settings`` empty: every prompt setting counts (non-CHAMP pools)."""
+    """Row checks. ``allowed_settings`` empty: every prompt setting counts (non-CHAMP pools).
+
+    ``max_problem_chars``: the longest problem statement kept (the longest MATH, AIME, AMC or CHAMP problem is
+    under 5,000 characters; a scraped page pasted as a question is not a problem).
+    """
 
     enabled: bool = True
     allowed_settings: tuple[str, ...] = ()
     max_chain_chars: int = 200_000
     min_problem_chars: int = 5
+    max_problem_chars: int = 20_000
 
 
 @dataclass(frozen=True)
@@ -76,11 +114,20 @@ class AnswerCheckOptions:
 
 @dataclass(frozen=True)
 class DedupOptions:
-    """Problem deduplication: exact after normalisation, then MinHash LSH near-duplicates."""
+    """Problem deduplication: exact after normalisation, then MinHash LSH near-duplicates.
+
+    A pair is a near-duplicate when the exact Jaccard of its word shingles reaches ``threshold``, or
+    ``same_answer_threshold`` when both golds agree (None: no such rule) and, with ``same_content``, both
+    problems have the same content tokens (numbers, formulas, negations: `curation.similarity`), which
+    template siblings with a coincident gold do not, nor copies with a number changed; measured in
+    docs/curation.md (``same_content`` trades recall on planted groups for fewer sibling merges: CHAMP).
+    """
 
     enabled: bool = True
     near: bool = True
     threshold: float = 0.8
+    same_answer_threshold: float | None = 0.5
+    same_content: bool = False
     num_perm: int = 128
     shingle_words: int = 3
     exact_chains: bool = True
@@ -172,10 +219,11 @@ class RolloutOptions:
 
 @dataclass(frozen=True)
 class DifficultyOptions:
-    """Pass-rate filters (LIMO): drop what a weak model solves; keep a strong-model pass-rate window.
+    """Difficulty: pass rates with LIMO's two filters, or a declared metadata column (no rollouts).
 
     Attributes:
-        source: ``pool`` (attempts already in the pool) or ``rollouts`` (fresh samples).
+        source: ``pool`` (attempts already in the pool), ``rollouts`` (fresh samples) or ``metadata`` (the
+            pool column mapped by ``ingest.field_map.difficulty``: MATH's ``level``, a source name).
         weak_models: Generators whose solving a problem makes it too easy.
         weak_max_solved: Drop a problem when any weak model solves it in at least this many tries.
         weak_rollouts: Rollout settings for the weak model (``source: rollouts``).
@@ -185,6 +233,12 @@ class DifficultyOptions:
         adaptive: Stop sampling a problem once its filter's outcome is decided (`curation.adaptive`), run
             the strong stage only on what the weak filter keeps, and complete every kept problem to ``k``
             samples, so the selection equals fixed k's; false: ``k`` samples of both models for every problem.
+        levels: ``source: metadata``: a difficulty in [0, 1] for each value of the column (a source's name);
+            values it does not list are read as numbers (``Level 4`` -> 4) and scaled by ``scale``.
+        scale: ``source: metadata``: the ``[easiest, hardest]`` numbers of the column (MATH: ``[1, 5]``).
+        min_difficulty: ``source: metadata``: drop problems below this difficulty; None: keep all.
+        missing: ``source: metadata``: ``keep`` (difficulty unknown, ranked as 0) or ``drop`` a problem
+            whose column is empty or unreadable.
     """
 
     enabled: bool = True
@@ -196,6 +250,10 @@ class DifficultyOptions:
     strong_pass_rate: tuple[float, float] | None = None
     strong_rollouts: RolloutOptions | None = None
     adaptive: bool = True
+    levels: dict[str, float] = field(default_factory=dict)
+    scale: tuple[float, float] | None = None
+    min_difficulty: float | None = None
+    missing: str = "keep"
 
 
 @dataclass(frozen=True)
@@ -238,12 +296,18 @@ class DiversityOptions:
 
 @dataclass(frozen=True)
 class SelectOptions:
-    """Best chain per problem, then the top ``n`` problems by combined score."""
+    """Best chain per problem, then the top ``n`` problems by combined score.
+
+    ``fallback_difficulty``: the difficulty term when no problem of the run has a difficulty (the stage is
+    off, or found no signal): ``length`` (the chain's length percentile: s1 took longer reasoning for harder
+    problems) or ``none`` (quality alone ranks).
+    """
 
     n: int = 100
     quality_weight: float = 1.0
     difficulty_weight: float = 1.0
     boxed_answer: str = "gold"  # which answer the appended \\boxed{} line shows: "gold" or "chain"
+    fallback_difficulty: str = "length"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@
 written atomically. A manifest with an ``outputs_sha256`` key gets the checksums of the data files.
 
 LIMO's curated set is one row per selected chain (full provenance) and its training view
-(`messages.jsonl`).
+(`messages.jsonl`). A chain that is not confirmed correct (``answer_check.keep_incorrect``, a gold read from
+the chain itself) carries its flags in both, and `warn_flagged` says so once per run.
 
 The training view has no system turn (training adds the recipe's) and its assistant turn ends with the
 final answer in ``\\boxed{}``. CHAMP chains never box their answer (CHAMP asked for a summary sentence
@@ -21,17 +22,21 @@ to it) or the answer the grader extracted from the chain (``chain``).
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from curation.answer_check import chain_flags
 from curation.funnel import CurationState
 from curation.options import QualityOptions, SelectOptions
 from curation.quality import quality_details
 from curation.schema import Chain, SFTExample
 from eval.records import sha256_file, write_json, write_jsonl, write_parquet, write_text_atomic
 
+log = logging.getLogger(__name__)
 STAGES_WITH_DECISIONS = ("dedup", "decontam", "suspect_gold", "difficulty")
 
 
@@ -80,21 +85,42 @@ def curated_row(state: CurationState, chain: Chain, quality: QualityOptions) -> 
         "prompt_setting": chain.prompt_setting,
         "scores": {
             "combined": cnotes.get("combined"),
+            "difficulty": cnotes.get("difficulty_term"),
             "quality": quality_details(chain, quality) if "quality" in cnotes else None,
         },
         "pass_rates": pnotes.get("difficulty"),
         "verdict": cnotes["verdict"].to_dict() if "verdict" in cnotes else None,
-        "flags": {k: pnotes[k] for k in ("suspect_gold",) if k in pnotes},
+        "flags": {**{k: pnotes[k] for k in ("suspect_gold",) if k in pnotes}, **chain_flags(chain, cnotes)},
         "decisions": decisions,
         "chain_provenance": chain.provenance,
     }
 
 
 def training_example(state: CurationState, chain: Chain, options: SelectOptions) -> SFTExample:
+    """The training view of a selected chain; its flags (`chain_flags`) travel in ``provenance`` when it has any."""
     problem = state.problems[chain.problem_id]
+    flags = chain_flags(chain, state.chain_notes.get(chain.id, {}))
     return SFTExample.single_turn(
-        problem.id, problem.problem, assistant_text(chain, answer_to_box(state, chain, options))
+        problem.id,
+        problem.problem,
+        assistant_text(chain, answer_to_box(state, chain, options)),
+        provenance={"chain_id": chain.id, "flags": flags} if flags else {},
     )
+
+
+def warn_flagged(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Warn once when selected chains carry flags a trainer must know of; returns the counts by flag."""
+    counts = dict(Counter(flag for row in rows for flag in row["flags"] if flag != "suspect_gold"))
+    unconfirmed = counts.get("unconfirmed", 0) + counts.get("gold_circular", 0)
+    if unconfirmed:
+        log.warning(
+            "%d of %d selected chains are not confirmed correct (%s); each is flagged in curated.jsonl and in "
+            "messages.jsonl's provenance",
+            unconfirmed,
+            len(rows),
+            ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()) if k != "grader_disagrees"),
+        )
+    return counts
 
 
 @dataclass

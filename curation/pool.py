@@ -1,9 +1,12 @@
-"""Ingest: a pool of problems and candidate chains, from CHAMP or any JSONL / parquet / hub source.
+"""Ingest: a pool of problems and candidate chains, from CHAMP or any JSONL / JSON / parquet / hub source.
 
-A file pool has one chain per row: ``id, problem, answer, chain`` (plus optional ``subject, generator,
-final_answer, prompt_setting``), renamed from the source's own names by ``field_map``. Rows that share a
-problem id add chains to one problem; a row whose gold contradicts an earlier row of the same problem is
-rejected, since a problem has one gold. Bad rows become `Reject`s (file, row, field, reason).
+A file pool row holds a problem, its gold and one chain (or several: ``lists.chain: explode``), read from the
+source's own columns by `curation.pool_rows` (``field_map``, list rules, chat turns, ``gold_from``,
+``generator``). Rows that share a problem id add chains to one problem; a row whose gold contradicts an
+earlier row of the same problem is rejected, since a problem has one gold. Bad rows become `Reject`s (file,
+row, field, reason), so ``read == chains + rejected rows``. Chains are model-written unless the recipe
+declares them ``human`` (CHAMP's loader does so for its reference solutions). The manifest records the
+columns read, the generators, where each gold came from and how many golds are the chains' own.
 
 Gold overrides (a YAML file: ``problem_id: {was, answer, justification}``) replace wrong gold answers at
 ingest. ``was`` must match the gold as loaded, so an override never silently applies to changed data.
@@ -13,17 +16,21 @@ Human chains whose final answer was the old gold get the new one (their text der
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from curation.champ import load_champ_pool
 from curation.options import IngestOptions
+from curation.pool_rows import CIRCULAR, RowRecord, RowSpec, columns_in, read_row
 from curation.schema import HUMAN, Chain
-from eval.extract import extract_answer
 from eval.problem import Problem
-from eval.records import DataError, Reject, RowError, load_records, sha256_file
+from eval.records import DataError, Reject, RowError, iter_rows, sha256_file
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -89,52 +96,39 @@ def _load_champ() -> Pool:
 
 
 def _load_records_pool(options: IngestOptions) -> Pool:
-    loaded = load_records(options.source, lambda row: row_to_pair(row, options), **record_args(options))
-    pairs = loaded.kept[: options.limit] if options.limit else loaded.kept
-    problems: dict[str, Problem] = {}
-    chains: list[Chain] = []
-    rejects = list(loaded.rejects)
-    seen: set[str] = set()
-    for number, (problem, chain) in enumerate(pairs, start=1):
-        known = problems.setdefault(problem.id, problem)
-        reject = cross_row_reject(options.source, number, problem, chain, known, chain.id in seen)
-        if reject is not None:
-            rejects.append(reject)
-            continue
-        seen.add(chain.id)
-        chains.append(chain)
-    read = len(chains) + len(rejects)
-    checksum = loaded.checksum or hub_checksum(options)
-    return Pool(list(problems.values()), chains, options.source, read, rejects, checksum, pool_provenance(options))
+    spec = RowSpec.from_options(options)
+    read = ReadRows(source=options.source)
+    for number, raw in iter_rows(options.source, **reader_args(options)):
+        if options.limit is not None and read.rows >= options.limit:
+            break
+        read.add(number, raw, spec)
+    check_columns(options.source, spec, read.rows, bool(read.chains), read.columns_seen)
+    circular = sum(1 for c in read.chains if c.provenance.get("gold") == CIRCULAR)
+    generators = Counter(c.generator for c in read.chains)
+    facts = ingest_facts(spec, generators, read.gold_origins, circular)
+    pool = Pool(
+        list(read.problems.values()),
+        read.chains,
+        options.source,
+        len(read.chains) + len(read.rejects),
+        read.rejects,
+        pool_checksum(options),
+        {**pool_provenance(options), "ingest": facts},
+    )
+    warn_ingest(options.source, spec, read.undeclared_generator, circular, len(read.chains))
+    return pool
 
 
-def record_args(options: IngestOptions) -> dict[str, Any]:
-    """The reader arguments of a file or hub pool (`eval.records.load_records` / `iter_records`)."""
-    return {
-        "field_map": options.field_map or None,
-        "required": ("problem", "chain"),
-        "fmt": options.fmt,
-        "split": options.split,
-        "revision": options.revision,
-    }
+def reader_args(options: IngestOptions) -> dict[str, Any]:
+    """The arguments of `eval.records.iter_rows` for a file or hub pool."""
+    return {"fmt": options.fmt, "split": options.split, "revision": options.revision}
 
 
-def cross_row_reject(
-    source: str, number: int, problem: Problem, chain: Chain, known: Problem, seen_before: bool
-) -> Reject | None:
-    """The rules between rows: one gold per problem, and no chain text twice for a problem.
-
-    ``known`` is the problem as its first row gave it; ``seen_before`` whether an accepted earlier row had the
-    same chain id. ``number`` counts the rows that passed the row checks (the sharded ingest counts alike).
-    """
-    if known.answer != problem.answer:
-        earlier = f"from an earlier row of problem {known.id}"
-        field, reason = "answer", f"gold {problem.answer!r} contradicts {known.answer!r} {earlier}"
-    elif seen_before:
-        field, reason = "chain", f"the same chain text for problem {known.id} appears in an earlier row"
-    else:
-        return None
-    return Reject(source, number, field, reason, "ingest", chain.id)
+def pool_checksum(options: IngestOptions) -> str:
+    """A file's SHA-256, or the hub id with revision and split."""
+    if Path(options.source).is_file():
+        return sha256_file(options.source)
+    return hub_checksum(options)
 
 
 def hub_checksum(options: IngestOptions) -> str:
@@ -145,38 +139,129 @@ def pool_provenance(options: IngestOptions) -> dict[str, Any]:
     return {"source": options.source, "split": options.split, "revision": options.revision}
 
 
-def row_to_pair(row: dict[str, Any], options: IngestOptions) -> tuple[Problem, Chain]:
-    """One mapped pool row as its problem and chain (a pure per-row function: the sharded ingest uses it too).
+def gold_conflict(known: Problem | None, record: RowRecord) -> str | None:
+    """Why a row whose gold contradicts an earlier row of its problem is rejected (None: no conflict)."""
+    if known is None or known.answer == record.problem.answer:
+        return None
+    return f"gold {record.problem.answer!r} contradicts {known.answer!r} from an earlier row of problem {known.id}"
+
+
+def duplicate_chain(source: str, number: int, problem_id: str, chain_id: str) -> Reject:
+    """The reject of a chain whose text was seen before for its problem (the rest of its row is kept)."""
+    reason = f"the same chain text for problem {problem_id} appears in an earlier row or element"
+    return Reject(source, number, "chain", reason, "ingest", chain_id)
+
+
+def check_columns(source: str, spec: RowSpec, rows: int, kept: bool, columns_seen: set[str]) -> None:
+    """A required column that no row has is a mapping mistake, not bad rows: one error naming it.
 
     Raises:
-        RowError: No gold answer.
+        DataError: Rows were read, none was kept, and a required column is in none of them.
     """
-    text = str(row["problem"])
-    problem_id = str(row.get("id") or "p_" + hashlib.sha1(text.encode()).hexdigest()[:12])
-    chain_text = str(row["chain"])
-    answer = row.get("answer")
-    if (answer is None or not str(answer).strip()) and options.gold_from_chain:
-        answer = extract_answer(chain_text)
-    if answer is None or not str(answer).strip():
-        raise RowError("no gold answer (field 'answer' is empty and none could be taken from the chain)", "answer")
-    generator = str(row.get("generator") or HUMAN)
-    problem = Problem(problem_id, text, str(answer).strip(), options.source, subject=_optional_str(row, "subject"))
-    digest = hashlib.sha1(chain_text.encode()).hexdigest()[:10]
-    chain = Chain(
-        id=f"{problem_id}/{generator}/{digest}",
-        problem_id=problem_id,
-        text=chain_text,
-        final_answer=_optional_str(row, "final_answer"),
-        generator=generator,
-        prompt_setting=_optional_str(row, "prompt_setting"),
-        provenance={"source": options.source},
-    )
-    return problem, chain
+    if not rows or kept:
+        return
+    needed = {"problem": spec.columns["problem"], "chain": spec.columns["chain"]}
+    for ours, names in needed.items():
+        absent = [n for n in names if n not in columns_seen]
+        if absent:
+            raise DataError(
+                f"{source}: required field {ours!r} (source field {absent[0]!r}) is in none of its "
+                f"{rows} rows; fields present: {', '.join(sorted(columns_seen)) or 'none'}"
+            )
 
 
-def _optional_str(row: dict[str, Any], name: str) -> str | None:
-    value = row.get(name)
-    return None if value is None or value == "" else str(value)
+def ingest_facts(spec: RowSpec, generators: Counter[str], gold_origins: Counter[str], circular: int) -> dict[str, Any]:
+    """What the manifest records: columns read, generators, where golds came from, circular golds."""
+    return {
+        "columns": columns_in(spec),
+        "lists": dict(spec.lists),
+        "generator": {"default": spec.generator, "column": spec.generator_column},
+        "generators": dict(generators.most_common()),
+        "gold": {"from_rows": dict(gold_origins), "gold_from": spec.gold_from, "circular_chains": circular},
+    }
+
+
+def warn_ingest(source: str, spec: RowSpec, undeclared_generator: int, circular: int, chains: int) -> None:
+    """One warning per likely mistake: an unread generator column, golds that are the chains' own."""
+    if undeclared_generator:
+        log.warning(
+            "%s: column 'generator' is not read (%d rows); who wrote the chains is declared by the recipe: "
+            "curate.stages.ingest.field_map.generator: generator, or curate.stages.ingest.generator",
+            source,
+            undeclared_generator,
+        )
+    if circular:
+        log.warning(
+            "%s: %d of %d chains are graded against a gold read from their own text (gold_from: %s), so the "
+            "answer check cannot catch a wrong one; they are flagged gold_circular in curated.jsonl",
+            source,
+            circular,
+            chains,
+            spec.gold_from,
+        )
+
+
+@dataclass
+class RowCounts:
+    """What ingest counts of the raw rows, in memory or streamed: rows, columns seen, unread generators."""
+
+    rows: int = 0
+    columns_seen: set[str] = field(default_factory=set)
+    undeclared_generator: int = 0
+
+    def record(self, number: int, raw: dict[str, Any] | RowError, spec: RowSpec, source: str) -> RowRecord | Reject:
+        """Count one raw row and read it (`curation.pool_rows.read_row`), or the row's reject."""
+        self.rows += 1
+        if isinstance(raw, RowError):
+            return Reject(source, number, raw.field, str(raw), "ingest")
+        self.columns_seen.update(k for k, v in raw.items() if v is not None)
+        self.undeclared_generator += spec.ignores(raw)
+        try:
+            return read_row(raw, spec, number)
+        except RowError as err:
+            return Reject(source, number, err.field, str(err), "ingest", _row_id(raw, spec))
+
+
+@dataclass
+class ReadRows(RowCounts):
+    """The rows of a file pool as they are read: problems, chains, rejects and what the manifest says of them.
+
+    Rows that share a problem id add chains to one problem; a row whose gold contradicts an earlier row of the
+    same problem is rejected, and a chain whose text was seen before for the problem is rejected alone.
+    """
+
+    source: str = ""
+    problems: dict[str, Problem] = field(default_factory=dict)
+    chains: list[Chain] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    gold_origins: Counter[str] = field(default_factory=Counter)
+    _chain_ids: set[str] = field(default_factory=set)
+
+    def add(self, number: int, raw: dict[str, Any] | RowError, spec: RowSpec) -> None:
+        record = self.record(number, raw, spec, self.source)
+        if isinstance(record, Reject):
+            self.rejects.append(record)
+            return
+        conflict = gold_conflict(self.problems.get(record.problem.id), record)
+        if conflict:
+            self.rejects.append(Reject(self.source, number, "answer", conflict, "ingest", record.problem.id))
+            return
+        fresh = []
+        for chain in record.chains:
+            if chain.id in self._chain_ids:
+                self.rejects.append(duplicate_chain(self.source, number, record.problem.id, chain.id))
+                continue
+            self._chain_ids.add(chain.id)
+            fresh.append(chain)
+        if fresh:
+            self.problems.setdefault(record.problem.id, record.problem)
+            self.gold_origins[record.gold_origin] += 1
+            self.chains.extend(fresh)
+
+
+def _row_id(raw: dict[str, Any], spec: RowSpec) -> str | None:
+    value = raw.get(spec.columns["id"][0])
+    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
 
 
 def load_gold_overrides(path: str | os.PathLike[str]) -> list[GoldOverride]:

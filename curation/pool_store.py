@@ -7,11 +7,11 @@ into parts of ``rows_per_part`` rows that shard jobs read one part per task. Bes
 columns every global stage works on (`PoolColumns`: numpy arrays of a few bytes per chain and per problem)
 and the byte offset of every row, so that the end of the run reads back only the selected chains.
 
-Ingest keeps `curation.pool`'s rules exactly (the same row builder `row_to_pair`, gold overrides and the
-rules between rows of `cross_row_reject`), with compact state: problems by id (one entry per problem), and
-the "same chain text twice" rule decided after the pass on 128-bit keys of the chain ids (first row wins),
-so a rejected duplicate stays in the tables as a row that is never alive. CHAMP (embedded, small) goes
-through `curation.stages.ingest` and is written out as it is.
+Ingest keeps `curation.pool`'s rules exactly (the same row reader `curation.pool_rows.read_row`, gold
+overrides, the gold-conflict rule and the manifest's ingest facts), with compact state: problems by id (one
+entry per problem), and the "same chain text twice" rule decided after the pass on 128-bit keys of the chain
+ids (first row wins), so a rejected duplicate stays in the tables as a row that is never alive. CHAMP
+(embedded, small) goes through `curation.stages.ingest` and is written out as it is.
 
 The folder's name carries a digest of the ingest options, the source's checksum (a file's SHA-256, a hub
 id with revision, or the CHAMP package version) and the part size; it is written under a temporary name
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import heapq
 import json
 import shutil
 from array import array
@@ -37,20 +38,26 @@ from curation.funnel import Drop
 from curation.options import StageOptions
 from curation.pool import (
     GoldOverride,
-    cross_row_reject,
+    RowCounts,
+    check_columns,
+    duplicate_chain,
+    gold_conflict,
     hub_checksum,
+    ingest_facts,
     ingest_pool,
     load_gold_overrides,
     overridden_chain,
     overridden_problem,
+    pool_checksum,
     pool_provenance,
-    record_args,
-    row_to_pair,
+    reader_args,
+    warn_ingest,
 )
+from curation.pool_rows import CIRCULAR, RowRecord, RowSpec
 from curation.schema import HUMAN, Chain
 from eval.champ import champ_package_version
 from eval.problem import Problem
-from eval.records import DataError, Reject, atomic_writer, iter_records, json_line, sha256_file
+from eval.records import DataError, Reject, atomic_writer, iter_rows, json_line, sha256_file
 
 ROWS_PER_PART = 50_000
 
@@ -179,6 +186,7 @@ class PoolColumns:
         chain_generator: Index into ``generators`` of each chain's generator.
         chain_human: The chain is a human solution.
         chain_chars: Characters of each chain's text (s1 diversity ranks by length).
+        chain_words: Words of each chain's text (selection's length fallback ranks by them).
         chain_valid: False for rows ingest rejected after writing them (duplicate chain texts): never alive.
         problem_subject: Index into ``subjects`` of each problem's subject (None is ``subjects[0]``).
     """
@@ -187,6 +195,7 @@ class PoolColumns:
     chain_generator: np.ndarray
     chain_human: np.ndarray
     chain_chars: np.ndarray
+    chain_words: np.ndarray
     chain_valid: np.ndarray
     problem_subject: np.ndarray
     generators: list[str]
@@ -294,9 +303,15 @@ class _IngestState:
     chain_generator: array[int] = field(default_factory=lambda: array("h"))
     chain_human: array[int] = field(default_factory=lambda: array("b"))
     chain_chars: array[int] = field(default_factory=lambda: array("i"))
+    chain_words: array[int] = field(default_factory=lambda: array("i"))
     problem_subject: array[int] = field(default_factory=lambda: array("h"))
     id_keys: array[int] = field(default_factory=lambda: array("Q"))  # two 64-bit words per chain
     numbers: array[int] = field(default_factory=lambda: array("q"))  # the row number cross-row rejects carry
+    chain_circular: array[int] = field(default_factory=lambda: array("b"))
+    chain_origin: array[int] = field(default_factory=lambda: array("h"))  # index into ``origins``
+    origins: dict[str, int] = field(default_factory=dict)
+    spec: RowSpec | None = None  # a file or hub pool's compiled ingest options (None: CHAMP)
+    undeclared_generator: int = 0
     contradictions: list[Reject] = field(default_factory=list)
     pool_domains: Counter[str] = field(default_factory=Counter)
 
@@ -317,6 +332,8 @@ def ingest_to(folder: Path, stages: StageOptions, rows_per_part: int) -> None:
         writer.close()
     valid = _write_cross_row_rejects(folder, state, options.source)
     _columns(state, valid).save(folder)
+    if state.spec is not None:
+        facts["provenance"]["ingest"] = _ingest_facts(state, state.spec, valid)
     facts["read"] = int(valid.sum()) + _count_lines(folder / "ingest_rejects.jsonl")
     facts["pool_domains"] = dict(state.pool_domains)
     (folder / "facts.json").write_text(json.dumps(facts, ensure_ascii=False))
@@ -335,22 +352,25 @@ def _ingest_champ(state: _IngestState, stages: StageOptions, row_rejects: Any) -
 
 
 def _ingest_records(state: _IngestState, stages: StageOptions, row_rejects: Any) -> dict[str, Any]:
+    """A file or hub pool, one row at a time (`curation.pool.ReadRows`' rules; duplicates decided after)."""
     options = stages.ingest
-    rows = iter_records(options.source, lambda row: row_to_pair(row, options), **record_args(options))
-    kept = 0
-    for _, record in rows:
+    spec = RowSpec.from_options(options)
+    counts = RowCounts()
+    for number, raw in iter_rows(options.source, **reader_args(options)):
+        if options.limit is not None and counts.rows >= options.limit:
+            break
+        record = counts.record(number, raw, spec, options.source)
         if isinstance(record, Reject):
             row_rejects.write(json_line(_row_drop(record)) + "\n")
-            continue
-        kept += 1
-        if options.limit and kept > options.limit:
-            continue
-        _add_pair(state, kept, *record)
+        else:
+            _add_record(state, number, record)
+    check_columns(options.source, spec, counts.rows, len(state.chain_problem) > 0, counts.columns_seen)
     _check_overrides(state, options.source)
-    checksums = {"pool": sha256_file(options.source) if Path(options.source).is_file() else hub_checksum(options)}
+    checksums = {"pool": pool_checksum(options)}
     if options.gold_overrides:
         checksums["gold_overrides"] = sha256_file(options.gold_overrides)
     applied = [o.to_dict() for o in state.overrides.values()]
+    state.spec, state.undeclared_generator = spec, counts.undeclared_generator
     provenance = pool_provenance(options)
     return {"source": options.source, "checksums": checksums, "provenance": provenance, "gold_overrides": applied}
 
@@ -366,17 +386,20 @@ def _check_overrides(state: _IngestState, source: str) -> None:
             raise state.override_errors[override.problem_id]
 
 
-def _add_pair(state: _IngestState, number: int, problem: Problem, chain: Chain) -> None:
+def _add_record(state: _IngestState, number: int, record: RowRecord) -> None:
+    problem = record.problem
     known = state.problems.get(problem.id)
+    conflict = gold_conflict(None if known is None else Problem(problem.id, "", known[1], ""), record)
+    if conflict:
+        state.contradictions.append(Reject(problem.source, number, "answer", conflict, "ingest", problem.id))
+        return
     if known is None:
         _add_problem(state, _corrected(state, problem), problem.answer)
-        known = state.problems[problem.id]
-    first = Problem(problem.id, "", known[1], "")
-    reject = cross_row_reject(problem.source, number, problem, chain, first, False)
-    if reject is not None:
-        state.contradictions.append(reject)
-        return
-    _add_chain(state, overridden_chain(chain, state.overrides.get(chain.problem_id)), number)
+    origin = state.origins.setdefault(record.gold_origin, len(state.origins))
+    for chain in record.chains:
+        _add_chain(state, overridden_chain(chain, state.overrides.get(chain.problem_id)), number)
+        state.chain_circular.append(chain.provenance.get("gold") == CIRCULAR)
+        state.chain_origin.append(origin)
 
 
 def _corrected(state: _IngestState, problem: Problem) -> Problem:
@@ -404,6 +427,7 @@ def _add_chain(state: _IngestState, chain: Chain, number: int) -> None:
     state.chain_generator.append(state.generators.setdefault(chain.generator, len(state.generators)))
     state.chain_human.append(chain.generator == HUMAN)
     state.chain_chars.append(len(chain.text))
+    state.chain_words.append(len(chain.text.split()))
     state.id_keys.extend(np.frombuffer(hashlib.blake2b(chain.id.encode(), digest_size=16).digest(), np.uint64))
     state.numbers.append(number)
 
@@ -426,6 +450,32 @@ def first_of_equal(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return kept == np.arange(len(keys)), kept
 
 
+def _ingest_facts(state: _IngestState, spec: RowSpec, valid: np.ndarray) -> dict[str, Any]:
+    """`curation.pool.ingest_facts` over the kept chains, counted in the order the in-memory reader meets them."""
+    kept = np.flatnonzero(valid)
+    names = list(state.generators)
+    generator = np.frombuffer(state.chain_generator, dtype=np.int16)[kept]
+    generators: Counter[str] = Counter()
+    for code in _in_first_order(generator):
+        generators[names[code]] = int((generator == code).sum())
+    numbers = np.frombuffer(state.numbers, dtype=np.int64)[kept]
+    first_of_row = np.ones(len(kept), dtype=bool)
+    first_of_row[1:] = numbers[1:] != numbers[:-1]  # a row's chains are written one after another
+    origin_names = list(state.origins)
+    origins: Counter[str] = Counter()
+    for code in np.frombuffer(state.chain_origin, dtype=np.int16)[kept][first_of_row].tolist():
+        origins[origin_names[code]] += 1
+    circular = int(np.frombuffer(state.chain_circular, dtype=np.int8)[kept].sum())
+    warn_ingest(spec.source, spec, state.undeclared_generator, circular, len(kept))
+    return ingest_facts(spec, generators, origins, circular)
+
+
+def _in_first_order(codes: np.ndarray) -> list[int]:
+    """The distinct values of ``codes`` in the order they first appear."""
+    values, first = np.unique(codes, return_index=True)
+    return values[np.argsort(first)].tolist()
+
+
 def _write_cross_row_rejects(folder: Path, state: _IngestState, source: str) -> np.ndarray:
     """Mark duplicate chain ids (all but the first row) and write every ingest reject in row order."""
     keys = np.frombuffer(state.id_keys, dtype=np.uint64).reshape(-1, 2)
@@ -434,14 +484,13 @@ def _write_cross_row_rejects(folder: Path, state: _IngestState, source: str) -> 
     ids = Table(folder, "ids", tuple(json.loads((folder / "ids.json").read_text())["bounds"]))
     rejects = list(state.contradictions)
     for index, (chain_id, problem_id) in zip(duplicates, ids.read_many(duplicates), strict=True):
-        chain = Chain(chain_id, problem_id, "")
-        known = Problem(problem_id, "", "", "")
-        rejects.append(cross_row_reject(source, state.numbers[index], known, chain, known, True))  # type: ignore[arg-type]
+        rejects.append(duplicate_chain(source, state.numbers[index], problem_id, chain_id))
     rejects.sort(key=lambda r: r.row)
-    with atomic_writer(folder / "ingest_rejects.jsonl") as handle:
-        shutil.copyfileobj(open(folder / "row_rejects.jsonl", encoding="utf-8"), handle)  # noqa: SIM115
-        for reject in rejects:
-            handle.write(json_line(_row_drop(reject)) + "\n")
+    cross_row = ((r.row, json_line(_row_drop(r)) + "\n") for r in rejects)
+    with open(folder / "row_rejects.jsonl", encoding="utf-8") as row_level:
+        in_file = ((json.loads(line)["detail"]["row"], line) for line in row_level)
+        with atomic_writer(folder / "ingest_rejects.jsonl") as handle:
+            handle.writelines(line for _, line in heapq.merge(in_file, cross_row, key=lambda pair: pair[0]))
     (folder / "row_rejects.jsonl").unlink()
     return valid
 
@@ -457,6 +506,7 @@ def _columns(state: _IngestState, valid: np.ndarray) -> PoolColumns:
         chain_generator=np.frombuffer(state.chain_generator, dtype=np.int16).copy(),
         chain_human=np.frombuffer(state.chain_human, dtype=np.int8).astype(bool),
         chain_chars=np.frombuffer(state.chain_chars, dtype=np.int32).copy(),
+        chain_words=np.frombuffer(state.chain_words, dtype=np.int32).copy(),
         chain_valid=valid,
         problem_subject=np.frombuffer(state.problem_subject, dtype=np.int16).copy(),
         generators=list(state.generators),

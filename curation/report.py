@@ -34,7 +34,8 @@ def plot_funnel(funnel: Sequence[StageCount], path: Path) -> None:
     ax.barh(stages[::-1], [c.items_out for c in funnel][::-1], color="#4c72b0", label="chains")
     problems = [c.problems_out or 0 for c in funnel]
     ax.barh(stages[::-1], problems[::-1], color="#dd8452", label="problems", height=0.4)
-    ax.set_xscale("log")
+    if any(c.items_out for c in funnel):  # a log axis needs a positive value (an empty pool has none)
+        ax.set_xscale("log")
     ax.set_xlabel("left after stage (log)")
     ax.legend()
     fig.tight_layout()
@@ -49,7 +50,10 @@ def plot_histograms(series: Mapping[str, Sequence[float]], path: Path, xlabel: s
         if values:
             ax.hist(values, bins=20, alpha=0.6, label=f"{label} (n={len(values)})")
     ax.set_xlabel(xlabel)
-    ax.legend()
+    if any(series.values()):
+        ax.legend()
+    else:  # e.g. no pass rates when difficulty is off: say so instead of an empty legend
+        ax.text(0.5, 0.5, "no values in this run", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -147,8 +151,18 @@ def _counts(counts: Mapping[str, Any]) -> str:
 
 
 def _notes(notes: Mapping[str, Any]) -> str:
-    shown = (f"{k}={_counts(v) if isinstance(v, Mapping) else v}" for k, v in notes.items())
+    """Scalars and counts inline; a list (e.g. decontamination's near misses) by its length only: the method's
+    own report sections and ``funnel.json`` show its items."""
+    shown = (f"{k}={_note_value(v)}" for k, v in notes.items())
     return "; ".join(shown).replace("|", "/") or "-"
+
+
+def _note_value(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return _counts(value)
+    if isinstance(value, (list, tuple)):
+        return f"{len(value)} listed in funnel.json"
+    return str(value)
 
 
 def count_table(title: str, counts: Mapping[str, Any]) -> str:

@@ -390,8 +390,11 @@ def rollout_chunk(index: int, item: dict[str, Any]) -> Iterator[dict[str, Any]]:
         [{"requests": len(requests), "cached": sum(r.id in cached for r in requests)}],
     )
     generations = generator.generate(requests)
-    verdicts = grade_many(
-        [(problems[r.meta["position"]]["answer"], g.text) for r, g in zip(requests, generations, strict=True)],
+    verdicts = grade_many(  # the problem text lets the grader judge yes/no statements
+        [
+            (problems[r.meta["position"]]["answer"], g.text, problems[r.meta["position"]]["problem"])
+            for r, g in zip(requests, generations, strict=True)
+        ],
         workers=1,
         progress=False,
     )

@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant"]
-HUMAN = "human"
+HUMAN = "human"  # the only generator whose chains are verified references (declared, never assumed)
+MODEL = "model"  # a chain's author when the pool does not name one: model-written, to be graded
 
 
 @dataclass(frozen=True, slots=True)  # slots: pools hold millions of chains
@@ -30,7 +31,7 @@ class Chain:
         problem_id: Id of the `eval.problem.Problem` it solves.
         text: The full reasoning text.
         final_answer: The final-answer text as written (a summary sentence, a boxed value, ...), if any.
-        generator: Who wrote it: a model name, or ``human``.
+        generator: Who wrote it: a model name, ``model`` when unnamed, or ``human`` (a verified reference).
         prompt_setting: How it was prompted (``0-Shot``, ``5-Shot``, ...); None for human chains.
         truncated: The generation stopped at its length limit.
         first_wrong_step: Character offset in ``text`` where the first wrong step starts, when annotated;
@@ -42,7 +43,7 @@ class Chain:
     problem_id: str
     text: str
     final_answer: str | None = None
-    generator: str = HUMAN
+    generator: str = MODEL
     prompt_setting: str | None = None
     truncated: bool = False
     first_wrong_step: int | None = None

@@ -4,7 +4,7 @@ Each function is ``function(index, item)`` for `curation.executors.ShardJob`: mo
 imports it by name), deterministic, and reading only files its JSON item names — the pool store
 (`curation.pool_store`), a mask of the rows still alive, and for decontamination a pickled read-only
 context. Each applies the very per-item function the in-memory stage applies (`validate.chain_problem`,
-`answer_check.graded_text` + `eval.grader.grade_many`, `dedup.normalize_text` / `minhash_signature`,
+`answer_check.graded_text` + `eval.grader.grade_many`, `dedup.normalize_problem` / `minhash_signature` / `near_enough`,
 `ContaminationIndex.scan` / `.confirm`, `quality` scoring) and yields JSON lists of a few numbers per row,
 so the driver reads the results back without ever holding the texts.
 
@@ -27,13 +27,23 @@ from typing import Any
 import numpy as np
 
 from curation import quality
-from curation.answer_check import NO_ANSWER, graded_text
+from curation.answer_check import NO_ANSWER, graded_text, unconfirmed
 from curation.decontam import Candidate
-from curation.dedup import _set_shingling, jaccard, lsh_bands, minhash_signature, normalize_text, text_digest
+from curation.dedup import (
+    _set_shingling,
+    jaccard,
+    lowest_threshold,
+    lsh_bands,
+    minhash_signature,
+    near_enough,
+    normalize_problem,
+    text_digest,
+)
 from curation.dedup import word_shingles as shingles_of
 from curation.options import AnswerCheckOptions, DedupOptions, QualityOptions, ValidateOptions
+from curation.pool_rows import CIRCULAR
 from curation.pool_store import Table, column
-from curation.schema import Chain
+from curation.schema import HUMAN, Chain
 from curation.validate import chain_problem, problem_problem
 from eval.grader import grade_many
 from eval.options import to_options
@@ -78,12 +88,13 @@ def alive_rows(item: dict[str, Any]) -> Iterator[tuple[int, Any]]:
 
 
 def validate_problems(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
-    """``[problem, reason]`` for every alive problem validation drops."""
+    """``[problem, reason, characters of its text]`` for every alive problem validation drops."""
     options = to_options(ValidateOptions, item["options"])
     for position, row in alive_rows(item):
-        reason = problem_problem(Problem.from_dict(row), options)
+        problem = Problem.from_dict(row)
+        reason = problem_problem(problem, options)
         if reason:
-            yield [position, reason]
+            yield [position, reason, len(problem.problem)]
 
 
 def validate_chains(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
@@ -97,21 +108,29 @@ def validate_chains(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
 
 
 def answer_check_chains(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
-    """``[chain, status, correct, extracted, reason]`` for every alive chain (distinct pairs graded once)."""
+    """``[chain, status, correct, extracted, reason, why unconfirmed, circular gold, pool marked incorrect]`` for
+    every alive chain (distinct (gold, text, problem) triples graded once; ``why unconfirmed`` is
+    `answer_check.unconfirmed`'s reason for a model chain, None for a confirmed or human one)."""
     options = to_options(AnswerCheckOptions, item["options"])
-    graded: dict[tuple[str, str], Any] = {}
+    graded: dict[tuple[str, str, str], Any] = {}
     for batch in _batched(alive_rows(item), GRADE_BATCH):
         chains = [(position, Chain.from_dict(row)) for position, row in batch]
-        golds = _golds(item["store"], [position for position, _ in chains])
+        problems = _problems(item["store"], [position for position, _ in chains])
         texts = [graded_text(chain) for _, chain in chains]
-        pairs = [
-            (golds[position], text) for (position, _), text in zip(chains, texts, strict=True) if text is not None
+        triples = [
+            (problems[position][0], text, problems[position][1])
+            for (position, _), text in zip(chains, texts, strict=True)
+            if text is not None
         ]
-        new = [pair for pair in dict.fromkeys(pairs) if pair not in graded]
+        new = [triple for triple in dict.fromkeys(triples) if triple not in graded]
         graded.update(zip(new, grade_many(new, workers=1, timeout_s=options.timeout_s, progress=False), strict=True))
-        for (position, _), text in zip(chains, texts, strict=True):
-            verdict = graded[(golds[position], text)] if text is not None else NO_ANSWER
-            yield [position, verdict.status, verdict.correct, verdict.extracted, verdict.reason]
+        for (position, chain), text in zip(chains, texts, strict=True):
+            gold, problem = problems[position]
+            verdict = graded[(gold, text, problem)] if text is not None else NO_ANSWER
+            why = None if chain.generator == HUMAN else unconfirmed(chain, verdict)
+            circular = chain.provenance.get("gold") == CIRCULAR
+            marked = chain.provenance.get("pool_correct") is False
+            yield [position, verdict.status, verdict.correct, verdict.extracted, verdict.reason, why, circular, marked]
 
 
 def _batched(rows: Iterator[Any], size: int) -> Iterator[list[Any]]:
@@ -125,23 +144,22 @@ def _batched(rows: Iterator[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-def _golds(store: str, chains: list[int]) -> dict[int, str]:
-    """Each chain's gold answer, read from the problems table (once per problem)."""
+def _problems(store: str, chains: list[int]) -> dict[int, tuple[str, str]]:
+    """Each chain's gold answer and problem text, read from the problems table (once per problem)."""
     problem_of = column(store, "chain_problem")
     problems = sorted({int(problem_of[c]) for c in chains})
-    answers = dict(
-        zip(problems, (row["answer"] for row in Table.open(Path(store), "problems").read_many(problems)), strict=True)
-    )
-    return {c: answers[int(problem_of[c])] for c in chains}
+    rows = Table.open(Path(store), "problems").read_many(problems)
+    found = dict(zip(problems, ((row["answer"], row["problem"]) for row in rows), strict=True))
+    return {c: found[int(problem_of[c])] for c in chains}
 
 
 def dedup_problem_keys(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
     """``[problem, digest of the normalised text, LSH band keys]`` per alive problem (bands only when near)."""
     options = to_options(DedupOptions, item["options"])
     _set_shingling(options.shingle_words, options.num_perm)
-    bands, rows = lsh_bands(options.threshold, options.num_perm)
+    bands, rows = lsh_bands(lowest_threshold(options, True), options.num_perm)  # every problem has a gold
     for position, row in alive_rows(item):
-        normalized = normalize_text(row["problem"])
+        normalized = normalize_problem(row["problem"])
         keys: list[int] = []
         if options.near:
             values = minhash_signature(normalized)
@@ -161,8 +179,9 @@ def dedup_chain_digests(index: int, item: dict[str, Any]) -> Iterator[list[Any]]
 
 
 def near_duplicate_pairs(index: int, item: dict[str, Any]) -> Iterator[list[int]]:
-    """``[earlier problem, later problem]`` for every pair of a slice of LSH buckets whose exact shingle
-    Jaccard reaches the threshold; a pair is checked in the first band the two share only."""
+    """``[earlier problem, later problem]`` for every pair of a slice of LSH buckets that `dedup.near_enough`
+    accepts (exact shingle Jaccard at the threshold, or at the lower one when the golds agree); a pair is
+    checked in the first band the two share only."""
     options = to_options(DedupOptions, item["options"])
     with np.load(item["buckets"]) as data:
         problems, bands, members, starts, band_of = (
@@ -177,13 +196,16 @@ def near_duplicate_pairs(index: int, item: dict[str, Any]) -> Iterator[list[int]
 def _bucket_pairs(
     positions: np.ndarray, problems: np.ndarray, earlier_bands: np.ndarray, reader: Any, options: DedupOptions
 ) -> Iterator[list[int]]:
-    rows = reader.read_many(problems[positions].tolist())
-    shingles = [shingles_of(normalize_text(row["problem"]), options.shingle_words) for row in rows]
+    rows = list(reader.read_many(problems[positions].tolist()))
+    texts = {str(i): row["problem"] for i, row in enumerate(rows)}  # keyed as `near_enough` takes them
+    answers = {str(i): row["answer"] for i, row in enumerate(rows)}
+    shingles = [shingles_of(normalize_problem(text), options.shingle_words) for text in texts.values()]
     keys = earlier_bands[positions]
     for later in range(1, len(positions)):
         shared_before = (keys[:later] == keys[later]).any(axis=1)  # already checked in an earlier band's bucket
         for earlier in np.flatnonzero(~shared_before).tolist():
-            if jaccard(shingles[later], shingles[earlier]) >= options.threshold:
+            similarity = jaccard(shingles[later], shingles[earlier])
+            if near_enough(similarity, str(later), str(earlier), options, answers, texts):
                 yield [int(problems[positions[earlier]]), int(problems[positions[later]])]
 
 

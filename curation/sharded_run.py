@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from curation.answer_check import verdict_notes
 from curation.difficulty import difficulty_note
 from curation.executors import ExecutorOptions
 from curation.funnel import CurationState
@@ -28,7 +29,6 @@ from curation.options import StageOptions
 from curation.pool_store import PoolStore, open_or_ingest, read_chains, read_problems
 from curation.quality import QualityNote
 from curation.report import PoolPlots, selected_domains, selection_plots
-from curation.select import combine
 from curation.stages import log_stage
 from curation.stream_stages import STREAM_STAGES, problem_counts
 from curation.streaming import StreamContext, StreamState, rows_of
@@ -83,27 +83,23 @@ def selected_state(state: StreamState, stages: StageOptions) -> CurationState:
 
 
 def _chain_notes(state: StreamState, selected: CurationState, index_of: dict[str, int], stages: StageOptions) -> None:
+    """The notes the in-memory runner leaves on a selected chain: verdict (and what it means for the chain),
+    quality, combined score and difficulty term."""
     wanted = set(index_of.values())
     results = state.results
-    verdicts = {r[0]: _verdict(r[1:]) for r in _rows(results.answer_job) if r[0] in wanted}
+    verdicts = {r[0]: _verdict(r[1:5]) for r in _rows(results.answer_job) if r[0] in wanted}
     notes = {r[0]: QualityNote(*r[1:4]) for r in _rows(results.quality_job) if r[0] in wanted}
     for chain_id, index in index_of.items():
         chain_notes = selected.chain_notes[chain_id]
         if index in verdicts:
-            chain_notes["verdict"] = verdicts[index]
+            verdict_notes(chain_notes, selected.chains[chain_id], verdicts[index], stages.answer_check)
         if index in notes:
             chain_notes["quality"] = notes[index]
-        rate = _rate(state, int(state.chain_problem[index]))
-        chain_notes["combined"] = combine(notes[index].score if index in notes else 0.0, rate, stages.select)
+        chain_notes["combined"], chain_notes["difficulty_term"] = results.scores[index]
 
 
 def _rows(job: Any) -> Any:
     return rows_of(job) if job is not None else ()
-
-
-def _rate(state: StreamState, problem: int) -> float | None:
-    rates = state.results.strong_rate
-    return None if rates is None or np.isnan(rates[problem]) else float(rates[problem])
 
 
 def _verdict(row: list[Any]) -> Verdict:
@@ -117,9 +113,10 @@ def _problem_notes(
     results = state.results
     for problem_id, index in index_of.items():
         notes = selected.problem_notes[problem_id]
-        if results.noted is not None and results.noted[index]:
-            note = difficulty_note(problem_counts(results.counts, index), stages.difficulty)
-            notes["difficulty"] = note
+        if index in results.metadata_notes:
+            notes["difficulty"] = results.metadata_notes[index]
+        elif results.noted is not None and results.noted[index]:
+            notes["difficulty"] = difficulty_note(problem_counts(results.counts, index), stages.difficulty)
         if index in results.suspects:
             notes["suspect_gold"] = results.suspects[index]
         if index in results.rank:

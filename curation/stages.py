@@ -88,10 +88,8 @@ def difficulty_attempts(state: CurationState, options: StageOptions, context: St
     function a sharded run calls; what they drew against fixed k goes to the manifest.
     """
     difficulty = options.difficulty
-    if not difficulty.enabled or difficulty.source == "pool":
+    if not difficulty.enabled or difficulty.source != "rollouts":
         return state.attempts
-    if difficulty.source != "rollouts":
-        raise ValueError(f"curate.stages.difficulty.source must be 'pool' or 'rollouts', got {difficulty.source!r}")
     problems = ({"id": p.id, "problem": p.problem, "answer": p.answer} for p in state.problems.values())
     outcome = run_rollout_stages(problems, options, context.work_dir / "rollouts", context.seed, context.executor)
     state.manifest["rollouts"] = outcome.manifest()

@@ -42,12 +42,19 @@ from curation.decontam import (
     load_benchmark_items,
     word_weights,
 )
-from curation.difficulty import difficulty_decision, difficulty_note
+from curation.difficulty import (
+    check_missing,
+    difficulty_decision,
+    difficulty_note,
+    difficulty_signal,
+    metadata_note,
+    problem_metadata,
+)
 from curation.diversity import UNKNOWN_DOMAIN, quota_drops, quota_limit, s1_drops
 from curation.options import StageOptions
 from curation.pool_store import first_of_equal
 from curation.rollouts import run_rollout_stages
-from curation.select import combine
+from curation.select import combine, fallback_signal, length_percentiles
 from curation.shard_tasks import (
     answer_check_chains,
     decontam_confirm,
@@ -64,6 +71,8 @@ from curation.shard_tasks import (
 from curation.stages import benchmark_error
 from curation.streaming import DropItem, StreamContext, StreamState, options_dict, rows_of, run_items, run_parts
 from curation.suspect_gold import judge_problem
+from curation.validate import problem_detail
+from eval.problem import Problem
 from eval.records import DataError
 
 PAIRS_PER_TASK = 200_000
@@ -89,10 +98,12 @@ def validate(state: StreamState, options: StageOptions, context: StreamContext) 
     chain_drops = (
         (c, reason, {"prompt_setting": setting} if setting else {}) for c, reason, setting in rows_of(chains)
     )
-    state.apply(count, chains=chain_drops, problems=[(p, reason, {}) for p, reason in rows_of(problems)])
+    problem_drops = [(p, reason, problem_detail(reason, chars)) for p, reason, chars in rows_of(problems)]
+    state.apply(count, chains=chain_drops, problems=problem_drops)
 
 
 def answer_check(state: StreamState, options: StageOptions, context: StreamContext) -> None:
+    """`curation.answer_check.run_answer_check`: model chains stay only when the grader confirms them."""
     settings = options.answer_check
     count = state.opened("answer_check", settings.enabled)
     if count is None:
@@ -104,18 +115,24 @@ def answer_check(state: StreamState, options: StageOptions, context: StreamConte
     results.attempt = np.zeros(len(state.chain_alive), dtype=bool)
     results.correct = np.zeros(len(state.chain_alive), dtype=bool)
     statuses: Counter[str] = Counter()
+    flags: Counter[str] = Counter()
 
     def drops() -> Iterator[DropItem]:
-        for chain, status, correct, extracted, reason in rows_of(job):
+        for chain, status, correct, extracted, reason, why, circular, marked in rows_of(job):
             statuses[status] += 1
+            flags.update(human_references=bool(human[chain]), gold_circular=circular, pool_marked_incorrect=marked)
             if human[chain]:
                 continue
             results.attempt[chain], results.correct[chain] = True, correct  # type: ignore[index]
-            if not correct and not settings.keep_incorrect:
-                yield chain, f"answer_{status}", {"reason": reason, "extracted": extracted}
+            if why is not None and not settings.keep_incorrect:
+                yield chain, why, {"reason": reason, "extracted": extracted}
 
     state.apply(count, chains=drops())
-    count.notes = {"statuses": dict(sorted(statuses.items()))}
+    count.notes = {
+        "statuses": dict(sorted(statuses.items())),
+        **{k: flags[k] for k in ("human_references", "gold_circular", "pool_marked_incorrect")},
+        "keep_incorrect": settings.keep_incorrect,
+    }
 
 
 # ------------------------------------------------------------------------------------------------ dedup
@@ -342,7 +359,7 @@ def _suspects(state: StreamState, settings: Any) -> dict[int, dict[str, Any]]:
         state.store.columns.chain_generator, [i for i, g in enumerate(generators) if g in settings.models]
     )
     groups: dict[int, list[Any]] = {}  # problem -> [correct, attempts, wrong answers], in first-attempt order
-    for chain, _, correct, extracted, _ in rows_of(results.answer_job):
+    for chain, _, correct, extracted, *_ in rows_of(results.answer_job):
         problem = int(state.chain_problem[chain])
         if not (results.attempt[chain] and strong[chain] and state.problem_alive[problem]):
             continue
@@ -356,14 +373,21 @@ def _suspects(state: StreamState, settings: Any) -> dict[int, dict[str, Any]]:
 
 
 def difficulty(state: StreamState, options: StageOptions, context: StreamContext) -> None:
+    """`curation.difficulty.run_difficulty`: pass rates (pool or rollouts) or a metadata column per problem."""
     settings = options.difficulty
+    state.manifest["difficulty"] = difficulty_signal(settings)
     count = state.opened("difficulty", settings.enabled)
     if count is None:
         return
-    counts = pool_counts(state) if settings.source == "pool" else rollout_counts(state, options, context)
     results = state.results
-    results.counts, results.difficulty_source = counts, settings.source
+    results.difficulty_source = settings.source
     results.noted = state.problem_alive.copy()
+    results.difficulty_score = np.full(len(state.problem_alive), np.nan)
+    if settings.source == "metadata":
+        metadata_difficulty(state, settings, count)
+        return
+    counts = pool_counts(state) if settings.source == "pool" else rollout_counts(state, options, context)
+    results.counts = counts
     results.strong_rate = np.full(len(state.problem_alive), np.nan)
     drops, with_attempts = [], 0
     for problem in np.flatnonzero(state.problem_alive).tolist():
@@ -372,10 +396,29 @@ def difficulty(state: StreamState, options: StageOptions, context: StreamContext
         note = difficulty_note(per_model, settings)
         if note["strong_pass_rate"] is not None:
             results.strong_rate[problem] = note["strong_pass_rate"]
+            results.difficulty_score[problem] = note["score"]
         reason = difficulty_decision(per_model, settings)
         if reason:
             drops.append((problem, reason, {k: note[k] for k in ("strong_pass_rate", "weak_pass_rate")}))
     count.notes = {"source": settings.source, "problems_with_attempts": with_attempts}
+    state.apply(count, problems=drops)
+
+
+def metadata_difficulty(state: StreamState, settings: Any, count: Any) -> None:
+    """`curation.difficulty.run_metadata_difficulty` over the problems table (one note per alive problem)."""
+    check_missing(settings)
+    results = state.results
+    scores = results.difficulty_score = np.full(len(state.problem_alive), np.nan)
+    alive = np.flatnonzero(state.problem_alive).tolist()
+    drops = []
+    for problem, row in zip(alive, state.store.problems.read_many(alive), strict=True):
+        note, drop = metadata_note(problem_metadata(Problem.from_dict(row)), settings)
+        results.metadata_notes[problem] = note
+        if note["score"] is not None:
+            scores[problem] = note["score"]
+        if drop is not None:
+            drops.append((problem, *drop))
+    count.notes = {"source": "metadata", "problems_with_difficulty": int((~np.isnan(scores)).sum())}
     state.apply(count, problems=drops)
 
 
@@ -441,14 +484,16 @@ def quality(state: StreamState, options: StageOptions, context: StreamContext) -
     state.results.quality_job = job
 
 
-def best_chains(state: StreamState, options: StageOptions) -> tuple[np.ndarray, np.ndarray, list[float]]:
+def best_chains(state: StreamState, options: StageOptions) -> tuple[np.ndarray, np.ndarray, list[float], list[float]]:
     """`curation.select.best_chains`: per alive problem (in first-alive-chain order) its best chain and score.
 
     Returns:
-        Problems, their best chain, its combined score; the earlier chain wins a tie.
+        Problems, their best chain, its combined score and its difficulty term; the earlier chain wins a tie.
     """
     chains = np.flatnonzero(state.chain_alive)
-    scores = chain_scores(state, chains, options)
+    signal, terms = difficulty_terms(state, chains, options)
+    state.results.selection_difficulty = signal
+    scores = chain_scores(state, chains, terms, options)
     problems = state.chain_problem[chains]
     order = np.lexsort((chains, -np.asarray(scores), problems))
     first = np.ones(len(order), dtype=bool)
@@ -456,7 +501,7 @@ def best_chains(state: StreamState, options: StageOptions) -> tuple[np.ndarray, 
     winners = order[first]
     by_first_chain = np.argsort(_first_chain_of(problems, chains)[problems[winners]], kind="stable")
     winners = winners[by_first_chain]
-    return problems[winners], chains[winners], [scores[i] for i in winners]
+    return problems[winners], chains[winners], [scores[i] for i in winners], [terms[i] for i in winners]
 
 
 def _first_chain_of(problems: np.ndarray, chains: np.ndarray) -> np.ndarray:
@@ -465,16 +510,23 @@ def _first_chain_of(problems: np.ndarray, chains: np.ndarray) -> np.ndarray:
     return first
 
 
-def chain_scores(state: StreamState, chains: np.ndarray, options: StageOptions) -> list[float]:
+def chain_scores(state: StreamState, chains: np.ndarray, terms: list[float], options: StageOptions) -> list[float]:
     """`curation.select.combine` for each chain (Python's round, as the in-memory runner computes it)."""
     quality_scores = state.results.quality
-    rates = state.results.strong_rate
     quality_of = np.zeros(len(chains)) if quality_scores is None else np.nan_to_num(quality_scores[chains], nan=0.0)
-    rate_of = [None] * len(chains) if rates is None else rates[state.chain_problem[chains]].tolist()
-    return [
-        combine(q, None if r is None or r != r else r, options.select)
-        for q, r in zip(quality_of.tolist(), rate_of, strict=True)
-    ]
+    return [combine(q, t, options.select) for q, t in zip(quality_of.tolist(), terms, strict=True)]
+
+
+def difficulty_terms(state: StreamState, chains: np.ndarray, options: StageOptions) -> tuple[str, list[float]]:
+    """`curation.select.difficulty_terms` for the alive ``chains``: the difficulty stage's score of their problem,
+    or (no alive problem has one) the fallback: chain-length percentiles or none."""
+    scores = state.results.difficulty_score
+    if scores is not None and not np.isnan(scores[state.problem_alive]).all():
+        return "difficulty_stage", np.nan_to_num(scores[state.chain_problem[chains]], nan=0.0).tolist()
+    signal = fallback_signal(options.select, len(chains) > 0)
+    if signal == "none":
+        return signal, [0.0] * len(chains)
+    return signal, length_percentiles(state.store.columns.chain_words[chains].tolist())
 
 
 def ranked(problems: np.ndarray, scores: list[float]) -> np.ndarray:
@@ -491,7 +543,7 @@ def diversity(state: StreamState, options: StageOptions, context: StreamContext)
     count = state.opened("diversity", settings.enabled)
     if count is None:
         return
-    problems, chains, scores = best_chains(state, options)
+    problems, chains, scores, _ = best_chains(state, options)
     domains = [domain(state, p) for p in problems.tolist()]
     count.notes = {"method": settings.method, "domains_in": dict(sorted(Counter(domains).items()))}
     if settings.method == "quota":
@@ -510,7 +562,7 @@ def diversity(state: StreamState, options: StageOptions, context: StreamContext)
 
 def select(state: StreamState, options: StageOptions, context: StreamContext) -> None:
     count = state.begin("select", True)
-    problems, chains, scores = best_chains(state, options)
+    problems, chains, scores, terms = best_chains(state, options)
     winner = dict(zip(problems.tolist(), zip(chains.tolist(), scores, strict=True), strict=True))
     alive = np.flatnonzero(state.chain_alive)
     losers = alive[chains_not_winning(state, alive, winner)]
@@ -525,7 +577,10 @@ def select(state: StreamState, options: StageOptions, context: StreamContext) ->
         (int(problems[i]), "below_top_n", {"rank": r + 1, "score": scores[i]}) for r, i in enumerate(order) if r >= n
     ]
     state.results.rank = {int(problems[i]): r + 1 for r, i in enumerate(order[:n])}
-    count.notes = {"n": n}
+    state.results.scores = {int(chains[i]): (scores[i], terms[i]) for i in order[:n].tolist()}
+    signal = state.results.selection_difficulty
+    count.notes = {"n": n, "difficulty_term": signal}
+    state.manifest["selection_difficulty"] = signal
     state.apply(count, chains=chain_drops, problems=problem_drops)
 
 

@@ -61,6 +61,10 @@ class StageResults:
     difficulty_source: str | None = None
     noted: np.ndarray | None = None  # per problem: has a difficulty note
     strong_rate: np.ndarray | None = None  # per problem (NaN: None)
+    difficulty_score: np.ndarray | None = None  # per problem: the note's score (NaN: None)
+    metadata_notes: dict[int, dict[str, Any]] = field(default_factory=dict)  # ``source: metadata``: per problem
+    selection_difficulty: str | None = None  # where selection's difficulty term came from
+    scores: dict[int, tuple[float, float]] = field(default_factory=dict)  # selected chain: combined score, term
     suspects: dict[int, dict[str, Any]] = field(default_factory=dict)
     decontam_hits: list[dict[str, Any]] = field(default_factory=list)
     rank: dict[int, int] = field(default_factory=dict)

@@ -4,6 +4,9 @@ Chains from prompt settings outside ``allowed_settings`` are dropped here (reaso
 ``setting_not_allowed``): for CHAMP only the unaided settings (0-Shot, 5-Shot, No C w/o H) may be
 training chains or count toward pass rates, so partial-solution and hint settings (including
 "Misleading ...") never reach grading. Human chains have no setting and always pass that check.
+
+A problem longer than ``max_problem_chars`` (a scraped page pasted as a question: 2.5 MB passed before) is
+dropped with its chains (``problem_too_long``, its length in the detail), before any stage pays for it.
 """
 
 from __future__ import annotations
@@ -16,10 +19,17 @@ from curation.schema import HUMAN, Chain
 from eval.problem import Problem
 
 
+def problem_detail(reason: str, chars: int) -> dict[str, Any]:
+    """A dropped problem's detail: its length when it was too long."""
+    return {"chars": chars} if reason == "problem_too_long" else {}
+
+
 def problem_problem(problem: Problem, options: ValidateOptions) -> str | None:
     """Why ``problem`` is unusable, or None."""
     if len(problem.problem.strip()) < options.min_problem_chars:
         return "problem_too_short"
+    if len(problem.problem) > options.max_problem_chars:
+        return "problem_too_long"
     if not problem.answer or not problem.answer.strip():
         return "no_gold_answer"
     return None
@@ -48,7 +58,7 @@ def run_validate(state: CurationState, options: ValidateOptions) -> None:
     for problem in state.problems.values():
         reason = problem_problem(problem, options)
         if reason:
-            problems[problem.id] = (reason, {})
+            problems[problem.id] = (reason, problem_detail(reason, len(problem.problem)))
     ids = set(state.problems)
     chains: dict[str, tuple[str, dict[str, Any]]] = {}
     for chain in state.chains.values():

@@ -1,17 +1,21 @@
 """Find the final answer in a model response (or in a gold that is a whole solution or a sentence).
 
-Policy, first rule that yields wins (each is documented in docs/grader.md):
+Policy, first rule that yields wins (each is documented in docs/grader.md). Escapes eaten by string
+escaping are repaired first, and text after a chat template's turn marker that follows some content is
+another turn: it is dropped.
 1. ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces, or ``\\boxed 5``): the last one, joined with the boxes
-   just before it when only a short connector separates them (``\\boxed{-2} and \\boxed{1}``).
+   just before it when only a short connector separates them (``\\boxed{-2} and \\boxed{1}``), unless a
+   "final answer" marker after it states something mathematical (then that marker wins).
 2. An answer marker: "final answer is", "Final Answer:", "the answer is", "Answer:", "**Answer:**",
    "# Answer", or "Answer" directly followed by math; the text after the last marker up to the end of
-   its sentence or paragraph.
+   its sentence or paragraph. A short label and a colon before only mathematics ("The matrix: $...$").
 3. A bare answer (at most 4,000 characters, not prose) is returned whole.
-4. The summary sentence (CHAMP responses end with one): "Yes, ..."/"No, ..." -> Yes/No; explanatory
-   clauses after the main verb are cut ("is 8, achieved when ..."); "There are N ..." -> N ("There are
-   no ..." -> 0); else the last math segment, unless a verb after it is followed by a number; else the
-   first verb after which only mathematics follows ("are a = 3 and b = -4"), else the last verb, the
-   value cut at the first ordinary word. An ellipsis does not end a sentence.
+4. The summary sentence (CHAMP responses end with one): "Yes, ..."/"No, ..." -> Yes/No; the sentence is
+   cut after its main verb (first, then last) and explanatory clauses are cut; counts ("There are N",
+   "At most two of", "for all 900 values"; "There are no ..." -> 0 only when the problem, if given, asks
+   a count); else math segments after a verb, else the last math segment unless a verb after it is
+   followed by a number, else the value after a verb cut at the first ordinary word; last, for responses,
+   the one number of the sentence the problem does not mention. An ellipsis does not end a sentence.
 5. Fallback: the last ``$...$`` segment, else a number that ends the text (not a bound such as ``> 0`` or
    "greater than 0"); None when there is neither.
 Only the last 50,000 characters are searched, so a 100k-character response costs linear time.
@@ -21,39 +25,66 @@ from __future__ import annotations
 
 import re
 
+from eval.grading.normalize import NUMBER_WORDS, repair_escapes
+
 MAX_SEARCH_CHARS = 50_000
 MAX_BARE_CHARS = 4_000  # a longer text is never a bare answer (the grader's answer limit)
 _MAX_JOIN_GAP = 60
 _BOX = re.compile(r"\\(?:boxed|fbox)\b")
 _SPECIAL_TOKENS = re.compile(r"<\|[^|>]{0,40}\|>|</?think>")
+# A chat template's turn markers: what follows the first one after some content is another turn.
+_TURN_TOKEN = re.compile(r"<\|(?:im_end|im_start|eot_id|end|endoftext|start_header_id|user|assistant)\|>|</s>")
 _MARKER = re.compile(
     r"final\s+answer\s*(?:is|:)|the\s+(?:final\s+)?answer\s+is|answer\s*:|#+\s*answer\b"
     r"|\banswer\b(?=\s*(?:\$|\\\[|\\\())",
     re.IGNORECASE,
 )
+_LABEL_PREFIX = re.compile(r"^\s*[A-Za-z][A-Za-z ]{0,40}:\s*(?=\$|\\\(|\\\[)")
 _HOPE = re.compile(r"\s*I hope (?:it|this) is correct\.?.*$", re.IGNORECASE | re.DOTALL)
 _MATH_SEGMENT = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
 _NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?(?:/\d+)?")
 _VERB = re.compile(
-    r"\b(?:(?:is|are) (?:equal|equivalent) to|(?:is|are) given by|equals|is|are|was|were|be|gives|get|has|have"
-    r"|results? in|yields?)\b\s+|=\s*",
+    r"\b(?:(?:is|are) (?:equal|equivalent|congruent) to|(?:is|are) given by|equals|is|are|was|were|be|gives|get"
+    r"|has|have|results? in|yields?)\b\s+|=\s*",
     re.IGNORECASE,
 )
 # A trailing clause that explains rather than answers: "is 8, achieved when $a = b = c$".
 _TRAILING_CLAUSE = re.compile(
     r",?\s+\b(?:which (?:is|occurs|happens)|where|achieved|attained|obtained|occurring|since|because|when"
     r"|with equality|for all|for any|for every|if and only if|and (?:it|this|that|these|so|hence|thus)"
-    r"|so that|which means)\b.*$",
+    r"|so that|which means|as an expression of|as a function of|in terms of|modulo)\b.*$",
     re.IGNORECASE | re.DOTALL,
 )
 _MAIN_VERB = re.compile(r"(?<!which )(?<!that )(?<!who )\b(?:is|are|equals|was|were)\b", re.IGNORECASE)
 # Filler between a verb and its value: "is always 0", "is the interval [-1, 1]", "is the ordered pair (1, 2)".
 _ADVERB = re.compile(
-    r"^\s*(?:(?:always|only|exactly|just|precisely|simply|the|interval|set|value|number|ordered|pair|point)\s+)+",
+    r"^\s*(?:(?:always|only|exactly|just|precisely|simply|approximately|about|roughly|the|interval|set|value"
+    r"|number|ordered|pair|point|expression|formula|result|quantity|total|sum|product|answer)\s+)+",
     re.IGNORECASE,
 )
 _THERE_ARE = re.compile(r"^\s*there (?:are|is|exist|exists) (?:exactly |only |a total of )?", re.IGNORECASE)
 _YES_NO = re.compile(r"^\s*\**(yes|no)\b\s*[,.;:!]", re.IGNORECASE)
+_COUNT_QUESTION = re.compile(r"\bhow (?:many|often)\b|\bnumber of\b|\bcount\b", re.IGNORECASE)
+_QUANTIFIED = re.compile(r"^\s*(?:at (?:least|most)|exactly|precisely)\s+([\w.]+)\b(?!\s*[-+*/^=<>])", re.IGNORECASE)
+_ALL_OF_N = re.compile(r"\ball (?:of )?(?:the )?(?:first )?(\d+)\b(?!\s*[-+*/^=<>])", re.IGNORECASE)
+_DENIED_COUNT = re.compile(r"\bthere (?:are|is|exist|exists) no\b|\b(?:has|have) no\b", re.IGNORECASE)
+_DISCOURSE = re.compile(r"^\s*(?:therefore|thus|hence|so|consequently|finally|in conclusion|in summary),?\s+", re.I)
+_HAS_NUMBER = re.compile(r"\d|\b(?:" + "|".join(NUMBER_WORDS) + r")\b", re.IGNORECASE)
+# "... a total of $S$ times as an expression of $n$." (not "The value in terms of $n$ is ...").
+_ASIDE = re.compile(
+    r",?\s+\b(?:as an expression of|as a function of|in terms of)\b(?!.*\b(?:is|are|equals)\b).*$",
+    re.IGNORECASE | re.DOTALL,
+)
+_NUMBER_WORDS = NUMBER_WORDS
+_WORDED_OPERATORS = (
+    (re.compile(r"(?<=[\w)])\s+factorial\b", re.I), "!"),
+    (re.compile(r"(?<=[\w)])\s+squared\b", re.I), "^2"),
+    (re.compile(r"(?<=[\w)])\s+cubed\b", re.I), "^3"),
+)
+# A number as written in prose: currency, thousands separators, a decimal comma, a unit after it.
+_PROSE_NUMBER = re.compile(
+    r"(?<![\w^_.,/\\])(?<![A-Za-z]-)[$€£]?(-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:[.,]\d+)?)(?![\d^_]|[.,]\d)"
+)
 _ENGLISH_2 = {
     "is",
     "of",
@@ -142,10 +173,17 @@ def _boxes(text: str) -> list[tuple[str, int, int]]:
 def _is_connector(gap: str) -> bool:
     if len(gap) > _MAX_JOIN_GAP or "\n\n" in gap or re.search(r"\.\s+[A-Z]", gap):
         return False
-    return bool(re.fullmatch(r"[\s,;$.:]*(?:\\quad|\\qquad|\\text\{[^{}]*\}|and|or|&|\\\\|[\s,;$:])*[\s,;$]*", gap))
+    return bool(
+        re.fullmatch(
+            r"[\s,;$.:]*(?:\\quad|\\qquad|\\text\{[^{}]*\}|and|or|&|\\\\|\\[()\[\]]|[\s,;$:])*"
+            r"[\s,;$.]*",
+            gap,
+        )
+    )
 
 
-def _from_boxes(text: str) -> str | None:
+def _from_boxes(text: str) -> tuple[str, int] | None:
+    """The last box (joined with the boxes just before it) and where it ends."""
     boxes = _boxes(text)
     if not boxes:
         return None
@@ -154,7 +192,7 @@ def _from_boxes(text: str) -> str | None:
         if not _is_connector(text[prev[2] : picked[0][1]]):
             break
         picked.insert(0, prev)
-    return ", ".join(b[0].strip() for b in picked)
+    return ", ".join(b[0].strip() for b in picked), boxes[-1][2]
 
 
 def _cut_sentence(tail: str) -> str:
@@ -165,16 +203,18 @@ def _cut_sentence(tail: str) -> str:
     return first.strip().strip("*").strip()
 
 
-def _from_marker(text: str) -> str | None:
+def _from_marker(text: str) -> tuple[str, int, bool] | None:
+    """The answer after the last marker, where the marker starts, and whether it says "final answer"."""
     last = None
     for m in _MARKER.finditer(text):
         last = m
     if last is None:
         return None
     tail = _cut_sentence(text[last.end() :])
-    if not tail:
+    answer = (_from_sentence(tail) if is_prose(tail) else tail) if tail else None
+    if not answer:
         return None
-    return _from_sentence(tail) if is_prose(tail) else tail
+    return answer, last.start(), "final" in last.group(0).lower()
 
 
 def is_prose(text: str) -> bool:
@@ -191,16 +231,25 @@ def is_prose(text: str) -> bool:
 
 
 def _last_sentence(text: str) -> str:
-    text = text.strip().rstrip(".").strip()
-    parts = re.split(r"(?<=[^\d\s.])\.\s+|(?<=\$)\.\s+|\n+", text)
+    text = _HOPE.sub("", text).strip().rstrip(".").strip()
+    parts = re.split(r"(?<=[^\d\s.])\.\s+|(?<=\$)\.\s+|(?<=\$\$|\\\])\s+(?=[A-Z])|\n+", text)
     parts = [p for p in parts if p.strip()]
     return parts[-1] if parts else text
 
 
+def _is_math_word(tail: str, word: re.Match[str]) -> bool:
+    """A short word between operators is a product of variables (``xy`` in ``- xy - yz``), not prose."""
+    if word.group(0).lower() in _MATH_WORDS:
+        return True
+    before, after = tail[: word.start()].rstrip()[-1:], tail[word.end() :].lstrip()[:1]
+    return len(word.group(0)) <= 3 and word.group(0).islower() and (before in "+-*/^(=" or after in "+-*/^)=")
+
+
 def _cut_at_word(tail: str) -> str:
-    words = list(_WORD.finditer(tail))
-    for w in words:
-        if w.group(0).lower() not in _MATH_WORDS:
+    for pattern, symbol in _WORDED_OPERATORS:
+        tail = pattern.sub(symbol, tail)
+    for w in _WORD.finditer(tail):
+        if not _is_math_word(tail, w):
             return tail[: w.start()].strip().rstrip(",;:").strip()
     return tail.strip()
 
@@ -209,30 +258,110 @@ def _all_math(tail: str) -> bool:
     return bool(tail.strip()) and _cut_at_word(tail) == tail.strip()
 
 
-def _from_sentence(sentence: str) -> str | None:
+def _number_words(text: str) -> str:
+    """Number words at the start of a value read as digits: "is zero" -> "is 0"."""
+    return re.sub(
+        r"^\s*(" + "|".join(_NUMBER_WORDS) + r")\b", lambda m: _NUMBER_WORDS[m.group(1).lower()], text, flags=re.I
+    )
+
+
+def _digits(word: str) -> str:
+    return _NUMBER_WORDS.get(word.lower(), word)
+
+
+def _counted(sentence: str, problem: str | None) -> str | None:
+    """Counts stated in words: "There are no ..." (0), "At most two of ...", "for all 900 values"."""
+    counting = problem is None or bool(_COUNT_QUESTION.search(problem))
+    there = _THERE_ARE.match(sentence)
+    if there and re.match(r"no\b", sentence[there.end() :], re.IGNORECASE):
+        return "0" if counting else None  # "There are no such pairs": a count of zero, if a count was asked
+    quantified = _QUANTIFIED.match(sentence)
+    if quantified and re.fullmatch(r"\d+", _digits(quantified.group(1))):
+        return _digits(quantified.group(1))
+    if there:
+        value = _cut_at_word(_number_words(sentence[there.end() :]))
+        return value if value and re.search(r"\d", value) else None
+    every = _ALL_OF_N.search(sentence)
+    return every.group(1) if every and counting else None
+
+
+def _denies_count(sentence: str) -> bool:
+    """Whether "X has no Y" is the main statement (not inside "... that have no two successive numbers")."""
+    denied = _DENIED_COUNT.search(sentence)
+    if denied is None:
+        return False
+    return not re.search(r"\b(?:that|which|who|whose|where)\b", sentence[: denied.start()], re.IGNORECASE)
+
+
+def _novel_number(sentence: str, problem: str | None) -> str | None:
+    """The one number of the sentence (one the problem does not mention, when the problem is known)."""
+    if re.search(r"['\"`]|__|/\w+/", sentence):  # quoted text, code or a path: not a statement of a value
+        return None
+    plain = _MATH_SEGMENT.sub(lambda m: m.group(0).strip("$"), sentence)
+    numbers = [  # not a bound: "for x, y > 0", "greater than 0"
+        m.group(1)
+        for m in _PROSE_NUMBER.finditer(plain)
+        if not _BOUND_BEFORE.search(plain[max(0, m.start() - 40) : m.start()].rstrip())
+    ]
+    if problem is not None:
+        given = {m.group(1).replace(",", "") for m in _PROSE_NUMBER.finditer(problem)}
+        numbers = [n for n in numbers if n.replace(",", "") not in given]
+    distinct = list(dict.fromkeys(numbers))
+    return distinct[0] if len(distinct) == 1 else None
+
+
+def _clauses(sentence: str) -> list[str]:
+    """The sentence cut after its main verb: at the first "is"/"are", then at the last one (the first may sit
+    in a relative clause: "The probability that no two trees are adjacent ... is approximately 35.71%")."""
+    sentence = _ASIDE.sub("", sentence)
+    verbs = list(_MAIN_VERB.finditer(sentence))
+    clauses = []
+    for verb in verbs[:1] + verbs[-1:]:
+        head, tail = sentence[: verb.end()], sentence[verb.end() :]
+        clauses.append(head + " " + (_TRAILING_CLAUSE.sub("", tail).strip().rstrip(".,;").strip() or tail))
+    return list(dict.fromkeys(clauses)) or [sentence]
+
+
+def _from_sentence(sentence: str, problem: str | None = None, guess: bool = True) -> str | None:
+    sentence = _DISCOURSE.sub("", sentence)
     yes_no = _YES_NO.match(sentence)
     if yes_no:
         return yes_no.group(1).capitalize()
-    main_verb = _MAIN_VERB.search(sentence)  # explanatory clauses are cut only after the main verb
-    if main_verb:
-        head, tail = sentence[: main_verb.end()], sentence[main_verb.end() :]
-        sentence = head + " " + (_TRAILING_CLAUSE.sub("", tail).strip().rstrip(".,;").strip() or tail)
-    there = _THERE_ARE.match(sentence)
-    if there and re.match(r"no\b", sentence[there.end() :], re.IGNORECASE):
-        return "0"  # "There are no such pairs": a count of zero
-    if there:
-        value = _cut_at_word(sentence[there.end() :])
-        if value and re.search(r"\d", value):
+    for clause in _clauses(sentence):
+        if _THERE_ARE.match(clause) or _QUANTIFIED.match(clause) or _ALL_OF_N.search(clause):
+            counted = _counted(clause, problem)
+            if counted or _THERE_ARE.match(clause):
+                return counted
+        elif problem is not None and _COUNT_QUESTION.search(problem) and _denies_count(clause):
+            return "0"  # "The polynomial has no roots with multiplicity greater than 1"
+        value = _stated_value(clause)
+        if value:
             return value
+    return _novel_number(sentence, problem) if guess else None
+
+
+def _segment_run(sentence: str, segments: list[re.Match[str]]) -> str | None:
+    """``are \\(a = 3\\), \\(b = -7\\), and \\(c = 4\\)``: math segments right after a verb, joined."""
+    run = [segments[-1]]
+    for prev in reversed(segments[:-1]):
+        if not re.fullmatch(r"[\s,]*(?:and|or)?[\s,]*", sentence[prev.end() : run[0].start()]):
+            break
+        run.insert(0, prev)
+    if len(run) < 2 or not re.search(r"\b(?:is|are|be|was|were|equals?)\s*$", sentence[: run[0].start()]):
+        return None
+    return ", ".join(next(g for g in m.groups() if g is not None).strip() for m in run)
+
+
+def _stated_value(sentence: str) -> str | None:
     segments = list(_MATH_SEGMENT.finditer(sentence))
     verbs = [v for v in _VERB.finditer(sentence) if not segments or v.start() > segments[-1].end()]
-    if segments and not (verbs and re.search(r"\d", sentence[verbs[-1].end() :])):
-        return next(g for g in segments[-1].groups() if g is not None).strip()
+    if segments and not (verbs and _HAS_NUMBER.search(sentence[verbs[-1].end() :])):
+        return _segment_run(sentence, segments) or next(g for g in segments[-1].groups() if g is not None).strip()
     # The first verb after which only mathematics follows ("are a = 3 and b = -4"), else the last verb.
     for verb in [v for v in verbs if _all_math(sentence[v.end() :])][:1] + list(reversed(verbs)):
-        value = _cut_at_word(_ADVERB.sub("", sentence[verb.end() :]))
+        value = _cut_at_word(_number_words(_ADVERB.sub("", sentence[verb.end() :])))
         if value and re.search(r"[\dA-Za-z(]", value):
-            return value
+            return _digits(value)
     return None
 
 
@@ -256,23 +385,55 @@ def _clean(answer: str) -> str:
     return answer
 
 
-def extract_answer(text: str, *, fallback: bool = True) -> str | None:
+def _cut_turns(text: str) -> str:
+    """Drop everything from the first turn marker that follows some content (a chat template's next turn)."""
+    for m in _TURN_TOKEN.finditer(text):
+        if _SPECIAL_TOKENS.sub("", text[: m.start()]).strip():
+            return text[: m.start()]
+    return text
+
+
+def _from_label(text: str) -> str | None:
+    """``The matrix: $...$``: a short label, a colon, then only mathematics."""
+    m = _LABEL_PREFIX.match(text)
+    if m is None or len(text) > MAX_BARE_CHARS:
+        return None
+    rest = text[m.end() :].strip().rstrip(".").strip()
+    whole = _MATH_SEGMENT.fullmatch(rest)
+    return next(g for g in whole.groups() if g is not None).strip() if whole else None
+
+
+def _looks_mathematical(answer: str) -> bool:
+    answer = _clean(answer)
+    return len(answer) <= 2 or bool(re.search(r"[\d\\^_=+\-*/]", answer)) and not is_prose(answer)
+
+
+def _from_box_or_marker(text: str) -> str | None:
+    """The boxed answer, unless a "final answer" marker after the last box states a mathematical answer."""
+    boxed, marked = _from_boxes(text), _from_marker(text)
+    if boxed and marked and marked[2] and marked[1] > boxed[1] and _looks_mathematical(marked[0]):
+        return marked[0]
+    return boxed[0] if boxed else (marked[0] if marked else None)
+
+
+def extract_answer(text: str, *, fallback: bool = True, problem: str | None = None) -> str | None:
     """The final answer in `text`, or None when it has none (see the module docstring for the policy).
 
     Args:
         text: A full model response, a solution, a sentence or a bare answer.
         fallback: Apply rule 5 (last math segment or number); the grader turns it off for golds.
+        problem: The problem text, when known: "There are no ..." is a count of zero only when the
+            problem asks a count, and a summary sentence's answer is a number the problem does not mention.
 
     Returns:
         The answer as written (LaTeX or plain), without surrounding ``$`` or box.
     """
     if not text or not text.strip():
         return None
-    text = _SPECIAL_TOKENS.sub(" ", text[-MAX_SEARCH_CHARS:])
-    for rule in (_from_boxes, _from_marker):
-        found = rule(text)
-        if found:
-            return _clean(found)
+    text = _SPECIAL_TOKENS.sub(" ", _cut_turns(repair_escapes(text[-MAX_SEARCH_CHARS:])))
+    found = _from_box_or_marker(text) or _from_label(text)
+    if found:
+        return _clean(found)
     if len(text) <= MAX_BARE_CHARS and not is_prose(text):
         return text.strip() or None
-    return _from_sentence(_last_sentence(text)) or (_fallback(text) if fallback else None)
+    return _from_sentence(_last_sentence(text), problem, fallback) or (_fallback(text) if fallback else None)

@@ -1,13 +1,21 @@
 """Answer grading: is a predicted answer equal to the gold answer?
 
-`verify(gold, pred)` compares two bare answers; `grade(gold, response)` first extracts the answer from a
-full response (`eval.extract`); `grade_many` runs pairs over processes. Decisions, cheapest first:
+`verify(gold, pred)` compares two bare answers; `grade(gold, response, problem=...)` first extracts the
+answer from a full response (`eval.extract`, which reads summary sentences against the problem when it
+is given); `grade_many` runs pairs or (gold, response, problem) triples over processes. Decisions,
+cheapest first:
 1. normalised strings equal (handles ``9^{9^{9^9}}`` against itself without evaluating it);
-2. both sides are words (``Sunday``, a choice letter): case-insensitive equality;
-3. our whitelisting parser (`eval.grading.plain_parse`) on both, then `eval.grading.compare`;
-4. LaTeX our grammar refuses goes to latex2sympy2-extended in a worker subprocess with a hard limit.
+2. text-level forms (`eval.grading.forms`): choice letters, decimal commas;
+3. both sides are words (``Sunday``, a choice letter): case-insensitive equality;
+4. our whitelisting parser (`eval.grading.plain_parse`) on both, then `eval.grading.compare` (a
+   factorization the problem asks for must also have as many factors);
+5. where a LaTeX command our rewrite does not know is left, math-verify then latex2sympy2-extended in a
+   worker subprocess with a hard limit;
+6. a percentage against its fraction; a gold's stated rounding ("or approximately X").
+Last, for `grade`, a summary sentence is judged as a statement (`eval.grading.statements`): it can make a
+yes/no, non-existence or worded gold correct, and an opposite yes/no answer overrides an extracted one.
 Size limits (characters, digits, power results, depth) are checked before any evaluation, so the
-verdict never depends on machine load; the clock only guards step 4. Nothing raises out of `grade`:
+verdict never depends on machine load; the clock only guards step 5. Nothing raises out of `grade`:
 an internal error becomes ``unparseable`` with the reason. Untrusted text never reaches Python or
 sympy string evaluation.
 """
@@ -27,8 +35,18 @@ from tqdm import tqdm
 
 from eval.extract import extract_answer, is_prose
 from eval.grading.compare import equal
-from eval.grading.normalize import AnswerTooComplex, check_size, normalize
+from eval.grading.forms import (
+    asks_to_factor,
+    choice_letters,
+    decimal_commas,
+    factor_count,
+    percent_as_fraction,
+    within_stated_rounding,
+)
+from eval.grading.normalize import AnswerTooComplex, check_size, normalize, repair_escapes
 from eval.grading.plain_parse import ParseError, as_text, parse_plain
+from eval.grading.statements import gold_kind
+from eval.grading.statements import judge as judge_statement
 from eval.grading.timeouts import SymbolicWorker, WorkerTimeout
 
 STATUSES = ("correct", "incorrect", "no_answer", "unparseable", "timeout")
@@ -41,10 +59,6 @@ _GOLD_REMARK = re.compile(r"^(.+?)\s*\((?:i\.e\.|that is|no |none )[^()]*\)\s*$"
 _GOLD_ONLY_VALUE = re.compile(r"^(.+?)\s+is the only possible value$", re.IGNORECASE)
 # A value followed only by a noun ("98 values", "2 inequalities", "n times"): the value.
 _GOLD_COUNTED = re.compile(r"^(-?[\w/^.+\-()]+?)\s+(?!and\b|or\b)[A-Za-z][A-Za-z\- ]*$")
-_MAX_STATEMENT_CHARS = 600
-_STOPWORDS = {"the", "a", "an", "is", "are", "it", "be", "of", "such", "that", "this", "there", "to", "for", "in"}
-_NEGATIONS = {"not", "no", "never", "cannot", "can't", "isn't", "aren't", "doesn't", "don't", "neither", "nor", "none"}
-_GOLD_YES_NO = re.compile(r"^(yes|no)\s*[,.;]", re.IGNORECASE)
 _LATEX_COMMAND = re.compile(r"\\[a-zA-Z]+")
 _WORKER = SymbolicWorker()
 
@@ -75,7 +89,7 @@ def _verdict(status: str, extracted: str | None, reason: str) -> Verdict:
 
 def _gold_core(gold: str) -> str:
     """The value in a CHAMP-style gold remark ("3 is the only possible value", "100 (i.e., all values)")."""
-    for pattern in (_GOLD_REMARK, _GOLD_ONLY_VALUE, _GOLD_YES_NO):
+    for pattern in (_GOLD_REMARK, _GOLD_ONLY_VALUE):
         m = pattern.match(gold.strip())
         if m:
             return m.group(1).strip()
@@ -102,18 +116,21 @@ def _squash(s: str) -> str:
 
 def _latex_fallback(gold: str, pred: str, extracted: str, timeout_s: float) -> Verdict:
     try:
-        answer = _WORKER.call({"gold": gold, "pred": pred}, timeout_s)
+        answer = _WORKER.call({"gold": gold, "pred": pred, "timeout_s": timeout_s}, timeout_s)
     except WorkerTimeout as exc:
         return _verdict("timeout", extracted, str(exc))
     return _verdict(answer["status"], extracted, answer["reason"])
 
 
-def _compare_one(gold: str, pred: str, timeout_s: float) -> Verdict:
+def _compare_one(gold: str, pred: str, timeout_s: float, factoring: bool = False) -> Verdict:
     if _squash(gold) == _squash(pred):
         return _verdict("correct", pred, "normalised strings equal")
     check_size(gold)
     check_size(pred)
-    g_norm, p_norm = normalize(gold), normalize(pred)
+    letters = choice_letters(gold, pred)
+    if letters:
+        return _verdict("correct" if letters[0] == letters[1] else "incorrect", pred, "choice letters compared")
+    g_norm, p_norm = decimal_commas(normalize(gold), normalize(pred))
     if g_norm.replace(" ", "") == p_norm.replace(" ", ""):
         return _verdict("correct", pred, "normalised forms equal")
     g_text, p_text = as_text(g_norm), as_text(p_norm)
@@ -123,25 +140,49 @@ def _compare_one(gold: str, pred: str, timeout_s: float) -> Verdict:
     try:
         g_value, p_value = parse_plain(g_norm), parse_plain(p_norm)
     except ParseError as exc:
-        if _LATEX_COMMAND.search(g_norm + p_norm):  # only commands our rewrite did not know
+        if _worth_a_second_opinion(g_norm, p_norm, gold, pred):
             return _latex_fallback(gold, pred, pred, timeout_s)
         return _verdict("unparseable", pred, f"outside the grammar: {exc}")
     same, rule = equal(g_value, p_value)
+    if same and factoring and factor_count(g_value) != factor_count(p_value):
+        same, rule = False, "a factorization was asked: a different number of factors"
     return _verdict("correct" if same else "incorrect", pred, rule)
 
 
-def _decide(gold: str, pred: str, timeout_s: float) -> Verdict:
+def _worth_a_second_opinion(g_norm: str, p_norm: str, gold: str, pred: str) -> bool:
+    """Whether math-verify in the worker may judge a pair our grammar declined: only when a LaTeX command our
+    rewrite does not know is left (``\\lim``, ``\\overline``), never for sentences (read as products of
+    letters) nor for text our grammar refused for other reasons (stray characters, runaway sums)."""
+    return bool(_LATEX_COMMAND.search(g_norm + p_norm)) and not (is_prose(gold) or is_prose(pred))
+
+
+def _decide(gold: str, pred: str, timeout_s: float, factoring: bool = False) -> Verdict:
     """Compare `pred` with every accepted form of `gold`; the first correct one wins."""
+    gold, pred = repair_escapes(gold), repair_escapes(pred)
     verdicts = []
     for form in _gold_answers(gold):
         try:
-            verdict = _compare_one(form, pred, timeout_s)
+            verdict = _compare_one(form, pred, timeout_s, factoring)
         except AnswerTooComplex as exc:
             verdict = _verdict("unparseable", pred, f"size limit: {exc}")
         if verdict.correct:
             return verdict
         verdicts.append(verdict)
+    percent = _percent_verdict(gold, pred, timeout_s)
+    if percent is not None and percent.correct:
+        return percent
+    if within_stated_rounding(gold, pred):
+        return _verdict("correct", pred, "within the rounding of the gold's stated approximation")
     return next((v for v in verdicts if v.status == "incorrect"), verdicts[0])
+
+
+def _percent_verdict(gold: str, pred: str, timeout_s: float) -> Verdict | None:
+    """``10\\%`` against ``0.1``: when exactly one side is a percentage, its value over 100."""
+    g_frac, p_frac = percent_as_fraction(gold), percent_as_fraction(pred)
+    if (g_frac is None) == (p_frac is None):
+        return None
+    verdict = _compare_one(g_frac or gold, p_frac or pred, timeout_s)
+    return _verdict(verdict.status, pred, "percentage as a fraction: " + verdict.reason)
 
 
 def verify(gold: str, pred: str, *, timeout_s: float = 2.0) -> bool:
@@ -149,84 +190,63 @@ def verify(gold: str, pred: str, *, timeout_s: float = 2.0) -> bool:
     return grade_answer(gold, pred, timeout_s=timeout_s).correct
 
 
-def grade_answer(gold: str, pred: str, *, timeout_s: float = 2.0) -> Verdict:
+def grade_answer(gold: str, pred: str, *, timeout_s: float = 2.0, problem: str | None = None) -> Verdict:
     """Grade a bare predicted answer (no extraction), never raising."""
     try:
-        return _decide(gold, pred, timeout_s)
+        return _decide(gold, pred, timeout_s, asks_to_factor(problem))
     except Exception as exc:  # the contract: nothing escapes; the reason names what broke
         return _verdict("unparseable", pred, f"internal error: {type(exc).__name__}: {str(exc)[:200]}")
 
 
-def grade(gold: str, response: str, *, timeout_s: float = 2.0) -> Verdict:
+def grade(gold: str, response: str, *, timeout_s: float = 2.0, problem: str | None = None) -> Verdict:
     """Grade a full model response or a bare answer against `gold`.
 
     Args:
         gold: The gold answer (bare, a sentence, or a solution with a boxed answer).
         response: A model output or a bare answer.
         timeout_s: Hard limit for the slow symbolic path.
+        problem: The problem text, where the caller has it: a summary sentence that answers a yes/no or
+            existence question without saying "yes" or "no" is judged against it (`eval.grading.statements`).
 
     Returns:
         A `Verdict`; never raises.
     """
     try:
-        extracted = extract_answer(response)
+        gold, response = repair_escapes(gold), repair_escapes(response)
+        extracted = extract_answer(response, problem=problem)
+        statement = judge_statement(gold, response, problem)
     except Exception as exc:
         return _verdict("unparseable", None, f"extraction error: {type(exc).__name__}")
     verdict = (
         _verdict("no_answer", None, "no answer found in the response")
         if extracted is None
-        else grade_answer(gold, extracted, timeout_s=timeout_s)
+        else grade_answer(gold, extracted, timeout_s=timeout_s, problem=problem)
     )
-    if not verdict.correct and _states_text_gold(gold, response):
-        return _verdict("correct", extracted, "the sentence states the worded gold")
+    if statement is not None and statement[0] != verdict.correct and (statement[0] or gold_kind(gold) == "yesno"):
+        return _verdict("correct" if statement[0] else "incorrect", extracted, statement[1])
     return verdict
 
 
-def _states_text_gold(gold: str, response: str) -> bool:
-    """Whether a one-sentence response states a worded gold ("No integer solutions", "It is not possible").
-
-    The gold's content words must appear in order; a negation in the response that the gold lacks
-    ("is not monotonically increasing") refuses. Only short responses (summary sentences) qualify: in a
-    long solution the words also appear while options are being weighed.
-    """
-    words = _content_words(_gold_core(gold))
-    if len(words) < 2 or min(map(len, words)) < 2 or len(response) > _MAX_STATEMENT_CHARS:
-        return False
-    if not re.fullmatch(r"[A-Za-z ,.'-]+", gold.strip()):
-        return False
-    said = _content_words(response)
-    extra_negations = (set(said) & _NEGATIONS) - set(words)
-    if extra_negations and not set(words) & _NEGATIONS:
-        return False
-    position = 0
-    for word in words:
-        try:
-            position = said.index(word, position) + 1
-        except ValueError:
-            return False
-    return True
-
-
-def _content_words(text: str) -> list[str]:
-    return [w for w in re.findall(r"[a-z]+(?:'t)?", text.lower()) if w not in _STOPWORDS]
-
-
-def _grade_pair(args: tuple[str, str, float]) -> Verdict:
-    return grade(args[0], args[1], timeout_s=args[2])
+def _grade_pair(args: tuple[str, str, str | None, float]) -> Verdict:
+    return grade(args[0], args[1], problem=args[2], timeout_s=args[3])
 
 
 def grade_many(
-    pairs: Iterable[tuple[str, str]], *, workers: int | None = None, timeout_s: float = 2.0, progress: bool = True
+    pairs: Iterable[tuple[str, str] | tuple[str, str, str | None]],
+    *,
+    workers: int | None = None,
+    timeout_s: float = 2.0,
+    progress: bool = True,
 ) -> list[Verdict]:
     """Grade (gold, response) pairs over worker processes, order preserved, same verdicts as `grade`.
 
     Args:
-        pairs: (gold, response) tuples.
+        pairs: (gold, response) tuples, or (gold, response, problem) where the problem text is known.
         workers: Processes to use (default: CPU count); 1 grades in this process.
         timeout_s: Per-pair limit for the slow symbolic path.
         progress: Show a tqdm bar on stderr.
     """
-    jobs = [(g, r, timeout_s) for g, r in pairs]
+    jobs = [(p[0], p[1], p[2] if len(p) > 2 else None, timeout_s) for p in pairs]  # type: ignore[misc]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
     bar = tqdm(total=len(jobs), disable=not progress, file=sys.stderr, desc="grading", unit="pair")
     if workers == 1:

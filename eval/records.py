@@ -1,9 +1,10 @@
-"""Readers and writers shared by every stage: JSONL, parquet and Hugging Face datasets.
+"""Readers and writers shared by every stage: JSONL (or a ``.json`` array), parquet and Hugging Face datasets.
 
 Reading goes through `load_records`, which maps source fields to ours, validates each row and sends bad
 rows to a reject list (source, row number, field, reason) instead of dropping them, so that
 ``read == kept + rejected`` always holds. Problems with the input as a whole (missing file, unknown
-format, a required field that no row has) raise `DataError` with a one-line message naming it.
+format, a required field that no row has) raise `DataError` with a one-line message naming it. A ``.json``
+file is read as JSON lines unless it opens with ``[`` (one array of objects, as many exports are).
 
 Writing is atomic (temporary file in the same folder, fsync, rename), so a killed process never leaves
 a half-written output; `append_jsonl` is the incremental form used by resumable stages, and
@@ -110,6 +111,9 @@ def iter_rows(
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+    if path.name.lower().endswith(".json") and _starts_with(path, "["):
+        yield from _iter_json_array(path)
+        return
     opener = _open_gz if path.name.endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
@@ -124,6 +128,22 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
                 number,
                 row if isinstance(row, dict) else RowError(f"expected a JSON object, got {type(row).__name__}"),
             )
+
+
+def _starts_with(path: Path, char: str) -> bool:
+    with open(path, encoding="utf-8") as handle:
+        head = handle.read(4096).lstrip("\ufeff \t\r\n")
+    return head.startswith(char)
+
+
+def _iter_json_array(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+    """A ``.json`` file holding one array of objects (a common export); row numbers are 1-based indexes."""
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: invalid JSON array: {err.msg} at line {err.lineno}") from err
+    for number, row in enumerate(rows, start=1):
+        yield number, row if isinstance(row, dict) else RowError(f"expected a JSON object, got {type(row).__name__}")
 
 
 def _open_gz(path: Path, mode: str, encoding: str) -> Any:
@@ -294,10 +314,16 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[TextIO]:
     Readers see the old file or the new one, never a partial one; on an exception the temporary is removed.
     Streaming writers (sharded stages) write row by row through it without holding the whole text.
     """
+    with _atomic_file(path, "w") as handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def _atomic_file(path: str | os.PathLike[str], mode: str) -> Iterator[Any]:
     target = Path(path)
     fd, tmp = _atomic_target(target)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with os.fdopen(fd, mode, encoding="utf-8" if "b" not in mode else None) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -311,6 +337,12 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the new one, never a partial one."""
     with atomic_writer(path) as handle:
         handle.write(text)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """`write_text_atomic` for bytes (a rendered plot, say)."""
+    with _atomic_file(path, "wb") as handle:
+        handle.write(data)
 
 
 def json_line(row: Any) -> str:

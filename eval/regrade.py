@@ -26,7 +26,11 @@ log = logging.getLogger(__name__)
 
 
 def grade_pairs(
-    pairs: Sequence[tuple[str, str]], *, workers: int | None, timeout_s: float, desc: str = "grade"
+    pairs: Sequence[tuple[str, str] | tuple[str, str, str | None]],
+    *,
+    workers: int | None,
+    timeout_s: float,
+    desc: str = "grade",
 ) -> list[Any]:
     """`grade_many` over ``pairs`` in one pool of worker processes, with its progress bar on stderr."""
 
@@ -145,7 +149,8 @@ def regrade_responses(
         The summary written to ``summary.json``.
     """
     kept, rejects = validate_responses(rows, golds, group_by, source)
-    pairs = [(golds[str(r["problem_id"])], str(r.get("response") or "")) for r in kept]
+    # A row's "problem" text, when given, lets the grader read a yes/no or existence statement.
+    pairs = [(golds[str(r["problem_id"])], str(r.get("response") or ""), r.get("problem")) for r in kept]
     verdicts = grade_pairs(pairs, workers=workers, timeout_s=timeout_s, desc="regrade responses")
     out = Path(out_dir)
     graded = [

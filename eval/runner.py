@@ -196,8 +196,9 @@ def grade_rows(
     """Grade one batch of generations into sample rows."""
 
     golds = [problems[r.meta["problem_id"]].answer for r in requests]
+    texts = [problems[r.meta["problem_id"]].problem for r in requests]  # lets the grader read yes/no statements
     # One small batch at a time: grading in this process beats starting worker processes per batch.
-    pairs = list(zip(golds, [g.text for g in generations], strict=True))
+    pairs = list(zip(golds, [g.text for g in generations], texts, strict=True))
     verdicts = grade_many(pairs, workers=1, timeout_s=grading.timeout_s, progress=False)
     rows = []
     for request, generation, gold, verdict in zip(requests, generations, golds, verdicts, strict=True):

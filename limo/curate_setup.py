@@ -10,6 +10,8 @@ One shape for every method (CONTRACTS.md)::
 Every part maps onto the library's frozen options through `limo.config.to_options`: an unknown key, a
 stage the method does not run, or options for a method the recipe does not select fail at start-up,
 naming the key. ``data_dir`` (shared benchmark files) fills ``stages.decontam.data_dir`` when that is null.
+A command-line override of ``curate.stages.ingest.field_map`` (or ``lists``) replaces the recipe's map
+instead of merging into it (`replace_overridden_maps`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from curation.executors import EXECUTORS, ExecutorOptions
 from curation.methods import DEFAULT_METHOD, METHODS, CurationSummary, Method, RunContext
@@ -29,6 +33,8 @@ from eval.benchmarks import BenchmarkSpec
 from eval.options import OptionsError
 from limo.config import build_benchmark_specs, section, to_options
 from limo.entry import EmptyResultError
+
+REPLACED_MAPS = ("curate.stages.ingest.field_map", "curate.stages.ingest.lists")
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,7 @@ def build_curation(cfg: DictConfig) -> Curation:
     Raises:
         OptionsError: No ``curate:`` section, an unknown method or key, a stage the method does not run.
     """
-    data = section(cfg, "curate")
+    data = section(replace_overridden_maps(cfg), "curate")
     method = find_method(data)
     stages = build_stages(data.get("stages"), method, cfg.get("data_dir"))
     options = build_method_options(data, method)
@@ -85,6 +91,25 @@ def spend_plan(curation: Curation, gpu: str) -> str:
         return spend_text(difficulty, (), (), gpu)
     store = open_or_ingest(stages, context.out / "work", (context.executor or ExecutorOptions()).shard_rows)
     return spend_text(difficulty, store.problems.values("problem"), store.chains.values("text"), gpu)
+
+
+def replace_overridden_maps(cfg: DictConfig) -> DictConfig:
+    """``cfg`` where a command-line override of a whole mapping in `REPLACED_MAPS` replaces the recipe's.
+
+    Hydra merges ``curate.stages.ingest.field_map={problem: q}`` into the recipe's map, so a column the user
+    meant to drop (a stale ``subject: source``) would survive; these maps describe one pool's columns and are
+    meant whole. Overrides of single keys (``...field_map.subject=topic``) still merge.
+    """
+    if not HydraConfig.initialized():
+        return cfg
+    overrides = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
+    for override in overrides:
+        if override.key_or_group in REPLACED_MAPS and not override.is_delete():
+            value = override.value()
+            if isinstance(value, dict):
+                with open_dict(cfg):
+                    OmegaConf.update(cfg, override.key_or_group, value, merge=False)
+    return cfg
 
 
 def find_method(data: dict[str, Any]) -> Method:

@@ -199,14 +199,17 @@ def load_regrade_inputs(cfg: DictConfig) -> tuple[list[dict[str, Any]], dict[str
 
 def champ_response_rows() -> list[dict[str, Any]]:
     """CHAMP's 19,440 model responses, each graded on its final summary turn (None when truncated)."""
+    pool = load_champ_pool()
+    texts = {p.id: p.problem for p in pool.problems}  # the grader reads yes/no statements against the question
     return [
         {
             "problem_id": c.problem_id,
+            "problem": texts[c.problem_id],
             "response": c.final_answer,
             "model": c.generator,
             "prompt_setting": c.prompt_setting,
         }
-        for c in load_champ_pool().model_chains
+        for c in pool.model_chains
     ]
 
 

@@ -30,6 +30,10 @@ def build_train_run(cfg: DictConfig, callbacks: Sequence[Any] = (), trainer_clas
     trainer = options.trainer or default_trainer(cfg)
     if trainer not in TRAINERS:
         raise OptionsError(f"train.trainer: unknown trainer {trainer!r} (known: {', '.join(TRAINERS)})")
+    if options.discovered_loss is not None and trainer != "dpo":
+        raise OptionsError(
+            f"train.discovered_loss: a discovered loss is a preference loss (train.trainer=dpo, not {trainer!r})"
+        )
     data = options.data or input_path(cfg, f"curate/{TRAINERS[trainer].data_file}")
     deepspeed = OmegaConf.to_container(cfg.deepspeed, resolve=True) if cfg.get("deepspeed") else None
     return TrainRun(

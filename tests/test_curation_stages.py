@@ -18,7 +18,7 @@ from curation.outputs import assistant_text
 from curation.pool import GoldOverride, Pool, apply_gold_overrides
 from curation.quality import assess_chains, keyword_pattern, repetition_fraction, score_text, tokenize
 from curation.rollouts import rollout_generator, run_rollouts
-from curation.schema import Chain
+from curation.schema import HUMAN, Chain
 from curation.suspect_gold import suspect_golds
 from eval.backends.registry import BACKENDS
 from eval.backends.replay import ReplayBackend
@@ -104,7 +104,8 @@ def test_suspect_gold_needs_strong_models_to_agree_against_the_gold():
 
 
 def test_gold_overrides_check_the_old_value():
-    pool = Pool([_problem("p", answer="8")], [Chain("p/human", "p", "... = 1/8", final_answer="8")], "mem", 1)
+    human = Chain("p/human", "p", "... = 1/8", final_answer="8", generator=HUMAN)
+    pool = Pool([_problem("p", answer="8")], [human], "mem", 1)
     applied = apply_gold_overrides(pool, [GoldOverride("p", "8", "1/8", "the derivation gives 1/8")], "overrides.yaml")
     assert pool.problems[0].answer == "1/8" and pool.chains[0].final_answer == "1/8"
     assert applied[0]["was"] == "8"
@@ -214,7 +215,7 @@ def test_jsonl_pool_end_to_end_with_field_map_and_bad_rows(tmp_path: Path):
         "ingest": {
             "source": str(pool),
             "field_map": {"id": "uid", "problem": "question", "chain": "sol", "subject": "topic"},
-            "gold_from_chain": True,
+            "gold_from": "sol",
         },
         "answer_check": {"workers": 1},
         "decontam": {"enabled": False},

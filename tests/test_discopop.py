@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from limo.config import compose
+from tests.launch import run_module
 
 PAIRS = [
     {"id": "1", "prompt": "What is 2 + 3?", "chosen": "2 + 3 = 5. \\boxed{5}", "rejected": "2 + 3 = 6. \\boxed{6}"},
@@ -136,13 +134,6 @@ def test_dpo_recipe_differs_only_in_the_loss(tmp_path):
     assert dpo.curate == discopop.curate
 
 
-def _run(repo_root: Path, command: list[str], timeout: int = 400) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "DS_ACCELERATOR": "cpu"}
-    result = subprocess.run(command, cwd=repo_root, env=env, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return result
-
-
 def _history(out: Path) -> list[dict]:
     states = sorted((out / "train").glob("checkpoint-*/trainer_state.json"))
     return json.loads(states[-1].read_text())["log_history"] if states else []
@@ -154,19 +145,15 @@ def test_preference_recipes_train_on_cpu(recipe, repo_root, tiny_model_dir, tmp_
     _write_pairs(tmp_path / "pairs.jsonl")
     (tmp_path / "curate").mkdir()
     (tmp_path / "pairs.jsonl").rename(tmp_path / "curate" / "pairs.jsonl")
-    _run(
+    run_module(
         repo_root,
-        [
-            sys.executable,
-            "-m",
-            "limo.train",
-            f"recipe={recipe}",
-            f"output_dir={tmp_path}",
-            f"model.path={tiny_model_dir}",
-            "train.args.max_steps=2",
-            "train.args.save_strategy=steps",
-            "+train.args.save_steps=2",
-        ],
+        "limo.train",
+        f"recipe={recipe}",
+        f"output_dir={tmp_path}",
+        f"model.path={tiny_model_dir}",
+        "train.args.max_steps=2",
+        "train.args.save_strategy=steps",
+        "+train.args.save_steps=2",
     )
     assert (tmp_path / "train" / "model" / "model.safetensors").exists()
     losses = [row["loss"] for row in _history(tmp_path) if "loss" in row]
@@ -179,14 +166,8 @@ def test_preference_recipes_train_on_cpu(recipe, repo_root, tiny_model_dir, tmp_
 def test_discopop_under_two_process_zero3(repo_root, tiny_model_dir, tmp_path):
     (tmp_path / "curate").mkdir()
     _write_pairs(tmp_path / "curate" / "pairs.jsonl")
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
+    run_module(
+        repo_root,
         "limo.train",
         "recipe=discopop",
         "deepspeed=zero3",
@@ -196,8 +177,8 @@ def test_discopop_under_two_process_zero3(repo_root, tiny_model_dir, tmp_path):
         "train.args.precompute_ref_log_probs=true",
         "train.args.save_strategy=steps",
         "+train.args.save_steps=2",
-    ]
-    _run(repo_root, command, timeout=600)
+        two_processes=True,
+    )
     assert (tmp_path / "train" / "model" / "model.safetensors").exists()
     losses = [row["loss"] for row in _history(tmp_path) if "loss" in row]
     assert len(losses) == 2 and all(math.isfinite(x) for x in losses)

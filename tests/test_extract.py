@@ -41,12 +41,46 @@ CASES = [
     ("-(ab + bc + ca)", "-(ab + bc + ca)"),
     ("\\text{Red, Green, Blue}", "\\text{Red, Green, Blue}"),
     ("So the answer is $\n\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}\n$.", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}"),
+    # Round 2: turn markers, a later final answer, label prefixes, joined boxes, house styles in prose.
+    ("The final answer is $12$.<|im_end|>\n<|im_start|>user\nIs it 13?", "12"),
+    ("<|im_start|>assistant\nWe get \\boxed{5}.<|eot_id|>ignored 6", "5"),
+    ("Case one: $\\boxed{4}$.\n\nCombining the cases, the final answer is $9$.", "9"),
+    ("$\\boxed{64}$ is the answer. Before arriving at the final answer is a common slip.", "64"),
+    ("The matrix: $\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}$", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}"),
+    ("The roots are \\(\\boxed{-3}\\) and \\(\\boxed{4}\\).", "-3, 4"),
+    ("So the car costs $12,300 after the discount.", "12,300"),
+    ("Final Answer: The farmer keeps 18 sheep.", "18"),
+    ("At most two of the three inequalities can hold at once.", "2"),
+    ("The sum of the listed coefficients is zero.", "0"),
+    ("The values of \\(a\\) and \\(b\\) are \\(a = 3\\) and \\(b = -4\\).", "a = 3, b = -4"),
+    ("The factorization is (x + y)(x^2 - xy + y^2).", "(x + y)(x^2 - xy + y^2)"),
+    ("Therefore, there are 12 sequences that meet the conditions. I hope it is correct.", "12"),
+]
+
+PROBLEM_CASES = [
+    # "There are no ..." is a count of zero only when a count was asked.
+    ("There are no such pairs below 100.", "How many pairs (a, b) below 100 work?", "0"),
+    ("There are no positive integers n with that property.", "What are possible values of n mod 40?", None),
+    ("The polynomial has no roots with multiplicity greater than 1.", "How many roots are repeated?", "0"),
+    ("There are 144 subsets that have no two successive numbers.", "How many subsets qualify?", "144"),
+    # A summary's answer is the number the problem does not mention.
+    ("With the 6 points on the circle we can form 20 triangles.", "How many triangles do 6 points give?", "20"),
 ]
 
 
 @pytest.mark.parametrize(("text", "expected"), CASES)
 def test_extract_answer(text, expected):
     assert extract_answer(text) == expected
+
+
+@pytest.mark.parametrize(("text", "problem", "expected"), PROBLEM_CASES)
+def test_extract_answer_with_the_problem(text, problem, expected):
+    assert extract_answer(text, problem=problem) == expected
+
+
+def test_eaten_escapes_are_repaired():
+    assert extract_answer("\x0crac{1}{2}") == "\\frac{1}{2}"
+    assert extract_answer("3\times 4") == "3\\times 4"
 
 
 def test_long_and_unbalanced_inputs_are_linear():

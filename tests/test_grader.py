@@ -8,25 +8,52 @@ from pathlib import Path
 
 import pytest
 
+from bench.grader_sets import build, case_group, part_of
 from eval.grader import STATUSES, Verdict, grade, grade_many, verify
 from tests.shared_data import shared_data_dir
 
-CASES_PATH = Path(__file__).parent / "assets" / "grader_cases.jsonl"
-CASES = [json.loads(line) for line in CASES_PATH.read_text().splitlines() if line.strip()]
+ASSETS = Path(__file__).parent / "assets"
 
 
-def test_case_table_is_large_and_well_formed():
-    assert len(CASES) >= 300
-    for row in CASES:
-        assert set(row) == {"gold", "candidate", "label", "category", "source"}
+def _table(name: str) -> list[dict]:
+    return [json.loads(line) for line in (ASSETS / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+CASES = _table("grader_cases.jsonl")  # round 1, a regression table: every row must hold
+FORMS = _table("grader_cases_forms.jsonl")  # the answer forms of issue 12, split into tuning and held-out rows
+FORMS_TUNE = [r for r in FORMS if part_of(case_group(r)) == "tune"]
+FORMS_HELDOUT = [r for r in FORMS if part_of(case_group(r)) == "heldout"]
+
+
+@pytest.mark.parametrize("table", [CASES, FORMS], ids=["cases", "forms"])
+def test_case_tables_are_large_and_well_formed(table):
+    assert len(table) >= 150
+    for row in table:
+        assert (
+            {"gold", "candidate", "label", "category", "source"}
+            <= set(row)
+            <= {"gold", "candidate", "label", "category", "source", "problem"}
+        )
         assert isinstance(row["label"], bool) and row["source"]
+    assert len(CASES) >= 400
 
 
-@pytest.mark.parametrize("row", CASES, ids=[f"{i}-{r['category']}" for i, r in enumerate(CASES)])
+@pytest.mark.parametrize(
+    "row", CASES + FORMS_TUNE, ids=[f"{i}-{r['category']}" for i, r in enumerate(CASES + FORMS_TUNE)]
+)
 def test_grader_case(row):
-    verdict = grade(row["gold"], row["candidate"])
+    verdict = grade(row["gold"], row["candidate"], problem=row.get("problem"))
     assert verdict.correct is row["label"], verdict
     assert verdict.status != "timeout"
+
+
+def test_held_out_forms_no_false_positive_and_few_misses():
+    """Held-out rows were never used to tune the grader: they measure, so misses are allowed, within a floor."""
+    verdicts = [grade(r["gold"], r["candidate"], problem=r.get("problem")) for r in FORMS_HELDOUT]
+    false_positives = [r for r, v in zip(FORMS_HELDOUT, verdicts, strict=True) if v.correct and not r["label"]]
+    right = sum(v.correct is r["label"] for r, v in zip(FORMS_HELDOUT, verdicts, strict=True))
+    assert len(FORMS_HELDOUT) >= 40 and false_positives == []
+    assert right / len(FORMS_HELDOUT) >= 0.93, f"{right}/{len(FORMS_HELDOUT)}"
 
 
 def test_verdict_contract():
@@ -96,6 +123,14 @@ HOSTILE = [
     "\\sum_{i=1}^{1000} \\sum_{j=1}^{1000} \\sum_{k=1}^{1000} ijk",
     "\\prod_{k=1}^{n^{9}} k",
     "\\sum_{k=1}^{10^{12}} k",
+    "\\int_0^{10^{9}} \\sin(x^{x}) \\, dx",
+    "\\int_0^1 " * 30 + "x" + " dx" * 30,
+    "\\begin{pmatrix}"
+    + " & ".join(["9^{99}"] * 20)
+    + "\\end{pmatrix} \\begin{pmatrix}"
+    + "1 \\\\ " * 20
+    + "\\end{pmatrix} \\cdot 9",
+    "1:0:" * 500,
 ]
 
 
@@ -148,3 +183,38 @@ def test_math_train_golds_equal_themselves_and_their_own_solutions():
     solved = [r for r in golds if r["solution"]]
     mismatched = {r["id"] for r in solved if not grade(r["answer"], r["solution"]).correct}
     assert len(solved) > 3600 and mismatched <= LAST_BOX_ONLY, sorted(mismatched - LAST_BOX_ONLY)
+
+
+def _scores(rows: list[dict]) -> tuple[float, list[str]]:
+    verdicts = [grade(r["gold"], r["candidate"], problem=r.get("problem")) for r in rows]
+    right = sum(v.correct is r["label"] for r, v in zip(rows, verdicts, strict=True))
+    false_positives = [r["id"] for r, v in zip(rows, verdicts, strict=True) if v.correct and not r["label"]]
+    assert all(v.status != "timeout" for v in verdicts)
+    return right / len(rows), false_positives
+
+
+def test_champ_hand_labels_tuning_and_held_out():
+    """CHAMP summaries labelled by hand (text from the installed champ-dataset): the tuning part holds, the
+    held-out part stays above the issue's floor with at most the false positives measured when it was set."""
+    rows = build(["champ"])["champ"]
+    tune = [r for r in rows if r["part"] == "tune"]
+    held = [r for r in rows if r["part"] == "heldout"]
+    assert len(tune) >= 450 and len(held) >= 250
+    tune_acc, tune_fp = _scores(tune)
+    held_acc, held_fp = _scores(held)
+    assert tune_acc >= 0.99 and tune_fp == [], (tune_acc, tune_fp)
+    assert held_acc >= 0.95 and len(held_fp) <= 2, (held_acc, held_fp)
+
+
+@pytest.mark.shared_data
+def test_math_house_styles_held_out():
+    """MATH golds against their house-style rewrites and near misses (generated from ../shared/data)."""
+    rows = [r for r in build(["math_styles"])["math_styles"] if r["part"] == "heldout"]
+    accuracy, false_positives = _scores(rows)
+    assert len(rows) > 5000 and false_positives == [] and accuracy >= 0.999, (accuracy, false_positives[:5])
+
+
+def test_grade_many_passes_the_problem():
+    problem = "Is the number 2^61 - 1 composite?"
+    pairs = [("No", "The number 2^61 - 1 is prime.", problem), ("No", "The number 2^61 - 1 is prime.")]
+    assert [v.correct for v in grade_many(pairs, workers=1, progress=False)] == [True, False]

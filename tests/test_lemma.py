@@ -38,6 +38,7 @@ HUMAN = Chain(
     problem_id="p1",
     text="Each position has 2 choices.\nThere are 2 positions.\nSo there are 2 * 2 = 4 strings.",
     final_answer="4",
+    generator="human",  # a reference solution is declared, never assumed (chains default to model)
 )
 WRONG = Chain(
     id="p1/m/0-Shot",

@@ -1,9 +1,17 @@
-"""The exploration notebook runs headless on a small curation run and shows what it promises."""
+"""The exploration notebook runs headless on curation runs and shows what it promises.
+
+Two runs: the CHAMP run (pass rates, many chains per problem) and a run of a small JSONL pool with one chain
+per problem and difficulty off, whose pool file is gone by the time the notebook opens it, pointed at with a
+``LIMO_CURATE_DIR`` relative to the folder the user started in (``$PWD``) while the kernel runs in the
+notebook's own folder, as Jupyter runs it.
+"""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +26,21 @@ def test_notebook_is_stored_without_outputs(repo_root):
     assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
 
 
+def execute(repo_root: Path) -> tuple[str, str, list[dict]]:
+    """Run the notebook in its own folder; returns its text output, its HTML output and every output."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(repo_root / NOTEBOOK, as_version=4)
+    folder = str(repo_root / "curation")
+    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": folder}}).execute()
+    outputs = [o for cell in notebook.cells for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o["output_type"] == "error"], [o for o in outputs if o["output_type"] == "error"]
+    html = "\n".join(o.get("data", {}).get("text/html", "") for o in outputs)
+    text = "\n".join(o.get("text", "") for o in outputs)
+    return text, html, outputs
+
+
 @pytest.fixture(scope="module")
 def small_run(repo_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("curate")
@@ -28,21 +51,48 @@ def small_run(repo_root, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_notebook_executes_on_a_small_run(repo_root, small_run, monkeypatch):
-    import nbformat
-    from nbclient import NotebookClient
-
+def test_notebook_executes_on_the_champ_run(repo_root, small_run, monkeypatch):
     monkeypatch.setenv("LIMO_CURATE_DIR", str(small_run))
-    notebook = nbformat.read(repo_root / NOTEBOOK, as_version=4)
-    NotebookClient(
-        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(repo_root)}}
-    ).execute()
-    outputs = [o for cell in notebook.cells for o in cell.get("outputs", [])]
-    assert not [o for o in outputs if o["output_type"] == "error"]
-    html = "\n".join(o.get("data", {}).get("text/html", "") for o in outputs)
-    text = "\n".join(o.get("text", "") for o in outputs)
+    text, html, outputs = execute(repo_root)
     assert "30 curated rows" in text
     assert "answer_check" in html and "decontam" in html, "the funnel table lists the stages"
     assert "<b>kept</b>" in html and "<mark" in html, "kept vs dropped with quality cues highlighted"
     assert "duplicate of" in html, "the nearest-duplicates table"
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3, "funnel, distributions and domain plots"
+
+
+@pytest.fixture(scope="module")
+def run_without_difficulty(repo_root, tmp_path_factory) -> Path:
+    """A pool with one chain per problem, no difficulty: curated, then its pool file deleted."""
+    started_in = tmp_path_factory.mktemp("user")
+    pool = started_in / "pool.jsonl"
+    rows = [
+        {"id": f"q{i}", "problem": f"What is {i} times {i + 3}, computed by hand?", "answer": str(i * (i + 3)),
+         "chain": f"First, {i} times {i + 3}. " * (1 + i % 4) + f"So the answer is $\\boxed{{{i * (i + 3)}}}$."}
+        for i in range(1, 9)
+    ]  # fmt: skip
+    pool.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    command = [
+        sys.executable, "-m", "limo.curate", "recipe=pool_gair_limo", f"output_dir={started_in / 'run'}",
+        f"curate.stages.ingest.source={pool}", "curate.stages.ingest.field_map={}", "data_dir=null",
+        "++curate.stages.decontam.enabled=false",
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    pool.unlink()
+    return started_in
+
+
+@pytest.mark.slow
+def test_notebook_executes_on_a_run_without_difficulty_from_where_the_user_started(
+    repo_root, run_without_difficulty, monkeypatch
+):
+    monkeypatch.setenv("PWD", str(run_without_difficulty))
+    monkeypatch.setenv("LIMO_CURATE_DIR", "run/curate")
+    text, html, outputs = execute(repo_root)
+    assert f"run {run_without_difficulty / 'run' / 'curate'}" in text
+    assert "8 curated rows" in text
+    assert "not in this run: strong-model pass rate" in text
+    assert "the pool cannot be read any more" in text and "one chain per problem" in text
+    assert "answer_check" in html, "the funnel table"
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2, "funnel and distributions"

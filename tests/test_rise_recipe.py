@@ -9,25 +9,19 @@ second is the gold, so the per-turn accuracy is known: 0 after turn 1, 1 after t
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.funnel_schema import check_one_schema
+from tests.launch import run_module
 
 LIMIT = 6  # problems kept from the pool (curate.stages.ingest.problem_limit) before the pool stages
 
 
 def _run(repo_root: Path, module: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "DS_ACCELERATOR": "cpu"}
-    done = subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=repo_root, capture_output=True, text=True, timeout=timeout, env=env
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done
+    return run_module(repo_root, module, *args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -102,17 +96,8 @@ def test_weighted_loss_is_the_same_under_accumulation_and_under_two_process_zero
     ]
     one = _run(repo_root, "limo.train", f"output_dir={tmp_path / 'one'}", *common)
     assert "global batch 4 = 2 per device x 2 accumulation x 1 processes" in one.stdout
-    two = _run(
-        repo_root,
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "limo.train",
-        f"output_dir={tmp_path / 'zero2'}",
-        *common,
-        "deepspeed=zero2",
+    two = run_module(
+        repo_root, "limo.train", f"output_dir={tmp_path / 'zero2'}", *common, "deepspeed=zero2", two_processes=True
     )
     assert "global batch 4 = 2 per device x 1 accumulation x 2 processes" in two.stdout
     losses = {}

@@ -11,25 +11,18 @@ JIT-compiled at most once (``TORCH_EXTENSIONS_DIR`` keeps them between sessions)
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from limo.training.champ_examples import write_champ_messages
+from tests.launch import run_module
 
 STEPS = 5
 
 
 def _torchrun(repo_root, out, data, model_dir, *extra):
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
+    done = run_module(
+        repo_root,
         "limo.train",
         "recipe=demo",
         f"output_dir={out}",
@@ -39,9 +32,9 @@ def _torchrun(repo_root, out, data, model_dir, *extra):
         "train.global_batch_size=8",
         f"train.args.max_steps={STEPS}",
         *extra,
-    ]
-    done = subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+        two_processes=True,
+        timeout=900,
+    )
     history = json.loads((out / "train" / "log_history.json").read_text())
     return [row["loss"] for row in history if "loss" in row], done.stdout
 

@@ -20,7 +20,7 @@ from curation import sharded_run
 from curation.funnel import CurationState
 from curation.methods.base import CurationSummary, Method, RunContext
 from curation.options import StageOptions
-from curation.outputs import RunOutputs, curated_row, selected_chains, training_example, write_outputs
+from curation.outputs import RunOutputs, curated_row, selected_chains, training_example, warn_flagged, write_outputs
 from curation.report import PoolPlots, pool_plots, render_report, write_plots
 from curation.stages import ingest, initial_state, run_stages, stage_names
 from curation.streaming import StreamContext
@@ -127,6 +127,7 @@ def pool_facts(
         "input_checksums": checksums,
         "gold_overrides": applied,
         "benchmarks": stage_facts.get("benchmarks", {}),
+        "difficulty": {**stage_facts.get("difficulty", {}), "selection": stage_facts.get("selection_difficulty")},
     }
     if "rollouts" in stage_facts:
         facts["rollouts"] = stage_facts["rollouts"]
@@ -149,6 +150,7 @@ def write_limo(run: LimoRun, stages: StageOptions, context: RunContext) -> None:
     chains = selected_chains(state)
     rows = [curated_row(state, c, stages.quality) for c in chains]
     messages = [training_example(state, c, stages.select) for c in chains]
+    manifest["flagged"] = warn_flagged(rows)
     report = limo_report(run, stages, manifest, context)
     parquet = rows if stages.report.parquet else []
     data: dict[str, Sequence[Any]] = {"curated.jsonl": rows, "messages.jsonl": messages}
@@ -173,9 +175,25 @@ def limo_report(run: LimoRun, stages: StageOptions, manifest: dict[str, Any], co
     )
 
 
+def trust_section(manifest: dict[str, Any]) -> str:
+    """Who wrote the chains, where the golds came from, and the selected chains that are not confirmed."""
+    ingest = manifest["pool"].get("provenance", {}).get("ingest")
+    flagged = manifest.get("flagged") or {}
+    lines = [f"- selected chains flagged: {', '.join(f'{k}: {v}' for k, v in flagged.items()) or 'none'}"]
+    if ingest:
+        gold = ingest["gold"]
+        lines = [
+            f"- chains by generator: {ingest['generators']} (only `human` chains skip the answer check)",
+            f"- rows by gold origin: {gold['from_rows']}; chains whose gold is read from their own text (circular): "
+            f"{gold['circular_chains']}",
+            *lines,
+        ]
+    return "\n".join(lines)
+
+
 def limo_sections(run: LimoRun, manifest: dict[str, Any], plots: list[str]) -> list[str]:
-    """Gold overrides, suspect golds, decontamination hits, benchmarks checked, plots."""
-    flagged, hits = run.flagged, run.hits
+    """Trust, gold overrides, suspect golds, decontamination hits, benchmarks checked, plots."""
+    flagged, hits, state = run.flagged, run.hits, run.selected
     overrides = "\n".join(
         f"- `{o['problem_id']}`: `{o['was']}` -> `{o['answer']}`. {o['justification']}"
         for o in manifest["gold_overrides"]
@@ -190,14 +208,26 @@ def limo_sections(run: LimoRun, manifest: dict[str, Any], plots: list[str]) -> l
         f"{h['similarity']}, content {h['content']}; shared: {', '.join(repr(g) for g in h['ngrams'])})"
         for h in hits
     )
+    notes = next((c.notes for c in state.funnel if c.stage == "decontam"), {})
+    near = "\n".join(
+        f"- `{m['problem_id']}` vs `{m['benchmark']}` item `{m['item_id']}`: similarity {m['similarity']}, "
+        f"content {m['content']} (kept)"
+        for m in notes.get("near_misses", [])[:10]
+    )
+    boilerplate = ", ".join(f"'{b['ngram']}' ({b['documents']})" for b in notes.get("boilerplate_ngrams", [])[:10])
     checked = "\n".join(f"- {name}: {info}" for name, info in manifest.get("benchmarks", {}).items())
     return [
+        "## What the pool was trusted with",
+        trust_section(manifest),
         "## Gold overrides applied",
         overrides or "none",
         "## Suspect golds",
         suspects or "none",
         "## Decontamination hits",
         contaminated or "none",
+        "## Decontamination: closest candidates kept",
+        (near or "none")
+        + (f"\n\nMost frequent (down-weighted) n-grams, by documents: {boilerplate}" if boilerplate else ""),
         "## Benchmarks checked",
         checked or "none",
         "## Plots",

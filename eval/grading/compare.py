@@ -18,6 +18,7 @@ from functools import lru_cache
 import sympy
 
 from eval.grading.numeric import Unsupported, close_at, tolerance
+from eval.grading.realsets import as_real_set, describes_inequality, sets_equal
 from eval.grading.values import BaseNumeral, Matrix, Relation, Scalar, Seq, Text, UnionOf, Value
 
 EXACT_RTOL = sympy.Float("1e-20", 30)
@@ -30,6 +31,8 @@ _POINTS = (
     sympy.Rational(2203, 6427),
 )
 _INTEGER_POINTS = tuple(sympy.Integer(n) for n in (4, 7, 11, 6, 9))  # sums are compared at n = 4, 7, 11
+_STEP_FUNCTIONS = (sympy.floor, sympy.ceiling, sympy.Mod, sympy.sign)
+_STEP_SCALE = sympy.Integer(37)
 _FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "!=": "!="}
 
 Outcome = tuple[bool, str]
@@ -49,10 +52,14 @@ def _point_sets(a: sympy.Basic, b: sympy.Basic) -> list[dict[sympy.Basic, sympy.
         return [{}]
     big = _has_big_operator(a, b)
     counters = _bound_symbols(a) | _bound_symbols(b) if big else set()
-    return [
+    sets = [
         {s: (_INTEGER_POINTS if s in counters else _POINTS)[(i + shift) % len(_POINTS)] for i, s in enumerate(symbols)}
         for shift in ((0, 1, 2) if big else (0, 2))
     ]
+    if set(symbols) - counters and (a.has(*_STEP_FUNCTIONS) or b.has(*_STEP_FUNCTIONS)):
+        # constant between jumps: small points can coincide (summation counters are integers already)
+        sets += [{s: p if s in counters else p * _STEP_SCALE for s, p in point.items()} for point in sets]
+    return sets
 
 
 def _bound_symbols(expr: sympy.Basic) -> set[sympy.Basic]:
@@ -74,10 +81,10 @@ def _close_at(
     try:
         verdict = close_at(x, y, subs, float(rtol), floor, quick)
     except Unsupported:
-        if _has_big_operator(x, y):  # sympy would try symbolic summation, unbounded in time
-            return None
         verdict = "undecided"
     if verdict == "undecided":
+        if _has_big_operator(x, y) or x.has(sympy.Integral) or y.has(sympy.Integral):
+            return None  # sympy would try symbolic summation or its own quadrature, unbounded in time
         return _close(_numeric(x, subs), _numeric(y, subs), rtol, floor)
     return verdict  # type: ignore[return-value]
 
@@ -140,10 +147,44 @@ def _variable_like(v: Value) -> bool:
 
 
 def _strip_lhs(v: Value) -> Value:
-    """``x = 3`` -> ``3`` when the left side names a variable (``x``, ``x_1``, ``(x, y)``)."""
+    """``x = 3`` -> ``3`` when the left side names a variable (``x``, ``x_1``, ``(x, y)``); ``(x=8, y=2)`` ->
+    ``(8, 2)``."""
     if isinstance(v, Relation) and v.op == "=" and _variable_like(v.lhs):
         return _strip_lhs(v.rhs)
+    if isinstance(v, Seq) and v.kind == "tuple" and v.items and all(_is_assignment(i) for i in v.items):
+        return Seq("tuple", tuple(i.rhs for i in v.items), v.left, v.right)  # type: ignore[union-attr]
     return v
+
+
+def _is_assignment(v: Value) -> bool:
+    return (
+        isinstance(v, Relation) and v.op == "=" and isinstance(v.lhs, Scalar) and isinstance(v.lhs.expr, sympy.Symbol)
+    )
+
+
+def _grouped_assignments(items: tuple[Value, ...]) -> tuple[Value, ...]:
+    """``a=3, b=1; a=5, b=1`` -> ``(3, 1), (5, 1)``: the same names repeated in the same order."""
+    if len(items) < 4 or not all(_is_assignment(i) for i in items):
+        return items
+    names = [i.lhs.expr for i in items]  # type: ignore[union-attr]
+    width = names.index(names[0], 1) if names[0] in names[1:] else 0
+    if not width or len(names) % width or names != names[:width] * (len(names) // width):
+        return items
+    rows = [items[i : i + width] for i in range(0, len(items), width)]
+    return tuple(Seq("tuple", tuple(r.rhs for r in row), "(", ")") for row in rows)  # type: ignore[union-attr]
+
+
+def _names_quantity(v: Value) -> bool:
+    """``|PQ|``, ``AM/MB``, ``V_1/V_2`` (a ratio ``A:B``): a product of symbols to integer powers, maybe in
+    absolute value bars, with no numeric factor."""
+    if not isinstance(v, Scalar):
+        return False
+    expr = v.expr.args[0] if isinstance(v.expr, sympy.Abs) else v.expr
+    factors = expr.args if expr.is_Mul else (expr,)
+    return all(
+        isinstance(f, sympy.Symbol) or (f.is_Pow and isinstance(f.base, sympy.Symbol) and f.exp.is_Integer)
+        for f in factors
+    )
 
 
 def _relations_equal(g: Relation, p: Relation) -> Outcome:
@@ -152,11 +193,34 @@ def _relations_equal(g: Relation, p: Relation) -> Outcome:
     if _FLIP[g.op] == p.op and equal(g.lhs, p.rhs)[0] and equal(g.rhs, p.lhs)[0]:
         return True, "relation flipped"
     sides = (g.lhs, g.rhs, p.lhs, p.rhs)
-    if g.op in {"=", "!="} and g.op == p.op and all(isinstance(s, Scalar) for s in sides):
-        gd = Scalar(g.lhs.expr - g.rhs.expr, g.lhs.approx or g.rhs.approx)  # type: ignore[union-attr]
-        pd = Scalar(p.lhs.expr - p.rhs.expr, p.lhs.approx or p.rhs.approx)  # type: ignore[union-attr]
+    if not all(isinstance(s, Scalar) for s in sides) or g.op not in _FLIP or p.op not in _FLIP:
+        return False, "different relations"
+    gd = Scalar(g.lhs.expr - g.rhs.expr, g.lhs.approx or g.rhs.approx)  # type: ignore[union-attr]
+    pd = Scalar(p.lhs.expr - p.rhs.expr, p.lhs.approx or p.rhs.approx)  # type: ignore[union-attr]
+    if g.op in {"=", "!="} and g.op == p.op:
         if scalar_equal(gd, pd)[0] or scalar_equal(gd, Scalar(-pd.expr, pd.approx))[0]:
             return True, "relation lhs-rhs equal"
+    return _proportional(g.op, gd, p.op, pd)
+
+
+def _proportional(g_op: str, gd: Scalar, p_op: str, pd: Scalar) -> Outcome:
+    """``3x - 6y + 9 = 0`` is ``x - 2y + 3 = 0``: lhs - rhs equal up to a non-zero constant factor, which must be
+    positive for an inequality in the same direction and negative for a flipped one."""
+    symbols = gd.expr.free_symbols | pd.expr.free_symbols
+    if not symbols or g_op == "!=" or (g_op == "=") != (p_op == "=") or _has_big_operator(gd.expr, pd.expr):
+        return False, "different relations"
+    point = {s: _POINTS[i % len(_POINTS)] for i, s in enumerate(sorted(symbols, key=lambda s: s.name))}
+    try:
+        g_at, p_at = gd.expr.xreplace(point), pd.expr.xreplace(point)
+        factor = g_at / p_at if p_at != 0 and p_at.is_finite else None  # exact at rational points
+    except (TypeError, ValueError, ZeroDivisionError):
+        return False, "different relations"
+    if factor is None or factor == 0 or factor.free_symbols or not factor.is_finite:
+        return False, "different relations"
+    if g_op != "=" and _FLIP[g_op] == p_op if (factor < 0) is sympy.true else g_op != p_op:
+        return False, "different relations"
+    if scalar_equal(gd, Scalar(factor * pd.expr, pd.approx))[0]:
+        return True, "relations equal up to a constant factor"
     return False, "different relations"
 
 
@@ -182,15 +246,25 @@ def _ordered_equal(gold: tuple[Value, ...], pred: tuple[Value, ...]) -> Outcome:
 
 
 def _seq_equal(g: Seq, p: Seq) -> Outcome:
-    g_items = tuple(_strip_lhs(i) for i in g.items)
-    p_items = tuple(_strip_lhs(i) for i in p.items)
+    g_items = tuple(_strip_lhs(i) for i in _grouped_assignments(g.items))
+    p_items = tuple(_strip_lhs(i) for i in _grouped_assignments(p.items))
     if g.kind == "interval" or p.kind == "interval":
         if (g.left, g.right) != (p.left, p.right):
             return False, "interval brackets differ"
         return _ordered_equal(g_items, p_items)
     if g.kind == "tuple" or p.kind == "tuple":
         return _ordered_equal(g_items, p_items)
+    if len(g_items) != len(p_items) and all(isinstance(i, Seq) and i.kind == "tuple" for i in g_items + p_items):
+        g_items, p_items = _distinct(g_items), _distinct(p_items)  # a solution listed twice is one solution
     return _unordered_equal(g_items, p_items)
+
+
+def _distinct(items: tuple[Value, ...]) -> tuple[Value, ...]:
+    kept: list[Value] = []
+    for item in items:
+        if not any(equal(k, item)[0] for k in kept):
+            kept.append(item)
+    return tuple(kept)
 
 
 def _flat(m: Matrix) -> tuple[Value, ...] | None:
@@ -213,6 +287,10 @@ def _matrix_equal(g: Value, p: Value) -> Outcome:
 
 def equal(gold: Value, pred: Value) -> Outcome:
     """Whether `pred` is mathematically equal to `gold`; returns (verdict, rule name)."""
+    if describes_inequality(gold) or describes_inequality(pred):
+        outcome = _set_outcome(gold, pred)
+        if outcome is not None:
+            return outcome
     if isinstance(gold, Relation) or isinstance(pred, Relation):
         return _relation_cases(gold, pred)
     if isinstance(gold, Scalar) and isinstance(pred, Scalar):
@@ -226,6 +304,15 @@ def equal(gold: Value, pred: Value) -> Outcome:
     return _other_equal(gold, pred)
 
 
+def _set_outcome(gold: Value, pred: Value) -> Outcome | None:
+    """Both sides as sets of reals (``-3 \\le t \\le 5`` against ``[-3, 5]``), or None when one is not one."""
+    g_set = as_real_set(gold, pairs_are_open=describes_inequality(pred))
+    p_set = as_real_set(pred, pairs_are_open=describes_inequality(gold)) if g_set else None
+    if g_set is None or p_set is None:
+        return None
+    return sets_equal(g_set, p_set, lambda a, b: scalar_outcome(a, b, False)[0])
+
+
 def _relation_cases(gold: Value, pred: Value) -> Outcome:
     if isinstance(gold, Relation) and isinstance(pred, Relation):
         outcome = _relations_equal(gold, pred)
@@ -235,7 +322,16 @@ def _relation_cases(gold: Value, pred: Value) -> Outcome:
         return equal(g_stripped, p_stripped)
     if isinstance(gold, Relation):
         stripped = _strip_lhs(gold)
-        return equal(stripped, pred) if stripped is not gold else (False, "gold is a relation")
+        if stripped is not gold:
+            return equal(stripped, pred)
+        if (
+            gold.op == "="
+            and _names_quantity(gold.lhs)
+            and isinstance(gold.rhs, Scalar)
+            and not gold.rhs.expr.free_symbols
+        ):
+            return equal(gold.rhs, pred)  # ``|PQ| = 4`` answered with ``4``
+        return False, "gold is a relation"
     assert isinstance(pred, Relation)
     if pred.op != "=":
         return False, "prediction is an inequality"

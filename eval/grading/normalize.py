@@ -84,6 +84,8 @@ _SYMBOLS = {
     "cup": "∪",
     "in": "=",
     "approx": "=",
+    "bmod": " mod ",
+    "mod": " mod ",
     "dots": "...",
     "ldots": "...",
     "cdots": "...",
@@ -103,6 +105,7 @@ _SYMBOLS = {
     "rangle": ")",
     "varnothing": "emptyset",
     "sum": "sum",
+    "int": " integral ",
     "prod": "prod",
     "lfloor": "floor(",
     "rfloor": ")",
@@ -127,6 +130,20 @@ _FUNCS = {
     "exp",
     "lg",
 }
+# Number words read as digits in summary sentences ("At most two of ...", "is zero").
+NUMBER_WORDS = {
+    "zero": "0",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+    "ten": "10",
+}
 GREEK_NAMES = frozenset(
     (
         "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi rho sigma "
@@ -139,7 +156,7 @@ _SPACES = {",", ";", ":", "!", " ", ">"}
 _UNITS = (
     "square units|sq units|square feet|square inches|square meters|square centimeters|square cm|sq ft|"
     "cubic units|cubic feet|cubic inches|cubic meters|cubic centimeters|units|unit|degrees|degree|deg|"
-    "percent|dollars|dollar|cents|cent|meters|meter|metres|centimeters|cm|mm|km|m|inches|inch|in|feet|"
+    "percentage|percent|pct|dollars|dollar|cents|cent|meters|meter|metres|centimeters|cm|mm|km|m|inches|inch|in|feet|"
     "foot|ft|yards|yd|miles|mile|mph|hours|hour|hrs|hr|minutes|minute|min|seconds|second|sec|s|days|day|"
     "weeks|years|year|grams|gram|g|kg|pounds|lbs|lb|ounces|oz|liters|litres|l|ml|gallons|points|ways|"
     "people|students|cookies|marbles|coins|numbers|integers|outfits|pieces|pairs|times|steps|words|"
@@ -153,7 +170,17 @@ _CHOOSE = re.compile(r"\{([^{}]*)\\choose([^{}]*)\}")
 _CONGRUENCE = re.compile(
     r"(?:[^=]*?(?:\\equiv|≡)\s*)?([^=≡]+?)\s*(?:\\pmod\s*\{[^{}]*\}|\\pmod\s*\w+|\(\s*(?:\\bmod|\\mod|mod)\s*[^()]*\))\s*"
 )
-_DOUBLE_BACKSLASH_CMD = re.compile(r"\\\\(?=[a-zA-Z])")
+_DOUBLE_BACKSLASH_CMD = re.compile(r"(?<!\\)\\\\(?=[a-zA-Z])")  # ``\\frac`` from JSON; not ``\\\end`` (a row break)
+# A backslash escape that a JSON or Python string ate: ``\f``rac became a form feed, ``\t``imes a tab.
+_EATEN_ESCAPES = {"\x0c": "\\f", "\x08": "\\b", "\x07": "\\a", "\x0b": "\\v"}
+_EATEN_TAB = re.compile(r"\t(?=(?:extbf|extit|extrm|ext|imes|frac|heta|an|au|o|riangle|ilde)(?![a-z]))")
+_EATEN_RETURN = re.compile(r"\r(?=(?:ight|ho|angle|floor|ceil)(?![a-z]))")
+# Thousands in MATH's house style: ``10,\!080`` and ``10,\! 080`` (``{,}`` is removed separately).
+_BANG_THOUSANDS = re.compile(r"(?<=\d),\\!\s*(?=\d{3}(?!\d))")
+# ``\frac{\sqrt3}{3} \approx 0.577``: the exact part decides, the decimal after it is dropped.
+_APPROX_TAIL = re.compile(
+    r"(?<=\S)(?<![=(]\s[A-Za-z])(?<![=(][A-Za-z])(?<!^[A-Za-z])\s*(?:\\approx|≈)\s*[-+]?\s*\d[\d.,]*\s*(?:\\?%|\\ldots|\.\.\.)?\s*$"
+)  # not after a lone name: in ``x \approx 11`` the decimal is the answer
 _UNICODE = {
     "−": "-",
     "–": "-",
@@ -199,9 +226,19 @@ def check_size(s: str) -> None:
         raise AnswerTooComplex(f"nesting deeper than {MAX_BRACE_DEPTH}")
 
 
+def repair_escapes(s: str) -> str:
+    """Put back backslashes that string escaping turned into control characters (``\\x0c``rac -> ``\\frac``)."""
+    if not any(ch in s for ch in "\x0c\x08\x07\x0b\t\r"):
+        return s
+    for old, new in _EATEN_ESCAPES.items():
+        s = s.replace(old, new)
+    return _EATEN_RETURN.sub(r"\\r", _EATEN_TAB.sub(r"\\t", s))
+
+
 def strip_math_delimiters(s: str) -> str:
-    """Remove ``$``, ``\\(``/``\\)``, ``\\[``/``\\]`` and a trailing full stop around an answer."""
-    s = _DOUBLE_BACKSLASH_CMD.sub(r"\\", s.strip())
+    """Remove ``$``, ``\\(``/``\\)``, ``\\[``/``\\]``, a trailing full stop and a stray final backslash."""
+    s = _DOUBLE_BACKSLASH_CMD.sub(r"\\", repair_escapes(s).strip())
+    s = re.sub(r"(?<!\\)\\$", "", s)
     s = s.replace("\\$", " ").replace("$", " ")
     s = re.sub(r"\\[\[\]()]", " ", s)
     return s.strip().rstrip(".").strip()
@@ -276,6 +313,8 @@ def _convert_command(name: str, s: str, i: int, out: list[str]) -> int:
         top, i = _read_group(s, i)
         bottom, i = _read_group(s, i)
         out.append(f"binom({latex_to_plain(top)},{latex_to_plain(bottom)})")
+    elif name in {"phantom", "hphantom", "vphantom"}:
+        _, i = _read_group(s, i)  # invisible: ``\\phantom -1`` is 1
     elif name in _TEXT or name in {"boxed", "fbox", "mathrm"}:
         arg, i = _read_group(s, i)
         out.append(latex_to_plain(arg) if name in {"boxed", "fbox"} else "\x01" + arg + "\x02")
@@ -348,7 +387,8 @@ def normalize(answer: str) -> str:
         AnswerTooComplex: When a size limit is exceeded.
     """
     check_size(answer)
-    s = strip_math_delimiters(answer)
+    s = _BANG_THOUSANDS.sub("", strip_math_delimiters(answer))
+    s = _APPROX_TAIL.sub("", s)
     s = _DEGREES.sub(" ", s).replace("{,}", "").replace("\\%", " ").replace("%", " ")
     s = _congruence_residue(s)
     s = _CHOOSE.sub(r"\\binom{\1}{\2}", s)
@@ -362,4 +402,4 @@ def normalize(answer: str) -> str:
     s = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), s)
     s = re.sub(r"(?<=[)\]])\s*U\s*(?=[(\[])", " ∪ ", s)
     s = re.sub(r"\s*,?\s*\b(?:and|or)\b\s*", ",", s) if re.search(r"[\d=]", s) else s
-    return s.strip()
+    return re.sub(r",(?:\s*,)+", ",", s).strip()

@@ -9,6 +9,10 @@ went into a sum or a trigonometric argument, so rounding error from cancellation
 bound reaches the tolerance the answer is `None` (undecided) and the caller falls back to sympy's
 adaptive `N`. Only the node types our parser builds are known; anything else raises `Unsupported`.
 
+A definite integral (``\\int_a^b``) is integrated by mpmath's quadrature at 50 digits only, with a bounded
+number of integrand points and range; intermediate values and trigonometric arguments too large to
+evaluate quickly are refused (`Unsupported`), and the caller never hands an integral or a sum to sympy.
+
 Doubles are real only: a complex intermediate (``\\sqrt{-1}``, ``\\log`` of a negative), an overflow or a
 domain error moves the pair to mpmath, which is complex throughout, so both sides of one comparison
 always go through the same arithmetic and take the same branches. The mpmath context is private (its
@@ -33,6 +37,10 @@ _MP_NOISE = mpmath.mpf("1e-44")
 APPROX_RELATIVE_CAP = 1e-3
 _QUICK_RTOL = 1e-10
 MAX_TERMS = 2000  # terms of all sums and products in one evaluation at one point
+MAX_QUADRATURE_POINTS = 2000  # integrand evaluations for definite integrals in one evaluation
+MAX_INTEGRATION_RANGE = 10**6
+MAX_MAGNITUDE_BITS = 100_000  # about 30,000 digits: beyond, mpmath arithmetic itself gets slow
+MAX_TRIG_ARGUMENT_BITS = 4_000
 
 
 class Unsupported(Exception):
@@ -146,7 +154,12 @@ class _Evaluator:
             return product
         if isinstance(expr, sympy.Pow):
             base, exp = self.value(expr.args[0]), self.value(expr.args[1])
-            return MP.power(base, exp) if self.mp else _real_power(base, exp)
+            if not self.mp:
+                return _real_power(base, exp)
+            result = MP.power(base, exp)
+            if MP.isfinite(result) and MP.mag(result) > MAX_MAGNITUDE_BITS:  # x^x at x = 10^9 has 9e9 digits
+                raise Unsupported("an intermediate value too large to evaluate")
+            return result
         return self.call(expr)
 
     def big_operator(self, expr: sympy.Sum | sympy.Product) -> Any:
@@ -175,9 +188,35 @@ class _Evaluator:
         value = 1 + zlib.crc32(f"{expr.func.__name__}:{index}".encode()) / 2**32
         return MP.mpf(value) if self.mp else value
 
+    def integral(self, expr: sympy.Integral) -> Any:
+        """A definite integral by mpmath's quadrature (50 digits only: doubles escalate)."""
+        if not self.mp:
+            raise _Escalate("quadrature runs at 50 digits")
+        ((variable, lower, upper),) = expr.limits
+        a, b = self.value(lower), self.value(upper)
+        if MP.isfinite(a) and MP.isfinite(b) and abs(b - a) > MAX_INTEGRATION_RANGE:
+            raise Unsupported("an integration range too wide for quadrature")
+        saved = dict(self.subs)
+
+        def integrand(t: Any) -> Any:
+            self.subs[variable] = t
+            self.terms += 1
+            if self.terms > MAX_QUADRATURE_POINTS:
+                raise Unsupported(f"more than {MAX_QUADRATURE_POINTS} quadrature points")
+            return self.value(expr.function)
+
+        try:
+            result = MP.quad(integrand, [a, b])
+        finally:
+            self.subs = saved
+        self.peak = max(self.peak, float(abs(result)))
+        return result
+
     def call(self, expr: sympy.Basic) -> Any:
         if isinstance(expr, (sympy.Sum, sympy.Product)):
             return self.big_operator(expr)
+        if isinstance(expr, sympy.Integral):
+            return self.integral(expr)
         if isinstance(expr, AppliedUndef) and len(expr.args) == 1:
             return self.sequence_term(expr)
         if not expr.args:
@@ -188,6 +227,8 @@ class _Evaluator:
             raise Unsupported(type(expr).__name__)
         args = [self.value(a) for a in expr.args]
         if type(expr) in _TRIG:
+            if self.mp and MP.isfinite(args[0]) and MP.mag(args[0]) > MAX_TRIG_ARGUMENT_BITS:
+                raise Unsupported("a trigonometric argument too large to reduce")  # reduction costs its digits
             self.peak = max(self.peak, float(abs(args[0])))
         return func(*args)
 

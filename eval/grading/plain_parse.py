@@ -1,8 +1,10 @@
 """A whitelisting tokenizer and recursive-descent parser for normalised answers.
 
-Grammar (lowest precedence first): list (``,`` ``;``) > relation (``= != < <= > >=``) > union (``∪``) >
-sum (``+ - ±``) > term (``* /``, implicit multiplication) > unary minus > power (``^``, right
-associative) > postfix ``!`` > atom (number, name, call, bracket). Every token is whitelisted; anything
+Grammar (lowest precedence first): list (``,`` ``;``; ``±`` items expand into two) > relation (``= != < <=
+> >=``; a chain ``z = 1 + 3 = 4`` keeps its ends) > ratio (``a : b`` is a/b) > union (``∪``) > sum (``+ -
+±``) > term (``* /``, ``mod``, implicit multiplication; matrices add and multiply) > unary minus > power
+(``^``, right associative) > postfix ``!`` > atom (number, name, call, bracket, ``sum``/``prod``, a
+definite ``integral_a^b ... dx`` kept unevaluated). Every token is whitelisted; anything
 else raises `ParseError`, so no text ever reaches Python or sympy evaluation. Sympy objects are built
 directly (`Integer`, `Rational`, `Symbol`, `Add`, `Mul`, `Pow`, ...).
 
@@ -120,6 +122,44 @@ def _sequence(name: str) -> type:
     return sympy.Function(name)
 
 
+def _binary(op: str, a: sympy.Basic, b: sympy.Basic) -> sympy.Basic:
+    if op == "mod":  # ``23 \\bmod 7``; symbolic operands stay an unevaluated remainder
+        return sympy.Mod(a, b)
+    return a * b if op == "*" else a / b
+
+
+def _entries(m: Matrix) -> list[list[sympy.Basic]]:
+    return [[_as_scalar(v).expr for v in row] for row in m.rows]
+
+
+def _matrix_of(rows: list[list[sympy.Basic]]) -> Matrix:
+    return Matrix(tuple(tuple(Scalar(_guard(e)) for e in row) for row in rows))
+
+
+def _matrix_sum(a: Value, b: Value, sign: int) -> Matrix:
+    """``A + B`` of two matrices of one shape, entry by entry."""
+    if not (isinstance(a, Matrix) and isinstance(b, Matrix)):
+        raise ParseError("a matrix added to a non-matrix")
+    x, y = _entries(a), _entries(b)
+    if [len(r) for r in x] != [len(r) for r in y]:
+        raise ParseError("matrices of different shapes added")
+    return _matrix_of([[p + sign * q for p, q in zip(rx, ry, strict=True)] for rx, ry in zip(x, y, strict=True)])
+
+
+def _matrix_product(a: Value, b: Value) -> Matrix:
+    """``A B`` (rows times columns) or a scalar times a matrix."""
+    if not isinstance(a, Matrix):
+        return _matrix_of([[_as_scalar(a).expr * e for e in row] for row in _entries(b)])  # type: ignore[arg-type]
+    if not isinstance(b, Matrix):
+        return _matrix_of([[e * _as_scalar(b).expr for e in row] for row in _entries(a)])
+    x, y = _entries(a), _entries(b)
+    if any(len(r) != len(y) for r in x) or len({len(r) for r in y}) != 1 or len(x) * len(y[0]) > 400:
+        raise ParseError("matrix shapes do not multiply")
+    return _matrix_of(
+        [[sum((r[k] * y[k][j] for k in range(len(y))), sympy.Integer(0)) for j in range(len(y[0]))] for r in x]
+    )
+
+
 def _is_name(v: Value) -> bool:
     return isinstance(v, Scalar) and isinstance(v.expr, sympy.Symbol)
 
@@ -176,21 +216,43 @@ class _Parser:
             if self.peek()[0] == "end" or self.at_op(*_CLOSERS):
                 break
             items.append(self.parse_relation())
+        if len(items) > 1:  # ``\\pm 3, \\pm 2`` lists four values
+            items = [
+                v for item in items for v in (item.items if isinstance(item, Seq) and item.kind == "pm" else (item,))
+            ]
         return items
 
     def parse_relation(self) -> Value:
-        operands, ops = [self.parse_union()], []
+        operands, ops = [self.parse_ratio()], []
         while self.peek()[0] == "op" and self.peek()[1] in _RELOPS:
             ops.append("=" if self.take()[1] == "==" else self.peek(-1)[1])
-            operands.append(self.parse_union())
+            operands.append(self.parse_ratio())
         if len(operands) > 2 and set(ops) == {"="} and all(_is_name(o) for o in operands[:-1]):
             # ``x = y = 0`` names several variables with one value: the pair ``(x, y) = (0, 0)``.
             names = tuple(operands[:-1])
             return Relation("=", Seq("tuple", names), Seq("tuple", (operands[-1],) * len(names)))
+        if len(operands) > 2 and set(ops) == {"="}:
+            # ``z = 1 + 3 = 4`` works its way to a value: the first side and the last one are the answer.
+            return Relation("=", operands[0], operands[-1])
         lhs = operands[0]
         for op, rhs in zip(ops, operands[1:], strict=True):
             lhs = Relation(op, lhs, rhs)
         return lhs
+
+    def parse_ratio(self) -> Value:
+        """``a : b`` is the number a/b; ``a : b : c`` the tuple (1, b/a, c/a), so proportional ratios agree."""
+        parts = [self.parse_union()]
+        while self.at_op(":"):
+            self.take()
+            parts.append(self.parse_union())
+        if len(parts) == 1:
+            return parts[0]
+        exprs = [_as_scalar(p).expr for p in parts]
+        if any(e == 0 for e in exprs):
+            raise ParseError("a ratio with a zero part")
+        if len(exprs) == 2:
+            return Scalar(_guard(exprs[0] / exprs[1]), self.approx)
+        return Seq("tuple", tuple(Scalar(_guard(e / exprs[0]), self.approx) for e in exprs), "(", ")")
 
     def parse_union(self) -> Value:
         parts = [self.parse_sum()]
@@ -204,13 +266,17 @@ class _Parser:
         if self.at_op("±", "∓"):
             self.take()
             value = _as_scalar(self.parse_term()).expr
-            return Seq("set", (Scalar(value, self.approx), Scalar(-value, self.approx)))
+            return Seq("pm", (Scalar(value, self.approx), Scalar(-value, self.approx)))
         left = self.parse_term()
         while self.at_op("+", "-", "±", "∓"):
             op = self.take()[1]
-            a, b = _as_scalar(left).expr, _as_scalar(self.parse_term()).expr
+            right = self.parse_term()
+            if isinstance(left, Matrix) or isinstance(right, Matrix):
+                left = _matrix_sum(left, right, -1 if op == "-" else 1)
+                continue
+            a, b = _as_scalar(left).expr, _as_scalar(right).expr
             if op in "±∓":
-                return Seq("set", (Scalar(_guard(a + b), self.approx), Scalar(_guard(a - b), self.approx)))
+                return Seq("pm", (Scalar(_guard(a + b), self.approx), Scalar(_guard(a - b), self.approx)))
             left = Scalar(_guard(a + b if op == "+" else a - b), self.approx)
         return left
 
@@ -221,12 +287,16 @@ class _Parser:
 
     def parse_term(self) -> Value:
         left = self.parse_unary()
-        while self.at_op("*", "/") or self.starts_implicit_factor():
-            op = self.take()[1] if self.at_op("*", "/") else "*"
-            a, b = _as_scalar(left).expr, _as_scalar(self.parse_unary()).expr
-            if op == "/" and b == 0:
+        while self.at_op("*", "/") or self.peek() == ("name", "mod") or self.starts_implicit_factor():
+            op = self.take()[1] if self.at_op("*", "/") or self.peek() == ("name", "mod") else "*"
+            right = self.parse_unary()
+            if op == "*" and (isinstance(left, Matrix) or isinstance(right, Matrix)):
+                left = _matrix_product(left, right)
+                continue
+            a, b = _as_scalar(left).expr, _as_scalar(right).expr
+            if op in {"/", "mod"} and b == 0:
                 raise ParseError("division by zero")
-            left = Scalar(_guard(a * b if op == "*" else a / b), self.approx)
+            left = Scalar(_guard(_binary(op, a, b)), self.approx)
         return left
 
     def parse_unary(self) -> Value:
@@ -310,6 +380,8 @@ class _Parser:
             return self.parse_symbol(name)
         if name in _BIG_OPERATORS and self.at_op("_"):
             return self.parse_big_operator(name)
+        if name == "integral" and self.at_op("_"):
+            return self.parse_integral()
         if name in _FUNCS or name in {"sqrt", "root", "binom", "mat"} or (name == "C" and self.at_op("(")):
             return self.parse_call(name)
         if name in _CONSTANTS:
@@ -381,6 +453,39 @@ class _Parser:
             self.bound.pop()
         operator = sympy.Sum if name == "sum" else sympy.Product
         return Scalar(operator(body, (index, lower, upper)), self.approx)
+
+    def parse_integral(self) -> Value:
+        """``integral_a^b body dx``: a definite integral, kept unevaluated (numeric quadrature decides)."""
+        self.take()  # "_"
+        lower = _as_scalar(self.parse_atom()).expr
+        self.expect("^")
+        upper = _as_scalar(self.parse_atom()).expr
+        end, variable, width = self.differential()
+        if lower.free_symbols or upper.free_symbols:
+            raise ParseError("an integral with symbolic bounds")
+        index = sympy.Dummy(variable)
+        body_parser = _Parser(self.tokens[self.pos : end])
+        body_parser.bound, body_parser.depth, body_parser.approx = [*self.bound, index], self.depth, self.approx
+        body = _as_scalar(body_parser.parse_sum()).expr
+        if body_parser.peek()[0] != "end":
+            raise ParseError("unexpected tokens in an integrand")
+        self.pos, self.approx = end + width, body_parser.approx
+        return Scalar(sympy.Integral(body, (index, lower, upper)), self.approx)
+
+    def differential(self) -> tuple[int, str, int]:
+        """Where the integrand's ``dx`` (or ``d x``) is: (token index, variable name, tokens it spans)."""
+        depth = 0
+        for i in range(self.pos, len(self.tokens)):
+            kind, text = self.tokens[i]
+            depth += {"(": 1, "{": 1, "[": 1, ")": -1, "}": -1, "]": -1}.get(text, 0) if kind == "op" else 0
+            if depth or kind != "name":
+                continue
+            if re.fullmatch(r"d[a-z]", text):
+                return i, text[1], 1
+            nxt = self.tokens[i + 1] if i + 1 < len(self.tokens) else ("end", "")
+            if text == "d" and nxt[0] == "name" and (len(nxt[1]) == 1 or nxt[1] in _GREEK):
+                return i, nxt[1], 2
+        raise ParseError("an integral without d<variable>")
 
     def parse_call(self, name: str) -> Value:
         base = None

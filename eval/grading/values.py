@@ -23,7 +23,8 @@ class Scalar:
 
 @dataclass(frozen=True)
 class Seq:
-    """Several values. `kind` is ``tuple`` (ordered), ``list``/``set`` (unordered) or ``interval``."""
+    """Several values. `kind` is ``tuple`` (ordered), ``list``/``set``/``pm`` (unordered; ``pm`` is the pair
+    ``±`` makes, expanded inside a list) or ``interval``."""
 
     kind: str
     items: tuple[Value, ...]

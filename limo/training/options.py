@@ -27,6 +27,19 @@ class LoraOptions:
 
 
 @dataclass(frozen=True)
+class DiscoveredLossOptions:
+    """A loss found by ``python -m limo.discover`` (``train.discovered_loss``; ``dpo`` trainer only).
+
+    Attributes:
+        archive: Its ``archive.jsonl``; None: ``${output_dir}/discover/archive.jsonl``.
+        name: A proposal's name, ``<name>@<generation>``, or ``best`` (highest fitness, seeds excluded).
+    """
+
+    archive: str | None = field(default=None, metadata={"path": True})
+    name: str = "best"
+
+
+@dataclass(frozen=True)
 class TrainOptions:
     """Our training keys.
 
@@ -40,6 +53,7 @@ class TrainOptions:
         allow_truncation: Train even when some examples exceed ``args.max_length`` (they are cut).
         resume: Continue from the last ``train/checkpoint-*``.
         lora: LoRA settings, or None for a full fine-tune.
+        discovered_loss: Train with a loss from a discovery archive instead of TRL's ``loss_type`` (``dpo`` only).
         args: ``SFTConfig`` / ``DPOConfig`` fields, verbatim.
     """
 
@@ -50,6 +64,7 @@ class TrainOptions:
     allow_truncation: bool = False
     resume: bool = False
     lora: LoraOptions | None = None
+    discovered_loss: DiscoveredLossOptions | None = None
     args: dict[str, Any] = field(default_factory=dict)
 
 

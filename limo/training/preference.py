@@ -8,7 +8,9 @@ EOS wrap every response exactly as in SFT and evaluation.
 The loss is TRL's own: ``train.args.loss_type`` (``sigmoid`` for DPO, ``discopop`` for DiscoPOP, whose
 per-pair loss with ``z = beta * (chosen log-ratio - rejected log-ratio)`` is
 ``(1 - sigmoid(z / tau)) * -log sigmoid(z) + sigmoid(z / tau) * exp(-z)``). The DiscoPOP paper reports
-divergence at ``beta <= 0.01`` and ``beta >= 2.5``; such a beta gets one warning. The rest follows SFT's
+divergence at ``beta <= 0.01`` and ``beta >= 2.5``; such a beta gets one warning. A loss found by the
+discovery loop (``train.discovered_loss``: a name in a discovery archive) replaces TRL's through the same
+trainer-class hook as any custom loss (`limo.training.program_loss`). The rest follows SFT's
 run layout: the same batch split, DeepSpeed set-up (gloo on CPU), checkpoints, final model and card.
 """
 
@@ -26,6 +28,7 @@ from limo.training import build
 from limo.training.data import token_lengths
 from limo.training.distributed import process_info
 from limo.training.options import TrainRun
+from limo.training.program_loss import discovered_trainer_class
 
 log = logging.getLogger(__name__)
 
@@ -129,15 +132,18 @@ def build_dpo_trainer(
     peft_config: Any,
     callbacks: Sequence[Any] = (),
     trainer_class: type | None = None,
+    eval_dataset: Any = None,
 ) -> Any:
     """TRL's `DPOTrainer` (or ``trainer_class``, a subclass with its own loss); policy and reference are loaded
-    from ``model_path`` (none kept when ref log-probs are precomputed or a LoRA adapter can be switched off)."""
+    from ``model_path`` (none kept when ref log-probs are precomputed or a LoRA adapter can be switched off).
+    ``eval_dataset`` (a dataset or a dict of them) gets reference log-probs too when they are precomputed."""
     from trl import DPOTrainer
 
     return (trainer_class or DPOTrainer)(
         model=model_path,
         args=dpo_config,
         train_dataset=dataset,
+        eval_dataset=eval_dataset,
         processing_class=tokenizer,
         peft_config=peft_config,
         callbacks=list(callbacks),
@@ -177,9 +183,11 @@ def train_preference(run: TrainRun) -> Any:
     """Run DPO / DiscoPOP on ``run.paths.data``; returns the trainer (tests read ``state.log_history``).
 
     The sequence mirrors `limo.training.sft.run_sft`: plan and DPOConfig (DeepSpeed dict included) before the
-    model. ``run.trainer_class`` replaces TRL's `DPOTrainer` (a subclass with a custom loss, say).
+    model. ``run.trainer_class`` replaces TRL's `DPOTrainer` (a subclass with a custom loss, say), as does the
+    loss ``train.discovered_loss`` names.
     """
     options, paths, proc = run.options, run.paths, process_info()
+    trainer_class = preference_trainer_class(run)  # a bad train.discovered_loss fails before any work
     data = load_pairs(paths.data)
     model_path = ensure_model(run.model)
     tokenizer = build.build_tokenizer(model_path, run.model)
@@ -197,19 +205,35 @@ def train_preference(run: TrainRun) -> Any:
         dataset=build_pairs_dataset(rows, paths.train_dir, shared=shared_cache),
         peft_config=build.build_peft_config(options.lora),
         callbacks=run.callbacks,
-        trainer_class=run.trainer_class,
+        trainer_class=trainer_class,
     )
     result = build.train_and_save(trainer, tokenizer, run, model_path, planned, dpo_config)
     if proc.is_main:
-        _write_card(run, data, planned, result, dpo_config)
+        _write_card(run, data, planned, result, dpo_config, getattr(trainer, "loss_description", None))
     return trainer
 
 
-def _write_card(run: TrainRun, data: PairData, planned: Any, result: Any, dpo_config: Any) -> None:
+def preference_trainer_class(run: TrainRun) -> type | None:
+    """``run.trainer_class``, or the class ``train.discovered_loss`` names (a loss program from a discovery
+    archive, `limo.training.program_loss`), or None for TRL's `DPOTrainer` with ``loss_type``.
+
+    Raises:
+        ValueError: Both a trainer class and ``train.discovered_loss`` are given.
+    """
+    if run.options.discovered_loss is None:
+        return run.trainer_class
+    if run.trainer_class is not None:
+        raise ValueError("train.discovered_loss replaces the trainer class; it cannot be combined with another one")
+    return discovered_trainer_class(run.options.discovered_loss, run.paths.output_dir)
+
+
+def _write_card(
+    run: TrainRun, data: PairData, planned: Any, result: Any, dpo_config: Any, loss_description: str | None
+) -> None:
     metrics = {
         **result.metrics,
         "global_step": result.global_step,
-        "loss_type": str(dpo_config.loss_type),
+        "loss_type": loss_description or str(dpo_config.loss_type),
         "beta": dpo_config.beta,
         "discopop_tau": dpo_config.discopop_tau,
     }

@@ -1,0 +1,366 @@
+"""Labelled answer sets for measuring the grader, built at run time from their sources.
+
+Every row is ``{"id", "set", "gold", "candidate", "label", "problem", "part", "provenance"}``. Sets:
+
+- ``dev``: ``grading_pairs_dev.jsonl`` as shipped (the old yardstick; reported, never split).
+- ``cases``: ``tests/assets/grader_cases.jsonl``, the round-1 table (tuned on then; reported whole).
+- ``forms``: ``tests/assets/grader_cases_forms.jsonl``, the answer forms of issue 12, written for limo.
+- ``champ``: ``tests/assets/grader_cases_champ.jsonl`` holds hand labels of CHAMP summaries by conversation
+  key and a hash of the summary; the text comes from the installed ``champ-dataset`` (never copied).
+- ``math_own``: each MATH train gold against its own solution (label true), except rows whose solution
+  boxes several values while the gold keeps the last (a documented data hazard, listed as excluded).
+- ``math_styles``: MATH train and MATH-500 golds against rewrites of themselves in the house styles and
+  response wrappings a grader meets (label true), and against near misses (label false): see `REWRITES`.
+
+Rows derived from ``../shared/data`` are generated here on each run and never written to the repository.
+``part`` is ``heldout`` for about 30% of rows, decided by a hash of the row's *group* (the problem id for
+MATH and CHAMP rows, the pair for written cases), so every row of one problem falls on the same side. The
+split was fixed before the grader was tuned on these sets; only the ``tune`` part may guide changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ASSETS = REPO / "tests" / "assets"
+HELDOUT_PERCENT = 30
+SPLIT_SALT = "limo-grader-split-v1"
+# MATH train solutions that box several values; the gold keeps only the last box (data/README.md hazard).
+LAST_BOX_ONLY = {"math_train/acc3f47e4350", "math_train/299c1dc95359", "math_train/f327fa826069"}
+CHAMP_WRONG_GOLDS = {"P_Sequence_30", "P_Sequence_33", "P_Sequence_10", "P_Number-Theory_65"}
+
+Row = dict
+
+
+def data_dir() -> Path:
+    """``$LIMO_SHARED_DATA`` or ``<repo>/../shared/data``."""
+    return Path(os.environ.get("LIMO_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def part_of(group: str) -> str:
+    """``heldout`` or ``tune``, a fixed function of the row's group key."""
+    digest = hashlib.sha1(f"{SPLIT_SALT}:{group}".encode()).hexdigest()
+    return "heldout" if int(digest[:8], 16) % 100 < HELDOUT_PERCENT else "tune"
+
+
+def _row(set_name: str, row_id: str, gold: str, cand: str, label: bool, group: str, **extra) -> Row:
+    return {
+        "id": row_id,
+        "set": set_name,
+        "gold": gold,
+        "candidate": cand,
+        "label": label,
+        "problem": extra.pop("problem", None),
+        "part": part_of(group),
+        "provenance": extra,
+    }
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+# -- sets from files ------------------------------------------------------------------------------------------
+def dev_set() -> list[Row]:
+    rows = _jsonl(data_dir() / "grading_pairs_dev.jsonl")
+    out = [_row("dev", r["id"], r["gold"], r["candidate"], r["label"], r["id"], source=r["source"]) for r in rows]
+    for row, raw in zip(out, rows, strict=True):
+        row["part"], row["problem"] = "dev", raw.get("problem")
+    return out
+
+
+def case_group(row: dict) -> str:
+    """The split group of a written case: the pair itself."""
+    return row["gold"] + "\x00" + row["candidate"]
+
+
+def case_set(name: str, file_name: str) -> list[Row]:
+    """A committed case table: every row has gold, candidate, label, category, source (and maybe problem)."""
+    rows = _jsonl(ASSETS / file_name)
+    return [
+        _row(
+            name,
+            f"{name}/{i}",
+            r["gold"],
+            r["candidate"],
+            r["label"],
+            case_group(r),
+            problem=r.get("problem"),
+            category=r["category"],
+            source=r["source"],
+        )
+        for i, r in enumerate(rows)
+    ]
+
+
+def champ_set() -> list[Row]:
+    """Hand-labelled CHAMP summaries, text read from the installed package and checked against its hash."""
+    import champ_dataset
+
+    dataset = champ_dataset.load("v0")
+    out = []
+    for label in _jsonl(ASSETS / "grader_cases_champ.jsonl"):
+        problem = dataset.problems[label["problem_id"]]
+        turns = [m for m in problem.conversations[label["conversation"]].messages if m.role.startswith("Model.")]
+        summary = turns[-1].text
+        digest = hashlib.sha1(summary.encode()).hexdigest()[:12]
+        if digest != label["summary_sha1"]:
+            raise ValueError(f"grader_cases_champ.jsonl: {label['problem_id']} {label['conversation']}: text changed")
+        key = f"champ/{label['problem_id']}/{label['conversation']}"
+        out.append(
+            _row("champ", key, problem.answer, summary, label["label"], label["problem_id"], problem=problem.text)
+        )
+    return out
+
+
+def math_own_set() -> list[Row]:
+    """Each MATH train gold against its own boxed solution."""
+    rows = _jsonl(data_dir() / "math_train.jsonl")
+    return [
+        _row("math_own", r["id"], r["answer"], r["solution"], True, r["id"], problem=r["problem"])
+        for r in rows
+        if r["answer"].strip() and r["solution"] and r["id"] not in LAST_BOX_ONLY
+    ]
+
+
+# -- house-style rewrites -------------------------------------------------------------------------------------
+_BIG_INT = re.compile(r"(?<![\d.,{}^_])(\d{4,})(?![\d.]|\\!|\{,\})")
+
+
+def _group_digits(digits: str, sep: str) -> str:
+    head = len(digits) % 3 or 3
+    return digits[:head] + "".join(sep + digits[i : i + 3] for i in range(head, len(digits), 3))
+
+
+def _separators(sep: str) -> Callable[[str], str | None]:
+    def rewrite(gold: str) -> str | None:
+        if "^" in gold or "_" in gold or not _BIG_INT.search(gold):
+            return None
+        return _BIG_INT.sub(lambda m: _group_digits(m.group(1), sep), gold)
+
+    return rewrite
+
+
+_SIMPLE_VALUE = re.compile(
+    r"^(-?)(?:\\[dt]?frac\{(\d+)(\\sqrt\{(\d+)\})?\}\{(\d+)\}|(\d+)?\\sqrt\{(\d+)\}|(\d+)?\\pi|(\d+)/(\d+))$"
+)
+
+
+def _decimal_of(gold: str) -> float | None:
+    """The value of a simple exact gold (``\\frac{a}{b}``, ``a\\sqrt{b}``, ``\\frac{a\\sqrt{b}}{c}``, ``a\\pi``)."""
+    m = _SIMPLE_VALUE.match(gold.replace(" ", ""))
+    if not m:
+        return None
+    sign = -1.0 if m.group(1) else 1.0
+    if m.group(2):
+        root = float(m.group(4)) ** 0.5 if m.group(4) else 1.0
+        return sign * int(m.group(2)) * root / int(m.group(5))
+    if m.group(7):
+        return sign * int(m.group(6) or 1) * float(m.group(7)) ** 0.5
+    if gold.replace(" ", "").endswith("\\pi"):
+        return sign * int(m.group(8) or 1) * 3.141592653589793
+    return sign * int(m.group(9)) / int(m.group(10))
+
+
+def _approx_tail(gold: str) -> str | None:
+    value = _decimal_of(gold)
+    return None if value is None or value == int(value) else f"{gold} \\approx {value:.3f}"
+
+
+def _near_miss(gold: str) -> str | None:
+    """The gold with the last digit of its first number changed."""
+    m = re.search(r"\d+", gold)
+    if not m:
+        return None
+    digits = m.group(0)
+    changed = digits[:-1] + str((int(digits[-1]) + 1) % 10)
+    if len(changed) > 1 and changed[0] == "0":
+        return None
+    return gold[: m.start()] + changed + gold[m.end() :]
+
+
+def _interval(problem: str, gold: str) -> tuple[str, str, str, str] | None:
+    m = re.fullmatch(
+        r"\s*(?:\\left)?\s*([\[(])\s*([^,\[\]()]+?)\s*,\s*([^,\[\]()]+?)\s*(?:\\right)?\s*([\])])\s*", gold
+    )
+    if not m or not re.search(r"interval|range|domain|values of", problem, re.IGNORECASE):
+        return None
+    if "\\infty" in m.group(2) and "\\infty" in m.group(3):
+        return None
+    return m.group(1), m.group(2), m.group(3), m.group(4)
+
+
+def _interval_as_inequality(problem: str, gold: str) -> str | None:
+    parts = _interval(problem, gold)
+    if parts is None:
+        return None
+    left, lo, hi, right = parts
+    low_op, high_op = ("\\le" if left == "[" else "<"), ("\\le" if right == "]" else "<")
+    if "\\infty" in hi:
+        return f"x {'>=' if left == '[' else '>'} {lo}".replace(">=", "\\ge")
+    if "\\infty" in lo:
+        return f"x {high_op} {hi}"
+    return f"{lo} {low_op} x {high_op} {hi}"
+
+
+def _interval_flipped(problem: str, gold: str) -> str | None:
+    parts = _interval(problem, gold)
+    if parts is None or "\\infty" in gold:
+        return None
+    left, lo, hi, right = parts
+    low_op, high_op = ("<" if left == "[" else "\\le"), ("\\le" if right == "]" else "<")
+    return f"{lo} {low_op} x {high_op} {hi}"
+
+
+def _scaled_equation(gold: str) -> str | None:
+    if gold.count("=") != 1 or re.search(r"\\text|\\le|\\ge|<|>|,", gold):
+        return None
+    lhs, rhs = (s.strip() for s in gold.split("="))
+    if not re.search(r"[a-z]", lhs + rhs) or not lhs or not rhs:
+        return None
+    return f"3\\left({lhs}\\right) = 3\\left({rhs}\\right)"
+
+
+def _matrix_trailing(gold: str) -> str | None:
+    return gold.replace("\\end{pmatrix}", "\\\\ \\end{pmatrix}", 1) if "\\end{pmatrix}" in gold else None
+
+
+def _matrix_array(gold: str) -> str | None:
+    m = re.fullmatch(r"\s*\\begin\{pmatrix\}(.*)\\end\{pmatrix\}\s*", gold, re.DOTALL)
+    if not m:
+        return None
+    columns = m.group(1).split("\\\\")[0].count("&") + 1
+    return f"\\left[\\begin{{array}}{{{'c' * columns}}}{m.group(1)}\\end{{array}}\\right]"
+
+
+def _top_level_items(gold: str) -> list[str] | None:
+    if re.search(r"[()\[\]{}]|\\text|\\!", gold) or re.fullmatch(r"\d{1,3}(?:,\d{3})+", gold.strip()):
+        return None
+    items = [s.strip() for s in gold.split(",")]
+    return items if len(items) >= 2 and all(items) and all(re.search(r"\d", s) for s in items) else None
+
+
+def _list_with_and(gold: str) -> str | None:
+    items = _top_level_items(gold)
+    return None if items is None else ", ".join(items[:-1]) + ", \\text{ and } " + items[-1]
+
+
+def _separate_boxes(gold: str) -> str | None:
+    items = _top_level_items(gold)
+    if items is None:
+        return None
+    boxes = [f"\\(\\boxed{{{s}}}\\)" for s in items]
+    return "The solutions are " + ", ".join(boxes[:-1]) + " and " + boxes[-1] + "."
+
+
+def _percent_word(word: str) -> Callable[[str], str | None]:
+    def rewrite(gold: str) -> str | None:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*\\%\s*", gold)
+        return f"{m.group(1)} {word}" if m else None
+
+    return rewrite
+
+
+def _choice_with_text(gold: str) -> str | None:
+    m = re.fullmatch(r"\s*\\text\{\s*\(([A-E])\)\s*\}\s*,?", gold)
+    return f"\\text{{({m.group(1)}) the one listed}}" if m else None
+
+
+def _pm_expanded(gold: str) -> str | None:
+    m = re.fullmatch(r"\s*([^\\]*?)\s*\\pm\s*(.+?)\s*", gold)
+    if not m or not m.group(1) or "," in gold:
+        return None
+    return f"{m.group(1)} + {m.group(2)}, {m.group(1)} - {m.group(2)}"
+
+
+# Wrappings of a bare answer as a response (one is drawn per gold).
+WRAPPINGS: dict[str, Callable[[str], str]] = {
+    "final_answer_hope": lambda g: f"Final Answer: The final answer is ${g}$. I hope it is correct.",
+    "chat_tail": lambda g: f"So the answer is $\\boxed{{{g}}}$.<|im_end|>\n<|im_start|>user\nThanks! Now try 17.",
+    "prose_prefix": lambda g: f"The result: ${g}$",
+    "late_marker": lambda g: (
+        f"One case alone gives $\\boxed{{0}}$.\n\nCombining all cases, the final answer is ${g}$."
+    ),
+    "display_boxed": lambda g: f"Therefore\n\\[\n\\boxed{{{g}}}\n\\]",
+    "gold_sentence": lambda g: f"the answer is ${g}$",
+}
+# Rewrites of the gold itself, with the label they carry by construction.
+REWRITES: dict[str, tuple[bool, Callable[[str], str | None]]] = {
+    "thousands_bang": (True, _separators(",\\!")),
+    "thousands_bang_space": (True, _separators(",\\! ")),
+    "thousands_brace": (True, _separators("{,}")),
+    "approx_tail": (True, _approx_tail),
+    "equation_scaled": (True, _scaled_equation),
+    "matrix_trailing": (True, _matrix_trailing),
+    "matrix_array": (True, _matrix_array),
+    "list_and": (True, _list_with_and),
+    "separate_boxes": (True, _separate_boxes),
+    "percent_pct": (True, _percent_word("pct")),
+    "percent_word": (True, _percent_word("percent")),
+    "choice_text": (True, _choice_with_text),
+    "pm_expanded": (True, _pm_expanded),
+}
+
+
+def _style_rows(rng: random.Random, source: str, r: dict) -> Iterator[Row]:
+    gold, problem, pid = r["answer"].strip(), r["problem"], r["id"]
+
+    def row(style: str, g: str, cand: str, label: bool) -> Row:
+        return _row("math_styles", f"{pid}/{style}", g, cand, label, pid, problem=problem, style=style, source=source)
+
+    for style, (label, rewrite) in REWRITES.items():
+        cand = rewrite(gold)
+        if cand and cand != gold:
+            yield row(style, gold, cand, label)
+            if style == "thousands_bang":
+                yield row("gold_thousands", cand, gold, True)
+    for style, rewrite_problem in (
+        ("interval_inequality", _interval_as_inequality),
+        ("interval_flip", _interval_flipped),
+    ):
+        cand = rewrite_problem(problem, gold)
+        if cand:
+            yield row(style, gold, cand, style == "interval_inequality")
+    wrap = rng.choice(sorted(WRAPPINGS))
+    if wrap == "gold_sentence":
+        yield row(wrap, WRAPPINGS[wrap](gold), f"\\boxed{{{gold}}}", True)
+    else:
+        yield row(wrap, gold, WRAPPINGS[wrap](gold), True)
+    miss = _near_miss(gold)
+    if miss and miss != gold and rng.random() < 0.5:  # the near miss is bare or wrapped, one of the two
+        yield row(f"{wrap}_near_miss", gold, WRAPPINGS[wrap](miss), False)
+    elif miss and miss != gold:
+        yield row("near_miss", gold, miss, False)
+
+
+def math_style_set() -> list[Row]:
+    """MATH train and MATH-500 golds against their house-style rewrites and near misses."""
+    rng = random.Random(12)
+    out: list[Row] = []
+    for file_name in ("math_train.jsonl", "math500.jsonl"):
+        for r in _jsonl(data_dir() / file_name):
+            if r["answer"].strip():
+                out.extend(_style_rows(rng, file_name, r))
+    return out
+
+
+SETS: dict[str, Callable[[], list[Row]]] = {
+    "dev": dev_set,
+    "cases": lambda: case_set("cases", "grader_cases.jsonl"),
+    "forms": lambda: case_set("forms", "grader_cases_forms.jsonl"),
+    "champ": champ_set,
+    "math_own": math_own_set,
+    "math_styles": math_style_set,
+}
+
+
+def build(names: list[str] | None = None) -> dict[str, list[Row]]:
+    """The named sets (all by default)."""
+    return {name: SETS[name]() for name in (names or list(SETS))}

@@ -1,0 +1,386 @@
+"""How one row of a user's pool becomes a problem and its chains, trusting nothing about its columns.
+
+`RowSpec` compiles the ingest options once (`curation.options.IngestOptions`): which column fills each of
+our fields (``field_map``; a column with our name needs no entry, except ``generator``), how a list-valued
+column becomes text (``lists``), where the gold comes from (``answer``, else ``gold_from``) and who wrote the
+chains (``generator``). `read_row` applies it to one raw row and raises `RowError` naming the field and the
+column for anything it cannot use: a missing field, a dict, a list without a declared rule, a bool where
+text is expected. Nothing is ever ``str()``-ed: a Python repr in the training text is worse than a rejected
+row.
+
+Decisions:
+- A chat list (``[{role, content}, ...]``: NuminaMath's and OpenR1's ``messages``) needs no rule: ``problem``
+  takes its one user turn, ``chain`` its one assistant turn; a chat with several (a multi-turn dialogue)
+  is rejected rather than cut.
+- ``explode`` (OpenR1's ``generations``) makes one chain per element; the per-chain fields (`PER_CHAIN`)
+  with a list value are split alongside and must have as many elements.
+- The gold from ``gold_from`` is the column's last ``\\boxed{}``, or the column itself when it is one short
+  line (s1K's ``solution`` is often just ``128``); anything else has no gold and is rejected. When that
+  column is one of the chain's own columns, or holds the chain's text, the gold is the chain's own answer
+  (circular: grading it confirms nothing) and the chain says so in its provenance (``gold: circular``).
+- ``correct`` is the pool's own verdict on a chain (OpenR1's ``correctness_math_verify``); it is recorded,
+  and the answer check drops a chain the pool marks incorrect, but a ``true`` never replaces our grading.
+  ``finish_reason`` ``length`` marks a chain truncated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from curation.options import LIST_RULES, POOL_FIELDS, IngestOptions
+from curation.schema import MODEL, Chain
+from eval.extract import extract_answer, is_prose
+from eval.options import OptionsError
+from eval.problem import Problem
+from eval.records import RowError
+
+PER_CHAIN = ("chain", "correct", "generator", "final_answer", "prompt_setting", "finish_reason")
+NUMBER_FIELDS = ("id", "answer", "difficulty")  # a number is a valid value here (AIME answers, MATH levels)
+BOOL_FIELDS = ("correct",)
+MAX_BARE_GOLD = 200  # characters: a longer text without \boxed{} is a solution, not an answer
+CIRCULAR = "circular"
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    """The ingest options, checked and compiled once for every row.
+
+    Attributes:
+        source: The pool's name (for provenance).
+        columns: Our field -> the columns that fill it (``chain`` may have several).
+        lists: Our field -> the rule for a list-valued column.
+        join_with: Separator of joined texts.
+        generator: Who wrote the chains when no declared column says so.
+        generator_column: The declared ``field_map.generator`` column, if any.
+        gold_from: The column whose last ``\\boxed{}`` is the gold for rows without an answer.
+    """
+
+    source: str
+    columns: dict[str, tuple[str, ...]]
+    lists: dict[str, str] = field(default_factory=dict)
+    join_with: str = "\n\n"
+    generator: str = MODEL
+    generator_column: str | None = None
+    gold_from: str | None = None
+
+    @classmethod
+    def from_options(cls, options: IngestOptions) -> RowSpec:
+        """Raises: OptionsError: an unknown field or list rule, several columns for a field other than chain."""
+        where = "curate.stages.ingest"
+        columns: dict[str, tuple[str, ...]] = {name: (name,) for name in POOL_FIELDS if name != "generator"}
+        for ours, theirs in options.field_map.items():
+            if ours not in POOL_FIELDS:
+                raise OptionsError(f"{where}.field_map.{ours}: unknown field (known: {', '.join(POOL_FIELDS)})")
+            names = (theirs,) if isinstance(theirs, str) else tuple(theirs)
+            if not names or (len(names) != 1 and ours != "chain"):
+                raise OptionsError(f"{where}.field_map.{ours}: one column expected (only chain joins several)")
+            columns[ours] = names
+        for ours, rule in options.lists.items():
+            if ours not in POOL_FIELDS or rule not in LIST_RULES:
+                raise OptionsError(f"{where}.lists.{ours}: expected a field of {POOL_FIELDS}, a rule of {LIST_RULES}")
+            if rule == "explode" and ours != "chain":
+                raise OptionsError(f"{where}.lists.{ours}: only chain can explode into one chain per element")
+            if rule == "explode" and len(columns["chain"]) != 1:
+                raise OptionsError(f"{where}.lists.chain: explode reads one column, field_map.chain names several")
+        generator_column = columns["generator"][0] if "generator" in options.field_map else None
+        columns.pop("generator", None)
+        return cls(
+            options.source,
+            columns,
+            dict(options.lists),
+            options.join_with,
+            options.generator or MODEL,
+            generator_column,
+            options.gold_from,
+        )
+
+    def ignores(self, raw: Mapping[str, Any]) -> bool:
+        """Whether ``raw`` has a ``generator`` column that this spec does not read (undeclared)."""
+        return self.generator_column is None and raw.get("generator") not in (None, "")
+
+
+@dataclass(frozen=True)
+class RowRecord:
+    """One row read: its problem, its chains, and where its gold came from."""
+
+    problem: Problem
+    chains: list[Chain]
+    gold_origin: str
+
+
+def read_row(raw: Mapping[str, Any], spec: RowSpec, number: int) -> RowRecord:
+    """The problem and chains of row ``number``.
+
+    Raises:
+        RowError: A field is missing, of an unexpected type, or a list without a rule; the message names the
+            field and its column.
+    """
+    text = _required(_text(raw, spec, "problem"), spec, "problem")
+    pid = _scalar_text(raw, spec, "id") or problem_id(text)
+    gold, origin = _gold(raw, spec)
+    extra: dict[str, Any] = {"gold_from": origin}
+    difficulty = _metadata(raw, spec, "difficulty")
+    if difficulty is not None:
+        extra["difficulty"] = difficulty
+    problem = Problem(pid, text, gold, spec.source, subject=_text(raw, spec, "subject"), extra=extra)
+    chains = [
+        _chain(pid, fields, spec, number, index, circular=_circular(raw, spec, origin, fields["chain"]))
+        for index, fields in enumerate(_chain_fields(raw, spec))
+    ]
+    return RowRecord(problem, chains, origin)
+
+
+def problem_id(text: str) -> str:
+    """The id of a problem whose row has none: ``p_`` and 12 hex digits of the text's SHA-1 (rows of the same
+    text are one problem)."""
+    return "p_" + hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+# ------------------------------------------------------------------------------------------------ values
+
+
+def _column_label(spec: RowSpec, ours: str) -> str:
+    names = spec.columns.get(ours, (ours,))
+    return " + ".join(repr(n) for n in names)
+
+
+def _type_error(ours: str, column: str, value: Any, expected: str) -> RowError:
+    shown = f"a list of {len(value)}" if isinstance(value, list) else f"a {type(value).__name__}"
+    return RowError(f"field {ours!r} (column {column!r}) is {shown}; expected {expected}", ours)
+
+
+def _required(value: str | None, spec: RowSpec, ours: str) -> str:
+    if value is None or not value.strip():
+        raise RowError(f"missing required field {ours!r} (column {_column_label(spec, ours)})", ours)
+    return value
+
+
+def _is_chat(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(m, Mapping) and isinstance(m.get("role"), str) and "content" in m for m in value)
+    )
+
+
+def _chat_turn(value: list[Mapping[str, Any]], ours: str, column: str) -> str:
+    role = "user" if ours == "problem" else "assistant"
+    turns = [m["content"] for m in value if m["role"] == role]
+    if len(turns) != 1:
+        shown = f"field {ours!r} (column {column!r}) is a chat with {len(turns)} {role} turns"
+        raise RowError(f"{shown}; expected 1", ours)
+    if not isinstance(turns[0], str):
+        raise _type_error(ours, column, turns[0], "text in the chat turn")
+    return turns[0]
+
+
+def _from_list(value: list[Any], ours: str, column: str, spec: RowSpec) -> Any:
+    if ours in ("problem", "chain") and _is_chat(value):
+        return _chat_turn(value, ours, column)
+    rule = spec.lists.get(ours)
+    if rule is None or rule == "explode":
+        rules = "join | explode | first | last" if ours == "chain" else "join | first | last"
+        raise RowError(
+            f"field {ours!r} (column {column!r}) is a list of {len(value)}; declare how to read it: "
+            f"curate.stages.ingest.lists.{ours}: {rules}",
+            ours,
+        )
+    if not value:
+        return None
+    if rule == "join":
+        return spec.join_with.join(_plain(item, ours, column) or "" for item in value)
+    return _plain(value[0] if rule == "first" else value[-1], ours, column)
+
+
+def _plain(value: Any, ours: str, column: str) -> Any:
+    """A scalar of the type ``ours`` takes (text; numbers where allowed; bools for ``correct``), else RowError."""
+    if value is None:
+        return None
+    if ours in BOOL_FIELDS:
+        if isinstance(value, bool):
+            return value
+        raise _type_error(ours, column, value, "true or false")
+    if isinstance(value, str):
+        return value
+    if ours in NUMBER_FIELDS and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    raise _type_error(ours, column, value, "text" + (" or a number" if ours in NUMBER_FIELDS else ""))
+
+
+def _value(raw: Mapping[str, Any], column: str, ours: str, spec: RowSpec) -> Any:
+    value = raw.get(column)
+    if value is None or type(value) is str:  # the common cases first: ingest reads every field of every row
+        return value
+    if isinstance(value, tuple):  # some readers give tuples for list columns
+        value = list(value)
+    if isinstance(value, list):
+        return _from_list(value, ours, column, spec)
+    return _plain(value, ours, column)
+
+
+def _text(raw: Mapping[str, Any], spec: RowSpec, ours: str) -> str | None:
+    """Our text field from its column(s): several columns (``chain``) are joined, empty parts skipped."""
+    columns = spec.columns.get(ours, (ours,))
+    if len(columns) == 1:
+        value = _value(raw, columns[0], ours, spec)
+        text = None if value is None else _as_text(value)
+        return text if text is not None and text.strip() else None
+    parts = [_value(raw, column, ours, spec) for column in columns]
+    texts = [_as_text(p) for p in parts if p is not None and _as_text(p).strip()]
+    return spec.join_with.join(texts) if texts else None
+
+
+def _as_text(value: Any) -> str:
+    """A text or number as text; an integral float (AMC's ``27.0``) as an integer."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return value if isinstance(value, str) else str(value)
+
+
+def _scalar_text(raw: Mapping[str, Any], spec: RowSpec, ours: str) -> str | None:
+    value = _text(raw, spec, ours)
+    return value.strip() if value is not None and value.strip() else None
+
+
+def _metadata(raw: Mapping[str, Any], spec: RowSpec, ours: str) -> Any:
+    (column,) = spec.columns.get(ours, (ours,))
+    value = _value(raw, column, ours, spec)
+    return None if value is None or (isinstance(value, str) and not value.strip()) else value
+
+
+# -------------------------------------------------------------------------------------------------- gold
+
+
+def gold_from_text(text: str) -> str | None:
+    """The gold in a reference text: its last ``\\boxed{}``, or the text itself when it is one short line."""
+    if "\\boxed" in text or "\\fbox" in text:
+        return extract_answer(text, fallback=False)
+    line = text.strip()
+    if line and "\n" not in line and len(line) <= MAX_BARE_GOLD and not is_prose(line):
+        return _unwrap_math(extract_answer(line, fallback=False))
+    return None
+
+
+def _unwrap_math(answer: str | None) -> str | None:
+    """``$x$`` -> ``x`` (a bare gold written as inline math); anything else unchanged."""
+    if answer and len(answer) > 2 and answer.count("$") == 2 and answer[0] == answer[-1] == "$":
+        return answer[1:-1].strip() or None
+    return answer
+
+
+def _gold(raw: Mapping[str, Any], spec: RowSpec) -> tuple[str, str]:
+    answer = _scalar_text(raw, spec, "answer")
+    if answer is not None:
+        return answer, "answer"
+    if spec.gold_from is None:
+        raise RowError(
+            f"no gold answer: column {_column_label(spec, 'answer')} is empty and curate.stages.ingest.gold_from "
+            "is not set",
+            "answer",
+        )
+    value = raw.get(spec.gold_from)
+    if not isinstance(value, str) or not value.strip():
+        shown = "empty" if value in (None, "") else f"a {type(value).__name__}, not text"
+        raise RowError(f"no gold answer: column 'answer' is empty and gold_from column {spec.gold_from!r} is {shown}")
+    gold = gold_from_text(value)
+    if gold is None:
+        raise RowError(f"no gold answer: gold_from column {spec.gold_from!r} has no \\boxed{{}} answer", "answer")
+    return gold, spec.gold_from
+
+
+def _circular(raw: Mapping[str, Any], spec: RowSpec, origin: str, chain_text: str | None) -> bool:
+    """Whether the gold was read from the chain itself (its column, or a column holding the same text)."""
+    if origin == "answer":
+        return False
+    if origin in spec.columns["chain"]:
+        return True
+    value = raw.get(origin)
+    return isinstance(value, str) and chain_text is not None and value.strip() == chain_text.strip()
+
+
+# ------------------------------------------------------------------------------------------------ chains
+
+
+def _chain_fields(raw: Mapping[str, Any], spec: RowSpec) -> list[dict[str, Any]]:
+    """One dict of per-chain values per chain of the row (several when ``chain`` explodes)."""
+    if spec.lists.get("chain") != "explode":
+        return [{name: _per_chain_value(raw, spec, name) for name in PER_CHAIN}]
+    (column,) = spec.columns["chain"]
+    elements = raw.get(column)
+    if isinstance(elements, tuple):
+        elements = list(elements)
+    if not isinstance(elements, list) or not elements:
+        if elements is None or elements == []:
+            raise RowError(f"missing required field 'chain' (column {column!r} has no element)", "chain")
+        raise _type_error("chain", column, elements, "a list of texts (lists.chain: explode)")
+    rows = [{"chain": _plain(item, "chain", f"{column}[{i}]")} for i, item in enumerate(elements)]
+    for name in PER_CHAIN[1:]:
+        _split_alongside(raw, spec, name, rows)
+    return rows
+
+
+def _split_alongside(raw: Mapping[str, Any], spec: RowSpec, name: str, rows: list[dict[str, Any]]) -> None:
+    column = _per_chain_column(spec, name)
+    value = raw.get(column) if column else None
+    if isinstance(value, tuple):
+        value = list(value)
+    if isinstance(value, list):
+        if len(value) != len(rows):
+            raise RowError(
+                f"field {name!r} (column {column!r}) has {len(value)} elements for {len(rows)} chains", name
+            )
+        for row, item in zip(rows, value, strict=True):
+            row[name] = _plain(item, name, str(column))
+        return
+    scalar = _plain(value, name, str(column)) if column else None
+    for row in rows:
+        row[name] = scalar
+
+
+def _per_chain_column(spec: RowSpec, name: str) -> str | None:
+    if name == "generator":
+        return spec.generator_column
+    return spec.columns[name][0]
+
+
+def _per_chain_value(raw: Mapping[str, Any], spec: RowSpec, name: str) -> Any:
+    if name == "chain":
+        return _text(raw, spec, "chain")
+    column = _per_chain_column(spec, name)
+    return _value(raw, column, name, spec) if column else None
+
+
+def _chain(pid: str, fields: dict[str, Any], spec: RowSpec, number: int, index: int, *, circular: bool) -> Chain:
+    text = _required(fields["chain"], spec, "chain")
+    named = fields["generator"]
+    generator = named.strip() if isinstance(named, str) and named.strip() else spec.generator
+    provenance: dict[str, Any] = {"source": spec.source, "row": number}
+    if spec.lists.get("chain") == "explode":
+        provenance["element"] = index
+    if fields["correct"] is not None:
+        provenance["pool_correct"] = fields["correct"]
+    if circular:
+        provenance["gold"] = CIRCULAR
+    digest = hashlib.sha1(text.encode()).hexdigest()[:10]
+    final, setting = fields["final_answer"], fields["prompt_setting"]
+    return Chain(
+        id=f"{pid}/{generator}/{digest}",
+        problem_id=pid,
+        text=text,
+        final_answer=str(final) if final not in (None, "") else None,
+        generator=generator,
+        prompt_setting=setting if setting not in (None, "") else None,
+        truncated=fields["finish_reason"] == "length",
+        provenance=provenance,
+    )
+
+
+def columns_in(spec: RowSpec) -> dict[str, Sequence[str]]:
+    """Our field -> its columns as the manifest records them (``generator`` only when declared)."""
+    shown: dict[str, Sequence[str]] = {k: list(v) for k, v in spec.columns.items()}
+    if spec.generator_column:
+        shown["generator"] = [spec.generator_column]
+    return shown
