@@ -114,7 +114,8 @@ def run_one(pool: str, out: str, executor: str, workers: int) -> None:
     from limo.config import compose
 
     specs = {n: BenchmarkSpec.from_dict(dict(s)) for n, s in compose("champ").benchmark_specs.items()}
-    stages = to_options(StageOptions, {**OPTIONS, "ingest": {"source": pool}})
+    ingest = {"source": pool, "field_map": {"generator": "generator"}}  # the pool names each chain's author
+    stages = to_options(StageOptions, {**OPTIONS, "ingest": ingest})
     options = ExecutorOptions(kind=executor, workers=workers, mem_per_cpu_gb=1.0)
     if executor == "ray":
         import ray
