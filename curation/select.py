@@ -65,8 +65,13 @@ def combined_score(state: CurationState, chain: Chain, options: SelectOptions, d
 
 def combine(quality: float, difficulty: float, options: SelectOptions) -> float:
     """The combined score of one chain from its quality and its difficulty term."""
+    return round(weighted(quality, difficulty, options), 6)
+
+
+def weighted(quality: Any, difficulty: Any, options: SelectOptions) -> Any:
+    """`combine` before rounding, for floats or (the sharded runner) numpy arrays: the same float operations."""
     total = (options.quality_weight + options.difficulty_weight) or 1.0
-    return round((options.quality_weight * quality + options.difficulty_weight * difficulty) / total, 6)
+    return (options.quality_weight * quality + options.difficulty_weight * difficulty) / total
 
 
 def best_chains(

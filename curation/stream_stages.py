@@ -54,7 +54,7 @@ from curation.diversity import UNKNOWN_DOMAIN, quota_drops, quota_limit, s1_drop
 from curation.options import StageOptions
 from curation.pool_store import first_of_equal
 from curation.rollouts import run_rollout_stages
-from curation.select import combine, fallback_signal, length_percentiles
+from curation.select import fallback_signal, length_percentiles, weighted
 from curation.shard_tasks import (
     answer_check_chains,
     decontam_confirm,
@@ -487,6 +487,8 @@ def quality(state: StreamState, options: StageOptions, context: StreamContext) -
 def best_chains(state: StreamState, options: StageOptions) -> tuple[np.ndarray, np.ndarray, list[float], list[float]]:
     """`curation.select.best_chains`: per alive problem (in first-alive-chain order) its best chain and score.
 
+    Scores and terms stay numpy arrays (8 bytes per alive chain each), never a Python float per chain.
+
     Returns:
         Problems, their best chain, its combined score and its difficulty term; the earlier chain wins a tie.
     """
@@ -495,13 +497,13 @@ def best_chains(state: StreamState, options: StageOptions) -> tuple[np.ndarray, 
     state.results.selection_difficulty = signal
     scores = chain_scores(state, chains, terms, options)
     problems = state.chain_problem[chains]
-    order = np.lexsort((chains, -np.asarray(scores), problems))
+    order = np.lexsort((chains, -scores, problems))
     first = np.ones(len(order), dtype=bool)
     first[1:] = problems[order][1:] != problems[order][:-1]
     winners = order[first]
     by_first_chain = np.argsort(_first_chain_of(problems, chains)[problems[winners]], kind="stable")
     winners = winners[by_first_chain]
-    return problems[winners], chains[winners], [scores[i] for i in winners], [terms[i] for i in winners]
+    return problems[winners], chains[winners], scores[winners].tolist(), terms[winners].tolist()
 
 
 def _first_chain_of(problems: np.ndarray, chains: np.ndarray) -> np.ndarray:
@@ -510,23 +512,25 @@ def _first_chain_of(problems: np.ndarray, chains: np.ndarray) -> np.ndarray:
     return first
 
 
-def chain_scores(state: StreamState, chains: np.ndarray, terms: list[float], options: StageOptions) -> list[float]:
-    """`curation.select.combine` for each chain (Python's round, as the in-memory runner computes it)."""
+def chain_scores(state: StreamState, chains: np.ndarray, terms: np.ndarray, options: StageOptions) -> np.ndarray:
+    """`curation.select.combine` for each chain: `weighted`'s float operations on arrays, then Python's round
+    value by value (numpy's rounding to 6 decimals can differ from it in the last place)."""
     quality_scores = state.results.quality
-    quality_of = np.zeros(len(chains)) if quality_scores is None else np.nan_to_num(quality_scores[chains], nan=0.0)
-    return [combine(q, t, options.select) for q, t in zip(quality_of.tolist(), terms, strict=True)]
+    quality = np.zeros(len(chains)) if quality_scores is None else np.nan_to_num(quality_scores[chains], nan=0.0)
+    raw = weighted(quality, terms, options.select)
+    return np.fromiter((round(float(value), 6) for value in raw), dtype=np.float64, count=len(raw))
 
 
-def difficulty_terms(state: StreamState, chains: np.ndarray, options: StageOptions) -> tuple[str, list[float]]:
+def difficulty_terms(state: StreamState, chains: np.ndarray, options: StageOptions) -> tuple[str, np.ndarray]:
     """`curation.select.difficulty_terms` for the alive ``chains``: the difficulty stage's score of their problem,
     or (no alive problem has one) the fallback: chain-length percentiles or none."""
     scores = state.results.difficulty_score
     if scores is not None and not np.isnan(scores[state.problem_alive]).all():
-        return "difficulty_stage", np.nan_to_num(scores[state.chain_problem[chains]], nan=0.0).tolist()
+        return "difficulty_stage", np.nan_to_num(scores[state.chain_problem[chains]], nan=0.0)
     signal = fallback_signal(options.select, len(chains) > 0)
     if signal == "none":
-        return signal, [0.0] * len(chains)
-    return signal, length_percentiles(state.store.columns.chain_words[chains].tolist())
+        return signal, np.zeros(len(chains))
+    return signal, np.asarray(length_percentiles(state.store.columns.chain_words[chains].tolist()), dtype=np.float64)
 
 
 def ranked(problems: np.ndarray, scores: list[float]) -> np.ndarray:
