@@ -168,8 +168,10 @@ def dedup_problem_keys(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
 
 
 def _band_key(values: np.ndarray) -> int:
-    """A band's hash values as one 63-bit key (equal bands, equal keys; a rare collision only adds a candidate)."""
-    return int.from_bytes(hashlib.blake2b(values.tobytes(), digest_size=8).digest(), "little") >> 1
+    """A band's hash values as one 32-bit key: equal bands, equal keys. Four bytes per band and problem is what
+    the driver and the candidate tasks hold (128 bands at the same-gold threshold); a chance collision only
+    adds a candidate pair, which the exact check then refuses, so the result does not depend on the width."""
+    return int.from_bytes(hashlib.blake2b(values.tobytes(), digest_size=4).digest(), "little")
 
 
 def dedup_chain_digests(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:

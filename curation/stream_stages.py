@@ -162,11 +162,11 @@ def _problem_keys(job: Any, rows: int, near: bool) -> tuple[np.ndarray, np.ndarr
     bands: np.ndarray | None = None
     for position, (problem, digest, keys) in enumerate(rows_of(job)):
         if bands is None:
-            bands = np.zeros((rows, len(keys) if near else 0), dtype=np.int64)
+            bands = np.zeros((rows, len(keys) if near else 0), dtype=np.uint32)
         problems[position] = problem
         exact[position] = np.frombuffer(bytes.fromhex(digest), dtype=np.uint64)
         bands[position] = keys
-    return problems, exact, bands if bands is not None else np.zeros((0, 0), dtype=np.int64)
+    return problems, exact, bands if bands is not None else np.zeros((0, 0), dtype=np.uint32)
 
 
 def duplicate_chains(state: StreamState, context: StreamContext) -> list[DropItem]:
