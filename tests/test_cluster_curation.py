@@ -128,7 +128,7 @@ def stop_mid_chunk(driver: subprocess.Popen, work: Path) -> tuple[set[int], dict
             driver.send_signal(signal.SIGTERM)
             break
         time.sleep(0.02)
-    _, stderr = driver.communicate(timeout=120)
+    _, stderr = driver.communicate(timeout=600)  # not stopped in time (a loaded machine): it runs to the end
     assert driver.returncode == 1, f"the run was not stopped mid-chunk: {stderr[-2000:]}"
     assert "finished work is kept; run the same command to resume" in stderr
     done, rows, _ = chunk_state(work)
