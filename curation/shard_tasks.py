@@ -44,6 +44,7 @@ from curation.options import AnswerCheckOptions, DedupOptions, QualityOptions, V
 from curation.pool_rows import CIRCULAR
 from curation.pool_store import Table, column
 from curation.schema import HUMAN, Chain
+from curation.sharding import batches
 from curation.validate import chain_problem, problem_problem
 from eval.grader import grade_many
 from eval.options import to_options
@@ -113,7 +114,7 @@ def answer_check_chains(index: int, item: dict[str, Any]) -> Iterator[list[Any]]
     `answer_check.unconfirmed`'s reason for a model chain, None for a confirmed or human one)."""
     options = to_options(AnswerCheckOptions, item["options"])
     graded: dict[tuple[str, str, str], Any] = {}
-    for batch in _batched(alive_rows(item), GRADE_BATCH):
+    for batch in batches(alive_rows(item), GRADE_BATCH):
         chains = [(position, Chain.from_dict(row)) for position, row in batch]
         problems = _problems(item["store"], [position for position, _ in chains])
         texts = [graded_text(chain) for _, chain in chains]
@@ -131,17 +132,6 @@ def answer_check_chains(index: int, item: dict[str, Any]) -> Iterator[list[Any]]
             circular = chain.provenance.get("gold") == CIRCULAR
             marked = chain.provenance.get("pool_correct") is False
             yield [position, verdict.status, verdict.correct, verdict.extracted, verdict.reason, why, circular, marked]
-
-
-def _batched(rows: Iterator[Any], size: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _problems(store: str, chains: list[int]) -> dict[int, tuple[str, str]]:

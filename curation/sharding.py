@@ -12,7 +12,7 @@ traffic to one message per chunk.
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -22,6 +22,18 @@ R = TypeVar("R")
 def _apply_chunk(args: tuple[Callable[..., Any], Sequence[Any]]) -> list[Any]:
     function, chunk = args
     return [function(item) for item in chunk]
+
+
+def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of ``size`` (the last one shorter), consumed lazily: a stream never held whole."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:

@@ -31,6 +31,7 @@ import numpy as np
 from curation.executors import ExecutorOptions, ShardJob, read_shards, run_job
 from curation.funnel import NO_CHAIN_LEFT, StageCount, check_chained
 from curation.pool_store import PoolStore
+from curation.sharding import batches
 from eval.benchmarks import BenchmarkSpec
 from eval.records import json_line
 
@@ -140,7 +141,7 @@ class StreamState:
             chain_reasons[reason] += len(members)
             self._drop_problem(problem, count.stage, reason, detail)
             problem_reasons[reason] += 1
-        for batch in _batches((c for c in chains if self.chain_alive[c[0]]), ID_BATCH):
+        for batch in batches((c for c in chains if self.chain_alive[c[0]]), ID_BATCH):
             for (index, reason, detail), ids in zip(batch, self._ids.read_many(c[0] for c in batch), strict=True):
                 self._write_row("chain", ids[0], ids[1], count.stage, reason, detail)
                 self.chain_alive[index] = False
@@ -196,17 +197,6 @@ class StreamState:
             raise AssertionError(f"curation funnel does not reconcile: {totals}")
         check_chained(self._pool_stages)
         return totals
-
-
-def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 # ------------------------------------------------------------------------------------------------ jobs

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from curation.mammoth2.options import EMBEDDED, Mammoth2Options
 from curation.mammoth2.recall import RecallResult, iter_folder, run_recall, top_k, train_classifier
 from curation.mammoth2.refine import RefineOptions, refine_pairs
 from curation.schema import Chain
+from curation.sharding import batches
 from eval.backends.base import Backend
 from eval.generation import GenerationOptions, cached_generator
 from eval.problem import Problem
@@ -133,17 +134,6 @@ def recalled_documents(result: RecallResult, k: int | None) -> tuple[Iterable[di
 
 
 # ------------------------------------------------------------------------------------------------- generation
-
-
-def batches(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def stage_generator(
