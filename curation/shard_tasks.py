@@ -175,10 +175,10 @@ def near_duplicate_pairs(index: int, item: dict[str, Any]) -> Iterator[list[int]
     accepts (exact shingle Jaccard at the threshold, or at the lower one when the golds agree); a pair is
     checked in the first band the two share only."""
     options = to_options(DedupOptions, item["options"])
-    with np.load(item["buckets"]) as data:
-        problems, bands, members, starts, band_of = (
-            data[k] for k in ("problems", "bands", "members", "starts", "band")
-        )
+    folder = Path(item["buckets"])
+    problems, bands, members, starts, band_of = (
+        np.load(folder / f"{k}.npy", mmap_mode="r") for k in ("problems", "bands", "members", "starts", "band")
+    )
     with Table.open(Path(item["store"]), "problems").reader() as reader:
         for bucket in range(item["start"], item["stop"]):
             positions = members[starts[bucket] : starts[bucket + 1]]

@@ -19,6 +19,7 @@ adaptive), the same function the in-memory runner calls.
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -150,7 +151,10 @@ def dedup(state: StreamState, options: StageOptions, context: StreamContext) -> 
     first, kept = first_of_equal(exact)
     drops = [(int(problems[i]), "duplicate_problem", int(problems[kept[i]])) for i in np.flatnonzero(~first)]
     if settings.near and first.any():
-        drops += near_duplicates(state, context, problems[first], bands[first], params)
+        problems = problems[first]
+        buckets = save_buckets(context, problems, bands[first])
+        del bands  # the candidate tasks memory-map the saved buckets: the driver holds no band keys meanwhile
+        drops += near_duplicates(state, context, problems, buckets, params)
     problem_drops = [(p, reason, {"duplicate_of": state.problem_ids[k]}) for p, reason, k in drops]
     state.apply(count, chains=chains, problems=problem_drops)
 
@@ -187,26 +191,41 @@ def duplicate_chains(state: StreamState, context: StreamContext) -> list[DropIte
     ]
 
 
+def save_buckets(context: StreamContext, problems: np.ndarray, bands: np.ndarray) -> Path | None:
+    """The LSH buckets of ``bands`` (`lsh_buckets`) with the problems and band keys, saved as ``.npy`` files in
+    a folder named from their content (written under a partial name, then renamed), which the candidate tasks
+    memory-map: each reads the few rows of its buckets, so neither they nor the driver hold the band keys of
+    every problem (4 bytes x 128 bands per problem at the same-gold threshold). None when no bucket has two
+    members."""
+    members, starts, band_of = lsh_buckets(bands)
+    if len(starts) <= 1:
+        return None
+    folder = context.work_dir / "buckets" / f"{_digest_of(bands)}-{_digest_of(problems)}"
+    if not folder.is_dir():
+        partial = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        arrays = {"problems": problems, "bands": bands, "members": members, "starts": starts, "band": band_of}
+        for name, array in arrays.items():
+            np.save(partial / f"{name}.npy", array)
+        partial.rename(folder)
+    return folder
+
+
 def near_duplicates(
-    state: StreamState, context: StreamContext, problems: np.ndarray, bands: np.ndarray, params: dict[str, Any]
+    state: StreamState, context: StreamContext, problems: np.ndarray, buckets: Path | None, params: dict[str, Any]
 ) -> list[tuple[int, str, int]]:
     """`curation.dedup`'s LSH pass: in pool order, a problem whose verified candidates include a kept (not
     duplicate) earlier problem is a near-duplicate of the earliest such; otherwise it is kept.
 
-    Candidates are the members of each LSH bucket (problems with equal band keys); a sharded job checks each
-    pair's exact shingle Jaccard in the first band the two share only, so memory holds one bucket at a time
-    and never a list of all candidate pairs.
+    Candidates are the members of each LSH bucket (`save_buckets`: problems with equal band keys); a sharded
+    job checks each pair's exact shingle Jaccard in the first band the two share only, so memory holds one
+    bucket at a time and never a list of all candidate pairs.
     """
     matches: dict[int, list[int]] = {}
-    members, starts, band_of = lsh_buckets(bands)
-    if len(starts) > 1:
-        path = context.work_dir / "buckets" / f"{_digest_of(bands)}-{_digest_of(problems)}.npz"
-        if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.npz")
-            np.savez(tmp, problems=problems, bands=bands, members=members, starts=starts, band=band_of)
-            tmp.replace(path)
-        common = {"store": str(state.store.folder), "buckets": str(path), **params}
+    if buckets is not None:
+        starts = np.load(buckets / "starts.npy")
+        common = {"store": str(state.store.folder), "buckets": str(buckets), **params}
         items = tuple({**common, "start": a, "stop": b} for a, b in _bucket_slices(starts, PAIRS_PER_TASK))
         for earlier, later in rows_of(run_items(context, "dedup-near", near_duplicate_pairs, items)):
             matches.setdefault(later, []).append(earlier)

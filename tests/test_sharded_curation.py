@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from curation.executors import ExecutorOptions
 from curation.methods import METHODS, RunContext
 from curation.options import StageOptions
+from curation.stream_stages import save_buckets
+from curation.streaming import StreamContext
 from eval.backends.replay import ReplayBackend
 from eval.benchmarks import BenchmarkSpec
 from eval.options import to_options
@@ -270,3 +274,27 @@ def test_pool_layouts_sharded_equal_in_memory(layout: str, fallback: str, shared
     assert manifest["pool"]["provenance"]["ingest"]["generators"]  # the trust facts came through the store
     if fallback == "length":
         assert manifest["difficulty"]["selection"] == "chain_length"
+
+
+def test_lsh_buckets_are_saved_for_the_candidate_tasks_to_memory_map(tmp_path):
+    """The driver saves the buckets once (a partial folder from a killed run is replaced, a finished one is
+    reused) and the candidate tasks read them memory-mapped; no bucket with two members saves nothing."""
+    context = StreamContext(0, {}, tmp_path, ExecutorOptions())
+    problems = np.array([10, 11, 12, 13], dtype=np.int64)
+    assert save_buckets(context, problems, np.arange(8, dtype=np.uint32).reshape(4, 2)) is None
+    bands = np.array([[1, 7], [1, 8], [2, 8], [3, 9]], dtype=np.uint32)  # 10 and 11 share band 0, 11 and 12 band 1
+    name = save_buckets(context, problems, bands)
+    assert name is not None
+    shutil.rmtree(name)
+    partial = name.with_name(name.name + ".partial")
+    partial.mkdir()
+    (partial / "problems.npy").write_bytes(b"cut off by a kill")
+    folder = save_buckets(context, problems, bands)
+    assert folder == name and not partial.exists()
+    members, starts, band = (np.load(folder / f"{k}.npy", mmap_mode="r") for k in ("members", "starts", "band"))
+    assert isinstance(members, np.memmap)
+    assert [members[a:b].tolist() for a, b in zip(starts[:-1], starts[1:], strict=True)] == [[0, 1], [1, 2]]
+    assert band.tolist() == [0, 1]
+    assert np.array_equal(np.load(folder / "problems.npy", mmap_mode="r"), problems)
+    stamp = (folder / "bands.npy").stat().st_mtime_ns
+    assert save_buckets(context, problems, bands) == folder and (folder / "bands.npy").stat().st_mtime_ns == stamp
