@@ -27,7 +27,7 @@ import json
 import shutil
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,15 +263,20 @@ def open_or_ingest(stages: StageOptions, work_dir: Path, rows_per_part: int = RO
     if stages.ingest.gold_overrides:
         key["gold_overrides"] = sha256_file(stages.ingest.gold_overrides)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    folder = work_dir / f"pool-{digest}"
-    if (folder / "facts.json").is_file():
-        return PoolStore.open(folder)
-    partial = work_dir / f".pool-{digest}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    ingest_to(partial, stages, rows_per_part)
-    partial.rename(folder)
+    folder = write_once(work_dir / f"pool-{digest}", lambda partial: ingest_to(partial, stages, rows_per_part))
     return PoolStore.open(folder)
+
+
+def write_once(folder: Path, fill: Callable[[Path], None]) -> Path:
+    """``folder`` as ``fill`` writes it into ``.<name>.partial`` beside it, renamed when complete: a finished
+    folder is reused, and a partial one (a killed run's) is removed and written again."""
+    if not folder.is_dir():
+        partial = folder.with_name(f".{folder.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        fill(partial)
+        partial.rename(folder)
+    return folder
 
 
 def source_checksum(stages: StageOptions) -> str:

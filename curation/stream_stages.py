@@ -19,7 +19,6 @@ adaptive), the same function the in-memory runner calls.
 from __future__ import annotations
 
 import hashlib
-import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -53,7 +52,7 @@ from curation.difficulty import (
 )
 from curation.diversity import UNKNOWN_DOMAIN, quota_drops, quota_limit, s1_drops
 from curation.options import StageOptions
-from curation.pool_store import first_of_equal
+from curation.pool_store import first_of_equal, write_once
 from curation.rollouts import run_rollout_stages
 from curation.select import fallback_signal, length_percentiles, weighted
 from curation.shard_tasks import (
@@ -193,23 +192,19 @@ def duplicate_chains(state: StreamState, context: StreamContext) -> list[DropIte
 
 def save_buckets(context: StreamContext, problems: np.ndarray, bands: np.ndarray) -> Path | None:
     """The LSH buckets of ``bands`` (`lsh_buckets`) with the problems and band keys, saved as ``.npy`` files in
-    a folder named from their content (written under a partial name, then renamed), which the candidate tasks
-    memory-map: each reads the few rows of its buckets, so neither they nor the driver hold the band keys of
-    every problem (4 bytes x 128 bands per problem at the same-gold threshold). None when no bucket has two
-    members."""
+    a folder named from their content (`write_once`), which the candidate tasks memory-map: each reads the few
+    rows of its buckets, so neither they nor the driver hold the band keys of every problem (4 bytes x 128
+    bands per problem at the same-gold threshold). None when no bucket has two members."""
     members, starts, band_of = lsh_buckets(bands)
     if len(starts) <= 1:
         return None
-    folder = context.work_dir / "buckets" / f"{_digest_of(bands)}-{_digest_of(problems)}"
-    if not folder.is_dir():
-        partial = folder.with_name(folder.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        arrays = {"problems": problems, "bands": bands, "members": members, "starts": starts, "band": band_of}
+    arrays = {"problems": problems, "bands": bands, "members": members, "starts": starts, "band": band_of}
+
+    def fill(partial: Path) -> None:
         for name, array in arrays.items():
             np.save(partial / f"{name}.npy", array)
-        partial.rename(folder)
-    return folder
+
+    return write_once(context.work_dir / "buckets" / f"{_digest_of(bands)}-{_digest_of(problems)}", fill)
 
 
 def near_duplicates(

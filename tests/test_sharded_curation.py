@@ -286,7 +286,7 @@ def test_lsh_buckets_are_saved_for_the_candidate_tasks_to_memory_map(tmp_path):
     name = save_buckets(context, problems, bands)
     assert name is not None
     shutil.rmtree(name)
-    partial = name.with_name(name.name + ".partial")
+    partial = name.with_name(f".{name.name}.partial")
     partial.mkdir()
     (partial / "problems.npy").write_bytes(b"cut off by a kill")
     folder = save_buckets(context, problems, bands)
