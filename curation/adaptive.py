@@ -7,7 +7,7 @@ A rollout stage draws ``k`` samples per problem and its filter looks only at how
 - the strong window keeps a problem when ``lo <= successes / k <= hi`` (LIMO: 1 to 3 of 32).
 
 Both keep a contiguous range of success counts, ``[keep_min, keep_max]`` (computed here with the very
-comparisons `curation.difficulty.difficulty_decision` makes, floats included). After ``drawn`` samples
+comparisons `curation.stages.difficulty.difficulty_decision` makes, floats included). After ``drawn`` samples
 with ``successes`` solved, the final count can still be anything in ``[successes, successes + k - drawn]``;
 once that interval lies inside the kept range, or misses it entirely, every completion gives the same
 outcome and sampling stops. LIMO's weak filter therefore stops at the first success; its strong window

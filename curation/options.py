@@ -135,7 +135,7 @@ class DedupOptions:
 
 @dataclass(frozen=True)
 class DecontamOptions:
-    """n-gram candidates confirmed on the whole problem (curation.decontam; measured in docs/curation.md).
+    """n-gram candidates confirmed on the whole problem (curation.stages.decontam; measured in docs/curation.md).
 
     Attributes:
         benchmarks: Names in ``benchmark_specs`` (``champ_heldout`` excludes CHAMP's held-out split).

@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curation.answer_check import chain_flags
-from curation.funnel import CurationState
+from curation.funnel import Survivors
 from curation.options import QualityOptions, SelectOptions
-from curation.quality import quality_details
 from curation.schema import Chain, SFTExample
-from eval.records import sha256_file, write_json, write_jsonl, write_parquet, write_text_atomic
+from curation.stages.answer_check import chain_flags
+from curation.stages.quality import quality_details
+from eval.records import append_jsonl, sha256_file, write_json, write_jsonl, write_parquet, write_text_atomic
 
 log = logging.getLogger(__name__)
 STAGES_WITH_DECISIONS = ("dedup", "decontam", "suspect_gold", "difficulty")
@@ -47,7 +47,7 @@ def assistant_text(chain: Chain, answer: str) -> str:
     return f"{chain.text.rstrip()}\n\nThe final answer is $\\boxed{{{answer}}}$."
 
 
-def answer_to_box(state: CurationState, chain: Chain, options: SelectOptions) -> str:
+def answer_to_box(state: Survivors, chain: Chain, options: SelectOptions) -> str:
     """The answer the training view boxes: the gold, or the answer the grader extracted from the chain."""
     gold = state.problems[chain.problem_id].answer
     if options.boxed_answer == "chain":
@@ -56,14 +56,14 @@ def answer_to_box(state: CurationState, chain: Chain, options: SelectOptions) ->
     return gold
 
 
-def selected_chains(state: CurationState) -> list[Chain]:
+def selected_chains(state: Survivors) -> list[Chain]:
     """Selected chains by rank (one per problem)."""
     return sorted(
         state.chains.values(), key=lambda c: (state.problem_notes[c.problem_id].get("rank", 0), c.problem_id)
     )
 
 
-def curated_row(state: CurationState, chain: Chain, quality: QualityOptions) -> dict[str, Any]:
+def curated_row(state: Survivors, chain: Chain, quality: QualityOptions) -> dict[str, Any]:
     """One curated row: problem, chain, gold and every score and decision that led to it."""
     problem = state.problems[chain.problem_id]
     pnotes = state.problem_notes.get(problem.id, {})
@@ -96,7 +96,7 @@ def curated_row(state: CurationState, chain: Chain, quality: QualityOptions) -> 
     }
 
 
-def training_example(state: CurationState, chain: Chain, options: SelectOptions) -> SFTExample:
+def training_example(state: Survivors, chain: Chain, options: SelectOptions) -> SFTExample:
     """The training view of a selected chain; its flags (`chain_flags`) travel in ``provenance`` when it has any."""
     problem = state.problems[chain.problem_id]
     flags = chain_flags(chain, state.chain_notes.get(chain.id, {}))
@@ -136,18 +136,16 @@ class RunOutputs:
         manifest: ``manifest.json``.
         report: ``report.md``'s text, or None to write none.
         parquet: Rows for ``curated.parquet`` (none written when empty).
-        rejects_written: ``rejects.jsonl`` is already in place (a sharded run streams it while it runs).
     """
 
     method: str
     data: Mapping[str, Sequence[Any]]
-    state: CurationState
+    state: Survivors
     totals: dict[str, Any]
     summary: dict[str, Any]
     manifest: dict[str, Any]
     report: str | None
     parquet: Sequence[dict[str, Any]] = field(default_factory=list)
-    rejects_written: bool = False
 
 
 def write_outputs(out: Path, run: RunOutputs) -> None:
@@ -161,8 +159,8 @@ def write_outputs(out: Path, run: RunOutputs) -> None:
     write_json(
         out / "funnel.json", {"method": run.method, "stages": stages, "totals": run.totals, "summary": run.summary}
     )
-    if not run.rejects_written:
-        write_jsonl(out / "rejects.jsonl", run.state.rejects())
+    if run.state.method_rejects:  # after the pool stages' drops, which the runner streamed while it ran
+        append_jsonl(out / "rejects.jsonl", run.state.method_rejects)
     manifest = dict(run.manifest)
     if "outputs_sha256" in manifest:
         manifest["outputs_sha256"] = {name: sha256_file(out / name) for name in sorted(run.data)}

@@ -1,6 +1,6 @@
 """The pool on disk for sharded runs: chains, chain ids and problems as JSONL parts, compact columns in memory.
 
-A sharded curation run (`curation.streaming`) never holds the pool's texts. Ingest streams the source once
+A sharded curation run (`curation.runner`) never holds the pool's texts. Ingest streams the source once
 and writes three `Table`s under ``<work>/pool-<digest>/``: ``chains`` (`Chain.to_dict()` rows), ``ids``
 (``[chain id, problem id]``, small rows for reject lines) and ``problems`` (`Problem.to_dict()` rows), each cut
 into parts of ``rows_per_part`` rows that shard jobs read one part per task. Beside them go the compact
@@ -325,23 +325,61 @@ def ingest_to(folder: Path, stages: StageOptions, rows_per_part: int) -> None:
     """Stream the pool into ``folder`` (tables, columns, rejects, facts)."""
     options = stages.ingest
     overrides = load_gold_overrides(options.gold_overrides) if options.gold_overrides else []
-    names = ("chains", "ids", "problems")
-    writers = {n: TableWriter(folder, n, rows_per_part) for n in names}
-    state = _IngestState(writers, {o.problem_id: o for o in overrides}, options.gold_overrides)
+    state = _IngestState(_writers(folder, rows_per_part), {o.problem_id: o for o in overrides}, options.gold_overrides)
     with atomic_writer(folder / "row_rejects.jsonl") as row_rejects:
         if options.source == "champ":
             facts = _ingest_champ(state, stages, row_rejects)
         else:
             facts = _ingest_records(state, stages, row_rejects)
+    _finish(folder, state, options.source, facts)
+
+
+def _writers(folder: Path, rows_per_part: int) -> dict[str, TableWriter]:
+    return {n: TableWriter(folder, n, rows_per_part) for n in ("chains", "ids", "problems")}
+
+
+def _finish(folder: Path, state: _IngestState, source: str, facts: dict[str, Any]) -> None:
+    """Close the tables, decide cross-row rejects, save the columns and the facts (``read`` counted here)."""
     for writer in state.writers.values():
         writer.close()
-    valid = _write_cross_row_rejects(folder, state, options.source)
+    valid = _write_cross_row_rejects(folder, state, source)
     _columns(state, valid).save(folder)
     if state.spec is not None:
         facts["provenance"]["ingest"] = _ingest_facts(state, state.spec, valid)
     facts["read"] = int(valid.sum()) + _count_lines(folder / "ingest_rejects.jsonl")
     facts["pool_domains"] = dict(state.pool_domains)
     (folder / "facts.json").write_text(json.dumps(facts, ensure_ascii=False))
+
+
+def store_items(
+    work_dir: Path,
+    source: str,
+    problems: Sequence[Problem],
+    chains: Sequence[Chain],
+    rows_per_part: int = ROWS_PER_PART,
+) -> PoolStore:
+    """A pool store of items a method already holds (MAmmoTH2's refined pairs, a test's pool), nothing rejected.
+
+    The folder is named from the items' content, so the same items reuse a finished store.
+    """
+    digest = hashlib.sha256()
+    for item in (*problems, *chains):
+        digest.update(json_line(item.to_dict()).encode("utf-8") + b"\n")
+    digest.update(str(rows_per_part).encode())
+
+    def fill(partial: Path) -> None:
+        state = _IngestState(_writers(partial, rows_per_part), {})
+        (partial / "row_rejects.jsonl").write_text("")
+        for problem in problems:
+            _add_problem(state, problem, problem.answer)
+        for chain in chains:
+            _add_chain(state, chain, 0)
+        checksums = {"items": digest.hexdigest()}
+        _finish(
+            partial, state, source, {"source": source, "checksums": checksums, "provenance": {}, "gold_overrides": []}
+        )
+
+    return PoolStore.open(write_once(work_dir / f"items-{digest.hexdigest()[:12]}", fill))
 
 
 def _ingest_champ(state: _IngestState, stages: StageOptions, row_rejects: Any) -> dict[str, Any]:

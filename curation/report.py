@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from curation.funnel import CurationState, StageCount
+from curation.funnel import StageCount, Survivors
 
 
 def _figure() -> Any:
@@ -96,23 +96,13 @@ class PoolPlots:
     after_domains: Counter[str]
 
 
-def pool_plots(state: CurationState, pool_domains: Counter[str], all_quality: list[float]) -> PoolPlots:
-    """The plot data of an in-memory run whose ``state`` holds the selection (and every problem's notes)."""
-    rates = [
-        n["difficulty"]["strong_pass_rate"]
-        for n in state.problem_notes.values()
-        if n.get("difficulty", {}).get("strong_pass_rate") is not None
-    ]
-    return PoolPlots(rates, all_quality, *selection_plots(state), pool_domains, selected_domains(state))
-
-
-def selection_plots(state: CurationState) -> tuple[list[float], list[int]]:
+def selection_plots(state: Survivors) -> tuple[list[float], list[int]]:
     """Quality scores and word counts of the chains ``state`` holds."""
     scores = [state.chain_notes[c]["quality"].score for c in state.chains if "quality" in state.chain_notes[c]]
     return scores, [len(c.text.split()) for c in state.chains.values()]
 
 
-def selected_domains(state: CurationState) -> Counter[str]:
+def selected_domains(state: Survivors) -> Counter[str]:
     return Counter(p.subject or "unknown" for p in state.problems.values())
 
 

@@ -128,7 +128,7 @@ class RolloutStage:
 
 
 def rollout_stages(difficulty: DifficultyOptions) -> list[RolloutStage]:
-    """The weak then the strong stage, each with the filter `curation.difficulty` will apply to its attempts."""
+    """The weak then the strong stage, each with the filter `curation.stages.difficulty` will apply to its attempts."""
     stages = []
     weak, strong = difficulty.weak_rollouts, difficulty.strong_rollouts
     if weak is not None:

@@ -8,7 +8,7 @@ generation cache (`eval.generation.CachedGenerator`, ``mammoth2/extract-<hash>.j
 
 Recall-excluded documents are listed (id, score, reason) in ``mammoth2/recall/excluded/`` rather than in
 ``rejects.jsonl``: on a web dump they are nearly all of it. Dedup and decontamination are curation's own
-stages, run on a `CurationState` whose problems are the refined questions and whose chains are the refined
+stages, run on the one runner with a pool whose problems are the refined questions and whose chains are the refined
 answers (`pairs_state`).
 """
 
@@ -22,14 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from curation.champ import load_champ_pool
-from curation.funnel import CurationState
 from curation.mammoth2.corpus import CorpusFiles, CorpusSpec, build_embedded_corpus, model_attempts
 from curation.mammoth2.extract import ExtractOptions, QAPair, extract_documents
 from curation.mammoth2.options import EMBEDDED, Mammoth2Options
 from curation.mammoth2.recall import RecallResult, iter_folder, run_recall, top_k, train_classifier
 from curation.mammoth2.refine import RefineOptions, refine_pairs
+from curation.runner import batches
 from curation.schema import Chain
-from curation.sharding import batches
 from eval.backends.base import Backend
 from eval.generation import GenerationOptions, cached_generator
 from eval.problem import Problem
@@ -197,10 +196,10 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
-def pairs_state(pairs: Sequence[QAPair]) -> CurationState:
-    """A curation state with one problem (the question) and one chain (the answer) per refined pair."""
-    problems = {
-        p.id: Problem(
+def pairs_items(pairs: Sequence[QAPair]) -> tuple[list[Problem], list[Chain]]:
+    """One problem (the question) and one chain (the answer) per refined pair, for the shared stages."""
+    problems = [
+        Problem(
             id=p.id,
             problem=p.question,
             answer=last_boxed(p.answer) or "",
@@ -208,9 +207,9 @@ def pairs_state(pairs: Sequence[QAPair]) -> CurationState:
             extra={"doc_id": p.doc_id},
         )
         for p in pairs
-    }
-    chains = {
-        f"{p.id}/refined": Chain(
+    ]
+    chains = [
+        Chain(
             id=f"{p.id}/refined",
             problem_id=p.id,
             text=p.answer,
@@ -219,5 +218,5 @@ def pairs_state(pairs: Sequence[QAPair]) -> CurationState:
             provenance=p.provenance,
         )
         for p in pairs
-    }
-    return CurationState(problems=problems, chains=chains, read=len(chains))
+    ]
+    return problems, chains

@@ -130,7 +130,7 @@ def run_lemma(stages: StageOptions, options: LemmaOptions, context: RunContext) 
     summary = write_lemma(kept, plain, pool, facts, context)
     seconds = round(time.perf_counter() - started, 2)
     return CurationSummary(
-        "lemma", str(context.out), state.read, summary["examples"], "examples", len(state.rejects()), seconds
+        "lemma", str(context.out), state.read, summary["examples"], "examples", state.rejected, seconds
     )
 
 

@@ -1,8 +1,8 @@
 """``curate.method: limo`` (the default): LIMO's funnel from a pool of chains to a few hundred training chains.
 
 ingest -> validate -> answer check -> dedup -> decontam -> suspect gold -> difficulty -> quality ->
-diversity -> select, all shared stages (`curation.stages`), then the outputs: ``curated.jsonl`` (+
-``.parquet``), ``messages.jsonl``, and the shared accounting and report (`curation.outputs`), with LIMO's
+diversity -> select, all shared stages on the one runner (`curation.stages.run_pool`), then the outputs:
+``curated.jsonl`` (+ ``.parquet``), ``messages.jsonl``, and the shared accounting and report (`curation.outputs`), with LIMO's
 plots and sections (gold overrides, suspect golds, decontamination hits, benchmarks checked). The same
 inputs, options and seed give byte-identical ``curated.jsonl`` and ``messages.jsonl`` (no timestamps in
 them). LIMO has no options of its own: everything it does is a shared stage.
@@ -11,19 +11,17 @@ them). LIMO has no options of its own: everything it does is a shared stage.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from curation import sharded_run
-from curation.funnel import CurationState
+from curation import stages as pool_stages
+from curation.funnel import Survivors
 from curation.methods.base import CurationSummary, Method, RunContext
 from curation.options import StageOptions
 from curation.outputs import RunOutputs, curated_row, selected_chains, training_example, warn_flagged, write_outputs
-from curation.report import PoolPlots, pool_plots, render_report, write_plots
-from curation.stages import ingest, initial_state, run_stages, stage_names
-from curation.streaming import StreamContext
+from curation.pool_store import open_or_ingest
+from curation.report import PoolPlots, render_report, write_plots
 from eval.report import package_versions
 
 PACKAGES = ("limo", "champ-dataset", "datasketch", "sympy", "latex2sympy2-extended", "numpy", "pyarrow", "matplotlib")
@@ -42,7 +40,7 @@ STAGES = (
 
 @dataclass
 class LimoRun:
-    """A finished funnel, from either runner: everything `write_limo` needs.
+    """A finished funnel: everything `write_limo` needs.
 
     Attributes:
         selected: The selected problems and chains with their notes; its funnel is every stage's count.
@@ -51,66 +49,48 @@ class LimoRun:
         plots: The report's plot data.
         flagged: Suspect golds by problem id (every one flagged during the run).
         hits: Decontamination drops (problem id and evidence).
-        rejects_written: ``rejects.jsonl`` is already written (the sharded runner streams it).
     """
 
-    selected: CurationState
+    selected: Survivors
     totals: dict[str, int]
     facts: dict[str, Any]
     plots: PoolPlots
     flagged: dict[str, dict[str, Any]]
     hits: list[dict[str, Any]]
-    rejects_written: bool = False
 
 
 def run_limo(stages: StageOptions, options: None, context: RunContext) -> CurationSummary:
-    """Run every stage (in memory, or sharded on ``context.executor``) and write ``<output_dir>/curate/``.
+    """Run every stage on the run's executor and write ``<output_dir>/curate/``.
 
     Raises:
         DataError: Unreadable pool, overrides or benchmark files (the message names the file).
     """
     started = time.perf_counter()
-    run = run_sharded_limo(stages, context) if context.executor is not None else run_in_memory(stages, context)
+    run = run_stages(stages, context)
     write_limo(run, stages, context)
     seconds = round(time.perf_counter() - started, 2)
     totals = run.totals
     return CurationSummary(
-        "limo", str(context.out), totals["read"], totals["selected"], "chains", totals["dropped"], seconds
+        "limo", str(context.out), totals["read"], totals["selected"], "chains", run.selected.rejected, seconds
     )
 
 
-def run_in_memory(stages: StageOptions, context: RunContext) -> LimoRun:
-    """The whole pool in one `CurationState` (small pools, library use, and the reference for the sharded run)."""
-    pool, applied, checksums = ingest(stages)
-    state = initial_state(pool)
-    pool_domains = Counter(p.subject or "unknown" for p in pool.problems)
-    run_stages(state, stage_names(STAGES, stages), stages, context.stage_context())
-    all_quality = [n["quality"].score for n in state.chain_notes.values() if "quality" in n]
-    totals = state.reconcile()
-    facts = pool_facts(pool.source, pool.read, pool.provenance, checksums, applied, state.manifest)
-    flagged = {pid: n["suspect_gold"] for pid, n in state.problem_notes.items() if "suspect_gold" in n}
-    hits = [
-        {"problem_id": d.problem_id, **d.detail} for d in state.drops if d.kind == "problem" and d.stage == "decontam"
-    ]
-    return LimoRun(state, totals, facts, pool_plots(state, pool_domains, all_quality), flagged, hits)
-
-
-def run_sharded_limo(stages: StageOptions, context: RunContext) -> LimoRun:
-    """The same stages as sharded jobs on ``context.executor`` (`curation.sharded_run`), no text held."""
-    assert context.executor is not None
-    stream = StreamContext(context.seed, context.benchmark_specs, context.out / "work", context.executor)
-    context.out.mkdir(parents=True, exist_ok=True)
-    state, store = sharded_run.run_sharded(stages, stage_names(STAGES, stages), stream, context.out / "rejects.jsonl")
-    selected = sharded_run.selected_state(state, stages)
+def run_stages(stages: StageOptions, context: RunContext) -> LimoRun:
+    """Ingest into the pool store, run LIMO's stages (`curation.stages.run_pool`) and read the selection back."""
+    runner = context.stage_context()
+    store = open_or_ingest(stages, runner.work_dir, runner.executor.shard_rows)
+    names = pool_stages.stage_names(STAGES, stages)
+    state = pool_stages.run_pool(store, stages, names, runner, context.out / "rejects.jsonl")
+    selected = pool_stages.survivors(state, stages)
     facts = store.facts
     state.manifest.update(rollouts=state.results.rollouts) if state.results.rollouts else None
     facts = pool_facts(
         facts["source"], state.read, facts["provenance"], facts["checksums"], facts["gold_overrides"], state.manifest
     )
-    facts["execution"] = sharded_run.execution_facts(state, context.executor, stream)
+    facts["execution"] = pool_stages.execution_facts(state, runner)
     flagged = {state.problem_ids[p]: detail for p, detail in state.results.suspects.items()}
-    plots = sharded_run.plots(state, selected)
-    return LimoRun(selected, state.totals, facts, plots, flagged, state.results.decontam_hits, rejects_written=True)
+    plots = pool_stages.plots(state, selected)
+    return LimoRun(selected, state.totals, facts, plots, flagged, state.results.decontam_hits)
 
 
 def pool_facts(
@@ -155,7 +135,6 @@ def write_limo(run: LimoRun, stages: StageOptions, context: RunContext) -> None:
     parquet = rows if stages.report.parquet else []
     data: dict[str, Sequence[Any]] = {"curated.jsonl": rows, "messages.jsonl": messages}
     outputs = RunOutputs("limo", data, state, run.totals, {"selected": len(chains)}, manifest, report, parquet)
-    outputs.rejects_written = run.rejects_written
     write_outputs(context.out, outputs)
 
 

@@ -16,12 +16,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from curation.funnel import CurationState, Drop, StageCount, reason_counts
+from curation import stages as pool_stages
+from curation.funnel import Drop, StageCount, Survivors, reason_counts
 from curation.mammoth2.extract import QAPair
 from curation.mammoth2.options import Mammoth2Options
 from curation.mammoth2.pipeline import (
     last_boxed,
-    pairs_state,
+    pairs_items,
     prepare_inputs,
     recalled_documents,
     run_extract_stage,
@@ -33,9 +34,9 @@ from curation.mammoth2.recall import RecallResult, iter_folder, precision_recall
 from curation.methods.base import CurationSummary, Method, RunContext
 from curation.options import StageOptions
 from curation.outputs import RunOutputs, write_outputs
+from curation.pool_store import store_items
 from curation.report import render_report
 from curation.schema import SFTExample
-from curation.stages import run_stages
 from eval.report import package_versions
 
 STAGES = ("dedup", "decontam")
@@ -64,11 +65,8 @@ def run_mammoth2(stages: StageOptions, options: Mammoth2Options, context: RunCon
     """Mine the configured corpus into ``<output_dir>/curate/``."""
     started = time.perf_counter()
     mined, inputs_summary = mine(options, context)
-    state = pairs_state(mined.refined)
-    state.funnel.extend(mining_stages(mined))
-    state.method_rejects.extend(mining_rejects(mined))
-    run_stages(state, STAGES, stages, context.stage_context())
-    totals = mining_totals(mined, state)
+    state, pool_totals = pool_stages_on_pairs(mined, stages, context)
+    totals = mining_totals(mined, pool_totals)
     quality = precision_recall(iter_folder(mined.recall.recalled_dir), iter_folder(mined.recall.excluded_dir))
     manifest = {
         "name": context.name,
@@ -100,8 +98,22 @@ def run_mammoth2(stages: StageOptions, options: Mammoth2Options, context: RunCon
     write_outputs(context.out, RunOutputs("mammoth2", data, state, totals, summary, manifest, report_text, parquet))
     seconds = round(time.perf_counter() - started, 2)
     return CurationSummary(
-        "mammoth2", str(context.out), mined.recall.counts["read"], len(chosen), "pairs", len(state.rejects()), seconds
+        "mammoth2", str(context.out), mined.recall.counts["read"], len(chosen), "pairs", state.rejected, seconds
     )
+
+
+def pool_stages_on_pairs(mined: Mined, stages: StageOptions, context: RunContext) -> tuple[Survivors, dict[str, int]]:
+    """The shared stages (dedup, decontam) on the refined pairs, on the one runner: a pool store of the pairs
+    (one problem, one chain each), the stages, the kept pairs read back; the funnel opens with the mining
+    stages and the mining rejects follow the pool's drops in ``rejects.jsonl``."""
+    runner = context.stage_context()
+    problems, chains = pairs_items(mined.refined)
+    store = store_items(runner.work_dir, "mammoth2", problems, chains, runner.executor.shard_rows)
+    run = pool_stages.run_pool(store, stages, STAGES, runner, context.out / "rejects.jsonl", ingest_row=False)
+    state = pool_stages.survivors(run, stages)
+    state.funnel = [*mining_stages(mined), *state.funnel]
+    state.method_rejects.extend(mining_rejects(mined))
+    return state, run.totals
 
 
 def mine(options: Mammoth2Options, context: RunContext) -> tuple[Mined, dict[str, Any]]:
@@ -189,20 +201,20 @@ def _detail(row: dict[str, Any], leave_out: Sequence[str]) -> dict[str, Any]:
     return detail
 
 
-def mining_totals(mined: Mined, state: CurationState) -> dict[str, Any]:
+def mining_totals(mined: Mined, pool: dict[str, int]) -> dict[str, Any]:
     """Both reconciliations (raises AssertionError if either fails: a bug, never bad input)."""
     r = mined.recall.counts
     excluded = r["excluded"] + r["bad_input"] + len(mined.top_k_rejects) + len(mined.extract_rejects)
     documents = {"read": r["read"], "excluded": excluded, "yielded_pairs": mined.docs_with_pairs}
     if documents["read"] != documents["excluded"] + documents["yielded_pairs"]:
         raise AssertionError(f"mammoth2 document funnel does not reconcile: {documents}")
-    pairs = {"extracted": len(mined.extracted), "refine_rejected": len(mined.refine_rejects), **state.reconcile()}
+    pairs = {"extracted": len(mined.extracted), "refine_rejected": len(mined.refine_rejects), **pool}
     if pairs["extracted"] != pairs["refine_rejected"] + pairs["read"]:
         raise AssertionError(f"mammoth2 pair funnel does not reconcile: {pairs}")
     return {"documents": documents, "pairs": pairs}
 
 
-def selected_pairs(state: CurationState, refined: Sequence[QAPair]) -> list[QAPair]:
+def selected_pairs(state: Survivors, refined: Sequence[QAPair]) -> list[QAPair]:
     alive = {c.problem_id for c in state.chains.values()}
     return [p for p in refined if p.id in alive]
 
@@ -221,7 +233,7 @@ def curated_row(pair: QAPair) -> dict[str, Any]:
 
 def mining_report(
     name: str,
-    state: CurationState,
+    state: Survivors,
     totals: dict[str, Any],
     classifier: dict[str, Any],
     quality: dict[str, Any] | None,

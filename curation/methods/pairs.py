@@ -53,7 +53,7 @@ def run_pairs(stages: StageOptions, options: PairOptions, context: RunContext) -
     write_outputs(context.out, RunOutputs("pairs", data, pool.state, pool_totals(pool), summary, manifest, report))
     seconds = round(time.perf_counter() - started, 2)
     return CurationSummary(
-        "pairs", str(context.out), pool.state.read, len(pairs), "pairs", len(pool.state.rejects()), seconds
+        "pairs", str(context.out), pool.state.read, len(pairs), "pairs", pool.state.rejected, seconds
     )
 
 

@@ -114,7 +114,7 @@ def run_rise(stages: StageOptions, options: RiseOptions, context: RunContext) ->
     write_rise(pool, rows, examples, facts, options, context)
     seconds = round(time.perf_counter() - started, 2)
     return CurationSummary(
-        "rise", str(context.out), pool.state.read, len(examples), "examples", len(pool.state.rejects()), seconds
+        "rise", str(context.out), pool.state.read, len(examples), "examples", pool.state.rejected, seconds
     )
 
 

@@ -1,47 +1,50 @@
-"""The funnel of a sharded curation run: alive masks over the pool store, counts, and rejects streamed to disk.
+"""The one curation runner's state: alive masks over the pool store, counts, rejects streamed, and its shard jobs.
 
-`StreamState` is `curation.funnel.CurationState` for pools that do not fit in memory. It holds no text:
-an alive flag per chain and per problem, the pool's compact columns (`curation.pool_store.PoolColumns`),
-what later stages read of earlier ones (finished shard jobs to stream again, a few arrays), and one
-`StageCount` per stage. `apply` follows `CurationState.apply` rule for rule and row for row — a dropped
-problem takes its alive chains (pool order) with it, then single chains are dropped, then problems left
-without a chain (``no_chain_left``) — and writes each `Drop` straight to ``rejects.jsonl`` (ids read back
-by offset), so the rejects file, the funnel and the reconciliation (read = kept + dropped) are the same
-as the in-memory run's.
+Every method's pool stages run here, on one executor (`curation.executors`: ``local`` in this process by
+default, ``ray``, ``slurm``), whatever the pool's size. `RunState` holds no text: an alive flag per chain and
+per problem, the pool's compact columns (`curation.pool_store.PoolColumns`), what later stages read of earlier
+ones (finished shard jobs to stream again, a few arrays: `StageResults`), and one `StageCount` per stage.
+`apply` is the funnel's one rule — a dropped problem takes its alive chains (pool order) with it, then single
+chains are dropped, then problems left without a chain (``no_chain_left``) — and writes each drop straight to
+the rejects file (ids read back by offset), so ``read = kept + dropped`` reconciles at any pool size.
 
-Per-chain work goes through `run_parts`: one shard job over the parts of a pool table that still hold an
-alive row (the mask is a file the tasks read), on the run's executor (`curation.executors`), so the same
-code runs locally, on Ray or on Slurm, and a rerun after a kill does only the parts without a completion
-marker. Job folders are named from their inputs (mask, options), so a rerun with changed late options
-(``select.n``) reuses every earlier stage's shards.
+Per-item work goes through `run_parts`: one shard job over the parts of a pool table that still hold an alive
+row (the mask is a file the tasks read), so the same code runs locally, on Ray or on Slurm, and a rerun after a
+kill does only the parts without a completion marker. Job folders are named from their inputs (mask, options),
+so a rerun with changed late options (``select.n``) reuses every earlier stage's shards. The stages themselves
+(`curation.stages`) are each one module: per-item checks, shard task, and the global decision over compact keys.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import pickle
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import numpy as np
 
 from curation.executors import ExecutorOptions, ShardJob, read_shards, run_job
 from curation.funnel import NO_CHAIN_LEFT, StageCount, check_chained
-from curation.pool_store import PoolStore
-from curation.sharding import batches
+from curation.pool_store import PoolStore, Table
 from eval.benchmarks import BenchmarkSpec
-from eval.records import json_line
+from eval.records import atomic_writer, json_line
 
+T = TypeVar("T")
 DropItem = tuple[int, str, dict[str, Any]]  # (chain or problem index, reason, detail)
 ID_BATCH = 8192
 
 
 @dataclass(frozen=True)
-class StreamContext:
-    """What sharded stages need: the seed, benchmarks, where jobs write, and the executor that runs them."""
+class StageContext:
+    """What stages need besides their options: the seed, benchmarks, where jobs write, and the executor."""
 
     seed: int
     benchmark_specs: Mapping[str, BenchmarkSpec]
@@ -72,8 +75,8 @@ class StageResults:
     rollouts: dict[str, Any] = field(default_factory=dict)
 
 
-class StreamState:
-    """Alive flags, counts and rejects of a sharded run over one `PoolStore`.
+class RunState:
+    """Alive flags, counts and rejects of a run over one `PoolStore`.
 
     Args:
         store: The ingested pool.
@@ -92,7 +95,8 @@ class StreamState:
             self.chain_problem[self.by_problem], np.arange(len(self.problem_ids) + 1)
         )
         self.read = int(store.facts["read"])
-        self.dropped = 0
+        self.dropped = 0  # chains and rows dropped: the right side of the reconciliation
+        self.rejected_rows = 0  # every row written to the rejects file (problems too)
         self.funnel: list[StageCount] = []
         self.manifest: dict[str, Any] = {}
         self.results = StageResults()
@@ -169,6 +173,7 @@ class StreamState:
         row = {"kind": kind, "id": item, "problem_id": problem_id, "stage": stage, "reason": reason, "detail": detail}
         self._rejects.write(json_line(row) + "\n")  # the row `Drop.to_dict()` gives
         self.dropped += kind in ("chain", "row")
+        self.rejected_rows += 1
 
     def chain_ids(self, indices: Iterable[int]) -> list[str]:
         return [row[0] for row in self._ids.read_many(indices)]
@@ -184,6 +189,7 @@ class StreamState:
                 self._rejects.write(line)
                 rows += 1
         self.dropped += rows
+        self.rejected_rows += rows
         return rows
 
     def reconcile(self) -> dict[str, int]:
@@ -215,8 +221,8 @@ def mask_file(work_dir: Path, mask: np.ndarray) -> str:
 
 
 def run_parts(
-    state: StreamState,
-    context: StreamContext,
+    state: RunState,
+    context: StageContext,
     name: str,
     function: Callable[[int, Any], Iterable[Any]],
     params: Mapping[str, Any],
@@ -235,7 +241,7 @@ def run_parts(
 
 
 def run_items(
-    context: StreamContext, name: str, function: Callable[[int, Any], Iterable[Any]], items: tuple[Any, ...]
+    context: StageContext, name: str, function: Callable[[int, Any], Iterable[Any]], items: tuple[Any, ...]
 ) -> ShardJob:
     """Run one shard job (CPU: no GPUs reserved) on the run's executor and return it, finished."""
     job = ShardJob(name, function, items, str(context.work_dir / "jobs"))
@@ -250,3 +256,59 @@ def rows_of(job: ShardJob) -> Iterator[Any]:
 def options_dict(options: Any) -> dict[str, Any]:
     """A stage's options as JSON values for task items (tasks rebuild them with `eval.options.to_options`)."""
     return asdict(options)
+
+
+# ------------------------------------------------------------------------------------------------ task plumbing
+
+
+@lru_cache(maxsize=4)
+def load_mask(path: str) -> np.ndarray:
+    """A stage's alive mask (one bool per table row), memory-mapped."""
+    return np.load(path, mmap_mode="r")
+
+
+@lru_cache(maxsize=4)
+def load_context(path: str) -> Any:
+    with open(path, "rb") as handle:
+        return pickle.load(handle)  # noqa: S301 - written by this run's driver (write_context)
+
+
+def write_context(folder: Path, key: Any, value: Any) -> str:
+    """Pickle ``value`` once to ``<folder>/context-<digest of key>.pkl``; returns the path."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    path = folder / f"context-{digest}.pkl"
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        tmp.replace(path)
+    return str(path)
+
+
+def alive_rows(item: dict[str, Any]) -> Iterator[tuple[int, Any]]:
+    """``(index, row)`` for the rows of ``item['part']`` of ``item['table']`` that ``item['mask']`` marks alive."""
+    table = Table.open(Path(item["store"]), item["table"])
+    mask = load_mask(item["mask"])
+    with open(table.part_path(item["part"]), "rb") as handle:
+        for index, line in enumerate(handle, start=table.bounds[item["part"]]):
+            if mask[index]:
+                yield index, json.loads(line)
+
+
+def write_rows_file(path: Path, rows: Iterator[Any]) -> None:
+    """JSON lines of a driver-side input file for a job (written atomically)."""
+    with atomic_writer(path) as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of ``size`` (the last one shorter), consumed lazily: a stream never held whole."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -19,17 +19,17 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from curation.funnel import CurationState
-from curation.options import DiversityOptions, SelectOptions
-from curation.schema import Chain
-from curation.select import best_chains, ranked_problems
+from curation.options import (
+    DiversityOptions,
+    StageOptions,
+)
+from curation.runner import RunState, StageContext
+from curation.stages.select import best_chains, ranked
 
 UNKNOWN_DOMAIN = "unknown"
+
+
 T = TypeVar("T")
-
-
-def domain_of(state: CurationState, problem_id: str) -> str:
-    return state.problems[problem_id].subject or UNKNOWN_DOMAIN
 
 
 def quota_drops(ranked: Sequence[T], domain: Callable[[T], str], limit: int) -> dict[T, tuple[str, dict[str, Any]]]:
@@ -61,40 +61,11 @@ def s1_sample(by_domain: dict[str, list[tuple[str, int]]], n: int, seed: int) ->
     return drawn
 
 
-def run_diversity(state: CurationState, options: DiversityOptions, select: SelectOptions, seed: int) -> None:
-    """Drop problems over their domain quota, or keep only an s1-style sample of ``select.n``."""
-    count = state.begin("diversity", options.enabled)
-    if not options.enabled:
-        state.apply(count)
-        return
-    best = best_chains(state, select)
-    count.notes = {
-        "method": options.method,
-        "domains_in": dict(sorted(Counter(domain_of(state, p) for p in best).items())),
-    }
-    if options.method == "quota":
-        limit = quota_limit(options, select.n)
-        ranked = ranked_problems(best, list(state.problems))
-        drops = quota_drops(ranked, lambda pid: domain_of(state, pid), limit) if limit is not None else {}
-    elif options.method == "s1":
-        drops = _s1_drops(state, best, select.n, seed)
-    else:
-        raise ValueError(f"diversity.method must be 'quota' or 's1', got {options.method!r}")
-    state.apply(count, problems=drops)
-
-
 def quota_limit(options: DiversityOptions, n: int) -> int | None:
     limits = [options.max_per_domain] if options.max_per_domain is not None else []
     if options.max_fraction is not None:
         limits.append(max(1, int(options.max_fraction * n)))
     return min(limits) if limits else None
-
-
-def _s1_drops(
-    state: CurationState, best: dict[str, tuple[Chain, float]], n: int, seed: int
-) -> dict[str, tuple[str, dict[str, Any]]]:
-    lengths = [(pid, domain_of(state, pid), len(chain.text)) for pid, (chain, _) in best.items()]
-    return s1_drops(lengths, n, seed)
 
 
 def s1_drops(best: Sequence[tuple[str, str, int]], n: int, seed: int) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -104,3 +75,35 @@ def s1_drops(best: Sequence[tuple[str, str, int]], n: int, seed: int) -> dict[st
         by_domain[domain].append((pid, length))
     kept = set(s1_sample(by_domain, n, seed))
     return {pid: ("not_sampled", {"domain": domain}) for pid, domain, _ in best if pid not in kept}
+
+
+# ------------------------------------------------------------------------------------------------ shard tasks
+
+
+# ------------------------------------------------------------------------------------------------ the stage
+
+
+def domain(state: RunState, problem: int) -> str:
+    return state.store.columns.subjects[state.store.columns.problem_subject[problem]] or UNKNOWN_DOMAIN
+
+
+def diversity(state: RunState, options: StageOptions, context: StageContext) -> None:
+    settings = options.diversity
+    count = state.opened("diversity", settings.enabled)
+    if count is None:
+        return
+    problems, chains, scores, _ = best_chains(state, options)
+    domains = [domain(state, p) for p in problems.tolist()]
+    count.notes = {"method": settings.method, "domains_in": dict(sorted(Counter(domains).items()))}
+    if settings.method == "quota":
+        limit = quota_limit(settings, options.select.n)
+        order = problems[ranked(problems, scores)].tolist()
+        drops = quota_drops(order, lambda p: domain(state, p), limit) if limit is not None else {}
+    elif settings.method == "s1":
+        lengths = state.store.columns.chain_chars[chains].tolist()
+        best = [(state.problem_ids[p], d, n) for p, d, n in zip(problems.tolist(), domains, lengths, strict=True)]
+        index = {state.problem_ids[p]: p for p in problems.tolist()}
+        drops = {index[pid]: v for pid, v in s1_drops(best, options.select.n, context.seed).items()}
+    else:
+        raise ValueError(f"diversity.method must be 'quota' or 's1', got {settings.method!r}")
+    state.apply(count, problems=[(p, reason, detail) for p, (reason, detail) in drops.items()])

@@ -10,13 +10,17 @@ keep it for ``review`` (listed in report.md with the agreed answer).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from curation.funnel import Attempt, CurationState
-from curation.options import SuspectGoldOptions
+import numpy as np
+
+from curation.options import (
+    StageOptions,
+    SuspectGoldOptions,
+)
+from curation.runner import RunState, StageContext, rows_of
 from eval.grader import verify
 
 
@@ -40,22 +44,6 @@ def cluster_answers(answers: Sequence[str]) -> list[list[str]]:
     return sorted(clusters, key=len, reverse=True)
 
 
-def suspect_golds(attempts: Sequence[Attempt], options: SuspectGoldOptions) -> dict[str, dict[str, Any]]:
-    """Map each suspect problem id to ``{agreed_answer, agreeing, correct, attempts}``."""
-    strong = set(options.models)
-    by_problem: dict[str, list[Attempt]] = defaultdict(list)
-    for attempt in attempts:
-        if attempt.generator in strong:
-            by_problem[attempt.problem_id].append(attempt)
-    found = {}
-    for problem_id, group in by_problem.items():
-        wrong = [a.answer for a in group if not a.correct and a.answer]
-        detail = judge_problem(wrong, sum(a.correct for a in group), len(group), options)
-        if detail is not None:
-            found[problem_id] = detail
-    return found
-
-
 def judge_problem(
     wrong: Sequence[str], correct: int, attempts: int, options: SuspectGoldOptions
 ) -> dict[str, Any] | None:
@@ -72,16 +60,44 @@ def judge_problem(
     return None
 
 
-def run_suspect_gold(state: CurationState, options: SuspectGoldOptions) -> None:
-    """Flag suspect golds; drop them when ``options.action == "drop"``."""
-    count = state.begin("suspect_gold", options.enabled)
-    if not options.enabled:
-        state.apply(count)
+# ------------------------------------------------------------------------------------------------ shard tasks
+
+
+# ------------------------------------------------------------------------------------------------ the stage
+
+
+def suspect_gold(state: RunState, options: StageOptions, context: StageContext) -> None:
+    settings = options.suspect_gold
+    count = state.opened("suspect_gold", settings.enabled)
+    if count is None:
         return
-    alive = [a for a in state.attempts if a.problem_id in state.problems]
-    found = suspect_golds(alive, options)
-    for problem_id, detail in found.items():
-        state.problem_notes[problem_id]["suspect_gold"] = {**detail, "gold": state.problems[problem_id].answer}
-    count.notes = {"flagged": len(found), "action": options.action}
-    drops = {pid: ("suspect_gold", d) for pid, d in found.items()} if options.action == "drop" else {}
+    found = _suspects(state, settings)
+    golds = state.store.problems.read_many(found)
+    for (problem, detail), row in zip(found.items(), golds, strict=True):
+        state.results.suspects[problem] = {**detail, "gold": row["answer"]}
+    count.notes = {"flagged": len(found), "action": settings.action}
+    drops = [(p, "suspect_gold", d) for p, d in found.items()] if settings.action == "drop" else []
     state.apply(count, problems=drops)
+
+
+def _suspects(state: RunState, settings: Any) -> dict[int, dict[str, Any]]:
+    """`curation.stages.suspect_gold.suspect_golds` over the answer check's rows: strong attempts of alive problems."""
+    results = state.results
+    if results.answer_job is None or results.attempt is None:
+        return {}
+    generators = state.store.columns.generators
+    strong = np.isin(
+        state.store.columns.chain_generator, [i for i, g in enumerate(generators) if g in settings.models]
+    )
+    groups: dict[int, list[Any]] = {}  # problem -> [correct, attempts, wrong answers], in first-attempt order
+    for chain, _, correct, extracted, *_ in rows_of(results.answer_job):
+        problem = int(state.chain_problem[chain])
+        if not (results.attempt[chain] and strong[chain] and state.problem_alive[problem]):
+            continue
+        group = groups.setdefault(problem, [0, 0, []])
+        group[0] += correct
+        group[1] += 1
+        if not correct and extracted:
+            group[2].append(extracted)
+    judged = ((p, judge_problem(g[2], g[0], g[1], settings)) for p, g in groups.items())
+    return {p: detail for p, detail in judged if detail is not None}

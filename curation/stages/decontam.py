@@ -1,4 +1,4 @@
-"""Decontaminate: drop pool problems that reproduce a benchmark item, and say why for each one.
+r"""Decontaminate: drop pool problems that reproduce a benchmark item, and say why for each one.
 
 Two steps, so that shared phrasing never drops a clean problem on its own:
 
@@ -9,7 +9,7 @@ Two steps, so that shared phrasing never drops a clean problem on its own:
    share ("m and n are relatively prime positive integers find m n") counts for little, while an n-gram
    only the item and its copy share counts 1. The n-grams are 5 words, not the 8 of s1 / open-r1: they
    only nominate, so they must survive a reworded copy (two swapped verbs leave a 20-word problem no
-   intact 8-gram). Items shorter than ``short_words`` words (``Simplify $\\sqrt{242}$.``) are also
+   intact 8-gram). Items shorter than ``short_words`` words (``Simplify $\sqrt{242}$.``) are also
    matched on character ``char_ngram``-grams: of the normalised text (IDF-weighted containment of the
    shorter text, at least ``short_containment``), and of the item's formula — its content tokens with
    operators kept — inside the pool text, so "Evaluate $(1+2i)6-3i$." is found in "Work out (1+2i)6-3i."
@@ -35,24 +35,46 @@ document frequencies are summed in between, in the parent.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
-from curation.dedup import normalize_text
-from curation.funnel import CurationState
-from curation.options import DecontamOptions
-from curation.sharding import map_chunks
+import numpy as np
+
+from curation.options import (
+    DecontamOptions,
+    StageOptions,
+)
+from curation.runner import (
+    RunState,
+    StageContext,
+    alive_rows,
+    load_context,
+    rows_of,
+    run_items,
+    run_parts,
+    write_context,
+    write_rows_file,
+)
 from curation.similarity import aligned_similarity, content_agreement, content_tokens, text_tokens
+from curation.stages.dedup import (
+    normalize_text,
+)
 from eval.benchmarks import BenchmarkSpec, HubOfflineError, load_benchmark
 from eval.records import DataError
 
 log = logging.getLogger(__name__)
+
+
 MAX_REPORTED_NGRAMS = 5
+
+
 MAX_LISTED = 20  # near misses and boilerplate n-grams listed in the stage notes
 
 
@@ -370,55 +392,7 @@ class DecontamResult:
         }
 
 
-_INDEX: ContaminationIndex | None = None  # installed in every worker by `_set_index` / `_set_confirm`
 _WEIGHTS: WordWeights | None = None
-
-
-def _set_index(index: ContaminationIndex) -> None:
-    global _INDEX
-    _INDEX = index
-
-
-def _set_confirm(index: ContaminationIndex, weights: WordWeights) -> None:
-    global _INDEX, _WEIGHTS
-    _INDEX, _WEIGHTS = index, weights
-
-
-def _scan_one(text: str) -> Scan:
-    assert _INDEX is not None
-    return _INDEX.scan(text)
-
-
-def _confirm_one(job: tuple[str, list[Candidate]]) -> Verdict:
-    assert _INDEX is not None and _WEIGHTS is not None
-    return _INDEX.confirm(job[0], job[1], _WEIGHTS)
-
-
-def find_contamination(texts: Mapping[str, str], index: ContaminationIndex, workers: int = 1) -> DecontamResult:
-    """Scan every problem, weigh shared n-grams by how many documents hold them, confirm the candidates.
-
-    The same steps run as sharded jobs in `curation.stream_stages` (scan and confirm are per-problem
-    functions; the counts between them are sums), which is why each is a function of its own here.
-    """
-    ids = list(texts)
-    scans = map_chunks(
-        _scan_one, [texts[i] for i in ids], workers=workers, chunk_size=512, setup=_set_index, setup_args=(index,)
-    )
-    documents = document_frequencies(index, Counter(g for scan in scans for g in scan.grams))
-    weights = gram_weights(index, documents)
-    jobs = {pid: found for pid, scan in zip(ids, scans, strict=True) if (found := candidates_of(index, scan, weights))}
-    pool = list(texts.values())
-    sample = idf_sample(len(pool), index.options)
-    words = word_weights(index, pool if sample is None else [pool[i] for i in sample])
-    verdicts = map_chunks(
-        _confirm_one,
-        [(texts[pid], found) for pid, found in jobs.items()],
-        workers=workers,
-        chunk_size=256,
-        setup=_set_confirm,
-        setup_args=(index, words),
-    )
-    return contamination_result(list(jobs), verdicts, boilerplate(index, documents))
 
 
 def candidates_of(index: ContaminationIndex, scan: Scan, gram_weight: Mapping[int, float]) -> list[Candidate]:
@@ -464,26 +438,111 @@ def word_weights(index: ContaminationIndex, pool_texts: Iterable[str]) -> WordWe
     return WordWeights([*index.item_words, *(normalize_text(t).split() for t in pool_texts)])
 
 
-def run_decontam(
-    state: CurationState, options: DecontamOptions, specs: Mapping[str, BenchmarkSpec], workers: int = 1
-) -> None:
-    """Drop problems that reproduce a benchmark item (reason ``contaminated:<benchmark>``, detail: the evidence)."""
-    count = state.begin("decontam", options.enabled)
-    if not options.enabled or not options.benchmarks:
+# ------------------------------------------------------------------------------------------------ shard tasks
+
+
+def decontam_scans(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
+    """``[problem, word n-gram ids, character matches, formula matches]`` per alive problem."""
+    contamination_index = load_context(item["context"])
+    for position, row in alive_rows(item):
+        scan = contamination_index.scan(row["problem"])
+        yield [position, list(scan.grams), [list(c) for c in scan.chars], [list(f) for f in scan.formulas]]
+
+
+def decontam_confirm(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
+    """``[problem, confirmed match or None, closest unconfirmed candidate or None]`` per candidate problem."""
+    contamination_index, weights = load_context(item["context"])
+    with open(item["jobs"], encoding="utf-8") as handle:
+        for number, line in enumerate(handle):
+            if not item["start"] <= number < item["stop"]:
+                continue
+            position, text, candidates = json.loads(line)
+            found = [Candidate(c[0], c[1], c[2], tuple(c[3])) for c in candidates]
+            verdict = contamination_index.confirm(text, found, weights)
+            yield [position, *(asdict(hit) if hit else None for hit in (verdict.match, verdict.near_miss))]
+
+
+# ------------------------------------------------------------------------------------------------ the stage
+
+
+CANDIDATES_PER_TASK = 2_000
+
+
+def benchmark_error(err: DataError) -> DataError:
+    """A benchmark that cannot be loaded, with what to do about it and the key to look at."""
+    hint = "pass data_dir=<folder with the benchmark files> or set curate.stages.decontam.missing=warn"
+    return DataError(f"{err} ({hint}), curate.stages.decontam")
+
+
+def decontam(state: RunState, options: StageOptions, context: StageContext) -> None:
+    settings = options.decontam
+    count = state.begin("decontam", settings.enabled)
+    if not settings.enabled or not settings.benchmarks:  # on, but nothing to check against: passes everything
         state.apply(count)
         return
-    items, loaded = load_benchmark_items(options.benchmarks, specs, options)
+    try:
+        items, loaded = load_benchmark_items(settings.benchmarks, context.benchmark_specs, settings)
+    except DataError as err:
+        raise benchmark_error(err) from err
     state.manifest["benchmarks"] = loaded
-    index = build_index(items, options)
-    result = find_contamination({pid: p.problem for pid, p in state.problems.items()}, index, workers)
-    problems = {}
-    for pid, hit in result.matches.items():
-        state.problem_notes[pid]["decontam"] = hit.to_dict()
-        problems[pid] = (f"contaminated:{hit.benchmark}", hit.to_dict())
+    index = build_index(items, settings)
+    key = {"benchmarks": loaded, "options": asdict(settings)}
+    index_path = write_context(context.work_dir / "contexts", {"index": key}, index)
+    scan_job = run_parts(state, context, "decontam-scan", decontam_scans, {"context": index_path}, table="problems")
+    pool: Counter[int] = Counter()
+    for row in rows_of(scan_job):
+        pool.update(row[1])
+    documents = document_frequencies(index, pool)
+    weights = gram_weights(index, documents)
+    jobs = [(p, found) for p, *scan in rows_of(scan_job) if (found := candidates_of(index, _scan(scan), weights))]
+    alive = np.flatnonzero(state.problem_alive)
+    sample = idf_sample(len(alive), settings)
+    chosen = alive if sample is None else alive[sample]
+    words = word_weights(index, (row["problem"] for row in state.store.problems.read_many(chosen)))
+    verdicts = _confirm(state, context, jobs, (index, words), {"confirm": key, "scan": scan_job.digest})
+    ids = [state.problem_ids[p] for p, _ in jobs]
+    result = contamination_result(ids, verdicts, boilerplate(index, documents))
+    drops = [(p, v.match) for (p, _), v in zip(jobs, verdicts, strict=True) if v.match]
+    state.results.decontam_hits = [{"problem_id": state.problem_ids[p], **hit.to_dict()} for p, hit in drops]
     count.notes = {
         "benchmarks": {n: v.get("items", 0) for n, v in loaded.items()},
         "index_items": len(items),
         **result.notes(),
         **result.listing(),
     }
-    state.apply(count, problems=problems)
+    state.apply(count, problems=[(p, f"contaminated:{hit.benchmark}", hit.to_dict()) for p, hit in drops])
+
+
+def _scan(row: list[Any]) -> Scan:
+    grams, chars, formulas = row
+    return Scan(tuple(grams), tuple((c[0], c[1]) for c in chars), tuple((f[0], f[1]) for f in formulas))
+
+
+def _confirm(
+    state: RunState, context: StageContext, jobs: list[tuple[int, list[Candidate]]], confirm: Any, key: Any
+) -> list[Verdict]:
+    """Confirm every candidate problem on its whole text, as a sharded job over slices of the candidates."""
+    if not jobs:
+        return []
+    folder = context.work_dir / "contexts"
+    context_path = write_context(folder, key, confirm)
+    jobs_file = Path(context_path).with_suffix(".candidates.jsonl")
+    if not jobs_file.is_file():
+        texts = state.store.problems.read_many(p for p, _ in jobs)
+        write_rows_file(
+            jobs_file, (_candidate_row(p, row["problem"], found) for (p, found), row in zip(jobs, texts, strict=True))
+        )
+    items = tuple(
+        {"jobs": str(jobs_file), "context": context_path, "start": a, "stop": min(a + CANDIDATES_PER_TASK, len(jobs))}
+        for a in range(0, len(jobs), CANDIDATES_PER_TASK)
+    )
+    rows = rows_of(run_items(context, "decontam-confirm", decontam_confirm, items))
+    return [Verdict(*(_contamination(hit) for hit in row[1:])) for row in rows]
+
+
+def _candidate_row(problem: int, text: str, found: list[Candidate]) -> list[Any]:
+    return [problem, text, [[c.item, c.method, c.evidence, list(c.ngrams)] for c in found]]
+
+
+def _contamination(hit: dict[str, Any] | None) -> Contamination | None:
+    return None if hit is None else Contamination(**{**hit, "ngrams": tuple(hit["ngrams"])})

@@ -22,26 +22,23 @@ easier problems (``below_min_difficulty``). The run's manifest records the signa
 from __future__ import annotations
 
 import re
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from curation.funnel import Attempt, CurationState
-from curation.options import DifficultyOptions
+import numpy as np
+
+from curation.options import (
+    DifficultyOptions,
+    StageOptions,
+)
+from curation.rollouts import run_rollout_stages
+from curation.runner import RunState, StageContext
 from eval.problem import Problem
 
 SOURCES = ("pool", "rollouts", "metadata")
+
+
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
-
-
-def solve_counts(attempts: Iterable[Attempt]) -> dict[str, dict[str, list[int]]]:
-    """``{problem_id: {generator: [correct, tries]}}``."""
-    counts: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
-    for attempt in attempts:
-        cell = counts[attempt.problem_id][attempt.generator]
-        cell[0] += int(attempt.correct)
-        cell[1] += 1
-    return counts
 
 
 def pooled_rate(counts: dict[str, list[int]], models: Sequence[str]) -> float | None:
@@ -79,29 +76,6 @@ def difficulty_note(per_model: dict[str, list[int]], options: DifficultyOptions)
         "source": options.source,
         "score": None if rate is None else round(1.0 - rate, 6),
     }
-
-
-def run_difficulty(state: CurationState, options: DifficultyOptions, attempts: Sequence[Attempt]) -> None:
-    """Record every alive problem's difficulty and apply the filters of its source."""
-    count = state.begin("difficulty", options.enabled)
-    state.manifest["difficulty"] = difficulty_signal(options)
-    if not options.enabled:
-        state.apply(count)
-        return
-    if options.source == "metadata":
-        run_metadata_difficulty(state, options, count)
-        return
-    counts = solve_counts(a for a in attempts if a.problem_id in state.problems)
-    drops = {}
-    for problem_id in state.problems:
-        per_model = counts.get(problem_id, {})
-        note = difficulty_note(per_model, options)
-        state.problem_notes[problem_id]["difficulty"] = note
-        reason = difficulty_decision(per_model, options)
-        if reason:
-            drops[problem_id] = (reason, {k: note[k] for k in ("strong_pass_rate", "weak_pass_rate")})
-    count.notes = {"source": options.source, "problems_with_attempts": sum(1 for p in state.problems if p in counts)}
-    state.apply(count, problems=drops)
 
 
 def difficulty_signal(options: DifficultyOptions) -> dict[str, Any]:
@@ -165,15 +139,96 @@ def check_missing(options: DifficultyOptions) -> None:
         raise ValueError(f"curate.stages.difficulty.missing must be keep or drop, got {options.missing!r}")
 
 
-def run_metadata_difficulty(state: CurationState, options: DifficultyOptions, count: Any) -> None:
-    """Score each problem from its metadata column; drop unknown (``missing: drop``) or too easy problems."""
-    check_missing(options)
-    drops: dict[str, tuple[str, dict[str, Any]]] = {}
-    for problem_id, problem in state.problems.items():
-        note, drop = metadata_note(problem_metadata(problem), options)
-        state.problem_notes[problem_id]["difficulty"] = note
-        if drop is not None:
-            drops[problem_id] = drop
-    scored = sum(1 for pid in state.problems if state.problem_notes[pid]["difficulty"]["score"] is not None)
-    count.notes = {"source": "metadata", "problems_with_difficulty": scored}
+# ------------------------------------------------------------------------------------------------ shard tasks
+
+
+# ------------------------------------------------------------------------------------------------ the stage
+
+
+def difficulty(state: RunState, options: StageOptions, context: StageContext) -> None:
+    """`curation.stages.difficulty.run_difficulty`: pass rates (pool or rollouts) or a metadata column per problem."""
+    settings = options.difficulty
+    state.manifest["difficulty"] = difficulty_signal(settings)
+    count = state.opened("difficulty", settings.enabled)
+    if count is None:
+        return
+    results = state.results
+    results.difficulty_source = settings.source
+    results.noted = state.problem_alive.copy()
+    results.difficulty_score = np.full(len(state.problem_alive), np.nan)
+    if settings.source == "metadata":
+        metadata_difficulty(state, settings, count)
+        return
+    counts = pool_counts(state) if settings.source == "pool" else rollout_counts(state, options, context)
+    results.counts = counts
+    results.strong_rate = np.full(len(state.problem_alive), np.nan)
+    drops, with_attempts = [], 0
+    for problem in np.flatnonzero(state.problem_alive).tolist():
+        per_model = problem_counts(counts, problem)
+        with_attempts += bool(per_model)
+        note = difficulty_note(per_model, settings)
+        if note["strong_pass_rate"] is not None:
+            results.strong_rate[problem] = note["strong_pass_rate"]
+            results.difficulty_score[problem] = note["score"]
+        reason = difficulty_decision(per_model, settings)
+        if reason:
+            drops.append((problem, reason, {k: note[k] for k in ("strong_pass_rate", "weak_pass_rate")}))
+    count.notes = {"source": settings.source, "problems_with_attempts": with_attempts}
     state.apply(count, problems=drops)
+
+
+def metadata_difficulty(state: RunState, settings: Any, count: Any) -> None:
+    """`curation.stages.difficulty.run_metadata_difficulty` over the problems table (one note per alive problem)."""
+    check_missing(settings)
+    results = state.results
+    scores = results.difficulty_score = np.full(len(state.problem_alive), np.nan)
+    alive = np.flatnonzero(state.problem_alive).tolist()
+    drops = []
+    for problem, row in zip(alive, state.store.problems.read_many(alive), strict=True):
+        note, drop = metadata_note(problem_metadata(Problem.from_dict(row)), settings)
+        results.metadata_notes[problem] = note
+        if note["score"] is not None:
+            scores[problem] = note["score"]
+        if drop is not None:
+            drops.append((problem, *drop))
+    count.notes = {"source": "metadata", "problems_with_difficulty": int((~np.isnan(scores)).sum())}
+    state.apply(count, problems=drops)
+
+
+def problem_counts(counts: dict[str, tuple[np.ndarray, np.ndarray]], problem: int) -> dict[str, list[int]]:
+    """``{generator: [correct, tries]}`` of one problem (generators with at least one try)."""
+    return {g: [int(c[problem]), int(t[problem])] for g, (c, t) in counts.items() if t[problem]}
+
+
+def pool_counts(state: RunState) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Correct answers and tries per (generator, problem) from the answer check's attempts."""
+    results = state.results
+    if results.attempt is None or results.correct is None:
+        return {}
+    columns = state.store.columns
+    counts = {}
+    problems = len(state.problem_alive)
+    for code, name in enumerate(columns.generators):
+        chains = results.attempt & (columns.chain_generator == code)
+        if chains.any():
+            tries = np.bincount(state.chain_problem[chains], minlength=problems)
+            correct = np.bincount(state.chain_problem[chains & results.correct], minlength=problems)
+            counts[name] = (correct, tries)
+    return counts
+
+
+def rollout_counts(
+    state: RunState, options: StageOptions, context: StageContext
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Fresh rollouts of the alive problems (`curation.rollouts.run_rollout_stages`) as counts per generator."""
+    alive = np.flatnonzero(state.problem_alive)
+    problems = (row for row in state.store.problems.read_many(alive))
+    outcome = run_rollout_stages(problems, options, context.work_dir / "rollouts", context.seed, context.executor)
+    state.results.rollouts = outcome.manifest()
+    counts = {}
+    for name, (correct, tries) in outcome.counts().items():
+        full_correct = np.zeros(len(state.problem_alive), dtype=np.int64)
+        full_tries = np.zeros(len(state.problem_alive), dtype=np.int64)
+        full_correct[alive], full_tries[alive] = correct, tries
+        counts[name] = (full_correct, full_tries)
+    return counts

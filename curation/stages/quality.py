@@ -12,31 +12,31 @@ with LIMO's weights: elaborated reasoning 0.30, self-verification 0.20, explorat
 adaptive granularity 0.25. Keywords match as whole words or phrases, case-insensitively.
 
 Structural checks drop a chain with a reason: ``truncated`` (stopped at its length limit),
-``no_final_answer`` (no final-answer turn, ``\\boxed{}`` or answer marker), ``repetition_loop`` (more
+``no_final_answer`` (no final-answer turn, ``\boxed{}`` or answer marker), ``repetition_loop`` (more
 than ``max_repetition`` of its ``repetition_window``-word windows repeat an earlier window), and
-``quality_below_min``. Scoring is a pure per-chain function, sharded with `map_chunks`.
+``quality_below_min``. Scoring is a pure per-chain function; the stage runs it as shard tasks.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from curation.funnel import CurationState
-from curation.options import QualityOptions
+from curation.options import QualityOptions, StageOptions
+from curation.runner import DropItem, RunState, StageContext, alive_rows, options_dict, rows_of, run_parts
 from curation.schema import Chain
-from curation.sharding import map_chunks
 from eval.extract import extract_answer
+from eval.options import to_options
 
 _WORD = re.compile(r"\w+(?:[-']\w+)*")
-_OPTIONS: QualityOptions | None = None
-_PATTERNS: dict[str, KeywordSet] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,20 +127,37 @@ def score_text(text: str, options: QualityOptions, patterns: Mapping[str, Keywor
     }
 
 
-def assess_chain(chain: Chain) -> tuple[QualityNote, str | None]:
-    """Compact score and structural verdict (drop reason or None) of one chain, with the options set by
-    `assess_chains`; `quality_details` recomputes every feature for the few chains that are selected."""
-    return _assess_item((chain.text, chain.truncated, chain.final_answer))
+@dataclass(frozen=True)
+class Scorer:
+    """Quality options with their compiled keyword sets: built once per process (`scorer`), never a global."""
+
+    options: QualityOptions
+    patterns: Mapping[str, KeywordSet]
+
+    def assess(self, text: str, truncated: bool, final_answer: str | None) -> tuple[QualityNote, str | None]:
+        """Compact score and structural verdict (drop reason or None) of one chain; `quality_details`
+        recomputes every feature for the few chains that are selected."""
+        result = score_text(text, self.options, self.patterns)
+        result["final_answer"] = answer_present(text, final_answer)
+        note = QualityNote(result["score"], result["words"], result["repetition"])
+        return note, structural_problem(truncated, result, self.options)
 
 
-def _assess_item(item: tuple[str, bool, str | None]) -> tuple[QualityNote, str | None]:
-    # Workers get (text, truncated, final_answer) tuples and return a small tuple, never chain objects.
-    assert _OPTIONS is not None
-    text, truncated, final_answer = item
-    result = score_text(text, _OPTIONS, _PATTERNS)
-    result["final_answer"] = answer_present(text, final_answer)
-    note = QualityNote(result["score"], result["words"], result["repetition"])
-    return note, structural_problem(truncated, result, _OPTIONS)
+def scorer(options: QualityOptions) -> Scorer:
+    """The `Scorer` of ``options``, cached by their JSON form (options hold dicts, so they are not hashable):
+    a shard task builds the keyword sets once per process."""
+    return _scorer(json.dumps(asdict(options)))  # key order kept: the features follow the keywords order
+
+
+@lru_cache(maxsize=4)
+def _scorer(options_json: str) -> Scorer:
+    options = to_options(QualityOptions, json.loads(options_json))
+    return Scorer(options, {family: keyword_pattern(words) for family, words in options.keywords.items()})
+
+
+def assess_chain(chain: Chain, options: QualityOptions) -> tuple[QualityNote, str | None]:
+    """`Scorer.assess` of one chain."""
+    return scorer(options).assess(chain.text, chain.truncated, chain.final_answer)
 
 
 def structural_problem(truncated: bool, result: dict[str, Any], options: QualityOptions) -> str | None:
@@ -155,37 +172,40 @@ def structural_problem(truncated: bool, result: dict[str, Any], options: Quality
     return None
 
 
-def assess_chains(chains: list[Chain], options: QualityOptions) -> list[tuple[QualityNote, str | None]]:
-    """`assess_chain` over ``chains`` (over ``options.workers`` processes), in order."""
-    items = [(c.text, c.truncated, c.final_answer) for c in chains]
-    chunk = min(1024, max(1, len(items) // (4 * options.workers)))
-    return map_chunks(
-        _assess_item, items, workers=options.workers, chunk_size=chunk, setup=_setup, setup_args=(options,)
-    )
-
-
-def _setup(options: QualityOptions) -> None:
-    global _OPTIONS, _PATTERNS
-    _OPTIONS = options
-    _PATTERNS = {family: keyword_pattern(words) for family, words in options.keywords.items()}
-
-
 def quality_details(chain: Chain, options: QualityOptions) -> dict[str, Any]:
     """Every feature of one chain's score, for its curated row (recomputed: cheap for a few hundred rows)."""
-    patterns = {family: keyword_pattern(words) for family, words in options.keywords.items()}
-    return score_text(chain.text, options, patterns)
+    return score_text(chain.text, options, scorer(options).patterns)
 
 
-def run_quality(state: CurationState, options: QualityOptions) -> None:
-    """Score every alive chain; drop those failing a structural check."""
-    count = state.begin("quality", options.enabled)
-    if not options.enabled:
-        state.apply(count)
+# ------------------------------------------------------------------------------------------------ shard tasks
+
+
+def quality_chains(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
+    """``[chain, score, words, repetition, drop reason or None]`` per alive chain."""
+    assess = scorer(to_options(QualityOptions, item["options"])).assess
+    for position, row in alive_rows(item):
+        note, problem = assess(row["text"], row["truncated"], row["final_answer"])
+        yield [position, note.score, note.words, note.repetition, problem]
+
+
+# ------------------------------------------------------------------------------------------------ the stage
+
+
+def quality(state: RunState, options: StageOptions, context: StageContext) -> None:
+    settings = options.quality
+    count = state.opened("quality", settings.enabled)
+    if count is None:
         return
-    chains = list(state.chains.values())
-    drops = {}
-    for chain, (note, problem) in zip(chains, assess_chains(chains, options), strict=True):
-        state.chain_notes[chain.id]["quality"] = note
-        if problem:
-            drops[chain.id] = (problem, {"score": note.score, "repetition": note.repetition})
-    state.apply(count, chains=drops)
+    job = run_parts(state, context, "quality", quality_chains, {"options": options_dict(settings)})
+    if state.results.quality is None:
+        state.results.quality = np.full(len(state.chain_alive), np.nan)
+    scores = state.results.quality
+
+    def drops() -> Iterator[DropItem]:
+        for chain, score, _, repetition, problem in rows_of(job):
+            scores[chain] = score
+            if problem:
+                yield chain, problem, {"score": score, "repetition": repetition}
+
+    state.apply(count, chains=drops())
+    state.results.quality_job = job
