@@ -55,9 +55,9 @@ from curation.adaptive import (  # noqa: E402
     samples_before_decidable,
     weak_filter,
 )
-from curation.answer_check import graded_text  # noqa: E402
 from curation.champ import STRONG_MODELS, UNAIDED_SETTINGS, WEAK_MODELS, load_champ_pool  # noqa: E402
 from curation.pool import load_gold_overrides  # noqa: E402
+from curation.stages.answer_check import graded_text  # noqa: E402
 from eval.backends.base import row_seed  # noqa: E402
 from eval.champ import champ_heldout_ids  # noqa: E402
 

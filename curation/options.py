@@ -107,7 +107,6 @@ class AnswerCheckOptions:
     """Grade every chain against the gold (`eval.grader.grade_many`)."""
 
     enabled: bool = True
-    workers: int = 2
     timeout_s: float = 2.0
     keep_incorrect: bool = False
 
@@ -281,7 +280,6 @@ class QualityOptions:
     repetition_window: int = 12
     max_repetition: float = 0.3
     min_score: float = 0.0
-    workers: int = 1
 
 
 @dataclass(frozen=True)

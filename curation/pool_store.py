@@ -363,8 +363,8 @@ def store_items(
     The folder is named from the items' content, so the same items reuse a finished store.
     """
     digest = hashlib.sha256()
-    for item in (*problems, *chains):
-        digest.update(json_line(item.to_dict()).encode("utf-8") + b"\n")
+    for row in [*(p.to_dict() for p in problems), *(c.to_dict() for c in chains)]:
+        digest.update(json_line(row).encode("utf-8") + b"\n")
     digest.update(str(rows_per_part).encode())
 
     def fill(partial: Path) -> None:

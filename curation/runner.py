@@ -21,9 +21,11 @@ import hashlib
 import json
 import os
 import pickle
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -33,8 +35,10 @@ import numpy as np
 
 from curation.executors import ExecutorOptions, ShardJob, read_shards, run_job
 from curation.funnel import NO_CHAIN_LEFT, StageCount, check_chained
-from curation.pool_store import PoolStore, Table
+from curation.pool_store import PoolStore, Table, store_items
+from curation.schema import Chain
 from eval.benchmarks import BenchmarkSpec
+from eval.problem import Problem
 from eval.records import atomic_writer, json_line
 
 T = TypeVar("T")
@@ -312,3 +316,27 @@ def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
             batch = []
     if batch:
         yield batch
+
+
+@contextmanager
+def items_run(
+    problems: Sequence[Problem],
+    chains: Sequence[Chain],
+    *,
+    work_dir: Path | None = None,
+    benchmark_specs: Mapping[str, BenchmarkSpec] | None = None,
+    executor: ExecutorOptions | None = None,
+    seed: int = 0,
+) -> Iterator[tuple[RunState, StageContext]]:
+    """A run over items held in memory (a bench's or a test's pool, a library caller's texts): their pool store,
+    the state and its context, for calling stages directly. Drops go to ``<work_dir>/rejects.jsonl``; without a
+    ``work_dir`` everything lives in a temporary folder removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="limo-items-") as scratch:
+        folder = Path(work_dir) if work_dir is not None else Path(scratch)
+        context = StageContext(seed, benchmark_specs or {}, folder, executor or ExecutorOptions())
+        store = store_items(folder, "items", problems, chains, context.executor.shard_rows)
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_writer(folder / "rejects.jsonl") as rejects:
+            state = RunState(store, rejects)
+            yield state, context
+            state.close_files()

@@ -29,7 +29,7 @@ def unaided_chains() -> tuple[Any, ...]:
 
 def quality_shard(index: int, item: dict[str, Any]) -> Iterator[dict[str, Any]]:
     from curation.options import QualityOptions
-    from curation.quality import keyword_pattern, score_text
+    from curation.stages.quality import keyword_pattern, score_text
 
     log_dir = Path(item["log_dir"])
     (log_dir / f"attempt-{index}-{os.getpid()}").touch()

@@ -144,9 +144,7 @@ def decision_changes(before: list[list[Any]], after: list[list[Any]], limit: int
     drops = [_by_item(r for r in rows if r[0] == "drop") for rows in (before, after)]
     kept = [{(r[1], r[2]) for r in rows if r[0] == "keep"} for rows in (before, after)]
     lines = []
-    moved = Counter(
-        f"{drops[0][k]} -> {drops[1].get(k, 'kept')}" for k in drops[0] if drops[1].get(k) != drops[0][k]
-    )
+    moved = Counter(f"{drops[0][k]} -> {drops[1].get(k, 'kept')}" for k in drops[0] if drops[1].get(k) != drops[0][k])
     moved.update(f"kept -> {drops[1][k]}" for k in drops[1] if k not in drops[0])
     lines += [f"{n} items: {change}" for change, n in moved.most_common(limit)]
     lines += [f"newly selected: {sorted(kept[1] - kept[0])[:limit]}"] if kept[1] - kept[0] else []

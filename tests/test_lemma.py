@@ -246,7 +246,6 @@ def lemma_run(repo_root, tmp_path_factory) -> Path:
         "recipe=lemma",
         f"output_dir={out}",
         "curate.stages.ingest.problem_limit=40",
-        "curate.stages.answer_check.workers=1",
     )
     return out
 
@@ -306,7 +305,7 @@ def test_lemma_with_teacher_judge_and_injector_through_replay(tmp_path):
     problems = [p for p in load_champ_problems()[:20] if p.id not in _heldout()][:3]
     cfg = compose(
         "lemma",
-        [f"output_dir={tmp_path}", "curate.stages.ingest.problem_limit=20", "curate.stages.answer_check.workers=1"],
+        [f"output_dir={tmp_path}", "curate.stages.ingest.problem_limit=20"],
     )
     taxonomy = dict(cfg.curate.lemma.error_types)
     types = [

@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from curation.executors import ExecutorOptions
 from curation.funnel import StageCount, Survivors
 from curation.options import StageOptions
-from curation.pool_store import PoolStore, read_chains, read_problems
+from curation.pool_store import PoolStore, read_chains, read_problems, store_items
 from curation.report import PoolPlots, selected_domains, selection_plots
 from curation.runner import RunState, StageContext, rows_of
+from curation.schema import Chain
 from curation.stages import (
     answer_check,
     decontam,
@@ -38,7 +40,9 @@ from curation.stages import (
     suspect_gold,
     validate,
 )
+from eval.benchmarks import BenchmarkSpec
 from eval.grader import Verdict
+from eval.problem import Problem
 from eval.records import atomic_writer
 
 log = logging.getLogger(__name__)
@@ -100,6 +104,25 @@ def run_pool(
         state.totals = state.reconcile()
         state.close_files()
     return state
+
+
+def run_items(
+    problems: Sequence[Problem],
+    chains: Sequence[Chain],
+    stages: StageOptions,
+    names: Sequence[str],
+    work_dir: Path,
+    *,
+    benchmark_specs: Mapping[str, BenchmarkSpec] | None = None,
+    executor: ExecutorOptions | None = None,
+    seed: int = 0,
+) -> tuple[RunState, Survivors]:
+    """`run_pool` over items held in memory (a library caller's or a test's pool): drops in
+    ``<work_dir>/rejects.jsonl``; returns the finished state and what the stages kept, read back."""
+    context = StageContext(seed, benchmark_specs or {}, work_dir, executor or ExecutorOptions())
+    store = store_items(work_dir, "items", problems, chains, context.executor.shard_rows)
+    state = run_pool(store, stages, names, context, work_dir / "rejects.jsonl")
+    return state, survivors(state, stages)
 
 
 def count_ingest(state: RunState) -> None:

@@ -55,6 +55,7 @@ from curation.runner import (
     RunState,
     StageContext,
     alive_rows,
+    items_run,
     load_context,
     rows_of,
     run_items,
@@ -62,11 +63,13 @@ from curation.runner import (
     write_context,
     write_rows_file,
 )
+from curation.schema import Chain
 from curation.similarity import aligned_similarity, content_agreement, content_tokens, text_tokens
 from curation.stages.dedup import (
     normalize_text,
 )
 from eval.benchmarks import BenchmarkSpec, HubOfflineError, load_benchmark
+from eval.problem import Problem
 from eval.records import DataError
 
 log = logging.getLogger(__name__)
@@ -392,9 +395,6 @@ class DecontamResult:
         }
 
 
-_WEIGHTS: WordWeights | None = None
-
-
 def candidates_of(index: ContaminationIndex, scan: Scan, gram_weight: Mapping[int, float]) -> list[Candidate]:
     """The benchmark items one scanned problem is a candidate for (none without any shared n-gram)."""
     return index.candidates(scan, gram_weight) if scan.grams or scan.chars or scan.formulas else []
@@ -475,6 +475,8 @@ def benchmark_error(err: DataError) -> DataError:
 
 
 def decontam(state: RunState, options: StageOptions, context: StageContext) -> None:
+    """Drop every alive problem confirmed to be a copy of a benchmark item (candidates from n-grams, then
+    confirmation on the whole problem), with its evidence."""
     settings = options.decontam
     count = state.begin("decontam", settings.enabled)
     if not settings.enabled or not settings.benchmarks:  # on, but nothing to check against: passes everything
@@ -486,7 +488,26 @@ def decontam(state: RunState, options: StageOptions, context: StageContext) -> N
         raise benchmark_error(err) from err
     state.manifest["benchmarks"] = loaded
     index = build_index(items, settings)
-    key = {"benchmarks": loaded, "options": asdict(settings)}
+    drops, result = contaminated(state, context, index, {"benchmarks": loaded, "options": asdict(settings)})
+    state.results.decontam_hits = [{"problem_id": state.problem_ids[p], **hit.to_dict()} for p, hit in drops]
+    count.notes = {
+        "benchmarks": {n: v.get("items", 0) for n, v in loaded.items()},
+        "index_items": len(items),
+        **result.notes(),
+        **result.listing(),
+    }
+    state.apply(count, problems=[(p, f"contaminated:{hit.benchmark}", hit.to_dict()) for p, hit in drops])
+
+
+def contaminated(
+    state: RunState, context: StageContext, index: ContaminationIndex, key: dict[str, Any]
+) -> tuple[list[tuple[int, Contamination]], DecontamResult]:
+    """The alive problems confirmed as copies of ``index``'s items (with their evidence), and the result.
+
+    ``key`` says what determines the index (benchmarks loaded, options): it names the context files the shard
+    tasks read, so a rerun reuses them.
+    """
+    settings = index.options
     index_path = write_context(context.work_dir / "contexts", {"index": key}, index)
     scan_job = run_parts(state, context, "decontam-scan", decontam_scans, {"context": index_path}, table="problems")
     pool: Counter[int] = Counter()
@@ -502,15 +523,20 @@ def decontam(state: RunState, options: StageOptions, context: StageContext) -> N
     verdicts = _confirm(state, context, jobs, (index, words), {"confirm": key, "scan": scan_job.digest})
     ids = [state.problem_ids[p] for p, _ in jobs]
     result = contamination_result(ids, verdicts, boilerplate(index, documents))
-    drops = [(p, v.match) for (p, _), v in zip(jobs, verdicts, strict=True) if v.match]
-    state.results.decontam_hits = [{"problem_id": state.problem_ids[p], **hit.to_dict()} for p, hit in drops]
-    count.notes = {
-        "benchmarks": {n: v.get("items", 0) for n, v in loaded.items()},
-        "index_items": len(items),
-        **result.notes(),
-        **result.listing(),
-    }
-    state.apply(count, problems=[(p, f"contaminated:{hit.benchmark}", hit.to_dict()) for p, hit in drops])
+    return [(p, v.match) for (p, _), v in zip(jobs, verdicts, strict=True) if v.match], result
+
+
+def find_contamination(texts: Mapping[str, str], index: ContaminationIndex) -> DecontamResult:
+    """The decontamination stage's decisions on ``texts`` (problem id -> text) against ``index``'s items.
+
+    A library entry (benches, tests, a caller's own texts): the stage's steps run, on the local executor.
+    """
+    problems = [Problem(pid, text, "", "texts") for pid, text in texts.items()]
+    chains = [Chain(f"{pid}/text", pid, text) for pid, text in texts.items()]
+    key = {"items": [asdict(item) for item in index.items], "options": asdict(index.options)}
+    with items_run(problems, chains) as (state, context):
+        _, result = contaminated(state, context, index, key)
+    return result
 
 
 def _scan(row: list[Any]) -> Scan:

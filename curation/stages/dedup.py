@@ -39,10 +39,22 @@ import numpy as np
 
 from curation.options import DedupOptions, StageOptions
 from curation.pool_store import Table, first_of_equal, write_once
-from curation.runner import DropItem, RunState, StageContext, alive_rows, options_dict, rows_of, run_items, run_parts
+from curation.runner import (
+    DropItem,
+    RunState,
+    StageContext,
+    alive_rows,
+    items_run,
+    options_dict,
+    rows_of,
+    run_items,
+    run_parts,
+)
+from curation.schema import Chain
 from curation.similarity import content_tokens
 from eval.grader import verify
 from eval.options import to_options
+from eval.problem import Problem
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -203,14 +215,22 @@ PAIRS_PER_TASK = 200_000
 
 
 def dedup(state: RunState, options: StageOptions, context: StageContext) -> None:
+    """Drop exact and near-duplicate problems (the first in pool order stays) and duplicate chains."""
     settings = options.dedup
     count = state.opened("dedup", settings.enabled)
     if count is None:
         return
+    chains = duplicate_chains(state, context) if settings.exact_chains else []
+    drops = duplicate_problems(state, context, settings)
+    problem_drops = [(p, reason, {"duplicate_of": state.problem_ids[k]}) for p, reason, k in drops]
+    state.apply(count, chains=chains, problems=problem_drops)
+
+
+def duplicate_problems(state: RunState, context: StageContext, settings: DedupOptions) -> list[tuple[int, str, int]]:
+    """``(problem, reason, kept problem)`` for every exact or near-duplicate of an earlier alive problem."""
     params = {"options": options_dict(settings)}
     job = run_parts(state, context, "dedup-problems", dedup_problem_keys, params, table="problems")
     problems, exact, bands = _problem_keys(job, int(state.problem_alive.sum()), settings.near)
-    chains = duplicate_chains(state, context) if settings.exact_chains else []
     first, kept = first_of_equal(exact)
     drops = [(int(problems[i]), "duplicate_problem", int(problems[kept[i]])) for i in np.flatnonzero(~first)]
     if settings.near and first.any():
@@ -218,8 +238,7 @@ def dedup(state: RunState, options: StageOptions, context: StageContext) -> None
         buckets = save_buckets(context, problems, bands[first])
         del bands  # the candidate tasks memory-map the saved buckets: the driver holds no band keys meanwhile
         drops += near_duplicates(state, context, problems, buckets, params)
-    problem_drops = [(p, reason, {"duplicate_of": state.problem_ids[k]}) for p, reason, k in drops]
-    state.apply(count, chains=chains, problems=problem_drops)
+    return drops
 
 
 def _problem_keys(job: Any, rows: int, near: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -331,3 +350,20 @@ def _bucket_slices(starts: np.ndarray, pairs_per_task: int) -> Iterator[tuple[in
 
 def _digest_of(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
+
+
+def find_duplicates(
+    texts: Mapping[str, str], options: DedupOptions, answers: Mapping[str, str] | None = None
+) -> dict[str, tuple[str, str]]:
+    """The dedup stage's decisions on ``texts`` (problem id -> text, pool order): each duplicate's
+    ``(reason, kept id)``. ``answers`` (problem id -> gold) enables the same-gold threshold.
+
+    A library entry (benches, tests, a caller's own texts): the stage itself runs, on the local executor.
+    """
+    gold = answers or {}
+    problems = [Problem(pid, text, gold.get(pid, ""), "texts") for pid, text in texts.items()]
+    chains = [Chain(f"{pid}/text", pid, text) for pid, text in texts.items()]
+    with items_run(problems, chains) as (state, context):
+        drops = duplicate_problems(state, context, options)
+        found = {state.problem_ids[p]: (reason, state.problem_ids[k]) for p, reason, k in drops}
+    return {pid: found[pid] for pid in texts if pid in found}

@@ -1,13 +1,13 @@
-"""The sharded runner against the in-memory one: the same outputs, byte for byte, on CHAMP and on an edge-case pool.
+"""The one runner: decisions that do not depend on how the pool is cut into shards, resumes, saved buckets.
 
-The in-memory runner (`curation.stages.run_stages` on one `CurationState`) is the reference: the sharded
-runner (`curation.sharded_run`, what ``limo.curate`` runs on every executor) must write identical
-``curated.jsonl``, ``messages.jsonl``, ``rejects.jsonl`` and ``curated.parquet``, the same funnel (seconds
-aside) and the same manifest (its ``execution`` entry aside). Parts of a few rows force every stage to merge
-many shards. The edge-case pool is built here so that each rule has a case: bad rows, a contradicting gold,
-a repeated chain row, a gold override, exact and near-duplicate problems (a near-duplicate of a dropped
-near-duplicate is kept, as the in-memory LSH pass keeps it), duplicate chains, a benchmark copy, hinted
-settings, a suspect gold dropped, weak / strong filters, structural quality drops, both diversity methods.
+Every method's pool stages run on `curation.stages.run_pool`; golden outputs (`tests/test_golden_outputs.py`) pin
+each recipe's decisions. Here the same pools are curated with parts of a few rows (every stage then merges many
+shards) and with one part, and must give the same files byte for byte: ``curated.jsonl``, ``messages.jsonl``,
+``rejects.jsonl`` and ``curated.parquet``, the same funnel (seconds aside) and the same manifest (its
+``execution`` entry aside). The edge-case pool is built here so that each rule has a case: bad rows, a
+contradicting gold, a repeated chain row, a gold override, exact and near-duplicate problems (a near-duplicate of
+a dropped near-duplicate is kept), duplicate chains, a benchmark copy, hinted settings, a suspect gold dropped,
+weak / strong filters, structural quality drops, both diversity methods.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import pytest
 from curation.executors import ExecutorOptions
 from curation.methods import METHODS, RunContext
 from curation.options import StageOptions
-from curation.stream_stages import save_buckets
-from curation.streaming import StreamContext
+from curation.runner import StageContext
+from curation.stages.dedup import save_buckets
 from eval.backends.replay import ReplayBackend
 from eval.benchmarks import BenchmarkSpec
 from eval.options import to_options
@@ -39,32 +39,30 @@ WORDS = (
 
 
 def run_both(stages: StageOptions, root: Path, specs: dict | None = None, shard_rows: int = 5) -> tuple[Path, Path]:
-    """Curate once in memory and once sharded (local executor, parts of ``shard_rows`` rows)."""
+    """Curate once in one part and once in parts of ``shard_rows`` rows (local executor)."""
     method = METHODS["limo"]
-    memory, sharded = root / "memory", root / "sharded"
-    context = RunContext(memory, 7, "test", specs or {})
+    whole, parts = root / "whole", root / "parts"
+    context = RunContext(whole, 7, "test", specs or {}, executor=ExecutorOptions(kind="local"))
     method.run(stages, None, context)
     executor = ExecutorOptions(kind="local", shard_rows=shard_rows)
-    method.run(stages, None, replace(context, output_dir=sharded, executor=executor))
-    return memory / "curate", sharded / "curate"
+    method.run(stages, None, replace(context, output_dir=parts, executor=executor))
+    return whole / "curate", parts / "curate"
 
 
-def assert_same_outputs(memory: Path, sharded: Path) -> None:
-    same_outputs(memory, sharded, (None, "local"))
-    check_one_schema(sharded, "limo")
+def assert_same_outputs(whole: Path, parts: Path) -> None:
+    same_outputs(whole, parts, ("local", "local"))
+    check_one_schema(parts, "limo")
 
 
-def test_champ_sharded_equals_in_memory(tmp_path: Path):
-    from limo.config import compose
-    from limo.curate_setup import build_curation
+@pytest.mark.shared_data
+def test_champ_in_parts_matches_its_golden_outputs(tmp_path: Path, shared_data: Path):
+    from tests.golden_outputs import differences, run_case
 
-    # a generous grader limit: on a loaded machine one symbolic step took over the default 2 s in one run only
-    curation = build_curation(compose("champ", ["data_dir=null", "++curate.stages.answer_check.timeout_s=60"]))
-    memory, sharded = run_both(curation.stages, tmp_path, curation.context.benchmark_specs, shard_rows=4000)
-    assert_same_outputs(memory, sharded)
-    assert sum(1 for _ in open(sharded / "curated.jsonl")) == 120
-    parts = json.loads((sharded / "manifest.json").read_text())["execution"]["chain_parts"]
-    assert parts == 5  # 19,710 chains in parts of 4,000
+    data_dir = shared_data.resolve()
+    out = run_case("champ", tmp_path / "run", data_dir, "executor.shard_rows=4000")
+    changed = differences("champ", out, {str(tmp_path / "run"): "<output_dir>", str(data_dir): "<data_dir>"})
+    assert not changed, "\n".join(changed)
+    assert json.loads((out / "manifest.json").read_text())["execution"]["chain_parts"] == 5  # 19,710 in 4,000s
 
 
 def _text(rng: random.Random, words: int = 30) -> str:
@@ -127,14 +125,14 @@ def edge_case_pool(folder: Path) -> tuple[Path, Path, Path]:
 
 
 @pytest.mark.parametrize("diversity", ["quota", "s1"])
-def test_edge_case_pool_sharded_equals_in_memory(tmp_path: Path, diversity: str):
+def test_edge_case_pool_in_parts_equals_one_part(tmp_path: Path, diversity: str):
     pool, overrides, benchmark = edge_case_pool(tmp_path)
     stages = to_options(
         StageOptions,
         {
             "ingest": {"source": str(pool), "gold_overrides": str(overrides), "field_map": {"generator": "generator"}},
             "validate": {"allowed_settings": ["0-Shot", "5-Shot"]},
-            "answer_check": {"workers": 1, "keep_incorrect": diversity == "s1", "timeout_s": 60.0},
+            "answer_check": {"keep_incorrect": diversity == "s1", "timeout_s": 60.0},
             "dedup": {"threshold": 0.8},
             "decontam": {"benchmarks": ["bench"], "data_dir": str(benchmark)},
             "suspect_gold": {"models": ["S"], "min_agreeing": 3, "action": "drop"},
@@ -149,8 +147,8 @@ def test_edge_case_pool_sharded_equals_in_memory(tmp_path: Path, diversity: str)
         },
     )
     specs = {"bench": BenchmarkSpec(name="bench", local_file="bench.jsonl")}
-    memory, sharded = run_both(stages, tmp_path, specs, shard_rows=7)
-    assert_same_outputs(memory, sharded)
+    whole, sharded = run_both(stages, tmp_path, specs, shard_rows=7)
+    assert_same_outputs(whole, sharded)
     rejects = [json.loads(line) for line in (sharded / "rejects.jsonl").read_text().splitlines()]
     reasons = {(r["kind"], r["reason"]) for r in rejects}
     expected = {
@@ -254,9 +252,9 @@ def test_a_rollout_chunk_stopped_halfway_resumes_from_its_generations(tmp_path: 
     [(layout, "recipe") for layout in ("gair_limo", "numina_cot", "s1k", "s1k_1_1", "openr1_math", "math")]
     + [("openr1_math", "length")],
 )
-def test_pool_layouts_sharded_equal_in_memory(layout: str, fallback: str, shared_data: Path, tmp_path: Path):
+def test_pool_layouts_in_parts_equal_one_part(layout: str, fallback: str, shared_data: Path, tmp_path: Path):
     """Each example layout's recipe (typed rows, list rules, chat turns, golds read from chains, the pool's own
-    correctness labels, metadata difficulty, the trust rules) gives the same outputs on both runners; with
+    correctness labels, metadata difficulty, the trust rules) gives the same outputs in parts as in one; with
     difficulty off, so is selection's chain-length fallback. Small planted pools, parts of 40 rows."""
     from limo.config import compose
     from limo.curate_setup import build_curation
@@ -268,8 +266,8 @@ def test_pool_layouts_sharded_equal_in_memory(layout: str, fallback: str, shared
     if fallback == "length":
         overrides.append("++curate.stages.difficulty.enabled=false")
     curation = build_curation(compose(f"pool_{layout}", overrides))
-    memory, sharded = run_both(curation.stages, tmp_path, curation.context.benchmark_specs, shard_rows=40)
-    assert_same_outputs(memory, sharded)
+    whole, sharded = run_both(curation.stages, tmp_path, curation.context.benchmark_specs, shard_rows=40)
+    assert_same_outputs(whole, sharded)
     manifest = json.loads((sharded / "manifest.json").read_text())
     assert manifest["pool"]["provenance"]["ingest"]["generators"]  # the trust facts came through the store
     if fallback == "length":
@@ -279,7 +277,7 @@ def test_pool_layouts_sharded_equal_in_memory(layout: str, fallback: str, shared
 def test_lsh_buckets_are_saved_for_the_candidate_tasks_to_memory_map(tmp_path):
     """The driver saves the buckets once (a partial folder from a killed run is replaced, a finished one is
     reused) and the candidate tasks read them memory-mapped; no bucket with two members saves nothing."""
-    context = StreamContext(0, {}, tmp_path, ExecutorOptions())
+    context = StageContext(0, {}, tmp_path, ExecutorOptions())
     problems = np.array([10, 11, 12, 13], dtype=np.int64)
     assert save_buckets(context, problems, np.arange(8, dtype=np.uint32).reshape(4, 2)) is None
     bands = np.array([[1, 7], [1, 8], [2, 8], [3, 9]], dtype=np.uint32)  # 10 and 11 share band 0, 11 and 12 band 1
