@@ -23,7 +23,8 @@ from eval.multiturn import run_multiturn
 from eval.prompting import build_messages
 from eval.regrade import regrade_responses, regrade_run_dir, render_group_table
 from eval.report import write_benchmark_results
-from eval.runner import run_benchmark
+from eval.runner import CHOICE_SEED_RULE, SHUFFLED_KINDS, run_benchmark
+from eval.suite import write_suite_table
 from limo.eval_setup import (
     build_backend_for,
     build_benchmarks,
@@ -48,6 +49,7 @@ def generate(cfg: DictConfig) -> None:
     backend = build_backend_for(cfg, section, model_path)
     style, grading = build_prompt(section), build_grading(section)
     identity = model_identity(section, model_path)
+    summaries = []
     for benchmark, protocol in zip(benchmarks, build_protocols(cfg, section, benchmarks), strict=True):
         out = Path(str(cfg.output_dir)) / "eval" / benchmark.name
         rows = run_benchmark(
@@ -60,8 +62,19 @@ def generate(cfg: DictConfig) -> None:
             "protocol": protocol.to_dict(),
             "prompt": style.to_dict(),
             "data": data_header(cfg, benchmark),
+            "answer_kind": benchmark.answer_kind,
         }
-        print_summary(write_benchmark_results(out, rows, header, equivalence(grading.timeout_s)), out)
+        if benchmark.answer_kind in SHUFFLED_KINDS:
+            header["choices"] = {"shuffle": True, "seed": CHOICE_SEED_RULE}
+        summaries.append(write_benchmark_results(out, rows, header, equivalence(grading.timeout_s)))
+        print_summary(summaries[-1], out)
+    suite_dir = Path(str(cfg.output_dir)) / "eval"
+    run = {"recipe": str(cfg.name), **identity, "data_dir": cfg.get("data_dir"), "limit": cfg.get("limit")}
+    table = write_suite_table(
+        suite_dir, summaries, reference=section.reference_scores, label=section.reference_label, header=run
+    )
+    print(table, flush=True)
+    print(f"[evaluate] suite table written to {suite_dir / 'suite.md'}", flush=True)
 
 
 def data_header(cfg: DictConfig, benchmark: Any) -> dict[str, Any]:
@@ -170,7 +183,8 @@ def print_summary(summary: dict[str, Any], out: Path, title: str | None = None) 
         f"[evaluate] {title or summary['benchmark']}: mean pass@1 {metrics['mean_pass@1']:.4f} "
         f"± {metrics['pass@1_stderr']:.4f} over {metrics['problems']} problems x "
         f"{metrics['samples_per_problem']} samples{'; ' + ks if ks else ''}; "
-        f"truncated {metrics['truncation_rate']:.2%}, no answer {metrics['no_answer_rate']:.2%}"
+        f"truncated {metrics['truncation_rate']:.2%}, no answer {metrics['no_answer_rate']:.2%}, "
+        f"ungradable {metrics.get('ungradable', 0)}"
         f"{_server_errors(metrics)} -> {out}",
         flush=True,
     )

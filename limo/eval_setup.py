@@ -88,6 +88,8 @@ class EvaluateOptions:
     multiturn: MultiTurnSettings = field(default_factory=MultiTurnSettings)
     grader_workers: int = 2
     grader_timeout_s: float = 2.0
+    reference_scores: dict[str, float] | None = None  # published numbers shown beside ours in the suite table
+    reference_label: str | None = None  # where they come from ("LIMO paper, Table 2")
 
 
 def build_evaluate_options(cfg: DictConfig) -> EvaluateOptions:
@@ -97,14 +99,12 @@ def build_evaluate_options(cfg: DictConfig) -> EvaluateOptions:
 
 def build_benchmarks(cfg: DictConfig, section: EvaluateOptions) -> list[Benchmark]:
     """Load the requested benchmarks (``benchmarks=`` or the section's), each cut to ``limit`` problems."""
-    requested = cfg.get("benchmarks") or section.benchmarks
-    names = [requested] if isinstance(requested, str) else list(requested)
-    if not names:
-        raise ValueError("no benchmarks: pass benchmarks=[math500,...] or set evaluate.benchmarks")
+    names = benchmark_names(cfg, section)
     specs = cfg.get("benchmark_specs") or {}
     unknown = [n for n in names if n not in specs]
     if unknown:
-        raise ValueError(f"unknown benchmark {unknown[0]!r} (known: {', '.join(sorted(specs))})")
+        groups = ", ".join(sorted(cfg.get("benchmark_groups") or {}))
+        raise ValueError(f"unknown benchmark {unknown[0]!r} (known: {', '.join(sorted(specs))}; groups: {groups})")
     limit = cfg.get("limit")
     typed = build_benchmark_specs(cfg)
     loaded = []
@@ -114,6 +114,21 @@ def build_benchmarks(cfg: DictConfig, section: EvaluateOptions) -> list[Benchmar
             benchmark = replace(benchmark, problems=benchmark.problems[: int(limit)])
         loaded.append(benchmark)
     return loaded
+
+
+def benchmark_names(cfg: DictConfig, section: EvaluateOptions) -> list[str]:
+    """``benchmarks=`` (or the section's), each group (``limo_suite``) replaced by its members, once each."""
+    requested = cfg.get("benchmarks") or section.benchmarks
+    given = [requested] if isinstance(requested, str) else list(requested)
+    if not given:
+        raise ValueError("no benchmarks: pass benchmarks=[math500,...] or set evaluate.benchmarks")
+    groups = cfg.get("benchmark_groups") or {}
+    names: list[str] = []
+    for name in given:
+        for member in groups[name] if name in groups else [name]:
+            if str(member) not in names:
+                names.append(str(member))
+    return names
 
 
 def build_protocols(cfg: DictConfig, section: EvaluateOptions, benchmarks: list[Benchmark]) -> list[EvalProtocol]:
