@@ -96,6 +96,14 @@ def _chain(markers: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
     return best if len(best) >= 2 else []
 
 
+def _trim(raw: str) -> str:
+    """An option's text without surrounding space, LaTeX line breaks or literal ``\\n`` separators."""
+    content = raw.strip()
+    while content.endswith(("\\n", "\\")):
+        content = content[:-2].rstrip() if content.endswith("\\n") else content.rstrip("\\").rstrip()
+    return content
+
+
 def parse_choices(question: str) -> ParsedChoices | None:
     """Cut ``question`` into head, options and tail; None when it holds no run of at least two options."""
     run = _chain(_markers(question))
@@ -110,7 +118,7 @@ def parse_choices(question: str) -> ParsedChoices | None:
             cut = _LAST_END.search(question, stop)
             end = cut.start() if cut else len(question)
             raw = question[stop:end]
-        content = raw.strip().rstrip("\\").rstrip()
+        content = _trim(raw)
         if not content:
             return None
         lead = raw[: len(raw) - len(raw.lstrip())]

@@ -17,7 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from eval.compare import compare_runs, default_output_dir, write_comparison
+from eval.compare import compare_runs, default_output_dir, skipped_benchmarks, write_comparison
 from eval.grader import verify
 from eval.multiturn import run_multiturn
 from eval.prompting import build_messages
@@ -36,6 +36,7 @@ from limo.eval_setup import (
     command_line_overrides,
     load_regrade_inputs,
     model_identity,
+    per_benchmark_backend,
     resolve_model_path,
 )
 from limo.sweeps import sweep_jobs
@@ -46,12 +47,13 @@ def generate(cfg: DictConfig) -> None:
     section = build_evaluate_options(cfg)
     benchmarks = build_benchmarks(cfg, section)  # bad benchmark names and files fail before the model loads
     model_path = resolve_model_path(cfg, section)
-    backend = build_backend_for(cfg, section, model_path)
+    shared = None if per_benchmark_backend(section) else build_backend_for(cfg, section, model_path)
     style, grading = build_prompt(section), build_grading(section)
     identity = model_identity(section, model_path)
     summaries = []
     for benchmark, protocol in zip(benchmarks, build_protocols(cfg, section, benchmarks), strict=True):
         out = Path(str(cfg.output_dir)) / "eval" / benchmark.name
+        backend = shared or build_backend_for(cfg, section, model_path, benchmark.name)
         rows = run_benchmark(
             benchmark, backend, protocol, style, out, identity=identity, batch_size=section.batch_size, grading=grading
         )
@@ -159,7 +161,7 @@ def compare(cfg: DictConfig) -> None:
         else:
             folder = default_output_dir(pair)
         results = compare_runs(runs[0], other, seed=int(cfg.seed), allow_mismatch=allow)
-        print(write_comparison(folder, results, pair), flush=True)
+        print(write_comparison(folder, results, pair, skipped_benchmarks(*pair)), flush=True)
         print(f"[evaluate] comparison written to {folder}", flush=True)
 
 

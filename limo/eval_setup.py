@@ -164,9 +164,17 @@ def resolve_model_path(cfg: DictConfig, section: EvaluateOptions) -> str | None:
     return str(path)
 
 
-def build_backend_for(cfg: DictConfig, section: EvaluateOptions, model_path: str | None) -> Any:
-    """The section's backend, through `eval.generation.build_generator` like every other generator."""
+def build_backend_for(
+    cfg: DictConfig, section: EvaluateOptions, model_path: str | None, benchmark: str | None = None
+) -> Any:
+    """The section's backend, through `eval.generation.build_generator` like every other generator.
+
+    A replay ``path`` holding ``{benchmark}`` names one file per benchmark (request ids repeat across
+    benchmarks: row 1 of Minerva and of GradeSchool are both ``1#0``); `per_benchmark_backend` says when.
+    """
     args = dict(section.backend_options or {})
+    if benchmark is not None and per_benchmark_backend(section):
+        args["path"] = str(args["path"]).replace("{benchmark}", benchmark)
     if section.backend in ("hf", "vllm"):
         args.update(model_path=model_path, chat_template=cfg.model.get("chat_template"))
         args.setdefault("revision", cfg.model.get("revision"))
@@ -178,6 +186,11 @@ def build_backend_for(cfg: DictConfig, section: EvaluateOptions, model_path: str
             f"budget forcing is implemented in the hf backend only (backend: {section.backend}), evaluate.budget"
         )
     return build_generator(GenerationOptions(backend=section.backend, backend_args=args))
+
+
+def per_benchmark_backend(section: EvaluateOptions) -> bool:
+    """Whether the backend is built per benchmark: a replay path with a ``{benchmark}`` placeholder."""
+    return section.backend == "replay" and "{benchmark}" in str((section.backend_options or {}).get("path", ""))
 
 
 def model_identity(section: EvaluateOptions, model_path: str | None) -> dict[str, Any]:

@@ -15,6 +15,8 @@ summary can count it as ungradable (`UNGRADABLE`) and a model judge, where one i
 
 from __future__ import annotations
 
+import re
+
 from eval.choices import answered_letters
 from eval.extract import extract_answer
 from eval.grader import Verdict, grade, grade_answer
@@ -48,6 +50,8 @@ def grade_sample(
         verdict = grade(gold, response, timeout_s=timeout_s, problem=problem)
         if verdict.correct or verdict.extracted is None:
             return verdict
+        if _same_text(gold, verdict.extracted):  # a worded or unparseable gold given back word for word
+            return Verdict("correct", True, verdict.extracted, "the gold's own text")
         second = _second_opinion(gold, verdict.extracted, kind, timeout_s)
         return second or _undecided_free_text(gold, verdict)
     except Exception as exc:  # the grader's contract: nothing escapes
@@ -71,17 +75,24 @@ def _grade_choice(
     return Verdict("incorrect", False, extracted, "names no option, nor the right option's value")
 
 
+def _same_text(gold: str, extracted: str) -> bool:
+    return normalize_cjk(re.sub(r"\s|\$", "", gold)) == normalize_cjk(re.sub(r"\s|\$", "", extracted))
+
+
 def _second_opinion(gold: str, extracted: str, kind: str, timeout_s: float) -> Verdict | None:
     if kind == "units":
         outcome = same_quantity(gold, extracted)
-        if outcome is not None and outcome[0]:
-            return Verdict("correct", True, extracted, outcome[1])
+        if outcome is not None:
+            return Verdict("correct" if outcome[0] else "incorrect", outcome[0], extracted, outcome[1])
     if kind in ("chinese", "choice") or has_cjk(gold + extracted):
         pred = normalize_cjk(extracted)
-        for form in alternatives(gold):
-            verdict = grade_answer(form, pred, timeout_s=timeout_s)
+        forms = alternatives(gold)
+        verdicts = [grade_answer(form, pred, timeout_s=timeout_s) for form in forms]
+        for verdict in verdicts:
             if verdict.correct:
                 return Verdict("correct", True, extracted, "Chinese form: " + verdict.reason)
+        if not any(is_free_text(f) for f in forms) and all(v.status == "incorrect" for v in verdicts):
+            return Verdict("incorrect", False, extracted, "Chinese form: " + verdicts[0].reason)
     return None
 
 

@@ -4,7 +4,7 @@ A Minerva gold is a number stated to its precision (``1.6``, ``4.5e33``, ``3.83e
 ``1.62 \\mathrm{~cm}`` or ``4.5 \\times 10^{33} \\mathrm{erg/s}``. `split_quantity` cuts a leading number
 (decimal, ``a e b``, ``a \\times 10^{b}``, ``a \\cdot 10^b``, ``10^{b}``) from a trailing unit made of letters,
 ``\\mathrm{}`` / ``\\text{}`` groups, ``/``, ``^`` and ``~`` only; `same_quantity` says whether the prediction
-rounds to the gold at the gold's last stated digit (half a unit there either way), so ``1.62`` is ``1.6``
+rounds to the gold at the gold's last stated digit (less than half a unit there either way), so ``1.62`` is ``1.6``
 but ``1.66`` is not, and an integer gold (``300``) needs 299.5 to 300.5. Units are not converted: a gold
 has none in these files, and a prediction's unit is taken as the one the question asked for. Parsing is
 a regular expression and `decimal.Decimal` on matched digits only; lengths are capped before parsing.
@@ -26,7 +26,7 @@ _QUANTITY = re.compile(
 )
 _POWER_ONLY = re.compile(r"^\s*\$?\s*10\s*\^\s*\{?\s*(?P<e>[-+−]?\d{1,4})\s*\}?\s*(?P<unit>.*?)\s*\$?\s*$", re.DOTALL)
 _UNIT = re.compile(
-    r"^(?:[A-Za-zµμΩÅ°%~/\s\-^{}()\d.,]|\\(?:mathrm|text|mbox|rm|mu|Omega|circ|AA|operatorname|[,;!]))*$"
+    r"^(?:[A-Za-zµμΩÅ°%~/\s\-^{}()\d.,]|\\(?:mathrm|text|mbox|rm|mu|Omega|circ|AA|operatorname|cdot|[,;!]))*$"
 )
 
 _VARIABLES = set("abcijknpqrtxyz")
@@ -78,5 +78,5 @@ def same_quantity(gold: str, pred: str) -> tuple[bool, str] | None:
     if g is None or p is None:
         return None
     half = Decimal(5).scaleb(g[1] - 1)
-    same = abs(p[0] - g[0]) <= half
+    same = abs(p[0] - g[0]) < half  # half-open: 927.5 is not 928 (nor 927)
     return same, f"numbers with units compared at the gold's precision (±{half.normalize():E})"
