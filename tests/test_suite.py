@@ -14,6 +14,7 @@ from eval.benchmarks import BenchmarkSpec, load_benchmark
 from eval.choices import answered_letters, parse_choices, present
 from eval.prompting import build_prompt_style
 from eval.records import write_jsonl
+from eval.regrade import regrade_run_dir
 from eval.runner import EvalProtocol, run_benchmark
 from limo.config import compose
 from limo.eval_setup import benchmark_names, build_evaluate_options
@@ -100,6 +101,8 @@ def test_always_a_scores_about_a_quarter_on_gpqa_not_everything(shared_data, tmp
 def test_an_answer_giving_the_options_text_is_understood(shared_data, tmp_path):
     rows = _gpqa_run(shared_data, tmp_path, "right text")
     assert sum(r["correct"] for r in rows) == len(rows) == 198
+    again = regrade_run_dir(tmp_path / "out", workers=1, timeout_s=2.0, equivalent=lambda a, b: a == b)
+    assert again["out"]["regrade"]["changed"] == 0  # a re-grade reads the recorded options too
 
 
 def test_options_are_parsed_inline_per_line_and_in_latex():
