@@ -204,7 +204,7 @@ def _problem(row: dict[str, Any], name: str) -> Problem:
     return Problem(
         id=str(row["id"]),
         problem=str(row["problem"]),
-        answer=str(row["answer"]).strip(),
+        answer=_answer_text(row["answer"]),
         source=name,
         subject=row.get("subject"),
         level=level,
@@ -212,6 +212,13 @@ def _problem(row: dict[str, Any], name: str) -> Problem:
         solution=row.get("solution"),
         extra={k: v for k, v in row.items() if k not in known and isinstance(v, (str, int, float, bool))},
     )
+
+
+def _answer_text(answer: Any) -> str:
+    """The gold as text; a several-part gold given as an object (three of Kaoyan's) as ``key: value; ...``."""
+    if isinstance(answer, Mapping):
+        return "; ".join(f"{k}: {v}" for k, v in answer.items())
+    return str(answer).strip()
 
 
 def _matches(problem: Problem, where: Mapping[str, str]) -> bool:
