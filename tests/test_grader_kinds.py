@@ -10,6 +10,10 @@ import pytest
 from eval.grading.kinds import UNGRADABLE, grade_sample
 from eval.grading.units import split_quantity
 
+_PIECEWISE = (
+    "$S(x)=\\left\\{\\begin{array}{l}\\frac{e^{-x}}{1-e^{-x}}+(1-x) \\ln (1-x)+x, x \\in(0,1) \\\\ "
+    "\\frac{e}{e-1} \\quad, x=1\\end{array}\\right.$"
+)
 CASES = [
     # (file:row or id, kind, gold, response answer, expected status)
     ("minerva:1", "units", "1.6", "1.6 \\mathrm{~cm}", "correct"),
@@ -59,6 +63,7 @@ CASES = [
         "(\\sqrt{11},9)\\cup(-\\sqrt{11},-2)",
         "correct",
     ),
+    ("kaoyan:172", "chinese", _PIECEWISE, _PIECEWISE, "correct"),  # \\left\\{ inside \\boxed{} is extracted
     ("olympiadbench:1970", "math", "$(-\\infty, 0) \\cup\\{1\\}$.", "(-\\infty, 0)", "incorrect"),
 ]
 

@@ -185,3 +185,23 @@ def test_suite_table_shows_the_reference_beside_ours_and_compare_names_what_it_s
     assert [b["benchmark"] for b in summary["benchmarks"]] == ["math500"]
     assert summary["skipped"] == [{"benchmark": "aime24", "reason": "only in A: B has no results for it"}]
     assert "skipped aime24: only in A" in (tmp_path / "compare" / "report.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_the_whole_suite_runs_offline_on_the_tiny_model_into_one_table(shared_data, tiny_model_dir, tmp_path):
+    _run(
+        [
+            "benchmarks=[limo_suite]",
+            "limit=2",
+            f"data_dir={shared_data}",
+            f"output_dir={tmp_path}",
+            f"evaluate.model_path={tiny_model_dir}",
+            "evaluate.protocol.samples=1",
+            "evaluate.protocol.max_new_tokens=8",
+        ]
+    )
+    suite = json.loads((tmp_path / "eval" / "suite.json").read_text())
+    assert [b["benchmark"] for b in suite["benchmarks"]] == SUITE
+    assert all(b["problems"] == 2 for b in suite["benchmarks"])
+    assert (tmp_path / "eval" / "suite.md").read_text().count("\n| ") >= 2 * len(SUITE)
