@@ -13,6 +13,8 @@ delta meaningless, so `compare_runs` refuses with every difference named, unless
 set — then the comparison is written with the differences marked in ``summary.json`` and ``report.md``.
 The model and backend are what a comparison is for, and the seed only picks samples from the same
 distribution: both are reported, neither refuses. `default_output_dir` puts the result beside the runs.
+A benchmark only one run has, or whose folder holds no samples, is not compared: `skipped_benchmarks`
+names each with the reason, and the report and ``summary.json`` list them, so a missing row is explained.
 """
 
 from __future__ import annotations
@@ -62,6 +64,45 @@ class BenchmarkComparison:
             "comparable": not self.differences,
             "runs": list(self.runs),
         }
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A benchmark left out of a comparison, and why."""
+
+    benchmark: str
+    reason: str
+
+
+def skipped_benchmarks(run_a: str | Path, run_b: str | Path) -> list[Skipped]:
+    """Benchmarks in either run that `compare_runs` does not compare: present in one run only, or a folder
+    under ``eval/`` without ``samples.jsonl`` (a run stopped before its first batch)."""
+    found = {side: _result_names(run) for side, run in (("A", run_a), ("B", run_b))}
+    skipped = []
+    for name in sorted(found["A"][0] | found["B"][0] | found["A"][1] | found["B"][1]):
+        sides = [s for s in ("A", "B") if name in found[s][0]]
+        empty = [s for s in ("A", "B") if name in found[s][1]]
+        if len(sides) == 2:
+            continue
+        if empty:
+            reason = f"no {SAMPLES_FILE} in {' and '.join(empty)} (stopped before its first batch?)"
+        else:
+            other = "B" if sides == ["A"] else "A"
+            reason = f"only in {sides[0]}: {other} has no results for it"
+        skipped.append(Skipped(name, reason))
+    return skipped
+
+
+def _result_names(run: str | Path) -> tuple[set[str], set[str]]:
+    """Benchmark names with samples, and ``eval/`` folders without them."""
+    with_samples = {p.name for p in benchmark_dirs(run)}
+    folder = Path(run) / "eval"
+    empty = (
+        {p.name for p in folder.iterdir() if p.is_dir() and not (p / SAMPLES_FILE).exists()}
+        if folder.is_dir()
+        else set()
+    )
+    return with_samples, empty - with_samples
 
 
 def per_problem_accuracy(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
@@ -164,6 +205,8 @@ def run_differences(
         found.append("data checksum differs")
     if a.get("prompt") != b.get("prompt"):
         found.append("prompt differs")
+    if a.get("choices") != b.get("choices"):
+        found.append("multiple-choice shuffling differs")
     protocol_a, protocol_b = a.get("protocol") or {}, b.get("protocol") or {}
     found += [
         f"{key} {protocol_a.get(key)} vs {protocol_b.get(key)}"
@@ -190,21 +233,29 @@ def default_output_dir(runs: Sequence[str | Path]) -> Path:
     return parent / f"compare-{names[0]}-vs-{names[1]}"
 
 
-def write_comparison(out_dir: str | Path, results: Sequence[BenchmarkComparison], runs: Sequence[str]) -> str:
+def write_comparison(
+    out_dir: str | Path,
+    results: Sequence[BenchmarkComparison],
+    runs: Sequence[str],
+    skipped: Sequence[Skipped] = (),
+) -> str:
     """Write ``summary.json`` and ``report.md`` of a comparison; returns the report text."""
-    text = render_comparison(results, str(runs[0]), str(runs[1]))
+    text = render_comparison(results, str(runs[0]), str(runs[1]), skipped)
     summary = {
         "runs": [str(r) for r in runs],
         "comparable": not any(r.differences for r in results),
         "benchmarks": [r.to_dict() for r in results],
+        "skipped": [{"benchmark": s.benchmark, "reason": s.reason} for s in skipped],
     }
     write_json(Path(out_dir) / "summary.json", summary)
     write_text_atomic(Path(out_dir) / "report.md", text)
     return text
 
 
-def render_comparison(results: Sequence[BenchmarkComparison], run_a: str, run_b: str) -> str:
-    """Markdown table of deltas with confidence intervals, then the flipped problems."""
+def render_comparison(
+    results: Sequence[BenchmarkComparison], run_a: str, run_b: str, skipped: Sequence[Skipped] = ()
+) -> str:
+    """Markdown table of deltas with confidence intervals, the benchmarks skipped and why, the flipped problems."""
     lines = [f"A = {run_a}\nB = {run_b}\n"]
     for r in results:
         lines.append(f"{r.benchmark}: A = {r.runs[0]}; B = {r.runs[1]}")
@@ -221,6 +272,7 @@ def render_comparison(results: Sequence[BenchmarkComparison], run_a: str, run_b:
             f"| {r.benchmark} | {r.problems} | {r.pass1_a:.4f} | {r.pass1_b:.4f} | {r.delta:+.4f} | "
             f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}] |"
         )
+    lines += [f"\nskipped {s.benchmark}: {s.reason}" for s in skipped]
     for r in results:
         lines.append(f"\n{r.benchmark}: gained {len(r.gained)} {list(r.gained)}; lost {len(r.lost)} {list(r.lost)}")
     return "\n".join(lines) + "\n"
