@@ -254,7 +254,16 @@ def run_items(
 
 
 def rows_of(job: ShardJob) -> Iterator[Any]:
+    """A finished job's rows as the JSON lists its shards hold (`rows_as` names their fields)."""
     return read_shards(job)  # type: ignore[return-value]
+
+
+R = TypeVar("R", bound=tuple)
+
+
+def rows_as(job: ShardJob, row_type: type[R]) -> Iterator[R]:
+    """A finished job's rows as ``row_type`` (a NamedTuple its task yields: JSON keeps it as a list)."""
+    return (row_type(*row) for row in read_shards(job))
 
 
 def options_dict(options: Any) -> dict[str, Any]:

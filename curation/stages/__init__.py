@@ -27,7 +27,7 @@ from curation.funnel import StageCount, Survivors
 from curation.options import StageOptions
 from curation.pool_store import PoolStore, read_chains, read_problems, store_items
 from curation.report import PoolPlots, selected_domains, selection_plots
-from curation.runner import RunState, StageContext, rows_of
+from curation.runner import RunState, StageContext, rows_as
 from curation.schema import Chain
 from curation.stages import (
     answer_check,
@@ -41,7 +41,6 @@ from curation.stages import (
     validate,
 )
 from eval.benchmarks import BenchmarkSpec
-from eval.grader import Verdict
 from eval.problem import Problem
 from eval.records import atomic_writer
 
@@ -166,8 +165,8 @@ def _chain_notes(state: RunState, kept: Survivors, index_of: dict[str, int], sta
     """Each kept chain's verdict (and what it means for the chain), quality, and selection's score and term."""
     wanted = set(index_of.values())
     results = state.results
-    verdicts = {r[0]: Verdict(*r[1:5]) for r in _rows(results.answer_job) if r[0] in wanted}
-    notes = {r[0]: quality.QualityNote(*r[1:4]) for r in _rows(results.quality_job) if r[0] in wanted}
+    verdicts = {r.chain: r.verdict() for r in _rows(results.answer_job, answer_check.VerdictRow) if r.chain in wanted}
+    notes = {r.chain: r.note() for r in _rows(results.quality_job, quality.QualityRow) if r.chain in wanted}
     for chain_id, index in index_of.items():
         chain_notes = kept.chain_notes[chain_id]
         if index in verdicts:
@@ -178,8 +177,8 @@ def _chain_notes(state: RunState, kept: Survivors, index_of: dict[str, int], sta
             chain_notes["combined"], chain_notes["difficulty_term"] = results.scores[index]
 
 
-def _rows(job: Any) -> Any:
-    return rows_of(job) if job is not None else ()
+def _rows(job: Any, row_type: Any) -> Any:
+    return rows_as(job, row_type) if job is not None else ()
 
 
 def _problem_notes(state: RunState, kept: Survivors, index_of: dict[str, int], stages: StageOptions) -> None:

@@ -25,16 +25,25 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from curation.options import AnswerCheckOptions, StageOptions
 from curation.pool_rows import CIRCULAR
 from curation.pool_store import Table, column
-from curation.runner import DropItem, RunState, StageContext, alive_rows, batches, options_dict, rows_of, run_parts
+from curation.runner import (
+    DropItem,
+    RunState,
+    StageContext,
+    alive_rows,
+    batches,
+    options_dict,
+    rows_as,
+    run_parts,
+)
 from curation.schema import HUMAN, Chain
-from eval.grader import grade_many
+from eval.grader import Verdict, grade_many
 from eval.options import to_options
 
 
@@ -119,10 +128,25 @@ def chain_flags(chain: Chain, notes: dict[str, Any]) -> dict[str, Any]:
 GRADE_BATCH = 4096  # chains held at once by a grading task
 
 
-def answer_check_chains(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
-    """``[chain, status, correct, extracted, reason, why unconfirmed, circular gold, pool marked incorrect]`` for
-    every alive chain (distinct (gold, text, problem) triples graded once; ``why unconfirmed`` is
-    `answer_check.unconfirmed`'s reason for a model chain, None for a confirmed or human one)."""
+class VerdictRow(NamedTuple):
+    """What the answer check's task says of one chain: its verdict, why a model chain is not confirmed
+    (`unconfirmed`; None for a confirmed or human chain), and the pool's own marks."""
+
+    chain: int
+    status: str
+    correct: bool
+    extracted: str | None
+    reason: str
+    why: str | None
+    circular: bool
+    marked_incorrect: bool
+
+    def verdict(self) -> Verdict:
+        return Verdict(self.status, self.correct, self.extracted, self.reason)
+
+
+def answer_check_chains(index: int, item: dict[str, Any]) -> Iterator[VerdictRow]:
+    """A `VerdictRow` for every alive chain of one part (distinct (gold, text, problem) triples graded once)."""
     options = to_options(AnswerCheckOptions, item["options"])
     graded: dict[tuple[str, str, str], Any] = {}
     for batch in batches(alive_rows(item), GRADE_BATCH):
@@ -142,7 +166,9 @@ def answer_check_chains(index: int, item: dict[str, Any]) -> Iterator[list[Any]]
             why = None if chain.generator == HUMAN else unconfirmed(chain, verdict)
             circular = chain.provenance.get("gold") == CIRCULAR
             marked = chain.provenance.get("pool_correct") is False
-            yield [position, verdict.status, verdict.correct, verdict.extracted, verdict.reason, why, circular, marked]
+            yield VerdictRow(
+                position, verdict.status, verdict.correct, verdict.extracted, verdict.reason, why, circular, marked
+            )
 
 
 def _problems(store: str, chains: list[int]) -> dict[int, tuple[str, str]]:
@@ -158,7 +184,7 @@ def _problems(store: str, chains: list[int]) -> dict[int, tuple[str, str]]:
 
 
 def answer_check(state: RunState, options: StageOptions, context: StageContext) -> None:
-    """`curation.stages.answer_check.run_answer_check`: model chains stay only when the grader confirms them."""
+    """Grade every alive chain; model chains stay only when the grader confirms them."""
     settings = options.answer_check
     count = state.opened("answer_check", settings.enabled)
     if count is None:
@@ -173,14 +199,15 @@ def answer_check(state: RunState, options: StageOptions, context: StageContext) 
     flags: Counter[str] = Counter()
 
     def drops() -> Iterator[DropItem]:
-        for chain, status, correct, extracted, reason, why, circular, marked in rows_of(job):
-            statuses[status] += 1
-            flags.update(human_references=bool(human[chain]), gold_circular=circular, pool_marked_incorrect=marked)
-            if human[chain]:
+        for row in rows_as(job, VerdictRow):
+            statuses[row.status] += 1
+            marks = {"gold_circular": row.circular, "pool_marked_incorrect": row.marked_incorrect}
+            flags.update(human_references=bool(human[row.chain]), **marks)
+            if human[row.chain]:
                 continue
-            results.attempt[chain], results.correct[chain] = True, correct  # type: ignore[index]
-            if why is not None and not settings.keep_incorrect:
-                yield chain, why, {"reason": reason, "extracted": extracted}
+            results.attempt[row.chain], results.correct[row.chain] = True, row.correct  # type: ignore[index]
+            if row.why is not None and not settings.keep_incorrect:
+                yield row.chain, row.why, {"reason": row.reason, "extracted": row.extracted}
 
     state.apply(count, chains=drops())
     count.notes = {

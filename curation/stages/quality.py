@@ -25,13 +25,13 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from curation.options import QualityOptions, StageOptions
-from curation.runner import DropItem, RunState, StageContext, alive_rows, options_dict, rows_of, run_parts
+from curation.runner import DropItem, RunState, StageContext, alive_rows, options_dict, rows_as, run_parts
 from curation.schema import Chain
 from eval.extract import extract_answer
 from eval.options import to_options
@@ -180,12 +180,25 @@ def quality_details(chain: Chain, options: QualityOptions) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------ shard tasks
 
 
-def quality_chains(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
-    """``[chain, score, words, repetition, drop reason or None]`` per alive chain."""
+class QualityRow(NamedTuple):
+    """What the quality task says of one chain: its compact score and its structural drop reason (or None)."""
+
+    chain: int
+    score: float
+    words: int
+    repetition: float
+    problem: str | None
+
+    def note(self) -> QualityNote:
+        return QualityNote(self.score, self.words, self.repetition)
+
+
+def quality_chains(index: int, item: dict[str, Any]) -> Iterator[QualityRow]:
+    """A `QualityRow` per alive chain of one part."""
     assess = scorer(to_options(QualityOptions, item["options"])).assess
     for position, row in alive_rows(item):
         note, problem = assess(row["text"], row["truncated"], row["final_answer"])
-        yield [position, note.score, note.words, note.repetition, problem]
+        yield QualityRow(position, note.score, note.words, note.repetition, problem)
 
 
 # ------------------------------------------------------------------------------------------------ the stage
@@ -202,10 +215,10 @@ def quality(state: RunState, options: StageOptions, context: StageContext) -> No
     scores = state.results.quality
 
     def drops() -> Iterator[DropItem]:
-        for chain, score, _, repetition, problem in rows_of(job):
-            scores[chain] = score
-            if problem:
-                yield chain, problem, {"score": score, "repetition": repetition}
+        for row in rows_as(job, QualityRow):
+            scores[row.chain] = row.score
+            if row.problem:
+                yield row.chain, row.problem, {"score": row.score, "repetition": row.repetition}
 
     state.apply(count, chains=drops())
     state.results.quality_job = job

@@ -20,7 +20,8 @@ from curation.options import (
     StageOptions,
     SuspectGoldOptions,
 )
-from curation.runner import RunState, StageContext, rows_of
+from curation.runner import RunState, StageContext, rows_as
+from curation.stages.answer_check import VerdictRow
 from eval.grader import verify
 
 
@@ -90,7 +91,8 @@ def _suspects(state: RunState, settings: Any) -> dict[int, dict[str, Any]]:
         state.store.columns.chain_generator, [i for i, g in enumerate(generators) if g in settings.models]
     )
     groups: dict[int, list[Any]] = {}  # problem -> [correct, attempts, wrong answers], in first-attempt order
-    for chain, _, correct, extracted, *_ in rows_of(results.answer_job):
+    for row in rows_as(results.answer_job, VerdictRow):
+        chain, correct, extracted = row.chain, row.correct, row.extracted
         problem = int(state.chain_problem[chain])
         if not (results.attempt[chain] and strong[chain] and state.problem_alive[problem]):
             continue
