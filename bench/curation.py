@@ -25,10 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curation.champ import UNAIDED_SETTINGS, load_champ_pool  # noqa: E402
 from curation.executors import ExecutorOptions  # noqa: E402
-from curation.methods.limo import STAGES  # noqa: E402
+from curation.methods.limo.method import STAGES  # noqa: E402
 from curation.options import StageOptions  # noqa: E402
+from curation.pool.champ import UNAIDED_SETTINGS, load_champ_pool  # noqa: E402
 from curation.stages import run_items  # noqa: E402
 from eval.benchmarks import BenchmarkSpec  # noqa: E402
 from eval.options import to_options  # noqa: E402

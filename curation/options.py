@@ -229,7 +229,7 @@ class DifficultyOptions:
         strong_models: Generators whose pooled pass rate defines difficulty.
         strong_pass_rate: Keep problems whose strong pass rate lies in ``[lo, hi]``; None: no window.
         strong_rollouts: Rollout settings for the strong model (``source: rollouts``).
-        adaptive: Stop sampling a problem once its filter's outcome is decided (`curation.adaptive`), run
+        adaptive: Stop sampling a problem once its filter's outcome is decided (`curation.rollouts.adaptive`), run
             the strong stage only on what the weak filter keeps, and complete every kept problem to ``k``
             samples, so the selection equals fixed k's; false: ``k`` samples of both models for every problem.
         levels: ``source: metadata``: a difficulty in [0, 1] for each value of the column (a source's name);

@@ -35,7 +35,7 @@ import numpy as np
 
 from curation.executors import ExecutorOptions, ShardJob, read_shards, run_job
 from curation.funnel import NO_CHAIN_LEFT, StageCount, check_chained
-from curation.pool_store import PoolStore, Table, store_items
+from curation.pool.store import PoolStore, Table, store_items
 from curation.schema import Chain
 from eval.benchmarks import BenchmarkSpec
 from eval.problem import Problem

@@ -17,7 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from eval.compare import compare_runs, default_output_dir, skipped_benchmarks, write_comparison
+from eval.compare_runs import compare_runs, default_output_dir, skipped_benchmarks, write_comparison
 from eval.grader import verify
 from eval.multiturn import run_multiturn
 from eval.prompting import build_messages

@@ -16,7 +16,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from curation.champ import load_champ_pool
+from curation.pool.champ import load_champ_pool
 from eval.benchmarks import Benchmark, BenchmarkSpec, load_benchmark
 from eval.budget import BudgetForcing
 from eval.champ import load_champ_problems

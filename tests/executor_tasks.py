@@ -22,7 +22,7 @@ from typing import Any
 
 @functools.lru_cache(maxsize=1)
 def unaided_chains() -> tuple[Any, ...]:
-    from curation.champ import UNAIDED_SETTINGS, load_champ_pool
+    from curation.pool.champ import UNAIDED_SETTINGS, load_champ_pool
 
     return tuple(c for c in load_champ_pool().model_chains if c.prompt_setting in UNAIDED_SETTINGS)
 

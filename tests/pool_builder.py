@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from curation.planted import HELD_OUT_SWAPS, PLANT_KINDS, SWAPS, change_words, plant
-from curation.pool_rows import problem_id
+from curation.pool.rows import problem_id
 from curation.stages.dedup import jaccard, normalize_problem, word_shingles
 from eval.extract import extract_answer
 from eval.grader import grade, verify

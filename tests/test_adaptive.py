@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curation.adaptive import (
+from curation.options import DifficultyOptions
+from curation.rollouts.adaptive import (
     decision,
     expected_draws,
     keep_probability,
@@ -23,7 +24,6 @@ from curation.adaptive import (
     samples_before_decidable,
     weak_filter,
 )
-from curation.options import DifficultyOptions
 from curation.stages.difficulty import difficulty_decision
 
 LIMO_WEAK = weak_filter(4, 1)

@@ -18,9 +18,9 @@ from curation.options import (
     StageOptions,
     SuspectGoldOptions,
 )
-from curation.outputs import assistant_text
-from curation.pool import GoldOverride, Pool, apply_gold_overrides
-from curation.rollouts import rollout_generator, run_rollouts
+from curation.outputs.writer import assistant_text
+from curation.pool.ingest import GoldOverride, Pool, apply_gold_overrides
+from curation.rollouts.run import rollout_generator, run_rollouts
 from curation.schema import HUMAN, Chain
 from curation.stages import run_items
 from curation.stages.difficulty import difficulty_decision

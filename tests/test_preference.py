@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from curation.preference import PairOptions, ScoredChain, build_pairs, relative_gap
+from curation.methods.pairs.pairs import PairOptions, ScoredChain, build_pairs, relative_gap
 from curation.schema import Chain
 from eval.grader import Verdict
 from eval.problem import Problem

@@ -209,7 +209,7 @@ class StoppingReplay(ReplayBackend):
 
 
 def test_a_rollout_chunk_stopped_halfway_resumes_from_its_generations(tmp_path: Path, monkeypatch):
-    from curation.rollouts import run_rollout_stages
+    from curation.rollouts.run import run_rollout_stages
     from eval.backends.registry import BACKENDS
 
     problems = [{"id": f"q{i}", "problem": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(3)]

@@ -20,10 +20,10 @@ import numpy as np
 
 from curation import stages as pool_stages
 from curation.funnel import Survivors
-from curation.lemma import CorrectChain
 from curation.methods.base import RunContext
+from curation.methods.lemma.examples import CorrectChain
 from curation.options import StageOptions
-from curation.pool_store import open_or_ingest, read_chains
+from curation.pool.store import open_or_ingest, read_chains
 from curation.runner import RunState, StageContext, alive_rows, rows_of, run_parts
 from curation.schema import HUMAN, Chain
 from eval.grader import Verdict

@@ -25,8 +25,8 @@ import numpy as np
 from curation.executors import ExecutorOptions
 from curation.funnel import StageCount, Survivors
 from curation.options import StageOptions
-from curation.pool_store import PoolStore, read_chains, read_problems, store_items
-from curation.report import PoolPlots, selected_domains, selection_plots
+from curation.outputs.report import PoolPlots, selected_domains, selection_plots
+from curation.pool.store import PoolStore, read_chains, read_problems, store_items
 from curation.runner import RunState, StageContext, rows_as
 from curation.schema import Chain
 from curation.stages import (

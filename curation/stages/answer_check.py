@@ -30,8 +30,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from curation.options import AnswerCheckOptions, StageOptions
-from curation.pool_rows import CIRCULAR
-from curation.pool_store import Table, column
+from curation.pool.rows import CIRCULAR
+from curation.pool.store import Table, column
 from curation.runner import (
     DropItem,
     RunState,

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from curation.options import DedupOptions, StageOptions
-from curation.pool_store import Table, first_of_equal, write_once
+from curation.pool.store import Table, first_of_equal, write_once
 from curation.runner import (
     DropItem,
     RunState,

@@ -1,7 +1,7 @@
 """Difficulty from pass rates, and LIMO's two filters.
 
 Attempts come from the pool (CHAMP: 4 models x 3 unaided settings = 12 per problem; validate already
-removed hinted settings) or from fresh rollouts (`curation.rollouts`). Per problem we count, for every
+removed hinted settings) or from fresh rollouts (`curation.rollouts.run`). Per problem we count, for every
 generator, correct attempts out of tries. Filters (each off when unset):
 
 - weak filter: drop a problem when any weak model solves it in at least ``weak_max_solved`` of its tries
@@ -31,7 +31,7 @@ from curation.options import (
     DifficultyOptions,
     StageOptions,
 )
-from curation.rollouts import run_rollout_stages
+from curation.rollouts.run import run_rollout_stages
 from curation.runner import RunState, StageContext
 from eval.problem import Problem
 

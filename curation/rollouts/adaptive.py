@@ -148,7 +148,7 @@ def expected_draws(rule: SolveCountFilter, pass_rate: float, *, complete_kept: b
     """Expected samples drawn adaptively when every sample is solved independently with ``pass_rate``.
 
     Exact, by dynamic programming over (drawn, solved); used to plan spend before any sample exists. With
-    ``complete_kept`` a problem the rule keeps is then sampled to ``k`` (what `curation.rollouts` does, so
+    ``complete_kept`` a problem the rule keeps is then sampled to ``k`` (what `curation.rollouts.run` does, so
     that kept problems' pass rates equal fixed k's).
     """
     if not 0.0 <= pass_rate <= 1.0:

@@ -1,4 +1,5 @@
-"""MAmmoTH2's own stages, in order: corpus -> recall -> extract -> refine; the method (`curation.methods.mammoth2`)
+"""MAmmoTH2's own stages, in order: corpus -> recall -> extract -> refine; the method
+(`curation.methods.mammoth2.method`)
 runs them, then the shared dedup and decontam stages on the refined pairs.
 
 Everything a stage produces lands under ``<output_dir>/curate/mammoth2/`` and is reused on a rerun: the
@@ -21,12 +22,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from curation.champ import load_champ_pool
-from curation.mammoth2.corpus import CorpusFiles, CorpusSpec, build_embedded_corpus, model_attempts
-from curation.mammoth2.extract import ExtractOptions, QAPair, extract_documents
-from curation.mammoth2.options import EMBEDDED, Mammoth2Options
-from curation.mammoth2.recall import RecallResult, iter_folder, run_recall, top_k, train_classifier
-from curation.mammoth2.refine import RefineOptions, refine_pairs
+from curation.methods.mammoth2.corpus import CorpusFiles, CorpusSpec, build_embedded_corpus, model_attempts
+from curation.methods.mammoth2.extract import ExtractOptions, QAPair, extract_documents
+from curation.methods.mammoth2.options import EMBEDDED, Mammoth2Options
+from curation.methods.mammoth2.recall import RecallResult, iter_folder, run_recall, top_k, train_classifier
+from curation.methods.mammoth2.refine import RefineOptions, refine_pairs
+from curation.pool.champ import load_champ_pool
 from curation.runner import batches
 from curation.schema import Chain
 from eval.backends.base import Backend

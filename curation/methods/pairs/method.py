@@ -12,14 +12,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from curation.lemma import CorrectChain
 from curation.methods.base import CurationSummary, Method, RunContext
 from curation.methods.graded_pool import STAGES as POOL_STAGES
 from curation.methods.graded_pool import human_references, load_graded_pool, method_manifest, pool_totals
+from curation.methods.lemma.examples import CorrectChain
+from curation.methods.pairs.pairs import PairOptions, ScoredChain, build_pairs
 from curation.options import StageOptions
-from curation.outputs import RunOutputs, write_outputs
-from curation.preference import PairOptions, ScoredChain, build_pairs
-from curation.report import count_table, render_report
+from curation.outputs.report import count_table, render_report
+from curation.outputs.writer import RunOutputs, write_outputs
 from eval.grader import Verdict
 
 

@@ -35,8 +35,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from curation.mammoth2.extract import extract_request_id, pair_id
-from curation.mammoth2.refine import refine_request_id
+from curation.methods.mammoth2.extract import extract_request_id, pair_id
+from curation.methods.mammoth2.refine import refine_request_id
 from eval.problem import Problem
 from eval.records import sha256_file, write_json, write_jsonl
 

@@ -3,7 +3,7 @@
 ingest -> validate -> answer check -> dedup -> decontam -> suspect gold -> difficulty -> quality ->
 diversity -> select, all shared stages on the one runner (`curation.stages.run_pool`), then the outputs:
 ``curated.jsonl`` (+ ``.parquet``), ``messages.jsonl``, and the shared accounting and report
-(`curation.outputs`), with LIMO's plots and sections (gold overrides, suspect golds, decontamination hits,
+(`curation.outputs.writer`), with LIMO's plots and sections (gold overrides, suspect golds, decontamination hits,
 benchmarks checked). The same inputs, options and seed give byte-identical ``curated.jsonl`` and
 ``messages.jsonl`` (no timestamps in them). LIMO has no options of its own: everything it does is a shared stage.
 """
@@ -19,9 +19,16 @@ from curation import stages as pool_stages
 from curation.funnel import Survivors
 from curation.methods.base import CurationSummary, Method, RunContext
 from curation.options import StageOptions
-from curation.outputs import RunOutputs, curated_row, selected_chains, training_example, warn_flagged, write_outputs
-from curation.pool_store import open_or_ingest
-from curation.report import PoolPlots, render_report, write_plots
+from curation.outputs.report import PoolPlots, render_report, write_plots
+from curation.outputs.writer import (
+    RunOutputs,
+    curated_row,
+    selected_chains,
+    training_example,
+    warn_flagged,
+    write_outputs,
+)
+from curation.pool.store import open_or_ingest
 from eval.report import package_versions
 
 PACKAGES = ("limo", "champ-dataset", "datasketch", "sympy", "latex2sympy2-extended", "numpy", "pyarrow", "matplotlib")

@@ -104,7 +104,9 @@ def _train_classifier_here(
     """
     import fasttext
 
-    from curation.mammoth2.steps import normalize_for_fasttext  # deferred: imports datatrove (the mining extra)
+    from curation.methods.mammoth2.steps import (
+        normalize_for_fasttext,  # deferred: imports datatrove (the mining extra)
+    )
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -249,7 +251,7 @@ def build_recall_pipeline(
     """The datatrove steps: read, (HTML to text), score and filter, write kept and excluded documents."""
     from datatrove.pipeline.writers import JsonlWriter
 
-    from curation.mammoth2.steps import (  # deferred: imports datatrove (the mining extra)
+    from curation.methods.mammoth2.steps import (  # deferred: imports datatrove (the mining extra)
         AccountedJsonlReader,
         FastTextRecallFilter,
         HtmlToText,

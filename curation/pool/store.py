@@ -7,7 +7,7 @@ into parts of ``rows_per_part`` rows that shard jobs read one part per task. Bes
 columns every global stage works on (`PoolColumns`: numpy arrays of a few bytes per chain and per problem)
 and the byte offset of every row, so that the end of the run reads back only the selected chains.
 
-Ingest keeps `curation.pool`'s rules exactly (the same row reader `curation.pool_rows.read_row`, gold
+Ingest keeps `curation.pool.ingest`'s rules exactly (the same row reader `curation.pool_rows.read_row`, gold
 overrides, the gold-conflict rule and the manifest's ingest facts), with compact state: problems by id (one
 entry per problem), and the "same chain text twice" rule decided after the pass on 128-bit keys of the chain
 ids (first row wins), so a rejected duplicate stays in the tables as a row that is never alive. CHAMP
@@ -36,7 +36,7 @@ import numpy as np
 
 from curation.funnel import Drop
 from curation.options import StageOptions
-from curation.pool import (
+from curation.pool.ingest import (
     GoldOverride,
     RowCounts,
     check_columns,
@@ -53,7 +53,7 @@ from curation.pool import (
     reader_args,
     warn_ingest,
 )
-from curation.pool_rows import CIRCULAR, RowRecord, RowSpec
+from curation.pool.rows import CIRCULAR, RowRecord, RowSpec
 from curation.schema import HUMAN, Chain
 from eval.champ import champ_package_version
 from eval.problem import Problem

@@ -1,9 +1,9 @@
 """Option values for MAmmoTH2 mining: the ``curate.mammoth2`` section of a recipe with ``method: mammoth2``.
 
 Frozen dataclasses that recipes map onto through `eval.options.to_options` (unknown keys fail at start-up).
-Each setting is declared once: the classifier's hyperparameters are `curation.mammoth2.recall.FastTextParams`,
-how a corpus is read and scored is `curation.mammoth2.recall.RecallSettings`, extraction and refinement are
-`curation.mammoth2.extract.ExtractOptions` and `curation.mammoth2.refine.RefineOptions` (each with its
+Each setting is declared once: the classifier's hyperparameters are `curation.methods.mammoth2.recall.FastTextParams`,
+how a corpus is read and scored is `curation.methods.mammoth2.recall.RecallSettings`, extraction and refinement are
+`curation.methods.mammoth2.extract.ExtractOptions` and `curation.methods.mammoth2.refine.RefineOptions` (each with its
 generator, `eval.generation.GenerationOptions`). Dedup and decontamination are the shared stages
 (``curate.stages.dedup`` / ``curate.stages.decontam``). Defaults fit the embedded corpus, except the
 classifier's, which are the paper's; the recipe carries the embedded corpus's values.
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from curation.mammoth2.extract import ExtractOptions
-from curation.mammoth2.recall import FastTextParams, RecallSettings
-from curation.mammoth2.refine import RefineOptions
+from curation.methods.mammoth2.extract import ExtractOptions
+from curation.methods.mammoth2.recall import FastTextParams, RecallSettings
+from curation.methods.mammoth2.refine import RefineOptions
 from curation.options import PATH
 
 EMBEDDED = "embedded"

@@ -9,7 +9,7 @@ degree, each value with its source and whether it is our estimate). Conventions:
   expectation (`curation.adaptive.keep_probability`).
 - Fixed k draws ``k`` samples per entering problem; adaptive sampling draws `expected_draws` of them, exact
   under independent samples at the problem's pass rate, counting the samples that complete a kept problem
-  to ``k`` (as `curation.rollouts` draws them); a stage without a filter draws ``k``. Pass rates come from
+  to ``k`` (as `curation.rollouts.run` draws them); a stage without a filter draws ``k``. Pass rates come from
   the caller (a pilot run, or a pool's own graded attempts) or else from the file's reference distribution
   (CHAMP, measured by ``bench/adaptive.py``), which the plan then names.
 - Expected generated tokens per sample: the stage's ``expected_new_tokens`` when set, else the pool's mean
@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from curation.adaptive import SolveCountFilter, expected_draws, keep_probability
 from curation.options import DifficultyOptions
-from curation.rollouts import rollout_stages
+from curation.rollouts.adaptive import SolveCountFilter, expected_draws, keep_probability
+from curation.rollouts.run import rollout_stages
 from eval.options import OptionsError
 from eval.records import DataError
 

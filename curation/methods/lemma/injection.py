@@ -21,9 +21,15 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from curation.lemma import CorrectChain, WrongChain
+from curation.methods.lemma.chain_steps import (
+    TeacherOutputError,
+    numbered_steps,
+    parse_json_object,
+    require_field,
+    step_spans,
+)
+from curation.methods.lemma.examples import CorrectChain, WrongChain
 from curation.schema import Chain
-from curation.steps import TeacherOutputError, numbered_steps, parse_json_object, require_field, step_spans
 from eval.backends.base import Backend, GenerationRequest, SamplingParams, row_seed
 from eval.grader import grade
 from eval.problem import Problem

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from curation.mammoth2.extract import (
+from curation.methods.mammoth2.extract import (
     MalformedOutput,
     QAPair,
     check_pair,

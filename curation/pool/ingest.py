@@ -1,7 +1,7 @@
 """Ingest: a pool of problems and candidate chains, from CHAMP or any JSONL / JSON / parquet / hub source.
 
 A file pool row holds a problem, its gold and one chain (or several: ``lists.chain: explode``), read from the
-source's own columns by `curation.pool_rows` (``field_map``, list rules, chat turns, ``gold_from``,
+source's own columns by `curation.pool.rows` (``field_map``, list rules, chat turns, ``gold_from``,
 ``generator``). Rows that share a problem id add chains to one problem; a row whose gold contradicts an
 earlier row of the same problem is rejected, since a problem has one gold. Bad rows become `Reject`s (file,
 row, field, reason), so ``read == chains + rejected rows``. Chains are model-written unless the recipe
@@ -23,9 +23,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from curation.champ import load_champ_pool
 from curation.options import IngestOptions
-from curation.pool_rows import CIRCULAR, RowRecord, RowSpec, columns_in, read_row
+from curation.pool.champ import load_champ_pool
+from curation.pool.rows import CIRCULAR, RowRecord, RowSpec, columns_in, read_row
 from curation.schema import HUMAN, Chain
 from eval.problem import Problem
 from eval.records import DataError, Reject, RowError, iter_rows, sha256_file

@@ -1,6 +1,6 @@
 """``curate.method: mammoth2``: MAmmoTH2 instruction mining (Yue et al., 2024) into a curated set.
 
-corpus -> recall -> extract -> refine (`curation.mammoth2.pipeline`), then the shared dedup and decontam
+corpus -> recall -> extract -> refine (`curation.methods.mammoth2.pipeline`), then the shared dedup and decontam
 stages on the refined pairs, then the shared outputs: ``curated.jsonl`` (+ ``.parquet``),
 ``messages.jsonl``, ``funnel.json``, ``rejects.jsonl``, ``manifest.json`` and ``report.md``.
 
@@ -18,9 +18,10 @@ from typing import Any
 
 from curation import stages as pool_stages
 from curation.funnel import Drop, StageCount, Survivors, reason_counts
-from curation.mammoth2.extract import QAPair
-from curation.mammoth2.options import Mammoth2Options
-from curation.mammoth2.pipeline import (
+from curation.methods.base import CurationSummary, Method, RunContext
+from curation.methods.mammoth2.extract import QAPair
+from curation.methods.mammoth2.options import Mammoth2Options
+from curation.methods.mammoth2.pipeline import (
     last_boxed,
     pairs_items,
     prepare_inputs,
@@ -30,12 +31,11 @@ from curation.mammoth2.pipeline import (
     run_refine_stage,
     stage_generator,
 )
-from curation.mammoth2.recall import RecallResult, iter_folder, precision_recall
-from curation.methods.base import CurationSummary, Method, RunContext
+from curation.methods.mammoth2.recall import RecallResult, iter_folder, precision_recall
 from curation.options import StageOptions
-from curation.outputs import RunOutputs, write_outputs
-from curation.pool_store import store_items
-from curation.report import render_report
+from curation.outputs.report import render_report
+from curation.outputs.writer import RunOutputs, write_outputs
+from curation.pool.store import store_items
 from curation.schema import SFTExample
 from eval.report import package_versions
 

@@ -1,7 +1,7 @@
 """``curate.method: lemma``: LEMMA error-correction examples (Pan et al., 2025) from a graded pool.
 
-The graded pool (`curation.methods.graded_pool`), then LEMMA's own stages (`curation.lemma`,
-`curation.error_injection`): harvest wrong chains (the pool's, plus fresh student rollouts when
+The graded pool (`curation.methods.graded_pool`), then LEMMA's own stages (`curation.methods.lemma.examples`,
+`curation.methods.lemma.injection`): harvest wrong chains (the pool's, plus fresh student rollouts when
 ``harvest.rollouts`` names a generator), locate first wrong steps with a teacher judge when one is
 configured, inject errors into correct chains with a teacher when asked, connect (fix & continue or fresh
 restart), verify the final answers and mix in plain correct chains. Every teacher and rollout reply goes
@@ -20,8 +20,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from curation.error_injection import assign_error_types, inject_errors
-from curation.lemma import (
+from curation.methods.base import CurationSummary, Method, RunContext
+from curation.methods.graded_pool import STAGES as POOL_STAGES
+from curation.methods.graded_pool import (
+    GradedPool,
+    correct_chains,
+    human_references,
+    load_graded_pool,
+    method_manifest,
+    pool_totals,
+)
+from curation.methods.lemma.examples import (
     ConnectionOptions,
     CorrectChain,
     WrongChain,
@@ -34,20 +43,11 @@ from curation.lemma import (
     plain_examples,
     verify_examples,
 )
-from curation.methods.base import CurationSummary, Method, RunContext
-from curation.methods.graded_pool import STAGES as POOL_STAGES
-from curation.methods.graded_pool import (
-    GradedPool,
-    correct_chains,
-    human_references,
-    load_graded_pool,
-    method_manifest,
-    pool_totals,
-)
+from curation.methods.lemma.injection import assign_error_types, inject_errors
 from curation.options import RolloutOptions, StageOptions
-from curation.outputs import RunOutputs, write_outputs
-from curation.report import count_table, render_report
-from curation.rollouts import rollout_generator, run_rollouts
+from curation.outputs.report import count_table, render_report
+from curation.outputs.writer import RunOutputs, write_outputs
+from curation.rollouts.run import rollout_generator, run_rollouts
 from curation.schema import HUMAN, Chain, ErrorCorrectionExample, SFTExample
 from eval.generation import GenerationOptions, cached_generator
 from eval.problem import Problem

@@ -11,7 +11,7 @@ The difficulty filters' rollouts run as sharded work (`run_rollout_stages`): the
 into chunks, each chunk one task with a completion marker on the run's executor (`curation.executors`:
 local, Ray or Slurm) and its own cache file, so a killed or pre-empted run reruns only the missing chunks,
 and a chunk killed halfway resumes from the batches it had finished; a stop (SIGTERM, Ctrl-C) therefore
-keeps every finished generation. Sampling is adaptive (`curation.adaptive`): each round asks every open
+keeps every finished generation. Sampling is adaptive (`curation.rollouts.adaptive`): each round asks every open
 problem for `samples_before_decidable` more samples, the strong stage runs only on problems the weak filter
 keeps, and problems a filter keeps are completed to ``k`` so that their pass rates — the selection's
 difficulty score — equal fixed k's. GPU generation is the ``vllm`` backend inside each task: a chunk reserves
@@ -33,11 +33,17 @@ from typing import Any
 
 import numpy as np
 
-from curation.adaptive import SolveCountFilter, decision, pass_rate_window, samples_before_decidable, weak_filter
 from curation.executors import ExecutorOptions, ShardJob, read_shards, run_job
 from curation.funnel import Attempt
 from curation.options import DifficultyOptions, RolloutOptions, StageOptions
-from curation.pool_store import Table, TableWriter
+from curation.pool.store import Table, TableWriter
+from curation.rollouts.adaptive import (
+    SolveCountFilter,
+    decision,
+    pass_rate_window,
+    samples_before_decidable,
+    weak_filter,
+)
 from eval.backends.base import Backend, GenerationRequest, row_seed
 from eval.generation import CachedGenerator, cached_generator
 from eval.grader import grade_many

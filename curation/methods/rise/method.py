@@ -1,4 +1,5 @@
-"""``curate.method: rise``: RISE rollouts over turns into weighted multi-turn SFT data (`curation.rise`).
+"""``curate.method: rise``: RISE rollouts over turns into weighted multi-turn SFT data
+(`curation.methods.rise.episodes`).
 
 A straight line: the graded pool (`curation.methods.graded_pool`), the policy, the improver (the policy
 itself for best-of-N, else the teacher), resumable episodes, weighted examples, outputs.
@@ -30,10 +31,10 @@ from typing import Any
 from curation.methods.base import CurationSummary, Method, RunContext
 from curation.methods.graded_pool import STAGES as POOL_STAGES
 from curation.methods.graded_pool import GradedPool, load_graded_pool, method_manifest, pool_totals
+from curation.methods.rise.episodes import ImproveOptions, episode_stats, run_rise_batch, weighted_examples
 from curation.options import StageOptions
-from curation.outputs import RunOutputs, assistant_text, write_outputs
-from curation.report import render_report
-from curation.rise import ImproveOptions, episode_stats, run_rise_batch, weighted_examples
+from curation.outputs.report import render_report
+from curation.outputs.writer import RunOutputs, assistant_text, write_outputs
 from eval.backends.base import Backend
 from eval.backends.replay import ReplayBackend
 from eval.generation import GenerationOptions, build_generator

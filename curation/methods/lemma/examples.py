@@ -4,7 +4,7 @@ Pipeline pieces, each a plain function over values:
 
 1. Wrong chains. *Harvested*: pool chains (or fresh student rollouts) that the grader marks ``incorrect``.
    Chains without a final answer (truncated) or graded ``no_answer`` / ``unparseable`` are not counted as
-   wrong: we only learn from a mistake we can see. *Injected*: `curation.error_injection`.
+   wrong: we only learn from a mistake we can see. *Injected*: `curation.methods.lemma.injection`.
 2. First wrong step, a character offset into the chain, from (in order) a human annotation (CHAMP's
    first-wrong-step labels), the teacher's own record for injected errors, or a teacher judge that
    names the step (`judge_requests` / `apply_judgements`). A harvested chain annotated "no mistake" yet
@@ -32,8 +32,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from curation.methods.lemma.chain_steps import (
+    TeacherOutputError,
+    numbered_steps,
+    parse_json_object,
+    require_field,
+    step_spans,
+)
 from curation.schema import HUMAN, Chain, ErrorCorrectionExample, SFTExample
-from curation.steps import TeacherOutputError, numbered_steps, parse_json_object, require_field, step_spans
 from eval.backends.base import Backend, GenerationRequest, SamplingParams, row_seed
 from eval.grader import Verdict, grade_many
 from eval.problem import Problem

@@ -9,6 +9,6 @@ Stages, each a module with plain arguments (no config objects):
 - `extract`: a generation backend with a few-shot prompt pulls question-answer pairs out of each document
   as JSON; malformed output is retried a bounded number of times, then rejected with a reason.
 - `refine`: a second generation pass rewrites each pair with the missing steps and a boxed final answer.
-- `pipeline`: the stages in order, resumable; `curation.methods.mammoth2` (``curate.method: mammoth2``) runs
+- `pipeline`: the stages in order, resumable; `curation.methods.mammoth2.method` (``curate.method: mammoth2``) runs
   them, then the shared dedup and decontam stages, and writes the curated-set files.
 """
