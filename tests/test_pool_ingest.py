@@ -20,8 +20,8 @@ from curation.options import (
     StageOptions,
     ValidateOptions,
 )
-from curation.pool.ingest import load_pool
 from curation.pool.rows import RowSpec, gold_from_text, read_row
+from curation.pool.store import load_pool
 from curation.schema import HUMAN, MODEL, Chain
 from curation.stages import run_items
 from curation.stages.dedup import find_duplicates, normalize_problem, normalize_text

@@ -25,10 +25,10 @@ from typing import Any
 
 from curation.options import IngestOptions
 from curation.pool.champ import load_champ_pool
-from curation.pool.rows import CIRCULAR, RowRecord, RowSpec, columns_in, read_row
+from curation.pool.rows import RowRecord, RowSpec, columns_in, read_row
 from curation.schema import HUMAN, Chain
 from eval.problem import Problem
-from eval.records import DataError, Reject, RowError, iter_rows, sha256_file
+from eval.records import DataError, Reject, RowError, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -64,20 +64,14 @@ class Pool:
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
-def load_pool(options: IngestOptions) -> Pool:
-    """Read the pool named by ``options.source``.
-
-    Raises:
-        DataError: The source is missing or unreadable.
-    """
-    if options.source == "champ":
-        return _load_champ()
-    return _load_records_pool(options)
+def champ_pool() -> Pool:
+    """CHAMP, the embedded pool, in memory (the store ingests it from here; file pools stream into the store)."""
+    return _load_champ()
 
 
 def ingest_pool(options: IngestOptions) -> tuple[Pool, list[dict[str, str]], dict[str, str]]:
-    """Load the pool and apply gold overrides; returns the pool, overrides applied and input checksums."""
-    pool = load_pool(options)
+    """CHAMP with gold overrides applied; returns the pool, overrides applied and input checksums."""
+    pool = champ_pool()
     applied: list[dict[str, str]] = []
     checksums = {"pool": pool.checksum or "unknown"}
     if options.gold_overrides:
@@ -93,30 +87,6 @@ def _load_champ() -> Pool:
     chains = champ.chains
     checksum = hashlib.sha256("\n".join(f"{c.id}\x1f{c.text}" for c in chains).encode()).hexdigest()
     return Pool(champ.problems, chains, "champ", len(chains), [], checksum, dict(champ.provenance))
-
-
-def _load_records_pool(options: IngestOptions) -> Pool:
-    spec = RowSpec.from_options(options)
-    read = ReadRows(source=options.source)
-    for number, raw in iter_rows(options.source, **reader_args(options)):
-        if options.limit is not None and read.rows >= options.limit:
-            break
-        read.add(number, raw, spec)
-    check_columns(options.source, spec, read.rows, bool(read.chains), read.columns_seen)
-    circular = sum(1 for c in read.chains if c.provenance.get("gold") == CIRCULAR)
-    generators = Counter(c.generator for c in read.chains)
-    facts = ingest_facts(spec, generators, read.gold_origins, circular)
-    pool = Pool(
-        list(read.problems.values()),
-        read.chains,
-        options.source,
-        len(read.chains) + len(read.rejects),
-        read.rejects,
-        pool_checksum(options),
-        {**pool_provenance(options), "ingest": facts},
-    )
-    warn_ingest(options.source, spec, read.undeclared_generator, circular, len(read.chains))
-    return pool
 
 
 def reader_args(options: IngestOptions) -> dict[str, Any]:
@@ -220,43 +190,6 @@ class RowCounts:
             return read_row(raw, spec, number)
         except RowError as err:
             return Reject(source, number, err.field, str(err), "ingest", _row_id(raw, spec))
-
-
-@dataclass
-class ReadRows(RowCounts):
-    """The rows of a file pool as they are read: problems, chains, rejects and what the manifest says of them.
-
-    Rows that share a problem id add chains to one problem; a row whose gold contradicts an earlier row of the
-    same problem is rejected, and a chain whose text was seen before for the problem is rejected alone.
-    """
-
-    source: str = ""
-    problems: dict[str, Problem] = field(default_factory=dict)
-    chains: list[Chain] = field(default_factory=list)
-    rejects: list[Reject] = field(default_factory=list)
-    gold_origins: Counter[str] = field(default_factory=Counter)
-    _chain_ids: set[str] = field(default_factory=set)
-
-    def add(self, number: int, raw: dict[str, Any] | RowError, spec: RowSpec) -> None:
-        record = self.record(number, raw, spec, self.source)
-        if isinstance(record, Reject):
-            self.rejects.append(record)
-            return
-        conflict = gold_conflict(self.problems.get(record.problem.id), record)
-        if conflict:
-            self.rejects.append(Reject(self.source, number, "answer", conflict, "ingest", record.problem.id))
-            return
-        fresh = []
-        for chain in record.chains:
-            if chain.id in self._chain_ids:
-                self.rejects.append(duplicate_chain(self.source, number, record.problem.id, chain.id))
-                continue
-            self._chain_ids.add(chain.id)
-            fresh.append(chain)
-        if fresh:
-            self.problems.setdefault(record.problem.id, record.problem)
-            self.gold_origins[record.gold_origin] += 1
-            self.chains.extend(fresh)
 
 
 def _row_id(raw: dict[str, Any], spec: RowSpec) -> str | None:

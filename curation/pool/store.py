@@ -25,6 +25,7 @@ import hashlib
 import heapq
 import json
 import shutil
+import tempfile
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -35,9 +36,10 @@ from typing import Any
 import numpy as np
 
 from curation.funnel import Drop
-from curation.options import StageOptions
+from curation.options import IngestOptions, StageOptions
 from curation.pool.ingest import (
     GoldOverride,
+    Pool,
     RowCounts,
     check_columns,
     duplicate_chain,
@@ -383,7 +385,7 @@ def store_items(
 
 
 def _ingest_champ(state: _IngestState, stages: StageOptions, row_rejects: Any) -> dict[str, Any]:
-    """CHAMP (and any pool `curation.pool.load_pool` reads whole): ingested in memory, then written out."""
+    """CHAMP (embedded, small): ingested in memory, then written out."""
     pool, applied, checksums = ingest_pool(stages.ingest)
     for reject in pool.rejects:
         row_rejects.write(json_line(_row_drop(reject)) + "\n")
@@ -395,7 +397,7 @@ def _ingest_champ(state: _IngestState, stages: StageOptions, row_rejects: Any) -
 
 
 def _ingest_records(state: _IngestState, stages: StageOptions, row_rejects: Any) -> dict[str, Any]:
-    """A file or hub pool, one row at a time (`curation.pool.ReadRows`' rules; duplicates decided after)."""
+    """A file or hub pool, one row at a time (a repeated chain id is decided after the pass, first row wins)."""
     options = stages.ingest
     spec = RowSpec.from_options(options)
     counts = RowCounts()
@@ -569,3 +571,23 @@ def read_chains(store: PoolStore, indices: Sequence[int]) -> list[Chain]:
 
 def read_problems(store: PoolStore, indices: Sequence[int]) -> list[Problem]:
     return [Problem.from_dict(row) for row in store.problems.read_many(indices)]
+
+
+def load_pool(options: IngestOptions, work_dir: Path | None = None) -> Pool:
+    """A whole pool in memory (the exploration notebook, small pools), read through the pool store, so its rows
+    meet exactly the rules every run applies (gold overrides included); ``work_dir`` keeps the store.
+
+    Raises:
+        DataError: The source is missing or unreadable.
+    """
+    with tempfile.TemporaryDirectory(prefix="limo-pool-") as scratch:
+        store = open_or_ingest(StageOptions(ingest=options), Path(work_dir or scratch))
+        valid = np.flatnonzero(store.columns.chain_valid).tolist()
+        problems = read_problems(store, range(len(store.columns.problem_subject)))
+        with open(store.rejects_path, encoding="utf-8") as handle:
+            rejects = [Reject(**json.loads(line)["detail"]) for line in handle]
+        facts = store.facts
+        checksum = next(iter(facts["checksums"].values()), None)
+        return Pool(
+            problems, read_chains(store, valid), facts["source"], facts["read"], rejects, checksum, facts["provenance"]
+        )
