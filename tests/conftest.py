@@ -27,7 +27,6 @@ from tests.cluster_engines import (  # noqa: E402
 )
 from tests.shared_data import REPO_ROOT, shared_data_dir  # noqa: E402
 
-
 CLUSTER_FIXTURES = ("ray_instance", "slurm_cluster")
 
 
