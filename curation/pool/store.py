@@ -29,7 +29,7 @@ import tempfile
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -575,13 +575,14 @@ def read_problems(store: PoolStore, indices: Sequence[int]) -> list[Problem]:
 
 def load_pool(options: IngestOptions, work_dir: Path | None = None) -> Pool:
     """A whole pool in memory (the exploration notebook, small pools), read through the pool store, so its rows
-    meet exactly the rules every run applies (gold overrides included); ``work_dir`` keeps the store.
+    meet exactly the rules every run applies; gold overrides are not applied (the pool as it is); ``work_dir``
+    keeps the store.
 
     Raises:
         DataError: The source is missing or unreadable.
     """
     with tempfile.TemporaryDirectory(prefix="limo-pool-") as scratch:
-        store = open_or_ingest(StageOptions(ingest=options), Path(work_dir or scratch))
+        store = open_or_ingest(StageOptions(ingest=replace(options, gold_overrides=None)), Path(work_dir or scratch))
         valid = np.flatnonzero(store.columns.chain_valid).tolist()
         problems = read_problems(store, range(len(store.columns.problem_subject)))
         with open(store.rejects_path, encoding="utf-8") as handle:

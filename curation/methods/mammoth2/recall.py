@@ -104,9 +104,7 @@ def _train_classifier_here(
     """
     import fasttext
 
-    from curation.methods.mammoth2.steps import (
-        normalize_for_fasttext,  # deferred: imports datatrove (the mining extra)
-    )
+    from curation.methods.mammoth2 import steps  # deferred: imports datatrove (the mining extra)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -114,8 +112,8 @@ def _train_classifier_here(
     positives = [row[text_key] for row in iter_jsonl(positive_path) if row.get(text_key)]
     size = round(len(positives) * negatives_per_positive)
     negatives = reservoir_sample((r[text_key] for r in iter_jsonl(negative_path) if r.get(text_key)), size, rng)
-    lines = [f"__label__{POSITIVE} {normalize_for_fasttext(t)}" for t in positives]
-    lines += [f"__label__{NEGATIVE} {normalize_for_fasttext(t)}" for t in negatives]
+    lines = [f"__label__{POSITIVE} {steps.normalize_for_fasttext(t)}" for t in positives]
+    lines += [f"__label__{NEGATIVE} {steps.normalize_for_fasttext(t)}" for t in negatives]
     rng.shuffle(lines)
     train_file = out / "recall_train.txt"
     train_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
