@@ -18,6 +18,7 @@ so a rerun with changed late options (``select.n``) reuses every earlier stage's
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import pickle
@@ -284,6 +285,18 @@ def load_mask(path: str) -> np.ndarray:
 def load_context(path: str) -> Any:
     with open(path, "rb") as handle:
         return pickle.load(handle)  # noqa: S301 - written by this run's driver (write_context)
+
+
+@lru_cache(maxsize=16)
+def source_digest(*modules: str) -> str:
+    """A digest of the named modules' source files, for the keys of files a driver caches in the work folder: a
+    context built by other code is then never reused (job folders are keyed by their inputs only)."""
+    digest = hashlib.sha256()
+    for module in modules:
+        spec = importlib.util.find_spec(module)
+        if spec is not None and spec.origin:
+            digest.update(Path(spec.origin).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def write_context(folder: Path, key: Any, value: Any) -> str:

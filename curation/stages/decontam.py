@@ -35,6 +35,7 @@ document frequencies are summed in between, in the parent.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -60,6 +61,7 @@ from curation.runner import (
     rows_of,
     run_items,
     run_parts,
+    source_digest,
     write_context,
     write_rows_file,
 )
@@ -488,7 +490,8 @@ def decontam(state: RunState, options: StageOptions, context: StageContext) -> N
         raise benchmark_error(err) from err
     state.manifest["benchmarks"] = loaded
     index = build_index(items, settings)
-    drops, result = contaminated(state, context, index, {"benchmarks": loaded, "options": asdict(settings)})
+    key = {"benchmarks": loaded, "options": asdict(settings), "code": source_digest(__name__, "curation.similarity")}
+    drops, result = contaminated(state, context, index, key)
     state.results.decontam_hits = [{"problem_id": state.problem_ids[p], **hit.to_dict()} for p, hit in drops]
     count.notes = {
         "benchmarks": {n: v.get("items", 0) for n, v in loaded.items()},
@@ -551,7 +554,11 @@ def _confirm(
     if not jobs:
         return []
     folder = context.work_dir / "contexts"
-    context_path = write_context(folder, key, confirm)
+    # keyed by the candidate list too: a file written for other candidates (an earlier run, other code) is never
+    # reused for these, whose slices the confirm tasks read by position
+    listed = [[p, [[c.item, c.method, c.evidence, list(c.ngrams)] for c in found]] for p, found in jobs]
+    listing = hashlib.sha256(json.dumps(listed, sort_keys=True).encode()).hexdigest()[:16]
+    context_path = write_context(folder, {**key, "candidates": listing}, confirm)
     jobs_file = Path(context_path).with_suffix(".candidates.jsonl")
     if not jobs_file.is_file():
         texts = state.store.problems.read_many(p for p, _ in jobs)
