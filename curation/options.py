@@ -113,6 +113,63 @@ class AnswerCheckOptions:
 
 
 @dataclass(frozen=True)
+class SemanticDecontamOptions:
+    """Decontamination by meaning (`curation.semantic`): embedding retrieval, then a confirmation rule.
+
+    Attributes:
+        enabled: Off by default (a recipe turns it on under ``curate.stages.decontam.semantic``).
+        model: ``wordllama`` (the small model the ``wordllama`` wheel ships: nothing is downloaded) or a
+            sentence-transformers model id or folder (needs that package, and the hub or a local copy).
+        threshold: Cosine similarity a candidate needs (calibrated on bench/data/paraphrases.jsonl).
+        min_numbers: Jaccard of the distinct numbers the two problems state (1.0: the same numbers); with
+            no number swapped, what separates a paraphrase from a template sibling, which embeddings cannot.
+        confirmation: ``rule`` (threshold and numbers) or ``judge`` (candidates at ``judge_threshold`` or more
+            that the rule does not confirm go to ``judge`` for a same-problem verdict).
+        judge: The generator asked "same problem?" when ``confirmation`` is ``judge``.
+        judge_threshold: The lowest similarity sent to the judge.
+        k: Nearest benchmark items retrieved per pool problem.
+        batch_size: Texts embedded per batch.
+    """
+
+    enabled: bool = False
+    model: str = "wordllama"
+    threshold: float = 0.7
+    min_numbers: float = 0.8
+    confirmation: str = "rule"
+    judge: GenerationOptions = field(default_factory=lambda: GenerationOptions(max_new_tokens=16))
+    judge_threshold: float = 0.6
+    k: int = 5
+    batch_size: int = 512
+
+
+@dataclass(frozen=True)
+class SemanticDedupOptions:
+    """Near-duplicates by meaning inside the pool (`curation.semantic`), the same embeddings and rule.
+
+    Attributes:
+        enabled: Off by default (``curate.stages.dedup.semantic``).
+        model: As `SemanticDecontamOptions.model`.
+        threshold: Cosine similarity a pair needs.
+        min_numbers: Jaccard of the distinct numbers the two problems state (1.0: the same numbers).
+        confirmation: ``rule`` or ``judge`` (as `SemanticDecontamOptions`).
+        judge: The generator asked "same problem?" when ``confirmation`` is ``judge``.
+        judge_threshold: The lowest similarity sent to the judge.
+        k: Nearest pool problems retrieved per problem.
+        batch_size: Texts embedded per batch.
+    """
+
+    enabled: bool = False
+    model: str = "wordllama"
+    threshold: float = 0.9
+    min_numbers: float = 1.0
+    confirmation: str = "rule"
+    judge: GenerationOptions = field(default_factory=lambda: GenerationOptions(max_new_tokens=16))
+    judge_threshold: float = 0.7
+    k: int = 5
+    batch_size: int = 512
+
+
+@dataclass(frozen=True)
 class DedupOptions:
     """Problem deduplication: exact after normalisation, then MinHash LSH near-duplicates.
 
@@ -121,6 +178,9 @@ class DedupOptions:
     problems have the same content tokens (numbers, formulas, negations: `curation.similarity`), which
     template siblings with a coincident gold do not, nor copies with a number changed; measured in
     docs/curation.md (``same_content`` trades recall on planted groups for fewer sibling merges: CHAMP).
+    Two problems whose numbers differ *and* whose golds differ are never near-duplicates (different problems
+    for training: "... divisible by 11?" vs "... by 7?") unless ``template`` asks for template-level dedup.
+    ``semantic``: near-duplicates by meaning as well (`SemanticDedupOptions`, off by default).
     """
 
     enabled: bool = True
@@ -131,6 +191,8 @@ class DedupOptions:
     num_perm: int = 128
     shingle_words: int = 3
     exact_chains: bool = True
+    template: bool = False
+    semantic: SemanticDedupOptions = field(default_factory=SemanticDedupOptions)
 
 
 @dataclass(frozen=True)
@@ -153,6 +215,7 @@ class DecontamOptions:
         max_candidates: Benchmark items confirmed per problem (the best-evidenced ones).
         idf_sample: Pool problems sampled (seeded) for word weights when the pool is larger.
         missing: ``error`` or ``warn`` when a benchmark cannot be loaded (warn records it in the manifest).
+        semantic: Decontamination by meaning as well (`SemanticDecontamOptions`, off by default).
     """
 
     enabled: bool = True
@@ -169,6 +232,7 @@ class DecontamOptions:
     max_candidates: int = 5
     idf_sample: int = 20_000
     missing: str = "error"
+    semantic: SemanticDecontamOptions = field(default_factory=SemanticDecontamOptions)
 
 
 @dataclass(frozen=True)
