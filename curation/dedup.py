@@ -21,6 +21,10 @@ with 128 permutations, picks 9 bands of 13 rows: a pair at exactly 0.8 becomes a
 `LSH_RECALL` (0.999). The extra candidates below the threshold cost one exact Jaccard each. Measured on planted
 groups by ``bench/near_duplicates.py``.
 
+Dedup precision: two problems whose numbers (`curation.similarity.numbers_of`) differ and whose golds differ
+are never near-duplicates, whatever their Jaccard — MATH's "How many positive 3-digit numbers are divisible by
+11?" is not a copy of "... by 7?" — unless ``template: true`` asks for template-level dedup.
+
 Pool order decides which copy stays (the first), so results are deterministic. A dropped duplicate takes
 its chains with it (reason ``duplicate_problem`` / ``near_duplicate_problem``, detail names the kept id).
 Exact duplicate chains within one problem are dropped too (``duplicate_chain``).
@@ -39,7 +43,7 @@ import numpy as np
 from curation.funnel import CurationState
 from curation.options import DedupOptions
 from curation.sharding import map_chunks
-from curation.similarity import content_tokens
+from curation.similarity import content_tokens, numbers_of
 from eval.grader import verify
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
@@ -159,15 +163,27 @@ def lowest_threshold(options: DedupOptions, with_answers: bool) -> float:
 def near_enough(
     similarity: float, a: str, b: str, options: DedupOptions, answers: Mapping[str, str], texts: Mapping[str, str]
 ) -> bool:
-    """A near-duplicate pair: Jaccard at the threshold, or at the lower one when golds (and math) agree."""
+    """A near-duplicate pair: Jaccard at the threshold, or at the lower one when golds (and math) agree.
+
+    Never two problems whose numbers and golds both differ (`different_problems`) unless ``options.template``
+    (the lower threshold already asks for agreeing golds).
+    """
     if similarity >= options.threshold:
-        return True
+        return options.template or not different_problems(texts[a], texts[b], answers.get(a), answers.get(b))
     lower = options.same_answer_threshold
     if lower is None or similarity < lower or a not in answers or b not in answers:
         return False
     if options.same_content and content_tokens(texts[a]) != content_tokens(texts[b]):
         return False
     return answers_agree(answers[a], answers[b])
+
+
+def different_problems(text_a: str, text_b: str, gold_a: str | None, gold_b: str | None) -> bool:
+    """Other numbers *and* another gold: a template sibling ("... divisible by 11?" vs "... by 7?"), which is a
+    different problem for training. Without both golds nothing is known, so this says False."""
+    if not gold_a or not gold_b or set(numbers_of(text_a)) == set(numbers_of(text_b)):
+        return False
+    return not answers_agree(gold_a, gold_b)
 
 
 def answers_agree(a: str, b: str) -> bool:

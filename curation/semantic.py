@@ -34,7 +34,6 @@ import functools
 import hashlib
 import logging
 import re
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +42,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from curation.decontam import BenchmarkItem
-from curation.similarity import text_tokens
+from curation.similarity import numbers_of, text_tokens
 from eval.generation import GenerationOptions
 
 log = logging.getLogger(__name__)
@@ -51,19 +50,6 @@ WORDLLAMA = "wordllama"
 MAX_EVIDENCE = 8  # shared numbers and words listed per match
 _BLOCK_QUERIES = 1024
 _BLOCK_INDEX = 65_536
-_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
-_UNITS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9}
-_COMPOUND = re.compile(rf"\b({'|'.join(_TENS)})[- ]({'|'.join(_UNITS)})\b", re.I)
-_WORD_VALUE = {
-    word: str(value)
-    for value, word in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-        "seventeen eighteen nineteen".split()
-    )
-} | {w: str(v) for w, v in _TENS.items()} | {"hundred": "100", "thousand": "1000", "million": "1000000", "twice": "2",
-     "double": "2", "half": "1/2", "thrice": "3"}  # fmt: skip
-_NUMBER = re.compile(r"\d+(?:\.\d+)?|\b(?:" + "|".join(_WORD_VALUE) + r")\b", re.I)
-_THOUSANDS = re.compile(r"(?<=\d)(?:,|\{,\}|\\!,|\\,)(?=\d{3}(?!\d))")
 _NAME = re.compile(r"(?<![A-Za-z])[A-Z]{2,4}(?![A-Za-z])")
 _STOP = frozenset(
     "a an and are as at be by can for from has have if in is it its let of on or that the then there this to "
@@ -211,16 +197,6 @@ def _faiss_nearest(faiss: Any, vectors: np.ndarray, queries: np.ndarray, k: int)
     index.add(np.asarray(vectors, np.float32))
     scores, rows = index.search(np.asarray(queries, np.float32), k)
     return scores, rows.astype(np.int64)
-
-
-def _compound(match: re.Match[str]) -> str:
-    return str(_TENS[match[1].lower()] + _UNITS[match[2].lower()])
-
-
-def numbers_of(text: str) -> Counter[str]:
-    """The numbers a problem states (digits, decimals, number words up to a million), counted."""
-    found = _NUMBER.findall(_THOUSANDS.sub("", _COMPOUND.sub(_compound, text)))
-    return Counter(_WORD_VALUE.get(n.lower(), n) for n in found)
 
 
 def content_words(text: str) -> set[str]:

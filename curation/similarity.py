@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 _THOUSANDS = re.compile(r"(?<=\d)(?:,|\{,\}|\\!,|\\,)(?=\d{3}(?!\d))")
@@ -62,6 +63,12 @@ _FORMATTING = frozenset(
     "hspace vspace mbox boxed limits nolimits".split()
 )
 _SKIP_WORDS = frozenset(("st", "nd", "rd", "th"))
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
+_UNITS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9}
+_COMPOUND = re.compile(rf"\b({'|'.join(_TENS)})[- ]({'|'.join(_UNITS)})\b", re.I)
+# Numbers a problem states (`numbers_of`): digits, number words, and the words that mean a number.
+_WORD_VALUE = _NUMBER_WORDS | {"twice": "2", "double": "2", "half": "1/2", "thrice": "3"}
+_NUMBER = re.compile(r"\d+(?:\.\d+)?|\b(?:" + "|".join(_WORD_VALUE) + r")\b", re.I)
 
 
 def _prepare(text: str) -> str:
@@ -182,3 +189,16 @@ def aligned_similarity(pool_words: Sequence[str], item_words: Sequence[str], wei
     span = range(blocks[0].a, blocks[-1].a + blocks[-1].size)
     inserted = sum(weight(pool_words[i]) for i in span if i not in aligned)
     return matched / (total + inserted)
+
+
+def _compound(match: re.Match[str]) -> str:
+    return str(_TENS[match[1].lower()] + _UNITS[match[2].lower()])
+
+
+def numbers_of(text: str) -> Counter[str]:
+    """The numbers a problem states (digits, decimals, number words: "fifty-four" -> 54), counted.
+
+    Semantic decontamination's and dedup's evidence that two texts pose the same problem with the same values.
+    """
+    found = _NUMBER.findall(_THOUSANDS.sub("", _COMPOUND.sub(_compound, text)))
+    return Counter(_WORD_VALUE.get(n.lower(), n) for n in found)
