@@ -123,6 +123,8 @@ class SemanticDecontamOptions:
         threshold: Cosine similarity a candidate needs (calibrated on bench/data/paraphrases.jsonl).
         min_numbers: Jaccard of the distinct numbers the two problems state (1.0: the same numbers); with
             no number swapped, what separates a paraphrase from a template sibling, which embeddings cannot.
+        min_content: Share of the math (content tokens, names as ``x``) the two problems have in common, in
+            order (`curation.semantic.content_share`).
         confirmation: ``rule`` (threshold and numbers) or ``judge`` (candidates at ``judge_threshold`` or more
             that the rule does not confirm go to ``judge`` for a same-problem verdict).
         judge: The generator asked "same problem?" when ``confirmation`` is ``judge``.
@@ -135,6 +137,7 @@ class SemanticDecontamOptions:
     model: str = "wordllama"
     threshold: float = 0.7
     min_numbers: float = 0.8
+    min_content: float = 0.5
     confirmation: str = "rule"
     judge: GenerationOptions = field(default_factory=lambda: GenerationOptions(max_new_tokens=16))
     judge_threshold: float = 0.6
@@ -151,6 +154,7 @@ class SemanticDedupOptions:
         model: As `SemanticDecontamOptions.model`.
         threshold: Cosine similarity a pair needs.
         min_numbers: Jaccard of the distinct numbers the two problems state (1.0: the same numbers).
+        min_content: As `SemanticDecontamOptions.min_content`.
         confirmation: ``rule`` or ``judge`` (as `SemanticDecontamOptions`).
         judge: The generator asked "same problem?" when ``confirmation`` is ``judge``.
         judge_threshold: The lowest similarity sent to the judge.
@@ -162,6 +166,7 @@ class SemanticDedupOptions:
     model: str = "wordllama"
     threshold: float = 0.9
     min_numbers: float = 1.0
+    min_content: float = 0.5
     confirmation: str = "rule"
     judge: GenerationOptions = field(default_factory=lambda: GenerationOptions(max_new_tokens=16))
     judge_threshold: float = 0.7

@@ -42,7 +42,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from curation.decontam import BenchmarkItem
-from curation.similarity import numbers_of, text_tokens
+from curation.similarity import content_tokens, lcs_length, numbers_of, text_tokens
 from eval.generation import GenerationOptions
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ class SemanticOptions(Protocol):
     model: str
     threshold: float
     min_numbers: float
+    min_content: float
     confirmation: str
     judge_threshold: float
     judge: GenerationOptions
@@ -106,6 +107,19 @@ def _wordllama() -> Embedder:
         table, Tokenizer.from_file(str(root / "tokenizers" / "l2_supercat_tokenizer_config.json"))
     )
     return lambda texts: model.embed(texts, norm=False, batch_size=64)
+
+
+def named_content(text: str) -> list[str]:
+    """`curation.similarity.content_tokens` with every name as ``x`` (as in `embedding_text`)."""
+    names = {n.lower() for n in _NAME.findall(text)}
+    return ["x" if (len(t) == 1 and t.isalpha()) or t in names else t for t in content_tokens(text)]
+
+
+def content_share(a: str, b: str) -> float:
+    """The two texts' content tokens (math, numbers, negations; names as ``x``) in common, in order, over
+    the longer list (1.0 when neither has any): formulas that differ by a sign or a term score low."""
+    x, y = named_content(a), named_content(b)
+    return lcs_length(x, y) / max(len(x), len(y)) if x or y else 1.0
 
 
 def embedding_text(text: str) -> str:
@@ -215,6 +229,7 @@ class SemanticMatch:
         shared_numbers: Numbers both state (up to eight).
         shared_words: Content words both use (up to eight, longest first).
         swapped: Each text states a number the other does not (a template sibling's sign).
+        content: `content_share` of the two texts.
         method: ``embedding`` (similarity and numbers) or ``judge`` (a model's same-problem verdict).
     """
 
@@ -224,6 +239,7 @@ class SemanticMatch:
     shared_numbers: tuple[str, ...]
     shared_words: tuple[str, ...]
     swapped: bool = False
+    content: float = 1.0
     method: str = "embedding"
 
     def to_dict(self) -> dict[str, Any]:
@@ -235,6 +251,7 @@ class SemanticMatch:
             "shared_numbers": list(self.shared_numbers),
             "shared_words": list(self.shared_words),
             "swapped_numbers": self.swapped,
+            "content": round(self.content, 3),
         }
 
 
@@ -250,6 +267,7 @@ def evidence(pool_text: str, other_text: str, similarity: float, key: str = "") 
         tuple(sorted(shared, key=lambda n: (len(n), n)))[:MAX_EVIDENCE],
         tuple(words[:MAX_EVIDENCE]),
         bool(ours - theirs) and bool(theirs - ours),
+        content_share(pool_text, other_text),
     )
 
 
@@ -261,12 +279,13 @@ def confirm(
     The two texts' distinct numbers must agree (Jaccard at least ``min_numbers``: 0.8 lets a paraphrase say
     "twice" or "$n = 2, \\dots, 7$" in a problem with several numbers), and no number may be *swapped* —
     each text stating a number the other lacks — which marks a template sibling ("... divisible by 11?" vs
-    "... by 7?"): never the same problem.
+    "... by 7?"): never the same problem. Their math must agree too (`content_share` at least
+    ``min_content``): embeddings of formula-heavy problems are close whatever the formula.
     """
     if similarity < options.threshold:
         return None
     match = evidence(pool_text, item_text, similarity, key)
-    if match.swapped or match.numbers < options.min_numbers:
+    if match.swapped or match.numbers < options.min_numbers or match.content < options.min_content:
         return None
     return match
 
