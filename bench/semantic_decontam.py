@@ -1,7 +1,7 @@
 """Decontamination by meaning: recall on hand-written paraphrases, false drops on clean problems, and scale.
 
 Usage: ``python bench/semantic_decontam.py [--data-dir ../shared/data] [--out outputs/bench_semantic]
-[--scale 100000 1000000]``.
+[--scale 100000 1000000] [--dedup]``.
 
 - The pool: MATH-train (clean against AIME 2024/2025 and AMC 2023, which it predates), a verbatim copy of
   every benchmark item that ``bench/data/paraphrases.jsonl`` rewrites, and those paraphrases (written by
@@ -13,6 +13,7 @@ Usage: ``python bench/semantic_decontam.py [--data-dir ../shared/data] [--out ou
 - False drops: MATH-train rows dropped as AIME/AMC. MATH-train rows the semantic check flags against
   MATH500 (real overlaps exist: NeMo-Skills report 13.9% of MATH/AMC/AIME test problems with a
   near-duplicate in MATH train) are counted and written to ``math500_flags.jsonl`` to judge by hand.
+- ``--dedup``: semantic near-duplicates inside the pool (`dedup_quality`).
 - Scale (``--scale``): embedding throughput on synthetic problems (MATH-train texts, each with its row
   number appended) and retrieval against the benchmark index, with peak RSS. Sizes above 100k reuse the
   100k embeddings tiled (retrieval measured at full size; embedding is linear in the pool and streamed in
@@ -38,9 +39,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.decontam import BENCHMARKS, CLEAN_AGAINST, specs  # noqa: E402
 from curation.decontam import BenchmarkItem, build_index, find_contamination, load_benchmark_items  # noqa: E402
-from curation.options import DecontamOptions, SemanticDecontamOptions  # noqa: E402
+from curation.options import DecontamOptions, SemanticDecontamOptions, SemanticDedupOptions  # noqa: E402
 from curation.planted import split  # noqa: E402
-from curation.semantic import SemanticIndex, embed_texts, find_semantic_contamination, item_key  # noqa: E402
+from curation.semantic import (  # noqa: E402
+    SemanticIndex,
+    embed_texts,
+    find_semantic_contamination,
+    find_semantic_duplicates,
+    item_key,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 PARAPHRASES = REPO / "bench" / "data" / "paraphrases.jsonl"
@@ -105,8 +112,7 @@ def _cell(counts: list[int]) -> str:
     return f"{counts[0]}/{counts[1]} ({counts[0] / max(1, counts[1]):.0%})"
 
 
-def _overrides(pairs: list[str]) -> dict:
-    defaults = SemanticDecontamOptions()
+def _overrides(pairs: list[str], defaults: object = SemanticDecontamOptions()) -> dict:
     return {k: type(getattr(defaults, k))(v) for k, v in (p.split("=", 1) for p in pairs)}
 
 
@@ -129,6 +135,48 @@ def clean_rows(texts, ngram_drops, semantic_drops, out: Path, items) -> dict:
                                      "item_text": by_key[semantic_drops[pid]]}) + "\n")  # fmt: skip
     print(f"{len(new)} MATH-train rows flagged against MATH500 by semantic only -> {out / 'math500_flags.jsonl'}")
     return {"clean": counts, "semantic_only_math500_flags": len(new)}
+
+
+def dedup_quality(args: argparse.Namespace) -> dict:
+    """Semantic near-duplicates inside the pool: MATH-train, then each paraphrased item and its paraphrases.
+
+    Recall: a paraphrase dropped as a duplicate of its item; merges: MATH-train problems dropped (written to
+    ``semantic_dedup_merges.jsonl`` with the kept problem, to judge by hand).
+    """
+    options = replace(SemanticDedupOptions(enabled=True), **_overrides(args.set, SemanticDedupOptions()))
+    decontam = DecontamOptions(benchmarks=BENCHMARKS, data_dir=str(args.data_dir))
+    items, _ = load_benchmark_items(BENCHMARKS, specs(), decontam)
+    texts, planted = build_pool(args.data_dir, items)
+    texts = {pid: text for pid, text in texts.items() if not pid.startswith("copy/")}
+    ids = [p for p in texts if p.startswith("math_train/")]
+    for key in dict.fromkeys(key for key, kind, _ in planted.values() if kind != "copy"):
+        texts[key] = next(i.text for i in items if item_key(i) == key)
+        ids += [key, *(p for p, (k, kind, _) in planted.items() if k == key and kind != "copy")]
+    answers = golds(args.data_dir, planted)
+    started = time.perf_counter()
+    dropped = find_semantic_duplicates(ids, texts, options, answers=answers)
+    seconds = time.perf_counter() - started
+    table = recall_table({p: m.key for p, m in dropped.items()}, {p: v for p, v in planted.items() if v[1] != "copy"})
+    merges = [p for p in dropped if p.startswith("math_train/")]
+    print(f"semantic dedup ({options}): {seconds:.1f}s; MATH-train problems merged {len(merges)} of 7,500")
+    for kind, halves in table.items():
+        print(f"  {kind}: tuning {_cell(halves['tune'])}, held-out {_cell(halves['held_out'])}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    with (args.out / "semantic_dedup_merges.jsonl").open("w", encoding="utf-8") as handle:
+        for pid in merges:
+            row = {"problem_id": pid, **dropped[pid].to_dict(), "problem": texts[pid], "kept": texts[dropped[pid].key]}
+            handle.write(json.dumps(row) + "\n")
+    return {"seconds": round(seconds, 1), "recall": table, "math_train_merged": len(merges)}
+
+
+def golds(data_dir: Path, planted: dict[str, tuple[str, str, str]]) -> dict[str, str]:
+    """Gold answers: MATH-train's, each benchmark item's, and each paraphrase's (its item's)."""
+    files = {"math500": "math500", "aime24": "aime2024", "aime25": "aime2025", "amc23": "amc2023"}
+    answers = {r["id"]: r["answer"] for r in map(json.loads, (data_dir / "math_train.jsonl").open(encoding="utf-8"))}
+    for name, file in files.items():
+        for row in map(json.loads, (data_dir / f"{file}.jsonl").open(encoding="utf-8")):
+            answers[f"{name}/{row['id']}"] = str(row["answer"])
+    return answers | {pid: answers[key] for pid, (key, _, _) in planted.items()}
 
 
 def scale(args: argparse.Namespace, sizes: list[int]) -> dict:
@@ -166,12 +214,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench_semantic")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="SemanticDecontamOptions to try")
     parser.add_argument("--scale", nargs="*", type=int, default=[], help="pool sizes for throughput and memory")
+    parser.add_argument("--dedup", action="store_true", help="semantic near-duplicates inside the pool instead")
     args = parser.parse_args()
     if not (args.data_dir / "math_train.jsonl").is_file():
         sys.exit(f"bench/semantic_decontam.py: error: no math_train.jsonl in {args.data_dir} (pass --data-dir)")
-    summary = scale(args, args.scale) if args.scale else quality(args)
+    summary = scale(args, args.scale) if args.scale else dedup_quality(args) if args.dedup else quality(args)
     args.out.mkdir(parents=True, exist_ok=True)
-    name = "scale.json" if args.scale else "summary.json"
+    name = "scale.json" if args.scale else "dedup.json" if args.dedup else "summary.json"
     (args.out / name).write_text(json.dumps(summary, indent=1), encoding="utf-8")
 
 

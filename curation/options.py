@@ -147,7 +147,8 @@ class SemanticDecontamOptions:
 
 @dataclass(frozen=True)
 class SemanticDedupOptions:
-    """Near-duplicates by meaning inside the pool (`curation.semantic`), the same embeddings and rule.
+    """Near-duplicates by meaning inside the pool (`curation.semantic`), the same embeddings and rule; a pair
+    whose golds both exist and differ is never a duplicate (measured in docs/performance.md).
 
     Attributes:
         enabled: Off by default (``curate.stages.dedup.semantic``).
@@ -164,8 +165,8 @@ class SemanticDedupOptions:
 
     enabled: bool = False
     model: str = "wordllama"
-    threshold: float = 0.9
-    min_numbers: float = 1.0
+    threshold: float = 0.7
+    min_numbers: float = 0.8
     min_content: float = 0.5
     confirmation: str = "rule"
     judge: GenerationOptions = field(default_factory=lambda: GenerationOptions(max_new_tokens=16))

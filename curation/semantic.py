@@ -42,7 +42,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from curation.decontam import BenchmarkItem
-from curation.similarity import content_tokens, lcs_length, numbers_of, text_tokens
+from curation.similarity import content_tokens, fold_number_words, lcs_length, numbers_of, text_tokens
 from eval.generation import GenerationOptions
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def _wordllama() -> Embedder:
 def named_content(text: str) -> list[str]:
     """`curation.similarity.content_tokens` with every name as ``x`` (as in `embedding_text`)."""
     names = {n.lower() for n in _NAME.findall(text)}
-    return ["x" if (len(t) == 1 and t.isalpha()) or t in names else t for t in content_tokens(text)]
+    return ["x" if (len(t) == 1 and t.isalpha()) or t in names else t for t in content_tokens(fold_number_words(text))]
 
 
 def content_share(a: str, b: str) -> float:
@@ -404,12 +404,18 @@ def _says_yes(reply: str) -> bool:
 
 
 def find_semantic_duplicates(
-    ids: Sequence[str], texts: Mapping[str, str], options: SemanticOptions, vectors: np.ndarray | None = None
+    ids: Sequence[str],
+    texts: Mapping[str, str],
+    options: SemanticOptions,
+    vectors: np.ndarray | None = None,
+    answers: Mapping[str, str] | None = None,
 ) -> dict[str, SemanticMatch]:
     """Pool problems that say the same as an earlier kept one (pool order decides, as in `curation.dedup`).
 
     Each problem's ``k`` nearest neighbours come from an index over the whole pool; a problem is dropped
-    when the rule confirms it against an earlier neighbour that was kept. The match's key names the kept id.
+    when the rule confirms it against an earlier neighbour that was kept and, where ``answers`` gives both
+    golds, the golds agree (`curation.dedup.answers_agree`: another answer is another problem). The match's
+    key names the kept id.
     """
     vectors = embed_texts([texts[i] for i in ids], options) if vectors is None else vectors
     index = SemanticIndex.build(ids, vectors)
@@ -417,12 +423,30 @@ def find_semantic_duplicates(
     for start in range(0, len(ids), _BLOCK_QUERIES):
         similarities, rows = index.nearest(vectors[start : start + _BLOCK_QUERIES], options.k + 1)
         for offset, (sims, near) in enumerate(zip(similarities, rows, strict=True)):
-            position = start + offset
-            for similarity, row in zip(sims, near, strict=True):
-                if row >= position or ids[row] in dropped:
-                    continue
-                match = confirm(texts[ids[position]], texts[ids[row]], float(similarity), options, ids[row])
-                if match is not None:
-                    dropped[ids[position]] = match
-                    break
+            earlier = [(float(s), ids[r]) for s, r in zip(sims, near, strict=True) if r < start + offset]
+            match = _first_duplicate(ids[start + offset], earlier, texts, options, answers or {}, dropped)
+            if match is not None:
+                dropped[ids[start + offset]] = match
     return dropped
+
+
+def _first_duplicate(
+    pid: str,
+    earlier: list[tuple[float, str]],
+    texts: Mapping[str, str],
+    options: SemanticOptions,
+    answers: Mapping[str, str],
+    dropped: Mapping[str, SemanticMatch],
+) -> SemanticMatch | None:
+    from curation.dedup import answers_agree
+
+    for similarity, other in earlier:
+        if other in dropped:
+            continue
+        match = confirm(texts[pid], texts[other], similarity, options, other)
+        if match is None:
+            continue
+        if pid in answers and other in answers and not answers_agree(answers[pid], answers[other]):
+            continue
+        return match
+    return None

@@ -195,10 +195,15 @@ def _compound(match: re.Match[str]) -> str:
     return str(_TENS[match[1].lower()] + _UNITS[match[2].lower()])
 
 
+def fold_number_words(text: str) -> str:
+    """Compound number words as digits: "Thirty-five" -> "35" (`content_tokens` alone gives 30 and 5)."""
+    return _COMPOUND.sub(_compound, text)
+
+
 def numbers_of(text: str) -> Counter[str]:
     """The numbers a problem states (digits, decimals, number words: "fifty-four" -> 54), counted.
 
     Semantic decontamination's and dedup's evidence that two texts pose the same problem with the same values.
     """
-    found = _NUMBER.findall(_THOUSANDS.sub("", _COMPOUND.sub(_compound, text)))
+    found = _NUMBER.findall(_THOUSANDS.sub("", fold_number_words(text)))
     return Counter(_WORD_VALUE.get(n.lower(), n) for n in found)

@@ -114,10 +114,13 @@ def test_judge_confirms_what_the_rule_does_not_through_a_replayed_backend(tmp_pa
         find_semantic_contamination({"p": pool}, [BenchmarkItem("b", "rect", item)], options)
 
 
-def test_semantic_duplicates_keep_the_first_and_siblings():
+def test_semantic_duplicates_keep_the_first_and_siblings_and_other_golds():
     texts = {"a": ITEM, "b": SIBLING, "c": PARAPHRASE, "d": "Find the area of a circle of radius 3."}
-    dropped = find_semantic_duplicates(list(texts), texts, SemanticDedupOptions(enabled=True, threshold=0.7))
+    options = SemanticDedupOptions(enabled=True)
+    dropped = find_semantic_duplicates(list(texts), texts, options)
     assert set(dropped) == {"c"} and dropped["c"].key == "a"
+    assert find_semantic_duplicates(list(texts), texts, options, answers={"a": "81", "c": "81"}).keys() == {"c"}
+    assert find_semantic_duplicates(list(texts), texts, options, answers={"a": "81", "c": "80"}) == {}
 
 
 def test_dedup_keeps_template_siblings_with_other_numbers_and_golds():
