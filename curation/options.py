@@ -113,11 +113,12 @@ class AnswerCheckOptions:
 
 
 @dataclass(frozen=True)
-class SemanticDecontamOptions:
-    """Decontamination by meaning (`curation.semantic`): embedding retrieval, then a confirmation rule.
+class SemanticOptions:
+    """Matching by meaning (`curation.semantic`): embedding retrieval, then a confirmation rule.
 
     Attributes:
-        enabled: Off by default (a recipe turns it on under ``curate.stages.decontam.semantic``).
+        enabled: Off by default (a recipe turns it on under ``curate.stages.decontam.semantic`` or
+            ``curate.stages.dedup.semantic``).
         model: ``wordllama`` (the small model the ``wordllama`` wheel ships: nothing is downloaded) or a
             sentence-transformers model id or folder (needs that package, and the hub or a local copy).
         threshold: Cosine similarity a candidate needs (calibrated on bench/data/paraphrases.jsonl).
@@ -125,11 +126,11 @@ class SemanticDecontamOptions:
             no number swapped, what separates a paraphrase from a template sibling, which embeddings cannot.
         min_content: Share of the math (content tokens, names as ``x``) the two problems have in common, in
             order (`curation.semantic.content_share`).
-        confirmation: ``rule`` (threshold and numbers) or ``judge`` (candidates at ``judge_threshold`` or more
-            that the rule does not confirm go to ``judge`` for a same-problem verdict).
+        confirmation: ``rule`` (the three tests above) or ``judge`` (decontamination only: candidates at
+            ``judge_threshold`` or more that the rule does not confirm go to ``judge`` for a verdict).
         judge: The generator asked "same problem?" when ``confirmation`` is ``judge``.
         judge_threshold: The lowest similarity sent to the judge.
-        k: Nearest benchmark items retrieved per pool problem.
+        k: Nearest neighbours (benchmark items, or pool problems) retrieved per problem.
         batch_size: Texts embedded per batch.
     """
 
@@ -146,33 +147,14 @@ class SemanticDecontamOptions:
 
 
 @dataclass(frozen=True)
-class SemanticDedupOptions:
-    """Near-duplicates by meaning inside the pool (`curation.semantic`), the same embeddings and rule; a pair
-    whose golds both exist and differ is never a duplicate (measured in docs/performance.md).
+class SemanticDecontamOptions(SemanticOptions):
+    """``curate.stages.decontam.semantic``: pool problems against the benchmark items, by meaning."""
 
-    Attributes:
-        enabled: Off by default (``curate.stages.dedup.semantic``).
-        model: As `SemanticDecontamOptions.model`.
-        threshold: Cosine similarity a pair needs.
-        min_numbers: Jaccard of the distinct numbers the two problems state (1.0: the same numbers).
-        min_content: As `SemanticDecontamOptions.min_content`.
-        confirmation: ``rule`` or ``judge`` (as `SemanticDecontamOptions`).
-        judge: The generator asked "same problem?" when ``confirmation`` is ``judge``.
-        judge_threshold: The lowest similarity sent to the judge.
-        k: Nearest pool problems retrieved per problem.
-        batch_size: Texts embedded per batch.
-    """
 
-    enabled: bool = False
-    model: str = "wordllama"
-    threshold: float = 0.7
-    min_numbers: float = 0.8
-    min_content: float = 0.5
-    confirmation: str = "rule"
-    judge: GenerationOptions = field(default_factory=lambda: GenerationOptions(max_new_tokens=16))
-    judge_threshold: float = 0.7
-    k: int = 5
-    batch_size: int = 512
+@dataclass(frozen=True)
+class SemanticDedupOptions(SemanticOptions):
+    """``curate.stages.dedup.semantic``: near-duplicates by meaning inside the pool; a pair whose golds both
+    exist and differ is never a duplicate (measured in docs/performance.md). ``confirmation`` is ``rule``."""
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from curation.decontam import BenchmarkItem
+from curation.options import SemanticOptions
 from curation.similarity import content_tokens, fold_number_words, lcs_length, numbers_of, text_tokens
-from eval.generation import GenerationOptions
 
 log = logging.getLogger(__name__)
 WORDLLAMA = "wordllama"
@@ -59,20 +59,6 @@ _STOP = frozenset(
 
 class Embedder(Protocol):
     def __call__(self, texts: list[str]) -> np.ndarray: ...
-
-
-class SemanticOptions(Protocol):
-    """What `SemanticDecontamOptions` and `SemanticDedupOptions` share (`curation.options`)."""
-
-    model: str
-    threshold: float
-    min_numbers: float
-    min_content: float
-    confirmation: str
-    judge_threshold: float
-    judge: GenerationOptions
-    k: int
-    batch_size: int
 
 
 @functools.cache
@@ -319,6 +305,8 @@ def find_semantic_contamination(
         index: The items' index when the caller built it once for all shards (None: built here).
         judge: ``[(pool text, item text)] -> [same problem?]`` for ``confirmation: judge`` (`judge_pairs`).
     """
+    if options.confirmation not in ("rule", "judge"):
+        raise ValueError(f"semantic decontam: confirmation {options.confirmation!r}: expected 'rule' or 'judge'")
     index = index or SemanticIndex.build([item_key(i) for i in items], embed_texts([i.text for i in items], options))
     ids = list(texts)
     verdicts = SemanticVerdicts({}, {})
@@ -417,6 +405,8 @@ def find_semantic_duplicates(
     golds, the golds agree (`curation.dedup.answers_agree`: another answer is another problem). The match's
     key names the kept id.
     """
+    if options.confirmation != "rule":
+        raise ValueError(f"semantic dedup: confirmation {options.confirmation!r}: only 'rule' is supported here")
     vectors = embed_texts([texts[i] for i in ids], options) if vectors is None else vectors
     index = SemanticIndex.build(ids, vectors)
     dropped: dict[str, SemanticMatch] = {}

@@ -121,6 +121,10 @@ def test_semantic_duplicates_keep_the_first_and_siblings_and_other_golds():
     assert set(dropped) == {"c"} and dropped["c"].key == "a"
     assert find_semantic_duplicates(list(texts), texts, options, answers={"a": "81", "c": "81"}).keys() == {"c"}
     assert find_semantic_duplicates(list(texts), texts, options, answers={"a": "81", "c": "80"}) == {}
+    with pytest.raises(ValueError, match="only 'rule'"):
+        find_semantic_duplicates(list(texts), texts, SemanticDedupOptions(confirmation="judge"))
+    with pytest.raises(ValueError, match="expected 'rule' or 'judge'"):
+        find_semantic_contamination(texts, [], SemanticDecontamOptions(confirmation="llm"))
 
 
 def test_dedup_keeps_template_siblings_with_other_numbers_and_golds():
