@@ -211,7 +211,8 @@ class SemanticMatch:
     Attributes:
         key: What the pool problem matched (a benchmark item as ``benchmark/id``, or a kept problem id).
         similarity: Cosine similarity of the two embeddings.
-        numbers: Jaccard of the two texts' distinct numbers (1.0 when neither states one).
+        numbers: Jaccard of the two texts' distinct numbers, number words on one side only not counted (1.0
+            when neither states one).
         shared_numbers: Numbers both state (up to eight).
         shared_words: Content words both use (up to eight, longest first).
         swapped: Each text states a number the other does not (a template sibling's sign).
@@ -242,14 +243,20 @@ class SemanticMatch:
 
 
 def evidence(pool_text: str, other_text: str, similarity: float, key: str = "") -> SemanticMatch:
-    """What the two texts share: their distinct numbers (Jaccard) and content words."""
+    """What the two texts share: their distinct numbers and content words.
+
+    The numbers' agreement is a Jaccard in which a number *word* on one side only ("two seatings", "twice")
+    does not count: prose says "one", "two" or "half" where a paraphrase need not (on the tuning paraphrases
+    2 more caught, 8 more MATH-train flags against MATH500, none against AIME/AMC). A swap counts every number.
+    """
     ours, theirs = set(numbers_of(pool_text)), set(numbers_of(other_text))
     shared = ours & theirs
+    counted = set(numbers_of(pool_text, words=False)) | set(numbers_of(other_text, words=False)) | shared
     words = sorted(content_words(pool_text) & content_words(other_text), key=lambda w: (-len(w), w))
     return SemanticMatch(
         key,
         float(similarity),
-        len(shared) / len(ours | theirs) if ours | theirs else 1.0,
+        len(shared) / len(counted) if counted else 1.0,
         tuple(sorted(shared, key=lambda n: (len(n), n)))[:MAX_EVIDENCE],
         tuple(words[:MAX_EVIDENCE]),
         bool(ours - theirs) and bool(theirs - ours),

@@ -200,10 +200,11 @@ def fold_number_words(text: str) -> str:
     return _COMPOUND.sub(_compound, text)
 
 
-def numbers_of(text: str) -> Counter[str]:
+def numbers_of(text: str, *, words: bool = True) -> Counter[str]:
     """The numbers a problem states (digits, decimals, number words: "fifty-four" -> 54), counted.
 
     Semantic decontamination's and dedup's evidence that two texts pose the same problem with the same values.
+    ``words=False``: digits only (compound number words included, as they are folded to digits first).
     """
     found = _NUMBER.findall(_THOUSANDS.sub("", fold_number_words(text)))
-    return Counter(_WORD_VALUE.get(n.lower(), n) for n in found)
+    return Counter(_WORD_VALUE.get(n.lower(), n) for n in found if words or n[0].isdigit())
