@@ -17,7 +17,8 @@ Usage: ``python bench/semantic_decontam.py [--data-dir ../shared/data] [--out ou
 - Scale (``--scale``): embedding throughput on synthetic problems (MATH-train texts, each with its row
   number appended) and retrieval against the benchmark index, with peak RSS. Sizes above 100k reuse the
   100k embeddings tiled (retrieval measured at full size; embedding is linear in the pool and streamed in
-  batches, so it is timed once).
+  batches, so it is timed once); and in-pool retrieval (semantic dedup: all against all, exact) on the first
+  ``--in-pool`` (50k) of them.
 """
 
 from __future__ import annotations
@@ -192,6 +193,7 @@ def scale(args: argparse.Namespace, sizes: list[int]) -> dict:
     embed_rate = embedded / (time.perf_counter() - started)
     results = {"embed_per_s": round(embed_rate)}
     print(f"embedding: {embed_rate:,.0f} problems/s ({embedded:,} problems)")
+    results["in_pool"] = in_pool(vectors[: args.in_pool], options.k)
     for size in sizes:
         queries = np.tile(vectors, (-(-size // embedded), 1))[:size] if size > embedded else vectors
         started = time.perf_counter()
@@ -207,6 +209,19 @@ def scale(args: argparse.Namespace, sizes: list[int]) -> dict:
     return results
 
 
+def in_pool(vectors: np.ndarray, k: int) -> dict:
+    """Semantic dedup's retrieval: every problem's nearest neighbours among all of them (exact, quadratic)."""
+    started = time.perf_counter()
+    index = SemanticIndex.build(range(len(vectors)), vectors)
+    for start in range(0, len(vectors), 1024):
+        index.nearest(vectors[start : start + 1024], k + 1)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"in-pool retrieval of {len(vectors):,} problems: {seconds:.1f}s "
+          f"(1M at the same rate, quadratic: {seconds * (1e6 / len(vectors)) ** 2 / 3600:.1f} h), peak RSS {peak:.0f} MB")  # fmt: skip
+    return {"problems": len(vectors), "seconds": round(seconds, 1), "peak_rss_mb": round(peak)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default_data = Path(os.environ.get("LIMO_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -215,6 +230,7 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="SemanticDecontamOptions to try")
     parser.add_argument("--scale", nargs="*", type=int, default=[], help="pool sizes for throughput and memory")
     parser.add_argument("--dedup", action="store_true", help="semantic near-duplicates inside the pool instead")
+    parser.add_argument("--in-pool", type=int, default=50_000, help="with --scale: problems for in-pool retrieval")
     args = parser.parse_args()
     if not (args.data_dir / "math_train.jsonl").is_file():
         sys.exit(f"bench/semantic_decontam.py: error: no math_train.jsonl in {args.data_dir} (pass --data-dir)")
