@@ -138,7 +138,7 @@ class SemanticOptions:
     model: str = "wordllama"
     threshold: float = 0.7
     min_numbers: float = 0.8
-    min_content: float = 0.5
+    min_content: float = 0.65
     confirmation: str = "rule"
     judge: GenerationOptions = field(default_factory=lambda: GenerationOptions(max_new_tokens=16))
     judge_threshold: float = 0.6

@@ -51,6 +51,7 @@ MAX_EVIDENCE = 8  # shared numbers and words listed per match
 _BLOCK_QUERIES = 1024
 _BLOCK_INDEX = 65_536
 _NAME = re.compile(r"(?<![A-Za-z])[A-Z]{2,4}(?![A-Za-z])")
+_NEGATED = re.compile(r"\b(?:in|un|non-?)(?=[a-z]+(?:able|ible)\b|negative\b|zero\b|congruent\b)", re.I)
 _STOP = frozenset(
     "a an and are as at be by can for from has have if in is it its let of on or that the then there this to "
     "was what when where which who will with find compute determine value".split()
@@ -96,9 +97,11 @@ def _wordllama() -> Embedder:
 
 
 def named_content(text: str) -> list[str]:
-    """`curation.similarity.content_tokens` with every name as ``x`` (as in `embedding_text`)."""
+    """`curation.similarity.content_tokens` with every name as ``x`` (as in `embedding_text`) and a negating
+    prefix as the word ``not`` ("indistinguishable" -> "not distinguishable", "nonzero" -> "not zero")."""
     names = {n.lower() for n in _NAME.findall(text)}
-    return ["x" if (len(t) == 1 and t.isalpha()) or t in names else t for t in content_tokens(fold_number_words(text))]
+    folded = _NEGATED.sub("not ", fold_number_words(text))
+    return ["x" if (len(t) == 1 and t.isalpha()) or t in names else t for t in content_tokens(folded)]
 
 
 def content_share(a: str, b: str) -> float:

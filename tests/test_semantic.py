@@ -89,6 +89,18 @@ def test_numbers_fold_number_words_and_separators():
     }  # fmt: skip
 
 
+def test_math_agreement_reads_names_and_negating_prefixes_alike():
+    a = "In how many ways can 5 balls be put in 2 boxes if the balls are indistinguishable?"
+    assert (
+        semantic.content_share(
+            a, "How many ways are there to put 5 balls in 2 boxes if balls are not distinguishable?"
+        )
+        == 1.0
+    )
+    assert semantic.content_share("Solve $x^2 + 3x = 4$.", "Solve for t: $t^2 + 3t = 4$.") == 1.0
+    assert semantic.content_share("Solve $x^2 + 3x = 4$.", "Solve $x^2 - 3x = 4$.") < 1.0
+
+
 def test_contamination_reports_the_item_and_the_closest_kept_candidate():
     items = [BenchmarkItem("math500", "div11", ITEM), BenchmarkItem("math500", "circle", "Find the area of a circle.")]
     verdicts = find_semantic_contamination({"p": PARAPHRASE, "s": SIBLING}, items, OPTIONS)
