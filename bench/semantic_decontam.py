@@ -8,7 +8,7 @@ Usage: ``python bench/semantic_decontam.py [--data-dir ../shared/data] [--out ou
   hand for this bench: ``light`` other words; ``medium`` renamed variables, reordered sentences; ``heavy``
   a formula restated in words, unit changes, the story retold). Each row is in the tuning or the held-out
   part by `curation.planted.split` of its item id; the rule was calibrated on the tuning part only.
-- Recall: a planted row dropped as its own item, by n-gram decontamination alone (`curation.decontam`, as
+- Recall: a planted row dropped as its own item, by n-gram decontamination alone (`curation.stages.decontam`, as
   ``bench/decontam.py`` drives it) and by n-gram + semantic (`curation.semantic`; dropped by either).
 - False drops: MATH-train rows dropped as AIME/AMC. MATH-train rows the semantic check flags against
   MATH500 (real overlaps exist: NeMo-Skills report 13.9% of MATH/AMC/AIME test problems with a
@@ -39,7 +39,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.decontam import BENCHMARKS, CLEAN_AGAINST, specs  # noqa: E402
-from curation.decontam import BenchmarkItem, build_index, find_contamination, load_benchmark_items  # noqa: E402
 from curation.options import DecontamOptions, SemanticDecontamOptions, SemanticDedupOptions  # noqa: E402
 from curation.planted import split  # noqa: E402
 from curation.semantic import (  # noqa: E402
@@ -49,6 +48,7 @@ from curation.semantic import (  # noqa: E402
     find_semantic_duplicates,
     item_key,
 )
+from curation.stages.decontam import BenchmarkItem, build_index, find_contamination, load_benchmark_items  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PARAPHRASES = REPO / "bench" / "data" / "paraphrases.jsonl"

@@ -41,9 +41,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from curation.decontam import BenchmarkItem
 from curation.options import SemanticOptions
-from curation.similarity import content_tokens, fold_number_words, lcs_length, numbers_of, text_tokens
+from curation.similarity import answers_agree, content_tokens, fold_number_words, lcs_length, numbers_of, text_tokens
+from eval.backends.base import GenerationRequest
 
 log = logging.getLogger(__name__)
 WORDLLAMA = "wordllama"
@@ -56,6 +56,19 @@ _STOP = frozenset(
     "a an and are as at be by can for from has have if in is it its let of on or that the then there this to "
     "was what when where which who will with find compute determine value".split()
 )
+
+
+class BenchmarkItem(Protocol):
+    """A benchmark item as the semantic check reads it (`curation.stages.decontam.BenchmarkItem` is one)."""
+
+    @property
+    def benchmark(self) -> str: ...
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def text(self) -> str: ...
 
 
 class Embedder(Protocol):
@@ -380,8 +393,6 @@ def judge_request_id(a: str, b: str) -> str:
 
 def judge_pairs(generator: Any, options: SemanticOptions) -> Callable[[list[tuple[str, str]]], list[bool]]:
     """A judge for `find_semantic_contamination`: ``generator`` (a `eval.generation.CachedGenerator`) answers."""
-    from eval.backends.base import GenerationRequest
-
     sampling = options.judge.sampling()
 
     def ask(pairs: list[tuple[str, str]]) -> list[bool]:
@@ -412,7 +423,7 @@ def find_semantic_duplicates(
 
     Each problem's ``k`` nearest neighbours come from an index over the whole pool; a problem is dropped
     when the rule confirms it against an earlier neighbour that was kept and, where ``answers`` gives both
-    golds, the golds agree (`curation.dedup.answers_agree`: another answer is another problem). The match's
+    golds, the golds agree (`curation.similarity.answers_agree`: another answer is another problem). The match's
     key names the kept id.
     """
     if options.confirmation != "rule":
@@ -438,8 +449,6 @@ def _first_duplicate(
     answers: Mapping[str, str],
     dropped: Mapping[str, SemanticMatch],
 ) -> SemanticMatch | None:
-    from curation.dedup import answers_agree
-
     for similarity, other in earlier:
         if other in dropped:
             continue

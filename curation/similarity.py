@@ -32,6 +32,8 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+from eval.grader import verify
+
 _THOUSANDS = re.compile(r"(?<=\d)(?:,|\{,\}|\\!,|\\,)(?=\d{3}(?!\d))")
 _TOKEN = re.compile(r"\\([A-Za-z]+)|([A-Za-z]+)|(\d+)|([+\-−=<>≤≥≠])")
 _TEX_MATH = re.compile(
@@ -208,3 +210,10 @@ def numbers_of(text: str, *, words: bool = True) -> Counter[str]:
     """
     found = _NUMBER.findall(_THOUSANDS.sub("", fold_number_words(text)))
     return Counter(_WORD_VALUE.get(n.lower(), n) for n in found if words or n[0].isdigit())
+
+
+def answers_agree(a: str, b: str) -> bool:
+    """Golds equal as the grader sees them (`eval.grader.verify`), an empty gold agreeing with nothing."""
+    if not a.strip() or not b.strip():
+        return False
+    return a.strip() == b.strip() or verify(a, b, timeout_s=2.0)

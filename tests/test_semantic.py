@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 
 from curation import semantic
-from curation.decontam import BenchmarkItem
-from curation.dedup import find_duplicates
 from curation.options import DedupOptions, SemanticDecontamOptions, SemanticDedupOptions, StageOptions
 from curation.semantic import (
     SemanticIndex,
@@ -22,6 +20,8 @@ from curation.semantic import (
     judge_request_id,
 )
 from curation.similarity import numbers_of
+from curation.stages.decontam import BenchmarkItem
+from curation.stages.dedup import find_duplicates
 from eval.backends.replay import ReplayBackend
 from eval.generation import CachedGenerator
 from eval.options import OptionsError, to_options
