@@ -26,7 +26,8 @@ are never near-duplicates, whatever their Jaccard — MATH's "How many positive 
 11?" is not a copy of "... by 7?" — unless ``template: true`` asks for template-level dedup.
 
 Pool order decides which copy stays (the first), so results are deterministic. A dropped duplicate takes
-its chains with it (reason ``duplicate_problem`` / ``near_duplicate_problem``, detail names the kept id).
+its chains with it (reason ``duplicate_problem`` / ``near_duplicate_problem``; the detail names the kept id,
+the kind of match — ``exact``, ``shingles``, ``shingles_same_gold``, ``semantic`` — and its similarity).
 Exact duplicate chains within one problem are dropped too (``duplicate_chain``).
 """
 
@@ -117,22 +118,32 @@ def lowest_threshold(options: DedupOptions, with_answers: bool) -> float:
     return options.threshold
 
 
-def near_enough(
+def near_match(
     similarity: float, a: str, b: str, options: DedupOptions, answers: Mapping[str, str], texts: Mapping[str, str]
-) -> bool:
-    """A near-duplicate pair: Jaccard at the threshold, or at the lower one when golds (and math) agree.
+) -> str | None:
+    """The kind of near-duplicate the pair is — ``shingles`` (Jaccard at the threshold) or ``shingles_same_gold``
+    (at the lower one, golds and, with ``same_content``, math agreeing) — or None.
 
     Never two problems whose numbers and golds both differ (`different_problems`) unless ``options.template``
     (the lower threshold already asks for agreeing golds).
     """
     if similarity >= options.threshold:
-        return options.template or not different_problems(texts[a], texts[b], answers.get(a), answers.get(b))
+        if options.template or not different_problems(texts[a], texts[b], answers.get(a), answers.get(b)):
+            return "shingles"
+        return None
     lower = options.same_answer_threshold
     if lower is None or similarity < lower or a not in answers or b not in answers:
-        return False
+        return None
     if options.same_content and content_tokens(texts[a]) != content_tokens(texts[b]):
-        return False
-    return answers_agree(answers[a], answers[b])
+        return None
+    return "shingles_same_gold" if answers_agree(answers[a], answers[b]) else None
+
+
+def near_enough(
+    similarity: float, a: str, b: str, options: DedupOptions, answers: Mapping[str, str], texts: Mapping[str, str]
+) -> bool:
+    """Whether the pair is a near-duplicate (`near_match`)."""
+    return near_match(similarity, a, b, options, answers, texts) is not None
 
 
 def different_problems(text_a: str, text_b: str, gold_a: str | None, gold_b: str | None) -> bool:
@@ -185,10 +196,10 @@ def dedup_chain_digests(index: int, item: dict[str, Any]) -> Iterator[list[Any]]
         yield [position, text_digest(row["text"]).hex()]
 
 
-def near_duplicate_pairs(index: int, item: dict[str, Any]) -> Iterator[list[int]]:
-    """``[earlier problem, later problem]`` for every pair of a slice of LSH buckets that `dedup.near_enough`
-    accepts (exact shingle Jaccard at the threshold, or at the lower one when the golds agree); a pair is
-    checked in the first band the two share only."""
+def near_duplicate_pairs(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
+    """``[earlier problem, later problem, Jaccard, kind]`` for every pair of a slice of LSH buckets that
+    `near_match` accepts (exact shingle Jaccard at the threshold, or at the lower one when the golds agree); a
+    pair is checked in the first band the two share only."""
     options = to_options(DedupOptions, item["options"])
     folder = Path(item["buckets"])
     problems, bands, members, starts, band_of = (
@@ -202,9 +213,9 @@ def near_duplicate_pairs(index: int, item: dict[str, Any]) -> Iterator[list[int]
 
 def _bucket_pairs(
     positions: np.ndarray, problems: np.ndarray, earlier_bands: np.ndarray, reader: Any, options: DedupOptions
-) -> Iterator[list[int]]:
+) -> Iterator[list[Any]]:
     rows = list(reader.read_many(problems[positions].tolist()))
-    texts = {str(i): row["problem"] for i, row in enumerate(rows)}  # keyed as `near_enough` takes them
+    texts = {str(i): row["problem"] for i, row in enumerate(rows)}  # keyed as `near_match` takes them
     answers = {str(i): row["answer"] for i, row in enumerate(rows)}
     shingles = [word_shingles(normalize_problem(text), options.shingle_words) for text in texts.values()]
     keys = earlier_bands[positions]
@@ -212,8 +223,9 @@ def _bucket_pairs(
         shared_before = (keys[:later] == keys[later]).any(axis=1)  # already checked in an earlier band's bucket
         for earlier in np.flatnonzero(~shared_before).tolist():
             similarity = jaccard(shingles[later], shingles[earlier])
-            if near_enough(similarity, str(later), str(earlier), options, answers, texts):
-                yield [int(problems[positions[earlier]]), int(problems[positions[later]])]
+            kind = near_match(similarity, str(later), str(earlier), options, answers, texts)
+            if kind is not None:
+                yield [int(problems[positions[earlier]]), int(problems[positions[later]]), round(similarity, 4), kind]
 
 
 # ------------------------------------------------------------------------------------------------ the stage
@@ -230,17 +242,22 @@ def dedup(state: RunState, options: StageOptions, context: StageContext) -> None
         return
     chains = duplicate_chains(state, context) if settings.exact_chains else []
     drops = duplicate_problems(state, context, settings)
-    problem_drops = [(p, reason, {"duplicate_of": state.problem_ids[k]}) for p, reason, k in drops]
+    problem_drops = [(p, reason, {"duplicate_of": state.problem_ids[k], **match}) for p, reason, k, match in drops]
     state.apply(count, chains=chains, problems=problem_drops)
 
 
-def duplicate_problems(state: RunState, context: StageContext, settings: DedupOptions) -> list[tuple[int, str, int]]:
-    """``(problem, reason, kept problem)`` for every exact or near-duplicate of an earlier alive problem."""
+ProblemDrop = tuple[int, str, int, dict[str, Any]]  # problem, reason, kept problem, {match, similarity, ...}
+EXACT: dict[str, Any] = {"match": "exact", "similarity": 1.0}
+
+
+def duplicate_problems(state: RunState, context: StageContext, settings: DedupOptions) -> list[ProblemDrop]:
+    """``(problem, reason, kept problem, match)`` for every exact or near-duplicate of an earlier alive problem;
+    ``match`` says the kind of match (``exact``, ``shingles``, ``shingles_same_gold``) and its similarity."""
     params = {"options": options_dict(settings)}
     job = run_parts(state, context, "dedup-problems", dedup_problem_keys, params, table="problems")
     problems, exact, bands = _problem_keys(job, int(state.problem_alive.sum()), settings.near)
     first, kept = first_of_equal(exact)
-    drops = [(int(problems[i]), "duplicate_problem", int(problems[kept[i]])) for i in np.flatnonzero(~first)]
+    drops = [(int(problems[i]), "duplicate_problem", int(problems[kept[i]]), EXACT) for i in np.flatnonzero(~first)]
     if settings.near and first.any():
         problems = problems[first]
         buckets = save_buckets(context, problems, bands[first])
@@ -300,7 +317,7 @@ def save_buckets(context: StageContext, problems: np.ndarray, bands: np.ndarray)
 
 def near_duplicates(
     state: RunState, context: StageContext, problems: np.ndarray, buckets: Path | None, params: dict[str, Any]
-) -> list[tuple[int, str, int]]:
+) -> list[ProblemDrop]:
     """`curation.stages.dedup`'s LSH pass: in pool order, a problem whose verified candidates include a kept (not
     duplicate) earlier problem is a near-duplicate of the earliest such; otherwise it is kept.
 
@@ -308,19 +325,27 @@ def near_duplicates(
     job checks each pair's exact shingle Jaccard in the first band the two share only, so memory holds one
     bucket at a time and never a list of all candidate pairs.
     """
-    matches: dict[int, list[int]] = {}
+    matches: dict[int, dict[int, dict[str, Any]]] = {}
     if buckets is not None:
         starts = np.load(buckets / "starts.npy")
         common = {"store": str(state.store.folder), "buckets": str(buckets), **params}
         items = tuple({**common, "start": a, "stop": b} for a, b in _bucket_slices(starts, PAIRS_PER_TASK))
-        for earlier, later in rows_of(run_items(context, "dedup-near", near_duplicate_pairs, items)):
-            matches.setdefault(later, []).append(earlier)
+        for earlier, later, similarity, kind in rows_of(run_items(context, "dedup-near", near_duplicate_pairs, items)):
+            matches.setdefault(later, {})[earlier] = {"match": kind, "similarity": similarity}
+    return first_kept(problems.tolist(), matches, "near_duplicate_problem")
+
+
+def first_kept(
+    problems: list[int], matches: Mapping[int, Mapping[int, dict[str, Any]]], reason: str
+) -> list[ProblemDrop]:
+    """In pool order: a problem matching a kept (not dropped) earlier problem is dropped as a duplicate of the
+    earliest such, with that match's evidence; otherwise it is kept."""
     kept: set[int] = set()
-    found = []
-    for problem in problems.tolist():
-        earlier = [e for e in matches.get(problem, ()) if e in kept]
+    found: list[ProblemDrop] = []
+    for problem in problems:
+        earlier = [e for e in matches.get(problem, {}) if e in kept]
         if earlier:
-            found.append((problem, "near_duplicate_problem", min(earlier)))
+            found.append((problem, reason, min(earlier), matches[problem][min(earlier)]))
         else:
             kept.add(problem)
     return found
@@ -373,5 +398,5 @@ def find_duplicates(
     chains = [Chain(f"{pid}/text", pid, text) for pid, text in texts.items()]
     with items_run(problems, chains) as (state, context):
         drops = duplicate_problems(state, context, options)
-        found = {state.problem_ids[p]: (reason, state.problem_ids[k]) for p, reason, k in drops}
+        found = {state.problem_ids[p]: (reason, state.problem_ids[k]) for p, reason, k, _ in drops}
     return {pid: found[pid] for pid in texts if pid in found}
