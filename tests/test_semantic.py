@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from curation import semantic
+from curation.executors import ExecutorOptions
 from curation.options import DedupOptions, SemanticDecontamOptions, SemanticDedupOptions, StageOptions
+from curation.schema import Chain
 from curation.semantic import (
     SemanticIndex,
     confirm,
@@ -20,11 +22,14 @@ from curation.semantic import (
     judge_request_id,
 )
 from curation.similarity import numbers_of
+from curation.stages import run_items
 from curation.stages.decontam import BenchmarkItem
 from curation.stages.dedup import find_duplicates
 from eval.backends.replay import ReplayBackend
+from eval.benchmarks import BenchmarkSpec
 from eval.generation import CachedGenerator
 from eval.options import OptionsError, to_options
+from eval.problem import Problem
 
 ITEM = "How many positive 3-digit numbers are divisible by 11?"
 PARAPHRASE = "How many positive three-digit integers are multiples of 11?"
@@ -188,3 +193,52 @@ def test_copies_and_light_paraphrases_are_all_caught(shared_data):
     assert {pid: m.key for pid, m in verdicts.matches.items()} == {
         pid: own[pid.removeprefix("copy/")] for pid in texts
     }
+
+
+def stage_pool() -> tuple[list[Problem], list[Chain]]:
+    problems = [
+        Problem("first", ITEM, "81", "pool"),
+        Problem("para", PARAPHRASE, "81", "pool"),
+        Problem("sibling", SIBLING, "128", "pool"),
+        Problem("circle", "Find the area of a circle of radius 3.", "9\\pi", "pool"),
+    ]
+    return problems, [Chain(f"{p.id}/c", p.id, f"So \\boxed{{{p.answer}}}") for p in problems]
+
+
+def rejects_of(folder: Path) -> dict[str, dict]:
+    rows = [json.loads(line) for line in (folder / "rejects.jsonl").read_text().splitlines()]
+    return {r["id"]: r for r in rows if r["kind"] == "problem"}
+
+
+def test_decontam_stage_drops_a_paraphrase_with_its_item_similarity_and_evidence(tmp_path):
+    (tmp_path / "bench.jsonl").write_text(json.dumps({"id": "div11", "problem": PARAPHRASE, "answer": "81"}) + "\n")
+    problems, chains = stage_pool()
+    stages = to_options(
+        StageOptions,
+        {"decontam": {"benchmarks": ["bench"], "data_dir": str(tmp_path), "semantic": {"enabled": True}}},
+    )
+    specs = {"bench": BenchmarkSpec(name="bench", local_file="bench.jsonl")}
+    state, _ = run_items(problems, chains, stages, ["decontam"], tmp_path / "run", benchmark_specs=specs)
+    rejects = rejects_of(tmp_path / "run")
+    assert set(rejects) == {"first", "para"}  # the copy by n-grams, the rewording by meaning; the sibling stays
+    assert rejects["para"]["detail"]["method"] == "word_ngram"
+    meaning = rejects["first"]["detail"]
+    assert rejects["first"]["reason"] == "contaminated:bench" and meaning["method"] == "semantic"
+    assert meaning["item_id"] == "div11" and meaning["similarity"] >= 0.7 and "11" in meaning["shared_numbers"]
+    notes = next(c for c in state.funnel if c.stage == "decontam").notes["semantic"]
+    assert notes["confirmed"] == 1 and notes["closest_kept"][0]["problem_id"] == "sibling"
+
+
+def test_dedup_stage_drops_a_paraphrase_by_meaning_with_its_similarity(tmp_path):
+    problems, chains = stage_pool()
+    stages = to_options(StageOptions, {"dedup": {"semantic": {"enabled": True}}})
+    run_items(problems, chains, stages, ["dedup"], tmp_path / "run")
+    rejects = rejects_of(tmp_path / "run")
+    assert set(rejects) == {"para"} and rejects["para"]["reason"] == "near_duplicate_problem"
+    detail = rejects["para"]["detail"]
+    assert detail["duplicate_of"] == "first" and detail["match"] == "semantic" and detail["similarity"] >= 0.7
+    run_items(problems, chains, StageOptions(), ["dedup"], tmp_path / "off")
+    assert rejects_of(tmp_path / "off") == {}
+    sharded = ExecutorOptions(shard_rows=1, workers=2)  # one part per problem: embeddings from four tasks
+    run_items(problems, chains, stages, ["dedup"], tmp_path / "sharded", executor=sharded)
+    assert rejects_of(tmp_path / "sharded") == rejects

@@ -34,6 +34,8 @@ Exact duplicate chains within one problem are dropped too (``duplicate_chain``).
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping
@@ -42,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from curation.options import DedupOptions, StageOptions
+from curation.options import DedupOptions, SemanticDedupOptions, StageOptions
 from curation.pool.store import Table, first_of_equal, write_once
 from curation.runner import (
     DropItem,
@@ -56,6 +58,7 @@ from curation.runner import (
     run_parts,
 )
 from curation.schema import Chain
+from curation.semantic import SemanticIndex, confirm, embed_texts
 from curation.similarity import answers_agree, content_tokens, numbers_of
 from eval.options import to_options
 from eval.problem import Problem
@@ -242,6 +245,8 @@ def dedup(state: RunState, options: StageOptions, context: StageContext) -> None
         return
     chains = duplicate_chains(state, context) if settings.exact_chains else []
     drops = duplicate_problems(state, context, settings)
+    if settings.semantic.enabled:
+        drops += semantic_duplicates(state, context, settings.semantic, {p for p, *_ in drops})
     problem_drops = [(p, reason, {"duplicate_of": state.problem_ids[k], **match}) for p, reason, k, match in drops]
     state.apply(count, chains=chains, problems=problem_drops)
 
@@ -349,6 +354,87 @@ def first_kept(
         else:
             kept.add(problem)
     return found
+
+
+def semantic_duplicates(
+    state: RunState, context: StageContext, options: SemanticDedupOptions, dropped: set[int]
+) -> list[ProblemDrop]:
+    """Near-duplicates by meaning among the problems not already ``dropped``, in pool order (`first_kept`):
+    embeddings in one shard task per part of the pool (saved as float16 ``.npy`` files), one index over them
+    all that the pair tasks memory-map, and in each pair task a slice's nearest earlier problems confirmed by
+    the rule of `curation.semantic` (golds, where both are known, agreeing)."""
+    params = {"options": options_dict(options), "folder": str(context.work_dir / "embeddings")}
+    job = run_parts(state, context, "dedup-embed", dedup_embeddings, params, table="problems")
+    parts = sorted(rows_of(job), key=lambda row: row[1][0] if row[1] else -1)
+    problems = np.asarray([p for _, positions in parts for p in positions], dtype=np.int64)
+    if len(problems) < 2:
+        return []
+
+    def fill(partial: Path) -> None:
+        vectors = np.concatenate([np.load(path) for path, positions in parts if positions])
+        np.save(partial / "vectors.npy", vectors)
+        np.save(partial / "problems.npy", problems)
+
+    index = write_once(context.work_dir / "semantic-index" / f"{job.digest}", fill)
+    common = {"store": str(state.store.folder), "index": str(index), "options": options_dict(options)}
+    items = tuple({**common, "start": a, "stop": min(a + EMBEDDED_PER_TASK, len(problems))}
+                  for a in range(0, len(problems), EMBEDDED_PER_TASK))  # fmt: skip
+    matches: dict[int, dict[int, dict[str, Any]]] = {}
+    for earlier, later, match in rows_of(run_items(context, "dedup-semantic", semantic_pairs, items)):
+        matches.setdefault(later, {})[earlier] = {"match": "semantic", **match}
+    survivors = [p for p in problems.tolist() if p not in dropped]
+    return first_kept(survivors, matches, "near_duplicate_problem")
+
+
+EMBEDDED_PER_TASK = 20_000
+
+
+def dedup_embeddings(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
+    """``[vectors file, positions]`` for a part: its alive problems embedded (float16), saved once."""
+    options = to_options(SemanticDedupOptions, item["options"])
+    rows = [(position, row["problem"]) for position, row in alive_rows(item)]
+    folder = Path(item["folder"])
+    folder.mkdir(parents=True, exist_ok=True)
+    key = json.dumps([item["mask"], item["options"]["model"]]).encode()  # which rows, which model
+    path = folder / f"part-{item['part']}-{hashlib.sha256(key).hexdigest()[:16]}.npy"
+    if not path.is_file():
+        vectors = embed_texts([text for _, text in rows], options).astype(np.float16)
+        partial = folder / f".{path.name}.{os.getpid()}.npy"
+        np.save(partial, vectors)
+        partial.replace(path)
+    yield [str(path), [position for position, _ in rows]]
+
+
+def semantic_pairs(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
+    """``[earlier problem, later problem, match]`` for each problem of a slice of the index whose nearest
+    earlier problems include one the rule confirms (`curation.semantic.confirm`, golds agreeing)."""
+    options = to_options(SemanticDedupOptions, item["options"])
+    folder = Path(item["index"])
+    vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+    problems = np.load(folder / "problems.npy")
+    semantic_index = SemanticIndex.build(range(len(problems)), vectors)
+    similarities, rows = semantic_index.nearest(np.asarray(vectors[item["start"] : item["stop"]]), options.k + 1)
+    with Table.open(Path(item["store"]), "problems").reader() as reader:
+        for offset, (sims, near) in enumerate(zip(similarities, rows, strict=True)):
+            row = item["start"] + offset
+            earlier = [
+                (float(s), int(r)) for s, r in zip(sims, near, strict=True) if r < row and s >= options.threshold
+            ]
+            if earlier:
+                yield from _confirmed(row, earlier, problems, reader, options)
+
+
+def _confirmed(
+    row: int, earlier: list[tuple[float, int]], problems: np.ndarray, reader: Any, options: SemanticDedupOptions
+) -> Iterator[list[Any]]:
+    texts = list(reader.read_many(problems[[row, *(r for _, r in earlier)]].tolist()))
+    later = texts[0]
+    for (similarity, other), record in zip(earlier, texts[1:], strict=True):
+        match = confirm(later["problem"], record["problem"], similarity, options)
+        if match is None or not answers_agree(later["answer"], record["answer"]):
+            continue
+        detail = {k: v for k, v in match.to_dict().items() if k not in ("key", "method")}
+        yield [int(problems[other]), int(problems[row]), detail]
 
 
 def lsh_buckets(bands: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
