@@ -225,8 +225,8 @@ def test_decontam_stage_drops_a_paraphrase_with_its_item_similarity_and_evidence
     meaning = rejects["first"]["detail"]
     assert rejects["first"]["reason"] == "contaminated:bench" and meaning["method"] == "semantic"
     assert meaning["item_id"] == "div11" and meaning["similarity"] >= 0.7 and "11" in meaning["shared_numbers"]
-    notes = next(c for c in state.funnel if c.stage == "decontam").notes["semantic"]
-    assert notes["confirmed"] == 1 and notes["closest_kept"][0]["problem_id"] == "sibling"
+    notes = next(c for c in state.funnel if c.stage == "decontam").notes
+    assert notes["semantic_confirmed"] == 1 and notes["semantic_closest_kept"][0]["problem_id"] == "sibling"
 
 
 def test_dedup_stage_drops_a_paraphrase_by_meaning_with_its_similarity(tmp_path):

@@ -520,7 +520,8 @@ def decontam(state: RunState, options: StageOptions, context: StageContext) -> N
         **result.listing(),
     }
     if settings.semantic.enabled:
-        meaning, count.notes["semantic"] = by_meaning(state, context, settings.semantic, items, {p for p, _ in drops})
+        meaning, notes = by_meaning(state, context, settings.semantic, items, {p for p, _ in drops})
+        count.notes |= notes
         found += meaning
     state.results.decontam_hits = [{"problem_id": state.problem_ids[p], **hit} for p, hit in found]
     state.apply(count, problems=[(p, f"contaminated:{hit['benchmark']}", hit) for p, hit in found])
@@ -534,8 +535,8 @@ def by_meaning(
     dropped: set[int],
 ) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, Any]]:
     """The alive problems not ``dropped`` by n-grams that the semantic check confirms (`decontam_semantic`, one
-    shard task per part of the pool), with their evidence; and the stage notes: how many, and the closest kept
-    candidates (most similar first)."""
+    shard task per part of the pool), with their evidence; and the stage notes: how many
+    (``semantic_confirmed``), and the closest kept candidates, most similar first (``semantic_closest_kept``)."""
     semantic_index = SemanticIndex.build([item_key(i) for i in items], embed_texts([i.text for i in items], options))
     key = {"semantic": [asdict(i) for i in items], "options": options_dict(options)}
     params = {
@@ -553,7 +554,7 @@ def by_meaning(
         elif near:
             closest.append({"problem_id": state.problem_ids[problem], **semantic_hit(near)})
     closest.sort(key=lambda hit: (-hit["similarity"], hit["problem_id"]))
-    return matches, {"confirmed": len(matches), "closest_kept": closest[:MAX_LISTED]}
+    return matches, {"semantic_confirmed": len(matches), "semantic_closest_kept": closest[:MAX_LISTED]}
 
 
 def semantic_hit(match: dict[str, Any]) -> dict[str, Any]:
