@@ -242,3 +242,21 @@ def test_dedup_stage_drops_a_paraphrase_by_meaning_with_its_similarity(tmp_path)
     sharded = ExecutorOptions(shard_rows=1, workers=2)  # one part per problem: embeddings from four tasks
     run_items(problems, chains, stages, ["dedup"], tmp_path / "sharded", executor=sharded)
     assert rejects_of(tmp_path / "sharded") == rejects
+
+
+def test_decontam_stage_asks_the_judge_through_a_replay_file(tmp_path):
+    item = "A rectangle is 4 cm by 6 cm. What is its area?"
+    pool = "What is the area, in square millimetres, of a rectangle 40 mm by 60 mm?"  # a unit change
+    (tmp_path / "bench.jsonl").write_text(json.dumps({"id": "rect", "problem": item, "answer": "24"}) + "\n")
+    replies = tmp_path / "judge.jsonl"
+    replies.write_text(json.dumps({"request_id": judge_request_id(pool, item), "text": "yes"}) + "\n")
+    judge = {"backend": "replay", "backend_args": {"path": str(replies)}}
+    semantic_options = {"enabled": True, "confirmation": "judge", "judge_threshold": 0.3, "judge": judge}
+    decontam = {"benchmarks": ["bench"], "data_dir": str(tmp_path), "semantic": semantic_options}
+    problems = [Problem("unit", pool, "2400", "pool")]
+    chains = [Chain("unit/c", "unit", "So \\boxed{2400}")]
+    specs = {"bench": BenchmarkSpec(name="bench", local_file="bench.jsonl")}
+    stages = to_options(StageOptions, {"decontam": decontam})
+    run_items(problems, chains, stages, ["decontam"], tmp_path / "run", benchmark_specs=specs)
+    detail = rejects_of(tmp_path / "run")["unit"]["detail"]
+    assert detail["method"] == "semantic_judge" and detail["item_id"] == "rect"
