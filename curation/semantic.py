@@ -44,6 +44,7 @@ import numpy as np
 from curation.options import SemanticOptions
 from curation.similarity import answers_agree, content_tokens, fold_number_words, lcs_length, numbers_of, text_tokens
 from eval.backends.base import GenerationRequest
+from eval.options import OptionsError
 
 log = logging.getLogger(__name__)
 WORDLLAMA = "wordllama"
@@ -299,6 +300,13 @@ def confirm(
     return match
 
 
+def check_confirmation(options: SemanticOptions, where: str, allowed: tuple[str, ...] = ("rule", "judge")) -> None:
+    """Raise `eval.options.OptionsError` naming ``<where>.confirmation`` when it is not one of ``allowed``."""
+    if options.confirmation not in allowed:
+        expected = " or ".join(repr(a) for a in allowed)
+        raise OptionsError(f"{where}.confirmation: {options.confirmation!r}: expected {expected}")
+
+
 def item_key(item: BenchmarkItem) -> str:
     """``benchmark/id``: how a match names its benchmark item."""
     return f"{item.benchmark}/{item.id}"
@@ -328,8 +336,7 @@ def find_semantic_contamination(
         index: The items' index when the caller built it once for all shards (None: built here).
         judge: ``[(pool text, item text)] -> [same problem?]`` for ``confirmation: judge`` (`judge_pairs`).
     """
-    if options.confirmation not in ("rule", "judge"):
-        raise ValueError(f"semantic decontam: confirmation {options.confirmation!r}: expected 'rule' or 'judge'")
+    check_confirmation(options, "curate.stages.decontam.semantic")
     index = index or SemanticIndex.build([item_key(i) for i in items], embed_texts([i.text for i in items], options))
     ids = list(texts)
     verdicts = SemanticVerdicts({}, {})
@@ -426,8 +433,7 @@ def find_semantic_duplicates(
     golds, the golds agree (`curation.similarity.answers_agree`: another answer is another problem). The match's
     key names the kept id.
     """
-    if options.confirmation != "rule":
-        raise ValueError(f"semantic dedup: confirmation {options.confirmation!r}: only 'rule' is supported here")
+    check_confirmation(options, "curate.stages.dedup.semantic", ("rule",))
     vectors = embed_texts([texts[i] for i in ids], options) if vectors is None else vectors
     index = SemanticIndex.build(ids, vectors)
     dropped: dict[str, SemanticMatch] = {}

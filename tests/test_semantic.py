@@ -138,9 +138,9 @@ def test_semantic_duplicates_keep_the_first_and_siblings_and_other_golds():
     assert set(dropped) == {"c"} and dropped["c"].key == "a"
     assert find_semantic_duplicates(list(texts), texts, options, answers={"a": "81", "c": "81"}).keys() == {"c"}
     assert find_semantic_duplicates(list(texts), texts, options, answers={"a": "81", "c": "80"}) == {}
-    with pytest.raises(ValueError, match="only 'rule'"):
+    with pytest.raises(OptionsError, match="dedup.semantic.confirmation: 'judge': expected 'rule'"):
         find_semantic_duplicates(list(texts), texts, SemanticDedupOptions(confirmation="judge"))
-    with pytest.raises(ValueError, match="expected 'rule' or 'judge'"):
+    with pytest.raises(OptionsError, match="decontam.semantic.confirmation: 'llm': expected 'rule' or 'judge'"):
         find_semantic_contamination(texts, [], SemanticDecontamOptions(confirmation="llm"))
 
 

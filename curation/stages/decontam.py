@@ -66,7 +66,14 @@ from curation.runner import (
     write_rows_file,
 )
 from curation.schema import Chain
-from curation.semantic import SemanticIndex, embed_texts, find_semantic_contamination, item_key, judge_pairs
+from curation.semantic import (
+    SemanticIndex,
+    check_confirmation,
+    embed_texts,
+    find_semantic_contamination,
+    item_key,
+    judge_pairs,
+)
 from curation.similarity import aligned_similarity, content_agreement, content_tokens, text_tokens
 from curation.stages.dedup import (
     normalize_text,
@@ -537,6 +544,7 @@ def by_meaning(
     """The alive problems not ``dropped`` by n-grams that the semantic check confirms (`decontam_semantic`, one
     shard task per part of the pool), with their evidence; and the stage notes: how many
     (``semantic_confirmed``), and the closest kept candidates, most similar first (``semantic_closest_kept``)."""
+    check_confirmation(options, "curate.stages.decontam.semantic")
     semantic_index = SemanticIndex.build([item_key(i) for i in items], embed_texts([i.text for i in items], options))
     key = {"semantic": [asdict(i) for i in items], "options": options_dict(options)}
     params = {
