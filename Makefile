@@ -59,8 +59,9 @@ DISCOVER_RECIPE = $(if $(filter command line environment,$(origin RECIPE)),$(REC
 discover: setup  ## DiscoPOP's discovery loop: python -m limo.discover recipe=discover (CPU demo, replay proposer)
 	$(PY) -m limo.discover recipe=$(DISCOVER_RECIPE) $(if $(DATA_DIR),data_dir=$(DATA_DIR)) $(OVERRIDES)
 
-test: setup  ## unit + slow tiers (gpu tests skip without CUDA)
-	$(PY) -m pytest -q tests
+TEST_WORKERS ?= 2
+test: setup  ## unit + slow tiers (gpu tests skip without CUDA), over TEST_WORKERS processes (2)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup tests
 
 test-unit: setup  ## unit tier only (fast)
 	$(PY) -m pytest -q -m "not slow and not gpu" tests

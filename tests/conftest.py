@@ -27,9 +27,15 @@ from tests.cluster_engines import (  # noqa: E402
 )
 from tests.shared_data import REPO_ROOT, shared_data_dir  # noqa: E402
 
+CLUSTER_FIXTURES = ("ray_instance", "slurm_cluster")
+
 
 def pytest_collection_modifyitems(config, items):
-    """`gpu` tests skip without CUDA (checked lazily so collecting never imports torch)."""
+    """Tests on a cluster engine share one xdist worker (``make test`` runs two: each engine then starts once); `gpu`
+    tests skip without CUDA (checked lazily so collecting never imports torch)."""
+    for item in items:
+        if any(name in getattr(item, "fixturenames", ()) for name in CLUSTER_FIXTURES):
+            item.add_marker(pytest.mark.xdist_group("cluster_engines"))
     gpu_items = [item for item in items if "gpu" in item.keywords]
     if not gpu_items:
         return

@@ -27,13 +27,16 @@ from typing import Any
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 FILES = ("curated.jsonl", "messages.jsonl", "pairs.jsonl", "rejects.jsonl", "funnel.json", "manifest.json")
+PINNED_DISTRIBUTIONS = ("sympy", "hydra-core", "omegaconf", "datatrove", "math-verify", "latex2sympy2-extended", "trl")
 CASES: dict[str, tuple[str, tuple[str, ...]]] = {
     # case: (recipe, overrides); plots off (they are pictures of the funnel, not decisions)
     "champ": ("champ", ()),
     "lemma": ("lemma", ()),
     "discopop": ("discopop", ()),
     "rise": ("rise", ()),
-    "mammoth2": ("mammoth2", ()),
+    # the embedded corpus draws non-math pages from installed packages: pinned ones only, so that the golden holds in
+    # any environment the project installs (a package added to the venv would otherwise change the corpus)
+    "mammoth2": ("mammoth2", (f"++curate.mammoth2.corpus.distributions=[{','.join(PINNED_DISTRIBUTIONS)}]",)),
 }
 
 

@@ -239,3 +239,12 @@ def test_unknown_keys_in_the_section_fail_at_start_up():
         build_curation(cfg)
     options = build_curation(compose("mammoth2", ["curate.mammoth2.recall.top_k=5"])).options
     assert options.recall.top_k == 5 and options.corpus.web_categories == WEB_CATEGORIES
+
+
+def test_a_corpus_from_named_distributions_does_not_depend_on_the_environment():
+    from curation.methods.mammoth2.corpus import selected_distributions
+
+    chosen = selected_distributions(["SymPy", "latex2sympy2-extended", "sympy"])  # PEP 503 names, duplicates once
+    assert [d.metadata["Name"].lower() for d in chosen] == ["latex2sympy2_extended", "sympy"]
+    with pytest.raises(ValueError, match="not installed: \\['no-such-package'\\]"):
+        selected_distributions(["sympy", "no-such-package"])

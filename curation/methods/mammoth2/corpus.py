@@ -294,6 +294,24 @@ def installed_distributions() -> list[metadata.Distribution]:
     return [by_name[k] for k in sorted(by_name)]
 
 
+def selected_distributions(names: Sequence[str]) -> list[metadata.Distribution]:
+    """The installed distributions named (sorted by name), for a corpus that does not depend on the environment.
+
+    Raises:
+        ValueError: A named distribution is not installed.
+    """
+    installed = {_normalized(d.metadata["Name"]): d for d in installed_distributions()}
+    missing = sorted(n for n in names if _normalized(n) not in installed)
+    if missing:
+        raise ValueError(f"curate.mammoth2.corpus.distributions: not installed: {missing}")
+    return [installed[n] for n in sorted({_normalized(n) for n in names})]
+
+
+def _normalized(name: str) -> str:
+    """A distribution name as PEP 503 compares them (``latex2sympy2_extended`` is ``latex2sympy2-extended``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def is_seed_group(name: str, *, seed: int, fraction: float) -> bool:
     """Whether a distribution's pages go to the seed (training) side of the split."""
     digest = hashlib.sha256(f"{seed}:{name.lower()}".encode()).digest()

@@ -38,6 +38,9 @@ class CorpusOptions:
         attempt_settings: Embedded corpus: CHAMP prompt settings those attempts come from.
         seed_package_fraction: Embedded corpus: share of installed distributions used as negative seeds.
         max_pages_per_package: Embedded corpus: cap on pages per distribution.
+        distributions: Embedded corpus: the installed distributions its non-math pages come from, by name (empty:
+            every installed one, so the corpus changes when the environment does; name pinned packages to make
+            a run reproducible across environments).
         malformed_every: Embedded transcript: about one page in this many gets a malformed first reply.
         never_valid_every: Embedded transcript: about one page in this many never gets valid JSON.
     """
@@ -53,6 +56,7 @@ class CorpusOptions:
     attempt_settings: tuple[str, ...] = ("0-Shot", "5-Shot", "No C w/o H")
     seed_package_fraction: float = 0.6
     max_pages_per_package: int = 40
+    distributions: tuple[str, ...] = ()
     malformed_every: int = 20
     never_valid_every: int = 60
 

@@ -22,7 +22,13 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from curation.methods.mammoth2.corpus import CorpusFiles, CorpusSpec, build_embedded_corpus, model_attempts
+from curation.methods.mammoth2.corpus import (
+    CorpusFiles,
+    CorpusSpec,
+    build_embedded_corpus,
+    model_attempts,
+    selected_distributions,
+)
 from curation.methods.mammoth2.extract import ExtractOptions, QAPair, extract_documents
 from curation.methods.mammoth2.options import EMBEDDED, Mammoth2Options
 from curation.methods.mammoth2.recall import RecallResult, iter_folder, run_recall, top_k, train_classifier
@@ -97,7 +103,8 @@ def build_embedded(options: Mammoth2Options, out: Path, seed: int) -> CorpusFile
         max_attempts=max(options.extract.max_attempts, options.refine.max_attempts),
         seed=seed,
     )
-    return build_embedded_corpus(out, spec, pool.problems, attempts)
+    chosen = selected_distributions(c.distributions) if c.distributions else None
+    return build_embedded_corpus(out, spec, pool.problems, attempts, chosen)
 
 
 # ------------------------------------------------------------------------------------------------- recall
