@@ -12,7 +12,9 @@ and template siblings: ``--show`` prints them with their golds to judge by hand)
 Rules, measured in the same run: the baseline is the shingle-Jaccard threshold 0.8 alone (the rule before
 this change); then 0.8 plus a lower threshold for pairs whose golds agree (`DedupOptions.same_answer_threshold`:
 0.7, 0.6, 0.5, 0.4), and with their content tokens equal too (`same_content`: 0.6, 0.5); then thresholds
-0.7 / 0.6 alone (what lowering the one threshold costs).
+0.7 / 0.6 alone (what lowering the one threshold costs). Every rule keeps two problems whose numbers and golds
+both differ apart (dedup precision) except the one with ``template: true``, the rule before that change.
+``--rules NAME...`` runs only those rules (the baseline always runs).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from curation.stages.dedup import find_duplicates  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 RULES = {
     "baseline: threshold 0.8": DedupOptions(same_answer_threshold=None),
+    "0.8, same gold 0.5, template: true (before dedup precision)": DedupOptions(template=True),
     **{f"0.8, same gold {t}": DedupOptions(same_answer_threshold=t) for t in (0.7, 0.6, 0.5, 0.4)},
     **{
         f"0.8, same gold and content {t}": DedupOptions(same_answer_threshold=t, same_content=True) for t in (0.6, 0.5)
@@ -103,13 +106,15 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=600)
     parser.add_argument("--show", default=None, help="print the clean merges this rule adds over the baseline")
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench_near_duplicates")
+    parser.add_argument("--rules", nargs="*", default=list(RULES), help="rule names to run (default: all)")
     args = parser.parse_args()
     if not (args.data_dir / "math_train.jsonl").is_file():
         sys.exit(f"bench/near_duplicates.py: error: no math_train.jsonl in {args.data_dir} (pass --data-dir)")
     texts, answers, planted = build_pool(args.data_dir, args.groups)
     print(f"# near-duplicate bench, {platform.machine()} {platform.python_version()}: {len(texts)} problems, "
           f"{len(planted)} planted variants in {args.groups} groups", flush=True)  # fmt: skip
-    results = {name: run(name, texts, answers, planted, options) for name, options in RULES.items()}
+    chosen = {name: RULES[name] for name in ["baseline: threshold 0.8", *args.rules]}
+    results = {name: run(name, texts, answers, planted, options) for name, options in chosen.items()}
     baseline = results["baseline: threshold 0.8"]
     for name, result in results.items():
         print(f"time {name} / baseline: x{result['seconds'] / baseline['seconds']:.2f}")

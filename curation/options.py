@@ -112,6 +112,51 @@ class AnswerCheckOptions:
 
 
 @dataclass(frozen=True)
+class SemanticOptions:
+    """Matching by meaning (`curation.semantic`): embedding retrieval, then a confirmation rule.
+
+    Attributes:
+        enabled: Off by default (a recipe turns it on under ``curate.stages.decontam.semantic`` or
+            ``curate.stages.dedup.semantic``).
+        model: ``wordllama`` (the small model the ``wordllama`` wheel ships: nothing is downloaded) or a
+            sentence-transformers model id or folder (needs that package, and the hub or a local copy).
+        threshold: Cosine similarity a candidate needs (calibrated on bench/data/paraphrases.jsonl).
+        min_numbers: Jaccard of the distinct numbers the two problems state (1.0: the same numbers); with
+            no number swapped, what separates a paraphrase from a template sibling, which embeddings cannot.
+        min_content: Share of the math (content tokens, names as ``x``) the two problems have in common, in
+            order (`curation.semantic.content_share`).
+        confirmation: ``rule`` (the three tests above) or ``judge`` (decontamination only: candidates at
+            ``judge_threshold`` or more that the rule does not confirm go to ``judge`` for a verdict).
+        judge: The generator asked "same problem?" when ``confirmation`` is ``judge``.
+        judge_threshold: The lowest similarity sent to the judge.
+        k: Nearest neighbours (benchmark items, or pool problems) retrieved per problem.
+        batch_size: Texts embedded per batch.
+    """
+
+    enabled: bool = False
+    model: str = "wordllama"
+    threshold: float = 0.7
+    min_numbers: float = 0.8
+    min_content: float = 0.65
+    confirmation: str = "rule"
+    judge: GenerationOptions = field(default_factory=lambda: GenerationOptions(max_new_tokens=16))
+    judge_threshold: float = 0.6
+    k: int = 5
+    batch_size: int = 512
+
+
+@dataclass(frozen=True)
+class SemanticDecontamOptions(SemanticOptions):
+    """``curate.stages.decontam.semantic``: pool problems against the benchmark items, by meaning."""
+
+
+@dataclass(frozen=True)
+class SemanticDedupOptions(SemanticOptions):
+    """``curate.stages.dedup.semantic``: near-duplicates by meaning inside the pool; a pair whose golds both
+    exist and differ is never a duplicate (measured in docs/performance.md). ``confirmation`` is ``rule``."""
+
+
+@dataclass(frozen=True)
 class DedupOptions:
     """Problem deduplication: exact after normalisation, then MinHash LSH near-duplicates.
 
@@ -120,6 +165,9 @@ class DedupOptions:
     problems have the same content tokens (numbers, formulas, negations: `curation.similarity`), which
     template siblings with a coincident gold do not, nor copies with a number changed; measured in
     docs/curation.md (``same_content`` trades recall on planted groups for fewer sibling merges: CHAMP).
+    Two problems whose numbers differ *and* whose golds differ are never near-duplicates (different problems
+    for training: "... divisible by 11?" vs "... by 7?") unless ``template`` asks for template-level dedup.
+    ``semantic``: near-duplicates by meaning as well (`SemanticDedupOptions`, off by default).
     """
 
     enabled: bool = True
@@ -130,6 +178,8 @@ class DedupOptions:
     num_perm: int = 128
     shingle_words: int = 3
     exact_chains: bool = True
+    template: bool = False
+    semantic: SemanticDedupOptions = field(default_factory=SemanticDedupOptions)
 
 
 @dataclass(frozen=True)
@@ -152,6 +202,7 @@ class DecontamOptions:
         max_candidates: Benchmark items confirmed per problem (the best-evidenced ones).
         idf_sample: Pool problems sampled (seeded) for word weights when the pool is larger.
         missing: ``error`` or ``warn`` when a benchmark cannot be loaded (warn records it in the manifest).
+        semantic: Decontamination by meaning as well (`SemanticDecontamOptions`, off by default).
     """
 
     enabled: bool = True
@@ -168,6 +219,7 @@ class DecontamOptions:
     max_candidates: int = 5
     idf_sample: int = 20_000
     missing: str = "error"
+    semantic: SemanticDecontamOptions = field(default_factory=SemanticDecontamOptions)
 
 
 @dataclass(frozen=True)

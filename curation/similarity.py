@@ -29,7 +29,10 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
+
+from eval.grader import verify
 
 _THOUSANDS = re.compile(r"(?<=\d)(?:,|\{,\}|\\!,|\\,)(?=\d{3}(?!\d))")
 _TOKEN = re.compile(r"\\([A-Za-z]+)|([A-Za-z]+)|(\d+)|([+\-−=<>≤≥≠])")
@@ -62,6 +65,12 @@ _FORMATTING = frozenset(
     "hspace vspace mbox boxed limits nolimits".split()
 )
 _SKIP_WORDS = frozenset(("st", "nd", "rd", "th"))
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
+_UNITS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9}
+_COMPOUND = re.compile(rf"\b({'|'.join(_TENS)})[- ]({'|'.join(_UNITS)})\b", re.I)
+# Numbers a problem states (`numbers_of`): digits, number words, and the words that mean a number.
+_WORD_VALUE = _NUMBER_WORDS | {"twice": "2", "double": "2", "half": "1/2", "thrice": "3"}
+_NUMBER = re.compile(r"\d+(?:\.\d+)?|\b(?:" + "|".join(_WORD_VALUE) + r")\b", re.I)
 
 
 def _prepare(text: str) -> str:
@@ -182,3 +191,29 @@ def aligned_similarity(pool_words: Sequence[str], item_words: Sequence[str], wei
     span = range(blocks[0].a, blocks[-1].a + blocks[-1].size)
     inserted = sum(weight(pool_words[i]) for i in span if i not in aligned)
     return matched / (total + inserted)
+
+
+def _compound(match: re.Match[str]) -> str:
+    return str(_TENS[match[1].lower()] + _UNITS[match[2].lower()])
+
+
+def fold_number_words(text: str) -> str:
+    """Compound number words as digits: "Thirty-five" -> "35" (`content_tokens` alone gives 30 and 5)."""
+    return _COMPOUND.sub(_compound, text)
+
+
+def numbers_of(text: str, *, words: bool = True) -> Counter[str]:
+    """The numbers a problem states (digits, decimals, number words: "fifty-four" -> 54), counted.
+
+    Semantic decontamination's and dedup's evidence that two texts pose the same problem with the same values.
+    ``words=False``: digits only (compound number words included, as they are folded to digits first).
+    """
+    found = _NUMBER.findall(_THOUSANDS.sub("", fold_number_words(text)))
+    return Counter(_WORD_VALUE.get(n.lower(), n) for n in found if words or n[0].isdigit())
+
+
+def answers_agree(a: str, b: str) -> bool:
+    """Golds equal as the grader sees them (`eval.grader.verify`), an empty gold agreeing with nothing."""
+    if not a.strip() or not b.strip():
+        return False
+    return a.strip() == b.strip() or verify(a, b, timeout_s=2.0)

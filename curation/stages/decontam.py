@@ -50,6 +50,7 @@ import numpy as np
 
 from curation.options import (
     DecontamOptions,
+    SemanticDecontamOptions,
     StageOptions,
 )
 from curation.runner import (
@@ -58,6 +59,7 @@ from curation.runner import (
     alive_rows,
     items_run,
     load_context,
+    options_dict,
     rows_of,
     run_items,
     run_parts,
@@ -66,11 +68,21 @@ from curation.runner import (
     write_rows_file,
 )
 from curation.schema import Chain
+from curation.semantic import (
+    SemanticIndex,
+    check_confirmation,
+    embed_texts,
+    find_semantic_contamination,
+    item_key,
+    judge_pairs,
+)
 from curation.similarity import aligned_similarity, content_agreement, content_tokens, text_tokens
 from curation.stages.dedup import (
     normalize_text,
 )
 from eval.benchmarks import BenchmarkSpec, HubOfflineError, load_benchmark
+from eval.generation import cached_generator
+from eval.options import to_options
 from eval.problem import Problem
 from eval.records import DataError
 
@@ -464,6 +476,24 @@ def decontam_confirm(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
             yield [position, *(asdict(hit) if hit else None for hit in (verdict.match, verdict.near_miss))]
 
 
+def decontam_semantic(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
+    """``[problem, confirmed match or None, closest unconfirmed candidate or None]`` per alive problem of a part
+    that has a benchmark item among its nearest by meaning (`curation.semantic`: embeddings in batches,
+    retrieval from the items' index, the confirmation rule, and the judge when the options ask for it)."""
+    items, semantic_index = load_context(item["context"])
+    options = to_options(SemanticDecontamOptions, item["options"])
+    rows = [(position, row["problem"]) for position, row in alive_rows(item)]
+    judge = None
+    if options.confirmation == "judge":
+        generator = cached_generator(options.judge, item["judge_dir"], f"same-problem-{item['part']}")
+        judge = judge_pairs(generator, options)
+    verdicts = find_semantic_contamination({str(p): t for p, t in rows}, items, options, semantic_index, judge)
+    for position, _ in rows:
+        match, closest = verdicts.matches.get(str(position)), verdicts.closest.get(str(position))
+        if match or closest:
+            yield [position, match.to_dict() if match else None, closest.to_dict() if closest else None]
+
+
 # ------------------------------------------------------------------------------------------------ the stage
 
 
@@ -492,14 +522,59 @@ def decontam(state: RunState, options: StageOptions, context: StageContext) -> N
     index = build_index(items, settings)
     key = {"benchmarks": loaded, "options": asdict(settings), "code": source_digest(__name__, "curation.similarity")}
     drops, result = contaminated(state, context, index, key)
-    state.results.decontam_hits = [{"problem_id": state.problem_ids[p], **hit.to_dict()} for p, hit in drops]
+    found = [(p, hit.to_dict()) for p, hit in drops]
     count.notes = {
         "benchmarks": {n: v.get("items", 0) for n, v in loaded.items()},
         "index_items": len(items),
         **result.notes(),
         **result.listing(),
     }
-    state.apply(count, problems=[(p, f"contaminated:{hit.benchmark}", hit.to_dict()) for p, hit in drops])
+    if settings.semantic.enabled:
+        meaning, notes = by_meaning(state, context, settings.semantic, items, {p for p, _ in drops})
+        count.notes |= notes
+        found += meaning
+    state.results.decontam_hits = [{"problem_id": state.problem_ids[p], **hit} for p, hit in found]
+    state.apply(count, problems=[(p, f"contaminated:{hit['benchmark']}", hit) for p, hit in found])
+
+
+def by_meaning(
+    state: RunState,
+    context: StageContext,
+    options: SemanticDecontamOptions,
+    items: Sequence[BenchmarkItem],
+    dropped: set[int],
+) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, Any]]:
+    """The alive problems not ``dropped`` by n-grams that the semantic check confirms (`decontam_semantic`, one
+    shard task per part of the pool), with their evidence; and the stage notes: how many
+    (``semantic_confirmed``), and the closest kept candidates, most similar first (``semantic_closest_kept``)."""
+    check_confirmation(options, "curate.stages.decontam.semantic")
+    semantic_index = SemanticIndex.build([item_key(i) for i in items], embed_texts([i.text for i in items], options))
+    code = source_digest(__name__, "curation.semantic", "curation.similarity")
+    key = {"semantic": [asdict(i) for i in items], "options": options_dict(options), "code": code}
+    params = {
+        "context": write_context(context.work_dir / "contexts", key, (list(items), semantic_index)),
+        "options": options_dict(options),
+        "judge_dir": str(context.work_dir / "judge"),
+    }
+    job = run_parts(state, context, "decontam-semantic", decontam_semantic, params, table="problems")
+    matches, closest = [], []
+    for problem, match, near in rows_of(job):
+        if problem in dropped:
+            continue
+        if match:
+            matches.append((problem, semantic_hit(match)))
+        elif near:
+            closest.append({"problem_id": state.problem_ids[problem], **semantic_hit(near)})
+    closest.sort(key=lambda hit: (-hit["similarity"], hit["problem_id"]))
+    return matches, {"semantic_confirmed": len(matches), "semantic_closest_kept": closest[:MAX_LISTED]}
+
+
+def semantic_hit(match: dict[str, Any]) -> dict[str, Any]:
+    """A semantic match as a decontamination detail: its benchmark item, similarity and evidence."""
+    benchmark, item_id = match["key"].split("/", 1)
+    method = "semantic" if match["method"] == "embedding" else "semantic_judge"
+    rest = {k: v for k, v in match.items() if k not in ("key", "method")}
+    return {"benchmark": benchmark, "item_id": item_id, "method": method, **rest}
 
 
 def contaminated(

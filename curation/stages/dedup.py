@@ -21,14 +21,21 @@ with 128 permutations, picks 9 bands of 13 rows: a pair at exactly 0.8 becomes a
 `LSH_RECALL` (0.999). The extra candidates below the threshold cost one exact Jaccard each. Measured on planted
 groups by ``bench/near_duplicates.py``.
 
+Dedup precision: two problems whose numbers (`curation.similarity.numbers_of`) differ and whose golds differ
+are never near-duplicates, whatever their Jaccard — MATH's "How many positive 3-digit numbers are divisible by
+11?" is not a copy of "... by 7?" — unless ``template: true`` asks for template-level dedup.
+
 Pool order decides which copy stays (the first), so results are deterministic. A dropped duplicate takes
-its chains with it (reason ``duplicate_problem`` / ``near_duplicate_problem``, detail names the kept id).
+its chains with it (reason ``duplicate_problem`` / ``near_duplicate_problem``; the detail names the kept id,
+the kind of match — ``exact``, ``shingles``, ``shingles_same_gold``, ``semantic`` — and its similarity).
 Exact duplicate chains within one problem are dropped too (``duplicate_chain``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping
@@ -37,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from curation.options import DedupOptions, StageOptions
+from curation.options import DedupOptions, SemanticDedupOptions, StageOptions
 from curation.pool.store import Table, first_of_equal, write_once
 from curation.runner import (
     DropItem,
@@ -51,8 +58,8 @@ from curation.runner import (
     run_parts,
 )
 from curation.schema import Chain
-from curation.similarity import content_tokens
-from eval.grader import verify
+from curation.semantic import SemanticIndex, check_confirmation, confirm, embed_texts
+from curation.similarity import answers_agree, content_tokens, numbers_of
 from eval.options import to_options
 from eval.problem import Problem
 
@@ -114,25 +121,40 @@ def lowest_threshold(options: DedupOptions, with_answers: bool) -> float:
     return options.threshold
 
 
+def near_match(
+    similarity: float, a: str, b: str, options: DedupOptions, answers: Mapping[str, str], texts: Mapping[str, str]
+) -> str | None:
+    """The kind of near-duplicate the pair is — ``shingles`` (Jaccard at the threshold) or ``shingles_same_gold``
+    (at the lower one, golds and, with ``same_content``, math agreeing) — or None.
+
+    Never two problems whose numbers and golds both differ (`different_problems`) unless ``options.template``
+    (the lower threshold already asks for agreeing golds).
+    """
+    if similarity >= options.threshold:
+        if options.template or not different_problems(texts[a], texts[b], answers.get(a), answers.get(b)):
+            return "shingles"
+        return None
+    lower = options.same_answer_threshold
+    if lower is None or similarity < lower or a not in answers or b not in answers:
+        return None
+    if options.same_content and content_tokens(texts[a]) != content_tokens(texts[b]):
+        return None
+    return "shingles_same_gold" if answers_agree(answers[a], answers[b]) else None
+
+
 def near_enough(
     similarity: float, a: str, b: str, options: DedupOptions, answers: Mapping[str, str], texts: Mapping[str, str]
 ) -> bool:
-    """A near-duplicate pair: Jaccard at the threshold, or at the lower one when golds (and math) agree."""
-    if similarity >= options.threshold:
-        return True
-    lower = options.same_answer_threshold
-    if lower is None or similarity < lower or a not in answers or b not in answers:
-        return False
-    if options.same_content and content_tokens(texts[a]) != content_tokens(texts[b]):
-        return False
-    return answers_agree(answers[a], answers[b])
+    """Whether the pair is a near-duplicate (`near_match`)."""
+    return near_match(similarity, a, b, options, answers, texts) is not None
 
 
-def answers_agree(a: str, b: str) -> bool:
-    """Golds equal as the grader sees them (`eval.grader.verify`), an empty gold agreeing with nothing."""
-    if not a.strip() or not b.strip():
+def different_problems(text_a: str, text_b: str, gold_a: str | None, gold_b: str | None) -> bool:
+    """Other numbers *and* another gold: a template sibling ("... divisible by 11?" vs "... by 7?"), which is a
+    different problem for training. Without both golds nothing is known, so this says False."""
+    if not gold_a or not gold_b or set(numbers_of(text_a)) == set(numbers_of(text_b)):
         return False
-    return a.strip() == b.strip() or verify(a, b, timeout_s=2.0)
+    return not answers_agree(gold_a, gold_b)
 
 
 def lsh_bands(threshold: float, num_perm: int, recall: float = LSH_RECALL) -> tuple[int, int]:
@@ -177,10 +199,10 @@ def dedup_chain_digests(index: int, item: dict[str, Any]) -> Iterator[list[Any]]
         yield [position, text_digest(row["text"]).hex()]
 
 
-def near_duplicate_pairs(index: int, item: dict[str, Any]) -> Iterator[list[int]]:
-    """``[earlier problem, later problem]`` for every pair of a slice of LSH buckets that `dedup.near_enough`
-    accepts (exact shingle Jaccard at the threshold, or at the lower one when the golds agree); a pair is
-    checked in the first band the two share only."""
+def near_duplicate_pairs(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
+    """``[earlier problem, later problem, Jaccard, kind]`` for every pair of a slice of LSH buckets that
+    `near_match` accepts (exact shingle Jaccard at the threshold, or at the lower one when the golds agree); a
+    pair is checked in the first band the two share only."""
     options = to_options(DedupOptions, item["options"])
     folder = Path(item["buckets"])
     problems, bands, members, starts, band_of = (
@@ -194,9 +216,9 @@ def near_duplicate_pairs(index: int, item: dict[str, Any]) -> Iterator[list[int]
 
 def _bucket_pairs(
     positions: np.ndarray, problems: np.ndarray, earlier_bands: np.ndarray, reader: Any, options: DedupOptions
-) -> Iterator[list[int]]:
+) -> Iterator[list[Any]]:
     rows = list(reader.read_many(problems[positions].tolist()))
-    texts = {str(i): row["problem"] for i, row in enumerate(rows)}  # keyed as `near_enough` takes them
+    texts = {str(i): row["problem"] for i, row in enumerate(rows)}  # keyed as `near_match` takes them
     answers = {str(i): row["answer"] for i, row in enumerate(rows)}
     shingles = [word_shingles(normalize_problem(text), options.shingle_words) for text in texts.values()]
     keys = earlier_bands[positions]
@@ -204,8 +226,9 @@ def _bucket_pairs(
         shared_before = (keys[:later] == keys[later]).any(axis=1)  # already checked in an earlier band's bucket
         for earlier in np.flatnonzero(~shared_before).tolist():
             similarity = jaccard(shingles[later], shingles[earlier])
-            if near_enough(similarity, str(later), str(earlier), options, answers, texts):
-                yield [int(problems[positions[earlier]]), int(problems[positions[later]])]
+            kind = near_match(similarity, str(later), str(earlier), options, answers, texts)
+            if kind is not None:
+                yield [int(problems[positions[earlier]]), int(problems[positions[later]]), round(similarity, 4), kind]
 
 
 # ------------------------------------------------------------------------------------------------ the stage
@@ -222,17 +245,24 @@ def dedup(state: RunState, options: StageOptions, context: StageContext) -> None
         return
     chains = duplicate_chains(state, context) if settings.exact_chains else []
     drops = duplicate_problems(state, context, settings)
-    problem_drops = [(p, reason, {"duplicate_of": state.problem_ids[k]}) for p, reason, k in drops]
+    if settings.semantic.enabled:
+        drops += semantic_duplicates(state, context, settings.semantic, {p for p, *_ in drops})
+    problem_drops = [(p, reason, {"duplicate_of": state.problem_ids[k], **match}) for p, reason, k, match in drops]
     state.apply(count, chains=chains, problems=problem_drops)
 
 
-def duplicate_problems(state: RunState, context: StageContext, settings: DedupOptions) -> list[tuple[int, str, int]]:
-    """``(problem, reason, kept problem)`` for every exact or near-duplicate of an earlier alive problem."""
+ProblemDrop = tuple[int, str, int, dict[str, Any]]  # problem, reason, kept problem, {match, similarity, ...}
+EXACT: dict[str, Any] = {"match": "exact", "similarity": 1.0}
+
+
+def duplicate_problems(state: RunState, context: StageContext, settings: DedupOptions) -> list[ProblemDrop]:
+    """``(problem, reason, kept problem, match)`` for every exact or near-duplicate of an earlier alive problem;
+    ``match`` says the kind of match (``exact``, ``shingles``, ``shingles_same_gold``) and its similarity."""
     params = {"options": options_dict(settings)}
     job = run_parts(state, context, "dedup-problems", dedup_problem_keys, params, table="problems")
     problems, exact, bands = _problem_keys(job, int(state.problem_alive.sum()), settings.near)
     first, kept = first_of_equal(exact)
-    drops = [(int(problems[i]), "duplicate_problem", int(problems[kept[i]])) for i in np.flatnonzero(~first)]
+    drops = [(int(problems[i]), "duplicate_problem", int(problems[kept[i]]), EXACT) for i in np.flatnonzero(~first)]
     if settings.near and first.any():
         problems = problems[first]
         buckets = save_buckets(context, problems, bands[first])
@@ -292,7 +322,7 @@ def save_buckets(context: StageContext, problems: np.ndarray, bands: np.ndarray)
 
 def near_duplicates(
     state: RunState, context: StageContext, problems: np.ndarray, buckets: Path | None, params: dict[str, Any]
-) -> list[tuple[int, str, int]]:
+) -> list[ProblemDrop]:
     """`curation.stages.dedup`'s LSH pass: in pool order, a problem whose verified candidates include a kept (not
     duplicate) earlier problem is a near-duplicate of the earliest such; otherwise it is kept.
 
@@ -300,22 +330,112 @@ def near_duplicates(
     job checks each pair's exact shingle Jaccard in the first band the two share only, so memory holds one
     bucket at a time and never a list of all candidate pairs.
     """
-    matches: dict[int, list[int]] = {}
+    matches: dict[int, dict[int, dict[str, Any]]] = {}
     if buckets is not None:
         starts = np.load(buckets / "starts.npy")
         common = {"store": str(state.store.folder), "buckets": str(buckets), **params}
         items = tuple({**common, "start": a, "stop": b} for a, b in _bucket_slices(starts, PAIRS_PER_TASK))
-        for earlier, later in rows_of(run_items(context, "dedup-near", near_duplicate_pairs, items)):
-            matches.setdefault(later, []).append(earlier)
+        for earlier, later, similarity, kind in rows_of(run_items(context, "dedup-near", near_duplicate_pairs, items)):
+            matches.setdefault(later, {})[earlier] = {"match": kind, "similarity": similarity}
+    return first_kept(problems.tolist(), matches, "near_duplicate_problem")
+
+
+def first_kept(
+    problems: list[int], matches: Mapping[int, Mapping[int, dict[str, Any]]], reason: str
+) -> list[ProblemDrop]:
+    """In pool order: a problem matching a kept (not dropped) earlier problem is dropped as a duplicate of the
+    earliest such, with that match's evidence; otherwise it is kept."""
     kept: set[int] = set()
-    found = []
-    for problem in problems.tolist():
-        earlier = [e for e in matches.get(problem, ()) if e in kept]
+    found: list[ProblemDrop] = []
+    for problem in problems:
+        earlier = [e for e in matches.get(problem, {}) if e in kept]
         if earlier:
-            found.append((problem, "near_duplicate_problem", min(earlier)))
+            found.append((problem, reason, min(earlier), matches[problem][min(earlier)]))
         else:
             kept.add(problem)
     return found
+
+
+def semantic_duplicates(
+    state: RunState, context: StageContext, options: SemanticDedupOptions, dropped: set[int]
+) -> list[ProblemDrop]:
+    """Near-duplicates by meaning among the problems not already ``dropped``, in pool order (`first_kept`):
+    embeddings in one shard task per part of the pool (saved as float16 ``.npy`` files), one index over them
+    all that the pair tasks memory-map, and in each pair task a slice's nearest earlier problems confirmed by
+    the rule of `curation.semantic` (golds, where both are known, agreeing)."""
+    check_confirmation(options, "curate.stages.dedup.semantic", ("rule",))
+    params = {"options": options_dict(options), "folder": str(context.work_dir / "embeddings")}
+    job = run_parts(state, context, "dedup-embed", dedup_embeddings, params, table="problems")
+    parts = sorted(rows_of(job), key=lambda row: row[1][0] if row[1] else -1)
+    problems = np.asarray([p for _, positions in parts for p in positions], dtype=np.int64)
+    if len(problems) < 2:
+        return []
+
+    def fill(partial: Path) -> None:
+        vectors = np.concatenate([np.load(path) for path, positions in parts if positions])
+        np.save(partial / "vectors.npy", vectors)
+        np.save(partial / "problems.npy", problems)
+
+    index = write_once(context.work_dir / "semantic-index" / f"{job.digest}", fill)
+    common = {"store": str(state.store.folder), "index": str(index), "options": options_dict(options)}
+    items = tuple({**common, "start": a, "stop": min(a + EMBEDDED_PER_TASK, len(problems))}
+                  for a in range(0, len(problems), EMBEDDED_PER_TASK))  # fmt: skip
+    matches: dict[int, dict[int, dict[str, Any]]] = {}
+    for earlier, later, match in rows_of(run_items(context, "dedup-semantic", semantic_pairs, items)):
+        matches.setdefault(later, {})[earlier] = {"match": "semantic", **match}
+    survivors = [p for p in problems.tolist() if p not in dropped]
+    return first_kept(survivors, matches, "near_duplicate_problem")
+
+
+EMBEDDED_PER_TASK = 20_000
+
+
+def dedup_embeddings(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
+    """``[vectors file, positions]`` for a part: its alive problems embedded (float16), saved once."""
+    options = to_options(SemanticDedupOptions, item["options"])
+    rows = [(position, row["problem"]) for position, row in alive_rows(item)]
+    folder = Path(item["folder"])
+    folder.mkdir(parents=True, exist_ok=True)
+    key = json.dumps([item["mask"], item["options"]["model"]]).encode()  # which rows, which model
+    path = folder / f"part-{item['part']}-{hashlib.sha256(key).hexdigest()[:16]}.npy"
+    if not path.is_file():
+        vectors = embed_texts([text for _, text in rows], options).astype(np.float16)
+        partial = folder / f".{path.name}.{os.getpid()}.npy"
+        np.save(partial, vectors)
+        partial.replace(path)
+    yield [str(path), [position for position, _ in rows]]
+
+
+def semantic_pairs(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
+    """``[earlier problem, later problem, match]`` for each problem of a slice of the index whose nearest
+    earlier problems include one the rule confirms (`curation.semantic.confirm`, golds agreeing)."""
+    options = to_options(SemanticDedupOptions, item["options"])
+    folder = Path(item["index"])
+    vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+    problems = np.load(folder / "problems.npy")
+    semantic_index = SemanticIndex.build(range(len(problems)), vectors)
+    similarities, rows = semantic_index.nearest(np.asarray(vectors[item["start"] : item["stop"]]), options.k + 1)
+    with Table.open(Path(item["store"]), "problems").reader() as reader:
+        for offset, (sims, near) in enumerate(zip(similarities, rows, strict=True)):
+            row = item["start"] + offset
+            earlier = [
+                (float(s), int(r)) for s, r in zip(sims, near, strict=True) if r < row and s >= options.threshold
+            ]
+            if earlier:
+                yield from _confirmed(row, earlier, problems, reader, options)
+
+
+def _confirmed(
+    row: int, earlier: list[tuple[float, int]], problems: np.ndarray, reader: Any, options: SemanticDedupOptions
+) -> Iterator[list[Any]]:
+    texts = list(reader.read_many(problems[[row, *(r for _, r in earlier)]].tolist()))
+    later = texts[0]
+    for (similarity, other), record in zip(earlier, texts[1:], strict=True):
+        match = confirm(later["problem"], record["problem"], similarity, options)
+        if match is None or not answers_agree(later["answer"], record["answer"]):
+            continue
+        detail = {k: v for k, v in match.to_dict().items() if k not in ("key", "method")}
+        yield [int(problems[other]), int(problems[row]), detail]
 
 
 def lsh_buckets(bands: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -365,5 +485,5 @@ def find_duplicates(
     chains = [Chain(f"{pid}/text", pid, text) for pid, text in texts.items()]
     with items_run(problems, chains) as (state, context):
         drops = duplicate_problems(state, context, options)
-        found = {state.problem_ids[p]: (reason, state.problem_ids[k]) for p, reason, k in drops}
+        found = {state.problem_ids[p]: (reason, state.problem_ids[k]) for p, reason, k, _ in drops}
     return {pid: found[pid] for pid in texts if pid in found}

@@ -177,6 +177,11 @@ def trust_section(manifest: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def shared_evidence(hit: dict[str, Any]) -> list[str]:
+    """What a decontamination hit shares with its item: n-grams, or (semantic) numbers and content words."""
+    return list(hit.get("ngrams") or [*hit.get("shared_numbers", ()), *hit.get("shared_words", ())])
+
+
 def limo_sections(run: LimoRun, manifest: dict[str, Any], plots: list[str]) -> list[str]:
     """Trust, gold overrides, suspect golds, decontamination hits, benchmarks checked, plots."""
     flagged, hits, state = run.flagged, run.hits, run.selected
@@ -191,7 +196,7 @@ def limo_sections(run: LimoRun, manifest: dict[str, Any], plots: list[str]) -> l
     )
     contaminated = "\n".join(
         f"- `{h['problem_id']}` matched `{h['benchmark']}` item `{h['item_id']}` ({h['method']}, similarity "
-        f"{h['similarity']}, content {h['content']}; shared: {', '.join(repr(g) for g in h['ngrams'])})"
+        f"{h['similarity']}, content {h['content']}; shared: {', '.join(repr(g) for g in shared_evidence(h))})"
         for h in hits
     )
     notes = next((c.notes for c in state.funnel if c.stage == "decontam"), {})

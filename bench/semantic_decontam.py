@@ -1,0 +1,245 @@
+"""Decontamination by meaning: recall on hand-written paraphrases, false drops on clean problems, and scale.
+
+Usage: ``python bench/semantic_decontam.py [--data-dir ../shared/data] [--out outputs/bench_semantic]
+[--scale 100000 1000000] [--dedup]``.
+
+- The pool: MATH-train (clean against AIME 2024/2025 and AMC 2023, which it predates), a verbatim copy of
+  every benchmark item that ``bench/data/paraphrases.jsonl`` rewrites, and those paraphrases (written by
+  hand for this bench: ``light`` other words; ``medium`` renamed variables, reordered sentences; ``heavy``
+  a formula restated in words, unit changes, the story retold). Each row is in the tuning or the held-out
+  part by `curation.planted.split` of its item id; the rule was calibrated on the tuning part only.
+- Recall: a planted row dropped as its own item, by n-gram decontamination alone (`curation.stages.decontam`, as
+  ``bench/decontam.py`` drives it) and by n-gram + semantic (`curation.semantic`; dropped by either).
+- False drops: MATH-train rows dropped as AIME/AMC. MATH-train rows the semantic check flags against
+  MATH500 (real overlaps exist: NeMo-Skills report 13.9% of MATH/AMC/AIME test problems with a
+  near-duplicate in MATH train) are counted and written to ``math500_flags.jsonl`` to judge by hand.
+- ``--dedup``: semantic near-duplicates inside the pool (`dedup_quality`).
+- Scale (``--scale``): embedding throughput on synthetic problems (MATH-train texts, each with its row
+  number appended) and retrieval against the benchmark index, with peak RSS. Sizes above 100k reuse the
+  100k embeddings tiled (retrieval measured at full size; embedding is linear in the pool and streamed in
+  batches, so it is timed once); and in-pool retrieval (semantic dedup: all against all, exact) on the first
+  ``--in-pool`` (50k) of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.decontam import BENCHMARKS, CLEAN_AGAINST, specs  # noqa: E402
+from curation.options import DecontamOptions, SemanticDecontamOptions, SemanticDedupOptions  # noqa: E402
+from curation.planted import split  # noqa: E402
+from curation.semantic import (  # noqa: E402
+    SemanticIndex,
+    embed_texts,
+    find_semantic_contamination,
+    find_semantic_duplicates,
+    item_key,
+)
+from curation.stages.decontam import BenchmarkItem, build_index, find_contamination, load_benchmark_items  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+PARAPHRASES = REPO / "bench" / "data" / "paraphrases.jsonl"
+
+
+def build_pool(data_dir: Path, items: list[BenchmarkItem]) -> tuple[dict[str, str], dict[str, tuple[str, str, str]]]:
+    """MATH-train texts, copies and paraphrases; returns texts and ``{planted id: (item key, kind, split)}``."""
+    texts = {r["id"]: r["problem"] for r in map(json.loads, (data_dir / "math_train.jsonl").open(encoding="utf-8"))}
+    by_key = {item_key(i): i for i in items}
+    planted = {}
+    for row in map(json.loads, PARAPHRASES.open(encoding="utf-8")):
+        key = f"{row['benchmark']}/{row['item_id']}"
+        texts[row["id"]] = row["text"]
+        planted[row["id"]] = (key, row["kind"], split(row["item_id"]))
+        copy = f"copy/{key}"
+        texts[copy] = by_key[key].text
+        planted[copy] = (key, "copy", split(row["item_id"]))
+    return texts, planted
+
+
+def recall_table(dropped: dict[str, str], planted: dict[str, tuple[str, str, str]]) -> dict[str, dict[str, list[int]]]:
+    """``{kind: {split: [caught, planted]}}`` where ``dropped`` maps a row to the item key it was dropped as."""
+    table: dict[str, dict[str, list[int]]] = defaultdict(lambda: {"tune": [0, 0], "held_out": [0, 0]})
+    for pid, (key, kind, half) in planted.items():
+        for name in [kind] + (["all paraphrases"] if kind != "copy" else []):
+            cell = table[name][half]
+            cell[0] += int(dropped.get(pid) == key)
+            cell[1] += 1
+    return dict(table)
+
+
+def quality(args: argparse.Namespace) -> dict:
+    options = DecontamOptions(benchmarks=BENCHMARKS, data_dir=str(args.data_dir))
+    semantic = replace(SemanticDecontamOptions(enabled=True), **_overrides(args.set))
+    items, _ = load_benchmark_items(BENCHMARKS, specs(), options)
+    texts, planted = build_pool(args.data_dir, items)
+    started = time.perf_counter()
+    ngram = find_contamination(texts, build_index(items, options))
+    ngram_s = time.perf_counter() - started
+    ngram_drops = {pid: f"{hit.benchmark}/{hit.item_id}" for pid, hit in ngram.matches.items()}
+    started = time.perf_counter()
+    meaning = find_semantic_contamination(texts, items, semantic)
+    semantic_s = time.perf_counter() - started
+    semantic_drops = {pid: m.key for pid, m in meaning.matches.items()}
+    both = {**semantic_drops, **ngram_drops}
+    print(f"# semantic decontam bench, {platform.machine()} {platform.python_version()}, pool {len(texts)} "
+          f"({len(planted)} planted), {len(items)} items; {semantic}")  # fmt: skip
+    print(f"n-gram {ngram_s:.1f}s, semantic {semantic_s:.1f}s")
+    summary = {"ngram": recall_table(ngram_drops, planted), "ngram+semantic": recall_table(both, planted)}
+    print(
+        "| kind | n-gram tuning | n-gram held-out | + semantic tuning | + semantic held-out |\n|---|---|---|---|---|"
+    )
+    for kind in ("copy", "light", "medium", "heavy", "all paraphrases"):
+        cells = [_cell(summary[rule][kind][half]) for rule in summary for half in ("tune", "held_out")]
+        print(f"| {kind} | " + " | ".join(cells) + " |")
+    summary |= clean_rows(texts, ngram_drops, semantic_drops, args.out, items)
+    summary["seconds"] = {"ngram": round(ngram_s, 1), "semantic": round(semantic_s, 1)}
+    return summary
+
+
+def _cell(counts: list[int]) -> str:
+    return f"{counts[0]}/{counts[1]} ({counts[0] / max(1, counts[1]):.0%})"
+
+
+def _overrides(pairs: list[str], defaults: object = SemanticDecontamOptions()) -> dict:
+    return {k: type(getattr(defaults, k))(v) for k, v in (p.split("=", 1) for p in pairs)}
+
+
+def clean_rows(texts, ngram_drops, semantic_drops, out: Path, items) -> dict:
+    """False drops (MATH-train as AIME/AMC) and MATH-train rows flagged against MATH500, written for review."""
+    math = [p for p in texts if p.startswith("math_train/")]
+    counts = {}
+    for name, drops in (("ngram", ngram_drops), ("semantic", semantic_drops)):
+        false = sum(1 for p in math if drops.get(p, "").split("/")[0] in CLEAN_AGAINST)
+        flagged = sum(1 for p in math if drops.get(p, "").startswith("math500/"))
+        counts[name] = {"false_drops": false, "math500_flags": flagged, "rows": len(math)}
+        print(f"{name}: MATH-train dropped as AIME/AMC {false} of {len(math)} ({false / len(math):.2%}); "
+              f"flagged against MATH500 {flagged} ({flagged / len(math):.1%})")  # fmt: skip
+    by_key = {item_key(i): i.text for i in items}
+    new = [p for p in math if semantic_drops.get(p, "").startswith("math500/") and p not in ngram_drops]
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "math500_flags.jsonl").open("w", encoding="utf-8") as handle:
+        for pid in new:
+            handle.write(json.dumps({"problem_id": pid, "item": semantic_drops[pid], "problem": texts[pid],
+                                     "item_text": by_key[semantic_drops[pid]]}) + "\n")  # fmt: skip
+    print(f"{len(new)} MATH-train rows flagged against MATH500 by semantic only -> {out / 'math500_flags.jsonl'}")
+    return {"clean": counts, "semantic_only_math500_flags": len(new)}
+
+
+def dedup_quality(args: argparse.Namespace) -> dict:
+    """Semantic near-duplicates inside the pool: MATH-train, then each paraphrased item and its paraphrases.
+
+    Recall: a paraphrase dropped as a duplicate of its item; merges: MATH-train problems dropped (written to
+    ``semantic_dedup_merges.jsonl`` with the kept problem, to judge by hand).
+    """
+    options = replace(SemanticDedupOptions(enabled=True), **_overrides(args.set, SemanticDedupOptions()))
+    decontam = DecontamOptions(benchmarks=BENCHMARKS, data_dir=str(args.data_dir))
+    items, _ = load_benchmark_items(BENCHMARKS, specs(), decontam)
+    texts, planted = build_pool(args.data_dir, items)
+    texts = {pid: text for pid, text in texts.items() if not pid.startswith("copy/")}
+    ids = [p for p in texts if p.startswith("math_train/")]
+    for key in dict.fromkeys(key for key, kind, _ in planted.values() if kind != "copy"):
+        texts[key] = next(i.text for i in items if item_key(i) == key)
+        ids += [key, *(p for p, (k, kind, _) in planted.items() if k == key and kind != "copy")]
+    answers = golds(args.data_dir, planted)
+    started = time.perf_counter()
+    dropped = find_semantic_duplicates(ids, texts, options, answers=answers)
+    seconds = time.perf_counter() - started
+    table = recall_table({p: m.key for p, m in dropped.items()}, {p: v for p, v in planted.items() if v[1] != "copy"})
+    merges = [p for p in dropped if p.startswith("math_train/")]
+    print(f"semantic dedup ({options}): {seconds:.1f}s; MATH-train problems merged {len(merges)} of 7,500")
+    for kind, halves in table.items():
+        print(f"  {kind}: tuning {_cell(halves['tune'])}, held-out {_cell(halves['held_out'])}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    with (args.out / "semantic_dedup_merges.jsonl").open("w", encoding="utf-8") as handle:
+        for pid in merges:
+            row = {"problem_id": pid, **dropped[pid].to_dict(), "problem": texts[pid], "kept": texts[dropped[pid].key]}
+            handle.write(json.dumps(row) + "\n")
+    return {"seconds": round(seconds, 1), "recall": table, "math_train_merged": len(merges)}
+
+
+def golds(data_dir: Path, planted: dict[str, tuple[str, str, str]]) -> dict[str, str]:
+    """Gold answers: MATH-train's, each benchmark item's, and each paraphrase's (its item's)."""
+    files = {"math500": "math500", "aime24": "aime2024", "aime25": "aime2025", "amc23": "amc2023"}
+    answers = {r["id"]: r["answer"] for r in map(json.loads, (data_dir / "math_train.jsonl").open(encoding="utf-8"))}
+    for name, file in files.items():
+        for row in map(json.loads, (data_dir / f"{file}.jsonl").open(encoding="utf-8")):
+            answers[f"{name}/{row['id']}"] = str(row["answer"])
+    return answers | {pid: answers[key] for pid, (key, _, _) in planted.items()}
+
+
+def scale(args: argparse.Namespace, sizes: list[int]) -> dict:
+    """Embedding throughput and retrieval against the benchmark index, with peak RSS."""
+    options = SemanticDecontamOptions(enabled=True)
+    train = [r["problem"] for r in map(json.loads, (args.data_dir / "math_train.jsonl").open(encoding="utf-8"))]
+    items = [i for b in ("math500.jsonl", "aime2024.jsonl", "aime2025.jsonl", "amc2023.jsonl")
+             for i in map(json.loads, (args.data_dir / b).open(encoding="utf-8"))]  # fmt: skip
+    index = SemanticIndex.build(range(len(items)), embed_texts([i["problem"] for i in items], options))
+    embedded = min(sizes[0], 100_000)
+    started = time.perf_counter()
+    vectors = embed_texts([f"{train[n % len(train)]} ({n})" for n in range(embedded)], options)
+    embed_rate = embedded / (time.perf_counter() - started)
+    results = {"embed_per_s": round(embed_rate)}
+    print(f"embedding: {embed_rate:,.0f} problems/s ({embedded:,} problems)")
+    results["in_pool"] = in_pool(vectors[: args.in_pool], options.k)
+    for size in sizes:
+        queries = np.tile(vectors, (-(-size // embedded), 1))[:size] if size > embedded else vectors
+        started = time.perf_counter()
+        for start in range(0, size, options.batch_size):  # streamed as the stage does: batch by batch
+            index.nearest(queries[start : start + options.batch_size], options.k)
+        seconds = time.perf_counter() - started
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        results[str(size)] = {"retrieval_s": round(seconds, 1), "embed_s_est": round(size / embed_rate, 1),
+                              "peak_rss_mb": round(peak)}  # fmt: skip
+        print(f"{size:,} problems: retrieval {seconds:.1f}s, embedding {size / embed_rate:.0f}s "
+              f"(at the measured rate), peak RSS {peak:.0f} MB")  # fmt: skip
+        del queries
+    return results
+
+
+def in_pool(vectors: np.ndarray, k: int) -> dict:
+    """Semantic dedup's retrieval: every problem's nearest neighbours among all of them (exact, quadratic)."""
+    started = time.perf_counter()
+    index = SemanticIndex.build(range(len(vectors)), vectors)
+    for start in range(0, len(vectors), 1024):
+        index.nearest(vectors[start : start + 1024], k + 1)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    million = seconds * (1e6 / len(vectors)) ** 2 / 3600
+    print(f"in-pool retrieval of {len(vectors):,} problems: {seconds:.1f}s (1M, quadratic: {million:.1f} h), "
+          f"peak RSS {peak:.0f} MB")  # fmt: skip
+    return {"problems": len(vectors), "seconds": round(seconds, 1), "peak_rss_mb": round(peak)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default_data = Path(os.environ.get("LIMO_SHARED_DATA", REPO.parent / "shared" / "data"))
+    parser.add_argument("--data-dir", type=Path, default=default_data)
+    parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench_semantic")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="SemanticDecontamOptions to try")
+    parser.add_argument("--scale", nargs="*", type=int, default=[], help="pool sizes for throughput and memory")
+    parser.add_argument("--dedup", action="store_true", help="semantic near-duplicates inside the pool instead")
+    parser.add_argument("--in-pool", type=int, default=50_000, help="with --scale: problems for in-pool retrieval")
+    args = parser.parse_args()
+    if not (args.data_dir / "math_train.jsonl").is_file():
+        sys.exit(f"bench/semantic_decontam.py: error: no math_train.jsonl in {args.data_dir} (pass --data-dir)")
+    summary = scale(args, args.scale) if args.scale else dedup_quality(args) if args.dedup else quality(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = "scale.json" if args.scale else "dedup.json" if args.dedup else "summary.json"
+    (args.out / name).write_text(json.dumps(summary, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,262 @@
+"""Decontamination and dedup by meaning (`curation.semantic`) and dedup precision, on real wordllama embeddings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from curation import semantic
+from curation.executors import ExecutorOptions
+from curation.options import DedupOptions, SemanticDecontamOptions, SemanticDedupOptions, StageOptions
+from curation.schema import Chain
+from curation.semantic import (
+    SemanticIndex,
+    confirm,
+    embed_texts,
+    find_semantic_contamination,
+    find_semantic_duplicates,
+    judge_pairs,
+    judge_request_id,
+)
+from curation.similarity import numbers_of
+from curation.stages import run_items
+from curation.stages.decontam import BenchmarkItem
+from curation.stages.dedup import find_duplicates
+from eval.backends.replay import ReplayBackend
+from eval.benchmarks import BenchmarkSpec
+from eval.generation import CachedGenerator
+from eval.options import OptionsError, to_options
+from eval.problem import Problem
+
+ITEM = "How many positive 3-digit numbers are divisible by 11?"
+PARAPHRASE = "How many positive three-digit integers are multiples of 11?"
+SIBLING = "How many positive 3-digit numbers are divisible by 7?"
+OPTIONS = SemanticDecontamOptions(enabled=True)
+PARAPHRASES = Path(__file__).resolve().parents[1] / "bench" / "data" / "paraphrases.jsonl"
+
+
+def similarity(a: str, b: str) -> float:
+    vectors = embed_texts([a, b], OPTIONS)
+    return float(vectors[0] @ vectors[1])
+
+
+def test_wordllama_embeddings_are_unit_vectors_that_see_meaning():
+    texts = [ITEM, PARAPHRASE, "Find the area of a circle of radius 3.", "What is the area of a disk of radius 3?"]
+    vectors = embed_texts(texts, OPTIONS)
+    assert vectors.shape == (4, 256) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    scores = vectors @ vectors.T
+    assert scores[0, 1] > scores[0, 2] and scores[2, 3] > scores[2, 1]
+    assert embed_texts([], OPTIONS).shape[0] == 0
+
+
+def test_renamed_variables_do_not_move_the_embedding():
+    assert (
+        similarity("If $x^2 - x - 1 = 0$, find $x^3 - 2x + 1$.", "If $t^2 - t - 1 = 0$, find $t^3 - 2t + 1$.") > 0.99
+    )
+
+
+def test_index_matches_brute_force_across_blocks(monkeypatch):
+    monkeypatch.setattr(semantic, "_BLOCK_QUERIES", 7)
+    monkeypatch.setattr(semantic, "_BLOCK_INDEX", 50)
+    rng = np.random.default_rng(0)
+    vectors = semantic._normalised(rng.normal(size=(333, 16)).astype(np.float32))
+    queries = semantic._normalised(rng.normal(size=(40, 16)).astype(np.float32))
+    index = SemanticIndex.build(range(333), vectors)
+    scores, rows = index.nearest(queries, 5)
+    brute = queries @ index.vectors.astype(np.float32).T
+    np.testing.assert_array_equal(rows, np.argsort(-brute, axis=1, kind="stable")[:, :5])
+    np.testing.assert_allclose(scores, np.take_along_axis(brute, rows, 1), rtol=1e-6)
+    assert index.nearest(queries, 1000)[1].shape == (40, 333)
+
+
+def test_index_needs_one_key_per_vector():
+    with pytest.raises(ValueError, match="3 keys for 2 vectors"):
+        SemanticIndex.build(["a", "b", "c"], np.zeros((2, 4), np.float32))
+
+
+def test_rule_confirms_a_paraphrase_and_not_a_template_sibling():
+    """The sibling is the closer embedding (other number, other gold); the numbers decide."""
+    assert similarity(ITEM, SIBLING) > similarity(ITEM, PARAPHRASE) >= OPTIONS.threshold
+    match = confirm(PARAPHRASE, ITEM, similarity(ITEM, PARAPHRASE), OPTIONS, "math500/x")
+    assert match is not None and match.key == "math500/x" and match.numbers == 1.0
+    assert set(match.shared_numbers) == {"3", "11"} and "positive" in match.shared_words
+    assert confirm(SIBLING, ITEM, similarity(ITEM, SIBLING), OPTIONS) is None
+    assert confirm(PARAPHRASE, ITEM, 0.5, OPTIONS) is None  # below the threshold
+
+
+def test_numbers_fold_number_words_and_separators():
+    assert numbers_of("Fifty-four cookies at three for $\\$1$, twice, 1,000 and 1.24") == {
+        "54": 1, "3": 1, "1": 1, "2": 1, "1000": 1, "1.24": 1
+    }  # fmt: skip
+
+
+def test_math_agreement_reads_names_and_negating_prefixes_alike():
+    a = "In how many ways can 5 balls be put in 2 boxes if the balls are indistinguishable?"
+    assert (
+        semantic.content_share(
+            a, "How many ways are there to put 5 balls in 2 boxes if balls are not distinguishable?"
+        )
+        == 1.0
+    )
+    assert semantic.content_share("Solve $x^2 + 3x = 4$.", "Solve for t: $t^2 + 3t = 4$.") == 1.0
+    assert semantic.content_share("Solve $x^2 + 3x = 4$.", "Solve $x^2 - 3x = 4$.") < 1.0
+
+
+def test_contamination_reports_the_item_and_the_closest_kept_candidate():
+    items = [BenchmarkItem("math500", "div11", ITEM), BenchmarkItem("math500", "circle", "Find the area of a circle.")]
+    verdicts = find_semantic_contamination({"p": PARAPHRASE, "s": SIBLING}, items, OPTIONS)
+    assert set(verdicts.matches) == {"p"} and verdicts.matches["p"].key == "math500/div11"
+    assert verdicts.closest["s"].key == "math500/div11" and verdicts.closest["s"].swapped
+    row = verdicts.matches["p"].to_dict()
+    assert row["method"] == "embedding" and row["similarity"] >= OPTIONS.threshold and row["shared_numbers"]
+
+
+def test_judge_confirms_what_the_rule_does_not_through_a_replayed_backend(tmp_path):
+    item = "A rectangle is 4 cm by 6 cm. What is its area?"
+    pool = "What is the area, in square millimetres, of a rectangle 40 mm by 60 mm?"  # a unit change
+    options = SemanticDecontamOptions(enabled=True, confirmation="judge", judge_threshold=0.3)
+    assert confirm(pool, item, similarity(pool, item), options) is None
+    replies = {judge_request_id(pool, item): {"text": "Yes"}}
+    generator = CachedGenerator(ReplayBackend(replies), tmp_path / "judge.jsonl", 8)
+    verdicts = find_semantic_contamination(
+        {"p": pool}, [BenchmarkItem("b", "rect", item)], options, judge=judge_pairs(generator, options)
+    )
+    assert verdicts.matches["p"].method == "judge" and "p" not in verdicts.closest
+    assert (tmp_path / "judge.jsonl").read_text().count("\n") == 1  # cached: a rerun asks nothing
+    with pytest.raises(ValueError, match="no judge"):
+        find_semantic_contamination({"p": pool}, [BenchmarkItem("b", "rect", item)], options)
+
+
+def test_semantic_duplicates_keep_the_first_and_siblings_and_other_golds():
+    texts = {"a": ITEM, "b": SIBLING, "c": PARAPHRASE, "d": "Find the area of a circle of radius 3."}
+    options = SemanticDedupOptions(enabled=True)
+    dropped = find_semantic_duplicates(list(texts), texts, options)
+    assert set(dropped) == {"c"} and dropped["c"].key == "a"
+    assert find_semantic_duplicates(list(texts), texts, options, answers={"a": "81", "c": "81"}).keys() == {"c"}
+    assert find_semantic_duplicates(list(texts), texts, options, answers={"a": "81", "c": "80"}) == {}
+    with pytest.raises(OptionsError, match="dedup.semantic.confirmation: 'judge': expected 'rule'"):
+        find_semantic_duplicates(list(texts), texts, SemanticDedupOptions(confirmation="judge"))
+    with pytest.raises(OptionsError, match="decontam.semantic.confirmation: 'llm': expected 'rule' or 'judge'"):
+        find_semantic_contamination(texts, [], SemanticDecontamOptions(confirmation="llm"))
+
+
+def test_dedup_keeps_template_siblings_with_other_numbers_and_golds():
+    texts = {"a": SIBLING, "b": ITEM}
+    answers = {"a": "128", "b": "81"}
+    loose = DedupOptions(threshold=0.7)
+    assert find_duplicates(texts, loose, answers=answers) == {}
+    assert find_duplicates(texts, DedupOptions(threshold=0.7, template=True), answers=answers) == {
+        "b": ("near_duplicate_problem", "a")
+    }
+    assert find_duplicates(texts, loose, answers={"a": "81", "b": "81"}) == {"b": ("near_duplicate_problem", "a")}
+
+
+def test_semantic_options_come_from_the_recipe_section():
+    stages = to_options(
+        StageOptions,
+        {
+            "decontam": {"semantic": {"enabled": True, "threshold": 0.75, "confirmation": "judge"}},
+            "dedup": {"template": True, "semantic": {"enabled": True, "k": 3}},
+        },
+        where="curate.stages",
+    )
+    assert stages.decontam.semantic == SemanticDecontamOptions(enabled=True, threshold=0.75, confirmation="judge")
+    assert stages.dedup.template and stages.dedup.semantic.k == 3 and stages.dedup.semantic.model == "wordllama"
+    assert not StageOptions().decontam.semantic.enabled and not StageOptions().dedup.semantic.enabled
+    with pytest.raises(OptionsError, match="curate.stages.decontam.semantic.treshold"):
+        to_options(StageOptions, {"decontam": {"semantic": {"treshold": 0.7}}}, where="curate.stages")
+
+
+@pytest.mark.shared_data
+def test_copies_and_light_paraphrases_are_all_caught(shared_data):
+    items = [
+        BenchmarkItem(name, row["id"], row["problem"])
+        for name, file in (
+            ("math500", "math500"),
+            ("aime24", "aime2024"),
+            ("aime25", "aime2025"),
+            ("amc23", "amc2023"),
+        )
+        for row in map(json.loads, (shared_data / f"{file}.jsonl").open(encoding="utf-8"))
+    ]
+    rows = [json.loads(line) for line in PARAPHRASES.open(encoding="utf-8")]
+    assert len(rows) >= 60 and {r["kind"] for r in rows} == {"light", "medium", "heavy"}
+    texts = {r["id"]: r["text"] for r in rows if r["kind"] == "light"}
+    by_key = {f"{i.benchmark}/{i.id}": i.text for i in items}
+    texts |= {f"copy/{r['id']}": by_key[f"{r['benchmark']}/{r['item_id']}"] for r in rows}
+    verdicts = find_semantic_contamination(texts, items, OPTIONS)
+    own = {r["id"]: f"{r['benchmark']}/{r['item_id']}" for r in rows}
+    assert {pid: m.key for pid, m in verdicts.matches.items()} == {
+        pid: own[pid.removeprefix("copy/")] for pid in texts
+    }
+
+
+def stage_pool() -> tuple[list[Problem], list[Chain]]:
+    problems = [
+        Problem("first", ITEM, "81", "pool"),
+        Problem("para", PARAPHRASE, "81", "pool"),
+        Problem("sibling", SIBLING, "128", "pool"),
+        Problem("circle", "Find the area of a circle of radius 3.", "9\\pi", "pool"),
+    ]
+    return problems, [Chain(f"{p.id}/c", p.id, f"So \\boxed{{{p.answer}}}") for p in problems]
+
+
+def rejects_of(folder: Path) -> dict[str, dict]:
+    rows = [json.loads(line) for line in (folder / "rejects.jsonl").read_text().splitlines()]
+    return {r["id"]: r for r in rows if r["kind"] == "problem"}
+
+
+def test_decontam_stage_drops_a_paraphrase_with_its_item_similarity_and_evidence(tmp_path):
+    (tmp_path / "bench.jsonl").write_text(json.dumps({"id": "div11", "problem": PARAPHRASE, "answer": "81"}) + "\n")
+    problems, chains = stage_pool()
+    stages = to_options(
+        StageOptions,
+        {"decontam": {"benchmarks": ["bench"], "data_dir": str(tmp_path), "semantic": {"enabled": True}}},
+    )
+    specs = {"bench": BenchmarkSpec(name="bench", local_file="bench.jsonl")}
+    state, _ = run_items(problems, chains, stages, ["decontam"], tmp_path / "run", benchmark_specs=specs)
+    rejects = rejects_of(tmp_path / "run")
+    assert set(rejects) == {"first", "para"}  # the copy by n-grams, the rewording by meaning; the sibling stays
+    assert rejects["para"]["detail"]["method"] == "word_ngram"
+    meaning = rejects["first"]["detail"]
+    assert rejects["first"]["reason"] == "contaminated:bench" and meaning["method"] == "semantic"
+    assert meaning["item_id"] == "div11" and meaning["similarity"] >= 0.7 and "11" in meaning["shared_numbers"]
+    notes = next(c for c in state.funnel if c.stage == "decontam").notes
+    assert notes["semantic_confirmed"] == 1 and notes["semantic_closest_kept"][0]["problem_id"] == "sibling"
+
+
+def test_dedup_stage_drops_a_paraphrase_by_meaning_with_its_similarity(tmp_path):
+    problems, chains = stage_pool()
+    stages = to_options(StageOptions, {"dedup": {"semantic": {"enabled": True}}})
+    run_items(problems, chains, stages, ["dedup"], tmp_path / "run")
+    rejects = rejects_of(tmp_path / "run")
+    assert set(rejects) == {"para"} and rejects["para"]["reason"] == "near_duplicate_problem"
+    detail = rejects["para"]["detail"]
+    assert detail["duplicate_of"] == "first" and detail["match"] == "semantic" and detail["similarity"] >= 0.7
+    run_items(problems, chains, StageOptions(), ["dedup"], tmp_path / "off")
+    assert rejects_of(tmp_path / "off") == {}
+    sharded = ExecutorOptions(shard_rows=1, workers=2)  # one part per problem: embeddings from four tasks
+    run_items(problems, chains, stages, ["dedup"], tmp_path / "sharded", executor=sharded)
+    assert rejects_of(tmp_path / "sharded") == rejects
+
+
+def test_decontam_stage_asks_the_judge_through_a_replay_file(tmp_path):
+    item = "A rectangle is 4 cm by 6 cm. What is its area?"
+    pool = "What is the area, in square millimetres, of a rectangle 40 mm by 60 mm?"  # a unit change
+    (tmp_path / "bench.jsonl").write_text(json.dumps({"id": "rect", "problem": item, "answer": "24"}) + "\n")
+    replies = tmp_path / "judge.jsonl"
+    replies.write_text(json.dumps({"request_id": judge_request_id(pool, item), "text": "yes"}) + "\n")
+    judge = {"backend": "replay", "backend_args": {"path": str(replies)}}
+    semantic_options = {"enabled": True, "confirmation": "judge", "judge_threshold": 0.3, "judge": judge}
+    decontam = {"benchmarks": ["bench"], "data_dir": str(tmp_path), "semantic": semantic_options}
+    problems = [Problem("unit", pool, "2400", "pool")]
+    chains = [Chain("unit/c", "unit", "So \\boxed{2400}")]
+    specs = {"bench": BenchmarkSpec(name="bench", local_file="bench.jsonl")}
+    stages = to_options(StageOptions, {"decontam": decontam})
+    run_items(problems, chains, stages, ["decontam"], tmp_path / "run", benchmark_specs=specs)
+    detail = rejects_of(tmp_path / "run")["unit"]["detail"]
+    assert detail["method"] == "semantic_judge" and detail["item_id"] == "rect"
