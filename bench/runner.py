@@ -25,6 +25,7 @@ import argparse
 import importlib.util
 import io
 import os
+import shutil
 import platform
 import statistics
 import subprocess
@@ -86,8 +87,10 @@ def unpack(revision: str, folder: Path) -> None:
         tar.extractall(folder, filter="data")
 
 
-def timed(command: list[str], tree: Path) -> dict:
-    """Run ``command`` with ``tree`` first on the import path; wall seconds and peak tree PSS (MB)."""
+def timed(command: list[str], tree: Path, out: Path) -> dict:
+    """Run ``command`` with ``tree`` first on the import path, ``out`` (its output folder) removed first, so that
+    nothing finished by an earlier run is reused; wall seconds and peak tree PSS (MB)."""
+    shutil.rmtree(out, ignore_errors=True)
     env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -111,10 +114,10 @@ def champ(baseline: Path, root: Path, repeats: int) -> None:
     for attempt in range(repeats):
         out = root / f"champ-base-{attempt}"
         command = [sys.executable, "-c", BASELINE_CHAMP, str(out), data]
-        runs["baseline in-memory runner"].append({**timed(command, baseline), "out": out})
+        runs["baseline in-memory runner"].append({**timed(command, baseline, out), "out": out})
         out = root / f"champ-new-{attempt}"
         command = [sys.executable, "-m", "limo.curate", "recipe=champ", f"output_dir={out}", f"data_dir={data}"]
-        runs["one runner"].append({**timed(command, REPO), "out": out})
+        runs["one runner"].append({**timed(command, REPO, out), "out": out})
     same = decisions(runs["one runner"][0]["out"] / "curate") == decisions(
         runs["baseline in-memory runner"][0]["out"] / "curate"
     )
@@ -138,8 +141,9 @@ def pools(baseline: Path, root: Path, sizes: list[int], workers: int) -> None:
         pool = root / f"pool-{size}.jsonl.gz"
         if not pool.exists():
             sharded.write_pool(size, pool)
-        command = [sys.executable, "-c", BASELINE_POOL, str(pool), str(root / f"base-{size}"), "", str(baseline)]
-        base = timed(command, baseline)
+        base_out = root / f"base-{size}"
+        command = [sys.executable, "-c", BASELINE_POOL, str(pool), str(base_out), "", str(baseline)]
+        base = timed(command, baseline, base_out)
         script = str(REPO / "bench" / "sharded.py")
         new = timed(
             [sys.executable, script, "--run", str(pool), str(root / f"new-{size}"), "local", str(workers)], REPO
