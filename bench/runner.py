@@ -25,8 +25,8 @@ import argparse
 import importlib.util
 import io
 import os
-import shutil
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
