@@ -51,15 +51,15 @@ _VERB = re.compile(
 # A trailing clause that explains rather than answers: "is 8, achieved when $a = b = c$".
 _TRAILING_CLAUSE = re.compile(
     r",?\s+\b(?:which (?:is|occurs|happens)|where|achieved|attained|obtained|occurring|since|because|when"
-    r"|with equality|for all|for any|for every|if and only if|and (?:it|this|that|these|so|hence|thus)"
+    r"|with equality|for all|for any|for every|if and only if|and (?:it|this|that|these|so|hence|thus|is|are)"
     r"|so that|which means|as an expression of|as a function of|in terms of|modulo)\b.*$",
     re.IGNORECASE | re.DOTALL,
 )
 _MAIN_VERB = re.compile(r"(?<!which )(?<!that )(?<!who )\b(?:is|are|equals|was|were)\b", re.IGNORECASE)
 # Filler between a verb and its value: "is always 0", "is the interval [-1, 1]", "is the ordered pair (1, 2)".
 _ADVERB = re.compile(
-    r"^\s*(?:(?:always|only|exactly|just|precisely|simply|approximately|about|roughly|the|interval|set|value"
-    r"|number|ordered|pair|point|expression|formula|result|quantity|total|sum|product|answer)\s+)+",
+    r"^\s*(?:(?:always|only|exactly|just|precisely|simply|approximately|about|roughly|all equal to|the|interval"
+    r"|set|value|number|ordered|pair|point|expression|formula|result|quantity|total|sum|product|answer)\s+)+",
     re.IGNORECASE,
 )
 _THERE_ARE = re.compile(r"^\s*there (?:are|is|exist|exists) (?:exactly |only |a total of )?", re.IGNORECASE)
@@ -112,7 +112,10 @@ _ENGLISH_2 = {
 }
 _ENV_NAME = re.compile(r"\\(?:begin|end)\{[a-zA-Z*]*\}")
 _BARE_TEXT = re.compile(r"^\s*\$?\s*\\(?:text|textbf|mathrm|mbox)\{[^{}$]*\}\s*\$?\s*\.?\s*$")
-_BOUND_BEFORE = re.compile(r"(?:[<>=≤≥≠]|\b(?:than|least|most|exceeds|below|above|under|over))$", re.IGNORECASE)
+# A bound or a modulus, not an answer: "greater than 0", "x ≡ ±1 mod 3".
+_BOUND_BEFORE = re.compile(
+    r"(?:[<>=≤≥≠]|\b(?:than|least|most|exceeds|below|above|under|over|mod|modulo|pmod))$", re.IGNORECASE
+)
 _FINAL_NUMBER = re.compile(
     r"(?<![_^A-Za-z<>=≤≥≠\d.,/])\s*(" + _NUMBER.pattern + r")\s*(?:[A-Za-z]{1,3}[²³]?)?\s*[.!]?\s*$"
 )  # a short unit may follow: "1,000.99m²"
@@ -380,6 +383,9 @@ def _fallback(text: str) -> str | None:
 
 def _clean(answer: str) -> str:
     answer = answer.strip().rstrip(".").strip()
+    repeated = re.fullmatch(r"(.+?)\s*\(\s*(.+?)\s*\)", answer)  # "n! (n!)": a value restated in brackets
+    if repeated and repeated.group(1).replace(" ", "") == repeated.group(2).replace(" ", ""):
+        answer = repeated.group(1)
     if len(answer) > 1 and answer[0] == answer[-1] == "$" and "$" not in answer.strip("$"):
         answer = answer.strip("$").strip()
     return answer
@@ -436,4 +442,5 @@ def extract_answer(text: str, *, fallback: bool = True, problem: str | None = No
         return _clean(found)
     if len(text) <= MAX_BARE_CHARS and not is_prose(text):
         return text.strip() or None
-    return _from_sentence(_last_sentence(text), problem, fallback) or (_fallback(text) if fallback else None)
+    found = _from_sentence(_last_sentence(text), problem, fallback) or (_fallback(text) if fallback else None)
+    return _clean(found) if found else None

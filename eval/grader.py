@@ -13,7 +13,9 @@ cheapest first:
    worker subprocess with a hard limit;
 6. a percentage against its fraction; a gold's stated rounding ("or approximately X").
 Last, for `grade`, a summary sentence is judged as a statement (`eval.grading.statements`): it can make a
-yes/no, non-existence or worded gold correct, and an opposite yes/no answer overrides an extracted one.
+yes/no, non-existence or worded gold correct, and an opposite yes/no answer overrides an extracted one; and a
+correct verdict stands only when the sentence commits to it (`eval.grading.commitment`: no hedge, no
+exceptions, no existence asserted against a gold that denies it, no congruence to another modulus).
 Size limits (characters, digits, power results, depth) are checked before any evaluation, so the
 verdict never depends on machine load; the clock only guards step 5. Nothing raises out of `grade`:
 an internal error becomes ``unparseable`` with the reason. Untrusted text never reaches Python or
@@ -34,6 +36,7 @@ from typing import Any
 from tqdm import tqdm
 
 from eval.extract import extract_answer, is_prose
+from eval.grading.commitment import asserts_existence_against, uncommitted, wrong_modulus
 from eval.grading.compare import equal
 from eval.grading.forms import (
     asks_to_factor,
@@ -45,7 +48,7 @@ from eval.grading.forms import (
 )
 from eval.grading.normalize import AnswerTooComplex, check_size, normalize, repair_escapes
 from eval.grading.plain_parse import ParseError, as_text, parse_plain
-from eval.grading.statements import gold_kind
+from eval.grading.statements import gold_kind, value_in_words
 from eval.grading.statements import judge as judge_statement
 from eval.grading.timeouts import SymbolicWorker, WorkerTimeout
 
@@ -93,7 +96,7 @@ def _gold_core(gold: str) -> str:
         m = pattern.match(gold.strip())
         if m:
             return m.group(1).strip()
-    return gold
+    return value_in_words(gold) or gold
 
 
 @lru_cache(maxsize=16384)
@@ -223,8 +226,21 @@ def grade(gold: str, response: str, *, timeout_s: float = 2.0, problem: str | No
         else grade_answer(gold, extracted, timeout_s=timeout_s, problem=problem)
     )
     if statement is not None and statement[0] != verdict.correct and (statement[0] or gold_kind(gold) == "yesno"):
-        return _verdict("correct" if statement[0] else "incorrect", extracted, statement[1])
-    return verdict
+        verdict = _verdict("correct" if statement[0] else "incorrect", extracted, statement[1])
+    return _committed(gold, response, problem, verdict)
+
+
+def _committed(gold: str, response: str, problem: str | None, verdict: Verdict) -> Verdict:
+    """A correct verdict stands only if the sentence commits to it (`eval.grading.commitment`)."""
+    if not verdict.correct:
+        return verdict
+    hedge = uncommitted(gold, response, problem)
+    if hedge:
+        return _verdict("no_answer", verdict.extracted, hedge)
+    if asserts_existence_against(gold, response):
+        return _verdict("incorrect", verdict.extracted, "the sentence asserts existence; the gold denies it")
+    modulus = wrong_modulus(problem, verdict.extracted)
+    return _verdict("incorrect", verdict.extracted, modulus) if modulus else verdict
 
 
 def _grade_pair(args: tuple[str, str, str | None, float]) -> Verdict:
