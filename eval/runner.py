@@ -23,6 +23,8 @@ from tqdm import tqdm
 from eval.backends.base import Backend, Generation, GenerationRequest, SamplingParams, row_seed
 from eval.benchmarks import Benchmark
 from eval.grader import grade_many
+from eval.grading_policy import apply_policy
+from eval.judge import Judge, JudgeItem
 from eval.problem import Problem
 from eval.prompting import PromptStyle, build_messages
 from eval.records import DataError, append_jsonl, read_jsonl, write_json
@@ -101,10 +103,13 @@ def build_requests(problems: Sequence[Problem], protocol: EvalProtocol, style: P
 @dataclass(frozen=True)
 class GradingOptions:
     """How responses are graded: worker processes (for re-grading; the run loop grades each batch in
-    process) and the per-answer time limit."""
+    process), the per-answer time limit, and who decides (`eval.grading_policy`: ``symbolic``, ``judge``,
+    ``symbolic_then_judge``, ``both``) with the judge those policies ask."""
 
     workers: int | None = None
     timeout_s: float = 2.0
+    policy: str = "symbolic"
+    judge: Judge | None = None
 
 
 def run_benchmark(
@@ -200,8 +205,13 @@ def grade_rows(
     # One small batch at a time: grading in this process beats starting worker processes per batch.
     pairs = list(zip(golds, [g.text for g in generations], texts, strict=True))
     verdicts = grade_many(pairs, workers=1, timeout_s=grading.timeout_s, progress=False)
+    items = [
+        JudgeItem(text, gold, response, r.meta["problem_id"], r.meta["sample_index"])
+        for r, (gold, response, text) in zip(requests, pairs, strict=True)
+    ]
+    decided = apply_policy(grading.policy, items, verdicts, grading.judge)
     rows = []
-    for request, generation, gold, verdict in zip(requests, generations, golds, verdicts, strict=True):
+    for request, generation, gold, fields in zip(requests, generations, golds, decided, strict=True):
         problem = problems[request.meta["problem_id"]]
         rows.append(
             {
@@ -210,10 +220,7 @@ def grade_rows(
                 "sample_index": request.meta["sample_index"],
                 "seed": request.seed,
                 "response": generation.text,
-                "extracted": verdict.extracted,
-                "status": verdict.status,
-                "correct": verdict.correct,
-                "reason": verdict.reason,
+                **fields,
                 "gold": gold,
                 "num_tokens": generation.num_tokens,
                 "finish_reason": generation.finish_reason,
