@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +90,7 @@ class JudgeOptions:
 
     backend: str = "replay"
     model: str | None = None
-    backend_options: dict[str, Any] = field(default_factory=dict)
+    backend_options: dict[str, Any] | None = None
     temperature: float = 0.0
     top_p: float = 1.0
     max_new_tokens: int = 512
@@ -110,7 +110,7 @@ class JudgeOptions:
         return GenerationOptions(
             backend=self.backend,
             model=self.model,
-            backend_args=dict(self.backend_options),
+            backend_args=dict(self.backend_options or {}),
             temperature=self.temperature,
             top_p=self.top_p,
             max_new_tokens=self.max_new_tokens,

@@ -132,7 +132,7 @@ def response_id(row: Mapping[str, Any], number: int) -> str:
     return str(given) if given not in (None, "") else f"row-{number}"
 
 
-def _sample_keys(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, int]]:
+def sample_keys(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, int]]:
     """(problem id, index among that problem's rows): the key a replay judge answers by."""
     seen: dict[str, int] = defaultdict(int)
     keys = []
@@ -210,7 +210,7 @@ def regrade_responses(
     pairs = [(golds[str(r["problem_id"])], str(r.get("response") or ""), r.get("problem")) for r in kept]
     out = Path(out_dir)
     fields, grading = decide(
-        pairs, _sample_keys(kept), grader, out, workers=workers, timeout_s=timeout_s, desc="regrade responses"
+        pairs, sample_keys(kept), grader, out, workers=workers, timeout_s=timeout_s, desc="regrade responses"
     )
     graded = [
         {"response_id": ids[id(r)], **{k: r.get(k) for k in ("problem_id", *group_by)}, **f}

@@ -224,3 +224,78 @@ def test_a_judge_policy_without_a_judge_is_an_error():
     items = _policy_items()[:1]
     with pytest.raises(ValueError, match="needs a judge"):
         apply_policy("judge", items, [grade(items[0].gold, items[0].response)], None)
+
+
+# -- end to end through the entry point -----------------------------------------------------------------------
+def test_evaluate_with_policy_both_writes_agreement_and_disagreements(tmp_path):
+    """`python -m limo.evaluate ... evaluate.grader.policy=both` with replayed responses and a replayed judge."""
+    from limo.config import compose
+    from limo.evaluate import evaluate, runtime_argv
+
+    data = tmp_path / "data"
+    write_jsonl(
+        data / "math500.jsonl", [{"id": f"q{i}", "problem": f"{i} + 0 = ?", "answer": str(i)} for i in range(4)]
+    )
+    answers = {"q0": "So \\boxed{0}.", "q1": "So \\boxed{7}.", "q2": "So \\boxed{2}.", "q3": "I give up."}
+    responses = tmp_path / "responses.jsonl"
+    write_jsonl(responses, [{"problem_id": p, "sample_index": 0, "text": t} for p, t in answers.items()])
+    verdicts = {"q0": "correct", "q1": "correct", "q2": "incorrect", "q3": "incorrect"}
+    replies = tmp_path / "judge.jsonl"
+    write_jsonl(
+        replies,
+        [{"problem_id": p, "sample_index": 0, "text": f"REASON: checked\nVERDICT: {v}"} for p, v in verdicts.items()],
+    )
+    overrides = [
+        "benchmarks=[math500]",
+        f"data_dir={data}",
+        f"output_dir={tmp_path / 'run'}",
+        "evaluate.backend=replay",
+        f"evaluate.backend_options={{path: '{responses}'}}",
+        "evaluate.grader.policy=both",
+        "evaluate.grader.judge.backend=replay",
+        f"evaluate.grader.judge.backend_options={{path: '{replies}'}}",
+    ]
+    evaluate(compose("demo", runtime_argv(overrides)))
+    out = tmp_path / "run" / "eval" / "math500"
+    rows = read_jsonl(out / "samples.jsonl")
+    assert [r["status"] for r in rows] == ["correct", "incorrect", "correct", "no_answer"]  # symbolic decides
+    assert [r["judge_verdict"]["status"] for r in rows] == ["correct", "correct", "incorrect", "incorrect"]
+    table = json.loads((out / "agreement.json").read_text())
+    assert (table["compared"], table["agree"], table["disagree"]) == (4, 2, 2)
+    assert [r["problem_id"] for r in read_jsonl(out / "disagreements.jsonl")] == ["q1", "q2"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["grading"]["policy"] == "both" and summary["grading"]["judge"]["backend"] == "replay"
+    report = (out / "report.md").read_text()
+    assert "## Symbolic grader and judge" in report and "agree 2, disagree 2" in report
+    assert list(out.glob("judge-*.jsonl"))  # the judge's replies are cached beside the samples
+
+
+def test_regrade_responses_rows_carry_the_response_id_and_the_judge_decides_what_symbolic_cannot(tmp_path):
+    from limo.config import compose
+    from limo.evaluate import evaluate, runtime_argv
+
+    responses = tmp_path / "responses.jsonl"
+    rows = [
+        {"id": "r-a", "problem_id": "P_Sequence_1", "response": "No, it is not periodic.", "model": "m"},
+        {"problem_id": "P_Sequence_1", "response": None, "model": "m"},  # cut at the length limit
+    ]
+    write_jsonl(responses, rows)
+    replies = tmp_path / "judge.jsonl"
+    write_jsonl(
+        replies, [{"problem_id": "P_Sequence_1", "sample_index": 1, "text": "REASON: none\nVERDICT: incorrect"}]
+    )
+    overrides = [
+        "mode=regrade",
+        f"responses={responses}",
+        "problems=champ",
+        "group_by=[model]",
+        f"output_dir={tmp_path}",
+        "evaluate.grader.policy=symbolic_then_judge",
+        "evaluate.grader.judge.backend=replay",
+        f"evaluate.grader.judge.backend_options={{path: '{replies}'}}",
+    ]
+    evaluate(compose("demo", runtime_argv(overrides)))
+    graded = read_jsonl(tmp_path / "regrade" / "verdicts.jsonl")
+    assert [r["response_id"] for r in graded] == ["r-a", "row-2"]
+    assert [r["decided_by"] for r in graded] == ["symbolic", "judge"]
+    assert graded[1]["status"] == "incorrect" and graded[1]["reason"] == "judge: none"
