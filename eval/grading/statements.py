@@ -73,6 +73,8 @@ _ANTONYMS = (
     ("all", "some"),
 )
 _ANTONYM_PAIRS = _ANTONYMS + tuple((b, a) for a, b in _ANTONYMS)
+_NOT_ALWAYS = re.compile(r"\bnot (?:always|necessarily)\b", re.IGNORECASE)
+_NOT_ALWAYS_ASKED = re.compile(r"\b(?:always|necessarily)\b", re.IGNORECASE)
 _CONDITIONAL = re.compile(r"\b(?:if|when|unless|whenever|depending)\b", re.IGNORECASE)
 _SYMBOL_WORDS = (("≥", " greater equal "), (">=", " greater equal "), ("≤", " less equal "), ("<=", " less equal "))
 _STOPWORDS = set(
@@ -254,6 +256,9 @@ def yes_no_of(response: str, problem: str | None) -> str | None:
     clause = main_clause(response)
     if question is None or _HEDGES.search(response) or not _restates(question, clause):
         return None
+    if _NOT_ALWAYS.search(clause) and not _NOT_ALWAYS_ASKED.search(question):
+        # "It is not always possible ..." to "Is it possible ...?": possible for some choices, not an answer
+        return None
     condition = _LEADING_IF.match(response)
     if condition and _atoms(condition.group(0)).keys() & _atoms(question).keys():
         return None  # "If x_n = 0 for some n, then ...": reasoning about the asked relation, not an answer
@@ -268,8 +273,8 @@ def yes_no_of(response: str, problem: str | None) -> str | None:
 def denies_existence(response: str, subject: set[str]) -> bool:
     """Whether the sentence's main clause denies that something named in `subject` exists."""
     clause = main_clause(response)
-    if _HEDGES.search(response) or _SINGLES_OUT.search(clause):
-        return False
+    if _HEDGES.search(response) or _SINGLES_OUT.search(clause) or _CONDITIONAL.search(clause):
+        return False  # "are n = m/2 + 1 if m is even, and there are no solutions if m is odd" denies only a case
     if "limit" in subject and _LIMIT_DIVERGES.search(clause):
         return True  # "diverges to infinity": no (finite) limit
     if not _DENIES_EXISTENCE.search(_plain(clause)):
