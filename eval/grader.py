@@ -159,9 +159,18 @@ def _worth_a_second_opinion(g_norm: str, p_norm: str, gold: str, pred: str) -> b
     return bool(_LATEX_COMMAND.search(g_norm + p_norm)) and not (is_prose(gold) or is_prose(pred))
 
 
+def _last_side(pred: str) -> str:
+    """``1 + 2 + ... + n = n(n+1)/2``: a chain whose left side elides terms answers with its last side."""
+    if "..." not in pred and "\\ldots" not in pred and "\\cdots" not in pred:
+        return pred
+    sides = pred.split("=")
+    last = sides[-1].strip()
+    return last if len(sides) > 1 and last and not re.search(r"\.\.\.|\\[lc]dots", last) else pred
+
+
 def _decide(gold: str, pred: str, timeout_s: float, factoring: bool = False) -> Verdict:
     """Compare `pred` with every accepted form of `gold`; the first correct one wins."""
-    gold, pred = repair_escapes(gold), repair_escapes(pred)
+    gold, pred = repair_escapes(gold), _last_side(repair_escapes(pred))
     verdicts = []
     for form in _gold_answers(gold):
         try:

@@ -322,10 +322,13 @@ class _Parser:
         value = self.parse_atom()
         while self.at_op("!"):
             self.take()
+            double = self.at_op("!")  # "(2n-1)!!" is the double factorial, not (2n-1)! factorial
+            if double:
+                self.take()
             n = _as_scalar(value).expr
             if n.is_Integer and not 0 <= int(n) <= MAX_FACTORIAL:
                 raise AnswerTooComplex(f"factorial argument over {MAX_FACTORIAL}")
-            value = Scalar(sympy.factorial(n), self.approx)
+            value = Scalar(_double_factorial(n) if double else sympy.factorial(n), self.approx)
         return value
 
     # -- atoms ----------------------------------------------------------------------------------------
@@ -570,3 +573,21 @@ def as_text(text: str) -> Text | None:
     if re.fullmatch(r"[A-Za-z][A-Za-z '\-]*", words):
         return Text(" ".join(words.lower().split()))
     return None
+
+
+def _double_factorial(n: sympy.Expr) -> sympy.Expr:
+    """``n!!`` in gamma form, so a symbolic argument evaluates at any point: ``2^((n+1)/2) Γ(n/2+1)/√π`` for
+    odd n, ``2^(n/2) Γ(n/2+1)`` for even n. The parity of ``2k - 1`` is read from its constant term when every
+    symbol has an even integer coefficient; an argument of unknown parity is outside the grammar."""
+    if n.is_Integer:
+        return sympy.factorial2(n)
+    symbols = sorted(n.free_symbols, key=str)
+    if not all((c := sympy.diff(n, x)).is_Integer and int(c) % 2 == 0 for x in symbols):
+        raise ParseError("a double factorial of an argument of unknown parity")
+    constant = n.subs({x: 0 for x in symbols})
+    if not constant.is_Integer:
+        raise ParseError("a double factorial of an argument of unknown parity")
+    half = n / 2 + 1
+    if int(constant) % 2:
+        return 2 ** ((n + 1) / 2) * sympy.gamma(half) / sympy.sqrt(sympy.pi)
+    return 2 ** (n / 2) * sympy.gamma(half)
