@@ -6,7 +6,7 @@
    agreement table is then the symbolic grader's agreement with a human reader, and the disagreement rows are
    its misreadings. ``--math-verify-judge`` adds a second run over all of CHAMP's 19,179 summaries whose
    replayed judge is math-verify 0.9.0 (its verdict written as a reply): two checkers compared at scale.
-2. **The judge path on the tiny model.** An overfit tiny model (`limo.tiny_models.build_overfit_model`) trained
+2. **The judge path on the tiny model.** An overfit tiny model (`limo.tiny_models.build_overfit_judge`) trained
    to write a verdict line for two prompts judges ``--items`` items through `eval.judge.build_judge` (hf
    backend, cached): replies per second cold, then per second again from the cache; every reply must parse.
 3. **Replay overhead.** ``judge_many`` over the labelled set with a replay judge: prompts rendered, replies
@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.grader_sets import build  # noqa: E402
 from eval.grading_policy import GraderOptions, render_agreement  # noqa: E402
-from eval.judge import JudgeItem, JudgeOptions, build_judge, render_messages  # noqa: E402
+from eval.judge import JudgeItem, JudgeOptions, build_judge  # noqa: E402
 from eval.records import write_jsonl  # noqa: E402
 from eval.regrade import regrade_responses, sample_keys  # noqa: E402
 
@@ -120,20 +120,11 @@ def all_champ_rows() -> list[dict]:
 
 
 def tiny_model_run(items_n: int, folder: Path) -> None:
-    from limo.tiny_models import build_overfit_model
+    from limo.tiny_models import build_overfit_judge
 
-    prompt = "Problem: {problem}\nReference: {gold}\n{delimiter}\n{response}\n{delimiter}\nEnd with a VERDICT line."
-    options = JudgeOptions(backend="hf", system_prompt=None, prompt=prompt, max_new_tokens=64, batch_size=16)
-    base = [
-        JudgeItem("What is 2 + 3?", "5", "2 + 3 = 5, so the answer is 5.", "sum", 0),
-        JudgeItem("What is 2 + 3?", "5", "2 + 3 = 6, so the answer is 6.", "sum", 1),
-    ]
-    replies = ["REASON: 5 equals 5\nVERDICT: correct", "REASON: 6 is not 5\nVERDICT: incorrect"]
-    pairs = [(render_messages(i, options)[-1]["content"], r) for i, r in zip(base, replies, strict=True)]
     t0 = time.perf_counter()
-    model = build_overfit_model(folder / "judge_model", pairs, steps=200)
+    hf, base = build_overfit_judge(folder / "judge_model", batch_size=16)
     train_s = time.perf_counter() - t0
-    hf = JudgeOptions(**{**options.__dict__, "model": str(model), "backend_options": {"device": "cpu"}})
     # Distinct problem ids make distinct requests (nothing shared), the same two prompts underneath.
     items = [
         JudgeItem(b.problem, b.gold, b.response, f"p{n}", b.sample_index) for n in range(items_n // 2) for b in base

@@ -305,18 +305,9 @@ def test_regrade_responses_rows_carry_the_response_id_and_the_judge_decides_what
 def test_judge_through_the_hf_backend_on_an_overfit_tiny_model(tmp_path):
     """Real model text: a tiny model trained to write one verdict line per prompt, asked through `build_judge`
     (hf backend, cached): its replies parse, and a rerun answers from the cache."""
-    from limo.tiny_models import build_overfit_model
+    from limo.tiny_models import build_overfit_judge
 
-    prompt = "Problem: {problem}\nReference: {gold}\n{delimiter}\n{response}\n{delimiter}\nEnd with a VERDICT line."
-    options = JudgeOptions(backend="hf", system_prompt=None, prompt=prompt, max_new_tokens=64, batch_size=2)
-    items = [
-        JudgeItem("What is 2 + 3?", "5", "2 + 3 = 5, so the answer is 5.", "sum", 0),
-        JudgeItem("What is 2 + 3?", "5", "2 + 3 = 6, so the answer is 6.", "sum", 1),
-    ]
-    replies = ["REASON: 5 equals 5\nVERDICT: correct", "REASON: 6 is not 5\nVERDICT: incorrect"]
-    pairs = [(render_messages(i, options)[-1]["content"], r) for i, r in zip(items, replies, strict=True)]
-    model = build_overfit_model(tmp_path / "judge_model", pairs, steps=200)
-    hf = JudgeOptions(**{**options.__dict__, "model": str(model), "backend_options": {"device": "cpu"}})
+    hf, items = build_overfit_judge(tmp_path / "judge_model")
     verdicts = build_judge(hf, tmp_path / "cache").judge_many(items)
     assert [v.status for v in verdicts] == ["correct", "incorrect"], [v.reply for v in verdicts]
     assert verdicts[1].reason == "judge: 6 is not 5"
