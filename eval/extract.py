@@ -62,10 +62,16 @@ _ADVERB = re.compile(
     r"|set|value|number|ordered|pair|point|expression|formula|result|quantity|total|sum|product|answer)\s+)+",
     re.IGNORECASE,
 )
-_THERE_ARE = re.compile(r"^\s*there (?:are|is|exist|exists) (?:exactly |only |a total of )?", re.IGNORECASE)
+_THERE_ARE = re.compile(
+    r"^\s*there (?:are|is|exist|exists) (?:exactly |only |a total of |at most |at least )?", re.IGNORECASE
+)
 _YES_NO = re.compile(r"^\s*\**(yes|no)\b\s*[,.;:!]", re.IGNORECASE)
 _COUNT_QUESTION = re.compile(r"\bhow (?:many|often)\b|\bnumber of\b|\bcount\b", re.IGNORECASE)
-_QUANTIFIED = re.compile(r"^\s*(?:at (?:least|most)|exactly|precisely)\s+([\w.]+)\b(?!\s*[-+*/^=<>])", re.IGNORECASE)
+_QUANTIFIED = re.compile(
+    r"^\s*(?:at (?:least|most)|exactly|precisely),?\s+(?:only\s+)?([\w.]+)\b(?!\s*[-+*/^=<>])", re.IGNORECASE
+)
+# "... can be selected in (n^2 (n+1)^2)/4 ways": the count of ways.
+_IN_WAYS = re.compile(r"\bin\s+(\S+?)\s+(?:different\s+|distinct\s+|possible\s+)?ways\b", re.IGNORECASE)
 _ALL_OF_N = re.compile(r"\ball (?:of )?(?:the )?(?:first )?(\d+)\b(?!\s*[-+*/^=<>])", re.IGNORECASE)
 _DENIED_COUNT = re.compile(r"\bthere (?:are|is|exist|exists) no\b|\b(?:has|have) no\b", re.IGNORECASE)
 _DISCOURSE = re.compile(r"^\s*(?:therefore|thus|hence|so|consequently|finally|in conclusion|in summary),?\s+", re.I)
@@ -340,6 +346,9 @@ def _from_sentence(sentence: str, problem: str | None = None, guess: bool = True
         value = _stated_value(clause)
         if value:
             return value
+    ways = _IN_WAYS.search(sentence)
+    if ways and (re.search(r"[\d^*/()+!]", ways.group(1)) or len(ways.group(1)) == 1):
+        return ways.group(1)
     return _novel_number(sentence, problem) if guess else None
 
 
