@@ -367,7 +367,9 @@ def _segment_run(sentence: str, segments: list[re.Match[str]]) -> str | None:
 def _stated_value(sentence: str) -> str | None:
     segments = list(_MATH_SEGMENT.finditer(sentence))
     verbs = [v for v in _VERB.finditer(sentence) if not segments or v.start() > segments[-1].end()]
-    if segments and not (verbs and _HAS_NUMBER.search(sentence[verbs[-1].end() :])):
+    # A verb after the last math segment followed by a number states the value in prose ("$(x+y+z)^{1999}$ will
+    # have 2,001,000 terms after like terms are collected"); else the last segment (or run of them) is the answer.
+    if segments and not any(_HAS_NUMBER.search(sentence[v.end() :]) for v in verbs):
         return _segment_run(sentence, segments) or next(g for g in segments[-1].groups() if g is not None).strip()
     # The first verb after which only mathematics follows ("are a = 3 and b = -4"), else the last verb.
     for verb in [v for v in verbs if _all_math(sentence[v.end() :])][:1] + list(reversed(verbs)):
