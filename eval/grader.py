@@ -107,7 +107,8 @@ def _gold_answers(gold: str) -> tuple[str, ...]:
         answer = extract_answer(answer, fallback=False) or answer
     forms = [f.strip() for f in _ALTERNATIVES.split(answer) if f.strip()]
     counted = [m.group(1) for f in forms if "\\" not in f and (m := _GOLD_COUNTED.match(f))]
-    counted = [c for c in counted if re.search(r"\d", c) or len(c) <= 2]
+    # "98 values" -> 98, "n times" -> n; but "No possible solutions" is no count of "No".
+    counted = [c for c in counted if re.search(r"\d", c) or (len(c) <= 2 and c.lower() not in {"no", "at", "an"})]
     return tuple(forms + counted) or (answer,)
 
 

@@ -275,6 +275,10 @@ def denies_existence(response: str, subject: set[str]) -> bool:
     clause = main_clause(response)
     if _HEDGES.search(response) or _SINGLES_OUT.search(clause) or _CONDITIONAL.search(clause):
         return False  # "are n = m/2 + 1 if m is even, and there are no solutions if m is odd" denies only a case
+    if re.search(r"\b(?:all|every|both)\b", clause, re.I) and re.search(r"\bor\b", clause, re.I):
+        return False  # "all three can be bounded or none can": alternatives, not a denial
+    if re.search(r"\bno (?:general|simple|closed[- ]form|obvious|straightforward|easy|known)\b", clause, re.I):
+        return False  # "has no general solution" does not say there is none
     if "limit" in subject and _LIMIT_DIVERGES.search(clause):
         return True  # "diverges to infinity": no (finite) limit
     if not _DENIES_EXISTENCE.search(_plain(clause)):
