@@ -172,6 +172,8 @@ def _last_side(pred: str) -> str:
 def _decide(gold: str, pred: str, timeout_s: float, factoring: bool = False) -> Verdict:
     """Compare `pred` with every accepted form of `gold`; the first correct one wins."""
     gold, pred = repair_escapes(gold), _last_side(repair_escapes(pred))
+    if _squash(gold) == _squash(pred):  # the whole gold word for word, before a worded gold is cut to its value
+        return _verdict("correct", pred, "normalised strings equal")
     verdicts = []
     for form in _gold_answers(gold):
         try:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.grader import grade_many
+from eval.grading.kinds import grade_sample
 from eval.grading_policy import GraderOptions, apply_policy, grading_summary, render_agreement, write_agreement
 from eval.judge import JudgeItem, build_judge
 from eval.records import DataError, Reject, read_jsonl, write_json, write_jsonl, write_text_atomic
@@ -61,18 +62,14 @@ def benchmark_dirs(run_dir: str | Path) -> list[Path]:
 
 
 def decide(
+    verdicts: Sequence[Any],
     pairs: Sequence[tuple[str, str, str | None]],
     keys: Sequence[tuple[str, int]],
     grader: GraderOptions,
     folder: Path,
-    *,
-    workers: int | None,
-    timeout_s: float,
-    desc: str,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Symbolic verdicts for (gold, response, problem) triples, then the policy (asking a judge cached in
-    ``folder`` where it needs one). Returns the row fields and the grading summary."""
-    verdicts = grade_pairs(pairs, workers=workers, timeout_s=timeout_s, desc=desc)
+    """The grading policy over symbolic ``verdicts`` of (gold, response, problem) ``pairs``, asking a judge cached
+    in ``folder`` where it needs one. Returns the row fields and the grading summary."""
     judge = build_judge(grader.judge, folder, "regrade-judge") if grader.uses_judge else None
     items = [JudgeItem(p or "", g, r, k[0], k[1]) for (g, r, p), k in zip(pairs, keys, strict=True)]
     fields = apply_policy(grader.policy, items, verdicts, judge)
@@ -103,14 +100,22 @@ def regrade_run_dir(
         missing = next((n for n, r in enumerate(rows, start=1) if r.get("gold") is None), None)
         if missing:
             raise DataError(f"{folder / SAMPLES_FILE}: row {missing}: field 'gold' is missing, cannot re-grade")
+        kind = _previous_header(folder).get("answer_kind") or "math"
+        if kind != "math" or any(r.get("options") for r in rows):
+            verdicts = [_grade_kind_row(r, kind, timeout_s) for r in rows]  # options and kinds: in process
+        else:
+            verdicts = grade_pairs(
+                [(str(r["gold"]), str(r.get("response") or "")) for r in rows],
+                workers=workers,
+                timeout_s=timeout_s,
+                desc=f"regrade {folder.name}",
+            )
         fields, grading = decide(
+            verdicts,
             [(str(r["gold"]), str(r.get("response") or ""), r.get("problem")) for r in rows],
             [(str(r.get("problem_id", n)), int(r.get("sample_index") or 0)) for n, r in enumerate(rows)],
             grader,
             folder,
-            workers=workers,
-            timeout_s=timeout_s,
-            desc=f"regrade {folder.name}",
         )
         changed = sum(r.get("status") != f["status"] for r, f in zip(rows, fields, strict=True))
         new_rows = [
@@ -141,6 +146,14 @@ def sample_keys(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, int]]:
         keys.append((pid, seen[pid]))
         seen[pid] += 1
     return keys
+
+
+def _grade_kind_row(row: Mapping[str, Any], kind: str, timeout_s: float) -> Any:
+    """A row of a benchmark with an answer kind (`eval.grading.kinds`), its presented options included."""
+    options = tuple(row.get("options") or ())
+    return grade_sample(
+        str(row["gold"]), str(row.get("response") or ""), kind=kind, options=options, timeout_s=timeout_s
+    )
 
 
 def _previous_header(folder: Path) -> dict[str, Any]:
@@ -209,9 +222,8 @@ def regrade_responses(
     # A row's "problem" text, when given, lets the grader read a yes/no or existence statement.
     pairs = [(golds[str(r["problem_id"])], str(r.get("response") or ""), r.get("problem")) for r in kept]
     out = Path(out_dir)
-    fields, grading = decide(
-        pairs, sample_keys(kept), grader, out, workers=workers, timeout_s=timeout_s, desc="regrade responses"
-    )
+    verdicts = grade_pairs(pairs, workers=workers, timeout_s=timeout_s, desc="regrade responses")
+    fields, grading = decide(verdicts, pairs, sample_keys(kept), grader, out)
     graded = [
         {"response_id": ids[id(r)], **{k: r.get(k) for k in ("problem_id", *group_by)}, **f}
         for r, f in zip(kept, fields, strict=True)
