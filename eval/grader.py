@@ -239,6 +239,9 @@ def grade(gold: str, response: str, *, timeout_s: float = 2.0, problem: str | No
     )
     if statement is not None and statement[0] != verdict.correct and (statement[0] or gold_kind(gold) == "yesno"):
         verdict = _verdict("correct" if statement[0] else "incorrect", extracted, statement[1])
+    if verdict.status == "unparseable" and verdict.extracted and gold_kind(gold) == "none" and statement is None:
+        # "No integer solutions" is words our grammar cannot parse; a response that names values contradicts it.
+        verdict = _verdict("incorrect", verdict.extracted, "the gold denies existence; the response names a value")
     return _committed(gold, response, problem, verdict)
 
 
