@@ -26,7 +26,9 @@ CHAINS = [
 
 def _judge(tmp_path: Path, verdicts: dict[str, str]) -> JudgeOptions:
     replies = tmp_path / "judge.jsonl"
-    rows = [{"problem_id": cid, "sample_index": 0, "text": f"REASON: read\nVERDICT: {v}"} for cid, v in verdicts.items()]
+    rows = [
+        {"problem_id": cid, "sample_index": 0, "text": f"REASON: read\nVERDICT: {v}"} for cid, v in verdicts.items()
+    ]
     write_jsonl(replies, rows)
     return JudgeOptions(backend="replay", backend_options={"path": str(replies)})
 
