@@ -197,7 +197,7 @@ def build_overfit_judge(path: str | Path, *, batch_size: int = 2, steps: int = 2
         The judge's options (hf backend, CPU, the model folder, a short prompt, no system turn) and the two
         items it was trained on.
     """
-    from eval.judge import JudgeItem, JudgeOptions, render_messages
+    from eval.judge import JudgeItem, JudgeOptions, render_messages  # deferred: only the judge tests need it
 
     prompt = "Problem: {problem}\nReference: {gold}\n{delimiter}\n{response}\n{delimiter}\nEnd with a VERDICT line."
     options = JudgeOptions(backend="hf", system_prompt=None, prompt=prompt, max_new_tokens=64, batch_size=batch_size)
