@@ -34,7 +34,7 @@ from bench.grader_sets import SETS, Row, build, data_dir  # noqa: E402
 from eval.extract import is_prose  # noqa: E402
 from eval.grader import grade  # noqa: E402
 
-ACCURACY_SETS = ("forms", "champ", "math_own", "math_styles", "cases")
+ACCURACY_SETS = ("forms", "champ", "champ_r3", "math_own", "math_styles", "cases")
 WORKER_PAIRS: list[str] = []  # pairs our grader sent to the symbolic worker subprocess
 
 
@@ -104,8 +104,10 @@ def measure(name: str, run: Callable[[Row], tuple[bool, bool]], rows: list[Row])
 
 
 def accuracy_table(sets: dict[str, list[Row]], parts: tuple[str, ...], graders: dict) -> None:
-    """One line per (set, part, grader): right/n, accuracy, false positives, false negatives, timeouts."""
+    """One line per (set, part, grader): right/n, accuracy, false positives, false negatives, timeouts; then
+    the held-out parts together, per grader (the audit: how often each grader accepts a wrong answer)."""
     print("| set | part | grader | right/n | acc | FP | FN | timeouts |\n|" + "---|" * 8)
+    held: dict[str, list[int]] = {name: [0, 0, 0, 0] for name in graders}
     for set_name, rows in sets.items():
         for part in parts if set_name != "dev" else ("dev",):
             chosen = [r for r in rows if r["part"] == part]
@@ -118,6 +120,15 @@ def accuracy_table(sets: dict[str, list[Row]], parts: tuple[str, ...], graders: 
                     f"{r['fn']} | {r['timeouts']} |",
                     flush=True,
                 )
+                if part == "heldout" and set_name != "cases":  # the round-1 table was tuned on whole
+                    for i, key in enumerate(("right", "n", "fp", "fn")):
+                        held[name][i] += r[key]
+    for name, (right, n, fp, fn) in held.items():
+        if n:
+            print(
+                f"held-out parts together, {name}: {right}/{n} = {right / n:.4f}, "
+                f"false positives {fp}, false negatives {fn}"
+            )
 
 
 def speed_table(timed: dict[str, list[Row]], graders: dict) -> None:

@@ -7,6 +7,9 @@ Every row is ``{"id", "set", "gold", "candidate", "label", "problem", "part", "p
 - ``forms``: ``tests/assets/grader_cases_forms.jsonl``, the answer forms of issue 12, written for limo.
 - ``champ``: ``tests/assets/grader_cases_champ.jsonl`` holds hand labels of CHAMP summaries by conversation
   key and a hash of the summary; the text comes from the installed ``champ-dataset`` (never copied).
+- ``champ_r3``: ``tests/assets/grader_cases_champ_r3.jsonl``, 536 more CHAMP summaries labelled by hand for the
+  third round (uniform, worded/yes-no golds, and a hunt among the verdicts "correct" most likely to be wrong),
+  split by the same problem hash as ``champ``.
 - ``math_own``: each MATH train gold against its own solution (label true), except rows whose solution
   boxes several values while the gold keeps the last (a documented data hazard, listed as excluded).
 - ``math_styles``: MATH train and MATH-500 golds against rewrites of themselves in the house styles and
@@ -100,22 +103,31 @@ def case_set(name: str, file_name: str) -> list[Row]:
     ]
 
 
-def champ_set() -> list[Row]:
+def champ_set(set_name: str = "champ", file_name: str = "grader_cases_champ.jsonl") -> list[Row]:
     """Hand-labelled CHAMP summaries, text read from the installed package and checked against its hash."""
     import champ_dataset
 
     dataset = champ_dataset.load("v0")
     out = []
-    for label in _jsonl(ASSETS / "grader_cases_champ.jsonl"):
+    for label in _jsonl(ASSETS / file_name):
         problem = dataset.problems[label["problem_id"]]
         turns = [m for m in problem.conversations[label["conversation"]].messages if m.role.startswith("Model.")]
         summary = turns[-1].text
         digest = hashlib.sha1(summary.encode()).hexdigest()[:12]
         if digest != label["summary_sha1"]:
-            raise ValueError(f"grader_cases_champ.jsonl: {label['problem_id']} {label['conversation']}: text changed")
-        key = f"champ/{label['problem_id']}/{label['conversation']}"
+            raise ValueError(f"{file_name}: {label['problem_id']} {label['conversation']}: text changed")
+        key = f"{set_name}/{label['problem_id']}/{label['conversation']}"
         out.append(
-            _row("champ", key, problem.answer, summary, label["label"], label["problem_id"], problem=problem.text)
+            _row(
+                set_name,
+                key,
+                problem.answer,
+                summary,
+                label["label"],
+                label["problem_id"],
+                problem=problem.text,
+                sample=label.get("sample"),
+            )
         )
     return out
 
@@ -356,6 +368,7 @@ SETS: dict[str, Callable[[], list[Row]]] = {
     "cases": lambda: case_set("cases", "grader_cases.jsonl"),
     "forms": lambda: case_set("forms", "grader_cases_forms.jsonl"),
     "champ": champ_set,
+    "champ_r3": lambda: champ_set("champ_r3", "grader_cases_champ_r3.jsonl"),
     "math_own": math_own_set,
     "math_styles": math_style_set,
 }

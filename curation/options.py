@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from eval.generation import GenerationOptions
+from eval.grading_policy import GraderOptions
+from eval.judge import JudgeOptions
 
 PATH = {"path": True}  # field metadata: a file path the entry point resolves
 
@@ -104,11 +106,18 @@ class ValidateOptions:
 
 @dataclass(frozen=True)
 class AnswerCheckOptions:
-    """Grade every chain against the gold (`eval.grader.grade_many`)."""
+    """Grade every chain against the gold (`eval.grader.grade_many`); ``policy`` and ``judge`` are the same
+    keys as ``evaluate.grader`` (`eval.grading_policy`): a model judge may decide what the symbolic grader
+    cannot (``symbolic_then_judge``), every chain (``judge``), or be recorded beside it (``both``)."""
 
     enabled: bool = True
     timeout_s: float = 2.0
     keep_incorrect: bool = False
+    policy: str = "symbolic"
+    judge: JudgeOptions = field(default_factory=JudgeOptions)
+
+    def __post_init__(self) -> None:
+        GraderOptions(policy=self.policy)  # the one check of the policy name
 
 
 @dataclass(frozen=True)

@@ -51,21 +51,27 @@ _VERB = re.compile(
 # A trailing clause that explains rather than answers: "is 8, achieved when $a = b = c$".
 _TRAILING_CLAUSE = re.compile(
     r",?\s+\b(?:which (?:is|occurs|happens)|where|achieved|attained|obtained|occurring|since|because|when"
-    r"|with equality|for all|for any|for every|if and only if|and (?:it|this|that|these|so|hence|thus)"
+    r"|with equality|for all|for any|for every|if and only if|and (?:it|this|that|these|so|hence|thus|is|are)"
     r"|so that|which means|as an expression of|as a function of|in terms of|modulo)\b.*$",
     re.IGNORECASE | re.DOTALL,
 )
 _MAIN_VERB = re.compile(r"(?<!which )(?<!that )(?<!who )\b(?:is|are|equals|was|were)\b", re.IGNORECASE)
 # Filler between a verb and its value: "is always 0", "is the interval [-1, 1]", "is the ordered pair (1, 2)".
 _ADVERB = re.compile(
-    r"^\s*(?:(?:always|only|exactly|just|precisely|simply|approximately|about|roughly|the|interval|set|value"
-    r"|number|ordered|pair|point|expression|formula|result|quantity|total|sum|product|answer)\s+)+",
+    r"^\s*(?:(?:always|only|exactly|just|precisely|simply|approximately|about|roughly|all equal to|the|interval"
+    r"|set|value|number|ordered|pair|point|expression|formula|result|quantity|total|sum|product|answer)\s+)+",
     re.IGNORECASE,
 )
-_THERE_ARE = re.compile(r"^\s*there (?:are|is|exist|exists) (?:exactly |only |a total of )?", re.IGNORECASE)
+_THERE_ARE = re.compile(
+    r"^\s*there (?:are|is|exist|exists) (?:exactly |only |a total of |at most |at least )?", re.IGNORECASE
+)
 _YES_NO = re.compile(r"^\s*\**(yes|no)\b\s*[,.;:!]", re.IGNORECASE)
 _COUNT_QUESTION = re.compile(r"\bhow (?:many|often)\b|\bnumber of\b|\bcount\b", re.IGNORECASE)
-_QUANTIFIED = re.compile(r"^\s*(?:at (?:least|most)|exactly|precisely)\s+([\w.]+)\b(?!\s*[-+*/^=<>])", re.IGNORECASE)
+_QUANTIFIED = re.compile(
+    r"^\s*(?:at (?:least|most)|exactly|precisely),?\s+(?:only\s+)?([\w.]+)\b(?!\s*[-+*/^=<>])", re.IGNORECASE
+)
+# "... can be selected in (n^2 (n+1)^2)/4 ways": the count of ways.
+_IN_WAYS = re.compile(r"\bin\s+(\S+?)\s+(?:different\s+|distinct\s+|possible\s+)?ways\b", re.IGNORECASE)
 _ALL_OF_N = re.compile(r"\ball (?:of )?(?:the )?(?:first )?(\d+)\b(?!\s*[-+*/^=<>])", re.IGNORECASE)
 _DENIED_COUNT = re.compile(r"\bthere (?:are|is|exist|exists) no\b|\b(?:has|have) no\b", re.IGNORECASE)
 _DISCOURSE = re.compile(r"^\s*(?:therefore|thus|hence|so|consequently|finally|in conclusion|in summary),?\s+", re.I)
@@ -112,7 +118,10 @@ _ENGLISH_2 = {
 }
 _ENV_NAME = re.compile(r"\\(?:begin|end)\{[a-zA-Z*]*\}")
 _BARE_TEXT = re.compile(r"^\s*\$?\s*\\(?:text|textbf|mathrm|mbox)\{[^{}$]*\}\s*\$?\s*\.?\s*$")
-_BOUND_BEFORE = re.compile(r"(?:[<>=≤≥≠]|\b(?:than|least|most|exceeds|below|above|under|over))$", re.IGNORECASE)
+# A bound or a modulus, not an answer: "greater than 0", "x ≡ ±1 mod 3".
+_BOUND_BEFORE = re.compile(
+    r"(?:[<>=≤≥≠]|\b(?:than|least|most|exceeds|below|above|under|over|mod|modulo|pmod))$", re.IGNORECASE
+)
 _FINAL_NUMBER = re.compile(
     r"(?<![_^A-Za-z<>=≤≥≠\d.,/])\s*(" + _NUMBER.pattern + r")\s*(?:[A-Za-z]{1,3}[²³]?)?\s*[.!]?\s*$"
 )  # a short unit may follow: "1,000.99m²"
@@ -344,6 +353,9 @@ def _from_sentence(sentence: str, problem: str | None = None, guess: bool = True
         value = _stated_value(clause)
         if value:
             return value
+    ways = _IN_WAYS.search(sentence)
+    if ways and (re.search(r"[\d^*/()+!]", ways.group(1)) or len(ways.group(1)) == 1):
+        return ways.group(1)
     return _novel_number(sentence, problem) if guess else None
 
 
@@ -362,7 +374,9 @@ def _segment_run(sentence: str, segments: list[re.Match[str]]) -> str | None:
 def _stated_value(sentence: str) -> str | None:
     segments = list(_MATH_SEGMENT.finditer(sentence))
     verbs = [v for v in _VERB.finditer(sentence) if not segments or v.start() > segments[-1].end()]
-    if segments and not (verbs and _HAS_NUMBER.search(sentence[verbs[-1].end() :])):
+    # A verb after the last math segment followed by a number states the value in prose ("$(x+y+z)^{1999}$ will
+    # have 2,001,000 terms after like terms are collected"); else the last segment (or run of them) is the answer.
+    if segments and not any(_HAS_NUMBER.search(sentence[v.end() :]) for v in verbs):
         return _segment_run(sentence, segments) or next(g for g in segments[-1].groups() if g is not None).strip()
     # The first verb after which only mathematics follows ("are a = 3 and b = -4"), else the last verb.
     for verb in [v for v in verbs if _all_math(sentence[v.end() :])][:1] + list(reversed(verbs)):
@@ -387,6 +401,9 @@ def _fallback(text: str) -> str | None:
 
 def _clean(answer: str) -> str:
     answer = answer.strip().rstrip(".").strip()
+    repeated = re.fullmatch(r"(.+?)\s*\(\s*(.+?)\s*\)", answer)  # "n! (n!)": a value restated in brackets
+    if repeated and repeated.group(1).replace(" ", "") == repeated.group(2).replace(" ", ""):
+        answer = repeated.group(1)
     if len(answer) > 1 and answer[0] == answer[-1] == "$" and "$" not in answer.strip("$"):
         answer = answer.strip("$").strip()
     return answer
@@ -443,4 +460,5 @@ def extract_answer(text: str, *, fallback: bool = True, problem: str | None = No
         return _clean(found)
     if len(text) <= MAX_BARE_CHARS and not is_prose(text):
         return text.strip() or None
-    return _from_sentence(_last_sentence(text), problem, fallback) or (_fallback(text) if fallback else None)
+    found = _from_sentence(_last_sentence(text), problem, fallback) or (_fallback(text) if fallback else None)
+    return _clean(found) if found else None

@@ -13,7 +13,9 @@ cheapest first:
    worker subprocess with a hard limit;
 6. a percentage against its fraction; a gold's stated rounding ("or approximately X").
 Last, for `grade`, a summary sentence is judged as a statement (`eval.grading.statements`): it can make a
-yes/no, non-existence or worded gold correct, and an opposite yes/no answer overrides an extracted one.
+yes/no, non-existence or worded gold correct, and an opposite yes/no answer overrides an extracted one; and a
+correct verdict stands only when the sentence commits to it (`eval.grading.commitment`: no hedge, no
+exceptions, no existence asserted against a gold that denies it, no congruence to another modulus).
 Size limits (characters, digits, power results, depth) are checked before any evaluation, so the
 verdict never depends on machine load; the clock only guards step 5. Nothing raises out of `grade`:
 an internal error becomes ``unparseable`` with the reason. Untrusted text never reaches Python or
@@ -34,6 +36,7 @@ from typing import Any
 from tqdm import tqdm
 
 from eval.extract import extract_answer, is_prose
+from eval.grading.commitment import asserts_existence_against, uncommitted, wrong_modulus
 from eval.grading.compare import equal
 from eval.grading.forms import (
     asks_to_factor,
@@ -45,7 +48,7 @@ from eval.grading.forms import (
 )
 from eval.grading.normalize import AnswerTooComplex, check_size, normalize, repair_escapes
 from eval.grading.plain_parse import ParseError, as_text, parse_plain
-from eval.grading.statements import gold_kind
+from eval.grading.statements import gold_kind, value_in_words
 from eval.grading.statements import judge as judge_statement
 from eval.grading.timeouts import SymbolicWorker, WorkerTimeout
 
@@ -93,7 +96,7 @@ def _gold_core(gold: str) -> str:
         m = pattern.match(gold.strip())
         if m:
             return m.group(1).strip()
-    return gold
+    return value_in_words(gold) or gold
 
 
 @lru_cache(maxsize=16384)
@@ -104,7 +107,8 @@ def _gold_answers(gold: str) -> tuple[str, ...]:
         answer = extract_answer(answer, fallback=False) or answer
     forms = [f.strip() for f in _ALTERNATIVES.split(answer) if f.strip()]
     counted = [m.group(1) for f in forms if "\\" not in f and (m := _GOLD_COUNTED.match(f))]
-    counted = [c for c in counted if re.search(r"\d", c) or len(c) <= 2]
+    # "98 values" -> 98, "n times" -> n; but "No possible solutions" is no count of "No".
+    counted = [c for c in counted if re.search(r"\d", c) or (len(c) <= 2 and c.lower() not in {"no", "at", "an"})]
     return tuple(forms + counted) or (answer,)
 
 
@@ -156,9 +160,18 @@ def _worth_a_second_opinion(g_norm: str, p_norm: str, gold: str, pred: str) -> b
     return bool(_LATEX_COMMAND.search(g_norm + p_norm)) and not (is_prose(gold) or is_prose(pred))
 
 
+def _last_side(pred: str) -> str:
+    """``1 + 2 + ... + n = n(n+1)/2``: a chain whose left side elides terms answers with its last side."""
+    if "..." not in pred and "\\ldots" not in pred and "\\cdots" not in pred:
+        return pred
+    sides = pred.split("=")
+    last = sides[-1].strip()
+    return last if len(sides) > 1 and last and not re.search(r"\.\.\.|\\[lc]dots", last) else pred
+
+
 def _decide(gold: str, pred: str, timeout_s: float, factoring: bool = False) -> Verdict:
     """Compare `pred` with every accepted form of `gold`; the first correct one wins."""
-    gold, pred = repair_escapes(gold), repair_escapes(pred)
+    gold, pred = repair_escapes(gold), _last_side(repair_escapes(pred))
     if _squash(gold) == _squash(pred):  # the whole gold word for word, before a worded gold is cut to its value
         return _verdict("correct", pred, "normalised strings equal")
     verdicts = []
@@ -225,8 +238,24 @@ def grade(gold: str, response: str, *, timeout_s: float = 2.0, problem: str | No
         else grade_answer(gold, extracted, timeout_s=timeout_s, problem=problem)
     )
     if statement is not None and statement[0] != verdict.correct and (statement[0] or gold_kind(gold) == "yesno"):
-        return _verdict("correct" if statement[0] else "incorrect", extracted, statement[1])
-    return verdict
+        verdict = _verdict("correct" if statement[0] else "incorrect", extracted, statement[1])
+    if verdict.status == "unparseable" and verdict.extracted and gold_kind(gold) == "none" and statement is None:
+        # "No integer solutions" is words our grammar cannot parse; a response that names values contradicts it.
+        verdict = _verdict("incorrect", verdict.extracted, "the gold denies existence; the response names a value")
+    return _committed(gold, response, problem, verdict)
+
+
+def _committed(gold: str, response: str, problem: str | None, verdict: Verdict) -> Verdict:
+    """A correct verdict stands only if the sentence commits to it (`eval.grading.commitment`)."""
+    if not verdict.correct:
+        return verdict
+    hedge = uncommitted(gold, response, problem)
+    if hedge:
+        return _verdict("no_answer", verdict.extracted, hedge)
+    if asserts_existence_against(gold, response):
+        return _verdict("incorrect", verdict.extracted, "the sentence asserts existence; the gold denies it")
+    modulus = wrong_modulus(problem, verdict.extracted)
+    return _verdict("incorrect", verdict.extracted, modulus) if modulus else verdict
 
 
 def _grade_pair(args: tuple[str, str, str | None, float]) -> Verdict:

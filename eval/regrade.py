@@ -19,9 +19,14 @@ from typing import Any
 
 from eval.grader import grade_many
 from eval.grading.kinds import grade_sample
+from eval.grading_policy import GraderOptions, apply_policy, grading_summary, render_agreement, write_agreement
+from eval.judge import JudgeItem, build_judge
 from eval.records import DataError, Reject, read_jsonl, write_json, write_jsonl, write_text_atomic
 from eval.report import environment, grader_fingerprint, write_benchmark_results
 from eval.runner import SAMPLES_FILE
+
+# Fields a previous grading wrote that a new one replaces (a symbolic re-grade drops an earlier judge's).
+POLICY_FIELDS = ("decided_by", "symbolic_verdict", "judge_verdict")
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +61,39 @@ def benchmark_dirs(run_dir: str | Path) -> list[Path]:
     return found
 
 
+def decide(
+    verdicts: Sequence[Any],
+    pairs: Sequence[tuple[str, str, str | None]],
+    keys: Sequence[tuple[str, int]],
+    grader: GraderOptions,
+    folder: Path,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The grading policy over symbolic ``verdicts`` of (gold, response, problem) ``pairs``, asking a judge cached
+    in ``folder`` where it needs one. Returns the row fields and the grading summary."""
+    judge = build_judge(grader.judge, folder, "regrade-judge") if grader.uses_judge else None
+    items = [JudgeItem(p or "", g, r, k[0], k[1]) for (g, r, p), k in zip(pairs, keys, strict=True)]
+    fields = apply_policy(grader.policy, items, verdicts, judge)
+    return fields, grading_summary(grader.policy, judge, fields)
+
+
 def regrade_run_dir(
-    run_dir: str | Path, *, workers: int | None, timeout_s: float, equivalent: Callable[[str, str], bool]
+    run_dir: str | Path,
+    *,
+    workers: int | None,
+    timeout_s: float,
+    equivalent: Callable[[str, str], bool],
+    grader: GraderOptions | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Grade every saved response of a run again and rewrite samples, summary and report atomically.
+
+    Args:
+        grader: The grading policy and judge (default: symbolic only); a judge's replies are cached in each
+            benchmark folder, and under ``both`` the agreement table and disagreement rows are written there.
 
     Returns:
         ``{benchmark: summary}``; each summary's ``regrade`` says how many verdicts changed.
     """
+    grader = grader or GraderOptions()
     results = {}
     for folder in benchmark_dirs(run_dir):
         rows = read_jsonl(folder / SAMPLES_FILE, tolerate_torn_tail=True)
@@ -80,14 +110,42 @@ def regrade_run_dir(
                 timeout_s=timeout_s,
                 desc=f"regrade {folder.name}",
             )
-        changed = sum(r.get("status") != v.status for r, v in zip(rows, verdicts, strict=True))
-        new_rows = [{**r, **_verdict_fields(v)} for r, v in zip(rows, verdicts, strict=True)]
+        fields, grading = decide(
+            verdicts,
+            [(str(r["gold"]), str(r.get("response") or ""), r.get("problem")) for r in rows],
+            [(str(r.get("problem_id", n)), int(r.get("sample_index") or 0)) for n, r in enumerate(rows)],
+            grader,
+            folder,
+        )
+        changed = sum(r.get("status") != f["status"] for r, f in zip(rows, fields, strict=True))
+        new_rows = [
+            {**{k: v for k, v in r.items() if k not in POLICY_FIELDS}, **f} for r, f in zip(rows, fields, strict=True)
+        ]
         write_jsonl(folder / SAMPLES_FILE, new_rows)
         header = _previous_header(folder)
         header["regrade"] = {"changed": changed, "previous_grader": _previous_grader(folder)}
+        header["grading"] = grading
+        header["grader_agreement"] = write_agreement(folder, new_rows)
         results[folder.name] = write_benchmark_results(folder, new_rows, header, equivalent)
         log.info("%s: %d of %d verdicts changed", folder.name, changed, len(rows))
     return results
+
+
+def response_id(row: Mapping[str, Any], number: int) -> str:
+    """A response row's id: its ``id`` or ``response_id`` field, else ``row-<n>`` (1-based input position)."""
+    given = row.get("id") or row.get("response_id")
+    return str(given) if given not in (None, "") else f"row-{number}"
+
+
+def sample_keys(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, int]]:
+    """(problem id, index among that problem's rows): the key a replay judge answers by."""
+    seen: dict[str, int] = defaultdict(int)
+    keys = []
+    for row in rows:
+        pid = str(row["problem_id"])
+        keys.append((pid, seen[pid]))
+        seen[pid] += 1
+    return keys
 
 
 def _grade_kind_row(row: Mapping[str, Any], kind: str, timeout_s: float) -> Any:
@@ -98,19 +156,11 @@ def _grade_kind_row(row: Mapping[str, Any], kind: str, timeout_s: float) -> Any:
     )
 
 
-def _verdict_fields(verdict: Any) -> dict[str, Any]:
-    return {
-        "extracted": verdict.extracted,
-        "status": verdict.status,
-        "correct": verdict.correct,
-        "reason": verdict.reason,
-    }
-
-
 def _previous_header(folder: Path) -> dict[str, Any]:
     path = folder / "summary.json"
     previous = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"benchmark": folder.name}
-    return {k: v for k, v in previous.items() if k not in ("metrics", "environment", "regrade")}
+    dropped = ("metrics", "environment", "regrade", "grading", "grader_agreement")
+    return {k: v for k, v in previous.items() if k not in dropped}
 
 
 def _previous_grader(folder: Path) -> str | None:
@@ -146,8 +196,12 @@ def regrade_responses(
     source: str,
     workers: int | None,
     timeout_s: float,
+    grader: GraderOptions | None = None,
 ) -> dict[str, Any]:
     """Grade external responses against ``golds`` and write verdicts, summary and report per group.
+
+    Each verdict row carries ``response_id``: the row's ``id`` (or ``response_id``), else ``row-<n>`` by its
+    position in the input.
 
     Args:
         rows: Response rows with ``problem_id``, ``response`` (None: no answer) and the ``group_by`` fields.
@@ -157,20 +211,25 @@ def regrade_responses(
         source: Where the rows came from (for the report and rejects).
         workers: Grader processes.
         timeout_s: Per-answer grading time limit.
+        grader: The grading policy and judge (default: symbolic only); the judge's cache is in ``out_dir``.
 
     Returns:
         The summary written to ``summary.json``.
     """
+    grader = grader or GraderOptions()
+    ids = {id(r): response_id(r, n) for n, r in enumerate(rows, start=1)}
     kept, rejects = validate_responses(rows, golds, group_by, source)
     # A row's "problem" text, when given, lets the grader read a yes/no or existence statement.
     pairs = [(golds[str(r["problem_id"])], str(r.get("response") or ""), r.get("problem")) for r in kept]
-    verdicts = grade_pairs(pairs, workers=workers, timeout_s=timeout_s, desc="regrade responses")
     out = Path(out_dir)
+    verdicts = grade_pairs(pairs, workers=workers, timeout_s=timeout_s, desc="regrade responses")
+    fields, grading = decide(verdicts, pairs, sample_keys(kept), grader, out)
     graded = [
-        {**{k: r.get(k) for k in ("problem_id", *group_by)}, **_verdict_fields(v)}
-        for r, v in zip(kept, verdicts, strict=True)
+        {"response_id": ids[id(r)], **{k: r.get(k) for k in ("problem_id", *group_by)}, **f}
+        for r, f in zip(kept, fields, strict=True)
     ]
     write_jsonl(out / "verdicts.jsonl", graded)
+    agreement_table = write_agreement(out, graded)
     write_jsonl(out / "rejects.jsonl", rejects)
     summary = {
         "source": source,
@@ -180,6 +239,8 @@ def regrade_responses(
         "groups": group_accuracy(graded, group_by),
         "environment": environment(),
         "grader": grader_fingerprint(),
+        "grading": grading,
+        "grader_agreement": agreement_table,
     }
     write_json(out / "summary.json", summary)
     write_text_atomic(out / "report.md", render_group_table(summary))
@@ -227,4 +288,6 @@ def render_group_table(summary: Mapping[str, Any]) -> str:
         )
         + " |"
     )
+    if summary.get("grader_agreement"):
+        lines += render_agreement(summary["grader_agreement"])
     return "\n".join(lines) + "\n"

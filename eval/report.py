@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from eval.grading_policy import render_agreement
 from eval.metrics import summarize
 from eval.records import write_json, write_text_atomic
 
@@ -100,13 +101,15 @@ def render_report(summary: Mapping[str, Any]) -> str:
         if table:
             lines += ["", f"## By {field}", "", f"| {field} | problems | pass@1 | s.e. |", "|---|---|---|---|"]
             lines += [f"| {k} | {v['problems']} | {v['pass@1']:.4f} | {v['stderr']:.4f} |" for k, v in table.items()]
+    if summary.get("grader_agreement"):
+        lines += render_agreement(summary["grader_agreement"])
     lines += ["", "mean pass@1 averages per-problem accuracy over all samples; pass@k is the unbiased estimator."]
     return "\n".join(lines) + "\n"
 
 
 def _header_items(summary: Mapping[str, Any]) -> list[tuple[str, Any]]:
     env = summary.get("environment", {})
-    keys = ("model", "recipe", "backend", "protocol", "prompt", "data")
+    keys = ("model", "recipe", "backend", "protocol", "prompt", "data", "grading")
     items = [(k, summary[k]) for k in keys if k in summary]
     items += [("grader", env.get("grader")), ("git commit", env.get("git_commit")), ("packages", env.get("packages"))]
     return items

@@ -28,7 +28,10 @@ from tqdm import tqdm
 from eval.backends.base import Backend, Generation, GenerationRequest, SamplingParams, row_seed
 from eval.benchmarks import Benchmark
 from eval.choices import present
+from eval.grader import Verdict
 from eval.grading.kinds import grade_sample
+from eval.grading_policy import apply_policy
+from eval.judge import Judge, JudgeItem
 from eval.problem import Problem
 from eval.prompting import PromptStyle, build_messages
 from eval.records import DataError, append_jsonl, read_jsonl, write_json
@@ -117,10 +120,13 @@ def build_requests(
 @dataclass(frozen=True)
 class GradingOptions:
     """How responses are graded: worker processes (for re-grading; the run loop grades each batch in
-    process) and the per-answer time limit."""
+    process), the per-answer time limit, and who decides (`eval.grading_policy`: ``symbolic``, ``judge``,
+    ``symbolic_then_judge``, ``both``) with the judge those policies ask."""
 
     workers: int | None = None
     timeout_s: float = 2.0
+    policy: str = "symbolic"
+    judge: Judge | None = None
 
 
 def run_benchmark(
@@ -213,8 +219,9 @@ def grade_rows(
     grading: GradingOptions,
     answer_kind: str = "math",
 ) -> list[dict[str, Any]]:
-    """Grade one batch of generations into sample rows (in this process: small batches)."""
-    rows = []
+    """Grade one batch of generations into sample rows (in this process: small batches), then apply the
+    grading policy (a judge asked about the rows it sends to one)."""
+    rows, questions = [], []
     for request, generation in zip(requests, generations, strict=True):
         problem = problems[request.meta["problem_id"]]
         gold = request.meta.get("gold", problem.answer)
@@ -242,4 +249,17 @@ def grade_rows(
         if "choice_order" in request.meta:
             row.update({k: request.meta[k] for k in ("choice_order", "choice_seed", "options")})
         rows.append(row)
-    return rows
+        questions.append(question)
+    return _decided(rows, questions, grading)
+
+
+def _decided(rows: list[dict[str, Any]], questions: list[str], grading: GradingOptions) -> list[dict[str, Any]]:
+    """The rows under the grading policy (`eval.grading_policy`): the symbolic verdict for ``symbolic``, else
+    the judge asked about the rows the policy sends it, with who decided and both verdicts recorded."""
+    items = [
+        JudgeItem(question, str(row["gold"]), str(row["response"]), row["problem_id"], row["sample_index"])
+        for question, row in zip(questions, rows, strict=True)
+    ]
+    verdicts = [Verdict(row["status"], row["correct"], row["extracted"], row["reason"]) for row in rows]
+    decided = apply_policy(grading.policy, items, verdicts, grading.judge)
+    return [{**row, **fields} for row, fields in zip(rows, decided, strict=True)]

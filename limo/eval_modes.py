@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from eval.compare_runs import compare_runs, default_output_dir, skipped_benchmarks, write_comparison
 from eval.grader import verify
+from eval.grading_policy import grading_summary, write_agreement
 from eval.multiturn import run_multiturn
 from eval.prompting import build_messages
 from eval.regrade import regrade_responses, regrade_run_dir, render_group_table
@@ -48,11 +49,12 @@ def generate(cfg: DictConfig) -> None:
     benchmarks = build_benchmarks(cfg, section)  # bad benchmark names and files fail before the model loads
     model_path = resolve_model_path(cfg, section)
     shared = None if per_benchmark_backend(section) else build_backend_for(cfg, section, model_path)
-    style, grading = build_prompt(section), build_grading(section)
+    style = build_prompt(section)
     identity = model_identity(section, model_path)
     summaries = []
     for benchmark, protocol in zip(benchmarks, build_protocols(cfg, section, benchmarks), strict=True):
         out = Path(str(cfg.output_dir)) / "eval" / benchmark.name
+        grading = build_grading(section, out)
         backend = shared or build_backend_for(cfg, section, model_path, benchmark.name)
         rows = run_benchmark(
             benchmark, backend, protocol, style, out, identity=identity, batch_size=section.batch_size, grading=grading
@@ -65,6 +67,8 @@ def generate(cfg: DictConfig) -> None:
             "prompt": style.to_dict(),
             "data": data_header(cfg, benchmark),
             "answer_kind": benchmark.answer_kind,
+            "grading": grading_summary(grading.policy, grading.judge, rows),
+            "grader_agreement": write_agreement(out, rows),
         }
         if benchmark.answer_kind in SHUFFLED_KINDS:
             header["choices"] = {"shuffle": True, "seed": CHOICE_SEED_RULE}
@@ -128,13 +132,15 @@ def multiturn(cfg: DictConfig) -> None:
 
 def regrade(cfg: DictConfig) -> None:
     """Grade saved responses again: a run folder, or an external responses file grouped by fields."""
-    grading = build_grading(build_evaluate_options(cfg))
+    section = build_evaluate_options(cfg)
+    grading = build_grading(section)
     if cfg.get("run_dir"):
         results = regrade_run_dir(
             cfg.run_dir,
             workers=grading.workers,
             timeout_s=grading.timeout_s,
             equivalent=equivalence(grading.timeout_s),
+            grader=section.grader,
         )
         for name, summary in results.items():
             print_summary(summary, Path(str(cfg.run_dir)), title=f"{name} (re-graded, {summary['regrade']})")
@@ -142,7 +148,14 @@ def regrade(cfg: DictConfig) -> None:
     rows, golds, source, group_by = load_regrade_inputs(cfg)
     out = Path(str(cfg.output_dir)) / "regrade"
     summary = regrade_responses(
-        rows, golds, group_by, out, source=source, workers=grading.workers, timeout_s=grading.timeout_s
+        rows,
+        golds,
+        group_by,
+        out,
+        source=source,
+        workers=grading.workers,
+        timeout_s=grading.timeout_s,
+        grader=section.grader,
     )
     print(render_group_table(summary), flush=True)
     print(f"[evaluate] re-grade written to {out}/summary.json and report.md", flush=True)

@@ -21,6 +21,8 @@ from eval.benchmarks import Benchmark, BenchmarkSpec, load_benchmark
 from eval.budget import BudgetForcing
 from eval.champ import load_champ_problems
 from eval.generation import GenerationOptions, build_generator
+from eval.grading_policy import GraderOptions
+from eval.judge import build_judge
 from eval.multiturn import MultiTurnOptions
 from eval.prompting import PromptStyle, build_prompt_style
 from eval.records import read_jsonl
@@ -88,6 +90,7 @@ class EvaluateOptions:
     multiturn: MultiTurnSettings = field(default_factory=MultiTurnSettings)
     grader_workers: int = 2
     grader_timeout_s: float = 2.0
+    grader: GraderOptions = field(default_factory=GraderOptions)
     reference_scores: dict[str, float] | None = None  # published numbers shown beside ours in the suite table
     reference_label: str | None = None  # where they come from ("LIMO paper, Table 2")
 
@@ -207,8 +210,11 @@ def build_prompt(section: EvaluateOptions) -> PromptStyle:
     return build_prompt_style(section.system_prompt, section.user_template, list(section.few_shot))
 
 
-def build_grading(section: EvaluateOptions) -> GradingOptions:
-    return GradingOptions(workers=section.grader_workers, timeout_s=section.grader_timeout_s)
+def build_grading(section: EvaluateOptions, folder: Path | None = None) -> GradingOptions:
+    """Grader settings; with a policy that asks the judge, the judge cached in ``folder`` (the benchmark's)."""
+    policy = section.grader.policy
+    judge = build_judge(section.grader.judge, folder) if section.grader.uses_judge and folder is not None else None
+    return GradingOptions(section.grader_workers, section.grader_timeout_s, policy, judge)
 
 
 def load_regrade_inputs(cfg: DictConfig) -> tuple[list[dict[str, Any]], dict[str, str], str, list[str]]:
@@ -231,6 +237,7 @@ def champ_response_rows() -> list[dict[str, Any]]:
     texts = {p.id: p.problem for p in pool.problems}  # the grader reads yes/no statements against the question
     return [
         {
+            "id": c.id,
             "problem_id": c.problem_id,
             "problem": texts[c.problem_id],
             "response": c.final_answer,

@@ -189,6 +189,29 @@ def build_overfit_model(
     return out
 
 
+def build_overfit_judge(path: str | Path, *, batch_size: int = 2, steps: int = 200) -> tuple[Any, list[Any]]:
+    """A model judge (`eval.judge`) on the tiny model, trained to write a ``REASON:``/``VERDICT:`` reply for
+    two items about "What is 2 + 3?" (one right, one wrong), for tests and the judge benchmark.
+
+    Returns:
+        The judge's options (hf backend, CPU, the model folder, a short prompt, no system turn) and the two
+        items it was trained on.
+    """
+    from eval.judge import JudgeItem, JudgeOptions, render_messages  # deferred: only the judge tests need it
+
+    prompt = "Problem: {problem}\nReference: {gold}\n{delimiter}\n{response}\n{delimiter}\nEnd with a VERDICT line."
+    options = JudgeOptions(backend="hf", system_prompt=None, prompt=prompt, max_new_tokens=64, batch_size=batch_size)
+    items = [
+        JudgeItem("What is 2 + 3?", "5", "2 + 3 = 5, so the answer is 5.", "sum", 0),
+        JudgeItem("What is 2 + 3?", "5", "2 + 3 = 6, so the answer is 6.", "sum", 1),
+    ]
+    replies = ["REASON: 5 equals 5\nVERDICT: correct", "REASON: 6 is not 5\nVERDICT: incorrect"]
+    pairs = [(render_messages(i, options)[-1]["content"], r) for i, r in zip(items, replies, strict=True)]
+    model = build_overfit_model(path, pairs, steps=steps)
+    options = JudgeOptions(**{**options.__dict__, "model": str(model), "backend_options": {"device": "cpu"}})
+    return options, items
+
+
 def chat_prompt(tokenizer, prompt: str, system_prompt: str | None = None) -> str:
     """The chat-templated prompt text up to the assistant turn."""
     messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [

@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import sys
 import tempfile
 from collections import Counter
@@ -166,7 +167,7 @@ if __name__ == "__main__":
         sys.exit("usage: python -m tests.golden_outputs capture [case ...]")
     from tests.shared_data import REPO_ROOT
 
-    shared = REPO_ROOT.parent / "shared" / "data"
+    shared = Path(os.environ.get("LIMO_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))  # as the test finds it
     for name in sys.argv[2:] or list(CASES):
         capture(name, shared.resolve())
         print(f"captured {name}")

@@ -21,6 +21,7 @@ def _table(name: str) -> list[dict]:
 
 CASES = _table("grader_cases.jsonl")  # round 1, a regression table: every row must hold
 FORMS = _table("grader_cases_forms.jsonl")  # the answer forms of issue 12, split into tuning and held-out rows
+COMMITMENT = _table("grader_cases_commitment.jsonl")  # issue 25: hedges, supersets, polarity, modulus (all hold)
 FORMS_TUNE = [r for r in FORMS if part_of(case_group(r)) == "tune"]
 FORMS_HELDOUT = [r for r in FORMS if part_of(case_group(r)) == "heldout"]
 
@@ -193,17 +194,29 @@ def _scores(rows: list[dict]) -> tuple[float, list[str]]:
     return right / len(rows), false_positives
 
 
-def test_champ_hand_labels_tuning_and_held_out():
-    """CHAMP summaries labelled by hand (text from the installed champ-dataset): the tuning part holds, the
-    held-out part stays above the issue's floor with at most the false positives measured when it was set."""
-    rows = build(["champ"])["champ"]
+@pytest.mark.parametrize(
+    ("name", "min_tune", "min_held", "tune_floor", "held_floor", "held_fp_cap"),
+    [("champ", 450, 250, 0.99, 0.95, 2), ("champ_r3", 450, 250, 1.0, 0.98, 0)],
+)
+def test_champ_hand_labels_tuning_and_held_out(name, min_tune, min_held, tune_floor, held_floor, held_fp_cap):
+    """CHAMP summaries labelled by hand (text from the installed champ-dataset; ``champ_r3`` is round 3): the
+    tuning part holds, the held-out part stays at or above what was measured when it was set (round 3: 271/276,
+    no false positive) with at most that many false positives."""
+    rows = build([name])[name]
     tune = [r for r in rows if r["part"] == "tune"]
     held = [r for r in rows if r["part"] == "heldout"]
-    assert len(tune) >= 450 and len(held) >= 250
+    assert len(tune) >= min_tune and len(held) >= min_held
     tune_acc, tune_fp = _scores(tune)
     held_acc, held_fp = _scores(held)
-    assert tune_acc >= 0.99 and tune_fp == [], (tune_acc, tune_fp)
-    assert held_acc >= 0.95 and len(held_fp) <= 2, (held_acc, held_fp)
+    assert tune_acc >= tune_floor and tune_fp == [], (tune_acc, tune_fp)
+    assert held_acc >= held_floor and len(held_fp) <= held_fp_cap, (held_acc, held_fp)
+
+
+@pytest.mark.parametrize("row", COMMITMENT, ids=[f"{r['category']}-{i}" for i, r in enumerate(COMMITMENT)])
+def test_commitment_cases(row):
+    """A sentence that hedges, names more values, says the opposite word or another modulus is not correct."""
+    verdict = grade(row["gold"], row["candidate"], problem=row.get("problem"))
+    assert verdict.correct is row["label"], (row, verdict)
 
 
 @pytest.mark.shared_data

@@ -44,6 +44,8 @@ from curation.runner import (
 )
 from curation.schema import HUMAN, Chain
 from eval.grader import Verdict, grade_many
+from eval.grading_policy import apply_policy, grading_summary, write_agreement
+from eval.judge import JudgeItem, build_judge
 from eval.options import to_options
 
 
@@ -183,13 +185,51 @@ def _problems(store: str, chains: list[int]) -> dict[int, tuple[str, str]]:
 # ------------------------------------------------------------------------------------------------ the stage
 
 
+def judged(
+    rows: list[VerdictRow], state: RunState, settings: AnswerCheckOptions, context: StageContext
+) -> tuple[list[VerdictRow], dict[str, Any]]:
+    """The symbolic verdicts under the answer check's grading policy (`eval.grading_policy`), on the driver:
+    the judge (cached in the work folder, so a resumed run asks nothing twice) is asked about the chains the
+    policy sends it; under ``both`` the agreement table and the disagreement rows are written beside the
+    curated files (``curate/answer_check/``). Returns the rows to apply and the notes for the funnel."""
+    if settings.policy == "symbolic":
+        return rows, {"policy": "symbolic"}
+    folder = str(state.store.folder)
+    positions = sorted(r.chain for r in rows)
+    chains = dict(zip(positions, Table.open(Path(folder), "chains").read_many(positions), strict=True))
+    problems = _problems(folder, positions)
+    graded = [r for r in rows if graded_text(Chain.from_dict(chains[r.chain])) is not None]
+    items = []
+    for row in graded:
+        chain = Chain.from_dict(chains[row.chain])
+        gold, problem = problems[row.chain]
+        items.append(JudgeItem(problem, gold, graded_text(chain) or "", chain.id, 0))  # replay keys: chain id
+    judge = build_judge(settings.judge, context.work_dir, "answer-check-judge")
+    decided = apply_policy(settings.policy, items, [r.verdict() for r in graded], judge)
+    by_chain = {row.chain: fields for row, fields in zip(graded, decided, strict=True)}
+    out = [_with_fields(row, by_chain.get(row.chain), Chain.from_dict(chains[row.chain])) for row in rows]
+    audit = [{"chain_id": chains[c]["id"], "problem_id": chains[c]["problem_id"], **f} for c, f in by_chain.items()]
+    table = write_agreement(context.work_dir.parent / "answer_check", audit)
+    return out, grading_summary(settings.policy, judge, audit) | {"agreement": table}
+
+
+def _with_fields(row: VerdictRow, fields: dict[str, Any] | None, chain: Chain) -> VerdictRow:
+    """``row`` with the deciding verdict; a model chain's drop reason follows it."""
+    if fields is None or fields["decided_by"] == "symbolic":
+        return row
+    verdict = Verdict(fields["status"], fields["correct"], fields["extracted"], fields["reason"])
+    why = None if chain.generator == HUMAN else unconfirmed(chain, verdict)
+    return row._replace(status=verdict.status, correct=verdict.correct, reason=verdict.reason, why=why)
+
+
 def answer_check(state: RunState, options: StageOptions, context: StageContext) -> None:
-    """Grade every alive chain; model chains stay only when the grader confirms them."""
+    """Grade every alive chain; model chains stay only when the grader (or, by policy, the judge) confirms them."""
     settings = options.answer_check
     count = state.opened("answer_check", settings.enabled)
     if count is None:
         return
     job = run_parts(state, context, "answer-check", answer_check_chains, {"options": options_dict(settings)})
+    rows, grading = judged(list(rows_as(job, VerdictRow)), state, settings, context)
     human = state.store.columns.chain_human
     results = state.results
     results.answer_job = job
@@ -199,7 +239,7 @@ def answer_check(state: RunState, options: StageOptions, context: StageContext) 
     flags: Counter[str] = Counter()
 
     def drops() -> Iterator[DropItem]:
-        for row in rows_as(job, VerdictRow):
+        for row in rows:
             statuses[row.status] += 1
             marks = {"gold_circular": row.circular, "pool_marked_incorrect": row.marked_incorrect}
             flags.update(human_references=bool(human[row.chain]), **marks)
@@ -214,4 +254,5 @@ def answer_check(state: RunState, options: StageOptions, context: StageContext) 
         "statuses": dict(sorted(statuses.items())),
         **{k: flags[k] for k in ("human_references", "gold_circular", "pool_marked_incorrect")},
         "keep_incorrect": settings.keep_incorrect,
+        "grading": grading,
     }

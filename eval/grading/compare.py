@@ -168,8 +168,8 @@ def _grouped_assignments(items: tuple[Value, ...]) -> tuple[Value, ...]:
         return items
     names = [i.lhs.expr for i in items]  # type: ignore[union-attr]
     width = names.index(names[0], 1) if names[0] in names[1:] else 0
-    if not width or len(names) % width or names != names[:width] * (len(names) // width):
-        return items
+    if width < 2 or len(names) % width or names != names[:width] * (len(names) // width):
+        return items  # one name repeated ("x = 1, x = -1, x = 2") is a list of its values, not of 1-tuples
     rows = [items[i : i + width] for i in range(0, len(items), width)]
     return tuple(Seq("tuple", tuple(r.rhs for r in row), "(", ")") for row in rows)  # type: ignore[union-attr]
 

@@ -166,6 +166,7 @@ _UNIT_TAIL = re.compile(rf"(?<=[\d)}}.])\s*(?:(?:{_UNITS})\b\.?\s*(?:\^\s*\(?[23
 _TEXT_SEG = re.compile(r"\x01([^\x01\x02]*)\x02(\s*\^\s*\{?\s*[23]\s*\}?)?")
 _THOUSANDS = re.compile(r"(?<![\d.,])([1-9]\d{0,2}(?:,\d{3})+)(?![\d,]|\.\d*,)")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}|°")
+_BARE_ROOT = re.compile(r"√\s*(\d+(?:\.\d+)?|[A-Za-z](?![A-Za-z(]))")
 _CHOOSE = re.compile(r"\{([^{}]*)\\choose([^{}]*)\}")
 _CONGRUENCE = re.compile(
     r"(?:[^=]*?(?:\\equiv|≡)\s*)?([^=≡]+?)\s*(?:\\pmod\s*\{[^{}]*\}|\\pmod\s*\w+|\(\s*(?:\\bmod|\\mod|mod)\s*[^()]*\))\s*"
@@ -394,6 +395,7 @@ def normalize(answer: str) -> str:
     s = _CHOOSE.sub(r"\\binom{\1}{\2}", s)
     s = latex_to_plain(s)
     s = _resolve_text(s)
+    s = _BARE_ROOT.sub(r"sqrt(\1)", s)  # "√3 / 3": the root of the number or letter right after it
     for old, new in _UNICODE.items():
         s = s.replace(old, new)
     s = re.sub(r"\s*\^\s*\)?\s*$", "", s)

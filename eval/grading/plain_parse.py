@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import sympy
 import sympy.tensor.tensor  # noqa: F401  sympy's Add imports it lazily (~25 ms, with combinatorics) on some sums
@@ -216,10 +216,8 @@ class _Parser:
             if self.peek()[0] == "end" or self.at_op(*_CLOSERS):
                 break
             items.append(self.parse_relation())
-        if len(items) > 1:  # ``\\pm 3, \\pm 2`` lists four values
-            items = [
-                v for item in items for v in (item.items if isinstance(item, Seq) and item.kind == "pm" else (item,))
-            ]
+        if len(items) > 1:  # ``\\pm 3, \\pm 2`` lists four values; ``x = a(1 ± √2), x = ...`` four relations
+            items = [v for item in items for v in _expand_pm(item)]
         return items
 
     def parse_relation(self) -> Value:
@@ -274,6 +272,11 @@ class _Parser:
             if isinstance(left, Matrix) or isinstance(right, Matrix):
                 left = _matrix_sum(left, right, -1 if op == "-" else 1)
                 continue
+            if _is_pm(left) or _is_pm(right):  # "(1 ± √5) + 2": the sum of each value
+                if op in "±∓":
+                    raise ParseError("two ± in one operation")
+                left = _pm_apply(partial(_signed_sum, 1 if op == "+" else -1), left, right, self.approx)
+                continue
             a, b = _as_scalar(left).expr, _as_scalar(right).expr
             if op in "±∓":
                 return Seq("pm", (Scalar(_guard(a + b), self.approx), Scalar(_guard(a - b), self.approx)))
@@ -293,10 +296,11 @@ class _Parser:
             if op == "*" and (isinstance(left, Matrix) or isinstance(right, Matrix)):
                 left = _matrix_product(left, right)
                 continue
+            if _is_pm(left) or _is_pm(right):  # "a(1 ± √2)", "(1 ± √5)/2": the product of each value
+                left = _pm_apply(partial(_checked_binary, op), left, right, self.approx)
+                continue
             a, b = _as_scalar(left).expr, _as_scalar(right).expr
-            if op in {"/", "mod"} and b == 0:
-                raise ParseError("division by zero")
-            left = Scalar(_guard(_binary(op, a, b)), self.approx)
+            left = Scalar(_checked_binary(op, a, b), self.approx)
         return left
 
     def parse_unary(self) -> Value:
@@ -322,10 +326,13 @@ class _Parser:
         value = self.parse_atom()
         while self.at_op("!"):
             self.take()
+            double = self.at_op("!")  # "(2n-1)!!" is the double factorial, not (2n-1)! factorial
+            if double:
+                self.take()
             n = _as_scalar(value).expr
             if n.is_Integer and not 0 <= int(n) <= MAX_FACTORIAL:
                 raise AnswerTooComplex(f"factorial argument over {MAX_FACTORIAL}")
-            value = Scalar(sympy.factorial(n), self.approx)
+            value = Scalar(_double_factorial(n) if double else sympy.factorial(n), self.approx)
         return value
 
     # -- atoms ----------------------------------------------------------------------------------------
@@ -570,3 +577,55 @@ def as_text(text: str) -> Text | None:
     if re.fullmatch(r"[A-Za-z][A-Za-z '\-]*", words):
         return Text(" ".join(words.lower().split()))
     return None
+
+
+def _double_factorial(n: sympy.Expr) -> sympy.Expr:
+    """``n!!`` in gamma form, so a symbolic argument evaluates at any point: ``2^((n+1)/2) Γ(n/2+1)/√π`` for
+    odd n, ``2^(n/2) Γ(n/2+1)`` for even n. The parity of ``2k - 1`` is read from its constant term when every
+    symbol has an even integer coefficient; an argument of unknown parity is outside the grammar."""
+    if n.is_Integer:
+        return sympy.factorial2(n)
+    symbols = sorted(n.free_symbols, key=str)
+    if not all((c := sympy.diff(n, x)).is_Integer and int(c) % 2 == 0 for x in symbols):
+        raise ParseError("a double factorial of an argument of unknown parity")
+    constant = n.subs({x: 0 for x in symbols})
+    if not constant.is_Integer:
+        raise ParseError("a double factorial of an argument of unknown parity")
+    half = n / 2 + 1
+    if int(constant) % 2:
+        return 2 ** ((n + 1) / 2) * sympy.gamma(half) / sympy.sqrt(sympy.pi)
+    return 2 ** (n / 2) * sympy.gamma(half)
+
+
+def _signed_sum(sign: int, a: sympy.Expr, b: sympy.Expr) -> sympy.Expr:
+    return _guard(a + sign * b)
+
+
+def _checked_binary(op: str, a: sympy.Expr, b: sympy.Expr) -> sympy.Expr:
+    if op in {"/", "mod"} and b == 0:
+        raise ParseError("division by zero")
+    return _guard(_binary(op, a, b))
+
+
+def _is_pm(value: Value) -> bool:
+    return isinstance(value, Seq) and value.kind == "pm"
+
+
+def _pm_apply(fn: Callable[[sympy.Expr, sympy.Expr], sympy.Expr], left: Value, right: Value, approx: bool) -> Seq:
+    """Arithmetic with one ``±`` pair: applied to each of its two values (``a(1 ± √2)`` is two values). Two
+    pairs in one operation are refused rather than guessed (their signs may or may not be tied)."""
+    if _is_pm(left) and _is_pm(right):
+        raise ParseError("two ± in one operation")
+    lefts = left.items if isinstance(left, Seq) and _is_pm(left) else (left,)
+    rights = right.items if isinstance(right, Seq) and _is_pm(right) else (right,)
+    values = tuple(Scalar(fn(_as_scalar(x).expr, _as_scalar(y).expr), approx) for x in lefts for y in rights)
+    return Seq("pm", values)
+
+
+def _expand_pm(item: Value) -> tuple[Value, ...]:
+    """A list item's values: a ``±`` pair is two, and so is ``x = <a ± pair>``."""
+    if isinstance(item, Seq) and item.kind == "pm":
+        return item.items
+    if isinstance(item, Relation) and item.op == "=" and _is_pm(item.rhs) and isinstance(item.rhs, Seq):
+        return tuple(Relation("=", item.lhs, v) for v in item.rhs.items)
+    return (item,)

@@ -72,6 +72,10 @@ _ANTONYMS = (
     ("exist", "nonexist"),
     ("all", "some"),
 )
+_ANTONYM_PAIRS = _ANTONYMS + tuple((b, a) for a, b in _ANTONYMS)
+_NOT_ALWAYS = re.compile(r"\bnot (?:always|necessarily)\b", re.IGNORECASE)
+_NOT_ALWAYS_ASKED = re.compile(r"\b(?:always|necessarily)\b", re.IGNORECASE)
+_CONDITIONAL = re.compile(r"\b(?:if|when|unless|whenever|depending)\b", re.IGNORECASE)
 _SYMBOL_WORDS = (("≥", " greater equal "), (">=", " greater equal "), ("≤", " less equal "), ("<=", " less equal "))
 _STOPWORDS = set(
     "a an the is are was were be been of to in on for with by at as it its this that these those there their "
@@ -115,6 +119,11 @@ _GOLD_NONE = re.compile(
     r"|.*\bnot possible\b|at most 0\b|0\s*\((?:i\.e\.,?\s*)?(?:no|none)\b)",
     re.IGNORECASE,
 )
+_GOLD_STATES_VALUE = re.compile(
+    r"^\s*(?:the )?(?:only possible value(?: for the \w+)?|(?:\w+ )?limit exists and) is(?: equal to)?\s+(.+?)\.?\s*$",
+    re.IGNORECASE,
+)
+_GOLD_ALL = re.compile(r"^\s*(\d+)\s*\(\s*(?:i\.e\.,?|that is,?)\s*all\b(?![^()]*\bexcept\b)[^()]*\)\s*$", re.I)
 _GOLD_YES_NO = re.compile(r"^\s*(yes|no)\b\s*(?:[,.;:]\s*(.*))?$", re.IGNORECASE | re.DOTALL)
 # A worded gold: words, numbers, comparisons and simple formulas ("x(n)<y(n-1) for all n≥3"); no code, no LaTeX.
 _PHRASE = re.compile(r"[A-Za-z0-9 ,.()<>=≤≥+\-*/^]+")
@@ -171,7 +180,8 @@ def _antonym_flips(reference: tuple[str, ...], said: tuple[str, ...]) -> int:
 
 def _has_stem(tokens: tuple[str, ...], stem: str) -> bool:
     return any(
-        t.startswith(stem) and not (stem in {"finite", "bounded", "rational", "periodic"} and t != stem)
+        t.startswith(stem)
+        and not (stem in {"finite", "bounded", "rational", "periodic"} and t not in (stem, stem + "ly"))
         for t in tokens
     )
 
@@ -224,6 +234,8 @@ def _relation_flips(question: str, clause: str) -> int:
     of the question that the answer does not repeat counts as a negation of the question."""
     asked, said = _atoms(question), _atoms(clause)
     flips = sum(asked[k] != said[k] for k in asked.keys() & said.keys())
+    if re.search(r"\b(?:distinct|different)\b", clause, re.IGNORECASE):
+        return flips  # "distinct values of p and q" says the question's p ≠ q in words
     return flips - sum(op == "≠" for k, op in asked.items() if k not in said)
 
 
@@ -244,6 +256,9 @@ def yes_no_of(response: str, problem: str | None) -> str | None:
     clause = main_clause(response)
     if question is None or _HEDGES.search(response) or not _restates(question, clause):
         return None
+    if _NOT_ALWAYS.search(clause) and not _NOT_ALWAYS_ASKED.search(question):
+        # "It is not always possible ..." to "Is it possible ...?": possible for some choices, not an answer
+        return None
     condition = _LEADING_IF.match(response)
     if condition and _atoms(condition.group(0)).keys() & _atoms(question).keys():
         return None  # "If x_n = 0 for some n, then ...": reasoning about the asked relation, not an answer
@@ -258,8 +273,12 @@ def yes_no_of(response: str, problem: str | None) -> str | None:
 def denies_existence(response: str, subject: set[str]) -> bool:
     """Whether the sentence's main clause denies that something named in `subject` exists."""
     clause = main_clause(response)
-    if _HEDGES.search(response) or _SINGLES_OUT.search(clause):
-        return False
+    if _HEDGES.search(response) or _SINGLES_OUT.search(clause) or _CONDITIONAL.search(clause):
+        return False  # "are n = m/2 + 1 if m is even, and there are no solutions if m is odd" denies only a case
+    if re.search(r"\b(?:all|every|both)\b", clause, re.I) and re.search(r"\bor\b", clause, re.I):
+        return False  # "all three can be bounded or none can": alternatives, not a denial
+    if re.search(r"\bno (?:general|simple|closed[- ]form|obvious|straightforward|easy|known)\b", clause, re.I):
+        return False  # "has no general solution" does not say there is none
     if "limit" in subject and _LIMIT_DIVERGES.search(clause):
         return True  # "diverges to infinity": no (finite) limit
     if not _DENIES_EXISTENCE.search(_plain(clause)):
@@ -278,11 +297,23 @@ def states_words(gold: str, response: str) -> bool:
         return False
     if _negations(said) and not _negations(wanted):
         return False
-    return _antonym_flips(wanted, said) == 0 and _antonym_flips(said, wanted) == 0
+    if _CONDITIONAL.search(response) and not _CONDITIONAL.search(gold):
+        return False  # "decreasing if ab > 1, increasing if ab < 1": alternatives, not the gold's claim
+    claim = _tokens(main_clause(response))  # "increasing, since a_n increases and b_n decreases" keeps its claim
+    return not any(_has_stem(claim, b) for a, b in _ANTONYM_PAIRS if _has_stem(wanted, a) and not _has_stem(wanted, b))
+
+
+def value_in_words(gold: str) -> str | None:
+    """The value a worded gold states ("The limit exists and is equal to 2/3", "The only possible value for the
+    limit is 4"): such a gold is a value, so a sentence must give that value, not merely repeat the words."""
+    m = _GOLD_STATES_VALUE.match(gold)
+    return m.group(1).strip() if m else None
 
 
 def gold_kind(gold: str) -> str:
     """``yesno``, ``none`` (non-existence), ``words`` (a worded gold) or ``value``."""
+    if value_in_words(gold):
+        return "value"
     if _GOLD_YES_NO.match(gold):
         return "yesno"
     if _GOLD_NONE.match(gold):
@@ -303,6 +334,8 @@ def judge(gold: str, response: str, problem: str | None) -> tuple[bool, str] | N
     """
     if len(response) > MAX_STATEMENT_CHARS or not response.strip():
         return None
+    if states_all(gold, response):
+        return True, "the sentence says all, as the gold's remark does"
     kind = gold_kind(gold)
     if kind == "yesno":
         return _judge_yes_no(gold, response, problem)
@@ -312,9 +345,21 @@ def judge(gold: str, response: str, problem: str | None) -> tuple[bool, str] | N
         return None
     if kind == "words" and states_words(gold, response):
         return True, "the sentence states the worded gold"
+
     if kind == "value" and states_count(gold, response):
         return True, "the sentence states the counted gold"
     return None
+
+
+def states_all(gold: str, response: str) -> bool:
+    """A gold "100 (i.e., all values)" stated as "all of them are integers" / "holds for all n in {1, ..., 100}":
+    the main clause says all (of a count equal to the gold's, if it gives one), with no negation or exception."""
+    m = _GOLD_ALL.match(gold)
+    clause = main_clause(response)
+    if m is None or _HEDGES.search(response) or _SINGLES_OUT.search(clause) or _negations(_tokens(clause)):
+        return False
+    said = re.search(r"\b(?:all|every)\b(?:\s+(?:of\s+)?(?:the\s+)?(?:first\s+)?(\d+)\b)?", clause, re.I)
+    return said is not None and said.group(1) in (None, m.group(1))
 
 
 def states_count(gold: str, response: str) -> bool:

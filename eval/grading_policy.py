@@ -1,0 +1,177 @@
+"""Who decides a verdict: the symbolic grader, the model judge, or both — and how often they agree.
+
+Policies (``evaluate.grader.policy``, and the same key under curation's answer check):
+
+- ``symbolic``: `eval.grader.grade` alone (the default; no judge is built).
+- ``judge``: the judge (`eval.judge`) decides every row; an unreadable reply is ``unparseable``.
+- ``symbolic_then_judge``: the symbolic verdict stands unless it is undecided (``no_answer``, ``unparseable``,
+  ``timeout``: what the symbolic grader cannot parse or finds no answer in); only those rows go to the judge,
+  and a judge reply that cannot be read leaves the symbolic verdict.
+- ``both``: both run on every row; the symbolic verdict decides (so metrics stay comparable with symbolic
+  runs) and the judge's is recorded beside it, for the agreement table.
+
+Every row records ``decided_by`` (``symbolic`` or ``judge``); where the judge ran, the row also carries
+``symbolic_verdict`` and ``judge_verdict``. `agreement` counts, over rows that have both, how often the two
+agree on correct/incorrect (a judge reply that could not be read is counted apart), and `disagreements`
+lists the rows where they differ; `write_agreement` writes ``agreement.json`` and ``disagreements.jsonl``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eval.grader import Verdict
+from eval.judge import Judge, JudgeItem, JudgeOptions, JudgeVerdict
+from eval.records import write_json, write_jsonl
+
+POLICIES = ("symbolic", "judge", "symbolic_then_judge", "both")
+UNDECIDED = ("no_answer", "unparseable", "timeout")
+AGREEMENT_FILE = "agreement.json"
+DISAGREEMENTS_FILE = "disagreements.jsonl"
+
+
+@dataclass(frozen=True)
+class GraderOptions:
+    """``evaluate.grader``: the policy and, for every policy but ``symbolic``, the judge."""
+
+    policy: str = "symbolic"
+    judge: JudgeOptions = field(default_factory=JudgeOptions)
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"unknown grader policy {self.policy!r} (known: {', '.join(POLICIES)}), grader.policy")
+
+    @property
+    def uses_judge(self) -> bool:
+        return self.policy != "symbolic"
+
+
+def needs_judge(policy: str, verdict: Verdict) -> bool:
+    """Whether the judge is asked about a row the symbolic grader gave ``verdict``."""
+    return policy in ("judge", "both") or (policy == "symbolic_then_judge" and verdict.status in UNDECIDED)
+
+
+def combine(policy: str, symbolic: Verdict, judged: JudgeVerdict | None) -> dict[str, Any]:
+    """The row fields for one response: the deciding verdict, who decided, and both verdicts if both ran."""
+    fields: dict[str, Any] = {**_fields(symbolic), "decided_by": "symbolic"}
+    if judged is None:
+        return fields
+    fields.update(symbolic_verdict=_fields(symbolic), judge_verdict=judged.to_dict())
+    judge_decides = policy == "judge" or (policy == "symbolic_then_judge" and judged.status != "unparseable")
+    if judge_decides:
+        fields.update(status=judged.status, correct=judged.correct, reason=judged.reason, decided_by="judge")
+    return fields
+
+
+def _fields(verdict: Verdict) -> dict[str, Any]:
+    return {
+        "extracted": verdict.extracted,
+        "status": verdict.status,
+        "correct": verdict.correct,
+        "reason": verdict.reason,
+    }
+
+
+def apply_policy(
+    policy: str, items: Sequence[JudgeItem], verdicts: Sequence[Verdict], judge: Judge | None
+) -> list[dict[str, Any]]:
+    """Row fields for each item under ``policy``, asking ``judge`` only about the rows the policy sends it.
+
+    Raises:
+        ValueError: A policy that needs the judge and no judge.
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"unknown grader policy {policy!r} (known: {', '.join(POLICIES)})")
+    asked = [i for i, v in enumerate(verdicts) if needs_judge(policy, v)]
+    if asked and judge is None:
+        raise ValueError(f"grader policy {policy!r} needs a judge (evaluate.grader.judge)")
+    judged: dict[int, JudgeVerdict] = {}
+    if asked and judge is not None:
+        judged = dict(zip(asked, judge.judge_many([items[i] for i in asked]), strict=True))
+    return [combine(policy, v, judged.get(i)) for i, v in enumerate(verdicts)]
+
+
+def agreement(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """How often the symbolic grader and the judge agree, over rows that carry both verdicts.
+
+    Returns:
+        ``{"rows_with_both", "compared", "agree", "disagree", "agreement", "judge_unparseable",
+        "table": {symbolic status: {judge status: count}}}``; ``compared`` leaves out unreadable judge replies.
+    """
+    both = [r for r in rows if r.get("judge_verdict") and r.get("symbolic_verdict")]
+    table: dict[str, Counter[str]] = {}
+    for row in both:
+        table.setdefault(row["symbolic_verdict"]["status"], Counter())[row["judge_verdict"]["status"]] += 1
+    compared = [r for r in both if r["judge_verdict"]["status"] != "unparseable"]
+    agree = sum(_agrees(r) for r in compared)
+    return {
+        "rows_with_both": len(both),
+        "compared": len(compared),
+        "agree": agree,
+        "disagree": len(compared) - agree,
+        "agreement": agree / len(compared) if compared else None,
+        "judge_unparseable": len(both) - len(compared),
+        "table": {s: dict(sorted(c.items())) for s, c in sorted(table.items())},
+    }
+
+
+def _agrees(row: Mapping[str, Any]) -> bool:
+    return bool(row["symbolic_verdict"]["correct"]) == bool(row["judge_verdict"]["correct"])
+
+
+def disagreements(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Rows with both verdicts where the judge (with a readable reply) and the symbolic grader differ."""
+    return [
+        r
+        for r in rows
+        if r.get("judge_verdict") and r.get("symbolic_verdict")
+        if r["judge_verdict"]["status"] != "unparseable" and not _agrees(r)
+    ]
+
+
+def write_agreement(folder: str | Path, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """Write ``agreement.json`` and ``disagreements.jsonl`` into ``folder`` when any row has both verdicts."""
+    table = agreement(rows)
+    if not table["rows_with_both"]:
+        return None
+    write_json(Path(folder) / AGREEMENT_FILE, table)
+    write_jsonl(Path(folder) / DISAGREEMENTS_FILE, [dict(r) for r in disagreements(rows)])
+    return table
+
+
+def decided_by_counts(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """How many rows each checker decided."""
+    return dict(sorted(Counter(str(r.get("decided_by") or "symbolic") for r in rows).items()))
+
+
+def grading_summary(policy: str, judge: Judge | None, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """For ``summary.json``: the policy, the judge's identity (generator and prompt digest), who decided."""
+    return {
+        "policy": policy,
+        "judge": judge.identity() if judge is not None and policy != "symbolic" else None,
+        "decided_by": decided_by_counts(rows),
+    }
+
+
+def render_agreement(table: Mapping[str, Any]) -> list[str]:
+    """Markdown lines: the agreement summary and the symbolic-by-judge status table."""
+    rate = table.get("agreement")
+    lines = [
+        "",
+        "## Symbolic grader and judge",
+        "",
+        f"{table['compared']} rows compared (of {table['rows_with_both']} with both verdicts; "
+        f"{table['judge_unparseable']} judge replies unreadable): agree {table['agree']}, "
+        f"disagree {table['disagree']}" + (f", agreement {rate:.4f}" if rate is not None else "") + ".",
+        "",
+    ]
+    judge_statuses = sorted({j for counts in table["table"].values() for j in counts})
+    lines += ["| symbolic \\ judge | " + " | ".join(judge_statuses) + " |", "|---|" + "---|" * len(judge_statuses)]
+    for status, counts in table["table"].items():
+        lines.append(f"| {status} | " + " | ".join(str(counts.get(j, 0)) for j in judge_statuses) + " |")
+    lines += ["", f"The rows where they disagree are in `{DISAGREEMENTS_FILE}`."]
+    return lines
