@@ -17,15 +17,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-import hydra
 from omegaconf import DictConfig
 
 from limo.curate_setup import build_curation, check_selected, spend_plan
-from limo.entry import reported_errors
+from limo.entry import hydra_entry, reported_errors
 from limo.sweeps import job_config
 
 
-@hydra.main(config_path="../recipes", config_name="config", version_base=None)
+@hydra_entry("curate")
 def main(cfg: DictConfig) -> None:
     with reported_errors("curate", cfg):
         curation = build_curation(job_config(cfg))

@@ -31,10 +31,8 @@ from curation.pool_store import open_or_ingest
 from curation.spend import spend_text
 from eval.benchmarks import BenchmarkSpec
 from eval.options import OptionsError
-from limo.config import build_benchmark_specs, section, to_options
+from limo.config import REPLACED_MAPS, build_benchmark_specs, section, to_options
 from limo.entry import EmptyResultError
-
-REPLACED_MAPS = ("curate.stages.ingest.field_map", "curate.stages.ingest.lists")
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,18 @@ def _arg(argv: list[str], key: str) -> str | None:
     return next((a.split("=", 1)[1] for a in argv if a.startswith(f"{key}=")), None)
 
 
+DEMO_KEYS = ("output_dir", "data_dir")
+
+
+def check_argv(argv: list[str]) -> None:
+    """Refuse an argument the demo does not take (it would be ignored without a word)."""
+    for arg in argv:
+        if arg.split("=", 1)[0] not in DEMO_KEYS or "=" not in arg:
+            raise SystemExit(f"limo.demo: error: unknown argument {arg!r} (the demo takes {'=, '.join(DEMO_KEYS)}=)")
+
+
 def main(argv: list[str]) -> None:
+    check_argv(argv)
     output_dir = _arg(argv, "output_dir") or "outputs/demo"
     stages = demo_stages(output_dir, _arg(argv, "data_dir"))
     seconds = [run_stage(stage) for stage in stages]

@@ -1,0 +1,69 @@
+"""Command-line mistakes are one line with the closest names and the syntax that works (`limo.overrides`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from eval.options import OptionsError
+from limo.config import compose
+from limo.curate_setup import replace_overridden_maps
+from limo.overrides import check_command_line
+from tests.test_entry_errors import one_line_error, run
+
+
+def refusal(*argv: str) -> str:
+    with pytest.raises(OptionsError) as err:
+        check_command_line(list(argv))
+    assert "\n" not in str(err.value)
+    return str(err.value)
+
+
+def test_an_unknown_recipe_names_the_closest_recipes():
+    message = refusal("recipe=limoo")
+    assert message.startswith("recipe=limoo: no such recipe (did you mean limo or limo_lora?")
+
+
+def test_an_unknown_group_option_names_the_closest():
+    assert "did you mean ray?" in refusal("recipe=limo", "executor=rayy")
+
+
+def test_a_misspelt_key_names_the_key_it_resembles_and_the_syntax():
+    message = refusal("recipe=limo", "curate.stages.select.nn=3")
+    assert message.startswith("curate.stages.select.nn: unknown key (did you mean curate.stages.select.n?")
+    assert "set one as curate.stages.select.<key>=<value>" in message and "+curate" not in message
+
+
+def test_an_option_the_recipe_leaves_at_its_default_is_set_with_plus():
+    message = refusal("recipe=champ", "curate.stages.ingest.problem_limit=3")
+    assert message.endswith("set it with +curate.stages.ingest.problem_limit=3")
+
+
+def test_a_new_key_of_a_free_map_is_added_with_plus():
+    message = refusal("recipe=limo", "curate.stages.ingest.field_map.difficulty=level")
+    assert message.endswith("add one with +curate.stages.ingest.field_map.difficulty=level")
+
+
+def test_correct_command_lines_pass():
+    check_command_line(["recipe=limo", "executor=ray", "curate.stages.select.n=3", "seed=1,2", "-m"])
+
+
+def test_a_whole_map_override_may_add_keys_the_recipe_map_lacks():
+    wanted = {"problem": "question", "answer": "final_answer", "subject": "topic"}
+    cfg = compose(
+        "pool_math", ["curate.stages.ingest.field_map={problem: question, answer: final_answer, subject: topic}"]
+    )
+    assert replace_overridden_maps(cfg).curate.stages.ingest.field_map == wanted
+
+
+@pytest.mark.slow
+def test_the_entry_point_prints_one_line_for_an_unknown_recipe(repo_root):
+    line = one_line_error(run(repo_root, "limo.plan", "recipe=limoo"), "plan")
+    assert "did you mean limo or limo_lora?" in line
+
+
+def test_the_demo_refuses_an_argument_it_would_ignore():
+    from limo.demo import check_argv
+
+    check_argv(["output_dir=x", "data_dir=y"])
+    with pytest.raises(SystemExit, match=r"limo.demo: error: unknown argument 'outputdir=x'"):
+        check_argv(["outputdir=x"])
