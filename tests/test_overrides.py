@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import shlex
+import subprocess
+
 import pytest
 
 from eval.options import OptionsError
@@ -67,3 +71,41 @@ def test_the_demo_refuses_an_argument_it_would_ignore():
     check_argv(["output_dir=x", "data_dir=y"])
     with pytest.raises(SystemExit, match=r"limo.demo: error: unknown argument 'outputdir=x'"):
         check_argv(["outputdir=x"])
+
+
+def recommended_commands(text: str) -> list[list[str]]:
+    return [shlex.split(c) for c in re.findall(r"`((?:python -m limo\.|make )[^`]*)`", text)]
+
+
+def python_commands(words: list[str], repo_root, tmp_path) -> list[list[str]]:
+    """``python -m limo.X ...`` as is; a make target run with PY=echo, giving the commands it would run."""
+    if words[0] == "python":
+        return [words[2:]]
+    stamp = tmp_path / "stamp"
+    stamp.touch()  # newer than pyproject.toml: make's setup does nothing
+    done = subprocess.run(
+        ["make", *words[1:], "PY=echo", f"STAMP={stamp}"], cwd=repo_root, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, f"{' '.join(words)} exits {done.returncode}: {done.stdout}{done.stderr}"
+    lines = [shlex.split(line) for line in done.stdout.splitlines() if line.startswith("-m limo.")]
+    assert lines, done.stdout
+    return [line[1:] for line in lines]
+
+
+def test_every_command_the_demo_report_recommends_runs(repo_root, tmp_path):
+    from limo.demo import demo_report, demo_stages
+    from limo.plan import plan
+
+    stages = demo_stages("outputs/demo")
+    commands = recommended_commands(demo_report(stages, [1.0] * len(stages), "outputs/demo"))
+    assert len(commands) >= 2
+    for words in commands:
+        for module, *args in python_commands(words, repo_root, tmp_path):
+            if module == "limo.explore":
+                assert all(a.startswith("run_dir=") for a in args), words
+                continue
+            check_command_line(args)
+            recipe = next(a.split("=", 1)[1] for a in args if a.startswith("recipe="))
+            cfg = compose(recipe, [a for a in args if not a.startswith("recipe=")])
+            if module == "limo.plan":
+                assert plan(cfg).startswith(f"limo plan: recipe {recipe}")
