@@ -17,23 +17,31 @@ import bisect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from curation.difficulty import UNKNOWN_TERM
 from curation.funnel import CurationState
 from curation.options import SelectOptions
 from curation.schema import Chain
 
 FALLBACKS = ("length", "none")
+# A problem without a difficulty score (an unparseable or empty metadata value, no attempts) when others have
+# one: the middle of [0, 1], so that an unknown problem ranks neither as the hardest nor as the easiest.
+UNKNOWN_DIFFICULTY = UNKNOWN_TERM
 
 
 def difficulty_terms(state: CurationState, options: SelectOptions) -> tuple[str, dict[str, float]]:
     """The difficulty term of every alive chain, and the signal it came from (recorded in the manifest)."""
     scores = {pid: state.problem_notes.get(pid, {}).get("difficulty", {}).get("score") for pid in state.problems}
     if any(score is not None for score in scores.values()):
-        return "difficulty_stage", {c.id: scores.get(c.problem_id) or 0.0 for c in state.chains.values()}
+        return "difficulty_stage", {c.id: _known(scores.get(c.problem_id)) for c in state.chains.values()}
     signal = fallback_signal(options, bool(state.chains))
     if signal == "none":
         return signal, {c: 0.0 for c in state.chains}
     words = [len(chain.text.split()) for chain in state.chains.values()]
     return signal, dict(zip(state.chains, length_percentiles(words), strict=True))
+
+
+def _known(score: float | None) -> float:
+    return UNKNOWN_DIFFICULTY if score is None else score
 
 
 def fallback_signal(options: SelectOptions, any_chain: bool) -> str:

@@ -48,13 +48,14 @@ from curation.difficulty import (
     difficulty_note,
     difficulty_signal,
     metadata_note,
+    metadata_summary,
     problem_metadata,
 )
 from curation.diversity import UNKNOWN_DOMAIN, quota_drops, quota_limit, s1_drops
 from curation.options import StageOptions
 from curation.pool_store import first_of_equal, write_once
 from curation.rollouts import run_rollout_stages
-from curation.select import fallback_signal, length_percentiles, weighted
+from curation.select import UNKNOWN_DIFFICULTY, fallback_signal, length_percentiles, weighted
 from curation.shard_tasks import (
     answer_check_chains,
     decontam_confirm,
@@ -426,13 +427,14 @@ def metadata_difficulty(state: StreamState, settings: Any, count: Any) -> None:
     alive = np.flatnonzero(state.problem_alive).tolist()
     drops = []
     for problem, row in zip(alive, state.store.problems.read_many(alive), strict=True):
-        note, drop = metadata_note(problem_metadata(Problem.from_dict(row)), settings)
+        record = Problem.from_dict(row)
+        note, drop = metadata_note(problem_metadata(record), settings, record.id)
         results.metadata_notes[problem] = note
         if note["score"] is not None:
             scores[problem] = note["score"]
         if drop is not None:
             drops.append((problem, *drop))
-    count.notes = {"source": "metadata", "problems_with_difficulty": int((~np.isnan(scores)).sum())}
+    count.notes = metadata_summary([results.metadata_notes[p] for p in alive], settings)
     state.apply(count, problems=drops)
 
 
@@ -540,7 +542,7 @@ def difficulty_terms(state: StreamState, chains: np.ndarray, options: StageOptio
     or (no alive problem has one) the fallback: chain-length percentiles or none."""
     scores = state.results.difficulty_score
     if scores is not None and not np.isnan(scores[state.problem_alive]).all():
-        return "difficulty_stage", np.nan_to_num(scores[state.chain_problem[chains]], nan=0.0)
+        return "difficulty_stage", np.nan_to_num(scores[state.chain_problem[chains]], nan=UNKNOWN_DIFFICULTY)
     signal = fallback_signal(options.select, len(chains) > 0)
     if signal == "none":
         return signal, np.zeros(len(chains))

@@ -82,3 +82,57 @@ def test_a_filled_declared_signal_is_quiet(tmp_path, caplog):
         pool = load_pool(IngestOptions(source=str(path), field_map={**FIELDS, "subject": "topic"}))
     assert not caplog.records and pool.provenance["ingest"]["unused_signals"] == {}
     assert {p.subject for p in pool.problems} == {"counting"}
+
+
+# ------------------------------------------------------------------------------------------------ pass rates
+# OpenMathReasoning-style: a pass-rate column (1 = always solved = easiest), with the values real pools hold.
+
+PASS_RATES = {"p1": 0.9, "p2": "n/a", "p3": "high", "p4": "0.5/1", "p5": None, "p6": "0.25"}
+PASS_RATE_DIFFICULTY = {"source": "metadata", "scale": [1, 0]}  # docs/curation.md: pass rate 1 -> difficulty 0
+
+
+def pass_rate_pool(tmp_path: Path) -> Path:
+    rows = [
+        {"id": pid, "question": f"How many pairings of {pid} bowls?", "final": "16", "solution": SOLUTION, "rate": rate}
+        for pid, rate in PASS_RATES.items()
+    ]
+    return write_jsonl(tmp_path / "pool.jsonl", rows)
+
+
+def pass_rate_stages(tmp_path: Path, **difficulty) -> dict:
+    stages = trust_stages(pass_rate_pool(tmp_path), field_map={**FIELDS, "id": "id", "difficulty": "rate"})
+    return {**stages, "difficulty": {**PASS_RATE_DIFFICULTY, **difficulty}, "select": {"quality_weight": 0.0}}
+
+
+def curated_ranks(out: Path) -> list[str]:
+    return [json.loads(line)["id"] for line in (out / "curate" / "curated.jsonl").read_text().splitlines()]
+
+
+def difficulty_notes(out: Path) -> dict:
+    funnel = json.loads((out / "curate" / "funnel.json").read_text())
+    stages = funnel["stages"] if isinstance(funnel, dict) else funnel
+    return next(s for s in stages if s["stage"] == "difficulty")["notes"]
+
+
+def test_unparseable_pass_rates_are_counted_printed_and_rank_neutral_not_easiest(tmp_path, caplog):
+    out = tmp_path / "run"
+    with caplog.at_level(logging.WARNING, logger="curation.difficulty"):
+        run_limo(pass_rate_stages(tmp_path), out)
+    assert "difficulty: 4 of 6 problems have no usable difficulty (1 empty, 3 unparseable: 'n/a' x1" in caplog.text
+    notes = difficulty_notes(out)
+    assert notes["problems_with_difficulty"] == 2 and notes["unknown"] == 4 and notes["missing"] == "unknown"
+    assert set(notes["unparseable"]) == {"n/a", "high", "0.5/1"}
+    ranks = curated_ranks(out)  # p6 (pass rate 0.25: difficulty 0.75) > the unknown (0.5) > p1 (0.9: 0.1)
+    assert ranks[0] == "p6" and ranks[-1] == "p1" and set(ranks[1:-1]) == {"p2", "p3", "p4", "p5"}
+
+
+def test_missing_drop_drops_the_unknown_and_keep_is_read_as_unknown(tmp_path):
+    run_limo(pass_rate_stages(tmp_path, missing="drop"), tmp_path / "drop")
+    assert sorted(curated_ranks(tmp_path / "drop")) == ["p1", "p6"]
+    run_limo(pass_rate_stages(tmp_path, missing="keep"), tmp_path / "keep")
+    assert difficulty_notes(tmp_path / "keep")["missing"] == "unknown"
+
+
+def test_missing_error_stops_naming_the_problem_and_value(tmp_path):
+    with pytest.raises(DataError, match=r"problem p2: difficulty value 'n/a' is neither a level .*field difficulty"):
+        run_limo(pass_rate_stages(tmp_path, missing="error"), tmp_path / "run")
