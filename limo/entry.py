@@ -26,7 +26,7 @@ from curation.executors import ExecutorError
 from eval.backends.openai import BackendUnavailableError
 from eval.backends.replay import ReplayMissError
 from limo.config import CONFIG_DIR, prepared_argv
-from limo.overrides import check_command_line
+from limo.overrides import checked_argv
 
 log = logging.getLogger("limo")
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
@@ -72,7 +72,8 @@ def hydra_entry(entry: str) -> Callable[[Callable[[DictConfig], None]], Callable
     """``@hydra.main`` on the recipes, with the command line checked first (`limo.overrides`).
 
     An unknown recipe, group option or key ends with one ``limo.<entry>: error: ...`` line naming the
-    closest names; a whole-map ``field_map={...}`` override may add keys.
+    closest names; an option the recipe leaves at its default needs no ``+``; a whole-map
+    ``field_map={...}`` override may add keys.
     """
 
     def decorate(task: Callable[[DictConfig], None]) -> Callable[[], None]:
@@ -80,9 +81,8 @@ def hydra_entry(entry: str) -> Callable[[Callable[[DictConfig], None]], Callable
 
         @functools.wraps(task)
         def main() -> None:
-            sys.argv[1:] = prepared_argv(sys.argv[1:])
             with reported_errors(entry):
-                check_command_line(sys.argv[1:])
+                sys.argv[1:] = checked_argv(prepared_argv(sys.argv[1:]))
             run()
 
         return main

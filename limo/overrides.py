@@ -1,11 +1,12 @@
 """Command-line overrides checked before Hydra composes: a mistake is one line, not Hydra's listing.
 
 Hydra answers an unknown recipe with a 29-line listing and an unknown key with advice (``+key``) that is
-wrong for our structured sections, where a key the options type does not declare fails at start-up
-anyway. `check_command_line` composes the command line once more, before Hydra does, and turns those two
-failures into one `OptionsError` naming the override, the closest names (difflib) and the right syntax:
-``+path=value`` only for an option the recipe leaves at its default or for a key of a free mapping
-(``field_map``). Anything else it cannot explain is left to Hydra's own report.
+wrong for our structured sections: a key the options type does not declare fails at start-up anyway, and
+one it declares should simply work. `checked_argv` composes the command line once more, before Hydra does:
+an option the recipe leaves at its default, or a new key of a free mapping (``field_map``), is forced
+(``++``) so that it works as written; an unknown recipe, group option or key becomes one `OptionsError`
+naming the override, the closest names (difflib) and the syntax. Anything else it cannot explain is left to
+Hydra's own report.
 
 `limo.config.prepared_argv` makes a whole-map override of `REPLACED_MAPS` (``field_map={problem: q, subject: topic}``)
 compose even when it adds keys the recipe's map lacks (Hydra merges into a struct node and refuses new
@@ -38,21 +39,42 @@ from limo.eval_setup import EvaluateOptions
 from limo.training.options import TrainOptions
 
 
-def check_command_line(argv: Sequence[str]) -> None:
-    """Refuse an unknown recipe, group option or key on the command line, in one line.
+def checked_argv(argv: Sequence[str]) -> list[str]:
+    """``argv`` checked and ready for Hydra; an unknown recipe, group option or key fails in one line.
+
+    A key the recipe does not set but an options type declares (``curate.stages.ingest.problem_limit=3``),
+    or a new key of a free mapping (``curate.stages.ingest.field_map.subject=topic``), is forced (``++``)
+    instead of failing with Hydra's advice to add ``+``: the options type still checks it at start-up.
 
     Raises:
         OptionsError: The override, the closest known names and the syntax that works.
     """
+    argv = list(argv)
     overrides = parsed(argv)
     if overrides is None:
-        return  # Hydra reports its own syntax errors
+        return argv  # Hydra reports its own syntax errors
     for override in overrides:
         check_group_choice(override)
     plain = [o for o in overrides if not o.is_sweep_override() and not o.key_or_group.startswith("hydra")]
-    failed = composition_failure([o.input_line for o in plain if o.input_line])
-    if failed is not None:
-        raise OptionsError(unknown_key_message(failed, plain))
+    lines = [o.input_line for o in plain if o.input_line]
+    for _ in range(len(lines)):
+        failed = composition_failure(lines)
+        if failed is None:
+            break
+        override = next((o for o in plain if f"{o.key_or_group}.".startswith(f"{failed}.")), None)
+        if override is None or not override.input_line or not declared_option(failed):
+            raise OptionsError(unknown_key_message(failed, plain))
+        forced = "++" + override.input_line.lstrip("+")
+        lines[lines.index(override.input_line)] = forced
+        argv[argv.index(override.input_line)] = forced
+    return argv
+
+
+def declared_option(full_key: str) -> bool:
+    """Whether an options type declares ``full_key``, or it is a new key of a free mapping (``field_map``)."""
+    parent, _, leaf = full_key.rpartition(".")
+    declared = option_fields(parent)
+    return declared is dict or (isinstance(declared, list) and leaf in declared)
 
 
 def parsed(argv: Sequence[str]) -> list[Override] | None:
@@ -95,16 +117,10 @@ def composition_failure(lines: list[str]) -> str | None:
 
 
 def unknown_key_message(full_key: str, overrides: list[Override]) -> str:
-    """One line for a key Hydra refused: the options type's view of it, the closest keys, the syntax."""
-    override = next((o for o in overrides if f"{o.key_or_group}.".startswith(f"{full_key}.")), None)
-    line = override.input_line if override is not None and override.input_line else full_key
+    """One line for a key neither the recipe nor an options type has: the closest keys and the syntax."""
     parent, _, leaf = full_key.rpartition(".")
     declared = option_fields(parent)
-    if declared is dict:
-        return f"{full_key}: the recipe's {parent} has no key {leaf!r}; add one with +{line.lstrip('+')}"
-    if isinstance(declared, list) and leaf in declared:
-        return f"{full_key}: an option the recipe leaves at its default; set it with +{line.lstrip('+')}"
-    known = sorted(set(recipe_keys(parent, overrides)) | set(declared or []))
+    known = sorted(set(recipe_keys(parent, overrides)) | set(declared if isinstance(declared, list) else []))
     close = difflib.get_close_matches(leaf, known, n=3, cutoff=0.6)
     hint = f"did you mean {' or '.join(f'{parent}.{c}' if parent else c for c in close)}? " if close else ""
     where = f"{parent}.<key>" if parent else "<key>"

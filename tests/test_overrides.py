@@ -11,13 +11,13 @@ import pytest
 from eval.options import OptionsError
 from limo.config import compose
 from limo.curate_setup import replace_overridden_maps
-from limo.overrides import check_command_line
+from limo.overrides import checked_argv
 from tests.test_entry_errors import one_line_error, run
 
 
 def refusal(*argv: str) -> str:
     with pytest.raises(OptionsError) as err:
-        check_command_line(list(argv))
+        checked_argv(list(argv))
     assert "\n" not in str(err.value)
     return str(err.value)
 
@@ -37,18 +37,20 @@ def test_a_misspelt_key_names_the_key_it_resembles_and_the_syntax():
     assert "set one as curate.stages.select.<key>=<value>" in message and "+curate" not in message
 
 
-def test_an_option_the_recipe_leaves_at_its_default_is_set_with_plus():
-    message = refusal("recipe=champ", "curate.stages.ingest.problem_limit=3")
-    assert message.endswith("set it with +curate.stages.ingest.problem_limit=3")
+def test_an_option_the_recipe_leaves_at_its_default_needs_no_plus():
+    argv = checked_argv(["recipe=champ", "curate.stages.ingest.problem_limit=3", "curate.stages.select.n=5"])
+    assert argv == ["recipe=champ", "++curate.stages.ingest.problem_limit=3", "curate.stages.select.n=5"]
+    assert compose("champ", argv[1:]).curate.stages.ingest.problem_limit == 3
 
 
-def test_a_new_key_of_a_free_map_is_added_with_plus():
-    message = refusal("recipe=limo", "curate.stages.ingest.field_map.difficulty=level")
-    assert message.endswith("add one with +curate.stages.ingest.field_map.difficulty=level")
+def test_a_new_key_of_a_free_map_needs_no_plus():
+    argv = checked_argv(["recipe=limo", "curate.stages.ingest.field_map.difficulty=level"])
+    assert argv == ["recipe=limo", "++curate.stages.ingest.field_map.difficulty=level"]
 
 
-def test_correct_command_lines_pass():
-    check_command_line(["recipe=limo", "executor=ray", "curate.stages.select.n=3", "seed=1,2", "-m"])
+def test_correct_command_lines_pass_unchanged():
+    argv = ["recipe=limo", "executor=ray", "curate.stages.select.n=3", "seed=1,2", "-m"]
+    assert checked_argv(argv) == argv
 
 
 def test_a_whole_map_override_may_add_keys_the_recipe_map_lacks():
@@ -104,7 +106,7 @@ def test_every_command_the_demo_report_recommends_runs(repo_root, tmp_path):
             if module == "limo.explore":
                 assert all(a.startswith("run_dir=") for a in args), words
                 continue
-            check_command_line(args)
+            args = checked_argv(args)
             recipe = next(a.split("=", 1)[1] for a in args if a.startswith("recipe="))
             cfg = compose(recipe, [a for a in args if not a.startswith("recipe=")])
             if module == "limo.plan":
