@@ -200,6 +200,8 @@ def metadata_summary(notes: Sequence[dict[str, Any]], options: DifficultyOptions
     if empty or unparseable:
         shown = ", ".join(f"{v!r} x{c}" for v, c in unparseable.most_common(3))
         outcome = "dropped" if policy == "drop" else f"kept at the neutral selection term {UNKNOWN_TERM}"
+        if not scored and policy != "drop":  # nothing to rank by: say so, selection falls back
+            outcome = "no problem has one, so selection ranks by curate.stages.select.fallback_difficulty"
         log.warning(
             "difficulty: %d of %d problems have no usable difficulty (%d empty, %d unparseable%s); missing: %s: %s",
             empty + sum(unparseable.values()), len(notes), empty, sum(unparseable.values()),

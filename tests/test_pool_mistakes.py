@@ -93,7 +93,13 @@ PASS_RATE_DIFFICULTY = {"source": "metadata", "scale": [1, 0]}  # docs/curation.
 
 def pass_rate_pool(tmp_path: Path) -> Path:
     rows = [
-        {"id": pid, "question": f"How many pairings of {pid} bowls?", "final": "16", "solution": SOLUTION, "rate": rate}
+        {
+            "id": pid,
+            "question": f"How many pairings of {pid} bowls?",
+            "final": "16",
+            "solution": SOLUTION,
+            "rate": rate,
+        }
         for pid, rate in PASS_RATES.items()
     ]
     return write_jsonl(tmp_path / "pool.jsonl", rows)
@@ -136,3 +142,14 @@ def test_missing_drop_drops_the_unknown_and_keep_is_read_as_unknown(tmp_path):
 def test_missing_error_stops_naming_the_problem_and_value(tmp_path):
     with pytest.raises(DataError, match=r"problem p2: difficulty value 'n/a' is neither a level .*field difficulty"):
         run_limo(pass_rate_stages(tmp_path, missing="error"), tmp_path / "run")
+
+
+def test_a_difficulty_column_with_no_usable_value_says_selection_falls_back(tmp_path, caplog):
+    rows = [dict(r, rate="n/a") for r in pool_rows()]
+    path = write_jsonl(tmp_path / "pool.jsonl", rows)
+    stages = trust_stages(path, field_map={**FIELDS, "difficulty": "rate"})
+    stages = {**stages, "difficulty": PASS_RATE_DIFFICULTY}
+    with caplog.at_level(logging.WARNING, logger="curation.difficulty"):
+        run_limo(stages, tmp_path / "run")
+    assert "2 of 2 problems have no usable difficulty" in caplog.text
+    assert "selection ranks by curate.stages.select.fallback_difficulty" in caplog.text
