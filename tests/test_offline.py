@@ -3,29 +3,12 @@ of the hub client's retry loop (about 25 s and a dozen retry lines per file)."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
-from eval import records
 from eval.records import HubOfflineError, iter_rows
 from limo.config import compose
 from limo.curate_setup import build_curation, spend_plan
 from limo.training.memory import model_shape
-
-
-@pytest.fixture
-def unreachable_hub(monkeypatch):
-    """The hub endpoint is a closed local port; offline mode and proxies unset, so the probe decides."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
-    records.hub_unreachable.cache_clear()
-    yield f"127.0.0.1:{port}"
-    records.hub_unreachable.cache_clear()
 
 
 def test_a_hub_pool_offline_fails_at_once_naming_it(unreachable_hub):
