@@ -12,6 +12,7 @@ No model or dataset id has a default here: recipes name them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from eval.generation import GenerationOptions
 
@@ -256,7 +257,7 @@ class DifficultyOptions:
     levels: dict[str, float] = field(default_factory=dict)
     scale: tuple[float, float] | None = None
     min_difficulty: float | None = None
-    missing: str = "unknown"
+    missing: Literal["unknown", "keep", "drop", "error"] = "unknown"
 
 
 @dataclass(frozen=True)

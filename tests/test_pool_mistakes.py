@@ -153,3 +153,11 @@ def test_a_difficulty_column_with_no_usable_value_says_selection_falls_back(tmp_
         run_limo(stages, tmp_path / "run")
     assert "2 of 2 problems have no usable difficulty" in caplog.text
     assert "selection ranks by curate.stages.select.fallback_difficulty" in caplog.text
+
+
+def test_an_unknown_missing_policy_fails_at_start_up():
+    from curation.options import StageOptions
+    from eval.options import OptionsError, to_options
+
+    with pytest.raises(OptionsError, match=r"curate.stages.difficulty.missing: expected one of \['unknown', 'keep'"):
+        to_options(StageOptions, {"difficulty": {"missing": "eror"}}, where="curate.stages")
