@@ -35,7 +35,7 @@ from curation.options import StageOptions
 from eval.options import OptionsError
 from limo.config import CONFIG_DIR
 from limo.discovery.options import DiscoverOptions
-from limo.eval_setup import EvaluateOptions
+from limo.eval_setup import RUNTIME_KEYS, EvaluateOptions
 from limo.training.options import TrainOptions
 
 
@@ -120,7 +120,8 @@ def unknown_key_message(full_key: str, overrides: list[Override]) -> str:
     """One line for a key neither the recipe nor an options type has: the closest keys and the syntax."""
     parent, _, leaf = full_key.rpartition(".")
     declared = option_fields(parent)
-    known = sorted(set(recipe_keys(parent, overrides)) | set(declared if isinstance(declared, list) else []))
+    runtime = RUNTIME_KEYS if not parent else ()  # limo.evaluate's run-time arguments (benchmarks=, limit=, ...)
+    known = sorted({*recipe_keys(parent, overrides), *(declared if isinstance(declared, list) else []), *runtime})
     close = difflib.get_close_matches(leaf, known, n=3, cutoff=0.6)
     hint = f"did you mean {' or '.join(f'{parent}.{c}' if parent else c for c in close)}? " if close else ""
     where = f"{parent}.<key>" if parent else "<key>"

@@ -111,3 +111,7 @@ def test_every_command_the_demo_report_recommends_runs(repo_root, tmp_path):
             cfg = compose(recipe, [a for a in args if not a.startswith("recipe=")])
             if module == "limo.plan":
                 assert plan(cfg).startswith(f"limo plan: recipe {recipe}")
+
+
+def test_a_misspelt_run_time_argument_names_the_one_it_resembles():
+    assert refusal("recipe=demo", "limitt=3").startswith("limitt: unknown key (did you mean limit?")
