@@ -69,6 +69,21 @@ def hub_unreachable() -> str | None:
     return None
 
 
+def require_hub(source: str, what: str) -> None:
+    """Fail at once, in one line, when ``source`` (not a local path) is on a hub that cannot be reached.
+
+    Raises:
+        HubOfflineError: Naming ``source``, what needed it and the ways out.
+    """
+    offline = None if Path(source).exists() else hub_unreachable()
+    if offline:
+        raise HubOfflineError(
+            f"{source}: the hub cannot be reached ({offline}) and {what} is on it; pass a local path or set "
+            "HF_HUB_OFFLINE=1 to use a cached copy",
+            offline,
+        )
+
+
 class RowError(ValueError):
     """A single row is invalid; ``field`` names the offending field when there is one."""
 
@@ -210,13 +225,7 @@ def _iter_hf(source: str, *, split: str, revision: str | None) -> Iterator[tuple
         loaded = datasets.load_from_disk(str(path))
         dataset = loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
     else:
-        offline = hub_unreachable()
-        if offline:
-            raise HubOfflineError(
-                f"{source}: the hub cannot be reached ({offline}) and this dataset is on it; pass a local file "
-                "or set HF_HUB_OFFLINE=1 to use a cached copy",
-                offline,
-            )
+        require_hub(source, "this dataset")
         try:
             dataset = datasets.load_dataset(source, split=split, revision=revision)
         except Exception as err:  # the hub client raises many types; the user needs the source named

@@ -37,3 +37,12 @@ def test_a_dry_run_plans_from_a_problem_count_without_the_pool(unreachable_hub, 
     assert "stage weak (Qwen2.5-Math-7B-Instruct): 1,000 problems, 4,000 generations" in text
     assert "(4,096 per sample)" in text and "(8,192 per sample)" in text  # max_new_tokens / expected_new_tokens
     assert not (tmp_path / "curate").exists()
+
+
+def test_a_hub_model_offline_fails_at_once_naming_what_needed_it(unreachable_hub):
+    from eval.backends.hf import load_model
+
+    with pytest.raises(
+        HubOfflineError, match=r"^Qwen/Qwen2.5-7B: the hub cannot be reached .* the model to generate with"
+    ):
+        load_model("Qwen/Qwen2.5-7B", dtype="float32", device="cpu")
