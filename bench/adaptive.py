@@ -21,7 +21,7 @@ to fixed k's (exit status 1 otherwise).
 
 The real rollout path (``--real-path``, default on): replication 0's outcomes become recorded replies (one
 replay file per stage, sample i of a problem right iff the simulation says so), and the limo method curates
-CHAMP with them through `curation.rollouts` on ``executor=local`` twice — adaptive (rounds of
+CHAMP with them through `curation.rollouts.run` on ``executor=local`` twice — adaptive (rounds of
 `samples_before_decidable`, ``round_samples`` from the recipe, kept problems completed to k) and fixed k on
 every problem — asserting byte-identical ``curated.jsonl`` and reporting the generations each run's manifest
 records. Also reported: the exact expectation (`expected_draws`) and the
@@ -45,7 +45,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curation.adaptive import (  # noqa: E402
+from curation.pool.champ import STRONG_MODELS, UNAIDED_SETTINGS, WEAK_MODELS, load_champ_pool  # noqa: E402
+from curation.pool.ingest import load_gold_overrides  # noqa: E402
+from curation.rollouts.adaptive import (  # noqa: E402
     SolveCountFilter,
     expected_draws,
     keep_probability,
@@ -55,9 +57,7 @@ from curation.adaptive import (  # noqa: E402
     samples_before_decidable,
     weak_filter,
 )
-from curation.answer_check import graded_text  # noqa: E402
-from curation.champ import STRONG_MODELS, UNAIDED_SETTINGS, WEAK_MODELS, load_champ_pool  # noqa: E402
-from curation.pool import load_gold_overrides  # noqa: E402
+from curation.stages.answer_check import graded_text  # noqa: E402
 from eval.backends.base import row_seed  # noqa: E402
 from eval.champ import champ_heldout_ids  # noqa: E402
 
@@ -221,7 +221,7 @@ def replay_file(path: Path, stage: str, rates: dict[str, float], right: dict[str
 
 
 def real_path(pass_rates: dict[str, tuple[float, float]], seed: int, root: Path) -> dict[str, Any]:
-    """The limo method on CHAMP with its real rollout path (`curation.rollouts` on executor=local), adaptive and
+    """The limo method on CHAMP with its real rollout path (`curation.rollouts.run` on executor=local), adaptive and
     fixed k, the rollouts replayed from the simulation's outcomes of replication 0; asserts the same selection."""
     from curation.executors import ExecutorOptions
     from curation.methods import METHODS, RunContext

@@ -5,8 +5,9 @@ model chains and human solutions and copies them into problem *variants*: varian
 its numbers for seeded random ones and inserts a variant tag, and its chains get a seeded word-level
 perturbation, so dedup, decontamination and grading see distinct texts. Each size runs ingest -> validate
 -> answer check -> dedup -> decontam (champ_heldout) -> suspect gold -> difficulty (pool) -> quality ->
-diversity -> select in one process, reporting chains/s per stage, the time per chain relative to the
-smallest size (the baseline measured in the same run: linear growth keeps it near 1.0) and peak RSS.
+diversity -> select on the one runner (`curation.stages.run_items`: the pool written to a store, every stage's
+shard tasks on the local executor with ``--workers`` at once), reporting chains/s per stage, the time per chain
+relative to the smallest size (the baseline measured in the same run: linear growth keeps it near 1.0) and peak RSS.
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curation.champ import UNAIDED_SETTINGS, load_champ_pool  # noqa: E402
-from curation.funnel import CurationState  # noqa: E402
-from curation.methods.limo import STAGES  # noqa: E402
+from curation.executors import ExecutorOptions  # noqa: E402
+from curation.methods.limo.method import STAGES  # noqa: E402
 from curation.options import StageOptions  # noqa: E402
-from curation.stages import StageContext, run_stages  # noqa: E402
+from curation.pool.champ import UNAIDED_SETTINGS, load_champ_pool  # noqa: E402
+from curation.stages import run_items  # noqa: E402
 from eval.benchmarks import BenchmarkSpec  # noqa: E402
 from eval.options import to_options  # noqa: E402
 from limo.config import compose  # noqa: E402
@@ -38,7 +39,7 @@ OPTIONS = {
     "validate": {"allowed_settings": list(UNAIDED_SETTINGS)},
     # Incorrect chains stay candidates here so that every later stage sees the whole pool (a throughput
     # measurement); attempts and pass rates are recorded exactly as in a normal run.
-    "answer_check": {"workers": 2, "keep_incorrect": True},
+    "answer_check": {"keep_incorrect": True},
     "decontam": {"benchmarks": ["champ_heldout"]},
     "suspect_gold": {"models": ["GPT-4", "GPT-4 Turbo"]},
     "difficulty": {
@@ -82,13 +83,12 @@ def run_size(size: int, workers: int, specs: dict[str, BenchmarkSpec], out: Path
     started = time.perf_counter()
     problems, chains = build_pool(size)
     build_seconds = time.perf_counter() - started
-    options = to_options(StageOptions, {**OPTIONS, "quality": {"workers": workers}})
+    options = to_options(StageOptions, OPTIONS)
     num_problems = len(problems)
-    state = CurationState(problems, chains, read=len(chains))
-    state.apply(state.begin("ingest"))
-    state.close(state.funnel[-1])
-    run_stages(state, STAGES, options, StageContext(0, specs, out))
-    state.reconcile()
+    executor = ExecutorOptions(workers=workers)
+    state, _ = run_items(
+        list(problems.values()), list(chains.values()), options, STAGES, out, benchmark_specs=specs, executor=executor
+    )
     stages = {
         c.stage: {"in": c.items_in, "seconds": c.seconds, "chains_per_s": round(c.items_in / max(c.seconds, 1e-6))}
         for c in state.funnel[1:]

@@ -33,7 +33,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curation.decontam import (  # noqa: E402
+from curation.options import DecontamOptions  # noqa: E402
+from curation.planted import HELD_OUT_SWAPS, PLANT_KINDS, SWAPS, plant, split  # noqa: E402
+from curation.stages.decontam import (  # noqa: E402
     Contamination,
     ContaminationIndex,
     DecontamResult,
@@ -41,8 +43,6 @@ from curation.decontam import (  # noqa: E402
     find_contamination,
     load_benchmark_items,
 )
-from curation.options import DecontamOptions  # noqa: E402
-from curation.planted import HELD_OUT_SWAPS, PLANT_KINDS, SWAPS, plant, split  # noqa: E402
 from eval.benchmarks import BenchmarkSpec  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from curation.options import IngestOptions  # noqa: E402
-from curation.pool import load_pool  # noqa: E402
+from curation.pool.store import load_pool  # noqa: E402
 from curation.schema import Chain  # noqa: E402
 from eval.problem import Problem  # noqa: E402
 from eval.records import load_records  # noqa: E402

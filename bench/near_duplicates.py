@@ -29,9 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curation.dedup import find_duplicates  # noqa: E402
 from curation.options import DedupOptions  # noqa: E402
 from curation.planted import change_words, split  # noqa: E402
+from curation.stages.dedup import find_duplicates  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = {
@@ -80,7 +80,7 @@ def measure(found: dict[str, tuple[str, str]], planted: dict[str, tuple[str, int
 
 def run(name: str, texts, answers, planted, options: DedupOptions) -> dict:
     started = time.perf_counter()
-    found = find_duplicates(texts, options, workers=1, answers=answers)
+    found = find_duplicates(texts, options, answers=answers)
     seconds = time.perf_counter() - started
     result = {"seconds": round(seconds, 2), **measure(found, planted), "found": found}
     cells = ", ".join(f"{k} {c}/{n} ({c / n:.1%})" for k, (c, n) in sorted(result["recall"].items()))

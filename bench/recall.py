@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curation.mammoth2.recall import FastTextParams, iter_jsonl  # noqa: E402
+from curation.methods.mammoth2.recall import FastTextParams, iter_jsonl  # noqa: E402
 
 SHARDS = 8
 _NUMBER = re.compile(r"\d+")
@@ -42,9 +42,9 @@ PARAMS = FastTextParams(dim=64, lr=0.5, word_ngrams=2, min_count=1, epoch=10, bu
 
 def embedded(cache: Path) -> tuple[Path, Path]:
     """The embedded corpus (built once) and a classifier trained on its seeds."""
-    from curation.champ import STRONG_MODELS, UNAIDED_SETTINGS, load_champ_pool
-    from curation.mammoth2.corpus import CorpusSpec, build_embedded_corpus, model_attempts
-    from curation.mammoth2.recall import train_classifier
+    from curation.methods.mammoth2.corpus import CorpusSpec, build_embedded_corpus, model_attempts
+    from curation.methods.mammoth2.recall import train_classifier
+    from curation.pool.champ import STRONG_MODELS, UNAIDED_SETTINGS, load_champ_pool
 
     corpus_dir, model = cache / "embedded", cache / "classifier" / "recall.bin"
     if not (corpus_dir / "corpus.json").exists():
@@ -107,7 +107,7 @@ def run_plain(corpus: Path, model_path: Path, out: Path) -> int:
     """The baseline: one process, a plain loop over the shards."""
     import fasttext
 
-    from curation.mammoth2.steps import normalize_for_fasttext
+    from curation.methods.mammoth2.steps import normalize_for_fasttext
 
     model = fasttext.load_model(str(model_path))
     count = 0
@@ -137,7 +137,7 @@ def _score(model, batch: list[dict], sink, normalize) -> int:
 
 
 def run_datatrove(corpus: Path, model_path: Path, out: Path, tasks: int) -> int:
-    from curation.mammoth2.recall import RecallSettings, run_recall
+    from curation.methods.mammoth2.recall import RecallSettings, run_recall
 
     result = run_recall(corpus, model_path, out, RecallSettings(tasks=tasks, workers=tasks))
     return result.counts["read"]

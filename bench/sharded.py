@@ -78,7 +78,7 @@ def variant_text(text: str, problem_id: str, variant: int) -> str:
 
 def write_pool(size: int, path: Path, seed: int = 0) -> None:
     """``size`` chain rows (our field names) streamed to a gzip JSONL file (see `variant_text`)."""
-    from curation.champ import UNAIDED_SETTINGS, load_champ_pool
+    from curation.pool.champ import UNAIDED_SETTINGS, load_champ_pool
 
     champ = load_champ_pool()
     base = champ.human_chains + [c for c in champ.model_chains if c.prompt_setting in UNAIDED_SETTINGS]

@@ -44,7 +44,7 @@ SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}
 
 def champ_like_examples() -> list[dict]:
     """Human chains + unaided model chains graded correct, as chat rows (seeded sample of ``SAMPLE``)."""
-    from curation.champ import UNAIDED_SETTINGS, load_champ_pool
+    from curation.pool.champ import UNAIDED_SETTINGS, load_champ_pool
     from eval.grader import grade
 
     pool = load_champ_pool()

@@ -108,7 +108,6 @@ class AnswerCheckOptions:
     """Grade every chain against the gold (`eval.grader.grade_many`)."""
 
     enabled: bool = True
-    workers: int = 2
     timeout_s: float = 2.0
     keep_incorrect: bool = False
 
@@ -136,7 +135,7 @@ class DedupOptions:
 
 @dataclass(frozen=True)
 class DecontamOptions:
-    """n-gram candidates confirmed on the whole problem (curation.decontam; measured in docs/curation.md).
+    """n-gram candidates confirmed on the whole problem (curation.stages.decontam; measured in docs/curation.md).
 
     Attributes:
         benchmarks: Names in ``benchmark_specs`` (``champ_heldout`` excludes CHAMP's held-out split).
@@ -231,7 +230,7 @@ class DifficultyOptions:
         strong_models: Generators whose pooled pass rate defines difficulty.
         strong_pass_rate: Keep problems whose strong pass rate lies in ``[lo, hi]``; None: no window.
         strong_rollouts: Rollout settings for the strong model (``source: rollouts``).
-        adaptive: Stop sampling a problem once its filter's outcome is decided (`curation.adaptive`), run
+        adaptive: Stop sampling a problem once its filter's outcome is decided (`curation.rollouts.adaptive`), run
             the strong stage only on what the weak filter keeps, and complete every kept problem to ``k``
             samples, so the selection equals fixed k's; false: ``k`` samples of both models for every problem.
         levels: ``source: metadata``: a difficulty in [0, 1] for each value of the column (a source's name);
@@ -285,7 +284,6 @@ class QualityOptions:
     repetition_window: int = 12
     max_repetition: float = 0.3
     min_score: float = 0.0
-    workers: int = 1
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,19 @@ class Chain:
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Field by field rather than `asdict`, whose deep copy was most of the pool store's ingest time (a row is
+        # serialised at once; provenance is copied one level deep, as callers only add keys to it).
+        return {
+            "id": self.id,
+            "problem_id": self.problem_id,
+            "text": self.text,
+            "final_answer": self.final_answer,
+            "generator": self.generator,
+            "prompt_setting": self.prompt_setting,
+            "truncated": self.truncated,
+            "first_wrong_step": self.first_wrong_step,
+            "provenance": dict(self.provenance),
+        }
 
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> Chain:

@@ -1,9 +1,15 @@
 """Benchmarks: a plain spec (from `recipes/benchmark/<name>.yaml`) in, a checksummed problem set out.
 
 Every benchmark loads from the hub by default and from a local file when ``path`` or ``data_dir`` is
-given (the layout of ``shared/data/*.jsonl``: id, problem, answer, solution, level, subject, year,
-source). The loaded set keeps the file's SHA-256 (or, from the hub, the id and revision) so a report can
-say exactly which data produced a number. `champ_heldout` is built from the CHAMP package instead.
+given; ``local_file`` names the file in ``data_dir`` (candidates in order: the shared/data layout
+``math500.jsonl`` first, then LIMO's ``limo_eval/math.jsonl``). A custom benchmark names its file or hub
+id in ``source``. ``field_map`` (``{our_field: source_field}``) applies to files and hub rows alike
+(``hub_field_map`` replaces it for hub rows whose fields differ from the file's); a field the map names
+but a row lacks keeps the row's own field of our name, so shared/data files load under any map. The
+source field ``#row`` is the 1-based row number: files without ids (Minerva, GradeSchool) get stable ids.
+``answer_kind`` (`ANSWER_KINDS`) says how answers are graded (`eval.grading.kinds`). The loaded set keeps
+the file's SHA-256 (or, from the hub, the id and revision) so a report can say exactly which data produced
+a number. `champ_heldout` is built from the CHAMP package instead.
 
 Offline: before a hub download, `eval.records.hub_unreachable` (one probe per process) says whether the
 hub can be reached; if not, loading fails at once with `HubOfflineError` naming the way out
@@ -22,6 +28,8 @@ from eval.champ import champ_package_version, heldout_split, load_champ_problems
 from eval.problem import PROBLEM_REQUIRED, Problem
 from eval.records import DataError, HubOfflineError, LoadResult, RowError, hub_unreachable, load_records, sha256_text
 
+ANSWER_KINDS = ("math", "choice", "units", "chinese")
+
 
 @dataclass(frozen=True)
 class BenchmarkSpec:
@@ -32,22 +40,42 @@ class BenchmarkSpec:
         hub_id: Hugging Face dataset id.
         split: Dataset split on the hub.
         revision: Hub revision to pin (None: the default branch).
-        local_file: File name looked up in ``data_dir``.
-        field_map: ``{our_field: source_field}`` for hub rows (local files already use our names).
+        local_file: File name looked up in ``data_dir``, or a list of candidates (the first present wins).
+        field_map: ``{our_field: source_field}`` for files and hub rows (``#row``: the row number).
         where: Keep only rows whose ``field`` contains ``contains`` (e.g. AMC 2023 out of 2022-23).
         loader: ``records`` (hub or file) or ``champ_heldout``.
         protocol: Default sampling protocol for this benchmark (samples, temperature, ...).
+        source: A file path or hub id for a custom benchmark (used when no ``data_dir`` file applies).
+        hub_field_map: ``field_map`` for hub rows when the hub's fields differ from the file's.
+        answer_kind: How answers are graded: one of `ANSWER_KINDS`.
+        description: One line for reports (what the set is, its language).
     """
 
     name: str
     hub_id: str | None = None
     split: str = "test"
     revision: str | None = None
-    local_file: str | None = None
+    local_file: str | list[str] | None = None
     field_map: dict[str, str] = field(default_factory=dict)
     where: dict[str, str] = field(default_factory=dict)
     loader: str = "records"
     protocol: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+    hub_field_map: dict[str, str] | None = None
+    answer_kind: str = "math"
+    description: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.answer_kind not in ANSWER_KINDS:
+            known = ", ".join(ANSWER_KINDS)
+            raise ValueError(f"benchmark spec {self.name!r}: answer_kind {self.answer_kind!r} is not one of {known}")
+
+    @property
+    def local_files(self) -> list[str]:
+        """The ``local_file`` candidates, in order."""
+        if not self.local_file:
+            return []
+        return [self.local_file] if isinstance(self.local_file, str) else list(self.local_file)
 
     @classmethod
     def from_dict(cls, row: Mapping[str, Any]) -> BenchmarkSpec:
@@ -55,7 +83,11 @@ class BenchmarkSpec:
         unknown = set(row) - known
         if unknown:
             raise ValueError(f"benchmark spec {row.get('name')!r}: unknown keys {sorted(unknown)}")
-        values: dict[str, Any] = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in row.items()}
+        values: dict[str, Any] = {
+            k: (dict(v) if isinstance(v, Mapping) else list(v) if isinstance(v, (list, tuple)) else v)
+            for k, v in row.items()
+        }
+        values.setdefault("name", "custom")
         return cls(**values)
 
 
@@ -70,19 +102,31 @@ class Benchmark:
     read: int = 0
     rejected: int = 0
     rejects: list[Any] = field(default_factory=list)
+    answer_kind: str = "math"
 
 
 def resolve_source(spec: BenchmarkSpec, *, path: str | None = None, data_dir: str | None = None) -> str:
-    """The file or hub id a benchmark loads from: explicit ``path``, else ``data_dir/local_file``, else hub."""
+    """The file or hub id a benchmark loads from: explicit ``path``, else the first ``local_file`` candidate in
+    ``data_dir`` (a missing one names every candidate), else ``source``, else the hub id."""
     if path:
         return path
+    if data_dir and spec.local_files:
+        candidates = [os.path.join(data_dir, name) for name in spec.local_files]
+        found = next((c for c in candidates if Path(c).exists()), None)
+        if found or len(candidates) == 1:
+            return found or candidates[0]  # a single missing file is named by the reader
+        raise DataError(f"benchmark {spec.name!r}: none of {', '.join(candidates)} exists")
+    if spec.source:
+        return spec.source
     if data_dir:
-        if not spec.local_file:
-            raise DataError(f"benchmark {spec.name!r} has no local_file, so data_dir={data_dir} cannot serve it")
-        return os.path.join(data_dir, spec.local_file)
+        raise DataError(f"benchmark {spec.name!r} has no local_file, so data_dir={data_dir} cannot serve it")
     if not spec.hub_id:
-        raise DataError(f"benchmark {spec.name!r} has no hub_id; pass path= or data_dir=")
+        raise DataError(f"benchmark {spec.name!r} has no hub_id; pass data_dir=<folder with {_files(spec)}>")
     return spec.hub_id
+
+
+def _files(spec: BenchmarkSpec) -> str:
+    return " or ".join(spec.local_files) or "its file"
 
 
 def load_benchmark(spec: BenchmarkSpec, *, path: str | None = None, data_dir: str | None = None) -> Benchmark:
@@ -97,10 +141,9 @@ def load_benchmark(spec: BenchmarkSpec, *, path: str | None = None, data_dir: st
     local = Path(source).exists()
     offline = None if local or path or data_dir else hub_unreachable()
     if offline:
-        file = spec.local_file or "its file"
-        message = f"benchmark {spec.name!r}: offline ({offline}); pass data_dir=<folder with {file}>"
+        message = f"benchmark {spec.name!r}: offline ({offline}); pass data_dir=<folder with {_files(spec)}>"
         raise HubOfflineError(message + " or set HF_HUB_OFFLINE=1 to use a cached copy", offline)
-    field_map = None if local else spec.field_map
+    field_map = spec.field_map if local or spec.hub_field_map is None else spec.hub_field_map
     result: LoadResult[Problem] = load_records(
         source,
         lambda row: _problem(row, spec.name),
@@ -113,7 +156,8 @@ def load_benchmark(spec: BenchmarkSpec, *, path: str | None = None, data_dir: st
     if not problems:
         raise DataError(f"{source}: benchmark {spec.name!r} has no usable rows ({result.counts()})")
     checksum = result.checksum or f"hub:{source}@{spec.revision or 'default'}:{spec.split}"
-    return Benchmark(spec.name, problems, source, checksum, result.read, len(result.rejects), result.rejects)
+    rejects = len(result.rejects)
+    return Benchmark(spec.name, problems, source, checksum, result.read, rejects, result.rejects, spec.answer_kind)
 
 
 def _problem(row: dict[str, Any], name: str) -> Problem:
@@ -127,7 +171,7 @@ def _problem(row: dict[str, Any], name: str) -> Problem:
     return Problem(
         id=str(row["id"]),
         problem=str(row["problem"]),
-        answer=str(row["answer"]).strip(),
+        answer=_answer_text(row["answer"]),
         source=name,
         subject=row.get("subject"),
         level=level,
@@ -135,6 +179,13 @@ def _problem(row: dict[str, Any], name: str) -> Problem:
         solution=row.get("solution"),
         extra={k: v for k, v in row.items() if k not in known and isinstance(v, (str, int, float, bool))},
     )
+
+
+def _answer_text(answer: Any) -> str:
+    """The gold as text; a several-part gold given as an object (three of Kaoyan's) as ``key: value; ...``."""
+    if isinstance(answer, Mapping):
+        return "; ".join(f"{k}: {v}" for k, v in answer.items())
+    return str(answer).strip()
 
 
 def _matches(problem: Problem, where: Mapping[str, str]) -> bool:

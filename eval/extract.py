@@ -141,11 +141,18 @@ _WORD = re.compile(r"(?<![\\a-zA-Z])[A-Za-z']{2,}")
 
 
 def _matching_braces(text: str) -> dict[int, int]:
-    """Index of each ``{`` -> index of its ``}``, in one linear pass (unclosed braces are absent)."""
+    """Index of each ``{`` -> index of its ``}``, in one linear pass (unclosed braces are absent). An escaped
+    brace (``\\{``, ``\\}``: a literal brace, as in ``\\left\\{ ... \\right.``) does not group."""
     stack: list[int] = []
     pairs: dict[int, int] = {}
+    escaped = False
     for j, ch in enumerate(text):
-        if ch == "{":
+        if escaped:
+            escaped = False
+            continue
+        if ch == "\\":
+            escaped = True
+        elif ch == "{":
             stack.append(j)
         elif ch == "}" and stack:
             pairs[stack.pop()] = j

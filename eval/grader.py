@@ -159,6 +159,8 @@ def _worth_a_second_opinion(g_norm: str, p_norm: str, gold: str, pred: str) -> b
 def _decide(gold: str, pred: str, timeout_s: float, factoring: bool = False) -> Verdict:
     """Compare `pred` with every accepted form of `gold`; the first correct one wins."""
     gold, pred = repair_escapes(gold), repair_escapes(pred)
+    if _squash(gold) == _squash(pred):  # the whole gold word for word, before a worded gold is cut to its value
+        return _verdict("correct", pred, "normalised strings equal")
     verdicts = []
     for form in _gold_answers(gold):
         try:

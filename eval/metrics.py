@@ -148,6 +148,9 @@ def _natural(value: str) -> tuple[int, Any]:
     return (0, int(value)) if value.isdigit() else (1, value)
 
 
+UNGRADABLE = ("unparseable", "timeout")
+
+
 def summarize(rows: Sequence[Mapping[str, Any]], equivalent: Equivalent) -> dict[str, Any]:
     """Every metric for one benchmark's graded samples."""
     grouped = group_by_problem(rows)
@@ -163,6 +166,8 @@ def summarize(rows: Sequence[Mapping[str, Any]], equivalent: Equivalent) -> dict
         "pass@k": {str(k): v for k, v in pass_at_ks(grouped).items()},
         "maj@k": {str(k): v for k, v in maj_at_ks(grouped, equivalent).items()},
         "status_counts": status_counts(rows),
+        # what the symbolic grader could not decide (a judge takes these where one is configured)
+        "ungradable": sum(r.get("status") in UNGRADABLE for r in rows),
         **rates(rows),
     }
     for field in ("level", "subject"):

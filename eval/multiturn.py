@@ -12,7 +12,7 @@ Metrics (`turn_accuracy`), as in the RISE paper (Qu et al., 2024):
   (clusters of equivalent extracted answers; ties go to the earlier answer) is correct. The last turn's
   own accuracy is reported beside it.
 
-The same loop drives curation (`curation.rise` adds improved answers between `policy_turn` and
+The same loop drives curation (`curation.methods.rise.episodes` adds improved answers between `policy_turn` and
 `close_turn`) and evaluation (`run_multiturn`). Request ids are ``<problem_id>#t<turn>`` and each row's
 seed is ``row_seed(seed, problem_id, sample_index)`` with a fixed sample index per turn, so a resumed run
 regenerates identical turns. Each episode is appended to ``episodes.jsonl`` as soon as it finishes; a rerun

@@ -38,6 +38,7 @@ FORMATS = ("jsonl", "parquet", "hf")
 HUB_PROBE_TIMEOUT_S = 3.0
 _TRUE = ("1", "true", "yes", "on")
 _PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+ROW_NUMBER = "#row"  # a field_map source name: the row's 1-based number (ids for files that have none)
 
 
 class DataError(ValueError):
@@ -235,7 +236,9 @@ def _iter_hf(source: str, *, split: str, revision: str | None) -> Iterator[tuple
 
 
 def map_fields(row: Mapping[str, Any], field_map: Mapping[str, str] | None) -> dict[str, Any]:
-    """Rename source fields to ours: ``field_map`` is ``{our_name: source_name}``; other fields are kept."""
+    """Rename source fields to ours: ``field_map`` is ``{our_name: source_name}``; other fields are kept.
+
+    ``#row`` (`ROW_NUMBER`) as a source name is filled with the row number by `iter_records`."""
     if not field_map:
         return dict(row)
     mapped = {k: v for k, v in row.items() if k not in field_map.values()}
@@ -317,6 +320,7 @@ def iter_records(
             yield number, Reject(str(source), number, raw.field, str(raw))
             continue
         row = map_fields(raw, field_map)
+        row.update({ours: number for ours, theirs in (field_map or {}).items() if theirs == ROW_NUMBER})
         seen_fields.update(k for k, v in row.items() if v is not None)
         record = _build_row(str(source), number, row, build, required)
         kept += not isinstance(record, Reject)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.grader import grade_many
+from eval.grading.kinds import grade_sample
 from eval.records import DataError, Reject, read_jsonl, write_json, write_jsonl, write_text_atomic
 from eval.report import environment, grader_fingerprint, write_benchmark_results
 from eval.runner import SAMPLES_FILE
@@ -69,12 +70,16 @@ def regrade_run_dir(
         missing = next((n for n, r in enumerate(rows, start=1) if r.get("gold") is None), None)
         if missing:
             raise DataError(f"{folder / SAMPLES_FILE}: row {missing}: field 'gold' is missing, cannot re-grade")
-        verdicts = grade_pairs(
-            [(str(r["gold"]), str(r.get("response") or "")) for r in rows],
-            workers=workers,
-            timeout_s=timeout_s,
-            desc=f"regrade {folder.name}",
-        )
+        kind = _previous_header(folder).get("answer_kind") or "math"
+        if kind != "math" or any(r.get("options") for r in rows):
+            verdicts = [_grade_kind_row(r, kind, timeout_s) for r in rows]  # options and kinds: in process
+        else:
+            verdicts = grade_pairs(
+                [(str(r["gold"]), str(r.get("response") or "")) for r in rows],
+                workers=workers,
+                timeout_s=timeout_s,
+                desc=f"regrade {folder.name}",
+            )
         changed = sum(r.get("status") != v.status for r, v in zip(rows, verdicts, strict=True))
         new_rows = [{**r, **_verdict_fields(v)} for r, v in zip(rows, verdicts, strict=True)]
         write_jsonl(folder / SAMPLES_FILE, new_rows)
@@ -83,6 +88,14 @@ def regrade_run_dir(
         results[folder.name] = write_benchmark_results(folder, new_rows, header, equivalent)
         log.info("%s: %d of %d verdicts changed", folder.name, changed, len(rows))
     return results
+
+
+def _grade_kind_row(row: Mapping[str, Any], kind: str, timeout_s: float) -> Any:
+    """A row of a benchmark with an answer kind (`eval.grading.kinds`), its presented options included."""
+    options = tuple(row.get("options") or ())
+    return grade_sample(
+        str(row["gold"]), str(row.get("response") or ""), kind=kind, options=options, timeout_s=timeout_s
+    )
 
 
 def _verdict_fields(verdict: Any) -> dict[str, Any]:

@@ -92,6 +92,7 @@ def render_report(summary: Mapping[str, Any]) -> str:
         f"| truncation rate (finish_reason=length) | {metrics['truncation_rate']:.4f} |",
         f"| no-answer rate | {metrics['no_answer_rate']:.4f} |",
         f"| server-error rate (empty reply, tokens spent) | {metrics.get('error_rate', 0.0):.4f} |",
+        f"| ungradable (symbolic grader undecided) | {metrics.get('ungradable', 0)} |",
         f"| verdicts | {_inline(metrics['status_counts'])} |",
     ]
     for field in ("level", "subject"):

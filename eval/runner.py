@@ -7,6 +7,11 @@ cut) and only the missing rows are generated; because every row carries its own 
 rows generated after a resume are the ones an uninterrupted run would have written, in the same order.
 ``run.json`` records what produced the rows (protocol, prompt, model, data checksum); resuming with a
 different one is refused instead of mixing two protocols in one file.
+
+Multiple-choice problems (answer kinds ``choice`` and ``chinese``) are presented per sample with their
+options shuffled (`eval.choices.present`): each request carries its own question text, gold letter,
+option order and shuffle seed, and its row records them; grading goes through
+`eval.grading.kinds.grade_sample`, which adds the kind's rules to the symbolic grader.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from tqdm import tqdm
 
 from eval.backends.base import Backend, Generation, GenerationRequest, SamplingParams, row_seed
 from eval.benchmarks import Benchmark
-from eval.grader import grade_many
+from eval.choices import present
+from eval.grading.kinds import grade_sample
 from eval.problem import Problem
 from eval.prompting import PromptStyle, build_messages
 from eval.records import DataError, append_jsonl, read_jsonl, write_json
@@ -31,7 +37,9 @@ log = logging.getLogger(__name__)
 SAMPLES_FILE = "samples.jsonl"
 MANIFEST_FILE = "run.json"
 # Keys of run.json that must match for a resume to continue a run.
-FINGERPRINT_KEYS = ("benchmark", "protocol", "prompt", "model", "backend", "data_checksum")
+FINGERPRINT_KEYS = ("benchmark", "protocol", "prompt", "model", "backend", "data_checksum", "choices")
+SHUFFLED_KINDS = ("choice", "chinese")  # answer kinds whose multiple-choice problems are shuffled per sample
+CHOICE_SEED_RULE = "row_seed(seed, '<problem id>#choices', sample_index)"
 
 
 class ResumeMismatchError(DataError):
@@ -80,19 +88,27 @@ def resolve_protocol(benchmark_default: Mapping[str, Any], overrides: Mapping[st
     return EvalProtocol(**values)
 
 
-def build_requests(problems: Sequence[Problem], protocol: EvalProtocol, style: PromptStyle) -> list[GenerationRequest]:
-    """One request per (problem, sample index), problem by problem, in file order."""
+def build_requests(
+    problems: Sequence[Problem], protocol: EvalProtocol, style: PromptStyle, *, answer_kind: str = "math"
+) -> list[GenerationRequest]:
+    """One request per (problem, sample index), problem by problem, in file order; multiple-choice problems
+    of a shuffled kind get their own option order per sample (meta: question, gold, order, seed, options)."""
     requests = []
     for problem in problems:
         messages = build_messages(problem.problem, style)
         for index in range(protocol.samples):
+            meta: dict[str, Any] = {"problem_id": problem.id, "sample_index": index}
+            shown = present(problem, protocol.seed, index) if answer_kind in SHUFFLED_KINDS else None
+            if shown is not None and (shown.order is not None or shown.gold != problem.answer):
+                meta.update(question=shown.question, gold=shown.gold, choice_order=shown.order)
+                meta.update(choice_seed=shown.seed, options=list(shown.options))
             requests.append(
                 GenerationRequest(
                     id=f"{problem.id}#{index}",
-                    messages=messages,
+                    messages=build_messages(meta["question"], style) if "question" in meta else messages,
                     sampling=protocol.sampling,
                     seed=row_seed(protocol.seed, problem.id, index),
-                    meta={"problem_id": problem.id, "sample_index": index},
+                    meta=meta,
                 )
             )
     return requests
@@ -142,10 +158,13 @@ def run_benchmark(
         "protocol": protocol.to_dict(),
         "prompt": style.to_dict(),
         "data_checksum": benchmark.checksum,
+        "answer_kind": benchmark.answer_kind,
         **identity,
     }
+    if benchmark.answer_kind in SHUFFLED_KINDS:
+        manifest["choices"] = {"shuffle": True, "seed": CHOICE_SEED_RULE, "run_seed": protocol.seed}
     check_manifest(out, manifest)
-    requests = build_requests(benchmark.problems, protocol, style)
+    requests = build_requests(benchmark.problems, protocol, style, answer_kind=benchmark.answer_kind)
     done = {str(r["request_id"]): r for r in read_samples(out)}
     pending = [r for r in requests if r.id not in done]
     log.info(
@@ -160,7 +179,7 @@ def run_benchmark(
     with tqdm(total=len(requests), initial=len(requests) - len(pending), desc=f"generate {benchmark.name}") as bar:
         for start in range(0, len(pending), batch_size):
             batch = pending[start : start + batch_size]
-            rows = grade_rows(batch, backend.generate(batch), problems, grading)
+            rows = grade_rows(batch, backend.generate(batch), problems, grading, benchmark.answer_kind)
             append_jsonl(out / SAMPLES_FILE, rows)
             done.update((row["request_id"], row) for row in rows)
             bar.update(len(batch))
@@ -192,33 +211,35 @@ def grade_rows(
     generations: Sequence[Generation],
     problems: Mapping[str, Problem],
     grading: GradingOptions,
+    answer_kind: str = "math",
 ) -> list[dict[str, Any]]:
-    """Grade one batch of generations into sample rows."""
-
-    golds = [problems[r.meta["problem_id"]].answer for r in requests]
-    texts = [problems[r.meta["problem_id"]].problem for r in requests]  # lets the grader read yes/no statements
-    # One small batch at a time: grading in this process beats starting worker processes per batch.
-    pairs = list(zip(golds, [g.text for g in generations], texts, strict=True))
-    verdicts = grade_many(pairs, workers=1, timeout_s=grading.timeout_s, progress=False)
+    """Grade one batch of generations into sample rows (in this process: small batches)."""
     rows = []
-    for request, generation, gold, verdict in zip(requests, generations, golds, verdicts, strict=True):
+    for request, generation in zip(requests, generations, strict=True):
         problem = problems[request.meta["problem_id"]]
-        rows.append(
-            {
-                "request_id": request.id,
-                "problem_id": problem.id,
-                "sample_index": request.meta["sample_index"],
-                "seed": request.seed,
-                "response": generation.text,
-                "extracted": verdict.extracted,
-                "status": verdict.status,
-                "correct": verdict.correct,
-                "reason": verdict.reason,
-                "gold": gold,
-                "num_tokens": generation.num_tokens,
-                "finish_reason": generation.finish_reason,
-                "level": problem.level,
-                "subject": problem.subject,
-            }
+        gold = request.meta.get("gold", problem.answer)
+        question = request.meta.get("question", problem.problem)  # lets the grader read yes/no statements
+        options = tuple(request.meta.get("options") or ())
+        verdict = grade_sample(
+            gold, generation.text, kind=answer_kind, problem=question, options=options, timeout_s=grading.timeout_s
         )
+        row = {
+            "request_id": request.id,
+            "problem_id": problem.id,
+            "sample_index": request.meta["sample_index"],
+            "seed": request.seed,
+            "response": generation.text,
+            "extracted": verdict.extracted,
+            "status": verdict.status,
+            "correct": verdict.correct,
+            "reason": verdict.reason,
+            "gold": gold,
+            "num_tokens": generation.num_tokens,
+            "finish_reason": generation.finish_reason,
+            "level": problem.level,
+            "subject": problem.subject,
+        }
+        if "choice_order" in request.meta:
+            row.update({k: request.meta[k] for k in ("choice_order", "choice_seed", "options")})
+        rows.append(row)
     return rows

@@ -121,4 +121,4 @@ def resolve_paths(options: T) -> T:
 def build_benchmark_specs(cfg: DictConfig) -> dict[str, BenchmarkSpec]:
     """Every benchmark spec the config composes (``cfg.benchmark_specs``), typed."""
     specs = OmegaConf.to_container(cfg.get("benchmark_specs") or {}, resolve=True)
-    return {name: BenchmarkSpec.from_dict(spec) for name, spec in specs.items()}  # type: ignore[union-attr, arg-type]
+    return {name: BenchmarkSpec.from_dict({"name": name, **spec}) for name, spec in specs.items()}  # type: ignore[union-attr, dict-item]

@@ -27,8 +27,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from curation.executors import EXECUTORS, ExecutorOptions
 from curation.methods import DEFAULT_METHOD, METHODS, CurationSummary, Method, RunContext
 from curation.options import StageOptions
-from curation.pool_store import open_or_ingest
-from curation.spend import counted_lengths, spend_text
+from curation.pool.store import open_or_ingest
+from curation.rollouts.spend import counted_lengths, spend_text
 from eval.benchmarks import BenchmarkSpec
 from eval.options import OptionsError
 from eval.records import HubOfflineError

@@ -17,13 +17,14 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from eval.compare import compare_runs, default_output_dir, write_comparison
+from eval.compare_runs import compare_runs, default_output_dir, skipped_benchmarks, write_comparison
 from eval.grader import verify
 from eval.multiturn import run_multiturn
 from eval.prompting import build_messages
 from eval.regrade import regrade_responses, regrade_run_dir, render_group_table
 from eval.report import write_benchmark_results
-from eval.runner import run_benchmark
+from eval.runner import CHOICE_SEED_RULE, SHUFFLED_KINDS, run_benchmark
+from eval.suite import write_suite_table
 from limo.eval_setup import (
     build_backend_for,
     build_benchmarks,
@@ -35,6 +36,7 @@ from limo.eval_setup import (
     command_line_overrides,
     load_regrade_inputs,
     model_identity,
+    per_benchmark_backend,
     resolve_model_path,
 )
 from limo.sweeps import sweep_jobs
@@ -45,11 +47,13 @@ def generate(cfg: DictConfig) -> None:
     section = build_evaluate_options(cfg)
     benchmarks = build_benchmarks(cfg, section)  # bad benchmark names and files fail before the model loads
     model_path = resolve_model_path(cfg, section)
-    backend = build_backend_for(cfg, section, model_path)
+    shared = None if per_benchmark_backend(section) else build_backend_for(cfg, section, model_path)
     style, grading = build_prompt(section), build_grading(section)
     identity = model_identity(section, model_path)
+    summaries = []
     for benchmark, protocol in zip(benchmarks, build_protocols(cfg, section, benchmarks), strict=True):
         out = Path(str(cfg.output_dir)) / "eval" / benchmark.name
+        backend = shared or build_backend_for(cfg, section, model_path, benchmark.name)
         rows = run_benchmark(
             benchmark, backend, protocol, style, out, identity=identity, batch_size=section.batch_size, grading=grading
         )
@@ -60,8 +64,19 @@ def generate(cfg: DictConfig) -> None:
             "protocol": protocol.to_dict(),
             "prompt": style.to_dict(),
             "data": data_header(cfg, benchmark),
+            "answer_kind": benchmark.answer_kind,
         }
-        print_summary(write_benchmark_results(out, rows, header, equivalence(grading.timeout_s)), out)
+        if benchmark.answer_kind in SHUFFLED_KINDS:
+            header["choices"] = {"shuffle": True, "seed": CHOICE_SEED_RULE}
+        summaries.append(write_benchmark_results(out, rows, header, equivalence(grading.timeout_s)))
+        print_summary(summaries[-1], out)
+    suite_dir = Path(str(cfg.output_dir)) / "eval"
+    run = {"recipe": str(cfg.name), **identity, "data_dir": cfg.get("data_dir"), "limit": cfg.get("limit")}
+    table = write_suite_table(
+        suite_dir, summaries, reference=section.reference_scores, label=section.reference_label, header=run
+    )
+    print(table, flush=True)
+    print(f"[evaluate] suite table written to {suite_dir / 'suite.md'}", flush=True)
 
 
 def data_header(cfg: DictConfig, benchmark: Any) -> dict[str, Any]:
@@ -146,7 +161,7 @@ def compare(cfg: DictConfig) -> None:
         else:
             folder = default_output_dir(pair)
         results = compare_runs(runs[0], other, seed=int(cfg.seed), allow_mismatch=allow)
-        print(write_comparison(folder, results, pair), flush=True)
+        print(write_comparison(folder, results, pair, skipped_benchmarks(*pair)), flush=True)
         print(f"[evaluate] comparison written to {folder}", flush=True)
 
 
@@ -170,7 +185,8 @@ def print_summary(summary: dict[str, Any], out: Path, title: str | None = None) 
         f"[evaluate] {title or summary['benchmark']}: mean pass@1 {metrics['mean_pass@1']:.4f} "
         f"± {metrics['pass@1_stderr']:.4f} over {metrics['problems']} problems x "
         f"{metrics['samples_per_problem']} samples{'; ' + ks if ks else ''}; "
-        f"truncated {metrics['truncation_rate']:.2%}, no answer {metrics['no_answer_rate']:.2%}"
+        f"truncated {metrics['truncation_rate']:.2%}, no answer {metrics['no_answer_rate']:.2%}, "
+        f"ungradable {metrics.get('ungradable', 0)}"
         f"{_server_errors(metrics)} -> {out}",
         flush=True,
     )

@@ -16,7 +16,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from curation.champ import load_champ_pool
+from curation.pool.champ import load_champ_pool
 from eval.benchmarks import Benchmark, BenchmarkSpec, load_benchmark
 from eval.budget import BudgetForcing
 from eval.champ import load_champ_problems
@@ -88,6 +88,8 @@ class EvaluateOptions:
     multiturn: MultiTurnSettings = field(default_factory=MultiTurnSettings)
     grader_workers: int = 2
     grader_timeout_s: float = 2.0
+    reference_scores: dict[str, float] | None = None  # published numbers shown beside ours in the suite table
+    reference_label: str | None = None  # where they come from ("LIMO paper, Table 2")
 
 
 def build_evaluate_options(cfg: DictConfig) -> EvaluateOptions:
@@ -97,14 +99,12 @@ def build_evaluate_options(cfg: DictConfig) -> EvaluateOptions:
 
 def build_benchmarks(cfg: DictConfig, section: EvaluateOptions) -> list[Benchmark]:
     """Load the requested benchmarks (``benchmarks=`` or the section's), each cut to ``limit`` problems."""
-    requested = cfg.get("benchmarks") or section.benchmarks
-    names = [requested] if isinstance(requested, str) else list(requested)
-    if not names:
-        raise ValueError("no benchmarks: pass benchmarks=[math500,...] or set evaluate.benchmarks")
+    names = benchmark_names(cfg, section)
     specs = cfg.get("benchmark_specs") or {}
     unknown = [n for n in names if n not in specs]
     if unknown:
-        raise ValueError(f"unknown benchmark {unknown[0]!r} (known: {', '.join(sorted(specs))})")
+        groups = ", ".join(sorted(cfg.get("benchmark_groups") or {}))
+        raise ValueError(f"unknown benchmark {unknown[0]!r} (known: {', '.join(sorted(specs))}; groups: {groups})")
     limit = cfg.get("limit")
     typed = build_benchmark_specs(cfg)
     loaded = []
@@ -114,6 +114,21 @@ def build_benchmarks(cfg: DictConfig, section: EvaluateOptions) -> list[Benchmar
             benchmark = replace(benchmark, problems=benchmark.problems[: int(limit)])
         loaded.append(benchmark)
     return loaded
+
+
+def benchmark_names(cfg: DictConfig, section: EvaluateOptions) -> list[str]:
+    """``benchmarks=`` (or the section's), each group (``limo_suite``) replaced by its members, once each."""
+    requested = cfg.get("benchmarks") or section.benchmarks
+    given = [requested] if isinstance(requested, str) else list(requested)
+    if not given:
+        raise ValueError("no benchmarks: pass benchmarks=[math500,...] or set evaluate.benchmarks")
+    groups = cfg.get("benchmark_groups") or {}
+    names: list[str] = []
+    for name in given:
+        for member in groups[name] if name in groups else [name]:
+            if str(member) not in names:
+                names.append(str(member))
+    return names
 
 
 def build_protocols(cfg: DictConfig, section: EvaluateOptions, benchmarks: list[Benchmark]) -> list[EvalProtocol]:
@@ -149,9 +164,17 @@ def resolve_model_path(cfg: DictConfig, section: EvaluateOptions) -> str | None:
     return str(path)
 
 
-def build_backend_for(cfg: DictConfig, section: EvaluateOptions, model_path: str | None) -> Any:
-    """The section's backend, through `eval.generation.build_generator` like every other generator."""
+def build_backend_for(
+    cfg: DictConfig, section: EvaluateOptions, model_path: str | None, benchmark: str | None = None
+) -> Any:
+    """The section's backend, through `eval.generation.build_generator` like every other generator.
+
+    A replay ``path`` holding ``{benchmark}`` names one file per benchmark (request ids repeat across
+    benchmarks: row 1 of Minerva and of GradeSchool are both ``1#0``); `per_benchmark_backend` says when.
+    """
     args = dict(section.backend_options or {})
+    if benchmark is not None and per_benchmark_backend(section):
+        args["path"] = str(args["path"]).replace("{benchmark}", benchmark)
     if section.backend in ("hf", "vllm"):
         args.update(model_path=model_path, chat_template=cfg.model.get("chat_template"))
         args.setdefault("revision", cfg.model.get("revision"))
@@ -163,6 +186,11 @@ def build_backend_for(cfg: DictConfig, section: EvaluateOptions, model_path: str
             f"budget forcing is implemented in the hf backend only (backend: {section.backend}), evaluate.budget"
         )
     return build_generator(GenerationOptions(backend=section.backend, backend_args=args))
+
+
+def per_benchmark_backend(section: EvaluateOptions) -> bool:
+    """Whether the backend is built per benchmark: a replay path with a ``{benchmark}`` placeholder."""
+    return section.backend == "replay" and "{benchmark}" in str((section.backend_options or {}).get("path", ""))
 
 
 def model_identity(section: EvaluateOptions, model_path: str | None) -> dict[str, Any]:

@@ -36,8 +36,15 @@ def main(cfg: DictConfig) -> None:
 
 
 def runtime_argv(argv: list[str]) -> list[str]:
-    """Pass run-time arguments (``benchmarks=``, ``limit=``, ...) as ``++key=value`` so any recipe accepts them."""
-    return [f"++{a}" if a.split("=", 1)[0] in RUNTIME_KEYS else a for a in argv]
+    """Pass run-time arguments (``benchmarks=``, ``limit=``, ...) and custom benchmark declarations
+    (``benchmark_specs.<name>={source: ..., field_map: {...}, answer_kind: ...}``) as ``++key=value``, so
+    any recipe accepts them without declaring them."""
+    return [f"++{a}" if _runtime(a) else a for a in argv]
+
+
+def _runtime(arg: str) -> bool:
+    key = arg.split("=", 1)[0]
+    return key in RUNTIME_KEYS or (key.startswith("benchmark_specs.") and "=" in arg)
 
 
 if __name__ == "__main__":

@@ -23,14 +23,14 @@ from typing import Any
 
 @functools.lru_cache(maxsize=1)
 def unaided_chains() -> tuple[Any, ...]:
-    from curation.champ import UNAIDED_SETTINGS, load_champ_pool
+    from curation.pool.champ import UNAIDED_SETTINGS, load_champ_pool
 
     return tuple(c for c in load_champ_pool().model_chains if c.prompt_setting in UNAIDED_SETTINGS)
 
 
 def quality_shard(index: int, item: dict[str, Any]) -> Iterator[dict[str, Any]]:
     from curation.options import QualityOptions
-    from curation.quality import keyword_pattern, score_text
+    from curation.stages.quality import keyword_pattern, score_text
 
     log_dir = Path(item["log_dir"])
     (log_dir / f"attempt-{index}-{os.getpid()}").touch()

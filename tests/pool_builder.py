@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curation.dedup import jaccard, normalize_problem, word_shingles
 from curation.planted import HELD_OUT_SWAPS, PLANT_KINDS, SWAPS, change_words, plant
-from curation.pool_rows import problem_id
+from curation.pool.rows import problem_id
+from curation.stages.dedup import jaccard, normalize_problem, word_shingles
 from eval.extract import extract_answer
 from eval.grader import grade, verify
 

@@ -1,6 +1,6 @@
 """Adaptive rollouts decide exactly as fixed k does, on every sample sequence, and never draw a sample in vain.
 
-The yardstick is `curation.difficulty.difficulty_decision`, the filter the pipeline applies to fixed-k
+The yardstick is `curation.stages.difficulty.difficulty_decision`, the filter the pipeline applies to fixed-k
 counts: for any sample outcomes (hypothesis draws them, with k, the weak threshold and the window), the
 adaptive decision on the drawn prefix equals that filter's decision on all k samples.
 """
@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curation.adaptive import (
+from curation.options import DifficultyOptions
+from curation.rollouts.adaptive import (
     decision,
     expected_draws,
     keep_probability,
@@ -23,8 +24,7 @@ from curation.adaptive import (
     samples_before_decidable,
     weak_filter,
 )
-from curation.difficulty import difficulty_decision
-from curation.options import DifficultyOptions
+from curation.stages.difficulty import difficulty_decision
 
 LIMO_WEAK = weak_filter(4, 1)
 LIMO_STRONG = pass_rate_window(32, 0.03125, 0.09375)

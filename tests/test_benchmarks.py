@@ -24,7 +24,7 @@ def test_local_benchmarks_load_with_checksum(shared_data, name):
     spec = _specs()[name]
     bench = load_benchmark(spec, data_dir=str(shared_data))
     assert len(bench.problems) == SIZES[name]
-    assert bench.checksum == sha256_file(shared_data / spec.local_file)
+    assert bench.checksum == sha256_file(shared_data / spec.local_files[0])
     assert bench.rejected == 0 and bench.read == SIZES[name]
     assert all(p.answer and p.problem for p in bench.problems)
 

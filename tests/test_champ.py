@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from curation.champ import STRONG_MODELS, UNAIDED_SETTINGS, WEAK_MODELS, load_champ_pool
+from curation.pool.champ import STRONG_MODELS, UNAIDED_SETTINGS, WEAK_MODELS, load_champ_pool
 from eval.champ import champ_heldout_ids, heldout_split, load_champ_problems
 
 

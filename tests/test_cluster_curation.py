@@ -82,7 +82,7 @@ def rollout_stages(model_dir: Path) -> dict:
     return {
         "ingest": {"source": "champ", "problem_limit": 12},
         "validate": {"allowed_settings": ["0-Shot", "5-Shot", "No C w/o H"]},
-        "answer_check": {"workers": 1, "timeout_s": 60.0},
+        "answer_check": {"timeout_s": 60.0},
         "decontam": {"enabled": False},
         "suspect_gold": {"enabled": False},
         "difficulty": {

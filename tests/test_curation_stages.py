@@ -8,18 +8,24 @@ from pathlib import Path
 
 import pytest
 
-from curation.difficulty import difficulty_decision, run_difficulty, solve_counts
-from curation.diversity import s1_sample
 from curation.executors import ExecutorOptions
-from curation.funnel import Attempt, CurationState
 from curation.methods import METHODS, CurationSummary, RunContext
-from curation.options import DifficultyOptions, QualityOptions, RolloutOptions, StageOptions, SuspectGoldOptions
-from curation.outputs import assistant_text
-from curation.pool import GoldOverride, Pool, apply_gold_overrides
-from curation.quality import assess_chains, keyword_pattern, repetition_fraction, score_text, tokenize
-from curation.rollouts import rollout_generator, run_rollouts
+from curation.options import (
+    AnswerCheckOptions,
+    DifficultyOptions,
+    QualityOptions,
+    RolloutOptions,
+    StageOptions,
+    SuspectGoldOptions,
+)
+from curation.outputs.writer import assistant_text
+from curation.pool.ingest import GoldOverride, Pool, apply_gold_overrides
+from curation.rollouts.run import rollout_generator, run_rollouts
 from curation.schema import HUMAN, Chain
-from curation.suspect_gold import suspect_golds
+from curation.stages import run_items
+from curation.stages.difficulty import difficulty_decision
+from curation.stages.diversity import s1_sample
+from curation.stages.quality import assess_chain, keyword_pattern, repetition_fraction, score_text, tokenize
 from eval.backends.registry import BACKENDS
 from eval.backends.replay import ReplayBackend
 from eval.generation import CachedGenerator, GenerationOptions
@@ -32,8 +38,19 @@ def _problem(pid: str, answer: str = "4", subject: str = "algebra") -> Problem:
     return Problem(pid, f"What is the value of {pid}?", answer, "test", subject=subject)
 
 
-def _attempt(pid: str, generator: str, correct: bool, answer: str = "4") -> Attempt:
-    return Attempt(pid, f"{pid}/{generator}", generator, correct, answer)
+def _attempts(pid: str, generator: str, answers: list[str]) -> list[Chain]:
+    """Model chains of ``generator`` at problem ``pid`` (gold 4) that end with each of ``answers``."""
+    return [
+        Chain(f"{pid}/{generator}/{i}", pid, f"So it is \\boxed{{{a}}}.", generator=generator)
+        for i, a in enumerate(answers)
+    ]
+
+
+def _graded(tmp_path: Path, chains: list[Chain], stages: StageOptions, names: list[str], golds: dict[str, str]):
+    """``answer_check`` (incorrect chains kept: they are attempts) then ``names`` on the one runner."""
+    problems = [_problem(pid, answer=gold) for pid, gold in golds.items()]
+    stages = replace(stages, answer_check=AnswerCheckOptions(keep_incorrect=True, timeout_s=60.0))
+    return run_items(problems, chains, stages, ["answer_check", *names], tmp_path)
 
 
 def test_quality_follows_the_documented_formula():
@@ -60,7 +77,7 @@ def test_structural_checks_drop_with_reasons():
         Chain("noanswer", "p", "Some musings without any conclusion at all here", generator="m"),
         Chain("loop", "p", "so we add one more " * 40 + "\\boxed{4}", generator="m"),
     ]
-    results = assess_chains(chains, QualityOptions())
+    results = [assess_chain(chain, QualityOptions()) for chain in chains]
     problems = {problem for _, problem in results} - {None}
     verdicts = [problem for _, problem in results]
     assert verdicts == [None, "truncated", "no_final_answer", "repetition_loop"]
@@ -68,39 +85,36 @@ def test_structural_checks_drop_with_reasons():
     assert repetition_fraction("a b c d e f".split() * 10, 4) > 0.8
 
 
-def test_difficulty_filters_follow_limo():
+def test_difficulty_filters_follow_limo(tmp_path):
     options = DifficultyOptions(
         weak_models=("weak",), weak_max_solved=1, strong_models=("strong",), strong_pass_rate=(1 / 32, 3 / 32)
     )
-    attempts = [_attempt("easy", "weak", True)] + [_attempt("easy", "strong", True)] * 2
-    attempts += [_attempt("hard", "weak", False)] * 4 + [_attempt("hard", "strong", i < 2) for i in range(32)]
-    attempts += [_attempt("never", "weak", False)] * 4 + [_attempt("never", "strong", False)] * 32
-    counts = solve_counts(attempts)
-    assert counts["hard"]["strong"] == [2, 32]
-    assert difficulty_decision(counts["easy"], options) == "too_easy_for_weak_model"
-    assert difficulty_decision(counts["hard"], options) is None
-    assert difficulty_decision(counts["never"], options) == "strong_pass_rate_below_window"
-    state = CurationState(
-        {p: _problem(p) for p in ("easy", "hard", "never")},
-        {f"{p}/c": Chain(f"{p}/c", p, "t") for p in ("easy", "hard", "never")},
-    )
-    run_difficulty(state, options, attempts)
-    assert list(state.problems) == ["hard"]
+    assert difficulty_decision({"weak": [1, 1], "strong": [2, 2]}, options) == "too_easy_for_weak_model"
+    assert difficulty_decision({"weak": [0, 4], "strong": [2, 32]}, options) is None
+    assert difficulty_decision({"weak": [0, 4], "strong": [0, 32]}, options) == "strong_pass_rate_below_window"
+    chains = _attempts("easy", "weak", ["4"]) + _attempts("easy", "strong", ["4", "4"])
+    chains += _attempts("hard", "weak", ["5"] * 4) + _attempts("hard", "strong", ["4"] * 2 + ["5"] * 30)
+    chains += _attempts("never", "weak", ["5"] * 4) + _attempts("never", "strong", ["5"] * 32)
+    stages = StageOptions(difficulty=replace(options, source="pool"))
+    state, kept = _graded(tmp_path, chains, stages, ["difficulty"], {p: "4" for p in ("easy", "hard", "never")})
+    assert list(kept.problems) == ["hard"]
     assert state.funnel[-1].problems_dropped == {"strong_pass_rate_below_window": 1, "too_easy_for_weak_model": 1}
-    assert state.problem_notes["hard"]["difficulty"]["strong_pass_rate"] == pytest.approx(2 / 32)
+    assert kept.problem_notes["hard"]["difficulty"]["strong_pass_rate"] == pytest.approx(2 / 32)
+    assert kept.problem_notes["hard"]["difficulty"]["attempts"] == {"strong": [2, 32], "weak": [0, 4]}
 
 
-def test_suspect_gold_needs_strong_models_to_agree_against_the_gold():
-    options = SuspectGoldOptions(models=("A", "B"), min_agreeing=3)
-    attempts = [
-        _attempt("wrong_gold", m, False, answer)
-        for m, answer in [("A", "1/8"), ("A", "0.125"), ("B", "\\frac{1}{8}"), ("B", "8")]
-    ]
-    attempts += [_attempt("hard", m, False, a) for m, a in [("A", "1"), ("A", "2"), ("B", "3"), ("B", "5")]]
-    attempts += [_attempt("weak_only", "C", False, "7")] * 4
-    found = suspect_golds(attempts, options)
-    assert set(found) == {"wrong_gold"}
-    assert found["wrong_gold"]["agreeing"] == 3 and found["wrong_gold"]["agreed_answer"] == "1/8"
+def test_suspect_gold_needs_strong_models_to_agree_against_the_gold(tmp_path):
+    options = SuspectGoldOptions(models=("A", "B"), min_agreeing=3, action="drop")
+    chains = _attempts("wrong_gold", "A", ["1/8", "0.125"]) + _attempts("wrong_gold", "B", ["\\frac{1}{8}", "8"])
+    chains += _attempts("hard", "A", ["1", "2"]) + _attempts("hard", "B", ["3", "5"])
+    chains += _attempts("weak_only", "C", ["7"] * 4)
+    golds = {"wrong_gold": "8", "hard": "4", "weak_only": "4"}
+    state, kept = _graded(tmp_path, chains, StageOptions(suspect_gold=options), ["suspect_gold"], golds)
+    assert set(kept.problems) == {"hard", "weak_only"}
+    drops = [json.loads(line) for line in (tmp_path / "rejects.jsonl").read_text().splitlines()]
+    (found,) = [d for d in drops if d["kind"] == "problem"]
+    assert found["id"] == "wrong_gold" and found["reason"] == "suspect_gold"
+    assert found["detail"]["agreeing"] == 3 and found["detail"]["agreed_answer"] == "1/8"
 
 
 def test_gold_overrides_check_the_old_value():
@@ -217,7 +231,7 @@ def test_jsonl_pool_end_to_end_with_field_map_and_bad_rows(tmp_path: Path):
             "field_map": {"id": "uid", "problem": "question", "chain": "sol", "subject": "topic"},
             "gold_from": "sol",
         },
-        "answer_check": {"workers": 1},
+        "answer_check": {},
         "decontam": {"enabled": False},
         "difficulty": {"enabled": False},
         "select": {"n": 5},
@@ -267,7 +281,7 @@ def test_pipeline_difficulty_from_replayed_rollouts(tmp_path: Path, monkeypatch)
     rollout = {"k": 4, "generator": {"backend": "counting", "model": "replayed", "batch_size": 3}}
     stages = {
         "ingest": {"source": str(pool)},
-        "answer_check": {"workers": 1},
+        "answer_check": {},
         "decontam": {"enabled": False},
         "quality": {"require_final_answer": False},
         "difficulty": {
@@ -301,14 +315,3 @@ def test_pipeline_difficulty_from_replayed_rollouts(tmp_path: Path, monkeypatch)
     funnel = json.loads((tmp_path / "run" / "curate" / "funnel.json").read_text())
     difficulty = next(s for s in funnel["stages"] if s["stage"] == "difficulty")
     assert difficulty["problems_dropped"] == {"strong_pass_rate_above_window": 1, "strong_pass_rate_below_window": 2}
-
-
-def test_sharded_map_matches_serial_and_keeps_order():
-    from curation.dedup import normalize_text
-    from curation.sharding import map_chunks
-
-    texts = [f"Problem {i}: Find $x^{i % 7}$!" for i in range(3000)]
-    assert map_chunks(normalize_text, texts, workers=2, chunk_size=100) == [normalize_text(t) for t in texts]
-    chains = [Chain(f"c{i}", "p", ("so " * i) + "\\boxed{1}") for i in range(300)]
-    parallel = assess_chains(chains, QualityOptions(workers=2))
-    assert parallel == [assess_chains([c], QualityOptions())[0] for c in chains]

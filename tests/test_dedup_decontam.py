@@ -7,20 +7,19 @@ import random
 
 import pytest
 
-from curation.decontam import (
+from curation.options import DecontamOptions, DedupOptions, StageOptions
+from curation.planted import HELD_OUT_SWAPS, PLANT_KINDS, change_words, plant
+from curation.schema import Chain
+from curation.similarity import aligned_similarity, content_tokens, lcs_length, text_tokens
+from curation.stages import run_items
+from curation.stages.decontam import (
     BenchmarkItem,
     ContaminationIndex,
     build_index,
     find_contamination,
     load_benchmark_items,
-    run_decontam,
 )
-from curation.dedup import find_duplicates, jaccard, lsh_bands, normalize_text, run_dedup, word_shingles
-from curation.funnel import CurationState
-from curation.options import DecontamOptions, DedupOptions
-from curation.planted import HELD_OUT_SWAPS, PLANT_KINDS, change_words, plant
-from curation.schema import Chain
-from curation.similarity import aligned_similarity, content_tokens, lcs_length, text_tokens
+from curation.stages.dedup import find_duplicates, jaccard, lsh_bands, normalize_text, word_shingles
 from eval.benchmarks import BenchmarkSpec, HubOfflineError
 from eval.champ import load_champ_problems
 from eval.problem import Problem
@@ -63,7 +62,7 @@ def test_near_duplicates_at_or_above_the_threshold_are_all_caught(math_train):
     variants = {f"{pid}~": change_words(math_train[pid], 1 + n % 2, rng) for n, pid in enumerate(sources)}
     pool.update(variants)
     options = DedupOptions()
-    found = find_duplicates(pool, options, workers=2)
+    found = find_duplicates(pool, options)
     above = [
         pid
         for pid in variants
@@ -74,22 +73,24 @@ def test_near_duplicates_at_or_above_the_threshold_are_all_caught(math_train):
     assert not any(pid in found for pid in sources), "the first copy stays"
 
 
-def test_dedup_stage_drops_duplicate_problems_with_their_chains():
-    problems = {
-        pid: Problem(pid, text, "1", "t")
+def rejects_of(folder) -> list[dict]:
+    return [json.loads(line) for line in (folder / "rejects.jsonl").read_text().splitlines()]
+
+
+def test_dedup_stage_drops_duplicate_problems_with_their_chains(tmp_path):
+    problems = [
+        Problem(pid, text, "1", "t")
         for pid, text in [("a", "Solve x + 1 = 2 for real x please."), ("b", "Solve x+1=2 for real x, please!")]
-    }
-    chains = {c.id: c for c in [Chain("a/1", "a", "x=1"), Chain("a/2", "a", "x = 1"), Chain("b/1", "b", "x=1")]}
-    state = CurationState(problems, chains, read=3)
-    state.apply(state.begin("ingest"))
-    run_dedup(state, DedupOptions())
-    assert list(state.chains) == ["a/1"]
-    assert {(d.id, d.reason) for d in state.drops} == {
+    ]
+    chains = [Chain("a/1", "a", "x=1"), Chain("a/2", "a", "x = 1"), Chain("b/1", "b", "x=1")]
+    state, kept = run_items(problems, chains, StageOptions(), ["dedup"], tmp_path)
+    assert list(kept.chains) == ["a/1"]
+    assert {(d["id"], d["reason"]) for d in rejects_of(tmp_path)} == {
         ("a/2", "duplicate_chain"),
         ("b/1", "duplicate_problem"),
         ("b", "duplicate_problem"),
     }
-    assert state.reconcile() == {"read": 3, "selected": 1, "dropped": 2}
+    assert state.totals == {"read": 3, "selected": 1, "dropped": 2}
 
 
 def index_of(*texts: str, **options) -> ContaminationIndex:
@@ -222,7 +223,7 @@ def test_planted_benchmark_problems_are_caught_in_a_math_train_pool(benchmark_it
             planted[f"plant/{kind}/{item.id}"] = (item, plant(item.text, kind, rng))
         planted[f"plant/held-out/{item.id}"] = (item, plant(item.text, "reworded+affixed", rng, HELD_OUT_SWAPS))
     pool.update({pid: text for pid, (_, text) in planted.items()})
-    matches = find_contamination(pool, build_index(benchmark_items, DecontamOptions()), workers=2).matches
+    matches = find_contamination(pool, build_index(benchmark_items, DecontamOptions())).matches
     missed = [pid for pid, (item, _) in planted.items() if getattr(matches.get(pid), "item_id", None) != item.id]
     exact = [pid for pid in missed if pid.split("/")[1] in ("verbatim", "affixed")]
     assert not exact, exact
@@ -235,7 +236,7 @@ def test_planted_benchmark_problems_are_caught_in_a_math_train_pool(benchmark_it
 def test_math_train_is_clean_against_aime_and_amc(benchmark_items, math_train):
     """MATH train predates AIME 2024/2025 and AMC 2023: every drop against them would be false."""
     index = build_index([i for i in benchmark_items if i.benchmark != "math500"], DecontamOptions())
-    result = find_contamination(math_train, index, workers=2)
+    result = find_contamination(math_train, index)
     assert result.matches == {}
     assert result.candidates > 0, "boilerplate n-grams make candidates; confirmation rejects them"
 
@@ -243,7 +244,7 @@ def test_math_train_is_clean_against_aime_and_amc(benchmark_items, math_train):
 @pytest.mark.shared_data
 def test_math_train_overlaps_with_math500_are_few_and_explained(benchmark_items, math_train):
     index = build_index([i for i in benchmark_items if i.benchmark == "math500"], DecontamOptions())
-    matches = find_contamination(math_train, index, workers=2).matches
+    matches = find_contamination(math_train, index).matches
     # The same problem reworded ("then find x+y+z" / "what is the value of x+y+z"): a real overlap.
     assert matches["math_train/6d8935b44b8d"].item_id == "test/intermediate_algebra/337.json"
     assert len(matches) <= 8, sorted(matches)
@@ -252,7 +253,7 @@ def test_math_train_overlaps_with_math500_are_few_and_explained(benchmark_items,
 
 
 @pytest.mark.shared_data
-def test_decontam_stage_reports_each_drop_on_a_math_train_pool(benchmark_items, math_train, shared_data):
+def test_decontam_stage_reports_each_drop_on_a_math_train_pool(benchmark_items, math_train, shared_data, tmp_path):
     """The stage on a user's pool: planted rows dropped with their evidence, clean rows kept, counts reconciled."""
     from limo.config import compose
 
@@ -260,19 +261,18 @@ def test_decontam_stage_reports_each_drop_on_a_math_train_pool(benchmark_items, 
     clean = dict(rng.sample(sorted(math_train.items()), 300))
     aime = [i for i in benchmark_items if i.benchmark == "aime25"][:5]
     texts = {**clean, **{f"plant/{i.id}": plant(i.text, "reworded+affixed", rng) for i in aime}}
-    problems = {pid: Problem(pid, text, "1", "pool") for pid, text in texts.items()}
-    chains = {f"{pid}/0": Chain(f"{pid}/0", pid, "so the answer is \\boxed{1}") for pid in problems}
-    state = CurationState(problems, chains, read=len(chains))
-    state.apply(state.begin("ingest"))
+    problems = [Problem(pid, text, "1", "pool") for pid, text in texts.items()]
+    chains = [Chain(f"{p.id}/0", p.id, "so the answer is \\boxed{1}") for p in problems]
     specs = {name: BenchmarkSpec.from_dict(dict(spec)) for name, spec in compose("champ").benchmark_specs.items()}
-    run_decontam(state, DecontamOptions(benchmarks=("aime25",), data_dir=str(shared_data)), specs)
-    drops = {d.id: d for d in state.drops if d.kind == "problem"}
+    stages = StageOptions(decontam=DecontamOptions(benchmarks=("aime25",), data_dir=str(shared_data)))
+    state, _ = run_items(problems, chains, stages, ["decontam"], tmp_path, benchmark_specs=specs)
+    drops = {d["id"]: d for d in rejects_of(tmp_path) if d["kind"] == "problem"}
     assert set(drops) == {f"plant/{i.id}" for i in aime}
     for item in aime:
-        detail = drops[f"plant/{item.id}"].detail
-        assert drops[f"plant/{item.id}"].reason == "contaminated:aime25"
+        detail = drops[f"plant/{item.id}"]["detail"]
+        assert drops[f"plant/{item.id}"]["reason"] == "contaminated:aime25"
         assert detail["item_id"] == item.id and detail["ngrams"] and detail["similarity"] >= 0.6
-    assert state.reconcile() == {"read": 305, "selected": 300, "dropped": 5}
+    assert state.totals == {"read": 305, "selected": 300, "dropped": 5}
     notes = state.funnel[-1].notes
     assert notes["confirmed"] == 5 and notes["candidates"] == 5 + notes["not_confirmed"]
     assert len(notes["near_misses"]) == min(20, notes["not_confirmed"])  # the closest ones, listed for audit
@@ -282,7 +282,7 @@ def test_decontam_stage_reports_each_drop_on_a_math_train_pool(benchmark_items, 
 @pytest.mark.shared_data
 def test_clean_champ_pool_flags_nothing(benchmark_items):
     champ = {p.id: p.problem for p in load_champ_problems()}
-    assert find_contamination(champ, build_index(benchmark_items, DecontamOptions()), workers=2).matches == {}
+    assert find_contamination(champ, build_index(benchmark_items, DecontamOptions())).matches == {}
 
 
 def test_offline_hub_is_detected_at_once_and_said_in_one_line(unreachable_hub, caplog):
@@ -291,7 +291,7 @@ def test_offline_hub_is_detected_at_once_and_said_in_one_line(unreachable_hub, c
 
     specs = {n: BenchmarkSpec(n, hub_id=f"owner/{n}", local_file=f"{n}.jsonl") for n in ("math500", "aime24")}
     options = DecontamOptions(benchmarks=tuple(specs), missing="warn")
-    with caplog.at_level("WARNING", logger="curation.decontam"):
+    with caplog.at_level("WARNING", logger="curation.stages.decontam"):
         items, loaded = load_benchmark_items(options.benchmarks, specs, options)
     with pytest.raises(HubOfflineError, match="offline .*data_dir="):
         benchmark_module.load_benchmark(specs["math500"])

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from curation.error_injection import InjectionTask, assign_error_types, inject_errors, parse_injection
-from curation.lemma import (
+from curation.methods.lemma.chain_steps import TeacherOutputError, parse_json_object, step_spans
+from curation.methods.lemma.examples import (
     ConnectionOptions,
     CorrectChain,
     WrongChain,
@@ -23,8 +23,8 @@ from curation.lemma import (
     match_reference_step,
     verify_examples,
 )
+from curation.methods.lemma.injection import InjectionTask, assign_error_types, inject_errors, parse_injection
 from curation.schema import Chain
-from curation.steps import TeacherOutputError, parse_json_object, step_spans
 from eval.backends.base import SamplingParams
 from eval.backends.replay import ReplayBackend
 from eval.grader import Verdict
@@ -213,7 +213,7 @@ def test_inject_errors_through_replay_counts_every_task():
 @pytest.mark.slow
 def test_overfit_tiny_model_as_teacher_emits_an_accepted_error_record(tmp_path):
     """A real model through the hf backend: the tiny model overfit on one injection prompt -> JSON record."""
-    from curation.error_injection import injection_request
+    from curation.methods.lemma.injection import injection_request
     from eval.backends.hf import HFBackend
     from limo.tiny_models import build_overfit_model
 
@@ -246,7 +246,6 @@ def lemma_run(repo_root, tmp_path_factory) -> Path:
         "recipe=lemma",
         f"output_dir={out}",
         "curate.stages.ingest.problem_limit=40",
-        "curate.stages.answer_check.workers=1",
     )
     return out
 
@@ -292,7 +291,7 @@ def test_lemma_with_teacher_judge_and_injector_through_replay(tmp_path):
     final set with their error types, malformed teacher replies are rejected, and a rerun asks no teacher."""
     from omegaconf import OmegaConf
 
-    from curation.steps import numbered_steps
+    from curation.methods.lemma.chain_steps import numbered_steps
     from eval.champ import load_champ_problems
     from limo.config import compose
     from limo.curate_setup import build_curation
@@ -306,7 +305,7 @@ def test_lemma_with_teacher_judge_and_injector_through_replay(tmp_path):
     problems = [p for p in load_champ_problems()[:20] if p.id not in _heldout()][:3]
     cfg = compose(
         "lemma",
-        [f"output_dir={tmp_path}", "curate.stages.ingest.problem_limit=20", "curate.stages.answer_check.workers=1"],
+        [f"output_dir={tmp_path}", "curate.stages.ingest.problem_limit=20"],
     )
     taxonomy = dict(cfg.curate.lemma.error_types)
     types = [

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from curation.mammoth2.corpus import MATH, OTHER, CorpusSpec, build_embedded_corpus, model_attempts
-from curation.mammoth2.recall import (
+from curation.methods.mammoth2.corpus import MATH, OTHER, CorpusSpec, build_embedded_corpus, model_attempts
+from curation.methods.mammoth2.recall import (
     FastTextParams,
     RecallSettings,
     iter_folder,
@@ -34,7 +34,7 @@ PARAMS = FastTextParams(dim=64, lr=0.5, word_ngrams=2, min_count=1, epoch=10, bu
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    from curation.champ import STRONG_MODELS, UNAIDED_SETTINGS, load_champ_pool
+    from curation.pool.champ import STRONG_MODELS, UNAIDED_SETTINGS, load_champ_pool
 
     pool = load_champ_pool()
     attempts = model_attempts(pool.model_chains, models=STRONG_MODELS, settings=UNAIDED_SETTINGS, per_problem=2)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from curation.mammoth2.extract import (
+from curation.methods.mammoth2.extract import (
     ExtractOptions,
     MalformedOutput,
     QAPair,
@@ -15,7 +15,7 @@ from curation.mammoth2.extract import (
     extract_messages,
     parse_pairs,
 )
-from curation.mammoth2.refine import REFINE_INSTRUCTION, RefineOptions, parse_refined, refine_pairs
+from curation.methods.mammoth2.refine import REFINE_INSTRUCTION, RefineOptions, parse_refined, refine_pairs
 from eval.backends.base import Generation, GenerationRequest
 from eval.generation import GenerationOptions
 

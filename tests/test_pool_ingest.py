@@ -11,13 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from curation.answer_check import run_answer_check
-from curation.dedup import find_duplicates, normalize_problem, normalize_text
-from curation.difficulty import metadata_score, run_difficulty
-from curation.funnel import CurationState
 from curation.methods import METHODS, CurationSummary, RunContext
 from curation.options import (
-    AnswerCheckOptions,
     DedupOptions,
     DifficultyOptions,
     IngestOptions,
@@ -25,11 +20,13 @@ from curation.options import (
     StageOptions,
     ValidateOptions,
 )
-from curation.pool import load_pool
-from curation.pool_rows import RowSpec, gold_from_text, read_row
+from curation.pool.rows import RowSpec, gold_from_text, read_row
+from curation.pool.store import load_pool
 from curation.schema import HUMAN, MODEL, Chain
-from curation.select import length_percentiles, run_select
-from curation.validate import run_validate
+from curation.stages import run_items
+from curation.stages.dedup import find_duplicates, normalize_problem, normalize_text
+from curation.stages.difficulty import metadata_score
+from curation.stages.select import length_percentiles
 from eval.options import OptionsError, to_options
 from eval.problem import Problem
 from eval.records import RowError
@@ -173,7 +170,7 @@ def trust_pool(tmp_path: Path) -> Path:
 def trust_stages(pool: Path, **ingest) -> dict:
     return {
         "ingest": {"source": str(pool), **ingest},
-        "answer_check": {"workers": 1},
+        "answer_check": {},
         "decontam": {"enabled": False},
         "difficulty": {"enabled": False},
         "report": {"plots": False},
@@ -210,24 +207,28 @@ def test_kept_incorrect_chains_are_flagged_in_both_files_and_warned_about_once(t
     assert len(warnings) == 1 and "1 of 2 selected chains" in warnings[0].getMessage()
 
 
-def test_a_chain_the_pool_marks_incorrect_is_dropped_even_when_it_grades_correct():
+def rejects_of(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "rejects.jsonl").read_text().splitlines()]
+
+
+def test_a_chain_the_pool_marks_incorrect_is_dropped_even_when_it_grades_correct(tmp_path):
     problem = Problem("p", "How many pairings?", "16", "test")
     chains = [
         Chain("p/a", "p", SOLUTION, provenance={"pool_correct": False}),
         Chain("p/b", "p", SOLUTION + " ", provenance={"pool_correct": True}),
     ]
-    state = CurationState({"p": problem}, {c.id: c for c in chains}, read=2)
-    run_answer_check(state, AnswerCheckOptions(workers=1))
-    assert list(state.chains) == ["p/b"] and state.drops[0].reason == "answer_pool_marked_incorrect"
+    state, kept = run_items([problem], chains, StageOptions(), ["answer_check"], tmp_path)
+    assert list(kept.chains) == ["p/b"] and rejects_of(tmp_path)[0]["reason"] == "answer_pool_marked_incorrect"
     assert state.funnel[-1].notes["pool_marked_incorrect"] == 1
 
 
-def test_a_problem_over_the_length_cap_is_dropped_with_its_length():
-    problems = {"huge": Problem("huge", "x " * 15_000, "1", "t"), "fine": Problem("fine", "What is 1?", "1", "t")}
-    state = CurationState(problems, {f"{p}/c": Chain(f"{p}/c", p, "\\boxed{1}") for p in problems}, read=2)
-    run_validate(state, ValidateOptions(max_problem_chars=20_000))
-    drop = next(d for d in state.drops if d.kind == "problem")
-    assert (drop.id, drop.reason, drop.detail) == ("huge", "problem_too_long", {"chars": 30_000})
+def test_a_problem_over_the_length_cap_is_dropped_with_its_length(tmp_path):
+    problems = [Problem("huge", "x " * 15_000, "1", "t"), Problem("fine", "What is 1?", "1", "t")]
+    chains = [Chain(f"{p.id}/c", p.id, "\\boxed{1}") for p in problems]
+    stages = StageOptions(validate=ValidateOptions(max_problem_chars=20_000))
+    run_items(problems, chains, stages, ["validate"], tmp_path)
+    drop = next(d for d in rejects_of(tmp_path) if d["kind"] == "problem")
+    assert (drop["id"], drop["reason"], drop["detail"]) == ("huge", "problem_too_long", {"chars": 30_000})
 
 
 # ------------------------------------------------------------------------------------------------ difficulty
@@ -241,36 +242,35 @@ def test_metadata_difficulty_reads_levels_numbers_and_source_names():
     assert metadata_score("olympiads", sources) == 1.0 and metadata_score("cn_k12", sources) is None
 
 
-def test_metadata_difficulty_filters_ranks_and_is_recorded():
+def test_metadata_difficulty_filters_ranks_and_is_recorded(tmp_path):
     levels = {"a": "Level 5", "b": "Level 2", "c": "Level ?", "d": "Level 3"}
-    problems = {pid: Problem(pid, f"Problem {pid}?", "1", "t", extra={"difficulty": v}) for pid, v in levels.items()}
-    chains = {f"{p}/c": Chain(f"{p}/c", p, "so \\boxed{1}") for p in problems}
-    state = CurationState(problems, chains, read=4)
+    problems = [Problem(pid, f"Problem {pid}?", "1", "t", extra={"difficulty": v}) for pid, v in levels.items()]
+    chains = [Chain(f"{p.id}/c", p.id, "so \\boxed{1}") for p in problems]
     options = DifficultyOptions(source="metadata", scale=(1, 5), min_difficulty=0.5, missing="drop")
-    run_difficulty(state, options, [])
-    assert {d.id: d.reason for d in state.drops if d.kind == "problem"} == {
+    stages = StageOptions(difficulty=options, select=SelectOptions(quality_weight=0.0))
+    state, kept = run_items(problems, chains, stages, ["difficulty", "select"], tmp_path)
+    assert {d["id"]: d["reason"] for d in rejects_of(tmp_path) if d["kind"] == "problem"} == {
         "b": "below_min_difficulty",
         "c": "no_difficulty",
     }
     assert state.manifest["difficulty"]["signal"] == "metadata"
-    run_select(state, SelectOptions(quality_weight=0.0))
-    assert [pid for pid in ("a", "d") if state.problem_notes[pid]["rank"]] == ["a", "d"]
-    assert state.problem_notes["a"]["rank"] == 1 and state.manifest["selection_difficulty"] == "difficulty_stage"
+    assert kept.problem_notes["a"]["rank"] == 1 and kept.problem_notes["d"]["rank"] == 2
+    assert state.manifest["selection_difficulty"] == "difficulty_stage"
 
 
-def test_without_a_difficulty_signal_longer_chains_rank_higher_not_keyword_density():
-    problems = {p: Problem(p, f"Problem {p}?", "1", "t") for p in ("short", "long")}
-    chains = {
-        "short/c": Chain("short/c", "short", "check verify maybe so \\boxed{1}"),
-        "long/c": Chain("long/c", "long", "We add the two numbers carefully, one step at a time. " * 8 + "\\boxed{1}"),
-    }
-    assert length_percentiles([len(c.text.split()) for c in chains.values()]) == [0.0, 0.5]
-    state = CurationState(problems, chains, read=2)
-    run_select(state, SelectOptions(quality_weight=0.0))
-    assert state.problem_notes["long"]["rank"] == 1 and state.manifest["selection_difficulty"] == "chain_length"
-    flat = CurationState(dict(problems), dict(chains), read=2)
-    run_select(flat, SelectOptions(quality_weight=0.0, fallback_difficulty="none"))
-    assert flat.problem_notes["short"]["rank"] == 1 and flat.manifest["selection_difficulty"] == "none"
+def test_without_a_difficulty_signal_longer_chains_rank_higher_not_keyword_density(tmp_path):
+    problems = [Problem(p, f"Problem {p}?", "1", "t") for p in ("short", "long")]
+    chains = [
+        Chain("short/c", "short", "check verify maybe so \\boxed{1}"),
+        Chain("long/c", "long", "We add the two numbers carefully, one step at a time. " * 8 + "\\boxed{1}"),
+    ]
+    assert length_percentiles([len(c.text.split()) for c in chains]) == [0.0, 0.5]
+    stages = StageOptions(select=SelectOptions(quality_weight=0.0))
+    state, kept = run_items(problems, chains, stages, ["select"], tmp_path / "length")
+    assert kept.problem_notes["long"]["rank"] == 1 and state.manifest["selection_difficulty"] == "chain_length"
+    stages = StageOptions(select=SelectOptions(quality_weight=0.0, fallback_difficulty="none"))
+    state, kept = run_items(problems, chains, stages, ["select"], tmp_path / "none")
+    assert kept.problem_notes["short"]["rank"] == 1 and state.manifest["selection_difficulty"] == "none"
 
 
 # ------------------------------------------------------------------------------------------------ dedup

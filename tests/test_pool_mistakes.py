@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from curation.options import IngestOptions
-from curation.pool import load_pool
+from curation.pool.store import load_pool
 from eval.records import DataError
 from tests.test_pool_ingest import SOLUTION, run_limo, trust_stages, write_jsonl
 
@@ -64,9 +64,9 @@ def test_an_empty_pool_file_is_an_error_naming_it(tmp_path, kind):
 def test_a_declared_signal_that_no_row_fills_is_warned_on_the_console_and_in_the_report(tmp_path, caplog):
     path = write_jsonl(tmp_path / "pool.jsonl", pool_rows(pass_rate=None, topic=""))
     stages = trust_stages(path, field_map={**FIELDS, "difficulty": "pass_rate", "subject": "topic"})
-    with caplog.at_level(logging.WARNING, logger="curation.pool"):
+    with caplog.at_level(logging.WARNING, logger="curation.pool.ingest"):
         run_limo(stages, tmp_path / "run")
-    warned = [r.getMessage() for r in caplog.records if r.name == "curation.pool"]
+    warned = [r.getMessage() for r in caplog.records if r.name == "curation.pool.ingest"]
     assert any("field_map.difficulty: column 'pass_rate' is empty in all 2 rows" in m for m in warned), warned
     assert any("field_map.subject: column 'topic' is empty in all 2 rows" in m for m in warned), warned
     curate = tmp_path / "run" / "curate"
@@ -78,7 +78,7 @@ def test_a_declared_signal_that_no_row_fills_is_warned_on_the_console_and_in_the
 
 def test_a_filled_declared_signal_is_quiet(tmp_path, caplog):
     path = write_jsonl(tmp_path / "pool.jsonl", pool_rows(topic="counting"))
-    with caplog.at_level(logging.WARNING, logger="curation.pool"):
+    with caplog.at_level(logging.WARNING, logger="curation.pool.ingest"):
         pool = load_pool(IngestOptions(source=str(path), field_map={**FIELDS, "subject": "topic"}))
     assert not caplog.records and pool.provenance["ingest"]["unused_signals"] == {}
     assert {p.subject for p in pool.problems} == {"counting"}
@@ -122,7 +122,7 @@ def difficulty_notes(out: Path) -> dict:
 
 def test_unparseable_pass_rates_are_counted_printed_and_rank_neutral_not_easiest(tmp_path, caplog):
     out = tmp_path / "run"
-    with caplog.at_level(logging.WARNING, logger="curation.difficulty"):
+    with caplog.at_level(logging.WARNING, logger="curation.stages.difficulty"):
         run_limo(pass_rate_stages(tmp_path), out)
     assert "difficulty: 4 of 6 problems have no usable difficulty (1 empty, 3 unparseable: 'n/a' x1" in caplog.text
     notes = difficulty_notes(out)
@@ -149,7 +149,7 @@ def test_a_difficulty_column_with_no_usable_value_says_selection_falls_back(tmp_
     path = write_jsonl(tmp_path / "pool.jsonl", rows)
     stages = trust_stages(path, field_map={**FIELDS, "difficulty": "rate"})
     stages = {**stages, "difficulty": PASS_RATE_DIFFICULTY}
-    with caplog.at_level(logging.WARNING, logger="curation.difficulty"):
+    with caplog.at_level(logging.WARNING, logger="curation.stages.difficulty"):
         run_limo(stages, tmp_path / "run")
     assert "2 of 2 problems have no usable difficulty" in caplog.text
     assert "selection ranks by curate.stages.select.fallback_difficulty" in caplog.text

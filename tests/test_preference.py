@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from curation.preference import PairOptions, ScoredChain, build_pairs, relative_gap
+from curation.methods.pairs.pairs import PairOptions, ScoredChain, build_pairs, relative_gap
 from curation.schema import Chain
 from eval.grader import Verdict
 from eval.problem import Problem
@@ -111,7 +111,6 @@ def discopop_run(repo_root, tmp_path_factory):
         "recipe=discopop",
         f"output_dir={out}",
         "curate.stages.ingest.problem_limit=30",
-        "curate.stages.answer_check.workers=1",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, cwd=repo_root, env=env, capture_output=True, text=True, timeout=300)

@@ -13,7 +13,7 @@ import math
 
 import pytest
 
-from curation.rise import ImproveOptions, context_before, run_rise_batch, weighted_examples
+from curation.methods.rise.episodes import ImproveOptions, context_before, run_rise_batch, weighted_examples
 from eval.backends.base import SamplingParams
 from eval.backends.replay import ReplayBackend
 from eval.grader import grade_many, verify

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from curation.adaptive import expected_draws, keep_probability, pass_rate_window, weak_filter
-from curation.spend import (
+from curation.rollouts.adaptive import expected_draws, keep_probability, pass_rate_window, weak_filter
+from curation.rollouts.spend import (
     PassRateDistribution,
     PoolLengths,
     RolloutStage,

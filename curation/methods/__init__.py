@@ -1,13 +1,19 @@
 """The registry of curation methods: ``curate.method`` -> `Method` (options type, run function, trainer).
 
 `METHODS` is the one place a recipe's ``curate.method`` is looked up; adding a method is one module with
-its options type and run function, and one entry here (see `curation.methods.base`).
+its options type and run function, and one entry here (see `curation.methods.base`). Each method is a folder
+holding its pieces (``curation/methods/<name>/``, its ``method.py`` registering it); `graded_pool` is the pool
+that LEMMA, pairs and RISE build on.
 """
 
 from __future__ import annotations
 
-from curation.methods import lemma, limo, mammoth2, pairs, rise
 from curation.methods.base import CurationSummary, Method, RunContext
+from curation.methods.lemma import method as lemma
+from curation.methods.limo import method as limo
+from curation.methods.mammoth2 import method as mammoth2
+from curation.methods.pairs import method as pairs
+from curation.methods.rise import method as rise
 
 METHODS: dict[str, Method] = {m.METHOD.name: m.METHOD for m in (limo, lemma, pairs, rise, mammoth2)}
 DEFAULT_METHOD = "limo"

@@ -23,7 +23,7 @@ from typing import Any
 
 from curation.executors import ExecutorOptions
 from curation.options import StageOptions
-from curation.stages import StageContext
+from curation.runner import StageContext
 from eval.benchmarks import BenchmarkSpec
 
 
@@ -37,9 +37,8 @@ class RunContext:
         name: Recipe name (reports and manifests).
         benchmark_specs: Benchmarks by name, for decontamination.
         config: The validated ``curate:`` section, echoed in the manifest.
-        executor: Where sharded work runs (`curation.executors`): the pool stages of methods that shard them,
-            and fresh rollouts. None: methods run in this process on an in-memory pool (library use,
-            small pools); rollouts then run on the local executor.
+        executor: Where the pool stages' shard jobs and fresh rollouts run (`curation.executors`); None: the
+            local executor with its defaults (in this process, one shard at a time).
     """
 
     output_dir: Path
@@ -54,7 +53,8 @@ class RunContext:
         return Path(self.output_dir) / "curate"
 
     def stage_context(self) -> StageContext:
-        return StageContext(self.seed, self.benchmark_specs, self.out, self.executor or ExecutorOptions())
+        """The runner's context: jobs and caches under ``<output_dir>/curate/work/``."""
+        return StageContext(self.seed, self.benchmark_specs, self.out / "work", self.executor or ExecutorOptions())
 
 
 @dataclass(frozen=True)

@@ -197,7 +197,9 @@ def _relations_equal(g: Relation, p: Relation) -> Outcome:
         return False, "different relations"
     gd = Scalar(g.lhs.expr - g.rhs.expr, g.lhs.approx or g.rhs.approx)  # type: ignore[union-attr]
     pd = Scalar(p.lhs.expr - p.rhs.expr, p.lhs.approx or p.rhs.approx)  # type: ignore[union-attr]
-    if g.op in {"=", "!="} and g.op == p.op:
+    # A closed identity (``360 = 2^3 * 3^2 * 5``) has lhs - rhs = 0 like every other true one: its sides decide.
+    closed = not (gd.expr.free_symbols or pd.expr.free_symbols)
+    if g.op in {"=", "!="} and g.op == p.op and not closed:
         if scalar_equal(gd, pd)[0] or scalar_equal(gd, Scalar(-pd.expr, pd.approx))[0]:
             return True, "relation lhs-rhs equal"
     return _proportional(g.op, gd, p.op, pd)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from curation.champ import load_champ_pool
+from curation.pool.champ import load_champ_pool
 from curation.schema import SFTExample
 from eval.records import write_jsonl
 

@@ -1,0 +1,1 @@
+"""LIMO's funnel; `method` registers ``curate.method: limo`` (the default)."""

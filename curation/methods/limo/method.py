@@ -1,0 +1,233 @@
+"""``curate.method: limo`` (the default): LIMO's funnel from a pool of chains to a few hundred training chains.
+
+ingest -> validate -> answer check -> dedup -> decontam -> suspect gold -> difficulty -> quality ->
+diversity -> select, all shared stages on the one runner (`curation.stages.run_pool`), then the outputs:
+``curated.jsonl`` (+ ``.parquet``), ``messages.jsonl``, and the shared accounting and report
+(`curation.outputs.writer`), with LIMO's plots and sections (gold overrides, suspect golds, decontamination hits,
+benchmarks checked). The same inputs, options and seed give byte-identical ``curated.jsonl`` and
+``messages.jsonl`` (no timestamps in them). LIMO has no options of its own: everything it does is a shared stage.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from curation import stages as pool_stages
+from curation.funnel import Survivors
+from curation.methods.base import CurationSummary, Method, RunContext
+from curation.options import StageOptions
+from curation.outputs.report import PoolPlots, render_report, write_plots
+from curation.outputs.writer import (
+    RunOutputs,
+    curated_row,
+    selected_chains,
+    training_example,
+    warn_flagged,
+    write_outputs,
+)
+from curation.pool.store import open_or_ingest
+from eval.report import package_versions
+
+PACKAGES = ("limo", "champ-dataset", "datasketch", "sympy", "latex2sympy2-extended", "numpy", "pyarrow", "matplotlib")
+STAGES = (
+    "validate",
+    "answer_check",
+    "dedup",
+    "decontam",
+    "suspect_gold",
+    "difficulty",
+    "quality",
+    "diversity",
+    "select",
+)
+
+
+@dataclass
+class LimoRun:
+    """A finished funnel: everything `write_limo` needs.
+
+    Attributes:
+        selected: The selected problems and chains with their notes; its funnel is every stage's count.
+        totals: The reconciliation (read = selected + dropped).
+        facts: Manifest facts: pool, input checksums, gold overrides, benchmarks (and rollouts, execution).
+        plots: The report's plot data.
+        flagged: Suspect golds by problem id (every one flagged during the run).
+        hits: Decontamination drops (problem id and evidence).
+    """
+
+    selected: Survivors
+    totals: dict[str, int]
+    facts: dict[str, Any]
+    plots: PoolPlots
+    flagged: dict[str, dict[str, Any]]
+    hits: list[dict[str, Any]]
+
+
+def run_limo(stages: StageOptions, options: None, context: RunContext) -> CurationSummary:
+    """Run every stage on the run's executor and write ``<output_dir>/curate/``.
+
+    Raises:
+        DataError: Unreadable pool, overrides or benchmark files (the message names the file).
+    """
+    started = time.perf_counter()
+    run = run_stages(stages, context)
+    write_limo(run, stages, context)
+    seconds = round(time.perf_counter() - started, 2)
+    totals = run.totals
+    return CurationSummary(
+        "limo", str(context.out), totals["read"], totals["selected"], "chains", run.selected.rejected, seconds
+    )
+
+
+def run_stages(stages: StageOptions, context: RunContext) -> LimoRun:
+    """Ingest into the pool store, run LIMO's stages (`curation.stages.run_pool`) and read the selection back."""
+    runner = context.stage_context()
+    store = open_or_ingest(stages, runner.work_dir, runner.executor.shard_rows)
+    names = pool_stages.stage_names(STAGES, stages)
+    state = pool_stages.run_pool(store, stages, names, runner, context.out / "rejects.jsonl")
+    selected = pool_stages.survivors(state, stages)
+    facts = store.facts
+    state.manifest.update(rollouts=state.results.rollouts) if state.results.rollouts else None
+    facts = pool_facts(
+        facts["source"], state.read, facts["provenance"], facts["checksums"], facts["gold_overrides"], state.manifest
+    )
+    facts["execution"] = pool_stages.execution_facts(state, runner)
+    flagged = {state.problem_ids[p]: detail for p, detail in state.results.suspects.items()}
+    plots = pool_stages.plots(state, selected)
+    return LimoRun(selected, state.totals, facts, plots, flagged, state.results.decontam_hits)
+
+
+def pool_facts(
+    source: str,
+    read: int,
+    provenance: dict[str, Any],
+    checksums: dict[str, str],
+    applied: list[dict[str, str]],
+    stage_facts: dict[str, Any],
+) -> dict[str, Any]:
+    """The manifest's facts about the pool and what the stages loaded (benchmarks; rollouts when run)."""
+    facts = {
+        "pool": {"source": source, "read": read, "provenance": provenance},
+        "input_checksums": checksums,
+        "gold_overrides": applied,
+        "benchmarks": stage_facts.get("benchmarks", {}),
+        "difficulty": {**stage_facts.get("difficulty", {}), "selection": stage_facts.get("selection_difficulty")},
+    }
+    if "rollouts" in stage_facts:
+        facts["rollouts"] = stage_facts["rollouts"]
+    return facts
+
+
+def write_limo(run: LimoRun, stages: StageOptions, context: RunContext) -> None:
+    """``curated.jsonl`` (+ parquet), ``messages.jsonl``, the accounting, the manifest and the report."""
+    state = run.selected
+    extra: dict[str, Any] = {k: run.facts[k] for k in ("rollouts", "execution") if k in run.facts}
+    manifest: dict[str, Any] = {
+        "name": context.name,
+        "seed": context.seed,
+        "config": dict(context.config),
+        **{k: v for k, v in run.facts.items() if k not in extra},
+        "packages": package_versions(PACKAGES),
+        "totals": run.totals,
+        **extra,
+    }
+    chains = selected_chains(state)
+    rows = [curated_row(state, c, stages.quality) for c in chains]
+    messages = [training_example(state, c, stages.select) for c in chains]
+    manifest["flagged"] = warn_flagged(rows)
+    report = limo_report(run, stages, manifest, context)
+    parquet = rows if stages.report.parquet else []
+    data: dict[str, Sequence[Any]] = {"curated.jsonl": rows, "messages.jsonl": messages}
+    outputs = RunOutputs("limo", data, state, run.totals, {"selected": len(chains)}, manifest, report, parquet)
+    write_outputs(context.out, outputs)
+
+
+def limo_report(run: LimoRun, stages: StageOptions, manifest: dict[str, Any], context: RunContext) -> str | None:
+    """report.md (and its plots, written now so the report can show them), or None when reports are off."""
+    if not stages.report.enabled:
+        return None
+    state = run.selected
+    context.out.mkdir(parents=True, exist_ok=True)
+    plots = write_plots(context.out, state.funnel, run.plots) if stages.report.plots else []
+    intro = (
+        f"Pool `{manifest['pool']['source']}`: {state.read} items read; {len(state.chains)} chains selected "
+        f"({len(state.problems)} problems). Every other item is in `rejects.jsonl` with its stage and reason."
+    )
+    return render_report(
+        f"Curation report: {manifest.get('name', '')}", intro, state.funnel, limo_sections(run, manifest, plots)
+    )
+
+
+def trust_section(manifest: dict[str, Any]) -> str:
+    """Who wrote the chains, where the golds came from, and the selected chains that are not confirmed."""
+    ingest = manifest["pool"].get("provenance", {}).get("ingest")
+    flagged = manifest.get("flagged") or {}
+    lines = [f"- selected chains flagged: {', '.join(f'{k}: {v}' for k, v in flagged.items()) or 'none'}"]
+    if ingest:
+        gold = ingest["gold"]
+        unused = ingest.get("unused_signals") or {}
+        lines = [
+            *(f"- **declared but unused**: `field_map.{k}`: {v}" for k, v in unused.items()),
+            f"- chains by generator: {ingest['generators']} (only `human` chains skip the answer check)",
+            f"- rows by gold origin: {gold['from_rows']}; chains whose gold is read from their own text (circular): "
+            f"{gold['circular_chains']}",
+            *lines,
+        ]
+    return "\n".join(lines)
+
+
+def limo_sections(run: LimoRun, manifest: dict[str, Any], plots: list[str]) -> list[str]:
+    """Trust, gold overrides, suspect golds, decontamination hits, benchmarks checked, plots."""
+    flagged, hits, state = run.flagged, run.hits, run.selected
+    overrides = "\n".join(
+        f"- `{o['problem_id']}`: `{o['was']}` -> `{o['answer']}`. {o['justification']}"
+        for o in manifest["gold_overrides"]
+    )
+    suspects = "\n".join(
+        f"- `{pid}`: gold `{d['gold']}`, strong models agree on `{d['agreed_answer']}` "
+        f"({d['agreeing']} of {d['attempts']} attempts; {d['correct']} match the gold)"
+        for pid, d in sorted(flagged.items())
+    )
+    contaminated = "\n".join(
+        f"- `{h['problem_id']}` matched `{h['benchmark']}` item `{h['item_id']}` ({h['method']}, similarity "
+        f"{h['similarity']}, content {h['content']}; shared: {', '.join(repr(g) for g in h['ngrams'])})"
+        for h in hits
+    )
+    notes = next((c.notes for c in state.funnel if c.stage == "decontam"), {})
+    near = "\n".join(
+        f"- `{m['problem_id']}` vs `{m['benchmark']}` item `{m['item_id']}`: similarity {m['similarity']}, "
+        f"content {m['content']} (kept)"
+        for m in notes.get("near_misses", [])[:10]
+    )
+    boilerplate = ", ".join(f"'{b['ngram']}' ({b['documents']})" for b in notes.get("boilerplate_ngrams", [])[:10])
+    checked = "\n".join(f"- {name}: {info}" for name, info in manifest.get("benchmarks", {}).items())
+    return [
+        "## What the pool was trusted with",
+        trust_section(manifest),
+        "## Gold overrides applied",
+        overrides or "none",
+        "## Suspect golds",
+        suspects or "none",
+        "## Decontamination hits",
+        contaminated or "none",
+        "## Decontamination: closest candidates kept",
+        (near or "none")
+        + (f"\n\nMost frequent (down-weighted) n-grams, by documents: {boilerplate}" if boilerplate else ""),
+        "## Benchmarks checked",
+        checked or "none",
+        "## Plots",
+        *[f"![{p}]({p})" for p in plots],
+    ]
+
+
+METHOD = Method(
+    name="limo",
+    run=run_limo,
+    options=None,
+    stages=STAGES,
+    trainer="sft",
+    summary="LIMO's funnel: the best chain of each hard, clean, diverse problem (messages.jsonl)",
+)

@@ -1,0 +1,1 @@
+"""Preference pairs for DPO / DiscoPOP (`pairs`); `method` registers ``curate.method: pairs``."""

@@ -1,0 +1,169 @@
+"""What a curation run writes: the one writer every method ends with (`write_outputs`), and LIMO's rows.
+
+`write_outputs` writes a run's data files (``curated.jsonl``, ``messages.jsonl`` or ``pairs.jsonl``, ...),
+``curated.parquet``, and the accounting every method shares: ``funnel.json`` (``method``, ``stages``,
+``totals``, ``summary``; one `curation.funnel.StageCount` row per stage), ``rejects.jsonl`` (one
+`curation.funnel.Drop` row per item left out), ``manifest.json`` and ``report.md``. Every file is
+written atomically. A manifest with an ``outputs_sha256`` key gets the checksums of the data files.
+
+LIMO's curated set is one row per selected chain (full provenance) and its training view
+(`messages.jsonl`). A chain that is not confirmed correct (``answer_check.keep_incorrect``, a gold read from
+the chain itself) carries its flags in both, and `warn_flagged` says so once per run.
+
+The training view has no system turn (training adds the recipe's) and its assistant turn ends with the
+final answer in ``\\boxed{}``. CHAMP chains never box their answer (CHAMP asked for a summary sentence
+instead), so a chain without ``\\boxed{`` gets one closing line::
+
+    The final answer is $\\boxed{<answer>}$.
+
+where ``<answer>`` is the gold (``select.boxed_answer: gold``, the default: the answer was checked equal
+to it) or the answer the grader extracted from the chain (``chain``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from curation.funnel import Survivors
+from curation.options import QualityOptions, SelectOptions
+from curation.schema import Chain, SFTExample
+from curation.stages.answer_check import chain_flags
+from curation.stages.quality import quality_details
+from eval.records import append_jsonl, sha256_file, write_json, write_jsonl, write_parquet, write_text_atomic
+
+log = logging.getLogger(__name__)
+STAGES_WITH_DECISIONS = ("dedup", "decontam", "suspect_gold", "difficulty")
+
+
+def assistant_text(chain: Chain, answer: str) -> str:
+    """The chain's text, ending with a boxed final answer."""
+    if "\\boxed{" in chain.text:
+        return chain.text
+    return f"{chain.text.rstrip()}\n\nThe final answer is $\\boxed{{{answer}}}$."
+
+
+def answer_to_box(state: Survivors, chain: Chain, options: SelectOptions) -> str:
+    """The answer the training view boxes: the gold, or the answer the grader extracted from the chain."""
+    gold = state.problems[chain.problem_id].answer
+    if options.boxed_answer == "chain":
+        verdict = state.chain_notes.get(chain.id, {}).get("verdict")
+        return (verdict.extracted if verdict is not None else None) or gold
+    return gold
+
+
+def selected_chains(state: Survivors) -> list[Chain]:
+    """Selected chains by rank (one per problem)."""
+    return sorted(
+        state.chains.values(), key=lambda c: (state.problem_notes[c.problem_id].get("rank", 0), c.problem_id)
+    )
+
+
+def curated_row(state: Survivors, chain: Chain, quality: QualityOptions) -> dict[str, Any]:
+    """One curated row: problem, chain, gold and every score and decision that led to it."""
+    problem = state.problems[chain.problem_id]
+    pnotes = state.problem_notes.get(problem.id, {})
+    cnotes = state.chain_notes.get(chain.id, {})
+    decisions = {count.stage: "kept" for count in state.funnel if count.enabled}
+    if "suspect_gold" in pnotes:
+        decisions["suspect_gold"] = "kept_for_review"
+    return {
+        "id": problem.id,
+        "rank": pnotes.get("rank"),
+        "problem": problem.problem,
+        "chain": chain.text,
+        "gold_answer": problem.answer,
+        "chain_final_answer": chain.final_answer,
+        "chain_id": chain.id,
+        "source": problem.source,
+        "subject": problem.subject,
+        "generator": chain.generator,
+        "prompt_setting": chain.prompt_setting,
+        "scores": {
+            "combined": cnotes.get("combined"),
+            "difficulty": cnotes.get("difficulty_term"),
+            "quality": quality_details(chain, quality) if "quality" in cnotes else None,
+        },
+        "pass_rates": pnotes.get("difficulty"),
+        "verdict": cnotes["verdict"].to_dict() if "verdict" in cnotes else None,
+        "flags": {**{k: pnotes[k] for k in ("suspect_gold",) if k in pnotes}, **chain_flags(chain, cnotes)},
+        "decisions": decisions,
+        "chain_provenance": chain.provenance,
+    }
+
+
+def training_example(state: Survivors, chain: Chain, options: SelectOptions) -> SFTExample:
+    """The training view of a selected chain; its flags (`chain_flags`) travel in ``provenance`` when it has any."""
+    problem = state.problems[chain.problem_id]
+    flags = chain_flags(chain, state.chain_notes.get(chain.id, {}))
+    return SFTExample.single_turn(
+        problem.id,
+        problem.problem,
+        assistant_text(chain, answer_to_box(state, chain, options)),
+        provenance={"chain_id": chain.id, "flags": flags} if flags else {},
+    )
+
+
+def warn_flagged(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Warn once when selected chains carry flags a trainer must know of; returns the counts by flag."""
+    counts = dict(Counter(flag for row in rows for flag in row["flags"] if flag != "suspect_gold"))
+    unconfirmed = counts.get("unconfirmed", 0) + counts.get("gold_circular", 0)
+    if unconfirmed:
+        log.warning(
+            "%d of %d selected chains are not confirmed correct (%s); each is flagged in curated.jsonl and in "
+            "messages.jsonl's provenance",
+            unconfirmed,
+            len(rows),
+            ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()) if k != "grader_disagrees"),
+        )
+    return counts
+
+
+@dataclass
+class RunOutputs:
+    """Everything one curation run writes under ``<output_dir>/curate/``.
+
+    Attributes:
+        method: The method that ran (``funnel.json``'s ``method``).
+        data: Data files by name, in write order (rows of each).
+        state: The run's funnel and rejects.
+        totals: The run's reconciliations (``funnel.json``'s ``totals``).
+        summary: The method's headline counts (``funnel.json``'s ``summary``).
+        manifest: ``manifest.json``.
+        report: ``report.md``'s text, or None to write none.
+        parquet: Rows for ``curated.parquet`` (none written when empty).
+    """
+
+    method: str
+    data: Mapping[str, Sequence[Any]]
+    state: Survivors
+    totals: dict[str, Any]
+    summary: dict[str, Any]
+    manifest: dict[str, Any]
+    report: str | None
+    parquet: Sequence[dict[str, Any]] = field(default_factory=list)
+
+
+def write_outputs(out: Path, run: RunOutputs) -> None:
+    """Write every file of ``run`` under ``out`` (atomically, data files first)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, rows in run.data.items():
+        write_jsonl(out / name, rows)
+    if run.parquet:
+        write_parquet(out / "curated.parquet", run.parquet)
+    stages = [c.to_dict() for c in run.state.funnel]
+    write_json(
+        out / "funnel.json", {"method": run.method, "stages": stages, "totals": run.totals, "summary": run.summary}
+    )
+    if run.state.method_rejects:  # after the pool stages' drops, which the runner streamed while it ran
+        append_jsonl(out / "rejects.jsonl", run.state.method_rejects)
+    manifest = dict(run.manifest)
+    if "outputs_sha256" in manifest:
+        manifest["outputs_sha256"] = {name: sha256_file(out / name) for name in sorted(run.data)}
+    write_json(out / "manifest.json", manifest)
+    if run.report is not None:
+        write_text_atomic(out / "report.md", run.report)

@@ -1,0 +1,594 @@
+"""The pool on disk for sharded runs: chains, chain ids and problems as JSONL parts, compact columns in memory.
+
+A sharded curation run (`curation.runner`) never holds the pool's texts. Ingest streams the source once
+and writes three `Table`s under ``<work>/pool-<digest>/``: ``chains`` (`Chain.to_dict()` rows), ``ids``
+(``[chain id, problem id]``, small rows for reject lines) and ``problems`` (`Problem.to_dict()` rows), each cut
+into parts of ``rows_per_part`` rows that shard jobs read one part per task. Beside them go the compact
+columns every global stage works on (`PoolColumns`: numpy arrays of a few bytes per chain and per problem)
+and the byte offset of every row, so that the end of the run reads back only the selected chains.
+
+Ingest keeps `curation.pool.ingest`'s rules exactly (the same row reader `curation.pool_rows.read_row`, gold
+overrides, the gold-conflict rule and the manifest's ingest facts), with compact state: problems by id (one
+entry per problem), and the "same chain text twice" rule decided after the pass on 128-bit keys of the chain
+ids (first row wins), so a rejected duplicate stays in the tables as a row that is never alive. CHAMP
+(embedded, small) goes through `curation.stages.ingest` and is written out as it is.
+
+The folder's name carries a digest of the ingest options, the source's checksum (a file's SHA-256, a hub
+id with revision, or the CHAMP package version) and the part size; it is written under a temporary name
+and renamed when complete, so a rerun reuses a finished ingest and never a partial one.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import heapq
+import json
+import shutil
+import tempfile
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from curation.funnel import Drop
+from curation.options import IngestOptions, StageOptions
+from curation.pool.ingest import (
+    GoldOverride,
+    Pool,
+    RowCounts,
+    check_columns,
+    duplicate_chain,
+    gold_conflict,
+    hub_checksum,
+    ingest_facts,
+    ingest_pool,
+    load_gold_overrides,
+    overridden_chain,
+    overridden_problem,
+    pool_checksum,
+    pool_provenance,
+    reader_args,
+    warn_ingest,
+)
+from curation.pool.rows import CIRCULAR, RowRecord, RowSpec
+from curation.schema import HUMAN, Chain
+from eval.champ import champ_package_version
+from eval.problem import Problem
+from eval.records import DataError, Reject, atomic_writer, iter_rows, json_line, sha256_file
+
+ROWS_PER_PART = 50_000
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows addressed by a global index, in JSONL parts: part ``i`` holds rows ``bounds[i]:bounds[i+1]``."""
+
+    folder: Path
+    name: str
+    bounds: tuple[int, ...]
+
+    @classmethod
+    def open(cls, folder: Path, name: str) -> Table:
+        return cls(folder, name, tuple(json.loads((folder / f"{name}.json").read_text())["bounds"]))
+
+    def __len__(self) -> int:
+        return self.bounds[-1]
+
+    @property
+    def parts(self) -> int:
+        return len(self.bounds) - 1
+
+    def part_path(self, part: int) -> Path:
+        return self.folder / f"{self.name}-{part:05d}.jsonl"
+
+    def part_of(self, index: int) -> int:
+        return bisect.bisect_right(self.bounds, index) - 1
+
+    def offsets(self) -> np.ndarray:
+        return np.load(self.folder / f"{self.name}.offsets.npy", mmap_mode="r")
+
+    def iter_part(self, part: int) -> Iterator[tuple[int, Any]]:
+        """``(index, row)`` for every row of one part, in order."""
+        with open(self.part_path(part), "rb") as handle:
+            for index, line in enumerate(handle, start=self.bounds[part]):
+                yield index, json.loads(line)
+
+    def values(self, key: str) -> Iterator[Any]:
+        """``row[key]`` of every row, in order (streamed)."""
+        for part in range(self.parts):
+            for _, row in self.iter_part(part):
+                yield row[key]
+
+    def read_many(self, indices: Iterable[int]) -> Iterator[Any]:
+        """The rows at ``indices``, in the order given (one seek per row)."""
+        with self.reader() as reader:
+            yield from reader.read_many(indices)
+
+    def reader(self) -> RowReader:
+        return RowReader(self)
+
+
+class RowReader:
+    """Random access to a `Table`'s rows, keeping its offsets mapped and its parts open until closed."""
+
+    def __init__(self, table: Table):
+        self.table = table
+        self.offsets = table.offsets()
+        self.handles: dict[int, Any] = {}
+
+    def read_many(self, indices: Iterable[int]) -> Iterator[Any]:
+        for index in indices:
+            part = self.table.part_of(int(index))
+            handle = self.handles.get(part)
+            if handle is None:
+                handle = self.handles[part] = open(self.table.part_path(part), "rb")  # noqa: SIM115
+            handle.seek(int(self.offsets[index]))
+            yield json.loads(handle.readline())
+
+    def close(self) -> None:
+        for handle in self.handles.values():
+            handle.close()
+        self.handles.clear()
+
+    def __enter__(self) -> RowReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class TableWriter:
+    """Appends rows to a `Table` being built, cutting parts every ``rows_per_part`` rows."""
+
+    def __init__(self, folder: Path, name: str, rows_per_part: int):
+        self.folder, self.name, self.rows_per_part = folder, name, rows_per_part
+        self.bounds = [0]
+        self.offsets = array("q")
+        self._handle: Any = None
+        self._position = 0
+
+    def add(self, row: Any) -> int:
+        if self._handle is None or len(self.offsets) - self.bounds[-1] >= self.rows_per_part:
+            self._roll()
+        line = (json_line(row) + "\n").encode("utf-8")
+        self.offsets.append(self._position)
+        self._handle.write(line)
+        self._position += len(line)
+        return len(self.offsets) - 1
+
+    def _roll(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self.bounds.append(len(self.offsets))
+        self._handle = open(self.folder / f"{self.name}-{len(self.bounds) - 1:05d}.jsonl", "wb")  # noqa: SIM115
+        self._position = 0
+
+    def close(self) -> Table:
+        if self._handle is None:
+            self._roll()
+        self._handle.close()
+        if len(self.offsets) > self.bounds[-1] or len(self.bounds) == 1:
+            self.bounds.append(len(self.offsets))
+        np.save(self.folder / f"{self.name}.offsets.npy", np.frombuffer(self.offsets, dtype=np.int64))
+        (self.folder / f"{self.name}.json").write_text(json.dumps({"bounds": self.bounds}))
+        return Table(self.folder, self.name, tuple(self.bounds))
+
+
+@dataclass
+class PoolColumns:
+    """What global stages need per chain and per problem, a few bytes each (never texts).
+
+    Attributes:
+        chain_problem: Problem index of each chain.
+        chain_generator: Index into ``generators`` of each chain's generator.
+        chain_human: The chain is a human solution.
+        chain_chars: Characters of each chain's text (s1 diversity ranks by length).
+        chain_words: Words of each chain's text (selection's length fallback ranks by them).
+        chain_valid: False for rows ingest rejected after writing them (duplicate chain texts): never alive.
+        problem_subject: Index into ``subjects`` of each problem's subject (None is ``subjects[0]``).
+    """
+
+    chain_problem: np.ndarray
+    chain_generator: np.ndarray
+    chain_human: np.ndarray
+    chain_chars: np.ndarray
+    chain_words: np.ndarray
+    chain_valid: np.ndarray
+    problem_subject: np.ndarray
+    generators: list[str]
+    subjects: list[str | None]
+
+    def save(self, folder: Path) -> None:
+        (folder / "columns").mkdir(exist_ok=True)
+        for name, value in asdict(self).items():
+            if isinstance(value, np.ndarray):
+                np.save(folder / "columns" / f"{name}.npy", value)
+        (folder / "names.json").write_text(json.dumps({"generators": self.generators, "subjects": self.subjects}))
+
+    @classmethod
+    def load(cls, folder: Path) -> PoolColumns:
+        arrays = {f.stem: np.load(f) for f in sorted((folder / "columns").glob("*.npy"))}
+        return cls(**arrays, **json.loads((folder / "names.json").read_text()))
+
+
+def column(store_folder: str | Path, name: str) -> np.ndarray:
+    """One column of a pool store, memory-mapped (shard tasks read only what they need)."""
+    return np.load(Path(store_folder) / "columns" / f"{name}.npy", mmap_mode="r")
+
+
+@dataclass
+class PoolStore:
+    """A finished ingest: the tables, the columns and the facts the manifest records.
+
+    Attributes:
+        facts: ``source``, ``read`` (chains plus rejected rows), ``checksums``, ``provenance``,
+            ``gold_overrides`` (applied, for the manifest), ``pool_domains`` (problems per subject).
+    """
+
+    folder: Path
+    chains: Table
+    ids: Table
+    problems: Table
+    columns: PoolColumns
+    facts: dict[str, Any]
+
+    @classmethod
+    def open(cls, folder: Path) -> PoolStore:
+        chains, ids, problems = (Table.open(folder, name) for name in ("chains", "ids", "problems"))
+        facts = json.loads((folder / "facts.json").read_text())
+        return cls(folder, chains, ids, problems, PoolColumns.load(folder), facts)
+
+    @property
+    def rejects_path(self) -> Path:
+        return self.folder / "ingest_rejects.jsonl"
+
+    def problem_ids(self) -> list[str]:
+        """Every problem id, in pool order (one string per problem: the only per-problem text held)."""
+        return list(self.problems.values("id"))
+
+
+# ------------------------------------------------------------------------------------------------ ingest
+
+
+def open_or_ingest(stages: StageOptions, work_dir: Path, rows_per_part: int = ROWS_PER_PART) -> PoolStore:
+    """The pool store for ``stages.ingest``: reused when a finished one with the same digest exists.
+
+    Raises:
+        DataError: Unreadable source or overrides, or an override that does not fit the pool.
+    """
+    key = {"ingest": asdict(stages.ingest), "source": source_checksum(stages), "rows_per_part": rows_per_part}
+    if stages.ingest.gold_overrides:
+        key["gold_overrides"] = sha256_file(stages.ingest.gold_overrides)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    folder = write_once(work_dir / f"pool-{digest}", lambda partial: ingest_to(partial, stages, rows_per_part))
+    return PoolStore.open(folder)
+
+
+def write_once(folder: Path, fill: Callable[[Path], None]) -> Path:
+    """``folder`` as ``fill`` writes it into ``.<name>.partial`` beside it, renamed when complete: a finished
+    folder is reused, and a partial one (a killed run's) is removed and written again."""
+    if not folder.is_dir():
+        partial = folder.with_name(f".{folder.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        fill(partial)
+        partial.rename(folder)
+    return folder
+
+
+def source_checksum(stages: StageOptions) -> str:
+    """What identifies the source's content: the CHAMP package version, a file's SHA-256, or a hub id."""
+    source = stages.ingest.source
+    if source == "champ":
+        return f"champ:{champ_package_version()}"
+    path = Path(source)
+    if path.is_file():
+        return sha256_file(path)
+    if path.is_dir():  # a saved dataset: its files' names, sizes and times
+        listing = sorted((str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns) for f in path.rglob("*"))
+        return "folder:" + hashlib.sha256(json.dumps(listing).encode()).hexdigest()
+    return hub_checksum(stages.ingest)
+
+
+@dataclass
+class _IngestState:
+    """What ingest tracks while it streams: problems by id, and per written chain its id key and row number."""
+
+    writers: dict[str, TableWriter]
+    overrides: dict[str, GoldOverride]
+    overrides_path: str | None = None
+    override_errors: dict[str, DataError] = field(default_factory=dict)
+    problems: dict[str, tuple[int, str]] = field(default_factory=dict)  # id -> (index, gold as loaded)
+    generators: dict[str, int] = field(default_factory=dict)
+    subjects: dict[str | None, int] = field(default_factory=lambda: {None: 0})
+    chain_problem: array[int] = field(default_factory=lambda: array("i"))
+    chain_generator: array[int] = field(default_factory=lambda: array("h"))
+    chain_human: array[int] = field(default_factory=lambda: array("b"))
+    chain_chars: array[int] = field(default_factory=lambda: array("i"))
+    chain_words: array[int] = field(default_factory=lambda: array("i"))
+    problem_subject: array[int] = field(default_factory=lambda: array("h"))
+    id_keys: array[int] = field(default_factory=lambda: array("Q"))  # two 64-bit words per chain
+    numbers: array[int] = field(default_factory=lambda: array("q"))  # the row number cross-row rejects carry
+    chain_circular: array[int] = field(default_factory=lambda: array("b"))
+    chain_origin: array[int] = field(default_factory=lambda: array("h"))  # index into ``origins``
+    origins: dict[str, int] = field(default_factory=dict)
+    spec: RowSpec | None = None  # a file or hub pool's compiled ingest options (None: CHAMP)
+    undeclared_generator: int = 0
+    unused_signals: dict[str, str] = field(default_factory=dict)  # `curation.pool.unused_signals`
+    contradictions: list[Reject] = field(default_factory=list)
+    pool_domains: Counter[str] = field(default_factory=Counter)
+
+
+def ingest_to(folder: Path, stages: StageOptions, rows_per_part: int) -> None:
+    """Stream the pool into ``folder`` (tables, columns, rejects, facts)."""
+    options = stages.ingest
+    overrides = load_gold_overrides(options.gold_overrides) if options.gold_overrides else []
+    state = _IngestState(_writers(folder, rows_per_part), {o.problem_id: o for o in overrides}, options.gold_overrides)
+    with atomic_writer(folder / "row_rejects.jsonl") as row_rejects:
+        if options.source == "champ":
+            facts = _ingest_champ(state, stages, row_rejects)
+        else:
+            facts = _ingest_records(state, stages, row_rejects)
+    _finish(folder, state, options.source, facts)
+
+
+def _writers(folder: Path, rows_per_part: int) -> dict[str, TableWriter]:
+    return {n: TableWriter(folder, n, rows_per_part) for n in ("chains", "ids", "problems")}
+
+
+def _finish(folder: Path, state: _IngestState, source: str, facts: dict[str, Any]) -> None:
+    """Close the tables, decide cross-row rejects, save the columns and the facts (``read`` counted here)."""
+    for writer in state.writers.values():
+        writer.close()
+    valid = _write_cross_row_rejects(folder, state, source)
+    _columns(state, valid).save(folder)
+    if state.spec is not None:
+        facts["provenance"]["ingest"] = _ingest_facts(state, state.spec, valid)
+    facts["read"] = int(valid.sum()) + _count_lines(folder / "ingest_rejects.jsonl")
+    facts["pool_domains"] = dict(state.pool_domains)
+    (folder / "facts.json").write_text(json.dumps(facts, ensure_ascii=False))
+
+
+def store_items(
+    work_dir: Path,
+    source: str,
+    problems: Sequence[Problem],
+    chains: Sequence[Chain],
+    rows_per_part: int = ROWS_PER_PART,
+) -> PoolStore:
+    """A pool store of items a method already holds (MAmmoTH2's refined pairs, a test's pool), nothing rejected.
+
+    The folder is named from the items' content, so the same items reuse a finished store.
+    """
+    digest = hashlib.sha256()
+    for row in [*(p.to_dict() for p in problems), *(c.to_dict() for c in chains)]:
+        digest.update(json_line(row).encode("utf-8") + b"\n")
+    digest.update(str(rows_per_part).encode())
+
+    def fill(partial: Path) -> None:
+        state = _IngestState(_writers(partial, rows_per_part), {})
+        (partial / "row_rejects.jsonl").write_text("")
+        for problem in problems:
+            _add_problem(state, problem, problem.answer)
+        for chain in chains:
+            _add_chain(state, chain, 0)
+        checksums = {"items": digest.hexdigest()}
+        _finish(
+            partial, state, source, {"source": source, "checksums": checksums, "provenance": {}, "gold_overrides": []}
+        )
+
+    return PoolStore.open(write_once(work_dir / f"items-{digest.hexdigest()[:12]}", fill))
+
+
+def _ingest_champ(state: _IngestState, stages: StageOptions, row_rejects: Any) -> dict[str, Any]:
+    """CHAMP (embedded, small): ingested in memory, then written out."""
+    pool, applied, checksums = ingest_pool(stages.ingest)
+    for reject in pool.rejects:
+        row_rejects.write(json_line(_row_drop(reject)) + "\n")
+    for problem in pool.problems:
+        _add_problem(state, problem, problem.answer)
+    for chain in pool.chains:
+        _add_chain(state, chain, 0)
+    return {"source": pool.source, "checksums": checksums, "provenance": pool.provenance, "gold_overrides": applied}
+
+
+def _ingest_records(state: _IngestState, stages: StageOptions, row_rejects: Any) -> dict[str, Any]:
+    """A file or hub pool, one row at a time (a repeated chain id is decided after the pass, first row wins)."""
+    options = stages.ingest
+    spec = RowSpec.from_options(options)
+    counts = RowCounts()
+    for number, raw in iter_rows(options.source, **reader_args(options)):
+        if options.limit is not None and counts.rows >= options.limit:
+            break
+        record = counts.record(number, raw, spec, options.source)
+        if isinstance(record, Reject):
+            row_rejects.write(json_line(_row_drop(record)) + "\n")
+        else:
+            _add_record(state, number, record)
+    state.unused_signals = check_columns(options.source, spec, counts, len(state.chain_problem) > 0)
+    _check_overrides(state, options.source)
+    checksums = {"pool": pool_checksum(options)}
+    if options.gold_overrides:
+        checksums["gold_overrides"] = sha256_file(options.gold_overrides)
+    applied = [o.to_dict() for o in state.overrides.values()]
+    state.spec, state.undeclared_generator = spec, counts.undeclared_generator
+    provenance = pool_provenance(options)
+    return {"source": options.source, "checksums": checksums, "provenance": provenance, "gold_overrides": applied}
+
+
+def _check_overrides(state: _IngestState, source: str) -> None:
+    """The first override (in file order) naming an unknown problem or the wrong old gold, as in-memory ingest."""
+    for override in state.overrides.values():
+        if override.problem_id not in state.problems:
+            raise DataError(
+                f"{state.overrides_path}: override {override.problem_id!r}: no such problem in pool {source}"
+            )
+        if override.problem_id in state.override_errors:
+            raise state.override_errors[override.problem_id]
+
+
+def _add_record(state: _IngestState, number: int, record: RowRecord) -> None:
+    problem = record.problem
+    known = state.problems.get(problem.id)
+    conflict = gold_conflict(None if known is None else Problem(problem.id, "", known[1], ""), record)
+    if conflict:
+        state.contradictions.append(Reject(problem.source, number, "answer", conflict, "ingest", problem.id))
+        return
+    if known is None:
+        _add_problem(state, _corrected(state, problem), problem.answer)
+    origin = state.origins.setdefault(record.gold_origin, len(state.origins))
+    for chain in record.chains:
+        _add_chain(state, overridden_chain(chain, state.overrides.get(chain.problem_id)), number)
+        state.chain_circular.append(chain.provenance.get("gold") == CIRCULAR)
+        state.chain_origin.append(origin)
+
+
+def _corrected(state: _IngestState, problem: Problem) -> Problem:
+    override = state.overrides.get(problem.id)
+    if override is None:
+        return problem
+    try:
+        return overridden_problem(problem, override, str(state.overrides_path))
+    except DataError as err:  # raised after the pass, in the overrides file's order
+        state.override_errors[problem.id] = err
+        return problem
+
+
+def _add_problem(state: _IngestState, problem: Problem, gold_as_loaded: str) -> None:
+    index = state.writers["problems"].add(problem.to_dict())
+    state.problems[problem.id] = (index, gold_as_loaded)
+    state.problem_subject.append(state.subjects.setdefault(problem.subject, len(state.subjects)))
+    state.pool_domains[problem.subject or "unknown"] += 1
+
+
+def _add_chain(state: _IngestState, chain: Chain, number: int) -> None:
+    state.writers["chains"].add(chain.to_dict())
+    state.writers["ids"].add([chain.id, chain.problem_id])
+    state.chain_problem.append(state.problems[chain.problem_id][0])
+    state.chain_generator.append(state.generators.setdefault(chain.generator, len(state.generators)))
+    state.chain_human.append(chain.generator == HUMAN)
+    state.chain_chars.append(len(chain.text))
+    state.chain_words.append(len(chain.text.split()))
+    state.id_keys.extend(np.frombuffer(hashlib.blake2b(chain.id.encode(), digest_size=16).digest(), np.uint64))
+    state.numbers.append(number)
+
+
+def first_of_equal(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For the rows of ``keys`` (n x w): whether each is the first of its equal rows, and where that first is.
+
+    A stable lexicographic sort keeps equal rows in their order, so each run of equal rows starts with its
+    first; memory is the keys plus a few integers per row.
+    """
+    if len(keys) == 0:
+        return np.ones(0, dtype=bool), np.zeros(0, dtype=np.int64)
+    order = np.lexsort(keys.T[::-1])
+    ordered = keys[order]
+    starts = np.ones(len(keys), dtype=bool)
+    starts[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    group_first = order[np.maximum.accumulate(np.where(starts, np.arange(len(keys)), 0))]
+    kept = np.empty(len(keys), dtype=np.int64)
+    kept[order] = group_first
+    return kept == np.arange(len(keys)), kept
+
+
+def _ingest_facts(state: _IngestState, spec: RowSpec, valid: np.ndarray) -> dict[str, Any]:
+    """`curation.pool.ingest_facts` over the kept chains, counted in the order the in-memory reader meets them."""
+    kept = np.flatnonzero(valid)
+    names = list(state.generators)
+    generator = np.frombuffer(state.chain_generator, dtype=np.int16)[kept]
+    generators: Counter[str] = Counter()
+    for code in _in_first_order(generator):
+        generators[names[code]] = int((generator == code).sum())
+    numbers = np.frombuffer(state.numbers, dtype=np.int64)[kept]
+    first_of_row = np.ones(len(kept), dtype=bool)
+    first_of_row[1:] = numbers[1:] != numbers[:-1]  # a row's chains are written one after another
+    origin_names = list(state.origins)
+    origins: Counter[str] = Counter()
+    for code in np.frombuffer(state.chain_origin, dtype=np.int16)[kept][first_of_row].tolist():
+        origins[origin_names[code]] += 1
+    circular = int(np.frombuffer(state.chain_circular, dtype=np.int8)[kept].sum())
+    warn_ingest(spec.source, spec, state.undeclared_generator, circular, len(kept))
+    return ingest_facts(spec, generators, origins, circular, state.unused_signals)
+
+
+def _in_first_order(codes: np.ndarray) -> list[int]:
+    """The distinct values of ``codes`` in the order they first appear."""
+    values, first = np.unique(codes, return_index=True)
+    return values[np.argsort(first)].tolist()
+
+
+def _write_cross_row_rejects(folder: Path, state: _IngestState, source: str) -> np.ndarray:
+    """Mark duplicate chain ids (all but the first row) and write every ingest reject in row order."""
+    keys = np.frombuffer(state.id_keys, dtype=np.uint64).reshape(-1, 2)
+    valid, _ = first_of_equal(keys)
+    duplicates = np.flatnonzero(~valid)
+    ids = Table(folder, "ids", tuple(json.loads((folder / "ids.json").read_text())["bounds"]))
+    rejects = list(state.contradictions)
+    for index, (chain_id, problem_id) in zip(duplicates, ids.read_many(duplicates), strict=True):
+        rejects.append(duplicate_chain(source, state.numbers[index], problem_id, chain_id))
+    rejects.sort(key=lambda r: r.row)
+    cross_row = ((r.row, json_line(_row_drop(r)) + "\n") for r in rejects)
+    with open(folder / "row_rejects.jsonl", encoding="utf-8") as row_level:
+        in_file = ((json.loads(line)["detail"]["row"], line) for line in row_level)
+        with atomic_writer(folder / "ingest_rejects.jsonl") as handle:
+            handle.writelines(line for _, line in heapq.merge(in_file, cross_row, key=lambda pair: pair[0]))
+    (folder / "row_rejects.jsonl").unlink()
+    return valid
+
+
+def _row_drop(reject: Reject) -> dict[str, Any]:
+    """A rejected row as its rejects line (`curation.stages.initial_state` writes the same)."""
+    return Drop("row", reject.id or f"row{reject.row}", None, "ingest", "invalid_row", reject.to_dict()).to_dict()
+
+
+def _columns(state: _IngestState, valid: np.ndarray) -> PoolColumns:
+    return PoolColumns(
+        chain_problem=np.frombuffer(state.chain_problem, dtype=np.int32).copy(),
+        chain_generator=np.frombuffer(state.chain_generator, dtype=np.int16).copy(),
+        chain_human=np.frombuffer(state.chain_human, dtype=np.int8).astype(bool),
+        chain_chars=np.frombuffer(state.chain_chars, dtype=np.int32).copy(),
+        chain_words=np.frombuffer(state.chain_words, dtype=np.int32).copy(),
+        chain_valid=valid,
+        problem_subject=np.frombuffer(state.problem_subject, dtype=np.int16).copy(),
+        generators=list(state.generators),
+        subjects=list(state.subjects),
+    )
+
+
+def _count_lines(path: Path) -> int:
+    with open(path, "rb") as handle:
+        return sum(1 for _ in handle)
+
+
+def read_chains(store: PoolStore, indices: Sequence[int]) -> list[Chain]:
+    """The chains at ``indices`` (in that order), read back from disk."""
+    return [Chain.from_dict(row) for row in store.chains.read_many(indices)]
+
+
+def read_problems(store: PoolStore, indices: Sequence[int]) -> list[Problem]:
+    return [Problem.from_dict(row) for row in store.problems.read_many(indices)]
+
+
+def load_pool(options: IngestOptions, work_dir: Path | None = None) -> Pool:
+    """A whole pool in memory (the exploration notebook, small pools), read through the pool store, so its rows
+    meet exactly the rules every run applies (gold overrides included); ``work_dir`` keeps the store.
+
+    Raises:
+        DataError: The source is missing or unreadable.
+    """
+    with tempfile.TemporaryDirectory(prefix="limo-pool-") as scratch:
+        store = open_or_ingest(StageOptions(ingest=options), Path(work_dir or scratch))
+        valid = np.flatnonzero(store.columns.chain_valid).tolist()
+        problems = read_problems(store, range(len(store.columns.problem_subject)))
+        with open(store.rejects_path, encoding="utf-8") as handle:
+            rejects = [Reject(**json.loads(line)["detail"]) for line in handle]
+        facts = store.facts
+        checksum = next(iter(facts["checksums"].values()), None)
+        return Pool(
+            problems, read_chains(store, valid), facts["source"], facts["read"], rejects, checksum, facts["provenance"]
+        )

@@ -1,0 +1,351 @@
+"""The one curation runner's state: alive masks over the pool store, counts, rejects streamed, and its shard jobs.
+
+Every method's pool stages run here, on one executor (`curation.executors`: ``local`` in this process by
+default, ``ray``, ``slurm``), whatever the pool's size. `RunState` holds no text: an alive flag per chain and
+per problem, the pool's compact columns (`curation.pool_store.PoolColumns`), what later stages read of earlier
+ones (finished shard jobs to stream again, a few arrays: `StageResults`), and one `StageCount` per stage.
+`apply` is the funnel's one rule — a dropped problem takes its alive chains (pool order) with it, then single
+chains are dropped, then problems left without a chain (``no_chain_left``) — and writes each drop straight to
+the rejects file (ids read back by offset), so ``read = kept + dropped`` reconciles at any pool size.
+
+Per-item work goes through `run_parts`: one shard job over the parts of a pool table that still hold an alive
+row (the mask is a file the tasks read), so the same code runs locally, on Ray or on Slurm, and a rerun after a
+kill does only the parts without a completion marker. Job folders are named from their inputs (mask, options),
+so a rerun with changed late options (``select.n``) reuses every earlier stage's shards. The stages themselves
+(`curation.stages`) are each one module: per-item checks, shard task, and the global decision over compact keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+import numpy as np
+
+from curation.executors import ExecutorOptions, ShardJob, read_shards, run_job
+from curation.funnel import NO_CHAIN_LEFT, StageCount, check_chained
+from curation.pool.store import PoolStore, Table, store_items
+from curation.schema import Chain
+from eval.benchmarks import BenchmarkSpec
+from eval.problem import Problem
+from eval.records import atomic_writer, json_line
+
+T = TypeVar("T")
+DropItem = tuple[int, str, dict[str, Any]]  # (chain or problem index, reason, detail)
+ID_BATCH = 8192
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What stages need besides their options: the seed, benchmarks, where jobs write, and the executor."""
+
+    seed: int
+    benchmark_specs: Mapping[str, BenchmarkSpec]
+    work_dir: Path
+    executor: ExecutorOptions
+
+
+@dataclass
+class StageResults:
+    """What later stages and the outputs read of earlier stages (never texts)."""
+
+    answer_job: ShardJob | None = None  # answer check's rows: verdicts and attempts
+    attempt: np.ndarray | None = None  # per chain: graded as a model attempt
+    correct: np.ndarray | None = None
+    quality: np.ndarray | None = None  # per chain: quality score (NaN: not scored)
+    quality_job: ShardJob | None = None
+    counts: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # generator -> correct, tries
+    difficulty_source: str | None = None
+    noted: np.ndarray | None = None  # per problem: has a difficulty note
+    strong_rate: np.ndarray | None = None  # per problem (NaN: None)
+    difficulty_score: np.ndarray | None = None  # per problem: the note's score (NaN: None)
+    metadata_notes: dict[int, dict[str, Any]] = field(default_factory=dict)  # ``source: metadata``: per problem
+    selection_difficulty: str | None = None  # where selection's difficulty term came from
+    scores: dict[int, tuple[float, float]] = field(default_factory=dict)  # selected chain: combined score, term
+    suspects: dict[int, dict[str, Any]] = field(default_factory=dict)
+    decontam_hits: list[dict[str, Any]] = field(default_factory=list)
+    rank: dict[int, int] = field(default_factory=dict)
+    rollouts: dict[str, Any] = field(default_factory=dict)
+
+
+class RunState:
+    """Alive flags, counts and rejects of a run over one `PoolStore`.
+
+    Args:
+        store: The ingested pool.
+        rejects: Where drop rows go, in order (``rejects.jsonl`` being written).
+    """
+
+    def __init__(self, store: PoolStore, rejects: TextIO):
+        columns = store.columns
+        self.store = store
+        self.chain_problem = columns.chain_problem
+        self.chain_alive = columns.chain_valid.copy()
+        self.problem_alive = np.ones(len(columns.problem_subject), dtype=bool)
+        self.problem_ids = store.problem_ids()
+        self.by_problem = np.argsort(self.chain_problem, kind="stable")
+        self.problem_starts = np.searchsorted(
+            self.chain_problem[self.by_problem], np.arange(len(self.problem_ids) + 1)
+        )
+        self.read = int(store.facts["read"])
+        self.dropped = 0  # chains and rows dropped: the right side of the reconciliation
+        self.rejected_rows = 0  # every row written to the rejects file (problems too)
+        self.funnel: list[StageCount] = []
+        self.manifest: dict[str, Any] = {}
+        self.results = StageResults()
+        self.totals: dict[str, int] = {}
+        self._pool_stages: list[StageCount] = []
+        self._rejects = rejects
+        self._ids = store.ids.reader()  # chain ids for reject rows, read by offset (closed by `close_files`)
+        self._clock = time.perf_counter()
+
+    # -------------------------------------------------------------------------------------------- counting
+
+    def opened(self, stage: str, enabled: bool) -> StageCount | None:
+        """The stage's count, or None when the stage is off (it has then passed everything through)."""
+        count = self.begin(stage, enabled)
+        if enabled:
+            return count
+        self.apply(count)
+        return None
+
+    def begin(self, stage: str, enabled: bool = True) -> StageCount:
+        count = StageCount(
+            stage, "chain", enabled, int(self.chain_alive.sum()), problems_in=int(self.problem_alive.sum())
+        )
+        self.funnel.append(count)
+        self._pool_stages.append(count)
+        return count
+
+    def close(self, count: StageCount) -> None:
+        now = time.perf_counter()
+        count.seconds = round(now - self._clock, 3)
+        self._clock = now
+
+    def alive_chains_of(self, problem: int) -> np.ndarray:
+        members = self.by_problem[self.problem_starts[problem] : self.problem_starts[problem + 1]]
+        return members[self.chain_alive[members]]
+
+    def apply(self, count: StageCount, chains: Iterable[DropItem] = (), problems: Iterable[DropItem] = ()) -> None:
+        """Drop ``problems`` (with their alive chains), then ``chains``, then problems left with no chain."""
+        chain_reasons: Counter[str] = Counter()
+        problem_reasons: Counter[str] = Counter()
+        for problem, reason, detail in problems:
+            if not self.problem_alive[problem]:
+                continue
+            members = self.alive_chains_of(problem)
+            self._write_chains(members, count.stage, reason, {"problem_dropped": True, **detail})
+            chain_reasons[reason] += len(members)
+            self._drop_problem(problem, count.stage, reason, detail)
+            problem_reasons[reason] += 1
+        for batch in batches((c for c in chains if self.chain_alive[c[0]]), ID_BATCH):
+            for (index, reason, detail), ids in zip(batch, self._ids.read_many(c[0] for c in batch), strict=True):
+                self._write_row("chain", ids[0], ids[1], count.stage, reason, detail)
+                self.chain_alive[index] = False
+                chain_reasons[reason] += 1
+        alive = np.bincount(self.chain_problem[self.chain_alive], minlength=len(self.problem_ids))
+        for left in np.flatnonzero(self.problem_alive & (alive == 0)).tolist():
+            self._drop_problem(left, count.stage, NO_CHAIN_LEFT, {})
+            problem_reasons[NO_CHAIN_LEFT] += 1
+        count.dropped = dict(sorted(chain_reasons.items()))
+        count.problems_dropped = dict(sorted(problem_reasons.items()))
+        count.items_out = int(self.chain_alive.sum())
+        count.problems_out = int(self.problem_alive.sum())
+
+    def _write_chains(self, members: np.ndarray, stage: str, reason: str, detail: dict[str, Any]) -> None:
+        for chain_id, problem_id in self._ids.read_many(members):
+            self._write_row("chain", chain_id, problem_id, stage, reason, detail)
+        self.chain_alive[members] = False
+
+    def _drop_problem(self, problem: int, stage: str, reason: str, detail: dict[str, Any]) -> None:
+        problem_id = self.problem_ids[problem]
+        self.problem_alive[problem] = False
+        self._write_row("problem", problem_id, problem_id, stage, reason, detail)
+
+    def _write_row(self, kind: str, item: str, problem_id: str | None, stage: str, reason: str, detail: Any) -> None:
+        row = {"kind": kind, "id": item, "problem_id": problem_id, "stage": stage, "reason": reason, "detail": detail}
+        self._rejects.write(json_line(row) + "\n")  # the row `Drop.to_dict()` gives
+        self.dropped += kind in ("chain", "row")
+        self.rejected_rows += 1
+
+    def chain_ids(self, indices: Iterable[int]) -> list[str]:
+        return [row[0] for row in self._ids.read_many(indices)]
+
+    def close_files(self) -> None:
+        self._ids.close()
+
+    def copy_rejects(self, path: Path) -> int:
+        """Append an already written rejects file (ingest's rejected rows); returns its rows."""
+        rows = 0
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                self._rejects.write(line)
+                rows += 1
+        self.dropped += rows
+        self.rejected_rows += rows
+        return rows
+
+    def reconcile(self) -> dict[str, int]:
+        """Check ``read == selected + dropped`` and that each stage starts where the previous one ended.
+
+        Raises:
+            AssertionError: The accounting does not add up (a bug, never bad input).
+        """
+        totals = {"read": self.read, "selected": int(self.chain_alive.sum()), "dropped": self.dropped}
+        if self.read != totals["selected"] + self.dropped:
+            raise AssertionError(f"curation funnel does not reconcile: {totals}")
+        check_chained(self._pool_stages)
+        return totals
+
+
+# ------------------------------------------------------------------------------------------------ jobs
+
+
+def mask_file(work_dir: Path, mask: np.ndarray) -> str:
+    """``mask`` saved under a name from its content (tasks memory-map it; equal masks share a file)."""
+    digest = hashlib.sha256(np.packbits(mask).tobytes() + str(len(mask)).encode()).hexdigest()[:16]
+    path = work_dir / "masks" / f"{digest}.npy"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, mask)
+        tmp.replace(path)
+    return str(path)
+
+
+def run_parts(
+    state: RunState,
+    context: StageContext,
+    name: str,
+    function: Callable[[int, Any], Iterable[Any]],
+    params: Mapping[str, Any],
+    table: str = "chains",
+) -> ShardJob:
+    """Run ``function`` over every part of ``table`` that holds an alive row; returns the finished job.
+
+    ``params`` (JSON values: the stage's options, a context path) go into every task's item.
+    """
+    alive = state.chain_alive if table == "chains" else state.problem_alive
+    source = state.store.chains if table == "chains" else state.store.problems
+    mask = mask_file(context.work_dir, alive)
+    parts = [p for p in range(source.parts) if alive[source.bounds[p] : source.bounds[p + 1]].any()]
+    items = tuple({"store": str(state.store.folder), "table": table, "part": p, "mask": mask, **params} for p in parts)
+    return run_items(context, name, function, items)
+
+
+def run_items(
+    context: StageContext, name: str, function: Callable[[int, Any], Iterable[Any]], items: tuple[Any, ...]
+) -> ShardJob:
+    """Run one shard job (CPU: no GPUs reserved) on the run's executor and return it, finished."""
+    job = ShardJob(name, function, items, str(context.work_dir / "jobs"))
+    run_job(job, replace(context.executor, gpus_per_task=0))
+    return job
+
+
+def rows_of(job: ShardJob) -> Iterator[Any]:
+    """A finished job's rows as the JSON lists its shards hold (`rows_as` names their fields)."""
+    return read_shards(job)  # type: ignore[return-value]
+
+
+R = TypeVar("R", bound=tuple)
+
+
+def rows_as(job: ShardJob, row_type: type[R]) -> Iterator[R]:
+    """A finished job's rows as ``row_type`` (a NamedTuple its task yields: JSON keeps it as a list)."""
+    return (row_type(*row) for row in read_shards(job))
+
+
+def options_dict(options: Any) -> dict[str, Any]:
+    """A stage's options as JSON values for task items (tasks rebuild them with `eval.options.to_options`)."""
+    return asdict(options)
+
+
+# ------------------------------------------------------------------------------------------------ task plumbing
+
+
+@lru_cache(maxsize=4)
+def load_mask(path: str) -> np.ndarray:
+    """A stage's alive mask (one bool per table row), memory-mapped."""
+    return np.load(path, mmap_mode="r")
+
+
+@lru_cache(maxsize=4)
+def load_context(path: str) -> Any:
+    with open(path, "rb") as handle:
+        return pickle.load(handle)  # noqa: S301 - written by this run's driver (write_context)
+
+
+def write_context(folder: Path, key: Any, value: Any) -> str:
+    """Pickle ``value`` once to ``<folder>/context-<digest of key>.pkl``; returns the path."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    path = folder / f"context-{digest}.pkl"
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        tmp.replace(path)
+    return str(path)
+
+
+def alive_rows(item: dict[str, Any]) -> Iterator[tuple[int, Any]]:
+    """``(index, row)`` for the rows of ``item['part']`` of ``item['table']`` that ``item['mask']`` marks alive."""
+    table = Table.open(Path(item["store"]), item["table"])
+    mask = load_mask(item["mask"])
+    with open(table.part_path(item["part"]), "rb") as handle:
+        for index, line in enumerate(handle, start=table.bounds[item["part"]]):
+            if mask[index]:
+                yield index, json.loads(line)
+
+
+def write_rows_file(path: Path, rows: Iterator[Any]) -> None:
+    """JSON lines of a driver-side input file for a job (written atomically)."""
+    with atomic_writer(path) as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of ``size`` (the last one shorter), consumed lazily: a stream never held whole."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@contextmanager
+def items_run(
+    problems: Sequence[Problem],
+    chains: Sequence[Chain],
+    *,
+    work_dir: Path | None = None,
+    benchmark_specs: Mapping[str, BenchmarkSpec] | None = None,
+    executor: ExecutorOptions | None = None,
+    seed: int = 0,
+) -> Iterator[tuple[RunState, StageContext]]:
+    """A run over items held in memory (a bench's or a test's pool, a library caller's texts): their pool store,
+    the state and its context, for calling stages directly. Drops go to ``<work_dir>/rejects.jsonl``; without a
+    ``work_dir`` everything lives in a temporary folder removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="limo-items-") as scratch:
+        folder = Path(work_dir) if work_dir is not None else Path(scratch)
+        context = StageContext(seed, benchmark_specs or {}, folder, executor or ExecutorOptions())
+        store = store_items(folder, "items", problems, chains, context.executor.shard_rows)
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_writer(folder / "rejects.jsonl") as rejects:
+            state = RunState(store, rejects)
+            yield state, context
+            state.close_files()

@@ -1,0 +1,222 @@
+"""The shared pool stages and the one loop that runs them: every method's pool goes through `run_pool`.
+
+A stage is a function ``(state, options, context)`` over a `curation.runner.RunState`, registered in `STAGES`
+by the name a recipe gives under ``curate.stages`` (plus ``problem_limit``, which runs first whenever
+``curate.stages.ingest.problem_limit`` is set). A method lists the names it runs, in order; `run_pool` runs
+them on the run's executor, streaming ``rejects.jsonl`` as it goes, checks the accounting, and `survivors`
+reads back only the chains the method asks for (the selection, or every chain still alive) with the notes the
+stages left on them. Nothing else decides which items stay: a new stage is one entry here.
+
+Grading runs before dedup so that every unaided attempt counts toward pass rates, including attempts whose
+text duplicates another's (CHAMP has such pairs across prompt settings); dedup then drops the duplicate
+*chains* as training candidates.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from curation.executors import ExecutorOptions
+from curation.funnel import StageCount, Survivors
+from curation.options import StageOptions
+from curation.outputs.report import PoolPlots, selected_domains, selection_plots
+from curation.pool.store import PoolStore, read_chains, read_problems, store_items
+from curation.runner import RunState, StageContext, rows_as
+from curation.schema import Chain
+from curation.stages import (
+    answer_check,
+    decontam,
+    dedup,
+    difficulty,
+    diversity,
+    quality,
+    select,
+    suspect_gold,
+    validate,
+)
+from eval.benchmarks import BenchmarkSpec
+from eval.problem import Problem
+from eval.records import atomic_writer
+
+log = logging.getLogger(__name__)
+
+Stage = Callable[[RunState, StageOptions, StageContext], None]
+STAGES: dict[str, Stage] = {
+    "problem_limit": validate.problem_limit,
+    "validate": validate.validate,
+    "answer_check": answer_check.answer_check,
+    "dedup": dedup.dedup,
+    "decontam": decontam.decontam,
+    "suspect_gold": suspect_gold.suspect_gold,
+    "difficulty": difficulty.difficulty,
+    "quality": quality.quality,
+    "diversity": diversity.diversity,
+    "select": select.select,
+}
+
+
+def stage_names(method_stages: Sequence[str], options: StageOptions) -> tuple[str, ...]:
+    """The stages a run goes through: ``problem_limit`` first when it is set, then the method's."""
+    return (("problem_limit",) if options.ingest.problem_limit is not None else ()) + tuple(method_stages)
+
+
+def run_pool(
+    store: PoolStore,
+    stages: StageOptions,
+    names: Sequence[str],
+    context: StageContext,
+    rejects_path: Path,
+    *,
+    ingest_row: bool = True,
+    before: Callable[[RunState], None] | None = None,
+) -> RunState:
+    """Run the named stages on ``store``; ``rejects.jsonl`` is complete at ``rejects_path`` when this returns.
+
+    Args:
+        store: The ingested pool (`curation.pool_store.open_or_ingest`, or items a method wrote).
+        stages: The shared stages' options.
+        names: The stages to run, in order (`stage_names`).
+        context: Seed, benchmarks, work folder and executor.
+        rejects_path: Where the drops go, row by row.
+        ingest_row: Open the funnel with the ingest row (every row read, rejected rows first); off for items a
+            method produced itself (MAmmoTH2's pairs), whose funnel opens with the method's own stages.
+        before: Called after ``problem_limit`` and before the other stages (LEMMA shares annotations there).
+    """
+    rejects_path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_writer(rejects_path) as rejects:
+        state = RunState(store, rejects)
+        if ingest_row:
+            count_ingest(state)
+        for name in names:
+            if before is not None and name != "problem_limit":
+                before(state)
+                before = None
+            STAGES[name](state, stages, context)
+            state.close(state.funnel[-1])
+            log_stage(state.funnel[-1])
+        state.totals = state.reconcile()
+        state.close_files()
+    return state
+
+
+def run_items(
+    problems: Sequence[Problem],
+    chains: Sequence[Chain],
+    stages: StageOptions,
+    names: Sequence[str],
+    work_dir: Path,
+    *,
+    benchmark_specs: Mapping[str, BenchmarkSpec] | None = None,
+    executor: ExecutorOptions | None = None,
+    seed: int = 0,
+) -> tuple[RunState, Survivors]:
+    """`run_pool` over items held in memory (a library caller's or a test's pool): drops in
+    ``<work_dir>/rejects.jsonl``; returns the finished state and what the stages kept, read back."""
+    context = StageContext(seed, benchmark_specs or {}, work_dir, executor or ExecutorOptions())
+    store = store_items(work_dir, "items", problems, chains, context.executor.shard_rows)
+    state = run_pool(store, stages, names, context, work_dir / "rejects.jsonl")
+    return state, survivors(state, stages)
+
+
+def count_ingest(state: RunState) -> None:
+    """The ingest row of the funnel: every row read, the rejected ones written first."""
+    count = state.begin("ingest")
+    count.items_in = state.read
+    rejected = state.copy_rejects(state.store.rejects_path)
+    state.apply(count)
+    if rejected:
+        count.dropped["invalid_row"] = rejected
+    state.close(count)
+
+
+def log_stage(count: StageCount) -> None:
+    """One line per stage: chains and problems in and out."""
+    line = "%-13s chains %6d -> %6d  problems %5s -> %5s"
+    log.info(line, count.stage, count.items_in, count.items_out, count.problems_in, count.problems_out)
+
+
+def survivors(state: RunState, stages: StageOptions) -> Survivors:
+    """The alive chains and their problems read back, with the notes the stages left on them and the run's funnel.
+
+    For LIMO's funnel these are the selected chains; for a graded-pool method every chain the pool stages kept.
+    """
+    chains = np.flatnonzero(state.chain_alive)
+    problems = sorted(set(state.chain_problem[chains].tolist()))
+    kept = Survivors(
+        {p.id: p for p in read_problems(state.store, problems)},
+        {c.id: c for c in read_chains(state.store, chains.tolist())},
+        read=state.read,
+        pool_rejected=state.rejected_rows,
+        manifest=state.manifest,
+    )
+    kept.funnel = list(state.funnel)
+    _chain_notes(state, kept, dict(zip(kept.chains, chains.tolist(), strict=True)), stages)
+    _problem_notes(state, kept, dict(zip(kept.problems, problems, strict=True)), stages)
+    return kept
+
+
+def _chain_notes(state: RunState, kept: Survivors, index_of: dict[str, int], stages: StageOptions) -> None:
+    """Each kept chain's verdict (and what it means for the chain), quality, and selection's score and term."""
+    wanted = set(index_of.values())
+    results = state.results
+    verdicts = {r.chain: r.verdict() for r in _rows(results.answer_job, answer_check.VerdictRow) if r.chain in wanted}
+    notes = {r.chain: r.note() for r in _rows(results.quality_job, quality.QualityRow) if r.chain in wanted}
+    for chain_id, index in index_of.items():
+        chain_notes = kept.chain_notes[chain_id]
+        if index in verdicts:
+            answer_check.verdict_notes(chain_notes, kept.chains[chain_id], verdicts[index], stages.answer_check)
+        if index in notes:
+            chain_notes["quality"] = notes[index]
+        if index in results.scores:
+            chain_notes["combined"], chain_notes["difficulty_term"] = results.scores[index]
+
+
+def _rows(job: Any, row_type: Any) -> Any:
+    return rows_as(job, row_type) if job is not None else ()
+
+
+def _problem_notes(state: RunState, kept: Survivors, index_of: dict[str, int], stages: StageOptions) -> None:
+    results = state.results
+    for problem_id, index in index_of.items():
+        notes = kept.problem_notes[problem_id]
+        if index in results.metadata_notes:
+            notes["difficulty"] = results.metadata_notes[index]
+        elif results.noted is not None and results.noted[index]:
+            notes["difficulty"] = difficulty.difficulty_note(
+                difficulty.problem_counts(results.counts, index), stages.difficulty
+            )
+        if index in results.suspects:
+            notes["suspect_gold"] = results.suspects[index]
+        if index in results.rank:
+            notes["rank"] = results.rank[index]
+
+
+def plots(state: RunState, kept: Survivors) -> PoolPlots:
+    """The report's plot data from the compact columns and the selection."""
+    results = state.results
+    rates: list[float] = []
+    if results.noted is not None and results.strong_rate is not None:
+        noted = results.strong_rate[results.noted]
+        rates = noted[~np.isnan(noted)].tolist()
+    quality = results.quality
+    all_quality = [] if quality is None else quality[~np.isnan(quality)].tolist()
+    pool_domains = Counter(state.store.facts["pool_domains"])
+    return PoolPlots(rates, all_quality, *selection_plots(kept), pool_domains, selected_domains(kept))
+
+
+def execution_facts(state: RunState, context: StageContext) -> dict[str, Any]:
+    """What the manifest says about how the pool stages ran (executor, parts, where the work folder is)."""
+    executor = context.executor
+    return {
+        "executor": executor.kind,
+        "workers": executor.workers,
+        "shard_rows": executor.shard_rows,
+        "chain_parts": state.store.chains.parts,
+        "work_dir": str(context.work_dir),
+    }

@@ -1,0 +1,369 @@
+"""Deduplicate problems: exact after normalisation, then near-duplicates with MinHash LSH.
+
+Normalisation (`normalize_problem`): Unicode NFKC, lower case, the operators ``+ - * / = < > ^`` kept as
+words of their own, every other run of non-alphanumeric characters (LaTeX braces, ``$``, punctuation) one
+space. Two problems with the same normalised text are exact duplicates; ``2^x-1=3^y`` and ``2^x+1=3^y`` are
+not (`normalize_text`, which drops operators, stays decontamination's tokeniser). Near-duplicates: MinHash
+(``num_perm`` permutations) over word ``shingle_words``-grams finds candidate pairs through LSH, and a
+candidate counts only when the *exact* Jaccard of the two shingle sets reaches ``threshold`` (0.8), or
+``same_answer_threshold`` (0.5) when the two golds agree (`eval.grader.verify`). One or two words changed in a
+25-word problem leave a Jaccard of about 0.77 or 0.6, below 0.8; lowering the one threshold merges MATH's
+template siblings (other numbers, usually another answer), while a copy keeps its answer: on planted groups
+in MATH train the gold rule catches 98.5% / 99.6% of groups (tuning / held-out half) against 67.6% / 65.1% at
+0.8 alone, for 23 more MATH-train merges out of 7,500 (about a third of them real duplicates; the rest
+same-template siblings with the same gold), where a 0.6 threshold alone merges 135 more (docs/curation.md).
+``same_content`` also asks for equal content tokens (`curation.similarity.content_tokens`): fewer sibling
+merges, and fewer copies caught whose changed word was a number (CHAMP's recipe turns it on).
+
+The LSH bands are not datasketch's default (which minimises false candidates plus misses and, at threshold 0.8
+with 128 permutations, picks 9 bands of 13 rows: a pair at exactly 0.8 becomes a candidate 40% of the time):
+`lsh_bands` takes the most rows per band whose collision probability at the lowest threshold in use is at least
+`LSH_RECALL` (0.999). The extra candidates below the threshold cost one exact Jaccard each. Measured on planted
+groups by ``bench/near_duplicates.py``.
+
+Pool order decides which copy stays (the first), so results are deterministic. A dropped duplicate takes
+its chains with it (reason ``duplicate_problem`` / ``near_duplicate_problem``, detail names the kept id).
+Exact duplicate chains within one problem are dropped too (``duplicate_chain``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from curation.options import DedupOptions, StageOptions
+from curation.pool.store import Table, first_of_equal, write_once
+from curation.runner import (
+    DropItem,
+    RunState,
+    StageContext,
+    alive_rows,
+    items_run,
+    options_dict,
+    rows_of,
+    run_items,
+    run_parts,
+)
+from curation.schema import Chain
+from curation.similarity import content_tokens
+from eval.grader import verify
+from eval.options import to_options
+from eval.problem import Problem
+
+_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+_NOT_WORD_OR_OPERATOR = re.compile(r"[^\w+\-*/=<>^]+|_", re.UNICODE)
+
+
+_OPERATOR = re.compile(r"\s*([+\-*/=<>^])\s*")
+
+
+LSH_RECALL = 0.999  # chance that a pair exactly at the lowest threshold shares a band
+
+
+_SCHEME = "affine32"  # datasketch 2 default; stated so signatures rebuilt from hash values match
+
+
+def normalize_text(text: str) -> str:
+    """Lower-cased NFKC text with every run of non-alphanumerics replaced by one space."""
+    return _NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).lower()).strip()
+
+
+def normalize_problem(text: str) -> str:
+    """`normalize_text` that keeps the operators ``+ - * / = < > ^`` as words of their own.
+
+    Dedup's key: ``2^x-1=3^y`` and ``2^x+1=3^y`` (two CHAMP problems) must not normalise to the same text.
+    """
+    kept = _NOT_WORD_OR_OPERATOR.sub(" ", unicodedata.normalize("NFKC", text).lower())
+    return " ".join(_OPERATOR.sub(r" \1 ", kept).split())
+
+
+def text_digest(text: str) -> bytes:
+    """A 128-bit digest of the normalised text: dict keys for exact chain dedup stay small at any pool size."""
+    return hashlib.blake2b(normalize_problem(text).encode("utf-8"), digest_size=16).digest()
+
+
+def word_shingles(normalized: str, size: int) -> set[str]:
+    """Word ``size``-grams of a normalised text; a shorter text is one shingle."""
+    words = normalized.split()
+    if len(words) <= size:
+        return {" ".join(words)}
+    return {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)}
+
+
+def minhash_signature(normalized: str, shingle_words: int, num_perm: int) -> np.ndarray:
+    """MinHash hash values of a normalised text's word shingles (a pure function: it runs in shard tasks)."""
+    from datasketch import MinHash
+
+    signature = MinHash(num_perm=num_perm, seed=1, scheme=_SCHEME)
+    signature.update_batch([s.encode("utf-8") for s in sorted(word_shingles(normalized, shingle_words))])
+    return signature.hashvalues
+
+
+def lowest_threshold(options: DedupOptions, with_answers: bool) -> float:
+    """The lowest Jaccard any rule accepts: the LSH bands must catch pairs down to it."""
+    if with_answers and options.same_answer_threshold is not None:
+        return min(options.threshold, options.same_answer_threshold)
+    return options.threshold
+
+
+def near_enough(
+    similarity: float, a: str, b: str, options: DedupOptions, answers: Mapping[str, str], texts: Mapping[str, str]
+) -> bool:
+    """A near-duplicate pair: Jaccard at the threshold, or at the lower one when golds (and math) agree."""
+    if similarity >= options.threshold:
+        return True
+    lower = options.same_answer_threshold
+    if lower is None or similarity < lower or a not in answers or b not in answers:
+        return False
+    if options.same_content and content_tokens(texts[a]) != content_tokens(texts[b]):
+        return False
+    return answers_agree(answers[a], answers[b])
+
+
+def answers_agree(a: str, b: str) -> bool:
+    """Golds equal as the grader sees them (`eval.grader.verify`), an empty gold agreeing with nothing."""
+    if not a.strip() or not b.strip():
+        return False
+    return a.strip() == b.strip() or verify(a, b, timeout_s=2.0)
+
+
+def lsh_bands(threshold: float, num_perm: int, recall: float = LSH_RECALL) -> tuple[int, int]:
+    """``(bands, rows)``: the most rows per band whose chance of a shared band at ``threshold`` is ``recall``."""
+    for rows in range(num_perm, 0, -1):
+        bands = num_perm // rows
+        if 1 - (1 - threshold**rows) ** bands >= recall:
+            return bands, rows
+    return num_perm, 1
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+# ------------------------------------------------------------------------------------------------ shard tasks
+
+
+def dedup_problem_keys(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
+    """``[problem, digest of the normalised text, LSH band keys]`` per alive problem (bands only when near)."""
+    options = to_options(DedupOptions, item["options"])
+    bands, rows = lsh_bands(lowest_threshold(options, True), options.num_perm)  # every problem has a gold
+    for position, row in alive_rows(item):
+        normalized = normalize_problem(row["problem"])
+        keys: list[int] = []
+        if options.near:
+            values = minhash_signature(normalized, options.shingle_words, options.num_perm)
+            keys = [_band_key(values[b * rows : (b + 1) * rows]) for b in range(bands)]
+        yield [position, hashlib.blake2b(normalized.encode("utf-8"), digest_size=16).hexdigest(), keys]
+
+
+def _band_key(values: np.ndarray) -> int:
+    """A band's hash values as one 32-bit key: equal bands, equal keys. Four bytes per band and problem is what
+    the driver and the candidate tasks hold (128 bands at the same-gold threshold); a chance collision only
+    adds a candidate pair, which the exact check then refuses, so the result does not depend on the width."""
+    return int.from_bytes(hashlib.blake2b(values.tobytes(), digest_size=4).digest(), "little")
+
+
+def dedup_chain_digests(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
+    """``[chain, 128-bit digest of its normalised text]`` per alive chain (exact duplicate chains)."""
+    for position, row in alive_rows(item):
+        yield [position, text_digest(row["text"]).hex()]
+
+
+def near_duplicate_pairs(index: int, item: dict[str, Any]) -> Iterator[list[int]]:
+    """``[earlier problem, later problem]`` for every pair of a slice of LSH buckets that `dedup.near_enough`
+    accepts (exact shingle Jaccard at the threshold, or at the lower one when the golds agree); a pair is
+    checked in the first band the two share only."""
+    options = to_options(DedupOptions, item["options"])
+    folder = Path(item["buckets"])
+    problems, bands, members, starts, band_of = (
+        np.load(folder / f"{k}.npy", mmap_mode="r") for k in ("problems", "bands", "members", "starts", "band")
+    )
+    with Table.open(Path(item["store"]), "problems").reader() as reader:
+        for bucket in range(item["start"], item["stop"]):
+            positions = members[starts[bucket] : starts[bucket + 1]]
+            yield from _bucket_pairs(positions, problems, bands[:, : band_of[bucket]], reader, options)
+
+
+def _bucket_pairs(
+    positions: np.ndarray, problems: np.ndarray, earlier_bands: np.ndarray, reader: Any, options: DedupOptions
+) -> Iterator[list[int]]:
+    rows = list(reader.read_many(problems[positions].tolist()))
+    texts = {str(i): row["problem"] for i, row in enumerate(rows)}  # keyed as `near_enough` takes them
+    answers = {str(i): row["answer"] for i, row in enumerate(rows)}
+    shingles = [word_shingles(normalize_problem(text), options.shingle_words) for text in texts.values()]
+    keys = earlier_bands[positions]
+    for later in range(1, len(positions)):
+        shared_before = (keys[:later] == keys[later]).any(axis=1)  # already checked in an earlier band's bucket
+        for earlier in np.flatnonzero(~shared_before).tolist():
+            similarity = jaccard(shingles[later], shingles[earlier])
+            if near_enough(similarity, str(later), str(earlier), options, answers, texts):
+                yield [int(problems[positions[earlier]]), int(problems[positions[later]])]
+
+
+# ------------------------------------------------------------------------------------------------ the stage
+
+
+PAIRS_PER_TASK = 200_000
+
+
+def dedup(state: RunState, options: StageOptions, context: StageContext) -> None:
+    """Drop exact and near-duplicate problems (the first in pool order stays) and duplicate chains."""
+    settings = options.dedup
+    count = state.opened("dedup", settings.enabled)
+    if count is None:
+        return
+    chains = duplicate_chains(state, context) if settings.exact_chains else []
+    drops = duplicate_problems(state, context, settings)
+    problem_drops = [(p, reason, {"duplicate_of": state.problem_ids[k]}) for p, reason, k in drops]
+    state.apply(count, chains=chains, problems=problem_drops)
+
+
+def duplicate_problems(state: RunState, context: StageContext, settings: DedupOptions) -> list[tuple[int, str, int]]:
+    """``(problem, reason, kept problem)`` for every exact or near-duplicate of an earlier alive problem."""
+    params = {"options": options_dict(settings)}
+    job = run_parts(state, context, "dedup-problems", dedup_problem_keys, params, table="problems")
+    problems, exact, bands = _problem_keys(job, int(state.problem_alive.sum()), settings.near)
+    first, kept = first_of_equal(exact)
+    drops = [(int(problems[i]), "duplicate_problem", int(problems[kept[i]])) for i in np.flatnonzero(~first)]
+    if settings.near and first.any():
+        problems = problems[first]
+        buckets = save_buckets(context, problems, bands[first])
+        del bands  # the candidate tasks memory-map the saved buckets: the driver holds no band keys meanwhile
+        drops += near_duplicates(state, context, problems, buckets, params)
+    return drops
+
+
+def _problem_keys(job: Any, rows: int, near: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The dedup keys of every alive problem as arrays: problem, exact digest (2 words), band keys."""
+    problems = np.zeros(rows, dtype=np.int64)
+    exact = np.zeros((rows, 2), dtype=np.uint64)
+    bands: np.ndarray | None = None
+    for position, (problem, digest, keys) in enumerate(rows_of(job)):
+        if bands is None:
+            bands = np.zeros((rows, len(keys) if near else 0), dtype=np.uint32)
+        problems[position] = problem
+        exact[position] = np.frombuffer(bytes.fromhex(digest), dtype=np.uint64)
+        bands[position] = keys
+    return problems, exact, bands if bands is not None else np.zeros((0, 0), dtype=np.uint32)
+
+
+def duplicate_chains(state: RunState, context: StageContext) -> list[DropItem]:
+    """Exact duplicate chains within a problem (normalised text digest), the first in pool order kept."""
+    job = run_parts(state, context, "dedup-chains", dedup_chain_digests, {})
+    rows = int(state.chain_alive.sum())
+    keys = np.zeros((rows, 3), dtype=np.uint64)  # problem, digest
+    chains = np.zeros(rows, dtype=np.int64)
+    for position, (chain, digest) in enumerate(rows_of(job)):
+        chains[position] = chain
+        keys[position, 1:] = np.frombuffer(bytes.fromhex(digest), dtype=np.uint64)
+    keys[:, 0] = state.chain_problem[chains]
+    first, kept = first_of_equal(keys)
+    duplicates = np.flatnonzero(~first)
+    kept_ids = state.chain_ids(chains[kept[duplicates]])
+    return [
+        (int(chains[i]), "duplicate_chain", {"duplicate_of": k}) for i, k in zip(duplicates, kept_ids, strict=True)
+    ]
+
+
+def save_buckets(context: StageContext, problems: np.ndarray, bands: np.ndarray) -> Path | None:
+    """The LSH buckets of ``bands`` (`lsh_buckets`) with the problems and band keys, saved as ``.npy`` files in
+    a folder named from their content (`write_once`), which the candidate tasks memory-map: each reads the few
+    rows of its buckets, so neither they nor the driver hold the band keys of every problem (4 bytes x 128
+    bands per problem at the same-gold threshold). None when no bucket has two members."""
+    members, starts, band_of = lsh_buckets(bands)
+    if len(starts) <= 1:
+        return None
+    arrays = {"problems": problems, "bands": bands, "members": members, "starts": starts, "band": band_of}
+
+    def fill(partial: Path) -> None:
+        for name, array in arrays.items():
+            np.save(partial / f"{name}.npy", array)
+
+    return write_once(context.work_dir / "buckets" / f"{_digest_of(bands)}-{_digest_of(problems)}", fill)
+
+
+def near_duplicates(
+    state: RunState, context: StageContext, problems: np.ndarray, buckets: Path | None, params: dict[str, Any]
+) -> list[tuple[int, str, int]]:
+    """`curation.stages.dedup`'s LSH pass: in pool order, a problem whose verified candidates include a kept (not
+    duplicate) earlier problem is a near-duplicate of the earliest such; otherwise it is kept.
+
+    Candidates are the members of each LSH bucket (`save_buckets`: problems with equal band keys); a sharded
+    job checks each pair's exact shingle Jaccard in the first band the two share only, so memory holds one
+    bucket at a time and never a list of all candidate pairs.
+    """
+    matches: dict[int, list[int]] = {}
+    if buckets is not None:
+        starts = np.load(buckets / "starts.npy")
+        common = {"store": str(state.store.folder), "buckets": str(buckets), **params}
+        items = tuple({**common, "start": a, "stop": b} for a, b in _bucket_slices(starts, PAIRS_PER_TASK))
+        for earlier, later in rows_of(run_items(context, "dedup-near", near_duplicate_pairs, items)):
+            matches.setdefault(later, []).append(earlier)
+    kept: set[int] = set()
+    found = []
+    for problem in problems.tolist():
+        earlier = [e for e in matches.get(problem, ()) if e in kept]
+        if earlier:
+            found.append((problem, "near_duplicate_problem", min(earlier)))
+        else:
+            kept.add(problem)
+    return found
+
+
+def lsh_buckets(bands: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every LSH bucket with at least two members: the members (positions, ascending within a bucket), where
+    each bucket starts in that array (plus the end), and each bucket's band."""
+    members, starts, band_of = [], [0], []
+    for band in range(bands.shape[1]):
+        order = np.argsort(bands[:, band], kind="stable")
+        keys = bands[order, band]
+        edges = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1], [True])))
+        for begin, end in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
+            if end - begin > 1:
+                members.append(order[begin:end].astype(np.int32))
+                starts.append(starts[-1] + end - begin)
+                band_of.append(band)
+    flat = np.concatenate(members) if members else np.zeros(0, dtype=np.int32)
+    return flat, np.asarray(starts, dtype=np.int64), np.asarray(band_of, dtype=np.int16)
+
+
+def _bucket_slices(starts: np.ndarray, pairs_per_task: int) -> Iterator[tuple[int, int]]:
+    """Ranges of buckets holding about ``pairs_per_task`` member pairs each."""
+    begin = pairs = 0
+    sizes = np.diff(starts).tolist()
+    for index, size in enumerate(sizes):
+        pairs += size * (size - 1) // 2
+        if pairs >= pairs_per_task:
+            yield begin, index + 1
+            begin, pairs = index + 1, 0
+    if begin < len(sizes):
+        yield begin, len(sizes)
+
+
+def _digest_of(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
+
+
+def find_duplicates(
+    texts: Mapping[str, str], options: DedupOptions, answers: Mapping[str, str] | None = None
+) -> dict[str, tuple[str, str]]:
+    """The dedup stage's decisions on ``texts`` (problem id -> text, pool order): each duplicate's
+    ``(reason, kept id)``. ``answers`` (problem id -> gold) enables the same-gold threshold.
+
+    A library entry (benches, tests, a caller's own texts): the stage itself runs, on the local executor.
+    """
+    gold = answers or {}
+    problems = [Problem(pid, text, gold.get(pid, ""), "texts") for pid, text in texts.items()]
+    chains = [Chain(f"{pid}/text", pid, text) for pid, text in texts.items()]
+    with items_run(problems, chains) as (state, context):
+        drops = duplicate_problems(state, context, options)
+        found = {state.problem_ids[p]: (reason, state.problem_ids[k]) for p, reason, k in drops}
+    return {pid: found[pid] for pid in texts if pid in found}

@@ -1,0 +1,289 @@
+"""Difficulty from pass rates, and LIMO's two filters.
+
+Attempts come from the pool (CHAMP: 4 models x 3 unaided settings = 12 per problem; validate already
+removed hinted settings) or from fresh rollouts (`curation.rollouts.run`). Per problem we count, for every
+generator, correct attempts out of tries. Filters (each off when unset):
+
+- weak filter: drop a problem when any weak model solves it in at least ``weak_max_solved`` of its tries
+  (LIMO: Qwen2.5-Math-7B-Instruct, any success in 4 tries -> ``weak_max_solved: 1``);
+- strong window: keep a problem only when the strong models' pooled pass rate lies in ``[lo, hi]``
+  (LIMO: DeepSeek-R1-Distill-Qwen-32B solving 1 to 3 of 32 -> ``[0.03125, 0.09375]``).
+
+The strong pass rate is also the problem's difficulty score used by selection (``score = 1 - pass_rate``).
+
+Without rollouts, ``source: metadata`` reads a declared column (``ingest.field_map.difficulty``): a value
+named in ``levels`` takes that score (NuminaMath's ``source``: ``olympiads`` harder than ``gsm8k``), any
+other value is read as a number (``Level 4`` -> 4, ``3.5``) and scaled from ``scale`` ``[easiest, hardest]``
+onto [0, 1]. A value that is neither (``n/a``, ``0.5/1``: a number must be the whole value), or an empty
+cell, leaves the difficulty unknown (``missing: unknown``, the default; selection then gives the problem the
+neutral term, never the easiest rank), drops the problem (``missing: drop``, reason ``no_difficulty``) or
+stops the run (``missing: error``); how many were empty or unparseable is printed and noted in the funnel
+(`metadata_summary`). ``min_difficulty`` drops easier problems (``below_min_difficulty``). The run's
+manifest records the signal (`difficulty_signal`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from curation.options import (
+    DifficultyOptions,
+    StageOptions,
+)
+from curation.rollouts.run import run_rollout_stages
+from curation.runner import RunState, StageContext
+from eval.problem import Problem
+from eval.records import DataError
+
+log = logging.getLogger(__name__)
+SOURCES = ("pool", "rollouts", "metadata")
+MISSING = ("unknown", "keep", "drop", "error")  # keep: the old name of unknown
+_WHOLE_NUMBER = re.compile(r"(?:level\s*)?(-?\d+(?:\.\d+)?)", re.IGNORECASE)
+
+
+def pooled_rate(counts: dict[str, list[int]], models: Sequence[str]) -> float | None:
+    """Pass rate over ``models`` together (None when they made no attempt)."""
+    correct = sum(counts[m][0] for m in models if m in counts)
+    tries = sum(counts[m][1] for m in models if m in counts)
+    return correct / tries if tries else None
+
+
+def difficulty_decision(counts: dict[str, list[int]], options: DifficultyOptions) -> str | None:
+    """The drop reason for one problem's counts, or None to keep it."""
+    if options.weak_max_solved is not None:
+        for model in options.weak_models:
+            if model in counts and counts[model][0] >= options.weak_max_solved:
+                return "too_easy_for_weak_model"
+    if options.strong_pass_rate is not None:
+        rate = pooled_rate(counts, options.strong_models)
+        lo, hi = options.strong_pass_rate
+        if rate is None:
+            return "no_strong_attempts"
+        if rate < lo:
+            return "strong_pass_rate_below_window"
+        if rate > hi:
+            return "strong_pass_rate_above_window"
+    return None
+
+
+def difficulty_note(per_model: dict[str, list[int]], options: DifficultyOptions) -> dict[str, object]:
+    """A problem's pass-rate note: ``[correct, tries]`` per generator (sorted), the pooled rates, the source."""
+    rate = pooled_rate(per_model, options.strong_models) if per_model else None
+    return {
+        "attempts": {m: list(c) for m, c in sorted(per_model.items())},
+        "strong_pass_rate": rate,
+        "weak_pass_rate": pooled_rate(per_model, options.weak_models) if per_model else None,
+        "source": options.source,
+        "score": None if rate is None else round(1.0 - rate, 6),
+    }
+
+
+def difficulty_signal(options: DifficultyOptions) -> dict[str, Any]:
+    """What the manifest says about the difficulty signal: pass rates of which models, or which metadata."""
+    if not options.enabled:
+        return {"signal": None}
+    if options.source not in SOURCES:
+        known = ", ".join(SOURCES)
+        raise ValueError(f"curate.stages.difficulty.source must be one of {known}, got {options.source!r}")
+    if options.source == "metadata":
+        return {
+            "signal": "metadata",
+            "levels": dict(options.levels),
+            "scale": list(options.scale) if options.scale else None,
+            "min_difficulty": options.min_difficulty,
+            "missing": options.missing,
+        }
+    return {"signal": "pass_rate", "source": options.source, "strong_models": list(options.strong_models)}
+
+
+def metadata_score(value: Any, options: DifficultyOptions) -> float | None:
+    """A metadata value as a difficulty in [0, 1]: its ``levels`` entry, else its number scaled; else None."""
+    if value is None:
+        return None
+    key = str(value).strip()
+    if key in options.levels:
+        return float(options.levels[key])
+    number = float(value) if isinstance(value, (int, float)) else _whole_number(key)
+    if number is None or options.scale is None:
+        return None
+    easiest, hardest = options.scale
+    if hardest == easiest:
+        return None
+    return round(min(1.0, max(0.0, (number - easiest) / (hardest - easiest))), 6)
+
+
+def _whole_number(text: str) -> float | None:
+    """``3.5``, ``Level 4`` (MATH's levels) -> the number; ``0.5/1``, ``n/a``, ``high``, ``Level ?`` -> None."""
+    found = _WHOLE_NUMBER.fullmatch(text.strip())
+    return float(found.group(1)) if found else None
+
+
+def problem_metadata(problem: Problem) -> Any:
+    """The difficulty a pool row declared (``field_map.difficulty``), else the source's own level."""
+    return problem.extra.get("difficulty", problem.level)
+
+
+def metadata_note(
+    value: Any, options: DifficultyOptions, problem_id: str = ""
+) -> tuple[dict[str, Any], tuple[str, dict[str, Any]] | None]:
+    """One problem's metadata difficulty note, and its drop (reason, detail) or None to keep it.
+
+    Raises:
+        DataError: No score and ``missing: error`` (naming the problem and its value).
+    """
+    score = metadata_score(value, options)
+    note = {"source": "metadata", "value": value, "score": score}
+    if score is None and options.missing == "error":
+        raise DataError(
+            f"problem {problem_id}: difficulty value {value!r} is neither a level of curate.stages.difficulty.levels "
+            "nor a number on its scale (missing: error; unknown keeps such problems at the neutral rank, drop drops "
+            "them), field difficulty"
+        )
+    if score is None and options.missing == "drop":
+        return note, ("no_difficulty", {"value": value})
+    if score is not None and options.min_difficulty is not None and score < options.min_difficulty:
+        return note, ("below_min_difficulty", {"value": value, "score": score})
+    return note, None
+
+
+def check_missing(options: DifficultyOptions) -> None:
+    """Raises: ValueError: ``missing`` is not one of `MISSING`."""
+    if options.missing not in MISSING:
+        raise ValueError(
+            f"curate.stages.difficulty.missing must be unknown, drop or error (keep: unknown), got {options.missing!r}"
+        )
+
+
+def metadata_summary(notes: Sequence[dict[str, Any]], options: DifficultyOptions) -> dict[str, Any]:
+    """The difficulty stage's funnel notes over every problem's metadata note; warns when some have no score.
+
+    ``empty``: no value; ``unparseable``: a value that is neither a level nor a number (the most common ones
+    are shown). Both are unknown difficulties, handled by ``missing``.
+    """
+    unparseable = Counter(str(n["value"]) for n in notes if n["score"] is None and n["value"] is not None)
+    empty = sum(1 for n in notes if n["value"] is None)
+    scored = len(notes) - empty - sum(unparseable.values())
+    policy = "unknown" if options.missing == "keep" else options.missing
+    if empty or unparseable:
+        shown = ", ".join(f"{v!r} x{c}" for v, c in unparseable.most_common(3))
+        outcome = "dropped" if policy == "drop" else f"kept at the neutral selection term {UNKNOWN_TERM}"
+        if not scored and policy != "drop":  # nothing to rank by: say so, selection falls back
+            outcome = "no problem has one, so selection ranks by curate.stages.select.fallback_difficulty"
+        log.warning(
+            "difficulty: %d of %d problems have no usable difficulty (%d empty, %d unparseable%s); missing: %s: %s",
+            empty + sum(unparseable.values()), len(notes), empty, sum(unparseable.values()),
+            f": {shown}" if shown else "", policy, outcome,
+        )  # fmt: skip
+    return {
+        "source": "metadata",
+        "problems_with_difficulty": scored,
+        "unknown": empty + sum(unparseable.values()),
+        "empty": empty,
+        "unparseable": dict(unparseable.most_common(3)),
+        "missing": policy,
+    }
+
+
+UNKNOWN_TERM = 0.5  # selection's term for a problem without a score (curation.stages.select.UNKNOWN_DIFFICULTY)
+
+
+# ------------------------------------------------------------------------------------------------ shard tasks
+
+
+# ------------------------------------------------------------------------------------------------ the stage
+
+
+def difficulty(state: RunState, options: StageOptions, context: StageContext) -> None:
+    """`curation.stages.difficulty.run_difficulty`: pass rates (pool or rollouts) or a metadata column per problem."""
+    settings = options.difficulty
+    state.manifest["difficulty"] = difficulty_signal(settings)
+    count = state.opened("difficulty", settings.enabled)
+    if count is None:
+        return
+    results = state.results
+    results.difficulty_source = settings.source
+    results.noted = state.problem_alive.copy()
+    results.difficulty_score = np.full(len(state.problem_alive), np.nan)
+    if settings.source == "metadata":
+        metadata_difficulty(state, settings, count)
+        return
+    counts = pool_counts(state) if settings.source == "pool" else rollout_counts(state, options, context)
+    results.counts = counts
+    results.strong_rate = np.full(len(state.problem_alive), np.nan)
+    drops, with_attempts = [], 0
+    for problem in np.flatnonzero(state.problem_alive).tolist():
+        per_model = problem_counts(counts, problem)
+        with_attempts += bool(per_model)
+        note = difficulty_note(per_model, settings)
+        if note["strong_pass_rate"] is not None:
+            results.strong_rate[problem] = note["strong_pass_rate"]
+            results.difficulty_score[problem] = note["score"]
+        reason = difficulty_decision(per_model, settings)
+        if reason:
+            drops.append((problem, reason, {k: note[k] for k in ("strong_pass_rate", "weak_pass_rate")}))
+    count.notes = {"source": settings.source, "problems_with_attempts": with_attempts}
+    state.apply(count, problems=drops)
+
+
+def metadata_difficulty(state: RunState, settings: Any, count: Any) -> None:
+    """`curation.stages.difficulty.run_metadata_difficulty` over the problems table (one note per alive problem)."""
+    check_missing(settings)
+    results = state.results
+    scores = results.difficulty_score = np.full(len(state.problem_alive), np.nan)
+    alive = np.flatnonzero(state.problem_alive).tolist()
+    drops = []
+    for problem, row in zip(alive, state.store.problems.read_many(alive), strict=True):
+        record = Problem.from_dict(row)
+        note, drop = metadata_note(problem_metadata(record), settings, record.id)
+        results.metadata_notes[problem] = note
+        if note["score"] is not None:
+            scores[problem] = note["score"]
+        if drop is not None:
+            drops.append((problem, *drop))
+    count.notes = metadata_summary([results.metadata_notes[p] for p in alive], settings)
+    state.apply(count, problems=drops)
+
+
+def problem_counts(counts: dict[str, tuple[np.ndarray, np.ndarray]], problem: int) -> dict[str, list[int]]:
+    """``{generator: [correct, tries]}`` of one problem (generators with at least one try)."""
+    return {g: [int(c[problem]), int(t[problem])] for g, (c, t) in counts.items() if t[problem]}
+
+
+def pool_counts(state: RunState) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Correct answers and tries per (generator, problem) from the answer check's attempts."""
+    results = state.results
+    if results.attempt is None or results.correct is None:
+        return {}
+    columns = state.store.columns
+    counts = {}
+    problems = len(state.problem_alive)
+    for code, name in enumerate(columns.generators):
+        chains = results.attempt & (columns.chain_generator == code)
+        if chains.any():
+            tries = np.bincount(state.chain_problem[chains], minlength=problems)
+            correct = np.bincount(state.chain_problem[chains & results.correct], minlength=problems)
+            counts[name] = (correct, tries)
+    return counts
+
+
+def rollout_counts(
+    state: RunState, options: StageOptions, context: StageContext
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Fresh rollouts of the alive problems (`curation.rollouts.run_rollout_stages`) as counts per generator."""
+    alive = np.flatnonzero(state.problem_alive)
+    problems = (row for row in state.store.problems.read_many(alive))
+    outcome = run_rollout_stages(problems, options, context.work_dir / "rollouts", context.seed, context.executor)
+    state.results.rollouts = outcome.manifest()
+    counts = {}
+    for name, (correct, tries) in outcome.counts().items():
+        full_correct = np.zeros(len(state.problem_alive), dtype=np.int64)
+        full_tries = np.zeros(len(state.problem_alive), dtype=np.int64)
+        full_correct[alive], full_tries[alive] = correct, tries
+        counts[name] = (full_correct, full_tries)
+    return counts

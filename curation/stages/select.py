@@ -1,0 +1,159 @@
+"""Selection: a combined score per chain, the best chain per problem, then the top N problems.
+
+    combined = (quality_weight * quality + difficulty_weight * difficulty) / (sum of weights)
+
+``difficulty`` is the problem's score from the difficulty stage (``1 - strong pass rate``, or the declared
+metadata column's score). When no problem of the run has one (the stage is off or found no signal),
+``fallback_difficulty: length`` uses the chain's length percentile among the chains still in (s1's
+observation: harder problems take longer reasoning), so that ranking is never keyword density alone;
+``none`` leaves quality to rank. A problem without a score in a run that has scores (an unparseable or
+empty metadata value, no attempts) gets the neutral term `UNKNOWN_DIFFICULTY` (0.5), so that it ranks
+neither as the hardest nor as the easiest problem. A missing
+term's weight still divides, so scores stay comparable within a run. Ties break on pool order, so the
+result is a pure function of the inputs (and the seed, which only diversity's s1 sampling uses).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from curation.options import (
+    SelectOptions,
+    StageOptions,
+)
+from curation.runner import RunState, StageContext
+from curation.stages.difficulty import UNKNOWN_TERM
+
+FALLBACKS = ("length", "none")
+UNKNOWN_DIFFICULTY = UNKNOWN_TERM  # the difficulty term of a problem without a score (see the docstring)
+
+
+def fallback_signal(options: SelectOptions, any_chain: bool) -> str:
+    """The signal without a difficulty score: ``chain_length`` or ``none`` (also when no chain is left).
+
+    Raises:
+        ValueError: ``fallback_difficulty`` is not one of `FALLBACKS`.
+    """
+    if options.fallback_difficulty not in FALLBACKS:
+        raise ValueError(
+            f"curate.stages.select.fallback_difficulty must be one of {', '.join(FALLBACKS)}, "
+            f"got {options.fallback_difficulty!r}"
+        )
+    return "chain_length" if options.fallback_difficulty == "length" and any_chain else "none"
+
+
+def length_percentiles(words: Sequence[int]) -> list[float]:
+    """Each chain's word count as the share of chains that are shorter (ties count half), in [0, 1)."""
+    ordered = sorted(words)
+    shorter = {n: bisect.bisect_left(ordered, n) for n in set(ordered)}
+    equal = {n: bisect.bisect_right(ordered, n) - shorter[n] for n in shorter}
+    return [round((shorter[n] + (equal[n] - 1) / 2) / len(ordered), 6) for n in words]
+
+
+def combine(quality: float, difficulty: float, options: SelectOptions) -> float:
+    """The combined score of one chain from its quality and its difficulty term."""
+    return round(weighted(quality, difficulty, options), 6)
+
+
+def weighted(quality: Any, difficulty: Any, options: SelectOptions) -> Any:
+    """`combine` before rounding, for floats or (the sharded runner) numpy arrays: the same float operations."""
+    total = (options.quality_weight + options.difficulty_weight) or 1.0
+    return (options.quality_weight * quality + options.difficulty_weight * difficulty) / total
+
+
+# ------------------------------------------------------------------------------------------------ shard tasks
+
+
+# ------------------------------------------------------------------------------------------------ the stage
+
+
+def best_chains(state: RunState, options: StageOptions) -> tuple[np.ndarray, np.ndarray, list[float], list[float]]:
+    """`curation.stages.select.best_chains`: per alive problem (in first-alive-chain order) its best chain and score.
+
+    Scores and terms stay numpy arrays (8 bytes per alive chain each), never a Python float per chain.
+
+    Returns:
+        Problems, their best chain, its combined score and its difficulty term; the earlier chain wins a tie.
+    """
+    chains = np.flatnonzero(state.chain_alive)
+    signal, terms = difficulty_terms(state, chains, options)
+    state.results.selection_difficulty = signal
+    scores = chain_scores(state, chains, terms, options)
+    problems = state.chain_problem[chains]
+    order = np.lexsort((chains, -scores, problems))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = problems[order][1:] != problems[order][:-1]
+    winners = order[first]
+    by_first_chain = np.argsort(_first_chain_of(problems, chains)[problems[winners]], kind="stable")
+    winners = winners[by_first_chain]
+    return problems[winners], chains[winners], scores[winners].tolist(), terms[winners].tolist()
+
+
+def _first_chain_of(problems: np.ndarray, chains: np.ndarray) -> np.ndarray:
+    first = np.full(int(problems.max()) + 1 if len(problems) else 0, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, problems, chains)
+    return first
+
+
+def chain_scores(state: RunState, chains: np.ndarray, terms: np.ndarray, options: StageOptions) -> np.ndarray:
+    """`curation.stages.select.combine` for each chain: `weighted`'s float operations on arrays, then Python's round
+    value by value (numpy's rounding to 6 decimals can differ from it in the last place)."""
+    quality_scores = state.results.quality
+    quality = np.zeros(len(chains)) if quality_scores is None else np.nan_to_num(quality_scores[chains], nan=0.0)
+    raw = weighted(quality, terms, options.select)
+    return np.fromiter((round(float(value), 6) for value in raw), dtype=np.float64, count=len(raw))
+
+
+def difficulty_terms(state: RunState, chains: np.ndarray, options: StageOptions) -> tuple[str, np.ndarray]:
+    """The difficulty term of the alive ``chains``: the difficulty stage's score of their problem,
+    or (no alive problem has one) the fallback: chain-length percentiles or none."""
+    scores = state.results.difficulty_score
+    if scores is not None and not np.isnan(scores[state.problem_alive]).all():
+        return "difficulty_stage", np.nan_to_num(scores[state.chain_problem[chains]], nan=UNKNOWN_DIFFICULTY)
+    signal = fallback_signal(options.select, len(chains) > 0)
+    if signal == "none":
+        return signal, np.zeros(len(chains))
+    return signal, np.asarray(length_percentiles(state.store.columns.chain_words[chains].tolist()), dtype=np.float64)
+
+
+def ranked(problems: np.ndarray, scores: list[float]) -> np.ndarray:
+    """Positions of ``problems`` by descending score, pool order (problem index) breaking ties."""
+    return np.lexsort((problems, -np.asarray(scores)))
+
+
+def select(state: RunState, options: StageOptions, context: StageContext) -> None:
+    count = state.begin("select", True)
+    problems, chains, scores, terms = best_chains(state, options)
+    winner = dict(zip(problems.tolist(), zip(chains.tolist(), scores, strict=True), strict=True))
+    alive = np.flatnonzero(state.chain_alive)
+    losers = alive[chains_not_winning(state, alive, winner)]
+    winner_ids = _winner_ids(state, losers, winner)
+    chain_drops = (
+        (int(c), "not_best_chain", {"best_chain": winner_ids[p], "best_score": winner[p][1]})
+        for c, p in zip(losers.tolist(), state.chain_problem[losers].tolist(), strict=True)
+    )
+    order = ranked(problems, scores)
+    n = options.select.n
+    problem_drops = [
+        (int(problems[i]), "below_top_n", {"rank": r + 1, "score": scores[i]}) for r, i in enumerate(order) if r >= n
+    ]
+    state.results.rank = {int(problems[i]): r + 1 for r, i in enumerate(order[:n])}
+    state.results.scores = {int(chains[i]): (scores[i], terms[i]) for i in order[:n].tolist()}
+    signal = state.results.selection_difficulty
+    count.notes = {"n": n, "difficulty_term": signal}
+    state.manifest["selection_difficulty"] = signal
+    state.apply(count, chains=chain_drops, problems=problem_drops)
+
+
+def chains_not_winning(state: RunState, alive: np.ndarray, winner: dict[int, tuple[int, float]]) -> np.ndarray:
+    best = np.array([winner[p][0] for p in state.chain_problem[alive].tolist()], dtype=np.int64)
+    return best != alive
+
+
+def _winner_ids(state: RunState, losers: np.ndarray, winner: dict[int, tuple[int, float]]) -> dict[int, str]:
+    problems = sorted(set(state.chain_problem[losers].tolist()))
+    return dict(zip(problems, state.chain_ids(winner[p][0] for p in problems), strict=True))

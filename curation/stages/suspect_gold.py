@@ -1,0 +1,105 @@
+"""Suspect golds: problems where the strong models agree with each other and not with the gold answer.
+
+For each problem, the strong models' *incorrect* attempts are clustered by answer equivalence
+(`eval.grader.verify`, greedy: an answer joins the first cluster whose representative it equals). When
+the largest cluster has at least ``min_agreeing`` members and outnumbers the strong attempts that match
+the gold, the gold is suspect. Real pools have wrong golds (CHAMP has four, see the overrides file);
+such a problem either teaches a wrong answer or drops good chains, so the recipe chooses: ``drop`` it or
+keep it for ``review`` (listed in report.md with the agreed answer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from curation.options import (
+    StageOptions,
+    SuspectGoldOptions,
+)
+from curation.runner import RunState, StageContext, rows_as
+from curation.stages.answer_check import VerdictRow
+from eval.grader import verify
+
+
+@lru_cache(maxsize=1 << 16)
+def equivalent(first: str, second: str) -> bool:
+    """`eval.grader.verify`, memoised: pools repeat the same short answers across many problems."""
+
+    return first == second or verify(first, second)
+
+
+def cluster_answers(answers: Sequence[str]) -> list[list[str]]:
+    """Group equivalent answers (greedy, first representative wins), largest cluster first."""
+    clusters: list[list[str]] = []
+    for answer in answers:
+        for cluster in clusters:
+            if equivalent(cluster[0], answer):
+                cluster.append(answer)
+                break
+        else:
+            clusters.append([answer])
+    return sorted(clusters, key=len, reverse=True)
+
+
+def judge_problem(
+    wrong: Sequence[str], correct: int, attempts: int, options: SuspectGoldOptions
+) -> dict[str, Any] | None:
+    """One problem's verdict from its strong attempts: the wrong answers (in attempt order) and the counts.
+
+    Returns:
+        ``{agreed_answer, agreeing, correct, attempts}`` when the gold is suspect, else None.
+    """
+    if len(wrong) < options.min_agreeing:
+        return None
+    largest = cluster_answers(wrong)[0]
+    if len(largest) >= options.min_agreeing and len(largest) > correct:
+        return {"agreed_answer": largest[0], "agreeing": len(largest), "correct": correct, "attempts": attempts}
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ shard tasks
+
+
+# ------------------------------------------------------------------------------------------------ the stage
+
+
+def suspect_gold(state: RunState, options: StageOptions, context: StageContext) -> None:
+    settings = options.suspect_gold
+    count = state.opened("suspect_gold", settings.enabled)
+    if count is None:
+        return
+    found = _suspects(state, settings)
+    golds = state.store.problems.read_many(found)
+    for (problem, detail), row in zip(found.items(), golds, strict=True):
+        state.results.suspects[problem] = {**detail, "gold": row["answer"]}
+    count.notes = {"flagged": len(found), "action": settings.action}
+    drops = [(p, "suspect_gold", d) for p, d in found.items()] if settings.action == "drop" else []
+    state.apply(count, problems=drops)
+
+
+def _suspects(state: RunState, settings: Any) -> dict[int, dict[str, Any]]:
+    """`curation.stages.suspect_gold.suspect_golds` over the answer check's rows: strong attempts of alive problems."""
+    results = state.results
+    if results.answer_job is None or results.attempt is None:
+        return {}
+    generators = state.store.columns.generators
+    strong = np.isin(
+        state.store.columns.chain_generator, [i for i, g in enumerate(generators) if g in settings.models]
+    )
+    groups: dict[int, list[Any]] = {}  # problem -> [correct, attempts, wrong answers], in first-attempt order
+    for row in rows_as(results.answer_job, VerdictRow):
+        chain, correct, extracted = row.chain, row.correct, row.extracted
+        problem = int(state.chain_problem[chain])
+        if not (results.attempt[chain] and strong[chain] and state.problem_alive[problem]):
+            continue
+        group = groups.setdefault(problem, [0, 0, []])
+        group[0] += correct
+        group[1] += 1
+        if not correct and extracted:
+            group[2].append(extracted)
+    judged = ((p, judge_problem(g[2], g[0], g[1], settings)) for p, g in groups.items())
+    return {p: detail for p, detail in judged if detail is not None}
