@@ -239,7 +239,7 @@ class DifficultyOptions:
         min_difficulty: ``source: metadata``: drop problems below this difficulty; None: keep all.
         missing: ``source: metadata``: what a problem whose value is empty or unparseable (``n/a``, ``high``
             without a ``levels`` entry, ``0.5/1``) gets: ``unknown`` (kept; selection gives it the neutral
-            difficulty term, `curation.select.UNKNOWN_DIFFICULTY`), ``drop`` (reason ``no_difficulty``) or
+            difficulty term, `curation.stages.select.UNKNOWN_DIFFICULTY`), ``drop`` (reason ``no_difficulty``) or
             ``error`` (the run stops naming the problem and value); ``keep`` is read as ``unknown``. The
             count of each is printed and noted in the funnel.
     """

@@ -319,7 +319,7 @@ class _IngestState:
     origins: dict[str, int] = field(default_factory=dict)
     spec: RowSpec | None = None  # a file or hub pool's compiled ingest options (None: CHAMP)
     undeclared_generator: int = 0
-    unused_signals: dict[str, str] = field(default_factory=dict)  # `curation.pool.unused_signals`
+    unused_signals: dict[str, str] = field(default_factory=dict)  # `curation.pool.ingest.unused_signals`
     contradictions: list[Reject] = field(default_factory=list)
     pool_domains: Counter[str] = field(default_factory=Counter)
 
