@@ -94,6 +94,7 @@ def python_commands(words: list[str], repo_root, tmp_path) -> list[list[str]]:
     return [line[1:] for line in lines]
 
 
+@pytest.mark.slow  # runs make and the memory planner (DeepSpeed import)
 def test_every_command_the_demo_report_recommends_runs(repo_root, tmp_path):
     from limo.demo import demo_report, demo_stages
     from limo.plan import plan
