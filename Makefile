@@ -19,7 +19,7 @@ export OMP_NUM_THREADS ?= 1
 export TORCH_EXTENSIONS_DIR ?= $(HOME)/.cache/limo/torch_extensions
 export DS_ACCELERATOR ?= cpu
 
-.PHONY: help setup demo curate train eval plan discover test test-unit quality style bench clean
+.PHONY: help setup demo explore curate train eval plan discover test test-unit quality style bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -32,8 +32,12 @@ $(STAMP): pyproject.toml constraints-cpu.txt
 	$(PY) -m pip install -q $(CONSTRAINTS) -e '.[dev]'
 	@touch $(STAMP)
 
-demo: setup  ## curate CHAMP, train the tiny model, evaluate it, re-grade CHAMP responses (CPU, ~10 min)
+demo: setup  ## curate CHAMP, train the tiny model, evaluate it, re-grade CHAMP responses (CPU, about 1 min after setup)
 	$(PY) -m limo.demo $(if $(DATA_DIR),data_dir=$(DATA_DIR)) $(OVERRIDES)
+
+CURATE_DIR ?=
+explore: setup  ## run curation/explore.ipynb on a curated run (CURATE_DIR, default outputs/demo/curate) into <run>/explore.ipynb
+	$(PY) -m limo.explore $(if $(CURATE_DIR),run_dir=$(CURATE_DIR))
 
 curate: setup  ## python -m limo.curate recipe=$(RECIPE)
 	$(PY) -m limo.curate recipe=$(RECIPE) $(if $(DATA_DIR),data_dir=$(DATA_DIR)) $(OVERRIDES)

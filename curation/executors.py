@@ -1,21 +1,24 @@
 """One executor layer for curation's sharded jobs: ``local``, ``ray`` or ``slurm``, through datatrove.
 
 A `ShardJob` is a list of shard inputs and one picklable, deterministic function ``function(index, item)``
-returning that shard's rows. `run_job` turns the job into a datatrove pipeline of one step and hands it to
-datatrove 0.10.1's `LocalPipelineExecutor`, `RayPipelineExecutor` or `SlurmPipelineExecutor` (one datatrove
-task = one shard: its ``rank``); we start no process of our own. What we rely on in that version:
+returning that shard's rows. Each shard runs through datatrove 0.10.1's per-rank runner (one datatrove task
+= one shard: its ``rank``), started by an engine's own machinery; we manage no process ourselves. What we
+rely on in that version:
 
 - completion markers: after a task's pipeline returns, datatrove writes ``completions/<rank:05d>`` under
-  its logging folder, and with ``skip_completed`` (the default) every executor runs only the ranks without
-  one, so a rerun after a kill does only the missing shards;
-- local runs ranks in this process (``workers=1``) or in a ``multiprocess`` pool (forkserver);
+  its logging folder, and every executor runs only the ranks without one, so a rerun after a kill does only
+  the missing shards;
+- local runs ranks in this process (``workers=1``, datatrove's `LocalPipelineExecutor`) or in the stdlib's
+  `ProcessPoolExecutor` (forkserver): datatrove's own ``multiprocess`` pool waits forever for a worker the
+  kernel killed, while the stdlib's pool breaks at once (`BrokenProcessPool`); the shards in flight then
+  run again in a fresh pool, up to ``executor.retries`` deaths each, and then the run stops naming the shard;
 - Ray needs a running instance (`run_job` calls ``ray.init(address=...)`` when none is connected and
-  shuts down only an instance it started); each task is an actor in a placement group of
-  ``cpus_per_task`` CPUs and ``mem_per_cpu_gb`` x CPUs of memory, and a task whose actor dies
-  (pre-emption, Ray's OOM killer) is resubmitted up to 3 times by datatrove. The shard itself runs in a
-  process forked inside the actor: if only that process is killed, datatrove waits for it forever (its
-  ``time=`` limit, meant for this, raises a ``KeyError`` in 0.10.1, so we do not offer it). Workers
-  import the shard function by module name, so its package must be installed on every node;
+  shuts down only an instance it started); each shard is a Ray task (``cpus_per_task`` CPUs,
+  ``mem_per_cpu_gb`` x CPUs of memory) running in a Ray worker process, at most ``workers`` at a time. Ray
+  resubmits a task whose process died (pre-emption, Ray's or the kernel's OOM killer) up to
+  ``executor.retries`` times, then the run stops naming the shard. (datatrove's Ray executor forks the shard
+  inside its actor and waits forever if only that process is killed, so we do not use it.) Workers import
+  the shard function by module name, so its package must be installed on every node;
 - Slurm pickles the executor (dill) into the logging folder and submits one job array (``sbatch``,
   ``srun launch_pickled_pipeline``); ``run()`` returns at submission, so `run_job` waits for the array
   to leave ``squeue``. Slurm requeues a task whose node fails or is pre-empted (``--requeue``); a task
@@ -38,11 +41,14 @@ import hashlib
 import importlib
 import json
 import logging
+import multiprocessing
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +86,8 @@ class ExecutorOptions:
             ``PATH``, so ``launch_pickled_pipeline`` comes from the same environment).
         poll_seconds: How often `run_job` asks ``squeue`` whether the array is done.
         shard_rows: Pool rows (chains, problems) per shard of a sharded curation run: one task each.
+        retries: Times a shard whose process died (SIGKILL: the OOM killer, a pre-emption) runs again, on
+            local (``workers`` > 1) and Ray; after that the run stops with one line naming the shard.
     """
 
     kind: str = "local"
@@ -96,6 +104,7 @@ class ExecutorOptions:
     env_command: str | None = None
     poll_seconds: float = 5.0
     shard_rows: int = 50_000
+    retries: int = 2
 
 
 @dataclass(frozen=True)
@@ -244,7 +253,7 @@ def _unfinished(job: ShardJob, options: ExecutorOptions) -> str:
 
 
 def _cluster_args(job: ShardJob, options: ExecutorOptions) -> dict[str, Any]:
-    """The arguments datatrove's Ray and Slurm executors share."""
+    """The arguments of datatrove's Slurm executor that come from the job."""
     return {
         "pipeline": [ShardStep(job)],
         "tasks": len(job.items),
@@ -255,7 +264,87 @@ def _cluster_args(job: ShardJob, options: ExecutorOptions) -> dict[str, Any]:
     }
 
 
+def run_shard_task(job: ShardJob, rank: int) -> None:
+    """Run shard ``rank`` through datatrove's per-rank runner (its task log, stats and completion marker).
+
+    What a local pool process and a Ray task execute. A ``started/<rank>`` marker comes first, so that the
+    driver knows which shards were in flight when a process died.
+    """
+    datatrove = _import_engine("datatrove.executor", "datatrove")
+    started = job.logging_dir / "started" / f"{rank:05d}"
+    started.parent.mkdir(parents=True, exist_ok=True)
+    started.touch()
+    executor = datatrove.LocalPipelineExecutor(
+        [ShardStep(job)], tasks=len(job.items), workers=1, logging_dir=str(job.logging_dir)
+    )
+    executor._run_for_rank(rank, local_rank=1)  # local_rank 1: the task's log goes to its file only
+
+
+def _killed(job: ShardJob, options: ExecutorOptions, rank: int, times: int) -> ExecutorError:
+    return ExecutorError(
+        f"{job.name}: shard {rank} was killed {times} times (its process died without an error: SIGKILL, e.g. "
+        f"the OOM killer) and is not retried again (executor.retries={options.retries}); logs under "
+        f"{job.logging_dir / 'logs'}; a rerun runs only the unfinished shards"
+    )
+
+
+def _run_local_pool(job: ShardJob, options: ExecutorOptions) -> None:
+    """``workers`` > 1: the stdlib's process pool, which notices a killed worker (datatrove's waits forever).
+
+    A dead worker breaks the pool, and the pool ends the other shards in flight too. Each of those then
+    runs alone, so that the one whose process dies is known for sure; it may die ``retries`` more times
+    before the run stops naming it. The shards left run in a fresh pool.
+    """
+    deaths: dict[int, int] = {}
+    unexplained = 0  # breaks with no shard in flight (a worker died before its shard started)
+    while todo := [i for i in range(len(job.items)) if i not in completed_shards(job)]:
+        workers = min(len(todo), options.workers if options.workers > 0 else len(todo))
+        in_flight = _pool_pass(job, todo, workers)
+        unexplained += in_flight == [None]
+        if unexplained > options.retries:
+            raise ExecutorError(f"{_unfinished(job, options)}: worker processes died before starting a shard")
+        for rank in [r for r in in_flight if r is not None]:
+            while rank not in completed_shards(job):
+                if not _pool_pass(job, [rank], 1):
+                    continue  # it ran to the end alone (an error of its own is raised)
+                deaths[rank] = deaths.get(rank, 0) + 1
+                log.warning(
+                    "%s: shard %d was killed again (%d of %d retries)", job.name, rank, deaths[rank], options.retries
+                )
+                if deaths[rank] >= options.retries:
+                    raise _killed(job, options, rank, deaths[rank] + 1)
+
+
+def _pool_pass(job: ShardJob, ranks: list[int], workers: int) -> list[int | None]:
+    """Run ``ranks`` in a fresh pool; the shards in flight when a worker died ([] when none did, [None] when
+    one died with no shard started).
+
+    A shard's own error cancels the shards not yet started and is raised once the running ones end.
+    """
+    _remove_partial_outputs(job, ranks)  # a killed shard's temporary file
+    for rank in ranks:
+        (job.logging_dir / "started" / f"{rank:05d}").unlink(missing_ok=True)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
+        futures = [pool.submit(run_shard_task, job, rank) for rank in ranks]
+        try:
+            for future in as_completed(futures):
+                future.result()
+        except BrokenProcessPool:
+            done = completed_shards(job)
+            started: list[int | None] = [
+                i for i in ranks if (job.logging_dir / "started" / f"{i:05d}").exists() and i not in done
+            ]
+            return started or [None]
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return []
+
+
 def _run_local(job: ShardJob, options: ExecutorOptions) -> None:
+    if options.workers != 1:
+        _run_local_pool(job, options)
+        return
     datatrove = _import_engine("datatrove.executor", "datatrove")
     from loguru import logger  # deferred: comes with datatrove
 
@@ -264,7 +353,7 @@ def _run_local(job: ShardJob, options: ExecutorOptions) -> None:
     logger.disable("datatrove")
     try:
         datatrove.LocalPipelineExecutor(
-            [ShardStep(job)], tasks=len(job.items), workers=options.workers, logging_dir=str(job.logging_dir)
+            [ShardStep(job)], tasks=len(job.items), workers=1, logging_dir=str(job.logging_dir)
         ).run()
     finally:
         logger.enable("datatrove")
@@ -272,7 +361,7 @@ def _run_local(job: ShardJob, options: ExecutorOptions) -> None:
 
 def _run_ray(job: ShardJob, options: ExecutorOptions) -> None:
     ray = _import_engine("ray", "ray")
-    datatrove = _import_engine("datatrove.executor.ray", "datatrove")
+    _import_engine("datatrove.executor", "datatrove")  # each task runs its shard through datatrove's runner
 
     started_here = not ray.is_initialized()
     if started_here:
@@ -281,10 +370,45 @@ def _run_ray(job: ShardJob, options: ExecutorOptions) -> None:
         if callable(handler):  # ray.init installs its own SIGTERM handler (log, die): keep the caller's stop
             signal.signal(signal.SIGTERM, handler)
     try:
-        datatrove.RayPipelineExecutor(**_cluster_args(job, options), mem_per_cpu_gb=options.mem_per_cpu_gb).run()
+        _run_ray_tasks(ray, job, options)
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _run_ray_tasks(ray: Any, job: ShardJob, options: ExecutorOptions) -> None:
+    """One Ray task per unfinished shard, at most ``workers`` at a time, each in a Ray worker process.
+
+    Ray resubmits a task whose worker process died up to ``retries`` times (``max_retries``: system
+    failures only; a shard's own error is not retried); a shard still dying after that stops the run, and
+    the tasks in flight are cancelled. A shard's own error lets the others finish (`run_job` names it).
+    """
+    from ray.exceptions import RayTaskError, TaskCancelledError  # deferred: Ray is an optional engine
+
+    task = ray.remote(run_shard_task).options(
+        max_retries=options.retries,
+        retry_exceptions=False,
+        num_cpus=options.cpus_per_task,
+        num_gpus=options.gpus_per_task,
+        memory=int(options.mem_per_cpu_gb * options.cpus_per_task * 2**30),
+    )
+    queue = [i for i in range(len(job.items)) if i not in completed_shards(job)]
+    limit = options.workers if options.workers > 0 else len(queue)
+    running: dict[Any, int] = {}
+    while queue or running:
+        while queue and len(running) < limit:
+            rank = queue.pop(0)
+            running[task.remote(job, rank)] = rank
+        finished, _ = ray.wait(list(running), num_returns=1)
+        rank = running.pop(finished[0])
+        try:
+            ray.get(finished[0])
+        except (RayTaskError, TaskCancelledError) as err:
+            log.warning("%s: shard %d failed: %s", job.name, rank, str(err).splitlines()[0])
+        except ray.exceptions.RayError:  # the worker process died on every try: stop, do not hang on it
+            for ref in running:
+                ray.cancel(ref, force=True)
+            raise _killed(job, options, rank, options.retries + 1) from None
 
 
 def _run_slurm(job: ShardJob, options: ExecutorOptions) -> None:

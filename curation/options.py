@@ -12,6 +12,7 @@ No model or dataset id has a default here: recipes name them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from eval.generation import GenerationOptions
 from eval.grading_policy import GraderOptions
@@ -297,8 +298,11 @@ class DifficultyOptions:
             values it does not list are read as numbers (``Level 4`` -> 4) and scaled by ``scale``.
         scale: ``source: metadata``: the ``[easiest, hardest]`` numbers of the column (MATH: ``[1, 5]``).
         min_difficulty: ``source: metadata``: drop problems below this difficulty; None: keep all.
-        missing: ``source: metadata``: ``keep`` (difficulty unknown, ranked as 0) or ``drop`` a problem
-            whose column is empty or unreadable.
+        missing: ``source: metadata``: what a problem whose value is empty or unparseable (``n/a``, ``high``
+            without a ``levels`` entry, ``0.5/1``) gets: ``unknown`` (kept; selection gives it the neutral
+            difficulty term, `curation.stages.select.UNKNOWN_DIFFICULTY`), ``drop`` (reason ``no_difficulty``) or
+            ``error`` (the run stops naming the problem and value); ``keep`` is read as ``unknown``. The
+            count of each is printed and noted in the funnel.
     """
 
     enabled: bool = True
@@ -313,7 +317,7 @@ class DifficultyOptions:
     levels: dict[str, float] = field(default_factory=dict)
     scale: tuple[float, float] | None = None
     min_difficulty: float | None = None
-    missing: str = "keep"
+    missing: Literal["unknown", "keep", "drop", "error"] = "unknown"
 
 
 @dataclass(frozen=True)

@@ -11,40 +11,24 @@ source field ``#row`` is the 1-based row number: files without ids (Minerva, Gra
 the file's SHA-256 (or, from the hub, the id and revision) so a report can say exactly which data produced
 a number. `champ_heldout` is built from the CHAMP package instead.
 
-Offline: before a hub download, one TCP connection to the hub's host (3 s at most, once per process)
-says whether it is reachable; if not, loading fails at once with `HubOfflineError` naming the way out
-(``data_dir=``), instead of the hub client's retries (about 25 s per benchmark). The probe is skipped
-when ``HF_HUB_OFFLINE`` / ``HF_DATASETS_OFFLINE`` is set (the datasets cache answers, or fails, at
-once) or a proxy is configured (a direct connection says nothing then).
+Offline: before a hub download, `eval.records.hub_unreachable` (one probe per process) says whether the
+hub can be reached; if not, loading fails at once with `HubOfflineError` naming the way out
+(``data_dir=``), instead of the hub client's retries (about 25 s per benchmark).
 """
 
 from __future__ import annotations
 
-import functools
 import os
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from eval.champ import champ_package_version, heldout_split, load_champ_problems
 from eval.problem import PROBLEM_REQUIRED, Problem
-from eval.records import DataError, LoadResult, RowError, load_records, sha256_text
+from eval.records import DataError, HubOfflineError, LoadResult, RowError, hub_unreachable, load_records, sha256_text
 
-HUB_PROBE_TIMEOUT_S = 3.0
 ANSWER_KINDS = ("math", "choice", "units", "chinese")
-_TRUE = ("1", "true", "yes", "on")
-_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
-
-
-class HubOfflineError(DataError):
-    """The hub cannot be reached and the benchmark has no local source."""
-
-    def __init__(self, message: str, reason: str):
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -174,23 +158,6 @@ def load_benchmark(spec: BenchmarkSpec, *, path: str | None = None, data_dir: st
     checksum = result.checksum or f"hub:{source}@{spec.revision or 'default'}:{spec.split}"
     rejects = len(result.rejects)
     return Benchmark(spec.name, problems, source, checksum, result.read, rejects, result.rejects, spec.answer_kind)
-
-
-@functools.cache
-def hub_unreachable() -> str | None:
-    """Why the hub cannot be reached from here, or None (reachable, offline mode set, or behind a proxy)."""
-    if any(os.environ.get(v, "").lower() in _TRUE for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")):
-        return None
-    if any(os.environ.get(v) for v in _PROXY_VARIABLES):
-        return None
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    host = endpoint.hostname or "huggingface.co"
-    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
-    try:
-        socket.create_connection((host, port), timeout=HUB_PROBE_TIMEOUT_S).close()
-    except OSError as err:
-        return f"{host}:{port} unreachable: {err}"
-    return None
 
 
 def _problem(row: dict[str, Any], name: str) -> Problem:

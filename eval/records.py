@@ -9,27 +9,80 @@ file is read as JSON lines unless it opens with ``[`` (one array of objects, as 
 Writing is atomic (temporary file in the same folder, fsync, rename), so a killed process never leaves
 a half-written output; `append_jsonl` is the incremental form used by resumable stages, and
 `read_jsonl(..., tolerate_torn_tail=True)` ignores the one torn line a kill can leave at the end.
+
+Offline: before anything is fetched from the hub (a dataset here, a benchmark, a model config), one TCP
+connection to the hub's host (3 s at most, once per process: `hub_unreachable`) says whether it can be
+reached; if not, loading fails at once with `HubOfflineError` naming what needed the hub, instead of the
+hub client's retry loop (about 25 s per file, with its retry lines). The probe is skipped when
+``HF_HUB_OFFLINE`` / ``HF_DATASETS_OFFLINE`` is set (the local cache answers, or fails, at once) or a
+proxy is configured (a direct connection says nothing then).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
+import socket
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TextIO, TypeVar
+from urllib.parse import urlparse
 
 T = TypeVar("T")
 FORMATS = ("jsonl", "parquet", "hf")
+HUB_PROBE_TIMEOUT_S = 3.0
+_TRUE = ("1", "true", "yes", "on")
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 ROW_NUMBER = "#row"  # a field_map source name: the row's 1-based number (ids for files that have none)
 
 
 class DataError(ValueError):
     """Input that cannot be read at all; the message names the file (and field) at fault."""
+
+
+class HubOfflineError(DataError):
+    """The hub cannot be reached and what was asked for has no local source; ``reason`` says why."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+@functools.cache
+def hub_unreachable() -> str | None:
+    """Why the hub cannot be reached from here, or None (reachable, offline mode set, or behind a proxy)."""
+    if any(os.environ.get(v, "").lower() in _TRUE for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")):
+        return None
+    if any(os.environ.get(v) for v in _PROXY_VARIABLES):
+        return None
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host = endpoint.hostname or "huggingface.co"
+    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    try:
+        socket.create_connection((host, port), timeout=HUB_PROBE_TIMEOUT_S).close()
+    except OSError as err:
+        return f"{host}:{port} unreachable: {err}"
+    return None
+
+
+def require_hub(source: str, what: str) -> None:
+    """Fail at once, in one line, when ``source`` (not a local path) is on a hub that cannot be reached.
+
+    Raises:
+        HubOfflineError: Naming ``source``, what needed it and the ways out.
+    """
+    offline = None if Path(source).exists() else hub_unreachable()
+    if offline:
+        raise HubOfflineError(
+            f"{source}: the hub cannot be reached ({offline}) and {what} is on it; pass a local path or set "
+            "HF_HUB_OFFLINE=1 to use a cached copy",
+            offline,
+        )
 
 
 class RowError(ValueError):
@@ -173,6 +226,7 @@ def _iter_hf(source: str, *, split: str, revision: str | None) -> Iterator[tuple
         loaded = datasets.load_from_disk(str(path))
         dataset = loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
     else:
+        require_hub(source, "this dataset")
         try:
             dataset = datasets.load_dataset(source, split=split, revision=revision)
         except Exception as err:  # the hub client raises many types; the user needs the source named

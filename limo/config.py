@@ -29,6 +29,8 @@ from eval.options import to_options as options_from_mapping
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "recipes"
 T = TypeVar("T")
+# Mappings that describe one pool's columns: a command-line override of the whole map replaces the recipe's.
+REPLACED_MAPS = ("curate.stages.ingest.field_map", "curate.stages.ingest.lists")
 
 
 def recipe_names() -> list[str]:
@@ -43,12 +45,22 @@ def recipe_file(name: str) -> Path:
 def compose(recipe: str, overrides: Sequence[str] = ()) -> DictConfig:
     """Compose ``recipe`` with ``overrides`` exactly as ``python -m limo.<entry> recipe=...`` would."""
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        cfg = hydra_compose("config", overrides=[f"recipe={recipe}", *overrides], return_hydra_config=True)
+        lines = prepared_argv([f"recipe={recipe}", *overrides])
+        cfg = hydra_compose("config", overrides=lines, return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)  # `${hydra:...}` interpolations resolve as under @hydra.main
     with open_dict(cfg):
         del cfg["hydra"]
     OmegaConf.resolve(cfg)
     return cfg
+
+
+def prepared_argv(argv: Sequence[str]) -> list[str]:
+    """``argv`` with each whole-map override of `REPLACED_MAPS` forced (``++``), so that it may add keys.
+
+    Hydra merges a mapping override into the recipe's struct node and refuses a key that node lacks;
+    `limo.curate_setup.replace_overridden_maps` then makes the forced map replace the recipe's.
+    """
+    return [f"++{a}" if a.split("=", 1)[0] in REPLACED_MAPS and "={" in a else a for a in argv]
 
 
 def section(cfg: DictConfig, name: str) -> dict[str, Any]:

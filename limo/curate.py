@@ -5,7 +5,8 @@ A short lookup: the recipe's ``curate.method`` names a registered method (`curat
 plain options, and the method writes ``<output_dir>/curate/`` (see docs/curation.md). The ``executor``
 group says where sharded work runs (LIMO's pool stages and every method's fresh rollouts): the same recipe
 selects the same chains, byte for byte, on each. ``dry_run=true`` prints the rollout stages' spend plan
-and generates nothing. A data or config error, and a run that selects nothing, end with one line
+and generates nothing; ``dry_run_problems=N`` plans for N problems without reading the pool (a hub pool
+offline). A data or config error, and a run that selects nothing, end with one line
 (`limo.entry`); so does a stop (SIGTERM, Ctrl-C), after which the same command resumes.
 """
 
@@ -17,20 +18,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-import hydra
 from omegaconf import DictConfig
 
 from limo.curate_setup import build_curation, check_selected, spend_plan
-from limo.entry import reported_errors
+from limo.entry import hydra_entry, reported_errors
 from limo.sweeps import job_config
 
 
-@hydra.main(config_path="../recipes", config_name="config", version_base=None)
+@hydra_entry("curate")
 def main(cfg: DictConfig) -> None:
     with reported_errors("curate", cfg):
         curation = build_curation(job_config(cfg))
         if cfg.get("dry_run"):
-            print(spend_plan(curation, str(cfg.gpu_type)))
+            print(spend_plan(curation, str(cfg.gpu_type), cfg.get("dry_run_problems")))
             return
         with stops_gracefully():
             summary = curation.run()

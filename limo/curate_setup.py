@@ -28,13 +28,12 @@ from curation.executors import EXECUTORS, ExecutorOptions
 from curation.methods import DEFAULT_METHOD, METHODS, CurationSummary, Method, RunContext
 from curation.options import StageOptions
 from curation.pool.store import open_or_ingest
-from curation.rollouts.spend import spend_text
+from curation.rollouts.spend import counted_lengths, spend_text
 from eval.benchmarks import BenchmarkSpec
 from eval.options import OptionsError
-from limo.config import build_benchmark_specs, section, to_options
+from eval.records import HubOfflineError
+from limo.config import REPLACED_MAPS, build_benchmark_specs, section, to_options
 from limo.entry import EmptyResultError
-
-REPLACED_MAPS = ("curate.stages.ingest.field_map", "curate.stages.ingest.lists")
 
 
 @dataclass(frozen=True)
@@ -80,16 +79,25 @@ def build_executor(node: Any) -> ExecutorOptions:
     return executor
 
 
-def spend_plan(curation: Curation, gpu: str) -> str:
+def spend_plan(curation: Curation, gpu: str, problems: int | None = None) -> str:
     """``dry_run=true``: the rollout stages' spend plan over the pool's length statistics; nothing is generated.
 
-    The pool is ingested into the run's work folder (the real run reuses it) to measure its lengths.
+    The pool is ingested into the run's work folder (the real run reuses it) to measure its lengths, unless
+    ``problems`` (``dry_run_problems=N``) gives a count to plan for without reading it (a hub pool offline).
+
+    Raises:
+        HubOfflineError: The pool is on a hub that cannot be reached; the message says how to plan anyway.
     """
     stages, context = curation.stages, curation.context
     difficulty = stages.difficulty
     if not (curation.method.pool and difficulty.enabled and difficulty.source == "rollouts"):
         return spend_text(difficulty, (), (), gpu)
-    store = open_or_ingest(stages, context.out / "work", (context.executor or ExecutorOptions()).shard_rows)
+    if problems is not None:
+        return spend_text(difficulty, (), (), gpu, lengths=counted_lengths(int(problems)))
+    try:
+        store = open_or_ingest(stages, context.out / "work", (context.executor or ExecutorOptions()).shard_rows)
+    except HubOfflineError as err:
+        raise HubOfflineError(f"{err}; or plan from a problem count: dry_run_problems=<N>", err.reason) from err
     return spend_text(difficulty, store.problems.values("problem"), store.chains.values("text"), gpu)
 
 

@@ -18,7 +18,8 @@ from eval.records import write_text_atomic
 DISCLAIMER = (
     "The tiny model (a ~100k-parameter Qwen2-shaped network built in code) exercises the machinery: it "
     "learns no mathematics, so its scores are near zero by design. The real experiment is the `limo` "
-    "recipe on GPUs (`make train RECIPE=limo NUM_GPUS=8 NUM_NODES=2`)."
+    "recipe on GPUs: `python -m limo.plan recipe=limo num_gpus=8 num_nodes=2` says whether it fits, and the "
+    'README\'s "Reproducing LIMO end to end" gives the training commands.'
 )
 
 
@@ -67,20 +68,34 @@ def run_stage(stage: Stage) -> float:
     return seconds
 
 
-def demo_report(stages: list[Stage], seconds: list[float]) -> str:
+def demo_report(stages: list[Stage], seconds: list[float], output_dir: str) -> str:
+    """The report's text; every command it recommends runs as written (tests/test_overrides.py runs them)."""
     rows = [f"| {s.title} | {t:.0f} s | `{s.outputs}` |" for s, t in zip(stages, seconds, strict=True)]
-    return "\n".join(["# limo demo", "", DISCLAIMER, "", "| stage | time | output |", "|---|---|---|", *rows, ""])
+    table = ["| stage | time | output |", "|---|---|---|", *rows]
+    explore = f"Next: `make explore CURATE_DIR={output_dir}/curate` runs the exploration notebook on the curated set."
+    return "\n".join(["# limo demo", "", DISCLAIMER, "", *table, "", explore, ""])
 
 
 def _arg(argv: list[str], key: str) -> str | None:
     return next((a.split("=", 1)[1] for a in argv if a.startswith(f"{key}=")), None)
 
 
+DEMO_KEYS = ("output_dir", "data_dir")
+
+
+def check_argv(argv: list[str]) -> None:
+    """Refuse an argument the demo does not take (it would be ignored without a word)."""
+    for arg in argv:
+        if arg.split("=", 1)[0] not in DEMO_KEYS or "=" not in arg:
+            raise SystemExit(f"limo.demo: error: unknown argument {arg!r} (the demo takes {'=, '.join(DEMO_KEYS)}=)")
+
+
 def main(argv: list[str]) -> None:
+    check_argv(argv)
     output_dir = _arg(argv, "output_dir") or "outputs/demo"
     stages = demo_stages(output_dir, _arg(argv, "data_dir"))
     seconds = [run_stage(stage) for stage in stages]
-    report = demo_report(stages, seconds)
+    report = demo_report(stages, seconds, output_dir)
     write_text_atomic(Path(output_dir) / "demo_report.md", report)
     print(f"\n{report}\n[demo] all outputs under {output_dir}/ (summary: {output_dir}/demo_report.md)")
 

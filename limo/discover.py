@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig
 
 from eval.records import sha256_file
@@ -33,7 +32,7 @@ from limo.discovery.loop import (
 from limo.discovery.options import DiscoverPaths, build_discover_options
 from limo.discovery.report import write_report
 from limo.discovery.sandbox import resolve_confinement
-from limo.entry import reported_errors
+from limo.entry import hydra_entry, reported_errors
 
 log = logging.getLogger("limo.discover")
 
@@ -83,7 +82,7 @@ def discover(cfg: DictConfig) -> LoopState:
     return state
 
 
-@hydra.main(config_path="../recipes", config_name="config", version_base=None)
+@hydra_entry("discover")
 def main(cfg: DictConfig) -> None:
     with reported_errors("discover", cfg):
         discover(cfg)

@@ -10,18 +10,23 @@ not finish (the message names them and their logs). Anything else is a bug and k
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import hydra
+from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from curation.executors import ExecutorError
 from eval.backends.openai import BackendUnavailableError
 from eval.backends.replay import ReplayMissError
+from limo.config import CONFIG_DIR, prepared_argv
+from limo.overrides import checked_argv
 
 log = logging.getLogger("limo")
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
@@ -61,3 +66,25 @@ def reported_errors(entry: str, cfg: Any = None) -> Iterator[None]:
             raise
         log.debug("limo.%s failed", entry, exc_info=True)
         sys.exit(f"limo.{entry}: error: {one_line(err)}")
+
+
+def hydra_entry(entry: str) -> Callable[[Callable[[DictConfig], None]], Callable[[], None]]:
+    """``@hydra.main`` on the recipes, with the command line checked first (`limo.overrides`).
+
+    An unknown recipe, group option or key ends with one ``limo.<entry>: error: ...`` line naming the
+    closest names; an option the recipe leaves at its default needs no ``+``; a whole-map
+    ``field_map={...}`` override may add keys.
+    """
+
+    def decorate(task: Callable[[DictConfig], None]) -> Callable[[], None]:
+        run = hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base=None)(task)
+
+        @functools.wraps(task)
+        def main() -> None:
+            with reported_errors(entry):
+                sys.argv[1:] = checked_argv(prepared_argv(sys.argv[1:]))
+            run()
+
+        return main
+
+    return decorate

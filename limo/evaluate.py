@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import sys
 
-import hydra
 from omegaconf import DictConfig
 
-from limo.entry import reported_errors
+from limo.entry import hydra_entry, reported_errors
 from limo.eval_modes import MODES
 from limo.eval_setup import RUNTIME_KEYS
 from limo.sweeps import job_config
@@ -30,7 +29,7 @@ def evaluate(cfg: DictConfig) -> None:
     MODES[mode](cfg)
 
 
-@hydra.main(config_path="../recipes", config_name="config", version_base=None)
+@hydra_entry("evaluate")
 def main(cfg: DictConfig) -> None:
     with reported_errors("evaluate", cfg):
         evaluate(job_config(cfg))

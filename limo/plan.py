@@ -8,10 +8,9 @@ activations at ``max_length``, the LM head's logits) and CPU memory for offload,
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from limo.entry import reported_errors
+from limo.entry import hydra_entry, reported_errors
 from limo.training.batch_plan import split_global_batch
 from limo.training.memory import alternatives, estimate_memory, lora_param_count, model_shape, render_plan, run_setup
 from limo.training.options import build_train_options
@@ -46,7 +45,7 @@ def plan(cfg: DictConfig) -> str:
     return header + "\n" + render_plan(shape, source, estimates, float(cfg.gpu_memory_gb), RESERVE_GIB)
 
 
-@hydra.main(config_path="../recipes", config_name="config", version_base=None)
+@hydra_entry("plan")
 def main(cfg: DictConfig) -> None:
     with reported_errors("plan", cfg):
         print(plan(cfg))

@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig
 
-from limo.entry import reported_errors
+from limo.entry import hydra_entry, reported_errors
 from limo.sweeps import job_config
 from limo.train_setup import build_train_run
 from limo.training.trainers import TRAINERS
@@ -30,7 +29,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Any] = (), trainer_class: type | 
     return TRAINERS[run.trainer].run(run)
 
 
-@hydra.main(config_path="../recipes", config_name="config", version_base=None)
+@hydra_entry("train")
 def main(cfg: DictConfig) -> None:
     with reported_errors("train", cfg):
         train(job_config(cfg))

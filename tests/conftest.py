@@ -101,3 +101,21 @@ def slurm_cluster():
     yield cluster
     stop_slurm(cluster)
     shutil.rmtree(cluster.root, ignore_errors=True)
+
+
+@pytest.fixture
+def unreachable_hub(monkeypatch):
+    """The hub endpoint is a closed local port, with offline mode and proxies unset, so the probe decides."""
+    import socket
+
+    from eval import records
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    records.hub_unreachable.cache_clear()
+    yield f"127.0.0.1:{port}"
+    records.hub_unreachable.cache_clear()

@@ -3,9 +3,10 @@
 `quality_shard` scores a slice of CHAMP's unaided model chains with curation's rule-based quality score: a
 real map step over real text. It records every attempt in ``log_dir`` (one empty file per attempt, named
 with the shard and the process id) so a test can count which shards ran, and when ``log_dir/kill-<index>``
-exists it deletes that flag and dies by SIGKILL halfway through writing its rows, the way a pre-empted or
-OOM-killed task dies: ``self`` kills the task's own process, ``worker`` also kills its parent (the Ray
-actor process), ``group`` kills the whole process group (a local run killed with its driver).
+exists it deletes that flag and dies by SIGKILL halfway through writing its rows (``kill-always-<index>``:
+on every attempt), the way a pre-empted or OOM-killed task dies: ``self`` kills the task's own process (a
+local pool worker, a Ray worker), ``worker`` also kills its parent, ``group`` kills the whole process group
+(a local run killed with its driver).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def quality_shard(index: int, item: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def _take_kill_flag(log_dir: Path, index: int) -> bool:
+    if (log_dir / f"kill-always-{index}").exists():
+        return True
     flag = log_dir / f"kill-{index}"
     if not flag.exists():
         return False

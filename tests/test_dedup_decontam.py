@@ -285,27 +285,15 @@ def test_clean_champ_pool_flags_nothing(benchmark_items):
     assert find_contamination(champ, build_index(benchmark_items, DecontamOptions())).matches == {}
 
 
-def test_offline_hub_is_detected_at_once_and_said_in_one_line(monkeypatch, caplog):
+def test_offline_hub_is_detected_at_once_and_said_in_one_line(unreachable_hub, caplog):
     """With the hub unreachable (a closed port on 127.0.0.1), every hub benchmark is skipped in one warning."""
-    import socket
-
     from eval import benchmarks as benchmark_module
 
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
-    benchmark_module.hub_unreachable.cache_clear()
-    try:
-        specs = {n: BenchmarkSpec(n, hub_id=f"owner/{n}", local_file=f"{n}.jsonl") for n in ("math500", "aime24")}
-        options = DecontamOptions(benchmarks=tuple(specs), missing="warn")
-        with caplog.at_level("WARNING", logger="curation.stages.decontam"):
-            items, loaded = load_benchmark_items(options.benchmarks, specs, options)
-        with pytest.raises(HubOfflineError, match="offline .*data_dir="):
-            benchmark_module.load_benchmark(specs["math500"])
-    finally:
-        benchmark_module.hub_unreachable.cache_clear()
+    specs = {n: BenchmarkSpec(n, hub_id=f"owner/{n}", local_file=f"{n}.jsonl") for n in ("math500", "aime24")}
+    options = DecontamOptions(benchmarks=tuple(specs), missing="warn")
+    with caplog.at_level("WARNING", logger="curation.stages.decontam"):
+        items, loaded = load_benchmark_items(options.benchmarks, specs, options)
+    with pytest.raises(HubOfflineError, match="offline .*data_dir="):
+        benchmark_module.load_benchmark(specs["math500"])
     assert items == [] and set(loaded) == {"math500", "aime24"}
     assert len(caplog.records) == 1 and "math500, aime24" in caplog.records[0].getMessage()

@@ -309,3 +309,41 @@ def _parses(text: str) -> bool:
 def test_errors_inside_statements_are_the_programs_errors(body):
     with pytest.raises(InvalidProgram):
         check_program(loss(body))(*batch(), beta=0.05)
+
+
+# Valid proposals as models write them: local constants (beta among them, shadowing the run's), tuple and
+# list targets, a shadowed builtin. Ordinary Python accepts each; so does the language.
+LOCAL_NAMES = {
+    "beta constant": (
+        "import torch\nimport torch.nn.functional as F\n\n"
+        f"def tempered_dpo({ARGS}):\n"
+        f"{LOGITS}"
+        "    beta = 0.05\n"
+        "    tau = 0.5\n"
+        "    return -F.logsigmoid(beta * logits / tau)\n"
+    ),
+    "augmented beta": loss("beta *= 2.0\nreturn -F.logsigmoid(beta * logits)"),
+    "self form with beta": (
+        f"def scaled(self, {ARGS}):\n{LOGITS}"
+        "    beta = self.beta * 0.5\n"
+        "    margin, scale = 0.1, 2.0\n"
+        "    return -F.logsigmoid(beta * scale * (logits - margin))\n"
+    ),
+    "list and nested targets": loss(
+        "[alpha, gamma] = [0.3, 2.0]\n(a, b), c = (1.0, 2.0), 3.0\n"
+        "return -alpha * F.logsigmoid(beta * logits) * gamma + (a + b - c) * 0.0"
+    ),
+    "shadowed builtin": loss("max = 5.0\nreturn -F.logsigmoid(beta * torch.clamp(logits, min=-max, max=max))"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOCAL_NAMES))
+def test_assignments_to_local_names_are_valid(name):
+    program = check_program(LOCAL_NAMES[name])
+    assert program(*batch(), beta=0.1).shape == (4,)
+
+
+def test_a_local_beta_is_the_one_the_loss_uses():
+    local = check_program(loss("beta = 0.05\nreturn -F.logsigmoid(beta * logits)"))
+    reference = check_program(loss("return -F.logsigmoid(0.05 * logits)"))
+    assert local(*batch(), beta=0.9).tolist() == reference(*batch(), beta=0.9).tolist()

@@ -161,14 +161,13 @@ def test_local_driver_killed_mid_shard_resumes_without_redoing_finished_shards(t
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore:placement_group:DeprecationWarning")  # datatrove 0.10.1's Ray call style
 def test_ray_gives_local_bytes_and_reruns_a_killed_worker_alone(tmp_path, reference, ray_instance):
-    job = make_job(tmp_path, kill="worker")
+    job = make_job(tmp_path, kill="self")
     arm_kill(job, 2)
     options = ExecutorOptions(kind="ray", workers=2, mem_per_cpu_gb=0.5)
     result = run_job(job, options)
     assert result.ran == (0, 1, 2, 3)
-    assert attempts(job) == {0: 1, 1: 1, 2: 2, 3: 1}  # datatrove resubmitted the dead actor's shard only
+    assert attempts(job) == {0: 1, 1: 1, 2: 2, 3: 1}  # Ray resubmitted the dead worker's shard only
     assert shard_bytes(job) == reference
     assert run_job(job, options).ran == ()
     assert ray_instance.is_initialized()  # run_job leaves an instance it did not start alone
@@ -196,3 +195,46 @@ def test_slurm_gives_local_bytes_and_reruns_a_killed_task_alone(tmp_path, refere
 def test_slurm_needs_a_partition(tmp_path):
     with pytest.raises(ExecutorError, match="needs a partition"):
         run_job(make_job(tmp_path), ExecutorOptions(kind="slurm"))
+
+
+# ---------------------------------------------------------------------------------------------- killed workers
+# A shard whose process the kernel kills (SIGKILL: the OOM killer) is retried a bounded number of times, then
+# the run stops naming it; it never waits forever (datatrove's own multiprocess pool and its Ray executor did).
+
+
+def arm_kill_always(job: ShardJob, index: int) -> None:
+    (Path(job.items[index]["log_dir"]) / f"kill-always-{index}").touch()
+
+
+@pytest.mark.slow
+def test_local_pool_reruns_a_killed_shard_and_gives_the_same_bytes(tmp_path, reference):
+    job = make_job(tmp_path, kill="self")
+    arm_kill(job, 2)
+    result = run_job(job, ExecutorOptions(kind="local", workers=2))
+    assert result.ran == (0, 1, 2, 3) and completed_shards(job) == {0, 1, 2, 3}
+    counts = attempts(job)  # the pool also ends the shard running beside the killed one: it runs again
+    assert counts[2] == 2 and sum(counts.values()) <= 6 and all(counts.values())
+    assert shard_bytes(job) == reference and not list(job.folder.glob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_local_pool_stops_naming_a_shard_killed_on_every_try(tmp_path):
+    job = make_job(tmp_path, kill="self")
+    arm_kill_always(job, 1)
+    with pytest.raises(ExecutorError, match=r"quality: shard 1 was killed 3 times .*executor.retries=2"):
+        run_job(job, ExecutorOptions(kind="local", workers=2, retries=2))
+    assert attempts(job)[1] == 3 and not job.shard_path(1).exists()
+
+
+@pytest.mark.slow
+def test_ray_reruns_a_killed_shard_and_stops_on_one_killed_every_time(tmp_path, reference, ray_instance):
+    job = make_job(tmp_path / "once", kill="self")
+    arm_kill(job, 2)
+    options = ExecutorOptions(kind="ray", workers=2, mem_per_cpu_gb=0.5, retries=1)
+    assert run_job(job, options).ran == (0, 1, 2, 3)
+    assert attempts(job) == {0: 1, 1: 1, 2: 2, 3: 1} and shard_bytes(job) == reference
+    always = make_job(tmp_path / "always", kill="self")
+    arm_kill_always(always, 3)
+    with pytest.raises(ExecutorError, match=r"quality: shard 3 was killed 2 times"):
+        run_job(always, options)
+    assert attempts(always)[3] == 2 and completed_shards(always) == {0, 1, 2}

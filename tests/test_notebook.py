@@ -96,3 +96,28 @@ def test_notebook_executes_on_a_run_without_difficulty_from_where_the_user_start
     assert "the pool cannot be read any more" in text and "one chain per problem" in text
     assert "answer_check" in html, "the funnel table"
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2, "funnel and distributions"
+
+
+@pytest.mark.slow
+def test_make_explore_runs_the_notebook_on_a_run_and_writes_the_executed_copy(repo_root, small_run):
+    """`make explore CURATE_DIR=...` runs `python -m limo.explore run_dir=...` with what `make setup` installs."""
+    import nbformat
+
+    command = [sys.executable, "-m", "limo.explore", f"run_dir={small_run}"]
+    done = subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    written = small_run / "explore.ipynb"
+    assert f"[explore] {written}" in done.stdout
+    outputs = [o for cell in nbformat.read(written, as_version=4).cells for o in cell.get("outputs", [])]
+    assert "30 curated rows" in "\n".join(o.get("text", "") for o in outputs)
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3
+
+
+def test_explore_without_a_run_is_one_line(repo_root, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "limo.explore", f"run_dir={tmp_path}"], cwd=repo_root, capture_output=True, text=True
+    )
+    assert done.returncode == 1 and done.stderr.strip() == (
+        f"limo.explore: error: {tmp_path}: no curation run here (no manifest.json); run `make demo` or pass "
+        "run_dir=<output_dir>/curate"
+    )

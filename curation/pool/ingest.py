@@ -122,27 +122,67 @@ def duplicate_chain(source: str, number: int, problem_id: str, chain_id: str) ->
     return Reject(source, number, "chain", reason, "ingest", chain_id)
 
 
-def check_columns(source: str, spec: RowSpec, rows: int, kept: bool, columns_seen: set[str]) -> None:
-    """A required column that no row has is a mapping mistake, not bad rows: one error naming it.
+def check_columns(source: str, spec: RowSpec, counts: RowCounts, kept: bool) -> dict[str, str]:
+    """Mapping mistakes, once ingest has read the rows and before any stage runs: one error naming them.
+
+    A column that ``field_map`` names and no row has (any field, not only the required ones) is a typo, not
+    bad rows; so is a required column that no row fills when nothing was kept. A declared signal whose
+    column is empty in every row is a warning (`unused_signals`), returned for the manifest and report.
 
     Raises:
-        DataError: Rows were read, none was kept, and a required column is in none of them.
+        DataError: The pool has no rows, a declared column is in none of them, or (nothing kept) a required
+            column is empty in all of them.
     """
-    if not rows or kept:
-        return
-    needed = {"problem": spec.columns["problem"], "chain": spec.columns["chain"]}
-    for ours, names in needed.items():
-        absent = [n for n in names if n not in columns_seen]
+    if not counts.rows:
+        raise DataError(f"{source}: the pool has no rows (an empty or header-only file); there is nothing to curate")
+    present = ", ".join(sorted(counts.columns_named)) or "none"
+    for ours in spec.declared:
+        names = (spec.generator_column,) if ours == "generator" else spec.columns[ours]
+        absent = [n for n in names if n not in counts.columns_named]
+        if absent:
+            raise DataError(
+                f"{source}: curate.stages.ingest.field_map.{ours} names column {absent[0]!r}, which none of its "
+                f"{counts.rows} rows has; columns present: {present}"
+            )
+    for ours in () if kept else ("problem", "chain"):
+        absent = [n for n in spec.columns[ours] if n not in counts.columns_seen]
         if absent:
             raise DataError(
                 f"{source}: required field {ours!r} (source field {absent[0]!r}) is in none of its "
-                f"{rows} rows; fields present: {', '.join(sorted(columns_seen)) or 'none'}"
+                f"{counts.rows} rows; fields present: {', '.join(sorted(counts.columns_seen)) or 'none'}"
             )
+    return unused_signals(source, spec, counts)
 
 
-def ingest_facts(spec: RowSpec, generators: Counter[str], gold_origins: Counter[str], circular: int) -> dict[str, Any]:
-    """What the manifest records: columns read, generators, where golds came from, circular golds."""
+UNUSED_CONSEQUENCE = {
+    "difficulty": "no problem has a difficulty, so selection cannot rank by it",
+    "subject": "every problem's domain is 'unknown'",
+}
+
+
+def unused_signals(source: str, spec: RowSpec, counts: RowCounts) -> dict[str, str]:
+    """Declared signals (``field_map.difficulty`` / ``subject``) whose column is empty in every row: warned."""
+    unused = {}
+    for ours in UNUSED_CONSEQUENCE:
+        if ours in spec.declared and not counts.filled[ours]:
+            unused[ours] = f"column {spec.columns[ours][0]!r} is empty in all {counts.rows} rows"
+            log.warning(
+                "%s: curate.stages.ingest.field_map.%s: %s: %s", source, ours, unused[ours], UNUSED_CONSEQUENCE[ours]
+            )
+    return unused
+
+
+def ingest_facts(
+    spec: RowSpec,
+    generators: Counter[str],
+    gold_origins: Counter[str],
+    circular: int,
+    unused: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """What the manifest records: columns read, generators, where golds came from, circular golds, and the
+    declared signals that no row fills (`unused_signals`)."""
     return {
+        "unused_signals": dict(unused or {}),
         "columns": columns_in(spec),
         "lists": dict(spec.lists),
         "generator": {"default": spec.generator, "column": spec.generator_column},
@@ -176,7 +216,9 @@ class RowCounts:
     """What ingest counts of the raw rows, in memory or streamed: rows, columns seen, unread generators."""
 
     rows: int = 0
-    columns_seen: set[str] = field(default_factory=set)
+    columns_seen: set[str] = field(default_factory=set)  # columns with a value in some row
+    columns_named: set[str] = field(default_factory=set)  # columns in some row, empty or not
+    filled: Counter[str] = field(default_factory=Counter)  # rows that fill difficulty / subject
     undeclared_generator: int = 0
 
     def record(self, number: int, raw: dict[str, Any] | RowError, spec: RowSpec, source: str) -> RowRecord | Reject:
@@ -185,11 +227,15 @@ class RowCounts:
         if isinstance(raw, RowError):
             return Reject(source, number, raw.field, str(raw), "ingest")
         self.columns_seen.update(k for k, v in raw.items() if v is not None)
+        self.columns_named.update(raw)
         self.undeclared_generator += spec.ignores(raw)
         try:
-            return read_row(raw, spec, number)
+            record = read_row(raw, spec, number)
         except RowError as err:
             return Reject(source, number, err.field, str(err), "ingest", _row_id(raw, spec))
+        self.filled["difficulty"] += "difficulty" in record.problem.extra
+        self.filled["subject"] += bool(record.problem.subject)
+        return record
 
 
 def _row_id(raw: dict[str, Any], spec: RowSpec) -> str | None:

@@ -56,6 +56,7 @@ class RowSpec:
         generator: Who wrote the chains when no declared column says so.
         generator_column: The declared ``field_map.generator`` column, if any.
         gold_from: The column whose last ``\\boxed{}`` is the gold for rows without an answer.
+        declared: The fields ``field_map`` names (their columns must exist in the pool).
     """
 
     source: str
@@ -65,6 +66,7 @@ class RowSpec:
     generator: str = MODEL
     generator_column: str | None = None
     gold_from: str | None = None
+    declared: tuple[str, ...] = ()
 
     @classmethod
     def from_options(cls, options: IngestOptions) -> RowSpec:
@@ -95,6 +97,7 @@ class RowSpec:
             options.generator or MODEL,
             generator_column,
             options.gold_from,
+            tuple(options.field_map),
         )
 
     def ignores(self, raw: Mapping[str, Any]) -> bool:

@@ -319,6 +319,7 @@ class _IngestState:
     origins: dict[str, int] = field(default_factory=dict)
     spec: RowSpec | None = None  # a file or hub pool's compiled ingest options (None: CHAMP)
     undeclared_generator: int = 0
+    unused_signals: dict[str, str] = field(default_factory=dict)  # `curation.pool.ingest.unused_signals`
     contradictions: list[Reject] = field(default_factory=list)
     pool_domains: Counter[str] = field(default_factory=Counter)
 
@@ -409,7 +410,7 @@ def _ingest_records(state: _IngestState, stages: StageOptions, row_rejects: Any)
             row_rejects.write(json_line(_row_drop(record)) + "\n")
         else:
             _add_record(state, number, record)
-    check_columns(options.source, spec, counts.rows, len(state.chain_problem) > 0, counts.columns_seen)
+    state.unused_signals = check_columns(options.source, spec, counts, len(state.chain_problem) > 0)
     _check_overrides(state, options.source)
     checksums = {"pool": pool_checksum(options)}
     if options.gold_overrides:
@@ -512,7 +513,7 @@ def _ingest_facts(state: _IngestState, spec: RowSpec, valid: np.ndarray) -> dict
         origins[origin_names[code]] += 1
     circular = int(np.frombuffer(state.chain_circular, dtype=np.int8)[kept].sum())
     warn_ingest(spec.source, spec, state.undeclared_generator, circular, len(kept))
-    return ingest_facts(spec, generators, origins, circular)
+    return ingest_facts(spec, generators, origins, circular, state.unused_signals)
 
 
 def _in_first_order(codes: np.ndarray) -> list[int]:

@@ -26,6 +26,7 @@ next larger size listed, so the estimate errs towards more GPU-hours.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,6 +203,18 @@ def pool_lengths(
     return PoolLengths(problem_count, prompt_tokens, chain_tokens, counted_by)
 
 
+def counted_lengths(problems: int) -> PoolLengths:
+    """Lengths for a plan from a problem count alone (the pool is not read, e.g. a hub pool offline).
+
+    Prompt tokens are not counted, and each sample is priced at its stage's ``expected_new_tokens``, else at
+    ``max_new_tokens`` (the upper bound): the mean chain length is unknown.
+    """
+    note = (
+        "no one: the pool was not read (dry_run_problems); samples priced at expected_new_tokens, else max_new_tokens"
+    )
+    return PoolLengths(problems, 0.0, math.inf, note)
+
+
 def _count_mean(texts: Iterable[str], count: Callable[[str], float]) -> tuple[int, float]:
     items, total = 0, 0.0
     for text in texts:
@@ -292,7 +305,7 @@ def render_plan(plans: Sequence[StagePlan], lengths: PoolLengths, gpu: str, pass
     """The plan as text for ``dry_run=true``: one block per stage, then totals and sources."""
     lines = [
         f"Rollout plan on {gpu}: {lengths.problems:,} problems, mean prompt {lengths.prompt_tokens_mean:,.0f} tokens, "
-        f"mean pool chain {lengths.chain_tokens_mean:,.0f} tokens (counted by {lengths.counted_by})"
+        f"mean pool chain {_tokens(lengths.chain_tokens_mean)} (counted by {lengths.counted_by})"
     ]
     for plan in plans:
         lines += _render_stage(plan)
@@ -304,6 +317,10 @@ def render_plan(plans: Sequence[StagePlan], lengths: PoolLengths, gpu: str, pass
     )
     lines.append(f"pass rates behind the adaptive figures: {pass_rates_source}")
     return "\n".join(lines)
+
+
+def _tokens(mean: float) -> str:
+    return f"{mean:,.0f} tokens" if math.isfinite(mean) else "unknown"
 
 
 def _render_stage(plan: StagePlan) -> list[str]:
@@ -351,12 +368,22 @@ def plan_stages(difficulty: DifficultyOptions) -> list[RolloutStage]:
     return planned
 
 
-def spend_text(difficulty: DifficultyOptions, problems: Iterable[str], chains: Iterable[str], gpu: str) -> str:
-    """What ``limo.curate ... dry_run=true`` prints: the plan of every rollout stage, or why there is none."""
+def spend_text(
+    difficulty: DifficultyOptions,
+    problems: Iterable[str],
+    chains: Iterable[str],
+    gpu: str,
+    *,
+    lengths: PoolLengths | None = None,
+) -> str:
+    """What ``limo.curate ... dry_run=true`` prints: the plan of every rollout stage, or why there is none.
+
+    ``lengths`` (`counted_lengths`) plans without the pool's texts; ``problems`` and ``chains`` are then unused.
+    """
     stages = plan_stages(difficulty) if difficulty.enabled and difficulty.source == "rollouts" else []
     if not stages:
         return "Rollout plan: no rollout stage (curate.stages.difficulty.source is not 'rollouts'), nothing to run"
     data = load_spend_data()
-    lengths = pool_lengths(problems, chains, count_tokens=None, chars_per_token=data.chars_per_token)
+    lengths = lengths or pool_lengths(problems, chains, count_tokens=None, chars_per_token=data.chars_per_token)
     plans = plan_rollouts(stages, lengths, gpu=gpu, data=data)
     return render_plan(plans, lengths, gpu, data.reference_pass_rates.source)

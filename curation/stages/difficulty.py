@@ -14,14 +14,19 @@ The strong pass rate is also the problem's difficulty score used by selection (`
 Without rollouts, ``source: metadata`` reads a declared column (``ingest.field_map.difficulty``): a value
 named in ``levels`` takes that score (NuminaMath's ``source``: ``olympiads`` harder than ``gsm8k``), any
 other value is read as a number (``Level 4`` -> 4, ``3.5``) and scaled from ``scale`` ``[easiest, hardest]``
-onto [0, 1]. A value that is neither, or an empty cell, leaves the difficulty unknown (``missing: keep``,
-ranked as 0) or drops the problem (``missing: drop``, reason ``no_difficulty``). ``min_difficulty`` drops
-easier problems (``below_min_difficulty``). The run's manifest records the signal (`difficulty_signal`).
+onto [0, 1]. A value that is neither (``n/a``, ``0.5/1``: a number must be the whole value), or an empty
+cell, leaves the difficulty unknown (``missing: unknown``, the default; selection then gives the problem the
+neutral term, never the easiest rank), drops the problem (``missing: drop``, reason ``no_difficulty``) or
+stops the run (``missing: error``); how many were empty or unparseable is printed and noted in the funnel
+(`metadata_summary`). ``min_difficulty`` drops easier problems (``below_min_difficulty``). The run's
+manifest records the signal (`difficulty_signal`).
 """
 
 from __future__ import annotations
 
+import logging
 import re
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,11 +39,12 @@ from curation.options import (
 from curation.rollouts.run import run_rollout_stages
 from curation.runner import RunState, StageContext
 from eval.problem import Problem
+from eval.records import DataError
 
+log = logging.getLogger(__name__)
 SOURCES = ("pool", "rollouts", "metadata")
-
-
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+MISSING = ("unknown", "keep", "drop", "error")  # keep: the old name of unknown
+_WHOLE_NUMBER = re.compile(r"(?:level\s*)?(-?\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
 def pooled_rate(counts: dict[str, list[int]], models: Sequence[str]) -> float | None:
@@ -103,7 +109,7 @@ def metadata_score(value: Any, options: DifficultyOptions) -> float | None:
     key = str(value).strip()
     if key in options.levels:
         return float(options.levels[key])
-    number = float(value) if isinstance(value, (int, float)) else _first_number(key)
+    number = float(value) if isinstance(value, (int, float)) else _whole_number(key)
     if number is None or options.scale is None:
         return None
     easiest, hardest = options.scale
@@ -112,9 +118,10 @@ def metadata_score(value: Any, options: DifficultyOptions) -> float | None:
     return round(min(1.0, max(0.0, (number - easiest) / (hardest - easiest))), 6)
 
 
-def _first_number(text: str) -> float | None:
-    found = _NUMBER.search(text)
-    return float(found.group(0)) if found else None
+def _whole_number(text: str) -> float | None:
+    """``3.5``, ``Level 4`` (MATH's levels) -> the number; ``0.5/1``, ``n/a``, ``high``, ``Level ?`` -> None."""
+    found = _WHOLE_NUMBER.fullmatch(text.strip())
+    return float(found.group(1)) if found else None
 
 
 def problem_metadata(problem: Problem) -> Any:
@@ -122,10 +129,22 @@ def problem_metadata(problem: Problem) -> Any:
     return problem.extra.get("difficulty", problem.level)
 
 
-def metadata_note(value: Any, options: DifficultyOptions) -> tuple[dict[str, Any], tuple[str, dict[str, Any]] | None]:
-    """One problem's metadata difficulty note, and its drop (reason, detail) or None to keep it."""
+def metadata_note(
+    value: Any, options: DifficultyOptions, problem_id: str = ""
+) -> tuple[dict[str, Any], tuple[str, dict[str, Any]] | None]:
+    """One problem's metadata difficulty note, and its drop (reason, detail) or None to keep it.
+
+    Raises:
+        DataError: No score and ``missing: error`` (naming the problem and its value).
+    """
     score = metadata_score(value, options)
     note = {"source": "metadata", "value": value, "score": score}
+    if score is None and options.missing == "error":
+        raise DataError(
+            f"problem {problem_id}: difficulty value {value!r} is neither a level of curate.stages.difficulty.levels "
+            "nor a number on its scale (missing: error; unknown keeps such problems at the neutral rank, drop drops "
+            "them), field difficulty"
+        )
     if score is None and options.missing == "drop":
         return note, ("no_difficulty", {"value": value})
     if score is not None and options.min_difficulty is not None and score < options.min_difficulty:
@@ -134,9 +153,44 @@ def metadata_note(value: Any, options: DifficultyOptions) -> tuple[dict[str, Any
 
 
 def check_missing(options: DifficultyOptions) -> None:
-    """Raises: ValueError: ``missing`` is neither keep nor drop."""
-    if options.missing not in ("keep", "drop"):
-        raise ValueError(f"curate.stages.difficulty.missing must be keep or drop, got {options.missing!r}")
+    """Raises: ValueError: ``missing`` is not one of `MISSING`."""
+    if options.missing not in MISSING:
+        raise ValueError(
+            f"curate.stages.difficulty.missing must be unknown, drop or error (keep: unknown), got {options.missing!r}"
+        )
+
+
+def metadata_summary(notes: Sequence[dict[str, Any]], options: DifficultyOptions) -> dict[str, Any]:
+    """The difficulty stage's funnel notes over every problem's metadata note; warns when some have no score.
+
+    ``empty``: no value; ``unparseable``: a value that is neither a level nor a number (the most common ones
+    are shown). Both are unknown difficulties, handled by ``missing``.
+    """
+    unparseable = Counter(str(n["value"]) for n in notes if n["score"] is None and n["value"] is not None)
+    empty = sum(1 for n in notes if n["value"] is None)
+    scored = len(notes) - empty - sum(unparseable.values())
+    policy = "unknown" if options.missing == "keep" else options.missing
+    if empty or unparseable:
+        shown = ", ".join(f"{v!r} x{c}" for v, c in unparseable.most_common(3))
+        outcome = "dropped" if policy == "drop" else f"kept at the neutral selection term {UNKNOWN_TERM}"
+        if not scored and policy != "drop":  # nothing to rank by: say so, selection falls back
+            outcome = "no problem has one, so selection ranks by curate.stages.select.fallback_difficulty"
+        log.warning(
+            "difficulty: %d of %d problems have no usable difficulty (%d empty, %d unparseable%s); missing: %s: %s",
+            empty + sum(unparseable.values()), len(notes), empty, sum(unparseable.values()),
+            f": {shown}" if shown else "", policy, outcome,
+        )  # fmt: skip
+    return {
+        "source": "metadata",
+        "problems_with_difficulty": scored,
+        "unknown": empty + sum(unparseable.values()),
+        "empty": empty,
+        "unparseable": dict(unparseable.most_common(3)),
+        "missing": policy,
+    }
+
+
+UNKNOWN_TERM = 0.5  # selection's term for a problem without a score (curation.stages.select.UNKNOWN_DIFFICULTY)
 
 
 # ------------------------------------------------------------------------------------------------ shard tasks
@@ -185,13 +239,14 @@ def metadata_difficulty(state: RunState, settings: Any, count: Any) -> None:
     alive = np.flatnonzero(state.problem_alive).tolist()
     drops = []
     for problem, row in zip(alive, state.store.problems.read_many(alive), strict=True):
-        note, drop = metadata_note(problem_metadata(Problem.from_dict(row)), settings)
+        record = Problem.from_dict(row)
+        note, drop = metadata_note(problem_metadata(record), settings, record.id)
         results.metadata_notes[problem] = note
         if note["score"] is not None:
             scores[problem] = note["score"]
         if drop is not None:
             drops.append((problem, *drop))
-    count.notes = {"source": "metadata", "problems_with_difficulty": int((~np.isnan(scores)).sum())}
+    count.notes = metadata_summary([results.metadata_notes[p] for p in alive], settings)
     state.apply(count, problems=drops)
 
 

@@ -6,7 +6,9 @@
 metadata column's score). When no problem of the run has one (the stage is off or found no signal),
 ``fallback_difficulty: length`` uses the chain's length percentile among the chains still in (s1's
 observation: harder problems take longer reasoning), so that ranking is never keyword density alone;
-``none`` leaves quality to rank. A problem without a score in a run that has scores counts 0. A missing
+``none`` leaves quality to rank. A problem without a score in a run that has scores (an unparseable or
+empty metadata value, no attempts) gets the neutral term `UNKNOWN_DIFFICULTY` (0.5), so that it ranks
+neither as the hardest nor as the easiest problem. A missing
 term's weight still divides, so scores stay comparable within a run. Ties break on pool order, so the
 result is a pure function of the inputs (and the seed, which only diversity's s1 sampling uses).
 """
@@ -24,8 +26,10 @@ from curation.options import (
     StageOptions,
 )
 from curation.runner import RunState, StageContext
+from curation.stages.difficulty import UNKNOWN_TERM
 
 FALLBACKS = ("length", "none")
+UNKNOWN_DIFFICULTY = UNKNOWN_TERM  # the difficulty term of a problem without a score (see the docstring)
 
 
 def fallback_signal(options: SelectOptions, any_chain: bool) -> str:
@@ -109,7 +113,7 @@ def difficulty_terms(state: RunState, chains: np.ndarray, options: StageOptions)
     or (no alive problem has one) the fallback: chain-length percentiles or none."""
     scores = state.results.difficulty_score
     if scores is not None and not np.isnan(scores[state.problem_alive]).all():
-        return "difficulty_stage", np.nan_to_num(scores[state.chain_problem[chains]], nan=0.0)
+        return "difficulty_stage", np.nan_to_num(scores[state.chain_problem[chains]], nan=UNKNOWN_DIFFICULTY)
     signal = fallback_signal(options.select, len(chains) > 0)
     if signal == "none":
         return signal, np.zeros(len(chains))

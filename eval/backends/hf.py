@@ -21,6 +21,7 @@ from typing import Any
 
 from eval.backends.base import FinishReason, Generation, GenerationRequest, SamplingParams
 from eval.budget import BudgetForcing, RowBudget
+from eval.records import require_hub
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +211,7 @@ def load_model(model_path: str, *, dtype: str, device: str | None, revision: str
     looks_local = path.is_absolute() or model_path.startswith(".") or path.exists()
     if looks_local and not (path / "config.json").is_file():
         raise ModelNotFoundError(f"model path {model_path}: no model there (no config.json)")
+    require_hub(model_path, "the model to generate with")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer = AutoTokenizer.from_pretrained(model_path, revision=revision)
     tokenizer.padding_side = "left"

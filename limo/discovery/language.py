@@ -7,7 +7,10 @@ is passed). The text is parsed with `ast` and never handed to ``exec``, ``eval``
 tree-walking interpreter evaluates the checked tree on tensors, so a proposal can only do what the interpreter
 implements, whatever it spells.
 
-The checker is an allowlist, not a list of known bad strings. Accepted: assignments to plain names,
+The checker is an allowlist, not a list of known bad strings. Accepted: assignments to local names (plain,
+or tuples and lists of them, nested; as in Python, a local may shadow ``beta`` or a builtin, and the
+interpreter then uses the local value; only the module names ``torch``, ``F``, ``math`` and import aliases
+cannot be rebound),
 arithmetic, comparisons, ``if`` / conditional expressions, ``assert``, ``for`` over ``range`` of integer
 literals (the product of nested bounds is capped statically), ``return``, and calls to the functions named in
 `TORCH_FUNCTIONS`, `FUNCTIONAL_FUNCTIONS`, `MATH_FUNCTIONS`, `TENSOR_METHODS` and `BUILTINS`, with keyword
@@ -252,7 +255,7 @@ def _check_safety(tree: ast.Module) -> dict[str, str]:
     defined |= {n.arg for n in ast.walk(tree) if isinstance(n, ast.arg)}
     defined |= {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
     known = set(SIGNATURE) | {"self", "beta", "torch", "F", "math"} | BUILTINS | set(aliases) | defined
-    checker = _SafetyChecker(known, set(aliases) | {"torch", "F", "math", "beta"} | BUILTINS)
+    checker = _SafetyChecker(known, set(aliases) | {"torch", "F", "math"})
     for statement in tree.body:
         checker.visit(statement)
     if checker.unsafe:
@@ -296,8 +299,8 @@ class _SafetyChecker(ast.NodeVisitor):
     """Collects findings over the whole tree: ``unsafe`` (outside the allowlist: what could reach beyond the
     language or run unbounded) and ``unsupported`` (harmless syntax the language does not have)."""
 
-    def __init__(self, known: set[str], reserved: set[str]) -> None:
-        self.known, self.reserved = known, reserved
+    def __init__(self, known: set[str], modules: set[str]) -> None:
+        self.known, self.modules = known, modules
         self.unsafe: list[str] = []
         self.unsupported: list[str] = []
 
@@ -361,8 +364,8 @@ class _SafetyChecker(ast.NodeVisitor):
 
     def visit_Name(self, node: ast.Name) -> None:
         self._check_identifier(node.id, node)
-        if isinstance(node.ctx, ast.Store) and node.id in self.reserved:
-            self._flag(node, f"cannot assign to {node.id!r}", unsafe=False)
+        if isinstance(node.ctx, ast.Store) and node.id in self.modules:
+            self._flag(node, f"cannot assign to the module name {node.id!r}", unsafe=False)
         if isinstance(node.ctx, ast.Load) and node.id not in self.known:
             self._flag(node, f"name {node.id!r} is not available in the loss language")
 
@@ -420,8 +423,11 @@ class _SafetyChecker(ast.NodeVisitor):
                 self._flag(node, f"annotation contains {type(child).__name__}", unsafe=False)
 
     def _check_target(self, target: ast.AST) -> None:
-        names = target.elts if isinstance(target, ast.Tuple) else [target]
-        if not all(isinstance(n, ast.Name) for n in names):
+        """Plain names, or tuples / lists of them (nested), as in ``a, (b, c) = ...``."""
+        if isinstance(target, (ast.Tuple, ast.List)):
+            for item in target.elts:
+                self._check_target(item)
+        elif not isinstance(target, ast.Name):
             self._flag(target, "only plain names can be assigned (no attribute or item assignment)", unsafe=False)
 
 
@@ -669,7 +675,7 @@ class Interpreter:
         if len(values) != len(names):
             raise InvalidProgram(f"{_where(target)}cannot unpack {len(values)} values into {len(names)} names")
         for name, item in zip(names, values, strict=True):
-            self.env[name.id] = _bounded(item, target)
+            self._assign(name, _bounded(item, target))
 
     # expressions
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eval.records import write_json, write_text_atomic
+from eval.records import require_hub, write_json, write_text_atomic
 from limo.training.batch_plan import BatchPlan, plan_batches, split_global_batch
 from limo.training.data import LengthReport, check_truncation, length_report
 from limo.training.distributed import ProcessInfo, cuda_available, prepare_cpu_deepspeed
@@ -41,6 +41,7 @@ def build_tokenizer(model_path: str, model_cfg: Mapping[str, Any]):
     """
     from transformers import AutoTokenizer
 
+    require_hub(model_path, "the model to train")
     tokenizer = AutoTokenizer.from_pretrained(model_path, revision=model_cfg.get("revision"))
     if model_cfg.get("chat_template"):
         tokenizer.chat_template = Path(str(model_cfg["chat_template"])).read_text(encoding="utf-8")

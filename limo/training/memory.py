@@ -24,9 +24,14 @@ Estimates are checked against a measured CPU peak (tests/test_plan.py) for a ~60
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
+from eval.records import hub_unreachable
+
+log = logging.getLogger(__name__)
 GIB = 1024**3
 FUSED_TOKEN_TILE, FUSED_VOCAB_TILE = 4096, 32768  # trl.kernels.chunked_logprob tile shape (TRL 1.16)
 DTYPE_BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2}
@@ -221,13 +226,20 @@ def model_shape(model_cfg: Any) -> tuple[ModelShape, str]:
     Raises:
         ValueError: Neither is available (the message says which yaml key to add).
     """
-    try:
-        from transformers import AutoConfig
+    path = str(model_cfg["path"])
+    offline = None if Path(path).exists() else hub_unreachable()
+    if offline:
+        log.warning(
+            "the hub cannot be reached (%s): the config of %s needs it; using the model group's shape", offline, path
+        )
+    else:
+        try:
+            from transformers import AutoConfig
 
-        config = AutoConfig.from_pretrained(str(model_cfg["path"]), revision=model_cfg.get("revision"))
-        return shape_from_hf_config(config), f"AutoConfig({model_cfg['path']})"
-    except (OSError, ValueError):
-        pass
+            config = AutoConfig.from_pretrained(path, revision=model_cfg.get("revision"))
+            return shape_from_hf_config(config), f"AutoConfig({path})"
+        except (OSError, ValueError):
+            pass
     declared = model_cfg.get("shape")
     if not declared:
         raise ValueError(

@@ -168,7 +168,9 @@ def trust_section(manifest: dict[str, Any]) -> str:
     lines = [f"- selected chains flagged: {', '.join(f'{k}: {v}' for k, v in flagged.items()) or 'none'}"]
     if ingest:
         gold = ingest["gold"]
+        unused = ingest.get("unused_signals") or {}
         lines = [
+            *(f"- **declared but unused**: `field_map.{k}`: {v}" for k, v in unused.items()),
             f"- chains by generator: {ingest['generators']} (only `human` chains skip the answer check)",
             f"- rows by gold origin: {gold['from_rows']}; chains whose gold is read from their own text (circular): "
             f"{gold['circular_chains']}",
