@@ -145,9 +145,8 @@ def pools(baseline: Path, root: Path, sizes: list[int], workers: int) -> None:
         command = [sys.executable, "-c", BASELINE_POOL, str(pool), str(base_out), "", str(baseline)]
         base = timed(command, baseline, base_out)
         script = str(REPO / "bench" / "sharded.py")
-        new = timed(
-            [sys.executable, script, "--run", str(pool), str(root / f"new-{size}"), "local", str(workers)], REPO
-        )
+        out = root / f"new-{size}"
+        new = timed([sys.executable, script, "--run", str(pool), str(out), "local", str(workers)], REPO, out)
         for name, result in (("baseline in-memory", base), ("one runner", new)):
             ratio = result["wall"] / base["wall"]
             print(
