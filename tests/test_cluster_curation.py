@@ -160,3 +160,18 @@ def test_rollouts_stopped_on_ray_resume_without_redoing_finished_chunks(tmp_path
         assert (ray_out / name).read_bytes() == (reference / name).read_bytes(), name
     rollouts = [json.loads((folder / "manifest.json").read_text())["rollouts"] for folder in (reference, ray_out)]
     assert rollouts[0]["generations"] == rollouts[1]["generations"] == 48  # 12 problems x 4 samples
+
+
+@pytest.mark.shared_data
+@pytest.mark.filterwarnings("ignore:placement_group:DeprecationWarning")
+@pytest.mark.parametrize("case", ["lemma", "discopop", "rise", "mammoth2"])
+def test_every_method_on_ray_gives_its_golden_outputs(case, tmp_path, shared_data, ray_instance):
+    """Every method's pool stages run on the one runner, so on Ray too (champ: the test above); the outputs are the
+    golden ones, which the local executor gives (`tests.test_golden_outputs`)."""
+    from tests.golden_outputs import differences, run_case
+
+    data_dir = shared_data.resolve()
+    ray = ["executor=ray", "executor.workers=2", "executor.mem_per_cpu_gb=0.5"]
+    out = run_case(case, tmp_path / "run", data_dir, *ray)
+    changed = differences(case, out, {str(tmp_path / "run"): "<output_dir>", str(data_dir): "<data_dir>"})
+    assert not changed, f"{case} on ray: " + "\n".join(changed)

@@ -196,13 +196,15 @@ class ContaminationIndex:
     def __post_init__(self) -> None:
         char_sets = [self._add(index, item) for index, item in enumerate(self.items)]
         self.char_idf = {g: math.log((1 + len(self.items)) / (1 + len(items))) for g, items in self.chars_all.items()}
-        self.char_weights = [sum(self.char_idf[g] for g in grams) for grams in char_sets]
+        self.char_weights = [sum(self.char_idf[g] for g in sorted(grams)) for grams in char_sets]
 
     def _add(self, index: int, item: BenchmarkItem) -> set[str]:
         normalized = normalize_text(item.text)
         self.item_words.append(normalized.split())
         self.item_content.append(content_tokens(item.text))
-        for gram in word_ngrams(normalized, self.options.ngram):
+        # sorted: ids and float sums must not depend on the process's string hashing, since shard tasks read a
+        # pickled index that an earlier process may have built (a resumed run)
+        for gram in sorted(word_ngrams(normalized, self.options.ngram)):
             gram_id = self.gram_ids.get(gram)
             if gram_id is None:
                 gram_id = self.gram_ids[gram] = len(self.gram_text)
@@ -211,14 +213,14 @@ class ContaminationIndex:
             self.gram_items[gram_id].append(index)
         grams = char_ngrams(normalized, self.options.char_ngram)
         short = len(self.item_words[-1]) < self.options.short_words
-        for gram in grams:
+        for gram in sorted(grams):
             self.chars_all[gram].append(index)
             if short:
                 self.chars_short[gram].append(index)
         formula = "".join(self.item_content[-1])
         if short and len(formula) >= self.options.char_ngram:
             self.formula_sizes[index] = len(formula_grams := squeezed_ngrams(formula, self.options.char_ngram))
-            for gram in formula_grams:
+            for gram in sorted(formula_grams):
                 self.formula_grams[gram].append(index)
         return grams
 
