@@ -23,6 +23,7 @@ from curation.options import (
 from curation.runner import RunState, StageContext, rows_as
 from curation.stages.answer_check import VerdictRow
 from eval.grader import verify
+from eval.majority import cluster_answers as majority_clusters
 
 
 @lru_cache(maxsize=1 << 16)
@@ -33,16 +34,10 @@ def equivalent(first: str, second: str) -> bool:
 
 
 def cluster_answers(answers: Sequence[str]) -> list[list[str]]:
-    """Group equivalent answers (greedy, first representative wins), largest cluster first."""
-    clusters: list[list[str]] = []
-    for answer in answers:
-        for cluster in clusters:
-            if equivalent(cluster[0], answer):
-                cluster.append(answer)
-                break
-        else:
-            clusters.append([answer])
-    return sorted(clusters, key=len, reverse=True)
+    """Equivalent answers grouped as majority votes group them (`eval.majority.cluster_answers`: greedy, the first
+    representative wins), largest cluster first."""
+    groups = majority_clusters(answers, equivalent=equivalent)
+    return sorted(([answers[i] for i in group] for group in groups), key=len, reverse=True)
 
 
 def judge_problem(
