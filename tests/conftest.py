@@ -31,11 +31,14 @@ CLUSTER_FIXTURES = ("ray_instance", "slurm_cluster")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests on a cluster engine share one xdist worker (``make test`` runs two: each engine then starts once); `gpu`
-    tests skip without CUDA (checked lazily so collecting never imports torch)."""
+    """Tests on a cluster engine share one xdist worker (``make test`` runs two: each engine then starts once), and so
+    do a module's tests that use a module-scoped fixture (built once, not once per worker); `gpu` tests skip without
+    CUDA (checked lazily so collecting never imports torch)."""
     for item in items:
         if any(name in getattr(item, "fixturenames", ()) for name in CLUSTER_FIXTURES):
             item.add_marker(pytest.mark.xdist_group("cluster_engines"))
+        elif _uses_module_fixture(item):  # one worker builds the module's fixture once (a trained model, a run)
+            item.add_marker(pytest.mark.xdist_group(f"module_fixture:{item.module.__name__}"))
     gpu_items = [item for item in items if "gpu" in item.keywords]
     if not gpu_items:
         return
@@ -44,6 +47,11 @@ def pytest_collection_modifyitems(config, items):
     if not torch.cuda.is_available():
         for item in gpu_items:
             item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
+
+
+def _uses_module_fixture(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    return info is not None and any(defs and defs[-1].scope == "module" for defs in info.name2fixturedefs.values())
 
 
 @pytest.fixture(scope="session")
