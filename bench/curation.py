@@ -5,7 +5,7 @@ model chains and human solutions and copies them into problem *variants*: varian
 its numbers for seeded random ones and inserts a variant tag, and its chains get a seeded word-level
 perturbation, so dedup, decontamination and grading see distinct texts. Each size runs ingest -> validate
 -> answer check -> dedup -> decontam (champ_heldout) -> suspect gold -> difficulty (pool) -> quality ->
-diversity -> select on the one runner (`curation.stages.run_items`: the pool written to a store, every stage's
+diversity -> select on the one runner (`curation.stages.curate_items`: the pool written to a store, every stage's
 shard tasks on the local executor with ``--workers`` at once), reporting chains/s per stage, the time per chain
 relative to the smallest size (the baseline measured in the same run: linear growth keeps it near 1.0) and peak RSS.
 """
@@ -29,7 +29,7 @@ from curation.executors import ExecutorOptions  # noqa: E402
 from curation.methods.limo.method import STAGES  # noqa: E402
 from curation.options import StageOptions  # noqa: E402
 from curation.pool.champ import UNAIDED_SETTINGS, load_champ_pool  # noqa: E402
-from curation.stages import run_items  # noqa: E402
+from curation.stages import curate_items  # noqa: E402
 from eval.benchmarks import BenchmarkSpec  # noqa: E402
 from eval.options import to_options  # noqa: E402
 from limo.config import compose  # noqa: E402
@@ -86,7 +86,7 @@ def run_size(size: int, workers: int, specs: dict[str, BenchmarkSpec], out: Path
     options = to_options(StageOptions, OPTIONS)
     num_problems = len(problems)
     executor = ExecutorOptions(workers=workers)
-    state, _ = run_items(
+    state, _ = curate_items(
         list(problems.values()), list(chains.values()), options, STAGES, out, benchmark_specs=specs, executor=executor
     )
     stages = {

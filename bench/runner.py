@@ -22,6 +22,7 @@ bytes may differ where the grader's notes changed since the baseline.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import io
 import os
@@ -42,6 +43,7 @@ from tests.golden_outputs import decisions  # noqa: E402
 SHARED = REPO.parent / "shared" / "data"
 
 
+@functools.lru_cache(maxsize=1)
 def _sharded_bench():
     spec = importlib.util.spec_from_file_location("bench_sharded", REPO / "bench" / "sharded.py")
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from curation.options import AnswerCheckOptions, StageOptions
 from curation.schema import Chain
-from curation.stages import run_items
+from curation.stages import curate_items
 from eval.judge import JudgeOptions
 from eval.problem import Problem
 from eval.records import write_jsonl
@@ -37,7 +37,7 @@ def _run(tmp_path: Path, policy: str, verdicts: dict[str, str]):
     check = AnswerCheckOptions(policy=policy, judge=_judge(tmp_path, verdicts), timeout_s=60.0)
     work = tmp_path / "curate" / "work"
     work.mkdir(parents=True)
-    state, _ = run_items(PROBLEMS, CHAINS, StageOptions(answer_check=check), ["answer_check"], work)
+    state, _ = curate_items(PROBLEMS, CHAINS, StageOptions(answer_check=check), ["answer_check"], work)
     count = next(c for c in state.funnel if c.stage == "answer_check")
     return state, count, work
 

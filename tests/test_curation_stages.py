@@ -22,7 +22,7 @@ from curation.outputs.writer import assistant_text
 from curation.pool.ingest import GoldOverride, Pool, apply_gold_overrides
 from curation.rollouts.run import rollout_generator, run_rollouts
 from curation.schema import HUMAN, Chain
-from curation.stages import run_items
+from curation.stages import curate_items
 from curation.stages.difficulty import difficulty_decision
 from curation.stages.diversity import s1_sample
 from curation.stages.quality import assess_chain, keyword_pattern, repetition_fraction, score_text, tokenize
@@ -50,7 +50,7 @@ def _graded(tmp_path: Path, chains: list[Chain], stages: StageOptions, names: li
     """``answer_check`` (incorrect chains kept: they are attempts) then ``names`` on the one runner."""
     problems = [_problem(pid, answer=gold) for pid, gold in golds.items()]
     stages = replace(stages, answer_check=AnswerCheckOptions(keep_incorrect=True, timeout_s=60.0))
-    return run_items(problems, chains, stages, ["answer_check", *names], tmp_path)
+    return curate_items(problems, chains, stages, ["answer_check", *names], tmp_path)
 
 
 def test_quality_follows_the_documented_formula():

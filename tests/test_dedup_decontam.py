@@ -11,7 +11,7 @@ from curation.options import DecontamOptions, DedupOptions, StageOptions
 from curation.planted import HELD_OUT_SWAPS, PLANT_KINDS, change_words, plant
 from curation.schema import Chain
 from curation.similarity import aligned_similarity, content_tokens, lcs_length, text_tokens
-from curation.stages import run_items
+from curation.stages import curate_items
 from curation.stages.decontam import (
     BenchmarkItem,
     ContaminationIndex,
@@ -83,7 +83,7 @@ def test_dedup_stage_drops_duplicate_problems_with_their_chains(tmp_path):
         for pid, text in [("a", "Solve x + 1 = 2 for real x please."), ("b", "Solve x+1=2 for real x, please!")]
     ]
     chains = [Chain("a/1", "a", "x=1"), Chain("a/2", "a", "x = 1"), Chain("b/1", "b", "x=1")]
-    state, kept = run_items(problems, chains, StageOptions(), ["dedup"], tmp_path)
+    state, kept = curate_items(problems, chains, StageOptions(), ["dedup"], tmp_path)
     assert list(kept.chains) == ["a/1"]
     assert {(d["id"], d["reason"]) for d in rejects_of(tmp_path)} == {
         ("a/2", "duplicate_chain"),
@@ -265,7 +265,7 @@ def test_decontam_stage_reports_each_drop_on_a_math_train_pool(benchmark_items, 
     chains = [Chain(f"{p.id}/0", p.id, "so the answer is \\boxed{1}") for p in problems]
     specs = {name: BenchmarkSpec.from_dict(dict(spec)) for name, spec in compose("champ").benchmark_specs.items()}
     stages = StageOptions(decontam=DecontamOptions(benchmarks=("aime25",), data_dir=str(shared_data)))
-    state, _ = run_items(problems, chains, stages, ["decontam"], tmp_path, benchmark_specs=specs)
+    state, _ = curate_items(problems, chains, stages, ["decontam"], tmp_path, benchmark_specs=specs)
     drops = {d["id"]: d for d in rejects_of(tmp_path) if d["kind"] == "problem"}
     assert set(drops) == {f"plant/{i.id}" for i in aime}
     for item in aime:

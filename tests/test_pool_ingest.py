@@ -23,7 +23,7 @@ from curation.options import (
 from curation.pool.rows import RowSpec, gold_from_text, read_row
 from curation.pool.store import load_pool
 from curation.schema import HUMAN, MODEL, Chain
-from curation.stages import run_items
+from curation.stages import curate_items
 from curation.stages.dedup import find_duplicates, normalize_problem, normalize_text
 from curation.stages.difficulty import metadata_score
 from curation.stages.select import length_percentiles
@@ -217,7 +217,7 @@ def test_a_chain_the_pool_marks_incorrect_is_dropped_even_when_it_grades_correct
         Chain("p/a", "p", SOLUTION, provenance={"pool_correct": False}),
         Chain("p/b", "p", SOLUTION + " ", provenance={"pool_correct": True}),
     ]
-    state, kept = run_items([problem], chains, StageOptions(), ["answer_check"], tmp_path)
+    state, kept = curate_items([problem], chains, StageOptions(), ["answer_check"], tmp_path)
     assert list(kept.chains) == ["p/b"] and rejects_of(tmp_path)[0]["reason"] == "answer_pool_marked_incorrect"
     assert state.funnel[-1].notes["pool_marked_incorrect"] == 1
 
@@ -226,7 +226,7 @@ def test_a_problem_over_the_length_cap_is_dropped_with_its_length(tmp_path):
     problems = [Problem("huge", "x " * 15_000, "1", "t"), Problem("fine", "What is 1?", "1", "t")]
     chains = [Chain(f"{p.id}/c", p.id, "\\boxed{1}") for p in problems]
     stages = StageOptions(validate=ValidateOptions(max_problem_chars=20_000))
-    run_items(problems, chains, stages, ["validate"], tmp_path)
+    curate_items(problems, chains, stages, ["validate"], tmp_path)
     drop = next(d for d in rejects_of(tmp_path) if d["kind"] == "problem")
     assert (drop["id"], drop["reason"], drop["detail"]) == ("huge", "problem_too_long", {"chars": 30_000})
 
@@ -248,7 +248,7 @@ def test_metadata_difficulty_filters_ranks_and_is_recorded(tmp_path):
     chains = [Chain(f"{p.id}/c", p.id, "so \\boxed{1}") for p in problems]
     options = DifficultyOptions(source="metadata", scale=(1, 5), min_difficulty=0.5, missing="drop")
     stages = StageOptions(difficulty=options, select=SelectOptions(quality_weight=0.0))
-    state, kept = run_items(problems, chains, stages, ["difficulty", "select"], tmp_path)
+    state, kept = curate_items(problems, chains, stages, ["difficulty", "select"], tmp_path)
     assert {d["id"]: d["reason"] for d in rejects_of(tmp_path) if d["kind"] == "problem"} == {
         "b": "below_min_difficulty",
         "c": "no_difficulty",
@@ -266,10 +266,10 @@ def test_without_a_difficulty_signal_longer_chains_rank_higher_not_keyword_densi
     ]
     assert length_percentiles([len(c.text.split()) for c in chains]) == [0.0, 0.5]
     stages = StageOptions(select=SelectOptions(quality_weight=0.0))
-    state, kept = run_items(problems, chains, stages, ["select"], tmp_path / "length")
+    state, kept = curate_items(problems, chains, stages, ["select"], tmp_path / "length")
     assert kept.problem_notes["long"]["rank"] == 1 and state.manifest["selection_difficulty"] == "chain_length"
     stages = StageOptions(select=SelectOptions(quality_weight=0.0, fallback_difficulty="none"))
-    state, kept = run_items(problems, chains, stages, ["select"], tmp_path / "none")
+    state, kept = curate_items(problems, chains, stages, ["select"], tmp_path / "none")
     assert kept.problem_notes["short"]["rank"] == 1 and state.manifest["selection_difficulty"] == "none"
 
 

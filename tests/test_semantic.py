@@ -22,7 +22,7 @@ from curation.semantic import (
     judge_request_id,
 )
 from curation.similarity import numbers_of
-from curation.stages import run_items
+from curation.stages import curate_items
 from curation.stages.decontam import BenchmarkItem
 from curation.stages.dedup import find_duplicates
 from eval.backends.replay import ReplayBackend
@@ -218,7 +218,7 @@ def test_decontam_stage_drops_a_paraphrase_with_its_item_similarity_and_evidence
         {"decontam": {"benchmarks": ["bench"], "data_dir": str(tmp_path), "semantic": {"enabled": True}}},
     )
     specs = {"bench": BenchmarkSpec(name="bench", local_file="bench.jsonl")}
-    state, _ = run_items(problems, chains, stages, ["decontam"], tmp_path / "run", benchmark_specs=specs)
+    state, _ = curate_items(problems, chains, stages, ["decontam"], tmp_path / "run", benchmark_specs=specs)
     rejects = rejects_of(tmp_path / "run")
     assert set(rejects) == {"first", "para"}  # the copy by n-grams, the rewording by meaning; the sibling stays
     assert rejects["para"]["detail"]["method"] == "word_ngram"
@@ -232,15 +232,15 @@ def test_decontam_stage_drops_a_paraphrase_with_its_item_similarity_and_evidence
 def test_dedup_stage_drops_a_paraphrase_by_meaning_with_its_similarity(tmp_path):
     problems, chains = stage_pool()
     stages = to_options(StageOptions, {"dedup": {"semantic": {"enabled": True}}})
-    run_items(problems, chains, stages, ["dedup"], tmp_path / "run")
+    curate_items(problems, chains, stages, ["dedup"], tmp_path / "run")
     rejects = rejects_of(tmp_path / "run")
     assert set(rejects) == {"para"} and rejects["para"]["reason"] == "near_duplicate_problem"
     detail = rejects["para"]["detail"]
     assert detail["duplicate_of"] == "first" and detail["match"] == "semantic" and detail["similarity"] >= 0.7
-    run_items(problems, chains, StageOptions(), ["dedup"], tmp_path / "off")
+    curate_items(problems, chains, StageOptions(), ["dedup"], tmp_path / "off")
     assert rejects_of(tmp_path / "off") == {}
     sharded = ExecutorOptions(shard_rows=1, workers=2)  # one part per problem: embeddings from four tasks
-    run_items(problems, chains, stages, ["dedup"], tmp_path / "sharded", executor=sharded)
+    curate_items(problems, chains, stages, ["dedup"], tmp_path / "sharded", executor=sharded)
     assert rejects_of(tmp_path / "sharded") == rejects
 
 
@@ -257,6 +257,6 @@ def test_decontam_stage_asks_the_judge_through_a_replay_file(tmp_path):
     chains = [Chain("unit/c", "unit", "So \\boxed{2400}")]
     specs = {"bench": BenchmarkSpec(name="bench", local_file="bench.jsonl")}
     stages = to_options(StageOptions, {"decontam": decontam})
-    run_items(problems, chains, stages, ["decontam"], tmp_path / "run", benchmark_specs=specs)
+    curate_items(problems, chains, stages, ["decontam"], tmp_path / "run", benchmark_specs=specs)
     detail = rejects_of(tmp_path / "run")["unit"]["detail"]
     assert detail["method"] == "semantic_judge" and detail["item_id"] == "rect"

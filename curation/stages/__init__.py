@@ -105,7 +105,7 @@ def run_pool(
     return state
 
 
-def run_items(
+def curate_items(
     problems: Sequence[Problem],
     chains: Sequence[Chain],
     stages: StageOptions,
