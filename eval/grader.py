@@ -64,6 +64,7 @@ _GOLD_ONLY_VALUE = re.compile(r"^(.+?)\s+is the only possible value$", re.IGNORE
 _GOLD_COUNTED = re.compile(r"^(-?[\w/^.+\-()]+?)\s+(?!and\b|or\b)[A-Za-z][A-Za-z\- ]*$")
 _LATEX_COMMAND = re.compile(r"\\[a-zA-Z]+")
 _WORKER = SymbolicWorker()
+PRESTART_PAIRS = 256  # `grade_many` in one process starts the slow path's worker at once from this many pairs
 
 
 @dataclass(frozen=True)
@@ -281,6 +282,8 @@ def grade_many(
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
     bar = tqdm(total=len(jobs), disable=not progress, file=sys.stderr, desc="grading", unit="pair")
     if workers == 1:
+        if len(jobs) >= PRESTART_PAIRS:
+            _WORKER.prestart()  # a batch this size usually has a pair for the slow path: start it meanwhile
         results = []
         for job in jobs:
             results.append(_grade_pair(job))

@@ -33,6 +33,7 @@ Exact duplicate chains within one problem are dropped too (``duplicate_chain``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -109,9 +110,18 @@ def minhash_signature(normalized: str, shingle_words: int, num_perm: int) -> np.
     """MinHash hash values of a normalised text's word shingles (a pure function: it runs in shard tasks)."""
     from datasketch import MinHash
 
-    signature = MinHash(num_perm=num_perm, seed=1, scheme=_SCHEME)
+    signature = MinHash(num_perm=num_perm, seed=1, scheme=_SCHEME, permutations=_permutations(num_perm))
     signature.update_batch([s.encode("utf-8") for s in sorted(word_shingles(normalized, shingle_words))])
     return signature.hashvalues
+
+
+@functools.lru_cache(maxsize=4)
+def _permutations(num_perm: int) -> Any:
+    """The seed-1 permutations, drawn once per process: datasketch draws them anew for every MinHash, which
+    was four fifths of a signature's time (0.53 vs 0.12 ms at 128 permutations); the values are the same."""
+    from datasketch import MinHash
+
+    return MinHash(num_perm=num_perm, seed=1, scheme=_SCHEME).permutations
 
 
 def lowest_threshold(options: DedupOptions, with_answers: bool) -> float:

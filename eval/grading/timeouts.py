@@ -40,23 +40,26 @@ class SymbolicWorker:
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen[str] | None = None
+        self._ready = False  # the running worker has said "ready"
         self._lock = threading.Lock()
 
-    def _start(self) -> subprocess.Popen[str]:
-        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONHASHSEED="0")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "eval.grading.latex_fallback"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=env,
-            cwd=_repo_root(),
-        )
-        if _read_line(proc, _STARTUP_TIMEOUT_S) != "ready":
-            proc.kill()
-            raise RuntimeError("symbolic worker failed to start")
-        return proc
+    def prestart(self) -> None:
+        """Start the worker now without waiting for it, so that its imports (about a second) overlap the
+        caller's own work on another core; the first `call` then waits only for what is left of them."""
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._proc, self._ready = _spawn(), False
+
+    def _running(self) -> subprocess.Popen[str]:
+        if self._proc is None or self._proc.poll() is not None:
+            self._proc, self._ready = _spawn(), False
+        if not self._ready:
+            if _read_line(self._proc, _STARTUP_TIMEOUT_S) != "ready":
+                self._proc.kill()
+                self._proc = None
+                raise RuntimeError("symbolic worker failed to start")
+            self._ready = True
+        return self._proc
 
     def call(self, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         """Send one request and wait at most `timeout_s` seconds for its answer.
@@ -65,9 +68,7 @@ class SymbolicWorker:
             WorkerTimeout: The worker overran; it was killed and will be replaced on the next call.
         """
         with self._lock:
-            if self._proc is None or self._proc.poll() is not None:
-                self._proc = self._start()
-            proc = self._proc
+            proc = self._running()
             assert proc.stdin is not None
             proc.stdin.write(json.dumps(request) + "\n")
             proc.stdin.flush()
@@ -86,6 +87,19 @@ class SymbolicWorker:
                 self._proc.kill()
                 self._proc.wait()
                 self._proc = None
+
+
+def _spawn() -> subprocess.Popen[str]:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONHASHSEED="0")
+    return subprocess.Popen(
+        [sys.executable, "-m", "eval.grading.latex_fallback"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        cwd=_repo_root(),
+    )
 
 
 def _read_line(proc: subprocess.Popen[str], timeout_s: float) -> str | None:
