@@ -2,7 +2,8 @@
 
 Usage::
 
-    python bench/sharded.py [--sizes 250000 1000000] [--workers 1] [--ray 1000000] [--keep]
+    python bench/sharded.py [--sizes 250000 1000000] [--shapes champ few_golds deep] [--workers 1]
+                            [--ray 1000000] [--keep]
 
 Pools are written as JSONL (gzip) from CHAMP, streamed to disk and never held: about 13 chains per problem
 (CHAMP's 3,240 unaided model chains and 270 human solutions), copy *v* of a chain with a seeded word-level
@@ -15,8 +16,18 @@ the limo method, sharded on ``executor=local`` — in a fresh process: ingest, v
 (exact + MinHash LSH, exact chains), decontam (champ_heldout), suspect gold, difficulty (pool attempts),
 quality, diversity, select (n = 800), with incorrect chains kept as candidates so every stage sees the whole
 pool. The parent samples the PSS of that process and all its descendants (``/proc/<pid>/smaps_rollup``)
-every 0.5 s; the smallest size is the baseline the others are compared with in the same run (memory ratio,
-time per chain).
+every 0.5 s; the smallest size of each shape is the baseline its other sizes are compared with in the same
+run (memory ratio, time per chain).
+
+``--shapes`` (memory must stay flat on more than one kind of pool):
+
+- ``champ`` (the default): as above; every variant of a problem keeps its CHAMP gold, so about 270 groups
+  of problems share a gold.
+- ``few_golds``: golds and final answers mapped onto seven values (``answer -> sha256 % 7``, the same map
+  for both, so a chain right before is right after), so problems of different CHAMP sources share golds and
+  dedup's same-gold threshold applies across the whole pool, not within one source's variants.
+- ``deep``: five perturbed copies of every chain per problem variant (about 65 chains per problem, like a
+  pool of rollouts), so the pool has a fifth of the problems for the same number of chains.
 
 ``--ray N`` curates the N-chain pool again on ``executor=ray`` (a local Ray instance with 2 CPUs, started by
 the driver) and checks that curated.jsonl, messages.jsonl and rejects.jsonl are byte-identical to the
@@ -27,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import json
 import os
 import platform
@@ -76,8 +88,18 @@ def variant_text(text: str, problem_id: str, variant: int) -> str:
     return " ".join(words) + f" [variant {variant}]"
 
 
-def write_pool(size: int, path: Path, seed: int = 0) -> None:
-    """``size`` chain rows (our field names) streamed to a gzip JSONL file (see `variant_text`)."""
+SHAPES = ("champ", "few_golds", "deep")
+
+
+def few_golds(answer: str | None) -> str | None:
+    """The ``few_golds`` shape's map onto seven values (the same for golds and final answers)."""
+    if answer is None:
+        return None
+    return str(int.from_bytes(hashlib.sha256(answer.encode("utf-8")).digest()[:8], "little") % 7)
+
+
+def write_pool(size: int, path: Path, seed: int = 0, shape: str = "champ") -> None:
+    """``size`` chain rows (our field names) streamed to a gzip JSONL file (see `variant_text` and ``SHAPES``)."""
     from curation.pool.champ import UNAIDED_SETTINGS, load_champ_pool
 
     champ = load_champ_pool()
@@ -88,16 +110,25 @@ def write_pool(size: int, path: Path, seed: int = 0) -> None:
     with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=1) as handle:
         for index in range(size):
             chain = base[index % len(base)]
-            variant = index // len(base)
+            copies = 5 if shape == "deep" else 1
+            variant, copy = divmod(index // len(base), copies)
             source = problems[chain.problem_id]
+            answer, final = (
+                (few_golds(source.answer), few_golds(chain.final_answer))
+                if shape == "few_golds"
+                else (
+                    source.answer,
+                    chain.final_answer,
+                )
+            )
             row = {
                 "id": f"{chain.problem_id}~{variant}",
                 "problem": variant_text(source.problem, source.id, variant),
-                "answer": source.answer,
-                "chain": perturb_words(chain.text, rng) if variant else chain.text,
+                "answer": answer,
+                "chain": perturb_words(chain.text, rng) if variant or copy else chain.text,
                 "subject": source.subject,
                 "generator": chain.generator,
-                "final_answer": chain.final_answer,
+                "final_answer": final,
                 "prompt_setting": chain.prompt_setting,
             }
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -176,6 +207,7 @@ def same_outputs(first: Path, second: Path) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[250_000, 1_000_000])
+    parser.add_argument("--shapes", nargs="+", choices=SHAPES, default=["champ"])
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--ray", type=int, default=None, help="also curate this size on executor=ray and compare")
     parser.add_argument("--root", default="outputs/bench_sharded")
@@ -184,16 +216,26 @@ def main() -> int:
     root = Path(args.root)
     root.mkdir(parents=True, exist_ok=True)
     print(f"# sharded curation bench, {platform.machine()} Python {platform.python_version()}, {os.cpu_count()} CPUs")
-    print("| chains | executor | wall s | s / 1k chains | x base time/chain | peak tree PSS MB | x base memory |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| shape | chains | executor | wall s | s / 1k chains | x base time/chain | peak tree PSS MB | x base memory |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for shape in args.shapes:
+        run_shape(shape, args, root)
+    return 0
+
+
+def run_shape(shape: str, args: argparse.Namespace, root: Path) -> None:
+    """Every size of one pool shape, the smallest first as the baseline (and ``--ray``'s size again on Ray)."""
     baseline = None
     runs = {}
     for size in args.sizes + ([args.ray] if args.ray else []):
         executor = "ray" if args.ray and size == args.ray and size in runs else "local"
-        pool = root / f"pool-{size}.jsonl.gz"
+        name = f"{size}" if shape == "champ" else f"{shape}-{size}"  # champ keeps the files earlier runs wrote
+        pool = root / f"pool-{name}.jsonl.gz"
         if not pool.exists():
-            write_pool(size, pool)
-        out = root / f"run-{size}-{executor}"
+            write_pool(size, pool, shape=shape)
+        out = root / f"run-{name}-{executor}"
         shutil.rmtree(out, ignore_errors=True)
         result = measure(pool, out, executor, args.workers)
         runs[size] = out if executor == "local" else runs[size]
@@ -202,7 +244,7 @@ def main() -> int:
         ratio_time = per_chain / (baseline[1]["wall"] / baseline[0])
         ratio_memory = result["peak_mb"] / baseline[1]["peak_mb"]
         print(
-            f"| {size:,} | {executor} | {result['wall']:.0f} | {1000 * per_chain:.3f} | {ratio_time:.2f} | "
+            f"| {shape} | {size:,} | {executor} | {result['wall']:.0f} | {1000 * per_chain:.3f} | {ratio_time:.2f} | "
             f"{result['peak_mb']:.0f} | {ratio_memory:.2f} |",
             flush=True,
         )
@@ -211,7 +253,6 @@ def main() -> int:
             print(f"  ray vs local at {size:,}: identical outputs: {same_outputs(runs[size], out)}", flush=True)
         if not args.keep:
             shutil.rmtree(out / "curate" / "work", ignore_errors=True)
-    return 0
 
 
 if __name__ == "__main__":
