@@ -1,8 +1,9 @@
 """report.md, one skeleton for every method, and the plots a pool run adds to it.
 
 `render_report` lays out every report the same way: a title, a paragraph saying what the run produced,
-the funnel table (one row per `StageCount`, whatever the method), then the sections the method adds
-(gold overrides and decontamination hits for LIMO, error types for LEMMA, turns for RISE, ...).
+the funnel table (one row per `StageCount`, whatever the method), where the golds came from when the run
+voted them (`majority_gold_section`, for every method), then the sections the method adds (gold overrides
+and decontamination hits for LIMO, error types for LEMMA, turns for RISE, ...).
 
 Plots use matplotlib's Agg backend (no display), imported only here and only when plots are on.
 """
@@ -161,7 +162,31 @@ def count_table(title: str, counts: Mapping[str, Any]) -> str:
     return f"### {title}\n\n| value | count |\n|---|---|\n{rows}"
 
 
+def majority_gold_section(funnel: Sequence[StageCount]) -> str:
+    """ "Golds by majority vote": how many problems were voted, their agreement, what was dropped below the
+    threshold, and how often the vote agreed with the golds the pool had (empty when the run voted none)."""
+    count = next((c for c in funnel if c.stage == "majority_gold"), None)
+    if count is None:
+        return ""
+    notes, given = count.notes, count.notes.get("given", {})
+    dropped = ", ".join(f"{k}: {v}" for k, v in notes.get("dropped", {}).items()) or "none"
+    lines = [
+        "## Golds by majority vote",
+        f"This pool's golds were voted: {notes.get('voted', 0)} problems without a gold were voted on by "
+        f"{'their ' + ', '.join(notes['models']) + ' chains' if notes.get('models') else 'all their chains'} "
+        f"(at least {notes.get('min_votes')} votes and {notes.get('min_agreement')} agreement needed); "
+        f"{notes.get('kept', 0)} kept with a majority gold (mean agreement {notes.get('mean_agreement')}), "
+        f"dropped: {dropped}. Curated rows carry `gold_source` and `gold_agreement`.",
+        f"- problems with a gold of their own (kept): {given.get('problems', 0)}; the vote agrees with it on "
+        f"{given.get('vote_agrees', 0)}, disagrees on {given.get('vote_disagrees', 0)}, no vote on "
+        f"{given.get('no_vote', 0)}",
+        count_table("Voted problems by agreement (tenths)", notes.get("agreement", {})),
+    ]
+    return "\n\n".join(lines)
+
+
 def render_report(title: str, intro: str, funnel: Sequence[StageCount], sections: Sequence[str]) -> str:
-    """The Markdown report: title, what the run produced, the funnel, then the method's own sections."""
-    parts = [f"# {title}", intro, "## Funnel", funnel_table(funnel), *sections]
+    """The Markdown report: title, what the run produced, the funnel, the voted golds (when the run voted
+    them), then the method's own sections."""
+    parts = [f"# {title}", intro, "## Funnel", funnel_table(funnel), majority_gold_section(funnel), *sections]
     return "\n\n".join(part.strip("\n") for part in parts if part) + "\n"

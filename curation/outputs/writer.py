@@ -31,9 +31,11 @@ from typing import Any
 
 from curation.funnel import Survivors
 from curation.options import QualityOptions, SelectOptions
+from curation.pool.golds import gold_note
 from curation.schema import Chain, SFTExample
 from curation.stages.answer_check import chain_flags
 from curation.stages.quality import quality_details
+from eval.problem import Problem
 from eval.records import append_jsonl, sha256_file, write_json, write_jsonl, write_parquet, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -63,8 +65,19 @@ def selected_chains(state: Survivors) -> list[Chain]:
     )
 
 
+def gold_fields(problem: Problem) -> dict[str, Any]:
+    """Where a row's gold came from when the run voted golds (`curation.stages.majority_gold`): ``gold_source``
+    (``majority`` or ``given``) and ``gold_agreement`` (the share of the votes equal to that gold), and for a
+    given gold whether the majority agreed; nothing for a run that did not vote (its rows are as before)."""
+    note = gold_note(problem.extra)
+    if note is None:
+        return {}
+    fields = {"gold_source": note["source"], "gold_agreement": note["agreement"]}
+    return fields | ({"gold_vote_agrees": note.get("agrees")} if note["source"] == "given" else {})
+
+
 def curated_row(state: Survivors, chain: Chain, quality: QualityOptions) -> dict[str, Any]:
-    """One curated row: problem, chain, gold and every score and decision that led to it."""
+    """One curated row: problem, chain, gold (and where it came from) and every score and decision behind it."""
     problem = state.problems[chain.problem_id]
     pnotes = state.problem_notes.get(problem.id, {})
     cnotes = state.chain_notes.get(chain.id, {})
@@ -77,6 +90,7 @@ def curated_row(state: Survivors, chain: Chain, quality: QualityOptions) -> dict
         "problem": problem.problem,
         "chain": chain.text,
         "gold_answer": problem.answer,
+        **gold_fields(problem),
         "chain_final_answer": chain.final_answer,
         "chain_id": chain.id,
         "source": problem.source,
