@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from curation.executors import ExecutorOptions
 from curation.methods import METHODS, CurationSummary, RunContext
 from curation.options import IngestOptions, MajorityGoldOptions, StageOptions
 from curation.pool.rows import RowSpec, read_row
@@ -25,6 +26,7 @@ from curation.stages import curate_items
 from eval.options import OptionsError, to_options
 from eval.problem import Problem
 from eval.records import RowError
+from tests.curation_outputs import assert_same_outputs
 from tests.pool_builder import math_sources, replace_last_box
 
 pytestmark = pytest.mark.shared_data
@@ -77,11 +79,12 @@ def jsonl(path: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def goldless_run(shared_data, tmp_path_factory) -> tuple[Path, dict[str, tuple[str, str]]]:
+def goldless_run(shared_data, tmp_path_factory) -> tuple[Path, dict[str, tuple[str, str]], Path]:
+    """The curated folder of a gold-less pool (two problems keep their gold), the truth, and the pool."""
     folder = tmp_path_factory.mktemp("goldless")
     pool, truth = write_pool(shared_data, folder, with_gold=2)
     curate(stages(pool), folder / "run")
-    return folder / "run" / "curate", truth
+    return folder / "run" / "curate", truth, pool
 
 
 # ------------------------------------------------------------------------------------------------ ingest
@@ -122,7 +125,7 @@ def test_without_voting_every_goldless_row_is_rejected_and_the_accounting_reconc
 
 
 def test_a_goldless_pool_curates_with_voted_golds_that_match_the_datasets(goldless_run):
-    out, truth = goldless_run
+    out, truth, _ = goldless_run
     curated = jsonl(out / "curated.jsonl")
     kept = {p for p, (shape, _) in truth.items() if shape in ("agreed", "most")}
     assert {r["id"] for r in curated} == kept
@@ -136,7 +139,7 @@ def test_a_goldless_pool_curates_with_voted_golds_that_match_the_datasets(goldle
 
 
 def test_problems_the_vote_cannot_decide_are_dropped_with_reason_and_agreement(goldless_run):
-    out, truth = goldless_run
+    out, truth, _ = goldless_run
     dropped = {r["id"]: r for r in jsonl(out / "rejects.jsonl") if r["kind"] == "problem"}
     for pid, (shape, _) in truth.items():
         if shape == "split":
@@ -150,7 +153,7 @@ def test_problems_the_vote_cannot_decide_are_dropped_with_reason_and_agreement(g
 
 
 def test_the_report_manifest_and_funnel_say_the_golds_were_voted(goldless_run):
-    out, _ = goldless_run
+    out, _, _ = goldless_run
     funnel = json.loads((out / "funnel.json").read_text())
     stage = next(s for s in funnel["stages"] if s["stage"] == "majority_gold")
     assert [s["stage"] for s in funnel["stages"]][:3] == ["ingest", "majority_gold", "validate"]
@@ -166,6 +169,13 @@ def test_the_report_manifest_and_funnel_say_the_golds_were_voted(goldless_run):
     assert manifest["pool"]["provenance"]["ingest"]["gold"]["from_rows"]["majority"] > 0
     report = (out / "report.md").read_text()
     assert "## Golds by majority vote" in report and f"{4 * PER_SHAPE} problems without a gold" in report
+
+
+def test_golds_voted_over_many_parts_are_the_golds_voted_over_one(goldless_run, tmp_path):
+    pool = goldless_run[2]  # the same file: rows name their source
+    context = RunContext(tmp_path / "run", 0, "goldless", executor=ExecutorOptions(shard_rows=4))
+    METHODS["limo"].run(to_options(StageOptions, stages(pool)), None, context)
+    assert_same_outputs(goldless_run[0], tmp_path / "run" / "curate", ("local", "local"))
 
 
 # ------------------------------------------------------------------------------------------------ in memory
