@@ -8,7 +8,8 @@ written atomically. A manifest with an ``outputs_sha256`` key gets the checksums
 
 LIMO's curated set is one row per selected chain (full provenance) and its training view
 (`messages.jsonl`). A chain that is not confirmed correct (``answer_check.keep_incorrect``, a gold read from
-the chain itself) carries its flags in both, and `warn_flagged` says so once per run.
+the chain itself) carries its flags in both, and `warn_flagged` says so once per run. When the run voted golds
+(`curation.stages.majority_gold`) each curated row also says where its gold came from (`gold_fields`).
 
 The training view has no system turn (training adds the recipe's) and its assistant turn ends with the
 final answer in ``\\boxed{}``. CHAMP chains never box their answer (CHAMP asked for a summary sentence
