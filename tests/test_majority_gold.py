@@ -54,6 +54,7 @@ def write_pool(data_dir: Path, folder: Path, *, with_gold: int = 0) -> tuple[Pat
         gold = {"answer": source.answer} if number >= len(shapes) - with_gold else {}
         rows += [{"id": pid, "problem": source.problem, "chain": chain, **gold} for chain in chains]
         truth[pid] = (shape, source.answer)
+    rows.append({"id": "broken", "chain": "A chain without its problem: \\boxed{1}."})  # rejected either way
     rng.shuffle(rows)
     path = folder / "pool.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
@@ -114,11 +115,13 @@ def test_without_voting_every_goldless_row_is_rejected_and_the_accounting_reconc
     rows = len(pool.read_text().splitlines())
     rejects = jsonl(out / "rejects.jsonl")
     ingest = [r for r in rejects if r["stage"] == "ingest"]
-    assert len(ingest) == rows - 2 * 3 and all("majority_gold.enabled" in r["detail"]["reason"] for r in ingest)
+    reasons = {r["id"]: r["detail"]["reason"] for r in ingest}
+    assert len(ingest) == rows - 2 * 3 and "missing required field 'problem'" in reasons.pop("broken")
+    assert all("set curate.stages.majority_gold.enabled: true" in reason for reason in reasons.values())
     funnel = json.loads((out / "funnel.json").read_text())
     assert funnel["totals"]["read"] == rows == funnel["totals"]["selected"] + funnel["totals"]["dropped"]
     given = {f"math/{n}" for n in range(len(truth) - 2, len(truth))}
-    assert {r["id"] for r in jsonl(out / "curated.jsonl")} == given and set(truth) - given == {r["id"] for r in ingest}
+    assert {r["id"] for r in jsonl(out / "curated.jsonl")} == given and set(truth) - given == set(reasons)
 
 
 # ------------------------------------------------------------------------------------------------ a whole run
@@ -162,8 +165,9 @@ def test_the_report_manifest_and_funnel_say_the_golds_were_voted(goldless_run):
     assert notes["dropped"] == {"majority_below_threshold": PER_SHAPE, "majority_too_few_votes": PER_SHAPE}
     assert notes["agreement"] == {"0.3": PER_SHAPE, "0.6": PER_SHAPE, "1.0": 2 * PER_SHAPE}
     assert notes["given"] == {"problems": 2, "vote_agrees": 2, "vote_disagrees": 0, "no_vote": 0}
-    totals = funnel["totals"]
-    assert totals["read"] == totals["selected"] + totals["dropped"]
+    totals, ingest = funnel["totals"], funnel["stages"][0]
+    assert totals["read"] == totals["selected"] + totals["dropped"] == ingest["items_in"]
+    assert ingest["items_in"] == ingest["items_out"] + 1 and ingest["dropped"] == {"invalid_row": 1}
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["golds"]["source"] == "majority" and manifest["golds"]["kept"] == 2 * PER_SHAPE
     assert manifest["pool"]["provenance"]["ingest"]["gold"]["from_rows"]["majority"] > 0
