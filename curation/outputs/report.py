@@ -176,7 +176,7 @@ def majority_gold_section(funnel: Sequence[StageCount]) -> str:
         f"{'their ' + ', '.join(notes['models']) + ' chains' if notes.get('models') else 'all their chains'} "
         f"(at least {notes.get('min_votes')} votes and {notes.get('min_agreement')} agreement needed); "
         f"{notes.get('kept', 0)} kept with a majority gold (mean agreement {notes.get('mean_agreement')}), "
-        f"dropped: {dropped}. Curated rows carry `gold_source` and `gold_agreement`.",
+        f"dropped: {dropped}. Rows of `curated.jsonl` carry `gold_source` and `gold_agreement`.",
         f"- problems with a gold of their own (kept): {given.get('problems', 0)}; the vote agrees with it on "
         f"{given.get('vote_agrees', 0)}, disagrees on {given.get('vote_disagrees', 0)}, no vote on "
         f"{given.get('no_vote', 0)}",
