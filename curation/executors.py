@@ -8,10 +8,11 @@ rely on in that version:
 - completion markers: after a task's pipeline returns, datatrove writes ``completions/<rank:05d>`` under
   its logging folder, and every executor runs only the ranks without one, so a rerun after a kill does only
   the missing shards;
-- local runs ranks in this process (``workers=1``, datatrove's `LocalPipelineExecutor`) or in the stdlib's
-  `ProcessPoolExecutor` (forkserver): datatrove's own ``multiprocess`` pool waits forever for a worker the
-  kernel killed, while the stdlib's pool breaks at once (`BrokenProcessPool`); the shards in flight then
-  run again in a fresh pool, up to ``executor.retries`` deaths each, and then the run stops naming the shard;
+- local runs ranks in this process one after another (``workers=1``: no engine, the same markers; a small
+  pool pays no start-up) or through datatrove's runner in the stdlib's `ProcessPoolExecutor` (forkserver):
+  datatrove's own ``multiprocess`` pool waits forever for a worker the kernel killed, while the stdlib's
+  pool breaks at once (`BrokenProcessPool`); the shards in flight then run again in a fresh pool,
+  up to ``executor.retries`` deaths each, and then the run stops naming the shard;
 - Ray needs a running instance (`run_job` calls ``ray.init(address=...)`` when none is connected and
   shuts down only an instance it started); each shard is a Ray task (``cpus_per_task`` CPUs,
   ``mem_per_cpu_gb`` x CPUs of memory) running in a Ray worker process, at most ``workers`` at a time. Ray
@@ -30,13 +31,16 @@ Application errors are not retried anywhere: `run_job` checks the markers afterw
 Outputs: shard ``i`` goes to ``<output_dir>/<name>-<digest>/shard-<i:05d>.jsonl``, written to a temporary
 file in the same folder, fsynced and renamed, so a killed task never leaves a partial shard. The digest
 covers the job's name, function and inputs: changing any of them starts a fresh folder instead of reusing
-stale markers. The same job gives byte-identical shard files on every executor (the same code writes them).
+stale markers; so does a change to the code (`code_digest`: every module of the packages shard functions
+come from), so a rerun after an upgrade does not reuse shards an older version wrote. The same job gives
+byte-identical shard files on every executor (the same code writes them).
 The logging folder (datatrove's markers, logs, Slurm scripts) is ``<job folder>/datatrove``; on a cluster
 ``output_dir`` must be on a filesystem every node shares.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import json
@@ -135,7 +139,12 @@ class ShardJob:
 
     @property
     def digest(self) -> str:
-        key = {"name": self.name, "function": _qualified_name(self.function), "items": list(self.items)}
+        key = {
+            "name": self.name,
+            "function": _qualified_name(self.function),
+            "items": list(self.items),
+            "code": code_digest(),
+        }
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
     @property
@@ -157,6 +166,17 @@ class JobResult:
     paths: tuple[Path, ...]
     ran: tuple[int, ...]
     skipped: tuple[int, ...]
+
+
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """A digest of the source of every module in ``curation`` and ``eval`` (computed once per process)."""
+    digest = hashlib.sha256()
+    for package in ("curation", "eval"):
+        root = Path(importlib.import_module(package).__file__ or "").parent
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _qualified_name(function: Callable[..., Any]) -> str:
@@ -345,18 +365,25 @@ def _run_local(job: ShardJob, options: ExecutorOptions) -> None:
     if options.workers != 1:
         _run_local_pool(job, options)
         return
-    datatrove = _import_engine("datatrove.executor", "datatrove")
-    from loguru import logger  # deferred: comes with datatrove
+    _run_in_process(job)
 
-    # datatrove logs every task's pipeline and statistics to the console (hundreds of lines per curation run);
-    # a local shard's error reaches run_job with its traceback instead, so this process keeps quiet.
-    logger.disable("datatrove")
-    try:
-        datatrove.LocalPipelineExecutor(
-            [ShardStep(job)], tasks=len(job.items), workers=1, logging_dir=str(job.logging_dir)
-        ).run()
-    finally:
-        logger.enable("datatrove")
+
+def _run_in_process(job: ShardJob) -> None:
+    """``workers`` == 1: each unfinished shard in this process, in order, with no engine and no start-up.
+
+    A small pool (CHAMP: about ten jobs of one shard) would otherwise pay datatrove's per-job set-up (its
+    import, executor file, task log and statistics: about 60 ms a job) for work of a few milliseconds. The
+    completion marker is datatrove's (``completions/<rank>``), so a run resumed on any executor skips what
+    this one finished; a shard's own error propagates with its traceback.
+    """
+    markers = job.logging_dir / "completions"
+    markers.mkdir(parents=True, exist_ok=True)
+    step = ShardStep(job)
+    for rank in range(len(job.items)):
+        marker = markers / f"{rank:05d}"
+        if not marker.exists():
+            step(None, rank, len(job.items))
+            marker.touch()
 
 
 def _run_ray(job: ShardJob, options: ExecutorOptions) -> None:

@@ -1,4 +1,4 @@
-"""The executor layer on real engines: datatrove's local executor, a local Ray instance, a single-node Slurm.
+"""The executor layer on real engines: local (in process or a process pool), a local Ray instance, Slurm.
 
 One job everywhere: CHAMP's 3,240 unaided model chains cut into 4 shards, each scored with curation's
 quality function (`tests.executor_tasks.quality_shard`). Every executor must write byte-identical shard

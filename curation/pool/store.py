@@ -62,6 +62,7 @@ from eval.problem import Problem
 from eval.records import DataError, Reject, atomic_writer, iter_rows, json_line, sha256_file
 
 ROWS_PER_PART = 50_000
+STORE_LAYOUT = 2  # in every store's digest: a store another layout wrote is not reused (2: the settings column)
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,8 @@ class PoolColumns:
         chain_chars: Characters of each chain's text (s1 diversity ranks by length).
         chain_words: Words of each chain's text (selection's length fallback ranks by them).
         chain_valid: False for rows ingest rejected after writing them (duplicate chain texts): never alive.
+        chain_setting: Index into ``settings`` of each chain's prompt setting (None is ``settings[0]``):
+            validation's allowed settings are a check over this column, not over the chains' texts.
         problem_subject: Index into ``subjects`` of each problem's subject (None is ``subjects[0]``).
     """
 
@@ -199,16 +202,19 @@ class PoolColumns:
     chain_chars: np.ndarray
     chain_words: np.ndarray
     chain_valid: np.ndarray
+    chain_setting: np.ndarray
     problem_subject: np.ndarray
     generators: list[str]
     subjects: list[str | None]
+    settings: list[str | None]
 
     def save(self, folder: Path) -> None:
         (folder / "columns").mkdir(exist_ok=True)
         for name, value in asdict(self).items():
             if isinstance(value, np.ndarray):
                 np.save(folder / "columns" / f"{name}.npy", value)
-        (folder / "names.json").write_text(json.dumps({"generators": self.generators, "subjects": self.subjects}))
+        names = {"generators": self.generators, "subjects": self.subjects, "settings": self.settings}
+        (folder / "names.json").write_text(json.dumps(names))
 
     @classmethod
     def load(cls, folder: Path) -> PoolColumns:
@@ -261,7 +267,12 @@ def open_or_ingest(stages: StageOptions, work_dir: Path, rows_per_part: int = RO
     Raises:
         DataError: Unreadable source or overrides, or an override that does not fit the pool.
     """
-    key = {"ingest": asdict(stages.ingest), "source": source_checksum(stages), "rows_per_part": rows_per_part}
+    key = {
+        "ingest": asdict(stages.ingest),
+        "source": source_checksum(stages),
+        "rows_per_part": rows_per_part,
+        "layout": STORE_LAYOUT,
+    }
     if stages.majority_gold.enabled:  # gold-less rows are kept (in the key only then: other stores keep their names)
         key["voted_golds"] = True
     if stages.ingest.gold_overrides:
@@ -308,11 +319,13 @@ class _IngestState:
     problems: dict[str, tuple[int, str]] = field(default_factory=dict)  # id -> (index, gold as loaded)
     generators: dict[str, int] = field(default_factory=dict)
     subjects: dict[str | None, int] = field(default_factory=lambda: {None: 0})
+    settings: dict[str | None, int] = field(default_factory=lambda: {None: 0})
     chain_problem: array[int] = field(default_factory=lambda: array("i"))
     chain_generator: array[int] = field(default_factory=lambda: array("h"))
     chain_human: array[int] = field(default_factory=lambda: array("b"))
     chain_chars: array[int] = field(default_factory=lambda: array("i"))
     chain_words: array[int] = field(default_factory=lambda: array("i"))
+    chain_setting: array[int] = field(default_factory=lambda: array("h"))
     problem_subject: array[int] = field(default_factory=lambda: array("h"))
     id_keys: array[int] = field(default_factory=lambda: array("Q"))  # two 64-bit words per chain
     numbers: array[int] = field(default_factory=lambda: array("q"))  # the row number cross-row rejects carry
@@ -370,7 +383,7 @@ def store_items(
     digest = hashlib.sha256()
     for row in [*(p.to_dict() for p in problems), *(c.to_dict() for c in chains)]:
         digest.update(json_line(row).encode("utf-8") + b"\n")
-    digest.update(str(rows_per_part).encode())
+    digest.update(f"{rows_per_part}/{STORE_LAYOUT}".encode())
 
     def fill(partial: Path) -> None:
         state = _IngestState(_writers(partial, rows_per_part), {})
@@ -476,6 +489,7 @@ def _add_chain(state: _IngestState, chain: Chain, number: int) -> None:
     state.chain_human.append(chain.generator == HUMAN)
     state.chain_chars.append(len(chain.text))
     state.chain_words.append(len(chain.text.split()))
+    state.chain_setting.append(state.settings.setdefault(chain.prompt_setting, len(state.settings)))
     state.id_keys.extend(np.frombuffer(hashlib.blake2b(chain.id.encode(), digest_size=16).digest(), np.uint64))
     state.numbers.append(number)
 
@@ -556,9 +570,11 @@ def _columns(state: _IngestState, valid: np.ndarray) -> PoolColumns:
         chain_chars=np.frombuffer(state.chain_chars, dtype=np.int32).copy(),
         chain_words=np.frombuffer(state.chain_words, dtype=np.int32).copy(),
         chain_valid=valid,
+        chain_setting=np.frombuffer(state.chain_setting, dtype=np.int16).copy(),
         problem_subject=np.frombuffer(state.problem_subject, dtype=np.int16).copy(),
         generators=list(state.generators),
         subjects=list(state.subjects),
+        settings=list(state.settings),
     )
 
 

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from curation.options import MajorityGoldOptions, StageOptions, ValidateOptions
+from curation.options import MajorityGoldOptions, StageOptions
 from curation.pool.store import Table, column
 from curation.runner import (
     DropItem,
@@ -35,17 +35,15 @@ from curation.runner import (
     alive_rows,
     load_mask,
     mask_file,
-    options_dict,
     rows_as,
     run_parts,
 )
 from curation.schema import Chain
 from curation.stages.answer_check import graded_text
 from curation.stages.suspect_gold import equivalent
-from curation.stages.validate import chain_problem
+from curation.stages.validate import chain_reasons
 from eval.extract import extract_answer
 from eval.majority import vote
-from eval.options import to_options
 from eval.records import atomic_writer, json_line
 
 TOO_FEW_VOTES = "majority_too_few_votes"
@@ -96,34 +94,24 @@ def vote_row(problem: int, gold: str, answers: Sequence[str | None]) -> VoteRow:
 
 
 def vote_problems(index: int, item: dict[str, Any]) -> Iterator[VoteRow]:
-    """A `VoteRow` for every alive problem of one part of the problems table."""
-    options = to_options(MajorityGoldOptions, item["options"])
-    validate = to_options(ValidateOptions, item["validate"]) if item["validate"] is not None else None
+    """A `VoteRow` for every alive problem of one part of the problems table (``item['voters']``: the mask of
+    the chains that vote)."""
     problems = {position: (row["answer"], row["problem"]) for position, row in alive_rows(item)}
     answers: dict[int, list[str | None]] = {position: [] for position in problems}
-    for chain in _voters(item, options, validate):
-        position = chain[0]
-        answers[position].append(chain_answer(chain[1], problems[position][1]))
+    for position, chain in _voters(item):
+        answers[position].append(chain_answer(chain, problems[position][1]))
     for position, (gold, _) in problems.items():
         yield vote_row(position, gold, answers[position])
 
 
-def _voters(
-    item: dict[str, Any], options: MajorityGoldOptions, validate: ValidateOptions | None
-) -> Iterator[tuple[int, Chain]]:
-    """``(problem, chain)`` for the alive chains of the part's problems that vote, in pool order."""
+def _voters(item: dict[str, Any]) -> Iterator[tuple[int, Chain]]:
+    """``(problem, chain)`` for the voting chains of the part's problems, in pool order (read by offset)."""
     bounds = Table.open(Path(item["store"]), "problems").bounds
     low, high = bounds[item["part"]], bounds[item["part"] + 1]
     problem_of = column(item["store"], "chain_problem")
-    alive = load_mask(item["chains_mask"])  # an alive chain's problem is alive (`RunState.apply`)
-    chains = np.flatnonzero(alive & (problem_of >= low) & (problem_of < high)).tolist()
+    chains = np.flatnonzero(load_mask(item["voters"]) & (problem_of >= low) & (problem_of < high)).tolist()
     for position, row in zip(chains, Table.open(Path(item["store"]), "chains").read_many(chains), strict=True):
-        chain = Chain.from_dict(row)
-        if options.models and chain.generator not in options.models:
-            continue
-        if validate is not None and chain_problem(chain, validate, {chain.problem_id}) is not None:
-            continue
-        yield int(problem_of[position]), chain
+        yield int(problem_of[position]), Chain.from_dict(row)
 
 
 # ------------------------------------------------------------------------------------------------ the stage
@@ -179,13 +167,26 @@ def summary(rows: Sequence[VoteRow], drops: Sequence[DropItem], options: Majorit
     }
 
 
+def voters(state: RunState, options: StageOptions) -> np.ndarray:
+    """The chains that vote: alive, written by one of ``majority_gold.models`` (empty: any), and not dropped by
+    validation, which runs next (`curation.stages.validate.chain_reasons`: a hint setting, an empty chain)."""
+    columns = state.store.columns
+    mask = state.chain_alive.copy()
+    models = options.majority_gold.models
+    if models:
+        mask &= np.isin(columns.chain_generator, [i for i, g in enumerate(columns.generators) if g in models])
+    if options.validate.enabled:
+        alive = np.flatnonzero(mask)
+        reasons = chain_reasons(columns, options.validate, alive)
+        mask[alive[[r is not None for r in reasons]]] = False
+    return mask
+
+
 def majority_gold(state: RunState, options: StageOptions, context: StageContext) -> None:
     """Vote every alive problem's gold, write the run's golds file and drop what the vote cannot decide."""
     settings = options.majority_gold
     count = state.begin("majority_gold", settings.enabled)
-    validate = options_dict(options.validate) if options.validate.enabled else None
-    chains_mask = mask_file(context.work_dir, state.chain_alive)
-    params = {"options": options_dict(settings), "validate": validate, "chains_mask": chains_mask}
+    params = {"voters": mask_file(context.work_dir, voters(state, options))}  # thresholds apply here, not in tasks
     job = run_parts(state, context, "majority-gold", vote_problems, params, table="problems")
     rows = sorted(rows_as(job, VoteRow), key=lambda r: r.problem)
     decided = [decide(row, settings) for row in rows]

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from curation.options import StageOptions, ValidateOptions
+from curation.pool.store import PoolColumns
 from curation.runner import RunState, StageContext, alive_rows, options_dict, rows_of, run_parts
-from curation.schema import HUMAN, Chain
 from eval.options import to_options
 from eval.problem import Problem
 
@@ -39,17 +39,24 @@ def problem_problem(problem: Problem, options: ValidateOptions) -> str | None:
     return None
 
 
-def chain_problem(chain: Chain, options: ValidateOptions, problem_ids: set[str]) -> str | None:
-    """Why ``chain`` is unusable, or None."""
-    if chain.problem_id not in problem_ids:
-        return "unknown_problem"
-    if options.allowed_settings and chain.generator != HUMAN and chain.prompt_setting not in options.allowed_settings:
-        return "setting_not_allowed"
-    if not chain.text.strip():
-        return "empty_chain"
-    if len(chain.text) > options.max_chain_chars:
-        return "chain_too_long"
-    return None
+def chain_reasons(columns: PoolColumns, options: ValidateOptions, chains: np.ndarray) -> list[str | None]:
+    """Why each of ``chains`` is unusable (None: it is not), from the pool's columns alone.
+
+    In order: a prompt setting outside ``allowed_settings`` (human chains have none and pass), an empty text
+    (no word: ``str.split`` and ``str.strip`` agree on what is whitespace), a text over ``max_chain_chars``.
+    A chain's problem always exists: ingest rejects a chain of an unknown problem.
+    """
+    reasons = np.zeros(len(chains), dtype=np.int8)
+    if options.allowed_settings:
+        allowed = np.array([s in options.allowed_settings for s in columns.settings], dtype=bool)
+        outside = ~allowed[columns.chain_setting[chains]] & ~columns.chain_human[chains]
+        reasons[outside] = 1
+    reasons[(reasons == 0) & (columns.chain_words[chains] == 0)] = 2
+    reasons[(reasons == 0) & (columns.chain_chars[chains] > options.max_chain_chars)] = 3
+    return [_CHAIN_REASONS[r] for r in reasons.tolist()]
+
+
+_CHAIN_REASONS = (None, "setting_not_allowed", "empty_chain", "chain_too_long")
 
 
 # ------------------------------------------------------------------------------------------------ shard tasks
@@ -63,16 +70,6 @@ def validate_problems(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
         reason = problem_problem(problem, options)
         if reason:
             yield [position, reason, len(problem.problem)]
-
-
-def validate_chains(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
-    """``[chain, reason, prompt setting]`` for every alive chain validation drops."""
-    options = to_options(ValidateOptions, item["options"])
-    for position, row in alive_rows(item):
-        chain = Chain.from_dict(row)
-        reason = chain_problem(chain, options, {chain.problem_id})  # an alive chain's problem is alive
-        if reason:
-            yield [position, reason, chain.prompt_setting]
 
 
 # ------------------------------------------------------------------------------------------------ the stage
@@ -91,9 +88,12 @@ def validate(state: RunState, options: StageOptions, context: StageContext) -> N
         return
     params = {"options": options_dict(options.validate)}
     problems = run_parts(state, context, "validate-problems", validate_problems, params, table="problems")
-    chains = run_parts(state, context, "validate-chains", validate_chains, params)  # before any problem drop
-    chain_drops = (
-        (c, reason, {"prompt_setting": setting} if setting else {}) for c, reason, setting in rows_of(chains)
-    )
+    columns = state.store.columns
+    alive = np.flatnonzero(state.chain_alive)  # before any problem drop
+    chain_drops = [
+        (c, reason, {"prompt_setting": setting} if (setting := columns.settings[columns.chain_setting[c]]) else {})
+        for c, reason in zip(alive.tolist(), chain_reasons(columns, options.validate, alive), strict=True)
+        if reason
+    ]
     problem_drops = [(p, reason, problem_detail(reason, chars)) for p, reason, chars in rows_of(problems)]
     state.apply(count, chains=chain_drops, problems=problem_drops)
