@@ -13,6 +13,7 @@ import random
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -200,6 +201,15 @@ def test_a_given_gold_is_kept_when_the_vote_disagrees_and_the_disagreement_is_re
     notes = next(c.notes for c in state.funnel if c.stage == "majority_gold")
     assert notes["given"] == {"problems": 1, "vote_agrees": 0, "vote_disagrees": 1, "no_vote": 0}
     assert list(kept.chains) == ["p/model/2"]  # graded against the pool's gold, not the majority
+
+
+def test_chains_validation_would_drop_do_not_vote(tmp_path):
+    problem = Problem("p", "What is the product of three and four?", "", "test")
+    hinted = [replace(chain(i, "7"), id=f"p/hint/{i}", prompt_setting="hint") for i in range(3)]
+    chains = hinted + [replace(chain(i, "12"), prompt_setting="0-Shot") for i in range(2)]
+    stages = {"majority_gold": {"enabled": True, "min_votes": 2}, "validate": {"allowed_settings": ["0-Shot"]}}
+    state, kept = curate_items([problem], chains, to_options(StageOptions, stages), ["majority_gold"], tmp_path)
+    assert kept.problems["p"].answer == "12" and state.funnel[-1].notes["agreement"] == {"1.0": 1}
 
 
 def test_only_the_named_models_vote(tmp_path):
