@@ -200,6 +200,7 @@ def test_a_given_gold_is_kept_when_the_vote_disagrees_and_the_disagreement_is_re
     assert kept.problems["p"].answer == "16" and kept.problems["p"].extra["gold"]["agrees"] is False
     notes = next(c.notes for c in state.funnel if c.stage == "majority_gold")
     assert notes["given"] == {"problems": 1, "vote_agrees": 0, "vote_disagrees": 1, "no_vote": 0}
+    assert notes["given_disagreements"] == [{"problem_id": "p", "gold": "16", "majority": "12", "agreement": 0.6667}]
     assert list(kept.chains) == ["p/model/2"]  # graded against the pool's gold, not the majority
 
 

@@ -163,26 +163,37 @@ def count_table(title: str, counts: Mapping[str, Any]) -> str:
 
 
 def majority_gold_section(funnel: Sequence[StageCount]) -> str:
-    """ "Golds by majority vote": how many problems were voted, their agreement, what was dropped below the
-    threshold, and how often the vote agreed with the golds the pool had (empty when the run voted none)."""
+    """The section "Golds by majority vote": how many problems were voted, their agreement, what was dropped
+    below the threshold, and how often the vote agreed with the golds the pool had (empty: no vote ran)."""
     count = next((c for c in funnel if c.stage == "majority_gold"), None)
     if count is None:
         return ""
-    notes, given = count.notes, count.notes.get("given", {})
-    dropped = ", ".join(f"{k}: {v}" for k, v in notes.get("dropped", {}).items()) or "none"
-    lines = [
-        "## Golds by majority vote",
-        f"This pool's golds were voted: {notes.get('voted', 0)} problems without a gold were voted on by "
-        f"{'their ' + ', '.join(notes['models']) + ' chains' if notes.get('models') else 'all their chains'} "
+    notes = count.notes
+    voters = f"their {', '.join(notes['models'])} chains" if notes.get("models") else "all their chains"
+    intro = (
+        f"This pool's golds were voted: {notes.get('voted', 0)} problems without a gold were voted on by {voters} "
         f"(at least {notes.get('min_votes')} votes and {notes.get('min_agreement')} agreement needed); "
         f"{notes.get('kept', 0)} kept with a majority gold (mean agreement {notes.get('mean_agreement')}), "
-        f"dropped: {dropped}. Rows of `curated.jsonl` carry `gold_source` and `gold_agreement`.",
+        f"dropped: {_counts(notes['dropped']) if notes.get('dropped') else 'none'}. Rows of `curated.jsonl` carry "
+        "`gold_source` and `gold_agreement`."
+    )
+    table = count_table("Voted problems by agreement (tenths)", notes.get("agreement", {}))
+    return "\n\n".join(["## Golds by majority vote", intro, _given_golds(notes), table])
+
+
+def _given_golds(notes: Mapping[str, Any]) -> str:
+    """How the vote compares with the golds the pool had, and the first problems where it disagrees."""
+    given = notes.get("given", {})
+    line = (
         f"- problems with a gold of their own (kept): {given.get('problems', 0)}; the vote agrees with it on "
-        f"{given.get('vote_agrees', 0)}, disagrees on {given.get('vote_disagrees', 0)}, no vote on "
-        f"{given.get('no_vote', 0)}",
-        count_table("Voted problems by agreement (tenths)", notes.get("agreement", {})),
-    ]
-    return "\n\n".join(lines)
+        f"{given.get('vote_agrees', 0)}, disagrees on {given.get('vote_disagrees', 0)} (the first 50 in "
+        f"funnel.json), no vote on {given.get('no_vote', 0)}"
+    )
+    shown = (
+        f"  - `{d['problem_id']}`: gold `{d['gold']}`, majority `{d['majority']}` (agreement {d['agreement']})"
+        for d in notes.get("given_disagreements", [])[:20]
+    )
+    return "\n".join([line, *shown])
 
 
 def render_report(title: str, intro: str, funnel: Sequence[StageCount], sections: Sequence[str]) -> str:

@@ -19,8 +19,10 @@ problems table (each reads its problems' chains by offset), so it runs on every 
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -167,6 +169,32 @@ def summary(rows: Sequence[VoteRow], drops: Sequence[DropItem], options: Majorit
     }
 
 
+def write_golds(folder: Path, entries: Iterable[dict[str, Any]]) -> str:
+    """The golds file, named from its content: later stages' job folders are keyed by that name, so other golds
+    (another ``min_agreement`` over the same votes) never reuse their shards."""
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    partial = folder / f"golds.{os.getpid()}.partial"
+    with atomic_writer(partial) as handle:
+        for entry in entries:
+            line = json_line(entry) + "\n"
+            digest.update(line.encode("utf-8"))
+            handle.write(line)
+    path = folder / f"golds-{digest.hexdigest()[:16]}.jsonl"
+    partial.replace(path)
+    return str(path)
+
+
+def disagreements(rows: Sequence[VoteRow], problem_ids: Sequence[str], limit: int = 50) -> list[dict[str, Any]]:
+    """The first ``limit`` problems whose own gold the majority contradicts (kept; listed for review)."""
+    found = [r for r in rows if r.gold and r.answer is not None and not r.agrees][:limit]
+    return [_disagreement(problem_ids[r.problem], r) for r in found]
+
+
+def _disagreement(problem_id: str, row: VoteRow) -> dict[str, Any]:
+    return {"problem_id": problem_id, "gold": row.gold, "majority": row.answer, "agreement": round(row.agreement, 4)}
+
+
 def voters(state: RunState, options: StageOptions) -> np.ndarray:
     """The chains that vote: alive, written by one of ``majority_gold.models`` (empty: any), and not dropped by
     validation, which runs next (`curation.stages.validate.chain_reasons`: a hint setting, an empty chain)."""
@@ -191,11 +219,8 @@ def majority_gold(state: RunState, options: StageOptions, context: StageContext)
     rows = sorted(rows_as(job, VoteRow), key=lambda r: r.problem)
     decided = [decide(row, settings) for row in rows]
     drops = [drop for _, drop in decided if drop is not None]
-    path = job.folder / "golds.jsonl"  # the job folder is named from its inputs: a rerun writes the same file
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_writer(path) as handle:
-        handle.writelines(json_line(entry) + "\n" for entry, _ in decided if entry is not None)
-    state.golds = str(path)
+    state.golds = write_golds(job.folder, (entry for entry, _ in decided if entry is not None))
     count.notes = summary(rows, drops, settings)
+    count.notes["given_disagreements"] = disagreements(rows, state.problem_ids)
     state.manifest["golds"] = {"source": MAJORITY, **count.notes}
     state.apply(count, problems=drops)
