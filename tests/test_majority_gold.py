@@ -183,6 +183,16 @@ def test_golds_voted_over_many_parts_are_the_golds_voted_over_one(goldless_run, 
     assert_same_outputs(goldless_run[0], tmp_path / "run" / "curate", ("local", "local"))
 
 
+def test_a_rerun_with_another_threshold_in_the_same_folder_gives_a_fresh_runs_outputs(goldless_run, tmp_path):
+    pool = goldless_run[2]
+    curate(stages(pool), tmp_path / "rerun")
+    curate(stages(pool, min_agreement=0.8), tmp_path / "rerun")  # reuses the first run's votes and shards
+    curate(stages(pool, min_agreement=0.8), tmp_path / "fresh")
+    assert_same_outputs(tmp_path / "fresh" / "curate", tmp_path / "rerun" / "curate", ("local", "local"))
+    dropped = json.loads((tmp_path / "rerun" / "curate" / "manifest.json").read_text())["golds"]["dropped"]
+    assert dropped["majority_below_threshold"] == 2 * PER_SHAPE  # the 2-of-3 problems go too at 0.8
+
+
 # ------------------------------------------------------------------------------------------------ in memory
 
 
