@@ -17,6 +17,7 @@ from typing import Literal
 from eval.generation import GenerationOptions
 from eval.grading_policy import GraderOptions
 from eval.judge import JudgeOptions
+from eval.options import OptionsError
 
 PATH = {"path": True}  # field metadata: a file path the entry point resolves
 
@@ -243,6 +244,34 @@ class SuspectGoldOptions:
 
 
 @dataclass(frozen=True)
+class MajorityGoldOptions:
+    """Golds voted from the chains for pools without one (`curation.stages.majority_gold`, docs/curation.md).
+
+    Off by default: ingest then rejects a row without a gold. On, ingest keeps such rows and the stage, first
+    after ``problem_limit``, votes each problem's gold from its chains' final answers (`eval.majority`); a
+    problem that has a gold keeps it, and whether the vote agrees is recorded.
+
+    Attributes:
+        enabled: Accept gold-less rows at ingest and vote their golds.
+        min_agreement: The least share of the votes the largest answer cluster needs (ties accepted); a
+            gold-less problem below it is dropped (``majority_below_threshold``, with its agreement).
+        min_votes: The fewest voting chains a gold-less problem needs (``majority_too_few_votes`` otherwise).
+        models: Generators whose chains vote (the strong models); empty: every chain of the problem.
+    """
+
+    enabled: bool = False
+    min_agreement: float = 0.5
+    min_votes: int = 3
+    models: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_agreement <= 1.0:
+            raise OptionsError(f"curate.stages.majority_gold.min_agreement: {self.min_agreement} is outside [0, 1]")
+        if self.min_votes < 1:
+            raise OptionsError(f"curate.stages.majority_gold.min_votes: {self.min_votes}; at least 1 vote is needed")
+
+
+@dataclass(frozen=True)
 class RolloutOptions:
     """Fresh rollouts: ``k`` samples per problem from a generator (pass rates, LEMMA's wrong chains).
 
@@ -388,6 +417,7 @@ class StageOptions:
     through, and a method runs only the stages it lists (`curation.methods.base.Method.stages`)."""
 
     ingest: IngestOptions = field(default_factory=IngestOptions)
+    majority_gold: MajorityGoldOptions = field(default_factory=MajorityGoldOptions)
     validate: ValidateOptions = field(default_factory=ValidateOptions)
     dedup: DedupOptions = field(default_factory=DedupOptions)
     decontam: DecontamOptions = field(default_factory=DecontamOptions)

@@ -36,6 +36,7 @@ import numpy as np
 
 from curation.executors import ExecutorOptions, ShardJob, read_shards, run_job
 from curation.funnel import NO_CHAIN_LEFT, StageCount, check_chained
+from curation.pool.golds import ProblemReader, with_gold
 from curation.pool.store import PoolStore, Table, store_items
 from curation.schema import Chain
 from eval.benchmarks import BenchmarkSpec
@@ -106,6 +107,7 @@ class RunState:
         self.manifest: dict[str, Any] = {}
         self.results = StageResults()
         self.totals: dict[str, int] = {}
+        self.golds: str | None = None  # the run's decided golds (`curation.pool.golds`), once a stage wrote them
         self._pool_stages: list[StageCount] = []
         self._rejects = rejects
         self._ids = store.ids.reader()  # chain ids for reject rows, read by offset (closed by `close_files`)
@@ -180,6 +182,15 @@ class RunState:
         self.dropped += kind in ("chain", "row")
         self.rejected_rows += 1
 
+    def task_store(self) -> dict[str, str]:
+        """What a shard task's item names to read the pool: the store, and the run's golds once decided."""
+        return {"store": str(self.store.folder), **({"golds": self.golds} if self.golds else {})}
+
+    def problem_rows(self, indices: Iterable[int]) -> Iterator[dict[str, Any]]:
+        """Problem rows at ``indices`` (in that order) with the run's golds (`curation.pool.golds.with_gold`)."""
+        with ProblemReader(self.store.folder, self.golds) as reader:
+            yield from reader.read_many(indices)
+
     def chain_ids(self, indices: Iterable[int]) -> list[str]:
         return [row[0] for row in self._ids.read_many(indices)]
 
@@ -241,7 +252,7 @@ def run_parts(
     source = state.store.chains if table == "chains" else state.store.problems
     mask = mask_file(context.work_dir, alive)
     parts = [p for p in range(source.parts) if alive[source.bounds[p] : source.bounds[p + 1]].any()]
-    items = tuple({"store": str(state.store.folder), "table": table, "part": p, "mask": mask, **params} for p in parts)
+    items = tuple({**state.task_store(), "table": table, "part": p, "mask": mask, **params} for p in parts)
     return run_items(context, name, function, items)
 
 
@@ -312,13 +323,16 @@ def write_context(folder: Path, key: Any, value: Any) -> str:
 
 
 def alive_rows(item: dict[str, Any]) -> Iterator[tuple[int, Any]]:
-    """``(index, row)`` for the rows of ``item['part']`` of ``item['table']`` that ``item['mask']`` marks alive."""
+    """``(index, row)`` for the rows of ``item['part']`` of ``item['table']`` that ``item['mask']`` marks alive
+    (problem rows with the run's golds, `curation.pool.golds.with_gold`)."""
     table = Table.open(Path(item["store"]), item["table"])
     mask = load_mask(item["mask"])
+    golds = item.get("golds") if item["table"] == "problems" else None
     with open(table.part_path(item["part"]), "rb") as handle:
         for index, line in enumerate(handle, start=table.bounds[item["part"]]):
             if mask[index]:
-                yield index, json.loads(line)
+                row = json.loads(line)
+                yield index, with_gold(index, row, golds) if golds else row
 
 
 def write_rows_file(path: Path, rows: Iterator[Any]) -> None:

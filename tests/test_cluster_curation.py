@@ -175,3 +175,20 @@ def test_every_method_on_ray_gives_its_golden_outputs(case, tmp_path, shared_dat
     out = run_case(case, tmp_path / "run", data_dir, *ray)
     changed = differences(case, out, {str(tmp_path / "run"): "<output_dir>", str(data_dir): "<data_dir>"})
     assert not changed, f"{case} on ray: " + "\n".join(changed)
+
+
+# ---------------------------------------------------------------------------------------- majority-vote golds
+
+
+@pytest.mark.shared_data
+@pytest.mark.filterwarnings("ignore:placement_group:DeprecationWarning")
+def test_a_goldless_pool_on_ray_gives_the_local_outputs(tmp_path, shared_data, ray_instance):
+    """Golds voted per part of the problems table (parts of 5 problems here) on Ray are the local run's."""
+    from tests.test_majority_gold import stages, write_pool
+
+    pool, _ = write_pool(shared_data, tmp_path, with_gold=2)
+    options = to_options(StageOptions, stages(pool))
+    local = curate(options, tmp_path / "local", ExecutorOptions(kind="local", shard_rows=5))
+    executor = ExecutorOptions(kind="ray", workers=2, mem_per_cpu_gb=0.5, shard_rows=5)
+    on_ray = curate(options, tmp_path / "ray", executor)
+    assert_same_outputs(local, on_ray, ("local", "ray"))

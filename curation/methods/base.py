@@ -95,7 +95,7 @@ class Method:
         run: ``(stage options, method options, context) -> summary``.
         options: Its own options type (the ``curate.<name>`` section), or None when it has none.
         stages: The shared stages it runs, in order; ``curate.stages`` may set only these (and
-            ``ingest`` / ``report``).
+            ``ingest`` / ``report``, and ``majority_gold`` for a pool method: `curation.stages.stage_names`).
         trainer: The ``train.trainer`` that fits its output.
         pool: Whether it ingests a pool (``curate.stages.ingest``); MAmmoTH2 mines documents instead.
         summary: One sentence for docs and errors.
@@ -111,4 +111,4 @@ class Method:
 
     def configurable_stages(self) -> tuple[str, ...]:
         """The ``curate.stages`` keys a recipe may set for this method."""
-        return (*(("ingest",) if self.pool else ()), *self.stages, "report")
+        return (*(("ingest", "majority_gold") if self.pool else ()), *self.stages, "report")

@@ -64,6 +64,8 @@ def load_graded_pool(stages: StageOptions, context: RunContext) -> tuple[GradedP
         gold_overrides=store.facts["gold_overrides"],
         benchmarks=state.manifest.get("benchmarks", {}),
     )
+    if "golds" in state.manifest:  # the run voted golds (`curation.stages.majority_gold`)
+        facts["golds"] = state.manifest["golds"]
     graded = graded_pool(kept, state.totals)
     kept.record(
         "graded_pool",

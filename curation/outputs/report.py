@@ -1,8 +1,9 @@
 """report.md, one skeleton for every method, and the plots a pool run adds to it.
 
 `render_report` lays out every report the same way: a title, a paragraph saying what the run produced,
-the funnel table (one row per `StageCount`, whatever the method), then the sections the method adds
-(gold overrides and decontamination hits for LIMO, error types for LEMMA, turns for RISE, ...).
+the funnel table (one row per `StageCount`, whatever the method), where the golds came from when the run
+voted them (`majority_gold_section`, for every method), then the sections the method adds (gold overrides
+and decontamination hits for LIMO, error types for LEMMA, turns for RISE, ...).
 
 Plots use matplotlib's Agg backend (no display), imported only here and only when plots are on.
 """
@@ -161,7 +162,42 @@ def count_table(title: str, counts: Mapping[str, Any]) -> str:
     return f"### {title}\n\n| value | count |\n|---|---|\n{rows}"
 
 
+def majority_gold_section(funnel: Sequence[StageCount]) -> str:
+    """The section "Golds by majority vote": how many problems were voted, their agreement, what was dropped
+    below the threshold, and how often the vote agreed with the golds the pool had (empty: no vote ran)."""
+    count = next((c for c in funnel if c.stage == "majority_gold"), None)
+    if count is None:
+        return ""
+    notes = count.notes
+    voters = f"their {', '.join(notes['models'])} chains" if notes.get("models") else "all their chains"
+    intro = (
+        f"This pool's golds were voted: {notes.get('voted', 0)} problems without a gold were voted on by {voters} "
+        f"(at least {notes.get('min_votes')} votes and {notes.get('min_agreement')} agreement needed); "
+        f"{notes.get('kept', 0)} kept with a majority gold (mean agreement {notes.get('mean_agreement')}), "
+        f"dropped: {_counts(notes['dropped']) if notes.get('dropped') else 'none'}. Rows of `curated.jsonl` carry "
+        "`gold_source` and `gold_agreement`."
+    )
+    table = count_table("Voted problems by agreement (tenths)", notes.get("agreement", {}))
+    return "\n\n".join(["## Golds by majority vote", intro, _given_golds(notes), table])
+
+
+def _given_golds(notes: Mapping[str, Any]) -> str:
+    """How the vote compares with the golds the pool had, and the first problems where it disagrees."""
+    given = notes.get("given", {})
+    line = (
+        f"- problems with a gold of their own (kept): {given.get('problems', 0)}; the vote agrees with it on "
+        f"{given.get('vote_agrees', 0)}, disagrees on {given.get('vote_disagrees', 0)} (the first 50 in "
+        f"funnel.json), no vote on {given.get('no_vote', 0)}"
+    )
+    shown = (
+        f"  - `{d['problem_id']}`: gold `{d['gold']}`, majority `{d['majority']}` (agreement {d['agreement']})"
+        for d in notes.get("given_disagreements", [])[:20]
+    )
+    return "\n".join([line, *shown])
+
+
 def render_report(title: str, intro: str, funnel: Sequence[StageCount], sections: Sequence[str]) -> str:
-    """The Markdown report: title, what the run produced, the funnel, then the method's own sections."""
-    parts = [f"# {title}", intro, "## Funnel", funnel_table(funnel), *sections]
+    """The Markdown report: title, what the run produced, the funnel, the voted golds (when the run voted
+    them), then the method's own sections."""
+    parts = [f"# {title}", intro, "## Funnel", funnel_table(funnel), majority_gold_section(funnel), *sections]
     return "\n\n".join(part.strip("\n") for part in parts if part) + "\n"

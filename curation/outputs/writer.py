@@ -8,7 +8,8 @@ written atomically. A manifest with an ``outputs_sha256`` key gets the checksums
 
 LIMO's curated set is one row per selected chain (full provenance) and its training view
 (`messages.jsonl`). A chain that is not confirmed correct (``answer_check.keep_incorrect``, a gold read from
-the chain itself) carries its flags in both, and `warn_flagged` says so once per run.
+the chain itself) carries its flags in both, and `warn_flagged` says so once per run. When the run voted golds
+(`curation.stages.majority_gold`) each curated row also says where its gold came from (`gold_fields`).
 
 The training view has no system turn (training adds the recipe's) and its assistant turn ends with the
 final answer in ``\\boxed{}``. CHAMP chains never box their answer (CHAMP asked for a summary sentence
@@ -31,9 +32,11 @@ from typing import Any
 
 from curation.funnel import Survivors
 from curation.options import QualityOptions, SelectOptions
+from curation.pool.golds import gold_note
 from curation.schema import Chain, SFTExample
 from curation.stages.answer_check import chain_flags
 from curation.stages.quality import quality_details
+from eval.problem import Problem
 from eval.records import append_jsonl, sha256_file, write_json, write_jsonl, write_parquet, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -63,8 +66,19 @@ def selected_chains(state: Survivors) -> list[Chain]:
     )
 
 
+def gold_fields(problem: Problem) -> dict[str, Any]:
+    """Where a row's gold came from when the run voted golds (`curation.stages.majority_gold`): ``gold_source``
+    (``majority`` or ``given``) and ``gold_agreement`` (the share of the votes equal to that gold), and for a
+    given gold whether the majority agreed; nothing for a run that did not vote (its rows are as before)."""
+    note = gold_note(problem.extra)
+    if note is None:
+        return {}
+    fields = {"gold_source": note["source"], "gold_agreement": note["agreement"]}
+    return fields | ({"gold_vote_agrees": note.get("agrees")} if note["source"] == "given" else {})
+
+
 def curated_row(state: Survivors, chain: Chain, quality: QualityOptions) -> dict[str, Any]:
-    """One curated row: problem, chain, gold and every score and decision that led to it."""
+    """One curated row: problem, chain, gold (and where it came from) and every score and decision behind it."""
     problem = state.problems[chain.problem_id]
     pnotes = state.problem_notes.get(problem.id, {})
     cnotes = state.chain_notes.get(chain.id, {})
@@ -77,6 +91,7 @@ def curated_row(state: Survivors, chain: Chain, quality: QualityOptions) -> dict
         "problem": problem.problem,
         "chain": chain.text,
         "gold_answer": problem.answer,
+        **gold_fields(problem),
         "chain_final_answer": chain.final_answer,
         "chain_id": chain.id,
         "source": problem.source,

@@ -3,7 +3,9 @@
 A file pool row holds a problem, its gold and one chain (or several: ``lists.chain: explode``), read from the
 source's own columns by `curation.pool.rows` (``field_map``, list rules, chat turns, ``gold_from``,
 ``generator``). Rows that share a problem id add chains to one problem; a row whose gold contradicts an
-earlier row of the same problem is rejected, since a problem has one gold. Bad rows become `Reject`s (file,
+earlier row of the same problem is rejected, since a problem has one gold. A row without a gold is rejected
+(the reason says how to vote one), unless the recipe votes golds (``curate.stages.majority_gold``): then its
+problem is kept with an empty gold for `curation.stages.majority_gold`. Bad rows become `Reject`s (file,
 row, field, reason), so ``read == chains + rejected rows``. Chains are model-written unless the recipe
 declares them ``human`` (CHAMP's loader does so for its reference solutions). The manifest records the
 columns read, the generators, where each gold came from and how many golds are the chains' own.
@@ -110,9 +112,15 @@ def pool_provenance(options: IngestOptions) -> dict[str, Any]:
 
 
 def gold_conflict(known: Problem | None, record: RowRecord) -> str | None:
-    """Why a row whose gold contradicts an earlier row of its problem is rejected (None: no conflict)."""
-    if known is None or known.answer == record.problem.answer:
+    """Why a row whose gold contradicts an earlier row of its problem is rejected (None: no conflict).
+
+    A gold-less row (golds voted) claims nothing and joins its problem; a gold for a problem whose first row
+    had none is a conflict too, since the problem's gold is decided by its first row.
+    """
+    if known is None or known.answer == record.problem.answer or not record.problem.answer:
         return None
+    if not known.answer:
+        return f"gold {record.problem.answer!r} for problem {known.id}, whose first row has none (its gold is voted)"
     return f"gold {record.problem.answer!r} contradicts {known.answer!r} from an earlier row of problem {known.id}"
 
 

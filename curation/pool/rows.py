@@ -18,6 +18,8 @@ Decisions:
   line (s1K's ``solution`` is often just ``128``); anything else has no gold and is rejected. When that
   column is one of the chain's own columns, or holds the chain's text, the gold is the chain's own answer
   (circular: grading it confirms nothing) and the chain says so in its provenance (``gold: circular``).
+- A row with no gold is rejected, unless the recipe votes golds (``curate.stages.majority_gold.enabled``):
+  its problem then has an empty gold and origin ``majority`` until `curation.stages.majority_gold` votes one.
 - ``correct`` is the pool's own verdict on a chain (OpenR1's ``correctness_math_verify``); it is recorded,
   and the answer check drops a chain the pool marks incorrect, but a ``true`` never replaces our grading.
   ``finish_reason`` ``length`` marks a chain truncated.
@@ -57,6 +59,7 @@ class RowSpec:
         generator_column: The declared ``field_map.generator`` column, if any.
         gold_from: The column whose last ``\\boxed{}`` is the gold for rows without an answer.
         declared: The fields ``field_map`` names (their columns must exist in the pool).
+        voted_golds: A row without a gold is kept (its gold is voted later) instead of rejected.
     """
 
     source: str
@@ -67,10 +70,15 @@ class RowSpec:
     generator_column: str | None = None
     gold_from: str | None = None
     declared: tuple[str, ...] = ()
+    voted_golds: bool = False
 
     @classmethod
-    def from_options(cls, options: IngestOptions) -> RowSpec:
-        """Raises: OptionsError: an unknown field or list rule, several columns for a field other than chain."""
+    def from_options(cls, options: IngestOptions, *, voted_golds: bool = False) -> RowSpec:
+        """``voted_golds``: keep gold-less rows for `curation.stages.majority_gold`.
+
+        Raises:
+            OptionsError: an unknown field or list rule, several columns for a field other than chain.
+        """
         where = "curate.stages.ingest"
         columns: dict[str, tuple[str, ...]] = {name: (name,) for name in POOL_FIELDS if name != "generator"}
         for ours, theirs in options.field_map.items():
@@ -98,6 +106,7 @@ class RowSpec:
             generator_column,
             options.gold_from,
             tuple(options.field_map),
+            voted_golds,
         )
 
     def ignores(self, raw: Mapping[str, Any]) -> bool:
@@ -274,10 +283,24 @@ def _unwrap_math(answer: str | None) -> str | None:
     return answer
 
 
+VOTE_HINT = "; to vote golds from the chains instead, set curate.stages.majority_gold.enabled: true"
+VOTED = "majority"  # the gold origin of a row whose gold is voted later (`curation.stages.majority_gold`)
+
+
 def _gold(raw: Mapping[str, Any], spec: RowSpec) -> tuple[str, str]:
+    """The row's gold and where it came from; ``("", VOTED)`` for a gold-less row when golds are voted."""
     answer = _scalar_text(raw, spec, "answer")
     if answer is not None:
         return answer, "answer"
+    try:
+        return _gold_from(raw, spec)
+    except RowError as err:
+        if spec.voted_golds:
+            return "", VOTED
+        raise RowError(f"{err}{VOTE_HINT}", "answer") from err
+
+
+def _gold_from(raw: Mapping[str, Any], spec: RowSpec) -> tuple[str, str]:
     if spec.gold_from is None:
         raise RowError(
             f"no gold answer: column {_column_label(spec, 'answer')} is empty and curate.stages.ingest.gold_from "
@@ -296,7 +319,7 @@ def _gold(raw: Mapping[str, Any], spec: RowSpec) -> tuple[str, str]:
 
 def _circular(raw: Mapping[str, Any], spec: RowSpec, origin: str, chain_text: str | None) -> bool:
     """Whether the gold was read from the chain itself (its column, or a column holding the same text)."""
-    if origin == "answer":
+    if origin in ("answer", VOTED):
         return False
     if origin in spec.columns["chain"]:
         return True

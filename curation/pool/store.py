@@ -273,6 +273,8 @@ def open_or_ingest(stages: StageOptions, work_dir: Path, rows_per_part: int = RO
         "rows_per_part": rows_per_part,
         "layout": STORE_LAYOUT,
     }
+    if stages.majority_gold.enabled:  # gold-less rows are kept (in the key only then: other stores keep their names)
+        key["voted_golds"] = True
     if stages.ingest.gold_overrides:
         key["gold_overrides"] = sha256_file(stages.ingest.gold_overrides)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -413,7 +415,7 @@ def _ingest_champ(state: _IngestState, stages: StageOptions, row_rejects: Any) -
 def _ingest_records(state: _IngestState, stages: StageOptions, row_rejects: Any) -> dict[str, Any]:
     """A file or hub pool, one row at a time (a repeated chain id is decided after the pass, first row wins)."""
     options = stages.ingest
-    spec = RowSpec.from_options(options)
+    spec = RowSpec.from_options(options, voted_golds=stages.majority_gold.enabled)
     counts = RowCounts()
     for number, raw in iter_rows(options.source, **reader_args(options)):
         if options.limit is not None and counts.rows >= options.limit:

@@ -2,10 +2,12 @@
 
 A stage is a function ``(state, options, context)`` over a `curation.runner.RunState`, registered in `STAGES`
 by the name a recipe gives under ``curate.stages`` (plus ``problem_limit``, which runs first whenever
-``curate.stages.ingest.problem_limit`` is set). A method lists the names it runs, in order; `run_pool` runs
-them on the run's executor, streaming ``rejects.jsonl`` as it goes, checks the accounting, and `survivors`
-reads back only the chains the method asks for (the selection, or every chain still alive) with the notes the
-stages left on them. Nothing else decides which items stay: a new stage is one entry here.
+``curate.stages.ingest.problem_limit`` is set, and ``majority_gold``, which runs next whenever
+``curate.stages.majority_gold.enabled`` is: it decides the golds every later stage reads). A method lists the
+names it runs, in order; `run_pool` runs them on the run's executor, streaming ``rejects.jsonl`` as it goes,
+checks the accounting, and `survivors` reads back only the chains the method asks for (the selection, or every
+chain still alive) with the notes the stages left on them.
+Nothing else decides which items stay: a new stage is one entry here.
 
 Grading runs before dedup so that every unaided attempt counts toward pass rates, including attempts whose
 text duplicates another's (CHAMP has such pairs across prompt settings); dedup then drops the duplicate
@@ -26,7 +28,7 @@ from curation.executors import ExecutorOptions
 from curation.funnel import StageCount, Survivors
 from curation.options import StageOptions
 from curation.outputs.report import PoolPlots, selected_domains, selection_plots
-from curation.pool.store import PoolStore, read_chains, read_problems, store_items
+from curation.pool.store import PoolStore, read_chains, store_items
 from curation.runner import RunState, StageContext, rows_as
 from curation.schema import Chain
 from curation.stages import (
@@ -35,6 +37,7 @@ from curation.stages import (
     dedup,
     difficulty,
     diversity,
+    majority_gold,
     quality,
     select,
     suspect_gold,
@@ -49,6 +52,7 @@ log = logging.getLogger(__name__)
 Stage = Callable[[RunState, StageOptions, StageContext], None]
 STAGES: dict[str, Stage] = {
     "problem_limit": validate.problem_limit,
+    "majority_gold": majority_gold.majority_gold,
     "validate": validate.validate,
     "answer_check": answer_check.answer_check,
     "dedup": dedup.dedup,
@@ -62,8 +66,10 @@ STAGES: dict[str, Stage] = {
 
 
 def stage_names(method_stages: Sequence[str], options: StageOptions) -> tuple[str, ...]:
-    """The stages a run goes through: ``problem_limit`` first when it is set, then the method's."""
-    return (("problem_limit",) if options.ingest.problem_limit is not None else ()) + tuple(method_stages)
+    """The stages a run goes through: ``problem_limit`` first when it is set, ``majority_gold`` when golds are
+    voted (before validation, which drops a problem without a gold), then the method's."""
+    first = ("problem_limit",) if options.ingest.problem_limit is not None else ()
+    return first + (("majority_gold",) if options.majority_gold.enabled else ()) + tuple(method_stages)
 
 
 def run_pool(
@@ -149,7 +155,7 @@ def survivors(state: RunState, stages: StageOptions) -> Survivors:
     chains = np.flatnonzero(state.chain_alive)
     problems = sorted(set(state.chain_problem[chains].tolist()))
     kept = Survivors(
-        {p.id: p for p in read_problems(state.store, problems)},
+        {p.id: p for p in map(Problem.from_dict, state.problem_rows(problems))},
         {c.id: c for c in read_chains(state.store, chains.tolist())},
         read=state.read,
         pool_rejected=state.rejected_rows,

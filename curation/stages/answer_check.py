@@ -22,7 +22,7 @@ graded once (verdicts are deterministic), which matters for pools that repeat sh
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from curation.options import AnswerCheckOptions, StageOptions
+from curation.pool.golds import problem_reader
 from curation.pool.rows import CIRCULAR
 from curation.pool.store import Table, column
 from curation.runner import (
@@ -153,7 +154,7 @@ def answer_check_chains(index: int, item: dict[str, Any]) -> Iterator[VerdictRow
     graded: dict[tuple[str, str, str], Any] = {}
     for batch in batches(alive_rows(item), GRADE_BATCH):
         chains = [(position, Chain.from_dict(row)) for position, row in batch]
-        problems = _problems(item["store"], [position for position, _ in chains])
+        problems = _problems(item, [position for position, _ in chains])
         texts = [graded_text(chain) for _, chain in chains]
         triples = [
             (problems[position][0], text, problems[position][1])
@@ -173,11 +174,12 @@ def answer_check_chains(index: int, item: dict[str, Any]) -> Iterator[VerdictRow
             )
 
 
-def _problems(store: str, chains: list[int]) -> dict[int, tuple[str, str]]:
-    """Each chain's gold answer and problem text, read from the problems table (once per problem)."""
-    problem_of = column(store, "chain_problem")
+def _problems(item: Mapping[str, Any], chains: list[int]) -> dict[int, tuple[str, str]]:
+    """Each chain's gold answer (the run's, `curation.pool.golds`) and problem text, read once per problem."""
+    problem_of = column(item["store"], "chain_problem")
     problems = sorted({int(problem_of[c]) for c in chains})
-    rows = Table.open(Path(store), "problems").read_many(problems)
+    with problem_reader(item) as reader:
+        rows = list(reader.read_many(problems))
     found = dict(zip(problems, ((row["answer"], row["problem"]) for row in rows), strict=True))
     return {c: found[int(problem_of[c])] for c in chains}
 
@@ -197,7 +199,7 @@ def judged(
     folder = str(state.store.folder)
     positions = sorted(r.chain for r in rows)
     chains = dict(zip(positions, Table.open(Path(folder), "chains").read_many(positions), strict=True))
-    problems = _problems(folder, positions)
+    problems = _problems(state.task_store(), positions)
     graded = [r for r in rows if graded_text(Chain.from_dict(chains[r.chain])) is not None]
     items = []
     for row in graded:

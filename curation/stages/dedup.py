@@ -46,7 +46,8 @@ from typing import Any
 import numpy as np
 
 from curation.options import DedupOptions, SemanticDedupOptions, StageOptions
-from curation.pool.store import Table, first_of_equal, write_once
+from curation.pool.golds import problem_reader
+from curation.pool.store import first_of_equal, write_once
 from curation.runner import (
     DropItem,
     RunState,
@@ -218,7 +219,7 @@ def near_duplicate_pairs(index: int, item: dict[str, Any]) -> Iterator[list[Any]
     problems, bands, members, starts, band_of = (
         np.load(folder / f"{k}.npy", mmap_mode="r") for k in ("problems", "bands", "members", "starts", "band")
     )
-    with Table.open(Path(item["store"]), "problems").reader() as reader:
+    with problem_reader(item) as reader:
         for bucket in range(item["start"], item["stop"]):
             positions = members[starts[bucket] : starts[bucket + 1]]
             yield from _bucket_pairs(positions, problems, bands[:, : band_of[bucket]], reader, options)
@@ -343,7 +344,7 @@ def near_duplicates(
     matches: dict[int, dict[int, dict[str, Any]]] = {}
     if buckets is not None:
         starts = np.load(buckets / "starts.npy")
-        common = {"store": str(state.store.folder), "buckets": str(buckets), **params}
+        common = {**state.task_store(), "buckets": str(buckets), **params}
         items = tuple({**common, "start": a, "stop": b} for a, b in _bucket_slices(starts, PAIRS_PER_TASK))
         for earlier, later, similarity, kind in rows_of(run_items(context, "dedup-near", near_duplicate_pairs, items)):
             matches.setdefault(later, {})[earlier] = {"match": kind, "similarity": similarity}
@@ -387,7 +388,7 @@ def semantic_duplicates(
         np.save(partial / "problems.npy", problems)
 
     index = write_once(context.work_dir / "semantic-index" / f"{job.digest}", fill)
-    common = {"store": str(state.store.folder), "index": str(index), "options": options_dict(options)}
+    common = {**state.task_store(), "index": str(index), "options": options_dict(options)}
     items = tuple({**common, "start": a, "stop": min(a + EMBEDDED_PER_TASK, len(problems))}
                   for a in range(0, len(problems), EMBEDDED_PER_TASK))  # fmt: skip
     matches: dict[int, dict[int, dict[str, Any]]] = {}
@@ -425,7 +426,7 @@ def semantic_pairs(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
     problems = np.load(folder / "problems.npy")
     semantic_index = SemanticIndex.build(range(len(problems)), vectors)
     similarities, rows = semantic_index.nearest(np.asarray(vectors[item["start"] : item["stop"]]), options.k + 1)
-    with Table.open(Path(item["store"]), "problems").reader() as reader:
+    with problem_reader(item) as reader:
         for offset, (sims, near) in enumerate(zip(similarities, rows, strict=True)):
             row = item["start"] + offset
             earlier = [

@@ -238,7 +238,7 @@ def metadata_difficulty(state: RunState, settings: Any, count: Any) -> None:
     scores = results.difficulty_score = np.full(len(state.problem_alive), np.nan)
     alive = np.flatnonzero(state.problem_alive).tolist()
     drops = []
-    for problem, row in zip(alive, state.store.problems.read_many(alive), strict=True):
+    for problem, row in zip(alive, state.problem_rows(alive), strict=True):
         record = Problem.from_dict(row)
         note, drop = metadata_note(problem_metadata(record), settings, record.id)
         results.metadata_notes[problem] = note
@@ -277,7 +277,7 @@ def rollout_counts(
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Fresh rollouts of the alive problems (`curation.rollouts.run_rollout_stages`) as counts per generator."""
     alive = np.flatnonzero(state.problem_alive)
-    problems = (row for row in state.store.problems.read_many(alive))
+    problems = state.problem_rows(alive)
     outcome = run_rollout_stages(problems, options, context.work_dir / "rollouts", context.seed, context.executor)
     state.results.rollouts = outcome.manifest()
     counts = {}

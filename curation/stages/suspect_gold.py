@@ -68,7 +68,7 @@ def suspect_gold(state: RunState, options: StageOptions, context: StageContext) 
     if count is None:
         return
     found = _suspects(state, settings)
-    golds = state.store.problems.read_many(found)
+    golds = state.problem_rows(found)
     for (problem, detail), row in zip(found.items(), golds, strict=True):
         state.results.suspects[problem] = {**detail, "gold": row["answer"]}
     count.notes = {"flagged": len(found), "action": settings.action}

@@ -108,7 +108,8 @@ def pool_facts(
     applied: list[dict[str, str]],
     stage_facts: dict[str, Any],
 ) -> dict[str, Any]:
-    """The manifest's facts about the pool and what the stages loaded (benchmarks; rollouts when run)."""
+    """The manifest's facts about the pool and what the stages loaded (benchmarks; rollouts and voted golds when
+    the run had them)."""
     facts = {
         "pool": {"source": source, "read": read, "provenance": provenance},
         "input_checksums": checksums,
@@ -116,8 +117,9 @@ def pool_facts(
         "benchmarks": stage_facts.get("benchmarks", {}),
         "difficulty": {**stage_facts.get("difficulty", {}), "selection": stage_facts.get("selection_difficulty")},
     }
-    if "rollouts" in stage_facts:
-        facts["rollouts"] = stage_facts["rollouts"]
+    for key in ("rollouts", "golds"):  # only when the run rolled out / voted golds
+        if key in stage_facts:
+            facts[key] = stage_facts[key]
     return facts
 
 

@@ -1,0 +1,226 @@
+"""Majority-vote golds: a pool without golds gets, per problem, the answer most of its chains agree on.
+
+Real pools mined from forums have problems and model solutions but no answer key. With
+``curate.stages.majority_gold.enabled`` ingest keeps such rows (empty gold) and this stage, first after
+``problem_limit``, votes each problem's gold from its chains' final answers (`eval.majority.vote`: clusters by
+the grader's equivalence, the largest wins; a chain with no answer counts against agreement). The voters are
+the alive chains of ``models`` (empty: all), less the chains validation would drop (`curation.stages.validate`
+runs next and would not let a hint-setting or empty chain count). A gold-less problem with fewer than
+``min_votes`` voters (``majority_too_few_votes``), no answer at all (``majority_no_answer``) or an agreement
+below ``min_agreement`` (``majority_below_threshold``) is dropped, its agreement and cluster sizes in the
+reject. A problem that has a gold keeps it; its vote is recorded (the share of votes equal to the gold, and
+whether the majority agrees) for the report.
+
+The decided golds go into the run's golds file (`curation.pool.golds`), which every later stage and the
+outputs read instead of the store's empty gold: the answer check then grades each chain against the voted
+gold, so chains outside the majority are dropped as incorrect. Voting is one shard task per part of the
+problems table (each reads its problems' chains by offset), so it runs on every executor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from curation.options import MajorityGoldOptions, StageOptions
+from curation.pool.store import Table, column
+from curation.runner import (
+    DropItem,
+    RunState,
+    StageContext,
+    alive_rows,
+    load_mask,
+    mask_file,
+    rows_as,
+    run_parts,
+)
+from curation.schema import Chain
+from curation.stages.answer_check import graded_text
+from curation.stages.suspect_gold import equivalent
+from curation.stages.validate import chain_reasons
+from eval.extract import extract_answer
+from eval.majority import vote
+from eval.records import atomic_writer, json_line
+
+TOO_FEW_VOTES = "majority_too_few_votes"
+NO_ANSWER = "majority_no_answer"
+BELOW_THRESHOLD = "majority_below_threshold"
+MAJORITY, GIVEN = "majority", "given"
+
+
+class VoteRow(NamedTuple):
+    """One problem's vote: the stored gold (empty: none), the majority and who voted.
+
+    ``given_agreement`` and ``agrees`` are None for a problem without a gold.
+    """
+
+    problem: int
+    gold: str
+    answer: str | None
+    agreement: float
+    cluster_sizes: list[int]
+    votes: int
+    answered: int
+    given_agreement: float | None
+    agrees: bool | None
+
+
+def chain_answer(chain: Chain, problem: str) -> str | None:
+    """The answer a chain votes for: its final answer, else its text's (the answer check grades the same text)."""
+    text = graded_text(chain)
+    return extract_answer(text, problem=problem) if text is not None else None
+
+
+def vote_row(problem: int, gold: str, answers: Sequence[str | None]) -> VoteRow:
+    """A problem's `VoteRow` from its voters' answers (in pool order)."""
+    majority = vote(answers, equivalent=equivalent) if answers else None
+    answer, agreement, sizes = (
+        (None, 0.0, []) if majority is None else (majority.answer, majority.agreement, list(majority.cluster_sizes))
+    )
+    answered = sum(1 for a in answers if a is not None and a.strip())
+    if not gold:
+        return VoteRow(problem, gold, answer, agreement, sizes, len(answers), answered, None, None)
+    matching = sum(1 for a in answers if a is not None and a.strip() and equivalent(gold, a))
+    given = matching / len(answers) if answers else 0.0
+    agrees = answer is not None and equivalent(gold, answer)
+    return VoteRow(problem, gold, answer, agreement, sizes, len(answers), answered, given, agrees)
+
+
+# ------------------------------------------------------------------------------------------------ shard task
+
+
+def vote_problems(index: int, item: dict[str, Any]) -> Iterator[VoteRow]:
+    """A `VoteRow` for every alive problem of one part of the problems table (``item['voters']``: the mask of
+    the chains that vote)."""
+    problems = {position: (row["answer"], row["problem"]) for position, row in alive_rows(item)}
+    answers: dict[int, list[str | None]] = {position: [] for position in problems}
+    for position, chain in _voters(item):
+        answers[position].append(chain_answer(chain, problems[position][1]))
+    for position, (gold, _) in problems.items():
+        yield vote_row(position, gold, answers[position])
+
+
+def _voters(item: dict[str, Any]) -> Iterator[tuple[int, Chain]]:
+    """``(problem, chain)`` for the voting chains of the part's problems, in pool order (read by offset)."""
+    bounds = Table.open(Path(item["store"]), "problems").bounds
+    low, high = bounds[item["part"]], bounds[item["part"] + 1]
+    problem_of = column(item["store"], "chain_problem")
+    chains = np.flatnonzero(load_mask(item["voters"]) & (problem_of >= low) & (problem_of < high)).tolist()
+    for position, row in zip(chains, Table.open(Path(item["store"]), "chains").read_many(chains), strict=True):
+        yield int(problem_of[position]), Chain.from_dict(row)
+
+
+# ------------------------------------------------------------------------------------------------ the stage
+
+
+def decide(row: VoteRow, options: MajorityGoldOptions) -> tuple[dict[str, Any] | None, DropItem | None]:
+    """A problem's golds-file entry (None: dropped), or its drop with the reason and the vote."""
+    note = {"agreement": round(row.agreement, 4), "cluster_sizes": row.cluster_sizes, "votes": row.votes}
+    note["answered"] = row.answered
+    if row.gold:
+        entry = {"problem": row.problem, "answer": row.gold, "source": GIVEN, **note, "majority": row.answer}
+        entry.update(agreement=round(row.given_agreement or 0.0, 4), agrees=row.agrees)
+        return entry, None
+    reason = None
+    if row.votes < options.min_votes:
+        reason = TOO_FEW_VOTES
+    elif row.answer is None:
+        reason = NO_ANSWER
+    elif row.agreement < options.min_agreement:
+        reason = BELOW_THRESHOLD
+    if reason is not None:
+        detail = {**note, "answer": row.answer, "min_agreement": options.min_agreement, "min_votes": options.min_votes}
+        return None, (row.problem, reason, detail)
+    return {"problem": row.problem, "answer": row.answer, "source": MAJORITY, **note}, None
+
+
+def agreement_histogram(agreements: Sequence[float]) -> dict[str, int]:
+    """Problems by agreement, in tenths (``"0.6"``: [0.6, 0.7); ``"1.0"``: unanimous)."""
+    bins = Counter(f"{min(int(a * 10 + 1e-9), 10) / 10:.1f}" for a in agreements)
+    return dict(sorted(bins.items()))
+
+
+def summary(rows: Sequence[VoteRow], drops: Sequence[DropItem], options: MajorityGoldOptions) -> dict[str, Any]:
+    """What the funnel, the manifest and the report say of the vote."""
+    voted = [r for r in rows if not r.gold]
+    given = [r for r in rows if r.gold]
+    kept = [r.agreement for r in voted if r.problem not in {d[0] for d in drops}]
+    return {
+        "voted": len(voted),
+        "kept": len(kept),
+        "dropped": dict(sorted(Counter(d[1] for d in drops).items())),
+        "agreement": agreement_histogram([r.agreement for r in voted]),
+        "mean_agreement": round(sum(kept) / len(kept), 4) if kept else None,
+        "given": {
+            "problems": len(given),
+            "vote_agrees": sum(1 for r in given if r.agrees),
+            "vote_disagrees": sum(1 for r in given if r.answer is not None and not r.agrees),
+            "no_vote": sum(1 for r in given if r.answer is None),
+        },
+        "min_agreement": options.min_agreement,
+        "min_votes": options.min_votes,
+        "models": list(options.models),
+    }
+
+
+def write_golds(folder: Path, entries: Iterable[dict[str, Any]]) -> str:
+    """The golds file, named from its content: later stages' job folders are keyed by that name, so other golds
+    (another ``min_agreement`` over the same votes) never reuse their shards."""
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    partial = folder / f"golds.{os.getpid()}.partial"
+    with atomic_writer(partial) as handle:
+        for entry in entries:
+            line = json_line(entry) + "\n"
+            digest.update(line.encode("utf-8"))
+            handle.write(line)
+    path = folder / f"golds-{digest.hexdigest()[:16]}.jsonl"
+    partial.replace(path)
+    return str(path)
+
+
+def disagreements(rows: Sequence[VoteRow], problem_ids: Sequence[str], limit: int = 50) -> list[dict[str, Any]]:
+    """The first ``limit`` problems whose own gold the majority contradicts (kept; listed for review)."""
+    found = [r for r in rows if r.gold and r.answer is not None and not r.agrees][:limit]
+    return [_disagreement(problem_ids[r.problem], r) for r in found]
+
+
+def _disagreement(problem_id: str, row: VoteRow) -> dict[str, Any]:
+    return {"problem_id": problem_id, "gold": row.gold, "majority": row.answer, "agreement": round(row.agreement, 4)}
+
+
+def voters(state: RunState, options: StageOptions) -> np.ndarray:
+    """The chains that vote: alive, written by one of ``majority_gold.models`` (empty: any), and not dropped by
+    validation, which runs next (`curation.stages.validate.chain_reasons`: a hint setting, an empty chain)."""
+    columns = state.store.columns
+    mask = state.chain_alive.copy()
+    models = options.majority_gold.models
+    if models:
+        mask &= np.isin(columns.chain_generator, [i for i, g in enumerate(columns.generators) if g in models])
+    if options.validate.enabled:
+        alive = np.flatnonzero(mask)
+        reasons = chain_reasons(columns, options.validate, alive)
+        mask[alive[[r is not None for r in reasons]]] = False
+    return mask
+
+
+def majority_gold(state: RunState, options: StageOptions, context: StageContext) -> None:
+    """Vote every alive problem's gold, write the run's golds file and drop what the vote cannot decide."""
+    settings = options.majority_gold
+    count = state.begin("majority_gold", settings.enabled)
+    params = {"voters": mask_file(context.work_dir, voters(state, options))}  # thresholds apply here, not in tasks
+    job = run_parts(state, context, "majority-gold", vote_problems, params, table="problems")
+    rows = sorted(rows_as(job, VoteRow), key=lambda r: r.problem)
+    decided = [decide(row, settings) for row in rows]
+    drops = [drop for _, drop in decided if drop is not None]
+    state.golds = write_golds(job.folder, (entry for entry, _ in decided if entry is not None))
+    count.notes = summary(rows, drops, settings)
+    count.notes["given_disagreements"] = disagreements(rows, state.problem_ids)
+    state.manifest["golds"] = {"source": MAJORITY, **count.notes}
+    state.apply(count, problems=drops)
