@@ -10,10 +10,11 @@ Every row is ``{"id", "set", "gold", "candidate", "label", "problem", "part", "p
 - ``champ_r3``: ``tests/assets/grader_cases_champ_r3.jsonl``, 536 more CHAMP summaries labelled by hand for the
   third round (uniform, worded/yes-no golds, and a hunt among the verdicts "correct" most likely to be wrong),
   split by the same problem hash as ``champ``.
-- ``olympiad``: ``tests/assets/grader_cases_olympiad.jsonl``, 248 final lines in the style of strong models on
+- ``olympiad``: ``tests/assets/grader_cases_olympiad.jsonl``, 323 final lines in the style of strong models on
   olympiad problems (Omni-MATH-like) and multiple-choice questions (MathVista-like, Gaokao, GPQA), written and
   labelled by hand for issue 25's hard-benchmark gap; each row carries the ``part`` fixed when it was written
-  (40% held out, by a hash of the pair) and a ``note``.
+  (248 rows split 40% held out by a hash of the pair before tuning; 75 more, ``batch: fresh``, written after
+  the rules changed, all held out) and a ``note``.
 - ``math_own``: each MATH train gold against its own solution (label true), except rows whose solution
   boxes several values while the gold keeps the last (a documented data hazard, listed as excluded).
 - ``math_styles``: MATH train and MATH-500 golds against rewrites of themselves in the house styles and

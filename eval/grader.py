@@ -29,7 +29,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -44,6 +44,7 @@ from eval.grading.forms import (
     asks_to_factor,
     choice_letters,
     decimal_commas,
+    elided_series,
     factor_count,
     percent_as_fraction,
     within_stated_rounding,
@@ -177,9 +178,16 @@ def _decide(gold: str, pred: str, timeout_s: float, factoring: bool = False) -> 
     gold, pred = repair_escapes(gold), _last_side(repair_escapes(pred))
     if _squash(gold) == _squash(pred):  # the whole gold word for word, before a worded gold is cut to its value
         return _verdict("correct", pred, "normalised strings equal")
-    pred = strip_qualifier(equiv_as_equation(pred))
+    verdict = _decide_forms(
+        tuple(_rewritten(form) for form in _gold_answers(gold)), gold, _rewritten(pred), timeout_s, factoring
+    )
+    return replace(verdict, extracted=pred) if verdict.extracted is not None else verdict
+
+
+def _decide_forms(forms: tuple[str, ...], gold: str, pred: str, timeout_s: float, factoring: bool) -> Verdict:
+    """`pred` (rewritten) against the gold's rewritten forms, then with names aligned, as a percentage, and
+    within a rounding the gold states."""
     verdicts = []
-    forms = tuple(strip_qualifier(equiv_as_equation(form)) for form in _gold_answers(gold))
     for form in forms:
         try:
             verdict = _compare_one(form, pred, timeout_s, factoring)
@@ -197,6 +205,12 @@ def _decide(gold: str, pred: str, timeout_s: float, factoring: bool = False) -> 
     if within_stated_rounding(gold, pred):
         return _verdict("correct", pred, "within the rounding of the gold's stated approximation")
     return next((v for v in verdicts if v.status == "incorrect"), verdicts[0])
+
+
+def _rewritten(answer: str) -> str:
+    """An answer in the form the grammar reads: an elided series as its big operator, a function definition
+    without its quantifier tail, ``f \\equiv 0`` as ``f(x) = 0``."""
+    return elided_series(answer) or strip_qualifier(equiv_as_equation(answer))
 
 
 def _renamed_verdict(forms: tuple[str, ...], pred: str, timeout_s: float, factoring: bool) -> Verdict | None:

@@ -23,7 +23,6 @@ HELDOUT = [r for r in ROWS if r["part"] == "heldout"]
 KNOWN_MISSES = {
     "So we have exhibited an explicit arrangement; it can be done.",  # "it can be done" in prose, no box
     "the equation has no solutions in positive integers.",  # a sentence the fallback reads as its last math
-    "\\boxed{1 \\cdot 3 \\cdot 5 \\cdots (2n-1)}",  # an elided product: not in the grammar
 }
 
 
@@ -49,11 +48,12 @@ def test_tuning_rows(row):
 
 
 def test_held_out_rows_stay_above_their_floor():
-    """Held out while the rules were written: a floor, not a target (measured 93/98 on 2026-11-23)."""
+    """Held out while the rules were written: a floor, not a target (measured on 2026-11-23: 93/98 for the rows
+    split off before tuning, 69/75 for the fresh batch written after it; 162/173 together)."""
     verdicts = [grade(r["gold"], r["candidate"], problem=r.get("problem")) for r in HELDOUT]
     right = sum(v.correct is r["label"] for r, v in zip(HELDOUT, verdicts, strict=True))
     false_positives = sum(v.correct and not r["label"] for r, v in zip(HELDOUT, verdicts, strict=True))
-    assert right / len(HELDOUT) >= 0.93 and false_positives <= 2, (right, false_positives)
+    assert right / len(HELDOUT) >= 0.92 and false_positives <= 2, (right, false_positives)
 
 
 @pytest.mark.parametrize(
@@ -118,6 +118,11 @@ def test_option_letters_map_through_the_question():
         ("\\lfloor \\sqrt{n-1} \\rfloor", "\\lfloor \\sqrt{n} \\rfloor", False),  # differs at squares
         ("\\frac{\\sqrt{6}-\\sqrt{2}}{4}", "\\sin 15^\\circ", True),
         ("\\frac{1}{2}", "\\sin 60^\\circ", False),
+        ("\\lfloor x \\rfloor", "\\lceil x \\rceil - 1", False),  # equal between integers only
+        ("\\lfloor 2x \\rfloor", "\\lfloor x \\rfloor + \\lfloor x + \\frac{1}{2} \\rfloor", True),
+        ("\\frac{n(n+1)(2n+1)}{6}", "1^2 + 2^2 + \\cdots + n^2", True),
+        ("2^n n!", "2 \\cdot 4 \\cdots (2n)", True),
+        ("n^2", "1 + 3 + \\cdots + (2n+1)", False),
     ],
 )
 def test_exact_values(gold, answer, equal):
