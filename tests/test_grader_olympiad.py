@@ -19,10 +19,9 @@ ROWS = [
 ]
 TUNE = [r for r in ROWS if r["part"] == "tune"]
 HELDOUT = [r for r in ROWS if r["part"] == "heldout"]
-# Tuning rows the rules still miss (answers nothing wrong: each is a false negative), by index in TUNE.
+# Tuning rows the rules still miss (each a false negative), found by a piece of their response.
 KNOWN_MISSES = {
     "So we have exhibited an explicit arrangement; it can be done.",  # "it can be done" in prose, no box
-    "the equation has no solutions in positive integers.",  # a sentence the fallback reads as its last math
 }
 
 

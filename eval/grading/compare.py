@@ -69,7 +69,7 @@ def _point_sets(a: sympy.Basic, b: sympy.Basic) -> list[dict[sympy.Basic, sympy.
         # constant between jumps: small points can coincide (summation counters are integers already)
         sets += [{s: p if s in counters else p * _STEP_SCALE for s, p in point.items()} for point in sets]
         # and at an integer, where floor and ceiling part: ``\lfloor x \rfloor`` is not ``\lceil x \rceil - 1``
-        sets.append({s: p if s in counters else sympy.Integer(5 + 2 * i) for i, (s, p) in enumerate(sets[0].items())})
+        sets.append({s: p if s in counters else sympy.Integer(13 + 6 * i) for i, (s, p) in enumerate(sets[0].items())})
     return sets
 
 
