@@ -191,6 +191,7 @@ def answered_letters(extracted: str | None, options: tuple[str, ...]) -> str | N
     return matches[0] if len(matches) == 1 else None
 
 
+_OPTION_WORD = re.compile(r"^\s*(?:the\s+)?(?:option|choice)\s+", re.IGNORECASE)
 _LETTER_FORM = re.compile(
     r"^\s*(?:\\(?:text|mathrm|textbf)\{\s*)?(?:\(\s*(?P<p>[A-H])\s*\)|(?P<b>[A-H])(?=\s*(?:[.．、:：]|\}|$)))"
     r"\s*\}?\s*(?P<rest>.*?)\s*\}?\s*$",
@@ -199,9 +200,9 @@ _LETTER_FORM = re.compile(
 
 
 def letter_form(answer: str, letters: str) -> str | None:
-    """The option letter an answer states outright: ``C``, ``(C)``, ``\\text{(C)}``, ``C. text``, ``(B) 195.8``;
-    None for anything else (a value, a word that starts with a capital)."""
-    m = _LETTER_FORM.match(answer)
+    """The option letter an answer states outright: ``C``, ``(C)``, ``\\text{(C)}``, ``C. text``, ``(B) 195.8``,
+    ``option C``, ``**(C)**``; None for anything else (a value, a word that starts with a capital)."""
+    m = _LETTER_FORM.match(_OPTION_WORD.sub("", answer.replace("**", "")))
     if not m:
         return None
     letter = m.group("p") or m.group("b")  # a bare letter is followed by a separator or nothing

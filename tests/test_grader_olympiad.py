@@ -95,6 +95,8 @@ def test_function_answers_lose_quantifiers_and_take_the_gold_names():
 def test_option_letters_map_through_the_question():
     question = "Question: Find BC.\nChoices:\n(A) 6\n(B) 8\n(C) 10\n(D) 12"
     assert letter_form("\\text{(C)}", "ABCD") == "C" and letter_form("A student", "ABCD") is None
+    assert letter_form("option C", "ABCD") == "C" and letter_form("**(C)**", "ABCD") == "C"
+    assert letter_form("E", "ABCD") is None  # not one of the question's letters
     assert option_letters("10", "C", question, lambda a, b: a == b) == ("C", "C")
     assert option_letters("C", "8", question, lambda a, b: a == b) == ("C", "B")
     assert option_letters("10", "10", question, lambda a, b: a == b) is None  # no letter: values decide
