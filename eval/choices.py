@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from eval.backends.base import row_seed
@@ -188,3 +189,43 @@ def answered_letters(extracted: str | None, options: tuple[str, ...]) -> str | N
     said = _normal(text)
     matches = [LETTERS[i] for i, option in enumerate(options) if said and _normal(option) == said]
     return matches[0] if len(matches) == 1 else None
+
+
+_OPTION_WORD = re.compile(r"^\s*(?:the\s+)?(?:option|choice)\s+", re.IGNORECASE)
+_LETTER_FORM = re.compile(
+    r"^\s*(?:\\(?:text|mathrm|textbf)\{\s*)?(?:\(\s*(?P<p>[A-H])\s*\)|(?P<b>[A-H])(?=\s*(?:[.．、:：]|\}|$)))"
+    r"\s*\}?\s*(?P<rest>.*?)\s*\}?\s*$",
+    re.DOTALL,
+)
+
+
+def letter_form(answer: str, letters: str) -> str | None:
+    """The option letter an answer states outright: ``C``, ``(C)``, ``\\text{(C)}``, ``C. text``, ``(B) 195.8``,
+    ``option C``, ``**(C)**``; None for anything else (a value, a word that starts with a capital)."""
+    m = _LETTER_FORM.match(_OPTION_WORD.sub("", answer.replace("**", "")))
+    if not m:
+        return None
+    letter = m.group("p") or m.group("b")  # a bare letter is followed by a separator or nothing
+    return letter if letter in letters else None
+
+
+def option_letters(gold: str, answer: str, question: str, same: Callable[[str, str], bool]) -> tuple[str, str] | None:
+    """Both sides as option letters of `question`, when at least one side states a letter: a letter as it is,
+    a value as the one option whose text `same` calls equal to it. None when the question has no options,
+    neither side is a letter, or a side matches no option or several (MathVista golds are option texts,
+    answers are letters; Gaokao golds are letters, answers may be values)."""
+    parsed = parse_choices(question)
+    if parsed is None:
+        return None
+    letters = parsed.letters
+    found = [letter_form(side, letters) for side in (gold, answer)]
+    if found == [None, None]:
+        return None
+    for i, side in enumerate((gold, answer)):
+        if found[i] is None:
+            matches = [letters[k] for k, text in enumerate(parsed.texts) if _normal(text) == _normal(side)]
+            matches = matches or [letters[k] for k, text in enumerate(parsed.texts) if same(text, side)]
+            if len(set(matches)) != 1:
+                return None
+            found[i] = matches[0]
+    return found[0], found[1]  # type: ignore[return-value]

@@ -29,19 +29,22 @@ import os
 import re
 import sys
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from typing import Any
 
 from tqdm import tqdm
 
+from eval.choices import option_letters
 from eval.extract import extract_answer, is_prose
 from eval.grading.commitment import asserts_existence_against, uncommitted, wrong_modulus
 from eval.grading.compare import equal
+from eval.grading.families import equiv_as_equation, renamings, strip_qualifier
 from eval.grading.forms import (
     asks_to_factor,
     choice_letters,
     decimal_commas,
+    elided_series,
     factor_count,
     percent_as_fraction,
     within_stated_rounding,
@@ -51,6 +54,7 @@ from eval.grading.plain_parse import ParseError, as_text, parse_plain
 from eval.grading.statements import gold_kind, value_in_words
 from eval.grading.statements import judge as judge_statement
 from eval.grading.timeouts import SymbolicWorker, WorkerTimeout
+from eval.grading.worded import worded_equal
 
 STATUSES = ("correct", "incorrect", "no_answer", "unparseable", "timeout")
 _ALTERNATIVES = re.compile(
@@ -175,8 +179,17 @@ def _decide(gold: str, pred: str, timeout_s: float, factoring: bool = False) -> 
     gold, pred = repair_escapes(gold), _last_side(repair_escapes(pred))
     if _squash(gold) == _squash(pred):  # the whole gold word for word, before a worded gold is cut to its value
         return _verdict("correct", pred, "normalised strings equal")
+    verdict = _decide_forms(
+        tuple(_rewritten(form) for form in _gold_answers(gold)), gold, _rewritten(pred), timeout_s, factoring
+    )
+    return replace(verdict, extracted=pred) if verdict.extracted is not None else verdict
+
+
+def _decide_forms(forms: tuple[str, ...], gold: str, pred: str, timeout_s: float, factoring: bool) -> Verdict:
+    """`pred` (rewritten) against the gold's rewritten forms, then with names aligned, as a percentage, and
+    within a rounding the gold states."""
     verdicts = []
-    for form in _gold_answers(gold):
+    for form in forms:
         try:
             verdict = _compare_one(form, pred, timeout_s, factoring)
         except AnswerTooComplex as exc:
@@ -184,12 +197,34 @@ def _decide(gold: str, pred: str, timeout_s: float, factoring: bool = False) -> 
         if verdict.correct:
             return verdict
         verdicts.append(verdict)
+    renamed = _renamed_verdict(forms, pred, timeout_s, factoring)
+    if renamed is not None:
+        return renamed
     percent = _percent_verdict(gold, pred, timeout_s)
     if percent is not None and percent.correct:
         return percent
     if within_stated_rounding(gold, pred):
         return _verdict("correct", pred, "within the rounding of the gold's stated approximation")
     return next((v for v in verdicts if v.status == "incorrect"), verdicts[0])
+
+
+def _rewritten(answer: str) -> str:
+    """An answer in the form the grammar reads: an elided series as its big operator, a function definition
+    without its quantifier tail, ``f \\equiv 0`` as ``f(x) = 0``."""
+    return elided_series(answer) or strip_qualifier(equiv_as_equation(answer))
+
+
+def _renamed_verdict(forms: tuple[str, ...], pred: str, timeout_s: float, factoring: bool) -> Verdict | None:
+    """A function answer equal to a gold form once its variable and constants carry the gold's names."""
+    for form in forms:
+        for renamed in renamings(form, pred):
+            try:
+                verdict = _compare_one(form, renamed, timeout_s, factoring)
+            except AnswerTooComplex:
+                continue
+            if verdict.correct:
+                return _verdict("correct", pred, "names aligned with the gold's: " + verdict.reason)
+    return None
 
 
 def _percent_verdict(gold: str, pred: str, timeout_s: float) -> Verdict | None:
@@ -238,12 +273,38 @@ def grade(gold: str, response: str, *, timeout_s: float = 2.0, problem: str | No
         if extracted is None
         else grade_answer(gold, extracted, timeout_s=timeout_s, problem=problem)
     )
+    if statement is not None and statement[0] and not verdict.correct and _explicit_opposite(gold, extracted, problem):
+        statement = None  # a boxed "No" is the answer, whatever the sentence before it seemed to say
     if statement is not None and statement[0] != verdict.correct and (statement[0] or gold_kind(gold) == "yesno"):
         verdict = _verdict("correct" if statement[0] else "incorrect", extracted, statement[1])
+    verdict = _read_words(gold, response, problem, verdict)
     if verdict.status == "unparseable" and verdict.extracted and gold_kind(gold) == "none" and statement is None:
         # "No integer solutions" is words our grammar cannot parse; a response that names values contradicts it.
         verdict = _verdict("incorrect", verdict.extracted, "the gold denies existence; the response names a value")
     return _committed(gold, response, problem, verdict)
+
+
+def _explicit_opposite(gold: str, extracted: str | None, problem: str | None) -> bool:
+    """Whether the extracted answer is itself a worded answer that the gold's reading contradicts."""
+    return bool(extracted) and worded_equal(gold, extracted, problem) is False  # type: ignore[arg-type]
+
+
+def _read_words(gold: str, response: str, problem: str | None, verdict: Verdict) -> Verdict:
+    """Option letters mapped through the problem's choices, then worded answers (`eval.grading.worded`):
+    each decides a verdict the value rules left incorrect or unread. A worded answer counts only when the
+    response boxed it: a phrase cut from a summary sentence is left to `eval.grading.statements`, which reads
+    the whole sentence against the question."""
+    pred = verdict.extracted
+    if verdict.correct or not pred:
+        return verdict
+    if problem:
+        letters = option_letters(gold, pred, problem, lambda option, side: grade_answer(option, side).correct)
+        if letters is not None:
+            status = "correct" if letters[0] == letters[1] else "incorrect"
+            return _verdict(status, pred, f"option letters compared through the problem's choices: {letters}")
+    if ("\\boxed" in response or "\\fbox" in response) and worded_equal(gold, pred, problem):
+        return _verdict("correct", pred, "worded answers read alike (eval.grading.worded)")
+    return verdict
 
 
 def _committed(gold: str, response: str, problem: str | None, verdict: Verdict) -> Verdict:

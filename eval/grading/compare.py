@@ -33,6 +33,12 @@ _POINTS = (
 _INTEGER_POINTS = tuple(sympy.Integer(n) for n in (4, 7, 11, 6, 9))  # sums are compared at n = 4, 7, 11
 _STEP_FUNCTIONS = (sympy.floor, sympy.ceiling, sympy.Mod, sympy.sign)
 _STEP_SCALE = sympy.Integer(37)
+# Floors and ceilings in n, m, k (olympiad answers in an integer parameter) are compared at integers: odd and
+# even, squares, powers of two and their neighbours, where ``\lceil n/2 \rceil`` = ``\lfloor (n+1)/2 \rfloor``,
+# ``\lfloor \log_2 n \rfloor + 1`` = ``\lceil \log_2 (n+1) \rceil`` hold and near misses break.
+_INTEGER_NAMES = {"n", "m", "k", "N", "M", "K"}
+_STEP_INTEGERS = tuple(sympy.Integer(v) for v in (2, 3, 4, 5, 7, 8, 9, 12, 16, 17, 25, 31, 64, 100, 101))
+_ROUNDING = (sympy.floor, sympy.ceiling)
 _FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "!=": "!="}
 
 Outcome = tuple[bool, str]
@@ -50,6 +56,9 @@ def _point_sets(a: sympy.Basic, b: sympy.Basic) -> list[dict[sympy.Basic, sympy.
     symbols = sorted(a.free_symbols | b.free_symbols, key=lambda s: s.name)
     if not symbols:
         return [{}]
+    if _integer_steps(a, b, symbols):
+        n = len(_STEP_INTEGERS)
+        return [{s: _STEP_INTEGERS[(i + 5 * j) % n] for j, s in enumerate(symbols)} for i in range(n)]
     big = _has_big_operator(a, b)
     counters = _bound_symbols(a) | _bound_symbols(b) if big else set()
     sets = [
@@ -59,7 +68,19 @@ def _point_sets(a: sympy.Basic, b: sympy.Basic) -> list[dict[sympy.Basic, sympy.
     if set(symbols) - counters and (a.has(*_STEP_FUNCTIONS) or b.has(*_STEP_FUNCTIONS)):
         # constant between jumps: small points can coincide (summation counters are integers already)
         sets += [{s: p if s in counters else p * _STEP_SCALE for s, p in point.items()} for point in sets]
+        # and at an integer, where floor and ceiling part: ``\lfloor x \rfloor`` is not ``\lceil x \rceil - 1``
+        sets.append({s: p if s in counters else sympy.Integer(13 + 6 * i) for i, (s, p) in enumerate(sets[0].items())})
     return sets
+
+
+def _integer_steps(a: sympy.Basic, b: sympy.Basic, symbols: list) -> bool:
+    """Whether a floor or ceiling in integer-named symbols only (no sum) asks for integer points."""
+    return (
+        len(symbols) <= 2
+        and all(getattr(s, "name", "") in _INTEGER_NAMES for s in symbols)
+        and (a.has(*_ROUNDING) or b.has(*_ROUNDING))
+        and not _has_big_operator(a, b)
+    )
 
 
 def _bound_symbols(expr: sympy.Basic) -> set[sympy.Basic]:

@@ -12,6 +12,9 @@
   polynomial itself is no factorization at all). Without the problem text this rule cannot apply.
 - A gold that says "or approximately 35.7%" accepts a decimal within half a unit of its last digit
   (``35.71%``); the gold itself states that precision. No other rule rounds.
+- An elided product or sum whose leading terms are integers in arithmetic progression (``1 \\cdot 3 \\cdot 5
+  \\cdots (2n-1)``, ``1^2 + 2^2 + \\cdots + n^2``; a common exponent allowed) is the ``\\prod``/``\\sum`` it
+  abbreviates, its count read from the last term; the big-operator rules then compare it.
 """
 
 from __future__ import annotations
@@ -28,6 +31,39 @@ _LEADING_CHOICE = re.compile(_OPEN + r"([A-E])\s*(?:\\?\)|\.|:)(?=[\s}$]|$)")
 _COMMA_DECIMAL = re.compile(r"-?\d+,\d+")
 _DECIMAL = re.compile(r"-?\d*\.\d+")
 _PERCENT = re.compile(r"^\s*\$?\s*(-?\d+(?:\.\d+)?)\s*(?:\\?%|\\text\{\s*\\?%\s*\}|\s(?:percent|pct)\b\.?)\s*\$?\s*$")
+
+
+_ELLIPSIS = r"(?:\\[lc]?dots|\\ldots|\\cdots|\.\.\.|…)"
+_TERM = r"(\d+)(?:\^\{?(\d+)\}?)?"
+_ELIDED = re.compile(
+    rf"^\s*{_TERM}\s*(\\cdot|\\times|\*|\+)\s*{_TERM}\s*(?:(?:\\cdot|\\times|\*|\+)\s*{_TERM}\s*)?"
+    rf"(?:\\cdot|\\times|\*|\+)?\s*{_ELLIPSIS}\s*(?:\\cdot|\\times|\*|\+)?\s*(.+?)\s*$"
+)
+_LAST_POWER = re.compile(r"^(\(.+\)|\{.+\}|[\w]+)\s*\^\s*\{?(\d+)\}?$")
+
+
+def elided_series(answer: str) -> str | None:
+    """``1 \\cdot 3 \\cdot 5 \\cdots (2n-1)`` as ``\\prod_{j=1}^{((2n-1)-1)/2+1} (1+(j-1)2)``; None when the
+    answer is not such a series (terms not in arithmetic progression, exponents that differ, mixed
+    operators, a last term with ``=`` or another ellipsis)."""
+    m = _ELIDED.match(answer) if len(answer) <= 200 else None
+    if not m:
+        return None
+    first, e1, op, second, e2, third, e3, last = m.group(1, 2, 3, 4, 5, 6, 7, 8)
+    if re.search(r"=|,|" + _ELLIPSIS, last) or (e1 or "1") != (e2 or "1") or (third and (e3 or "1") != (e1 or "1")):
+        return None
+    step = int(second) - int(first)
+    if step == 0 or (third and int(third) - int(second) != step):
+        return None
+    if e1:
+        power = _LAST_POWER.match(last)
+        if not power or power.group(2) != e1:
+            return None
+        last = power.group(1)
+    body = f"({first}+(j-1)\\cdot {step})" + (f"^{{{e1}}}" if e1 else "")
+    count = f"\\frac{{({last})-{first}}}{{{step}}}+1"
+    operator = "\\sum" if op == "+" else "\\prod"
+    return f"{operator}_{{j=1}}^{{{count}}} {body}"
 
 
 def choice_letters(gold: str, pred: str) -> tuple[str, str] | None:

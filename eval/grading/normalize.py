@@ -166,6 +166,10 @@ _UNIT_TAIL = re.compile(rf"(?<=[\d)}}.])\s*(?:(?:{_UNITS})\b\.?\s*(?:\^\s*\(?[23
 _TEXT_SEG = re.compile(r"\x01([^\x01\x02]*)\x02(\s*\^\s*\{?\s*[23]\s*\}?)?")
 _THOUSANDS = re.compile(r"(?<![\d.,])([1-9]\d{0,2}(?:,\d{3})+)(?![\d,]|\.\d*,)")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}|°")
+# ``\sin 15^\circ``: inside a trigonometric function a degree sign is a unit to convert, not to drop.
+_TRIG_DEGREES = re.compile(
+    r"(\\(?:sin|cos|tan|cot|sec|csc)\s*(?:\\left)?\s*\(?\s*)(\d+(?:\.\d+)?)\s*(?:\^\s*\{?\s*\\circ\s*\}?|°)"
+)
 _BARE_ROOT = re.compile(r"√\s*(\d+(?:\.\d+)?|[A-Za-z](?![A-Za-z(]))")
 _CHOOSE = re.compile(r"\{([^{}]*)\\choose([^{}]*)\}")
 _CONGRUENCE = re.compile(
@@ -390,6 +394,7 @@ def normalize(answer: str) -> str:
     check_size(answer)
     s = _BANG_THOUSANDS.sub("", strip_math_delimiters(answer))
     s = _APPROX_TAIL.sub("", s)
+    s = _TRIG_DEGREES.sub(r"\1(\2\\pi/180)", s)
     s = _DEGREES.sub(" ", s).replace("{,}", "").replace("\\%", " ").replace("%", " ")
     s = _congruence_residue(s)
     s = _CHOOSE.sub(r"\\binom{\1}{\2}", s)

@@ -32,6 +32,12 @@ from sympy.core.function import AppliedUndef
 
 MP = mpmath.MPContext()
 MP.dps = 50
+# Exact answers accepted at 50 digits are confirmed at 120: ``\sqrt{10^{40}+1}`` and ``10^{20}`` agree to 40
+# digits, ``e^{\pi\sqrt{163}}`` and ``640320^3+744`` to 30, and neither pair is equal.
+MP_CONFIRM = mpmath.MPContext()
+MP_CONFIRM.dps = 120
+_CONFIRM_RTOL = mpmath.mpf("1e-100")
+_CONFIRM_NOISE = mpmath.mpf("1e-114")
 _DOUBLE_NOISE = 1e-12  # relative rounding error allowed for a double evaluation (generous: ~1e4 ulps)
 _MP_NOISE = mpmath.mpf("1e-44")
 APPROX_RELATIVE_CAP = 1e-3
@@ -79,31 +85,38 @@ _DOUBLE_FUNCS: dict[type, Callable[..., float]] = {
     sympy.Abs: abs,
     sympy.factorial: lambda v: math.gamma(v + 1),
     sympy.binomial: _gamma_binomial,
-    sympy.floor: math.floor,
-    sympy.ceiling: math.ceil,
+    sympy.floor: lambda v: _snapped(v, 1e-12, math.floor),
+    sympy.ceiling: lambda v: _snapped(v, 1e-12, math.ceil),
 }
-_MP_FUNCS: dict[type, Callable[..., Any]] = {
-    sympy.sin: MP.sin,
-    sympy.cos: MP.cos,
-    sympy.tan: MP.tan,
-    sympy.cot: MP.cot,
-    sympy.sec: MP.sec,
-    sympy.csc: MP.csc,
-    sympy.asin: MP.asin,
-    sympy.acos: MP.acos,
-    sympy.atan: MP.atan,
-    sympy.sinh: MP.sinh,
-    sympy.cosh: MP.cosh,
-    sympy.tanh: MP.tanh,
-    sympy.exp: MP.exp,
-    sympy.log: MP.log,
-    sympy.Abs: abs,
-    sympy.factorial: MP.factorial,
-    sympy.binomial: MP.binomial,
-    sympy.floor: MP.floor,
-    sympy.ceiling: MP.ceil,
+_MP_FUNCS: dict[type, str] = {
+    sympy.sin: "sin",
+    sympy.cos: "cos",
+    sympy.tan: "tan",
+    sympy.cot: "cot",
+    sympy.sec: "sec",
+    sympy.csc: "csc",
+    sympy.asin: "asin",
+    sympy.acos: "acos",
+    sympy.atan: "atan",
+    sympy.sinh: "sinh",
+    sympy.cosh: "cosh",
+    sympy.tanh: "tanh",
+    sympy.exp: "exp",
+    sympy.log: "log",
+    sympy.factorial: "factorial",
+    sympy.binomial: "binomial",
 }
 _TRIG = {sympy.sin, sympy.cos, sympy.tan, sympy.cot, sympy.sec, sympy.csc}
+
+
+def _snapped(value: Any, rtol: Any, rounding: Callable[[Any], Any]) -> Any:
+    """Floor or ceiling of a value that rounding error may have put just beside an integer: within `rtol`
+    relative of one, the integer (a logarithm at a power of its base can land a hair below it)."""
+    if hasattr(value, "imag") and value.imag != 0:
+        return rounding(value)
+    real = value.real if hasattr(value, "real") else value
+    nearest = round(real)
+    return type(real)(nearest) if abs(real - nearest) <= rtol * max(1, abs(real)) else rounding(real)
 
 
 def _as_int(value: Any) -> int:
@@ -119,26 +132,27 @@ def _as_int(value: Any) -> int:
 class _Evaluator:
     """One evaluation in one arithmetic (doubles or mpmath), remembering the largest magnitude summed."""
 
-    def __init__(self, subs: dict[sympy.Symbol, Any], mp: bool):
+    def __init__(self, subs: dict[sympy.Symbol, Any], mp: bool, ctx: Any = MP):
         self.subs = subs
         self.mp = mp
+        self.ctx = ctx  # MP (50 digits) or MP_CONFIRM (120 digits)
         self.peak = 0.0
         self.terms = 0
 
     def constant(self, expr: sympy.Basic) -> Any:
         if expr is sympy.pi:
-            return MP.pi if self.mp else math.pi
+            return self.ctx.pi if self.mp else math.pi
         if expr is sympy.E:
-            return MP.e if self.mp else math.e
+            return self.ctx.e if self.mp else math.e
         if expr is sympy.I:
             if not self.mp:
                 raise _Escalate("imaginary unit")
-            return MP.mpc(0, 1)
+            return self.ctx.mpc(0, 1)
         raise Unsupported(type(expr).__name__)
 
     def value(self, expr: sympy.Basic) -> Any:
         if isinstance(expr, sympy.Rational):
-            return MP.mpf(int(expr.p)) / int(expr.q) if self.mp else int(expr.p) / int(expr.q)
+            return self.ctx.mpf(int(expr.p)) / int(expr.q) if self.mp else int(expr.p) / int(expr.q)
         if isinstance(expr, sympy.Symbol):
             if expr not in self.subs:
                 raise Unsupported(f"no point for {expr}")
@@ -146,7 +160,7 @@ class _Evaluator:
         if isinstance(expr, sympy.Add):
             terms = [self.value(a) for a in expr.args]
             self.peak = max(self.peak, *(float(abs(t)) for t in terms))
-            return MP.fsum(terms) if self.mp else math.fsum(terms)
+            return self.ctx.fsum(terms) if self.mp else math.fsum(terms)
         if isinstance(expr, sympy.Mul):
             product = self.value(expr.args[0])
             for a in expr.args[1:]:
@@ -156,8 +170,9 @@ class _Evaluator:
             base, exp = self.value(expr.args[0]), self.value(expr.args[1])
             if not self.mp:
                 return _real_power(base, exp)
-            result = MP.power(base, exp)
-            if MP.isfinite(result) and MP.mag(result) > MAX_MAGNITUDE_BITS:  # x^x at x = 10^9 has 9e9 digits
+            result = self.ctx.power(base, exp)
+            # x^x at x = 10^9 has 9e9 digits
+            if self.ctx.isfinite(result) and self.ctx.mag(result) > MAX_MAGNITUDE_BITS:
                 raise Unsupported("an intermediate value too large to evaluate")
             return result
         return self.call(expr)
@@ -172,21 +187,21 @@ class _Evaluator:
         saved = self.subs.get(index)
         terms = []
         for i in range(lo, hi + 1):
-            self.subs[index] = MP.mpf(i) if self.mp else float(i)
+            self.subs[index] = self.ctx.mpf(i) if self.mp else float(i)
             terms.append(self.value(expr.function))
         self.subs.pop(index)
         if saved is not None:
             self.subs[index] = saved
         if isinstance(expr, sympy.Product):
-            return MP.fprod(terms) if self.mp else math.prod(terms)
+            return self.ctx.fprod(terms) if self.mp else math.prod(terms)
         self.peak = max([self.peak, *(float(abs(t)) for t in terms)])
-        return MP.fsum(terms) if self.mp else math.fsum(terms)
+        return self.ctx.fsum(terms) if self.mp else math.fsum(terms)
 
     def sequence_term(self, expr: sympy.Basic) -> Any:
         """``F(k)``, a term of an unknown sequence: a fixed pseudo-random value per (name, integer index)."""
         index = _as_int(self.value(expr.args[0]))
         value = 1 + zlib.crc32(f"{expr.func.__name__}:{index}".encode()) / 2**32
-        return MP.mpf(value) if self.mp else value
+        return self.ctx.mpf(value) if self.mp else value
 
     def integral(self, expr: sympy.Integral) -> Any:
         """A definite integral by mpmath's quadrature (50 digits only: doubles escalate)."""
@@ -194,7 +209,7 @@ class _Evaluator:
             raise _Escalate("quadrature runs at 50 digits")
         ((variable, lower, upper),) = expr.limits
         a, b = self.value(lower), self.value(upper)
-        if MP.isfinite(a) and MP.isfinite(b) and abs(b - a) > MAX_INTEGRATION_RANGE:
+        if self.ctx.isfinite(a) and self.ctx.isfinite(b) and abs(b - a) > MAX_INTEGRATION_RANGE:
             raise Unsupported("an integration range too wide for quadrature")
         saved = dict(self.subs)
 
@@ -206,11 +221,21 @@ class _Evaluator:
             return self.value(expr.function)
 
         try:
-            result = MP.quad(integrand, [a, b])
+            result = self.ctx.quad(integrand, [a, b])
         finally:
             self.subs = saved
         self.peak = max(self.peak, float(abs(result)))
         return result
+
+    def _mp_function(self, expr: sympy.Basic) -> Callable[..., Any] | None:
+        if isinstance(expr, sympy.Abs):
+            return abs
+        if isinstance(expr, (sympy.floor, sympy.ceiling)):
+            rounding = self.ctx.floor if isinstance(expr, sympy.floor) else self.ctx.ceil
+            tol = self.ctx.mpf(10) ** (10 - self.ctx.dps)
+            return lambda v: _snapped(v, tol, rounding)
+        name = _MP_FUNCS.get(type(expr))
+        return getattr(self.ctx, name) if name else None
 
     def call(self, expr: sympy.Basic) -> Any:
         if isinstance(expr, (sympy.Sum, sympy.Product)):
@@ -221,13 +246,12 @@ class _Evaluator:
             return self.sequence_term(expr)
         if not expr.args:
             return self.constant(expr)
-        table = _MP_FUNCS if self.mp else _DOUBLE_FUNCS
-        func = table.get(type(expr))
+        func = self._mp_function(expr) if self.mp else _DOUBLE_FUNCS.get(type(expr))
         if func is None:
             raise Unsupported(type(expr).__name__)
         args = [self.value(a) for a in expr.args]
         if type(expr) in _TRIG:
-            if self.mp and MP.isfinite(args[0]) and MP.mag(args[0]) > MAX_TRIG_ARGUMENT_BITS:
+            if self.mp and self.ctx.isfinite(args[0]) and self.ctx.mag(args[0]) > MAX_TRIG_ARGUMENT_BITS:
                 raise Unsupported("a trigonometric argument too large to reduce")  # reduction costs its digits
             self.peak = max(self.peak, float(abs(args[0])))
         return func(*args)
@@ -280,7 +304,28 @@ def _mp_verdict(x: sympy.Basic, y: sympy.Basic, subs: dict, rtol: float, floor: 
     noise = _MP_NOISE * max(ev.peak, scale)
     if noise > rtol * scale / 1000:
         return "undecided"
-    return bool(diff <= tolerance(abs(fx), abs(fy), rtol, floor))
+    if not diff <= tolerance(abs(fx), abs(fy), rtol, floor):
+        return False
+    return floor > 0 or _confirmed(x, y, subs)
+
+
+def _confirmed(x: sympy.Basic, y: sympy.Basic, subs: dict) -> bool:
+    """An exact pair equal at 50 digits, evaluated again at 120: False only when the difference is then
+    certain (beyond the cancellation bound) — values that agree to 40 digits are still different values.
+    Integrals are not confirmed: quadrature error, not the values, would decide at 120 digits."""
+    if x.has(sympy.Integral) or y.has(sympy.Integral):
+        return True
+    ev = _Evaluator({k: MP_CONFIRM.mpf(int(v.p)) / int(v.q) for k, v in subs.items()}, mp=True, ctx=MP_CONFIRM)
+    try:
+        fx, fy = ev.value(x), ev.value(y)
+    except (ZeroDivisionError, ValueError, Unsupported):
+        return True
+    if not all(MP_CONFIRM.isfinite(v) for v in (fx, fy)):
+        return True
+    diff, scale = abs(fx - fy), max(abs(fx), abs(fy))
+    if _CONFIRM_NOISE * max(ev.peak, scale) > _CONFIRM_RTOL * scale / 1000:
+        return True  # too much cancellation to tell more than the 50-digit pass did
+    return bool(diff <= _CONFIRM_RTOL * scale)
 
 
 def close_at(

@@ -186,9 +186,13 @@ def _has_stem(tokens: tuple[str, ...], stem: str) -> bool:
     )
 
 
+# "Because $a \\equiv 3$ while ..., the equation has no solutions": the reason ends at the first comma outside math.
+_LEADING_REASON = re.compile(r"^\s*(?:because|since)\b[^,$]*(?:\$[^$]*\$[^,$]*)*,\s*", re.IGNORECASE)
+
+
 def main_clause(sentence: str) -> str:
-    """The sentence without a leading "If ..., then" and without its explanation ("because ...")."""
-    return _SUBORDINATE.sub("", _LEADING_IF.sub("", sentence.strip()))
+    """The sentence without a leading "If ..., then" or "Because ...," and without its explanation."""
+    return _SUBORDINATE.sub("", _LEADING_REASON.sub("", _LEADING_IF.sub("", sentence.strip())))
 
 
 def question_of(problem: str) -> str | None:
@@ -310,8 +314,18 @@ def value_in_words(gold: str) -> str | None:
     return m.group(1).strip() if m else None
 
 
+def _unwrapped(gold: str) -> str:
+    """A gold written in ``\\text{}`` (``\\text{No solutions}``, olympiad style) as its words; other golds as
+    they are."""
+    if "\\text" not in gold:
+        return gold
+    words = re.sub(r"\\text\s*\{([^{}]*)\}", r" \1 ", gold).replace("$", " ")
+    return gold if "\\" in words else re.sub(r"\s+", " ", words).strip()
+
+
 def gold_kind(gold: str) -> str:
     """``yesno``, ``none`` (non-existence), ``words`` (a worded gold) or ``value``."""
+    gold = _unwrapped(gold)
     if value_in_words(gold):
         return "value"
     if _GOLD_YES_NO.match(gold):
@@ -334,6 +348,7 @@ def judge(gold: str, response: str, problem: str | None) -> tuple[bool, str] | N
     """
     if len(response) > MAX_STATEMENT_CHARS or not response.strip():
         return None
+    gold = _unwrapped(gold)
     if states_all(gold, response):
         return True, "the sentence says all, as the gold's remark does"
     kind = gold_kind(gold)
