@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from eval.choices import option_letters
 from eval.extract import extract_answer, is_prose
-from eval.grading.commitment import asserts_existence_against, uncommitted, wrong_modulus
+from eval.grading.commitment import asserts_existence_against, case_split, uncommitted, wrong_modulus
 from eval.grading.compare import equal
 from eval.grading.families import equiv_as_equation, renamings, strip_qualifier
 from eval.grading.forms import (
@@ -316,6 +316,9 @@ def _committed(gold: str, response: str, problem: str | None, verdict: Verdict) 
         return _verdict("no_answer", verdict.extracted, hedge)
     if asserts_existence_against(gold, response):
         return _verdict("incorrect", verdict.extracted, "the sentence asserts existence; the gold denies it")
+    cases = case_split(gold, response)
+    if cases:
+        return _verdict("incorrect", verdict.extracted, cases)
     modulus = wrong_modulus(problem, verdict.extracted)
     return _verdict("incorrect", verdict.extracted, modulus) if modulus else verdict
 

@@ -231,3 +231,23 @@ def test_grade_many_passes_the_problem():
     problem = "Is the number 2^61 - 1 composite?"
     pairs = [("No", "The number 2^61 - 1 is prime.", problem), ("No", "The number 2^61 - 1 is prime.")]
     assert [v.correct for v in grade_many(pairs, workers=1, progress=False)] == [True, False]
+
+
+@pytest.mark.parametrize(
+    "gold, response, correct",
+    [
+        # CHAMP P_Number-Theory_58's kind: a case split names the gold's value and another one
+        (
+            "0 is the only possible value",
+            "The possible values are \\(0\\) when \\(n\\) is even, and \\(n+1\\) when \\(n\\) is odd.",
+            False,
+        ),
+        ("1", "The remainder is 1 if k is odd and 0 otherwise.", False),
+        # one value under one condition is not a case split
+        ("4", "The sum is 4 when x = 2.", True),
+        # a gold with cases of its own is left to the value rules
+        ("0 if n is even, 1 if n is odd", "It is 0 if n is even, and 1 if n is odd.", True),
+    ],
+)
+def test_a_summary_answering_by_cases_is_not_the_gold_s_single_value(gold, response, correct):
+    assert grade(gold, response).correct is correct

@@ -11,6 +11,9 @@ positives (and cost a miss where a rule is too broad: each is measured on the ha
   exceptions ("0 for all n except ...") that the gold does not have.
 - **Existence against a gold that denies it** (``incorrect``): "exactly one real zero, x = 0" for "0 (i.e., no
   real zeros)": the sentence asserts that something exists while the gold says nothing does.
+- **Cases with other values** (``incorrect``): "0 when n is even, and n+1 when n is odd" for "0 is the only
+  possible value": a sentence that splits into two or more cases answers more than the one value the gold
+  states (a gold with cases of its own is left to the value rules).
 - **Wrong modulus** (``incorrect``): a congruence answers with its residue only when its modulus is the one
   the problem asks for ("≡ 2 (mod 7)" for a question about mod 11).
 
@@ -54,6 +57,8 @@ _EXISTS = re.compile(
     r"|\b(?:has|have) (?:a|an|one|two|three|0*[1-9]\d*) (?:real|integer|positive|rational)?\s*(?:zero|root|solution)",
     re.IGNORECASE,
 )
+# a case of an answer: "when n is even", "if k is odd", "otherwise", "for odd n"
+_CASE = re.compile(r"\b(?:when(?:ever)?|if|otherwise|for (?:odd|even|all other|other))\b", re.IGNORECASE)
 _BOXED = re.compile(r"\\(?:boxed|fbox)\b|final answer", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?](?:\s+|$)(?=[A-Z$\\]|$)")
 _RELATIVE = re.compile(r"\b(?:for which|such that|that|which|where|whose|with)\b", re.IGNORECASE)
@@ -100,6 +105,13 @@ def asserts_existence_against(gold: str, response: str) -> bool:
         return False
     clause = _RELATIVE.split(main_clause(response))[0]  # "There are 0 values of n for which P has at least one"
     return bool(_EXISTS.search(clause)) and not re.search(r"\b(?:no|not|none|never)\b", clause, re.I)
+
+
+def case_split(gold: str, response: str) -> str | None:
+    """Why a short response answers by cases the gold does not have (two or more case markers), else None."""
+    if not _is_summary(response) or _CASE.search(gold) or len(_CASE.findall(main_clause(response))) < 2:
+        return None
+    return "the sentence answers by cases with other values; the gold states one"
 
 
 def wrong_modulus(problem: str | None, answer: str | None) -> str | None:
