@@ -39,6 +39,7 @@ _TOKEN = re.compile(r"\\([A-Za-z]+)|([A-Za-z]+)|(\d+)|([+\-−=<>≤≥≠])")
 _TEX_MATH = re.compile(
     r"\$\$(.+?)\$\$|\$(.+?)\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|\\begin\{([a-z]+\*?)\}(.+?)\\end\{\5\}", re.S
 )
+TEX_MATH = _TEX_MATH  # TeX math segments ($...$, \\[...\\], environments), for `curation.semantic`
 _FORMULA_CHARS = re.compile(r"[\d=+^_<>≤≥≠*/|\\()]")
 _ORDINAL = re.compile(r"^(?:([a-z])th|(\d+)(?:st|nd|rd|th))$")
 _NUMBER_WORDS = {
@@ -66,11 +67,25 @@ _FORMATTING = frozenset(
 )
 _SKIP_WORDS = frozenset(("st", "nd", "rd", "th"))
 _TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
-_UNITS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9}
-_COMPOUND = re.compile(rf"\b({'|'.join(_TENS)})[- ]({'|'.join(_UNITS)})\b", re.I)
+_SMALL = {word: int(value) for word, value in _NUMBER_WORDS.items() if int(value) < 20}
+_SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
+# A run of number words ("two thousand twenty-five", "one hundred and five", "ninety-nine"): folded whole.
+_NUMBER_WORD = rf"(?:{'|'.join([*_SMALL, *_TENS, *_SCALES])})"
+_NUMBER_PHRASE = re.compile(
+    rf"\b(?:a|{_NUMBER_WORD})(?:(?:[- ]|\s+and\s+){_NUMBER_WORD})+\b"
+    r"(?![- ](?:half|halves|third|quarter|fourth|fifth))",
+    re.I,
+)
+# Fractions in words ("three quarters", "a half", "two thirds"), after a count or an article.
+_DENOMINATORS = {"half": 2, "halves": 2, "third": 3, "thirds": 3, "quarter": 4, "quarters": 4, "fourth": 4,
+                 "fourths": 4, "fifth": 5, "fifths": 5}  # fmt: skip
+_COUNTS = "|".join(w for w in _SMALL if w not in ("zero", "one"))
+_FRACTION = re.compile(rf"\b(a|one|{_COUNTS})[- ]({'|'.join(_DENOMINATORS)})\b(?!-)", re.I)
 # Numbers a problem states (`numbers_of`): digits, number words, and the words that mean a number.
 _WORD_VALUE = _NUMBER_WORDS | {"twice": "2", "double": "2", "half": "1/2", "thrice": "3"}
-_NUMBER = re.compile(r"\d+(?:\.\d+)?|\b(?:" + "|".join(_WORD_VALUE) + r")\b", re.I)
+# \frac{1}{2}, \dfrac12, \tfrac 1 2: the fraction 1/2, as "1/2" and "one half" read.
+_TEX_FRACTION = re.compile(r"\\[dt]?frac\s*(?:\{\s*(\d+)\s*\}|(\d))\s*(?:\{\s*(\d+)\s*\}|(\d))")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?(?:/\d+)?|\b(?:" + "|".join(_WORD_VALUE) + r")\b", re.I)
 
 
 def _prepare(text: str) -> str:
@@ -193,13 +208,52 @@ def aligned_similarity(pool_words: Sequence[str], item_words: Sequence[str], wei
     return matched / (total + inserted)
 
 
-def _compound(match: re.Match[str]) -> str:
-    return str(_TENS[match[1].lower()] + _UNITS[match[2].lower()])
+def _phrase_value(match: re.Match[str]) -> str:
+    """The value of a run of number words; split at "and" when the whole run is not one number ("two
+    thousand and five" is 2005, "twenty-five and one hundred" 25 and 100); words that read as no number stay."""
+    whole = _words_value(match[0])
+    if whole is not None:
+        return whole
+    parts = re.split(r"(\s+and\s+)", match[0])
+    return "".join(part if index % 2 else _words_value(part) or part for index, part in enumerate(parts))
+
+
+def _words_value(phrase: str) -> str | None:
+    words = [w for w in re.split(r"[- ]+", phrase.lower()) if w and w != "and"]
+    total, current = 0, 0
+    for position, word in enumerate(words):
+        if word == "a":
+            if position or len(words) == 1 or words[1] not in _SCALES:
+                return None
+            current = 1
+        elif word in _SCALES:
+            if word == "hundred":
+                current = max(current, 1) * 100
+            else:
+                total, current = total + max(current, 1) * _SCALES[word], 0
+        elif word in _TENS and current % 100 == 0:
+            current += _TENS[word]
+        elif word in _SMALL and (current % 100 == 0 or (current % 10 == 0 < _SMALL[word] < 10 <= current % 100)):
+            current += _SMALL[word]
+        else:  # "two three": a list, not one number
+            return None
+    return str(total + current)
+
+
+def _fraction_value(match: re.Match[str]) -> str:
+    count = 1 if match[1].lower() in ("a", "one") else _SMALL[match[1].lower()]
+    return f"{count}/{_DENOMINATORS[match[2].lower()]}"
+
+
+def _fraction(match: re.Match[str]) -> str:
+    return f"{match[1] or match[2]}/{match[3] or match[4]}"
 
 
 def fold_number_words(text: str) -> str:
-    """Compound number words as digits: "Thirty-five" -> "35" (`content_tokens` alone gives 30 and 5)."""
-    return _COMPOUND.sub(_compound, text)
+    """Number words as digits: "Thirty-five" -> "35", "two thousand twenty-five" -> "2025", "one hundred" ->
+    "100", "three quarters" -> "3/4" (`content_tokens` alone gives 30 and 5). A run that does not read as
+    one number ("two three") is left as it is."""
+    return _NUMBER_PHRASE.sub(_phrase_value, _FRACTION.sub(_fraction_value, text))
 
 
 def numbers_of(text: str, *, words: bool = True) -> Counter[str]:
@@ -208,7 +262,7 @@ def numbers_of(text: str, *, words: bool = True) -> Counter[str]:
     Semantic decontamination's and dedup's evidence that two texts pose the same problem with the same values.
     ``words=False``: digits only (compound number words included, as they are folded to digits first).
     """
-    found = _NUMBER.findall(_THOUSANDS.sub("", fold_number_words(text)))
+    found = _NUMBER.findall(_TEX_FRACTION.sub(_fraction, _THOUSANDS.sub("", fold_number_words(text))))
     return Counter(_WORD_VALUE.get(n.lower(), n) for n in found if words or n[0].isdigit())
 
 

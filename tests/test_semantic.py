@@ -260,3 +260,34 @@ def test_decontam_stage_asks_the_judge_through_a_replay_file(tmp_path):
     curate_items(problems, chains, stages, ["decontam"], tmp_path / "run", benchmark_specs=specs)
     detail = rejects_of(tmp_path / "run")["unit"]["detail"]
     assert detail["method"] == "semantic_judge" and detail["item_id"] == "rect"
+
+
+def test_number_words_fold_whole_phrases_and_fractions():
+    assert numbers_of("two thousand twenty-five and one hundred") == {"2025": 1, "100": 1}
+    assert numbers_of("one hundred and five") == {"105": 1}
+    assert numbers_of("three quarters of a turn, a fifth-degree polynomial") == {"3/4": 1}
+    halves = [set(numbers_of(t)) for t in ("one half", "$\\frac{1}{2}$", "$\\dfrac12$")]
+    assert halves == [{"1/2"}] * 3
+    assert numbers_of("two three") == {"2": 1, "3": 1}  # a list, not one number
+
+
+def test_formulas_read_out_embed_like_their_words():
+    item = "What is the value of $513^2 - 487^2$?"
+    words = "What do you get when you subtract the square of 487 from the square of 513?"
+    assert semantic.spoken_math("$3m + 4n = 100$").strip(" $").split() == "3 times m plus 4 times n equals 100".split()
+    assert semantic.embedding_text(item).split()[-5:] == ["513", "squared", "minus", "487", "squared"]
+    assert similarity(item, words) > 0.85
+
+
+def test_rare_shared_numbers_confirm_a_formula_restated_in_words():
+    """The math test fails (prose has no formula); 513 and 487, which no other item states, decide."""
+    item = "What is the value of $513^2 - 487^2$?"
+    words = "What do you get when you subtract the square of 487 from the square of 513?"
+    sibling = "What do you get when you subtract the square of 487 from the square of 523?"
+    rarity = semantic.NumberRarity.of([item, *(f"Compute ${n}^2 + {n + 1}$." for n in range(1, 400))])
+    assert rarity.weight("513") > 5 > 1 > rarity.weight("2")
+    assert confirm(words, item, similarity(item, words), OPTIONS) is None  # no rarity table: the first path only
+    match = confirm(words, item, similarity(item, words), OPTIONS, "b/x", rarity)
+    assert match is not None and match.method == "rare_numbers" and match.rare >= OPTIONS.min_rare
+    assert confirm(sibling, item, similarity(item, sibling), OPTIONS, "b/x", rarity) is None
+    assert confirm(words, item, OPTIONS.rare_threshold - 0.01, OPTIONS, "b/x", rarity) is None
