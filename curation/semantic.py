@@ -120,6 +120,18 @@ def _wordllama() -> Embedder:
     return lambda texts: model.embed(texts, norm=False, batch_size=64)
 
 
+@functools.lru_cache(maxsize=1 << 14)
+def _numbers(text: str, words: bool = True) -> frozenset[str]:
+    """`curation.similarity.numbers_of`'s distinct numbers, cached: a benchmark item is compared with many
+    pool problems."""
+    return frozenset(numbers_of(text, words=words))
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _named_content(text: str) -> tuple[str, ...]:
+    return tuple(named_content(text))
+
+
 def named_content(text: str) -> list[str]:
     """`curation.similarity.content_tokens` with every name as ``x`` (as in `embedding_text`) and a negating
     prefix as the word ``not`` ("indistinguishable" -> "not distinguishable", "nonzero" -> "not zero")."""
@@ -131,7 +143,7 @@ def named_content(text: str) -> list[str]:
 def content_share(a: str, b: str) -> float:
     """The two texts' content tokens (math, numbers, negations; names as ``x``) in common, in order, over
     the longer list (1.0 when neither has any): formulas that differ by a sign or a term score low."""
-    x, y = named_content(a), named_content(b)
+    x, y = _named_content(a), _named_content(b)
     return lcs_length(x, y) / max(len(x), len(y)) if x or y else 1.0
 
 
@@ -354,10 +366,10 @@ class NumberRarity:
         """``(shared weight, item recall, pool extra)``: the rarity-weighted numbers both state, the share of
         the item's digits the pool states, and the share of the pool's digits the item does not state
         (number words on one side only are not counted, as in `evidence`)."""
-        ours, theirs = set(numbers_of(pool_text)), set(numbers_of(item_text))
+        ours, theirs = _numbers(pool_text), _numbers(item_text)
         shared = ours & theirs
-        item_side = set(numbers_of(item_text, words=False)) | shared
-        pool_digits = set(numbers_of(pool_text, words=False))
+        item_side = _numbers(item_text, False) | shared
+        pool_digits = _numbers(pool_text, False)
         total = sum(map(self.weight, shared))
         item_weight = sum(map(self.weight, item_side))
         extra_weight = sum(map(self.weight, pool_digits - theirs))
@@ -378,9 +390,9 @@ def evidence(
     does not count: prose says "one", "two" or "half" where a paraphrase need not (on the tuning paraphrases
     2 more caught, 8 more MATH-train flags against MATH500, none against AIME/AMC). A swap counts every number.
     """
-    ours, theirs = set(numbers_of(pool_text)), set(numbers_of(other_text))
+    ours, theirs = _numbers(pool_text), _numbers(other_text)
     shared = ours & theirs
-    counted = set(numbers_of(pool_text, words=False)) | set(numbers_of(other_text, words=False)) | shared
+    counted = _numbers(pool_text, False) | _numbers(other_text, False) | shared
     words = sorted(content_words(pool_text) & content_words(other_text), key=lambda w: (-len(w), w))
     return SemanticMatch(
         key,
