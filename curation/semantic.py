@@ -124,7 +124,7 @@ def _wordllama() -> Embedder:
 def _numbers(text: str, words: bool = True) -> frozenset[str]:
     """`curation.similarity.numbers_of`'s distinct numbers, cached: a benchmark item is compared with many
     pool problems."""
-    return frozenset(numbers_of(text, words=words))
+    return frozenset(numbers_of(text, words=words, whole=True))
 
 
 @functools.lru_cache(maxsize=1 << 14)
@@ -355,7 +355,7 @@ class NumberRarity:
         counts: Counter[str] = Counter()
         documents = 0
         for text in texts:
-            counts.update(set(numbers_of(text)))
+            counts.update(_numbers(text))
             documents += 1
         return cls(dict(counts), documents)
 

@@ -67,6 +67,8 @@ _FORMATTING = frozenset(
 )
 _SKIP_WORDS = frozenset(("st", "nd", "rd", "th"))
 _TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
+_UNITS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9}
+_COMPOUND = re.compile(rf"\b({'|'.join(_TENS)})[- ]({'|'.join(_UNITS)})\b", re.I)
 _SMALL = {word: int(value) for word, value in _NUMBER_WORDS.items() if int(value) < 20}
 _SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
 # A run of number words ("two thousand twenty-five", "one hundred and five", "ninety-nine"): folded whole.
@@ -86,6 +88,7 @@ _WORD_VALUE = _NUMBER_WORDS | {"twice": "2", "double": "2", "half": "1/2", "thri
 # \frac{1}{2}, \dfrac12, \tfrac 1 2: the fraction 1/2, as "1/2" and "one half" read.
 _TEX_FRACTION = re.compile(r"\\[dt]?frac\s*(?:\{\s*(\d+)\s*\}|(\d))\s*(?:\{\s*(\d+)\s*\}|(\d))")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?(?:/\d+)?|\b(?:" + "|".join(_WORD_VALUE) + r")\b", re.I)
+_PLAIN_NUMBER = re.compile(r"\d+(?:\.\d+)?|\b(?:" + "|".join(_WORD_VALUE) + r")\b", re.I)
 
 
 def _prepare(text: str) -> str:
@@ -245,6 +248,10 @@ def _fraction_value(match: re.Match[str]) -> str:
     return f"{count}/{_DENOMINATORS[match[2].lower()]}"
 
 
+def _compound(match: re.Match[str]) -> str:
+    return str(_TENS[match[1].lower()] + _UNITS[match[2].lower()])
+
+
 def _fraction(match: re.Match[str]) -> str:
     return f"{match[1] or match[2]}/{match[3] or match[4]}"
 
@@ -256,13 +263,20 @@ def fold_number_words(text: str) -> str:
     return _NUMBER_PHRASE.sub(_phrase_value, _FRACTION.sub(_fraction_value, text))
 
 
-def numbers_of(text: str, *, words: bool = True) -> Counter[str]:
+def numbers_of(text: str, *, words: bool = True, whole: bool = False) -> Counter[str]:
     """The numbers a problem states (digits, decimals, number words: "fifty-four" -> 54), counted.
 
     Semantic decontamination's and dedup's evidence that two texts pose the same problem with the same values.
-    ``words=False``: digits only (compound number words included, as they are folded to digits first).
+    ``words=False``: digits only (number words included when folded to digits first). ``whole`` (semantic
+    decontamination): number phrases and fractions read whole (`fold_number_words`: "two thousand
+    twenty-five" -> 2025; "1/2", "$\\frac12$" and "one half" -> 1/2); otherwise (dedup's precision rule, as
+    its golden decisions were measured) only compounds like "fifty-four" are folded and a fraction is its
+    two numbers.
     """
-    found = _NUMBER.findall(_TEX_FRACTION.sub(_fraction, _THOUSANDS.sub("", fold_number_words(text))))
+    if whole:
+        found = _NUMBER.findall(_TEX_FRACTION.sub(_fraction, _THOUSANDS.sub("", fold_number_words(text))))
+    else:
+        found = _PLAIN_NUMBER.findall(_THOUSANDS.sub("", _COMPOUND.sub(_compound, text)))
     return Counter(_WORD_VALUE.get(n.lower(), n) for n in found if words or n[0].isdigit())
 
 

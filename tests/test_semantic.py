@@ -263,12 +263,13 @@ def test_decontam_stage_asks_the_judge_through_a_replay_file(tmp_path):
 
 
 def test_number_words_fold_whole_phrases_and_fractions():
-    assert numbers_of("two thousand twenty-five and one hundred") == {"2025": 1, "100": 1}
-    assert numbers_of("one hundred and five") == {"105": 1}
-    assert numbers_of("three quarters of a turn, a fifth-degree polynomial") == {"3/4": 1}
-    halves = [set(numbers_of(t)) for t in ("one half", "$\\frac{1}{2}$", "$\\dfrac12$")]
-    assert halves == [{"1/2"}] * 3
-    assert numbers_of("two three") == {"2": 1, "3": 1}  # a list, not one number
+    assert numbers_of("two thousand twenty-five and one hundred", whole=True) == {"2025": 1, "100": 1}
+    assert numbers_of("one hundred and five", whole=True) == {"105": 1}
+    assert numbers_of("three quarters of a turn, a fifth-degree polynomial", whole=True) == {"3/4": 1}
+    halves = [set(numbers_of(t, whole=True)) for t in ("one half", "$\\frac{1}{2}$", "$\\dfrac12$", "1/2")]
+    assert halves == [{"1/2"}] * 4
+    assert numbers_of("two three", whole=True) == {"2": 1, "3": 1}  # a list, not one number
+    assert numbers_of("one hundred and $\\frac{1}{2}$") == {"1": 2, "100": 1, "2": 1}  # dedup's reading: as it was
 
 
 def test_formulas_read_out_embed_like_their_words():
