@@ -31,6 +31,7 @@ import difflib
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 
 from eval.grader import verify
 
@@ -263,6 +264,63 @@ def fold_number_words(text: str) -> str:
     return _NUMBER_PHRASE.sub(_phrase_value, _FRACTION.sub(_fraction_value, text))
 
 
+# Quantities with a unit, in one base unit per kind, so that a unit change keeps the quantity: "6.5 millimeters"
+# and "0.65 centimeters" both read 13/2000[length] (metres), "4 hours" and "240 minutes" 14400[time].
+_UNITS_BY_KIND: dict[str, dict[str, Fraction]] = {
+    "length": {"millimeter": Fraction(1, 1000), "millimetre": Fraction(1, 1000), "mm": Fraction(1, 1000),
+               "centimeter": Fraction(1, 100), "centimetre": Fraction(1, 100), "cm": Fraction(1, 100),
+               "meter": Fraction(1), "metre": Fraction(1), "kilometer": Fraction(1000), "kilometre": Fraction(1000),
+               "km": Fraction(1000), "inch": Fraction(254, 10000), "inche": Fraction(254, 10000),
+               "foot": Fraction(3048, 10000), "feet": Fraction(3048, 10000), "ft": Fraction(3048, 10000),
+               "yard": Fraction(9144, 10000), "yd": Fraction(9144, 10000), "mile": Fraction(1609344, 1000)},
+    "time": {"second": Fraction(1), "sec": Fraction(1), "minute": Fraction(60), "hour": Fraction(3600),
+             "hr": Fraction(3600), "day": Fraction(86400), "week": Fraction(604800)},
+    "mass": {"milligram": Fraction(1, 1000), "mg": Fraction(1, 1000), "gram": Fraction(1), "kilogram": Fraction(1000),
+             "kg": Fraction(1000)},
+    "weight": {"ounce": Fraction(1, 16), "oz": Fraction(1, 16), "pound": Fraction(1), "lb": Fraction(1)},
+    "money": {"cent": Fraction(1, 100), "dollar": Fraction(1)},
+    "angle": {"degrees": Fraction(1), "turn": Fraction(360), "revolution": Fraction(360)},
+    "volume": {"milliliter": Fraction(1, 1000), "millilitre": Fraction(1, 1000), "ml": Fraction(1, 1000),
+               "liter": Fraction(1), "litre": Fraction(1)},
+}  # fmt: skip
+_UNIT = {unit: (kind, factor) for kind, units in _UNITS_BY_KIND.items() for unit, factor in units.items()}
+_AMOUNT = rf"(?:\d+(?:\.\d+)?(?:/\d+)?|{'|'.join(_NUMBER_WORDS)})(?:\s+and\s+\d+/\d+)?"
+_QUANTITY = re.compile(
+    rf"(?<![\w.])({_AMOUNT})(?:[\s$-]|\\(?:text|mbox|mathrm)\s*\{{|\\[ ,;])*(?:full\s+)?"
+    rf"(square\s+|cubic\s+)?({'|'.join(sorted(_UNIT, key=len, reverse=True))})s?\b",
+    re.I,
+)
+_MONEY = re.compile(r"\\\$\s*(\d+(?:\.\d+)?)")
+_DEGREES = re.compile(r"(\d+(?:\.\d+)?)\s*\^\s*\{?\s*\\circ\s*\}?")  # 60^\circ; "degree" alone is a polynomial's
+
+
+def _amount(text: str) -> Fraction:
+    whole, _, part = text.lower().partition(" and ")
+    value = Fraction(_NUMBER_WORDS.get(whole, whole))
+    return value + Fraction(part.strip()) if part else value
+
+
+def _quantities(text: str) -> tuple[str, list[str]]:
+    """``text`` less its quantities with a unit, and those quantities as ``<value in the base unit>[<kind>]``."""
+    found: list[str] = []
+
+    def take(match: re.Match[str]) -> str:
+        kind, factor = _UNIT[match[3].lower()]
+        power = 2 if (match[2] or "").lower().startswith("square") else 3 if match[2] else 1
+        found.append(f"{_amount(match[1]) * factor**power}[{kind}{power if power > 1 else ''}]")
+        return " "
+
+    def money(match: re.Match[str]) -> str:
+        found.append(f"{Fraction(match[1])}[money]")
+        return " "
+
+    def degrees(match: re.Match[str]) -> str:
+        found.append(f"{Fraction(match[1])}[angle]")
+        return " "
+
+    return _QUANTITY.sub(take, _DEGREES.sub(degrees, _MONEY.sub(money, text))), found
+
+
 def numbers_of(text: str, *, words: bool = True, whole: bool = False) -> Counter[str]:
     """The numbers a problem states (digits, decimals, number words: "fifty-four" -> 54), counted.
 
@@ -271,13 +329,20 @@ def numbers_of(text: str, *, words: bool = True, whole: bool = False) -> Counter
     decontamination): number phrases and fractions read whole (`fold_number_words`: "two thousand
     twenty-five" -> 2025; "1/2", "$\\frac12$" and "one half" -> 1/2); otherwise (dedup's precision rule, as
     its golden decisions were measured) only compounds like "fifty-four" are folded and a fraction is its
-    two numbers.
+    two numbers. With ``whole``, a quantity with a unit is read in its kind's base unit (`_quantities`:
+    "2500 centimeters" and "25 meters" are both 25[length]; "\\$15" and "15 dollars" 15[money]) and a
+    decimal without its trailing zeros ("1.50" -> "1.5").
     """
     if whole:
-        found = _NUMBER.findall(_TEX_FRACTION.sub(_fraction, _THOUSANDS.sub("", fold_number_words(text))))
+        rest, quantities = _quantities(_TEX_FRACTION.sub(_fraction, _THOUSANDS.sub("", fold_number_words(text))))
+        found = [_decimal(n) for n in _NUMBER.findall(rest)] + quantities
     else:
         found = _PLAIN_NUMBER.findall(_THOUSANDS.sub("", _COMPOUND.sub(_compound, text)))
     return Counter(_WORD_VALUE.get(n.lower(), n) for n in found if words or n[0].isdigit())
+
+
+def _decimal(number: str) -> str:
+    return number.rstrip("0").rstrip(".") if "." in number and "/" not in number else number
 
 
 def answers_agree(a: str, b: str) -> bool:

@@ -292,3 +292,12 @@ def test_rare_shared_numbers_confirm_a_formula_restated_in_words():
     assert match is not None and match.method == "rare_numbers" and match.rare >= OPTIONS.min_rare
     assert confirm(sibling, item, similarity(item, sibling), OPTIONS, "b/x", rarity) is None
     assert confirm(words, item, OPTIONS.rare_threshold - 0.01, OPTIONS, "b/x", rarity) is None
+
+
+def test_quantities_with_units_are_read_in_one_base_unit():
+    """A unit change keeps the quantity: a paraphrase in centimetres states the item's millimetres."""
+    item = numbers_of("A strip $6.5$ millimeters wide and $25$ meters long; it took 4 hours.", whole=True)
+    para = numbers_of("A strip 0.65 centimeters wide and 2500 centimeters long; it took 240 minutes.", whole=True)
+    assert item == para and "25[length]" in item
+    assert numbers_of("a degree-5 polynomial rotated $60^\\circ$", whole=True) == {"5": 1, "60[angle]": 1}
+    assert numbers_of("\\$15 or fifteen dollars, 1.50", whole=True) == {"15[money]": 2, "1.5": 1}
