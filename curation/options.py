@@ -135,7 +135,7 @@ class SemanticOptions:
             no number swapped, what separates a paraphrase from a template sibling, which embeddings cannot.
         min_content: Share of the math (content tokens, names as ``x``) the two problems have in common, in
             order (`curation.semantic.content_share`).
-        rare_threshold: Decontamination's second path (`curation.semantic.confirm`): the similarity a
+        rare_threshold: Decontamination's second path (not used inside the pool) (`curation.semantic.confirm`): the similarity a
             candidate needs when it states the item's numbers and those are rare, without the math test.
         min_rare: How rare the shared numbers must be on that path (summed inverse document frequency over
             the benchmark items: ``log(601 / 2)`` ~ 5.7 for one number no other item of 600 states).
