@@ -224,6 +224,7 @@ def test_decontam_stage_drops_a_paraphrase_with_its_item_similarity_and_evidence
     assert rejects["para"]["detail"]["method"] == "word_ngram"
     meaning = rejects["first"]["detail"]
     assert rejects["first"]["reason"] == "contaminated:bench" and meaning["method"] == "semantic"
+    assert meaning["confirmed_by"] == "embedding" and "rare_numbers" in meaning
     assert meaning["item_id"] == "div11" and meaning["similarity"] >= 0.7 and "11" in meaning["shared_numbers"]
     notes = next(c for c in state.funnel if c.stage == "decontam").notes
     assert notes["semantic_confirmed"] == 1 and notes["semantic_closest_kept"][0]["problem_id"] == "sibling"
