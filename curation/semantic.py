@@ -188,6 +188,9 @@ _SPOKEN_WORDS = tuple(
         (r"\b(?:the\s+)?square\s+of\s+(\$?(?:\d+(?:\.\d+)?|\w+)\$?)", r"\1 squared"),
         (r"\b(?:the\s+)?cube\s+of\s+(\$?(?:\d+(?:\.\d+)?|\w+)\$?)", r"\1 cubed"),
         (r"\bis\s+equal\s+to\b|\bis\s+equal\b", "equals"),
+        # Abbreviations a rewording spells out or back (a name like "GCD" would otherwise be folded to x).
+        (r"\b(?:gcd|gcf|hcf)\b|\b(?:greatest|highest)\s+common\s+factor\b", "greatest common divisor"),
+        (r"\blcm\b|\blowest\s+common\s+multiple\b", "least common multiple"),
     )
 )
 

@@ -279,6 +279,8 @@ def test_formulas_read_out_embed_like_their_words():
     assert semantic.spoken_math("$3m + 4n = 100$").strip(" $").split() == "3 times m plus 4 times n equals 100".split()
     assert semantic.embedding_text(item).split()[-5:] == ["513", "squared", "minus", "487", "squared"]
     assert similarity(item, words) > 0.85
+    gcd = "Find the greatest common divisor of $3339$, $2961$, and $1491$."
+    assert similarity(gcd, "Compute the GCD of $3339$, $2961$ and $1491$.") > 0.9  # "GCD" is not a name (0.62 before)
 
 
 def test_rare_shared_numbers_confirm_a_formula_restated_in_words():
