@@ -382,6 +382,20 @@ class NumberRarity:
 
 RARE_RECALL = 0.9  # `confirm`'s second path: the item's numbers the pool states, rarity-weighted
 RARE_EXTRA = 0.1  # ... and the pool's own numbers the item does not state, at most
+# The rarer the shared numbers, the less the wording must agree: the bar falls from ``rare_threshold`` by
+# RARE_SLOPE per unit of rarity past ``min_rare``, to RARE_FLOOR (three numbers no other item states, ~17,
+# need 0.6). On the tuning paraphrases and the clean rows it changed nothing (61 MATH500 flags at slopes 0 to
+# 0.03); it is there for a rewording that changes many words around rare numbers ("GCD" for "greatest common
+# divisor" scored 0.62 before abbreviations were spelled out).
+RARE_SLOPE = 0.02
+RARE_FLOOR = 0.6
+
+
+def _rare_bar(rare: float, options: SemanticOptions) -> float:
+    """The similarity the rare-numbers path needs for shared numbers of rarity ``rare``."""
+    return max(
+        min(RARE_FLOOR, options.rare_threshold), options.rare_threshold - RARE_SLOPE * (rare - options.min_rare)
+    )
 
 
 def evidence(
@@ -425,13 +439,14 @@ def confirm(
       which marks a template sibling ("... divisible by 11?" vs "... by 7?"): never the same problem; and
       their math agrees (`content_share` at least ``min_content``): embeddings of formula-heavy problems are
       close whatever the formula.
-    - **Rare numbers** (method ``rare_numbers``, with a ``rarity`` table): similarity at ``rare_threshold``, and
+    - **Rare numbers** (method ``rare_numbers``, with a ``rarity`` table): similarity at ``rare_threshold``
+      (lower, down to `RARE_FLOOR`, as the shared numbers are rarer: `_rare_bar`), and
       the pool text states the item's numbers (rarity-weighted, at least `RARE_RECALL`) and few of its own
       (`RARE_EXTRA`), and the shared numbers are rare (summed weight at least ``min_rare``). A paraphrase
       that says "the square of 513 minus the square of 487" fails the math test (prose has no formula) but
       keeps 513 and 487, which no other problem states together.
     """
-    if similarity < min(options.threshold, options.rare_threshold if rarity else options.threshold):
+    if similarity < min(options.threshold, _rare_bar(float("inf"), options) if rarity else options.threshold):
         return None
     match = evidence(pool_text, item_text, similarity, key, rarity)
     if (
@@ -441,7 +456,7 @@ def confirm(
         and match.content >= options.min_content
     ):
         return match
-    if rarity is None or similarity < options.rare_threshold or match.rare < options.min_rare:
+    if rarity is None or match.rare < options.min_rare or similarity < _rare_bar(match.rare, options):
         return None
     _, recall, extra = rarity.agreement(pool_text, item_text)
     return dataclasses.replace(match, method="rare_numbers") if recall >= RARE_RECALL and extra <= RARE_EXTRA else None
