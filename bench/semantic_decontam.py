@@ -4,10 +4,12 @@ Usage: ``python bench/semantic_decontam.py [--data-dir ../shared/data] [--out ou
 [--scale 100000 1000000] [--dedup]``.
 
 - The pool: MATH-train (clean against AIME 2024/2025 and AMC 2023, which it predates), a verbatim copy of
-  every benchmark item that ``bench/data/paraphrases.jsonl`` rewrites, and those paraphrases (written by
-  hand for this bench: ``light`` other words; ``medium`` renamed variables, reordered sentences; ``heavy``
-  a formula restated in words, unit changes, the story retold). Each row is in the tuning or the held-out
-  part by `curation.planted.split` of its item id; the rule was calibrated on the tuning part only.
+  every benchmark item the paraphrase files rewrite, and those paraphrases (written by hand for this bench:
+  ``light`` other words; ``medium`` renamed variables, reordered sentences; ``heavy`` a formula restated in
+  words, unit changes, the story retold). ``bench/data/paraphrases.jsonl``'s rows are in the tuning or the
+  held-out part by `curation.planted.split` of their item id (the rule was calibrated on the tuning part only);
+  ``paraphrases_heldout2.jsonl`` (written before the second round of tuning) and ``paraphrases_heldout3.jsonl``
+  (written after it) are held out whole (their rows' ``split``).
 - Recall: a planted row dropped as its own item, by n-gram decontamination alone (`curation.stages.decontam`, as
   ``bench/decontam.py`` drives it) and by n-gram + semantic (`curation.semantic`; dropped by either).
 - False drops: MATH-train rows dropped as AIME/AMC. MATH-train rows the semantic check flags against
@@ -52,6 +54,11 @@ from curation.stages.decontam import BenchmarkItem, build_index, find_contaminat
 
 REPO = Path(__file__).resolve().parents[1]
 PARAPHRASES = REPO / "bench" / "data" / "paraphrases.jsonl"
+# Written after the rule was first tuned, never looked at row by row while tuning: every row is held out.
+HELD_OUT_NEW = REPO / "bench" / "data" / "paraphrases_heldout2.jsonl"
+# Written after the rule was final (one row of the second file had been seen): measured once, never tuned on.
+HELD_OUT_3 = REPO / "bench" / "data" / "paraphrases_heldout3.jsonl"
+HALVES = ("tune", "held_out", "held_out_new", "held_out_3")
 
 
 def build_pool(data_dir: Path, items: list[BenchmarkItem]) -> tuple[dict[str, str], dict[str, tuple[str, str, str]]]:
@@ -59,19 +66,26 @@ def build_pool(data_dir: Path, items: list[BenchmarkItem]) -> tuple[dict[str, st
     texts = {r["id"]: r["problem"] for r in map(json.loads, (data_dir / "math_train.jsonl").open(encoding="utf-8"))}
     by_key = {item_key(i): i for i in items}
     planted = {}
-    for row in map(json.loads, PARAPHRASES.open(encoding="utf-8")):
+    for row in paraphrases():
         key = f"{row['benchmark']}/{row['item_id']}"
+        half = row.get("split") or split(row["item_id"])
         texts[row["id"]] = row["text"]
-        planted[row["id"]] = (key, row["kind"], split(row["item_id"]))
+        planted[row["id"]] = (key, row["kind"], half)
         copy = f"copy/{key}"
         texts[copy] = by_key[key].text
-        planted[copy] = (key, "copy", split(row["item_id"]))
+        planted[copy] = (key, "copy", half)
     return texts, planted
+
+
+def paraphrases() -> list[dict]:
+    """The paraphrase files' rows; a row's ``split`` (``held_out_new``, ``held_out_3``) overrides the hash."""
+    files = (PARAPHRASES, HELD_OUT_NEW, HELD_OUT_3)
+    return [json.loads(line) for path in files for line in path.open(encoding="utf-8")]
 
 
 def recall_table(dropped: dict[str, str], planted: dict[str, tuple[str, str, str]]) -> dict[str, dict[str, list[int]]]:
     """``{kind: {split: [caught, planted]}}`` where ``dropped`` maps a row to the item key it was dropped as."""
-    table: dict[str, dict[str, list[int]]] = defaultdict(lambda: {"tune": [0, 0], "held_out": [0, 0]})
+    table: dict[str, dict[str, list[int]]] = defaultdict(lambda: {half: [0, 0] for half in HALVES})
     for pid, (key, kind, half) in planted.items():
         for name in [kind] + (["all paraphrases"] if kind != "copy" else []):
             cell = table[name][half]
@@ -99,10 +113,11 @@ def quality(args: argparse.Namespace) -> dict:
     print(f"n-gram {ngram_s:.1f}s, semantic {semantic_s:.1f}s")
     summary = {"ngram": recall_table(ngram_drops, planted), "ngram+semantic": recall_table(both, planted)}
     print(
-        "| kind | n-gram tuning | n-gram held-out | + semantic tuning | + semantic held-out |\n|---|---|---|---|---|"
+        "| kind | n-gram tuning | n-gram held-out | n-gram new held-out | n-gram third held-out | + semantic tuning "
+        "| + semantic held-out | + semantic new held-out | + semantic third held-out |\n" + "|---" * 9 + "|"
     )
     for kind in ("copy", "light", "medium", "heavy", "all paraphrases"):
-        cells = [_cell(summary[rule][kind][half]) for rule in summary for half in ("tune", "held_out")]
+        cells = [_cell(summary[rule][kind][half]) for rule in summary for half in HALVES]
         print(f"| {kind} | " + " | ".join(cells) + " |")
     summary |= clean_rows(texts, ngram_drops, semantic_drops, args.out, items)
     summary["seconds"] = {"ngram": round(ngram_s, 1), "semantic": round(semantic_s, 1)}
@@ -161,7 +176,7 @@ def dedup_quality(args: argparse.Namespace) -> dict:
     merges = [p for p in dropped if p.startswith("math_train/")]
     print(f"semantic dedup ({options}): {seconds:.1f}s; MATH-train problems merged {len(merges)} of 7,500")
     for kind, halves in table.items():
-        print(f"  {kind}: tuning {_cell(halves['tune'])}, held-out {_cell(halves['held_out'])}")
+        print(f"  {kind}: " + ", ".join(f"{half} {_cell(halves[half])}" for half in HALVES))
     args.out.mkdir(parents=True, exist_ok=True)
     with (args.out / "semantic_dedup_merges.jsonl").open("w", encoding="utf-8") as handle:
         for pid in merges:

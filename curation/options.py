@@ -136,6 +136,11 @@ class SemanticOptions:
             no number swapped, what separates a paraphrase from a template sibling, which embeddings cannot.
         min_content: Share of the math (content tokens, names as ``x``) the two problems have in common, in
             order (`curation.semantic.content_share`).
+        rare_threshold: Decontamination's second path (`curation.semantic.confirm`; not used inside the
+            pool): the similarity a candidate needs when it states the item's numbers and those are rare,
+            without the math test.
+        min_rare: How rare the shared numbers must be on that path (summed inverse document frequency over
+            the benchmark items: ``log(601 / 2)`` ~ 5.7 for one number no other item of 600 states).
         confirmation: ``rule`` (the three tests above) or ``judge`` (decontamination only: candidates at
             ``judge_threshold`` or more that the rule does not confirm go to ``judge`` for a verdict).
         judge: The generator asked "same problem?" when ``confirmation`` is ``judge``.
@@ -149,6 +154,8 @@ class SemanticOptions:
     threshold: float = 0.7
     min_numbers: float = 0.8
     min_content: float = 0.65
+    rare_threshold: float = 0.75
+    min_rare: float = 6.0
     confirmation: str = "rule"
     judge: GenerationOptions = field(default_factory=lambda: GenerationOptions(max_new_tokens=16))
     judge_threshold: float = 0.6

@@ -33,7 +33,9 @@ import dataclasses
 import functools
 import hashlib
 import logging
+import math
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +44,15 @@ from typing import Any, Protocol
 import numpy as np
 
 from curation.options import SemanticOptions
-from curation.similarity import answers_agree, content_tokens, fold_number_words, lcs_length, numbers_of, text_tokens
+from curation.similarity import (
+    TEX_MATH,
+    answers_agree,
+    content_tokens,
+    fold_number_words,
+    lcs_length,
+    numbers_of,
+    text_tokens,
+)
 from eval.backends.base import GenerationRequest
 from eval.options import OptionsError
 
@@ -110,6 +120,18 @@ def _wordllama() -> Embedder:
     return lambda texts: model.embed(texts, norm=False, batch_size=64)
 
 
+@functools.lru_cache(maxsize=1 << 14)
+def _numbers(text: str, words: bool = True) -> frozenset[str]:
+    """`curation.similarity.numbers_of`'s distinct numbers, cached: a benchmark item is compared with many
+    pool problems."""
+    return frozenset(numbers_of(text, words=words, whole=True))
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _named_content(text: str) -> tuple[str, ...]:
+    return tuple(named_content(text))
+
+
 def named_content(text: str) -> list[str]:
     """`curation.similarity.content_tokens` with every name as ``x`` (as in `embedding_text`) and a negating
     prefix as the word ``not`` ("indistinguishable" -> "not distinguishable", "nonzero" -> "not zero")."""
@@ -121,16 +143,72 @@ def named_content(text: str) -> list[str]:
 def content_share(a: str, b: str) -> float:
     """The two texts' content tokens (math, numbers, negations; names as ``x``) in common, in order, over
     the longer list (1.0 when neither has any): formulas that differ by a sign or a term score low."""
-    x, y = named_content(a), named_content(b)
+    x, y = _named_content(a), _named_content(b)
     return lcs_length(x, y) / max(len(x), len(y)) if x or y else 1.0
 
 
 def embedding_text(text: str) -> str:
-    """What is embedded: the problem's tokens (`curation.similarity.text_tokens`: no TeX markup) with every
-    name — a single letter, or two to four capitals like ``ABC`` — as ``x``, so renaming variables or points
-    does not move the embedding (on the tuning paraphrases: the own item in the top 5 for 89% against 71%)."""
+    """What is embedded: the problem in words (`spoken_math`: formulas read out, number words as digits), its
+    tokens (`curation.similarity.text_tokens`: no TeX markup) with every name — a single letter, or two to
+    four capitals like ``ABC`` — as ``x``, so renaming variables or points does not move the embedding (on
+    the tuning paraphrases: the own item in the top 5 for 89% against 71%)."""
     names = {n.lower() for n in _NAME.findall(text)}
-    return " ".join("x" if (len(t) == 1 and t.isalpha()) or t in names else t for t in text_tokens(text))
+    tokens = text_tokens(spoken_math(text))
+    return " ".join("x" if (len(t) == 1 and t.isalpha()) or t in names else t for t in tokens)
+
+
+# Formulas read out, so "$513^2 - 487^2$" and "the square of 513 minus the square of 487" embed alike.
+_SPOKEN_MATH = tuple(
+    (re.compile(pattern), words)
+    for pattern, words in (
+        (r"([\w})\]|])\s*-", r"\1 minus "),
+        (r"\\[dt]?frac\s*(\{[^{}]*\}|\S)\s*(\{[^{}]*\}|\S)", r" \1 over \2 "),
+        (r"\^\s*(?:\{\s*2\s*\}|2(?!\d))", " squared "),
+        (r"\^\s*(?:\{\s*3\s*\}|3(?!\d))", " cubed "),
+        (r"\^", " to the power "),
+        (r"\\sqrt", " square root of "),
+        (r"\\(?:cdot|times)|\*", " times "),
+        (r"\\(?:le|leq|leqslant)(?![a-z])|≤|<=", " at most "),
+        (r"\\(?:ge|geq|geqslant)(?![a-z])|≥|>=", " at least "),
+        (r"\\(?:ne|neq)(?![a-z])|≠", " not equal to "),
+        (r"\\equiv", " congruent to "),
+        (r"\\p?mod", " modulo "),
+        (r"<", " less than "),
+        (r">", " greater than "),
+        (r"=", " equals "),
+        (r"\+", " plus "),
+        (r"(?<=\d)\s*(?=[A-Za-z](?![A-Za-z]))", " times "),
+    )
+)
+_SPOKEN_WORDS = tuple(
+    (re.compile(pattern, re.I), words)
+    for pattern, words in (
+        (r"\b(?:twice|double)\b", "2 times"),
+        (r"\bthrice\b", "3 times"),
+        (r"\b(?:the\s+)?square\s+of\s+(\$?(?:\d+(?:\.\d+)?|\w+)\$?)", r"\1 squared"),
+        (r"\b(?:the\s+)?cube\s+of\s+(\$?(?:\d+(?:\.\d+)?|\w+)\$?)", r"\1 cubed"),
+        (r"\bis\s+equal\s+to\b|\bis\s+equal\b", "equals"),
+        # Abbreviations a rewording spells out or back (a name like "GCD" would otherwise be folded to x).
+        (r"\b(?:gcd|gcf|hcf)\b|\b(?:greatest|highest)\s+common\s+factor\b", "greatest common divisor"),
+        (r"\blcm\b|\blowest\s+common\s+multiple\b", "least common multiple"),
+    )
+)
+
+
+def spoken_math(text: str) -> str:
+    """``text`` with its TeX math read out in words ("$3m + 4n = 100$" -> "3 times m plus 4 times n equals
+    100") and common formula phrases in one form ("twice" -> "2 times", "the square of x" -> "x squared"),
+    number words as digits: a formula restated in words and its TeX embed alike."""
+    text = fold_number_words(text)
+    for pattern, words in _SPOKEN_WORDS:
+        text = pattern.sub(words, text)
+    return TEX_MATH.sub(lambda m: " " + _read_out(m.group(0)) + " ", text)
+
+
+def _read_out(math: str) -> str:
+    for pattern, words in _SPOKEN_MATH:
+        math = pattern.sub(words, math)
+    return math
 
 
 def embed_texts(texts: Sequence[str], options: SemanticOptions) -> np.ndarray:
@@ -234,7 +312,10 @@ class SemanticMatch:
         shared_words: Content words both use (up to eight, longest first).
         swapped: Each text states a number the other does not (a template sibling's sign).
         content: `content_share` of the two texts.
-        method: ``embedding`` (similarity and numbers) or ``judge`` (a model's same-problem verdict).
+        rare: How rare the shared numbers are (`NumberRarity`: summed inverse document frequency over the
+            benchmark items; 0 without a rarity table).
+        method: ``embedding`` (similarity, numbers and math), ``rare_numbers`` (similarity and the same rare
+            numbers: `confirm`) or ``judge`` (a model's same-problem verdict).
     """
 
     key: str
@@ -244,6 +325,7 @@ class SemanticMatch:
     shared_words: tuple[str, ...]
     swapped: bool = False
     content: float = 1.0
+    rare: float = 0.0
     method: str = "embedding"
 
     def to_dict(self) -> dict[str, Any]:
@@ -256,19 +338,78 @@ class SemanticMatch:
             "shared_words": list(self.shared_words),
             "swapped_numbers": self.swapped,
             "content": round(self.content, 3),
+            "rare_numbers": round(self.rare, 2),
         }
 
 
-def evidence(pool_text: str, other_text: str, similarity: float, key: str = "") -> SemanticMatch:
+@dataclass(frozen=True)
+class NumberRarity:
+    """How rare each number is among the benchmark items, as an inverse document frequency.
+
+    ``2`` or ``10`` appear in many items and say little; ``487`` and ``513`` together name one problem. Built
+    from the items alone (`of`), so every shard task computes the same table without seeing the pool.
+    """
+
+    counts: Mapping[str, int]
+    documents: int
+
+    @classmethod
+    def of(cls, texts: Iterable[str]) -> NumberRarity:
+        counts: Counter[str] = Counter()
+        documents = 0
+        for text in texts:
+            counts.update(_numbers(text))
+            documents += 1
+        return cls(dict(counts), documents)
+
+    def weight(self, number: str) -> float:
+        return math.log((self.documents + 1) / (self.counts.get(number, 0) + 1))
+
+    def agreement(self, pool_text: str, item_text: str) -> tuple[float, float, float]:
+        """``(shared weight, item recall, pool extra)``: the rarity-weighted numbers both state, the share of
+        the item's digits the pool states, and the share of the pool's digits the item does not state
+        (number words on one side only are not counted, as in `evidence`)."""
+        ours, theirs = _numbers(pool_text), _numbers(item_text)
+        shared = ours & theirs
+        item_side = _numbers(item_text, False) | shared
+        pool_digits = _numbers(pool_text, False)
+        total = sum(map(self.weight, shared))
+        item_weight = sum(map(self.weight, item_side))
+        extra_weight = sum(map(self.weight, pool_digits - theirs))
+        pool_side = extra_weight + total
+        return total, total / item_weight if item_weight else 0.0, extra_weight / pool_side if pool_side else 0.0
+
+
+RARE_RECALL = 0.9  # `confirm`'s second path: the item's numbers the pool states, rarity-weighted
+RARE_EXTRA = 0.1  # ... and the pool's own numbers the item does not state, at most
+# The rarer the shared numbers, the less the wording must agree: the bar falls from ``rare_threshold`` by
+# RARE_SLOPE per unit of rarity past ``min_rare``, to RARE_FLOOR (three numbers no other item states, ~17,
+# need 0.6). On the tuning paraphrases and the clean rows it changed nothing (61 MATH500 flags at slopes 0 to
+# 0.03); it is there for a rewording that changes many words around rare numbers ("GCD" for "greatest common
+# divisor" scored 0.62 before abbreviations were spelled out).
+RARE_SLOPE = 0.02
+RARE_FLOOR = 0.6
+
+
+def _rare_bar(rare: float, options: SemanticOptions) -> float:
+    """The similarity the rare-numbers path needs for shared numbers of rarity ``rare``."""
+    return max(
+        min(RARE_FLOOR, options.rare_threshold), options.rare_threshold - RARE_SLOPE * (rare - options.min_rare)
+    )
+
+
+def evidence(
+    pool_text: str, other_text: str, similarity: float, key: str = "", rarity: NumberRarity | None = None
+) -> SemanticMatch:
     """What the two texts share: their distinct numbers and content words.
 
     The numbers' agreement is a Jaccard in which a number *word* on one side only ("two seatings", "twice")
     does not count: prose says "one", "two" or "half" where a paraphrase need not (on the tuning paraphrases
     2 more caught, 8 more MATH-train flags against MATH500, none against AIME/AMC). A swap counts every number.
     """
-    ours, theirs = set(numbers_of(pool_text)), set(numbers_of(other_text))
+    ours, theirs = _numbers(pool_text), _numbers(other_text)
     shared = ours & theirs
-    counted = set(numbers_of(pool_text, words=False)) | set(numbers_of(other_text, words=False)) | shared
+    counted = _numbers(pool_text, False) | _numbers(other_text, False) | shared
     words = sorted(content_words(pool_text) & content_words(other_text), key=lambda w: (-len(w), w))
     return SemanticMatch(
         key,
@@ -278,26 +419,47 @@ def evidence(pool_text: str, other_text: str, similarity: float, key: str = "") 
         tuple(words[:MAX_EVIDENCE]),
         bool(ours - theirs) and bool(theirs - ours),
         content_share(pool_text, other_text),
+        rarity.agreement(pool_text, other_text)[0] if rarity else 0.0,
     )
 
 
 def confirm(
-    pool_text: str, item_text: str, similarity: float, options: SemanticOptions, key: str = ""
+    pool_text: str,
+    item_text: str,
+    similarity: float,
+    options: SemanticOptions,
+    key: str = "",
+    rarity: NumberRarity | None = None,
 ) -> SemanticMatch | None:
-    """The match when the rule confirms it: similarity at ``threshold``, the same numbers, none swapped.
+    """The match when the rule confirms it, by either of two paths.
 
-    The two texts' distinct numbers must agree (Jaccard at least ``min_numbers``: 0.8 lets a paraphrase say
-    "twice" or "$n = 2, \\dots, 7$" in a problem with several numbers), and no number may be *swapped* —
-    each text stating a number the other lacks — which marks a template sibling ("... divisible by 11?" vs
-    "... by 7?"): never the same problem. Their math must agree too (`content_share` at least
-    ``min_content``): embeddings of formula-heavy problems are close whatever the formula.
+    - **Numbers and math** (method ``embedding``): similarity at ``threshold``; the two texts' distinct numbers
+      agree (Jaccard at least ``min_numbers``: 0.8 lets a paraphrase say "twice" or "$n = 2, \\dots, 7$" in a
+      problem with several numbers) and no number is *swapped* — each text stating a number the other lacks —
+      which marks a template sibling ("... divisible by 11?" vs "... by 7?"): never the same problem; and
+      their math agrees (`content_share` at least ``min_content``): embeddings of formula-heavy problems are
+      close whatever the formula.
+    - **Rare numbers** (method ``rare_numbers``, with a ``rarity`` table): similarity at ``rare_threshold``
+      (lower, down to `RARE_FLOOR`, as the shared numbers are rarer: `_rare_bar`), and
+      the pool text states the item's numbers (rarity-weighted, at least `RARE_RECALL`) and few of its own
+      (`RARE_EXTRA`), and the shared numbers are rare (summed weight at least ``min_rare``). A paraphrase
+      that says "the square of 513 minus the square of 487" fails the math test (prose has no formula) but
+      keeps 513 and 487, which no other problem states together.
     """
-    if similarity < options.threshold:
+    if similarity < min(options.threshold, _rare_bar(float("inf"), options) if rarity else options.threshold):
         return None
-    match = evidence(pool_text, item_text, similarity, key)
-    if match.swapped or match.numbers < options.min_numbers or match.content < options.min_content:
+    match = evidence(pool_text, item_text, similarity, key, rarity)
+    if (
+        similarity >= options.threshold
+        and not match.swapped
+        and match.numbers >= options.min_numbers
+        and match.content >= options.min_content
+    ):
+        return match
+    if rarity is None or match.rare < options.min_rare or similarity < _rare_bar(match.rare, options):
         return None
-    return match
+    _, recall, extra = rarity.agreement(pool_text, item_text)
+    return dataclasses.replace(match, method="rare_numbers") if recall >= RARE_RECALL and extra <= RARE_EXTRA else None
 
 
 def check_confirmation(options: SemanticOptions, where: str, allowed: tuple[str, ...] = ("rule", "judge")) -> None:
@@ -338,13 +500,14 @@ def find_semantic_contamination(
     """
     check_confirmation(options, "curate.stages.decontam.semantic")
     index = index or SemanticIndex.build([item_key(i) for i in items], embed_texts([i.text for i in items], options))
+    rarity = _rarity(tuple(i.text for i in items))
     ids = list(texts)
     verdicts = SemanticVerdicts({}, {})
     for start in range(0, len(ids), max(1, options.batch_size)):
         part = ids[start : start + options.batch_size]
         similarities, rows = index.nearest(embed_texts([texts[p] for p in part], options), options.k)
         asked = [
-            _decide(texts[p], items, s, r, options, verdicts, p)
+            _decide(texts[p], items, s, r, options, verdicts, p, rarity)
             for p, s, r in zip(part, similarities, rows, strict=True)
         ]
         _ask_judge([a for a in asked if a is not None], texts, items, judge, verdicts)
@@ -353,19 +516,26 @@ def find_semantic_contamination(
 
 def _decide(
     text: str, items: Sequence[BenchmarkItem], similarities: np.ndarray, rows: np.ndarray,
-    options: SemanticOptions, verdicts: SemanticVerdicts, pid: str,
+    options: SemanticOptions, verdicts: SemanticVerdicts, pid: str, rarity: NumberRarity | None = None,
 ) -> tuple[str, int, float] | None:  # fmt: skip
     """Record the best confirmed match or the closest candidate; returns a (pid, row, similarity) for the judge."""
     for similarity, row in zip(similarities, rows, strict=True):
-        match = confirm(text, items[row].text, float(similarity), options, item_key(items[row]))
+        match = confirm(text, items[row].text, float(similarity), options, item_key(items[row]), rarity)
         if match is not None:
             verdicts.matches[pid] = match
             return None
     if len(rows):
-        verdicts.closest[pid] = evidence(text, items[rows[0]].text, float(similarities[0]), item_key(items[rows[0]]))
+        nearest = items[rows[0]]
+        verdicts.closest[pid] = evidence(text, nearest.text, float(similarities[0]), item_key(nearest), rarity)
         if options.confirmation == "judge" and similarities[0] >= options.judge_threshold:
             return pid, int(rows[0]), float(similarities[0])
     return None
+
+
+@functools.lru_cache(maxsize=4)
+def _rarity(texts: tuple[str, ...]) -> NumberRarity:
+    """The items' `NumberRarity`, once per process and item list (every part of the pool asks)."""
+    return NumberRarity.of(texts)
 
 
 def _ask_judge(

@@ -31,6 +31,7 @@ import difflib
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 
 from eval.grader import verify
 
@@ -39,6 +40,7 @@ _TOKEN = re.compile(r"\\([A-Za-z]+)|([A-Za-z]+)|(\d+)|([+\-−=<>≤≥≠])")
 _TEX_MATH = re.compile(
     r"\$\$(.+?)\$\$|\$(.+?)\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|\\begin\{([a-z]+\*?)\}(.+?)\\end\{\5\}", re.S
 )
+TEX_MATH = _TEX_MATH  # TeX math segments ($...$, \\[...\\], environments), for `curation.semantic`
 _FORMULA_CHARS = re.compile(r"[\d=+^_<>≤≥≠*/|\\()]")
 _ORDINAL = re.compile(r"^(?:([a-z])th|(\d+)(?:st|nd|rd|th))$")
 _NUMBER_WORDS = {
@@ -68,9 +70,26 @@ _SKIP_WORDS = frozenset(("st", "nd", "rd", "th"))
 _TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
 _UNITS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9}
 _COMPOUND = re.compile(rf"\b({'|'.join(_TENS)})[- ]({'|'.join(_UNITS)})\b", re.I)
+_SMALL = {word: int(value) for word, value in _NUMBER_WORDS.items() if int(value) < 20}
+_SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
+# A run of number words ("two thousand twenty-five", "one hundred and five", "ninety-nine"): folded whole.
+_NUMBER_WORD = rf"(?:{'|'.join([*_SMALL, *_TENS, *_SCALES])})"
+_NUMBER_PHRASE = re.compile(
+    rf"\b(?:a|{_NUMBER_WORD})(?:(?:[- ]|\s+and\s+){_NUMBER_WORD})+\b"
+    r"(?![- ](?:half|halves|third|quarter|fourth|fifth))",
+    re.I,
+)
+# Fractions in words ("three quarters", "a half", "two thirds"), after a count or an article.
+_DENOMINATORS = {"half": 2, "halves": 2, "third": 3, "thirds": 3, "quarter": 4, "quarters": 4, "fourth": 4,
+                 "fourths": 4, "fifth": 5, "fifths": 5}  # fmt: skip
+_COUNTS = "|".join(w for w in _SMALL if w not in ("zero", "one"))
+_FRACTION = re.compile(rf"\b(a|one|{_COUNTS})[- ]({'|'.join(_DENOMINATORS)})\b(?!-)", re.I)
 # Numbers a problem states (`numbers_of`): digits, number words, and the words that mean a number.
 _WORD_VALUE = _NUMBER_WORDS | {"twice": "2", "double": "2", "half": "1/2", "thrice": "3"}
-_NUMBER = re.compile(r"\d+(?:\.\d+)?|\b(?:" + "|".join(_WORD_VALUE) + r")\b", re.I)
+# \frac{1}{2}, \dfrac12, \tfrac 1 2: the fraction 1/2, as "1/2" and "one half" read.
+_TEX_FRACTION = re.compile(r"\\[dt]?frac\s*(?:\{\s*(\d+)\s*\}|(\d))\s*(?:\{\s*(\d+)\s*\}|(\d))")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?(?:/\d+)?|\b(?:" + "|".join(_WORD_VALUE) + r")\b", re.I)
+_PLAIN_NUMBER = re.compile(r"\d+(?:\.\d+)?|\b(?:" + "|".join(_WORD_VALUE) + r")\b", re.I)
 
 
 def _prepare(text: str) -> str:
@@ -193,23 +212,137 @@ def aligned_similarity(pool_words: Sequence[str], item_words: Sequence[str], wei
     return matched / (total + inserted)
 
 
+def _phrase_value(match: re.Match[str]) -> str:
+    """The value of a run of number words; split at "and" when the whole run is not one number ("two
+    thousand and five" is 2005, "twenty-five and one hundred" 25 and 100); words that read as no number stay."""
+    whole = _words_value(match[0])
+    if whole is not None:
+        return whole
+    parts = re.split(r"(\s+and\s+)", match[0])
+    return "".join(part if index % 2 else _words_value(part) or part for index, part in enumerate(parts))
+
+
+def _words_value(phrase: str) -> str | None:
+    words = [w for w in re.split(r"[- ]+", phrase.lower()) if w and w != "and"]
+    total, current = 0, 0
+    for position, word in enumerate(words):
+        if word == "a":
+            if position or len(words) == 1 or words[1] not in _SCALES:
+                return None
+            current = 1
+        elif word in _SCALES:
+            if word == "hundred":
+                current = max(current, 1) * 100
+            else:
+                total, current = total + max(current, 1) * _SCALES[word], 0
+        elif word in _TENS and current % 100 == 0:
+            current += _TENS[word]
+        elif word in _SMALL and (current % 100 == 0 or (current % 10 == 0 < _SMALL[word] < 10 <= current % 100)):
+            current += _SMALL[word]
+        else:  # "two three": a list, not one number
+            return None
+    return str(total + current)
+
+
+def _fraction_value(match: re.Match[str]) -> str:
+    count = 1 if match[1].lower() in ("a", "one") else _SMALL[match[1].lower()]
+    return f"{count}/{_DENOMINATORS[match[2].lower()]}"
+
+
 def _compound(match: re.Match[str]) -> str:
     return str(_TENS[match[1].lower()] + _UNITS[match[2].lower()])
 
 
+def _fraction(match: re.Match[str]) -> str:
+    return f"{match[1] or match[2]}/{match[3] or match[4]}"
+
+
 def fold_number_words(text: str) -> str:
-    """Compound number words as digits: "Thirty-five" -> "35" (`content_tokens` alone gives 30 and 5)."""
-    return _COMPOUND.sub(_compound, text)
+    """Number words as digits: "Thirty-five" -> "35", "two thousand twenty-five" -> "2025", "one hundred" ->
+    "100", "three quarters" -> "3/4" (`content_tokens` alone gives 30 and 5). A run that does not read as
+    one number ("two three") is left as it is."""
+    return _NUMBER_PHRASE.sub(_phrase_value, _FRACTION.sub(_fraction_value, text))
 
 
-def numbers_of(text: str, *, words: bool = True) -> Counter[str]:
+# Quantities with a unit, in one base unit per kind, so that a unit change keeps the quantity: "6.5 millimeters"
+# and "0.65 centimeters" both read 13/2000[length] (metres), "4 hours" and "240 minutes" 14400[time].
+_UNITS_BY_KIND: dict[str, dict[str, Fraction]] = {
+    "length": {"millimeter": Fraction(1, 1000), "millimetre": Fraction(1, 1000), "mm": Fraction(1, 1000),
+               "centimeter": Fraction(1, 100), "centimetre": Fraction(1, 100), "cm": Fraction(1, 100),
+               "meter": Fraction(1), "metre": Fraction(1), "kilometer": Fraction(1000), "kilometre": Fraction(1000),
+               "km": Fraction(1000), "inch": Fraction(254, 10000), "inche": Fraction(254, 10000),
+               "foot": Fraction(3048, 10000), "feet": Fraction(3048, 10000), "ft": Fraction(3048, 10000),
+               "yard": Fraction(9144, 10000), "yd": Fraction(9144, 10000), "mile": Fraction(1609344, 1000)},
+    "time": {"second": Fraction(1), "sec": Fraction(1), "minute": Fraction(60), "hour": Fraction(3600),
+             "hr": Fraction(3600), "day": Fraction(86400), "week": Fraction(604800)},
+    "mass": {"milligram": Fraction(1, 1000), "mg": Fraction(1, 1000), "gram": Fraction(1), "kilogram": Fraction(1000),
+             "kg": Fraction(1000)},
+    "weight": {"ounce": Fraction(1, 16), "oz": Fraction(1, 16), "pound": Fraction(1), "lb": Fraction(1)},
+    "money": {"cent": Fraction(1, 100), "dollar": Fraction(1)},
+    "angle": {"degrees": Fraction(1), "turn": Fraction(360), "revolution": Fraction(360)},
+    "volume": {"milliliter": Fraction(1, 1000), "millilitre": Fraction(1, 1000), "ml": Fraction(1, 1000),
+               "liter": Fraction(1), "litre": Fraction(1)},
+}  # fmt: skip
+_UNIT = {unit: (kind, factor) for kind, units in _UNITS_BY_KIND.items() for unit, factor in units.items()}
+_AMOUNT = rf"(?:\d+(?:\.\d+)?(?:/\d+)?|{'|'.join(_NUMBER_WORDS)})(?:\s+and\s+\d+/\d+)?"
+_QUANTITY = re.compile(
+    rf"(?<![\w.])({_AMOUNT})(?:[\s$-]|\\(?:text|mbox|mathrm)\s*\{{|\\[ ,;])*(?:full\s+)?"
+    rf"(square\s+|cubic\s+)?({'|'.join(sorted(_UNIT, key=len, reverse=True))})s?\b",
+    re.I,
+)
+_MONEY = re.compile(r"\\\$\s*(\d+(?:\.\d+)?)")
+_DEGREES = re.compile(r"(\d+(?:\.\d+)?)\s*\^\s*\{?\s*\\circ\s*\}?")  # 60^\circ; "degree" alone is a polynomial's
+
+
+def _amount(text: str) -> Fraction:
+    whole, _, part = text.lower().partition(" and ")
+    value = Fraction(_NUMBER_WORDS.get(whole, whole))
+    return value + Fraction(part.strip()) if part else value
+
+
+def _quantities(text: str) -> tuple[str, list[str]]:
+    """``text`` less its quantities with a unit, and those quantities as ``<value in the base unit>[<kind>]``."""
+    found: list[str] = []
+
+    def take(match: re.Match[str]) -> str:
+        kind, factor = _UNIT[match[3].lower()]
+        power = 2 if (match[2] or "").lower().startswith("square") else 3 if match[2] else 1
+        found.append(f"{_amount(match[1]) * factor**power}[{kind}{power if power > 1 else ''}]")
+        return " "
+
+    def money(match: re.Match[str]) -> str:
+        found.append(f"{Fraction(match[1])}[money]")
+        return " "
+
+    def degrees(match: re.Match[str]) -> str:
+        found.append(f"{Fraction(match[1])}[angle]")
+        return " "
+
+    return _QUANTITY.sub(take, _DEGREES.sub(degrees, _MONEY.sub(money, text))), found
+
+
+def numbers_of(text: str, *, words: bool = True, whole: bool = False) -> Counter[str]:
     """The numbers a problem states (digits, decimals, number words: "fifty-four" -> 54), counted.
 
     Semantic decontamination's and dedup's evidence that two texts pose the same problem with the same values.
-    ``words=False``: digits only (compound number words included, as they are folded to digits first).
+    ``words=False``: digits only (number words included when folded to digits first). ``whole`` (semantic
+    decontamination): number phrases and fractions read whole (`fold_number_words`: "two thousand
+    twenty-five" -> 2025; "1/2", "$\\frac12$" and "one half" -> 1/2); otherwise (dedup's precision rule, as
+    its golden decisions were measured) only compounds like "fifty-four" are folded and a fraction is its
+    two numbers. With ``whole``, a quantity with a unit is read in its kind's base unit (`_quantities`:
+    "2500 centimeters" and "25 meters" are both 25[length]; "\\$15" and "15 dollars" 15[money]) and a
+    decimal without its trailing zeros ("1.50" -> "1.5").
     """
-    found = _NUMBER.findall(_THOUSANDS.sub("", fold_number_words(text)))
+    if whole:
+        rest, quantities = _quantities(_TEX_FRACTION.sub(_fraction, _THOUSANDS.sub("", fold_number_words(text))))
+        found = [_decimal(n) for n in _NUMBER.findall(rest)] + quantities
+    else:
+        found = _PLAIN_NUMBER.findall(_THOUSANDS.sub("", _COMPOUND.sub(_compound, text)))
     return Counter(_WORD_VALUE.get(n.lower(), n) for n in found if words or n[0].isdigit())
+
+
+def _decimal(number: str) -> str:
+    return number.rstrip("0").rstrip(".") if "." in number and "/" not in number else number
 
 
 def answers_agree(a: str, b: str) -> bool:

@@ -224,6 +224,7 @@ def test_decontam_stage_drops_a_paraphrase_with_its_item_similarity_and_evidence
     assert rejects["para"]["detail"]["method"] == "word_ngram"
     meaning = rejects["first"]["detail"]
     assert rejects["first"]["reason"] == "contaminated:bench" and meaning["method"] == "semantic"
+    assert meaning["confirmed_by"] == "embedding" and "rare_numbers" in meaning
     assert meaning["item_id"] == "div11" and meaning["similarity"] >= 0.7 and "11" in meaning["shared_numbers"]
     notes = next(c for c in state.funnel if c.stage == "decontam").notes
     assert notes["semantic_confirmed"] == 1 and notes["semantic_closest_kept"][0]["problem_id"] == "sibling"
@@ -260,3 +261,48 @@ def test_decontam_stage_asks_the_judge_through_a_replay_file(tmp_path):
     curate_items(problems, chains, stages, ["decontam"], tmp_path / "run", benchmark_specs=specs)
     detail = rejects_of(tmp_path / "run")["unit"]["detail"]
     assert detail["method"] == "semantic_judge" and detail["item_id"] == "rect"
+
+
+def test_number_words_fold_whole_phrases_and_fractions():
+    assert numbers_of("two thousand twenty-five and one hundred", whole=True) == {"2025": 1, "100": 1}
+    assert numbers_of("one hundred and five", whole=True) == {"105": 1}
+    assert numbers_of("three quarters of a turn, a fifth-degree polynomial", whole=True) == {"3/4": 1}
+    halves = [set(numbers_of(t, whole=True)) for t in ("one half", "$\\frac{1}{2}$", "$\\dfrac12$", "1/2")]
+    assert halves == [{"1/2"}] * 4
+    assert numbers_of("two three", whole=True) == {"2": 1, "3": 1}  # a list, not one number
+    assert numbers_of("one hundred and $\\frac{1}{2}$") == {"1": 2, "100": 1, "2": 1}  # dedup's reading: as it was
+
+
+def test_formulas_read_out_embed_like_their_words():
+    item = "What is the value of $513^2 - 487^2$?"
+    words = "What do you get when you subtract the square of 487 from the square of 513?"
+    assert semantic.spoken_math("$3m + 4n = 100$").strip(" $").split() == "3 times m plus 4 times n equals 100".split()
+    assert semantic.embedding_text(item).split()[-5:] == ["513", "squared", "minus", "487", "squared"]
+    assert similarity(item, words) > 0.85
+    gcd = "Find the greatest common divisor of $3339$, $2961$, and $1491$."
+    assert similarity(gcd, "Compute the GCD of $3339$, $2961$ and $1491$.") > 0.9  # "GCD" is not a name (0.62 before)
+
+
+def test_rare_shared_numbers_confirm_a_formula_restated_in_words():
+    """The math test fails (prose has no formula); 513 and 487, which no other item states, decide."""
+    item = "What is the value of $513^2 - 487^2$?"
+    words = "What do you get when you subtract the square of 487 from the square of 513?"
+    sibling = "What do you get when you subtract the square of 487 from the square of 523?"
+    rarity = semantic.NumberRarity.of([item, *(f"Compute ${n}^2 + {n + 1}$." for n in range(1, 400))])
+    assert rarity.weight("513") > 5 > 1 > rarity.weight("2")
+    assert confirm(words, item, similarity(item, words), OPTIONS) is None  # no rarity table: the first path only
+    match = confirm(words, item, similarity(item, words), OPTIONS, "b/x", rarity)
+    assert match is not None and match.method == "rare_numbers" and match.rare >= OPTIONS.min_rare
+    assert confirm(sibling, item, similarity(item, sibling), OPTIONS, "b/x", rarity) is None
+    # Two numbers no other item states (rarity ~10.6): the similarity bar falls from 0.75 to ~0.66.
+    assert confirm(words, item, OPTIONS.rare_threshold - 0.05, OPTIONS, "b/x", rarity) is not None
+    assert confirm(words, item, 0.62, OPTIONS, "b/x", rarity) is None
+
+
+def test_quantities_with_units_are_read_in_one_base_unit():
+    """A unit change keeps the quantity: a paraphrase in centimetres states the item's millimetres."""
+    item = numbers_of("A strip $6.5$ millimeters wide and $25$ meters long; it took 4 hours.", whole=True)
+    para = numbers_of("A strip 0.65 centimeters wide and 2500 centimeters long; it took 240 minutes.", whole=True)
+    assert item == para and "25[length]" in item
+    assert numbers_of("a degree-5 polynomial rotated $60^\\circ$", whole=True) == {"5": 1, "60[angle]": 1}
+    assert numbers_of("\\$15 or fifteen dollars, 1.50", whole=True) == {"15[money]": 2, "1.5": 1}

@@ -572,11 +572,12 @@ def by_meaning(
 
 
 def semantic_hit(match: dict[str, Any]) -> dict[str, Any]:
-    """A semantic match as a decontamination detail: its benchmark item, similarity and evidence."""
+    """A semantic match as a decontamination detail: its benchmark item, similarity and evidence; ``confirmed_by``
+    names the rule's path (``embedding``: numbers and math; ``rare_numbers``) or ``judge``."""
     benchmark, item_id = match["key"].split("/", 1)
-    method = "semantic" if match["method"] == "embedding" else "semantic_judge"
+    method = "semantic_judge" if match["method"] == "judge" else "semantic"
     rest = {k: v for k, v in match.items() if k not in ("key", "method")}
-    return {"benchmark": benchmark, "item_id": item_id, "method": method, **rest}
+    return {"benchmark": benchmark, "item_id": item_id, "method": method, "confirmed_by": match["method"], **rest}
 
 
 def contaminated(
