@@ -251,3 +251,12 @@ def test_grade_many_passes_the_problem():
 )
 def test_a_summary_answering_by_cases_is_not_the_gold_s_single_value(gold, response, correct):
     assert grade(gold, response).correct is correct
+
+
+def test_conditions_on_where_one_value_occurs_are_not_cases():
+    # CHAMP P_Inequality_49 (GPT-4 Turbo, 5-Shot): one value, two conditions where it is reached
+    response = (
+        "The smallest value of the expression |x+y-z|+|x-y+z|+|-x+y+z|-|x|-|y|-|z| is 0, which occurs when any two "
+        "of the variables are equal and the third is zero, or when all three variables are zero."
+    )
+    assert grade("0", response).correct

@@ -59,6 +59,10 @@ _EXISTS = re.compile(
 )
 # a case of an answer: "when n is even", "if k is odd", "otherwise", "for odd n"
 _CASE = re.compile(r"\b(?:when(?:ever)?|if|otherwise|for (?:odd|even|all other|other))\b", re.IGNORECASE)
+# a value given for a case: "\(n+1\) when", "1 if", "0 otherwise" (not "which occurs when", "or when")
+_VALUED_CASE = re.compile(
+    r"(?<!\S)\S*[\d+\-^*/)}$]\S*\s+(?:when(?:ever)?|if|otherwise|for (?:odd|even|all other|other))\b", re.IGNORECASE
+)
 _BOXED = re.compile(r"\\(?:boxed|fbox)\b|final answer", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?](?:\s+|$)(?=[A-Z$\\]|$)")
 _RELATIVE = re.compile(r"\b(?:for which|such that|that|which|where|whose|with)\b", re.IGNORECASE)
@@ -108,8 +112,10 @@ def asserts_existence_against(gold: str, response: str) -> bool:
 
 
 def case_split(gold: str, response: str) -> str | None:
-    """Why a short response answers by cases the gold does not have (two or more case markers), else None."""
-    if not _is_summary(response) or _CASE.search(gold) or len(_CASE.findall(main_clause(response))) < 2:
+    """Why a short response answers by cases the gold does not have (two or more values each given for a case:
+    "0 when n is even, and n+1 when n is odd"), else None; conditions on where one value occurs ("is 0, which
+    occurs when ... or when ...") are not cases."""
+    if not _is_summary(response) or _CASE.search(gold) or len(_VALUED_CASE.findall(main_clause(response))) < 2:
         return None
     return "the sentence answers by cases with other values; the gold states one"
 
