@@ -111,6 +111,17 @@ class ExecutorOptions:
     retries: int = 2
 
 
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """A digest of the source of every module in ``curation`` and ``eval`` (computed once per process)."""
+    digest = hashlib.sha256()
+    for package in ("curation", "eval"):
+        root = Path(importlib.import_module(package).__file__ or "").parent
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class ShardJob:
     """Shards to process: ``function(index, items[index])`` yields shard ``index``'s rows.
@@ -126,6 +137,7 @@ class ShardJob:
     function: ShardFunction
     items: tuple[Any, ...]
     output_dir: str
+    code: str = field(default_factory=code_digest)  # the driver's, carried to every task with the job
 
     def __post_init__(self) -> None:
         qualified = _qualified_name(self.function)
@@ -143,7 +155,7 @@ class ShardJob:
             "name": self.name,
             "function": _qualified_name(self.function),
             "items": list(self.items),
-            "code": code_digest(),
+            "code": self.code,
         }
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -166,17 +178,6 @@ class JobResult:
     paths: tuple[Path, ...]
     ran: tuple[int, ...]
     skipped: tuple[int, ...]
-
-
-@functools.lru_cache(maxsize=1)
-def code_digest() -> str:
-    """A digest of the source of every module in ``curation`` and ``eval`` (computed once per process)."""
-    digest = hashlib.sha256()
-    for package in ("curation", "eval"):
-        root = Path(importlib.import_module(package).__file__ or "").parent
-        for path in sorted(root.rglob("*.py")):
-            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
 
 
 def _qualified_name(function: Callable[..., Any]) -> str:

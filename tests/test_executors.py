@@ -9,6 +9,7 @@ rerun must run that shard (and on local, the shards the dead driver never reache
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 import signal
 import subprocess
@@ -94,6 +95,9 @@ def test_job_folder_changes_with_inputs(tmp_path):
     moved = ShardJob(job.name, job.function, job.items[:-1] + ({**job.items[-1], "stop": 1},), job.output_dir)
     assert job.folder != moved.folder  # stale completion markers can never be reused for other inputs
     assert job.folder == make_job(tmp_path).folder
+    upgraded = ShardJob(job.name, job.function, job.items, job.output_dir, code="another version")
+    assert upgraded.folder != job.folder  # shards an older version of the code wrote are not reused
+    assert pickle.loads(pickle.dumps(job)).folder == job.folder  # a task uses the driver's digest
 
 
 def test_atomic_write_leaves_nothing_when_rows_fail(tmp_path):
