@@ -22,7 +22,7 @@ graded once (verdicts are deterministic), which matters for pools that repeat sh
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -194,8 +194,6 @@ def judged(
     the judge (cached in the work folder, so a resumed run asks nothing twice) is asked about the chains the
     policy sends it; under ``both`` the agreement table and the disagreement rows are written beside the
     curated files (``curate/answer_check/``). Returns the rows to apply and the notes for the funnel."""
-    if settings.policy == "symbolic":
-        return rows, {"policy": "symbolic"}
     folder = str(state.store.folder)
     positions = sorted(r.chain for r in rows)
     chains = dict(zip(positions, Table.open(Path(folder), "chains").read_many(positions), strict=True))
@@ -231,7 +229,12 @@ def answer_check(state: RunState, options: StageOptions, context: StageContext) 
     if count is None:
         return
     job = run_parts(state, context, "answer-check", answer_check_chains, {"options": options_dict(settings)})
-    rows, grading = judged(list(rows_as(job, VerdictRow)), state, settings, context)
+    verdicts: Iterable[VerdictRow] = rows_as(job, VerdictRow)
+    rows: Iterable[VerdictRow]
+    if settings.policy == "symbolic":  # streamed: a list of every chain's row was most of the driver's peak at 1M
+        rows, grading = verdicts, {"policy": "symbolic"}
+    else:
+        rows, grading = judged(list(verdicts), state, settings, context)
     human = state.store.columns.chain_human
     results = state.results
     results.answer_job = job
