@@ -68,6 +68,7 @@ _GOLD_ONLY_VALUE = re.compile(r"^(.+?)\s+is the only possible value$", re.IGNORE
 _GOLD_COUNTED = re.compile(r"^(-?[\w/^.+\-()]+?)\s+(?!and\b|or\b)[A-Za-z][A-Za-z\- ]*$")
 _LATEX_COMMAND = re.compile(r"\\[a-zA-Z]+")
 _WORKER = SymbolicWorker()
+_BOXED_ANSWER = re.compile(r"\\(?:boxed|fbox)\s*\{")
 PRESTART_PAIRS = 256  # `grade_many` in one process starts the slow path's worker at once from this many pairs
 
 
@@ -275,6 +276,8 @@ def grade(gold: str, response: str, *, timeout_s: float = 2.0, problem: str | No
     )
     if statement is not None and statement[0] and not verdict.correct and _explicit_opposite(gold, extracted, problem):
         statement = None  # a boxed "No" is the answer, whatever the sentence before it seemed to say
+    if statement is not None and statement[0] and not verdict.correct and _boxed_value(response, extracted):
+        statement = None  # a boxed value is the answer: the gold's words in the working before it are not
     if statement is not None and statement[0] != verdict.correct and (statement[0] or gold_kind(gold) == "yesno"):
         verdict = _verdict("correct" if statement[0] else "incorrect", extracted, statement[1])
     verdict = _read_words(gold, response, problem, verdict)
@@ -282,6 +285,12 @@ def grade(gold: str, response: str, *, timeout_s: float = 2.0, problem: str | No
         # "No integer solutions" is words our grammar cannot parse; a response that names values contradicts it.
         verdict = _verdict("incorrect", verdict.extracted, "the gold denies existence; the response names a value")
     return _committed(gold, response, problem, verdict)
+
+
+def _boxed_value(response: str, extracted: str | None) -> bool:
+    """Whether the response boxes a value (``\\boxed{\\frac{13}{15}}``), not words (``\\boxed{\\text{Such a
+    triangle cannot exist}}``, which the statement rules may read)."""
+    return bool(extracted) and bool(_BOXED_ANSWER.search(response)) and gold_kind(extracted) == "value"  # type: ignore[arg-type]
 
 
 def _explicit_opposite(gold: str, extracted: str | None, problem: str | None) -> bool:

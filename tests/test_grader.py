@@ -260,3 +260,15 @@ def test_conditions_on_where_one_value_occurs_are_not_cases():
         "of the variables are equal and the third is zero, or when all three variables are zero."
     )
     assert grade("0", response).correct
+
+
+def test_the_gold_s_words_in_the_working_do_not_outvote_a_boxed_value():
+    # MATH train (pool_numina_cot's planted wrong chain): the event names appear in the working, the box is wrong
+    chain = (
+        "Rewriting the fractions to have a common denominator of $60,$ we have \\begin{align*}\n"
+        "\\text{Kickball: }&\\frac{22}{60} \\\\\n\\text{Picnic: }&\\frac{21}{60} \\\\\n"
+        "\\text{Softball: }&\\frac{25}{60}\n\\end{align*} So the order is $\\boxed{\\frac{13}{15}}.$"
+    )
+    gold = "\\text{Softball, Kickball, Picnic}"
+    assert not grade(gold, chain).correct
+    assert grade(gold, chain.replace("\\frac{13}{15}", "\\text{Softball, Kickball, Picnic}")).correct
