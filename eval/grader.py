@@ -274,9 +274,10 @@ def grade(gold: str, response: str, *, timeout_s: float = 2.0, problem: str | No
         if extracted is None
         else grade_answer(gold, extracted, timeout_s=timeout_s, problem=problem)
     )
+    yes_no = gold_kind(gold) == "yesno"  # a boxed value cannot answer yes or no: the sentence does
     if statement is not None and statement[0] and not verdict.correct and _explicit_opposite(gold, extracted, problem):
         statement = None  # a boxed "No" is the answer, whatever the sentence before it seemed to say
-    if statement is not None and statement[0] and not verdict.correct and _boxed_value(response, extracted):
+    if statement and statement[0] and not verdict.correct and _boxed_value(response, extracted) and not yes_no:
         statement = None  # a boxed value is the answer: the gold's words in the working before it are not
     if statement is not None and statement[0] != verdict.correct and (statement[0] or gold_kind(gold) == "yesno"):
         verdict = _verdict("correct" if statement[0] else "incorrect", extracted, statement[1])
@@ -288,9 +289,12 @@ def grade(gold: str, response: str, *, timeout_s: float = 2.0, problem: str | No
 
 
 def _boxed_value(response: str, extracted: str | None) -> bool:
-    """Whether the response boxes a value (``\\boxed{\\frac{13}{15}}``), not words (``\\boxed{\\text{Such a
-    triangle cannot exist}}``, which the statement rules may read)."""
-    return bool(extracted) and bool(_BOXED_ANSWER.search(response)) and gold_kind(extracted) == "value"  # type: ignore[arg-type]
+    """Whether the response boxes a value (``\\boxed{\\frac{13}{15}}``: no word outside LaTeX commands), not
+    words (``\\boxed{\\text{Such a triangle cannot exist}}``, ``\\boxed{not a}``, which the statement rules may
+    read)."""
+    if not extracted or not _BOXED_ANSWER.search(response):
+        return False
+    return not re.search(r"[A-Za-z]{3,}", re.sub(r"\\[A-Za-z]+", " ", extracted))  # "not a" is words
 
 
 def _explicit_opposite(gold: str, extracted: str | None, problem: str | None) -> bool:
