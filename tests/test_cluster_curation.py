@@ -121,7 +121,7 @@ def start_driver(spec: dict) -> subprocess.Popen:
 
 def stop_mid_chunk(driver: subprocess.Popen, work: Path) -> tuple[set[int], dict[int, int]]:
     """SIGTERM the driver once a chunk has finished and another has generations but no marker yet."""
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 1200  # the pool stages and model loads come first: slow on a loaded machine
     while driver.poll() is None and time.monotonic() < deadline:
         done, rows, _ = chunk_state(work)
         if done and any(rows[c] for c in range(CHUNKS) if c not in done):
