@@ -88,8 +88,9 @@ _FRACTION = re.compile(rf"\b(a|one|{_COUNTS})[- ]({'|'.join(_DENOMINATORS)})\b(?
 _WORD_VALUE = _NUMBER_WORDS | {"twice": "2", "double": "2", "half": "1/2", "thrice": "3"}
 # \frac{1}{2}, \dfrac12, \tfrac 1 2: the fraction 1/2, as "1/2" and "one half" read.
 _TEX_FRACTION = re.compile(r"\\[dt]?frac\s*(?:\{\s*(\d+)\s*\}|(\d))\s*(?:\{\s*(\d+)\s*\}|(\d))")
-_NUMBER = re.compile(r"\d+(?:\.\d+)?(?:/\d+)?|\b(?:" + "|".join(_WORD_VALUE) + r")\b", re.I)
-_PLAIN_NUMBER = re.compile(r"\d+(?:\.\d+)?|\b(?:" + "|".join(_WORD_VALUE) + r")\b", re.I)
+_VALUE_WORD = r"|\b(?:" + "|".join(_WORD_VALUE) + r")\b"
+_NUMBER = re.compile(r"\d+(?:\.\d+)?(?:/\d+)?" + _VALUE_WORD, re.I)  # semantic decontam: 1/2 is one number
+_PLAIN_NUMBER = re.compile(r"\d+(?:\.\d+)?" + _VALUE_WORD, re.I)  # dedup: 1/2 is two (its decisions stay)
 
 
 def _prepare(text: str) -> str:

@@ -149,6 +149,11 @@ _MATH_WORDS = {
 _WORD = re.compile(r"(?<![\\a-zA-Z])[A-Za-z']{2,}")
 
 
+def has_box(text: str) -> bool:
+    """Whether ``text`` boxes an answer (``\\boxed`` or ``\\fbox``)."""
+    return _BOX.search(text) is not None
+
+
 def _matching_braces(text: str) -> dict[int, int]:
     """Index of each ``{`` -> index of its ``}``, in one linear pass (unclosed braces are absent). An escaped
     brace (``\\{``, ``\\}``: a literal brace, as in ``\\left\\{ ... \\right.``) does not group."""

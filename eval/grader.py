@@ -36,7 +36,7 @@ from typing import Any
 from tqdm import tqdm
 
 from eval.choices import option_letters
-from eval.extract import extract_answer, is_prose
+from eval.extract import extract_answer, has_box, is_prose
 from eval.grading.commitment import asserts_existence_against, case_split, uncommitted, wrong_modulus
 from eval.grading.compare import equal
 from eval.grading.families import equiv_as_equation, renamings, strip_qualifier
@@ -68,7 +68,6 @@ _GOLD_ONLY_VALUE = re.compile(r"^(.+?)\s+is the only possible value$", re.IGNORE
 _GOLD_COUNTED = re.compile(r"^(-?[\w/^.+\-()]+?)\s+(?!and\b|or\b)[A-Za-z][A-Za-z\- ]*$")
 _LATEX_COMMAND = re.compile(r"\\[a-zA-Z]+")
 _WORKER = SymbolicWorker()
-_BOXED_ANSWER = re.compile(r"\\(?:boxed|fbox)\s*\{")
 PRESTART_PAIRS = 256  # `grade_many` in one process starts the slow path's worker at once from this many pairs
 
 
@@ -292,7 +291,7 @@ def _boxed_value(response: str, extracted: str | None) -> bool:
     """Whether the response boxes a value (``\\boxed{\\frac{13}{15}}``: no word outside LaTeX commands), not
     words (``\\boxed{\\text{Such a triangle cannot exist}}``, ``\\boxed{not a}``, which the statement rules may
     read)."""
-    if not extracted or not _BOXED_ANSWER.search(response):
+    if not extracted or not has_box(response):
         return False
     return not re.search(r"[A-Za-z]{3,}", re.sub(r"\\[A-Za-z]+", " ", extracted))  # "not a" is words
 
