@@ -72,6 +72,41 @@ def test_minilm_from_its_wheel_tells_a_paraphrase_from_another_problem():
     assert verdicts.closest["s"].swapped
 
 
+MARBLES = BenchmarkItem(
+    "b",
+    "marbles",
+    "A bag has 3 red marbles and 5 blue marbles. Two marbles are drawn without replacement. What is the probability "
+    "that both are blue? Express your answer as a common fraction.",
+    "\\frac{5}{14}",
+)
+RETOLD = (  # prose for the formula: the math test fails (content 0.17), the rare-numbers path has no rare number
+    "Two marbles are taken, one after another and not put back, from a sack holding 5 blue and 3 red marbles. Give "
+    "the probability that neither is red as a fraction."
+)
+
+
+def test_same_answer_path_catches_a_retold_problem_and_needs_a_telling_answer():
+    minilm = SemanticDecontamOptions(enabled=True)
+    assert minilm.model == semantic.MINILM and minilm.same_answer
+    found = find_semantic_contamination({"p": RETOLD, "q": RETOLD}, [MARBLES], minilm, answers={"p": "5/14"})
+    match = found.matches["p"]
+    assert match.method == "same_answer" and match.answer == "\\frac{5}{14}" and match.content < minilm.min_content
+    assert match.to_dict()["same_answer"] == "\\frac{5}{14}" and match.similarity >= minilm.answer_threshold
+    assert "q" not in found.matches and found.closest["q"].key == "b/marbles"  # no gold: never this path
+    similarity_ = match.similarity
+    assert semantic.confirm_by_answer(RETOLD, "3/28", MARBLES, similarity_, minilm) is None  # another answer
+    assert semantic.confirm_by_answer(RETOLD, "5/14", MARBLES, minilm.answer_threshold - 0.01, minilm) is None
+    off = dataclasses.replace(minilm, same_answer=False)
+    assert semantic.confirm_by_answer(RETOLD, "5/14", MARBLES, similarity_, off) is None
+    fewer = RETOLD.replace("5 blue and 3 red", "7 blue and 2 red")  # other numbers, the answer by coincidence
+    assert semantic.confirm_by_answer(fewer, "5/14", MARBLES, similarity_, minilm) is None
+    digit = dataclasses.replace(MARBLES, answer="2")  # a digit, a parity, yes/no or a letter tells nothing
+    assert semantic.confirm_by_answer(RETOLD, "2", digit, similarity_, minilm) is None
+    assert [semantic.telling_answer(a) for a in ("2", "-3", "\\text{even}", "(B)", "yes", "255", "30^\\circ")] == [
+        False, False, False, False, False, True, True,
+    ]  # fmt: skip
+
+
 def test_renamed_variables_do_not_move_the_embedding():
     assert (
         similarity("If $x^2 - x - 1 = 0$, find $x^3 - 2x + 1$.", "If $t^2 - t - 1 = 0$, find $t^3 - 2t + 1$.") > 0.99
@@ -249,6 +284,24 @@ def test_decontam_stage_drops_a_paraphrase_with_its_item_similarity_and_evidence
     assert meaning["item_id"] == "div11" and meaning["similarity"] >= 0.7 and "11" in meaning["shared_numbers"]
     notes = next(c for c in state.funnel if c.stage == "decontam").notes
     assert notes["semantic_confirmed"] == 1 and notes["semantic_closest_kept"][0]["problem_id"] == "sibling"
+
+
+def test_decontam_stage_reads_the_golds_for_the_same_answer_path(tmp_path):
+    row = {"id": MARBLES.id, "problem": MARBLES.text, "answer": MARBLES.answer}
+    (tmp_path / "bench.jsonl").write_text(json.dumps(row) + "\n")
+    problems = [Problem("retold", RETOLD, "5/14", "pool"), Problem("other", RETOLD, "3/28", "pool")]
+    chains = [Chain(f"{p.id}/c", p.id, f"So \\boxed{{{p.answer}}}") for p in problems]
+    stages = to_options(
+        StageOptions,
+        {"decontam": {"benchmarks": ["bench"], "data_dir": str(tmp_path), "semantic": {"enabled": True}}},
+    )
+    specs = {"bench": BenchmarkSpec(name="bench", local_file="bench.jsonl")}
+    curate_items(problems, chains, stages, ["decontam"], tmp_path / "run", benchmark_specs=specs)
+    rejects = rejects_of(tmp_path / "run")
+    assert set(rejects) == {"retold"}  # the same text with another gold is another problem
+    detail = rejects["retold"]["detail"]
+    assert detail["confirmed_by"] == "same_answer" and detail["same_answer"] == MARBLES.answer
+    assert detail["item_id"] == "marbles" and detail["similarity"] >= 0.65
 
 
 def test_dedup_stage_drops_a_paraphrase_by_meaning_with_its_similarity(tmp_path):

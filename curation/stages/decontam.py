@@ -100,6 +100,7 @@ class BenchmarkItem:
     benchmark: str
     id: str
     text: str
+    answer: str = ""
 
 
 @dataclass(frozen=True)
@@ -371,7 +372,7 @@ def load_benchmark_items(
             skipped[name] = err
             loaded[name] = {"skipped": str(err)}
             continue
-        items.extend(BenchmarkItem(name, p.id, p.problem) for p in benchmark.problems)
+        items.extend(BenchmarkItem(name, p.id, p.problem, p.answer or "") for p in benchmark.problems)
         loaded[name] = {"source": benchmark.source, "checksum": benchmark.checksum, "items": len(benchmark.problems)}
     _warn_skipped(skipped)
     return items, loaded
@@ -484,13 +485,14 @@ def decontam_semantic(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
     retrieval from the items' index, the confirmation rule, and the judge when the options ask for it)."""
     items, semantic_index = load_context(item["context"])
     options = to_options(SemanticDecontamOptions, item["options"])
-    rows = [(position, row["problem"]) for position, row in alive_rows(item)]
+    rows = [(position, row["problem"], row.get("answer") or "") for position, row in alive_rows(item)]
     judge = None
     if options.confirmation == "judge":
         generator = cached_generator(options.judge, item["judge_dir"], f"same-problem-{item['part']}")
         judge = judge_pairs(generator, options)
-    verdicts = find_semantic_contamination({str(p): t for p, t in rows}, items, options, semantic_index, judge)
-    for position, _ in rows:
+    texts, answers = {str(p): t for p, t, _ in rows}, {str(p): a for p, _, a in rows}
+    verdicts = find_semantic_contamination(texts, items, options, semantic_index, judge, answers)
+    for position, _, _ in rows:
         match, closest = verdicts.matches.get(str(position)), verdicts.closest.get(str(position))
         if match or closest:
             yield [position, match.to_dict() if match else None, closest.to_dict() if closest else None]
