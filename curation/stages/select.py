@@ -16,7 +16,7 @@ result is a pure function of the inputs (and the seed, which only diversity's s1
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -130,11 +130,12 @@ def select(state: RunState, options: StageOptions, context: StageContext) -> Non
     problems, chains, scores, terms = best_chains(state, options)
     winner = dict(zip(problems.tolist(), zip(chains.tolist(), scores, strict=True), strict=True))
     alive = np.flatnonzero(state.chain_alive)
-    losers = alive[chains_not_winning(state, alive, winner)]
-    winner_ids = _winner_ids(state, losers, winner)
+    losers = alive[chains_not_winning(state, alive, problems, chains)]
+    del alive
+    winner_ids = dict(zip(problems.tolist(), state.chain_ids(chains.tolist()), strict=True))
     chain_drops = (
-        (int(c), "not_best_chain", {"best_chain": winner_ids[p], "best_score": winner[p][1]})
-        for c, p in zip(losers.tolist(), state.chain_problem[losers].tolist(), strict=True)
+        (c, "not_best_chain", {"best_chain": winner_ids[p], "best_score": winner[p][1]})
+        for c, p in chunked_pairs(losers, state.chain_problem[losers])
     )
     order = ranked(problems, scores)
     n = options.select.n
@@ -149,11 +150,15 @@ def select(state: RunState, options: StageOptions, context: StageContext) -> Non
     state.apply(count, chains=chain_drops, problems=problem_drops)
 
 
-def chains_not_winning(state: RunState, alive: np.ndarray, winner: dict[int, tuple[int, float]]) -> np.ndarray:
-    best = np.array([winner[p][0] for p in state.chain_problem[alive].tolist()], dtype=np.int64)
-    return best != alive
+def chains_not_winning(state: RunState, alive: np.ndarray, problems: np.ndarray, chains: np.ndarray) -> np.ndarray:
+    """A mask over ``alive``: the chains that are not their problem's best (``chains[i]`` is ``problems[i]``'s),
+    in arrays (a Python int per alive chain was ~150 bytes a chain at the peak on pools where most chains pass)."""
+    best = np.full(len(state.problem_ids), -1, dtype=np.int64)
+    best[problems] = chains
+    return best[state.chain_problem[alive]] != alive
 
 
-def _winner_ids(state: RunState, losers: np.ndarray, winner: dict[int, tuple[int, float]]) -> dict[int, str]:
-    problems = sorted(set(state.chain_problem[losers].tolist()))
-    return dict(zip(problems, state.chain_ids(winner[p][0] for p in problems), strict=True))
+def chunked_pairs(first: np.ndarray, second: np.ndarray, size: int = 65_536) -> Iterator[tuple[int, int]]:
+    """``zip(first, second)`` as Python ints, converted ``size`` at a time (never a list per element of both)."""
+    for start in range(0, len(first), size):
+        yield from zip(first[start : start + size].tolist(), second[start : start + size].tolist(), strict=True)
