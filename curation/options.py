@@ -143,12 +143,13 @@ class SemanticOptions:
             without the math test.
         min_rare: How rare the shared numbers must be on that path (summed inverse document frequency over
             the benchmark items: ``log(601 / 2)`` ~ 5.7 for one number no other item of 600 states).
-        same_answer: Decontamination's third path (`curation.semantic.confirm_by_answer`): a pool problem whose
-            nearest item is at least ``answer_threshold`` similar, states at least ``answer_min_numbers`` of the
-            numbers (Jaccard) and has that item's answer as its gold — an answer more telling than a digit or a
-            yes/no — is that item retold ("identical marbles in two bags", a formula in words). Pools without
-            golds never take it.
-        answer_threshold: The similarity that path needs.
+        same_answer: Decontamination's third path (`curation.semantic.confirm_by_answer`): a pool problem one
+            of whose nearest items (up to three, near-tied) is at least ``answer_threshold`` similar, states at
+            least ``answer_min_numbers`` of its numbers (Jaccard) and has that item's answer as its gold — an
+            answer more telling than a digit or a yes/no — is that item retold ("identical marbles in two
+            bags", a formula in words). Pools without golds never take it.
+        answer_threshold: The similarity that path needs (less for the nearest item when the two state the same
+            numbers: `curation.semantic.ANSWER_FLOOR`).
         answer_min_numbers: The numbers' agreement that path needs.
         confirmation: ``rule`` (the three tests above) or ``judge`` (decontamination only: candidates at
             ``judge_threshold`` or more that the rule does not confirm go to ``judge`` for a verdict).
@@ -166,7 +167,7 @@ class SemanticOptions:
     rare_threshold: float = 0.75
     min_rare: float = 6.0
     same_answer: bool = True
-    answer_threshold: float = 0.65
+    answer_threshold: float = 0.6
     answer_min_numbers: float = 0.5
     confirmation: str = "rule"
     judge: GenerationOptions = field(default_factory=lambda: GenerationOptions(max_new_tokens=16))

@@ -178,31 +178,84 @@ def _minilm() -> Embedder:
     return embed
 
 
-@functools.lru_cache(maxsize=1 << 14)
-def _numbers(text: str, words: bool = True) -> frozenset[str]:
-    """`curation.similarity.numbers_of`'s distinct numbers, cached: a benchmark item is compared with many
-    pool problems."""
-    return frozenset(numbers_of(text, words=words, whole=True))
+# A figure's drawing code ([asy] ... [/asy], a TikZ picture): coordinates and sizes, and the labels it prints.
+_FIGURE = re.compile(r"\[asy\].*?(?:\[/asy\]|$)|\\begin\{tikzpicture\}.*?(?:\\end\{tikzpicture\}|$)", re.S | re.I)
+# What a figure prints: Asymptote's strings (label("$48^\circ$", ...)), TikZ's node texts (node {$A$}).
+_FIGURE_TEXT = re.compile(r'"((?:[^"\\]|\\.)*)"|\bnode\b[^{;]*\{((?:[^{}]|\{[^{}]*\})*)\}')
+
+
+def statement(text: str) -> str:
+    """``text`` with each figure's drawing code replaced by the labels it prints: a paraphrase that drops the
+    figure, or an AIME item whose TikZ picture states 40 coordinates, is compared on what the problem says
+    (the labels stay: "$110^\\circ$" on a figure is given data)."""
+    if "[asy]" not in text.lower() and "tikzpicture" not in text:
+        return text
+    return _FIGURE.sub(lambda m: " " + " ".join(a or b for a, b in _FIGURE_TEXT.findall(m[0])) + " ", text)
+
+
+@functools.lru_cache(maxsize=1 << 15)
+def _numbers(text: str, words: bool = True, units: bool = True) -> frozenset[str]:
+    """`curation.similarity.numbers_of`'s distinct numbers in the `statement`, cached: a benchmark item is
+    compared with many pool problems."""
+    return frozenset(numbers_of(statement(text), words=words, whole=True, units=units))
+
+
+def _number_agreement(pool_text: str, other_text: str, units: bool) -> tuple[frozenset[str], float, bool]:
+    """``(shared, Jaccard, swapped)`` of the two texts' numbers, read with or without their units."""
+    ours, theirs = _numbers(pool_text, units=units), _numbers(other_text, units=units)
+    shared = ours & theirs
+    counted = _numbers(pool_text, False, units) | _numbers(other_text, False, units) | shared
+    return shared, len(shared) / len(counted) if counted else 1.0, bool(ours - theirs) and bool(theirs - ours)
 
 
 @functools.lru_cache(maxsize=1 << 14)
 def _named_content(text: str) -> tuple[str, ...]:
-    return tuple(named_content(text))
+    return tuple(named_content(statement(text)))
 
 
 def named_content(text: str) -> list[str]:
     """`curation.similarity.content_tokens` with every name as ``x`` (as in `embedding_text`) and a negating
     prefix as the word ``not`` ("indistinguishable" -> "not distinguishable", "nonzero" -> "not zero")."""
+    return _named_tokens(text, {n.lower() for n in _NAME.findall(text)})
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _content_pieces(text: str) -> tuple[tuple[str, ...], Counter[tuple[str, ...]]]:
+    """`named_content` in two parts: the prose's tokens in order, and the TeX formulas, each whole, counted."""
+    text = statement(text)
     names = {n.lower() for n in _NAME.findall(text)}
+    prose: list[str] = []
+    formulas: Counter[tuple[str, ...]] = Counter()
+    start = 0
+    for formula in TEX_MATH.finditer(text):
+        prose += _named_tokens(text[start : formula.start()], names)
+        formulas[tuple(_named_tokens(formula[0], names))] += 1
+        start = formula.end()
+    prose += _named_tokens(text[start:], names)
+    formulas.pop((), None)
+    return tuple(prose), formulas
+
+
+def _named_tokens(text: str, names: set[str]) -> list[str]:
     folded = _NEGATED.sub("not ", fold_number_words(text))
     return ["x" if (len(t) == 1 and t.isalpha()) or t in names else t for t in content_tokens(folded)]
 
 
 def content_share(a: str, b: str) -> float:
     """The two texts' content tokens (math, numbers, negations; names as ``x``) in common, in order, over
-    the longer list (1.0 when neither has any): formulas that differ by a sign or a term score low."""
+    the longer list (1.0 when neither has any): formulas that differ by a sign or a term score low. The order
+    is the texts' own or, when that agrees more, any order of whole formulas (`_content_pieces`): "In the
+    decimal expansion of $\\frac{137}{500}$, what is ..." and "What is ... of $\\frac{137}{500}$?" agree."""
     x, y = _named_content(a), _named_content(b)
-    return lcs_length(x, y) / max(len(x), len(y)) if x or y else 1.0
+    if not x and not y:
+        return 1.0
+    longer = max(len(x), len(y))
+    share = lcs_length(x, y) / longer
+    if share < 1.0:  # the formulas in another order: each must agree whole, the prose's tokens in order
+        (prose_a, formulas_a), (prose_b, formulas_b) = _content_pieces(a), _content_pieces(b)
+        same = sum(len(f) * n for f, n in (formulas_a & formulas_b).items())
+        share = max(share, min(1.0, (lcs_length(prose_a, prose_b) + same) / longer))
+    return share
 
 
 def embedding_text(text: str) -> str:
@@ -210,6 +263,7 @@ def embedding_text(text: str) -> str:
     tokens (`curation.similarity.text_tokens`: no TeX markup) with every name — a single letter, or two to
     four capitals like ``ABC`` — as ``x``, so renaming variables or points does not move the embedding (on
     the tuning paraphrases: the own item in the top 5 for 89% against 71%)."""
+    text = statement(text)
     names = {n.lower() for n in _NAME.findall(text)}
     tokens = text_tokens(spoken_math(text))
     return " ".join("x" if (len(t) == 1 and t.isalpha()) or t in names else t for t in tokens)
@@ -354,7 +408,7 @@ def _faiss_nearest(faiss: Any, vectors: np.ndarray, queries: np.ndarray, k: int)
 
 def content_words(text: str) -> set[str]:
     """Lower-cased words of three letters or more, less the commonest function words."""
-    return {t for t in text_tokens(text) if t.isalpha() and len(t) > 2 and t not in _STOP}
+    return {t for t in text_tokens(statement(text)) if t.isalpha() and len(t) > 2 and t not in _STOP}
 
 
 @dataclass(frozen=True)
@@ -451,6 +505,11 @@ RARE_EXTRA = 0.1  # ... and the pool's own numbers the item does not state, at m
 # divisor" scored 0.62 before abbreviations were spelled out).
 RARE_SLOPE = 0.02
 RARE_FLOOR = 0.6
+# ... or, when the pool text states none of its own numbers and the rare ones it shares weigh this much (two
+# numbers no other item states ~ 11), at this similarity: a paraphrase that leaves out the item's worked example
+# or expansion (on the tuning paraphrases 2 more caught, no clean MATH-train row more flagged).
+SUBSET_RARE = 9.0
+SUBSET_SIMILARITY = 0.85
 
 
 def _rare_bar(rare: float, options: SemanticOptions) -> float:
@@ -466,20 +525,24 @@ def evidence(
     """What the two texts share: their distinct numbers and content words.
 
     The numbers' agreement is a Jaccard in which a number *word* on one side only ("two seatings", "twice")
-    does not count: prose says "one", "two" or "half" where a paraphrase need not (on the tuning paraphrases
-    2 more caught, 8 more MATH-train flags against MATH500, none against AIME/AMC). A swap counts every number.
+    does not count: prose says "one", "two" or "half" where a paraphrase need not (on the tuning paraphrases 2
+    more caught, 8 more MATH-train flags against MATH500, none against AIME/AMC). A swap counts every number.
+    The numbers are read with their units (a unit change keeps the quantity) or, when that agrees more and at
+    least two numbers are shared, without them (a unit named on one side only: "6.5 centimeters" and 6.5).
     """
-    ours, theirs = _numbers(pool_text), _numbers(other_text)
-    shared = ours & theirs
-    counted = _numbers(pool_text, False) | _numbers(other_text, False) | shared
+    shared, numbers, swapped = _number_agreement(pool_text, other_text, units=True)
+    if numbers < 1.0 or swapped:
+        bare = _number_agreement(pool_text, other_text, units=False)
+        if len(bare[0]) >= 2 and (bare[1], not bare[2]) > (numbers, not swapped):  # one bare "2" says little
+            shared, numbers, swapped = bare
     words = sorted(content_words(pool_text) & content_words(other_text), key=lambda w: (-len(w), w))
     return SemanticMatch(
         key,
         float(similarity),
-        len(shared) / len(counted) if counted else 1.0,
+        numbers,
         tuple(sorted(shared, key=lambda n: (len(n), n)))[:MAX_EVIDENCE],
         tuple(words[:MAX_EVIDENCE]),
-        bool(ours - theirs) and bool(theirs - ours),
+        swapped,
         content_share(pool_text, other_text),
         rarity.agreement(pool_text, other_text)[0] if rarity else 0.0,
     )
@@ -504,7 +567,8 @@ def confirm(
     - **Rare numbers** (method ``rare_numbers``, with a ``rarity`` table): similarity at ``rare_threshold``
       (lower, down to `RARE_FLOOR`, as the shared numbers are rarer: `_rare_bar`), and
       the pool text states the item's numbers (rarity-weighted, at least `RARE_RECALL`) and few of its own
-      (`RARE_EXTRA`), and the shared numbers are rare (summed weight at least ``min_rare``). A paraphrase
+      (`RARE_EXTRA`) — or none of its own, at `SUBSET_SIMILARITY` with shared numbers as rare as
+      `SUBSET_RARE` — and the shared numbers are rare (summed weight at least ``min_rare``). A paraphrase
       that says "the square of 513 minus the square of 487" fails the math test (prose has no formula) but
       keeps 513 and 487, which no other problem states together.
     """
@@ -521,9 +585,20 @@ def confirm(
     if rarity is None or match.rare < options.min_rare or similarity < _rare_bar(match.rare, options):
         return None
     _, recall, extra = rarity.agreement(pool_text, item_text)
-    return dataclasses.replace(match, method="rare_numbers") if recall >= RARE_RECALL and extra <= RARE_EXTRA else None
+    states_the_item = recall >= RARE_RECALL and extra <= RARE_EXTRA
+    within_the_item = extra == 0 and match.rare >= SUBSET_RARE and similarity >= SUBSET_SIMILARITY
+    return dataclasses.replace(match, method="rare_numbers") if states_the_item or within_the_item else None
 
 
+# `confirm_by_answer` looks at the nearest items up to this many, and only those within ANSWER_MARGIN of the
+# nearest: a retold story is often about as near to a sibling item as to its own (on the tuning paraphrases 7
+# more caught than with the nearest alone, 1 more clean MATH-train row flagged against MATH500).
+ANSWER_CANDIDATES = 3
+ANSWER_MARGIN = 0.05
+# ... and needs only this similarity when the two state exactly the same numbers: a story retold around the
+# same numbers and the same answer ("six flowers from three kinds" for "six cookies of three kinds"; on the
+# tuning paraphrases 3 more caught, no clean MATH-train row more flagged).
+ANSWER_FLOOR = 0.5
 # Answers too common to tell one problem from another: a digit, a parity, yes/no, a choice letter.
 _UNTELLING = re.compile(r"-?\d|even|odd|neither|yes|no|true|false|none|\(?[a-e]\)?", re.I)
 _ANSWER_MARKUP = re.compile(r"\\(?:text|mathrm|textbf)\s*\{([^{}]*)\}|\\circ|\^|\\[,!;]|\\|\$|\s")
@@ -543,9 +618,12 @@ def confirm_by_answer(
     similarity: float,
     options: SemanticOptions,
     rarity: NumberRarity | None = None,
+    nearest: bool = True,
 ) -> SemanticMatch | None:
-    """The third path (method ``same_answer``), for a pool problem's *nearest* item only: similarity at
-    ``answer_threshold``, the numbers' agreement (`evidence`) at ``answer_min_numbers``, and the pool problem's
+    """The third path (method ``same_answer``), for a pool problem's nearest items only (`ANSWER_CANDIDATES`
+    within `ANSWER_MARGIN` of the nearest, tried in order): similarity at
+    ``answer_threshold`` (`ANSWER_FLOOR` for the ``nearest`` item when the two state the same numbers), the
+    numbers' agreement (`evidence`) at ``answer_min_numbers``, and the pool problem's
     gold equal to the item's answer (`curation.similarity.answers_agree`, the grader under its time limit),
     that answer telling (`telling_answer`).
 
@@ -554,9 +632,13 @@ def confirm_by_answer(
     four paraphrase sets used for tuning: 128 -> 152 of 170 caught; 0 clean MATH-train rows dropped as
     AIME/AMC and 2 more of 7,500 flagged against MATH500 (docs/performance.md).
     """
-    if not options.same_answer or similarity < options.answer_threshold or not telling_answer(item.answer):
+    floor = min(options.answer_threshold, ANSWER_FLOOR)
+    if not options.same_answer or similarity < floor or not telling_answer(item.answer):
         return None
     match = evidence(pool_text, item.text, similarity, item_key(item), rarity)
+    all_numbers = match.numbers >= 1.0 and not match.swapped
+    if similarity < (floor if all_numbers and nearest else options.answer_threshold):
+        return None
     if match.numbers < options.answer_min_numbers or not answers_agree(pool_answer, item.answer):
         return None
     return dataclasses.replace(match, method="same_answer", answer=item.answer)
@@ -626,8 +708,11 @@ def _decide(
         if match is not None:
             verdicts.matches[pid] = match
             return None
-    if len(rows) and answer:
-        match = confirm_by_answer(text, answer, items[rows[0]], float(similarities[0]), options, rarity)
+    candidates = zip(similarities[:ANSWER_CANDIDATES], rows[:ANSWER_CANDIDATES], strict=True)
+    for rank, (similarity, row) in enumerate(candidates):
+        if not answer or similarity < similarities[0] - ANSWER_MARGIN:
+            break
+        match = confirm_by_answer(text, answer, items[row], float(similarity), options, rarity, rank == 0)
         if match is not None:
             verdicts.matches[pid] = match
             return None

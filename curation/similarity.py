@@ -31,6 +31,7 @@ import difflib
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from fractions import Fraction
 
 from eval.grader import verify
@@ -81,13 +82,23 @@ _NUMBER_PHRASE = re.compile(
 )
 # Fractions in words ("three quarters", "a half", "two thirds"), after a count or an article.
 _DENOMINATORS = {"half": 2, "halves": 2, "third": 3, "thirds": 3, "quarter": 4, "quarters": 4, "fourth": 4,
-                 "fourths": 4, "fifth": 5, "fifths": 5}  # fmt: skip
+                 "fourths": 4, "fifth": 5, "fifths": 5, "sixth": 6, "sixths": 6, "seventh": 7, "sevenths": 7,
+                 "eighth": 8, "eighths": 8, "ninth": 9, "ninths": 9, "tenth": 10, "tenths": 10, "twelfth": 12,
+                 "twelfths": 12, "twentieth": 20, "twentieths": 20, "hundredth": 100, "hundredths": 100}  # fmt: skip
 _COUNTS = "|".join(w for w in _SMALL if w not in ("zero", "one"))
 _FRACTION = re.compile(rf"\b(a|one|{_COUNTS})[- ]({'|'.join(_DENOMINATORS)})\b(?!-)", re.I)
 # Numbers a problem states (`numbers_of`): digits, number words, and the words that mean a number.
 _WORD_VALUE = _NUMBER_WORDS | {"twice": "2", "double": "2", "half": "1/2", "thrice": "3"}
 # \frac{1}{2}, \dfrac12, \tfrac 1 2: the fraction 1/2, as "1/2" and "one half" read.
 _TEX_FRACTION = re.compile(r"\\[dt]?frac\s*(?:\{\s*(\d+)\s*\}|(\d))\s*(?:\{\s*(\d+)\s*\}|(\d))")
+_TEX_OVER = re.compile(r"\{\s*(\d+)\s*\\over\s*(\d+)\s*\}")  # plain TeX's {1 \over 2}
+# "two point six", "12 point 5", "zero point two five": decimals said in words.
+_DIGIT_WORD = r"(?:zero|one|two|three|four|five|six|seven|eight|nine|\d)"
+_SPOKEN_DECIMAL = re.compile(
+    rf"(?<![\w.])(\d+|{'|'.join(sorted(_NUMBER_WORDS, key=len, reverse=True))})\s+point"
+    rf"((?:\s+{_DIGIT_WORD})+)\b(?![.,]\d)",
+    re.I,
+)
 _VALUE_WORD = r"|\b(?:" + "|".join(_WORD_VALUE) + r")\b"
 _NUMBER = re.compile(r"\d+(?:\.\d+)?(?:/\d+)?" + _VALUE_WORD, re.I)  # semantic decontam: 1/2 is one number
 _PLAIN_NUMBER = re.compile(r"\d+(?:\.\d+)?" + _VALUE_WORD, re.I)  # dedup: 1/2 is two (its decisions stay)
@@ -233,6 +244,8 @@ def _words_value(phrase: str) -> str | None:
             current = 1
         elif word in _SCALES:
             if word == "hundred":
+                if current >= 100:  # "one hundred and two hundred": two numbers
+                    return None
                 current = max(current, 1) * 100
             else:
                 total, current = total + max(current, 1) * _SCALES[word], 0
@@ -260,9 +273,16 @@ def _fraction(match: re.Match[str]) -> str:
 
 def fold_number_words(text: str) -> str:
     """Number words as digits: "Thirty-five" -> "35", "two thousand twenty-five" -> "2025", "one hundred" ->
-    "100", "three quarters" -> "3/4" (`content_tokens` alone gives 30 and 5). A run that does not read as
-    one number ("two three") is left as it is."""
-    return _NUMBER_PHRASE.sub(_phrase_value, _FRACTION.sub(_fraction_value, text))
+    "100", "three quarters" -> "3/4", "two point six" -> "2.6" (`content_tokens` alone gives 30 and 5). A run
+    that does not read as one number ("two three", "one hundred and two hundred") is split or left as it is."""
+    return _SPOKEN_DECIMAL.sub(_decimal_value, _NUMBER_PHRASE.sub(_phrase_value, _FRACTION.sub(_fraction_value, text)))
+
+
+def _decimal_value(match: re.Match[str]) -> str:
+    def digits(word: str) -> str:
+        return _NUMBER_WORDS.get(word.lower(), word)
+
+    return digits(match[1]) + "." + "".join(digits(w) for w in match[2].split())
 
 
 # Quantities with a unit, in one base unit per kind, so that a unit change keeps the quantity: "6.5 millimeters"
@@ -322,7 +342,7 @@ def _quantities(text: str) -> tuple[str, list[str]]:
     return _QUANTITY.sub(take, _DEGREES.sub(degrees, _MONEY.sub(money, text))), found
 
 
-def numbers_of(text: str, *, words: bool = True, whole: bool = False) -> Counter[str]:
+def numbers_of(text: str, *, words: bool = True, whole: bool = False, units: bool = True) -> Counter[str]:
     """The numbers a problem states (digits, decimals, number words: "fifty-four" -> 54), counted.
 
     Semantic decontamination's and dedup's evidence that two texts pose the same problem with the same values.
@@ -331,19 +351,35 @@ def numbers_of(text: str, *, words: bool = True, whole: bool = False) -> Counter
     twenty-five" -> 2025; "1/2", "$\\frac12$" and "one half" -> 1/2); otherwise (dedup's precision rule, as
     its golden decisions were measured) only compounds like "fifty-four" are folded and a fraction is its
     two numbers. With ``whole``, a quantity with a unit is read in its kind's base unit (`_quantities`:
-    "2500 centimeters" and "25 meters" are both 25[length]; "\\$15" and "15 dollars" 15[money]) and a
-    decimal without its trailing zeros ("1.50" -> "1.5").
+    "2500 centimeters" and "25 meters" are both 25[length]; "\\$15" and "15 dollars" 15[money]; with
+    ``units=False`` the units are ignored: "6.5 centimeters" is 6.5, as a paraphrase that names a unit the item
+    leaves out reads it) and a number in one form: "1.50", "3/2", "\\frac{6}{4}" and "one and a half" are all
+    1.5, "2/6" is 1/3.
     """
     if whole:
-        rest, quantities = _quantities(_TEX_FRACTION.sub(_fraction, _THOUSANDS.sub("", fold_number_words(text))))
-        found = [_decimal(n) for n in _NUMBER.findall(rest)] + quantities
-    else:
-        found = _PLAIN_NUMBER.findall(_THOUSANDS.sub("", _COMPOUND.sub(_compound, text)))
+        folded = _TEX_OVER.sub(r"\1/\2", _TEX_FRACTION.sub(_fraction, _THOUSANDS.sub("", fold_number_words(text))))
+        rest, quantities = _quantities(folded) if units else (folded, [])
+        stated = [n for n in _NUMBER.findall(rest) if words or n[0].isdigit()]
+        return Counter([_canonical(_WORD_VALUE.get(n.lower(), n)) for n in stated] + quantities)
+    found = _PLAIN_NUMBER.findall(_THOUSANDS.sub("", _COMPOUND.sub(_compound, text)))
     return Counter(_WORD_VALUE.get(n.lower(), n) for n in found if words or n[0].isdigit())
 
 
-def _decimal(number: str) -> str:
-    return number.rstrip("0").rstrip(".") if "." in number and "/" not in number else number
+def _canonical(number: str) -> str:
+    """A number's one written form: an integer, a terminating decimal without trailing zeros, else a fraction in
+    lowest terms ("1.50" and "6/4" -> "1.5", "2/6" -> "1/3"); a word stays as it is."""
+    if not number[0].isdigit():
+        return number
+    value = Fraction(number)
+    denominator = value.denominator
+    for prime in (2, 5):
+        while denominator % prime == 0:
+            denominator //= prime
+    if denominator != 1:
+        return f"{value.numerator}/{value.denominator}"
+    if value.denominator == 1:
+        return str(value.numerator)
+    return format(Decimal(value.numerator) / Decimal(value.denominator), "f").rstrip("0").rstrip(".")
 
 
 def answers_agree(a: str, b: str) -> bool:

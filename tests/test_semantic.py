@@ -95,7 +95,10 @@ def test_same_answer_path_catches_a_retold_problem_and_needs_a_telling_answer():
     assert "q" not in found.matches and found.closest["q"].key == "b/marbles"  # no gold: never this path
     similarity_ = match.similarity
     assert semantic.confirm_by_answer(RETOLD, "3/28", MARBLES, similarity_, minilm) is None  # another answer
-    assert semantic.confirm_by_answer(RETOLD, "5/14", MARBLES, minilm.answer_threshold - 0.01, minilm) is None
+    below = minilm.answer_threshold - 0.01  # the same numbers lower the bar to ANSWER_FLOOR, for the nearest item
+    assert semantic.confirm_by_answer(RETOLD, "5/14", MARBLES, below, minilm).method == "same_answer"
+    assert semantic.confirm_by_answer(RETOLD, "5/14", MARBLES, below, minilm, nearest=False) is None
+    assert semantic.confirm_by_answer(RETOLD, "5/14", MARBLES, semantic.ANSWER_FLOOR - 0.01, minilm) is None
     off = dataclasses.replace(minilm, same_answer=False)
     assert semantic.confirm_by_answer(RETOLD, "5/14", MARBLES, similarity_, off) is None
     fewer = RETOLD.replace("5 blue and 3 red", "7 blue and 2 red")  # other numbers, the answer by coincidence
@@ -105,6 +108,22 @@ def test_same_answer_path_catches_a_retold_problem_and_needs_a_telling_answer():
     assert [semantic.telling_answer(a) for a in ("2", "-3", "\\text{even}", "(B)", "yes", "255", "30^\\circ")] == [
         False, False, False, False, False, True, True,
     ]  # fmt: skip
+
+
+def test_same_answer_path_tries_the_near_tied_items_after_the_nearest():
+    """A retold story is often as near to a sibling item as to its own: the nearest three within ANSWER_MARGIN."""
+    options = SemanticDecontamOptions(enabled=True)
+    sibling = dataclasses.replace(MARBLES, id="sibling", text=MARBLES.text.replace("blue?", "red?"), answer="3/28")
+    items = [sibling, MARBLES]
+
+    def decide(similarities: list[float]) -> semantic.SemanticMatch | None:
+        verdicts = semantic.SemanticVerdicts({}, {})
+        semantic._decide(RETOLD, "5/14", items, np.array(similarities), np.array([0, 1]), options, verdicts, "p")
+        return verdicts.matches.get("p")
+
+    assert decide([0.66, 0.64]).key == "b/marbles"  # the second item, near-tied with the nearest
+    assert decide([0.66 + semantic.ANSWER_MARGIN, 0.64]) is None  # too far behind the nearest
+    assert decide([0.62, 0.58]) is None  # same numbers, but below answer_threshold and not the nearest
 
 
 def test_renamed_variables_do_not_move_the_embedding():
@@ -340,11 +359,70 @@ def test_decontam_stage_asks_the_judge_through_a_replay_file(tmp_path):
 def test_number_words_fold_whole_phrases_and_fractions():
     assert numbers_of("two thousand twenty-five and one hundred", whole=True) == {"2025": 1, "100": 1}
     assert numbers_of("one hundred and five", whole=True) == {"105": 1}
-    assert numbers_of("three quarters of a turn, a fifth-degree polynomial", whole=True) == {"3/4": 1}
-    halves = [set(numbers_of(t, whole=True)) for t in ("one half", "$\\frac{1}{2}$", "$\\dfrac12$", "1/2")]
-    assert halves == [{"1/2"}] * 4
+    assert numbers_of("three quarters of a turn, a fifth-degree polynomial", whole=True) == {"0.75": 1}
+    halves = ("one half", "$\\frac{1}{2}$", "$\\dfrac12$", "1/2", "0.50", "${1 \\over 2}$", "zero point five", "2/4")
+    assert [set(numbers_of(t, whole=True)) for t in halves] == [{"0.5"}] * len(halves)
+    assert numbers_of("thirteen halves, eight sevenths, twelve twentieths", whole=True) == {
+        "6.5": 1,
+        "8/7": 1,
+        "0.6": 1,
+    }
     assert numbers_of("two three", whole=True) == {"2": 1, "3": 1}  # a list, not one number
+    assert numbers_of("between one hundred and two hundred", whole=True) == {"100": 1, "200": 1}
+    assert numbers_of("two point six and twenty two point five", whole=True) == {"2.6": 1, "22.5": 1}
+    assert numbers_of("a point $P$ and one point of view", whole=True) == {"1": 1}
+    assert numbers_of("6.5 centimeters, $60^\\circ$", whole=True, units=False) == {"6.5": 1, "60": 1}
     assert numbers_of("one hundred and $\\frac{1}{2}$") == {"1": 2, "100": 1, "2": 1}  # dedup's reading: as it was
+
+
+def test_figures_count_by_their_labels_not_their_coordinates():
+    item = (
+        'Find the angle $x$. [asy] draw((0,0)--(3.2,1.7)--(5,0)); label("$48^\\circ$",(1,0.5)); [/asy]'
+        " \\begin{tikzpicture}[scale=0.15] \\coordinate (A) at (0,12); \\node[above] at (A) {$A$}; \\end{tikzpicture}"
+    )
+    assert semantic.statement(item).split() == ["Find", "the", "angle", "$x$.", "$48^\\circ$", "$A$"]
+    assert semantic._numbers(item) == {"48[angle]"}  # 3.2, 1.7, 0.15, 12: drawing code
+    paraphrase = "Determine the angle $x$ when the marked angle is $48^\\circ$."
+    assert semantic.evidence(paraphrase, item, 0.9).numbers == 1.0
+    assert semantic.statement("No figure: 3.2 and [asx].") == "No figure: 3.2 and [asx]."
+
+
+def test_content_share_lets_whole_formulas_change_places_but_not_change():
+    item = (
+        "What is the last nonzero digit to the right of the decimal point in the decimal expansion of "
+        "$\\frac{137}{500}$?"
+    )
+    reordered = (
+        "In the decimal expansion of $\\frac{137}{500}$, what is the last nonzero digit right of the decimal point?"
+    )
+    assert semantic.content_share(reordered, item) == 1.0  # in order only: 0.5
+    a, b = (
+        "Let $f(x) = 3x + 3$ and $g(x) = 4x + 3.$ Find $f(g(f(2)))$.",
+        "Given $y^3=x^2$ and $(y-x)^2=4y^2$, find $x+y$.",
+    )
+    assert semantic.content_share(a, b) < 0.65  # no formula agrees whole
+
+
+def test_rare_numbers_path_accepts_a_paraphrase_that_leaves_out_the_items_example():
+    item = (
+        "Find $m+n$ where $\\frac{m}{n} = \\prod_{k=4}^{63} a_k$, for example $a_4 = \\frac{15}{12}$ and "
+        "$a_5 = \\frac{24}{21}$."
+    )
+    short = "With $a_k$ as given, the product of $a_k$ for $k$ from $4$ to $63$ is $\\frac{m}{n}$; find $m+n$."
+    rarity = semantic.NumberRarity.of([item, *(f"Compute ${n} + {n + 1}$." for n in range(1, 400))])
+    options = SemanticDecontamOptions(enabled=True)
+    match = semantic.confirm(short, item, semantic.SUBSET_SIMILARITY, options, "b/prod", rarity)
+    assert match is not None and match.method == "rare_numbers"  # states only the item's numbers, rare ones
+    assert semantic.confirm(short, item, semantic.SUBSET_SIMILARITY - 0.01, options, "b/prod", rarity) is None
+    extra = short.replace("find $m+n$", "find $m+n+7$")  # a number of its own
+    assert semantic.confirm(extra, item, semantic.SUBSET_SIMILARITY, options, "b/prod", rarity) is None
+
+
+def test_numbers_agree_without_units_when_one_text_names_them():
+    item = "A cone's base has area 30 square units and its height is 6.5 units. Find its volume."
+    units = "A paper cone has a base of 30 square centimeters and is 6.5 centimeters tall. How many cubic centimeters?"
+    assert semantic.evidence(units, item, 0.8).numbers == 1.0  # read with units: 0 shared
+    assert semantic.evidence("The side is 2cm.", "Find $AF^2$.", 0.8).numbers == 0.0  # one bare number: no
 
 
 def test_formulas_read_out_embed_like_their_words():
