@@ -10,7 +10,8 @@ Usage: ``python bench/semantic_decontam.py [--data-dir ../shared/data] [--out ou
   held-out part by `curation.planted.split` of their item id (the rule was calibrated on the tuning part only);
   ``paraphrases_heldout2.jsonl`` (written before the second round of tuning), ``paraphrases_heldout3.jsonl``
   (written after it), ``paraphrases_heldout4.jsonl`` (written blind, before ``model: minilm`` was measured) and
-  ``paraphrases_heldout5.jsonl`` (written blind, before the same-answer path was measured) are held out whole
+  ``paraphrases_heldout5.jsonl`` (written blind, before the same-answer path was measured) and
+  ``paraphrases_heldout6.jsonl`` (written blind after the fifth was measured and then tuned on) are held out whole
   (their rows' ``split``). Every pool problem has its gold (a paraphrase its item's), as a real pool's rows do.
 - Recall: a planted row dropped as its own item, by n-gram decontamination alone (`curation.stages.decontam`, as
   ``bench/decontam.py`` drives it) and by n-gram + semantic (`curation.semantic`; dropped by either).
@@ -64,7 +65,10 @@ HELD_OUT_3 = REPO / "bench" / "data" / "paraphrases_heldout3.jsonl"
 HELD_OUT_4 = REPO / "bench" / "data" / "paraphrases_heldout4.jsonl"
 # Written blind after the fourth was measured, before the same-answer path was measured on it; measured once.
 HELD_OUT_5 = REPO / "bench" / "data" / "paraphrases_heldout5.jsonl"
-HALVES = ("tune", "held_out", "held_out_new", "held_out_3", "held_out_4", "held_out_5")
+# Written blind (120 rows, 40 of each kind; 24 rewrite AIME/AMC items earlier sets used, marked item_reused) after
+# the fifth was tuned on; measured once, with the rule final.
+HELD_OUT_6 = REPO / "bench" / "data" / "paraphrases_heldout6.jsonl"
+HALVES = ("tune", "held_out", "held_out_new", "held_out_3", "held_out_4", "held_out_5", "held_out_6")
 
 
 def build_pool(data_dir: Path, items: list[BenchmarkItem]) -> tuple[dict[str, str], dict[str, tuple[str, str, str]]]:
@@ -84,9 +88,9 @@ def build_pool(data_dir: Path, items: list[BenchmarkItem]) -> tuple[dict[str, st
 
 
 def paraphrases() -> list[dict]:
-    """The paraphrase files' rows; a row's ``split`` (``held_out_new``, ``held_out_3``, ``held_out_4``,
-    ``held_out_5``) overrides the hash."""
-    files = (PARAPHRASES, HELD_OUT_NEW, HELD_OUT_3, HELD_OUT_4, HELD_OUT_5)
+    """The paraphrase files' rows; a row's ``split`` (``held_out_new``, ``held_out_3`` ... ``held_out_6``)
+    overrides the hash."""
+    files = (PARAPHRASES, HELD_OUT_NEW, HELD_OUT_3, HELD_OUT_4, HELD_OUT_5, HELD_OUT_6)
     return [json.loads(line) for path in files for line in path.open(encoding="utf-8")]
 
 
@@ -119,15 +123,11 @@ def quality(args: argparse.Namespace) -> dict:
           f"({len(planted)} planted), {len(items)} items; {semantic}")  # fmt: skip
     print(f"n-gram {ngram_s:.1f}s, semantic {semantic_s:.1f}s")
     summary = {"ngram": recall_table(ngram_drops, planted), "ngram+semantic": recall_table(both, planted)}
-    print(
-        "| kind | n-gram tuning | n-gram held-out | n-gram new held-out | n-gram third held-out "
-        "| n-gram fourth held-out | n-gram fifth held-out | + semantic tuning | + semantic held-out "
-        "| + semantic new held-out | + semantic third held-out | + semantic fourth held-out "
-        "| + semantic fifth held-out |\n" + "|---" * 13 + "|"
-    )
-    for kind in ("copy", "light", "medium", "heavy", "all paraphrases"):
-        cells = [_cell(summary[rule][kind][half]) for rule in summary for half in HALVES]
-        print(f"| {kind} | " + " | ".join(cells) + " |")
+    for rule, table in summary.items():
+        print(f"\n{rule}\n| kind | " + " | ".join(HALVES) + " |\n" + "|---" * (len(HALVES) + 1) + "|")
+        for kind in ("copy", "light", "medium", "heavy", "all paraphrases"):
+            print(f"| {kind} | " + " | ".join(_cell(table[kind][half]) for half in HALVES) + " |")
+    summary["misses"] = misses(both, planted, meaning.closest, args.out)
     summary |= clean_rows(texts, ngram_drops, semantic_drops, args.out, items)
     summary["seconds"] = {"ngram": round(ngram_s, 1), "semantic": round(semantic_s, 1)}
     return summary
@@ -194,14 +194,36 @@ def dedup_quality(args: argparse.Namespace) -> dict:
     return {"seconds": round(seconds, 1), "recall": table, "math_train_merged": len(merges)}
 
 
+def misses(dropped: dict[str, str], planted: dict[str, tuple[str, str, str]], closest: dict, out: Path) -> dict:
+    """Planted paraphrases not dropped as their own item, written to ``misses.jsonl`` with the closest candidate's
+    evidence; returns ``{split: {kind: count}}``. Rows from AIME/AMC items an earlier set rewrote too
+    (``item_reused``) are counted apart as ``<split> reused``."""
+    reused = {row["id"] for row in paraphrases() if row.get("item_reused")}
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "misses.jsonl").open("w", encoding="utf-8") as handle:
+        for pid, (key, kind, half) in planted.items():
+            if kind == "copy" or dropped.get(pid) == key:
+                continue
+            counts[half + (" reused" if pid in reused else "")][kind] += 1
+            near = closest.get(pid)
+            row = {"id": pid, "item": key, "kind": kind, "split": half, "dropped_as": dropped.get(pid)}
+            handle.write(json.dumps(row | ({"closest": near.to_dict()} if near else {})) + "\n")
+    for half, kinds in sorted(counts.items()):
+        print(f"missed, {half}: " + ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items())))
+    return {half: dict(kinds) for half, kinds in counts.items()}
+
+
 def golds(data_dir: Path, planted: dict[str, tuple[str, str, str]]) -> dict[str, str]:
-    """Gold answers: MATH-train's, each benchmark item's, and each paraphrase's (its item's)."""
+    """Gold answers: MATH-train's, each benchmark item's, and each paraphrase's (its own ``answer`` where the row
+    gives one, as the seventh set's rows do: a unit change changes it; else its item's)."""
     files = {"math500": "math500", "aime24": "aime2024", "aime25": "aime2025", "amc23": "amc2023"}
     answers = {r["id"]: r["answer"] for r in map(json.loads, (data_dir / "math_train.jsonl").open(encoding="utf-8"))}
     for name, file in files.items():
         for row in map(json.loads, (data_dir / f"{file}.jsonl").open(encoding="utf-8")):
             answers[f"{name}/{row['id']}"] = str(row["answer"])
-    return answers | {pid: answers[key] for pid, (key, _, _) in planted.items()}
+    own = {row["id"]: row["answer"] for row in paraphrases() if row.get("answer")}  # a unit change changes it
+    return answers | {pid: own.get(pid, answers[key]) for pid, (key, _, _) in planted.items()}
 
 
 def scale(args: argparse.Namespace, sizes: list[int]) -> dict:
