@@ -11,8 +11,9 @@ Usage: ``python bench/semantic_decontam.py [--data-dir ../shared/data] [--out ou
   ``paraphrases_heldout2.jsonl`` (written before the second round of tuning), ``paraphrases_heldout3.jsonl``
   (written after it), ``paraphrases_heldout4.jsonl`` (written blind, before ``model: minilm`` was measured) and
   ``paraphrases_heldout5.jsonl`` (written blind, before the same-answer path was measured) and
-  ``paraphrases_heldout6.jsonl`` (written blind after the fifth was measured and then tuned on) are held out whole
-  (their rows' ``split``). Every pool problem has its gold (a paraphrase its item's), as a real pool's rows do.
+  ``paraphrases_heldout6.jsonl`` (written blind after the fifth was measured and then tuned on) and
+  ``paraphrases_heldout7.jsonl`` (written blind; kept out of ``bench/fit_answer_score.py``'s fit) are held out
+  whole (their rows' ``split``). Every pool problem has its gold (a paraphrase its item's), as a real pool's rows do.
 - Recall: a planted row dropped as its own item, by n-gram decontamination alone (`curation.stages.decontam`, as
   ``bench/decontam.py`` drives it) and by n-gram + semantic (`curation.semantic`; dropped by either).
 - False drops: MATH-train rows dropped as AIME/AMC. MATH-train rows the semantic check flags against
@@ -68,7 +69,10 @@ HELD_OUT_5 = REPO / "bench" / "data" / "paraphrases_heldout5.jsonl"
 # Written blind (120 rows, 40 of each kind; 24 rewrite AIME/AMC items earlier sets used, marked item_reused) after
 # the fifth was tuned on; measured once, with the rule final.
 HELD_OUT_6 = REPO / "bench" / "data" / "paraphrases_heldout6.jsonl"
-HALVES = ("tune", "held_out", "held_out_new", "held_out_3", "held_out_4", "held_out_5", "held_out_6")
+# Written blind (120 rows, rows carry their own gold: a unit change changes it) while the answer score was fitted on
+# the six sets before it; measured once, with the rule and the score final.
+HELD_OUT_7 = REPO / "bench" / "data" / "paraphrases_heldout7.jsonl"
+HALVES = ("tune", "held_out", "held_out_new", "held_out_3", "held_out_4", "held_out_5", "held_out_6", "held_out_7")
 
 
 def build_pool(data_dir: Path, items: list[BenchmarkItem]) -> tuple[dict[str, str], dict[str, tuple[str, str, str]]]:
@@ -88,9 +92,9 @@ def build_pool(data_dir: Path, items: list[BenchmarkItem]) -> tuple[dict[str, st
 
 
 def paraphrases() -> list[dict]:
-    """The paraphrase files' rows; a row's ``split`` (``held_out_new``, ``held_out_3`` ... ``held_out_6``)
+    """The paraphrase files' rows; a row's ``split`` (``held_out_new``, ``held_out_3`` ... ``held_out_7``)
     overrides the hash."""
-    files = (PARAPHRASES, HELD_OUT_NEW, HELD_OUT_3, HELD_OUT_4, HELD_OUT_5, HELD_OUT_6)
+    files = (PARAPHRASES, HELD_OUT_NEW, HELD_OUT_3, HELD_OUT_4, HELD_OUT_5, HELD_OUT_6, HELD_OUT_7)
     return [json.loads(line) for path in files for line in path.open(encoding="utf-8")]
 
 

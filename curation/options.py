@@ -151,6 +151,9 @@ class SemanticOptions:
         answer_threshold: The similarity that path needs (less for the nearest item when the two state the same
             numbers: `curation.semantic.ANSWER_FLOOR`).
         answer_min_numbers: The numbers' agreement that path needs.
+        answer_min_score: Decontamination's fourth path (`curation.semantic.confirm_by_score`, with
+            ``same_answer``): the log-odds a near item whose answer is the pool problem's gold needs from its
+            evidence weighed together (`curation.semantic.answer_score`; 1.5 ~ 82%).
         confirmation: ``rule`` (the three tests above) or ``judge`` (decontamination only: candidates at
             ``judge_threshold`` or more that the rule does not confirm go to ``judge`` for a verdict).
         judge: The generator asked "same problem?" when ``confirmation`` is ``judge``.
@@ -169,6 +172,7 @@ class SemanticOptions:
     same_answer: bool = True
     answer_threshold: float = 0.6
     answer_min_numbers: float = 0.5
+    answer_min_score: float = 1.5
     confirmation: str = "rule"
     judge: GenerationOptions = field(default_factory=lambda: GenerationOptions(max_new_tokens=16))
     judge_threshold: float = 0.6

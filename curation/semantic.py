@@ -428,8 +428,10 @@ class SemanticMatch:
             benchmark items; 0 without a rarity table).
         method: ``embedding`` (similarity, numbers and math), ``rare_numbers`` (similarity and the same rare
             numbers: `confirm`), ``same_answer`` (similarity, numbers and the item's answer as the pool
-            problem's gold: `confirm_by_answer`) or ``judge`` (a model's same-problem verdict).
-        answer: The answer both have, on the ``same_answer`` path.
+            problem's gold: `confirm_by_answer`), ``answer_score`` (the item's answer as the gold, and the
+            evidence's `answer_score`: `confirm_by_score`) or ``judge`` (a model's same-problem verdict).
+        answer: The answer both have, on the ``same_answer`` and ``answer_score`` paths.
+        score: `answer_score`, on the ``answer_score`` path.
     """
 
     key: str
@@ -442,6 +444,7 @@ class SemanticMatch:
     rare: float = 0.0
     method: str = "embedding"
     answer: str = ""
+    score: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -455,6 +458,7 @@ class SemanticMatch:
             "content": round(self.content, 3),
             "rare_numbers": round(self.rare, 2),
             **({"same_answer": self.answer} if self.answer else {}),
+            **({"answer_score": round(self.score, 2)} if self.method == "answer_score" else {}),
         }
 
 
@@ -505,6 +509,12 @@ RARE_EXTRA = 0.1  # ... and the pool's own numbers the item does not state, at m
 # divisor" scored 0.62 before abbreviations were spelled out).
 RARE_SLOPE = 0.02
 RARE_FLOOR = 0.6
+# The first path needs this similarity (not ``threshold``) when the numbers both state are common ones (rarity
+# below THIN_RARE: "2", "10", "40 degrees"): on the tuning rows 14 clean MATH-train flags against MATH500 at
+# 0.7-0.8 had only such numbers, against 2 paraphrases (one-angle figure problems, "odd function" questions).
+THIN_RARE = 3.0
+THIN_THRESHOLD = 0.8
+THIN_MIN_ITEMS = 100  # fewer benchmark items than this: no number can be told common from rare
 # ... or, when the pool text states none of its own numbers and the rare ones it shares weigh this much (two
 # numbers no other item states ~ 11), at this similarity: a paraphrase that leaves out the item's worked example
 # or expansion (on the tuning paraphrases 2 more caught, no clean MATH-train row more flagged).
@@ -558,7 +568,9 @@ def confirm(
 ) -> SemanticMatch | None:
     """The match when the rule confirms it, by either of two paths.
 
-    - **Numbers and math** (method ``embedding``): similarity at ``threshold``; the two texts' distinct numbers
+    - **Numbers and math** (method ``embedding``): similarity at ``threshold`` (`THIN_THRESHOLD` when the shared
+      numbers are all common ones, by a ``rarity`` table of `THIN_MIN_ITEMS` items or more); the two texts' distinct
+      numbers
       agree (Jaccard at least ``min_numbers``: 0.8 lets a paraphrase say "twice" or "$n = 2, \\dots, 7$" in a
       problem with several numbers) and no number is *swapped* — each text stating a number the other lacks —
       which marks a template sibling ("... divisible by 11?" vs "... by 7?"): never the same problem; and
@@ -575,8 +587,9 @@ def confirm(
     if similarity < min(options.threshold, _rare_bar(float("inf"), options) if rarity else options.threshold):
         return None
     match = evidence(pool_text, item_text, similarity, key, rarity)
+    thin = rarity is not None and rarity.documents >= THIN_MIN_ITEMS and match.rare < THIN_RARE
     if (
-        similarity >= options.threshold
+        similarity >= (max(options.threshold, THIN_THRESHOLD) if thin else options.threshold)
         and not match.swapped
         and match.numbers >= options.min_numbers
         and match.content >= options.min_content
@@ -642,6 +655,79 @@ def confirm_by_answer(
     if match.numbers < options.answer_min_numbers or not answers_agree(pool_answer, item.answer):
         return None
     return dataclasses.replace(match, method="same_answer", answer=item.answer)
+
+
+# `answer_score`'s logistic model: log-odds that an item whose answer is the pool problem's gold is its source,
+# from the evidence. Fitted by ``python bench/fit_answer_score.py`` (sklearn's LogisticRegression, C=1, positives
+# weighted 3) on the candidates with agreeing answers among the nearest three items of the six paraphrase sets'
+# rows and of half the clean MATH-train rows (the other half never seen: docs/performance.md).
+ANSWER_SCORE_WEIGHTS: dict[str, float] = {
+    "bias": -4.911, "similarity": 1.762, "margin": 2.854, "nearest": 2.269, "numbers": 2.368, "swapped": -0.53,
+    "content": 0.52, "rare": 0.972, "recall": -0.239, "extra": -0.9, "telling": 1.674,
+}  # fmt: skip
+ANSWER_SCORE_FEATURES = (
+    "similarity", "margin", "nearest", "numbers", "swapped", "content", "rare", "recall", "extra", "telling",
+)  # fmt: skip
+
+
+def answer_features(
+    pool_text: str, item: BenchmarkItem, match: SemanticMatch, margin: float, nearest: bool, rarity: NumberRarity
+) -> dict[str, float]:
+    """The evidence `answer_score` weighs, for a candidate ``item`` of ``pool_text`` (``match``: `evidence`):
+    its similarity, its lead over the best other candidate (``margin``), whether it is the ``nearest``, the
+    numbers' agreement and swap, the math in common, how rare the shared numbers are (log), the share of the
+    item's numbers the pool states and of the pool's own, and whether the answer is telling."""
+    _, recall, extra = rarity.agreement(pool_text, item.text)
+    return {
+        "similarity": match.similarity, "margin": margin, "nearest": float(nearest), "numbers": match.numbers,
+        "swapped": float(match.swapped), "content": match.content, "rare": math.log1p(match.rare),
+        "recall": recall, "extra": extra, "telling": float(telling_answer(item.answer)),
+    }  # fmt: skip
+
+
+def answer_score(features: Mapping[str, float]) -> float:
+    """The fitted log-odds (`ANSWER_SCORE_WEIGHTS`) of ``features`` (`answer_features`)."""
+    return ANSWER_SCORE_WEIGHTS["bias"] + sum(
+        ANSWER_SCORE_WEIGHTS[name] * features[name] for name in ANSWER_SCORE_FEATURES
+    )
+
+
+def confirm_by_score(
+    pool_text: str,
+    pool_answer: str,
+    items: Sequence[BenchmarkItem],
+    similarities: np.ndarray,
+    rows: np.ndarray,
+    options: SemanticOptions,
+    rarity: NumberRarity,
+) -> SemanticMatch | None:
+    """The fourth path (method ``answer_score``): among the nearest `ANSWER_CANDIDATES` items, the one with the
+    highest `answer_score` at ``answer_min_score`` or more whose answer is the pool problem's gold
+    (`curation.similarity.answers_agree`, asked only of candidates that score high enough).
+
+    Where the same-answer path asks each piece of evidence to pass its own bar, this weighs them together: a
+    retold story with a one-digit answer but the same rare numbers and a clear lead over every other item, or a
+    formula told in words whose numbers half agree, can pass. Pools without golds never take it.
+    """
+    if not options.same_answer or not pool_answer or not len(rows):
+        return None
+    scored = []
+    for rank, (similarity, row) in enumerate(
+        zip(similarities[:ANSWER_CANDIDATES], rows[:ANSWER_CANDIDATES], strict=True)
+    ):
+        others = [float(s) for i, s in enumerate(similarities) if i != rank]
+        item = items[row]
+        match = evidence(pool_text, item.text, float(similarity), item_key(item), rarity)
+        features = answer_features(
+            pool_text, item, match, float(similarity) - max(others, default=0.0), rank == 0, rarity
+        )
+        score = answer_score(features)
+        if score >= options.answer_min_score:
+            scored.append((score, rank, match, item))
+    for score, _, match, item in sorted(scored, key=lambda s: (-s[0], s[1])):
+        if answers_agree(pool_answer, item.answer):
+            return dataclasses.replace(match, method="answer_score", answer=item.answer, score=score)
+    return None
 
 
 def check_confirmation(options: SemanticOptions, where: str, allowed: tuple[str, ...] = ("rule", "judge")) -> None:
@@ -716,6 +802,10 @@ def _decide(
         if match is not None:
             verdicts.matches[pid] = match
             return None
+    match = confirm_by_score(text, answer, items, similarities, rows, options, rarity) if rarity else None
+    if match is not None:
+        verdicts.matches[pid] = match
+        return None
     if len(rows):
         nearest = items[rows[0]]
         verdicts.closest[pid] = evidence(text, nearest.text, float(similarities[0]), item_key(nearest), rarity)

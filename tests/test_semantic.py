@@ -126,6 +126,50 @@ def test_same_answer_path_tries_the_near_tied_items_after_the_nearest():
     assert decide([0.62, 0.58]) is None  # same numbers, but below answer_threshold and not the nearest
 
 
+def test_answer_score_weighs_the_evidence_of_an_item_whose_answer_is_the_gold():
+    """The fourth path: no single bar, the fitted log-odds of the evidence together; the answer must still agree."""
+    options = SemanticDecontamOptions(enabled=True)
+    sibling = dataclasses.replace(MARBLES, id="sibling", text=MARBLES.text.replace("blue?", "red?"), answer="3/28")
+    items = [MARBLES, sibling]
+    rarity = semantic.NumberRarity.of([i.text for i in items])
+
+    def score(gold: str, similarities: list[float], rows: list[int]) -> semantic.SemanticMatch | None:
+        return semantic.confirm_by_score(RETOLD, gold, items, np.array(similarities), np.array(rows), options, rarity)
+
+    match = score("5/14", [0.58, 0.40], [0, 1])  # below answer_threshold, and the same-answer path's numbers rule
+    assert match is not None and match.method == "answer_score" and match.key == "b/marbles"
+    assert match.score >= options.answer_min_score and match.to_dict()["answer_score"] == round(match.score, 2)
+    assert score("3/28", [0.58, 0.40], [0, 1]) is None  # the sibling's answer: it is far behind, it scores low
+    assert score("1/2", [0.58, 0.40], [0, 1]) is None  # no near item has the gold
+    fewer = RETOLD.replace("5 blue and 3 red", "7 blue and 2 red")  # other numbers, the answer by coincidence
+    assert (
+        semantic.confirm_by_score(fewer, "5/14", items, np.array([0.58, 0.4]), np.array([0, 1]), options, rarity)
+        is None
+    )
+    assert score("", [0.58, 0.40], [0, 1]) is None  # no gold: never this path
+    features = semantic.answer_features(
+        RETOLD, MARBLES, semantic.evidence(RETOLD, MARBLES.text, 0.58), 0.18, True, rarity
+    )
+    assert set(features) == set(semantic.ANSWER_SCORE_FEATURES) and set(semantic.ANSWER_SCORE_WEIGHTS) == {
+        "bias",
+        *semantic.ANSWER_SCORE_FEATURES,
+    }
+    assert semantic.answer_score(features) == pytest.approx(match.score)
+
+
+def test_common_numbers_alone_need_a_higher_similarity_against_the_benchmark():
+    item = "In triangle $ABC$, $\\angle C = 40^\\circ$. Find the measure of angle $B$ in the figure."
+    pool = "In the figure, $\\angle C = 40^\\circ$. What is the measure of angle $B$ of triangle $ABC$?"
+    rarity = semantic.NumberRarity.of([item] + [f"Angle ${a}^\\circ$ and $40^\\circ$." for a in range(120)])
+    options = SemanticDecontamOptions(enabled=True)
+    assert semantic.evidence(pool, item, 0.75, rarity=rarity).rare < semantic.THIN_RARE  # 40 degrees: common
+    assert semantic.confirm(pool, item, 0.75, options, "b/angle", rarity) is None
+    assert semantic.confirm(pool, item, semantic.THIN_THRESHOLD, options, "b/angle", rarity) is not None
+    assert semantic.confirm(pool, item, 0.75, options, "b/angle") is not None  # no rarity table (in-pool dedup)
+    few = semantic.NumberRarity.of([item, "Find $40^\\circ$."])  # two items: nothing is known to be common
+    assert semantic.confirm(pool, item, 0.75, options, "b/angle", few) is not None
+
+
 def test_renamed_variables_do_not_move_the_embedding():
     assert (
         similarity("If $x^2 - x - 1 = 0$, find $x^3 - 2x + 1$.", "If $t^2 - t - 1 = 0$, find $t^3 - 2t + 1$.") > 0.99
