@@ -142,7 +142,17 @@ def _cell(counts: list[int]) -> str:
 
 
 def _overrides(pairs: list[str], defaults: object = SemanticDecontamOptions()) -> dict:
-    return {k: type(getattr(defaults, k))(v) for k, v in (p.split("=", 1) for p in pairs)}
+    """``KEY=VALUE`` pairs as the options' types (``same_answer=false`` is False, not ``bool("false")``)."""
+
+    def value(key: str, text: str) -> object:
+        kind = type(getattr(defaults, key))
+        if kind is bool:
+            if text.lower() not in ("true", "false"):
+                raise SystemExit(f"--set {key}={text}: expected true or false")
+            return text.lower() == "true"
+        return kind(text)
+
+    return {k: value(k, v) for k, v in (p.split("=", 1) for p in pairs)}
 
 
 def clean_rows(texts, ngram_drops, semantic_drops, out: Path, items) -> dict:

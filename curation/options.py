@@ -154,7 +154,7 @@ class SemanticOptions:
         answer_min_score: Decontamination's fourth path (`curation.semantic.confirm_by_score`, with
             ``same_answer``): the log-odds a near item whose answer is the pool problem's gold needs from its
             evidence weighed together (`curation.semantic.answer_score`; 1.5 ~ 82%).
-        confirmation: ``rule`` (the three tests above) or ``judge`` (decontamination only: candidates at
+        confirmation: ``rule`` (the paths above) or ``judge`` (decontamination only: candidates at
             ``judge_threshold`` or more that the rule does not confirm go to ``judge`` for a verdict).
         judge: The generator asked "same problem?" when ``confirmation`` is ``judge``.
         judge_threshold: The lowest similarity sent to the judge.

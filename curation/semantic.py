@@ -185,12 +185,18 @@ _FIGURE_TEXT = re.compile(r'"((?:[^"\\]|\\.)*)"|\bnode\b[^{;]*\{((?:[^{}]|\{[^{}
 
 
 def statement(text: str) -> str:
-    """``text`` with each figure's drawing code replaced by the labels it prints: a paraphrase that drops the
-    figure, or an AIME item whose TikZ picture states 40 coordinates, is compared on what the problem says
-    (the labels stay: "$110^\\circ$" on a figure is given data)."""
+    """``text`` with each figure's drawing code replaced by the labels it prints that state a number: a paraphrase
+    that drops the figure, or an AIME item whose TikZ picture states 40 coordinates, is compared on what the
+    problem says ("$110^\\circ$" on a figure is given data; coordinates and the points' names are not)."""
     if "[asy]" not in text.lower() and "tikzpicture" not in text:
         return text
-    return _FIGURE.sub(lambda m: " " + " ".join(a or b for a, b in _FIGURE_TEXT.findall(m[0])) + " ", text)
+    return _FIGURE.sub(lambda m: " " + " ".join(_figure_data(m[0])) + " ", text)
+
+
+def _figure_data(figure: str) -> list[str]:
+    """The labels a figure prints that state a number ("$48^\\circ$", "10 cm"); a point's name ("$A$") is not data."""
+    labels = [a or b for a, b in _FIGURE_TEXT.findall(figure)]
+    return [label for label in labels if any(c.isdigit() for c in label)]
 
 
 @functools.lru_cache(maxsize=1 << 15)
@@ -569,13 +575,12 @@ def confirm(
     """The match when the rule confirms it, by either of two paths.
 
     - **Numbers and math** (method ``embedding``): similarity at ``threshold`` (`THIN_THRESHOLD` when the shared
-      numbers are all common ones, by a ``rarity`` table of `THIN_MIN_ITEMS` items or more); the two texts' distinct
-      numbers
-      agree (Jaccard at least ``min_numbers``: 0.8 lets a paraphrase say "twice" or "$n = 2, \\dots, 7$" in a
-      problem with several numbers) and no number is *swapped* — each text stating a number the other lacks —
-      which marks a template sibling ("... divisible by 11?" vs "... by 7?"): never the same problem; and
-      their math agrees (`content_share` at least ``min_content``): embeddings of formula-heavy problems are
-      close whatever the formula.
+      numbers are all common ones, by a ``rarity`` table of `THIN_MIN_ITEMS` items or more); the two texts'
+      distinct numbers agree (Jaccard at least ``min_numbers``: 0.8 lets a paraphrase say "twice" or
+      "$n = 2, \\dots, 7$" in a problem with several numbers) and no number is *swapped* — each text stating a
+      number the other lacks — which marks a template sibling ("... divisible by 11?" vs "... by 7?"): never the
+      same problem; and their math agrees (`content_share` at least ``min_content``): embeddings of
+      formula-heavy problems are close whatever the formula.
     - **Rare numbers** (method ``rare_numbers``, with a ``rarity`` table): similarity at ``rare_threshold``
       (lower, down to `RARE_FLOOR`, as the shared numbers are rarer: `_rare_bar`), and
       the pool text states the item's numbers (rarity-weighted, at least `RARE_RECALL`) and few of its own
