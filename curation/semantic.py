@@ -667,8 +667,8 @@ def confirm_by_answer(
 # weighted 3) on the candidates with agreeing answers among the nearest three items of the six paraphrase sets'
 # rows and of half the clean MATH-train rows (the other half never seen: docs/performance.md).
 ANSWER_SCORE_WEIGHTS: dict[str, float] = {
-    "bias": -4.911, "similarity": 1.762, "margin": 2.854, "nearest": 2.269, "numbers": 2.368, "swapped": -0.53,
-    "content": 0.52, "rare": 0.972, "recall": -0.239, "extra": -0.9, "telling": 1.674,
+    "bias": -4.924, "similarity": 1.805, "margin": 2.829, "nearest": 2.263, "numbers": 2.383, "swapped": -0.529,
+    "content": 0.504, "rare": 0.965, "recall": -0.239, "extra": -0.88, "telling": 1.66,
 }  # fmt: skip
 ANSWER_SCORE_FEATURES = (
     "similarity", "margin", "nearest", "numbers", "swapped", "content", "rare", "recall", "extra", "telling",
