@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -90,27 +89,19 @@ def main() -> None:
     print(f"{fitted.sum()} examples ({labels[fitted].sum()} positive)\nANSWER_SCORE_WEIGHTS = {weights}")
     print("matches curation.semantic:", weights == semantic.ANSWER_SCORE_WEIGHTS)
     if args.held_out:
-        trial = fitted & (halves != args.held_out)
-        semantic.ANSWER_SCORE_WEIGHTS.clear()
-        semantic.ANSWER_SCORE_WEIGHTS.update(fit(features[trial], labels[trial]))
-        bar = replace(SemanticDecontamOptions(), same_answer=True).answer_min_score
+        trial = fit(features[fitted & (halves != args.held_out)], labels[fitted & (halves != args.held_out)])
+        bar = SemanticDecontamOptions().answer_min_score
         best: dict[str, tuple[float, str]] = {}
         for row, (pid, key, _) in zip(features, meta, strict=True):
-            score = semantic.answer_score(dict(zip(semantic.ANSWER_SCORE_FEATURES, row, strict=True)))
+            score = semantic.answer_score(dict(zip(semantic.ANSWER_SCORE_FEATURES, row, strict=True)), trial)
             if score >= bar and score > best.get(pid, (-np.inf, ""))[0]:
                 best[pid] = (score, key)
         sources = {pid: key for (pid, key, _), label in zip(meta, labels, strict=True) if label}
-        caught = sum(1 for pid, (_, key) in best.items() if sources.get(pid) == key and pid.startswith("para"))
         held = {pid for pid, _, half in meta if half == args.held_out}
+        caught = sum(1 for pid in held if pid in best and best[pid][1] == sources.get(pid))
         clean = [pid for pid in best if pid.startswith("math_train/") and clean_half(pid) == 1]
-        print(f"fitted without {args.held_out}: {caught_in(best, sources, held)} of its rows with an agreeing "
-              f"candidate caught by this path alone ({caught} over all sets); clean half never fitted: "
-              f"{len(clean)} flagged")  # fmt: skip
-
-
-def caught_in(best: dict[str, tuple[float, str]], sources: dict[str, str], rows: set[str]) -> str:
-    hits = sum(1 for pid in rows if pid in best and best[pid][1] == sources.get(pid))
-    return f"{hits}/{len(rows)}"
+        print(f"fitted without {args.held_out}: {caught}/{len(held)} of its rows with an agreeing candidate caught "
+              f"by this path alone; clean half never fitted: {len(clean)} flagged")  # fmt: skip
 
 
 if __name__ == "__main__":

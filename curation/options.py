@@ -149,7 +149,7 @@ class SemanticOptions:
             answer more telling than a digit or a yes/no — is that item retold ("identical marbles in two
             bags", a formula in words). Pools without golds never take it.
         answer_threshold: The similarity that path needs (less for the nearest item when the two state the same
-            numbers: `curation.semantic.ANSWER_FLOOR`).
+            numbers: `curation.semantic.ANSWER_FLOOR_DROP`).
         answer_min_numbers: The numbers' agreement that path needs.
         answer_min_score: Decontamination's fourth path (`curation.semantic.confirm_by_score`, with
             ``same_answer``): the log-odds a near item whose answer is the pool problem's gold needs from its

@@ -468,7 +468,7 @@ class SemanticMatch:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: one table per item list (`_rarity`), a cache key
 class NumberRarity:
     """How rare each number is among the benchmark items, as an inverse document frequency.
 
@@ -546,6 +546,12 @@ def evidence(
     The numbers are read with their units (a unit change keeps the quantity) or, when that agrees more and at
     least two numbers are shared, without them (a unit named on one side only: "6.5 centimeters" and 6.5).
     """
+    return dataclasses.replace(_evidence(pool_text, other_text, key, rarity), similarity=float(similarity))
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _evidence(pool_text: str, other_text: str, key: str, rarity: NumberRarity | None) -> SemanticMatch:
+    """`evidence` but the similarity, once per pair: the confirmation paths look at the same nearest items."""
     shared, numbers, swapped = _number_agreement(pool_text, other_text, units=True)
     if numbers < 1.0 or swapped:
         bare = _number_agreement(pool_text, other_text, units=False)
@@ -554,7 +560,7 @@ def evidence(
     words = sorted(content_words(pool_text) & content_words(other_text), key=lambda w: (-len(w), w))
     return SemanticMatch(
         key,
-        float(similarity),
+        0.0,
         numbers,
         tuple(sorted(shared, key=lambda n: (len(n), n)))[:MAX_EVIDENCE],
         tuple(words[:MAX_EVIDENCE]),
@@ -613,10 +619,10 @@ def confirm(
 # more caught than with the nearest alone, 1 more clean MATH-train row flagged against MATH500).
 ANSWER_CANDIDATES = 3
 ANSWER_MARGIN = 0.05
-# ... and needs only this similarity when the two state exactly the same numbers: a story retold around the
+# ... and needs this much less similarity when the two state exactly the same numbers: a story retold around the
 # same numbers and the same answer ("six flowers from three kinds" for "six cookies of three kinds"; on the
 # tuning paraphrases 3 more caught, no clean MATH-train row more flagged).
-ANSWER_FLOOR = 0.5
+ANSWER_FLOOR_DROP = 0.1  # below ``answer_threshold``: 0.5 at the default 0.6
 # Answers too common to tell one problem from another: a digit, a parity, yes/no, a choice letter.
 _UNTELLING = re.compile(r"-?\d|even|odd|neither|yes|no|true|false|none|\(?[a-e]\)?", re.I)
 _ANSWER_MARKUP = re.compile(r"\\(?:text|mathrm|textbf)\s*\{([^{}]*)\}|\\circ|\^|\\[,!;]|\\|\$|\s")
@@ -640,7 +646,7 @@ def confirm_by_answer(
 ) -> SemanticMatch | None:
     """The third path (method ``same_answer``), for a pool problem's nearest items only (`ANSWER_CANDIDATES`
     within `ANSWER_MARGIN` of the nearest, tried in order): similarity at
-    ``answer_threshold`` (`ANSWER_FLOOR` for the ``nearest`` item when the two state the same numbers), the
+    ``answer_threshold`` (`ANSWER_FLOOR_DROP` less for the ``nearest`` item when the two state the same numbers), the
     numbers' agreement (`evidence`) at ``answer_min_numbers``, and the pool problem's
     gold equal to the item's answer (`curation.similarity.answers_agree`, the grader under its time limit),
     that answer telling (`telling_answer`).
@@ -650,7 +656,7 @@ def confirm_by_answer(
     four paraphrase sets used for tuning: 128 -> 152 of 170 caught; 0 clean MATH-train rows dropped as
     AIME/AMC and 2 more of 7,500 flagged against MATH500 (docs/performance.md).
     """
-    floor = min(options.answer_threshold, ANSWER_FLOOR)
+    floor = options.answer_threshold - ANSWER_FLOOR_DROP
     if not options.same_answer or similarity < floor or not telling_answer(item.answer):
         return None
     match = evidence(pool_text, item.text, similarity, item_key(item), rarity)
@@ -690,11 +696,9 @@ def answer_features(
     }  # fmt: skip
 
 
-def answer_score(features: Mapping[str, float]) -> float:
-    """The fitted log-odds (`ANSWER_SCORE_WEIGHTS`) of ``features`` (`answer_features`)."""
-    return ANSWER_SCORE_WEIGHTS["bias"] + sum(
-        ANSWER_SCORE_WEIGHTS[name] * features[name] for name in ANSWER_SCORE_FEATURES
-    )
+def answer_score(features: Mapping[str, float], weights: Mapping[str, float] = ANSWER_SCORE_WEIGHTS) -> float:
+    """The log-odds of ``features`` (`answer_features`) under ``weights`` (the fitted `ANSWER_SCORE_WEIGHTS`)."""
+    return weights["bias"] + sum(weights[name] * features[name] for name in ANSWER_SCORE_FEATURES)
 
 
 def confirm_by_score(

@@ -353,7 +353,7 @@ def numbers_of(text: str, *, words: bool = True, whole: bool = False, units: boo
     two numbers. With ``whole``, a quantity with a unit is read in its kind's base unit (`_quantities`:
     "2500 centimeters" and "25 meters" are both 25[length]; "\\$15" and "15 dollars" 15[money]; with
     ``units=False`` the units are ignored: "6.5 centimeters" is 6.5, as a paraphrase that names a unit the item
-    leaves out reads it) and a number in one form: "1.50", "3/2", "\\frac{6}{4}" and "one and a half" are all
+    leaves out reads it) and a number in one form: "1.50", "3/2", "\\frac{6}{4}" and "three halves" are all
     1.5, "2/6" is 1/3.
     """
     if whole:

@@ -95,10 +95,15 @@ def test_same_answer_path_catches_a_retold_problem_and_needs_a_telling_answer():
     assert "q" not in found.matches and found.closest["q"].key == "b/marbles"  # no gold: never this path
     similarity_ = match.similarity
     assert semantic.confirm_by_answer(RETOLD, "3/28", MARBLES, similarity_, minilm) is None  # another answer
-    below = minilm.answer_threshold - 0.01  # the same numbers lower the bar to ANSWER_FLOOR, for the nearest item
+    below = minilm.answer_threshold - 0.01  # the same numbers lower the bar by ANSWER_FLOOR_DROP, for the nearest
     assert semantic.confirm_by_answer(RETOLD, "5/14", MARBLES, below, minilm).method == "same_answer"
     assert semantic.confirm_by_answer(RETOLD, "5/14", MARBLES, below, minilm, nearest=False) is None
-    assert semantic.confirm_by_answer(RETOLD, "5/14", MARBLES, semantic.ANSWER_FLOOR - 0.01, minilm) is None
+    assert (
+        semantic.confirm_by_answer(
+            RETOLD, "5/14", MARBLES, minilm.answer_threshold - semantic.ANSWER_FLOOR_DROP - 0.01, minilm
+        )
+        is None
+    )
     off = dataclasses.replace(minilm, same_answer=False)
     assert semantic.confirm_by_answer(RETOLD, "5/14", MARBLES, similarity_, off) is None
     fewer = RETOLD.replace("5 blue and 3 red", "7 blue and 2 red")  # other numbers, the answer by coincidence
@@ -365,6 +370,19 @@ def test_decontam_stage_reads_the_golds_for_the_same_answer_path(tmp_path):
     detail = rejects["retold"]["detail"]
     assert detail["confirmed_by"] == "same_answer" and detail["same_answer"] == MARBLES.answer
     assert detail["item_id"] == "marbles" and detail["similarity"] >= 0.65
+    # The same pool with the same-answer path's bar out of reach: the answer score, which weighs the evidence
+    # together, confirms it from the same golds; and nothing does when its bar is out of reach too.
+    for name, semantic_options, expected in (
+        ("score", {"enabled": True, "answer_threshold": 0.99}, {"retold": "answer_score"}),
+        ("neither", {"enabled": True, "answer_threshold": 0.99, "answer_min_score": 99.0}, {}),
+    ):
+        decontam = {"benchmarks": ["bench"], "data_dir": str(tmp_path), "semantic": semantic_options}
+        curate_items(problems, chains, to_options(StageOptions, {"decontam": decontam}), ["decontam"],
+                     tmp_path / name, benchmark_specs=specs)  # fmt: skip
+        found = {pid: r["detail"]["confirmed_by"] for pid, r in rejects_of(tmp_path / name).items()}
+        assert found == expected
+    detail = rejects_of(tmp_path / "score")["retold"]["detail"]
+    assert detail["same_answer"] == MARBLES.answer and detail["answer_score"] >= 1.5
 
 
 def test_dedup_stage_drops_a_paraphrase_by_meaning_with_its_similarity(tmp_path):
