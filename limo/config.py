@@ -26,26 +26,32 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from eval.benchmarks import BenchmarkSpec
 from eval.options import OptionsError
 from eval.options import to_options as options_from_mapping
+from limo.search_path import find_config, group_options, search_dirs, searchpath_overrides, shipped_config_dir
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "recipes"
+# The shipped recipes: the source tree's recipes/ or the copy installed with the package (limo.search_path).
+CONFIG_DIR = shipped_config_dir()
 T = TypeVar("T")
 # Mappings that describe one pool's columns: a command-line override of the whole map replaces the recipe's.
 REPLACED_MAPS = ("curate.stages.ingest.field_map", "curate.stages.ingest.lists")
 
 
-def recipe_names() -> list[str]:
-    """Every recipe shipped under ``recipes/recipe/``."""
-    return sorted(p.stem for p in (CONFIG_DIR / "recipe").glob("*.yaml"))
+def recipe_names(dirs: Sequence[Path] | None = None) -> list[str]:
+    """Every recipe under ``recipes/recipe/`` (shipped), or in any of ``dirs``."""
+    return group_options("recipe", dirs or [CONFIG_DIR])
 
 
-def recipe_file(name: str) -> Path:
-    return CONFIG_DIR / "recipe" / f"{name}.yaml"
+def recipe_file(name: str, dirs: Sequence[Path] | None = None) -> Path:
+    """The recipe's file: the first ``<dir>/recipe/<name>.yaml`` (shipped first), else where a shipped one would be."""
+    return find_config("recipe", name, dirs or [CONFIG_DIR]) or CONFIG_DIR / "recipe" / f"{name}.yaml"
 
 
-def compose(recipe: str, overrides: Sequence[str] = ()) -> DictConfig:
-    """Compose ``recipe`` with ``overrides`` exactly as ``python -m limo.<entry> recipe=...`` would."""
+def compose(recipe: str, overrides: Sequence[str] = (), config_dirs: Sequence[Path] = ()) -> DictConfig:
+    """Compose ``recipe`` with ``overrides`` exactly as ``python -m limo.<entry> recipe=...`` would.
+
+    ``config_dirs`` are the user's config folders (``--config-dir``): recipes there compose like shipped ones.
+    """
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        lines = prepared_argv([f"recipe={recipe}", *overrides])
+        lines = prepared_argv([f"recipe={recipe}", *overrides, *searchpath_overrides(config_dirs)])
         cfg = hydra_compose("config", overrides=lines, return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)  # `${hydra:...}` interpolations resolve as under @hydra.main
     with open_dict(cfg):
@@ -71,19 +77,20 @@ def section(cfg: DictConfig, name: str) -> dict[str, Any]:
     """
     node = cfg.get(name)
     if node is None:
-        having = [r for r in recipe_names() if recipe_has(r, name)]
+        dirs = search_dirs()
+        having = [r for r in recipe_names(dirs) if recipe_has(r, name, dirs)]
         raise OptionsError(
             f"recipe {cfg.get('name')!r} has no `{name}:` section (recipes with one: {', '.join(having)}), "
-            f"{recipe_file(str(cfg.get('name')))}"
+            f"{recipe_file(str(cfg.get('name')), dirs)}"
         )
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node  # type: ignore[return-value]
 
 
-def recipe_has(recipe: str, key: str) -> bool:
-    """Whether a shipped recipe sets ``key`` itself or through a recipe in its defaults list."""
-    text = yaml.safe_load(recipe_file(recipe).read_text()) or {}
-    inherited = [d for d in text.get("defaults", []) if isinstance(d, str) and recipe_file(d).exists()]
-    return key in text or any(recipe_has(d, key) for d in inherited)
+def recipe_has(recipe: str, key: str, dirs: Sequence[Path] | None = None) -> bool:
+    """Whether a recipe (shipped, or in ``dirs``) sets ``key`` itself or through a recipe in its defaults list."""
+    text = yaml.safe_load(recipe_file(recipe, dirs).read_text()) or {}
+    inherited = [d for d in text.get("defaults", []) if isinstance(d, str) and recipe_file(d, dirs).exists()]
+    return key in text or any(recipe_has(d, key, dirs) for d in inherited)
 
 
 def to_options(cls: type[T], node: Any, where: str) -> T:
@@ -97,7 +104,8 @@ def to_options(cls: type[T], node: Any, where: str) -> T:
 
 
 def resolve_path(path: str | None) -> str | None:
-    """A relative path is taken from the working directory, else from the repository root (recipes/..)."""
+    """A relative path is taken from the working directory, else from the folder holding the shipped ``recipes/``
+    (the repository root, or the installed ``limo`` package), so ``recipes/data/...`` resolves either way."""
     if path is None or Path(path).is_absolute() or Path(path).exists():
         return path
     candidate = CONFIG_DIR.parent / path

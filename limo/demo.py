@@ -10,10 +10,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from eval.records import write_text_atomic
+from limo.search_path import split_folder_flags
 
 DISCLAIMER = (
     "The tiny model (a ~100k-parameter Qwen2-shaped network built in code) exercises the machinery: it "
@@ -31,11 +33,13 @@ class Stage:
     outputs: str
 
 
-def demo_stages(output_dir: str, data_dir: str | None = None) -> list[Stage]:
+def demo_stages(output_dir: str, data_dir: str | None = None, config_args: Sequence[str] = ()) -> list[Stage]:
     """The demo's stages in order; all write under ``output_dir``.
 
     ``data_dir`` (the shared benchmark files) lets curation decontaminate against MATH500 / AIME / AMC too;
-    without it only `champ_heldout` is checked, and the curation manifest records the skip.
+    without it only `champ_heldout` is checked, and the curation manifest records the skip. ``config_args``
+    (``--config-dir DIR``, ``hydra.searchpath=[...]``) go to every stage, so a user's config folder (a model
+    group of their own, say) is seen by each.
     """
     extra = (f"data_dir={data_dir}",) if data_dir else ()
     regrade = ("mode=regrade", "responses=champ", "problems=champ", "group_by=[model,prompt_setting]")
@@ -50,7 +54,7 @@ def demo_stages(output_dir: str, data_dir: str | None = None) -> list[Stage]:
         ),
         ("re-grade the 19,440 CHAMP model responses", "limo.evaluate", ("recipe=demo", *regrade), "regrade/report.md"),
     ]
-    return [Stage(t, m, (*a, f"output_dir={output_dir}"), f"{output_dir}/{o}") for t, m, a, o in stages]
+    return [Stage(t, m, (*config_args, *a, f"output_dir={output_dir}"), f"{output_dir}/{o}") for t, m, a, o in stages]
 
 
 def run_stage(stage: Stage) -> float:
@@ -83,17 +87,26 @@ def _arg(argv: list[str], key: str) -> str | None:
 DEMO_KEYS = ("output_dir", "data_dir")
 
 
-def check_argv(argv: list[str]) -> None:
-    """Refuse an argument the demo does not take (it would be ignored without a word)."""
-    for arg in argv:
+def check_argv(argv: list[str]) -> list[str]:
+    """The config-folder arguments in ``argv``; refuse an argument the demo does not take (it would be ignored
+    without a word)."""
+    config_args, own = split_folder_flags(argv)
+    config_args += [a for a in own if a.startswith("hydra.searchpath=")]
+    for arg in own:
+        if arg.startswith("hydra.searchpath="):
+            continue
         if arg.split("=", 1)[0] not in DEMO_KEYS or "=" not in arg:
-            raise SystemExit(f"limo.demo: error: unknown argument {arg!r} (the demo takes {'=, '.join(DEMO_KEYS)}=)")
+            raise SystemExit(
+                f"limo.demo: error: unknown argument {arg!r} (the demo takes {'=, '.join(DEMO_KEYS)}=, "
+                "--config-dir DIR, hydra.searchpath=[...])"
+            )
+    return config_args
 
 
 def main(argv: list[str]) -> None:
-    check_argv(argv)
+    config_args = check_argv(argv)
     output_dir = _arg(argv, "output_dir") or "outputs/demo"
-    stages = demo_stages(output_dir, _arg(argv, "data_dir"))
+    stages = demo_stages(output_dir, _arg(argv, "data_dir"), config_args)
     seconds = [run_stage(stage) for stage in stages]
     report = demo_report(stages, seconds, output_dir)
     write_text_atomic(Path(output_dir) / "demo_report.md", report)

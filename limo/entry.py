@@ -27,6 +27,7 @@ from eval.backends.openai import BackendUnavailableError
 from eval.backends.replay import ReplayMissError
 from limo.config import CONFIG_DIR, prepared_argv
 from limo.overrides import checked_argv
+from limo.search_path import normalized_argv
 
 log = logging.getLogger("limo")
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
@@ -72,8 +73,9 @@ def hydra_entry(entry: str) -> Callable[[Callable[[DictConfig], None]], Callable
     """``@hydra.main`` on the recipes, with the command line checked first (`limo.overrides`).
 
     An unknown recipe, group option or key ends with one ``limo.<entry>: error: ...`` line naming the
-    closest names; an option the recipe leaves at its default needs no ``+``; a whole-map
-    ``field_map={...}`` override may add keys.
+    closest names and the folders searched; an option the recipe leaves at its default needs no ``+``; a
+    whole-map ``field_map={...}`` override may add keys. A user's recipes come from ``--config-dir DIR``,
+    ``--config-path DIR`` or ``hydra.searchpath=[file://DIR]`` (`limo.search_path`).
     """
 
     def decorate(task: Callable[[DictConfig], None]) -> Callable[[], None]:
@@ -82,7 +84,7 @@ def hydra_entry(entry: str) -> Callable[[Callable[[DictConfig], None]], Callable
         @functools.wraps(task)
         def main() -> None:
             with reported_errors(entry):
-                sys.argv[1:] = checked_argv(prepared_argv(sys.argv[1:]))
+                sys.argv[1:] = checked_argv(prepared_argv(normalized_argv(sys.argv[1:])))
             run()
 
         return main

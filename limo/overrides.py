@@ -19,6 +19,7 @@ import dataclasses
 import difflib
 import typing
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from hydra import compose as hydra_compose
@@ -36,6 +37,7 @@ from eval.options import OptionsError
 from limo.config import CONFIG_DIR
 from limo.discovery.options import DiscoverOptions
 from limo.eval_setup import RUNTIME_KEYS, EvaluateOptions
+from limo.search_path import config_groups, group_options, misplaced_hint, search_dirs, searchpath_overrides
 from limo.training.options import TrainOptions
 
 
@@ -53,17 +55,18 @@ def checked_argv(argv: Sequence[str]) -> list[str]:
     overrides = parsed(argv)
     if overrides is None:
         return argv  # Hydra reports its own syntax errors
+    dirs = search_dirs(argv)
     for override in overrides:
-        check_group_choice(override)
+        check_group_choice(override, dirs)
     plain = [o for o in overrides if not o.is_sweep_override() and not o.key_or_group.startswith("hydra")]
     lines = [o.input_line for o in plain if o.input_line]
     for _ in range(len(lines)):
-        failed = composition_failure(lines)
+        failed = composition_failure([*lines, *searchpath_overrides(dirs[1:])])
         if failed is None:
             break
         override = next((o for o in plain if f"{o.key_or_group}.".startswith(f"{failed}.")), None)
         if override is None or not override.input_line or not declared_option(failed):
-            raise OptionsError(unknown_key_message(failed, plain))
+            raise OptionsError(unknown_key_message(failed, plain, dirs))
         forced = "++" + override.input_line.lstrip("+")
         lines[lines.index(override.input_line)] = forced
         argv[argv.index(override.input_line)] = forced
@@ -85,23 +88,24 @@ def parsed(argv: Sequence[str]) -> list[Override] | None:
         return None
 
 
-def config_groups() -> list[str]:
-    return sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir() and any(p.glob("*.yaml")))
-
-
-def check_group_choice(override: Override) -> None:
-    """``recipe=limoo``, ``executor=rayy``: the closest names instead of Hydra's listing."""
+def check_group_choice(override: Override, dirs: Sequence[Path]) -> None:
+    """``recipe=limoo``, ``executor=rayy``: the closest names instead of Hydra's listing, and where we looked."""
     group = override.key_or_group
-    if group not in config_groups() or override.is_delete() or override.value_type is None:
+    if group not in config_groups(dirs) or override.is_delete() or override.value_type is None:
         return
     values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.value()]
-    known = sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+    known = group_options(group, dirs)
     for value in values:
         if value is None or str(value) in known or str(value) == "null":
             continue
         close = difflib.get_close_matches(str(value), known, n=3, cutoff=0.5)
         hint = f"did you mean {' or '.join(close)}? " if close else ""
-        raise OptionsError(f"{group}={value}: no such {group} ({hint}known: {', '.join(known)}), recipes/{group}/")
+        searched = ", ".join(f"{d / group}/" for d in dirs)
+        raise OptionsError(
+            f"{group}={value}: no such {group} ({hint}known: {', '.join(known)}), searched {searched}"
+            f"{misplaced_hint(group, str(value), dirs)}; add a folder of your own with --config-dir DIR "
+            f"(DIR/{group}/{value}.yaml)"
+        )
 
 
 def composition_failure(lines: list[str]) -> str | None:
@@ -116,22 +120,24 @@ def composition_failure(lines: list[str]) -> str | None:
     return None
 
 
-def unknown_key_message(full_key: str, overrides: list[Override]) -> str:
+def unknown_key_message(full_key: str, overrides: list[Override], dirs: Sequence[Path]) -> str:
     """One line for a key neither the recipe nor an options type has: the closest keys and the syntax."""
     parent, _, leaf = full_key.rpartition(".")
     declared = option_fields(parent)
     runtime = RUNTIME_KEYS if not parent else ()  # limo.evaluate's run-time arguments (benchmarks=, limit=, ...)
-    known = sorted({*recipe_keys(parent, overrides), *(declared if isinstance(declared, list) else []), *runtime})
+    declared_keys = declared if isinstance(declared, list) else []
+    known = sorted({*recipe_keys(parent, overrides, dirs), *declared_keys, *runtime})
     close = difflib.get_close_matches(leaf, known, n=3, cutoff=0.6)
     hint = f"did you mean {' or '.join(f'{parent}.{c}' if parent else c for c in close)}? " if close else ""
     where = f"{parent}.<key>" if parent else "<key>"
     return f"{full_key}: unknown key ({hint}keys there: {', '.join(known) or 'none'}); set one as {where}=<value>"
 
 
-def recipe_keys(parent: str, overrides: list[Override]) -> list[str]:
+def recipe_keys(parent: str, overrides: list[Override], dirs: Sequence[Path]) -> list[str]:
     """The keys the composed recipe has at ``parent`` (group choices applied, key overrides not)."""
-    groups = set(config_groups())
+    groups = set(config_groups(dirs))
     lines = [o.input_line for o in overrides if o.key_or_group in groups and o.input_line]
+    lines += searchpath_overrides(dirs[1:])
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
         cfg = hydra_compose("config", overrides=lines)
     node = OmegaConf.select(cfg, parent) if parent else cfg

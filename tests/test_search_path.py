@@ -1,0 +1,100 @@
+"""A recipe kept in the user's own folder runs at every entry point, named the ways Hydra names config folders.
+
+``--config-dir DIR``, ``--config-path DIR`` and ``hydra.searchpath=[file://DIR]`` with ``DIR/recipe/<name>.yaml``
+(`limo.search_path`). The installed-package side is in tests/test_install.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from eval.options import OptionsError
+from limo.config import compose
+from limo.demo import check_argv as demo_argv
+from limo.demo import demo_stages
+from limo.overrides import checked_argv
+from limo.search_path import normalized_argv, search_dirs, shipped_config_dir
+from tests.test_entry_errors import one_line_error, run
+
+CHAMP_BASED = "# @package _global_\ndefaults:\n  - champ\ncurate:\n  stages:\n    select:\n      n: 7\n"
+DEMO_BASED = "# @package _global_\ndefaults:\n  - demo\n"
+
+
+@pytest.fixture
+def conf(tmp_path: Path) -> Path:
+    (tmp_path / "conf" / "recipe").mkdir(parents=True)
+    (tmp_path / "conf" / "recipe" / "my_pool.yaml").write_text(CHAMP_BASED)
+    (tmp_path / "conf" / "recipe" / "my_demo.yaml").write_text(DEMO_BASED)
+    return tmp_path / "conf"
+
+
+def folder_args(how: str, conf: Path) -> list[str]:
+    return [f"hydra.searchpath=[file://{conf}]"] if how == "hydra.searchpath" else [how, str(conf)]
+
+
+@pytest.mark.parametrize("how", ["--config-dir", "-cd", "hydra.searchpath"])
+def test_the_command_line_check_finds_a_users_recipe(conf, how):
+    argv = ["recipe=my_pool", *folder_args(how, conf), "curate.stages.select.n=3"]
+    assert "recipe=my_pool" in checked_argv(normalized_argv(argv))
+
+
+def test_a_users_recipe_composes_over_a_shipped_one(conf):
+    cfg = compose("my_pool", config_dirs=[conf])
+    assert cfg.name == "my_pool" and cfg.curate.stages.select.n == 7
+    assert cfg.curate.stages.ingest.source == "champ"  # from the shipped recipe it extends
+
+
+def test_a_misspelt_users_recipe_names_the_closest_and_every_folder_searched(conf):
+    with pytest.raises(OptionsError) as err:
+        checked_argv(normalized_argv(["recipe=my_pol", "--config-dir", str(conf)]))
+    message = str(err.value)
+    assert message.startswith("recipe=my_pol: no such recipe (did you mean my_pool or my_demo?")
+    assert f"searched {shipped_config_dir() / 'recipe'}/, {conf / 'recipe'}/" in message
+
+
+def test_a_recipe_next_to_the_recipe_folder_is_pointed_at(conf):
+    (conf / "stray.yaml").write_text(DEMO_BASED)
+    with pytest.raises(OptionsError, match=r"stray.yaml is not read: put it in .*/conf/recipe/"):
+        checked_argv(normalized_argv(["recipe=stray", "-cd", str(conf)]))
+
+
+def test_folder_flags_move_to_the_front_and_become_absolute(conf, monkeypatch):
+    monkeypatch.chdir(conf.parent)
+    argv = normalized_argv(["recipe=my_pool", "--config-dir", "conf", "seed=3", "--config-dir=conf"])
+    assert argv == ["--config-dir", str(conf), "--config-dir", str(conf), "recipe=my_pool", "seed=3"]
+    assert search_dirs(argv) == [shipped_config_dir(), conf]
+
+
+def test_a_config_path_without_config_yaml_is_read_as_a_recipe_folder(conf, capsys):
+    assert normalized_argv(["-cp", str(conf), "recipe=my_pool"]) == ["--config-dir", str(conf), "recipe=my_pool"]
+    assert "has no config.yaml: reading it as a folder of your own recipes" in capsys.readouterr().err
+    full = conf.parent / "full"
+    full.mkdir()
+    (full / "config.yaml").write_text("{}\n")
+    assert normalized_argv(["--config-path", str(full)]) == ["--config-path", str(full)]  # the user's own root
+
+
+def test_the_demo_passes_config_folders_to_every_stage(conf):
+    config_args = demo_argv(["output_dir=x", "-cd", str(conf), f"hydra.searchpath=[file://{conf}]"])
+    assert config_args == ["-cd", str(conf), f"hydra.searchpath=[file://{conf}]"]
+    assert all(stage.args[:3] == tuple(config_args) for stage in demo_stages("x", None, config_args))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("entry", "recipe", "missing", "how"),
+    [
+        ("curate", "my_demo", "curate", "--config-dir"),
+        ("train", "my_pool", "train", "--config-path"),
+        ("evaluate", "my_pool", "evaluate", "hydra.searchpath"),
+        ("discover", "my_pool", "discover", "--config-dir"),
+        ("plan", "my_pool", "train", "hydra.searchpath"),
+    ],
+)
+def test_every_entry_point_composes_a_users_recipe(repo_root, conf, entry, recipe, missing, how):
+    """The user's recipe composes (the section check runs on it and names its file) at each entry point."""
+    line = one_line_error(run(repo_root, f"limo.{entry}", f"recipe={recipe}", *folder_args(how, conf)), entry)
+    assert f"recipe '{recipe}' has no `{missing}:` section" in line
+    assert line.endswith(str(conf / "recipe" / f"{recipe}.yaml"))
