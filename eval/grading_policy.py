@@ -14,6 +14,9 @@ Every row records ``decided_by`` (``symbolic`` or ``judge``); where the judge ra
 ``symbolic_verdict`` and ``judge_verdict``. `agreement` counts, over rows that have both, how often the two
 agree on correct/incorrect (a judge reply that could not be read is counted apart), and `disagreements`
 lists the rows where they differ; `write_agreement` writes ``agreement.json`` and ``disagreements.jsonl``.
+A judge asked in both orders (``judge.order: swap``, `eval.judge.combine_orders`) is compared with itself the
+same way: `order_agreement` (the ``orders`` entry of ``agreement.json``) counts how often its ``same`` and
+``swap`` asks agree, and `order_disagreements` (``order_disagreements.jsonl``) lists the rows where they differ.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ POLICIES = ("symbolic", "judge", "symbolic_then_judge", "both")
 UNDECIDED = ("no_answer", "unparseable", "timeout")
 AGREEMENT_FILE = "agreement.json"
 DISAGREEMENTS_FILE = "disagreements.jsonl"
+ORDER_DISAGREEMENTS_FILE = "order_disagreements.jsonl"
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,8 @@ def agreement(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
     Returns:
         ``{"rows_with_both", "compared", "agree", "disagree", "agreement", "judge_unparseable",
-        "table": {symbolic status: {judge status: count}}}``; ``compared`` leaves out unreadable judge replies.
+        "table": {symbolic status: {judge status: count}}, "orders": `order_agreement` (None unless the judge
+        was asked in both orders)}``; ``compared`` leaves out unreadable judge replies.
     """
     both = [r for r in rows if r.get("judge_verdict") and r.get("symbolic_verdict")]
     table: dict[str, Counter[str]] = {}
@@ -116,7 +121,50 @@ def agreement(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "agreement": agree / len(compared) if compared else None,
         "judge_unparseable": len(both) - len(compared),
         "table": {s: dict(sorted(c.items())) for s, c in sorted(table.items())},
+        "orders": order_agreement(rows),
     }
+
+
+def _orders(row: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    return (row.get("judge_verdict") or {}).get("orders")
+
+
+def order_agreement(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """How often a judge asked in both orders agrees with itself; None when no row was asked twice.
+
+    Returns:
+        ``{"rows_with_both_orders", "compared", "agree", "disagree", "agreement", "unparseable",
+        "table": {same-order status: {swapped-order status: count}}}``; ``compared`` counts rows where both
+        replies could be read, ``unparseable`` the rows where at least one could not.
+    """
+    asked = [orders for r in rows if (orders := _orders(r))]
+    if not asked:
+        return None
+    table: dict[str, Counter[str]] = {}
+    for orders in asked:
+        table.setdefault(orders["same"]["status"], Counter())[orders["swap"]["status"]] += 1
+    compared = [o for o in asked if "unparseable" not in (o["same"]["status"], o["swap"]["status"])]
+    agree = sum(o["same"]["status"] == o["swap"]["status"] for o in compared)
+    return {
+        "rows_with_both_orders": len(asked),
+        "compared": len(compared),
+        "agree": agree,
+        "disagree": len(compared) - agree,
+        "agreement": agree / len(compared) if compared else None,
+        "unparseable": len(asked) - len(compared),
+        "table": {s: dict(sorted(c.items())) for s, c in sorted(table.items())},
+    }
+
+
+def order_disagreements(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Rows whose two asks (``same``, ``swap``) both read and differ."""
+    out = []
+    for row in rows:
+        orders = _orders(row)
+        if orders and "unparseable" not in (same := orders["same"]["status"], swap := orders["swap"]["status"]):
+            if same != swap:
+                out.append(row)
+    return out
 
 
 def _agrees(row: Mapping[str, Any]) -> bool:
@@ -134,12 +182,15 @@ def disagreements(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 
 
 def write_agreement(folder: str | Path, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
-    """Write ``agreement.json`` and ``disagreements.jsonl`` into ``folder`` when any row has both verdicts."""
+    """Write ``agreement.json`` and ``disagreements.jsonl`` into ``folder`` when any row has both verdicts, and
+    ``order_disagreements.jsonl`` when the judge was asked in both orders."""
     table = agreement(rows)
     if not table["rows_with_both"]:
         return None
     write_json(Path(folder) / AGREEMENT_FILE, table)
     write_jsonl(Path(folder) / DISAGREEMENTS_FILE, [dict(r) for r in disagreements(rows)])
+    if table["orders"] is not None:
+        write_jsonl(Path(folder) / ORDER_DISAGREEMENTS_FILE, [dict(r) for r in order_disagreements(rows)])
     return table
 
 
@@ -174,4 +225,27 @@ def render_agreement(table: Mapping[str, Any]) -> list[str]:
     for status, counts in table["table"].items():
         lines.append(f"| {status} | " + " | ".join(str(counts.get(j, 0)) for j in judge_statuses) + " |")
     lines += ["", f"The rows where they disagree are in `{DISAGREEMENTS_FILE}`."]
+    if table.get("orders"):
+        lines += render_order_agreement(table["orders"])
+    return lines
+
+
+def render_order_agreement(orders: Mapping[str, Any]) -> list[str]:
+    """Markdown lines: the judge against itself, asked in both orders (same-by-swap status table)."""
+    rate = orders.get("agreement")
+    lines = [
+        "",
+        "### The judge in both orders",
+        "",
+        f"{orders['compared']} rows with both replies readable (of {orders['rows_with_both_orders']} asked twice; "
+        f"{orders['unparseable']} with an unreadable reply): agree {orders['agree']}, disagree "
+        f"{orders['disagree']}" + (f", agreement {rate:.4f}" if rate is not None else "") + ". A row is accepted "
+        "only when both orders say correct.",
+        "",
+    ]
+    swap_statuses = sorted({s for counts in orders["table"].values() for s in counts})
+    lines += ["| same \\ swap | " + " | ".join(swap_statuses) + " |", "|---|" + "---|" * len(swap_statuses)]
+    for status, counts in orders["table"].items():
+        lines.append(f"| {status} | " + " | ".join(str(counts.get(s, 0)) for s in swap_statuses) + " |")
+    lines += ["", f"The rows where the orders disagree are in `{ORDER_DISAGREEMENTS_FILE}`."]
     return lines
