@@ -84,12 +84,14 @@ def _options(node: Any, overrides: Sequence[str]) -> JudgeOptions:
 
 
 def stand_in_replies(rows: Sequence[Row], options: JudgeOptions, checker: str) -> list[dict[str, Any]]:
-    """Replay rows: ``checker``'s verdict on each pair written as the preset's reply, for both orders."""
+    """Replay rows: ``checker``'s verdict on each pair written as the preset's reply, for each order asked."""
     replies = options.preset_spec.replies
-    same, swap = (_checker(checker, order) for order in ("same", "swap"))
+    asks = [("", _checker(checker, "same"))]
+    if options.order == "swap":
+        asks.append((SWAP_SUFFIX, _checker(checker, "swap")))
     out = []
     for row in rows:
-        for suffix, ask in (("", same), (SWAP_SUFFIX, swap)):
+        for suffix, ask in asks:
             verdict = "correct" if ask(row) else "incorrect"
             text = replies[verdict].format(why=f"stand-in {checker}")
             out.append({"problem_id": row["id"] + suffix, "sample_index": 0, "text": text})

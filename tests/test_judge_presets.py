@@ -223,6 +223,8 @@ ANSWERS = {  # problem id: (gold, response, same-order reply, swapped reply)
     "q4": ("4", "So \\boxed{4}.", "A", "The answer is A"),  # the swapped reply cannot be read
 }
 
+JUDGED = ["correct", "incorrect", "incorrect", "incorrect", "unparseable"]  # the swap-combined verdicts of ANSWERS
+
 
 def _replies(path, answers=ANSWERS):
     rows = [{"problem_id": p, "sample_index": 0, "text": same} for p, (_, _, same, _) in answers.items()]
@@ -257,13 +259,7 @@ def test_replayed_verifier_in_both_orders_under_policy_both(tmp_path):
         {"problem_id": i.problem_id, **f}
         for i, f in zip(items, apply_policy("both", items, symbolic, judge), strict=True)
     ]
-    assert [r["judge_verdict"]["status"] for r in rows] == [
-        "correct",
-        "incorrect",
-        "incorrect",
-        "incorrect",
-        "unparseable",
-    ]
+    assert [r["judge_verdict"]["status"] for r in rows] == JUDGED
     assert rows[3]["judge_verdict"]["label"] == "invalid"
     assert [r["status"] for r in rows] == [
         "correct",
@@ -280,25 +276,30 @@ def test_replayed_verifier_in_both_orders_under_policy_both(tmp_path):
     assert len(read_jsonl(cache)) == 10  # five rows, both orders asked
 
 
-@pytest.mark.slow
-def test_replayed_verifier_with_order_swap_through_python_m_limo_evaluate(tmp_path, repo_root):
+def _replayed_benchmark(tmp_path, answers=ANSWERS) -> list[str]:
+    """A math500 file of ``answers``' problems and a replay file of their responses: the evaluate overrides."""
     data = tmp_path / "data"
-    write_jsonl(
-        data / "math500.jsonl",
-        [{"id": p, "problem": f"{p[1]} + 0 = ?", "answer": g} for p, (g, *_) in ANSWERS.items()],
-    )
+    problems = [{"id": p, "problem": f"{p[1]} + 0 = ?", "answer": g} for p, (g, *_) in answers.items()]
+    write_jsonl(data / "math500.jsonl", problems)
     responses = tmp_path / "responses.jsonl"
-    write_jsonl(responses, [{"problem_id": p, "sample_index": 0, "text": r} for p, (_, r, _, _) in ANSWERS.items()])
-    replies = _replies(tmp_path / "verifier.jsonl")
-    run_module(
-        repo_root,
-        "limo.evaluate",
-        "recipe=demo",
+    write_jsonl(responses, [{"problem_id": p, "sample_index": 0, "text": r} for p, (_, r, _, _) in answers.items()])
+    return [
         "benchmarks=[math500]",
         f"data_dir={data}",
         f"output_dir={tmp_path / 'run'}",
         "evaluate.backend=replay",
         f"evaluate.backend_options={{path: '{responses}'}}",
+    ]
+
+
+@pytest.mark.slow
+def test_replayed_verifier_with_order_swap_through_python_m_limo_evaluate(tmp_path, repo_root):
+    replies = _replies(tmp_path / "verifier.jsonl")
+    run_module(
+        repo_root,
+        "limo.evaluate",
+        "recipe=demo",
+        *_replayed_benchmark(tmp_path),
         "grader@evaluate.grader=compassverifier",  # the shipped preset config, its model swapped for the replay
         "evaluate.grader.policy=both",
         "evaluate.grader.judge.backend=replay",
@@ -306,13 +307,7 @@ def test_replayed_verifier_with_order_swap_through_python_m_limo_evaluate(tmp_pa
     )
     out = tmp_path / "run" / "eval" / "math500"
     rows = read_jsonl(out / "samples.jsonl")
-    assert [r["judge_verdict"]["status"] for r in rows] == [
-        "correct",
-        "incorrect",
-        "incorrect",
-        "incorrect",
-        "unparseable",
-    ]
+    assert [r["judge_verdict"]["status"] for r in rows] == JUDGED
     assert [sorted(r["judge_verdict"]["orders"]) for r in rows] == [["same", "swap"]] * 5
     _check_order_files(out)
     summary = json.loads((out / "summary.json").read_text())
@@ -332,20 +327,8 @@ def test_tiny_model_judge_with_order_swap_is_never_correct(tmp_path, tiny_model_
     from limo.config import compose
     from limo.evaluate import evaluate, runtime_argv
 
-    answers = {p: v for p, v in ANSWERS.items() if p != "q1"}
-    data = tmp_path / "data"
-    write_jsonl(
-        data / "math500.jsonl",
-        [{"id": p, "problem": f"{p[1]} + 0 = ?", "answer": g} for p, (g, *_) in answers.items()],
-    )
-    responses = tmp_path / "responses.jsonl"
-    write_jsonl(responses, [{"problem_id": p, "sample_index": 0, "text": r} for p, (_, r, _, _) in answers.items()])
     overrides = [
-        "benchmarks=[math500]",
-        f"data_dir={data}",
-        f"output_dir={tmp_path / 'run'}",
-        "evaluate.backend=replay",
-        f"evaluate.backend_options={{path: '{responses}'}}",
+        *_replayed_benchmark(tmp_path, {p: v for p, v in ANSWERS.items() if p != "q1"}),
         "evaluate.grader.policy=judge",
         "evaluate.grader.judge.backend=hf",
         f"evaluate.grader.judge.model={tiny_model_dir}",
