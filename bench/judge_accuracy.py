@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import os
 import platform
 import re
@@ -44,10 +45,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.grader_sets import SETS, Row, build, data_dir  # noqa: E402
+from eval.backends.replay import ReplayMissError  # noqa: E402
 from eval.grader import grade  # noqa: E402
 from eval.grading.statements import gold_kind  # noqa: E402
 from eval.judge import SWAP_SUFFIX, JudgeItem, JudgeOptions, JudgeVerdict, build_judge  # noqa: E402
-from eval.records import write_json, write_jsonl  # noqa: E402
+from eval.records import DataError, write_json, write_jsonl  # noqa: E402
 
 JUDGE_SETS = ("dev", "olympiad", "champ", "champ_r3")
 STAND_INS = ("math-verify", "symbolic")
@@ -308,10 +310,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if stand_in:
         replies = out / f"stand-in-{stand_in}-{options.preset}.jsonl"
         write_jsonl(replies, stand_in_replies(rows, options, stand_in))
-        options = replace(
-            options, backend="replay", model=f"stand-in:{stand_in}", backend_options={"path": str(replies)}
-        )
-    verdicts = judge_rows(rows, options, out)
+        # The label names the replies' digest: the cache (keyed by model) never serves another run's stand-in.
+        label = f"stand-in:{stand_in}:{hashlib.sha256(replies.read_bytes()).hexdigest()[:12]}"
+        options = replace(options, backend="replay", model=label, backend_options={"path": str(replies)})
+    try:
+        verdicts = judge_rows(rows, options, out)
+    except (ReplayMissError, DataError) as error:  # a replies file that is absent or lacks a pair: one line
+        raise SystemExit(f"judge_accuracy: error: {error}, {(options.backend_options or {}).get('path')}") from None
     symbolic = [grade(r["gold"], r["candidate"], problem=r["problem"]).correct for r in rows]
     result = tabulate(rows, verdicts, symbolic)
     what = (
