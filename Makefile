@@ -82,6 +82,11 @@ style: setup  ## rewrite formatting and fixable lint
 bench: setup  ## benchmarks under bench/ (ratios against a baseline measured in the same run)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
+JUDGE ?= default
+.PHONY: judge-accuracy
+judge-accuracy: setup  ## a judge's precision/recall per answer kind on labelled pairs (JUDGE=<recipes/grader name or YAML>, EXTRA=<judge key=value ...>)
+	$(PY) bench/judge_accuracy.py --judge $(JUDGE) $(EXTRA)
+
 clean:  ## remove outputs and caches (keeps .venv)
 	rm -rf outputs .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -14,6 +14,9 @@ Every row records ``decided_by`` (``symbolic`` or ``judge``); where the judge ra
 ``symbolic_verdict`` and ``judge_verdict``. `agreement` counts, over rows that have both, how often the two
 agree on correct/incorrect (a judge reply that could not be read is counted apart), and `disagreements`
 lists the rows where they differ; `write_agreement` writes ``agreement.json`` and ``disagreements.jsonl``.
+A judge asked in both orders (``judge.order: swap``, `eval.judge.combine_orders`) is compared with itself the
+same way: `order_agreement` (the ``orders`` entry of ``agreement.json``) counts how often its ``same`` and
+``swap`` asks agree, and `order_disagreements` (``order_disagreements.jsonl``) lists the rows where they differ.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ POLICIES = ("symbolic", "judge", "symbolic_then_judge", "both")
 UNDECIDED = ("no_answer", "unparseable", "timeout")
 AGREEMENT_FILE = "agreement.json"
 DISAGREEMENTS_FILE = "disagreements.jsonl"
+ORDER_DISAGREEMENTS_FILE = "order_disagreements.jsonl"
 
 
 @dataclass(frozen=True)
@@ -95,51 +99,99 @@ def apply_policy(
     return [combine(policy, v, judged.get(i)) for i, v in enumerate(verdicts)]
 
 
+Pair = tuple[Mapping[str, Any], Mapping[str, Any]]
+
+
+def _judge_pair(row: Mapping[str, Any]) -> Pair | None:
+    """(symbolic verdict, judge verdict) of a row that has both."""
+    if row.get("judge_verdict") and row.get("symbolic_verdict"):
+        return row["symbolic_verdict"], row["judge_verdict"]
+    return None
+
+
+def _order_pair(row: Mapping[str, Any]) -> Pair | None:
+    """(same-order verdict, swapped verdict) of a row whose judge was asked in both orders."""
+    orders = (row.get("judge_verdict") or {}).get("orders")
+    return (orders["same"], orders["swap"]) if orders else None
+
+
+def _readable(pair: Pair, judged: tuple[int, ...]) -> bool:
+    """Whether the replies at positions ``judged`` of ``pair`` could be read (an unreadable judge reply is not
+    compared; a symbolic ``unparseable`` is a verdict, not-correct)."""
+    return all(pair[i]["status"] != "unparseable" for i in judged)
+
+
+def _differ(pair: Pair, judged: tuple[int, ...]) -> bool:
+    return _readable(pair, judged) and bool(pair[0]["correct"]) != bool(pair[1]["correct"])
+
+
+def _cross(pairs: Sequence[Pair], judged: tuple[int, ...]) -> dict[str, Any]:
+    """Two verdicts per row: how often they agree on correct/incorrect where readable, and the status table."""
+    table: dict[str, Counter[str]] = {}
+    for first, second in pairs:
+        table.setdefault(first["status"], Counter())[second["status"]] += 1
+    compared = [p for p in pairs if _readable(p, judged)]
+    disagree = sum(_differ(p, judged) for p in compared)
+    return {
+        "compared": len(compared),
+        "agree": len(compared) - disagree,
+        "disagree": disagree,
+        "agreement": (len(compared) - disagree) / len(compared) if compared else None,
+        "unreadable": len(pairs) - len(compared),
+        "table": {s: dict(sorted(c.items())) for s, c in sorted(table.items())},
+    }
+
+
 def agreement(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """How often the symbolic grader and the judge agree, over rows that carry both verdicts.
 
     Returns:
         ``{"rows_with_both", "compared", "agree", "disagree", "agreement", "judge_unparseable",
-        "table": {symbolic status: {judge status: count}}}``; ``compared`` leaves out unreadable judge replies.
+        "table": {symbolic status: {judge status: count}}, "orders": `order_agreement` (None unless the judge
+        was asked in both orders)}``; ``compared`` leaves out unreadable judge replies.
     """
-    both = [r for r in rows if r.get("judge_verdict") and r.get("symbolic_verdict")]
-    table: dict[str, Counter[str]] = {}
-    for row in both:
-        table.setdefault(row["symbolic_verdict"]["status"], Counter())[row["judge_verdict"]["status"]] += 1
-    compared = [r for r in both if r["judge_verdict"]["status"] != "unparseable"]
-    agree = sum(_agrees(r) for r in compared)
-    return {
-        "rows_with_both": len(both),
-        "compared": len(compared),
-        "agree": agree,
-        "disagree": len(compared) - agree,
-        "agreement": agree / len(compared) if compared else None,
-        "judge_unparseable": len(both) - len(compared),
-        "table": {s: dict(sorted(c.items())) for s, c in sorted(table.items())},
-    }
+    pairs = [p for r in rows if (p := _judge_pair(r))]
+    cross = _cross(pairs, (1,))
+    unreadable = cross.pop("unreadable")
+    return {"rows_with_both": len(pairs), **cross, "judge_unparseable": unreadable, "orders": order_agreement(rows)}
 
 
-def _agrees(row: Mapping[str, Any]) -> bool:
-    return bool(row["symbolic_verdict"]["correct"]) == bool(row["judge_verdict"]["correct"])
+def order_agreement(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """How often a judge asked in both orders agrees with itself; None when no row was asked twice.
+
+    Returns:
+        ``{"rows_with_both_orders", "compared", "agree", "disagree", "agreement", "unparseable",
+        "table": {same-order status: {swapped-order status: count}}}``; ``compared`` counts rows where both
+        replies could be read, ``unparseable`` the rows where at least one could not.
+    """
+    pairs = [p for r in rows if (p := _order_pair(r))]
+    if not pairs:
+        return None
+    cross = _cross(pairs, (0, 1))
+    unreadable = cross.pop("unreadable")
+    return {"rows_with_both_orders": len(pairs), **cross, "unparseable": unreadable}
 
 
 def disagreements(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """Rows with both verdicts where the judge (with a readable reply) and the symbolic grader differ."""
-    return [
-        r
-        for r in rows
-        if r.get("judge_verdict") and r.get("symbolic_verdict")
-        if r["judge_verdict"]["status"] != "unparseable" and not _agrees(r)
-    ]
+    return [r for r in rows if (p := _judge_pair(r)) and _differ(p, (1,))]
+
+
+def order_disagreements(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Rows whose two asks (``same``, ``swap``) both read and differ."""
+    return [r for r in rows if (p := _order_pair(r)) and _differ(p, (0, 1))]
 
 
 def write_agreement(folder: str | Path, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
-    """Write ``agreement.json`` and ``disagreements.jsonl`` into ``folder`` when any row has both verdicts."""
+    """Write ``agreement.json`` and ``disagreements.jsonl`` into ``folder`` when any row has both verdicts, and
+    ``order_disagreements.jsonl`` when the judge was asked in both orders."""
     table = agreement(rows)
     if not table["rows_with_both"]:
         return None
     write_json(Path(folder) / AGREEMENT_FILE, table)
     write_jsonl(Path(folder) / DISAGREEMENTS_FILE, [dict(r) for r in disagreements(rows)])
+    if table["orders"] is not None:
+        write_jsonl(Path(folder) / ORDER_DISAGREEMENTS_FILE, [dict(r) for r in order_disagreements(rows)])
     return table
 
 
@@ -169,9 +221,35 @@ def render_agreement(table: Mapping[str, Any]) -> list[str]:
         f"disagree {table['disagree']}" + (f", agreement {rate:.4f}" if rate is not None else "") + ".",
         "",
     ]
-    judge_statuses = sorted({j for counts in table["table"].values() for j in counts})
-    lines += ["| symbolic \\ judge | " + " | ".join(judge_statuses) + " |", "|---|" + "---|" * len(judge_statuses)]
-    for status, counts in table["table"].items():
-        lines.append(f"| {status} | " + " | ".join(str(counts.get(j, 0)) for j in judge_statuses) + " |")
+    lines += _status_table("symbolic \\ judge", table["table"])
     lines += ["", f"The rows where they disagree are in `{DISAGREEMENTS_FILE}`."]
+    if table.get("orders"):
+        lines += render_order_agreement(table["orders"])
     return lines
+
+
+def render_order_agreement(orders: Mapping[str, Any]) -> list[str]:
+    """Markdown lines: the judge against itself, asked in both orders (same-by-swap status table)."""
+    rate = orders.get("agreement")
+    lines = [
+        "",
+        "### The judge in both orders",
+        "",
+        f"{orders['compared']} rows with both replies readable (of {orders['rows_with_both_orders']} asked twice; "
+        f"{orders['unparseable']} with an unreadable reply): agree {orders['agree']}, disagree "
+        f"{orders['disagree']}" + (f", agreement {rate:.4f}" if rate is not None else "") + ". A row is accepted "
+        "only when both orders say correct.",
+        "",
+    ]
+    lines += _status_table("same \\ swap", orders["table"])
+    lines += ["", f"The rows where the orders disagree are in `{ORDER_DISAGREEMENTS_FILE}`."]
+    return lines
+
+
+def _status_table(corner: str, table: Mapping[str, Mapping[str, int]]) -> list[str]:
+    """A markdown table of counts: row status by column status."""
+    columns = sorted({c for counts in table.values() for c in counts})
+    lines = [f"| {corner} | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    return lines + [
+        f"| {row} | " + " | ".join(str(counts.get(c, 0)) for c in columns) + " |" for row, counts in table.items()
+    ]

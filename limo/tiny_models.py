@@ -200,7 +200,7 @@ def build_overfit_judge(path: str | Path, *, batch_size: int = 2, steps: int = 2
     from eval.judge import JudgeItem, JudgeOptions, render_messages  # deferred: only the judge tests need it
 
     prompt = "Problem: {problem}\nReference: {gold}\n{delimiter}\n{response}\n{delimiter}\nEnd with a VERDICT line."
-    options = JudgeOptions(backend="hf", system_prompt=None, prompt=prompt, max_new_tokens=64, batch_size=batch_size)
+    options = JudgeOptions(backend="hf", system_prompt="", prompt=prompt, max_new_tokens=64, batch_size=batch_size)
     items = [
         JudgeItem("What is 2 + 3?", "5", "2 + 3 = 5, so the answer is 5.", "sum", 0),
         JudgeItem("What is 2 + 3?", "5", "2 + 3 = 6, so the answer is 6.", "sum", 1),

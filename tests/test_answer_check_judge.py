@@ -60,3 +60,49 @@ def test_both_records_the_judge_and_writes_the_agreement(tmp_path):
     disagreements = [json.loads(line) for line in (work.parent / "answer_check" / "disagreements.jsonl").open()]
     assert [r["chain_id"] for r in disagreements] == ["p1/m/1"]
     assert count.notes["grading"]["agreement"]["agreement"] == table["agreement"]
+
+
+# -- a trained verifier's preset, asked in both orders ----------------------------------------------------------
+def _verifier(tmp_path: Path, replies: dict[str, tuple[str, str]], order: str) -> JudgeOptions:
+    """An xVerify-format replay: (same-order reply, swapped reply) per chain id; the swapped ask is keyed
+    ``<chain id>:swap``."""
+    path = tmp_path / "verifier.jsonl"
+    rows = [{"problem_id": cid, "sample_index": 0, "text": same} for cid, (same, _) in replies.items()]
+    rows += [{"problem_id": f"{cid}:swap", "sample_index": 0, "text": swap} for cid, (_, swap) in replies.items()]
+    write_jsonl(path, rows)
+    return JudgeOptions(backend="replay", backend_options={"path": str(path)}, preset="xverify", order=order)
+
+
+def _kept(tmp_path: Path, policy: str, judge: JudgeOptions):
+    check = AnswerCheckOptions(policy=policy, judge=judge, timeout_s=60.0)
+    work = tmp_path / "curate" / "work"
+    work.mkdir(parents=True)
+    state, _ = curate_items(PROBLEMS, CHAINS, StageOptions(answer_check=check), ["answer_check"], work)
+    kept = {c.id for c, alive in zip(CHAINS, state.chain_alive, strict=True) if alive}
+    return kept, next(c for c in state.funnel if c.stage == "answer_check"), work
+
+
+def test_symbolic_then_judge_with_swap_keeps_only_what_both_orders_accept(tmp_path):
+    replies = {"p2/m/0": ("Correct", "Incorrect")}  # the verifier accepts the worded answer in one order only
+    kept, _, _ = _kept(tmp_path / "same", "symbolic_then_judge", _verifier(tmp_path, replies, "same"))
+    assert kept == {"p1/m/0", "p2/m/0"}
+    kept, count, work = _kept(tmp_path / "swap", "symbolic_then_judge", _verifier(tmp_path, replies, "swap"))
+    assert kept == {"p1/m/0"}
+    assert count.notes["grading"]["judge"]["order"] == "swap"
+    orders = json.loads((work.parent / "answer_check" / "agreement.json").read_text())["orders"]
+    assert (orders["rows_with_both_orders"], orders["disagree"]) == (1, 1)
+
+
+def test_both_with_swap_records_the_order_disagreements_beside_the_curated_files(tmp_path):
+    replies = {"p1/m/0": ("Correct", "Correct"), "p1/m/1": ("Correct", "Incorrect"), "p2/m/0": ("Incorrect", "[x]")}
+    kept, count, work = _kept(tmp_path, "both", _verifier(tmp_path, replies, "swap"))
+    assert kept == {"p1/m/0"}  # the symbolic grader decides under both
+    folder = work.parent / "answer_check"
+    table = json.loads((folder / "agreement.json").read_text())
+    # p2's swapped reply cannot be read, but its readable "Incorrect" refuses it: a verdict, not unparseable.
+    assert (table["compared"], table["agree"], table["judge_unparseable"]) == (3, 3, 0)
+    assert table["orders"]["table"] == {"correct": {"correct": 1, "incorrect": 1}, "incorrect": {"unparseable": 1}}
+    rows = [json.loads(line) for line in (folder / "order_disagreements.jsonl").open()]
+    assert [r["chain_id"] for r in rows] == ["p1/m/1"]
+    assert rows[0]["judge_verdict"]["orders"]["swap"]["status"] == "incorrect"
+    assert count.notes["grading"]["agreement"]["orders"]["disagree"] == 1
