@@ -1,0 +1,246 @@
+"""A real browser for tests: headless Chromium driven over the DevTools protocol on a pipe (no extra package).
+
+`Browser` starts Debian's ``chromium`` with ``--remote-debugging-pipe``: the protocol's JSON messages, each ended
+by a NUL byte, go in on the child's fd 3 and come back on its fd 4, so no port, websocket client or network is
+involved. `Browser.open` loads a page in a fresh tab and returns a `Tab` that records what a person would notice
+and a test must not accept: console errors and warnings, uncaught exceptions, log entries of level error (a
+Content-Security-Policy violation is one), every network request other than the page itself, and JavaScript
+dialogs (``alert``), which it dismisses so the page never hangs.
+
+Where ``chromium`` is missing the ``browser`` fixture skips with the reason, unless ``LIMO_REQUIRE_BROWSER=1``
+(set by ``.ci/run`` once it has installed it), which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import select
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REQUIRE_ENV = "LIMO_REQUIRE_BROWSER"
+EXECUTABLES = ("chromium", "chromium-browser", "google-chrome")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--remote-debugging-pipe",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-extensions",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--mute-audio",
+)
+
+
+def chromium_path() -> str | None:
+    return next((path for name in EXECUTABLES if (path := shutil.which(name))), None)
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip with ``reason``, or fail when the environment promises a browser (CI)."""
+    if os.environ.get(REQUIRE_ENV) == "1":
+        pytest.fail(f"{reason} ({REQUIRE_ENV}=1: CI installed chromium, so this must work)")
+    pytest.skip(reason)
+
+
+class BrowserError(RuntimeError):
+    """The browser answered a command with an error, or did not answer in time."""
+
+
+def _high_fd(fd: int) -> int:
+    """``fd`` moved to a number above 9, so that placing the pipes on 3 and 4 in the child cannot clobber them."""
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(fd)
+    return moved
+
+
+class Browser:
+    """One headless Chromium process and its protocol connection."""
+
+    def __init__(self, executable: str, width: int = 1280, height: int = 1600):
+        self.profile = tempfile.mkdtemp(prefix="limo-chromium-")
+        to_child, self._command_fd = (_high_fd(fd) for fd in os.pipe())
+        self._reply_fd, from_child = (_high_fd(fd) for fd in os.pipe())
+
+        def place_pipes() -> None:  # runs in the child before exec; close_fds then keeps only 3 and 4
+            os.dup2(to_child, 3)
+            os.dup2(from_child, 4)
+
+        self.log = open(Path(self.profile) / "stderr.log", "wb")  # noqa: SIM115 (closed in close())
+        command = [executable, *FLAGS, f"--user-data-dir={self.profile}", f"--window-size={width},{height}"]
+        self.process = subprocess.Popen(
+            [*command, "about:blank"],
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=self.log,
+            pass_fds=(3, 4),
+            preexec_fn=place_pipes,  # noqa: PLW1509 (tests are single-threaded)
+        )
+        os.close(to_child)
+        os.close(from_child)
+        self._buffer = b""
+        self._next_id = 0
+        self.events: list[dict[str, Any]] = []
+
+    def send(self, method: str, params: dict[str, Any] | None = None, session: str | None = None, timeout: float = 20):
+        """Send one command and wait for its result (events that arrive meanwhile are kept in ``events``)."""
+        self._next_id += 1
+        command_id = self._next_id  # a dismissed dialog sends a command of its own while we wait
+        message: dict[str, Any] = {"id": command_id, "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        os.write(self._command_fd, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self._read(deadline)
+            if reply is None:
+                raise BrowserError(f"no answer to {method} within {timeout} s")
+            if reply.get("id") == command_id:
+                if "error" in reply:
+                    raise BrowserError(f"{method}: {reply['error']}")
+                return reply.get("result", {})
+            self._event(reply)
+
+    def _read(self, deadline: float) -> dict[str, Any] | None:
+        while b"\0" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._reply_fd], [], [], left)[0]:
+                return None
+            chunk = os.read(self._reply_fd, 1 << 20)
+            if not chunk:
+                raise BrowserError(f"chromium closed its pipe (exit {self.process.poll()})")
+            self._buffer += chunk
+        message, self._buffer = self._buffer.split(b"\0", 1)
+        return json.loads(message)
+
+    def _event(self, message: dict[str, Any]) -> None:
+        if "method" not in message:  # the answer to a dialog's dismissal, sent without waiting
+            return
+        self.events.append(message)
+        if message.get("method") == "Page.javascriptDialogOpening":  # an alert would block the page: dismiss it
+            params = {"accept": False}
+            self._next_id += 1
+            command = {"id": self._next_id, "method": "Page.handleJavaScriptDialog", "params": params}
+            os.write(self._command_fd, json.dumps({**command, "sessionId": message["sessionId"]}).encode() + b"\0")
+
+    def pump(self, seconds: float) -> None:
+        """Collect events for ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while (message := self._read(deadline)) is not None:
+            self._event(message)
+
+    def open(self, url: str, timeout: float = 30) -> Tab:
+        """A fresh tab with ``url`` loaded and its script finished (``body[data-ready]``, which the report sets)."""
+        target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        tab = Tab(self, session, target, url, len(self.events))
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            self.send(f"{domain}.enable", session=session)
+        self.send("Page.navigate", {"url": url}, session=session)
+        deadline = time.monotonic() + timeout
+        while not tab.evaluate("document.readyState === 'complete' && document.body.dataset.ready === '1'"):
+            if time.monotonic() > deadline:
+                raise BrowserError(f"{url} did not finish drawing within {timeout} s: {tab.problems()}")
+            self.pump(0.05)
+        return tab
+
+    def close(self) -> None:
+        try:
+            self.send("Browser.close", timeout=5)
+        except (BrowserError, OSError):
+            pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        for fd in (self._command_fd, self._reply_fd):
+            os.close(fd)
+        self.log.close()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+@dataclass
+class Tab:
+    """One page in the browser, and what it did since it was opened."""
+
+    browser: Browser
+    session: str
+    target: str
+    url: str
+    first_event: int
+    closed: bool = field(default=False)
+
+    def evaluate(self, expression: str) -> Any:
+        """The value of a JavaScript expression in the page (JSON-serialisable values)."""
+        result = self.browser.send(
+            "Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True}, self.session
+        )
+        if "exceptionDetails" in result:
+            raise BrowserError(f"{expression!r} threw: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def type_into(self, selector: str, text: str) -> None:
+        """Focus the element and type ``text`` as a person would (an ``input`` event per insertion)."""
+        self.evaluate(f"document.querySelector({json.dumps(selector)}).focus()")
+        self.browser.send("Input.insertText", {"text": text}, self.session)
+
+    def wait_for(self, expression: str, timeout: float = 10) -> Any:
+        """Wait until ``expression`` is truthy in the page; returns its value."""
+        deadline = time.monotonic() + timeout
+        while not (value := self.evaluate(expression)):
+            if time.monotonic() > deadline:
+                raise BrowserError(f"{expression!r} stayed false for {timeout} s")
+            self.browser.pump(0.05)
+        return value
+
+    def screenshot(self, path: Path, width: int = 1280, height: int = 2000) -> Path:
+        import base64
+
+        self.browser.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            self.session,
+        )
+        shot = self.browser.send("Page.captureScreenshot", {"format": "png"}, self.session)
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return path
+
+    def _events(self) -> list[dict[str, Any]]:
+        return [e for e in self.browser.events[self.first_event :] if e.get("sessionId") == self.session]
+
+    def problems(self) -> list[str]:
+        """Console errors and warnings, exceptions, error log entries (CSP violations), dialogs and requests to
+        anything but the page itself, as readable lines (empty: the page behaved)."""
+        found = []
+        for event in self._events():
+            method, params = event["method"], event.get("params", {})
+            if method == "Runtime.consoleAPICalled" and params["type"] in ("error", "warning", "assert"):
+                found.append(f"console.{params['type']}: {[a.get('value') for a in params.get('args', [])]}")
+            elif method == "Runtime.exceptionThrown":
+                found.append(f"exception: {params['exceptionDetails'].get('exception', {}).get('description')}")
+            elif method == "Log.entryAdded" and params["entry"]["level"] in ("error", "warning"):
+                found.append(f"log {params['entry']['level']}: {params['entry']['text']}")
+            elif method == "Page.javascriptDialogOpening":
+                found.append(f"dialog {params['type']}: {params['message']}")
+            elif method == "Network.requestWillBeSent" and params["request"]["url"] != self.url:
+                found.append(f"network request: {params['request']['url']}")
+        return found
+
+    def close(self) -> None:
+        if not self.closed:
+            self.browser.send("Target.closeTarget", {"targetId": self.target})
+            self.closed = True
