@@ -41,6 +41,10 @@
     return String(Math.round(value * 10000) / 10000);
   }
 
+  function tick(value) {  // axis labels: three significant digits are enough to place a bar
+    return Math.abs(value) >= 100 ? fmt(Math.round(value)) : String(Number(value.toPrecision(3)));
+  }
+
   function pct(value) {
     return (Math.round(value * 1000) / 10) + "%";
   }
@@ -365,7 +369,7 @@
       });
     });
     axes(svg, W, H, L, R, T, B, top);
-    for (let i = 0; i <= bins; i += Math.max(1, Math.round(bins / 5))) label(svg, L + i * bw, H - B + 14, fmt(edges[i]));
+    for (let i = 0; i <= bins; i += Math.max(1, Math.round(bins / 5))) label(svg, L + i * bw, H - B + 14, tick(edges[i]));
     label(svg, (W + L) / 2, H - 4, spec.xlabel || "");
     return chartBox(spec, svg);
   }
@@ -375,7 +379,7 @@
     svg.appendChild(s("line", { x1: L, y1: T, x2: L, y2: H - B, stroke: "#999" }));
     for (let k = 0; k <= 4; k++) {
       const value = (top * k) / 4;
-      const text = format ? format(value) : Number.isInteger(top) && top >= 4 ? fmt(Math.round(value)) : fmt(value);
+      const text = format ? format(value) : Number.isInteger(top) && top >= 4 ? fmt(Math.round(value)) : tick(value);
       label(svg, L - 4, H - B - (k / 4) * (H - B - T) + 4, text, "end");
     }
   }
