@@ -613,5 +613,11 @@
   if (DATA.items) ROOT.appendChild(itemsSection(DATA.items));
   if (DATA.rejects) ROOT.appendChild(rejectsSection(DATA.rejects));
   if (DATA.footer) ROOT.appendChild(footer(DATA.footer));
+  const followHash = () => {  // report.html#item-N opens item N: a link to one item can be shared
+    const match = /^#item-(\d+)$/.exec(window.location.hash);
+    if (match) openItem(Number(match[1]));
+  };
+  window.addEventListener("hashchange", followHash);
+  followHash();
   document.body.setAttribute("data-ready", "1");
 })();
