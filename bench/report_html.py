@@ -2,13 +2,14 @@
 
 Usage::
 
-    python bench/report_html.py [--repeats 3] [--chains 1000000] [--browser]
+    python bench/report_html.py [--repeats 3] [--chains 1000000] [--browser] [--ab-only]
 
 1. **A/B on the champ run.** ``limo.curate``'s code path for ``recipe=champ`` runs ``--repeats`` times with the page
    (A) and as many without it (B: `curation.outputs.writer.write_report_html` replaced by a no-op), alternating
    A, B, B, A, ... so load drifts hit both, each in a fresh process with a fresh output folder; the run is timed
-   inside the process (imports excluded), and A also times the page writer alone. Reported: median seconds of A
-   and B, their ratio, and the writer's median seconds as a share of B.
+   inside the process (imports excluded; wall and CPU seconds: the CPU ratio holds up better on a busy machine),
+   and A also times the page writer alone. Reported: median seconds of A and B, their ratios, and the writer's
+   median seconds as a share of B.
 2. **A synthetic 1M-chain output.** ``curate/`` as a 1M-chain pool run leaves it, built from the champ run of
    part 1: ``rejects.jsonl`` with the champ run's rows cycled (ids made unique) to ``--chains`` rows, so every
    group's evidence has a real shape and the reason mix is the champ run's; 800 selected rows (``select.n`` of
@@ -55,15 +56,23 @@ def run_champ(out: str, with_page: bool) -> None:
 
     writer.write_report_html = page
     curation = build_curation(compose("champ", [f"output_dir={out}"]))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     curation.run()
-    print(json.dumps({"seconds": time.perf_counter() - started, "page": timed["page"]}))
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "page": timed["page"]}))
+
+
+def cpu_seconds() -> float:
+    """User and system seconds of this process and of the children it has waited for (grading workers)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def ab(repeats: int, folder: Path) -> tuple[dict[str, Any], Path]:
     """Alternate A (page) and B (no page) runs; returns the medians and the folder of an A run."""
     order = [True, False, False, True] * ((repeats + 1) // 2)
     seconds: dict[bool, list[float]] = {True: [], False: []}
+    cpu: dict[bool, list[float]] = {True: [], False: []}
     pages: list[float] = []
     kept = folder / "a0"
     for n, with_page in enumerate(order[: 2 * repeats]):
@@ -73,15 +82,20 @@ def ab(repeats: int, folder: Path) -> tuple[dict[str, Any], Path]:
         done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
         result = json.loads(done.stdout.strip().splitlines()[-1])
         seconds[with_page].append(result["seconds"])
+        cpu[with_page].append(result["cpu"])
         if with_page:
             pages.append(result["page"])
             kept = out
     a, b, page = (statistics.median(v) for v in (seconds[True], seconds[False], pages))
+    cpu_a, cpu_b = statistics.median(cpu[True]), statistics.median(cpu[False])
     return {
         "runs": {"with_page": seconds[True], "without_page": seconds[False], "page_writer": pages},
         "median_with_page_s": round(a, 3),
         "median_without_page_s": round(b, 3),
         "ratio": round(a / b, 4),
+        "median_cpu_with_page_s": round(cpu_a, 3),
+        "median_cpu_without_page_s": round(cpu_b, 3),
+        "cpu_ratio": round(cpu_a / cpu_b, 4),
         "page_writer_median_s": round(page, 3),
         "page_writer_share_of_run": round(page / b, 4),
     }, kept / "curate"
@@ -182,11 +196,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--chains", type=int, default=1_000_000)
     parser.add_argument("--browser", action="store_true")
+    parser.add_argument("--ab-only", action="store_true", help="skip the synthetic 1M-chain pages")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-report-html-") as tmp:
         folder = Path(tmp)
         timing, champ = ab(args.repeats, folder)
         print(json.dumps({"machine": platform.platform(), "cpus": os.cpu_count(), "ab": timing}, indent=2), flush=True)
+        if args.ab_only:
+            return
         sizes = [
             page_size(champ, folder, args.chains, 800, None, args.browser),
             page_size(champ, folder, args.chains, 817, 16_000, args.browser),
