@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
@@ -236,7 +237,7 @@ class Tab:
                 found.append(f"log {params['entry']['level']}: {params['entry']['text']}")
             elif method == "Page.javascriptDialogOpening":
                 found.append(f"dialog {params['type']}: {params['message']}")
-            elif method == "Network.requestWillBeSent" and params["request"]["url"] != self.url:
+            elif method == "Network.requestWillBeSent" and unquote(params["request"]["url"]) != unquote(self.url):
                 found.append(f"network request: {params['request']['url']}")
         return found
 

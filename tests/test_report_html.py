@@ -127,6 +127,18 @@ def test_the_harness_sees_console_errors_requests_and_dialogs(browser, tmp_path)
     tab.close()
 
 
+def test_a_run_that_selected_and_rejected_nothing_still_draws(browser, tmp_path):
+    from curation.funnel import StageCount, Survivors
+    from curation.outputs.report_html import write_report_html
+    from curation.outputs.writer import RunOutputs
+
+    state = Survivors({}, {}, funnel=[StageCount("ingest", items_in=0, items_out=0, problems_in=0, problems_out=0)])
+    run = RunOutputs("limo", {"curated.jsonl": []}, state, {"read": 0}, {}, {"name": "empty"}, "")
+    tab = open_page(browser, write_report_html(tmp_path, run, run.manifest))
+    assert tab.evaluate("document.querySelectorAll('[data-item-id]').length") == 0
+    assert "nothing was rejected" in tab.evaluate("document.getElementById('rejects').innerText")
+
+
 def haystack(row: Any) -> str:
     """The text the page searches in a row: every string and number in it (as the page's `strings` walks it)."""
     if isinstance(row, dict):
