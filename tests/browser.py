@@ -18,7 +18,7 @@ import json
 import os
 import select
 import shutil
-import subprocess
+import signal
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -75,26 +75,27 @@ class Browser:
         self.profile = tempfile.mkdtemp(prefix="limo-chromium-")
         to_child, self._command_fd = (_high_fd(fd) for fd in os.pipe())
         self._reply_fd, from_child = (_high_fd(fd) for fd in os.pipe())
-
-        def place_pipes() -> None:  # runs in the child before exec; close_fds then keeps only 3 and 4
-            os.dup2(to_child, 3)
-            os.dup2(from_child, 4)
-
-        self.log = open(Path(self.profile) / "stderr.log", "wb")  # noqa: SIM115 (closed in close())
+        log = os.open(Path(self.profile) / "stderr.log", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         command = [executable, *FLAGS, f"--user-data-dir={self.profile}", f"--window-size={width},{height}"]
-        self.process = subprocess.Popen(
-            [*command, "about:blank"],
-            stdin=subprocess.DEVNULL,
-            stdout=self.log,
-            stderr=self.log,
-            pass_fds=(3, 4),
-            preexec_fn=place_pipes,  # noqa: PLW1509 (tests are single-threaded)
-        )
-        os.close(to_child)
-        os.close(from_child)
+        # posix_spawn places the pipes on fds 3 and 4 without running Python in the child (a preexec_fn can
+        # deadlock when the test process has threads, as pytest-xdist workers do); every other fd is close-on-exec
+        dup2 = os.POSIX_SPAWN_DUP2
+        actions = [(dup2, null, 0), (dup2, log, 1), (dup2, log, 2), (dup2, to_child, 3), (dup2, from_child, 4)]
+        self.pid = os.posix_spawn(executable, [*command, "about:blank"], os.environ, file_actions=actions)
+        for fd in (to_child, from_child, log, null):
+            os.close(fd)
+        self._status: int | None = None
         self._buffer = b""
         self._next_id = 0
         self.events: list[dict[str, Any]] = []
+
+    def exited(self) -> int | None:
+        """The browser's exit status once it has exited (reaped once, then remembered), else None."""
+        if self._status is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            self._status = os.waitstatus_to_exitcode(status) if pid else None
+        return self._status
 
     def send(self, method: str, params: dict[str, Any] | None = None, session: str | None = None, timeout: float = 20):
         """Send one command and wait for its result (events that arrive meanwhile are kept in ``events``)."""
@@ -122,7 +123,7 @@ class Browser:
                 return None
             chunk = os.read(self._reply_fd, 1 << 20)
             if not chunk:
-                raise BrowserError(f"chromium closed its pipe (exit {self.process.poll()})")
+                raise BrowserError(f"chromium closed its pipe (exit {self.exited()}; log in {self.profile})")
             self._buffer += chunk
         message, self._buffer = self._buffer.split(b"\0", 1)
         return json.loads(message)
@@ -163,14 +164,14 @@ class Browser:
             self.send("Browser.close", timeout=5)
         except (BrowserError, OSError):
             pass
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        deadline, stop = time.monotonic() + 10, signal.SIGTERM
+        while self.exited() is None:  # Browser.close ends its helper processes too; a signal is the fallback
+            if time.monotonic() > deadline:
+                os.kill(self.pid, stop)
+                deadline, stop = time.monotonic() + 5, signal.SIGKILL
+            time.sleep(0.05)
         for fd in (self._command_fd, self._reply_fd):
             os.close(fd)
-        self.log.close()
         shutil.rmtree(self.profile, ignore_errors=True)
 
 
