@@ -22,7 +22,7 @@ from typing import Any
 from eval.html_page import bar_chart, histogram, write_page
 
 TEXT_BUDGET = 15_000_000
-MIN_SHARE = 4_000  # characters a cut response keeps at least
+MIN_SHARE = 200  # characters a cut response keeps at least (its first and last 100)
 VIEW = {
     "texts": ["response"],
     "answers": ["gold", "extracted"],
