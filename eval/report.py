@@ -2,7 +2,8 @@
 
 ``summary.json`` holds the metrics plus the provenance a reader needs to reproduce them — model,
 recipe, backend, protocol, prompt, data source and checksum, grader fingerprint, package versions, git
-commit — and ``report.md`` renders the same in a header and a table. Both are written atomically.
+commit — and ``report.md`` renders the same in a header and a table; ``report.html`` adds every sample
+(`eval.samples_page`). All are written atomically.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from eval.grading_policy import render_agreement
 from eval.metrics import summarize
 from eval.records import write_json, write_text_atomic
+from eval.samples_page import write_samples_page
 
 PACKAGES = ("limo", "torch", "transformers", "vllm", "math-verify", "latex2sympy2-extended", "sympy", "champ-dataset")
 
@@ -70,11 +72,13 @@ def write_benchmark_results(
     header: Mapping[str, Any],
     equivalent: Callable[[str, str], bool],
 ) -> dict[str, Any]:
-    """Compute the metrics of ``rows`` and write ``summary.json`` and ``report.md``; returns the summary."""
+    """Compute the metrics of ``rows`` and write ``summary.json``, ``report.md`` and ``report.html`` (every sample:
+    `eval.samples_page`); returns the summary."""
     summary = {**header, "environment": environment(), "metrics": summarize(rows, equivalent)}
     out = Path(out_dir)
     write_json(out / "summary.json", summary)
     write_text_atomic(out / "report.md", render_report(summary))
+    write_samples_page(out, summary, rows)
     return summary
 
 

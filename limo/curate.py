@@ -6,8 +6,9 @@ plain options, and the method writes ``<output_dir>/curate/`` (see docs/curation
 group says where sharded work runs (LIMO's pool stages and every method's fresh rollouts): the same recipe
 selects the same chains, byte for byte, on each. ``dry_run=true`` prints the rollout stages' spend plan
 and generates nothing; ``dry_run_problems=N`` plans for N problems without reading the pool (a hub pool
-offline). A data or config error, and a run that selects nothing, end with one line
-(`limo.entry`); so does a stop (SIGTERM, Ctrl-C), after which the same command resumes.
+offline). The last line printed is the path of ``report.html``, the run's page to read. A data or config
+error, and a run that selects nothing, end with one line (`limo.entry`); so does a stop (SIGTERM, Ctrl-C),
+after which the same command resumes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 
 from omegaconf import DictConfig
@@ -36,6 +38,8 @@ def main(cfg: DictConfig) -> None:
             summary = curation.run()
         check_selected(summary)
         print(summary.line())
+        if (page := Path(summary.output_dir) / "report.html").exists():  # none with curate.stages.report.enabled=false
+            print(f"[curate] report: {page}")
 
 
 @contextmanager

@@ -3,8 +3,9 @@
 `write_outputs` writes a run's data files (``curated.jsonl``, ``messages.jsonl`` or ``pairs.jsonl``, ...),
 ``curated.parquet``, and the accounting every method shares: ``funnel.json`` (``method``, ``stages``,
 ``totals``, ``summary``; one `curation.funnel.StageCount` row per stage), ``rejects.jsonl`` (one
-`curation.funnel.Drop` row per item left out), ``manifest.json`` and ``report.md``. Every file is
-written atomically. A manifest with an ``outputs_sha256`` key gets the checksums of the data files.
+`curation.funnel.Drop` row per item left out), ``manifest.json``, ``report.md`` and, with it, ``report.html``
+(`curation.outputs.report_html`). Every file is written atomically. A manifest with an ``outputs_sha256`` key
+gets the checksums of the data files.
 
 LIMO's curated set is one row per selected chain (full provenance) and its training view
 (`messages.jsonl`). A chain that is not confirmed correct (``answer_check.keep_incorrect``, a gold read from
@@ -32,6 +33,8 @@ from typing import Any
 
 from curation.funnel import Survivors
 from curation.options import QualityOptions, SelectOptions
+from curation.outputs.report import PoolPlots
+from curation.outputs.report_html import write_report_html
 from curation.pool.golds import gold_note
 from curation.schema import Chain, SFTExample
 from curation.stages.answer_check import chain_flags
@@ -151,6 +154,7 @@ class RunOutputs:
         manifest: ``manifest.json``.
         report: ``report.md``'s text, or None to write none.
         parquet: Rows for ``curated.parquet`` (none written when empty).
+        plots: A pool run's plot data, drawn in ``report.html`` (else it plots what the rows hold).
     """
 
     method: str
@@ -161,6 +165,7 @@ class RunOutputs:
     manifest: dict[str, Any]
     report: str | None
     parquet: Sequence[dict[str, Any]] = field(default_factory=list)
+    plots: PoolPlots | None = None
 
 
 def write_outputs(out: Path, run: RunOutputs) -> None:
@@ -182,3 +187,4 @@ def write_outputs(out: Path, run: RunOutputs) -> None:
     write_json(out / "manifest.json", manifest)
     if run.report is not None:
         write_text_atomic(out / "report.md", run.report)
+        write_report_html(out, run, manifest)  # last: it reads rejects.jsonl complete

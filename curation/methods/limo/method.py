@@ -143,7 +143,8 @@ def write_limo(run: LimoRun, stages: StageOptions, context: RunContext) -> None:
     report = limo_report(run, stages, manifest, context)
     parquet = rows if stages.report.parquet else []
     data: dict[str, Sequence[Any]] = {"curated.jsonl": rows, "messages.jsonl": messages}
-    outputs = RunOutputs("limo", data, state, run.totals, {"selected": len(chains)}, manifest, report, parquet)
+    summary = {"selected": len(chains)}
+    outputs = RunOutputs("limo", data, state, run.totals, summary, manifest, report, parquet, plots=run.plots)
     write_outputs(context.out, outputs)
 
 
