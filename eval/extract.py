@@ -45,14 +45,14 @@ _MATH_SEGMENT = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]
 _NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?(?:/\d+)?")
 _VERB = re.compile(
     r"\b(?:(?:is|are) (?:equal|equivalent|congruent) to|(?:is|are) given by|equals|is|are|was|were|be|gives|get"
-    r"|has|have|results? in|yields?)\b\s+|=\s*",
+    r"|has|have|results? in|yields?|(?:factored|factori[sz]ed|written|expressed|rewritten|simplified) as)\b\s+|=\s*",
     re.IGNORECASE,
 )
 # A trailing clause that explains rather than answers: "is 8, achieved when $a = b = c$".
 _TRAILING_CLAUSE = re.compile(
     r",?\s+\b(?:which (?:is|occurs|happens)|where|achieved|attained|obtained|occurring|since|because|when"
     r"|with equality|for all|for any|for every|if and only if|and (?:it|this|that|these|so|hence|thus|is|are)"
-    r"|so that|which means|as an expression of|as a function of|in terms of|modulo)\b.*$",
+    r"|so that|which means|meaning|as an expression of|as a function of|in terms of|modulo)\b.*$",
     re.IGNORECASE | re.DOTALL,
 )
 _MAIN_VERB = re.compile(r"(?<!which )(?<!that )(?<!who )\b(?:is|are|equals|was|were)\b", re.IGNORECASE)
@@ -68,12 +68,36 @@ _THERE_ARE = re.compile(
 _YES_NO = re.compile(r"^\s*\**(yes|no)\b\s*[,.;:!]", re.IGNORECASE)
 _COUNT_QUESTION = re.compile(r"\bhow (?:many|often)\b|\bnumber of\b|\bcount\b", re.IGNORECASE)
 _QUANTIFIED = re.compile(
-    r"^\s*(?:at (?:least|most)|exactly|precisely),?\s+(?:only\s+)?([\w.]+)\b(?!\s*[-+*/^=<>])", re.IGNORECASE
+    r"^\s*(?:at (?:least|most)|exactly|precisely|an? (?:minimum|maximum) of),?\s+(?:only\s+)?([\w.]+)\b"
+    r"(?!\s*[-+*/^=<>])",
+    re.IGNORECASE,
+)
+# "You need at least 50 questions", "at least seventeen questions are needed": a count of what is needed.
+_NEEDED = re.compile(
+    r"\b(?:need|needs|require|requires|take|takes)\s+(?:at (?:least|most)\s+|an? (?:minimum|maximum) of\s+"
+    r"|exactly\s+|only\s+)?(\w+)\s+[a-z]{3,}"
+    r"|\b(?:at (?:least|most)|an? (?:minimum|maximum) of)\s+(\w+)\s+[a-z]{3,}\s+(?:are|is)\s+(?:needed|required)\b",
+    re.IGNORECASE,
+)
+# "is the one who was originally numbered 601": the label of the one named.
+_NUMBERED = re.compile(r"^(?:the )?(?:one|person|number|term|element)\b.*\b(?:numbered|label+ed|number)\s+(-?\d+)$")
+# "For what value(s) of k ...?" answered "... if and only if $k = -3$": the condition is the asked value.
+_ASKED_VARIABLE = re.compile(
+    r"\b(?:what|which) (?:real |integer |positive )?values?(?:\s*\(s\))? (?:of|for) ([A-Za-z])\b"
+    r"|\bfind (?:all |the )?(?:possible )?(?:real |integer )?values? of ([A-Za-z])\b",
+    re.IGNORECASE,
+)
+_CONDITION_WORD = r"(?:if and only if|iff|only if|only when|exactly when|precisely when|when|if)"
+# "x_1^2+x_2^2+x_3^2 = 23, since ...": a leading math segment explained by what follows.
+_EXPLAINED_SEGMENT = re.compile(
+    r"^\s*(?:\$([^$]+)\$|\\\((.+?)\\\))\s*,?\s+(?:since|because|as|where|which|given|for)\b", re.DOTALL
 )
 # "... can be selected in (n^2 (n+1)^2)/4 ways": the count of ways.
 _IN_WAYS = re.compile(r"\bin\s+(\S+?)\s+(?:different\s+|distinct\s+|possible\s+)?ways\b", re.IGNORECASE)
 _ALL_OF_N = re.compile(r"\ball (?:of )?(?:the )?(?:first )?(\d+)\b(?!\s*[-+*/^=<>])", re.IGNORECASE)
-_DENIED_COUNT = re.compile(r"\bthere (?:are|is|exist|exists) no\b|\b(?:has|have) no\b", re.IGNORECASE)
+_DENIED_COUNT = re.compile(
+    r"\bthere (?:are|is|exist|exists) no\b|\b(?:has|have) no\b|\b(?:does|do) not have any\b", re.IGNORECASE
+)
 _DISCOURSE = re.compile(r"^\s*(?:therefore|thus|hence|so|consequently|finally|in conclusion|in summary),?\s+", re.I)
 _HAS_NUMBER = re.compile(r"\d|\b(?:" + "|".join(NUMBER_WORDS) + r")\b", re.IGNORECASE)
 # "... a total of $S$ times as an expression of $n$." (not "The value in terms of $n$ is ...").
@@ -266,6 +290,22 @@ def _is_math_word(tail: str, word: re.Match[str]) -> bool:
     return len(word.group(0)) <= 3 and word.group(0).islower() and (before in "+-*/^(=" or after in "+-*/^)=")
 
 
+# Named values: "the harmonic sum of the first n terms, H_n" is sum_(k=1)^n 1/k.
+_HARMONIC = re.compile(
+    r"^(?:the\s+)?(?:sum of the first (\w+) terms of the harmonic series|(?:\w+-th |nth )?harmonic (?:sum|number)"
+    r"(?: of the first (\w+) terms)?(?:,?\s*H_\{?\w\}?)?|H_\{?([a-z])\}?)\b",
+    re.IGNORECASE,
+)
+
+
+def _named_value(tail: str) -> str | None:
+    named = _HARMONIC.match(tail.strip())
+    if named is None:
+        return None
+    count = next((g for g in named.groups() if g), "n")
+    return f"\\sum_{{k=1}}^{{{count}}} \\frac{{1}}{{k}}"
+
+
 def _cut_at_word(tail: str) -> str:
     for pattern, symbol in _WORDED_OPERATORS:
         tail = pattern.sub(symbol, tail)
@@ -348,6 +388,12 @@ def _from_sentence(sentence: str, problem: str | None = None, guess: bool = True
     yes_no = _YES_NO.match(sentence)
     if yes_no:
         return yes_no.group(1).capitalize()
+    conditioned = conditioned_value(sentence, problem)
+    if conditioned:
+        return conditioned
+    needed = _NEEDED.search(sentence) if problem is None or _COUNT_QUESTION.search(problem) else None
+    if needed and re.fullmatch(r"\d+", _digits(needed.group(1) or needed.group(2))):
+        return _digits(needed.group(1) or needed.group(2))
     for clause in _clauses(sentence):
         if _THERE_ARE.match(clause) or _QUANTIFIED.match(clause) or _ALL_OF_N.search(clause):
             counted = _counted(clause, problem)
@@ -362,6 +408,18 @@ def _from_sentence(sentence: str, problem: str | None = None, guess: bool = True
     if ways and (re.search(r"[\d^*/()+!]", ways.group(1)) or len(ways.group(1)) == 1):
         return ways.group(1)
     return _novel_number(sentence, problem) if guess else None
+
+
+def conditioned_value(sentence: str, problem: str | None) -> str | None:
+    """``k = -3`` from "... is divisible by x+y+z if and only if k = -3" when the problem asks for the values of
+    k: a condition on the asked variable, with one value, is the answer (None otherwise)."""
+    asked = _ASKED_VARIABLE.search(problem or "")
+    if asked is None:
+        return None
+    name = re.escape(asked.group(1) or asked.group(2))
+    plain = _MATH_SEGMENT.sub(lambda m: " " + next(g for g in m.groups() if g is not None) + " ", sentence)
+    found = re.findall(rf"\b{_CONDITION_WORD}\s+{name}\s*=\s*(-?[\w./^{{}}\\]+?)\s*(?:[,;.]|$|\s)", plain)
+    return f"{asked.group(1) or asked.group(2)} = {found[0]}" if len(found) == 1 else None
 
 
 def _segment_run(sentence: str, segments: list[re.Match[str]]) -> str | None:
@@ -385,6 +443,12 @@ def _stated_value(sentence: str) -> str | None:
         return _segment_run(sentence, segments) or next(g for g in segments[-1].groups() if g is not None).strip()
     # The first verb after which only mathematics follows ("are a = 3 and b = -4"), else the last verb.
     for verb in [v for v in verbs if _all_math(sentence[v.end() :])][:1] + list(reversed(verbs)):
+        numbered = _NUMBERED.match(_ADVERB.sub("", sentence[verb.end() :]).strip().rstrip("."))
+        if numbered:
+            return numbered.group(1)
+        named = _named_value(sentence[verb.end() :])
+        if named:
+            return named
         value = _cut_at_word(_number_words(_ADVERB.sub("", sentence[verb.end() :])))
         if value and re.search(r"[\dA-Za-z(]", value):
             return _digits(value)
@@ -411,7 +475,26 @@ def _clean(answer: str) -> str:
         answer = repeated.group(1)
     if len(answer) > 1 and answer[0] == answer[-1] == "$" and "$" not in answer.strip("$"):
         answer = answer.strip("$").strip()
+    restated = re.fullmatch(r"(.+?),?\s+or\s+(?:equivalently\s+)?(.+)", answer)  # "n!, or n!" (from "n factorial")
+    if restated and restated.group(1).replace(" ", "") == restated.group(2).replace(" ", ""):
+        answer = restated.group(1)
     return answer
+
+
+def _squashed(text: str) -> str:
+    return re.sub(r"[\s${}]|\\[()]|\\left|\\right", "", text).replace("*", "").lower()
+
+
+def _asked_value(answer: str, problem: str | None) -> str:
+    """``x_1^2+x_2^2+x_3^2 = 23`` for "Find x_1^2+x_2^2+x_3^2": an equation whose left side is the expression the
+    problem asks for (written out, not a lone name) answers with its right side."""
+    if not problem or answer.count("=") != 1 or re.search(r"[<>≤≥]|\\[lg]e", answer):
+        return answer
+    lhs, rhs = (side.strip() for side in answer.split("="))
+    squashed = _squashed(lhs)
+    if len(squashed) < 4 or not re.search(r"[-+^*/(]", lhs) or not rhs:
+        return answer
+    return rhs if squashed in _squashed(problem) else answer
 
 
 def _cut_turns(text: str) -> str:
@@ -463,7 +546,10 @@ def extract_answer(text: str, *, fallback: bool = True, problem: str | None = No
     found = _from_box_or_marker(text) or _from_label(text)
     if found:
         return _clean(found)
+    explained = _EXPLAINED_SEGMENT.match(text)
+    if explained:
+        return _asked_value(_clean(explained.group(1) or explained.group(2)), problem)
     if len(text) <= MAX_BARE_CHARS and not is_prose(text):
-        return text.strip() or None
+        return _asked_value(text.strip(), problem) or None
     found = _from_sentence(_last_sentence(text), problem, fallback) or (_fallback(text) if fallback else None)
-    return _clean(found) if found else None
+    return _asked_value(_clean(found), problem) if found else None
