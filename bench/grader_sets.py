@@ -15,6 +15,15 @@ Every row is ``{"id", "set", "gold", "candidate", "label", "problem", "part", "p
   labelled by hand for issue 25's hard-benchmark gap; each row carries the ``part`` fixed when it was written
   (248 rows split 40% held out by a hash of the pair before tuning; 75 more, ``batch: fresh``, written after
   the rules changed, all held out) and a ``note``.
+- ``champ_r4``: ``tests/assets/grader_cases_champ_r4.jsonl``, CHAMP summaries labelled by hand for round 4 (issue
+  33): a held-out sample drawn only from held-out problems and labelled blind (before any verdict on it was
+  seen), a uniform tuning sample and a hunt for misses among the tuning summaries the grader did not accept
+  (``bench/champ_sample.py`` draws them).
+- ``r4``: ``tests/assets/grader_cases_r4.jsonl``, the round-4 mis-grades as written cases (each with the case
+  it is modelled on) and the near misses that guard each fix; all tuning rows.
+- ``peer_style``: ``tests/assets/grader_cases_peer_style.jsonl``, (gold, prediction, expected) cases written
+  in the style of the peer suites after round 4's rules changed, all held out and graded once.
+- ``peer``: the peer suites themselves (see `peer_set`), read from a local checkout, never committed.
 - ``math_own``: each MATH train gold against its own solution (label true), except rows whose solution
   boxes several values while the gold keeps the last (a documented data hazard, listed as excluded).
 - ``math_styles``: MATH train and MATH-500 golds against rewrites of themselves in the house styles and
@@ -513,6 +522,8 @@ SETS: dict[str, Callable[[], list[Row]]] = {
     "champ_r3": lambda: champ_set("champ_r3", "grader_cases_champ_r3.jsonl"),
     "champ_r4": lambda: champ_set("champ_r4", "grader_cases_champ_r4.jsonl"),
     "olympiad": lambda: case_set("olympiad", "grader_cases_olympiad.jsonl"),
+    "r4": lambda: case_set("r4", "grader_cases_r4.jsonl"),
+    "peer_style": lambda: case_set("peer_style", "grader_cases_peer_style.jsonl"),
     "math_own": math_own_set,
     "math_styles": math_style_set,
     "peer": peer_set,

@@ -81,6 +81,21 @@ _NEEDED = re.compile(
 )
 # "is the one who was originally numbered 601": the label of the one named.
 _NUMBERED = re.compile(r"^(?:the )?(?:one|person|number|term|element)\b.*\b(?:numbered|label+ed|number)\s+(-?\d+)$")
+# "the number is not 10 which is 1,000.99€": a number restated (converted) after another ends the sentence.
+_RESTATED_NUMBER = re.compile(
+    r"\b(?:is|are)\s+(?:not\s+)?[$€£]?-?\d[\d,.]*\s*[A-Za-z€$£%²³]{0,3}\s+which is\s+"
+    r"[$€£]?(-?\d{1,3}(?:,\d{3})*(?:\.\d+)?(?:\s*[A-Za-z%]{1,3}[²³]?)?)[€$£]?\s*\.?\s*$"
+)
+# "Total : 2,74 $": a short label, a colon and one amount of money (the currency sign makes it a value).
+_LABEL_NUMBER = re.compile(
+    r"^\s*[A-Za-z][A-Za-z ]{0,40}:\s*(?:[$€£]\s*(-?\d[\d.,]*)|(-?\d[\d.,]*)\s*[$€£])(?:\s+\S{0,4})?\s*$"
+)
+# Inline math padded by line breaks (``$ \n 9 \n $``) is not inline math: a display needs ``$$`` or ``\[``.
+# An environment (``$\n\begin{pmatrix}...\n$``) spans lines by nature and stays.
+_BROKEN_INLINE = re.compile(
+    r"(?<![$\\])\$(?!\$)[ \t]*\n(?:(?!\\begin)[^$])*\n[ \t]*\$(?!\$)|\\\([ \t]*\n(?:(?!\\begin).)*?\n[ \t]*\\\)",
+    re.DOTALL,
+)
 # "For what value(s) of k ...?" answered "... if and only if $k = -3$": the condition is the asked value.
 _ASKED_VARIABLE = re.compile(
     r"\b(?:what|which) (?:real |integer |positive )?values?(?:\s*\(s\))? (?:of|for) ([A-Za-z])\b"
@@ -220,8 +235,8 @@ def _is_connector(gap: str) -> bool:
         return False
     return bool(
         re.fullmatch(
-            r"[\s,;$.:]*(?:\\quad|\\qquad|\\text\{[^{}]*\}|and|or|&|\\\\|\\[()\[\]]|[\s,;$:])*"
-            r"[\s,;$.]*",
+            r"[\s,;$.:]*(?:[a-z]{2,12}\s+(?=and|or))?(?:\\quad|\\qquad|\\text\{[^{}]*\}|and|or|&|\\\\|\\[()\[\]]"
+            r"|[\s,;$:])*[\s,;$.]*",
             gap,
         )
     )
@@ -349,8 +364,8 @@ def _counted(sentence: str, problem: str | None) -> str | None:
 def _denies_count(sentence: str) -> bool:
     """Whether "X has no Y" is the main statement (not inside "... that have no two successive numbers")."""
     denied = _DENIED_COUNT.search(sentence)
-    if denied is None:
-        return False
+    if denied is None or re.search(r"\b(?:but|however|except|only|other than)\b", sentence[denied.end() :], re.I):
+        return False  # "has no real roots, but two complex double roots": the denial is not the whole answer
     return not re.search(r"\b(?:that|which|who|whose|where)\b", sentence[: denied.start()], re.IGNORECASE)
 
 
@@ -391,6 +406,9 @@ def _from_sentence(sentence: str, problem: str | None = None, guess: bool = True
     conditioned = conditioned_value(sentence, problem)
     if conditioned:
         return conditioned
+    restated = _RESTATED_NUMBER.search(sentence)
+    if restated:
+        return restated.group(1)
     needed = _NEEDED.search(sentence) if problem is None or _COUNT_QUESTION.search(problem) else None
     if needed and re.fullmatch(r"\d+", _digits(needed.group(1) or needed.group(2))):
         return _digits(needed.group(1) or needed.group(2))
@@ -543,12 +561,16 @@ def extract_answer(text: str, *, fallback: bool = True, problem: str | None = No
     if not text or not text.strip():
         return None
     text = _SPECIAL_TOKENS.sub(" ", _cut_turns(repair_escapes(text[-MAX_SEARCH_CHARS:])))
+    text = _BROKEN_INLINE.sub(" ", text)
     found = _from_box_or_marker(text) or _from_label(text)
     if found:
         return _clean(found)
     explained = _EXPLAINED_SEGMENT.match(text)
     if explained:
         return _asked_value(_clean(explained.group(1) or explained.group(2)), problem)
+    labelled = _LABEL_NUMBER.match(text)
+    if labelled:
+        return labelled.group(1) or labelled.group(2)
     if len(text) <= MAX_BARE_CHARS and not is_prose(text):
         return _asked_value(text.strip(), problem) or None
     found = _from_sentence(_last_sentence(text), problem, fallback) or (_fallback(text) if fallback else None)
