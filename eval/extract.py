@@ -58,7 +58,7 @@ _TRAILING_CLAUSE = re.compile(
 _MAIN_VERB = re.compile(r"(?<!which )(?<!that )(?<!who )\b(?:is|are|equals|was|were)\b", re.IGNORECASE)
 # Filler between a verb and its value: "is always 0", "is the interval [-1, 1]", "is the ordered pair (1, 2)".
 _ADVERB = re.compile(
-    r"^\s*(?:(?:always|only|exactly|just|precisely|simply|approximately|about|roughly|all equal to|the|interval"
+    r"^\s*(?:(?:always|only|exactly|just|precisely|simply|approximately|about|roughly|all equal to|either|the|interval"
     r"|set|value|number|ordered|pair|point|expression|formula|result|quantity|total|sum|product|answer)\s+)+",
     re.IGNORECASE,
 )
@@ -436,8 +436,9 @@ def conditioned_value(sentence: str, problem: str | None) -> str | None:
         return None
     name = re.escape(asked.group(1) or asked.group(2))
     plain = _MATH_SEGMENT.sub(lambda m: " " + next(g for g in m.groups() if g is not None) + " ", sentence)
-    found = re.findall(rf"\b{_CONDITION_WORD}\s+{name}\s*=\s*(-?[\w./^{{}}\\]+?)\s*(?:[,;.]|$|\s)", plain)
-    return f"{asked.group(1) or asked.group(2)} = {found[0]}" if len(found) == 1 else None
+    # the condition ends the sentence and names one value: "if and only if k = -3" (not "k = -3 or k = 3")
+    found = re.search(rf"\b{_CONDITION_WORD}\s+{name}\s*=\s*(-?[\w./^{{}}\\]+)\s*\.?\s*$", plain.strip())
+    return f"{asked.group(1) or asked.group(2)} = {found.group(1)}" if found else None
 
 
 def _segment_run(sentence: str, segments: list[re.Match[str]]) -> str | None:

@@ -163,6 +163,8 @@ _UNITS = (
     "handshakes|triangles|squares|games|boxes|balls|cups|rooms|books|apples|rows|edges|vertices|faces"
 )
 _UNIT_TAIL = re.compile(rf"(?<=[\d)}}.])\s*(?:(?:{_UNITS})\b\.?\s*(?:\^\s*\(?[23]\)?|[²³])?\s*)+$", re.IGNORECASE)
+
+
 def _unit_dropped(tail: re.Match[str]) -> str:
     """A unit after a value is dropped, except one or two letters glued to it: ``10m`` and ``10cm`` may be a
     product with a variable (``10 m``, ``10 cm`` with a space are units; ``10weeks`` is one too)."""

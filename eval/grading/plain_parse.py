@@ -288,7 +288,11 @@ class _Parser:
         after_closer = self.peek(-1) in {("op", ")"), ("op", "}")}  # ``binom(n, k) 2^k``
         # ``2^6 3^5 5^4``, ``n^2 2^{n-1}``: a number after a power's exponent starts the next factor
         after_power = self.pos >= 2 and self.peek(-1)[0] == "num" and self.peek(-2) == ("op", "^")
-        return kind == "name" or (kind == "op" and text in {"(", "{"}) or (kind == "num" and (after_closer or after_power))
+        return (
+            kind == "name"
+            or (kind == "op" and text in {"(", "{"})
+            or (kind == "num" and (after_closer or after_power))
+        )
 
     def parse_term(self) -> Value:
         left = self.parse_unary()

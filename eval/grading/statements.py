@@ -162,6 +162,9 @@ def _plain(text: str) -> str:
         text = text.replace(symbol, words)
     text = re.sub(r"(?<![<>=!])>(?!=)", " greater ", re.sub(r"(?<![<>=!])<(?!=)", " less ", text))
     text = re.sub(r"\b(?:only one|a unique|unique|precisely one)\b", "exactly one", text)
+    text = re.sub(
+        r"\b(?:an|a) infinite (?:number|amount) of\b|\binfinitely (?:many|much) of\b", "infinitely many", text
+    )
     return re.sub(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", lambda m: _NUMBER_WORDS[m.group(1)], text)
 
 
@@ -394,7 +397,23 @@ def judge(gold: str, response: str, problem: str | None) -> tuple[bool, str] | N
 
     if kind == "value" and states_count(gold, response):
         return True, "the sentence states the counted gold"
+    if kind == "value" and states_exact_count(gold, response):
+        return True, "the sentence states the exact count of the gold"
     return None
+
+
+_GOLD_EXACTLY = re.compile(r"^\s*exactly\s+(\w+)(?:\s+[a-z]+)?\s*$", re.IGNORECASE)
+
+
+def states_exact_count(gold: str, response: str) -> bool:
+    """A gold "Exactly one" stated as "Exactly one of the numbers can be greater than 1" (or "only one", "a
+    unique"): the main clause says exactly that many, with no negation and no hedge."""
+    m = _GOLD_EXACTLY.match(gold)
+    if m is None or _HEDGES.search(response):
+        return False
+    clause = main_clause(response)
+    count = _NUMBER_WORDS.get(m.group(1).lower(), m.group(1))
+    return f"exactly {count}" in _plain(clause) and not _negations(_tokens(clause))
 
 
 def states_all(gold: str, response: str) -> bool:
