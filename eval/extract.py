@@ -308,7 +308,14 @@ def _is_math_word(tail: str, word: re.Match[str]) -> bool:
 # Named values: "the harmonic sum of the first n terms, H_n" is sum_(k=1)^n 1/k.
 _HARMONIC = re.compile(
     r"^(?:the\s+)?(?:sum of the first (\w+) terms of the harmonic series|(?:\w+-th |nth )?harmonic (?:sum|number)"
-    r"(?: of the first (\w+) terms)?(?:,?\s*H_\{?\w\}?)?|H_\{?([a-z])\}?)\b",
+    r"(?: of the first (\w+) terms)?(?:,?\s*H_\{?\w\}?)?|H_\{?([a-z])\}?"
+    r"|harmonic series\b[^.;]*?\b(?:from k\s*=\s*1 to|up to|first) ([a-z]))\b",
+    re.IGNORECASE,
+)
+# "The polynomial f(x) = 0 is the solution to the equation ...": the subject is the answer.
+_SUBJECT_ANSWER = re.compile(
+    r"^\s*(?:the\s+)?(?:(?:polynomial|function|value|number|sequence|pair|triple)\s+)?(.+?)"
+    r"\s+is the (?:only |unique )?(?:solution|answer)\b",
     re.IGNORECASE,
 )
 
@@ -406,6 +413,9 @@ def _from_sentence(sentence: str, problem: str | None = None, guess: bool = True
     conditioned = conditioned_value(sentence, problem)
     if conditioned:
         return conditioned
+    subject = _SUBJECT_ANSWER.match(sentence)
+    if subject and _all_math(subject.group(1)) and "=" in subject.group(1):
+        return subject.group(1).strip("$ ")
     restated = _RESTATED_NUMBER.search(sentence)
     if restated:
         return restated.group(1)
@@ -460,14 +470,14 @@ def _stated_value(sentence: str) -> str | None:
     # have 2,001,000 terms after like terms are collected"); else the last segment (or run of them) is the answer.
     if segments and not any(_HAS_NUMBER.search(sentence[v.end() :]) for v in verbs):
         return _segment_run(sentence, segments) or next(g for g in segments[-1].groups() if g is not None).strip()
+    named = next((n for v in verbs if (n := _named_value(sentence[v.end() :]))), None)
+    if named:  # "is the harmonic sum of the first n terms": a value named in words
+        return named
     # The first verb after which only mathematics follows ("are a = 3 and b = -4"), else the last verb.
     for verb in [v for v in verbs if _all_math(sentence[v.end() :])][:1] + list(reversed(verbs)):
         numbered = _NUMBERED.match(_ADVERB.sub("", sentence[verb.end() :]).strip().rstrip("."))
         if numbered:
             return numbered.group(1)
-        named = _named_value(sentence[verb.end() :])
-        if named:
-            return named
         value = _cut_at_word(_number_words(_ADVERB.sub("", sentence[verb.end() :])))
         if value and re.search(r"[\dA-Za-z(]", value):
             return _digits(value)
