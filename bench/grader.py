@@ -30,11 +30,23 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.grader_sets import SETS, Row, build, data_dir  # noqa: E402
+from bench.grader_sets import SETS, Row, build, data_dir, peer_dir  # noqa: E402
 from eval.extract import is_prose  # noqa: E402
 from eval.grader import grade  # noqa: E402
 
-ACCURACY_SETS = ("forms", "champ", "champ_r3", "olympiad", "math_own", "math_styles", "cases")
+ACCURACY_SETS = (
+    "forms",
+    "champ",
+    "champ_r3",
+    "champ_r4",
+    "olympiad",
+    "r4",
+    "peer_style",
+    "peer",
+    "math_own",
+    "math_styles",
+    "cases",
+)
 WORKER_PAIRS: list[str] = []  # pairs our grader sent to the symbolic worker subprocess
 
 
@@ -200,6 +212,8 @@ def main() -> None:
         run({"gold": "\\frac12", "candidate": "0.5", "label": True})
         run({"gold": "\\int_0^1 x\\,dx", "candidate": "\\lim_{n\\to\\infty} 1/n", "label": False})
     sets = build(["dev", *args.sets])
+    if "peer" in sets and not sets["peer"]:
+        print(f"peer: no peer-suite checkout under {peer_dir()} (see bench/grader_sets.py); set left out")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
     accuracy_table(sets, ("heldout", "tune") if args.all else ("heldout",), graders)
     if not args.no_speed:

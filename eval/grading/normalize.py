@@ -389,6 +389,17 @@ def _resolve_text(s: str) -> str:
     return _TEXT_SEG.sub(one, s)
 
 
+# ``0.\overline{3}``, ``0.1\overline{6}``: a repeating decimal is the fraction it stands for.
+_REPEATING = re.compile(r"(?<![\d.])(\d*)\.(\d{0,20})\\overline\s*\{\s*(\d{1,20})\s*\}")
+
+
+def _repeating_fraction(m: re.Match[str]) -> str:
+    whole, fixed, period = m.group(1) or "0", m.group(2), m.group(3)
+    numerator = int(fixed + period) - int(fixed or "0")
+    denominator = 10 ** len(fixed) * (10 ** len(period) - 1)
+    return f"({int(whole)}+{numerator}/{denominator})"
+
+
 def _congruence_residue(s: str) -> str:
     """``3^{105} \\equiv 2 \\pmod{11}`` answers with its residue ``2``."""
     m = _CONGRUENCE.fullmatch(s)
@@ -408,6 +419,7 @@ def normalize(answer: str) -> str:
     s = _DEGREES.sub(" ", s).replace("{,}", "").replace("\\%", " ").replace("%", " ")
     s = _congruence_residue(s)
     s = _CHOOSE.sub(r"\\binom{\1}{\2}", s)
+    s = _REPEATING.sub(_repeating_fraction, s)
     s = latex_to_plain(s)
     s = _resolve_text(s)
     s = _BARE_ROOT.sub(r"sqrt(\1)", s)  # "√3 / 3": the root of the number or letter right after it

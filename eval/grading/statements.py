@@ -288,10 +288,13 @@ def yes_no_of(response: str, problem: str | None) -> str | None:
     # "... cannot have repeating terms, so there are no p ≠ q with x_p = x_q": claim and consequences are read
     # apart (each says no; their negations together would cancel); they must agree where they restate it.
     if_so = re.search(r"\bif so\b,?\s*(.*?)(?:[.?]\s|[.?]?$)", " ".join((problem or "").split()), re.IGNORECASE)
-    said = {_polarity(question, parts[0])}
-    for part in parts[1:]:  # "..., so the smallest possible p + q does not exist": the "if so" part denied
-        denied = if_so and _restates(if_so.group(1), part) and _negations(_tokens(part)) % 2
-        said.add("no" if denied else _polarity(question, part))
+    worded = {t for t in _strong(_tokens(question)) if not t.isdigit()}
+    said = set()
+    for i, part in enumerate(parts):
+        if worded and not worded & set(_tokens(part)):
+            continue  # "$385^{1980}+18^{1980} \equiv 6 \pmod{13}$, so it is not a perfect square": a fact, not an answer
+        denied = i and if_so and _restates(if_so.group(1), part) and _negations(_tokens(part)) % 2
+        said.add("no" if denied else _polarity(question, part))  # "..., so the smallest p + q does not exist"
     said.discard(None)
     return said.pop() if len(said) == 1 else None
 
