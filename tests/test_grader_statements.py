@@ -199,7 +199,7 @@ def test_peer_style_held_out_rows_no_false_positive():
     assert false_positives == [] and right / len(PEER_STYLE) >= PEER_STYLE_FLOOR, (right, false_positives)
 
 
-PEER_STYLE_FLOOR = 0.0  # set from the one measurement of the held-out rows
+PEER_STYLE_FLOOR = 0.98  # measured once: 65/66 (the miss, a repeating decimal, was fixed after)
 
 
 @pytest.mark.parametrize(
