@@ -224,3 +224,50 @@ def test_a_concession_is_not_the_claim_and_not_knowing_is_a_hedge():
     assert (
         yes_no_of("While it is theoretically possible, it is not known whether such a square exists.", problem) is None
     )
+
+
+def test_peer_suites_are_read_as_literals_never_run(tmp_path, monkeypatch):
+    """`bench/grader_sets.peer_set` reads (gold, prediction, expected) cases out of other checkers' test files
+    with `ast`: parametrized pytest cases, NeMo-Skills' pairs (both ways, labelled by the test's name) and
+    unittest assertions; code in the files never runs."""
+    from bench.grader_sets import peer_set
+
+    suite = tmp_path / "math-verify" / "tests"
+    suite.mkdir(parents=True)
+    (suite / "test_all.py").write_text(
+        "import os\nos.system('touch SHOULD_NOT_EXIST')\n"
+        "@pytest.mark.parametrize('gold,pred,expected', [('1', '1.0', 1), ('2', '3', 0), (f'{x}', '4', 1)])\n"
+        "def test_numbers(gold, pred, expected):\n"
+        "    assert compare_strings(gold, pred, match_types=['expr']) == expected\n"
+    )
+    nemo = tmp_path / "nemo-skills" / "tests"
+    nemo.mkdir(parents=True)
+    (nemo / "test_math_equal.py").write_text(
+        "@pytest.mark.parametrize('output_pair', [('1/2', 0.5)])\ndef test_correct_examples(output_pair): ...\n"
+        "@pytest.mark.parametrize('output_pair', [('x', 'y')])\ndef test_incorrect_examples(output_pair): ...\n"
+    )
+    mario = tmp_path / "math_evaluation" / "math_evaluation" / "tests"
+    mario.mkdir(parents=True)
+    (mario / "test_is_equiv.py").write_text(
+        "class T:\n    def test_a(self):\n        test_in = '10'\n        test_out = '\\\\$10'\n"
+        "        self.assertTrue(_test_is_equiv(test_in, test_out))\n"
+        "        for test_in, test_out in [('10m', '10')]: pass\n"
+        "        pairs = [('10m', '10')]\n        for test_in, test_out in pairs:\n"
+        "            self.assertFalse(_test_is_not_equiv(test_in, test_out))\n"
+    )
+    monkeypatch.setenv("LIMO_PEER_SUITES", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    rows = peer_set()
+    got = {(r["provenance"]["suite"], r["gold"], r["candidate"], r["label"]) for r in rows}
+    assert got == {
+        ("math-verify", "1", "1.0", True),
+        ("math-verify", "2", "3", False),
+        ("nemo-skills", "1/2", "0.5", True),
+        ("nemo-skills", "0.5", "1/2", True),
+        ("nemo-skills", "x", "y", False),
+        ("nemo-skills", "y", "x", False),
+        ("math_evaluation", "10", "\\$10", True),
+        ("math_evaluation", "10m", "10", False),
+    }
+    assert rows[0]["provenance"]["options"] == {"match_types": ["expr"]}
+    assert not (tmp_path / "SHOULD_NOT_EXIST").exists()
