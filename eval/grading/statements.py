@@ -292,7 +292,7 @@ def yes_no_of(response: str, problem: str | None) -> str | None:
     said = set()
     for i, part in enumerate(parts):
         if worded and not worded & set(_tokens(part)):
-            continue  # "$385^{1980}+18^{1980} \equiv 6 \pmod{13}$, so it is not a perfect square": a fact, not an answer
+            continue  # "$385^{1980}+18^{1980} \equiv 6 \pmod{13}$, so it is not ...": a fact, not an answer
         denied = i and if_so and _restates(if_so.group(1), part) and _negations(_tokens(part)) % 2
         said.add("no" if denied else _polarity(question, part))  # "..., so the smallest p + q does not exist"
     said.discard(None)
@@ -362,6 +362,8 @@ def _unwrapped(gold: str) -> str:
 
 def gold_kind(gold: str) -> str:
     """``yesno``, ``none`` (non-existence), ``words`` (a worded gold) or ``value``."""
+    if len(gold) > MAX_STATEMENT_CHARS:  # no worded gold is that long; a huge one is left to the size limits
+        return "value"
     gold = _unwrapped(gold)
     if value_in_words(gold):
         return "value"
@@ -383,7 +385,7 @@ def judge(gold: str, response: str, problem: str | None) -> tuple[bool, str] | N
         response: The response (only a short one, a summary sentence, is judged).
         problem: The problem text; yes/no questions answered by a statement need it.
     """
-    if len(response) > MAX_STATEMENT_CHARS or not response.strip():
+    if len(response) > MAX_STATEMENT_CHARS or len(gold) > MAX_STATEMENT_CHARS or not response.strip():
         return None
     gold = _unwrapped(gold)
     if states_all(gold, response):
