@@ -15,6 +15,15 @@ Every row is ``{"id", "set", "gold", "candidate", "label", "problem", "part", "p
   labelled by hand for issue 25's hard-benchmark gap; each row carries the ``part`` fixed when it was written
   (248 rows split 40% held out by a hash of the pair before tuning; 75 more, ``batch: fresh``, written after
   the rules changed, all held out) and a ``note``.
+- ``champ_r4``: ``tests/assets/grader_cases_champ_r4.jsonl``, CHAMP summaries labelled by hand for round 4 (issue
+  33): a held-out sample drawn only from held-out problems and labelled blind (before any verdict on it was
+  seen), a uniform tuning sample and a hunt for misses among the tuning summaries the grader did not accept
+  (``bench/champ_sample.py`` draws them).
+- ``r4``: ``tests/assets/grader_cases_r4.jsonl``, the round-4 mis-grades as written cases (each with the case
+  it is modelled on) and the near misses that guard each fix; all tuning rows.
+- ``peer_style``: ``tests/assets/grader_cases_peer_style.jsonl``, (gold, prediction, expected) cases written
+  in the style of the peer suites after round 4's rules changed, all held out and graded once.
+- ``peer``: the peer suites themselves (see `peer_set`), read from a local checkout, never committed.
 - ``math_own``: each MATH train gold against its own solution (label true), except rows whose solution
   boxes several values while the gold keeps the last (a documented data hazard, listed as excluded).
 - ``math_styles``: MATH train and MATH-500 golds against rewrites of themselves in the house styles and
@@ -28,6 +37,7 @@ split was fixed before the grader was tuned on these sets; only the ``tune`` par
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -372,15 +382,151 @@ def math_style_set() -> list[Row]:
     return out
 
 
+# -- peer suites ----------------------------------------------------------------------------------------------
+# Other checkers' test suites, read from a local checkout (``$LIMO_PEER_SUITES``, default
+# ``~/.cache/limo/peer_suites``; never committed: the cases are other projects' code). Each file is parsed with
+# ``ast`` and only literals are read: nothing of it is imported or run. A suite's folder is its name; a file
+# that is missing is skipped and the set says so.
+PEER_FILES = {
+    "math-verify": (
+        "tests/test_all.py",
+        "tests/test_numina_cases.py",
+        "tests/test_open_thoughts.py",
+        "tests/test_boxed.py",
+        "tests/test_strict.py",
+        "tests/test_yujianll.py",
+    ),
+    "nemo-skills": ("tests/test_math_equal.py",),
+    "math_evaluation": ("math_evaluation/tests/test_is_equiv.py",),
+}
+_PEER_LABEL_KEYS = ("expected", "result")
+_PEER_CHECKS = {"_test_is_equiv", "_test_is_not_equiv", "is_equiv", "are_equal_under_sympy"}
+
+
+def peer_dir() -> Path:
+    """``$LIMO_PEER_SUITES`` or ``~/.cache/limo/peer_suites``."""
+    return Path(os.environ.get("LIMO_PEER_SUITES", Path.home() / ".cache" / "limo" / "peer_suites"))
+
+
+def _literal(node: ast.AST) -> object:
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, RecursionError):
+        return _SKIP
+
+
+_SKIP = object()
+
+
+def _call_options(func: ast.FunctionDef) -> dict:
+    """The constant keyword arguments of the test's ``compare_strings(...)`` call (match types, precision)."""
+    for node in ast.walk(func):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "compare_strings":
+            return {k.arg: v for k in node.keywords if k.arg and (v := _literal(k.value)) is not _SKIP}
+    return {}
+
+
+def _parametrized(func: ast.FunctionDef) -> Iterator[tuple[dict, bool | None]]:
+    """(case fields, label) for each literal case of a ``pytest.mark.parametrize`` decorator."""
+    for deco in func.decorator_list:
+        if not (isinstance(deco, ast.Call) and ast.unparse(deco.func).endswith("parametrize")):
+            continue
+        names = [n.strip() for n in str(_literal(deco.args[0])).split(",")]
+        values = deco.args[1].elts if isinstance(deco.args[1], ast.List) else []
+        for node in values:
+            value = _literal(node)
+            if value is _SKIP:
+                continue
+            case = dict(zip(names, value if len(names) > 1 else (value,), strict=True))
+            if "output_pair" in case:  # NeMo-Skills: a pair checked both ways, labelled by the test's name
+                yield {"pair": case["output_pair"]}, not func.name.startswith("test_incorrect")
+            else:
+                label = next((case.pop(k) for k in _PEER_LABEL_KEYS if k in case), None)
+                yield case, None if label is None else bool(label)
+
+
+def _unittest_cases(func: ast.FunctionDef) -> Iterator[tuple[dict, bool]]:
+    """(case, label) from ``test_in = …; test_out = …; self.assertTrue/False(check(test_in, test_out))``."""
+    env: dict[str, object] = {}
+
+    def visit(stmts: list[ast.stmt], bound: dict) -> Iterator[tuple[dict, bool]]:
+        for stmt in stmts:
+            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+                env[stmt.targets[0].id] = _literal(stmt.value)
+            elif isinstance(stmt, ast.For) and isinstance(stmt.iter, ast.Name):
+                for item in env.get(stmt.iter.id) or ():  # type: ignore[union-attr]
+                    yield from visit(stmt.body, {"test_in": item[0], "test_out": item[1]})
+            elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+                call = stmt.value
+                method = getattr(call.func, "attr", "")
+                inner = call.args[0] if call.args else None
+                if method in ("assertTrue", "assertFalse") and isinstance(inner, ast.Call):
+                    if getattr(inner.func, "id", "") in _PEER_CHECKS and len(inner.args) >= 2:
+                        scope = {**env, **bound}
+                        gold, pred = (scope.get(getattr(a, "id", ""), _SKIP) for a in inner.args[:2])
+                        if isinstance(gold, str) and isinstance(pred, str):
+                            yield {"gold": gold, "pred": pred}, method == "assertTrue"
+
+    yield from visit(func.body, {})
+
+
+def _peer_rows(suite: str, rel: str, tree: ast.Module) -> Iterator[Row]:
+    funcs = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name.startswith("test")]
+    for func in funcs:
+        options = _call_options(func)
+        cases = list(_parametrized(func)) + list(_unittest_cases(func))
+        for i, (case, label) in enumerate(cases):
+            if label is None:
+                continue
+            pairs = (
+                [(case["pair"][0], case["pair"][1]), (case["pair"][1], case["pair"][0])]
+                if "pair" in case
+                else [(case.get("gold"), case.get("pred"))]
+            )
+            for j, (gold, pred) in enumerate(pairs):
+                if gold is None or pred is None or isinstance(gold, bool) or isinstance(pred, bool):
+                    continue
+                gold, pred = str(gold), str(pred)
+                extra = {k: v for k, v in case.items() if k not in ("gold", "pred", "pair")}
+                row_id = f"peer/{suite}/{func.name}/{i}" + (f"/{j}" if j else "")
+                yield _row(
+                    "peer",
+                    row_id,
+                    gold,
+                    pred,
+                    label,
+                    f"{suite}:{gold}\x00{pred}",
+                    suite=suite,
+                    file=rel,
+                    test=func.name,
+                    options={**options, **extra},
+                )
+
+
+def peer_set() -> list[Row]:
+    """The peer suites' (gold, prediction, expected) cases, as those suites label them."""
+    out: list[Row] = []
+    for suite, files in PEER_FILES.items():
+        for rel in files:
+            path = peer_dir() / suite / rel
+            if path.is_file():
+                out.extend(_peer_rows(suite, rel, ast.parse(path.read_text(encoding="utf-8"))))
+    return out
+
+
 SETS: dict[str, Callable[[], list[Row]]] = {
     "dev": dev_set,
     "cases": lambda: case_set("cases", "grader_cases.jsonl"),
     "forms": lambda: case_set("forms", "grader_cases_forms.jsonl"),
     "champ": champ_set,
     "champ_r3": lambda: champ_set("champ_r3", "grader_cases_champ_r3.jsonl"),
+    "champ_r4": lambda: champ_set("champ_r4", "grader_cases_champ_r4.jsonl"),
     "olympiad": lambda: case_set("olympiad", "grader_cases_olympiad.jsonl"),
+    "r4": lambda: case_set("r4", "grader_cases_r4.jsonl"),
+    "peer_style": lambda: case_set("peer_style", "grader_cases_peer_style.jsonl"),
     "math_own": math_own_set,
     "math_styles": math_style_set,
+    "peer": peer_set,
 }
 
 

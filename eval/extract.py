@@ -45,20 +45,20 @@ _MATH_SEGMENT = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]
 _NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?(?:/\d+)?")
 _VERB = re.compile(
     r"\b(?:(?:is|are) (?:equal|equivalent|congruent) to|(?:is|are) given by|equals|is|are|was|were|be|gives|get"
-    r"|has|have|results? in|yields?)\b\s+|=\s*",
+    r"|has|have|results? in|yields?|(?:factored|factori[sz]ed|written|expressed|rewritten|simplified) as)\b\s+|=\s*",
     re.IGNORECASE,
 )
 # A trailing clause that explains rather than answers: "is 8, achieved when $a = b = c$".
 _TRAILING_CLAUSE = re.compile(
     r",?\s+\b(?:which (?:is|occurs|happens)|where|achieved|attained|obtained|occurring|since|because|when"
     r"|with equality|for all|for any|for every|if and only if|and (?:it|this|that|these|so|hence|thus|is|are)"
-    r"|so that|which means|as an expression of|as a function of|in terms of|modulo)\b.*$",
+    r"|so that|which means|meaning|as an expression of|as a function of|in terms of|modulo)\b.*$",
     re.IGNORECASE | re.DOTALL,
 )
 _MAIN_VERB = re.compile(r"(?<!which )(?<!that )(?<!who )\b(?:is|are|equals|was|were)\b", re.IGNORECASE)
 # Filler between a verb and its value: "is always 0", "is the interval [-1, 1]", "is the ordered pair (1, 2)".
 _ADVERB = re.compile(
-    r"^\s*(?:(?:always|only|exactly|just|precisely|simply|approximately|about|roughly|all equal to|the|interval"
+    r"^\s*(?:(?:always|only|exactly|just|precisely|simply|approximately|about|roughly|all equal to|either|the|interval"
     r"|set|value|number|ordered|pair|point|expression|formula|result|quantity|total|sum|product|answer)\s+)+",
     re.IGNORECASE,
 )
@@ -68,12 +68,51 @@ _THERE_ARE = re.compile(
 _YES_NO = re.compile(r"^\s*\**(yes|no)\b\s*[,.;:!]", re.IGNORECASE)
 _COUNT_QUESTION = re.compile(r"\bhow (?:many|often)\b|\bnumber of\b|\bcount\b", re.IGNORECASE)
 _QUANTIFIED = re.compile(
-    r"^\s*(?:at (?:least|most)|exactly|precisely),?\s+(?:only\s+)?([\w.]+)\b(?!\s*[-+*/^=<>])", re.IGNORECASE
+    r"^\s*(?:at (?:least|most)|exactly|precisely|an? (?:minimum|maximum) of),?\s+(?:only\s+)?([\w.]+)\b"
+    r"(?!\s*[-+*/^=<>])",
+    re.IGNORECASE,
+)
+# "You need at least 50 questions", "at least seventeen questions are needed": a count of what is needed.
+_NEEDED = re.compile(
+    r"\b(?:need|needs|require|requires|take|takes)\s+(?:at (?:least|most)\s+|an? (?:minimum|maximum) of\s+"
+    r"|exactly\s+|only\s+)?(\w+)\s+[a-z]{3,}"
+    r"|\b(?:at (?:least|most)|an? (?:minimum|maximum) of)\s+(\w+)\s+[a-z]{3,}\s+(?:are|is)\s+(?:needed|required)\b",
+    re.IGNORECASE,
+)
+# "is the one who was originally numbered 601": the label of the one named.
+_NUMBERED = re.compile(r"^(?:the )?(?:one|person|number|term|element)\b.*\b(?:numbered|label+ed|number)\s+(-?\d+)$")
+# "the number is not 10 which is 1,000.99€": a number restated (converted) after another ends the sentence.
+_RESTATED_NUMBER = re.compile(
+    r"\b(?:is|are)\s+(?:not\s+)?[$€£]?-?\d[\d,.]*\s*[A-Za-z€$£%²³]{0,3}\s+which is\s+"
+    r"[$€£]?(-?\d{1,3}(?:,\d{3})*(?:\.\d+)?(?:\s*[A-Za-z%]{1,3}[²³]?)?)[€$£]?\s*\.?\s*$"
+)
+# "Total : 2,74 $": a short label, a colon and one amount of money (the currency sign makes it a value).
+_LABEL_NUMBER = re.compile(
+    r"^\s*[A-Za-z][A-Za-z ]{0,40}:\s*(?:[$€£]\s*(-?\d[\d.,]*)|(-?\d[\d.,]*)\s*[$€£])(?:\s+\S{0,4})?\s*$"
+)
+# Inline math padded by line breaks (``$ \n 9 \n $``) is not inline math: a display needs ``$$`` or ``\[``.
+# An environment (``$\n\begin{pmatrix}...\n$``) spans lines by nature and stays.
+_BROKEN_INLINE = re.compile(
+    r"(?<![$\\])\$(?!\$)[ \t]*\n(?:(?!\\begin)[^$])*\n[ \t]*\$(?!\$)|\\\([ \t]*\n(?:(?!\\begin).)*?\n[ \t]*\\\)",
+    re.DOTALL,
+)
+# "For what value(s) of k ...?" answered "... if and only if $k = -3$": the condition is the asked value.
+_ASKED_VARIABLE = re.compile(
+    r"\b(?:what|which) (?:real |integer |positive )?values?(?:\s*\(s\))? (?:of|for) ([A-Za-z])\b"
+    r"|\bfind (?:all |the )?(?:possible )?(?:real |integer )?values? of ([A-Za-z])\b",
+    re.IGNORECASE,
+)
+_CONDITION_WORD = r"(?:if and only if|iff|only if|only when|exactly when|precisely when|when|if)"
+# "x_1^2+x_2^2+x_3^2 = 23, since ...": a leading math segment explained by what follows.
+_EXPLAINED_SEGMENT = re.compile(
+    r"^\s*(?:\$([^$]+)\$|\\\((.+?)\\\))\s*,?\s+(?:since|because|as|where|which|given|for)\b", re.DOTALL
 )
 # "... can be selected in (n^2 (n+1)^2)/4 ways": the count of ways.
 _IN_WAYS = re.compile(r"\bin\s+(\S+?)\s+(?:different\s+|distinct\s+|possible\s+)?ways\b", re.IGNORECASE)
 _ALL_OF_N = re.compile(r"\ball (?:of )?(?:the )?(?:first )?(\d+)\b(?!\s*[-+*/^=<>])", re.IGNORECASE)
-_DENIED_COUNT = re.compile(r"\bthere (?:are|is|exist|exists) no\b|\b(?:has|have) no\b", re.IGNORECASE)
+_DENIED_COUNT = re.compile(
+    r"\bthere (?:are|is|exist|exists) no\b|\b(?:has|have) no\b|\b(?:does|do) not have any\b", re.IGNORECASE
+)
 _DISCOURSE = re.compile(r"^\s*(?:therefore|thus|hence|so|consequently|finally|in conclusion|in summary),?\s+", re.I)
 _HAS_NUMBER = re.compile(r"\d|\b(?:" + "|".join(NUMBER_WORDS) + r")\b", re.IGNORECASE)
 # "... a total of $S$ times as an expression of $n$." (not "The value in terms of $n$ is ...").
@@ -196,8 +235,8 @@ def _is_connector(gap: str) -> bool:
         return False
     return bool(
         re.fullmatch(
-            r"[\s,;$.:]*(?:\\quad|\\qquad|\\text\{[^{}]*\}|and|or|&|\\\\|\\[()\[\]]|[\s,;$:])*"
-            r"[\s,;$.]*",
+            r"[\s,;$.:]*(?:[a-z]{2,12}\s+(?=and|or))?(?:\\quad|\\qquad|\\text\{[^{}]*\}|and|or|&|\\\\|\\[()\[\]]"
+            r"|[\s,;$:])*[\s,;$.]*",
             gap,
         )
     )
@@ -266,6 +305,29 @@ def _is_math_word(tail: str, word: re.Match[str]) -> bool:
     return len(word.group(0)) <= 3 and word.group(0).islower() and (before in "+-*/^(=" or after in "+-*/^)=")
 
 
+# Named values: "the harmonic sum of the first n terms, H_n" is sum_(k=1)^n 1/k.
+_HARMONIC = re.compile(
+    r"^(?:the\s+)?(?:sum of the first (\w+) terms of the harmonic series|(?:\w+-th |nth )?harmonic (?:sum|number)"
+    r"(?: of the first (\w+) terms)?(?:,?\s*H_\{?\w\}?)?|H_\{?([a-z])\}?"
+    r"|harmonic series\b[^.;]*?\b(?:from k\s*=\s*1 to|up to|first) ([a-z]))\b",
+    re.IGNORECASE,
+)
+# "The polynomial f(x) = 0 is the solution to the equation ...": the subject is the answer.
+_SUBJECT_ANSWER = re.compile(
+    r"^\s*(?:the\s+)?(?:(?:polynomial|function|value|number|sequence|pair|triple)\s+)?(.+?)"
+    r"\s+is the (?:only |unique )?(?:solution|answer)\b",
+    re.IGNORECASE,
+)
+
+
+def _named_value(tail: str) -> str | None:
+    named = _HARMONIC.match(tail.strip())
+    if named is None:
+        return None
+    count = next((g for g in named.groups() if g), "n")
+    return f"\\sum_{{k=1}}^{{{count}}} \\frac{{1}}{{k}}"
+
+
 def _cut_at_word(tail: str) -> str:
     for pattern, symbol in _WORDED_OPERATORS:
         tail = pattern.sub(symbol, tail)
@@ -309,8 +371,8 @@ def _counted(sentence: str, problem: str | None) -> str | None:
 def _denies_count(sentence: str) -> bool:
     """Whether "X has no Y" is the main statement (not inside "... that have no two successive numbers")."""
     denied = _DENIED_COUNT.search(sentence)
-    if denied is None:
-        return False
+    if denied is None or re.search(r"\b(?:but|however|except|only|other than)\b", sentence[denied.end() :], re.I):
+        return False  # "has no real roots, but two complex double roots": the denial is not the whole answer
     return not re.search(r"\b(?:that|which|who|whose|where)\b", sentence[: denied.start()], re.IGNORECASE)
 
 
@@ -348,6 +410,18 @@ def _from_sentence(sentence: str, problem: str | None = None, guess: bool = True
     yes_no = _YES_NO.match(sentence)
     if yes_no:
         return yes_no.group(1).capitalize()
+    conditioned = conditioned_value(sentence, problem)
+    if conditioned:
+        return conditioned
+    subject = _SUBJECT_ANSWER.match(sentence)
+    if subject and _all_math(subject.group(1)) and "=" in subject.group(1):
+        return subject.group(1).strip("$ ")
+    restated = _RESTATED_NUMBER.search(sentence)
+    if restated:
+        return restated.group(1)
+    needed = _NEEDED.search(sentence) if problem is None or _COUNT_QUESTION.search(problem) else None
+    if needed and re.fullmatch(r"\d+", _digits(needed.group(1) or needed.group(2))):
+        return _digits(needed.group(1) or needed.group(2))
     for clause in _clauses(sentence):
         if _THERE_ARE.match(clause) or _QUANTIFIED.match(clause) or _ALL_OF_N.search(clause):
             counted = _counted(clause, problem)
@@ -362,6 +436,19 @@ def _from_sentence(sentence: str, problem: str | None = None, guess: bool = True
     if ways and (re.search(r"[\d^*/()+!]", ways.group(1)) or len(ways.group(1)) == 1):
         return ways.group(1)
     return _novel_number(sentence, problem) if guess else None
+
+
+def conditioned_value(sentence: str, problem: str | None) -> str | None:
+    """``k = -3`` from "... is divisible by x+y+z if and only if k = -3" when the problem asks for the values of
+    k: a condition on the asked variable, with one value, is the answer (None otherwise)."""
+    asked = _ASKED_VARIABLE.search(problem or "")
+    if asked is None:
+        return None
+    name = re.escape(asked.group(1) or asked.group(2))
+    plain = _MATH_SEGMENT.sub(lambda m: " " + next(g for g in m.groups() if g is not None) + " ", sentence)
+    # the condition ends the sentence and names one value: "if and only if k = -3" (not "k = -3 or k = 3")
+    found = re.search(rf"\b{_CONDITION_WORD}\s+{name}\s*=\s*(-?[\w./^{{}}\\]+)\s*\.?\s*$", plain.strip())
+    return f"{asked.group(1) or asked.group(2)} = {found.group(1)}" if found else None
 
 
 def _segment_run(sentence: str, segments: list[re.Match[str]]) -> str | None:
@@ -383,8 +470,14 @@ def _stated_value(sentence: str) -> str | None:
     # have 2,001,000 terms after like terms are collected"); else the last segment (or run of them) is the answer.
     if segments and not any(_HAS_NUMBER.search(sentence[v.end() :]) for v in verbs):
         return _segment_run(sentence, segments) or next(g for g in segments[-1].groups() if g is not None).strip()
+    named = next((n for v in verbs if (n := _named_value(sentence[v.end() :]))), None)
+    if named:  # "is the harmonic sum of the first n terms": a value named in words
+        return named
     # The first verb after which only mathematics follows ("are a = 3 and b = -4"), else the last verb.
     for verb in [v for v in verbs if _all_math(sentence[v.end() :])][:1] + list(reversed(verbs)):
+        numbered = _NUMBERED.match(_ADVERB.sub("", sentence[verb.end() :]).strip().rstrip("."))
+        if numbered:
+            return numbered.group(1)
         value = _cut_at_word(_number_words(_ADVERB.sub("", sentence[verb.end() :])))
         if value and re.search(r"[\dA-Za-z(]", value):
             return _digits(value)
@@ -411,7 +504,26 @@ def _clean(answer: str) -> str:
         answer = repeated.group(1)
     if len(answer) > 1 and answer[0] == answer[-1] == "$" and "$" not in answer.strip("$"):
         answer = answer.strip("$").strip()
+    restated = re.fullmatch(r"(.+?),?\s+or\s+(?:equivalently\s+)?(.+)", answer)  # "n!, or n!" (from "n factorial")
+    if restated and restated.group(1).replace(" ", "") == restated.group(2).replace(" ", ""):
+        answer = restated.group(1)
     return answer
+
+
+def _squashed(text: str) -> str:
+    return re.sub(r"[\s${}]|\\[()]|\\left|\\right", "", text).replace("*", "").lower()
+
+
+def _asked_value(answer: str, problem: str | None) -> str:
+    """``x_1^2+x_2^2+x_3^2 = 23`` for "Find x_1^2+x_2^2+x_3^2": an equation whose left side is the expression the
+    problem asks for (written out, not a lone name) answers with its right side."""
+    if not problem or answer.count("=") != 1 or re.search(r"[<>≤≥]|\\[lg]e", answer):
+        return answer
+    lhs, rhs = (side.strip() for side in answer.split("="))
+    squashed = _squashed(lhs)
+    if len(squashed) < 4 or not re.search(r"[-+^*/(]", lhs) or not rhs:
+        return answer
+    return rhs if squashed in _squashed(problem) else answer
 
 
 def _cut_turns(text: str) -> str:
@@ -460,10 +572,17 @@ def extract_answer(text: str, *, fallback: bool = True, problem: str | None = No
     if not text or not text.strip():
         return None
     text = _SPECIAL_TOKENS.sub(" ", _cut_turns(repair_escapes(text[-MAX_SEARCH_CHARS:])))
+    text = _BROKEN_INLINE.sub(" ", text)
     found = _from_box_or_marker(text) or _from_label(text)
     if found:
         return _clean(found)
+    explained = _EXPLAINED_SEGMENT.match(text)
+    if explained:
+        return _asked_value(_clean(explained.group(1) or explained.group(2)), problem)
+    labelled = _LABEL_NUMBER.match(text)
+    if labelled:
+        return labelled.group(1) or labelled.group(2)
     if len(text) <= MAX_BARE_CHARS and not is_prose(text):
-        return text.strip() or None
+        return _asked_value(text.strip(), problem) or None
     found = _from_sentence(_last_sentence(text), problem, fallback) or (_fallback(text) if fallback else None)
-    return _clean(found) if found else None
+    return _asked_value(_clean(found), problem) if found else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eval.extract import extract_answer
+from eval.extract import conditioned_value, extract_answer
 
 CASES = [
     ("So the total is $\\boxed{\\frac{3}{4}}$.", "\\frac{3}{4}"),
@@ -65,6 +65,21 @@ PROBLEM_CASES = [
     ("There are 144 subsets that have no two successive numbers.", "How many subsets qualify?", "144"),
     # A summary's answer is the number the problem does not mention.
     ("With the 6 points on the circle we can form 20 triangles.", "How many triangles do 6 points give?", "20"),
+    # Round 4 (issue 33): forms of CHAMP summaries the grader missed.
+    ("It can be factorized as (a+b)(a-b).", "Factorize a^2-b^2.", "(a+b)(a-b)"),
+    ("You need at least 12 questions to find the product.", "How many questions do you need at least?", "12"),
+    ("A minimum of 7 moves is required.", "How many moves are needed at least?", "7"),
+    ("The possible values are 0, meaning n is a multiple of 9.", "What are possible values of n mod 9?", "0"),
+    ("The survivor is the one who was originally numbered 73.", "What is the number of the survivor?", "73"),
+    ("The count is n factorial, or n!.", "How many orders are there?", "n!"),
+    ("$a^2+b^2=7$, since $(a+b)^2-2ab=7$.", "Find a^2+b^2.", "7"),
+    ("It is divisible if and only if $k=-3$.", "For what value(s) of k is it divisible?", "k = -3"),
+    ("The graph does not have any roots with multiplicity above 1.", "How many roots are repeated?", "0"),
+    (
+        "The smallest value is the harmonic sum of the first n terms, H_n.",
+        "What is the smallest value?",
+        "\\sum_{k=1}^{n} \\frac{1}{k}",
+    ),
 ]
 
 
@@ -76,6 +91,27 @@ def test_extract_answer(text, expected):
 @pytest.mark.parametrize(("text", "problem", "expected"), PROBLEM_CASES)
 def test_extract_answer_with_the_problem(text, problem, expected):
     assert extract_answer(text, problem=problem) == expected
+
+
+def test_a_condition_on_the_asked_variable_is_its_value_only_when_it_names_one():
+    asked = "For what value(s) of k is it divisible?"
+    assert conditioned_value("It is divisible if and only if $k=-3$.", asked) == "k = -3"
+    assert conditioned_value("It is divisible if and only if $k=-3$ or $k=3$.", asked) is None
+    assert conditioned_value("It is divisible if and only if $m=-3$.", asked) is None
+    assert conditioned_value("It is divisible if and only if $k=-3$.", "Is it divisible?") is None
+
+
+def test_peer_suite_forms():
+    """Round 4: forms from other checkers' test suites."""
+    assert extract_answer("the number is not 10 which is 1,000.99€") == "1,000.99"
+    assert extract_answer("Total : 2,74 $") == "2,74"
+    assert extract_answer("It has no real roots, but two complex double roots.", problem="How many are double?") != "0"
+    assert extract_answer("lambda: 1") != "1"  # a label and a number is an amount only with a currency sign
+    assert extract_answer("Answer $ \n 9 \n $") != "9"  # inline math does not span lines ...
+    assert extract_answer("Answer $$ \n 9 \n $$") == "9"  # ... display math does
+    matrix = extract_answer("So the answer is $\n\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}\n$.")
+    assert matrix == "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}"  # an environment spans lines by nature
+    assert extract_answer("\\boxed{1} papers and \\boxed{2} bins") == "1, 2"
 
 
 def test_eaten_escapes_are_repaired():

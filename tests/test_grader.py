@@ -196,7 +196,11 @@ def _scores(rows: list[dict]) -> tuple[float, list[str]]:
 
 @pytest.mark.parametrize(
     ("name", "min_tune", "min_held", "tune_floor", "held_floor", "held_fp_cap"),
-    [("champ", 450, 250, 0.99, 0.95, 2), ("champ_r3", 450, 250, 1.0, 0.98, 0)],
+    [
+        ("champ", 450, 250, 0.99, 0.95, 2),
+        ("champ_r3", 450, 250, 1.0, 0.98, 0),
+        ("champ_r4", 350, 150, 1.0, 0.98, 0),  # issue 33: held-out labelled blind, 155/158 when measured
+    ],
 )
 def test_champ_hand_labels_tuning_and_held_out(name, min_tune, min_held, tune_floor, held_floor, held_fp_cap):
     """CHAMP summaries labelled by hand (text from the installed champ-dataset; ``champ_r3`` is round 3): the

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
+from eval.grader import grade
 from eval.grading.forms import choice_letters, decimal_commas, percent_as_fraction, within_stated_rounding
 from eval.grading.plain_parse import parse_plain
 from eval.grading.realsets import as_real_set, describes_inequality
-from eval.grading.statements import denies_existence, gold_kind, judge, question_of, states_words, yes_no_of
+from eval.grading.statements import (
+    denies_existence,
+    gold_kind,
+    judge,
+    main_clause,
+    question_of,
+    states_words,
+    yes_no_of,
+)
 
 QUESTION = "Let B=(2/3)*(4/5)*...*(98/99). Is B greater than 1/20?"
 
@@ -159,3 +171,103 @@ def test_text_level_forms():
     assert within_stated_rounding("5/14, or approximately 35.7%", "35.71\\%")
     assert not within_stated_rounding("5/14, or approximately 35.7%", "35.8%")
     assert not within_stated_rounding("5/14", "0.357")
+
+
+# -- round 4 (issue 33) ------------------------------------------------------------------------------------------
+_ASSETS = Path(__file__).parent / "assets"
+R4 = [json.loads(line) for line in (_ASSETS / "grader_cases_r4.jsonl").read_text("utf-8").splitlines() if line]
+PEER_STYLE = [
+    json.loads(line) for line in (_ASSETS / "grader_cases_peer_style.jsonl").read_text("utf-8").splitlines() if line
+]
+
+
+@pytest.mark.parametrize("row", R4, ids=[f"{i}-{r['category']}" for i, r in enumerate(R4)])
+def test_round_4_cases(row):
+    """Each round-4 mis-grade, written as a case, and the near misses that guard its fix."""
+    assert row["source"] and row["part"] == "tune"
+    verdict = grade(row["gold"], row["candidate"], problem=row.get("problem"))
+    assert verdict.correct is row["label"], (row["candidate"], verdict)
+
+
+def test_peer_style_held_out_rows_no_false_positive():
+    """Peer-style rows written after round 4's rules changed and graded once: no wrong answer accepted, and at
+    least the accuracy measured then (docs/grader.md)."""
+    assert len(PEER_STYLE) >= 60 and all(r["part"] == "heldout" for r in PEER_STYLE)
+    verdicts = [grade(r["gold"], r["candidate"], problem=r.get("problem")) for r in PEER_STYLE]
+    false_positives = [r for r, v in zip(PEER_STYLE, verdicts, strict=True) if v.correct and not r["label"]]
+    right = sum(v.correct is r["label"] for r, v in zip(PEER_STYLE, verdicts, strict=True))
+    assert false_positives == [] and right / len(PEER_STYLE) >= PEER_STYLE_FLOOR, (right, false_positives)
+
+
+PEER_STYLE_FLOOR = 0.98  # measured once: 65/66 (the miss, a repeating decimal, was fixed after)
+
+
+@pytest.mark.parametrize(
+    ("response", "said"),
+    [
+        # a denial and its consequence each say no: read apart, they must agree
+        ("The sequence cannot repeat, so there are no p ≠ q with y_p = y_q, and thus no smallest p + q.", "no"),
+        ("There are no p ≠ q with y_p = y_q, so the smallest possible value of p + q does not exist.", "no"),
+        ("The sequence repeats, so there are p ≠ q with y_p = y_q, and the smallest p + q is 6.", "yes"),
+    ],
+)
+def test_claim_and_consequence_are_read_apart(response, said):
+    problem = "Could y_p=y_q for some p≠q, and if so, find the smallest possible value of p+q."
+    assert yes_no_of(response, problem) == said
+
+
+def test_a_concession_is_not_the_claim_and_not_knowing_is_a_hedge():
+    problem = "Can the digit sum of a perfect square be 1978?"
+    assert (
+        main_clause("While it is possible in theory, no square has digit sum 1978.") == "no square has digit sum 1978."
+    )
+    assert (
+        yes_no_of("While it is theoretically possible, it is not known whether such a square exists.", problem) is None
+    )
+
+
+def test_peer_suites_are_read_as_literals_never_run(tmp_path, monkeypatch):
+    """`bench/grader_sets.peer_set` reads (gold, prediction, expected) cases out of other checkers' test files
+    with `ast`: parametrized pytest cases, NeMo-Skills' pairs (both ways, labelled by the test's name) and
+    unittest assertions; code in the files never runs."""
+    from bench.grader_sets import peer_set
+
+    suite = tmp_path / "math-verify" / "tests"
+    suite.mkdir(parents=True)
+    (suite / "test_all.py").write_text(
+        "import os\nos.system('touch SHOULD_NOT_EXIST')\n"
+        "@pytest.mark.parametrize('gold,pred,expected', [('1', '1.0', 1), ('2', '3', 0), (f'{x}', '4', 1)])\n"
+        "def test_numbers(gold, pred, expected):\n"
+        "    assert compare_strings(gold, pred, match_types=['expr']) == expected\n"
+    )
+    nemo = tmp_path / "nemo-skills" / "tests"
+    nemo.mkdir(parents=True)
+    (nemo / "test_math_equal.py").write_text(
+        "@pytest.mark.parametrize('output_pair', [('1/2', 0.5)])\ndef test_correct_examples(output_pair): ...\n"
+        "@pytest.mark.parametrize('output_pair', [('x', 'y')])\ndef test_incorrect_examples(output_pair): ...\n"
+    )
+    mario = tmp_path / "math_evaluation" / "math_evaluation" / "tests"
+    mario.mkdir(parents=True)
+    (mario / "test_is_equiv.py").write_text(
+        "class T:\n    def test_a(self):\n        test_in = '10'\n        test_out = '\\\\$10'\n"
+        "        self.assertTrue(_test_is_equiv(test_in, test_out))\n"
+        "        for test_in, test_out in [('10m', '10')]: pass\n"
+        "        pairs = [('10m', '10')]\n        for test_in, test_out in pairs:\n"
+        "            self.assertFalse(_test_is_not_equiv(test_in, test_out))\n"
+    )
+    monkeypatch.setenv("LIMO_PEER_SUITES", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    rows = peer_set()
+    got = {(r["provenance"]["suite"], r["gold"], r["candidate"], r["label"]) for r in rows}
+    assert got == {
+        ("math-verify", "1", "1.0", True),
+        ("math-verify", "2", "3", False),
+        ("nemo-skills", "1/2", "0.5", True),
+        ("nemo-skills", "0.5", "1/2", True),
+        ("nemo-skills", "x", "y", False),
+        ("nemo-skills", "y", "x", False),
+        ("math_evaluation", "10", "\\$10", True),
+        ("math_evaluation", "10m", "10", False),
+    }
+    assert rows[0]["provenance"]["options"] == {"match_types": ["expr"]}
+    assert not (tmp_path / "SHOULD_NOT_EXIST").exists()

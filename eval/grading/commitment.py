@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import re
 
+from eval.extract import conditioned_value
+from eval.grading.statements import CONSEQUENCE as _CONSEQUENCE
 from eval.grading.statements import MAX_STATEMENT_CHARS, gold_kind, main_clause
 
 _HEDGE = re.compile(
@@ -91,6 +93,10 @@ def uncommitted(gold: str, response: str, problem: str | None = None) -> str | N
     if not _is_summary(response):
         return None
     given = {m.group(0).lower() for m in _HEDGE.finditer((problem or "") + " " + gold)}
+    if conditioned_value(response, problem):  # "if and only if k = -3" for "for what values of k": the answer
+        given |= {"if and only if", "only if"}
+    if gold_kind(gold) in ("none", "yesno"):  # "There is no such sequence, so a_1 cannot be determined"
+        response = _CONSEQUENCE.sub("", response)
     hedge = next((m for m in _HEDGE.finditer(response) if m.group(0).lower() not in given), None)
     if hedge:
         return f"the sentence hedges ({hedge.group(0)!r}): no definite answer"

@@ -163,6 +163,16 @@ _UNITS = (
     "handshakes|triangles|squares|games|boxes|balls|cups|rooms|books|apples|rows|edges|vertices|faces"
 )
 _UNIT_TAIL = re.compile(rf"(?<=[\d)}}.])\s*(?:(?:{_UNITS})\b\.?\s*(?:\^\s*\(?[23]\)?|[²³])?\s*)+$", re.IGNORECASE)
+
+
+def _unit_dropped(tail: re.Match[str]) -> str:
+    """A unit after a value is dropped, except one or two letters glued to it: ``10m`` and ``10cm`` may be a
+    product with a variable (``10 m``, ``10 cm`` with a space are units; ``10weeks`` is one too)."""
+    glued = re.match(r"[A-Za-z]+", tail.group(0))
+    squared = re.search(r"[²³]|\^\s*\(?[23]\)?\s*$", tail.group(0))  # ``1,000.99m²``: an area, a unit
+    return tail.group(0) if glued and len(glued.group(0)) <= 2 and not squared else ""
+
+
 _TEXT_SEG = re.compile(r"\x01([^\x01\x02]*)\x02(\s*\^\s*\{?\s*[23]\s*\}?)?")
 _THOUSANDS = re.compile(r"(?<![\d.,])([1-9]\d{0,2}(?:,\d{3})+)(?![\d,]|\.\d*,)")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}|°")
@@ -379,6 +389,17 @@ def _resolve_text(s: str) -> str:
     return _TEXT_SEG.sub(one, s)
 
 
+# ``0.\overline{3}``, ``0.1\overline{6}``: a repeating decimal is the fraction it stands for.
+_REPEATING = re.compile(r"(?<![\d.])(\d*)\.(\d{0,20})\\overline\s*\{\s*(\d{1,20})\s*\}")
+
+
+def _repeating_fraction(m: re.Match[str]) -> str:
+    whole, fixed, period = m.group(1) or "0", m.group(2), m.group(3)
+    numerator = int(fixed + period) - int(fixed or "0")
+    denominator = 10 ** len(fixed) * (10 ** len(period) - 1)
+    return f"({int(whole)}+{numerator}/{denominator})"
+
+
 def _congruence_residue(s: str) -> str:
     """``3^{105} \\equiv 2 \\pmod{11}`` answers with its residue ``2``."""
     m = _CONGRUENCE.fullmatch(s)
@@ -398,6 +419,7 @@ def normalize(answer: str) -> str:
     s = _DEGREES.sub(" ", s).replace("{,}", "").replace("\\%", " ").replace("%", " ")
     s = _congruence_residue(s)
     s = _CHOOSE.sub(r"\\binom{\1}{\2}", s)
+    s = _REPEATING.sub(_repeating_fraction, s)
     s = latex_to_plain(s)
     s = _resolve_text(s)
     s = _BARE_ROOT.sub(r"sqrt(\1)", s)  # "√3 / 3": the root of the number or letter right after it
@@ -405,7 +427,7 @@ def normalize(answer: str) -> str:
         s = s.replace(old, new)
     s = re.sub(r"\s*\^\s*\)?\s*$", "", s)
     s = re.sub(r"\s+", " ", s).strip().rstrip(".").strip()
-    s = _UNIT_TAIL.sub("", s).strip()
+    s = _UNIT_TAIL.sub(_unit_dropped, s).strip()
     s = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), s)
     s = re.sub(r"(?<=[)\]])\s*U\s*(?=[(\[])", " ∪ ", s)
     s = re.sub(r"\s*,?\s*\b(?:and|or)\b\s*", ",", s) if re.search(r"[\d=]", s) else s

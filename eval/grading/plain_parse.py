@@ -286,7 +286,15 @@ class _Parser:
     def starts_implicit_factor(self) -> bool:
         kind, text = self.peek()
         after_closer = self.peek(-1) in {("op", ")"), ("op", "}")}  # ``binom(n, k) 2^k``
-        return kind == "name" or (kind == "op" and text in {"(", "{"}) or (kind == "num" and after_closer)
+        # ``2^6 3^5 5^4``, ``n^2 2^{n-1}``: a number after a power's exponent starts the next factor
+        after_power = self.pos >= 2 and self.peek(-1)[0] == "num" and self.peek(-2) == ("op", "^")
+        # ``n 2^{n-1}``: a power of a number right after a name is a factor of the product
+        power_after_name = self.pos >= 1 and self.peek(-1)[0] == "name" and self.peek(1) == ("op", "^")
+        return (
+            kind == "name"
+            or (kind == "op" and text in {"(", "{"})
+            or (kind == "num" and (after_closer or after_power or power_after_name))
+        )
 
     def parse_term(self) -> Value:
         left = self.parse_unary()

@@ -87,12 +87,21 @@ _HEDGES = re.compile(
     r"\b(?:if and only if|only if|as long as|provided that|depends|depending|may|might|maybe|possibly|unclear"
     r"|unknown|undetermined|inconclusive|without (?:further|more|additional|knowing)|not enough"
     r"|cannot (?:be )?(?:definitively |directly |easily )?(?:determined?|confirm(?:ed)?|conclude|say|decided?|known)"
-    r"|can ?not (?:be )?(?:determined|confirmed))\b",
+    r"|can ?not (?:be )?(?:determined|confirmed)|not (?:known|clear|certain)|theoretically|conjectur\w*"
+    r"|hypothesi[sz]\w*)\b",
     re.IGNORECASE,
+)
+_CONSEQUENCE_SPLIT = re.compile(
+    r",?\s+(?:and\s+)?(?:so|thus|hence|therefore|consequently)\b(?!\s+that\b),?", re.IGNORECASE
+)
+# A consequence drawn after the claim: "There is no such sequence, so the smallest a_1 cannot be determined".
+CONSEQUENCE = re.compile(
+    r",?\s+(?:and\s+)?(?:so|thus|hence|therefore|consequently)\b(?!\s+that\b).*$", re.IGNORECASE | re.DOTALL
 )
 # A clause giving the reason, not the claim; "which"/"where" clauses stay ("is 3.16, which is less than 30").
 _SUBORDINATE = re.compile(
-    r"(?:,\s*|\s+)(?:because|since|as (?:it|they|the|each|every|there|this|shown|a result)|due to|given that"
+    r"(?:,\s*|\s+)(?:because|since|as (?:it|they|the|each|every|there|this|shown|a result|\w+ing\b)|due to"
+    r"|given that"
     r"|so that|for example|e\.g\.|therefore|thus|hence|i\.e\.)\b.*$|[;:].*$",
     re.IGNORECASE | re.DOTALL,
 )
@@ -153,6 +162,9 @@ def _plain(text: str) -> str:
         text = text.replace(symbol, words)
     text = re.sub(r"(?<![<>=!])>(?!=)", " greater ", re.sub(r"(?<![<>=!])<(?!=)", " less ", text))
     text = re.sub(r"\b(?:only one|a unique|unique|precisely one)\b", "exactly one", text)
+    text = re.sub(
+        r"\b(?:an|a) infinite (?:number|amount) of\b|\binfinitely (?:many|much) of\b", "infinitely many", text
+    )
     return re.sub(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", lambda m: _NUMBER_WORDS[m.group(1)], text)
 
 
@@ -188,11 +200,13 @@ def _has_stem(tokens: tuple[str, ...], stem: str) -> bool:
 
 # "Because $a \\equiv 3$ while ..., the equation has no solutions": the reason ends at the first comma outside math.
 _LEADING_REASON = re.compile(r"^\s*(?:because|since)\b[^,$]*(?:\$[^$]*\$[^,$]*)*,\s*", re.IGNORECASE)
+# "While it is theoretically possible ..., it is not known whether ...": the concession is not the claim.
+_CONCESSION = re.compile(r"^\s*(?:while|although|though|even though)\b[^,$]*(?:\$[^$]*\$[^,$]*)*,\s*", re.I)
 
 
 def main_clause(sentence: str) -> str:
     """The sentence without a leading "If ..., then" or "Because ...," and without its explanation."""
-    return _SUBORDINATE.sub("", _LEADING_REASON.sub("", _LEADING_IF.sub("", sentence.strip())))
+    return _SUBORDINATE.sub("", _CONCESSION.sub("", _LEADING_REASON.sub("", _LEADING_IF.sub("", sentence.strip()))))
 
 
 def question_of(problem: str) -> str | None:
@@ -258,7 +272,7 @@ def yes_no_of(response: str, problem: str | None) -> str | None:
         return opening.group(1).lower()
     question = question_of(problem) if problem else None
     clause = main_clause(response)
-    if question is None or _HEDGES.search(response) or not _restates(question, clause):
+    if question is None or _HEDGES.search(CONSEQUENCE.sub("", response)) or not _restates(question, clause):
         return None
     if _NOT_ALWAYS.search(clause) and not _NOT_ALWAYS_ASKED.search(question):
         # "It is not always possible ..." to "Is it possible ...?": possible for some choices, not an answer
@@ -268,6 +282,28 @@ def yes_no_of(response: str, problem: str | None) -> str | None:
         return None  # "If x_n = 0 for some n, then ...": reasoning about the asked relation, not an answer
     if _answers_if_so(problem or "", clause) and not _negations(_tokens(clause)):
         return "yes"
+    parts = _CONSEQUENCE_SPLIT.split(clause)
+    if len(parts) == 1:
+        return _polarity(question, clause)
+    # "... cannot have repeating terms, so there are no p ≠ q with x_p = x_q": claim and consequences are read
+    # apart (each says no; their negations together would cancel); they must agree where they restate it.
+    if_so = re.search(r"\bif so\b,?\s*(.*?)(?:[.?]\s|[.?]?$)", " ".join((problem or "").split()), re.IGNORECASE)
+    worded = {t for t in _strong(_tokens(question)) if not t.isdigit()}
+    said = set()
+    for i, part in enumerate(parts):
+        if worded and not worded & set(_tokens(part)):
+            continue  # "$385^{1980}+18^{1980} \equiv 6 \pmod{13}$, so it is not ...": a fact, not an answer
+        denied = i and if_so and _restates(if_so.group(1), part) and _negations(_tokens(part)) % 2
+        said.add("no" if denied else _polarity(question, part))  # "..., so the smallest p + q does not exist"
+    said.discard(None)
+    return said.pop() if len(said) == 1 else None
+
+
+def _polarity(question: str, clause: str) -> str | None:
+    """``yes``/``no`` for a clause that restates the question (the parity of its negations, antonyms and
+    flipped relations against the question's own), None when it does not restate it."""
+    if not _restates(question, clause):
+        return None
     q_tokens, r_tokens = _tokens(question), _tokens(clause)
     flips = _negations(r_tokens) + _antonym_flips(q_tokens, r_tokens) - _negations(q_tokens)
     flips += _relation_flips(question, clause)
@@ -277,7 +313,8 @@ def yes_no_of(response: str, problem: str | None) -> str | None:
 def denies_existence(response: str, subject: set[str]) -> bool:
     """Whether the sentence's main clause denies that something named in `subject` exists."""
     clause = main_clause(response)
-    if _HEDGES.search(response) or _SINGLES_OUT.search(clause) or _CONDITIONAL.search(clause):
+    hedged = _HEDGES.search(CONSEQUENCE.sub("", response))
+    if hedged or _SINGLES_OUT.search(clause) or _CONDITIONAL.search(clause):
         return False  # "are n = m/2 + 1 if m is even, and there are no solutions if m is odd" denies only a case
     if re.search(r"\b(?:all|every|both)\b", clause, re.I) and re.search(r"\bor\b", clause, re.I):
         return False  # "all three can be bounded or none can": alternatives, not a denial
@@ -325,6 +362,8 @@ def _unwrapped(gold: str) -> str:
 
 def gold_kind(gold: str) -> str:
     """``yesno``, ``none`` (non-existence), ``words`` (a worded gold) or ``value``."""
+    if len(gold) > MAX_STATEMENT_CHARS:  # no worded gold is that long; a huge one is left to the size limits
+        return "value"
     gold = _unwrapped(gold)
     if value_in_words(gold):
         return "value"
@@ -346,7 +385,7 @@ def judge(gold: str, response: str, problem: str | None) -> tuple[bool, str] | N
         response: The response (only a short one, a summary sentence, is judged).
         problem: The problem text; yes/no questions answered by a statement need it.
     """
-    if len(response) > MAX_STATEMENT_CHARS or not response.strip():
+    if len(response) > MAX_STATEMENT_CHARS or len(gold) > MAX_STATEMENT_CHARS or not response.strip():
         return None
     gold = _unwrapped(gold)
     if states_all(gold, response):
@@ -363,7 +402,23 @@ def judge(gold: str, response: str, problem: str | None) -> tuple[bool, str] | N
 
     if kind == "value" and states_count(gold, response):
         return True, "the sentence states the counted gold"
+    if kind == "value" and states_exact_count(gold, response):
+        return True, "the sentence states the exact count of the gold"
     return None
+
+
+_GOLD_EXACTLY = re.compile(r"^\s*exactly\s+(\w+)(?:\s+[a-z]+)?\s*$", re.IGNORECASE)
+
+
+def states_exact_count(gold: str, response: str) -> bool:
+    """A gold "Exactly one" stated as "Exactly one of the numbers can be greater than 1" (or "only one", "a
+    unique"): the main clause says exactly that many, with no negation and no hedge."""
+    m = _GOLD_EXACTLY.match(gold)
+    if m is None or _HEDGES.search(response):
+        return False
+    clause = main_clause(response)
+    count = _NUMBER_WORDS.get(m.group(1).lower(), m.group(1))
+    return f"exactly {count}" in _plain(clause) and not _negations(_tokens(clause))
 
 
 def states_all(gold: str, response: str) -> bool:
