@@ -79,26 +79,11 @@ def test_plan_counts_generation_batches_like_trl():
         per_device=4, accumulation=8, world_size=8, args=args, prompts=1389, repeat=1, prompt_tokens_mean=200.0
     )
     assert (limr.steps_per_generation, limr.steps_per_epoch, limr.total_steps) == (256, 32, 672)
+    small = {"world_size": 1, "repeat": 1, "prompt_tokens_mean": 1.0}
     with pytest.raises(RLPlanError, match="not a multiple of num_generations 4"):
-        plan_grpo(
-            per_device=3,
-            accumulation=2,
-            world_size=1,
-            args={"num_generations": 4},
-            prompts=8,
-            repeat=1,
-            prompt_tokens_mean=1.0,
-        )
+        plan_grpo(per_device=3, accumulation=2, args={"num_generations": 4}, prompts=8, **small)
     with pytest.raises(RLPlanError, match="fewer than one generation batch"):
-        plan_grpo(
-            per_device=8,
-            accumulation=1,
-            world_size=1,
-            args={"num_generations": 2},
-            prompts=3,
-            repeat=1,
-            prompt_tokens_mean=1.0,
-        )
+        plan_grpo(per_device=8, accumulation=1, args={"num_generations": 2}, prompts=3, **small)
 
 
 def test_rl_options_fail_fast_naming_the_key(tmp_path, tiny_model_dir):
@@ -234,19 +219,9 @@ def test_rl_demo_curates_trains_evaluates_and_compares(tmp_path, repo_root, tiny
     history = json.loads((train / "log_history.json").read_text())
     steps = [row for row in history if "reward" in row]
     assert [row["step"] for row in steps] == [1, 2, 3]
-    for key in (
-        "reward",
-        "reward_std",
-        "rewards/accuracy/mean",
-        "rewards/format/mean",
-        "kl",
-        "entropy",
-        "completions/mean_length",
-        "completions/clipped_ratio",
-        "grader/pairs_per_s",
-        "grader/timeouts",
-    ):
-        assert all(key in row for row in steps), key
+    trl_keys = {"reward", "reward_std", "rewards/accuracy/mean", "rewards/format/mean", "kl", "entropy"}
+    trl_keys |= {"completions/mean_length", "completions/clipped_ratio"}
+    assert all(trl_keys | {"grader/pairs_per_s", "grader/timeouts"} <= set(row) for row in steps)
     plan = json.loads((train / "plan.json").read_text())["plan"]
     assert plan["total_steps"] == 3 and steps[-1]["epoch"] == pytest.approx(3 / plan["steps_per_epoch"])
     card = (train / "model" / "README.md").read_text()

@@ -12,6 +12,7 @@ import pytest
 from limo.config import compose
 from limo.training.rl_toy import build_toy_model, write_toy_prompts
 from tests.launch import run_module
+from tests.test_train import _StopAtStep
 
 TINY = [
     "train.system_prompt=null",  # the toy model was trained without a system turn
@@ -40,21 +41,6 @@ def _cfg(out: Path, toy: tuple[Path, Path], *extra: str):
 
 def _by_step(history, key):
     return {row["step"]: row[key] for row in history if key in row and "step" in row}
-
-
-class _StopAtStep:
-    """Callback that ends training after ``step`` (as a kill right after a checkpoint would)."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def __getattr__(self, name):  # every other TrainerCallback event is a no-op
-        return lambda *args, **kwargs: None
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step >= self.step:
-            control.should_training_stop = True
-        return control
 
 
 @pytest.mark.slow
