@@ -13,10 +13,11 @@ backstop (``wall_deadline_s``) still ends a worker that blocks without computing
 the CPU rule falls back to wall-clock time. Waiting on the grader's own symbolic subprocess uses no CPU in the
 worker: that step keeps its own limit (`eval.grading.timeouts`).
 
-A worker that dies on a pair, or a grading function that raises, gives that pair an ``unparseable`` verdict
-with the reason and counts as an error. Nothing here evaluates text: workers call `eval.grader.grade` (or the
-``grade_fn`` a caller injects: tests use it to simulate a wedged grader, since the real one has no input that
-hangs). Imports no torch.
+Each worker has one pair queued behind the one it grades, so it never waits for the parent between pairs; a pair
+queued behind one that overruns goes to another worker. A worker that dies on a pair, or a grading function that
+raises, gives that pair an ``unparseable`` verdict with the reason and counts as an error. Nothing here evaluates
+text: workers call `eval.grader.grade` (or the ``grade_fn`` a caller injects: tests use it to simulate a wedged
+grader, since the real one has no input that hangs). Imports no torch.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ GradeFn = Callable[..., Verdict]  # called as grade_fn(gold, response, timeout_s
 Triple = tuple[str, str] | tuple[str, str, str | None]
 _POLL_S = 0.02
 _MAX_STARTUP_FAILURES = 3
+_DEPTH = 2  # pairs in flight per worker: the next one is already there when a verdict goes back
 _STARTUP_S = 120.0  # a spawned worker imports sympy and the grader; on a loaded machine that can take a while
 
 
@@ -71,9 +73,12 @@ class _Worker:
     conn: Connection
     ready: bool = False
     started: float = field(default_factory=time.monotonic)
-    job: int | None = None  # index of the pair it is grading
-    job_wall: float = 0.0
+    jobs: deque[int] = field(default_factory=deque)  # pairs sent, in order; the first is being graded
+    job_wall: float = 0.0  # when the first one started (its predecessor's verdict came back)
     job_cpu: float | None = None
+
+    def start_head(self) -> None:
+        self.job_wall, self.job_cpu = time.monotonic(), _cpu_seconds(self.process.pid)
 
 
 class GraderPool:
@@ -142,7 +147,7 @@ class GraderPool:
         jobs = [(t[0], t[1], t[2] if len(t) > 2 else None) for t in triples]  # type: ignore[misc]
         self.wait_ready()
         run = _Batch(jobs)
-        while run.pending or any(w.job is not None for w in self._workers):
+        while run.pending or any(w.jobs for w in self._workers):
             self._dispatch(run)
             self._collect(run, wait([w.conn for w in self._workers], timeout=_POLL_S))
             self._enforce_deadlines(run)
@@ -161,12 +166,13 @@ class GraderPool:
 
     def _dispatch(self, run: _Batch) -> None:
         for worker in self._workers:
-            if worker.job is None and worker.ready and run.pending:
+            while worker.ready and run.pending and len(worker.jobs) < _DEPTH:
                 index = run.pending.popleft()
                 gold, response, problem = run.jobs[index]
                 worker.conn.send((index, gold, response, problem, self.timeout_s))
-                worker.job, worker.job_wall = index, time.monotonic()
-                worker.job_cpu = _cpu_seconds(worker.process.pid)
+                worker.jobs.append(index)
+                if len(worker.jobs) == 1:
+                    worker.start_head()
 
     def _collect(self, run: _Batch, readable: Sequence[Any]) -> None:
         for position, worker in enumerate(self._workers):
@@ -183,8 +189,10 @@ class GraderPool:
                 worker.ready = True
                 continue
             index, verdict = message
+            worker.jobs.popleft()  # verdicts come back in the order the pairs were sent
             run.done(index, verdict, time.monotonic() - worker.job_wall, error=verdict.reason.startswith(_RAISED))
-            worker.job = None
+            if worker.jobs:
+                worker.start_head()
 
     def _check_startup(self, worker: _Worker) -> None:
         """Raise when workers keep dying before they are ready (a ``grade_fn`` that cannot be imported, say)."""
@@ -201,7 +209,7 @@ class GraderPool:
     def _enforce_deadlines(self, run: _Batch) -> None:
         now = time.monotonic()
         for position, worker in enumerate(self._workers):
-            if worker.job is None:
+            if not worker.jobs:
                 continue
             wall = now - worker.job_wall
             cpu = _cpu_seconds(worker.process.pid)
@@ -215,8 +223,9 @@ class GraderPool:
 
     def _replace(self, position: int, run: _Batch, verdict: Verdict, *, error: bool) -> None:
         worker = self._workers[position]
-        if worker.job is not None:
-            run.done(worker.job, verdict, time.monotonic() - worker.job_wall, error=error, timeout=not error)
+        if worker.jobs:
+            run.done(worker.jobs[0], verdict, time.monotonic() - worker.job_wall, error=error, timeout=not error)
+            run.pending.extendleft(reversed(list(worker.jobs)[1:]))  # queued behind the stuck pair: regraded elsewhere
         _kill(worker)
         self._workers[position] = self._spawn()
         self.replaced += 1

@@ -150,9 +150,7 @@ def build_accuracy_reward(run: TrainRun, rl: RLOptions, proc: ProcessInfo, *, re
 
 
 def extra_rewards(rl: RLOptions) -> list[Any]:
-    """The reward functions after ``accuracy``, in ``train.rl.rewards`` order (``accuracy`` must come first)."""
-    if rl.rewards[0] != "accuracy":
-        raise ValueError(f"train.rl.rewards: accuracy (the grader) must come first, got {list(rl.rewards)}")
+    """The reward functions after ``accuracy`` (always first), in ``train.rl.rewards`` order."""
     return [format_reward for name in rl.rewards[1:] if name == "format"]
 
 

@@ -50,7 +50,7 @@ class RLOptions:
 
     Attributes:
         rewards: Reward functions, in ``args.reward_weights`` order: ``accuracy`` (the grader: 1 correct, 0
-            otherwise) and ``format`` (1 when the completion boxes a final answer).
+            otherwise; always first) and ``format`` (1 when the completion boxes a final answer).
         grader: Who decides ``accuracy`` (`eval.grading_policy`: ``symbolic`` ... ``both``) and the judge.
         grader_workers: Grading processes per training process (`eval.grader_pool.GraderPool`).
         grader_timeout_s: The grader's limit for its slow symbolic step; the pool's per-pair deadline is this
@@ -80,10 +80,11 @@ class RLOptions:
 
     def __post_init__(self) -> None:
         unknown = [r for r in self.rewards if r not in REWARD_FUNCTIONS]
-        if unknown or not self.rewards:
+        if unknown:
+            raise ValueError(f"train.rl.rewards: unknown reward {unknown[0]!r} (known: {', '.join(REWARD_FUNCTIONS)})")
+        if not self.rewards or self.rewards[0] != "accuracy" or len(set(self.rewards)) != len(self.rewards):
             raise ValueError(
-                f"train.rl.rewards: unknown reward {unknown[0] if unknown else '(none given)'!r} "
-                f"(known: {', '.join(REWARD_FUNCTIONS)})"
+                f"train.rl.rewards: accuracy (the grader) comes first, each reward once; got {self.rewards}"
             )
         if "{problem}" not in self.user_template:
             raise ValueError("train.rl.user_template: the placeholder {problem} is missing")

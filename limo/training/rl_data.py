@@ -50,8 +50,14 @@ def load_prompts(path: str | Path) -> PromptData:
     """Read and validate prompts.jsonl.
 
     Raises:
-        DataError: Missing or empty file, an invalid row or a repeated id (row and field named); nothing is dropped.
+        DataError: Missing or empty file (the message says what writes it), an invalid row or a repeated id (row and
+            field named); nothing is dropped.
     """
+    if not Path(path).is_file():
+        raise DataError(
+            f"{path}: no such prompts file; `python -m limo.curate recipe=<recipe>` writes it (curate.method: "
+            "rl_prompts), or give train.data=<prompts.jsonl> (rows: id, problem, gold)"
+        )
     result = load_records(path, _prompt_from_row, required=FIELDS, fmt="jsonl")
     if result.rejects:
         shown = "; ".join(f"row {r.row} field {r.field or '-'}: {r.reason}" for r in result.rejects[:5])
