@@ -2,8 +2,8 @@
 
 `eval.grader.grade` bounds every symbolic step itself (size limits, then a hard limit on the slow path); this
 pool is the second line of defence. It keeps ``workers`` processes alive between batches (spawned, not forked:
-the trainer holds threads that fork would copy), hands each one pair at a time, and watches every pair against
-a deadline. A worker that overruns it is killed with its whole process group (the grader's symbolic subprocess
+the trainer holds threads that fork would copy), hands them pairs one by one, and watches every pair against a
+deadline. A worker that overruns it is killed with its whole process group (the grader's symbolic subprocess
 included) and replaced, the pair gets a ``timeout`` verdict, and the other pairs go on on the other workers,
 so one pathological pair costs one deadline, not the batch.
 

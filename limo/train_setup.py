@@ -3,7 +3,9 @@
 ``train.trainer`` names an entry of `limo.training.trainers.TRAINERS`; null means the trainer of the
 recipe's curation method (a recipe without ``curate:`` trains like ``limo``: ``sft``). The data file is
 ``train.data``, else the file that trainer reads from this run's ``curate/`` (in a sweep, from the job's
-folder or, failing that, the sweep's run root: `limo.sweeps.input_path`).
+folder or, failing that, the sweep's run root: `limo.sweeps.input_path`). ``model.path`` may name an earlier run's
+directory (an SFT run before an RL run): its ``train/model`` is the model; a run may not train into the
+``train/model`` it starts from.
 """
 
 from __future__ import annotations
