@@ -1,7 +1,7 @@
 """`python -m limo.train recipe=<name> [overrides]`: fine-tune with TRL (+ DeepSpeed) on the curated data.
 
-``train.trainer`` picks an entry of `limo.training.trainers.TRAINERS` (``sft``, ``weighted_sft``, ``dpo``;
-null: the one the recipe's curation method writes for), `limo.train_setup` turns the ``train:`` section into
+``train.trainer`` picks an entry of `limo.training.trainers.TRAINERS` (``sft``, ``weighted_sft``, ``dpo``,
+``grpo``; null: the one the recipe's curation method writes for), `limo.train_setup` turns the ``train:`` section into
 plain values, and the entry trains and writes ``train/{plan.json,config.yaml,log_history.json,model/}``.
 Launch several processes with torchrun (README, "Training on GPUs"); every rank computes the same plan.
 A data or config error ends with one line (`limo.entry`).

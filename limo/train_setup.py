@@ -3,12 +3,15 @@
 ``train.trainer`` names an entry of `limo.training.trainers.TRAINERS`; null means the trainer of the
 recipe's curation method (a recipe without ``curate:`` trains like ``limo``: ``sft``). The data file is
 ``train.data``, else the file that trainer reads from this run's ``curate/`` (in a sweep, from the job's
-folder or, failing that, the sweep's run root: `limo.sweeps.input_path`).
+folder or, failing that, the sweep's run root: `limo.sweeps.input_path`). ``model.path`` may name an earlier run's
+directory (an SFT run before an RL run): its ``train/model`` is the model; a run may not train into the
+``train/model`` it starts from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -16,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from curation.methods import DEFAULT_METHOD, METHODS
 from eval.options import OptionsError
 from limo.sweeps import input_path
+from limo.training.build import trained_model_path
 from limo.training.options import TrainPaths, TrainRun, build_train_options
 from limo.training.trainers import TRAINERS
 
@@ -34,13 +38,22 @@ def build_train_run(cfg: DictConfig, callbacks: Sequence[Any] = (), trainer_clas
         raise OptionsError(
             f"train.discovered_loss: a discovered loss is a preference loss (train.trainer=dpo, not {trainer!r})"
         )
+    if options.rl is not None and trainer != "grpo":
+        raise OptionsError(f"train.rl: RL settings are for train.trainer=grpo, not {trainer!r}")
     data = options.data or input_path(cfg, f"curate/{TRAINERS[trainer].data_file}")
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    model["path"] = trained_model_path(str(model["path"]))  # type: ignore[index]
+    if Path(str(model["path"])).resolve() == Path(str(cfg.output_dir), "train", "model").resolve():  # type: ignore[index]
+        raise OptionsError(
+            f"model.path is this run's own train/model ({model['path']}): training would overwrite its starting "
+            "point; give this run its own output_dir (an SFT run's directory is a valid model.path)"
+        )
     deepspeed = OmegaConf.to_container(cfg.deepspeed, resolve=True) if cfg.get("deepspeed") else None
     return TrainRun(
         trainer=trainer,
         options=options,
         paths=TrainPaths(str(cfg.output_dir), data),
-        model=OmegaConf.to_container(cfg.model, resolve=True),  # type: ignore[arg-type]
+        model=model,  # type: ignore[arg-type]
         deepspeed=deepspeed,  # type: ignore[arg-type]
         seed=int(cfg.seed),
         recipe=str(cfg.name),

@@ -24,7 +24,7 @@ def refusal(*argv: str) -> str:
 
 def test_an_unknown_recipe_names_the_closest_recipes():
     message = refusal("recipe=limoo")
-    assert message.startswith("recipe=limoo: no such recipe (did you mean limo or limo_lora?")
+    assert message.startswith("recipe=limoo: no such recipe (did you mean limo or limo_lora or limr?")
 
 
 def test_an_unknown_group_option_names_the_closest():
@@ -64,7 +64,7 @@ def test_a_whole_map_override_may_add_keys_the_recipe_map_lacks():
 @pytest.mark.slow
 def test_the_entry_point_prints_one_line_for_an_unknown_recipe(repo_root):
     line = one_line_error(run(repo_root, "limo.plan", "recipe=limoo"), "plan")
-    assert "did you mean limo or limo_lora?" in line
+    assert "did you mean limo or limo_lora or limr?" in line
 
 
 def test_the_demo_refuses_an_argument_it_would_ignore():

@@ -14,8 +14,9 @@ from curation.methods.limo import method as limo
 from curation.methods.mammoth2 import method as mammoth2
 from curation.methods.pairs import method as pairs
 from curation.methods.rise import method as rise
+from curation.methods.rl_prompts import method as rl_prompts
 
-METHODS: dict[str, Method] = {m.METHOD.name: m.METHOD for m in (limo, lemma, pairs, rise, mammoth2)}
+METHODS: dict[str, Method] = {m.METHOD.name: m.METHOD for m in (limo, lemma, pairs, rise, mammoth2, rl_prompts)}
 DEFAULT_METHOD = "limo"
 
 __all__ = ["DEFAULT_METHOD", "METHODS", "CurationSummary", "Method", "RunContext"]

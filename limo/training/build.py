@@ -32,6 +32,15 @@ log = logging.getLogger(__name__)
 OWNED_ARGS = ("output_dir", "deepspeed", "accelerator_config")
 
 
+def trained_model_path(path: str) -> str:
+    """``path``, or the model a run trained when ``path`` is that run's directory (``<run>/train/model``): an SFT
+    run's output is the starting point of an RL run by naming the run."""
+    trained = Path(path).expanduser() / "train" / "model"
+    if not (Path(path).expanduser() / "config.json").exists() and (trained / "config.json").exists():
+        return str(trained)
+    return path
+
+
 def build_tokenizer(model_path: str, model_cfg: Mapping[str, Any]):
     """Load the tokenizer, apply the group's chat template / EOS, and check the template ends turns with EOS.
 

@@ -20,6 +20,14 @@ Activations at ``max_length`` (one sequence per device times the per-device batc
   A plain forward with labels (``fused_lm_head=False``) holds logits in the model dtype, their fp32 copy
   and the fp32 gradient: ``s * V * (dtype + 8)`` bytes — 23 GiB at 16k tokens with a 152k vocabulary.
 Estimates are checked against a measured CPU peak (tests/test_plan.py) for a ~60M-parameter model.
+
+GRPO (`GenerationSetup`) adds, per GPU, what RL holds beside the policy's training states: the reference model
+when ``beta > 0`` (weights in the training dtype, sharded under ZeRO-3; with LoRA the base model is the reference
+and costs nothing more), and generation — with transformers, the KV cache of the completions one process samples
+at once (``batch x (prompt + completion) x layers x 2 x kv_dim`` values) plus, under ZeRO-3 with
+``ds3_gather_for_generation``, the full weights gathered for sampling; with vLLM colocated, the share of the GPU
+it reserves (``vllm_gpu_memory_utilization``); with a vLLM server, nothing on the training GPUs (the server
+needs GPUs of its own). The training activations are counted at ``max_prompt_length + max_completion_length``.
 """
 
 from __future__ import annotations
@@ -111,6 +119,29 @@ class RunSetup:
 
 
 @dataclass(frozen=True)
+class GenerationSetup:
+    """What a GRPO run holds on a training GPU besides the policy (see the module docstring).
+
+    Attributes:
+        reference: A reference model is loaded (``beta > 0`` without LoRA).
+        engine: ``transformers``, ``vllm_colocate`` or ``vllm_server``.
+        batch: Completions one process generates at once (transformers: its share of a generation batch).
+        seq_len: Prompt plus completion tokens.
+        vllm_share: ``vllm_gpu_memory_utilization`` (colocated vLLM).
+        gpu_gib: The GPU's memory (what the vLLM share is a share of).
+        gather_weights: ZeRO-3 gathers the full weights to generate (``ds3_gather_for_generation``).
+    """
+
+    reference: bool
+    engine: str
+    batch: int
+    seq_len: int
+    vllm_share: float = 0.3
+    gpu_gib: float = 80.0
+    gather_weights: bool = True
+
+
+@dataclass(frozen=True)
 class MemoryEstimate:
     """Bytes per GPU (and per node of CPU memory for offload)."""
 
@@ -122,6 +153,8 @@ class MemoryEstimate:
     logits: float
     cpu_per_node: float
     source: str  # who computed the model states
+    reference: float = 0.0  # GRPO: the reference model's weights
+    generation: float = 0.0  # GRPO: KV cache (+ gathered weights) or the vLLM reservation
 
     @property
     def model_states(self) -> float:
@@ -133,7 +166,7 @@ class MemoryEstimate:
 
     @property
     def total(self) -> float:
-        return self.model_states + self.activations
+        return self.model_states + self.activations + self.reference + self.generation
 
     def to_dict(self) -> dict[str, Any]:
         row = asdict(self)
@@ -141,11 +174,27 @@ class MemoryEstimate:
         return row
 
 
-def estimate_memory(shape: ModelShape, setup: RunSetup) -> MemoryEstimate:
-    """Per-GPU memory of ``setup`` training ``shape`` (see the module docstring for the model)."""
+def estimate_memory(shape: ModelShape, setup: RunSetup, generation: GenerationSetup | None = None) -> MemoryEstimate:
+    """Per-GPU memory of ``setup`` training ``shape`` (see the module docstring for the model); ``generation``
+    adds GRPO's reference model and sampling."""
     weights, gradients, optimizer, cpu, source = _model_states(shape, setup)
     checkpoints, layer, logits = _activations(shape, setup)
-    return MemoryEstimate(weights, gradients, optimizer, checkpoints, layer, logits, cpu, source)
+    reference, sampling = _rl_terms(shape, setup, generation) if generation else (0.0, 0.0)
+    return MemoryEstimate(weights, gradients, optimizer, checkpoints, layer, logits, cpu, source, reference, sampling)
+
+
+def _rl_terms(shape: ModelShape, setup: RunSetup, generation: GenerationSetup) -> tuple[float, float]:
+    """The reference model's weights and generation's memory on one training GPU."""
+    b = setup.dtype_bytes
+    shards = max(1, setup.world_size) if setup.zero_stage == 3 else 1
+    reference = shape.params * b / shards if generation.reference and not setup.lora_params else 0.0
+    if generation.engine == "vllm_server":
+        return reference, 0.0
+    if generation.engine == "vllm_colocate":
+        return reference, generation.vllm_share * generation.gpu_gib * GIB
+    kv_cache = generation.batch * generation.seq_len * shape.num_layers * 2 * shape.kv_dim * b
+    gathered = shape.params * b * (1 - 1 / shards) if setup.zero_stage == 3 and generation.gather_weights else 0.0
+    return reference, float(kv_cache + gathered)
 
 
 def _model_states(shape: ModelShape, setup: RunSetup) -> tuple[float, float, float, float, str]:
@@ -320,9 +369,12 @@ def render_plan(
         ("activation checkpoints", own.activation_checkpoints),
         ("one layer recomputed", own.layer_activations),
         ("LM head + loss", own.logits),
+        ("reference model", own.reference),
+        ("generation", own.generation),
         ("total", own.total),
     ):
-        lines.append(f"  {label:28s} {gib(value):9.1f} GiB")
+        if value or label not in ("reference model", "generation"):
+            lines.append(f"  {label:28s} {gib(value):9.1f} GiB")
     if own.cpu_per_node:
         lines.append(f"  {'CPU memory per node':28s} {gib(own.cpu_per_node):9.1f} GiB (offload / buffers)")
     lines.append(f"GPU memory {gpu_gib:g} GiB, minus {reserve_gib:g} GiB reserve (CUDA context, fragmentation):")

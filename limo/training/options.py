@@ -13,6 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from eval.grading_policy import GraderOptions
 from limo.config import section, to_options
 
 
@@ -39,14 +40,68 @@ class DiscoveredLossOptions:
     name: str = "best"
 
 
+REWARD_FUNCTIONS = ("accuracy", "format")
+
+
+@dataclass(frozen=True)
+class RLOptions:
+    """The RL stage's own keys (``train.rl``; ``grpo`` trainer only). TRL's ``GRPOConfig`` fields
+    (``num_generations``, ``beta``, ``temperature``, ``reward_weights``, ...) stay under ``train.args``.
+
+    Attributes:
+        rewards: Reward functions, in ``args.reward_weights`` order: ``accuracy`` (the grader: 1 correct, 0
+            otherwise; always first) and ``format`` (1 when the completion boxes a final answer).
+        grader: Who decides ``accuracy`` (`eval.grading_policy`: ``symbolic`` ... ``both``) and the judge.
+        grader_workers: Grading processes per training process (`eval.grader_pool.GraderPool`).
+        grader_timeout_s: The grader's limit for its slow symbolic step; the pool's per-pair deadline is this
+            plus one second of CPU time.
+        user_template: The user turn, with ``{problem}`` (1-shot RLVR appends its instruction here).
+        repeat: Each prompt this many times per epoch (1-shot RLVR repeats its one example to fill a batch).
+        max_prompt_length: Prompts longer than this (tokens, chat template and system turn included) stop
+            the run; TRL does not cut prompts. The memory plan uses it too.
+        expected_prompts: Prompt count the offline plan (`limo.plan`) assumes when the prompts file does not
+            exist yet (before curation); None: read the file.
+        expected_completion_tokens: Mean completion length the plan prices generation with; None: every
+            completion at ``args.max_completion_length`` (an upper bound).
+        prompt_rewards: Write every completion's reward by prompt and step to ``train/prompt_rewards/``
+            (the history LIMR's learning-impact score and 1-shot RLVR's variance ranking read).
+    """
+
+    rewards: tuple[str, ...] = ("accuracy",)
+    grader: GraderOptions = field(default_factory=GraderOptions)
+    grader_workers: int = 2
+    grader_timeout_s: float = 2.0
+    user_template: str = "{problem}"
+    repeat: int = 1
+    max_prompt_length: int = 1024
+    expected_prompts: int | None = None
+    expected_completion_tokens: int | None = None
+    prompt_rewards: bool = True
+
+    def __post_init__(self) -> None:
+        unknown = [r for r in self.rewards if r not in REWARD_FUNCTIONS]
+        if unknown:
+            raise ValueError(f"train.rl.rewards: unknown reward {unknown[0]!r} (known: {', '.join(REWARD_FUNCTIONS)})")
+        if not self.rewards or self.rewards[0] != "accuracy" or len(set(self.rewards)) != len(self.rewards):
+            raise ValueError(
+                f"train.rl.rewards: accuracy (the grader) comes first, each reward once; got {self.rewards}"
+            )
+        if "{problem}" not in self.user_template:
+            raise ValueError("train.rl.user_template: the placeholder {problem} is missing")
+        if self.repeat < 1 or self.grader_workers < 1:
+            raise ValueError("train.rl.repeat and train.rl.grader_workers must be at least 1")
+
+
 @dataclass(frozen=True)
 class TrainOptions:
     """Our training keys.
 
     Attributes:
-        trainer: ``sft``, ``weighted_sft`` (per-example weights, last-turn loss: `limo.training.weighted`)
-            or ``dpo`` (preference pairs, `limo.training.preference`); None: the curation method's trainer.
-        data: File to train on; None reads ``${output_dir}/curate/messages.jsonl`` (``pairs.jsonl`` for ``dpo``).
+        trainer: ``sft``, ``weighted_sft`` (per-example weights, last-turn loss: `limo.training.weighted`),
+            ``dpo`` (preference pairs, `limo.training.preference`) or ``grpo`` (RL with verifiable rewards,
+            `limo.training.grpo`); None: the curation method's trainer.
+        data: File to train on; None reads ``${output_dir}/curate/messages.jsonl`` (``pairs.jsonl`` for ``dpo``,
+            ``prompts.jsonl`` for ``grpo``).
         system_prompt: System turn added to every example; None adds none (the chat template's default applies).
         global_batch_size: Examples per optimizer step over all processes; per-device batch and gradient
             accumulation are derived from the world size.
@@ -54,17 +109,19 @@ class TrainOptions:
         resume: Continue from the last ``train/checkpoint-*``.
         lora: LoRA settings, or None for a full fine-tune.
         discovered_loss: Train with a loss from a discovery archive instead of TRL's ``loss_type`` (``dpo`` only).
-        args: ``SFTConfig`` / ``DPOConfig`` fields, verbatim.
+        rl: The RL stage's reward and prompt settings (``grpo`` only; None there: the defaults).
+        args: ``SFTConfig`` / ``DPOConfig`` / ``GRPOConfig`` fields, verbatim.
     """
 
     trainer: str | None = None
-    data: str | None = None
+    data: str | None = field(default=None, metadata={"path": True})
     system_prompt: str | None = None
     global_batch_size: int | None = None
     allow_truncation: bool = False
     resume: bool = False
     lora: LoraOptions | None = None
     discovered_loss: DiscoveredLossOptions | None = None
+    rl: RLOptions | None = None
     args: dict[str, Any] = field(default_factory=dict)
 
 

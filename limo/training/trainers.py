@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from limo.training.grpo import run_grpo
 from limo.training.options import TrainRun
 from limo.training.preference import train_preference
 from limo.training.sft import run_sft
@@ -34,5 +35,6 @@ TRAINERS: dict[str, Trainer] = {
         Trainer("sft", "messages.jsonl", run_sft, "TRL SFTTrainer, loss on assistant turns"),
         Trainer("weighted_sft", "messages.jsonl", run_sft, "SFT with per-example weights and last-turn loss (RISE)"),
         Trainer("dpo", "pairs.jsonl", train_preference, "TRL DPOTrainer (train.args.loss_type: sigmoid, discopop)"),
+        Trainer("grpo", "prompts.jsonl", run_grpo, "TRL GRPOTrainer, RL with our grader as the reward (train.rl)"),
     )
 }

@@ -1,0 +1,1 @@
+"""``curate.method: rl_prompts``: prompts for RL with verifiable rewards (`curation.methods.rl_prompts.method`)."""
