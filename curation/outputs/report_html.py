@@ -1,0 +1,352 @@
+"""``curate/report.html``: a run's curated set as one page to read and share (drawn by `eval.html_page`).
+
+`write_report_html` builds the page from what every method hands `curation.outputs.writer.write_outputs` and
+from the shared files — the run's data rows, ``funnel.json``'s stages, ``rejects.jsonl``, ``manifest.json`` —
+so every method, and any new one that ends with `write_outputs`, gets the same page:
+
+- the funnel (items and problems per stage) and the plots of ``report.md`` drawn from their numbers (hover a
+  bar to read them): a pool run's `PoolPlots` where the method has them, else what the selected rows hold;
+- every selected row, in full and never sampled, as an element with ``data-item-id`` (the row's id in
+  ``curated.jsonl``; ``pairs.jsonl`` for a preference method without one, else the run's first data file):
+  problem, chain, gold, verdict and its reason, scores (the quality stage's cue words highlighted in the
+  chain), pass rates, decisions, provenance. LaTeX is shown as source, as the model wrote it;
+- rejects grouped by stage and reason with their counts and the evidence each row records (the benchmark item
+  and shared n-grams of a contamination, the kept twin of a duplicate, the verdict of a wrong answer). A
+  group over `REJECTS_PER_GROUP` rows is shown by a seeded uniform sample (reservoir sampling over
+  ``rejects.jsonl``, in file order), and the page says so. The reject rows get at most `REJECTS_BUDGET` bytes,
+  and less when the selected rows are large (`rejects_budget`: the page aims at `PAGE_BUDGET`), which keeps a
+  1M-chain run's page to a few MB (docs/performance.md); only selected rows past `PAGE_BUDGET` on their own
+  make a bigger page, since they are never cut;
+- search and filters (text, domain, verdict, score; text and reason for the rejects);
+- the manifest's provenance in the footer: recipe, seed, method, package versions, input and output
+  checksums, benchmarks, and the command line of the process that wrote the page.
+
+The page has no timestamp, so the same run writes the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shlex
+import sys
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from curation.funnel import Survivors
+from curation.options import QualityOptions
+from curation.outputs.report import PoolPlots
+from eval.html_page import bar_chart, histogram, safe_json, write_page
+
+REJECTS_PER_GROUP = 200
+REJECTS_BUDGET = 6_000_000  # bytes of reject rows in the page, whatever the run's size
+MIN_REJECTS_BUDGET = 500_000
+PAGE_BUDGET = 18_000_000  # what the page aims at: under 20 MB with the script, charts and footer
+SAMPLE_SEED = 0
+ITEM_FILES = ("curated.jsonl", "pairs.jsonl")  # the rows a page lists, in preference; else the first data file
+TEXT_FIELDS = (
+    "problem",
+    "prompt",
+    "question",
+    "chain",
+    "solution",
+    "response",
+    "chosen",
+    "rejected",
+    "wrong_chain",
+    "reflection",
+    "continuation",
+)
+PLAIN_FIELDS = ("problem", "prompt", "question")  # no cue highlighting: the cues score the chain, not the problem
+ANSWER_FIELDS = ("gold_answer", "gold", "answer", "chain_final_answer")
+LABELS = {"gold_answer": "gold", "chain_final_answer": "chain's final answer", "wrong_chain": "wrong chain"}
+ID_FIELDS = ("id", "request_id", "problem_id")
+DOMAIN_PATHS = (("subject",), ("domain",), ("provenance", "domain"))
+STATUS_PATHS = (("verdict", "status"), ("status",), ("provenance", "chosen_verdict", "status"))
+SCORE_PATHS = (
+    ("scores", "combined"),
+    ("scores", "quality", "score"),
+    ("provenance", "chosen_quality"),
+    ("provenance", "recall_score"),
+)
+LENGTH_FIELDS = ("chain", "solution", "chosen", "continuation", "response")
+
+
+class FinishedRun(Protocol):
+    """What the page reads of a finished run (`curation.outputs.writer.RunOutputs` has it)."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def data(self) -> Mapping[str, Sequence[Any]]: ...
+    @property
+    def state(self) -> Survivors: ...
+    @property
+    def totals(self) -> Mapping[str, Any]: ...
+    @property
+    def summary(self) -> Mapping[str, Any]: ...
+    @property
+    def plots(self) -> PoolPlots | None: ...
+
+
+def write_report_html(out: Path, run: FinishedRun, manifest: Mapping[str, Any]) -> Path:
+    """Write ``out/report.html`` for ``run`` (its rejects read from ``out/rejects.jsonl``); returns its path."""
+    name, rows = item_rows(run.data)
+    funnel = [count.to_dict() for count in run.state.funnel]
+    rejects = sample_rejects(out / "rejects.jsonl", budget=rejects_budget(rows))
+    payload = {
+        "title": f"Curation report: {manifest.get('name', run.method)} ({run.method})",
+        "intro": intro(run, name, len(rows), rejects["total"]),
+        "headline": headline(run, len(rows), rejects["total"]),
+        "funnel": funnel,
+        "charts": charts(funnel, run.plots, rows),
+        "items": items_section(name, rows, cue_words(funnel, manifest)),
+        "rejects": rejects,
+        "footer": footer(manifest, run.method),
+    }
+    return write_page(out / "report.html", payload)
+
+
+def item_rows(data: Mapping[str, Sequence[Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """The data file a page lists (``curated.jsonl``, else ``pairs.jsonl``, else the first) and its rows."""
+    name = next((n for n in ITEM_FILES if n in data), next(iter(data), ""))
+    rows = [row.to_dict() if hasattr(row, "to_dict") else row for row in data.get(name, ())]
+    return name, rows
+
+
+def _path(row: Mapping[str, Any], path: Sequence[str]) -> Any:
+    value: Any = row
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _first(row: Mapping[str, Any], paths: Sequence[Sequence[str]], kind: type | tuple[type, ...]) -> Any:
+    for path in paths:
+        value = _path(row, path)
+        if isinstance(value, kind) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def item_index(row: Mapping[str, Any], number: int) -> dict[str, Any]:
+    """What the filters need of a row: its id (``data-item-id``), domain, verdict status, score and flags."""
+    item_id = _first(row, [(k,) for k in ID_FIELDS], str)
+    flags = row.get("flags")
+    return {
+        "id": item_id if item_id is not None else f"row{number}",
+        "domain": _first(row, DOMAIN_PATHS, str),
+        "status": _first(row, STATUS_PATHS, str),
+        "score": _first(row, SCORE_PATHS, (int, float)),
+        "flags": sorted(flags) if isinstance(flags, Mapping) else [],
+    }
+
+
+def cue_words(funnel: Sequence[Mapping[str, Any]], manifest: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The quality stage's keyword families as the run configured them (none when no quality stage ran)."""
+    if not any(s["stage"] == "quality" and s["enabled"] for s in funnel):
+        return {}
+    configured = _path(manifest, ("config", "stages", "quality", "keywords"))
+    return dict(configured) if isinstance(configured, Mapping) else QualityOptions().keywords
+
+
+def items_section(name: str, rows: Sequence[Mapping[str, Any]], cues: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "title": f"Selected ({name})",
+        "note": (
+            f"Every row of {name}, in full, in its order. Open a row to read it; LaTeX is shown as source, exactly "
+            "as written. Search matches all of a row's text (every word typed must appear)."
+        ),
+        "view": {
+            "texts": TEXT_FIELDS,
+            "plain": PLAIN_FIELDS,
+            "answers": ANSWER_FIELDS,
+            "labels": LABELS,
+            "cues": cues,
+        },
+        "rows": rows,
+        "index": [item_index(row, number) for number, row in enumerate(rows)],
+    }
+
+
+def rejects_budget(rows: Sequence[Mapping[str, Any]]) -> int:
+    """Bytes the reject rows may take: `REJECTS_BUDGET`, or what the selected rows leave of `PAGE_BUDGET` (at
+    least `MIN_REJECTS_BUDGET`, so every group keeps some evidence)."""
+    left = PAGE_BUDGET - len(safe_json(rows))
+    return max(MIN_REJECTS_BUDGET, min(REJECTS_BUDGET, left))
+
+
+def sample_rejects(
+    path: Path, per_group: int = REJECTS_PER_GROUP, budget: int = REJECTS_BUDGET, seed: int = SAMPLE_SEED
+) -> dict[str, Any]:
+    """``rejects.jsonl`` grouped by (stage, reason): every group's count, and up to ``per_group`` of its rows (a
+    seeded reservoir sample, in file order), fewer when the rows would pass ``budget`` bytes in all.
+
+    A run of millions has millions of reject lines, so a line is parsed only when it is kept: its group is read
+    from the ``"stage": ..., "reason": ...`` pair every writer here puts on it (`eval.records.json_line` of a
+    `curation.funnel.Drop`: `_group`).
+    """
+    counts: Counter[tuple[str, str]] = Counter()
+    slots: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    rng = random.Random(seed)
+    if path.exists():
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle):
+                if line.strip():
+                    _reservoir(_group(line), (number, line), counts, slots, rng, per_group)
+    per_group = _within_budget(slots, per_group, budget)
+    groups: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+    for key, count in counts.items():
+        kept = sorted(slots[key][:per_group])
+        groups.append({"stage": key[0], "reason": key[1], "count": count, "shown": len(kept)})
+        rows.extend(json.loads(line) for _, line in kept)
+    total = sum(counts.values())
+    return {"title": "Rejects", "note": rejects_note(per_group), "total": total, "groups": groups, "rows": rows}
+
+
+_STAGE, _REASON = '"stage": "', '", "reason": "'
+
+
+def _group(line: str) -> tuple[str, str]:
+    """A reject line's (stage, reason), found with two string searches (a regex or a parse costs ten times more
+    per line); a line where they are not plain strings in that order is parsed whole."""
+    start = line.find(_STAGE)
+    middle = line.find(_REASON, start) if start >= 0 else -1
+    end = line.find('"', middle + len(_REASON)) if middle >= 0 else -1
+    if end >= 0:
+        stage, reason = line[start + len(_STAGE) : middle], line[middle + len(_REASON) : end]
+        if "\\" not in stage and "\\" not in reason and '"' not in stage:
+            return stage, reason
+    row = json.loads(line)
+    return str(row.get("stage")), str(row.get("reason"))
+
+
+def _reservoir(
+    key: tuple[str, str],
+    slot_value: tuple[int, str],
+    counts: Counter[tuple[str, str]],
+    slots: dict[tuple[str, str], list[tuple[int, str]]],
+    rng: random.Random,
+    per_group: int,
+) -> None:
+    """Algorithm R per group: after n rows each is in the group's ``per_group`` slots with the same chance; any
+    leading part of the slots is a uniform sample too, which is what `_within_budget` cuts to."""
+    counts[key] += 1
+    bucket = slots.setdefault(key, [])
+    if len(bucket) < per_group:
+        bucket.append(slot_value)
+    else:
+        slot = rng.randrange(counts[key])
+        if slot < per_group:
+            bucket[slot] = slot_value
+
+
+def _within_budget(slots: Mapping[Any, list[tuple[int, str]]], per_group: int, budget: int) -> int:
+    """The largest rows-per-group (halving from ``per_group``) whose sample fits ``budget`` bytes."""
+    while per_group > 1 and sum(len(line) for bucket in slots.values() for _, line in bucket[:per_group]) > budget:
+        per_group //= 2
+    return per_group
+
+
+def rejects_note(per_group: int) -> str:
+    return (
+        "Every item left out, grouped by stage and reason, with the evidence its row records. A group of more than "
+        f"{per_group} rows is shown by a seeded uniform sample of {per_group} (in file order); the counts are "
+        "exact and every row is in rejects.jsonl."
+    )
+
+
+def intro(run: FinishedRun, name: str, selected: int, rejected: int) -> str:
+    totals = ", ".join(f"{k} {v:,}" for k, v in run.totals.items() if isinstance(v, int) and not isinstance(v, bool))
+    return (
+        f"Method {run.method}: {selected:,} rows in {name} ({totals}); {rejected:,} rows in rejects.jsonl, each with "
+        "its stage and reason. Written beside report.md; everything it shows is inline (no network, no server)."
+    )
+
+
+def headline(run: FinishedRun, selected: int, rejected: int) -> list[list[Any]]:
+    numbers = {**run.totals, **run.summary}
+    shown = [[key, value] for key, value in numbers.items() if isinstance(value, (int, float)) and key != "selected"]
+    return [["selected", selected], *shown, ["rows in rejects.jsonl", rejected]]
+
+
+def charts(funnel: Sequence[Mapping[str, Any]], plots: PoolPlots | None, rows: Sequence[Mapping[str, Any]]) -> list:
+    """The plots of ``report.md`` (funnel, pass rate, quality, length, domains), from ``plots`` where the method
+    has them (a pool run: every problem and candidate), else from the selected rows."""
+    stages = [s["stage"] for s in funnel]
+    found = [
+        bar_chart(
+            "Funnel: left after each stage (log scale)",
+            stages,
+            {"items": [s["items_out"] for s in funnel], "problems": [s["problems_out"] for s in funnel]},
+            xlabel="left after stage",
+            horizontal=True,
+            log=True,
+        )
+    ]
+    rates, quality, lengths, domains = plot_series(plots, rows)
+    if rates:
+        found.append(histogram("Pass rate", rates, "strong-model pass rate", span=(0.0, 1.0)))
+    if quality:
+        found.append(histogram("Quality score", quality, "quality score"))
+    if lengths:
+        found.append(histogram("Length of the selected", lengths, "words"))
+    if domains:
+        found.append(domain_chart(domains))
+    return found
+
+
+def plot_series(plots: PoolPlots | None, rows: Sequence[Mapping[str, Any]]) -> tuple[dict, dict, dict, dict]:
+    """Pass rates, quality scores, lengths and domain counts, by series label."""
+    if plots is not None:
+        return (
+            {"problems scored": plots.rates},
+            {"candidates": plots.all_quality, "curated": plots.selected_quality},
+            {"curated": plots.lengths},
+            {"pool": plots.pool_domains, "curated": plots.after_domains},
+        )
+    rates = [v for r in rows if isinstance(v := _path(r, ("pass_rates", "strong_pass_rate")), (int, float))]
+    selected_quality = [v for r in rows if isinstance(v := _path(r, ("scores", "quality", "score")), (int, float))]
+    lengths = [len(text.split()) for r in rows if (text := _first(r, [(k,) for k in LENGTH_FIELDS], str))]
+    domains = Counter(d for r in rows if (d := _first(r, DOMAIN_PATHS, str)))
+    return (
+        {"selected problems": rates} if rates else {},
+        {"curated": selected_quality} if selected_quality else {},
+        {"curated": lengths} if lengths else {},
+        {"curated": domains} if domains else {},
+    )
+
+
+def domain_chart(domains: Mapping[str, Mapping[str, int]]) -> dict[str, Any]:
+    """Each series' share of problems per domain."""
+    names = sorted({d for counts in domains.values() for d in counts})
+    shares = {}
+    for label, counts in domains.items():
+        total = sum(counts.values()) or 1
+        shares[f"{label} (n={sum(counts.values())})"] = [round(counts.get(d, 0) / total, 4) for d in names]
+    return bar_chart("Domains: share of problems", names, shares, percent=True)
+
+
+def footer(manifest: Mapping[str, Any], method: str) -> dict[str, Any]:
+    """Provenance first (what a reader needs to reproduce the run), then the whole manifest, folded."""
+    keys = ("name", "seed", "method", "pool", "corpus", "packages", "input_checksums", "outputs_sha256", "benchmarks")
+    facts = [["recipe" if key == "name" else key, manifest[key]] for key in keys if key in manifest]
+    if "method" not in manifest:
+        facts.insert(2, ["method", method])
+    execution = manifest.get("execution")
+    if isinstance(execution, Mapping):
+        facts.append(["executor", {k: v for k, v in execution.items() if k != "work_dir"}])
+    facts.append(["command line (the process that wrote this page)", command_line()])
+    return {"facts": facts, "manifest": manifest, "manifest_label": "manifest.json (all of it)"}
+
+
+def command_line() -> str:
+    """This process's command line as a person would type it (``python -m limo.curate recipe=...``)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    program = ["python", "-m", spec.name.removesuffix(".__main__")] if spec and spec.name else ["python", sys.argv[0]]
+    return shlex.join([*program, *sys.argv[1:]])
