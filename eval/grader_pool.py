@@ -169,7 +169,11 @@ class GraderPool:
             while worker.ready and run.pending and len(worker.jobs) < _DEPTH:
                 index = run.pending.popleft()
                 gold, response, problem = run.jobs[index]
-                worker.conn.send((index, gold, response, problem, self.timeout_s))
+                try:
+                    worker.conn.send((index, gold, response, problem, self.timeout_s))
+                except OSError:  # it died on the pair it holds: `_collect` reads its EOF and replaces it
+                    run.pending.appendleft(index)
+                    break
                 worker.jobs.append(index)
                 if len(worker.jobs) == 1:
                     worker.start_head()
