@@ -191,6 +191,7 @@ def ingest_facts(
     declared signals that no row fills (`unused_signals`)."""
     return {
         "unused_signals": dict(unused or {}),
+        **({"layout": spec.layout} if spec.layout else {}),
         "columns": columns_in(spec),
         "lists": dict(spec.lists),
         "generator": {"default": spec.generator, "column": spec.generator_column},
@@ -247,6 +248,8 @@ class RowCounts:
 
 
 def _row_id(raw: dict[str, Any], spec: RowSpec) -> str | None:
+    if not spec.columns["id"]:  # field_map.id: null
+        return None
     value = raw.get(spec.columns["id"][0])
     return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
 
