@@ -36,6 +36,8 @@ def main(cfg: DictConfig) -> None:
             summary = curation.run()
         check_selected(summary)
         print(summary.line())
+        for notice in summary.notices:  # what the user would not expect: a short selection, golds of one model
+            print(f"[curate] {notice}")
 
 
 @contextmanager

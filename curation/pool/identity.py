@@ -107,8 +107,9 @@ def announce(source: str, identity: dict[str, Any] | None) -> None:
     if not identity or not identity.get("why") or identity["problems_by"] != BY_TEXT:
         return
     log.warning(
-        "%s: chains grouped by problem text, each row's id kept as its chain's id: %s. Say so with "
-        "curate.stages.ingest.field_map.id: null, or map field_map.id to a column that names problems",
+        "%s: chains grouped by problem text, each row's id kept as its chain's id: %s. To group by a column that "
+        "names problems, map curate.stages.ingest.field_map.id to it (field_map.id: null groups by text and reads "
+        "no id)",
         source,
         identity["why"],
     )

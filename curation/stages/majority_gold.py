@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from curation.options import MajorityGoldOptions, StageOptions
+from curation.pool.golds import load_golds
 from curation.pool.store import Table, column
 from curation.runner import (
     DropItem,
@@ -229,6 +230,19 @@ def disagreements(rows: Sequence[VoteRow], problem_ids: Sequence[str], limit: in
 
 def _disagreement(problem_id: str, row: VoteRow) -> dict[str, Any]:
     return {"problem_id": problem_id, "gold": row.gold, "majority": row.answer, "agreement": round(row.agreement, 4)}
+
+
+def selection_trust(golds: str, problems: Sequence[int]) -> dict[str, int]:
+    """How many of the selected ``problems`` (one chain each) have a voted gold, and how many of those rest on a
+    single named generator, or on none named (`VoteRow.generators`)."""
+    entries = [load_golds(golds).get(int(p)) for p in problems]
+    voted = [e for e in entries if e is not None and e["source"] == MAJORITY]
+    return {
+        "selected": len(entries),
+        "voted": len(voted),
+        "single_generator": sum(1 for e in voted if e.get("generators") == 1),
+        "unnamed_generators": sum(1 for e in voted if not e.get("generators")),
+    }
 
 
 def voters(state: RunState, options: StageOptions) -> np.ndarray:
