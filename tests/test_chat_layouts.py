@@ -26,7 +26,7 @@ from curation.pool.rows import RowSpec, problem_id, read_row
 from curation.pool.store import load_pool, open_or_ingest
 from eval.grader import grade
 from eval.options import OptionsError, to_options
-from eval.records import RowError
+from eval.records import DataError, RowError
 from tests.pool_builder import math_sources, replace_last_box
 
 SYSTEM = "You are a careful mathematician. Reason step by step and box the final answer."
@@ -247,3 +247,51 @@ def test_a_sharegpt_pool_curates_grouped_by_problem_with_no_wrong_chain_and_says
     assert f"left out: {chains - len(curated)} chains and {len(truth) - len(curated)} problems" in summary
     report = (curate / "report.md").read_text()
     assert f"Selected {len(curated)} of the {ASKED} asked" in report and "## Golds by majority vote" in report
+
+
+@pytest.mark.shared_data
+def test_two_runs_that_differ_only_in_output_dir_write_the_same_bytes(shared_data, tmp_path):
+    from limo.config import compose
+    from limo.curate_setup import build_curation
+    from tests.curation_outputs import assert_same_outputs
+
+    pool, _, _ = write_user_pool(shared_data, tmp_path)
+    runs = []
+    for folder in ("first", "second/deeper"):
+        overrides = [f"curate.stages.ingest.source={pool}", f"output_dir={tmp_path / folder}",
+                     "++curate.stages.decontam.enabled=false", "++curate.stages.report.plots=false"]  # fmt: skip
+        build_curation(compose("pool_sharegpt", overrides)).run()
+        runs.append(tmp_path / folder / "curate")
+    assert_same_outputs(runs[0], runs[1], ("local", "local"))
+    manifests = [json.loads((run / "manifest.json").read_text()) for run in runs]
+    assert manifests[0]["execution"] == manifests[1]["execution"] and manifests[0]["execution"]["work_dir"] == (
+        "curate/work"
+    )
+
+
+# ------------------------------------------------------------------------------------------------ leftovers
+
+
+def test_a_failed_ingest_leaves_no_partial_folder(tmp_path):
+    pool = write_rows(tmp_path / "pool.jsonl", attempts(2, 1, lambda p, a: f"q{p}"))
+    overrides = tmp_path / "overrides.yaml"
+    overrides.write_text("nosuch: {was: '1', answer: '2', justification: a typo}\n")
+    ingest = IngestOptions(source=str(pool), field_map={"answer": "reference_answer"}, gold_overrides=str(overrides))
+    with pytest.raises(DataError, match="no such problem"):  # raised once the pass is over, mid-write
+        open_or_ingest(StageOptions(ingest=ingest), tmp_path / "work")
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_a_switched_off_stage_draws_no_plot(tmp_path):
+    from collections import Counter
+
+    from curation.funnel import StageCount
+    from curation.outputs.report import PoolPlots, write_plots
+
+    off = [StageCount("difficulty", enabled=False), StageCount("diversity", enabled=False)]
+    funnel = [StageCount("ingest", items_out=3, problems_out=2), *off, StageCount("quality"), StageCount("select")]
+    (tmp_path / "pass_rate.png").write_bytes(b"a stale plot of an earlier run")
+    plots = PoolPlots([], [0.5, 0.7], [0.7], [120, 80], Counter(algebra=2), Counter(algebra=1))
+    drawn = write_plots(tmp_path, funnel, plots)
+    assert drawn == ["funnel.png", "quality.png", "length.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(drawn)
