@@ -269,6 +269,32 @@ def test_two_runs_that_differ_only_in_output_dir_write_the_same_bytes(shared_dat
     )
 
 
+def test_the_openthoughts_recipe_reads_its_layout_and_flags_its_circular_golds(tmp_path):
+    """OpenThoughts-114k's default config: ``system`` and ``conversations`` of {from: user | assistant, value}."""
+    from limo.config import compose
+    from limo.curate_setup import build_curation
+
+    def row(problem: str, answer: str) -> dict:
+        reply = f"<|begin_of_thought|>Counting.<|end_of_thought|> {answer}"
+        chat = [{"from": "user", "value": f"Return your final response within \\boxed{{}}. {problem}"},
+                {"from": "assistant", "value": reply}]  # fmt: skip
+        return {"system": SYSTEM, "conversations": chat}
+
+    rows = [row(f"How many pairs of {n} bowls and {n} glasses are there?", f"$\\boxed{{{n * n}}}$") for n in (3, 4, 5)]
+    rows.append(row("Write a function that sorts a list.", "def sort(x): return sorted(x)"))
+    pool = write_rows(tmp_path / "openthoughts.jsonl", rows)
+    overrides = [f"curate.stages.ingest.source={pool}", f"output_dir={tmp_path / 'run'}",
+                 "++curate.stages.decontam.enabled=false", "++curate.stages.report.plots=false"]  # fmt: skip
+    build_curation(compose("pool_openthoughts", overrides)).run()
+    curated = jsonl(tmp_path / "run" / "curate" / "curated.jsonl")
+    assert len(curated) == 3 and all(
+        r["flags"].get("gold_circular") and r["prompt_setting"] == SYSTEM for r in curated
+    )
+    assert {r["gold_answer"] for r in curated} == {"9", "16", "25"}
+    rejected = [r for r in jsonl(tmp_path / "run" / "curate" / "rejects.jsonl") if r["kind"] == "row"]
+    assert len(rejected) == 1 and "no gold answer" in rejected[0]["detail"]["reason"]
+
+
 # ------------------------------------------------------------------------------------------------ leftovers
 
 

@@ -20,6 +20,7 @@ A list of mappings that are not turns (other keys) is reported with its keys, so
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -82,16 +83,33 @@ class Chat:
 
 def turn_keys(turn: Mapping[str, Any], options: ChatOptions) -> tuple[str, str] | None:
     """The role key and content key of one turn, or None when it is not a turn."""
-    role = options.role_key or next((k for k in ROLE_KEYS if k in turn), None)
-    content = options.content_key or next((k for k in CONTENT_KEYS if k in turn), None)
-    if role is None or content is None or role not in turn or content not in turn:
-        return None
-    return role, content
+    role = options.role_key or ("role" if "role" in turn else "from")
+    content = options.content_key or ("content" if "content" in turn else "value")
+    return (role, content) if role in turn and content in turn else None
 
 
 def is_chat(value: Sequence[Any], options: ChatOptions) -> bool:
     """Whether a list is a chat: non-empty, every element a mapping with a role key and a content key."""
     return bool(value) and all(isinstance(t, Mapping) and turn_keys(t, options) is not None for t in value)
+
+
+_last = threading.local()  # per thread: the last list read, its options and its Chat (a row's fields share one list)
+
+
+def as_chat(value: Sequence[Any], options: ChatOptions, ours: str, column: str) -> Chat | None:
+    """``value`` as a `Chat`, or None when it is not a chat (`is_chat`). Ingest reads a row's chat column for its
+    problem, its chain and its system turns: the list is read once (the last one read is remembered, by
+    identity, with the options it was read with).
+
+    Raises:
+        RowError: A role that is none of the declared ones, or a turn whose content is not text.
+    """
+    seen = getattr(_last, "seen", None)
+    if seen is not None and seen[0] is value and seen[1] is options:
+        return seen[2]
+    chat = read_chat(value, options, ours, column) if is_chat(value, options) else None
+    _last.seen = (value, options, chat)  # holding the list keeps its id from being reused
+    return chat
 
 
 def read_chat(value: Sequence[Mapping[str, Any]], options: ChatOptions, ours: str, column: str) -> Chat:

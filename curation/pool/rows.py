@@ -41,7 +41,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from curation.options import LIST_RULES, POOL_FIELDS, ChatOptions, IngestOptions
-from curation.pool.chat import is_chat, not_a_chat, read_chat
+from curation.pool.chat import as_chat, not_a_chat
 from curation.schema import MODEL, Chain
 from eval.extract import extract_answer, is_prose
 from eval.options import OptionsError
@@ -193,12 +193,13 @@ def read_row(raw: Mapping[str, Any], spec: RowSpec, number: int) -> RowRecord:
         extra["difficulty"] = difficulty
     problem = Problem(pid, text, gold, spec.source, subject=_text(raw, spec, "subject"), extra=extra)
     chains, keys = [], []
+    named = spec.row_ids and row_id is not None
     for index, fields in enumerate(_chain_fields(raw, spec)):
-        chain = _chain(pid, fields, spec, number, index, circular=_circular(raw, spec, origin, fields["chain"]))
-        keys.append(chain.id)
-        if spec.row_ids and row_id is not None:
-            chain = replace(chain, id=row_id if spec.lists.get("chain") != "explode" else f"{row_id}/{index}")
+        chain_id = (row_id if spec.lists.get("chain") != "explode" else f"{row_id}/{index}") if named else None
+        circular = _circular(raw, spec, origin, fields["chain"])
+        chain, key = _chain(pid, fields, spec, number, index, circular=circular, chain_id=chain_id)
         chains.append(chain)
+        keys.append(key)
     return RowRecord(problem, chains, origin, row_id, tuple(keys))
 
 
@@ -228,8 +229,8 @@ def _required(value: str | None, spec: RowSpec, ours: str) -> str:
 
 
 def _from_list(value: list[Any], ours: str, column: str, spec: RowSpec) -> Any:
-    if ours in JOINED_FIELDS and is_chat(value, spec.chat):
-        chat = read_chat(value, spec.chat, ours, column)
+    chat = as_chat(value, spec.chat, ours, column) if ours in JOINED_FIELDS else None
+    if chat is not None:
         return chat.problem(spec.chat, ours, column) if ours == "problem" else chat.chain(spec.chat, ours, column)
     rule = spec.lists.get(ours)
     if rule is None and ours in JOINED_FIELDS:
@@ -351,8 +352,9 @@ def _gold_from(raw: Mapping[str, Any], spec: RowSpec) -> tuple[str, str]:
             "answer",
         )
     value = raw.get(spec.gold_from)
-    if isinstance(value, (list, tuple)) and is_chat(value, spec.chat):  # a chat's answer: its chain's turn
-        value = read_chat(value, spec.chat, "answer", spec.gold_from).chain(spec.chat, "answer", spec.gold_from)
+    chat = as_chat(value, spec.chat, "answer", spec.gold_from) if isinstance(value, (list, tuple)) else None
+    if chat is not None:  # a chat's answer: the turn that is its chain
+        value = chat.chain(spec.chat, "answer", spec.gold_from)
     if not isinstance(value, str) or not value.strip():
         shown = "empty" if value in (None, "") else f"a {type(value).__name__}, not text"
         raise RowError(f"no gold answer: column 'answer' is empty and gold_from column {spec.gold_from!r} is {shown}")
@@ -402,9 +404,8 @@ def _chat_system(raw: Mapping[str, Any], spec: RowSpec) -> str | None:
         return None
     (column,) = spec.columns["chain"]
     value = raw.get(column)
-    if not isinstance(value, (list, tuple)) or not is_chat(value, spec.chat):
-        return None
-    return read_chat(value, spec.chat, "prompt_setting", column).system(spec.join_with)
+    chat = as_chat(value, spec.chat, "prompt_setting", column) if isinstance(value, (list, tuple)) else None
+    return chat.system(spec.join_with) if chat is not None else None
 
 
 def _split_alongside(raw: Mapping[str, Any], spec: RowSpec, name: str, rows: list[dict[str, Any]]) -> None:
@@ -438,7 +439,10 @@ def _per_chain_value(raw: Mapping[str, Any], spec: RowSpec, name: str) -> Any:
     return _value(raw, column, name, spec) if column else None
 
 
-def _chain(pid: str, fields: dict[str, Any], spec: RowSpec, number: int, index: int, *, circular: bool) -> Chain:
+def _chain(
+    pid: str, fields: dict[str, Any], spec: RowSpec, number: int, index: int, *, circular: bool, chain_id: str | None
+) -> tuple[Chain, str]:
+    """The chain and its content key (``<problem>/<generator>/<text digest>``: its id unless ``chain_id`` names it)."""
     text = _required(fields["chain"], spec, "chain")
     named = fields["generator"]
     generator = named.strip() if isinstance(named, str) and named.strip() else spec.generator
@@ -449,10 +453,10 @@ def _chain(pid: str, fields: dict[str, Any], spec: RowSpec, number: int, index: 
         provenance["pool_correct"] = fields["correct"]
     if circular:
         provenance["gold"] = CIRCULAR
-    digest = hashlib.sha1(text.encode()).hexdigest()[:10]
+    key = f"{pid}/{generator}/{hashlib.sha1(text.encode()).hexdigest()[:10]}"
     final, setting = fields["final_answer"], fields["prompt_setting"]
-    return Chain(
-        id=f"{pid}/{generator}/{digest}",
+    chain = Chain(
+        id=chain_id or key,
         problem_id=pid,
         text=text,
         final_answer=str(final) if final not in (None, "") else None,
@@ -461,6 +465,7 @@ def _chain(pid: str, fields: dict[str, Any], spec: RowSpec, number: int, index: 
         truncated=fields["finish_reason"] == "length",
         provenance=provenance,
     )
+    return chain, key
 
 
 def columns_in(spec: RowSpec) -> dict[str, Sequence[str]]:
