@@ -107,6 +107,9 @@ def test_alpaca_rows_join_instruction_and_input_into_the_problem():
     layout = spec().for_row(raw)  # no field_map: the Alpaca layout from the columns
     assert layout.layout == "alpaca" and read_row(raw, layout, 1).problem.problem == record.problem.problem
     assert read_row({**raw, "input": ""}, layout, 1).problem.problem == "Count the pairings."
+    named = spec(field_map={"problem": "instruction", "chain": "output"})  # the input goes along
+    assert read_row(raw, named, 1).problem.problem == record.problem.problem
+    assert read_row({k: v for k, v in raw.items() if k != "input"}, named, 1).problem.problem == "Count the pairings."
 
 
 def test_a_chat_gold_from_the_chains_own_turn_is_circular():
@@ -321,3 +324,25 @@ def test_a_switched_off_stage_draws_no_plot(tmp_path):
     drawn = write_plots(tmp_path, funnel, plots)
     assert drawn == ["funnel.png", "quality.png", "length.png"]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(drawn)
+
+
+def test_the_summary_line_counts_chains_and_problems_apart_for_every_pool_method():
+    from curation.funnel import StageCount
+    from curation.methods.base import CurationSummary
+    from curation.outputs.report import pool_counts
+
+    ingest = StageCount(
+        "ingest", items_in=33, items_out=30, problems_in=10, problems_out=10, dropped={"invalid_row": 3}
+    )
+    graded = StageCount("graded_pool", items_in=18, items_out=18, problems_in=7, problems_out=7)
+    funnel = [ingest, graded, StageCount("pairs", unit="pair", items_in=18, items_out=5)]
+    counts = pool_counts(funnel)
+    assert counts == {"rows_rejected": 3, "chains": 30, "problems": 10, "chains_kept": 18, "problems_kept": 7}
+    line = CurationSummary("pairs", "out", 33, 5, "pairs", 20, 1.0, counts).line()
+    assert (
+        "30 chains of 10 problems read (+ 3 rows rejected at ingest) -> 18 chains of 7 problems kept -> 5 pairs"
+        in line
+    )
+    assert "left out: 12 chains and 3 problems" in line
+    documents = CurationSummary("mammoth2", "out", 40, 5, "pairs", 35, 1.0).line()
+    assert "40 items read -> 5 pairs selected; 35 rows in rejects.jsonl" in documents

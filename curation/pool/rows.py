@@ -56,10 +56,12 @@ CIRCULAR = "circular"
 JOINED_FIELDS = ("problem", "chain")  # the fields that may name several columns, joined in order
 # Known layouts, for a pool whose recipe maps neither problem nor chain and that has no such columns:
 # name -> (problem columns, chain columns); the first column of each must be in the first row.
+ALPACA_PROBLEM = ("instruction", "input")
+OPTIONAL_COLUMNS = frozenset({"input"})  # a column some rows (or pools) of a layout lack: never required
 LAYOUTS = {
     "sharegpt": (("conversations",), ("conversations",)),
     "openai_chat": (("messages",), ("messages",)),
-    "alpaca": (("instruction", "input"), ("output",)),
+    "alpaca": (ALPACA_PROBLEM, ("output",)),
 }
 
 
@@ -125,6 +127,8 @@ class RowSpec:
                 raise OptionsError(f"{where}.lists.chain: explode reads one column, field_map.chain names several")
         generator_column = columns["generator"][0] if "generator" in options.field_map else None
         columns.pop("generator", None)
+        if columns["problem"] == ("instruction",) and "input" not in {c for cs in columns.values() for c in cs}:
+            columns["problem"] = ALPACA_PROBLEM  # Alpaca's input is part of the task (a row may have none)
         return cls(
             options.source,
             columns,
