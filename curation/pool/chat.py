@@ -12,8 +12,8 @@ a chat; `read_chat` turns it into its turns once, and the row reader takes what 
   tool-using trace ends with the assistant's final turn; a chat without one is rejected;
 - the system turns, joined, are the chain's prompt setting when the row declares none (the training view
   never carries them: training adds the recipe's system turn);
-- tool turns are skipped; a role that is none of these rejects the row, naming the role and the key that
-  would declare it.
+- tool turns, and turns without content (an assistant's bare tool call), are skipped; a role that is none of
+  these rejects the row, naming the role and the key that would declare it.
 
 A list of mappings that are not turns (other keys) is reported with its keys, so the recipe can name them.
 """
@@ -131,9 +131,9 @@ def read_chat(value: Sequence[Mapping[str, Any]], options: ChatOptions, ours: st
                 "tool_roles",
                 ours,
             )
-        if kind == "tool":
-            continue
         content = turn[content_key]
+        if kind == "tool" or content is None:  # a tool turn, or an assistant's bare tool call: no text to read
+            continue
         if not isinstance(content, str):
             shown = f"a list of {len(content)}" if isinstance(content, list) else f"a {type(content).__name__}"
             raise RowError(
