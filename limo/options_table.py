@@ -25,6 +25,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from curation.executors import ExecutorOptions
+from curation.methods import METHODS
+from curation.options import StageOptions
+from limo.discovery.options import DiscoverOptions
+from limo.eval_setup import EvaluateOptions
+from limo.training.options import TrainOptions
+
 REPO = Path(__file__).resolve().parents[1]
 PAGE = REPO / "docs" / "options.md"
 HEADER = """# Options and their defaults
@@ -39,13 +46,6 @@ ENTRY = re.compile(r"^\s+(\w+): (.*)$")
 
 def sections() -> list[tuple[str, type]]:
     """``(key prefix, options type)`` in a recipe's order."""
-    from curation.executors import ExecutorOptions
-    from curation.methods import METHODS
-    from curation.options import StageOptions
-    from limo.discovery.options import DiscoverOptions
-    from limo.eval_setup import EvaluateOptions
-    from limo.training.options import TrainOptions
-
     methods = [(f"curate.{name}", m.options) for name, m in sorted(METHODS.items()) if m.options is not None]
     return [
         ("curate.stages", StageOptions),

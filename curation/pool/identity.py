@@ -9,18 +9,21 @@ repeat, chains are grouped by problem text and each row's id is kept as its chai
 
 `IdentityWatch` decides it in the same pass as ingest: while no id has repeated, a problem text seen before under
 another id means the ids are per row, and ingest restarts grouped by text (`Regroup`); the rows read so far are
-read again — in the usual case, a few rows. Grouped by text, the watch goes on: an id that repeats after all means
-the ids do name problems (the pool has the same text under two problem ids), and ingest restarts once more with
-the ids as problem ids, for good. The decision is recorded in the manifest (``pool.provenance.ingest.identity``)
-and announced once per run (`announce`).
+read again — in the usual case, a few hundred. Grouped by text, the watch goes on: an id that repeats after all
+(found when the pass is over) means the ids do name problems (the pool has the same text under two problem ids),
+and ingest reads the pool once more with the ids as problem ids, for good. The decision is recorded in the
+manifest (``pool.provenance.ingest.identity``) and announced once per run (`announce`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from array import array
 from dataclasses import replace
 from typing import Any
+
+import numpy as np
 
 from curation.pool.rows import RowRecord, RowSpec
 
@@ -40,6 +43,12 @@ class Regroup(Exception):  # noqa: N818 - a signal to restart ingest, not an err
 class IdentityWatch:
     """Watches the rows of one ingest pass for ids that do not name problems (see the module docstring).
 
+    Grouped by id, the problem texts seen so far are a set of 64-bit digests, dropped as soon as an id repeats
+    (then the ids name problems and nothing is left to watch): the restart comes at the first repeated text.
+    Grouped by text, the row ids are an array of 64-bit digests (16 bytes a row with their row numbers), checked
+    once the pass is over (`finish`): a repeated id there is rare (two problem ids for one text), and its full
+    re-read is the price of not holding a Python object per row.
+
     Args:
         spec: The pass's row spec; the watch is idle when the pool has no id column, or the recipe asked for
             grouping by text (``field_map.id: null``), or an earlier pass settled the question.
@@ -51,38 +60,53 @@ class IdentityWatch:
         self.mode: str | None = None
         if not settled and spec.columns["id"]:
             self.mode = BY_TEXT if spec.row_ids else BY_ID
-        self._seen: dict[bytes, int] = {}  # text (grouped by id) or id (grouped by text) -> first row
+        self._texts: set[int] = set()
+        self._ids = array("Q")
+        self._rows = array("q")
 
     def observe(self, number: int, record: RowRecord, known_problem: bool) -> None:
         """Check row ``number`` (read as ``record``; ``known_problem``: its problem id was seen before).
 
         Raises:
-            Regroup: The pass must restart grouped the other way.
+            Regroup: Grouped by id, a problem text repeats under a new id while no id has repeated.
         """
         if self.mode is None or record.row_id is None:
             return
-        if self.mode == BY_ID:
-            if known_problem:  # an id repeats: ids name problems; nothing more to watch
-                self.mode = None
-                self._seen.clear()
-                return
+        if self.mode == BY_TEXT:
+            self._ids.append(_key(record.row_id))
+            self._rows.append(number)
+        elif known_problem:  # an id repeats: ids name problems; nothing more to watch
+            self.mode = None
+            self._texts.clear()
+        else:
             key = _key(record.problem.problem)
-            first = self._seen.setdefault(key, number)
-            if first != number:
+            if key in self._texts:
                 why = (
                     f"column {self.spec.columns['id'][0]!r} is unique per row while problem texts repeat (row "
-                    f"{number} has the problem of row {first} under another id)"
+                    f"{number} has the problem of an earlier row under another id)"
                 )
                 raise Regroup(self.spec.grouped_by_text(), why)
-        else:
-            first = self._seen.setdefault(_key(record.row_id), number)
-            if first != number:
-                why = f"id {record.row_id!r} of row {number} repeats row {first}'s: the ids name problems"
-                raise Regroup(_by_id(self.spec), why)
+            self._texts.add(key)
+
+    def finish(self) -> None:
+        """Check the pass's row ids once it is over (grouped by text only).
+
+        Raises:
+            Regroup: An id repeats: the ids name problems after all.
+        """
+        if self.mode != BY_TEXT or not self._ids:
+            return
+        keys = np.frombuffer(self._ids, dtype=np.uint64)
+        order = np.argsort(keys, kind="stable")
+        repeated = np.flatnonzero(keys[order][1:] == keys[order][:-1])
+        if len(repeated):
+            first, again = (int(self._rows[i]) for i in order[[repeated[0], repeated[0] + 1]])
+            why = f"the id of row {again} repeats row {first}'s: the ids name problems"
+            raise Regroup(_by_id(self.spec), why)
 
 
-def _key(text: str) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+def _key(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
 
 
 def _by_id(spec: RowSpec) -> RowSpec:

@@ -471,6 +471,7 @@ def _ingest_records(
         else:
             watch.observe(number, record, record.problem.id in state.problems)
             _add_record(state, number, record)
+    watch.finish()
     state.unused_signals = check_columns(options.source, spec, counts, len(state.chain_problem) > 0)
     _check_overrides(state, options.source)
     checksums = {"pool": pool_checksum(options)}
