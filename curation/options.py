@@ -42,6 +42,42 @@ POOL_FIELDS = (
     "finish_reason",
 )
 LIST_RULES = ("join", "explode", "first", "last")
+TURN_CHOICES = ("only", "first", "last")
+
+
+@dataclass(frozen=True)
+class ChatOptions:
+    """How a column holding a list of turns (a chat) becomes a problem and a chain (`curation.pool.chat`).
+
+    Any list of turns is a chat, whatever its keys: OpenAI's ``role`` / ``content``, ShareGPT's ``from`` / ``value``
+    (roles ``human``, ``gpt``, ``user``, ``assistant``, ``system``, ``tool``), or the keys named here. The problem is
+    the user turn (``user_turn``), the chain the last assistant turn that answers it, and the system turns are the
+    chain's prompt setting when the row declares none. Role names are compared in lower case.
+
+    Attributes:
+        role_key: The key holding a turn's role; None: ``role``, else ``from``.
+        content_key: The key holding a turn's text; None: ``content``, else ``value``.
+        user_roles: Roles of the asker's turns.
+        assistant_roles: Roles of the answering model's turns.
+        system_roles: Roles of system turns (kept as the prompt setting).
+        tool_roles: Roles of tool calls and results, skipped (a chain is the assistant's final turn).
+        user_turn: Which user turn is the problem: ``only`` (a chat with several is rejected, naming this key),
+            ``first`` or ``last``.
+    """
+
+    role_key: str | None = None
+    content_key: str | None = None
+    user_roles: tuple[str, ...] = ("user", "human")
+    assistant_roles: tuple[str, ...] = ("assistant", "gpt")
+    system_roles: tuple[str, ...] = ("system",)
+    tool_roles: tuple[str, ...] = ("tool", "function", "function_call", "observation", "ipython")
+    user_turn: str = "only"
+
+    def __post_init__(self) -> None:
+        if self.user_turn not in TURN_CHOICES:
+            raise OptionsError(
+                f"curate.stages.ingest.chat.user_turn: {self.user_turn!r}; expected one of {', '.join(TURN_CHOICES)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -54,10 +90,14 @@ class IngestOptions:
         fmt: Force a format (``jsonl``, ``parquet``, ``hf``) instead of guessing from the name.
         split: Dataset split for hub ids and dataset folders.
         revision: Hub revision to pin.
-        field_map: ``{our_field: column}`` for our fields `POOL_FIELDS`; ``chain`` may name a list of columns,
-            whose texts are joined in order with ``join_with`` (s1K: thinking trajectory, then attempt). A
-            column that has our name needs no entry, except ``generator``: who wrote the chains is read from
-            a column only when this map names it. A command-line override replaces the recipe's map.
+        field_map: ``{our_field: column}`` for our fields `POOL_FIELDS`; ``chain`` and ``problem`` may name a
+            list of columns, whose texts are joined in order with ``join_with`` (s1K: thinking trajectory, then
+            attempt; Alpaca: instruction, then input). A column that has our name needs no entry, except
+            ``generator``: who wrote the chains is read from a column only when this map names it. ``id: null``
+            groups chains by problem text (no id column is read). A command-line override replaces the
+            recipe's map. Without ``problem`` / ``chain`` entries or columns, a pool in a known layout is read as
+            that layout (`curation.pool.rows.LAYOUTS`: ShareGPT's ``conversations``, OpenAI's ``messages``,
+            Alpaca's ``instruction`` / ``input`` / ``output``).
         generator: Who wrote the chains when no ``field_map.generator`` column says so (or its cell is
             empty): a model name, ``model``, or ``human``. Only ``human`` chains are verified references;
             every other chain is kept only when the grader confirms its answer. None: ``model``.
@@ -67,9 +107,9 @@ class IngestOptions:
         lists: ``{our_field: rule}`` for list-valued columns: ``join`` (elements joined with ``join_with``),
             ``explode`` (``chain`` only: one chain per element, with list-valued ``correct``, ``generator``,
             ``final_answer`` and ``finish_reason`` split alongside: OpenR1's generations), ``first``,
-            ``last``. A chat list (``[{role, content}, ...]``) needs no rule: ``problem`` takes its user turn,
-            ``chain`` its assistant turn. Any other list, dict or unexpected type rejects the row, naming
-            the field and column.
+            ``last``. A chat (a list of turns: ``chat``) needs no rule. Any other list, dict or unexpected type
+            rejects the row, naming the field and column.
+        chat: How a chat column is read (`ChatOptions`).
         join_with: The separator of joined texts.
         gold_overrides: YAML file of corrected gold answers (``problem_id: {answer, was, justification}``).
         limit: Read only the first N rows of a file source (None: all).
@@ -81,11 +121,12 @@ class IngestOptions:
     fmt: str | None = None
     split: str = "train"
     revision: str | None = None
-    field_map: dict[str, str | list[str]] = field(default_factory=dict)
+    field_map: dict[str, str | list[str] | None] = field(default_factory=dict)
     generator: str | None = None
     gold_from: str | None = None
     lists: dict[str, str] = field(default_factory=dict)
     join_with: str = "\n\n"
+    chat: ChatOptions = field(default_factory=ChatOptions)
     gold_overrides: str | None = field(default=None, metadata=PATH)
     limit: int | None = None
     problem_limit: int | None = None
@@ -287,12 +328,16 @@ class MajorityGoldOptions:
         min_agreement: The least share of the votes the largest answer cluster needs (ties accepted); a
             gold-less problem below it is dropped (``majority_below_threshold``, with its agreement).
         min_votes: The fewest voting chains a gold-less problem needs (``majority_too_few_votes`` otherwise).
+        min_generators: The fewest distinct generators (``field_map.generator``) whose chains must give the
+            majority answer (``majority_too_few_generators`` otherwise): one model's attempts can repeat one
+            mistake, so agreement across models is worth more than agreement within one.
         models: Generators whose chains vote (the strong models); empty: every chain of the problem.
     """
 
     enabled: bool = False
     min_agreement: float = 0.5
     min_votes: int = 3
+    min_generators: int = 1
     models: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -300,6 +345,10 @@ class MajorityGoldOptions:
             raise OptionsError(f"curate.stages.majority_gold.min_agreement: {self.min_agreement} is outside [0, 1]")
         if self.min_votes < 1:
             raise OptionsError(f"curate.stages.majority_gold.min_votes: {self.min_votes}; at least 1 vote is needed")
+        if self.min_generators < 1:
+            raise OptionsError(
+                f"curate.stages.majority_gold.min_generators: {self.min_generators}; at least 1 generator is needed"
+            )
 
 
 @dataclass(frozen=True)

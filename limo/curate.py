@@ -38,6 +38,8 @@ def main(cfg: DictConfig) -> None:
             summary = curation.run()
         check_selected(summary)
         print(summary.line())
+        for notice in summary.notices:  # what the user would not expect: a short selection, golds of one model
+            print(f"[curate] {notice}")
         if (page := Path(summary.output_dir) / "report.html").exists():  # none with curate.stages.report.enabled=false
             print(f"[curate] report: {page}")
 

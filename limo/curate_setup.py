@@ -173,7 +173,8 @@ def check_selected(summary: CurationSummary) -> None:
         EmptyResultError: Nothing was selected.
     """
     if summary.selected == 0:
+        why = "".join(f"; {notice}" for notice in summary.notices[:1])  # the shortfall: where the problems went
         raise EmptyResultError(
-            f"0 {summary.unit} selected from {summary.read} items read ({summary.rejected} left out, each with its "
-            f"reason in rejects.jsonl), {summary.output_dir}/funnel.json"
+            f"0 {summary.unit} selected from {summary.read} items read ({summary.rejected} rows in rejects.jsonl, "
+            f"each with its reason){why}, {summary.output_dir}/funnel.json"
         )

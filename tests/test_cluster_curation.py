@@ -167,13 +167,20 @@ def test_rollouts_stopped_on_ray_resume_without_redoing_finished_chunks(tmp_path
 @pytest.mark.parametrize("case", ["lemma", "discopop", "rise", "mammoth2"])
 def test_every_method_on_ray_gives_its_golden_outputs(case, tmp_path, shared_data, ray_instance):
     """Every method's pool stages run on the one runner, so on Ray too (champ: the test above); the outputs are the
-    golden ones, which the local executor gives (`tests.test_golden_outputs`)."""
+    golden ones, which the local executor gives (`tests.test_golden_outputs`), but for the executor the manifest
+    names."""
     from tests.golden_outputs import differences, run_case
 
     data_dir = shared_data.resolve()
     ray = ["executor=ray", "executor.workers=2", "executor.mem_per_cpu_gb=0.5"]
     out = run_case(case, tmp_path / "run", data_dir, *ray)
-    changed = differences(case, out, {str(tmp_path / "run"): "<output_dir>", str(data_dir): "<data_dir>"})
+    assert json.loads((out / "manifest.json").read_text())["execution"]["executor"] == "ray"
+    local = {
+        str(tmp_path / "run"): "<output_dir>",
+        str(data_dir): "<data_dir>",
+        '"executor": "ray"': '"executor": "local"',
+    }
+    changed = differences(case, out, local)
     assert not changed, f"{case} on ray: " + "\n".join(changed)
 
 

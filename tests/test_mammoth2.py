@@ -230,6 +230,24 @@ def test_a_killed_run_resumes_and_reproduces_the_same_outputs(recipe_run, repo_r
     assert {name: (out / name).read_text() for name in before} == before
 
 
+@pytest.mark.slow
+def test_a_run_in_another_folder_writes_the_same_bytes_and_names_its_executor(recipe_run, repo_root, tmp_path):
+    """Provenance paths are relative to the run directory: the corpus file's path is no longer absolute."""
+    out, _ = recipe_run
+    done = _curate(repo_root, tmp_path / "elsewhere")
+    assert done.returncode == 0, done.stderr[-3000:]
+    other = tmp_path / "elsewhere" / "curate"
+    for name in ("curated.jsonl", "messages.jsonl", "rejects.jsonl"):
+        assert (other / name).read_bytes() == (out / name).read_bytes(), name
+    curated = [json.loads(line) for line in (out / "curated.jsonl").read_text().splitlines()]
+    assert {row["provenance"]["file_path"] for row in curated} == {"curate/mammoth2/corpus/web/web.jsonl"}
+    manifests = [json.loads((folder / "manifest.json").read_text()) for folder in (out, other)]
+    assert [m["execution"]["executor"] for m in manifests] == ["local", "local"]
+    assert [{k: v for k, v in m.items() if k != "packages"} for m in manifests][0] == {
+        k: v for k, v in manifests[1].items() if k != "packages"
+    }
+
+
 def test_unknown_keys_in_the_section_fail_at_start_up():
     from limo.config import compose
     from limo.curate_setup import build_curation

@@ -106,9 +106,9 @@ def test_chat_messages_give_the_user_and_assistant_turns_and_a_bad_chat_is_rejec
     record = read_row({"messages": chat, "solution": SOLUTION}, rules, 1)
     assert record.problem.problem == "How many pairings?" and record.chains[0].text == SOLUTION
     assert record.chains[0].provenance["gold"] == "circular"  # solution holds the chain's own text
-    twice = [*chat, {"role": "assistant", "content": "Again."}]
-    with pytest.raises(RowError, match=r"column 'messages'\) is a chat with 2 assistant turns"):
-        read_row({"messages": twice, "solution": SOLUTION}, rules, 1)
+    dialogue = [*chat, {"role": "user", "content": "And with five bowls?"}, {"role": "assistant", "content": "25."}]
+    with pytest.raises(RowError, match=r"column 'messages'\) is a chat with 2 user turns; say which"):
+        read_row({"messages": dialogue, "solution": SOLUTION}, rules, 1)
 
 
 @pytest.mark.parametrize(
@@ -138,8 +138,10 @@ def test_ingest_options_that_cannot_work_fail_naming_the_key():
         spec(field_map={"topic": "subject"})
     with pytest.raises(OptionsError, match=r"lists\.answer: only chain can explode"):
         spec(lists={"answer": "explode"})
-    with pytest.raises(OptionsError, match=r"field_map\.problem: one column expected"):
-        spec(field_map={"problem": ["a", "b"]})
+    with pytest.raises(OptionsError, match=r"field_map\.answer: one column expected"):
+        spec(field_map={"answer": ["a", "b"]})
+    with pytest.raises(OptionsError, match=r"field_map\.problem: null is for id only"):
+        spec(field_map={"problem": None})
 
 
 def test_a_json_array_file_is_read_and_an_unread_generator_column_is_warned_about(tmp_path, caplog):

@@ -69,6 +69,10 @@ class CurationSummary:
         unit: What ``selected`` counts (``chains``, ``examples``, ``pairs``).
         rejected: Rows in ``rejects.jsonl``.
         seconds: Wall time.
+        pool: Chain and problem totals of a pool run (`curation.outputs.report.pool_counts`), which the line
+            shows apart so that each reconciles; None: the method read no pool (MAmmoTH2's documents).
+        notices: Lines a user would not expect (a selection smaller than asked, golds one generator voted:
+            `curation.outputs.report.selection_notices`), printed after the summary line.
     """
 
     method: str
@@ -78,11 +82,23 @@ class CurationSummary:
     unit: str
     rejected: int
     seconds: float
+    pool: Mapping[str, int] | None = None
+    notices: tuple[str, ...] = ()
 
     def line(self) -> str:
+        """The run in one line: what was read, what was kept, what was left out (chains and problems apart)."""
+        tail = f" ({self.seconds:.1f}s); outputs in {self.output_dir}/"
+        if self.pool is None:
+            kept = f"{self.read} items read -> {self.selected} {self.unit} selected"
+            return f"[curate] {self.method}: {kept}; {self.rejected} rows in rejects.jsonl, each with its reason{tail}"
+        p = self.pool
+        read = f"{p['chains']} chains of {p['problems']} problems read"
+        read += f" (+ {p['rows_rejected']} rows rejected at ingest)" if p["rows_rejected"] else ""
+        kept = f"{p['chains_kept']} chains of {p['problems_kept']} problems"
+        kept = f"{kept} selected" if self.unit == "chains" else f"{kept} kept -> {self.selected} {self.unit}"
+        left = f"{p['chains'] - p['chains_kept']} chains and {p['problems'] - p['problems_kept']} problems"
         return (
-            f"[curate] {self.method}: {self.read} items read -> {self.selected} {self.unit} selected, "
-            f"{self.rejected} left out with reasons ({self.seconds:.1f}s); outputs in {self.output_dir}/"
+            f"[curate] {self.method}: {read} -> {kept}; left out: {left}, each with its reason in rejects.jsonl{tail}"
         )
 
 

@@ -66,6 +66,7 @@ def load_graded_pool(stages: StageOptions, context: RunContext) -> tuple[GradedP
     )
     if "golds" in state.manifest:  # the run voted golds (`curation.stages.majority_gold`)
         facts["golds"] = state.manifest["golds"]
+    facts["execution"] = pool_stages.execution_facts(state, runner, context.output_dir)
     graded = graded_pool(kept, state.totals)
     kept.record(
         "graded_pool",
@@ -153,13 +154,15 @@ def pool_totals(pool: GradedPool) -> dict[str, Any]:
 
 
 def method_manifest(context: RunContext, facts: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
-    """The manifest of a graded-pool method: config, pool facts, summary, output checksums, packages."""
+    """The manifest of a graded-pool method: config, pool facts, summary, output checksums, packages, and (as
+    every method's) ``execution``: the executor the pool stages ran on."""
     return {
         "name": context.name,
         "seed": context.seed,
         "config": dict(context.config),
-        "facts": facts,
+        "facts": {k: v for k, v in facts.items() if k != "execution"},
         "summary": summary,
         "outputs_sha256": None,
         "packages": package_versions(),
+        "execution": facts["execution"],
     }

@@ -1,11 +1,15 @@
-"""report.md, one skeleton for every method, and the plots a pool run adds to it.
+"""report.md, one skeleton for every method, the plots a pool run adds to it, and the console's counts.
 
 `render_report` lays out every report the same way: a title, a paragraph saying what the run produced,
-the funnel table (one row per `StageCount`, whatever the method), where the golds came from when the run
-voted them (`majority_gold_section`, for every method), then the sections the method adds (gold overrides
-and decontamination hits for LIMO, error types for LEMMA, turns for RISE, ...).
+what the user would not expect (a selection smaller than ``select.n``: `shortfall_line`), the funnel table
+(one row per `StageCount`, whatever the method), where the golds came from when the run voted them
+(`majority_gold_section`, for every method, with how much of the selection rests on golds a single generator
+voted: `gold_trust_line`), then the sections the method adds (gold overrides and decontamination hits for
+LIMO, error types for LEMMA, turns for RISE, ...). The same lines reach the console (`selection_notices`), and
+`pool_counts` gives the console its chain and problem totals, each of which reconciles.
 
-Plots use matplotlib's Agg backend (no display), imported only here and only when plots are on.
+Plots use matplotlib's Agg backend (no display), imported only here and only when plots are on; a stage that
+was switched off (or that the method does not run) draws no plot.
 """
 
 from __future__ import annotations
@@ -108,14 +112,30 @@ def selected_domains(state: Survivors) -> Counter[str]:
 
 
 def write_plots(out: Path, funnel: Sequence[StageCount], plots: PoolPlots) -> list[str]:
-    """Write the PNGs; returns their file names."""
+    """Write the PNGs of the stages that ran (a plot of a switched-off stage shows nothing it decided);
+    returns their file names. A stale PNG of a stage now off is removed, so the folder matches report.md."""
+    ran = {c.stage for c in funnel if c.enabled}
+    drawn = ["funnel.png"]
     plot_funnel(funnel, out / "funnel.png")
-    plot_histograms({"problems scored": plots.rates}, out / "pass_rate.png", "strong-model pass rate")
-    series = {"candidates": plots.all_quality, "curated": plots.selected_quality}
-    plot_histograms(series, out / "quality.png", "quality score")
+    if "difficulty" in ran:
+        plot_histograms({"problems scored": plots.rates}, out / "pass_rate.png", "strong-model pass rate")
+        drawn.append("pass_rate.png")
+    if "quality" in ran:
+        series = {"candidates": plots.all_quality, "curated": plots.selected_quality}
+        plot_histograms(series, out / "quality.png", "quality score")
+        drawn.append("quality.png")
     plot_histograms({"curated": plots.lengths}, out / "length.png", "chain length (words)")
-    plot_domains(plots.pool_domains, plots.after_domains, out / "domains.png")
-    return ["funnel.png", "pass_rate.png", "quality.png", "length.png", "domains.png"]
+    drawn.append("length.png")
+    if "diversity" in ran:
+        plot_domains(plots.pool_domains, plots.after_domains, out / "domains.png")
+        drawn.append("domains.png")
+    for name in PLOTS:
+        if name not in drawn:
+            (out / name).unlink(missing_ok=True)
+    return drawn
+
+
+PLOTS = ("funnel.png", "pass_rate.png", "quality.png", "length.png", "domains.png")
 
 
 def funnel_table(stages: Sequence[StageCount]) -> str:
@@ -156,6 +176,71 @@ def _note_value(value: Any) -> str:
     return str(value)
 
 
+def stage_notes(funnel: Sequence[StageCount], stage: str) -> Mapping[str, Any]:
+    """The notes of the last funnel row of ``stage`` (empty: the stage did not run)."""
+    return next((c.notes for c in reversed(funnel) if c.stage == stage), {})
+
+
+def shortfall_line(note: Mapping[str, Any]) -> str:
+    """The one line that says a selection is smaller than asked: both numbers, and where the problems went
+    (`curation.stages.select.shortfall`)."""
+    line = f"selected {note['selected']} of the {note['asked']} asked for (curate.stages.select.n)"
+    reasons = []
+    if note.get("pool_problems") is not None:
+        reasons.append(f"the pool has {note['pool_problems']} problems")
+    if note.get("rows_rejected"):
+        reasons.append(f"ingest rejected {note['rows_rejected']} rows")
+    most = note.get("most_removed_by")
+    if most:
+        why = ", ".join(f"{reason} {n}" for reason, n in most["reasons"].items())
+        reasons.append(f"{most['stage']} removed the most: {most['problems']} problems ({why})")
+    return line + (": " + "; ".join(reasons) if reasons else "") + "; every reason is in rejects.jsonl"
+
+
+def gold_trust_line(note: Mapping[str, Any]) -> str | None:
+    """How much of a selection rests on voted golds that one generator's chains alone (or unnamed ones) agreed on
+    (`curation.stages.majority_gold.selection_trust`); None when none does."""
+    single, unnamed, selected = note.get("single_generator", 0), note.get("unnamed_generators", 0), note["selected"]
+    if not (single or unnamed) or not selected:
+        return None
+    parts = []
+    if single:
+        share = f"{single} of {selected} selected chains ({single / selected:.0%})"
+        parts.append(f"{share} have a voted gold that rests on a single generator's chains")
+    if unnamed:
+        share = f"{unnamed} of {selected} ({unnamed / selected:.0%})"
+        parts.append(f"{share} have a voted gold whose voters the pool does not name (map field_map.generator)")
+    return (
+        "; ".join(parts) + ". One model's attempts can repeat one mistake: require agreement across models "
+        "(curate.stages.majority_gold.min_generators: 2), or have a judge check the chains "
+        "(curate.stages.answer_check.policy: judge)"
+    )
+
+
+def selection_notices(funnel: Sequence[StageCount]) -> list[str]:
+    """What a user would not expect of the selection, one line each: fewer than asked, golds one generator voted."""
+    notes = stage_notes(funnel, "select")
+    lines = [shortfall_line(notes["shortfall"])] if "shortfall" in notes else []
+    trust = gold_trust_line(notes["voted_golds"]) if "voted_golds" in notes else None
+    return lines + ([trust] if trust else [])
+
+
+def pool_counts(funnel: Sequence[StageCount]) -> dict[str, int] | None:
+    """The pool's totals for the console: chains and problems read (and rows rejected at ingest), and chains and
+    problems the pool stages kept; each total reconciles (read = kept + left out). None: no pool was read."""
+    ingest = next((c for c in funnel if c.stage == "ingest" and c.unit == "chain"), None)
+    last = next((c for c in reversed(funnel) if c.unit == "chain" and c.problems_out is not None), None)
+    if ingest is None or last is None or ingest.problems_out is None:
+        return None
+    return {
+        "rows_rejected": ingest.dropped.get("invalid_row", 0),
+        "chains": ingest.items_out,
+        "problems": ingest.problems_out,
+        "chains_kept": last.items_out,
+        "problems_kept": last.problems_out or 0,
+    }
+
+
 def count_table(title: str, counts: Mapping[str, Any]) -> str:
     """A titled two-column table of counts (``value | count``)."""
     rows = "\n".join(f"| {k} | {v} |" for k, v in counts.items()) or "| (none) | 0 |"
@@ -177,8 +262,23 @@ def majority_gold_section(funnel: Sequence[StageCount]) -> str:
         f"dropped: {_counts(notes['dropped']) if notes.get('dropped') else 'none'}. Rows of `curated.jsonl` carry "
         "`gold_source` and `gold_agreement`."
     )
+    if notes.get("min_generators", 1) > 1:
+        intro += f" A majority needed chains of at least {notes['min_generators']} generators."
     table = count_table("Voted problems by agreement (tenths)", notes.get("agreement", {}))
-    return "\n\n".join(["## Golds by majority vote", intro, _given_golds(notes), table])
+    trust = _trust(notes, stage_notes(funnel, "select").get("voted_golds"))
+    return "\n\n".join(["## Golds by majority vote", intro, trust, _given_golds(notes), table])
+
+
+def _trust(notes: Mapping[str, Any], selected: Mapping[str, Any] | None) -> str:
+    """How many kept golds, and how much of the selection, rest on a single generator's chains."""
+    kept, single = notes.get("kept", 0), notes.get("kept_single_generator", 0)
+    unnamed = notes.get("kept_unnamed_generators", 0)
+    line = (
+        f"- voted golds kept: {kept}; agreed on by the chains of a single generator: {single}; by chains whose "
+        f"generator the pool does not name: {unnamed}"
+    )
+    shown = gold_trust_line(selected) if selected else None
+    return line + (f"\n- **{shown}**" if shown else "")
 
 
 def _given_golds(notes: Mapping[str, Any]) -> str:
@@ -197,7 +297,10 @@ def _given_golds(notes: Mapping[str, Any]) -> str:
 
 
 def render_report(title: str, intro: str, funnel: Sequence[StageCount], sections: Sequence[str]) -> str:
-    """The Markdown report: title, what the run produced, the funnel, the voted golds (when the run voted
-    them), then the method's own sections."""
-    parts = [f"# {title}", intro, "## Funnel", funnel_table(funnel), majority_gold_section(funnel), *sections]
-    return "\n\n".join(part.strip("\n") for part in parts if part) + "\n"
+    """The Markdown report: title, what the run produced, what the user would not expect of the selection, the
+    funnel, the voted golds (when the run voted them), then the method's own sections."""
+    notes = stage_notes(funnel, "select")
+    line = shortfall_line(notes["shortfall"]) if "shortfall" in notes else ""
+    shortfall = f"**{line[:1].upper()}{line[1:]}.**" if line else ""
+    parts = [f"# {title}", intro, shortfall, "## Funnel", funnel_table(funnel), majority_gold_section(funnel)]
+    return "\n\n".join(part.strip("\n") for part in [*parts, *sections] if part) + "\n"

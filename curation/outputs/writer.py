@@ -12,6 +12,9 @@ LIMO's curated set is one row per selected chain (full provenance) and its train
 the chain itself) carries its flags in both, and `warn_flagged` says so once per run. When the run voted golds
 (`curation.stages.majority_gold`) each curated row also says where its gold came from (`gold_fields`).
 
+Paths written into rows or the manifest are relative to the run directory when the run wrote the file
+(`run_relative`), so two runs that differ only in ``output_dir`` write the same bytes.
+
 The training view has no system turn (training adds the recipe's) and its assistant turn ends with the
 final answer in ``\\boxed{}``. CHAMP chains never box their answer (CHAMP asked for a summary sentence
 instead), so a chain without ``\\boxed{`` gets one closing line::
@@ -46,6 +49,16 @@ log = logging.getLogger(__name__)
 STAGES_WITH_DECISIONS = ("dedup", "decontam", "suspect_gold", "difficulty")
 
 
+def run_relative(path: str | Path, run_dir: Path) -> str:
+    """``path`` relative to the run directory when it lies inside it (a file the run wrote), else as given (an
+    input the user named): provenance then has the same bytes whichever folder the run writes to."""
+    target = Path(path)
+    try:
+        return target.resolve().relative_to(Path(run_dir).resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def assistant_text(chain: Chain, answer: str) -> str:
     """The chain's text, ending with a boxed final answer."""
     if "\\boxed{" in chain.text:
@@ -71,12 +84,15 @@ def selected_chains(state: Survivors) -> list[Chain]:
 
 def gold_fields(problem: Problem) -> dict[str, Any]:
     """Where a row's gold came from when the run voted golds (`curation.stages.majority_gold`): ``gold_source``
-    (``majority`` or ``given``) and ``gold_agreement`` (the share of the votes equal to that gold), and for a
-    given gold whether the majority agreed; nothing for a run that did not vote (its rows are as before)."""
+    (``majority`` or ``given``), ``gold_agreement`` (the share of the votes equal to that gold) and
+    ``gold_generators`` (how many distinct named generators gave it: 1 is one model agreeing with itself, 0 none
+    named), and for a given gold whether the majority agreed; nothing for a run that did not vote."""
     note = gold_note(problem.extra)
     if note is None:
         return {}
     fields = {"gold_source": note["source"], "gold_agreement": note["agreement"]}
+    if "generators" in note:
+        fields["gold_generators"] = note["generators"]
     return fields | ({"gold_vote_agrees": note.get("agrees")} if note["source"] == "given" else {})
 
 

@@ -4,9 +4,9 @@ The pool store (`curation.pool.store`) is written once per ingest and shared by 
 so a gold decided by a run (`curation.stages.majority_gold`: voted from the chains for a pool without golds)
 cannot go into it. It goes into a golds file in the run's work folder instead: one JSON line per problem the
 vote saw, ``{"problem": index, "answer": gold, "source": "majority" | "given", "agreement": share of the votes
-equal to that gold, ...}``. Every reader of problem rows during a run goes through `with_gold` (shard tasks
-through `curation.runner.alive_rows` and `problem_reader`, the driver through
-`curation.runner.RunState.problem_rows`), which puts the decided gold in the row's ``answer`` and the vote's
+equal to that gold, "generators": distinct generators that gave it, ...}``. Every reader of problem rows during a
+run goes through `with_gold` (shard tasks through `curation.runner.alive_rows` and `problem_reader`, the driver
+through `curation.runner.RunState.problem_rows`), which puts the decided gold in the row's ``answer`` and the vote's
 record in ``extra["gold"]``; without a golds file (every run that does not vote) rows are read as stored.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 from curation.pool.store import Table
 
-GOLD_NOTE = ("source", "agreement", "cluster_sizes", "votes", "answered", "majority", "agrees")
+GOLD_NOTE = ("source", "agreement", "cluster_sizes", "votes", "answered", "generators", "majority", "agrees")
 
 
 @lru_cache(maxsize=4)

@@ -27,7 +27,7 @@ from typing import Any
 
 from curation.options import IngestOptions
 from curation.pool.champ import load_champ_pool
-from curation.pool.rows import RowRecord, RowSpec, columns_in, read_row
+from curation.pool.rows import OPTIONAL_COLUMNS, RowRecord, RowSpec, columns_in, read_row
 from curation.schema import HUMAN, Chain
 from eval.problem import Problem
 from eval.records import DataError, Reject, RowError, sha256_file
@@ -146,14 +146,14 @@ def check_columns(source: str, spec: RowSpec, counts: RowCounts, kept: bool) -> 
     present = ", ".join(sorted(counts.columns_named)) or "none"
     for ours in spec.declared:
         names = (spec.generator_column,) if ours == "generator" else spec.columns[ours]
-        absent = [n for n in names if n not in counts.columns_named]
+        absent = [n for n in names if n not in counts.columns_named and n not in OPTIONAL_COLUMNS]
         if absent:
             raise DataError(
                 f"{source}: curate.stages.ingest.field_map.{ours} names column {absent[0]!r}, which none of its "
                 f"{counts.rows} rows has; columns present: {present}"
             )
     for ours in () if kept else ("problem", "chain"):
-        absent = [n for n in spec.columns[ours] if n not in counts.columns_seen]
+        absent = [n for n in spec.columns[ours] if n not in counts.columns_seen and n not in OPTIONAL_COLUMNS]
         if absent:
             raise DataError(
                 f"{source}: required field {ours!r} (source field {absent[0]!r}) is in none of its "
@@ -191,6 +191,7 @@ def ingest_facts(
     declared signals that no row fills (`unused_signals`)."""
     return {
         "unused_signals": dict(unused or {}),
+        **({"layout": spec.layout} if spec.layout else {}),
         "columns": columns_in(spec),
         "lists": dict(spec.lists),
         "generator": {"default": spec.generator, "column": spec.generator_column},
@@ -247,6 +248,8 @@ class RowCounts:
 
 
 def _row_id(raw: dict[str, Any], spec: RowSpec) -> str | None:
+    if not spec.columns["id"]:  # field_map.id: null
+        return None
     value = raw.get(spec.columns["id"][0])
     return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
 

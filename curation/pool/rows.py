@@ -9,9 +9,17 @@ text is expected. Nothing is ever ``str()``-ed: a Python repr in the training te
 row.
 
 Decisions:
-- A chat list (``[{role, content}, ...]``: NuminaMath's and OpenR1's ``messages``) needs no rule: ``problem``
-  takes its one user turn, ``chain`` its one assistant turn; a chat with several (a multi-turn dialogue)
-  is rejected rather than cut.
+- A chat (a list of turns, whatever its keys: OpenAI's ``role`` / ``content``, ShareGPT's ``from`` / ``value``, or
+  keys the recipe names) needs no rule: ``problem`` takes its user turn, ``chain`` the last assistant turn that
+  answers it, and the system turns are the chain's prompt setting when the row has none (`curation.pool.chat`);
+  a chat with several user turns is rejected rather than cut, unless ``chat.user_turn`` says which one.
+- A pool in a known layout needs no ``field_map`` for ``problem`` and ``chain`` when it has no columns of
+  those names (`LAYOUTS`: ShareGPT's ``conversations``, OpenAI's ``messages``, Alpaca's ``instruction`` +
+  ``input`` / ``output``); `RowSpec.for_row` picks it from the first row.
+- The problem id is the ``id`` column, else (no id, or ``field_map.id: null``: ``group_by_text``) a digest of the
+  problem text. When ingest finds an id column unique per row while problem texts repeat (ShareGPT's per-chat
+  ids), it reads the pool again grouping by text and keeps each row's id as its chain's id (``row_ids``;
+  `curation.pool.identity`).
 - ``explode`` (OpenR1's ``generations``) makes one chain per element; the per-chain fields (`PER_CHAIN`)
   with a list value are split alongside and must have as many elements.
 - The gold from ``gold_from`` is the column's last ``\\boxed{}``, or the column itself when it is one short
@@ -29,10 +37,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from curation.options import LIST_RULES, POOL_FIELDS, IngestOptions
+from curation.options import LIST_RULES, POOL_FIELDS, ChatOptions, IngestOptions
+from curation.pool.chat import as_chat, not_a_chat
 from curation.schema import MODEL, Chain
 from eval.extract import extract_answer, is_prose
 from eval.options import OptionsError
@@ -44,6 +53,16 @@ NUMBER_FIELDS = ("id", "answer", "difficulty")  # a number is a valid value here
 BOOL_FIELDS = ("correct",)
 MAX_BARE_GOLD = 200  # characters: a longer text without \boxed{} is a solution, not an answer
 CIRCULAR = "circular"
+JOINED_FIELDS = ("problem", "chain")  # the fields that may name several columns, joined in order
+# Known layouts, for a pool whose recipe maps neither problem nor chain and that has no such columns:
+# name -> (problem columns, chain columns); the first column of each must be in the first row.
+ALPACA_PROBLEM = ("instruction", "input")
+OPTIONAL_COLUMNS = frozenset({"input"})  # a column some rows (or pools) of a layout lack: never required
+LAYOUTS = {
+    "sharegpt": (("conversations",), ("conversations",)),
+    "openai_chat": (("messages",), ("messages",)),
+    "alpaca": (ALPACA_PROBLEM, ("output",)),
+}
 
 
 @dataclass(frozen=True)
@@ -60,6 +79,11 @@ class RowSpec:
         gold_from: The column whose last ``\\boxed{}`` is the gold for rows without an answer.
         declared: The fields ``field_map`` names (their columns must exist in the pool).
         voted_golds: A row without a gold is kept (its gold is voted later) instead of rejected.
+        chat: How chat columns are read.
+        group_by_text: A problem's id is its text's digest, never the ``id`` column.
+        row_ids: Each chain's id is its row's ``id`` (``<id>/<element>`` when exploded): the id column is read
+            as a chain id, not a problem id.
+        layout: The known layout the first row was read as (`LAYOUTS`), if any.
     """
 
     source: str
@@ -71,6 +95,10 @@ class RowSpec:
     gold_from: str | None = None
     declared: tuple[str, ...] = ()
     voted_golds: bool = False
+    chat: ChatOptions = field(default_factory=ChatOptions)
+    group_by_text: bool = False
+    row_ids: bool = False
+    layout: str | None = None
 
     @classmethod
     def from_options(cls, options: IngestOptions, *, voted_golds: bool = False) -> RowSpec:
@@ -84,9 +112,11 @@ class RowSpec:
         for ours, theirs in options.field_map.items():
             if ours not in POOL_FIELDS:
                 raise OptionsError(f"{where}.field_map.{ours}: unknown field (known: {', '.join(POOL_FIELDS)})")
-            names = (theirs,) if isinstance(theirs, str) else tuple(theirs)
-            if not names or (len(names) != 1 and ours != "chain"):
-                raise OptionsError(f"{where}.field_map.{ours}: one column expected (only chain joins several)")
+            if theirs is None and ours != "id":
+                raise OptionsError(f"{where}.field_map.{ours}: null is for id only (chains grouped by problem text)")
+            names = () if theirs is None else (theirs,) if isinstance(theirs, str) else tuple(theirs)
+            if (not names and ours != "id") or (len(names) > 1 and ours not in JOINED_FIELDS):
+                raise OptionsError(f"{where}.field_map.{ours}: one column expected (problem and chain join several)")
             columns[ours] = names
         for ours, rule in options.lists.items():
             if ours not in POOL_FIELDS or rule not in LIST_RULES:
@@ -97,6 +127,8 @@ class RowSpec:
                 raise OptionsError(f"{where}.lists.chain: explode reads one column, field_map.chain names several")
         generator_column = columns["generator"][0] if "generator" in options.field_map else None
         columns.pop("generator", None)
+        if columns["problem"] == ("instruction",) and "input" not in {c for cs in columns.values() for c in cs}:
+            columns["problem"] = ALPACA_PROBLEM  # Alpaca's input is part of the task (a row may have none)
         return cls(
             options.source,
             columns,
@@ -107,7 +139,24 @@ class RowSpec:
             options.gold_from,
             tuple(options.field_map),
             voted_golds,
+            options.chat,
+            group_by_text=not columns["id"],
         )
+
+    def for_row(self, raw: Mapping[str, Any]) -> RowSpec:
+        """This spec, reading ``problem`` and ``chain`` as a known layout (`LAYOUTS`) when the recipe maps neither
+        field and the row (the pool's first) has no column of their names but has the layout's columns."""
+        undeclared = [f for f in JOINED_FIELDS if f not in self.declared and f not in raw]
+        if len(undeclared) < 2:
+            return self
+        for name, (problem, chain) in LAYOUTS.items():
+            if problem[0] in raw and chain[0] in raw:
+                return replace(self, columns={**self.columns, "problem": problem, "chain": chain}, layout=name)
+        return self
+
+    def grouped_by_text(self) -> RowSpec:
+        """This spec with problems grouped by text and the ``id`` column read as each chain's id."""
+        return replace(self, group_by_text=True, row_ids=bool(self.columns["id"]))
 
     def ignores(self, raw: Mapping[str, Any]) -> bool:
         """Whether ``raw`` has a ``generator`` column that this spec does not read (undeclared)."""
@@ -116,11 +165,19 @@ class RowSpec:
 
 @dataclass(frozen=True)
 class RowRecord:
-    """One row read: its problem, its chains, and where its gold came from."""
+    """One row read: its problem, its chains, where its gold came from, and the row's own id.
+
+    Attributes:
+        row_id: The ``id`` column's value (None: the row has none, or ``field_map.id`` is null).
+        keys: Per chain, the key of "the same chain text for the same problem" (``<problem>/<generator>/<text
+            digest>``: the chain's id, unless ``row_ids`` names chains by their row).
+    """
 
     problem: Problem
     chains: list[Chain]
     gold_origin: str
+    row_id: str | None = None
+    keys: tuple[str, ...] = ()
 
 
 def read_row(raw: Mapping[str, Any], spec: RowSpec, number: int) -> RowRecord:
@@ -131,18 +188,23 @@ def read_row(raw: Mapping[str, Any], spec: RowSpec, number: int) -> RowRecord:
             field and its column.
     """
     text = _required(_text(raw, spec, "problem"), spec, "problem")
-    pid = _scalar_text(raw, spec, "id") or problem_id(text)
+    row_id = _scalar_text(raw, spec, "id") if spec.columns["id"] else None
+    pid = row_id if row_id is not None and not spec.group_by_text else problem_id(text)
     gold, origin = _gold(raw, spec)
     extra: dict[str, Any] = {"gold_from": origin}
     difficulty = _metadata(raw, spec, "difficulty")
     if difficulty is not None:
         extra["difficulty"] = difficulty
     problem = Problem(pid, text, gold, spec.source, subject=_text(raw, spec, "subject"), extra=extra)
-    chains = [
-        _chain(pid, fields, spec, number, index, circular=_circular(raw, spec, origin, fields["chain"]))
-        for index, fields in enumerate(_chain_fields(raw, spec))
-    ]
-    return RowRecord(problem, chains, origin)
+    chains, keys = [], []
+    named = spec.row_ids and row_id is not None
+    for index, fields in enumerate(_chain_fields(raw, spec)):
+        chain_id = (row_id if spec.lists.get("chain") != "explode" else f"{row_id}/{index}") if named else None
+        circular = _circular(raw, spec, origin, fields["chain"])
+        chain, key = _chain(pid, fields, spec, number, index, circular=circular, chain_id=chain_id)
+        chains.append(chain)
+        keys.append(key)
+    return RowRecord(problem, chains, origin, row_id, tuple(keys))
 
 
 def problem_id(text: str) -> str:
@@ -170,29 +232,15 @@ def _required(value: str | None, spec: RowSpec, ours: str) -> str:
     return value
 
 
-def _is_chat(value: Any) -> bool:
-    return (
-        isinstance(value, list)
-        and bool(value)
-        and all(isinstance(m, Mapping) and isinstance(m.get("role"), str) and "content" in m for m in value)
-    )
-
-
-def _chat_turn(value: list[Mapping[str, Any]], ours: str, column: str) -> str:
-    role = "user" if ours == "problem" else "assistant"
-    turns = [m["content"] for m in value if m["role"] == role]
-    if len(turns) != 1:
-        shown = f"field {ours!r} (column {column!r}) is a chat with {len(turns)} {role} turns"
-        raise RowError(f"{shown}; expected 1", ours)
-    if not isinstance(turns[0], str):
-        raise _type_error(ours, column, turns[0], "text in the chat turn")
-    return turns[0]
-
-
 def _from_list(value: list[Any], ours: str, column: str, spec: RowSpec) -> Any:
-    if ours in ("problem", "chain") and _is_chat(value):
-        return _chat_turn(value, ours, column)
+    chat = as_chat(value, spec.chat, ours, column) if ours in JOINED_FIELDS else None
+    if chat is not None:
+        return chat.problem(spec.chat, ours, column) if ours == "problem" else chat.chain(spec.chat, ours, column)
     rule = spec.lists.get(ours)
+    if rule is None and ours in JOINED_FIELDS:
+        error = not_a_chat(value, ours, column)
+        if error is not None:
+            raise error
     if rule is None or rule == "explode":
         rules = "join | explode | first | last" if ours == "chain" else "join | first | last"
         raise RowError(
@@ -308,6 +356,9 @@ def _gold_from(raw: Mapping[str, Any], spec: RowSpec) -> tuple[str, str]:
             "answer",
         )
     value = raw.get(spec.gold_from)
+    chat = as_chat(value, spec.chat, "answer", spec.gold_from) if isinstance(value, (list, tuple)) else None
+    if chat is not None:  # a chat's answer: the turn that is its chain
+        value = chat.chain(spec.chat, "answer", spec.gold_from)
     if not isinstance(value, str) or not value.strip():
         shown = "empty" if value in (None, "") else f"a {type(value).__name__}, not text"
         raise RowError(f"no gold answer: column 'answer' is empty and gold_from column {spec.gold_from!r} is {shown}")
@@ -333,7 +384,10 @@ def _circular(raw: Mapping[str, Any], spec: RowSpec, origin: str, chain_text: st
 def _chain_fields(raw: Mapping[str, Any], spec: RowSpec) -> list[dict[str, Any]]:
     """One dict of per-chain values per chain of the row (several when ``chain`` explodes)."""
     if spec.lists.get("chain") != "explode":
-        return [{name: _per_chain_value(raw, spec, name) for name in PER_CHAIN}]
+        fields = {name: _per_chain_value(raw, spec, name) for name in PER_CHAIN}
+        if fields["prompt_setting"] in (None, ""):
+            fields["prompt_setting"] = _chat_system(raw, spec)
+        return [fields]
     (column,) = spec.columns["chain"]
     elements = raw.get(column)
     if isinstance(elements, tuple):
@@ -346,6 +400,16 @@ def _chain_fields(raw: Mapping[str, Any], spec: RowSpec) -> list[dict[str, Any]]
     for name in PER_CHAIN[1:]:
         _split_alongside(raw, spec, name, rows)
     return rows
+
+
+def _chat_system(raw: Mapping[str, Any], spec: RowSpec) -> str | None:
+    """The system turns of the chain's chat column, joined (None: the chain is not read from a chat)."""
+    if len(spec.columns["chain"]) != 1:
+        return None
+    (column,) = spec.columns["chain"]
+    value = raw.get(column)
+    chat = as_chat(value, spec.chat, "prompt_setting", column) if isinstance(value, (list, tuple)) else None
+    return chat.system(spec.join_with) if chat is not None else None
 
 
 def _split_alongside(raw: Mapping[str, Any], spec: RowSpec, name: str, rows: list[dict[str, Any]]) -> None:
@@ -379,7 +443,10 @@ def _per_chain_value(raw: Mapping[str, Any], spec: RowSpec, name: str) -> Any:
     return _value(raw, column, name, spec) if column else None
 
 
-def _chain(pid: str, fields: dict[str, Any], spec: RowSpec, number: int, index: int, *, circular: bool) -> Chain:
+def _chain(
+    pid: str, fields: dict[str, Any], spec: RowSpec, number: int, index: int, *, circular: bool, chain_id: str | None
+) -> tuple[Chain, str]:
+    """The chain and its content key (``<problem>/<generator>/<text digest>``: its id unless ``chain_id`` names it)."""
     text = _required(fields["chain"], spec, "chain")
     named = fields["generator"]
     generator = named.strip() if isinstance(named, str) and named.strip() else spec.generator
@@ -390,10 +457,10 @@ def _chain(pid: str, fields: dict[str, Any], spec: RowSpec, number: int, index: 
         provenance["pool_correct"] = fields["correct"]
     if circular:
         provenance["gold"] = CIRCULAR
-    digest = hashlib.sha1(text.encode()).hexdigest()[:10]
+    key = f"{pid}/{generator}/{hashlib.sha1(text.encode()).hexdigest()[:10]}"
     final, setting = fields["final_answer"], fields["prompt_setting"]
-    return Chain(
-        id=f"{pid}/{generator}/{digest}",
+    chain = Chain(
+        id=chain_id or key,
         problem_id=pid,
         text=text,
         final_answer=str(final) if final not in (None, "") else None,
@@ -402,6 +469,7 @@ def _chain(pid: str, fields: dict[str, Any], spec: RowSpec, number: int, index: 
         truncated=fields["finish_reason"] == "length",
         provenance=provenance,
     )
+    return chain, key
 
 
 def columns_in(spec: RowSpec) -> dict[str, Sequence[str]]:

@@ -13,9 +13,13 @@ entry per problem), and the "same chain text twice" rule decided after the pass 
 ids (first row wins), so a rejected duplicate stays in the tables as a row that is never alive. CHAMP
 (embedded, small) goes through `curation.stages.ingest` and is written out as it is.
 
+Which rows are one problem (the ``id`` column or the problem text) is decided in the same pass by
+`curation.pool.identity`, which restarts the pass when a per-row id column would split problems.
+
 The folder's name carries a digest of the ingest options, the source's checksum (a file's SHA-256, a hub
 id with revision, or the CHAMP package version) and the part size; it is written under a temporary name
-and renamed when complete, so a rerun reuses a finished ingest and never a partial one.
+and renamed when complete, so a rerun reuses a finished ingest and never a partial one; a run that fails while
+writing it removes the temporary folder.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import numpy as np
 
 from curation.funnel import Drop
 from curation.options import IngestOptions, StageOptions
+from curation.pool.identity import IdentityWatch, Regroup, announce, identity_facts
 from curation.pool.ingest import (
     GoldOverride,
     Pool,
@@ -169,6 +174,11 @@ class TableWriter:
         self._handle = open(self.folder / f"{self.name}-{len(self.bounds) - 1:05d}.jsonl", "wb")  # noqa: SIM115
         self._position = 0
 
+    def abandon(self) -> None:
+        """Close the part being written without finishing the table (its folder is about to be emptied)."""
+        if self._handle is not None:
+            self._handle.close()
+
     def close(self) -> Table:
         if self._handle is None:
             self._roll()
@@ -279,7 +289,9 @@ def open_or_ingest(stages: StageOptions, work_dir: Path, rows_per_part: int = RO
         key["gold_overrides"] = sha256_file(stages.ingest.gold_overrides)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
     folder = write_once(work_dir / f"pool-{digest}", lambda partial: ingest_to(partial, stages, rows_per_part))
-    return PoolStore.open(folder)
+    store = PoolStore.open(folder)
+    announce(store.facts["source"], store.facts["provenance"].get("ingest", {}).get("identity"))
+    return store
 
 
 def write_once(folder: Path, fill: Callable[[Path], None]) -> Path:
@@ -289,7 +301,11 @@ def write_once(folder: Path, fill: Callable[[Path], None]) -> Path:
         partial = folder.with_name(f".{folder.name}.partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
-        fill(partial)
+        try:
+            fill(partial)
+        except BaseException:  # a failed or stopped run leaves no half-written folder behind
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
         partial.rename(folder)
     return folder
 
@@ -335,20 +351,35 @@ class _IngestState:
     spec: RowSpec | None = None  # a file or hub pool's compiled ingest options (None: CHAMP)
     undeclared_generator: int = 0
     unused_signals: dict[str, str] = field(default_factory=dict)  # `curation.pool.ingest.unused_signals`
+    identity_why: str | None = None  # why the problems are grouped as they are (`curation.pool.identity`)
     contradictions: list[Reject] = field(default_factory=list)
     pool_domains: Counter[str] = field(default_factory=Counter)
 
 
 def ingest_to(folder: Path, stages: StageOptions, rows_per_part: int) -> None:
-    """Stream the pool into ``folder`` (tables, columns, rejects, facts)."""
+    """Stream the pool into ``folder`` (tables, columns, rejects, facts); a pass that finds its problems grouped the
+    wrong way (`curation.pool.identity.Regroup`) empties the folder and starts again grouped the other way."""
     options = stages.ingest
     overrides = load_gold_overrides(options.gold_overrides) if options.gold_overrides else []
-    state = _IngestState(_writers(folder, rows_per_part), {o.problem_id: o for o in overrides}, options.gold_overrides)
-    with atomic_writer(folder / "row_rejects.jsonl") as row_rejects:
-        if options.source == "champ":
-            facts = _ingest_champ(state, stages, row_rejects)
-        else:
-            facts = _ingest_records(state, stages, row_rejects)
+    spec, why = None, None
+    while True:
+        writers = _writers(folder, rows_per_part)
+        state = _IngestState(writers, {o.problem_id: o for o in overrides}, options.gold_overrides)
+        try:
+            with atomic_writer(folder / "row_rejects.jsonl") as row_rejects:
+                if options.source == "champ":
+                    facts = _ingest_champ(state, stages, row_rejects)
+                else:
+                    settled = spec is not None and not spec.group_by_text  # reverted to the ids: for good
+                    facts = _ingest_records(state, stages, row_rejects, spec, settled)
+            break
+        except Regroup as regroup:
+            for writer in writers.values():
+                writer.abandon()
+            for leftover in folder.iterdir():
+                leftover.unlink()
+            spec, why = regroup.spec, regroup.why
+    state.identity_why = why
     _finish(folder, state, options.source, facts)
 
 
@@ -412,19 +443,35 @@ def _ingest_champ(state: _IngestState, stages: StageOptions, row_rejects: Any) -
     return {"source": pool.source, "checksums": checksums, "provenance": pool.provenance, "gold_overrides": applied}
 
 
-def _ingest_records(state: _IngestState, stages: StageOptions, row_rejects: Any) -> dict[str, Any]:
-    """A file or hub pool, one row at a time (a repeated chain id is decided after the pass, first row wins)."""
+def _ingest_records(
+    state: _IngestState, stages: StageOptions, row_rejects: Any, spec: RowSpec | None = None, settled: bool = False
+) -> dict[str, Any]:
+    """A file or hub pool, one row at a time (a repeated chain id is decided after the pass, first row wins).
+
+    ``spec``: the row spec of a restarted pass (None: from the options, its layout from the first row);
+    ``settled``: an earlier pass decided how rows are grouped (`curation.pool.identity.IdentityWatch`).
+
+    Raises:
+        Regroup: The rows must be grouped into problems the other way.
+    """
     options = stages.ingest
-    spec = RowSpec.from_options(options, voted_golds=stages.majority_gold.enabled)
     counts = RowCounts()
+    resolved = spec is not None
+    spec = spec or RowSpec.from_options(options, voted_golds=stages.majority_gold.enabled)
+    watch = IdentityWatch(spec, settled)
     for number, raw in iter_rows(options.source, **reader_args(options)):
         if options.limit is not None and counts.rows >= options.limit:
             break
+        if not resolved and isinstance(raw, dict):  # the layout, from the first readable row
+            spec, resolved = spec.for_row(raw), True
+            watch = IdentityWatch(spec, settled)
         record = counts.record(number, raw, spec, options.source)
         if isinstance(record, Reject):
             row_rejects.write(json_line(_row_drop(record)) + "\n")
         else:
+            watch.observe(number, record, record.problem.id in state.problems)
             _add_record(state, number, record)
+    watch.finish()
     state.unused_signals = check_columns(options.source, spec, counts, len(state.chain_problem) > 0)
     _check_overrides(state, options.source)
     checksums = {"pool": pool_checksum(options)}
@@ -457,8 +504,8 @@ def _add_record(state: _IngestState, number: int, record: RowRecord) -> None:
     if known is None:
         _add_problem(state, _corrected(state, problem), problem.answer)
     origin = state.origins.setdefault(record.gold_origin, len(state.origins))
-    for chain in record.chains:
-        _add_chain(state, overridden_chain(chain, state.overrides.get(chain.problem_id)), number)
+    for chain, key in zip(record.chains, record.keys or [c.id for c in record.chains], strict=True):
+        _add_chain(state, overridden_chain(chain, state.overrides.get(chain.problem_id)), number, key)
         state.chain_circular.append(chain.provenance.get("gold") == CIRCULAR)
         state.chain_origin.append(origin)
 
@@ -481,7 +528,8 @@ def _add_problem(state: _IngestState, problem: Problem, gold_as_loaded: str) -> 
     state.pool_domains[problem.subject or "unknown"] += 1
 
 
-def _add_chain(state: _IngestState, chain: Chain, number: int) -> None:
+def _add_chain(state: _IngestState, chain: Chain, number: int, key: str | None = None) -> None:
+    """Write ``chain``; ``key`` (default: its id) is what "the same chain twice" compares (first row wins)."""
     state.writers["chains"].add(chain.to_dict())
     state.writers["ids"].add([chain.id, chain.problem_id])
     state.chain_problem.append(state.problems[chain.problem_id][0])
@@ -490,7 +538,8 @@ def _add_chain(state: _IngestState, chain: Chain, number: int) -> None:
     state.chain_chars.append(len(chain.text))
     state.chain_words.append(len(chain.text.split()))
     state.chain_setting.append(state.settings.setdefault(chain.prompt_setting, len(state.settings)))
-    state.id_keys.extend(np.frombuffer(hashlib.blake2b(chain.id.encode(), digest_size=16).digest(), np.uint64))
+    digest = hashlib.blake2b((key or chain.id).encode(), digest_size=16).digest()
+    state.id_keys.extend(np.frombuffer(digest, np.uint64))
     state.numbers.append(number)
 
 
@@ -529,7 +578,9 @@ def _ingest_facts(state: _IngestState, spec: RowSpec, valid: np.ndarray) -> dict
         origins[origin_names[code]] += 1
     circular = int(np.frombuffer(state.chain_circular, dtype=np.int8)[kept].sum())
     warn_ingest(spec.source, spec, state.undeclared_generator, circular, len(kept))
-    return ingest_facts(spec, generators, origins, circular, state.unused_signals)
+    facts = ingest_facts(spec, generators, origins, circular, state.unused_signals)
+    facts["identity"] = identity_facts(spec, state.identity_why)
+    return facts
 
 
 def _in_first_order(codes: np.ndarray) -> list[int]:

@@ -17,6 +17,7 @@ text duplicates another's (CHAMP has such pairs across prompt settings); dedup t
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -216,13 +217,15 @@ def plots(state: RunState, kept: Survivors) -> PoolPlots:
     return PoolPlots(rates, all_quality, *selection_plots(kept), pool_domains, selected_domains(kept))
 
 
-def execution_facts(state: RunState, context: StageContext) -> dict[str, Any]:
-    """What the manifest says about how the pool stages ran (executor, parts, where the work folder is)."""
+def execution_facts(state: RunState, context: StageContext, run_dir: Path | None = None) -> dict[str, Any]:
+    """What the manifest says about how the pool stages ran (executor, parts, where the work folder is: relative
+    to ``run_dir`` when given, so that the same run in another folder writes the same manifest)."""
     executor = context.executor
+    work_dir = os.path.relpath(context.work_dir, run_dir) if run_dir is not None else str(context.work_dir)
     return {
         "executor": executor.kind,
         "workers": executor.workers,
         "shard_rows": executor.shard_rows,
         "chain_parts": state.store.chains.parts,
-        "work_dir": str(context.work_dir),
+        "work_dir": work_dir,
     }

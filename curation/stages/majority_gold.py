@@ -6,10 +6,16 @@ Real pools mined from forums have problems and model solutions but no answer key
 the grader's equivalence, the largest wins; a chain with no answer counts against agreement). The voters are
 the alive chains of ``models`` (empty: all), less the chains validation would drop (`curation.stages.validate`
 runs next and would not let a hint-setting or empty chain count). A gold-less problem with fewer than
-``min_votes`` voters (``majority_too_few_votes``), no answer at all (``majority_no_answer``) or an agreement
-below ``min_agreement`` (``majority_below_threshold``) is dropped, its agreement and cluster sizes in the
+``min_votes`` voters (``majority_too_few_votes``), no answer at all (``majority_no_answer``), an agreement
+below ``min_agreement`` (``majority_below_threshold``) or a majority given by fewer than ``min_generators``
+distinct generators (``majority_too_few_generators``) is dropped, its agreement and cluster sizes in the
 reject. A problem that has a gold keeps it; its vote is recorded (the share of votes equal to the gold, and
 whether the majority agrees) for the report.
+
+A voted gold is only as good as its voters: one model's attempts can repeat one mistake, unanimously. So every
+gold records how many distinct generators (``field_map.generator``: the model that wrote each chain) gave it
+(``generators``), the stage counts the kept golds that rest on a single generator, and the outputs say how much
+of the selection rests on them (`curation.outputs.writer.gold_trust`).
 
 The decided golds go into the run's golds file (`curation.pool.golds`), which every later stage and the
 outputs read instead of the store's empty gold: the answer check then grades each chain against the voted
@@ -29,6 +35,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from curation.options import MajorityGoldOptions, StageOptions
+from curation.pool.golds import load_golds
 from curation.pool.store import Table, column
 from curation.runner import (
     DropItem,
@@ -40,7 +47,7 @@ from curation.runner import (
     rows_as,
     run_parts,
 )
-from curation.schema import Chain
+from curation.schema import MODEL, Chain
 from curation.stages.answer_check import graded_text
 from curation.stages.suspect_gold import equivalent
 from curation.stages.validate import chain_reasons
@@ -51,13 +58,17 @@ from eval.records import atomic_writer, json_line
 TOO_FEW_VOTES = "majority_too_few_votes"
 NO_ANSWER = "majority_no_answer"
 BELOW_THRESHOLD = "majority_below_threshold"
+TOO_FEW_GENERATORS = "majority_too_few_generators"
 MAJORITY, GIVEN = "majority", "given"
 
 
 class VoteRow(NamedTuple):
     """One problem's vote: the stored gold (empty: none), the majority and who voted.
 
-    ``given_agreement`` and ``agrees`` are None for a problem without a gold.
+    ``given_agreement`` and ``agrees`` are None for a problem without a gold. ``generators``: distinct named
+    generators among the voters whose answer equals the problem's gold (its own, else the majority's);
+    ``voter_generators``: among all voters. A chain whose writer the pool does not name (generator ``model``)
+    counts for none: 0 means "unknown", not "independent".
     """
 
     problem: int
@@ -69,6 +80,8 @@ class VoteRow(NamedTuple):
     answered: int
     given_agreement: float | None
     agrees: bool | None
+    generators: int = 0
+    voter_generators: int = 0
 
 
 def chain_answer(chain: Chain, problem: str) -> str | None:
@@ -77,19 +90,33 @@ def chain_answer(chain: Chain, problem: str) -> str | None:
     return extract_answer(text, problem=problem) if text is not None else None
 
 
-def vote_row(problem: int, gold: str, answers: Sequence[str | None]) -> VoteRow:
-    """A problem's `VoteRow` from its voters' answers (in pool order)."""
+def vote_row(
+    problem: int, gold: str, answers: Sequence[str | None], generators: Sequence[str] | None = None
+) -> VoteRow:
+    """A problem's `VoteRow` from its voters' answers (in pool order) and who wrote each voting chain."""
     majority = vote(answers, equivalent=equivalent) if answers else None
     answer, agreement, sizes = (
         (None, 0.0, []) if majority is None else (majority.answer, majority.agreement, list(majority.cluster_sizes))
     )
     answered = sum(1 for a in answers if a is not None and a.strip())
+    writers = [g if g != MODEL else None for g in generators] if generators is not None else [None] * len(answers)
+    counts = {"generators": _backing(gold or answer, answers, writers), "voter_generators": len(set(writers) - {None})}
     if not gold:
-        return VoteRow(problem, gold, answer, agreement, sizes, len(answers), answered, None, None)
+        return VoteRow(problem, gold, answer, agreement, sizes, len(answers), answered, None, None, **counts)
     matching = sum(1 for a in answers if a is not None and a.strip() and equivalent(gold, a))
     given = matching / len(answers) if answers else 0.0
     agrees = answer is not None and equivalent(gold, answer)
-    return VoteRow(problem, gold, answer, agreement, sizes, len(answers), answered, given, agrees)
+    return VoteRow(problem, gold, answer, agreement, sizes, len(answers), answered, given, agrees, **counts)
+
+
+def _backing(gold: str | None, answers: Sequence[str | None], writers: Sequence[str | None]) -> int:
+    """Distinct named generators among the voters whose answer equals ``gold`` (0: no gold, or none named)."""
+    if not gold:
+        return 0
+    agreeing = (
+        w for a, w in zip(answers, writers, strict=True) if a is not None and a.strip() and equivalent(gold, a)
+    )
+    return len(set(agreeing) - {None})
 
 
 # ------------------------------------------------------------------------------------------------ shard task
@@ -100,10 +127,12 @@ def vote_problems(index: int, item: dict[str, Any]) -> Iterator[VoteRow]:
     the chains that vote)."""
     problems = {position: (row["answer"], row["problem"]) for position, row in alive_rows(item)}
     answers: dict[int, list[str | None]] = {position: [] for position in problems}
+    writers: dict[int, list[str]] = {position: [] for position in problems}
     for position, chain in _voters(item):
         answers[position].append(chain_answer(chain, problems[position][1]))
+        writers[position].append(chain.generator)
     for position, (gold, _) in problems.items():
-        yield vote_row(position, gold, answers[position])
+        yield vote_row(position, gold, answers[position], writers[position])
 
 
 def _voters(item: dict[str, Any]) -> Iterator[tuple[int, Chain]]:
@@ -122,7 +151,7 @@ def _voters(item: dict[str, Any]) -> Iterator[tuple[int, Chain]]:
 def decide(row: VoteRow, options: MajorityGoldOptions) -> tuple[dict[str, Any] | None, DropItem | None]:
     """A problem's golds-file entry (None: dropped), or its drop with the reason and the vote."""
     note = {"agreement": round(row.agreement, 4), "cluster_sizes": row.cluster_sizes, "votes": row.votes}
-    note["answered"] = row.answered
+    note.update(answered=row.answered, generators=row.generators)
     if row.gold:
         entry = {"problem": row.problem, "answer": row.gold, "source": GIVEN, **note, "majority": row.answer}
         entry.update(agreement=round(row.given_agreement or 0.0, 4), agrees=row.agrees)
@@ -134,8 +163,12 @@ def decide(row: VoteRow, options: MajorityGoldOptions) -> tuple[dict[str, Any] |
         reason = NO_ANSWER
     elif row.agreement < options.min_agreement:
         reason = BELOW_THRESHOLD
+    elif options.min_generators > 1 and row.generators < options.min_generators:  # 1: no requirement (0: unnamed)
+        reason = TOO_FEW_GENERATORS
     if reason is not None:
         detail = {**note, "answer": row.answer, "min_agreement": options.min_agreement, "min_votes": options.min_votes}
+        if options.min_generators > 1:
+            detail["min_generators"] = options.min_generators
         return None, (row.problem, reason, detail)
     return {"problem": row.problem, "answer": row.answer, "source": MAJORITY, **note}, None
 
@@ -150,10 +183,13 @@ def summary(rows: Sequence[VoteRow], drops: Sequence[DropItem], options: Majorit
     """What the funnel, the manifest and the report say of the vote."""
     voted = [r for r in rows if not r.gold]
     given = [r for r in rows if r.gold]
-    kept = [r.agreement for r in voted if r.problem not in {d[0] for d in drops}]
+    dropped = {d[0] for d in drops}
+    kept = [r.agreement for r in voted if r.problem not in dropped]
     return {
         "voted": len(voted),
         "kept": len(kept),
+        "kept_single_generator": sum(1 for r in voted if r.problem not in dropped and r.generators == 1),
+        "kept_unnamed_generators": sum(1 for r in voted if r.problem not in dropped and r.generators == 0),
         "dropped": dict(sorted(Counter(d[1] for d in drops).items())),
         "agreement": agreement_histogram([r.agreement for r in voted]),
         "mean_agreement": round(sum(kept) / len(kept), 4) if kept else None,
@@ -165,6 +201,7 @@ def summary(rows: Sequence[VoteRow], drops: Sequence[DropItem], options: Majorit
         },
         "min_agreement": options.min_agreement,
         "min_votes": options.min_votes,
+        "min_generators": options.min_generators,
         "models": list(options.models),
     }
 
@@ -193,6 +230,19 @@ def disagreements(rows: Sequence[VoteRow], problem_ids: Sequence[str], limit: in
 
 def _disagreement(problem_id: str, row: VoteRow) -> dict[str, Any]:
     return {"problem_id": problem_id, "gold": row.gold, "majority": row.answer, "agreement": round(row.agreement, 4)}
+
+
+def selection_trust(golds: str, problems: Sequence[int]) -> dict[str, int]:
+    """How many of the selected ``problems`` (one chain each) have a voted gold, and how many of those rest on a
+    single named generator, or on none named (`VoteRow.generators`)."""
+    entries = [load_golds(golds).get(int(p)) for p in problems]
+    voted = [e for e in entries if e is not None and e["source"] == MAJORITY]
+    return {
+        "selected": len(entries),
+        "voted": len(voted),
+        "single_generator": sum(1 for e in voted if e.get("generators") == 1),
+        "unnamed_generators": sum(1 for e in voted if not e.get("generators")),
+    }
 
 
 def voters(state: RunState, options: StageOptions) -> np.ndarray:

@@ -11,6 +11,12 @@ empty metadata value, no attempts) gets the neutral term `UNKNOWN_DIFFICULTY` (0
 neither as the hardest nor as the easiest problem. A missing
 term's weight still divides, so scores stay comparable within a run. Ties break on pool order, so the
 result is a pure function of the inputs (and the seed, which only diversity's s1 sampling uses).
+
+Fewer problems left than ``n`` is not an error, but a user must hear of it: the stage's notes then hold a
+``shortfall`` (asked, selected, and the stage that removed the most problems, with its reasons), which the
+console and report.md state in one line (`curation.outputs.report.shortfall_line`). A run that voted its golds
+also notes how many of the selected chains rest on a voted gold, and how many of those on a single generator
+(`curation.stages.majority_gold.selection_trust`).
 """
 
 from __future__ import annotations
@@ -21,12 +27,14 @@ from typing import Any
 
 import numpy as np
 
+from curation.funnel import StageCount
 from curation.options import (
     SelectOptions,
     StageOptions,
 )
 from curation.runner import RunState, StageContext
 from curation.stages.difficulty import UNKNOWN_TERM
+from curation.stages.majority_gold import selection_trust
 
 FALLBACKS = ("length", "none")
 UNKNOWN_DIFFICULTY = UNKNOWN_TERM  # the difficulty term of a problem without a score (see the docstring)
@@ -146,8 +154,28 @@ def select(state: RunState, options: StageOptions, context: StageContext) -> Non
     state.results.scores = {int(chains[i]): (scores[i], terms[i]) for i in order[:n].tolist()}
     signal = state.results.selection_difficulty
     count.notes = {"n": n, "difficulty_term": signal}
+    if len(problems) < n:
+        count.notes["shortfall"] = shortfall(state.funnel[:-1], n, len(problems))
+    if state.golds is not None:
+        count.notes["voted_golds"] = selection_trust(state.golds, problems[order[:n]])
     state.manifest["selection_difficulty"] = signal
     state.apply(count, chains=chain_drops, problems=problem_drops)
+
+
+def shortfall(funnel: Sequence[StageCount], asked: int, selected: int) -> dict[str, Any]:
+    """Why fewer than ``asked`` were selected: the earlier stage that removed the most problems (with its three
+    commonest reasons), the problems ingest found and the rows it rejected."""
+    removed = {c.stage: sum(c.problems_dropped.values()) for c in funnel if c.problems_dropped}
+    ingest = next((c for c in funnel if c.stage == "ingest"), None)
+    note: dict[str, Any] = {"asked": asked, "selected": selected}
+    if ingest is not None:
+        note.update(pool_problems=ingest.problems_out, rows_rejected=ingest.dropped.get("invalid_row", 0))
+    if removed:
+        stage = max(removed, key=lambda name: removed[name])  # max keeps the earliest of equal counts
+        reasons = next(c.problems_dropped for c in funnel if c.stage == stage)
+        top = dict(sorted(reasons.items(), key=lambda item: -item[1])[:3])
+        note["most_removed_by"] = {"stage": stage, "problems": removed[stage], "reasons": top}
+    return note
 
 
 def chains_not_winning(state: RunState, alive: np.ndarray, problems: np.ndarray, chains: np.ndarray) -> np.ndarray:

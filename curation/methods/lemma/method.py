@@ -45,7 +45,7 @@ from curation.methods.lemma.examples import (
 )
 from curation.methods.lemma.injection import assign_error_types, inject_errors
 from curation.options import RolloutOptions, StageOptions
-from curation.outputs.report import count_table, render_report
+from curation.outputs.report import count_table, pool_counts, render_report
 from curation.outputs.writer import RunOutputs, write_outputs
 from curation.rollouts.run import rollout_generator, run_rollouts
 from curation.schema import HUMAN, Chain, ErrorCorrectionExample, SFTExample
@@ -130,7 +130,14 @@ def run_lemma(stages: StageOptions, options: LemmaOptions, context: RunContext) 
     summary = write_lemma(kept, plain, pool, facts, context)
     seconds = round(time.perf_counter() - started, 2)
     return CurationSummary(
-        "lemma", str(context.out), state.read, summary["examples"], "examples", state.rejected, seconds
+        "lemma",
+        str(context.out),
+        state.read,
+        summary["examples"],
+        "examples",
+        state.rejected,
+        seconds,
+        pool_counts(state.funnel),
     )
 
 

@@ -19,7 +19,7 @@ from curation import stages as pool_stages
 from curation.funnel import Survivors
 from curation.methods.base import CurationSummary, Method, RunContext
 from curation.options import StageOptions
-from curation.outputs.report import PoolPlots, render_report, write_plots
+from curation.outputs.report import PoolPlots, pool_counts, render_report, selection_notices, write_plots
 from curation.outputs.writer import (
     RunOutputs,
     curated_row,
@@ -76,9 +76,17 @@ def run_limo(stages: StageOptions, options: None, context: RunContext) -> Curati
     run = run_stages(stages, context)
     write_limo(run, stages, context)
     seconds = round(time.perf_counter() - started, 2)
-    totals = run.totals
+    totals, funnel = run.totals, run.selected.funnel
     return CurationSummary(
-        "limo", str(context.out), totals["read"], totals["selected"], "chains", run.selected.rejected, seconds
+        "limo",
+        str(context.out),
+        totals["read"],
+        totals["selected"],
+        "chains",
+        run.selected.rejected,
+        seconds,
+        pool_counts(funnel),
+        tuple(selection_notices(funnel)),
     )
 
 
@@ -94,7 +102,7 @@ def run_stages(stages: StageOptions, context: RunContext) -> LimoRun:
     facts = pool_facts(
         facts["source"], state.read, facts["provenance"], facts["checksums"], facts["gold_overrides"], state.manifest
     )
-    facts["execution"] = pool_stages.execution_facts(state, runner)
+    facts["execution"] = pool_stages.execution_facts(state, runner, context.output_dir)
     flagged = {state.problem_ids[p]: detail for p, detail in state.results.suspects.items()}
     plots = pool_stages.plots(state, selected)
     return LimoRun(selected, state.totals, facts, plots, flagged, state.results.decontam_hits)
@@ -155,9 +163,13 @@ def limo_report(run: LimoRun, stages: StageOptions, manifest: dict[str, Any], co
     state = run.selected
     context.out.mkdir(parents=True, exist_ok=True)
     plots = write_plots(context.out, state.funnel, run.plots) if stages.report.plots else []
+    counts = pool_counts(state.funnel) or {}
+    rejected = counts.get("rows_rejected", 0)
     intro = (
-        f"Pool `{manifest['pool']['source']}`: {state.read} items read; {len(state.chains)} chains selected "
-        f"({len(state.problems)} problems). Every other item is in `rejects.jsonl` with its stage and reason."
+        f"Pool `{manifest['pool']['source']}`: {state.read} items read: {counts.get('chains')} chains of "
+        f"{counts.get('problems')} problems, and {rejected} rows rejected at ingest. {len(state.chains)} chains "
+        f"selected ({len(state.problems)} problems). Every other chain and problem is in `rejects.jsonl` with its "
+        "stage and reason."
     )
     return render_report(
         f"Curation report: {manifest.get('name', '')}", intro, state.funnel, limo_sections(run, manifest, plots)
@@ -172,8 +184,14 @@ def trust_section(manifest: dict[str, Any]) -> str:
     if ingest:
         gold = ingest["gold"]
         unused = ingest.get("unused_signals") or {}
+        identity = ingest.get("identity") or {}
+        grouped = f"- problems grouped by: {identity.get('problems_by', 'id')}" + (
+            f" ({identity['why']}; each chain's id is its row's id)" if identity.get("why") else ""
+        )
         lines = [
             *(f"- **declared but unused**: `field_map.{k}`: {v}" for k, v in unused.items()),
+            *([f"- read as the `{ingest['layout']}` layout"] if ingest.get("layout") else []),
+            grouped,
             f"- chains by generator: {ingest['generators']} (only `human` chains skip the answer check)",
             f"- rows by gold origin: {gold['from_rows']}; chains whose gold is read from their own text (circular): "
             f"{gold['circular_chains']}",

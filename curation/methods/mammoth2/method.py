@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from curation import stages as pool_stages
@@ -34,7 +35,7 @@ from curation.methods.mammoth2.pipeline import (
 from curation.methods.mammoth2.recall import RecallResult, iter_folder, precision_recall
 from curation.options import StageOptions
 from curation.outputs.report import render_report
-from curation.outputs.writer import RunOutputs, write_outputs
+from curation.outputs.writer import RunOutputs, run_relative, write_outputs
 from curation.pool.store import store_items
 from curation.schema import SFTExample
 from eval.report import package_versions
@@ -65,7 +66,7 @@ def run_mammoth2(stages: StageOptions, options: Mammoth2Options, context: RunCon
     """Mine the configured corpus into ``<output_dir>/curate/``."""
     started = time.perf_counter()
     mined, inputs_summary = mine(options, context)
-    state, pool_totals = pool_stages_on_pairs(mined, stages, context)
+    state, pool_totals, execution = pool_stages_on_pairs(mined, stages, context)
     totals = mining_totals(mined, pool_totals)
     quality = precision_recall(iter_folder(mined.recall.recalled_dir), iter_folder(mined.recall.excluded_dir))
     manifest = {
@@ -80,6 +81,7 @@ def run_mammoth2(stages: StageOptions, options: Mammoth2Options, context: RunCon
         "benchmarks": state.manifest.get("benchmarks", {}),
         "packages": package_versions(PACKAGES),
         "totals": totals,
+        "execution": execution,
     }
     chosen = selected_pairs(state, mined.refined)
     rows = [curated_row(p) for p in chosen]
@@ -102,18 +104,21 @@ def run_mammoth2(stages: StageOptions, options: Mammoth2Options, context: RunCon
     )
 
 
-def pool_stages_on_pairs(mined: Mined, stages: StageOptions, context: RunContext) -> tuple[Survivors, dict[str, int]]:
+def pool_stages_on_pairs(
+    mined: Mined, stages: StageOptions, context: RunContext
+) -> tuple[Survivors, dict[str, int], dict[str, Any]]:
     """The shared stages (dedup, decontam) on the refined pairs, on the one runner: a pool store of the pairs
     (one problem, one chain each), the stages, the kept pairs read back; the funnel opens with the mining
-    stages and the mining rejects follow the pool's drops in ``rejects.jsonl``."""
+    stages and the mining rejects follow the pool's drops in ``rejects.jsonl``. Returns the survivors, the
+    pairs' reconciliation and the manifest's ``execution`` (the executor the stages ran on)."""
     runner = context.stage_context()
     problems, chains = pairs_items(mined.refined)
     store = store_items(runner.work_dir, "mammoth2", problems, chains, runner.executor.shard_rows)
     run = pool_stages.run_pool(store, stages, STAGES, runner, context.out / "rejects.jsonl", ingest_row=False)
     state = pool_stages.survivors(run, stages)
     state.funnel = [*mining_stages(mined), *state.funnel]
-    state.method_rejects.extend(mining_rejects(mined))
-    return state, run.totals
+    state.method_rejects.extend(mining_rejects(mined, context.output_dir))
+    return state, run.totals, pool_stages.execution_facts(run, runner, context.output_dir)
 
 
 def mine(options: Mammoth2Options, context: RunContext) -> tuple[Mined, dict[str, Any]]:
@@ -122,7 +127,7 @@ def mine(options: Mammoth2Options, context: RunContext) -> tuple[Mined, dict[str
     clock = [time.perf_counter()]
     inputs = prepare_inputs(options, work, seed)
     recall, classifier = run_recall_stage(options, inputs, work, seed)
-    docs, cut = recalled_documents(recall, options.recall.top_k)
+    docs, cut = recalled_documents(recall, options.recall.top_k, context.output_dir)
     clock.append(time.perf_counter())
     prompt = {"num_few_shot": options.extract.num_few_shot, "max_doc_chars": options.extract.max_doc_chars}
     extractor = stage_generator("extract", options.extract.generator, work, seed, inputs.transcript, prompt)
@@ -172,13 +177,14 @@ def mining_stages(mined: Mined) -> list[StageCount]:
     ]
 
 
-def mining_rejects(mined: Mined) -> list[Drop]:
-    """Rejects rows of the mining stages: unreadable input lines, documents cut by top_k, extraction and
-    refinement failures (``reason`` is the short code; the message and raw outputs are in ``detail``)."""
-    bad = [
-        Drop("row", f"{row['source']}#{row['row']}", None, "recall", "bad_input", _detail(row, ("stage",)))
-        for row in iter_folder(mined.recall.out_dir / "bad_input")
-    ]
+def mining_rejects(mined: Mined, run_dir: Path) -> list[Drop]:
+    """Rejects rows of the mining stages: unreadable input lines (their file relative to ``run_dir`` when the run
+    wrote it), documents cut by top_k, extraction and refinement failures (``reason`` is the short code; the
+    message and raw outputs are in ``detail``)."""
+    bad = []
+    for row in iter_folder(mined.recall.out_dir / "bad_input"):
+        row = {**row, "source": run_relative(row["source"], run_dir)}
+        bad.append(Drop("row", f"{row['source']}#{row['row']}", None, "recall", "bad_input", _detail(row, ("stage",))))
     cut = [Drop("document", row["id"], None, "recall", "top_k", _detail(row, ("id",))) for row in mined.top_k_rejects]
     return (
         bad

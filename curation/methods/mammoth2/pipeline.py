@@ -33,6 +33,7 @@ from curation.methods.mammoth2.extract import ExtractOptions, QAPair, extract_do
 from curation.methods.mammoth2.options import EMBEDDED, Mammoth2Options
 from curation.methods.mammoth2.recall import RecallResult, iter_folder, run_recall, top_k, train_classifier
 from curation.methods.mammoth2.refine import RefineOptions, refine_pairs
+from curation.outputs.writer import run_relative
 from curation.pool.champ import load_champ_pool
 from curation.runner import batches
 from curation.schema import Chain
@@ -132,12 +133,25 @@ def run_recall_stage(
     return run_recall(inputs.web, model, work / "recall", options.recall), facts
 
 
-def recalled_documents(result: RecallResult, k: int | None) -> tuple[Iterable[dict[str, Any]], list[dict[str, Any]]]:
-    """The documents to extract from (all kept, or the ``k`` best) and the top-k reject rows."""
+def recalled_documents(
+    result: RecallResult, k: int | None, run_dir: Path | None = None
+) -> tuple[Iterable[dict[str, Any]], list[dict[str, Any]]]:
+    """The documents to extract from (all kept, or the ``k`` best) and the top-k reject rows; each document's
+    ``file_path`` (the corpus file, which pairs carry in their provenance) relative to ``run_dir`` when the run
+    wrote it (`curation.outputs.writer.run_relative`)."""
+    documents = iter_folder(result.recalled_dir)
+    if run_dir is not None:
+        documents = (_relative_file(doc, run_dir) for doc in documents)
     if k is None:
-        return iter_folder(result.recalled_dir), []
-    kept, cut = top_k(iter_folder(result.recalled_dir), k)
+        return documents, []
+    kept, cut = top_k(documents, k)
     return kept, [{**row, "stage": "recall", "code": "top_k"} for row in cut]
+
+
+def _relative_file(document: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    if "file_path" not in document:
+        return document
+    return {**document, "file_path": run_relative(document["file_path"], run_dir)}
 
 
 # ------------------------------------------------------------------------------------------------- generation

@@ -18,7 +18,7 @@ from curation.methods.graded_pool import human_references, load_graded_pool, met
 from curation.methods.lemma.examples import CorrectChain
 from curation.methods.pairs.pairs import PairOptions, ScoredChain, build_pairs
 from curation.options import StageOptions
-from curation.outputs.report import count_table, render_report
+from curation.outputs.report import count_table, pool_counts, render_report
 from curation.outputs.writer import RunOutputs, write_outputs
 from eval.grader import Verdict
 
@@ -53,7 +53,14 @@ def run_pairs(stages: StageOptions, options: PairOptions, context: RunContext) -
     write_outputs(context.out, RunOutputs("pairs", data, pool.state, pool_totals(pool), summary, manifest, report))
     seconds = round(time.perf_counter() - started, 2)
     return CurationSummary(
-        "pairs", str(context.out), pool.state.read, len(pairs), "pairs", pool.state.rejected, seconds
+        "pairs",
+        str(context.out),
+        pool.state.read,
+        len(pairs),
+        "pairs",
+        pool.state.rejected,
+        seconds,
+        pool_counts(pool.state.funnel),
     )
 
 

@@ -33,7 +33,7 @@ from curation.methods.graded_pool import STAGES as POOL_STAGES
 from curation.methods.graded_pool import GradedPool, load_graded_pool, method_manifest, pool_totals
 from curation.methods.rise.episodes import ImproveOptions, episode_stats, run_rise_batch, weighted_examples
 from curation.options import StageOptions
-from curation.outputs.report import render_report
+from curation.outputs.report import pool_counts, render_report
 from curation.outputs.writer import RunOutputs, assistant_text, write_outputs
 from eval.backends.base import Backend
 from eval.backends.replay import ReplayBackend
@@ -115,7 +115,14 @@ def run_rise(stages: StageOptions, options: RiseOptions, context: RunContext) ->
     write_rise(pool, rows, examples, facts, options, context)
     seconds = round(time.perf_counter() - started, 2)
     return CurationSummary(
-        "rise", str(context.out), pool.state.read, len(examples), "examples", pool.state.rejected, seconds
+        "rise",
+        str(context.out),
+        pool.state.read,
+        len(examples),
+        "examples",
+        pool.state.rejected,
+        seconds,
+        pool_counts(pool.state.funnel),
     )
 
 
