@@ -38,7 +38,14 @@ from curation.methods.rl_prompts.history import (
     variance_scores,
 )
 from curation.options import PATH, StageOptions
-from curation.outputs.report import count_table, plot_funnel, plot_histograms, render_report
+from curation.outputs.report import (
+    count_table,
+    plot_funnel,
+    plot_histograms,
+    pool_counts,
+    render_report,
+    selection_notices,
+)
 from curation.outputs.writer import RunOutputs, write_outputs
 from curation.pool.store import open_or_ingest
 from eval.problem import Problem
@@ -115,7 +122,7 @@ def run_rl_prompts(stages: StageOptions, options: RLPromptsOptions, context: Run
         store.facts["gold_overrides"],
         state.manifest,
     )
-    facts["execution"] = pool_stages.execution_facts(state, runner)
+    facts["execution"] = pool_stages.execution_facts(state, runner, context.output_dir)
     summary = {"prompts": len(rows), "problems_ranked": counts[0], "rank": options.rank, **ranked.notes}
     prompts = {"ranked": counts[0], "selected": counts[1], "dropped": len(ranked.drops)}
     totals = {"pool": state.totals, "prompts": prompts}
@@ -123,7 +130,17 @@ def run_rl_prompts(stages: StageOptions, options: RLPromptsOptions, context: Run
     report = rl_report(context, kept, stages, rows, summary)
     write_outputs(context.out, RunOutputs("rl_prompts", {PROMPTS_FILE: rows}, kept, totals, summary, manifest, report))
     seconds = round(time.perf_counter() - started, 2)
-    return CurationSummary("rl_prompts", str(context.out), kept.read, len(rows), "prompts", kept.rejected, seconds)
+    return CurationSummary(
+        "rl_prompts",
+        str(context.out),
+        kept.read,
+        len(rows),
+        "prompts",
+        kept.rejected,
+        seconds,
+        pool_counts(kept.funnel),
+        tuple(selection_notices(kept.funnel)),
+    )
 
 
 def rank_problems(kept: Survivors, options: RLPromptsOptions) -> Ranked:
