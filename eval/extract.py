@@ -291,12 +291,18 @@ def _from_boxes(text: str) -> tuple[str, int] | None:
     return ", ".join(b[0].strip() for b in picked), boxes[-1][2]
 
 
+# ``The final answer is "7".``, ``\"$12$ and $13$\"`` (quotes a JSON string kept escaped): the quoted answer.
+_QUOTED = re.compile(r'(?:\\?"|“)([^"“”]+?)(?:\\?"|”)\s*\.?')
+
+
 def _cut_sentence(tail: str) -> str:
     tail = _HOPE.sub("", tail.lstrip(" \t*:#\n")).strip()
     tail = _MATH_SEGMENT.sub(lambda m: m.group(0).replace("\n", " "), tail)
     para = re.split(r"\n\s*\n", tail, maxsplit=1)[0]
     first = re.split(r"(?<=[^\d\s.])\.\s+(?=[A-Z\\$])|(?<=\$)\.\s+|\n", para, maxsplit=1)[0]
-    return first.strip().strip("*").strip()
+    first = first.strip().strip("*").strip()
+    quoted = _QUOTED.fullmatch(first)
+    return quoted.group(1).strip() if quoted else first
 
 
 def _from_marker(text: str) -> tuple[str, int, bool] | None:

@@ -400,6 +400,8 @@ def _repeating_fraction(m: re.Match[str]) -> str:
     return f"({int(whole)}+{numerator}/{denominator})"
 
 
+# ``20:34:00``: a clock time with zero seconds is the time to the minute (never a ratio: a zero part is refused).
+_WHOLE_MINUTE = re.compile(r"(?<![\d:.])([01]?\d|2[0-3]):([0-5]\d):00(?![\d:.])")
 # ``08:34 \text{P.M.}``, ``8:34 pm``: a clock time with its half of the day is the 24-hour time (``20:34``).
 _CLOCK_TIME = re.compile(
     r"(?<![\d:.])(1[0-2]|0?[1-9]):([0-5]\d)\s*(?:\\(?:text|mathrm|textrm)\s*\{\s*)?([AaPp])\.?\s*[Mm]\.?(?:\s*\})?"
@@ -444,7 +446,7 @@ def normalize(answer: str) -> str:
     """
     check_size(answer)
     s = _BANG_THOUSANDS.sub("", strip_math_delimiters(answer))
-    s = _CLOCK_TIME.sub(_clock_24, s)
+    s = _CLOCK_TIME.sub(_clock_24, _WHOLE_MINUTE.sub(r"\1:\2", s))
     s = _APPROX_TAIL.sub("", s)
     s = _TRIG_DEGREES.sub(r"\1(\2\\pi/180)", s)
     s = _DEGREES.sub(" ", s).replace("{,}", "").replace("\\%", " ").replace("%", " ")
