@@ -42,6 +42,7 @@ ACCURACY_SETS = (
     "olympiad",
     "r4",
     "peer_style",
+    "peer_fixes",
     "peer",
     "math_own",
     "math_styles",

@@ -30,7 +30,7 @@ from eval.grading.normalize import NUMBER_WORDS, repair_escapes
 MAX_SEARCH_CHARS = 50_000
 MAX_BARE_CHARS = 4_000  # a longer text is never a bare answer (the grader's answer limit)
 _MAX_JOIN_GAP = 60
-_BOX = re.compile(r"\\(?:boxed|fbox)\b")
+_BOX = re.compile(r"\\\\?(?:boxed|fbox)\b")  # ``\\boxed`` (a JSON double escape) starts at its first backslash
 _SPECIAL_TOKENS = re.compile(r"<\|[^|>]{0,40}\|>|</?think>")
 # A chat template's turn markers: what follows the first one after some content is another turn.
 _TURN_TOKEN = re.compile(r"<\|(?:im_end|im_start|eot_id|end|endoftext|start_header_id|user|assistant)\|>|</s>")
@@ -231,28 +231,68 @@ def _boxes(text: str) -> list[tuple[str, int, int]]:
 
 
 def _is_connector(gap: str) -> bool:
+    """A short gap between two boxes that only joins them: words such as "and", punctuation, spacing commands,
+    math delimiters, or a separator run (``++++++``, ``---``: three or more of one symbol, never an operator)."""
     if len(gap) > _MAX_JOIN_GAP or "\n\n" in gap or re.search(r"\.\s+[A-Z]", gap):
         return False
     return bool(
         re.fullmatch(
             r"[\s,;$.:]*(?:[a-z]{2,12}\s+(?=and|or))?(?:\\quad|\\qquad|\\text\{[^{}]*\}|and|or|&|\\\\|\\[()\[\]]"
-            r"|[\s,;$:])*[\s,;$.]*",
+            r"|([-+*=_~])\1{2,}+|[\s,;$:])*[\s,;$.]*",
             gap,
         )
     )
 
 
+# ``y_1 = \boxed{…}``: the indexed name a box is stated for (a letter with a subscript, then ``=``).
+_BOX_NAME = re.compile(r"(?<![A-Za-z\\])([A-Za-z])_(?:\{\s*([A-Za-z0-9]{1,3})\s*\}|([A-Za-z0-9]))\s*=\s*$")
+
+
+def _box_name(text: str, start: int) -> tuple[str, str, int] | None:
+    """(letter, index, where the name starts) of the name written right before the box at `start`."""
+    m = _BOX_NAME.search(text, max(0, start - 40), start)
+    return (m.group(1), m.group(2) or m.group(3), m.start()) if m else None
+
+
+def _sibling_join(text: str, prev: tuple[str, int, int], names: list[tuple[str, str, int] | None]) -> bool:
+    """Whether `prev` is stated for another index of the same letter as the boxes picked after it (``y_1 =
+    \\boxed{…} and y_2 = \\boxed{…}``: the parts of one answer), with only a connector between. One name
+    repeated (``k = \\boxed{5}`` or ``k = \\boxed{-3}``) is a solution weighing candidates, never joined: MATH
+    solutions that write so keep only the last box as their answer."""
+    earlier, later = _box_name(text, prev[1]), names[0]
+    if earlier is None or later is None or any(n is None or n[0] != earlier[0] for n in names):
+        return False
+    if earlier[1] in {n[1] for n in names if n is not None}:
+        return False
+    return later[2] >= prev[2] and _is_connector(text[prev[2] : later[2]])
+
+
 def _from_boxes(text: str) -> tuple[str, int] | None:
-    """The last box (joined with the boxes just before it) and where it ends."""
+    """The last box (joined with the boxes just before it) and where it ends; boxes joined through their
+    indexed names keep the names (``y_1 = A, y_2 = B``)."""
     boxes = _boxes(text)
     if not boxes:
         return None
     picked = [boxes[-1]]
+    names = [_box_name(text, boxes[-1][1])]
+    named = False
     for prev in reversed(boxes[:-1]):
-        if not _is_connector(text[prev[2] : picked[0][1]]):
+        if not named and _is_connector(text[prev[2] : picked[0][1]]):
+            picked.insert(0, prev)
+            continue
+        if not (named or len(picked) == 1) or not _sibling_join(text, prev, names):
             break
+        named = True
         picked.insert(0, prev)
+        names.insert(0, _box_name(text, prev[1]))
+    if named:
+        joined = (f"{n[0]}_{{{n[1]}}} = {b[0].strip()}" for n, b in zip(names, picked, strict=True) if n)
+        return ", ".join(joined), boxes[-1][2]
     return ", ".join(b[0].strip() for b in picked), boxes[-1][2]
+
+
+# ``The final answer is "7".``, ``\"$12$ and $13$\"`` (quotes a JSON string kept escaped): the quoted answer.
+_QUOTED = re.compile(r'(?:\\?"|“)([^"“”]+?)(?:\\?"|”)\s*\.?')
 
 
 def _cut_sentence(tail: str) -> str:
@@ -260,7 +300,9 @@ def _cut_sentence(tail: str) -> str:
     tail = _MATH_SEGMENT.sub(lambda m: m.group(0).replace("\n", " "), tail)
     para = re.split(r"\n\s*\n", tail, maxsplit=1)[0]
     first = re.split(r"(?<=[^\d\s.])\.\s+(?=[A-Z\\$])|(?<=\$)\.\s+|\n", para, maxsplit=1)[0]
-    return first.strip().strip("*").strip()
+    first = first.strip().strip("*").strip()
+    quoted = _QUOTED.fullmatch(first)
+    return quoted.group(1).strip() if quoted else first
 
 
 def _from_marker(text: str) -> tuple[str, int, bool] | None:

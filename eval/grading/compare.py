@@ -268,7 +268,30 @@ def _ordered_equal(gold: tuple[Value, ...], pred: tuple[Value, ...]) -> Outcome:
     return True, "same items in order"
 
 
+def _by_name(g: Seq, p: Seq) -> Outcome | None:
+    """``x = 1, y = 2`` against ``x = 2, y = 1``: when both sides assign the same distinct names, each value is
+    compared with the one of its name (None when the names do not bind: other names, or one name repeated)."""
+    if not all(_is_assignment(i) for i in g.items + p.items):
+        return None
+    g_named = {i.lhs.expr: i.rhs for i in g.items}  # type: ignore[union-attr]
+    p_named = {i.lhs.expr: i.rhs for i in p.items}  # type: ignore[union-attr]
+    same_names = len(g_named) == len(g.items) and len(p_named) == len(p.items) and g_named.keys() == p_named.keys()
+    if len(g_named) < 2 or not same_names:
+        return None
+    if all(equal(value, p_named[name])[0] for name, value in g_named.items()):
+        return True, "same value for each name"
+    return False, "a name has another value"
+
+
 def _seq_equal(g: Seq, p: Seq) -> Outcome:
+    named = _by_name(g, p)
+    if named is not None and named[0]:
+        return named
+    outcome = _items_equal(g, p)
+    return named if named is not None and outcome[0] else outcome  # the names decide; a miss keeps its reason
+
+
+def _items_equal(g: Seq, p: Seq) -> Outcome:
     g_items = tuple(_strip_lhs(i) for i in _grouped_assignments(g.items))
     p_items = tuple(_strip_lhs(i) for i in _grouped_assignments(p.items))
     if g.kind == "interval" or p.kind == "interval":
@@ -303,8 +326,12 @@ def _matrix_equal(g: Value, p: Value) -> Outcome:
         return _ordered_equal(tuple(v for r in g.rows for v in r), tuple(v for r in p.rows for v in r))
     m, other = (g, p) if isinstance(g, Matrix) else (p, g)
     flat = _flat(m)  # type: ignore[arg-type]
-    if flat is not None and isinstance(other, Seq) and other.kind in {"tuple", "list"}:
-        return _ordered_equal(flat, other.items)
+    # ``[0.5, 1]`` for a gold vector: two items in square brackets read as an interval, but against a vector they
+    # are its entries, as ``[2, -1, 3]`` (a list) and ``(2, -1, 3)`` are; a gold interval stays an interval.
+    bracketed = m is g and isinstance(other, Seq) and (other.left, other.right) == ("[", "]")
+    vector = isinstance(other, Seq) and (other.kind in {"tuple", "list"} or bracketed)
+    if flat is not None and vector:
+        return _ordered_equal(flat, other.items)  # type: ignore[union-attr]
     return False, "matrix against a non-matrix"
 
 

@@ -400,6 +400,38 @@ def _repeating_fraction(m: re.Match[str]) -> str:
     return f"({int(whole)}+{numerator}/{denominator})"
 
 
+# ``20:34:00``: a clock time with zero seconds is the time to the minute (never a ratio: a zero part is refused).
+_WHOLE_MINUTE = re.compile(r"(?<![\d:.])([01]?\d|2[0-3]):([0-5]\d):00(?![\d:.])")
+# ``08:34 \text{P.M.}``, ``8:34 pm``: a clock time with its half of the day is the 24-hour time (``20:34``).
+_CLOCK_TIME = re.compile(
+    r"(?<![\d:.])(1[0-2]|0?[1-9]):([0-5]\d)\s*(?:\\(?:text|mathrm|textrm)\s*\{\s*)?([AaPp])\.?\s*[Mm]\.?(?:\s*\})?"
+    r"(?![A-Za-z\d])"
+)
+# ``1 1/2``: a whole number, a space and a proper fraction is a mixed number (as ``1\frac12`` is); the numerator
+# has at most two digits so that ``1 100/200`` (a thousands group) is never read as one.
+_PLAIN_MIXED = re.compile(r"(?<![\w.^/*])(\d+) ([1-9]\d?)/([1-9]\d{0,2})(?![\w.^(/])")
+# ``W(x)=1orW(x)=-1``: an answer whose spaces were stripped still says "or" between two equations whose left
+# side is the same name; only a value's end (a digit or a closing bracket) may come before the glued word.
+_FIRST_LHS = re.compile(r"\s*([A-Za-z]\w*(?:\([^()]*\))?)\s*=")
+
+
+def _clock_24(m: re.Match[str]) -> str:
+    hour = int(m.group(1)) % 12 + (12 if m.group(3) in "Pp" else 0)
+    return f"{hour:02d}:{m.group(2)}"
+
+
+def _plain_mixed(m: re.Match[str]) -> str:
+    whole, num, den = m.group(1), int(m.group(2)), int(m.group(3))
+    return f"({whole}+{num}/{den})" if num < den else m.group(0)
+
+
+def _glued_disjunction(s: str) -> str:
+    m = _FIRST_LHS.match(s)
+    if not m:
+        return s
+    return re.sub(rf"(?<=[\d)\]}}])(?:or|and)(?={re.escape(m.group(1))}\s*=)", ",", s)
+
+
 def _congruence_residue(s: str) -> str:
     """``3^{105} \\equiv 2 \\pmod{11}`` answers with its residue ``2``."""
     m = _CONGRUENCE.fullmatch(s)
@@ -414,6 +446,7 @@ def normalize(answer: str) -> str:
     """
     check_size(answer)
     s = _BANG_THOUSANDS.sub("", strip_math_delimiters(answer))
+    s = _CLOCK_TIME.sub(_clock_24, _WHOLE_MINUTE.sub(r"\1:\2", s))
     s = _APPROX_TAIL.sub("", s)
     s = _TRIG_DEGREES.sub(r"\1(\2\\pi/180)", s)
     s = _DEGREES.sub(" ", s).replace("{,}", "").replace("\\%", " ").replace("%", " ")
@@ -429,6 +462,7 @@ def normalize(answer: str) -> str:
     s = re.sub(r"\s+", " ", s).strip().rstrip(".").strip()
     s = _UNIT_TAIL.sub(_unit_dropped, s).strip()
     s = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), s)
+    s = _glued_disjunction(_PLAIN_MIXED.sub(_plain_mixed, s))
     s = re.sub(r"(?<=[)\]])\s*U\s*(?=[(\[])", " ∪ ", s)
     s = re.sub(r"\s*,?\s*\b(?:and|or)\b\s*", ",", s) if re.search(r"[\d=]", s) else s
     return re.sub(r",(?:\s*,)+", ",", s).strip()
