@@ -191,12 +191,16 @@ class SemanticDecontamOptions(SemanticOptions):
     benchmark item near it by that cheap model (or sharing its gold's answer) could be confirmed by the rule with
     the similarity at its best (`curation.semantic_screen`); only those problems are embedded by ``model``, and
     decided as without the screen. ``screen: none`` sends every problem to ``model`` (as does ``confirmation:
-    judge``, whose candidates need the model's similarity). Measured in docs/performance.md.
+    judge``, whose candidates need the model's similarity). With ``gold_must_agree`` (default) a pool problem
+    whose gold the grader finds different from the item's answer is not confirmed by the first two paths (a
+    paraphrase keeps its answer: on clean MATH-train rows 61 -> 21 flagged, no paraphrase lost); turn it off for
+    a pool whose golds are noisy. Measured in docs/performance.md.
     """
 
     enabled: bool = True
     model: str = "minilm"
     screen: str = "wordllama"
+    gold_must_agree: bool = True
 
 
 @dataclass(frozen=True)

@@ -593,6 +593,8 @@ class SemanticMatch:
             evidence's `answer_score`: `confirm_by_score`) or ``judge`` (a model's same-problem verdict).
         answer: The answer both have, on the ``same_answer`` and ``answer_score`` paths.
         score: `answer_score`, on the ``answer_score`` path.
+        gold_differs: The rule's first two paths confirmed the pair but the pool problem's gold is not the item's
+            answer (`gold_differs`): a closest kept candidate, never a match.
     """
 
     key: str
@@ -606,6 +608,7 @@ class SemanticMatch:
     method: str = "embedding"
     answer: str = ""
     score: float = 0.0
+    gold_differs: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -620,6 +623,7 @@ class SemanticMatch:
             "rare_numbers": round(self.rare, 2),
             **({"same_answer": self.answer} if self.answer else {}),
             **({"answer_score": round(self.score, 2)} if self.method == "answer_score" else {}),
+            **({"gold_differs": True} if self.gold_differs else {}),
         }
 
 
@@ -1038,9 +1042,12 @@ def _decide(
     options: SemanticOptions, verdicts: SemanticVerdicts, pid: str, rarity: NumberRarity | None = None,
 ) -> tuple[str, int, float] | None:  # fmt: skip
     """Record the best confirmed match or the closest candidate; returns a (pid, row, similarity) for the judge."""
+    vetoed = set()
     for similarity, row in zip(similarities, rows, strict=True):
         match = confirm(text, items[row].text, float(similarity), options, item_key(items[row]), rarity)
-        if match is not None:
+        if match is not None and gold_differs(answer, items[row], options):
+            vetoed.add(int(row))
+        elif match is not None:
             verdicts.matches[pid] = match
             return None
     candidates = zip(similarities[:ANSWER_CANDIDATES], rows[:ANSWER_CANDIDATES], strict=True)
@@ -1057,10 +1064,21 @@ def _decide(
         return None
     if len(rows):
         nearest = items[rows[0]]
-        verdicts.closest[pid] = evidence(text, nearest.text, float(similarities[0]), item_key(nearest), rarity)
+        match = evidence(text, nearest.text, float(similarities[0]), item_key(nearest), rarity)
+        verdicts.closest[pid] = dataclasses.replace(match, gold_differs=int(rows[0]) in vetoed)
         if options.confirmation == "judge" and similarities[0] >= options.judge_threshold:
             return pid, int(rows[0]), float(similarities[0])
     return None
+
+
+def gold_differs(gold: str, item: BenchmarkItem, options: SemanticOptions) -> bool:
+    """Whether ``gold_must_agree`` keeps a pool problem from the item: both answers are known and the grader finds
+    them different (`curation.similarity.answers_agree`). A paraphrase keeps its item's answer; a sibling with
+    other numbers, the same figure asking something else, or another problem of the same form mostly does not
+    (on the 7,500 clean MATH-train rows, 61 -> 21 flagged; no paraphrase of the seven sets lost)."""
+    if not isinstance(options, SemanticDecontamOptions) or not options.gold_must_agree:
+        return False
+    return bool(gold.strip() and item.answer.strip()) and not answers_agree(gold, item.answer)
 
 
 def number_rarity(texts: Sequence[str]) -> NumberRarity:

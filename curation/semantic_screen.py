@@ -8,15 +8,16 @@ list of items per problem, with the similarity taken at its best; a problem goes
 item on its list could then be confirmed. The model's decisions on those are the unscreened ones (retrieval over
 every item, the same rule), so a screened run drops a subset of what an unscreened one drops: never a row more.
 
-- **The short list** (`could_confirm`): the ``screen`` model's (``wordllama``, about 0.25 ms a problem) `SCREEN_K`
-  nearest items, checked for the rule's first two paths (numbers and math; rare numbers); and the items whose
+- **The short list** (`could_confirm`): the ``screen`` model's (``wordllama``, about 0.15 ms a problem) `SCREEN_K`
+  nearest items, checked for the rule's first two paths (numbers and math; rare numbers) and its gold veto
+  (`curation.semantic.gold_differs`, the grader's verdict as the rule asks it); and the items whose
   answer has the gold's `curation.similarity.answer_key` (a retold story is often far from its item by wordllama
   but keeps the answer), checked for the two answer paths (same answer; answer score, given `SCORE_MARGIN` over
   the other items and the rank of the nearest) when they are among the `ANSWER_RANK` nearest, or at any rank for
   the answer score alone when it reaches `STRONG_SCORE` with shared numbers as rare as `STRONG_RARE`.
 - **Cheapest first.** A pair's numbers (two cached readings per text) decide most pairs; the math in common (an
   LCS) is read only where the numbers leave a path open.
-- **Calibration.** `SCREEN_K`, `ANSWER_RANK`, `STRONG_SCORE` and `STRONG_RARE` were chosen on
+- **Calibration.** `SCREEN_K`, `ANSWER_RANK`, `STRONG_SCORE`, `STRONG_RARE` and `SCORE_MARGIN` were chosen on
   ``bench/semantic_decontam.py``'s pool: paraphrase sets 1-6 and the MATH-train rows of one hash half, against the
   unscreened decisions; set 7 and the other half were measured after (docs/performance.md, "Meaning-level
   decontamination on by default").
@@ -43,6 +44,7 @@ from curation.semantic import (
     answer_features,
     answer_score,
     content_share,
+    gold_differs,
     item_key,
     load_embedder,
     normalised,
@@ -55,9 +57,9 @@ from curation.similarity import answer_key
 
 SCREEN_K = 5  # items nearest by the screen model, checked for the rule's first two paths
 ANSWER_RANK = 20  # items with the gold's answer this near by the screen model, checked for the answer paths ...
-STRONG_SCORE = 3.5  # ... or at any rank, for the answer score, when it reaches this (similarity 1: ~97%) ...
+STRONG_SCORE = 4.0  # ... or at any rank, for the answer score, when it reaches this (similarity 1: ~98%) ...
 STRONG_RARE = 4.0  # ... and the numbers the two share weigh this much (`curation.semantic.NumberRarity`)
-SCORE_MARGIN = 0.1  # the lead over the other items an answer score is given
+SCORE_MARGIN = 0.05  # the lead over the other items an answer score is given
 BATCH = 1024  # problems embedded and checked at a time
 _BEST_CONTENT = 1.0 if ANSWER_SCORE_WEIGHTS["content"] >= 0 else 0.0  # the math in common that scores highest
 
@@ -125,7 +127,8 @@ def could_confirm(
         if (not numbers_needed or _shares_numbers(text, items[row].text)) and (
             path := _rule_path(text, items[row].text, options, rarity)
         ):
-            return path
+            if not gold_differs(gold, items[row], options):  # the rule's own veto, checked as it checks it
+                return path
     if not options.same_answer or not gold.strip():
         return None
     near_cut = np.partition(similarities, -ANSWER_RANK)[-ANSWER_RANK] if len(items) > ANSWER_RANK else -np.inf

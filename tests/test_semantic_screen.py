@@ -80,6 +80,22 @@ def test_screened_decisions_are_the_unscreened_ones_on_what_passes():
     assert not semantic.uses_screen(judged) and semantic.uses_screen(FAST)
 
 
+def test_a_gold_other_than_the_items_answer_is_another_problem():
+    """A paraphrase keeps its item's answer; a pool problem whose gold the grader finds different is not confirmed
+    by the numbers-and-math path (a sibling, the same figure asking something else), unless the pool's golds are
+    not trusted (``gold_must_agree: false``)."""
+    unscreened = dataclasses.replace(FAST, screen="none")
+    for options in (FAST, unscreened):
+        kept = find_semantic_contamination({"p": PARAPHRASE}, [ITEM], options, answers={"p": "80"})
+        assert kept.matches == {}
+    assert kept.closest["p"].gold_differs and kept.closest["p"].to_dict()["gold_differs"] is True
+    same = find_semantic_contamination({"p": PARAPHRASE}, [ITEM], FAST, answers={"p": "$81$"})
+    assert same.matches["p"].method == "embedding" and "gold_differs" not in same.matches["p"].to_dict()
+    trusting = dataclasses.replace(FAST, gold_must_agree=False)
+    assert find_semantic_contamination({"p": PARAPHRASE}, [ITEM], trusting, answers={"p": "80"}).matches
+    assert find_semantic_contamination({"p": PARAPHRASE}, [ITEM], FAST).matches  # no gold: nothing to veto
+
+
 def test_nothing_past_the_screen_never_loads_the_model(monkeypatch):
     def no_model(model: str) -> None:
         raise AssertionError(f"{model} loaded")
