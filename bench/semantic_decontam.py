@@ -15,7 +15,10 @@ Usage: ``python bench/semantic_decontam.py [--data-dir ../shared/data] [--out ou
   ``paraphrases_heldout7.jsonl`` (written blind; kept out of ``bench/fit_answer_score.py``'s fit) are held out
   whole (their rows' ``split``). Every pool problem has its gold (a paraphrase its item's), as a real pool's rows do.
 - Recall: a planted row dropped as its own item, by n-gram decontamination alone (`curation.stages.decontam`, as
-  ``bench/decontam.py`` drives it) and by n-gram + semantic (`curation.semantic`; dropped by either).
+  ``bench/decontam.py`` drives it) and by n-grams + each semantic rule (`curation.semantic`, on the rows the
+  n-grams kept, as the stage runs it): the opt-in path as it was before it became the default (every problem to
+  MiniLM, no gold veto), the gold veto alone, and the default (screened by `curation.semantic_screen`, gold
+  veto). The rows the default decides differently from the opt-in path go to ``screen_differences.jsonl``.
 - False drops: MATH-train rows dropped as AIME/AMC. MATH-train rows the semantic check flags against
   MATH500 (real overlaps exist: NeMo-Skills report 13.9% of MATH/AMC/AIME test problems with a
   near-duplicate in MATH train) are counted and written to ``math500_flags.jsonl`` to judge by hand.
@@ -72,6 +75,8 @@ HELD_OUT_6 = REPO / "bench" / "data" / "paraphrases_heldout6.jsonl"
 # Written blind (120 rows, rows carry their own gold: a unit change changes it) while the answer score was fitted on
 # the six sets before it; measured once, with the rule and the score final.
 HELD_OUT_7 = REPO / "bench" / "data" / "paraphrases_heldout7.jsonl"
+OPT_IN = "opt-in path (screen: none, gold_must_agree: false)"
+DEFAULT = "default (screened, gold veto)"
 HALVES = ("tune", "held_out", "held_out_new", "held_out_3", "held_out_4", "held_out_5", "held_out_6", "held_out_7")
 
 
@@ -110,14 +115,15 @@ def recall_table(dropped: dict[str, str], planted: dict[str, tuple[str, str, str
 
 
 def quality(args: argparse.Namespace) -> dict:
-    """Recall and clean rows for n-grams alone, n-grams + the opt-in path (every problem to the model: ``screen:
-    none``) and n-grams + the default (screened), measured in the same run; the decisions that differ are written
-    to ``screen_differences.jsonl``."""
+    """Recall and clean rows for n-grams alone and n-grams + each semantic rule: today's opt-in path (every problem
+    to the model, no gold veto), the gold veto alone, and the default (screened, gold veto), measured in the same
+    run; the decisions that differ between the first and the last are written to ``screen_differences.jsonl``."""
     options = DecontamOptions(benchmarks=BENCHMARKS, data_dir=str(args.data_dir))
     screened = replace(SemanticDecontamOptions(), **_overrides(args.set))
-    rules = {
-        "opt-in path (screen: none)": replace(screened, screen="none"),
-        f"default (screen: {screened.screen})": screened,
+    rules = {  # today's opt-in path (every problem to the model, no gold veto), then the default's two changes
+        OPT_IN: replace(screened, screen="none", gold_must_agree=False),
+        "unscreened, gold veto": replace(screened, screen="none"),
+        DEFAULT: screened,
     }
     items, _ = load_benchmark_items(BENCHMARKS, specs(), options)
     texts, planted = build_pool(args.data_dir, items)
@@ -142,11 +148,11 @@ def quality(args: argparse.Namespace) -> dict:
         print(f"\n{rule}\n| kind | " + " | ".join(HALVES) + " |\n" + "|---" * (len(HALVES) + 1) + "|")
         for kind in ("copy", "light", "medium", "heavy", "all paraphrases"):
             print(f"| {kind} | " + " | ".join(_cell(table[kind][half]) for half in HALVES) + " |")
-    default = found[f"default (screen: {screened.screen})"]
+    default = found[DEFAULT]
     print(f"screen: {len(default.screened or {})} of {len(rest)} problems sent to the model, by path "
           f"{dict(Counter((default.screened or {}).values()))}")  # fmt: skip
     summary["misses"] = misses({**{p: m.key for p, m in default.matches.items()}, **ngram_drops}, planted,
-                               found["opt-in path (screen: none)"].closest, args.out)  # fmt: skip
+                               found[OPT_IN].closest, args.out)  # fmt: skip
     summary["clean"] = {
         name: clean_rows(texts, {**{p: m.key for p, m in found[name].matches.items()}, **ngram_drops}, name)
         for name in rules
@@ -158,9 +164,9 @@ def quality(args: argparse.Namespace) -> dict:
 
 
 def differences(found: dict, planted: dict[str, tuple[str, str, str]], texts: dict[str, str], out: Path) -> dict:
-    """Problems the two semantic rules decide differently (the screened one should only ever drop fewer), written
-    to ``screen_differences.jsonl``; returns the counts by kind and split."""
-    before, after = (found[name] for name in found)
+    """Problems today's opt-in path and the default decide differently (the default should only ever drop fewer),
+    written to ``screen_differences.jsonl``; returns the counts by change, kind and split."""
+    before, after = found[OPT_IN], found[DEFAULT]
     counts: dict[str, int] = defaultdict(int)
     out.mkdir(parents=True, exist_ok=True)
     with (out / "screen_differences.jsonl").open("w", encoding="utf-8") as handle:
@@ -172,7 +178,8 @@ def differences(found: dict, planted: dict[str, tuple[str, str, str]], texts: di
             change = "lost" if old and not new else "added" if new and not old else "changed"
             counts[f"{change} {kind} {half}"] += 1
             row = {"id": pid, "kind": kind, "split": half, "change": change, "item": key,
-                   "opt_in": old.to_dict() if old else None, "screened": (after.screened or {}).get(pid)}  # fmt: skip
+                   "opt_in": old and old.to_dict(), "default": new and new.to_dict(),
+                   "screened": (after.screened or {}).get(pid)}  # fmt: skip
             handle.write(json.dumps(row) + "\n")
     print("decisions that differ (opt-in -> default): " + (", ".join(f"{k} {n}" for k, n in sorted(counts.items())) or
                                                          "none"))  # fmt: skip

@@ -193,7 +193,7 @@ class SemanticDecontamOptions(SemanticOptions):
     decided as without the screen. ``screen: none`` sends every problem to ``model`` (as does ``confirmation:
     judge``, whose candidates need the model's similarity). With ``gold_must_agree`` (default) a pool problem
     whose gold the grader finds different from the item's answer is not confirmed by the first two paths (a
-    paraphrase keeps its answer: on clean MATH-train rows 61 -> 21 flagged, no paraphrase lost); turn it off for
+    paraphrase keeps its answer: of 7,500 clean MATH-train rows 64 -> 24 flagged, no paraphrase lost); turn it off for
     a pool whose golds are noisy. Measured in docs/performance.md.
     """
 
