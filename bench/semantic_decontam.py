@@ -15,7 +15,10 @@ Usage: ``python bench/semantic_decontam.py [--data-dir ../shared/data] [--out ou
   ``paraphrases_heldout7.jsonl`` (written blind; kept out of ``bench/fit_answer_score.py``'s fit) are held out
   whole (their rows' ``split``). Every pool problem has its gold (a paraphrase its item's), as a real pool's rows do.
 - Recall: a planted row dropped as its own item, by n-gram decontamination alone (`curation.stages.decontam`, as
-  ``bench/decontam.py`` drives it) and by n-gram + semantic (`curation.semantic`; dropped by either).
+  ``bench/decontam.py`` drives it) and by n-grams + each semantic rule (`curation.semantic`, on the rows the
+  n-grams kept, as the stage runs it): the opt-in path as it was before it became the default (every problem to
+  MiniLM, no gold veto), the gold veto alone, and the default (screened by `curation.semantic_screen`, gold
+  veto). The rows the default decides differently from the opt-in path go to ``screen_differences.jsonl``.
 - False drops: MATH-train rows dropped as AIME/AMC. MATH-train rows the semantic check flags against
   MATH500 (real overlaps exist: NeMo-Skills report 13.9% of MATH/AMC/AIME test problems with a
   near-duplicate in MATH train) are counted and written to ``math500_flags.jsonl`` to judge by hand.
@@ -36,7 +39,7 @@ import platform
 import resource
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import replace
 from pathlib import Path
 
@@ -72,6 +75,8 @@ HELD_OUT_6 = REPO / "bench" / "data" / "paraphrases_heldout6.jsonl"
 # Written blind (120 rows, rows carry their own gold: a unit change changes it) while the answer score was fitted on
 # the six sets before it; measured once, with the rule and the score final.
 HELD_OUT_7 = REPO / "bench" / "data" / "paraphrases_heldout7.jsonl"
+OPT_IN = "opt-in path (screen: none, gold_must_agree: false)"
+DEFAULT = "default (screened, gold veto)"
 HALVES = ("tune", "held_out", "held_out_new", "held_out_3", "held_out_4", "held_out_5", "held_out_6", "held_out_7")
 
 
@@ -110,31 +115,75 @@ def recall_table(dropped: dict[str, str], planted: dict[str, tuple[str, str, str
 
 
 def quality(args: argparse.Namespace) -> dict:
+    """Recall and clean rows for n-grams alone and n-grams + each semantic rule: today's opt-in path (every problem
+    to the model, no gold veto), the gold veto alone, and the default (screened, gold veto), measured in the same
+    run; the decisions that differ between the first and the last are written to ``screen_differences.jsonl``."""
     options = DecontamOptions(benchmarks=BENCHMARKS, data_dir=str(args.data_dir))
-    semantic = replace(SemanticDecontamOptions(enabled=True), **_overrides(args.set))
+    screened = replace(SemanticDecontamOptions(), **_overrides(args.set))
+    rules = {  # today's opt-in path (every problem to the model, no gold veto), then the default's two changes
+        OPT_IN: replace(screened, screen="none", gold_must_agree=False),
+        "unscreened, gold veto": replace(screened, screen="none"),
+        DEFAULT: screened,
+    }
     items, _ = load_benchmark_items(BENCHMARKS, specs(), options)
     texts, planted = build_pool(args.data_dir, items)
-    started = time.perf_counter()
+    answers = golds(args.data_dir, planted)
+    started = time.process_time()
     ngram = find_contamination(texts, build_index(items, options))
-    ngram_s = time.perf_counter() - started
+    seconds = {"ngram": round(time.process_time() - started, 1)}
     ngram_drops = {pid: f"{hit.benchmark}/{hit.item_id}" for pid, hit in ngram.matches.items()}
-    started = time.perf_counter()
-    meaning = find_semantic_contamination(texts, items, semantic, answers=golds(args.data_dir, planted))
-    semantic_s = time.perf_counter() - started
-    semantic_drops = {pid: m.key for pid, m in meaning.matches.items()}
-    both = {**semantic_drops, **ngram_drops}
+    rest = {pid: text for pid, text in texts.items() if pid not in ngram_drops}  # what the stage checks by meaning
     print(f"# semantic decontam bench, {platform.machine()} {platform.python_version()}, pool {len(texts)} "
-          f"({len(planted)} planted), {len(items)} items; {semantic}")  # fmt: skip
-    print(f"n-gram {ngram_s:.1f}s, semantic {semantic_s:.1f}s")
-    summary = {"ngram": recall_table(ngram_drops, planted), "ngram+semantic": recall_table(both, planted)}
+          f"({len(planted)} planted), {len(items)} items; {screened}")  # fmt: skip
+    summary: dict = {"ngram": recall_table(ngram_drops, planted)}
+    found = {}
+    for name, semantic in rules.items():
+        started = time.process_time()
+        found[name] = find_semantic_contamination(rest, items, semantic, answers=answers)
+        seconds[name] = round(time.process_time() - started, 1)
+        drops = {pid: m.key for pid, m in found[name].matches.items()}
+        summary[f"ngram + {name}"] = recall_table({**drops, **ngram_drops}, planted)
+    print("CPU seconds: " + ", ".join(f"{name} {s}" for name, s in seconds.items()))
     for rule, table in summary.items():
         print(f"\n{rule}\n| kind | " + " | ".join(HALVES) + " |\n" + "|---" * (len(HALVES) + 1) + "|")
         for kind in ("copy", "light", "medium", "heavy", "all paraphrases"):
             print(f"| {kind} | " + " | ".join(_cell(table[kind][half]) for half in HALVES) + " |")
-    summary["misses"] = misses(both, planted, meaning.closest, args.out)
-    summary |= clean_rows(texts, ngram_drops, semantic_drops, args.out, items)
-    summary["seconds"] = {"ngram": round(ngram_s, 1), "semantic": round(semantic_s, 1)}
+    default = found[DEFAULT]
+    print(f"screen: {len(default.screened or {})} of {len(rest)} problems sent to the model, by path "
+          f"{dict(Counter((default.screened or {}).values()))}")  # fmt: skip
+    summary["misses"] = misses({**{p: m.key for p, m in default.matches.items()}, **ngram_drops}, planted,
+                               found[OPT_IN].closest, args.out)  # fmt: skip
+    summary["clean"] = {
+        name: clean_rows(texts, {**{p: m.key for p, m in found[name].matches.items()}, **ngram_drops}, name)
+        for name in rules
+    } | {"ngram": clean_rows(texts, ngram_drops, "ngram")}
+    summary["differences"] = differences(found, planted, texts, args.out)
+    write_flags(texts, ngram_drops, {p: m.key for p, m in default.matches.items()}, args.out, items)
+    summary["seconds"] = seconds
     return summary
+
+
+def differences(found: dict, planted: dict[str, tuple[str, str, str]], texts: dict[str, str], out: Path) -> dict:
+    """Problems today's opt-in path and the default decide differently (the default should only ever drop fewer),
+    written to ``screen_differences.jsonl``; returns the counts by change, kind and split."""
+    before, after = found[OPT_IN], found[DEFAULT]
+    counts: dict[str, int] = defaultdict(int)
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "screen_differences.jsonl").open("w", encoding="utf-8") as handle:
+        for pid in texts:
+            old, new = before.matches.get(pid), after.matches.get(pid)
+            if (old and old.key) == (new and new.key):
+                continue
+            key, kind, half = planted.get(pid, ("", "clean", "clean"))
+            change = "lost" if old and not new else "added" if new and not old else "changed"
+            counts[f"{change} {kind} {half}"] += 1
+            row = {"id": pid, "kind": kind, "split": half, "change": change, "item": key,
+                   "opt_in": old and old.to_dict(), "default": new and new.to_dict(),
+                   "screened": (after.screened or {}).get(pid)}  # fmt: skip
+            handle.write(json.dumps(row) + "\n")
+    print("decisions that differ (opt-in -> default): " + (", ".join(f"{k} {n}" for k, n in sorted(counts.items())) or
+                                                         "none"))  # fmt: skip
+    return dict(counts)
 
 
 def _cell(counts: list[int]) -> str:
@@ -155,25 +204,28 @@ def _overrides(pairs: list[str], defaults: object = SemanticDecontamOptions()) -
     return {k: value(k, v) for k, v in (p.split("=", 1) for p in pairs)}
 
 
-def clean_rows(texts, ngram_drops, semantic_drops, out: Path, items) -> dict:
-    """False drops (MATH-train as AIME/AMC) and MATH-train rows flagged against MATH500, written for review."""
+def clean_rows(texts: dict[str, str], drops: dict[str, str], name: str) -> dict:
+    """False drops (MATH-train as AIME/AMC) and MATH-train rows flagged against MATH500 by a rule's drops."""
     math = [p for p in texts if p.startswith("math_train/")]
-    counts = {}
-    for name, drops in (("ngram", ngram_drops), ("semantic", semantic_drops)):
-        false = sum(1 for p in math if drops.get(p, "").split("/")[0] in CLEAN_AGAINST)
-        flagged = sum(1 for p in math if drops.get(p, "").startswith("math500/"))
-        counts[name] = {"false_drops": false, "math500_flags": flagged, "rows": len(math)}
-        print(f"{name}: MATH-train dropped as AIME/AMC {false} of {len(math)} ({false / len(math):.2%}); "
-              f"flagged against MATH500 {flagged} ({flagged / len(math):.1%})")  # fmt: skip
+    false = sum(1 for p in math if drops.get(p, "").split("/")[0] in CLEAN_AGAINST)
+    flagged = sum(1 for p in math if drops.get(p, "").startswith("math500/"))
+    print(f"{name}: MATH-train dropped as AIME/AMC {false} of {len(math)} ({false / len(math):.2%}); "
+          f"flagged against MATH500 {flagged} ({flagged / len(math):.1%})")  # fmt: skip
+    return {"false_drops": false, "math500_flags": flagged, "rows": len(math)}
+
+
+def write_flags(texts: dict[str, str], ngram_drops: dict[str, str], semantic_drops: dict[str, str], out: Path,
+                items: list[BenchmarkItem]) -> None:  # fmt: skip
+    """MATH-train rows flagged against MATH500 by meaning only, to ``math500_flags.jsonl`` to judge by hand."""
     by_key = {item_key(i): i.text for i in items}
-    new = [p for p in math if semantic_drops.get(p, "").startswith("math500/") and p not in ngram_drops]
+    new = [p for p in texts if p.startswith("math_train/") and semantic_drops.get(p, "").startswith("math500/")
+           and p not in ngram_drops]  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     with (out / "math500_flags.jsonl").open("w", encoding="utf-8") as handle:
         for pid in new:
             handle.write(json.dumps({"problem_id": pid, "item": semantic_drops[pid], "problem": texts[pid],
                                      "item_text": by_key[semantic_drops[pid]]}) + "\n")  # fmt: skip
-    print(f"{len(new)} MATH-train rows flagged against MATH500 by semantic only -> {out / 'math500_flags.jsonl'}")
-    return {"clean": counts, "semantic_only_math500_flags": len(new)}
+    print(f"{len(new)} MATH-train rows flagged against MATH500 by meaning only -> {out / 'math500_flags.jsonl'}")
 
 
 def dedup_quality(args: argparse.Namespace) -> dict:

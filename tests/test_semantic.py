@@ -36,6 +36,7 @@ ITEM = "How many positive 3-digit numbers are divisible by 11?"
 PARAPHRASE = "How many positive three-digit integers are multiples of 11?"
 SIBLING = "How many positive 3-digit numbers are divisible by 7?"
 OPTIONS = SemanticDecontamOptions(enabled=True, model=semantic.WORDLLAMA)  # the unit tests: fast, 256 dimensions
+UNSCREENED = dataclasses.replace(OPTIONS, screen="none")  # every problem to the model, as before the screen
 PARAPHRASES = Path(__file__).resolve().parents[1] / "bench" / "data" / "paraphrases.jsonl"
 
 
@@ -67,9 +68,13 @@ def test_minilm_from_its_wheel_tells_a_paraphrase_from_another_problem():
     assert scores[0, 1] > 0.85 and scores[2, 3] > 0.7 and max(scores[0, 2], scores[1, 3]) < 0.5
     np.testing.assert_allclose(embed_texts([texts[2]], options)[0], vectors[2], atol=1e-5)  # padding is masked
     items = [BenchmarkItem("math500", "nt/1", ITEM), BenchmarkItem("math500", "geo/2", texts[3])]
-    verdicts = find_semantic_contamination({"p": PARAPHRASE, "s": SIBLING, "q": texts[2]}, items, options)
-    assert {pid: m.key for pid, m in verdicts.matches.items()} == {"p": "math500/nt/1", "q": "math500/geo/2"}
-    assert verdicts.closest["s"].swapped
+    pool = {"p": PARAPHRASE, "s": SIBLING, "q": texts[2]}
+    unscreened = find_semantic_contamination(pool, items, dataclasses.replace(options, screen="none"))
+    assert {pid: m.key for pid, m in unscreened.matches.items()} == {"p": "math500/nt/1", "q": "math500/geo/2"}
+    assert unscreened.closest["s"].swapped and unscreened.screened is None
+    verdicts = find_semantic_contamination(pool, items, options)  # the sibling's numbers close every path
+    assert verdicts.screened == {"p": "embedding", "q": "embedding"} and "s" not in verdicts.closest
+    assert verdicts.matches == unscreened.matches
 
 
 MARBLES = BenchmarkItem(
@@ -92,7 +97,9 @@ def test_same_answer_path_catches_a_retold_problem_and_needs_a_telling_answer():
     match = found.matches["p"]
     assert match.method == "same_answer" and match.answer == "\\frac{5}{14}" and match.content < minilm.min_content
     assert match.to_dict()["same_answer"] == "\\frac{5}{14}" and match.similarity >= minilm.answer_threshold
-    assert "q" not in found.matches and found.closest["q"].key == "b/marbles"  # no gold: never this path
+    assert "q" not in found.matches and found.screened == {"p": "same_answer"}  # no gold: never this path
+    unscreened = find_semantic_contamination({"q": RETOLD}, [MARBLES], dataclasses.replace(minilm, screen="none"))
+    assert "q" not in unscreened.matches and unscreened.closest["q"].key == "b/marbles"
     similarity_ = match.similarity
     assert semantic.confirm_by_answer(RETOLD, "3/28", MARBLES, similarity_, minilm) is None  # another answer
     below = minilm.answer_threshold - 0.01  # the same numbers lower the bar by ANSWER_FLOOR_DROP, for the nearest
@@ -185,8 +192,8 @@ def test_index_matches_brute_force_across_blocks(monkeypatch):
     monkeypatch.setattr(semantic, "_BLOCK_QUERIES", 7)
     monkeypatch.setattr(semantic, "_BLOCK_INDEX", 50)
     rng = np.random.default_rng(0)
-    vectors = semantic._normalised(rng.normal(size=(333, 16)).astype(np.float32))
-    queries = semantic._normalised(rng.normal(size=(40, 16)).astype(np.float32))
+    vectors = semantic.normalised(rng.normal(size=(333, 16)).astype(np.float32))
+    queries = semantic.normalised(rng.normal(size=(40, 16)).astype(np.float32))
     index = SemanticIndex.build(range(333), vectors)
     scores, rows = index.nearest(queries, 5)
     brute = queries @ index.vectors.astype(np.float32).T
@@ -230,7 +237,7 @@ def test_math_agreement_reads_names_and_negating_prefixes_alike():
 
 def test_contamination_reports_the_item_and_the_closest_kept_candidate():
     items = [BenchmarkItem("math500", "div11", ITEM), BenchmarkItem("math500", "circle", "Find the area of a circle.")]
-    verdicts = find_semantic_contamination({"p": PARAPHRASE, "s": SIBLING}, items, OPTIONS)
+    verdicts = find_semantic_contamination({"p": PARAPHRASE, "s": SIBLING}, items, UNSCREENED)
     assert set(verdicts.matches) == {"p"} and verdicts.matches["p"].key == "math500/div11"
     assert verdicts.closest["s"].key == "math500/div11" and verdicts.closest["s"].swapped
     row = verdicts.matches["p"].to_dict()
@@ -288,8 +295,9 @@ def test_semantic_options_come_from_the_recipe_section():
     )
     assert stages.decontam.semantic == SemanticDecontamOptions(enabled=True, threshold=0.75, confirmation="judge")
     assert stages.dedup.template and stages.dedup.semantic.k == 3 and stages.dedup.semantic.model == "wordllama"
-    assert not StageOptions().decontam.semantic.enabled and not StageOptions().dedup.semantic.enabled
+    assert StageOptions().decontam.semantic.enabled and not StageOptions().dedup.semantic.enabled  # decontam: on
     assert StageOptions().decontam.semantic.model == "minilm" and StageOptions().dedup.semantic.model == "wordllama"
+    assert StageOptions().decontam.semantic.screen == "wordllama"
     with pytest.raises(OptionsError, match="curate.stages.decontam.semantic.treshold"):
         to_options(StageOptions, {"decontam": {"semantic": {"treshold": 0.7}}}, where="curate.stages")
 
@@ -351,7 +359,9 @@ def test_decontam_stage_drops_a_paraphrase_with_its_item_similarity_and_evidence
     assert meaning["confirmed_by"] == "embedding" and "rare_numbers" in meaning
     assert meaning["item_id"] == "div11" and meaning["similarity"] >= 0.7 and "11" in meaning["shared_numbers"]
     notes = next(c for c in state.funnel if c.stage == "decontam").notes
-    assert notes["semantic_confirmed"] == 1 and notes["semantic_closest_kept"][0]["problem_id"] == "sibling"
+    # the screen sends on only "first" ("para" went to n-grams; the sibling and the circle share no number)
+    assert notes["semantic_screen"] == {"model": "wordllama", "problems": 3, "passed": 1, "paths": {"embedding": 1}}
+    assert notes["semantic_confirmed"] == 1 and notes["semantic_closest_kept"] == []
 
 
 def test_decontam_stage_reads_the_golds_for_the_same_answer_path(tmp_path):

@@ -71,11 +71,14 @@ from curation.schema import Chain
 from curation.semantic import (
     SemanticIndex,
     check_confirmation,
-    embed_texts,
     find_semantic_contamination,
     item_key,
+    item_vectors,
     judge_pairs,
+    number_rarity,
+    uses_screen,
 )
+from curation.semantic_screen import ScreenIndex, screen
 from curation.similarity import aligned_similarity, content_agreement, content_tokens, text_tokens
 from curation.stages.dedup import (
     normalize_text,
@@ -482,7 +485,8 @@ def decontam_confirm(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
 def decontam_semantic(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
     """``[problem, confirmed match or None, closest unconfirmed candidate or None]`` per alive problem of a part
     that has a benchmark item among its nearest by meaning (`curation.semantic`: embeddings in batches,
-    retrieval from the items' index, the confirmation rule, and the judge when the options ask for it)."""
+    retrieval from the items' index, the confirmation rule, and the judge when the options ask for it). With
+    ``screened`` the part's rows are those the screen passed (`decontam_screen`)."""
     items, semantic_index = load_context(item["context"])
     options = to_options(SemanticDecontamOptions, item["options"])
     rows = [(position, row["problem"], row.get("answer") or "") for position, row in alive_rows(item)]
@@ -491,11 +495,25 @@ def decontam_semantic(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
         generator = cached_generator(options.judge, item["judge_dir"], f"same-problem-{item['part']}")
         judge = judge_pairs(generator, options)
     texts, answers = {str(p): t for p, t, _ in rows}, {str(p): a for p, _, a in rows}
-    verdicts = find_semantic_contamination(texts, items, options, semantic_index, judge, answers)
+    verdicts = find_semantic_contamination(
+        texts, items, options, semantic_index, judge, answers, screened=item.get("screened", False)
+    )
     for position, _, _ in rows:
         match, closest = verdicts.matches.get(str(position)), verdicts.closest.get(str(position))
         if match or closest:
             yield [position, match.to_dict() if match else None, closest.to_dict() if closest else None]
+
+
+def decontam_screen(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
+    """``[problem, path]`` for each problem of a part that some benchmark item could be confirmed for by meaning,
+    and the rule's path that could confirm it (`curation.semantic_screen.screen`): the problems the model embeds."""
+    items, screen_index = load_context(item["context"])
+    options = to_options(SemanticDecontamOptions, item["options"])
+    rows = [(str(position), row["problem"], row.get("answer") or "") for position, row in alive_rows(item)]
+    texts, answers = {p: t for p, t, _ in rows}, {p: a for p, _, a in rows}
+    rarity = number_rarity([i.text for i in items])
+    for problem, path in screen(texts, answers, items, screen_index, options, rarity).items():
+        yield [int(problem), path]
 
 
 # ------------------------------------------------------------------------------------------------ the stage
@@ -549,28 +567,62 @@ def by_meaning(
     dropped: set[int],
 ) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, Any]]:
     """The alive problems not ``dropped`` by n-grams that the semantic check confirms (`decontam_semantic`, one
-    shard task per part of the pool), with their evidence; and the stage notes: how many
-    (``semantic_confirmed``), and the closest kept candidates, most similar first (``semantic_closest_kept``)."""
+    shard task per part of the pool; with a screen, over the problems `decontam_screen` passed), with their
+    evidence; and the stage notes: how many (``semantic_confirmed``), the closest kept candidates, most similar
+    first (``semantic_closest_kept``), and the screen's counts (``semantic_screen``)."""
     check_confirmation(options, "curate.stages.decontam.semantic")
-    semantic_index = SemanticIndex.build([item_key(i) for i in items], embed_texts([i.text for i in items], options))
-    code = source_digest(__name__, "curation.semantic", "curation.similarity")
-    key = {"semantic": [asdict(i) for i in items], "options": options_dict(options), "code": code}
-    params = {
-        "context": write_context(context.work_dir / "contexts", key, (list(items), semantic_index)),
-        "options": options_dict(options),
-        "judge_dir": str(context.work_dir / "judge"),
-    }
-    job = run_parts(state, context, "decontam-semantic", decontam_semantic, params, table="problems")
-    matches, closest = [], []
-    for problem, match, near in rows_of(job):
-        if problem in dropped:
-            continue
-        if match:
-            matches.append((problem, semantic_hit(match)))
-        elif near:
-            closest.append({"problem_id": state.problem_ids[problem], **semantic_hit(near)})
+    rows = state.problem_alive.copy()
+    rows[sorted(dropped)] = False
+    notes: dict[str, Any] = {}
+    if uses_screen(options):
+        rows, notes = screened(state, context, options, items, rows)
+    matches: list[tuple[int, dict[str, Any]]] = []
+    closest: list[dict[str, Any]] = []
+    if rows.any():  # the model and the items' vectors are loaded only when some problem reaches the model
+        semantic_index = SemanticIndex.build(
+            [item_key(i) for i in items], item_vectors([i.text for i in items], options)
+        )
+        code = source_digest(__name__, "curation.semantic", "curation.similarity")
+        key = {"semantic": [asdict(i) for i in items], "options": options_dict(options), "code": code}
+        params = {
+            "context": write_context(context.work_dir / "contexts", key, (list(items), semantic_index)),
+            "options": options_dict(options),
+            "judge_dir": str(context.work_dir / "judge"),
+            "screened": uses_screen(options),
+        }
+        job = run_parts(state, context, "decontam-semantic", decontam_semantic, params, "problems", rows)
+        for problem, match, near in rows_of(job):
+            if match:
+                matches.append((problem, semantic_hit(match)))
+            elif near:
+                closest.append({"problem_id": state.problem_ids[problem], **semantic_hit(near)})
     closest.sort(key=lambda hit: (-hit["similarity"], hit["problem_id"]))
-    return matches, {"semantic_confirmed": len(matches), "semantic_closest_kept": closest[:MAX_LISTED]}
+    return matches, {**notes, "semantic_confirmed": len(matches), "semantic_closest_kept": closest[:MAX_LISTED]}
+
+
+def screened(
+    state: RunState,
+    context: StageContext,
+    options: SemanticDecontamOptions,
+    items: Sequence[BenchmarkItem],
+    rows: np.ndarray,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The mask of the problems among ``rows`` that the screen passes (`decontam_screen`, one shard task per part),
+    and its note: the screen model, problems screened, passed, and passed by each path (``semantic_screen``)."""
+    code = source_digest(__name__, "curation.semantic_screen", "curation.semantic", "curation.similarity")
+    key = {"screen": [asdict(i) for i in items], "options": options_dict(options), "code": code}
+    params = {
+        "context": write_context(context.work_dir / "contexts", key, (list(items), ScreenIndex.build(items, options))),
+        "options": options_dict(options),
+    }
+    job = run_parts(state, context, "decontam-screen", decontam_screen, params, "problems", rows)
+    passed = np.zeros_like(rows)
+    paths: Counter[str] = Counter()
+    for problem, path in rows_of(job):
+        passed[problem] = True
+        paths[path] += 1
+    note = {"model": options.screen, "problems": int(rows.sum()), "passed": int(passed.sum()), "paths": dict(paths)}
+    return passed, {"semantic_screen": note}
 
 
 def semantic_hit(match: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,186 @@
+"""The cheap first step of decontamination by meaning: which pool problems could the rule confirm at all?
+
+Decontamination's model (`curation.semantic`, ``minilm``) costs about 10 ms a problem on one core, twenty times the
+n-gram stage. But the rule (`curation.semantic.confirm`, `confirm_by_answer`, `confirm_by_score`) asks more of a
+candidate than similarity: the numbers the two state, their math, how rare the shared numbers are, whether the
+item's answer is the problem's gold. That evidence is computed here exactly as the rule computes it, for a short
+list of items per problem, with the similarity taken at its best; a problem goes on to the model only when some
+item on its list could then be confirmed. The model's decisions on those are the unscreened ones (retrieval over
+every item, the same rule), so a screened run drops a subset of what an unscreened one drops: never a row more.
+
+- **The short list** (`could_confirm`): the ``screen`` model's (``wordllama``, about 0.15 ms a problem) `SCREEN_K`
+  nearest items, checked for the rule's first two paths (numbers and math; rare numbers) and its gold veto
+  (`curation.semantic.gold_differs`, the grader's verdict as the rule asks it); and the items whose
+  answer has the gold's `curation.similarity.answer_key` (a retold story is often far from its item by wordllama
+  but keeps the answer), checked for the two answer paths (same answer; answer score, given `SCORE_MARGIN` over
+  the other items and the rank of the nearest) when they are among the `ANSWER_RANK` nearest, or at any rank for
+  the answer score alone when it reaches `STRONG_SCORE` with shared numbers as rare as `STRONG_RARE`.
+- **Cheapest first.** A pair's numbers (two cached readings per text) decide most pairs; the math in common (an
+  LCS) is read only where the numbers leave a path open.
+- **Calibration.** `SCREEN_K`, `ANSWER_RANK`, `STRONG_SCORE`, `STRONG_RARE` and `SCORE_MARGIN` were chosen on
+  ``bench/semantic_decontam.py``'s pool: paraphrase sets 1-6 and the MATH-train rows of one hash half, against the
+  unscreened decisions; set 7 and the other half were measured after (docs/performance.md, "Meaning-level
+  decontamination on by default").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from curation.options import SemanticDecontamOptions
+from curation.semantic import (
+    ANSWER_SCORE_WEIGHTS,
+    RARE_EXTRA,
+    RARE_RECALL,
+    SUBSET_RARE,
+    BenchmarkItem,
+    NumberRarity,
+    SemanticMatch,
+    answer_features,
+    answer_score,
+    content_share,
+    gold_differs,
+    item_key,
+    load_embedder,
+    normalised,
+    number_agreement,
+    number_readings,
+    statement,
+    telling_answer,
+)
+from curation.similarity import answer_key
+
+SCREEN_K = 5  # items nearest by the screen model, checked for the rule's first two paths
+ANSWER_RANK = 20  # items with the gold's answer this near by the screen model, checked for the answer paths ...
+STRONG_SCORE = 4.0  # ... or at any rank, for the answer score, when it reaches this (similarity 1: ~98%) ...
+STRONG_RARE = 4.0  # ... and the numbers the two share weigh this much (`curation.semantic.NumberRarity`)
+SCORE_MARGIN = 0.05  # the lead over the other items an answer score is given
+BATCH = 1024  # problems embedded and checked at a time
+_BEST_CONTENT = 1.0 if ANSWER_SCORE_WEIGHTS["content"] >= 0 else 0.0  # the math in common that scores highest
+
+
+@dataclass(frozen=True)
+class ScreenIndex:
+    """What the screen reads of the benchmark items: their screen-model vectors, and their rows by answer key."""
+
+    vectors: np.ndarray
+    by_answer: Mapping[str, tuple[int, ...]]
+
+    @classmethod
+    def build(cls, items: Sequence[BenchmarkItem], options: SemanticDecontamOptions) -> ScreenIndex:
+        rows: defaultdict[str, list[int]] = defaultdict(list)
+        for row, item in enumerate(items):
+            if item.answer.strip():
+                rows[answer_key(item.answer)].append(row)
+        return cls(screen_vectors([i.text for i in items], options), {k: tuple(found) for k, found in rows.items()})
+
+
+def screen_vectors(texts: Sequence[str], options: SemanticDecontamOptions) -> np.ndarray:
+    """The screen model's unit vectors of ``texts`` as written (`curation.semantic.statement`: a figure read by
+    its labels), not as `curation.semantic.embedding_text` prepares them for the model: reading the formulas out
+    costs a third of the screen and shortlisted no better on the tuning rows."""
+    if not texts:
+        return np.zeros((0, 1), np.float32)
+    return normalised(np.asarray(load_embedder(options.screen)([statement(t) for t in texts]), np.float32))
+
+
+def screen(
+    texts: Mapping[str, str],
+    answers: Mapping[str, str],
+    items: Sequence[BenchmarkItem],
+    index: ScreenIndex,
+    options: SemanticDecontamOptions,
+    rarity: NumberRarity,
+) -> dict[str, str]:
+    """The pool problems (by id) that some item could be confirmed for, each with the rule's path that could
+    confirm it (``embedding``, ``rare_numbers``, ``same_answer`` or ``answer_score``: `could_confirm`)."""
+    ids = list(texts)
+    passed: dict[str, str] = {}
+    for start in range(0, len(ids), BATCH):
+        part = ids[start : start + BATCH]
+        similarities = screen_vectors([texts[p] for p in part], options) @ index.vectors.T
+        for pid, row in zip(part, similarities, strict=True):
+            path = could_confirm(texts[pid], answers.get(pid, ""), items, row, index, options, rarity)
+            if path:
+                passed[pid] = path
+    return passed
+
+
+def could_confirm(
+    text: str,
+    gold: str,
+    items: Sequence[BenchmarkItem],
+    similarities: np.ndarray,
+    index: ScreenIndex,
+    options: SemanticDecontamOptions,
+    rarity: NumberRarity,
+) -> str | None:
+    """The first of the rule's paths that could confirm an item on ``text``'s short list (the module docstring),
+    or None. ``similarities``: the screen model's, to every item."""
+    numbers_needed = options.min_numbers > 0 and options.min_rare > 0  # then neither rule path opens without them
+    for row in np.argpartition(-similarities, min(SCREEN_K, len(items) - 1))[:SCREEN_K]:
+        if (not numbers_needed or _shares_numbers(text, items[row].text)) and (
+            path := _rule_path(text, items[row].text, options, rarity)
+        ):
+            if not gold_differs(gold, items[row], options):  # the rule's own veto, checked as it checks it
+                return path
+    if not options.same_answer or not gold.strip():
+        return None
+    near_cut = np.partition(similarities, -ANSWER_RANK)[-ANSWER_RANK] if len(items) > ANSWER_RANK else -np.inf
+    for row in index.by_answer.get(answer_key(gold), ()):
+        near = bool(similarities[row] >= near_cut)
+        if (near or _shares_numbers(text, items[row].text)) and (
+            path := _answer_path(text, items[row], near, options, rarity)
+        ):
+            return path
+    return None
+
+
+def _shares_numbers(text: str, item_text: str) -> bool:
+    """Whether the two texts share a number in either reading (with units or without), or neither states a digit
+    in one of them: otherwise `curation.semantic.evidence` reads no number in common (Jaccard 0) and no rare ones."""
+    for units in (True, False):
+        (ours, our_digits), (theirs, their_digits) = number_readings(text, units), number_readings(item_text, units)
+        if not ours.isdisjoint(theirs) or not (our_digits or their_digits):
+            return True
+    return False
+
+
+def _rule_path(text: str, item_text: str, options: SemanticDecontamOptions, rarity: NumberRarity) -> str | None:
+    """`curation.semantic.confirm`'s two paths with their similarity bars dropped, nothing else."""
+    _, numbers, swapped = number_agreement(text, item_text)
+    rare, recall, extra = rarity.agreement(text, item_text)
+    if rare >= options.min_rare and (
+        (recall >= RARE_RECALL and extra <= RARE_EXTRA) or (extra == 0 and rare >= SUBSET_RARE)
+    ):
+        return "rare_numbers"
+    if not swapped and numbers >= options.min_numbers and content_share(text, item_text) >= options.min_content:
+        return "embedding"
+    return None
+
+
+def _answer_path(
+    text: str, item: BenchmarkItem, near: bool, options: SemanticDecontamOptions, rarity: NumberRarity
+) -> str | None:
+    """The answer paths (`curation.semantic.confirm_by_answer`, `confirm_by_score`) for an item whose answer key is
+    the gold's, with similarity 1, the item the nearest and `SCORE_MARGIN` ahead: the same answer for an item
+    ``near`` by the screen model; the answer score for one near, or at any rank when it reaches `STRONG_SCORE`
+    with shared numbers as rare as `STRONG_RARE`."""
+    _, numbers, swapped = number_agreement(text, item.text)
+    if near and telling_answer(item.answer) and numbers >= options.answer_min_numbers:
+        return "same_answer"
+    rare = rarity.agreement(text, item.text)[0]
+    if not near and rare < STRONG_RARE:
+        return None
+    bar = options.answer_min_score if near else max(options.answer_min_score, STRONG_SCORE)
+    match = SemanticMatch(item_key(item), 1.0, numbers, (), (), swapped, _BEST_CONTENT, rare)
+    if answer_score(answer_features(text, item, match, SCORE_MARGIN, True, rarity)) < bar:
+        return None  # not even with the math at its best: the LCS is not worth reading
+    match = dataclasses.replace(match, content=content_share(text, item.text))
+    score = answer_score(answer_features(text, item, match, SCORE_MARGIN, True, rarity))
+    return "answer_score" if score >= bar else None

