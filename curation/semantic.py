@@ -62,10 +62,12 @@ from curation.similarity import (
     content_tokens,
     fold_number_words,
     lcs_length,
+    numbers_of,
     text_tokens,
     whole_number_readings,
 )
 from eval.backends.base import GenerationRequest
+from eval.grader import gold_value
 from eval.options import OptionsError
 
 log = logging.getLogger(__name__)
@@ -798,10 +800,18 @@ _UNTELLING = re.compile(r"-?\d|even|odd|neither|yes|no|true|false|none|\(?[a-e]\
 _ANSWER_MARKUP = re.compile(r"\\(?:text|mathrm|textbf)\s*\{([^{}]*)\}|\\circ|\^|\\[,!;]|\\|\$|\s")
 
 
-def telling_answer(answer: str) -> bool:
+def telling_answer(answer: str, pool_text: str = "") -> bool:
     """Whether ``answer`` is rarer than a digit, a parity, yes/no or a choice letter (what `confirm_by_answer`
-    accepts as evidence: ``\\frac{5}{9}``, 255 and ``(-\\infty, 0]`` are; 2 and "even" are not)."""
-    core = _ANSWER_MARKUP.sub(lambda m: m.group(1) or "", answer).strip()
+    accepts as evidence: ``\\frac{5}{9}``, 255 and ``(-\\infty, 0]`` are; 2 and "even" are not).
+
+    A worded answer counts by the value it states (`eval.grader.gold_value`): CHAMP's "0 is the only possible
+    value" is the digit 0, which many different problems share, not a rare sentence. An answer that is one of the
+    numbers ``pool_text`` itself states tells nothing the numbers' agreement has not counted: "how many n in {1,
+    ..., 100} satisfy ..." problems share the answer 100 with every sibling over the same range.
+    """
+    core = _ANSWER_MARKUP.sub(lambda m: m.group(1) or "", gold_value(answer)).strip()
+    if pool_text and core in numbers_of(pool_text, words=False):
+        return False
     return bool(core) and _UNTELLING.fullmatch(core) is None
 
 
@@ -827,7 +837,7 @@ def confirm_by_answer(
     AIME/AMC and 2 more of 7,500 flagged against MATH500 (docs/performance.md).
     """
     floor = options.answer_threshold - ANSWER_FLOOR_DROP
-    if not options.same_answer or similarity < floor or not telling_answer(item.answer):
+    if not options.same_answer or similarity < floor or not telling_answer(item.answer, pool_text):
         return None
     match = evidence(pool_text, item.text, similarity, item_key(item), rarity)
     all_numbers = match.numbers >= 1.0 and not match.swapped
@@ -862,7 +872,7 @@ def answer_features(
     return {
         "similarity": match.similarity, "margin": margin, "nearest": float(nearest), "numbers": match.numbers,
         "swapped": float(match.swapped), "content": match.content, "rare": math.log1p(match.rare),
-        "recall": recall, "extra": extra, "telling": float(telling_answer(item.answer)),
+        "recall": recall, "extra": extra, "telling": float(telling_answer(item.answer, pool_text)),
     }  # fmt: skip
 
 

@@ -172,7 +172,7 @@ def _answer_path(
     ``near`` by the screen model; the answer score for one near, or at any rank when it reaches `STRONG_SCORE`
     with shared numbers as rare as `STRONG_RARE`."""
     _, numbers, swapped = number_agreement(text, item.text)
-    if near and telling_answer(item.answer) and numbers >= options.answer_min_numbers:
+    if near and telling_answer(item.answer, text) and numbers >= options.answer_min_numbers:
         return "same_answer"
     rare = rarity.agreement(text, item.text)[0]
     if not near and rare < STRONG_RARE:

@@ -374,3 +374,9 @@ def grade_many(
             bar.update()
     bar.close()
     return results
+
+
+def gold_value(gold: str) -> str:
+    """The value a worded gold states ("0 is the only possible value" -> ``0``, "100 (i.e., all values)" ->
+    ``100``); any other gold unchanged. What a caller weighing how telling an answer is should look at."""
+    return _gold_core(gold)

@@ -122,6 +122,17 @@ def test_same_answer_path_catches_a_retold_problem_and_needs_a_telling_answer():
     ]  # fmt: skip
 
 
+def test_a_worded_gold_tells_by_its_value_and_a_stated_number_tells_nothing():
+    """CHAMP's families share worded golds ("0 is the only possible value" for three mod questions, "100 (i.e.,
+    all values)" for every "how many n in {1, ..., 100}" one): the champ run dropped five different problems as
+    held-out copies through the answer paths until the answer was read by its value and against the problem."""
+    assert not semantic.telling_answer("0 is the only possible value")  # the digit 0
+    assert semantic.telling_answer("100 (i.e., all values)")
+    counting = "For how many values of n in {1, 2, ..., 100} do we have (n+1)^n >= 2^n n!?"
+    assert not semantic.telling_answer("100 (i.e., all values)", counting)  # the range bound the problem states
+    assert semantic.telling_answer("255", counting)
+
+
 def test_same_answer_path_tries_the_near_tied_items_after_the_nearest():
     """A retold story is often as near to a sibling item as to its own: the nearest three within ANSWER_MARGIN."""
     options = SemanticDecontamOptions(enabled=True)
