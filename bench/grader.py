@@ -34,7 +34,7 @@ from bench.grader_sets import SETS, Row, build, data_dir  # noqa: E402
 from eval.extract import is_prose  # noqa: E402
 from eval.grader import grade  # noqa: E402
 
-ACCURACY_SETS = ("forms", "champ", "champ_r3", "olympiad", "math_own", "math_styles", "cases")
+ACCURACY_SETS = ("forms", "champ", "champ_r3", "olympiad", "numeric", "math_own", "math_styles", "cases")
 WORKER_PAIRS: list[str] = []  # pairs our grader sent to the symbolic worker subprocess
 
 

@@ -15,6 +15,10 @@ Every row is ``{"id", "set", "gold", "candidate", "label", "problem", "part", "p
   labelled by hand for issue 25's hard-benchmark gap; each row carries the ``part`` fixed when it was written
   (248 rows split 40% held out by a hash of the pair before tuning; 75 more, ``batch: fresh``, written after
   the rules changed, all held out) and a ``note``.
+- ``numeric``: ``tests/assets/grader_cases_numeric.jsonl``, 142 numeric traps written and labelled by hand for issue 33
+  (large exponents, factors off by one power or by 2, differences far below the working precision, powers of
+  trigonometric functions, exponentials outside the double range), each with true equivalents; split 40% held out
+  by a hash of the pair when written, before any change (``part`` in the file), labels checked at 3,000 digits.
 - ``math_own``: each MATH train gold against its own solution (label true), except rows whose solution
   boxes several values while the gold keeps the last (a documented data hazard, listed as excluded).
 - ``math_styles``: MATH train and MATH-500 golds against rewrites of themselves in the house styles and
@@ -379,6 +383,7 @@ SETS: dict[str, Callable[[], list[Row]]] = {
     "champ": champ_set,
     "champ_r3": lambda: champ_set("champ_r3", "grader_cases_champ_r3.jsonl"),
     "olympiad": lambda: case_set("olympiad", "grader_cases_olympiad.jsonl"),
+    "numeric": lambda: case_set("numeric", "grader_cases_numeric.jsonl"),
     "math_own": math_own_set,
     "math_styles": math_style_set,
 }
