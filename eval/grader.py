@@ -39,7 +39,7 @@ from typing import Any
 from tqdm import tqdm
 
 from eval.choices import option_letters
-from eval.extract import extract_answer, has_box, is_prose
+from eval.extract import MAX_BARE_CHARS, extract_answer, has_box, is_prose
 from eval.grading.commitment import asserts_existence_against, case_split, uncommitted, wrong_modulus
 from eval.grading.compare import equal
 from eval.grading.families import equiv_as_equation, renamings, strip_qualifier
@@ -79,6 +79,10 @@ _WORKER_MARGIN_S = 0.15
 MAX_GOLD_CHARS = 50_000
 MAX_RESPONSE_CHARS = 50_000
 MAX_PROBLEM_CHARS = 50_000
+# Whitespace runs longer than this are cut to it (newlines kept as one or two): several rules scan a run of
+# blanks once per position in it, and no rule reads meaning into the 17th blank in a row.
+MAX_BLANK_RUN = 16
+_BLANK_RUN = re.compile(rf"\s{{{MAX_BLANK_RUN + 1},}}")
 PRESTART_PAIRS = 256  # `grade_many` in one process starts the slow path's worker at once from this many pairs
 # The worker's start (about a second) counts against the first pair that needs it, so a process that grades
 # in earnest starts it in the background after this many calls: by the time a pair needs it, it is ready.
@@ -122,9 +126,11 @@ def _gold_core(gold: str) -> str:
 @lru_cache(maxsize=16384)
 def _gold_answers(gold: str) -> tuple[str, ...]:
     """The gold's accepted forms: extracted when it is a solution or a sentence, split on "equivalently"."""
-    answer = _gold_core(gold)
+    answer = _gold_core(gold) if len(gold) <= MAX_BARE_CHARS else gold  # a long gold is a solution or nothing
     if "\\boxed" in answer or "\\fbox" in answer or is_prose(answer):
         answer = extract_answer(answer, fallback=False) or answer
+    if len(answer) > MAX_BARE_CHARS:  # over the answer limit: refused by size later, read by no rule before
+        return (answer,)
     forms = [f.strip() for f in _ALTERNATIVES.split(answer) if f.strip()]
     counted = [m.group(1) for f in forms if "\\" not in f and (m := _GOLD_COUNTED.match(f))]
     # "98 values" -> 98, "n times" -> n; but "No possible solutions" is no count of "No".
@@ -271,7 +277,7 @@ def _grade_answer(gold: str, pred: str, timeout_s: float, problem: str | None) -
     if len(gold) > MAX_GOLD_CHARS or len(pred) > MAX_RESPONSE_CHARS:
         return _verdict("unparseable", None, f"size limit: a gold or answer over {MAX_GOLD_CHARS:,} characters")
     try:
-        return _decide(gold, pred, timeout_s, asks_to_factor(_capped_problem(problem)))
+        return _decide(_short_blanks(gold), _short_blanks(pred), timeout_s, asks_to_factor(_capped_problem(problem)))
     except Exception as exc:  # the contract: nothing escapes; the reason names what broke
         return _verdict("unparseable", pred, f"internal error: {type(exc).__name__}: {str(exc)[:200]}")
 
@@ -285,7 +291,17 @@ def _bounded(run: Callable[[], Verdict], timeout_s: float, extracted: str | None
 
 
 def _capped_problem(problem: str | None) -> str | None:
-    return None if problem is None or len(problem) > MAX_PROBLEM_CHARS else problem
+    return None if problem is None or len(problem) > MAX_PROBLEM_CHARS else _short_blanks(problem)
+
+
+def _short_blanks(text: str) -> str:
+    """`text` with whitespace runs cut to `MAX_BLANK_RUN` characters (a paragraph break stays one)."""
+    return _BLANK_RUN.sub(_blank, text) if len(text) > MAX_BLANK_RUN else text
+
+
+def _blank(run: re.Match[str]) -> str:
+    newlines = run.group(0).count("\n")
+    return " " * MAX_BLANK_RUN if not newlines else "\n" * min(newlines, 2)
 
 
 def grade(gold: str, response: str, *, timeout_s: float = 2.0, problem: str | None = None) -> Verdict:
@@ -313,7 +329,8 @@ def grade(gold: str, response: str, *, timeout_s: float = 2.0, problem: str | No
 def _grade(gold: str, response: str, timeout_s: float, problem: str | None) -> Verdict:
     if len(gold) > MAX_GOLD_CHARS:
         return _verdict("unparseable", None, f"size limit: gold over {MAX_GOLD_CHARS:,} characters")
-    response, problem = response[-MAX_RESPONSE_CHARS:], _capped_problem(problem)
+    gold, response = _short_blanks(gold), _short_blanks(response[-MAX_RESPONSE_CHARS:])
+    problem = _capped_problem(problem)
     try:
         gold, response = repair_escapes(gold), repair_escapes(response)
         extracted = extract_answer(response, problem=problem)
