@@ -182,7 +182,7 @@ def remaining_s() -> float | None:
 @contextlib.contextmanager
 def paused() -> Iterator[None]:
     """No deadline fires in this thread inside the block (a wait that has its own limit, such as the worker's);
-    one that passed meanwhile fires right after."""
+    one that passed meanwhile is raised on leaving it."""
     guard = getattr(_LOCAL, "guard", None)
     if guard is None:
         yield
@@ -195,6 +195,8 @@ def paused() -> Iterator[None]:
         with guard.lock:
             guard.paused = False
             guard.next_fire = min(guard.next_fire, max(guard.deadline, time.monotonic()))
+        if time.monotonic() >= guard.deadline:
+            raise DeadlineExceeded()
 
 
 # -- the worker subprocess ----------------------------------------------------------------------------------------
