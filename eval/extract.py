@@ -438,7 +438,7 @@ def _from_sentence(sentence: str, problem: str | None = None, guess: bool = True
     return _novel_number(sentence, problem) if guess else None
 
 
-def _segment_run(sentence: str, segments: list[re.Match[str]]) -> str | None:
+def _segment_run(sentence: str, segments: list[_Segment]) -> str | None:
     """``are \\(a = 3\\), \\(b = -7\\), and \\(c = 4\\)``: math segments right after a verb, joined."""
     run = [segments[-1]]
     for prev in reversed(segments[:-1]):
@@ -459,7 +459,7 @@ def _stated_value(sentence: str) -> str | None:
         return _segment_run(sentence, segments) or next(g for g in segments[-1].groups() if g is not None).strip()
     # The first verb after which only mathematics follows ("are a = 3 and b = -4"), else the last verb.
     first_math = next((v for v in verbs if _all_math(sentence[v.end() :])), None)
-    for verb in [first_math][: first_math is not None] + list(reversed(verbs)):
+    for verb in ([first_math] if first_math is not None else []) + list(reversed(verbs)):
         value = _cut_at_word(_number_words(_ADVERB.sub("", sentence[verb.end() :])))
         if value and re.search(r"[\dA-Za-z(]", value):
             return _digits(value)

@@ -126,3 +126,26 @@ def test_precision_follows_the_pair():
     tiny = sympy.sqrt(10**200 + 1) - 10**100  # 200 digits cancel
     assert close_at(tiny, 1 / (sympy.sqrt(10**200 + 1) + 10**100), {}, approx=False) is True
     assert close_at(tiny, sympy.Integer(0), {}, approx=False) is False
+
+
+@pytest.mark.parametrize(
+    ("gold", "response", "equal"),
+    [
+        (r"\arcsin x", r"\frac{\pi}{2}-\arccos x", True),
+        (r"\tanh x", r"\frac{\sinh x}{\cosh x}", True),
+        (r"\csc x", r"\frac{1}{\sin x}", True),
+        (r"\ln(x^2)", r"2\ln|x|", True),
+        (r"x \bmod 3", r"x - 3\lfloor x/3 \rfloor", True),
+        (r"\lfloor x \rfloor", r"\lceil x \rceil - 1", False),
+        (r"(2n-1)!!", r"\frac{(2n)!}{2^n n!}", True),
+        (r"\sum_{k=1}^{n} k", r"\frac{n(n+1)}{2}", True),
+        (r"\int_0^1 x^2 dx", r"\frac13", True),
+        (r"\arcsin(2)", r"\frac{\pi}{2} - i\ln(2+\sqrt3)", True),
+        (r"\frac{1}{1-i}", r"\frac{1+i}{2}", True),
+        (r"\lfloor \log_2 1000 \rfloor", "9", True),
+    ],
+)
+def test_every_node_type_carries_its_error(gold, response, equal):
+    """Each function's error slope is exercised (values at rational points carry a rounding error)."""
+    verdict = grade(gold, response)
+    assert verdict.correct is equal and "internal" not in verdict.reason, verdict

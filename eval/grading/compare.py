@@ -1,10 +1,13 @@
 """Equality of two parsed answers, gold first.
 
 Rules, in order (each returns the rule's name as the reason):
-- scalars: identical sympy objects; exact rationals compare exactly; otherwise the difference is
-  evaluated to 30 significant digits (free symbols substituted by two fixed irrational-looking points)
-  and must vanish relative to the operands' size (1e-20), so ``1/2004!`` is not ``1/2006!``. A
-  tolerance of 1e-6 relative applies only when a side contains a decimal literal (an approximation).
+- scalars: identical sympy objects; exact rationals compare exactly; polynomials and rational functions
+  compare exactly modulo primes (`eval.grading.exact`); otherwise both sides are evaluated with error bounds
+  (`eval.grading.numeric`) at fixed rational points (two sets, three with a sum or product, integers for
+  floors in n, points near 1 when the first give no evidence), equal only where every point with evidence
+  agrees within errors small against the values and at least one point gave evidence, so ``1/2004!`` is not
+  ``1/2006!`` and ``x^{9900}`` is not 0. A tolerance of 1e-6 relative applies only when a side contains a
+  decimal literal (an approximation).
 - relations: a gold ``x = v`` against a bare prediction compares ``v``; a predicted ``lhs = v`` against a
   bare gold compares ``v``; two relations compare side by side, flipped, or as ``lhs - rhs`` up to sign.
 - sequences: tuples, intervals and matrices are ordered (bracket types must agree); bare lists and sets

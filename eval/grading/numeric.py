@@ -9,19 +9,20 @@ its error is relative. Two values that both vanish exactly, or where one is real
 the common domain), are **no evidence** either way: the caller tries other points.
 
 Exact answers (no decimal literal) have no tolerance: doubles prove most differences; a pair still equal at 50
-digits is evaluated again at a precision chosen from the pair itself: at least 120 digits, more when a sum
-mixes magnitudes (``1 + e^{-2000}``: the small term is lost below the larger one's precision, so the sum's
-spread of magnitudes is added) or a literal carries many digits (``\\sqrt{10^{200}+1}``, ``e^{10^{-50}}``: twice a
-literal's digits, since second-order terms such as ``t^2/2`` are what separates near-identical forms), up to
-`MAX_DIGITS`. The pair is equal when it agrees within errors that are at most ``10^-(D-40)`` of its size (of the
-terms' size when both sides vanish, as in ``\\sin^2 x + \\cos^2 x - 1``); otherwise precision rises by the digits
-the evaluation lost, and a pair that `MAX_DIGITS` cannot settle is undecided (not accepted).
+digits is confirmed at a precision chosen from the pair itself: at least 120 digits and agreement within errors
+of at most 10^-80 of its size (of the terms' size when both sides vanish, as in ``\\sin^2 x + \\cos^2 x - 1``), and
+more digits of both when a sum mixes magnitudes (``1 + e^{-2000}``: the small term is lost below the larger
+one's precision, so the sum's spread of magnitudes is added) or a literal carries many digits
+(``\\sqrt{10^{200}+1}``; twice a fraction's digits, since second-order terms such as ``t^2/2`` are what separate
+``e^{10^{-50}}`` from ``1 + 10^{-50}``); precision then rises by the digits an evaluation lost to cancellation, up
+to `MAX_DIGITS`, and a pair that `MAX_DIGITS` cannot settle is undecided (not accepted).
 
 Answers with a decimal literal are approximations: a tolerance of 1e-6 relative to max(|x|, |y|, 1), at most
 1e-3 relative (`tolerance`), decided beyond the errors.
 
-A definite integral (``\\int_a^b``) is integrated by mpmath's quadrature (its own error estimate is the
-error), with a bounded number of integrand points and range; intermediate values and trigonometric arguments too
+A definite integral (``\\int_a^b``) is integrated by mpmath's quadrature at 50 digits (its own error estimate is
+the error; an equal pair is not confirmed at more digits, where quadrature's error would decide), with a bounded
+number of integrand points and range; intermediate values and trigonometric arguments too
 large to evaluate quickly are refused (`OutOfRange`: the caller tries points nearer 1), and the caller never
 hands an integral or a sum to sympy. Doubles are real only: a complex intermediate, an overflow, an underflow or
 a domain error moves the pair to mpmath, which is complex throughout and has no exponent range to leave. The
@@ -389,10 +390,13 @@ def _gamma_binomial(n: float, k: float) -> float:
 
 def _complex_growth(arg: Any, ev: _Evaluator) -> Any:
     """``cosh(Im a)``: how much sine and cosine can amplify an error off the real line."""
-    return ev.ctx.cosh(arg.imag) if ev.mp and getattr(arg, "imag", 0) else 1
+    if ev.mp and getattr(arg, "imag", 0) != 0:
+        return ev.ctx.cosh(arg.imag)
+    return 1
 
 
-def _inverse_root(arg: Any, ev: _Evaluator) -> Any:
+def _inverse_root(arg: Any, value: Any, ev: _Evaluator) -> Any:
+    """``1 / sqrt(|1 - a^2|)``: the slope of arcsine and arccosine (infinite at ±1)."""
     gap = abs(1 - arg * arg)
     return (1 / (ev.ctx.sqrt(gap) if ev.mp else math.sqrt(gap))) if gap else ev._inf()
 
@@ -525,8 +529,8 @@ def close_at(
     if verdict is not None:
         return verdict
     verdict, wanted, need = _mp_verdict(x, y, subs, approx, FIRST_DIGITS, FIRST_TARGET, domain)
-    if _settled(verdict) or (approx and verdict is True):
-        return verdict
+    if _settled(verdict) or (verdict is True and (approx or x.has(sympy.Integral) or y.has(sympy.Integral))):
+        return verdict  # integrals are not confirmed: quadrature's own error, not the values, would decide
     # equal (or undecided) at 50 digits: confirm to the accuracy the pair asks for, raising precision by the
     # digits each evaluation lost
     target = max(CONFIRM_TARGET, need)
