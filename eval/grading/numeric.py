@@ -225,10 +225,10 @@ class _Evaluator:
         return self.ctx.inf if self.mp else math.inf
 
     def _growth(self, relative: Any) -> Any:
-        """``(1 + r)^n - 1 <= e^{n r} - 1`` for a relative error `r` raised to the power n (n r given)."""
-        if self.mp:
-            return self.ctx.expm1(relative) if relative < 700 else self.ctx.inf
-        return math.expm1(relative) if relative < 700 else math.inf
+        """``(1 + r)^n - 1 <= e^{n r} - 1`` for a relative error `r` raised to the power n (n r given), in doubles:
+        an error bound needs no more digits (and mpmath's expm1 cost 90 µs a power)."""
+        bound = math.expm1(float(relative)) if relative < 700 else math.inf
+        return self.ctx.mpf(bound) if self.mp else bound
 
     # -- functions ------------------------------------------------------------------------------------------
     def call(self, expr: sympy.Basic) -> tuple[Any, Any]:
