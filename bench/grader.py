@@ -90,7 +90,7 @@ def measure(name: str, run: Callable[[Row], tuple[bool, bool]], rows: list[Row])
         fn += row["label"] and not ok
         timeouts += timed_out
     total = time.perf_counter() - start
-    q = statistics.quantiles(latencies, n=100) if len(rows) > 1 else [latencies[0]] * 99
+    q = statistics.quantiles(latencies, n=100, method="inclusive") if len(rows) > 1 else [latencies[0]] * 99
     return {
         "grader": name,
         "n": len(rows),
@@ -102,7 +102,10 @@ def measure(name: str, run: Callable[[Row], tuple[bool, bool]], rows: list[Row])
         "p50_ms": q[49] * 1e3,
         "p99_ms": q[98] * 1e3,
         "max_ms": max(latencies) * 1e3,
-        "cpu_p99_ms": (statistics.quantiles(cpu_times, n=100)[98] if len(rows) > 1 else cpu_times[0]) * 1e3,
+        "cpu_p99_ms": (
+            statistics.quantiles(cpu_times, n=100, method="inclusive")[98] if len(rows) > 1 else cpu_times[0]
+        )
+        * 1e3,
         "timeouts": timeouts,
     }
 

@@ -237,25 +237,24 @@ def test_limit_holds_in_threads(worker):
 
 
 def test_threads_do_not_queue_behind_each_other_s_worker():
-    """Two threads on the slow path at once get two workers: neither waits for the other's limit."""
+    """Two threads on the slow path at once hold two workers (two processes), so neither waits for the other's
+    limit: with one shared worker the second would queue behind the first's whole step."""
     WORKERS.prestart()
-    spent: list[float] = []
+    both_holding = threading.Barrier(2, timeout=120)
+    pids: list[int] = []
 
-    def spin() -> None:
+    def hold() -> None:
         with WORKERS.checkout() as w:
-            w.call({"spin_s": 0.01}, timeout_s=30.0)  # started (off the clock for this check)
-            start = time.monotonic()
-            w.call({"spin_s": 1.0}, timeout_s=30.0)
-            spent.append(time.monotonic() - start)
+            w.call({"spin_s": 0.01}, timeout_s=30.0)
+            pids.append(w._proc.pid)
+            both_holding.wait()  # both checked out at once
 
-    started = time.monotonic()
-    threads = [threading.Thread(target=spin) for _ in range(2)]
+    threads = [threading.Thread(target=hold) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=60)
-    assert len(spent) == 2
-    assert time.monotonic() - started < 2.0 + 2 * max(spent)  # overlapped, not 1 s after 1 s after start-ups
+        t.join(timeout=180)
+    assert len(pids) == 2 and pids[0] != pids[1]
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork only")
