@@ -420,7 +420,7 @@ def grade_many(
     Args:
         pairs: (gold, response) tuples, or (gold, response, problem) where the problem text is known.
         workers: Processes to use (default: CPU count); 1 grades in this process.
-        timeout_s: Per-pair limit for the slow symbolic path.
+        timeout_s: Per-pair limit: each pair's verdict arrives within it plus `DEADLINE_SLACK_S` (see `grade`).
         progress: Show a tqdm bar on stderr.
     """
     jobs = [(p[0], p[1], p[2] if len(p) > 2 else None, timeout_s) for p in pairs]  # type: ignore[misc]
