@@ -2,9 +2,12 @@
 
 Accuracy: for each labelled set of `bench/grader_sets.py` (held-out parts and the dev set by default;
 ``--all`` adds the tuning parts), both graders grade every row and the table prints right/n, accuracy,
-false positives (a wrong answer accepted) and false negatives. Our grader gets the problem text where the
-row has one (``grade(gold, response, problem=...)``); math-verify has no such input. Bare answers are
-wrapped in ``$...$`` for math-verify as its docs advise; responses go to its default extraction.
+false positives (a wrong answer accepted) and false negatives, and, per set, pairs/s, the p99 of this thread's
+CPU time per pair and the longest single call (wall clock), which the contract bounds by the call's limit
+(`LIMIT_S`) plus 1 s; the speed-up over math-verify per set and over all rows follows. Our grader gets the
+problem text where the row has one (``grade(gold, response, problem=...)``); math-verify has no such input.
+Bare answers are wrapped in ``$...$`` for math-verify as its docs advise; responses go to its default
+extraction.
 
 Speed: both graders in this one process, warm (imports done, one throw-away pair each; parse caches cleared
 before each timed pass), one pair at a time, on the dev set, on dev + the round-1 grader cases, and on the
@@ -34,12 +37,14 @@ from bench.grader_sets import SETS, Row, build, data_dir, peer_dir  # noqa: E402
 from eval.extract import is_prose  # noqa: E402
 from eval.grader import grade  # noqa: E402
 
+LIMIT_S = 2.0  # grade's default time limit: no call may take longer than this plus 1 s
 ACCURACY_SETS = (
     "forms",
     "champ",
     "champ_r3",
     "champ_r4",
     "olympiad",
+    "numeric",
     "r4",
     "peer_style",
     "peer_fixes",
@@ -52,7 +57,7 @@ WORKER_PAIRS: list[str] = []  # pairs our grader sent to the symbolic worker sub
 
 
 def _ours(row: Row) -> tuple[bool, bool]:
-    verdict = grade(row["gold"], row["candidate"], problem=row.get("problem"))
+    verdict = grade(row["gold"], row["candidate"], problem=row.get("problem"), timeout_s=LIMIT_S)
     if verdict.status == "timeout" or verdict.reason.startswith(("latex parse", "math-verify")):
         WORKER_PAIRS.append(row.get("id", row["gold"][:40]))
     return verdict.correct, verdict.status == "timeout"
@@ -123,7 +128,7 @@ def measure(name: str, run: Callable[[Row], tuple[bool, bool]], rows: list[Row])
         fn += row["label"] and not ok
         timeouts += timed_out
     total = time.perf_counter() - start
-    q = statistics.quantiles(latencies, n=100) if len(rows) > 1 else [latencies[0]] * 99
+    q = statistics.quantiles(latencies, n=100, method="inclusive") if len(rows) > 1 else [latencies[0]] * 99
     return {
         "grader": name,
         "n": len(rows),
@@ -135,7 +140,10 @@ def measure(name: str, run: Callable[[Row], tuple[bool, bool]], rows: list[Row])
         "p50_ms": q[49] * 1e3,
         "p99_ms": q[98] * 1e3,
         "max_ms": max(latencies) * 1e3,
-        "cpu_p99_ms": (statistics.quantiles(cpu_times, n=100)[98] if len(rows) > 1 else cpu_times[0]) * 1e3,
+        "cpu_p99_ms": (
+            statistics.quantiles(cpu_times, n=100, method="inclusive")[98] if len(rows) > 1 else cpu_times[0]
+        )
+        * 1e3,
         "timeouts": timeouts,
     }
 
@@ -143,29 +151,46 @@ def measure(name: str, run: Callable[[Row], tuple[bool, bool]], rows: list[Row])
 def accuracy_table(sets: dict[str, list[Row]], parts: tuple[str, ...], graders: dict) -> None:
     """One line per (set, part, grader): right/n, accuracy, false positives, false negatives, timeouts; then
     the held-out parts together, per grader (the audit: how often each grader accepts a wrong answer)."""
-    print("| set | part | grader | right/n | acc | FP | FN | timeouts |\n|" + "---|" * 8)
+    columns = "| set | part | grader | right/n | acc | FP | FN | timeouts | pairs/s | p99 CPU ms | max ms |"
+    print(columns + "\n|" + "---|" * 11)
     held: dict[str, list[int]] = {name: [0, 0, 0, 0] for name in graders}
+    totals: dict[str, list[float]] = {name: [0, 0.0, 0.0] for name in graders}  # rows, seconds, longest call
     for set_name, rows in sets.items():
         for part in parts if set_name != "dev" else ("dev",):
             chosen = [r for r in rows if r["part"] == part]
             if not chosen:
                 continue
-            for name, run in graders.items():
-                r = measure(name, run, chosen)
+            results = [measure(name, run, chosen) for name, run in graders.items()]
+            for name, r in zip(graders, results, strict=True):
                 print(
                     f"| {set_name} | {part} | {name} | {r['right']}/{r['n']} | {r['acc']:.4f} | {r['fp']} | "
-                    f"{r['fn']} | {r['timeouts']} |",
+                    f"{r['fn']} | {r['timeouts']} | {r['pairs_s']:.0f} | {r['cpu_p99_ms']:.2f} | {r['max_ms']:.0f} |",
                     flush=True,
                 )
+                totals[name][0] += r["n"]
+                totals[name][1] += r["n"] / r["pairs_s"]
+                totals[name][2] = max(totals[name][2], r["max_ms"] / 1e3)
                 if part == "heldout" and set_name != "cases":  # the round-1 table was tuned on whole
                     for i, key in enumerate(("right", "n", "fp", "fn")):
                         held[name][i] += r[key]
+            if len(results) == 2:
+                print(
+                    f"speed-up on {set_name} {part}: {results[0]['pairs_s'] / results[1]['pairs_s']:.1f}x", flush=True
+                )
     for name, (right, n, fp, fn) in held.items():
         if n:
             print(
                 f"held-out parts together, {name}: {right}/{n} = {right / n:.4f}, "
                 f"false positives {fp}, false negatives {fn}"
             )
+    for name, (n, seconds, longest) in totals.items():
+        print(
+            f"all rows, {name}: {n:.0f} pairs in {seconds:.1f} s = {n / seconds:.0f} pairs/s; "
+            f"longest call {longest:.2f} s (limit {LIMIT_S:g} s + 1 s)"
+        )
+    if len(totals) == 2:
+        (n0, s0, _), (n1, s1, _) = totals.values()
+        print(f"speed-up over all rows: {(n0 / s0) / (n1 / s1):.1f}x")
 
 
 def speed_table(timed: dict[str, list[Row]], graders: dict) -> None:

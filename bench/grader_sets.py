@@ -27,6 +27,10 @@ Every row is ``{"id", "set", "gold", "candidate", "label", "problem", "part", "p
 - ``peer_fixes``: ``tests/assets/grader_cases_peer_fixes.jsonl``, each peer-suite tuning miss fixed by a rule
   (issue 33, item 2, second round), rewritten for limo with its near misses, and the disagreements of principle
   with our label; all tuning rows.
+- ``numeric``: ``tests/assets/grader_cases_numeric.jsonl``, 142 numeric traps written and labelled by hand for issue 33
+  (large exponents, factors off by one power or by 2, differences far below the working precision, powers of
+  trigonometric functions, exponentials outside the double range), each with true equivalents; split 40% held out
+  by a hash of the pair when written, before any change (``part`` in the file), labels checked at 3,000 digits.
 - ``math_own``: each MATH train gold against its own solution (label true), except rows whose solution
   boxes several values while the gold keeps the last (a documented data hazard, listed as excluded).
 - ``math_styles``: MATH train and MATH-500 golds against rewrites of themselves in the house styles and
@@ -532,6 +536,7 @@ SETS: dict[str, Callable[[], list[Row]]] = {
     "r4": lambda: case_set("r4", "grader_cases_r4.jsonl"),
     "peer_style": lambda: case_set("peer_style", "grader_cases_peer_style.jsonl"),
     "peer_fixes": lambda: case_set("peer_fixes", "grader_cases_peer_fixes.jsonl"),
+    "numeric": lambda: case_set("numeric", "grader_cases_numeric.jsonl"),
     "math_own": math_own_set,
     "math_styles": math_style_set,
     "peer": peer_set,

@@ -24,24 +24,31 @@ Only the last 50,000 characters are searched, so a 100k-character response costs
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from eval.grading.normalize import NUMBER_WORDS, repair_escapes
 
 MAX_SEARCH_CHARS = 50_000
 MAX_BARE_CHARS = 4_000  # a longer text is never a bare answer (the grader's answer limit)
 _MAX_JOIN_GAP = 60
+# A "last sentence" longer than this is no summary sentence (the rules that read one scan it once per verb):
+# only the fallback reads it.
+MAX_SENTENCE_CHARS = 2_000
 _BOX = re.compile(r"\\\\?(?:boxed|fbox)\b")  # ``\\boxed`` (a JSON double escape) starts at its first backslash
 _SPECIAL_TOKENS = re.compile(r"<\|[^|>]{0,40}\|>|</?think>")
 # A chat template's turn markers: what follows the first one after some content is another turn.
 _TURN_TOKEN = re.compile(r"<\|(?:im_end|im_start|eot_id|end|endoftext|start_header_id|user|assistant)\|>|</s>")
 _MARKER = re.compile(
-    r"final\s+answer\s*(?:is|:)|the\s+(?:final\s+)?answer\s+is|answer\s*:|#+\s*answer\b"
+    r"final\s+answer\s*(?:is|:)|the\s+(?:final\s+)?answer\s+is|answer\s*:|(?<!#)#++\s*answer\b"
     r"|\banswer\b(?=\s*(?:\$|\\\[|\\\())",
     re.IGNORECASE,
 )
 _LABEL_PREFIX = re.compile(r"^\s*[A-Za-z][A-Za-z ]{0,40}:\s*(?=\$|\\\(|\\\[)")
-_HOPE = re.compile(r"\s*I hope (?:it|this) is correct\.?.*$", re.IGNORECASE | re.DOTALL)
-_MATH_SEGMENT = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
+_HOPE = re.compile(r"(?<!\s)\s*+I hope (?:it|this) is correct\.?.*$", re.IGNORECASE | re.DOTALL)
+_MATH_SEGMENT = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)  # fullmatch only
+_SEGMENT_OPENER = re.compile(r"\$|\\[(\[]")
+# (opener, closer, group index) in `_MATH_SEGMENT`'s order of alternatives
+_SEGMENT_KINDS = (("$$", "$$", 0), ("$", "$", 1), ("\\(", "\\)", 2), ("\\[", "\\]", 3))
 _NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?(?:/\d+)?")
 _VERB = re.compile(
     r"\b(?:(?:is|are) (?:equal|equivalent|congruent) to|(?:is|are) given by|equals|is|are|was|were|be|gives|get"
@@ -267,6 +274,68 @@ def _sibling_join(text: str, prev: tuple[str, int, int], names: list[tuple[str, 
     return later[2] >= prev[2] and _is_connector(text[prev[2] : later[2]])
 
 
+class _Segment:
+    """A math segment found by `math_segments`, with the part of `re.Match`'s interface the rules use."""
+
+    __slots__ = ("_text", "_start", "_end", "_groups")
+
+    def __init__(self, text: str, start: int, end: int, kind: int, content: str):
+        self._text, self._start, self._end = text, start, end
+        self._groups: tuple[str | None, ...] = tuple(content if k == kind else None for k in range(4))
+
+    def start(self) -> int:
+        return self._start
+
+    def end(self) -> int:
+        return self._end
+
+    def group(self, index: int = 0) -> str:
+        return self._text[self._start : self._end] if index == 0 else self._groups[index - 1]  # type: ignore[return-value]
+
+    def groups(self) -> tuple[str | None, ...]:
+        return self._groups
+
+
+def math_segments(text: str) -> list[_Segment]:
+    """What ``_MATH_SEGMENT.finditer(text)`` finds (``$$…$$``, ``$…$``, ``\\(…\\)``, ``\\[…\\]``, the first
+    alternative that matches at each position), in linear time: the regular expression rescans the rest of the
+    text from every opener that has no closer (``\\(`` repeated 25,000 times took minutes). A closer not found
+    from one position is not found from any later one, so each kind is searched for in vain at most once."""
+    found: list[_Segment] = []
+    missing_from = {"$$": len(text) + 1, "$": len(text) + 1, "\\)": len(text) + 1, "\\]": len(text) + 1}
+    position = 0
+    while (opener := _SEGMENT_OPENER.search(text, position)) is not None:
+        start = opener.start()
+        match = None
+        for open_, close, kind in _SEGMENT_KINDS:
+            if not text.startswith(open_, start):
+                continue
+            begin = start + len(open_)
+            if begin + 1 >= missing_from[close]:
+                continue
+            stop = text.find(close, begin + 1)  # the content has at least one character
+            if stop < 0:
+                missing_from[close] = min(missing_from[close], begin + 1)
+                continue
+            match = _Segment(text, start, stop + len(close), kind, text[begin:stop])
+            break
+        if match is None:
+            position = start + 1
+            continue
+        found.append(match)
+        position = match.end()
+    return found
+
+
+def _sub_segments(text: str, replace: Callable[[_Segment], str]) -> str:
+    """``_MATH_SEGMENT.sub(replace, text)`` over `math_segments`."""
+    pieces, last = [], 0
+    for segment in math_segments(text):
+        pieces += [text[last : segment.start()], replace(segment)]
+        last = segment.end()
+    return "".join(pieces) + text[last:]
+
+
 def _from_boxes(text: str) -> tuple[str, int] | None:
     """The last box (joined with the boxes just before it) and where it ends; boxes joined through their
     indexed names keep the names (``y_1 = A, y_2 = B``)."""
@@ -297,7 +366,7 @@ _QUOTED = re.compile(r'(?:\\?"|“)([^"“”]+?)(?:\\?"|”)\s*\.?')
 
 def _cut_sentence(tail: str) -> str:
     tail = _HOPE.sub("", tail.lstrip(" \t*:#\n")).strip()
-    tail = _MATH_SEGMENT.sub(lambda m: m.group(0).replace("\n", " "), tail)
+    tail = _sub_segments(tail, lambda m: m.group(0).replace("\n", " "))
     para = re.split(r"\n\s*\n", tail, maxsplit=1)[0]
     first = re.split(r"(?<=[^\d\s.])\.\s+(?=[A-Z\\$])|(?<=\$)\.\s+|\n", para, maxsplit=1)[0]
     first = first.strip().strip("*").strip()
@@ -323,7 +392,7 @@ def is_prose(text: str) -> bool:
     """Whether `text` reads as sentences rather than a bare answer (three or more ordinary words)."""
     if _BARE_TEXT.match(text):
         return False
-    outside_math = _MATH_SEGMENT.sub(" ", _ENV_NAME.sub(" ", text))
+    outside_math = _sub_segments(_ENV_NAME.sub(" ", text), lambda m: " ")
     words = [
         w
         for w in _WORD.findall(outside_math)
@@ -343,7 +412,9 @@ def _is_math_word(tail: str, word: re.Match[str]) -> bool:
     """A short word between operators is a product of variables (``xy`` in ``- xy - yz``), not prose."""
     if word.group(0).lower() in _MATH_WORDS:
         return True
-    before, after = tail[: word.start()].rstrip()[-1:], tail[word.end() :].lstrip()[:1]
+    # a window, not the whole prefix: slicing the prefix once per word was quadratic in the tail
+    before = tail[max(0, word.start() - 64) : word.start()].rstrip()[-1:]
+    after = tail[word.end() : word.end() + 64].lstrip()[:1]
     return len(word.group(0)) <= 3 and word.group(0).islower() and (before in "+-*/^(=" or after in "+-*/^)=")
 
 
@@ -371,12 +442,15 @@ def _named_value(tail: str) -> str | None:
 
 
 def _cut_at_word(tail: str) -> str:
+    """The value at the start of `tail`, up to its first ordinary word. Only the first `MAX_BARE_CHARS`
+    characters are read (a longer value is over the answer limit anyway and is returned whole, untouched)."""
+    head = tail[:MAX_BARE_CHARS]
     for pattern, symbol in _WORDED_OPERATORS:
-        tail = pattern.sub(symbol, tail)
-    for w in _WORD.finditer(tail):
-        if not _is_math_word(tail, w):
-            return tail[: w.start()].strip().rstrip(",;:").strip()
-    return tail.strip()
+        head = pattern.sub(symbol, head)
+    for w in _WORD.finditer(head):
+        if not _is_math_word(head, w):
+            return head[: w.start()].strip().rstrip(",;:").strip()
+    return head.strip() if len(tail) <= MAX_BARE_CHARS else tail.strip()
 
 
 def _all_math(tail: str) -> bool:
@@ -422,7 +496,7 @@ def _novel_number(sentence: str, problem: str | None) -> str | None:
     """The one number of the sentence (one the problem does not mention, when the problem is known)."""
     if re.search(r"['\"`]|__|/\w+/", sentence):  # quoted text, code or a path: not a statement of a value
         return None
-    plain = _MATH_SEGMENT.sub(lambda m: m.group(0).strip("$"), sentence)
+    plain = _sub_segments(sentence, lambda m: m.group(0).strip("$"))
     numbers = [  # not a bound: "for x, y > 0", "greater than 0"
         m.group(1)
         for m in _PROSE_NUMBER.finditer(plain)
@@ -487,13 +561,13 @@ def conditioned_value(sentence: str, problem: str | None) -> str | None:
     if asked is None:
         return None
     name = re.escape(asked.group(1) or asked.group(2))
-    plain = _MATH_SEGMENT.sub(lambda m: " " + next(g for g in m.groups() if g is not None) + " ", sentence)
+    plain = _sub_segments(sentence, lambda m: " " + next(g for g in m.groups() if g is not None) + " ")
     # the condition ends the sentence and names one value: "if and only if k = -3" (not "k = -3 or k = 3")
     found = re.search(rf"\b{_CONDITION_WORD}\s+{name}\s*=\s*(-?[\w./^{{}}\\]+)\s*\.?\s*$", plain.strip())
     return f"{asked.group(1) or asked.group(2)} = {found.group(1)}" if found else None
 
 
-def _segment_run(sentence: str, segments: list[re.Match[str]]) -> str | None:
+def _segment_run(sentence: str, segments: list[_Segment]) -> str | None:
     """``are \\(a = 3\\), \\(b = -7\\), and \\(c = 4\\)``: math segments right after a verb, joined."""
     run = [segments[-1]]
     for prev in reversed(segments[:-1]):
@@ -506,17 +580,18 @@ def _segment_run(sentence: str, segments: list[re.Match[str]]) -> str | None:
 
 
 def _stated_value(sentence: str) -> str | None:
-    segments = list(_MATH_SEGMENT.finditer(sentence))
+    segments = math_segments(sentence)
     verbs = [v for v in _VERB.finditer(sentence) if not segments or v.start() > segments[-1].end()]
     # A verb after the last math segment followed by a number states the value in prose ("$(x+y+z)^{1999}$ will
     # have 2,001,000 terms after like terms are collected"); else the last segment (or run of them) is the answer.
-    if segments and not any(_HAS_NUMBER.search(sentence[v.end() :]) for v in verbs):
+    if segments and not (verbs and _HAS_NUMBER.search(sentence, verbs[0].end())):  # a number after any verb
         return _segment_run(sentence, segments) or next(g for g in segments[-1].groups() if g is not None).strip()
     named = next((n for v in verbs if (n := _named_value(sentence[v.end() :]))), None)
     if named:  # "is the harmonic sum of the first n terms": a value named in words
         return named
     # The first verb after which only mathematics follows ("are a = 3 and b = -4"), else the last verb.
-    for verb in [v for v in verbs if _all_math(sentence[v.end() :])][:1] + list(reversed(verbs)):
+    first_math = next((v for v in verbs if _all_math(sentence[v.end() :])), None)
+    for verb in ([first_math] if first_math is not None else []) + list(reversed(verbs)):
         numbered = _NUMBERED.match(_ADVERB.sub("", sentence[verb.end() :]).strip().rstrip("."))
         if numbered:
             return numbered.group(1)
@@ -527,7 +602,7 @@ def _stated_value(sentence: str) -> str | None:
 
 
 def _fallback(text: str) -> str | None:
-    segments = [next(g for g in m.groups() if g is not None) for m in _MATH_SEGMENT.finditer(text)]
+    segments = [next(g for g in m.groups() if g is not None) for m in math_segments(text)]
     if segments:
         return segments[-1].strip()
     # Only a number that ends the text (a short unit may follow): "holds for 99 values of n in {1, ..., 100}"
@@ -570,8 +645,10 @@ def _asked_value(answer: str, problem: str | None) -> str:
 
 def _cut_turns(text: str) -> str:
     """Drop everything from the first turn marker that follows some content (a chat template's next turn)."""
+    blanked = _SPECIAL_TOKENS.sub(lambda t: " " * len(t.group(0)), text)  # once, not once per marker
+    content = len(blanked) - len(blanked.lstrip())  # where the first character outside special tokens is
     for m in _TURN_TOKEN.finditer(text):
-        if _SPECIAL_TOKENS.sub("", text[: m.start()]).strip():
+        if content < m.start():
             return text[: m.start()]
     return text
 
@@ -626,5 +703,8 @@ def extract_answer(text: str, *, fallback: bool = True, problem: str | None = No
         return labelled.group(1) or labelled.group(2)
     if len(text) <= MAX_BARE_CHARS and not is_prose(text):
         return _asked_value(text.strip(), problem) or None
-    found = _from_sentence(_last_sentence(text), problem, fallback) or (_fallback(text) if fallback else None)
+    sentence = _last_sentence(text)
+    found = (_from_sentence(sentence, problem, fallback) if len(sentence) <= MAX_SENTENCE_CHARS else None) or (
+        _fallback(text) if fallback else None
+    )
     return _asked_value(_clean(found), problem) if found else None

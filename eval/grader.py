@@ -16,10 +16,12 @@ Last, for `grade`, a summary sentence is judged as a statement (`eval.grading.st
 yes/no, non-existence or worded gold correct, and an opposite yes/no answer overrides an extracted one; and a
 correct verdict stands only when the sentence commits to it (`eval.grading.commitment`: no hedge, no
 exceptions, no existence asserted against a gold that denies it, no congruence to another modulus).
-Size limits (characters, digits, power results, depth) are checked before any evaluation, so the
-verdict never depends on machine load; the clock only guards step 5. Nothing raises out of `grade`:
-an internal error becomes ``unparseable`` with the reason. Untrusted text never reaches Python or
-sympy string evaluation.
+Size limits (characters, digits, power results, depth, terms, precision) are checked before any evaluation, so
+the verdict never depends on machine load. The clock is the backstop: every `grade`, `grade_answer` and `verify`
+call returns within its `timeout_s` plus `DEADLINE_SLACK_S` (under the contract's 1 s) of wall-clock time, in any
+thread or process (`eval.grading.timeouts.run_bounded`), with status ``timeout`` if the clock ended it; step 5's
+worker subprocess has the same deadline and its own CPU-time limit. Nothing raises out of `grade`: an internal
+error becomes ``unparseable`` with the reason. Untrusted text never reaches Python or sympy string evaluation.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ import multiprocessing
 import os
 import re
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from typing import Any
@@ -36,7 +39,7 @@ from typing import Any
 from tqdm import tqdm
 
 from eval.choices import option_letters
-from eval.extract import extract_answer, has_box, is_prose
+from eval.extract import MAX_BARE_CHARS, extract_answer, has_box, is_prose
 from eval.grading.commitment import asserts_existence_against, case_split, uncommitted, wrong_modulus
 from eval.grading.compare import equal
 from eval.grading.families import equiv_as_equation, renamings, strip_qualifier
@@ -53,7 +56,7 @@ from eval.grading.normalize import AnswerTooComplex, check_size, normalize, repa
 from eval.grading.plain_parse import ParseError, as_text, parse_plain
 from eval.grading.statements import gold_kind, value_in_words
 from eval.grading.statements import judge as judge_statement
-from eval.grading.timeouts import SymbolicWorker, WorkerTimeout
+from eval.grading.timeouts import WORKERS, CallTimeout, WorkerTimeout, paused, remaining_s, run_bounded
 from eval.grading.worded import worded_equal
 
 STATUSES = ("correct", "incorrect", "no_answer", "unparseable", "timeout")
@@ -67,8 +70,24 @@ _GOLD_ONLY_VALUE = re.compile(r"^(.+?)\s+is the only possible value$", re.IGNORE
 # A value followed only by a noun ("98 values", "2 inequalities", "n times"): the value.
 _GOLD_COUNTED = re.compile(r"^(-?[\w/^.+\-()]+?)\s+(?!and\b|or\b)[A-Za-z][A-Za-z\- ]*$")
 _LATEX_COMMAND = re.compile(r"\\[a-zA-Z]+")
-_WORKER = SymbolicWorker()
+# A call's deadline is its limit plus this; the worker's wall-clock deadline ends `_WORKER_MARGIN_S` earlier so
+# that what follows it (commitment rules) still fits. Both stay under the contract's 1 s.
+DEADLINE_SLACK_S = 0.7
+_WORKER_MARGIN_S = 0.15
+# Input sizes read at all: a gold or a problem text longer than this is refused, a response is read from its
+# end (extraction searches only the last 50,000 characters anyway), so no regular expression sees more.
+MAX_GOLD_CHARS = 50_000
+MAX_RESPONSE_CHARS = 50_000
+MAX_PROBLEM_CHARS = 50_000
+# Whitespace runs longer than this are cut to it (newlines kept as one or two): several rules scan a run of
+# blanks once per position in it, and no rule reads meaning into the 17th blank in a row.
+MAX_BLANK_RUN = 16
+_BLANK_RUN = re.compile(rf"\s{{{MAX_BLANK_RUN + 1},}}")
 PRESTART_PAIRS = 256  # `grade_many` in one process starts the slow path's worker at once from this many pairs
+# The worker's start (about a second) counts against the first pair that needs it, so a process that grades
+# in earnest starts it in the background after this many calls: by the time a pair needs it, it is ready.
+PRESTART_AFTER_CALLS = 32
+_calls = 0
 
 
 @dataclass(frozen=True)
@@ -107,9 +126,11 @@ def _gold_core(gold: str) -> str:
 @lru_cache(maxsize=16384)
 def _gold_answers(gold: str) -> tuple[str, ...]:
     """The gold's accepted forms: extracted when it is a solution or a sentence, split on "equivalently"."""
-    answer = _gold_core(gold)
+    answer = _gold_core(gold) if len(gold) <= MAX_BARE_CHARS else gold  # a long gold is a solution or nothing
     if "\\boxed" in answer or "\\fbox" in answer or is_prose(answer):
         answer = extract_answer(answer, fallback=False) or answer
+    if len(answer) > MAX_BARE_CHARS:  # over the answer limit: refused by size later, read by no rule before
+        return (answer,)
     forms = [f.strip() for f in _ALTERNATIVES.split(answer) if f.strip()]
     counted = [m.group(1) for f in forms if "\\" not in f and (m := _GOLD_COUNTED.match(f))]
     # "98 values" -> 98, "n times" -> n; but "No possible solutions" is no count of "No".
@@ -124,8 +145,14 @@ def _squash(s: str) -> str:
 
 
 def _latex_fallback(gold: str, pred: str, extracted: str, timeout_s: float) -> Verdict:
+    left = remaining_s()
+    limit = timeout_s if left is None else min(timeout_s, left - _WORKER_MARGIN_S)
+    if limit <= 0:
+        return _verdict("timeout", extracted, "no time left for the symbolic worker")
+    deadline = None if left is None else time.monotonic() + left - _WORKER_MARGIN_S
     try:
-        answer = _WORKER.call({"gold": gold, "pred": pred, "timeout_s": timeout_s}, timeout_s)
+        with paused(), WORKERS.checkout() as worker:  # the worker has its own limit; the pipe must not be cut
+            answer = worker.call({"gold": gold, "pred": pred, "timeout_s": limit}, limit, deadline)
     except WorkerTimeout as exc:
         return _verdict("timeout", extracted, str(exc))
     return _verdict(answer["status"], extracted, answer["reason"])
@@ -237,16 +264,44 @@ def _percent_verdict(gold: str, pred: str, timeout_s: float) -> Verdict | None:
 
 
 def verify(gold: str, pred: str, *, timeout_s: float = 2.0) -> bool:
-    """Whether the bare answer `pred` equals the bare answer `gold` (gold first)."""
+    """Whether the bare answer `pred` equals the bare answer `gold` (gold first), within `grade_answer`'s limit."""
     return grade_answer(gold, pred, timeout_s=timeout_s).correct
 
 
 def grade_answer(gold: str, pred: str, *, timeout_s: float = 2.0, problem: str | None = None) -> Verdict:
-    """Grade a bare predicted answer (no extraction), never raising."""
+    """Grade a bare predicted answer (no extraction), never raising, within `timeout_s` plus `DEADLINE_SLACK_S`."""
+    return _bounded(lambda: _grade_answer(gold, pred, timeout_s, problem), timeout_s, pred)
+
+
+def _grade_answer(gold: str, pred: str, timeout_s: float, problem: str | None) -> Verdict:
+    if len(gold) > MAX_GOLD_CHARS or len(pred) > MAX_RESPONSE_CHARS:
+        return _verdict("unparseable", None, f"size limit: a gold or answer over {MAX_GOLD_CHARS:,} characters")
     try:
-        return _decide(gold, pred, timeout_s, asks_to_factor(problem))
+        return _decide(_short_blanks(gold), _short_blanks(pred), timeout_s, asks_to_factor(_capped_problem(problem)))
     except Exception as exc:  # the contract: nothing escapes; the reason names what broke
         return _verdict("unparseable", pred, f"internal error: {type(exc).__name__}: {str(exc)[:200]}")
+
+
+def _bounded(run: Callable[[], Verdict], timeout_s: float, extracted: str | None) -> Verdict:
+    """`run()` under the call's deadline; a ``timeout`` verdict when the clock ended it."""
+    try:
+        return run_bounded(run, max(timeout_s, 0.0) + DEADLINE_SLACK_S)
+    except CallTimeout as exc:
+        return _verdict("timeout", extracted, str(exc))
+
+
+def _capped_problem(problem: str | None) -> str | None:
+    return None if problem is None or len(problem) > MAX_PROBLEM_CHARS else _short_blanks(problem)
+
+
+def _short_blanks(text: str) -> str:
+    """`text` with whitespace runs cut to `MAX_BLANK_RUN` characters (a paragraph break stays one)."""
+    return _BLANK_RUN.sub(_blank, text) if len(text) > MAX_BLANK_RUN else text
+
+
+def _blank(run: re.Match[str]) -> str:
+    newlines = run.group(0).count("\n")
+    return " " * MAX_BLANK_RUN if not newlines else "\n" * min(newlines, 2)
 
 
 def grade(gold: str, response: str, *, timeout_s: float = 2.0, problem: str | None = None) -> Verdict:
@@ -254,14 +309,28 @@ def grade(gold: str, response: str, *, timeout_s: float = 2.0, problem: str | No
 
     Args:
         gold: The gold answer (bare, a sentence, or a solution with a boxed answer).
-        response: A model output or a bare answer.
-        timeout_s: Hard limit for the slow symbolic path.
+        response: A model output or a bare answer (read from its last `MAX_RESPONSE_CHARS` characters).
+        timeout_s: The call's time limit: the verdict arrives within `timeout_s` plus `DEADLINE_SLACK_S` seconds
+            of wall-clock time (status ``timeout`` if the clock ended it; size limits decide long before).
         problem: The problem text, where the caller has it: a summary sentence that answers a yes/no or
             existence question without saying "yes" or "no" is judged against it (`eval.grading.statements`).
+            A text over `MAX_PROBLEM_CHARS` characters is not used.
 
     Returns:
         A `Verdict`; never raises.
     """
+    global _calls
+    _calls += 1
+    if _calls == PRESTART_AFTER_CALLS:
+        WORKERS.prestart()
+    return _bounded(lambda: _grade(gold, response, timeout_s, problem), timeout_s, None)
+
+
+def _grade(gold: str, response: str, timeout_s: float, problem: str | None) -> Verdict:
+    if len(gold) > MAX_GOLD_CHARS:
+        return _verdict("unparseable", None, f"size limit: gold over {MAX_GOLD_CHARS:,} characters")
+    gold, response = _short_blanks(gold), _short_blanks(response[-MAX_RESPONSE_CHARS:])
+    problem = _capped_problem(problem)
     try:
         gold, response = repair_escapes(gold), repair_escapes(response)
         extracted = extract_answer(response, problem=problem)
@@ -351,7 +420,7 @@ def grade_many(
     Args:
         pairs: (gold, response) tuples, or (gold, response, problem) where the problem text is known.
         workers: Processes to use (default: CPU count); 1 grades in this process.
-        timeout_s: Per-pair limit for the slow symbolic path.
+        timeout_s: Per-pair limit: each pair's verdict arrives within it plus `DEADLINE_SLACK_S` (see `grade`).
         progress: Show a tqdm bar on stderr.
     """
     jobs = [(p[0], p[1], p[2] if len(p) > 2 else None, timeout_s) for p in pairs]  # type: ignore[misc]
@@ -359,7 +428,7 @@ def grade_many(
     bar = tqdm(total=len(jobs), disable=not progress, file=sys.stderr, desc="grading", unit="pair")
     if workers == 1:
         if len(jobs) >= PRESTART_PAIRS:
-            _WORKER.prestart()  # a batch this size usually has a pair for the slow path: start it meanwhile
+            WORKERS.prestart()  # a batch this size usually has a pair for the slow path: start it meanwhile
         results = []
         for job in jobs:
             results.append(_grade_pair(job))

@@ -1,4 +1,9 @@
-"""Bounded fuzzing: 10,000+ generated answers and responses; none may raise, time out or run long."""
+"""Bounded fuzzing: 10,000+ generated answers and responses; none may raise, time out or run long.
+
+Short answers built from pieces of the grammar, responses with noise, arbitrary text; and long inputs (issue 33):
+runs of one piece or a few, up to the 50,000 characters a response is read from, where a regular expression that
+backtracks or a rule that rescans the rest of the text per match shows up as seconds instead of milliseconds.
+"""
 
 from __future__ import annotations
 
@@ -150,3 +155,27 @@ def test_fuzz_responses_with_noise(gold, response):
 @given(noise, noise)
 def test_fuzz_arbitrary_text(gold, response):
     _check(gold, response)
+
+
+LONG_PIECES = PIECES + ["#", "\\(", "\\[", "x = ", "<|im_end|>", "\\text{ for all } ", "\t", "a a", "\\,", "mod "]
+
+
+def _run_of(pieces: list[str], length: int) -> str:
+    text = "".join(pieces) or " "
+    return (text * (length // len(text) + 1))[:length]
+
+
+long_texts = st.builds(
+    _run_of, st.lists(st.sampled_from(LONG_PIECES), min_size=1, max_size=3), st.sampled_from([4_000, 20_000, 50_000])
+)
+
+
+@pytest.mark.slow
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(long_texts, long_texts, st.booleans())
+def test_fuzz_long_runs(gold, response, with_problem):
+    """Gold up to 4,000 characters (longer ones are refused), response and problem up to 50,000."""
+    start = time.thread_time()
+    verdict = grade(gold[:4_000], response, timeout_s=LIMIT_S, problem=response if with_problem else None)
+    assert verdict.status != "timeout", (gold[:40], response[:40])
+    assert time.thread_time() - start < LIMIT_S / 4, (gold[:40], response[:40])

@@ -1,11 +1,20 @@
-"""The slow symbolic path's hard limit: a runaway step is killed and replaced, on CPU time, not wall time.
+"""Every grading call is bounded: its verdict arrives within its time limit plus 1 s, in the calling thread, in a
+worker thread and in a process pool.
 
-The worker answers a ``spin_s`` request by computing for that many CPU seconds, so these tests check the
-limit itself rather than whichever pair happens to be slow today.
+Two layers are checked. Size limits decide every pathological input below long before any clock (status never
+``timeout``, little CPU time): one input per path that ran unbounded or slowly before issue 33 (a family of
+polynomials with side conditions, fractional powers of long numbers, unclosed math openers, runs of ``#``, of
+blanks, of verbs, of turn markers, an inequality with a huge power, huge exponents, ...). The clock is the
+backstop for paths nobody has found yet: with the comparison replaced by an endless loop, ``grade`` still
+returns ``timeout`` on time. And the slow symbolic path's worker subprocess is killed and replaced on overrun, on
+CPU time, not wall time (its ``spin_s`` request computes for that many CPU seconds, so these tests check the
+limit itself rather than whichever pair happens to be slow today).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -14,9 +23,175 @@ import time
 
 import pytest
 
-from eval.grading.timeouts import SymbolicWorker, WorkerTimeout
+import eval.grader as grader
+from eval.grader import DEADLINE_SLACK_S, grade, grade_answer, verify
+from eval.grading.timeouts import WORKERS, CallTimeout, SymbolicWorker, WorkerTimeout, paused, run_bounded
+
+LIMIT_S = 2.0
+CONTRACT_S = LIMIT_S + 1.0  # every call returns within its limit plus 1 s
+CPU_BUDGET_S = 0.5  # what size limits let one of these inputs cost, far under the limit
+POLYNOMIALS = "Find all polynomials $f$ with real coefficients such that $f(x)f(2x^2) = f(2x^3 + x)$ for all real $x$."
+NINES = "9" * 399
+# (path, gold, response, problem): each ran for seconds to many minutes before it was bounded.
+PATHOLOGICAL = [
+    (
+        "family, plain",
+        "f(x) = a_0(x^2 + c)^n where a_0 > 0 and c > 0",
+        "f(x) = b(x^2 + d)^m where b > 0 and d > 0",
+        None,
+    ),
+    (
+        "family, LaTeX, with the problem",
+        r"f(x) = a_0(x^2 + c)^n \text{ where } a_0 > 0 \text{ and } c > 0",
+        r"f(x) = a_0(x^2 + c)^{n+1} \text{ where } a_0 > 0 \text{ and } c > 0",
+        POLYNOMIALS,
+    ),
+    (
+        "family, sentence, with the problem",
+        "f(x) = a_0(x^2 + c)^n where a_0 > 0 and c > 0",
+        r"The answer is $f(x) = b(x^2 + d)^m$ where $b > 0$ and $d > 0$.",
+        POLYNOMIALS,
+    ),
+    (
+        "fractional power of a long number",
+        rf"\left(\frac{{{NINES}}}{{{NINES[:-1]}7}}\right)^{{\frac{{12345}}{{6789}}}}",
+        "1",
+        None,
+    ),
+    ("fractional power of a rational", r"\left(\frac{7316}{10007}\right)^{\frac{30011}{7919}}", "x", None),
+    ("unclosed math openers", "7", "\\(" * 25_000, None),
+    ("a run of #", "7", "#" * 50_000, None),
+    ("blanks inside a gold", "1" + " " * 3998 + "2", "7", None),
+    ("a verb per word", "7", "x = " * 12_000, None),
+    ("turn markers", "7", "<|im_end|>" * 5_000, None),
+    ("an inequality with a huge power", "(x+1)^{100000} + x > 0", "x > 0", None),
+    ("a quantifier tail after blanks", "f(x) = x" + "\\," * 400 + r" \text{ for all } x", "f(x) = x + 1", None),
+    ("huge exponents", "x^{999999}", "x^{999998}", None),
+    (
+        "equal forms of huge degree",
+        r"x^{9900}\left(\frac{1+x^{100}}{2}\right)^2",
+        r"\frac{x^{9900}+2x^{10000}+x^{10100}}{4}",
+        None,
+    ),
+    ("trigonometry of a huge argument", r"\sin(10^{5000})", r"\cos(10^{5000})", None),
+    ("an exponent tower", "9^{9^{9^9}}", "9^{9^{9^{9}}}+1", None),
+    ("a million characters", "1" * 1_000_000, "7", None),
+]
+IDS = [p[0] for p in PATHOLOGICAL]
 
 
+def _timed(case: tuple[str, str, str, str | None]) -> tuple[str, float, float]:
+    """(status, wall seconds, this thread's CPU seconds) of one `grade` call."""
+    _, gold, response, problem = case
+    wall, cpu = time.monotonic(), time.thread_time()
+    verdict = grade(gold, response, timeout_s=LIMIT_S, problem=problem)
+    return verdict.status, time.monotonic() - wall, time.thread_time() - cpu
+
+
+@pytest.mark.parametrize("case", PATHOLOGICAL, ids=IDS)
+def test_size_limits_decide_pathological_inputs_in_this_thread(case):
+    status, wall, cpu = _timed(case)
+    assert status != "timeout", case[0]  # decided by size limits, not by the clock: no dependence on load
+    assert cpu < CPU_BUDGET_S, (case[0], cpu)
+    assert wall < CONTRACT_S, (case[0], wall)
+
+
+def test_pathological_inputs_in_worker_threads():
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(_timed, PATHOLOGICAL))
+    assert [r[0] for r in results if r[0] == "timeout"] == []
+    assert max(r[1] for r in results) < CONTRACT_S * 4  # four threads share one interpreter lock
+
+
+def test_pathological_inputs_in_a_process_pool():
+    """Spawned processes, as `grade_many` uses: each call is timed inside its process."""
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = list(pool.map(_timed, PATHOLOGICAL))
+    assert [IDS[i] for i, r in enumerate(results) if r[0] == "timeout"] == []
+    assert max(r[1] for r in results) < CONTRACT_S
+
+
+# -- the clock: a path that never ends -----------------------------------------------------------------------------
+def _endless(*_args, **_kwargs):
+    n = 0
+    while True:
+        n += 1
+
+
+def _endless_after_a_swallow(*_args, **_kwargs):
+    try:
+        _endless()
+    except:  # noqa: E722 - the point: one interruption swallowed by a bare except does not win
+        pass
+    _endless()
+
+
+def _graded_on_time(_: int = 0) -> tuple[str, float]:
+    start = time.monotonic()
+    verdict = grade("1", "2", timeout_s=0.5)
+    return verdict.status, time.monotonic() - start
+
+
+@pytest.fixture()
+def endless_comparison(monkeypatch):
+    monkeypatch.setattr(grader, "equal", _endless)
+    yield
+    # a stray interruption must not outlive its call: the next grade is an ordinary one
+    monkeypatch.undo()
+    assert grade("\\frac{1}{2}", "0.5").correct
+
+
+def test_the_clock_ends_an_endless_path_in_this_thread(endless_comparison):
+    status, elapsed = _graded_on_time()
+    assert status == "timeout" and 0.5 <= elapsed < 0.5 + 1.0
+
+
+def test_the_clock_ends_an_endless_path_in_worker_threads(endless_comparison):
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(_graded_on_time, range(3)))
+    assert all(status == "timeout" and elapsed < 0.5 + 1.0 for status, elapsed in results), results
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the replaced comparison reaches the children by fork")
+def test_the_clock_ends_an_endless_path_in_forked_processes(endless_comparison):
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
+        results = list(pool.map(_graded_on_time, range(2)))
+    assert all(status == "timeout" and elapsed < 0.5 + 1.0 for status, elapsed in results), results
+
+
+def test_a_swallowed_interruption_is_raised_again(monkeypatch):
+    monkeypatch.setattr(grader, "equal", _endless_after_a_swallow)
+    status, elapsed = _graded_on_time()
+    assert status == "timeout" and elapsed < 0.5 + 1.0
+
+
+def test_verify_and_grade_answer_are_bounded_too(endless_comparison):
+    start = time.monotonic()
+    assert grade_answer("1", "2", timeout_s=0.3).status == "timeout"
+    assert verify("1", "2", timeout_s=0.3) is False
+    assert time.monotonic() - start < 2 * (0.3 + DEADLINE_SLACK_S) + 0.5
+
+
+def test_run_bounded_nests_under_the_outer_deadline_and_pauses():
+    def inner() -> str:
+        return run_bounded(lambda: "inner", 100.0)
+
+    assert run_bounded(inner, 1.0) == "inner"
+    with pytest.raises(CallTimeout):
+        run_bounded(lambda: run_bounded(_endless, 100.0), 0.3)
+
+    def waits() -> str:
+        with paused():
+            time.sleep(0.6)  # past the deadline, but paused: nothing fires inside
+        return "not reached"
+
+    start = time.monotonic()
+    with pytest.raises(CallTimeout):
+        run_bounded(waits, 0.2)  # the deadline passed while paused: it fires right after
+    assert 0.6 <= time.monotonic() - start < 1.5
+
+
+# -- the worker subprocess -----------------------------------------------------------------------------------------
 @pytest.fixture()
 def worker():
     w = SymbolicWorker()
@@ -36,6 +211,14 @@ def test_runaway_step_is_killed_and_the_worker_replaced(worker):
     assert worker._proc.pid != first
 
 
+def test_the_caller_s_deadline_bounds_the_worker_on_the_wall_clock(worker):
+    worker.call({"spin_s": 0.01}, timeout_s=2.0)
+    started = time.monotonic()
+    with pytest.raises(WorkerTimeout):
+        worker.call({"spin_s": 30.0}, timeout_s=30.0, deadline=time.monotonic() + 0.5)
+    assert time.monotonic() - started < 1.5
+
+
 def test_limit_holds_in_threads(worker):
     """The limit needs no signal: it works from a thread that is not the main one."""
     outcome: list[str] = []
@@ -51,6 +234,48 @@ def test_limit_holds_in_threads(worker):
     thread.start()
     thread.join(timeout=30)
     assert outcome == ["killed"]
+
+
+def test_threads_do_not_queue_behind_each_other_s_worker():
+    """Two threads on the slow path at once hold two workers (two processes), so neither waits for the other's
+    limit: with one shared worker the second would queue behind the first's whole step."""
+    WORKERS.prestart()
+    both_holding = threading.Barrier(2, timeout=120)
+    pids: list[int] = []
+
+    def hold() -> None:
+        with WORKERS.checkout() as w:
+            w.call({"spin_s": 0.01}, timeout_s=30.0)
+            pids.append(w._proc.pid)
+            both_holding.wait()  # both checked out at once
+
+    threads = [threading.Thread(target=hold) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=180)
+    assert len(pids) == 2 and pids[0] != pids[1]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork only")
+def test_a_forked_child_starts_its_own_worker():
+    """The parent's worker pipes are not the child's: the child forgets them and grades through a new worker."""
+    with WORKERS.checkout() as w:
+        w.call({"spin_s": 0.01}, timeout_s=30.0)
+        parent_pid = w._proc.pid
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        child = pool.submit(_worker_pids).result(timeout=120)
+    assert child["before"] == [] and child["answer"] == "correct"  # no handle on the parent's worker
+    assert parent_pid not in child["used"]
+    with WORKERS.checkout() as w:  # and the parent's worker still answers the parent
+        assert w.call({"gold": "1", "pred": "\\frac{3}{3}", "timeout_s": 2.0}, timeout_s=10.0)["status"] == "correct"
+
+
+def _worker_pids() -> dict:
+    before = [w._proc.pid for w in WORKERS._all if w._proc is not None]
+    verdict = grade(r"\lim_{n\to\infty} \frac{n}{n+1}", "1", timeout_s=30.0)
+    used = [w._proc.pid for w in WORKERS._all if w._proc is not None]
+    return {"before": before, "answer": verdict.status, "used": used}
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="CPU-time accounting reads /proc")

@@ -84,6 +84,8 @@ PEER_DISAGREEMENTS = {
     "peer/math_evaluation/test_is_equiv_real_or_list/8": "1.732 and 3.1416 for sqrt(3) and pi: beyond 1e-6",
     "peer/math_evaluation/test_is_equiv_real_or_list/9": "125.663 for 40 pi: a truncation, beyond 1e-6",
     "peer/math_evaluation/test_are_equal_under_sympy/1": "1.414 for sqrt(2): beyond 1e-6",
+    "peer/math_evaluation/test_is_equiv_interval/1": "2^(1/2^1000) is not 1 (it exceeds 1 by ~1e-301): the numeric "
+    "evidence of issue 33 item 1 compares relative to the value's own size, not to a fixed tolerance",
 }
 
 

@@ -1,10 +1,13 @@
 """Equality of two parsed answers, gold first.
 
 Rules, in order (each returns the rule's name as the reason):
-- scalars: identical sympy objects; exact rationals compare exactly; otherwise the difference is
-  evaluated to 30 significant digits (free symbols substituted by two fixed irrational-looking points)
-  and must vanish relative to the operands' size (1e-20), so ``1/2004!`` is not ``1/2006!``. A
-  tolerance of 1e-6 relative applies only when a side contains a decimal literal (an approximation).
+- scalars: identical sympy objects; exact rationals compare exactly; polynomials and rational functions
+  compare exactly modulo primes (`eval.grading.exact`); otherwise both sides are evaluated with error bounds
+  (`eval.grading.numeric`) at fixed rational points (two sets, three with a sum or product, integers for
+  floors in n, points near 1 when the first give no evidence), equal only where every point with evidence
+  agrees within errors small against the values and at least one point gave evidence, so ``1/2004!`` is not
+  ``1/2006!`` and ``x^{9900}`` is not 0. A tolerance of 1e-6 relative applies only when a side contains a
+  decimal literal (an approximation).
 - relations: a gold ``x = v`` against a bare prediction compares ``v``; a predicted ``lhs = v`` against a
   bare gold compares ``v``; two relations compare side by side, flipped, or as ``lhs - rhs`` up to sign.
 - sequences: tuples, intervals and matrices are ordered (bracket types must agree); bare lists and sets
@@ -14,21 +17,40 @@ Rules, in order (each returns the rule's name as the reason):
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import sympy
 
-from eval.grading.numeric import Unsupported, close_at, tolerance
+from eval.grading.exact import rational_functions_equal
+from eval.grading.numeric import (
+    MAX_DIGITS,
+    MP,
+    NO_EVIDENCE,
+    UNDECIDED,
+    OutOfRange,
+    Unsupported,
+    close_at,
+    judge_values,
+    rational_ratio,
+)
 from eval.grading.realsets import as_real_set, describes_inequality, sets_equal
 from eval.grading.values import BaseNumeral, Matrix, Relation, Scalar, Seq, Text, UnionOf, Value
 
-EXACT_RTOL = sympy.Float("1e-20", 30)
-APPROX_RTOL = 1e-6
 _POINTS = (
     sympy.Rational(7316, 10007),
     sympy.Rational(13171, 9973),
     sympy.Rational(-5437, 8713),
     sympy.Rational(30011, 7919),
     sympy.Rational(2203, 6427),
+)
+# Points near 1 on both sides, where x^N stays in range for any N a size limit lets through: tried when the
+# points above give no evidence (a value too large to evaluate, both sides vanishing, a side leaving the reals).
+_NEAR_ONE = (
+    sympy.Rational(10211, 10007),
+    sympy.Rational(9803, 9973),
+    sympy.Rational(-10133, 10061),
+    sympy.Rational(10037, 9851),
+    sympy.Rational(-9907, 10093),
 )
 _INTEGER_POINTS = tuple(sympy.Integer(n) for n in (4, 7, 11, 6, 9))  # sums are compared at n = 4, 7, 11
 _STEP_FUNCTIONS = (sympy.floor, sympy.ceiling, sympy.Mod, sympy.sign)
@@ -40,13 +62,9 @@ _INTEGER_NAMES = {"n", "m", "k", "N", "M", "K"}
 _STEP_INTEGERS = tuple(sympy.Integer(v) for v in (2, 3, 4, 5, 7, 8, 9, 12, 16, 17, 25, 31, 64, 100, 101))
 _ROUNDING = (sympy.floor, sympy.ceiling)
 _FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "!=": "!="}
+_FALLBACK_DIGITS = 60
 
 Outcome = tuple[bool, str]
-
-
-def _numeric(expr: sympy.Basic, subs: dict[sympy.Symbol, sympy.Rational]) -> sympy.Basic:
-    value = expr.xreplace(subs) if subs else expr
-    return sympy.N(value, 30)
 
 
 def _point_sets(a: sympy.Basic, b: sympy.Basic) -> list[dict[sympy.Basic, sympy.Rational]]:
@@ -95,43 +113,30 @@ def _has_big_operator(*exprs: sympy.Basic) -> bool:
     return any(e.has(sympy.Sum, sympy.Product) for e in exprs)
 
 
-def _close_at(
-    x: sympy.Basic, y: sympy.Basic, subs: dict, rtol: float | sympy.Float, floor: float, quick: bool = False
-) -> bool | None:
-    """`numeric.close_at`, with sympy's adaptive `N` for what it cannot evaluate or decide."""
+def _close_at(x: sympy.Basic, y: sympy.Basic, subs: dict, approx: bool, quick: bool, domain: bool) -> Any:
+    """`numeric.close_at`; a value out of range at this point is no evidence; sympy's `evalf` only for a node
+    type the evaluator does not know (never for sums or integrals: sympy would sum or integrate symbolically)."""
     try:
-        verdict = close_at(x, y, subs, float(rtol), floor, quick)
+        return close_at(x, y, subs, approx, quick, domain)
+    except OutOfRange:
+        return NO_EVIDENCE
     except Unsupported:
-        verdict = "undecided"
-    if verdict == "undecided":
         if _has_big_operator(x, y) or x.has(sympy.Integral) or y.has(sympy.Integral):
-            return None  # sympy would try symbolic summation or its own quadrature, unbounded in time
-        return _close(_numeric(x, subs), _numeric(y, subs), rtol, floor)
-    return verdict  # type: ignore[return-value]
+            return UNDECIDED
+        return _sympy_verdict(x, y, subs, approx)
 
 
-def _close(x: sympy.Basic, y: sympy.Basic, rtol: float | sympy.Float, floor: float) -> bool | None:
-    """Whether two numeric values agree within `rtol` (None when they are not finite numbers)."""
-    try:
-        diff = abs(complex(x) - complex(y)) if (x.is_finite and y.is_finite) else None
-        if diff is None:
+def _sympy_verdict(x: sympy.Basic, y: sympy.Basic, subs: dict, approx: bool) -> Any:
+    """Both sides by sympy's adaptive `evalf` (substituting numbers, never exact values), judged by the same
+    rules as the evaluator's values, with errors of 10^-50 relative."""
+    values = []
+    for side in (x, y):
+        value = side.evalf(_FALLBACK_DIGITS, subs=subs) if subs else side.evalf(_FALLBACK_DIGITS)
+        real, imag = value.as_real_imag()
+        if not (real.is_Number and imag.is_Number) or not (real.is_finite and imag.is_finite):
             return None
-        if diff == 0:
-            return True
-        scale = max(abs(complex(x)), abs(complex(y)), floor)
-        allowed = tolerance(abs(complex(x)), abs(complex(y)), float(rtol), floor)
-        return diff <= allowed if scale > 1e-300 else _close_precise(x, y, rtol)
-    except (TypeError, ValueError, OverflowError):
-        return _close_precise(x, y, rtol)
-
-
-def _close_precise(x: sympy.Basic, y: sympy.Basic, rtol: float | sympy.Float) -> bool | None:
-    """Same test in sympy arithmetic, for magnitudes outside the float range (``1/2004!``)."""
-    try:
-        diff, scale = abs(x - y), sympy.Max(abs(x), abs(y))
-        return bool(diff <= rtol * scale)
-    except TypeError:
-        return None
+        values.append(MP.mpc(sympy.Float(real, _FALLBACK_DIGITS)._mpf_, sympy.Float(imag, _FALLBACK_DIGITS)._mpf_))
+    return judge_values(values[0], values[1], approx, _FALLBACK_DIGITS - 10)
 
 
 def scalar_equal(a: Scalar, b: Scalar) -> Outcome:
@@ -149,12 +154,46 @@ def scalar_outcome(x: sympy.Basic, y: sympy.Basic, approx: bool) -> Outcome:
     point_sets = _point_sets(x, y)
     if not point_sets[0] and (x.has(sympy.oo, -sympy.oo, sympy.zoo) or y.has(sympy.oo, -sympy.oo, sympy.zoo)):
         return False, "different infinities"
-    rtol, floor = (APPROX_RTOL, 1.0) if approx else (EXACT_RTOL, 0.0)
-    for i, subs in enumerate(point_sets):  # 50 digits at the first point, doubles suffice at the others
-        verdict = _close_at(x, y, subs, rtol, floor, quick=i > 0)
-        if not verdict:
-            return False, "numeric difference" if verdict is False else "not a finite number"
-    return True, "decimal within 1e-6" if approx else "numerically identical to 30 digits"
+    if not approx:
+        exact = rational_functions_equal(x, y)
+        if exact is not None:
+            return exact, "equal rational functions (exact)" if exact else "different rational functions (exact)"
+    domain = bool(point_sets[0])  # with symbols, a point where one side leaves the reals is outside the domain
+    outcome = _numeric_outcome(x, y, point_sets, approx, domain)
+    if outcome is None and domain:
+        outcome = _numeric_outcome(x, y, _near_one(point_sets), approx, domain)
+    if outcome is None:
+        return False, "no numeric evidence: both sides vanish, overflow or leave the reals at every point tried"
+    return outcome
+
+
+def _near_one(point_sets: list[dict]) -> list[dict]:
+    """The same symbols at points near 1 (integer-valued points are kept: they count terms or steps)."""
+    return [
+        {s: p if p.is_Integer else _NEAR_ONE[(i + shift) % len(_NEAR_ONE)] for i, (s, p) in enumerate(point.items())}
+        for shift, point in enumerate(point_sets)
+    ]
+
+
+def _numeric_outcome(
+    x: sympy.Basic, y: sympy.Basic, point_sets: list[dict], approx: bool, domain: bool
+) -> Outcome | None:
+    """The verdict over the point sets: any difference decides; equal needs at least one point with evidence
+    (points after the first with evidence are checked in doubles when doubles suffice); None when no point
+    gave evidence."""
+    evidence = 0
+    for subs in point_sets:
+        verdict = _close_at(x, y, subs, approx, evidence > 0, domain)
+        if verdict is False:
+            return False, "numeric difference"
+        if verdict is None:
+            return False, "not a finite number"
+        if verdict == UNDECIDED:
+            return False, f"no difference found, none excluded at {MAX_DIGITS} digits"
+        evidence += verdict is True
+    if not evidence:
+        return None
+    return True, "decimal within 1e-6" if approx else "numerically equal within error bounds"
 
 
 def _variable_like(v: Value) -> bool:
@@ -233,12 +272,10 @@ def _proportional(g_op: str, gd: Scalar, p_op: str, pd: Scalar) -> Outcome:
     if not symbols or g_op == "!=" or (g_op == "=") != (p_op == "=") or _has_big_operator(gd.expr, pd.expr):
         return False, "different relations"
     point = {s: _POINTS[i % len(_POINTS)] for i, s in enumerate(sorted(symbols, key=lambda s: s.name))}
-    try:
-        g_at, p_at = gd.expr.xreplace(point), pd.expr.xreplace(point)
-        factor = g_at / p_at if p_at != 0 and p_at.is_finite else None  # exact at rational points
-    except (TypeError, ValueError, ZeroDivisionError):
-        return False, "different relations"
-    if factor is None or factor == 0 or factor.free_symbols or not factor.is_finite:
+    # The factor at one point, numerically: substituting rationals into sympy objects evaluates exactly, and
+    # ``(x^2 + c)^n`` at rational points made sympy factor huge integers for minutes.
+    factor = rational_ratio(gd.expr, pd.expr, point)
+    if factor is None or factor == 0:
         return False, "different relations"
     if g_op != "=" and _FLIP[g_op] == p_op if (factor < 0) is sympy.true else g_op != p_op:
         return False, "different relations"

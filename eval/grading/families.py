@@ -19,7 +19,7 @@ from collections.abc import Iterator
 MAX_CHARS = 1000  # function answers are short; longer text is left to the size limits
 _DEFINITION = re.compile(r"^\s*([a-zA-Z])\s*\(\s*([a-z])\s*\)\s*=")
 _QUALIFIER = re.compile(
-    r"(?:\s|,|\\[,;! ]|\\q?quad)*(?:\\text\{\s*(?:for|where|with)\b|\\forall\b|\\text\{\s*only\s*\}"
+    r"(?:\s|,|\\[,;! ]|\\q?quad)*+(?:\\text\{\s*(?:for|where|with)\b|\\forall\b|\\text\{\s*only\s*\}"
     r"|\(?\s*[a-zA-Z]\s*\\in\s*\\mathbb)"
 )
 _EQUIV_DEFINITION = re.compile(r"(?<![\\a-zA-Z])([a-zA-Z])\s*(\(\s*[a-z]\s*\))?\s*\\equiv\s*")

@@ -1,22 +1,32 @@
-"""Fast numeric comparison of two parsed scalars: double precision first, mpmath at 50 digits only when
-doubles cannot decide.
+"""Numeric comparison of two parsed scalars at a point, with error bounds that cannot be fooled by scale.
 
-`sympy.N(expr, 30)` costs 1-8 ms per call (adaptive precision, assumption queries); walking the tree
-ourselves costs microseconds in doubles and ~0.1 ms in mpmath. Doubles can only prove a *difference*
-for exact answers (the exact rule asks for agreement to 1e-20 relative), so equal answers always take
-the 50-digit pass; different ones almost never do. Each evaluation tracks the largest magnitude that
-went into a sum or a trigonometric argument, so rounding error from cancellation is bounded: when that
-bound reaches the tolerance the answer is `None` (undecided) and the caller falls back to sympy's
-adaptive `N`. Only the node types our parser builds are known; anything else raises `Unsupported`.
+`sympy.N(expr, 30)` costs 1-8 ms per call; walking the tree ourselves costs microseconds in doubles and about
+0.1 ms in mpmath at 50 digits. Every node returns its value **and a bound on its absolute error** (propagated
+to first order: rounding of each operation, the condition of each function, ``(1+r)^n`` for powers), so two
+values count as different only when they differ by more than their errors, and as equal only when their errors
+are small against their own size. A value of 1e-1354 (``x^{9900}`` at x = 0.73) is as good as a value of 1:
+its error is relative. Two values that both vanish exactly, or where one is real and the other is not (outside
+the common domain), are **no evidence** either way: the caller tries other points.
 
-A definite integral (``\\int_a^b``) is integrated by mpmath's quadrature at 50 digits only, with a bounded
-number of integrand points and range; intermediate values and trigonometric arguments too large to
-evaluate quickly are refused (`Unsupported`), and the caller never hands an integral or a sum to sympy.
+Exact answers (no decimal literal) have no tolerance: doubles prove most differences; a pair still equal at 50
+digits is confirmed at a precision chosen from the pair itself: at least 120 digits and agreement within errors
+of at most 10^-80 of its size (of the terms' size when both sides vanish, as in ``\\sin^2 x + \\cos^2 x - 1``), and
+more digits of both when a sum mixes magnitudes (``1 + e^{-2000}``: the small term is lost below the larger
+one's precision, so the sum's spread of magnitudes is added) or a literal carries many digits
+(``\\sqrt{10^{200}+1}``; twice a fraction's digits, since second-order terms such as ``t^2/2`` are what separate
+``e^{10^{-50}}`` from ``1 + 10^{-50}``); precision then rises by the digits an evaluation lost to cancellation, up
+to `MAX_DIGITS`, and a pair that `MAX_DIGITS` cannot settle is undecided (not accepted).
 
-Doubles are real only: a complex intermediate (``\\sqrt{-1}``, ``\\log`` of a negative), an overflow or a
-domain error moves the pair to mpmath, which is complex throughout, so both sides of one comparison
-always go through the same arithmetic and take the same branches. The mpmath context is private (its
-precision is never changed), so concurrent graders in threads do not interfere.
+Answers with a decimal literal are approximations: a tolerance of 1e-6 relative to max(|x|, |y|, 1), at most
+1e-3 relative (`tolerance`), decided beyond the errors.
+
+A definite integral (``\\int_a^b``) is integrated by mpmath's quadrature at 50 digits (its own error estimate is
+the error; an equal pair is not confirmed at more digits, where quadrature's error would decide), with a bounded
+number of integrand points and range; intermediate values and trigonometric arguments too
+large to evaluate quickly are refused (`OutOfRange`: the caller tries points nearer 1), and the caller never
+hands an integral or a sum to sympy. Doubles are real only: a complex intermediate, an overflow, an underflow or
+a domain error moves the pair to mpmath, which is complex throughout and has no exponent range to leave. The
+mpmath contexts are private (their precision is never changed), so graders in threads do not interfere.
 """
 
 from __future__ import annotations
@@ -24,220 +34,204 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Callable
+from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 import mpmath
 import sympy
 from sympy.core.function import AppliedUndef
 
-MP = mpmath.MPContext()
-MP.dps = 50
-# Exact answers accepted at 50 digits are confirmed at 120: ``\sqrt{10^{40}+1}`` and ``10^{20}`` agree to 40
-# digits, ``e^{\pi\sqrt{163}}`` and ``640320^3+744`` to 30, and neither pair is equal.
-MP_CONFIRM = mpmath.MPContext()
-MP_CONFIRM.dps = 120
-_CONFIRM_RTOL = mpmath.mpf("1e-100")
-_CONFIRM_NOISE = mpmath.mpf("1e-114")
-_DOUBLE_NOISE = 1e-12  # relative rounding error allowed for a double evaluation (generous: ~1e4 ulps)
-_MP_NOISE = mpmath.mpf("1e-44")
+FIRST_DIGITS = 50
+CONFIRM_DIGITS = 120
+MAX_DIGITS = 1000  # mpmath at 1,000 digits: about 1 ms per elementary function
+ACCEPT_MARGIN_DIGITS = 40  # digits evaluated beyond those a pair asks for
+FIRST_TARGET = 30  # at 50 digits, errors under 10^-30 of the size make a pair worth confirming
+CONFIRM_TARGET = 80  # equal: agreement within errors of at most 10^-80 of the size (or more, see `need`)
+SAFETY = 8.0  # first-order error bounds are estimates: a difference must exceed them eightfold
+APPROX_RTOL = 1e-6
 APPROX_RELATIVE_CAP = 1e-3
-_QUICK_RTOL = 1e-10
+QUICK_RTOL = 1e-10
 MAX_TERMS = 2000  # terms of all sums and products in one evaluation at one point
 MAX_QUADRATURE_POINTS = 2000  # integrand evaluations for definite integrals in one evaluation
 MAX_INTEGRATION_RANGE = 10**6
 MAX_MAGNITUDE_BITS = 100_000  # about 30,000 digits: beyond, mpmath arithmetic itself gets slow
 MAX_TRIG_ARGUMENT_BITS = 4_000
+_DOUBLE_UNIT = 2.0**-52  # two units in the last place
+_DOUBLE_TINY = 2.2250738585072014e-308  # below, doubles lose precision (subnormals) or flush to zero
+_LOG10_2 = 0.30102999566398120
+
+NO_EVIDENCE = "no evidence"  # both vanish exactly, or one side leaves the reals: this point says nothing
+UNDECIDED = "undecided"
 
 
 class Unsupported(Exception):
     """The expression holds a node type this evaluator does not know."""
 
 
+class OutOfRange(Unsupported):
+    """A value too large to evaluate quickly at this point (``x^x`` at a large x): a point nearer 1 may do."""
+
+
 class _Escalate(ArithmeticError):
-    """Doubles cannot represent this value (complex, overflow, domain error)."""
+    """Doubles cannot represent this value (complex, overflow, underflow, domain error)."""
 
 
-def _gamma_binomial(n: float, k: float) -> float:
-    return math.gamma(n + 1) / (math.gamma(k + 1) * math.gamma(n - k + 1))
+@lru_cache(maxsize=64)
+def _context(digits: int) -> Any:
+    ctx = mpmath.MPContext()
+    ctx.dps = digits
+    return ctx
 
 
-def _real_power(base: float, exp: float) -> float:
-    if base < 0 and not float(exp).is_integer():
-        raise _Escalate("negative base, fractional exponent")
-    return float(base**exp)
+MP = _context(FIRST_DIGITS)
 
 
-_DOUBLE_FUNCS: dict[type, Callable[..., float]] = {
-    sympy.sin: math.sin,
-    sympy.cos: math.cos,
-    sympy.tan: math.tan,
-    sympy.cot: lambda v: 1 / math.tan(v),
-    sympy.sec: lambda v: 1 / math.cos(v),
-    sympy.csc: lambda v: 1 / math.sin(v),
-    sympy.asin: math.asin,
-    sympy.acos: math.acos,
-    sympy.atan: math.atan,
-    sympy.sinh: math.sinh,
-    sympy.cosh: math.cosh,
-    sympy.tanh: math.tanh,
-    sympy.exp: math.exp,
-    sympy.log: math.log,
-    sympy.Abs: abs,
-    sympy.factorial: lambda v: math.gamma(v + 1),
-    sympy.binomial: _gamma_binomial,
-    sympy.floor: lambda v: _snapped(v, 1e-12, math.floor),
-    sympy.ceiling: lambda v: _snapped(v, 1e-12, math.ceil),
-}
-_MP_FUNCS: dict[type, str] = {
-    sympy.sin: "sin",
-    sympy.cos: "cos",
-    sympy.tan: "tan",
-    sympy.cot: "cot",
-    sympy.sec: "sec",
-    sympy.csc: "csc",
-    sympy.asin: "asin",
-    sympy.acos: "acos",
-    sympy.atan: "atan",
-    sympy.sinh: "sinh",
-    sympy.cosh: "cosh",
-    sympy.tanh: "tanh",
-    sympy.exp: "exp",
-    sympy.log: "log",
-    sympy.factorial: "factorial",
-    sympy.binomial: "binomial",
-}
-_TRIG = {sympy.sin, sympy.cos, sympy.tan, sympy.cot, sympy.sec, sympy.csc}
+def _sig_digits(n: int) -> float:
+    return len(str(abs(n))) if abs(n) >= 10**15 else math.log10(abs(n) + 1)
 
 
-def _snapped(value: Any, rtol: Any, rounding: Callable[[Any], Any]) -> Any:
-    """Floor or ceiling of a value that rounding error may have put just beside an integer: within `rtol`
-    relative of one, the integer (a logarithm at a power of its base can land a hair below it)."""
-    if hasattr(value, "imag") and value.imag != 0:
-        return rounding(value)
-    real = value.real if hasattr(value, "real") else value
-    nearest = round(real)
-    return type(real)(nearest) if abs(real - nearest) <= rtol * max(1, abs(real)) else rounding(real)
-
-
-def _as_int(value: Any) -> int:
-    """An evaluated bound or index as an int; Unsupported unless it is (within rounding) an integer."""
-    if isinstance(value, complex) or (hasattr(value, "imag") and value.imag != 0):
-        raise Unsupported("complex index")
-    nearest = int(round(float(value.real if hasattr(value, "real") else value)))
-    if abs(float(value.real if hasattr(value, "real") else value) - nearest) > 1e-9:
-        raise Unsupported("non-integer bound or index")
-    return nearest
+def _literal_need(p: int, q: int) -> float:
+    """Digits a literal asks for: an integer its own; a fraction twice its longer part (second-order terms)."""
+    if q == 1:
+        return _sig_digits(p)
+    return 2 * max(_sig_digits(p), _sig_digits(q))
 
 
 class _Evaluator:
-    """One evaluation in one arithmetic (doubles or mpmath), remembering the largest magnitude summed."""
+    """One evaluation in one arithmetic (doubles when `ctx` is None, else mpmath at ``ctx.dps``): values with
+    absolute error bounds, the largest magnitude summed (`peak`) and the digits the expression asks for (`need`)."""
 
-    def __init__(self, subs: dict[sympy.Symbol, Any], mp: bool, ctx: Any = MP):
-        self.subs = subs
-        self.mp = mp
-        self.ctx = ctx  # MP (50 digits) or MP_CONFIRM (120 digits)
-        self.peak = 0.0
+    def __init__(self, subs: dict[sympy.Basic, sympy.Rational], ctx: Any = None):
+        self.ctx = ctx
+        self.mp = ctx is not None
+        self.u: Any = ctx.mpf(2) ** (1 - ctx.prec) if ctx is not None else _DOUBLE_UNIT
+        self.zero: Any = ctx.zero if ctx is not None else 0.0
+        self.peak: Any = self.zero
+        self.need = 0.0
         self.terms = 0
+        self.subs = {s: self.rational(int(v.p), int(v.q), literal=False) for s, v in subs.items()}
 
-    def constant(self, expr: sympy.Basic) -> Any:
-        if expr is sympy.pi:
-            return self.ctx.pi if self.mp else math.pi
-        if expr is sympy.E:
-            return self.ctx.e if self.mp else math.e
+    # -- leaves ---------------------------------------------------------------------------------------------
+    def rational(self, p: int, q: int, literal: bool = True) -> tuple[Any, Any]:
+        if literal:
+            self.need = max(self.need, _literal_need(p, q))
+        if self.mp:
+            value = self.ctx.mpf(p) / q
+            exact = q & (q - 1) == 0 and abs(p).bit_length() <= self.ctx.prec
+        else:
+            try:
+                value = p / q
+            except OverflowError as exc:
+                raise _Escalate("a literal beyond doubles") from exc
+            if p and abs(value) < _DOUBLE_TINY:
+                raise _Escalate("a literal below doubles")
+            exact = q & (q - 1) == 0 and abs(p).bit_length() <= 53
+        return value, (self.zero if exact else abs(value) * self.u)
+
+    def constant(self, expr: sympy.Basic) -> tuple[Any, Any]:
         if expr is sympy.I:
             if not self.mp:
                 raise _Escalate("imaginary unit")
-            return self.ctx.mpc(0, 1)
-        raise Unsupported(type(expr).__name__)
+            return self.ctx.mpc(0, 1), self.zero
+        if expr is sympy.pi:
+            value = self.ctx.pi if self.mp else math.pi
+        elif expr is sympy.E:
+            value = self.ctx.e if self.mp else math.e
+        else:
+            raise Unsupported(type(expr).__name__)
+        value = +value if self.mp else value
+        return value, abs(value) * self.u
 
-    def value(self, expr: sympy.Basic) -> Any:
+    # -- nodes ----------------------------------------------------------------------------------------------
+    def value(self, expr: sympy.Basic) -> tuple[Any, Any]:
         if isinstance(expr, sympy.Rational):
-            return self.ctx.mpf(int(expr.p)) / int(expr.q) if self.mp else int(expr.p) / int(expr.q)
+            return self.rational(int(expr.p), int(expr.q))
         if isinstance(expr, sympy.Symbol):
             if expr not in self.subs:
                 raise Unsupported(f"no point for {expr}")
             return self.subs[expr]
         if isinstance(expr, sympy.Add):
-            terms = [self.value(a) for a in expr.args]
-            self.peak = max(self.peak, *(float(abs(t)) for t in terms))
-            return self.ctx.fsum(terms) if self.mp else math.fsum(terms)
+            return self.add([self.value(a) for a in expr.args])
         if isinstance(expr, sympy.Mul):
-            product = self.value(expr.args[0])
-            for a in expr.args[1:]:
-                product = product * self.value(a)
-            return product
+            return self.mul([self.value(a) for a in expr.args])
         if isinstance(expr, sympy.Pow):
-            base, exp = self.value(expr.args[0]), self.value(expr.args[1])
-            if not self.mp:
-                return _real_power(base, exp)
-            result = self.ctx.power(base, exp)
-            # x^x at x = 10^9 has 9e9 digits
-            if self.ctx.isfinite(result) and self.ctx.mag(result) > MAX_MAGNITUDE_BITS:
-                raise Unsupported("an intermediate value too large to evaluate")
-            return result
+            return self.power(expr)
         return self.call(expr)
 
-    def big_operator(self, expr: sympy.Sum | sympy.Product) -> Any:
-        """A sum or product whose bounds are integers at this point, term by term (at most MAX_TERMS)."""
-        index, lower, upper = expr.limits[0]
-        lo, hi = _as_int(self.value(lower)), _as_int(self.value(upper))
-        self.terms += max(0, hi - lo + 1)
-        if self.terms > MAX_TERMS:  # counted over nested sums too
-            raise Unsupported(f"more than {MAX_TERMS} terms")
-        saved = self.subs.get(index)
-        terms = []
-        for i in range(lo, hi + 1):
-            self.subs[index] = self.ctx.mpf(i) if self.mp else float(i)
-            terms.append(self.value(expr.function))
-        self.subs.pop(index)
-        if saved is not None:
-            self.subs[index] = saved
-        if isinstance(expr, sympy.Product):
-            return self.ctx.fprod(terms) if self.mp else math.prod(terms)
-        self.peak = max([self.peak, *(float(abs(t)) for t in terms)])
-        return self.ctx.fsum(terms) if self.mp else math.fsum(terms)
+    def add(self, items: list[tuple[Any, Any]]) -> tuple[Any, Any]:
+        values = [v for v, _ in items]
+        total = self.ctx.fsum(values) if self.mp else math.fsum(values)
+        error = sum((e for _, e in items), self.zero) + abs(total) * self.u
+        sizes = [abs(v) for v in values if v != 0]
+        if sizes:
+            largest, smallest = max(sizes), min(sizes)
+            self.peak = max(self.peak, largest)
+            if len(sizes) > 1:  # a term this much smaller is lost below the larger one's precision
+                spread = (
+                    (self.ctx.mag(largest) - self.ctx.mag(smallest)) * _LOG10_2
+                    if self.mp
+                    else (math.log10(largest / smallest))
+                )
+                self.need = max(self.need, float(spread))
+        return total, error
 
-    def sequence_term(self, expr: sympy.Basic) -> Any:
-        """``F(k)``, a term of an unknown sequence: a fixed pseudo-random value per (name, integer index)."""
-        index = _as_int(self.value(expr.args[0]))
-        value = 1 + zlib.crc32(f"{expr.func.__name__}:{index}".encode()) / 2**32
-        return self.ctx.mpf(value) if self.mp else value
-
-    def integral(self, expr: sympy.Integral) -> Any:
-        """A definite integral by mpmath's quadrature (50 digits only: doubles escalate)."""
+    def _product(self, a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
+        (x, ex), (y, ey) = a, b
+        value = x * y
         if not self.mp:
-            raise _Escalate("quadrature runs at 50 digits")
-        ((variable, lower, upper),) = expr.limits
-        a, b = self.value(lower), self.value(upper)
-        if self.ctx.isfinite(a) and self.ctx.isfinite(b) and abs(b - a) > MAX_INTEGRATION_RANGE:
-            raise Unsupported("an integration range too wide for quadrature")
-        saved = dict(self.subs)
+            if math.isinf(value) or (x and y and abs(value) < _DOUBLE_TINY):
+                raise _Escalate("a product beyond doubles")
+        return value, abs(x) * ey + abs(y) * ex + ex * ey + abs(value) * self.u
 
-        def integrand(t: Any) -> Any:
-            self.subs[variable] = t
-            self.terms += 1
-            if self.terms > MAX_QUADRATURE_POINTS:
-                raise Unsupported(f"more than {MAX_QUADRATURE_POINTS} quadrature points")
-            return self.value(expr.function)
-
-        try:
-            result = self.ctx.quad(integrand, [a, b])
-        finally:
-            self.subs = saved
-        self.peak = max(self.peak, float(abs(result)))
+    def mul(self, items: list[tuple[Any, Any]]) -> tuple[Any, Any]:
+        result = items[0]
+        for item in items[1:]:
+            result = self._product(result, item)
         return result
 
-    def _mp_function(self, expr: sympy.Basic) -> Callable[..., Any] | None:
-        if isinstance(expr, sympy.Abs):
-            return abs
-        if isinstance(expr, (sympy.floor, sympy.ceiling)):
-            rounding = self.ctx.floor if isinstance(expr, sympy.floor) else self.ctx.ceil
-            tol = self.ctx.mpf(10) ** (10 - self.ctx.dps)
-            return lambda v: _snapped(v, tol, rounding)
-        name = _MP_FUNCS.get(type(expr))
-        return getattr(self.ctx, name) if name else None
+    def _raw_power(self, base: Any, exp: Any) -> Any:
+        if self.mp:
+            result = self.ctx.power(base, exp)
+            if self.ctx.isfinite(result) and result != 0 and self.ctx.mag(result) > MAX_MAGNITUDE_BITS:
+                raise OutOfRange("an intermediate value too large to evaluate")  # x^x at x = 10^9
+            return result
+        if base < 0 and not float(exp).is_integer():
+            raise _Escalate("negative base, fractional exponent")
+        try:
+            result = float(base**exp)
+        except OverflowError as exc:
+            raise _Escalate("a power beyond doubles") from exc
+        except ZeroDivisionError:
+            raise
+        if math.isinf(result) or (base and abs(result) < _DOUBLE_TINY):
+            raise _Escalate("a power beyond doubles")
+        return result
 
-    def call(self, expr: sympy.Basic) -> Any:
+    def power(self, expr: sympy.Pow) -> tuple[Any, Any]:
+        (base, eb), (exp, ee) = self.value(expr.base), self.value(expr.exp)
+        value = self._raw_power(base, exp)
+        if base == 0:
+            if eb == 0:
+                return value, self.zero
+            positive = float(exp.real if self.mp else exp) > 0
+            return value, (self._raw_power(eb, exp.real if self.mp else exp) if positive else self._inf())
+        relative = abs(exp) * (eb / abs(base))
+        if ee:
+            relative += ee * (abs(self.ctx.log(base)) if self.mp else abs(math.log(abs(base))) + math.pi)
+        return value, abs(value) * (self._growth(relative) + self.u)
+
+    def _inf(self) -> Any:
+        return self.ctx.inf if self.mp else math.inf
+
+    def _growth(self, relative: Any) -> Any:
+        """``(1 + r)^n - 1 <= e^{n r} - 1`` for a relative error `r` raised to the power n (n r given), in doubles:
+        an error bound needs no more digits (and mpmath's expm1 cost 90 µs a power)."""
+        bound = math.expm1(float(relative)) if relative < 700 else math.inf
+        return self.ctx.mpf(bound) if self.mp else bound
+
+    # -- functions ------------------------------------------------------------------------------------------
+    def call(self, expr: sympy.Basic) -> tuple[Any, Any]:
         if isinstance(expr, (sympy.Sum, sympy.Product)):
             return self.big_operator(expr)
         if isinstance(expr, sympy.Integral):
@@ -245,16 +239,192 @@ class _Evaluator:
         if isinstance(expr, AppliedUndef) and len(expr.args) == 1:
             return self.sequence_term(expr)
         if not expr.args:
+            if expr in (sympy.oo, -sympy.oo, sympy.zoo, sympy.nan):
+                raise ZeroDivisionError("not a finite number")
             return self.constant(expr)
-        func = self._mp_function(expr) if self.mp else _DOUBLE_FUNCS.get(type(expr))
-        if func is None:
-            raise Unsupported(type(expr).__name__)
+        kind = type(expr)
+        if kind in (sympy.floor, sympy.ceiling):
+            return self.rounding(expr)
+        if kind is sympy.Mod:
+            return self.remainder(expr)
+        if kind in (sympy.factorial, sympy.gamma, sympy.binomial):
+            return self.gamma_like(expr)
+        entry = _FUNCTIONS.get(kind)
+        if entry is None:
+            raise Unsupported(kind.__name__)
+        double_fn, mp_name, slope = entry
+        (arg, error), *_ = [self.value(a) for a in expr.args]
+        if kind in _TRIG:
+            if self.mp and self.ctx.isfinite(arg) and arg != 0 and self.ctx.mag(arg) > MAX_TRIG_ARGUMENT_BITS:
+                raise OutOfRange("a trigonometric argument too large to reduce")  # reduction costs its digits
+            self.peak = max(self.peak, abs(arg))
+        value = getattr(self.ctx, mp_name)(arg) if self.mp else _real(double_fn, arg)
+        if not error:
+            return value, abs(value) * self.u
+        return value, slope(arg, value, self) * error + abs(value) * self.u
+
+    def rounding(self, expr: sympy.Basic) -> tuple[Any, Any]:
+        """Floor or ceiling: a value within rounding of an integer snaps to it (``\\log_2 8`` may land a hair
+        below 3); one whose error straddles an integer is off by at most one."""
+        arg, error = self.value(expr.args[0])
+        up = isinstance(expr, sympy.ceiling)
+        if self.mp and getattr(arg, "imag", 0) != 0:
+            return (self.ctx.ceil(arg) if up else self.ctx.floor(arg)), self.zero
+        real = arg.real if self.mp else arg
+        nearest = self.ctx.nint(real) if self.mp else float(round(real))
+        if abs(real - nearest) <= max(SAFETY * error, self.u * 2**12 * max(1, abs(real))):
+            return nearest, self.zero
+        floor = self.ctx.floor if self.mp else math.floor
+        value = (
+            (self.ctx.ceil(real) if up else self.ctx.floor(real))
+            if self.mp
+            else float(math.ceil(real) if up else math.floor(real))
+        )
+        straddles = bool(error) and floor(real - error) != floor(real + error)
+        return value, ((self.ctx.one if self.mp else 1.0) if straddles else self.zero)
+
+    def remainder(self, expr: sympy.Basic) -> tuple[Any, Any]:
+        """``a mod b`` as ``a - b floor(a / b)``."""
+        (a, ea), (b, eb) = self.value(expr.args[0]), self.value(expr.args[1])
+        if b == 0 or (self.mp and (getattr(a, "imag", 0) or getattr(b, "imag", 0))):
+            raise ZeroDivisionError("remainder by zero or of a complex number")
+        quotient = a / b
+        q_error = (ea + abs(quotient) * eb) / abs(b)
+        whole = self.ctx.floor(quotient) if self.mp else float(math.floor(quotient))
+        nearest = self.ctx.nint(quotient) if self.mp else float(round(quotient))
+        if abs(quotient - nearest) <= max(SAFETY * q_error, self.u * 2**12 * max(1, abs(quotient))):
+            whole = nearest
+        value = a - b * whole
+        return value, ea + abs(whole) * eb + abs(value) * self.u
+
+    def gamma_like(self, expr: sympy.Basic) -> tuple[Any, Any]:
         args = [self.value(a) for a in expr.args]
-        if type(expr) in _TRIG:
-            if self.mp and self.ctx.isfinite(args[0]) and self.ctx.mag(args[0]) > MAX_TRIG_ARGUMENT_BITS:
-                raise Unsupported("a trigonometric argument too large to reduce")  # reduction costs its digits
-            self.peak = max(self.peak, float(abs(args[0])))
-        return func(*args)
+        values = [v for v, _ in args]
+        if self.mp:
+            fn = {sympy.factorial: "factorial", sympy.gamma: "gamma", sympy.binomial: "binomial"}[type(expr)]
+            value = getattr(self.ctx, fn)(*values)
+        else:
+            value = _real(_DOUBLE_GAMMA[type(expr)], *values)
+        error = sum((e for _, e in args), self.zero)
+        unit = self.u if self.mp else 1e-14  # math.gamma is good to a few units in the last place only
+        if not error:
+            return value, abs(value) * unit
+        size = float(max(abs(v) for v in values))
+        slope = abs(value) * (math.log(size + 2) + 1)  # |d/da log Γ(a)| <= log(a) + 1 for a >= 1
+        return value, slope * error + abs(value) * unit
+
+    def big_operator(self, expr: sympy.Sum | sympy.Product) -> tuple[Any, Any]:
+        """A sum or product whose bounds are integers at this point, term by term (at most MAX_TERMS)."""
+        index, lower, upper = expr.limits[0]
+        lo, hi = _as_int(self.value(lower)[0]), _as_int(self.value(upper)[0])
+        self.terms += max(0, hi - lo + 1)
+        if self.terms > MAX_TERMS:  # counted over nested sums too
+            raise Unsupported(f"more than {MAX_TERMS} terms")
+        saved = self.subs.get(index)
+        items = []
+        for i in range(lo, hi + 1):
+            self.subs[index] = (self.ctx.mpf(i) if self.mp else float(i)), self.zero
+            items.append(self.value(expr.function))
+        self.subs.pop(index)
+        if saved is not None:
+            self.subs[index] = saved
+        if isinstance(expr, sympy.Product):
+            return self.mul(items) if items else ((self.ctx.one if self.mp else 1.0), self.zero)
+        return self.add(items) if items else (self.zero, self.zero)
+
+    def sequence_term(self, expr: sympy.Basic) -> tuple[Any, Any]:
+        """``F(k)``, a term of an unknown sequence: a fixed pseudo-random value per (name, integer index)."""
+        index = _as_int(self.value(expr.args[0])[0])
+        return self.rational(2**32 + zlib.crc32(f"{expr.func.__name__}:{index}".encode()), 2**32, literal=False)
+
+    def integral(self, expr: sympy.Integral) -> tuple[Any, Any]:
+        """A definite integral by mpmath's quadrature (doubles escalate); its error estimate is the error."""
+        if not self.mp:
+            raise _Escalate("quadrature runs in mpmath")
+        ((variable, lower, upper),) = expr.limits
+        a, b = self.value(lower)[0], self.value(upper)[0]
+        if self.ctx.isfinite(a) and self.ctx.isfinite(b) and abs(b - a) > MAX_INTEGRATION_RANGE:
+            raise Unsupported("an integration range too wide for quadrature")
+        saved = dict(self.subs)
+
+        def integrand(t: Any) -> Any:
+            self.subs[variable] = t, self.zero
+            self.terms += 1
+            if self.terms > MAX_QUADRATURE_POINTS:
+                raise Unsupported(f"more than {MAX_QUADRATURE_POINTS} quadrature points")
+            return self.value(expr.function)[0]
+
+        try:
+            result, estimate = self.ctx.quad(integrand, [a, b], error=True)
+        finally:
+            self.subs = saved
+        self.peak = max(self.peak, abs(result))
+        return result, SAFETY * estimate + abs(result) * self.u
+
+
+def _real(fn: Callable[..., float], *args: float) -> float:
+    """A double function, escalating what doubles cannot hold (domain errors, overflow)."""
+    try:
+        value = fn(*args)
+    except (ValueError, OverflowError) as exc:
+        raise _Escalate(str(exc)) from exc
+    if isinstance(value, complex) or math.isinf(value):
+        raise _Escalate("beyond doubles")
+    return value
+
+
+def _as_int(value: Any) -> int:
+    """An evaluated bound or index as an int; Unsupported unless it is (within rounding) an integer."""
+    if isinstance(value, complex) or (hasattr(value, "imag") and value.imag != 0):
+        raise Unsupported("complex index")
+    real = float(value.real if hasattr(value, "real") else value)
+    nearest = int(round(real))
+    if abs(real - nearest) > 1e-9:
+        raise Unsupported("non-integer bound or index")
+    return nearest
+
+
+def _gamma_binomial(n: float, k: float) -> float:
+    return math.gamma(n + 1) / (math.gamma(k + 1) * math.gamma(n - k + 1))
+
+
+def _complex_growth(arg: Any, ev: _Evaluator) -> Any:
+    """``cosh(Im a)``: how much sine and cosine can amplify an error off the real line."""
+    if ev.mp and getattr(arg, "imag", 0) != 0:
+        return ev.ctx.cosh(arg.imag)
+    return 1
+
+
+def _inverse_root(arg: Any, value: Any, ev: _Evaluator) -> Any:
+    """``1 / sqrt(|1 - a^2|)``: the slope of arcsine and arccosine (infinite at ±1)."""
+    gap = abs(1 - arg * arg)
+    return (1 / (ev.ctx.sqrt(gap) if ev.mp else math.sqrt(gap))) if gap else ev._inf()
+
+
+# type -> (double function, mpmath name, |f'(a)| bound from (a, f(a), evaluator))
+_FUNCTIONS: dict[type, tuple[Callable[..., float], str, Callable[[Any, Any, _Evaluator], Any]]] = {
+    sympy.sin: (math.sin, "sin", lambda a, v, ev: _complex_growth(a, ev)),
+    sympy.cos: (math.cos, "cos", lambda a, v, ev: _complex_growth(a, ev)),
+    sympy.tan: (math.tan, "tan", lambda a, v, ev: 1 + abs(v) ** 2),
+    sympy.cot: (lambda v: 1 / math.tan(v), "cot", lambda a, v, ev: 1 + abs(v) ** 2),
+    sympy.sec: (lambda v: 1 / math.cos(v), "sec", lambda a, v, ev: abs(v) ** 2 + abs(v)),
+    sympy.csc: (lambda v: 1 / math.sin(v), "csc", lambda a, v, ev: abs(v) ** 2 + abs(v)),
+    sympy.asin: (math.asin, "asin", _inverse_root),
+    sympy.acos: (math.acos, "acos", _inverse_root),
+    sympy.atan: (math.atan, "atan", lambda a, v, ev: 1 / abs(1 + a * a) if a * a != -1 else ev._inf()),
+    sympy.sinh: (math.sinh, "sinh", lambda a, v, ev: abs(v) + 1),
+    sympy.cosh: (math.cosh, "cosh", lambda a, v, ev: abs(v)),
+    sympy.tanh: (math.tanh, "tanh", lambda a, v, ev: 1 + abs(v) ** 2),
+    sympy.exp: (math.exp, "exp", lambda a, v, ev: abs(v)),
+    sympy.log: (math.log, "log", lambda a, v, ev: 1 / abs(a) if a != 0 else ev._inf()),
+    sympy.Abs: (abs, "absmax", lambda a, v, ev: 1),
+}
+_DOUBLE_GAMMA: dict[type, Callable[..., float]] = {
+    sympy.factorial: lambda v: math.gamma(v + 1),
+    sympy.gamma: math.gamma,
+    sympy.binomial: _gamma_binomial,
+}
+_TRIG = {sympy.sin, sympy.cos, sympy.tan, sympy.cot, sympy.sec, sympy.csc}
 
 
 def tolerance(ax: Any, ay: Any, rtol: float, floor: float) -> Any:
@@ -266,93 +436,159 @@ def tolerance(ax: Any, ay: Any, rtol: float, floor: float) -> Any:
     return min(allowed, APPROX_RELATIVE_CAP * size) if floor > 0 else allowed
 
 
-def _double_verdict(
-    x: sympy.Basic, y: sympy.Basic, subs: dict, rtol: float, floor: float, quick: bool = False
-) -> bool | None:
-    """True/False when doubles decide with margin to spare; None when the pair needs more digits.
+def _is_real(value: Any, error: Any) -> bool:
+    return abs(getattr(value, "imag", 0)) <= SAFETY * error
 
-    With `quick`, agreement to 1e-10 relative (beyond rounding) counts as equal: used for the extra
-    points once the first point has been checked to 50 digits.
-    """
-    ev = _Evaluator({k: float(v) for k, v in subs.items()}, mp=False)
-    try:
-        fx, fy = ev.value(x), ev.value(y)
-    except (_Escalate, OverflowError, ValueError, ZeroDivisionError):
-        return None
-    if not (math.isfinite(fx) and math.isfinite(fy)):
-        return None
-    diff, scale = abs(fx - fy), max(abs(fx), abs(fy), floor)
-    noise = _DOUBLE_NOISE * max(ev.peak, scale)
-    tol = tolerance(abs(fx), abs(fy), rtol, floor)
-    if diff - noise > tol:
+
+def _judge(ev: _Evaluator, x: tuple[Any, Any], y: tuple[Any, Any], approx: bool, accept: Any, domain: bool) -> Any:
+    """The verdict of one evaluation: False (different beyond the errors and tolerance), True (equal, with
+    errors at most `accept` of the size), `NO_EVIDENCE` or `UNDECIDED`."""
+    (fx, ex), (fy, ey) = x, y
+    size, error = max(abs(fx), abs(fy)), ex + ey
+    if size == 0 and error == 0:
+        return NO_EVIDENCE  # both vanish exactly: 0 = 0 says nothing about the functions
+    if domain and ev.mp and _is_real(fx, ex) != _is_real(fy, ey):
+        return NO_EVIDENCE  # one side real, the other not: outside the common domain
+    diff = abs(fx - fy)
+    allowed = tolerance(abs(fx), abs(fy), APPROX_RTOL, 1.0) if approx else 0
+    if diff > SAFETY * error + allowed:
         return False
-    if (rtol >= 1e-9 or quick) and diff + noise < max(tol, _QUICK_RTOL * scale if quick else 0.0):
-        return True
+    vanishing = size <= SAFETY * error  # both consistent with zero: their size is that of their terms
+    scale = max(size, ev.peak) if vanishing else size
+    if approx:
+        return True if diff + SAFETY * error <= allowed else UNDECIDED
+    return True if error <= accept * scale else UNDECIDED
+
+
+def _evaluate(x: sympy.Basic, y: sympy.Basic, subs: dict, ctx: Any) -> tuple[_Evaluator, Any, Any]:
+    ev = _Evaluator(subs, ctx)
+    return ev, ev.value(x), ev.value(y)
+
+
+def _finite(ev: _Evaluator, *values: tuple[Any, Any]) -> bool:
+    if ev.mp:
+        return all(ev.ctx.isfinite(v) for v, _ in values)
+    return all(math.isfinite(v) for v, _ in values)
+
+
+def _double_verdict(x: sympy.Basic, y: sympy.Basic, subs: dict, approx: bool, quick: bool) -> Any:
+    """Doubles: False when they prove a difference, True only for `quick` agreement to 1e-10 (points after
+    the first), None when the pair needs mpmath."""
+    try:
+        ev, fx, fy = _evaluate(x, y, subs, None)
+    except (_Escalate, ZeroDivisionError, OverflowError, ValueError):
+        return None
+    if not _finite(ev, fx, fy):
+        return None
+    verdict = _judge(ev, fx, fy, approx, QUICK_RTOL if quick else 0, domain=False)
+    if verdict is False or (verdict is True and (quick or approx)):
+        return verdict  # a tolerance of 1e-6 is far above double rounding: doubles settle approximations
     return None
 
 
-def _mp_verdict(x: sympy.Basic, y: sympy.Basic, subs: dict, rtol: float, floor: float) -> bool | None | str:
-    """The 50-digit verdict; ``"undecided"`` when cancellation leaves too few good digits."""
-    ev = _Evaluator({k: MP.mpf(int(v.p)) / int(v.q) for k, v in subs.items()}, mp=True)
+def _mp_verdict(
+    x: sympy.Basic, y: sympy.Basic, subs: dict, approx: bool, digits: int, target: float, domain: bool
+) -> Any:
+    """One mpmath evaluation at `digits`, equal only with errors below ``10^-target`` of the size: (verdict, the
+    digits to try next, the digits the pair asks for)."""
+    ctx = _context(digits)
     try:
-        fx, fy = ev.value(x), ev.value(y)
+        ev, fx, fy = _evaluate(x, y, subs, ctx)
     except (ZeroDivisionError, ValueError):  # a pole (``\\cot 0``, ``(-1)!``) is not a finite number
-        return None
-    if not all(MP.isfinite(v) for v in (fx, fy)):
-        return None
-    diff, scale = abs(fx - fy), max(abs(fx), abs(fy), floor)
-    noise = _MP_NOISE * max(ev.peak, scale)
-    if noise > rtol * scale / 1000:
-        return "undecided"
-    if not diff <= tolerance(abs(fx), abs(fy), rtol, floor):
-        return False
-    return floor > 0 or _confirmed(x, y, subs)
-
-
-def _confirmed(x: sympy.Basic, y: sympy.Basic, subs: dict) -> bool:
-    """An exact pair equal at 50 digits, evaluated again at 120: False only when the difference is then
-    certain (beyond the cancellation bound) — values that agree to 40 digits are still different values.
-    Integrals are not confirmed: quadrature error, not the values, would decide at 120 digits."""
-    if x.has(sympy.Integral) or y.has(sympy.Integral):
-        return True
-    ev = _Evaluator({k: MP_CONFIRM.mpf(int(v.p)) / int(v.q) for k, v in subs.items()}, mp=True, ctx=MP_CONFIRM)
-    try:
-        fx, fy = ev.value(x), ev.value(y)
-    except (ZeroDivisionError, ValueError, Unsupported):
-        return True
-    if not all(MP_CONFIRM.isfinite(v) for v in (fx, fy)):
-        return True
-    diff, scale = abs(fx - fy), max(abs(fx), abs(fy))
-    if _CONFIRM_NOISE * max(ev.peak, scale) > _CONFIRM_RTOL * scale / 1000:
-        return True  # too much cancellation to tell more than the 50-digit pass did
-    return bool(diff <= _CONFIRM_RTOL * scale)
+        return None, 0, 0.0
+    if not _finite(ev, fx, fy):
+        return None, 0, 0.0
+    accept = ctx.mpf(10) ** -max(target, ev.need)
+    verdict = _judge(ev, fx, fy, approx, accept, domain)
+    wanted = int(ev.need) + ACCEPT_MARGIN_DIGITS
+    if verdict != UNDECIDED:
+        return verdict, wanted, ev.need
+    if not ctx.isfinite(fx[1] + fy[1]):
+        return UNDECIDED, MAX_DIGITS + 1, ev.need
+    size = max(abs(fx[0]), abs(fy[0]), ev.peak, ctx.mpf(10) ** -digits)
+    lost = float((ctx.mag(fx[1] + fy[1]) - ctx.mag(size * ev.u)) * _LOG10_2)  # digits the evaluation lost
+    return UNDECIDED, max(int(max(target, ev.need) + lost) + 20, wanted, digits + 20), ev.need
 
 
 def close_at(
-    x: sympy.Basic, y: sympy.Basic, subs: dict, rtol: float, floor: float, quick: bool = False
-) -> bool | None | str:
-    """Whether `x` and `y` agree within `rtol` relative at the point `subs` (rationals).
+    x: sympy.Basic, y: sympy.Basic, subs: dict, approx: bool, quick: bool = False, domain: bool = False
+) -> Any:
+    """Whether `x` and `y` agree at the point `subs` (rationals), exactly or, with `approx`, within the tolerance.
 
-    `quick` accepts agreement in doubles (1e-10 relative) without the 50-digit pass.
+    `quick` accepts agreement in doubles (1e-10 relative) without mpmath: for the points after the first.
+    `domain`: a point where one side is real and the other is not is no evidence (the answers have symbols).
 
     Returns:
-        True or False; None when a side is not a finite number; ``"undecided"`` when neither
-        arithmetic can tell (the caller then uses sympy's adaptive evaluation).
+        True or False; None when a side is not a finite number; `NO_EVIDENCE`; `UNDECIDED` when
+        `MAX_DIGITS` cannot tell.
 
     Raises:
-        Unsupported: A node type this evaluator does not know.
+        Unsupported: A node type this evaluator does not know (`OutOfRange`: a value too large at this point).
     """
-    verdict = _double_verdict(x, y, subs, rtol, floor, quick)
+    verdict = _double_verdict(x, y, subs, approx, quick)
     if verdict is not None:
         return verdict
-    return _mp_verdict(x, y, subs, rtol, floor)
+    verdict, wanted, need = _mp_verdict(x, y, subs, approx, FIRST_DIGITS, FIRST_TARGET, domain)
+    if _settled(verdict) or (verdict is True and (approx or x.has(sympy.Integral) or y.has(sympy.Integral))):
+        return verdict  # integrals are not confirmed: quadrature's own error, not the values, would decide
+    # equal (or undecided) at 50 digits: confirm to the accuracy the pair asks for, raising precision by the
+    # digits each evaluation lost
+    target = max(CONFIRM_TARGET, need)
+    digits = max(CONFIRM_DIGITS, wanted)
+    while digits <= MAX_DIGITS:
+        verdict, wanted, need = _mp_verdict(x, y, subs, approx, digits, target, domain)
+        if _settled(verdict) or (verdict is True and need <= target):
+            return verdict
+        target = max(target, need)
+        digits = max(wanted, digits + 20)
+    return UNDECIDED
+
+
+def _settled(verdict: Any) -> bool:
+    """A verdict more digits cannot change: a proven difference, a side not finite, no evidence."""
+    return verdict is False or verdict is None or verdict == NO_EVIDENCE
 
 
 def magnitude(expr: sympy.Basic) -> float:
-    """``|expr|`` in doubles for a constant expression (inf on overflow); sympy's `N` for what doubles miss."""
+    """``|expr|`` for a constant expression (inf when it is too large for doubles); sympy's `N` only for a node
+    type the evaluator does not know."""
     try:
-        return abs(float(_Evaluator({}, mp=False).value(expr)))
-    except OverflowError:
-        return math.inf
-    except (Unsupported, _Escalate, ValueError, ZeroDivisionError):
+        return abs(float(_Evaluator({}).value(expr)[0]))
+    except (_Escalate, ValueError, ZeroDivisionError):
+        pass
+    except Unsupported:
         return float(abs(sympy.N(expr, 5)))
+    try:
+        value = abs(_Evaluator({}, MP).value(expr)[0])
+    except (Unsupported, ValueError, ZeroDivisionError):
+        return math.inf
+    return float(value) if MP.isfinite(value) else math.inf
+
+
+def judge_values(fx: Any, fy: Any, approx: bool, digits: int) -> Any:
+    """`close_at`'s verdict for two mpmath values known to `digits` significant digits (sympy's `evalf`)."""
+    ev = _Evaluator({}, MP)
+    unit = MP.mpf(10) ** -digits
+    return _judge(ev, (fx, abs(fx) * unit), (fy, abs(fy) * unit), approx, unit * 10**5, domain=False)
+
+
+def rational_ratio(x: sympy.Basic, y: sympy.Basic, subs: dict) -> sympy.Rational | None:
+    """``x / y`` at the point `subs` when it is a rational number of modest size (``3`` for ``3x - 6y + 9`` against
+    ``x - 2y + 3``), computed at 50 digits and recognised within 1e-30; None otherwise (or where `y` vanishes)."""
+    try:
+        ev = _Evaluator(subs, MP)
+        (fx, ex), (fy, ey) = ev.value(x), ev.value(y)
+    except (Unsupported, ZeroDivisionError, ValueError):
+        return None
+    if not (MP.isfinite(fx) and MP.isfinite(fy)) or abs(fy) <= SAFETY * ey or abs(fx) <= SAFETY * ex:
+        return None
+    ratio = fx / fy
+    if abs(getattr(ratio, "imag", 0)) > abs(ratio) * MP.mpf(10) ** -30:
+        return None
+    real = MP.mpf(ratio.real)
+    sign, man, exp, _ = real._mpf_
+    exact = Fraction((-1) ** sign * int(man)) * Fraction(2) ** int(exp)
+    guess = exact.limit_denominator(10**6)
+    if abs(real - MP.mpf(guess.numerator) / guess.denominator) > abs(real) * MP.mpf(10) ** -30:
+        return None
+    return sympy.Rational(guess.numerator, guess.denominator)

@@ -29,6 +29,10 @@ from eval.grading.values import BaseNumeral, Matrix, Relation, Scalar, Seq, Text
 
 MAX_LITERAL_DIGITS = 400
 MAX_RESULT_DIGITS = 6000
+# A rational raised to a fractional power: sympy looks for perfect powers in its numerator and denominator
+# (factoring, 13 s for a 6,000-digit base) after raising them to the exponent's numerator; digits(base) times that
+# numerator is bounded by this (about 20 ms at the bound).
+MAX_ROOT_DIGITS = 500
 MAX_FACTORIAL = 2500
 MAX_DEPTH = 120
 MAX_TERMS = 1000  # terms of a sum or product with integer bounds
@@ -105,6 +109,9 @@ def guarded_pow(base: sympy.Basic, exp: sympy.Basic) -> sympy.Basic:
         raise AnswerTooComplex("exponent too large")
     if _digits_of_power(base, exp) > MAX_RESULT_DIGITS:
         raise AnswerTooComplex(f"power result over {MAX_RESULT_DIGITS} digits")
+    if base.is_Rational and exp.is_Rational and not exp.is_Integer and base not in (0, 1, -1):
+        if _digits_of_power(base, sympy.Integer(abs(exp.p))) > MAX_ROOT_DIGITS:
+            raise AnswerTooComplex(f"a fractional power of a number over {MAX_ROOT_DIGITS} digits")
     if base.is_number and exp.is_number and not exp.is_Rational and magnitude(exp) > 10**5:
         raise AnswerTooComplex("exponent too large")
     return _guard(sympy.Pow(base, exp))

@@ -22,8 +22,10 @@ from dataclasses import dataclass
 
 import sympy
 
+from eval.grading.exact import rational_functions_equal
 from eval.grading.values import Relation, Scalar, Seq, UnionOf, Value
 
+MAX_EXPANDED_TERMS = 256
 _LESS = {"<", "<="}
 _GREATER = {">", ">="}
 _FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}
@@ -110,6 +112,30 @@ def _single(rel: Relation) -> RealSet | None:
     return _linear(rel)
 
 
+def _expanded_terms(expr: sympy.Basic) -> int:
+    """An upper bound on the number of terms `expr` expands into (capped at `MAX_EXPANDED_TERMS` + 1)."""
+    if isinstance(expr, sympy.Add):
+        return min(sum(_expanded_terms(a) for a in expr.args), MAX_EXPANDED_TERMS + 1)
+    if isinstance(expr, sympy.Mul):
+        product = 1
+        for a in expr.args:
+            product = min(product * _expanded_terms(a), MAX_EXPANDED_TERMS + 1)
+        return product
+    if isinstance(expr, sympy.Pow) and expr.exp.is_Integer and expr.exp > 1:
+        base = _expanded_terms(expr.base)
+        return 1 if base == 1 else min(base ** min(int(expr.exp), 64), MAX_EXPANDED_TERMS + 1)
+    return 1
+
+
+def _is_line(diff: sympy.Basic, symbol: sympy.Basic, slope: sympy.Basic, rest: sympy.Basic) -> bool:
+    """Whether ``diff = slope * symbol + rest``: exactly for rational functions (`eval.grading.exact`, no
+    expansion), by sympy's `expand` only when the expansion stays small (``(x+1)^{100000}`` would not end)."""
+    exact = rational_functions_equal(diff, slope * symbol + rest)
+    if exact is not None:
+        return exact
+    return _expanded_terms(diff) <= MAX_EXPANDED_TERMS and sympy.expand(diff - slope * symbol - rest) == 0
+
+
 def _linear(rel: Relation) -> RealSet | None:
     if not (isinstance(rel.lhs, Scalar) and isinstance(rel.rhs, Scalar)):
         return None
@@ -118,7 +144,7 @@ def _linear(rel: Relation) -> RealSet | None:
         return None
     (symbol,) = diff.free_symbols
     slope, rest = diff.coeff(symbol, 1), diff.coeff(symbol, 0)
-    if slope.free_symbols or rest.free_symbols or slope == 0 or sympy.expand(diff - slope * symbol - rest) != 0:
+    if slope.free_symbols or rest.free_symbols or slope == 0 or not _is_line(diff, symbol, slope, rest):
         return None
     op = rel.op if (slope > 0) is sympy.true else _FLIP[rel.op]
     return _half_line(str(symbol), op, -rest / slope)
