@@ -353,7 +353,12 @@ def _grade(gold: str, response: str, timeout_s: float, problem: str | None) -> V
     if verdict.status == "unparseable" and verdict.extracted and gold_kind(gold) == "none" and statement is None:
         # "No integer solutions" is words our grammar cannot parse; a response that names values contradicts it.
         verdict = _verdict("incorrect", verdict.extracted, "the gold denies existence; the response names a value")
-    return _committed(gold, response, problem, verdict)
+    verdict = _committed(gold, response, problem, verdict)
+    if verdict.correct and _restates(gold, problem, verdict.extracted):
+        # only where equivalence itself accepted the copy (a sentence read by the statement rules is not one)
+        if grade_answer(gold, verdict.extracted or "", timeout_s=timeout_s, problem=problem).correct:
+            return _verdict("incorrect", verdict.extracted, RESTATED)
+    return verdict
 
 
 def _boxed_value(response: str, extracted: str | None) -> bool:
@@ -402,6 +407,29 @@ def _committed(gold: str, response: str, problem: str | None, verdict: Verdict) 
         return _verdict("incorrect", verdict.extracted, cases)
     modulus = wrong_modulus(problem, verdict.extracted)
     return _verdict("incorrect", verdict.extracted, modulus) if modulus else verdict
+
+
+# A relation (``3x - 6 > 0``, ``x^2 = 4``): what a response could copy from the problem instead of solving it.
+_RELATION = re.compile(r"[<>=≤≥≠]|\\(?:le|ge|leq|geq|neq|lt|gt)(?![A-Za-z])")
+RESTATED = "the answer restates a relation the problem states (solving it is the task)"
+MAX_RESTATED_CHARS = 300  # a longer answer is no copied condition; the search stays linear in the problem
+
+
+def _restates(gold: str, problem: str | None, extracted: str | None) -> bool:
+    """Whether ``extracted`` is a relation copied from ``problem`` ("Solve $3x - 6 > 0$." answered ``3x-6>0``), which
+    holds exactly when the solution set holds, so equivalence would accept it: the reward hack math-verify's
+    asymmetric set comparison guards against. Never when the gold is that same relation."""
+    if not problem or not extracted or not _RELATION.search(extracted):
+        return False
+    answer = _squash(extracted)
+    if len(answer) < 3 or answer in {_squash(form) for form in _gold_answers(gold)}:
+        return False
+    if len(answer) > MAX_RESTATED_CHARS:
+        return False
+    spaced = r"\s*".join(map(re.escape, answer))  # the problem's own spacing between the answer's characters
+    text = re.sub(r"\\(?:left|right|displaystyle)|\$", "", problem)
+    # whole: not inside a longer term ("x=2" in "x=25", "2.5"), but a sentence's full stop may follow
+    return re.search(rf"(?<![\w^_])(?<!\d\.){spaced}(?![\w^_]|\.\d)", text) is not None
 
 
 def _grade_pair(args: tuple[str, str, str | None, float]) -> Verdict:

@@ -276,3 +276,22 @@ def test_the_gold_s_words_in_the_working_do_not_outvote_a_boxed_value():
     gold = "\\text{Softball, Kickball, Picnic}"
     assert not grade(gold, chain).correct
     assert grade(gold, chain.replace("\\frac{13}{15}", "\\text{Softball, Kickball, Picnic}")).correct
+
+
+RESTATEMENTS = [
+    # (gold, response, problem, expected status): copying the problem's relation is no solution of it
+    ("(2, \\infty)", "The answer is $3x - 6 > 0$.", "Solve $3x - 6 > 0$.", "incorrect"),
+    ("(2, \\infty)", "So $\\boxed{3x-6>0}$", "Solve the inequality 3x - 6 > 0 over the reals.", "incorrect"),
+    ("\\{-2, 2\\}", "The solutions satisfy $x^2 = 4$.", "Find every real x with $x^2 = 4$.", "incorrect"),
+    ("(2, \\infty)", "The answer is $x > 2$.", "Solve $3x - 6 > 0$.", "correct"),  # solved
+    ("(2, \\infty)", "The answer is $3x - 6 > 0$.", None, "correct"),  # no problem text: nothing to compare with
+    ("3x-6>0", "The answer is $3x - 6 > 0$.", "For x = 5, which holds: 3x-6>0 or 3x-6<0?", "correct"),  # the gold
+    ("2", "So $x = 2$.", "Solve 3x = 6, knowing that x=25 is excluded.", "correct"),  # x=2 only inside x=25
+]
+
+
+@pytest.mark.parametrize(("gold", "response", "problem", "status"), RESTATEMENTS)
+def test_an_answer_that_restates_the_problem_is_no_solution(gold, response, problem, status):
+    """The reward hack math-verify's asymmetric set comparison guards against (peer round, issue 33): 3x - 6 > 0
+    holds exactly where x > 2 does, so equivalence alone would pay a policy for copying the question."""
+    assert grade(gold, response, problem=problem).status == status
