@@ -139,6 +139,7 @@ def count_ingest(state: RunState) -> None:
     if rejected:
         count.dropped["invalid_row"] = rejected
     state.close(count)
+    log_stage(count)
 
 
 def log_stage(count: StageCount) -> None:
