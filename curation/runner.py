@@ -354,6 +354,12 @@ def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
+def chunked_pairs(first: np.ndarray, second: np.ndarray, size: int = 65_536) -> Iterator[tuple[int, int]]:
+    """``zip(first, second)`` as Python ints, converted ``size`` at a time (never a list per element of both)."""
+    for start in range(0, len(first), size):
+        yield from zip(first[start : start + size].tolist(), second[start : start + size].tolist(), strict=True)
+
+
 @contextmanager
 def items_run(
     problems: Sequence[Problem],

@@ -43,7 +43,7 @@ from curation.runner import (
 from curation.schema import Chain
 from curation.stages.answer_check import graded_text
 from curation.stages.suspect_gold import equivalent
-from curation.stages.validate import chain_reasons
+from curation.stages.validate import chain_reason_codes
 from eval.extract import extract_answer
 from eval.majority import vote
 from eval.records import atomic_writer, json_line
@@ -197,7 +197,7 @@ def _disagreement(problem_id: str, row: VoteRow) -> dict[str, Any]:
 
 def voters(state: RunState, options: StageOptions) -> np.ndarray:
     """The chains that vote: alive, written by one of ``majority_gold.models`` (empty: any), and not dropped by
-    validation, which runs next (`curation.stages.validate.chain_reasons`: a hint setting, an empty chain)."""
+    validation, which runs next (`curation.stages.validate.chain_reason_codes`: a hint setting, an empty chain)."""
     columns = state.store.columns
     mask = state.chain_alive.copy()
     models = options.majority_gold.models
@@ -205,8 +205,7 @@ def voters(state: RunState, options: StageOptions) -> np.ndarray:
         mask &= np.isin(columns.chain_generator, [i for i, g in enumerate(columns.generators) if g in models])
     if options.validate.enabled:
         alive = np.flatnonzero(mask)
-        reasons = chain_reasons(columns, options.validate, alive)
-        mask[alive[[r is not None for r in reasons]]] = False
+        mask[alive[chain_reason_codes(columns, options.validate, alive) != 0]] = False
     return mask
 
 

@@ -16,7 +16,7 @@ result is a pure function of the inputs (and the seed, which only diversity's s1
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -25,7 +25,7 @@ from curation.options import (
     SelectOptions,
     StageOptions,
 )
-from curation.runner import RunState, StageContext
+from curation.runner import RunState, StageContext, chunked_pairs
 from curation.stages.difficulty import UNKNOWN_TERM
 
 FALLBACKS = ("length", "none")
@@ -156,9 +156,3 @@ def chains_not_winning(state: RunState, alive: np.ndarray, problems: np.ndarray,
     best = np.full(len(state.problem_ids), -1, dtype=np.int64)
     best[problems] = chains
     return best[state.chain_problem[alive]] != alive
-
-
-def chunked_pairs(first: np.ndarray, second: np.ndarray, size: int = 65_536) -> Iterator[tuple[int, int]]:
-    """``zip(first, second)`` as Python ints, converted ``size`` at a time (never a list per element of both)."""
-    for start in range(0, len(first), size):
-        yield from zip(first[start : start + size].tolist(), second[start : start + size].tolist(), strict=True)
