@@ -47,8 +47,9 @@ import numpy as np
 
 from curation.options import DedupOptions, SemanticDedupOptions, StageOptions
 from curation.pool.golds import problem_reader
-from curation.pool.store import first_of_equal, write_once
+from curation.pool.store import first_of_equal, later_equal, write_once
 from curation.runner import (
+    ID_BATCH,
     DropItem,
     RunState,
     StageContext,
@@ -254,7 +255,7 @@ def dedup(state: RunState, options: StageOptions, context: StageContext) -> None
     count = state.opened("dedup", settings.enabled)
     if count is None:
         return
-    chains = duplicate_chains(state, context) if settings.exact_chains else []
+    chains = duplicate_chains(state, context) if settings.exact_chains else iter(())
     drops = duplicate_problems(state, context, settings)
     if settings.semantic.enabled:
         drops += semantic_duplicates(state, context, settings.semantic, {p for p, *_ in drops})
@@ -296,8 +297,13 @@ def _problem_keys(job: Any, rows: int, near: bool) -> tuple[np.ndarray, np.ndarr
     return problems, exact, bands if bands is not None else np.zeros((0, 0), dtype=np.uint32)
 
 
-def duplicate_chains(state: RunState, context: StageContext) -> list[DropItem]:
-    """Exact duplicate chains within a problem (normalised text digest), the first in pool order kept."""
+def duplicate_chains(state: RunState, context: StageContext) -> Iterator[DropItem]:
+    """Exact duplicate chains within a problem (normalised text digest), the first in pool order kept.
+
+    The duplicates are found now (`curation.pool.store.later_equal`, a sixteenth of the keys sorted at a time)
+    and their drops made as the runner takes them, the kept chain's id read a batch at a time: a pool where
+    sampling repeats chains has a drop per repeat, and none is held.
+    """
     job = run_parts(state, context, "dedup-chains", dedup_chain_digests, {})
     rows = int(state.chain_alive.sum())
     keys = np.zeros((rows, 3), dtype=np.uint64)  # problem, digest
@@ -306,12 +312,16 @@ def duplicate_chains(state: RunState, context: StageContext) -> list[DropItem]:
         chains[position] = chain
         keys[position, 1:] = np.frombuffer(bytes.fromhex(digest), dtype=np.uint64)
     keys[:, 0] = state.chain_problem[chains]
-    first, kept = first_of_equal(keys)
-    duplicates = np.flatnonzero(~first)
-    kept_ids = state.chain_ids(chains[kept[duplicates]])
-    return [
-        (int(chains[i]), "duplicate_chain", {"duplicate_of": k}) for i, k in zip(duplicates, kept_ids, strict=True)
-    ]
+    duplicates, kept = later_equal(keys, 1)
+    del keys
+    return _duplicate_chain_drops(state, chains[duplicates], chains[kept])
+
+
+def _duplicate_chain_drops(state: RunState, duplicates: np.ndarray, kept: np.ndarray) -> Iterator[DropItem]:
+    for start in range(0, len(duplicates), ID_BATCH):
+        kept_ids = state.chain_ids(kept[start : start + ID_BATCH].tolist())
+        for chain, kept_id in zip(duplicates[start : start + ID_BATCH].tolist(), kept_ids, strict=True):
+            yield chain, "duplicate_chain", {"duplicate_of": kept_id}
 
 
 def save_buckets(context: StageContext, problems: np.ndarray, bands: np.ndarray) -> Path | None:
