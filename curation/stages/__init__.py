@@ -194,10 +194,8 @@ def _problem_notes(state: RunState, kept: Survivors, index_of: dict[str, int], s
         notes = kept.problem_notes[problem_id]
         if index in results.metadata_notes:
             notes["difficulty"] = results.metadata_notes[index]
-        elif results.noted is not None and results.noted[index]:
-            notes["difficulty"] = difficulty.difficulty_note(
-                difficulty.problem_counts(results.counts, index), stages.difficulty
-            )
+        elif results.noted is not None and results.noted[index] and results.counts is not None:
+            notes["difficulty"] = difficulty.difficulty_note(results.counts.of(index), stages.difficulty)
         if index in results.suspects:
             notes["suspect_gold"] = results.suspects[index]
         if index in results.rank:

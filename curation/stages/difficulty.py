@@ -37,7 +37,7 @@ from curation.options import (
     StageOptions,
 )
 from curation.rollouts.run import run_rollout_stages
-from curation.runner import RunState, StageContext
+from curation.runner import PassCounts, RunState, StageContext
 from eval.problem import Problem
 from eval.records import DataError
 
@@ -218,7 +218,7 @@ def difficulty(state: RunState, options: StageOptions, context: StageContext) ->
     results.strong_rate = np.full(len(state.problem_alive), np.nan)
     drops, with_attempts = [], 0
     for problem in np.flatnonzero(state.problem_alive).tolist():
-        per_model = problem_counts(counts, problem)
+        per_model = counts.of(problem)
         with_attempts += bool(per_model)
         note = difficulty_note(per_model, settings)
         if note["strong_pass_rate"] is not None:
@@ -250,40 +250,41 @@ def metadata_difficulty(state: RunState, settings: Any, count: Any) -> None:
     state.apply(count, problems=drops)
 
 
-def problem_counts(counts: dict[str, tuple[np.ndarray, np.ndarray]], problem: int) -> dict[str, list[int]]:
-    """``{generator: [correct, tries]}`` of one problem (generators with at least one try)."""
-    return {g: [int(c[problem]), int(t[problem])] for g, (c, t) in counts.items() if t[problem]}
+COUNT_CHUNK = 1 << 20  # chains counted at a time: the counting's transients are a chunk's
 
 
-def pool_counts(state: RunState) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Correct answers and tries per (generator, problem) from the answer check's attempts."""
+def pool_counts(state: RunState) -> PassCounts:
+    """Correct answers and tries per (problem, generator) from the answer check's attempts, a chunk of chains at a
+    time (`curation.runner.PassCounts`)."""
     results = state.results
+    generators = state.store.columns.generators
     if results.attempt is None or results.correct is None:
-        return {}
-    columns = state.store.columns
-    counts = {}
-    problems = len(state.problem_alive)
-    for code, name in enumerate(columns.generators):
-        chains = results.attempt & (columns.chain_generator == code)
-        if chains.any():
-            tries = np.bincount(state.chain_problem[chains], minlength=problems)
-            correct = np.bincount(state.chain_problem[chains & results.correct], minlength=problems)
-            counts[name] = (correct, tries)
-    return counts
+        return PassCounts.summed(generators, ())
+    attempt, correct, generator = results.attempt, results.correct, state.store.columns.chain_generator
+    chunks = (slice(start, start + COUNT_CHUNK) for start in range(0, len(attempt), COUNT_CHUNK))
+    return PassCounts.summed(
+        generators,
+        (
+            attempt_counts(state.chain_problem[c][attempt[c]], generator[c][attempt[c]], correct[c][attempt[c]])
+            for c in chunks
+        ),
+    )
 
 
-def rollout_counts(
-    state: RunState, options: StageOptions, context: StageContext
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Fresh rollouts of the alive problems (`curation.rollouts.run_rollout_stages`) as counts per generator."""
+def attempt_counts(problem: np.ndarray, generator: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``(problem, generator, correct, tries)`` per distinct (problem, generator) of the attempts given."""
+    pairs, inverse, tries = np.unique(np.stack([problem, generator]), axis=1, return_inverse=True, return_counts=True)
+    return pairs[0], pairs[1], np.bincount(inverse.ravel(), weights=correct, minlength=len(tries)), tries
+
+
+def rollout_counts(state: RunState, options: StageOptions, context: StageContext) -> PassCounts:
+    """Fresh rollouts of the alive problems (`curation.rollouts.run_rollout_stages`) as pass counts."""
     alive = np.flatnonzero(state.problem_alive)
     problems = state.problem_rows(alive)
     outcome = run_rollout_stages(problems, options, context.work_dir / "rollouts", context.seed, context.executor)
     state.results.rollouts = outcome.manifest()
-    counts = {}
-    for name, (correct, tries) in outcome.counts().items():
-        full_correct = np.zeros(len(state.problem_alive), dtype=np.int64)
-        full_tries = np.zeros(len(state.problem_alive), dtype=np.int64)
-        full_correct[alive], full_tries[alive] = correct, tries
-        counts[name] = (full_correct, full_tries)
-    return counts
+    counts = outcome.counts()
+    return PassCounts.summed(
+        list(counts),
+        ((alive, np.full(len(alive), code), correct, drawn) for code, (correct, drawn) in enumerate(counts.values())),
+    )
