@@ -2,13 +2,17 @@
 
 `curation.pool.store.later_equal` (exact-duplicate chain ids at ingest, exact-duplicate chains in dedup) sorts a
 sixteenth of the rows at a time; it must find what one sort of every row finds (`first_of_equal`), in pool order.
+Majority gold's vote task takes its problems in runs of a bounded number of voters: the votes must not change.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from curation.pool.store import first_of_equal, later_equal
+from curation.stages import majority_gold
+from tests.curation_outputs import assert_same_outputs
 
 
 def test_later_equal_finds_what_one_sort_of_every_row_finds():
@@ -28,3 +32,26 @@ def test_later_equal_on_no_rows_and_on_distinct_rows():
     assert [a.tolist() for a in later_equal(empty, 0)] == [[], []]
     distinct = np.arange(40, dtype=np.uint64).reshape(20, 2) << np.uint64(58)
     assert [a.tolist() for a in later_equal(distinct, 0)] == [[], []]
+
+
+@pytest.mark.shared_data
+def test_votes_taken_a_few_voters_at_a_time_are_the_votes_taken_at_once(shared_data, tmp_path, monkeypatch):
+    """A vote task holds the answers of `VOTERS_AT_ONCE` chains at most (a run of problems; all of one problem's):
+    cut into runs of one problem each, the golds, drops and outputs are those of one run over every problem."""
+    from tests.test_majority_gold import curate, stages, write_pool
+
+    pool, truth = write_pool(shared_data, tmp_path, with_gold=2)
+    curate(stages(pool), tmp_path / "at_once")
+    runs: list[list[int]] = []
+    cut = majority_gold._runs
+
+    def recorded(item, problems):
+        for run in cut(item, problems):
+            runs.append(run)
+            yield run
+
+    monkeypatch.setattr(majority_gold, "VOTERS_AT_ONCE", 2)  # fewer than a problem's chains: one problem a run
+    monkeypatch.setattr(majority_gold, "_runs", recorded)  # the local executor runs the tasks in this process
+    curate(stages(pool), tmp_path / "in_runs")
+    assert len(runs) == len(truth) and all(len(run) == 1 for run in runs)
+    assert_same_outputs(tmp_path / "at_once" / "curate", tmp_path / "in_runs" / "curate", ("local", "local"))

@@ -95,23 +95,43 @@ def vote_row(problem: int, gold: str, answers: Sequence[str | None]) -> VoteRow:
 # ------------------------------------------------------------------------------------------------ shard task
 
 
+VOTERS_AT_ONCE = 100_000  # the most answers a vote task holds (all of one problem's, whatever their number)
+
+
 def vote_problems(index: int, item: dict[str, Any]) -> Iterator[VoteRow]:
     """A `VoteRow` for every alive problem of one part of the problems table (``item['voters']``: the mask of
-    the chains that vote)."""
+    the chains that vote), the problems taken in runs of at most `VOTERS_AT_ONCE` voters: a pool of few
+    problems with many chains each (rollouts) would otherwise hold every chain's answer in one task."""
     problems = {position: (row["answer"], row["problem"]) for position, row in alive_rows(item)}
-    answers: dict[int, list[str | None]] = {position: [] for position in problems}
-    for position, chain in _voters(item):
-        answers[position].append(chain_answer(chain, problems[position][1]))
-    for position, (gold, _) in problems.items():
-        yield vote_row(position, gold, answers[position])
+    for run in _runs(item, list(problems)):
+        answers: dict[int, list[str | None]] = {position: [] for position in run}
+        for position, chain in _voters(item, run[0], run[-1]):
+            answers[position].append(chain_answer(chain, problems[position][1]))
+        for position in run:
+            yield vote_row(position, problems[position][0], answers[position])
 
 
-def _voters(item: dict[str, Any]) -> Iterator[tuple[int, Chain]]:
-    """``(problem, chain)`` for the voting chains of the part's problems, in pool order (read by offset)."""
-    bounds = Table.open(Path(item["store"]), "problems").bounds
-    low, high = bounds[item["part"]], bounds[item["part"] + 1]
+def _runs(item: dict[str, Any], problems: list[int]) -> Iterator[list[int]]:
+    """``problems`` (ascending) cut into runs whose voters number at most `VOTERS_AT_ONCE` (or one problem)."""
     problem_of = column(item["store"], "chain_problem")
-    chains = np.flatnonzero(load_mask(item["voters"]) & (problem_of >= low) & (problem_of < high)).tolist()
+    votes = np.bincount(problem_of[load_mask(item["voters"])], minlength=problems[-1] + 1 if problems else 0)
+    run: list[int] = []
+    held = 0
+    for problem, voters in zip(problems, votes[problems].tolist(), strict=True):
+        if run and held + voters > VOTERS_AT_ONCE:
+            yield run
+            run, held = [], 0
+        run.append(problem)
+        held += voters
+    if run:
+        yield run
+
+
+def _voters(item: dict[str, Any], low: int, high: int) -> Iterator[tuple[int, Chain]]:
+    """``(problem, chain)`` for the voting chains of problems ``low`` to ``high`` (included), in pool order
+    (read by offset)."""
+    problem_of = column(item["store"], "chain_problem")
+    chains = np.flatnonzero(load_mask(item["voters"]) & (problem_of >= low) & (problem_of <= high)).tolist()
     for position, row in zip(chains, Table.open(Path(item["store"]), "chains").read_many(chains), strict=True):
         yield int(problem_of[position]), Chain.from_dict(row)
 
