@@ -12,6 +12,7 @@ import pytest
 
 from curation.pool.store import first_of_equal, later_equal
 from curation.stages import majority_gold
+from curation.stages.dedup import compacted, lsh_buckets
 from tests.curation_outputs import assert_same_outputs
 
 
@@ -32,6 +33,30 @@ def test_later_equal_on_no_rows_and_on_distinct_rows():
     assert [a.tolist() for a in later_equal(empty, 0)] == [[], []]
     distinct = np.arange(40, dtype=np.uint64).reshape(20, 2) << np.uint64(58)
     assert [a.tolist() for a in later_equal(distinct, 0)] == [[], []]
+
+
+def test_lsh_buckets_are_every_band_key_shared_by_two_problems_or_more():
+    rng = np.random.default_rng(1)
+    bands = rng.integers(0, 30, size=(200, 4)).astype(np.uint32)
+    expected = []  # by band, then by key; members in pool order
+    for band in range(bands.shape[1]):
+        by_key: dict[int, list[int]] = {}
+        for position, key in enumerate(bands[:, band].tolist()):
+            by_key.setdefault(key, []).append(position)
+        expected += [(band, members) for _, members in sorted(by_key.items()) if len(members) > 1]
+    members, starts, band_of = lsh_buckets(bands)
+    found = [(int(b), members[a:z].tolist()) for b, a, z in zip(band_of, starts[:-1], starts[1:], strict=True)]
+    assert found == expected and members.dtype == np.int32
+    assert [len(a) for a in lsh_buckets(bands[:0])] == [0, 1, 0]
+
+
+def test_band_keys_compacted_in_place_are_the_rows_kept():
+    rng = np.random.default_rng(2)
+    bands = rng.integers(0, 2**32, size=(1000, 8), dtype=np.uint64).astype(np.uint32)
+    keep = rng.random(1000) < 0.8
+    expected = bands[keep].copy()
+    kept = compacted(bands, keep, chunk=7)
+    assert np.shares_memory(kept, bands) and np.array_equal(kept, expected)
 
 
 @pytest.mark.shared_data

@@ -277,10 +277,21 @@ def duplicate_problems(state: RunState, context: StageContext, settings: DedupOp
     drops = [(int(problems[i]), "duplicate_problem", int(problems[kept[i]]), EXACT) for i in np.flatnonzero(~first)]
     if settings.near and first.any():
         problems = problems[first]
-        buckets = save_buckets(context, problems, bands[first])
+        buckets = save_buckets(context, problems, compacted(bands, first))
         del bands  # the candidate tasks memory-map the saved buckets: the driver holds no band keys meanwhile
         drops += near_duplicates(state, context, problems, buckets, params)
     return drops
+
+
+def compacted(rows: np.ndarray, keep: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    """``rows[keep]`` moved to the front of ``rows`` itself, a chunk at a time, and returned as a view of it: the
+    band keys (512 bytes a problem at the same-gold threshold) are never held twice. A kept row only moves up, so
+    it never overwrites a row not yet moved."""
+    kept = np.flatnonzero(keep)
+    for start in range(0, len(kept), chunk):
+        moved = kept[start : start + chunk]
+        rows[start : start + len(moved)] = rows[moved]
+    return rows[: len(kept)]
 
 
 def _problem_keys(job: Any, rows: int, near: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -461,19 +472,21 @@ def _confirmed(
 
 def lsh_buckets(bands: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every LSH bucket with at least two members: the members (positions, ascending within a bucket), where
-    each bucket starts in that array (plus the end), and each bucket's band."""
-    members, starts, band_of = [], [0], []
-    for band in range(bands.shape[1]):
+    each bucket starts in that array (plus the end), and each bucket's band.
+
+    Found with arrays, a band at a time (an array per bucket cost about a hundred bytes of object per bucket,
+    and a pool of many near-copies has millions of two-member buckets)."""
+    members, sizes, band_of = [np.zeros(0, dtype=np.int32)], [np.zeros(0, dtype=np.int64)], [np.zeros(0, np.int16)]
+    for band in range(bands.shape[1] if len(bands) else 0):
         order = np.argsort(bands[:, band], kind="stable")
         keys = bands[order, band]
-        edges = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1], [True])))
-        for begin, end in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
-            if end - begin > 1:
-                members.append(order[begin:end].astype(np.int32))
-                starts.append(starts[-1] + end - begin)
-                band_of.append(band)
-    flat = np.concatenate(members) if members else np.zeros(0, dtype=np.int32)
-    return flat, np.asarray(starts, dtype=np.int64), np.asarray(band_of, dtype=np.int16)
+        lengths = np.diff(np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1], [True]))))
+        shared = lengths > 1
+        members.append(order[np.repeat(shared, lengths)].astype(np.int32))
+        sizes.append(lengths[shared])
+        band_of.append(np.full(int(shared.sum()), band, dtype=np.int16))
+    starts = np.concatenate(([0], np.cumsum(np.concatenate(sizes)))).astype(np.int64)
+    return np.concatenate(members), starts, np.concatenate(band_of)
 
 
 def _bucket_slices(starts: np.ndarray, pairs_per_task: int) -> Iterator[tuple[int, int]]:
