@@ -7,12 +7,14 @@ Majority gold's vote task takes its problems in runs of a bounded number of vote
 
 from __future__ import annotations
 
+from array import array
+
 import numpy as np
 import pytest
 
 from curation.pool.store import first_of_equal, later_equal
 from curation.stages import majority_gold
-from curation.stages.dedup import compacted, lsh_buckets
+from curation.stages.dedup import NEAR_KINDS, PairMatches, compacted, first_kept, lsh_buckets
 from tests.curation_outputs import assert_same_outputs
 
 
@@ -57,6 +59,22 @@ def test_band_keys_compacted_in_place_are_the_rows_kept():
     expected = bands[keep].copy()
     kept = compacted(bands, keep, chunk=7)
     assert np.shares_memory(kept, bands) and np.array_equal(kept, expected)
+
+
+def test_verified_pairs_held_as_arrays_decide_as_a_dict_of_matches():
+    rng = np.random.default_rng(3)
+    rows = [(int(e), int(e + d), round(float(rng.random()), 4), NEAR_KINDS[int(rng.integers(2))])
+            for e, d in zip(rng.integers(0, 300, 400), rng.integers(1, 30, 400), strict=True)]  # fmt: skip
+    matches: dict[int, dict[int, dict]] = {}
+    columns = [array("q"), array("q"), array("d"), array("b")]
+    for earlier, later, similarity, kind in rows:
+        matches.setdefault(later, {})[earlier] = {"match": kind, "similarity": similarity}
+        for column, value in zip(columns, (later, earlier, similarity, NEAR_KINDS.index(kind)), strict=True):
+            column.append(value)
+    pairs = PairMatches(*columns)
+    assert dict(pairs) == matches and 9999 not in pairs
+    problems = list(range(340))
+    assert first_kept(problems, pairs, "near") == first_kept(problems, matches, "near")
 
 
 @pytest.mark.shared_data

@@ -39,6 +39,7 @@ import json
 import os
 import re
 import unicodedata
+from array import array
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -346,8 +347,8 @@ def save_buckets(context: StageContext, problems: np.ndarray, bands: np.ndarray)
     arrays = {"problems": problems, "bands": bands, "members": members, "starts": starts, "band": band_of}
 
     def fill(partial: Path) -> None:
-        for name, array in arrays.items():
-            np.save(partial / f"{name}.npy", array)
+        for name, values in arrays.items():
+            np.save(partial / f"{name}.npy", values)
 
     return write_once(context.work_dir / "buckets" / f"{_digest_of(bands)}-{_digest_of(problems)}", fill)
 
@@ -362,14 +363,45 @@ def near_duplicates(
     job checks each pair's exact shingle Jaccard in the first band the two share only, so memory holds one
     bucket at a time and never a list of all candidate pairs.
     """
-    matches: dict[int, dict[int, dict[str, Any]]] = {}
+    pairs: list[array[Any]] = [array("q"), array("q"), array("d"), array("b")]  # later, earlier, similarity, kind
     if buckets is not None:
         starts = np.load(buckets / "starts.npy")
         common = {**state.task_store(), "buckets": str(buckets), **params}
         items = tuple({**common, "start": a, "stop": b} for a, b in _bucket_slices(starts, PAIRS_PER_TASK))
         for earlier, later, similarity, kind in rows_of(run_items(context, "dedup-near", near_duplicate_pairs, items)):
-            matches.setdefault(later, {})[earlier] = {"match": kind, "similarity": similarity}
-    return first_kept(problems.tolist(), matches, "near_duplicate_problem")
+            for column, value in zip(pairs, (later, earlier, similarity, NEAR_KINDS.index(kind)), strict=True):
+                column.append(value)
+    return first_kept(problems.tolist(), PairMatches(*pairs), "near_duplicate_problem")
+
+
+NEAR_KINDS = ("shingles", "shingles_same_gold")  # `near_match`'s kinds
+
+
+class PairMatches(Mapping[int, dict[int, dict[str, Any]]]):
+    """The verified near-duplicate pairs as arrays sorted by the later problem (about 25 bytes a pair), read as
+    `first_kept`'s mapping ``later -> {earlier: {match, similarity}}``, built for one problem at a time: the pairs
+    grow faster than the pool where many problems are near-copies (244k of 770k problems at 10M chains of
+    bench/sharded.py's pool), and a dict per pair was about 300 bytes."""
+
+    def __init__(self, later: array[int], earlier: array[int], similarity: array[float], kind: array[int]):
+        order = np.argsort(np.frombuffer(later, dtype=np.int64), kind="stable")
+        self.later = np.frombuffer(later, dtype=np.int64)[order]
+        self.earlier = np.frombuffer(earlier, dtype=np.int64)[order]
+        self.similarity = np.frombuffer(similarity, dtype=np.float64)[order]
+        self.kind = np.frombuffer(kind, dtype=np.int8)[order]
+
+    def __getitem__(self, problem: int) -> dict[int, dict[str, Any]]:
+        low, high = np.searchsorted(self.later, [problem, problem + 1]).tolist()
+        if low == high:
+            raise KeyError(problem)
+        found = zip(*(a[low:high].tolist() for a in (self.earlier, self.similarity, self.kind)), strict=True)
+        return {earlier: {"match": NEAR_KINDS[kind], "similarity": similarity} for earlier, similarity, kind in found}
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(np.unique(self.later).tolist())
+
+    def __len__(self) -> int:
+        return len(np.unique(self.later))
 
 
 def first_kept(
