@@ -139,7 +139,9 @@ class RunState:
         self.chain_alive = columns.chain_valid.copy()
         self.problem_alive = np.ones(len(columns.problem_subject), dtype=bool)
         self.problem_ids = store.problem_ids()
-        self.by_problem = np.argsort(self.chain_problem, kind="stable")
+        order = np.argsort(self.chain_problem, kind="stable")
+        self.by_problem = order.astype(np.int32) if len(order) < 2**31 else order  # 4 bytes a chain, not 8
+        del order
         self.problem_starts = np.searchsorted(
             self.chain_problem[self.by_problem], np.arange(len(self.problem_ids) + 1)
         )
