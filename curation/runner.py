@@ -61,7 +61,7 @@ class StageContext:
 @dataclass(frozen=True)
 class PassCounts:
     """Correct answers and tries per (problem, generator) with at least one try, sorted by problem then generator
-    code: a few bytes per such pair. (An array per generator with a slot per problem grew with generators times
+    code: 14 bytes per such pair. (An array per generator with a slot per problem grew with generators times
     problems: 0.6 GB for 500 generators over 77k problems.)
 
     Attributes:
@@ -76,23 +76,17 @@ class PassCounts:
     tries: np.ndarray
 
     @classmethod
-    def summed(cls, generators: Sequence[str], parts: Iterable[tuple[np.ndarray, ...]]) -> PassCounts:
-        """The counts of partial counts, each ``(problem, generator code, correct, tries)`` arrays (a pair may be in
-        several parts: they add up)."""
-        width = max(len(generators), 1)
-        keys, right, tries = [np.zeros(0, np.int64)], [np.zeros(0)], [np.zeros(0)]
-        for problem, generator, correct, tried in parts:
-            keys.append(problem.astype(np.int64) * width + generator)
-            right.append(correct)
-            tries.append(tried)
-        unique, inverse = np.unique(np.concatenate(keys), return_inverse=True)
-        total_right, total_tries = (
-            np.bincount(inverse, weights=np.concatenate(a), minlength=len(unique)).astype(np.int64)
-            for a in (right, tries)
-        )
-        kept = total_tries > 0
-        unique = unique[kept]
-        return cls(tuple(generators), unique // width, unique % width, total_right[kept], total_tries[kept])
+    def of_pairs(cls, generators: Sequence[str], parts: Iterable[tuple[np.ndarray, ...]]) -> PassCounts:
+        """The counts given as parts of ``(problem, generator code, correct, tries)`` arrays, each (problem,
+        generator) pair in one part at most; pairs without a try are left out."""
+        columns: list[list[np.ndarray]] = [[np.zeros(0, dtype=t)] for t in (np.int32, np.int16, np.int32, np.int32)]
+        for part in parts:
+            tried = np.asarray(part[3]) > 0
+            for column, values in zip(columns, part, strict=True):
+                column.append(np.asarray(values)[tried].astype(column[0].dtype))
+        problem, generator, correct, tries = (np.concatenate(column) for column in columns)
+        order = np.lexsort((generator, problem))
+        return cls(tuple(generators), problem[order], generator[order], correct[order], tries[order])
 
     def of(self, problem: int) -> dict[str, list[int]]:
         """``{generator: [correct, tries]}`` of one problem (generators with at least one try, in code order)."""

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from curation.pool.store import first_of_equal, later_equal
+from curation.runner import PassCounts
 from curation.stages import majority_gold
 from curation.stages.dedup import NEAR_KINDS, PairMatches, compacted, first_kept, lsh_buckets
 from tests.curation_outputs import assert_same_outputs
@@ -75,6 +76,20 @@ def test_verified_pairs_held_as_arrays_decide_as_a_dict_of_matches():
     assert dict(pairs) == matches and 9999 not in pairs
     problems = list(range(340))
     assert first_kept(problems, pairs, "near") == first_kept(problems, matches, "near")
+
+
+def test_pass_counts_keep_the_pairs_that_tried_and_read_per_problem():
+    rng = np.random.default_rng(4)
+    names = [f"model-{g}" for g in range(50)]
+    dense_tries = rng.integers(0, 3, size=(50, 400)) * (rng.random((50, 400)) < 0.1)  # generator x problem
+    dense_right = np.minimum(dense_tries, rng.integers(0, 3, size=(50, 400)))
+    parts = [(np.arange(400), np.full(400, g), dense_right[g], dense_tries[g]) for g in range(50)]
+    counts = PassCounts.of_pairs(names, parts)
+    assert len(counts.problem) == int((dense_tries > 0).sum())
+    for problem in range(400):
+        tried = np.flatnonzero(dense_tries[:, problem]).tolist()
+        expected = {names[g]: [int(dense_right[g, problem]), int(dense_tries[g, problem])] for g in tried}
+        assert counts.of(problem) == expected and list(counts.of(problem)) == [names[g] for g in tried]
 
 
 @pytest.mark.shared_data

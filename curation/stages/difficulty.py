@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -250,31 +250,24 @@ def metadata_difficulty(state: RunState, settings: Any, count: Any) -> None:
     state.apply(count, problems=drops)
 
 
-COUNT_CHUNK = 1 << 20  # chains counted at a time: the counting's transients are a chunk's
-
-
 def pool_counts(state: RunState) -> PassCounts:
-    """Correct answers and tries per (problem, generator) from the answer check's attempts, a chunk of chains at a
-    time (`curation.runner.PassCounts`)."""
+    """Correct answers and tries per (problem, generator) from the answer check's attempts (a generator at a time:
+    a count per problem, kept where it tried)."""
     results = state.results
-    generators = state.store.columns.generators
+    columns = state.store.columns
     if results.attempt is None or results.correct is None:
-        return PassCounts.summed(generators, ())
-    attempt, correct, generator = results.attempt, results.correct, state.store.columns.chain_generator
-    chunks = (slice(start, start + COUNT_CHUNK) for start in range(0, len(attempt), COUNT_CHUNK))
-    return PassCounts.summed(
-        generators,
-        (
-            attempt_counts(state.chain_problem[c][attempt[c]], generator[c][attempt[c]], correct[c][attempt[c]])
-            for c in chunks
-        ),
-    )
+        return PassCounts.of_pairs(columns.generators, ())
+    return PassCounts.of_pairs(columns.generators, _generator_counts(state, results.attempt, results.correct))
 
 
-def attempt_counts(problem: np.ndarray, generator: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, ...]:
-    """``(problem, generator, correct, tries)`` per distinct (problem, generator) of the attempts given."""
-    pairs, inverse, tries = np.unique(np.stack([problem, generator]), axis=1, return_inverse=True, return_counts=True)
-    return pairs[0], pairs[1], np.bincount(inverse.ravel(), weights=correct, minlength=len(tries)), tries
+def _generator_counts(state: RunState, attempt: np.ndarray, correct: np.ndarray) -> Iterator[tuple[np.ndarray, ...]]:
+    problems = len(state.problem_alive)
+    for code in np.unique(state.store.columns.chain_generator[attempt]).tolist():  # the generators that tried
+        chains = attempt & (state.store.columns.chain_generator == code)
+        tries = np.bincount(state.chain_problem[chains], minlength=problems)
+        right = np.bincount(state.chain_problem[chains & correct], minlength=problems)
+        tried = np.flatnonzero(tries)
+        yield tried, np.full(len(tried), code), right[tried], tries[tried]
 
 
 def rollout_counts(state: RunState, options: StageOptions, context: StageContext) -> PassCounts:
@@ -284,7 +277,7 @@ def rollout_counts(state: RunState, options: StageOptions, context: StageContext
     outcome = run_rollout_stages(problems, options, context.work_dir / "rollouts", context.seed, context.executor)
     state.results.rollouts = outcome.manifest()
     counts = outcome.counts()
-    return PassCounts.summed(
+    return PassCounts.of_pairs(
         list(counts),
         ((alive, np.full(len(alive), code), correct, drawn) for code, (correct, drawn) in enumerate(counts.values())),
     )
