@@ -17,6 +17,7 @@ so a rerun with changed late options (``select.n``) reuses every earlier stage's
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import importlib.util
 import json
@@ -258,6 +259,29 @@ class RunState:
             raise AssertionError(f"curation funnel does not reconcile: {totals}")
         check_chained(self._pool_stages)
         return totals
+
+
+def release_free_memory() -> None:
+    """Hand the C heap's free pages back to the system (glibc's ``malloc_trim``); `curation.stages.run_pool` calls
+    it after every stage.
+
+    A stage's transients (Python objects, and numpy arrays under glibc's mmap threshold, which rises to the
+    largest array freed so far) are freed into the heap, which keeps their pages: the next stage's peak then
+    sits on top of the last one's. On bench/sharded.py's duplicates pool at 1M chains the decontamination
+    stage peaked 72 MB lower with the pages handed back after dedup (363 vs 435 MB). Nothing happens where the
+    C library has no such call (macOS, musl).
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@lru_cache(maxsize=1)
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(None).malloc_trim  # the process's own symbols: libc's
+    except (AttributeError, OSError, TypeError):
+        return None
 
 
 # ------------------------------------------------------------------------------------------------ jobs

@@ -3,17 +3,19 @@
 `curation.pool.store.later_equal` (exact-duplicate chain ids at ingest, exact-duplicate chains in dedup) sorts a
 sixteenth of the rows at a time; it must find what one sort of every row finds (`first_of_equal`), in pool order.
 Majority gold's vote task takes its problems in runs of a bounded number of voters: the votes must not change.
+Between stages the run hands the C heap's free pages back (`release_free_memory`): it must, where glibc runs.
 """
 
 from __future__ import annotations
 
+import os
 from array import array
 
 import numpy as np
 import pytest
 
 from curation.pool.store import first_of_equal, later_equal
-from curation.runner import PassCounts
+from curation.runner import PassCounts, _malloc_trim, release_free_memory
 from curation.stages import majority_gold
 from curation.stages.dedup import NEAR_KINDS, PairMatches, compacted, first_kept, lsh_buckets
 from tests.curation_outputs import assert_same_outputs
@@ -113,3 +115,21 @@ def test_votes_taken_a_few_voters_at_a_time_are_the_votes_taken_at_once(shared_d
     curate(stages(pool), tmp_path / "in_runs")
     assert len(runs) == len(truth) and all(len(run) == 1 for run in runs)
     assert_same_outputs(tmp_path / "at_once" / "curate", tmp_path / "in_runs" / "curate", ("local", "local"))
+
+
+def _resident_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.skipif(_malloc_trim() is None, reason="the C library has no malloc_trim (not glibc)")
+def test_free_heap_pages_go_back_to_the_system_between_stages():
+    blocks = [bytes(2000) + bytes([i % 251]) for i in range(60_000)]  # 120 MB in glibc's heap (over pymalloc's size)
+    pinned = bytes(2000) + b"top"  # allocated after them: the heap's top is in use, so free() alone keeps the pages
+    before = _resident_mb()
+    del blocks
+    kept = _resident_mb()
+    release_free_memory()
+    after = _resident_mb()
+    assert kept > before - 30 and after < kept - 80, (before, kept, after)
+    assert pinned.endswith(b"top")

@@ -29,7 +29,7 @@ from curation.funnel import StageCount, Survivors
 from curation.options import StageOptions
 from curation.outputs.report import PoolPlots, selected_domains, selection_plots
 from curation.pool.store import PoolStore, read_chains, store_items
-from curation.runner import RunState, StageContext, rows_as
+from curation.runner import RunState, StageContext, release_free_memory, rows_as
 from curation.schema import Chain
 from curation.stages import (
     answer_check,
@@ -99,6 +99,7 @@ def run_pool(
         state = RunState(store, rejects)
         if ingest_row:
             count_ingest(state)
+        release_free_memory()  # ingest's transients: the stages' peaks must not sit on top of them
         for name in names:
             if before is not None and name != "problem_limit":
                 before(state)
@@ -106,6 +107,7 @@ def run_pool(
             STAGES[name](state, stages, context)
             state.close(state.funnel[-1])
             log_stage(state.funnel[-1])
+            release_free_memory()
         state.totals = state.reconcile()
         state.close_files()
     return state
