@@ -28,6 +28,17 @@ run (memory ratio, time per chain).
   dedup's same-gold threshold applies across the whole pool, not within one source's variants.
 - ``deep``: five perturbed copies of every chain per problem variant (about 65 chains per problem, like a
   pool of rollouts), so the pool has a fifth of the problems for the same number of chains.
+- ``rollouts``: a fixed set of problems (CHAMP's 270, 14 variants each: 3,780) whose chains per problem grow
+  with the pool (about 66 at 250k, 264 at 1M, 2,640 at 10M), as in a rollout pool sampled more and more times.
+  Copy *c* of a chain is perturbed afresh, so short chains sometimes repeat a text (ingest rejects those). This
+  shape also votes golds (``majority_gold``, every chain voting; the pool's golds stay and the vote is recorded),
+  as a rollout pool without an answer key would.
+- ``duplicates``: the ``champ`` pool with every chain three times in a row: as it is, again verbatim (ingest
+  rejects the repeated chain id) and with doubled spaces (the same normalised text: dedup drops it as a
+  ``duplicate_chain``), as in a pool where sampling often returns the same chain.
+- ``generators``: the ``champ`` pool with the model chains of odd variants spread over 128 names per model
+  (``GPT-4-17``), so the pool has about 500 generators, as in a pool merged from many models or sampling
+  configurations; the even variants keep CHAMP's names, which the stages' model lists match.
 
 ``--ray N`` curates the N-chain pool again on ``executor=ray`` (a local Ray instance with 2 CPUs, started by
 the driver) and checks that curated.jsonl, messages.jsonl and rejects.jsonl are byte-identical to the
@@ -40,6 +51,7 @@ import argparse
 import gzip
 import hashlib
 import json
+import logging
 import os
 import platform
 import random
@@ -47,6 +59,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -70,6 +83,8 @@ _IN_MEMORY = _curation_bench()
 perturb_words = _IN_MEMORY.perturb_words
 # the in-memory bench's stages; no plots or parquet (they time matplotlib and pyarrow, not curation)
 OPTIONS = {**_IN_MEMORY.OPTIONS, "report": {"plots": False, "parquet": False}}
+# a rollout pool is where golds are voted: every chain votes (the pool's golds stay; the vote is recorded)
+SHAPE_OPTIONS = {"rollouts": {"majority_gold": {"enabled": True}}}
 
 
 def variant_text(text: str, problem_id: str, variant: int) -> str:
@@ -88,7 +103,25 @@ def variant_text(text: str, problem_id: str, variant: int) -> str:
     return " ".join(words) + f" [variant {variant}]"
 
 
-SHAPES = ("champ", "few_golds", "deep")
+SHAPES = ("champ", "few_golds", "deep", "rollouts", "duplicates", "generators")
+ROLLOUT_VARIANTS = 14  # the ``rollouts`` shape's variants per CHAMP problem: 3,780 problems at any size
+SPREAD_GENERATORS = 128  # the ``generators`` shape's names per model
+
+
+def placement(shape: str, index: int, chains: int) -> tuple[int, int, int]:
+    """Row ``index`` of a pool of ``shape`` as (CHAMP chain, problem variant, copy of the chain in that variant),
+    and for ``duplicates`` which of the three writings (0: as it is, 1: verbatim again, 2: doubled spaces)."""
+    repeat = 0
+    if shape == "duplicates":
+        index, repeat = divmod(index, 3)
+    block = index // chains
+    if shape == "deep":
+        variant, copy = divmod(block, 5)
+    elif shape == "rollouts":
+        copy, variant = divmod(block, ROLLOUT_VARIANTS)
+    else:
+        variant, copy = block, 0
+    return index % chains, variant, copy * 3 + repeat if shape == "duplicates" else copy
 
 
 def few_golds(answer: str | None) -> str | None:
@@ -96,6 +129,13 @@ def few_golds(answer: str | None) -> str | None:
     if answer is None:
         return None
     return str(int.from_bytes(hashlib.sha256(answer.encode("utf-8")).digest()[:8], "little") % 7)
+
+
+def generator_name(shape: str, generator: str, variant: int, index: int) -> str:
+    """The ``generators`` shape's name for a chain: odd variants' model chains spread over `SPREAD_GENERATORS`."""
+    if shape != "generators" or generator == "human" or variant % 2 == 0:
+        return generator
+    return f"{generator}-{index % SPREAD_GENERATORS}"
 
 
 def write_pool(size: int, path: Path, seed: int = 0, shape: str = "champ") -> None:
@@ -108,10 +148,10 @@ def write_pool(size: int, path: Path, seed: int = 0, shape: str = "champ") -> No
     rng = random.Random(seed)
     tmp = path.with_suffix(".tmp")
     with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=1) as handle:
+        text = ""
         for index in range(size):
-            chain = base[index % len(base)]
-            copies = 5 if shape == "deep" else 1
-            variant, copy = divmod(index // len(base), copies)
+            position, variant, copy = placement(shape, index, len(base))
+            chain = base[position]
             source = problems[chain.problem_id]
             answer, final = (
                 (few_golds(source.answer), few_golds(chain.final_answer))
@@ -121,13 +161,15 @@ def write_pool(size: int, path: Path, seed: int = 0, shape: str = "champ") -> No
                     chain.final_answer,
                 )
             )
+            if shape != "duplicates" or copy % 3 == 0:  # a duplicate repeats the text just written
+                text = perturb_words(chain.text, rng) if variant or copy else chain.text
             row = {
                 "id": f"{chain.problem_id}~{variant}",
                 "problem": variant_text(source.problem, source.id, variant),
                 "answer": answer,
-                "chain": perturb_words(chain.text, rng) if variant or copy else chain.text,
+                "chain": text.replace(" ", "  ") if shape == "duplicates" and copy % 3 == 2 else text,
                 "subject": source.subject,
-                "generator": chain.generator,
+                "generator": generator_name(shape, chain.generator, variant, index),
                 "final_answer": final,
                 "prompt_setting": chain.prompt_setting,
             }
@@ -135,7 +177,16 @@ def write_pool(size: int, path: Path, seed: int = 0, shape: str = "champ") -> No
     tmp.rename(path)
 
 
-def run_one(pool: str, out: str, executor: str, workers: int) -> None:
+class _PhaseEnds(logging.Handler):
+    """Prints ``phase <stage> <time>`` when a stage ends (`curation.stages.log_stage`), so that the parent can
+    say in which stage each memory sample was taken."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.args:
+            print(f"phase {record.args[0]} {time.time()}", flush=True)
+
+
+def run_one(pool: str, out: str, executor: str, workers: int, shape: str = "champ") -> None:
     """The driver (a fresh process): the limo method sharded on ``executor`` over ``pool``."""
     from curation.executors import ExecutorOptions
     from curation.methods import METHODS, RunContext
@@ -146,12 +197,14 @@ def run_one(pool: str, out: str, executor: str, workers: int) -> None:
 
     specs = {n: BenchmarkSpec.from_dict(dict(s)) for n, s in compose("champ").benchmark_specs.items()}
     ingest = {"source": pool, "field_map": {"generator": "generator"}}  # the pool names each chain's author
-    stages = to_options(StageOptions, {**OPTIONS, "ingest": ingest})
+    stages = to_options(StageOptions, {**OPTIONS, **SHAPE_OPTIONS.get(shape, {}), "ingest": ingest})
     options = ExecutorOptions(kind=executor, workers=workers, mem_per_cpu_gb=1.0)
     if executor == "ray":
         import ray
 
         ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
+    logging.getLogger("curation.stages").addHandler(_PhaseEnds())
+    logging.getLogger("curation.stages").setLevel(logging.INFO)
     started = time.perf_counter()
     summary = METHODS["limo"].run(stages, None, RunContext(Path(out), 0, "bench", specs, executor=options))
     funnel = json.loads((Path(out) / "curate" / "funnel.json").read_text())
@@ -183,20 +236,39 @@ def tree_pss_kb(root: int) -> int:
     return total
 
 
-def measure(pool: Path, out: Path, executor: str, workers: int) -> dict:
-    command = [sys.executable, __file__, "--run", str(pool), str(out), executor, str(workers)]
+def measure(pool: Path, out: Path, executor: str, workers: int, shape: str) -> dict:
+    command = [sys.executable, __file__, "--run", str(pool), str(out), executor, str(workers), shape]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
-    peak = 0
-    while process.poll() is None:
-        peak = max(peak, tree_pss_kb(process.pid))
-        time.sleep(0.5)
-    output = process.stdout.read() if process.stdout else ""
+    with tempfile.TemporaryFile("w+") as log:  # a file, not a pipe: nobody reads it while the run goes on
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.DEVNULL, env=env, text=True)
+        samples = []
+        while process.poll() is None:
+            samples.append((time.time(), tree_pss_kb(process.pid)))
+            time.sleep(0.5)
+        log.seek(0)
+        lines = log.read().strip().splitlines()
     if process.returncode != 0:
         raise SystemExit(f"bench/sharded.py: the {executor} run over {pool} failed (exit {process.returncode})")
-    result = json.loads(output.strip().splitlines()[-1])
-    return {**result, "wall": time.perf_counter() - started, "peak_mb": peak / 1024}
+    result = json.loads(lines[-1])
+    ends = [(float(at), stage) for _, stage, at in (line.split() for line in lines if line.startswith("phase "))]
+    peak = max(kb for _, kb in samples)
+    return {
+        **result,
+        "wall": time.perf_counter() - started,
+        "peak_mb": peak / 1024,
+        "phases": phase_peaks(samples, ends),
+    }
+
+
+def phase_peaks(samples: list[tuple[float, int]], ends: list[tuple[float, str]]) -> dict[str, int]:
+    """The peak PSS (MB) sampled in each phase: a funnel stage (``ingest`` includes writing the pool store) or,
+    after the last, ``outputs`` (reading the selection back and writing the curated files)."""
+    peaks: dict[str, int] = {}
+    for at, kb in samples:
+        phase = next((stage for end, stage in ends if at <= end), "outputs")
+        peaks[phase] = max(peaks.get(phase, 0), round(kb / 1024))
+    return peaks
 
 
 def same_outputs(first: Path, second: Path) -> bool:
@@ -237,7 +309,7 @@ def run_shape(shape: str, args: argparse.Namespace, root: Path) -> None:
             write_pool(size, pool, shape=shape)
         out = root / f"run-{name}-{executor}"
         shutil.rmtree(out, ignore_errors=True)
-        result = measure(pool, out, executor, args.workers)
+        result = measure(pool, out, executor, args.workers, shape)
         runs[size] = out if executor == "local" else runs[size]
         baseline = baseline or (size, result)
         per_chain = result["wall"] / size
@@ -249,6 +321,7 @@ def run_shape(shape: str, args: argparse.Namespace, root: Path) -> None:
             flush=True,
         )
         print(f"  stages (s): {result['stages']}", flush=True)
+        print(f"  peak tree PSS by phase (MB): {result['phases']}", flush=True)
         if executor == "ray":
             print(f"  ray vs local at {size:,}: identical outputs: {same_outputs(runs[size], out)}", flush=True)
         if not args.keep:
@@ -257,6 +330,6 @@ def run_shape(shape: str, args: argparse.Namespace, root: Path) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--run":
-        run_one(*sys.argv[2:5], int(sys.argv[5]))
+        run_one(*sys.argv[2:5], int(sys.argv[5]), *sys.argv[6:7])
     else:
         sys.exit(main())

@@ -547,7 +547,7 @@ def first_of_equal(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For the rows of ``keys`` (n x w): whether each is the first of its equal rows, and where that first is.
 
     A stable lexicographic sort keeps equal rows in their order, so each run of equal rows starts with its
-    first; memory is the keys plus a few integers per row.
+    first; memory is the keys plus a few integers per row (`later_equal` bounds it for a whole pool).
     """
     if len(keys) == 0:
         return np.ones(0, dtype=bool), np.zeros(0, dtype=np.int64)
@@ -561,26 +561,52 @@ def first_of_equal(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return kept == np.arange(len(keys)), kept
 
 
+SPLIT_BITS = 4  # `later_equal` sorts a sixteenth of the rows at a time
+
+
+def later_equal(keys: np.ndarray, split_column: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of ``keys`` (n x w, uint64) equal to an earlier row, ascending, and where each one's first equal
+    row is: `first_of_equal`'s answer, found a sixteenth of the rows at a time.
+
+    Equal rows have equal ``split_column`` values (a digest's word: evenly spread), so the rows are split by
+    its top bits and each part sorted alone, in pool order: the transients of the sort (about a hundred bytes
+    a row for the whole pool, which grew with the pool past the per-chain columns) are a part's; what stays is
+    a byte per row and the answer.
+    """
+    top = np.empty(len(keys), dtype=np.uint8)
+    for start in range(0, len(keys), 1 << 20):  # no 8-byte temporary per row either
+        top[start : start + (1 << 20)] = keys[start : start + (1 << 20), split_column] >> np.uint64(64 - SPLIT_BITS)
+    later, first = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+    for part in range(1 << SPLIT_BITS):
+        rows = np.flatnonzero(top == part)
+        is_first, kept = first_of_equal(keys[rows])
+        later.append(rows[~is_first])
+        first.append(rows[kept[~is_first]])
+    later_rows, first_rows = np.concatenate(later), np.concatenate(first)
+    order = np.argsort(later_rows, kind="stable")
+    return later_rows[order], first_rows[order]
+
+
 def _ingest_facts(state: _IngestState, spec: RowSpec, valid: np.ndarray) -> dict[str, Any]:
-    """`curation.pool.ingest_facts` over the kept chains, counted in the order the in-memory reader meets them."""
-    kept = np.flatnonzero(valid)
-    names = list(state.generators)
-    generator = np.frombuffer(state.chain_generator, dtype=np.int16)[kept]
-    generators: Counter[str] = Counter()
-    for code in _in_first_order(generator):
-        generators[names[code]] = int((generator == code).sum())
-    numbers = np.frombuffer(state.numbers, dtype=np.int64)[kept]
-    first_of_row = np.ones(len(kept), dtype=bool)
+    """`curation.pool.ingest_facts` over the kept chains, counted in the order the in-memory reader meets them
+    (arrays and counts per code: no Python object per chain or row)."""
+    numbers = np.frombuffer(state.numbers, dtype=np.int64)[valid]
+    first_of_row = np.ones(len(numbers), dtype=bool)
     first_of_row[1:] = numbers[1:] != numbers[:-1]  # a row's chains are written one after another
-    origin_names = list(state.origins)
-    origins: Counter[str] = Counter()
-    for code in np.frombuffer(state.chain_origin, dtype=np.int16)[kept][first_of_row].tolist():
-        origins[origin_names[code]] += 1
-    circular = int(np.frombuffer(state.chain_circular, dtype=np.int8)[kept].sum())
-    warn_ingest(spec.source, spec, state.undeclared_generator, circular, len(kept))
+    del numbers
+    generators = _counted(np.frombuffer(state.chain_generator, dtype=np.int16)[valid], list(state.generators))
+    origins = _counted(np.frombuffer(state.chain_origin, dtype=np.int16)[valid][first_of_row], list(state.origins))
+    circular = int(np.frombuffer(state.chain_circular, dtype=np.int8)[valid].sum())
+    warn_ingest(spec.source, spec, state.undeclared_generator, circular, int(valid.sum()))
     facts = ingest_facts(spec, generators, origins, circular, state.unused_signals)
     facts["identity"] = identity_facts(spec, state.identity_why)
     return facts
+
+
+def _counted(codes: np.ndarray, names: list[str]) -> Counter[str]:
+    """How often each name's code occurs, names in the order their codes first appear."""
+    per_code = np.bincount(codes, minlength=len(names))  # one pass, whatever the number of names
+    return Counter({names[code]: int(per_code[code]) for code in _in_first_order(codes)})
 
 
 def _in_first_order(codes: np.ndarray) -> list[int]:
@@ -590,20 +616,29 @@ def _in_first_order(codes: np.ndarray) -> list[int]:
 
 
 def _write_cross_row_rejects(folder: Path, state: _IngestState, source: str) -> np.ndarray:
-    """Mark duplicate chain ids (all but the first row) and write every ingest reject in row order."""
+    """Mark duplicate chain ids (all but the first row) and write every ingest reject in row order.
+
+    Row-level rejects (in the file), contradictions (in row order as read) and duplicate chains (in chain
+    order, which is row order) are merged as streams: a pool where sampling repeats chains has a reject per
+    repeat, and none of them is held.
+    """
     keys = np.frombuffer(state.id_keys, dtype=np.uint64).reshape(-1, 2)
-    valid, _ = first_of_equal(keys)
-    duplicates = np.flatnonzero(~valid)
+    duplicates, _ = later_equal(keys, 0)
+    valid = np.ones(len(keys), dtype=bool)
+    valid[duplicates] = False
     ids = Table(folder, "ids", tuple(json.loads((folder / "ids.json").read_text())["bounds"]))
-    rejects = list(state.contradictions)
-    for index, (chain_id, problem_id) in zip(duplicates, ids.read_many(duplicates), strict=True):
-        rejects.append(duplicate_chain(source, state.numbers[index], problem_id, chain_id))
-    rejects.sort(key=lambda r: r.row)
-    cross_row = ((r.row, json_line(_row_drop(r)) + "\n") for r in rejects)
+    numbers = np.frombuffer(state.numbers, dtype=np.int64)
+    repeated = (
+        duplicate_chain(source, number, problem_id, chain_id)
+        for number, (chain_id, problem_id) in zip(numbers[duplicates].tolist(), ids.read_many(duplicates), strict=True)
+    )
     with open(folder / "row_rejects.jsonl", encoding="utf-8") as row_level:
         in_file = ((json.loads(line)["detail"]["row"], line) for line in row_level)
+        cross_row = (  # a row is rejected whole (a contradiction) or has its repeats rejected: never both
+            ((r.row, json_line(_row_drop(r)) + "\n") for r in rejects) for rejects in (state.contradictions, repeated)
+        )
         with atomic_writer(folder / "ingest_rejects.jsonl") as handle:
-            handle.writelines(line for _, line in heapq.merge(in_file, cross_row, key=lambda pair: pair[0]))
+            handle.writelines(line for _, line in heapq.merge(in_file, *cross_row, key=lambda pair: pair[0]))
     (folder / "row_rejects.jsonl").unlink()
     return valid
 
@@ -614,15 +649,16 @@ def _row_drop(reject: Reject) -> dict[str, Any]:
 
 
 def _columns(state: _IngestState, valid: np.ndarray) -> PoolColumns:
+    """The columns as views of ingest's arrays (saved, then dropped with them: no second copy per chain)."""
     return PoolColumns(
-        chain_problem=np.frombuffer(state.chain_problem, dtype=np.int32).copy(),
-        chain_generator=np.frombuffer(state.chain_generator, dtype=np.int16).copy(),
+        chain_problem=np.frombuffer(state.chain_problem, dtype=np.int32),
+        chain_generator=np.frombuffer(state.chain_generator, dtype=np.int16),
         chain_human=np.frombuffer(state.chain_human, dtype=np.int8).astype(bool),
-        chain_chars=np.frombuffer(state.chain_chars, dtype=np.int32).copy(),
-        chain_words=np.frombuffer(state.chain_words, dtype=np.int32).copy(),
+        chain_chars=np.frombuffer(state.chain_chars, dtype=np.int32),
+        chain_words=np.frombuffer(state.chain_words, dtype=np.int32),
         chain_valid=valid,
-        chain_setting=np.frombuffer(state.chain_setting, dtype=np.int16).copy(),
-        problem_subject=np.frombuffer(state.problem_subject, dtype=np.int16).copy(),
+        chain_setting=np.frombuffer(state.chain_setting, dtype=np.int16),
+        problem_subject=np.frombuffer(state.problem_subject, dtype=np.int16),
         generators=list(state.generators),
         subjects=list(state.subjects),
         settings=list(state.settings),

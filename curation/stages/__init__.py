@@ -30,7 +30,7 @@ from curation.funnel import StageCount, Survivors
 from curation.options import StageOptions
 from curation.outputs.report import PoolPlots, selected_domains, selection_plots
 from curation.pool.store import PoolStore, read_chains, store_items
-from curation.runner import RunState, StageContext, rows_as
+from curation.runner import RunState, StageContext, release_free_memory, rows_as
 from curation.schema import Chain
 from curation.stages import (
     answer_check,
@@ -100,6 +100,7 @@ def run_pool(
         state = RunState(store, rejects)
         if ingest_row:
             count_ingest(state)
+        release_free_memory()  # ingest's transients: the stages' peaks must not sit on top of them
         for name in names:
             if before is not None and name != "problem_limit":
                 before(state)
@@ -107,6 +108,7 @@ def run_pool(
             STAGES[name](state, stages, context)
             state.close(state.funnel[-1])
             log_stage(state.funnel[-1])
+            release_free_memory()
         state.totals = state.reconcile()
         state.close_files()
     return state
@@ -140,6 +142,7 @@ def count_ingest(state: RunState) -> None:
     if rejected:
         count.dropped["invalid_row"] = rejected
     state.close(count)
+    log_stage(count)
 
 
 def log_stage(count: StageCount) -> None:
@@ -194,10 +197,8 @@ def _problem_notes(state: RunState, kept: Survivors, index_of: dict[str, int], s
         notes = kept.problem_notes[problem_id]
         if index in results.metadata_notes:
             notes["difficulty"] = results.metadata_notes[index]
-        elif results.noted is not None and results.noted[index]:
-            notes["difficulty"] = difficulty.difficulty_note(
-                difficulty.problem_counts(results.counts, index), stages.difficulty
-            )
+        elif results.noted is not None and results.noted[index] and results.counts is not None:
+            notes["difficulty"] = difficulty.difficulty_note(results.counts.of(index), stages.difficulty)
         if index in results.suspects:
             notes["suspect_gold"] = results.suspects[index]
         if index in results.rank:

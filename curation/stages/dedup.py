@@ -39,6 +39,7 @@ import json
 import os
 import re
 import unicodedata
+from array import array
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -47,8 +48,9 @@ import numpy as np
 
 from curation.options import DedupOptions, SemanticDedupOptions, StageOptions
 from curation.pool.golds import problem_reader
-from curation.pool.store import first_of_equal, write_once
+from curation.pool.store import first_of_equal, later_equal, write_once
 from curation.runner import (
+    ID_BATCH,
     DropItem,
     RunState,
     StageContext,
@@ -254,7 +256,7 @@ def dedup(state: RunState, options: StageOptions, context: StageContext) -> None
     count = state.opened("dedup", settings.enabled)
     if count is None:
         return
-    chains = duplicate_chains(state, context) if settings.exact_chains else []
+    chains = duplicate_chains(state, context) if settings.exact_chains else iter(())
     drops = duplicate_problems(state, context, settings)
     if settings.semantic.enabled:
         drops += semantic_duplicates(state, context, settings.semantic, {p for p, *_ in drops})
@@ -276,10 +278,21 @@ def duplicate_problems(state: RunState, context: StageContext, settings: DedupOp
     drops = [(int(problems[i]), "duplicate_problem", int(problems[kept[i]]), EXACT) for i in np.flatnonzero(~first)]
     if settings.near and first.any():
         problems = problems[first]
-        buckets = save_buckets(context, problems, bands[first])
+        buckets = save_buckets(context, problems, compacted(bands, first))
         del bands  # the candidate tasks memory-map the saved buckets: the driver holds no band keys meanwhile
         drops += near_duplicates(state, context, problems, buckets, params)
     return drops
+
+
+def compacted(rows: np.ndarray, keep: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    """``rows[keep]`` moved to the front of ``rows`` itself, a chunk at a time, and returned as a view of it: the
+    band keys (512 bytes a problem at the same-gold threshold) are never held twice. A kept row only moves up, so
+    it never overwrites a row not yet moved."""
+    kept = np.flatnonzero(keep)
+    for start in range(0, len(kept), chunk):
+        moved = kept[start : start + chunk]
+        rows[start : start + len(moved)] = rows[moved]
+    return rows[: len(kept)]
 
 
 def _problem_keys(job: Any, rows: int, near: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -296,8 +309,13 @@ def _problem_keys(job: Any, rows: int, near: bool) -> tuple[np.ndarray, np.ndarr
     return problems, exact, bands if bands is not None else np.zeros((0, 0), dtype=np.uint32)
 
 
-def duplicate_chains(state: RunState, context: StageContext) -> list[DropItem]:
-    """Exact duplicate chains within a problem (normalised text digest), the first in pool order kept."""
+def duplicate_chains(state: RunState, context: StageContext) -> Iterator[DropItem]:
+    """Exact duplicate chains within a problem (normalised text digest), the first in pool order kept.
+
+    The duplicates are found now (`curation.pool.store.later_equal`, a sixteenth of the keys sorted at a time)
+    and their drops made as the runner takes them, the kept chain's id read a batch at a time: a pool where
+    sampling repeats chains has a drop per repeat, and none is held.
+    """
     job = run_parts(state, context, "dedup-chains", dedup_chain_digests, {})
     rows = int(state.chain_alive.sum())
     keys = np.zeros((rows, 3), dtype=np.uint64)  # problem, digest
@@ -306,12 +324,16 @@ def duplicate_chains(state: RunState, context: StageContext) -> list[DropItem]:
         chains[position] = chain
         keys[position, 1:] = np.frombuffer(bytes.fromhex(digest), dtype=np.uint64)
     keys[:, 0] = state.chain_problem[chains]
-    first, kept = first_of_equal(keys)
-    duplicates = np.flatnonzero(~first)
-    kept_ids = state.chain_ids(chains[kept[duplicates]])
-    return [
-        (int(chains[i]), "duplicate_chain", {"duplicate_of": k}) for i, k in zip(duplicates, kept_ids, strict=True)
-    ]
+    duplicates, kept = later_equal(keys, 1)
+    del keys
+    return _duplicate_chain_drops(state, chains[duplicates], chains[kept])
+
+
+def _duplicate_chain_drops(state: RunState, duplicates: np.ndarray, kept: np.ndarray) -> Iterator[DropItem]:
+    for start in range(0, len(duplicates), ID_BATCH):
+        kept_ids = state.chain_ids(kept[start : start + ID_BATCH].tolist())
+        for chain, kept_id in zip(duplicates[start : start + ID_BATCH].tolist(), kept_ids, strict=True):
+            yield chain, "duplicate_chain", {"duplicate_of": kept_id}
 
 
 def save_buckets(context: StageContext, problems: np.ndarray, bands: np.ndarray) -> Path | None:
@@ -325,8 +347,8 @@ def save_buckets(context: StageContext, problems: np.ndarray, bands: np.ndarray)
     arrays = {"problems": problems, "bands": bands, "members": members, "starts": starts, "band": band_of}
 
     def fill(partial: Path) -> None:
-        for name, array in arrays.items():
-            np.save(partial / f"{name}.npy", array)
+        for name, values in arrays.items():
+            np.save(partial / f"{name}.npy", values)
 
     return write_once(context.work_dir / "buckets" / f"{_digest_of(bands)}-{_digest_of(problems)}", fill)
 
@@ -341,14 +363,45 @@ def near_duplicates(
     job checks each pair's exact shingle Jaccard in the first band the two share only, so memory holds one
     bucket at a time and never a list of all candidate pairs.
     """
-    matches: dict[int, dict[int, dict[str, Any]]] = {}
+    pairs: list[array[Any]] = [array("q"), array("q"), array("d"), array("b")]  # later, earlier, similarity, kind
     if buckets is not None:
         starts = np.load(buckets / "starts.npy")
         common = {**state.task_store(), "buckets": str(buckets), **params}
         items = tuple({**common, "start": a, "stop": b} for a, b in _bucket_slices(starts, PAIRS_PER_TASK))
         for earlier, later, similarity, kind in rows_of(run_items(context, "dedup-near", near_duplicate_pairs, items)):
-            matches.setdefault(later, {})[earlier] = {"match": kind, "similarity": similarity}
-    return first_kept(problems.tolist(), matches, "near_duplicate_problem")
+            for column, value in zip(pairs, (later, earlier, similarity, NEAR_KINDS.index(kind)), strict=True):
+                column.append(value)
+    return first_kept(problems.tolist(), PairMatches(*pairs), "near_duplicate_problem")
+
+
+NEAR_KINDS = ("shingles", "shingles_same_gold")  # `near_match`'s kinds
+
+
+class PairMatches(Mapping[int, dict[int, dict[str, Any]]]):
+    """The verified near-duplicate pairs as arrays sorted by the later problem (about 25 bytes a pair), read as
+    `first_kept`'s mapping ``later -> {earlier: {match, similarity}}``, built for one problem at a time: the pairs
+    grow faster than the pool where many problems are near-copies (244k of 770k problems at 10M chains of
+    bench/sharded.py's pool), and a dict per pair was about 300 bytes."""
+
+    def __init__(self, later: array[int], earlier: array[int], similarity: array[float], kind: array[int]):
+        order = np.argsort(np.frombuffer(later, dtype=np.int64), kind="stable")
+        self.later = np.frombuffer(later, dtype=np.int64)[order]
+        self.earlier = np.frombuffer(earlier, dtype=np.int64)[order]
+        self.similarity = np.frombuffer(similarity, dtype=np.float64)[order]
+        self.kind = np.frombuffer(kind, dtype=np.int8)[order]
+
+    def __getitem__(self, problem: int) -> dict[int, dict[str, Any]]:
+        low, high = np.searchsorted(self.later, [problem, problem + 1]).tolist()
+        if low == high:
+            raise KeyError(problem)
+        found = zip(*(a[low:high].tolist() for a in (self.earlier, self.similarity, self.kind)), strict=True)
+        return {earlier: {"match": NEAR_KINDS[kind], "similarity": similarity} for earlier, similarity, kind in found}
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(np.unique(self.later).tolist())
+
+    def __len__(self) -> int:
+        return len(np.unique(self.later))
 
 
 def first_kept(
@@ -451,19 +504,21 @@ def _confirmed(
 
 def lsh_buckets(bands: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every LSH bucket with at least two members: the members (positions, ascending within a bucket), where
-    each bucket starts in that array (plus the end), and each bucket's band."""
-    members, starts, band_of = [], [0], []
-    for band in range(bands.shape[1]):
+    each bucket starts in that array (plus the end), and each bucket's band.
+
+    Found with arrays, a band at a time (an array per bucket cost about a hundred bytes of object per bucket,
+    and a pool of many near-copies has millions of two-member buckets)."""
+    members, sizes, band_of = [np.zeros(0, dtype=np.int32)], [np.zeros(0, dtype=np.int64)], [np.zeros(0, np.int16)]
+    for band in range(bands.shape[1] if len(bands) else 0):
         order = np.argsort(bands[:, band], kind="stable")
         keys = bands[order, band]
-        edges = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1], [True])))
-        for begin, end in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
-            if end - begin > 1:
-                members.append(order[begin:end].astype(np.int32))
-                starts.append(starts[-1] + end - begin)
-                band_of.append(band)
-    flat = np.concatenate(members) if members else np.zeros(0, dtype=np.int32)
-    return flat, np.asarray(starts, dtype=np.int64), np.asarray(band_of, dtype=np.int16)
+        lengths = np.diff(np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1], [True]))))
+        shared = lengths > 1
+        members.append(order[np.repeat(shared, lengths)].astype(np.int32))
+        sizes.append(lengths[shared])
+        band_of.append(np.full(int(shared.sum()), band, dtype=np.int16))
+    starts = np.concatenate(([0], np.cumsum(np.concatenate(sizes)))).astype(np.int64)
+    return np.concatenate(members), starts, np.concatenate(band_of)
 
 
 def _bucket_slices(starts: np.ndarray, pairs_per_task: int) -> Iterator[tuple[int, int]]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,7 +37,7 @@ from curation.options import (
     StageOptions,
 )
 from curation.rollouts.run import run_rollout_stages
-from curation.runner import RunState, StageContext
+from curation.runner import PassCounts, RunState, StageContext
 from eval.problem import Problem
 from eval.records import DataError
 
@@ -218,7 +218,7 @@ def difficulty(state: RunState, options: StageOptions, context: StageContext) ->
     results.strong_rate = np.full(len(state.problem_alive), np.nan)
     drops, with_attempts = [], 0
     for problem in np.flatnonzero(state.problem_alive).tolist():
-        per_model = problem_counts(counts, problem)
+        per_model = counts.of(problem)
         with_attempts += bool(per_model)
         note = difficulty_note(per_model, settings)
         if note["strong_pass_rate"] is not None:
@@ -250,40 +250,34 @@ def metadata_difficulty(state: RunState, settings: Any, count: Any) -> None:
     state.apply(count, problems=drops)
 
 
-def problem_counts(counts: dict[str, tuple[np.ndarray, np.ndarray]], problem: int) -> dict[str, list[int]]:
-    """``{generator: [correct, tries]}`` of one problem (generators with at least one try)."""
-    return {g: [int(c[problem]), int(t[problem])] for g, (c, t) in counts.items() if t[problem]}
-
-
-def pool_counts(state: RunState) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Correct answers and tries per (generator, problem) from the answer check's attempts."""
+def pool_counts(state: RunState) -> PassCounts:
+    """Correct answers and tries per (problem, generator) from the answer check's attempts (a generator at a time:
+    a count per problem, kept where it tried)."""
     results = state.results
-    if results.attempt is None or results.correct is None:
-        return {}
     columns = state.store.columns
-    counts = {}
+    if results.attempt is None or results.correct is None:
+        return PassCounts.of_pairs(columns.generators, ())
+    return PassCounts.of_pairs(columns.generators, _generator_counts(state, results.attempt, results.correct))
+
+
+def _generator_counts(state: RunState, attempt: np.ndarray, correct: np.ndarray) -> Iterator[tuple[np.ndarray, ...]]:
     problems = len(state.problem_alive)
-    for code, name in enumerate(columns.generators):
-        chains = results.attempt & (columns.chain_generator == code)
-        if chains.any():
-            tries = np.bincount(state.chain_problem[chains], minlength=problems)
-            correct = np.bincount(state.chain_problem[chains & results.correct], minlength=problems)
-            counts[name] = (correct, tries)
-    return counts
+    for code in np.unique(state.store.columns.chain_generator[attempt]).tolist():  # the generators that tried
+        chains = attempt & (state.store.columns.chain_generator == code)
+        tries = np.bincount(state.chain_problem[chains], minlength=problems)
+        right = np.bincount(state.chain_problem[chains & correct], minlength=problems)
+        tried = np.flatnonzero(tries)
+        yield tried, np.full(len(tried), code), right[tried], tries[tried]
 
 
-def rollout_counts(
-    state: RunState, options: StageOptions, context: StageContext
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Fresh rollouts of the alive problems (`curation.rollouts.run_rollout_stages`) as counts per generator."""
+def rollout_counts(state: RunState, options: StageOptions, context: StageContext) -> PassCounts:
+    """Fresh rollouts of the alive problems (`curation.rollouts.run_rollout_stages`) as pass counts."""
     alive = np.flatnonzero(state.problem_alive)
     problems = state.problem_rows(alive)
     outcome = run_rollout_stages(problems, options, context.work_dir / "rollouts", context.seed, context.executor)
     state.results.rollouts = outcome.manifest()
-    counts = {}
-    for name, (correct, tries) in outcome.counts().items():
-        full_correct = np.zeros(len(state.problem_alive), dtype=np.int64)
-        full_tries = np.zeros(len(state.problem_alive), dtype=np.int64)
-        full_correct[alive], full_tries[alive] = correct, tries
-        counts[name] = (full_correct, full_tries)
-    return counts
+    counts = outcome.counts()
+    return PassCounts.of_pairs(
+        list(counts),
+        ((alive, np.full(len(alive), code), correct, drawn) for code, (correct, drawn) in enumerate(counts.values())),
+    )

@@ -50,7 +50,7 @@ from curation.runner import (
 from curation.schema import MODEL, Chain
 from curation.stages.answer_check import graded_text
 from curation.stages.suspect_gold import equivalent
-from curation.stages.validate import chain_reasons
+from curation.stages.validate import chain_reason_codes
 from eval.extract import extract_answer
 from eval.majority import vote
 from eval.records import atomic_writer, json_line
@@ -122,25 +122,45 @@ def _backing(gold: str | None, answers: Sequence[str | None], writers: Sequence[
 # ------------------------------------------------------------------------------------------------ shard task
 
 
+VOTERS_AT_ONCE = 100_000  # the most answers a vote task holds (all of one problem's, whatever their number)
+
+
 def vote_problems(index: int, item: dict[str, Any]) -> Iterator[VoteRow]:
     """A `VoteRow` for every alive problem of one part of the problems table (``item['voters']``: the mask of
-    the chains that vote)."""
+    the chains that vote), the problems taken in runs of at most `VOTERS_AT_ONCE` voters: a pool of few
+    problems with many chains each (rollouts) would otherwise hold every chain's answer in one task."""
     problems = {position: (row["answer"], row["problem"]) for position, row in alive_rows(item)}
-    answers: dict[int, list[str | None]] = {position: [] for position in problems}
-    writers: dict[int, list[str]] = {position: [] for position in problems}
-    for position, chain in _voters(item):
-        answers[position].append(chain_answer(chain, problems[position][1]))
-        writers[position].append(chain.generator)
-    for position, (gold, _) in problems.items():
-        yield vote_row(position, gold, answers[position], writers[position])
+    for run in _runs(item, list(problems)):
+        answers: dict[int, list[str | None]] = {position: [] for position in run}
+        writers: dict[int, list[str]] = {position: [] for position in run}
+        for position, chain in _voters(item, run[0], run[-1]):
+            answers[position].append(chain_answer(chain, problems[position][1]))
+            writers[position].append(chain.generator)
+        for position in run:
+            yield vote_row(position, problems[position][0], answers[position], writers[position])
 
 
-def _voters(item: dict[str, Any]) -> Iterator[tuple[int, Chain]]:
-    """``(problem, chain)`` for the voting chains of the part's problems, in pool order (read by offset)."""
-    bounds = Table.open(Path(item["store"]), "problems").bounds
-    low, high = bounds[item["part"]], bounds[item["part"] + 1]
+def _runs(item: dict[str, Any], problems: list[int]) -> Iterator[list[int]]:
+    """``problems`` (ascending) cut into runs whose voters number at most `VOTERS_AT_ONCE` (or one problem)."""
     problem_of = column(item["store"], "chain_problem")
-    chains = np.flatnonzero(load_mask(item["voters"]) & (problem_of >= low) & (problem_of < high)).tolist()
+    votes = np.bincount(problem_of[load_mask(item["voters"])], minlength=problems[-1] + 1 if problems else 0)
+    run: list[int] = []
+    held = 0
+    for problem, voters in zip(problems, votes[problems].tolist(), strict=True):
+        if run and held + voters > VOTERS_AT_ONCE:
+            yield run
+            run, held = [], 0
+        run.append(problem)
+        held += voters
+    if run:
+        yield run
+
+
+def _voters(item: dict[str, Any], low: int, high: int) -> Iterator[tuple[int, Chain]]:
+    """``(problem, chain)`` for the voting chains of problems ``low`` to ``high`` (included), in pool order
+    (read by offset)."""
+    problem_of = column(item["store"], "chain_problem")
+    chains = np.flatnonzero(load_mask(item["voters"]) & (problem_of >= low) & (problem_of <= high)).tolist()
     for position, row in zip(chains, Table.open(Path(item["store"]), "chains").read_many(chains), strict=True):
         yield int(problem_of[position]), Chain.from_dict(row)
 
@@ -247,7 +267,7 @@ def selection_trust(golds: str, problems: Sequence[int]) -> dict[str, int]:
 
 def voters(state: RunState, options: StageOptions) -> np.ndarray:
     """The chains that vote: alive, written by one of ``majority_gold.models`` (empty: any), and not dropped by
-    validation, which runs next (`curation.stages.validate.chain_reasons`: a hint setting, an empty chain)."""
+    validation, which runs next (`curation.stages.validate.chain_reason_codes`: a hint setting, an empty chain)."""
     columns = state.store.columns
     mask = state.chain_alive.copy()
     models = options.majority_gold.models
@@ -255,8 +275,7 @@ def voters(state: RunState, options: StageOptions) -> np.ndarray:
         mask &= np.isin(columns.chain_generator, [i for i, g in enumerate(columns.generators) if g in models])
     if options.validate.enabled:
         alive = np.flatnonzero(mask)
-        reasons = chain_reasons(columns, options.validate, alive)
-        mask[alive[[r is not None for r in reasons]]] = False
+        mask[alive[chain_reason_codes(columns, options.validate, alive) != 0]] = False
     return mask
 
 

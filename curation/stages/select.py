@@ -22,7 +22,7 @@ also notes how many of the selected chains rest on a voted gold, and how many of
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,7 @@ from curation.options import (
     SelectOptions,
     StageOptions,
 )
-from curation.runner import RunState, StageContext
+from curation.runner import RunState, StageContext, chunked_pairs
 from curation.stages.difficulty import UNKNOWN_TERM
 from curation.stages.majority_gold import selection_trust
 
@@ -184,9 +184,3 @@ def chains_not_winning(state: RunState, alive: np.ndarray, problems: np.ndarray,
     best = np.full(len(state.problem_ids), -1, dtype=np.int64)
     best[problems] = chains
     return best[state.chain_problem[alive]] != alive
-
-
-def chunked_pairs(first: np.ndarray, second: np.ndarray, size: int = 65_536) -> Iterator[tuple[int, int]]:
-    """``zip(first, second)`` as Python ints, converted ``size`` at a time (never a list per element of both)."""
-    for start in range(0, len(first), size):
-        yield from zip(first[start : start + size].tolist(), second[start : start + size].tolist(), strict=True)

@@ -86,6 +86,7 @@ def _suspects(state: RunState, settings: Any) -> dict[int, dict[str, Any]]:
         state.store.columns.chain_generator, [i for i, g in enumerate(generators) if g in settings.models]
     )
     groups: dict[int, list[Any]] = {}  # problem -> [correct, attempts, wrong answers], in first-attempt order
+    answers: dict[str, str] = {}  # one string per distinct wrong answer: a rollout pool repeats the same few
     for row in rows_as(results.answer_job, VerdictRow):
         chain, correct, extracted = row.chain, row.correct, row.extracted
         problem = int(state.chain_problem[chain])
@@ -95,6 +96,6 @@ def _suspects(state: RunState, settings: Any) -> dict[int, dict[str, Any]]:
         group[0] += correct
         group[1] += 1
         if not correct and extracted:
-            group[2].append(extracted)
+            group[2].append(answers.setdefault(extracted, extracted))
     judged = ((p, judge_problem(g[2], g[0], g[1], settings)) for p, g in groups.items())
     return {p: detail for p, detail in judged if detail is not None}

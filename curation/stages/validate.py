@@ -18,7 +18,7 @@ import numpy as np
 
 from curation.options import StageOptions, ValidateOptions
 from curation.pool.store import PoolColumns
-from curation.runner import RunState, StageContext, alive_rows, options_dict, rows_of, run_parts
+from curation.runner import RunState, StageContext, alive_rows, chunked_pairs, options_dict, rows_of, run_parts
 from eval.options import to_options
 from eval.problem import Problem
 
@@ -39,8 +39,9 @@ def problem_problem(problem: Problem, options: ValidateOptions) -> str | None:
     return None
 
 
-def chain_reasons(columns: PoolColumns, options: ValidateOptions, chains: np.ndarray) -> list[str | None]:
-    """Why each of ``chains`` is unusable (None: it is not), from the pool's columns alone.
+def chain_reason_codes(columns: PoolColumns, options: ValidateOptions, chains: np.ndarray) -> np.ndarray:
+    """Why each of ``chains`` is unusable, from the pool's columns alone: one byte per chain, 0 when it is usable,
+    else ``c`` for `CHAIN_REASONS` ``[c - 1]``, so a whole pool is checked without a Python object per chain.
 
     In order: a prompt setting outside ``allowed_settings`` (human chains have none and pass), an empty text
     (no word: ``str.split`` and ``str.strip`` agree on what is whitespace), a text over ``max_chain_chars``.
@@ -53,10 +54,16 @@ def chain_reasons(columns: PoolColumns, options: ValidateOptions, chains: np.nda
         reasons[outside] = 1
     reasons[(reasons == 0) & (columns.chain_words[chains] == 0)] = 2
     reasons[(reasons == 0) & (columns.chain_chars[chains] > options.max_chain_chars)] = 3
-    return [_CHAIN_REASONS[r] for r in reasons.tolist()]
+    return reasons
 
 
-_CHAIN_REASONS = (None, "setting_not_allowed", "empty_chain", "chain_too_long")
+CHAIN_REASONS = ("setting_not_allowed", "empty_chain", "chain_too_long")  # codes 1, 2, 3
+
+
+def setting_detail(columns: PoolColumns, chain: int) -> dict[str, Any]:
+    """A dropped chain's detail: its prompt setting, when it has one."""
+    setting = columns.settings[columns.chain_setting[chain]]
+    return {"prompt_setting": setting} if setting else {}
 
 
 # ------------------------------------------------------------------------------------------------ shard tasks
@@ -90,10 +97,9 @@ def validate(state: RunState, options: StageOptions, context: StageContext) -> N
     problems = run_parts(state, context, "validate-problems", validate_problems, params, table="problems")
     columns = state.store.columns
     alive = np.flatnonzero(state.chain_alive)  # before any problem drop
-    chain_drops = [
-        (c, reason, {"prompt_setting": setting} if (setting := columns.settings[columns.chain_setting[c]]) else {})
-        for c, reason in zip(alive.tolist(), chain_reasons(columns, options.validate, alive), strict=True)
-        if reason
-    ]
+    codes = chain_reason_codes(columns, options.validate, alive)
+    unusable, codes = alive[codes != 0], codes[codes != 0]  # arrays: a pool of hinted settings drops most chains
+    del alive
+    chain_drops = ((c, CHAIN_REASONS[r - 1], setting_detail(columns, c)) for c, r in chunked_pairs(unusable, codes))
     problem_drops = [(p, reason, problem_detail(reason, chars)) for p, reason, chars in rows_of(problems)]
     state.apply(count, chains=chain_drops, problems=problem_drops)
