@@ -67,10 +67,10 @@ def rates(data_dir: Path) -> dict:
     """CPU seconds per problem of the screen (every problem) and of the model (the problems the screen passes)."""
     from curation.semantic import (
         SemanticIndex,
-        find_semantic_contamination,
         item_key,
         item_vectors,
         load_embedder,
+        model_contamination,
         number_rarity,
     )
     from curation.semantic_screen import ScreenIndex, screen
@@ -89,7 +89,7 @@ def rates(data_dir: Path) -> dict:
     semantic_index = SemanticIndex.build([item_key(i) for i in items], item_vectors([i.text for i in items], options))
     load_embedder(options.model)([""])  # loaded outside the clock: a fixed cost
     started = time.process_time()
-    find_semantic_contamination({p: texts[p] for p in passed}, items, options, semantic_index, None, answers, True)
+    model_contamination({p: texts[p] for p in passed}, items, options, semantic_index, None, answers)
     model_s = (time.process_time() - started) / max(1, len(passed))
     fraction = len(passed) / len(texts)
     return {

@@ -53,10 +53,10 @@ from curation.planted import split  # noqa: E402
 from curation.semantic import (  # noqa: E402
     SemanticIndex,
     embed_texts,
-    find_semantic_contamination,
     find_semantic_duplicates,
     item_key,
 )
+from curation.semantic_screen import find_semantic_contamination  # noqa: E402
 from curation.stages.decontam import BenchmarkItem, build_index, find_contamination, load_benchmark_items  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -33,7 +33,7 @@ Decisions that are not obvious:
   at 1M problems) and scored in blocks of queries x blocks of the index, so no all-pairs matrix ever
   exists; faiss-cpu's exact inner-product index is used instead when it is installed (same results).
 - **Small rows.** Per-problem results are frozen dataclasses (`SemanticMatch`) that a shard task can
-  return and a reduce can merge: `find_semantic_contamination` runs on any part of the pool.
+  return and a reduce can merge: `model_contamination` runs on any part of the pool.
 """
 
 from __future__ import annotations
@@ -942,16 +942,16 @@ class SemanticVerdicts:
     screened: dict[str, str] | None = None
 
 
-def find_semantic_contamination(
+def model_contamination(
     texts: Mapping[str, str],
     items: Sequence[BenchmarkItem],
     options: SemanticOptions,
     index: SemanticIndex | None = None,
     judge: Callable[[list[tuple[str, str]]], list[bool]] | None = None,
     answers: Mapping[str, str] | None = None,
-    screened: bool = False,
 ) -> SemanticVerdicts:
-    """Match each pool problem (any part of the pool) against the benchmark items by meaning.
+    """Match each pool problem (any part of the pool) against the benchmark items by meaning, every one through
+    the model: no screen (`curation.semantic_screen.find_semantic_contamination` screens first, as the options ask).
 
     Args:
         texts: Pool problems by id.
@@ -961,17 +961,10 @@ def find_semantic_contamination(
             problem reaches the model).
         judge: ``[(pool text, item text)] -> [same problem?]`` for ``confirmation: judge`` (`judge_pairs`).
         answers: Pool problems' golds by id, for `confirm_by_answer` (a problem without one never takes it).
-        screened: ``texts`` already passed the screen (the stage screens in a job of its own); otherwise the
-            options' ``screen`` runs first (`uses_screen`) and only the problems it passes reach the model.
     """
     check_confirmation(options, "curate.stages.decontam.semantic")
     rarity = _rarity(tuple(i.text for i in items))
     verdicts = SemanticVerdicts({}, {})
-    if isinstance(options, SemanticDecontamOptions) and uses_screen(options) and not screened:
-        from curation.semantic_screen import ScreenIndex, screen  # it builds on this module's rule
-
-        verdicts.screened = screen(texts, answers or {}, items, ScreenIndex.build(items, options), options, rarity)
-        texts = {pid: text for pid, text in texts.items() if pid in verdicts.screened}
     if not texts:  # the model is never loaded
         return verdicts
     index = index or SemanticIndex.build([item_key(i) for i in items], item_vectors([i.text for i in items], options))
@@ -1133,7 +1126,7 @@ def judge_request_id(a: str, b: str) -> str:
 
 
 def judge_pairs(generator: Any, options: SemanticOptions) -> Callable[[list[tuple[str, str]]], list[bool]]:
-    """A judge for `find_semantic_contamination`: ``generator`` (a `eval.generation.CachedGenerator`) answers."""
+    """A judge for `model_contamination`: ``generator`` (a `eval.generation.CachedGenerator`) answers."""
     sampling = options.judge.sampling()
 
     def ask(pairs: list[tuple[str, str]]) -> list[bool]:

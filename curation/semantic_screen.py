@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,18 +40,24 @@ from curation.semantic import (
     SUBSET_RARE,
     BenchmarkItem,
     NumberRarity,
+    SemanticIndex,
     SemanticMatch,
+    SemanticOptions,
+    SemanticVerdicts,
     answer_features,
     answer_score,
     content_share,
     gold_differs,
     item_key,
     load_embedder,
+    model_contamination,
     normalised,
     number_agreement,
+    number_rarity,
     number_readings,
     statement,
     telling_answer,
+    uses_screen,
 )
 from curation.similarity import answer_key
 
@@ -78,6 +84,33 @@ class ScreenIndex:
             if item.answer.strip():
                 rows[answer_key(item.answer)].append(row)
         return cls(screen_vectors([i.text for i in items], options), {k: tuple(found) for k, found in rows.items()})
+
+
+def find_semantic_contamination(
+    texts: Mapping[str, str],
+    items: Sequence[BenchmarkItem],
+    options: SemanticOptions,
+    index: SemanticIndex | None = None,
+    judge: Callable[[list[tuple[str, str]]], list[bool]] | None = None,
+    answers: Mapping[str, str] | None = None,
+    screened: bool = False,
+) -> SemanticVerdicts:
+    """Match each pool problem against the benchmark items by meaning: the options' ``screen`` first
+    (`curation.semantic.uses_screen`), then `curation.semantic.model_contamination` on the problems it passed.
+
+    Args:
+        texts, items, options, index, judge, answers: As `curation.semantic.model_contamination` takes them.
+        screened: ``texts`` already passed the screen (the stage screens in a job of its own): the model alone.
+    """
+    if screened or not uses_screen(options):
+        return model_contamination(texts, items, options, index, judge, answers)
+    assert isinstance(options, SemanticDecontamOptions)  # uses_screen: only decontamination screens
+    rarity = number_rarity([i.text for i in items])
+    passed = screen(texts, answers or {}, items, ScreenIndex.build(items, options), options, rarity)
+    kept = {pid: text for pid, text in texts.items() if pid in passed}
+    verdicts = model_contamination(kept, items, options, index, judge, answers)
+    verdicts.screened = passed
+    return verdicts
 
 
 def screen_vectors(texts: Sequence[str], options: SemanticDecontamOptions) -> np.ndarray:

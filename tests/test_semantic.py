@@ -17,11 +17,11 @@ from curation.semantic import (
     SemanticIndex,
     confirm,
     embed_texts,
-    find_semantic_contamination,
     find_semantic_duplicates,
     judge_pairs,
     judge_request_id,
 )
+from curation.semantic_screen import find_semantic_contamination
 from curation.similarity import numbers_of
 from curation.stages import curate_items
 from curation.stages.decontam import BenchmarkItem

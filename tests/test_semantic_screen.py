@@ -13,8 +13,8 @@ import pytest
 from curation import semantic
 from curation.options import SemanticDecontamOptions, StageOptions
 from curation.schema import Chain
-from curation.semantic import find_semantic_contamination, number_rarity
-from curation.semantic_screen import ScreenIndex, could_confirm, screen, screen_vectors
+from curation.semantic import number_rarity
+from curation.semantic_screen import ScreenIndex, could_confirm, find_semantic_contamination, screen, screen_vectors
 from curation.similarity import answer_key, numbers_of
 from curation.stages import curate_items
 from curation.stages.decontam import BenchmarkItem

@@ -72,10 +72,10 @@ from curation.schema import Chain
 from curation.semantic import (
     SemanticIndex,
     check_confirmation,
-    find_semantic_contamination,
     item_key,
     item_vectors,
     judge_pairs,
+    model_contamination,
     number_rarity,
     uses_screen,
 )
@@ -497,9 +497,7 @@ def decontam_semantic(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
         generator = cached_generator(options.judge, item["judge_dir"], f"same-problem-{item['part']}")
         judge = judge_pairs(generator, options)
     texts, answers = {str(p): t for p, t, _ in rows}, {str(p): a for p, _, a in rows}
-    verdicts = find_semantic_contamination(
-        texts, items, options, semantic_index, judge, answers, screened=item.get("screened", False)
-    )
+    verdicts = model_contamination(texts, items, options, semantic_index, judge, answers)
     for position, _, _ in rows:
         match, closest = verdicts.matches.get(str(position)), verdicts.closest.get(str(position))
         if match or closest:
