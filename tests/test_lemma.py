@@ -302,7 +302,11 @@ def test_lemma_with_teacher_judge_and_injector_through_replay(tmp_path):
             "selected": summary.selected
         }
 
-    problems = [p for p in load_champ_problems()[:20] if p.id not in _heldout()][:3]
+    # The injection's sources are the pool's first three problems: the first 20 without CHAMP's held-out half
+    # and without P_Combinatorics_1, which decontamination by meaning drops as a copy of a held-out problem
+    # (asserted below, so a change there says so rather than missing a replay row).
+    decontaminated = "P_Combinatorics_1"
+    problems = [p for p in load_champ_problems()[:20] if p.id not in _heldout() and p.id != decontaminated][:3]
     cfg = compose(
         "lemma",
         [f"output_dir={tmp_path}", "curate.stages.ingest.problem_limit=20"],
@@ -339,6 +343,10 @@ def test_lemma_with_teacher_judge_and_injector_through_replay(tmp_path):
     OmegaConf.update(cfg, "curate.lemma.judge", judge, force_add=True)
     OmegaConf.update(cfg, "curate.lemma.injection", injection, merge=True)
     summary = curate_lemma(cfg)
+    drops = [json.loads(line) for line in (tmp_path / "curate" / "rejects.jsonl").read_text().splitlines()]
+    assert {"kind": "problem", "id": decontaminated, "stage": "decontam"}.items() <= next(
+        d for d in drops if d["id"] == decontaminated and d["kind"] == "problem"
+    ).items()
     assert summary["origins"]["injected"] == 2 and summary["located_by"]["judge"] > 0
     assert summary["error_types"]["counting_error"] >= summary["located_by"]["judge"]
     assert {types[0], types[1]} <= set(summary["error_types"])
