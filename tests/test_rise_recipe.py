@@ -8,6 +8,7 @@ second is the gold, so the per-turn accuracy is known: 0 after turn 1, 1 after t
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 from pathlib import Path
@@ -83,10 +84,20 @@ def test_weighted_loss_is_the_same_under_accumulation_and_under_two_process_zero
     """Global batch 4: one process with 2 x 2 accumulation vs two ZeRO-2 processes with 2 each: the weighted
     loss is a mean over the global batch, so both must log the same losses."""
     out, _ = rise_run
-    lines = (out / "curate" / "messages.jsonl").read_text().splitlines()[:8]  # 2 steps x global batch 4
-    assert len({json.loads(line).get("weight") for line in lines}) > 1, "the subset mixes weights"
+    # Exactly 8 rows = 2 steps x global batch 4, built on purpose: the curated set's size follows the grader and
+    # the pool stages (6 rows since the grader/decontamination merges, 8 before). With a short last global batch
+    # the two runs train on different examples, whatever the loss: one process takes a partial accumulation (the
+    # 2 rows left), while under two processes accelerate's even_batches pads the idle rank with the epoch's first
+    # micro-batch again. Cycling the curated rows keeps real RISE examples (mixed weights, several turns); a
+    # repeat gets its own id, as training refuses duplicate ids.
+    rows = [json.loads(line) for line in (out / "curate" / "messages.jsonl").read_text().splitlines()]
+    subset = [
+        {**row, "id": f"{row['id']}#repeat{i // len(rows)}"} if i >= len(rows) else row
+        for i, row in enumerate(itertools.islice(itertools.cycle(rows), 8))
+    ]
+    assert len({row.get("weight") for row in subset}) > 1, "the subset mixes weights"
     data = tmp_path / "messages.jsonl"
-    data.write_text("\n".join(lines) + "\n")
+    data.write_text("".join(json.dumps(row) + "\n" for row in subset))
     common = [
         "recipe=rise",
         f"train.data={data}",
@@ -95,11 +106,11 @@ def test_weighted_loss_is_the_same_under_accumulation_and_under_two_process_zero
         "train.args.max_steps=2",
     ]
     one = _run(repo_root, "limo.train", f"output_dir={tmp_path / 'one'}", *common)
-    assert "global batch 4 = 2 per device x 2 accumulation x 1 processes" in one.stdout
+    assert "global batch 4 = 2 per device x 2 accumulation x 1 processes; 8 examples, 2 steps/epoch" in one.stdout
     two = run_module(
         repo_root, "limo.train", f"output_dir={tmp_path / 'zero2'}", *common, "deepspeed=zero2", two_processes=True
     )
-    assert "global batch 4 = 2 per device x 1 accumulation x 2 processes" in two.stdout
+    assert "global batch 4 = 2 per device x 1 accumulation x 2 processes; 8 examples, 2 steps/epoch" in two.stdout
     losses = {}
     for name in ("one", "zero2"):
         history = json.loads((tmp_path / name / "train" / "log_history.json").read_text())
