@@ -83,6 +83,14 @@ def test_plan_counts_steps_like_the_trainer():
     assert capped.total_steps == 7 and capped.tokens_per_step == 40
 
 
+def test_plan_says_when_an_epochs_last_step_is_short():
+    # 817 = 25 x 32 + 17: the last step of each epoch trains 17 examples (or repeats, across processes)
+    short = plan_batches(per_device=1, accumulation=4, world_size=8, lengths=[100] * 817, epochs=1).summary()
+    assert "817 examples is not a multiple of the global batch" in short and "takes 17 of 32" in short
+    even = plan_batches(per_device=1, accumulation=4, world_size=8, lengths=[100] * 800, epochs=1).summary()
+    assert "note:" not in even
+
+
 # ------------------------------------------------------------------------------------------------- data
 
 

@@ -41,6 +41,19 @@ class BatchPlan:
             f" per device x {self.gradient_accumulation_steps} accumulation x {self.world_size} processes; "
             f"{self.examples} examples, {self.steps_per_epoch} steps/epoch, {self.total_steps} steps; "
             f"~{self.tokens_per_step:,.0f} tokens/step, ~{self.total_tokens:,.0f} tokens in total"
+            + self.short_last_step()
+        )
+
+    def short_last_step(self) -> str:
+        """A note when an epoch's last step is short: with one process it takes the examples left over (a partial
+        accumulation); with several, accelerate's ``even_batches`` repeats the epoch's first examples to fill the
+        ranks that have none, so that step's loss depends on how the batch is split across processes."""
+        left = self.examples % self.global_batch_size if self.global_batch_size else 0
+        if not left:
+            return ""
+        return (
+            f"; note: {self.examples} examples is not a multiple of the global batch, so each epoch's last step "
+            f"takes {left} of {self.global_batch_size} (with several processes, repeats fill it)"
         )
 
 
