@@ -15,6 +15,7 @@ answers (`pairs_state`).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterable, Sequence
@@ -40,7 +41,7 @@ from curation.schema import Chain
 from eval.backends.base import Backend
 from eval.generation import GenerationOptions, cached_generator
 from eval.problem import Problem
-from eval.records import sha256_file
+from eval.records import sha256_file, write_json
 
 log = logging.getLogger(__name__)
 GENERATOR = "mammoth2-refine"
@@ -114,12 +115,16 @@ def build_embedded(options: Mammoth2Options, out: Path, seed: int) -> CorpusFile
 def run_recall_stage(
     options: Mammoth2Options, inputs: MiningInputs, work: Path, seed: int
 ) -> tuple[RecallResult, dict[str, Any]]:
-    """Train (or reuse) the classifier, then score the dump; returns the result and classifier facts."""
+    """Train (or reuse) the classifier, then score the dump; returns the result and classifier facts.
+
+    The training counts are kept beside the model (``trained.json``), so a run that reuses it (a resumed run)
+    states the same facts as the run that trained it: its manifest does not depend on which run came first."""
     params = options.classifier if options.classifier.seed is not None else replace(options.classifier, seed=seed)
     model = work / "classifier" / "recall.bin"
+    counts = model.parent / "trained.json"
     negatives = options.corpus.negatives_per_positive
     facts: dict[str, Any] = {"params": asdict(params), "negatives_per_positive": negatives}
-    if not model.exists():
+    if not model.exists() or not counts.exists():
         trained = train_classifier(
             inputs.seed_positive,
             inputs.seed_negative,
@@ -128,7 +133,8 @@ def run_recall_stage(
             negatives_per_positive=negatives,
             text_key=options.recall.text_key,
         )
-        facts.update(positives=trained.positives, negatives=trained.negatives)
+        write_json(counts, {"positives": trained.positives, "negatives": trained.negatives})
+    facts.update(json.loads(counts.read_text(encoding="utf-8")))
     facts["sha256"] = sha256_file(model)
     return run_recall(inputs.web, model, work / "recall", options.recall), facts
 
