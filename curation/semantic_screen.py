@@ -26,9 +26,11 @@ every item, the same rule), so a screened run drops a subset of what an unscreen
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -46,6 +48,8 @@ from curation.semantic import (
     SemanticVerdicts,
     answer_features,
     answer_score,
+    both_number_readings,
+    cached_vectors,
     content_share,
     gold_differs,
     item_key,
@@ -54,7 +58,6 @@ from curation.semantic import (
     normalised,
     number_agreement,
     number_rarity,
-    number_readings,
     statement,
     telling_answer,
     uses_screen,
@@ -83,7 +86,11 @@ class ScreenIndex:
         for row, item in enumerate(items):
             if item.answer.strip():
                 rows[answer_key(item.answer)].append(row)
-        return cls(screen_vectors([i.text for i in items], options), {k: tuple(found) for k, found in rows.items()})
+        prepared = [statement(i.text) for i in items]
+        # keyed apart from the model's vectors of the same texts, and by this module's code (`screen_vectors`)
+        key = f"screen:{options.screen}:{hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]}"
+        vectors = cached_vectors(key, prepared, lambda: screen_vectors([i.text for i in items], options))
+        return cls(vectors, {k: tuple(found) for k, found in rows.items()})
 
 
 def find_semantic_contamination(
@@ -162,10 +169,11 @@ def could_confirm(
         ):
             if not gold_differs(gold, items[row], options):  # the rule's own veto, checked as it checks it
                 return path
-    if not options.same_answer or not gold.strip():
+    rows = index.by_answer.get(answer_key(gold), ()) if options.same_answer and gold.strip() else ()
+    if not rows:
         return None
     near_cut = np.partition(similarities, -ANSWER_RANK)[-ANSWER_RANK] if len(items) > ANSWER_RANK else -np.inf
-    for row in index.by_answer.get(answer_key(gold), ()):
+    for row in rows:
         near = bool(similarities[row] >= near_cut)
         if (near or _shares_numbers(text, items[row].text)) and (
             path := _answer_path(text, items[row], near, options, rarity)
@@ -177,8 +185,8 @@ def could_confirm(
 def _shares_numbers(text: str, item_text: str) -> bool:
     """Whether the two texts share a number in either reading (with units or without), or neither states a digit
     in one of them: otherwise `curation.semantic.evidence` reads no number in common (Jaccard 0) and no rare ones."""
-    for units in (True, False):
-        (ours, our_digits), (theirs, their_digits) = number_readings(text, units), number_readings(item_text, units)
+    pairs = zip(both_number_readings(text), both_number_readings(item_text), strict=True)
+    for (ours, our_digits), (theirs, their_digits) in pairs:
         if not ours.isdisjoint(theirs) or not (our_digits or their_digits):
             return True
     return False
@@ -186,12 +194,11 @@ def _shares_numbers(text: str, item_text: str) -> bool:
 
 def _rule_path(text: str, item_text: str, options: SemanticDecontamOptions, rarity: NumberRarity) -> str | None:
     """`curation.semantic.confirm`'s two paths with their similarity bars dropped, nothing else."""
+    if rarity.shared_weight(text, item_text) >= options.min_rare:  # what the second path asks first
+        rare, recall, extra = rarity.agreement(text, item_text)
+        if (recall >= RARE_RECALL and extra <= RARE_EXTRA) or (extra == 0 and rare >= SUBSET_RARE):
+            return "rare_numbers"
     _, numbers, swapped = number_agreement(text, item_text)
-    rare, recall, extra = rarity.agreement(text, item_text)
-    if rare >= options.min_rare and (
-        (recall >= RARE_RECALL and extra <= RARE_EXTRA) or (extra == 0 and rare >= SUBSET_RARE)
-    ):
-        return "rare_numbers"
     if not swapped and numbers >= options.min_numbers and content_share(text, item_text) >= options.min_content:
         return "embedding"
     return None

@@ -102,6 +102,7 @@ _SPOKEN_DECIMAL = re.compile(
 )
 _VALUE_WORD = r"|\b(?:" + "|".join(_WORD_VALUE) + r")\b"
 _NUMBER = re.compile(r"\d+(?:\.\d+)?(?:/\d+)?" + _VALUE_WORD, re.I)  # semantic decontam: 1/2 is one number
+_DIGITS = re.compile(r"\d+(?:\.\d+)?(?:/\d+)?")  # `_NUMBER` in a text without its words: it scans 5x faster
 _PLAIN_NUMBER = re.compile(r"\d+(?:\.\d+)?" + _VALUE_WORD, re.I)  # dedup: 1/2 is two (its decisions stay)
 
 
@@ -276,8 +277,33 @@ def _fraction(match: re.Match[str]) -> str:
 def fold_number_words(text: str) -> str:
     """Number words as digits: "Thirty-five" -> "35", "two thousand twenty-five" -> "2025", "one hundred" ->
     "100", "three quarters" -> "3/4", "two point six" -> "2.6" (`content_tokens` alone gives 30 and 5). A run
-    that does not read as one number ("two three", "one hundred and two hundred") is split or left as it is."""
-    return _SPOKEN_DECIMAL.sub(_decimal_value, _NUMBER_PHRASE.sub(_phrase_value, _FRACTION.sub(_fraction_value, text)))
+    that does not read as one number ("two three", "one hundred and two hundred") is split or left as it is.
+    Each pattern runs only on a text with a word it needs (`_letter_runs`)."""
+    runs = _letter_runs(text)
+    if runs is None or not runs.isdisjoint(_DENOMINATORS):
+        text = _FRACTION.sub(_fraction_value, text)
+    if runs is None or not runs.isdisjoint(_PHRASE_WORDS):
+        text = _NUMBER_PHRASE.sub(_phrase_value, text)
+    if runs is None or "point" in runs:
+        text = _SPOKEN_DECIMAL.sub(_decimal_value, text)
+    return text
+
+
+_LETTERS = re.compile(r"[a-z]+")
+_PHRASE_WORDS = frozenset([*_SMALL, *_TENS, *_SCALES])  # what `_NUMBER_PHRASE` reads after its first word
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _letter_runs(text: str) -> frozenset[str] | None:
+    """The words of an ASCII ``text`` (maximal runs of letters, lower-cased); None for any other text.
+
+    Why: the case-blind number patterns (`_FRACTION`, `_NUMBER_PHRASE`, `_SPOKEN_DECIMAL`, `_QUANTITY`, `_NUMBER`)
+    try their long alternations at every position and cost most of reading a text's numbers; each needs a word
+    that is a whole run of letters (a denominator, a number word after a separator, "point", a unit, a number
+    word), so a text without one keeps its value without the pattern running. Every substitution before them
+    leaves the other runs whole (what it replaces starts and ends at a non-letter). Outside ASCII, case-blind
+    matching folds letters such as the Kelvin sign to ``k``: the patterns always run."""
+    return frozenset(_LETTERS.findall(text.lower())) if text.isascii() else None
 
 
 def _decimal_value(match: re.Match[str]) -> str:
@@ -317,20 +343,30 @@ _MONEY = re.compile(r"\\\$\s*(\d+(?:\.\d+)?)")
 _DEGREES = re.compile(r"(\d+(?:\.\d+)?)\s*\^\s*\{?\s*\\circ\s*\}?")  # 60^\circ; "degree" alone is a polynomial's
 
 
-def _amount(text: str) -> Fraction:
-    whole, _, part = text.lower().partition(" and ")
-    value = Fraction(_NUMBER_WORDS.get(whole, whole))
-    return value + Fraction(part.strip()) if part else value
+def _amount(text: str) -> Fraction | None:
+    """An `_AMOUNT`'s value ("5", "1.5/2", "five", "2 and 1/2"); None over a zero ("3/0")."""
+    total = Fraction(0)
+    for part in re.split(r"\s+and\s+", text.lower()):  # "2\nand 1/2" too: a text never raises
+        numerator, _, denominator = _NUMBER_WORDS.get(part, part).partition("/")
+        if denominator and not int(denominator):
+            return None
+        total += Fraction(numerator) / Fraction(denominator or 1)
+    return total
 
 
-def _quantities(text: str) -> tuple[str, list[str]]:
-    """``text`` less its quantities with a unit, and those quantities as ``<value in the base unit>[<kind>]``."""
+def _quantities(text: str, runs: frozenset[str] | None) -> tuple[str, list[str], frozenset[str] | None]:
+    """``text`` less its quantities with a unit, those quantities as ``<value in the base unit>[<kind>]``, and
+    letter runs that hold every run of the text returned (``runs``: `_letter_runs` of ``text`` or of a text it was
+    cut from)."""
     found: list[str] = []
 
     def take(match: re.Match[str]) -> str:
         kind, factor = _UNIT[match[3].lower()]
         power = 2 if (match[2] or "").lower().startswith("square") else 3 if match[2] else 1
-        found.append(f"{_amount(match[1]) * factor**power}[{kind}{power if power > 1 else ''}]")
+        amount = _amount(match[1])
+        if amount is None:  # no value to read: the text stays, as `_canonical` leaves "3/0"
+            return match[0]
+        found.append(f"{amount * factor**power}[{kind}{power if power > 1 else ''}]")
         return " "
 
     def money(match: re.Match[str]) -> str:
@@ -341,7 +377,24 @@ def _quantities(text: str) -> tuple[str, list[str]]:
         found.append(f"{Fraction(match[1])}[angle]")
         return " "
 
-    return _QUANTITY.sub(take, _DEGREES.sub(degrees, _MONEY.sub(money, text))), found
+    text = _MONEY.sub(money, text)
+    angles = len(found)
+    text = _DEGREES.sub(degrees, text)
+    if len(found) > angles:  # "60^\circ" may end inside a run of letters ("\circs"): the rest is a new run
+        runs = _letter_runs(text)
+    if _may_state_unit(runs):
+        text = _QUANTITY.sub(take, text)
+    return text, found, runs
+
+
+_UNIT_WORDS = frozenset([*_UNIT, *(f"{unit}s" for unit in _UNIT)])
+# ... and a number word with a unit glued to it ("fivecm"), the one way a unit is not a whole run of letters
+_UNIT_WORDS |= {f"{number}{unit}" for number in _NUMBER_WORDS for unit in _UNIT_WORDS}
+
+
+def _may_state_unit(runs: frozenset[str] | None) -> bool:
+    """Whether `_QUANTITY` can match a text of these `_letter_runs`: some word is a unit (``cm``, ``hours``)."""
+    return runs is None or not runs.isdisjoint(_UNIT_WORDS)
 
 
 def numbers_of(text: str, *, words: bool = True, whole: bool = False, units: bool = True) -> Counter[str]:
@@ -373,14 +426,15 @@ def whole_numbers(text: str, units: bool = True) -> tuple[Counter[str], Counter[
 def whole_number_readings(text: str) -> tuple[tuple[Counter[str], Counter[str]], tuple[Counter[str], Counter[str]]]:
     """`whole_numbers` with units and without, read in one pass (semantic decontamination asks for all four of
     every text): the two readings differ only where a quantity with a unit is stated."""
+    runs = _letter_runs(text)  # the runs of every text below are among these (`_letter_runs`)
     folded = _TEX_OVER.sub(r"\1/\2", _TEX_FRACTION.sub(_fraction, _THOUSANDS.sub("", fold_number_words(text))))
-    rest, quantities = _quantities(folded)
-    with_units = _stated(rest, quantities)
-    return with_units, (_stated(folded, []) if quantities else with_units)
+    rest, quantities, rest_runs = _quantities(folded, runs)  # "60^\\circfive": "five" is a new run of ``rest``
+    with_units = _stated(rest, quantities, rest_runs)
+    return with_units, (_stated(folded, [], runs) if quantities else with_units)
 
 
-def _stated(text: str, quantities: list[str]) -> tuple[Counter[str], Counter[str]]:
-    stated = _NUMBER.findall(text)
+def _stated(text: str, quantities: list[str], runs: frozenset[str] | None) -> tuple[Counter[str], Counter[str]]:
+    stated = _NUMBER.findall(text) if runs is None or not runs.isdisjoint(_WORD_VALUE) else _DIGITS.findall(text)
     digits = Counter([_canonical(n) for n in stated if n[0].isdigit()] + quantities)
     words = Counter(_canonical(_WORD_VALUE.get(n.lower(), n)) for n in stated if not n[0].isdigit())
     return digits + words, digits
@@ -421,6 +475,7 @@ _ANSWER_FRACTION = re.compile(r"(-?)(?:\\[dt]?frac\{?(\d+)\}?\{?(\d+)\}?|(\d+)/(
 _ANSWER_DECIMAL = re.compile(r"-?\d+(?:\.\d+)?")
 
 
+@functools.lru_cache(maxsize=1 << 14)  # a pool's golds repeat ("2", "5"): one reading each
 def answer_key(answer: str) -> str:
     """A cheap normal form of a gold answer, for looking up benchmark items that may share it: markup, spaces,
     units in ``\\text{}``, degrees, percent and dollar signs dropped, thousands separators removed, a plain number

@@ -55,6 +55,53 @@ def test_wordllama_embeddings_are_unit_vectors_that_see_meaning():
     assert embed_texts([], OPTIONS).shape[0] == 0
 
 
+def wordllama_reference(texts: list[str]) -> np.ndarray:
+    """wordllama's own mean pooling (`WordLlamaInference.embed`: padded batches of 64, no truncation) over the
+    files `curation.semantic` reads, for comparing with its unpadded pooling."""
+    import wordllama
+    from safetensors import safe_open
+    from tokenizers import Tokenizer
+    from wordllama.inference import WordLlamaInference
+
+    root = Path(wordllama.__file__).parent
+    with safe_open(str(root / "weights" / "l2_supercat_256.safetensors"), framework="np") as weights:
+        table = weights.get_tensor("embedding.weight")
+    tokenizer = Tokenizer.from_file(str(root / "tokenizers" / "l2_supercat_tokenizer_config.json"))
+    return WordLlamaInference(table, tokenizer).embed(texts, norm=False)
+
+
+def assert_same_vectors(ours: np.ndarray, theirs: np.ndarray) -> None:
+    """Equal up to float32 rounding: each row within 1e-5 of its norm (the two sum a text's token rows in other
+    orders), zero rows zero."""
+    assert ours.shape == theirs.shape and ours.dtype == theirs.dtype == np.float32
+    np.testing.assert_array_less(np.linalg.norm(ours - theirs, axis=1), 1e-5 * np.linalg.norm(theirs, axis=1) + 1e-30)
+
+
+def test_wordllama_pooling_is_wordllamas_own_on_long_empty_and_unusual_texts():
+    """The unpadded pooling gives wordllama's vectors (before normalising) on texts of every length — a long one
+    (about 9,000 tokens) is read whole, as wordllama reads it (no truncation) — empty ones (the zero vector), and
+    others spread over several of wordllama's batches and of the pooling's row blocks."""
+    long_text = " ".join(
+        f"the {i}-th term of the sequence is x_{i} = {i * i} + \\frac{{1}}{{{i}}}" for i in range(300)
+    )
+    longs = [long_text, long_text + " and then a triangle"]
+    texts = ["", "   ", ITEM, PARAPHRASE, "naïve café Δx ≤ 3 ∑ 😀"]
+    texts += [f"{ITEM} " * (k % 40) + SIBLING[: k * 7 % len(SIBLING)] for k in range(150)]
+    ours = semantic.load_embedder(semantic.WORDLLAMA)(longs + texts)
+    theirs = np.concatenate([wordllama_reference(longs), wordllama_reference(texts)])  # padded to its own length
+    assert ours.shape == (len(longs) + len(texts), 256)
+    assert_same_vectors(ours, theirs)
+    assert not ours[2].any() and np.linalg.norm(ours[0] - ours[1]) > 1e-3  # nothing past a length is cut off
+
+
+@pytest.mark.shared_data
+def test_wordllama_pooling_is_wordllamas_own_on_math_train(shared_data):
+    rows = [json.loads(line) for line in (shared_data / "math_train.jsonl").open(encoding="utf-8")]
+    # in order of length, as `curation.semantic` once sent them to wordllama (batches padded to their longest)
+    texts = sorted((r["problem"] for r in rows), key=len)
+    assert_same_vectors(semantic.load_embedder(semantic.WORDLLAMA)(texts), wordllama_reference(texts))
+
+
 def test_minilm_from_its_wheel_tells_a_paraphrase_from_another_problem():
     """``model: minilm`` reads all-MiniLM-L6-v2 from the installed wheel (no hub): unit vectors of 384 dimensions,
     the same for a text alone or in a batch of other lengths, a paraphrase nearer than the template sibling's
@@ -541,3 +588,12 @@ def test_quantities_with_units_are_read_in_one_base_unit():
     assert item == para and "25[length]" in item
     assert numbers_of("a degree-5 polynomial rotated $60^\\circ$", whole=True) == {"5": 1, "60[angle]": 1}
     assert numbers_of("\\$15 or fifteen dollars, 1.50", whole=True) == {"15[money]": 2, "1.5": 1}
+
+
+def test_number_reading_never_raises_and_reads_a_word_a_degree_sign_cuts_free():
+    """A quantity whose amount has no plain value ("1.5/2 cm", "3/0 km", "and" over a line break) is read or left
+    as it is, never raised on; "60^\\circfive" reads the five that follows the degrees once they are cut out."""
+    assert numbers_of("60^\\circfive", whole=True) == {"60[angle]": 1, "5": 1}
+    assert numbers_of("1.5/2 cm", whole=True) == {"3/400[length]": 1}
+    assert numbers_of("3/0 km", whole=True) == {"3/0": 1}
+    assert numbers_of("5\nand 1/2 hours", whole=True) == {"19800[time]": 1}

@@ -63,7 +63,8 @@ def test_the_screen_passes_what_the_rule_could_confirm_and_nothing_whose_numbers
 
 def test_screened_decisions_are_the_unscreened_ones_on_what_passes():
     """The screen only chooses which problems the model sees: a screened run drops a subset of what an unscreened
-    one drops, with the same item and evidence."""
+    one drops, with the same item and evidence (the similarity up to the last bits of float32: BLAS sums a batch of
+    three queries in another order than one of four)."""
     texts = {
         "para": PARAPHRASE,
         "sibling": SIBLING,
@@ -74,7 +75,12 @@ def test_screened_decisions_are_the_unscreened_ones_on_what_passes():
     screened = find_semantic_contamination(texts, ITEMS, FAST, answers=answers)
     unscreened = find_semantic_contamination(texts, ITEMS, dataclasses.replace(FAST, screen="none"), answers=answers)
     assert unscreened.screened is None and set(screened.screened or {}) <= set(texts)
-    assert screened.matches == {p: m for p, m in unscreened.matches.items() if p in (screened.screened or {})}
+
+    def evidence(matches: dict) -> dict:
+        return {p: dataclasses.replace(m, similarity=round(m.similarity, 5)) for p, m in matches.items()}
+
+    expected = {p: m for p, m in unscreened.matches.items() if p in (screened.screened or {})}
+    assert evidence(screened.matches) == evidence(expected)
     assert set(screened.matches) == {"para", "retold", "circle"} and "sibling" not in (screened.screened or {})
     judged = dataclasses.replace(FAST, confirmation="judge")  # a judge's candidates need the model's similarity
     assert not semantic.uses_screen(judged) and semantic.uses_screen(FAST)
