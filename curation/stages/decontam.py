@@ -688,8 +688,7 @@ def _confirm(
     folder = context.work_dir / "contexts"
     # keyed by the candidate list too: a file written for other candidates (an earlier run, other code) is never
     # reused for these, whose slices the confirm tasks read by position
-    listed = [[p, [[c.item, c.method, c.evidence, list(c.ngrams)] for c in found]] for p, found in jobs]
-    listing = hashlib.sha256(json.dumps(listed, sort_keys=True).encode()).hexdigest()[:16]
+    listing = _listing_digest(jobs)
     context_path = write_context(folder, {**key, "candidates": listing}, confirm)
     jobs_file = Path(context_path).with_suffix(".candidates.jsonl")
     if not jobs_file.is_file():
@@ -703,6 +702,18 @@ def _confirm(
     )
     rows = rows_of(run_items(context, "decontam-confirm", decontam_confirm, items))
     return [Verdict(*(_contamination(hit) for hit in row[1:])) for row in rows]
+
+
+def _listing_digest(jobs: list[tuple[int, list[Candidate]]]) -> str:
+    """The candidate list's digest: sha256 of its JSON (``json.dumps(listing, sort_keys=True)``), fed one job at a
+    time so that no second copy of every candidate, nor one string of them all, is held (a pool of many near
+    copies has candidates for most of its problems)."""
+    digest = hashlib.sha256(b"[")
+    for number, (problem, found) in enumerate(jobs):
+        entry = [problem, [[c.item, c.method, c.evidence, list(c.ngrams)] for c in found]]
+        digest.update((", " if number else "").encode() + json.dumps(entry, sort_keys=True).encode())
+    digest.update(b"]")
+    return digest.hexdigest()[:16]
 
 
 def _candidate_row(problem: int, text: str, found: list[Candidate]) -> list[Any]:
