@@ -79,6 +79,7 @@ from curation.semantic import (
     number_rarity,
     uses_screen,
 )
+from curation.semantic_screen import BATCH as SCREEN_BATCH
 from curation.semantic_screen import ScreenIndex, screen
 from curation.similarity import aligned_similarity, content_agreement, content_tokens, text_tokens
 from curation.stages.dedup import (
@@ -509,11 +510,19 @@ def decontam_screen(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
     and the rule's path that could confirm it (`curation.semantic_screen.screen`): the problems the model embeds."""
     items, screen_index = load_context(item["context"])
     options = to_options(SemanticDecontamOptions, item["options"])
-    rows = [(str(position), row["problem"], row.get("answer") or "") for position, row in alive_rows(item)]
-    texts, answers = {p: t for p, t, _ in rows}, {p: a for p, _, a in rows}
     rarity = number_rarity([i.text for i in items])
-    for problem, path in screen(texts, answers, items, screen_index, options, rarity).items():
-        yield [int(problem), path]
+    texts: dict[str, str] = {}
+    answers: dict[str, str] = {}
+    rows = alive_rows(item)
+    while True:  # a screen batch at a time: a part's texts are never all held (a part grows with the pool)
+        texts.clear()
+        answers.clear()
+        for position, row in itertools.islice(rows, SCREEN_BATCH):
+            texts[str(position)], answers[str(position)] = row["problem"], row.get("answer") or ""
+        if not texts:
+            return
+        for problem, path in screen(texts, answers, items, screen_index, options, rarity).items():
+            yield [int(problem), path]
 
 
 # ------------------------------------------------------------------------------------------------ the stage
