@@ -67,6 +67,9 @@ from curation.similarity import (
     text_tokens,
     whole_number_readings,
 )
+from curation.similarity import (
+    forget_texts as forget_similarity_texts,
+)
 from eval.backends.base import GenerationRequest
 from eval.grader import gold_value
 from eval.options import OptionsError
@@ -885,6 +888,17 @@ def plain_numbers(text: str) -> frozenset[str]:
     """`curation.similarity.numbers_of` ``(text, words=False)``'s numbers (what `telling_answer` looks up), once per
     text."""
     return frozenset(numbers_of(text, words=False))
+
+
+def forget_texts() -> None:
+    """Empty the caches keyed by pool texts (numbers, content, evidence), here and in `curation.similarity`.
+
+    They serve one problem's many looks (its numbers for each candidate item): the screen forgets them after each
+    batch and the decontam stage after its last step, so a driver that runs the shard tasks itself holds at most a
+    batch of texts, not the 16k-32k entries they are bounded by (60 MB at 20k problems)."""
+    for cached in (_readings, _named_content, _content_pieces, _content_words, _evidence, plain_numbers):
+        cached.cache_clear()
+    forget_similarity_texts()
 
 
 def confirm_by_answer(

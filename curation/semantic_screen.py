@@ -51,6 +51,7 @@ from curation.semantic import (
     both_number_readings,
     cached_vectors,
     content_share,
+    forget_texts,
     gold_differs,
     item_key,
     load_embedder,
@@ -148,6 +149,7 @@ def screen(
             path = could_confirm(texts[pid], answers.get(pid, ""), items, row, index, options, rarity)
             if path:
                 passed[pid] = path
+        forget_texts()  # the batch's texts are done with: a pool's many problems are not all held
     return passed
 
 

@@ -306,6 +306,14 @@ def _letter_runs(text: str) -> frozenset[str] | None:
     return frozenset(_LETTERS.findall(text.lower())) if text.isascii() else None
 
 
+def forget_texts() -> None:
+    """Empty the caches keyed by whole texts (`fold_number_words`, `_letter_runs`): in a driver that runs shard
+    tasks itself they would otherwise keep tens of thousands of pool problems (about 3 kB each) after they are
+    read (`curation.semantic.forget_texts`)."""
+    fold_number_words.cache_clear()
+    _letter_runs.cache_clear()
+
+
 def _decimal_value(match: re.Match[str]) -> str:
     def digits(word: str) -> str:
         return _NUMBER_WORDS.get(word.lower(), word)

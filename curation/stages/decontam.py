@@ -72,6 +72,7 @@ from curation.schema import Chain
 from curation.semantic import (
     SemanticIndex,
     check_confirmation,
+    forget_texts,
     item_key,
     item_vectors,
     judge_pairs,
@@ -564,6 +565,7 @@ def decontam(state: RunState, options: StageOptions, context: StageContext) -> N
         meaning, notes = by_meaning(state, context, settings.semantic, items, {p for p, _ in drops})
         count.notes |= notes
         found += meaning
+        forget_texts()  # what the shard tasks cached, when they ran in this process
     state.results.decontam_hits = [{"problem_id": state.problem_ids[p], **hit} for p, hit in found]
     state.apply(count, problems=[(p, f"contaminated:{hit['benchmark']}", hit) for p, hit in found])
 
