@@ -70,6 +70,9 @@ _GOLD_ONLY_VALUE = re.compile(r"^(.+?)\s+is the only possible value$", re.IGNORE
 # A value followed only by a noun ("98 values", "2 inequalities", "n times"): the value.
 _GOLD_COUNTED = re.compile(r"^(-?[\w/^.+\-()]+?)\s+(?!and\b|or\b)[A-Za-z][A-Za-z\- ]*$")
 _LATEX_COMMAND = re.compile(r"\\[a-zA-Z]+")
+# math-verify's parse costs about 0.3 ms a character (a 4,000-letter gold: 1.2 s of the worker's limit); every
+# pair the labelled sets send it is under 40 characters a side, so a longer side gets no second opinion.
+SECOND_OPINION_MAX_CHARS = 400
 # A call's deadline is its limit plus this; the worker's wall-clock deadline ends `_WORKER_MARGIN_S` earlier so
 # that what follows it (commitment rules) still fits. Both stay under the contract's 1 s.
 DEADLINE_SLACK_S = 0.7
@@ -177,6 +180,9 @@ def _compare_one(gold: str, pred: str, timeout_s: float, factoring: bool = False
         g_value, p_value = parse_plain(g_norm), parse_plain(p_norm)
     except ParseError as exc:
         if _worth_a_second_opinion(g_norm, p_norm, gold, pred):
+            if max(len(gold), len(pred)) > SECOND_OPINION_MAX_CHARS:
+                reason = f"outside the grammar ({exc}); over {SECOND_OPINION_MAX_CHARS} characters for math-verify"
+                return _verdict("unparseable", pred, reason)
             return _latex_fallback(gold, pred, pred, timeout_s)
         return _verdict("unparseable", pred, f"outside the grammar: {exc}")
     same, rule = equal(g_value, p_value)

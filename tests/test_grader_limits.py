@@ -76,6 +76,8 @@ PATHOLOGICAL = [
     ("trigonometry of a huge argument", r"\sin(10^{5000})", r"\cos(10^{5000})", None),
     ("an exponent tower", "9^{9^{9^9}}", "9^{9^{9^{9}}}+1", None),
     ("a million characters", "1" * 1_000_000, "7", None),
+    # math-verify's second opinion cost 1.2 s of the worker's CPU on this pair (0.3 ms a character)
+    ("a long word against a LaTeX command", "k" * 4_000, ("\\begin{pmatrix}\\\\" * 300)[:4_000], None),
 ]
 IDS = [p[0] for p in PATHOLOGICAL]
 
@@ -94,6 +96,16 @@ def test_size_limits_decide_pathological_inputs_in_this_thread(case):
     assert status != "timeout", case[0]  # decided by size limits, not by the clock: no dependence on load
     assert cpu < CPU_BUDGET_S, (case[0], cpu)
     assert wall < CONTRACT_S, (case[0], wall)
+
+
+def test_a_long_side_gets_no_second_opinion():
+    """The fuzz run's timeout: the worker's math-verify spent over a second on a 4,000-letter gold."""
+    gold, response = PATHOLOGICAL[IDS.index("a long word against a LaTeX command")][1:3]
+    verdict = grade(gold, response, timeout_s=LIMIT_S)
+    assert verdict.status == "unparseable"
+    assert f"over {grader.SECOND_OPINION_MAX_CHARS} characters for math-verify" in verdict.reason
+    short = grade("1", r"\lim_{n \to \infty} \frac{n}{n+1}", timeout_s=LIMIT_S)  # a short pair still gets one
+    assert (short.status, short.reason) == ("correct", "math-verify (our parser declined)")
 
 
 def test_pathological_inputs_in_worker_threads():
