@@ -79,10 +79,12 @@ WORDLLAMA = "wordllama"
 MINILM = "minilm"
 MINILM_MAX_TOKENS = 256  # the model's sentence_bert_config.json
 _WORDLLAMA_TOKENS = 1024  # token rows summed at a time (1 MB: 5x faster than 8 MB at once)
-# Tokens per forward pass (padding included): texts are sorted by length and a pass ends before its padded size
-# would pass this, so one long text never pads a whole batch to its length (32 texts a pass padded 154 MATH-train
-# problems of ~40 tokens to 7,750 tokens, one of 257 to 6,656 alone: twice the work). 512-1,024 ran fastest.
-_MINILM_TOKENS = 1024
+# A forward pass takes texts in order of length up to this many tokens, packed: the dense layers (nine tenths of
+# the work) run on the real tokens only, one matrix for the pass; attention runs on groups of texts of similar
+# length padded to `_ATTENTION_TOKENS` at most (padding whole batches for every layer cost 154 MATH-train
+# problems 6,649 token rows for 5,631 tokens).
+_MINILM_TOKENS = 2048
+_ATTENTION_TOKENS = 256
 MAX_EVIDENCE = 8  # shared numbers and words listed per match
 _BLOCK_QUERIES = 1024
 _BLOCK_INDEX = 65_536
@@ -196,25 +198,23 @@ def _minilm() -> Embedder:
     def embed(texts: list[str]) -> np.ndarray:
         encoded = [e.ids for e in tokenizer.encode_batch_fast(texts)]
         vectors = np.zeros((len(texts), model.hidden), np.float32)
-        for rows in _length_batches([len(e) for e in encoded], _MINILM_TOKENS):
-            ids = np.zeros((len(rows), max(len(encoded[i]) for i in rows)), np.int64)
-            mask = np.zeros(ids.shape, np.float32)
-            for row, i in enumerate(rows):
-                ids[row, : len(encoded[i])] = encoded[i]
-                mask[row, : len(encoded[i])] = 1.0
-            vectors[rows] = model.pooled(ids, mask)
+        for rows in _length_batches([len(e) for e in encoded], _MINILM_TOKENS, padded=False):
+            vectors[rows] = model.pooled([encoded[i] for i in rows])
         return vectors
 
     return embed
 
 
-def _length_batches(lengths: Sequence[int], tokens: int) -> list[list[int]]:
-    """Positions in order of length, in batches whose padded size (count x longest) stays within ``tokens`` (a text
-    longer than that is a batch of its own)."""
+def _length_batches(lengths: Sequence[int], tokens: int, padded: bool = True) -> list[list[int]]:
+    """Positions in order of length, in batches whose size stays within ``tokens`` (a text longer than that is a
+    batch of its own): padded (count x longest), or the sum of the lengths when not ``padded``."""
     batches: list[list[int]] = [[]]
+    size = 0
     for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
-        if batches[-1] and (len(batches[-1]) + 1) * lengths[i] > tokens:
+        size = (len(batches[-1]) + 1) * lengths[i] if padded else size + lengths[i]
+        if batches[-1] and size > tokens:
             batches.append([])
+            size = lengths[i]
         batches[-1].append(i)
     return [b for b in batches if b]
 
@@ -283,18 +283,31 @@ class _Bert:
                 )
             )
 
-    def pooled(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """The mean of the last hidden states over the unmasked tokens, ``(batch, hidden)``."""
-        batch, length = ids.shape
-        x = self.words[ids]
-        x += self.positions[:length]
+    def pooled(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
+        """The mean of the last hidden states of each of the token ``sequences`` (none empty), ``(len, hidden)``.
+
+        The sequences are packed one after another (rows of ``x``), so the dense layers see no padding;
+        attention gathers groups of similar length into padded blocks (`_ATTENTION_TOKENS`) and scatters back."""
+        lengths = np.array([len(s) for s in sequences])
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        x = self.words[np.concatenate(sequences)]
+        x += self.positions[np.concatenate([np.arange(n) for n in lengths])]
         x += self.token_type
-        x = self._norm(x.reshape(batch * length, self.hidden), self.norm)
-        masked = ((1.0 - mask) * np.finfo(np.float32).min)[:, None, None, :].astype(np.float32)
+        x = self._norm(x, self.norm)
+        groups = []
+        for rows in _length_batches(lengths.tolist(), _ATTENTION_TOKENS):
+            steps = np.arange(lengths[rows].max())
+            valid = steps[None, :] < lengths[rows][:, None]
+            gather = np.where(valid, starts[rows][:, None] + steps[None, :], 0)  # a padded slot reads row 0
+            masked = np.where(valid, np.float32(0), np.finfo(np.float32).min).astype(np.float32)
+            groups.append((gather, valid.reshape(-1), gather[valid], masked[:, None, None, :]))
         for qkv, qkv_bias, out, out_bias, norm1, up, up_bias, down, down_bias, norm2 in self.layers:
             h = x @ qkv
             h += qkv_bias
-            h = self._attention(h, masked, batch, length) @ out
+            attended = np.empty_like(x)
+            for gather, valid, scatter, masked in groups:
+                attended[scatter] = self._attention(h[gather.reshape(-1)], masked, *gather.shape)[valid]
+            h = attended @ out
             h += out_bias
             h += x
             x = self._norm(h, norm1)
@@ -304,8 +317,7 @@ class _Bert:
             h += down_bias
             h += x
             x = self._norm(h, norm2)
-        states = x.reshape(batch, length, self.hidden) * mask[:, :, None]
-        return states.sum(1) / np.maximum(mask.sum(1), 1.0)[:, None]
+        return np.add.reduceat(x, starts, axis=0) / lengths[:, None].astype(np.float32)
 
     def _attention(self, qkv: np.ndarray, masked: np.ndarray, batch: int, length: int) -> np.ndarray:
         size = self.hidden // self.heads

@@ -70,7 +70,7 @@ ANSWER_RANK = 20  # items with the gold's answer this near by the screen model, 
 STRONG_SCORE = 4.0  # ... or at any rank, for the answer score, when it reaches this (similarity 1: ~98%) ...
 STRONG_RARE = 4.0  # ... and the numbers the two share weigh this much (`curation.semantic.NumberRarity`)
 SCORE_MARGIN = 0.05  # the lead over the other items an answer score is given
-BATCH = 1024  # problems embedded and checked at a time
+BATCH = 4096  # problems embedded and checked at a time (the items' cached readings are forgotten after each)
 _BEST_CONTENT = 1.0 if ANSWER_SCORE_WEIGHTS["content"] >= 0 else 0.0  # the math in common that scores highest
 
 
