@@ -17,8 +17,9 @@ rely on in that version:
   shuts down only an instance it started); each shard is a Ray task (``cpus_per_task`` CPUs,
   ``mem_per_cpu_gb`` x CPUs of memory) running in a Ray worker process, at most ``workers`` at a time. Ray
   resubmits a task whose process died (pre-emption, Ray's or the kernel's OOM killer) up to
-  ``executor.retries`` times, then the run stops naming the shard. (datatrove's Ray executor forks the shard
-  inside its actor and waits forever if only that process is killed, so we do not use it.) Workers import
+  ``executor.retries`` times; then no further shard starts, those in flight finish and the run stops naming
+  the shard. (datatrove's Ray executor forks the shard inside its actor and waits forever if only that
+  process is killed, so we do not use it.) Workers import
   the shard function by module name, so its package must be installed on every node;
 - Slurm pickles the executor (dill) into the logging folder and submits one job array (``sbatch``,
   ``srun launch_pickled_pipeline``); ``run()`` returns at submission, so `run_job` waits for the array
@@ -408,8 +409,9 @@ def _run_ray_tasks(ray: Any, job: ShardJob, options: ExecutorOptions) -> None:
     """One Ray task per unfinished shard, at most ``workers`` at a time, each in a Ray worker process.
 
     Ray resubmits a task whose worker process died up to ``retries`` times (``max_retries``: system
-    failures only; a shard's own error is not retried); a shard still dying after that stops the run, and
-    the tasks in flight are cancelled. A shard's own error lets the others finish (`run_job` names it).
+    failures only; a shard's own error is not retried); a shard still dying after that stops the run: no
+    further shard starts, the ones in flight finish (their work is kept for the rerun), then the run stops
+    naming it. A shard's own error lets the others finish too (`run_job` names it).
     """
     from ray.exceptions import RayTaskError, TaskCancelledError  # deferred: Ray is an optional engine
 
@@ -423,6 +425,7 @@ def _run_ray_tasks(ray: Any, job: ShardJob, options: ExecutorOptions) -> None:
     queue = [i for i in range(len(job.items)) if i not in completed_shards(job)]
     limit = options.workers if options.workers > 0 else len(queue)
     running: dict[Any, int] = {}
+    killed: ExecutorError | None = None
     while queue or running:
         while queue and len(running) < limit:
             rank = queue.pop(0)
@@ -433,10 +436,12 @@ def _run_ray_tasks(ray: Any, job: ShardJob, options: ExecutorOptions) -> None:
             ray.get(finished[0])
         except (RayTaskError, TaskCancelledError) as err:
             log.warning("%s: shard %d failed: %s", job.name, rank, str(err).splitlines()[0])
-        except ray.exceptions.RayError:  # the worker process died on every try: stop, do not hang on it
-            for ref in running:
-                ray.cancel(ref, force=True)
-            raise _killed(job, options, rank, options.retries + 1) from None
+        except ray.exceptions.RayError:  # the worker process died on every try: start nothing more
+            log.warning("%s: shard %d was killed on every try; waiting for the shards in flight", job.name, rank)
+            killed = killed or _killed(job, options, rank, options.retries + 1)
+            queue.clear()
+    if killed is not None:
+        raise killed
 
 
 def _run_slurm(job: ShardJob, options: ExecutorOptions) -> None:
