@@ -96,6 +96,27 @@ def test_what_is_not_a_rational_function_is_left_to_the_numbers():
     assert rational_functions_equal(sympy.sqrt(x), sympy.sqrt(x)) is None
     assert rational_functions_equal(x**y, x**y) is None
     assert rational_functions_equal(sympy.Rational(1, 3), sympy.Rational(2, 6)) is None  # no symbol: exact already
+    k, n = sympy.symbols("k n")
+    assert rational_functions_equal(sympy.Sum(x**k, (k, 0, n)), sympy.Sum(x**k, (k, 0, n))) is None  # bound n
+    assert rational_functions_equal(sympy.Sum(x ** (k / 2), (k, 0, 9)), x) is None  # a half-integer power
+    assert rational_functions_equal(sympy.Sum(x**k, (k, 0, 2000)), x) is None  # over `MAX_TERMS` terms
+
+
+def test_sums_and_products_between_integer_bounds_are_the_rational_functions_they_spell_out():
+    k, j = sympy.symbols("k j")
+    geometric = sympy.Sum(x**k, (k, 0, 999))
+    assert rational_functions_equal(geometric, (x**1000 - 1) / (x - 1)) is True
+    assert rational_functions_equal(sympy.Sum(x**k, (k, 0, 998)), (x**1000 - 1) / (x - 1)) is False
+    assert rational_functions_equal(sympy.Sum(k * x ** (2 * k + 1), (k, 1, 3)), x**3 + 2 * x**5 + 3 * x**7) is True
+    assert rational_functions_equal(sympy.Sum(x**k, (k, 0, -1)) + x, x) is True  # an empty sum is 0
+    assert rational_functions_equal(sympy.Product(x + k, (k, 1, 3)), (x + 1) * (x + 2) * (x + 3)) is True
+    assert rational_functions_equal(sympy.Product(x + k, (k, 1, 3)), (x + 1) * (x + 2) * (x + 4)) is False
+    nested = sympy.Sum(sympy.Sum(x**k * y**j, (j, 0, k)), (k, 0, 2))  # the inner bound follows the outer index
+    assert rational_functions_equal(nested, 1 + x + x * y + x**2 + x**2 * y + x**2 * y**2) is None  # k in a bound
+    shadowed = sympy.Sum(x**k * sympy.Sum(x**k, (k, 0, 1)), (k, 0, 1))  # the inner k shadows the outer one
+    assert rational_functions_equal(shadowed, (1 + x) ** 2) is True
+    assert rational_functions_equal(sympy.Sum(1 / (x - k), (k, 0, 2)), 1 / x + 1 / (x - 1) + 1 / (x - 2)) is True
+    assert grade(r"\sum_{k=0}^{999} x^{k}", r"\frac{x^{1000}-1}{x-1}").reason == "equal rational functions (exact)"
 
 
 # -- the evaluator's evidence --------------------------------------------------------------------------------------
