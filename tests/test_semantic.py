@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,41 @@ def test_minilm_from_its_wheel_tells_a_paraphrase_from_another_problem():
     verdicts = find_semantic_contamination(pool, items, options)  # the sibling's numbers close every path
     assert verdicts.screened == {"p": "embedding", "q": "embedding"} and "s" not in verdicts.closest
     assert verdicts.matches == unscreened.matches
+
+
+LOADERS = {semantic.MINILM: semantic._minilm, semantic.WORDLLAMA: semantic._wordllama}  # uncached by load_embedder
+
+
+def test_model_weights_are_prepared_once_then_mapped_from_the_cache(tmp_path, monkeypatch, caplog):
+    """A model's prepared arrays are written once to the cache folder and read back by memory map, with the vectors
+    of a run without a cache; a folder that cannot be written is announced and the arrays are used from memory."""
+    texts = [ITEM, PARAPHRASE, "Find the area of a circle of radius 3."]
+    monkeypatch.setenv("LIMO_CACHE_DIR", "")
+    semantic.cache_folder.cache_clear()
+    uncached = {model: LOADERS[model]()(texts) for model in (semantic.MINILM, semantic.WORDLLAMA)}
+    monkeypatch.setenv("LIMO_CACHE_DIR", str(tmp_path))
+    semantic.cache_folder.cache_clear()
+    try:
+        for model in (semantic.MINILM, semantic.WORDLLAMA):
+            for _ in range(2):  # prepared and written, then mapped
+                np.testing.assert_array_equal(LOADERS[model]()(texts), uncached[model])
+        folder = tmp_path / "semantic"
+        assert sorted(p.name.split("-")[0] for p in folder.iterdir()) == ["minilm", "wordllama"]
+        calls: list[int] = []
+
+        def prepare() -> dict[str, np.ndarray]:
+            calls.append(1)
+            return {"w": np.arange(6, dtype=np.float32).reshape(2, 3)}
+
+        first, second = semantic._mapped_arrays("toy-1", prepare), semantic._mapped_arrays("toy-1", prepare)
+        assert len(calls) == 1 and isinstance(second["w"].base, np.memmap) and not second["w"].flags.writeable
+        np.testing.assert_array_equal(first["w"], second["w"])
+        (folder / f".toy-2.{os.getpid()}.tmp").write_text("in the way")  # the partial folder cannot be made
+        with caplog.at_level("WARNING", logger="curation.semantic"):
+            np.testing.assert_array_equal(semantic._mapped_arrays("toy-2", prepare)["w"], first["w"])
+        assert "toy-2 not cached" in caplog.text and not (folder / "toy-2").exists()
+    finally:
+        semantic.cache_folder.cache_clear()
 
 
 MARBLES = BenchmarkItem(
