@@ -1180,8 +1180,8 @@ def cached_vectors(model: str, prepared: Sequence[str], compute: Callable[[], np
 @functools.cache
 def cache_folder() -> Path | None:
     """Where decontamination by meaning keeps what it computes once for many runs (benchmark items' vectors, the
-    model's inflated weights): ``$LIMO_CACHE_DIR/semantic`` (``~/.cache/limo/semantic`` when the variable is unset;
-    empty: nothing is kept). None, with one warning, when it cannot be created."""
+    models' prepared weights: `_mapped_arrays`): ``$LIMO_CACHE_DIR/semantic`` (``~/.cache/limo/semantic`` when the
+    variable is unset; empty: nothing is kept). None, with one warning, when it cannot be created."""
     root = os.environ.get(CACHE_ENV)
     if root == "":
         return None
