@@ -541,6 +541,20 @@ def test_number_words_fold_whole_phrases_and_fractions():
     assert numbers_of("one hundred and $\\frac{1}{2}$") == {"1": 2, "100": 1, "2": 1}  # dedup's reading: as it was
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["2one one_ one2 ONE Twice bone half-way x_two 3/4ths 1.5one", "a b c 12 three_ _three", "fifty five, Six.", ""],
+)
+def test_value_words_are_read_as_the_case_blind_pattern_reads_them(text):
+    """An ASCII text's value words, read as every whole word filtered by the table (`similarity._stated_numbers`),
+    are the list the case-blind alternation (`similarity._NUMBER`) finds, words glued to digits or ``_`` left out
+    alike."""
+    from curation import similarity
+
+    runs = similarity._letter_runs(text)
+    assert runs is not None and similarity._stated_numbers(text, runs) == similarity._NUMBER.findall(text)
+
+
 def test_figures_count_by_their_labels_not_their_coordinates():
     item = (
         'Find the angle $x$. [asy] draw((0,0)--(3.2,1.7)--(5,0)); label("$48^\\circ$",(1,0.5)); [/asy]'
