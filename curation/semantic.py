@@ -267,6 +267,7 @@ def _mapped_arrays(name: str, prepare: Callable[[], dict[str, np.ndarray]]) -> d
             partial.mkdir()
             for key, array in arrays.items():
                 np.save(partial / f"{key}.npy", array)
+            (partial / "arrays.json").write_text(json.dumps({k: list(a.shape) for k, a in arrays.items()}))
             partial.rename(target)  # all the files at once; another process may have won the race: its are the same
         except OSError as err:
             if not target.is_dir():
@@ -277,7 +278,16 @@ def _mapped_arrays(name: str, prepare: Callable[[], dict[str, np.ndarray]]) -> d
                 for file in partial.iterdir():
                     file.unlink()
                 partial.rmdir()
-    return {path.stem: np.asarray(np.load(path, mmap_mode="r")) for path in target.glob("*.npy")}
+    try:
+        shapes = json.loads((target / "arrays.json").read_text())
+        mapped = {key: np.asarray(np.load(target / f"{key}.npy", mmap_mode="r")) for key in shapes}
+        if any(list(mapped[key].shape) != shape for key, shape in shapes.items()):
+            raise ValueError("an array of another shape")
+    except (OSError, ValueError) as err:  # a folder damaged since it was written: it is not trusted
+        log.warning("semantic: %s in the cache is unreadable (%s): prepared in memory; delete it to cache it again",
+                    target, err)  # fmt: skip
+        return prepare()
+    return mapped
 
 
 def _source_digest(function: Callable[..., Any]) -> str:

@@ -156,6 +156,12 @@ def test_model_weights_are_prepared_once_then_mapped_from_the_cache(tmp_path, mo
         with caplog.at_level("WARNING", logger="curation.semantic"):
             np.testing.assert_array_equal(semantic._mapped_arrays("toy-2", prepare)["w"], first["w"])
         assert "toy-2 not cached" in caplog.text and not (folder / "toy-2").exists()
+        damaged = folder / "toy-1" / "damaged"
+        damaged.write_bytes(b"damaged")
+        damaged.replace(folder / "toy-1" / "w.npy")  # a cached folder damaged since (the mapped file's inode stays)
+        with caplog.at_level("WARNING", logger="curation.semantic"):
+            np.testing.assert_array_equal(semantic._mapped_arrays("toy-1", prepare)["w"], prepare()["w"])
+        assert "toy-1 in the cache is unreadable" in caplog.text and len(calls) == 4
     finally:
         semantic.cache_folder.cache_clear()
 
