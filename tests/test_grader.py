@@ -295,3 +295,23 @@ def test_an_answer_that_restates_the_problem_is_no_solution(gold, response, prob
     """The reward hack math-verify's asymmetric set comparison guards against (peer round, issue 33): 3x - 6 > 0
     holds exactly where x > 2 does, so equivalence alone would pay a policy for copying the question."""
     assert grade(gold, response, problem=problem).status == status
+
+
+@pytest.mark.parametrize(
+    "gold, response, correct",
+    [
+        (r"\sin(2x)", r"\sin 2x", True),  # a number with the letters after it is the argument, as it is read
+        (r"2\sin x\cos x", r"\sin 2x", True),
+        (r"\cos(3\theta)", r"\cos 3\theta", True),
+        (r"\sin(2\pi t)", r"\sin 2\pi t", True),
+        (r"1-\frac{3}{4}\sin^{2}(2x)", r"1-\frac{3}{4}\sin^{2}2x", True),
+        (r"\ln(2x)", r"\ln 2x", True),
+        (r"x\sin(2)", r"\sin 2x", False),  # no longer read as sin(2) times x
+        (r"\sin(x)\cos(x)", r"\sin x\cos x", True),  # a letter alone is still one factor ...
+        (r"\sin(x)y", r"\sin x y", True),  # ... and the letters after it multiply the value
+        (r"\sin(2)\cos(x)", r"\sin 2\cos x", True),  # a function after the number ends the argument
+        (r"\sin(2)\cdot x", r"\sin 2\cdot x", True),  # so does an explicit product
+    ],
+)
+def test_a_function_argument_without_brackets(gold, response, correct):
+    assert grade(gold, response).correct is correct

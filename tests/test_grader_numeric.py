@@ -26,9 +26,6 @@ ROWS = [
 ]
 TUNE = [r for r in ROWS if r["part"] == "tune"]
 HELDOUT = [r for r in ROWS if r["part"] == "heldout"]
-# ``\sin^{2}2x`` reads as sin(2)^2 x in our grammar (a function's argument without brackets is one factor), so
-# the sixth-power identity is missed: a parsing convention, not a numeric trap.
-KNOWN_MISSES = {(r"\sin^{6}x+\cos^{6}x", r"1-\frac{3}{4}\sin^{2}2x")}
 x, y = sympy.symbols("x y")
 
 
@@ -48,11 +45,7 @@ def test_the_trap_table_is_split_and_well_formed():
 @pytest.mark.parametrize("row", TUNE, ids=[f"{i}-{r['category']}" for i, r in enumerate(TUNE)])
 def test_tuning_rows(row):
     verdict = grade(row["gold"], row["candidate"])
-    assert verdict.status != "timeout"
-    if (row["gold"], row["candidate"]) in KNOWN_MISSES:
-        assert row["label"] and not verdict.correct, "a known miss now passes: drop it from KNOWN_MISSES"
-    else:
-        assert verdict.correct is row["label"], verdict
+    assert verdict.status != "timeout" and verdict.correct is row["label"], verdict
 
 
 def test_held_out_rows_no_false_positive():

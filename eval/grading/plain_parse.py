@@ -77,6 +77,14 @@ _CONSTANTS: dict[str, sympy.Basic] = {
 # Greek letter names are symbols in plain answers; `emptyset` (a LaTeX name normalize keeps) is not one.
 _GREEK = GREEK_NAMES - {"emptyset"}
 _BIG_OPERATORS = {"sum", "prod"}
+
+
+def _is_letter_factor(name: str) -> bool:
+    """A name that multiplies a number written before it inside a function's argument: one Latin letter, a Greek
+    letter or π (never a word: ``\\sin 2 and``, ``\\sin 2 \\bmod 3``)."""
+    return name in _GREEK or name == "pi" or (len(name) == 1 and name.isascii() and name.isalpha())
+
+
 _RELOPS = {"=", "==", "!=", "<", "<=", ">", ">="}
 _CLOSERS = {")", "]", "}"}
 
@@ -521,13 +529,29 @@ class _Parser:
         if not self.at_op("("):
             if name not in _FUNCS:
                 raise ParseError(f"{name} needs parentheses")
-            args: list[Value] = [self.parse_power()]
+            args: list[Value] = [self.parse_function_argument()]
         else:
             self.take()
             args = self.parse_items()
             self.expect(")")
         value = self.apply(name, args, base)
         return value if power is None else Scalar(guarded_pow(_as_scalar(value).expr, power), self.approx)
+
+    def parse_function_argument(self) -> Value:
+        """A function's argument without brackets: one factor (``\\sin x \\cos x`` is sin(x) cos(x), ``\\sin x y`` is
+        sin(x) y), or a number with the letters written right after it, as a coefficient is read (``\\sin 2x`` is
+        sin(2x), ``\\cos 3\\theta`` cos(3θ), ``\\sin 2\\pi t`` sin(2πt), ``\\sin^{2}2x`` sin(2x)²)."""
+        value = self.parse_power()
+        if not (isinstance(value, Scalar) and value.expr.is_Number):
+            return value
+        while self.peek()[0] == "name" and _is_letter_factor(self.peek()[1]) and not self.bound_index_next():
+            factor = _as_scalar(self.parse_power()).expr
+            value = Scalar(_checked_binary("*", value.expr, factor), self.approx)
+        return value
+
+    def bound_index_next(self) -> bool:
+        """Whether the next name is a summation index in scope (``\\sum_k \\sin 2k``: read as the letter it is)."""
+        return bool(self.bound) and any(b.name == self.peek()[1] for b in self.bound)
 
     def apply(self, name: str, args: list[Value], base: sympy.Basic | None) -> Value:
         if name == "mat":
