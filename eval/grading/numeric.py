@@ -225,8 +225,12 @@ class _Evaluator:
         return self.ctx.inf if self.mp else math.inf
 
     def _growth(self, relative: Any) -> Any:
-        """``(1 + r)^n - 1 <= e^{n r} - 1`` for a relative error `r` raised to the power n (n r given), in doubles:
-        an error bound needs no more digits (and mpmath's expm1 cost 90 µs a power)."""
+        """``(1 + r)^n - 1 <= e^{n r} - 1`` for a relative error `r` raised to the power n (n r given). Below 1/2,
+        ``e^t - 1 <= t / (1 - t)`` in the evaluation's own arithmetic: converted to a double, a relative error below
+        1e-308 (any evaluation past 308 digits) became 0 and the power's error bound lost the base's. Above, in
+        doubles: an error bound needs no more digits (and mpmath's expm1 cost 90 µs a power)."""
+        if relative < 0.5:
+            return relative / (1 - relative)
         bound = math.expm1(float(relative)) if relative < 700 else math.inf
         return self.ctx.mpf(bound) if self.mp else bound
 
