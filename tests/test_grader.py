@@ -311,6 +311,8 @@ def test_an_answer_that_restates_the_problem_is_no_solution(gold, response, prob
         (r"\sin(x)y", r"\sin x y", True),  # ... and the letters after it multiply the value
         (r"\sin(2)\cos(x)", r"\sin 2\cos x", True),  # a function after the number ends the argument
         (r"\sin(2)\cdot x", r"\sin 2\cdot x", True),  # so does an explicit product
+        (r"\sum_{k=1}^{3}\sin(2k)", r"\sum_{k=1}^{3}\sin 2k", True),  # a summation index is a letter too
+        (r"\sin 2+\sin 4+\sin 6", r"\sum_{k=1}^{3}\sin 2k", True),
     ],
 )
 def test_a_function_argument_without_brackets(gold, response, correct):

@@ -544,14 +544,10 @@ class _Parser:
         value = self.parse_power()
         if not (isinstance(value, Scalar) and value.expr.is_Number):
             return value
-        while self.peek()[0] == "name" and _is_letter_factor(self.peek()[1]) and not self.bound_index_next():
+        while self.peek()[0] == "name" and _is_letter_factor(self.peek()[1]):  # a summation index too: sin(2k)
             factor = _as_scalar(self.parse_power()).expr
             value = Scalar(_checked_binary("*", value.expr, factor), self.approx)
         return value
-
-    def bound_index_next(self) -> bool:
-        """Whether the next name is a summation index in scope (``\\sum_k \\sin 2k``: read as the letter it is)."""
-        return bool(self.bound) and any(b.name == self.peek()[1] for b in self.bound)
 
     def apply(self, name: str, args: list[Value], base: sympy.Basic | None) -> Value:
         if name == "mat":
