@@ -64,8 +64,8 @@ discover: setup  ## DiscoPOP's discovery loop: python -m limo.discover recipe=di
 	$(PY) -m limo.discover recipe=$(DISCOVER_RECIPE) $(if $(DATA_DIR),data_dir=$(DATA_DIR)) $(OVERRIDES)
 
 TEST_WORKERS ?= 2
-test: setup  ## unit + slow tiers (gpu tests skip without CUDA), over TEST_WORKERS processes (2)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup tests
+test: setup  ## unit + slow tiers (gpu tests skip without CUDA), over TEST_WORKERS processes (2); the 15 slowest listed
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=15 tests
 
 test-unit: setup  ## unit tier only (fast)
 	$(PY) -m pytest -q -m "not slow and not gpu" tests
