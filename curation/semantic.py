@@ -154,7 +154,7 @@ def _wordllama() -> Embedder:
             return {"table": np.ascontiguousarray(weights.get_tensor("embedding.weight"), dtype=np.float32)}
 
     stat = source.stat()
-    table = _mapped_arrays(f"wordllama-{stat.st_size}-{stat.st_mtime_ns}-{_source_digest(prepare)}", prepare)["table"]
+    table = _mapped_arrays(f"wordllama-{stat.st_size}-{stat.st_mtime_ns}", prepare)["table"]
     tokenizer = Tokenizer.from_file(str(root / "tokenizers" / "l2_supercat_tokenizer_config.json"))
     tokenizer.no_padding()
     tokenizer.no_truncation()
@@ -197,8 +197,9 @@ def _minilm() -> Embedder:
     ) as archive:
         config = json.loads(archive.read("config.json"))
         info = archive.getinfo("model.safetensors")
-        name = f"minilm-{info.CRC:08x}-{info.file_size}-{_source_digest(_Bert.prepare)}"
-        model = _Bert(_mapped_arrays(name, lambda: _Bert.prepare(_zip_weights(archive, info), config)), config)
+        name = f"minilm-{info.CRC:08x}-{info.file_size}"
+        arrays = _mapped_arrays(name, lambda: _Bert.prepare(_zip_weights(archive, info), config), _Bert.prepare)
+        model = _Bert(arrays, config)
         tokenizer = Tokenizer.from_str(archive.read("tokenizer.json").decode())
     tokenizer.enable_truncation(MINILM_MAX_TOKENS)
     tokenizer.no_padding()
@@ -249,17 +250,21 @@ def _zip_weights(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> dict[str, n
     return load(archive.read(info))
 
 
-def _mapped_arrays(name: str, prepare: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+def _mapped_arrays(
+    name: str, prepare: Callable[[], dict[str, np.ndarray]], code: Callable[..., Any] | None = None
+) -> dict[str, np.ndarray]:
     """``prepare()``'s arrays (a model's weights, inflated, converted and laid out as the forward pass reads them),
     kept in `cache_folder` as one ``.npy`` file each in the folder ``name`` and read back by memory map: a later
     process pays neither the inflating nor the copies (a process that loads both models: 0.95 -> 0.71 s of CPU, peak
     RSS 253 -> 160 MiB), reads only the pages it touches (a token table's rows), and shares them with the other
     processes on the machine.
-    ``name`` says what the arrays were made from and by which code. Without a cache folder, or when the folder
-    cannot be written (announced), the prepared arrays are used from memory."""
-    folder = cache_folder()
-    if folder is None:
+    ``name`` says what the arrays were made from; the digest of ``code``'s source (``prepare``'s by default), which
+    code made them. Without a cache folder, without that source, or when the folder cannot be written (announced),
+    the prepared arrays are used from memory."""
+    folder, digest = cache_folder(), _source_digest(code or prepare)
+    if folder is None or digest is None:
         return prepare()
+    name = f"{name}-{digest}"
     target = folder / name
     if not target.is_dir():
         arrays = prepare()
@@ -291,11 +296,16 @@ def _mapped_arrays(name: str, prepare: Callable[[], dict[str, np.ndarray]]) -> d
     return mapped
 
 
-def _source_digest(function: Callable[..., Any]) -> str:
-    """A digest of ``function``'s source: a cached preparation made by other code is never read back."""
+def _source_digest(function: Callable[..., Any]) -> str | None:
+    """A digest of ``function``'s source, so that a cached preparation made by other code is never read back; None,
+    announced, where the source is not installed (then nothing is cached)."""
     import inspect
 
-    return hashlib.sha256(inspect.getsource(function).encode()).hexdigest()[:12]
+    try:
+        return hashlib.sha256(inspect.getsource(function).encode()).hexdigest()[:12]
+    except (OSError, TypeError) as err:
+        log.warning("semantic: no source for %s (%s): model weights are not cached", function.__qualname__, err)
+        return None
 
 
 _LAYER_ARRAYS = (

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -152,16 +153,22 @@ def test_model_weights_are_prepared_once_then_mapped_from_the_cache(tmp_path, mo
         first, second = semantic._mapped_arrays("toy-1", prepare), semantic._mapped_arrays("toy-1", prepare)
         assert len(calls) == 1 and isinstance(second["w"].base, np.memmap) and not second["w"].flags.writeable
         np.testing.assert_array_equal(first["w"], second["w"])
-        (folder / f".toy-2.{os.getpid()}.tmp").write_text("in the way")  # the partial folder cannot be made
+        digest = semantic._source_digest(prepare)  # the folder's name ends with the digest of the code that prepares
+        (folder / f".toy-2-{digest}.{os.getpid()}.tmp").write_text("in the way")  # the partial folder cannot be made
         with caplog.at_level("WARNING", logger="curation.semantic"):
             np.testing.assert_array_equal(semantic._mapped_arrays("toy-2", prepare)["w"], first["w"])
-        assert "toy-2 not cached" in caplog.text and not (folder / "toy-2").exists()
-        damaged = folder / "toy-1" / "damaged"
+        assert f"toy-2-{digest} not cached" in caplog.text and not (folder / f"toy-2-{digest}").exists()
+        damaged = folder / f"toy-1-{digest}" / "damaged"  # a cached folder damaged since it was written ...
         damaged.write_bytes(b"damaged")
-        damaged.replace(folder / "toy-1" / "w.npy")  # a cached folder damaged since (the mapped file's inode stays)
+        damaged.replace(folder / f"toy-1-{digest}" / "w.npy")  # ... by a new file (the mapped one's inode stays)
         with caplog.at_level("WARNING", logger="curation.semantic"):
             np.testing.assert_array_equal(semantic._mapped_arrays("toy-1", prepare)["w"], prepare()["w"])
-        assert "toy-1 in the cache is unreadable" in caplog.text and len(calls) == 4
+        assert f"toy-1-{digest} in the cache is unreadable" in caplog.text and len(calls) == 4
+        compiled: dict[str, Any] = {}
+        exec(compile("def prepare():\n    return {'w': __import__('numpy').zeros(2)}", "<no file>", "exec"), compiled)
+        with caplog.at_level("WARNING", logger="curation.semantic"):  # no source to key the cache by: not cached
+            assert semantic._mapped_arrays("toy-3", compiled["prepare"])["w"].shape == (2,)
+        assert "no source for prepare" in caplog.text and not list(folder.glob("toy-3*"))
     finally:
         semantic.cache_folder.cache_clear()
 
