@@ -83,6 +83,9 @@ def test_rational_functions_are_compared_exactly():
     assert rational_functions_equal((x + 1) ** 40, expansion + sympy.Rational(1, 10**60)) is False
     assert rational_functions_equal(x**999_999 * (1 + x) / (x - 1), (x**1_000_000 + x**999_999) / (x - 1)) is True
     assert rational_functions_equal((x**2 - y**2) ** 300, (x - y) ** 300 * (x + y) ** 301) is False
+    mersenne = sympy.Integer(2**89 - 1)  # the larger prime divides this denominator: the other prime decides
+    assert rational_functions_equal(x / mersenne + 1, (x + mersenne) / mersenne) is True
+    assert rational_functions_equal(x / mersenne, x / (mersenne + 1)) is False
 
 
 def test_what_is_not_a_rational_function_is_left_to_the_numbers():

@@ -33,6 +33,10 @@ class NotRational(Exception):
     """The expression is not a rational function with rational coefficients (or a point was unlucky)."""
 
 
+class _UnluckyPrime(NotRational):
+    """A constant's denominator is divisible by the prime: the expression is rational, this prime cannot read it."""
+
+
 @lru_cache(maxsize=4096)
 def _residue(symbol: sympy.Symbol, point: int, prime: int) -> int:
     """A fixed pseudo-random residue per (symbol name, point, prime): the same on every run and machine."""
@@ -67,7 +71,7 @@ def _compile(expr: sympy.Basic, prime: int, slots: _Slots, bound: dict[sympy.Bas
     if isinstance(expr, sympy.Rational):
         q = int(expr.q) % prime
         if q == 0:
-            raise NotRational("a denominator divisible by the prime")
+            raise _UnluckyPrime("a denominator divisible by the prime")
         constant = int(expr.p) * pow(q, -1, prime) % prime
         return lambda env: constant
     if isinstance(expr, sympy.Symbol):
@@ -200,10 +204,14 @@ def _terms(expr: sympy.Basic) -> int:
 def is_rational_function(expr: sympy.Basic) -> bool:
     """Whether `expr` is built from rationals and symbols by +, * and integer powers, and by sums and products
     of such terms between integer bounds (a tree walk, nothing evaluated)."""
-    try:
-        _compile(expr, PRIMES[1], _Slots(sorted(expr.free_symbols, key=lambda s: s.name)), {})
-    except NotRational:
-        return False
+    for prime in PRIMES:
+        try:
+            _compile(expr, prime, _Slots(sorted(expr.free_symbols, key=lambda s: s.name)), {})
+        except _UnluckyPrime:
+            continue  # the structure is all that is asked: the other prime reads it
+        except NotRational:
+            return False
+        return True
     return True
 
 
