@@ -39,8 +39,8 @@ _SPECIAL_TOKENS = re.compile(r"<\|[^|>]{0,40}\|>|</?think>")
 # A chat template's turn markers: what follows the first one after some content is another turn.
 _TURN_TOKEN = re.compile(r"<\|(?:im_end|im_start|eot_id|end|endoftext|start_header_id|user|assistant)\|>|</s>")
 _MARKER = re.compile(
-    r"final\s+answer\s*(?:is|:)|the\s+(?:final\s+)?answer\s+is|answer\s*:|(?<!#)#++\s*answer\b"
-    r"|\banswer\b(?=\s*(?:\$|\\\[|\\\())",
+    r"final\s+answer\s*\**\s*(?:is|:)|the\s+(?:final\s+)?answer\s+is|answer\s*:|(?<!#)#++\s*answer\b"
+    r"|\banswer\b\**(?=\s*(?:\$|\\\[|\\\())",
     re.IGNORECASE,
 )
 _LABEL_PREFIX = re.compile(r"^\s*[A-Za-z][A-Za-z ]{0,40}:\s*(?=\$|\\\(|\\\[)")

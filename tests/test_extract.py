@@ -122,3 +122,16 @@ def test_eaten_escapes_are_repaired():
 def test_long_and_unbalanced_inputs_are_linear():
     assert extract_answer("\\boxed{" * 30_000) is None  # unclosed boxes, too long to be a bare answer
     assert extract_answer("x" * 200_000 + " The answer is 4.") == "4"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Working.\n\n**Final Answer**\n$$\\sqrt{2}+\\sqrt{3}$$", "\\sqrt{2}+\\sqrt{3}"),  # a bold heading, a display
+        ("Working.\n\n**Final Answer**\n\\[\\sqrt{2}+\\sqrt{3}\\]", "\\[\\sqrt{2}+\\sqrt{3}\\]"),
+        ("Working.\n\n**Final Answer**: $\\sqrt{2}+\\sqrt{3}$", "\\sqrt{2}+\\sqrt{3}"),
+        ("Working.\n\n**Final Answer:** $\\sqrt{2}+\\sqrt{3}$", "\\sqrt{2}+\\sqrt{3}"),
+    ],
+)
+def test_a_bold_final_answer_heading_marks_the_answer(text, expected):
+    assert extract_answer(text) == expected
