@@ -23,9 +23,10 @@ from functools import lru_cache
 
 import sympy
 
+from eval.grading.numeric import MAX_TERMS  # the terms one evaluation may sum, as numerically
+
 PRIMES = (2**61 - 1, 2**89 - 1)
 MAX_DEGREE = 10**9  # beyond, degree / p stops being negligible for the smaller prime
-MAX_TERMS = 2000  # terms of the sums and products in one evaluation (`eval.grading.numeric.MAX_TERMS`)
 _POINTS = 3
 
 
@@ -201,26 +202,10 @@ def _terms(expr: sympy.Basic) -> int:
     return count
 
 
-def is_rational_function(expr: sympy.Basic) -> bool:
-    """Whether `expr` is built from rationals and symbols by +, * and integer powers, and by sums and products
-    of such terms between integer bounds (a tree walk, nothing evaluated)."""
-    for prime in PRIMES:
-        try:
-            _compile(expr, prime, _Slots(sorted(expr.free_symbols, key=lambda s: s.name)), {})
-        except _UnluckyPrime:
-            continue  # the structure is all that is asked: the other prime reads it
-        except NotRational:
-            return False
-        return True
-    return True
-
-
 def rational_functions_equal(x: sympy.Basic, y: sympy.Basic) -> bool | None:
     """True or False when both sides are rational functions of at least one symbol (decided exactly, see the
     module docstring); None when either is not one, when there is no symbol, or when fewer than two points
     avoided every pole modulo the primes."""
-    if not (is_rational_function(x) and is_rational_function(y)):
-        return None
     symbols = sorted(x.free_symbols | y.free_symbols, key=lambda s: s.name)
     if not symbols:
         return None  # constants are exact rationals already: residues could only add collisions
@@ -229,8 +214,10 @@ def rational_functions_equal(x: sympy.Basic, y: sympy.Basic) -> bool | None:
         slots = _Slots(symbols)
         try:
             sides = _compile(x, prime, slots, {}), _compile(y, prime, slots, {})
-        except NotRational:
+        except _UnluckyPrime:
             continue  # a constant's denominator divisible by this prime: the other prime decides
+        except NotRational:
+            return None  # not a rational function: the numeric comparison decides
         for k in range(_POINTS):
             point = [_residue(s, k, prime) for s in symbols] + [0] * (slots.size - len(symbols))
             try:
