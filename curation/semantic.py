@@ -264,26 +264,18 @@ def _mapped_arrays(
     folder, digest = cache_folder(), _source_digest(code or prepare)
     if folder is None or digest is None:
         return prepare()
-    name = f"{name}-{digest}"
-    target = folder / name
-    if not target.is_dir():
+    target = folder / f"{name}-{digest}"
+    if not (target / "arrays.json").is_file():  # written last: the folder is complete once it is there
         arrays = prepare()
-        partial = folder / f".{name}.{os.getpid()}.tmp"
         try:
-            partial.mkdir()
-            for key, array in arrays.items():
-                np.save(partial / f"{key}.npy", array)
-            (partial / "arrays.json").write_text(json.dumps({k: list(a.shape) for k, a in arrays.items()}))
-            partial.rename(target)  # all the files at once; a process that won the race wrote the same arrays
+            target.mkdir(exist_ok=True)
         except OSError as err:
-            if not target.is_dir():
-                log.warning("semantic: %s not cached (%s): prepared again next run", name, err)
+            log.warning("semantic: %s not cached (%s): prepared again next run", target, err)
             return arrays
-        finally:
-            if partial.is_dir():
-                for file in partial.iterdir():
-                    file.unlink()
-                partial.rmdir()
+        written = all(_write_atomically(target / f"{k}.npy", functools.partial(_save, a)) for k, a in arrays.items())
+        listing = json.dumps({k: list(a.shape) for k, a in arrays.items()})
+        if not (written and _write_atomically(target / "arrays.json", lambda p: p.write_text(listing))):
+            return arrays
     try:
         shapes = json.loads((target / "arrays.json").read_text())
         mapped = {key: np.asarray(np.load(target / f"{key}.npy", mmap_mode="r")) for key in shapes}
@@ -294,6 +286,10 @@ def _mapped_arrays(
                     target, err)  # fmt: skip
         return prepare()
     return mapped
+
+
+def _save(array: np.ndarray, path: Path) -> None:
+    np.save(path, array)
 
 
 def _source_digest(function: Callable[..., Any]) -> str | None:
@@ -1215,16 +1211,18 @@ def cache_folder() -> Path | None:
     return folder
 
 
-def _write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
-    """``write(partial)``, then the partial file renamed to ``path``; a failure is announced, not raised (the cache
-    only saves time)."""
+def _write_atomically(path: Path, write: Callable[[Path], Any]) -> bool:
+    """``write(partial)``, then the partial file renamed to ``path``; whether it was. A failure is announced, not
+    raised (the cache only saves time)."""
     partial = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
         write(partial)
         partial.replace(path)
     except OSError as err:
         partial.unlink(missing_ok=True)
-        log.warning("semantic: %s not cached (%s): computed again next run", path.name, err)
+        log.warning("semantic: %s not cached (%s): computed again next run", path, err)
+        return False
+    return True
 
 
 @functools.cache

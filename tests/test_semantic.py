@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -154,10 +153,10 @@ def test_model_weights_are_prepared_once_then_mapped_from_the_cache(tmp_path, mo
         assert len(calls) == 1 and isinstance(second["w"].base, np.memmap) and not second["w"].flags.writeable
         np.testing.assert_array_equal(first["w"], second["w"])
         digest = semantic._source_digest(prepare)  # the folder's name ends with the digest of the code that prepares
-        (folder / f".toy-2-{digest}.{os.getpid()}.tmp").write_text("in the way")  # the partial folder cannot be made
+        (folder / f"toy-2-{digest}").write_text("in the way")  # the folder cannot be made
         with caplog.at_level("WARNING", logger="curation.semantic"):
             np.testing.assert_array_equal(semantic._mapped_arrays("toy-2", prepare)["w"], first["w"])
-        assert f"toy-2-{digest} not cached" in caplog.text and not (folder / f"toy-2-{digest}").exists()
+        assert f"toy-2-{digest} not cached" in caplog.text and not (folder / f"toy-2-{digest}").is_dir()
         damaged = folder / f"toy-1-{digest}" / "damaged"  # a cached folder damaged since it was written ...
         damaged.write_bytes(b"damaged")
         damaged.replace(folder / f"toy-1-{digest}" / "w.npy")  # ... by a new file (the mapped one's inode stays)
