@@ -77,16 +77,14 @@ _CONSTANTS: dict[str, sympy.Basic] = {
 # Greek letter names are symbols in plain answers; `emptyset` (a LaTeX name normalize keeps) is not one.
 _GREEK = GREEK_NAMES - {"emptyset"}
 _BIG_OPERATORS = {"sum", "prod"}
+_RELOPS = {"=", "==", "!=", "<", "<=", ">", ">="}
+_CLOSERS = {")", "]", "}"}
 
 
 def _is_letter_factor(name: str) -> bool:
     """A name that multiplies a number written before it inside a function's argument: one Latin letter, a Greek
     letter or π (never a word: ``\\sin 2 and``, ``\\sin 2 \\bmod 3``)."""
     return name in _GREEK or name == "pi" or (len(name) == 1 and name.isascii() and name.isalpha())
-
-
-_RELOPS = {"=", "==", "!=", "<", "<=", ">", ">="}
-_CLOSERS = {")", "]", "}"}
 
 
 def tokenize(s: str) -> list[tuple[str, str]]:
