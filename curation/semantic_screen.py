@@ -50,6 +50,7 @@ from curation.semantic import (
     answer_score,
     both_number_readings,
     cached_vectors,
+    check_semantic,
     content_share,
     forget_texts,
     gold_differs,
@@ -110,6 +111,7 @@ def find_semantic_contamination(
         texts, items, options, index, judge, answers: As `curation.semantic.model_contamination` takes them.
         screened: ``texts`` already passed the screen (the stage screens in a job of its own): the model alone.
     """
+    check_semantic(options, "curate.stages.decontam.semantic")
     if screened or not uses_screen(options):
         return model_contamination(texts, items, options, index, judge, answers)
     assert isinstance(options, SemanticDecontamOptions)  # uses_screen: only decontamination screens

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,40 @@ def test_minilm_from_its_wheel_tells_a_paraphrase_from_another_problem():
     verdicts = find_semantic_contamination(pool, items, options)  # the sibling's numbers close every path
     assert verdicts.screened == {"p": "embedding", "q": "embedding"} and "s" not in verdicts.closest
     assert verdicts.matches == unscreened.matches
+
+
+def test_minilm_in_int8_stays_near_float32_and_without_onnxruntime_runs_in_float32(monkeypatch, caplog):
+    """``precision: int8`` (the default) multiplies MiniLM's dense layers in int8 through onnxruntime: each vector
+    within 0.5% (cosine) of the float32 model's, not equal to it, the same for a text alone or among others, and
+    the decontamination check decides as in float32. Without onnxruntime the model runs in float32, announced, and
+    the benchmark vectors are keyed by the precision that ran."""
+    texts = [ITEM, PARAPHRASE, SIBLING, "a", "Let $f(x) = x^3 - 3x + 1$. " * 12 + "How many real roots does $f$ have?"]
+    exact = semantic.load_embedder(semantic.MINILM, "float32")(texts)
+    int8 = semantic.load_embedder(semantic.MINILM, "int8")(texts)
+    cosines = (semantic.normalised(exact) * semantic.normalised(int8)).sum(1)
+    assert cosines.min() > 0.995 and np.abs(int8 - exact).max() > 1e-4
+    np.testing.assert_allclose(semantic.load_embedder(semantic.MINILM, "int8")([texts[1]])[0], int8[1], atol=1e-5)
+    items = [BenchmarkItem("math500", "nt/1", ITEM)]
+    pool = {"p": PARAPHRASE, "s": SIBLING, "q": texts[4]}
+    unscreened = SemanticDecontamOptions(screen="none")
+    verdicts = {
+        precision: find_semantic_contamination(pool, items, dataclasses.replace(unscreened, precision=precision))
+        for precision in semantic.PRECISIONS
+    }
+    decided = {precision: {p: (m.key, m.method) for p, m in v.matches.items()} for precision, v in verdicts.items()}
+    assert decided["int8"] == decided["float32"] == {"p": ("math500/nt/1", "embedding")}
+    assert abs(verdicts["int8"].matches["p"].similarity - verdicts["float32"].matches["p"].similarity) < 0.005
+    assert semantic.embedder_key(SemanticDecontamOptions()) == "minilm-int8"
+    semantic._int8_runtime.cache_clear()
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed: importing it fails
+    try:
+        with caplog.at_level("WARNING", logger="curation.semantic"):
+            assert semantic.minilm_precision("int8") == "float32"
+        assert "precision int8 needs onnxruntime and onnx" in caplog.text
+        assert semantic.embedder_key(SemanticDecontamOptions()) == "minilm-float32"
+        np.testing.assert_array_equal(semantic._minilm("int8")(texts), exact)
+    finally:
+        semantic._int8_runtime.cache_clear()
 
 
 LOADERS = {semantic.MINILM: semantic._minilm, semantic.WORDLLAMA: semantic._wordllama}  # uncached by load_embedder
@@ -377,6 +412,8 @@ def test_semantic_duplicates_keep_the_first_and_siblings_and_other_golds():
         find_semantic_duplicates(list(texts), texts, SemanticDedupOptions(confirmation="judge"))
     with pytest.raises(OptionsError, match="decontam.semantic.confirmation: 'llm': expected 'rule' or 'judge'"):
         find_semantic_contamination(texts, [], SemanticDecontamOptions(confirmation="llm"))
+    with pytest.raises(OptionsError, match="decontam.semantic.precision: 'fp16': expected 'int8' or 'float32'"):
+        find_semantic_contamination(texts, [], SemanticDecontamOptions(precision="fp16"))
 
 
 def test_dedup_keeps_template_siblings_with_other_numbers_and_golds():

@@ -71,7 +71,7 @@ from curation.runner import (
 from curation.schema import Chain
 from curation.semantic import (
     SemanticIndex,
-    check_confirmation,
+    check_semantic,
     forget_texts,
     item_key,
     item_vectors,
@@ -581,7 +581,7 @@ def by_meaning(
     shard task per part of the pool; with a screen, over the problems `decontam_screen` passed), with their
     evidence; and the stage notes: how many (``semantic_confirmed``), the closest kept candidates, most similar
     first (``semantic_closest_kept``), and the screen's counts (``semantic_screen``)."""
-    check_confirmation(options, "curate.stages.decontam.semantic")
+    check_semantic(options, "curate.stages.decontam.semantic")
     rows = state.problem_alive.copy()
     rows[sorted(dropped)] = False
     notes: dict[str, Any] = {}

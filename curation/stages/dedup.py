@@ -62,7 +62,7 @@ from curation.runner import (
     run_parts,
 )
 from curation.schema import Chain
-from curation.semantic import SemanticIndex, check_confirmation, confirm, embed_texts
+from curation.semantic import SemanticIndex, check_semantic, confirm, embed_texts
 from curation.similarity import answers_agree, content_tokens, numbers_of
 from eval.options import to_options
 from eval.problem import Problem
@@ -427,7 +427,7 @@ def semantic_duplicates(
     embeddings in one shard task per part of the pool (saved as float16 ``.npy`` files), one index over them
     all that the pair tasks memory-map, and in each pair task a slice's nearest earlier problems confirmed by
     the rule of `curation.semantic` (golds, where both are known, agreeing)."""
-    check_confirmation(options, "curate.stages.dedup.semantic", ("rule",))
+    check_semantic(options, "curate.stages.dedup.semantic", ("rule",))
     params = {"options": options_dict(options), "folder": str(context.work_dir / "embeddings")}
     job = run_parts(state, context, "dedup-embed", dedup_embeddings, params, table="problems")
     parts = sorted(rows_of(job), key=lambda row: row[1][0] if row[1] else -1)
