@@ -232,8 +232,8 @@ class SemanticDecontamOptions(SemanticOptions):
     (``enabled: false`` keeps the n-gram check alone).
 
     The model defaults to ``minilm``: on the paraphrase set written blind (bench/data/paraphrases_heldout4.jsonl)
-    it catches 60 of 90 against wordllama's 51, with no clean row dropped either way. It costs about 10 ms a
-    problem on one core, so ``screen`` (default ``wordllama``) first asks, for every pool problem, whether any
+    it catches 60 of 90 against wordllama's 51, with no clean row dropped either way. It costs about 8 ms a
+    problem on one core (int8), so ``screen`` (default ``wordllama``) first asks, for every pool problem, whether any
     benchmark item near it by that cheap model (or sharing its gold's answer) could be confirmed by the rule with
     the similarity at its best (`curation.semantic_screen`); only those problems are embedded by ``model``, and
     decided as without the screen. ``screen: none`` sends every problem to ``model`` (as does ``confirmation:
