@@ -23,6 +23,7 @@ Only the last 50,000 characters are searched, so a 100k-character response costs
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable
 
@@ -98,11 +99,12 @@ _LABEL_NUMBER = re.compile(
     r"^\s*[A-Za-z][A-Za-z ]{0,40}:\s*(?:[$€£]\s*(-?\d[\d.,]*)|(-?\d[\d.,]*)\s*[$€£])(?:\s+\S{0,4})?\s*$"
 )
 # Inline math padded by line breaks (``$ \n 9 \n $``) is not inline math: a display needs ``$$`` or ``\[``.
-# An environment (``$\n\begin{pmatrix}...\n$``) spans lines by nature and stays.
-_BROKEN_INLINE = re.compile(
-    r"(?<![$\\])\$(?!\$)[ \t]*\n(?:(?!\\begin)[^$])*\n[ \t]*\$(?!\$)|\\\([ \t]*\n(?:(?!\\begin).)*?\n[ \t]*\\\)",
-    re.DOTALL,
-)
+# An environment (``$\n\begin{pmatrix}...\n$``) spans lines by nature and stays (`_drop_broken_inline`).
+_BROKEN_DOLLARS = re.compile(r"(?<![$\\])\$(?!\$)[ \t]*\n(?:(?!\\begin)[^$])*\n[ \t]*\$(?!\$)")
+_BROKEN_OPENING = re.compile(r"\\\([ \t]*\n")  # ``\(`` ending its line ...
+_BROKEN_CLOSING = re.compile(r"\n(?=[ \t]*\\\))")  # ... and the next line starting ``\)``
+_BROKEN_CLOSING_END = re.compile(r"\n[ \t]*\\\)")
+_BROKEN_CANDIDATE = re.compile(r"\$|\\\(")
 # "For what value(s) of k ...?" answered "... if and only if $k = -3$": the condition is the asked value.
 _ASKED_VARIABLE = re.compile(
     r"\b(?:what|which) (?:real |integer |positive )?values?(?:\s*\(s\))? (?:of|for) ([A-Za-z])\b"
@@ -668,6 +670,37 @@ def _looks_mathematical(answer: str) -> bool:
     return len(answer) <= 2 or bool(re.search(r"[\d\\^_=+\-*/]", answer)) and not is_prose(answer)
 
 
+def _drop_broken_inline(text: str) -> str:
+    """``text`` with each inline formula padded by line breaks replaced by a blank: ``$`` or ``\\(`` ending its
+    line, to a line starting with the closing ``$`` or ``\\)``, with no ``\\begin`` between (what the one regular
+    expression ``$...$|\\(...\\)`` with a lazy middle did, leftmost first). The ``\\(`` kind is found through the
+    closing lines' positions: the lazy middle scanned to the text's end from every ``\\(`` left open, 10 s for a
+    50,000-character response of ``\\(`` lines, beyond any deadline (one C call)."""
+    if "\n" not in text:
+        return text
+    closings = [m.start() for m in _BROKEN_CLOSING.finditer(text)]
+    begins = [m.start() for m in re.finditer(r"\\begin", text)]
+    kept, last, position = [], 0, 0
+    while candidate := _BROKEN_CANDIDATE.search(text, position):
+        start, end = candidate.start(), None
+        if text[start] == "$":
+            dollars = _BROKEN_DOLLARS.match(text, start)
+            end = dollars.end() if dollars else None
+        elif (opening := _BROKEN_OPENING.match(text, start)) and (
+            after := bisect.bisect_left(closings, opening.end())
+        ) < len(closings):
+            closing = closings[after]
+            blocked = bisect.bisect_left(begins, opening.end())
+            if blocked == len(begins) or begins[blocked] > closing:
+                end = _BROKEN_CLOSING_END.match(text, closing).end()  # type: ignore[union-attr]
+        if end is None:
+            position = start + 1
+            continue
+        kept += [text[last:start], " "]
+        last = position = end
+    return "".join(kept) + text[last:]
+
+
 def _from_box_or_marker(text: str) -> str | None:
     """The boxed answer, unless a "final answer" marker after the last box states a mathematical answer."""
     boxed, marked = _from_boxes(text), _from_marker(text)
@@ -691,7 +724,7 @@ def extract_answer(text: str, *, fallback: bool = True, problem: str | None = No
     if not text or not text.strip():
         return None
     text = _SPECIAL_TOKENS.sub(" ", _cut_turns(repair_escapes(text[-MAX_SEARCH_CHARS:])))
-    text = _BROKEN_INLINE.sub(" ", text)
+    text = _drop_broken_inline(text)
     found = _from_box_or_marker(text) or _from_label(text)
     if found:
         return _clean(found)

@@ -32,6 +32,8 @@ CONTRACT_S = LIMIT_S + 1.0  # every call returns within its limit plus 1 s
 CPU_BUDGET_S = 0.5  # what size limits let one of these inputs cost, far under the limit
 POLYNOMIALS = "Find all polynomials $f$ with real coefficients such that $f(x)f(2x^2) = f(2x^3 + x)$ for all real $x$."
 NINES = "9" * 399
+OPENERS = ("\n\\(" * 16_667)[:50_000]
+TOWERS = ("]9^{9^{9^9}}" * 4_200)[:50_000]
 # (path, gold, response, problem): each ran for seconds to many minutes before it was bounded.
 PATHOLOGICAL = [
     (
@@ -78,6 +80,10 @@ PATHOLOGICAL = [
     ("a million characters", "1" * 1_000_000, "7", None),
     # math-verify's second opinion cost 1.2 s of the worker's CPU on this pair (0.3 ms a character)
     ("a long word against a LaTeX command", "k" * 4_000, ("\\begin{pmatrix}\\\\" * 300)[:4_000], None),
+    # found by the long-run fuzz test (tests/test_grader_fuzz.py): a lazy regular expression scanned to the end from
+    # each of 25,000 \( left open (10 s in one C call); sympy evaluated 200 nested symbolic remainders (2.7 s)
+    ("inline openers ending their lines", (")-\\right)" * 500)[:4_000], OPENERS, OPENERS),
+    ("nested symbolic remainders", ("\\bmod\\text{ for all } " * 200)[:4_000], TOWERS, None),
 ]
 IDS = [p[0] for p in PATHOLOGICAL]
 

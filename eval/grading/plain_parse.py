@@ -136,8 +136,9 @@ def _sequence(name: str) -> type:
 
 
 def _binary(op: str, a: sympy.Basic, b: sympy.Basic) -> sympy.Basic:
-    if op == "mod":  # ``23 \\bmod 7``; symbolic operands stay an unevaluated remainder
-        return sympy.Mod(a, b)
+    if op == "mod":  # ``23 \\bmod 7``; symbolic operands stay an unevaluated remainder (sympy's own evaluation
+        # of one takes gcds and expansions: nested remainders of products, a gold of ``x \\bmod`` runs, took seconds)
+        return sympy.Mod(a, b, evaluate=bool(a.is_Number and b.is_Number))
     return a * b if op == "*" else a / b
 
 
