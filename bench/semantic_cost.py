@@ -87,7 +87,7 @@ def rates(data_dir: Path) -> dict:
     passed = screen(texts, answers, items, index, options, rarity)
     screen_s = (time.process_time() - started) / len(texts)
     semantic_index = SemanticIndex.build([item_key(i) for i in items], item_vectors([i.text for i in items], options))
-    load_embedder(options.model)([""])  # loaded outside the clock: a fixed cost
+    load_embedder(options.model, options.precision)([""])  # loaded outside the clock: a fixed cost
     started = time.process_time()
     model_contamination({p: texts[p] for p in passed}, items, options, semantic_index, None, answers)
     model_s = (time.process_time() - started) / max(1, len(passed))

@@ -225,11 +225,7 @@ def _minilm(precision: str = "float32") -> Embedder:
 def minilm_precision(precision: str) -> str:
     """The precision MiniLM runs at when ``precision`` is asked: ``int8`` needs onnxruntime and onnx; without them,
     ``float32``, with one warning (the vectors differ slightly, so the cached ones are keyed by it: `embedder_key`)."""
-    if precision != "int8":
-        return precision
-    if _int8_runtime() is None:
-        return "float32"
-    return "int8"
+    return "int8" if precision == "int8" and _int8_runtime() is not None else "float32"
 
 
 @functools.cache
@@ -435,12 +431,10 @@ class _Bert:
         x += self.positions[np.concatenate([np.arange(n) for n in lengths])]
         x += self.token_type
         x = self._norm(x, self.norm)
-        groups: list[tuple[slice | np.ndarray, int, int]] = []
+        groups = []
         for texts in _equal_length_batches(lengths.tolist(), _ATTENTION_TOKENS):
             length = int(lengths[texts[0]])
-            gather = (starts[texts][:, None] + np.arange(length)).reshape(-1)
-            together = gather[-1] - gather[0] + 1 == len(gather)  # packed side by side (`_minilm` sorts by length)
-            groups.append((slice(gather[0], gather[-1] + 1) if together else gather, len(texts), length))
+            groups.append(((starts[texts][:, None] + np.arange(length)).reshape(-1), len(texts), length))
         h = self.int8.project(x) if self.int8 else None
         for layer, weights in enumerate(self.layers):
             qkv, qkv_bias, out, out_bias, norm1, up, up_bias, down, down_bias, norm2 = weights
