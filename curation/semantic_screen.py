@@ -1,7 +1,7 @@
 """The cheap first step of decontamination by meaning: which pool problems could the rule confirm at all?
 
-Decontamination's model (`curation.semantic`, ``minilm``) costs about 8 ms a problem on one core (int8), nearly
-twenty times the n-gram stage. But the rule (`curation.semantic.confirm`, `confirm_by_answer`, `confirm_by_score`)
+Decontamination's model (`curation.semantic`, ``minilm``) costs about 5 ms a problem on one core (int8), more
+than ten times the n-gram stage. But the rule (`curation.semantic.confirm`, `confirm_by_answer`, `confirm_by_score`)
 asks more of a candidate than similarity: the numbers the two state, their math, how rare the shared numbers are,
 whether the item's answer is the problem's gold. That evidence is computed here exactly as the rule computes it, for
 a short list of items per problem, with the similarity taken at its best; a problem goes on to the model only when
@@ -167,8 +167,9 @@ def could_confirm(
     """The first of the rule's paths that could confirm an item on ``text``'s short list (the module docstring),
     or None. ``similarities``: the screen model's, to every item."""
     numbers_needed = options.min_numbers > 0 and options.min_rare > 0  # then neither rule path opens without them
+    ours = both_number_readings(text)  # read once for the items below
     for row in np.argpartition(-similarities, min(SCREEN_K, len(items) - 1))[:SCREEN_K]:
-        if (not numbers_needed or _shares_numbers(text, items[row].text)) and (
+        if (not numbers_needed or _shares_numbers(ours, items[row].text)) and (
             path := _rule_path(text, items[row].text, options, rarity)
         ):
             if not gold_differs(gold, items[row], options):  # the rule's own veto, checked as it checks it
@@ -179,17 +180,18 @@ def could_confirm(
     near_cut = np.partition(similarities, -ANSWER_RANK)[-ANSWER_RANK] if len(items) > ANSWER_RANK else -np.inf
     for row in rows:
         near = bool(similarities[row] >= near_cut)
-        if (near or _shares_numbers(text, items[row].text)) and (
+        if (near or _shares_numbers(ours, items[row].text)) and (
             path := _answer_path(text, items[row], near, options, rarity)
         ):
             return path
     return None
 
 
-def _shares_numbers(text: str, item_text: str) -> bool:
-    """Whether the two texts share a number in either reading (with units or without), or neither states a digit
-    in one of them: otherwise `curation.semantic.evidence` reads no number in common (Jaccard 0) and no rare ones."""
-    pairs = zip(both_number_readings(text), both_number_readings(item_text), strict=True)
+def _shares_numbers(readings: tuple[tuple[frozenset[str], frozenset[str]], ...], item_text: str) -> bool:
+    """Whether a text of these `curation.semantic.both_number_readings` and the item share a number in either
+    reading (with units or without), or neither states a digit in one of them: otherwise
+    `curation.semantic.evidence` reads no number in common (Jaccard 0) and no rare ones."""
+    pairs = zip(readings, both_number_readings(item_text), strict=True)
     for (ours, our_digits), (theirs, their_digits) in pairs:
         if not ours.isdisjoint(theirs) or not (our_digits or their_digits):
             return True

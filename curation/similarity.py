@@ -34,6 +34,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from fractions import Fraction
+from typing import TypeVar
 
 from eval.grader import verify
 
@@ -390,7 +391,7 @@ def _quantities(text: str, runs: frozenset[str] | None) -> tuple[str, list[str],
 
     text = _MONEY.sub(money, text)
     angles = len(found)
-    text = _DEGREES.sub(degrees, text)
+    text = _DEGREES.sub(degrees, text) if "circ" in text else text  # the pattern's one word, looked for first
     if len(found) > angles:  # "60^\circ" may end inside a run of letters ("\circs"): the rest is a new run
         runs = _letter_runs(text)
     if _may_state_unit(runs):
@@ -437,11 +438,27 @@ def whole_numbers(text: str, units: bool = True) -> tuple[Counter[str], Counter[
 def whole_number_readings(text: str) -> tuple[tuple[Counter[str], Counter[str]], tuple[Counter[str], Counter[str]]]:
     """`whole_numbers` with units and without, read in one pass (semantic decontamination asks for all four of
     every text): the two readings differ only where a quantity with a unit is stated."""
+    return _whole_readings(text, _stated)
+
+
+def whole_number_sets(
+    text: str,
+) -> tuple[tuple[frozenset[str], frozenset[str]], tuple[frozenset[str], frozenset[str]]]:
+    """`whole_number_readings`' distinct numbers, without counting them (what semantic decontamination compares)."""
+    return _whole_readings(text, _distinct_stated)
+
+
+_Reading = TypeVar("_Reading")
+
+
+def _whole_readings(
+    text: str, read: Callable[[str, list[str], frozenset[str] | None], _Reading]
+) -> tuple[_Reading, _Reading]:
     runs = _letter_runs(text)  # the runs of every text below are among these (`_letter_runs`)
     folded = _TEX_OVER.sub(r"\1/\2", _TEX_FRACTION.sub(_fraction, _THOUSANDS.sub("", fold_number_words(text))))
     rest, quantities, rest_runs = _quantities(folded, runs)  # "60^\\circfive": "five" is a new run of ``rest``
-    with_units = _stated(rest, quantities, rest_runs)
-    return with_units, (_stated(folded, [], runs) if quantities else with_units)
+    with_units = read(rest, quantities, rest_runs)
+    return with_units, (read(folded, [], runs) if quantities else with_units)
 
 
 def _stated(text: str, quantities: list[str], runs: frozenset[str] | None) -> tuple[Counter[str], Counter[str]]:
@@ -449,6 +466,15 @@ def _stated(text: str, quantities: list[str], runs: frozenset[str] | None) -> tu
     digits = Counter([_canonical(n) for n in stated if n[0].isdigit()] + quantities)
     words = Counter(_canonical(_WORD_VALUE.get(n.lower(), n)) for n in stated if not n[0].isdigit())
     return digits + words, digits
+
+
+def _distinct_stated(
+    text: str, quantities: list[str], runs: frozenset[str] | None
+) -> tuple[frozenset[str], frozenset[str]]:
+    """`_stated`'s numbers without their counts (building and adding Counters was a third of reading a text)."""
+    stated = _stated_numbers(text, runs)
+    digits = frozenset([_canonical(n) for n in stated if n[0].isdigit()] + quantities)
+    return digits.union([_canonical(_WORD_VALUE.get(n.lower(), n)) for n in stated if not n[0].isdigit()]), digits
 
 
 def _stated_numbers(text: str, runs: frozenset[str] | None) -> list[str]:
