@@ -160,6 +160,37 @@ def test_minilm_in_int8_stays_near_float32_and_without_onnxruntime_runs_in_float
         semantic._int8_runtime.cache_clear()
 
 
+def test_int8_projection_is_the_documented_per_row_quantisation():
+    """`_Int8Layers`' projection graph against numpy doing what its docstring says: each row's step is its max |x|
+    over 127, the row is rounded to uint8 around 128 (half to even), multiplied in integers by the int8 columns and
+    scaled back by both steps; a second pass reads what the first rounding left. An all-zero row stays zero."""
+    rng = np.random.default_rng(0)
+    hidden = 8
+    dense = {key: rng.normal(size=(hidden, width)).astype(np.float32) for key, width in
+             (("qkv", 3 * hidden), ("out", hidden), ("up", 4 * hidden), ("down", hidden))}  # fmt: skip
+    dense["down"] = rng.normal(size=(4 * hidden, hidden)).astype(np.float32)
+    layer: dict[str, np.ndarray] = {}
+    for key, weight in dense.items():
+        layer[f"{key}.int8"], layer[f"{key}.scale"] = semantic._int8_columns(weight)
+        layer[f"{key}_bias"] = rng.normal(size=weight.shape[1]).astype(np.float32)
+    for norm in ("norm1", "norm2"):
+        layer[f"{norm}.weight"], layer[f"{norm}.bias"] = np.ones(hidden, np.float32), np.zeros(hidden, np.float32)
+    x = rng.normal(size=(5, hidden)).astype(np.float32) * np.float32([[1], [100], [1e-3], [0], [7]])
+
+    def one_pass(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        step = np.maximum(np.abs(rows).max(1, keepdims=True) * np.float32(1 / 127), np.float32(1e-30))
+        rounded = np.rint(rows / step)
+        product = rounded.astype(np.int32) @ layer["qkv.int8"].astype(np.int32)
+        return product.astype(np.float32) * layer["qkv.scale"] * step, rounded * step
+
+    first, read = one_pass(x)
+    second, _ = one_pass(x - read)
+    expected = first + second + layer["qkv_bias"]
+    got = semantic._Int8Layers([layer], np.float32(1e-12)).project(x)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+    np.testing.assert_array_equal(got[3], layer["qkv_bias"])
+
+
 LOADERS = {semantic.MINILM: semantic._minilm, semantic.WORDLLAMA: semantic._wordllama}  # uncached by load_embedder
 
 
