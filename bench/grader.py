@@ -7,7 +7,9 @@ CPU time per pair and the longest single call (wall clock), which the contract b
 (`LIMIT_S`) plus 1 s; the speed-up over math-verify per set and over all rows follows. Our grader gets the
 problem text where the row has one (``grade(gold, response, problem=...)``); math-verify has no such input.
 Bare answers are wrapped in ``$...$`` for math-verify as its docs advise; responses go to its default
-extraction.
+extraction. A peer suite's case (set ``peer``) is graded as its test runs it: math-verify with the test's match types
+and comparison options, limo with the same comparison options (`bench.grader_sets.grade_options`); when ``peer`` is
+measured, a table by suite follows (right and false positives per suite, all parts together).
 
 Speed: both graders in this one process, warm (imports done, one throw-away pair each; parse caches cleared
 before each timed pass), one pair at a time, on the dev set, on dev + the round-1 grader cases, and on the
@@ -33,7 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.grader_sets import SETS, Row, build, data_dir, peer_dir  # noqa: E402
+from bench.grader_sets import SETS, Row, build, data_dir, grade_options, peer_dir, peer_options  # noqa: E402
 from eval.extract import is_prose  # noqa: E402
 from eval.grader import grade  # noqa: E402
 
@@ -57,7 +59,9 @@ WORKER_PAIRS: list[str] = []  # pairs our grader sent to the symbolic worker sub
 
 
 def _ours(row: Row) -> tuple[bool, bool]:
-    verdict = grade(row["gold"], row["candidate"], problem=row.get("problem"), timeout_s=LIMIT_S)
+    verdict = grade(
+        row["gold"], row["candidate"], problem=row.get("problem"), timeout_s=LIMIT_S, options=grade_options(row)
+    )
     if verdict.status == "timeout" or verdict.reason.startswith(("latex parse", "math-verify")):
         WORKER_PAIRS.append(row.get("id", row["gold"][:40]))
     return verdict.correct, verdict.status == "timeout"
@@ -84,21 +88,21 @@ def _math_verify() -> Callable[[Row], tuple[bool, bool]]:
 
 
 def _math_verify_as_tested(row: Row) -> bool:
-    """math-verify with the options its own test passes (``compare_strings``: match types, precision, strict);
-    a case from another suite gets ``compare_strings``'s defaults."""
+    """math-verify with the options its own test passes (``compare_strings``: match types, precision, strict, set
+    against relation); a case from another suite gets ``compare_strings``'s defaults."""
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
-    options = row["provenance"].get("options", {})
+    options = peer_options(row)
     configs = {"latex": LatexExtractionConfig(boxed_match_priority=0), "expr": ExprExtractionConfig()}
-    targets = [configs[m] for m in options.get("match_types", ["latex", "expr"])]
+    targets = [configs[m] for m in row["provenance"].get("options", {}).get("match_types", ["latex", "expr"])]
     try:
         return bool(
             verify(
                 parse(row["gold"], targets),
                 parse(row["candidate"], targets),
-                float_rounding=options.get("precision", 6),
-                strict=options.get("strict", True),
-                allow_set_relation_comp=options.get("allow_set_relation_comp", False),
+                float_rounding=options["precision"],
+                strict=options["strict"],
+                allow_set_relation_comp=options["allow_set_relation_comp"],
             )
         )
     except TimeoutError:
@@ -193,6 +197,25 @@ def accuracy_table(sets: dict[str, list[Row]], parts: tuple[str, ...], graders: 
         print(f"speed-up over all rows: {(n0 / s0) / (n1 / s1):.1f}x")
 
 
+def suite_table(rows: list[Row], graders: dict) -> None:
+    """The peer suites by suite, all parts together: cases, then right and false positives per grader (each case
+    graded as its test runs it)."""
+    names = list(graders)
+    counts: dict[str, list[int]] = {}
+    for row in rows:
+        results = [run(row)[0] for run in graders.values()]
+        for suite in (row["provenance"]["suite"], "all"):
+            c = counts.setdefault(suite, [0] * (1 + 2 * len(names)))
+            c[0] += 1
+            for i, ok in enumerate(results):
+                c[1 + 2 * i] += ok == row["label"]
+                c[2 + 2 * i] += ok and not row["label"]
+    header = "| suite | cases | " + " | ".join(f"{n} right | {n} FP" for n in names) + " |"
+    print(header + "\n|" + "---|" * (2 + 2 * len(names)))
+    for suite in [*sorted(k for k in counts if k != "all"), "all"]:
+        print(f"| {suite} | " + " | ".join(str(v) for v in counts[suite]) + " |", flush=True)
+
+
 def speed_table(timed: dict[str, list[Row]], graders: dict) -> None:
     header = "| set | grader | right/n | acc | FP | FN | pairs/s | p50 ms | p99 ms | max ms | p99 CPU ms | timeouts |"
     print(header + "\n|" + "---|" * 12)
@@ -214,7 +237,7 @@ def speed_table(timed: dict[str, list[Row]], graders: dict) -> None:
 
 def print_misses(rows: list[Row]) -> None:
     for row in (r for r in rows if r["part"] == "tune"):
-        verdict = grade(row["gold"], row["candidate"], problem=row.get("problem"))
+        verdict = grade(row["gold"], row["candidate"], problem=row.get("problem"), options=grade_options(row))
         if verdict.correct != row["label"]:
             kind = "FP" if verdict.correct else "FN"
             print(f"{kind} {row['id']} gold={row['gold']!r} cand={row['candidate'][-300:]!r}")
@@ -242,6 +265,8 @@ def main() -> None:
         print(f"peer: no peer-suite checkout under {peer_dir()} (see bench/grader_sets.py); set left out")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
     accuracy_table(sets, ("heldout", "tune") if args.all else ("heldout",), graders)
+    if sets.get("peer"):
+        suite_table(sets["peer"], graders)
     if not args.no_speed:
         more = build(["cases", "forms", "champ"])
         timed = {

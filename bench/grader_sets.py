@@ -23,7 +23,9 @@ Every row is ``{"id", "set", "gold", "candidate", "label", "problem", "part", "p
   it is modelled on) and the near misses that guard each fix; all tuning rows.
 - ``peer_style``: ``tests/assets/grader_cases_peer_style.jsonl``, (gold, prediction, expected) cases written
   in the style of the peer suites after round 4's rules changed, all held out and graded once.
-- ``peer``: the peer suites themselves (see `peer_set`), read from a local checkout, never committed.
+- ``peer``: the peer suites themselves (see `peer_set`), read from a local checkout, never committed. A
+  math-verify test's case is graded under that test's own comparison options (`peer_options`, `grade_options`),
+  by math-verify and by limo alike.
 - ``peer_fixes``: ``tests/assets/grader_cases_peer_fixes.jsonl``, each peer-suite tuning miss fixed by a rule
   (issue 33, item 2, second round), rewritten for limo with its near misses, and the disagreements of principle
   with our label; all tuning rows.
@@ -53,6 +55,8 @@ import re
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from eval.grading.options import DEFAULT_OPTIONS, GradeOptions
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "tests" / "assets"
@@ -509,6 +513,32 @@ def _peer_rows(suite: str, rel: str, tree: ast.Module) -> Iterator[Row]:
                     test=func.name,
                     options={**options, **extra},
                 )
+
+
+# The comparison settings of math-verify's ``tests/test_all.py::compare_strings`` (its tests' shared helper), which
+# a test's own arguments override: each case's label was set under them.
+MATH_VERIFY_TEST_DEFAULTS = {"precision": 6, "strict": True, "allow_set_relation_comp": False}
+
+
+def peer_options(row: Row) -> dict:
+    """The comparison options a peer case's test runs it under: ``compare_strings``'s defaults with the test's own
+    arguments over them (``precision``, ``strict``, ``allow_set_relation_comp``; ``match_types`` is extraction)."""
+    given = row["provenance"].get("options", {})
+    return {key: given.get(key, default) for key, default in MATH_VERIFY_TEST_DEFAULTS.items()}
+
+
+def grade_options(row: Row) -> GradeOptions:
+    """limo's options for a row: a math-verify test's case under the test's own options, mapped by
+    `GradeOptions.from_math_verify`, as math-verify itself is run on it; every other row (other suites' cases,
+    which pass no options) under the defaults."""
+    if row.get("set") != "peer" or row["provenance"].get("suite") != "math-verify":
+        return DEFAULT_OPTIONS
+    options = peer_options(row)
+    return GradeOptions.from_math_verify(
+        float_rounding=int(options["precision"]),
+        strict=bool(options["strict"]),
+        allow_set_relation_comp=bool(options["allow_set_relation_comp"]),
+    )
 
 
 def peer_set() -> list[Row]:

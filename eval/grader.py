@@ -12,6 +12,8 @@ cheapest first:
 5. where a LaTeX command our rewrite does not know is left, math-verify then latex2sympy2-extended in a
    worker subprocess with a hard limit;
 6. a percentage against its fraction; a gold's stated rounding ("or approximately X").
+Every public call takes ``options`` (`eval.grading.options.GradeOptions`: rounding precision, strict names, set
+against relation), the comparison settings math-verify takes; the defaults are limo's rules.
 Last, for `grade`, a summary sentence is judged as a statement (`eval.grading.statements`): it can make a
 yes/no, non-existence or worded gold correct, and an opposite yes/no answer overrides an extracted one; and a
 correct verdict stands only when the sentence commits to it (`eval.grading.commitment`: no hedge, no
@@ -41,7 +43,7 @@ from tqdm import tqdm
 from eval.choices import option_letters
 from eval.extract import MAX_BARE_CHARS, extract_answer, has_box, is_prose
 from eval.grading.commitment import asserts_existence_against, case_split, uncommitted, wrong_modulus
-from eval.grading.compare import equal
+from eval.grading.compare import equal, renamed_equal
 from eval.grading.families import equiv_as_equation, renamings, strip_qualifier
 from eval.grading.forms import (
     asks_to_factor,
@@ -53,6 +55,8 @@ from eval.grading.forms import (
     within_stated_rounding,
 )
 from eval.grading.normalize import AnswerTooComplex, check_size, normalize, repair_escapes
+from eval.grading.options import DEFAULT_OPTIONS, GradeOptions, run_with
+from eval.grading.options import current as current_options
 from eval.grading.plain_parse import ParseError, as_text, parse_plain
 from eval.grading.statements import gold_kind, value_in_words
 from eval.grading.statements import judge as judge_statement
@@ -155,10 +159,23 @@ def _latex_fallback(gold: str, pred: str, extracted: str, timeout_s: float) -> V
     deadline = None if left is None else time.monotonic() + left - _WORKER_MARGIN_S
     try:
         with paused(), WORKERS.checkout() as worker:  # the worker has its own limit; the pipe must not be cut
-            answer = worker.call({"gold": gold, "pred": pred, "timeout_s": limit}, limit, deadline)
+            answer = worker.call(
+                {"gold": gold, "pred": pred, "timeout_s": limit, **_worker_options()}, limit, deadline
+            )
     except WorkerTimeout as exc:
         return _verdict("timeout", extracted, str(exc))
     return _verdict(answer["status"], extracted, answer["reason"])
+
+
+def _worker_options() -> dict[str, Any]:
+    """The comparison options for math-verify in the worker, only where the caller set them: ``precision`` as its
+    ``float_rounding``, ``strict``; a default call sends none (the worker keeps math-verify's own defaults)."""
+    options, extra = current_options(), {}
+    if options.precision is not None:
+        extra["float_rounding"] = options.precision
+    if not options.strict:
+        extra["strict"] = False
+    return extra
 
 
 def _compare_one(gold: str, pred: str, timeout_s: float, factoring: bool = False) -> Verdict:
@@ -186,6 +203,8 @@ def _compare_one(gold: str, pred: str, timeout_s: float, factoring: bool = False
             return _latex_fallback(gold, pred, pred, timeout_s)
         return _verdict("unparseable", pred, f"outside the grammar: {exc}")
     same, rule = equal(g_value, p_value)
+    if not same:
+        same, rule = renamed_equal(g_value, p_value) or (same, rule)  # only under the option strict=False
     if same and factoring and factor_count(g_value) != factor_count(p_value):
         same, rule = False, "a factorization was asked: a different number of factors"
     return _verdict("correct" if same else "incorrect", pred, rule)
@@ -269,14 +288,23 @@ def _percent_verdict(gold: str, pred: str, timeout_s: float) -> Verdict | None:
     return _verdict(verdict.status, pred, "percentage as a fraction: " + verdict.reason)
 
 
-def verify(gold: str, pred: str, *, timeout_s: float = 2.0) -> bool:
-    """Whether the bare answer `pred` equals the bare answer `gold` (gold first), within `grade_answer`'s limit."""
-    return grade_answer(gold, pred, timeout_s=timeout_s).correct
+def verify(gold: str, pred: str, *, timeout_s: float = 2.0, options: GradeOptions = DEFAULT_OPTIONS) -> bool:
+    """Whether the bare answer `pred` equals the bare answer `gold` (gold first), within `grade_answer`'s limit,
+    compared under `options` (`eval.grading.options.GradeOptions`; the defaults are limo's rules)."""
+    return grade_answer(gold, pred, timeout_s=timeout_s, options=options).correct
 
 
-def grade_answer(gold: str, pred: str, *, timeout_s: float = 2.0, problem: str | None = None) -> Verdict:
-    """Grade a bare predicted answer (no extraction), never raising, within `timeout_s` plus `DEADLINE_SLACK_S`."""
-    return _bounded(lambda: _grade_answer(gold, pred, timeout_s, problem), timeout_s, pred)
+def grade_answer(
+    gold: str,
+    pred: str,
+    *,
+    timeout_s: float = 2.0,
+    problem: str | None = None,
+    options: GradeOptions = DEFAULT_OPTIONS,
+) -> Verdict:
+    """Grade a bare predicted answer (no extraction), never raising, within `timeout_s` plus `DEADLINE_SLACK_S`,
+    compared under `options` (see `grade`)."""
+    return _bounded(lambda: run_with(options, lambda: _grade_answer(gold, pred, timeout_s, problem)), timeout_s, pred)
 
 
 def _grade_answer(gold: str, pred: str, timeout_s: float, problem: str | None) -> Verdict:
@@ -310,7 +338,14 @@ def _blank(run: re.Match[str]) -> str:
     return " " * MAX_BLANK_RUN if not newlines else "\n" * min(newlines, 2)
 
 
-def grade(gold: str, response: str, *, timeout_s: float = 2.0, problem: str | None = None) -> Verdict:
+def grade(
+    gold: str,
+    response: str,
+    *,
+    timeout_s: float = 2.0,
+    problem: str | None = None,
+    options: GradeOptions = DEFAULT_OPTIONS,
+) -> Verdict:
     """Grade a full model response or a bare answer against `gold`.
 
     Args:
@@ -321,15 +356,20 @@ def grade(gold: str, response: str, *, timeout_s: float = 2.0, problem: str | No
         problem: The problem text, where the caller has it: a summary sentence that answers a yes/no or
             existence question without saying "yes" or "no" is judged against it (`eval.grading.statements`).
             A text over `MAX_PROBLEM_CHARS` characters is not used.
+        options: How two answers are compared (`eval.grading.options.GradeOptions`): ``precision`` (round a lone
+            decimal and the value it is compared with to that many places; math-verify's ``float_rounding``),
+            ``strict`` (variable names matter), ``set_relation`` (an inequality may answer a gold written as a
+            set). The defaults are limo's rules; `GradeOptions.from_math_verify` maps math-verify's arguments.
 
     Returns:
-        A `Verdict`; never raises.
+        A `Verdict`; never raises on any input text (only `options` of another type than `GradeOptions`, a caller's
+        error, raises `TypeError`).
     """
     global _calls
     _calls += 1
     if _calls == PRESTART_AFTER_CALLS:
         WORKERS.prestart()
-    return _bounded(lambda: _grade(gold, response, timeout_s, problem), timeout_s, None)
+    return _bounded(lambda: run_with(options, lambda: _grade(gold, response, timeout_s, problem)), timeout_s, None)
 
 
 def _grade(gold: str, response: str, timeout_s: float, problem: str | None) -> Verdict:
@@ -346,7 +386,7 @@ def _grade(gold: str, response: str, timeout_s: float, problem: str | None) -> V
     verdict = (
         _verdict("no_answer", None, "no answer found in the response")
         if extracted is None
-        else grade_answer(gold, extracted, timeout_s=timeout_s, problem=problem)
+        else grade_answer(gold, extracted, timeout_s=timeout_s, problem=problem, options=current_options())
     )
     yes_no = gold_kind(gold) == "yesno"  # a boxed value cannot answer yes or no: the sentence does
     if statement is not None and statement[0] and not verdict.correct and _explicit_opposite(gold, extracted, problem):
@@ -362,7 +402,10 @@ def _grade(gold: str, response: str, timeout_s: float, problem: str | None) -> V
     verdict = _committed(gold, response, problem, verdict)
     if verdict.correct and _restates(gold, problem, verdict.extracted):
         # only where equivalence itself accepted the copy (a sentence read by the statement rules is not one)
-        if grade_answer(gold, verdict.extracted or "", timeout_s=timeout_s, problem=problem).correct:
+        again = grade_answer(
+            gold, verdict.extracted or "", timeout_s=timeout_s, problem=problem, options=current_options()
+        )
+        if again.correct:
             return _verdict("incorrect", verdict.extracted, RESTATED)
     return verdict
 
@@ -390,7 +433,10 @@ def _read_words(gold: str, response: str, problem: str | None, verdict: Verdict)
     if verdict.correct or not pred:
         return verdict
     if problem:
-        letters = option_letters(gold, pred, problem, lambda option, side: grade_answer(option, side).correct)
+        options = current_options()
+        letters = option_letters(
+            gold, pred, problem, lambda option, side: grade_answer(option, side, options=options).correct
+        )
         if letters is not None:
             status = "correct" if letters[0] == letters[1] else "incorrect"
             return _verdict(status, pred, f"option letters compared through the problem's choices: {letters}")
@@ -438,8 +484,8 @@ def _restates(gold: str, problem: str | None, extracted: str | None) -> bool:
     return re.search(rf"(?<![\w^_])(?<!\d\.){spaced}(?![\w^_]|\.\d)", text) is not None
 
 
-def _grade_pair(args: tuple[str, str, str | None, float]) -> Verdict:
-    return grade(args[0], args[1], problem=args[2], timeout_s=args[3])
+def _grade_pair(args: tuple[str, str, str | None, float, GradeOptions]) -> Verdict:
+    return grade(args[0], args[1], problem=args[2], timeout_s=args[3], options=args[4])
 
 
 def grade_many(
@@ -448,6 +494,7 @@ def grade_many(
     workers: int | None = None,
     timeout_s: float = 2.0,
     progress: bool = True,
+    options: GradeOptions = DEFAULT_OPTIONS,
 ) -> list[Verdict]:
     """Grade (gold, response) pairs over worker processes, order preserved, same verdicts as `grade`.
 
@@ -456,8 +503,9 @@ def grade_many(
         workers: Processes to use (default: CPU count); 1 grades in this process.
         timeout_s: Per-pair limit: each pair's verdict arrives within it plus `DEADLINE_SLACK_S` (see `grade`).
         progress: Show a tqdm bar on stderr.
+        options: How answers are compared, for every pair (see `grade`).
     """
-    jobs = [(p[0], p[1], p[2] if len(p) > 2 else None, timeout_s) for p in pairs]  # type: ignore[misc]
+    jobs = [(p[0], p[1], p[2] if len(p) > 2 else None, timeout_s, options) for p in pairs]  # type: ignore[misc]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
     bar = tqdm(total=len(jobs), disable=not progress, file=sys.stderr, desc="grading", unit="pair")
     if workers == 1:

@@ -12,10 +12,15 @@ Rules, in order (each returns the rule's name as the reason):
   bare gold compares ``v``; two relations compare side by side, flipped, or as ``lhs - rhs`` up to sign.
 - sequences: tuples, intervals and matrices are ordered (bracket types must agree); bare lists and sets
   are unordered multisets; a one-element list equals its element.
+The comparison options of the call in progress (`eval.grading.options`; the defaults change nothing) act here:
+``precision`` in `scalar_equal`, ``set_relation`` in `equal`, ``strict`` in `renamed_equal` (asked about two whole
+answers that `equal` found different).
 """
 
 from __future__ import annotations
 
+import itertools
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -32,7 +37,10 @@ from eval.grading.numeric import (
     close_at,
     judge_values,
     rational_ratio,
+    rounded,
 )
+from eval.grading.options import MAX_RENAMED
+from eval.grading.options import current as current_options
 from eval.grading.realsets import as_real_set, describes_inequality, sets_equal
 from eval.grading.values import BaseNumeral, Matrix, Relation, Scalar, Seq, Text, UnionOf, Value
 
@@ -63,6 +71,7 @@ _STEP_INTEGERS = tuple(sympy.Integer(v) for v in (2, 3, 4, 5, 7, 8, 9, 12, 16, 1
 _ROUNDING = (sympy.floor, sympy.ceiling)
 _FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "!=": "!="}
 _FALLBACK_DIGITS = 60
+_INEQUALITIES = {"<", "<=", ">", ">="}
 
 Outcome = tuple[bool, str]
 
@@ -140,8 +149,27 @@ def _sympy_verdict(x: sympy.Basic, y: sympy.Basic, subs: dict, approx: bool) -> 
 
 
 def scalar_equal(a: Scalar, b: Scalar) -> Outcome:
-    """Exact where both sides are exact, a relative tolerance where one is a decimal approximation."""
+    """Exact where both sides are exact, a relative tolerance where one is a decimal approximation; with the
+    ``precision`` option, a lone decimal against a constant by rounding both (`eval.grading.options`)."""
+    places = current_options().precision
+    if places is not None and _lone_decimal_against_constant(a, b):
+        return _rounded_outcome(a.expr, b.expr, places)
     return scalar_outcome(a.expr, b.expr, a.approx or b.approx)
+
+
+def _lone_decimal_against_constant(a: Scalar, b: Scalar) -> bool:
+    """Whether one side is a decimal written alone (``0.33``; its value a number) and neither has a variable."""
+    lone = (a.approx and a.expr.is_Number) or (b.approx and b.expr.is_Number)
+    return bool(lone) and not (a.expr.free_symbols or b.expr.free_symbols)
+
+
+def _rounded_outcome(x: sympy.Basic, y: sympy.Basic, places: int) -> Outcome:
+    rx, ry = rounded(x, places), rounded(y, places)
+    if rx is None or ry is None:
+        return False, f"no rounding to {places} places (not a finite real number, too large, or too near a tie)"
+    if rx == ry:
+        return True, f"equal rounded to {places} decimal places (precision option)"
+    return False, f"different rounded to {places} decimal places (precision option)"
 
 
 @lru_cache(maxsize=16384)
@@ -374,6 +402,8 @@ def _matrix_equal(g: Value, p: Value) -> Outcome:
 
 def equal(gold: Value, pred: Value) -> Outcome:
     """Whether `pred` is mathematically equal to `gold`; returns (verdict, rule name)."""
+    if not current_options().set_relation and _inequality(pred) and _written_as_set(gold):
+        return False, "an inequality against a gold written as a set (set_relation option off)"
     if describes_inequality(gold) or describes_inequality(pred):
         outcome = _set_outcome(gold, pred)
         if outcome is not None:
@@ -389,6 +419,69 @@ def equal(gold: Value, pred: Value) -> Outcome:
     if isinstance(gold, Seq) != isinstance(pred, Seq):
         return _one_element(gold, pred)
     return _other_equal(gold, pred)
+
+
+def renamed_equal(gold: Value, pred: Value) -> Outcome | None:
+    """Under the option ``strict=False``, for answers `equal` found different: whether they are equal once the
+    letters only `pred` uses are renamed one-to-one onto the letters only `gold` uses (every pairing, at most
+    `MAX_RENAMED` letters; letters both use keep their names). None when strict, or when nothing is renamed."""
+    if current_options().strict:
+        return None
+    g_only = sorted(_symbols(gold) - _symbols(pred), key=str)
+    p_only = sorted(_symbols(pred) - _symbols(gold), key=str)
+    if not p_only or len(g_only) != len(p_only) or len(p_only) > MAX_RENAMED:
+        return None
+    for target in itertools.permutations(g_only):
+        mapping = dict(zip(p_only, target, strict=True))
+        renamed = equal(gold, _renamed(pred, mapping))
+        if renamed[0]:
+            names = ", ".join(f"{a} -> {b}" for a, b in mapping.items())
+            return True, f"equal with the answer's letters renamed ({names}; strict option off): {renamed[1]}"
+    return None
+
+
+def _symbols(value: Value) -> set[sympy.Symbol]:
+    """The free symbols of every scalar in `value`."""
+    if isinstance(value, Scalar):
+        return {s for s in value.expr.free_symbols if isinstance(s, sympy.Symbol)}
+    parts: tuple[Value, ...] = ()
+    if isinstance(value, Seq):
+        parts = value.items
+    elif isinstance(value, Relation):
+        parts = (value.lhs, value.rhs)
+    elif isinstance(value, Matrix):
+        parts = tuple(v for row in value.rows for v in row)
+    elif isinstance(value, UnionOf):
+        parts = value.parts
+    return set().union(*(_symbols(p) for p in parts)) if parts else set()
+
+
+def _renamed(value: Value, mapping: dict[sympy.Symbol, sympy.Symbol]) -> Value:
+    """`value` with its symbols replaced at once by `mapping` (``xreplace`` of symbols by symbols)."""
+    if isinstance(value, Scalar):
+        return replace(value, expr=value.expr.xreplace(mapping))
+    if isinstance(value, Seq):
+        return replace(value, items=tuple(_renamed(i, mapping) for i in value.items))
+    if isinstance(value, Relation):
+        return replace(value, lhs=_renamed(value.lhs, mapping), rhs=_renamed(value.rhs, mapping))
+    if isinstance(value, Matrix):
+        return Matrix(tuple(tuple(_renamed(v, mapping) for v in row) for row in value.rows))
+    if isinstance(value, UnionOf):
+        return UnionOf(tuple(_renamed(p, mapping) for p in value.parts))
+    return value
+
+
+def _inequality(value: Value) -> bool:
+    """An inequality (``x > 2``), a chain (``-2 \\le x \\le 7``) or a list of them (``x < -2`` or ``x > 4``)."""
+    if isinstance(value, Seq):
+        return value.kind == "list" and bool(value.items) and all(_inequality(i) for i in value.items)
+    return isinstance(value, Relation) and value.op in _INEQUALITIES
+
+
+def _written_as_set(gold: Value) -> bool:
+    """Whether `gold` is written as a set of reals: an interval, a union, an open pair, ``x \\in S``."""
+    membership = isinstance(gold, Relation) and gold.op == "=" and isinstance(gold.rhs, (Seq, UnionOf))
+    return (membership or isinstance(gold, (Seq, UnionOf))) and as_real_set(gold, pairs_are_open=True) is not None
 
 
 def _set_outcome(gold: Value, pred: Value) -> Outcome | None:

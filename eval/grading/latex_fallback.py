@@ -20,8 +20,9 @@ _INNER_LIMIT_FRACTION = 0.5
 WARM_UP = {"gold": "\\min(1, \\frac{1}{2})", "pred": "\\frac{1}{2}", "timeout_s": 2.0}
 
 
-def compare_math_verify(gold: str, pred: str, timeout_s: float) -> dict[str, Any] | None:
-    """math-verify's verdict, or None when it cannot parse one side."""
+def compare_math_verify(gold: str, pred: str, timeout_s: float, **options: Any) -> dict[str, Any] | None:
+    """math-verify's verdict, or None when it cannot parse one side; `options` are ``verify``'s ``float_rounding``
+    (an int) and ``strict`` (a bool), passed only where the caller set them (`eval.grading.options`)."""
     from math_verify import LatexExtractionConfig, parse, verify
 
     inner = max(1, int(timeout_s * _INNER_LIMIT_FRACTION))
@@ -31,7 +32,7 @@ def compare_math_verify(gold: str, pred: str, timeout_s: float) -> dict[str, Any
         p = parse(f"${pred}$", extraction_config=config, parsing_timeout=inner)
         if not g or not p:
             return None
-        same = verify(g, p, timeout_seconds=inner)
+        same = verify(g, p, timeout_seconds=inner, **options)
     except Exception as exc:  # math-verify raises several types on malformed input
         return {"status": "unparseable", "reason": f"math-verify: {type(exc).__name__}"}
     return {"status": "correct" if same else "incorrect", "reason": "math-verify (our parser declined)"}
@@ -56,11 +57,24 @@ def compare_latex(gold: str, pred: str) -> dict[str, Any]:
 
 
 def answer(request: dict[str, Any]) -> dict[str, Any]:
-    """One request: ``{"gold", "pred", "timeout_s"}`` (or ``{"spin_s"}``: burn CPU, for the limit's tests)."""
+    """One request: ``{"gold", "pred", "timeout_s"}`` and maybe ``float_rounding`` and ``strict`` (or ``{"spin_s"}``:
+    burn CPU, for the limit's tests)."""
     if "spin_s" in request:
         return _spin(float(request["spin_s"]))
     gold, pred = request["gold"], request["pred"]
-    return compare_math_verify(gold, pred, float(request.get("timeout_s", 2.0))) or compare_latex(gold, pred)
+    timeout_s = float(request.get("timeout_s", 2.0))
+    return compare_math_verify(gold, pred, timeout_s, **_verify_options(request)) or compare_latex(gold, pred)
+
+
+def _verify_options(request: dict[str, Any]) -> dict[str, Any]:
+    """The request's math-verify options, type-checked (an int from 0 to 50, a bool); anything else is dropped."""
+    options: dict[str, Any] = {}
+    rounding = request.get("float_rounding")
+    if isinstance(rounding, int) and not isinstance(rounding, bool) and 0 <= rounding <= 50:
+        options["float_rounding"] = rounding
+    if isinstance(request.get("strict"), bool):
+        options["strict"] = request["strict"]
+    return options
 
 
 def _spin(seconds: float) -> dict[str, Any]:

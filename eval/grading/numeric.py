@@ -596,3 +596,42 @@ def rational_ratio(x: sympy.Basic, y: sympy.Basic, subs: dict) -> sympy.Rational
     if abs(real - MP.mpf(guess.numerator) / guess.denominator) > abs(real) * MP.mpf(10) ** -30:
         return None
     return sympy.Rational(guess.numerator, guess.denominator)
+
+
+def rounded(expr: sympy.Basic, places: int) -> int | None:
+    """``expr`` (a constant: no free symbols) times ``10^places``, rounded half away from zero, as an integer: the
+    digits of ``expr`` rounded to `places` decimal places. Exact for a rational; otherwise evaluated with error
+    bounds at rising precision (up to `MAX_DIGITS`) until the bounds fall on one side of a rounding boundary.
+    None when the value is not a finite real number, is too large, or sits too near a boundary to tell."""
+    if expr.free_symbols:
+        return None
+    if isinstance(expr, sympy.Rational):
+        p, q = int(expr.p), int(expr.q)
+        if _sig_digits(p) - _sig_digits(q) + places > MAX_DIGITS:
+            return None
+        scaled = abs(p) * 10**places
+        half_up = (2 * scaled + q) // (2 * q)
+        return half_up if p >= 0 else -half_up
+    digits = FIRST_DIGITS + places
+    while digits <= MAX_DIGITS:
+        ctx = _context(digits)
+        try:
+            value, error = _Evaluator({}, ctx).value(expr)
+        except (Unsupported, ZeroDivisionError, ValueError, OverflowError):
+            return None
+        if not ctx.isfinite(value) or not ctx.isfinite(error) or not _is_real(value, error):
+            return None
+        real, spread = ctx.re(value), SAFETY * error
+        if real != 0 and float(ctx.mag(real)) * _LOG10_2 + places + 10 > MAX_DIGITS:
+            return None  # more integer digits than any evaluation here carries
+        scale = ctx.mpf(10) ** places
+        low, high = _half_away(ctx, (real - spread) * scale), _half_away(ctx, (real + spread) * scale)
+        if low == high:
+            return low
+        digits *= 2
+    return None
+
+
+def _half_away(ctx: Any, x: Any) -> int:
+    """``x`` rounded to an integer, halves away from zero (a non-decreasing function of ``x``)."""
+    return int(ctx.floor(x + ctx.mpf(0.5))) if x >= 0 else -int(ctx.floor(-x + ctx.mpf(0.5)))
