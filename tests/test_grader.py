@@ -317,3 +317,22 @@ def test_an_answer_that_restates_the_problem_is_no_solution(gold, response, prob
 )
 def test_a_function_argument_without_brackets(gold, response, correct):
     assert grade(gold, response).correct is correct
+
+
+@pytest.mark.parametrize(
+    "gold, response, correct",
+    [
+        ("(100,200)", "100200", False),  # two numbers filling a bracket are a pair, not a thousands number
+        (r"\left(100,200\right)", "(100, 200)", True),
+        ("[100,200]", "100200", False),  # an interval
+        (r"\{100,200\}", r"\{200,100\}", True),
+        (r"\binom{12}{100}", "0", True),  # a binomial's two arguments
+        (r"\binom{200}{100}", "90548514656103281165404177077484163874504589675413336841320", True),
+        ("(1,000)", "1000", True),  # a group with a leading zero is still a thousand ...
+        ("(1,000,000)", "1000000", True),  # ... and so is a group with two commas
+        ("1,000", "1000", True),
+        ("x = 100,200", "100200", True),  # outside a bracket the comma still groups thousands
+    ],
+)
+def test_two_numbers_in_a_bracket_are_not_a_thousands_number(gold, response, correct):
+    assert grade(gold, response).correct is correct

@@ -175,6 +175,10 @@ def _unit_dropped(tail: re.Match[str]) -> str:
 
 _TEXT_SEG = re.compile(r"\x01([^\x01\x02]*)\x02(\s*\^\s*\{?\s*[23]\s*\}?)?")
 _THOUSANDS = re.compile(r"(?<![\d.,])([1-9]\d{0,2}(?:,\d{3})+)(?![\d,]|\.\d*,)")
+# ``(100,200)``, ``[100,200]``, ``binom(200,100)``: two numbers that fill a bracket are a pair, not a thousand; a
+# group with a leading zero (``(1,000)``) or more than one comma (``(1,000,000)``) is still a thousands number.
+_BRACKET_PAIR = re.compile(r"[(\[{]\s*$")
+_BRACKET_CLOSE = re.compile(r"\s*[)\]}]")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}|°")
 # ``\sin 15^\circ``: inside a trigonometric function a degree sign is a unit to convert, not to drop.
 _TRIG_DEGREES = re.compile(
@@ -438,6 +442,16 @@ def _congruence_residue(s: str) -> str:
     return m.group(1) if m else s
 
 
+def _thousands_joined(m: re.Match[str]) -> str:
+    """A thousands group without its commas, unless it is the two numbers of a bracket (see `_BRACKET_PAIR`)."""
+    group = m.group(1)
+    head, _, tail = group.partition(",")
+    pair = "," not in tail and not tail.startswith("0")
+    if pair and _BRACKET_PAIR.search(m.string, 0, m.start()) and _BRACKET_CLOSE.match(m.string, m.end()):
+        return group
+    return group.replace(",", "")
+
+
 def normalize(answer: str) -> str:
     """Canonical plain form of one bare answer (LaTeX or plain).
 
@@ -461,7 +475,7 @@ def normalize(answer: str) -> str:
     s = re.sub(r"\s*\^\s*\)?\s*$", "", s)
     s = re.sub(r"\s+", " ", s).strip().rstrip(".").strip()
     s = _UNIT_TAIL.sub(_unit_dropped, s).strip()
-    s = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), s)
+    s = _THOUSANDS.sub(_thousands_joined, s)
     s = _glued_disjunction(_PLAIN_MIXED.sub(_plain_mixed, s))
     s = re.sub(r"(?<=[)\]])\s*U\s*(?=[(\[])", " ∪ ", s)
     s = re.sub(r"\s*,?\s*\b(?:and|or)\b\s*", ",", s) if re.search(r"[\d=]", s) else s
