@@ -348,6 +348,10 @@ class MajorityGoldOptions:
             majority answer (``majority_too_few_generators`` otherwise): one model's attempts can repeat one
             mistake, so agreement across models is worth more than agreement within one.
         models: Generators whose chains vote (the strong models); empty: every chain of the problem.
+        count_generators: What ``min_generators`` and the trust counts count: ``name`` (each distinct generator
+            name) or ``family`` (the leading letters of the name after any ``org/``: ``gpt-4``, ``gpt-4o`` and
+            ``gpt-4o-mini`` are one family, ``gpt``; ``Qwen/Qwen2.5-7B-Instruct`` is ``qwen``), for pools whose
+            attempts come from versions of one model, which repeat one another's mistakes.
     """
 
     enabled: bool = False
@@ -355,6 +359,7 @@ class MajorityGoldOptions:
     min_votes: int = 3
     min_generators: int = 1
     models: tuple[str, ...] = ()
+    count_generators: str = "name"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_agreement <= 1.0:
@@ -364,6 +369,10 @@ class MajorityGoldOptions:
         if self.min_generators < 1:
             raise OptionsError(
                 f"curate.stages.majority_gold.min_generators: {self.min_generators}; at least 1 generator is needed"
+            )
+        if self.count_generators not in ("name", "family"):
+            raise OptionsError(
+                f"curate.stages.majority_gold.count_generators: {self.count_generators!r}; expected name or family"
             )
 
 

@@ -184,6 +184,7 @@ SHAPES = {
     "voted": ([(True, "gpt-4"), (True, "o1-mini"), (False, "gpt-4")], False),
     "unanimous_two_models": ([(True, "gpt-4"), (True, "o1-mini"), (True, "gpt-4")], False),
     "one_model_repeats_a_mistake": ([(False, "gpt-4"), (False, "gpt-4"), (True, "o1-mini")], False),
+    "one_family_repeats_a_mistake": ([(False, "gpt-4"), (False, "gpt-4o"), (True, "o1-mini")], False),
     "split": ([(True, "gpt-4"), (False, "o1-mini"), (False, "gpt-4")], False),
 }
 PER_SHAPE = 2
@@ -237,6 +238,7 @@ def test_a_sharegpt_pool_curates_grouped_by_problem_with_no_wrong_chain_and_says
     shape_of = {problem_id(text): shape for text, (shape, _) in truth.items()}
     refused = {(shape_of[r["id"]], r["reason"]) for r in jsonl(curate / "rejects.jsonl") if r["kind"] == "problem"}
     assert ("one_model_repeats_a_mistake", "majority_too_few_generators") in refused
+    assert ("one_family_repeats_a_mistake", "majority_too_few_generators") in refused  # gpt-4, gpt-4o: one family
     assert ("split", "majority_below_threshold") in refused
     voted = [r for r in curated if r["gold_source"] == "majority"]
     assert voted and all(r["gold_generators"] == 2 for r in voted)
@@ -250,6 +252,7 @@ def test_a_sharegpt_pool_curates_grouped_by_problem_with_no_wrong_chain_and_says
     assert f"left out: {chains - len(curated)} chains and {len(truth) - len(curated)} problems" in summary
     report = (curate / "report.md").read_text()
     assert f"Selected {len(curated)} of the {ASKED} asked" in report and "## Golds by majority vote" in report
+    assert "counted by model family" in report and "gpt: gpt-4, gpt-4o" in report
 
 
 @pytest.mark.shared_data

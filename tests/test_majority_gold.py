@@ -24,6 +24,7 @@ from curation.options import IngestOptions, MajorityGoldOptions, StageOptions
 from curation.pool.rows import RowSpec, read_row
 from curation.schema import Chain
 from curation.stages import curate_items
+from curation.stages.majority_gold import generator_family
 from eval.options import OptionsError, to_options
 from eval.problem import Problem
 from eval.records import RowError
@@ -230,6 +231,33 @@ def test_only_the_named_models_vote(tmp_path):
     _, kept = curate_items([problem], chains, options, ["majority_gold", "answer_check"], tmp_path)
     assert kept.problems["p"].answer == "12" and kept.problems["p"].extra["gold"]["votes"] == 2
     assert sorted(kept.chains) == ["p/strong/0", "p/strong/1"]  # the weak chains are graded against 12
+
+
+@pytest.mark.parametrize(
+    "name, family",
+    [("gpt-4o-mini", "gpt"), ("gpt-4", "gpt"), ("Qwen/Qwen2.5-Math-7B-Instruct", "qwen"), ("claude-3-opus", "claude"),
+     ("o1-mini", "o"), ("DeepSeek-R1", "deepseek"), ("4o", "4o"), ("model", "model")],
+)  # fmt: skip
+def test_a_generator_s_family_is_the_leading_letters_of_its_name(name, family):
+    assert generator_family(name) == family
+
+
+def test_versions_of_one_model_count_as_one_generator_when_counted_by_family(tmp_path):
+    problem = Problem("p", "What is the product of three and four?", "", "test")
+    chains = [chain(0, "13", "gpt-4"), chain(1, "13", "gpt-4o"), chain(2, "12", "claude-3-opus")]
+    by_name = {"enabled": True, "min_generators": 2}
+    by_family = {**by_name, "count_generators": "family"}
+    _, kept = curate_items([problem], chains, to_options(StageOptions, {"majority_gold": by_name}), ["majority_gold"],
+                           tmp_path / "name")  # fmt: skip
+    assert kept.problems["p"].answer == "13" and kept.problems["p"].extra["gold"]["generators"] == 2
+    state, kept = curate_items([problem], chains, to_options(StageOptions, {"majority_gold": by_family}),
+                               ["majority_gold"], tmp_path / "family")  # fmt: skip
+    assert "p" not in kept.problems
+    notes = state.funnel[-1].notes
+    assert notes["dropped"] == {"majority_too_few_generators": 1}
+    assert notes["generator_families"] == {"claude": ["claude-3-opus"], "gpt": ["gpt-4", "gpt-4o"]}
+    with pytest.raises(OptionsError, match="count_generators: 'model'; expected name or family"):
+        to_options(StageOptions, {"majority_gold": {"count_generators": "model"}})
 
 
 # ------------------------------------------------------------------------------------------------ the entry point

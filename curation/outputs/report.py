@@ -262,8 +262,16 @@ def majority_gold_section(funnel: Sequence[StageCount]) -> str:
         f"dropped: {_counts(notes['dropped']) if notes.get('dropped') else 'none'}. Rows of `curated.jsonl` carry "
         "`gold_source` and `gold_agreement`."
     )
+    families = notes.get("generator_families")
+    kind = "model families" if families is not None else "generators"
     if notes.get("min_generators", 1) > 1:
-        intro += f" A majority needed chains of at least {notes['min_generators']} generators."
+        intro += f" A majority needed chains of at least {notes['min_generators']} {kind}."
+    if families is not None:
+        listed = "; ".join(f"{family}: {', '.join(names)}" for family, names in families.items())
+        intro += (
+            " Generators were counted by model family (curate.stages.majority_gold.count_generators: family), "
+            f"the leading letters of each name: {listed or 'none named'}."
+        )
     table = count_table("Voted problems by agreement (tenths)", notes.get("agreement", {}))
     trust = _trust(notes, stage_notes(funnel, "select").get("voted_golds"))
     return "\n\n".join(["## Golds by majority vote", intro, trust, _given_golds(notes), table])

@@ -15,7 +15,9 @@ whether the majority agrees) for the report.
 A voted gold is only as good as its voters: one model's attempts can repeat one mistake, unanimously. So every
 gold records how many distinct generators (``field_map.generator``: the model that wrote each chain) gave it
 (``generators``), the stage counts the kept golds that rest on a single generator, and the outputs say how much
-of the selection rests on them (`curation.outputs.writer.gold_trust`).
+of the selection rests on them (`curation.outputs.writer.gold_trust`). Versions of one model repeat one another's
+mistakes too, so ``count_generators: family`` counts model families instead of names (`generator_family`), and
+the funnel notes list which names fell in which family.
 
 The decided golds go into the run's golds file (`curation.pool.golds`), which every later stage and the
 outputs read instead of the store's empty gold: the answer check then grades each chain against the voted
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -125,17 +128,42 @@ def _backing(gold: str | None, answers: Sequence[str | None], writers: Sequence[
 VOTERS_AT_ONCE = 100_000  # the most answers a vote task holds (all of one problem's, whatever their number)
 
 
+_FAMILY = re.compile(r"[a-z]+")
+
+
+def generator_family(name: str) -> str:
+    """A generator's model family: the leading letters of its name after any ``org/`` prefix, lower-cased
+    (``gpt-4o-mini`` -> ``gpt``, ``Qwen/Qwen2.5-Math-7B`` -> ``qwen``, ``claude-3-opus`` -> ``claude``,
+    ``o1-mini`` -> ``o``); a name that starts with no letter is its own family. The unnamed writer stays
+    unnamed."""
+    if name == MODEL:
+        return name
+    base = name.rsplit("/", 1)[-1].strip().lower()
+    found = _FAMILY.match(base)
+    return found.group(0) if found else base
+
+
+def generator_families(names: Iterable[str]) -> dict[str, list[str]]:
+    """Each family of ``names`` (the unnamed writer left out) and the names in it, for the funnel notes."""
+    families: dict[str, list[str]] = {}
+    for name in sorted(set(names) - {MODEL}):
+        families.setdefault(generator_family(name), []).append(name)
+    return dict(sorted(families.items()))
+
+
 def vote_problems(index: int, item: dict[str, Any]) -> Iterator[VoteRow]:
     """A `VoteRow` for every alive problem of one part of the problems table (``item['voters']``: the mask of
     the chains that vote), the problems taken in runs of at most `VOTERS_AT_ONCE` voters: a pool of few
-    problems with many chains each (rollouts) would otherwise hold every chain's answer in one task."""
+    problems with many chains each (rollouts) would otherwise hold every chain's answer in one task. With
+    ``item['count_generators'] == 'family'`` each voter's writer is its model family (`generator_family`)."""
+    writer = generator_family if item.get("count_generators") == "family" else str
     problems = {position: (row["answer"], row["problem"]) for position, row in alive_rows(item)}
     for run in _runs(item, list(problems)):
         answers: dict[int, list[str | None]] = {position: [] for position in run}
         writers: dict[int, list[str]] = {position: [] for position in run}
         for position, chain in _voters(item, run[0], run[-1]):
             answers[position].append(chain_answer(chain, problems[position][1]))
-            writers[position].append(chain.generator)
+            writers[position].append(writer(chain.generator))
         for position in run:
             yield vote_row(position, problems[position][0], answers[position], writers[position])
 
@@ -283,13 +311,17 @@ def majority_gold(state: RunState, options: StageOptions, context: StageContext)
     """Vote every alive problem's gold, write the run's golds file and drop what the vote cannot decide."""
     settings = options.majority_gold
     count = state.begin("majority_gold", settings.enabled)
-    params = {"voters": mask_file(context.work_dir, voters(state, options))}  # thresholds apply here, not in tasks
+    params: dict[str, Any] = {"voters": mask_file(context.work_dir, voters(state, options))}  # thresholds apply here
+    if settings.count_generators != "name":  # (absent for names: the same job folders as before the option)
+        params["count_generators"] = settings.count_generators
     job = run_parts(state, context, "majority-gold", vote_problems, params, table="problems")
     rows = sorted(rows_as(job, VoteRow), key=lambda r: r.problem)
     decided = [decide(row, settings) for row in rows]
     drops = [drop for _, drop in decided if drop is not None]
     state.golds = write_golds(job.folder, (entry for entry, _ in decided if entry is not None))
     count.notes = summary(rows, drops, settings)
+    if settings.count_generators == "family":  # which names counted as one (absent when names count)
+        count.notes["generator_families"] = generator_families(state.store.columns.generators)
     count.notes["given_disagreements"] = disagreements(rows, state.problem_ids)
     state.manifest["golds"] = {"source": MAJORITY, **count.notes}
     state.apply(count, problems=drops)
