@@ -65,6 +65,8 @@ def test_sharegpt_and_openai_chats_give_the_human_turn_the_last_gpt_turn_and_the
     tools = [*openai[:1], {"role": "assistant", "content": "Let me count."}, {"role": "tool", "content": "16"},
              {"role": "assistant", "content": SOLUTION}]  # fmt: skip
     assert read_row({"messages": tools, "answer": "16"}, rules, 1).chains[0].text == SOLUTION
+    with pytest.raises(RowError, match=r"column 'messages'\) is text; a column read as both problem and chain"):
+        read_row({"messages": "How many pairings? 16.", "answer": "16"}, rules, 1)  # not the problem and its chain
 
 
 def test_a_chat_with_its_own_keys_is_read_when_the_recipe_names_them_and_explained_when_not():

@@ -187,6 +187,13 @@ def read_row(raw: Mapping[str, Any], spec: RowSpec, number: int) -> RowRecord:
         RowError: A field is missing, of an unexpected type, or a list without a rule; the message names the
             field and its column.
     """
+    for column in spec.columns["problem"]:  # ``conversations`` as text would be both problem and chain
+        if column in spec.columns["chain"] and isinstance(raw.get(column), str):
+            raise RowError(
+                f"field 'problem' (column {column!r}) is text; a column read as both problem and chain must be a "
+                "chat (a list of turns)",
+                "problem",
+            )
     text = _required(_text(raw, spec, "problem"), spec, "problem")
     row_id = _scalar_text(raw, spec, "id") if spec.columns["id"] else None
     pid = row_id if row_id is not None and not spec.group_by_text else problem_id(text)
