@@ -63,6 +63,9 @@ class ChatOptions:
         tool_roles: Roles of tool calls and results, skipped (a chain is the assistant's final turn).
         user_turn: Which user turn is the problem: ``only`` (a chat with several is rejected, naming this key),
             ``first`` or ``last``.
+        reasoning_keys: Keys of an assistant turn holding its reasoning apart from its content (DeepSeek's and
+            vLLM's ``reasoning_content``, OpenRouter's ``reasoning``): the chain is then
+            ``<think>\n{reasoning}\n</think>\n\n{content}``, as R1-style chains are written; empty: never read.
     """
 
     role_key: str | None = None
@@ -72,6 +75,7 @@ class ChatOptions:
     system_roles: tuple[str, ...] = ("system",)
     tool_roles: tuple[str, ...] = ("tool", "function", "function_call", "observation", "ipython")
     user_turn: str = "only"
+    reasoning_keys: tuple[str, ...] = ("reasoning_content", "reasoning")
 
     def __post_init__(self) -> None:
         if self.user_turn not in TURN_CHOICES:

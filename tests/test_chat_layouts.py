@@ -69,6 +69,26 @@ def test_sharegpt_and_openai_chats_give_the_human_turn_the_last_gpt_turn_and_the
         read_row({"messages": "How many pairings? 16.", "answer": "16"}, rules, 1)  # not the problem and its chain
 
 
+def test_content_parts_are_joined_and_reasoning_kept_apart_goes_before_the_answer_in_think_tags():
+    rules = spec(field_map={"problem": "messages", "chain": "messages"})
+    asked = [{"type": "text", "text": "How many"}, {"type": "text", "text": "pairings?"}]
+    answered = [{"type": "text", "text": SOLUTION}]
+    parts = [{"role": "user", "content": asked}, {"role": "assistant", "content": answered}]
+    record = read_row({"messages": parts, "answer": "16"}, rules, 1)
+    assert (record.problem.problem, record.chains[0].text) == ("How many\n\npairings?", SOLUTION)
+    image = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "a.png"}}]}, parts[1]]
+    with pytest.raises(RowError, match=r"turn 0 \(user\) has a part of type 'image_url'; only text parts are read"):
+        read_row({"messages": image, "answer": "16"}, rules, 1)
+    for key in ("reasoning_content", "reasoning"):  # DeepSeek's and vLLM's, OpenRouter's
+        r1 = [parts[0], {"role": "assistant", "content": SOLUTION, key: "Four bowls, four glasses ..."}]
+        chain = read_row({"messages": r1, "answer": "16"}, rules, 1).chains[0].text
+        assert chain == f"<think>\nFour bowls, four glasses ...\n</think>\n\n{SOLUTION}"
+    tagged = [parts[0], {"role": "assistant", "content": f"<think>counting</think>{SOLUTION}", "reasoning": "x"}]
+    assert read_row({"messages": tagged, "answer": "16"}, rules, 1).chains[0].text.count("<think>") == 1
+    unread = spec(field_map={"problem": "messages", "chain": "messages"}, chat=ChatOptions(reasoning_keys=()))
+    assert read_row({"messages": r1, "answer": "16"}, unread, 1).chains[0].text == SOLUTION
+
+
 def test_a_chat_with_its_own_keys_is_read_when_the_recipe_names_them_and_explained_when_not():
     chat = [{"speaker": "asker", "text": "How many pairings?"}, {"speaker": "solver", "text": SOLUTION}]
     raw = {"dialog": chat, "answer": "16"}

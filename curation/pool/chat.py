@@ -13,7 +13,11 @@ a chat; `read_chat` turns it into its turns once, and the row reader takes what 
 - the system turns, joined, are the chain's prompt setting when the row declares none (the training view
   never carries them: training adds the recipe's system turn);
 - tool turns, and turns without content (an assistant's bare tool call), are skipped; a role that is none of
-  these rejects the row, naming the role and the key that would declare it.
+  these rejects the row, naming the role and the key that would declare it;
+- a content given as parts (OpenAI's ``[{"type": "text", "text": ...}, ...]``) is its text parts joined; a part of
+  another kind (an image) rejects the row, naming it;
+- an assistant turn's reasoning kept apart from its content (``reasoning_content``, ``reasoning``:
+  `ChatOptions.reasoning_keys`) goes before it in ``<think>`` tags, so the chain keeps its reasoning.
 
 A list of mappings that are not turns (other keys) is reported with its keys, so the recipe can name them.
 """
@@ -134,13 +138,41 @@ def read_chat(value: Sequence[Mapping[str, Any]], options: ChatOptions, ours: st
         content = turn[content_key]
         if kind == "tool" or content is None:  # a tool turn, or an assistant's bare tool call: no text to read
             continue
+        if isinstance(content, list) and content and all(isinstance(p, Mapping) and "type" in p for p in content):
+            content = _text_parts(content, f"field {ours!r} (column {column!r}): turn {number} ({role})", ours)
         if not isinstance(content, str):
             shown = f"a list of {len(content)}" if isinstance(content, list) else f"a {type(content).__name__}"
             raise RowError(
                 f"field {ours!r} (column {column!r}): turn {number} ({role}) is {shown}; expected text", ours
             )
+        if kind == "assistant":
+            content = _with_reasoning(turn, content, options)
         turns.append((kind, content))
     return Chat(tuple(turns))
+
+
+def _text_parts(parts: Sequence[Mapping[str, Any]], where: str, ours: str) -> str:
+    """A content given as typed parts: its text parts' text, joined by a blank line.
+
+    Raises:
+        RowError: A part that is not text (an image, audio), named.
+    """
+    texts = []
+    for part in parts:
+        if part["type"] != "text" or not isinstance(part.get("text"), str):
+            raise RowError(f"{where} has a part of type {part['type']!r}; only text parts are read", ours)
+        texts.append(part["text"])
+    return "\n\n".join(texts)
+
+
+def _with_reasoning(turn: Mapping[str, Any], content: str, options: ChatOptions) -> str:
+    """An assistant turn's content after its reasoning in ``<think>`` tags, when the turn keeps its reasoning apart
+    (`ChatOptions.reasoning_keys`) and the content does not already open with it."""
+    for key in options.reasoning_keys:
+        reasoning = turn.get(key)
+        if isinstance(reasoning, str) and reasoning.strip() and "<think>" not in content:
+            return f"<think>\n{reasoning.strip()}\n</think>\n\n{content}"
+    return content
 
 
 @lru_cache(maxsize=8)
