@@ -34,6 +34,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from eval.grader import Verdict, grade
+from eval.grading.options import GradeOptions
 from eval.grading.timeouts import _cpu_seconds
 
 GradeFn = Callable[..., Verdict]  # called as grade_fn(gold, response, timeout_s=..., problem=...)
@@ -94,6 +95,8 @@ class GraderPool:
         grade_fn: The grading function workers call, ``grade_fn(gold, response, timeout_s=, problem=)``;
             default `eval.grader.grade`. Must be importable by name (workers are spawned): tests inject a function
             that hangs on a marker to simulate a wedged grader.
+        options: Comparison options (`eval.grading.options.GradeOptions`) every pair is graded under, passed to
+            ``grade_fn`` as ``options=``; None: the grader's defaults (and ``grade_fn`` is called without it).
     """
 
     def __init__(
@@ -104,6 +107,7 @@ class GraderPool:
         deadline_s: float | None = None,
         wall_deadline_s: float | None = None,
         grade_fn: GradeFn | None = None,
+        options: GradeOptions | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"GraderPool: workers must be at least 1, got {workers}")
@@ -113,6 +117,7 @@ class GraderPool:
             wall_deadline_s if wall_deadline_s is not None else max(30.0, 10 * self.deadline_s)
         )
         self._grade_fn = grade_fn or grade
+        self.options = options
         self._context = multiprocessing.get_context("spawn")
         self._workers = [self._spawn() for _ in range(workers)]
         self.replaced = 0  # workers killed or dead and replaced over the pool's life
@@ -131,7 +136,7 @@ class GraderPool:
 
     def _spawn(self) -> _Worker:
         ours, theirs = self._context.Pipe()
-        process = self._context.Process(target=_serve, args=(theirs, self._grade_fn), daemon=True)
+        process = self._context.Process(target=_serve, args=(theirs, self._grade_fn, self.options), daemon=True)
         process.start()
         theirs.close()
         return _Worker(process, ours)
@@ -300,8 +305,10 @@ def _kill_all(workers: list[_Worker]) -> None:
             worker.conn.close()
 
 
-def _serve(conn: Connection, grade_fn: GradeFn) -> None:
-    """A worker's loop: its own process group, a warm grader, then one verdict per request until ``None``."""
+def _serve(conn: Connection, grade_fn: GradeFn, options: GradeOptions | None = None) -> None:
+    """A worker's loop: its own process group, a warm grader, then one verdict per request until ``None``
+    (each graded under ``options`` when given)."""
+    extra = {} if options is None else {"options": options}
     os.setsid()  # the pool kills the group: a symbolic subprocess started by the grader dies with its worker
     grade("1", "1")  # imports and caches warm before the first timed pair
     conn.send("ready")
@@ -314,7 +321,7 @@ def _serve(conn: Connection, grade_fn: GradeFn) -> None:
             return
         index, gold, response, problem, timeout_s = request
         try:
-            verdict = grade_fn(gold, response, timeout_s=timeout_s, problem=problem)
+            verdict = grade_fn(gold, response, timeout_s=timeout_s, problem=problem, **extra)
         except Exception as exc:  # a grading function that raises costs this pair, not the worker
             verdict = Verdict("unparseable", False, None, f"{_RAISED} {type(exc).__name__}: {str(exc)[:200]}")
         conn.send((index, verdict))

@@ -14,6 +14,7 @@ import pytest
 
 from eval.grader import grade
 from eval.grader_pool import GraderPool
+from eval.grading.options import GradeOptions
 
 PAIRS = [
     ("5", "The answer is \\boxed{5}.", None),
@@ -107,3 +108,13 @@ def test_closed_pool_refuses_work_and_leaves_no_process():
     assert not any(p.is_alive() for p in processes)
     with pytest.raises(RuntimeError, match="closed"):
         pool.grade_batch(PAIRS[:1])
+
+
+def test_options_reach_every_worker():
+    pairs = [("x^2+1", "t^2+1"), ("x^2+1", "t^2+2"), ("0.3333", "\\frac{1}{3}")]
+    loose = GradeOptions(strict=False, precision=4)
+    with GraderPool(workers=1, options=loose) as pool:
+        verdicts = pool.grade_batch(pairs).verdicts
+    assert verdicts == [grade(g, r, options=loose) for g, r in pairs]
+    assert [v.correct for v in verdicts] == [True, False, True]
+    assert [grade(g, r).correct for g, r in pairs] == [False, False, False]  # the defaults differ on two pairs
