@@ -89,9 +89,9 @@ class IngestOptions:
     """Where the pool comes from and how its columns become problems and chains (CONTRACTS.md, "Ingest keys").
 
     Attributes:
-        source: ``champ`` (the embedded CHAMP pool) or a JSONL / JSON / parquet file, dataset folder or hub id
-            whose rows each hold a problem, its gold answer and one or more chains.
-        fmt: Force a format (``jsonl``, ``parquet``, ``hf``) instead of guessing from the name.
+        source: ``champ`` (the embedded CHAMP pool) or a JSONL / JSON / CSV / TSV / parquet file, dataset folder
+            or hub id whose rows each hold a problem, its gold answer and one or more chains.
+        fmt: Force a format (``jsonl``, ``csv``, ``parquet``, ``hf``) instead of guessing from the name.
         split: Dataset split for hub ids and dataset folders.
         revision: Hub revision to pin.
         field_map: ``{our_field: column}`` for our fields `POOL_FIELDS`; ``chain`` and ``problem`` may name a

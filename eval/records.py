@@ -1,10 +1,14 @@
-"""Readers and writers shared by every stage: JSONL (or a ``.json`` array), parquet and Hugging Face datasets.
+"""Readers and writers shared by every stage: JSONL (or a ``.json`` array), CSV / TSV, parquet and Hugging Face
+datasets.
 
 Reading goes through `load_records`, which maps source fields to ours, validates each row and sends bad
 rows to a reject list (source, row number, field, reason) instead of dropping them, so that
 ``read == kept + rejected`` always holds. Problems with the input as a whole (missing file, unknown
 format, a required field that no row has) raise `DataError` with a one-line message naming it. A ``.json``
-file is read as JSON lines unless it opens with ``[`` (one array of objects, as many exports are).
+file is read as JSON lines unless it opens with ``[`` (one array of objects, as many exports are). A ``.csv`` /
+``.tsv`` file (gzipped too) is read with its header row naming the columns; every cell is text (an empty cell
+is a missing value), quoted cells may span lines, and a row with more or fewer cells than the header is
+rejected with the counts.
 
 Writing is atomic (temporary file in the same folder, fsync, rename), so a killed process never leaves
 a half-written output; `append_jsonl` is the incremental form used by resumable stages, and
@@ -34,7 +38,8 @@ from typing import Any, Generic, TextIO, TypeVar
 from urllib.parse import urlparse
 
 T = TypeVar("T")
-FORMATS = ("jsonl", "parquet", "hf")
+FORMATS = ("jsonl", "csv", "parquet", "hf")
+CSV_FIELD_LIMIT = 2**31 - 1  # cells as long as a reasoning chain (the csv module's default stops at 128 KiB)
 HUB_PROBE_TIMEOUT_S = 3.0
 _TRUE = ("1", "true", "yes", "on")
 _PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
@@ -138,13 +143,17 @@ def detect_format(source: str | os.PathLike[str]) -> str:
     name = path.name.lower()
     if name.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".json")):
         return "jsonl"
+    if name.endswith((".csv", ".tsv", ".csv.gz", ".tsv.gz")):
+        return "csv"
     if name.endswith(".parquet"):
         return "parquet"
     if path.is_dir() or (not path.exists() and "/" in str(source) and not str(source).startswith((".", "/"))):
         return "hf"
     if not path.exists():
         raise DataError(f"{source}: no such file or directory")
-    raise DataError(f"{source}: unknown format (expected .jsonl, .parquet, a dataset folder or a hub id)")
+    raise DataError(
+        f"{source}: unknown format (expected .jsonl, .json, .csv, .tsv, .parquet, a dataset folder or a hub id)"
+    )
 
 
 def iter_rows(
@@ -156,6 +165,8 @@ def iter_rows(
         raise DataError(f"{source}: unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")
     if fmt == "jsonl":
         yield from _iter_jsonl(Path(source))
+    elif fmt == "csv":
+        yield from _iter_csv(Path(source))
     elif fmt == "parquet":
         yield from _iter_parquet(Path(source))
     else:
@@ -184,6 +195,45 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
             )
 
 
+def _iter_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+    """A CSV (``,``) or TSV (tab) file with a header row; row numbers count data rows from 1. An empty cell is a
+    missing value (None)."""
+    import csv
+
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    csv.field_size_limit(CSV_FIELD_LIMIT)
+    delimiter = "\t" if path.name.lower().removesuffix(".gz").endswith(".tsv") else ","
+    opener = _open_gz if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        try:
+            header = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            raise DataError(f"{path}: unreadable header row: {err}") from err
+        if len(set(header)) != len(header) or not all(h.strip() for h in header):
+            raise DataError(f"{path}: the header row must name every column once, got {header}")
+        number = 0
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as err:
+                number += 1
+                yield number, RowError(f"unreadable CSV row: {err}")
+                continue
+            if not cells:
+                continue
+            number += 1
+            if len(cells) != len(header):
+                yield number, RowError(f"{len(cells)} cells where the header names {len(header)} columns")
+                continue
+            yield number, {name: (cell if cell != "" else None) for name, cell in zip(header, cells, strict=True)}
+
+
 def _starts_with(path: Path, char: str) -> bool:
     with open(path, encoding="utf-8") as handle:
         head = handle.read(4096).lstrip("\ufeff \t\r\n")
@@ -200,10 +250,10 @@ def _iter_json_array(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowErro
         yield number, row if isinstance(row, dict) else RowError(f"expected a JSON object, got {type(row).__name__}")
 
 
-def _open_gz(path: Path, mode: str, encoding: str) -> Any:
+def _open_gz(path: Path, mode: str, encoding: str, newline: str | None = None) -> Any:
     import gzip
 
-    return gzip.open(path, mode, encoding=encoding)
+    return gzip.open(path, mode, encoding=encoding, newline=newline)
 
 
 def _iter_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:

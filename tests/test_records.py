@@ -72,9 +72,37 @@ def test_missing_file_is_one_line_error(tmp_path):
 
 
 def test_unknown_format_is_one_line_error(tmp_path):
-    (tmp_path / "pool.csv").write_text("a,b\n")
-    with pytest.raises(DataError, match="unknown format"):
-        load_records(tmp_path / "pool.csv", _problem)
+    (tmp_path / "pool.xlsx").write_text("a,b\n")
+    with pytest.raises(DataError, match=r"unknown format \(expected .jsonl, .json, .csv, .tsv, .parquet"):
+        load_records(tmp_path / "pool.xlsx", _problem)
+
+
+def test_csv_and_tsv_files_are_read_with_their_header_and_bad_rows_rejected(tmp_path):
+    import csv
+    import gzip
+
+    long_chain = "step\n" * 40_000  # 200 KB in one cell: past the csv module's default field limit
+    rows = [
+        ["id", "question", "final", "chain"],
+        ["1", "What is 1+1?", "2", 'Say "two",\nthen stop.'],  # a quoted cell across two lines
+        ["2", "What is 2+2?", "", long_chain],
+        ["3", "What is 3+3?", "6"],  # a cell short
+        ["4", "What is 4+4?", "8", "ok"],
+    ]
+    for name, delimiter in (("pool.csv", ","), ("pool.tsv", "\t")):
+        with open(tmp_path / name, "w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle, delimiter=delimiter).writerows(rows)
+    with open(tmp_path / "pool.csv", "rb") as src, gzip.open(tmp_path / "pool.csv.gz", "wb") as dst:
+        dst.write(src.read())
+    for name in ("pool.csv", "pool.tsv", "pool.csv.gz"):
+        result = load_records(tmp_path / name, lambda r: r, field_map={"answer": "final"})
+        assert result.counts() == {"read": 4, "kept": 3, "rejected": 1}, name
+        assert [r["answer"] for r in result.kept] == ["2", None, "8"]  # an empty cell is a missing value
+        assert result.kept[0]["chain"] == 'Say "two",\nthen stop.' and result.kept[1]["chain"] == long_chain
+        assert (result.rejects[0].row, result.rejects[0].reason) == (3, "3 cells where the header names 4 columns")
+    (tmp_path / "twice.csv").write_text("id,id\n1,2\n")
+    with pytest.raises(DataError, match=r"twice\.csv: the header row must name every column once"):
+        load_records(tmp_path / "twice.csv", lambda r: r)
 
 
 def test_required_field_absent_everywhere_names_it(tmp_path):

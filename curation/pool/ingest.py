@@ -1,4 +1,4 @@
-"""Ingest: a pool of problems and candidate chains, from CHAMP or any JSONL / JSON / parquet / hub source.
+"""Ingest: a pool of problems and candidate chains, from CHAMP or any JSONL / JSON / CSV / parquet / hub source.
 
 A file pool row holds a problem, its gold and one chain (or several: ``lists.chain: explode``), read from the
 source's own columns by `curation.pool.rows` (``field_map``, list rules, chat turns, ``gold_from``,
