@@ -167,7 +167,7 @@ def _text_parts(parts: Sequence[Mapping[str, Any]], where: str, ours: str) -> st
 
 def _with_reasoning(turn: Mapping[str, Any], content: str, options: ChatOptions) -> str:
     """An assistant turn's content after its reasoning in ``<think>`` tags, when the turn keeps its reasoning apart
-    (`ChatOptions.reasoning_keys`) and the content does not already open with it."""
+    (`ChatOptions.reasoning_keys`) and the content holds no ``<think>`` block of its own."""
     for key in options.reasoning_keys:
         reasoning = turn.get(key)
         if isinstance(reasoning, str) and reasoning.strip() and "<think>" not in content:

@@ -445,7 +445,7 @@ def _congruence_residue(s: str) -> str:
 def _thousands_joined(m: re.Match[str]) -> str:
     """A thousands group without its commas, unless it is the two numbers of a bracket (see `_BRACKET_PAIR`)."""
     group = m.group(1)
-    head, _, tail = group.partition(",")
+    tail = group.partition(",")[2]
     pair = "," not in tail and not tail.startswith("0")
     if pair and _BRACKET_PAIR.search(m.string, 0, m.start()) and _BRACKET_CLOSE.match(m.string, m.end()):
         return group
