@@ -336,3 +336,17 @@ def test_a_function_argument_without_brackets(gold, response, correct):
 )
 def test_two_numbers_in_a_bracket_are_not_a_thousands_number(gold, response, correct):
     assert grade(gold, response).correct is correct
+
+
+@pytest.mark.parametrize(
+    "gold, response, correct",
+    [
+        (r"428\text{ square centimeters}", r"-428\text{ square centimeters}", False),  # words alike, sign not
+        (r"14 \text{ right triangles}", "There are -14 right triangles.", False),
+        (r"-5\text{ degrees}", r"5\text{ degrees}", False),
+        (r"428\text{ square centimeters}", "The area is 428 square centimeters.", True),
+        ("At least 1 number", "At least one of the three numbers must be divisible by 5.", True),  # one, in words
+    ],
+)
+def test_a_worded_gold_with_a_number_is_not_stated_with_the_other_sign(gold, response, correct):
+    assert grade(gold, response).correct is correct

@@ -331,10 +331,23 @@ def _subject_of_none(gold: str) -> set[str]:
     return {t for t in _tokens(gold) if t not in _NONE_FILLER and not t.isdigit()}
 
 
+# A number with the minus sign written before it (``-428``; not the hyphen of ``k-2`` or ``3-5``).
+_SIGNED_NUMBER = re.compile(r"(?<![\w.])([-−–]\s*)?(\d+(?:\.\d+)?)")
+
+
+def _signed_numbers(text: str) -> set[tuple[bool, str]]:
+    return {(bool(m.group(1)), m.group(2)) for m in _SIGNED_NUMBER.finditer(text)}
+
+
 def states_words(gold: str, response: str) -> bool:
-    """Whether the sentence says every content token of a worded gold, with no negation or antonym it lacks."""
+    """Whether the sentence says every content token of a worded gold, with no negation or antonym it lacks, and
+    no number of the gold only with the other sign (``-428 square centimeters`` does not state ``428 square
+    centimeters``)."""
     wanted, said = _tokens(gold), _tokens(response)
     if not set(wanted) <= set(said) or _HEDGES.search(response):
+        return False
+    stated = _signed_numbers(response)  # (a number in words, "at least one", is matched by the tokens above)
+    if any((not minus, n) in stated and (minus, n) not in stated for minus, n in _signed_numbers(gold)):
         return False
     if _negations(said) and not _negations(wanted):
         return False
