@@ -618,7 +618,7 @@ def _fallback(text: str) -> str | None:
 
 def _clean(answer: str) -> str:
     answer = answer.strip().rstrip(".").strip()
-    repeated = re.fullmatch(r"(.+?)\s*\(\s*(.+?)\s*\)", answer)  # "n! (n!)": a value restated in brackets
+    repeated = re.fullmatch(r"(.+?)\s+\(\s*(.+?)\s*\)", answer)  # "n! (n!)": a value restated in brackets (2(2) is 4)
     if repeated and repeated.group(1).replace(" ", "") == repeated.group(2).replace(" ", ""):
         answer = repeated.group(1)
     if len(answer) > 1 and answer[0] == answer[-1] == "$" and "$" not in answer.strip("$"):

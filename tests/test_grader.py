@@ -350,3 +350,20 @@ def test_two_numbers_in_a_bracket_are_not_a_thousands_number(gold, response, cor
 )
 def test_a_worded_gold_with_a_number_is_not_stated_with_the_other_sign(gold, response, correct):
     assert grade(gold, response).correct is correct
+
+
+@pytest.mark.parametrize(
+    "gold, response, correct",
+    [
+        ("2", r"The final answer is $\boxed{2(2)}$.", False),  # 2(2) is a product, not 2 restated in brackets
+        ("4", r"\boxed{2(2)}", True),
+        ("n!", r"\boxed{n! (n!)}", True),  # a value restated after a space still is
+        (r"20\text{ square units}", r"2(20\text{ square units})", False),  # a number with its unit is a value ...
+        (r"20\text{ square units}", r"20\text{ square units}+1", False),
+        (r"20\text{ square units}", "The area is 20 square units.", True),  # ... whose words need not be read
+        ("98 values", "There are 98 values of n.", True),
+        ("98 values", "There are 97 values of n.", False),
+    ],
+)
+def test_a_product_is_not_a_restatement_and_a_quantity_is_a_value(gold, response, correct):
+    assert grade(gold, response).correct is correct

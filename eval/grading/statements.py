@@ -384,10 +384,15 @@ def gold_kind(gold: str) -> str:
         return "yesno"
     if _GOLD_NONE.match(gold):
         return "none"
+    if _QUANTITY.fullmatch(gold.strip()):  # "20 square units": a number and its unit, compared as a value
+        return "value"
     words = [t for t in _tokens(gold) if len(t) >= 3 and not t.isdigit()]
     if len(words) >= 2 and _PHRASE.fullmatch(gold.strip()):
         return "words"
     return "value"
+
+
+_QUANTITY = re.compile(r"[-−]?\s*\d+(?:\.\d+)?(?:\s+[A-Za-z]+)+")
 
 
 def judge(gold: str, response: str, problem: str | None) -> tuple[bool, str] | None:
