@@ -367,3 +367,49 @@ def test_a_worded_gold_with_a_number_is_not_stated_with_the_other_sign(gold, res
 )
 def test_a_product_is_not_a_restatement_and_a_quantity_is_a_value(gold, response, correct):
     assert grade(gold, response).correct is correct
+
+
+@pytest.mark.parametrize(
+    "gold, response, correct",
+    [
+        ("y > x", "x > y", False),  # lhs - rhs equal up to a factor of -1: the inequality turned round
+        ("y > x", "x < y", True),
+        (r"3x-6y+9 \le 0", r"-x+2y-3 \le 0", False),
+        (r"3x-6y+9 \le 0", r"-x+2y-3 \ge 0", True),
+        ("b > a > c", "a > b > c", False),  # a chain compared item by item ...
+        ("b > a > c", "c > a > b", False),
+        ("b > a > c", "c < a < b", True),  # ... or read the other way round with every operator flipped
+        ("C < B < A < D < E", "E > D > A > B > C", True),
+        ("C < B < A < D < E", "C < A < B < D < E", False),
+        ("SRAC=LRAC", "SRAC>LRAC", False),
+        ("SRAC=LRAC", "In the long run, SRAC=LRAC at the optimum.", True),
+        ("A > B > C", "A > B > C+1", False),
+        ("A > B > C", "The ranking is $A > B > C$ overall.", True),
+    ],
+)
+def test_inequalities_keep_their_direction_and_chains_their_order(gold, response, correct):
+    assert grade(gold, response).correct is correct
+
+
+@pytest.mark.parametrize(
+    "response",
+    ["Therefore $5$.", "Hence $5$.", "So 5.", "Thus, $x=5$.", "The answer is therefore $5$."],
+)
+def test_a_short_answer_after_a_connective_word_is_read(response):
+    assert grade("5", response).correct is True
+    assert grade("6", response).correct is False
+
+
+@pytest.mark.parametrize(
+    "gold, response, correct",
+    [
+        ("f(0)", "0", False),  # a letter applied to a number is a function's value, not f * 0
+        ("I(0)", r"2(I(0))", False),
+        (r"I(0) e^{-t/(RC)}", "0", False),
+        (r"I(0) e^{-t/(RC)}", r"I(0)e^{-\frac{t}{RC}}", True),
+        ("f(-1)", "f(-1)", True),
+        ("x(x+1)", "x^2+x", True),  # a letter before a bracket holding more than a number still multiplies
+    ],
+)
+def test_a_letter_applied_to_a_number_is_a_value_of_a_function(gold, response, correct):
+    assert grade(gold, response).correct is correct

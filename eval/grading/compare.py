@@ -275,7 +275,35 @@ def _names_quantity(v: Value) -> bool:
     )
 
 
+def _chain(v: Relation) -> tuple[list[Value], list[str]]:
+    """A chain ``a < b < c`` (parsed left-nested: ``(a < b) < c``) as its items and operators, left to right."""
+    items, ops = [v.rhs], [v.op]
+    lhs = v.lhs
+    while isinstance(lhs, Relation):
+        items.append(lhs.rhs)
+        ops.append(lhs.op)
+        lhs = lhs.lhs
+    items.append(lhs)
+    return items[::-1], ops[::-1]
+
+
+def _chains_equal(g: Relation, p: Relation) -> Outcome:
+    """Two chains (``b > a > c``): the same items under the same operators, or the chain read the other way round
+    with every operator flipped (``c < a < b``); each pair of items compared as values."""
+    (g_items, g_ops), (p_items, p_ops) = _chain(g), _chain(p)
+    if len(g_items) != len(p_items):
+        return False, "different relations"
+    if g_ops == p_ops and all(equal(a, b)[0] for a, b in zip(g_items, p_items, strict=True)):
+        return True, "the same chain of relations"
+    flipped = [_FLIP[op] for op in reversed(p_ops)]
+    if g_ops == flipped and all(equal(a, b)[0] for a, b in zip(g_items, reversed(p_items), strict=True)):
+        return True, "the chain of relations written the other way"
+    return False, "different relations"
+
+
 def _relations_equal(g: Relation, p: Relation) -> Outcome:
+    if isinstance(g.lhs, Relation) or isinstance(p.lhs, Relation):
+        return _chains_equal(g, p)
     if g.op == p.op and equal(g.lhs, p.lhs)[0] and equal(g.rhs, p.rhs)[0]:
         return True, "relation sides equal"
     if _FLIP[g.op] == p.op and equal(g.lhs, p.rhs)[0] and equal(g.rhs, p.lhs)[0]:
@@ -305,7 +333,8 @@ def _proportional(g_op: str, gd: Scalar, p_op: str, pd: Scalar) -> Outcome:
     factor = rational_ratio(gd.expr, pd.expr, point)
     if factor is None or factor == 0:
         return False, "different relations"
-    if g_op != "=" and _FLIP[g_op] == p_op if (factor < 0) is sympy.true else g_op != p_op:
+    # A negative factor turns an inequality round: it must then be written the other way (``x > y`` is ``-x < -y``).
+    if g_op != "=" and (_FLIP[g_op] != p_op if (factor < 0) is sympy.true else g_op != p_op):
         return False, "different relations"
     if scalar_equal(gd, Scalar(factor * pd.expr, pd.approx))[0]:
         return True, "relations equal up to a constant factor"

@@ -435,7 +435,27 @@ class _Parser:
             name = f"{name}_{self.parse_subscript()}"
         if self.bound and any(b.name == name for b in self.bound):
             return Scalar(next(b for b in reversed(self.bound) if b.name == name), self.approx)
+        if len(name) == 1 and self.at_value_of_number():
+            # ``f(0)``, ``I(0)``, ``P(2)``: a letter applied to a lone number is a function's value, not the
+            # product ``f * 0`` (which made ``f(0)`` equal to 0 and to ``2f(0)``); ``x(x+1)`` is still a product.
+            self.take()
+            argument = _as_scalar(self.parse_sum()).expr
+            self.expect(")")
+            return Scalar(_sequence(name)(argument), self.approx)
         return Scalar(sympy.Symbol(name), self.approx)
+
+    def at_value_of_number(self) -> bool:
+        """Whether the tokens from here are ``(`` a number (maybe negative) ``)``."""
+        ahead = self.tokens[self.pos : self.pos + 4]
+        if len(ahead) >= 3 and ahead[0] == ("op", "(") and ahead[1][0] == "num" and ahead[2] == ("op", ")"):
+            return True
+        return (
+            len(ahead) == 4
+            and ahead[0] == ("op", "(")
+            and ahead[1] == ("op", "-")
+            and ahead[2][0] == "num"
+            and (ahead[3] == ("op", ")"))
+        )
 
     def subscript_uses_index(self) -> bool:
         """Whether the subscript that starts here mentions a summation index in scope."""

@@ -346,6 +346,8 @@ def states_words(gold: str, response: str) -> bool:
     wanted, said = _tokens(gold), _tokens(response)
     if not set(wanted) <= set(said) or _HEDGES.search(response):
         return False
+    if _is_bare_relation(gold) and not _writes(_squashed(response), _squashed(gold)):
+        return False  # "b > a > c" is not stated by "a > b > c", nor "SRAC=LRAC" by "SRAC>LRAC": order matters
     stated = _signed_numbers(response)  # (a number in words, "at least one", is matched by the tokens above)
     if any((not minus, n) in stated and (minus, n) not in stated for minus, n in _signed_numbers(gold)):
         return False
@@ -393,6 +395,25 @@ def gold_kind(gold: str) -> str:
 
 
 _QUANTITY = re.compile(r"[-−]?\s*\d+(?:\.\d+)?(?:\s+[A-Za-z]+)+")
+_RELATION = re.compile(r"[<>=≤≥≠]|\\(?:le|ge|leq|geq|neq|lt|gt)\b")
+_WORD = re.compile(r"\b[a-z]{3,}\b")  # a lower-case word ("for all n"); names of quantities are not words
+
+
+def _is_bare_relation(gold: str) -> bool:
+    """A gold that is only a relation or a chain of them between names (``b > a > c``, ``SRAC=LRAC``): its
+    tokens say nothing of their order, so a sentence must write the relation itself."""
+    return bool(_RELATION.search(gold)) and not _WORD.search(re.sub(r"\\[A-Za-z]+", " ", gold))
+
+
+def _squashed(text: str) -> str:
+    """``text`` without ``$`` and thin spaces, and without spaces around relation operators (``A > B`` -> ``A>B``)."""
+    text = re.sub(r"\$|\\[,;!]", "", text)
+    return re.sub(r"\s*(" + _RELATION.pattern + r")\s*", r"\1", text).strip()
+
+
+def _writes(text: str, relation: str) -> bool:
+    """Whether ``text`` holds ``relation`` as a whole (not ``2(A>B>C)`` or ``A>B>C+1``; both squashed)."""
+    return re.search(r"(?<![\w+\-*/^(])" + re.escape(relation) + r"(?![\w+\-*/^)])", text) is not None
 
 
 def judge(gold: str, response: str, problem: str | None) -> tuple[bool, str] | None:
