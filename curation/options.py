@@ -56,7 +56,7 @@ class ChatOptions:
 
     Attributes:
         role_key: The key holding a turn's role; None: ``role``, else ``from``.
-        content_key: The key holding a turn's text; None: ``content``, else ``value``.
+        content_key: The key holding a turn's text; None: ``content``, else ``value``, else ``parts`` (Gemini).
         user_roles: Roles of the asker's turns.
         assistant_roles: Roles of the answering model's turns.
         system_roles: Roles of system turns (kept as the prompt setting).
@@ -71,7 +71,7 @@ class ChatOptions:
     role_key: str | None = None
     content_key: str | None = None
     user_roles: tuple[str, ...] = ("user", "human")
-    assistant_roles: tuple[str, ...] = ("assistant", "gpt")
+    assistant_roles: tuple[str, ...] = ("assistant", "gpt", "model", "bot")
     system_roles: tuple[str, ...] = ("system",)
     tool_roles: tuple[str, ...] = ("tool", "function", "function_call", "observation", "ipython")
     user_turn: str = "only"

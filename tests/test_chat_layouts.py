@@ -85,6 +85,14 @@ def test_content_parts_are_joined_and_reasoning_kept_apart_goes_before_the_answe
         assert chain == f"<think>\nFour bowls, four glasses ...\n</think>\n\n{SOLUTION}"
     tagged = [parts[0], {"role": "assistant", "content": f"<think>counting</think>{SOLUTION}", "reasoning": "x"}]
     assert read_row({"messages": tagged, "answer": "16"}, rules, 1).chains[0].text.count("<think>") == 1
+    gemini = [
+        {"role": "user", "parts": [{"text": "How many pairings?"}]},
+        {"role": "model", "parts": [{"text": SOLUTION}]},
+    ]
+    assert read_row({"messages": gemini, "answer": "16"}, rules, 1).chains[0].text == SOLUTION
+    pictured = [{"role": "user", "parts": [{"inline_data": {"mime_type": "image/png"}}]}, gemini[1]]
+    with pytest.raises(RowError, match=r"has a part of type 'inline_data'; only text parts are read"):
+        read_row({"messages": pictured, "answer": "16"}, rules, 1)
     unread = spec(field_map={"problem": "messages", "chain": "messages"}, chat=ChatOptions(reasoning_keys=()))
     assert read_row({"messages": r1, "answer": "16"}, unread, 1).chains[0].text == SOLUTION
 

@@ -14,8 +14,8 @@ a chat; `read_chat` turns it into its turns once, and the row reader takes what 
   never carries them: training adds the recipe's system turn);
 - tool turns, and turns without content (an assistant's bare tool call), are skipped; a role that is none of
   these rejects the row, naming the role and the key that would declare it;
-- a content given as parts (OpenAI's ``[{"type": "text", "text": ...}, ...]``) is its text parts joined; a part of
-  another kind (an image) rejects the row, naming it;
+- a content given as parts (OpenAI's ``[{"type": "text", "text": ...}, ...]``, Gemini's ``parts: [{"text": ...}]``)
+  is its text parts joined; a part of another kind (an image) rejects the row, naming it;
 - an assistant turn's reasoning kept apart from its content (``reasoning_content``, ``reasoning``:
   `ChatOptions.reasoning_keys`) goes before it in ``<think>`` tags, so the chain keeps its reasoning.
 
@@ -34,7 +34,7 @@ from curation.options import ChatOptions
 from eval.records import RowError
 
 ROLE_KEYS = ("role", "from")
-CONTENT_KEYS = ("content", "value")
+CONTENT_KEYS = ("content", "value", "parts")  # Gemini's turns: {"role": "user" | "model", "parts": [{"text"}]}
 WHERE = "curate.stages.ingest.chat"
 
 
@@ -88,7 +88,7 @@ class Chat:
 def turn_keys(turn: Mapping[str, Any], options: ChatOptions) -> tuple[str, str] | None:
     """The role key and content key of one turn, or None when it is not a turn."""
     role = options.role_key or ("role" if "role" in turn else "from")
-    content = options.content_key or ("content" if "content" in turn else "value")
+    content = options.content_key or next((key for key in CONTENT_KEYS if key in turn), "content")
     return (role, content) if role in turn and content in turn else None
 
 
@@ -138,7 +138,7 @@ def read_chat(value: Sequence[Mapping[str, Any]], options: ChatOptions, ours: st
         content = turn[content_key]
         if kind == "tool" or content is None:  # a tool turn, or an assistant's bare tool call: no text to read
             continue
-        if isinstance(content, list) and content and all(isinstance(p, Mapping) and "type" in p for p in content):
+        if isinstance(content, list) and content and all(isinstance(p, Mapping) and _is_part(p) for p in content):
             content = _text_parts(content, f"field {ours!r} (column {column!r}): turn {number} ({role})", ours)
         if not isinstance(content, str):
             shown = f"a list of {len(content)}" if isinstance(content, list) else f"a {type(content).__name__}"
@@ -151,16 +151,22 @@ def read_chat(value: Sequence[Mapping[str, Any]], options: ChatOptions, ours: st
     return Chat(tuple(turns))
 
 
+def _is_part(part: Mapping[str, Any]) -> bool:
+    """A content part: OpenAI's typed ``{"type": ..., ...}`` or Gemini's ``{"text": ...}`` (or another kind)."""
+    return "type" in part or "text" in part or "inline_data" in part or "file_data" in part
+
+
 def _text_parts(parts: Sequence[Mapping[str, Any]], where: str, ours: str) -> str:
-    """A content given as typed parts: its text parts' text, joined by a blank line.
+    """A content given as parts: its text parts' text, joined by a blank line.
 
     Raises:
         RowError: A part that is not text (an image, audio), named.
     """
     texts = []
     for part in parts:
-        if part["type"] != "text" or not isinstance(part.get("text"), str):
-            raise RowError(f"{where} has a part of type {part['type']!r}; only text parts are read", ours)
+        kind = part.get("type", "text" if "text" in part else next(iter(part), "?"))
+        if kind != "text" or not isinstance(part.get("text"), str):
+            raise RowError(f"{where} has a part of type {kind!r}; only text parts are read", ours)
         texts.append(part["text"])
     return "\n\n".join(texts)
 
