@@ -5,7 +5,8 @@ Reading goes through `load_records`, which maps source fields to ours, validates
 rows to a reject list (source, row number, field, reason) instead of dropping them, so that
 ``read == kept + rejected`` always holds. Problems with the input as a whole (missing file, unknown
 format, a required field that no row has) raise `DataError` with a one-line message naming it. A ``.json``
-file is read as JSON lines unless it opens with ``[`` (one array of objects, as many exports are). A ``.csv`` /
+file is read as JSON lines unless it opens with ``[`` (one array of objects, as many exports are) or is one object
+holding a table (pandas' ``to_json`` orients, or ``{"data": [...]}``; said in one line). A ``.csv`` /
 ``.tsv`` file (gzipped too) is read with its header row naming the columns; every cell is text (an empty cell
 is a missing value), quoted cells may span lines, and a row with more or fewer cells than the header is
 rejected with the counts.
@@ -28,6 +29,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import logging
 import os
 import socket
 import tempfile
@@ -38,6 +40,7 @@ from typing import Any, Generic, TextIO, TypeVar
 from urllib.parse import urlparse
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 FORMATS = ("jsonl", "csv", "parquet", "hf")
 CSV_FIELD_LIMIT = 2**31 - 1  # cells as long as a reasoning chain (the csv module's default stops at 128 KiB)
 HUB_PROBE_TIMEOUT_S = 3.0
@@ -179,6 +182,11 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
     if path.name.lower().endswith(".json") and _starts_with(path, "["):
         yield from _iter_json_array(path)
         return
+    if path.name.lower().endswith(".json") and _starts_with(path, "{"):
+        table = _json_table(path)
+        if table is not None:
+            yield from table
+            return
     opener = _open_gz if path.name.endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
@@ -248,6 +256,51 @@ def _iter_json_array(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowErro
         raise DataError(f"{path}: invalid JSON array: {err.msg} at line {err.lineno}") from err
     for number, row in enumerate(rows, start=1):
         yield number, row if isinstance(row, dict) else RowError(f"expected a JSON object, got {type(row).__name__}")
+
+
+def _json_table(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]] | None:
+    """A ``.json`` file holding one object that is a table, as pandas' ``to_json`` writes them (``columns``:
+    ``{column: {row: value}}``, the default; ``index``: ``{row: {column: value}}``; ``split``: ``{columns, data}``)
+    or a wrapper with one list of objects (``{"data": [...]}``): its rows, announced in one line. None when the
+    file is one row, or JSON lines, as before."""
+    try:
+        whole = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None  # JSON lines in a .json file
+    if not isinstance(whole, dict) or not whole:
+        return None
+    rows, layout = _table_rows(whole)
+    if rows is None:
+        return None
+    log.warning("%s: one JSON object holding a table (%s); read as %d rows", path, layout, len(rows))
+    return (
+        (n, row if isinstance(row, dict) else RowError(f"expected a JSON object, got {type(row).__name__}"))
+        for n, row in enumerate(rows, start=1)
+    )
+
+
+_WRAPPER_KEYS = frozenset({"data", "rows", "records", "examples", "items", "instances", "train", "test"})
+
+
+def _table_rows(whole: dict[str, Any]) -> tuple[list[Any] | None, str]:
+    values = list(whole.values())
+    if set(whole) >= {"columns", "data"} and isinstance(whole["data"], list) and isinstance(whole["columns"], list):
+        columns = whole["columns"]
+        return [dict(zip(columns, r, strict=False)) if isinstance(r, list) else r for r in whole["data"]], "split"
+    lists = [k for k, v in whole.items() if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)]
+    if len(lists) == 1 and lists[0] in _WRAPPER_KEYS:  # not a one-row file whose chat is a list of dicts
+        return whole[lists[0]], f"the list under {lists[0]!r}"
+    if not all(isinstance(v, dict) for v in values):
+        return None, ""
+    inner = [set(v) for v in values]
+    if all(keys == inner[0] for keys in inner) and inner[0] and all(str(k).isdigit() for k in inner[0]):
+        order = sorted(inner[0], key=int)  # pandas' default: {column: {"0": value, "1": value, ...}}
+        return [
+            {column: whole[column][i] for column in whole} for i in order
+        ], "pandas columns: column -> row -> value"
+    if all(str(k).isdigit() for k in whole):  # {"0": {column: value}, ...}
+        return [whole[k] for k in sorted(whole, key=int)], "pandas index: row -> column -> value"
+    return None, ""
 
 
 def _open_gz(path: Path, mode: str, encoding: str, newline: str | None = None) -> Any:

@@ -77,6 +77,29 @@ def test_unknown_format_is_one_line_error(tmp_path):
         load_records(tmp_path / "pool.xlsx", _problem)
 
 
+def test_a_json_object_holding_a_table_is_read_as_its_rows_and_said(tmp_path, caplog):
+    import pandas as pd
+
+    frame = pd.DataFrame({"id": [1, 2, 3], "question": ["What is 1+1?", "What is 2+2?", "What is 3+3?"]})
+    frame["final"] = ["2", "4", "6"]
+    frame.to_json(tmp_path / "columns.json")  # pandas' default: {column: {row: value}}
+    for orient in ("index", "split", "records"):
+        frame.to_json(tmp_path / f"{orient}.json", orient=orient)
+    (tmp_path / "wrapped.json").write_text(json.dumps({"data": frame.to_dict("records"), "version": 1}))
+    (tmp_path / "one_row.json").write_text(json.dumps({"id": 1, "question": "What is 1+1?", "final": "2"}))
+    for name in ("columns", "index", "split", "records", "wrapped"):
+        with caplog.at_level("WARNING", logger="eval.records"):
+            result = load_records(tmp_path / f"{name}.json", lambda r: r, field_map={"answer": "final"})
+        assert result.counts() == {"read": 3, "kept": 3, "rejected": 0}, name
+        assert [(r["id"], r["answer"]) for r in result.kept] == [(1, "2"), (2, "4"), (3, "6")], name
+    assert sum("one JSON object holding a table" in m for m in caplog.messages) == 4  # records is an array
+    single = load_records(tmp_path / "one_row.json", lambda r: r, field_map={"answer": "final"})
+    assert single.counts() == {"read": 1, "kept": 1, "rejected": 0} and single.kept[0]["answer"] == "2"
+    chat = {"id": 1, "conversations": [{"from": "human", "value": "1+1?"}, {"from": "gpt", "value": "2"}]}
+    (tmp_path / "one_chat.json").write_text(json.dumps(chat))  # a list of dicts inside one row is not a table
+    assert load_records(tmp_path / "one_chat.json", lambda r: r).kept == [chat]
+
+
 def test_csv_and_tsv_files_are_read_with_their_header_and_bad_rows_rejected(tmp_path):
     import csv
     import gzip

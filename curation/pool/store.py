@@ -68,6 +68,9 @@ from eval.records import DataError, Reject, atomic_writer, iter_rows, json_line,
 
 ROWS_PER_PART = 50_000
 STORE_LAYOUT = 2  # in every store's digest: a store another layout wrote is not reused (2: the settings column)
+# In every store's digest too: a store an older reader filled is not reused when reading changed what a file gives
+# (2: CSV / TSV files, JSON tables, chats with typed parts or reasoning kept apart, Gemini's turns).
+READER_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -282,6 +285,7 @@ def open_or_ingest(stages: StageOptions, work_dir: Path, rows_per_part: int = RO
         "source": source_checksum(stages),
         "rows_per_part": rows_per_part,
         "layout": STORE_LAYOUT,
+        "reader": READER_VERSION,
     }
     if stages.majority_gold.enabled:  # gold-less rows are kept (in the key only then: other stores keep their names)
         key["voted_golds"] = True
