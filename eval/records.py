@@ -188,7 +188,7 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
             yield from table
             return
     opener = _open_gz if path.name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as handle:
+    with opener(path, "rt", encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -251,7 +251,7 @@ def _starts_with(path: Path, char: str) -> bool:
 def _iter_json_array(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
     """A ``.json`` file holding one array of objects (a common export); row numbers are 1-based indexes."""
     try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
+        rows = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: invalid JSON array: {err.msg} at line {err.lineno}") from err
     for number, row in enumerate(rows, start=1):
@@ -264,7 +264,7 @@ def _json_table(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]] |
     or a wrapper with one list of objects (``{"data": [...]}``): its rows, announced in one line. None when the
     file is one row, or JSON lines, as before."""
     try:
-        whole = json.loads(path.read_text(encoding="utf-8"))
+        whole = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError:
         return None  # JSON lines in a .json file
     if not isinstance(whole, dict) or not whole:

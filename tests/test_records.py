@@ -151,3 +151,10 @@ def test_append_repairs_a_torn_tail(tmp_path):
         read_jsonl(target)
     append_jsonl(target, [{"i": 2}])
     assert read_jsonl(target) == [{"i": 0}, {"i": 1}, {"i": 2}]
+
+
+def test_a_byte_order_mark_and_windows_line_ends_are_read(tmp_path):
+    (tmp_path / "bom.jsonl").write_bytes(b'\xef\xbb\xbf{"a": 1}\r\n{"a": 2}\r\n')  # as Windows editors save
+    (tmp_path / "bom.json").write_bytes(b'\xef\xbb\xbf[{"a": 1}, {"a": 2}]')
+    for name in ("bom.jsonl", "bom.json"):
+        assert load_records(tmp_path / name, lambda r: r).kept == [{"a": 1}, {"a": 2}], name
