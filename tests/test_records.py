@@ -98,6 +98,8 @@ def test_a_json_object_holding_a_table_is_read_as_its_rows_and_said(tmp_path, ca
     chat = {"id": 1, "conversations": [{"from": "human", "value": "1+1?"}, {"from": "gpt", "value": "2"}]}
     (tmp_path / "one_chat.json").write_text(json.dumps(chat))  # a list of dicts inside one row is not a table
     assert load_records(tmp_path / "one_chat.json", lambda r: r).kept == [chat]
+    (tmp_path / "lines.json").write_text("".join(json.dumps({"data": [{"a": i}]}) + "\n" for i in range(3)))
+    assert load_records(tmp_path / "lines.json", lambda r: r).counts()["read"] == 3  # JSON lines, not a wrapper
 
 
 def test_csv_and_tsv_files_are_read_with_their_header_and_bad_rows_rejected(tmp_path):
