@@ -616,13 +616,9 @@ def _fallback(text: str) -> str | None:
     return last.group(1)
 
 
-# "Therefore $5$.", "the answer is thus 5": a connective word before the answer is not part of it.
-_CONNECTIVE = re.compile(r"(?:so|thus|hence|therefore|then|finally|consequently)\b\s*[,:]?\s*(?=\S)", re.IGNORECASE)
-
-
 def _clean(answer: str) -> str:
     answer = answer.strip().rstrip(".").strip()
-    answer = _CONNECTIVE.sub("", answer, count=1) if _CONNECTIVE.match(answer) else answer
+    answer = _DISCOURSE.sub("", answer, count=1)  # "the answer is therefore $5$": the word is not the answer
     repeated = re.fullmatch(r"(.+?)\s+\(\s*(.+?)\s*\)", answer)  # "n! (n!)": a value restated in brackets (2(2) is 4)
     if repeated and repeated.group(1).replace(" ", "") == repeated.group(2).replace(" ", ""):
         answer = repeated.group(1)
@@ -740,8 +736,8 @@ def extract_answer(text: str, *, fallback: bool = True, problem: str | None = No
     if labelled:
         return labelled.group(1) or labelled.group(2)
     if len(text) <= MAX_BARE_CHARS and not is_prose(text):
-        bare = text.strip()
-        return _asked_value(_clean(bare) if _CONNECTIVE.match(bare) else bare, problem) or None
+        bare = text.strip()  # "Therefore $5$." alone: the value after the word
+        return _asked_value(_clean(bare) if _DISCOURSE.match(bare) else bare, problem) or None
     sentence = _last_sentence(text)
     found = (_from_sentence(sentence, problem, fallback) if len(sentence) <= MAX_SENTENCE_CHARS else None) or (
         _fallback(text) if fallback else None

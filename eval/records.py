@@ -263,12 +263,18 @@ def _json_table(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]] |
     ``{column: {row: value}}``, the default; ``index``: ``{row: {column: value}}``; ``split``: ``{columns, data}``)
     or a wrapper with one list of objects (``{"data": [...]}``): its rows, announced in one line. None when the
     file is one row, or JSON lines, as before."""
-    if _first_line_is_object(path):
-        return None  # JSON lines in a .json file (or one row on one line): never read whole into memory
-    try:
-        whole = json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError:
-        return None  # the JSON lines reader names the row that does not parse
+    with open(path, encoding="utf-8-sig") as handle:
+        first = handle.readline()
+        try:
+            whole = json.loads(first)
+        except json.JSONDecodeError:  # not a whole object on the first line: one object over many lines
+            try:
+                whole = json.loads(first + handle.read())
+            except json.JSONDecodeError:
+                return None  # the JSON lines reader names the row that does not parse
+        else:
+            if handle.read(4096).strip():
+                return None  # JSON lines in a .json file: never read whole into memory
     if not isinstance(whole, dict) or not whole:
         return None
     rows, layout = _table_rows(whole)
@@ -282,18 +288,6 @@ def _json_table(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]] |
 
 
 _WRAPPER_KEYS = frozenset({"data", "rows", "records", "examples", "items", "instances", "train", "test"})
-
-
-def _first_line_is_object(path: Path) -> bool:
-    """Whether the file's first line is a whole JSON object with more lines after it (JSON lines)."""
-    with open(path, encoding="utf-8-sig") as handle:
-        first = handle.readline()
-        rest = handle.read(4096).strip()
-    try:
-        json.loads(first)
-    except json.JSONDecodeError:
-        return False
-    return bool(rest)
 
 
 def _table_rows(whole: dict[str, Any]) -> tuple[list[Any] | None, str]:

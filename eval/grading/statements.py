@@ -137,6 +137,11 @@ _GOLD_YES_NO = re.compile(r"^\s*(yes|no)\b\s*(?:[,.;:]\s*(.*))?$", re.IGNORECASE
 # A worded gold: words, numbers, comparisons and simple formulas ("x(n)<y(n-1) for all n≥3"); no code, no LaTeX.
 _PHRASE = re.compile(r"[A-Za-z0-9 ,.()<>=≤≥+\-*/^]+")
 _COUNTED = re.compile(r"\s*(-?[\w/^.+\-]+?)\s+([A-Za-z]{3,})\s*")
+_QUANTITY = re.compile(r"[-−]?\s*\d+(?:\.\d+)?(?:\s+[A-Za-z]+)+")  # "20 square units": a value with its unit
+_RELATION = re.compile(r"[<>=≤≥≠]|\\(?:le|ge|leq|geq|neq|lt|gt)\b")
+_WORD = re.compile(r"\b[a-z]{3,}\b")  # a lower-case word ("for all n"); names of quantities are not words
+# A number with the minus sign written before it (``-428``; not the hyphen of ``k-2`` or ``3-5``).
+_SIGNED_NUMBER = re.compile(r"(?<![\w.])([-−–]\s*)?(\d+(?:\.\d+)?)")
 _NONE_FILLER = {"no", "not", "there", "are", "is", "exist", "exists", "possible", "such", "does", "do", "it", "the"}
 
 
@@ -331,10 +336,6 @@ def _subject_of_none(gold: str) -> set[str]:
     return {t for t in _tokens(gold) if t not in _NONE_FILLER and not t.isdigit()}
 
 
-# A number with the minus sign written before it (``-428``; not the hyphen of ``k-2`` or ``3-5``).
-_SIGNED_NUMBER = re.compile(r"(?<![\w.])([-−–]\s*)?(\d+(?:\.\d+)?)")
-
-
 def _signed_numbers(text: str) -> set[tuple[bool, str]]:
     return {(bool(m.group(1)), m.group(2)) for m in _SIGNED_NUMBER.finditer(text)}
 
@@ -392,11 +393,6 @@ def gold_kind(gold: str) -> str:
     if len(words) >= 2 and _PHRASE.fullmatch(gold.strip()):
         return "words"
     return "value"
-
-
-_QUANTITY = re.compile(r"[-−]?\s*\d+(?:\.\d+)?(?:\s+[A-Za-z]+)+")
-_RELATION = re.compile(r"[<>=≤≥≠]|\\(?:le|ge|leq|geq|neq|lt|gt)\b")
-_WORD = re.compile(r"\b[a-z]{3,}\b")  # a lower-case word ("for all n"); names of quantities are not words
 
 
 def _is_bare_relation(gold: str) -> bool:
