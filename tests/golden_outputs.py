@@ -124,8 +124,9 @@ def capture(case: str, data_dir: Path) -> None:
         files = normalized(out, {str(Path(tmp) / "run"): "<output_dir>", str(data_dir): "<data_dir>"})
         GOLDEN.mkdir(exist_ok=True)
         (GOLDEN / f"{case}.json").write_text(json.dumps(digests(files), indent=1, sort_keys=True) + "\n")
-        with gzip.open(GOLDEN / f"{case}.decisions.jsonl.gz", "wt", encoding="utf-8", compresslevel=9) as handle:
-            handle.writelines(json.dumps(row) + "\n" for row in decisions(out))
+        rows = "".join(json.dumps(row) + "\n" for row in decisions(out)).encode("utf-8")
+        with gzip.GzipFile(GOLDEN / f"{case}.decisions.jsonl.gz", "wb", compresslevel=9, mtime=0) as handle:
+            handle.write(rows)  # no timestamp in the header: unchanged decisions, unchanged bytes
 
 
 def golden_decisions(case: str) -> list[list[Any]]:

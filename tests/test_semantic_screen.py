@@ -13,7 +13,7 @@ import pytest
 from curation import semantic
 from curation.options import SemanticDecontamOptions, StageOptions
 from curation.schema import Chain
-from curation.semantic import number_rarity
+from curation.semantic import cosines, number_rarity
 from curation.semantic_screen import ScreenIndex, could_confirm, find_semantic_contamination, screen, screen_vectors
 from curation.similarity import answer_key, numbers_of
 from curation.stages import curate_items
@@ -55,7 +55,7 @@ def test_the_screen_passes_what_the_rule_could_confirm_and_nothing_whose_numbers
     assert paths({"retold": RETOLD}, {"retold": "5/14"}, dataclasses.replace(FAST, same_answer=False)) == {}
     # the rule's own thresholds move the screen: asking for the same numbers keeps a number word from passing
     index, rarity = ScreenIndex.build(ITEMS, FAST), number_rarity([i.text for i in ITEMS])
-    similarities = screen_vectors([PARAPHRASE], FAST)[0] @ index.vectors.T
+    similarities = cosines(screen_vectors([PARAPHRASE], FAST), index.vectors)[0]
     assert could_confirm(PARAPHRASE, "", ITEMS, similarities, index, FAST, rarity) == "embedding"
     strict = dataclasses.replace(FAST, min_content=1.01)
     assert could_confirm(PARAPHRASE, "", ITEMS, similarities, index, strict, rarity) is None

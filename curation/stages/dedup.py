@@ -62,7 +62,7 @@ from curation.runner import (
     run_parts,
 )
 from curation.schema import Chain
-from curation.semantic import SemanticIndex, check_semantic, confirm, embed_texts
+from curation.semantic import SemanticIndex, check_semantic, confirm, embed_texts, from_grid, to_grid
 from curation.similarity import answers_agree, content_tokens, numbers_of
 from eval.options import to_options
 from eval.problem import Problem
@@ -424,9 +424,9 @@ def semantic_duplicates(
     state: RunState, context: StageContext, options: SemanticDedupOptions, dropped: set[int]
 ) -> list[ProblemDrop]:
     """Near-duplicates by meaning among the problems not already ``dropped``, in pool order (`first_kept`):
-    embeddings in one shard task per part of the pool (saved as float16 ``.npy`` files), one index over them
-    all that the pair tasks memory-map, and in each pair task a slice's nearest earlier problems confirmed by
-    the rule of `curation.semantic` (golds, where both are known, agreeing)."""
+    embeddings in one shard task per part of the pool (saved as int16 ``.npy`` files: `curation.semantic.to_grid`),
+    one index over them all that the pair tasks memory-map, and in each pair task a slice's nearest earlier problems
+    confirmed by the rule of `curation.semantic` (golds, where both are known, agreeing)."""
     check_semantic(options, "curate.stages.dedup.semantic", ("rule",))
     params = {"options": options_dict(options), "folder": str(context.work_dir / "embeddings")}
     job = run_parts(state, context, "dedup-embed", dedup_embeddings, params, table="problems")
@@ -455,15 +455,15 @@ EMBEDDED_PER_TASK = 20_000
 
 
 def dedup_embeddings(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
-    """``[vectors file, positions]`` for a part: its alive problems embedded (float16), saved once."""
+    """``[vectors file, positions]`` for a part: its alive problems embedded (`to_grid`: int16), saved once."""
     options = to_options(SemanticDedupOptions, item["options"])
     rows = [(position, row["problem"]) for position, row in alive_rows(item)]
     folder = Path(item["folder"])
     folder.mkdir(parents=True, exist_ok=True)
-    key = json.dumps([item["mask"], item["options"]["model"]]).encode()  # which rows, which model
+    key = json.dumps([item["mask"], item["options"]["model"], "grid16"]).encode()  # which rows, model, format
     path = folder / f"part-{item['part']}-{hashlib.sha256(key).hexdigest()[:16]}.npy"
     if not path.is_file():
-        vectors = embed_texts([text for _, text in rows], options).astype(np.float16)
+        vectors = to_grid(embed_texts([text for _, text in rows], options))
         partial = folder / f".{path.name}.{os.getpid()}.npy"
         np.save(partial, vectors)
         partial.replace(path)
@@ -475,10 +475,10 @@ def semantic_pairs(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
     earlier problems include one the rule confirms (`curation.semantic.confirm`, golds agreeing)."""
     options = to_options(SemanticDedupOptions, item["options"])
     folder = Path(item["index"])
-    vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+    grid = np.load(folder / "vectors.npy", mmap_mode="r")
     problems = np.load(folder / "problems.npy")
-    semantic_index = SemanticIndex.build(range(len(problems)), vectors)
-    similarities, rows = semantic_index.nearest(np.asarray(vectors[item["start"] : item["stop"]]), options.k + 1)
+    semantic_index = SemanticIndex.of_grid(range(len(problems)), grid)
+    similarities, rows = semantic_index.nearest(from_grid(grid[item["start"] : item["stop"]]), options.k + 1)
     with problem_reader(item) as reader:
         for offset, (sims, near) in enumerate(zip(similarities, rows, strict=True)):
             row = item["start"] + offset
