@@ -1,31 +1,30 @@
 """A BERT encoder's layers in exact integer arithmetic: the same bits on every CPU.
 
-MiniLM (`curation.meaning`'s decontamination model) runs in int8 by default. Its vectors are recorded as evidence
-(similarities in rejects.jsonl and the funnel) and decide near thresholds, so they must not depend on which CPU
+MiniLM (decontamination's model, `curation.semantic`) runs in int8 by default. Its vectors are recorded as evidence
+(similarities in rejects.jsonl and the funnel) and decide at thresholds, so they must not depend on which CPU
 computed them. Two things made them depend on it, and this module removes both:
 
-- **Saturating integer products.** onnxruntime's uint8 x int8 kernel on x86-64 without AVX-512 VNNI (AVX2 only) adds
-  pairs of products in 16 bits and saturates (255 * 127 * 2 > 32767): the integer sums were wrong there and right on
-  a VNNI machine. Here both operands are uint8 around a zero point of 128 (``U8U8``), whose kernels widen to 16 bits
-  before they multiply: every sum is the exact integer on every kernel (`IntegerProducts`, checked against numpy's
-  int64 products bit for bit in tests). Without onnxruntime the same integers come from numpy's float32 products in
-  slices of `EXACT_SLICE` rows of the weight, where every partial sum is an integer below 2**24 (exact in float32 in
-  any order): the same vectors, slower, announced.
+- **Saturating integer products.** onnxruntime's uint8 x int8 kernel on x86-64 without AVX-512 VNNI (AVX2, and
+  AVX-512 without VNNI) adds pairs of products in 16 bits and saturates (255 * 127 * 2 > 32767): the integer sums
+  were wrong there and right on a VNNI machine. Here both operands are uint8 around a zero point of 128, whose
+  kernels widen to 16 bits before they multiply: every sum is the exact integer on every kernel. Without onnxruntime
+  the same integers come from numpy's float32 products in slices of `EXACT_SLICE` rows of the weight, where every
+  partial sum is an integer below 2**24, exact in any order (`integer_products`).
 - **Float work whose bits depend on the kernel.** int8 rounds every activation to a step, so a last-bit difference
   before a rounding moves an integer and, through six layers, a vector by 1e-2 (measured: the same int8 model with
   OpenBLAS's Sandybridge kernels, or numpy without its AVX2 loops, gave similarities 0.01 apart). So nothing here
-  computes a float whose bits a kernel chooses: products and sums are exact integers (int64, or float sums of
-  integers below 2**53); the rest is elementwise IEEE arithmetic (+, -, *, /, sqrt, rint: correctly rounded, the same
-  on every SIMD width), maxima, and table lookups. No library ``exp``, ``erf`` or float reduction is used:
-  LayerNorm's statistics are int64 sums of the inputs on a 1/4096 grid (`exact_norm`); GELU is a table of
-  ``x * Phi(x)`` on a 1/4096 grid (`gelu`); attention multiplies queries, keys and values in 12-bit integers in
-  float64 (sums below 2**53) and reads ``exp`` from a table of 16-bit integers (`attention`). The tables are built
-  once from the platform's ``math`` functions, and any entry that lies so near a rounding boundary that a libm
-  differing in the last bit could round it the other way is recomputed with mpmath (`_correctly_rounded`).
+  computes a float whose bits a kernel chooses: products and sums are of integers and exact (float32 sums below
+  2**24, float64 below 2**53); the rest is elementwise IEEE arithmetic (+, -, *, /, sqrt, rounding: correctly
+  rounded, the same at every SIMD width), maxima and table lookups. No library ``exp`` or ``erf`` and no float sum
+  of non-integers: LayerNorm's statistics are sums of the inputs on a 1/4096 grid (`exact_norm`); GELU is
+  ``max(x, 0)`` less a table of ``|x| Phi(-|x|)`` (`gelu`); attention multiplies queries and keys of 724 levels and
+  values of 2047, and reads ``exp`` from a table of 16-bit integers (`attention`). The tables are built from the
+  platform's ``math`` functions, and any entry so near a rounding boundary that a libm differing in its last bit
+  could round it the other way is recomputed with mpmath (`_correctly_rounded`).
 
-What stays float and machine-dependent is outside: the ``float32`` precision (the reference model, BLAS products)
-and the tokenizer's work is integer anyway. The accuracy cost against float32 is in docs/performance.md; each
-vector stays within 0.5% (cosine) of float32's.
+numpy is the definition (`projection`, `layer_after_attention`, `attention`) and the path without onnxruntime;
+`LayerGraphs` runs the same operations as onnxruntime graphs, faster, and tests/test_int8_exact.py holds the two
+bit for bit. Each vector stays within 0.3% (cosine) of the float32 model's (docs/performance.md).
 """
 
 from __future__ import annotations
