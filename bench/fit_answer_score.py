@@ -1,4 +1,4 @@
-"""Fit `curation.semantic.answer_score`'s weights: which near benchmark item, its answer being the gold, is the source.
+"""Fit `curation.meaning.confirm.answer_score`'s weights: which near item, its answer the gold, is the source.
 
 Usage: ``python bench/fit_answer_score.py [--data-dir ../shared/data] [--held-out held_out_6]``.
 
@@ -6,7 +6,7 @@ The rows are those of ``bench/semantic_decontam.py``: the hand-written paraphras
 ``FIT_EXCLUDES``, kept for a blind measurement) and the clean MATH-train problems whose id hashes to the
 fitting half (the other half is never fitted on). For each row, each of its nearest `ANSWER_CANDIDATES` items
 (MiniLM retrieval, as the stage does) whose answer agrees with the row's gold is one example: positive when it
-is the row's source. Features are `curation.semantic.answer_features`, the model sklearn's logistic regression
+is the row's source. Features are `curation.meaning.confirm.answer_features`, the model sklearn's logistic regression
 (C=1, positives weighted 3). Prints the weights as the Python literal `ANSWER_SCORE_WEIGHTS` holds, whether they
 match the module's, and, with ``--held-out SPLIT``, a fit without that split and the clean half it never saw,
 then recall on that split and the clean rows it would add at `answer_min_score` (the other paths aside).
@@ -25,7 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.decontam import BENCHMARKS, specs  # noqa: E402
 from bench.semantic_decontam import build_pool, golds  # noqa: E402
-from curation import semantic  # noqa: E402
+from curation.meaning import confirm as rules  # noqa: E402
+from curation.meaning import embedding  # noqa: E402
+from curation.meaning import index as retrieval  # noqa: E402
 from curation.options import DecontamOptions, SemanticDecontamOptions  # noqa: E402
 from curation.similarity import answers_agree  # noqa: E402
 from curation.stages.decontam import load_benchmark_items  # noqa: E402
@@ -46,22 +48,22 @@ def examples(data_dir: Path) -> tuple[np.ndarray, np.ndarray, list[tuple[str, st
     texts, planted = build_pool(data_dir, items)
     answers = golds(data_dir, planted)
     ids = [p for p in texts if not p.startswith("copy/") and planted.get(p, ("", "", ""))[2] not in FIT_EXCLUDES]
-    rarity = semantic.NumberRarity.of([i.text for i in items])
-    index = semantic.SemanticIndex.build(
-        [semantic.item_key(i) for i in items], semantic.embed_texts([i.text for i in items], options)
+    rarity = rules.NumberRarity.of([i.text for i in items])
+    index = retrieval.SemanticIndex.build(
+        [rules.item_key(i) for i in items], embedding.embed_texts([i.text for i in items], options)
     )
-    similarities, rows = index.nearest(semantic.embed_texts([texts[p] for p in ids], options), options.k)
+    similarities, rows = index.nearest(embedding.embed_texts([texts[p] for p in ids], options), options.k)
     features, labels, meta = [], [], []
     for pid, sims, near in zip(ids, similarities, rows, strict=True):
         source, _, half = planted.get(pid, ("", "clean", "clean"))
-        for rank in range(min(semantic.ANSWER_CANDIDATES, len(near))):
+        for rank in range(min(rules.ANSWER_CANDIDATES, len(near))):
             item = items[near[rank]]
             if not answers_agree(answers[pid], item.answer):
                 continue
-            match = semantic.evidence(texts[pid], item.text, float(sims[rank]), semantic.item_key(item), rarity)
+            match = rules.evidence(texts[pid], item.text, float(sims[rank]), rules.item_key(item), rarity)
             margin = float(sims[rank]) - max((float(s) for i, s in enumerate(sims) if i != rank), default=0.0)
-            row = semantic.answer_features(texts[pid], item, match, margin, rank == 0, rarity)
-            features.append([row[name] for name in semantic.ANSWER_SCORE_FEATURES])
+            row = rules.answer_features(texts[pid], item, match, margin, rank == 0, rarity)
+            features.append([row[name] for name in rules.ANSWER_SCORE_FEATURES])
             labels.append(match.key == source)
             meta.append((pid, match.key, half if source else f"clean_{clean_half(pid)}"))
     return np.array(features), np.array(labels), meta
@@ -72,9 +74,7 @@ def fit(features: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 
     model = LogisticRegression(C=1.0, max_iter=5000, class_weight={0: 1, 1: 3}).fit(features, labels)
     weights = {"bias": round(float(model.intercept_[0]), 3)}
-    return weights | {
-        n: round(float(w), 3) for n, w in zip(semantic.ANSWER_SCORE_FEATURES, model.coef_[0], strict=True)
-    }
+    return weights | {n: round(float(w), 3) for n, w in zip(rules.ANSWER_SCORE_FEATURES, model.coef_[0], strict=True)}
 
 
 def main() -> None:
@@ -87,13 +87,13 @@ def main() -> None:
     fitted = halves != "clean_1"
     weights = fit(features[fitted], labels[fitted])
     print(f"{fitted.sum()} examples ({labels[fitted].sum()} positive)\nANSWER_SCORE_WEIGHTS = {weights}")
-    print("matches curation.semantic:", weights == semantic.ANSWER_SCORE_WEIGHTS)
+    print("matches curation.meaning:", weights == rules.ANSWER_SCORE_WEIGHTS)
     if args.held_out:
         trial = fit(features[fitted & (halves != args.held_out)], labels[fitted & (halves != args.held_out)])
         bar = SemanticDecontamOptions().answer_min_score
         best: dict[str, tuple[float, str]] = {}
         for row, (pid, key, _) in zip(features, meta, strict=True):
-            score = semantic.answer_score(dict(zip(semantic.ANSWER_SCORE_FEATURES, row, strict=True)), trial)
+            score = rules.answer_score(dict(zip(rules.ANSWER_SCORE_FEATURES, row, strict=True)), trial)
             if score >= bar and score > best.get(pid, (-np.inf, ""))[0]:
                 best[pid] = (score, key)
         sources = {pid: key for (pid, key, _), label in zip(meta, labels, strict=True) if label}

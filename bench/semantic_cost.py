@@ -65,15 +65,11 @@ def stage_run(data_dir: Path, enabled: bool) -> dict:
 
 def rates(data_dir: Path) -> dict:
     """CPU seconds per problem of the screen (every problem) and of the model (the problems the screen passes)."""
-    from curation.semantic import (
-        SemanticIndex,
-        item_key,
-        item_vectors,
-        load_embedder,
-        model_contamination,
-        number_rarity,
-    )
-    from curation.semantic_screen import ScreenIndex, screen
+    from curation.meaning.confirm import item_key, number_rarity
+    from curation.meaning.contamination import find_semantic_contamination
+    from curation.meaning.embedding import item_vectors, load_embedder
+    from curation.meaning.index import SemanticIndex
+    from curation.meaning.screen import ScreenIndex, screen
     from curation.stages.decontam import load_benchmark_items
 
     options = SemanticDecontamOptions()
@@ -89,7 +85,8 @@ def rates(data_dir: Path) -> dict:
     semantic_index = SemanticIndex.build([item_key(i) for i in items], item_vectors([i.text for i in items], options))
     load_embedder(options.model, options.precision)([""])  # loaded outside the clock: a fixed cost
     started = time.process_time()
-    model_contamination({p: texts[p] for p in passed}, items, options, semantic_index, None, answers)
+    kept = {p: texts[p] for p in passed}
+    find_semantic_contamination(kept, items, options, semantic_index, None, answers, screened=True)
     model_s = (time.process_time() - started) / max(1, len(passed))
     fraction = len(passed) / len(texts)
     return {

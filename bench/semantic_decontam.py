@@ -15,9 +15,9 @@ Usage: ``python bench/semantic_decontam.py [--data-dir ../shared/data] [--out ou
   ``paraphrases_heldout7.jsonl`` (written blind; kept out of ``bench/fit_answer_score.py``'s fit) are held out
   whole (their rows' ``split``). Every pool problem has its gold (a paraphrase its item's), as a real pool's rows do.
 - Recall: a planted row dropped as its own item, by n-gram decontamination alone (`curation.stages.decontam`, as
-  ``bench/decontam.py`` drives it) and by n-grams + each semantic rule (`curation.semantic`, on the rows the
+  ``bench/decontam.py`` drives it) and by n-grams + each semantic rule (`curation.meaning`, on the rows the
   n-grams kept, as the stage runs it): the opt-in path as it was before it became the default (every problem to
-  MiniLM, no gold veto), the gold veto alone, and the default (screened by `curation.semantic_screen`, gold
+  MiniLM, no gold veto), the gold veto alone, and the default (screened by `curation.meaning.screen`, gold
   veto). The rows the default decides differently from the opt-in path go to ``screen_differences.jsonl``.
 - False drops: MATH-train rows dropped as AIME/AMC. MATH-train rows the semantic check flags against
   MATH500 (real overlaps exist: NeMo-Skills report 13.9% of MATH/AMC/AIME test problems with a
@@ -48,15 +48,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.decontam import BENCHMARKS, CLEAN_AGAINST, specs  # noqa: E402
+from curation.meaning.confirm import item_key  # noqa: E402
+from curation.meaning.contamination import (
+    find_semantic_contamination,  # noqa: E402
+    find_semantic_duplicates,  # noqa: E402
+)
+from curation.meaning.embedding import embed_texts  # noqa: E402
+from curation.meaning.index import SemanticIndex  # noqa: E402
 from curation.options import DecontamOptions, SemanticDecontamOptions, SemanticDedupOptions  # noqa: E402
 from curation.planted import split  # noqa: E402
-from curation.semantic import (  # noqa: E402
-    SemanticIndex,
-    embed_texts,
-    find_semantic_duplicates,
-    item_key,
-)
-from curation.semantic_screen import find_semantic_contamination  # noqa: E402
 from curation.stages.decontam import BenchmarkItem, build_index, find_contamination, load_benchmark_items  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -169,7 +169,7 @@ class AnswerCheckOptions:
 
 @dataclass(frozen=True)
 class SemanticOptions:
-    """Matching by meaning (`curation.semantic`): embedding retrieval, then a confirmation rule.
+    """Matching by meaning (`curation.meaning`): embedding retrieval, then a confirmation rule.
 
     Attributes:
         enabled: Decontamination's is on by default (``curate.stages.decontam.semantic``, screened: see
@@ -182,23 +182,23 @@ class SemanticOptions:
         min_numbers: Jaccard of the distinct numbers the two problems state (1.0: the same numbers); with
             no number swapped, what separates a paraphrase from a template sibling, which embeddings cannot.
         min_content: Share of the math (content tokens, names as ``x``) the two problems have in common, in
-            order (`curation.semantic.content_share`).
-        rare_threshold: Decontamination's second path (`curation.semantic.confirm`; not used inside the
+            order (`curation.meaning.readings.content_share`).
+        rare_threshold: Decontamination's second path (`curation.meaning.confirm.confirm`; not used inside the
             pool): the similarity a candidate needs when it states the item's numbers and those are rare,
             without the math test.
         min_rare: How rare the shared numbers must be on that path (summed inverse document frequency over
             the benchmark items: ``log(601 / 2)`` ~ 5.7 for one number no other item of 600 states).
-        same_answer: Decontamination's third path (`curation.semantic.confirm_by_answer`): a pool problem one
+        same_answer: Decontamination's third path (`curation.meaning.confirm.confirm_by_answer`): a pool problem one
             of whose nearest items (up to three, near-tied) is at least ``answer_threshold`` similar, states at
             least ``answer_min_numbers`` of its numbers (Jaccard) and has that item's answer as its gold — an
             answer more telling than a digit or a yes/no — is that item retold ("identical marbles in two
             bags", a formula in words). Pools without golds never take it.
         answer_threshold: The similarity that path needs (less for the nearest item when the two state the same
-            numbers: `curation.semantic.ANSWER_FLOOR_DROP`).
+            numbers: `curation.meaning.confirm.ANSWER_FLOOR_DROP`).
         answer_min_numbers: The numbers' agreement that path needs.
-        answer_min_score: Decontamination's fourth path (`curation.semantic.confirm_by_score`, with
+        answer_min_score: Decontamination's fourth path (`curation.meaning.confirm.confirm_by_score`, with
             ``same_answer``): the log-odds a near item whose answer is the pool problem's gold needs from its
-            evidence weighed together (`curation.semantic.answer_score`; 1.5 ~ 82%).
+            evidence weighed together (`curation.meaning.confirm.answer_score`; 1.5 ~ 82%).
         confirmation: ``rule`` (the paths above) or ``judge`` (decontamination only: candidates at
             ``judge_threshold`` or more that the rule does not confirm go to ``judge`` for a verdict).
         judge: The generator asked "same problem?" when ``confirmation`` is ``judge``.
@@ -239,7 +239,7 @@ class SemanticDecontamOptions(SemanticOptions):
     it catches 60 of 90 against wordllama's 51, with no clean row dropped either way. It costs about 8 ms a
     problem on one core (int8), so ``screen`` (default ``wordllama``) first asks, for every pool problem, whether any
     benchmark item near it by that cheap model (or sharing its gold's answer) could be confirmed by the rule with
-    the similarity at its best (`curation.semantic_screen`); only those problems are embedded by ``model``, and
+    the similarity at its best (`curation.meaning.screen`); only those problems are embedded by ``model``, and
     decided as without the screen. ``screen: none`` sends every problem to ``model`` (as does ``confirmation:
     judge``, whose candidates need the model's similarity). With ``gold_must_agree`` (default) a pool problem
     whose gold the grader finds different from the item's answer is not confirmed by the first two paths (a

@@ -43,7 +43,7 @@ _TOKEN = re.compile(r"\\([A-Za-z]+)|([A-Za-z]+)|(\d+)|([+\-−=<>≤≥≠])")
 _TEX_MATH = re.compile(
     r"\$\$(.+?)\$\$|\$(.+?)\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|\\begin\{([a-z]+\*?)\}(.+?)\\end\{\5\}", re.S
 )
-TEX_MATH = _TEX_MATH  # TeX math segments ($...$, \\[...\\], environments), for `curation.semantic`
+TEX_MATH = _TEX_MATH  # TeX math segments ($...$, \\[...\\], environments), for `curation.meaning`
 _FORMULA_CHARS = re.compile(r"[\d=+^_<>≤≥≠*/|\\()]")
 _ORDINAL = re.compile(r"^(?:([a-z])th|(\d+)(?:st|nd|rd|th))$")
 _NUMBER_WORDS = {
@@ -313,7 +313,7 @@ def _letter_runs(text: str) -> frozenset[str] | None:
 def forget_texts() -> None:
     """Empty the caches keyed by whole texts (`fold_number_words`, `_letter_runs`): in a driver that runs shard
     tasks itself they would otherwise keep tens of thousands of pool problems (about 3 kB each) after they are
-    read (`curation.semantic.forget_texts`)."""
+    read (`curation.meaning.confirm.forget_texts`)."""
     fold_number_words.cache_clear()
     _letter_runs.cache_clear()
 

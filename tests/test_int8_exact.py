@@ -121,12 +121,13 @@ def test_tables_are_the_correctly_rounded_values():
 _PROBE = """
 import json, sys
 import numpy as np
-from curation import semantic
+from curation.meaning import embedding
+from curation.meaning import index as retrieval
 texts = json.loads(sys.argv[1])
-vectors = semantic.normalised(semantic.load_embedder("minilm", "int8")(texts))
-words = semantic.normalised(semantic.load_embedder("wordllama")(texts))
-print(json.dumps([vectors.tobytes().hex(), semantic.cosines(vectors, vectors).tobytes().hex(),
-                  semantic.cosines(words, words).tobytes().hex()]))
+vectors = retrieval.normalised(embedding.load_embedder("minilm", "int8")(texts))
+words = retrieval.normalised(embedding.load_embedder("wordllama")(texts))
+print(json.dumps([vectors.tobytes().hex(), retrieval.cosines(vectors, vectors).tobytes().hex(),
+                  retrieval.cosines(words, words).tobytes().hex()]))
 """
 KERNELS = {
     "default": {},

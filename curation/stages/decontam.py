@@ -40,6 +40,7 @@ import itertools
 import json
 import logging
 import math
+import pkgutil
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -49,6 +50,13 @@ from typing import Any
 
 import numpy as np
 
+from curation import meaning
+from curation.meaning.confirm import forget_texts, item_key, number_rarity
+from curation.meaning.contamination import check_semantic, find_semantic_contamination, judge_pairs, uses_screen
+from curation.meaning.embedding import item_vectors
+from curation.meaning.index import SemanticIndex
+from curation.meaning.screen import BATCH as SCREEN_BATCH
+from curation.meaning.screen import ScreenIndex, screen
 from curation.options import (
     DecontamOptions,
     SemanticDecontamOptions,
@@ -69,19 +77,6 @@ from curation.runner import (
     write_rows_file,
 )
 from curation.schema import Chain
-from curation.semantic import (
-    SemanticIndex,
-    check_semantic,
-    forget_texts,
-    item_key,
-    item_vectors,
-    judge_pairs,
-    model_contamination,
-    number_rarity,
-    uses_screen,
-)
-from curation.semantic_screen import BATCH as SCREEN_BATCH
-from curation.semantic_screen import ScreenIndex, screen
 from curation.similarity import aligned_similarity, content_agreement, content_tokens, text_tokens
 from curation.stages.dedup import (
     normalize_text,
@@ -99,6 +94,8 @@ MAX_REPORTED_NGRAMS = 5
 
 
 MAX_LISTED = 20  # near misses and boilerplate n-grams listed in the stage notes
+# the screen's cached results are keyed by the code of every module of decontamination by meaning
+MEANING_MODULES = tuple(f"curation.meaning.{m.name}" for m in pkgutil.iter_modules(meaning.__path__))
 
 
 @dataclass(frozen=True)
@@ -488,7 +485,7 @@ def decontam_confirm(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
 
 def decontam_semantic(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
     """``[problem, confirmed match or None, closest unconfirmed candidate or None]`` per alive problem of a part
-    that has a benchmark item among its nearest by meaning (`curation.semantic`: embeddings in batches,
+    that has a benchmark item among its nearest by meaning (`curation.meaning`: embeddings in batches,
     retrieval from the items' index, the confirmation rule, and the judge when the options ask for it). With
     ``screened`` the part's rows are those the screen passed (`decontam_screen`)."""
     items, semantic_index = load_context(item["context"])
@@ -499,7 +496,7 @@ def decontam_semantic(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
         generator = cached_generator(options.judge, item["judge_dir"], f"same-problem-{item['part']}")
         judge = judge_pairs(generator, options)
     texts, answers = {str(p): t for p, t, _ in rows}, {str(p): a for p, _, a in rows}
-    verdicts = model_contamination(texts, items, options, semantic_index, judge, answers)
+    verdicts = find_semantic_contamination(texts, items, options, semantic_index, judge, answers, screened=True)
     for position, _, _ in rows:
         match, closest = verdicts.matches.get(str(position)), verdicts.closest.get(str(position))
         if match or closest:
@@ -508,7 +505,7 @@ def decontam_semantic(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
 
 def decontam_screen(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
     """``[problem, path]`` for each problem of a part that some benchmark item could be confirmed for by meaning,
-    and the rule's path that could confirm it (`curation.semantic_screen.screen`): the problems the model embeds."""
+    and the rule's path that could confirm it (`curation.meaning.screen.screen`): the problems the model embeds."""
     items, screen_index = load_context(item["context"])
     options = to_options(SemanticDecontamOptions, item["options"])
     rarity = number_rarity([i.text for i in items])
@@ -593,7 +590,7 @@ def by_meaning(
         semantic_index = SemanticIndex.build(
             [item_key(i) for i in items], item_vectors([i.text for i in items], options)
         )
-        code = source_digest(__name__, "curation.semantic", "curation.similarity")
+        code = source_digest(__name__, *MEANING_MODULES, "curation.similarity")
         key = {"semantic": [asdict(i) for i in items], "options": options_dict(options), "code": code}
         params = {
             "context": write_context(context.work_dir / "contexts", key, (list(items), semantic_index)),
@@ -620,7 +617,7 @@ def screened(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """The mask of the problems among ``rows`` that the screen passes (`decontam_screen`, one shard task per part),
     and its note: the screen model, problems screened, passed, and passed by each path (``semantic_screen``)."""
-    code = source_digest(__name__, "curation.semantic_screen", "curation.semantic", "curation.similarity")
+    code = source_digest(__name__, *MEANING_MODULES, "curation.similarity")
     key = {"screen": [asdict(i) for i in items], "options": options_dict(options), "code": code}
     params = {
         "context": write_context(context.work_dir / "contexts", key, (list(items), ScreenIndex.build(items, options))),

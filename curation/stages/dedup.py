@@ -46,6 +46,10 @@ from typing import Any
 
 import numpy as np
 
+from curation.meaning.confirm import confirm
+from curation.meaning.contamination import check_semantic
+from curation.meaning.embedding import embed_texts
+from curation.meaning.index import SemanticIndex, from_grid, to_grid
 from curation.options import DedupOptions, SemanticDedupOptions, StageOptions
 from curation.pool.golds import problem_reader
 from curation.pool.store import first_of_equal, later_equal, write_once
@@ -62,7 +66,6 @@ from curation.runner import (
     run_parts,
 )
 from curation.schema import Chain
-from curation.semantic import SemanticIndex, check_semantic, confirm, embed_texts, from_grid, to_grid
 from curation.similarity import answers_agree, content_tokens, numbers_of
 from eval.options import to_options
 from eval.problem import Problem
@@ -424,9 +427,9 @@ def semantic_duplicates(
     state: RunState, context: StageContext, options: SemanticDedupOptions, dropped: set[int]
 ) -> list[ProblemDrop]:
     """Near-duplicates by meaning among the problems not already ``dropped``, in pool order (`first_kept`):
-    embeddings in one shard task per part of the pool (saved as int16 ``.npy`` files: `curation.semantic.to_grid`),
+    embeddings in one shard task per part of the pool (int16 ``.npy`` files: `curation.meaning.index.to_grid`),
     one index over them all that the pair tasks memory-map, and in each pair task a slice's nearest earlier problems
-    confirmed by the rule of `curation.semantic` (golds, where both are known, agreeing)."""
+    confirmed by the rule of `curation.meaning` (golds, where both are known, agreeing)."""
     check_semantic(options, "curate.stages.dedup.semantic", ("rule",))
     params = {"options": options_dict(options), "folder": str(context.work_dir / "embeddings")}
     job = run_parts(state, context, "dedup-embed", dedup_embeddings, params, table="problems")
@@ -472,7 +475,7 @@ def dedup_embeddings(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
 
 def semantic_pairs(index: int, item: dict[str, Any]) -> Iterator[list[Any]]:
     """``[earlier problem, later problem, match]`` for each problem of a slice of the index whose nearest
-    earlier problems include one the rule confirms (`curation.semantic.confirm`, golds agreeing)."""
+    earlier problems include one the rule confirms (`curation.meaning.confirm.confirm`, golds agreeing)."""
     options = to_options(SemanticDedupOptions, item["options"])
     folder = Path(item["index"])
     grid = np.load(folder / "vectors.npy", mmap_mode="r")

@@ -1,7 +1,7 @@
 """The cheap first step of decontamination by meaning: which pool problems could the rule confirm at all?
 
-Decontamination's model (`curation.semantic`, ``minilm``) costs about 5 ms a problem on one core (int8), more
-than ten times the n-gram stage. But the rule (`curation.semantic.confirm`, `confirm_by_answer`, `confirm_by_score`)
+Decontamination's model (``minilm``) costs several ms a problem on one core, more than ten times the n-gram
+stage. But the rule (`curation.meaning.confirm`: `confirm`, `confirm_by_answer`, `confirm_by_score`)
 asks more of a candidate than similarity: the numbers the two state, their math, how rare the shared numbers are,
 whether the item's answer is the problem's gold. That evidence is computed here exactly as the rule computes it, for
 a short list of items per problem, with the similarity taken at its best; a problem goes on to the model only when
@@ -10,7 +10,7 @@ over every item, the same rule), so a screened run drops a subset of what an uns
 
 - **The short list** (`could_confirm`): the ``screen`` model's (``wordllama``, about 0.15 ms a problem) `SCREEN_K`
   nearest items, checked for the rule's first two paths (numbers and math; rare numbers) and its gold veto
-  (`curation.semantic.gold_differs`, the grader's verdict as the rule asks it); and the items whose
+  (`gold_differs`, the grader's verdict as the rule asks it); and the items whose
   answer has the gold's `curation.similarity.answer_key` (a retold story is often far from its item by wordllama
   but keeps the answer), checked for the two answer paths (same answer; answer score, given `SCORE_MARGIN` over
   the other items and the rank of the nearest) when they are among the `ANSWER_RANK` nearest, or at any rank for
@@ -28,50 +28,36 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from curation.options import SemanticDecontamOptions
-from curation.semantic import (
+from curation.meaning.confirm import (
     ANSWER_SCORE_WEIGHTS,
     RARE_EXTRA,
     RARE_RECALL,
     SUBSET_RARE,
     BenchmarkItem,
     NumberRarity,
-    SemanticIndex,
     SemanticMatch,
-    SemanticOptions,
-    SemanticVerdicts,
     answer_features,
     answer_score,
-    both_number_readings,
-    cached_vectors,
-    check_semantic,
-    content_share,
-    cosines,
     forget_texts,
     gold_differs,
     item_key,
-    load_embedder,
-    model_contamination,
-    normalised,
-    number_agreement,
-    number_rarity,
-    statement,
-    telling_answer,
-    top_columns,
-    uses_screen,
 )
+from curation.meaning.embedding import cached_vectors, load_embedder
+from curation.meaning.index import cosines, normalised, top_columns
+from curation.meaning.readings import both_number_readings, content_share, number_agreement, statement, telling_answer
+from curation.options import SemanticDecontamOptions
 from curation.similarity import answer_key
 
 SCREEN_K = 5  # items nearest by the screen model, checked for the rule's first two paths
 ANSWER_RANK = 20  # items with the gold's answer this near by the screen model, checked for the answer paths ...
 STRONG_SCORE = 4.0  # ... or at any rank, for the answer score, when it reaches this (similarity 1: ~98%) ...
-STRONG_RARE = 4.0  # ... and the numbers the two share weigh this much (`curation.semantic.NumberRarity`)
+STRONG_RARE = 4.0  # ... and the numbers the two share weigh this much (`curation.meaning.confirm.NumberRarity`)
 SCORE_MARGIN = 0.05  # the lead over the other items an answer score is given
 BATCH = 4096  # problems embedded and checked at a time (the items' cached readings are forgotten after each)
 _BEST_CONTENT = 1.0 if ANSWER_SCORE_WEIGHTS["content"] >= 0 else 0.0  # the math in common that scores highest
@@ -97,38 +83,10 @@ class ScreenIndex:
         return cls(vectors, {k: tuple(found) for k, found in rows.items()})
 
 
-def find_semantic_contamination(
-    texts: Mapping[str, str],
-    items: Sequence[BenchmarkItem],
-    options: SemanticOptions,
-    index: SemanticIndex | None = None,
-    judge: Callable[[list[tuple[str, str]]], list[bool]] | None = None,
-    answers: Mapping[str, str] | None = None,
-    screened: bool = False,
-) -> SemanticVerdicts:
-    """Match each pool problem against the benchmark items by meaning: the options' ``screen`` first
-    (`curation.semantic.uses_screen`), then `curation.semantic.model_contamination` on the problems it passed.
-
-    Args:
-        texts, items, options, index, judge, answers: As `curation.semantic.model_contamination` takes them.
-        screened: ``texts`` already passed the screen (the stage screens in a job of its own): the model alone.
-    """
-    check_semantic(options, "curate.stages.decontam.semantic")
-    if screened or not uses_screen(options):
-        return model_contamination(texts, items, options, index, judge, answers)
-    assert isinstance(options, SemanticDecontamOptions)  # uses_screen: only decontamination screens
-    rarity = number_rarity([i.text for i in items])
-    passed = screen(texts, answers or {}, items, ScreenIndex.build(items, options), options, rarity)
-    kept = {pid: text for pid, text in texts.items() if pid in passed}
-    verdicts = model_contamination(kept, items, options, index, judge, answers)
-    verdicts.screened = passed
-    return verdicts
-
-
 def screen_vectors(texts: Sequence[str], options: SemanticDecontamOptions) -> np.ndarray:
-    """The screen model's unit vectors of ``texts`` as written (`curation.semantic.statement`: a figure read by
-    its labels), not as `curation.semantic.embedding_text` prepares them for the model: reading the formulas out
-    costs a third of the screen and shortlisted no better on the tuning rows."""
+    """The screen model's unit vectors of ``texts`` as written (`statement`: a figure read by its labels), not as
+    `embedding_text` prepares them for the model: reading the formulas out costs a third of the screen and
+    shortlisted no better on the tuning rows."""
     if not texts:
         return np.zeros((0, 1), np.float32)
     return normalised(np.asarray(load_embedder(options.screen)([statement(t) for t in texts]), np.float32))
@@ -190,9 +148,9 @@ def could_confirm(
 
 
 def _shares_numbers(readings: tuple[tuple[frozenset[str], frozenset[str]], ...], item_text: str) -> bool:
-    """Whether a text of these `curation.semantic.both_number_readings` and the item share a number in either
-    reading (with units or without), or neither states a digit in one of them: otherwise
-    `curation.semantic.evidence` reads no number in common (Jaccard 0) and no rare ones."""
+    """Whether a text of these `both_number_readings` and the item share a number in either reading (with units or
+    without), or neither states a digit in one of them: otherwise `curation.meaning.confirm.evidence` reads no number
+    in common (Jaccard 0) and no rare ones."""
     pairs = zip(readings, both_number_readings(item_text), strict=True)
     for (ours, our_digits), (theirs, their_digits) in pairs:
         if not ours.isdisjoint(theirs) or not (our_digits or their_digits):
@@ -201,7 +159,7 @@ def _shares_numbers(readings: tuple[tuple[frozenset[str], frozenset[str]], ...],
 
 
 def _rule_path(text: str, item_text: str, options: SemanticDecontamOptions, rarity: NumberRarity) -> str | None:
-    """`curation.semantic.confirm`'s two paths with their similarity bars dropped, nothing else."""
+    """`confirm`'s two paths with their similarity bars dropped, nothing else."""
     if rarity.shared_weight(text, item_text) >= options.min_rare:  # what the second path asks first
         rare, recall, extra = rarity.agreement(text, item_text)
         if (recall >= RARE_RECALL and extra <= RARE_EXTRA) or (extra == 0 and rare >= SUBSET_RARE):
@@ -215,10 +173,10 @@ def _rule_path(text: str, item_text: str, options: SemanticDecontamOptions, rari
 def _answer_path(
     text: str, item: BenchmarkItem, near: bool, options: SemanticDecontamOptions, rarity: NumberRarity
 ) -> str | None:
-    """The answer paths (`curation.semantic.confirm_by_answer`, `confirm_by_score`) for an item whose answer key is
-    the gold's, with similarity 1, the item the nearest and `SCORE_MARGIN` ahead: the same answer for an item
-    ``near`` by the screen model; the answer score for one near, or at any rank when it reaches `STRONG_SCORE`
-    with shared numbers as rare as `STRONG_RARE`."""
+    """The answer paths (`confirm_by_answer`, `confirm_by_score`) for an item whose answer key is the gold's, with
+    similarity 1, the item the nearest and `SCORE_MARGIN` ahead: the same answer for an item ``near`` by the screen
+    model; the answer score for one near, or at any rank when it reaches `STRONG_SCORE` with shared numbers as rare
+    as `STRONG_RARE`."""
     _, numbers, swapped = number_agreement(text, item.text)
     if near and telling_answer(item.answer, text) and numbers >= options.answer_min_numbers:
         return "same_answer"
