@@ -36,6 +36,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import TypeVar
 
+from eval import number_words
 from eval.grader import verify
 
 _THOUSANDS = re.compile(r"(?<=\d)(?:,|\{,\}|\\!,|\\,)(?=\d{3}(?!\d))")
@@ -46,14 +47,7 @@ _TEX_MATH = re.compile(
 TEX_MATH = _TEX_MATH  # TeX math segments ($...$, \\[...\\], environments), for `curation.meaning`
 _FORMULA_CHARS = re.compile(r"[\d=+^_<>≤≥≠*/|\\()]")
 _ORDINAL = re.compile(r"^(?:([a-z])th|(\d+)(?:st|nd|rd|th))$")
-_NUMBER_WORDS = {
-    word: str(value)
-    for value, word in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-        "seventeen eighteen nineteen twenty".split()
-    )
-} | {"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70", "eighty": "80",
-     "ninety": "90", "hundred": "100", "thousand": "1000", "million": "1000000"}  # fmt: skip
+_NUMBER_WORDS = number_words.VALUES
 _OPERATORS = {
     "−": "-", "≤": "<=", "≥": ">=", "≠": "!=", "le": "<=", "leq": "<=", "leqslant": "<=", "ge": ">=",
     "geq": ">=", "geqslant": ">=", "ne": "!=", "neq": "!=", "lt": "<", "gt": ">",
@@ -70,11 +64,11 @@ _FORMATTING = frozenset(
     "hspace vspace mbox boxed limits nolimits".split()
 )
 _SKIP_WORDS = frozenset(("st", "nd", "rd", "th"))
-_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
-_UNITS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9}
+_TENS = number_words.TENS
+_UNITS = number_words.UNITS
 _COMPOUND = re.compile(rf"\b({'|'.join(_TENS)})[- ]({'|'.join(_UNITS)})\b", re.I)
-_SMALL = {word: int(value) for word, value in _NUMBER_WORDS.items() if int(value) < 20}
-_SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
+_SMALL = number_words.BELOW_TWENTY
+_SCALES = number_words.SCALES
 # A run of number words ("two thousand twenty-five", "one hundred and five", "ninety-nine"): folded whole.
 _NUMBER_WORD = rf"(?:{'|'.join([*_SMALL, *_TENS, *_SCALES])})"
 _NUMBER_PHRASE = re.compile(

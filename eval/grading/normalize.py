@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 
+from eval.number_words import UP_TO_TEN
+
 MAX_ANSWER_CHARS = 4000
 MAX_BRACE_DEPTH = 40
 
@@ -130,20 +132,8 @@ _FUNCS = {
     "exp",
     "lg",
 }
-# Number words read as digits in summary sentences ("At most two of ...", "is zero").
-NUMBER_WORDS = {
-    "zero": "0",
-    "one": "1",
-    "two": "2",
-    "three": "3",
-    "four": "4",
-    "five": "5",
-    "six": "6",
-    "seven": "7",
-    "eight": "8",
-    "nine": "9",
-    "ten": "10",
-}
+# Number words read as digits in summary sentences ("At most two of ...", "is zero"): zero to ten.
+NUMBER_WORDS = UP_TO_TEN
 GREEK_NAMES = frozenset(
     (
         "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi rho sigma "
