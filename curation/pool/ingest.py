@@ -312,7 +312,3 @@ def overridden_chain(chain: Chain, override: GoldOverride | None) -> Chain:
     if override and chain.generator == HUMAN and (chain.final_answer or "").strip() == override.was.strip():
         return replace(chain, final_answer=override.answer)
     return chain
-
-
-def overrides_checksum(path: str | os.PathLike[str]) -> str:
-    return sha256_file(path)

@@ -158,13 +158,6 @@ def near_match(
     return "shingles_same_gold" if answers_agree(answers[a], answers[b]) else None
 
 
-def near_enough(
-    similarity: float, a: str, b: str, options: DedupOptions, answers: Mapping[str, str], texts: Mapping[str, str]
-) -> bool:
-    """Whether the pair is a near-duplicate (`near_match`)."""
-    return near_match(similarity, a, b, options, answers, texts) is not None
-
-
 def different_problems(text_a: str, text_b: str, gold_a: str | None, gold_b: str | None) -> bool:
     """Other numbers *and* another gold: a template sibling ("... divisible by 11?" vs "... by 7?"), which is a
     different problem for training. Without both golds nothing is known, so this says False."""

@@ -93,10 +93,6 @@ def repetition_fraction(tokens: list[str], window: int) -> float:
     return 1.0 - len(set(windows.tolist())) / len(windows)
 
 
-def has_final_answer(chain: Chain) -> bool:
-    return answer_present(chain.text, chain.final_answer)
-
-
 def answer_present(text: str, final_answer: str | None) -> bool:
     """A final-answer turn, or an answer the extractor finds in the text (``\\boxed{}``, markers)."""
     if final_answer and final_answer.strip():

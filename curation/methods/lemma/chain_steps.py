@@ -62,16 +62,6 @@ def numbered_steps(text: str) -> str:
     return "\n".join(f"Step {i}: {text[s:e]}" for i, (s, e) in enumerate(step_spans(text), start=1))
 
 
-def step_index_at(text: str, offset: int) -> int:
-    """0-based index of the step containing character ``offset`` (the last step starting at or before it)."""
-    spans = step_spans(text)
-    index = 0
-    for i, (start, _) in enumerate(spans):
-        if start <= offset:
-            index = i
-    return index
-
-
 def parse_json_object(text: str) -> dict[str, Any]:
     """The JSON object in a teacher reply (bare, or inside a fenced block, or the outermost ``{...}``).
 
