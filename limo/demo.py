@@ -16,6 +16,7 @@ from pathlib import Path
 
 from eval.records import write_text_atomic
 from limo.search_path import split_folder_flags
+from limo.usage import exit_if_help
 
 DISCLAIMER = (
     "The tiny model (a ~100k-parameter Qwen2-shaped network built in code) exercises the machinery: it "
@@ -104,6 +105,7 @@ def check_argv(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str]) -> None:
+    exit_if_help("demo", argv)
     config_args = check_argv(argv)
     output_dir = _arg(argv, "output_dir") or "outputs/demo"
     stages = demo_stages(output_dir, _arg(argv, "data_dir"), config_args)

@@ -28,6 +28,7 @@ from eval.backends.replay import ReplayMissError
 from limo.config import CONFIG_DIR, prepared_argv
 from limo.overrides import checked_argv
 from limo.search_path import normalized_argv
+from limo.usage import exit_if_help
 
 log = logging.getLogger("limo")
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
@@ -75,7 +76,8 @@ def hydra_entry(entry: str) -> Callable[[Callable[[DictConfig], None]], Callable
     An unknown recipe, group option or key ends with one ``limo.<entry>: error: ...`` line naming the
     closest names and the folders searched; an option the recipe leaves at its default needs no ``+``; a
     whole-map ``field_map={...}`` override may add keys. A user's recipes come from ``--config-dir DIR``,
-    ``--config-path DIR`` or ``hydra.searchpath=[file://DIR]`` (`limo.search_path`).
+    ``--config-path DIR`` or ``hydra.searchpath=[file://DIR]`` (`limo.search_path`). ``--help`` (``-h``) prints
+    the entry's help (`limo.usage`) instead of Hydra's listing of the whole config (still ``--cfg job``).
     """
 
     def decorate(task: Callable[[DictConfig], None]) -> Callable[[], None]:
@@ -83,6 +85,7 @@ def hydra_entry(entry: str) -> Callable[[Callable[[DictConfig], None]], Callable
 
         @functools.wraps(task)
         def main() -> None:
+            exit_if_help(entry, sys.argv[1:])
             with reported_errors(entry):
                 sys.argv[1:] = checked_argv(prepared_argv(normalized_argv(sys.argv[1:])))
             run()

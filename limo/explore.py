@@ -16,6 +16,7 @@ from pathlib import Path
 
 from eval.records import write_text_atomic
 from limo.entry import reported_errors
+from limo.usage import exit_if_help
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "curation" / "explore.ipynb"
 DEFAULT_RUN = "outputs/demo/curate"
@@ -56,6 +57,7 @@ def explore(run_dir: Path) -> Path:
 
 
 def main(argv: list[str]) -> None:
+    exit_if_help("explore", argv)
     with reported_errors("explore"):
         unknown = [a for a in argv if not a.startswith("run_dir=")]
         if unknown:

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from eval.backends.server import ChatServer
+from limo.usage import exit_if_help
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """The flags; ``--help`` (``-h``) prints `limo.usage`'s help, as every entry point does."""
+    exit_if_help("serve", sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="limo.serve", add_help=False)
     parser.add_argument("--model", required=True, help="model folder (HF format) or hub id")
     parser.add_argument("--name", default=None, help="model name reported by the server (default: --model)")
     parser.add_argument("--host", default="127.0.0.1")
