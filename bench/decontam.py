@@ -4,10 +4,10 @@ Usage: ``python bench/decontam.py [--data-dir ../shared/data] [--out outputs/ben
 run time from the shared data folder (no rows are stored in the repository):
 
 - the pool is every MATH-train problem (clean against AIME 2024/2025 and AMC 2023, which it predates)
-  plus each MATH500 / AIME / AMC problem planted in six forms (`curation.planted`): verbatim, reworded,
+  plus each MATH500 / AIME / AMC problem planted in six forms (`tests.planted`): verbatim, reworded,
   affixed, reworded+affixed, and the two reworded forms again with the held-out rewording table;
 - recall = planted rows dropped as their own benchmark item; reported for the tuning and the held-out
-  half of the items (`curation.planted.split`);
+  half of the items (`tests.planted.split`);
 - false positives = MATH-train rows dropped as AIME/AMC (should be 0); MATH-train rows dropped as
   MATH500 are written to ``math500_overlaps.jsonl`` for review (real overlaps exist);
 - CHAMP: the pool's 270 problems against ``champ_heldout`` (54 of them).
@@ -34,7 +34,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from curation.options import DecontamOptions  # noqa: E402
-from curation.planted import HELD_OUT_SWAPS, PLANT_KINDS, SWAPS, plant, split  # noqa: E402
 from curation.stages.decontam import (  # noqa: E402
     Contamination,
     ContaminationIndex,
@@ -44,6 +43,7 @@ from curation.stages.decontam import (  # noqa: E402
     load_benchmark_items,
 )
 from eval.benchmarks import BenchmarkSpec  # noqa: E402
+from tests.planted import HELD_OUT_SWAPS, PLANT_KINDS, SWAPS, plant, split  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = ("math500", "aime24", "aime25", "amc23")

@@ -3,9 +3,9 @@
 Usage: ``python bench/near_duplicates.py [--data-dir ../shared/data] [--groups 600]``. The pool is every
 MATH-train problem (with its gold) followed by planted groups: each of ``--groups`` seeded problems of 25+
 words gets one or two variants (a group of 2 or 3), each with one or two words changed
-(`curation.planted.change_words`) and the source's gold. A group is caught when at most one of its
+(`tests.planted.change_words`) and the source's gold. A group is caught when at most one of its
 members survives dedup; a pair (variant, source) when at most one of the two does. Recall is reported for
-the tuning and the held-out halves of the groups (`curation.planted.split` of the source id) and by words
+the tuning and the held-out halves of the groups (`tests.planted.split` of the source id) and by words
 changed; the false merges are MATH-train problems dropped that were not planted (MATH has true duplicates
 and template siblings: ``--show`` prints them with their golds to judge by hand).
 
@@ -32,8 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from curation.options import DedupOptions  # noqa: E402
-from curation.planted import change_words, split  # noqa: E402
 from curation.stages.dedup import find_duplicates  # noqa: E402
+from tests.planted import change_words, split  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = {

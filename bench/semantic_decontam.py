@@ -7,7 +7,7 @@ Usage: ``python bench/semantic_decontam.py [--data-dir ../shared/data] [--out ou
   every benchmark item the paraphrase files rewrite, and those paraphrases (written by hand for this bench:
   ``light`` other words; ``medium`` renamed variables, reordered sentences; ``heavy`` a formula restated in
   words, unit changes, the story retold). ``bench/data/paraphrases.jsonl``'s rows are in the tuning or the
-  held-out part by `curation.planted.split` of their item id (the rule was calibrated on the tuning part only);
+  held-out part by `tests.planted.split` of their item id (the rule was calibrated on the tuning part only);
   ``paraphrases_heldout2.jsonl`` (written before the second round of tuning), ``paraphrases_heldout3.jsonl``
   (written after it), ``paraphrases_heldout4.jsonl`` (written blind, before ``model: minilm`` was measured) and
   ``paraphrases_heldout5.jsonl`` (written blind, before the same-answer path was measured) and
@@ -56,8 +56,8 @@ from curation.meaning.contamination import (
 from curation.meaning.embedding import embed_texts  # noqa: E402
 from curation.meaning.index import SemanticIndex  # noqa: E402
 from curation.options import DecontamOptions, SemanticDecontamOptions, SemanticDedupOptions  # noqa: E402
-from curation.planted import split  # noqa: E402
 from curation.stages.decontam import BenchmarkItem, build_index, find_contamination, load_benchmark_items  # noqa: E402
+from tests.planted import split  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PARAPHRASES = REPO / "bench" / "data" / "paraphrases.jsonl"

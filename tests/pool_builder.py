@@ -9,10 +9,10 @@ format of GAIR/LIMO, NuminaMath-CoT, s1K (1.0), s1K-1.1, OpenR1-Math-220k (datas
   generations (a wrong one with a right or another wrong one), and the pool's own labels call some wrong
   ones correct: they must not be believed;
 - contaminations: MATH500 / AIME 2024 / AIME 2025 / AMC 2023 problems planted verbatim, reworded (the tuned
-  and the held-out rewording table in turn), with a prefix and suffix, or both (`curation.planted`), each
+  and the held-out rewording table in turn), with a prefix and suffix, or both (`tests.planted`), each
   with a correct chain, so that only decontamination can drop them;
 - near-duplicate groups: a MATH-train problem of 25+ words with one or two variants, one or two words
-  changed (`curation.planted.change_words`), each with the source's correct chain;
+  changed (`tests.planted.change_words`), each with the source's correct chain;
 - malformed rows: a missing field, a dict where text belongs, a value of the wrong type, a list without a
   declared rule, a chat without an assistant turn, list columns of different lengths, a gold column with no
   answer, and a problem over the length cap — what the layout's file format can hold (`LAYOUT_MALFORMED`:
@@ -40,11 +40,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curation.planted import HELD_OUT_SWAPS, PLANT_KINDS, SWAPS, change_words, plant
 from curation.pool.rows import problem_id
 from curation.stages.dedup import jaccard, normalize_problem, word_shingles
 from eval.extract import extract_answer
 from eval.grader import grade, verify
+from tests.planted import HELD_OUT_SWAPS, PLANT_KINDS, SWAPS, change_words, plant
 
 LAYOUTS = ("gair_limo", "numina_cot", "s1k", "s1k_1_1", "openr1_math", "math")
 BENCHMARK_FILES = {"math500": "math500.jsonl", "aime24": "aime2024.jsonl", "aime25": "aime2025.jsonl",

@@ -8,7 +8,6 @@ import random
 import pytest
 
 from curation.options import DecontamOptions, DedupOptions, StageOptions
-from curation.planted import HELD_OUT_SWAPS, PLANT_KINDS, change_words, plant
 from curation.schema import Chain
 from curation.similarity import aligned_similarity, content_tokens, lcs_length, text_tokens
 from curation.stages import curate_items
@@ -23,6 +22,7 @@ from curation.stages.dedup import find_duplicates, jaccard, lsh_bands, normalize
 from eval.benchmarks import BenchmarkSpec, HubOfflineError
 from eval.champ import load_champ_problems
 from eval.problem import Problem
+from tests.planted import HELD_OUT_SWAPS, PLANT_KINDS, change_words, plant
 
 BENCHMARKS = ("math500", "aime24", "aime25", "amc23")
 

@@ -1,4 +1,4 @@
-"""Planted copies for measuring decontamination and near-duplicate recall on a user's own data.
+"""Planted copies for measuring decontamination and near-duplicate recall (a test and bench helper, not shipped).
 
 A measurement plants known items in a clean pool and counts how many the stage finds. Decontamination
 plants benchmark problems in four forms (`PLANT_KINDS`): verbatim, lightly reworded (`reword`: TeX
