@@ -196,12 +196,12 @@
     return h("span", {}, [bar, h("span", { text: fmt(value) })]);
   }
 
-  function renderScores(value, matcher, depth) {
+  function renderScores(value, matcher, depth, labels) {
     if (typeof value === "number" && value >= 0 && value <= 1) return meter(value);
     if (!value || typeof value !== "object" || Array.isArray(value) || depth > 4) return renderValue(value, depth);
     const dl = h("dl", { cls: "kv" });
-    for (const [key, v] of Object.entries(value)) {
-      dl.appendChild(h("dt", { text: key }));
+    for (const [key, v] of Object.entries(value)) {  // a score that stands in for another is shown by its name
+      dl.appendChild(h("dt", { text: (labels || {})[key] || key, title: key }));
       if (key === "keyword_hits" && v && typeof v === "object" && matcher) {
         const chips = h("span", {});
         for (const [family, count] of Object.entries(v)) {
@@ -267,7 +267,7 @@
       shown.add(key);
     }
     if (row.scores && typeof row.scores === "object") {
-      body.appendChild(field("scores", renderScores(row.scores, matcher, 0)));
+      body.appendChild(field("scores", renderScores(row.scores, matcher, 0, view.score_labels)));
       shown.add("scores");
     }
     if (row.decisions && typeof row.decisions === "object" && !Array.isArray(row.decisions)) {
@@ -431,10 +431,11 @@
     return chartBox(spec, svg);
   }
 
-  function chartsSection(charts) {
+  function chartsSection(charts, leftOut) {
     const grid = h("div", { cls: "charts" });
     for (const spec of charts) grid.appendChild(spec.kind === "hist" ? histChart(spec) : barChart(spec));
-    return h("section", { id: "charts" }, [h("h2", { text: "Charts" }), h("p", { cls: "note", text: "Hover a bar for its numbers." }), grid]);
+    const why = (leftOut || []).map((line) => h("p", { cls: "note left-out", text: line }));  // a chart with nothing to show
+    return h("section", { id: "charts" }, [h("h2", { text: "Charts" }), h("p", { cls: "note", text: "Hover a bar for its numbers." }), grid, ...why]);
   }
 
   /* ---------- selected items: every one is an element with data-item-id ---------- */
@@ -512,10 +513,19 @@
   /* ---------- rejects: grouped by stage and reason, each shown one carrying data-reject-reason ---------- */
   let showRejects = () => {};
 
-  function renderReject(row) {
+  function renderReject(row, problems) {
     const head = h("div", {}, [h("span", { cls: "id", text: row.id }), h("span", { cls: "badge", text: row.kind })]);
     if (row.problem_id && row.problem_id !== row.id) head.appendChild(h("span", {}, ["  problem ", refLink(row.problem_id)]));
     const node = h("div", { cls: "reject", "data-reject-reason": row.reason }, [head]);
+    const problem = (problems || {})[row.problem_id];
+    if (problem) {  // the problem and its gold beside the evidence, so the decision can be judged here
+      const answers = [h("span", {}, [h("b", { text: "gold" }), ": ", h("code", { text: String(problem.gold) })])];
+      if (row.detail && row.detail.extracted !== undefined && row.detail.extracted !== null) {
+        answers.push(h("span", {}, [h("b", { text: "chain's answer" }), ": ", h("code", { text: String(row.detail.extracted) })]));
+      }
+      node.appendChild(h("div", { cls: "answers reject-gold" }, answers));
+      node.appendChild(field("problem", h("div", { cls: "text reject-problem", text: problem.problem })));
+    }
     const detail = row.detail && typeof row.detail === "object" ? Object.entries(row.detail) : [];
     if (detail.length) node.appendChild(keyValues(detail, 1));
     return node;
@@ -550,7 +560,7 @@
       const words = terms(search.value);
       if (!words.length) return groups[gi].rows;
       return groups[gi].rows.filter((i) => {
-        if (hay[i] === undefined) hay[i] = haystack(spec.rows[i]);
+        if (hay[i] === undefined) hay[i] = haystack([spec.rows[i], (spec.problems || {})[spec.rows[i].problem_id]]);
         return matchesAll(hay[i], words);
       });
     };
@@ -558,7 +568,7 @@
       const { body } = nodes[gi];
       body.textContent = "";
       const rows = matching(gi);
-      for (const i of rows.slice(0, state[gi].limit)) body.appendChild(renderReject(spec.rows[i]));
+      for (const i of rows.slice(0, state[gi].limit)) body.appendChild(renderReject(spec.rows[i], spec.problems));
       if (rows.length > state[gi].limit) {
         body.appendChild(h("button", { cls: "more", type: "button", text: "show " + Math.min(PAGE, rows.length - state[gi].limit) + " more (" + fmt(rows.length - state[gi].limit) + " left)",
           onclick: () => { state[gi].limit += PAGE; fill(gi); } }));
@@ -608,7 +618,7 @@
 
   header();
   if (DATA.funnel) ROOT.appendChild(funnelSection(DATA.funnel));
-  if (DATA.charts && DATA.charts.length) ROOT.appendChild(chartsSection(DATA.charts));
+  if (DATA.charts && DATA.charts.length) ROOT.appendChild(chartsSection(DATA.charts, DATA.charts_left_out));
   if (DATA.tables && DATA.tables.length) ROOT.appendChild(tablesSection(DATA.tables));
   if (DATA.items) ROOT.appendChild(itemsSection(DATA.items));
   if (DATA.rejects) ROOT.appendChild(rejectsSection(DATA.rejects));

@@ -15,11 +15,14 @@ The payload keys the script reads (`render_page` checks none of them: a missing 
 - ``title``, ``intro``; ``headline``: ``[[label, value], ...]``;
 - ``funnel``: ``funnel.json``'s stage rows (a table and a chart of chains and problems per stage);
 - ``tables``: ``[{"title", "columns", "rows"}]``; ``charts``: specs from `histogram` and `bar_chart`;
+  ``charts_left_out``: one line per chart left out for having nothing to show, saying why;
 - ``items``: ``{"title", "note", "view", "rows", "index"}``: every row, and per row ``{"id", "domain", "status",
   "score"}`` for the filters; each row is drawn as an element with ``data-item-id``. ``view`` names the fields
-  drawn as texts (``texts``), as answers (``answers``), and the quality cue words to highlight (``cues``);
-- ``rejects``: ``{"title", "note", "groups": [{"stage", "reason", "count", "shown"}], "rows"}``; each reject
-  drawn carries ``data-reject-reason``;
+  drawn as texts (``texts``), as answers (``answers``), the quality cue words to highlight (``cues``), and the
+  names to show for scores that stand in for another (``score_labels``: key -> name);
+- ``rejects``: ``{"title", "note", "groups": [{"stage", "reason", "count", "shown"}], "rows", "problems"}``; each
+  reject drawn carries ``data-reject-reason``, and shows ``problems[row.problem_id]`` (``{"problem", "gold"}``)
+  beside its evidence;
 - ``footer``: ``{"facts": [[label, value]], "manifest": {...}}``: provenance, the whole manifest foldable.
 """
 

@@ -14,13 +14,17 @@ was switched off (or that the method does not run) draws no plot.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from curation.funnel import StageCount, Survivors
+from curation.pool.store import PoolStore, read_problems
+from eval.problem import Problem
+from eval.records import write_jsonl
 
 
 def _figure() -> Any:
@@ -108,13 +112,15 @@ def selection_plots(state: Survivors) -> tuple[list[float], list[int]]:
 
 
 def selected_domains(state: Survivors) -> Counter[str]:
-    return Counter(p.subject or "unknown" for p in state.problems.values())
+    return Counter(p.subject or UNKNOWN_DOMAIN for p in state.problems.values())
 
 
 def write_plots(out: Path, funnel: Sequence[StageCount], plots: PoolPlots) -> list[str]:
-    """Write the PNGs of the stages that ran (a plot of a switched-off stage shows nothing it decided);
-    returns their file names. A stale PNG of a stage now off is removed, so the folder matches report.md."""
-    ran = {c.stage for c in funnel if c.enabled}
+    """Write the PNGs of the stages that ran (a plot of a switched-off stage shows nothing it decided), less the
+    ones with nothing to show (`charts_left_out`); returns their file names. A stale PNG of a stage now off is
+    removed, so the folder matches report.md."""
+    left_out = charts_left_out(funnel, plots.rates, plots.pool_domains)
+    ran = {c.stage for c in funnel if c.enabled} - set(left_out)
     drawn = ["funnel.png"]
     plot_funnel(funnel, out / "funnel.png")
     if "difficulty" in ran:
@@ -136,6 +142,62 @@ def write_plots(out: Path, funnel: Sequence[StageCount], plots: PoolPlots) -> li
 
 
 PLOTS = ("funnel.png", "pass_rate.png", "quality.png", "length.png", "domains.png")
+UNKNOWN_DOMAIN = "unknown"  # a problem without a subject (`selected_domains`, the pool's domain counts)
+
+
+def charts_left_out(
+    funnel: Sequence[StageCount], rates: Sequence[float], domains: Mapping[str, int]
+) -> dict[str, str]:
+    """The charts that would show nothing, by the stage that draws them, each with the one line that says why
+    (report.md's Plots section and report.html's charts): the pass rates when no problem has one, and the domains
+    when every problem's is `UNKNOWN_DOMAIN`."""
+    left_out = {}
+    difficulty = next((c for c in funnel if c.stage == "difficulty"), None)
+    if difficulty is not None and not rates:
+        why = (
+            "difficulty is off (curate.stages.difficulty.enabled: false)"
+            if not difficulty.enabled
+            else "the difficulty signal of this run is not strong-model attempts"
+        )
+        left_out["difficulty"] = f"Pass rate: not drawn, no problem has a pass rate: {why}."
+    if domains and set(domains) <= {UNKNOWN_DOMAIN}:
+        left_out["diversity"] = (
+            f"Domains: not drawn, every problem's domain is `{UNKNOWN_DOMAIN}`: no subject was read (map "
+            "curate.stages.ingest.field_map.subject to a column that names one)."
+        )
+    return left_out
+
+
+def plots_section(funnel: Sequence[StageCount], plots: PoolPlots | None, drawn: Sequence[str]) -> str:
+    """report.md's plots: each PNG drawn, then a line for each chart left out (`charts_left_out`)."""
+    left_out = charts_left_out(funnel, plots.rates, plots.pool_domains).values() if plots and drawn else ()
+    return "\n\n".join([*(f"![{p}]({p})" for p in drawn), *left_out]) or "none (curate.stages.report.plots: false)"
+
+
+def counts_inline(counts: Mapping[str, Any]) -> str:
+    """``{"model": 780}`` as ``model: 780`` (a Python dict never reaches a report)."""
+    return _counts(counts) or "none"
+
+
+def records_table(key: str, records: Mapping[str, Mapping[str, Any]]) -> str:
+    """Records by name (``{"math500": {"source": ..., "items": 500}}``) as a Markdown table: one row per name, one
+    column per field (in first-seen order); a value that is not a plain one is written as JSON."""
+    if not records:
+        return "none"
+    records = {name: r if isinstance(r, Mapping) else {"value": r} for name, r in records.items()}
+    fields = list(dict.fromkeys(f for record in records.values() for f in record))
+    lines = [f"| {' | '.join([key, *fields])} |", "|---" * (len(fields) + 1) + "|"]
+    for name, record in records.items():
+        cells = [_cell(record.get(f)) for f in fields]
+        lines.append(f"| {' | '.join([name, *cells])} |")
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    text = value if isinstance(value, (str, int, float)) else json.dumps(value, ensure_ascii=False)
+    return str(text).replace("|", "/").replace("\n", " ")
 
 
 def funnel_table(stages: Sequence[StageCount]) -> str:
@@ -312,3 +374,76 @@ def render_report(title: str, intro: str, funnel: Sequence[StageCount], sections
     shortfall = f"**{line[:1].upper()}{line[1:]}.**" if line else ""
     parts = [f"# {title}", intro, shortfall, "## Funnel", funnel_table(funnel), majority_gold_section(funnel)]
     return "\n\n".join(part.strip("\n") for part in [*parts, *sections] if part) + "\n"
+
+
+HITS_FILE = "decontamination_hits.jsonl"
+HITS_SHOWN = 5  # report.md lists the first few hits; HITS_FILE has them all
+PROBLEM_EXCERPT = 100  # characters of a problem a report.md line quotes
+
+
+class PoolProblems:
+    """A pool store's problems by id, read back for the few a report shows (rejected ones too).
+
+    Args:
+        ids: Every problem id, in pool order (`curation.runner.RunState.problem_ids`: the store's index).
+        store: The pool store the ids index.
+    """
+
+    def __init__(self, ids: Sequence[str], store: PoolStore):
+        self.ids, self.store = ids, store
+
+    def __call__(self, wanted: Collection[str]) -> dict[str, Problem]:
+        """The problems of ``wanted`` that the pool has (one pass over the ids, then one read per problem)."""
+        wanted = set(wanted)
+        return {p.id: p for p in read_problems(self.store, [i for i, pid in enumerate(self.ids) if pid in wanted])}
+
+
+ProblemLookup = Callable[[Collection[str]], Mapping[str, Problem]]
+
+
+def shared_evidence(hit: Mapping[str, Any]) -> list[str]:
+    """What a decontamination hit shares with its item: n-grams, or (semantic) numbers and content words."""
+    return list(hit.get("ngrams") or [*hit.get("shared_numbers", ()), *hit.get("shared_words", ())])
+
+
+def write_hits(out: Path, hits: Sequence[Mapping[str, Any]], problems: Mapping[str, Problem]) -> None:
+    """``out/decontamination_hits.jsonl``: every hit with its problem's text (removed when the run has none)."""
+    path = out / HITS_FILE
+    if not hits:
+        path.unlink(missing_ok=True)
+        return
+    rows = [{**hit, "problem": _text(problems.get(hit["problem_id"]))} for hit in hits]
+    write_jsonl(path, rows)
+
+
+def _text(problem: Problem | None) -> str | None:
+    return problem.problem if problem is not None else None
+
+
+def hits_summary(hits: Sequence[Mapping[str, Any]], problems: Mapping[str, Problem]) -> str:
+    """report.md's decontamination hits: counts by benchmark and method, the first `HITS_SHOWN` with their
+    problem and evidence, and a link to `HITS_FILE` (`write_hits`), which has them all."""
+    if not hits:
+        return "none"
+    benchmarks = counts_inline(Counter(h["benchmark"] for h in hits))
+    methods = counts_inline(Counter(h["method"] for h in hits))
+    shown = min(HITS_SHOWN, len(hits))
+    lines = [
+        f"{len(hits)} problems dropped as contaminated (by benchmark: {benchmarks}; by method: {methods}). "
+        f"The first {shown}; every hit, with its problem and evidence, is in [{HITS_FILE}]({HITS_FILE}), and each "
+        "dropped problem and chain in `rejects.jsonl`.",
+        "",
+        *(hit_line(hit, problems.get(hit["problem_id"])) for hit in hits[:shown]),
+    ]
+    return "\n".join(lines)
+
+
+def hit_line(hit: Mapping[str, Any], problem: Problem | None) -> str:
+    """One hit: the problem (its first words), the benchmark item, the scores and the shared evidence."""
+    text = " ".join(problem.problem.split()) if problem is not None else ""
+    quoted = f' "{text[:PROBLEM_EXCERPT]}{"…" if len(text) > PROBLEM_EXCERPT else ""}"' if text else ""
+    shared = ", ".join(repr(g) for g in shared_evidence(hit))
+    return (
+        f"- `{hit['problem_id']}`{quoted} matched `{hit['benchmark']}` item `{hit['item_id']}` ({hit['method']}, "
+        f"similarity {hit['similarity']}, content {hit['content']}; shared: {shared})"
+    )

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 
 from curation.funnel import Survivors
 from curation.options import QualityOptions
-from curation.outputs.report import PoolPlots
+from curation.outputs.report import PoolPlots, ProblemLookup, charts_left_out
 from eval.html_page import bar_chart, histogram, safe_json, write_page
 
 REJECTS_PER_GROUP = 200
@@ -45,6 +45,7 @@ REJECTS_BUDGET = 6_000_000  # bytes of reject rows in the page, whatever the run
 MIN_REJECTS_BUDGET = 500_000
 PAGE_BUDGET = 18_000_000  # what the page aims at: under 20 MB with the script, charts and footer
 SAMPLE_SEED = 0
+REJECT_PROBLEM_CHARS = 2_000  # of a rejected problem's text on the page: the evidence, not the whole of it
 ITEM_FILES = ("curated.jsonl", "pairs.jsonl")  # the rows a page lists, in preference; else the first data file
 TEXT_FIELDS = (
     "problem",
@@ -89,6 +90,8 @@ class FinishedRun(Protocol):
     def summary(self) -> Mapping[str, Any]: ...
     @property
     def plots(self) -> PoolPlots | None: ...
+    @property
+    def problems(self) -> ProblemLookup | None: ...
 
 
 def write_report_html(out: Path, run: FinishedRun, manifest: Mapping[str, Any]) -> Path:
@@ -96,13 +99,17 @@ def write_report_html(out: Path, run: FinishedRun, manifest: Mapping[str, Any]) 
     name, rows = item_rows(run.data)
     funnel = [count.to_dict() for count in run.state.funnel]
     rejects = sample_rejects(out / "rejects.jsonl", budget=rejects_budget(rows))
+    rejects["problems"] = reject_problems(rejects["rows"], run)
+    series = plot_series(run.plots, rows)
+    left_out = charts_left_out(run.state.funnel, _values(series[0]), _merged(series[3]))
     payload = {
         "title": f"Curation report: {manifest.get('name', run.method)} ({run.method})",
-        "intro": intro(run, name, len(rows), rejects["total"]),
-        "headline": headline(run, len(rows), rejects["total"]),
+        "intro": intro(run, name, len(rows), rejects),
+        "headline": headline(run, len(rows), rejects),
         "funnel": funnel,
-        "charts": charts(funnel, run.plots, rows),
-        "items": items_section(name, rows, cue_words(funnel, manifest)),
+        "charts": charts(funnel, series, left_out),
+        "charts_left_out": list(left_out.values()),
+        "items": items_section(name, rows, cue_words(funnel, manifest), score_labels(funnel)),
         "rejects": rejects,
         "footer": footer(manifest, run.method),
     }
@@ -154,7 +161,21 @@ def cue_words(funnel: Sequence[Mapping[str, Any]], manifest: Mapping[str, Any]) 
     return dict(configured) if isinstance(configured, Mapping) else QualityOptions().keywords
 
 
-def items_section(name: str, rows: Sequence[Mapping[str, Any]], cues: Mapping[str, Any]) -> dict[str, Any]:
+def score_labels(funnel: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Names for the scores that stand in for another: a chain's ``difficulty`` is its length percentile when no
+    problem has a difficulty (selection's ``difficulty_term``, `curation.stages.select.difficulty_terms`)."""
+    notes = next((s["notes"] for s in reversed(funnel) if s["stage"] == "select"), {})
+    term = notes.get("difficulty_term")
+    if term == "chain_length":
+        return {"difficulty": "chain-length percentile (stands in for difficulty: no problem has one)"}
+    if term == "none":
+        return {"difficulty": "difficulty (none: no problem has one, 0 for every chain)"}
+    return {}
+
+
+def items_section(
+    name: str, rows: Sequence[Mapping[str, Any]], cues: Mapping[str, Any], scores: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     return {
         "title": f"Selected ({name})",
         "note": (
@@ -167,6 +188,7 @@ def items_section(name: str, rows: Sequence[Mapping[str, Any]], cues: Mapping[st
             "answers": ANSWER_FIELDS,
             "labels": LABELS,
             "cues": cues,
+            "score_labels": dict(scores or {}),
         },
         "rows": rows,
         "index": [item_index(row, number) for number, row in enumerate(rows)],
@@ -191,12 +213,14 @@ def sample_rejects(
     `curation.funnel.Drop`: `_group`).
     """
     counts: Counter[tuple[str, str]] = Counter()
+    kinds: Counter[str] = Counter()
     slots: dict[tuple[str, str], list[tuple[int, str]]] = {}
     rng = random.Random(seed)
     if path.exists():
         with path.open(encoding="utf-8") as handle:
             for number, line in enumerate(handle):
                 if line.strip():
+                    kinds[_kind(line)] += 1
                     _reservoir(_group(line), (number, line), counts, slots, rng, per_group)
     per_group = _within_budget(slots, per_group, budget)
     groups: list[dict[str, Any]] = []
@@ -206,10 +230,43 @@ def sample_rejects(
         groups.append({"stage": key[0], "reason": key[1], "count": count, "shown": len(kept)})
         rows.extend(json.loads(line) for _, line in kept)
     total = sum(counts.values())
-    return {"title": "Rejects", "note": rejects_note(per_group), "total": total, "groups": groups, "rows": rows}
+    return {
+        "title": "Rejects",
+        "note": rejects_note(per_group),
+        "total": total,
+        "kinds": dict(kinds.most_common()),
+        "groups": groups,
+        "rows": rows,
+    }
 
 
-_STAGE, _REASON = '"stage": "', '", "reason": "'
+_STAGE, _REASON, _KIND = '"stage": "', '", "reason": "', '{"kind": "'
+
+
+def _kind(line: str) -> str:
+    """A reject line's kind (``chain``, ``problem``, ``row``, ...): the first key every writer here puts on it,
+    else the line parsed whole."""
+    end = line.find('"', len(_KIND)) if line.startswith(_KIND) else -1
+    if end >= 0 and "\\" not in line[len(_KIND) : end]:
+        return line[len(_KIND) : end]
+    return str(json.loads(line).get("kind"))
+
+
+def reject_problems(rows: Sequence[Mapping[str, Any]], run: FinishedRun) -> dict[str, dict[str, str]]:
+    """The problem and gold of every reject row shown, by problem id, so that a decision (a wrong answer, a
+    contamination) can be judged beside its evidence: from the run's kept problems, then the pool
+    (``run.problems``) for the rest. A problem's text is cut at `REJECT_PROBLEM_CHARS` (it is in the pool)."""
+    wanted = {pid for row in rows if isinstance(pid := row.get("problem_id"), str)}
+    found = {pid: run.state.problems[pid] for pid in wanted if pid in run.state.problems}
+    if run.problems is not None and wanted - set(found):
+        found.update(run.problems(wanted - set(found)))
+    return {pid: {"problem": _cut(p.problem), "gold": p.answer} for pid, p in sorted(found.items())}
+
+
+def _cut(text: str) -> str:
+    if len(text) <= REJECT_PROBLEM_CHARS:
+        return text
+    return f"{text[:REJECT_PROBLEM_CHARS]} … ({len(text) - REJECT_PROBLEM_CHARS:,} characters more in the pool)"
 
 
 def _group(line: str) -> tuple[str, str]:
@@ -261,23 +318,70 @@ def rejects_note(per_group: int) -> str:
     )
 
 
-def intro(run: FinishedRun, name: str, selected: int, rejected: int) -> str:
-    totals = ", ".join(f"{k} {v:,}" for k, v in run.totals.items() if isinstance(v, int) and not isinstance(v, bool))
+def intro(run: FinishedRun, name: str, selected: int, rejects: Mapping[str, Any]) -> str:
+    counted = _counted_as(run, rejects)
+    totals = ", ".join(
+        f"{_total_label(k, counted)} {v:,}"
+        for k, v in run.totals.items()
+        if isinstance(v, int) and not isinstance(v, bool)
+    )
     return (
-        f"Method {run.method}: {selected:,} rows in {name} ({totals}); {rejected:,} rows in rejects.jsonl, each with "
-        "its stage and reason. Written beside report.md; everything it shows is inline (no network, no server)."
+        f"Method {run.method}: {selected:,} rows in {name} ({totals}); {rejects_label(rejects)}, each with its stage "
+        "and reason. Written beside report.md; everything it shows is inline (no network, no server)."
     )
 
 
-def headline(run: FinishedRun, selected: int, rejected: int) -> list[list[Any]]:
+def rejects_label(rejects: Mapping[str, Any]) -> str:
+    """``2,094 rows in rejects.jsonl: 1,261 chains, 833 problems``: the rows are chains, problems and rows the pool
+    could not read, counted apart, since a problem dropped is one row beside the rows of its chains."""
+    kinds = rejects_kinds(rejects)
+    return f"{rejects['total']:,} rows in rejects.jsonl" + (f": {kinds}" if kinds else "")
+
+
+def rejects_kinds(rejects: Mapping[str, Any]) -> str:
+    """``1,261 chains, 833 problems``: the reject rows counted by kind."""
+    return ", ".join(f"{count:,} {_plural(kind, count)}" for kind, count in rejects.get("kinds", {}).items())
+
+
+def _plural(kind: str, count: int) -> str:
+    if kind == "row":
+        return "unreadable pool row" + ("s" if count != 1 else "")
+    return kind + ("s" if count != 1 and not kind.endswith("s") else "")
+
+
+def _counted_as(run: FinishedRun, rejects: Mapping[str, Any]) -> str | None:
+    """What a pool run's ``read`` and ``dropped`` count (`curation.runner.RunState.reconcile`: chains, and rows the
+    pool could not read); None for another method, whose totals count its own items."""
+    if not run.state.funnel or run.state.funnel[-1].unit != "chain":
+        return None
+    return "chains + unreadable rows" if rejects.get("kinds", {}).get("row") else "chains"
+
+
+def _total_label(key: str, counted: str | None) -> str:
+    return f"{key} ({counted})" if counted and key in ("read", "dropped") else key
+
+
+def headline(run: FinishedRun, selected: int, rejects: Mapping[str, Any]) -> list[list[Any]]:
     numbers = {**run.totals, **run.summary}
-    shown = [[key, value] for key, value in numbers.items() if isinstance(value, (int, float)) and key != "selected"]
-    return [["selected", selected], *shown, ["rows in rejects.jsonl", rejected]]
+    counted = _counted_as(run, rejects)
+    shown = [
+        [_total_label(key, counted), value]
+        for key, value in numbers.items()
+        if isinstance(value, (int, float)) and key != "selected"
+    ]
+    kinds = rejects_kinds(rejects)
+    return [
+        ["selected", selected],
+        *shown,
+        ["rows in rejects.jsonl" + (f": {kinds}" if kinds else ""), rejects["total"]],
+    ]
 
 
-def charts(funnel: Sequence[Mapping[str, Any]], plots: PoolPlots | None, rows: Sequence[Mapping[str, Any]]) -> list:
-    """The plots of ``report.md`` (funnel, pass rate, quality, length, domains), from ``plots`` where the method
-    has them (a pool run: every problem and candidate), else from the selected rows."""
+def charts(
+    funnel: Sequence[Mapping[str, Any]], series: tuple[dict, dict, dict, dict], left_out: Mapping[str, str]
+) -> list:
+    """The plots of ``report.md`` (funnel, pass rate, quality, length, domains) from `plot_series`, less the ones
+    with nothing to show (`curation.outputs.report.charts_left_out`, by the stage that draws them)."""
     stages = [s["stage"] for s in funnel]
     found = [
         bar_chart(
@@ -289,16 +393,27 @@ def charts(funnel: Sequence[Mapping[str, Any]], plots: PoolPlots | None, rows: S
             log=True,
         )
     ]
-    rates, quality, lengths, domains = plot_series(plots, rows)
-    if rates:
+    rates, quality, lengths, domains = series
+    if _values(rates) and "difficulty" not in left_out:
         found.append(histogram("Pass rate", rates, "strong-model pass rate", span=(0.0, 1.0)))
-    if quality:
+    if _values(quality):
         found.append(histogram("Quality score", quality, "quality score"))
-    if lengths:
+    if _values(lengths):
         found.append(histogram("Length of the selected", lengths, "words"))
-    if domains:
+    if _merged(domains) and "diversity" not in left_out:
         found.append(domain_chart(domains))
     return found
+
+
+def _values(series: Mapping[str, Sequence[float]]) -> list[float]:
+    return [v for values in series.values() for v in values]
+
+
+def _merged(series: Mapping[str, Mapping[str, int]]) -> Counter[str]:
+    merged: Counter[str] = Counter()
+    for counts in series.values():
+        merged.update(counts)
+    return merged
 
 
 def plot_series(plots: PoolPlots | None, rows: Sequence[Mapping[str, Any]]) -> tuple[dict, dict, dict, dict]:

@@ -36,7 +36,7 @@ from typing import Any
 
 from curation.funnel import Survivors
 from curation.options import QualityOptions, SelectOptions
-from curation.outputs.report import PoolPlots
+from curation.outputs.report import PoolPlots, ProblemLookup
 from curation.outputs.report_html import write_report_html
 from curation.pool.golds import gold_note
 from curation.schema import Chain, SFTExample
@@ -171,6 +171,8 @@ class RunOutputs:
         report: ``report.md``'s text, or None to write none.
         parquet: Rows for ``curated.parquet`` (none written when empty).
         plots: A pool run's plot data, drawn in ``report.html`` (else it plots what the rows hold).
+        problems: The pool's problems by id (`curation.outputs.report.PoolProblems`), for the rejected ones
+            ``report.html`` shows beside their evidence; None: only the kept problems (``state``) are shown.
     """
 
     method: str
@@ -182,6 +184,7 @@ class RunOutputs:
     report: str | None
     parquet: Sequence[dict[str, Any]] = field(default_factory=list)
     plots: PoolPlots | None = None
+    problems: ProblemLookup | None = None
 
 
 def write_outputs(out: Path, run: RunOutputs) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from array import array
+from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
 
@@ -113,11 +114,14 @@ def _by_id(spec: RowSpec) -> RowSpec:
     return replace(spec, group_by_text=False, row_ids=False)
 
 
-def identity_facts(spec: RowSpec, why: str | None) -> dict[str, Any]:
-    """What the manifest records of how rows became problems (``pool.provenance.ingest.identity``)."""
+def identity_facts(spec: RowSpec, why: str | None, present: Collection[str] | None = None) -> dict[str, Any]:
+    """What the manifest records of how rows became problems (``pool.provenance.ingest.identity``); ``present``:
+    the columns some row has (an ``id`` column no row has groups every row by its text, and is not named)."""
     id_column = spec.columns["id"][0] if spec.columns["id"] else None
+    if present is not None and id_column not in present:
+        id_column = None
     facts: dict[str, Any] = {
-        "problems_by": BY_TEXT if spec.group_by_text else BY_ID,
+        "problems_by": BY_TEXT if spec.group_by_text or id_column is None else BY_ID,
         "id_column": id_column,
         "chain_ids": "row id" if spec.row_ids else "problem/generator/text digest",
     }

@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -186,13 +187,15 @@ def ingest_facts(
     gold_origins: Counter[str],
     circular: int,
     unused: dict[str, str] | None = None,
+    present: Collection[str] | None = None,
 ) -> dict[str, Any]:
-    """What the manifest records: columns read, generators, where golds came from, circular golds, and the
-    declared signals that no row fills (`unused_signals`)."""
+    """What the manifest records: columns read (of ``present``, the columns some row has, when given),
+    generators, where golds came from, circular golds, and the declared signals that no row fills
+    (`unused_signals`)."""
     return {
         "unused_signals": dict(unused or {}),
         **({"layout": spec.layout} if spec.layout else {}),
-        "columns": columns_in(spec),
+        "columns": columns_in(spec, present),
         "lists": dict(spec.lists),
         "generator": {"default": spec.generator, "column": spec.generator_column},
         "generators": dict(generators.most_common()),

@@ -36,7 +36,7 @@ Decisions:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -479,9 +479,14 @@ def _chain(
     return chain, key
 
 
-def columns_in(spec: RowSpec) -> dict[str, Sequence[str]]:
-    """Our field -> its columns as the manifest records them (``generator`` only when declared)."""
-    shown: dict[str, Sequence[str]] = {k: list(v) for k, v in spec.columns.items()}
+def columns_in(spec: RowSpec, present: Collection[str] | None = None) -> dict[str, Sequence[str]]:
+    """Our field -> its columns as the manifest records them (``generator`` only when declared); with ``present``
+    (the columns some row of the file has), only those: a default name the file lacks was not read."""
+    shown: dict[str, Sequence[str]] = {}
+    for ours, names in spec.columns.items():
+        read = [n for n in names if present is None or n in present]
+        if read:
+            shown[ours] = read
     if spec.generator_column:
         shown["generator"] = [spec.generator_column]
     return shown

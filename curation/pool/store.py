@@ -356,6 +356,7 @@ class _IngestState:
     undeclared_generator: int = 0
     unused_signals: dict[str, str] = field(default_factory=dict)  # `curation.pool.ingest.unused_signals`
     identity_why: str | None = None  # why the problems are grouped as they are (`curation.pool.identity`)
+    columns_named: frozenset[str] = frozenset()  # the columns some row of the file has
     contradictions: list[Reject] = field(default_factory=list)
     pool_domains: Counter[str] = field(default_factory=Counter)
 
@@ -483,6 +484,7 @@ def _ingest_records(
         checksums["gold_overrides"] = sha256_file(options.gold_overrides)
     applied = [o.to_dict() for o in state.overrides.values()]
     state.spec, state.undeclared_generator = spec, counts.undeclared_generator
+    state.columns_named = frozenset(counts.columns_named)
     provenance = pool_provenance(options)
     return {"source": options.source, "checksums": checksums, "provenance": provenance, "gold_overrides": applied}
 
@@ -602,8 +604,8 @@ def _ingest_facts(state: _IngestState, spec: RowSpec, valid: np.ndarray) -> dict
     origins = _counted(np.frombuffer(state.chain_origin, dtype=np.int16)[valid][first_of_row], list(state.origins))
     circular = int(np.frombuffer(state.chain_circular, dtype=np.int8)[valid].sum())
     warn_ingest(spec.source, spec, state.undeclared_generator, circular, int(valid.sum()))
-    facts = ingest_facts(spec, generators, origins, circular, state.unused_signals)
-    facts["identity"] = identity_facts(spec, state.identity_why)
+    facts = ingest_facts(spec, generators, origins, circular, state.unused_signals, state.columns_named)
+    facts["identity"] = identity_facts(spec, state.identity_why, state.columns_named)
     return facts
 
 

@@ -19,7 +19,20 @@ from curation import stages as pool_stages
 from curation.funnel import Survivors
 from curation.methods.base import CurationSummary, Method, RunContext
 from curation.options import StageOptions
-from curation.outputs.report import PoolPlots, pool_counts, render_report, selection_notices, write_plots
+from curation.outputs.report import (
+    PoolPlots,
+    PoolProblems,
+    ProblemLookup,
+    counts_inline,
+    hits_summary,
+    plots_section,
+    pool_counts,
+    records_table,
+    render_report,
+    selection_notices,
+    write_hits,
+    write_plots,
+)
 from curation.outputs.writer import (
     RunOutputs,
     curated_row,
@@ -56,6 +69,7 @@ class LimoRun:
         plots: The report's plot data.
         flagged: Suspect golds by problem id (every one flagged during the run).
         hits: Decontamination drops (problem id and evidence).
+        problems: The pool's problems by id, for the reports' rejected ones (None: the selected ones only).
     """
 
     selected: Survivors
@@ -64,6 +78,7 @@ class LimoRun:
     plots: PoolPlots
     flagged: dict[str, dict[str, Any]]
     hits: list[dict[str, Any]]
+    problems: ProblemLookup | None = None
 
 
 def run_limo(stages: StageOptions, options: None, context: RunContext) -> CurationSummary:
@@ -105,7 +120,8 @@ def run_stages(stages: StageOptions, context: RunContext) -> LimoRun:
     facts["execution"] = pool_stages.execution_facts(state, runner, context.output_dir)
     flagged = {state.problem_ids[p]: detail for p, detail in state.results.suspects.items()}
     plots = pool_stages.plots(state, selected)
-    return LimoRun(selected, state.totals, facts, plots, flagged, state.results.decontam_hits)
+    hits = state.results.decontam_hits
+    return LimoRun(selected, state.totals, facts, plots, flagged, hits, PoolProblems(state.problem_ids, store))
 
 
 def pool_facts(
@@ -152,7 +168,7 @@ def write_limo(run: LimoRun, stages: StageOptions, context: RunContext) -> None:
     parquet = rows if stages.report.parquet else []
     data: dict[str, Sequence[Any]] = {"curated.jsonl": rows, "messages.jsonl": messages}
     summary = {"selected": len(chains)}
-    outputs = RunOutputs("limo", data, state, run.totals, summary, manifest, report, parquet, plots=run.plots)
+    outputs = RunOutputs("limo", data, state, run.totals, summary, manifest, report, parquet, run.plots, run.problems)
     write_outputs(context.out, outputs)
 
 
@@ -163,6 +179,8 @@ def limo_report(run: LimoRun, stages: StageOptions, manifest: dict[str, Any], co
     state = run.selected
     context.out.mkdir(parents=True, exist_ok=True)
     plots = write_plots(context.out, state.funnel, run.plots) if stages.report.plots else []
+    problems = run.problems({h["problem_id"] for h in run.hits}) if run.problems and run.hits else {}
+    write_hits(context.out, run.hits, problems)
     counts = pool_counts(state.funnel) or {}
     rejected = counts.get("rows_rejected", 0)
     intro = (
@@ -172,7 +190,10 @@ def limo_report(run: LimoRun, stages: StageOptions, manifest: dict[str, Any], co
         "stage and reason."
     )
     return render_report(
-        f"Curation report: {manifest.get('name', '')}", intro, state.funnel, limo_sections(run, manifest, plots)
+        f"Curation report: {manifest.get('name', '')}",
+        intro,
+        state.funnel,
+        limo_sections(run, manifest, plots, problems),
     )
 
 
@@ -185,28 +206,36 @@ def trust_section(manifest: dict[str, Any]) -> str:
         gold = ingest["gold"]
         unused = ingest.get("unused_signals") or {}
         identity = ingest.get("identity") or {}
-        grouped = f"- problems grouped by: {identity.get('problems_by', 'id')}" + (
-            f" ({identity['why']}; each chain's id is its row's id)" if identity.get("why") else ""
-        )
+        grouped = grouped_line(identity)
         lines = [
             *(f"- **declared but unused**: `field_map.{k}`: {v}" for k, v in unused.items()),
             *([f"- read as the `{ingest['layout']}` layout"] if ingest.get("layout") else []),
             grouped,
-            f"- chains by generator: {ingest['generators']} (only `human` chains skip the answer check)",
-            f"- rows by gold origin: {gold['from_rows']}; chains whose gold is read from their own text (circular): "
-            f"{gold['circular_chains']}",
+            f"- chains by generator: {counts_inline(ingest['generators'])} (only `human` chains skip the answer "
+            "check)",
+            f"- rows by gold origin: {counts_inline(gold['from_rows'])}; chains whose gold is read from their own "
+            f"text (circular): {gold['circular_chains']}",
             *lines,
         ]
     return "\n".join(lines)
 
 
-def shared_evidence(hit: dict[str, Any]) -> list[str]:
-    """What a decontamination hit shares with its item: n-grams, or (semantic) numbers and content words."""
-    return list(hit.get("ngrams") or [*hit.get("shared_numbers", ()), *hit.get("shared_words", ())])
+def grouped_line(identity: dict[str, Any]) -> str:
+    """How rows became problems, as ingest did it (`curation.pool.identity.identity_facts`)."""
+    by = identity.get("problems_by", "id")
+    if identity.get("why"):
+        return f"- problems grouped by: {by} ({identity['why']}; each chain's id is its row's id)"
+    if by == "text" and not identity.get("id_column"):
+        return "- problems grouped by: text (no row has an id column: each problem is its text)"
+    column = f" (column `{identity['id_column']}`)" if by == "id" and identity.get("id_column") else ""
+    return f"- problems grouped by: {by}{column}"
 
 
-def limo_sections(run: LimoRun, manifest: dict[str, Any], plots: list[str]) -> list[str]:
-    """Trust, gold overrides, suspect golds, decontamination hits, benchmarks checked, plots."""
+def limo_sections(
+    run: LimoRun, manifest: dict[str, Any], plots: list[str], problems: dict[str, Any] | None = None
+) -> list[str]:
+    """Trust, gold overrides, suspect golds, decontamination hits (``problems``: their problems by id), benchmarks
+    checked, plots."""
     flagged, hits, state = run.flagged, run.hits, run.selected
     overrides = "\n".join(
         f"- `{o['problem_id']}`: `{o['was']}` -> `{o['answer']}`. {o['justification']}"
@@ -217,11 +246,6 @@ def limo_sections(run: LimoRun, manifest: dict[str, Any], plots: list[str]) -> l
         f"({d['agreeing']} of {d['attempts']} attempts; {d['correct']} match the gold)"
         for pid, d in sorted(flagged.items())
     )
-    contaminated = "\n".join(
-        f"- `{h['problem_id']}` matched `{h['benchmark']}` item `{h['item_id']}` ({h['method']}, similarity "
-        f"{h['similarity']}, content {h['content']}; shared: {', '.join(repr(g) for g in shared_evidence(h))})"
-        for h in hits
-    )
     notes = next((c.notes for c in state.funnel if c.stage == "decontam"), {})
     near = "\n".join(
         f"- `{m['problem_id']}` vs `{m['benchmark']}` item `{m['item_id']}`: similarity {m['similarity']}, "
@@ -229,7 +253,6 @@ def limo_sections(run: LimoRun, manifest: dict[str, Any], plots: list[str]) -> l
         for m in notes.get("near_misses", [])[:10]
     )
     boilerplate = ", ".join(f"'{b['ngram']}' ({b['documents']})" for b in notes.get("boilerplate_ngrams", [])[:10])
-    checked = "\n".join(f"- {name}: {info}" for name, info in manifest.get("benchmarks", {}).items())
     return [
         "## What the pool was trusted with",
         trust_section(manifest),
@@ -238,14 +261,14 @@ def limo_sections(run: LimoRun, manifest: dict[str, Any], plots: list[str]) -> l
         "## Suspect golds",
         suspects or "none",
         "## Decontamination hits",
-        contaminated or "none",
+        hits_summary(hits, problems or {}),
         "## Decontamination: closest candidates kept",
         (near or "none")
         + (f"\n\nMost frequent (down-weighted) n-grams, by documents: {boilerplate}" if boilerplate else ""),
         "## Benchmarks checked",
-        checked or "none",
+        records_table("benchmark", manifest.get("benchmarks", {})),
         "## Plots",
-        *[f"![{p}]({p})" for p in plots],
+        plots_section(state.funnel, run.plots, plots),
     ]
 
 
