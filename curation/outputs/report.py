@@ -8,8 +8,15 @@ voted: `gold_trust_line`), then the sections the method adds (gold overrides and
 LIMO, error types for LEMMA, turns for RISE, ...). The same lines reach the console (`selection_notices`), and
 `pool_counts` gives the console its chain and problem totals, each of which reconciles.
 
+What a report shows is read, not decoded: records (the benchmarks checked) are tables (`records_table`), counts
+are ``name: n`` (`counts_inline`), never a Python dict; a long list of decisions is summarised, its first few
+quoted with their problem, and written whole beside the report (decontamination hits: `hits_summary`,
+`write_hits`, `HITS_FILE`).
+
 Plots use matplotlib's Agg backend (no display), imported only here and only when plots are on; a stage that
-was switched off (or that the method does not run) draws no plot.
+was switched off (or that the method does not run) draws no plot, and a chart with nothing to show (no pass
+rates, every domain ``unknown``) is left out with one line saying why (`charts_left_out`), in report.md and
+report.html alike.
 """
 
 from __future__ import annotations

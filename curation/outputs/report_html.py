@@ -4,14 +4,21 @@
 from the shared files — the run's data rows, ``funnel.json``'s stages, ``rejects.jsonl``, ``manifest.json`` —
 so every method, and any new one that ends with `write_outputs`, gets the same page:
 
+- headline cards; the rows of ``rejects.jsonl`` are counted by kind (``2,094 rows: 1,261 chains, 833 problems``), since
+  a problem dropped is one row beside the rows of its chains;
 - the funnel (items and problems per stage) and the plots of ``report.md`` drawn from their numbers (hover a
-  bar to read them): a pool run's `PoolPlots` where the method has them, else what the selected rows hold;
+  bar to read them): a pool run's `PoolPlots` where the method has them, else what the selected rows hold; a
+  chart with nothing to show (no pass rates, every domain ``unknown``) is left out with one line saying why
+  (`curation.outputs.report.charts_left_out`);
 - every selected row, in full and never sampled, as an element with ``data-item-id`` (the row's id in
   ``curated.jsonl``; ``pairs.jsonl`` for a preference method without one, else the run's first data file):
   problem, chain, gold, verdict and its reason, scores (the quality stage's cue words highlighted in the
-  chain), pass rates, decisions, provenance. LaTeX is shown as source, as the model wrote it;
+  chain), pass rates, decisions, provenance. LaTeX is shown as source, as the model wrote it. A score that stands
+  in for another is shown under its own name: a chain's ``difficulty`` is its length percentile when no problem
+  has a difficulty (`score_labels`);
 - rejects grouped by stage and reason with their counts and the evidence each row records (the benchmark item
-  and shared n-grams of a contamination, the kept twin of a duplicate, the verdict of a wrong answer). A
+  and shared n-grams of a contamination, the kept twin of a duplicate, the verdict of a wrong answer), each
+  beside its problem and gold (`reject_problems`: a wrong answer is judged on the page). A
   group over `REJECTS_PER_GROUP` rows is shown by a seeded uniform sample (reservoir sampling over
   ``rejects.jsonl``, in file order), and the page says so. The reject rows get at most `REJECTS_BUDGET` bytes,
   and less when the selected rows are large (`rejects_budget`: the page aims at `PAGE_BUDGET`), which keeps a
@@ -46,6 +53,8 @@ MIN_REJECTS_BUDGET = 500_000
 PAGE_BUDGET = 18_000_000  # what the page aims at: under 20 MB with the script, charts and footer
 SAMPLE_SEED = 0
 REJECT_PROBLEM_CHARS = 2_000  # of a rejected problem's text on the page: the evidence, not the whole of it
+REJECT_PROBLEMS_BUDGET = 2_000_000  # characters of the rejected problems' texts in all (fewer each when many)
+MIN_REJECT_PROBLEM_CHARS = 200
 ITEM_FILES = ("curated.jsonl", "pairs.jsonl")  # the rows a page lists, in preference; else the first data file
 TEXT_FIELDS = (
     "problem",
@@ -255,18 +264,20 @@ def _kind(line: str) -> str:
 def reject_problems(rows: Sequence[Mapping[str, Any]], run: FinishedRun) -> dict[str, dict[str, str]]:
     """The problem and gold of every reject row shown, by problem id, so that a decision (a wrong answer, a
     contamination) can be judged beside its evidence: from the run's kept problems, then the pool
-    (``run.problems``) for the rest. A problem's text is cut at `REJECT_PROBLEM_CHARS` (it is in the pool)."""
+    (``run.problems``) for the rest. A problem's text is cut at `REJECT_PROBLEM_CHARS`, and shorter when many
+    problems would pass `REJECT_PROBLEMS_BUDGET` in all (the whole text is in the pool)."""
     wanted = {pid for row in rows if isinstance(pid := row.get("problem_id"), str)}
     found = {pid: run.state.problems[pid] for pid in wanted if pid in run.state.problems}
     if run.problems is not None and wanted - set(found):
         found.update(run.problems(wanted - set(found)))
-    return {pid: {"problem": _cut(p.problem), "gold": p.answer} for pid, p in sorted(found.items())}
+    chars = max(MIN_REJECT_PROBLEM_CHARS, min(REJECT_PROBLEM_CHARS, REJECT_PROBLEMS_BUDGET // max(1, len(found))))
+    return {pid: {"problem": _cut(p.problem, chars), "gold": p.answer} for pid, p in sorted(found.items())}
 
 
-def _cut(text: str) -> str:
-    if len(text) <= REJECT_PROBLEM_CHARS:
+def _cut(text: str, chars: int) -> str:
+    if len(text) <= chars:
         return text
-    return f"{text[:REJECT_PROBLEM_CHARS]} … ({len(text) - REJECT_PROBLEM_CHARS:,} characters more in the pool)"
+    return f"{text[:chars]} … ({len(text) - chars:,} characters more in the pool)"
 
 
 def _group(line: str) -> tuple[str, str]:

@@ -4,7 +4,7 @@ ingest -> validate -> answer check -> dedup -> decontam -> suspect gold -> diffi
 diversity -> select, all shared stages on the one runner (`curation.stages.run_pool`), then the outputs:
 ``curated.jsonl`` (+ ``.parquet``), ``messages.jsonl``, and the shared accounting and report
 (`curation.outputs.writer`), with LIMO's plots and sections (gold overrides, suspect golds, decontamination hits,
-benchmarks checked). The same inputs, options and seed give byte-identical ``curated.jsonl`` and
+benchmarks checked; the hits summarised, every one in ``decontamination_hits.jsonl`` beside the report). The same inputs, options and seed give byte-identical ``curated.jsonl`` and
 ``messages.jsonl`` (no timestamps in them). LIMO has no options of its own: everything it does is a shared stage.
 """
 
