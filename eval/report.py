@@ -19,7 +19,7 @@ from typing import Any
 from eval.grading_policy import render_agreement
 from eval.metrics import summarize
 from eval.records import write_json, write_text_atomic
-from eval.samples_page import write_samples_page
+from eval.samples_page import percent, write_samples_page
 
 PACKAGES = ("limo", "torch", "transformers", "vllm", "math-verify", "latex2sympy2-extended", "sympy", "champ-dataset")
 
@@ -94,9 +94,9 @@ def render_report(summary: Mapping[str, Any]) -> str:
     lines += [
         f"| problems / samples | {metrics['problems']} / {metrics['samples']} |",
         f"| mean / max response tokens | {metrics['mean_tokens']:.1f} / {metrics['max_tokens']} |",
-        f"| truncation rate (finish_reason=length) | {metrics['truncation_rate']:.4f} |",
-        f"| no-answer rate | {metrics['no_answer_rate']:.4f} |",
-        f"| server-error rate (empty reply, tokens spent) | {metrics.get('error_rate', 0.0):.4f} |",
+        f"| truncation rate (finish_reason=length) | {percent(metrics['truncation_rate'])} |",
+        f"| no-answer rate | {percent(metrics['no_answer_rate'])} |",
+        f"| server-error rate (empty reply, tokens spent) | {percent(metrics.get('error_rate', 0.0))} |",
         f"| ungradable (symbolic grader undecided) | {metrics.get('ungradable', 0)} |",
         f"| verdicts | {_inline(metrics['status_counts'])} |",
     ]

@@ -1,11 +1,11 @@
 """``eval/<benchmark>/report.html``: every sample of a benchmark run on one page (drawn by `eval.html_page`).
 
-The same page as curation's ``report.html``: the headline metrics and the tables of ``report.md``, charts
-(verdicts, pass@1 by subject or level, response lengths; hover for the numbers), then every sample as an element
-with ``data-item-id`` (its ``request_id``): the response, the gold, the extracted answer, the verdict and its
-reason, and the judge's and the symbolic grader's verdicts where both ran; searchable, and filtered by subject and
-verdict. The provenance of ``summary.json`` (model, protocol, prompt, data checksum, grader, versions) is the
-footer.
+The same page as curation's ``report.html``: the headline metrics (rates as percentages, `percent`) and the tables
+of ``report.md``, charts (verdicts, pass@1 by subject or level, response lengths; hover for the numbers), then every
+sample as an element with ``data-item-id`` (its ``request_id``): the response, the gold, the extracted answer, the
+verdict and its reason, and the judge's and the symbolic grader's verdicts where both ran; searchable, and filtered
+by subject and verdict. The provenance of ``summary.json`` (model, protocol, prompt, data checksum, grader,
+versions) is the footer.
 
 Every sample is on the page. Responses are kept whole up to `TEXT_BUDGET` characters in all; past it, each
 response longer than its share keeps its beginning and its end around a marked cut, and the page says how many
@@ -45,8 +45,9 @@ def write_samples_page(out_dir: str | Path, summary: Mapping[str, Any], rows: Se
             ["mean pass@1", metrics["mean_pass@1"]],
             ["problems", metrics["problems"]],
             ["samples", metrics["samples"]],
-            ["no-answer rate", metrics["no_answer_rate"]],
-            ["truncation rate", metrics["truncation_rate"]],
+            ["no-answer rate", percent(metrics["no_answer_rate"])],
+            ["truncation rate", percent(metrics["truncation_rate"])],
+            *([["server-error rate", percent(metrics["error_rate"])]] if metrics.get("error_rate") else []),
         ],
         "charts": charts(rows, metrics),
         "tables": tables(metrics),
@@ -60,6 +61,11 @@ def write_samples_page(out_dir: str | Path, summary: Mapping[str, Any], rows: Se
         "footer": {"facts": footer_facts(summary), "manifest": summary, "manifest_label": "summary.json (all of it)"},
     }
     return write_page(Path(out_dir) / "report.html", payload)
+
+
+def percent(rate: float) -> str:
+    """A rate as the console prints it (``100.00%``): pages and reports never show a bare share like ``1``."""
+    return f"{rate:.2%}"
 
 
 def sample_index(row: Mapping[str, Any], number: int) -> dict[str, Any]:

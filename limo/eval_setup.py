@@ -161,8 +161,9 @@ def resolve_model_path(cfg: DictConfig, section: EvaluateOptions) -> str | None:
     path = Path(section.model_path).expanduser()
     if not (path / "config.json").is_file():
         raise FileNotFoundError(
-            f"model path {path}: no model there (train it first with `python -m limo.train recipe={cfg.name}`, "
-            "or pass model.path=<folder or hub id>)"
+            f"no trained model at {path} (train it first with `python -m limo.train recipe={cfg.name}`; or evaluate "
+            f"the recipe's own model, {cfg.model.path}, with evaluate.model_path=null; or another with "
+            "model.path=<folder or hub id>), evaluate.model_path"
         )
     return str(path)
 

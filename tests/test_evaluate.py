@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -122,9 +123,38 @@ def test_demo_evaluates_on_champ_heldout(tiny_model_dir, tmp_path):
     assert summary["prompt"]["system_prompt"].startswith("Please reason step by step")
 
 
-def test_demo_without_a_trained_model_names_the_missing_folder(tmp_path):
-    with pytest.raises(FileNotFoundError, match=f"model path {tmp_path}/train/model: no model there"):
+def test_demo_without_a_trained_model_names_the_folder_and_a_setting_that_works(tmp_path, monkeypatch):
+    """The suggested setting is taken from the message and run: it evaluates the recipe's own (tiny) model."""
+    monkeypatch.setenv("LIMO_CACHE", str(tmp_path / "cache"))  # the tiny model is built there on first use
+    with pytest.raises(FileNotFoundError) as failure:
         run_in_process([f"output_dir={tmp_path}", "limit=1"])
+    message = str(failure.value)
+    assert message.startswith(f"no trained model at {tmp_path}/train/model") and message.endswith(
+        ", evaluate.model_path"
+    )
+    suggested = re.search(r"with (evaluate\.model_path=null)", message)
+    assert suggested and "python -m limo.train recipe=demo" in message
+    run_in_process([f"output_dir={tmp_path}", "limit=1", "evaluate.protocol.max_new_tokens=8", suggested.group(1)])
+    summary = json.loads((tmp_path / "eval" / "champ_heldout" / "summary.json").read_text())
+    assert summary["model"] == f"{tmp_path}/cache/tiny-qwen2-seed0" and summary["metrics"]["problems"] == 1
+
+
+def test_rates_are_percentages_on_the_page_and_in_the_report(tiny_model_dir, tmp_path):
+    """report.html and report.md show a rate as the console does (``100.00%``), never as a bare share (``1``)."""
+    run_in_process(
+        [f"model.path={tiny_model_dir}", "limit=2", "evaluate.protocol.max_new_tokens=8", f"output_dir={tmp_path}"]
+    )
+    out = tmp_path / "eval" / "champ_heldout"
+    metrics = json.loads((out / "summary.json").read_text())["metrics"]
+    page = (out / "report.html").read_text()
+    payload = json.loads(
+        page.split('<script type="application/json" id="report-data">', 1)[1].split("</script>", 1)[0]
+    )
+    headline = dict(payload["headline"])
+    no_answer, truncated = f"{metrics['no_answer_rate']:.2%}", f"{metrics['truncation_rate']:.2%}"
+    assert headline["no-answer rate"] == no_answer and headline["truncation rate"] == truncated
+    report = (out / "report.md").read_text()
+    assert f"| no-answer rate | {no_answer} |" in report and f"| {truncated} |" in report
 
 
 def test_cli_errors_are_one_line_and_leave_results_intact(tiny_model_dir, tmp_path, repo_root):
