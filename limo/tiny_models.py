@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from eval.model_source import resolve_model_path
+
 QWEN_PRETOKENIZE_REGEX = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
@@ -237,13 +239,17 @@ def _overfit_batch(tokenizer, pairs: Sequence[tuple[str, str]], system_prompt: s
 
 
 def ensure_model(model_cfg: Mapping[str, Any]) -> str:
-    """The model path, building the tiny model there first when the group says ``build_tiny: true``.
+    """The model folder (or hub id) to load: the tiny model built there first when the group says ``build_tiny:
+    true``; a ``.gguf`` file or ``pkg:<package>`` model converted once to a cached folder
+    (`eval.model_source.resolve_model_path`).
 
     Every rank may call this: the build goes to a private folder that is renamed into place, and the build is
     deterministic, so whichever rank wins leaves the same files.
     """
+    if not model_cfg.get("build_tiny"):
+        return resolve_model_path(str(model_cfg["path"]))
     path = Path(str(model_cfg["path"])).expanduser()
-    if not model_cfg.get("build_tiny") or (path / "config.json").exists():
+    if (path / "config.json").exists():
         return str(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))

@@ -21,6 +21,7 @@ from typing import Any
 
 from eval.backends.base import FinishReason, Generation, GenerationRequest, SamplingParams
 from eval.budget import BudgetForcing, RowBudget
+from eval.model_source import resolve_model_path
 from eval.records import require_hub
 
 log = logging.getLogger(__name__)
@@ -203,10 +204,12 @@ def load_model(model_path: str, *, dtype: str, device: str | None, revision: str
 
     Raises:
         ModelNotFoundError: A local-looking path that does not hold a model.
+        eval.model_source.ModelSourceError: A ``.gguf`` file or ``pkg:`` model that cannot be read.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    model_path = resolve_model_path(model_path)
     path = Path(model_path)
     looks_local = path.is_absolute() or model_path.startswith(".") or path.exists()
     if looks_local and not (path / "config.json").is_file():

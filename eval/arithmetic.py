@@ -1,0 +1,273 @@
+"""Arithmetic word problems with chains of graded quality: the pool and held-out set of the ``smol_limo`` recipe.
+
+Why this task: a 135M-parameter instruct model (SmolLM2-135M-Instruct) solves 2 of 129 such problems before
+training, never writes ``\\boxed{}``, and MATH or grade-school sets do not move at that size, while one to three
+steps of small-number arithmetic are within its reach after a few hundred good chains. So "a few curated chains
+make a model better" is measurable on a CPU in minutes, before and after, with intervals.
+
+Each problem is a short story over one quantity (1 to 3 operations: +, -, x, / with exact results), its gold is the
+final number, its ``level`` the number of operations and its ``subject`` the story's domain. Every problem comes
+with five candidate chains, as a pool of model attempts does, of graded quality:
+
+- ``tutor``: every step stated with its operation, then a check by the inverse operation; boxed answer;
+- ``quick``: the operations alone, then the boxed answer (correct, short);
+- ``careless``: the tutor's chain with one arithmetic slip carried to a wrong boxed answer;
+- ``rambler``: correct, but wandering and repetitive (a loop of restatements);
+- ``unsure``: the right steps that never commit to a final answer.
+
+Curation should keep ``tutor`` chains (verified, elaborated), may keep ``quick`` ones, and must drop the rest:
+the answer check drops ``careless``, the structural checks ``rambler`` and ``unsure``. A random sample of the pool
+has all five in it, which is what the miniature LIMO comparison (bench/limo_small.py) contrasts.
+
+The files are generated, not hand-written: ``python -m eval.arithmetic recipes/data/arithmetic`` writes
+``pool.jsonl.gz`` (one row per chain: ``id, problem_id, problem, answer, chain, generator, level, subject``)
+and ``heldout.jsonl`` (``id, problem, answer, level, subject``), byte for byte the same on every run (gzip
+without a timestamp); a test regenerates them and compares. Pool and held-out problems never share a text.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import random
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+NAMES = (
+    "Ava",
+    "Ben",
+    "Chloe",
+    "Diego",
+    "Emma",
+    "Farah",
+    "Gus",
+    "Hana",
+    "Ivan",
+    "Jade",
+    "Kofi",
+    "Lena",
+    "Mateo",
+    "Nora",
+)
+# domain -> (item, container, place)
+DOMAINS: dict[str, tuple[str, str, str]] = {
+    "baking": ("cookies", "trays", "the bakery"),
+    "garden": ("seeds", "packets", "the garden shop"),
+    "library": ("books", "shelves", "the library"),
+    "school": ("pencils", "boxes", "the school store"),
+    "farm": ("eggs", "cartons", "the farm"),
+    "sports": ("tennis balls", "cans", "the sports shop"),
+    "crafts": ("beads", "bags", "the craft fair"),
+    "fruit": ("apples", "baskets", "the market"),
+}
+POOL_PROBLEMS = 400
+HELDOUT_PROBLEMS = 129
+POOL_SEED = 20261125
+HELDOUT_SEED = 7
+
+
+@dataclass(frozen=True)
+class Step:
+    """One operation on the running quantity: its sentence, its symbol, its operand and the result."""
+
+    sentence: str
+    symbol: str
+    operand: int
+    before: int
+    after: int
+
+    def equation(self, after: int | None = None) -> str:
+        return f"{self.before} {self.symbol} {self.operand} = {self.after if after is None else after}"
+
+
+@dataclass(frozen=True)
+class WordProblem:
+    """A story: a start, its steps, the question; ``answer`` is the last step's result."""
+
+    id: str
+    subject: str
+    name: str
+    item: str
+    container: str
+    start_text: str
+    start: int
+    steps: tuple[Step, ...]
+    question: str
+
+    @property
+    def answer(self) -> int:
+        return self.steps[-1].after if self.steps else self.start
+
+    @property
+    def text(self) -> str:
+        return " ".join(t for t in (self.start_text, *(s.sentence for s in self.steps), self.question) if t)
+
+
+def _pronoun(name: str) -> str:
+    return "She" if name in {"Ava", "Chloe", "Emma", "Farah", "Hana", "Jade", "Lena", "Nora"} else "He"
+
+
+def _story(rng: random.Random, index: int, prefix: str) -> WordProblem:
+    subject = rng.choice(sorted(DOMAINS))
+    item, container, place = DOMAINS[subject]
+    name = rng.choice(NAMES)
+    he = _pronoun(name)
+    count = rng.randint(1, 3)
+    steps: list[Step] = []
+    if rng.random() < 0.5:  # the start is itself a product: boxes of items
+        boxes, each = rng.randint(2, 9), rng.randint(3, 12)
+        start_text = f"{name} buys {boxes} {container} of {item} at {place}, with {each} {item} in each."
+        steps.append(Step("", "×", each, boxes, boxes * each))
+        value = boxes * each
+    else:
+        value = rng.randint(12, 95)
+        start_text = f"{name} has {value} {item}."
+    while len(steps) < count:
+        step = _next_step(rng, he, item, value, last=len(steps) == count - 1)
+        steps.append(step)
+        value = step.after
+    shared = steps[-1].symbol == "÷"
+    question = f"How many {item} does each friend get?" if shared else f"How many {item} does {name} have now?"
+    return WordProblem(
+        f"{prefix}-{index:04d}", subject, name, item, container, start_text, steps[0].before, tuple(steps), question
+    )
+
+
+def _next_step(rng: random.Random, he: str, item: str, value: int, *, last: bool) -> Step:
+    divisors = [d for d in range(2, 10) if value % d == 0 and value // d >= 2]
+    kinds = ["+", "-"] + (["×"] if value <= 60 else []) + (["÷"] if last and divisors else [])
+    kind = rng.choice(kinds)
+    if kind == "+":
+        b = rng.randint(3, 40)
+        return Step(f"{he} gets {b} more {item}.", "+", b, value, value + b)
+    if kind == "-":
+        b = rng.randint(1, max(1, value - 2))
+        return Step(f"{he} gives away {b} {item}.", "-", b, value, value - b)
+    if kind == "×":
+        b = rng.randint(2, 4)
+        word = {2: "doubles", 3: "triples", 4: "quadruples"}[b]
+        return Step(f"Then {he.lower()} {word} the number of {item}.", "×", b, value, value * b)
+    b = rng.choice(divisors)
+    return Step(f"{he} shares the {item} equally among {b} friends.", "÷", b, value, value // b)
+
+
+OPERATION_WORDS = {"+": "adds", "-": "takes away", "×": "multiplies by", "÷": "divides by"}
+INVERSE = {"+": "-", "-": "+", "×": "÷", "÷": "×"}
+
+
+def tutor_chain(problem: WordProblem, slip: int = 0, slip_at: int = -1) -> str:
+    """The careful chain: each step with its operation and result, then a check; ``slip`` adds an error at step
+    ``slip_at`` (carried forward: the careless chain)."""
+    lines = ["Let's solve this step by step."]
+    if not problem.steps[0].sentence:  # the start is a product of boxes and items per box
+        first = problem.steps[0]
+        lines.append(
+            f"{problem.name} has {first.before} {problem.container} with {first.operand} {problem.item} in each."
+        )
+    else:
+        lines.append(f"{problem.name} starts with {problem.start} {problem.item}.")
+    value = problem.start
+    for number, step in enumerate(problem.steps, start=1):
+        result = _apply(step.symbol, value, step.operand) + (slip if number - 1 == slip_at else 0)
+        verb = OPERATION_WORDS[step.symbol]
+        lines.append(f"Step {number}: this {verb} {step.operand}, so {value} {step.symbol} {step.operand} = {result}.")
+        value = result
+    last = problem.steps[-1]
+    before = _apply(INVERSE[last.symbol], value, last.operand)
+    lines.append(f"Check: {value} {INVERSE[last.symbol]} {last.operand} = {before}, which matches the step before.")
+    lines.append(f"The answer is \\boxed{{{value}}}.")
+    return "\n".join(lines)
+
+
+def _apply(symbol: str, value: int, operand: int) -> int:
+    ops: dict[str, Callable[[int, int], int]] = {
+        "+": lambda a, b: a + b,
+        "-": lambda a, b: a - b,
+        "×": lambda a, b: a * b,
+        "÷": lambda a, b: a // b,
+    }
+    return ops[symbol](value, operand)
+
+
+def quick_chain(problem: WordProblem) -> str:
+    return " ".join(f"{s.equation()}." for s in problem.steps) + f" \\boxed{{{problem.answer}}}"
+
+
+def rambler_chain(problem: WordProblem) -> str:
+    restated = f"So {problem.name} has some {problem.item} and things happen to them, let me think about it again."
+    middle = " ".join([restated] * 8)
+    return f"Hmm. {middle} {' '.join(s.equation() + '.' for s in problem.steps)} \\boxed{{{problem.answer}}}"
+
+
+def unsure_chain(problem: WordProblem) -> str:
+    work = " ".join(f"Maybe {s.equation()}?" for s in problem.steps)
+    return f"I am not sure how to do this. {work} It could be a few different numbers, I cannot tell which."
+
+
+def chains(problem: WordProblem, rng: random.Random) -> Iterator[tuple[str, str]]:
+    """The five candidate chains of a problem, as ``(generator, text)``."""
+    yield "tutor", tutor_chain(problem)
+    yield "quick", quick_chain(problem)
+    slip = rng.choice([-10, -2, -1, 1, 2, 10])
+    yield "careless", tutor_chain(problem, slip=slip, slip_at=rng.randrange(len(problem.steps)))
+    yield "rambler", rambler_chain(problem)
+    yield "unsure", unsure_chain(problem)
+
+
+def problems(count: int, seed: int, prefix: str, exclude: frozenset[str] = frozenset()) -> list[WordProblem]:
+    """``count`` distinct problems (by text) from ``seed``, none whose text is in ``exclude``."""
+    rng, found, seen = random.Random(seed), [], set(exclude)
+    while len(found) < count:
+        problem = _story(rng, len(found), prefix)
+        if problem.text not in seen and problem.answer > 0:
+            seen.add(problem.text)
+            found.append(problem)
+    return found
+
+
+def pool_rows(items: list[WordProblem], seed: int) -> Iterator[dict[str, object]]:
+    rng = random.Random(seed + 1)
+    for p in items:
+        for generator, text in chains(p, rng):
+            yield {
+                "id": f"{p.id}/{generator}",
+                "problem_id": p.id,
+                "problem": p.text,
+                "answer": str(p.answer),
+                "chain": text,
+                "generator": generator,
+                "level": len(p.steps),
+                "subject": p.subject,
+            }
+
+
+def heldout_rows(items: list[WordProblem]) -> Iterator[dict[str, object]]:
+    for p in items:
+        yield {"id": p.id, "problem": p.text, "answer": str(p.answer), "level": len(p.steps), "subject": p.subject}
+
+
+def files() -> dict[str, bytes]:
+    """The generated files' names and bytes (see the module docstring)."""
+    heldout = problems(HELDOUT_PROBLEMS, HELDOUT_SEED, "arith-test")
+    pool = problems(POOL_PROBLEMS, POOL_SEED, "arith", exclude=frozenset(p.text for p in heldout))
+    pool_text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in pool_rows(pool, POOL_SEED))
+    packed = io.BytesIO()
+    with gzip.GzipFile(fileobj=packed, mode="wb", mtime=0, filename="") as handle:
+        handle.write(pool_text.encode())
+    held_text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in heldout_rows(heldout))
+    return {"pool.jsonl.gz": packed.getvalue(), "heldout.jsonl": held_text.encode()}
+
+
+def main(argv: list[str]) -> int:
+    out = Path(argv[0] if argv else "recipes/data/arithmetic")
+    out.mkdir(parents=True, exist_ok=True)
+    for name, data in files().items():
+        (out / name).write_bytes(data)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
