@@ -86,7 +86,7 @@ class ChatOptions:
 
 @dataclass(frozen=True)
 class IngestOptions:
-    """Where the pool comes from and how its columns become problems and chains (CONTRACTS.md, "Ingest keys").
+    """Where the pool comes from and how its columns become problems and chains (docs/architecture.md, "Ingest keys").
 
     Attributes:
         source: ``champ`` (the embedded CHAMP pool) or a JSONL / JSON / CSV / TSV / parquet file, dataset folder

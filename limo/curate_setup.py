@@ -1,6 +1,6 @@
 """The recipe's ``curate:`` section as a method and plain options (`limo.curate` runs what this builds).
 
-One shape for every method (CONTRACTS.md)::
+One shape for every method (docs/architecture.md, "The curate: section")::
 
     curate:
       method: <name>      # the only key that dispatches (default: limo); see curation.methods.METHODS

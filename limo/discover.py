@@ -4,8 +4,8 @@ An LLM (any generation backend; ``replay`` in the CPU demo) proposes preference 
 parsed and checked against the loss language's allowlist (never executed), validated and scored in a
 confined worker (a short DPO run on curated correct-vs-incorrect pairs, scored on held-out pairs), and the
 fitness goes back to the proposer. Writes ``<output_dir>/discover/{archive.jsonl,report.md,fitness.png}``
-(CONTRACTS.md); rerunning after a kill resumes without re-training finished candidates. A data or config
-error ends with one line (`limo.entry`).
+(docs/architecture.md, "Run directory"); rerunning after a kill resumes without re-training finished
+candidates. A data or config error ends with one line (`limo.entry`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Where `../shared/data` is, and the policy for tests that need it (CONTRACTS.md, Tests).
+"""Where `../shared/data` is, and the policy for tests that need it (docs/architecture.md, "Tests").
 
 Such tests carry the ``shared_data`` marker and skip with a clear reason when the folder is absent on a
 user's machine; CI sets ``LIMO_REQUIRE_SHARED_DATA=1``, which turns that skip into a failure.

@@ -1,7 +1,7 @@
 """The import graph of eval, curation and limo, read from the source (AST, nothing imported).
 
-Three rules STYLE.md states: imports run one way (eval <- curation <- limo), no module imports itself back
-through a cycle, and a function-level import of the project's own modules is only there to defer a heavy
+Three rules docs/architecture.md states ("Layers"): imports run one way (eval <- curation <- limo), no module imports
+itself back through a cycle, and a function-level import of the project's own modules is only there to defer a heavy
 optional dependency, saying so in a ``# deferred:`` comment on the import.
 """
 

@@ -16,7 +16,7 @@ from curation.schema import HUMAN, Chain
 from eval.champ import CHAMP_VERSION, champ_package_version, load_champ_problems, load_champ_raw
 from eval.problem import Problem
 
-# Facts about the dataset (see CONTRACTS.md); recipes choose which of them to use.
+# Facts about the dataset (docs/architecture.md, "CHAMP facts"); recipes choose which of them to use.
 UNAIDED_SETTINGS = ("0-Shot", "5-Shot", "No C w/o H")
 PARTIAL_SOLUTION_SETTINGS = ("1/3 Soln", "2/3 Soln")
 WEAK_MODELS = ("GPT-3.5", "PaLM 2 Medium")

@@ -1,16 +1,15 @@
 """``discover/archive.jsonl``: one row per proposed (or seed) objective, appended atomically, never rewritten.
 
-Row fields (CONTRACTS.md): ``generation`` (0 for the archive seed), ``name``, ``thought``, ``code``,
-``status`` (``valid``, ``invalid``, ``rejected_unsafe``), ``reason`` (why it was not valid; None when valid),
+Row fields (docs/architecture.md, "Run directory"): ``generation`` (0 for the archive seed), ``name``, ``thought``,
+``code``, ``status`` (``valid``, ``invalid``, ``rejected_unsafe``), ``reason`` (why it was not valid; None when valid),
 ``fitness`` (the recipe's metric on the selection split; None unless valid), ``training_log`` (the candidate's
-``log_history.json``, relative to ``discover/``; None when it never trained). Beside them: ``fitness_se``
-(the fitness's standard error: with a few dozen held-out pairs it is large, and the report shows it beside
-every score), ``origin`` (``seed`` / ``proposal``), ``metrics`` (both metrics with their standard errors on
-the selection and test splits), ``confinement`` (how its worker was confined; None when the parent rejected
-it before any process ran) and ``code_sha256``.
-Rows are appended with fsync after the candidate finished; a kill can only tear the last line, which the
-next append cuts off, so the file always holds whole rows of finished candidates. No timings go in rows:
-a resumed run writes the same archive as an uninterrupted one.
+``log_history.json``, relative to ``discover/``; None when it never trained). Beside them: ``fitness_se`` (the
+fitness's standard error: with a few dozen held-out pairs it is large, and the report shows it beside every score),
+``origin`` (``seed`` / ``proposal``), ``metrics`` (both metrics with their standard errors on the selection and test
+splits), ``confinement`` (how its worker was confined; None when the parent rejected it before any process ran) and
+``code_sha256``. Rows are appended with fsync after the candidate finished; a kill can only tear the last line, which
+the next append cuts off, so the file always holds whole rows of finished candidates. No timings go in rows: a resumed
+run writes the same archive as an uninterrupted one.
 """
 
 from __future__ import annotations

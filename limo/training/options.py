@@ -132,7 +132,7 @@ def build_train_options(cfg: DictConfig) -> TrainOptions:
 
 @dataclass(frozen=True)
 class TrainPaths:
-    """Where a run's training inputs and outputs live (CONTRACTS.md run-directory table).
+    """Where a run's training inputs and outputs live (docs/architecture.md, "Run directory").
 
     ``data`` is the file the trainer reads (``train.data``, else the curated file of this run).
     """

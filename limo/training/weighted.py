@@ -1,8 +1,8 @@
 """SFT with a per-example loss weight and last-turn-only loss (RISE): ``train.trainer: weighted_sft``.
 
-TRL has no hook for per-example weights, so this is the one SFT trainer subclass (STYLE.md: subclass only
-where TRL has none). Everything else stays TRL's — tokenisation, the chat template with generation markers,
-assistant-only labels, truncation, DeepSpeed / accelerate wiring:
+TRL has no hook for per-example weights, so this is the one SFT trainer subclass (docs/architecture.md,
+"Conventions": subclass only where TRL has none). Everything else stays TRL's — tokenisation, the chat
+template with generation markers, assistant-only labels, truncation, DeepSpeed / accelerate wiring:
 
 1. Two extra dataset columns survive TRL's preparation: ``weight`` (float) and ``last_turn_only`` (bool,
    from ``loss_turns: "last"``).
