@@ -4,7 +4,7 @@
 section after Hydra has resolved it), recursing into nested option types. The dataclass is the only
 declaration of a setting: there is no mutable mirror to keep in step. Three rules make it strict:
 
-- a key the dataclass does not declare raises, naming the full key path and the known keys;
+- a key the dataclass does not declare raises, naming the full key path, the closest and the known keys;
 - a value of the wrong type raises, naming the key path (``curate.stages.select.n: expected int, got
   'ten'``); an int is accepted where a float is declared, a bool never where an int is;
 - a nested mapping is merged onto the field's default value, so a method can give a nested field its own
@@ -16,16 +16,27 @@ Every error is an `OptionsError` (a `ValueError`), which entry points report in 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal, TypeVar
 
 T = TypeVar("T")
 
 
 class OptionsError(ValueError):
-    """A recipe value that does not fit its options type; the message names the key path."""
+    """A recipe value that does not fit its options type; the message names the key path (``key``, when known)."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
+
+
+def did_you_mean(name: str, known: Iterable[str], prefix: str = "", cutoff: float = 0.6) -> str:
+    """``"did you mean <prefix><closest>? "`` for the names in ``known`` closest to ``name`` (difflib), or ``""``."""
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=cutoff)
+    return f"did you mean {' or '.join(prefix + c for c in close)}? " if close else ""
 
 
 def to_options(cls: type[T], data: Mapping[str, Any] | None, *, where: str = "", base: T | None = None) -> T:
@@ -47,7 +58,8 @@ def to_options(cls: type[T], data: Mapping[str, Any] | None, *, where: str = "",
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise OptionsError(f"{_key(where, unknown[0])}: unknown key (known: {', '.join(sorted(fields))})")
+        key, hint = _key(where, unknown[0]), did_you_mean(unknown[0], fields, f"{where}." if where else "")
+        raise OptionsError(f"{key}: unknown key ({hint}known: {', '.join(sorted(fields))})", key=key)
     hints = typing.get_type_hints(cls)
     values = {
         name: _convert(hints[name], value, _key(where, name), _current(fields[name], base))

@@ -39,6 +39,8 @@ from pathlib import Path
 from typing import Any, Generic, TextIO, TypeVar
 from urllib.parse import urlparse
 
+from eval.options import did_you_mean
+
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 FORMATS = ("jsonl", "csv", "parquet", "hf")
@@ -424,19 +426,21 @@ def iter_records(
         DataError: As `load_records` (the required-field check when the iteration ends).
     """
     seen_fields: set[str] = set()
+    columns: set[str] = set()  # the source's own names, before field_map renames them
     read = kept = 0
     for number, raw in iter_rows(source, fmt=fmt, split=split, revision=revision):
         read += 1
         if isinstance(raw, RowError):
             yield number, Reject(str(source), number, raw.field, str(raw))
             continue
+        columns.update(k for k, v in raw.items() if v is not None)
         row = map_fields(raw, field_map)
         row.update({ours: number for ours, theirs in (field_map or {}).items() if theirs == ROW_NUMBER})
         seen_fields.update(k for k, v in row.items() if v is not None)
         record = _build_row(str(source), number, row, build, required)
         kept += not isinstance(record, Reject)
         yield number, record
-    _check_required_seen(str(source), read, kept, required, seen_fields, field_map)
+    _check_required_seen(str(source), read, kept, required, seen_fields, field_map, columns)
 
 
 def _build_row(
@@ -455,8 +459,15 @@ def _build_row(
 
 
 def _check_required_seen(
-    source: str, read: int, kept: int, required: Sequence[str], seen: set[str], field_map: Mapping[str, str] | None
+    source: str,
+    read: int,
+    kept: int,
+    required: Sequence[str],
+    seen: set[str],
+    field_map: Mapping[str, str] | None,
+    columns: set[str],
 ) -> None:
+    """A required field in no row fails, naming the source's own columns and the closest to the one mapped."""
     if read == 0 or kept:
         return
     for name in required:
@@ -464,7 +475,7 @@ def _check_required_seen(
             theirs = (field_map or {}).get(name, name)
             raise DataError(
                 f"{source}: required field {name!r} (source field {theirs!r}) is in none of its {read} rows; "
-                f"fields present: {', '.join(sorted(seen)) or 'none'}"
+                f"{did_you_mean(theirs, columns)}its own columns: {', '.join(sorted(columns)) or 'none'}"
             )
 
 

@@ -7,7 +7,7 @@ function so that every shipped recipe can be composed in a test.
 (`eval.options.to_options` on the resolved section: unknown keys and wrong types fail at start-up, naming
 the key). `section` refuses a run whose recipe lacks the section an entry point needs, naming the recipes
 that have one. File paths in options (fields marked ``path``) are resolved here, the only place that knows
-where the repository is.
+where the repository is, and `check_files` says which key names a missing one and where it was looked for.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from eval.benchmarks import BenchmarkSpec
 from eval.options import OptionsError
 from eval.options import to_options as options_from_mapping
+from eval.records import DataError
 from limo.search_path import find_config, group_options, search_dirs, searchpath_overrides, shipped_config_dir
 
 # The shipped recipes: the source tree's recipes/ or the copy installed with the package (limo.search_path).
@@ -33,6 +34,8 @@ CONFIG_DIR = shipped_config_dir()
 T = TypeVar("T")
 # Mappings that describe one pool's columns: a command-line override of the whole map replaces the recipe's.
 REPLACED_MAPS = ("curate.stages.ingest.field_map", "curate.stages.ingest.lists")
+# What a path option's value ends with when it names a file (a hub id or ``champ`` does not).
+FILE_SUFFIXES = (".jsonl", ".json", ".ndjson", ".csv", ".tsv", ".parquet", ".gz", ".yaml", ".yml", ".txt")
 
 
 def recipe_names(dirs: Sequence[Path] | None = None) -> list[str]:
@@ -93,6 +96,38 @@ def recipe_has(recipe: str, key: str, dirs: Sequence[Path] | None = None) -> boo
     return key in text or any(recipe_has(d, key, dirs) for d in inherited)
 
 
+def key_source(key: str) -> Path | None:
+    """The recipe file that sets ``key`` (a dotted path): the run's recipe, else a recipe in its defaults list.
+
+    None outside a Hydra run, or when no recipe file sets it (a command-line override).
+    """
+    if not HydraConfig.initialized() or set_on_command_line(key):
+        return None
+    recipe = HydraConfig.get().runtime.choices.get("recipe")
+    return _file_setting(str(recipe), key.split("."), search_dirs(), set()) if recipe else None
+
+
+def set_on_command_line(key: str) -> bool:
+    """Whether an override of the running job sets ``key`` or a mapping holding it."""
+    overrides = [o.lstrip("+~").split("=", 1)[0] for o in HydraConfig.get().overrides.task]
+    return any(f"{key}.".startswith(f"{o}.") for o in overrides)
+
+
+def _file_setting(recipe: str, parts: list[str], dirs: Sequence[Path], seen: set[str]) -> Path | None:
+    path = recipe_file(recipe, dirs)
+    if recipe in seen or not path.is_file():
+        return None
+    seen.add(recipe)
+    text = yaml.safe_load(path.read_text()) or {}
+    node: Any = text
+    for part in parts[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict) and parts[-1] in node:
+        return path
+    inherited = [d for d in text.get("defaults", []) if isinstance(d, str)]
+    return next((found for d in inherited if (found := _file_setting(d, parts, dirs, seen))), None)
+
+
 def to_options(cls: type[T], node: Any, where: str) -> T:
     """The frozen options ``cls`` from a recipe node (or plain mapping) at key path ``where``, paths resolved.
 
@@ -126,7 +161,41 @@ def resolve_paths(options: T) -> T:
     return dataclasses.replace(options, **changes)  # type: ignore[type-var]
 
 
+def check_files(options: Any, where: str) -> None:
+    """Every field marked ``path`` in ``options`` (nested ones too) that names a file must name one that exists.
+
+    Only a value that looks like a file (`FILE_SUFFIXES`) is checked: a hub id or ``champ`` is not a path.
+
+    Raises:
+        DataError: The key, the file, and the folders a relative path was looked up in (`resolve_path`); the
+            recipe file that sets it when one does.
+    """
+    found = missing_file(options, where)
+    if found is None:
+        return
+    key, value = found
+    folders = ", then in ".join(str(d) for d in dict.fromkeys([Path.cwd(), CONFIG_DIR.parent]))
+    looked = "" if Path(value).is_absolute() else f" (looked up in the working directory, {folders})"
+    where = key_source(key) or ("the command line" if HydraConfig.initialized() and set_on_command_line(key) else key)
+    raise DataError(f"{key}: no such file {value}{looked}, {where}")
+
+
+def missing_file(options: Any, where: str) -> tuple[str, str] | None:
+    """The first ``(key path, value)`` of a field marked ``path`` that names a file that is not there, if any."""
+    for f in dataclasses.fields(options):
+        value, key = getattr(options, f.name), f"{where}.{f.name}"
+        if dataclasses.is_dataclass(value) and (found := missing_file(value, key)):
+            return found
+        names_file = isinstance(value, str) and value.lower().endswith(FILE_SUFFIXES)
+        if f.metadata.get("path") and names_file and not Path(value).expanduser().exists():
+            return key, value
+    return None
+
+
 def build_benchmark_specs(cfg: DictConfig) -> dict[str, BenchmarkSpec]:
     """Every benchmark spec the config composes (``cfg.benchmark_specs``), typed."""
     specs = OmegaConf.to_container(cfg.get("benchmark_specs") or {}, resolve=True)
-    return {name: BenchmarkSpec.from_dict({"name": name, **spec}) for name, spec in specs.items()}  # type: ignore[union-attr, dict-item]
+    return {
+        name: BenchmarkSpec.from_dict({"name": name, **spec, "source": resolve_path(spec.get("source"))})
+        for name, spec in specs.items()
+    }  # type: ignore[union-attr, dict-item]

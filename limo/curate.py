@@ -8,7 +8,8 @@ selects the same chains, byte for byte, on each. ``dry_run=true`` prints the rol
 and generates nothing; ``dry_run_problems=N`` plans for N problems without reading the pool (a hub pool
 offline). The last line printed is the path of ``report.html``, the run's page to read. A data or config
 error, and a run that selects nothing, end with one line (`limo.entry`); so does a stop (SIGTERM, Ctrl-C),
-after which the same command resumes.
+after which the same command resumes. Missing inputs (a pool file, a benchmark decontamination needs) fail
+before any work starts, and a failed run leaves no empty folder behind.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from types import FrameType
 
 from omegaconf import DictConfig
 
-from limo.curate_setup import build_curation, check_selected, spend_plan
+from limo.curate_setup import build_curation, check_benchmarks_load, check_selected, spend_plan
 from limo.entry import hydra_entry, reported_errors
 from limo.sweeps import job_config
 
@@ -34,7 +35,8 @@ def main(cfg: DictConfig) -> None:
         if cfg.get("dry_run"):
             print(spend_plan(curation, str(cfg.gpu_type), cfg.get("dry_run_problems")))
             return
-        with stops_gracefully():
+        check_benchmarks_load(curation)  # a forgotten data_dir fails before any work
+        with stops_gracefully(), no_empty_folders(curation.context.out / "work"):
             summary = curation.run()
         check_selected(summary)
         print(summary.line())
@@ -42,6 +44,20 @@ def main(cfg: DictConfig) -> None:
             print(f"[curate] {notice}")
         if (page := Path(summary.output_dir) / "report.html").exists():  # none with curate.stages.report.enabled=false
             print(f"[curate] report: {page}")
+
+
+@contextmanager
+def no_empty_folders(folder: Path) -> Iterator[None]:
+    """A failed run removes ``folder`` and the parents it created when they are left empty (a pool that fails
+    to read leaves no empty ``curate/work/``); anything written stays, for the resume."""
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        yield
+    except BaseException:
+        for path in created:  # innermost first: a parent empties once its child is gone
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+        raise
 
 
 @contextmanager

@@ -9,7 +9,9 @@ One shape for every method (docs/architecture.md, "The curate: section")::
 
 Every part maps onto the library's frozen options through `limo.config.to_options`: an unknown key, a
 stage the method does not run, or options for a method the recipe does not select fail at start-up,
-naming the key. ``data_dir`` (shared benchmark files) fills ``stages.decontam.data_dir`` when that is null.
+naming the key; so does a file option naming no file (`limo.config.check_files`), and `check_benchmarks_load`
+loads decontamination's benchmarks before the run. ``data_dir`` (shared benchmark files) fills
+``stages.decontam.data_dir`` when that is null.
 A command-line override of ``curate.stages.ingest.field_map`` (or ``lists``) replaces the recipe's map
 instead of merging into it (`replace_overridden_maps`).
 """
@@ -29,10 +31,11 @@ from curation.methods import DEFAULT_METHOD, METHODS, CurationSummary, Method, R
 from curation.options import StageOptions
 from curation.pool.store import open_or_ingest
 from curation.rollouts.spend import counted_lengths, spend_text
-from eval.benchmarks import BenchmarkSpec
-from eval.options import OptionsError
-from eval.records import HubOfflineError
-from limo.config import REPLACED_MAPS, build_benchmark_specs, section, to_options
+from curation.stages.decontam import benchmark_error
+from eval.benchmarks import BenchmarkSpec, load_benchmark
+from eval.options import OptionsError, did_you_mean
+from eval.records import DataError, HubOfflineError
+from limo.config import REPLACED_MAPS, build_benchmark_specs, check_files, section, to_options
 from limo.entry import EmptyResultError
 
 
@@ -59,6 +62,9 @@ def build_curation(cfg: DictConfig) -> Curation:
     method = find_method(data)
     stages = build_stages(data.get("stages"), method, cfg.get("data_dir"))
     options = build_method_options(data, method)
+    check_files(stages.ingest, "curate.stages.ingest")  # a missing pool fails here, naming its key and folders
+    if options is not None:
+        check_files(options, f"curate.{method.name}")
     specs = build_benchmark_specs(cfg)
     check_benchmarks(stages, specs)
     echo = {"method": method.name, "stages": asdict(stages), **({method.name: asdict(options)} if options else {})}
@@ -130,7 +136,10 @@ def find_method(data: dict[str, Any]) -> Method:
             continue
         shape = f"a curate: section holds method, stages and {name}"
         hint = f" (options of method {key!r}, but curate.method is {name!r})" if key in METHODS else ""
-        raise OptionsError(f"curate.{key}: unknown key{hint}; {shape}")
+        close = did_you_mean(key, ("method", "stages", name), "curate.").rstrip()
+        raise OptionsError(
+            f"curate.{key}: unknown key{hint}; {close + ' ' if close else ''}{shape}", key=f"curate.{key}"
+        )
     return METHODS[name]
 
 
@@ -164,6 +173,24 @@ def check_benchmarks(stages: StageOptions, specs: dict[str, BenchmarkSpec]) -> N
         raise OptionsError(
             f"curate.stages.decontam.benchmarks: unknown benchmark {unknown[0]!r} (known: {', '.join(sorted(specs))})"
         )
+
+
+def check_benchmarks_load(curation: Curation) -> None:
+    """Load every benchmark decontamination needs before any work starts, when a missing one is an error
+    (``missing: error``): a forgotten ``data_dir`` fails at once, not after the stages before decontamination.
+
+    Raises:
+        DataError: A benchmark that cannot be loaded, with what to do and the key (`decontam.benchmark_error`).
+    """
+    decontam = curation.stages.decontam
+    runs = "decontam" in curation.method.configurable_stages()
+    if not (runs and decontam.enabled and decontam.missing == "error"):
+        return
+    for name in decontam.benchmarks:
+        try:
+            load_benchmark(curation.context.benchmark_specs[name], data_dir=decontam.data_dir)
+        except DataError as err:
+            raise benchmark_error(err) from err
 
 
 def check_selected(summary: CurationSummary) -> None:

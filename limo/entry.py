@@ -5,7 +5,8 @@ only when asked for: ``HYDRA_FULL_ERROR=1`` (Hydra's own switch), ``LIMO_DEBUG=1
 the command line. What counts as expected is `EXPECTED_ERRORS`: bad input (`DataError`, `OptionsError`
 and other `ValueError`s), missing files, an unreachable server, a replay file that lacks an answer, a
 missing optional package, a config key that does not exist, an executor that cannot run or shards that did
-not finish (the message names them and their logs). Anything else is a bug and keeps its traceback.
+not finish (the message names them and their logs). Anything else is a bug and keeps its traceback. An
+options error whose key a recipe file sets ends with that file (`limo.config.key_source`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from omegaconf.errors import OmegaConfBaseException
 from curation.executors import ExecutorError
 from eval.backends.openai import BackendUnavailableError
 from eval.backends.replay import ReplayMissError
-from limo.config import CONFIG_DIR, prepared_argv
+from eval.options import OptionsError
+from limo.config import CONFIG_DIR, key_source, prepared_argv
 from limo.overrides import checked_argv
 from limo.search_path import normalized_argv
 from limo.usage import exit_if_help
@@ -67,7 +69,13 @@ def reported_errors(entry: str, cfg: Any = None) -> Iterator[None]:
         if debug_requested(cfg):
             raise
         log.debug("limo.%s failed", entry, exc_info=True)
-        sys.exit(f"limo.{entry}: error: {one_line(err)}")
+        sys.exit(f"limo.{entry}: error: {one_line(err)}{set_in(err)}")
+
+
+def set_in(err: BaseException) -> str:
+    """``, <recipe file>`` for an options error whose key a recipe file sets (a typo there), else nothing."""
+    source = key_source(err.key) if isinstance(err, OptionsError) and err.key else None
+    return f", {source}" if source else ""
 
 
 def hydra_entry(entry: str) -> Callable[[Callable[[DictConfig], None]], Callable[[], None]]:

@@ -5,8 +5,8 @@ wrong for our structured sections: a key the options type does not declare fails
 one it declares should simply work. `checked_argv` composes the command line once more, before Hydra does:
 an option the recipe leaves at its default, or a new key of a free mapping (``field_map``), is forced
 (``++``) so that it works as written; an unknown recipe, group option or key becomes one `OptionsError`
-naming the override, the closest names (difflib) and the syntax. Anything else it cannot explain is left to
-Hydra's own report.
+naming the override, the closest names (`eval.options.did_you_mean`, which a key in a recipe file gets too)
+and the syntax. Anything else it cannot explain is left to Hydra's own report.
 
 `limo.config.prepared_argv` makes a whole-map override of `REPLACED_MAPS` (``field_map={problem: q, subject: topic}``)
 compose even when it adds keys the recipe's map lacks (Hydra merges into a struct node and refuses new
@@ -16,7 +16,6 @@ keys); `limo.curate_setup.replace_overridden_maps` then makes it replace the rec
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import typing
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,7 +32,7 @@ from omegaconf.errors import ConfigKeyError
 from curation.executors import ExecutorOptions
 from curation.methods import METHODS
 from curation.options import StageOptions
-from eval.options import OptionsError
+from eval.options import OptionsError, did_you_mean
 from limo.config import CONFIG_DIR
 from limo.discovery.options import DiscoverOptions
 from limo.eval_setup import RUNTIME_KEYS, EvaluateOptions
@@ -98,8 +97,7 @@ def check_group_choice(override: Override, dirs: Sequence[Path]) -> None:
     for value in values:
         if value is None or str(value) in known or str(value) == "null":
             continue
-        close = difflib.get_close_matches(str(value), known, n=3, cutoff=0.5)
-        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        hint = did_you_mean(str(value), known, cutoff=0.5)
         searched = ", ".join(f"{d / group}/" for d in dirs)
         raise OptionsError(
             f"{group}={value}: no such {group} ({hint}known: {', '.join(known)}), searched {searched}"
@@ -127,8 +125,7 @@ def unknown_key_message(full_key: str, overrides: list[Override], dirs: Sequence
     runtime = RUNTIME_KEYS if not parent else ()  # limo.evaluate's run-time arguments (benchmarks=, limit=, ...)
     declared_keys = declared if isinstance(declared, list) else []
     known = sorted({*recipe_keys(parent, overrides, dirs), *declared_keys, *runtime})
-    close = difflib.get_close_matches(leaf, known, n=3, cutoff=0.6)
-    hint = f"did you mean {' or '.join(f'{parent}.{c}' if parent else c for c in close)}? " if close else ""
+    hint = did_you_mean(leaf, known, f"{parent}." if parent else "")
     where = f"{parent}.<key>" if parent else "<key>"
     return f"{full_key}: unknown key ({hint}keys there: {', '.join(known) or 'none'}); set one as {where}=<value>"
 

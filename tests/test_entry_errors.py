@@ -54,7 +54,82 @@ def test_a_missing_pool_file_is_named(repo_root, tmp_path):
     done = run(
         repo_root, "limo.curate", "recipe=champ", f"output_dir={tmp_path}", f"curate.stages.ingest.source={missing}"
     )
-    assert str(missing) in one_line_error(done, "curate")
+    line = one_line_error(done, "curate")
+    assert line.endswith(f"curate.stages.ingest.source: no such file {missing}, the command line")
+    assert not (tmp_path / "curate").exists()
+
+
+def user_recipe(folder: Path, name: str, ingest: str) -> Path:
+    """``folder/recipe/<name>.yaml``: the champ recipe with the ingest section given (a user's own recipe)."""
+    path = folder / "recipe" / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"# @package _global_\ndefaults:\n  - champ\ncurate:\n  stages:\n    ingest:\n{ingest}")
+    return path
+
+
+def alpaca_pool(path: Path) -> Path:
+    rows = [
+        {"instruction": f"What is {i} + {i}? Say why.", "output": f"It is \\boxed{{{2 * i}}}.", "qid": i}
+        for i in range(9)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_a_typo_in_a_recipe_file_gets_a_did_you_mean_and_the_file(repo_root, tmp_path):
+    pool = alpaca_pool(tmp_path / "pool.jsonl")
+    recipe = user_recipe(
+        tmp_path / "conf", "mine", f"      source: {pool}\n      feild_map: {{problem: instruction}}\n"
+    )
+    done = run(
+        repo_root, "limo.curate", "--config-dir", str(tmp_path / "conf"), "recipe=mine", f"output_dir={tmp_path}"
+    )
+    line = one_line_error(done, "curate")
+    assert line.startswith("limo.curate: error: curate.stages.ingest.feild_map: unknown key (did you mean ")
+    assert "curate.stages.ingest.field_map?" in line and line.endswith(f", {recipe}")
+
+
+def test_a_missing_pool_file_in_a_recipe_names_the_key_the_folder_and_the_recipe(tmp_path):
+    conf = tmp_path / "conf"
+    recipe = user_recipe(conf, "mine", "      source: data/nope.jsonl\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    done = run(work, "limo.curate", "--config-dir", str(conf), "recipe=mine", f"output_dir={tmp_path / 'out'}")
+    line = one_line_error(done, "curate")
+    assert (
+        f"curate.stages.ingest.source: no such file data/nope.jsonl (looked up in the working directory, {work}"
+        in line
+    )
+    assert line.endswith(f", {recipe}")
+    assert not (tmp_path / "out").exists()  # found before any work: no run folder, no empty curate/work/
+
+
+def test_a_pool_that_fails_to_read_leaves_no_empty_work_folder(repo_root, tmp_path):
+    pool = alpaca_pool(tmp_path / "pool.jsonl")
+    out = tmp_path / "out"
+    done = run(
+        repo_root,
+        "limo.curate",
+        "recipe=champ",
+        f"output_dir={out}",
+        f"curate.stages.ingest.source={pool}",
+        "curate.stages.ingest.field_map={problem: instruction, chain: outptu}",
+    )
+    line = one_line_error(done, "curate")
+    assert "field_map.chain names column 'outptu'" in line and "instruction, output, qid" in line
+    assert not out.exists()
+
+
+def test_a_benchmark_field_map_typo_lists_the_files_own_columns(repo_root, tmp_path):
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text(
+        "".join(json.dumps({"qid": f"b{i}", "question": f"{i} + 1?", "answer": i + 1}) + "\n" for i in range(3))
+    )
+    spec = f"benchmark_specs.mine={{source: {bench}, field_map: {{id: qid, problem: questoin}}}}"
+    done = run(repo_root, "limo.evaluate", "recipe=demo", "benchmarks=[mine]", spec, f"output_dir={tmp_path}")
+    line = one_line_error(done, "evaluate")
+    assert "required field 'problem' (source field 'questoin')" in line
+    assert line.endswith("did you mean question? its own columns: answer, qid, question")
 
 
 def test_a_misspelt_key_names_its_path(repo_root, tmp_path):
@@ -77,6 +152,7 @@ def test_curate_without_a_needed_data_dir_says_how_to_fix_it(repo_root, tmp_path
     line = one_line_error(done, "curate")
     assert "math500" in line.lower() or "MATH-500" in line
     assert "pass data_dir=" in line and line.endswith("curate.stages.decontam")
+    assert not (tmp_path / "curate").exists()  # found before any work started
 
 
 def test_a_pool_that_yields_nothing_is_an_error_and_keeps_its_reasons(repo_root, tmp_path):
