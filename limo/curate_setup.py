@@ -32,7 +32,7 @@ from curation.options import StageOptions
 from curation.pool.store import open_or_ingest
 from curation.rollouts.spend import counted_lengths, spend_text
 from curation.stages.decontam import benchmark_error
-from eval.benchmarks import BenchmarkSpec, load_benchmark
+from eval.benchmarks import BenchmarkSpec, load_benchmark, resolve_source
 from eval.options import OptionsError, did_you_mean
 from eval.records import DataError, HubOfflineError
 from limo.config import REPLACED_MAPS, build_benchmark_specs, check_files, section, to_options
@@ -187,8 +187,12 @@ def check_benchmarks_load(curation: Curation) -> None:
     if not (runs and decontam.enabled and decontam.missing == "error"):
         return
     for name in decontam.benchmarks:
-        try:
-            load_benchmark(curation.context.benchmark_specs[name], data_dir=decontam.data_dir)
+        spec = curation.context.benchmark_specs[name]
+        if spec.loader == "champ_heldout":  # embedded: always there
+            continue
+        try:  # a local file that exists is read by the stage itself; a hub id is loaded now (cached for the stage)
+            if not Path(resolve_source(spec, data_dir=decontam.data_dir)).exists():
+                load_benchmark(spec, data_dir=decontam.data_dir)
         except DataError as err:
             raise benchmark_error(err) from err
 
