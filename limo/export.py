@@ -1,0 +1,100 @@
+"""`python -m limo.export [recipe=<r>] [model.path=<folder>] [export.types=[f16,q8_0]] [export.name=<name>]
+[export.dir=<dir>] [output_dir=<dir>]`: a trained model as GGUF, for llama.cpp and Ollama.
+
+Which model: ``model.path=`` given on the command line (a model folder; a PEFT adapter folder is merged onto its
+base first; a ``.gguf`` file or ``pkg:<package>`` model as at every entry point), otherwise the run's trained
+model, ``<output_dir>/train/model`` (limo.train saves it merged). Writes ``<name>.<type>.gguf`` for each of
+``export.types`` (``f32``, ``f16``, ``q8_0``; default ``[f16,q8_0]``) and ``export.json`` (source, sizes,
+verification figures) into ``export.dir`` (default ``<output_dir>/export``). ``export.name`` defaults to the run's
+name for a run's model, else the model folder's name.
+
+Each file carries the tokenizer, its special token ids and the chat template, and is read back with transformers and
+compared with the source model on fixed prompts before it is renamed into place (`limo.gguf_export` states the
+tolerances). An unsupported architecture, a missing model or a file outside its tolerance ends with one line
+(`limo.entry`); files already verified stay.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from limo.config import to_options
+from limo.entry import hydra_entry, reported_errors
+from limo.eval_setup import command_line_overrides
+from limo.gguf_export import export_model
+from limo.tiny_models import ensure_model
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """``export.*`` on the command line (no recipe needs an ``export:`` section)."""
+
+    types: tuple[str, ...] = ("f16", "q8_0")
+    name: str | None = None  # null: the run's name, or the model folder's
+    dir: str | None = None  # null: <output_dir>/export
+
+
+def source_model(cfg: DictConfig) -> Path:
+    """``model.path=`` from the command line (resolved as every entry point does), else ``<output_dir>/train/model``.
+
+    Raises:
+        FileNotFoundError: No model folder there.
+    """
+    given = any(o.lstrip("+").startswith("model.path=") for o in command_line_overrides())
+    trained = Path(cfg.output_dir) / "train" / "model"
+    path = Path(ensure_model({**cfg.model, "build_tiny": False})) if given else trained
+    if not ((path / "config.json").is_file() or (path / "adapter_config.json").is_file()):
+        hint = "pass model.path=<folder>" if given else f"train it first with `python -m limo.train recipe={cfg.name}`"
+        raise FileNotFoundError(f"no model folder at {path} ({hint}), model.path")
+    return path.expanduser()
+
+
+def default_name(model: Path) -> str:
+    """``<run>`` for a run's ``<run>/train/model``, else the folder's own name."""
+    return model.parent.parent.name if model.name == "model" and model.parent.name == "train" else model.name
+
+
+def print_file(qtype: str, entry: dict[str, Any]) -> None:
+    check = entry["verification"]
+    ties = f" ({check['top1_ties']} within ties)" if check["top1_ties"] else ""
+    print(
+        f"[export] {qtype}: {entry['path']} ({entry['bytes'] / 2**20:.1f} MiB); read back: max |Δlogit| "
+        f"{check['max_abs_logit_diff']:.3g} ({check['relative_logit_diff']:.3%} of the logit range, tolerance "
+        f"{check['tolerance']:.2%}), top-1 {check['top1_agree']}/{check['prompts']}{ties}, token ids and chat "
+        "template identical",
+        flush=True,
+    )
+
+
+def export(cfg: DictConfig) -> None:
+    """Export the model `source_model` names as `ExportOptions` say."""
+    options = to_options(ExportOptions, cfg.get("export"), "export")
+    logging.getLogger("gguf").setLevel(logging.WARNING)  # its writer logs endianness and a file plan per file
+    model = source_model(cfg)
+    out = Path(options.dir) if options.dir else Path(cfg.output_dir) / "export"
+    name = options.name or default_name(model)
+    print(f"[export] {model} -> {out}/{name}.<{','.join(options.types)}>.gguf", flush=True)
+    export_model(str(model), out, name, options.types, on_file=print_file)
+    print(f"[export] figures in {out / 'export.json'}", flush=True)
+
+
+@hydra_entry("export")
+def main(cfg: DictConfig) -> None:
+    with reported_errors("export", cfg):
+        export(cfg)
+
+
+def runtime_argv(argv: list[str]) -> list[str]:
+    """``export.<key>=...`` passed as ``++export.<key>=...``: no recipe declares an ``export:`` section."""
+    return [f"++{a}" if a.startswith("export.") and "=" in a else a for a in argv]
+
+
+if __name__ == "__main__":
+    sys.argv[1:] = runtime_argv(sys.argv[1:])
+    main()
