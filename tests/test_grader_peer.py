@@ -1,7 +1,7 @@
 """The peer suites' kinds (issue 33, item 2, second round): each tuning miss of `bench/grader_sets.py`'s ``peer``
 set that a rule fixed, rewritten for limo with the near misses that guard it, and the disagreements of principle
-with the label our standards give (``tests/assets/grader_cases_peer_fixes.jsonl``; docs/grader.md, "Issue 33, item
-2")."""
+with the label our standards give (``tests/assets/grader_cases_peer_fixes.jsonl``; docs/grader-history.md, "Issue
+33, item 2")."""
 
 from __future__ import annotations
 
@@ -229,8 +229,9 @@ def test_option_steps_stay_bounded(gold, pred, options):
     assert verdict.status != "timeout" and time.thread_time() - start < 1.0, verdict
 
 
-# The peer suites' cases limo decides against their label under each test's own options (docs/grader.md, "Comparison
-# options", 2026-11-24): the label judged wrong by our standards, or the one false positive kept on principle.
+# The peer suites' cases limo decides against their label under each test's own options (docs/grader-history.md,
+# "Comparison options", 2026-11-24): the label judged wrong by our standards, or the one false positive kept on
+# principle.
 PEER_DISAGREEMENTS = {
     "peer/math-verify/test_string_extraction/9": "1 - 1/e labelled equal to 1 + 1/e",
     "peer/math-verify/test_symbols/0": "a tab-eaten \\text{13}: limo repairs the escape and reads 13 (false positive)",
