@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from eval.metrics import group_by_problem
+from eval.metrics import group_by_problem, mcnemar_p, wilson_interval
 from eval.records import DataError, read_jsonl, write_json, write_text_atomic
 from eval.regrade import benchmark_dirs
 from eval.runner import MANIFEST_FILE, SAMPLES_FILE
@@ -55,9 +55,26 @@ class BenchmarkComparison:
     differences: tuple[str, ...] = ()
     runs: tuple[str, str] = ("", "")  # what produced each side: model, backend, seed
 
+    @property
+    def interval_a(self) -> tuple[float, float]:
+        """95% Wilson interval of run A's pass@1 over the shared problems."""
+        return wilson_interval(self.pass1_a, self.problems)
+
+    @property
+    def interval_b(self) -> tuple[float, float]:
+        return wilson_interval(self.pass1_b, self.problems)
+
+    @property
+    def mcnemar_p(self) -> float:
+        """Exact McNemar p-value of the flips (problems gained against problems lost)."""
+        return mcnemar_p(len(self.gained), len(self.lost))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             **self.__dict__,
+            "interval_a": list(self.interval_a),
+            "interval_b": list(self.interval_b),
+            "mcnemar_p": self.mcnemar_p,
             "gained": list(self.gained),
             "lost": list(self.lost),
             "differences": list(self.differences),
@@ -264,15 +281,32 @@ def render_comparison(
             lines.append(f"**NOT COMPARABLE as run ({r.benchmark}): {'; '.join(r.differences)}**")
     lines += [
         "",
-        "| benchmark | problems | pass@1 A | pass@1 B | delta (B-A) | 95% CI (paired bootstrap) |",
-        "|---|---|---|---|---|---|",
+        "| benchmark | problems | pass@1 A [95% CI] | pass@1 B [95% CI] | delta (B-A) | 95% CI (paired bootstrap) "
+        "| McNemar p (exact) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
-            f"| {r.benchmark} | {r.problems} | {r.pass1_a:.4f} | {r.pass1_b:.4f} | {r.delta:+.4f} | "
-            f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}] |"
+            f"| {r.benchmark} | {r.problems} | {_with_interval(r.pass1_a, r.interval_a)} | "
+            f"{_with_interval(r.pass1_b, r.interval_b)} | {r.delta:+.4f} | [{r.ci_low:+.4f}, {r.ci_high:+.4f}] | "
+            f"{r.mcnemar_p:.2g} |"
         )
     lines += [f"\nskipped {s.benchmark}: {s.reason}" for s in skipped]
     for r in results:
         lines.append(f"\n{r.benchmark}: gained {len(r.gained)} {list(r.gained)}; lost {len(r.lost)} {list(r.lost)}")
     return "\n".join(lines) + "\n"
+
+
+def _with_interval(value: float, interval: tuple[float, float]) -> str:
+    return f"{value:.4f} [{interval[0]:.4f}, {interval[1]:.4f}]"
+
+
+def headline(result: BenchmarkComparison) -> str:
+    """One line for a console: both pass@1 with their intervals, the flips and the paired test."""
+    low_a, high_a = result.interval_a
+    low_b, high_b = result.interval_b
+    return (
+        f"{result.benchmark} ({result.problems} problems): A {result.pass1_a:.1%} [{low_a:.1%}, {high_a:.1%}] -> "
+        f"B {result.pass1_b:.1%} [{low_b:.1%}, {high_b:.1%}]; {len(result.gained)} gained, {len(result.lost)} lost, "
+        f"McNemar p = {result.mcnemar_p:.2g}"
+    )

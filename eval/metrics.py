@@ -175,3 +175,23 @@ def summarize(rows: Sequence[Mapping[str, Any]], equivalent: Equivalent) -> dict
         if table:
             summary[f"by_{field}"] = table
     return summary
+
+
+def wilson_interval(mean: float, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion ``mean`` over ``n`` items (an exact 0 or 1 keeps a width, unlike
+    the normal approximation); ``(0, 1)`` for no items."""
+    if n <= 0:
+        return 0.0, 1.0
+    centre = (mean + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(mean * (1 - mean) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def mcnemar_p(gained: int, lost: int) -> float:
+    """Two-sided exact McNemar p-value: the chance of a split of the ``gained + lost`` discordant problems at
+    least this uneven if each were a fair coin."""
+    n, k = gained + lost, min(gained, lost)
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return min(1.0, 2 * tail)

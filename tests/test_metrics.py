@@ -113,3 +113,22 @@ def test_summarize_reports_every_metric():
     assert summary["by_subject"]["algebra"]["problems"] == 2
     assert summary["samples_per_problem"] == 2
     assert summary["status_counts"] == {"correct": 3, "incorrect": 1}
+
+
+def test_wilson_interval_matches_the_published_values():
+    from eval.metrics import wilson_interval
+
+    low, high = wilson_interval(0.5, 10)
+    assert round(low, 4) == 0.2366 and round(high, 4) == 0.7634
+    low, high = wilson_interval(0.0, 10)
+    assert low == 0.0 and round(high, 4) == 0.2775  # a zero score still has an upper bound
+    assert wilson_interval(0.3, 0) == (0.0, 1.0)
+
+
+def test_exact_mcnemar_counts_only_the_problems_that_flipped():
+    from eval.metrics import mcnemar_p
+
+    assert mcnemar_p(10, 0) == 2 / 1024
+    assert mcnemar_p(0, 0) == 1.0
+    assert mcnemar_p(3, 3) == 1.0
+    assert abs(mcnemar_p(8, 2) - 0.109375) < 1e-12
