@@ -20,7 +20,7 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from omegaconf import DictConfig
 
@@ -35,7 +35,7 @@ from limo.tiny_models import ensure_model
 class ExportOptions:
     """``export.*`` on the command line (no recipe needs an ``export:`` section)."""
 
-    types: tuple[str, ...] = ("f16", "q8_0")
+    types: tuple[Literal["f32", "f16", "q8_0"], ...] = ("f16", "q8_0")  # limo.gguf_export.TYPES
     name: str | None = None  # null: the run's name, or the model folder's
     dir: str | None = None  # null: <output_dir>/export
 
