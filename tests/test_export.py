@@ -12,6 +12,7 @@ import dataclasses
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -164,12 +165,14 @@ def error_line(done: subprocess.CompletedProcess) -> str:
     return done.stderr.strip().splitlines()[-1]
 
 
-def test_command_line_exports_a_model_folder(repo_root, tiny_qwen2, tmp_path):
-    done = run_export(repo_root, f"model.path={tiny_qwen2}", f"output_dir={tmp_path}", "export.types=[f16]")
+def test_command_line_exports_the_runs_trained_model(repo_root, tiny_qwen2, tmp_path):
+    run = tmp_path / "myrun"
+    shutil.copytree(tiny_qwen2, run / "train" / "model")  # where limo.train leaves it
+    done = run_export(repo_root, "recipe=demo", f"output_dir={run}", "export.types=[f16]")
     assert done.returncode == 0, done.stderr[-3000:]
-    assert f"[export] f16: {tmp_path}/export/model.f16.gguf" in done.stdout and "top-1 3/3" in done.stdout
-    report = json.loads((tmp_path / "export" / "export.json").read_text())
-    assert report["source"] == str(tiny_qwen2) and report["files"]["f16"]["verification"]["passed"]
+    assert f"[export] f16: {run}/export/myrun.f16.gguf" in done.stdout and "top-1 3/3" in done.stdout
+    report = json.loads((run / "export" / "export.json").read_text())
+    assert report["source"] == str(run / "train" / "model") and report["files"]["f16"]["verification"]["passed"]
 
 
 def test_an_unsupported_architecture_is_one_line_naming_it_and_the_supported_ones(repo_root, tmp_path):
