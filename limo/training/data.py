@@ -139,12 +139,12 @@ class LengthReport:
 
 
 def token_lengths(tokenizer: Any, rows: Sequence[dict[str, Any]], chat_template: str | None = None) -> list[int]:
-    """Token count of each chat row as TRL tokenizes it (full conversation, no generation prompt)."""
+    """Token count of each chat row as TRL tokenizes it (full conversation, no generation prompt); a prompt ->
+    completion row (`limo.training.template`) counts its prompt and completion together."""
     lengths = []
     for row in rows:
-        encoded = tokenizer.apply_chat_template(
-            row["messages"], tokenize=True, return_dict=True, chat_template=chat_template
-        )
+        messages = row["messages"] if "messages" in row else [*row["prompt"], *row["completion"]]
+        encoded = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, chat_template=chat_template)
         lengths.append(len(encoded["input_ids"]))
     return lengths
 

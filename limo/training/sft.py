@@ -17,6 +17,7 @@ from limo.training import build
 from limo.training.data import chat_rows, load_train_data, token_lengths
 from limo.training.distributed import process_info
 from limo.training.options import TrainRun
+from limo.training.template import loss_layout, system_prompt_note
 from limo.training.weighted import WEIGHTING_NOTE, weighted_rows
 
 
@@ -33,8 +34,12 @@ def run_sft(run: TrainRun) -> Any:
     if weighted:  # weight and last-turn-only columns (limo.training.weighted)
         rows = weighted_rows(rows, [e.weight for e in data.examples], [e.loss_turns for e in data.examples])
     split, args = build.build_run_args(run, proc.world_size)
-    sft_config = build.build_sft_config(args)
+    layout = loss_layout(tokenizer, rows, bool(args.get("assistant_only_loss")))
+    sft_config = build.build_sft_config({**args, **layout.args})
+    rows = layout.rows
     counts = token_lengths(tokenizer, rows)
+    if proc.is_main:
+        print(f"[train] template: {layout.note}; {system_prompt_note(tokenizer, options.system_prompt)}", flush=True)
     data_info = {"path": data.path, "sha256": data.checksum}
     planned = build.plan_run(run, proc, split, sft_config, [e.id for e in data.examples], counts, data_info)
     trainer = build.build_trainer(
@@ -50,7 +55,7 @@ def run_sft(run: TrainRun) -> Any:
     if proc.is_main:
         metrics = {**result.metrics, "global_step": result.global_step}
         weighting = WEIGHTING_NOTE if weighted else None
-        assistant_only = sft_config.assistant_only_loss
+        assistant_only = sft_config.assistant_only_loss or sft_config.completion_only_loss
         build.write_model_card(
             run, planned, data.path, data.checksum, metrics, assistant_only_loss=assistant_only, weighting=weighting
         )
