@@ -23,6 +23,7 @@ from curation.funnel import Survivors
 from curation.methods.base import RunContext
 from curation.methods.lemma.examples import CorrectChain
 from curation.options import StageOptions
+from curation.outputs.report import PoolProblems, ProblemLookup
 from curation.pool.store import open_or_ingest, read_chains
 from curation.runner import RunState, StageContext, alive_rows, rows_of, run_parts
 from curation.schema import HUMAN, Chain
@@ -35,7 +36,8 @@ STAGES = ("validate", "answer_check", "dedup", "decontam", "quality")
 
 @dataclass
 class GradedPool:
-    """Model chains, human solutions, verdicts and quality scores of the chains the pool stages kept."""
+    """Model chains, human solutions, verdicts and quality scores of the chains the pool stages kept; with
+    ``problem_lookup``, every problem of the pool by id (for the rejected ones report.html shows)."""
 
     problems: dict[str, Problem]
     chains: list[Chain]
@@ -44,6 +46,7 @@ class GradedPool:
     quality: dict[str, float]
     state: Survivors
     totals: dict[str, int]
+    problem_lookup: ProblemLookup | None = None
 
 
 def load_graded_pool(stages: StageOptions, context: RunContext) -> tuple[GradedPool, dict[str, Any]]:
@@ -68,6 +71,7 @@ def load_graded_pool(stages: StageOptions, context: RunContext) -> tuple[GradedP
         facts["golds"] = state.manifest["golds"]
     facts["execution"] = pool_stages.execution_facts(state, runner, context.output_dir)
     graded = graded_pool(kept, state.totals)
+    graded.problem_lookup = PoolProblems(state.problem_ids, store)  # report.html: rejected problems beside evidence
     kept.record(
         "graded_pool",
         unit="chain",

@@ -273,7 +273,12 @@ def write_lemma(
     manifest = method_manifest(context, facts, summary)
     report = render_report(f"LEMMA curation: {context.name}", _intro(summary), pool.state.funnel, _sections(summary))
     data = {"messages.jsonl": messages, "curated.jsonl": curated}
-    write_outputs(context.out, RunOutputs("lemma", data, pool.state, pool_totals(pool), summary, manifest, report))
+    write_outputs(
+        context.out,
+        RunOutputs(
+            "lemma", data, pool.state, pool_totals(pool), summary, manifest, report, problems=pool.problem_lookup
+        ),
+    )
     return summary
 
 

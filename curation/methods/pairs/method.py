@@ -50,7 +50,12 @@ def run_pairs(stages: StageOptions, options: PairOptions, context: RunContext) -
     intro = f"{summary['pairs']} pairs over {summary['problems']} problems."
     report = render_report(f"Preference pairs: {context.name}", intro, pool.state.funnel, _sections(length_bias))
     data = {"pairs.jsonl": [p.to_dict() for p in pairs]}
-    write_outputs(context.out, RunOutputs("pairs", data, pool.state, pool_totals(pool), summary, manifest, report))
+    write_outputs(
+        context.out,
+        RunOutputs(
+            "pairs", data, pool.state, pool_totals(pool), summary, manifest, report, problems=pool.problem_lookup
+        ),
+    )
     seconds = round(time.perf_counter() - started, 2)
     return CurationSummary(
         "pairs",

@@ -241,7 +241,12 @@ def write_rise(
     manifest = method_manifest(context, facts, summary)
     report = rise_report(context.name, pool, summary, facts)
     data = {"messages.jsonl": [e.to_dict() for e in examples], "curated.jsonl": rows}
-    write_outputs(context.out, RunOutputs("rise", data, pool.state, pool_totals(pool), summary, manifest, report))
+    write_outputs(
+        context.out,
+        RunOutputs(
+            "rise", data, pool.state, pool_totals(pool), summary, manifest, report, problems=pool.problem_lookup
+        ),
+    )
     return summary
 
 

@@ -39,6 +39,7 @@ from curation.methods.rl_prompts.history import (
 )
 from curation.options import PATH, StageOptions
 from curation.outputs.report import (
+    PoolProblems,
     count_table,
     plot_funnel,
     plot_histograms,
@@ -128,7 +129,9 @@ def run_rl_prompts(stages: StageOptions, options: RLPromptsOptions, context: Run
     totals = {"pool": state.totals, "prompts": prompts}
     manifest = method_manifest(context, facts, summary)
     report = rl_report(context, kept, stages, rows, summary)
-    write_outputs(context.out, RunOutputs("rl_prompts", {PROMPTS_FILE: rows}, kept, totals, summary, manifest, report))
+    lookup = PoolProblems(state.problem_ids, store)  # report.html shows a rejected problem beside its evidence
+    outputs = RunOutputs("rl_prompts", {PROMPTS_FILE: rows}, kept, totals, summary, manifest, report, problems=lookup)
+    write_outputs(context.out, outputs)
     seconds = round(time.perf_counter() - started, 2)
     return CurationSummary(
         "rl_prompts",
