@@ -173,7 +173,7 @@ def cue_words(funnel: Sequence[Mapping[str, Any]], manifest: Mapping[str, Any]) 
 def score_labels(funnel: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     """Names for the scores that stand in for another: a chain's ``difficulty`` is its length percentile when no
     problem has a difficulty (selection's ``difficulty_term``, `curation.stages.select.difficulty_terms`)."""
-    notes = next((s["notes"] for s in reversed(funnel) if s["stage"] == "select"), {})
+    notes: Mapping[str, Any] = next((s["notes"] for s in reversed(funnel) if s["stage"] == "select"), {})
     term = notes.get("difficulty_term")
     if term == "chain_length":
         return {"difficulty": "chain-length percentile (stands in for difficulty: no problem has one)"}

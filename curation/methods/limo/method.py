@@ -4,14 +4,15 @@ ingest -> validate -> answer check -> dedup -> decontam -> suspect gold -> diffi
 diversity -> select, all shared stages on the one runner (`curation.stages.run_pool`), then the outputs:
 ``curated.jsonl`` (+ ``.parquet``), ``messages.jsonl``, and the shared accounting and report
 (`curation.outputs.writer`), with LIMO's plots and sections (gold overrides, suspect golds, decontamination hits,
-benchmarks checked; the hits summarised, every one in ``decontamination_hits.jsonl`` beside the report). The same inputs, options and seed give byte-identical ``curated.jsonl`` and
-``messages.jsonl`` (no timestamps in them). LIMO has no options of its own: everything it does is a shared stage.
+benchmarks checked; the hits summarised, every one in ``decontamination_hits.jsonl`` beside the report). The
+same inputs, options and seed give byte-identical ``curated.jsonl`` and ``messages.jsonl`` (no timestamps in
+them). LIMO has no options of its own: everything it does is a shared stage.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,7 @@ from curation.outputs.writer import (
     write_outputs,
 )
 from curation.pool.store import open_or_ingest
+from eval.problem import Problem
 from eval.report import package_versions
 
 PACKAGES = ("limo", "champ-dataset", "datasketch", "sympy", "latex2sympy2-extended", "numpy", "pyarrow", "matplotlib")
@@ -232,7 +234,7 @@ def grouped_line(identity: dict[str, Any]) -> str:
 
 
 def limo_sections(
-    run: LimoRun, manifest: dict[str, Any], plots: list[str], problems: dict[str, Any] | None = None
+    run: LimoRun, manifest: dict[str, Any], plots: list[str], problems: Mapping[str, Problem] | None = None
 ) -> list[str]:
     """Trust, gold overrides, suspect golds, decontamination hits (``problems``: their problems by id), benchmarks
     checked, plots."""
