@@ -2,7 +2,8 @@
 
 ``train.trainer`` picks an entry of `limo.training.trainers.TRAINERS` (``sft``, ``weighted_sft``, ``dpo``,
 ``grpo``; null: the one the recipe's curation method writes for), `limo.train_setup` turns the ``train:`` section into
-plain values, and the entry trains and writes ``train/{plan.json,config.yaml,log_history.json,model/}``.
+plain values, and the entry trains and writes ``train/{plan.json,config.yaml,log_history.json,model/}``; a
+missing data file fails before anything loads, naming ``train.data``.
 Launch several processes with torchrun (README, "Training on GPUs"); every rank computes the same plan.
 A data or config error ends with one line (`limo.entry`).
 """
@@ -10,10 +11,13 @@ A data or config error ends with one line (`limo.entry`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
+from eval.records import DataError
+from limo.config import check_files
 from limo.entry import hydra_entry, reported_errors
 from limo.sweeps import job_config
 from limo.train_setup import build_train_run
@@ -26,7 +30,28 @@ def train(cfg: DictConfig, callbacks: Sequence[Any] = (), trainer_class: type | 
     ``trainer_class`` replaces the entry's TRL trainer (a `DPOTrainer` subclass with a custom loss, say).
     """
     run = build_train_run(cfg, callbacks, trainer_class)
+    check_training_data(run, curates=cfg.get("curate") is not None)
     return TRAINERS[run.trainer].run(run)
+
+
+def check_training_data(run: Any, curates: bool) -> None:
+    """The data file must be there before anything loads; a missing one names ``train.data`` and the way out
+    (``curates``: the recipe has a ``curate:`` section that writes it).
+
+    Raises:
+        DataError: ``train.data`` names no file (with the folders a relative one was looked up in), or this
+            run's curated file is not there yet.
+    """
+    if Path(run.paths.data).is_file():
+        return
+    if run.options.data:
+        check_files(run.options, "train")
+        raise DataError(f"train.data: no such file {run.options.data}, train.data")
+    recipe = run.recipe if curates else "<a recipe with a curate: section>"
+    raise DataError(
+        f"no training data at {run.paths.data} (curate it first: `python -m limo.curate recipe={recipe} "
+        f"output_dir={run.paths.output_dir}`; or set train.data=<file>), train.data"
+    )
 
 
 @hydra_entry("train")

@@ -185,3 +185,12 @@ def test_curate_on_slurm_without_a_partition_says_which_key(repo_root, tmp_path)
     done = run(repo_root, "limo.curate", "recipe=champ", f"output_dir={tmp_path}", "executor=slurm")
     line = one_line_error(done, "curate")
     assert line.endswith("executor slurm needs a partition (executor.partition=<name>)")
+
+
+def test_train_without_its_data_names_the_key_and_how_to_make_it(repo_root, tmp_path):
+    done = run(repo_root, "limo.train", "recipe=demo", f"output_dir={tmp_path / 'run'}")
+    line = one_line_error(done, "train")
+    assert f"no training data at {tmp_path / 'run'}/curate/messages.jsonl" in line and line.endswith(", train.data")
+    done = run(repo_root, "limo.train", "recipe=demo", "train.data=nope.jsonl", f"output_dir={tmp_path / 'run'}")
+    assert "train.data: no such file nope.jsonl (looked up in the working directory" in one_line_error(done, "train")
+    assert not (tmp_path / "run").exists()  # nothing loaded, nothing written
