@@ -121,7 +121,7 @@ class IngestOptions:
             ``problem_limit`` stage drops the rest with that reason.
     """
 
-    source: str = "champ"
+    source: str = field(default="champ", metadata=PATH)  # a relative file is found as `gold_overrides` is
     fmt: str | None = None
     split: str = "train"
     revision: str | None = None

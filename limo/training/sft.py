@@ -15,8 +15,9 @@ from eval.records import write_json
 from limo.tiny_models import ensure_model
 from limo.training import build
 from limo.training.data import chat_rows, load_train_data, token_lengths
-from limo.training.distributed import process_info
+from limo.training.distributed import cuda_available, process_info
 from limo.training.options import TrainRun
+from limo.training.speed import cpu_estimate
 from limo.training.template import loss_layout, system_prompt_note
 from limo.training.weighted import WEIGHTING_NOTE, weighted_rows
 
@@ -42,6 +43,9 @@ def run_sft(run: TrainRun) -> Any:
         print(f"[train] template: {layout.note}; {system_prompt_note(tokenizer, options.system_prompt)}", flush=True)
     data_info = {"path": data.path, "sha256": data.checksum}
     planned = build.plan_run(run, proc, split, sft_config, [e.id for e in data.examples], counts, data_info)
+    if proc.is_main and not cuda_available():
+        estimate = cpu_estimate(model_path, planned.plan.total_tokens, options.lora is not None)
+        print(f"[train] {estimate}" if estimate else "[train] estimate: no local safetensors to count", flush=True)
     trainer = build.build_trainer(
         run.trainer_class or build.sft_trainer_class(run.trainer),
         model_path=model_path,

@@ -1,0 +1,173 @@
+"""The question LIMO asks, in miniature: do a few curated chains teach a model more than as many chains taken at
+random, or than the whole pool? SmolLM2-135M-Instruct on the arithmetic pool of recipe ``smol_limo``.
+
+Arms (each trains LoRA with the recipe's settings, at the same number of steps and seed, then is evaluated
+greedily on the same held-out problems):
+- ``curated``: the 200 chains `limo.curate recipe=smol_limo` selects (verified, elaborated, one per problem);
+- ``random``: 200 chains drawn from the whole pool (any generator: careful, terse, careless, rambling, unsure);
+- ``all``: every chain of the pool, one epoch (``--all-steps``, 250 by default: ten times the others' cost);
+- ``long`` / ``short`` / ``mixed``: 200 problems' careful (tutor) chains, terse (quick) chains, or half of each,
+  all verified: what chain length does at this size;
+- ``sft_rl``: the curated SFT model, then GRPO (recipe ``smol_rlvr``) for ``--rl-steps`` steps.
+The base model is evaluated once. Each run's accuracy carries its 95% Wilson interval; per arm, the mean over
+seeds and every seed's value. The table is printed and written to ``--out`` (markdown) and ``.json`` beside it.
+
+Command: python bench/limo_small.py [--arms curated random long short mixed] [--seeds 0 1 2] [--limit 129]
+             [--steps 25] [--out docs/results-limo-small.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+
+from eval.metrics import wilson_interval  # noqa: E402
+
+POOL = REPO / "recipes" / "data" / "arithmetic" / "pool.jsonl.gz"
+RECIPE = "smol_limo"
+BENCHMARK = "arith_heldout"
+N = 200
+
+
+def pool_rows() -> list[dict[str, Any]]:
+    with gzip.open(POOL, "rt", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def as_messages(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": r["id"],
+            "messages": [{"role": "user", "content": r["problem"]}, {"role": "assistant", "content": r["chain"]}],
+        }
+        for r in rows
+    ]
+
+
+def arm_rows(arm: str, seed: int, curated: Path) -> list[dict[str, Any]]:
+    """The training rows of an arm (the curated arm's come from the curation run)."""
+    rng, rows = random.Random(seed), pool_rows()
+    if arm in ("curated", "sft_rl"):
+        return [json.loads(line) for line in curated.read_text(encoding="utf-8").splitlines()]
+    if arm == "random":
+        return as_messages(rng.sample(rows, N))
+    if arm == "all":
+        return as_messages(rows)
+    problems = sorted({r["problem_id"] for r in rows})
+    chosen = rng.sample(problems, N)
+    by_key = {(r["problem_id"], r["generator"]): r for r in rows}
+    kinds = {"long": ["tutor"] * N, "short": ["quick"] * N, "mixed": ["tutor", "quick"] * (N // 2)}[arm]
+    return as_messages([by_key[(p, k)] for p, k in zip(chosen, kinds, strict=True)])
+
+
+def run(module: str, *args: str) -> None:
+    command = [sys.executable, "-m", module, *args]
+    print("$", " ".join(command), flush=True)
+    subprocess.run(command, check=True, cwd=REPO)
+
+
+def accuracy(run_dir: Path) -> tuple[int, int]:
+    rows = [json.loads(line) for line in (run_dir / "eval" / BENCHMARK / "samples.jsonl").read_text().splitlines()]
+    return sum(bool(r["correct"]) for r in rows), len(rows)
+
+
+def evaluate(run_dir: Path, limit: int, *extra: str) -> tuple[int, int]:
+    if not (run_dir / "eval" / BENCHMARK / "summary.json").exists():
+        run("limo.evaluate", f"recipe={RECIPE}", f"output_dir={run_dir}", f"limit={limit}", *extra)
+    return accuracy(run_dir)
+
+
+def train_arm(arm: str, seed: int, work: Path, curated: Path, args: argparse.Namespace) -> Path:
+    run_dir = work / f"{arm}-seed{seed}"
+    if (run_dir / "train" / "model" / "config.json").exists():
+        return run_dir
+    data = run_dir / "data.jsonl"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    data.write_text("".join(json.dumps(r) + "\n" for r in arm_rows(arm, seed, curated)), encoding="utf-8")
+    steps = args.all_steps if arm == "all" else args.steps
+    common = [f"seed={seed}", f"train.args.max_steps={steps}"]
+    run("limo.train", f"recipe={RECIPE}", f"output_dir={run_dir}", f"train.data={data}", *common)
+    if arm == "sft_rl":
+        rl_dir = run_dir / "rl"
+        run("limo.curate", "recipe=smol_rlvr", f"output_dir={rl_dir}")
+        run(
+            "limo.train",
+            "recipe=smol_rlvr",
+            f"output_dir={rl_dir}",
+            f"model.path={run_dir}",
+            f"seed={seed}",
+            f"train.args.max_steps={args.rl_steps}",
+        )
+        return rl_dir
+    return run_dir
+
+
+def table(results: dict[str, list[tuple[int, int, int]]], base: tuple[int, int]) -> str:
+    lines = [
+        "| arm | seeds | mean accuracy | each seed: correct / problems [95% Wilson] |",
+        "|---|---|---|---|",
+        f"| base (no training) | - | {base[0] / base[1]:.1%} | {_cell(*base)} |",
+    ]
+    for arm, runs in results.items():
+        mean = sum(c / n for _, c, n in runs) / len(runs)
+        cells = "; ".join(f"seed {s}: {_cell(c, n)}" for s, c, n in runs)
+        lines.append(f"| {arm} | {len(runs)} | {mean:.1%} | {cells} |")
+    return "\n".join(lines)
+
+
+def _cell(correct: int, total: int) -> str:
+    low, high = wilson_interval(correct / total, total)
+    return f"{correct}/{total} [{low:.1%}, {high:.1%}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--arms", nargs="+", default=["curated", "random", "long", "short", "mixed"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--limit", type=int, default=129)
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--all-steps", type=int, default=250)
+    parser.add_argument("--rl-steps", type=int, default=8)
+    parser.add_argument("--work", type=Path, default=REPO / "outputs" / "limo_small")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    started = time.time()
+    run("limo.curate", f"recipe={RECIPE}", f"output_dir={args.work / 'curated-run'}")
+    curated = args.work / "curated-run" / "curate" / "messages.jsonl"
+    base = evaluate(args.work / "base", args.limit, "evaluate.model_path=null")
+    results: dict[str, list[tuple[int, int, int]]] = {}
+    for arm in args.arms:
+        for seed in args.seeds:
+            correct, total = evaluate(train_arm(arm, seed, args.work, curated, args), args.limit)
+            results.setdefault(arm, []).append((seed, correct, total))
+            print(f"[limo_small] {arm} seed {seed}: {_cell(correct, total)}", flush=True)
+    text = table(results, base)
+    header = (
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}, {time.time() - started:.0f} s; "
+        f"{args.steps} LoRA steps of 8 chains per arm ({args.all_steps} for all), {args.limit} held-out problems, "
+        "greedy.\n\n"
+    )
+    print(header + text)
+    if args.out:
+        args.out.write_text(header + text + "\n", encoding="utf-8")
+        payload = {"base": base, "results": results, "args": {k: str(v) for k, v in vars(args).items()}}
+        args.out.with_suffix(".json").write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
