@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from eval.records import sha256_file
+from limo.config import check_files
 from limo.discovery import archive as archive_io
 from limo.discovery import build
 from limo.discovery.loop import (
@@ -40,6 +41,7 @@ log = logging.getLogger("limo.discover")
 def discover(cfg: DictConfig) -> LoopState:
     """Run (or resume) the loop for a composed config; returns the final state."""
     options = build_discover_options(cfg)
+    check_files(options, "discover")  # a missing seed archive, replay or pairs file fails before the run folder
     paths = DiscoverPaths(str(cfg.output_dir))
     with locked(paths):
         seeds = load_seed_archive(options.seed_archive)

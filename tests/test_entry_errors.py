@@ -194,3 +194,11 @@ def test_train_without_its_data_names_the_key_and_how_to_make_it(repo_root, tmp_
     done = run(repo_root, "limo.train", "recipe=demo", "train.data=nope.jsonl", f"output_dir={tmp_path / 'run'}")
     assert "train.data: no such file nope.jsonl (looked up in the working directory" in one_line_error(done, "train")
     assert not (tmp_path / "run").exists()  # nothing loaded, nothing written
+
+
+def test_discover_with_a_missing_seed_archive_names_the_key_before_the_run_folder(repo_root, tmp_path):
+    out = tmp_path / "run"
+    done = run(repo_root, "limo.discover", "recipe=discover", f"output_dir={out}", "discover.seed_archive=nope.jsonl")
+    line = one_line_error(done, "discover")
+    assert line.startswith("limo.discover: error: discover.seed_archive: no such file nope.jsonl (looked up in")
+    assert not out.exists()
