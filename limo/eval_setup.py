@@ -25,7 +25,7 @@ from eval.grading_policy import GraderOptions
 from eval.judge import build_judge
 from eval.multiturn import MultiTurnOptions
 from eval.prompting import PromptStyle, build_prompt_style
-from eval.records import read_jsonl
+from eval.records import DataError, read_jsonl
 from eval.runner import EvalProtocol, GradingOptions, resolve_protocol
 from limo.config import build_benchmark_specs, section, to_options
 from limo.tiny_models import ensure_model
@@ -179,6 +179,8 @@ def build_backend_for(
     args = dict(section.backend_options or {})
     if benchmark is not None and per_benchmark_backend(section):
         args["path"] = str(args["path"]).replace("{benchmark}", benchmark)
+    if section.backend == "replay" and args.get("path") and "{benchmark}" not in str(args["path"]):
+        input_file(str(args["path"]), "evaluate.backend_options.path")
     if section.backend in ("hf", "vllm"):
         args.update(model_path=model_path, chat_template=cfg.model.get("chat_template"))
         args.setdefault("revision", cfg.model.get("revision"))
@@ -224,12 +226,24 @@ def load_regrade_inputs(cfg: DictConfig) -> tuple[list[dict[str, Any]], dict[str
     if not responses or not problems:
         raise ValueError("mode=regrade needs run_dir=<dir>, or responses=<file|champ> and problems=<file|champ>")
     group_by = list(cfg.get("group_by") or [])
-    rows = champ_response_rows() if responses == "champ" else read_jsonl(str(responses))
-    golds = load_golds(str(problems))
+    rows = champ_response_rows() if responses == "champ" else read_jsonl(input_file(str(responses), "responses"))
+    golds = load_golds(str(problems) if problems == "champ" else input_file(str(problems), "problems"))
     if cfg.get("limit") is not None:  # the responses to the first N problems, as limit= means for generation
         golds = dict(list(golds.items())[: int(cfg.limit)])
         rows = [r for r in rows if r.get("problem_id") in (None, "") or str(r["problem_id"]) in golds]
     return rows, golds, str(responses), group_by
+
+
+def input_file(value: str, key: str) -> str:
+    """``value`` when it names a file or folder that exists.
+
+    Raises:
+        DataError: Naming ``key`` and the folder a relative path was read from.
+    """
+    if Path(value).expanduser().exists():
+        return value
+    relative = "" if Path(value).is_absolute() else f" (relative to the working directory, {Path.cwd()})"
+    raise DataError(f"{key}={value}: no such file{relative}, {key}")
 
 
 def champ_response_rows() -> list[dict[str, Any]]:

@@ -139,6 +139,16 @@ def test_demo_without_a_trained_model_names_the_folder_and_a_setting_that_works(
     assert summary["model"] == f"{tmp_path}/cache/tiny-qwen2-seed0" and summary["metrics"]["problems"] == 1
 
 
+def test_a_missing_input_file_names_its_key_before_any_work(tmp_path):
+    missing = tmp_path / "nope.jsonl"
+    with pytest.raises(DataError, match=rf"^responses={missing}: no such file, responses$"):
+        run_in_process(["mode=regrade", f"responses={missing}", "problems=champ", f"output_dir={tmp_path}"])
+    replay = ["evaluate.backend=replay", "++evaluate.backend_options.path=nope.jsonl", f"output_dir={tmp_path}"]
+    with pytest.raises(DataError, match=r"^evaluate.backend_options.path=nope.jsonl: no such file \(relative to the"):
+        run_in_process(replay)
+    assert not (tmp_path / "eval").exists()
+
+
 def test_rates_are_percentages_on_the_page_and_in_the_report(tiny_model_dir, tmp_path):
     """report.html and report.md show a rate as the console does (``100.00%``), never as a bare share (``1``)."""
     run_in_process(
