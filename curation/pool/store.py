@@ -69,8 +69,9 @@ from eval.records import DataError, Reject, atomic_writer, iter_rows, json_line,
 ROWS_PER_PART = 50_000
 STORE_LAYOUT = 2  # in every store's digest: a store another layout wrote is not reused (2: the settings column)
 # In every store's digest too: a store an older reader filled is not reused when reading changed what a file gives
-# (2: CSV / TSV files, JSON tables, chats with typed parts or reasoning kept apart, Gemini's turns).
-READER_VERSION = 2
+# (2: CSV / TSV files, JSON tables, chats with typed parts or reasoning kept apart, Gemini's turns; 3: the facts name
+# only the columns a file has, and a file without an id column is grouped by text).
+READER_VERSION = 3
 
 
 @dataclass(frozen=True)
