@@ -390,7 +390,7 @@ class RolloutOptions:
         prompt_template: The user turn, with ``{problem}``.
         system_prompt: A system turn before it, or None.
         chunk_size: (problem, sample) requests per chunk; each chunk is one task of the executor with its own
-            completion marker and generation cache (`curation.rollouts.run_rollout_stages`).
+            completion marker and generation cache (`curation.rollouts.run.run_rollout_stages`).
         round_samples: Adaptive rounds ask an open problem for at least this many samples (1: never a sample
             past the decision; more: fewer rounds, i.e. fewer jobs, for a few extra samples; the decision is
             the same either way).
