@@ -144,9 +144,9 @@ def test_left_padded_batches_decode_exactly_as_single_rows_and_stop_at_im_end():
     single = HFBackend(SMOL, batch_size=1).generate(_requests(PROMPTS))
     batched = HFBackend(SMOL, batch_size=4).generate(_requests(PROMPTS))
     assert [g.text for g in batched] == [g.text for g in single]
-    assert [g.tokens for g in batched] == [g.tokens for g in single]
+    assert [g.num_tokens for g in batched] == [g.num_tokens for g in single]
     short = HFBackend(SMOL, batch_size=4).generate(_requests(["Say hello."], max_new_tokens=64))[0]
-    assert short.finish_reason == "stop" and short.tokens < 64, "a short answer ends at <|im_end|>"
+    assert short.finish_reason == "stop" and short.num_tokens < 64, "a short answer ends at <|im_end|>"
     assert "<|im_end|>" not in short.text and short.text.strip()
 
 

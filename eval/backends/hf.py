@@ -66,9 +66,11 @@ class HFBackend:
         self.eos_ids = eos_token_ids(self.model, self.tokenizer)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
-        """Generate every request, in order; rows sharing sampling parameters are batched together."""
+        """Generate every request, in order; rows sharing sampling parameters are batched together, in order of
+        prompt length, so that a batch pads its prompts little (each row's result does not depend on its batch)."""
         results: dict[str, Generation] = {}
-        ordered = sorted(requests, key=lambda r: _sampling_key(r.sampling))
+        lengths = {r.id: len(self.render(r)) for r in requests}
+        ordered = sorted(requests, key=lambda r: (_sampling_key(r.sampling), lengths[r.id]))
         for _, group in groupby(ordered, key=lambda r: _sampling_key(r.sampling)):
             rows = list(group)
             for start in range(0, len(rows), self.batch_size):
