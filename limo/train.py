@@ -10,18 +10,23 @@ A data or config error ends with one line (`limo.entry`).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
+from eval.options import OptionsError, did_you_mean
 from eval.records import DataError
 from limo.config import check_files
 from limo.entry import hydra_entry, reported_errors
 from limo.sweeps import job_config
 from limo.train_setup import build_train_run
 from limo.training.trainers import TRAINERS
+
+# The TRL config each trainer passes ``train.args`` to, verbatim.
+TRL_CONFIGS = {"sft": "SFTConfig", "weighted_sft": "SFTConfig", "dpo": "DPOConfig", "grpo": "GRPOConfig"}
 
 
 def train(cfg: DictConfig, callbacks: Sequence[Any] = (), trainer_class: type | None = None) -> Any:
@@ -30,8 +35,28 @@ def train(cfg: DictConfig, callbacks: Sequence[Any] = (), trainer_class: type | 
     ``trainer_class`` replaces the entry's TRL trainer (a `DPOTrainer` subclass with a custom loss, say).
     """
     run = build_train_run(cfg, callbacks, trainer_class)
+    check_trl_args(run)
     check_training_data(run, curates=cfg.get("curate") is not None)
     return TRAINERS[run.trainer].run(run)
+
+
+def check_trl_args(run: Any) -> None:
+    """Every ``train.args`` key must be a field of the trainer's TRL config (`TRL_CONFIGS`): a typo fails before
+    anything loads, with the closest fields, as a typo in our own keys does.
+
+    Raises:
+        OptionsError: The key that is no such field (``key`` set, so the error names the recipe file setting it).
+    """
+    import trl
+
+    config = TRL_CONFIGS[run.trainer]
+    known = [f.name for f in dataclasses.fields(getattr(trl, config))]
+    for key in run.options.args:
+        if key not in known:
+            hint = did_you_mean(key, known, "train.args.").rstrip()
+            raise OptionsError(
+                f"train.args.{key}: not a field of TRL's {config} ({hint or 'see its docs'})", key=f"train.args.{key}"
+            )
 
 
 def check_training_data(run: Any, curates: bool) -> None:

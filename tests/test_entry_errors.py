@@ -202,3 +202,17 @@ def test_discover_with_a_missing_seed_archive_names_the_key_before_the_run_folde
     line = one_line_error(done, "discover")
     assert line.startswith("limo.discover: error: discover.seed_archive: no such file nope.jsonl (looked up in")
     assert not out.exists()
+
+
+def test_a_typo_in_a_recipe_files_trl_arguments_is_caught_before_training(repo_root, tmp_path):
+    recipe = tmp_path / "conf" / "recipe" / "mine.yaml"
+    recipe.parent.mkdir(parents=True)
+    recipe.write_text("# @package _global_\ndefaults:\n  - demo\ntrain:\n  args:\n    learning_rte: 1.0e-4\n")
+    done = run(
+        repo_root, "limo.train", "--config-dir", str(tmp_path / "conf"), "recipe=mine", f"output_dir={tmp_path}"
+    )
+    line = one_line_error(done, "train")
+    assert line == (
+        "limo.train: error: train.args.learning_rte: not a field of TRL's SFTConfig "
+        f"(did you mean train.args.learning_rate?), {recipe}"
+    )
