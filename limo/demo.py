@@ -29,10 +29,9 @@ BENCHMARK = "arith_heldout"
 HELD_OUT = 64  # the first 64 of the 129 held-out problems: the interval is wide enough to read, the run short
 NEXT_STEPS = (
     "Next: `make explore CURATE_DIR={out}/curate` explores the curated set; "
-    "`python -m limo.curate recipe=smol_rlvr` then `python -m limo.train recipe=smol_rlvr` continue with GRPO from "
-    "this model (after `make demo`, whose run folder is outputs/smol_limo by default for that recipe: pass "
-    "output_dir=outputs/smol_limo to the demo to chain them); `python -m limo.plan recipe=limo num_gpus=8 "
-    "num_nodes=2` plans the real LIMO run on GPUs."
+    "`python -m limo.curate recipe=smol_rlvr` then `python -m limo.train recipe=smol_rlvr model.path={out}` continue "
+    "with GRPO from the fine-tuned model; `python -m limo.plan recipe=limo num_gpus=8 num_nodes=2` plans the real "
+    "LIMO run on GPUs."
 )
 
 
