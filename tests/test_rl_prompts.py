@@ -13,12 +13,12 @@ import pytest
 from curation.methods import METHODS
 from curation.methods.rl_prompts.history import (
     filled,
-    history_row,
     lim_scores,
     read_history,
     trajectories,
     variance_scores,
 )
+from curation.reward_history import history_row
 from eval.records import DataError, write_jsonl
 from limo.config import compose
 from limo.curate_setup import build_curation

@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from curation.methods.rl_prompts.history import HISTORY_DIR, META_FILE
+from curation.reward_history import HISTORY_DIR, META_FILE, history_meta, rank_file
 from eval.grader_pool import GraderPool
 from eval.judge import build_judge
 from eval.records import write_json, write_text_atomic
@@ -143,7 +143,7 @@ def build_accuracy_reward(run: TrainRun, rl: RLOptions, proc: ProcessInfo, *, re
     if rl.prompt_rewards:
         folder = Path(run.paths.output_dir) / HISTORY_DIR
         folder.mkdir(parents=True, exist_ok=True)
-        history = folder / f"rank-{proc.rank}.jsonl"
+        history = folder / rank_file(proc.rank)
         if not resume:
             history.write_text("", encoding="utf-8")  # a fresh run: no rows from an earlier one
     return AccuracyReward(pool, rl.grader.policy, judge, history)
@@ -180,12 +180,9 @@ def build_grpo_trainer(
 
 def write_history_meta(run: TrainRun, plan: RLPlan, data: PromptData) -> None:
     """``train/prompt_rewards/meta.json``: what a reader needs to group the reward rows into epochs."""
-    meta = {
-        "steps_per_epoch": plan.steps_per_epoch,
-        "num_generations": plan.num_generations,
-        "prompts": len(data.prompts),
-        "data": {"path": data.path, "sha256": data.checksum},
-    }
+    meta = history_meta(
+        plan.steps_per_epoch, plan.num_generations, len(data.prompts), {"path": data.path, "sha256": data.checksum}
+    )
     write_text_atomic(Path(run.paths.output_dir) / HISTORY_DIR / META_FILE, json.dumps(meta, indent=1))
 
 

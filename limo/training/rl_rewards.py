@@ -15,7 +15,7 @@ else 0.0.
 Each call logs, through TRL's ``log_metric`` hook (averaged over processes at each logging step):
 ``grader/pairs_per_s``, ``grader/seconds``, ``grader/slowest_s``, ``grader/timeouts``, ``grader/errors`` (and
 ``grader/judged`` under a judge policy). With ``train.rl.prompt_rewards`` every call also appends one row per
-process to ``train/prompt_rewards/rank-<r>.jsonl`` (`curation.methods.rl_prompts.history`): the exact counts,
+process to ``train/prompt_rewards/rank-<r>.jsonl`` (`curation.reward_history`): the exact counts,
 and the per-prompt rewards LIMR's and 1-shot RLVR's rankings read.
 """
 
@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from curation.methods.rl_prompts.history import history_row
+from curation.reward_history import history_row
 from eval.extract import extract_answer, has_box
 from eval.grader_pool import BatchResult, GraderPool
 from eval.grading_policy import apply_policy

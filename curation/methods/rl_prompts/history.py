@@ -1,13 +1,7 @@
 """A GRPO run's per-prompt reward history, and the two prompt scores read from it.
 
-The history is written by the RL reward while it trains (`limo.training.rl_rewards`) under the run's
-``train/prompt_rewards/``:
-
-- ``rank-<r>.jsonl``: one row per reward call of training process ``r``, ``{"step", "ids", "rewards",
-  "timeouts", "errors"}``: the optimizer step the completions train (1-based), each completion's prompt id and
-  accuracy reward (1 correct, 0 otherwise), and the grader's time-outs and errors in the call. A resumed run
-  recomputes the steps after its checkpoint: for a (process, step) written twice, the last row wins.
-- ``meta.json``: ``{"steps_per_epoch", "num_generations", "prompts", "data"}``, written before training.
+The history is written by the RL reward while it trains, under the run's ``train/prompt_rewards/`` (the format:
+`curation.reward_history`): one rows file per training process and a ``meta.json``.
 
 Per prompt and epoch (``epoch = (step - 1) // steps_per_epoch``) the accuracy is the mean reward of its
 completions. Two scores rank prompts by that trajectory:
@@ -32,21 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from curation.reward_history import HISTORY_DIR, META_FILE, RANK_FILES
 from eval.records import DataError, read_jsonl
-
-HISTORY_DIR = "train/prompt_rewards"
-META_FILE = "meta.json"
-
-
-def history_row(step: int, ids: Sequence[str], rewards: Sequence[float], timeouts: int, errors: int) -> dict[str, Any]:
-    """One row of ``rank-<r>.jsonl``."""
-    return {
-        "step": int(step),
-        "ids": list(ids),
-        "rewards": [float(r) for r in rewards],
-        "timeouts": int(timeouts),
-        "errors": int(errors),
-    }
 
 
 def history_folder(path: str | Path) -> Path:
@@ -95,7 +76,7 @@ def read_history(path: str | Path) -> RewardHistory:
     if per_epoch < 1:
         raise DataError(f"{folder / META_FILE}: steps_per_epoch must be a positive integer, got {per_epoch!r}")
     calls: dict[tuple[str, int], dict[str, Any]] = {}
-    for file in sorted(folder.glob("rank-*.jsonl")):
+    for file in sorted(folder.glob(RANK_FILES)):
         for number, row in enumerate(read_jsonl(file, tolerate_torn_tail=True), start=1):
             _check_row(row, file, number)
             calls[(file.name, int(row["step"]))] = row
