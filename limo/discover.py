@@ -17,7 +17,6 @@ from omegaconf import DictConfig
 
 from eval.records import sha256_file
 from limo.config import check_files
-from limo.discovery import archive as archive_io
 from limo.discovery import build
 from limo.discovery.loop import (
     LoopState,
@@ -34,6 +33,7 @@ from limo.discovery.options import DiscoverPaths, build_discover_options
 from limo.discovery.report import write_report
 from limo.discovery.sandbox import resolve_confinement
 from limo.entry import hydra_entry, reported_errors
+from limo.training import loss_archive as archive_io
 
 log = logging.getLogger("limo.discover")
 

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from limo.discovery.language import (
+from limo.discovery.proposals import MalformedReply, parse_reply
+from limo.discovery.validation import validate
+from limo.training.loss_language import (
     MAX_ELEMENTS,
     InvalidProgram,
     ResourceLimit,
     UnsafeProgram,
     check_program,
 )
-from limo.discovery.proposals import MalformedReply, parse_reply
-from limo.discovery.validation import validate
 
 REPO = Path(__file__).resolve().parent.parent
 ARGS = "policy_chosen_logps, policy_rejected_logps, reference_chosen_logps, reference_rejected_logps"

@@ -13,8 +13,8 @@ import pytest
 
 from eval.records import DataError
 from limo.config import compose
-from limo.discovery.archive import make_row
 from limo.discovery.proposals import parse_reply
+from limo.training.loss_archive import make_row
 from limo.training.program_loss import load_discovered_loss
 
 REPO = Path(__file__).resolve().parent.parent
@@ -80,7 +80,7 @@ def _loss_and_grad(trainer):
 def test_program_loss_reproduces_trl_losses_and_gradients(tiny_model_dir, tmp_path, loss_type, code, precompute):
     import torch
 
-    from limo.discovery.language import check_program
+    from limo.training.loss_language import check_program
 
     program = check_program(lrml_code() if code == "LRML" else seed_code(code))
     trl_loss, trl_grads = _loss_and_grad(_trainer(tiny_model_dir, tmp_path / "a", loss_type, precompute))
@@ -195,7 +195,7 @@ def test_reference_log_probs_computed_once_leave_training_and_scores_unchanged(t
     """Every candidate reads the run's reference log-probs instead of recomputing them: the training losses and
     held-out scores are exactly those of TRL's own per-run precompute."""
     from limo.discovery.fitness import compute_reference, train_and_score
-    from limo.discovery.language import check_program
+    from limo.training.loss_language import check_program
 
     job = _fitness_job(tiny_model_dir, tmp_path)
     done = compute_reference(job, tmp_path / "reference")
@@ -212,7 +212,7 @@ def test_reference_log_probs_computed_once_leave_training_and_scores_unchanged(t
 def test_the_candidate_reads_the_stored_reference_rather_than_recomputing_it(tiny_model_dir, tmp_path):
     """Shift every stored reference log-prob of a chosen answer by one nat: each held-out margin drops by one."""
     from limo.discovery.fitness import build_trainer, compute_reference, heldout_margins
-    from limo.discovery.language import check_program
+    from limo.training.loss_language import check_program
 
     job = _fitness_job(tiny_model_dir, tmp_path)
     compute_reference(job, tmp_path / "reference")

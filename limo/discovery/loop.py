@@ -32,11 +32,11 @@ from eval.backends.base import GenerationRequest, row_seed
 from eval.backends.replay import ReplayMissError
 from eval.generation import CachedGenerator
 from eval.records import DataError, read_jsonl, sha256_file, write_json
-from limo.discovery import archive as archive_io
-from limo.discovery.language import ProgramError, check_program
 from limo.discovery.options import DiscoverOptions, DiscoverPaths
 from limo.discovery.proposals import MalformedReply, PromptTexts, Proposal, build_messages, parse_reply, slug
 from limo.discovery.sandbox import Confined, Limits, run_confined
+from limo.training import loss_archive as archive_io
+from limo.training.loss_language import ProgramError, check_program
 
 log = logging.getLogger("limo.discover")
 RUNTIME_ONLY = ("generations", "sandbox")  # may change between a run and its resumption

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.records import write_bytes_atomic, write_text_atomic
-from limo.discovery.archive import best_rows, status_counts
+from limo.training.loss_archive import best_rows, status_counts
 
 BEST_SHOWN = 3
 DISTINGUISHABLE = 1.96 * 2**0.5  # a 95% difference between two scores with equal standard errors

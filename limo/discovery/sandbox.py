@@ -8,7 +8,7 @@ Two levels, and the run records which one applied (`Confined.confinement`):
   Home directories, credentials and the rest of the host filesystem do not exist inside.
 - ``rlimits``: where bubblewrap is missing or does not work (no user namespaces), the same command runs
   without namespaces. Filesystem and network are then *not* isolated by the OS; what keeps a proposal
-  harmless there is that its code is never executed, only interpreted (`limo.discovery.language`).
+  harmless there is that its code is never executed, only interpreted (`limo.training.loss_language`).
 
 Always: RLIMIT_CPU, RLIMIT_AS (address space), RLIMIT_FSIZE, RLIMIT_NOFILE, no core dumps, a wall-clock
 limit (the process group is killed), the environment cleared to an allowlist (no tokens, keys or proxies

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from limo.discovery.language import InvalidProgram, LossProgram
+from limo.training.loss_language import InvalidProgram, LossProgram
 
 BATCH_SIZES = (8, 1, 5, 16, 3, 12, 2, 7, 10, 4)
 CLEAR_MARGIN = 2.0  # beta * (chosen log-ratio - rejected log-ratio) for "clearly better"

@@ -21,8 +21,8 @@ from typing import Any
 
 from eval.records import write_json
 from limo.discovery.fitness import TrainingDiverged, compute_reference, train_and_score
-from limo.discovery.language import ProgramError, check_program
 from limo.discovery.validation import validate
+from limo.training.loss_language import ProgramError, check_program
 
 log = logging.getLogger("limo.discovery.worker")
 

@@ -9,7 +9,7 @@ computed from the same sequence log-probabilities TRL sums (``log_probs[:, -seq_
 first). Options that change what TRL feeds its losses (``ld_alpha``, WPO weighting, f-divergences, MoE
 auxiliary losses) are refused rather than silently ignored.
 
-The program is a checked `limo.discovery.language.LossProgram`: its text is interpreted, never executed, in
+The program is a checked `limo.training.loss_language.LossProgram`: its text is interpreted, never executed, in
 this process too.
 """
 
@@ -22,15 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from eval.records import DataError, read_jsonl
-from limo.discovery.archive import best_rows
-from limo.discovery.language import ProgramError, check_program
+from limo.training.loss_archive import best_rows
+from limo.training.loss_language import ProgramError, check_program
 from limo.training.options import DiscoveredLossOptions
 
 log = logging.getLogger(__name__)
 
 
 def program_trainer_class(program: Any, description: str = "a loss program") -> type:
-    """A `DPOTrainer` subclass whose loss is ``program`` (a checked `limo.discovery.language.LossProgram`).
+    """A `DPOTrainer` subclass whose loss is ``program`` (a checked `limo.training.loss_language.LossProgram`).
 
     The program is bound to the class, so the class goes through the ``dpo`` trainer's one custom-trainer hook
     (`limo.training.options.TrainRun.trainer_class`, `limo.training.preference.build_dpo_trainer`) and is built

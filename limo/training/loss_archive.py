@@ -1,4 +1,5 @@
-"""``discover/archive.jsonl``: one row per proposed (or seed) objective, appended atomically, never rewritten.
+"""``discover/archive.jsonl`` (written by objective discovery, read by ``train.discovered_loss``): one row per proposed
+(or seed) objective, appended atomically, never rewritten.
 
 Row fields (docs/architecture.md, "Run directory"): ``generation`` (0 for the archive seed), ``name``, ``thought``,
 ``code``, ``status`` (``valid``, ``invalid``, ``rejected_unsafe``), ``reason`` (why it was not valid; None when valid),

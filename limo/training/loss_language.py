@@ -1,5 +1,8 @@
 """The loss language: what a proposed preference objective may be written in, its checker and its interpreter.
 
+It lives under training because both objective discovery (which checks proposals) and ``train.discovered_loss``
+(`limo.training.program_loss`, which trains one) use it; training imports nothing from `limo.discovery`.
+
 A proposal is Python *syntax* for one function of ``(policy_chosen_logps, policy_rejected_logps,
 reference_chosen_logps, reference_rejected_logps)``, optionally with ``self`` first (the DiscoPOP paper's
 method form; ``self.beta`` is the only attribute of ``self``) and a trailing ``beta=<number>`` (the run's beta
