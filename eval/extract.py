@@ -27,7 +27,8 @@ import bisect
 import re
 from collections.abc import Callable
 
-from eval.grading.normalize import NUMBER_WORDS, repair_escapes
+from eval.escapes import repair_escapes
+from eval.number_words import UP_TO_TEN as NUMBER_WORDS
 
 MAX_SEARCH_CHARS = 50_000
 MAX_BARE_CHARS = 4_000  # a longer text is never a bare answer (the grader's answer limit)

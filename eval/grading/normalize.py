@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 
+from eval.escapes import repair_escapes
 from eval.number_words import UP_TO_TEN
 
 MAX_ANSWER_CHARS = 4000
@@ -181,9 +182,6 @@ _CONGRUENCE = re.compile(
 )
 _DOUBLE_BACKSLASH_CMD = re.compile(r"(?<!\\)\\\\(?=[a-zA-Z])")  # ``\\frac`` from JSON; not ``\\\end`` (a row break)
 # A backslash escape that a JSON or Python string ate: ``\f``rac became a form feed, ``\t``imes a tab.
-_EATEN_ESCAPES = {"\x0c": "\\f", "\x08": "\\b", "\x07": "\\a", "\x0b": "\\v"}
-_EATEN_TAB = re.compile(r"\t(?=(?:extbf|extit|extrm|ext|imes|frac|heta|an|au|o|riangle|ilde)(?![a-z]))")
-_EATEN_RETURN = re.compile(r"\r(?=(?:ight|ho|angle|floor|ceil)(?![a-z]))")
 # Thousands in MATH's house style: ``10,\!080`` and ``10,\! 080`` (``{,}`` is removed separately).
 _BANG_THOUSANDS = re.compile(r"(?<=\d),\\!\s*(?=\d{3}(?!\d))")
 # ``\frac{\sqrt3}{3} \approx 0.577``: the exact part decides, the decimal after it is dropped.
@@ -233,15 +231,6 @@ def check_size(s: str) -> None:
         raise AnswerTooComplex(f"answer has {len(s)} chars > {MAX_ANSWER_CHARS}")
     if brace_depth(s) > MAX_BRACE_DEPTH:
         raise AnswerTooComplex(f"nesting deeper than {MAX_BRACE_DEPTH}")
-
-
-def repair_escapes(s: str) -> str:
-    """Put back backslashes that string escaping turned into control characters (``\\x0c``rac -> ``\\frac``)."""
-    if not any(ch in s for ch in "\x0c\x08\x07\x0b\t\r"):
-        return s
-    for old, new in _EATEN_ESCAPES.items():
-        s = s.replace(old, new)
-    return _EATEN_RETURN.sub(r"\\r", _EATEN_TAB.sub(r"\\t", s))
 
 
 def strip_math_delimiters(s: str) -> str:
