@@ -17,6 +17,7 @@ tolerances). An unsupported architecture, a missing model or a file outside its 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,9 +56,16 @@ def source_model(cfg: DictConfig) -> Path:
     return path.expanduser()
 
 
-def default_name(model: Path) -> str:
-    """``<run>`` for a run's ``<run>/train/model``, else the folder's own name."""
-    return model.parent.parent.name if model.name == "model" and model.parent.name == "train" else model.name
+def default_name(model: Path, given: str) -> str:
+    """``<run>`` for a run's ``<run>/train/model``; for a ``.gguf`` file or ``pkg:`` model (``given``, as typed) the
+    file's or package's name without a quantisation suffix (``SmolLM2-135M-Instruct.Q4_1.gguf``: not the cache
+    folder it was converted to); else the folder's own name."""
+    if model.name == "model" and model.parent.name == "train":
+        return model.parent.parent.name
+    if given.startswith("pkg:") or given.lower().endswith(".gguf"):
+        stem = Path(given.removeprefix("pkg:").rstrip("/")).name.removesuffix(".gguf").removesuffix(".GGUF")
+        return re.sub(r"\.(i?q\d\w*|f16|f32|bf16)$", "", stem, flags=re.IGNORECASE)
+    return model.name
 
 
 def print_file(qtype: str, entry: dict[str, Any]) -> None:
@@ -78,7 +86,7 @@ def export(cfg: DictConfig) -> None:
     logging.getLogger("gguf").setLevel(logging.WARNING)  # its writer logs endianness and a file plan per file
     model = source_model(cfg)
     out = Path(options.dir) if options.dir else Path(cfg.output_dir) / "export"
-    name = options.name or default_name(model)
+    name = options.name or default_name(model, str(cfg.model.path))
     print(f"[export] {model} -> {out}/{name}.<{','.join(options.types)}>.gguf", flush=True)
     export_model(str(model), out, name, options.types, on_file=print_file)
     print(f"[export] figures in {out / 'export.json'}", flush=True)
