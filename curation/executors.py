@@ -1,9 +1,11 @@
 """One executor layer for curation's sharded jobs: ``local``, ``ray`` or ``slurm``, through datatrove.
 
 A `ShardJob` is a list of shard inputs and one picklable, deterministic function ``function(index, item)``
-returning that shard's rows. Each shard runs through datatrove 0.10.1's per-rank runner (one datatrove task
-= one shard: its ``rank``), started by an engine's own machinery; we manage no process ourselves. What we
-rely on in that version:
+returning that shard's rows. Every method's sharded work is such a job on the run's executor (the pool stages
+through `curation.runner.run_parts`, MAmmoTH2's recall through `curation.methods.mammoth2.recall.run_recall`).
+Each shard runs through datatrove 0.10.1's per-rank runner (one datatrove task = one shard: its ``rank``),
+started by an engine's own machinery; we manage no process ourselves. What we rely on in that version (pinned;
+tests/test_datatrove_pin.py):
 
 - completion markers: after a task's pipeline returns, datatrove writes ``completions/<rank:05d>`` under
   its logging folder, and every executor runs only the ranks without one, so a rerun after a kill does only
@@ -290,7 +292,10 @@ def run_shard_task(job: ShardJob, rank: int) -> None:
     """Run shard ``rank`` through datatrove's per-rank runner (its task log, stats and completion marker).
 
     What a local pool process and a Ray task execute. A ``started/<rank>`` marker comes first, so that the
-    driver knows which shards were in flight when a process died.
+    driver knows which shards were in flight when a process died. ``_run_for_rank`` is private: datatrove's public
+    way to run one rank (``local_tasks=1, local_rank_offset=rank``) starts a manager process per shard and has every
+    shard rewrite the job's one ``stats.json``; pyproject.toml pins datatrove, and tests/test_datatrove_pin.py fails
+    (saying what to re-check) when the version or this method's signature changes.
     """
     datatrove = _import_engine("datatrove.executor", "datatrove")
     started = job.logging_dir / "started" / f"{rank:05d}"
