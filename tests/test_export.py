@@ -21,7 +21,14 @@ import pytest
 
 import limo.gguf_export as gguf_export
 from limo.export import default_name
-from limo.gguf_export import TOLERANCES, ExportVerificationError, export_model, load_source, reference_logits
+from limo.gguf_export import (
+    TOLERANCES,
+    ExportVerificationError,
+    export_model,
+    load_source,
+    reference_logits,
+    verify_gguf,
+)
 from limo.tiny_models import EOS_TOKEN, PAD_TOKEN, build_tiny_model, build_tokenizer
 
 
@@ -126,6 +133,15 @@ def test_verification_catches_llama_written_without_the_q_k_permutation(tmp_path
     with pytest.raises(ExportVerificationError, match=r"f16 file did not read back as its source: .*logit range"):
         export_model(str(source), tmp_path / "out", "llama", ("f16",))
     assert list((tmp_path / "out").iterdir()) == []  # neither the rejected file nor its temporary stays
+
+
+def test_verification_catches_a_chat_template_that_did_not_survive(exported, tiny_qwen2):
+    model, tokenizer = load_source(str(tiny_qwen2))
+    reference = reference_logits(model, tokenizer)
+    tokenizer.chat_template = tokenizer.chat_template.replace("You are", "You were")  # what the file should hold
+    check = verify_gguf(exported[0] / "tiny.f16.gguf", reference, tokenizer, TOLERANCES["f16"])
+    assert not check.passed and not check.chat_template_identical and check.token_ids_identical
+    assert check.failure() == "the chat template read back differs"
 
 
 def test_a_lora_adapter_folder_is_merged_onto_its_base(tiny_qwen2, tmp_path):
