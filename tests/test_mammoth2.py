@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from curation.executors import ExecutorError, ExecutorOptions
 from curation.methods.mammoth2.corpus import MATH, OTHER, CorpusSpec, build_embedded_corpus, model_attempts
 from curation.methods.mammoth2.recall import (
     FastTextParams,
@@ -141,15 +142,52 @@ def test_warc_pages_are_read_stripped_of_markup_and_scored(corpus, classifier, t
 
 @pytest.mark.slow
 def test_recall_sharded_over_two_processes_keeps_the_same_documents(corpus, classifier, recalled, tmp_path):
-    rows = list(iter_jsonl(corpus.web))
-    (tmp_path / "dump").mkdir()
-    for part in range(4):
-        text = "".join(json.dumps(r) + "\n" for r in rows[part::4])
-        (tmp_path / "dump" / f"part-{part}.jsonl").write_text(text, encoding="utf-8")
-    settings = RecallSettings(tasks=2, workers=2)
-    sharded = run_recall(tmp_path / "dump", classifier.path, tmp_path / "out", settings)
+    dump = _split_dump(corpus, tmp_path / "dump")
+    sharded = run_recall(dump, classifier.path, tmp_path / "out", RecallSettings(tasks=2, workers=2))
     assert len(list((tmp_path / "out" / "recalled").iterdir())) == 2  # one output file per task
     assert sorted(r["id"] for r in iter_folder(sharded.recalled_dir)) == sorted(
+        r["id"] for r in iter_folder(recalled.recalled_dir)
+    )
+
+
+def _split_dump(corpus, folder: Path, parts: int = 4) -> Path:
+    rows = list(iter_jsonl(corpus.web))
+    folder.mkdir()
+    for part in range(parts):
+        text = "".join(json.dumps(r) + "\n" for r in rows[part::parts])
+        (folder / f"part-{part}.jsonl").write_text(text, encoding="utf-8")
+    return folder
+
+
+def test_recall_runs_on_the_executor_it_is_given(corpus, classifier, tmp_path):
+    """The run's executor scores the shards: a Slurm executor without a partition stops before any is scored."""
+    with pytest.raises(ExecutorError, match="executor slurm needs a partition"):
+        run_recall(corpus.web.parent, classifier.path, tmp_path / "out", RecallSettings(), ExecutorOptions("slurm"))
+    assert not (tmp_path / "out" / "recalled").exists()
+
+
+def test_a_recall_job_with_other_tasks_replaces_the_earlier_outputs(corpus, classifier, recalled, tmp_path):
+    dump = _split_dump(corpus, tmp_path / "dump")
+    first = run_recall(dump, classifier.path, tmp_path / "out", RecallSettings(tasks=2))
+    again = run_recall(dump, classifier.path, tmp_path / "out", RecallSettings(tasks=1))
+    assert [p.name for p in sorted(again.recalled_dir.iterdir())] == ["00000.jsonl"]  # no file left from task 1
+    assert first.counts == again.counts == recalled.counts
+    assert sorted(r["id"] for r in iter_folder(again.recalled_dir)) == sorted(
+        r["id"] for r in iter_folder(recalled.recalled_dir)
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:placement_group:DeprecationWarning")
+def test_recall_shards_run_as_ray_tasks_and_keep_the_same_documents(
+    corpus, classifier, recalled, tmp_path, ray_instance
+):
+    dump = _split_dump(corpus, tmp_path / "dump")
+    ray = ExecutorOptions("ray", workers=2, mem_per_cpu_gb=0.5)
+    result = run_recall(dump, classifier.path, tmp_path / "out", RecallSettings(tasks=2), ray)
+    logs = sorted(p.name for p in (tmp_path / "out" / "jobs").glob("recall-*/datatrove/logs/task_*.log"))
+    assert logs == ["task_00000.log", "task_00001.log"]  # each shard ran through the executor's task runner
+    assert sorted(r["id"] for r in iter_folder(result.recalled_dir)) == sorted(
         r["id"] for r in iter_folder(recalled.recalled_dir)
     )
 

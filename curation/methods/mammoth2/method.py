@@ -110,7 +110,7 @@ def pool_stages_on_pairs(
     """The shared stages (dedup, decontam) on the refined pairs, on the one runner: a pool store of the pairs
     (one problem, one chain each), the stages, the kept pairs read back; the funnel opens with the mining
     stages and the mining rejects follow the pool's drops in ``rejects.jsonl``. Returns the survivors, the
-    pairs' reconciliation and the manifest's ``execution`` (the executor the stages ran on)."""
+    pairs' reconciliation and the manifest's ``execution`` (the executor the stages, and recall's shards, ran on)."""
     runner = context.stage_context()
     problems, chains = pairs_items(mined.refined)
     store = store_items(runner.work_dir, "mammoth2", problems, chains, runner.executor.shard_rows)
@@ -126,7 +126,7 @@ def mine(options: Mammoth2Options, context: RunContext) -> tuple[Mined, dict[str
     work, seed = context.out / "mammoth2", context.seed
     clock = [time.perf_counter()]
     inputs = prepare_inputs(options, work, seed)
-    recall, classifier = run_recall_stage(options, inputs, work, seed)
+    recall, classifier = run_recall_stage(options, inputs, work, seed, context.stage_context().executor)
     docs, cut = recalled_documents(recall, options.recall.top_k, context.output_dir)
     clock.append(time.perf_counter())
     prompt = {"num_few_shot": options.extract.num_few_shot, "max_doc_chars": options.extract.max_doc_chars}

@@ -3,7 +3,7 @@
 runs them, then the shared dedup and decontam stages on the refined pairs.
 
 Everything a stage produces lands under ``<output_dir>/curate/mammoth2/`` and is reused on a rerun: the
-classifier is kept, datatrove skips finished recall tasks, and extraction and refinement go through the one
+classifier is kept, the run's executor skips finished recall shards, and extraction and refinement go through the one
 generation cache (`eval.generation.CachedGenerator`, ``mammoth2/extract-<hash>.jsonl`` and
 ``refine-<hash>.jsonl``), so a killed run resumes without asking the extractor or refiner again.
 
@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from curation.executors import ExecutorOptions
 from curation.methods.mammoth2.corpus import (
     CorpusFiles,
     CorpusSpec,
@@ -113,9 +114,10 @@ def build_embedded(options: Mammoth2Options, out: Path, seed: int) -> CorpusFile
 
 
 def run_recall_stage(
-    options: Mammoth2Options, inputs: MiningInputs, work: Path, seed: int
+    options: Mammoth2Options, inputs: MiningInputs, work: Path, seed: int, executor: ExecutorOptions
 ) -> tuple[RecallResult, dict[str, Any]]:
-    """Train (or reuse) the classifier, then score the dump; returns the result and classifier facts.
+    """Train (or reuse) the classifier, then score the dump on ``executor`` (the run's, as its pool stages);
+    returns the result and classifier facts.
 
     The training counts are kept beside the model (``trained.json``), so a run that reuses it (a resumed run)
     states the same facts as the run that trained it: its manifest does not depend on which run came first."""
@@ -136,7 +138,7 @@ def run_recall_stage(
         write_json(counts, {"positives": trained.positives, "negatives": trained.negatives})
     facts.update(json.loads(counts.read_text(encoding="utf-8")))
     facts["sha256"] = sha256_file(model)
-    return run_recall(inputs.web, model, work / "recall", options.recall), facts
+    return run_recall(inputs.web, model, work / "recall", options.recall, executor), facts
 
 
 def recalled_documents(

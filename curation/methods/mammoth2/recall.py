@@ -5,10 +5,11 @@ negatives, fastText with word n-grams); the recipe carries the paper's settings 
 embedded corpus needs. Training uses one thread and a fixed seed, so the model is reproducible.
 
 Scoring is a datatrove pipeline (reader -> [HTML to text] -> `FastTextRecallFilter` -> writer): documents
-stream through, memory stays flat whatever the corpus size, input files are sharded over ``tasks``
-processes, and a killed run resumes at task granularity (datatrove marks finished tasks). Kept documents
-go to ``recalled/`` with their score; every other document leaves one line (id, score, reason, and
-``gold_label`` when the corpus has one) in ``excluded/``, and unreadable input lines go to ``bad_input/``,
+stream through, memory stays flat whatever the corpus size, and input files are sharded over ``tasks``
+datatrove tasks. The tasks are the shards of one job on the run's executor (`curation.executors`: local, Ray
+or Slurm, like the run's pool stages), so a killed run resumes at task granularity (completion markers).
+Kept documents go to ``recalled/`` with their score; every other document leaves one line (id, score, reason,
+and ``gold_label`` when the corpus has one) in ``excluded/``, and unreadable input lines go to ``bad_input/``,
 so ``read = kept + excluded + bad`` reconciles at any scale. ``top_k`` is applied afterwards over the kept
 documents with a bounded heap.
 """
@@ -20,10 +21,14 @@ import heapq
 import json
 import logging
 import random
+import shutil
+from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from curation.executors import ExecutorOptions, ShardJob, completed_shards, run_job
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +148,9 @@ def in_fresh_process(function: Any, *args: Any, **kwargs: Any) -> Any:
     fastText's C++ trainer and predictor raised "Encountered NaN" in processes that had already run other
     native numeric code (the test suite after in-process curation runs; a process training several
     classifiers after scoring), for learning rates 0.1 to 0.5 and several seeds — and never in a fresh
-    interpreter, where the same (corpus, lr, seed) all trained and scored. Spawning costs about a second; the
-    stage runs once per corpus.
+    interpreter, where the same (corpus, lr, seed) all trained and scored. Spawning costs about a second, once
+    for training and once per recall shard (on every executor: a Ray worker or a pool process may have run other
+    stages' native code before).
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -174,13 +180,6 @@ def train_classifier(
     )
 
 
-def run_recall(
-    input_path: str | Path, model_path: str | Path, out_dir: str | Path, settings: RecallSettings
-) -> RecallResult:
-    """Score a corpus with the recall classifier in a fresh process (see `in_fresh_process` and below)."""
-    return in_fresh_process(_run_recall_here, input_path, model_path, out_dir, settings)
-
-
 @dataclass(frozen=True)
 class RecallSettings:
     """How to read and score a corpus.
@@ -192,8 +191,8 @@ class RecallSettings:
         glob_pattern: Which files under the input folder to read (None: every file of the format).
         text_key: JSONL field holding the text.
         id_key: JSONL field holding the document id.
-        tasks: Shards (datatrove tasks) the input files are split into.
-        workers: Processes run at once.
+        tasks: Shards (datatrove tasks) the input files are split into: one shard of the run's executor each.
+        workers: Shards scored at once on the run's executor (None: ``executor.workers``).
         batch_size: Documents per fastText prediction call.
         label: The positive label's name.
         output_compression: ``gzip`` or None for the kept / excluded files (gzip at datatrove's level 9 cost
@@ -207,7 +206,7 @@ class RecallSettings:
     text_key: str = "text"
     id_key: str = "id"
     tasks: int = 1
-    workers: int = 1
+    workers: int | None = None
     batch_size: int = 256
     label: str = POSITIVE
     output_compression: str | None = None
@@ -276,41 +275,78 @@ def build_recall_pipeline(
     return [*readers, scorer, JsonlWriter(str(out_dir / "recalled"), adapter=_recalled_row, compression=compression)]
 
 
-def _run_recall_here(
-    input_path: str | Path, model_path: str | Path, out_dir: str | Path, settings: RecallSettings
+def run_recall(
+    input_path: str | Path,
+    model_path: str | Path,
+    out_dir: str | Path,
+    settings: RecallSettings,
+    executor: ExecutorOptions | None = None,
 ) -> RecallResult:
     """Score every document under ``input_path`` and keep those at or above the threshold.
+
+    One shard job (`curation.executors`) of ``settings.tasks`` shards on ``executor``, the run's (the one its pool
+    stages use): shard ``i`` is datatrove's pipeline for task ``i`` (`score_shard`), which reads its share of the
+    input files. A rerun after a kill runs only the shards without a completion marker; a new job (other tasks,
+    model, settings or code) first clears the outputs an earlier one left.
 
     Args:
         input_path: A folder (or single file) of JSONL or WARC files.
         model_path: The fastText model from `train_classifier`.
-        out_dir: Stage folder: ``recalled/``, ``excluded/``, ``bad_input/``, ``logs/`` (datatrove).
+        out_dir: Stage folder: ``recalled/``, ``excluded/``, ``bad_input/``, ``jobs/`` (the shard job).
         settings: Format, threshold, sharding.
+        executor: Where the shards run (None: locally, in this process); ``settings.workers`` shards at a time
+            when set, else ``executor.workers``.
 
     Returns:
         The result with counts ``read``, ``bad_input``, ``scored``, ``kept``, ``excluded``.
 
     Raises:
-        FileNotFoundError: ``input_path`` does not exist.
+        FileNotFoundError: ``input_path`` or ``model_path`` does not exist.
+        ExecutorError: A shard did not finish (the message names it and its logs).
     """
-    from datatrove.executor import LocalPipelineExecutor
-
     source = Path(input_path)
     if not source.exists():
         raise FileNotFoundError(f"recall input {source}: no such file or folder")
     folder, glob = (source.parent, source.name) if source.is_file() else (source, settings.glob_pattern)
-    settings = RecallSettings(**{**asdict(settings), "glob_pattern": glob})
     out = Path(out_dir)
-    pipeline = build_recall_pipeline(folder, model_path, out, settings)
-    executor = LocalPipelineExecutor(
-        pipeline,
-        tasks=settings.tasks,
-        workers=settings.workers,
-        logging_dir=str(out / "logs"),
-        start_method="fork" if settings.workers > 1 else "forkserver",
-    )
-    executor.run()
+    job = recall_job(folder, Path(model_path), out, replace(settings, glob_pattern=glob))
+    if not completed_shards(job):
+        for name in ("recalled", "excluded", "bad_input"):
+            shutil.rmtree(out / name, ignore_errors=True)
+    runner = executor or ExecutorOptions()
+    workers = runner.workers if settings.workers is None else settings.workers
+    run_job(job, replace(runner, workers=workers, gpus_per_task=0))
     return RecallResult(out, recall_counts(out))
+
+
+def recall_job(folder: Path, model: Path, out: Path, settings: RecallSettings) -> ShardJob:
+    """The shard job: one item per datatrove task; the model's size and time stamp make a retrained model a new
+    job (its folder, under ``out/jobs``, is named from the items)."""
+    stamp = model.stat()
+    item = {
+        "input": str(folder),
+        "model": str(model),
+        "model_stamp": [stamp.st_size, stamp.st_mtime_ns],
+        "out": str(out),
+        "settings": asdict(settings),
+    }
+    return ShardJob("recall", score_shard, (item,) * settings.tasks, str(out / "jobs"))
+
+
+def score_shard(rank: int, item: dict[str, Any]) -> list[dict[str, Any]]:
+    """Recall shard ``rank``: datatrove's pipeline for task ``rank`` of ``settings.tasks``, in a fresh process
+    (`in_fresh_process`); returns each step's counters (the shard's rows; the documents go to ``item['out']``)."""
+    return in_fresh_process(_score_shard_here, rank, item)
+
+
+def _score_shard_here(rank: int, item: dict[str, Any]) -> list[dict[str, Any]]:
+    settings = RecallSettings(**item["settings"])
+    pipeline = build_recall_pipeline(item["input"], item["model"], Path(item["out"]), settings)
+    documents = None
+    for step in pipeline:  # each step's public call (data, rank, world_size), chained as datatrove's executors do
+        documents = step(documents, rank, settings.tasks)
+    deque(documents, maxlen=0)
+    return [{"step": step.name, "stats": step.stats.stats.to_dict()} for step in pipeline]
 
 
 def recall_counts(out_dir: Path) -> dict[str, int]:
