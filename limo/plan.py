@@ -36,6 +36,7 @@ from limo.training.memory import (
 from limo.training.options import RLOptions, TrainOptions, build_train_options
 from limo.training.rl_data import load_prompts
 from limo.training.rl_plan import plan_grpo, rl_cost
+from limo.training.trainers import TRAINERS
 
 RESERVE_GIB = 4.0  # CUDA context, NCCL buffers, allocator fragmentation
 
@@ -43,7 +44,9 @@ RESERVE_GIB = 4.0  # CUDA context, NCCL buffers, allocator fragmentation
 def plan(cfg: DictConfig) -> str:
     """The planner's report for a composed config."""
     section = build_train_options(cfg)
-    rl = (section.rl or RLOptions()) if (section.trainer or default_trainer(cfg)) == "grpo" else None
+    entry = TRAINERS.get(section.trainer or default_trainer(cfg))  # an unknown name fails in limo.train, not here
+    generates = entry is not None and entry.generates
+    rl = (section.rl or RLOptions()) if generates else None
     num_gpus, num_nodes = int(cfg.num_gpus), int(cfg.num_nodes)
     per_device, accumulation = split_global_batch(section.global_batch_size, section.args, num_gpus * num_nodes)
     model_cfg = {**OmegaConf.to_container(cfg.model, resolve=True), "path": trained_model_path(str(cfg.model.path))}  # type: ignore[dict-item]

@@ -25,9 +25,6 @@ from limo.sweeps import job_config
 from limo.train_setup import build_train_run
 from limo.training.trainers import TRAINERS
 
-# The TRL config each trainer passes ``train.args`` to, verbatim.
-TRL_CONFIGS = {"sft": "SFTConfig", "weighted_sft": "SFTConfig", "dpo": "DPOConfig", "grpo": "GRPOConfig"}
-
 
 def train(cfg: DictConfig, callbacks: Sequence[Any] = (), trainer_class: type | None = None) -> Any:
     """Run training for a composed config; returns the trainer (tests read its ``state.log_history``).
@@ -37,25 +34,24 @@ def train(cfg: DictConfig, callbacks: Sequence[Any] = (), trainer_class: type | 
     run = build_train_run(cfg, callbacks, trainer_class)
     check_trl_args(run)
     check_training_data(run, curates=cfg.get("curate") is not None)
-    return TRAINERS[run.trainer].run(run)
+    return TRAINERS[run.trainer].train(run)
 
 
 def check_trl_args(run: Any) -> None:
-    """Every ``train.args`` key must be a field of the trainer's TRL config (`TRL_CONFIGS`): a typo fails before
-    anything loads, with the closest fields, as a typo in our own keys does.
+    """Every ``train.args`` key must be a field of the trainer's TRL config (its entry's ``config``): a typo fails
+    before anything loads, with the closest fields, as a typo in our own keys does.
 
     Raises:
         OptionsError: The key that is no such field (``key`` set, so the error names the recipe file setting it).
     """
-    import trl
-
-    config = TRL_CONFIGS[run.trainer]
-    known = [f.name for f in dataclasses.fields(getattr(trl, config))]
+    config = TRAINERS[run.trainer].config
+    known = [f.name for f in dataclasses.fields(config)]
     for key in run.options.args:
         if key not in known:
             hint = did_you_mean(key, known, "train.args.").rstrip()
             raise OptionsError(
-                f"train.args.{key}: not a field of TRL's {config} ({hint or 'see its docs'})", key=f"train.args.{key}"
+                f"train.args.{key}: not a field of TRL's {config.__name__} ({hint or 'see its docs'})",
+                key=f"train.args.{key}",
             )
 
 

@@ -21,25 +21,23 @@ from eval.options import OptionsError
 from limo.sweeps import input_path
 from limo.training.build import trained_model_path
 from limo.training.options import TrainPaths, TrainRun, build_train_options
-from limo.training.trainers import TRAINERS
+from limo.training.trainers import TRAINERS, misplaced_options
 
 
 def build_train_run(cfg: DictConfig, callbacks: Sequence[Any] = (), trainer_class: type | None = None) -> TrainRun:
     """The run ``cfg`` describes (nothing is loaded yet).
 
     Raises:
-        OptionsError: No ``train:`` section, an unknown key or trainer.
+        OptionsError: No ``train:`` section, an unknown key or trainer, or another trainer's own section
+            (``train.rl`` for ``sft``: `limo.training.trainers.OwnOptions`).
     """
     options = build_train_options(cfg)
     trainer = options.trainer or default_trainer(cfg)
     if trainer not in TRAINERS:
         raise OptionsError(f"train.trainer: unknown trainer {trainer!r} (known: {', '.join(TRAINERS)})")
-    if options.discovered_loss is not None and trainer != "dpo":
-        raise OptionsError(
-            f"train.discovered_loss: a discovered loss is a preference loss (train.trainer=dpo, not {trainer!r})"
-        )
-    if options.rl is not None and trainer != "grpo":
-        raise OptionsError(f"train.rl: RL settings are for train.trainer=grpo, not {trainer!r}")
+    misplaced = misplaced_options(options, TRAINERS[trainer])
+    if misplaced:
+        raise OptionsError(misplaced)
     data = options.data or input_path(cfg, f"curate/{TRAINERS[trainer].data_file}")
     model = OmegaConf.to_container(cfg.model, resolve=True)
     model["path"] = trained_model_path(str(model["path"]))  # type: ignore[index]

@@ -42,11 +42,11 @@ def _dpo_trainer(recipe: str, model_dir: Path, out: Path):
     from datasets import Dataset
     from transformers import AutoTokenizer
 
-    from limo.training.build import build_sft_args
-    from limo.training.preference import PairRow, build_dpo_config, build_dpo_trainer, conversational_rows, dpo_args
+    from limo.training.build import build_trl_args
+    from limo.training.preference import PairRow, build_dpo_config, build_dpo_trainer, conversational_rows
 
     cfg = compose(recipe, [f"model.path={model_dir}", f"output_dir={out}"])
-    args = build_sft_args(
+    args = build_trl_args(
         dict(cfg.train.args),
         (2, 1),
         train_dir=str(out),
@@ -56,7 +56,7 @@ def _dpo_trainer(recipe: str, model_dir: Path, out: Path):
         accelerator_config=None,
         on_cpu=True,
     )
-    config = build_dpo_config({**dpo_args(args), "precompute_ref_log_probs": True})
+    config = build_dpo_config({**args, "precompute_ref_log_probs": True})
     rows = conversational_rows([PairRow(**p) for p in PAIRS], cfg.train.system_prompt)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     trainer = build_dpo_trainer(
@@ -106,11 +106,11 @@ def test_discopop_loss_matches_the_hand_formula(tiny_model_dir, tmp_path):
 
 @pytest.mark.parametrize("recipe", ["discopop", "dpo"])
 def test_preference_recipes_convert_to_dpo_config(recipe):
-    from limo.training.build import build_sft_args
-    from limo.training.preference import build_dpo_config, dpo_args
+    from limo.training.build import build_trl_args
+    from limo.training.preference import build_dpo_config
 
     cfg = compose(recipe)
-    args = build_sft_args(
+    args = build_trl_args(
         dict(cfg.train.args),
         (2, 2),
         train_dir="/tmp/x/train",
@@ -120,7 +120,7 @@ def test_preference_recipes_convert_to_dpo_config(recipe):
         accelerator_config=None,
         on_cpu=True,
     )
-    config = build_dpo_config(dpo_args(args))
+    config = build_dpo_config(args)
     assert config.loss_type == [cfg.train.args.loss_type] and config.beta == 0.05 and config.learning_rate == 5e-7
     assert config.max_grad_norm == 1.0 and config.use_cpu and config.output_dir == "/tmp/x/train"
 

@@ -39,14 +39,15 @@ def _trainer(model_dir: Path, out: Path, loss_type: str, precompute: bool, progr
     from transformers import AutoTokenizer
 
     from limo.train_setup import build_train_run
-    from limo.training.build import build_dataset, build_run_args
-    from limo.training.preference import PairRow, build_dpo_config, build_dpo_trainer, conversational_rows, dpo_args
+    from limo.training.build import build_dataset
+    from limo.training.preference import PairRow, build_dpo_config, build_dpo_trainer, conversational_rows
     from limo.training.program_loss import program_trainer_class
+    from limo.training.trainers import DPO
 
     overrides = [f"model.path={model_dir}", f"output_dir={out}", "train.global_batch_size=2"]
     run = build_train_run(compose("discopop", overrides))
-    _, args = build_run_args(run, 1)
-    config = build_dpo_config({**dpo_args(args), "precompute_ref_log_probs": precompute, "loss_type": loss_type})
+    _, args = DPO.build_args(run, 1)
+    config = build_dpo_config({**args, "precompute_ref_log_probs": precompute, "loss_type": loss_type})
     rows = conversational_rows([PairRow(**p) for p in PAIRS], run.options.system_prompt)
     return build_dpo_trainer(
         model_path=str(model_dir),

@@ -102,7 +102,7 @@ def test_the_loss_covers_the_answer_and_its_end_of_turn_token_although_pad_is_eo
     assert layout.args == {"assistant_only_loss": False, "completion_only_loss": True}
     args = {"use_cpu": True, "bf16": False, "report_to": "none", "output_dir": str(tmp_path), **layout.args}
     trainer = build.build_trainer(
-        build.sft_trainer_class("sft"),
+        build.sft_trainer_class(weighted=False),
         model_path=str(smol_dir),
         tokenizer=tokenizer,
         sft_config=build.build_sft_config(args),

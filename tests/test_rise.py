@@ -269,6 +269,7 @@ def test_plain_sft_refuses_last_turn_rows_and_bad_loss_turns_are_named(tmp_path)
     from eval.records import DataError, write_jsonl
     from limo.training.build import check_loss_turns_support, check_weight_support
     from limo.training.data import load_train_data
+    from limo.training.trainers import TRAINERS
 
     row = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
     write_jsonl(tmp_path / "m.jsonl", [{"id": "a", **row}, {"id": "b", "weight": 2.0, "loss_turns": "last", **row}])
@@ -276,9 +277,9 @@ def test_plain_sft_refuses_last_turn_rows_and_bad_loss_turns_are_named(tmp_path)
     turns, weights = [e.loss_turns for e in data.examples], [e.weight for e in data.examples]
     assert turns == ["all", "last"]
     with pytest.raises(ValueError, match="1 of 2 rows ask for loss on the last assistant turn only"):
-        check_loss_turns_support("sft", turns, data.path)
-    check_loss_turns_support("weighted_sft", turns, data.path)
-    check_weight_support("weighted_sft", weights, data.path)
+        check_loss_turns_support(TRAINERS["sft"], turns, data.path)
+    check_loss_turns_support(TRAINERS["weighted_sft"], turns, data.path)
+    check_weight_support(TRAINERS["weighted_sft"], weights, data.path)
     write_jsonl(tmp_path / "bad.jsonl", [{"id": "a", "loss_turns": "first", **row}])
     with pytest.raises(DataError, match="row 1 field loss_turns"):
         load_train_data(tmp_path / "bad.jsonl")

@@ -136,14 +136,15 @@ def test_length_report_and_truncation_guard():
 
 def test_loss_weights_are_refused_not_ignored(tmp_path):
     from limo.training.build import check_weight_support
+    from limo.training.trainers import TRAINERS
 
     row = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
     write_jsonl(tmp_path / "w.jsonl", [{"id": "a", **row}, {"id": "b", "weight": 0.5, **row}])
     data = load_train_data(tmp_path / "w.jsonl")
     assert [e.weight for e in data.examples] == [1.0, 0.5]
     with pytest.raises(ValueError, match="1 of 2 rows carry a loss weight other than 1.0"):
-        check_weight_support("sft", [e.weight for e in data.examples], data.path)
-    check_weight_support("sft", [1.0, 1.0], data.path)
+        check_weight_support(TRAINERS["sft"], [e.weight for e in data.examples], data.path)
+    check_weight_support(TRAINERS["sft"], [1.0, 1.0], data.path)
     write_jsonl(tmp_path / "bad.jsonl", [{"id": "a", "weight": "heavy", **row}])
     with pytest.raises(DataError, match="row 1 field weight"):
         load_train_data(tmp_path / "bad.jsonl")
@@ -268,7 +269,7 @@ def test_loss_mask_starts_exactly_at_the_assistant_turn(tmp_path, pairs_file, ti
         )
     )
     trainer = build.build_trainer(
-        build.sft_trainer_class("sft"),
+        build.sft_trainer_class(weighted=False),
         model_path=str(tiny_model_dir),
         tokenizer=tokenizer,
         sft_config=sft,

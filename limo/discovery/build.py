@@ -144,9 +144,15 @@ def build_training(cfg: DictConfig) -> TrainRun:
             (the loop supplies the losses).
     """
     from limo.train_setup import build_train_run  # deferred: imports TRL and torch (the trainer registry)
+    from limo.training.trainers import DPO, TRAINERS  # deferred: as above
 
     run = build_train_run(cfg)
-    if run.trainer != "dpo" or run.options.lora is not None or run.deepspeed or run.options.discovered_loss:
+    if (
+        TRAINERS[run.trainer] is not DPO
+        or run.options.lora is not None
+        or run.deepspeed
+        or run.options.discovered_loss
+    ):
         raise OptionsError(
             "train: discover trains candidates with train.trainer=dpo on one process, without LoRA, DeepSpeed or "
             "train.discovered_loss; adjust the recipe's train section"
@@ -157,13 +163,12 @@ def build_training(cfg: DictConfig) -> TrainRun:
 def build_job(run: TrainRun, options: DiscoverOptions, splits: PairSplits) -> dict[str, Any]:
     """The fixed part of every candidate's job: model, data, DPO arguments (``beta`` included), seeds.
 
-    The ``dpo`` trainer's argument builder (`limo.training.build.build_run_args`, one process) decides the
-    training arguments, so a candidate trains exactly as ``limo.train`` would with that recipe.
+    The ``dpo`` entry's argument builder (`limo.training.trainers.DPO`, one process) decides the training
+    arguments, so a candidate trains exactly as ``limo.train`` would with that recipe.
     """
-    from limo.training.build import build_run_args  # deferred: imports TRL and torch
-    from limo.training.preference import dpo_args  # deferred: imports TRL and torch
+    from limo.training.trainers import DPO  # deferred: imports TRL and torch
 
-    _, args = build_run_args(run, 1)
+    _, args = DPO.build_args(run, 1)
     model = dict(run.model)
     template = resolve_path(model.get("chat_template"))
     model["chat_template"] = str(Path(template).resolve()) if template else None  # workers start in an empty folder
@@ -176,7 +181,7 @@ def build_job(run: TrainRun, options: DiscoverOptions, splits: PairSplits) -> di
         "model_path": str(Path(ensure_model(run.model)).resolve()),
         "model": model,
         "system_prompt": run.options.system_prompt,
-        "dpo_args": dpo_args(args),
+        "dpo_args": args,
         "train_pairs": str(Path(splits.paths["train"]).resolve()),
         "eval_pairs": {name: str(Path(splits.paths[name]).resolve()) for name in ("selection", "test")},
         "benchmark": None,

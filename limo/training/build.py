@@ -5,8 +5,8 @@ model exists, because HF's ZeRO-3 path partitions weights while `from_pretrained
 DeepSpeed config is registered first. The model is therefore passed to TRL as a path and loaded by
 `SFTTrainer` with ``model_init_kwargs`` (the model group's dtype and revision merged in).
 
-Trainers come from a registry so that a weighted-loss SFT trainer (RISE) or DPO can be added as one entry
-without touching the entry point.
+Every trainer's entry (`limo.training.trainers`) builds its TRL arguments through `build_run_args` with its own
+defaults: no trainer builds another's arguments.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from eval.records import require_hub, write_json, write_text_atomic
@@ -76,7 +77,7 @@ def check_template_eos(tokenizer: Any, eos: str) -> None:
         )
 
 
-def build_sft_args(
+def build_trl_args(
     args: Mapping[str, Any],
     batch_split: tuple[int, int],
     *,
@@ -86,14 +87,14 @@ def build_sft_args(
     deepspeed: Mapping[str, Any] | None,
     accelerator_config: Mapping[str, Any] | None,
     on_cpu: bool,
+    defaults: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The recipe's ``train.args`` plus what the run decides: output dir, batch split, DeepSpeed, CPU.
 
     ``batch_split`` is ``(per_device_train_batch_size, gradient_accumulation_steps)`` from
-    `limo.training.batch_plan.split_global_batch`.
-
-    Defaults we change from TRL's: loss on assistant turns only (``assistant_only_loss``), seed from the
-    recipe, no logging integrations. Everything else is TRL's own default or the recipe's value.
+    `limo.training.batch_plan.split_global_batch`. ``defaults`` are the trainer's own changes to its TRL config's
+    defaults (`SFT_DEFAULTS`); the recipe's values win over them. Every trainer also gets the seed from the recipe
+    and no logging integrations; everything else is TRL's own default or the recipe's value.
 
     Raises:
         ValueError: The recipe sets a key the run owns (``output_dir``, ``deepspeed``, ...).
@@ -104,12 +105,7 @@ def build_sft_args(
             f"train.args sets {', '.join(clash)}: these are decided by the run (output_dir=<run>/train, "
             "deepspeed=<group>); use the top-level output_dir / deepspeed keys instead"
         )
-    built: dict[str, Any] = {
-        "assistant_only_loss": True,
-        "seed": seed,
-        "report_to": "none",
-        **copy.deepcopy(dict(args)),
-    }
+    built: dict[str, Any] = {**(defaults or {}), "seed": seed, "report_to": "none", **copy.deepcopy(dict(args))}
     built["output_dir"] = train_dir
     built["per_device_train_batch_size"], built["gradient_accumulation_steps"] = batch_split
     built["model_init_kwargs"] = _model_init_kwargs(model_cfg, built.get("model_init_kwargs"))
@@ -122,6 +118,15 @@ def build_sft_args(
     return built
 
 
+# SFT's change to SFTConfig's defaults: loss on assistant turns only.
+SFT_DEFAULTS: Mapping[str, Any] = MappingProxyType({"assistant_only_loss": True})
+
+
+def build_sft_args(args: Mapping[str, Any], batch_split: tuple[int, int], **run: Any) -> dict[str, Any]:
+    """`build_trl_args` with `SFT_DEFAULTS`: the `SFTConfig` arguments (``run``: its keyword arguments)."""
+    return build_trl_args(args, batch_split, **run, defaults=SFT_DEFAULTS)
+
+
 def _model_init_kwargs(model_cfg: Mapping[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"dtype": model_cfg.get("dtype") or "auto"}
     if model_cfg.get("revision"):
@@ -130,10 +135,14 @@ def _model_init_kwargs(model_cfg: Mapping[str, Any], extra: Mapping[str, Any] | 
     return kwargs
 
 
-def build_run_args(run: TrainRun, world_size: int) -> tuple[tuple[int, int], dict[str, Any]]:
-    """The batch split for this world size and the trainer's argument dict (DeepSpeed and CPU set-up included).
+def build_run_args(
+    run: TrainRun, world_size: int, defaults: Mapping[str, Any] | None = None
+) -> tuple[tuple[int, int], dict[str, Any]]:
+    """The batch split for this world size and a trainer's argument dict (DeepSpeed and CPU set-up included),
+    with the trainer's own ``defaults`` (`build_trl_args`).
 
-    Shared by SFT and DPO; called before the model is built, as ZeRO-3 needs its config in place first.
+    Each trainer's argument builder (`limo.training.trainers.Trainer.build_args`) is this with its defaults;
+    called before the model is built, as ZeRO-3 needs its config in place first.
 
     Returns:
         ``((per_device_batch, accumulation), args)``.
@@ -141,7 +150,7 @@ def build_run_args(run: TrainRun, world_size: int) -> tuple[tuple[int, int], dic
     split = split_global_batch(run.options.global_batch_size, run.options.args, world_size)
     on_cpu = not cuda_available()
     accelerator_config = prepare_cpu_deepspeed() if run.deepspeed and on_cpu else None
-    args = build_sft_args(
+    args = build_trl_args(
         run.options.args,
         split,
         train_dir=run.paths.train_dir,
@@ -150,8 +159,14 @@ def build_run_args(run: TrainRun, world_size: int) -> tuple[tuple[int, int], dic
         deepspeed=run.deepspeed,
         accelerator_config=accelerator_config,
         on_cpu=on_cpu,
+        defaults=defaults,
     )
     return split, args
+
+
+def build_sft_run_args(run: TrainRun, world_size: int) -> tuple[tuple[int, int], dict[str, Any]]:
+    """The SFT entries' argument builder: `build_run_args` with `SFT_DEFAULTS`."""
+    return build_run_args(run, world_size, SFT_DEFAULTS)
 
 
 def build_sft_config(args: Mapping[str, Any]):
@@ -183,42 +198,42 @@ def build_dataset(rows: Sequence[Mapping[str, Any]]):
     return Dataset.from_list([dict(r) for r in rows])
 
 
-def sft_trainer_class(kind: str) -> type:
-    """The TRL trainer class of an SFT entry (``weighted_sft``: per-example weights)."""
+def sft_trainer_class(weighted: bool) -> type:
+    """The TRL trainer class of an SFT entry (``weighted``: it applies per-example weights)."""
     from trl import SFTTrainer
 
-    return WeightedSFTTrainer if kind in WEIGHTED_TRAINERS else SFTTrainer
+    return WeightedSFTTrainer if weighted else SFTTrainer
 
 
-# Trainers whose loss honours the per-example ``weight`` and ``loss_turns`` of messages rows.
-WEIGHTED_TRAINERS: frozenset[str] = frozenset({"weighted_sft"})
-
-
-def check_weight_support(kind: str, weights: Sequence[float], source: str) -> None:
+def check_weight_support(trainer: Any, weights: Sequence[float], source: str) -> None:
     """Refuse rows with loss weights other than 1.0 when the trainer would silently ignore them.
 
+    ``trainer`` is its `limo.training.trainers.Trainer` entry (``name``, ``weighted``).
+
     Raises:
-        ValueError: Some weight differs from 1.0 and ``kind`` does not apply weights.
+        ValueError: Some weight differs from 1.0 and the trainer does not apply weights.
     """
     weighted = sum(1 for w in weights if w != 1.0)
-    if weighted and kind not in WEIGHTED_TRAINERS:
+    if weighted and not trainer.weighted:
         raise ValueError(
             f"{source}: {weighted} of {len(weights)} rows carry a loss weight other than 1.0, which the "
-            f"{kind!r} trainer would ignore; set train.trainer=weighted_sft or write weight 1.0"
+            f"{trainer.name!r} trainer would ignore; set train.trainer=weighted_sft or write weight 1.0"
         )
 
 
-def check_loss_turns_support(kind: str, loss_turns: Sequence[str], source: str) -> None:
+def check_loss_turns_support(trainer: Any, loss_turns: Sequence[str], source: str) -> None:
     """Refuse ``loss_turns: "last"`` rows when the trainer would put loss on every assistant turn.
 
+    ``trainer`` is its `limo.training.trainers.Trainer` entry (``name``, ``weighted``).
+
     Raises:
-        ValueError: Some row asks for last-turn-only loss and ``kind`` does not apply it.
+        ValueError: Some row asks for last-turn-only loss and the trainer does not apply it.
     """
     last = sum(1 for turns in loss_turns if turns == "last")
-    if last and kind not in WEIGHTED_TRAINERS:
+    if last and not trainer.weighted:
         raise ValueError(
             f"{source}: {last} of {len(loss_turns)} rows ask for loss on the last assistant turn only "
-            f"(loss_turns: last), which the {kind!r} trainer would ignore; use train.trainer=weighted_sft"
+            f"(loss_turns: last), which the {trainer.name!r} trainer would ignore; use train.trainer=weighted_sft"
         )
 
 

@@ -29,7 +29,6 @@ from limo.training import build
 from limo.training.data import length_report
 from limo.training.distributed import ProcessInfo, process_info
 from limo.training.options import RLOptions, TrainRun
-from limo.training.preference import SFT_ONLY_ARGS
 from limo.training.rl_data import PromptData, check_prompt_lengths, load_prompts, prompt_lengths, prompt_rows
 from limo.training.rl_plan import RLPlan, plan_grpo
 from limo.training.rl_report import plot_curves, render_card, render_report, step_rows
@@ -48,16 +47,17 @@ CARD_SETTINGS = (
 )
 
 
-def run_grpo(run: TrainRun) -> Any:
-    """Train on ``run.paths.data`` with GRPO; returns the trainer (tests read its ``state.log_history``)."""
+def run_grpo(run: TrainRun, entry: Any) -> Any:
+    """Train on ``run.paths.data`` with GRPO and ``entry``'s arguments (its `limo.training.trainers.Trainer`);
+    returns the trainer (tests read its ``state.log_history``)."""
     options, paths, proc = run.options, run.paths, process_info()
     rl = options.rl or RLOptions()
     data = load_prompts(paths.data)
     model_path = ensure_model(run.model)
     tokenizer = build.build_tokenizer(model_path, run.model)
     rows = prompt_rows(data.prompts, options.system_prompt, rl.user_template, rl.repeat)
-    split, args = build.build_run_args(run, proc.world_size)
-    config = build_grpo_config(grpo_args(args))
+    split, args = entry.build_args(run, proc.world_size)
+    config = build_grpo_config(args)
     lengths = prompt_lengths(tokenizer, rows[:: rl.repeat])
     check_prompt_lengths([p.id for p in data.prompts], lengths, rl.max_prompt_length, data.path)
     plan, checkpoint = plan_run(run, proc, split, args, data, lengths)
@@ -86,11 +86,6 @@ def run_grpo(run: TrainRun) -> Any:
             {**result.metrics, "global_step": result.global_step},
         )
     return trainer
-
-
-def grpo_args(args: dict[str, Any]) -> dict[str, Any]:
-    """``GRPOConfig`` arguments from the shared builder's output, without SFT-only keys."""
-    return {k: v for k, v in args.items() if k not in SFT_ONLY_ARGS}
 
 
 def build_grpo_config(args: dict[str, Any]) -> Any:

@@ -33,8 +33,6 @@ from limo.training.program_loss import discovered_trainer_class
 log = logging.getLogger(__name__)
 
 FIELDS = ("prompt", "chosen", "rejected")
-# SFT-only defaults that `build_sft_args` adds and DPOConfig does not know.
-SFT_ONLY_ARGS = ("assistant_only_loss", "completion_only_loss", "packing", "padding_free", "dataset_text_field")
 STABLE_BETA = (0.01, 2.5)  # DiscoPOP paper: training diverged at beta <= 0.01 and beta >= 2.5
 
 
@@ -110,11 +108,6 @@ def check_beta(args: Mapping[str, Any]) -> None:
         )
 
 
-def dpo_args(sft_args: Mapping[str, Any]) -> dict[str, Any]:
-    """`DPOConfig` arguments from the shared builder's output, without SFT-only keys."""
-    return {k: v for k, v in sft_args.items() if k not in SFT_ONLY_ARGS}
-
-
 def build_dpo_config(args: Mapping[str, Any]):
     """`trl.DPOConfig` from plain arguments (registers the DeepSpeed config before the model is built)."""
     from trl import DPOConfig
@@ -179,8 +172,9 @@ def build_pairs_dataset(rows: Sequence[Mapping[str, Any]], train_dir: str, *, sh
     return load_from_disk(str(folder))
 
 
-def train_preference(run: TrainRun) -> Any:
-    """Run DPO / DiscoPOP on ``run.paths.data``; returns the trainer (tests read ``state.log_history``).
+def train_preference(run: TrainRun, entry: Any) -> Any:
+    """Run DPO / DiscoPOP on ``run.paths.data`` with ``entry``'s arguments (its `limo.training.trainers.Trainer`);
+    returns the trainer (tests read ``state.log_history``).
 
     The sequence mirrors `limo.training.sft.run_sft`: plan and DPOConfig (DeepSpeed dict included) before the
     model. ``run.trainer_class`` replaces TRL's `DPOTrainer` (a subclass with a custom loss, say), as does the
@@ -192,8 +186,8 @@ def train_preference(run: TrainRun) -> Any:
     model_path = ensure_model(run.model)
     tokenizer = build.build_tokenizer(model_path, run.model)
     rows = conversational_rows(data.pairs, options.system_prompt)
-    split, args = build.build_run_args(run, proc.world_size)
-    dpo_config = build_dpo_config(dpo_args(args))
+    split, args = entry.build_args(run, proc.world_size)
+    dpo_config = build_dpo_config(args)
     counts = token_lengths(tokenizer, longest_side_rows(rows))
     data_info = {"path": data.path, "sha256": data.checksum, "kind": "preference_pairs"}
     planned = build.plan_run(run, proc, split, dpo_config, [p.id for p in data.pairs], counts, data_info)

@@ -22,19 +22,20 @@ from limo.training.template import loss_layout, system_prompt_note
 from limo.training.weighted import WEIGHTING_NOTE, weighted_rows
 
 
-def run_sft(run: TrainRun) -> Any:
-    """Train on ``run.paths.data``; returns the trainer (tests read its ``state.log_history``)."""
+def run_sft(run: TrainRun, entry: Any) -> Any:
+    """Train on ``run.paths.data`` as ``entry`` says (its `limo.training.trainers.Trainer`: per-example weights or
+    not, its argument builder); returns the trainer (tests read its ``state.log_history``)."""
     options, paths, proc = run.options, run.paths, process_info()
-    weighted = run.trainer in build.WEIGHTED_TRAINERS
+    weighted = entry.weighted
     data = load_train_data(paths.data)
-    build.check_weight_support(run.trainer, [e.weight for e in data.examples], data.path)
-    build.check_loss_turns_support(run.trainer, [e.loss_turns for e in data.examples], data.path)
+    build.check_weight_support(entry, [e.weight for e in data.examples], data.path)
+    build.check_loss_turns_support(entry, [e.loss_turns for e in data.examples], data.path)
     model_path = ensure_model(run.model)
     tokenizer = build.build_tokenizer(model_path, run.model)
     rows = chat_rows(data.examples, options.system_prompt)
     if weighted:  # weight and last-turn-only columns (limo.training.weighted)
         rows = weighted_rows(rows, [e.weight for e in data.examples], [e.loss_turns for e in data.examples])
-    split, args = build.build_run_args(run, proc.world_size)
+    split, args = entry.build_args(run, proc.world_size)
     layout = loss_layout(tokenizer, rows, bool(args.get("assistant_only_loss")))
     sft_config = build.build_sft_config({**args, **layout.args})
     rows = layout.rows
@@ -47,7 +48,7 @@ def run_sft(run: TrainRun) -> Any:
         estimate = cpu_estimate(model_path, planned.plan.total_tokens, options.lora is not None)
         print(f"[train] {estimate}" if estimate else "[train] estimate: no local safetensors to count", flush=True)
     trainer = build.build_trainer(
-        run.trainer_class or build.sft_trainer_class(run.trainer),
+        run.trainer_class or build.sft_trainer_class(weighted),
         model_path=model_path,
         tokenizer=tokenizer,
         sft_config=sft_config,
