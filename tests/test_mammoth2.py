@@ -144,7 +144,11 @@ def test_warc_pages_are_read_stripped_of_markup_and_scored(corpus, classifier, t
 def test_recall_sharded_over_two_processes_keeps_the_same_documents(corpus, classifier, recalled, tmp_path):
     dump = _split_dump(corpus, tmp_path / "dump")
     sharded = run_recall(dump, classifier.path, tmp_path / "out", RecallSettings(tasks=2, workers=2))
-    assert len(list((tmp_path / "out" / "recalled").iterdir())) == 2  # one output file per task
+    files = sorted((tmp_path / "out" / "recalled").iterdir())
+    assert len(files) == 2  # one output file per task
+    written = [path.stat().st_mtime_ns for path in files]
+    run_recall(dump, classifier.path, tmp_path / "out", RecallSettings(tasks=2, workers=1))
+    assert [path.stat().st_mtime_ns for path in files] == written, "a rerun with other workers scored again"
     assert sorted(r["id"] for r in iter_folder(sharded.recalled_dir)) == sorted(
         r["id"] for r in iter_folder(recalled.recalled_dir)
     )

@@ -320,15 +320,16 @@ def run_recall(
 
 
 def recall_job(folder: Path, model: Path, out: Path, settings: RecallSettings) -> ShardJob:
-    """The shard job: one item per datatrove task; the model's size and time stamp make a retrained model a new
-    job (its folder, under ``out/jobs``, is named from the items)."""
+    """The shard job: one item per datatrove task. Its folder (under ``out/jobs``) is named from the items: the
+    model's size and time stamp make a retrained model a new job; ``workers`` is left out, so a rerun with more
+    or fewer at a time keeps the finished shards."""
     stamp = model.stat()
     item = {
         "input": str(folder),
         "model": str(model),
         "model_stamp": [stamp.st_size, stamp.st_mtime_ns],
         "out": str(out),
-        "settings": asdict(settings),
+        "settings": {key: value for key, value in asdict(settings).items() if key != "workers"},
     }
     return ShardJob("recall", score_shard, (item,) * settings.tasks, str(out / "jobs"))
 
