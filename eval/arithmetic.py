@@ -9,7 +9,8 @@ Each problem is a short story over one quantity (1 to 3 operations: +, -, x, / w
 final number, its ``level`` the number of operations and its ``subject`` the story's domain. Every problem comes
 with five candidate chains, as a pool of model attempts does, of graded quality:
 
-- ``tutor``: every step stated with its operation, then a check by the inverse operation; boxed answer;
+- ``tutor``: every step quotes the sentence it comes from and states its equation, then a check undoes every step
+  back to the start; boxed answer;
 - ``quick``: the operations alone, then the boxed answer (correct, short);
 - ``careless``: the tutor's chain with one arithmetic slip carried to a wrong boxed answer;
 - ``rambler``: correct, but wandering and repetitive (a loop of restatements);
@@ -154,32 +155,38 @@ def _next_step(rng: random.Random, he: str, item: str, value: int, *, last: bool
     return Step(f"{he} shares the {item} equally among {b} friends.", "÷", b, value, value // b)
 
 
-OPERATION_WORDS = {"+": "adds", "-": "takes away", "×": "multiplies by", "÷": "divides by"}
 INVERSE = {"+": "-", "-": "+", "×": "÷", "÷": "×"}
 
 
 def tutor_chain(problem: WordProblem, slip: int = 0, slip_at: int = -1) -> str:
-    """The careful chain: each step with its operation and result, then a check; ``slip`` adds an error at step
-    ``slip_at`` (carried forward: the careless chain)."""
+    """The careful chain: each step quotes the sentence it comes from, then its equation; then a check that undoes
+    every step back to the start. ``slip`` adds an error at step ``slip_at``, carried forward (the careless chain)."""
     lines = ["Let's solve this step by step."]
-    if not problem.steps[0].sentence:  # the start is a product of boxes and items per box
-        first = problem.steps[0]
-        lines.append(
-            f"{problem.name} has {first.before} {problem.container} with {first.operand} {problem.item} in each."
-        )
-    else:
-        lines.append(f"{problem.name} starts with {problem.start} {problem.item}.")
+    if problem.steps[0].sentence:  # a plain start: say where the first number comes from
+        lines.append(f'"{problem.start_text.rstrip(".")}": start with {problem.start}.')
     value = problem.start
-    for number, step in enumerate(problem.steps, start=1):
-        result = _apply(step.symbol, value, step.operand) + (slip if number - 1 == slip_at else 0)
-        verb = OPERATION_WORDS[step.symbol]
-        lines.append(f"Step {number}: this {verb} {step.operand}, so {value} {step.symbol} {step.operand} = {result}.")
+    for number, step in enumerate(problem.steps):
+        result = _apply(step.symbol, value, step.operand) + (slip if number == slip_at else 0)
+        said = (step.sentence or problem.start_text).rstrip(".")
+        lines.append(f'"{said}": {value} {step.symbol} {step.operand} = {result}.')
         value = result
-    last = problem.steps[-1]
-    before = _apply(INVERSE[last.symbol], value, last.operand)
-    lines.append(f"Check: {value} {INVERSE[last.symbol]} {last.operand} = {before}, which matches the step before.")
+    lines.append(f"Check: {_undo(problem, value)}.")
     lines.append(f"The answer is \\boxed{{{value}}}.")
     return "\n".join(lines)
+
+
+def _undo(problem: WordProblem, value: int) -> str:
+    """The steps undone from ``value`` back to the start, as one sentence of equations."""
+    parts = []
+    for step in reversed(problem.steps):
+        back = _apply(INVERSE[step.symbol], value, step.operand)
+        parts.append(f"{value} {INVERSE[step.symbol]} {step.operand} = {back}")
+        value = back
+    return (
+        ", ".join(parts)
+        + f", and {problem.name} started with {problem.start}"
+        + ("" if problem.steps[0].sentence else f" {problem.container}")
+    )
 
 
 def _apply(symbol: str, value: int, operand: int) -> int:
@@ -212,7 +219,10 @@ def chains(problem: WordProblem, rng: random.Random) -> Iterator[tuple[str, str]
     yield "tutor", tutor_chain(problem)
     yield "quick", quick_chain(problem)
     slip = rng.choice([-10, -2, -1, 1, 2, 10])
-    yield "careless", tutor_chain(problem, slip=slip, slip_at=rng.randrange(len(problem.steps)))
+    careless = tutor_chain(problem, slip=slip, slip_at=rng.randrange(len(problem.steps)))
+    if careless.endswith(f"\\boxed{{{problem.answer}}}."):  # a slip that a later division rounded away
+        careless = tutor_chain(problem, slip=slip, slip_at=len(problem.steps) - 1)
+    yield "careless", careless
     yield "rambler", rambler_chain(problem)
     yield "unsure", unsure_chain(problem)
 
