@@ -322,7 +322,7 @@ def run_setup(
         offload_optimizer=(zero.get("offload_optimizer") or {}).get("device") == "cpu",
         offload_params=(zero.get("offload_param") or {}).get("device") == "cpu",
         dtype_bytes=dtype,
-        seq_len=int(args.get("max_length", 1024)),
+        seq_len=int(args.get("max_length") or 1024),  # null (padding-free, untruncated): TRL's default length
         per_device_batch=per_device_batch,
         activation_checkpointing=bool(checkpointing),
         fused_attention=attention != "eager",
