@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from eval.model_source import PACKAGE_PREFIX, resolve_model_path
 from eval.records import hub_unreachable
 
 log = logging.getLogger(__name__)
@@ -276,6 +277,8 @@ def model_shape(model_cfg: Any) -> tuple[ModelShape, str]:
         ValueError: Neither is available (the message says which yaml key to add).
     """
     path = str(model_cfg["path"])
+    if path.startswith(PACKAGE_PREFIX) or path.lower().endswith(".gguf"):
+        path = resolve_model_path(path)  # converted once (cached): its config.json is local
     offline = None if Path(path).exists() else hub_unreachable()
     if offline:
         log.warning(
