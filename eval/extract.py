@@ -26,6 +26,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Callable
+from typing import NamedTuple
 
 from eval.escapes import repair_escapes
 from eval.number_words import UP_TO_TEN as NUMBER_WORDS
@@ -222,21 +223,37 @@ def _matching_braces(text: str) -> dict[int, int]:
     return pairs
 
 
-def _boxes(text: str) -> list[tuple[str, int, int]]:
-    """Every boxed value as (content, start, end)."""
+class _Box(NamedTuple):
+    """A boxed value: where ``\\boxed`` starts, where its argument ends, and the argument (without braces)."""
+
+    start: int
+    end: int
+    value: slice
+
+
+_BARE_VALUE = re.compile(r"[^\s$]+")  # ``\boxed 5``: the value runs to a blank or a dollar
+
+
+def _boxes(text: str) -> list[_Box]:
+    """Every box in order of its start, in linear time: the values are spans, not copies (6,000 nested boxes
+    held copies of 144 million characters), and a run of bare boxes (``\\boxed\\boxed...5``) shares one value's
+    end, found once."""
     found = []
     closing = _matching_braces(text) if "\\boxed" in text or "\\fbox" in text else {}
+    run_end = 0
     for m in _BOX.finditer(text):
         i = m.end()
         while i < len(text) and text[i] == " ":
             i += 1
         if i < len(text) and text[i] == "{":
             if i in closing:
-                found.append((text[i + 1 : closing[i]], m.start(), closing[i] + 1))
-        else:
-            bare = re.match(r"[^\s$]+", text[i:])
-            if bare:
-                found.append((bare.group(0), m.start(), i + bare.end()))
+                found.append(_Box(m.start(), closing[i] + 1, slice(i + 1, closing[i])))
+            continue
+        if i >= run_end:  # inside the last run, the value ends where that run ends
+            bare = _BARE_VALUE.match(text, i)
+            run_end = bare.end() if bare else i
+        if run_end > i:
+            found.append(_Box(m.start(), run_end, slice(i, run_end)))
     return found
 
 
@@ -264,17 +281,17 @@ def _box_name(text: str, start: int) -> tuple[str, str, int] | None:
     return (m.group(1), m.group(2) or m.group(3), m.start()) if m else None
 
 
-def _sibling_join(text: str, prev: tuple[str, int, int], names: list[tuple[str, str, int] | None]) -> bool:
+def _sibling_join(text: str, prev: _Box, names: list[tuple[str, str, int] | None]) -> bool:
     """Whether `prev` is stated for another index of the same letter as the boxes picked after it (``y_1 =
     \\boxed{…} and y_2 = \\boxed{…}``: the parts of one answer), with only a connector between. One name
     repeated (``k = \\boxed{5}`` or ``k = \\boxed{-3}``) is a solution weighing candidates, never joined: MATH
     solutions that write so keep only the last box as their answer."""
-    earlier, later = _box_name(text, prev[1]), names[0]
+    earlier, later = _box_name(text, prev.start), names[0]
     if earlier is None or later is None or any(n is None or n[0] != earlier[0] for n in names):
         return False
     if earlier[1] in {n[1] for n in names if n is not None}:
         return False
-    return later[2] >= prev[2] and _is_connector(text[prev[2] : later[2]])
+    return later[2] >= prev.end and _is_connector(text[prev.end : later[2]])
 
 
 class _Segment:
@@ -341,26 +358,29 @@ def _sub_segments(text: str, replace: Callable[[_Segment], str]) -> str:
 
 def _from_boxes(text: str) -> tuple[str, int] | None:
     """The last box (joined with the boxes just before it) and where it ends; boxes joined through their
-    indexed names keep the names (``y_1 = A, y_2 = B``)."""
+    indexed names keep the names (``y_1 = A, y_2 = B``). A box around the picked ones (``\\boxed{\\boxed{5}}``)
+    holds the same answer: it is no sibling, and the join stops there."""
     boxes = _boxes(text)
     if not boxes:
         return None
     picked = [boxes[-1]]
-    names = [_box_name(text, boxes[-1][1])]
+    names = [_box_name(text, boxes[-1].start)]
     named = False
     for prev in reversed(boxes[:-1]):
-        if not named and _is_connector(text[prev[2] : picked[0][1]]):
+        if prev.end > picked[0].start:
+            break
+        if not named and _is_connector(text[prev.end : picked[0].start]):
             picked.insert(0, prev)
             continue
         if not (named or len(picked) == 1) or not _sibling_join(text, prev, names):
             break
         named = True
         picked.insert(0, prev)
-        names.insert(0, _box_name(text, prev[1]))
+        names.insert(0, _box_name(text, prev.start))
     if named:
-        joined = (f"{n[0]}_{{{n[1]}}} = {b[0].strip()}" for n, b in zip(names, picked, strict=True) if n)
-        return ", ".join(joined), boxes[-1][2]
-    return ", ".join(b[0].strip() for b in picked), boxes[-1][2]
+        joined = (f"{n[0]}_{{{n[1]}}} = {text[b.value].strip()}" for n, b in zip(names, picked, strict=True) if n)
+        return ", ".join(joined), boxes[-1].end
+    return ", ".join(text[b.value].strip() for b in picked), boxes[-1].end
 
 
 # ``The final answer is "7".``, ``\"$12$ and $13$\"`` (quotes a JSON string kept escaped): the quoted answer.
@@ -385,7 +405,12 @@ def _from_marker(text: str) -> tuple[str, int, bool] | None:
     if last is None:
         return None
     tail = _cut_sentence(text[last.end() :])
-    answer = (_from_sentence(tail) if is_prose(tail) else tail) if tail else None
+    # a sentence over `MAX_SENTENCE_CHARS` is no summary sentence here either (5,000 verbs in 20,000 characters
+    # after "Answer:" were read once per verb: 3 s)
+    if tail and is_prose(tail):
+        answer = _from_sentence(tail) if len(tail) <= MAX_SENTENCE_CHARS else None
+    else:
+        answer = tail or None
     if not answer:
         return None
     return answer, last.start(), "final" in last.group(0).lower()
@@ -617,15 +642,23 @@ def _fallback(text: str) -> str | None:
     return last.group(1)
 
 
+# A value said twice is short: the two rules below that drop the copy read only answers up to this long (their
+# regular expressions try every split of the answer: 15,000 ``x (`` took 26 s in one call).
+MAX_RESTATED_CHARS = 1_000
+
+
 def _clean(answer: str) -> str:
     answer = answer.strip().rstrip(".").strip()
     answer = _DISCOURSE.sub("", answer, count=1)  # "the answer is therefore $5$": the word is not the answer
-    repeated = re.fullmatch(r"(.+?)\s+\(\s*(.+?)\s*\)", answer)  # "n! (n!)": a value restated in brackets (2(2) is 4)
+    short = len(answer) <= MAX_RESTATED_CHARS
+    # "n! (n!)": a value restated in brackets (2(2) is 4)
+    repeated = re.fullmatch(r"(.+?)\s+\(\s*(.+?)\s*\)", answer) if short else None
     if repeated and repeated.group(1).replace(" ", "") == repeated.group(2).replace(" ", ""):
         answer = repeated.group(1)
     if len(answer) > 1 and answer[0] == answer[-1] == "$" and "$" not in answer.strip("$"):
         answer = answer.strip("$").strip()
-    restated = re.fullmatch(r"(.+?),?\s+or\s+(?:equivalently\s+)?(.+)", answer)  # "n!, or n!" (from "n factorial")
+    # "n!, or n!" (from "n factorial")
+    restated = re.fullmatch(r"(.+?),?\s+or\s+(?:equivalently\s+)?(.+)", answer) if short else None
     if restated and restated.group(1).replace(" ", "") == restated.group(2).replace(" ", ""):
         answer = restated.group(1)
     return answer

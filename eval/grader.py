@@ -54,7 +54,7 @@ from eval.grading.forms import (
     percent_as_fraction,
     within_stated_rounding,
 )
-from eval.grading.normalize import AnswerTooComplex, check_size, normalize, repair_escapes
+from eval.grading.normalize import AnswerTooComplex, brace_depth, check_size, normalize, repair_escapes
 from eval.grading.options import DEFAULT_OPTIONS, GradeOptions, run_with
 from eval.grading.options import current as current_options
 from eval.grading.plain_parse import ParseError, as_text, parse_plain
@@ -74,9 +74,22 @@ _GOLD_ONLY_VALUE = re.compile(r"^(.+?)\s+is the only possible value$", re.IGNORE
 # A value followed only by a noun ("98 values", "2 inequalities", "n times"): the value.
 _GOLD_COUNTED = re.compile(r"^(-?[\w/^.+\-()]+?)\s+(?!and\b|or\b)[A-Za-z][A-Za-z\- ]*$")
 _LATEX_COMMAND = re.compile(r"\\[a-zA-Z]+")
-# math-verify's parse costs about 0.3 ms a character (a 4,000-letter gold: 1.2 s of the worker's limit); every
-# pair the labelled sets send it is under 40 characters a side, so a longer side gets no second opinion.
-SECOND_OPINION_MAX_CHARS = 400
+# math-verify's parse costs about 0.3 ms a character (a 4,000-letter gold: 1.2 s of the worker's limit; 400 letters or
+# 100 terms: 0.15-0.3 s of CPU, over its own 1 s wall-clock limit on a machine at load 10); every pair the labelled
+# sets send it is under 40 characters a side, so a side over 160 gets no second opinion.
+SECOND_OPINION_MAX_CHARS = 160
+# Nor a side nested deeper than this (brackets and braces): math-verify's parse and simplification grow with the
+# depth (``\left(`` eight deep, or 16 nested ``\frac{``: over the 1 s it gives itself, so the clock would decide);
+# the labelled sets send it depth 2 at most.
+SECOND_OPINION_MAX_DEPTH = 4
+# Nor numbers sympy would compute exactly: a power tower on a number or an exponent of 7+ digits (``10^{10^{10}}``),
+# a factorial or binomial beside a 6-digit number or a numeric power (``\binom{10^{9}}{500000000}``, ``999999!``),
+# a sum or product beside a 3-digit number or a numeric power (``\sum_{k=1}^{1000} k^{k}``: 0.6 s).
+_NUMERIC_TOWER = re.compile(r"\d\s*[})]?\s*\^\s*[{(]?\s*(?:\d{7}|[^{}()^]{0,40}\^)")
+_COUNTING = re.compile(r"!|binom|choose")
+_LARGE_OPERAND = re.compile(r"\d{6}|\d\s*[})]?\s*\^")
+_BIG_OPERATOR = re.compile(r"\\(?:sum|prod)(?![a-zA-Z])")
+_MANY_TERMS = re.compile(r"\d{3}|\^\s*\{?\s*\d+\s*\^")  # a bound of 3+ digits or a power (``^{10^{9}}``)
 # A call's deadline is its limit plus this; the worker's wall-clock deadline ends `_WORKER_MARGIN_S` earlier so
 # that what follows it (commitment rules) still fits. Both stay under the contract's 1 s.
 DEADLINE_SLACK_S = 0.7
@@ -197,9 +210,9 @@ def _compare_one(gold: str, pred: str, timeout_s: float, factoring: bool = False
         g_value, p_value = parse_plain(g_norm), parse_plain(p_norm)
     except ParseError as exc:
         if _worth_a_second_opinion(g_norm, p_norm, gold, pred):
-            if max(len(gold), len(pred)) > SECOND_OPINION_MAX_CHARS:
-                reason = f"outside the grammar ({exc}); over {SECOND_OPINION_MAX_CHARS} characters for math-verify"
-                return _verdict("unparseable", pred, reason)
+            refused = _beyond_math_verify(gold, pred)
+            if refused:
+                return _verdict("unparseable", pred, f"outside the grammar ({exc}); {refused} for math-verify")
             return _latex_fallback(gold, pred, pred, timeout_s)
         return _verdict("unparseable", pred, f"outside the grammar: {exc}")
     same, rule = equal(g_value, p_value)
@@ -215,6 +228,21 @@ def _worth_a_second_opinion(g_norm: str, p_norm: str, gold: str, pred: str) -> b
     rewrite does not know is left (``\\lim``, ``\\overline``), never for sentences (read as products of
     letters) nor for text our grammar refused for other reasons (stray characters, runaway sums)."""
     return bool(_LATEX_COMMAND.search(g_norm + p_norm)) and not (is_prose(gold) or is_prose(pred))
+
+
+def _beyond_math_verify(gold: str, pred: str) -> str | None:
+    """Why math-verify may not judge this pair within its limit, decided from its shape before any clock (see
+    `SECOND_OPINION_MAX_CHARS`, `SECOND_OPINION_MAX_DEPTH`); None when it may."""
+    if max(len(gold), len(pred)) > SECOND_OPINION_MAX_CHARS:
+        return f"over {SECOND_OPINION_MAX_CHARS} characters"
+    if max(brace_depth(gold), brace_depth(pred)) > SECOND_OPINION_MAX_DEPTH:
+        return f"nested deeper than {SECOND_OPINION_MAX_DEPTH}"
+    for side in (gold, pred):
+        if _NUMERIC_TOWER.search(side) or (_COUNTING.search(side) and _LARGE_OPERAND.search(side)):
+            return "a number too large to compute exactly"
+        if _BIG_OPERATOR.search(side) and _MANY_TERMS.search(side):
+            return "a sum or product of too many terms"
+    return None
 
 
 def _last_side(pred: str) -> str:

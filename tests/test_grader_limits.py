@@ -34,6 +34,10 @@ POLYNOMIALS = "Find all polynomials $f$ with real coefficients such that $f(x)f(
 NINES = "9" * 399
 OPENERS = ("\n\\(" * 16_667)[:50_000]
 TOWERS = ("]9^{9^{9^9}}" * 4_200)[:50_000]
+EXPONENT_TOWER = "".join(
+    "{" + base + "^" for base in "10 9 2 2 x x 9 x 9 9 2 10 9 9 9 x 10 x 9 x x x x 10 10 9 x 9 x".split()
+)
+EXPONENT_TOWER += "2" + "}" * 29
 # (path, gold, response, problem): each ran for seconds to many minutes before it was bounded.
 PATHOLOGICAL = [
     (
@@ -84,8 +88,35 @@ PATHOLOGICAL = [
     # each of 25,000 \( left open (10 s in one C call); sympy evaluated 200 nested symbolic remainders (2.7 s)
     ("inline openers ending their lines", (")-\\right)" * 500)[:4_000], OPENERS, OPENERS),
     ("nested symbolic remainders", ("\\bmod\\text{ for all } " * 200)[:4_000], TOWERS, None),
+    # found by the long fuzz run (bench/grader_fuzz.py, docs/grader.md "Fuzzing"): environments left open ran the
+    # rewrite into Python's recursion limit; nested boxes were joined as siblings (144 million characters copied)
+    # and a run of bare ones rescanned the rest per box (10 s); an exponent tower made mpmath square once per bit of
+    # a 100,000-bit exponent (minutes); a value restated in brackets was looked for at every split (26 s); after a
+    # marker, a 21,000-character sentence was read once per verb
+    ("environments left open", "x" * 4_000, ("\\begin{pmatrix}" * 300)[:4_000], None),
+    ("nested boxes", "7", "\\boxed{" * 6_000 + "1" + "}" * 6_000, None),
+    ("a run of bare boxes", "7", "\\boxed" * 6_000 + "7", None),
+    (
+        "an exponent tower at a point",
+        "\\boxed{\\boxed{" + NINES[:23],
+        EXPONENT_TOWER + "\\boxed{\\boxed{" + NINES[:23],
+        None,
+    ),
+    ("brackets after every word", "1", "The answer is " + "x (" * 15_000, None),
+    ("a verb per word after a marker", "1", "Answer: " + "is not " * 3_000, None),
 ]
 IDS = [p[0] for p in PATHOLOGICAL]
+# Pairs our grammar declines with a LaTeX command left (so math-verify would be asked) in shapes it cannot judge
+# within its own 1 s: a tower on numbers, a huge binomial or factorial, brackets eight deep, a sum of 1,000 powers,
+# 400 letters. Before, each took 0.2-2.6 s of the worker (a timeout, or a verdict its clock decided).
+BEYOND_MATH_VERIFY = [
+    ("{9^{10^{9^{10^{10^{10^{x^{2}}}}}}}}", "\\lim_{n\\to\\infty} \\overline{x}"),
+    ("\\overline{AB}", "\\binom{10^{9}}{500000000}"),
+    ("\\overline{AB}", "999999!"),
+    ("\\overline{AB}", "\\left(" * 8 + "1" + "\\right)" * 8),
+    ("\\overline{AB}", " + ".join(["\\sum_{k=1}^{1000} k^{k}"] * 4)),
+    ("i" * 400, "\\overline{AB}"),
+]
 
 
 def _timed(case: tuple[str, str, str, str | None]) -> tuple[str, float, float]:
@@ -105,13 +136,23 @@ def test_size_limits_decide_pathological_inputs_in_this_thread(case):
 
 
 def test_a_long_side_gets_no_second_opinion():
-    """The fuzz run's timeout: the worker's math-verify spent over a second on a 4,000-letter gold."""
-    gold, response = PATHOLOGICAL[IDS.index("a long word against a LaTeX command")][1:3]
+    """The fuzz run's timeout: the worker's math-verify spent over a second on a 4,000-letter gold (that pair's
+    300 environments are now refused before, by their depth: a flat LaTeX text stands in)."""
+    gold, response = "k" * 4_000, ("\\overline{x} + " * 300)[:4_000]
     verdict = grade(gold, response, timeout_s=LIMIT_S)
     assert verdict.status == "unparseable"
     assert f"over {grader.SECOND_OPINION_MAX_CHARS} characters for math-verify" in verdict.reason
     short = grade("1", r"\lim_{n \to \infty} \frac{n}{n+1}", timeout_s=LIMIT_S)  # a short pair still gets one
     assert (short.status, short.reason) == ("correct", "math-verify (our parser declined)")
+
+
+@pytest.mark.parametrize("gold, response", BEYOND_MATH_VERIFY, ids=range(len(BEYOND_MATH_VERIFY)))
+def test_shapes_math_verify_cannot_judge_in_time_get_no_second_opinion(gold, response):
+    """Decided by their shape before the worker's clock: unparseable, naming why, in milliseconds."""
+    start = time.monotonic()
+    verdict = grade(gold, response, timeout_s=LIMIT_S)
+    assert verdict.status == "unparseable" and verdict.reason.endswith("for math-verify"), verdict
+    assert time.monotonic() - start < 0.5
 
 
 def test_pathological_inputs_in_worker_threads():

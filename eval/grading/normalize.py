@@ -221,16 +221,33 @@ def brace_depth(s: str) -> int:
     return best
 
 
+_ENVIRONMENT = re.compile(r"\\(begin|end)(?![a-zA-Z])")
+
+
+def environment_depth(s: str) -> int:
+    """Maximum nesting depth of ``\\begin`` ... ``\\end`` in `s` (an ``\\end`` with no ``\\begin`` open is ignored):
+    the rewrite converts an environment's cells inside it, so an environment left open holds all that follows."""
+    depth = best = 0
+    for m in _ENVIRONMENT.finditer(s):
+        depth = depth + 1 if m.group(1) == "begin" else max(depth - 1, 0)
+        best = max(best, depth)
+    return best
+
+
 def check_size(s: str) -> None:
     """Refuse inputs whose parse could cost more than the size limits allow.
 
     Raises:
-        AnswerTooComplex: When `s` is longer than MAX_ANSWER_CHARS or nests deeper than MAX_BRACE_DEPTH.
+        AnswerTooComplex: When `s` is longer than MAX_ANSWER_CHARS, or its brackets or its environments nest deeper
+            than MAX_BRACE_DEPTH (a ``\\begin{pmatrix}`` repeated 300 times ran the rewrite into Python's recursion
+            limit).
     """
     if len(s) > MAX_ANSWER_CHARS:
         raise AnswerTooComplex(f"answer has {len(s)} chars > {MAX_ANSWER_CHARS}")
     if brace_depth(s) > MAX_BRACE_DEPTH:
         raise AnswerTooComplex(f"nesting deeper than {MAX_BRACE_DEPTH}")
+    if "\\begin" in s and environment_depth(s) > MAX_BRACE_DEPTH:
+        raise AnswerTooComplex(f"environments nested deeper than {MAX_BRACE_DEPTH}")
 
 
 def strip_math_delimiters(s: str) -> str:
@@ -257,7 +274,7 @@ def _read_group(s: str, i: int) -> tuple[str, int]:
             j += 1
         return s[i + 1 :], len(s)
     if s[i] == "\\":
-        m = re.match(r"\\[a-zA-Z]+|\\.", s[i:])
+        m = re.match(r"\\(?:[a-zA-Z]+|.)?", s[i:], re.DOTALL)  # a backslash that ends the text or a line: itself
         assert m is not None
         return m.group(0), i + m.end()
     return s[i], i + 1

@@ -57,6 +57,10 @@ MAX_QUADRATURE_POINTS = 2000  # integrand evaluations for definite integrals in 
 MAX_INTEGRATION_RANGE = 10**6
 MAX_MAGNITUDE_BITS = 100_000  # about 30,000 digits: beyond, mpmath arithmetic itself gets slow
 MAX_TRIG_ARGUMENT_BITS = 4_000
+# A power with an exponent up to this (``|x|``) costs mpmath at most 16 squarings: whatever its size, it is
+# computed and then checked; above, its size is estimated first (`_Evaluator._refuse_huge_power`).
+_SMALL_EXPONENT = 2**16
+_SQUARINGS_EXPONENT = 2**64  # a tiny power is computed only up to this exponent (64 squarings)
 _DOUBLE_UNIT = 2.0**-52  # two units in the last place
 _DOUBLE_TINY = 2.2250738585072014e-308  # below, doubles lose precision (subnormals) or flush to zero
 _LOG10_2 = 0.30102999566398120
@@ -192,6 +196,7 @@ class _Evaluator:
 
     def _raw_power(self, base: Any, exp: Any) -> Any:
         if self.mp:
+            self._refuse_huge_power(base, exp)
             result = self.ctx.power(base, exp)
             if self.ctx.isfinite(result) and result != 0 and self.ctx.mag(result) > MAX_MAGNITUDE_BITS:
                 raise OutOfRange("an intermediate value too large to evaluate")  # x^x at x = 10^9
@@ -207,6 +212,18 @@ class _Evaluator:
         if math.isinf(result) or (base and abs(result) < _DOUBLE_TINY):
             raise _Escalate("a power beyond doubles")
         return result
+
+    def _refuse_huge_power(self, base: Any, exp: Any) -> None:
+        """Refuse, before mpmath computes it, a power over `MAX_MAGNITUDE_BITS` (the check after the power would
+        refuse it too, but mpmath squares once per bit of the exponent: an exponent of 300,000 bits, reached
+        through an exponent tower, took minutes), and one below ``2^-MAX_MAGNITUDE_BITS`` whose exponent is
+        over `_SQUARINGS_EXPONENT`. A smaller exponent costs at most that many squarings: left to the check after."""
+        size = abs(exp)
+        if size <= _SMALL_EXPONENT or base == 0 or not self.ctx.isfinite(size):
+            return
+        bits = self.ctx.re(exp) * self.ctx.log(abs(base), 2)
+        if bits > MAX_MAGNITUDE_BITS or (bits < -MAX_MAGNITUDE_BITS and size > _SQUARINGS_EXPONENT):
+            raise OutOfRange("a power too large to evaluate")
 
     def power(self, expr: sympy.Pow) -> tuple[Any, Any]:
         (base, eb), (exp, ee) = self.value(expr.base), self.value(expr.exp)
