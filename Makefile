@@ -19,7 +19,7 @@ export OMP_NUM_THREADS ?= 1
 export TORCH_EXTENSIONS_DIR ?= $(HOME)/.cache/limo/torch_extensions
 export DS_ACCELERATOR ?= cpu
 
-.PHONY: help setup demo explore curate train eval plan discover test test-kernels test-unit quality style bench clean
+.PHONY: help setup demo explore curate train eval plan discover test test-kernels test-unit quality style bench fuzz clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -96,6 +96,9 @@ style: setup  ## rewrite formatting and fixable lint
 
 bench: setup  ## benchmarks under bench/ (ratios against a baseline measured in the same run)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+fuzz: setup  ## the grader's long fuzz run: 20,000 hostile pairs, one process, fails on any timeout (bench/grader_fuzz.py --help)
+	$(PY) bench/grader_fuzz.py
 
 JUDGE ?= default
 .PHONY: judge-accuracy
