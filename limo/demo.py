@@ -11,7 +11,6 @@ writes ``demo_report.md`` in the run folder: what ran, how long it took, and whe
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from eval.compare_runs import BenchmarkComparison, default_output_dir, headline
+from eval.compare_runs import BenchmarkComparison, headline
 from eval.records import write_text_atomic
 from limo.search_path import split_folder_flags
 from limo.usage import exit_if_help
@@ -89,8 +88,8 @@ def demo_stages(output_dir: str, data_dir: str | None = None, config_args: Seque
 
 
 def comparison_dir(output_dir: str) -> str:
-    """Where ``mode=compare`` writes the before/after comparison (beside the runs: `eval.compare_runs`)."""
-    return os.path.relpath(default_output_dir([f"{output_dir}/before", output_dir]))
+    """Where ``mode=compare`` writes the before/after comparison: ``<output_dir>/compare`` (`limo.eval_modes`)."""
+    return f"{output_dir}/compare"
 
 
 def run_stage(stage: Stage) -> float:

@@ -247,6 +247,11 @@ def test_replay_runs_compare_with_bootstrap_and_flips(tmp_path, capsys):
     assert result["ci_low"] <= result["delta"] <= result["ci_high"]
     assert sorted(result["gained"]) == sorted(list(gold)[2:]) and result["lost"] == []
     assert "paired bootstrap" in capsys.readouterr().out
+    low, high = result["interval_b"]
+    assert 0.5 < low < 1.0 == high and result["mcnemar_p"] == pytest.approx(2 / 16)  # 4 gained, 0 lost
+    from limo.demo import comparison_dir
+
+    assert Path(comparison_dir(str(tmp_path))) == tmp_path / "compare"  # where make demo reads its before/after
 
 
 def _replay_runs(tmp_path: Path, settings: dict[str, list[str]]) -> list[Path]:
