@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import time
 
-# Achieved share of the measured fp32 matmul peak in SFT on a CPU (bench/sft_speed.py, SmolLM2-135M, seq ~200).
-CPU_EFFICIENCY = 0.35
+# Achieved share of the measured fp32 matmul peak in SFT on a CPU: SmolLM2-135M, LoRA, 8 chains of ~165 tokens a step,
+# padding-free, 2 threads: 87 of 322 GFLOP/s (docs/performance.md, "SFT of a real model on a CPU", 2026-11-25).
+CPU_EFFICIENCY = 0.27
 FLOPS_PER_TOKEN = {"full": 6.0, "lora": 4.0}
 
 
