@@ -122,11 +122,9 @@ print(json.dumps({"measured": peak - baseline, "params": sum(p.numel() for p in 
 """
 
 
-@pytest.mark.slow
-def test_estimate_within_15_percent_of_measured_cpu_peak(repo_root):
-    from transformers import Qwen2Config
-
-    seq, vocab = 512, 32000
+def _measure(repo_root, seq: int, vocab: int) -> dict:
+    """One measuring process's peak. The test takes the lower of two: noise only adds to a peak (one run inside the
+    full suite on a loaded 2-core VM read 2.16 GiB where alone it reads 1.67-1.69)."""
     done = subprocess.run(
         [sys.executable, "-c", MEASURE, str(seq), str(vocab)],
         cwd=repo_root,
@@ -135,7 +133,15 @@ def test_estimate_within_15_percent_of_measured_cpu_peak(repo_root):
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_estimate_within_15_percent_of_measured_cpu_peak(repo_root):
+    from transformers import Qwen2Config
+
+    seq, vocab = 512, 32000
+    measured = min((_measure(repo_root, seq, vocab) for _ in range(2)), key=lambda m: m["measured"])
     config = Qwen2Config(
         vocab_size=vocab,
         hidden_size=512,
