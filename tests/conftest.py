@@ -127,3 +127,16 @@ def unreachable_hub(monkeypatch):
     records.hub_unreachable.cache_clear()
     yield f"127.0.0.1:{port}"
     records.hub_unreachable.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for a test module (skips, or fails under LIMO_REQUIRE_BROWSER=1, without it)."""
+    from tests.browser import Browser, chromium_path, skip_or_fail
+
+    path = chromium_path()
+    if path is None:
+        skip_or_fail("chromium is not installed (Debian: apt-get install chromium); the report.html tests need it")
+    started = Browser(path)
+    yield started
+    started.close()

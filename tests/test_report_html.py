@@ -23,7 +23,7 @@ import pytest
 from curation.outputs.report_html import sample_rejects
 from eval.html_page import render_page, safe_json
 from eval.samples_page import within_budget
-from tests.browser import Browser, Tab, chromium_path, skip_or_fail
+from tests.browser import Browser, Tab
 
 SCRIPT_CLOSE = "</script><script>alert(1)</script>"
 IMG_ONERROR = "<img src=x onerror=alert(2)>"
@@ -94,16 +94,6 @@ def test_long_responses_are_cut_in_the_middle_only_past_the_budget():
 
 
 # ------------------------------------------------------------------------------------------------ the browser
-
-
-@pytest.fixture(scope="module")
-def browser():
-    path = chromium_path()
-    if path is None:
-        skip_or_fail("chromium is not installed (Debian: apt-get install chromium); the report.html tests need it")
-    started = Browser(path)
-    yield started
-    started.close()
 
 
 def open_page(browser: Browser, path: Path) -> Tab:

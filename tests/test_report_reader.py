@@ -23,7 +23,7 @@ from curation.options import IngestOptions
 from curation.outputs.report import charts_left_out, records_table
 from curation.pool.identity import identity_facts
 from curation.pool.rows import RowSpec, columns_in
-from tests.browser import Browser, Tab, chromium_path, skip_or_fail
+from tests.browser import Tab
 from tests.pool_builder import math_sources, read_jsonl, replace_last_box
 
 PLANTED = 7  # MATH500 problems planted verbatim: more than report.md lists
@@ -81,16 +81,6 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
 
 def _section(report: str, title: str) -> str:
     return report.split(f"## {title}\n\n", 1)[1].split("\n## ", 1)[0]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    path = chromium_path()
-    if path is None:
-        skip_or_fail("chromium is not installed (Debian: apt-get install chromium); the report.html tests need it")
-    started = Browser(path)
-    yield started
-    started.close()
 
 
 @pytest.fixture(scope="module")
