@@ -36,6 +36,7 @@ from curation.meaning.encoder import Bert
 from curation.meaning.index import normalised
 from curation.meaning.readings import embedding_text
 from curation.options import SemanticOptions
+from eval.model_source import CACHE_ENV, cache_root
 
 log = logging.getLogger(__name__)
 
@@ -260,9 +261,6 @@ def embed_texts(texts: Sequence[str], options: SemanticOptions) -> np.ndarray:
     return np.concatenate(rows) if rows else np.zeros((0, 1), np.float32)
 
 
-CACHE_ENV = "LIMO_CACHE_DIR"
-
-
 def item_vectors(texts: Sequence[str], options: SemanticOptions) -> np.ndarray:
     """`embed_texts` of benchmark items, kept in `cache_folder` (`cached_vectors`): the same benchmarks recur run
     after run, and MiniLM takes about 6 s for 600 of them."""
@@ -294,7 +292,7 @@ def cache_folder() -> Path | None:
     root = os.environ.get(CACHE_ENV)
     if root == "":
         return None
-    folder = Path(root or Path.home() / ".cache" / "limo") / "semantic"
+    folder = cache_root() / "semantic"
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
