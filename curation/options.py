@@ -417,12 +417,35 @@ class RolloutOptions:
 
 
 @dataclass(frozen=True)
+class LikelihoodOptions:
+    """The student's likelihood of a problem's verified chains as its difficulty (`eval.likelihood`).
+
+    Attributes:
+        model: The student: a folder, hub id, ``.gguf`` file or ``pkg:`` model (recipes: ``${model.path}``).
+        system_prompt: The system turn training will use (``train.system_prompt``); None keeps the template's.
+        chains_per_problem: Verified chains scored per problem, in pool order (one forward pass each); a problem's
+            value is their token-weighted mean.
+        batch_size: Chains per forward pass.
+        max_tokens: Longest conversation scored (longer ones are cut, noted ``truncated``).
+        dtype: The model's dtype for scoring.
+    """
+
+    model: str | None = None
+    system_prompt: str | None = None
+    chains_per_problem: int = 1
+    batch_size: int = 8
+    max_tokens: int = 1024
+    dtype: str = "float32"
+
+
+@dataclass(frozen=True)
 class DifficultyOptions:
     """Difficulty: pass rates with LIMO's two filters, or a declared metadata column (no rollouts).
 
     Attributes:
-        source: ``pool`` (attempts already in the pool), ``rollouts`` (fresh samples) or ``metadata`` (the
-            pool column mapped by ``ingest.field_map.difficulty``: MATH's ``level``, a source name).
+        source: ``pool`` (attempts already in the pool), ``rollouts`` (fresh samples), ``metadata`` (the
+            pool column mapped by ``ingest.field_map.difficulty``: MATH's ``level``, a source name) or
+            ``likelihood`` (the student's likelihood of the problem's verified chains: ``likelihood``).
         weak_models: Generators whose solving a problem makes it too easy.
         weak_max_solved: Drop a problem when any weak model solves it in at least this many tries.
         weak_rollouts: Rollout settings for the weak model (``source: rollouts``).
@@ -440,7 +463,9 @@ class DifficultyOptions:
             without a ``levels`` entry, ``0.5/1``) gets: ``unknown`` (kept; selection gives it the neutral
             difficulty term, `curation.stages.select.UNKNOWN_DIFFICULTY`), ``drop`` (reason ``no_difficulty``) or
             ``error`` (the run stops naming the problem and value); ``keep`` is read as ``unknown``. The
-            count of each is printed and noted in the funnel.
+            count of each is printed and noted in the funnel. ``source: likelihood`` applies it to a problem with
+            no verified chain to score.
+        likelihood: ``source: likelihood``: the student and how it scores (`LikelihoodOptions`).
     """
 
     enabled: bool = True
@@ -456,6 +481,7 @@ class DifficultyOptions:
     scale: tuple[float, float] | None = None
     min_difficulty: float | None = None
     missing: Literal["unknown", "keep", "drop", "error"] = "unknown"
+    likelihood: LikelihoodOptions = field(default_factory=LikelihoodOptions)
 
 
 @dataclass(frozen=True)

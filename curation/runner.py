@@ -110,7 +110,8 @@ class StageResults:
     noted: np.ndarray | None = None  # per problem: has a difficulty note
     strong_rate: np.ndarray | None = None  # per problem (NaN: None)
     difficulty_score: np.ndarray | None = None  # per problem: the note's score (NaN: None)
-    metadata_notes: dict[int, dict[str, Any]] = field(default_factory=dict)  # ``source: metadata``: per problem
+    # per problem, for ``source: metadata`` or ``likelihood``
+    difficulty_notes: dict[int, dict[str, Any]] = field(default_factory=dict)
     selection_difficulty: str | None = None  # where selection's difficulty term came from
     scores: dict[int, tuple[float, float]] = field(default_factory=dict)  # selected chain: combined score, term
     suspects: dict[int, dict[str, Any]] = field(default_factory=dict)

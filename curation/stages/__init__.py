@@ -195,8 +195,8 @@ def _problem_notes(state: RunState, kept: Survivors, index_of: dict[str, int], s
     results = state.results
     for problem_id, index in index_of.items():
         notes = kept.problem_notes[problem_id]
-        if index in results.metadata_notes:
-            notes["difficulty"] = results.metadata_notes[index]
+        if index in results.difficulty_notes:
+            notes["difficulty"] = results.difficulty_notes[index]
         elif results.noted is not None and results.noted[index] and results.counts is not None:
             notes["difficulty"] = difficulty.difficulty_note(results.counts.of(index), stages.difficulty)
         if index in results.suspects:

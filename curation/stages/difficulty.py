@@ -24,6 +24,7 @@ manifest records the signal (`difficulty_signal`).
 
 from __future__ import annotations
 
+import bisect
 import logging
 import re
 from collections import Counter
@@ -36,13 +37,15 @@ from curation.options import (
     DifficultyOptions,
     StageOptions,
 )
+from curation.pool.store import read_chains
 from curation.rollouts.run import run_rollout_stages
 from curation.runner import PassCounts, RunState, StageContext
+from eval.likelihood import score_answers
 from eval.problem import Problem
 from eval.records import DataError
 
 log = logging.getLogger(__name__)
-SOURCES = ("pool", "rollouts", "metadata")
+SOURCES = ("pool", "rollouts", "metadata", "likelihood")
 MISSING = ("unknown", "keep", "drop", "error")  # keep: the old name of unknown
 _WHOLE_NUMBER = re.compile(r"(?:level\s*)?(-?\d+(?:\.\d+)?)", re.IGNORECASE)
 
@@ -97,6 +100,16 @@ def difficulty_signal(options: DifficultyOptions) -> dict[str, Any]:
             "levels": dict(options.levels),
             "scale": list(options.scale) if options.scale else None,
             "min_difficulty": options.min_difficulty,
+            "missing": options.missing,
+        }
+    if options.source == "likelihood":
+        scoring = options.likelihood
+        return {
+            "signal": "likelihood",
+            "model": scoring.model,
+            "system_prompt": scoring.system_prompt,
+            "chains_per_problem": scoring.chains_per_problem,
+            "max_tokens": scoring.max_tokens,
             "missing": options.missing,
         }
     return {"signal": "pass_rate", "source": options.source, "strong_models": list(options.strong_models)}
@@ -213,6 +226,9 @@ def difficulty(state: RunState, options: StageOptions, context: StageContext) ->
     if settings.source == "metadata":
         metadata_difficulty(state, settings, count)
         return
+    if settings.source == "likelihood":
+        likelihood_difficulty(state, settings, count, context)
+        return
     counts = pool_counts(state) if settings.source == "pool" else rollout_counts(state, options, context)
     results.counts = counts
     results.strong_rate = np.full(len(state.problem_alive), np.nan)
@@ -241,13 +257,98 @@ def metadata_difficulty(state: RunState, settings: Any, count: Any) -> None:
     for problem, row in zip(alive, state.problem_rows(alive), strict=True):
         record = Problem.from_dict(row)
         note, drop = metadata_note(problem_metadata(record), settings, record.id)
-        results.metadata_notes[problem] = note
+        results.difficulty_notes[problem] = note
         if note["score"] is not None:
             scores[problem] = note["score"]
         if drop is not None:
             drops.append((problem, *drop))
-    count.notes = metadata_summary([results.metadata_notes[p] for p in alive], settings)
+    count.notes = metadata_summary([results.difficulty_notes[p] for p in alive], settings)
     state.apply(count, problems=drops)
+
+
+def likelihood_difficulty(state: RunState, settings: DifficultyOptions, count: Any, context: StageContext) -> None:
+    """`source: likelihood`: the student's mean negative log-likelihood per token of each alive problem's first
+    ``chains_per_problem`` verified chains (all alive chains when the answer check did not run), token-weighted;
+    the problem's score is its percentile among the scored problems (the least likely answers: 1). Values are
+    compared at 3 decimals, so CPUs whose float sums differ in the last places rank alike. A problem with no
+    chain to score is unknown (``missing``)."""
+    check_missing(settings)
+    scoring = settings.likelihood
+    if not scoring.model:
+        raise ValueError("curate.stages.difficulty.likelihood.model is not set (source: likelihood needs the student)")
+    results = state.results
+    alive = np.flatnonzero(state.problem_alive).tolist()
+    verified = state.chain_alive if results.correct is None else state.chain_alive & results.correct
+    picked = {p: _first_verified(state, p, verified, scoring.chains_per_problem) for p in alive}
+    chains = [c for p in alive for c in picked[p]]
+    texts = read_chains(state.store, chains)
+    statements = {p: row["problem"] for p, row in zip(alive, state.problem_rows(alive), strict=True)}
+    rows = [
+        (chain.id, statements[int(state.chain_problem[c])], chain.text) for c, chain in zip(chains, texts, strict=True)
+    ]
+    scored = score_answers(
+        rows,
+        scoring.model,
+        cache_folder=context.work_dir / "likelihood",
+        system_prompt=scoring.system_prompt,
+        batch_size=scoring.batch_size,
+        max_tokens=scoring.max_tokens,
+        dtype=scoring.dtype,
+    )
+    by_chain = dict(zip(chains, texts, strict=True))
+    values: dict[int, float] = {}
+    for problem in alive:
+        items = [scored[by_chain[c].id] for c in picked[problem]]
+        tokens = sum(i.tokens for i in items)
+        note: dict[str, Any] = {"source": "likelihood", "chains": len(items), "score": None}
+        if tokens:
+            values[problem] = round(sum(i.nll * i.tokens for i in items) / tokens, 3)
+            note.update(nll=values[problem], tokens=tokens, truncated=sum(i.truncated for i in items))
+        results.difficulty_notes[problem] = note
+    scores = results.difficulty_score = np.full(len(state.problem_alive), np.nan)
+    for problem, score in percentiles(values).items():
+        scores[problem] = results.difficulty_notes[problem]["score"] = score
+    drops = []
+    for problem in alive:
+        if problem in values:
+            if settings.min_difficulty is not None and scores[problem] < settings.min_difficulty:
+                drops.append((problem, "below_min_difficulty", {"nll": values[problem], "score": scores[problem]}))
+        elif settings.missing == "error":
+            raise DataError(f"problem {state.problem_ids[problem]}: no verified chain to score (source: likelihood, "
+                            "missing: error), field difficulty")  # fmt: skip
+        elif settings.missing == "drop":
+            drops.append((problem, "no_difficulty", {"reason": "no verified chain to score"}))
+    nll = sorted(values.values())
+    count.notes = {
+        "source": "likelihood",
+        "problems_with_difficulty": len(values),
+        "unknown": len(alive) - len(values),
+        "chains_scored": len(chains),
+        "nll": {"min": nll[0], "median": nll[len(nll) // 2], "max": nll[-1]} if nll else None,
+        "missing": "unknown" if settings.missing == "keep" else settings.missing,
+    }
+    log.info("difficulty: the student's likelihood of %d chains over %d problems (nll %s)", len(chains), len(values),
+             count.notes["nll"])  # fmt: skip
+    state.apply(count, problems=drops)
+
+
+def _first_verified(state: RunState, problem: int, verified: np.ndarray, limit: int) -> list[int]:
+    members = np.sort(state.alive_chains_of(problem))
+    return [int(c) for c in members[verified[members]][: max(0, limit)]]
+
+
+def percentiles(values: dict[int, float]) -> dict[int, float]:
+    """Each key's mid-rank percentile among ``values`` in [0, 1] (ties share one; a single value: 0.5)."""
+    if not values:
+        return {}
+    ordered = sorted(values.values())
+    n = len(ordered)
+    out = {}
+    for key, value in values.items():
+        below = bisect.bisect_left(ordered, value)
+        equal = bisect.bisect_right(ordered, value) - below
+        out[key] = round((below + (equal - 1) / 2) / (n - 1), 6) if n > 1 else 0.5
+    return out
 
 
 def pool_counts(state: RunState) -> PassCounts:

@@ -1,0 +1,162 @@
+"""A model's likelihood of given answers: the mean negative log-likelihood per token of each answer after its
+prompt, rendered with the model's chat template exactly as training renders a prompt -> completion row.
+
+The answer's tokens are those the template adds for the assistant turn: its text, its end-of-turn token and what
+follows it (SmolLM2: ``<|im_end|>`` and a newline), the tokens SFT's completion-only loss trains. So a low value
+means the model already nearly writes this answer; a high one, that it is far from it. Curation uses it as a
+student's difficulty signal where its pass rate says nothing yet (0 everywhere before training:
+`curation.stages.difficulty`, ``source: likelihood``).
+
+Scores are cached in a JSONL file keyed by row id, appended a batch at a time (fsync), so a killed run resumes
+without scoring again; the file's name carries a hash of what decides the scores (model, system prompt, token
+limit). One forward pass per batch of rows, sorted by length so little is spent on padding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eval.records import append_jsonl, read_jsonl
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One answer's likelihood: mean negative log-likelihood per answer token (nats), the tokens scored, and
+    whether the answer was cut at ``max_tokens``."""
+
+    id: str
+    nll: float
+    tokens: int
+    truncated: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "nll": self.nll, "tokens": self.tokens, "truncated": self.truncated}
+
+
+def conversation(problem: str, answer: str, system_prompt: str | None) -> list[dict[str, str]]:
+    """The turns a training row for (problem, answer) has: an optional system turn, the problem, the answer."""
+    system = [{"role": "system", "content": system_prompt}] if system_prompt is not None else []
+    return [*system, {"role": "user", "content": problem}, {"role": "assistant", "content": answer}]
+
+
+def answer_ids(tokenizer: Any, messages: Sequence[Mapping[str, str]], row_id: str) -> tuple[list[int], int]:
+    """The conversation's token ids and where the answer's tokens start.
+
+    Raises:
+        ValueError: The template does not render the prompt as a prefix of the whole conversation (naming the row).
+    """
+    prompt = _ids(tokenizer.apply_chat_template(list(messages[:-1]), add_generation_prompt=True, tokenize=True))
+    full = _ids(tokenizer.apply_chat_template(list(messages), tokenize=True))
+    if full[: len(prompt)] != prompt or len(full) == len(prompt):
+        raise ValueError(
+            f"row {row_id}: the chat template does not render the prompt as a prefix of the conversation with its "
+            "answer, so the answer's tokens cannot be told apart"
+        )
+    return full, len(prompt)
+
+
+def _ids(rendered: Any) -> list[int]:
+    """`apply_chat_template`'s ids, whether it returned a list or a mapping holding ``input_ids``."""
+    if isinstance(rendered, Mapping):
+        rendered = rendered["input_ids"]
+    return [int(i) for i in rendered]
+
+
+def cache_path(folder: str | Path, model: str, system_prompt: str | None, max_tokens: int) -> Path:
+    key = json.dumps({"model": model, "system_prompt": system_prompt, "max_tokens": max_tokens}, sort_keys=True)
+    return Path(folder) / f"nll-{hashlib.sha256(key.encode()).hexdigest()[:12]}.jsonl"
+
+
+def score_answers(
+    rows: Sequence[tuple[str, str, str]],
+    model_path: str,
+    *,
+    cache_folder: str | Path,
+    system_prompt: str | None = None,
+    batch_size: int = 8,
+    max_tokens: int = 1024,
+    dtype: str = "float32",
+    device: str | None = None,
+) -> dict[str, Scored]:
+    """Each (id, problem, answer) row's `Scored`, by id; rows already in the cache are not scored again.
+
+    Args:
+        rows: (row id, problem text, answer text); ids must be unique.
+        model_path: A folder, hub id, ``.gguf`` file or ``pkg:`` model (`eval.model_source`).
+        cache_folder: Where the cache file goes (`cache_path`).
+        system_prompt: A system turn before the problem; None keeps the template's default (SmolLM2 inserts one).
+        batch_size: Rows per forward pass.
+        max_tokens: Longest conversation scored; a longer one is cut and its answer scored up to the cut
+            (``truncated``).
+        dtype, device: How the model is loaded (`eval.backends.hf.load_model`).
+
+    Raises:
+        ValueError: Repeated ids, or a template that does not render the prompt as a prefix (`answer_ids`).
+    """
+    ids = [row[0] for row in rows]
+    if len(set(ids)) != len(ids):
+        raise ValueError("score_answers: row ids repeat")
+    path = cache_path(cache_folder, model_path, system_prompt, max_tokens)
+    done = {r["id"]: Scored(**r) for r in read_jsonl(path, tolerate_torn_tail=True)} if path.exists() else {}
+    missing = [row for row in rows if row[0] not in done]
+    log.info("likelihood: %d of %d answers already in %s; scoring %d", len(rows) - len(missing), len(rows), path,
+             len(missing))  # fmt: skip
+    if missing:
+        done.update(_score(missing, model_path, path, system_prompt, batch_size, max_tokens, dtype, device))
+    return {row_id: done[row_id] for row_id in ids}
+
+
+def _score(
+    rows: Sequence[tuple[str, str, str]],
+    model_path: str,
+    path: Path,
+    system_prompt: str | None,
+    batch_size: int,
+    max_tokens: int,
+    dtype: str,
+    device: str | None,
+) -> dict[str, Scored]:
+    import torch
+    from tqdm.auto import tqdm
+
+    from eval.backends.hf import load_model
+
+    model, tokenizer = load_model(model_path, dtype=dtype, device=device)
+    encoded = [(row[0], *answer_ids(tokenizer, conversation(row[1], row[2], system_prompt), row[0])) for row in rows]
+    encoded.sort(key=lambda item: -len(item[1]))  # long first: a memory problem shows at once
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    scored: dict[str, Scored] = {}
+    with tqdm(total=len(encoded), desc="likelihood", unit="answer") as bar:
+        for start in range(0, len(encoded), max(1, batch_size)):
+            batch = encoded[start : start + batch_size]
+            width = min(max_tokens, max(len(ids) for _, ids, _ in batch))
+            inputs = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, (_, ids, _) in enumerate(batch):
+                kept = ids[:width]
+                inputs[row, : len(kept)] = torch.tensor(kept)
+                mask[row, : len(kept)] = 1
+            with torch.inference_mode():
+                logits = model(input_ids=inputs.to(model.device), attention_mask=mask.to(model.device)).logits
+                logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+                taken = logprobs.gather(-1, inputs[:, 1:].to(model.device).unsqueeze(-1)).squeeze(-1).cpu()
+            rows_out = []
+            for row, (row_id, ids, answer_start) in enumerate(batch):
+                end = min(len(ids), width)
+                values = taken[row, answer_start - 1 : end - 1]  # position p predicts token p + 1
+                if len(values) == 0:
+                    raise ValueError(f"row {row_id}: its prompt alone fills max_tokens={max_tokens}; no answer token")
+                item = Scored(row_id, round(-float(values.mean()), 6), len(values), end < len(ids))
+                scored[row_id] = item
+                rows_out.append(item.to_dict())
+            append_jsonl(path, rows_out)
+            bar.update(len(batch))
+    return scored
