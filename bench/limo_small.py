@@ -3,7 +3,10 @@ random, or than the whole pool? SmolLM2-135M-Instruct on the arithmetic pool of 
 
 Arms (each trains LoRA with the recipe's settings, at the same number of steps and seed, then is evaluated
 greedily on the same held-out problems):
-- ``curated``: the 200 chains `limo.curate recipe=smol_limo` selects (verified, elaborated, one per problem);
+- ``curated``: the 200 chains `limo.curate recipe=smol_limo` selects (verified, elaborated, one per problem),
+  ranking problems by their declared level (the number of operations);
+- ``likelihood``: the same curation ranking problems by the student's own likelihood of their careful chain
+  (``curate.stages.difficulty.source=likelihood``: the least likely, for this model the hardest, first);
 - ``random``: 200 chains drawn from the whole pool (any generator: careful, terse, careless, rambling, unsure);
 - ``all``: every chain of the pool, one epoch (``--all-steps``, 250 by default: ten times the others' cost);
 - ``long`` / ``short`` / ``mixed``: 200 problems' careful (tutor) chains, terse (quick) chains, or half of each,
@@ -12,7 +15,7 @@ greedily on the same held-out problems):
 The base model is evaluated once. Each run's accuracy carries its 95% Wilson interval; per arm, the mean over
 seeds and every seed's value. The table is printed and written to ``--out`` (markdown) and ``.json`` beside it.
 
-Command: python bench/limo_small.py [--arms curated random long short mixed] [--seeds 0 1 2] [--limit 129]
+Command: python bench/limo_small.py [--arms curated likelihood random long short mixed] [--seeds 0 1 2] [--limit 129]
              [--steps 25] [--out docs/results-limo-small.md]
 """
 
@@ -59,11 +62,22 @@ def as_messages(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def arm_rows(arm: str, seed: int, curated: Path) -> list[dict[str, Any]]:
-    """The training rows of an arm (the curated arm's come from the curation run)."""
+CURATIONS = {"curated": (), "likelihood": ("curate.stages.difficulty.source=likelihood",)}
+
+
+def curated_rows(work: Path, curation: str) -> list[dict[str, Any]]:
+    """The chains a curation of the pool selects (run once into ``<work>/<curation>-run``)."""
+    out = work / f"{curation}-run"
+    run("limo.curate", f"recipe={RECIPE}", f"output_dir={out}", *CURATIONS[curation])
+    text = (out / "curate" / "messages.jsonl").read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def arm_rows(arm: str, seed: int, curated: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The training rows of an arm (the curated arms' come from their curation runs)."""
     rng, rows = random.Random(seed), pool_rows()
-    if arm in ("curated", "sft_rl"):
-        return [json.loads(line) for line in curated.read_text(encoding="utf-8").splitlines()]
+    if arm in ("curated", "sft_rl", "likelihood"):
+        return curated["likelihood" if arm == "likelihood" else "curated"]
     if arm == "random":
         return as_messages(rng.sample(rows, N))
     if arm == "all":
@@ -108,7 +122,9 @@ def evaluate(run_dir: Path, limit: int, *extra: str) -> tuple[int, int]:
     return accuracy(run_dir)
 
 
-def train_arm(arm: str, seed: int, work: Path, curated: Path, args: argparse.Namespace) -> Path:
+def train_arm(
+    arm: str, seed: int, work: Path, curated: dict[str, list[dict[str, Any]]], args: argparse.Namespace
+) -> Path:
     run_dir = work / f"{arm}-seed{seed}"
     if (run_dir / "train" / "model" / "config.json").exists():
         return run_dir
@@ -168,7 +184,7 @@ def _cell(correct: int, total: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--arms", nargs="+", default=["curated", "random", "long", "short", "mixed"])
+    parser.add_argument("--arms", nargs="+", default=["curated", "likelihood", "random", "long", "short", "mixed"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--limit", type=int, default=129)
     parser.add_argument("--steps", type=int, default=25)
@@ -178,8 +194,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     started = time.time()
-    run("limo.curate", f"recipe={RECIPE}", f"output_dir={args.work / 'curated-run'}")
-    curated = args.work / "curated-run" / "curate" / "messages.jsonl"
+    wanted = {"likelihood" if arm == "likelihood" else "curated" for arm in args.arms}
+    curated = {name: curated_rows(args.work, name) for name in sorted(wanted)}
     base = evaluate(args.work / "base", args.limit, "evaluate.model_path=null")
     results: dict[str, list[tuple[int, int, int]]] = {}
     splits: dict[str, list[dict[str, tuple[int, int]]]] = {}
