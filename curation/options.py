@@ -4,7 +4,8 @@ Each stage takes one frozen dataclass of options; `StageOptions` nests them all.
 types through `eval.options.to_options` (unknown keys and wrong types fail at start-up, naming the key), so
 the dataclasses here are the only declaration of a stage setting. Library code never sees a config object.
 A field whose metadata says ``path`` holds a file path that the entry point resolves (relative paths are
-taken from the working directory, else from the repository root).
+taken from the working directory, else from the repository root); one whose metadata says ``whole`` is a
+mapping meant whole (a pool's column map): a command-line override of it replaces the recipe's map.
 
 No model or dataset id has a default here: recipes name them.
 """
@@ -20,6 +21,8 @@ from eval.judge import JudgeOptions
 from eval.options import OptionsError
 
 PATH = {"path": True}  # field metadata: a file path the entry point resolves
+# field metadata: a mapping meant whole (a pool's columns): a command-line override of it replaces the recipe's
+WHOLE = {"whole": True}
 
 # LIMO's keyword families (paper, section 2.2: self-verification, exploration, adaptive granularity).
 VERIFICATION_WORDS = ("check", "verify", "verified", "verifying", "confirm", "double-check", "recheck", "validate")
@@ -125,10 +128,10 @@ class IngestOptions:
     fmt: str | None = None
     split: str = "train"
     revision: str | None = None
-    field_map: dict[str, str | list[str] | None] = field(default_factory=dict)
+    field_map: dict[str, str | list[str] | None] = field(default_factory=dict, metadata=WHOLE)
     generator: str | None = None
     gold_from: str | None = None
-    lists: dict[str, str] = field(default_factory=dict)
+    lists: dict[str, str] = field(default_factory=dict, metadata=WHOLE)
     join_with: str = "\n\n"
     chat: ChatOptions = field(default_factory=ChatOptions)
     gold_overrides: str | None = field(default=None, metadata=PATH)
@@ -423,8 +426,10 @@ class LikelihoodOptions:
     Attributes:
         model: The student: a folder, hub id, ``.gguf`` file or ``pkg:`` model (recipes: ``${model.path}``).
         system_prompt: The system turn training will use (``train.system_prompt``); None keeps the template's.
-        chains_per_problem: Verified chains scored per problem, in pool order (one forward pass each); a problem's
-            value is their token-weighted mean.
+        chains_per_problem: Verified chains scored per problem, in pool order (one forward pass each).
+        measure: ``total``: a problem's value is its chains' mean negative log-likelihood in nats (the chain's
+            likelihood itself: longer and less expected chains are harder); ``per_token``: their mean per token
+            (the length cancels; on the arithmetic pool it ranks one-step problems hardest, docs/results.md).
         batch_size: Chains per forward pass.
         max_tokens: Longest conversation scored (longer ones are cut, noted ``truncated``).
         dtype: The model's dtype for scoring.
@@ -433,6 +438,7 @@ class LikelihoodOptions:
     model: str | None = None
     system_prompt: str | None = None
     chains_per_problem: int = 1
+    measure: Literal["total", "per_token"] = "total"
     batch_size: int = 8
     max_tokens: int = 1024
     dtype: str = "float32"

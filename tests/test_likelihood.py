@@ -111,14 +111,16 @@ def test_curation_ranks_problems_by_the_student_s_likelihood(tmp_path, tiny_mode
     funnel = {row["stage"]: row for row in json.loads((out / "funnel.json").read_text())["stages"]}
     notes = funnel["difficulty"]["notes"]
     assert notes["source"] == "likelihood" and notes["problems_with_difficulty"] == 30 and notes["unknown"] == 0
-    assert notes["chains_scored"] == 30  # one verified chain a problem: the first, the careful one
+    assert (
+        notes["chains_scored"] == 30 and notes["measure"] == "total"
+    )  # one verified chain a problem: the careful one
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["difficulty"]["signal"] == "likelihood" and manifest["difficulty"]["model"] == str(tiny_model_dir)
     curated = [json.loads(line) for line in (out / "curated.jsonl").read_text().splitlines()]
     assert len(curated) == 12
     for row in curated:
         note = row["pass_rates"]
-        assert note["source"] == "likelihood" and note["nll"] > 0 and 0.0 <= note["score"] <= 1.0
+        assert note["source"] == "likelihood" and note["total"] > 0 and 0.0 <= note["score"] <= 1.0
         assert row["scores"]["difficulty"] == note["score"]
     scored = sorted(((r["scores"]["combined"], r["pass_rates"]["score"]) for r in curated), reverse=True)
     assert scored[0][1] > scored[-1][1]  # the term moves the ranking
@@ -167,3 +169,14 @@ def test_likelihood_needs_its_model(tmp_path):
         build_curation(compose("smol_limo", [f"output_dir={tmp_path}", "curate.stages.difficulty.source=likelihood",
                                              "curate.stages.difficulty.likelihood.model=null",
                                              "++curate.stages.ingest.problem_limit=4"])).run()  # fmt: skip
+
+
+def test_a_problem_s_value_is_its_chains_nats_or_nats_per_token():
+    from curation.stages.difficulty import likelihood_value
+    from eval.likelihood import Scored
+
+    items = [Scored("a", 1.0, 60, False), Scored("b", 0.5, 40, False)]
+    assert likelihood_value(items, "total") == 40.0  # (60 + 20) / 2 chains
+    assert likelihood_value(items, "per_token") == 0.8  # 80 nats / 100 tokens
+    with pytest.raises(ValueError, match="measure must be total or per_token"):
+        likelihood_value(items, "mean")

@@ -267,11 +267,11 @@ def metadata_difficulty(state: RunState, settings: Any, count: Any) -> None:
 
 
 def likelihood_difficulty(state: RunState, settings: DifficultyOptions, count: Any, context: StageContext) -> None:
-    """`source: likelihood`: the student's mean negative log-likelihood per token of each alive problem's first
-    ``chains_per_problem`` verified chains (all alive chains when the answer check did not run), token-weighted;
-    the problem's score is its percentile among the scored problems (the least likely answers: 1). Values are
-    compared at 3 decimals, so CPUs whose float sums differ in the last places rank alike. A problem with no
-    chain to score is unknown (``missing``)."""
+    """`source: likelihood`: the student's negative log-likelihood of each alive problem's first
+    ``chains_per_problem`` verified chains (all alive chains when the answer check did not run), in nats per chain
+    or per token (``measure``); the problem's score is its percentile among the scored problems (the least likely
+    answers: 1). Values are compared at 3 decimals, so CPUs whose float sums differ in the last places rank alike
+    (near-ties may still differ). A problem with no chain to score is unknown (``missing``)."""
     check_missing(settings)
     scoring = settings.likelihood
     if not scoring.model:
@@ -299,11 +299,13 @@ def likelihood_difficulty(state: RunState, settings: DifficultyOptions, count: A
     values: dict[int, float] = {}
     for problem in alive:
         items = [scored[by_chain[c].id] for c in picked[problem]]
-        tokens = sum(i.tokens for i in items)
         note: dict[str, Any] = {"source": "likelihood", "chains": len(items), "score": None}
-        if tokens:
-            values[problem] = round(sum(i.nll * i.tokens for i in items) / tokens, 3)
-            note.update(nll=values[problem], tokens=tokens, truncated=sum(i.truncated for i in items))
+        if items:
+            values[problem] = likelihood_value(items, scoring.measure)
+            tokens = sum(i.tokens for i in items)
+            note.update(
+                {scoring.measure: values[problem], "tokens": tokens, "truncated": sum(i.truncated for i in items)}
+            )
         results.difficulty_notes[problem] = note
     scores = results.difficulty_score = np.full(len(state.problem_alive), np.nan)
     for problem, score in percentiles(values).items():
@@ -312,7 +314,7 @@ def likelihood_difficulty(state: RunState, settings: DifficultyOptions, count: A
     for problem in alive:
         if problem in values:
             if settings.min_difficulty is not None and scores[problem] < settings.min_difficulty:
-                drops.append((problem, "below_min_difficulty", {"nll": values[problem], "score": scores[problem]}))
+                drops.append((problem, "below_min_difficulty", {"nats": values[problem], "score": scores[problem]}))
         elif settings.missing == "error":
             raise DataError(f"problem {state.problem_ids[problem]}: no verified chain to score (source: likelihood, "
                             "missing: error), field difficulty")  # fmt: skip
@@ -324,12 +326,27 @@ def likelihood_difficulty(state: RunState, settings: DifficultyOptions, count: A
         "problems_with_difficulty": len(values),
         "unknown": len(alive) - len(values),
         "chains_scored": len(chains),
-        "nll": {"min": nll[0], "median": nll[len(nll) // 2], "max": nll[-1]} if nll else None,
+        "measure": scoring.measure,
+        "nats": {"min": nll[0], "median": nll[len(nll) // 2], "max": nll[-1]} if nll else None,
         "missing": "unknown" if settings.missing == "keep" else settings.missing,
     }
-    log.info("difficulty: the student's likelihood of %d chains over %d problems (nll %s)", len(chains), len(values),
-             count.notes["nll"])  # fmt: skip
+    log.info("difficulty: the student's likelihood of %d chains over %d problems (%s nats: %s)", len(chains),
+             len(values), scoring.measure, count.notes["nats"])  # fmt: skip
     state.apply(count, problems=drops)
+
+
+def likelihood_value(items: Sequence[Any], measure: str) -> float:
+    """A problem's value from its scored chains (`eval.likelihood.Scored`), at 3 decimals: their mean nats
+    (``total``) or their nats per token (``per_token``).
+
+    Raises:
+        ValueError: An unknown ``measure``.
+    """
+    if measure == "total":
+        return round(sum(i.nll * i.tokens for i in items) / len(items), 3)
+    if measure == "per_token":
+        return round(sum(i.nll * i.tokens for i in items) / sum(i.tokens for i in items), 3)
+    raise ValueError(f"curate.stages.difficulty.likelihood.measure must be total or per_token, got {measure!r}")
 
 
 def _first_verified(state: RunState, problem: int, verified: np.ndarray, limit: int) -> list[int]:
