@@ -176,3 +176,39 @@ def check_chained(stages: Sequence[StageCount]) -> None:
     for before, after in zip(stages, stages[1:], strict=False):
         if before.items_out != after.items_in:
             raise AssertionError(f"stage {after.stage} starts with {after.items_in} chains, not {before.items_out}")
+
+
+# ------------------------------------------------------------------------------------------------ plot data
+
+UNKNOWN_DOMAIN = "unknown"  # a problem without a subject (`selected_domains`, the pool's domain counts)
+
+
+@dataclass
+class PoolPlots:
+    """What a pool run's plots show (a sharded run gathers it from compact columns, never from texts).
+
+    Attributes:
+        rates: Strong pass rate of every problem that got one.
+        all_quality: Quality score of every chain scored.
+        selected_quality: Quality score of every selected chain scored.
+        lengths: Words of every selected chain.
+        pool_domains: Problems per domain in the pool.
+        after_domains: Problems per domain in the selection.
+    """
+
+    rates: list[float]
+    all_quality: list[float]
+    selected_quality: list[float]
+    lengths: list[int]
+    pool_domains: Counter[str]
+    after_domains: Counter[str]
+
+
+def selection_plots(state: Survivors) -> tuple[list[float], list[int]]:
+    """Quality scores and word counts of the chains ``state`` holds."""
+    scores = [state.chain_notes[c]["quality"].score for c in state.chains if "quality" in state.chain_notes[c]]
+    return scores, [len(c.text.split()) for c in state.chains.values()]
+
+
+def selected_domains(state: Survivors) -> Counter[str]:
+    return Counter(p.subject or UNKNOWN_DOMAIN for p in state.problems.values())

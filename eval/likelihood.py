@@ -127,7 +127,7 @@ def _score(
     import torch
     from tqdm.auto import tqdm
 
-    from eval.backends.hf import load_model
+    from eval.backends.hf import load_model  # deferred: imports torch and transformers
 
     model, tokenizer = load_model(model_path, dtype=dtype, device=device)
     encoded = [(row[0], *answer_ids(tokenizer, conversation(row[1], row[2], system_prompt), row[0])) for row in rows]

@@ -136,21 +136,7 @@ def crossings(importer: str, imported: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize(
-    ("importer", "imported", "why"),
-    [
-        pytest.param(
-            *rule,
-            marks=pytest.mark.xfail(
-                strict=True, reason="issue 44 item 1 (stage objects): curation/stages/__init__ imports outputs/report"
-            ),
-        )
-        if rule[0] == "curation.stages"
-        else rule
-        for rule in ONE_WAY
-    ],
-    ids=[f"{a}-not-{b}" for a, b, _ in ONE_WAY],
-)
+@pytest.mark.parametrize(("importer", "imported", "why"), ONE_WAY, ids=[f"{a}-not-{b}" for a, b, _ in ONE_WAY])
 def test_shared_parts_import_one_way(importer, imported, why):
     assert crossings(importer, imported) == [], why
 

@@ -24,11 +24,10 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from curation.funnel import StageCount, Survivors
+from curation.funnel import UNKNOWN_DOMAIN, PoolPlots, StageCount
 from curation.pool.store import PoolStore, read_problems
 from eval.problem import Problem
 from eval.records import write_jsonl
@@ -91,37 +90,6 @@ def plot_domains(before: Counter[str], after: Counter[str], path: Path) -> None:
     plt.close(fig)
 
 
-@dataclass
-class PoolPlots:
-    """What a pool run's plots show (a sharded run gathers it from compact columns, never from texts).
-
-    Attributes:
-        rates: Strong pass rate of every problem that got one.
-        all_quality: Quality score of every chain scored.
-        selected_quality: Quality score of every selected chain scored.
-        lengths: Words of every selected chain.
-        pool_domains: Problems per domain in the pool.
-        after_domains: Problems per domain in the selection.
-    """
-
-    rates: list[float]
-    all_quality: list[float]
-    selected_quality: list[float]
-    lengths: list[int]
-    pool_domains: Counter[str]
-    after_domains: Counter[str]
-
-
-def selection_plots(state: Survivors) -> tuple[list[float], list[int]]:
-    """Quality scores and word counts of the chains ``state`` holds."""
-    scores = [state.chain_notes[c]["quality"].score for c in state.chains if "quality" in state.chain_notes[c]]
-    return scores, [len(c.text.split()) for c in state.chains.values()]
-
-
-def selected_domains(state: Survivors) -> Counter[str]:
-    return Counter(p.subject or UNKNOWN_DOMAIN for p in state.problems.values())
-
-
 def write_plots(out: Path, funnel: Sequence[StageCount], plots: PoolPlots) -> list[str]:
     """Write the PNGs of the stages that ran (a plot of a switched-off stage shows nothing it decided), less the
     ones with nothing to show (`charts_left_out`); returns their file names. A stale PNG of a stage now off is
@@ -149,7 +117,6 @@ def write_plots(out: Path, funnel: Sequence[StageCount], plots: PoolPlots) -> li
 
 
 PLOTS = ("funnel.png", "pass_rate.png", "quality.png", "length.png", "domains.png")
-UNKNOWN_DOMAIN = "unknown"  # a problem without a subject (`selected_domains`, the pool's domain counts)
 
 
 def charts_left_out(

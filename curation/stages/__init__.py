@@ -26,9 +26,8 @@ from typing import Any
 import numpy as np
 
 from curation.executors import ExecutorOptions
-from curation.funnel import StageCount, Survivors
+from curation.funnel import PoolPlots, StageCount, Survivors, selected_domains, selection_plots
 from curation.options import StageOptions
-from curation.outputs.report import PoolPlots, selected_domains, selection_plots
 from curation.pool.store import PoolStore, read_chains, store_items
 from curation.runner import RunState, StageContext, release_free_memory, rows_as
 from curation.schema import Chain

@@ -19,15 +19,13 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from curation.funnel import UNKNOWN_DOMAIN
 from curation.options import (
     DiversityOptions,
     StageOptions,
 )
 from curation.runner import RunState, StageContext
 from curation.stages.select import best_chains, ranked
-
-UNKNOWN_DOMAIN = "unknown"
-
 
 T = TypeVar("T")
 
