@@ -115,7 +115,11 @@ def test_curation_ranks_problems_by_the_student_s_likelihood(tmp_path, tiny_mode
         notes["chains_scored"] == 30 and notes["measure"] == "total"
     )  # one verified chain a problem: the careful one
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["difficulty"]["signal"] == "likelihood" and manifest["difficulty"]["model"] == str(tiny_model_dir)
+    assert (
+        manifest["difficulty"]["measure"] == "total"
+        and manifest["difficulty"]["signal"] == "likelihood"
+        and manifest["difficulty"]["model"] == str(tiny_model_dir)
+    )
     curated = [json.loads(line) for line in (out / "curated.jsonl").read_text().splitlines()]
     assert len(curated) == 12
     for row in curated:

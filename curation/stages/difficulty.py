@@ -108,6 +108,7 @@ def difficulty_signal(options: DifficultyOptions) -> dict[str, Any]:
             "signal": "likelihood",
             "model": scoring.model,
             "system_prompt": scoring.system_prompt,
+            "measure": scoring.measure,
             "chains_per_problem": scoring.chains_per_problem,
             "max_tokens": scoring.max_tokens,
             "missing": options.missing,
