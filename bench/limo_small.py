@@ -11,12 +11,15 @@ greedily on the same held-out problems):
 - ``all``: every chain of the pool, one epoch (``--all-steps``, 250 by default: ten times the others' cost);
 - ``long`` / ``short`` / ``mixed``: 200 problems' careful (tutor) chains, terse (quick) chains, or half of each,
   all verified: what chain length does at this size;
-- ``sft_rl``: the curated SFT model, then GRPO (recipe ``smol_rlvr``) for ``--rl-steps`` steps.
+- ``sft_rl``: the curated arm's SFT model of the same seed, then GRPO (recipe ``smol_rlvr``) for ``--rl-steps``
+  steps.
 The base model is evaluated once. Each run's accuracy carries its 95% Wilson interval; per arm, the mean over
 seeds and every seed's value. The table is printed and written to ``--out`` (markdown) and ``.json`` beside it.
 
 Command: python bench/limo_small.py [--arms curated likelihood random long short mixed] [--seeds 0 1 2] [--limit 129]
              [--steps 25] [--out docs/results-limo-small.md]
+An arm may name its own seeds: ``--arms curated random long:0 sft_rl:0`` runs long and sft_rl on seed 0 only.
+Finished runs are reused (a trained model, a finished evaluation), so a rerun with more arms or seeds only adds.
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ def curated_rows(work: Path, curation: str) -> list[dict[str, Any]]:
 def arm_rows(arm: str, seed: int, curated: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """The training rows of an arm (the curated arms' come from their curation runs)."""
     rng, rows = random.Random(seed), pool_rows()
-    if arm in ("curated", "sft_rl", "likelihood"):
+    if arm in ("curated", "likelihood"):
         return curated["likelihood" if arm == "likelihood" else "curated"]
     if arm == "random":
         return as_messages(rng.sample(rows, N))
@@ -125,6 +128,15 @@ def evaluate(run_dir: Path, limit: int, *extra: str) -> tuple[int, int]:
 def train_arm(
     arm: str, seed: int, work: Path, curated: dict[str, list[dict[str, Any]]], args: argparse.Namespace
 ) -> Path:
+    """The run folder holding the arm's trained model (trained unless it is there already)."""
+    if arm == "sft_rl":  # GRPO from the curated arm's model of the same seed: the same SFT run, not a second one
+        sft_dir = train_arm("curated", seed, work, curated, args)
+        rl_dir = work / f"sft_rl-seed{seed}"
+        if not (rl_dir / "train" / "model" / "config.json").exists():
+            run("limo.curate", "recipe=smol_rlvr", f"output_dir={rl_dir}")
+            rl = [f"model.path={sft_dir}", f"seed={seed}", f"train.args.max_steps={args.rl_steps}"]
+            run("limo.train", "recipe=smol_rlvr", f"output_dir={rl_dir}", *rl)
+        return rl_dir
     run_dir = work / f"{arm}-seed{seed}"
     if (run_dir / "train" / "model" / "config.json").exists():
         return run_dir
@@ -134,18 +146,6 @@ def train_arm(
     steps = args.all_steps if arm == "all" else args.steps
     common = [f"seed={seed}", f"train.args.max_steps={steps}"]
     run("limo.train", f"recipe={RECIPE}", f"output_dir={run_dir}", f"train.data={data}", *common)
-    if arm == "sft_rl":
-        rl_dir = run_dir / "rl"
-        run("limo.curate", "recipe=smol_rlvr", f"output_dir={rl_dir}")
-        run(
-            "limo.train",
-            "recipe=smol_rlvr",
-            f"output_dir={rl_dir}",
-            f"model.path={run_dir}",
-            f"seed={seed}",
-            f"train.args.max_steps={args.rl_steps}",
-        )
-        return rl_dir
     return run_dir
 
 
@@ -182,6 +182,15 @@ def _cell(correct: int, total: int) -> str:
     return f"{correct}/{total} [{low:.1%}, {high:.1%}]"
 
 
+def arm_seeds(arms: list[str], seeds: list[int]) -> list[tuple[str, list[int]]]:
+    """``curated`` -> (curated, ``seeds``); ``long:0,1`` -> (long, [0, 1]): an arm may run on fewer seeds."""
+    out = []
+    for spec in arms:
+        name, _, own = spec.partition(":")
+        out.append((name, [int(s) for s in own.split(",")] if own else list(seeds)))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arms", nargs="+", default=["curated", "likelihood", "random", "long", "short", "mixed"])
@@ -194,13 +203,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     started = time.time()
-    wanted = {"likelihood" if arm == "likelihood" else "curated" for arm in args.arms}
+    wanted = {"likelihood" if arm == "likelihood" else "curated" for arm, _ in arm_seeds(args.arms, args.seeds)}
     curated = {name: curated_rows(args.work, name) for name in sorted(wanted)}
     base = evaluate(args.work / "base", args.limit, "evaluate.model_path=null")
     results: dict[str, list[tuple[int, int, int]]] = {}
     splits: dict[str, list[dict[str, tuple[int, int]]]] = {}
-    for arm in args.arms:
-        for seed in args.seeds:
+    for arm, seeds in arm_seeds(args.arms, args.seeds):
+        for seed in seeds:
             run_dir = train_arm(arm, seed, args.work, curated, args)
             correct, total = evaluate(run_dir, args.limit)
             results.setdefault(arm, []).append((seed, correct, total))
