@@ -32,8 +32,6 @@ from limo.search_path import find_config, group_options, search_dirs, searchpath
 # The shipped recipes: the source tree's recipes/ or the copy installed with the package (limo.search_path).
 CONFIG_DIR = shipped_config_dir()
 T = TypeVar("T")
-# Mappings that describe one pool's columns: a command-line override of the whole map replaces the recipe's.
-REPLACED_MAPS = ("curate.stages.ingest.field_map", "curate.stages.ingest.lists")
 # What a path option's value ends with when it names a file (a hub id or ``champ`` does not).
 FILE_SUFFIXES = (".jsonl", ".json", ".ndjson", ".csv", ".tsv", ".parquet", ".gz", ".yaml", ".yml", ".txt")
 
@@ -51,25 +49,19 @@ def recipe_file(name: str, dirs: Sequence[Path] | None = None) -> Path:
 def compose(recipe: str, overrides: Sequence[str] = (), config_dirs: Sequence[Path] = ()) -> DictConfig:
     """Compose ``recipe`` with ``overrides`` exactly as ``python -m limo.<entry> recipe=...`` would.
 
+    The overrides go through the same check as an entry point's command line (`limo.overrides.hydra_argv`).
     ``config_dirs`` are the user's config folders (``--config-dir``): recipes there compose like shipped ones.
     """
+    from limo.overrides import hydra_argv  # limo.overrides reads the options types, whose modules import this one
+
+    lines = hydra_argv([f"recipe={recipe}", *overrides, *searchpath_overrides(config_dirs)])
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        lines = prepared_argv([f"recipe={recipe}", *overrides, *searchpath_overrides(config_dirs)])
         cfg = hydra_compose("config", overrides=lines, return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)  # `${hydra:...}` interpolations resolve as under @hydra.main
     with open_dict(cfg):
         del cfg["hydra"]
     OmegaConf.resolve(cfg)
     return cfg
-
-
-def prepared_argv(argv: Sequence[str]) -> list[str]:
-    """``argv`` with each whole-map override of `REPLACED_MAPS` forced (``++``), so that it may add keys.
-
-    Hydra merges a mapping override into the recipe's struct node and refuses a key that node lacks;
-    `limo.curate_setup.replace_overridden_maps` then makes the forced map replace the recipe's.
-    """
-    return [f"++{a}" if a.split("=", 1)[0] in REPLACED_MAPS and "={" in a else a for a in argv]
 
 
 def section(cfg: DictConfig, name: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ naming the key; so does a file option naming no file (`limo.config.check_files`)
 loads decontamination's benchmarks before the run. ``data_dir`` (shared benchmark files) fills
 ``stages.decontam.data_dir`` when that is null.
 A command-line override of ``curate.stages.ingest.field_map`` (or ``lists``) replaces the recipe's map
-instead of merging into it (`replace_overridden_maps`).
+instead of merging into it: Hydra does it in its one composition (`limo.overrides`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig
 
 from curation.executors import EXECUTORS, ExecutorOptions
 from curation.methods import DEFAULT_METHOD, METHODS, CurationSummary, Method, RunContext
@@ -35,7 +33,7 @@ from curation.stages.decontam import benchmark_error
 from eval.benchmarks import BenchmarkSpec, load_benchmark, resolve_source
 from eval.options import OptionsError, did_you_mean
 from eval.records import DataError, HubOfflineError
-from limo.config import REPLACED_MAPS, build_benchmark_specs, check_files, section, to_options
+from limo.config import build_benchmark_specs, check_files, section, to_options
 from limo.entry import EmptyResultError
 
 
@@ -58,7 +56,7 @@ def build_curation(cfg: DictConfig) -> Curation:
     Raises:
         OptionsError: No ``curate:`` section, an unknown method or key, a stage the method does not run.
     """
-    data = section(replace_overridden_maps(cfg), "curate")
+    data = section(cfg, "curate")
     method = find_method(data)
     stages = build_stages(data.get("stages"), method, cfg.get("data_dir"))
     options = build_method_options(data, method)
@@ -105,25 +103,6 @@ def spend_plan(curation: Curation, gpu: str, problems: int | None = None) -> str
     except HubOfflineError as err:
         raise HubOfflineError(f"{err}; or plan from a problem count: dry_run_problems=<N>", err.reason) from err
     return spend_text(difficulty, store.problems.values("problem"), store.chains.values("text"), gpu)
-
-
-def replace_overridden_maps(cfg: DictConfig) -> DictConfig:
-    """``cfg`` where a command-line override of a whole mapping in `REPLACED_MAPS` replaces the recipe's.
-
-    Hydra merges ``curate.stages.ingest.field_map={problem: q}`` into the recipe's map, so a column the user
-    meant to drop (a stale ``subject: source``) would survive; these maps describe one pool's columns and are
-    meant whole. Overrides of single keys (``...field_map.subject=topic``) still merge.
-    """
-    if not HydraConfig.initialized():
-        return cfg
-    overrides = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
-    for override in overrides:
-        if override.key_or_group in REPLACED_MAPS and not override.is_delete():
-            value = override.value()
-            if isinstance(value, dict):
-                with open_dict(cfg):
-                    OmegaConf.update(cfg, override.key_or_group, value, merge=False)
-    return cfg
 
 
 def find_method(data: dict[str, Any]) -> Method:

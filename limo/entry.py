@@ -15,7 +15,7 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -27,9 +27,8 @@ from curation.executors import ExecutorError
 from eval.backends.openai import BackendUnavailableError
 from eval.backends.replay import ReplayMissError
 from eval.options import OptionsError
-from limo.config import CONFIG_DIR, key_source, prepared_argv
-from limo.overrides import checked_argv
-from limo.search_path import normalized_argv
+from limo.config import CONFIG_DIR, key_source
+from limo.overrides import hydra_argv
 from limo.usage import exit_if_help
 
 log = logging.getLogger("limo")
@@ -78,24 +77,37 @@ def set_in(err: BaseException) -> str:
     return f", {source}" if source else ""
 
 
-def hydra_entry(entry: str) -> Callable[[Callable[[DictConfig], None]], Callable[[], None]]:
-    """``@hydra.main`` on the recipes, with the command line checked first (`limo.overrides`).
+def hydra_entry(
+    entry: str, runtime_keys: Sequence[str] = ()
+) -> Callable[[Callable[[DictConfig], None]], Callable[[], None]]:
+    """``@hydra.main`` on the recipes, with the command line checked first against the options schema
+    (`limo.overrides.hydra_argv`, which composes nothing): the run's config is composed once, by Hydra (which
+    also composes once before, to read ``hydra.mode``: its own probe, in ``hydra._internal.utils._run_hydra``).
 
     An unknown recipe, group option or key ends with one ``limo.<entry>: error: ...`` line naming the
     closest names and the folders searched; an option the recipe leaves at its default needs no ``+``; a
-    whole-map ``field_map={...}`` override may add keys. A user's recipes come from ``--config-dir DIR``,
+    whole-map ``field_map={...}`` override replaces the recipe's map. ``runtime_keys`` are the entry's
+    run-time arguments (``limit=``), which no recipe declares. A user's recipes come from ``--config-dir DIR``,
     ``--config-path DIR`` or ``hydra.searchpath=[file://DIR]`` (`limo.search_path`). ``--help`` (``-h``) prints
     the entry's help (`limo.usage`) instead of Hydra's listing of the whole config (still ``--cfg job``).
     """
 
     def decorate(task: Callable[[DictConfig], None]) -> Callable[[], None]:
-        run = hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base=None)(task)
+        typed: list[str] = []
+
+        @functools.wraps(task)  # Hydra finds the task's module through __wrapped__
+        def as_typed(cfg: DictConfig) -> None:
+            sys.argv[1:] = typed  # Hydra has read its lines: the run (report.html's command line) sees the user's
+            task(cfg)
+
+        run = hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base=None)(as_typed)
 
         @functools.wraps(task)
         def main() -> None:
             exit_if_help(entry, sys.argv[1:])
+            typed[:] = sys.argv[1:]
             with reported_errors(entry):
-                sys.argv[1:] = checked_argv(prepared_argv(normalized_argv(sys.argv[1:])))
+                sys.argv[1:] = hydra_argv(typed, runtime_keys)
             run()
 
         return main

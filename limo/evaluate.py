@@ -3,22 +3,24 @@
 ``mode=`` picks one of `limo.eval_modes.MODES`: ``generate`` (default), ``multiturn`` (results in
 ``eval/<benchmark>/multiturn_<oracle|no_oracle>/``), ``regrade``, ``compare``. Which model: ``model.path=``
 given on the command line wins; otherwise ``evaluate.model_path`` (the demo and training recipes set it to
-``${output_dir}/train/model``); otherwise ``model.path``. The run-time arguments above are not recipe
-settings, so they need not exist in a recipe: `runtime_argv` passes them to Hydra as ``++key=value``.
+``${output_dir}/train/model``); otherwise ``model.path``. The run-time arguments above (`RUNTIME`) are not
+recipe settings, so they need not exist in a recipe: the entry passes them to Hydra as ``++key=value``.
 Expected failures (missing model, unknown benchmark, malformed file, server down) end with one line
 (`limo.entry`) and leave results already written intact.
 """
 
 from __future__ import annotations
 
-import sys
-
 from omegaconf import DictConfig
 
 from limo.entry import hydra_entry, reported_errors
 from limo.eval_modes import MODES
 from limo.eval_setup import RUNTIME_KEYS
+from limo.overrides import forced_runtime
 from limo.sweeps import job_config
+
+# What no recipe declares: the run-time arguments, and custom benchmarks (``benchmark_specs.<name>={source: ...}``).
+RUNTIME = (*RUNTIME_KEYS, "benchmark_specs")
 
 
 def evaluate(cfg: DictConfig) -> None:
@@ -29,24 +31,17 @@ def evaluate(cfg: DictConfig) -> None:
     MODES[mode](cfg)
 
 
-@hydra_entry("evaluate")
+@hydra_entry("evaluate", RUNTIME)
 def main(cfg: DictConfig) -> None:
     with reported_errors("evaluate", cfg):
         evaluate(job_config(cfg))
 
 
 def runtime_argv(argv: list[str]) -> list[str]:
-    """Pass run-time arguments (``benchmarks=``, ``limit=``, ...) and custom benchmark declarations
-    (``benchmark_specs.<name>={source: ..., field_map: {...}, answer_kind: ...}``) as ``++key=value``, so
-    any recipe accepts them without declaring them."""
-    return [f"++{a}" if _runtime(a) else a for a in argv]
-
-
-def _runtime(arg: str) -> bool:
-    key = arg.split("=", 1)[0]
-    return key in RUNTIME_KEYS or (key.startswith("benchmark_specs.") and "=" in arg)
+    """The run-time arguments and custom benchmark declarations in ``argv`` forced (``++key=value``), as the entry
+    point sends them: for `limo.config.compose`."""
+    return forced_runtime(argv, RUNTIME)
 
 
 if __name__ == "__main__":
-    sys.argv[1:] = runtime_argv(sys.argv[1:])
     main()

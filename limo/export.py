@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -92,17 +91,11 @@ def export(cfg: DictConfig) -> None:
     print(f"[export] figures in {out / 'export.json'}", flush=True)
 
 
-@hydra_entry("export")
+@hydra_entry("export", runtime_keys=("export",))  # no recipe declares an export: section
 def main(cfg: DictConfig) -> None:
     with reported_errors("export", cfg):
         export(cfg)
 
 
-def runtime_argv(argv: list[str]) -> list[str]:
-    """``export.<key>=...`` passed as ``++export.<key>=...``: no recipe declares an ``export:`` section."""
-    return [f"++{a}" if a.startswith("export.") and "=" in a else a for a in argv]
-
-
 if __name__ == "__main__":
-    sys.argv[1:] = runtime_argv(sys.argv[1:])
     main()

@@ -1,82 +1,87 @@
-"""Command-line overrides checked before Hydra composes: a mistake is one line, not Hydra's listing.
+"""The command line, read once before Hydra composes it, against the options schema; nothing here composes.
 
-Hydra answers an unknown recipe with a 29-line listing and an unknown key with advice (``+key``) that is
-wrong for our structured sections: a key the options type does not declare fails at start-up anyway, and
-one it declares should simply work. `checked_argv` composes the command line once more, before Hydra does:
-an option the recipe leaves at its default, or a new key of a free mapping (``field_map``), is forced
-(``++``) so that it works as written; an unknown recipe, group option or key becomes one `OptionsError`
-naming the override, the closest names (`eval.options.did_you_mean`, which a key in a recipe file gets too)
-and the syntax. Anything else it cannot explain is left to Hydra's own report.
+Hydra composes each run's config once (``@hydra.main``, its ``hydra.mode`` probe aside) and the options
+dataclasses validate it once (`limo.config.to_options`). Before that, `hydra_argv` makes the one pass over an
+entry point's arguments, with the dataclasses as the schema (`option_roots`: ``curate.stages`` is `StageOptions`,
+``train`` `TrainOptions`, ...):
 
-`limo.config.prepared_argv` makes a whole-map override of `REPLACED_MAPS` (``field_map={problem: q, subject: topic}``)
-compose even when it adds keys the recipe's map lacks (Hydra merges into a struct node and refuses new
-keys); `limo.curate_setup.replace_overridden_maps` then makes it replace the recipe's map.
+- config-folder flags are made absolute and moved to the front (`limo.search_path.split_folder_flags`);
+- a group choice must name a file of that group: ``recipe=limoo`` fails with the closest names and the folders
+  searched, instead of Hydra's listing;
+- a key under a schema root must be a field there, or a key of a free mapping (``field_map.subject=topic``);
+  an unknown one fails in one line with the closest fields (`eval.options.did_you_mean`) and the syntax. A known
+  one is forced (``++``): Hydra's struct mode would refuse a field the recipe leaves at its default, and the
+  dataclass checks its value once Hydra has composed;
+- a whole-map override of a field the schema marks ``whole`` (`curation.options.WHOLE`: ``field_map={problem: q}``)
+  is sent as ``++key=null ++key={...}``, so that Hydra replaces the recipe's map instead of merging into it;
+- a top-level key must be one the root config, a config group, a schema root, the recipe or the entry point
+  declares; an entry's run-time arguments (``limit=`` for `limo.evaluate`) are forced;
+- a key of a group's node (``model.path=``) must be a key of some file of that group or of the recipe's node;
+  Hydra's struct mode then checks the chosen file.
+
+A line the user prefixes (``+key=``, ``++key=``, ``~key``) and a sweep (``seed=1,2``) pass as written: Hydra
+and the dataclasses check them (a sweep's key is still checked against the schema).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hydra import compose as hydra_compose
-from hydra import initialize_config_dir
+import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError
 
 from curation.executors import ExecutorOptions
 from curation.methods import METHODS
 from curation.options import StageOptions
 from eval.options import OptionsError, did_you_mean
-from limo.config import CONFIG_DIR
+from limo.config import CONFIG_DIR, recipe_file
 from limo.discovery.options import DiscoverOptions
-from limo.eval_setup import RUNTIME_KEYS, EvaluateOptions
-from limo.search_path import config_groups, group_options, misplaced_hint, search_dirs, searchpath_overrides
+from limo.eval_setup import EvaluateOptions
+from limo.search_path import config_groups, group_options, misplaced_hint, search_dirs, split_folder_flags
 from limo.training.options import TrainOptions
 
+SECTIONS = ("curate", "train", "evaluate", "discover")  # a recipe's sections (CONTRACTS: one per entry point)
 
-def checked_argv(argv: Sequence[str]) -> list[str]:
-    """``argv`` checked and ready for Hydra; an unknown recipe, group option or key fails in one line.
 
-    A key the recipe does not set but an options type declares (``curate.stages.ingest.problem_limit=3``),
-    or a new key of a free mapping (``curate.stages.ingest.field_map.subject=topic``), is forced (``++``)
-    instead of failing with Hydra's advice to add ``+``: the options type still checks it at start-up.
+def hydra_argv(argv: Sequence[str], runtime_keys: Sequence[str] = ()) -> list[str]:
+    """``argv`` checked against the schema and ready for Hydra's one composition.
+
+    Args:
+        argv: The entry point's arguments.
+        runtime_keys: The entry's run-time arguments (``limit``, ``benchmarks``, ...), which no recipe declares:
+            forced (``++``), with every key under them (``benchmark_specs.<name>=...``).
 
     Raises:
-        OptionsError: The override, the closest known names and the syntax that works.
+        OptionsError: An unknown recipe, group option or key: the closest names and the syntax that works.
     """
-    argv = list(argv)
-    overrides = parsed(argv)
+    flags, rest = split_folder_flags(argv)
+    overrides = parsed(rest)
     if overrides is None:
-        return argv  # Hydra reports its own syntax errors
-    dirs = search_dirs(argv)
-    for override in overrides:
-        check_group_choice(override, dirs)
-    plain = [o for o in overrides if not o.is_sweep_override() and not o.key_or_group.startswith("hydra")]
-    lines = [o.input_line for o in plain if o.input_line]
-    for _ in range(len(lines)):
-        failed = composition_failure([*lines, *searchpath_overrides(dirs[1:])])
-        if failed is None:
-            break
-        override = next((o for o in plain if f"{o.key_or_group}.".startswith(f"{failed}.")), None)
-        if override is None or not override.input_line or not declared_option(failed):
-            raise OptionsError(unknown_key_message(failed, plain, dirs))
-        forced = "++" + override.input_line.lstrip("+")
-        lines[lines.index(override.input_line)] = forced
-        argv[argv.index(override.input_line)] = forced
-    return argv
+        return flags + rest  # Hydra reports its own syntax errors
+    schema = Schema(search_dirs([*flags, *rest]), chosen_recipe(overrides), tuple(runtime_keys))
+    by_line = {o.input_line: o for o in overrides}
+    return flags + [line for arg in rest for line in (schema.lines(by_line[arg]) if arg in by_line else [arg])]
 
 
-def declared_option(full_key: str) -> bool:
-    """Whether an options type declares ``full_key``, or it is a new key of a free mapping (``field_map``)."""
-    parent, _, leaf = full_key.rpartition(".")
-    declared = option_fields(parent)
-    return declared is dict or (isinstance(declared, list) and leaf in declared)
+def runtime_key(key: str, runtime_keys: Sequence[str]) -> bool:
+    """Whether ``key`` is one of an entry's run-time arguments or lies under one."""
+    return any(key == k or key.startswith(f"{k}.") for k in runtime_keys)
+
+
+def forced_runtime(argv: Sequence[str], runtime_keys: Sequence[str]) -> list[str]:
+    """``argv`` with each run-time argument forced (``++``), as `hydra_argv` sends it: for `limo.config.compose`,
+    which knows no entry point."""
+    return [
+        f"++{a}" if "=" in a and a[0] not in "+~-" and runtime_key(a.split("=", 1)[0], runtime_keys) else a
+        for a in argv
+    ]
 
 
 def parsed(argv: Sequence[str]) -> list[Override] | None:
@@ -87,10 +92,197 @@ def parsed(argv: Sequence[str]) -> list[Override] | None:
         return None
 
 
+def chosen_recipe(overrides: Sequence[Override]) -> str:
+    """The ``recipe=`` the command line picks, else the root config's default."""
+    given = [str(o.value()) for o in overrides if o.key_or_group == "recipe" and not o.is_sweep_override()]
+    return given[-1] if given else str(root_defaults().get("recipe", ""))
+
+
+@dataclasses.dataclass(frozen=True)
+class Schema:
+    """What a command line may set: the options dataclasses, the root config, the group files, the recipe."""
+
+    dirs: list[Path]
+    recipe: str
+    runtime_keys: tuple[str, ...]
+
+    def lines(self, override: Override) -> list[str]:
+        """The lines Hydra gets for ``override``: itself, forced (``++``), or a whole map's two lines.
+
+        Raises:
+            OptionsError: An unknown group option or key (`check_group_choice`, `check_keys`).
+        """
+        key, line = override.key_or_group, str(override.input_line)
+        if key in config_groups(self.dirs):
+            check_group_choice(override, self.dirs)
+            return [line]
+        if override.is_hydra_override() or override.is_delete():
+            return [line]
+        plain, sweep = not line.startswith("+"), override.is_sweep_override()
+        if runtime_key(key, self.runtime_keys):
+            return [f"++{line}" if plain else line]
+        root = schema_root(key)
+        field = self.checked_field(key, root) if plain else user_field(root, key)
+        if field is not None and field.metadata.get("whole") and not sweep and isinstance(override.value(), dict):
+            return [f"++{key}=null", f"++{line.lstrip('+')}"]  # null first: Hydra would merge into the recipe's
+        return [f"++{line}" if plain and root is not None and not sweep else line]
+
+    def checked_field(self, key: str, root: str | None) -> dataclasses.Field | None:
+        """The schema field ``key`` names, if any; a key outside the schema is checked against the root config,
+        the group files and the recipe.
+
+        Raises:
+            OptionsError: ``key`` is not in the schema, with the closest keys.
+        """
+        if root is not None:
+            return option_field(root, key)
+        head, _, tail = key.partition(".")
+        self.check_top_level(head)
+        packages = group_packages()
+        if head == "curate" and tail:
+            check_keys(f"curate.{tail.split('.')[0]}", ["method", "stages", *METHODS])
+        elif head in packages and tail:
+            group, below = packages[head]
+            parts = tail.split(".")
+            if len(parts) > below:
+                node = [head, *parts[:below]]
+                keys = {k for f in group_files(group, self.dirs) for k in yaml_keys(f)}
+                keys |= set(recipe_keys(recipe_file(self.recipe, self.dirs), self.dirs, set(), node))
+                check_keys(".".join([*node, parts[below]]), sorted(keys))
+        return None
+
+    def check_top_level(self, key: str) -> None:
+        declared = [k for k in root_config() if k not in ("defaults", "hydra")]
+        known = [*declared, *group_packages(), *SECTIONS, *self.runtime_keys]
+        if key not in known and key not in recipe_keys(recipe_file(self.recipe, self.dirs), self.dirs, set()):
+            check_keys(key, known)
+
+
+def user_field(root: str | None, key: str) -> dataclasses.Field | None:
+    """The schema field a ``+key`` line names, if any: the line is the user's own, and not refused here."""
+    try:
+        return option_field(root, key) if root is not None else None
+    except OptionsError:
+        return None
+
+
+def check_keys(key: str, known: Sequence[str]) -> None:
+    """``key``'s last part must be one of ``known`` (the keys at its parent).
+
+    Raises:
+        OptionsError: One line with the closest keys, the keys there and the syntax.
+    """
+    parent, _, leaf = key.rpartition(".")
+    if leaf in known:
+        return
+    hint = did_you_mean(leaf, known, f"{parent}." if parent else "")
+    where = f"{parent}.<key>" if parent else "<key>"
+    raise OptionsError(
+        f"{key}: unknown key ({hint}keys there: {', '.join(sorted(set(known))) or 'none'}); set one as {where}=<value>"
+    )
+
+
+def option_field(root: str, key: str) -> dataclasses.Field | None:
+    """The field ``key`` names under the schema root ``root``; None where the schema takes any key there (a free
+    mapping, an ``Any``) or ``key`` is the root itself.
+
+    Raises:
+        OptionsError: A part of ``key`` that its dataclass does not declare.
+    """
+    hint: Any = option_roots()[root]
+    found: dataclasses.Field | None = None
+    path = root
+    for part in [p for p in key[len(root) :].split(".") if p]:
+        if not (dataclasses.is_dataclass(hint) and isinstance(hint, type)):
+            return None  # a mapping or a value: the dataclass holding it checks its contents
+        fields = {f.name: f for f in dataclasses.fields(hint)}
+        check_keys(f"{path}.{part}", list(fields))
+        found, path = fields[part], f"{path}.{part}"
+        hint = _strip_optional(typing.get_type_hints(hint)[part])
+    return found
+
+
+def _strip_optional(hint: Any) -> Any:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if len(args) == 1 else hint
+
+
+def schema_root(key: str) -> str | None:
+    """The longest schema root ``key`` lies under (``curate.stages.select.n`` -> ``curate.stages``)."""
+    return next((r for r in sorted(option_roots(), key=len, reverse=True) if f"{key}.".startswith(f"{r}.")), None)
+
+
+def option_roots() -> dict[str, type]:
+    """The recipe sections that map onto an options type: the schema."""
+    roots: dict[str, type] = {f"curate.{m.name}": m.options for m in METHODS.values() if m.options is not None}
+    roots.update(
+        {
+            "curate.stages": StageOptions,
+            "executor": ExecutorOptions,
+            "train": TrainOptions,
+            "evaluate": EvaluateOptions,
+            "discover": DiscoverOptions,
+        }
+    )
+    return roots
+
+
+@functools.cache
+def root_config() -> dict[str, Any]:
+    """The shipped root config (``config.yaml``) as written: its keys and its defaults list."""
+    return yaml.safe_load((CONFIG_DIR / "config.yaml").read_text()) or {}
+
+
+def root_defaults() -> dict[str, str]:
+    """The root config's defaults list as ``{group (or group@package): choice}``."""
+    entries = [d for d in root_config().get("defaults", []) if isinstance(d, dict)]
+    return {str(k): str(v) for d in entries for k, v in d.items() if not str(k).startswith("override ")}
+
+
+def group_packages() -> dict[str, tuple[str, int]]:
+    """Top-level nodes the root config's groups fill: ``{node: (group, parts of the package below the node)}``.
+
+    ``model: tiny`` fills ``model`` (0); ``benchmark@benchmark_specs.math500`` fills ``benchmark_specs.<name>`` (1).
+    """
+    nodes: dict[str, tuple[str, int]] = {}
+    for entry in root_defaults():
+        group, _, package = entry.partition("@")
+        head, *below = (package or group).split(".")
+        if group != "recipe":
+            nodes[head] = (group, len(below))
+    return nodes
+
+
+def group_files(group: str, dirs: Sequence[Path]) -> list[Path]:
+    return [p for d in dirs for p in sorted((d / group).glob("*.yaml"))]
+
+
+def yaml_keys(path: Path) -> list[str]:
+    text = yaml.safe_load(path.read_text()) or {}
+    return [str(k) for k in text if k != "defaults"] if isinstance(text, dict) else []
+
+
+def recipe_keys(path: Path, dirs: Sequence[Path], seen: set[Path], node: Sequence[str] = ()) -> list[str]:
+    """The keys a recipe file sets at ``node`` (a key path; the top level when empty), itself or through the
+    recipes in its defaults list."""
+    if path in seen or not path.is_file():
+        return []
+    seen.add(path)
+    text = yaml.safe_load(path.read_text()) or {}
+    here = text
+    for part in node:
+        here = here.get(part) if isinstance(here, dict) else None
+    inherited = [recipe_file(d, dirs) for d in text.get("defaults", []) if isinstance(d, str)]
+    return [
+        *(here if isinstance(here, dict) else []),
+        *(k for p in inherited for k in recipe_keys(p, dirs, seen, node)),
+    ]
+
+
 def check_group_choice(override: Override, dirs: Sequence[Path]) -> None:
     """``recipe=limoo``, ``executor=rayy``: the closest names instead of Hydra's listing, and where we looked."""
     group = override.key_or_group
-    if group not in config_groups(dirs) or override.is_delete() or override.value_type is None:
+    if override.is_delete() or override.value_type is None:
         return
     values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.value()]
     known = group_options(group, dirs)
@@ -104,75 +296,3 @@ def check_group_choice(override: Override, dirs: Sequence[Path]) -> None:
             f"{misplaced_hint(group, str(value), dirs)}; add a folder of your own with --config-dir DIR "
             f"(DIR/{group}/{value}.yaml)"
         )
-
-
-def composition_failure(lines: list[str]) -> str | None:
-    """The key path (``curate.stages.foo``) that made composing ``lines`` fail, or None when it composes."""
-    try:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-            hydra_compose("config", overrides=lines)
-    except HydraException as err:
-        cause = err.__cause__
-        if isinstance(cause, (ConfigKeyError, AttributeError)) and getattr(cause, "full_key", None):
-            return str(cause.full_key)  # type: ignore[attr-defined]
-    return None
-
-
-def unknown_key_message(full_key: str, overrides: list[Override], dirs: Sequence[Path]) -> str:
-    """One line for a key neither the recipe nor an options type has: the closest keys and the syntax."""
-    parent, _, leaf = full_key.rpartition(".")
-    declared = option_fields(parent)
-    runtime = RUNTIME_KEYS if not parent else ()  # limo.evaluate's run-time arguments (benchmarks=, limit=, ...)
-    declared_keys = declared if isinstance(declared, list) else []
-    known = sorted({*recipe_keys(parent, overrides, dirs), *declared_keys, *runtime})
-    hint = did_you_mean(leaf, known, f"{parent}." if parent else "")
-    where = f"{parent}.<key>" if parent else "<key>"
-    return f"{full_key}: unknown key ({hint}keys there: {', '.join(known) or 'none'}); set one as {where}=<value>"
-
-
-def recipe_keys(parent: str, overrides: list[Override], dirs: Sequence[Path]) -> list[str]:
-    """The keys the composed recipe has at ``parent`` (group choices applied, key overrides not)."""
-    groups = set(config_groups(dirs))
-    lines = [o.input_line for o in overrides if o.key_or_group in groups and o.input_line]
-    lines += searchpath_overrides(dirs[1:])
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        cfg = hydra_compose("config", overrides=lines)
-    node = OmegaConf.select(cfg, parent) if parent else cfg
-    return [str(k) for k in node] if isinstance(node, DictConfig) else []
-
-
-def option_fields(path: str) -> list[str] | type | None:
-    """What the options types declare at ``path``: field names, ``dict`` for a free mapping, None unknown."""
-    roots = option_roots()
-    root = next((r for r in sorted(roots, key=len, reverse=True) if f"{path}.".startswith(f"{r}.")), None)
-    if root is None:
-        return None
-    hint: Any = roots[root]
-    for part in [p for p in path[len(root) :].split(".") if p]:
-        fields = typing.get_type_hints(hint) if dataclasses.is_dataclass(hint) else {}
-        if part not in fields:
-            return None
-        hint = _strip_optional(fields[part])
-    if hint is dict or typing.get_origin(hint) is dict:
-        return dict
-    return [f.name for f in dataclasses.fields(hint)] if dataclasses.is_dataclass(hint) else None
-
-
-def _strip_optional(hint: Any) -> Any:
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    return args[0] if len(args) == 1 else hint
-
-
-def option_roots() -> dict[str, type]:
-    """The recipe sections that map onto an options type."""
-    roots: dict[str, type] = {f"curate.{m.name}": m.options for m in METHODS.values() if m.options is not None}
-    roots.update(
-        {
-            "curate.stages": StageOptions,
-            "executor": ExecutorOptions,
-            "train": TrainOptions,
-            "evaluate": EvaluateOptions,
-            "discover": DiscoverOptions,
-        }
-    )
-    return roots

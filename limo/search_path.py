@@ -7,7 +7,7 @@ installed with the package (``limo/recipes/``, put there by setup.py's build ste
 A user's own folder holds ``recipe/<name>.yaml`` (and may hold ``model/``, ``benchmark/``, ... like ours) and is
 named on the command line as Hydra names config folders: ``hydra.searchpath=[file:///my/conf]``,
 ``--config-dir /my/conf`` (``-cd``), or ``--config-path /my/conf`` (``-cp``). Hydra reads the first two itself;
-``--config-path`` replaces Hydra's primary folder, which then lacks our ``config.yaml``, so `normalized_argv`
+``--config-path`` replaces Hydra's primary folder, which then lacks our ``config.yaml``, so `split_folder_flags`
 reads a ``--config-path`` folder without a ``config.yaml`` as a ``--config-dir`` one and says so on stderr.
 Our checks that run before Hydra composes (`limo.overrides`: closest-name hints for a misspelt recipe) and
 the messages naming recipes (`limo.config.section`) look in the same folders, in `search_dirs`.
@@ -33,19 +33,13 @@ def shipped_config_dir() -> Path:
     return installed if (installed / "config.yaml").is_file() else PACKAGE_DIR.parent / "recipes"
 
 
-def normalized_argv(argv: Sequence[str]) -> list[str]:
-    """``argv`` with relative config folders made absolute and a recipe-only ``--config-path`` read as ``-cd``.
+def split_folder_flags(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(the config-folder flags with absolute folders, every other argument), each in the order given.
 
     Hydra takes a relative ``--config-path`` from the entry point's module file, not from where the user
-    stands; both flags are made absolute from the working directory, which is what a user means. The flags
-    move to the front: Hydra's argument parser refuses overrides on both sides of a flag.
+    stands; both flags are made absolute from the working directory, which is what a user means. The caller puts
+    the flags first: Hydra's argument parser refuses overrides on both sides of a flag.
     """
-    flags, rest = split_folder_flags(argv)
-    return flags + rest
-
-
-def split_folder_flags(argv: Sequence[str]) -> tuple[list[str], list[str]]:
-    """(the config-folder flags with absolute folders, every other argument), each in the order given."""
     flags: list[str] = []
     rest: list[str] = []
     args = list(argv)

@@ -22,15 +22,26 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 SWEEP_FOLDER = "multirun"
 MAX_FOLDER = 200  # of the 255 bytes a file name may have
+NEXT_OVERRIDE = re.compile(r",(?=[+~]*[A-Za-z_][\w.@/-]*=)")  # the comma before the next ``key=value``
 
 
 def job_folder(overrides: str, number: int | str) -> str:
     """A sweep job's folder name: its overrides as one path component (``/`` in a path value becomes ``_``;
     a long name is cut and keeps a hash of the whole), or ``job<number>`` when it has none."""
-    name = re.sub(r"[/\\:]+", "_", str(overrides)).strip("._") or f"job{number}"
+    name = re.sub(r"[/\\:]+", "_", as_written(str(overrides))).strip("._") or f"job{number}"
     if len(name) <= MAX_FOLDER:
         return name
     return f"{name[: MAX_FOLDER - 13]}-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
+
+
+def as_written(overrides: str) -> str:
+    """Hydra's ``override_dirname`` without what `limo.overrides` adds: the ``++`` that makes a key settable and a
+    whole map's ``key=null`` line (the last line of a key wins, as in Hydra); sorted again, as Hydra sorts."""
+    lines: dict[str, str] = {}
+    for line in NEXT_OVERRIDE.split(overrides) if overrides else []:
+        bare = line.lstrip("+")
+        lines[bare.split("=", 1)[0]] = bare
+    return ",".join(sorted(lines.values()))
 
 
 # recipes/config.yaml names sweep folders with it; registered on import, before any entry point composes.

@@ -1,4 +1,6 @@
-"""Command-line mistakes are one line with the closest names and the syntax that works (`limo.overrides`)."""
+"""Command-line mistakes are one line with the closest names and the syntax that works (`limo.overrides`).
+
+Compositions are counted, and the rest of the one config pass is shown, in tests/test_config_pass.py."""
 
 from __future__ import annotations
 
@@ -10,14 +12,14 @@ import pytest
 
 from eval.options import OptionsError
 from limo.config import compose
-from limo.curate_setup import replace_overridden_maps
-from limo.overrides import checked_argv
+from limo.eval_setup import RUNTIME_KEYS
+from limo.overrides import hydra_argv
 from tests.test_entry_errors import one_line_error, run
 
 
-def refusal(*argv: str) -> str:
+def refusal(*argv: str, runtime_keys: tuple[str, ...] = ()) -> str:
     with pytest.raises(OptionsError) as err:
-        checked_argv(list(argv))
+        hydra_argv(list(argv), runtime_keys)
     assert "\n" not in str(err.value)
     return str(err.value)
 
@@ -38,19 +40,21 @@ def test_a_misspelt_key_names_the_key_it_resembles_and_the_syntax():
 
 
 def test_an_option_the_recipe_leaves_at_its_default_needs_no_plus():
-    argv = checked_argv(["recipe=champ", "curate.stages.ingest.problem_limit=3", "curate.stages.select.n=5"])
-    assert argv == ["recipe=champ", "++curate.stages.ingest.problem_limit=3", "curate.stages.select.n=5"]
+    """Every key the schema declares is forced: the recipe may or may not set it, and the dataclass checks it."""
+    argv = hydra_argv(["recipe=champ", "curate.stages.ingest.problem_limit=3", "curate.stages.select.n=5"])
+    assert argv == ["recipe=champ", "++curate.stages.ingest.problem_limit=3", "++curate.stages.select.n=5"]
     assert compose("champ", argv[1:]).curate.stages.ingest.problem_limit == 3
+    assert compose("champ", ["curate.stages.ingest.problem_limit=3"]).curate.stages.ingest.problem_limit == 3
 
 
 def test_a_new_key_of_a_free_map_needs_no_plus():
-    argv = checked_argv(["recipe=limo", "curate.stages.ingest.field_map.difficulty=level"])
+    argv = hydra_argv(["recipe=limo", "curate.stages.ingest.field_map.difficulty=level"])
     assert argv == ["recipe=limo", "++curate.stages.ingest.field_map.difficulty=level"]
 
 
-def test_correct_command_lines_pass_unchanged():
-    argv = ["recipe=limo", "executor=ray", "curate.stages.select.n=3", "seed=1,2", "-m"]
-    assert checked_argv(argv) == argv
+def test_group_choices_sweeps_and_keys_outside_the_schema_pass_unchanged():
+    argv = ["recipe=limo", "executor=ray", "curate.stages.select.n=3,4", "seed=1,2", "model.path=x", "-m"]
+    assert hydra_argv(argv) == argv
 
 
 def test_a_whole_map_override_may_add_keys_the_recipe_map_lacks():
@@ -58,7 +62,7 @@ def test_a_whole_map_override_may_add_keys_the_recipe_map_lacks():
     cfg = compose(
         "pool_math", ["curate.stages.ingest.field_map={problem: question, answer: final_answer, subject: topic}"]
     )
-    assert replace_overridden_maps(cfg).curate.stages.ingest.field_map == wanted
+    assert cfg.curate.stages.ingest.field_map == wanted
 
 
 @pytest.mark.slow
@@ -107,7 +111,7 @@ def test_every_command_the_demo_report_recommends_runs(repo_root, tmp_path):
             if module == "limo.explore":
                 assert all(a.startswith("run_dir=") for a in args), words
                 continue
-            args = checked_argv(args)
+            args = hydra_argv(args)
             recipe = next(a.split("=", 1)[1] for a in args if a.startswith("recipe="))
             cfg = compose(recipe, [a for a in args if not a.startswith("recipe=")])
             if module == "limo.plan":
@@ -115,4 +119,7 @@ def test_every_command_the_demo_report_recommends_runs(repo_root, tmp_path):
 
 
 def test_a_misspelt_run_time_argument_names_the_one_it_resembles():
-    assert refusal("recipe=demo", "limitt=3").startswith("limitt: unknown key (did you mean limit?")
+    assert refusal("recipe=demo", "limitt=3", runtime_keys=RUNTIME_KEYS).startswith(
+        "limitt: unknown key (did you mean limit?"
+    )
+    assert hydra_argv(["recipe=demo", "limit=3"], RUNTIME_KEYS) == ["recipe=demo", "++limit=3"]

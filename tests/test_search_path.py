@@ -14,8 +14,8 @@ from eval.options import OptionsError
 from limo.config import compose
 from limo.demo import check_argv as demo_argv
 from limo.demo import demo_stages
-from limo.overrides import checked_argv
-from limo.search_path import normalized_argv, search_dirs, shipped_config_dir
+from limo.overrides import hydra_argv
+from limo.search_path import search_dirs, shipped_config_dir
 from tests.test_entry_errors import one_line_error, run
 
 CHAMP_BASED = "# @package _global_\ndefaults:\n  - champ\ncurate:\n  stages:\n    select:\n      n: 7\n"
@@ -37,7 +37,7 @@ def folder_args(how: str, conf: Path) -> list[str]:
 @pytest.mark.parametrize("how", ["--config-dir", "-cd", "hydra.searchpath"])
 def test_the_command_line_check_finds_a_users_recipe(conf, how):
     argv = ["recipe=my_pool", *folder_args(how, conf), "curate.stages.select.n=3"]
-    assert "recipe=my_pool" in checked_argv(normalized_argv(argv))
+    assert "recipe=my_pool" in hydra_argv(argv)
 
 
 def test_a_users_recipe_composes_over_a_shipped_one(conf):
@@ -48,7 +48,7 @@ def test_a_users_recipe_composes_over_a_shipped_one(conf):
 
 def test_a_misspelt_users_recipe_names_the_closest_and_every_folder_searched(conf):
     with pytest.raises(OptionsError) as err:
-        checked_argv(normalized_argv(["recipe=my_pol", "--config-dir", str(conf)]))
+        hydra_argv(["recipe=my_pol", "--config-dir", str(conf)])
     message = str(err.value)
     assert message.startswith("recipe=my_pol: no such recipe (did you mean my_pool or my_demo?")
     assert f"searched {shipped_config_dir() / 'recipe'}/, {conf / 'recipe'}/" in message
@@ -57,23 +57,23 @@ def test_a_misspelt_users_recipe_names_the_closest_and_every_folder_searched(con
 def test_a_recipe_next_to_the_recipe_folder_is_pointed_at(conf):
     (conf / "stray.yaml").write_text(DEMO_BASED)
     with pytest.raises(OptionsError, match=r"stray.yaml is not read: put it in .*/conf/recipe/"):
-        checked_argv(normalized_argv(["recipe=stray", "-cd", str(conf)]))
+        hydra_argv(["recipe=stray", "-cd", str(conf)])
 
 
 def test_folder_flags_move_to_the_front_and_become_absolute(conf, monkeypatch):
     monkeypatch.chdir(conf.parent)
-    argv = normalized_argv(["recipe=my_pool", "--config-dir", "conf", "seed=3", "--config-dir=conf"])
+    argv = hydra_argv(["recipe=my_pool", "--config-dir", "conf", "seed=3", "--config-dir=conf"])
     assert argv == ["--config-dir", str(conf), "--config-dir", str(conf), "recipe=my_pool", "seed=3"]
     assert search_dirs(argv) == [shipped_config_dir(), conf]
 
 
 def test_a_config_path_without_config_yaml_is_read_as_a_recipe_folder(conf, capsys):
-    assert normalized_argv(["-cp", str(conf), "recipe=my_pool"]) == ["--config-dir", str(conf), "recipe=my_pool"]
+    assert hydra_argv(["-cp", str(conf), "recipe=my_pool"]) == ["--config-dir", str(conf), "recipe=my_pool"]
     assert "has no config.yaml: reading it as a folder of your own recipes" in capsys.readouterr().err
     full = conf.parent / "full"
     full.mkdir()
     (full / "config.yaml").write_text("{}\n")
-    assert normalized_argv(["--config-path", str(full)]) == ["--config-path", str(full)]  # the user's own root
+    assert hydra_argv(["--config-path", str(full)]) == ["--config-path", str(full)]  # the user's own root
 
 
 def test_the_demo_passes_config_folders_to_every_stage(conf):
