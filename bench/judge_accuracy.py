@@ -80,7 +80,7 @@ def load_judge(spec: str, overrides: Sequence[str]) -> tuple[str, JudgeOptions]:
 def _options(node: Any, overrides: Sequence[str]) -> JudgeOptions:
     from omegaconf import OmegaConf
 
-    from limo.config import to_options
+    from limo.sections import to_options
 
     return to_options(JudgeOptions, OmegaConf.merge(node, OmegaConf.from_dotlist(list(overrides))), "judge")
 

@@ -7,7 +7,7 @@ One shape for every method (docs/architecture.md, "The curate: section")::
       stages: {...}       # the shared stages' options (curation.options.StageOptions)
       <name>: {...}       # the method's own options (its Method.options), when it has any
 
-Every part maps onto the library's frozen options through `limo.config.to_options`: an unknown key, a
+Every part maps onto the library's frozen options through `limo.sections.to_options`: an unknown key, a
 stage the method does not run, or options for a method the recipe does not select fail at start-up,
 naming the key; so does a file option naming no file (`limo.config.check_files`), and `check_benchmarks_load`
 loads decontamination's benchmarks before the run. ``data_dir`` (shared benchmark files) fills
@@ -33,8 +33,9 @@ from curation.stages.decontam import benchmark_error
 from eval.benchmarks import BenchmarkSpec, load_benchmark, resolve_source
 from eval.options import OptionsError, did_you_mean
 from eval.records import DataError, HubOfflineError
-from limo.config import build_benchmark_specs, check_files, section, to_options
+from limo.config import check_files
 from limo.entry import EmptyResultError
+from limo.sections import build_benchmark_specs, section, to_options
 
 
 @dataclass(frozen=True)

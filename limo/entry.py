@@ -27,8 +27,9 @@ from curation.executors import ExecutorError
 from eval.backends.openai import BackendUnavailableError
 from eval.backends.replay import ReplayMissError
 from eval.options import OptionsError
-from limo.config import CONFIG_DIR, key_source
+from limo.config import key_source
 from limo.overrides import hydra_argv
+from limo.sections import CONFIG_DIR
 from limo.usage import exit_if_help
 
 log = logging.getLogger("limo")

@@ -1,6 +1,6 @@
 """The recipe's ``evaluate:`` section as frozen options, and the small builders that turn it into eval's values.
 
-The options map onto the recipe through `limo.config.to_options` (unknown keys fail at start-up, naming
+The options map onto the recipe through `limo.sections.to_options` (unknown keys fail at start-up, naming
 the key); budget forcing is `eval.budget.BudgetForcing` itself. Library code in `eval` never sees a config
 object: these builders hand it plain values (a `BenchmarkSpec`, an `EvalProtocol`, a `PromptStyle`, a
 backend built by `eval.generation.build_generator`).
@@ -27,7 +27,7 @@ from eval.multiturn import MultiTurnOptions
 from eval.prompting import PromptStyle, build_prompt_style
 from eval.records import DataError, read_jsonl
 from eval.runner import EvalProtocol, GradingOptions, resolve_protocol
-from limo.config import build_benchmark_specs, section, to_options
+from limo.sections import build_benchmark_specs, section, to_options
 from limo.tiny_models import ensure_model
 
 log = logging.getLogger("limo.evaluate")

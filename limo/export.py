@@ -24,10 +24,10 @@ from typing import Any, Literal
 
 from omegaconf import DictConfig
 
-from limo.config import to_options
 from limo.entry import hydra_entry, reported_errors
 from limo.eval_setup import command_line_overrides
 from limo.gguf_export import export_model
+from limo.sections import to_options
 from limo.tiny_models import ensure_model
 
 

@@ -1,7 +1,7 @@
 """The command line, read once before Hydra composes it, against the options schema; nothing here composes.
 
 Hydra composes each run's config once (``@hydra.main``, its ``hydra.mode`` probe aside) and the options
-dataclasses validate it once (`limo.config.to_options`). Before that, `hydra_argv` makes the one pass over an
+dataclasses validate it once (`limo.sections.to_options`). Before that, `hydra_argv` makes the one pass over an
 entry point's arguments, with the dataclasses as the schema (`option_roots`: ``curate.stages`` is `StageOptions`,
 ``train`` `TrainOptions`, ...):
 
@@ -41,10 +41,10 @@ from curation.executors import ExecutorOptions
 from curation.methods import METHODS
 from curation.options import StageOptions
 from eval.options import OptionsError, did_you_mean
-from limo.config import CONFIG_DIR, recipe_file
 from limo.discovery.options import DiscoverOptions
 from limo.eval_setup import EvaluateOptions
 from limo.search_path import config_groups, group_options, misplaced_hint, search_dirs, split_folder_flags
+from limo.sections import CONFIG_DIR, recipe_file
 from limo.training.options import TrainOptions
 
 SECTIONS = ("curate", "train", "evaluate", "discover")  # a recipe's sections (CONTRACTS: one per entry point)

@@ -10,7 +10,7 @@ named on the command line as Hydra names config folders: ``hydra.searchpath=[fil
 ``--config-path`` replaces Hydra's primary folder, which then lacks our ``config.yaml``, so `split_folder_flags`
 reads a ``--config-path`` folder without a ``config.yaml`` as a ``--config-dir`` one and says so on stderr.
 Our checks that run before Hydra composes (`limo.overrides`: closest-name hints for a misspelt recipe) and
-the messages naming recipes (`limo.config.section`) look in the same folders, in `search_dirs`.
+the messages naming recipes (`limo.sections.section`) look in the same folders, in `search_dirs`.
 """
 
 from __future__ import annotations

@@ -362,8 +362,8 @@ def test_resume_with_another_protocol_is_refused(tmp_path):
 
 
 def test_every_recipe_evaluate_section_is_valid():
-    from limo.config import recipe_names
     from limo.eval_setup import benchmark_names, build_evaluate_options
+    from limo.sections import recipe_names
 
     checked = 0
     for recipe in recipe_names():

@@ -361,8 +361,9 @@ def test_tiny_model_judge_with_order_swap_is_never_correct(tmp_path, tiny_model_
 )
 def test_grader_configs_compose_for_evaluation_and_the_answer_check(name, preset):
     from curation.options import StageOptions
-    from limo.config import compose, to_options
+    from limo.config import compose
     from limo.eval_setup import build_evaluate_options
+    from limo.sections import to_options
 
     grader = build_evaluate_options(compose("demo", [f"grader@evaluate.grader={name}"])).grader
     assert grader.judge.preset == preset and grader.judge.order == ("same" if name == "default" else "swap")

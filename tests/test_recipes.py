@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from eval.benchmarks import BenchmarkSpec
-from limo.config import compose, recipe_names
+from limo.config import compose
+from limo.sections import recipe_names
 
 SHIPPED = recipe_names()
 

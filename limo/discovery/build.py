@@ -21,13 +21,13 @@ from eval.benchmarks import load_benchmark
 from eval.generation import CachedGenerator, cached_generator
 from eval.options import OptionsError
 from eval.records import DataError, read_jsonl
-from limo.config import build_benchmark_specs, resolve_path
 from limo.curate_setup import build_curation, check_selected
 from limo.discovery.data import PairSplits, write_benchmark_halves, write_splits
 from limo.discovery.loop import CandidateRunner, request_id
 from limo.discovery.options import DiscoverOptions, DiscoverPaths, ProposerOptions
 from limo.discovery.proposals import PromptTexts
 from limo.discovery.sandbox import Limits, python_paths
+from limo.sections import build_benchmark_specs, resolve_path
 from limo.tiny_models import ensure_model
 from limo.training.options import TrainRun
 

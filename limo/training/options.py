@@ -14,7 +14,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from eval.grading_policy import GraderOptions
-from limo.config import section, to_options
+from limo.sections import section, to_options
 
 
 @dataclass(frozen=True)
