@@ -14,7 +14,8 @@ greedily on the same held-out problems):
 - ``sft_rl``: the curated arm's SFT model of the same seed, then GRPO (recipe ``smol_rlvr``) for ``--rl-steps``
   steps.
 The base model is evaluated once. Each run's accuracy carries its 95% Wilson interval; per arm, the mean over
-seeds and every seed's value. The table is printed and written to ``--out`` (markdown) and ``.json`` beside it.
+seeds and every seed's value; then the tuned-on and untouched parts of the held-out set, and accuracy by number of
+operations (pooled over seeds). The tables are printed and written to ``--out`` (markdown) and ``.json`` beside it.
 
 Command: python bench/limo_small.py [--arms curated likelihood random long short mixed] [--seeds 0 1 2] [--limit 129]
              [--steps 25] [--out docs/results-limo-small.md]
@@ -114,6 +115,33 @@ def split_accuracy(run_dir: Path) -> dict[str, tuple[int, int]]:
     return {name: (sum(v), len(v)) for name, v in parts.items()}
 
 
+def level_accuracy(run_dir: Path) -> dict[int, tuple[int, int]]:
+    """Correct / problems by the held-out problem's number of operations (its ``level``)."""
+    text = (REPO / "recipes" / "data" / "arithmetic" / "heldout.jsonl").read_text(encoding="utf-8")
+    level = {row["id"]: row["level"] for row in map(json.loads, text.splitlines())}
+    rows = [json.loads(line) for line in (run_dir / "eval" / BENCHMARK / "samples.jsonl").read_text().splitlines()]
+    out: dict[int, list[int]] = {}
+    for r in rows:
+        cell = out.setdefault(level[r["problem_id"]], [0, 0])
+        cell[0] += bool(r["correct"])
+        cell[1] += 1
+    return {k: (v[0], v[1]) for k, v in sorted(out.items())}
+
+
+def level_table(levels: dict[str, list[dict[int, tuple[int, int]]]], base: dict[int, tuple[int, int]]) -> str:
+    """Each arm's correct / problems by number of operations, summed over seeds."""
+    names = sorted(base)
+    lines = [
+        "| arm | " + " | ".join(f"{n} operation{'s' * (n > 1)}" for n in names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    lines.append("| base | " + " | ".join(_cell(*base[n]) for n in names) + " |")
+    for arm, runs in levels.items():
+        cells = [_cell(sum(r[n][0] for r in runs), sum(r[n][1] for r in runs)) for n in names]
+        lines.append(f"| {arm} ({len(runs)} seed{'s' * (len(runs) > 1)} pooled) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def heldout_ids() -> list[str]:
     text = (REPO / "recipes" / "data" / "arithmetic" / "heldout.jsonl").read_text(encoding="utf-8")
     return [json.loads(line)["id"] for line in text.splitlines()]
@@ -208,14 +236,17 @@ def main() -> None:
     base = evaluate(args.work / "base", args.limit, "evaluate.model_path=null")
     results: dict[str, list[tuple[int, int, int]]] = {}
     splits: dict[str, list[dict[str, tuple[int, int]]]] = {}
+    levels: dict[str, list[dict[int, tuple[int, int]]]] = {}
     for arm, seeds in arm_seeds(args.arms, args.seeds):
         for seed in seeds:
             run_dir = train_arm(arm, seed, args.work, curated, args)
             correct, total = evaluate(run_dir, args.limit)
             results.setdefault(arm, []).append((seed, correct, total))
             splits.setdefault(arm, []).append(split_accuracy(run_dir))
+            levels.setdefault(arm, []).append(level_accuracy(run_dir))
             print(f"[limo_small] {arm} seed {seed}: {_cell(correct, total)}", flush=True)
     text = table(results, base) + "\n\n" + split_table(splits, split_accuracy(args.work / "base"))
+    text += "\n\n" + level_table(levels, level_accuracy(args.work / "base"))
     header = (
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}, {time.time() - started:.0f} s; "
@@ -229,6 +260,7 @@ def main() -> None:
             "base": base,
             "results": results,
             "splits": splits,
+            "levels": levels,
             "args": {k: str(v) for k, v in vars(args).items()},
         }
         args.out.with_suffix(".json").write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
