@@ -355,18 +355,20 @@ def _first_verified(state: RunState, problem: int, verified: np.ndarray, limit: 
     return [int(c) for c in members[verified[members]][: max(0, limit)]]
 
 
+def mid_ranks(values: Sequence[float]) -> list[float]:
+    """Each value's count of smaller values, ties counting half of the others equal to it (0-based mid-rank)."""
+    ordered = sorted(values)
+    smaller = {v: bisect.bisect_left(ordered, v) for v in set(ordered)}
+    equal = {v: bisect.bisect_right(ordered, v) - smaller[v] for v in smaller}
+    return [smaller[v] + (equal[v] - 1) / 2 for v in values]
+
+
 def percentiles(values: dict[int, float]) -> dict[int, float]:
     """Each key's mid-rank percentile among ``values`` in [0, 1] (ties share one; a single value: 0.5)."""
-    if not values:
-        return {}
-    ordered = sorted(values.values())
-    n = len(ordered)
-    out = {}
-    for key, value in values.items():
-        below = bisect.bisect_left(ordered, value)
-        equal = bisect.bisect_right(ordered, value) - below
-        out[key] = round((below + (equal - 1) / 2) / (n - 1), 6) if n > 1 else 0.5
-    return out
+    if len(values) < 2:
+        return dict.fromkeys(values, 0.5)
+    ranks = mid_ranks(list(values.values()))
+    return {key: round(rank / (len(values) - 1), 6) for key, rank in zip(values, ranks, strict=True)}
 
 
 def pool_counts(state: RunState) -> PassCounts:

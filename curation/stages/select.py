@@ -21,7 +21,6 @@ also notes how many of the selected chains rest on a voted gold, and how many of
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,7 +32,7 @@ from curation.options import (
     StageOptions,
 )
 from curation.runner import RunState, StageContext, chunked_pairs
-from curation.stages.difficulty import UNKNOWN_TERM
+from curation.stages.difficulty import UNKNOWN_TERM, mid_ranks
 from curation.stages.majority_gold import selection_trust
 
 FALLBACKS = ("length", "none")
@@ -56,10 +55,7 @@ def fallback_signal(options: SelectOptions, any_chain: bool) -> str:
 
 def length_percentiles(words: Sequence[int]) -> list[float]:
     """Each chain's word count as the share of chains that are shorter (ties count half), in [0, 1)."""
-    ordered = sorted(words)
-    shorter = {n: bisect.bisect_left(ordered, n) for n in set(ordered)}
-    equal = {n: bisect.bisect_right(ordered, n) - shorter[n] for n in shorter}
-    return [round((shorter[n] + (equal[n] - 1) / 2) / len(ordered), 6) for n in words]
+    return [round(rank / len(words), 6) for rank in mid_ranks(words)]
 
 
 def combine(quality: float, difficulty: float, options: SelectOptions) -> float:
