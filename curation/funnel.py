@@ -98,6 +98,25 @@ class Attempt:
     answer: str | None
 
 
+@dataclass(frozen=True)
+class Section:
+    """A stage's section of the reports: a title and a table, which report.md and report.html render alike.
+
+    Attributes:
+        title: The section's heading.
+        columns: The table's column names.
+        rows: One list of plain values (text, numbers) per row.
+    """
+
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The section as report.html's ``tables`` entry."""
+        return {"title": self.title, "columns": list(self.columns), "rows": [list(r) for r in self.rows]}
+
+
 @dataclass
 class Survivors:
     """What a run's pool stages kept, read back from the pool store, and the run's accounting.
@@ -116,6 +135,7 @@ class Survivors:
         read: Items read by ingest (chains plus rejected rows): the left side of the reconciliation.
         pool_rejected: Rows the pool stages wrote to ``rejects.jsonl``.
         manifest: Facts the stages recorded for the manifest (benchmarks loaded, difficulty signal, ...).
+        sections: What the pool stages add to report.md and report.html (`curation.stages.base.Stage.report_section`).
     """
 
     problems: dict[str, Problem]
@@ -127,6 +147,7 @@ class Survivors:
     read: int = 0
     pool_rejected: int = 0
     manifest: dict[str, Any] = field(default_factory=dict)
+    sections: list[Section] = field(default_factory=list)
     _clock: float = field(default_factory=time.perf_counter, repr=False)
 
     @property

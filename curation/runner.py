@@ -3,7 +3,8 @@
 Every method's pool stages run here, on one executor (`curation.executors`: ``local`` in this process by
 default, ``ray``, ``slurm``), whatever the pool's size. `RunState` holds no text: an alive flag per chain and
 per problem, the pool's compact columns (`curation.pool_store.PoolColumns`), what later stages read of earlier
-ones (finished shard jobs to stream again, a few arrays: `StageResults`), and one `StageCount` per stage.
+ones (each stage's output under its name: finished shard jobs to stream again, a few arrays), and one
+`StageCount` per stage.
 `apply` is the funnel's one rule — a dropped problem takes its alive chains (pool order) with it, then single
 chains are dropped, then problems left without a chain (``no_chain_left``) — and writes each drop straight to
 the rejects file (ids read back by offset), so ``read = kept + dropped`` reconciles at any pool size.
@@ -28,7 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
@@ -96,30 +97,6 @@ class PassCounts:
         return {self.generators[g]: [c, t] for g, c, t in zip(codes, right, tries, strict=True)}
 
 
-@dataclass
-class StageResults:
-    """What later stages and the outputs read of earlier stages (never texts)."""
-
-    answer_job: ShardJob | None = None  # answer check's rows: verdicts and attempts
-    attempt: np.ndarray | None = None  # per chain: graded as a model attempt
-    correct: np.ndarray | None = None
-    quality: np.ndarray | None = None  # per chain: quality score (NaN: not scored)
-    quality_job: ShardJob | None = None
-    counts: PassCounts | None = None  # the difficulty stage's pass counts (pool attempts or rollouts)
-    difficulty_source: str | None = None
-    noted: np.ndarray | None = None  # per problem: has a difficulty note
-    strong_rate: np.ndarray | None = None  # per problem (NaN: None)
-    difficulty_score: np.ndarray | None = None  # per problem: the note's score (NaN: None)
-    # per problem, for ``source: metadata`` or ``likelihood``
-    difficulty_notes: dict[int, dict[str, Any]] = field(default_factory=dict)
-    selection_difficulty: str | None = None  # where selection's difficulty term came from
-    scores: dict[int, tuple[float, float]] = field(default_factory=dict)  # selected chain: combined score, term
-    suspects: dict[int, dict[str, Any]] = field(default_factory=dict)
-    decontam_hits: list[dict[str, Any]] = field(default_factory=list)
-    rank: dict[int, int] = field(default_factory=dict)
-    rollouts: dict[str, Any] = field(default_factory=dict)
-
-
 class RunState:
     """Alive flags, counts and rejects of a run over one `PoolStore`.
 
@@ -146,13 +123,19 @@ class RunState:
         self.rejected_rows = 0  # every row written to the rejects file (problems too)
         self.funnel: list[StageCount] = []
         self.manifest: dict[str, Any] = {}
-        self.results = StageResults()
+        self.outputs: dict[str, Any] = {}  # each stage's output by its name (`curation.stages.base.Stage.run`)
         self.totals: dict[str, int] = {}
         self.golds: str | None = None  # the run's decided golds (`curation.pool.golds`), once a stage wrote them
         self._pool_stages: list[StageCount] = []
         self._rejects = rejects
         self._ids = store.ids.reader()  # chain ids for reject rows, read by offset (closed by `close_files`)
         self._clock = time.perf_counter()
+
+    def output(self, stage: str, kind: type[T]) -> T | None:
+        """What stage ``stage`` handed on (`curation.stages.run_pool` keeps it), or None when it did not run, was
+        off, or handed on something else than a ``kind``."""
+        found = self.outputs.get(stage)
+        return found if isinstance(found, kind) else None
 
     # -------------------------------------------------------------------------------------------- counting
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from curation.funnel import UNKNOWN_DOMAIN, PoolPlots, StageCount
+from curation.funnel import UNKNOWN_DOMAIN, PoolPlots, Section, StageCount
 from curation.pool.store import PoolStore, read_problems
 from eval.problem import Problem
 from eval.records import write_jsonl
@@ -338,6 +338,21 @@ def _given_golds(notes: Mapping[str, Any]) -> str:
         for d in notes.get("given_disagreements", [])[:20]
     )
     return "\n".join([line, *shown])
+
+
+def section_markdown(section: Section) -> str:
+    """A stage's section (`curation.funnel.Section`) as report.md shows it: its heading and its table."""
+    lines = [f"## {section.title}", "", f"| {' | '.join(section.columns)} |", "|---" * len(section.columns) + "|"]
+    lines += [f"| {' | '.join(_cell(value) for value in row)} |" for row in section.rows]
+    return "\n".join(lines)
+
+
+def with_stage_sections(report: str, sections: Sequence[Section]) -> str:
+    """``report`` followed by the sections the pool stages declared (`curation.stages.base.Stage.report_section`);
+    unchanged when they declared none."""
+    if not sections:
+        return report
+    return "\n\n".join([report.rstrip("\n"), *map(section_markdown, sections)]) + "\n"
 
 
 def render_report(title: str, intro: str, funnel: Sequence[StageCount], sections: Sequence[str]) -> str:

@@ -122,6 +122,8 @@ def write_report_html(out: Path, run: FinishedRun, manifest: Mapping[str, Any]) 
         "rejects": rejects,
         "footer": footer(manifest, run.method),
     }
+    if run.state.sections:  # what the pool stages declared (`curation.stages.base.Stage.report_section`)
+        payload["tables"] = [section.to_dict() for section in run.state.sections]
     return write_page(out / "report.html", payload)
 
 

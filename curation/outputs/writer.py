@@ -36,7 +36,7 @@ from typing import Any
 
 from curation.funnel import Survivors
 from curation.options import QualityOptions, SelectOptions
-from curation.outputs.report import PoolPlots, ProblemLookup
+from curation.outputs.report import PoolPlots, ProblemLookup, with_stage_sections
 from curation.outputs.report_html import write_report_html
 from curation.pool.golds import gold_note
 from curation.schema import Chain, SFTExample
@@ -205,5 +205,5 @@ def write_outputs(out: Path, run: RunOutputs) -> None:
         manifest["outputs_sha256"] = {name: sha256_file(out / name) for name in sorted(run.data)}
     write_json(out / "manifest.json", manifest)
     if run.report is not None:
-        write_text_atomic(out / "report.md", run.report)
+        write_text_atomic(out / "report.md", with_stage_sections(run.report, run.state.sections))
         write_report_html(out, run, manifest)  # last: it reads rejects.jsonl complete

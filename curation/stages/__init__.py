@@ -1,13 +1,15 @@
 """The shared pool stages and the one loop that runs them: every method's pool goes through `run_pool`.
 
-A stage is a function ``(state, options, context)`` over a `curation.runner.RunState`, registered in `STAGES`
-by the name a recipe gives under ``curate.stages`` (plus ``problem_limit``, which runs first whenever
-``curate.stages.ingest.problem_limit`` is set, and ``majority_gold``, which runs next whenever
+A stage is one object (`curation.stages.base.Stage`: its options type, its step ``run(state, options, context)``
+over a `curation.runner.RunState`, the notes it leaves on what a method reads back, its plot data and its report
+section), registered in `STAGES` by the name a recipe gives under ``curate.stages`` (plus ``problem_limit``, which
+runs first whenever ``curate.stages.ingest.problem_limit`` is set, and ``majority_gold``, which runs next whenever
 ``curate.stages.majority_gold.enabled`` is: it decides the golds every later stage reads). A method lists the
 names it runs, in order; `run_pool` runs them on the run's executor, streaming ``rejects.jsonl`` as it goes,
-checks the accounting, and `survivors` reads back only the chains the method asks for (the selection, or every
-chain still alive) with the notes the stages left on them.
-Nothing else decides which items stay: a new stage is one entry here.
+keeps each stage's output under its name (`curation.runner.RunState.outputs`, which later stages read), and
+checks the accounting; `survivors` reads back only the chains the method asks for (the selection, or every chain
+still alive) with the notes each stage's hooks leave on them, and the report sections the stages declare.
+Nothing else decides which items stay: a new stage is one module and one entry here.
 
 Grading runs before dedup so that every unaided attempt counts toward pass rates, including attempts whose
 text duplicates another's (CHAMP has such pairs across prompt settings); dedup then drops the duplicate
@@ -29,7 +31,7 @@ from curation.executors import ExecutorOptions
 from curation.funnel import PoolPlots, StageCount, Survivors, selected_domains, selection_plots
 from curation.options import StageOptions
 from curation.pool.store import PoolStore, read_chains, store_items
-from curation.runner import RunState, StageContext, release_free_memory, rows_as
+from curation.runner import RunState, StageContext, release_free_memory
 from curation.schema import Chain
 from curation.stages import (
     answer_check,
@@ -43,25 +45,25 @@ from curation.stages import (
     suspect_gold,
     validate,
 )
+from curation.stages.base import Stage
 from eval.benchmarks import BenchmarkSpec
 from eval.problem import Problem
 from eval.records import atomic_writer
 
 log = logging.getLogger(__name__)
 
-Stage = Callable[[RunState, StageOptions, StageContext], None]
 STAGES: dict[str, Stage] = {
-    "problem_limit": validate.problem_limit,
-    "majority_gold": majority_gold.majority_gold,
-    "validate": validate.validate,
-    "answer_check": answer_check.answer_check,
-    "dedup": dedup.dedup,
-    "decontam": decontam.decontam,
-    "suspect_gold": suspect_gold.suspect_gold,
-    "difficulty": difficulty.difficulty,
-    "quality": quality.quality,
-    "diversity": diversity.diversity,
-    "select": select.select,
+    "problem_limit": validate.PROBLEM_LIMIT,
+    "majority_gold": majority_gold.STAGE,
+    "validate": validate.STAGE,
+    "answer_check": answer_check.STAGE,
+    "dedup": dedup.STAGE,
+    "decontam": decontam.STAGE,
+    "suspect_gold": suspect_gold.STAGE,
+    "difficulty": difficulty.STAGE,
+    "quality": quality.STAGE,
+    "diversity": diversity.STAGE,
+    "select": select.STAGE,
 }
 
 
@@ -104,7 +106,9 @@ def run_pool(
             if before is not None and name != "problem_limit":
                 before(state)
                 before = None
-            STAGES[name](state, stages, context)
+            output = STAGES[name].run(state, stages, context)
+            if output is not None:
+                state.outputs[name] = output
             state.close(state.funnel[-1])
             log_stage(state.funnel[-1])
             release_free_memory()
@@ -165,55 +169,26 @@ def survivors(state: RunState, stages: StageOptions) -> Survivors:
         manifest=state.manifest,
     )
     kept.funnel = list(state.funnel)
-    _chain_notes(state, kept, dict(zip(kept.chains, chains.tolist(), strict=True)), stages)
-    _problem_notes(state, kept, dict(zip(kept.problems, problems, strict=True)), stages)
+    chain_index = dict(zip(kept.chains, chains.tolist(), strict=True))
+    problem_index = dict(zip(kept.problems, problems, strict=True))
+    for name, output in state.outputs.items():
+        stage = STAGES[name]
+        stage.chain_notes(output, state, kept, chain_index, stages)
+        stage.problem_notes(output, state, kept, problem_index, stages)
+        section = stage.report_section(output, state)
+        if section is not None:
+            kept.sections.append(section)
     return kept
 
 
-def _chain_notes(state: RunState, kept: Survivors, index_of: dict[str, int], stages: StageOptions) -> None:
-    """Each kept chain's verdict (and what it means for the chain), quality, and selection's score and term."""
-    wanted = set(index_of.values())
-    results = state.results
-    verdicts = {r.chain: r.verdict() for r in _rows(results.answer_job, answer_check.VerdictRow) if r.chain in wanted}
-    notes = {r.chain: r.note() for r in _rows(results.quality_job, quality.QualityRow) if r.chain in wanted}
-    for chain_id, index in index_of.items():
-        chain_notes = kept.chain_notes[chain_id]
-        if index in verdicts:
-            answer_check.verdict_notes(chain_notes, kept.chains[chain_id], verdicts[index], stages.answer_check)
-        if index in notes:
-            chain_notes["quality"] = notes[index]
-        if index in results.scores:
-            chain_notes["combined"], chain_notes["difficulty_term"] = results.scores[index]
-
-
-def _rows(job: Any, row_type: Any) -> Any:
-    return rows_as(job, row_type) if job is not None else ()
-
-
-def _problem_notes(state: RunState, kept: Survivors, index_of: dict[str, int], stages: StageOptions) -> None:
-    results = state.results
-    for problem_id, index in index_of.items():
-        notes = kept.problem_notes[problem_id]
-        if index in results.difficulty_notes:
-            notes["difficulty"] = results.difficulty_notes[index]
-        elif results.noted is not None and results.noted[index] and results.counts is not None:
-            notes["difficulty"] = difficulty.difficulty_note(results.counts.of(index), stages.difficulty)
-        if index in results.suspects:
-            notes["suspect_gold"] = results.suspects[index]
-        if index in results.rank:
-            notes["rank"] = results.rank[index]
-
-
 def plots(state: RunState, kept: Survivors) -> PoolPlots:
-    """The report's plot data from the compact columns and the selection."""
-    results = state.results
-    rates: list[float] = []
-    if results.noted is not None and results.strong_rate is not None:
-        noted = results.strong_rate[results.noted]
-        rates = noted[~np.isnan(noted)].tolist()
-    quality = results.quality
-    all_quality = [] if quality is None else quality[~np.isnan(quality)].tolist()
+    """The report's plot data: the series the stages give (`curation.stages.base.Stage.plot_data`), the selection's
+    qualities, lengths and domains."""
+    series: dict[str, list[float]] = {}
+    for name, output in state.outputs.items():
+        series.update(STAGES[name].plot_data(output, state))
     pool_domains = Counter(state.store.facts["pool_domains"])
+    rates, all_quality = series.get("rates", []), series.get("all_quality", [])
     return PoolPlots(rates, all_quality, *selection_plots(kept), pool_domains, selected_domains(kept))
 
 

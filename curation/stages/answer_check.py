@@ -29,6 +29,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from curation.executors import ShardJob
+from curation.funnel import Survivors
 from curation.options import AnswerCheckOptions, StageOptions
 from curation.pool.golds import problem_reader
 from curation.pool.rows import CIRCULAR
@@ -44,6 +46,7 @@ from curation.runner import (
     run_parts,
 )
 from curation.schema import HUMAN, Chain
+from curation.stages.base import Stage
 from eval.grader import Verdict, grade_many
 from eval.grading_policy import apply_policy, grading_summary, write_agreement
 from eval.judge import JudgeItem, build_judge
@@ -222,12 +225,22 @@ def _with_fields(row: VerdictRow, fields: dict[str, Any] | None, chain: Chain) -
     return row._replace(status=verdict.status, correct=verdict.correct, reason=verdict.reason, why=why)
 
 
-def answer_check(state: RunState, options: StageOptions, context: StageContext) -> None:
+@dataclass
+class Checked:
+    """What the answer check hands on: its finished job (verdict rows) and, per chain, graded as a model attempt
+    and correct."""
+
+    job: ShardJob
+    attempt: np.ndarray
+    correct: np.ndarray
+
+
+def answer_check(state: RunState, options: StageOptions, context: StageContext) -> Checked | None:
     """Grade every alive chain; model chains stay only when the grader (or, by policy, the judge) confirms them."""
     settings = options.answer_check
     count = state.opened("answer_check", settings.enabled)
     if count is None:
-        return
+        return None
     job = run_parts(state, context, "answer-check", answer_check_chains, {"options": options_dict(settings)})
     verdicts: Iterable[VerdictRow] = rows_as(job, VerdictRow)
     rows: Iterable[VerdictRow]
@@ -236,10 +249,7 @@ def answer_check(state: RunState, options: StageOptions, context: StageContext) 
     else:
         rows, grading = judged(list(verdicts), state, settings, context)
     human = state.store.columns.chain_human
-    results = state.results
-    results.answer_job = job
-    results.attempt = np.zeros(len(state.chain_alive), dtype=bool)
-    results.correct = np.zeros(len(state.chain_alive), dtype=bool)
+    results = Checked(job, np.zeros(len(state.chain_alive), dtype=bool), np.zeros(len(state.chain_alive), dtype=bool))
     statuses: Counter[str] = Counter()
     flags: Counter[str] = Counter()
 
@@ -250,7 +260,7 @@ def answer_check(state: RunState, options: StageOptions, context: StageContext) 
             flags.update(human_references=bool(human[row.chain]), **marks)
             if human[row.chain]:
                 continue
-            results.attempt[row.chain], results.correct[row.chain] = True, row.correct  # type: ignore[index]
+            results.attempt[row.chain], results.correct[row.chain] = True, row.correct
             if row.why is not None and not settings.keep_incorrect:
                 yield row.chain, row.why, {"reason": row.reason, "extracted": row.extracted}
 
@@ -261,3 +271,26 @@ def answer_check(state: RunState, options: StageOptions, context: StageContext) 
         "keep_incorrect": settings.keep_incorrect,
         "grading": grading,
     }
+    return results
+
+
+class AnswerCheck(Stage):
+    """The answer check as a stage: its verdicts become each kept chain's notes (`verdict_notes`)."""
+
+    name, options_type = "answer_check", AnswerCheckOptions
+
+    def run(self, state: RunState, options: StageOptions, context: StageContext) -> Checked | None:
+        return answer_check(state, options, context)
+
+    def chain_notes(
+        self, output: Checked, state: RunState, kept: Survivors, index_of: Mapping[str, int], options: StageOptions
+    ) -> None:
+        wanted = set(index_of.values())
+        verdicts = {r.chain: r.verdict() for r in rows_as(output.job, VerdictRow) if r.chain in wanted}
+        for chain_id, index in index_of.items():
+            if index in verdicts:
+                chain = kept.chains[chain_id]
+                verdict_notes(kept.chain_notes[chain_id], chain, verdicts[index], options.answer_check)
+
+
+STAGE = AnswerCheck()

@@ -78,6 +78,7 @@ from curation.runner import (
 )
 from curation.schema import Chain
 from curation.similarity import aligned_similarity, content_agreement, content_tokens, text_tokens
+from curation.stages.base import StepStage
 from curation.stages.dedup import (
     normalize_text,
 )
@@ -535,14 +536,14 @@ def benchmark_error(err: DataError) -> DataError:
     return DataError(f"{err} ({hint}), curate.stages.decontam")
 
 
-def decontam(state: RunState, options: StageOptions, context: StageContext) -> None:
+def decontam(state: RunState, options: StageOptions, context: StageContext) -> list[dict[str, Any]]:
     """Drop every alive problem confirmed to be a copy of a benchmark item (candidates from n-grams, then
-    confirmation on the whole problem), with its evidence."""
+    confirmation on the whole problem), with its evidence; returns the hits (problem id and evidence)."""
     settings = options.decontam
     count = state.begin("decontam", settings.enabled)
     if not settings.enabled or not settings.benchmarks:  # on, but nothing to check against: passes everything
         state.apply(count)
-        return
+        return []
     try:
         items, loaded = load_benchmark_items(settings.benchmarks, context.benchmark_specs, settings)
     except DataError as err:
@@ -563,8 +564,9 @@ def decontam(state: RunState, options: StageOptions, context: StageContext) -> N
         count.notes |= notes
         found += meaning
         forget_texts()  # what the shard tasks cached, when they ran in this process
-    state.results.decontam_hits = [{"problem_id": state.problem_ids[p], **hit} for p, hit in found]
+    hits = [{"problem_id": state.problem_ids[p], **hit} for p, hit in found]
     state.apply(count, problems=[(p, f"contaminated:{hit['benchmark']}", hit) for p, hit in found])
+    return hits
 
 
 def by_meaning(
@@ -730,3 +732,6 @@ def _candidate_row(problem: int, text: str, found: list[Candidate]) -> list[Any]
 
 def _contamination(hit: dict[str, Any] | None) -> Contamination | None:
     return None if hit is None else Contamination(**{**hit, "ngrams": tuple(hit["ngrams"])})
+
+
+STAGE = StepStage("decontam", decontam, DecontamOptions)

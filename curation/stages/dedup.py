@@ -67,6 +67,7 @@ from curation.runner import (
 )
 from curation.schema import Chain
 from curation.similarity import answers_agree, content_tokens, numbers_of
+from curation.stages.base import StepStage
 from eval.options import to_options
 from eval.problem import Problem
 
@@ -549,3 +550,6 @@ def find_duplicates(
         drops = duplicate_problems(state, context, options)
         found = {state.problem_ids[p]: (reason, state.problem_ids[k]) for p, reason, k, _ in drops}
     return {pid: found[pid] for pid in texts if pid in found}
+
+
+STAGE = StepStage("dedup", dedup, DedupOptions)

@@ -28,11 +28,13 @@ import bisect
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from curation.funnel import Survivors
 from curation.options import (
     DifficultyOptions,
     StageOptions,
@@ -40,6 +42,8 @@ from curation.options import (
 from curation.pool.store import read_chains
 from curation.rollouts.run import run_rollout_stages
 from curation.runner import PassCounts, RunState, StageContext
+from curation.stages.answer_check import Checked
+from curation.stages.base import Stage
 from eval.likelihood import score_answers
 from eval.problem import Problem
 from eval.records import DataError
@@ -213,24 +217,44 @@ UNKNOWN_TERM = 0.5  # selection's term for a problem without a score (curation.s
 # ------------------------------------------------------------------------------------------------ the stage
 
 
-def difficulty(state: RunState, options: StageOptions, context: StageContext) -> None:
+@dataclass
+class Difficulties:
+    """What the difficulty stage hands on (never texts).
+
+    Attributes:
+        source: ``curate.stages.difficulty.source``.
+        noted: Per problem: alive when the stage ran (its note is then written back).
+        score: Per problem: the note's score, selection's difficulty (NaN: none).
+        counts: The pass counts (pool attempts or rollouts); None for ``metadata`` and ``likelihood``.
+        strong_rate: Per problem: the strong models' pass rate (NaN: none); None without pass counts.
+        notes: Per problem, the note of ``metadata`` or ``likelihood``.
+        rollouts: The rollouts' manifest facts, when the stage rolled out.
+    """
+
+    source: str
+    noted: np.ndarray
+    score: np.ndarray
+    counts: PassCounts | None = None
+    strong_rate: np.ndarray | None = None
+    notes: dict[int, dict[str, Any]] = field(default_factory=dict)
+    rollouts: dict[str, Any] = field(default_factory=dict)
+
+
+def difficulty(state: RunState, options: StageOptions, context: StageContext) -> Difficulties | None:
     """`curation.stages.difficulty.run_difficulty`: pass rates (pool or rollouts) or a metadata column per problem."""
     settings = options.difficulty
     state.manifest["difficulty"] = difficulty_signal(settings)
     count = state.opened("difficulty", settings.enabled)
     if count is None:
-        return
-    results = state.results
-    results.difficulty_source = settings.source
-    results.noted = state.problem_alive.copy()
-    results.difficulty_score = np.full(len(state.problem_alive), np.nan)
+        return None
+    results = Difficulties(settings.source, state.problem_alive.copy(), np.full(len(state.problem_alive), np.nan))
     if settings.source == "metadata":
-        metadata_difficulty(state, settings, count)
-        return
+        metadata_difficulty(state, settings, count, results)
+        return results
     if settings.source == "likelihood":
-        likelihood_difficulty(state, settings, count, context)
-        return
-    counts = pool_counts(state) if settings.source == "pool" else rollout_counts(state, options, context)
+        likelihood_difficulty(state, settings, count, context, results)
+        return results
+    counts = pool_counts(state) if settings.source == "pool" else rollout_counts(state, options, context, results)
     results.counts = counts
     results.strong_rate = np.full(len(state.problem_alive), np.nan)
     drops, with_attempts = [], 0
@@ -240,34 +264,36 @@ def difficulty(state: RunState, options: StageOptions, context: StageContext) ->
         note = difficulty_note(per_model, settings)
         if note["strong_pass_rate"] is not None:
             results.strong_rate[problem] = note["strong_pass_rate"]
-            results.difficulty_score[problem] = note["score"]
+            results.score[problem] = note["score"]
         reason = difficulty_decision(per_model, settings)
         if reason:
             drops.append((problem, reason, {k: note[k] for k in ("strong_pass_rate", "weak_pass_rate")}))
     count.notes = {"source": settings.source, "problems_with_attempts": with_attempts}
     state.apply(count, problems=drops)
+    return results
 
 
-def metadata_difficulty(state: RunState, settings: Any, count: Any) -> None:
+def metadata_difficulty(state: RunState, settings: Any, count: Any, results: Difficulties) -> None:
     """`curation.stages.difficulty.run_metadata_difficulty` over the problems table (one note per alive problem)."""
     check_missing(settings)
-    results = state.results
-    scores = results.difficulty_score = np.full(len(state.problem_alive), np.nan)
+    scores = results.score = np.full(len(state.problem_alive), np.nan)
     alive = np.flatnonzero(state.problem_alive).tolist()
     drops = []
     for problem, row in zip(alive, state.problem_rows(alive), strict=True):
         record = Problem.from_dict(row)
         note, drop = metadata_note(problem_metadata(record), settings, record.id)
-        results.difficulty_notes[problem] = note
+        results.notes[problem] = note
         if note["score"] is not None:
             scores[problem] = note["score"]
         if drop is not None:
             drops.append((problem, *drop))
-    count.notes = metadata_summary([results.difficulty_notes[p] for p in alive], settings)
+    count.notes = metadata_summary([results.notes[p] for p in alive], settings)
     state.apply(count, problems=drops)
 
 
-def likelihood_difficulty(state: RunState, settings: DifficultyOptions, count: Any, context: StageContext) -> None:
+def likelihood_difficulty(
+    state: RunState, settings: DifficultyOptions, count: Any, context: StageContext, results: Difficulties
+) -> None:
     """`source: likelihood`: the student's negative log-likelihood of each alive problem's first
     ``chains_per_problem`` verified chains (all alive chains when the answer check did not run), in nats per chain
     or per token (``measure``); the problem's score is its percentile among the scored problems (the least likely
@@ -277,9 +303,9 @@ def likelihood_difficulty(state: RunState, settings: DifficultyOptions, count: A
     scoring = settings.likelihood
     if not scoring.model:
         raise ValueError("curate.stages.difficulty.likelihood.model is not set (source: likelihood needs the student)")
-    results = state.results
+    checked = state.output("answer_check", Checked)
     alive = np.flatnonzero(state.problem_alive).tolist()
-    verified = state.chain_alive if results.correct is None else state.chain_alive & results.correct
+    verified = state.chain_alive if checked is None else state.chain_alive & checked.correct
     picked = {p: _first_verified(state, p, verified, scoring.chains_per_problem) for p in alive}
     chains = [c for p in alive for c in picked[p]]
     texts = read_chains(state.store, chains)
@@ -307,10 +333,10 @@ def likelihood_difficulty(state: RunState, settings: DifficultyOptions, count: A
             note.update(
                 {scoring.measure: values[problem], "tokens": tokens, "truncated": sum(i.truncated for i in items)}
             )
-        results.difficulty_notes[problem] = note
-    scores = results.difficulty_score = np.full(len(state.problem_alive), np.nan)
+        results.notes[problem] = note
+    scores = results.score = np.full(len(state.problem_alive), np.nan)
     for problem, score in percentiles(values).items():
-        scores[problem] = results.difficulty_notes[problem]["score"] = score
+        scores[problem] = results.notes[problem]["score"] = score
     drops = []
     for problem in alive:
         if problem in values:
@@ -374,11 +400,11 @@ def percentiles(values: dict[int, float]) -> dict[int, float]:
 def pool_counts(state: RunState) -> PassCounts:
     """Correct answers and tries per (problem, generator) from the answer check's attempts (a generator at a time:
     a count per problem, kept where it tried)."""
-    results = state.results
+    checked = state.output("answer_check", Checked)
     columns = state.store.columns
-    if results.attempt is None or results.correct is None:
+    if checked is None:
         return PassCounts.of_pairs(columns.generators, ())
-    return PassCounts.of_pairs(columns.generators, _generator_counts(state, results.attempt, results.correct))
+    return PassCounts.of_pairs(columns.generators, _generator_counts(state, checked.attempt, checked.correct))
 
 
 def _generator_counts(state: RunState, attempt: np.ndarray, correct: np.ndarray) -> Iterator[tuple[np.ndarray, ...]]:
@@ -391,14 +417,49 @@ def _generator_counts(state: RunState, attempt: np.ndarray, correct: np.ndarray)
         yield tried, np.full(len(tried), code), right[tried], tries[tried]
 
 
-def rollout_counts(state: RunState, options: StageOptions, context: StageContext) -> PassCounts:
-    """Fresh rollouts of the alive problems (`curation.rollouts.run_rollout_stages`) as pass counts."""
+def rollout_counts(state: RunState, options: StageOptions, context: StageContext, results: Difficulties) -> PassCounts:
+    """Fresh rollouts of the alive problems (`curation.rollouts.run_rollout_stages`) as pass counts (their manifest
+    facts in ``results.rollouts``)."""
     alive = np.flatnonzero(state.problem_alive)
     problems = state.problem_rows(alive)
     outcome = run_rollout_stages(problems, options, context.work_dir / "rollouts", context.seed, context.executor)
-    state.results.rollouts = outcome.manifest()
+    results.rollouts = outcome.manifest()
     counts = outcome.counts()
     return PassCounts.of_pairs(
         list(counts),
         ((alive, np.full(len(alive), code), correct, drawn) for code, (correct, drawn) in enumerate(counts.values())),
     )
+
+
+class Difficulty(Stage):
+    """The difficulty stage: each kept problem's note (``difficulty``) and the pass rates' plot."""
+
+    name, options_type = "difficulty", DifficultyOptions
+
+    def run(self, state: RunState, options: StageOptions, context: StageContext) -> Difficulties | None:
+        return difficulty(state, options, context)
+
+    def problem_notes(
+        self,
+        output: Difficulties,
+        state: RunState,
+        kept: Survivors,
+        index_of: Mapping[str, int],
+        options: StageOptions,
+    ) -> None:
+        for problem_id, index in index_of.items():
+            if index in output.notes:
+                kept.problem_notes[problem_id]["difficulty"] = output.notes[index]
+            elif output.noted[index] and output.counts is not None:
+                kept.problem_notes[problem_id]["difficulty"] = difficulty_note(
+                    output.counts.of(index), options.difficulty
+                )
+
+    def plot_data(self, output: Difficulties, state: RunState) -> dict[str, list[float]]:
+        if output.strong_rate is None:
+            return {}
+        noted = output.strong_rate[output.noted]
+        return {"rates": noted[~np.isnan(noted)].tolist()}
+
+
+STAGE = Difficulty()

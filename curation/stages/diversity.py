@@ -25,6 +25,7 @@ from curation.options import (
     StageOptions,
 )
 from curation.runner import RunState, StageContext
+from curation.stages.base import StepStage
 from curation.stages.select import best_chains, ranked
 
 T = TypeVar("T")
@@ -90,7 +91,7 @@ def diversity(state: RunState, options: StageOptions, context: StageContext) -> 
     count = state.opened("diversity", settings.enabled)
     if count is None:
         return
-    problems, chains, scores, _ = best_chains(state, options)
+    problems, chains, scores, _, _ = best_chains(state, options)
     domains = [domain(state, p) for p in problems.tolist()]
     count.notes = {"method": settings.method, "domains_in": dict(sorted(Counter(domains).items()))}
     if settings.method == "quota":
@@ -105,3 +106,6 @@ def diversity(state: RunState, options: StageOptions, context: StageContext) -> 
     else:
         raise ValueError(f"diversity.method must be 'quota' or 's1', got {settings.method!r}")
     state.apply(count, problems=[(p, reason, detail) for p, (reason, detail) in drops.items()])
+
+
+STAGE = StepStage("diversity", diversity, DiversityOptions)

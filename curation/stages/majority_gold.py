@@ -52,6 +52,7 @@ from curation.runner import (
 )
 from curation.schema import MODEL, Chain
 from curation.stages.answer_check import graded_text
+from curation.stages.base import StepStage
 from curation.stages.suspect_gold import equivalent
 from curation.stages.validate import chain_reason_codes
 from eval.extract import extract_answer
@@ -325,3 +326,6 @@ def majority_gold(state: RunState, options: StageOptions, context: StageContext)
     count.notes["given_disagreements"] = disagreements(rows, state.problem_ids)
     state.manifest["golds"] = {"source": MAJORITY, **count.notes}
     state.apply(count, problems=drops)
+
+
+STAGE = StepStage("majority_gold", majority_gold, MajorityGoldOptions)

@@ -30,9 +30,12 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from curation.executors import ShardJob
+from curation.funnel import Survivors
 from curation.options import QualityOptions, StageOptions
 from curation.runner import DropItem, RunState, StageContext, alive_rows, options_dict, rows_as, run_parts
 from curation.schema import Chain
+from curation.stages.base import Stage
 from eval.extract import extract_answer
 from eval.options import to_options
 
@@ -200,15 +203,22 @@ def quality_chains(index: int, item: dict[str, Any]) -> Iterator[QualityRow]:
 # ------------------------------------------------------------------------------------------------ the stage
 
 
-def quality(state: RunState, options: StageOptions, context: StageContext) -> None:
+@dataclass
+class Scored:
+    """What the quality stage hands on: per chain its score (NaN: not scored), and the finished job (its notes)."""
+
+    scores: np.ndarray
+    job: ShardJob
+
+
+def quality(state: RunState, options: StageOptions, context: StageContext) -> Scored | None:
     settings = options.quality
     count = state.opened("quality", settings.enabled)
     if count is None:
-        return
+        return None
     job = run_parts(state, context, "quality", quality_chains, {"options": options_dict(settings)})
-    if state.results.quality is None:
-        state.results.quality = np.full(len(state.chain_alive), np.nan)
-    scores = state.results.quality
+    earlier = state.output("quality", Scored)
+    scores = earlier.scores if earlier is not None else np.full(len(state.chain_alive), np.nan)
 
     def drops() -> Iterator[DropItem]:
         for row in rows_as(job, QualityRow):
@@ -217,4 +227,28 @@ def quality(state: RunState, options: StageOptions, context: StageContext) -> No
                 yield row.chain, row.problem, {"score": row.score, "repetition": row.repetition}
 
     state.apply(count, chains=drops())
-    state.results.quality_job = job
+    return Scored(scores, job)
+
+
+class Quality(Stage):
+    """The quality stage: each kept chain's note (``quality``) and every score for the report's plot."""
+
+    name, options_type = "quality", QualityOptions
+
+    def run(self, state: RunState, options: StageOptions, context: StageContext) -> Scored | None:
+        return quality(state, options, context)
+
+    def chain_notes(
+        self, output: Scored, state: RunState, kept: Survivors, index_of: Mapping[str, int], options: StageOptions
+    ) -> None:
+        wanted = set(index_of.values())
+        notes = {r.chain: r.note() for r in rows_as(output.job, QualityRow) if r.chain in wanted}
+        for chain_id, index in index_of.items():
+            if index in notes:
+                kept.chain_notes[chain_id]["quality"] = notes[index]
+
+    def plot_data(self, output: Scored, state: RunState) -> dict[str, list[float]]:
+        return {"all_quality": output.scores[~np.isnan(output.scores)].tolist()}
+
+
+STAGE = Quality()

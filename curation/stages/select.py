@@ -21,19 +21,22 @@ also notes how many of the selected chains rest on a voted gold, and how many of
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from curation.funnel import StageCount
+from curation.funnel import StageCount, Survivors
 from curation.options import (
     SelectOptions,
     StageOptions,
 )
 from curation.runner import RunState, StageContext, chunked_pairs
-from curation.stages.difficulty import UNKNOWN_TERM, mid_ranks
+from curation.stages.base import Stage
+from curation.stages.difficulty import UNKNOWN_TERM, Difficulties, mid_ranks
 from curation.stages.majority_gold import selection_trust
+from curation.stages.quality import Scored
 
 FALLBACKS = ("length", "none")
 UNKNOWN_DIFFICULTY = UNKNOWN_TERM  # the difficulty term of a problem without a score (see the docstring)
@@ -75,17 +78,38 @@ def weighted(quality: Any, difficulty: Any, options: SelectOptions) -> Any:
 # ------------------------------------------------------------------------------------------------ the stage
 
 
-def best_chains(state: RunState, options: StageOptions) -> tuple[np.ndarray, np.ndarray, list[float], list[float]]:
+class Best(NamedTuple):
+    """Per alive problem (in first-alive-chain order) its best chain, that chain's combined score and difficulty
+    term, and where the terms came from (`difficulty_terms`)."""
+
+    problems: np.ndarray
+    chains: np.ndarray
+    scores: list[float]
+    terms: list[float]
+    signal: str
+
+
+@dataclass
+class Selection:
+    """What selection hands on: where its difficulty term came from, each selected problem's rank and each
+    selected chain's combined score and term (by pool index)."""
+
+    signal: str
+    rank: dict[int, int]
+    scores: dict[int, tuple[float, float]]
+
+
+def best_chains(state: RunState, options: StageOptions) -> Best:
     """`curation.stages.select.best_chains`: per alive problem (in first-alive-chain order) its best chain and score.
 
     Scores and terms stay numpy arrays (8 bytes per alive chain each), never a Python float per chain.
 
     Returns:
-        Problems, their best chain, its combined score and its difficulty term; the earlier chain wins a tie.
+        Problems, their best chain, its combined score and its difficulty term (the earlier chain wins a tie), and
+        the difficulty signal.
     """
     chains = np.flatnonzero(state.chain_alive)
     signal, terms = difficulty_terms(state, chains, options)
-    state.results.selection_difficulty = signal
     scores = chain_scores(state, chains, terms, options)
     problems = state.chain_problem[chains]
     order = np.lexsort((chains, -scores, problems))
@@ -94,7 +118,7 @@ def best_chains(state: RunState, options: StageOptions) -> tuple[np.ndarray, np.
     winners = order[first]
     by_first_chain = np.argsort(_first_chain_of(problems, chains)[problems[winners]], kind="stable")
     winners = winners[by_first_chain]
-    return problems[winners], chains[winners], scores[winners].tolist(), terms[winners].tolist()
+    return Best(problems[winners], chains[winners], scores[winners].tolist(), terms[winners].tolist(), signal)
 
 
 def _first_chain_of(problems: np.ndarray, chains: np.ndarray) -> np.ndarray:
@@ -106,8 +130,8 @@ def _first_chain_of(problems: np.ndarray, chains: np.ndarray) -> np.ndarray:
 def chain_scores(state: RunState, chains: np.ndarray, terms: np.ndarray, options: StageOptions) -> np.ndarray:
     """`curation.stages.select.combine` for each chain: `weighted`'s float operations on arrays, then Python's round
     value by value (numpy's rounding to 6 decimals can differ from it in the last place)."""
-    quality_scores = state.results.quality
-    quality = np.zeros(len(chains)) if quality_scores is None else np.nan_to_num(quality_scores[chains], nan=0.0)
+    scored = state.output("quality", Scored)
+    quality = np.zeros(len(chains)) if scored is None else np.nan_to_num(scored.scores[chains], nan=0.0)
     raw = weighted(quality, terms, options.select)
     return np.fromiter((round(float(value), 6) for value in raw), dtype=np.float64, count=len(raw))
 
@@ -115,7 +139,8 @@ def chain_scores(state: RunState, chains: np.ndarray, terms: np.ndarray, options
 def difficulty_terms(state: RunState, chains: np.ndarray, options: StageOptions) -> tuple[str, np.ndarray]:
     """The difficulty term of the alive ``chains``: the difficulty stage's score of their problem,
     or (no alive problem has one) the fallback: chain-length percentiles or none."""
-    scores = state.results.difficulty_score
+    found = state.output("difficulty", Difficulties)
+    scores = found.score if found is not None else None
     if scores is not None and not np.isnan(scores[state.problem_alive]).all():
         return "difficulty_stage", np.nan_to_num(scores[state.chain_problem[chains]], nan=UNKNOWN_DIFFICULTY)
     signal = fallback_signal(options.select, len(chains) > 0)
@@ -129,9 +154,10 @@ def ranked(problems: np.ndarray, scores: list[float]) -> np.ndarray:
     return np.lexsort((problems, -np.asarray(scores)))
 
 
-def select(state: RunState, options: StageOptions, context: StageContext) -> None:
+def select(state: RunState, options: StageOptions, context: StageContext) -> Selection:
+    """Drop every chain but its problem's best, then every problem below the top ``n``."""
     count = state.begin("select", True)
-    problems, chains, scores, terms = best_chains(state, options)
+    problems, chains, scores, terms, signal = best_chains(state, options)
     winner = dict(zip(problems.tolist(), zip(chains.tolist(), scores, strict=True), strict=True))
     alive = np.flatnonzero(state.chain_alive)
     losers = alive[chains_not_winning(state, alive, problems, chains)]
@@ -146,9 +172,8 @@ def select(state: RunState, options: StageOptions, context: StageContext) -> Non
     problem_drops = [
         (int(problems[i]), "below_top_n", {"rank": r + 1, "score": scores[i]}) for r, i in enumerate(order) if r >= n
     ]
-    state.results.rank = {int(problems[i]): r + 1 for r, i in enumerate(order[:n])}
-    state.results.scores = {int(chains[i]): (scores[i], terms[i]) for i in order[:n].tolist()}
-    signal = state.results.selection_difficulty
+    rank = {int(problems[i]): r + 1 for r, i in enumerate(order[:n])}
+    selected = {int(chains[i]): (scores[i], terms[i]) for i in order[:n].tolist()}
     count.notes = {"n": n, "difficulty_term": signal}
     if len(problems) < n:
         count.notes["shortfall"] = shortfall(state.funnel[:-1], n, len(problems))
@@ -156,6 +181,7 @@ def select(state: RunState, options: StageOptions, context: StageContext) -> Non
         count.notes["voted_golds"] = selection_trust(state.golds, problems[order[:n]])
     state.manifest["selection_difficulty"] = signal
     state.apply(count, chains=chain_drops, problems=problem_drops)
+    return Selection(signal, rank, selected)
 
 
 def shortfall(funnel: Sequence[StageCount], asked: int, selected: int) -> dict[str, Any]:
@@ -180,3 +206,30 @@ def chains_not_winning(state: RunState, alive: np.ndarray, problems: np.ndarray,
     best = np.full(len(state.problem_ids), -1, dtype=np.int64)
     best[problems] = chains
     return best[state.chain_problem[alive]] != alive
+
+
+class Select(Stage):
+    """Selection as a stage: each kept chain's combined score and term, each kept problem's rank."""
+
+    name, options_type = "select", SelectOptions
+
+    def run(self, state: RunState, options: StageOptions, context: StageContext) -> Selection:
+        return select(state, options, context)
+
+    def chain_notes(
+        self, output: Selection, state: RunState, kept: Survivors, index_of: Mapping[str, int], options: StageOptions
+    ) -> None:
+        for chain_id, index in index_of.items():
+            if index in output.scores:
+                notes = kept.chain_notes[chain_id]
+                notes["combined"], notes["difficulty_term"] = output.scores[index]
+
+    def problem_notes(
+        self, output: Selection, state: RunState, kept: Survivors, index_of: Mapping[str, int], options: StageOptions
+    ) -> None:
+        for problem_id, index in index_of.items():
+            if index in output.rank:
+                kept.problem_notes[problem_id]["rank"] = output.rank[index]
+
+
+STAGE = Select()

@@ -10,18 +10,20 @@ keep it for ``review`` (listed in report.md with the agreed answer).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
+from curation.funnel import Survivors
 from curation.options import (
     StageOptions,
     SuspectGoldOptions,
 )
 from curation.runner import RunState, StageContext, rows_as
-from curation.stages.answer_check import VerdictRow
+from curation.stages.answer_check import Checked, VerdictRow
+from curation.stages.base import Stage
 from eval.grader import verify
 from eval.majority import cluster_answers as majority_clusters
 
@@ -62,24 +64,26 @@ def judge_problem(
 # ------------------------------------------------------------------------------------------------ the stage
 
 
-def suspect_gold(state: RunState, options: StageOptions, context: StageContext) -> None:
+def suspect_gold(state: RunState, options: StageOptions, context: StageContext) -> dict[int, dict[str, Any]] | None:
+    """Flag (or drop) problems whose strong attempts agree on another answer than the gold; returns the flagged
+    problems by pool index, each with its evidence and gold."""
     settings = options.suspect_gold
     count = state.opened("suspect_gold", settings.enabled)
     if count is None:
-        return
+        return None
     found = _suspects(state, settings)
     golds = state.problem_rows(found)
-    for (problem, detail), row in zip(found.items(), golds, strict=True):
-        state.results.suspects[problem] = {**detail, "gold": row["answer"]}
+    suspects = {p: {**detail, "gold": row["answer"]} for (p, detail), row in zip(found.items(), golds, strict=True)}
     count.notes = {"flagged": len(found), "action": settings.action}
     drops = [(p, "suspect_gold", d) for p, d in found.items()] if settings.action == "drop" else []
     state.apply(count, problems=drops)
+    return suspects
 
 
 def _suspects(state: RunState, settings: Any) -> dict[int, dict[str, Any]]:
     """`curation.stages.suspect_gold.suspect_golds` over the answer check's rows: strong attempts of alive problems."""
-    results = state.results
-    if results.answer_job is None or results.attempt is None:
+    results = state.output("answer_check", Checked)
+    if results is None:
         return {}
     generators = state.store.columns.generators
     strong = np.isin(
@@ -87,7 +91,7 @@ def _suspects(state: RunState, settings: Any) -> dict[int, dict[str, Any]]:
     )
     groups: dict[int, list[Any]] = {}  # problem -> [correct, attempts, wrong answers], in first-attempt order
     answers: dict[str, str] = {}  # one string per distinct wrong answer: a rollout pool repeats the same few
-    for row in rows_as(results.answer_job, VerdictRow):
+    for row in rows_as(results.job, VerdictRow):
         chain, correct, extracted = row.chain, row.correct, row.extracted
         problem = int(state.chain_problem[chain])
         if not (results.attempt[chain] and strong[chain] and state.problem_alive[problem]):
@@ -99,3 +103,27 @@ def _suspects(state: RunState, settings: Any) -> dict[int, dict[str, Any]]:
             group[2].append(answers.setdefault(extracted, extracted))
     judged = ((p, judge_problem(g[2], g[0], g[1], settings)) for p, g in groups.items())
     return {p: detail for p, detail in judged if detail is not None}
+
+
+class SuspectGold(Stage):
+    """The suspect-gold stage: a kept problem it flagged carries its evidence (``suspect_gold``)."""
+
+    name, options_type = "suspect_gold", SuspectGoldOptions
+
+    def run(self, state: RunState, options: StageOptions, context: StageContext) -> dict[int, dict[str, Any]] | None:
+        return suspect_gold(state, options, context)
+
+    def problem_notes(
+        self,
+        output: dict[int, dict[str, Any]],
+        state: RunState,
+        kept: Survivors,
+        index_of: Mapping[str, int],
+        options: StageOptions,
+    ) -> None:
+        for problem_id, index in index_of.items():
+            if index in output:
+                kept.problem_notes[problem_id]["suspect_gold"] = output[index]
+
+
+STAGE = SuspectGold()

@@ -19,6 +19,7 @@ import numpy as np
 from curation.options import StageOptions, ValidateOptions
 from curation.pool.store import PoolColumns
 from curation.runner import RunState, StageContext, alive_rows, chunked_pairs, options_dict, rows_of, run_parts
+from curation.stages.base import StepStage
 from eval.options import to_options
 from eval.problem import Problem
 
@@ -103,3 +104,7 @@ def validate(state: RunState, options: StageOptions, context: StageContext) -> N
     chain_drops = ((c, CHAIN_REASONS[r - 1], setting_detail(columns, c)) for c, r in chunked_pairs(unusable, codes))
     problem_drops = [(p, reason, problem_detail(reason, chars)) for p, reason, chars in rows_of(problems)]
     state.apply(count, chains=chain_drops, problems=problem_drops)
+
+
+PROBLEM_LIMIT = StepStage("problem_limit", problem_limit)  # its option is curate.stages.ingest.problem_limit
+STAGE = StepStage("validate", validate, ValidateOptions)

@@ -43,6 +43,7 @@ from curation.outputs.writer import (
     write_outputs,
 )
 from curation.pool.store import open_or_ingest
+from curation.stages.difficulty import Difficulties
 from eval.problem import Problem
 from eval.report import package_versions
 
@@ -115,14 +116,16 @@ def run_stages(stages: StageOptions, context: RunContext) -> LimoRun:
     state = pool_stages.run_pool(store, stages, names, runner, context.out / "rejects.jsonl")
     selected = pool_stages.survivors(state, stages)
     facts = store.facts
-    state.manifest.update(rollouts=state.results.rollouts) if state.results.rollouts else None
+    rolled = state.output("difficulty", Difficulties)
+    state.manifest.update(rollouts=rolled.rollouts) if rolled is not None and rolled.rollouts else None
     facts = pool_facts(
         facts["source"], state.read, facts["provenance"], facts["checksums"], facts["gold_overrides"], state.manifest
     )
     facts["execution"] = pool_stages.execution_facts(state, runner, context.output_dir)
-    flagged = {state.problem_ids[p]: detail for p, detail in state.results.suspects.items()}
+    suspects = state.output("suspect_gold", dict) or {}
+    flagged = {state.problem_ids[p]: detail for p, detail in suspects.items()}
     plots = pool_stages.plots(state, selected)
-    hits = state.results.decontam_hits
+    hits = state.output("decontam", list) or []
     return LimoRun(selected, state.totals, facts, plots, flagged, hits, PoolProblems(state.problem_ids, store))
 
 
