@@ -106,11 +106,11 @@ def run_pool(
             if before is not None and name != "problem_limit":
                 before(state)
                 before = None
+            rows = len(state.funnel)
             output = STAGES[name].run(state, stages, context)
             if output is not None:
                 state.outputs[name] = output
-            state.close(state.funnel[-1])
-            log_stage(state.funnel[-1])
+            close_rows(state, state.funnel[rows:])
             release_free_memory()
         state.totals = state.reconcile()
         state.close_files()
@@ -134,6 +134,15 @@ def curate_items(
     store = store_items(work_dir, "items", problems, chains, context.executor.shard_rows)
     state = run_pool(store, stages, names, context, work_dir / "rejects.jsonl")
     return state, survivors(state, stages)
+
+
+def close_rows(state: RunState, added: Sequence[StageCount]) -> None:
+    """Close the last funnel row a stage added (a stage that adds none, as diversity, whose quota selection
+    applies, closes nothing) and log each one."""
+    if added:
+        state.close(added[-1])
+    for count in added:
+        log_stage(count)
 
 
 def count_ingest(state: RunState) -> None:

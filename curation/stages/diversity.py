@@ -1,6 +1,8 @@
-"""Diversity: balance domains before the final top-N.
+"""Diversity: balance domains before the final top-N, as a quota that selection applies.
 
-Two methods (``DiversityOptions.method``):
+The stage itself decides nothing: it hands its options on (`Quota`), and `curation.stages.select.select` applies
+them to its one ranking (best chain per problem, combined score) before the top N, writing this stage's funnel row
+and its drops (stage ``diversity``) first. Two methods (``DiversityOptions.method``):
 
 - ``quota``: walk problems by descending best combined score; a problem whose domain already holds
   ``max_per_domain`` problems (or ``max_fraction`` of N) is dropped (``domain_quota``).
@@ -17,7 +19,10 @@ from __future__ import annotations
 import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
+
+import numpy as np
 
 from curation.funnel import UNKNOWN_DOMAIN
 from curation.options import (
@@ -25,8 +30,7 @@ from curation.options import (
     StageOptions,
 )
 from curation.runner import RunState, StageContext
-from curation.stages.base import StepStage
-from curation.stages.select import best_chains, ranked
+from curation.stages.base import Stage
 
 T = TypeVar("T")
 
@@ -86,26 +90,54 @@ def domain(state: RunState, problem: int) -> str:
     return state.store.columns.subjects[state.store.columns.problem_subject[problem]] or UNKNOWN_DOMAIN
 
 
-def diversity(state: RunState, options: StageOptions, context: StageContext) -> None:
-    settings = options.diversity
-    count = state.opened("diversity", settings.enabled)
-    if count is None:
-        return
-    problems, chains, scores, _, _ = best_chains(state, options)
+@dataclass(frozen=True)
+class Quota:
+    """What the diversity stage hands on: its options, a quota that selection applies over its own ranking
+    (`curation.stages.select.select`), under this stage's funnel row."""
+
+    settings: DiversityOptions
+
+
+def quota_decisions(
+    state: RunState,
+    best: tuple[np.ndarray, np.ndarray],
+    order: Sequence[int],
+    settings: DiversityOptions,
+    n: int,
+    seed: int,
+) -> tuple[dict[str, Any], dict[int, tuple[str, dict[str, Any]]]]:
+    """The funnel notes (domains in) and the problems the quota drops, with their reason and detail.
+
+    Args:
+        best: Selection's alive problems (first-alive-chain order) and their best chains.
+        order: The same problems, best score first.
+        n: ``select.n``, which ``max_fraction`` and s1's draw count against.
+
+    Raises:
+        ValueError: ``method`` is neither ``quota`` nor ``s1``.
+    """
+    problems, chains = best
     domains = [domain(state, p) for p in problems.tolist()]
-    count.notes = {"method": settings.method, "domains_in": dict(sorted(Counter(domains).items()))}
+    notes = {"method": settings.method, "domains_in": dict(sorted(Counter(domains).items()))}
     if settings.method == "quota":
-        limit = quota_limit(settings, options.select.n)
-        order = problems[ranked(problems, scores)].tolist()
-        drops = quota_drops(order, lambda p: domain(state, p), limit) if limit is not None else {}
-    elif settings.method == "s1":
+        limit = quota_limit(settings, n)
+        return notes, quota_drops(order, lambda p: domain(state, p), limit) if limit is not None else {}
+    if settings.method == "s1":
         lengths = state.store.columns.chain_chars[chains].tolist()
-        best = [(state.problem_ids[p], d, n) for p, d, n in zip(problems.tolist(), domains, lengths, strict=True)]
+        items = [(state.problem_ids[p], d, k) for p, d, k in zip(problems.tolist(), domains, lengths, strict=True)]
         index = {state.problem_ids[p]: p for p in problems.tolist()}
-        drops = {index[pid]: v for pid, v in s1_drops(best, options.select.n, context.seed).items()}
-    else:
-        raise ValueError(f"diversity.method must be 'quota' or 's1', got {settings.method!r}")
-    state.apply(count, problems=[(p, reason, detail) for p, (reason, detail) in drops.items()])
+        return notes, {index[pid]: v for pid, v in s1_drops(items, n, seed).items()}
+    raise ValueError(f"diversity.method must be 'quota' or 's1', got {settings.method!r}")
 
 
-STAGE = StepStage("diversity", diversity, DiversityOptions)
+class Diversity(Stage):
+    """Domain balance as a quota: the stage hands its options on, and selection applies them to its ranking
+    before the top N (one ranking, never a second copy of selection's)."""
+
+    name, options_type = "diversity", DiversityOptions
+
+    def run(self, state: RunState, options: StageOptions, context: StageContext) -> Quota:
+        return Quota(options.diversity)
+
+
+STAGE = Diversity()

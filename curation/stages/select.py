@@ -12,6 +12,11 @@ neither as the hardest nor as the easiest problem. A missing
 term's weight still divides, so scores stay comparable within a run. Ties break on pool order, so the
 result is a pure function of the inputs (and the seed, which only diversity's s1 sampling uses).
 
+When the method runs the diversity stage, its quota (`curation.stages.diversity.Quota`) is applied here, to this
+one ranking, before the top N, under the diversity stage's own funnel row (`apply_quota`); the ranking is computed
+again only where the quota's drops change the difficulty terms (chain-length percentiles are among the chains
+still in).
+
 Fewer problems left than ``n`` is not an error, but a user must hear of it: the stage's notes then hold a
 ``shortfall`` (asked, selected, and the stage that removed the most problems, with its reasons), which the
 console and report.md state in one line (`curation.outputs.report.shortfall_line`). A run that voted its golds
@@ -35,6 +40,7 @@ from curation.options import (
 from curation.runner import RunState, StageContext, chunked_pairs
 from curation.stages.base import Stage
 from curation.stages.difficulty import UNKNOWN_TERM, Difficulties, mid_ranks
+from curation.stages.diversity import Quota, quota_decisions
 from curation.stages.majority_gold import selection_trust
 from curation.stages.quality import Scored
 
@@ -139,14 +145,22 @@ def chain_scores(state: RunState, chains: np.ndarray, terms: np.ndarray, options
 def difficulty_terms(state: RunState, chains: np.ndarray, options: StageOptions) -> tuple[str, np.ndarray]:
     """The difficulty term of the alive ``chains``: the difficulty stage's score of their problem,
     or (no alive problem has one) the fallback: chain-length percentiles or none."""
+    signal = difficulty_signal(state, options, len(chains) > 0)
     found = state.output("difficulty", Difficulties)
-    scores = found.score if found is not None else None
-    if scores is not None and not np.isnan(scores[state.problem_alive]).all():
-        return "difficulty_stage", np.nan_to_num(scores[state.chain_problem[chains]], nan=UNKNOWN_DIFFICULTY)
-    signal = fallback_signal(options.select, len(chains) > 0)
+    if signal == "difficulty_stage" and found is not None:
+        return signal, np.nan_to_num(found.score[state.chain_problem[chains]], nan=UNKNOWN_DIFFICULTY)
     if signal == "none":
         return signal, np.zeros(len(chains))
     return signal, np.asarray(length_percentiles(state.store.columns.chain_words[chains].tolist()), dtype=np.float64)
+
+
+def difficulty_signal(state: RunState, options: StageOptions, any_chain: bool) -> str:
+    """Where the difficulty term comes from: the difficulty stage when an alive problem has its score, else the
+    fallback (`fallback_signal`)."""
+    found = state.output("difficulty", Difficulties)
+    if found is not None and not np.isnan(found.score[state.problem_alive]).all():
+        return "difficulty_stage"
+    return fallback_signal(options.select, any_chain)
 
 
 def ranked(problems: np.ndarray, scores: list[float]) -> np.ndarray:
@@ -154,10 +168,37 @@ def ranked(problems: np.ndarray, scores: list[float]) -> np.ndarray:
     return np.lexsort((problems, -np.asarray(scores)))
 
 
+def apply_quota(state: RunState, best: Best, quota: Quota, options: StageOptions, context: StageContext) -> Best:
+    """The diversity stage's quota over selection's ranking, under the diversity funnel row (closed here); returns
+    the ranking of the problems left. It is ``best`` less the dropped problems unless their drops change the terms
+    (chain-length percentiles, or no alive problem left with a difficulty score): then ranked again."""
+    count = state.opened("diversity", quota.settings.enabled)
+    if count is None:
+        state.close(state.funnel[-1])
+        return best
+    order = best.problems[ranked(best.problems, best.scores)].tolist()
+    notes, drops = quota_decisions(state, best[:2], order, quota.settings, options.select.n, context.seed)
+    count.notes = notes
+    state.apply(count, problems=[(p, reason, detail) for p, (reason, detail) in drops.items()])
+    state.close(count)
+    if not drops:
+        return best
+    if best.signal == "chain_length" or difficulty_signal(state, options, True) != best.signal:
+        return best_chains(state, options)
+    kept = state.problem_alive[best.problems]
+    scores, terms = (np.asarray(values)[kept].tolist() for values in (best.scores, best.terms))
+    return Best(best.problems[kept], best.chains[kept], scores, terms, best.signal)
+
+
 def select(state: RunState, options: StageOptions, context: StageContext) -> Selection:
-    """Drop every chain but its problem's best, then every problem below the top ``n``."""
+    """Drop every chain but its problem's best, then every problem below the top ``n`` (after the diversity quota,
+    when the method runs the diversity stage: `apply_quota`)."""
+    best = best_chains(state, options)
+    quota = state.output("diversity", Quota)
+    if quota is not None:
+        best = apply_quota(state, best, quota, options, context)
     count = state.begin("select", True)
-    problems, chains, scores, terms, signal = best_chains(state, options)
+    problems, chains, scores, terms, signal = best
     winner = dict(zip(problems.tolist(), zip(chains.tolist(), scores, strict=True), strict=True))
     alive = np.flatnonzero(state.chain_alive)
     losers = alive[chains_not_winning(state, alive, problems, chains)]
