@@ -9,22 +9,20 @@ with no other file of the project knowing of it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
 from curation import stages as pool_stages
-from curation.funnel import Section, Survivors
+from curation.funnel import Section
 from curation.methods import METHODS, RunContext
 from curation.methods.limo import method as limo_method
 from curation.options import StageOptions
 from curation.runner import RunState, StageContext
 from curation.schema import Chain
-from curation.stages.base import Stage
+from curation.stages.base import Kept, Stage
 from eval.options import to_options
 from eval.problem import Problem
 
@@ -61,17 +59,13 @@ class ShortChain(Stage):
         state.apply(count, chains=[(c, "too_short", {"words": int(words[c])}) for c in short])
         return ShortChains(np.asarray(words), len(short))
 
-    def chain_notes(
-        self, output: ShortChains, state: RunState, kept: Survivors, index_of: Mapping[str, int], options: Any
-    ) -> None:
-        for chain_id, index in index_of.items():
-            kept.chain_notes[chain_id]["short_chain"] = int(output.words[index])
+    def chain_notes(self, output: ShortChains, kept: Kept) -> None:
+        for chain_id, index in kept.chains.items():
+            kept.survivors.chain_notes[chain_id]["short_chain"] = int(output.words[index])
 
-    def problem_notes(
-        self, output: ShortChains, state: RunState, kept: Survivors, index_of: Mapping[str, int], options: Any
-    ) -> None:
-        for problem_id in index_of:
-            kept.problem_notes[problem_id]["short_chain"] = "checked"
+    def problem_notes(self, output: ShortChains, kept: Kept) -> None:
+        for problem_id in kept.problems:
+            kept.survivors.problem_notes[problem_id]["short_chain"] = "checked"
 
     def report_section(self, output: ShortChains, state: RunState) -> Section:
         return Section("Short chains", ("chains dropped", "minimum words"), ((output.dropped, 5),))

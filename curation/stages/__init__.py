@@ -45,7 +45,7 @@ from curation.stages import (
     suspect_gold,
     validate,
 )
-from curation.stages.base import Stage
+from curation.stages.base import Kept, Stage
 from eval.benchmarks import BenchmarkSpec
 from eval.problem import Problem
 from eval.records import atomic_writer
@@ -179,11 +179,11 @@ def survivors(state: RunState, stages: StageOptions) -> Survivors:
     )
     kept.funnel = list(state.funnel)
     chain_index = dict(zip(kept.chains, chains.tolist(), strict=True))
-    problem_index = dict(zip(kept.problems, problems, strict=True))
+    readback = Kept(state, kept, chain_index, dict(zip(kept.problems, problems, strict=True)), stages)
     for name, output in state.outputs.items():
         stage = STAGES[name]
-        stage.chain_notes(output, state, kept, chain_index, stages)
-        stage.problem_notes(output, state, kept, problem_index, stages)
+        stage.chain_notes(output, readback)
+        stage.problem_notes(output, readback)
         section = stage.report_section(output, state)
         if section is not None:
             kept.sections.append(section)

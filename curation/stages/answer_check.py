@@ -30,7 +30,6 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from curation.executors import ShardJob
-from curation.funnel import Survivors
 from curation.options import AnswerCheckOptions, StageOptions
 from curation.pool.golds import problem_reader
 from curation.pool.rows import CIRCULAR
@@ -46,7 +45,7 @@ from curation.runner import (
     run_parts,
 )
 from curation.schema import HUMAN, Chain
-from curation.stages.base import Stage
+from curation.stages.base import Kept, Stage
 from eval.grader import Verdict, grade_many
 from eval.grading_policy import apply_policy, grading_summary, write_agreement
 from eval.judge import JudgeItem, build_judge
@@ -282,15 +281,10 @@ class AnswerCheck(Stage):
     def run(self, state: RunState, options: StageOptions, context: StageContext) -> Checked | None:
         return answer_check(state, options, context)
 
-    def chain_notes(
-        self, output: Checked, state: RunState, kept: Survivors, index_of: Mapping[str, int], options: StageOptions
-    ) -> None:
-        wanted = set(index_of.values())
-        verdicts = {r.chain: r.verdict() for r in rows_as(output.job, VerdictRow) if r.chain in wanted}
-        for chain_id, index in index_of.items():
-            if index in verdicts:
-                chain = kept.chains[chain_id]
-                verdict_notes(kept.chain_notes[chain_id], chain, verdicts[index], options.answer_check)
+    def chain_notes(self, output: Checked, kept: Kept) -> None:
+        found = kept.survivors
+        for chain_id, verdict in kept.chain_rows(output.job, VerdictRow, VerdictRow.verdict):
+            verdict_notes(found.chain_notes[chain_id], found.chains[chain_id], verdict, kept.options.answer_check)
 
 
 STAGE = AnswerCheck()

@@ -11,14 +11,51 @@ the ones it has. Adding a stage is one module with a `Stage` and one line in `cu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
+from curation.executors import ShardJob
 from curation.funnel import Section, Survivors
 from curation.options import StageOptions
-from curation.runner import RunState, StageContext
+from curation.runner import RunState, StageContext, rows_as
 
 Step = Callable[[RunState, StageOptions, StageContext], Any]
+R = TypeVar("R", bound=tuple)
+V = TypeVar("V")
+
+
+@dataclass(frozen=True)
+class Kept:
+    """What `curation.stages.survivors` reads back, handed to each stage's note hooks.
+
+    Attributes:
+        state: The finished run.
+        survivors: The kept problems and chains, whose notes the hooks fill.
+        chains: Each kept chain's pool index by its id (pool order).
+        problems: Each kept problem's pool index by its id (pool order).
+        options: The run's stage options.
+    """
+
+    state: RunState
+    survivors: Survivors
+    chains: Mapping[str, int]
+    problems: Mapping[str, int]
+    options: StageOptions
+
+    def chain_rows(self, job: ShardJob, row_type: type[R], note: Callable[[R], V]) -> Iterator[tuple[str, V]]:
+        """``(chain id, note(row))`` for each kept chain that has a row in ``job`` (rows naming their ``chain``)."""
+        wanted = set(self.chains.values())
+        by_index = {row.chain: note(row) for row in rows_as(job, row_type) if row.chain in wanted}  # type: ignore[attr-defined]
+        return self.chain_values(by_index)
+
+    def chain_values(self, values: Mapping[int, V]) -> Iterator[tuple[str, V]]:
+        """``(chain id, value)`` for each kept chain ``values`` (by pool index) has, in pool order."""
+        return ((chain_id, values[index]) for chain_id, index in self.chains.items() if index in values)
+
+    def problem_values(self, values: Mapping[int, V]) -> Iterator[tuple[str, V]]:
+        """``(problem id, value)`` for each kept problem ``values`` (by pool index) has, in pool order."""
+        return ((problem_id, values[index]) for problem_id, index in self.problems.items() if index in values)
 
 
 class Stage:
@@ -43,15 +80,11 @@ class Stage:
         """Mark items dead with a reason, close the stage's funnel row; returns what later readers need (or None)."""
         raise NotImplementedError
 
-    def chain_notes(
-        self, output: Any, state: RunState, kept: Survivors, index_of: Mapping[str, int], options: StageOptions
-    ) -> None:
-        """Leave notes on the kept chains (``kept.chain_notes``; ``index_of``: chain id -> pool index)."""
+    def chain_notes(self, output: Any, kept: Kept) -> None:
+        """Leave notes on the kept chains (``kept.survivors.chain_notes``)."""
 
-    def problem_notes(
-        self, output: Any, state: RunState, kept: Survivors, index_of: Mapping[str, int], options: StageOptions
-    ) -> None:
-        """Leave notes on the kept problems (``kept.problem_notes``; ``index_of``: problem id -> pool index)."""
+    def problem_notes(self, output: Any, kept: Kept) -> None:
+        """Leave notes on the kept problems (``kept.survivors.problem_notes``)."""
 
     def plot_data(self, output: Any, state: RunState) -> dict[str, list[float]]:
         """Series for the report's plots, by `curation.funnel.PoolPlots` field (``rates``, ``all_quality``)."""

@@ -28,13 +28,12 @@ import bisect
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from curation.funnel import Survivors
 from curation.options import (
     DifficultyOptions,
     StageOptions,
@@ -43,7 +42,7 @@ from curation.pool.store import read_chains
 from curation.rollouts.run import run_rollout_stages
 from curation.runner import PassCounts, RunState, StageContext
 from curation.stages.answer_check import Checked
-from curation.stages.base import Stage
+from curation.stages.base import Kept, Stage
 from eval.likelihood import score_answers
 from eval.problem import Problem
 from eval.records import DataError
@@ -439,21 +438,13 @@ class Difficulty(Stage):
     def run(self, state: RunState, options: StageOptions, context: StageContext) -> Difficulties | None:
         return difficulty(state, options, context)
 
-    def problem_notes(
-        self,
-        output: Difficulties,
-        state: RunState,
-        kept: Survivors,
-        index_of: Mapping[str, int],
-        options: StageOptions,
-    ) -> None:
-        for problem_id, index in index_of.items():
+    def problem_notes(self, output: Difficulties, kept: Kept) -> None:
+        counts, settings = output.counts, kept.options.difficulty
+        for problem_id, index in kept.problems.items():
             if index in output.notes:
-                kept.problem_notes[problem_id]["difficulty"] = output.notes[index]
-            elif output.noted[index] and output.counts is not None:
-                kept.problem_notes[problem_id]["difficulty"] = difficulty_note(
-                    output.counts.of(index), options.difficulty
-                )
+                kept.survivors.problem_notes[problem_id]["difficulty"] = output.notes[index]
+            elif output.noted[index] and counts is not None:
+                kept.survivors.problem_notes[problem_id]["difficulty"] = difficulty_note(counts.of(index), settings)
 
     def plot_data(self, output: Difficulties, state: RunState) -> dict[str, list[float]]:
         if output.strong_rate is None:

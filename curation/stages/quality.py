@@ -31,11 +31,10 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from curation.executors import ShardJob
-from curation.funnel import Survivors
 from curation.options import QualityOptions, StageOptions
 from curation.runner import DropItem, RunState, StageContext, alive_rows, options_dict, rows_as, run_parts
 from curation.schema import Chain
-from curation.stages.base import Stage
+from curation.stages.base import Kept, Stage
 from eval.extract import extract_answer
 from eval.options import to_options
 
@@ -238,14 +237,9 @@ class Quality(Stage):
     def run(self, state: RunState, options: StageOptions, context: StageContext) -> Scored | None:
         return quality(state, options, context)
 
-    def chain_notes(
-        self, output: Scored, state: RunState, kept: Survivors, index_of: Mapping[str, int], options: StageOptions
-    ) -> None:
-        wanted = set(index_of.values())
-        notes = {r.chain: r.note() for r in rows_as(output.job, QualityRow) if r.chain in wanted}
-        for chain_id, index in index_of.items():
-            if index in notes:
-                kept.chain_notes[chain_id]["quality"] = notes[index]
+    def chain_notes(self, output: Scored, kept: Kept) -> None:
+        for chain_id, note in kept.chain_rows(output.job, QualityRow, QualityRow.note):
+            kept.survivors.chain_notes[chain_id]["quality"] = note
 
     def plot_data(self, output: Scored, state: RunState) -> dict[str, list[float]]:
         return {"all_quality": output.scores[~np.isnan(output.scores)].tolist()}

@@ -26,19 +26,19 @@ also notes how many of the selected chains rest on a voted gold, and how many of
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from curation.funnel import StageCount, Survivors
+from curation.funnel import StageCount
 from curation.options import (
     SelectOptions,
     StageOptions,
 )
 from curation.runner import RunState, StageContext, chunked_pairs
-from curation.stages.base import Stage
+from curation.stages.base import Kept, Stage
 from curation.stages.difficulty import UNKNOWN_TERM, Difficulties, mid_ranks
 from curation.stages.diversity import Quota, quota_decisions
 from curation.stages.majority_gold import selection_trust
@@ -257,20 +257,13 @@ class Select(Stage):
     def run(self, state: RunState, options: StageOptions, context: StageContext) -> Selection:
         return select(state, options, context)
 
-    def chain_notes(
-        self, output: Selection, state: RunState, kept: Survivors, index_of: Mapping[str, int], options: StageOptions
-    ) -> None:
-        for chain_id, index in index_of.items():
-            if index in output.scores:
-                notes = kept.chain_notes[chain_id]
-                notes["combined"], notes["difficulty_term"] = output.scores[index]
+    def chain_notes(self, output: Selection, kept: Kept) -> None:
+        for chain_id, (combined, term) in kept.chain_values(output.scores):
+            kept.survivors.chain_notes[chain_id] |= {"combined": combined, "difficulty_term": term}
 
-    def problem_notes(
-        self, output: Selection, state: RunState, kept: Survivors, index_of: Mapping[str, int], options: StageOptions
-    ) -> None:
-        for problem_id, index in index_of.items():
-            if index in output.rank:
-                kept.problem_notes[problem_id]["rank"] = output.rank[index]
+    def problem_notes(self, output: Selection, kept: Kept) -> None:
+        for problem_id, rank in kept.problem_values(output.rank):
+            kept.survivors.problem_notes[problem_id]["rank"] = rank
 
 
 STAGE = Select()

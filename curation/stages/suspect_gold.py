@@ -10,20 +10,19 @@ keep it for ``review`` (listed in report.md with the agreed answer).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from curation.funnel import Survivors
 from curation.options import (
     StageOptions,
     SuspectGoldOptions,
 )
 from curation.runner import RunState, StageContext, rows_as
 from curation.stages.answer_check import Checked, VerdictRow
-from curation.stages.base import Stage
+from curation.stages.base import Kept, Stage
 from eval.grader import verify
 from eval.majority import cluster_answers as majority_clusters
 
@@ -113,17 +112,9 @@ class SuspectGold(Stage):
     def run(self, state: RunState, options: StageOptions, context: StageContext) -> dict[int, dict[str, Any]] | None:
         return suspect_gold(state, options, context)
 
-    def problem_notes(
-        self,
-        output: dict[int, dict[str, Any]],
-        state: RunState,
-        kept: Survivors,
-        index_of: Mapping[str, int],
-        options: StageOptions,
-    ) -> None:
-        for problem_id, index in index_of.items():
-            if index in output:
-                kept.problem_notes[problem_id]["suspect_gold"] = output[index]
+    def problem_notes(self, output: dict[int, dict[str, Any]], kept: Kept) -> None:
+        for problem_id, detail in kept.problem_values(output):
+            kept.survivors.problem_notes[problem_id]["suspect_gold"] = detail
 
 
 STAGE = SuspectGold()
