@@ -46,7 +46,6 @@ from eval.problem import Problem
 from eval.records import append_jsonl, sha256_file, write_json, write_jsonl, write_parquet, write_text_atomic
 
 log = logging.getLogger(__name__)
-STAGES_WITH_DECISIONS = ("dedup", "decontam", "suspect_gold", "difficulty")
 
 
 def run_relative(path: str | Path, run_dir: Path) -> str:
