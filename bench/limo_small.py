@@ -138,7 +138,7 @@ def level_table(levels: dict[str, list[dict[int, tuple[int, int]]]], base: dict[
     lines.append("| base | " + " | ".join(_cell(*base[n]) for n in names) + " |")
     for arm, runs in levels.items():
         cells = [_cell(sum(r[n][0] for r in runs), sum(r[n][1] for r in runs)) for n in names]
-        lines.append(f"| {arm} ({len(runs)} seed{'s' * (len(runs) > 1)} pooled) | " + " | ".join(cells) + " |")
+        lines.append(f"| {_pooled(arm, len(runs))} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -199,8 +199,12 @@ def split_table(splits: dict[str, list[dict[str, tuple[int, int]]]], base: dict[
     ]
     for arm, runs in splits.items():
         cells = [_cell(sum(r[p][0] for r in runs), sum(r[p][1] for r in runs)) for p in ("tuned", "untouched")]
-        lines.append(f"| {arm} ({len(runs)} seeds pooled) | {cells[0]} | {cells[1]} |")
+        lines.append(f"| {_pooled(arm, len(runs))} | {cells[0]} | {cells[1]} |")
     return "\n".join(line for line in lines if line)
+
+
+def _pooled(arm: str, seeds: int) -> str:
+    return f"{arm} ({seeds} seed{'s' * (seeds > 1)} pooled)" if seeds > 1 else f"{arm} (1 seed)"
 
 
 def _cell(correct: int, total: int) -> str:
