@@ -105,8 +105,7 @@ def synthetic_output(champ: Path, out: Path, chains: int, selected: int, chain_c
     """``out`` as a ``chains``-chain run leaves it (see the module docstring); returns the page writer's inputs."""
     from collections import Counter
 
-    from curation.funnel import StageCount, Survivors
-    from curation.outputs.report import PoolPlots
+    from curation.funnel import HISTOGRAM, Chart, StageCount, Survivors, domain_chart
     from curation.outputs.writer import RunOutputs
 
     out.mkdir(parents=True, exist_ok=True)
@@ -129,14 +128,17 @@ def synthetic_output(champ: Path, out: Path, chains: int, selected: int, chain_c
     scale = chains / json.loads((champ / "funnel.json").read_text())["totals"]["read"]
     funnel = [scaled(StageCount(**s), scale) for s in json.loads((champ / "funnel.json").read_text())["stages"]]
     rng = random.Random(0)
-    plots = PoolPlots(
-        [rng.random() for _ in range(chains // 13)],
-        [rng.betavariate(2, 5) for _ in range(chains)],
-        [rng.betavariate(5, 2) for _ in range(selected)],
-        [len(r["chain"].split()) for r in rows],
-        Counter({d: chains // 65 for d in ("Algebra", "Combinatorics", "Number-Theory", "Polynomial", "Sequence")}),
-        Counter(r["subject"] for r in rows),
-    )
+    rates = [rng.random() for _ in range(chains // 13)]
+    quality = {"candidates": [rng.betavariate(2, 5) for _ in range(chains)]}
+    quality["curated"] = [rng.betavariate(5, 2) for _ in range(selected)]
+    pool = Counter({d: chains // 65 for d in ("Algebra", "Combinatorics", "Number-Theory", "Polynomial", "Sequence")})
+    lengths = [len(r["chain"].split()) for r in rows]
+    plots = [  # the charts LIMO's stages declare
+        Chart("pass_rate", "Pass rate", HISTOGRAM, {"problems scored": rates}, "strong-model pass rate", span=(0, 1)),
+        Chart("quality", "Quality score", HISTOGRAM, quality, "quality score"),
+        Chart("length", "Length of the selected", HISTOGRAM, {"curated": lengths}, "words"),
+        domain_chart({"pool": pool, "curated": Counter(r["subject"] for r in rows)}),
+    ]
     state = Survivors({}, {}, funnel=funnel)
     manifest = json.loads((champ / "manifest.json").read_text())
     totals = {"read": chains, "selected": selected, "dropped": chains - selected}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -136,6 +136,7 @@ class Survivors:
         pool_rejected: Rows the pool stages wrote to ``rejects.jsonl``.
         manifest: Facts the stages recorded for the manifest (benchmarks loaded, difficulty signal, ...).
         sections: What the pool stages add to report.md and report.html (`curation.stages.base.Stage.report_section`).
+        charts: The charts the pool stages declared (`curation.stages.base.Stage.charts`), in their order.
     """
 
     problems: dict[str, Problem]
@@ -148,6 +149,7 @@ class Survivors:
     pool_rejected: int = 0
     manifest: dict[str, Any] = field(default_factory=dict)
     sections: list[Section] = field(default_factory=list)
+    charts: list[Chart] = field(default_factory=list)
     _clock: float = field(default_factory=time.perf_counter, repr=False)
 
     @property
@@ -199,37 +201,68 @@ def check_chained(stages: Sequence[StageCount]) -> None:
             raise AssertionError(f"stage {after.stage} starts with {after.items_in} chains, not {before.items_out}")
 
 
-# ------------------------------------------------------------------------------------------------ plot data
+# ------------------------------------------------------------------------------------------------ charts
 
-UNKNOWN_DOMAIN = "unknown"  # a problem without a subject (`selected_domains`, the pool's domain counts)
+UNKNOWN_DOMAIN = "unknown"  # a problem without a subject (`domain_chart`, the pool's domain counts)
+HISTOGRAM, BARS = "histogram", "bar"
 
 
-@dataclass
-class PoolPlots:
-    """What a pool run's plots show (a sharded run gathers it from compact columns, never from texts).
+@dataclass(frozen=True)
+class Chart:
+    """A chart a stage declares (`curation.stages.base.Stage.charts`): report.md draws it as ``<name>.png``,
+    report.html from its numbers, each in the stages' order.
+
+    A chart with no value is left out with its ``left_out`` line where it has one (in report.md and report.html
+    alike); without one, report.md still draws it (saying it has no values) and report.html leaves it out silently.
 
     Attributes:
-        rates: Strong pass rate of every problem that got one.
-        all_quality: Quality score of every chain scored.
-        selected_quality: Quality score of every selected chain scored.
-        lengths: Words of every selected chain.
-        pool_domains: Problems per domain in the pool.
-        after_domains: Problems per domain in the selection.
+        name: Its PNG's name without ``.png``, and the name a method's own charts match it by.
+        title: Its heading on report.html.
+        kind: `HISTOGRAM` (values by series label) or `BARS` (each category's share, counts by series label).
+        series: Values (histogram) or counts by category (bars), by series label.
+        label: The value axis' label on report.html.
+        left_out: The one line said in its place when it has nothing to show ("" : none).
+        image: Whether report.md draws it as a PNG (report.html draws every chart that has values).
+        image_label: The value axis' label of the PNG (None: ``label``).
+        span: A histogram's range on report.html (None: its values').
     """
 
-    rates: list[float]
-    all_quality: list[float]
-    selected_quality: list[float]
-    lengths: list[int]
-    pool_domains: Counter[str]
-    after_domains: Counter[str]
+    name: str
+    title: str
+    kind: str
+    series: Mapping[str, Any]
+    label: str
+    left_out: str = ""
+    image: bool = True
+    image_label: str | None = None
+    span: tuple[float, float] | None = None
+
+    @property
+    def has_values(self) -> bool:
+        return any(len(values) for values in self.series.values())
+
+    @property
+    def is_left_out(self) -> bool:
+        """It has nothing to show and a line saying why, which the reports show in its place."""
+        return bool(self.left_out) and not self.has_values
 
 
-def selection_plots(state: Survivors) -> tuple[list[float], list[int]]:
-    """Quality scores and word counts of the chains ``state`` holds."""
-    scores = [state.chain_notes[c]["quality"].score for c in state.chains if "quality" in state.chain_notes[c]]
-    return scores, [len(c.text.split()) for c in state.chains.values()]
+def domain_chart(series: Mapping[str, Counter[str]], image: bool = True) -> Chart:
+    """Each series' share of problems per domain; nothing to show (and a line saying why) when every problem's domain
+    is `UNKNOWN_DOMAIN`."""
+    domains = set().union(*series.values()) if series else set()
+    if domains and domains <= {UNKNOWN_DOMAIN}:
+        line = (
+            f"Domains: not drawn, every problem's domain is `{UNKNOWN_DOMAIN}`: no subject was read (map "
+            "curate.stages.ingest.field_map.subject to a column that names one)."
+        )
+        return Chart("domains", DOMAINS_TITLE, BARS, {}, "", line, image, "share of problems")
+    return Chart("domains", DOMAINS_TITLE, BARS, series, "", "", image, "share of problems")
 
 
-def selected_domains(state: Survivors) -> Counter[str]:
-    return Counter(p.subject or UNKNOWN_DOMAIN for p in state.problems.values())
+DOMAINS_TITLE = "Domains: share of problems"
+
+
+def problem_domains(problems: Iterable[Problem]) -> Counter[str]:
+    """Problems per domain (`UNKNOWN_DOMAIN`: no subject)."""
+    return Counter(p.subject or UNKNOWN_DOMAIN for p in problems)

@@ -347,14 +347,19 @@ def test_a_failed_ingest_leaves_no_partial_folder(tmp_path):
 def test_a_switched_off_stage_draws_no_plot(tmp_path):
     from collections import Counter
 
-    from curation.funnel import StageCount
-    from curation.outputs.report import PoolPlots, write_plots
+    from curation.funnel import HISTOGRAM, Chart, StageCount, domain_chart
+    from curation.outputs.report import write_plots
 
     off = [StageCount("difficulty", enabled=False), StageCount("diversity", enabled=False)]
     funnel = [StageCount("ingest", items_out=3, problems_out=2), *off, StageCount("quality"), StageCount("select")]
     (tmp_path / "pass_rate.png").write_bytes(b"a stale plot of an earlier run")
-    plots = PoolPlots([], [0.5, 0.7], [0.7], [120, 80], Counter(algebra=2), Counter(algebra=1))
-    drawn = write_plots(tmp_path, funnel, plots)
+    charts = [  # as the stages declare them: difficulty off has no rates, diversity off draws no domains PNG
+        Chart("pass_rate", "Pass rate", HISTOGRAM, {"problems scored": []}, "rate", "Pass rate: not drawn (off)."),
+        Chart("quality", "Quality score", HISTOGRAM, {"candidates": [0.5, 0.7], "curated": [0.7]}, "quality score"),
+        Chart("length", "Length of the selected", HISTOGRAM, {"curated": [120, 80]}, "words"),
+        domain_chart({"pool": Counter(algebra=2), "curated": Counter(algebra=1)}, image=False),
+    ]
+    drawn = write_plots(tmp_path, funnel, charts)
     assert drawn == ["funnel.png", "quality.png", "length.png"]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(drawn)
 

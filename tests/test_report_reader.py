@@ -129,12 +129,24 @@ def test_charts_with_nothing_to_show_are_left_out_with_the_reason(page, newcomer
 
 
 def test_a_chart_is_left_out_only_when_it_has_nothing_to_show():
-    on = [StageCount("difficulty"), StageCount("diversity")]
-    assert charts_left_out(on, [0.5], Counter(Algebra=3, unknown=1)) == {}
-    off = [StageCount("difficulty", enabled=False), StageCount("diversity")]
-    assert set(charts_left_out(off, [], Counter(unknown=4))) == {"difficulty", "diversity"}
-    assert "not strong-model attempts" in charts_left_out(on, [], Counter(Algebra=1))["difficulty"]
-    assert charts_left_out([StageCount("select")], [], Counter()) == {}  # a method without difficulty: nothing to say
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from curation.funnel import domain_chart
+    from curation.stages import difficulty
+
+    def pass_rate(enabled: bool, rates: list[float] | None) -> list:  # the difficulty stage's declared chart
+        kept = SimpleNamespace(state=SimpleNamespace(funnel=[StageCount("difficulty", enabled=enabled)]))
+        found = None if rates is None else np.array(rates)
+        output = None if found is None else SimpleNamespace(strong_rate=found, noted=np.full(len(found), True))
+        return difficulty.STAGE.charts(output, kept)
+
+    assert charts_left_out([*pass_rate(True, [0.5]), domain_chart({"pool": Counter(Algebra=3, unknown=1)})]) == []
+    lines = charts_left_out([*pass_rate(False, None), domain_chart({"pool": Counter(unknown=4)})])
+    assert len(lines) == 2 and "difficulty is off" in lines[0] and "domain is `unknown`" in lines[1]
+    assert "not strong-model attempts" in charts_left_out(pass_rate(True, []))[0]
+    assert charts_left_out([domain_chart({"pool": Counter()})]) == []  # nothing declared to say
 
 
 @pytest.mark.shared_data

@@ -1,7 +1,7 @@
 """Adding a shared stage is one new module and one registry line (docs/architecture.md, "Adding a shared stage").
 
 The toy stage below is written the way a new stage module is: its options type, its step over the run state, the
-notes it leaves on kept chains and problems, and its report section. The tests register it (the one line in
+notes it leaves on kept chains and problems, its chart and its report section. The tests register it (the one line in
 `curation.stages.STAGES`, patched here) and run it through the runner, the funnel, report.md and report.html,
 with no other file of the project knowing of it.
 """
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from curation import stages as pool_stages
-from curation.funnel import Section
+from curation.funnel import HISTOGRAM, Chart, Section
 from curation.methods import METHODS, RunContext
 from curation.methods.limo import method as limo_method
 from curation.options import StageOptions
@@ -67,6 +67,10 @@ class ShortChain(Stage):
         for problem_id in kept.problems:
             kept.survivors.problem_notes[problem_id]["short_chain"] = "checked"
 
+    def charts(self, output: ShortChains | None, kept: Kept) -> list[Chart]:
+        words = {"kept": [int(output.words[index]) for index in kept.chains.values()]} if output is not None else {}
+        return [Chart("short_chain", "Words of the kept chains", HISTOGRAM, words, "words")]
+
     def report_section(self, output: ShortChains, state: RunState) -> Section:
         return Section("Short chains", ("chains dropped", "minimum words"), ((output.dropped, 5),))
 
@@ -95,6 +99,7 @@ def test_a_registered_stage_runs_counts_and_notes(tmp_path: Path, registered: Sh
     assert state.output("short_chain", ShortChains) is not None
     assert kept.chain_notes["p2/a"]["short_chain"] == 7 and kept.problem_notes["p2"]["short_chain"] == "checked"
     assert kept.sections == [Section("Short chains", ("chains dropped", "minimum words"), ((1, 5),))]
+    assert kept.charts == [Chart("short_chain", "Words of the kept chains", HISTOGRAM, {"kept": [7]}, "words")]
     rejects = [json.loads(line) for line in (tmp_path / "rejects.jsonl").read_text().splitlines()]
     assert {(r["id"], r["stage"], r["reason"]) for r in rejects} == {
         ("p1/a", "short_chain", "too_short"),
@@ -112,7 +117,7 @@ def test_a_registered_stage_reaches_the_funnel_and_both_reports(
     pool = tmp_path / "pool.jsonl"
     pool.write_text("".join(json.dumps(r) + "\n" for r in rows))
     monkeypatch.setattr(limo_method, "STAGES", ("validate", "answer_check", "short_chain", "select"))
-    stages = {"ingest": {"source": str(pool)}, "select": {"n": 5}, "report": {"plots": False}}
+    stages = {"ingest": {"source": str(pool)}, "select": {"n": 5}}
     summary = METHODS["limo"].run(to_options(StageOptions, stages), None, RunContext(tmp_path, 0, "toy"))
     out = tmp_path / "curate"
     assert summary.selected == 1
@@ -122,7 +127,10 @@ def test_a_registered_stage_reaches_the_funnel_and_both_reports(
     report = (out / "report.md").read_text()
     assert "## Short chains\n\n| chains dropped | minimum words |\n|---|---|\n| 1 | 5 |\n" in report
     assert "| short_chain | chain | 2 | 1 |" in report  # its funnel row
+    assert "![short_chain.png](short_chain.png)" in report and (out / "short_chain.png").is_file()  # its chart
+    assert report.index("short_chain.png") < report.index("length.png")  # in the stages' order (select's after)
     page = (out / "report.html").read_text()
     assert '"title": "Short chains"' in page or '"title":"Short chains"' in page
+    assert '"title":"Words of the kept chains"' in page.replace('": "', '":"')
     curated = [json.loads(line) for line in (out / "curated.jsonl").read_text().splitlines()]
     assert [r["decisions"].get("short_chain") for r in curated] == ["kept"]

@@ -13,10 +13,11 @@ are ``name: n`` (`counts_inline`), never a Python dict; a long list of decisions
 quoted with their problem, and written whole beside the report (decontamination hits: `hits_summary`,
 `write_hits`, `HITS_FILE`).
 
-Plots use matplotlib's Agg backend (no display), imported only here and only when plots are on; a stage that
-was switched off (or that the method does not run) draws no plot, and a chart with nothing to show (no pass
-rates, every domain ``unknown``) is left out with one line saying why (`charts_left_out`), in report.md and
-report.html alike.
+Plots use matplotlib's Agg backend (no display), imported only here and only when plots are on: the funnel, then
+the charts the stages declared (`curation.funnel.Chart`, `curation.stages.base.Stage.charts`), in their order, drawn
+without knowing the stage; a stage that was switched off (or that the method does not run) declares none, and a
+chart with nothing to show (no pass rates, every domain ``unknown``) is left out with the one line it declares
+(`charts_left_out`), in report.md and report.html alike.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from curation.funnel import UNKNOWN_DOMAIN, PoolPlots, Section, StageCount
+from curation.funnel import BARS, Chart, Section, StageCount
 from curation.pool.store import PoolStore, read_problems
 from eval.problem import Problem
 from eval.records import write_jsonl
@@ -62,89 +63,71 @@ def plot_histograms(series: Mapping[str, Sequence[float]], path: Path, xlabel: s
     plt = _figure()
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for label, values in series.items():
-        if values:
+        if len(values):
             ax.hist(values, bins=20, alpha=0.6, label=f"{label} (n={len(values)})")
     ax.set_xlabel(xlabel)
-    if any(series.values()):
+    if any(len(values) for values in series.values()):
         ax.legend()
-    else:  # e.g. no pass rates when difficulty is off: say so instead of an empty legend
+    else:  # e.g. no quality scores: say so instead of an empty legend
         ax.text(0.5, 0.5, "no values in this run", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def plot_domains(before: Counter[str], after: Counter[str], path: Path) -> None:
+def plot_shares(series: Mapping[str, Mapping[str, int]], path: Path, ylabel: str) -> None:
+    """Each series' share of items per category, the series' bars side by side."""
     plt = _figure()
-    domains = sorted(set(before) | set(after))
+    categories = sorted(set().union(*series.values())) if series else []
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    total_before, total_after = sum(before.values()) or 1, sum(after.values()) or 1
-    xs = range(len(domains))
-    ax.bar([x - 0.2 for x in xs], [before[d] / total_before for d in domains], width=0.4, label="pool")
-    ax.bar([x + 0.2 for x in xs], [after[d] / total_after for d in domains], width=0.4, label="curated")
-    ax.set_xticks(list(xs), domains, rotation=30, ha="right")
-    ax.set_ylabel("share of problems")
+    xs = range(len(categories))
+    width = 0.8 / max(1, len(series))
+    for number, (label, counts) in enumerate(series.items()):
+        total = sum(counts.values()) or 1
+        offset = (number - (len(series) - 1) / 2) * width
+        ax.bar([x + offset for x in xs], [counts.get(c, 0) / total for c in categories], width=width, label=label)
+    ax.set_xticks(list(xs), categories, rotation=30, ha="right")
+    ax.set_ylabel(ylabel)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def write_plots(out: Path, funnel: Sequence[StageCount], plots: PoolPlots) -> list[str]:
-    """Write the PNGs of the stages that ran (a plot of a switched-off stage shows nothing it decided), less the
-    ones with nothing to show (`charts_left_out`); returns their file names. A stale PNG of a stage now off is
-    removed, so the folder matches report.md."""
-    left_out = charts_left_out(funnel, plots.rates, plots.pool_domains)
-    ran = {c.stage for c in funnel if c.enabled} - set(left_out)
+def plot_chart(chart: Chart, path: Path) -> None:
+    """A stage's chart (`curation.funnel.Chart`) as a PNG."""
+    label = chart.label if chart.image_label is None else chart.image_label
+    if chart.kind == BARS:
+        plot_shares(chart.series, path, label)
+    else:
+        plot_histograms(chart.series, path, label)
+
+
+def write_plots(out: Path, funnel: Sequence[StageCount], charts: Sequence[Chart]) -> list[str]:
+    """Write the funnel's PNG and one for each chart the stages declared (`curation.funnel.Chart`: those with a
+    PNG), less the ones left out for having nothing to show (`charts_left_out`); returns their file names. A stale
+    PNG of an earlier run (a stage now off) is removed, so the folder matches report.md."""
     drawn = ["funnel.png"]
     plot_funnel(funnel, out / "funnel.png")
-    if "difficulty" in ran:
-        plot_histograms({"problems scored": plots.rates}, out / "pass_rate.png", "strong-model pass rate")
-        drawn.append("pass_rate.png")
-    if "quality" in ran:
-        series = {"candidates": plots.all_quality, "curated": plots.selected_quality}
-        plot_histograms(series, out / "quality.png", "quality score")
-        drawn.append("quality.png")
-    plot_histograms({"curated": plots.lengths}, out / "length.png", "chain length (words)")
-    drawn.append("length.png")
-    if "diversity" in ran:
-        plot_domains(plots.pool_domains, plots.after_domains, out / "domains.png")
-        drawn.append("domains.png")
-    for name in PLOTS:
-        if name not in drawn:
-            (out / name).unlink(missing_ok=True)
+    for chart in charts:
+        if chart.image and not chart.is_left_out:
+            plot_chart(chart, out / f"{chart.name}.png")
+            drawn.append(f"{chart.name}.png")
+    for stale in out.glob("*.png"):
+        if stale.name not in drawn:
+            stale.unlink(missing_ok=True)
     return drawn
 
 
-PLOTS = ("funnel.png", "pass_rate.png", "quality.png", "length.png", "domains.png")
+def charts_left_out(charts: Sequence[Chart]) -> list[str]:
+    """The line of each chart that has nothing to show and says why (report.md's Plots section and report.html's
+    charts), in the stages' order."""
+    return [chart.left_out for chart in charts if chart.is_left_out]
 
 
-def charts_left_out(
-    funnel: Sequence[StageCount], rates: Sequence[float], domains: Mapping[str, int]
-) -> dict[str, str]:
-    """The charts that would show nothing, by the stage that draws them, each with the one line that says why
-    (report.md's Plots section and report.html's charts): the pass rates when no problem has one, and the domains
-    when every problem's is `UNKNOWN_DOMAIN`."""
-    left_out = {}
-    difficulty = next((c for c in funnel if c.stage == "difficulty"), None)
-    if difficulty is not None and not rates:
-        why = (
-            "difficulty is off (curate.stages.difficulty.enabled: false)"
-            if not difficulty.enabled
-            else "the difficulty signal of this run is not strong-model attempts"
-        )
-        left_out["difficulty"] = f"Pass rate: not drawn, no problem has a pass rate: {why}."
-    if domains and set(domains) <= {UNKNOWN_DOMAIN}:
-        left_out["diversity"] = (
-            f"Domains: not drawn, every problem's domain is `{UNKNOWN_DOMAIN}`: no subject was read (map "
-            "curate.stages.ingest.field_map.subject to a column that names one)."
-        )
-    return left_out
-
-
-def plots_section(funnel: Sequence[StageCount], plots: PoolPlots | None, drawn: Sequence[str]) -> str:
+def plots_section(charts: Sequence[Chart] | None, drawn: Sequence[str]) -> str:
     """report.md's plots: each PNG drawn, then a line for each chart left out (`charts_left_out`)."""
-    left_out = charts_left_out(funnel, plots.rates, plots.pool_domains).values() if plots and drawn else ()
+    left_out = charts_left_out(charts) if charts is not None and drawn else ()
     return "\n\n".join([*(f"![{p}]({p})" for p in drawn), *left_out]) or "none (curate.stages.report.plots: false)"
 
 

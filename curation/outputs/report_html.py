@@ -7,9 +7,9 @@ so every method, and any new one that ends with `write_outputs`, gets the same p
 - headline cards; the rows of ``rejects.jsonl`` are counted by kind (``2,094 rows: 1,261 chains, 833 problems``), since
   a problem dropped is one row beside the rows of its chains;
 - the funnel (items and problems per stage) and the plots of ``report.md`` drawn from their numbers (hover a
-  bar to read them): a pool run's `PoolPlots` where the method has them, else what the selected rows hold; a
-  chart with nothing to show (no pass rates, every domain ``unknown``) is left out with one line saying why
-  (`curation.outputs.report.charts_left_out`);
+  bar to read them): the charts the pool stages declared (`curation.funnel.Chart`) where the method draws them,
+  else what the selected rows hold (`row_charts`); a chart with nothing to show (no pass rates, every domain
+  ``unknown``) is left out with the one line it declares (`curation.outputs.report.charts_left_out`);
 - every selected row, in full and never sampled, as an element with ``data-item-id`` (the row's id in
   ``curated.jsonl``; ``pairs.jsonl`` for a preference method without one, else the run's first data file):
   problem, chain, gold, verdict and its reason, scores (the quality stage's cue words highlighted in the
@@ -39,12 +39,13 @@ import shlex
 import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from curation.funnel import Survivors
+from curation.funnel import BARS, HISTOGRAM, Chart, Survivors, domain_chart
 from curation.options import QualityOptions
-from curation.outputs.report import PoolPlots, ProblemLookup, charts_left_out
+from curation.outputs.report import ProblemLookup, charts_left_out
 from eval.html_page import bar_chart, histogram, safe_json, write_page
 
 REJECTS_PER_GROUP = 200
@@ -98,7 +99,7 @@ class FinishedRun(Protocol):
     @property
     def summary(self) -> Mapping[str, Any]: ...
     @property
-    def plots(self) -> PoolPlots | None: ...
+    def plots(self) -> Sequence[Chart] | None: ...
     @property
     def problems(self) -> ProblemLookup | None: ...
 
@@ -109,15 +110,14 @@ def write_report_html(out: Path, run: FinishedRun, manifest: Mapping[str, Any]) 
     funnel = [count.to_dict() for count in run.state.funnel]
     rejects = sample_rejects(out / "rejects.jsonl", budget=rejects_budget(rows))
     rejects["problems"] = reject_problems(rejects["rows"], run)
-    series = plot_series(run.plots, rows)
-    left_out = charts_left_out(run.state.funnel, _values(series[0]), _merged(series[3]))
+    declared = list(run.plots) if run.plots is not None else row_charts(rows, run.state.charts)
     payload = {
         "title": f"Curation report: {manifest.get('name', run.method)} ({run.method})",
         "intro": intro(run, name, len(rows), rejects),
         "headline": headline(run, len(rows), rejects),
         "funnel": funnel,
-        "charts": charts(funnel, series, left_out),
-        "charts_left_out": list(left_out.values()),
+        "charts": charts(funnel, declared),
+        "charts_left_out": charts_left_out(declared),
         "items": items_section(name, rows, cue_words(funnel, manifest), score_labels(funnel)),
         "rejects": rejects,
         "footer": footer(manifest, run.method),
@@ -387,11 +387,9 @@ def headline(run: FinishedRun, selected: int, rejects: Mapping[str, Any]) -> lis
     ]
 
 
-def charts(
-    funnel: Sequence[Mapping[str, Any]], series: tuple[dict, dict, dict, dict], left_out: Mapping[str, str]
-) -> list:
-    """The plots of ``report.md`` (funnel, pass rate, quality, length, domains) from `plot_series`, less the ones
-    with nothing to show (`curation.outputs.report.charts_left_out`, by the stage that draws them)."""
+def charts(funnel: Sequence[Mapping[str, Any]], declared: Sequence[Chart]) -> list:
+    """The plots of ``report.md``: the funnel, then the charts the stages declared (`curation.funnel.Chart`) that
+    have values, in their order (one left out says why: `curation.outputs.report.charts_left_out`)."""
     stages = [s["stage"] for s in funnel]
     found = [
         bar_chart(
@@ -403,58 +401,44 @@ def charts(
             log=True,
         )
     ]
-    rates, quality, lengths, domains = series
-    if _values(rates) and "difficulty" not in left_out:
-        found.append(histogram("Pass rate", rates, "strong-model pass rate", span=(0.0, 1.0)))
-    if _values(quality):
-        found.append(histogram("Quality score", quality, "quality score"))
-    if _values(lengths):
-        found.append(histogram("Length of the selected", lengths, "words"))
-    if _merged(domains) and "diversity" not in left_out:
-        found.append(domain_chart(domains))
-    return found
+    return found + [page_chart(chart) for chart in declared if chart.has_values]
 
 
-def _values(series: Mapping[str, Sequence[float]]) -> list[float]:
-    return [v for values in series.values() for v in values]
+def page_chart(chart: Chart) -> dict[str, Any]:
+    """A declared chart as the page draws it: a histogram, or each series' share per category (bars)."""
+    if chart.kind == BARS:
+        return share_chart(chart.title, chart.series, chart.label)
+    return histogram(chart.title, chart.series, chart.label, span=chart.span)
 
 
-def _merged(series: Mapping[str, Mapping[str, int]]) -> Counter[str]:
-    merged: Counter[str] = Counter()
-    for counts in series.values():
-        merged.update(counts)
-    return merged
-
-
-def plot_series(plots: PoolPlots | None, rows: Sequence[Mapping[str, Any]]) -> tuple[dict, dict, dict, dict]:
-    """Pass rates, quality scores, lengths and domain counts, by series label."""
-    if plots is not None:
-        return (
-            {"problems scored": plots.rates},
-            {"candidates": plots.all_quality, "curated": plots.selected_quality},
-            {"curated": plots.lengths},
-            {"pool": plots.pool_domains, "curated": plots.after_domains},
-        )
+def row_charts(rows: Sequence[Mapping[str, Any]], declared: Sequence[Chart]) -> list[Chart]:
+    """For a method whose pool stages declare no charts of their own: pass rates, quality scores, lengths and domains
+    from what the selected rows hold; a chart without values says why with the line of the declared chart of its
+    name (a pool stage that ran, e.g. one switched off), where there is one."""
     rates = [v for r in rows if isinstance(v := _path(r, ("pass_rates", "strong_pass_rate")), (int, float))]
     selected_quality = [v for r in rows if isinstance(v := _path(r, ("scores", "quality", "score")), (int, float))]
     lengths = [len(text.split()) for r in rows if (text := _first(r, [(k,) for k in LENGTH_FIELDS], str))]
     domains = Counter(d for r in rows if (d := _first(r, DOMAIN_PATHS, str)))
-    return (
-        {"selected problems": rates} if rates else {},
-        {"curated": selected_quality} if selected_quality else {},
-        {"curated": lengths} if lengths else {},
-        {"curated": domains} if domains else {},
-    )
+    rate_series = {"selected problems": rates} if rates else {}
+    quality_series = {"curated": selected_quality} if selected_quality else {}
+    found = [
+        Chart("pass_rate", "Pass rate", HISTOGRAM, rate_series, "strong-model pass rate", span=(0.0, 1.0)),
+        Chart("quality", "Quality score", HISTOGRAM, quality_series, "quality score"),
+        Chart("length", "Length of the selected", HISTOGRAM, {"curated": lengths} if lengths else {}, "words"),
+        domain_chart({"curated": domains} if domains else {}),
+    ]
+    lines = {chart.name: chart.left_out for chart in declared}
+    return [replace(chart, left_out=chart.left_out or lines.get(chart.name, "")) for chart in found]
 
 
-def domain_chart(domains: Mapping[str, Mapping[str, int]]) -> dict[str, Any]:
-    """Each series' share of problems per domain."""
-    names = sorted({d for counts in domains.values() for d in counts})
+def share_chart(title: str, series: Mapping[str, Mapping[str, int]], xlabel: str = "") -> dict[str, Any]:
+    """Each series' share of items per category."""
+    names = sorted({d for counts in series.values() for d in counts})
     shares = {}
-    for label, counts in domains.items():
+    for label, counts in series.items():
         total = sum(counts.values()) or 1
         shares[f"{label} (n={sum(counts.values())})"] = [round(counts.get(d, 0) / total, 4) for d in names]
-    return bar_chart("Domains: share of problems", names, shares, percent=True)
+    return bar_chart(title, names, shares, xlabel=xlabel, percent=True)
 
 
 def footer(manifest: Mapping[str, Any], method: str) -> dict[str, Any]:

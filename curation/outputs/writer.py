@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curation.funnel import Survivors
+from curation.funnel import Chart, Survivors
 from curation.options import QualityOptions, SelectOptions
-from curation.outputs.report import PoolPlots, ProblemLookup, with_stage_sections
+from curation.outputs.report import ProblemLookup, with_stage_sections
 from curation.outputs.report_html import write_report_html
 from curation.pool.golds import gold_note
 from curation.schema import Chain, SFTExample
@@ -169,7 +169,8 @@ class RunOutputs:
         manifest: ``manifest.json``.
         report: ``report.md``'s text, or None to write none.
         parquet: Rows for ``curated.parquet`` (none written when empty).
-        plots: A pool run's plot data, drawn in ``report.html`` (else it plots what the rows hold).
+        plots: The charts a pool run draws (its stages', `curation.funnel.Survivors.charts`), in ``report.html``
+            too (None: it plots what the rows hold).
         problems: The pool's problems by id (`curation.outputs.report.PoolProblems`), for the rejected ones
             ``report.html`` shows beside their evidence; None: only the kept problems (``state``) are shown.
     """
@@ -182,7 +183,7 @@ class RunOutputs:
     manifest: dict[str, Any]
     report: str | None
     parquet: Sequence[dict[str, Any]] = field(default_factory=list)
-    plots: PoolPlots | None = None
+    plots: Sequence[Chart] | None = None
     problems: ProblemLookup | None = None
 
 

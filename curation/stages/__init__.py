@@ -1,14 +1,15 @@
 """The shared pool stages and the one loop that runs them: every method's pool goes through `run_pool`.
 
 A stage is one object (`curation.stages.base.Stage`: its options type, its step ``run(state, options, context)``
-over a `curation.runner.RunState`, the notes it leaves on what a method reads back, its plot data and its report
+over a `curation.runner.RunState`, the notes it leaves on what a method reads back, its charts and its report
 section), registered in `STAGES` by the name a recipe gives under ``curate.stages`` (plus ``problem_limit``, which
 runs first whenever ``curate.stages.ingest.problem_limit`` is set, and ``majority_gold``, which runs next whenever
 ``curate.stages.majority_gold.enabled`` is: it decides the golds every later stage reads). A method lists the
 names it runs, in order; `run_pool` runs them on the run's executor, streaming ``rejects.jsonl`` as it goes,
 keeps each stage's output under its name (`curation.runner.RunState.outputs`, which later stages read), and
 checks the accounting; `survivors` reads back only the chains the method asks for (the selection, or every chain
-still alive) with the notes each stage's hooks leave on them, and the report sections the stages declare.
+still alive) with the notes each stage's hooks leave on them, and the report sections and charts the stages
+declare.
 Nothing else decides which items stay: a new stage is one module and one entry here.
 
 Grading runs before dedup so that every unaided attempt counts toward pass rates, including attempts whose
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from curation.executors import ExecutorOptions
-from curation.funnel import PoolPlots, StageCount, Survivors, selected_domains, selection_plots
+from curation.funnel import StageCount, Survivors
 from curation.options import StageOptions
 from curation.pool.store import PoolStore, read_chains, store_items
 from curation.runner import RunState, StageContext, release_free_memory
@@ -164,7 +164,8 @@ def log_stage(count: StageCount) -> None:
 
 
 def survivors(state: RunState, stages: StageOptions) -> Survivors:
-    """The alive chains and their problems read back, with the notes the stages left on them and the run's funnel.
+    """The alive chains and their problems read back, with the notes the stages left on them, the run's funnel and
+    the sections and charts the stages declare.
 
     For LIMO's funnel these are the selected chains; for a graded-pool method every chain the pool stages kept.
     """
@@ -187,18 +188,9 @@ def survivors(state: RunState, stages: StageOptions) -> Survivors:
         section = stage.report_section(output, state)
         if section is not None:
             kept.sections.append(section)
+    for name in dict.fromkeys(c.stage for c in state.funnel if c.stage in STAGES):  # every stage run, even off
+        kept.charts.extend(STAGES[name].charts(state.outputs.get(name), readback))
     return kept
-
-
-def plots(state: RunState, kept: Survivors) -> PoolPlots:
-    """The report's plot data: the series the stages give (`curation.stages.base.Stage.plot_data`), the selection's
-    qualities, lengths and domains."""
-    series: dict[str, list[float]] = {}
-    for name, output in state.outputs.items():
-        series.update(STAGES[name].plot_data(output, state))
-    pool_domains = Counter(state.store.facts["pool_domains"])
-    rates, all_quality = series.get("rates", []), series.get("all_quality", [])
-    return PoolPlots(rates, all_quality, *selection_plots(kept), pool_domains, selected_domains(kept))
 
 
 def execution_facts(state: RunState, context: StageContext, run_dir: Path | None = None) -> dict[str, Any]:

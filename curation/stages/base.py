@@ -1,11 +1,11 @@
 """What a shared pool stage is: one object that owns its options type, its step over the run state, the notes
-it leaves on the chains and problems a method reads back, its plot data and its report section.
+it leaves on the chains and problems a method reads back, its charts and its report section.
 
 `curation.stages.run_pool` calls `Stage.run` and keeps what it returns under the stage's name
 (`curation.runner.RunState.outputs`); a later stage reads an earlier one's output by that name
-(`curation.runner.RunState.output`), and `curation.stages.survivors` and `curation.stages.plots` hand each output
-back to its stage's hooks. The outputs (`curation.outputs`) render the sections stages declare
-(`curation.funnel.Section`) without knowing the stage. Every hook does nothing by default, so a stage writes only
+(`curation.runner.RunState.output`), and `curation.stages.survivors` hands each output back to its stage's hooks.
+The outputs (`curation.outputs`) render the sections and charts stages declare (`curation.funnel.Section`,
+`curation.funnel.Chart`) without knowing the stage. Every hook does nothing by default, so a stage writes only
 the ones it has. Adding a stage is one module with a `Stage` and one line in `curation.stages.STAGES`.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from curation.executors import ShardJob
-from curation.funnel import Section, Survivors
+from curation.funnel import Chart, Section, Survivors
 from curation.options import StageOptions
 from curation.runner import RunState, StageContext, rows_as
 
@@ -86,9 +86,11 @@ class Stage:
     def problem_notes(self, output: Any, kept: Kept) -> None:
         """Leave notes on the kept problems (``kept.survivors.problem_notes``)."""
 
-    def plot_data(self, output: Any, state: RunState) -> dict[str, list[float]]:
-        """Series for the report's plots, by `curation.funnel.PoolPlots` field (``rates``, ``all_quality``)."""
-        return {}
+    def charts(self, output: Any, kept: Kept) -> list[Chart]:
+        """The charts report.md and report.html draw for this stage (`curation.funnel.Chart`), in order; called for
+        every stage the run went through, after the notes, with ``output`` None where the stage handed nothing on
+        (a stage switched off can still say why its chart is left out)."""
+        return []
 
     def report_section(self, output: Any, state: RunState) -> Section | None:
         """A section report.md and report.html show after the method's own (None: none)."""

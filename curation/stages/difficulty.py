@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from curation.funnel import HISTOGRAM, Chart
 from curation.options import (
     DifficultyOptions,
     StageOptions,
@@ -431,7 +432,7 @@ def rollout_counts(state: RunState, options: StageOptions, context: StageContext
 
 
 class Difficulty(Stage):
-    """The difficulty stage: each kept problem's note (``difficulty``) and the pass rates' plot."""
+    """The difficulty stage: each kept problem's note (``difficulty``) and the pass rates' chart."""
 
     name, options_type = "difficulty", DifficultyOptions
 
@@ -446,11 +447,21 @@ class Difficulty(Stage):
             elif output.noted[index] and counts is not None:
                 kept.survivors.problem_notes[problem_id]["difficulty"] = difficulty_note(counts.of(index), settings)
 
-    def plot_data(self, output: Difficulties, state: RunState) -> dict[str, list[float]]:
-        if output.strong_rate is None:
-            return {}
-        noted = output.strong_rate[output.noted]
-        return {"rates": noted[~np.isnan(noted)].tolist()}
+    def charts(self, output: Difficulties | None, kept: Kept) -> list[Chart]:
+        """The strong-model pass rates of the problems scored; left out, saying why, when none has one."""
+        rates = []
+        if output is not None and output.strong_rate is not None:
+            noted = output.strong_rate[output.noted]
+            rates = noted[~np.isnan(noted)].tolist()
+        enabled = next(c.enabled for c in kept.state.funnel if c.stage == self.name)
+        why = (
+            "the difficulty signal of this run is not strong-model attempts"
+            if enabled
+            else "difficulty is off (curate.stages.difficulty.enabled: false)"
+        )
+        series = {"problems scored": rates}
+        line = f"Pass rate: not drawn, no problem has a pass rate: {why}."
+        return [Chart("pass_rate", "Pass rate", HISTOGRAM, series, "strong-model pass rate", line, span=(0.0, 1.0))]
 
 
 STAGE = Difficulty()

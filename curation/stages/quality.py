@@ -31,6 +31,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from curation.executors import ShardJob
+from curation.funnel import HISTOGRAM, Chart
 from curation.options import QualityOptions, StageOptions
 from curation.runner import DropItem, RunState, StageContext, alive_rows, options_dict, rows_as, run_parts
 from curation.schema import Chain
@@ -230,7 +231,7 @@ def quality(state: RunState, options: StageOptions, context: StageContext) -> Sc
 
 
 class Quality(Stage):
-    """The quality stage: each kept chain's note (``quality``) and every score for the report's plot."""
+    """The quality stage: each kept chain's note (``quality``) and every score for the report's chart."""
 
     name, options_type = "quality", QualityOptions
 
@@ -241,8 +242,14 @@ class Quality(Stage):
         for chain_id, note in kept.chain_rows(output.job, QualityRow, QualityRow.note):
             kept.survivors.chain_notes[chain_id]["quality"] = note
 
-    def plot_data(self, output: Scored, state: RunState) -> dict[str, list[float]]:
-        return {"all_quality": output.scores[~np.isnan(output.scores)].tolist()}
+    def charts(self, output: Scored | None, kept: Kept) -> list[Chart]:
+        """Every chain's score beside the kept chains' (none when the stage was off)."""
+        if output is None:
+            return []
+        notes = kept.survivors.chain_notes
+        kept_scores = [n["quality"].score for c in kept.survivors.chains if "quality" in (n := notes.get(c, {}))]
+        series = {"candidates": output.scores[~np.isnan(output.scores)].tolist(), "curated": kept_scores}
+        return [Chart("quality", "Quality score", HISTOGRAM, series, "quality score")]
 
 
 STAGE = Quality()

@@ -26,13 +26,14 @@ also notes how many of the selected chains rest on a voted gold, and how many of
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from curation.funnel import StageCount
+from curation.funnel import HISTOGRAM, Chart, StageCount, domain_chart, problem_domains
 from curation.options import (
     SelectOptions,
     StageOptions,
@@ -264,6 +265,17 @@ class Select(Stage):
     def problem_notes(self, output: Selection, kept: Kept) -> None:
         for problem_id, rank in kept.problem_values(output.rank):
             kept.survivors.problem_notes[problem_id]["rank"] = rank
+
+    def charts(self, output: Selection | None, kept: Kept) -> list[Chart]:
+        """The selected chains' lengths, and the selection's domains beside the pool's (drawn as report.md's PNG when
+        the run applied the diversity quota)."""
+        lengths = {"curated": [len(c.text.split()) for c in kept.survivors.chains.values()]}
+        pool = Counter(kept.state.store.facts.get("pool_domains", {}))
+        quota = any(c.stage == "diversity" and c.enabled for c in kept.state.funnel)
+        domains = {"pool": pool, "curated": problem_domains(kept.survivors.problems.values())}
+        words = "chain length (words)"
+        length = Chart("length", "Length of the selected", HISTOGRAM, lengths, "words", image_label=words)
+        return [length, domain_chart(domains, image=quota)]
 
 
 STAGE = Select()

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from curation import stages as pool_stages
-from curation.funnel import Survivors
+from curation.funnel import Chart, Survivors
 from curation.methods.base import CurationSummary, Method, RunContext
 from curation.options import StageOptions
 from curation.outputs.report import (
-    PoolPlots,
     PoolProblems,
     ProblemLookup,
     counts_inline,
@@ -69,7 +68,7 @@ class LimoRun:
         selected: The selected problems and chains with their notes; its funnel is every stage's count.
         totals: The reconciliation (read = selected + dropped).
         facts: Manifest facts: pool, input checksums, gold overrides, benchmarks (and rollouts, execution).
-        plots: The report's plot data.
+        plots: The charts the stages declared (`curation.funnel.Survivors.charts`).
         flagged: Suspect golds by problem id (every one flagged during the run).
         hits: Decontamination drops (problem id and evidence).
         problems: The pool's problems by id, for the reports' rejected ones (None: the selected ones only).
@@ -78,7 +77,7 @@ class LimoRun:
     selected: Survivors
     totals: dict[str, int]
     facts: dict[str, Any]
-    plots: PoolPlots
+    plots: list[Chart]
     flagged: dict[str, dict[str, Any]]
     hits: list[dict[str, Any]]
     problems: ProblemLookup | None = None
@@ -124,9 +123,9 @@ def run_stages(stages: StageOptions, context: RunContext) -> LimoRun:
     facts["execution"] = pool_stages.execution_facts(state, runner, context.output_dir)
     suspects = state.output("suspect_gold", dict) or {}
     flagged = {state.problem_ids[p]: detail for p, detail in suspects.items()}
-    plots = pool_stages.plots(state, selected)
     hits = state.output("decontam", list) or []
-    return LimoRun(selected, state.totals, facts, plots, flagged, hits, PoolProblems(state.problem_ids, store))
+    problems = PoolProblems(state.problem_ids, store)
+    return LimoRun(selected, state.totals, facts, selected.charts, flagged, hits, problems)
 
 
 def pool_facts(
@@ -273,7 +272,7 @@ def limo_sections(
         "## Benchmarks checked",
         records_table("benchmark", manifest.get("benchmarks", {})),
         "## Plots",
-        plots_section(state.funnel, run.plots, plots),
+        plots_section(run.plots, plots),
     ]
 
 
