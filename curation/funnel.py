@@ -129,7 +129,9 @@ class Survivors:
         problems: Kept problems by id (pool order).
         chains: Kept chains by id (pool order).
         chain_notes: Per-chain notes (verdict, quality, combined score, ...).
-        problem_notes: Per-problem notes (pass rates, suspect gold, rank, ...).
+        problem_notes: Per-problem notes (pass rates, rank, ...).
+        problem_flags: Per kept problem, the evidence of each stage that flagged it for review (by the stage's
+            name, as the suspect-gold stage does): a row's flag, its ``decisions`` entry ``kept_for_review``.
         funnel: One `StageCount` per stage run: pool stages and the method's own, in order.
         method_rejects: Items a method stage could not use (pool drops are already in ``rejects.jsonl``).
         read: Items read by ingest (chains plus rejected rows): the left side of the reconciliation.
@@ -143,6 +145,7 @@ class Survivors:
     chains: dict[str, Chain]
     chain_notes: dict[str, dict[str, Any]] = field(default_factory=lambda: defaultdict(dict))
     problem_notes: dict[str, dict[str, Any]] = field(default_factory=lambda: defaultdict(dict))
+    problem_flags: dict[str, dict[str, Any]] = field(default_factory=lambda: defaultdict(dict))
     funnel: list[StageCount] = field(default_factory=list)
     method_rejects: list[Drop] = field(default_factory=list)
     read: int = 0

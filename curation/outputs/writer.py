@@ -95,14 +95,17 @@ def gold_fields(problem: Problem) -> dict[str, Any]:
     return fields | ({"gold_vote_agrees": note.get("agrees")} if note["source"] == "given" else {})
 
 
+REVIEW = "kept_for_review"  # the decision of a stage that flagged a kept problem (`Survivors.problem_flags`)
+
+
 def curated_row(state: Survivors, chain: Chain, quality: QualityOptions) -> dict[str, Any]:
     """One curated row: problem, chain, gold (and where it came from) and every score and decision behind it."""
     problem = state.problems[chain.problem_id]
     pnotes = state.problem_notes.get(problem.id, {})
     cnotes = state.chain_notes.get(chain.id, {})
+    flags = state.problem_flags.get(problem.id, {})
     decisions = {count.stage: "kept" for count in state.funnel if count.enabled}
-    if "suspect_gold" in pnotes:
-        decisions["suspect_gold"] = "kept_for_review"
+    decisions |= {stage: REVIEW for stage in flags}
     return {
         "id": problem.id,
         "rank": pnotes.get("rank"),
@@ -123,7 +126,7 @@ def curated_row(state: Survivors, chain: Chain, quality: QualityOptions) -> dict
         },
         "pass_rates": pnotes.get("difficulty"),
         "verdict": cnotes["verdict"].to_dict() if "verdict" in cnotes else None,
-        "flags": {**{k: pnotes[k] for k in ("suspect_gold",) if k in pnotes}, **chain_flags(chain, cnotes)},
+        "flags": {**flags, **chain_flags(chain, cnotes)},
         "decisions": decisions,
         "chain_provenance": chain.provenance,
     }
@@ -142,8 +145,9 @@ def training_example(state: Survivors, chain: Chain, options: SelectOptions) -> 
 
 
 def warn_flagged(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
-    """Warn once when selected chains carry flags a trainer must know of; returns the counts by flag."""
-    counts = dict(Counter(flag for row in rows for flag in row["flags"] if flag != "suspect_gold"))
+    """Warn once when selected chains carry flags a trainer must know of; returns the counts by flag (a problem's
+    flag, kept for review, apart)."""
+    counts = dict(Counter(flag for row in rows for flag in row["flags"] if row["decisions"].get(flag) != REVIEW))
     unconfirmed = counts.get("unconfirmed", 0) + counts.get("gold_circular", 0)
     if unconfirmed:
         log.warning(

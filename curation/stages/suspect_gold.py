@@ -105,7 +105,8 @@ def _suspects(state: RunState, settings: Any) -> dict[int, dict[str, Any]]:
 
 
 class SuspectGold(Stage):
-    """The suspect-gold stage: a kept problem it flagged carries its evidence (``suspect_gold``)."""
+    """The suspect-gold stage: a kept problem it flagged carries its evidence as a flag (``suspect_gold``), kept for
+    review."""
 
     name, options_type = "suspect_gold", SuspectGoldOptions
 
@@ -114,7 +115,7 @@ class SuspectGold(Stage):
 
     def problem_notes(self, output: dict[int, dict[str, Any]], kept: Kept) -> None:
         for problem_id, detail in kept.problem_values(output):
-            kept.survivors.problem_notes[problem_id]["suspect_gold"] = detail
+            kept.survivors.problem_flags[problem_id][self.name] = detail
 
 
 STAGE = SuspectGold()

@@ -210,9 +210,7 @@ def prompt_row(kept: Survivors, problem_id: str, score: float | None, rank: int,
     """One row of ``prompts.jsonl``: what GRPO trains on, with the measurements that chose it."""
     problem: Problem = kept.problems[problem_id]
     notes = kept.problem_notes.get(problem_id, {})
-    provenance = {"source": problem.source, "subject": problem.subject}
-    if "suspect_gold" in notes:
-        provenance["suspect_gold"] = notes["suspect_gold"]
+    provenance = {"source": problem.source, "subject": problem.subject, **kept.problem_flags.get(problem_id, {})}
     return {
         "id": problem.id,
         "problem": problem.problem,
