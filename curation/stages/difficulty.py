@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from curation.funnel import HISTOGRAM, Chart
+from curation.funnel import HISTOGRAM, Chart, Survivors
 from curation.options import (
     DifficultyOptions,
     StageOptions,
@@ -462,6 +462,11 @@ class Difficulty(Stage):
         series = {"problems scored": rates}
         line = f"Pass rate: not drawn, no problem has a pass rate: {why}."
         return [Chart("pass_rate", "Pass rate", HISTOGRAM, series, "strong-model pass rate", line, span=(0.0, 1.0))]
+
+
+def strong_pass_rate(kept: Survivors, problem_id: str) -> float | None:
+    """The strong-model pass rate the stage noted on a kept problem (None: it has none)."""
+    return (kept.problem_notes.get(problem_id, {}).get(STAGE.name) or {}).get("strong_pass_rate")
 
 
 STAGE = Difficulty()

@@ -49,6 +49,7 @@ from curation.outputs.report import (
 )
 from curation.outputs.writer import RunOutputs, write_outputs
 from curation.pool.store import open_or_ingest
+from curation.stages.difficulty import strong_pass_rate
 from eval.problem import Problem
 
 STAGES = ("validate", "answer_check", "dedup", "decontam", "suspect_gold", "difficulty")
@@ -169,7 +170,7 @@ def rank_problems(kept: Survivors, options: RLPromptsOptions) -> Ranked:
 def _scores(kept: Survivors, options: RLPromptsOptions) -> tuple[dict[str, float | None], list[Drop], dict[str, Any]]:
     """Scores by problem id (pool order; stable sorting keeps it for ties), the drops of problems without one."""
     if options.rank == "pass_rate":
-        rates = {pid: _pass_rate(kept, pid) for pid in kept.problems}
+        rates = {pid: strong_pass_rate(kept, pid) for pid in kept.problems}
         scored = sum(1 for r in rates.values() if r is not None)
         return {pid: pass_rate_score(r) for pid, r in rates.items()}, [], {"with_pass_rate": scored}
     history = read_history(str(options.history))
@@ -197,11 +198,6 @@ def _or_lowest(score: float | None) -> float:
     return float("-inf") if score is None else score
 
 
-def _pass_rate(kept: Survivors, problem_id: str) -> float | None:
-    note = kept.problem_notes.get(problem_id, {}).get("difficulty") or {}
-    return note.get("strong_pass_rate")
-
-
 def _drop(problem_id: str, reason: str, **detail: Any) -> Drop:
     return Drop("problem", problem_id, problem_id, "rank", reason, detail)
 
@@ -209,7 +205,6 @@ def _drop(problem_id: str, reason: str, **detail: Any) -> Drop:
 def prompt_row(kept: Survivors, problem_id: str, score: float | None, rank: int, rank_by: str) -> dict[str, Any]:
     """One row of ``prompts.jsonl``: what GRPO trains on, with the measurements that chose it."""
     problem: Problem = kept.problems[problem_id]
-    notes = kept.problem_notes.get(problem_id, {})
     provenance = {"source": problem.source, "subject": problem.subject, **kept.problem_flags.get(problem_id, {})}
     return {
         "id": problem.id,
@@ -217,7 +212,7 @@ def prompt_row(kept: Survivors, problem_id: str, score: float | None, rank: int,
         "gold": problem.answer,
         "rank": rank,
         "score": {rank_by: score},
-        "pass_rate": (notes.get("difficulty") or {}).get("strong_pass_rate"),
+        "pass_rate": strong_pass_rate(kept, problem_id),
         "provenance": provenance,
     }
 
