@@ -40,8 +40,9 @@ from curation.outputs.report import ProblemLookup, with_stage_sections
 from curation.outputs.report_html import write_report_html
 from curation.pool.golds import gold_note
 from curation.schema import Chain, SFTExample
-from curation.stages.answer_check import chain_flags
-from curation.stages.quality import quality_details
+from curation.stages.answer_check import chain_flags, chain_verdict
+from curation.stages.quality import row_quality
+from curation.stages.select import row_scores
 from eval.problem import Problem
 from eval.records import append_jsonl, sha256_file, write_json, write_jsonl, write_parquet, write_text_atomic
 
@@ -69,7 +70,7 @@ def answer_to_box(state: Survivors, chain: Chain, options: SelectOptions) -> str
     """The answer the training view boxes: the gold, or the answer the grader extracted from the chain."""
     gold = state.problems[chain.problem_id].answer
     if options.boxed_answer == "chain":
-        verdict = state.chain_notes.get(chain.id, {}).get("verdict")
+        verdict = chain_verdict(state.chain_notes.get(chain.id, {}))
         return (verdict.extracted if verdict is not None else None) or gold
     return gold
 
@@ -119,13 +120,9 @@ def curated_row(state: Survivors, chain: Chain, quality: QualityOptions) -> dict
         "subject": problem.subject,
         "generator": chain.generator,
         "prompt_setting": chain.prompt_setting,
-        "scores": {
-            "combined": cnotes.get("combined"),
-            "difficulty": cnotes.get("difficulty_term"),
-            "quality": quality_details(chain, quality) if "quality" in cnotes else None,
-        },
+        "scores": {**row_scores(cnotes), "quality": row_quality(chain, cnotes, quality)},
         "pass_rates": pnotes.get("difficulty"),
-        "verdict": cnotes["verdict"].to_dict() if "verdict" in cnotes else None,
+        "verdict": verdict.to_dict() if (verdict := chain_verdict(cnotes)) is not None else None,
         "flags": {**flags, **chain_flags(chain, cnotes)},
         "decisions": decisions,
         "chain_provenance": chain.provenance,

@@ -111,6 +111,11 @@ def unconfirmed(chain: Chain, verdict: Any) -> str | None:
     return None
 
 
+def chain_verdict(notes: Mapping[str, Any]) -> Any:
+    """The grader's verdict the stage noted on a kept chain (`verdict_notes`; None: not graded)."""
+    return notes.get("verdict")
+
+
 def chain_flags(chain: Chain, notes: dict[str, Any]) -> dict[str, Any]:
     """What a reader of the curated set must know about a chain: not confirmed, circular gold, grader doubts.
 
@@ -118,7 +123,7 @@ def chain_flags(chain: Chain, notes: dict[str, Any]) -> dict[str, Any]:
     """
     flags: dict[str, Any] = {}
     if "unconfirmed" in notes:
-        verdict = notes.get("verdict")
+        verdict = chain_verdict(notes)
         flags["unconfirmed"] = {"reason": notes["unconfirmed"], "extracted": getattr(verdict, "extracted", None)}
     if chain.provenance.get("gold") == CIRCULAR:
         flags["gold_circular"] = True

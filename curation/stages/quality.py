@@ -176,6 +176,11 @@ def quality_details(chain: Chain, options: QualityOptions) -> dict[str, Any]:
     return score_text(chain.text, options, scorer(options).patterns)
 
 
+def row_quality(chain: Chain, notes: Mapping[str, Any], options: QualityOptions) -> dict[str, Any] | None:
+    """A kept chain's quality features for its curated row (`quality_details`; None: the stage did not score it)."""
+    return quality_details(chain, options) if "quality" in notes else None
+
+
 # ------------------------------------------------------------------------------------------------ shard tasks
 
 

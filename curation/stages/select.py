@@ -27,7 +27,7 @@ also notes how many of the selected chains rest on a voted gold, and how many of
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -276,6 +276,11 @@ class Select(Stage):
         words = "chain length (words)"
         length = Chart("length", "Length of the selected", HISTOGRAM, lengths, "words", image_label=words)
         return [length, domain_chart(domains, image=quota)]
+
+
+def row_scores(notes: Mapping[str, Any]) -> dict[str, Any]:
+    """A kept chain's combined score and the difficulty term in it (`Select.chain_notes`), for its curated row."""
+    return {"combined": notes.get("combined"), "difficulty": notes.get("difficulty_term")}
 
 
 STAGE = Select()
