@@ -41,8 +41,9 @@ from curation.outputs.report_html import write_report_html
 from curation.pool.golds import gold_note
 from curation.schema import Chain, SFTExample
 from curation.stages.answer_check import chain_flags, chain_verdict
+from curation.stages.difficulty import pass_rates
 from curation.stages.quality import row_quality
-from curation.stages.select import row_scores
+from curation.stages.select import problem_rank, row_scores
 from eval.problem import Problem
 from eval.records import append_jsonl, sha256_file, write_json, write_jsonl, write_parquet, write_text_atomic
 
@@ -78,7 +79,7 @@ def answer_to_box(state: Survivors, chain: Chain, options: SelectOptions) -> str
 def selected_chains(state: Survivors) -> list[Chain]:
     """Selected chains by rank (one per problem)."""
     return sorted(
-        state.chains.values(), key=lambda c: (state.problem_notes[c.problem_id].get("rank", 0), c.problem_id)
+        state.chains.values(), key=lambda c: (problem_rank(state.problem_notes[c.problem_id]) or 0, c.problem_id)
     )
 
 
@@ -109,7 +110,7 @@ def curated_row(state: Survivors, chain: Chain, quality: QualityOptions) -> dict
     decisions |= {stage: REVIEW for stage in flags}
     return {
         "id": problem.id,
-        "rank": pnotes.get("rank"),
+        "rank": problem_rank(pnotes),
         "problem": problem.problem,
         "chain": chain.text,
         "gold_answer": problem.answer,
@@ -121,7 +122,7 @@ def curated_row(state: Survivors, chain: Chain, quality: QualityOptions) -> dict
         "generator": chain.generator,
         "prompt_setting": chain.prompt_setting,
         "scores": {**row_scores(cnotes), "quality": row_quality(chain, cnotes, quality)},
-        "pass_rates": pnotes.get("difficulty"),
+        "pass_rates": pass_rates(pnotes),
         "verdict": verdict.to_dict() if (verdict := chain_verdict(cnotes)) is not None else None,
         "flags": {**flags, **chain_flags(chain, cnotes)},
         "decisions": decisions,

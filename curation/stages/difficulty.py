@@ -28,7 +28,7 @@ import bisect
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -464,9 +464,14 @@ class Difficulty(Stage):
         return [Chart("pass_rate", "Pass rate", HISTOGRAM, series, "strong-model pass rate", line, span=(0.0, 1.0))]
 
 
+def pass_rates(notes: Mapping[str, Any]) -> dict[str, object] | None:
+    """A kept problem's pass rates as the stage noted them (`difficulty_note`; None: none), for its curated row."""
+    return notes.get(STAGE.name)
+
+
 def strong_pass_rate(kept: Survivors, problem_id: str) -> float | None:
     """The strong-model pass rate the stage noted on a kept problem (None: it has none)."""
-    return (kept.problem_notes.get(problem_id, {}).get(STAGE.name) or {}).get("strong_pass_rate")
+    return (pass_rates(kept.problem_notes.get(problem_id, {})) or {}).get("strong_pass_rate")
 
 
 STAGE = Difficulty()

@@ -278,6 +278,11 @@ class Select(Stage):
         return [length, domain_chart(domains, image=quota)]
 
 
+def problem_rank(notes: Mapping[str, Any]) -> int | None:
+    """A kept problem's rank in the selection (`Select.problem_notes`; None: not ranked)."""
+    return notes.get("rank")
+
+
 def row_scores(notes: Mapping[str, Any]) -> dict[str, Any]:
     """A kept chain's combined score and the difficulty term in it (`Select.chain_notes`), for its curated row."""
     return {"combined": notes.get("combined"), "difficulty": notes.get("difficulty_term")}
