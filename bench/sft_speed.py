@@ -4,8 +4,9 @@ SmolLM2-135M-Instruct (model group ``smollm2``), the ``smol_limo`` recipe's cura
 missing). In one process, in this order:
 1. the fp32 matmul peak (`limo.training.speed.matmul_peak_gflops`, 1024 x 1024 products, best of 2 s) — the
    baseline every training figure is a share of;
-2. SFT through TRL with the recipe's settings (LoRA r 16, 8 chains a step, padding-free batches) and the same with
-   padded batches, then a full fine-tune, ``--steps`` steps each after one warm-up step: training tokens per second
+2. SFT through TRL with the recipe's settings (LoRA r 16, 8 chains a step, padding-free batches), the same with
+   padded batches, a full fine-tune, and the recipe compiled (``train.args.torch_compile=true``: inductor's fused CPU
+   kernels), ``--steps`` steps each after one warm-up step (two compiled): training tokens per second
    (TRL's ``num_tokens`` over the steps' time) and achieved FLOP/s (6 per parameter per token for a full
    fine-tune, 4 with LoRA: `limo.training.speed`) as a share of the peak;
 3. greedy generation (the ``hf`` backend, 64 new tokens) at batch sizes 1, 8 and 32: new tokens per second.
@@ -55,8 +56,9 @@ class StepTimer:
         self.times.append(time.perf_counter() - self._started)
 
 
-def sft_rate(data: Path, work: Path, steps: int, *overrides: str) -> dict[str, float]:
-    """Training tokens per second and achieved GFLOP/s over ``steps`` steps after one warm-up step."""
+def sft_rate(data: Path, work: Path, steps: int, *overrides: str, warmup: int = 1) -> dict[str, float]:
+    """Training tokens per second and achieved GFLOP/s over ``steps`` steps after ``warmup`` steps (torch.compile
+    compiles in the first and recompiles for dynamic lengths in the second: two)."""
     from limo.config import compose
     from limo.train import train
     from limo.training.speed import parameter_count, training_flops
@@ -64,13 +66,13 @@ def sft_rate(data: Path, work: Path, steps: int, *overrides: str) -> dict[str, f
     out = work / f"sft-{abs(hash(overrides)) % 10**8}"
     cfg = compose(
         "smol_limo",
-        [f"output_dir={out}", f"train.data={data}", f"train.args.max_steps={steps + 1}", *overrides],
+        [f"output_dir={out}", f"train.data={data}", f"train.args.max_steps={steps + warmup}", *overrides],
     )
     timer = StepTimer()
     trainer = train(cfg, callbacks=[timer])
     tokens = [row["num_tokens"] for row in trainer.state.log_history if "num_tokens" in row]
-    step_tokens = tokens[-1] - tokens[0]  # steps 2..n+1
-    seconds = sum(timer.times[1:])
+    step_tokens = tokens[-1] - tokens[warmup - 1]  # the steps after the warm-up
+    seconds = sum(timer.times[warmup:])
     lora = "train.lora=null" not in overrides
     params = parameter_count(str(out / "train" / "model")) or 0
     return {
@@ -114,6 +116,9 @@ def main() -> None:
         "LoRA, padding-free (smol_limo)": sft_rate(data, args.work, args.steps),
         "LoRA, padded batches": sft_rate(data, args.work, args.steps, "train.args.padding_free=false"),
         "full fine-tune, padding-free": sft_rate(data, args.work, args.steps, "train.lora=null"),
+        "LoRA, padding-free, torch.compile": sft_rate(
+            data, args.work, args.steps, "++train.args.torch_compile=true", warmup=2
+        ),
     }
     prompts = [json.loads(line)["messages"][0]["content"] for line in data.read_text().splitlines()]
     generation = generation_rates(prompts, [1, 8, 32])

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import time
 
-# Achieved share of the measured fp32 matmul peak in SFT on a CPU: SmolLM2-135M, LoRA, 8 chains of ~165 tokens a step,
-# padding-free, 2 threads: 87 of 322 GFLOP/s (docs/performance.md, "SFT of a real model on a CPU", 2026-11-25).
-CPU_EFFICIENCY = 0.27
+# Achieved share of the measured fp32 matmul peak in SFT on a CPU, by kind of run: SmolLM2-135M, 8 chains of ~165
+# tokens a step, padding-free, 2 threads — LoRA 95 of 326 GFLOP/s, a full fine-tune 130 (bench/sft_speed.py;
+# docs/performance.md, "Training", 2026-11-25).
+CPU_EFFICIENCY = {"full": 0.40, "lora": 0.29}
 FLOPS_PER_TOKEN = {"full": 6.0, "lora": 4.0}
 
 
@@ -35,12 +36,16 @@ def matmul_peak_gflops(size: int = 1024, seconds: float = 0.3) -> float:
 
 def training_flops(tokens: int, params: int, lora: bool) -> float:
     """FLOPs of training ``params`` parameters on ``tokens`` tokens (see the module docstring)."""
-    return FLOPS_PER_TOKEN["lora" if lora else "full"] * params * tokens
+    return FLOPS_PER_TOKEN[_kind(lora)] * params * tokens
 
 
 def predicted_seconds(tokens: int, params: int, lora: bool, peak_gflops: float) -> float:
-    """Wall time of the run at `CPU_EFFICIENCY` of the measured peak."""
-    return training_flops(tokens, params, lora) / (CPU_EFFICIENCY * peak_gflops * 1e9)
+    """Wall time of the run at its kind's `CPU_EFFICIENCY` of the measured peak."""
+    return training_flops(tokens, params, lora) / (CPU_EFFICIENCY[_kind(lora)] * peak_gflops * 1e9)
+
+
+def _kind(lora: bool) -> str:
+    return "lora" if lora else "full"
 
 
 def parameter_count(model_dir: str) -> int | None:
@@ -74,9 +79,10 @@ def cpu_estimate(model_dir: str, tokens: float, lora: bool) -> str | None:
 
     peak = matmul_peak_gflops()
     seconds = predicted_seconds(int(tokens), params, lora, peak)
+    kind = _kind(lora)
     return (
-        f"estimate on this CPU: ~{tokens:,.0f} tokens x {FLOPS_PER_TOKEN['lora' if lora else 'full']:.0f} x "
+        f"estimate on this CPU: ~{tokens:,.0f} tokens x {FLOPS_PER_TOKEN[kind]:.0f} x "
         f"{params / 1e6:,.1f}M parameters = {training_flops(int(tokens), params, lora):.2e} FLOP; fp32 matmul peak "
-        f"measured now {peak:,.0f} GFLOP/s on {torch.get_num_threads()} threads; at {CPU_EFFICIENCY:.0%} of it "
-        f"about {seconds / 60:.1f} min"
+        f"measured now {peak:,.0f} GFLOP/s on {torch.get_num_threads()} threads; at {CPU_EFFICIENCY[kind]:.0%} of it "
+        f"({'LoRA' if lora else 'a full fine-tune'}, as measured) about {seconds / 60:.1f} min"
     )
