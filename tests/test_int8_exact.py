@@ -2,7 +2,8 @@
 
 A CPU cannot be swapped in a test, so each way a kernel could change the bits is held apart:
 - the integer products against numpy's int64 products, bit for bit, on inputs that saturate onnxruntime's
-  uint8 x int8 kernel on a CPU without AVX-512 VNNI (the products that made the goldens differ);
+  uint8 x int8 kernel on a CPU without AVX-512 VNNI (the products that made the goldens differ), and the split
+  weights the graphs multiply (`int8.halved_weight`) through an emulation of that saturating kernel;
 - onnxruntime's layer graphs against the numpy definition of the same operations, bit for bit (onnxruntime picks its
   kernels by CPU id: no setting can force another here; two implementations of one sequence of IEEE operations
   agreeing bit for bit is what a third, another CPU's, is held to);
@@ -69,6 +70,34 @@ def test_integer_products_are_exact_where_uint8_times_int8_saturates():
     graph = int8.LayerGraphs(int8.onnxruntime_module(), [layer], 1e-12)
     np.testing.assert_array_equal(graph.project(x), int8.projection(layer, x))
     np.testing.assert_allclose(graph.project(x)[:, :4], 0.5 * 127 * 384, rtol=1e-6)  # a saturated sum: far below
+
+
+def _saturating_products(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` (uint8 x int8) as a kernel without VNNI computes it: each pair of adjacent products summed in 16
+    bits, saturating (x86's ``pmaddubsw``), the pairs' sums then added in int32."""
+    a, b = a.astype(np.int64), b.astype(np.int64)
+    if a.shape[1] % 2:  # the kernels pad the depth with zeros
+        a, b = np.pad(a, ((0, 0), (0, 1))), np.pad(b, ((0, 1), (0, 0)))
+    pairs = a[:, 0::2, None] * b[None, 0::2] + a[:, 1::2, None] * b[None, 1::2]
+    return np.clip(pairs, -(2**15), 2**15 - 1).sum(1)
+
+
+def test_halved_weights_give_exact_sums_on_a_saturating_kernel():
+    """`halved_weight`'s halves add up to the weight, each within 64; on the activations and weights that saturate
+    a uint8 x int8 kernel without VNNI (255 against +-127, the case that made the goldens differ), that kernel's
+    products of ``[q, q]`` and the halves are the exact integers, and of the weights unsplit they are not."""
+    every = np.arange(1, 256, dtype=np.uint8)[:, None]  # every weight level (0 never occurs: +-127 around 128)
+    halves = int8.halved_weight(every)
+    assert halves.dtype == np.int8 and np.abs(halves.astype(np.int64)).max() == int8.HALF_LEVELS
+    np.testing.assert_array_equal(halves[:255].astype(np.int64) + halves[255:], every.astype(np.int64) - 128)
+    assert 2 * 255 * int8.HALF_LEVELS <= 2**15 - 1
+    rng = np.random.default_rng(4)
+    weight = rng.choice(np.array([1, 255], np.uint8), size=(383, 6))  # +-127, odd depth
+    q = np.full((4, 383), 255, np.uint8)
+    q[2:] = rng.integers(0, 256, size=(2, 383), dtype=np.uint8)
+    exact = q.astype(np.int64) @ (weight.astype(np.int64) - 128)
+    np.testing.assert_array_equal(_saturating_products(np.hstack([q, q]), int8.halved_weight(weight)), exact)
+    assert (_saturating_products(q, (weight.astype(np.int64) - 128).astype(np.int8)) != exact).any()
 
 
 def test_layer_graphs_are_the_numpy_definition_bit_for_bit():
