@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from eval.extract import extract_answer
 from eval.grader import STATUSES, grade
+from tests.test_grader_limits import timed_grade
 
 PIECES = [
     "0",
@@ -185,8 +186,10 @@ long_texts = st.builds(
 @settings(max_examples=60, phases=PHASES, **FIXED)
 @given(long_texts, long_texts, st.booleans())
 def test_fuzz_long_runs(gold, response, with_problem):
-    """Gold up to 4,000 characters (longer ones are refused), response and problem up to 50,000."""
-    start = time.thread_time()
-    verdict = grade(gold[:4_000], response, timeout_s=LIMIT_S, problem=response if with_problem else None)
-    assert verdict.status != "timeout", (gold[:40], response[:40])
-    assert time.thread_time() - start < LIMIT_S / 4, (gold[:40], response[:40])
+    """Gold up to 4,000 characters (longer ones are refused), response and problem up to 50,000. This thread's CPU
+    is measured with the garbage collector paused (a full collection of the test worker's heap, charged to whichever
+    call triggers it, read 0.72 s once in CI for a pair that grades in 0.01 s), against half the limit."""
+    case = ("long run", gold[:4_000], response, response if with_problem else None)
+    status, _, cpu = timed_grade(case, pause_collector=True)
+    assert status != "timeout", (gold[:40], response[:40])
+    assert cpu < LIMIT_S / 2, (gold[:40], response[:40], cpu)

@@ -123,7 +123,7 @@ BEYOND_MATH_VERIFY = [
 ]
 
 
-def _timed(case: tuple[str, str, str, str | None], pause_collector: bool = False) -> tuple[str, float, float]:
+def timed_grade(case: tuple[str, str, str, str | None], pause_collector: bool = False) -> tuple[str, float, float]:
     """(status, wall seconds, this thread's CPU seconds) of one `grade` call; the collector paused on request (it is
     process-wide, so only the single-thread test asks)."""
     _, gold, response, problem = case
@@ -141,7 +141,7 @@ def _timed(case: tuple[str, str, str, str | None], pause_collector: bool = False
 
 @pytest.mark.parametrize("case", PATHOLOGICAL, ids=IDS)
 def test_size_limits_decide_pathological_inputs_in_this_thread(case):
-    status, wall, cpu = _timed(case, pause_collector=True)
+    status, wall, cpu = timed_grade(case, pause_collector=True)
     assert status != "timeout", case[0]  # decided by size limits, not by the clock: no dependence on load
     assert cpu < CPU_BUDGET_S, (case[0], cpu)
     assert wall < CONTRACT_S, (case[0], wall)
@@ -164,13 +164,13 @@ def test_shapes_math_verify_cannot_judge_in_time_get_no_second_opinion(gold, res
     budget, measured as above, is the margin)."""
     verdict = grade(gold, response, timeout_s=LIMIT_S)
     assert verdict.status == "unparseable" and verdict.reason.endswith("for math-verify"), verdict
-    status, _, cpu = _timed(("", gold, response, None), pause_collector=True)
+    status, _, cpu = timed_grade(("", gold, response, None), pause_collector=True)
     assert status == "unparseable" and cpu < CPU_BUDGET_S, cpu
 
 
 def test_pathological_inputs_in_worker_threads():
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(_timed, PATHOLOGICAL))
+        results = list(pool.map(timed_grade, PATHOLOGICAL))
     assert [r[0] for r in results if r[0] == "timeout"] == []
     assert max(r[1] for r in results) < CONTRACT_S * 4  # four threads share one interpreter lock
 
@@ -178,7 +178,7 @@ def test_pathological_inputs_in_worker_threads():
 def test_pathological_inputs_in_a_process_pool():
     """Spawned processes, as `grade_many` uses: each call is timed inside its process."""
     with concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        results = list(pool.map(_timed, PATHOLOGICAL))
+        results = list(pool.map(timed_grade, PATHOLOGICAL))
     assert [IDS[i] for i, r in enumerate(results) if r[0] == "timeout"] == []
     assert max(r[1] for r in results) < CONTRACT_S
 
