@@ -146,7 +146,7 @@ def chain_scores(state: RunState, chains: np.ndarray, terms: np.ndarray, options
 def difficulty_terms(state: RunState, chains: np.ndarray, options: StageOptions) -> tuple[str, np.ndarray]:
     """The difficulty term of the alive ``chains``: the difficulty stage's score of their problem,
     or (no alive problem has one) the fallback: chain-length percentiles or none."""
-    signal = difficulty_signal(state, options, len(chains) > 0)
+    signal = term_source(state, options, len(chains) > 0)
     found = state.output("difficulty", Difficulties)
     if signal == "difficulty_stage" and found is not None:
         return signal, np.nan_to_num(found.score[state.chain_problem[chains]], nan=UNKNOWN_DIFFICULTY)
@@ -155,7 +155,7 @@ def difficulty_terms(state: RunState, chains: np.ndarray, options: StageOptions)
     return signal, np.asarray(length_percentiles(state.store.columns.chain_words[chains].tolist()), dtype=np.float64)
 
 
-def difficulty_signal(state: RunState, options: StageOptions, any_chain: bool) -> str:
+def term_source(state: RunState, options: StageOptions, any_chain: bool) -> str:
     """Where the difficulty term comes from: the difficulty stage when an alive problem has its score, else the
     fallback (`fallback_signal`)."""
     found = state.output("difficulty", Difficulties)
@@ -184,7 +184,7 @@ def apply_quota(state: RunState, best: Best, quota: Quota, options: StageOptions
     state.close(count)
     if not drops:
         return best
-    if best.signal == "chain_length" or difficulty_signal(state, options, True) != best.signal:
+    if best.signal == "chain_length" or term_source(state, options, True) != best.signal:
         return best_chains(state, options)
     kept = state.problem_alive[best.problems]
     scores, terms = (np.asarray(values)[kept].tolist() for values in (best.scores, best.terms))
