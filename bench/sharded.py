@@ -36,6 +36,14 @@ run (memory ratio, time per chain).
 - ``duplicates``: the ``champ`` pool with every chain three times in a row: as it is, again verbatim (ingest
   rejects the repeated chain id) and with doubled spaces (the same normalised text: dedup drops it as a
   ``duplicate_chain``), as in a pool where sampling often returns the same chain.
+- ``math_train``: the 7,500 MATH-train problems of ``--data-dir`` (``../shared/data``), each with one chain in
+  every pass over them, so chains per problem grow with the pool (about 33 at 250k, 133 at 1M, 1,333 at 10M),
+  as in a rollout pool of a real problem set sampled more and more times. A chain is the problem's reference
+  solution (or, for the 3,819 without one, the problem restated and its gold boxed), perturbed afresh
+  (`perturb_words`) and headed by its attempt number, so every chain is distinct; the authors cycle through
+  CHAMP's four model names. Its final answer is the problem's gold, except that the two weak models answer one
+  more than the gold on two problems in three (so that difficulty keeps those for the later stages; two problems
+  have an empty gold: ingest rejects their chains).
 - ``generators``: the ``champ`` pool with the model chains of odd variants spread over 128 names per model
   (``GPT-4-17``), so the pool has about 500 generators, as in a pool merged from many models or sampling
   configurations; the even variants keep CHAMP's names, which the stages' model lists match.
@@ -103,7 +111,10 @@ def variant_text(text: str, problem_id: str, variant: int) -> str:
     return " ".join(words) + f" [variant {variant}]"
 
 
-SHAPES = ("champ", "few_golds", "deep", "rollouts", "duplicates", "generators")
+SHAPES = ("champ", "few_golds", "deep", "rollouts", "duplicates", "generators", "math_train")
+DATA_DIR = REPO.parent / "shared" / "data"  # the ``math_train`` shape's problems (``--data-dir``)
+MATH_GENERATORS = ("GPT-3.5", "PaLM 2 Medium", "GPT-4", "GPT-4 Turbo")  # weak first (`OPTIONS`' difficulty)
+BOXED = "\\boxed{"
 ROLLOUT_VARIANTS = 14  # the ``rollouts`` shape's variants per CHAMP problem: 3,780 problems at any size
 SPREAD_GENERATORS = 128  # the ``generators`` shape's names per model
 
@@ -138,9 +149,46 @@ def generator_name(shape: str, generator: str, variant: int, index: int) -> str:
     return f"{generator}-{index % SPREAD_GENERATORS}"
 
 
-def write_pool(size: int, path: Path, seed: int = 0, shape: str = "champ") -> None:
+def write_math_pool(size: int, path: Path, data_dir: Path, seed: int = 0) -> None:
+    """The ``math_train`` shape: row ``index`` is attempt ``index // 7,500`` at problem ``index % 7,500``."""
+    problems = [json.loads(line) for line in (data_dir / "math_train.jsonl").read_text(encoding="utf-8").splitlines()]
+    rng = random.Random(seed)
+    tmp = path.with_suffix(".tmp")
+    with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=1) as handle:
+        for index in range(size):
+            attempt, position = divmod(index, len(problems))
+            source = problems[position]
+            # 3,819 problems have no reference solution: their chain restates the problem and boxes the gold
+            solution = source["solution"] or (
+                f"We restate the problem: {source['problem'][:400]} Working it through step by step, the answer is "
+                f"$\\boxed{{{source['answer']}}}$."
+            )
+            generator = MATH_GENERATORS[attempt % len(MATH_GENERATORS)]
+            # the weak models miss two problems in three, so difficulty keeps those and quality, diversity and
+            # select see them (a pool the weak models all solve would end at difficulty)
+            wrong = generator in MATH_GENERATORS[:2] and position % 3 != 0
+            text = perturb_words(solution, rng)
+            row = {
+                "id": source["id"],
+                "problem": source["problem"],
+                "answer": source["answer"],
+                "chain": f"Attempt {attempt + 1}. {text.replace(BOXED, BOXED + '1 + ') if wrong else text}",
+                "subject": source["subject"],
+                "generator": generator,
+                "final_answer": f"1 + {source['answer']}" if wrong else source["answer"],
+                "prompt_setting": "0-Shot",
+            }
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp.rename(path)
+
+
+def write_pool(size: int, path: Path, seed: int = 0, shape: str = "champ", data_dir: Path = DATA_DIR) -> None:
     """``size`` chain rows (our field names) streamed to a gzip JSONL file (see `variant_text` and ``SHAPES``)."""
     from curation.pool.champ import UNAIDED_SETTINGS, load_champ_pool
+
+    if shape == "math_train":
+        write_math_pool(size, path, data_dir, seed)
+        return
 
     champ = load_champ_pool()
     base = champ.human_chains + [c for c in champ.model_chains if c.prompt_setting in UNAIDED_SETTINGS]
@@ -283,8 +331,11 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--ray", type=int, default=None, help="also curate this size on executor=ray and compare")
     parser.add_argument("--root", default="outputs/bench_sharded")
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR, help="math_train.jsonl (the math_train shape)")
     parser.add_argument("--keep", action="store_true", help="keep the pools and work folders")
     args = parser.parse_args()
+    if "math_train" in args.shapes and not (args.data_dir / "math_train.jsonl").is_file():
+        parser.error(f"no math_train.jsonl in {args.data_dir} (the math_train shape; pass --data-dir)")
     root = Path(args.root)
     root.mkdir(parents=True, exist_ok=True)
     print(f"# sharded curation bench, {platform.machine()} Python {platform.python_version()}, {os.cpu_count()} CPUs")
@@ -306,7 +357,7 @@ def run_shape(shape: str, args: argparse.Namespace, root: Path) -> None:
         name = f"{size}" if shape == "champ" else f"{shape}-{size}"  # champ keeps the files earlier runs wrote
         pool = root / f"pool-{name}.jsonl.gz"
         if not pool.exists():
-            write_pool(size, pool, shape=shape)
+            write_pool(size, pool, shape=shape, data_dir=args.data_dir)
         out = root / f"run-{name}-{executor}"
         shutil.rmtree(out, ignore_errors=True)
         result = measure(pool, out, executor, args.workers, shape)
