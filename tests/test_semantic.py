@@ -210,6 +210,31 @@ def test_model_weights_are_prepared_once_then_mapped_from_the_cache(tmp_path, mo
         embedding.cache_folder.cache_clear()
 
 
+def test_minilm_int8_graphs_are_built_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    """MiniLM's int8 graphs (`curation.meaning.int8.LayerGraphs`) are serialised into the cache folder by the first
+    process and read back by the next, which builds none (no onnx import, no `halved_weight`): the same vectors,
+    bit for bit, as without a cache."""
+    texts = [ITEM, PARAPHRASE, "Find the area of a circle of radius 3."]
+    monkeypatch.setenv("LIMO_CACHE_DIR", "")
+    embedding.cache_folder.cache_clear()
+    uncached = embedding._minilm("int8")(texts)
+    monkeypatch.setenv("LIMO_CACHE_DIR", str(tmp_path))
+    embedding.cache_folder.cache_clear()
+    try:
+        np.testing.assert_array_equal(embedding._minilm("int8")(texts), uncached)
+        (graphs,) = (tmp_path / "semantic").glob("minilm-*-graphs")
+        layers = [f"{half}-{layer}.onnx" for half in ("after", "before") for layer in range(6)]
+        assert sorted(p.name for p in graphs.iterdir()) == [*layers, "project.onnx"]
+
+        def built_again(*args: Any) -> None:
+            raise AssertionError("a graph was built again")
+
+        monkeypatch.setattr(int8_module, "_GraphBuilder", built_again)
+        np.testing.assert_array_equal(embedding._minilm("int8")(texts), uncached)
+    finally:
+        embedding.cache_folder.cache_clear()
+
+
 MARBLES = BenchmarkItem(
     "b",
     "marbles",

@@ -13,8 +13,16 @@ import pytest
 from curation.meaning import contamination, embedding, encoder
 from curation.meaning.confirm import number_rarity
 from curation.meaning.contamination import find_semantic_contamination
-from curation.meaning.index import cosines
-from curation.meaning.screen import ScreenIndex, could_confirm, screen, screen_vectors
+from curation.meaning.index import cosines, top_columns
+from curation.meaning.screen import (
+    ANSWER_RANK,
+    SCREEN_K,
+    ScreenIndex,
+    _near_cuts,
+    could_confirm,
+    screen,
+    screen_vectors,
+)
 from curation.options import SemanticDecontamOptions, StageOptions
 from curation.schema import Chain
 from curation.similarity import answer_key, numbers_of
@@ -61,6 +69,33 @@ def test_the_screen_passes_what_the_rule_could_confirm_and_nothing_whose_numbers
     assert could_confirm(PARAPHRASE, "", ITEMS, similarities, index, FAST, rarity) == "embedding"
     strict = dataclasses.replace(FAST, min_content=1.01)
     assert could_confirm(PARAPHRASE, "", ITEMS, similarities, index, strict, rarity) is None
+
+
+def test_the_screens_batch_ranking_is_each_problems_own():
+    """`screen` ranks a batch's short lists and answer-rank cuts at once: the paths are those `could_confirm` finds
+    ranking each problem alone, over more items than `ANSWER_RANK` (the cut matters) with equal similarities (items
+    written twice: ties at the cut)."""
+    items = [
+        BenchmarkItem("b", f"div{k}-{copy}", f"How many positive 3-digit numbers are divisible by {k}?", str(900 // k))
+        for k in range(3, 20)
+        for copy in range(2)
+    ] + ITEMS
+    texts = {f"p{k}": f"How many positive three-digit integers are multiples of {k}?" for k in range(2, 24)}
+    texts |= {"retold": RETOLD, "sibling": SIBLING}
+    answers = {f"p{k}": str(900 // k) for k in range(2, 24)} | {"retold": "5/14", "sibling": "128"}
+    index, rarity = ScreenIndex.build(items, FAST), number_rarity([i.text for i in items])
+    batched = screen(texts, answers, items, index, FAST, rarity)
+    similarities = cosines(screen_vectors(list(texts.values()), FAST), index.vectors)
+    alone = {
+        pid: path
+        for pid, row in zip(texts, similarities, strict=True)
+        if (path := could_confirm(texts[pid], answers[pid], items, row, index, FAST, rarity))
+    }
+    assert len(items) > ANSWER_RANK and batched == alone and len(alone) > 10
+    # the cut is each row's ANSWER_RANK-th highest similarity, the short list its SCREEN_K highest, ties by column
+    np.testing.assert_array_equal(_near_cuts(similarities), np.sort(similarities, 1)[:, -ANSWER_RANK])
+    for row, nearest in zip(similarities, top_columns(similarities, SCREEN_K), strict=True):
+        assert nearest.tolist() == sorted(range(len(row)), key=lambda c: (-row[c], c))[:SCREEN_K]
 
 
 def test_screened_decisions_are_the_unscreened_ones_on_what_passes():

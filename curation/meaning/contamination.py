@@ -39,6 +39,7 @@ from curation.meaning.confirm import (
 )
 from curation.meaning.embedding import PRECISIONS, embed_texts, item_vectors
 from curation.meaning.index import QUERY_BLOCK, SemanticIndex
+from curation.meaning.readings import collection_paused
 from curation.meaning.screen import ScreenIndex, screen
 from curation.options import SemanticDecontamOptions, SemanticOptions
 from curation.similarity import answers_agree
@@ -98,10 +99,11 @@ def _model_contamination(
     for start in range(0, len(ids), max(1, options.batch_size)):
         part = ids[start : start + options.batch_size]
         similarities, rows = index.nearest(embed_texts([texts[p] for p in part], options), options.k)
-        asked = [
-            _decide(texts[p], (answers or {}).get(p, ""), items, s, r, options, verdicts, p, rarity)
-            for p, s, r in zip(part, similarities, rows, strict=True)
-        ]
+        with collection_paused():
+            asked = [
+                _decide(texts[p], (answers or {}).get(p, ""), items, s, r, options, verdicts, p, rarity)
+                for p, s, r in zip(part, similarities, rows, strict=True)
+            ]
         _ask_judge([a for a in asked if a is not None], texts, items, judge, verdicts)
     return verdicts
 

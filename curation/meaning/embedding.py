@@ -144,7 +144,9 @@ def _minilm(precision: str = "float32") -> Embedder:
         info = archive.getinfo("model.safetensors")
         name = f"minilm-{info.CRC:08x}-{info.file_size}-{_file_digest(int8.__file__)}"  # int8 columns inside
         arrays = _mapped_arrays(name, lambda: Bert.prepare(_zip_weights(archive, info), config), Bert.prepare)
-        model = Bert(arrays, config, precision)
+        digest = _source_digest(Bert.prepare)  # the graphs hold the prepared arrays (None: not cached, announced)
+        graphs = functools.partial(_kept_bytes, f"{name}-{digest}-graphs") if digest else None
+        model = Bert(arrays, config, precision, graphs)
         tokenizer = Tokenizer.from_str(archive.read("tokenizer.json").decode())
     tokenizer.enable_truncation(MINILM_MAX_TOKENS)
     tokenizer.no_padding()
@@ -236,6 +238,31 @@ def _mapped_arrays(
                     target, err)  # fmt: skip
         return prepare()
     return mapped
+
+
+def _kept_bytes(folder_name: str, name: str, build: Callable[[], bytes]) -> bytes:
+    """The file ``name`` of `cache_folder`'s folder ``folder_name`` (MiniLM's serialised int8 graphs:
+    `curation.meaning.int8.LayerGraphs`), else ``build()``'s bytes, written for the next process (atomically:
+    a file there is whole). Without a cache folder, ``build()``'s."""
+    folder = cache_folder()
+    if folder is None:
+        return build()
+    path = folder / folder_name / f"{name}.onnx"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        log.warning("semantic: %s in the cache is unreadable (%s): built in memory", path, err)
+        return build()
+    data = build()
+    try:
+        path.parent.mkdir(exist_ok=True)
+    except OSError as err:
+        log.warning("semantic: %s not cached (%s): built again next run", path, err)
+        return data
+    _write_atomically(path, lambda target: target.write_bytes(data))
+    return data
 
 
 def _save(array: np.ndarray, path: Path) -> None:

@@ -39,9 +39,12 @@ class Bert:
     """A BERT encoder's forward pass in numpy (float32, or exact int8: `int8.Int8Layers`; absolute positions, token
     type 0, exact GELU), for inference on the weights of a ``BertModel`` checkpoint as transformers names them."""
 
-    def __init__(self, arrays: Mapping[str, np.ndarray], config: Mapping[str, Any], precision: str = "float32"):
+    def __init__(
+        self, arrays: Mapping[str, np.ndarray], config: Mapping[str, Any], precision: str = "float32",
+        graphs: int8.GraphStore | None = None,
+    ):  # fmt: skip
         """``arrays``: `prepare`'s; ``precision``: ``int8`` runs the layers in exact integer arithmetic
-        (`int8.Int8Layers`)."""
+        (`int8.Int8Layers`, its graphs kept in ``graphs``)."""
         self.hidden, self.heads = int(config["hidden_size"]), int(config["num_attention_heads"])
         self.eps = np.float32(config["layer_norm_eps"])
         self.words, self.positions, self.token_type = arrays["words"], arrays["positions"], arrays["token_type"]
@@ -56,7 +59,7 @@ class Bert:
                 )
             )  # fmt: skip
         layer_arrays = [{k: arrays[f"{i}.{k}"] for k in int8.LAYER_ARRAYS} for i in range(len(self.layers))]
-        self.int8 = int8.Int8Layers(layer_arrays, float(self.eps)) if precision == "int8" else None
+        self.int8 = int8.Int8Layers(layer_arrays, float(self.eps), graphs) if precision == "int8" else None
 
     @staticmethod
     def prepare(weights: Mapping[str, np.ndarray], config: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -143,11 +146,12 @@ class Bert:
         """Every layer in exact integer arithmetic (`int8.Int8Layers`: the same bits on every CPU)."""
         assert self.int8 is not None
         h: np.ndarray | None = self.int8.project(x)
+        scratch = int8.Scratch()  # this pass's: the model is shared by threads
         for layer in range(len(self.layers)):
             assert h is not None
             attended = np.empty_like(x)
             for rows, batch, length in groups:
-                attended[rows] = int8.attention(h[rows], batch, length, self.heads)
+                attended[rows] = int8.attention(h[rows], batch, length, self.heads, scratch)
             x, h = self.int8.after_attention(layer, attended, x)
         return x
 

@@ -258,22 +258,46 @@ def _on_levels(a: np.ndarray, axes: tuple[int, ...], levels: int, dtype: type) -
     return np.rint(a / steps), steps
 
 
-def attention(qkv: np.ndarray, batch: int, length: int, heads: int) -> np.ndarray:
+class Scratch:
+    """Arrays `attention` writes its large intermediates into, reused by every group and layer of one forward pass
+    (`curation.meaning.encoder.Bert.pooled`): fresh arrays of a few MB each time were half of attention's time, in
+    page faults (glibc hands freed memory back to the system and the next call touches it anew). One per pass, never
+    shared between threads."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+        """An uninitialised array of ``shape``: a view of the buffer ``name``, grown when it is too small."""
+        size = math.prod(shape)
+        array = self._arrays.get(name)
+        if array is None or array.size < size:
+            array = self._arrays[name] = np.empty(size, dtype)
+        return array[:size].reshape(shape)
+
+
+def attention(qkv: np.ndarray, batch: int, length: int, heads: int, scratch: Scratch | None = None) -> np.ndarray:
     """Self-attention of ``batch`` texts of ``length`` tokens (``qkv``: their projections, row by row), every
     product and sum an exact integer: queries on `_key_levels` steps per token and head, keys per text and head (so
-    a row's logits share one scale), values on `VALUE_LEVELS` per text and head, ``exp`` from `exp_table`."""
+    a row's logits share one scale), values on `VALUE_LEVELS` per text and head, ``exp`` from `exp_table`. The
+    logits, table indices and weights are written into ``scratch``'s arrays (None: fresh ones)."""
+    scratch = scratch or Scratch()
     hidden = qkv.shape[1] // 3
     size = hidden // heads
     q, k, v = np.ascontiguousarray(qkv.reshape(batch, length, 3, heads, size).transpose(2, 0, 3, 1, 4))
     levels = _key_levels(size)
     (q, q_steps), (k, k_steps) = _on_levels(q, (3,), levels, np.float32), _on_levels(k, (2, 3), levels, np.float32)
-    logits = q @ np.ascontiguousarray(k.transpose(0, 1, 3, 2))  # exact: below 2**24 (contiguous: BLAS)
+    shape = (batch, heads, length, length)
+    keys = np.ascontiguousarray(k.transpose(0, 1, 3, 2))  # contiguous: BLAS
+    logits = np.matmul(q, keys, out=scratch.get("logits", shape, np.float32))  # exact: below 2**24
     # exp(logit - max) = exp(-scale * (top - logit)): its table index
     scale = (q_steps.astype(np.float64) * k_steps * (EXP_GRID / math.sqrt(size))).astype(np.float32)
-    index = logits.max(-1, keepdims=True) - logits
+    index = np.subtract(logits.max(-1, keepdims=True), logits, out=logits)
     index *= scale
     np.minimum(index, np.float32(EXP_RANGE * EXP_GRID), out=index)
-    weights = np.take(exp_table(), _rounded(index).astype(np.intp), mode="wrap")  # in range: no checks
+    positions = scratch.get("positions", shape, np.intp)
+    np.copyto(positions, _rounded(index))
+    weights = np.take(exp_table(), positions, mode="wrap", out=scratch.get("weights", shape, np.float64))  # in range
     v, v_steps = _on_levels(v, (2, 3), VALUE_LEVELS, np.float64)
     attended = weights @ v  # exact: below 65535 * 2047 * length
     attended *= v_steps / weights.sum(-1, keepdims=True)
@@ -285,11 +309,12 @@ class Int8Layers:
     run as one onnxruntime graph per layer (`LayerGraphs`: the same operations, so the same bits, faster), or in
     numpy where onnxruntime is not installed (announced once)."""
 
-    def __init__(self, layers: Sequence[Mapping[str, np.ndarray]], eps: float):
-        """``layers``: each layer's arrays by name (`LAYER_ARRAYS`, from `weight_columns` and the checkpoint)."""
+    def __init__(self, layers: Sequence[Mapping[str, np.ndarray]], eps: float, store: GraphStore | None = None):
+        """``layers``: each layer's arrays by name (`LAYER_ARRAYS`, from `weight_columns` and the checkpoint);
+        ``store``: where `LayerGraphs` keeps its serialised graphs (None: built every time)."""
         self.layers, self.eps = layers, float(eps)
         runtime = onnxruntime_module()
-        self.graphs = LayerGraphs(runtime, layers, self.eps) if runtime is not None else None
+        self.graphs = LayerGraphs(runtime, layers, self.eps, store) if runtime is not None else None
 
     def norm(self, x: np.ndarray, weights: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         return exact_norm(x, weights[0], weights[1], self.eps)
@@ -313,12 +338,20 @@ LAYER_ARRAYS = (
 )  # fmt: skip
 
 
+# ``store(name, build)``: the serialised graph ``name`` as kept, else ``build()``'s bytes, kept for the next process
+GraphStore = Callable[[str, Callable[[], bytes]], bytes]
+
+
 @functools.cache
 def onnxruntime_module() -> Any:
-    """onnxruntime (with onnx, which builds its graphs), or None, announced once, when either is missing; the
-    sessions allocate from one shared arena (an arena each, or none, cost a quarter more time)."""
+    """onnxruntime (with onnx, which builds its graphs: found, imported only when a graph is built), or None,
+    announced once, when either is missing; the sessions allocate from one shared arena (an arena each, or none,
+    cost a quarter more time)."""
+    import importlib.util
+
     try:
-        import onnx  # noqa: F401
+        if importlib.util.find_spec("onnx") is None:
+            raise ImportError("No module named 'onnx'")
         import onnxruntime
     except ImportError as err:
         log.warning("semantic: onnxruntime or onnx missing (%s): MiniLM's int8 layers run in numpy (the same "
@@ -345,18 +378,27 @@ class LayerGraphs:
     definition bit for bit.
     """
 
-    def __init__(self, runtime: Any, layers: Sequence[Mapping[str, np.ndarray]], eps: float):
+    def __init__(
+        self, runtime: Any, layers: Sequence[Mapping[str, np.ndarray]], eps: float, store: GraphStore | None = None
+    ):
+        """``store`` keeps the serialised graphs (`GraphStore`; names ``project``, ``before-<layer>``,
+        ``after-<layer>``) for the next process, which then neither imports onnx nor builds them (a third of
+        loading MiniLM); its caller names it by what decides the graphs (the layers' arrays, this module's code)."""
         self._runtime, self._eps = runtime, eps
+        self._store: GraphStore = store or (lambda name, build: build())
         hidden, inner, qkv = (len(layers[0][k]) for k in ("out_bias", "up_bias", "qkv_bias"))
-        self._project = self._session(self._projection, {"next.": layers[0]}, [("x", hidden)], [("h", qkv)])
+        self._project = self._session("project", self._projection, {"next.": layers[0]}, [("x", hidden)], [("h", qkv)])
         halves = [("attended", hidden), ("x", hidden)], [("x1", hidden), ("up.y", inner)]
-        self._before = [self._session(self._first_half, {"this.": a}, *halves) for a in layers]
+        self._before = [
+            self._session(f"before-{i}", self._first_half, {"this.": a}, *halves) for i, a in enumerate(layers)
+        ]
         self._after = []
-        for a, following in zip(layers, [*layers[1:], None], strict=True):
+        for i, (a, following) in enumerate(zip(layers, [*layers[1:], None], strict=True)):
             arrays, outputs = {"this.": a}, [("y", hidden)]
             if following is not None:
                 arrays, outputs = arrays | {"next.": following}, [*outputs, ("h", qkv)]
-            self._after.append(self._session(self._second_half, arrays, [("up.gelu", inner), ("x1", hidden)], outputs))
+            inputs = [("up.gelu", inner), ("x1", hidden)]
+            self._after.append(self._session(f"after-{i}", self._second_half, arrays, inputs, outputs))
 
     def project(self, x: np.ndarray) -> np.ndarray:
         return self._project.run(None, {"x": x})[0]
@@ -386,31 +428,38 @@ class LayerGraphs:
             graph.dense("next.", "qkv", "y", "h", passes=2)
 
     def _session(
-        self, build: Callable[[_GraphBuilder], None], arrays: Mapping[str, Mapping[str, np.ndarray]],
+        self, name: str, build: Callable[[_GraphBuilder], None], arrays: Mapping[str, Mapping[str, np.ndarray]],
         inputs: list[tuple[str, int]], outputs: list[tuple[str, int]],
     ) -> Any:  # fmt: skip
         """A session of the graph ``build`` writes over ``arrays`` (a layer's arrays under ``this.``, the following
-        layer's under ``next.``), with float32 row inputs and outputs of the given widths."""
-        from onnx import TensorProto, helper
+        layer's under ``next.``), with float32 row inputs and outputs of the given widths; the graph is ``name`` in
+        the store."""
 
-        graph = _GraphBuilder(self._eps, arrays)
-        build(graph)
+        def serialised() -> bytes:
+            from onnx import TensorProto, helper
 
-        def rows(name: str, width: int) -> Any:
-            return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["rows", width])
+            graph = _GraphBuilder(self._eps, arrays)
+            build(graph)
 
-        model = helper.make_model(
-            helper.make_graph(
-                graph.nodes, "int8_layer", [rows(*i) for i in inputs], [rows(*o) for o in outputs], graph.initializers
-            ),
-            opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)],
-        )
+            def rows(name: str, width: int) -> Any:
+                return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["rows", width])
+
+            model = helper.make_model(
+                helper.make_graph(
+                    graph.nodes, "int8_layer", [rows(*i) for i in inputs], [rows(*o) for o in outputs],
+                    graph.initializers,
+                ),
+                opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)],
+            )  # fmt: skip
+            return model.SerializeToString()
+
         settings = self._runtime.SessionOptions()
         settings.intra_op_num_threads = settings.inter_op_num_threads = 1  # the shard's one core
         settings.log_severity_level = 3
         settings.graph_optimization_level = self._runtime.GraphOptimizationLevel.ORT_DISABLE_ALL  # no fusions
         settings.add_session_config_entry("session.use_env_allocators", "1")  # `onnxruntime_module`'s arena
-        return self._runtime.InferenceSession(model.SerializeToString(), settings, providers=["CPUExecutionProvider"])
+        graph = self._store(name, serialised)
+        return self._runtime.InferenceSession(graph, settings, providers=["CPUExecutionProvider"])
 
 
 class _GraphBuilder:

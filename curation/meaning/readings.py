@@ -13,9 +13,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import re
 from collections import Counter
+from collections.abc import Iterator
 
 from curation.similarity import (
     TEX_MATH,
@@ -252,6 +255,22 @@ def plain_numbers(text: str) -> frozenset[str]:
     """`curation.similarity.numbers_of` ``(text, words=False)``'s numbers (what `telling_answer` looks up), once per
     text."""
     return frozenset(numbers_of(text, words=False))
+
+
+@contextlib.contextmanager
+def collection_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused for a batch of readings (`curation.meaning.screen.screen`, the model's
+    batches): they allocate many small objects, none in a cycle (strings, tuples, frozensets; the caches' entries),
+    and each pass of the collector they trigger walks the whole process's heap and frees nothing of theirs. Another
+    thread's cycles wait for the batch's end (a second or so). The collector is left as it was found."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def forget_readings() -> None:

@@ -50,7 +50,14 @@ from curation.meaning.confirm import (
 )
 from curation.meaning.embedding import cached_vectors, load_embedder
 from curation.meaning.index import cosines, normalised, top_columns
-from curation.meaning.readings import both_number_readings, content_share, number_agreement, statement, telling_answer
+from curation.meaning.readings import (
+    both_number_readings,
+    collection_paused,
+    content_share,
+    number_agreement,
+    statement,
+    telling_answer,
+)
 from curation.options import SemanticDecontamOptions
 from curation.similarity import answer_key
 
@@ -107,10 +114,13 @@ def screen(
     for start in range(0, len(ids), BATCH):
         part = ids[start : start + BATCH]
         similarities = cosines(screen_vectors([texts[p] for p in part], options), index.vectors)
-        for pid, row in zip(part, similarities, strict=True):
-            path = could_confirm(texts[pid], answers.get(pid, ""), items, row, index, options, rarity)
-            if path:
-                passed[pid] = path
+        # the batch's short lists and answer-rank cuts at once (each row's as alone: `top_columns` is a total order)
+        ranks = zip(top_columns(similarities, SCREEN_K), _near_cuts(similarities), strict=True)
+        with collection_paused():
+            for pid, row, rank in zip(part, similarities, ranks, strict=True):
+                path = could_confirm(texts[pid], answers.get(pid, ""), items, row, index, options, rarity, rank)
+                if path:
+                    passed[pid] = path
         forget_texts()  # the batch's texts are done with: a pool's many problems are not all held
     return passed
 
@@ -123,12 +133,15 @@ def could_confirm(
     index: ScreenIndex,
     options: SemanticDecontamOptions,
     rarity: NumberRarity,
+    ranks: tuple[np.ndarray, float] | None = None,
 ) -> str | None:
     """The first of the rule's paths that could confirm an item on ``text``'s short list (the module docstring),
-    or None. ``similarities``: the screen model's, to every item."""
+    or None. ``similarities``: the screen model's, to every item; ``ranks``: its `SCREEN_K` nearest items and
+    `_near_cuts` where `screen` computed them for a batch (None: computed here)."""
     numbers_needed = options.min_numbers > 0 and options.min_rare > 0  # then neither rule path opens without them
+    nearest, near_cut = ranks or (top_columns(similarities[None], SCREEN_K)[0], _near_cuts(similarities[None])[0])
     ours = both_number_readings(text)  # read once for the items below
-    for row in top_columns(similarities[None], SCREEN_K)[0]:
+    for row in nearest:
         if (not numbers_needed or _shares_numbers(ours, items[row].text)) and (
             path := _rule_path(text, items[row].text, options, rarity)
         ):
@@ -137,7 +150,6 @@ def could_confirm(
     rows = index.by_answer.get(answer_key(gold), ()) if options.same_answer and gold.strip() else ()
     if not rows:
         return None
-    near_cut = np.partition(similarities, -ANSWER_RANK)[-ANSWER_RANK] if len(items) > ANSWER_RANK else -np.inf
     for row in rows:
         near = bool(similarities[row] >= near_cut)
         if (near or _shares_numbers(ours, items[row].text)) and (
@@ -145,6 +157,14 @@ def could_confirm(
         ):
             return path
     return None
+
+
+def _near_cuts(similarities: np.ndarray) -> np.ndarray:
+    """Each row's `ANSWER_RANK`-th highest similarity (-inf where there are no more items than that): an item at
+    least as similar is near."""
+    if similarities.shape[1] <= ANSWER_RANK:
+        return np.full(len(similarities), -np.inf)
+    return np.partition(similarities, -ANSWER_RANK, axis=1)[:, -ANSWER_RANK]
 
 
 def _shares_numbers(readings: tuple[tuple[frozenset[str], frozenset[str]], ...], item_text: str) -> bool:
