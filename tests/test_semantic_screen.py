@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import math
 from pathlib import Path
@@ -14,6 +15,7 @@ from curation.meaning import contamination, embedding, encoder
 from curation.meaning.confirm import number_rarity
 from curation.meaning.contamination import find_semantic_contamination
 from curation.meaning.index import cosines, top_columns
+from curation.meaning.readings import collection_paused
 from curation.meaning.screen import (
     ANSWER_RANK,
     SCREEN_K,
@@ -96,6 +98,25 @@ def test_the_screens_batch_ranking_is_each_problems_own():
     np.testing.assert_array_equal(_near_cuts(similarities), np.sort(similarities, 1)[:, -ANSWER_RANK])
     for row, nearest in zip(similarities, top_columns(similarities, SCREEN_K), strict=True):
         assert nearest.tolist() == sorted(range(len(row)), key=lambda c: (-row[c], c))[:SCREEN_K]
+
+
+def test_the_collector_is_paused_for_a_batch_and_left_as_it_was_found():
+    """`collection_paused` (the screen's and the rule's batches) turns the cyclic collector off for its block and
+    back on after it, even when the block raises; a collector already off (a caller's own pause) stays off."""
+    assert gc.isenabled()
+    with collection_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(ValueError), collection_paused():
+        raise ValueError("a batch that fails")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collection_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_screened_decisions_are_the_unscreened_ones_on_what_passes():
