@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from eval.extract import extract_answer
 from eval.grader import STATUSES, grade
-from tests.test_grader_limits import timed_grade
+from tests.grader_timing import LIMIT_S, timed_grade
 
 PIECES = [
     "0",
@@ -123,7 +123,6 @@ PIECES = [
 ]
 answers = st.lists(st.sampled_from(PIECES), max_size=25).map("".join)
 noise = st.text(max_size=40)
-LIMIT_S = 2.0
 
 
 def _check(gold: str, response: str) -> None:

@@ -14,7 +14,6 @@ limit itself rather than whichever pair happens to be slow today).
 from __future__ import annotations
 
 import concurrent.futures
-import gc
 import multiprocessing
 import os
 import subprocess
@@ -27,8 +26,8 @@ import pytest
 import eval.grader as grader
 from eval.grader import DEADLINE_SLACK_S, grade, grade_answer, verify
 from eval.grading.timeouts import WORKERS, CallTimeout, SymbolicWorker, WorkerTimeout, paused, run_bounded
+from tests.grader_timing import LIMIT_S, timed_grade
 
-LIMIT_S = 2.0
 CONTRACT_S = LIMIT_S + 1.0  # every call returns within its limit plus 1 s
 # what size limits let one of these inputs cost, half the limit. Measured with the collector paused: a full collection
 # of a test worker's heap (models, datasets of earlier tests) is charged to whichever call triggers it, and cost one
@@ -121,22 +120,6 @@ BEYOND_MATH_VERIFY = [
     ("\\overline{AB}", " + ".join(["\\sum_{k=1}^{1000} k^{k}"] * 4)),
     ("i" * 400, "\\overline{AB}"),
 ]
-
-
-def timed_grade(case: tuple[str, str, str, str | None], pause_collector: bool = False) -> tuple[str, float, float]:
-    """(status, wall seconds, this thread's CPU seconds) of one `grade` call; the collector paused on request (it is
-    process-wide, so only the single-thread test asks)."""
-    _, gold, response, problem = case
-    if pause_collector:
-        gc.collect()
-        gc.disable()
-    try:
-        wall, cpu = time.monotonic(), time.thread_time()
-        verdict = grade(gold, response, timeout_s=LIMIT_S, problem=problem)
-        return verdict.status, time.monotonic() - wall, time.thread_time() - cpu
-    finally:
-        if pause_collector:
-            gc.enable()
 
 
 @pytest.mark.parametrize("case", PATHOLOGICAL, ids=IDS)
