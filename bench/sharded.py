@@ -69,6 +69,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -149,78 +150,76 @@ def generator_name(shape: str, generator: str, variant: int, index: int) -> str:
     return f"{generator}-{index % SPREAD_GENERATORS}"
 
 
-def write_math_pool(size: int, path: Path, data_dir: Path, seed: int = 0) -> None:
+def math_rows(size: int, data_dir: Path, seed: int = 0) -> Iterator[dict]:
     """The ``math_train`` shape: row ``index`` is attempt ``index // 7,500`` at problem ``index % 7,500``."""
     problems = [json.loads(line) for line in (data_dir / "math_train.jsonl").read_text(encoding="utf-8").splitlines()]
     rng = random.Random(seed)
-    tmp = path.with_suffix(".tmp")
-    with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=1) as handle:
-        for index in range(size):
-            attempt, position = divmod(index, len(problems))
-            source = problems[position]
-            # 3,819 problems have no reference solution: their chain restates the problem and boxes the gold
-            solution = source["solution"] or (
-                f"We restate the problem: {source['problem'][:400]} Working it through step by step, the answer is "
-                f"$\\boxed{{{source['answer']}}}$."
-            )
-            generator = MATH_GENERATORS[attempt % len(MATH_GENERATORS)]
-            # the weak models miss two problems in three, so difficulty keeps those and quality, diversity and
-            # select see them (a pool the weak models all solve would end at difficulty)
-            wrong = generator in MATH_GENERATORS[:2] and position % 3 != 0
-            text = perturb_words(solution, rng)
-            row = {
-                "id": source["id"],
-                "problem": source["problem"],
-                "answer": source["answer"],
-                "chain": f"Attempt {attempt + 1}. {text.replace(BOXED, BOXED + '1 + ') if wrong else text}",
-                "subject": source["subject"],
-                "generator": generator,
-                "final_answer": f"1 + {source['answer']}" if wrong else source["answer"],
-                "prompt_setting": "0-Shot",
-            }
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.rename(path)
+    for index in range(size):
+        attempt, position = divmod(index, len(problems))
+        source = problems[position]
+        # 3,819 problems have no reference solution: their chain restates the problem and boxes the gold
+        solution = source["solution"] or (
+            f"We restate the problem: {source['problem'][:400]} Working it through step by step, the answer is "
+            f"$\\boxed{{{source['answer']}}}$."
+        )
+        generator = MATH_GENERATORS[attempt % len(MATH_GENERATORS)]
+        # the weak models miss two problems in three, so difficulty keeps those and quality, diversity and select
+        # see them (a pool the weak models all solve would end at difficulty)
+        wrong = generator in MATH_GENERATORS[:2] and position % 3 != 0
+        text = perturb_words(solution, rng)
+        yield {
+            "id": source["id"],
+            "problem": source["problem"],
+            "answer": source["answer"],
+            "chain": f"Attempt {attempt + 1}. {text.replace(BOXED, BOXED + '1 + ') if wrong else text}",
+            "subject": source["subject"],
+            "generator": generator,
+            "final_answer": f"1 + {source['answer']}" if wrong else source["answer"],
+            "prompt_setting": "0-Shot",
+        }
 
 
-def write_pool(size: int, path: Path, seed: int = 0, shape: str = "champ", data_dir: Path = DATA_DIR) -> None:
-    """``size`` chain rows (our field names) streamed to a gzip JSONL file (see `variant_text` and ``SHAPES``)."""
+def champ_rows(size: int, shape: str, seed: int = 0) -> Iterator[dict]:
+    """Every shape but ``math_train``: CHAMP's chains placed by `placement` (see `variant_text` and ``SHAPES``)."""
     from curation.pool.champ import UNAIDED_SETTINGS, load_champ_pool
-
-    if shape == "math_train":
-        write_math_pool(size, path, data_dir, seed)
-        return
 
     champ = load_champ_pool()
     base = champ.human_chains + [c for c in champ.model_chains if c.prompt_setting in UNAIDED_SETTINGS]
     problems = {p.id: p for p in champ.problems}
     rng = random.Random(seed)
+    text = ""
+    for index in range(size):
+        position, variant, copy = placement(shape, index, len(base))
+        chain = base[position]
+        source = problems[chain.problem_id]
+        answer, final = (
+            (few_golds(source.answer), few_golds(chain.final_answer))
+            if shape == "few_golds"
+            else (
+                source.answer,
+                chain.final_answer,
+            )
+        )
+        if shape != "duplicates" or copy % 3 == 0:  # a duplicate repeats the text just written
+            text = perturb_words(chain.text, rng) if variant or copy else chain.text
+        yield {
+            "id": f"{chain.problem_id}~{variant}",
+            "problem": variant_text(source.problem, source.id, variant),
+            "answer": answer,
+            "chain": text.replace(" ", "  ") if shape == "duplicates" and copy % 3 == 2 else text,
+            "subject": source.subject,
+            "generator": generator_name(shape, chain.generator, variant, index),
+            "final_answer": final,
+            "prompt_setting": chain.prompt_setting,
+        }
+
+
+def write_pool(size: int, path: Path, seed: int = 0, shape: str = "champ", data_dir: Path = DATA_DIR) -> None:
+    """``size`` chain rows (our field names) of ``shape`` streamed to a gzip JSONL file, renamed into place whole."""
+    rows = math_rows(size, data_dir, seed) if shape == "math_train" else champ_rows(size, shape, seed)
     tmp = path.with_suffix(".tmp")
     with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=1) as handle:
-        text = ""
-        for index in range(size):
-            position, variant, copy = placement(shape, index, len(base))
-            chain = base[position]
-            source = problems[chain.problem_id]
-            answer, final = (
-                (few_golds(source.answer), few_golds(chain.final_answer))
-                if shape == "few_golds"
-                else (
-                    source.answer,
-                    chain.final_answer,
-                )
-            )
-            if shape != "duplicates" or copy % 3 == 0:  # a duplicate repeats the text just written
-                text = perturb_words(chain.text, rng) if variant or copy else chain.text
-            row = {
-                "id": f"{chain.problem_id}~{variant}",
-                "problem": variant_text(source.problem, source.id, variant),
-                "answer": answer,
-                "chain": text.replace(" ", "  ") if shape == "duplicates" and copy % 3 == 2 else text,
-                "subject": source.subject,
-                "generator": generator_name(shape, chain.generator, variant, index),
-                "final_answer": final,
-                "prompt_setting": chain.prompt_setting,
-            }
+        for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     tmp.rename(path)
 
