@@ -6,10 +6,12 @@ import dataclasses
 import gc
 import json
 import math
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from curation.meaning import contamination, embedding, encoder
 from curation.meaning.confirm import number_rarity
@@ -117,6 +119,36 @@ def test_the_collector_is_paused_for_a_batch_and_left_as_it_was_found():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def _blas_threads() -> int:
+    return max(lib.num_threads for lib in ThreadpoolController().select(user_api="blas").lib_controllers)
+
+
+def test_blas_is_on_one_thread_inside_a_forward_pass_and_restored_after_it():
+    """`one_blas_thread` (MiniLM's forward pass, the screen's and the model's batches) holds numpy's BLAS to one
+    thread in the main thread's block, nested blocks included, and restores the count it found when the outermost
+    block ends, even when it raises; another thread's block changes nothing (OpenBLAS takes a raised count back
+    only from the main thread, so that thread could not restore it)."""
+    with threadpool_limits(limits=2, user_api="blas"):  # a known start on any machine (one core: still 2 set)
+        assert _blas_threads() == 2
+        with pytest.raises(ValueError), encoder.one_blas_thread():
+            assert _blas_threads() == 1
+            with encoder.one_blas_thread():
+                assert _blas_threads() == 1
+            assert _blas_threads() == 1  # the inner exit leaves the outer's limit
+            raise ValueError("a batch that fails")
+        assert _blas_threads() == 2
+        seen: list[int] = []
+
+        def worker() -> None:
+            with encoder.one_blas_thread():
+                seen.append(_blas_threads())
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join()
+        assert seen == [2] and _blas_threads() == 2
 
 
 def test_screened_decisions_are_the_unscreened_ones_on_what_passes():

@@ -38,6 +38,7 @@ from curation.meaning.confirm import (
     number_rarity,
 )
 from curation.meaning.embedding import PRECISIONS, embed_texts, item_vectors
+from curation.meaning.encoder import one_blas_thread
 from curation.meaning.index import QUERY_BLOCK, SemanticIndex
 from curation.meaning.readings import collection_paused
 from curation.meaning.screen import ScreenIndex, screen
@@ -98,7 +99,8 @@ def _model_contamination(
     ids = list(texts)
     for start in range(0, len(ids), max(1, options.batch_size)):
         part = ids[start : start + options.batch_size]
-        similarities, rows = index.nearest(embed_texts([texts[p] for p in part], options), options.k)
+        with one_blas_thread():  # the model's small products, and a batch against the few benchmark items
+            similarities, rows = index.nearest(embed_texts([texts[p] for p in part], options), options.k)
         with collection_paused():
             asked = [
                 _decide(texts[p], (answers or {}).get(p, ""), items, s, r, options, verdicts, p, rarity)

@@ -6,8 +6,11 @@ together, unpadded, so a text's vector is the same bit for bit whatever shares i
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,6 +18,40 @@ import numpy as np
 from curation.meaning import int8
 
 _ATTENTION_TOKENS = 256
+
+
+@functools.cache
+def _thread_pools() -> Any:
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+_blas_limits: list[Any] = []  # the main thread's nested `one_blas_thread` blocks; the first holds the limit
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """numpy's BLAS on one thread for the block (MiniLM's forward pass, the screen's and the model's batches).
+    Their products are small (attention over at most `_ATTENTION_TOKENS` tokens: a (length x 32) by (32 x length)
+    product per text and head, thousands per pass), and OpenBLAS's threads cost more CPU waking and spinning than
+    they compute: on 154 MATH problems, attention took 0.37 s of CPU on one thread and 0.66-1.9 s on two with
+    another process on the machine (a shard worker's neighbour). The products are of integers, exact in any order,
+    so the vectors are the same bit for bit.
+
+    The limit is process-wide and OpenBLAS takes a raised count back only from the main thread, so only the main
+    thread sets it (a shard task runs there) and restores it on leaving its outermost block; in another thread the
+    block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _blas_limits.append(None if _blas_limits else _thread_pools().limit(limits=1, user_api="blas"))
+    try:
+        yield
+    finally:
+        limiter = _blas_limits.pop()
+        if limiter is not None:
+            limiter.restore_original_limits()
 
 
 def _equal_length_batches(lengths: Sequence[int], tokens: int) -> list[list[int]]:
@@ -117,10 +154,11 @@ class Bert:
         for texts in _equal_length_batches(lengths.tolist(), _ATTENTION_TOKENS):
             length = int(lengths[texts[0]])
             groups.append(((starts[texts][:, None] + np.arange(length)).reshape(-1), len(texts), length))
-        if self.int8:
-            x = self._int8_layers(x, groups)
-        for weights in self.layers if not self.int8 else []:
-            x = self._layer(weights, x, groups)
+        with one_blas_thread():
+            if self.int8:
+                x = self._int8_layers(x, groups)
+            for weights in self.layers if not self.int8 else []:
+                x = self._layer(weights, x, groups)
         return np.add.reduceat(x, starts, axis=0) / lengths[:, None].astype(np.float32)
 
     def _layer(self, weights: tuple[Any, ...], x: np.ndarray, groups: list[tuple[np.ndarray, int, int]]) -> np.ndarray:

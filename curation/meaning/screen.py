@@ -49,6 +49,7 @@ from curation.meaning.confirm import (
     item_key,
 )
 from curation.meaning.embedding import cached_vectors, load_embedder
+from curation.meaning.encoder import one_blas_thread
 from curation.meaning.index import cosines, normalised, top_columns
 from curation.meaning.readings import (
     both_number_readings,
@@ -113,7 +114,8 @@ def screen(
     passed: dict[str, str] = {}
     for start in range(0, len(ids), BATCH):
         part = ids[start : start + BATCH]
-        similarities = cosines(screen_vectors([texts[p] for p in part], options), index.vectors)
+        with one_blas_thread():  # a batch against the few benchmark items: threads cost more than they save
+            similarities = cosines(screen_vectors([texts[p] for p in part], options), index.vectors)
         # the batch's short lists and answer-rank cuts at once (each row's as alone: `top_columns` is a total order)
         ranks = zip(top_columns(similarities, SCREEN_K), _near_cuts(similarities), strict=True)
         with collection_paused():
