@@ -140,18 +140,19 @@ end = status()
 # Two lower bounds of the anonymous peak; the larger is the measurement. The high-water mark less the file-backed
 # pages at the end bounds it because file pages only grow while locked; the poll bounds it directly.
 from_hwm = end["VmHWM"] - end["RssFile"] - end["RssShmem"]
-print(json.dumps({"measured": max(from_hwm, sampled[0]) - baseline["RssAnon"], "from_hwm": from_hwm - baseline["RssAnon"],
-                  "polled": sampled[0] - baseline["RssAnon"], "baseline": baseline, "end": end,
+base = baseline["RssAnon"]
+print(json.dumps({"measured": max(from_hwm, sampled[0]) - base, "from_hwm": from_hwm - base,
+                  "polled": sampled[0] - base, "baseline": baseline, "end": end,
                   "params": sum(p.numel() for p in model.parameters())}))
 """
 
 
 def _measure(repo_root, seq: int, vocab: int) -> dict:
     """One measuring process's peak growth of anonymous memory (the model, its gradients, optimizer states and
-    activations), which is what the plan estimates; file-backed pages are the libraries' code. In two fresh-clone CI runs
-    the whole-process high-water mark read 2.09-2.10 GiB where alone it reads 1.64-1.69, a cause not reproduced here
-    (not load, threads, memory pressure, THP or a cold page cache): a failure prints the breakdown. The test takes
-    the lower of two processes: noise only adds to a peak."""
+    activations), which is what the plan estimates; file-backed pages are the libraries' code. In two fresh-clone CI
+    runs the whole-process high-water mark read 2.09-2.10 GiB where alone it reads 1.64-1.69, a cause not reproduced
+    here (not load, threads, memory pressure, THP or a cold page cache): a failure prints the breakdown. The test
+    takes the lower of two processes: noise only adds to a peak."""
     done = subprocess.run(
         [sys.executable, "-c", MEASURE, str(seq), str(vocab)],
         cwd=repo_root,
@@ -186,4 +187,5 @@ def test_estimate_within_15_percent_of_measured_cpu_peak(repo_root):
     estimate = estimate_memory(shape, setup)
     assert estimate.activations > 0.25 * estimate.model_states, "the check must exercise activations, not only states"
     ratio = estimate.total / measured["measured"]
-    assert 0.85 <= ratio <= 1.15, f"estimate {gib(estimate.total):.2f} GiB vs measured {gib(measured['measured']):.2f}: {measured}"
+    read = f"estimate {gib(estimate.total):.2f} GiB vs measured {gib(measured['measured']):.2f}: {measured}"
+    assert 0.85 <= ratio <= 1.15, read
