@@ -36,8 +36,9 @@ def one_blas_thread() -> Iterator[None]:
     Their products are small (attention over at most `_ATTENTION_TOKENS` tokens: a (length x 32) by (32 x length)
     product per text and head, thousands per pass), and OpenBLAS's threads cost more CPU waking and spinning than
     they compute: on 154 MATH problems, attention took 0.37 s of CPU on one thread and 0.66-1.9 s on two with
-    another process on the machine (a shard worker's neighbour). The products are of integers, exact in any order,
-    so the vectors are the same bit for bit.
+    another process on the machine (a shard worker's neighbour). In int8 (the default) the products are of
+    integers, exact in any order, so the vectors are the same bit for bit (the float32 reference model's last bits
+    follow the CPU's BLAS, as they always did).
 
     The limit is process-wide and OpenBLAS takes a raised count back only from the main thread, so only the main
     thread sets it (a shard task runs there) and restores it on leaving its outermost block; in another thread the
