@@ -214,7 +214,8 @@ def chains(problem: WordProblem, rng: random.Random) -> Iterator[tuple[str, str]
 
 def problems(count: int, seed: int, prefix: str, exclude: frozenset[str] = frozenset()) -> list[WordProblem]:
     """``count`` distinct problems (by text) from ``seed``, none whose text is in ``exclude``."""
-    rng, found, seen = random.Random(seed), [], set(exclude)
+    rng, seen = random.Random(seed), set(exclude)
+    found: list[WordProblem] = []
     while len(found) < count:
         problem = _story(rng, len(found), prefix)
         if problem.text not in seen and problem.answer > 0:

@@ -30,7 +30,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -471,7 +471,7 @@ def pass_rates(notes: Mapping[str, Any]) -> dict[str, object] | None:
 
 def strong_pass_rate(kept: Survivors, problem_id: str) -> float | None:
     """The strong-model pass rate the stage noted on a kept problem (None: it has none)."""
-    return (pass_rates(kept.problem_notes.get(problem_id, {})) or {}).get("strong_pass_rate")
+    return cast("float | None", (pass_rates(kept.problem_notes.get(problem_id, {})) or {}).get("strong_pass_rate"))
 
 
 STAGE = Difficulty()

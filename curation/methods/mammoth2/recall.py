@@ -343,7 +343,7 @@ def score_shard(rank: int, item: dict[str, Any]) -> list[dict[str, Any]]:
 def _score_shard_here(rank: int, item: dict[str, Any]) -> list[dict[str, Any]]:
     settings = RecallSettings(**item["settings"])
     pipeline = build_recall_pipeline(item["input"], item["model"], Path(item["out"]), settings)
-    documents = None
+    documents: Any = None
     for step in pipeline:  # each step's public call (data, rank, world_size), chained as datatrove's executors do
         documents = step(documents, rank, settings.tasks)
     deque(documents, maxlen=0)
