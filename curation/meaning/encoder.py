@@ -7,7 +7,6 @@ together, unpadded, so a text's vector is the same bit for bit whatever shares i
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -20,8 +19,9 @@ from curation.meaning import int8
 _ATTENTION_TOKENS = 256
 
 
-@functools.cache
 def _thread_pools() -> Any:
+    """The thread pools loaded now (80 us): a controller kept from an earlier call would miss a BLAS loaded since
+    (scipy's, torch's), and leave it on its threads."""
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()
