@@ -100,6 +100,48 @@ def test_halved_weights_give_exact_sums_on_a_saturating_kernel():
     assert (_saturating_products(q, (weight.astype(np.int64) - 128).astype(np.int8)) != exact).any()
 
 
+def test_the_kernel_probe_tells_a_saturating_kernel_from_an_exact_one():
+    """`int8.products_exact` passes exact products (numpy's) and refuses a kernel that saturates pairs of products
+    in 16 bits (`_saturating_products`, x86's ``pmaddubsw``), on the depths MiniLM's layers multiply."""
+    weights = int8.probe_weights([(384, int8.PROBE_COLUMNS), (1536, int8.PROBE_COLUMNS)])
+    assert all(w.dtype == np.int8 and np.abs(w.astype(np.int64)).max() == int8.WEIGHT_LEVELS for w in weights)
+
+    def exact(rows: list[np.ndarray]) -> list[np.ndarray]:
+        return [(q.astype(np.int64) - 128) @ w.astype(np.int64) for q, w in zip(rows, weights, strict=True)]
+
+    def saturating(rows: list[np.ndarray]) -> list[np.ndarray]:  # the zero point taken out after, as kernels do
+        return [
+            _saturating_products(q, w) - 128 * w.astype(np.int64).sum(0) for q, w in zip(rows, weights, strict=True)
+        ]
+
+    assert int8.products_exact(exact, weights)
+    assert not int8.products_exact(saturating, weights)
+    assert not int8.products_exact(lambda rows: [p + (p.size > 1) * np.eye(*p.shape)[0] for p in exact(rows)], weights)
+
+
+def test_plain_weights_are_used_exactly_where_the_probe_finds_this_cpus_kernel_exact():
+    """The halved layout (`halved_weight`) is the numpy definition bit for bit on every CPU; the plain one
+    (`plain_weight`, half the products' work), which `LayerGraphs` picks when `products_exact` passes this CPU's
+    kernel, is too where it is picked, and on rows of 255 against weights of +127 it is wrong where it is not."""
+    rng = np.random.default_rng(5)
+    layers = [_layer(rng, hidden=64, inner=256), _layer(rng, hidden=64, inner=256)]
+    layers[0]["qkv.int8"][:, :8] = 255  # +127: pairs of products past int16 on a saturating kernel
+    runtime = int8.onnxruntime_module()
+    chosen = int8.LayerGraphs(runtime, layers, 1e-12)
+    x = np.vstack([_hostile_rows(rng, 64), np.full((3, 64), 0.5, np.float32)])  # 0.5: every activation 255
+    attended = np.vstack([_hostile_rows(rng, 64), rng.normal(size=(3, 64)).astype(np.float32)])
+    expected = int8.layer_after_attention(layers[0], attended, x, 1e-12)
+    for layout in ("halved", chosen.layout):
+        graphs = int8.LayerGraphs(runtime, layers, 1e-12, layout=layout)
+        np.testing.assert_array_equal(graphs.project(x), int8.projection(layers[0], x))
+        y, h = graphs.after_attention(0, attended, x)
+        np.testing.assert_array_equal(y, expected)
+        np.testing.assert_array_equal(h, int8.projection(layers[1], expected))
+    if chosen.layout == "halved":  # the probe refused this CPU's kernel: the plain layout would have been wrong
+        plain = int8.LayerGraphs(runtime, layers, 1e-12, layout="plain")
+        assert not np.array_equal(plain.project(x), int8.projection(layers[0], x))
+
+
 def test_layer_graphs_are_the_numpy_definition_bit_for_bit():
     """`LayerGraphs` (onnxruntime, the fast path) against `projection` / `layer_after_attention` (numpy, the
     definition and the path without onnxruntime) on hostile rows, over two layers."""

@@ -148,6 +148,50 @@ def halved_weight(weight: np.ndarray) -> np.ndarray:
     return np.concatenate([low, centred - low]).astype(np.int8)
 
 
+def plain_weight(weight: np.ndarray) -> np.ndarray:
+    """uint8 columns ``weight`` (around `ZERO_POINT`) as int8, ``weight - 128``: for a kernel whose pairs of products
+    do not saturate (`products_exact`), ``q @ plain_weight(w)`` is `halved_weight`'s sum at half its length."""
+    return (weight.astype(np.int16) - ZERO_POINT).astype(np.int8)
+
+
+# `products_exact`'s probe: one row, a few, and counts around the kernels' row blocks; columns in whole blocks of 16
+# and a remainder (the kernel is chosen by CPU for every shape; the probe holds it to each way a shape is cut)
+PROBE_ROWS = (1, 2, 3, 5, 16, 31, 64, 257)
+PROBE_COLUMNS = 35
+
+
+def probe_weights(shapes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+    """int8 weights of each ``(depth, width)`` for `products_exact`: columns of +127, of -127, alternating, the rest
+    seeded random (at least three columns)."""
+    rng = np.random.default_rng(0)
+    weights = []
+    for depth, width in shapes:
+        w = rng.integers(-WEIGHT_LEVELS, WEIGHT_LEVELS + 1, size=(depth, max(width, 3))).astype(np.int8)
+        w[:, 0], w[:, 1], w[:, 2] = WEIGHT_LEVELS, -WEIGHT_LEVELS, WEIGHT_LEVELS
+        w[1::2, 2] = -WEIGHT_LEVELS
+        weights.append(w)
+    return weights
+
+
+def products_exact(product: Callable[[list[np.ndarray]], Sequence[np.ndarray]], weights: Sequence[np.ndarray]) -> bool:
+    """Whether ``product(rows)``, an uint8 x int8 kernel's ``(rows[i] - 128) @ weights[i]`` for every ``i`` (float32
+    of its int32 sums), is exact where a kernel adding pairs of products in 16 bits saturates (`halved_weight`):
+    `probe_weights`' columns against rows of 255, of 0, alternating and seeded random, `PROBE_ROWS` of them. Such a
+    kernel misses every sum of a row of 255 and a column of +-127 by thousands."""
+    rng = np.random.default_rng(1)
+    for count in PROBE_ROWS:
+        rows = [rng.integers(0, 256, size=(count, len(w))).astype(np.uint8) for w in weights]
+        for q in rows:
+            q[0] = 255
+            q[1:2] = 0
+            q[2:3, ::2] = 255
+        for q, w, found in zip(rows, weights, product(rows), strict=True):
+            exact = ((q.astype(np.int32) - ZERO_POINT) @ w.astype(np.int32)).astype(np.float32)  # numpy's, no BLAS
+            if not np.array_equal(np.asarray(found, np.float32), exact):
+                return False
+    return True
+
+
 def integer_products(q: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """``(q - 128) @ (weight - 128)`` as exact int32, in numpy: float32 products of slices of `EXACT_SLICE` rows of
     ``weight``, whose sums are integers below 2**24 (exact in any order), added as int64."""
@@ -379,14 +423,20 @@ class LayerGraphs:
     """
 
     def __init__(
-        self, runtime: Any, layers: Sequence[Mapping[str, np.ndarray]], eps: float, store: GraphStore | None = None
-    ):
+        self, runtime: Any, layers: Sequence[Mapping[str, np.ndarray]], eps: float, store: GraphStore | None = None,
+        layout: str | None = None,
+    ):  # fmt: skip
         """``store`` keeps the serialised graphs (`GraphStore`; names ``project``, ``before-<layer>``,
-        ``after-<layer>``) for the next process, which then neither imports onnx nor builds them (a third of
-        loading MiniLM); its caller names it by what decides the graphs (the layers' arrays, this module's code)."""
+        ``after-<layer>``, with ``-plain`` in the plain layout, and ``probe``) for the next process, which then
+        neither imports onnx nor builds them (a third of loading MiniLM); its caller names it by what decides the
+        graphs (the layers' arrays, this module's code). ``layout``: the weights' layout, ``plain`` (`plain_weight`)
+        or ``halved`` (`halved_weight`); None: plain where this CPU's kernel is exact on the probe
+        (`products_exact`), else halved. Both give the same integers, so the same bits."""
         self._runtime, self._eps = runtime, eps
         self._store: GraphStore = store or (lambda name, build: build())
         hidden, inner, qkv = (len(layers[0][k]) for k in ("out_bias", "up_bias", "qkv_bias"))
+        shapes = [(depth, PROBE_COLUMNS) for depth in sorted({hidden, inner})]  # the layers' depths
+        self.layout = layout or ("plain" if self._products_exact(shapes) else "halved")
         self._project = self._session("project", self._projection, {"next.": layers[0]}, [("x", hidden)], [("h", qkv)])
         halves = [("attended", hidden), ("x", hidden)], [("x1", hidden), ("up.y", inner)]
         self._before = [
@@ -402,6 +452,33 @@ class LayerGraphs:
 
     def project(self, x: np.ndarray) -> np.ndarray:
         return self._project.run(None, {"x": x})[0]
+
+    def _products_exact(self, shapes: Sequence[tuple[int, int]]) -> bool:
+        """`products_exact` on this CPU's kernel: a graph of one ``MatMulIntegerToFloat`` per ``(depth, width)``,
+        its weights constants as the layers' are (onnxruntime packs those ahead: the kernel the layers run)."""
+        weights = probe_weights(shapes)
+
+        def serialised() -> bytes:
+            from onnx import TensorProto, helper, numpy_helper
+
+            nodes, constants, inputs, outputs = [], [numpy_helper.from_array(np.uint8(ZERO_POINT), "zero")], [], []
+            constants.append(numpy_helper.from_array(np.float32(1), "one"))
+            for i, w in enumerate(weights):
+                constants += [
+                    numpy_helper.from_array(w, f"w{i}"),
+                    numpy_helper.from_array(np.ones(w.shape[1], np.float32), f"s{i}"),
+                ]
+                inputs.append(helper.make_tensor_value_info(f"q{i}", TensorProto.UINT8, ["rows", w.shape[0]]))
+                outputs.append(helper.make_tensor_value_info(f"p{i}", TensorProto.FLOAT, ["rows", w.shape[1]]))
+                nodes.append(helper.make_node("MatMulIntegerToFloat", [f"q{i}", f"w{i}", "one", f"s{i}", "zero"],
+                                              [f"p{i}"], domain="com.microsoft"))  # fmt: skip
+            graph = helper.make_graph(nodes, "int8_probe", inputs, outputs, constants)
+            opsets = [helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)]
+            return helper.make_model(graph, opset_imports=opsets).SerializeToString()
+
+        session = self._runtime.InferenceSession(self._store("probe", serialised), self._settings(),
+                                                 providers=["CPUExecutionProvider"])  # fmt: skip
+        return products_exact(lambda rows: session.run(None, {f"q{i}": q for i, q in enumerate(rows)}), weights)
 
     def after_attention(self, layer: int, attended: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         x1, up = self._before[layer].run(None, {"attended": attended, "x": x})
@@ -438,7 +515,7 @@ class LayerGraphs:
         def serialised() -> bytes:
             from onnx import TensorProto, helper
 
-            graph = _GraphBuilder(self._eps, arrays)
+            graph = _GraphBuilder(self._eps, arrays, self.layout == "plain")
             build(graph)
 
             def rows(name: str, width: int) -> Any:
@@ -453,25 +530,29 @@ class LayerGraphs:
             )  # fmt: skip
             return model.SerializeToString()
 
+        graph = self._store(f"{name}-plain" if self.layout == "plain" else name, serialised)
+        return self._runtime.InferenceSession(graph, self._settings(), providers=["CPUExecutionProvider"])
+
+    def _settings(self) -> Any:
         settings = self._runtime.SessionOptions()
         settings.intra_op_num_threads = settings.inter_op_num_threads = 1  # the shard's one core
         settings.log_severity_level = 3
         settings.graph_optimization_level = self._runtime.GraphOptimizationLevel.ORT_DISABLE_ALL  # no fusions
         settings.add_session_config_entry("session.use_env_allocators", "1")  # `onnxruntime_module`'s arena
-        graph = self._store(name, serialised)
-        return self._runtime.InferenceSession(graph, settings, providers=["CPUExecutionProvider"])
+        return settings
 
 
 class _GraphBuilder:
     """Nodes and constants of one graph, each step written as its numpy definition computes it."""
 
-    def __init__(self, eps: float, arrays: Mapping[str, Mapping[str, np.ndarray]]):
+    def __init__(self, eps: float, arrays: Mapping[str, Mapping[str, np.ndarray]], plain: bool = False):
+        """``plain``: the weights as `plain_weight` (else `halved_weight`, the rows twice)."""
         from onnx import helper, numpy_helper
 
         self._helper, self._make = helper, numpy_helper.from_array
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
-        self.eps, self.arrays = eps, arrays
+        self.eps, self.arrays, self.plain = eps, arrays, plain
         self._constants: set[str] = set()
 
     def node(self, op: str, inputs: list[str], outputs: list[str], **attributes: Any) -> None:
@@ -503,15 +584,18 @@ class _GraphBuilder:
         return f"{tag}.q", f"{tag}.steps", f"{tag}.step"
 
     def dense(self, prefix: str, key: str, source: str, target: str, passes: int = 1) -> None:
-        """`dense`: ``target = source @ W + bias``, the integer products as `halved_weight` computes them."""
+        """`dense`: ``target = source @ W + bias``, the integer products as `plain_weight` or `halved_weight` (the
+        rows twice) computes them."""
         zero = self.constant("zero_point", np.uint8(ZERO_POINT))
-        halves = self.constant(f"{prefix}{key}.halves", halved_weight(self.arrays[prefix][f"{key}.int8"]))
+        layout = plain_weight if self.plain else halved_weight
+        weights = self.constant(f"{prefix}{key}.{layout.__name__}", layout(self.arrays[prefix][f"{key}.int8"]))
         total = ""
         for number in range(passes):
             tag = f"{prefix}{key}.{number}"
             q, steps, step = self.quantised(source, tag)
-            self.node("Concat", [q, q], [f"{tag}.twice"], axis=1)
-            weight = [f"{tag}.twice", halves, self.constant("one", np.float32(1))]
+            if not self.plain:
+                self.node("Concat", [q, q], [f"{tag}.twice"], axis=1)
+            weight = [q if self.plain else f"{tag}.twice", weights, self.constant("one", np.float32(1))]
             weight += [self.array(prefix, f"{key}.scale"), zero]  # float(acc) * (1 * column step)
             self.node("MatMulIntegerToFloat", weight, [f"{tag}.columns"], domain="com.microsoft")
             self.node("Mul", [f"{tag}.columns", step], [f"{tag}.term"])
