@@ -199,12 +199,12 @@ def _answer_path(
     similarity 1, the item the nearest and `SCORE_MARGIN` ahead: the same answer for an item ``near`` by the screen
     model; the answer score for one near, or at any rank when it reaches `STRONG_SCORE` with shared numbers as rare
     as `STRONG_RARE`."""
+    if not near and rarity.shared_weight(text, item.text) < STRONG_RARE:
+        return None  # the one path left at this rank needs rare shared numbers: nothing else is worth reading
     _, numbers, swapped = number_agreement(text, item.text)
     if near and telling_answer(item.answer, text) and numbers >= options.answer_min_numbers:
         return "same_answer"
     rare = rarity.agreement(text, item.text)[0]
-    if not near and rare < STRONG_RARE:
-        return None
     bar = options.answer_min_score if near else max(options.answer_min_score, STRONG_SCORE)
     match = SemanticMatch(item_key(item), 1.0, numbers, (), (), swapped, _BEST_CONTENT, rare)
     if answer_score(answer_features(text, item, match, SCORE_MARGIN, True, rarity)) < bar:
