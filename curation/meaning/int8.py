@@ -9,6 +9,8 @@ computed them. Two things made them depend on it, and this module removes both:
   were wrong there and right on a VNNI machine. Here each weight is split into two halves of at most 64
   (`halved_weight`), so a pair of a uint8 activation's products stays within 16 bits on every uint8 x int8 kernel:
   every sum is the exact integer on every kernel, and the fast ones (VNNI, AMX) are used where the CPU has them.
+  Where a probe at load finds this CPU's kernel exact on the very rows and columns that saturate the others
+  (`products_exact`), the weights stay whole (`plain_weight`): the same integers at half the products' length.
   Without onnxruntime the same integers come from numpy's float32 products in slices of `EXACT_SLICE` rows of the
   weight, where every partial sum is an integer below 2**24, exact in any order (`integer_products`).
 - **Float work whose bits depend on the kernel.** int8 rounds every activation to a step, so a last-bit difference
