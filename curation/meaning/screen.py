@@ -152,11 +152,8 @@ def could_confirm(
     rows = index.by_answer.get(answer_key(gold), ()) if options.same_answer and gold.strip() else ()
     if not rows:
         return None
-    for row in rows:
-        near = bool(similarities[row] >= near_cut)
-        if (near or _shares_numbers(ours, items[row].text)) and (
-            path := _answer_path(text, items[row], near, options, rarity)
-        ):
+    for row in rows:  # beyond the answer rank, `_answer_path` asks for rare shared numbers first: some are shared
+        if path := _answer_path(text, items[row], bool(similarities[row] >= near_cut), options, rarity):
             return path
     return None
 
