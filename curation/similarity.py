@@ -449,7 +449,12 @@ def _whole_readings(
     text: str, read: Callable[[str, list[str], frozenset[str] | None], _Reading]
 ) -> tuple[_Reading, _Reading]:
     runs = _letter_runs(text)  # the runs of every text below are among these (`_letter_runs`)
-    folded = _TEX_OVER.sub(r"\1/\2", _TEX_FRACTION.sub(_fraction, _THOUSANDS.sub("", fold_number_words(text))))
+    folded = fold_number_words(text)
+    # each pattern only where the text holds what every match of it holds (a scan of the text saved, 7,500
+    # MATH-train problems read 0.40 -> 0.37 s: the lookbehind that starts `_THOUSANDS` gets no fast scan)
+    folded = _THOUSANDS.sub("", folded) if "," in folded else folded
+    folded = _TEX_FRACTION.sub(_fraction, folded) if "frac" in folded else folded
+    folded = _TEX_OVER.sub(r"\1/\2", folded) if "\\over" in folded else folded
     rest, quantities, rest_runs = _quantities(folded, runs)  # "60^\\circfive": "five" is a new run of ``rest``
     with_units = read(rest, quantities, rest_runs)
     return with_units, (read(folded, [], runs) if quantities else with_units)
