@@ -7,14 +7,15 @@ import gc
 import json
 import math
 import threading
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
-from curation.meaning import contamination, embedding, encoder
-from curation.meaning.confirm import number_rarity
+from curation.meaning import contamination, embedding, encoder, readings
+from curation.meaning.confirm import forget_texts, number_rarity
 from curation.meaning.contamination import find_semantic_contamination
 from curation.meaning.index import cosines, top_columns
 from curation.meaning.readings import collection_paused
@@ -123,6 +124,26 @@ def test_the_collector_is_paused_for_a_batch_and_left_as_it_was_found():
 
 def _blas_threads() -> int:
     return max(lib.num_threads for lib in ThreadpoolController().select(user_api="blas").lib_controllers)
+
+
+def test_benchmark_items_content_readings_outlive_each_batchs_forgetting(monkeypatch):
+    """`readings.keep_texts`: the kept texts' (benchmark items') content readings are read once across the batches
+    whose pool problems are forgotten after each (`forget_texts`), the pool problems' again each time; keeping
+    other texts drops the earlier ones."""
+    read: Counter[str] = Counter()
+    real = readings.named_content
+    monkeypatch.setattr(readings, "named_content", lambda text: (read.update([text]), real(text))[1])
+    try:
+        readings.keep_texts([ITEM.text])
+        for _ in range(3):  # three batches of one pool problem
+            share = readings.content_share(PARAPHRASE, ITEM.text)
+            forget_texts()
+        assert read == {ITEM.text: 1, PARAPHRASE: 3}
+        readings.keep_texts([MARBLES.text])
+        assert readings.content_share(PARAPHRASE, ITEM.text) == share and read[ITEM.text] == 2
+    finally:
+        readings.keep_texts(())
+        forget_texts()
 
 
 def test_blas_is_on_one_thread_inside_a_forward_pass_and_restored_after_it():
