@@ -164,25 +164,30 @@ PROBE_COLUMNS = 35
 
 def probe_weights(shapes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
     """int8 weights of each ``(depth, width)`` for `products_exact`: columns of +127, of -127, alternating, the rest
-    seeded random (at least three columns)."""
-    rng = np.random.default_rng(0)
+    scrambled (`_scrambled`; at least three columns)."""
     weights = []
     for depth, width in shapes:
-        w = rng.integers(-WEIGHT_LEVELS, WEIGHT_LEVELS + 1, size=(depth, max(width, 3))).astype(np.int8)
+        w = (_scrambled((depth, max(width, 3)), 2 * WEIGHT_LEVELS + 1) - WEIGHT_LEVELS).astype(np.int8)
         w[:, 0], w[:, 1], w[:, 2] = WEIGHT_LEVELS, -WEIGHT_LEVELS, WEIGHT_LEVELS
         w[1::2, 2] = -WEIGHT_LEVELS
         weights.append(w)
     return weights
 
 
+def _scrambled(shape: tuple[int, int], levels: int, seed: int = 0) -> np.ndarray:
+    """Integers in ``[0, levels)`` spread over ``shape`` by a multiplicative hash (numpy.random's import costs
+    more than the probe)."""
+    cells = np.arange(shape[0] * shape[1], dtype=np.uint64).reshape(shape) + np.uint64(seed * 7919)
+    return ((cells * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)) % np.uint64(levels)  # wraps: a scramble
+
+
 def products_exact(product: Callable[[list[np.ndarray]], Sequence[np.ndarray]], weights: Sequence[np.ndarray]) -> bool:
     """Whether ``product(rows)``, an uint8 x int8 kernel's ``(rows[i] - 128) @ weights[i]`` for every ``i`` (float32
     of its int32 sums), is exact where a kernel adding pairs of products in 16 bits saturates (`halved_weight`):
-    `probe_weights`' columns against rows of 255, of 0, alternating and seeded random, `PROBE_ROWS` of them. Such a
+    `probe_weights`' columns against rows of 255, of 0, alternating and scrambled, `PROBE_ROWS` of them. Such a
     kernel misses every sum of a row of 255 and a column of +-127 by thousands."""
-    rng = np.random.default_rng(1)
     for count in PROBE_ROWS:
-        rows = [rng.integers(0, 256, size=(count, len(w))).astype(np.uint8) for w in weights]
+        rows = [_scrambled((count, len(w)), 256, count).astype(np.uint8) for w in weights]
         for q in rows:
             q[0] = 255
             q[1:2] = 0
