@@ -55,6 +55,7 @@ from curation.meaning.confirm import forget_texts, item_key, number_rarity
 from curation.meaning.contamination import check_semantic, find_semantic_contamination, judge_pairs, uses_screen
 from curation.meaning.embedding import item_vectors
 from curation.meaning.index import SemanticIndex
+from curation.meaning.readings import keep_texts
 from curation.meaning.screen import BATCH as SCREEN_BATCH
 from curation.meaning.screen import ScreenIndex, screen
 from curation.options import (
@@ -563,6 +564,7 @@ def decontam(state: RunState, options: StageOptions, context: StageContext) -> l
         meaning, notes = by_meaning(state, context, settings.semantic, items, {p for p, _ in drops})
         count.notes |= notes
         found += meaning
+        keep_texts(())  # the items' readings too: the stage is done with them
         forget_texts()  # what the shard tasks cached, when they ran in this process
     hits = [{"problem_id": state.problem_ids[p], **hit} for p, hit in found]
     state.apply(count, problems=[(p, f"contaminated:{hit['benchmark']}", hit) for p, hit in found])
