@@ -134,7 +134,8 @@ def test_benchmark_items_content_readings_outlive_each_batchs_forgetting(monkeyp
     real = readings.named_content
     monkeypatch.setattr(readings, "named_content", lambda text: (read.update([text]), real(text))[1])
     try:
-        forget_texts()  # what earlier tests read
+        readings.keep_texts(())  # nothing earlier tests read or kept
+        forget_texts()
         readings.keep_texts([ITEM.text])
         for _ in range(3):  # three batches of one pool problem
             share = readings.content_share(PARAPHRASE, ITEM.text)
