@@ -468,8 +468,9 @@ class LayerGraphs:
         def serialised() -> bytes:
             from onnx import TensorProto, helper, numpy_helper
 
-            nodes, constants, inputs, outputs = [], [numpy_helper.from_array(np.uint8(ZERO_POINT), "zero")], [], []
-            constants.append(numpy_helper.from_array(np.float32(1), "one"))
+            zero, one = np.asarray(ZERO_POINT, np.uint8), np.asarray(1, np.float32)
+            nodes, inputs, outputs = [], [], []
+            constants = [numpy_helper.from_array(zero, "zero"), numpy_helper.from_array(one, "one")]
             for i, w in enumerate(weights):
                 constants += [
                     numpy_helper.from_array(w, f"w{i}"),
