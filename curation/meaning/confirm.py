@@ -27,6 +27,7 @@ from curation.meaning.readings import (
     content_share,
     content_words,
     forget_readings,
+    keep_texts,
     number_agreement,
     number_readings,
     stated_numbers,
@@ -402,7 +403,9 @@ def gold_differs(gold: str, item: BenchmarkItem, options: SemanticOptions) -> bo
 
 
 def number_rarity(texts: Sequence[str]) -> NumberRarity:
-    """The items' `NumberRarity`, once per process and item list (every part of the pool asks)."""
+    """The items' `NumberRarity`, once per process and item list (every part of the pool asks); their readings are
+    kept from now on (`curation.meaning.readings.keep_texts`): every batch of pool problems is compared with them."""
+    keep_texts(texts)
     return _rarity(tuple(texts))
 
 

@@ -40,7 +40,7 @@ from curation.meaning.confirm import (
 from curation.meaning.embedding import PRECISIONS, embed_texts, item_vectors
 from curation.meaning.encoder import one_blas_thread
 from curation.meaning.index import QUERY_BLOCK, SemanticIndex
-from curation.meaning.readings import collection_paused, keep_texts
+from curation.meaning.readings import collection_paused
 from curation.meaning.screen import ScreenIndex, screen
 from curation.options import SemanticDecontamOptions, SemanticOptions
 from curation.similarity import answers_agree
@@ -92,7 +92,6 @@ def _model_contamination(
     """
     check_semantic(options, "curate.stages.decontam.semantic")
     rarity = number_rarity([i.text for i in items])
-    keep_texts(i.text for i in items)  # compared with every batch
     verdicts = SemanticVerdicts({}, {})
     if not texts:  # the model is never loaded
         return verdicts

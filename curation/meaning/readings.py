@@ -19,7 +19,7 @@ import gc
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, TypeVar
 
 from curation.similarity import (
     TEX_MATH,
@@ -61,6 +61,50 @@ def _figure_data(figure: str) -> list[str]:
     return [label for label in labels if any(c.isdigit() for c in label)]
 
 
+T = TypeVar("T")
+_kept_texts: frozenset[str] = frozenset()  # `keep_texts`
+_kept_readings: list[dict[str, Any]] = []  # one per `_text_memo`
+_MISSING = object()
+
+
+def _text_memo(maxsize: int) -> Callable[[Callable[[str], T]], functools._lru_cache_wrapper[T]]:
+    """A reading of a text, memoised in a bounded LRU that `forget_readings` empties; on a miss a `keep_texts` text
+    (a benchmark item, read against every batch of pool problems) is read from the readings kept for it until the
+    kept texts change, so it is read once (a hit costs what `functools.lru_cache`'s does)."""
+
+    def memoised(function: Callable[[str], T]) -> functools._lru_cache_wrapper[T]:
+        kept: dict[str, T] = {}
+        _kept_readings.append(kept)
+
+        @functools.wraps(function)
+        def read(text: str) -> T:
+            found = kept.get(text, _MISSING)
+            if found is _MISSING:
+                found = function(text)
+                if text in _kept_texts:
+                    kept[text] = found
+            return found  # type: ignore[return-value]
+
+        return functools.lru_cache(maxsize=maxsize)(read)
+
+    return memoised
+
+
+def keep_texts(texts: Iterable[str]) -> None:
+    """Keep the readings (numbers, content) of ``texts`` (a run's benchmark items: `curation.meaning.confirm.
+    number_rarity` keeps its items') through `forget_readings`: the screen and the model forget their pool problems'
+    after each batch, and the items', compared with every batch, were read again each time (MATH500 and AIME/AMC
+    against 7,500 MATH-train problems: 1,470 number readings of 600 items, now 600; 567 of the named content of 357,
+    now 357). The readings of earlier kept texts are dropped when others are kept (``keep_texts(())`` at the end of
+    the decontam stage)."""
+    global _kept_texts
+    texts = frozenset(texts)
+    if texts != _kept_texts:
+        _kept_texts = texts
+        for kept in _kept_readings:
+            kept.clear()
+
+
 def stated_numbers(text: str, words: bool = True, units: bool = True) -> frozenset[str]:
     """`curation.similarity.numbers_of`'s distinct numbers in the `statement` (``whole``), cached: a benchmark item
     is compared with many pool problems."""
@@ -80,7 +124,7 @@ def both_number_readings(
     return _readings(text)
 
 
-@functools.lru_cache(maxsize=1 << 15)
+@_text_memo(1 << 15)
 def _readings(text: str) -> tuple[tuple[frozenset[str], frozenset[str]], tuple[frozenset[str], frozenset[str]]]:
     return whole_number_sets(statement(text))
 
@@ -93,51 +137,7 @@ def _number_agreement(pool_text: str, other_text: str, units: bool) -> tuple[fro
     return shared, len(shared) / len(counted) if counted else 1.0, not ours <= theirs and not theirs <= ours
 
 
-T = TypeVar("T")
-_kept_texts: frozenset[str] = frozenset()  # `keep_texts`
-_MISSING = object()
-
-
-class _TextMemo(Generic[T]):
-    """A reading of a text, memoised: a `keep_texts` text's (a benchmark item's, read against every batch of pool
-    problems) until the kept texts change; any other's in a bounded LRU that `forget_readings` empties."""
-
-    memos: list[_TextMemo[object]] = []
-
-    def __init__(self, function: Callable[[str], T]):
-        functools.update_wrapper(self, function)
-        self._recent = functools.lru_cache(maxsize=1 << 14)(function)
-        self.kept: dict[str, T] = {}
-        _TextMemo.memos.append(self)  # type: ignore[arg-type]
-
-    def __call__(self, text: str) -> T:
-        found = self.kept.get(text, _MISSING)
-        if found is _MISSING:
-            found = self._recent(text)
-            if text in _kept_texts:
-                self.kept[text] = found
-        return found  # type: ignore[return-value]
-
-    def cache_clear(self) -> None:
-        """Forget the texts not kept."""
-        self._recent.cache_clear()
-
-
-def keep_texts(texts: Iterable[str]) -> None:
-    """Keep the content readings of ``texts`` (a run's benchmark items) through `forget_readings`: the screen and the
-    model forget their pool problems' after each batch, and the items', compared with every batch, were read again
-    each time (MATH500 and AIME/AMC against 7,500 MATH-train problems: 567 readings of the named content of 357
-    items, now 357). The readings of earlier kept texts are dropped when others are kept (``keep_texts(())`` at the
-    end of the decontam stage)."""
-    global _kept_texts
-    texts = frozenset(texts)
-    if texts != _kept_texts:
-        _kept_texts = texts
-        for memo in _TextMemo.memos:
-            memo.kept.clear()
-
-
-@_TextMemo
+@_text_memo(1 << 14)
 def _named_content(text: str) -> tuple[str, ...]:
     return tuple(named_content(statement(text)))
 
@@ -148,7 +148,7 @@ def named_content(text: str) -> list[str]:
     return _named_tokens(text, {n.lower() for n in _NAME.findall(text)})
 
 
-@_TextMemo
+@_text_memo(1 << 14)
 def _content_pieces(text: str) -> tuple[tuple[str, ...], Counter[tuple[str, ...]]]:
     """`named_content` in two parts: the prose's tokens in order, and the TeX formulas, each whole, counted."""
     text = statement(text)
@@ -252,7 +252,7 @@ def _read_out(math: str) -> str:
     return math
 
 
-@_TextMemo
+@_text_memo(1 << 14)
 def content_words(text: str) -> frozenset[str]:
     """Lower-cased words of three letters or more, less the commonest function words."""
     return frozenset(t for t in text_tokens(statement(text)) if t.isalpha() and len(t) > 2 and t not in _STOP)

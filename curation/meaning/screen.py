@@ -55,7 +55,6 @@ from curation.meaning.readings import (
     both_number_readings,
     collection_paused,
     content_share,
-    keep_texts,
     number_agreement,
     statement,
     telling_answer,
@@ -113,7 +112,6 @@ def screen(
     confirm it (``embedding``, ``rare_numbers``, ``same_answer`` or ``answer_score``: `could_confirm`)."""
     ids = list(texts)
     passed: dict[str, str] = {}
-    keep_texts(i.text for i in items)  # compared with every batch
     for start in range(0, len(ids), BATCH):
         part = ids[start : start + BATCH]
         with one_blas_thread():  # a batch against the few benchmark items: threads cost more than they save
