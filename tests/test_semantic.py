@@ -109,6 +109,27 @@ def test_wordllama_pooling_is_wordllamas_own_on_math_train(shared_data):
     assert_same_vectors(embedding.load_embedder(embedding.WORDLLAMA)(texts), wordllama_reference(texts))
 
 
+def test_wordllama_tokens_are_its_tokenizers_own_with_the_normaliser_in_python():
+    """`embedding._metaspace_in_python` hands wordllama's tokenizer the texts as its normaliser would (and drops
+    it): the same ids on spaces in runs, at the ends, tabs and newlines, the normaliser's own mark, empty texts,
+    unicode, and special tokens (normalised piece by piece between them, as the tokenizer does); a tokenizer whose
+    normaliser is another is left as it is."""
+    from tokenizers import Tokenizer, normalizers
+
+    source = embedding._package_folder("wordllama", "wordllama", "wordllama") / "tokenizers"
+    own, fast = (Tokenizer.from_file(str(source / "l2_supercat_tokenizer_config.json")) for _ in range(2))
+    prepared = embedding._metaspace_in_python(fast)
+    assert fast.normalizer is None and own.normalizer is not None
+    texts = [ITEM, PARAPHRASE, "", " ", "a  b", "  lead", "trail  ", "\n\n  \t x", "\u2581x", "x\u2581\u2581y"]
+    texts += ["naïve café Δx ≤ 3 ∑ 😀", "a<s>b c", "<s>", " <s> ", "x</s><s>y", "<unk>z </s>", "<s></s>"]
+    ids = [e.ids for e in own.encode_batch_fast(texts, add_special_tokens=False)]
+    assert [e.ids for e in fast.encode_batch_fast(prepared(texts), add_special_tokens=False)] == ids
+    assert ids[2] == [] and ids[4] != [e.ids for e in own.encode_batch_fast(["a b"], add_special_tokens=False)][0]
+    other = Tokenizer.from_file(str(source / "l2_supercat_tokenizer_config.json"))
+    other.normalizer = normalizers.Lowercase()
+    assert embedding._metaspace_in_python(other)(["A b"]) == ["A b"] and other.normalizer is not None
+
+
 def test_minilm_from_its_wheel_tells_a_paraphrase_from_another_problem():
     """``model: minilm`` reads all-MiniLM-L6-v2 from the installed wheel (no hub): unit vectors of 384 dimensions,
     the same for a text alone or in a batch of other lengths, a paraphrase nearer than the template sibling's
