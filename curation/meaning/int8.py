@@ -444,6 +444,7 @@ class LayerGraphs:
         hidden, inner, qkv = (len(layers[0][k]) for k in ("out_bias", "up_bias", "qkv_bias"))
         shapes = [(depth, PROBE_COLUMNS) for depth in sorted({hidden, inner})]  # the layers' depths
         self.layout = layout or ("plain" if self._products_exact(shapes) else "halved")
+        log.debug("semantic: MiniLM's int8 products on %s weights (products_exact)", self.layout)
         self._project = self._session("project", self._projection, {"next.": layers[0]}, [("x", hidden)], [("h", qkv)])
         halves = [("attended", hidden), ("x", hidden)], [("x1", hidden), ("up.y", inner)]
         self._before = [
