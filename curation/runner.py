@@ -92,7 +92,10 @@ class PassCounts:
 
     def of(self, problem: int) -> dict[str, list[int]]:
         """``{generator: [correct, tries]}`` of one problem (generators with at least one try, in code order)."""
-        low, high = np.searchsorted(self.problem, [problem, problem + 1]).tolist()
+        # Bounds of the pair column's own dtype: a Python list would be int64, and numpy would copy the whole
+        # int32 column to int64 on every call (1.9 ms a call on 3M pairs, 1,260 s over 770k problems at 10M chains).
+        bounds = np.array((problem, problem + 1), dtype=self.problem.dtype)
+        low, high = np.searchsorted(self.problem, bounds).tolist()
         codes, right, tries = (a[low:high].tolist() for a in (self.generator, self.correct, self.tries))
         return {self.generators[g]: [c, t] for g, c, t in zip(codes, right, tries, strict=True)}
 
