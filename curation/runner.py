@@ -60,6 +60,14 @@ class StageContext:
     executor: ExecutorOptions
 
 
+def key_run(keys: np.ndarray, key: int) -> tuple[int, int]:
+    """The ``[low, high)`` slice of ``key`` in the sorted array ``keys``. The bounds are searched in ``keys``' own
+    dtype: given as a Python list they would be int64, and numpy would copy an int32 ``keys`` whole on every call
+    (1.2 ms a call on 2.3M pass-count pairs: 1,320 s of the difficulty stage at 10M chains; bench/pass_counts.py)."""
+    low, high = np.searchsorted(keys, np.array((key, key + 1), dtype=keys.dtype)).tolist()
+    return low, high
+
+
 @dataclass(frozen=True)
 class PassCounts:
     """Correct answers and tries per (problem, generator) with at least one try, sorted by problem then generator
@@ -92,10 +100,7 @@ class PassCounts:
 
     def of(self, problem: int) -> dict[str, list[int]]:
         """``{generator: [correct, tries]}`` of one problem (generators with at least one try, in code order)."""
-        # Bounds of the pair column's own dtype: a Python list would be int64, and numpy would copy the whole
-        # int32 column to int64 on every call (1.9 ms a call on 3M pairs, 1,260 s over 770k problems at 10M chains).
-        bounds = np.array((problem, problem + 1), dtype=self.problem.dtype)
-        low, high = np.searchsorted(self.problem, bounds).tolist()
+        low, high = key_run(self.problem, problem)
         codes, right, tries = (a[low:high].tolist() for a in (self.generator, self.correct, self.tries))
         return {self.generators[g]: [c, t] for g, c, t in zip(codes, right, tries, strict=True)}
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from curation.pool.store import first_of_equal, later_equal
-from curation.runner import PassCounts, _malloc_trim, release_free_memory
+from curation.runner import PassCounts, _malloc_trim, key_run, release_free_memory
 from curation.stages import majority_gold
 from curation.stages.dedup import NEAR_KINDS, PairMatches, compacted, first_kept, lsh_buckets
 from tests.curation_outputs import assert_same_outputs
@@ -78,6 +78,17 @@ def test_verified_pairs_held_as_arrays_decide_as_a_dict_of_matches():
     assert dict(pairs) == matches and 9999 not in pairs
     problems = list(range(340))
     assert first_kept(problems, pairs, "near") == first_kept(problems, matches, "near")
+
+
+def test_key_run_is_the_slice_of_a_key_in_sorted_keys_of_either_width():
+    rng = np.random.default_rng(3)
+    values = np.sort(rng.integers(0, 60, size=400))
+    for keys in (values.astype(np.int32), values.astype(np.int64)):
+        for key in range(-1, 62):  # absent keys too, below, inside and above the range
+            where = np.flatnonzero(values == key).tolist()
+            low, high = key_run(keys, key)
+            assert list(range(low, high)) == where
+            assert low == int(np.sum(values < key))  # an absent key's empty slice sits where it would go
 
 
 def test_pass_counts_keep_the_pairs_that_tried_and_read_per_problem():

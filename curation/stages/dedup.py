@@ -60,6 +60,7 @@ from curation.runner import (
     StageContext,
     alive_rows,
     items_run,
+    key_run,
     options_dict,
     rows_of,
     run_items,
@@ -388,7 +389,7 @@ class PairMatches(Mapping[int, dict[int, dict[str, Any]]]):
         self.kind = np.frombuffer(kind, dtype=np.int8)[order]
 
     def __getitem__(self, problem: int) -> dict[int, dict[str, Any]]:
-        low, high = np.searchsorted(self.later, [problem, problem + 1]).tolist()
+        low, high = key_run(self.later, problem)
         if low == high:
             raise KeyError(problem)
         found = zip(*(a[low:high].tolist() for a in (self.earlier, self.similarity, self.kind)), strict=True)
