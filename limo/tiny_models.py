@@ -150,8 +150,8 @@ def build_shaped_model(
     device: str = "cpu",
 ) -> Path:
     """A randomly initialised model of a real model's shape (SmolLM2-135M, Qwen2.5-1.5B, ...) with the tiny
-    tokenizer, saved at ``path``: what speed and memory measurements need, since a random model computes exactly
-    what the trained one does.
+    tokenizer, saved at ``path``: what speed and memory measurements need, since a random model costs exactly
+    what a trained one costs.
 
     Args:
         path: Output folder (created).
