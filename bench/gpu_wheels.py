@@ -6,12 +6,12 @@ Usage::
 
 The GPU machine (docs/training.md, "Checking the GPU path") has PyTorch, transformers, accelerate, peft and a long
 list of others (`IMAGE`, as read off the machine's image on 2026-11-17), no network, and Python 3.12. What limo's
-GPU path imports beyond that is `CARRY`: each at pyproject.toml's pin where it pins one, else at the version this
-checkout's environment has (the set the tests ran with). Each is fetched with ``pip download --no-deps
---only-binary=:all:`` for ``--python-version`` on manylinux x86-64; a project PyPI has only as an sdist (deepspeed,
-antlr4-python3-runtime) is built here with ``pip wheel --no-deps`` and must come out pure Python (``py3-none-any``),
-since a compiled build from this machine would not load there. A rerun reuses the wheels already in the folder and
-removes any the list no longer names.
+GPU path imports beyond that, or needs in another version (transformers), is `CARRY`: each at pyproject.toml's pin
+where it pins one, else at the version this checkout's environment has (the set the tests ran with). Each is fetched
+with ``pip download --no-deps --only-binary=:all:`` for ``--python-version`` on manylinux x86-64; a project PyPI has
+only as an sdist (deepspeed, antlr4-python3-runtime) is built here with ``pip wheel --no-deps`` and must come out
+pure Python (``py3-none-any``), since a compiled build from this machine would not load there. A rerun reuses the
+wheels already in the folder and removes any the list no longer names.
 
 The device tool carries the working tree and the named ignored folders, 64 MiB in all: the check adds the tree's own
 size (tracked and untracked, not ignored, files) to the wheels' and fails naming the largest wheels when over. It
@@ -35,8 +35,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 MIB = 1024**2
 
-# What limo's GPU path (training, DeepSpeed, evaluation, the grader, a local curation run) imports and the image lacks.
+# Carried although the image has them: its transformers (5.17) lacks what limo's recipes set (5.23's
+# `activation_checkpointing`), so the pin travels, with peft's pin (LoRA on it) and a regex it accepts (>= 2025.10.22).
+REPLACED = ("transformers", "peft", "regex")
 CARRY = (
+    *REPLACED,
+    # What limo's GPU path (training, DeepSpeed, evaluation, grading, a local curation) imports and the image lacks.
     "trl",
     "datasets",
     "dill",  # datasets
