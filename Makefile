@@ -19,7 +19,7 @@ export OMP_NUM_THREADS ?= 1
 export TORCH_EXTENSIONS_DIR ?= $(HOME)/.cache/limo/torch_extensions
 export DS_ACCELERATOR ?= cpu
 
-.PHONY: help setup demo explore curate train eval plan discover test test-kernels test-unit quality style bench fuzz clean
+.PHONY: help setup demo explore curate train eval plan discover test test-kernels test-unit quality style bench fuzz gpu-check gpu-wheels clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -94,8 +94,16 @@ style: setup  ## rewrite formatting and fixable lint
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# gpu_parts.py is gpu_check.py's worker and gpu_wheels.py downloads: neither is a benchmark.
+BENCH_HELPERS := bench/gpu_parts.py bench/gpu_wheels.py
 bench: setup  ## benchmarks under bench/ (ratios against a baseline measured in the same run)
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in $(filter-out $(BENCH_HELPERS),$(wildcard bench/*.py)); do echo "== $$b"; $(PY) $$b || exit 1; done
+
+gpu-check: setup  ## the GPU path in one run: bf16 peak, SFT/MFU, ZeRO-2/3, planner vs GPU memory, generation, GRPO, demo (CPU: scaled down); outputs/gpu_check/
+	$(PY) bench/gpu_check.py $(EXTRA)
+
+gpu-wheels: setup  ## the wheels the GPU machine lacks, into .gpu_wheels/ (checked against the device tool's 64 MiB; docs/training.md)
+	$(PY) bench/gpu_wheels.py
 
 fuzz: setup  ## the grader's long fuzz run: 20,000 hostile pairs, one process, fails on any timeout (bench/grader_fuzz.py --help)
 	$(PY) bench/grader_fuzz.py

@@ -137,6 +137,67 @@ def build_tiny_model(
     return out
 
 
+ARCHITECTURES = {"qwen2": ("Qwen2Config", "Qwen2ForCausalLM"), "llama": ("LlamaConfig", "LlamaForCausalLM")}
+
+
+def build_shaped_model(
+    path: str | Path,
+    shape: Mapping[str, Any],
+    *,
+    architecture: str = "qwen2",
+    seed: int = 0,
+    dtype: str = "float32",
+    device: str = "cpu",
+) -> Path:
+    """A randomly initialised model of a real model's shape (SmolLM2-135M, Qwen2.5-1.5B, ...) with the tiny
+    tokenizer, saved at ``path``: what speed and memory measurements need, since a random model costs exactly
+    what a trained one costs.
+
+    Args:
+        path: Output folder (created).
+        shape: `limo.training.memory.ModelShape` field names (``hidden_size``, ``intermediate_size``,
+            ``num_layers``, ``num_attention_heads``, ``num_key_value_heads``, ``vocab_size``,
+            ``tie_word_embeddings``); the embedding keeps the shape's vocabulary, of which the tokenizer uses its
+            first few hundred ids (ids beyond it decode to nothing).
+        architecture: ``qwen2`` (q/k/v biases, as Qwen2.5) or ``llama`` (as SmolLM2).
+        seed: Seeds the weight initialisation.
+        dtype: The saved weights' dtype (``bfloat16`` halves what GPU runs load).
+        device: Where the weights are initialised (``cuda`` is much faster for a billion parameters).
+
+    Returns:
+        The folder, loadable with ``AutoModelForCausalLM`` / ``AutoTokenizer`` offline.
+    """
+    import torch
+    import transformers
+    from transformers import GenerationConfig
+
+    config_class, model_class = (getattr(transformers, name) for name in ARCHITECTURES[architecture])
+    tokenizer = build_tokenizer()
+    eos_id, pad_id = tokenizer.convert_tokens_to_ids(EOS_TOKEN), tokenizer.convert_tokens_to_ids(PAD_TOKEN)
+    config = config_class(
+        vocab_size=max(int(shape["vocab_size"]), len(tokenizer)),
+        hidden_size=int(shape["hidden_size"]),
+        intermediate_size=int(shape["intermediate_size"]),
+        num_hidden_layers=int(shape["num_layers"]),
+        num_attention_heads=int(shape["num_attention_heads"]),
+        num_key_value_heads=int(shape["num_key_value_heads"]),
+        tie_word_embeddings=bool(shape.get("tie_word_embeddings", False)),
+        max_position_embeddings=32768,
+        bos_token_id=None,
+        eos_token_id=eos_id,
+        pad_token_id=pad_id,
+    )
+    torch.manual_seed(seed)
+    with torch.device(device):
+        model = model_class(config).to(getattr(torch, dtype))
+    model.generation_config = GenerationConfig(eos_token_id=eos_id, pad_token_id=pad_id, bos_token_id=None)
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
 DEFAULT_OVERFIT_PAIRS: tuple[tuple[str, str], ...] = (
     ("What is 2 + 3?", "2 + 3 = 5. The answer is \\boxed{5}."),
     ("Extract the question and answer as JSON.", '{"question": "What is 1 + 1?", "answer": "2"}'),

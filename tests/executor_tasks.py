@@ -2,11 +2,11 @@
 
 `quality_shard` scores a slice of CHAMP's unaided model chains with curation's rule-based quality score: a
 real map step over real text. It records every attempt in ``log_dir`` (one empty file per attempt, named
-with the shard and the process id) so a test can count which shards ran, and when ``log_dir/kill-<index>``
-exists it deletes that flag and dies by SIGKILL halfway through writing its rows (``kill-always-<index>``:
-on every attempt), the way a pre-empted or OOM-killed task dies: ``self`` kills the task's own process (a
-local pool worker, a Ray worker), ``worker`` also kills its parent, ``group`` kills the whole process group
-(a local run killed with its driver).
+with the shard and the process id and made unique, so that a process id the system reuses cannot merge two
+attempts) so a test can count which shards ran, and when ``log_dir/kill-<index>`` exists it deletes that flag
+and dies by SIGKILL halfway through writing its rows (``kill-always-<index>``: on every attempt), the way a
+pre-empted or OOM-killed task dies: ``self`` kills the task's own process (a local pool worker, a Ray worker),
+``worker`` also kills its parent, ``group`` kills the whole process group (a local run killed with its driver).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ def quality_shard(index: int, item: dict[str, Any]) -> Iterator[dict[str, Any]]:
     from curation.stages.quality import keyword_pattern, score_text
 
     log_dir = Path(item["log_dir"])
-    (log_dir / f"attempt-{index}-{os.getpid()}").touch()
+    os.close(tempfile.mkstemp(prefix=f"attempt-{index}-{os.getpid()}-", dir=log_dir)[0])  # one file per attempt
     options = QualityOptions()
     patterns = {family: keyword_pattern(words) for family, words in options.keywords.items()}
     chains = unaided_chains()[item["start"] : item["stop"]]
@@ -64,12 +65,15 @@ def _die(mode: str) -> None:
 
 
 def main() -> None:
-    """Run one job locally from a JSON spec on argv (the driver a test kills): ``{"items", "output_dir"}``."""
+    """Run one job locally from a JSON spec on argv (the driver a test kills): ``{"items", "output_dir", "code"}``."""
     from curation.executors import ExecutorOptions, ShardJob, run_job
     from tests.executor_tasks import quality_shard as by_name  # not __main__.quality_shard: another job
 
     spec = json.loads(sys.argv[1])
-    job = ShardJob("quality", by_name, tuple(spec["items"]), spec["output_dir"])
+    # The test's job carries its code digest, as a driver's does to its tasks: the driver's own would be read from the
+    # files now, and a source file changed since the test built its job (another checkout's edit, a branch switch)
+    # would send the shards to another folder than the one the test reads.
+    job = ShardJob("quality", by_name, tuple(spec["items"]), spec["output_dir"], code=spec["code"])
     run_job(job, ExecutorOptions(kind="local", workers=spec.get("workers", 1)))
 
 

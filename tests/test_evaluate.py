@@ -4,12 +4,10 @@ the entry point, replay runs with compare and regrade, CHAMP re-grading, and one
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -51,6 +49,29 @@ def math500_reference(tmp_path_factory, tiny_model_dir, shared_data):
     return out / "eval" / "math500"
 
 
+# `limo.evaluate` killed by SIGKILL at a known point: right after the batch that completes row 40 is on disk, with the
+# first bytes of a row after it (what a kill in the middle of a write leaves), so the test does not race the run.
+KILLED_AT_ROW_40 = r"""
+import os, runpy, signal, sys
+import eval.runner as runner
+
+write_rows, written = runner.append_jsonl, [0]
+
+def write_then_die(path, rows):
+    count = write_rows(path, rows)
+    written[0] += count
+    if written[0] >= 40:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write('{"request_id": "torn')
+        os.kill(os.getpid(), signal.SIGKILL)
+    return count
+
+runner.append_jsonl = write_then_die
+sys.argv = ["limo.evaluate", *sys.argv[1:]]
+runpy.run_module("limo.evaluate", run_name="__main__", alter_sys=True)
+"""
+
+
 @pytest.mark.shared_data
 @pytest.mark.slow
 def test_killed_run_resumes_without_regenerating_and_matches_uninterrupted(
@@ -60,22 +81,19 @@ def test_killed_run_resumes_without_regenerating_and_matches_uninterrupted(
     # Batch size 2 here and 4 in the reference: per-row seeds make batching irrelevant.
     args = _cli([*MATH500_ARGS, f"model.path={tiny_model_dir}", f"data_dir={shared_data}", f"output_dir={tmp_path}"])
     args.append("evaluate.batch_size=2")
-    with open(tmp_path / "killed.log", "w") as log:
-        proc = subprocess.Popen(args, cwd=repo_root, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 240
-        while len(_complete_lines(samples)) < 40 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AT_ROW_40, *args[3:]], cwd=repo_root, capture_output=True, timeout=300
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     before = _complete_lines(samples)
-    assert 0 < len(before) < 80, f"the run was not killed midway ({len(before)} rows)"
+    assert len(before) == 40 and samples.read_text().endswith('{"request_id": "torn'), "killed mid-write at row 40"
 
     done = subprocess.run(args, cwd=repo_root, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert f"{len(before)} of 80 rows already in" in done.stdout + done.stderr
-    assert f"generating {80 - len(before)}" in done.stdout + done.stderr
+    assert "40 of 80 rows already in" in done.stdout + done.stderr
+    assert "generating 40" in done.stdout + done.stderr
     after = _complete_lines(samples)
-    assert after[: len(before)] == before  # nothing written before the kill was rewritten
+    assert after[:40] == before  # nothing written before the kill was rewritten; the torn line is gone
     reference = read_jsonl(math500_reference / "samples.jsonl")
     assert read_jsonl(samples) == reference  # row for row, same order
     summary = json.loads((samples.parent / "summary.json").read_text())

@@ -143,7 +143,7 @@ def test_local_shard_error_names_the_shard_and_rerun_runs_only_missing(tmp_path,
 def test_local_driver_killed_mid_shard_resumes_without_redoing_finished_shards(tmp_path, reference):
     job = make_job(tmp_path, kill="group")
     arm_kill(job, 2)
-    spec = json.dumps({"items": list(job.items), "output_dir": job.output_dir})
+    spec = json.dumps({"items": list(job.items), "output_dir": job.output_dir, "code": job.code})
     driver = subprocess.run(
         [sys.executable, "-m", "tests.executor_tasks", spec],
         cwd=REPO_ROOT,
@@ -151,7 +151,7 @@ def test_local_driver_killed_mid_shard_resumes_without_redoing_finished_shards(t
         capture_output=True,
         timeout=300,
     )
-    assert driver.returncode == -signal.SIGKILL
+    assert driver.returncode == -signal.SIGKILL, driver.stderr[-2000:]
     assert completed_shards(job) == {0, 1}
     assert not job.shard_path(2).exists() and list(job.folder.glob(".shard-00002.jsonl.*.tmp"))
     result = run_job(job, ExecutorOptions(kind="local"))

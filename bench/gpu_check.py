@@ -1,0 +1,303 @@
+"""Prove limo's GPU path in one command and write its figures: bf16 peak, SFT speed and MFU, ZeRO-2/3 against plain,
+the memory planner against the allocator, hf generation, a GRPO step and the demo's loop.
+
+Usage::
+
+    python bench/gpu_check.py [--device cuda|cpu] [--out outputs/gpu_check] [--wheels .gpu_wheels] [--parts a,b]
+
+On the GPU machine (docs/training.md, "Checking the GPU path"): ``--wheels .gpu_wheels`` first installs the wheels
+bench/gpu_wheels.py fetched (``pip install --no-index --no-deps --target``) and puts them on the path of every process
+it starts. ``--device`` defaults to CUDA where torch sees it, else the CPU, where every part runs on scaled-down
+shapes in a minute or two: tests/test_gpu_check.py runs it so the check cannot rot where no GPU is.
+
+Each part (bench/gpu_parts.py says what each measures and how) runs in a process of its own under its own time
+budget (`BUDGETS`, and all of them under `TOTAL_S`: a part that would start with too little left is skipped, saying
+so), so a part that fails, hangs or dies leaves the others' figures: its entry says ``failed`` with the error's line,
+or ``skipped`` with the reason. ``<out>/gpu_check.json`` is rewritten atomically after every part; every part's
+output goes to ``<out>/gpu_check.log`` (two files: the device tool returns at most eight); a short summary is
+printed at the end. ``--fault part:raise|hang`` makes a part fail on purpose (the tests check that the others go
+on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+import gpu_parts  # noqa: E402  (bench/ is no package)
+
+ORDER = ("peak", "sft", "memory", "zero", "generation", "grpo", "demo")
+# Seconds each part may take (its process killed after), and for the whole check. The GPU figures fit one device
+# session (under 8 minutes with the wheels' installation); the CPU ones only guard against a hang.
+BUDGETS = {
+    "cuda": {"peak": 60, "sft": 150, "memory": 75, "zero": 120, "generation": 60, "grpo": 75, "demo": 120},
+    "cpu": {"peak": 120, "sft": 600, "memory": 300, "zero": 900, "generation": 300, "grpo": 300, "demo": 900},
+}
+TOTAL_S = {"cuda": 420, "cpu": 3600}
+MIN_PART_S = 20  # a part that would start with less than this left is skipped
+LOG_TAIL_BYTES = 200_000  # of each part's output, in <out>/gpu_check.log
+PACKAGES = ("torch", "transformers", "trl", "deepspeed", "accelerate", "peft", "datasets", "tokenizers", "numpy")
+
+
+def install_wheels(folder: Path) -> Path:
+    """Install the carried wheels into a folder of their own and put it first on every process's path.
+
+    Raises:
+        SystemExit: No wheels in ``folder``.
+    """
+    wheels = sorted(folder.glob("*.whl"))
+    if not wheels:
+        raise SystemExit(
+            f"gpu_check: error: no wheels in {folder} (python bench/gpu_wheels.py fetches them), --wheels"
+        )
+    target = Path(tempfile.gettempdir()) / "limo-gpu-site"
+    marker = target / ".limo-wheels.json"
+    names = [wheel.name for wheel in wheels]
+    if not (marker.exists() and json.loads(marker.read_text()) == names):
+        pip = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--no-deps",
+            "--no-compile",
+            "--no-cache-dir",
+        ]
+        subprocess.run([*pip, "--upgrade", "--target", str(target), *map(str, wheels)], check=True)
+        marker.write_text(json.dumps(names))
+    sys.path.insert(0, str(target))
+    os.environ["PATH"] = f"{target / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    return target
+
+
+def set_python_path(site: Path | None) -> None:
+    """Every process this check starts imports the carried wheels (if any) and this checkout's limo."""
+    entries = [str(p) for p in (site, REPO) if p] + [
+        p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p
+    ]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(entries))
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("gpu_check: error: torch sees no CUDA device here, --device cuda (or --device cpu)")
+    return device
+
+
+def environment(device: str, site: Path | None, wheels: Path | None) -> dict[str, Any]:
+    """What ran the check: machine, Python, the packages that matter (and where the carried ones came from)."""
+    import importlib.metadata
+
+    import torch
+
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    env: dict[str, Any] = {"machine": platform.machine(), "python": platform.python_version(), "packages": versions}
+    env.update(
+        cpus=os.cpu_count(), omp_num_threads=os.environ.get("OMP_NUM_THREADS"), site=str(site) if site else None
+    )
+    if wheels and (wheels / "carried.json").exists():
+        env["carried"] = [row["file"] for row in json.loads((wheels / "carried.json").read_text())]
+    if device == "cuda":
+        props = torch.cuda.get_device_properties(0)
+        env.update(gpu=props.name, gpu_memory_gib=props.total_memory / 1024**3, cuda=torch.version.cuda)
+    return env
+
+
+def run_part(name: str, spec: dict[str, Any], budget: float, log: Path) -> dict[str, Any]:
+    """Run one part in its own process group, killed after ``budget`` seconds; its result entry."""
+    folder = Path(spec["work"]) / "parts"
+    folder.mkdir(parents=True, exist_ok=True)
+    spec_file, result_file = folder / f"{name}.spec.json", folder / f"{name}.result.json"
+    spec_file.write_text(json.dumps(spec))
+    result_file.unlink(missing_ok=True)
+    command = [sys.executable, str(REPO / "bench" / "gpu_parts.py"), name, str(spec_file), str(result_file)]
+    started = time.monotonic()
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            command, env=gpu_parts.child_env(spec), stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            process.wait(timeout=budget)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # the part and whatever it started (ZeRO runs, demo stages)
+            process.wait()
+    seconds = time.monotonic() - started
+    if result_file.exists():
+        return {**json.loads(result_file.read_text()), "seconds": seconds, "budget_s": budget}
+    if seconds >= budget:
+        error = f"timed out after its budget of {budget:.0f} s (killed with everything it started)"
+    else:
+        error = f"its process exited with status {process.returncode} and wrote no result; last line: {last_line(log)}"
+    return {"status": "failed", "error": error, "seconds": seconds, "budget_s": budget}
+
+
+def last_line(log: Path) -> str:
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "(no output)"
+
+
+def append_log(combined: Path, name: str, log: Path) -> None:
+    """The part's output, its tail when long, under a header in the one log file the check returns."""
+    data = log.read_bytes()
+    cut = (
+        f"[... first {len(data) - LOG_TAIL_BYTES} bytes left out ...]\n".encode()
+        if len(data) > LOG_TAIL_BYTES
+        else b""
+    )
+    with combined.open("ab") as handle:
+        handle.write(f"\n===== {name} =====\n".encode() + cut + data[-LOG_TAIL_BYTES:])
+
+
+def write_report(path: Path, report: dict[str, Any]) -> None:
+    gpu_parts.write_json_atomic(path, report)
+
+
+def run_check(args: argparse.Namespace, device: str, site: Path | None, work: Path) -> dict[str, Any]:
+    """Every selected part in order, the report rewritten after each; returns the report."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    report_path, combined = args.out / "gpu_check.json", args.out / "gpu_check.log"
+    combined.write_text("")
+    report: dict[str, Any] = {"schema": 1, "device": device, "command": " ".join(sys.argv), "started": now()}
+    report.update(environment=environment(device, site, args.wheels), parts={})
+    write_report(report_path, report)
+    budgets, faults = BUDGETS[device], dict(fault.split(":", 1) for fault in args.fault)
+    if any(mode not in ("raise", "hang") for mode in faults.values()):
+        raise SystemExit(f"gpu_check: error: a fault is raise or hang, --fault {args.fault}")
+    deadline = time.monotonic() + TOTAL_S[device] * args.budget_factor
+    for name in args.parts:
+        left = deadline - time.monotonic()
+        if left < MIN_PART_S:
+            entry: dict[str, Any] = {
+                "status": "skipped",
+                "reason": f"the check's total budget is spent ({left:.0f} s left)",
+            }
+        else:
+            spec = {"device": device, "work": str(work), "peak": figures(report, "peak"), "fault": faults.get(name)}
+            log = work / "logs" / f"{name}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            budget = args.budget.get(name, budgets[name] * args.budget_factor)
+            entry = run_part(name, spec, min(budget, left), log)
+            append_log(combined, name, log)
+        report["parts"][name] = entry
+        report["finished"] = now()
+        write_report(report_path, report)
+        print(summary_line(name, entry), flush=True)
+    return report
+
+
+def figures(report: dict[str, Any], name: str) -> dict[str, Any] | None:
+    entry = report["parts"].get(name) or {}
+    return entry.get("figures") if entry.get("status") == "ok" else None
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+
+
+def summary_line(name: str, entry: dict[str, Any]) -> str:
+    """One line per part: its status, time and headline figures."""
+    head = f"[gpu_check] {name:10s} {entry['status']:7s} {entry.get('seconds', 0):6.1f} s"
+    if entry["status"] == "failed":
+        return f"{head}  {entry['error']}"
+    if entry["status"] == "skipped":
+        return f"{head}  {entry['reason']}"
+    return f"{head}  {headline(name, entry['figures'])}"
+
+
+def headline(name: str, fig: dict[str, Any]) -> str:
+    """A part's figures in a few words."""
+    if name == "peak":
+        return f"{fig['dtype']} matmul {fig['size']}^3: {fig['tflops']:.1f} TFLOP/s"
+    if name == "sft":
+        shapes = [k for k, v in fig.items() if isinstance(v, dict) and "padded" in v]
+        return "; ".join(sft_words(shape, fig[shape]) for shape in shapes)
+    if name == "memory":
+        measured = f"{fig['measured_gib']:.2f} GiB" if fig.get("measured_gib") else "not measured (no CUDA)"
+        return f"planner {fig['estimate_gib']['total']:.2f} GiB vs max_memory_allocated {measured}"
+    if name == "zero":
+        return ", ".join(
+            f"{s} max |loss diff| {fig[s]['max_abs_diff']:.2g} (drop {fig['drop']:.2f})" for s in ("zero2", "zero3")
+        )
+    if name == "generation":
+        rates = [
+            f"batch {k.split('_')[1]}: {v['tokens_per_s']:,.0f}" for k, v in fig.items() if k.startswith("batch_")
+        ]
+        return "new tokens/s " + ", ".join(rates)
+    if name == "grpo":
+        return (
+            f"{fig['steps']} steps, last {fig['step_seconds'][-1]:.2f} s ({fig['completions_per_step']} completions)"
+        )
+    if name == "demo":
+        return f"curate -> SFT -> evaluate in {fig['wall_s']:.0f} s ({fig['model']})"
+    return json.dumps(fig)[:200]
+
+
+def sft_words(shape: str, fig: dict[str, Any]) -> str:
+    free, padded = fig["padding_free"], fig["padded"]
+    mfu = f", MFU {free['mfu']:.0%}/{padded['mfu']:.0%}" if free.get("mfu") and padded.get("mfu") else ""
+    return f"{shape} {free['tokens_per_s']:,.0f}/{padded['tokens_per_s']:,.0f} tokens/s padding-free/padded{mfu}"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
+    parser.add_argument("--out", type=Path, default=REPO / "outputs" / "gpu_check", help="gpu_check.json and .log")
+    parser.add_argument("--wheels", type=Path, default=None, help="install these carried wheels first")
+    parser.add_argument("--parts", default=",".join(ORDER), help=f"run in the order given, of {','.join(ORDER)}")
+    parser.add_argument("--work", type=Path, default=None, help="models and runs (default: a temporary folder)")
+    parser.add_argument("--keep-work", action="store_true", help="keep the work folder")
+    parser.add_argument("--budget-factor", type=float, default=1.0, help="multiply every time budget")
+    parser.add_argument("--budget", action="append", default=[], help="part=seconds: that part's budget")
+    parser.add_argument("--fault", action="append", default=[], help="part:raise or part:hang (tests)")
+    args = parser.parse_args(argv)
+    args.parts = [p for p in args.parts.split(",") if p]
+    args.budget = {part: float(seconds) for part, seconds in (b.split("=", 1) for b in args.budget)}
+    unknown = [p for p in [*args.parts, *(f.split(":")[0] for f in args.fault), *args.budget] if p not in ORDER]
+    if unknown:
+        parser.error(f"unknown part {unknown[0]!r} (parts: {', '.join(ORDER)})")
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    site = install_wheels(args.wheels) if args.wheels else None
+    set_python_path(site)
+    device = resolve_device(args.device)
+    work = args.work or Path(tempfile.mkdtemp(prefix="limo-gpu-check-"))
+    try:
+        report = run_check(args, device, site, work)
+    finally:
+        if not args.keep_work and args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    statuses = [entry["status"] for entry in report["parts"].values()]
+    print(f"[gpu_check] {statuses.count('ok')} of {len(statuses)} parts ok on {device}; {args.out / 'gpu_check.json'}")
+    return report
+
+
+if __name__ == "__main__":
+    parts = main()["parts"].values()
+    sys.exit(1 if any(entry["status"] == "failed" for entry in parts) else 0)

@@ -1,0 +1,144 @@
+"""bench/gpu_check.py where no GPU is: its CPU run (every part, scaled-down shapes) so the GPU check cannot rot, a part
+that fails or hangs leaving the others' figures, the carried wheels covering what the check imports, and the
+command docs/training.md gives a session with a device.
+
+The CPU run takes about 90 s of CPU (slow tier): fifteen processes, each importing torch, transformers and TRL.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.shared_data import REPO_ROOT
+
+
+def bench_module(name: str) -> ModuleType:
+    """A script of bench/ as a module (bench/ is no package)."""
+    sys.path.insert(0, str(REPO_ROOT / "bench"))
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "bench" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_check(out: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+    command = [sys.executable, "bench/gpu_check.py", "--device", "cpu", "--out", str(out), *args]
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=3600)
+    return done, json.loads((out / "gpu_check.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def cpu_check(tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict, Path]:
+    """The whole check on this CPU. Budgets x10: they guard against a hang, and load must not decide a test."""
+    out = tmp_path_factory.mktemp("gpu_check")
+    done, report = run_check(out, "--budget-factor", "10")
+    return done, report, out
+
+
+@pytest.mark.slow
+def test_every_part_runs_on_cpu_with_its_figures(cpu_check):
+    done, report, out = cpu_check
+    parts = report["parts"]
+    assert done.returncode == 0 and list(parts) == list(bench_module("gpu_check").ORDER), done.stdout[-3000:]
+    assert {name: entry["status"] for name, entry in parts.items()} == dict.fromkeys(parts, "ok"), done.stdout
+    fig = {name: entry["figures"] for name, entry in parts.items()}
+    assert fig["peak"]["dtype"] == "float32" and fig["peak"]["tflops"] > 0
+    for shape in ("smollm2-135m", "qwen2.5-1.5b"):
+        for batching in ("padding_free", "padded"):
+            run = fig["sft"][shape][batching]
+            assert run["tokens_per_s"] > 0 and run["mfu"] > 0, (shape, batching, run)
+    assert fig["memory"]["estimate_gib"]["total"] > 0 and fig["memory"]["measured_gib"] is None
+    assert fig["memory"]["setup"]["seq_len"] == fig["memory"]["max_length"]
+    zero = fig["zero"]
+    assert [zero["runs"][s]["zero_stage"] for s in ("plain", "zero2", "zero3")] == [None, 2, 3]
+    assert zero["drop"] > 0 and all(
+        zero[s]["share_of_drop"] <= zero["tolerance_share_of_drop"] for s in ("zero2", "zero3")
+    )
+    assert all(fig["generation"][f"batch_{b}"]["tokens"] > 0 for b in (1, 4, 8))
+    assert fig["grpo"]["steps"] == 2 and "reward" in fig["grpo"]["logged"]
+    assert len(fig["demo"]["stages_s"]) == 5 and "arith_heldout" in fig["demo"]["result"]
+    for name in parts:
+        assert re.search(rf"\[gpu_check\] {name} +ok ", done.stdout), name
+    assert "===== demo =====" in (out / "gpu_check.log").read_text()
+
+
+@pytest.mark.slow
+def test_the_carried_wheels_cover_what_the_check_imports(cpu_check):
+    """Every distribution the check's processes imported is on the GPU image or in bench/gpu_wheels.py's list."""
+    _, report, _ = cpu_check
+    imported = {name for entry in report["parts"].values() for name in entry["distributions"]}
+    assert {"trl", "deepspeed", "datasets", "hydra-core"} <= imported
+    assert bench_module("gpu_wheels").uncovered(imported) == []
+
+
+@pytest.mark.slow
+def test_a_failing_or_hanging_part_leaves_the_others_figures(tmp_path):
+    work = tmp_path / "work"
+    args = ["--parts", "sft,zero,peak", "--fault", "sft:hang", "--budget", "sft=2", "--fault", "zero:raise"]
+    done, report = run_check(tmp_path / "out", *args, "--work", str(work), "--keep-work")
+    parts = report["parts"]
+    assert done.returncode == 1 and list(parts) == ["sft", "zero", "peak"]
+    assert parts["sft"]["status"] == "failed" and "timed out after its budget of 2 s" in parts["sft"]["error"]
+    assert parts["zero"]["status"] == "failed"
+    assert parts["zero"]["error"].startswith("RuntimeError: fault injected (--fault) (gpu_parts.py:")
+    assert parts["peak"]["status"] == "ok" and parts["peak"]["figures"]["tflops"] > 0
+    assert not [p for p in Path("/proc").glob("[0-9]*") if str(work) in _cmdline(p)], "the hung part was killed"
+
+
+def _cmdline(process: Path) -> str:
+    try:
+        return (process / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def test_a_part_that_dies_without_a_result_is_reported_with_its_last_line(tmp_path, monkeypatch):
+    check = bench_module("gpu_check")
+    log = tmp_path / "part.log"
+    spec = {"device": "cpu", "work": str(tmp_path)}
+    monkeypatch.setattr(check, "REPO", tmp_path)  # a "gpu_parts.py" that prints and exits 3
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "gpu_parts.py").write_text("print('out of memory, it said')\nraise SystemExit(3)\n")
+    entry = check.run_part("peak", spec, 60, log)
+    assert entry["status"] == "failed"
+    assert entry["error"] == "its process exited with status 3 and wrote no result; last line: out of memory, it said"
+
+
+def test_wheel_list_pins_and_size_limit(tmp_path):
+    wheels = bench_module("gpu_wheels")
+    versions = wheels.pinned_versions()
+    pyproject = (REPO_ROOT / "pyproject.toml").read_text()
+    for name in ("trl", "deepspeed", "datasets", "hydra-core", "math-verify", "champ-dataset"):
+        assert f'"{name}=={versions[name]}"' in pyproject, name
+    assert set(wheels.CARRY) & set(wheels.IMAGE) == set(wheels.REPLACED)  # the rest of the image is used as it is
+    files = []
+    for name, mib in (("small-1.0-py3-none-any.whl", 1), ("big-2.0-py3-none-any.whl", 40)):
+        path = tmp_path / name
+        path.write_bytes(b"\0" * (mib * wheels.MIB))
+        files.append(path)
+    wheels.check_size(files, tree=20 * wheels.MIB, limit_mib=64)  # 61 MiB: fits
+    with pytest.raises(SystemExit, match=r"= 66\.0 MiB, over the device tool's 64 MiB; largest: big-2\.0-py3"):
+        wheels.check_size(files, tree=25 * wheels.MIB, limit_mib=64)
+    assert wheels.wheel_in(tmp_path, "Big", "2.0") == files[1] and wheels.wheel_in(tmp_path, "big", "2.1") is None
+
+
+def test_docs_give_a_device_command_that_fits_the_tool():
+    """docs/training.md's command: one bash line under 2,000 characters, naming the ignored wheel folder it carries."""
+    text = (REPO_ROOT / "docs" / "training.md").read_text()
+    section = text[text.index("## Checking the GPU path") :]
+    command = re.search(r"```bash\n\s*(.+?)\n\s*```", section, re.S)
+    assert command and len(command[1]) < 2000 and "bench/gpu_check.py --wheels .gpu_wheels" in command[1]
+    assert "carry" in section and "/.gpu_wheels/" in (REPO_ROOT / ".gitignore").read_text().splitlines()
+    help_text = subprocess.run(["make", "help"], cwd=REPO_ROOT, capture_output=True, text=True).stdout
+    phony = re.search(r"^\.PHONY:(.*)$", (REPO_ROOT / "Makefile").read_text(), re.M)
+    assert "gpu-check" in help_text and phony and "gpu-check" in phony[1].split()
