@@ -31,6 +31,7 @@ from limo.sections import build_benchmark_specs, section, to_options
 from limo.tiny_models import ensure_model
 
 log = logging.getLogger("limo.evaluate")
+LLAMA_SERVER_LOG = "llama-server.log"  # the llamacpp backend's server log, in <output_dir>/eval/
 RUNTIME_KEYS = (
     "mode",
     "benchmarks",
@@ -151,14 +152,20 @@ def command_line_overrides() -> list[str]:
 def resolve_model_path(cfg: DictConfig, section: EvaluateOptions) -> str | None:
     """``model.path=`` on the command line, else ``evaluate.model_path``, else ``model.path`` (built if tiny).
 
-    Returns None for backends that need no model folder (``openai``, ``replay``).
+    Returns None for backends that need no model folder (``openai``, ``replay``). ``llamacpp`` gets a ``.gguf`` file
+    or ``pkg:`` model as typed: it serves the file itself, not a safetensors conversion of it.
     """
     if section.backend in ("openai", "replay"):
         return None
     given = any(o.lstrip("+").startswith("model.path=") for o in command_line_overrides())
+    serves_files = section.backend == "llamacpp" and not cfg.model.get("build_tiny")
+    if (given or not section.model_path) and serves_files:
+        return str(cfg.model.path)
     if given or not section.model_path:
         return ensure_model(cfg.model)
     path = Path(section.model_path).expanduser()
+    if serves_files and path.suffix.lower() == ".gguf" and path.is_file():
+        return str(path)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(
             f"no trained model at {path} (train it first with `python -m limo.train recipe={cfg.name}`; or evaluate "
@@ -184,6 +191,9 @@ def build_backend_for(
     if section.backend in ("hf", "vllm"):
         args.update(model_path=model_path, chat_template=cfg.model.get("chat_template"))
         args.setdefault("revision", cfg.model.get("revision"))
+    if section.backend == "llamacpp":
+        args.update(model_path=model_path, chat_template=cfg.model.get("chat_template"))
+        args.setdefault("log_path", str(Path(str(cfg.output_dir)) / "eval" / LLAMA_SERVER_LOG))
     if section.backend == "hf":
         args.update(dtype=str(cfg.model.dtype), device=section.device, batch_size=section.batch_size)
         args["budget"] = section.budget
@@ -207,6 +217,20 @@ def model_identity(section: EvaluateOptions, model_path: str | None) -> dict[str
     if section.backend == "replay":
         return {"backend": "replay", "model": f"replay:{options.get('path')}"}
     return {"backend": section.backend, "model": model_path}
+
+
+def engine_identity(backend: Any) -> dict[str, Any]:
+    """``{"engine": ...}`` for a backend that runs an engine of its own (``llamacpp``: version, server flags, the
+    GGUF's digest), recorded in run.json and the report beside backend and model; else nothing."""
+    engine = getattr(backend, "engine", None)
+    return {"engine": engine} if engine else {}
+
+
+def close_backend(backend: Any) -> None:
+    """Stop what a backend started (``llamacpp``'s server); a no-op for the others."""
+    close = getattr(backend, "close", None)
+    if callable(close):
+        close()
 
 
 def build_prompt(section: EvaluateOptions) -> PromptStyle:
