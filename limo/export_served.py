@@ -246,6 +246,23 @@ def agreement(
     return PromptAgreement(min(len(reference), len(other)), index, round(gap, 4), gap <= margin)
 
 
+def reply_agreement(
+    model: Any, tokenizer: Any, messages: Sequence[dict[str, str]], replies: tuple[Any, Any], margin: float
+) -> PromptAgreement:
+    """`agreement` for two backends' replies to one chat request (``replies``: transformers' and the other's
+    `eval.backends.base.Generation`), read as ids by the source tokenizer, each ended by the end-of-turn token when
+    it stopped there. The texts are re-tokenized, so a difference that is only another split of the same text counts
+    as a difference (conservative)."""
+    prompt = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+    end = [tokenizer.eos_token_id]
+    reference, other = (
+        tokenizer(g.text, add_special_tokens=False)["input_ids"] + (end if g.finish_reason == "stop" else [])
+        for g in replies
+    )
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    return agreement(model, ids, reference, other, margin)
+
+
 def first_difference(a: Sequence[int], b: Sequence[int]) -> int | None:
     """The first index where two id sequences differ (the shorter one's length when one is a prefix), or None."""
     for index, (x, y) in enumerate(zip(a, b, strict=False)):

@@ -48,7 +48,7 @@ class LlamaCppBackend:
         model_path: A ``.gguf`` file, a ``pkg:`` model or a model folder (see the module docstring).
         parallel: Server slots, and requests in flight at once.
         context_per_slot: Tokens each slot holds (prompt plus reply; a longer request fails).
-        threads: CPU threads for llama.cpp (None: its default).
+        threads: CPU threads for llama.cpp (None: ``OMP_NUM_THREADS`` when set, else llama.cpp's default).
         chat_template: Jinja text replacing the template the GGUF carries (the recipe's ``model.chat_template``).
         export_type: The GGUF type a model folder is exported to (``f16``, ``q8_0``, ``q4_k_m``, ``f32``).
         log_path: The server's log file (None: a new file in the temporary folder).
@@ -167,6 +167,7 @@ def exported_gguf(folder: Path, export_type: str) -> Path:
         return gguf
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    staging.chmod(0o755)  # mkdtemp's 0700 would outlive the rename
     try:
         _run_export(folder, staging, export_type)
         os.replace(staging, target)
