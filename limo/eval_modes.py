@@ -52,7 +52,8 @@ def generate(cfg: DictConfig) -> None:
     section = build_evaluate_options(cfg)
     benchmarks = build_benchmarks(cfg, section)  # bad benchmark names and files fail before the model loads
     model_path = resolve_model_path(cfg, section)
-    shared = None if per_benchmark_backend(section) else build_backend_for(cfg, section, model_path)
+    longest = max(p.max_new_tokens for p in build_protocols(cfg, section, benchmarks))
+    shared = None if per_benchmark_backend(section) else build_backend_for(cfg, section, model_path, None, longest)
     try:
         summaries = generate_all(cfg, section, benchmarks, model_path, shared)
     finally:
@@ -119,7 +120,9 @@ def multiturn(cfg: DictConfig) -> None:
     section = build_evaluate_options(cfg)
     benchmarks = build_benchmarks(cfg, section)
     model_path = resolve_model_path(cfg, section)
-    backend = build_backend_for(cfg, section, model_path)
+    turns = build_multiturn(cfg, section, build_protocols(cfg, section, benchmarks)[0]).turns
+    longest = turns * max(p.max_new_tokens for p in build_protocols(cfg, section, benchmarks))  # earlier answers stay
+    backend = build_backend_for(cfg, section, model_path, None, longest)
     try:
         multiturn_all(cfg, section, benchmarks, model_path, backend)
     finally:

@@ -32,6 +32,7 @@ from limo.tiny_models import ensure_model
 
 log = logging.getLogger("limo.evaluate")
 LLAMA_SERVER_LOG = "llama-server.log"  # the llamacpp backend's server log, in <output_dir>/eval/
+PROMPT_ROOM = 1024  # tokens of a llamacpp slot kept for the prompt (system turn, few-shot examples, the problem)
 RUNTIME_KEYS = (
     "mode",
     "benchmarks",
@@ -176,12 +177,19 @@ def resolve_model_path(cfg: DictConfig, section: EvaluateOptions) -> str | None:
 
 
 def build_backend_for(
-    cfg: DictConfig, section: EvaluateOptions, model_path: str | None, benchmark: str | None = None
+    cfg: DictConfig,
+    section: EvaluateOptions,
+    model_path: str | None,
+    benchmark: str | None = None,
+    reply_tokens: int | None = None,
 ) -> Any:
     """The section's backend, through `eval.generation.build_generator` like every other generator.
 
     A replay ``path`` holding ``{benchmark}`` names one file per benchmark (request ids repeat across
     benchmarks: row 1 of Minerva and of GradeSchool are both ``1#0``); `per_benchmark_backend` says when.
+    ``llamacpp`` gets, unless ``backend_options`` sets them, one server slot per row of a batch (``batch_size``: a
+    batch's rows are all in flight) and slots of ``reply_tokens`` (the longest reply the run asks for) plus
+    `PROMPT_ROOM` tokens.
     """
     args = dict(section.backend_options or {})
     if benchmark is not None and per_benchmark_backend(section):
@@ -194,6 +202,9 @@ def build_backend_for(
     if section.backend == "llamacpp":
         args.update(model_path=model_path, chat_template=cfg.model.get("chat_template"))
         args.setdefault("log_path", str(Path(str(cfg.output_dir)) / "eval" / LLAMA_SERVER_LOG))
+        args.setdefault("parallel", section.batch_size)
+        if reply_tokens:
+            args.setdefault("context_per_slot", reply_tokens + PROMPT_ROOM)
     if section.backend == "hf":
         args.update(dtype=str(cfg.model.dtype), device=section.device, batch_size=section.batch_size)
         args["budget"] = section.budget

@@ -149,7 +149,9 @@ def test_evaluation_records_the_engine_and_leaves_no_server(llama_env, repo_root
     run = json.loads((tmp_path / "eval" / "champ_heldout" / "run.json").read_text())
     assert run["backend"] == "llamacpp" and run["model"] == str(overfit_model_dir)
     assert run["engine"]["gguf"].endswith("model.f16.gguf") and len(run["engine"]["gguf_sha256"]) == 64
-    assert "-np" in run["engine"]["server_flags"] and run["engine"]["version"]
+    flags = run["engine"]["server_flags"]
+    assert flags[flags.index("-np") + 1] == "4", "one slot per row of a batch (evaluate.batch_size=4)"
+    assert flags[flags.index("-c") + 1] == str(4 * (64 + 1024)), "slots sized for the demo's 64 new tokens + prompt"
     assert "engine" in (tmp_path / "eval" / "champ_heldout" / "report.md").read_text()
     assert _gone(_server_pid(tmp_path / "eval" / "llama-server.log")), "the server outlived limo"
 
