@@ -102,7 +102,9 @@ def print_file(qtype: str, entry: dict[str, Any]) -> None:
             flush=True,
         )
     template = entry["modelfile"]["template"] or "not translated"
-    print(f"[export] {qtype}: Ollama: ollama create <name> -f {entry['modelfile']['path']} (template: {template})")
+    ollama = Path(entry["path"]).stem.replace(".", "-").lower()
+    modelfile = entry["modelfile"]["path"]
+    print(f"[export] {qtype}: ollama create {ollama} -f {modelfile} (template: {template})", flush=True)
 
 
 def export(cfg: DictConfig) -> None:
