@@ -9,11 +9,12 @@ rather than written in the text). The family is recognised by rendering a probe 
 own template, never by its name.
 
 The translation is checked before it is written: `render` mirrors, in Python, what the Go template produces (each
-branch of `chatml_template` / `gemma_template` has its counterpart there), and every probe conversation
+branch of `CHATML_TEMPLATE` / `GEMMA_TEMPLATE` has its counterpart there), and every probe conversation
 (`limo.export_served.probe_conversations`) must render exactly as ``tokenizer.apply_chat_template`` does. A template
 of another family, or one that renders differently, gets a Modelfile without ``TEMPLATE`` — Ollama then falls back
-to its own guess from the file — and says so in a comment and in export.json. No Ollama runs here: the Go template is
-checked through its mirror and by its text (tests/test_export_llamacpp.py).
+to its own guess from the file — and says so in a comment and in export.json. No Ollama runs here:
+tests/test_export_llamacpp.py checks the Go templates through the mirror and, where ``go`` is installed, runs them
+with Go's own ``text/template`` (the engine Ollama's templates run on) and compares its output with the mirror's.
 """
 
 from __future__ import annotations
