@@ -156,7 +156,7 @@ def test_evaluation_records_the_engine_and_leaves_no_server(llama_env, repo_root
     assert _gone(_server_pid(tmp_path / "eval" / "llama-server.log")), "the server outlived limo"
 
 
-@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT])
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=lambda s: s.name)
 def test_no_orphan_server_after_limo_is_killed_and_the_run_resumes(
     llama_env, repo_root, overfit_model_dir, tmp_path, stop
 ):
