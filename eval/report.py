@@ -1,9 +1,9 @@
 """Summaries and reports: every number next to exactly what produced it.
 
 ``summary.json`` holds the metrics plus the provenance a reader needs to reproduce them — model,
-recipe, backend, protocol, prompt, data source and checksum, grader fingerprint, package versions, git
-commit — and ``report.md`` renders the same in a header and a table; ``report.html`` adds every sample
-(`eval.samples_page`). All are written atomically.
+recipe, backend (and its engine, for llamacpp: version, server flags, the GGUF's digest), protocol, prompt, data
+source and checksum, grader fingerprint, package versions, git commit — and ``report.md`` renders the same in a
+header and a table; ``report.html`` adds every sample (`eval.samples_page`). All are written atomically.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def render_report(summary: Mapping[str, Any]) -> str:
 
 def _header_items(summary: Mapping[str, Any]) -> list[tuple[str, Any]]:
     env = summary.get("environment", {})
-    keys = ("model", "recipe", "backend", "protocol", "prompt", "data", "grading")
+    keys = ("model", "recipe", "backend", "engine", "protocol", "prompt", "data", "grading")
     items = [(k, summary[k]) for k in keys if k in summary]
     items += [("grader", env.get("grader")), ("git commit", env.get("git_commit")), ("packages", env.get("packages"))]
     return items

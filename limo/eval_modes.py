@@ -17,6 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from eval.benchmarks import Benchmark
 from eval.compare_runs import compare_runs, default_output_dir, skipped_benchmarks, write_comparison
 from eval.grader import verify
 from eval.grading_policy import grading_summary, write_agreement
@@ -27,6 +28,7 @@ from eval.report import write_benchmark_results
 from eval.runner import CHOICE_SEED_RULE, SHUFFLED_KINDS, run_benchmark
 from eval.suite import write_suite_table
 from limo.eval_setup import (
+    EvaluateOptions,
     build_backend_for,
     build_benchmarks,
     build_evaluate_options,
@@ -34,7 +36,9 @@ from limo.eval_setup import (
     build_multiturn,
     build_prompt,
     build_protocols,
+    close_backend,
     command_line_overrides,
+    engine_identity,
     load_regrade_inputs,
     model_identity,
     per_benchmark_backend,
@@ -48,9 +52,28 @@ def generate(cfg: DictConfig) -> None:
     section = build_evaluate_options(cfg)
     benchmarks = build_benchmarks(cfg, section)  # bad benchmark names and files fail before the model loads
     model_path = resolve_model_path(cfg, section)
-    shared = None if per_benchmark_backend(section) else build_backend_for(cfg, section, model_path)
+    longest = max(p.max_new_tokens for p in build_protocols(cfg, section, benchmarks))
+    shared = None if per_benchmark_backend(section) else build_backend_for(cfg, section, model_path, None, longest)
+    try:
+        summaries = generate_all(cfg, section, benchmarks, model_path, shared)
+    finally:
+        close_backend(shared)
+    suite_dir = Path(str(cfg.output_dir)) / "eval"
+    run = {"recipe": str(cfg.name), **model_identity(section, model_path), **engine_identity(shared)}
+    run |= {"data_dir": cfg.get("data_dir"), "limit": cfg.get("limit")}
+    table = write_suite_table(
+        suite_dir, summaries, reference=section.reference_scores, label=section.reference_label, header=run
+    )
+    print(table, flush=True)
+    print(f"[evaluate] suite table written to {suite_dir / 'suite.md'}", flush=True)
+
+
+def generate_all(
+    cfg: DictConfig, section: EvaluateOptions, benchmarks: list[Benchmark], model_path: str | None, shared: Any
+) -> list[dict[str, Any]]:
+    """Sample and grade each benchmark with the shared backend (or one built per benchmark); their summaries."""
     style = build_prompt(section)
-    identity = model_identity(section, model_path)
+    identity = {**model_identity(section, model_path), **engine_identity(shared)}
     summaries = []
     for benchmark, protocol in zip(benchmarks, build_protocols(cfg, section, benchmarks), strict=True):
         out = Path(str(cfg.output_dir)) / "eval" / benchmark.name
@@ -74,13 +97,7 @@ def generate(cfg: DictConfig) -> None:
             header["choices"] = {"shuffle": True, "seed": CHOICE_SEED_RULE}
         summaries.append(write_benchmark_results(out, rows, header, equivalence(grading.timeout_s)))
         print_summary(summaries[-1], out)
-    suite_dir = Path(str(cfg.output_dir)) / "eval"
-    run = {"recipe": str(cfg.name), **identity, "data_dir": cfg.get("data_dir"), "limit": cfg.get("limit")}
-    table = write_suite_table(
-        suite_dir, summaries, reference=section.reference_scores, label=section.reference_label, header=run
-    )
-    print(table, flush=True)
-    print(f"[evaluate] suite table written to {suite_dir / 'suite.md'}", flush=True)
+    return summaries
 
 
 def data_header(cfg: DictConfig, benchmark: Any) -> dict[str, Any]:
@@ -103,7 +120,19 @@ def multiturn(cfg: DictConfig) -> None:
     section = build_evaluate_options(cfg)
     benchmarks = build_benchmarks(cfg, section)
     model_path = resolve_model_path(cfg, section)
-    backend, style = build_backend_for(cfg, section, model_path), build_prompt(section)
+    turns = build_multiturn(cfg, section, build_protocols(cfg, section, benchmarks)[0]).turns
+    longest = turns * max(p.max_new_tokens for p in build_protocols(cfg, section, benchmarks))  # earlier answers stay
+    backend = build_backend_for(cfg, section, model_path, None, longest)
+    try:
+        multiturn_all(cfg, section, benchmarks, model_path, backend)
+    finally:
+        close_backend(backend)
+
+
+def multiturn_all(
+    cfg: DictConfig, section: EvaluateOptions, benchmarks: list[Benchmark], model_path: str | None, backend: Any
+) -> None:
+    style = build_prompt(section)
     for benchmark, protocol in zip(benchmarks, build_protocols(cfg, section, benchmarks), strict=True):
         options = build_multiturn(cfg, section, protocol)
         folder = f"multiturn_{'oracle' if options.oracle else 'no_oracle'}"
@@ -112,6 +141,7 @@ def multiturn(cfg: DictConfig) -> None:
             "benchmark": benchmark.name,
             "recipe": str(cfg.name),
             **model_identity(section, model_path),
+            **engine_identity(backend),
             "prompt": style.to_dict(),
             "data": data_header(cfg, benchmark),
         }

@@ -31,6 +31,8 @@ from limo.sections import build_benchmark_specs, section, to_options
 from limo.tiny_models import ensure_model
 
 log = logging.getLogger("limo.evaluate")
+LLAMA_SERVER_LOG = "llama-server.log"  # the llamacpp backend's server log, in <output_dir>/eval/
+PROMPT_ROOM = 1024  # tokens of a llamacpp slot kept for the prompt (system turn, few-shot examples, the problem)
 RUNTIME_KEYS = (
     "mode",
     "benchmarks",
@@ -151,14 +153,20 @@ def command_line_overrides() -> list[str]:
 def resolve_model_path(cfg: DictConfig, section: EvaluateOptions) -> str | None:
     """``model.path=`` on the command line, else ``evaluate.model_path``, else ``model.path`` (built if tiny).
 
-    Returns None for backends that need no model folder (``openai``, ``replay``).
+    Returns None for backends that need no model folder (``openai``, ``replay``). ``llamacpp`` gets a ``.gguf`` file
+    or ``pkg:`` model as typed: it serves the file itself, not a safetensors conversion of it.
     """
     if section.backend in ("openai", "replay"):
         return None
     given = any(o.lstrip("+").startswith("model.path=") for o in command_line_overrides())
+    serves_files = section.backend == "llamacpp" and not cfg.model.get("build_tiny")
+    if (given or not section.model_path) and serves_files:
+        return str(cfg.model.path)
     if given or not section.model_path:
         return ensure_model(cfg.model)
     path = Path(section.model_path).expanduser()
+    if serves_files and path.suffix.lower() == ".gguf" and path.is_file():
+        return str(path)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(
             f"no trained model at {path} (train it first with `python -m limo.train recipe={cfg.name}`; or evaluate "
@@ -169,12 +177,19 @@ def resolve_model_path(cfg: DictConfig, section: EvaluateOptions) -> str | None:
 
 
 def build_backend_for(
-    cfg: DictConfig, section: EvaluateOptions, model_path: str | None, benchmark: str | None = None
+    cfg: DictConfig,
+    section: EvaluateOptions,
+    model_path: str | None,
+    benchmark: str | None = None,
+    reply_tokens: int | None = None,
 ) -> Any:
     """The section's backend, through `eval.generation.build_generator` like every other generator.
 
     A replay ``path`` holding ``{benchmark}`` names one file per benchmark (request ids repeat across
     benchmarks: row 1 of Minerva and of GradeSchool are both ``1#0``); `per_benchmark_backend` says when.
+    ``llamacpp`` gets, unless ``backend_options`` sets them, one server slot per row of a batch (``batch_size``: a
+    batch's rows are all in flight) and slots of ``reply_tokens`` (the longest reply the run asks for) plus
+    `PROMPT_ROOM` tokens.
     """
     args = dict(section.backend_options or {})
     if benchmark is not None and per_benchmark_backend(section):
@@ -184,6 +199,12 @@ def build_backend_for(
     if section.backend in ("hf", "vllm"):
         args.update(model_path=model_path, chat_template=cfg.model.get("chat_template"))
         args.setdefault("revision", cfg.model.get("revision"))
+    if section.backend == "llamacpp":
+        args.update(model_path=model_path, chat_template=cfg.model.get("chat_template"))
+        args.setdefault("log_path", str(Path(str(cfg.output_dir)) / "eval" / LLAMA_SERVER_LOG))
+        args.setdefault("parallel", section.batch_size)
+        if reply_tokens:
+            args.setdefault("context_per_slot", reply_tokens + PROMPT_ROOM)
     if section.backend == "hf":
         args.update(dtype=str(cfg.model.dtype), device=section.device, batch_size=section.batch_size)
         args["budget"] = section.budget
@@ -207,6 +228,20 @@ def model_identity(section: EvaluateOptions, model_path: str | None) -> dict[str
     if section.backend == "replay":
         return {"backend": "replay", "model": f"replay:{options.get('path')}"}
     return {"backend": section.backend, "model": model_path}
+
+
+def engine_identity(backend: Any) -> dict[str, Any]:
+    """``{"engine": ...}`` for a backend that runs an engine of its own (``llamacpp``: version, server flags, the
+    GGUF's digest), recorded in run.json and the report beside backend and model; else nothing."""
+    engine = getattr(backend, "engine", None)
+    return {"engine": engine} if engine else {}
+
+
+def close_backend(backend: Any) -> None:
+    """Stop what a backend started (``llamacpp``'s server); a no-op for the others."""
+    close = getattr(backend, "close", None)
+    if callable(close):
+        close()
 
 
 def build_prompt(section: EvaluateOptions) -> PromptStyle:

@@ -1,15 +1,19 @@
-"""`python -m limo.export [recipe=<r>] [model.path=<folder>] [export.types=[f16,q8_0]] [export.name=<name>]
-[export.dir=<dir>] [output_dir=<dir>]`: a trained model as GGUF, for llama.cpp and Ollama.
+"""`python -m limo.export [recipe=<r>] [model.path=<folder>] [export.types=[f16,q8_0,q4_k_m]] [export.name=<name>]
+[export.dir=<dir>] [export.converter=auto|llamacpp|limo] [output_dir=<dir>]`: a trained model as GGUF, for llama.cpp
+and Ollama.
 
 Which model: ``model.path=`` given on the command line (a model folder; a PEFT adapter folder is merged onto its
 base first; a ``.gguf`` file or ``pkg:<package>`` model as at every entry point), otherwise the run's trained
 model, ``<output_dir>/train/model`` (limo.train saves it merged). Writes ``<name>.<type>.gguf`` for each of
-``export.types`` (``f32``, ``f16``, ``q8_0``; default ``[f16,q8_0]``) and ``export.json`` (source, sizes,
-verification figures) into ``export.dir`` (default ``<output_dir>/export``). ``export.name`` defaults to the run's
-name for a run's model, else the model folder's name.
+``export.types`` (``f32``, ``f16``, ``q8_0``, ``q4_k_m``; default ``[f16,q8_0]``), an Ollama
+``<name>.<type>.Modelfile`` beside each, and ``export.json`` (source, converter, sizes, verification figures) into
+``export.dir`` (default ``<output_dir>/export``). ``export.name`` defaults to the run's name for a run's model, else
+the model folder's name.
 
-Each file carries the tokenizer, its special token ids and the chat template, and is read back with transformers and
-compared with the source model on fixed prompts before it is renamed into place (`limo.gguf_export` states the
+Who writes the files: llama.cpp's converter and quantizer where ``make llamacpp`` installed them, limo's own writer
+(llama and qwen2; no ``q4_k_m``) where not — the first console line says which (`limo.export_files`). Each file is
+read back with transformers and, with llama.cpp installed, served by llama-server and compared with the source
+model on fixed prompts before it is renamed into place (`limo.gguf_export` and `limo.export_served` state the
 tolerances). An unsupported architecture, a missing model or a file outside its tolerance ends with one line
 (`limo.entry`); files already verified stay.
 """
@@ -26,7 +30,7 @@ from omegaconf import DictConfig
 
 from limo.entry import hydra_entry, reported_errors
 from limo.eval_setup import command_line_overrides
-from limo.gguf_export import export_model
+from limo.export_files import export_model
 from limo.sections import to_options
 from limo.tiny_models import ensure_model
 
@@ -35,9 +39,10 @@ from limo.tiny_models import ensure_model
 class ExportOptions:
     """``export.*`` on the command line (no recipe needs an ``export:`` section)."""
 
-    types: tuple[Literal["f32", "f16", "q8_0"], ...] = ("f16", "q8_0")  # limo.gguf_export.TYPES
+    types: tuple[Literal["f32", "f16", "q8_0", "q4_k_m"], ...] = ("f16", "q8_0")  # limo.export_files.TYPES
     name: str | None = None  # null: the run's name, or the model folder's
     dir: str | None = None  # null: <output_dir>/export
+    converter: Literal["auto", "llamacpp", "limo"] = "auto"  # auto: llama.cpp's tools where installed
 
 
 def source_model(cfg: DictConfig) -> Path:
@@ -67,6 +72,14 @@ def default_name(model: Path, given: str) -> str:
     return model.name
 
 
+def print_converter(converter: dict[str, Any]) -> None:
+    if converter["converter"] == "llama.cpp":
+        line = f"llama.cpp's convert_hf_to_gguf.py and llama-quantize ({converter['version']}, {converter['root']})"
+    else:
+        line = f"limo's own GGUF writer ({converter['why']})"
+    print(f"[export] converter: {line}", flush=True)
+
+
 def print_file(qtype: str, entry: dict[str, Any]) -> None:
     check = entry["verification"]
     ties = f" ({check['top1_ties']} within ties)" if check["top1_ties"] else ""
@@ -77,6 +90,21 @@ def print_file(qtype: str, entry: dict[str, Any]) -> None:
         "template identical",
         flush=True,
     )
+    served = entry["served"]
+    if served is None:
+        print(f"[export] {qtype}: not served by llama.cpp (not installed: make llamacpp)", flush=True)
+    else:
+        print(
+            f"[export] {qtype}: llama-server: chat template and token ids as transformers'; greedy "
+            f"{served['greedy_identical']}/{served['prompts']} identical, {served['greedy_near_ties']} near-ties "
+            f"(largest gap {served['largest_tie_gap']:.3g}, margin {served['greedy_margin']}); stops at "
+            f"{', '.join(served['end_of_turn_tokens'])}",
+            flush=True,
+        )
+    template = entry["modelfile"]["template"] or "not translated"
+    ollama = Path(entry["path"]).stem.replace(".", "-").lower()
+    modelfile = entry["modelfile"]["path"]
+    print(f"[export] {qtype}: ollama create {ollama} -f {modelfile} (template: {template})", flush=True)
 
 
 def export(cfg: DictConfig) -> None:
@@ -87,7 +115,9 @@ def export(cfg: DictConfig) -> None:
     out = Path(options.dir) if options.dir else Path(cfg.output_dir) / "export"
     name = options.name or default_name(model, str(cfg.model.path))
     print(f"[export] {model} -> {out}/{name}.<{','.join(options.types)}>.gguf", flush=True)
-    export_model(str(model), out, name, options.types, on_file=print_file)
+    export_model(
+        str(model), out, name, options.types, on_file=print_file, converter=options.converter, on_start=print_converter
+    )
     print(f"[export] figures in {out / 'export.json'}", flush=True)
 
 

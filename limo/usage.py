@@ -102,7 +102,7 @@ USAGES: dict[str, Usage] = {
             ("data_dir=<dir>", "load benchmark files from this folder instead of the hub"),
             ("limit=N", "only the first N problems of each benchmark"),
             ("mode=generate|multiturn|regrade|compare", "regrade: run_dir=<dir>; compare: runs=[<dirA>,<dirB>]"),
-            ("evaluate.backend=hf|vllm|openai|replay", "how answers are generated"),
+            ("evaluate.backend=hf|vllm|openai|llamacpp|replay", "how answers are generated (llamacpp: make llamacpp)"),
             OUTPUT_DIR,
             CONFIG_DIR,
         ),
@@ -150,12 +150,15 @@ USAGES: dict[str, Usage] = {
     ),
     "export": Usage(
         "[recipe=<name>] [model.path=<folder>] [export.types=[f16,q8_0]] [key=value ...]",
-        "Convert a trained model to GGUF for llama.cpp and Ollama; each file is read back and compared with the\n"
-        "source model before it is kept. Writes <output_dir>/export/: <name>.<type>.gguf, export.json.",
+        "Convert a trained model to GGUF for llama.cpp and Ollama (llama.cpp's converter where make llamacpp\n"
+        "installed it, else limo's writer); each file is read back, served by llama-server where installed, and\n"
+        "compared with the source model before it is kept. Writes <output_dir>/export/: <name>.<type>.gguf, an\n"
+        "Ollama <name>.<type>.Modelfile beside each, export.json.",
         (
             ("recipe=<name>", "the run whose train/model is exported"),
             ("model.path=<folder>", "export this model folder instead (a PEFT adapter is merged onto its base)"),
-            ("export.types=[f16,q8_0]", "GGUF types to write: f32, f16, q8_0"),
+            ("export.types=[f16,q8_0]", "GGUF types to write: f32, f16, q8_0, q4_k_m (needs llama.cpp)"),
+            ("export.converter=auto", "auto | llamacpp | limo: who writes the files"),
             ("export.name=<name>", "the files' name (default: the run's, or the model folder's)"),
             ("export.dir=<dir>", "where they go (default <output_dir>/export)"),
             OUTPUT_DIR,
@@ -163,7 +166,7 @@ USAGES: dict[str, Usage] = {
         ),
         (
             "python -m limo.export recipe=demo",
-            "python -m limo.export model.path=outputs/limo/train/model export.types=[q8_0]",
+            "python -m limo.export model.path=outputs/limo/train/model export.types=[q8_0,q4_k_m]",
         ),
     ),
     "demo": Usage(

@@ -1,5 +1,6 @@
-"""Test configuration: offline by construction, one thread per process; tiny models and the cluster engines (a local
-Ray instance, a single-node Slurm: `tests.cluster_engines`) started once per session."""
+"""Test configuration: offline by construction, one thread per process; tiny models, the cluster engines (a local
+Ray instance, a single-node Slurm: `tests.cluster_engines`) and llama.cpp's install (`tests.llamacpp`) found once per
+session."""
 
 from __future__ import annotations
 
@@ -109,6 +110,15 @@ def slurm_cluster():
     yield cluster
     stop_slurm(cluster)
     shutil.rmtree(cluster.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def llama_tools():
+    """llama.cpp's llama-server, llama-quantize and converter (skips, or fails under LIMO_REQUIRE_LLAMACPP=1, without
+    them: tests/llamacpp.py)."""
+    from tests.llamacpp import require_tools
+
+    return require_tools()
 
 
 @pytest.fixture

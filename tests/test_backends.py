@@ -138,7 +138,7 @@ def test_replay_pool_of_gold_solutions():
 
 
 def test_unknown_backend_names_the_known_ones():
-    with pytest.raises(ValueError, match="hf, openai, replay, vllm"):
+    with pytest.raises(ValueError, match="hf, llamacpp, openai, replay, vllm"):
         build_backend("nope")
 
 

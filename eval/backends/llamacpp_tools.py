@@ -53,8 +53,9 @@ CMAKE_FLAGS = (
 )
 
 
-class LlamaCppMissingError(RuntimeError):
-    """llama.cpp's programs are not installed where limo looks for them."""
+class LlamaCppMissingError(FileNotFoundError):
+    """llama.cpp's programs are not installed where limo looks for them (a missing file: entry points report it in
+    one line)."""
 
 
 @dataclass(frozen=True)

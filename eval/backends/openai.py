@@ -50,6 +50,8 @@ class OpenAIBackend:
         max_retries: Retries per request after the first try.
         timeout_s: Per-request time-out.
         backoff_s: First retry delay; doubles each retry (capped at 30 s).
+        extra_body: Fields added to every request body (a server's own options, e.g. llama.cpp's
+            ``cache_prompt``); the standard fields above win over them.
     """
 
     name = "openai"
@@ -64,6 +66,7 @@ class OpenAIBackend:
         max_retries: int = 3,
         timeout_s: float = 600.0,
         backoff_s: float = 0.5,
+        extra_body: dict[str, Any] | None = None,
     ):
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
@@ -72,6 +75,7 @@ class OpenAIBackend:
         self.max_retries = max(0, int(max_retries))
         self.timeout_s = float(timeout_s)
         self.backoff_s = float(backoff_s)
+        self.extra_body = dict(extra_body or {})
         self.empty_replies = 0
         self._lock = threading.Lock()
 
@@ -101,6 +105,7 @@ class OpenAIBackend:
 
     def _one(self, request: GenerationRequest) -> Generation:
         body = {
+            **self.extra_body,
             "model": self.model,
             "messages": list(request.messages),
             "temperature": request.sampling.temperature,

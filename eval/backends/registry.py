@@ -30,6 +30,12 @@ def _openai(**options: Any) -> Backend:
     return OpenAIBackend(**options)
 
 
+def _llamacpp(**options: Any) -> Backend:
+    from eval.backends.llamacpp import LlamaCppBackend  # deferred: finds llama.cpp's programs, starts a server
+
+    return LlamaCppBackend(**options)
+
+
 def _replay(**options: Any) -> Backend:
     path = options.pop("path", None)
     if path:
@@ -37,7 +43,13 @@ def _replay(**options: Any) -> Backend:
     return ReplayBackend(**options)
 
 
-BACKENDS: dict[str, Callable[..., Backend]] = {"hf": _hf, "vllm": _vllm, "openai": _openai, "replay": _replay}
+BACKENDS: dict[str, Callable[..., Backend]] = {
+    "hf": _hf,
+    "vllm": _vllm,
+    "openai": _openai,
+    "llamacpp": _llamacpp,
+    "replay": _replay,
+}
 
 
 def build_backend(name: str, **options: Any) -> Backend:
