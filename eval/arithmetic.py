@@ -63,10 +63,15 @@ DOMAINS: dict[str, tuple[str, str, str]] = {
     "crafts": ("beads", "bags", "the craft fair"),
     "fruit": ("apples", "baskets", "the market"),
 }
+_SHE = frozenset(
+    {"Ava", "Chloe", "Emma", "Farah", "Hana", "Jade", "Lena", "Nora", "Priya", "Rosa", "Uma", "Wen", "Zara"}
+)
 POOL_PROBLEMS = 400
 HELDOUT_PROBLEMS = 129
+TRAIN_PROBLEMS = 240  # problems without chains: the model-written pool's (recipe smol_selfpool), sampled by a teacher
 POOL_SEED = 20261125
 HELDOUT_SEED = 7
+TRAIN_SEED = 20261126
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,7 @@ class WordProblem:
 
 
 def _pronoun(name: str) -> str:
-    return "She" if name in {"Ava", "Chloe", "Emma", "Farah", "Hana", "Jade", "Lena", "Nora"} else "He"
+    return "She" if name in _SHE else "He"
 
 
 def _story(rng: random.Random, index: int, prefix: str) -> WordProblem:
@@ -154,10 +159,162 @@ def _next_step(rng: random.Random, he: str, item: str, value: int, *, last: bool
     return Step(f"{he} shares the {item} equally among {b} friends.", "÷", b, value, value // b)
 
 
-def tutor_chain(problem: WordProblem, slip: int = 0, slip_at: int = -1) -> str:
-    """The careful chain: each step quotes the sentence it comes from, then its equation, and the last result is
-    boxed. ``slip`` adds an error at step ``slip_at``, carried forward (the careless chain).
+# --- The pool's wider phrasings -------------------------------------------------------------------------------------
+# The held-out set (`_story`) keeps the first phrasings; the pool and the training problems are told in many more —
+# other verbs for each operation, more domains and names, connectives, starts and questions — so that curation has
+# diversity to choose from and a model learns what a sentence does to the quantity rather than one verb per operation.
+# None of these is a phrasing of the unseen-phrasing set (`eval.arithmetic_unseen`, written apart): its verbs,
+# entities, names and sentence shapes are its own, and tests/test_arithmetic.py checks that the two never meet.
+WIDE_NAMES = (*NAMES, "Omar", "Priya", "Quinn", "Rosa", "Tariq", "Uma", "Victor", "Wen", "Yusuf", "Zara")
+WIDE_DOMAINS: dict[str, tuple[str, str, str]] = {
+    **DOMAINS,
+    "toys": ("toy cars", "boxes", "the toy shop"),
+    "flowers": ("tulips", "pots", "the flower stall"),
+    "office": ("envelopes", "packs", "the office supply store"),
+    "pets": ("dog treats", "bags", "the pet shop"),
+}
+# {who}: the subject (a name or pronoun), {whom}: the object pronoun, {b}: the operand.
+WIDE_ADD = (
+    "{who} gets {b} more {item}.",
+    "{who} buys {b} more {item}.",
+    "{who} finds {b} more {item}.",
+    "{who} is given {b} more {item}.",
+    "{who} wins {b} {item} in a game.",
+    "A friend gives {whom} {b} {item}.",
+    "{who} picks up {b} more {item}.",
+    "{who} collects {b} more {item}.",
+)
+WIDE_SUBTRACT = (
+    "{who} gives away {b} {item}.",
+    "{who} sells {b} {item}.",
+    "{who} loses {b} {item}.",
+    "{who} uses {b} {item}.",
+    "{who} gives {b} {item} to a neighbor.",
+    "{b} of the {item} go missing.",
+)
+WIDE_MULTIPLY = ("{who} {times_verb} the number of {item}.", "{who} now has {times_adverb} as many {item} as before.")
+# A division's sentence and the question it asks.
+WIDE_DIVIDE = (
+    ("{who} shares the {item} equally among {b} friends.", "How many {item} does each friend get?"),
+    ("{who} splits the {item} equally into {b} groups.", "How many {item} are in each group?"),
+    (
+        "{who} puts the {item} into {b} {container}, the same number in each.",
+        "How many {item} go in each of the {container}?",
+    ),
+)
+WIDE_CONNECTIVES = ("", "Then ", "After that, ", "Next, ", "Later, ")
+WIDE_PLAIN_STARTS = (
+    "{name} has {value} {item}.",
+    "{name} starts with {value} {item}.",
+    "{name} counts {value} {item}.",
+)
+WIDE_PRODUCT_STARTS = (
+    "{name} buys {boxes} {container} of {item} at {place}, with {each} {item} in each.",
+    "At {place}, {name} buys {boxes} {container} of {item}, with {each} {item} in each.",
+    "{name} gets {boxes} {container} of {item}, and there are {each} {item} in each.",
+)
+WIDE_QUESTIONS = ("How many {item} does {name} have now?", "How many {item} does {name} have in the end?")
+WIDE_LEFT_QUESTION = "How many {item} does {name} have left?"  # only after a subtraction
+TIMES_VERB = {2: "doubles", 3: "triples", 4: "quadruples"}
+# The operation words of every phrasing above (pool, held-out set, training problems); tests check that none occurs in
+# the unseen-phrasing set and that none of its own occurs here.
+OPERATION_WORDS = (
+    "gets",
+    "buys",
+    "finds",
+    "given",
+    "wins",
+    "gives",
+    "picks up",
+    "collects",
+    "sells",
+    "loses",
+    "uses",
+    "go missing",
+    "doubles",
+    "triples",
+    "quadruples",
+    "as many",
+    "shares",
+    "splits",
+    "puts",
+    "has",
+    "starts with",
+    "counts",
+    "friend",
+    "friends",
+    "left",
+)
+TIMES_ADVERB = {2: "twice", 3: "three times", 4: "four times"}
 
+
+def _wide_story(rng: random.Random, index: int, prefix: str) -> WordProblem:
+    subject = rng.choice(sorted(WIDE_DOMAINS))
+    item, container, place = WIDE_DOMAINS[subject]
+    name = rng.choice(WIDE_NAMES)
+    count = rng.randint(1, 3)
+    steps: list[Step] = []
+    if rng.random() < 0.5:
+        boxes, each = rng.randint(2, 9), rng.randint(3, 12)
+        start = rng.choice(WIDE_PRODUCT_STARTS)
+        start_text = start.format(name=name, boxes=boxes, container=container, item=item, place=place, each=each)
+        steps.append(Step("", "×", each, boxes, boxes * each))
+        value = boxes * each
+    else:
+        value = rng.randint(12, 95)
+        start_text = rng.choice(WIDE_PLAIN_STARTS).format(name=name, value=value, item=item)
+    question = rng.choice(WIDE_QUESTIONS).format(item=item, name=name)
+    while len(steps) < count:
+        step, asked = _wide_step(rng, name, item, container, value, last=len(steps) == count - 1)
+        steps.append(step)
+        value = step.after
+        question = asked or question
+    if steps[-1].symbol == "-" and rng.random() < 0.5:
+        question = WIDE_LEFT_QUESTION.format(item=item, name=name)
+    return WordProblem(
+        f"{prefix}-{index:04d}", subject, name, item, container, start_text, steps[0].before, tuple(steps), question
+    )
+
+
+def _wide_step(
+    rng: random.Random, name: str, item: str, container: str, value: int, *, last: bool
+) -> tuple[Step, str | None]:
+    """One operation told in one of the pool's phrasings; a division also returns the question it asks."""
+    connective = rng.choice(WIDE_CONNECTIVES)
+    he = _pronoun(name)
+    who = name if rng.random() < 0.3 else (he.lower() if connective else he)
+    words = {"who": who, "whom": "her" if name in _SHE else "him", "item": item, "container": container}
+    divisors = [d for d in range(2, 10) if value % d == 0 and value // d >= 2]
+    kinds = ["+", "-"] + (["×"] if value <= 60 else []) + (["÷"] if last and divisors else [])
+    kind = rng.choice(kinds)
+    asked = None
+    if kind == "+":
+        b, template = rng.randint(3, 40), rng.choice(WIDE_ADD)
+    elif kind == "-":
+        b, template = rng.randint(1, max(1, value - 2)), rng.choice(WIDE_SUBTRACT)
+    elif kind == "×":
+        b, template = rng.randint(2, 4), rng.choice(WIDE_MULTIPLY)
+        words.update(times_verb=TIMES_VERB[b], times_adverb=TIMES_ADVERB[b])
+    else:
+        b = rng.choice(divisors)
+        template, asked = rng.choice(WIDE_DIVIDE)
+        asked = asked.format(**words)
+    sentence = template.format(b=b, **words)
+    if connective and sentence.startswith("A "):  # "Then a friend gives her ..."
+        sentence = sentence[0].lower() + sentence[1:]
+    sentence = connective + sentence
+    return Step(sentence, kind, b, value, _apply(kind, value, b)), asked
+
+
+def tutor_chain(problem: WordProblem, slip: int = 0, slip_at: int = -1) -> str:
+    """The careful chain: each step quotes the sentence it comes from, then works its equation out in small steps
+    (`worked`); the question's sentence is quoted last with the result, and the result is boxed. ``slip`` adds an
+    error to step ``slip_at``'s result, carried forward (the careless chain).
+
+    Why worked arithmetic: after fine-tuning on chains that wrote ``42 × 4 = 168`` in one go, most of SmolLM2-135M's
+    wrong answers held a slip in such a product or difference, in both held-out sets; tens and ones written apart
+    (``42 × 4 = 40 × 4 + 2 × 4 = 160 + 8 = 168``) are smaller steps. Why the question is quoted: trained on chains
+    that quote every sentence but the question, the model quoted the question too and made up an operation for it.
     No closing check: on SmolLM2-135M a check that undoes every step was more arithmetic to get wrong, and the model
     boxed the check's last number as often as the answer (11/64 held out after 25 steps, none of the one-step
     problems)."""
@@ -168,10 +325,28 @@ def tutor_chain(problem: WordProblem, slip: int = 0, slip_at: int = -1) -> str:
     for number, step in enumerate(problem.steps):
         result = _apply(step.symbol, value, step.operand) + (slip if number == slip_at else 0)
         said = (step.sentence or problem.start_text).rstrip(".")
-        lines.append(f'"{said}": {value} {step.symbol} {step.operand} = {result}.')
+        lines.append(f'"{said}": {worked(value, step.symbol, step.operand, result)}.')
         value = result
+    lines.append(f'"{problem.question.rstrip("?")}": {value}.')
     lines.append(f"The answer is \\boxed{{{value}}}.")
     return "\n".join(lines)
+
+
+def worked(a: int, symbol: str, b: int, result: int) -> str:
+    """``a symbol b = result`` worked out in small steps: a two-digit addend, subtrahend or multiplicand split into
+    tens and ones, a quotient checked by multiplying back. ``result`` is written as given (a careless chain's slip
+    shows at the end)."""
+    tens, ones = divmod(b if symbol in "+-" else a, 10)
+    if symbol in "+-" and tens and ones:
+        middle = a + 10 * tens if symbol == "+" else a - 10 * tens
+        return f"{a} {symbol} {b} = {a} {symbol} {10 * tens} {symbol} {ones} = {middle} {symbol} {ones} = {result}"
+    if symbol == "×" and tens and ones:
+        return f"{a} × {b} = {10 * tens} × {b} + {ones} × {b} = {10 * tens * b} + {ones * b} = {result}"
+    if symbol == "×" and b % 10 and b > 10:  # containers of a dozen: 9 × 12 = 9 × 10 + 9 × 2
+        return f"{a} × {b} = {a} × 10 + {a} × {b - 10} = {10 * a} + {a * (b - 10)} = {result}"
+    if symbol == "÷":
+        return f"{a} ÷ {b} = {result}, since {result} × {b} = {result * b}"
+    return f"{a} {symbol} {b} = {result}"
 
 
 def _apply(symbol: str, value: int, operand: int) -> int:
@@ -212,12 +387,16 @@ def chains(problem: WordProblem, rng: random.Random) -> Iterator[tuple[str, str]
     yield "unsure", unsure_chain(problem)
 
 
-def problems(count: int, seed: int, prefix: str, exclude: frozenset[str] = frozenset()) -> list[WordProblem]:
-    """``count`` distinct problems (by text) from ``seed``, none whose text is in ``exclude``."""
+def problems(
+    count: int, seed: int, prefix: str, exclude: frozenset[str] = frozenset(), *, wide: bool = False
+) -> list[WordProblem]:
+    """``count`` distinct problems (by text) from ``seed``, none whose text is in ``exclude``; ``wide``: in the
+    pool's wider phrasings (`_wide_story`), else in the held-out set's (`_story`)."""
     rng, seen = random.Random(seed), set(exclude)
+    story = _wide_story if wide else _story
     found: list[WordProblem] = []
     while len(found) < count:
-        problem = _story(rng, len(found), prefix)
+        problem = story(rng, len(found), prefix)
         if problem.text not in seen and problem.answer > 0:
             seen.add(problem.text)
             found.append(problem)
@@ -248,13 +427,20 @@ def heldout_rows(items: list[WordProblem]) -> Iterator[dict[str, object]]:
 def files() -> dict[str, bytes]:
     """The generated files' names and bytes (see the module docstring)."""
     heldout = problems(HELDOUT_PROBLEMS, HELDOUT_SEED, "arith-test")
-    pool = problems(POOL_PROBLEMS, POOL_SEED, "arith", exclude=frozenset(p.text for p in heldout))
+    pool = problems(POOL_PROBLEMS, POOL_SEED, "arith", exclude=frozenset(p.text for p in heldout), wide=True)
+    taken = frozenset(p.text for p in (*heldout, *pool))
+    train = problems(TRAIN_PROBLEMS, TRAIN_SEED, "arith-train", exclude=taken, wide=True)
     pool_text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in pool_rows(pool, POOL_SEED))
     packed = io.BytesIO()
     with gzip.GzipFile(fileobj=packed, mode="wb", mtime=0, filename="") as handle:
         handle.write(pool_text.encode())
     held_text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in heldout_rows(heldout))
-    return {"pool.jsonl.gz": packed.getvalue(), "heldout.jsonl": held_text.encode()}
+    train_text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in heldout_rows(train))
+    return {
+        "pool.jsonl.gz": packed.getvalue(),
+        "heldout.jsonl": held_text.encode(),
+        "problems.jsonl": train_text.encode(),
+    }
 
 
 def main(argv: list[str]) -> int:
