@@ -101,10 +101,11 @@ class IngestOptions:
             list of columns, whose texts are joined in order with ``join_with`` (s1K: thinking trajectory, then
             attempt; Alpaca: instruction, then input). A column that has our name needs no entry, except
             ``generator``: who wrote the chains is read from a column only when this map names it. ``id: null``
-            groups chains by problem text (no id column is read). A command-line override replaces the
-            recipe's map. Without ``problem`` / ``chain`` entries or columns, a pool in a known layout is read as
-            that layout (`curation.pool.rows.LAYOUTS`: ShareGPT's ``conversations``, OpenAI's ``messages``,
-            Alpaca's ``instruction`` / ``input`` / ``output``).
+            groups chains by problem text (no id column is read); ``generator: null`` reads no generator column
+            (the ``generator`` constant names every chain's writer: a recipe that inherits a map naming one).
+            A command-line override replaces the recipe's map. Without ``problem`` / ``chain`` entries or
+            columns, a pool in a known layout is read as that layout (`curation.pool.rows.LAYOUTS`: ShareGPT's
+            ``conversations``, OpenAI's ``messages``, Alpaca's ``instruction`` / ``input`` / ``output``).
         generator: Who wrote the chains when no ``field_map.generator`` column says so (or its cell is
             empty): a model name, ``model``, or ``human``. Only ``human`` chains are verified references;
             every other chain is kept only when the grader confirms its answer. None: ``model``.

@@ -233,6 +233,7 @@ def grade_rows(
         row = {
             "request_id": request.id,
             "problem_id": problem.id,
+            "problem": problem.problem,  # a samples file is a pool of chains as it stands (recipe smol_selfpool)
             "sample_index": request.meta["sample_index"],
             "seed": request.seed,
             "response": generation.text,

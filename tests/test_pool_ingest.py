@@ -140,8 +140,15 @@ def test_ingest_options_that_cannot_work_fail_naming_the_key():
         spec(lists={"answer": "explode"})
     with pytest.raises(OptionsError, match=r"field_map\.answer: one column expected"):
         spec(field_map={"answer": ["a", "b"]})
-    with pytest.raises(OptionsError, match=r"field_map\.problem: null is for id only"):
+    with pytest.raises(OptionsError, match=r"field_map\.problem: null is for id .* and generator .* only"):
         spec(field_map={"problem": None})
+
+
+def test_generator_null_reads_no_column_and_the_constant_names_every_chain():
+    """A recipe that inherits a map naming a generator column (smol_selfpool from smol_limo) unsets it with null."""
+    rules = spec(field_map={"generator": None}, generator="smol-teacher")
+    record = read_row({"problem": "How many?", "chain": SOLUTION, "answer": "16", "generator": "human"}, rules, 1)
+    assert rules.generator_column is None and record.chains[0].generator == "smol-teacher"
 
 
 def test_a_json_array_file_is_read_and_an_unread_generator_column_is_warned_about(tmp_path, caplog):

@@ -146,7 +146,10 @@ def check_columns(source: str, spec: RowSpec, counts: RowCounts, kept: bool) -> 
         raise DataError(f"{source}: the pool has no rows (an empty or header-only file); there is nothing to curate")
     present = ", ".join(sorted(counts.columns_named)) or "none"
     for ours in spec.declared:
-        names = (spec.generator_column,) if ours == "generator" else spec.columns[ours]
+        if ours == "generator":  # field_map.generator: null reads no column
+            names: tuple[str, ...] = (spec.generator_column,) if spec.generator_column else ()
+        else:
+            names = spec.columns[ours]
         absent = [n for n in names if n not in counts.columns_named and n not in OPTIONAL_COLUMNS]
         if absent:
             raise DataError(

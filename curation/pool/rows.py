@@ -54,6 +54,7 @@ BOOL_FIELDS = ("correct",)
 MAX_BARE_GOLD = 200  # characters: a longer text without \boxed{} is a solution, not an answer
 CIRCULAR = "circular"
 JOINED_FIELDS = ("problem", "chain")  # the fields that may name several columns, joined in order
+NULLABLE_FIELDS = ("id", "generator")  # null: id -> chains grouped by problem text; generator -> the constant
 # Known layouts, for a pool whose recipe maps neither problem nor chain and that has no such columns:
 # name -> (problem columns, chain columns); the first column of each must be in the first row.
 ALPACA_PROBLEM = ("instruction", "input")
@@ -112,10 +113,13 @@ class RowSpec:
         for ours, theirs in options.field_map.items():
             if ours not in POOL_FIELDS:
                 raise OptionsError(f"{where}.field_map.{ours}: unknown field (known: {', '.join(POOL_FIELDS)})")
-            if theirs is None and ours != "id":
-                raise OptionsError(f"{where}.field_map.{ours}: null is for id only (chains grouped by problem text)")
+            if theirs is None and ours not in NULLABLE_FIELDS:
+                raise OptionsError(
+                    f"{where}.field_map.{ours}: null is for id (chains grouped by problem text) and generator (no "
+                    "column: the generator constant names every chain's writer) only"
+                )
             names = () if theirs is None else (theirs,) if isinstance(theirs, str) else tuple(theirs)
-            if (not names and ours != "id") or (len(names) > 1 and ours not in JOINED_FIELDS):
+            if (not names and ours not in NULLABLE_FIELDS) or (len(names) > 1 and ours not in JOINED_FIELDS):
                 raise OptionsError(f"{where}.field_map.{ours}: one column expected (problem and chain join several)")
             columns[ours] = names
         for ours, rule in options.lists.items():
@@ -125,7 +129,7 @@ class RowSpec:
                 raise OptionsError(f"{where}.lists.{ours}: only chain can explode into one chain per element")
             if rule == "explode" and len(columns["chain"]) != 1:
                 raise OptionsError(f"{where}.lists.chain: explode reads one column, field_map.chain names several")
-        generator_column = columns["generator"][0] if "generator" in options.field_map else None
+        generator_column = next(iter(columns.get("generator", ())), None) if "generator" in options.field_map else None
         columns.pop("generator", None)
         if columns["problem"] == ("instruction",) and "input" not in {c for cs in columns.values() for c in cs}:
             columns["problem"] = ALPACA_PROBLEM  # Alpaca's input is part of the task (a row may have none)
