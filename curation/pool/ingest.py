@@ -127,7 +127,10 @@ def gold_conflict(known: Problem | None, record: RowRecord) -> str | None:
 
 def duplicate_chain(source: str, number: int, problem_id: str, chain_id: str) -> Reject:
     """The reject of a chain whose text was seen before for its problem (the rest of its row is kept)."""
-    reason = f"the same chain text for problem {problem_id} appears in an earlier row or element"
+    reason = (
+        f"the same chain text for problem {problem_id} appears in an earlier row or element (a repeated sample: one "
+        "candidate, counted as a try of its generator for pass rates)"
+    )
     return Reject(source, number, "chain", reason, "ingest", chain_id)
 
 

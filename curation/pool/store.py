@@ -208,6 +208,9 @@ class PoolColumns:
         chain_setting: Index into ``settings`` of each chain's prompt setting (None is ``settings[0]``):
             validation's allowed settings are a check over this column, not over the chains' texts.
         problem_subject: Index into ``subjects`` of each problem's subject (None is ``subjects[0]``).
+        chain_copies: How many rows held each chain's text for its problem and generator (1, or more where a model
+            wrote the same text again): a repeated sample is one candidate but as many tries for pass rates. None
+            (a store written before it existed): one each.
     """
 
     chain_problem: np.ndarray
@@ -221,6 +224,7 @@ class PoolColumns:
     generators: list[str]
     subjects: list[str | None]
     settings: list[str | None]
+    chain_copies: np.ndarray | None = None
 
     def save(self, folder: Path) -> None:
         (folder / "columns").mkdir(exist_ok=True)
@@ -397,8 +401,8 @@ def _finish(folder: Path, state: _IngestState, source: str, facts: dict[str, Any
     """Close the tables, decide cross-row rejects, save the columns and the facts (``read`` counted here)."""
     for writer in state.writers.values():
         writer.close()
-    valid = _write_cross_row_rejects(folder, state, source)
-    _columns(state, valid).save(folder)
+    valid, copies = _write_cross_row_rejects(folder, state, source)
+    _columns(state, valid, copies).save(folder)
     if state.spec is not None:
         facts["provenance"]["ingest"] = _ingest_facts(state, state.spec, valid)
     facts["read"] = int(valid.sum()) + _count_lines(folder / "ingest_rejects.jsonl")
@@ -622,17 +626,19 @@ def _in_first_order(codes: np.ndarray) -> list[int]:
     return values[np.argsort(first)].tolist()
 
 
-def _write_cross_row_rejects(folder: Path, state: _IngestState, source: str) -> np.ndarray:
-    """Mark duplicate chain ids (all but the first row) and write every ingest reject in row order.
+def _write_cross_row_rejects(folder: Path, state: _IngestState, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Mark duplicate chain ids (all but the first row), count each kept chain's copies (itself and its repeats:
+    `PoolColumns.chain_copies`), and write every ingest reject in row order.
 
     Row-level rejects (in the file), contradictions (in row order as read) and duplicate chains (in chain
     order, which is row order) are merged as streams: a pool where sampling repeats chains has a reject per
     repeat, and none of them is held.
     """
     keys = np.frombuffer(state.id_keys, dtype=np.uint64).reshape(-1, 2)
-    duplicates, _ = later_equal(keys, 0)
+    duplicates, firsts = later_equal(keys, 0)
     valid = np.ones(len(keys), dtype=bool)
     valid[duplicates] = False
+    copies = np.minimum(1 + np.bincount(firsts, minlength=len(keys)), np.iinfo(np.uint16).max).astype(np.uint16)
     ids = Table(folder, "ids", tuple(json.loads((folder / "ids.json").read_text())["bounds"]))
     numbers = np.frombuffer(state.numbers, dtype=np.int64)
     repeated = (
@@ -647,7 +653,7 @@ def _write_cross_row_rejects(folder: Path, state: _IngestState, source: str) -> 
         with atomic_writer(folder / "ingest_rejects.jsonl") as handle:
             handle.writelines(line for _, line in heapq.merge(in_file, *cross_row, key=lambda pair: pair[0]))
     (folder / "row_rejects.jsonl").unlink()
-    return valid
+    return valid, copies
 
 
 def _row_drop(reject: Reject) -> dict[str, Any]:
@@ -655,7 +661,7 @@ def _row_drop(reject: Reject) -> dict[str, Any]:
     return Drop("row", reject.id or f"row{reject.row}", None, "ingest", "invalid_row", reject.to_dict()).to_dict()
 
 
-def _columns(state: _IngestState, valid: np.ndarray) -> PoolColumns:
+def _columns(state: _IngestState, valid: np.ndarray, copies: np.ndarray) -> PoolColumns:
     """The columns as views of ingest's arrays (saved, then dropped with them: no second copy per chain)."""
     return PoolColumns(
         chain_problem=np.frombuffer(state.chain_problem, dtype=np.int32),
@@ -669,6 +675,7 @@ def _columns(state: _IngestState, valid: np.ndarray) -> PoolColumns:
         generators=list(state.generators),
         subjects=list(state.subjects),
         settings=list(state.settings),
+        chain_copies=copies,
     )
 
 

@@ -408,13 +408,23 @@ def pool_counts(state: RunState) -> PassCounts:
 
 
 def _generator_counts(state: RunState, attempt: np.ndarray, correct: np.ndarray) -> Iterator[tuple[np.ndarray, ...]]:
+    """A chain a model wrote more than once (`PoolColumns.chain_copies`) is that many tries: k samples of which
+    five agree word for word are still k attempts."""
     problems = len(state.problem_alive)
+    copies = state.store.columns.chain_copies
     for code in np.unique(state.store.columns.chain_generator[attempt]).tolist():  # the generators that tried
         chains = attempt & (state.store.columns.chain_generator == code)
-        tries = np.bincount(state.chain_problem[chains], minlength=problems)
-        right = np.bincount(state.chain_problem[chains & correct], minlength=problems)
+        tries = _tries(state.chain_problem, chains, copies, problems)
+        right = _tries(state.chain_problem, chains & correct, copies, problems)
         tried = np.flatnonzero(tries)
         yield tried, np.full(len(tried), code), right[tried], tries[tried]
+
+
+def _tries(chain_problem: np.ndarray, chains: np.ndarray, copies: np.ndarray | None, problems: int) -> np.ndarray:
+    """Per problem, the chains of ``chains``, each counted as many times as it was written."""
+    if copies is None:
+        return np.bincount(chain_problem[chains], minlength=problems)
+    return np.bincount(chain_problem[chains], weights=copies[chains], minlength=problems).astype(np.int64)
 
 
 def rollout_counts(state: RunState, options: StageOptions, context: StageContext, results: Difficulties) -> PassCounts:
