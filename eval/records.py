@@ -593,7 +593,11 @@ def read_jsonl(path: str | os.PathLike[str], *, tolerate_torn_tail: bool = False
     target = Path(path)
     if not target.is_file():
         raise DataError(f"{target}: no such file")
-    lines = target.read_text(encoding="utf-8").splitlines()
+    # "\n" only: str.splitlines() also breaks at U+2028, U+0085 and others, which json.dumps(ensure_ascii=False)
+    # leaves raw inside strings (a GPQA problem has U+2028), so a row would be cut in two.
+    lines = target.read_text(encoding="utf-8").split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
     rows = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():

@@ -21,13 +21,21 @@ from tests.shared_data import REPO_ROOT
 
 
 def bench_module(name: str) -> ModuleType:
-    """A script of bench/ as a module (bench/ is no package)."""
+    """A script of bench/ as a module (bench/ is no package).
+
+    bench/ is on sys.path only while the script loads: left there, it would precede the repository in every process
+    this worker later spawns, and ``import curation`` there would find bench/curation.py.
+    """
+    saved = list(sys.path)
     sys.path.insert(0, str(REPO_ROOT / "bench"))
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "bench" / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "bench" / f"{name}.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:] = saved
     return module
 
 

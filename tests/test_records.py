@@ -143,6 +143,16 @@ def test_write_jsonl_is_atomic_and_leaves_no_temp(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["rows.jsonl"]
 
 
+def test_rows_with_unicode_line_separators_in_their_text_read_back_whole(tmp_path):
+    """json.dumps(ensure_ascii=False) leaves U+2028 / U+0085 raw (a GPQA problem has one); rows end at "\\n" only."""
+    target = tmp_path / "samples.jsonl"
+    rows = [{"problem": "first\u2028second\u0085third\u2029", "i": 0}, {"problem": "x\x1cy", "i": 1}]
+    append_jsonl(target, rows)
+    assert "\u2028" in target.read_text(encoding="utf-8")  # raw in the file, as our writers leave it
+    assert read_jsonl(target) == rows
+    assert read_jsonl(target, tolerate_torn_tail=True) == rows
+
+
 def test_append_repairs_a_torn_tail(tmp_path):
     target = tmp_path / "samples.jsonl"
     append_jsonl(target, [{"i": 0}, {"i": 1}])

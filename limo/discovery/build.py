@@ -254,7 +254,8 @@ def run_context(
     pairs = splits.summary["pairs"]
     if job["benchmark"]:
         counts = {
-            name: len(Path(path).read_text(encoding="utf-8").splitlines()) for name, path in job["benchmark"].items()
+            name: sum(1 for line in Path(path).read_text(encoding="utf-8").split("\n") if line.strip())
+            for name, path in job["benchmark"].items()
         }
         scored_on = (
             f"the selection half of benchmark {options.fitness.benchmark} ({counts['selection']} "
