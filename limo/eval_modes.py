@@ -47,7 +47,9 @@ def generate(cfg: DictConfig) -> None:
     """Sample, grade and summarise every requested benchmark."""
     section = build_evaluate_options(cfg)
     benchmarks = build_benchmarks(cfg, section)  # bad benchmark names and files fail before the model loads
-    model_path = resolve_model_path(cfg, section)
+    model_path, chat = resolve_model_path(cfg, section)
+    if chat is not None:
+        print(f"[evaluate] {chat.line()}", flush=True)
     shared = None if per_benchmark_backend(section) else build_backend_for(cfg, section, model_path)
     style = build_prompt(section)
     identity = model_identity(section, model_path)
@@ -102,7 +104,9 @@ def multiturn(cfg: DictConfig) -> None:
     """RISE's multi-turn evaluation: accuracy after each of k turns (`eval.multiturn`)."""
     section = build_evaluate_options(cfg)
     benchmarks = build_benchmarks(cfg, section)
-    model_path = resolve_model_path(cfg, section)
+    model_path, chat = resolve_model_path(cfg, section)
+    if chat is not None:
+        print(f"[evaluate] {chat.line()}", flush=True)
     backend, style = build_backend_for(cfg, section, model_path), build_prompt(section)
     for benchmark, protocol in zip(benchmarks, build_protocols(cfg, section, benchmarks), strict=True):
         options = build_multiturn(cfg, section, protocol)
