@@ -254,3 +254,20 @@ def test_resolving_a_template_less_gguf_still_converts_when_asked_directly(tmp_p
 
     with pytest.raises((ModelSourceError, ValueError, OSError)):
         resolve_model_path(str(write_gguf(tmp_path / "header_only.gguf", "gemma3")))
+
+
+def test_a_student_without_a_template_is_scored_with_the_one_given(tmp_path, tiny_model_dir):
+    """curation's likelihood student (`eval.likelihood.score_answers`): a copy of the tiny model saved without its
+    template, given that template, scores exactly as the model with its own; the cache tells the two apart."""
+    from eval.likelihood import cache_path, score_answers
+
+    folder = templateless_copy(tiny_model_dir, tmp_path / "saved")
+    template = chat_facts(str(tiny_model_dir)).template
+    rows = [("a", "What is 2 + 2?", "2 + 2 = 4. \\boxed{4}"), ("b", "What is 3 - 1?", "\\boxed{2}")]
+    own = score_answers(rows, str(tiny_model_dir), cache_folder=tmp_path / "own", system_prompt="Be brief.")
+    given = score_answers(
+        rows, str(folder), cache_folder=tmp_path / "given", chat_template=template, system_prompt="Be brief."
+    )
+    assert {k: (v.nll, v.tokens) for k, v in given.items()} == {k: (v.nll, v.tokens) for k, v in own.items()}
+    assert cache_path("c", "m", None, 8) != cache_path("c", "m", None, 8, chat_template=template)
+    assert cache_path("c", "m", None, 8) == cache_path("c", "m", None, 8, chat_template=None)
