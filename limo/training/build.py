@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from eval.records import require_hub, write_json, write_text_atomic
+from limo.model_chat import group_template_text
 from limo.training.batch_plan import BatchPlan, plan_batches, split_global_batch
 from limo.training.data import LengthReport, check_truncation, length_report
 from limo.training.distributed import ProcessInfo, cuda_available, prepare_cpu_deepspeed
@@ -53,8 +54,9 @@ def build_tokenizer(model_path: str, model_cfg: Mapping[str, Any]):
 
     require_hub(model_path, "the model to train")
     tokenizer = AutoTokenizer.from_pretrained(model_path, revision=model_cfg.get("revision"))
-    if model_cfg.get("chat_template"):
-        tokenizer.chat_template = Path(str(model_cfg["chat_template"])).read_text(encoding="utf-8")
+    template = group_template_text(model_cfg)
+    if template:
+        tokenizer.chat_template = template  # saved with the model: train/model carries the template it learnt
     eos = str(model_cfg["eos_token"])
     if eos not in tokenizer.get_vocab():
         raise ValueError(f"model.eos_token={eos!r} is not in the vocabulary of {model_path}")
@@ -380,7 +382,10 @@ def plan_run(
             f"[train] data {data['path']} (sha256 {data['sha256']})\n[train] lengths: {lengths.summary()}", flush=True
         )
         print(f"[train] plan: {plan.summary()}", flush=True)
-        write_json(run.paths.plan, {"plan": plan.to_dict(), "lengths": lengths.to_dict(), "data": dict(data)})
+        chat = {"chat": run.chat.to_dict()} if run.chat else {}
+        if run.chat:
+            print(f"[train] {run.chat.line()}", flush=True)
+        write_json(run.paths.plan, {"plan": plan.to_dict(), "lengths": lengths.to_dict(), "data": dict(data), **chat})
         write_text_atomic(run.paths.config, run.config_yaml)
     return RunPlan(lengths, plan, checkpoint)
 

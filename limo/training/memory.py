@@ -48,7 +48,11 @@ DTYPE_BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, 
 
 @dataclass(frozen=True)
 class ModelShape:
-    """The architecture numbers the estimate needs (a Llama/Qwen-style decoder)."""
+    """The architecture numbers the estimate needs (a Llama/Qwen-style decoder).
+
+    ``head_dim`` is given where heads are not ``hidden_size / num_attention_heads`` wide (Gemma 3 270M: 4 heads of
+    256 on a width of 640); None: that quotient.
+    """
 
     params: int
     hidden_size: int
@@ -58,16 +62,21 @@ class ModelShape:
     num_key_value_heads: int
     vocab_size: int
     tie_word_embeddings: bool = False
+    head_dim: int | None = None
+
+    @property
+    def q_dim(self) -> int:
+        return (self.head_dim or self.hidden_size // self.num_attention_heads) * self.num_attention_heads
 
     @property
     def kv_dim(self) -> int:
-        return self.hidden_size // self.num_attention_heads * self.num_key_value_heads
+        return (self.head_dim or self.hidden_size // self.num_attention_heads) * self.num_key_value_heads
 
     @property
     def layer_params(self) -> int:
         """Weights of one decoder layer (q/k/v with bias, o, SwiGLU MLP, two norms)."""
-        h, kv, i = self.hidden_size, self.kv_dim, self.intermediate_size
-        return (h * h + h) + 2 * (h * kv + kv) + h * h + 3 * h * i + 2 * h
+        h, q, kv, i = self.hidden_size, self.q_dim, self.kv_dim, self.intermediate_size
+        return (h * q + q) + 2 * (h * kv + kv) + q * h + 3 * h * i + 2 * h
 
     @property
     def largest_layer_params(self) -> int:
@@ -93,6 +102,7 @@ def shape_from_hf_config(config: Any) -> ModelShape:
         num_key_value_heads=getattr(config, "num_key_value_heads", None) or config.num_attention_heads,
         vocab_size=config.vocab_size,
         tie_word_embeddings=bool(getattr(config, "tie_word_embeddings", False)),
+        head_dim=getattr(config, "head_dim", None),
     )
     return replace(shape, params=count_params(shape))
 
@@ -336,8 +346,8 @@ def run_setup(
 
 def lora_param_count(shape: ModelShape, r: int, target_modules: list[str]) -> int:
     """Trainable LoRA parameters: ``r * (in + out)`` per targeted projection per layer."""
-    h, kv, i = shape.hidden_size, shape.kv_dim, shape.intermediate_size
-    sizes = {"q_proj": (h, h), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (h, h)}
+    h, q, kv, i = shape.hidden_size, shape.q_dim, shape.kv_dim, shape.intermediate_size
+    sizes = {"q_proj": (h, q), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (q, h)}
     sizes.update({"gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)})
     per_layer = sum(r * (a + b) for name, (a, b) in sizes.items() if name in target_modules)
     return per_layer * shape.num_layers

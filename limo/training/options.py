@@ -14,6 +14,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from eval.grading_policy import GraderOptions
+from limo.model_chat import ChatSetup
 from limo.sections import section, to_options
 
 
@@ -177,6 +178,8 @@ class TrainRun:
         callbacks: Extra `transformers.TrainerCallback`s (tests).
         trainer_class: A TRL trainer class to use instead of the entry's own (a `DPOTrainer` subclass with a
             custom loss, say: TRL has no loss hook), or None.
+        chat: The chat template and end-of-turn token the run uses and where each comes from (set by `limo.train`
+            once it has checked there is a template: `limo.model_chat.require_chat_template`), or None.
     """
 
     trainer: str
@@ -189,3 +192,4 @@ class TrainRun:
     config_yaml: str = ""
     callbacks: tuple[Any, ...] = ()
     trainer_class: type | None = None
+    chat: ChatSetup | None = None
