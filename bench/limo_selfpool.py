@@ -15,15 +15,18 @@ on all of ``arith_heldout`` and ``arith_unseen``). S, the compute every equal-co
 distinct correct samples (ceil(C / 8) steps of 8 chains):
 - ``all_correct``: every distinct correct sample (exact-text dedup per problem), one epoch: S steps;
 - ``curated``: the N chains limo selects, repeated to S steps;
-- ``rft``: N distinct correct samples drawn at random (rejection-sampling fine-tuning), repeated to S steps;
-- ``any``: N distinct samples drawn at random whatever their verdict, repeated to S steps;
+- ``rft``: as many distinct correct samples as curation selected, drawn at random (rejection-sampling fine-tuning),
+  repeated to S steps;
+- ``any``: as many distinct samples as curation selected, drawn at random whatever their verdict, repeated to S steps;
 - ``curated_once``: the N curated chains once (N / 8 steps): LIMO's own cost, for reference.
 The tables are bench/arms.py's: per-seed accuracy with 95% Wilson intervals and compute, each set's dev/tuned and
 untouched parts, paired comparisons (seeds pooled, exact McNemar), accuracy by number of operations; plus the pool's
 own figures (samples, correct, distinct, pass-rate histogram, what curation kept).
 
-Command: python bench/limo_selfpool.py [--seeds 0 1 2] [--n 200] [--arms all_correct curated rft any curated_once]
-             [--out results-selfpool.md]
+Command: python bench/limo_selfpool.py [--seeds 0 1 2] [--n 200] [--problems P] [--limit L]
+             [--arms all_correct curated rft any curated_once] [--out results-selfpool.md]
+``--problems P`` makes the pool the first P problems' samples (curation and every arm alike), which sets S and so
+the run's cost; ``--limit L`` evaluates on the first L problems of each held-out set.
 Finished steps and runs are reused, so a rerun with more seeds only adds.
 """
 
@@ -60,17 +63,20 @@ PAIRS = (
 )
 
 
-def build_pool(work: Path, n: int) -> Path:
-    """The teacher, its samples and their curation (each step skipped when its output is there)."""
+def build_pool(work: Path, n: int, problems: int | None, limit: int | None, *extra: str) -> Path:
+    """The teacher, its samples and their curation (each step skipped when its output is there); ``problems``: the
+    curation reads the samples of the first that many problems only."""
     teacher, sample, curated = work / "teacher", work / "sample", work / "curated"
     if not (teacher / "train" / "model" / "config.json").exists():
         run("limo.curate", "recipe=smol_limo", f"output_dir={teacher}")
         run("limo.train", "recipe=smol_limo", f"output_dir={teacher}")
-    evaluate("smol_limo", teacher, None)
+    evaluate("smol_limo", teacher, limit, *extra)
     if not (sample / "eval" / "arith_train" / "summary.json").exists():
-        run("limo.evaluate", "recipe=smol_sample", f"output_dir={sample}", f"teacher_dir={teacher}")
+        first = [f"limit={problems}"] if problems else []  # only the problems the pool will hold are sampled
+        run("limo.evaluate", "recipe=smol_sample", f"output_dir={sample}", f"teacher_dir={teacher}", *first, *extra)
     if not (curated / "curate" / "messages.jsonl").exists():
         args = [f"output_dir={curated}", f"sample_dir={sample}", f"curate.stages.select.n={n}"]
+        args += [f"curate.stages.ingest.problem_limit={problems}"] if problems else []
         run("limo.curate", f"recipe={RECIPE}", *args)
     return sample / "eval" / "arith_train" / "samples.jsonl"
 
@@ -125,33 +131,48 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arms", nargs="+", default=list(ARMS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--n", type=int, default=200, help="chains in the curated, rft and any arms")
+    parser.add_argument(
+        "--n",
+        type=int,
+        default=200,
+        help="curation selects at most N chains (rft and any draw as many as it selected)",
+    )
+    parser.add_argument("--problems", type=int, default=None, help="the pool: the first P problems' samples")
+    parser.add_argument("--limit", type=int, default=None, help="first N problems of each held-out set")
+    parser.add_argument("--backend", default=None, help="evaluate.backend of every evaluation (default: the recipe's)")
     parser.add_argument("--work", type=Path, default=REPO / "outputs" / "limo_selfpool")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     started = time.time()
-    samples_path = build_pool(args.work, args.n)
+    extra = [f"evaluate.backend={args.backend}"] if args.backend else []
+    samples_path = build_pool(args.work, args.n, args.problems, args.limit, *extra)
     samples = read_jsonl(samples_path)
+    if args.problems:
+        first = list(dict.fromkeys(r["problem_id"] for r in samples))[: args.problems]
+        samples = [r for r in samples if r["problem_id"] in set(first)]
     pool = distinct(samples)
     curated = read_jsonl(args.work / "curated" / "curate" / "messages.jsonl")
     equal = math.ceil(sum(r["correct"] for r in pool) / 8)
-    evaluate(RECIPE, args.work / "base", None, "evaluate.model_path=null")
+    evaluate(RECIPE, args.work / "base", args.limit, "evaluate.model_path=null", *extra)
     arms: dict[str, list[Run]] = {
         "base": [load_run("base", None, args.work / "base")],
         "teacher": [load_run("teacher", None, args.work / "teacher")],
     }
     for arm in args.arms:
         for seed in args.seeds:
-            rows = arm_rows(arm, seed, pool, curated, args.n)
+            rows = arm_rows(arm, seed, pool, curated, len(curated))
             steps = math.ceil(len(rows) / 8) if arm == "curated_once" else equal
             run_dir = train(RECIPE, args.work / f"{arm}-seed{seed}", rows, seed, steps)
-            evaluate(RECIPE, run_dir, None)
+            evaluate(RECIPE, run_dir, args.limit, *extra)
             arms.setdefault(arm, []).append(load_run(arm, seed, run_dir))
             print(f"[limo_selfpool] {arm} seed {seed} done", flush=True)
     header = (
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}, {time.time() - started:.0f} s; "
-        f"N = {args.n}; equal compute S = {equal} LoRA steps of 8 chains; greedy.\n\n"
+        f"N = {args.n}; pool: {'the first ' + str(args.problems) if args.problems else 'all'} training problems' "
+        f"samples; equal compute S = {equal} LoRA steps of 8 chains; held-out sets: "
+        f"{'the first ' + str(args.limit) + ' of each' if args.limit else 'all'}; greedy, "
+        f"backend {args.backend or 'the recipe'}'s.\n\n"
     )
     text = header + pool_figures(samples, pool, curated) + "\n\n" + tables(arms, PAIRS)
     print(text)
