@@ -197,13 +197,27 @@ def check_manifest(out: Path, manifest: Mapping[str, Any]) -> None:
     path = out / MANIFEST_FILE
     if path.exists() and (out / SAMPLES_FILE).exists():
         previous = json.loads(path.read_text(encoding="utf-8"))
-        changed = [k for k in FINGERPRINT_KEYS if previous.get(k) != manifest.get(k)]
+        changed = [k for k in FINGERPRINT_KEYS if not _same_value(k, previous.get(k), manifest.get(k))]
         if changed:
+            was = "; ".join(
+                f"{k}: {previous.get(k)!r} then, {manifest.get(k)!r} now" for k in changed if k in ("model", "backend")
+            )
             raise ResumeMismatchError(
-                f"{out / SAMPLES_FILE} was produced with a different {', '.join(changed)}; "
-                "use another output_dir or remove that folder"
+                f"{out / SAMPLES_FILE} was produced with a different {', '.join(changed)}"
+                f"{f' ({was})' if was else ''}; use another output_dir or remove that folder"
             )
     write_json(path, dict(manifest))
+
+
+def _same_value(key: str, before: Any, now: Any) -> bool:
+    """Equal fingerprints; a model given once as a relative and once as an absolute path to the same folder is the
+    same model (a run resumed from a script that passes absolute paths)."""
+    if before == now:
+        return True
+    if key != "model" or not isinstance(before, str) or not isinstance(now, str):
+        return False
+    first, second = Path(before).expanduser(), Path(now).expanduser()
+    return first.exists() and second.exists() and first.resolve() == second.resolve()
 
 
 def read_samples(out: Path) -> list[dict[str, Any]]:

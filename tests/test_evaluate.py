@@ -426,3 +426,24 @@ def test_regrade_of_rows_without_gold_names_file_and_row(tmp_path):
     write_jsonl(tmp_path / "eval" / "x" / "samples.jsonl", [{"request_id": "a#0", "gold": "1"}, {"request_id": "b#0"}])
     with pytest.raises(DataError, match=r"samples.jsonl: row 2: field 'gold' is missing"):
         run_in_process(["mode=regrade", f"run_dir={tmp_path}", f"output_dir={tmp_path}"])
+
+
+def test_resume_knows_a_model_folder_by_its_relative_and_absolute_path(tmp_path, monkeypatch):
+    """A run started with a relative model path resumes when a script passes the same folder absolutely; another
+    folder is refused, and the error says which model each run had."""
+    from eval.runner import MANIFEST_FILE, SAMPLES_FILE, ResumeMismatchError, check_manifest
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "teacher" / "model").mkdir(parents=True)
+    (tmp_path / "other").mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    manifest = {"benchmark": "b", "protocol": {"samples": 8}, "model": "teacher/model", "backend": "llamacpp"}
+    check_manifest(out, manifest)
+    (out / SAMPLES_FILE).write_text('{"request_id": "p#0"}\n')
+    check_manifest(out, {**manifest, "model": str(tmp_path / "teacher" / "model")})  # the same folder
+    assert json.loads((out / MANIFEST_FILE).read_text())["model"] == str(tmp_path / "teacher" / "model")
+    with pytest.raises(ResumeMismatchError, match=r"different model \(model: .*teacher/model' then, '.*other' now\)"):
+        check_manifest(out, {**manifest, "model": str(tmp_path / "other")})
+    with pytest.raises(ResumeMismatchError, match="different model"):  # a name that is no folder is compared as is
+        check_manifest(out, {**manifest, "model": "hub/teacher"})
