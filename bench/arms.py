@@ -32,7 +32,7 @@ from eval.metrics import mcnemar_p, wilson_interval  # noqa: E402
 
 DATA = REPO / "recipes" / "data" / "arithmetic"
 BENCHMARKS = ("arith_heldout", "arith_unseen")
-TUNED = 100  # arith_heldout: its first 100 were looked at when the chain format was chosen (the first 64 before 2026-11-26)
+TUNED = 100  # arith_heldout: its first 100 were looked at when the chain format was chosen (64 before 2026-11-26)
 
 
 def run(module: str, *args: str) -> None:
