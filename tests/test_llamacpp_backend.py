@@ -160,20 +160,31 @@ def test_evaluation_records_the_engine_and_leaves_no_server(llama_env, repo_root
 def test_no_orphan_server_after_limo_is_killed_and_the_run_resumes(
     llama_env, repo_root, overfit_model_dir, tmp_path, stop
 ):
-    out = tmp_path / "run"
-    running = _evaluate(repo_root, out, overfit_model_dir, 40)
-    pid = _server_pid(out / "eval" / "llama-server.log")
-    samples = out / "eval" / "champ_heldout" / "samples.jsonl"
-    deadline = time.monotonic() + 120
-    while not samples.is_file() and time.monotonic() < deadline:  # kill it midway, some rows written
-        time.sleep(0.05)
+    # limo is frozen (SIGSTOP) once its first rows are written, so the signal lands mid-run however fast the machine:
+    # only if the whole run finished within one poll does it start again, ten times longer.
+    for limit in (40, 400):
+        out = tmp_path / f"run{limit}"
+        running = _evaluate(repo_root, out, overfit_model_dir, limit)
+        pid = _server_pid(out / "eval" / "llama-server.log")
+        samples = out / "eval" / "champ_heldout" / "samples.jsonl"
+        deadline = time.monotonic() + 120
+        while not samples.is_file() and running.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        running.send_signal(signal.SIGSTOP)
+        rows_before = samples.read_text().count("\n") if samples.is_file() else 0
+        if running.poll() is None and rows_before < limit:
+            break
+        running.send_signal(signal.SIGCONT)
+        running.communicate(timeout=600)
+    else:
+        pytest.fail("the evaluation finished before it could be stopped, at 40 and at 400 rows")
     running.send_signal(stop)
+    running.send_signal(signal.SIGCONT)  # a stopped process takes SIGINT when it runs again (SIGKILL at once)
     running.communicate(timeout=120)
     assert running.returncode != 0
     assert _gone(pid), f"llama-server {pid} outlived limo after {stop.name}"
-    rows_before = len(samples.read_text().splitlines()) if samples.is_file() else 0
-    resumed = _evaluate(repo_root, out, overfit_model_dir, 40)
+    resumed = _evaluate(repo_root, out, overfit_model_dir, limit)
     output = resumed.communicate(timeout=600)[0].decode()
     assert resumed.returncode == 0, output[-3000:]
     rows = [json.loads(line) for line in samples.read_text().splitlines()]
-    assert len(rows) == len({r["request_id"] for r in rows}) == 40 > rows_before
+    assert len(rows) == len({r["request_id"] for r in rows}) == limit > rows_before
