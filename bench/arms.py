@@ -261,3 +261,12 @@ def tables(arms: dict[str, list[Run]], pairs: Sequence[tuple[str, str]]) -> str:
         "By number of operations, arith_unseen:\n\n" + levels_table(arms, "arith_unseen"),
     ]
     return "\n\n".join(parts)
+
+
+def publish(text: str, arms: dict[str, list[Run]], out: Path | None) -> None:
+    """Print the tables; with ``out``, write them there and every run's verdicts beside them (``.json``)."""
+    print(text)
+    if out:
+        out.write_text(text + "\n", encoding="utf-8")
+        payload = {arm: [run.__dict__ for run in runs] for arm, runs in arms.items()}
+        out.with_suffix(".json").write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")

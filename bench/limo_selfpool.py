@@ -33,7 +33,6 @@ Finished steps and runs are reused, so a rerun with more seeds only adds.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -47,7 +46,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
 
-from arms import REPO, Run, as_messages, evaluate, load_run, read_jsonl, run, tables, train  # noqa: E402
+from arms import REPO, Run, as_messages, evaluate, load_run, publish, read_jsonl, run, tables, train  # noqa: E402
 
 RECIPE = "smol_selfpool"
 ARMS = ("all_correct", "curated", "rft", "any", "curated_once")
@@ -174,12 +173,7 @@ def main() -> None:
         f"{'the first ' + str(args.limit) + ' of each' if args.limit else 'all'}; greedy, "
         f"backend {args.backend or 'the recipe'}'s.\n\n"
     )
-    text = header + pool_figures(samples, pool, curated) + "\n\n" + tables(arms, PAIRS)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
-        payload = {arm: [r.__dict__ for r in runs] for arm, runs in arms.items()}
-        args.out.with_suffix(".json").write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    publish(header + pool_figures(samples, pool, curated) + "\n\n" + tables(arms, PAIRS), arms, args.out)
 
 
 if __name__ == "__main__":

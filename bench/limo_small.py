@@ -39,7 +39,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
 
-from arms import DATA, REPO, Run, as_messages, evaluate, load_run, read_jsonl, run, tables, train  # noqa: E402
+from arms import DATA, REPO, Run, as_messages, evaluate, load_run, publish, read_jsonl, run, tables, train  # noqa: E402
 
 RECIPE = "smol_limo"
 N = 200
@@ -133,12 +133,7 @@ def main() -> None:
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}, {time.time() - started:.0f} s; "
         f"LoRA steps of 8 chains: {args.steps} per arm, {args.all_steps} for all and the _long arms; greedy.\n\n"
     )
-    text = header + tables(arms, PAIRS)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
-        payload = {arm: [run.__dict__ for run in runs] for arm, runs in arms.items()}
-        args.out.with_suffix(".json").write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    publish(header + tables(arms, PAIRS), arms, args.out)
 
 
 if __name__ == "__main__":
