@@ -28,11 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from eval.backends.llamacpp_tools import LlamaCppTools
+from limo.export_spm import needs_spm_model, with_spm_model
 
 CONVERTER_TYPES = ("f32", "f16", "q8_0")  # convert_hf_to_gguf.py --outtype
 QUANTIZER_TYPES = {"q4_k_m": "Q4_K_M"}  # llama-quantize's names
 TYPES = (*CONVERTER_TYPES, *QUANTIZER_TYPES)
 FALLBACK_MARK = "[limo] pre-tokenizer by structure:"
+SPM_REBUILT = "limo: SentencePiece model rebuilt from tokenizer.json (scores from merge ranks)"
 # Runs the converter as its own __main__, with get_vocab_base_pre falling back to limo's name where it raises.
 DRIVER = f"""
 import os, runpy, sys
@@ -69,6 +71,8 @@ class Conversion:
     pre_tokenizer: str  # "llama.cpp" (its own, by hash, or not a BPE tokenizer) or "limo (by structure): <name>"
     quantizer: str | None
     seconds: float
+    # "the folder's" where the converter read the folder as it is; else what limo added (`limo.export_spm`)
+    tokenizer_model: str = "the folder's"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,9 +96,10 @@ def convert(
         ConversionError: The converter or the quantizer failed.
     """
     started = time.perf_counter()
+    vocab = SPM_REBUILT if needs_spm_model(folder) else "the folder's"
     if qtype in CONVERTER_TYPES:
         pre = run_converter(tools, folder, target, qtype, name, pre_fallback)
-        return Conversion("llama.cpp convert_hf_to_gguf.py", tools.version, pre, None, _since(started))
+        return Conversion("llama.cpp convert_hf_to_gguf.py", tools.version, pre, None, _since(started), vocab)
     if qtype not in QUANTIZER_TYPES:
         raise ValueError(f"export type {qtype}: llama.cpp's tools write {', '.join(TYPES)}")
     pre = "as in the f16 file"
@@ -102,20 +107,22 @@ def convert(
         pre = run_converter(tools, folder, f16, "f16", name, pre_fallback)
     run_quantizer(tools, f16, target, QUANTIZER_TYPES[qtype])
     tool = "llama.cpp convert_hf_to_gguf.py (f16)"
-    return Conversion(tool, tools.version, pre, f"llama-quantize {QUANTIZER_TYPES[qtype]}", _since(started))
+    quantizer = f"llama-quantize {QUANTIZER_TYPES[qtype]}"
+    return Conversion(tool, tools.version, pre, quantizer, _since(started), vocab)
 
 
 def run_converter(
     tools: LlamaCppTools, folder: Path, target: Path, qtype: str, name: str, pre_fallback: str | None
 ) -> str:
-    """Run ``convert_hf_to_gguf.py`` through `DRIVER`; returns how the pre-tokenizer was named."""
-    command = [sys.executable, "-c", DRIVER, str(folder), "--outfile", str(target), "--outtype", qtype]
-    command += ["--model-name", name]
+    """Run ``convert_hf_to_gguf.py`` through `DRIVER` (on a view of ``folder`` with a rebuilt SentencePiece model
+    where it lacks one, `limo.export_spm`); returns how the pre-tokenizer was named."""
     env = {**tools.converter_env(), "LIMO_CONVERTER_ROOT": str(tools.root)}
     if pre_fallback:
         env["LIMO_GGUF_PRE"] = pre_fallback
     env.pop("NO_LOCAL_GGUF", None)
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    with with_spm_model(folder) as (source, _):
+        command = [sys.executable, "-c", DRIVER, str(source), "--outfile", str(target), "--outtype", qtype]
+        done = subprocess.run([*command, "--model-name", name], capture_output=True, text=True, env=env)
     if done.returncode != 0 or not target.is_file():
         raise ConversionError(f"llama.cpp's converter failed ({last_line(done.stderr)}), {folder}")
     marked = [line for line in done.stderr.splitlines() if line.startswith(FALLBACK_MARK)]

@@ -163,10 +163,20 @@ def probe_conversations() -> list[list[dict[str, str]]]:
 
 
 def same_template(server: LlamaServer, tokenizer: Any) -> tuple[bool, int]:
-    """Whether llama.cpp's ``/apply-template`` renders every probe conversation as transformers does."""
+    """Whether llama.cpp's ``/apply-template`` renders every probe conversation as transformers does.
+
+    A template that writes the BOS token first (Gemma's) is rendered by llama.cpp without it, since llama.cpp adds
+    BOS itself when it tokenizes the prompt; where it does (``/tokenize`` of nothing with special tokens gives just
+    the tokenizer's BOS), transformers' rendering is compared without its leading BOS text: the same token stream."""
+    bos = tokenizer.bos_token
+    adds_bos = bool(bos) and server.request("POST", "/tokenize", {"content": "", "add_special": True})["tokens"] == [
+        tokenizer.bos_token_id
+    ]
     conversations = probe_conversations()
     for messages in conversations:
         expected = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        if adds_bos and expected.startswith(bos):
+            expected = expected[len(bos) :]
         if server.request("POST", "/apply-template", {"messages": messages})["prompt"] != expected:
             return False, len(conversations)
     return True, len(conversations)
