@@ -60,7 +60,15 @@ from eval.grading.options import current as current_options
 from eval.grading.plain_parse import ParseError, as_text, parse_plain
 from eval.grading.statements import gold_kind, value_in_words
 from eval.grading.statements import judge as judge_statement
-from eval.grading.timeouts import WORKERS, CallTimeout, WorkerTimeout, paused, remaining_s, run_bounded
+from eval.grading.timeouts import (
+    WALL_CLOCK,
+    WORKERS,
+    CallTimeout,
+    WorkerTimeout,
+    paused,
+    remaining_s,
+    run_bounded,
+)
 from eval.grading.worded import worded_equal
 
 STATUSES = ("correct", "incorrect", "no_answer", "unparseable", "timeout")
@@ -168,7 +176,7 @@ def _latex_fallback(gold: str, pred: str, extracted: str, timeout_s: float) -> V
     left = remaining_s()
     limit = timeout_s if left is None else min(timeout_s, left - _WORKER_MARGIN_S)
     if limit <= 0:
-        return _verdict("timeout", extracted, "no time left for the symbolic worker")
+        return _verdict("timeout", extracted, f"no time left for the symbolic worker {WALL_CLOCK}")
     deadline = None if left is None else time.monotonic() + left - _WORKER_MARGIN_S
     try:
         with paused(), WORKERS.checkout() as worker:  # the worker has its own limit; the pipe must not be cut
@@ -543,16 +551,39 @@ def grade_many(
         for job in jobs:
             results.append(_grade_pair(job))
             bar.update()
-        bar.close()
-        return results
-    # spawn, not fork: the parent may hold threads (tqdm's monitor, a caller's pool) that fork would copy.
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        results = []
-        for verdict in pool.imap(_grade_pair, jobs, chunksize=max(1, len(jobs) // (workers * 8))):
-            results.append(verdict)
-            bar.update()
+    else:
+        # spawn, not fork: the parent may hold threads (tqdm's monitor, a caller's pool) that fork would copy.
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            results = []
+            for verdict in pool.imap(_grade_pair, jobs, chunksize=max(1, len(jobs) // (workers * 8))):
+                results.append(verdict)
+                bar.update()
     bar.close()
+    return _regrade_late(jobs, results)
+
+
+def _regrade_late(jobs: list[Any], results: list[Verdict]) -> list[Verdict]:
+    """Grade again, one at a time and with the symbolic worker started beforehand, the pairs whose *wall clock*
+    ran out (a loaded machine, a worker still starting): a verdict should not depend on what else ran. Pairs that
+    spent their CPU budget are not retried (they would again). Each retry keeps the call's limit; said on stderr."""
+    late = [i for i, verdict in enumerate(results) if is_wall_clock_timeout(verdict)]
+    if not late:
+        return results
+    WORKERS.warm()
+    for i in late:
+        results[i] = _grade_pair(jobs[i])
+    still = sum(is_wall_clock_timeout(results[i]) for i in late)
+    print(
+        f"grading: {len(late)} pair(s) ran out of wall-clock time (a loaded machine?); graded again one at a time: "
+        f"{len(late) - still} decided, {still} timed out again",
+        file=sys.stderr,
+    )
     return results
+
+
+def is_wall_clock_timeout(verdict: Verdict) -> bool:
+    """A ``timeout`` verdict a wall-clock deadline caused (it depends on load), not an exhausted CPU budget."""
+    return verdict.status == "timeout" and WALL_CLOCK in verdict.reason
 
 
 def gold_value(gold: str) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -24,8 +25,17 @@ import time
 import pytest
 
 import eval.grader as grader
-from eval.grader import DEADLINE_SLACK_S, grade, grade_answer, verify
-from eval.grading.timeouts import WORKERS, CallTimeout, SymbolicWorker, WorkerTimeout, paused, run_bounded
+from eval.grader import DEADLINE_SLACK_S, Verdict, grade, grade_answer, is_wall_clock_timeout, verify
+from eval.grading.options import DEFAULT_OPTIONS
+from eval.grading.timeouts import (
+    WALL_CLOCK,
+    WORKERS,
+    CallTimeout,
+    SymbolicWorker,
+    WorkerTimeout,
+    paused,
+    run_bounded,
+)
 from tests.grader_timing import LIMIT_S, timed_grade
 
 CONTRACT_S = LIMIT_S + 1.0  # every call returns within its limit plus 1 s
@@ -258,8 +268,9 @@ def test_runaway_step_is_killed_and_the_worker_replaced(worker):
     assert worker.call({"spin_s": 0.05}, timeout_s=2.0)["reason"] == "spun"
     first = worker._proc.pid
     started = time.monotonic()
-    with pytest.raises(WorkerTimeout):
+    with pytest.raises(WorkerTimeout, match="CPU time") as spent:
         worker.call({"spin_s": 30.0}, timeout_s=0.5)
+    assert WALL_CLOCK not in str(spent.value)  # its CPU budget ended it: the same on any machine, never retried
     assert time.monotonic() - started < 10.0
     assert worker._proc is None
     assert worker.call({"gold": "1", "pred": "\\frac{2}{2}", "timeout_s": 2.0}, timeout_s=2.0)["status"] == "correct"
@@ -269,9 +280,32 @@ def test_runaway_step_is_killed_and_the_worker_replaced(worker):
 def test_the_caller_s_deadline_bounds_the_worker_on_the_wall_clock(worker):
     worker.call({"spin_s": 0.01}, timeout_s=2.0)
     started = time.monotonic()
-    with pytest.raises(WorkerTimeout):
+    with pytest.raises(WorkerTimeout, match=re.escape(WALL_CLOCK)):
         worker.call({"spin_s": 30.0}, timeout_s=30.0, deadline=time.monotonic() + 0.5)
     assert time.monotonic() - started < 1.5
+
+
+def test_a_worker_still_starting_at_the_deadline_says_wall_clock(worker):
+    with pytest.raises(WorkerTimeout, match="still starting.*" + re.escape(WALL_CLOCK)):
+        worker.call({"spin_s": 0.01}, timeout_s=2.0, deadline=time.monotonic() + 0.001)
+    worker.wait_ready()  # outside any limit: the same process finishes starting and answers
+    assert worker.call({"spin_s": 0.01}, timeout_s=2.0)["reason"] == "spun"
+
+
+def test_grade_many_grades_wall_clock_timeouts_again_and_keeps_cpu_ones(capsys):
+    """What a loaded machine did to a batch (one pair's wall clock ran out, one pair spent its CPU budget) is
+    undone for the first only: it is graded again, once the symbolic worker is ready, and says so on stderr."""
+    jobs = [("\\frac{1}{2}", "0.5", None, 2.0, DEFAULT_OPTIONS), ("1", "2", None, 2.0, DEFAULT_OPTIONS)]
+    loaded = [
+        Verdict("timeout", False, "0.5", f"the symbolic worker was still starting when the limit passed {WALL_CLOCK}"),
+        Verdict("timeout", False, "2", "symbolic step over 2s of CPU time"),
+    ]
+    assert is_wall_clock_timeout(loaded[0]) and not is_wall_clock_timeout(loaded[1])
+    results = grader._regrade_late(jobs, list(loaded))
+    assert results[0].status == "correct" and results[1] == loaded[1]
+    assert "1 pair(s) ran out of wall-clock time" in capsys.readouterr().err
+    assert grader._regrade_late(jobs[1:], [grade("1", "2")])[0].status == "incorrect"
+    assert "ran out of wall-clock time" not in capsys.readouterr().err  # nothing to retry: nothing said
 
 
 def test_limit_holds_in_threads(worker):

@@ -21,6 +21,9 @@ wall-clock time: on a loaded machine a pair waits for a core without using up it
 depend on what else runs. A wall-clock deadline (the caller's, or `WALL_BACKSTOP_FACTOR` times the limit) ends a
 worker that blocks or starves, and also bounds the wait for a worker still starting (which is then left to
 finish starting for the next call rather than killed). Where ``/proc`` is absent the limit is wall-clock time.
+
+**Which clock ended a call** is in its reason: every wall-clock expiry says `WALL_CLOCK`, a worker that spent its CPU
+budget says "CPU time". Only the first depends on what else runs; `eval.grader.grade_many` grades such pairs again.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ WALL_BACKSTOP_FACTOR = 20.0
 REFIRE_S = 0.25
 _POLL_S = 0.05
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+WALL_CLOCK = "(wall clock)"  # in the reason of every timeout a wall-clock deadline caused (load-dependent)
 T = TypeVar("T")
 
 
@@ -160,7 +164,7 @@ def run_bounded(fn: Callable[[], T], limit_s: float) -> T:
         _settle_quietly(guard)
     finally:
         _LOCAL.guard = None
-    raise CallTimeout(f"over the {limit_s:g} s limit (wall clock) in this process")
+    raise CallTimeout(f"over the {limit_s:g} s limit {WALL_CLOCK} in this process")
 
 
 def _settle_quietly(guard: _Guard) -> None:
@@ -222,7 +226,7 @@ class SymbolicWorker:
             wait = min(_STARTUP_TIMEOUT_S, deadline - time.monotonic())
             line = _read_line(self._proc, max(wait, 0.0))
             if line is None and wait < _STARTUP_TIMEOUT_S:
-                raise WorkerTimeout("the symbolic worker was still starting when the limit passed")
+                raise WorkerTimeout(f"the symbolic worker was still starting when the limit passed {WALL_CLOCK}")
             if line != "ready":
                 self._proc.kill()
                 self._proc = None
@@ -250,8 +254,15 @@ class SymbolicWorker:
                 proc.kill()
                 proc.wait()
                 self._proc = None
-                raise WorkerTimeout(f"symbolic step over {timeout_s:g}s of CPU time (or its wall-clock deadline)")
+                if time.monotonic() >= deadline:
+                    raise WorkerTimeout(f"symbolic step past its deadline {WALL_CLOCK}")
+                raise WorkerTimeout(f"symbolic step over {timeout_s:g}s of CPU time")
             return dict(json.loads(line))
+
+    def wait_ready(self, timeout_s: float = _STARTUP_TIMEOUT_S) -> None:
+        """Start the worker if needed and wait (outside any call's limit) until it has said "ready"."""
+        with self._lock:
+            self._running(time.monotonic() + timeout_s)
 
     def close(self) -> None:
         """Stop the worker if it runs."""
@@ -282,6 +293,11 @@ class WorkerPool:
                 self._all.append(worker)
                 self._idle.append(worker)
         self._all[0].prestart()
+
+    def warm(self) -> None:
+        """One worker started and ready (its start-up wait counted against no call's limit)."""
+        self.prestart()
+        self._all[0].wait_ready()
 
     @contextlib.contextmanager
     def checkout(self) -> Iterator[SymbolicWorker]:
