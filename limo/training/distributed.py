@@ -9,7 +9,9 @@ needs the rendezvous variables that a launcher would set (else DeepSpeed reaches
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,8 +52,38 @@ def prepare_cpu_deepspeed() -> dict[str, Any]:
     for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}.items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("MASTER_PORT", str(_free_port()))
+    clear_stale_build_lock(SHM_OP)
     PartialState(backend="gloo")
     return {"use_configured_state": True}
+
+
+SHM_OP = "deepspeed_shm_comm"  # the op DeepSpeed's CPU backend compiles on first use (init_distributed)
+STALE_LOCK_S = 900.0  # the op compiles in 1-3 minutes on 2 cores; a lock this old is an interrupted build's
+
+
+def clear_stale_build_lock(name: str, stale_after_s: float = STALE_LOCK_S) -> str | None:
+    """Remove the build lock of torch extension `name` when an interrupted compile left it (older than
+    `stale_after_s`): torch waits on such a lock forever, silently, and DeepSpeed's CPU backend builds its shm op
+    at start-up, so one Ctrl-C during the first run's compile hung every later run. A younger lock is another
+    process's build in progress: said, then waited for. Returns what was said (None: no lock).
+    """
+    import time
+
+    from torch.utils.cpp_extension import _get_build_directory
+
+    lock = os.path.join(_get_build_directory(name, verbose=False), "lock")
+    try:
+        age = time.time() - os.path.getmtime(lock)
+    except OSError:
+        return None
+    if age >= stale_after_s:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(lock)
+        said = f"removed a stale build lock {lock} ({age:.0f} s old: an interrupted compile of {name} left it)"
+    else:
+        said = f"waiting for another process's build of {name} (lock {lock}, {age:.0f} s old; delete it if none runs)"
+    print(f"[train] {said}", file=sys.stderr, flush=True)
+    return said
 
 
 def _free_port() -> int:
