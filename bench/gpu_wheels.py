@@ -127,12 +127,19 @@ def uncovered(distributions: Iterable[str]) -> list[str]:
     missing = []
     for name in distributions:
         try:
-            importlib.metadata.distribution(name)
+            found = importlib.metadata.distribution(name)
         except importlib.metadata.PackageNotFoundError:
             continue
-        if normalise(name) not in known:
+        if normalise(name) not in known and not vendored(found):
             missing.append(name)
     return sorted(missing)
+
+
+def vendored(dist: importlib.metadata.Distribution) -> bool:
+    """Whether ``dist`` is a copy another package ships inside itself (setuptools' ``_vendor``: more-itertools,
+    backports.tarfile, jaraco.*), found only once that package has put its ``_vendor`` folder on ``sys.path`` —
+    which depends on what this process imported before, so the answer must not."""
+    return "_vendor" in Path(str(dist.locate_file(""))).parts
 
 
 def pinned_versions(names: tuple[str, ...] = CARRY) -> dict[str, str]:

@@ -135,6 +135,12 @@ def test_wheel_list_pins_and_size_limit(tmp_path):
     with pytest.raises(SystemExit, match=r"= 66\.0 MiB, over the device tool's 64 MiB; largest: big-2\.0-py3"):
         wheels.check_size(files, tree=25 * wheels.MIB, limit_mib=64)
     assert wheels.wheel_in(tmp_path, "Big", "2.0") == files[1] and wheels.wheel_in(tmp_path, "big", "2.1") is None
+    # setuptools' vendored copies are found as distributions once it put its _vendor folder on sys.path (whatever
+    # this worker imported before): they travel inside setuptools, on the image, and are never "uncovered"
+    import setuptools  # noqa: F401
+
+    __import__("more_itertools")
+    assert wheels.uncovered(["more-itertools", "backports.tarfile"]) == []
 
 
 def test_docs_give_a_device_command_that_fits_the_tool():

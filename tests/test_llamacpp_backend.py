@@ -113,7 +113,16 @@ def _evaluate(repo_root: Path, out: Path, model: Path, limit: int, *extra: str) 
     command = [sys.executable, "-m", "limo.evaluate", "recipe=demo", f"model.path={model}", f"output_dir={out}"]
     command += ["evaluate.backend=llamacpp", f"limit={limit}", "evaluate.batch_size=4", *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    return subprocess.Popen(command, cwd=repo_root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        command, cwd=repo_root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_sigint_default
+    )
+
+
+def _sigint_default() -> None:
+    """In the child: SIGINT back to its default, so Python installs its KeyboardInterrupt handler as in a terminal.
+    A suite started in the background by a shell without job control (``cmd &``) inherits SIGINT ignored, and a
+    limo started from it ignored the test's Ctrl-C and finished with status 0."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _server_pid(log: Path, timeout: float = 300) -> int:
