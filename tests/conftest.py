@@ -31,10 +31,12 @@ from tests.shared_data import REPO_ROOT, shared_data_dir  # noqa: E402
 CLUSTER_FIXTURES = ("ray_instance", "slurm_cluster")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups into node ids (its hook is registered later)
 def pytest_collection_modifyitems(config, items):
     """Tests on a cluster engine share one xdist worker (``make test`` runs two: each engine then starts once), and so
     do a module's tests that use a module-scoped fixture (built once, not once per worker); `gpu` tests skip without
-    CUDA (checked lazily so collecting never imports torch)."""
+    CUDA (checked lazily so collecting never imports torch). Without ``tryfirst`` the groups were added after xdist
+    had read them, and a module fixture used on both workers was built twice (the GPU check's CPU run: 2 x 126 s)."""
     for item in items:
         if any(name in getattr(item, "fixturenames", ()) for name in CLUSTER_FIXTURES):
             item.add_marker(pytest.mark.xdist_group("cluster_engines"))
