@@ -559,19 +559,20 @@ def grade_many(
                 results.append(verdict)
                 bar.update()
     bar.close()
-    return _regrade_late(jobs, results)
+    return regrade_late(results, lambda i: _grade_pair(jobs[i]))
 
 
-def _regrade_late(jobs: list[Any], results: list[Verdict]) -> list[Verdict]:
-    """Grade again, one at a time and with the symbolic worker started beforehand, the pairs whose *wall clock*
-    ran out (a loaded machine, a worker still starting): a verdict should not depend on what else ran. Pairs that
-    spent their CPU budget are not retried (they would again). Each retry keeps the call's limit; said on stderr."""
+def regrade_late(results: list[Verdict], again: Callable[[int], Verdict]) -> list[Verdict]:
+    """`results` with each verdict whose *wall clock* ran out (a loaded machine, a worker still starting) replaced by
+    ``again(index)``, called one at a time once the symbolic worker has started: a verdict should not depend on what
+    else ran. Verdicts that spent their CPU budget are not retried (they would again). Each retry keeps the call's
+    limit; said on stderr."""
     late = [i for i, verdict in enumerate(results) if is_wall_clock_timeout(verdict)]
     if not late:
         return results
     WORKERS.warm()
     for i in late:
-        results[i] = _grade_pair(jobs[i])
+        results[i] = again(i)
     still = sum(is_wall_clock_timeout(results[i]) for i in late)
     print(
         f"grading: {len(late)} pair(s) ran out of wall-clock time (a loaded machine?); graded again one at a time: "

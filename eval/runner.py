@@ -28,7 +28,7 @@ from tqdm import tqdm
 from eval.backends.base import Backend, Generation, GenerationRequest, SamplingParams, row_seed
 from eval.benchmarks import Benchmark
 from eval.choices import present
-from eval.grader import Verdict
+from eval.grader import Verdict, regrade_late
 from eval.grading.kinds import grade_sample
 from eval.grading_policy import apply_policy
 from eval.judge import Judge, JudgeItem
@@ -235,15 +235,24 @@ def grade_rows(
 ) -> list[dict[str, Any]]:
     """Grade one batch of generations into sample rows (in this process: small batches), then apply the
     grading policy (a judge asked about the rows it sends to one)."""
-    rows, questions = [], []
-    for request, generation in zip(requests, generations, strict=True):
+    pairs = list(zip(requests, generations, strict=True))
+
+    def graded(i: int) -> Verdict:
+        request, generation = pairs[i]
         problem = problems[request.meta["problem_id"]]
-        gold = request.meta.get("gold", problem.answer)
-        question = request.meta.get("question", problem.problem)  # lets the grader read yes/no statements
         options = tuple(request.meta.get("options") or ())
-        verdict = grade_sample(
+        question = request.meta.get("question", problem.problem)  # lets the grader read yes/no statements
+        gold = request.meta.get("gold", problem.answer)
+        return grade_sample(
             gold, generation.text, kind=answer_kind, problem=question, options=options, timeout_s=grading.timeout_s
         )
+
+    verdicts = regrade_late([graded(i) for i in range(len(pairs))], graded)  # wall-clock timeouts graded again
+    rows, questions = [], []
+    for (request, generation), verdict in zip(pairs, verdicts, strict=True):
+        problem = problems[request.meta["problem_id"]]
+        gold = request.meta.get("gold", problem.answer)
+        question = request.meta.get("question", problem.problem)
         row = {
             "request_id": request.id,
             "problem_id": problem.id,

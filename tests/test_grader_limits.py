@@ -301,10 +301,10 @@ def test_grade_many_grades_wall_clock_timeouts_again_and_keeps_cpu_ones(capsys):
         Verdict("timeout", False, "2", "symbolic step over 2s of CPU time"),
     ]
     assert is_wall_clock_timeout(loaded[0]) and not is_wall_clock_timeout(loaded[1])
-    results = grader._regrade_late(jobs, list(loaded))
+    results = grader.regrade_late(list(loaded), lambda i: grader._grade_pair(jobs[i]))
     assert results[0].status == "correct" and results[1] == loaded[1]
     assert "1 pair(s) ran out of wall-clock time" in capsys.readouterr().err
-    assert grader._regrade_late(jobs[1:], [grade("1", "2")])[0].status == "incorrect"
+    assert grader.regrade_late([grade("1", "2")], lambda i: grader._grade_pair(jobs[1]))[0].status == "incorrect"
     assert "ran out of wall-clock time" not in capsys.readouterr().err  # nothing to retry: nothing said
 
 
