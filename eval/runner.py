@@ -235,24 +235,23 @@ def grade_rows(
 ) -> list[dict[str, Any]]:
     """Grade one batch of generations into sample rows (in this process: small batches), then apply the
     grading policy (a judge asked about the rows it sends to one)."""
-    pairs = list(zip(requests, generations, strict=True))
+    items = []
+    for request, generation in zip(requests, generations, strict=True):
+        problem = problems[request.meta["problem_id"]]
+        gold = request.meta.get("gold", problem.answer)
+        question = request.meta.get("question", problem.problem)  # lets the grader read yes/no statements
+        items.append((request, generation, problem, gold, question))
 
     def graded(i: int) -> Verdict:
-        request, generation = pairs[i]
-        problem = problems[request.meta["problem_id"]]
+        request, generation, _, gold, question = items[i]
         options = tuple(request.meta.get("options") or ())
-        question = request.meta.get("question", problem.problem)  # lets the grader read yes/no statements
-        gold = request.meta.get("gold", problem.answer)
         return grade_sample(
             gold, generation.text, kind=answer_kind, problem=question, options=options, timeout_s=grading.timeout_s
         )
 
-    verdicts = regrade_late([graded(i) for i in range(len(pairs))], graded)  # wall-clock timeouts graded again
+    verdicts = regrade_late([graded(i) for i in range(len(items))], graded)  # wall-clock timeouts graded again
     rows, questions = [], []
-    for (request, generation), verdict in zip(pairs, verdicts, strict=True):
-        problem = problems[request.meta["problem_id"]]
-        gold = request.meta.get("gold", problem.answer)
-        question = request.meta.get("question", problem.problem)
+    for (request, generation, problem, gold, question), verdict in zip(items, verdicts, strict=True):
         row = {
             "request_id": request.id,
             "problem_id": problem.id,

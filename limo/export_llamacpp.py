@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.backends.llamacpp_tools import LlamaCppTools
-from limo.export_spm import needs_spm_model, with_spm_model
+from limo.export_spm import with_spm_model
 
 CONVERTER_TYPES = ("f32", "f16", "q8_0")  # convert_hf_to_gguf.py --outtype
 QUANTIZER_TYPES = {"q4_k_m": "Q4_K_M"}  # llama-quantize's names
@@ -96,15 +96,14 @@ def convert(
         ConversionError: The converter or the quantizer failed.
     """
     started = time.perf_counter()
-    vocab = SPM_REBUILT if needs_spm_model(folder) else "the folder's"
     if qtype in CONVERTER_TYPES:
-        pre = run_converter(tools, folder, target, qtype, name, pre_fallback)
+        pre, vocab = run_converter(tools, folder, target, qtype, name, pre_fallback)
         return Conversion("llama.cpp convert_hf_to_gguf.py", tools.version, pre, None, _since(started), vocab)
     if qtype not in QUANTIZER_TYPES:
         raise ValueError(f"export type {qtype}: llama.cpp's tools write {', '.join(TYPES)}")
-    pre = "as in the f16 file"
+    pre = vocab = "as in the f16 file"
     if not f16.is_file():
-        pre = run_converter(tools, folder, f16, "f16", name, pre_fallback)
+        pre, vocab = run_converter(tools, folder, f16, "f16", name, pre_fallback)
     run_quantizer(tools, f16, target, QUANTIZER_TYPES[qtype])
     tool = "llama.cpp convert_hf_to_gguf.py (f16)"
     quantizer = f"llama-quantize {QUANTIZER_TYPES[qtype]}"
@@ -113,22 +112,24 @@ def convert(
 
 def run_converter(
     tools: LlamaCppTools, folder: Path, target: Path, qtype: str, name: str, pre_fallback: str | None
-) -> str:
+) -> tuple[str, str]:
     """Run ``convert_hf_to_gguf.py`` through `DRIVER` (on a view of ``folder`` with a rebuilt SentencePiece model
-    where it lacks one, `limo.export_spm`); returns how the pre-tokenizer was named."""
+    where it lacks one, `limo.export_spm`); returns how the pre-tokenizer was named and whose tokenizer model was
+    read (`Conversion.tokenizer_model`)."""
     env = {**tools.converter_env(), "LIMO_CONVERTER_ROOT": str(tools.root)}
     if pre_fallback:
         env["LIMO_GGUF_PRE"] = pre_fallback
     env.pop("NO_LOCAL_GGUF", None)
-    with with_spm_model(folder) as (source, _):
+    with with_spm_model(folder) as (source, rebuilt):
         command = [sys.executable, "-c", DRIVER, str(source), "--outfile", str(target), "--outtype", qtype]
         done = subprocess.run([*command, "--model-name", name], capture_output=True, text=True, env=env)
     if done.returncode != 0 or not target.is_file():
         raise ConversionError(f"llama.cpp's converter failed ({last_line(done.stderr)}), {folder}")
+    vocab = SPM_REBUILT if rebuilt else "the folder's"
     marked = [line for line in done.stderr.splitlines() if line.startswith(FALLBACK_MARK)]
     if marked:
-        return f"limo (by structure): {marked[-1].removeprefix(FALLBACK_MARK).strip()}"
-    return "llama.cpp"
+        return f"limo (by structure): {marked[-1].removeprefix(FALLBACK_MARK).strip()}", vocab
+    return "llama.cpp", vocab
 
 
 def run_quantizer(tools: LlamaCppTools, source: Path, target: Path, kind: str) -> None:

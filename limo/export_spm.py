@@ -36,9 +36,15 @@ BPE_MODEL = 2
 
 def needs_spm_model(folder: Path) -> bool:
     """Whether ``folder`` holds a SentencePiece-style ``tokenizer.json`` but no ``tokenizer.model``."""
+    return _spm_spec(folder) is not None
+
+
+def _spm_spec(folder: Path) -> dict[str, Any] | None:
+    """The parsed ``tokenizer.json`` where ``folder`` needs a rebuilt SentencePiece model (see `needs_spm_model`)."""
     if (folder / "tokenizer.model").is_file() or not (folder / "tokenizer.json").is_file():
-        return False
-    return is_spm_style(json.loads((folder / "tokenizer.json").read_text(encoding="utf-8")))
+        return None
+    spec = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    return spec if is_spm_style(spec) else None
 
 
 def is_spm_style(spec: dict[str, Any]) -> bool:
@@ -112,10 +118,10 @@ def spec_token(spec: dict[str, Any], name: str) -> str | None:
 def with_spm_model(folder: Path) -> Iterator[tuple[Path, bool]]:
     """``folder``, or a temporary view of it (links to its files) with a rebuilt ``tokenizer.model``; yields the
     folder to convert and whether the model was rebuilt."""
-    if not needs_spm_model(folder):
+    spec = _spm_spec(folder)
+    if spec is None:
         yield folder, False
         return
-    spec = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
     with tempfile.TemporaryDirectory(prefix="limo-spm-") as tmp:
         view = Path(tmp)
         for item in folder.iterdir():
