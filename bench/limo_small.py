@@ -18,7 +18,7 @@ arm's compute; each set's tuned-on and untouched parts; paired comparisons (seed
 number of operations. Printed, and written to ``--out`` (markdown) with a ``.json`` beside it.
 
 Command: python bench/limo_small.py [--arms curated random all curated_long random_long] [--seeds 0 1 2]
-             [--steps 25] [--all-steps 250] [--out results.md]
+             [--steps 25] [--all-steps 250] [--rl-steps 8] [--backend llamacpp] [--out results.md]
 An arm may name its own seeds: ``--arms curated random long:0`` runs long on seed 0 only. Finished runs are reused
 (a trained model, a finished evaluation), so a rerun with more arms or seeds only adds.
 """
@@ -52,6 +52,7 @@ PAIRS = (
     ("curated_long", "curated"),
     ("curated", "base"),
     ("all", "base"),
+    ("sft_rl", "curated"),
 )
 
 
@@ -117,21 +118,24 @@ def main() -> None:
     parser.add_argument("--all-steps", type=int, default=250)
     parser.add_argument("--rl-steps", type=int, default=8)
     parser.add_argument("--work", type=Path, default=REPO / "outputs" / "limo_small")
+    parser.add_argument("--backend", default=None, help="evaluate.backend of every evaluation (default: the recipe's)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     started = time.time()
-    evaluate(RECIPE, args.work / "base", args.limit, "evaluate.model_path=null")
+    extra = [f"evaluate.backend={args.backend}"] if args.backend else []
+    evaluate(RECIPE, args.work / "base", args.limit, "evaluate.model_path=null", *extra)
     arms: dict[str, list[Run]] = {"base": [load_run("base", None, args.work / "base")]}
     for arm, seeds in arm_seeds(args.arms, args.seeds):
         for seed in seeds:
             run_dir = train_arm(arm, seed, args.work, args)
-            evaluate(RECIPE, run_dir, args.limit)
+            evaluate(RECIPE, run_dir, args.limit, *extra)
             arms.setdefault(arm, []).append(load_run(arm, seed, run_dir))
             print(f"[limo_small] {arm} seed {seed} done", flush=True)
     header = (
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}, {time.time() - started:.0f} s; "
-        f"LoRA steps of 8 chains: {args.steps} per arm, {args.all_steps} for all and the _long arms; greedy.\n\n"
+        f"LoRA steps of 8 chains: {args.steps} per arm, {args.all_steps} for all and the _long arms; GRPO steps after "
+        f"curated: {args.rl_steps}; greedy, backend {args.backend or 'the recipe'}'s.\n\n"
     )
     publish(header + tables(arms, PAIRS), arms, args.out)
 

@@ -178,6 +178,27 @@ def build_sft_config(args: Mapping[str, Any]):
     return SFTConfig(**args)
 
 
+FLASH_ATTENTION = ("flash_attention_2", "flash_attention_3")
+
+
+def padding_free_note(padding_free: bool, model_init_kwargs: Mapping[str, Any] | None, on_gpu: bool) -> str | None:
+    """What limo says before a padding-free run on a GPU without a flash attention kernel (None: nothing to say).
+
+    A padding-free row is every example of the batch in one sequence; without a kernel that takes variable-length
+    sequences, attention runs over the whole row under a block mask. Measured by bench/gpu_check.py on an H200
+    (docs/performance.md, "GPU figures"): 0.60x (SmolLM2-135M's shape) and 0.68x (Qwen2.5-1.5B's) the tokens/s of
+    padded batches of the same examples under sdpa.
+    """
+    attention = str((model_init_kwargs or {}).get("attn_implementation") or "sdpa")
+    if not (padding_free and on_gpu) or attention in FLASH_ATTENTION or "flash" in attention:
+        return None
+    return (
+        f"note: padding-free batches with attn_implementation={attention}: on an H200 this trained at 0.60-0.68x the "
+        "tokens/s of padded batches (docs/performance.md); set train.args.model_init_kwargs.attn_implementation="
+        "flash_attention_2 (needs the flash-attn package) or train.args.padding_free=false"
+    )
+
+
 def build_peft_config(lora: LoraOptions | None):
     """A `peft.LoraConfig` for ``train.lora``, or None for a full fine-tune."""
     if lora is None:
