@@ -446,7 +446,9 @@ def part_generation(spec: Spec) -> Figures:
     figures: Figures = {"shape": sizes.gen_shape, "new_tokens": sizes.new_tokens, "dtype": dtype}
     for batch in sizes.gen_batches:
         backend = HFBackend(str(model), dtype=dtype, device=device, batch_size=batch)
-        backend.generate(generation_requests(1, 4))  # warm-up: kernels, allocator
+        # warm-up with the batch's own size (kernels, allocator): on an H200 a one-request warm-up left each batch
+        # size's first shapes in its timing (batch 32 took 90 ms a step, 128 took 68 ms; docs/performance-history.md)
+        backend.generate(generation_requests(batch, 4))
         requests = generation_requests(max(batch, 4), sizes.new_tokens)
         started = time.perf_counter()
         done = backend.generate(requests)
