@@ -34,13 +34,9 @@ NORMAL, UNKNOWN, CONTROL, USER_DEFINED, BYTE = 1, 2, 3, 4, 6
 BPE_MODEL = 2
 
 
-def needs_spm_model(folder: Path) -> bool:
-    """Whether ``folder`` holds a SentencePiece-style ``tokenizer.json`` but no ``tokenizer.model``."""
-    return _spm_spec(folder) is not None
-
-
-def _spm_spec(folder: Path) -> dict[str, Any] | None:
-    """The parsed ``tokenizer.json`` where ``folder`` needs a rebuilt SentencePiece model (see `needs_spm_model`)."""
+def spm_spec(folder: Path) -> dict[str, Any] | None:
+    """The parsed ``tokenizer.json`` where ``folder`` needs a rebuilt SentencePiece model: a SentencePiece-style
+    ``tokenizer.json`` and no ``tokenizer.model`` (None: the folder converts as it is)."""
     if (folder / "tokenizer.model").is_file() or not (folder / "tokenizer.json").is_file():
         return None
     spec = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
@@ -118,7 +114,7 @@ def spec_token(spec: dict[str, Any], name: str) -> str | None:
 def with_spm_model(folder: Path) -> Iterator[tuple[Path, bool]]:
     """``folder``, or a temporary view of it (links to its files) with a rebuilt ``tokenizer.model``; yields the
     folder to convert and whether the model was rebuilt."""
-    spec = _spm_spec(folder)
+    spec = spm_spec(folder)
     if spec is None:
         yield folder, False
         return

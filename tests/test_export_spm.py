@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from limo.export_spm import is_spm_style, merge_ranks, needs_spm_model, spm_model_bytes, with_spm_model
+from limo.export_spm import is_spm_style, merge_ranks, spm_model_bytes, spm_spec, with_spm_model
 from tests.test_export_llamacpp import GEMMA_STYLE_TEMPLATE
 
 CORPUS = [
@@ -69,7 +69,7 @@ def test_the_rebuilt_model_tokenizes_as_the_folder_s_tokenizer(tmp_path):
     tokenizer = build_spm_style_tokenizer()
     tokenizer.save_pretrained(tmp_path)
     spec = json.loads((tmp_path / "tokenizer.json").read_text(encoding="utf-8"))
-    assert is_spm_style(spec) and needs_spm_model(tmp_path)
+    assert is_spm_style(spec) and spm_spec(tmp_path) is not None
     processor = sentencepiece.SentencePieceProcessor(model_proto=spm_model_bytes(spec))
     assert processor.get_piece_size() == len(tokenizer)
     for text in TEXTS:
@@ -86,10 +86,10 @@ def test_a_byte_level_tokenizer_or_a_folder_with_its_model_is_left_alone(tmp_pat
     from limo.tiny_models import build_tokenizer
 
     build_tokenizer().save_pretrained(tmp_path / "qwen")  # byte-level BPE (Qwen's): llama.cpp's gpt2 path is right
-    assert not needs_spm_model(tmp_path / "qwen")
+    assert spm_spec(tmp_path / "qwen") is None
     build_spm_style_tokenizer().save_pretrained(tmp_path / "spm")
     (tmp_path / "spm" / "tokenizer.model").write_bytes(b"the folder's own")
-    assert not needs_spm_model(tmp_path / "spm")
+    assert spm_spec(tmp_path / "spm") is None
 
 
 def test_merge_ranks_keep_the_first_merge_of_each_piece():

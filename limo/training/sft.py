@@ -44,10 +44,11 @@ def run_sft(run: TrainRun, entry: Any) -> Any:
         print(f"[train] template: {layout.note}; {system_prompt_note(tokenizer, options.system_prompt)}", flush=True)
     data_info = {"path": data.path, "sha256": data.checksum}
     planned = build.plan_run(run, proc, split, sft_config, [e.id for e in data.examples], counts, data_info)
-    note = build.padding_free_note(bool(sft_config.padding_free), sft_config.model_init_kwargs, cuda_available())
+    on_gpu = cuda_available()
+    note = build.padding_free_note(bool(sft_config.padding_free), sft_config.model_init_kwargs, on_gpu)
     if proc.is_main and note:
         print(f"[train] {note}", flush=True)
-    if proc.is_main and not cuda_available():
+    if proc.is_main and not on_gpu:
         estimate = cpu_estimate(model_path, planned.plan.total_tokens, options.lora is not None)
         print(f"[train] {estimate}" if estimate else "[train] estimate: no local safetensors to count", flush=True)
     trainer = build.build_trainer(
