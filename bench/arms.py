@@ -35,11 +35,19 @@ BENCHMARKS = ("arith_heldout", "arith_unseen")
 TUNED = 100  # arith_heldout: its first 100 were looked at when the chain format was chosen (64 before 2026-11-26)
 
 
-def run(module: str, *args: str) -> None:
-    """One limo entry point in its own process, as a user types it."""
+def run(module: str, *args: str, log: Path | None = None) -> None:
+    """One limo entry point in its own process, as a user types it; its output appended to ``log`` when given
+    (runs side by side), the log's path in the error when it fails."""
     command = [sys.executable, "-m", module, *args]
-    print("$", " ".join(command), flush=True)
-    subprocess.run(command, check=True, cwd=REPO)
+    print("$", " ".join(command), *([">>", str(log)] if log else []), flush=True)
+    if log is None:
+        subprocess.run(command, check=True, cwd=REPO)
+        return
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a", encoding="utf-8") as handle:
+        done = subprocess.run(command, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT)
+    if done.returncode:
+        raise SystemExit(f"{module} exited {done.returncode}; its output: {log}")
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -66,7 +74,15 @@ def as_messages(rows: Sequence[dict[str, Any]], problem: str = "problem", chain:
     ]
 
 
-def train(recipe: str, run_dir: Path, rows: Sequence[dict[str, Any]], seed: int, steps: int, *extra: str) -> Path:
+def train(
+    recipe: str,
+    run_dir: Path,
+    rows: Sequence[dict[str, Any]],
+    seed: int,
+    steps: int,
+    *extra: str,
+    log: Path | None = None,
+) -> Path:
     """Train ``rows`` (messages layout) with ``recipe``'s settings for ``steps`` optimizer steps, unless the run
     folder holds a trained model already."""
     if (run_dir / "train" / "model" / "config.json").exists():
@@ -74,17 +90,17 @@ def train(recipe: str, run_dir: Path, rows: Sequence[dict[str, Any]], seed: int,
     data = run_dir / "data.jsonl"
     write_jsonl(data, rows)
     common = [f"seed={seed}", f"train.args.max_steps={steps}", f"train.data={data}"]
-    run("limo.train", f"recipe={recipe}", f"output_dir={run_dir}", *common, *extra)
+    run("limo.train", f"recipe={recipe}", f"output_dir={run_dir}", *common, *extra, log=log)
     return run_dir
 
 
-def evaluate(recipe: str, run_dir: Path, limit: int | None, *extra: str) -> None:
+def evaluate(recipe: str, run_dir: Path, limit: int | None, *extra: str, log: Path | None = None) -> None:
     """Evaluate on every benchmark of `BENCHMARKS` not yet finished in ``run_dir``."""
     missing = [b for b in BENCHMARKS if not (run_dir / "eval" / b / "summary.json").exists()]
     if missing:
         bounded = [f"limit={limit}"] if limit else []
         names = f"benchmarks=[{','.join(missing)}]"
-        run("limo.evaluate", f"recipe={recipe}", f"output_dir={run_dir}", names, *bounded, *extra)
+        run("limo.evaluate", f"recipe={recipe}", f"output_dir={run_dir}", names, *bounded, *extra, log=log)
 
 
 def samples(run_dir: Path, benchmark: str) -> dict[str, bool]:

