@@ -163,6 +163,9 @@ def _next_step(rng: random.Random, he: str, item: str, value: int, *, last: bool
 # The held-out set (`_story`) keeps the first phrasings; the pool and the training problems are told in many more —
 # other verbs for each operation, more domains and names, connectives, starts and questions — so that curation has
 # diversity to choose from and a model learns what a sentence does to the quantity rather than one verb per operation.
+# Also: verbs that fit one domain only, passive sentences, time phrases as connectives, owners that are groups
+# (named again, no pronoun), openings that name a thing the items sit in, multiplication told as a result or a
+# factor, and more questions — so that the unseen set's kinds of shape are not new to the model, in words of its own.
 # None of these is a phrasing of the unseen-phrasing set (`eval.arithmetic_unseen`, written apart): its verbs,
 # entities, names and sentence shapes are its own, and tests/test_arithmetic.py checks that the two never meet.
 WIDE_NAMES = (*NAMES, "Omar", "Priya", "Quinn", "Rosa", "Tariq", "Uma", "Victor", "Wen", "Yusuf", "Zara")
@@ -183,6 +186,14 @@ WIDE_ADD = (
     "A friend gives {whom} {b} {item}.",
     "{who} picks up {b} more {item}.",
     "{who} collects {b} more {item}.",
+    "{who} brings home {b} more {item}.",
+    "{who} is paid {b} {item} for helping out.",
+    "{who} borrows {b} more {item}.",
+    "{who} trades for {b} more {item}.",
+    "{who} makes {b} more {item}.",
+    "{who} saves up {b} more {item}.",
+    "{who} is sent {b} {item} by a friend.",
+    "{b} more {item} are bought for {whom}.",
 )
 WIDE_SUBTRACT = (
     "{who} gives away {b} {item}.",
@@ -191,18 +202,81 @@ WIDE_SUBTRACT = (
     "{who} uses {b} {item}.",
     "{who} gives {b} {item} to a neighbor.",
     "{b} of the {item} go missing.",
+    "{who} drops {b} {item}.",
+    "{who} trades away {b} {item}.",
+    "{who} lends {b} {item} to a neighbor.",
+    "{who} mails {b} {item} to a pen pal.",
+    "{b} {item} are sold.",
+    "{b} {item} are given to a neighbor.",
 )
-WIDE_MULTIPLY = ("{who} {times_verb} the number of {item}.", "{who} now has {times_adverb} as many {item} as before.")
+# Verbs that fit one domain's things only (added to WIDE_ADD / WIDE_SUBTRACT for that domain's stories).
+WIDE_DOMAIN_ADD: dict[str, tuple[str, ...]] = {
+    "baking": ("{who} bakes {b} more {item}.",),
+    "fruit": ("{who} picks {b} more {item} from a tree.",),
+    "farm": ("The hens lay {b} more {item}.",),
+    "sports": ("{who} catches {b} more {item}.",),
+    "library": ("{who} checks out {b} more {item}.",),
+}
+WIDE_DOMAIN_SUBTRACT: dict[str, tuple[str, ...]] = {
+    "baking": ("{who} eats {b} {item}.", "{b} {item} are eaten."),
+    "fruit": ("{who} eats {b} {item}.", "{b} {item} are eaten."),
+    "farm": ("{who} breaks {b} {item}.", "{b} {item} are broken."),
+    "pets": ("The dog eats {b} {item}.",),
+    "school": ("{who} breaks {b} {item}.",),
+    "toys": ("{b} {item} are broken.",),
+    "office": ("{who} mails {b} {item}.",),
+    "garden": ("{who} sows {b} {item}.",),
+    "flowers": ("{b} {item} wilt.",),
+    "sports": ("{b} {item} fly over the fence.",),
+}
+WIDE_MULTIPLY = (
+    "{who} {times_verb} the number of {item}.",
+    "{who} now has {times_adverb} as many {item} as before.",
+    "{who} ends up with {b} times as many {item}.",
+    "The number of {item} is multiplied by {b}.",
+)
 # A division's sentence and the question it asks.
 WIDE_DIVIDE = (
     ("{who} shares the {item} equally among {b} friends.", "How many {item} does each friend get?"),
     ("{who} splits the {item} equally into {b} groups.", "How many {item} are in each group?"),
+    ("{who} deals the {item} out to {b} players, the same number to each.", "How many {item} does each player get?"),
     (
         "{who} puts the {item} into {b} {container}, the same number in each.",
         "How many {item} go in each of the {container}?",
     ),
 )
-WIDE_CONNECTIVES = ("", "Then ", "After that, ", "Next, ", "Later, ")
+WIDE_CONNECTIVES = (
+    "",
+    "Then ",
+    "After that, ",
+    "Next, ",
+    "Later, ",
+    "On Friday, ",
+    "That night, ",
+    "The next day, ",
+    "At noon, ",
+    "After two days, ",
+    "Over the weekend, ",
+)
+# Owners that are groups, told in the singular and named again (no pronoun): "The family has 30 apples."
+WIDE_GROUPS = ("the family", "the school", "the library", "the bakery", "the camp", "the scout troop")
+# domain -> a thing the items sit in, for openings that name it: "Ava's tin has 30 cookies."
+WIDE_HOLDERS = {
+    "baking": "tin",
+    "garden": "shed",
+    "library": "cart",
+    "school": "desk",
+    "farm": "fridge",
+    "sports": "locker",
+    "crafts": "sewing kit",
+    "fruit": "bowl",
+    "toys": "toy chest",
+    "flowers": "greenhouse",
+    "office": "file cabinet",
+    "pets": "cupboard",
+}
+WIDE_HOLDER_STARTS = ("{owner_s} {holder} has {value} {item}.", "There are {value} {item} inside {owner_s} {holder}.")
+WIDE_HOLDER_QUESTION = "How many {item} are in {owner_s} {holder} now?"
 WIDE_PLAIN_STARTS = (
     "{name} has {value} {item}.",
     "{name} starts with {value} {item}.",
@@ -213,7 +287,13 @@ WIDE_PRODUCT_STARTS = (
     "At {place}, {name} buys {boxes} {container} of {item}, with {each} {item} in each.",
     "{name} gets {boxes} {container} of {item}, and there are {each} {item} in each.",
 )
-WIDE_QUESTIONS = ("How many {item} does {name} have now?", "How many {item} does {name} have in the end?")
+WIDE_QUESTIONS = (
+    "How many {item} does {name} have now?",
+    "How many {item} does {name} have in the end?",
+    "Altogether, how many {item} does {name} have now?",
+    "How many {item} does {name} finish with?",
+    "After all of this, how many {item} does {name} have?",
+)
 WIDE_LEFT_QUESTION = "How many {item} does {name} have left?"  # only after a subtraction
 TIMES_VERB = {2: "doubles", 3: "triples", 4: "quadruples"}
 # The operation words of every phrasing above (pool, held-out set, training problems); tests check that none occurs in
@@ -244,6 +324,38 @@ OPERATION_WORDS = (
     "friend",
     "friends",
     "left",
+    "brings home",
+    "paid",
+    "borrows",
+    "trades for",
+    "makes",
+    "saves up",
+    "sent",
+    "bought",
+    "drops",
+    "trades away",
+    "lends",
+    "mails",
+    "sold",
+    "bakes",
+    "picks",
+    "lay",
+    "catches",
+    "checks out",
+    "eats",
+    "eaten",
+    "breaks",
+    "broken",
+    "sows",
+    "wilt",
+    "fly",
+    "ends up",
+    "multiplied",
+    "deals",
+    "players",
+    "there are",
+    "altogether",
+    "finish with",
 )
 TIMES_ADVERB = {2: "twice", 3: "three times", 4: "four times"}
 
@@ -252,8 +364,13 @@ def _wide_story(rng: random.Random, index: int, prefix: str) -> WordProblem:
     subject = rng.choice(sorted(WIDE_DOMAINS))
     item, container, place = WIDE_DOMAINS[subject]
     name = rng.choice(WIDE_NAMES)
+    group = rng.random() < 0.2
+    if group:  # an owner that is a group, never the story's own place ("At the bakery, the bakery buys ...")
+        name = rng.choice([g for g in WIDE_GROUPS if g != place])
+    owner_s, holder = f"{name}'s", WIDE_HOLDERS[subject]
     count = rng.randint(1, 3)
     steps: list[Step] = []
+    holder_start = False
     if rng.random() < 0.5:
         boxes, each = rng.randint(2, 9), rng.randint(3, 12)
         start = rng.choice(WIDE_PRODUCT_STARTS)
@@ -262,10 +379,16 @@ def _wide_story(rng: random.Random, index: int, prefix: str) -> WordProblem:
         value = boxes * each
     else:
         value = rng.randint(12, 95)
-        start_text = rng.choice(WIDE_PLAIN_STARTS).format(name=name, value=value, item=item)
+        holder_start = rng.random() < 0.4
+        starts = WIDE_HOLDER_STARTS if holder_start else WIDE_PLAIN_STARTS
+        start_text = rng.choice(starts).format(name=name, value=value, item=item, owner_s=owner_s, holder=holder)
+    start_text = _capital(start_text)
     question = rng.choice(WIDE_QUESTIONS).format(item=item, name=name)
+    if holder_start and rng.random() < 0.5:
+        question = WIDE_HOLDER_QUESTION.format(item=item, owner_s=owner_s, holder=holder)
     while len(steps) < count:
-        step, asked = _wide_step(rng, name, item, container, value, last=len(steps) == count - 1)
+        last = len(steps) == count - 1
+        step, asked = _wide_step(rng, name, subject, item, container, value, last=last, group=group)
         steps.append(step)
         value = step.after
         question = asked or question
@@ -276,22 +399,41 @@ def _wide_story(rng: random.Random, index: int, prefix: str) -> WordProblem:
     )
 
 
+def _capital(text: str) -> str:
+    return text[0].upper() + text[1:]
+
+
 def _wide_step(
-    rng: random.Random, name: str, item: str, container: str, value: int, *, last: bool
+    rng: random.Random,
+    name: str,
+    subject: str,
+    item: str,
+    container: str,
+    value: int,
+    *,
+    last: bool,
+    group: bool = False,
 ) -> tuple[Step, str | None]:
-    """One operation told in one of the pool's phrasings; a division also returns the question it asks."""
+    """One operation told in one of the pool's phrasings; a division also returns the question it asks. A group
+    owner (``group``) is named again in every sentence, a person by name or pronoun."""
     connective = rng.choice(WIDE_CONNECTIVES)
     he = _pronoun(name)
-    who = name if rng.random() < 0.3 else (he.lower() if connective else he)
-    words = {"who": who, "whom": "her" if name in _SHE else "him", "item": item, "container": container}
+    if group:
+        who, whom = name, name
+    else:
+        who, whom = (name if rng.random() < 0.3 else he.lower()), ("her" if name in _SHE else "him")
+    words = {"who": who, "whom": whom, "item": item, "container": container}
     divisors = [d for d in range(2, 10) if value % d == 0 and value // d >= 2]
     kinds = ["+", "-"] + (["×"] if value <= 60 else []) + (["÷"] if last and divisors else [])
     kind = rng.choice(kinds)
     asked = None
     if kind == "+":
-        b, template = rng.randint(3, 40), rng.choice(WIDE_ADD)
+        b, template = rng.randint(3, 40), rng.choice(WIDE_ADD + WIDE_DOMAIN_ADD.get(subject, ()))
     elif kind == "-":
-        b, template = rng.randint(1, max(1, value - 2)), rng.choice(WIDE_SUBTRACT)
+        b, template = (
+            rng.randint(1, max(1, value - 2)),
+            rng.choice(WIDE_SUBTRACT + WIDE_DOMAIN_SUBTRACT.get(subject, ())),
+        )
     elif kind == "×":
         b, template = rng.randint(2, 4), rng.choice(WIDE_MULTIPLY)
         words.update(times_verb=TIMES_VERB[b], times_adverb=TIMES_ADVERB[b])
@@ -300,7 +442,9 @@ def _wide_step(
         template, asked = rng.choice(WIDE_DIVIDE)
         asked = asked.format(**words)
     sentence = template.format(b=b, **words)
-    if connective and sentence.startswith("A "):  # "Then a friend gives her ..."
+    if not connective:
+        sentence = _capital(sentence)
+    elif sentence.startswith(("A ", "The ")):  # "Then a friend gives her ...", "On Friday, the hens lay ..."
         sentence = sentence[0].lower() + sentence[1:]
     sentence = connective + sentence
     return Step(sentence, kind, b, value, _apply(kind, value, b)), asked
