@@ -286,6 +286,12 @@ WIDE_PRODUCT_STARTS = (
     "{name} buys {boxes} {container} of {item} at {place}, with {each} {item} in each.",
     "At {place}, {name} buys {boxes} {container} of {item}, with {each} {item} in each.",
     "{name} gets {boxes} {container} of {item}, and there are {each} {item} in each.",
+    # Products told number first or factor first: a model that met only "<name> buys N boxes of X, with E in each"
+    # read "N boxes of X come to <name>, E per box" as a start of N (arith_unseen's dev part).
+    "{boxes} {container} of {item} are delivered to {name}, each with {each} {item} inside.",
+    "{each} {item} fill each of the {boxes} {container} that {name} brings home.",
+    "{name} is given {boxes} {container} of {item}, and every one of them has {each} {item}.",
+    "There are {boxes} {container} of {item} on {name_s} table, with {each} {item} in every one.",
 )
 WIDE_QUESTIONS = (
     "How many {item} does {name} have now?",
@@ -356,6 +362,9 @@ OPERATION_WORDS = (
     "there are",
     "altogether",
     "finish with",
+    "delivered",
+    "fill",
+    "every one",
 )
 TIMES_ADVERB = {2: "twice", 3: "three times", 4: "four times"}
 
@@ -374,7 +383,8 @@ def _wide_story(rng: random.Random, index: int, prefix: str) -> WordProblem:
     if rng.random() < 0.5:
         boxes, each = rng.randint(2, 9), rng.randint(3, 12)
         start = rng.choice(WIDE_PRODUCT_STARTS)
-        start_text = start.format(name=name, boxes=boxes, container=container, item=item, place=place, each=each)
+        words = {"name": name, "name_s": owner_s, "boxes": boxes, "container": container, "each": each}
+        start_text = start.format(item=item, place=place, **words)
         steps.append(Step("", "×", each, boxes, boxes * each))
         value = boxes * each
     else:
