@@ -96,7 +96,8 @@ def train_arm(arm: str, seed: int, work: Path, args: argparse.Namespace, log: Pa
         rl_dir = work / f"sft_rl-seed{seed}"
         if not (rl_dir / "train" / "model" / "config.json").exists():
             run("limo.curate", "recipe=smol_rlvr", f"output_dir={rl_dir}", *args.set)
-            rl = [*args.set, f"model.path={sft_dir}", f"seed={seed}", f"train.args.max_steps={args.rl_steps}"]
+            start = [*own_model(args.set), f"model.path={sft_dir}"]  # from the SFT model, not --set's base model
+            rl = [*start, f"seed={seed}", f"train.args.max_steps={args.rl_steps}"]
             run("limo.train", "recipe=smol_rlvr", f"output_dir={rl_dir}", *rl)
         return rl_dir
     steps = args.all_steps if arm == "all" or arm.endswith("_long") else args.steps
@@ -104,12 +105,15 @@ def train_arm(arm: str, seed: int, work: Path, args: argparse.Namespace, log: Pa
     return train(RECIPE, work / f"{arm}-seed{seed}", rows, seed, steps, *args.set, log=log)
 
 
+def own_model(sets: Sequence[str]) -> list[str]:
+    """``--set``'s overrides for a command that starts from a trained run's model, not the base: without
+    ``model.path=`` (it names the base model; typed on limo.evaluate's command line it is the model evaluated)."""
+    return [o for o in sets if not o.lstrip("+").startswith("model.path=")]
+
+
 def evaluation_overrides(sets: Sequence[str], backend: str | None, trained: bool) -> list[str]:
-    """An evaluation's overrides: ``--set``'s and the backend. A trained run's leave out ``model.path=``: typed on a
-    command line it is the model limo.evaluate reads (the base row's), where a trained run's is its own
-    ``train/model``."""
-    kept = [o for o in sets if not (trained and o.lstrip("+").startswith("model.path="))]
-    return [*kept, *([f"evaluate.backend={backend}"] if backend else [])]
+    """An evaluation's overrides: ``--set``'s (`own_model`'s for a trained run) and the backend."""
+    return [*(own_model(sets) if trained else sets), *([f"evaluate.backend={backend}"] if backend else [])]
 
 
 def arm_seeds(arms: list[str], seeds: list[int]) -> list[tuple[str, list[int]]]:
@@ -149,6 +153,8 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.jobs > 1 and any(spec.partition(":")[0] == "sft_rl" for spec in args.arms):
+        parser.error("sft_rl trains the curated arm's run of its seed first: run it with --jobs 1")
     started = time.time()
     extra = evaluation_overrides(args.set, args.backend, trained=False)
     evaluate(RECIPE, args.work / "base", args.limit, "evaluate.model_path=null", *extra)

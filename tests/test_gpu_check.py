@@ -167,3 +167,4 @@ def test_limo_small_evaluates_trained_runs_not_the_base_model() -> None:
     assert base == [*sets, "evaluate.backend=llamacpp"]
     assert trained == ["train.args.use_cpu=false", "evaluate.batch_size=128", "evaluate.backend=llamacpp"]
     assert small.evaluation_overrides(["+model.path=x.gguf"], None, trained=True) == []
+    assert small.own_model(sets) == sets[1:]  # sft_rl's GRPO run starts from its SFT model, named after these
