@@ -11,7 +11,11 @@ A data or config error ends with one line (`limo.entry`).
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
+import faulthandler
+import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -82,23 +86,35 @@ def check_training_data(run: Any, curates: bool) -> None:
 
 @hydra_entry("train")
 def main(cfg: DictConfig) -> None:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        faulthandler.enable()  # a rank that aborts in native code prints where its Python threads were
     with reported_errors("train", cfg):
         train(job_config(cfg))
     shut_down_process_group()
 
 
 def shut_down_process_group() -> None:
-    """Leave the process group before exit, every rank together.
+    """Leave the process group, every rank together, and end a multi-process run's rank without the interpreter's
+    teardown.
 
-    Left to interpreter exit, gloo's and DeepSpeed's communication threads are torn down in no fixed order: one
+    Left to interpreter exit, gloo's and DeepSpeed's communication threads are torn down in no fixed order: a
     two-process CPU run of the test suite aborted after saving its model ("terminate called without an active
-    exception", exit -6), failing a finished run.
+    exception", exit -6), failing a finished run — and did again, rarely, after the process group was destroyed
+    first. So a rank of a finished distributed run runs the exit handlers (logging's flush among them) while the
+    interpreter is whole, flushes its streams and leaves with ``os._exit(0)``: the training is written by then
+    (atomically), and nothing native is left to tear down in an order of its own. A run that set up no process
+    group exits as usual.
     """
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    dist.barrier()
+    dist.destroy_process_group()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -166,7 +166,7 @@ def test_preference_recipes_train_on_cpu(recipe, repo_root, tiny_model_dir, tmp_
 def test_discopop_under_two_process_zero3(repo_root, tiny_model_dir, tmp_path):
     (tmp_path / "curate").mkdir()
     _write_pairs(tmp_path / "curate" / "pairs.jsonl")
-    run_module(
+    done = run_module(
         repo_root,
         "limo.train",
         "recipe=discopop",
@@ -179,6 +179,8 @@ def test_discopop_under_two_process_zero3(repo_root, tiny_model_dir, tmp_path):
         "+train.args.save_steps=2",
         two_processes=True,
     )
+    # the ranks leave with os._exit after the exit handlers (limo.train.shut_down_process_group): output is flushed
+    assert "[train] done: 2 steps" in done.stdout
     assert (tmp_path / "train" / "model" / "model.safetensors").exists()
     losses = [row["loss"] for row in _history(tmp_path) if "loss" in row]
     assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
