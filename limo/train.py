@@ -94,7 +94,7 @@ def main(cfg: DictConfig) -> None:
 
 
 def shut_down_process_group() -> None:
-    """Leave the process group, every rank together, and end a multi-process run's rank without the interpreter's
+    """Leave the process group, every rank together, and end a distributed run's rank without the interpreter's
     teardown.
 
     Left to interpreter exit, gloo's and DeepSpeed's communication threads are torn down in no fixed order: a
