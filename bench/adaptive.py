@@ -59,7 +59,7 @@ from curation.rollouts.adaptive import (  # noqa: E402
 )
 from curation.stages.answer_check import graded_text  # noqa: E402
 from eval.backends.base import row_seed  # noqa: E402
-from eval.champ import champ_heldout_ids  # noqa: E402
+from eval.benchmarks.champ import champ_heldout_ids  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "recipe" / "limo.yaml"
@@ -103,7 +103,7 @@ def limo_filters() -> tuple[SolveCountFilter, SolveCountFilter]:
 @functools.lru_cache(maxsize=1)
 def graded_attempts() -> tuple[tuple[str, str, str | None, bool], ...]:
     """CHAMP's unaided attempts as ``(problem id, generator, graded text, correct)``, graded as curation grades."""
-    from eval.grader import grade_many
+    from eval.grading.grader import grade_many
 
     golds = _golds()
     texts_of = {

@@ -4,13 +4,13 @@ accuracy by number of operations, each arm's compute, and paired comparisons bet
 
 Both held-out sets are reported in every table: ``arith_heldout`` (the pool generator's phrasings; its first 64
 problems are the demo's, on which the chain format was chosen) and ``arith_unseen`` (phrasings no training generator
-uses, `eval.arithmetic_unseen`; its ``dev`` part may be looked at while the training data is designed, its
+uses, `eval.benchmarks.arithmetic_unseen`; its ``dev`` part may be looked at while the training data is designed, its
 ``untouched`` part never).
 
 Compute is what the optimizer saw: steps, and the tokens of every batch (TRL's ``num_tokens`` in
 ``train/log_history.json``). A paired comparison pools the arms' seeds: seed s of arm A against seed s of arm B on
 each problem, the problems one got right and the other wrong summed over the seeds they share, and the exact
-McNemar p-value of those counts (`eval.metrics.mcnemar_p`).
+McNemar p-value of those counts (`eval.reports.metrics.mcnemar_p`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from eval.metrics import mcnemar_p, wilson_interval  # noqa: E402
+from eval.reports.metrics import mcnemar_p, wilson_interval  # noqa: E402
 
 DATA = REPO / "recipes" / "data" / "arithmetic"
 BENCHMARKS = ("arith_heldout", "arith_unseen")

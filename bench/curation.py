@@ -30,7 +30,7 @@ from curation.methods.limo.method import STAGES  # noqa: E402
 from curation.options import StageOptions  # noqa: E402
 from curation.pool.champ import UNAIDED_SETTINGS, load_champ_pool  # noqa: E402
 from curation.stages import curate_items  # noqa: E402
-from eval.benchmarks import BenchmarkSpec  # noqa: E402
+from eval.benchmarks.loader import BenchmarkSpec  # noqa: E402
 from eval.options import to_options  # noqa: E402
 from limo.config import compose  # noqa: E402
 

@@ -42,7 +42,7 @@ from curation.stages.decontam import (  # noqa: E402
     find_contamination,
     load_benchmark_items,
 )
-from eval.benchmarks import BenchmarkSpec  # noqa: E402
+from eval.benchmarks.loader import BenchmarkSpec  # noqa: E402
 from tests.planted import HELD_OUT_SWAPS, PLANT_KINDS, SWAPS, plant, split  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,7 +124,7 @@ def _hit(index: ContaminationIndex, item: int, method: str, evidence: float) -> 
 
 
 def champ_case(options: DecontamOptions, all_specs: dict[str, BenchmarkSpec]) -> dict[str, int]:
-    from eval.champ import load_champ_problems
+    from eval.benchmarks.champ import load_champ_problems
 
     champ_options = replace(options, benchmarks=("champ_heldout",), data_dir=None)
     held, _ = load_benchmark_items(("champ_heldout",), all_specs, champ_options)

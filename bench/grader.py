@@ -36,8 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.grader_sets import SETS, Row, build, data_dir, grade_options, peer_dir, peer_options  # noqa: E402
-from eval.extract import is_prose  # noqa: E402
-from eval.grader import grade  # noqa: E402
+from eval.answers.extract import is_prose  # noqa: E402
+from eval.grading.grader import grade  # noqa: E402
 
 LIMIT_S = 2.0  # grade's default time limit: no call may take longer than this plus 1 s
 ACCURACY_SETS = (
@@ -110,7 +110,7 @@ def _math_verify_as_tested(row: Row) -> bool:
 
 
 def _clear_caches() -> None:
-    import eval.grader as grader
+    import eval.grading.grader as grader
     from eval.grading import compare, plain_parse
 
     for cached in (plain_parse.parse_plain, grader._gold_answers, grader._squash, compare.scalar_outcome):

@@ -4,16 +4,16 @@ Usage: ``python bench/grader_fuzz.py [--pairs 20000] [--seed 45] [--slow-s 1.0] 
 the defaults: one process, about 65 CPU seconds on a 2-core x86-64 machine, 2-3 minutes at load 5).
 
 Every pair is generated from ``(seed, index)`` alone, so ``--only 1234`` grades pair 1234 again, with its text
-printed. The shapes are what a model's output or a benchmark's gold can throw at `eval.grader.grade`, in families:
-nested environments (``pmatrix``, ``bmatrix``, ``array``, ``cases``, ``aligned``, closed or left open), fractions
-in fractions, roots in roots, ``\\left``/``\\right`` pairs, exponent towers and huge powers (``2^{2^{2^{99}}}``,
-``10^{10^{10}}``), factorials of large numbers, sums and products with huge bounds, long runs of one token or a
-few, with or without blanks between (up to the 50,000 characters a response is read from), long digit strings,
-unbalanced braces, many ``\\boxed``, unicode (math symbols, full-width digits, Chinese numerals, combining marks,
-emoji), prose with hedges and yes/no words; a pair combines a gold shape with a response shape (another shape,
+printed. The shapes are what a model's output or a benchmark's gold can throw at `eval.grading.grader.grade`, in
+families: nested environments (``pmatrix``, ``bmatrix``, ``array``, ``cases``, ``aligned``, closed or left open),
+fractions in fractions, roots in roots, ``\\left``/``\\right`` pairs, exponent towers and huge powers
+(``2^{2^{2^{99}}}``, ``10^{10^{10}}``), factorials of large numbers, sums and products with huge bounds, long runs of
+one token or a few, with or without blanks between (up to the 50,000 characters a response is read from), long digit
+strings, unbalanced braces, many ``\\boxed``, unicode (math symbols, full-width digits, Chinese numerals, combining
+marks, emoji), prose with hedges and yes/no words; a pair combines a gold shape with a response shape (another shape,
 the gold itself, the gold boxed inside prose or after "The answer is", or the gold with a shape glued on), with a
 problem text for 40% of the pairs. The symbolic worker is started before the timed run, as a process that grades
-in earnest has it (`eval.grader.PRESTART_AFTER_CALLS`).
+in earnest has it (`eval.grading.grader.PRESTART_AFTER_CALLS`).
 
 Each call is graded with ``timeout_s=2.0`` and timed: wall-clock, and this thread's CPU time (which misses the
 symbolic worker's). The report: pairs, verdicts by status, the ``timeout`` verdicts, internal errors (an exception
@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eval.grader import grade  # noqa: E402
+from eval.grading.grader import grade  # noqa: E402
 
 LIMIT_S = 2.0
 SIZES = (40, 400, 4_000, 20_000, 50_000)

@@ -1,13 +1,13 @@
 """Benchmark: the model judge's path end to end, and the symbolic grader's agreement with a replayed judge.
 
 1. **Agreement on CHAMP's recorded responses.** The hand-labelled CHAMP summaries (`bench.grader_sets`: ``champ``
-   and ``champ_r3``, both parts) are re-graded through `eval.regrade.regrade_responses` under policy ``both``,
+   and ``champ_r3``, both parts) are re-graded through `eval.run.regrade.regrade_responses` under policy ``both``,
    with a *replayed* judge whose replies state the hand label (``REASON: hand label\\nVERDICT: ...``): the
    agreement table is then the symbolic grader's agreement with a human reader, and the disagreement rows are
    its misreadings. ``--math-verify-judge`` adds a second run over all of CHAMP's 19,179 summaries whose
    replayed judge is math-verify 0.9.0 (its verdict written as a reply): two checkers compared at scale.
 2. **The judge path on the tiny model.** An overfit tiny model (`limo.tiny_models.build_overfit_judge`) trained
-   to write a verdict line for two prompts judges ``--items`` items through `eval.judge.build_judge` (hf
+   to write a verdict line for two prompts judges ``--items`` items through `eval.grading.judge.build_judge` (hf
    backend, cached): replies per second cold, then per second again from the cache; every reply must parse.
 3. **Replay overhead.** ``judge_many`` over the labelled set with a replay judge: prompts rendered, replies
    parsed and cached, per second.
@@ -29,10 +29,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.grader_sets import build  # noqa: E402
-from eval.grading_policy import GraderOptions, render_agreement  # noqa: E402
-from eval.judge import JudgeItem, JudgeOptions, build_judge  # noqa: E402
+from eval.grading.judge import JudgeItem, JudgeOptions, build_judge  # noqa: E402
+from eval.grading.policy import GraderOptions, render_agreement  # noqa: E402
 from eval.records import write_jsonl  # noqa: E402
-from eval.regrade import regrade_responses, sample_keys  # noqa: E402
+from eval.run.regrade import regrade_responses, sample_keys  # noqa: E402
 
 
 def labelled_rows() -> list[dict]:
@@ -113,7 +113,7 @@ def all_champ_rows() -> list[dict]:
     from limo.eval_setup import champ_response_rows
 
     rows = [r for r in champ_response_rows() if r["response"]]
-    from eval.champ import load_champ_problems
+    from eval.benchmarks.champ import load_champ_problems
 
     golds = {p.id: p.answer for p in load_champ_problems()}
     return [{**r, "gold": golds[r["problem_id"]]} for r in rows]

@@ -3,13 +3,13 @@
 The judge is a grader config as recipes write it (``--judge``: a name under ``recipes/grader/`` — ``default``,
 ``compassverifier``, ``xverify`` — composed by Hydra as a recipe would, or a YAML file with the judge's keys under
 ``judge:`` or at its top level), with ``key=value`` overrides of its keys (``backend=openai model=<served name>
-backend_options.base_url=http://127.0.0.1:8000/v1 order=swap``). It is asked through `eval.judge.build_judge`
+backend_options.base_url=http://127.0.0.1:8000/v1 order=swap``). It is asked through `eval.grading.judge.build_judge`
 (cached in ``--out``, so a rerun resumes and asks nothing twice; both orders under ``order: swap``).
 
 Labelled pairs (`bench.grader_sets`): ``dev`` (``../shared/data/grading_pairs_dev.jsonl``, 190 rows), ``olympiad``
 (``tests/assets/grader_cases_olympiad.jsonl``, 323 final lines), ``champ`` and ``champ_r3`` (1,736 hand-labelled
 CHAMP summaries, text from the installed ``champ-dataset``). Each row is judged with its problem text where it has
-one, and graded by the symbolic grader (`eval.grader.grade`) for comparison.
+one, and graded by the symbolic grader (`eval.grading.grader.grade`) for comparison.
 
 Printed, per answer kind (`answer_kind`, from the gold's shape) and per set and part (``tune`` / ``heldout``, the
 split the symbolic grader was tuned against; ``dev`` is never split): rows, rows labelled correct, the judge's
@@ -46,9 +46,9 @@ sys.path.insert(0, str(REPO))
 
 from bench.grader_sets import SETS, Row, build, data_dir  # noqa: E402
 from eval.backends.replay import ReplayMissError  # noqa: E402
-from eval.grader import grade  # noqa: E402
+from eval.grading.grader import grade  # noqa: E402
+from eval.grading.judge import SWAP_SUFFIX, JudgeItem, JudgeOptions, JudgeVerdict, build_judge  # noqa: E402
 from eval.grading.statements import gold_kind  # noqa: E402
-from eval.judge import SWAP_SUFFIX, JudgeItem, JudgeOptions, JudgeVerdict, build_judge  # noqa: E402
 from eval.records import DataError, write_json, write_jsonl  # noqa: E402
 
 JUDGE_SETS = ("dev", "olympiad", "champ", "champ_r3")

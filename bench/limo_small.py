@@ -1,6 +1,6 @@
 """The question LIMO asks, in miniature, on the authored pool: do a few curated chains teach a model more than as
 many chains taken at random, or than the whole pool — at the same steps, and at the same compute? SmolLM2-135M-
-Instruct on the arithmetic pool of recipe ``smol_limo`` (chains of five authored kinds, `eval.arithmetic`).
+Instruct on the arithmetic pool of recipe ``smol_limo`` (chains of five authored kinds, `eval.benchmarks.arithmetic`).
 
 Arms (each trains LoRA with the recipe's settings, then is evaluated greedily on all of ``arith_heldout`` and
 ``arith_unseen``):

@@ -17,7 +17,7 @@ Three runs of ``benchmarks=[limo_suite]`` with the ``demo`` recipe, one sample p
 Printed: per benchmark the problems, the grader's accuracy on the gold replay, the false positives on the
 shifted one, the ungradable counts, and each run's wall time; exit status 1 if a gold is not graded
 correct or a shifted gold is graded correct. Replay files are built from the requests the runner itself
-makes (`eval.runner.build_requests`), so the presented option order is the run's.
+makes (`eval.run.runner.build_requests`), so the presented option order is the run's.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, not bench/, first
 
 from eval.records import write_jsonl  # noqa: E402
-from eval.runner import build_requests  # noqa: E402
+from eval.run.runner import build_requests  # noqa: E402
 from limo.config import compose  # noqa: E402
 from limo.eval_setup import build_benchmarks, build_evaluate_options, build_prompt, build_protocols  # noqa: E402
 from limo.evaluate import evaluate, runtime_argv  # noqa: E402

@@ -149,7 +149,7 @@ def mean(values: list[float]) -> float:
 def report(
     rows: list[dict[str, Any]], runs: list[dict[str, Any]], args: argparse.Namespace, folder: Path
 ) -> dict[str, Any]:
-    from eval.metrics import wilson_interval
+    from eval.reports.metrics import wilson_interval
 
     figures: dict[str, Any] = {"throughput": [], "evaluation": {}}
     print("\n| concurrent sequences | hf tokens/s | llamacpp tokens/s | llamacpp / hf |\n|---|---|---|---|")
@@ -226,7 +226,7 @@ def main() -> int:
     from eval.backends.llamacpp import exported_gguf
     from eval.backends.llamacpp_server import version
     from eval.backends.llamacpp_tools import LlamaCppMissingError, find_tools
-    from eval.model_source import resolve_model_path
+    from eval.backends.model_source import resolve_model_path
 
     try:
         tools = find_tools()

@@ -6,8 +6,8 @@ each problem gets ``k`` chains, each independently right (the solution, with one
 probability ``p-right``, else wrong (the solution's last ``\\boxed{}`` moved by one of three offsets, so wrong
 answers can agree with each other as real models' do). The pool is curated (LIMO's funnel, decontam and
 difficulty off) with voted golds at each ``min_agreement``, and each run reports the problems kept, the share of
-kept voted golds equal to MATH's answer (`eval.grader.verify`), the drops by reason, and the vote's time against
-the answer check's in the same run (the stage every pool pays for already; both grade or cluster every chain).
+kept voted golds equal to MATH's answer (`eval.grading.grader.verify`), the drops by reason, and the vote's time
+against the answer check's in the same run (the stage every pool pays for already; both grade or cluster every chain).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from curation.methods import METHODS, RunContext  # noqa: E402
 from curation.options import StageOptions  # noqa: E402
-from eval.grader import verify  # noqa: E402
+from eval.grading.grader import verify  # noqa: E402
 from eval.options import to_options  # noqa: E402
 
 OPENINGS = ("", "Let us work through it.\n\n", "First, read the problem carefully.\n\n", "Step by step.\n\n")

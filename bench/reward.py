@@ -9,9 +9,9 @@ timed here (and its labels counted once); nothing is tuned on it.
 Graders, one after the other in this one process, each warm before its clock starts: imports done and ``--warmup``
 other CHAMP responses (not timed, not in the timed set) graded first, so that one-off starts — a grading worker's
 symbolic subprocess, started by its first LaTeX-heavy pair — fall outside the timed pass:
-- ``ours, pool of 2``: `eval.grader_pool.GraderPool(workers=2)`, batch by batch of ``--batch`` completions (a GRPO
+- ``ours, pool of 2``: `eval.grading.pool.GraderPool(workers=2)`, batch by batch of ``--batch`` completions (a GRPO
   step's worth), as `limo.training.rl_rewards.AccuracyReward` calls it;
-- ``ours, in process``: `eval.grader.grade` one completion at a time (the grader's own speed, no pool);
+- ``ours, in process``: `eval.grading.grader.grade` one completion at a time (the grader's own speed, no pool);
 - ``open-r1 accuracy_reward``: math-verify's ``parse`` (gold with ``first_match``; completion with the
   ``LatexExtractionConfig`` open-r1 passes: boxed first, no anchor-less extraction) then ``verify``, one completion
   at a time in the trainer's process, as huggingface/open-r1 ``src/open_r1/rewards.py`` does.
@@ -113,7 +113,7 @@ def timed_serial(
 
 
 def timed_pool(triples: Sequence[Triple], batch: int, workers: int, warmup: Sequence[Triple]) -> dict:
-    from eval.grader_pool import GraderPool
+    from eval.grading.pool import GraderPool
 
     rewards: list[float] = []
     seconds = worst = 0.0
@@ -138,7 +138,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=200, help="CHAMP responses graded before each clock starts")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    from eval.grader import grade
+    from eval.grading.grader import grade
 
     dev = dev_full_outputs()
     warmup = champ_completions(args.warmup)

@@ -67,7 +67,7 @@ from pathlib import Path
 sys.path.insert(0, sys.argv[4])
 from curation.methods import METHODS, RunContext
 from curation.options import StageOptions
-from eval.benchmarks import BenchmarkSpec
+from eval.benchmarks.loader import BenchmarkSpec
 from eval.options import to_options
 from limo.config import compose
 import bench_options

@@ -238,7 +238,7 @@ def run_one(pool: str, out: str, executor: str, workers: int, shape: str = "cham
     from curation.executors import ExecutorOptions
     from curation.methods import METHODS, RunContext
     from curation.options import StageOptions
-    from eval.benchmarks import BenchmarkSpec
+    from eval.benchmarks.loader import BenchmarkSpec
     from eval.options import to_options
     from limo.config import compose
 

@@ -1,7 +1,7 @@
 """Benchmark: padding-free packing against padded batches, non-padding tokens per second, tiny model on CPU.
 
 Data: a CHAMP-curated-like length distribution — CHAMP human solutions plus unaided model solutions
-whose final summary our grader marks correct (`curation.champ.load_champ_pool`, `eval.grader.grade`),
+whose final summary our grader marks correct (`curation.champ.load_champ_pool`, `eval.grading.grader.grade`),
 a seeded sample of them, chat-templated with the LIMO system prompt and tokenized with the tiny tokenizer.
 Every variant runs one epoch over the same examples through the real TRL `SFTTrainer` (assistant-only
 loss, fp32, one process): padded batches of ``BATCH`` examples in random order, the same with
@@ -45,7 +45,7 @@ SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}
 def champ_like_examples() -> list[dict]:
     """Human chains + unaided model chains graded correct, as chat rows (seeded sample of ``SAMPLE``)."""
     from curation.pool.champ import UNAIDED_SETTINGS, load_champ_pool
-    from eval.grader import grade
+    from eval.grading.grader import grade
 
     pool = load_champ_pool()
     problems = {p.id: p for p in pool.problems}

@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from eval.generation import GenerationOptions
-from eval.grading_policy import GraderOptions
-from eval.judge import JudgeOptions
+from eval.backends.generation import GenerationOptions
+from eval.grading.judge import JudgeOptions
+from eval.grading.policy import GraderOptions
 from eval.options import OptionsError
 
 PATH = {"path": True}  # field metadata: a file path the entry point resolves
@@ -157,8 +157,8 @@ class ValidateOptions:
 
 @dataclass(frozen=True)
 class AnswerCheckOptions:
-    """Grade every chain against the gold (`eval.grader.grade_many`); ``policy`` and ``judge`` are the same
-    keys as ``evaluate.grader`` (`eval.grading_policy`): a model judge may decide what the symbolic grader
+    """Grade every chain against the gold (`eval.grading.grader.grade_many`); ``policy`` and ``judge`` are the same
+    keys as ``evaluate.grader`` (`eval.grading.policy`): a model judge may decide what the symbolic grader
     cannot (``symbolic_then_judge``), every chain (``judge``), or be recorded beside it (``both``)."""
 
     enabled: bool = True
@@ -344,7 +344,7 @@ class MajorityGoldOptions:
     """Golds voted from the chains for pools without one (`curation.stages.majority_gold`, docs/curation.md).
 
     Off by default: ingest then rejects a row without a gold. On, ingest keeps such rows and the stage, first
-    after ``problem_limit``, votes each problem's gold from its chains' final answers (`eval.majority`); a
+    after ``problem_limit``, votes each problem's gold from its chains' final answers (`eval.grading.majority`); a
     problem that has a gold keeps it, and whether the vote agrees is recorded.
 
     Attributes:
@@ -422,7 +422,7 @@ class RolloutOptions:
 
 @dataclass(frozen=True)
 class LikelihoodOptions:
-    """The student's likelihood of a problem's verified chains as its difficulty (`eval.likelihood`).
+    """The student's likelihood of a problem's verified chains as its difficulty (`eval.run.likelihood`).
 
     Attributes:
         model: The student: a folder, hub id, ``.gguf`` file or ``pkg:`` model (recipes: ``${model.path}``).

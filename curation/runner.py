@@ -41,7 +41,7 @@ from curation.funnel import NO_CHAIN_LEFT, StageCount, check_chained
 from curation.pool.golds import ProblemReader, with_gold
 from curation.pool.store import PoolStore, Table, store_items
 from curation.schema import Chain
-from eval.benchmarks import BenchmarkSpec
+from eval.benchmarks.loader import BenchmarkSpec
 from eval.problem import Problem
 from eval.records import atomic_writer, json_line
 

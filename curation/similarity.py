@@ -36,8 +36,8 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import TypeVar
 
-from eval import number_words
-from eval.grader import verify
+from eval.answers import number_words
+from eval.grading.grader import verify
 
 _THOUSANDS = re.compile(r"(?<=\d)(?:,|\{,\}|\\!,|\\,)(?=\d{3}(?!\d))")
 _TOKEN = re.compile(r"\\([A-Za-z]+)|([A-Za-z]+)|(\d+)|([+\-−=<>≤≥≠])")
@@ -510,7 +510,7 @@ def _canonical(number: str) -> str:
 
 
 def answers_agree(a: str, b: str) -> bool:
-    """Golds equal as the grader sees them (`eval.grader.verify`), an empty gold agreeing with nothing."""
+    """Golds equal as the grader sees them (`eval.grading.grader.verify`), an empty gold agreeing with nothing."""
     if not a.strip() or not b.strip():
         return False
     return a.strip() == b.strip() or verify(a, b, timeout_s=2.0)

@@ -30,7 +30,7 @@ from curation.options import StageOptions
 from curation.pool.store import open_or_ingest
 from curation.rollouts.spend import counted_lengths, spend_text
 from curation.stages.decontam import benchmark_error
-from eval.benchmarks import BenchmarkSpec, load_benchmark, resolve_source
+from eval.benchmarks.loader import BenchmarkSpec, load_benchmark, resolve_source
 from eval.options import OptionsError, did_you_mean
 from eval.records import DataError, HubOfflineError
 from limo.config import check_files

@@ -18,15 +18,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from eval.compare_runs import BenchmarkComparison, headline
 from eval.records import write_text_atomic
+from eval.run.compare_runs import BenchmarkComparison, headline
 from limo.search_path import split_folder_flags
 from limo.usage import exit_if_help
 
 RECIPE = "smol_limo"
 # arith_heldout shares the pool generator's phrasings; arith_unseen is told in phrasings no training generator uses
-# (eval/arithmetic_unseen.py): a model that learned the templates' verbs rather than the arithmetic scores on the
-# first and not on the second, so the demo reports both.
+# (eval/benchmarks/arithmetic_unseen.py): a model that learned the templates' verbs rather than the arithmetic scores
+# on the first and not on the second, so the demo reports both.
 BENCHMARKS = ("arith_heldout", "arith_unseen")
 HELD_OUT = 64  # the first 64 problems of each set: the interval is wide enough to read, the run short
 NEXT_STEPS = (

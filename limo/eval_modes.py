@@ -17,16 +17,16 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from eval.benchmarks import Benchmark
-from eval.compare_runs import compare_runs, default_output_dir, skipped_benchmarks, write_comparison
-from eval.grader import verify
-from eval.grading_policy import grading_summary, write_agreement
-from eval.multiturn import run_multiturn
-from eval.prompting import build_messages
-from eval.regrade import regrade_responses, regrade_run_dir, render_group_table
-from eval.report import write_benchmark_results
-from eval.runner import CHOICE_SEED_RULE, SHUFFLED_KINDS, run_benchmark
-from eval.suite import write_suite_table
+from eval.benchmarks.loader import Benchmark
+from eval.grading.grader import verify
+from eval.grading.policy import grading_summary, write_agreement
+from eval.reports.report import write_benchmark_results
+from eval.reports.suite import write_suite_table
+from eval.run.compare_runs import compare_runs, default_output_dir, skipped_benchmarks, write_comparison
+from eval.run.multiturn import run_multiturn
+from eval.run.prompting import build_messages
+from eval.run.regrade import regrade_responses, regrade_run_dir, render_group_table
+from eval.run.runner import CHOICE_SEED_RULE, SHUFFLED_KINDS, run_benchmark
 from limo.eval_setup import (
     EvaluateOptions,
     build_backend_for,
@@ -118,7 +118,7 @@ def equivalence(timeout_s: float) -> Callable[[str, str], bool]:
 
 
 def multiturn(cfg: DictConfig) -> None:
-    """RISE's multi-turn evaluation: accuracy after each of k turns (`eval.multiturn`)."""
+    """RISE's multi-turn evaluation: accuracy after each of k turns (`eval.run.multiturn`)."""
     section = build_evaluate_options(cfg)
     benchmarks = build_benchmarks(cfg, section)
     model_path, chat = resolve_model_path(cfg, section)

@@ -1,9 +1,9 @@
 """The recipe's ``evaluate:`` section as frozen options, and the small builders that turn it into eval's values.
 
 The options map onto the recipe through `limo.sections.to_options` (unknown keys fail at start-up, naming
-the key); budget forcing is `eval.budget.BudgetForcing` itself. Library code in `eval` never sees a config
+the key); budget forcing is `eval.backends.budget.BudgetForcing` itself. Library code in `eval` never sees a config
 object: these builders hand it plain values (a `BenchmarkSpec`, an `EvalProtocol`, a `PromptStyle`, a
-backend built by `eval.generation.build_generator`).
+backend built by `eval.backends.generation.build_generator`).
 """
 
 from __future__ import annotations
@@ -17,16 +17,16 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from curation.pool.champ import load_champ_pool
-from eval.benchmarks import Benchmark, BenchmarkSpec, load_benchmark
-from eval.budget import BudgetForcing
-from eval.champ import load_champ_problems
-from eval.generation import GenerationOptions, build_generator
-from eval.grading_policy import GraderOptions
-from eval.judge import build_judge
-from eval.multiturn import MultiTurnOptions
-from eval.prompting import PromptStyle, build_prompt_style
+from eval.backends.budget import BudgetForcing
+from eval.backends.generation import GenerationOptions, build_generator
+from eval.benchmarks.champ import load_champ_problems
+from eval.benchmarks.loader import Benchmark, BenchmarkSpec, load_benchmark
+from eval.grading.judge import build_judge
+from eval.grading.policy import GraderOptions
 from eval.records import DataError, read_jsonl
-from eval.runner import EvalProtocol, GradingOptions, resolve_protocol
+from eval.run.multiturn import MultiTurnOptions
+from eval.run.prompting import PromptStyle, build_prompt_style
+from eval.run.runner import EvalProtocol, GradingOptions, resolve_protocol
 from limo.model_chat import ChatSetup, group_template_text, require_chat_template
 from limo.sections import build_benchmark_specs, section, to_options
 from limo.tiny_models import ensure_model
@@ -191,7 +191,7 @@ def build_backend_for(
     benchmark: str | None = None,
     reply_tokens: int | None = None,
 ) -> Any:
-    """The section's backend, through `eval.generation.build_generator` like every other generator.
+    """The section's backend, through `eval.backends.generation.build_generator` like every other generator.
 
     A replay ``path`` holding ``{benchmark}`` names one file per benchmark (request ids repeat across
     benchmarks: row 1 of Minerva and of GradeSchool are both ``1#0``); `per_benchmark_backend` says when.
@@ -316,7 +316,7 @@ def load_golds(problems: str) -> dict[str, str]:
 
 
 def build_multiturn(cfg: DictConfig, section: EvaluateOptions, protocol: EvalProtocol) -> MultiTurnOptions:
-    """`eval.multiturn.MultiTurnOptions` from ``evaluate.multiturn`` (``turns=`` / ``oracle=`` on the command
+    """`eval.run.multiturn.MultiTurnOptions` from ``evaluate.multiturn`` (``turns=`` / ``oracle=`` on the command
     line win) and the benchmark's protocol (one answer per turn)."""
     settings = section.multiturn
     turns = int(cfg.get("turns") if cfg.get("turns") is not None else settings.turns)

@@ -10,8 +10,8 @@ template closes a turn with, which training trains and generation stops at. It m
 
 A model with no template, and no group template, cannot be trained or asked anything: transformers would fail at the
 first prompt ("tokenizer.chat_template is not set"), after the model was converted and loaded. `require_chat_template`
-reads the model's files instead (`eval.model_source.chat_facts`: a folder's tokenizer files or a GGUF header) and
-stops with one line naming ``model.chat_template``, and the model groups whose template fits the model's
+reads the model's files instead (`eval.backends.model_source.chat_facts`: a folder's tokenizer files or a GGUF header)
+and stops with one line naming ``model.chat_template``, and the model groups whose template fits the model's
 architecture (a group's ``template_for`` list, matched against GGUF ``general.architecture`` or config.json
 ``model_type``): what is specific to a family stays in its group file, none of it here.
 """
@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from eval.model_source import ChatFacts, chat_facts
+from eval.backends.model_source import ChatFacts, chat_facts
 from eval.options import OptionsError
 from limo.search_path import find_config, group_options, search_dirs
 from limo.sections import resolve_path

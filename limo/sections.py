@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from eval.benchmarks import BenchmarkSpec
+from eval.benchmarks.loader import BenchmarkSpec
 from eval.options import OptionsError
 from eval.options import to_options as options_from_mapping
 from limo.search_path import find_config, group_options, search_dirs, shipped_config_dir

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from eval.model_source import resolve_model_path
+from eval.backends.model_source import resolve_model_path
 
 QWEN_PRETOKENIZE_REGEX = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
@@ -253,14 +253,14 @@ def build_overfit_model(
 
 
 def build_overfit_judge(path: str | Path, *, batch_size: int = 2, steps: int = 200) -> tuple[Any, list[Any]]:
-    """A model judge (`eval.judge`) on the tiny model, trained to write a ``REASON:``/``VERDICT:`` reply for
+    """A model judge (`eval.grading.judge`) on the tiny model, trained to write a ``REASON:``/``VERDICT:`` reply for
     two items about "What is 2 + 3?" (one right, one wrong), for tests and the judge benchmark.
 
     Returns:
         The judge's options (hf backend, CPU, the model folder, a short prompt, no system turn) and the two
         items it was trained on.
     """
-    from eval.judge import JudgeItem, JudgeOptions, render_messages  # deferred: only the judge tests need it
+    from eval.grading.judge import JudgeItem, JudgeOptions, render_messages  # deferred: only the judge tests need it
 
     prompt = "Problem: {problem}\nReference: {gold}\n{delimiter}\n{response}\n{delimiter}\nEnd with a VERDICT line."
     options = JudgeOptions(backend="hf", system_prompt="", prompt=prompt, max_new_tokens=64, batch_size=batch_size)
@@ -302,7 +302,7 @@ def _overfit_batch(tokenizer, pairs: Sequence[tuple[str, str]], system_prompt: s
 def ensure_model(model_cfg: Mapping[str, Any]) -> str:
     """The model folder (or hub id) to load: the tiny model built there first when the group says ``build_tiny:
     true``; a ``.gguf`` file or ``pkg:<package>`` model converted once to a cached folder
-    (`eval.model_source.resolve_model_path`).
+    (`eval.backends.model_source.resolve_model_path`).
 
     Every rank may call this: the build goes to a private folder that is renamed into place, and the build is
     deterministic, so whichever rank wins leaves the same files.

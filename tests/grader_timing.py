@@ -1,4 +1,4 @@
-"""Timing one `eval.grader.grade` call as the grader's limit tests do (tests/test_grader_limits.py,
+"""Timing one `eval.grading.grader.grade` call as the grader's limit tests do (tests/test_grader_limits.py,
 tests/test_grader_fuzz.py): its verdict, wall seconds and this thread's CPU seconds."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import time
 
-from eval.grader import grade
+from eval.grading.grader import grade
 
 LIMIT_S = 2.0
 

@@ -42,8 +42,8 @@ from typing import Any
 
 from curation.pool.rows import problem_id
 from curation.stages.dedup import jaccard, normalize_problem, word_shingles
-from eval.extract import extract_answer
-from eval.grader import grade, verify
+from eval.answers.extract import extract_answer
+from eval.grading.grader import grade, verify
 from tests.planted import HELD_OUT_SWAPS, PLANT_KINDS, SWAPS, change_words, plant
 
 LAYOUTS = ("gair_limo", "numina_cot", "s1k", "s1k_1_1", "openr1_math", "math")

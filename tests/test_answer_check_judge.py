@@ -9,7 +9,7 @@ from pathlib import Path
 from curation.options import AnswerCheckOptions, StageOptions
 from curation.schema import Chain
 from curation.stages import curate_items
-from eval.judge import JudgeOptions
+from eval.grading.judge import JudgeOptions
 from eval.problem import Problem
 from eval.records import write_jsonl
 

@@ -1,6 +1,6 @@
-"""The real model's task (`eval.arithmetic`): the shipped files are what the generator writes, pool and held-out
-problems never meet, and each kind of chain is what its name says — the grader accepts the careful and terse ones
-and rejects the careless ones, and curation keeps only careful chains."""
+"""The real model's task (`eval.benchmarks.arithmetic`): the shipped files are what the generator writes, pool and
+held-out problems never meet, and each kind of chain is what its name says — the grader accepts the careful and terse
+ones and rejects the careless ones, and curation keeps only careful chains."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from eval.arithmetic import HELDOUT_PROBLEMS, POOL_PROBLEMS, files
-from eval.grader import grade
+from eval.benchmarks.arithmetic import HELDOUT_PROBLEMS, POOL_PROBLEMS, files
+from eval.grading.grader import grade
 
 DATA = Path(__file__).resolve().parents[1] / "recipes" / "data" / "arithmetic"
 
@@ -25,7 +25,9 @@ def _pool() -> list[dict]:
 
 def test_the_shipped_files_are_the_generator_s_bytes():
     for name, data in files().items():
-        assert (DATA / name).read_bytes() == data, f"{name}: regenerate with python -m eval.arithmetic {DATA}"
+        assert (DATA / name).read_bytes() == data, (
+            f"{name}: regenerate with python -m eval.benchmarks.arithmetic {DATA}"
+        )
 
 
 def test_pool_and_held_out_problems_never_share_a_text():
@@ -60,7 +62,7 @@ def test_curation_keeps_only_careful_chains_of_problems_curation_may_use(tmp_pat
     assert rejects["answer_incorrect"] >= POOL_PROBLEMS and rejects["repetition_loop"] > 0
 
 
-# --- The unseen-phrasing set (`eval.arithmetic_unseen`) --------------------------------------------------------------
+# --- The unseen-phrasing set (`eval.benchmarks.arithmetic_unseen`) ---------------------------------------------------
 
 
 def _unseen() -> list[dict]:
@@ -76,7 +78,7 @@ def _training_texts() -> list[str]:
 
 def _masked(text: str) -> str:
     """A text with its numbers, names, things and pronouns replaced by placeholders: the sentence's shape."""
-    from eval import arithmetic, arithmetic_unseen
+    from eval.benchmarks import arithmetic, arithmetic_unseen
 
     names = {*arithmetic.WIDE_NAMES, *arithmetic_unseen.PEOPLE}
     things = {w for d in arithmetic.WIDE_DOMAINS.values() for w in d} | {
@@ -93,9 +95,11 @@ def _has_word(text: str, word: str) -> bool:
 
 
 def test_the_unseen_file_is_the_generator_s_bytes_and_has_two_parts():
-    from eval.arithmetic_unseen import DEV_PROBLEMS, UNSEEN_PROBLEMS, file_bytes
+    from eval.benchmarks.arithmetic_unseen import DEV_PROBLEMS, UNSEEN_PROBLEMS, file_bytes
 
-    assert (DATA / "unseen.jsonl").read_bytes() == file_bytes(), f"regenerate: python -m eval.arithmetic_unseen {DATA}"
+    assert (DATA / "unseen.jsonl").read_bytes() == file_bytes(), (
+        f"regenerate: python -m eval.benchmarks.arithmetic_unseen {DATA}"
+    )
     rows = _unseen()
     assert len(rows) == UNSEEN_PROBLEMS and len({r["problem"] for r in rows}) == UNSEEN_PROBLEMS
     assert Counter(r["part"] for r in rows) == {"dev": DEV_PROBLEMS, "untouched": UNSEEN_PROBLEMS - DEV_PROBLEMS}
@@ -103,7 +107,7 @@ def test_the_unseen_file_is_the_generator_s_bytes_and_has_two_parts():
 
 
 def test_no_operation_word_name_or_thing_of_one_generator_is_in_the_other():
-    from eval import arithmetic, arithmetic_unseen
+    from eval.benchmarks import arithmetic, arithmetic_unseen
 
     unseen, training = [r["problem"] for r in _unseen()], _training_texts()
     for word in arithmetic_unseen.OPERATION_WORDS:
@@ -140,7 +144,7 @@ def test_training_problems_are_new_and_phrased_widely():
     train = [json.loads(line) for line in (DATA / "problems.jsonl").read_text(encoding="utf-8").splitlines()]
     texts = {r["problem"] for r in train}
     assert len(texts) == len(train) and not texts & (pool | held)
-    from eval.arithmetic import WIDE_ADD, WIDE_SUBTRACT
+    from eval.benchmarks.arithmetic import WIDE_ADD, WIDE_SUBTRACT
 
     verbs = [t.split("{b}")[0].replace("{who}", "").strip() for t in (*WIDE_ADD, *WIDE_SUBTRACT)]
     used = {v for v in verbs if v and any(v.lower() in t.lower() for t in pool)}

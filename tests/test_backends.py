@@ -12,10 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from eval.backends.base import GenerationRequest, SamplingParams, row_seed
+from eval.backends.budget import BudgetForcing, RowBudget
 from eval.backends.openai import BackendUnavailableError, OpenAIBackend
 from eval.backends.registry import build_backend
 from eval.backends.replay import ReplayBackend, ReplayMissError
-from eval.budget import BudgetForcing, RowBudget
 from eval.records import write_jsonl
 
 SAMPLED = SamplingParams(temperature=0.8, top_p=0.95, max_new_tokens=24)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from eval.benchmarks import BenchmarkSpec, load_benchmark, resolve_source
+from eval.benchmarks.loader import BenchmarkSpec, load_benchmark, resolve_source
 from eval.records import DataError, sha256_file
 from limo.config import compose
 

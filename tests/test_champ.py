@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from curation.pool.champ import STRONG_MODELS, UNAIDED_SETTINGS, WEAK_MODELS, load_champ_pool
-from eval.champ import champ_heldout_ids, heldout_split, load_champ_problems
+from eval.benchmarks.champ import champ_heldout_ids, heldout_split, load_champ_problems
 
 
 @pytest.fixture(scope="module")

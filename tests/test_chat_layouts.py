@@ -24,7 +24,7 @@ import pytest
 from curation.options import ChatOptions, IngestOptions, StageOptions
 from curation.pool.rows import RowSpec, problem_id, read_row
 from curation.pool.store import load_pool, open_or_ingest
-from eval.grader import grade
+from eval.grading.grader import grade
 from eval.options import OptionsError, to_options
 from eval.records import DataError, RowError
 from tests.pool_builder import math_sources, replace_last_box

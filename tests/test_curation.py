@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from curation.pool.champ import UNAIDED_SETTINGS
-from eval.champ import champ_heldout_ids
+from eval.benchmarks.champ import champ_heldout_ids
 from eval.options import OptionsError
 from tests.funnel_schema import check_one_schema
 

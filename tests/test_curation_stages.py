@@ -26,9 +26,9 @@ from curation.stages import curate_items
 from curation.stages.difficulty import difficulty_decision
 from curation.stages.diversity import s1_sample
 from curation.stages.quality import assess_chain, keyword_pattern, repetition_fraction, score_text, tokenize
+from eval.backends.generation import CachedGenerator, GenerationOptions
 from eval.backends.registry import BACKENDS
 from eval.backends.replay import ReplayBackend
-from eval.generation import CachedGenerator, GenerationOptions
 from eval.options import OptionsError, to_options
 from eval.problem import Problem
 from eval.records import DataError

@@ -19,8 +19,8 @@ from curation.stages.decontam import (
     load_benchmark_items,
 )
 from curation.stages.dedup import find_duplicates, jaccard, lsh_bands, normalize_text, word_shingles
-from eval.benchmarks import BenchmarkSpec, HubOfflineError
-from eval.champ import load_champ_problems
+from eval.benchmarks.champ import load_champ_problems
+from eval.benchmarks.loader import BenchmarkSpec, HubOfflineError
 from eval.problem import Problem
 from tests.planted import HELD_OUT_SWAPS, PLANT_KINDS, change_words, plant
 
@@ -287,7 +287,7 @@ def test_clean_champ_pool_flags_nothing(benchmark_items):
 
 def test_offline_hub_is_detected_at_once_and_said_in_one_line(unreachable_hub, caplog):
     """With the hub unreachable (a closed port on 127.0.0.1), every hub benchmark is skipped in one warning."""
-    from eval import benchmarks as benchmark_module
+    from eval.benchmarks import loader as benchmark_module
 
     specs = {n: BenchmarkSpec(n, hub_id=f"owner/{n}", local_file=f"{n}.jsonl") for n in ("math500", "aime24")}
     options = DecontamOptions(benchmarks=tuple(specs), missing="warn")

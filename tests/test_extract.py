@@ -1,10 +1,10 @@
-"""Answer extraction: each rule of the policy in `eval.extract`, in the order it applies."""
+"""Answer extraction: each rule of the policy in `eval.answers.extract`, in the order it applies."""
 
 from __future__ import annotations
 
 import pytest
 
-from eval.extract import conditioned_value, extract_answer
+from eval.answers.extract import conditioned_value, extract_answer
 
 CASES = [
     ("So the total is $\\boxed{\\frac{3}{4}}$.", "\\frac{3}{4}"),

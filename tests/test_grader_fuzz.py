@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from eval.extract import extract_answer
-from eval.grader import STATUSES, grade
+from eval.answers.extract import extract_answer
+from eval.grading.grader import STATUSES, grade
 from tests.grader_timing import LIMIT_S, timed_grade
 
 PIECES = [

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from eval.grading.kinds import UNGRADABLE, grade_sample
+from eval.grading.kinds import grade_sample
 from eval.grading.units import split_quantity
+from eval.reports.metrics import UNGRADABLE
 
 _PIECEWISE = (
     "$S(x)=\\left\\{\\begin{array}{l}\\frac{e^{-x}}{1-e^{-x}}+(1-x) \\ln (1-x)+x, x \\in(0,1) \\\\ "

@@ -24,8 +24,8 @@ import time
 
 import pytest
 
-import eval.grader as grader
-from eval.grader import DEADLINE_SLACK_S, Verdict, grade, grade_answer, is_wall_clock_timeout, verify
+import eval.grading.grader as grader
+from eval.grading.grader import DEADLINE_SLACK_S, Verdict, grade, grade_answer, is_wall_clock_timeout, verify
 from eval.grading.options import DEFAULT_OPTIONS
 from eval.grading.timeouts import (
     WALL_CLOCK,

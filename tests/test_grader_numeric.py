@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import sympy
 
-from eval.grader import grade, grade_many
 from eval.grading.exact import rational_functions_equal
+from eval.grading.grader import grade, grade_many
 from eval.grading.numeric import NO_EVIDENCE, close_at
 
 ROWS = [

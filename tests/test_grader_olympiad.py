@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from eval.choices import letter_form, option_letters
-from eval.grader import grade, verify
+from eval.benchmarks.choices import letter_form, option_letters
 from eval.grading.families import renamings, strip_qualifier
+from eval.grading.grader import grade, verify
 from eval.grading.worded import reading, worded_equal
 
 ROWS = [

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-import eval.grader as grader
-from eval.extract import extract_answer
-from eval.grader import grade, grade_many, verify
+import eval.grading.grader as grader
+from eval.answers.extract import extract_answer
+from eval.grading.grader import grade, grade_many, verify
 from eval.grading.options import DEFAULT_OPTIONS, MAX_PRECISION, GradeOptions, run_with
 from eval.grading.options import current as current_options
 

@@ -1,8 +1,8 @@
-"""The grader pool (`eval.grader_pool`): persistent spawned workers, a per-pair deadline, stuck workers replaced.
+"""The grader pool (`eval.grading.pool`): persistent spawned workers, a per-pair deadline, stuck workers replaced.
 
 The real grader has no input that hangs (its size limits and time limit bound every call), so a wedged worker is
 simulated the documented way: a grading function injected through ``grade_fn`` that spins, blocks, crashes or
-raises on a marker response and calls the real `eval.grader.grade` for everything else.
+raises on a marker response and calls the real `eval.grading.grader.grade` for everything else.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from eval.grader import grade
-from eval.grader_pool import GraderPool
+from eval.grading.grader import grade
 from eval.grading.options import GradeOptions
+from eval.grading.pool import GraderPool
 
 PAIRS = [
     ("5", "The answer is \\boxed{5}.", None),
@@ -26,8 +26,8 @@ PAIRS = [
 
 
 def wedged_grade(gold, response, *, timeout_s, problem=None):
-    """`eval.grader.grade`, except on marker responses: SPIN (CPU-bound wedge, like a runaway SymPy call), BLOCK
-    (waits without computing), CRASH (the process dies), RAISE (an exception)."""
+    """`eval.grading.grader.grade`, except on marker responses: SPIN (CPU-bound wedge, like a runaway SymPy call),
+    BLOCK (waits without computing), CRASH (the process dies), RAISE (an exception)."""
     if response == "SPIN":
         while True:
             pass

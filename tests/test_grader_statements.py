@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from eval.grader import grade
 from eval.grading.forms import choice_letters, decimal_commas, percent_as_fraction, within_stated_rounding
+from eval.grading.grader import grade
 from eval.grading.plain_parse import parse_plain
 from eval.grading.realsets import as_real_set, describes_inequality
 from eval.grading.statements import (

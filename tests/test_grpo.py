@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from eval.grader_pool import GraderPool
-from eval.judge import build_judge
+from eval.grading.judge import build_judge
+from eval.grading.pool import GraderPool
 from eval.options import OptionsError
 from eval.records import DataError, write_jsonl
 from limo.config import compose
@@ -186,7 +186,7 @@ def test_hostile_completions_change_nothing_but_their_reward(pool, tmp_path):
 
 
 def test_a_judge_policy_decides_the_reward_as_in_evaluation(pool, tmp_path):
-    from eval.judge import JudgeOptions
+    from eval.grading.judge import JudgeOptions
 
     replies = tmp_path / "judge.jsonl"
     write_jsonl(replies, [{"problem_id": "p1", "sample_index": 1, "text": "REASON: same value\nVERDICT: correct"}])

@@ -2,8 +2,9 @@
 
 The rules docs/architecture.md states ("Layers"): imports run one way (eval <- curation <- limo), no module imports
 itself back through a cycle, a function-level import of the project's own modules is only there to defer a heavy
-optional dependency, saying so in a ``# deferred:`` comment on the import, and inside a layer the parts that share a
-format import it from below both (`ONE_WAY`).
+optional dependency, saying so in a ``# deferred:`` comment on the import, inside a layer the parts stand on floors
+(`FLOORS`: a part imports only parts on lower floors), and the parts that share a format import it from below both
+(`ONE_WAY`, which the floors add to).
 """
 
 from __future__ import annotations
@@ -108,21 +109,57 @@ def test_function_level_imports_only_defer_heavy_optional_dependencies():
     assert unexplained == []
 
 
+def _under(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+# The floors of a layer, lowest first: a part (a package or a module, by dotted name) imports only parts on lower
+# floors, never one on its own floor or above (docs/architecture.md, "Layers"). Every module of the layer but its
+# __init__ belongs to exactly one part.
+FLOORS = {
+    "eval": (
+        ("eval.problem", "eval.options", "eval.answers"),  # the problem record, options, reading an answer
+        ("eval.records",),  # readers and writers
+        ("eval.backends",),  # generation backends, generators, model sources
+        ("eval.benchmarks",),  # benchmarks and task generators
+        ("eval.grading",),  # the grader, its pool, policy and judge, and its internals
+        ("eval.reports",),  # metrics, reports and pages
+        ("eval.run",),  # generate and grade
+        ("eval.grader", "eval.extract"),  # the grader's public names, handed on
+    ),
+}
+
+
+def part_of(module: str) -> str | None:
+    """The part of its layer's floors that ``module`` belongs to (the longest name it lies under), if any."""
+    parts = [p for floor in FLOORS.get(module.split(".")[0], ()) for p in floor if _under(module, p)]
+    return max(parts, key=len, default=None)
+
+
+def floor_rules() -> tuple[tuple[str, str, str], ...]:
+    """One rule per ordered pair of parts where the first may not import the second: the second stands on the same
+    floor or higher."""
+    rules = []
+    for floors in FLOORS.values():
+        for low, floor in enumerate(floors):
+            for part in floor:
+                above = [p for higher in floors[low:] for p in higher if p != part]
+                rules += [(part, other, f"{part} stands below {other} or beside it") for other in above]
+    return tuple(rules)
+
+
 # (importer, imported, why): no module under the first (the package itself included) imports one under the second.
-ONE_WAY = (
+SHARED_FORMATS = (
     (
         "limo.training",
         "limo.discovery",
         "discovery trains through training; the loss language and archive live in training",
     ),
     ("limo.training", "curation.methods", "the reward-history format is curation.reward_history, not a method's file"),
-    ("eval.extract", "eval.grading", "grading reads answers with eval.extract; shared text helpers sit below both"),
+    ("eval.answers", "eval.grading", "grading reads answers with eval.answers; shared text helpers sit below both"),
     ("curation.stages", "curation.outputs", "stages declare what outputs render; outputs read stages"),
 )
-
-
-def _under(module: str, package: str) -> bool:
-    return module == package or module.startswith(package + ".")
+ONE_WAY = SHARED_FORMATS + tuple(r for r in floor_rules() if r[:2] not in {s[:2] for s in SHARED_FORMATS})
 
 
 def crossings(importer: str, imported: str) -> list[str]:
@@ -147,7 +184,19 @@ def test_a_crossing_is_seen():
     assert not crossings("limo.training", "limo.discovery")
 
 
-@pytest.mark.parametrize("module", ["curation.methods", "eval.generation", "limo.curate_setup"])
+@pytest.mark.parametrize("layer", sorted(FLOORS))
+def test_every_module_stands_on_a_floor(layer):
+    """A new module (or package) is placed on a floor: its layer's FLOORS name a part it belongs to."""
+    assert [m for m in MODULES if m.split(".")[0] == layer and m != layer and part_of(m) is None] == []
+
+
+def test_a_floor_crossing_is_seen():
+    """The floors' rules see a real import: the grader (grading) reads answers (answers), not the other way."""
+    assert crossings("eval.grading", "eval.answers") and ("eval.answers", "eval.grading") in {r[:2] for r in ONE_WAY}
+    assert ("eval.grading", "eval.answers") not in {r[:2] for r in ONE_WAY}
+
+
+@pytest.mark.parametrize("module", ["curation.methods", "eval.backends.generation", "limo.curate_setup"])
 def test_the_checked_modules_are_in_the_graph(module):
     """Guards against the walk missing the modules this refactor is about."""
     assert module in GRAPH and GRAPH[module]

@@ -1,4 +1,4 @@
-"""The model judge (`eval.judge`) and the grading policies (`eval.grading_policy`): strict reply parsing, a
+"""The model judge (`eval.grading.judge`) and the grading policies (`eval.grading.policy`): strict reply parsing, a
 prompt that fences the response, hostile responses replayed, caching and resume, each policy, the agreement
 table, and the judge end to end through the entry point (replay) and the hf backend (an overfit tiny model)."""
 
@@ -9,9 +9,8 @@ import json
 import pytest
 
 from eval.backends.replay import ReplayBackend, ReplayMissError
-from eval.grader import grade
-from eval.grading_policy import GraderOptions, agreement, apply_policy, disagreements, write_agreement
-from eval.judge import (
+from eval.grading.grader import grade
+from eval.grading.judge import (
     DEFAULT_PROMPT,
     Judge,
     JudgeItem,
@@ -23,6 +22,7 @@ from eval.judge import (
     parse_reply,
     render_messages,
 )
+from eval.grading.policy import GraderOptions, agreement, apply_policy, disagreements, write_agreement
 from eval.records import read_jsonl, write_jsonl
 
 PROBLEM = "Is 2^11 - 1 a prime number?"

@@ -1,6 +1,6 @@
-"""Judge presets (`eval.judge_presets`: ``generic``, ``compassverifier``, ``xverify``) and ``order: swap``
-(`eval.judge.combine_orders`): each preset's strict reply parser, its prompt layout and defused markers, the swapped
-ask, the order-agreement table, and a preset end to end with ``order: swap`` — on a replayed verifier through
+"""Judge presets (`eval.grading.judge_presets`: ``generic``, ``compassverifier``, ``xverify``) and ``order: swap``
+(`eval.grading.judge.combine_orders`): each preset's strict reply parser, its prompt layout and defused markers, the
+swapped ask, the order-agreement table, and a preset end to end with ``order: swap`` — on a replayed verifier through
 ``python -m limo.evaluate``, and on the random tiny model through the hf backend (its replies are noise: the strict
 parse must count them unparseable, never correct)."""
 
@@ -11,16 +11,8 @@ import json
 import pytest
 
 from eval.backends.replay import ReplayBackend
-from eval.grader import grade
-from eval.grading_policy import (
-    ORDER_DISAGREEMENTS_FILE,
-    agreement,
-    apply_policy,
-    order_disagreements,
-    render_agreement,
-    write_agreement,
-)
-from eval.judge import (
+from eval.grading.grader import grade
+from eval.grading.judge import (
     Judge,
     JudgeItem,
     JudgeOptions,
@@ -31,7 +23,15 @@ from eval.judge import (
     parse_reply,
     render_messages,
 )
-from eval.judge_presets import PRESETS
+from eval.grading.judge_presets import PRESETS
+from eval.grading.policy import (
+    ORDER_DISAGREEMENTS_FILE,
+    agreement,
+    apply_policy,
+    order_disagreements,
+    render_agreement,
+    write_agreement,
+)
 from eval.records import read_jsonl, write_jsonl
 from tests.launch import run_module
 

@@ -27,7 +27,7 @@ from curation.methods.lemma.injection import InjectionTask, assign_error_types, 
 from curation.schema import Chain
 from eval.backends.base import SamplingParams
 from eval.backends.replay import ReplayBackend
-from eval.grader import Verdict
+from eval.grading.grader import Verdict
 from eval.problem import Problem
 from tests.funnel_schema import check_one_schema
 
@@ -273,7 +273,7 @@ def test_lemma_recipe_builds_verified_examples_in_both_connections(lemma_run):
 
 
 def _heldout() -> frozenset[str]:
-    from eval.champ import champ_heldout_ids
+    from eval.benchmarks.champ import champ_heldout_ids
 
     return champ_heldout_ids()
 
@@ -292,7 +292,7 @@ def test_lemma_with_teacher_judge_and_injector_through_replay(tmp_path):
     from omegaconf import OmegaConf
 
     from curation.methods.lemma.chain_steps import numbered_steps
-    from eval.champ import load_champ_problems
+    from eval.benchmarks.champ import load_champ_problems
     from limo.config import compose
     from limo.curate_setup import build_curation
 

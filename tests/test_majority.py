@@ -1,11 +1,11 @@
-"""Majority-vote golds (`eval.majority`): clusters by the grader's equivalence, agreement over all k rollouts,
+"""Majority-vote golds (`eval.grading.majority`): clusters by the grader's equivalence, agreement over all k rollouts,
 deterministic ties, and the threshold below which there is no gold."""
 
 from __future__ import annotations
 
 import pytest
 
-from eval.majority import Majority, cluster_answers, majority_answer, vote
+from eval.grading.majority import Majority, cluster_answers, majority_answer, vote
 
 
 def test_equivalent_forms_vote_together():

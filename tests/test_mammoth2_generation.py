@@ -17,7 +17,7 @@ from curation.methods.mammoth2.extract import (
 )
 from curation.methods.mammoth2.refine import REFINE_INSTRUCTION, RefineOptions, parse_refined, refine_pairs
 from eval.backends.base import Generation, GenerationRequest
-from eval.generation import GenerationOptions
+from eval.backends.generation import GenerationOptions
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from eval.grader import verify
-from eval.metrics import (
+from eval.grading.grader import verify
+from eval.reports.metrics import (
     breakdown,
     group_by_problem,
     maj_at_ks,
@@ -116,7 +116,7 @@ def test_summarize_reports_every_metric():
 
 
 def test_wilson_interval_matches_the_published_values():
-    from eval.metrics import wilson_interval
+    from eval.reports.metrics import wilson_interval
 
     low, high = wilson_interval(0.5, 10)
     assert round(low, 4) == 0.2366 and round(high, 4) == 0.7634
@@ -126,7 +126,7 @@ def test_wilson_interval_matches_the_published_values():
 
 
 def test_exact_mcnemar_counts_only_the_problems_that_flipped():
-    from eval.metrics import mcnemar_p
+    from eval.reports.metrics import mcnemar_p
 
     assert mcnemar_p(10, 0) == 2 / 1024
     assert mcnemar_p(0, 0) == 1.0

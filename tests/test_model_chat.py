@@ -1,4 +1,4 @@
-"""A model's chat template and end-of-turn token, read before anything loads (`eval.model_source.chat_facts`,
+"""A model's chat template and end-of-turn token, read before anything loads (`eval.backends.model_source.chat_facts`,
 `limo.model_chat`), and models shipped in parts (`pkg:` packages that ``assemble`` their file).
 
 Fast: small GGUF files written with the ``gguf`` package (a header and a vocabulary, no tensors), the tiny model, and a
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.model_source import chat_facts, gguf_metadata, package_model, resolve_model_path
+from eval.backends.model_source import chat_facts, gguf_metadata, package_model, resolve_model_path
 from eval.options import OptionsError
 from limo.model_chat import groups_with_template, require_chat_template
 
@@ -60,7 +60,7 @@ def test_the_header_reader_agrees_with_gguf_s_own_reader(tmp_path):
 
 
 def test_a_file_that_is_no_gguf_is_one_clear_error(tmp_path):
-    from eval.model_source import ModelSourceError
+    from eval.backends.model_source import ModelSourceError
 
     bogus = tmp_path / "bogus.gguf"
     bogus.write_bytes(b"NOPE" + b"\0" * 16)
@@ -119,7 +119,7 @@ def test_processes_that_assemble_at_once_each_see_the_whole_file(tmp_path, repo_
         "LIMO_CACHE_DIR": str(tmp_path / "cache"),
         "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), str(repo_root)]),
     }
-    code = "from eval.model_source import package_model; print(package_model('parted_model_pkg'))"
+    code = "from eval.backends.model_source import package_model; print(package_model('parted_model_pkg'))"
     runs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True) for _ in "ab"]
     paths = {run.communicate(timeout=120)[0].strip() for run in runs}
     assert all(run.returncode == 0 for run in runs) and len(paths) == 1
@@ -250,16 +250,16 @@ def test_the_hf_backend_stops_at_the_group_s_end_of_turn_token(tiny_model_dir):
 
 def test_resolving_a_template_less_gguf_still_converts_when_asked_directly(tmp_path):
     """`resolve_model_path` converts whatever it is given (plan, export): only the entry points that chat refuse."""
-    from eval.model_source import ModelSourceError
+    from eval.backends.model_source import ModelSourceError
 
     with pytest.raises((ModelSourceError, ValueError, OSError)):
         resolve_model_path(str(write_gguf(tmp_path / "header_only.gguf", "gemma3")))
 
 
 def test_a_student_without_a_template_is_scored_with_the_one_given(tmp_path, tiny_model_dir):
-    """curation's likelihood student (`eval.likelihood.score_answers`): a copy of the tiny model saved without its
+    """curation's likelihood student (`eval.run.likelihood.score_answers`): a copy of the tiny model saved without its
     template, given that template, scores exactly as the model with its own; the cache tells the two apart."""
-    from eval.likelihood import cache_path, score_answers
+    from eval.run.likelihood import cache_path, score_answers
 
     folder = templateless_copy(tiny_model_dir, tmp_path / "saved")
     template = chat_facts(str(tiny_model_dir)).template

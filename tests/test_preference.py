@@ -13,7 +13,7 @@ import pytest
 
 from curation.methods.pairs.pairs import PairOptions, ScoredChain, build_pairs, relative_gap
 from curation.schema import Chain
-from eval.grader import Verdict
+from eval.grading.grader import Verdict
 from eval.problem import Problem
 from eval.records import DataError
 from limo.training.preference import check_beta, conversational_rows, load_pairs

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from eval.model_source import (
+from eval.backends.model_source import (
     ModelSourceError,
     chat_facts,
     converted_gguf,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eval.benchmarks import BenchmarkSpec
+from eval.benchmarks.loader import BenchmarkSpec
 from limo.config import compose
 from limo.sections import recipe_names
 

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from curation.outputs.report_html import sample_rejects
-from eval.html_page import render_page, safe_json
-from eval.samples_page import within_budget
+from eval.reports.html_page import render_page, safe_json
+from eval.reports.samples_page import within_budget
 from tests.browser import Browser, Tab
 
 SCRIPT_CLOSE = "</script><script>alert(1)</script>"

@@ -16,9 +16,9 @@ import pytest
 from curation.methods.rise.episodes import ImproveOptions, context_before, run_rise_batch, weighted_examples
 from eval.backends.base import SamplingParams
 from eval.backends.replay import ReplayBackend
-from eval.grader import grade_many, verify
-from eval.multiturn import Episode, MultiTurnOptions, resume_episodes, run_episodes, turn_accuracy
+from eval.grading.grader import grade_many, verify
 from eval.problem import Problem
+from eval.run.multiturn import Episode, MultiTurnOptions, resume_episodes, run_episodes, turn_accuracy
 
 FEEDBACK = "That is not right. Try again."
 PROBLEMS = (Problem("A", "What is 2 + 3?", "5", "t"), Problem("B", "What is 2 + 2?", "4", "t"))

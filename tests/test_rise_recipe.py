@@ -120,7 +120,7 @@ def test_weighted_loss_is_the_same_under_accumulation_and_under_two_process_zero
 
 
 def test_multiturn_evaluation_reports_accuracy_per_turn(repo_root, tmp_path):
-    from eval.champ import champ_heldout_ids, load_champ_problems
+    from eval.benchmarks.champ import champ_heldout_ids, load_champ_problems
 
     ids = champ_heldout_ids()
     golds = {p.id: p.answer for p in load_champ_problems() if p.id in ids}

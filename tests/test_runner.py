@@ -27,7 +27,7 @@ from curation.options import StageOptions
 from curation.runner import StageContext
 from curation.stages.dedup import save_buckets
 from eval.backends.replay import ReplayBackend
-from eval.benchmarks import BenchmarkSpec
+from eval.benchmarks.loader import BenchmarkSpec
 from eval.options import to_options
 from tests.curation_outputs import assert_same_outputs as same_outputs
 from tests.funnel_schema import check_one_schema

@@ -31,9 +31,9 @@ from curation.similarity import numbers_of
 from curation.stages import curate_items
 from curation.stages.decontam import BenchmarkItem
 from curation.stages.dedup import find_duplicates
+from eval.backends.generation import CachedGenerator
 from eval.backends.replay import ReplayBackend
-from eval.benchmarks import BenchmarkSpec
-from eval.generation import CachedGenerator
+from eval.benchmarks.loader import BenchmarkSpec
 from eval.options import OptionsError, to_options
 from eval.problem import Problem
 

@@ -33,7 +33,7 @@ from curation.schema import Chain
 from curation.similarity import answer_key, numbers_of
 from curation.stages import curate_items
 from curation.stages.decontam import BenchmarkItem
-from eval.benchmarks import BenchmarkSpec
+from eval.benchmarks.loader import BenchmarkSpec
 from eval.options import to_options
 from eval.problem import Problem
 

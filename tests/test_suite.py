@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from eval.backends.replay import ReplayBackend
-from eval.benchmarks import BenchmarkSpec, load_benchmark
-from eval.choices import answered_letters, parse_choices, present
-from eval.prompting import build_prompt_style
+from eval.benchmarks.choices import answered_letters, parse_choices, present
+from eval.benchmarks.loader import BenchmarkSpec, load_benchmark
 from eval.records import write_jsonl
-from eval.regrade import regrade_run_dir
-from eval.runner import EvalProtocol, run_benchmark
+from eval.run.prompting import build_prompt_style
+from eval.run.regrade import regrade_run_dir
+from eval.run.runner import EvalProtocol, run_benchmark
 from limo.config import compose
 from limo.eval_setup import benchmark_names, build_evaluate_options
 from limo.evaluate import evaluate, runtime_argv

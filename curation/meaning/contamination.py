@@ -8,7 +8,7 @@
   that a shard task can return and a reduce can merge: any part of the pool can be checked on its own.
 - **Optional judge.** With ``confirmation: judge``, candidates the rule does not confirm but whose similarity
   reaches ``judge_threshold`` are asked "same problem?" through a generation backend
-  (`eval.generation.cached_generator`: resumable, replayable in tests).
+  (`eval.backends.generation.cached_generator`: resumable, replayable in tests).
 - `find_semantic_duplicates`: near-duplicates within the pool, each problem against the earlier ones.
 """
 
@@ -181,7 +181,7 @@ def judge_request_id(a: str, b: str) -> str:
 
 
 def judge_pairs(generator: Any, options: SemanticOptions) -> Callable[[list[tuple[str, str]]], list[bool]]:
-    """A judge for `_model_contamination`: ``generator`` (a `eval.generation.CachedGenerator`) answers."""
+    """A judge for `_model_contamination`: ``generator`` (a `eval.backends.generation.CachedGenerator`) answers."""
     sampling = options.judge.sampling()
 
     def ask(pairs: list[tuple[str, str]]) -> list[bool]:

@@ -37,7 +37,7 @@ from curation.meaning.encoder import Bert
 from curation.meaning.index import normalised
 from curation.meaning.readings import embedding_text
 from curation.options import SemanticOptions
-from eval.model_source import CACHE_ENV, cache_root
+from eval.backends.model_source import CACHE_ENV, cache_root
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from curation.similarity import (
     text_tokens,
     whole_number_sets,
 )
-from eval.grader import gold_value
+from eval.grading.grader import gold_value
 
 _NAME = re.compile(r"(?<![A-Za-z])[A-Z]{2,4}(?![A-Za-z])")
 _NEGATED = re.compile(r"\b(?:in|un|non-?)(?=[a-z]+(?:able|ible)\b|negative\b|zero\b|congruent\b)", re.I)
@@ -278,7 +278,7 @@ def telling_answer(answer: str, pool_text: str = "") -> bool:
     """Whether ``answer`` is rarer than a digit, a parity, yes/no or a choice letter (what `confirm_by_answer`
     accepts as evidence: ``\\frac{5}{9}``, 255 and ``(-\\infty, 0]`` are; 2 and "even" are not).
 
-    A worded answer counts by the value it states (`eval.grader.gold_value`): CHAMP's "0 is the only possible
+    A worded answer counts by the value it states (`eval.grading.grader.gold_value`): CHAMP's "0 is the only possible
     value" is the digit 0, which many different problems share, not a rare sentence. An answer that is one of the
     numbers ``pool_text`` itself states tells nothing the numbers' agreement has not counted: "how many n in {1,
     ..., 100} satisfy ..." problems share the answer 100 with every sibling over the same range.

@@ -24,7 +24,7 @@ from typing import Any
 from curation.executors import ExecutorOptions
 from curation.options import StageOptions
 from curation.runner import StageContext
-from eval.benchmarks import BenchmarkSpec
+from eval.benchmarks.loader import BenchmarkSpec
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,9 @@ from curation.outputs.report import PoolProblems, ProblemLookup
 from curation.pool.store import open_or_ingest, read_chains
 from curation.runner import RunState, StageContext, alive_rows, rows_of, run_parts
 from curation.schema import HUMAN, Chain
-from eval.grader import Verdict
+from eval.grading.grader import Verdict
 from eval.problem import Problem
-from eval.report import package_versions
+from eval.reports.report import package_versions
 
 STAGES = ("validate", "answer_check", "dedup", "decontam", "quality")
 

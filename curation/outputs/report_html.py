@@ -1,4 +1,4 @@
-"""``curate/report.html``: a run's curated set as one page to read and share (drawn by `eval.html_page`).
+"""``curate/report.html``: a run's curated set as one page to read and share (drawn by `eval.reports.html_page`).
 
 `write_report_html` builds the page from what every method hands `curation.outputs.writer.write_outputs` and
 from the shared files — the run's data rows, ``funnel.json``'s stages, ``rejects.jsonl``, ``manifest.json`` —
@@ -46,7 +46,7 @@ from typing import Any, Protocol
 from curation.funnel import BARS, HISTOGRAM, Chart, Survivors, domain_chart
 from curation.options import QualityOptions
 from curation.outputs.report import ProblemLookup, charts_left_out
-from eval.html_page import bar_chart, histogram, safe_json, write_page
+from eval.reports.html_page import bar_chart, histogram, safe_json, write_page
 
 REJECTS_PER_GROUP = 200
 REJECTS_BUDGET = 6_000_000  # bytes of reject rows in the page, whatever the run's size

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from curation.schema import HUMAN, Chain
-from eval.champ import CHAMP_VERSION, champ_package_version, load_champ_problems, load_champ_raw
+from eval.benchmarks.champ import CHAMP_VERSION, champ_package_version, load_champ_problems, load_champ_raw
 from eval.problem import Problem
 
 # Facts about the dataset (docs/architecture.md, "CHAMP facts"); recipes choose which of them to use.

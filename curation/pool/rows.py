@@ -43,7 +43,7 @@ from typing import Any
 from curation.options import LIST_RULES, POOL_FIELDS, ChatOptions, IngestOptions
 from curation.pool.chat import as_chat, not_a_chat
 from curation.schema import MODEL, Chain
-from eval.extract import extract_answer, is_prose
+from eval.answers.extract import extract_answer, is_prose
 from eval.options import OptionsError
 from eval.problem import Problem
 from eval.records import RowError

@@ -62,7 +62,7 @@ from curation.pool.ingest import (
 )
 from curation.pool.rows import CIRCULAR, RowRecord, RowSpec
 from curation.schema import HUMAN, Chain
-from eval.champ import champ_package_version
+from eval.benchmarks.champ import champ_package_version
 from eval.problem import Problem
 from eval.records import DataError, Reject, atomic_writer, iter_rows, json_line, sha256_file
 

@@ -2,7 +2,7 @@
 
 Each (problem, sample index) is one `GenerationRequest` with id ``<problem_id>#<i>`` and its own seed
 (`row_seed(seed, problem_id, i)`), so a response does not depend on batch composition. Replies go through
-the one generation cache (`eval.generation.CachedGenerator`), whose file name carries a hash of everything
+the one generation cache (`eval.backends.generation.CachedGenerator`), whose file name carries a hash of everything
 that determines them: backend, model, sampling, prompt, system turn, k and seed. A rerun skips every
 finished row and generates only the rest; changing any of those settings starts a new file instead of
 mixing samples.
@@ -45,8 +45,8 @@ from curation.rollouts.adaptive import (
     weak_filter,
 )
 from eval.backends.base import Backend, GenerationRequest, row_seed
-from eval.generation import CachedGenerator, cached_generator
-from eval.grader import grade_many
+from eval.backends.generation import CachedGenerator, cached_generator
+from eval.grading.grader import grade_many
 from eval.options import to_options
 from eval.problem import Problem
 from eval.records import append_jsonl, json_line

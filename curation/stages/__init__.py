@@ -46,7 +46,7 @@ from curation.stages import (
     validate,
 )
 from curation.stages.base import Kept, Stage
-from eval.benchmarks import BenchmarkSpec
+from eval.benchmarks.loader import BenchmarkSpec
 from eval.problem import Problem
 from eval.records import atomic_writer
 

@@ -46,15 +46,15 @@ from curation.runner import (
 )
 from curation.schema import HUMAN, Chain
 from curation.stages.base import Kept, Stage
-from eval.grader import Verdict, grade_many
-from eval.grading_policy import apply_policy, grading_summary, write_agreement
-from eval.judge import JudgeItem, build_judge
+from eval.grading.grader import Verdict, grade_many
+from eval.grading.judge import JudgeItem, build_judge
+from eval.grading.policy import apply_policy, grading_summary, write_agreement
 from eval.options import to_options
 
 
 @dataclass(frozen=True)
 class NoAnswer:
-    """The verdict of a chain with nothing to grade (same fields as `eval.grader.Verdict`)."""
+    """The verdict of a chain with nothing to grade (same fields as `eval.grading.grader.Verdict`)."""
 
     status: str = "no_answer"
     correct: bool = False
@@ -197,7 +197,7 @@ def _problems(item: Mapping[str, Any], chains: list[int]) -> dict[int, tuple[str
 def judged(
     rows: list[VerdictRow], state: RunState, settings: AnswerCheckOptions, context: StageContext
 ) -> tuple[list[VerdictRow], dict[str, Any]]:
-    """The symbolic verdicts under the answer check's grading policy (`eval.grading_policy`), on the driver:
+    """The symbolic verdicts under the answer check's grading policy (`eval.grading.policy`), on the driver:
     the judge (cached in the work folder, so a resumed run asks nothing twice) is asked about the chains the
     policy sends it; under ``both`` the agreement table and the disagreement rows are written beside the
     curated files (``curate/answer_check/``). Returns the rows to apply and the notes for the funnel."""

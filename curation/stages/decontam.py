@@ -83,8 +83,8 @@ from curation.stages.base import StepStage
 from curation.stages.dedup import (
     normalize_text,
 )
-from eval.benchmarks import BenchmarkSpec, HubOfflineError, load_benchmark
-from eval.generation import cached_generator
+from eval.backends.generation import cached_generator
+from eval.benchmarks.loader import BenchmarkSpec, HubOfflineError, load_benchmark
 from eval.options import to_options
 from eval.problem import Problem
 from eval.records import DataError

@@ -6,7 +6,7 @@ space. Two problems with the same normalised text are exact duplicates; ``2^x-1=
 not (`normalize_text`, which drops operators, stays decontamination's tokeniser). Near-duplicates: MinHash
 (``num_perm`` permutations) over word ``shingle_words``-grams finds candidate pairs through LSH, and a
 candidate counts only when the *exact* Jaccard of the two shingle sets reaches ``threshold`` (0.8), or
-``same_answer_threshold`` (0.5) when the two golds agree (`eval.grader.verify`). One or two words changed in a
+``same_answer_threshold`` (0.5) when the two golds agree (`eval.grading.grader.verify`). One or two words changed in a
 25-word problem leave a Jaccard of about 0.77 or 0.6, below 0.8; lowering the one threshold merges MATH's
 template siblings (other numbers, usually another answer), while a copy keeps its answer: on planted groups
 in MATH train the gold rule catches 98.5% / 99.6% of groups (tuning / held-out half) against 67.6% / 65.1% at

@@ -45,9 +45,9 @@ from curation.rollouts.run import run_rollout_stages
 from curation.runner import PassCounts, RunState, StageContext
 from curation.stages.answer_check import Checked
 from curation.stages.base import Kept, Stage
-from eval.likelihood import score_answers
 from eval.problem import Problem
 from eval.records import DataError
+from eval.run.likelihood import score_answers
 
 log = logging.getLogger(__name__)
 SOURCES = ("pool", "rollouts", "metadata", "likelihood")
@@ -366,7 +366,7 @@ def likelihood_difficulty(
 
 
 def likelihood_value(items: Sequence[Any], measure: str) -> float:
-    """A problem's value from its scored chains (`eval.likelihood.Scored`), at 3 decimals: their mean nats
+    """A problem's value from its scored chains (`eval.run.likelihood.Scored`), at 3 decimals: their mean nats
     (``total``) or their nats per token (``per_token``).
 
     Raises:

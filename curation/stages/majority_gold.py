@@ -2,7 +2,7 @@
 
 Real pools mined from forums have problems and model solutions but no answer key. With
 ``curate.stages.majority_gold.enabled`` ingest keeps such rows (empty gold) and this stage, first after
-``problem_limit``, votes each problem's gold from its chains' final answers (`eval.majority.vote`: clusters by
+``problem_limit``, votes each problem's gold from its chains' final answers (`eval.grading.majority.vote`: clusters by
 the grader's equivalence, the largest wins; a chain with no answer counts against agreement). The voters are
 the alive chains of ``models`` (empty: all), less the chains validation would drop (`curation.stages.validate`
 runs next and would not let a hint-setting or empty chain count). A gold-less problem with fewer than
@@ -55,8 +55,8 @@ from curation.stages.answer_check import graded_text
 from curation.stages.base import StepStage
 from curation.stages.suspect_gold import equivalent
 from curation.stages.validate import chain_reason_codes
-from eval.extract import extract_answer
-from eval.majority import vote
+from eval.answers.extract import extract_answer
+from eval.grading.majority import vote
 from eval.records import atomic_writer, json_line
 
 TOO_FEW_VOTES = "majority_too_few_votes"

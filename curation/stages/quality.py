@@ -36,7 +36,7 @@ from curation.options import QualityOptions, StageOptions
 from curation.runner import DropItem, RunState, StageContext, alive_rows, options_dict, rows_as, run_parts
 from curation.schema import Chain
 from curation.stages.base import Kept, Stage
-from eval.extract import extract_answer
+from eval.answers.extract import extract_answer
 from eval.options import to_options
 
 _WORD = re.compile(r"\w+(?:[-']\w+)*")

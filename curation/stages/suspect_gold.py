@@ -1,7 +1,7 @@
 """Suspect golds: problems where the strong models agree with each other and not with the gold answer.
 
 For each problem, the strong models' *incorrect* attempts are clustered by answer equivalence
-(`eval.grader.verify`, greedy: an answer joins the first cluster whose representative it equals). When
+(`eval.grading.grader.verify`, greedy: an answer joins the first cluster whose representative it equals). When
 the largest cluster has at least ``min_agreeing`` members and outnumbers the strong attempts that match
 the gold, the gold is suspect. Real pools have wrong golds (CHAMP has four, see the overrides file);
 such a problem either teaches a wrong answer or drops good chains, so the recipe chooses: ``drop`` it or
@@ -23,20 +23,20 @@ from curation.options import (
 from curation.runner import RunState, StageContext, rows_as
 from curation.stages.answer_check import Checked, VerdictRow
 from curation.stages.base import Kept, Stage
-from eval.grader import verify
-from eval.majority import cluster_answers as majority_clusters
+from eval.grading.grader import verify
+from eval.grading.majority import cluster_answers as majority_clusters
 
 
 @lru_cache(maxsize=1 << 16)
 def equivalent(first: str, second: str) -> bool:
-    """`eval.grader.verify`, memoised: pools repeat the same short answers across many problems."""
+    """`eval.grading.grader.verify`, memoised: pools repeat the same short answers across many problems."""
 
     return first == second or verify(first, second)
 
 
 def cluster_answers(answers: Sequence[str]) -> list[list[str]]:
-    """Equivalent answers grouped as majority votes group them (`eval.majority.cluster_answers`: greedy, the first
-    representative wins), largest cluster first."""
+    """Equivalent answers grouped as majority votes group them (`eval.grading.majority.cluster_answers`: greedy, the
+    first representative wins), largest cluster first."""
     groups = majority_clusters(answers, equivalent=equivalent)
     return sorted(([answers[i] for i in group] for group in groups), key=len, reverse=True)
 

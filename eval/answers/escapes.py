@@ -1,8 +1,8 @@
 """Backslashes that string escaping ate: ``"\\frac"`` written into JSON or a Python string without doubling its
 backslash arrives as a form feed followed by ``rac``.
 
-Both the answer reader (`eval.extract`) and the grader's normaliser (`eval.grading.normalize`) repair text with it
-first; it sits below both so that extraction imports nothing from `eval.grading`.
+Both the answer reader (`eval.answers.extract`) and the grader's normaliser (`eval.grading.normalize`) repair text with
+it first; it sits below both so that extraction imports nothing from `eval.grading`.
 """
 
 from __future__ import annotations

@@ -28,8 +28,8 @@ import re
 from collections.abc import Callable
 from typing import NamedTuple
 
-from eval.escapes import repair_escapes
-from eval.number_words import UP_TO_TEN as NUMBER_WORDS
+from eval.answers.escapes import repair_escapes
+from eval.answers.number_words import UP_TO_TEN as NUMBER_WORDS
 
 MAX_SEARCH_CHARS = 50_000
 MAX_BARE_CHARS = 4_000  # a longer text is never a bare answer (the grader's answer limit)

@@ -5,7 +5,7 @@ Reproducibility regardless of batching: ``generate`` runs in greedy mode and a l
 own ``torch.Generator`` seeded with the request's seed — and returns scores that leave exactly that token.
 A row's draws therefore never depend on which other rows share its batch, so batch size 1 and 4 give
 the same responses, and a resumed run regenerates identical rows. The same processor applies budget
-forcing (`eval.budget`). The model's ``generation_config`` sampling defaults (repetition penalty, top-k,
+forcing (`eval.backends.budget`). The model's ``generation_config`` sampling defaults (repetition penalty, top-k,
 ...) are deliberately not applied: the protocol in the recipe is the whole protocol.
 
 torch and transformers are imported inside functions, so importing this module stays light.
@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from eval.backends.base import FinishReason, Generation, GenerationRequest, SamplingParams
-from eval.budget import BudgetForcing, RowBudget
-from eval.model_source import resolve_model_path
+from eval.backends.budget import BudgetForcing, RowBudget
+from eval.backends.model_source import resolve_model_path
 from eval.records import require_hub
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ class RowSampler:
     probability first reaches it (inverse-CDF sampling). Rows with temperature 0 take the argmax. The
     returned scores are 0 at the chosen token and -inf elsewhere, so ``generate`` (in greedy mode) emits
     exactly that token. Every row draws exactly one number per step, so its stream never depends on its
-    neighbours. Budget forcing, when given, may replace the choice (see `eval.budget.RowBudget`).
+    neighbours. Budget forcing, when given, may replace the choice (see `eval.backends.budget.RowBudget`).
     """
 
     def __init__(self, rows: Sequence[GenerationRequest], budgets: list[RowBudget] | None, *, device: Any):
@@ -210,7 +210,7 @@ def load_model(model_path: str, *, dtype: str, device: str | None, revision: str
 
     Raises:
         ModelNotFoundError: A local-looking path that does not hold a model.
-        eval.model_source.ModelSourceError: A ``.gguf`` file or ``pkg:`` model that cannot be read.
+        eval.backends.model_source.ModelSourceError: A ``.gguf`` file or ``pkg:`` model that cannot be read.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -33,8 +33,8 @@ from typing import Any
 from eval.backends.base import Generation, GenerationRequest
 from eval.backends.llamacpp_server import LlamaServer, ServerSettings, flags_of, version
 from eval.backends.llamacpp_tools import find_tools
+from eval.backends.model_source import PACKAGE_PREFIX, ModelSourceError, cache_root, file_digest, package_model
 from eval.backends.openai import BackendUnavailableError, OpenAIBackend
-from eval.model_source import PACKAGE_PREFIX, ModelSourceError, cache_root, file_digest, package_model
 
 EXPORT_TYPES = ("f32", "f16", "q8_0", "q4_k_m")
 # Bumped when what `exported_gguf` leaves in its cache folder changes, so an older export is not served.

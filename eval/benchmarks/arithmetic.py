@@ -19,7 +19,7 @@ Curation should keep ``tutor`` chains (verified, elaborated), may keep ``quick``
 the answer check drops ``careless``, the structural checks ``rambler`` and ``unsure``. A random sample of the pool
 has all five in it, which is what the miniature LIMO comparison (bench/limo_small.py) contrasts.
 
-The files are generated, not hand-written: ``python -m eval.arithmetic recipes/data/arithmetic`` writes
+The files are generated, not hand-written: ``python -m eval.benchmarks.arithmetic recipes/data/arithmetic`` writes
 ``pool.jsonl.gz`` (one row per chain: ``id, problem_id, problem, answer, chain, generator, level, subject``)
 and ``heldout.jsonl`` (``id, problem, answer, level, subject``), byte for byte the same on every run (gzip
 without a timestamp); a test regenerates them and compares. Pool and held-out problems never share a text.
@@ -166,8 +166,8 @@ def _next_step(rng: random.Random, he: str, item: str, value: int, *, last: bool
 # Also: verbs that fit one domain only, passive sentences, time phrases as connectives, owners that are groups
 # (named again, no pronoun), openings that name a thing the items sit in, multiplication told as a result or a
 # factor, and more questions — so that the unseen set's kinds of shape are not new to the model, in words of its own.
-# None of these is a phrasing of the unseen-phrasing set (`eval.arithmetic_unseen`, written apart): its verbs,
-# entities, names and sentence shapes are its own, and tests/test_arithmetic.py checks that the two never meet.
+# None of these is a phrasing of the unseen-phrasing set (`eval.benchmarks.arithmetic_unseen`, written apart): its
+# verbs, entities, names and sentence shapes are its own, and tests/test_arithmetic.py checks that the two never meet.
 WIDE_NAMES = (*NAMES, "Omar", "Priya", "Quinn", "Rosa", "Tariq", "Uma", "Victor", "Wen", "Yusuf", "Zara")
 WIDE_DOMAINS: dict[str, tuple[str, str, str]] = {
     **DOMAINS,

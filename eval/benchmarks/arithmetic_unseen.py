@@ -1,20 +1,20 @@
 """Arithmetic word problems in phrasings no training generator uses: the ``arith_unseen`` yardstick.
 
-``arith_heldout`` is drawn from the same generator as the ``smol_limo`` pool (`eval.arithmetic`): a model that
-learns the templates' verbs scores well on it without learning the arithmetic of a story. This set asks the same
+``arith_heldout`` is drawn from the same generator as the ``smol_limo`` pool (`eval.benchmarks.arithmetic`): a model
+that learns the templates' verbs scores well on it without learning the arithmetic of a story. This set asks the same
 kind of question — one quantity, one to three exact operations (+, -, x, /) on small numbers — told in other words:
 its own verbs for each operation ("hands out", "receives", "donates", "grows to three times", "divides ... into
 equal piles"), its own things, people and containers, its own openings (a jar that holds marbles, a class that owns
 crayons), time phrases instead of "Then", passive sentences, and its own questions ("How many ... remain?", "What
-is the count of ... at the end?"). It is written here, apart from `eval.arithmetic`, and imports nothing from it;
-tests/test_arithmetic.py checks that no operation word, thing, name or masked sentence of one appears in the other
-(the pool, the held-out set and the training problems alike).
+is the count of ... at the end?"). It is written here, apart from `eval.benchmarks.arithmetic`, and imports nothing
+from it; tests/test_arithmetic.py checks that no operation word, thing, name or masked sentence of one appears in the
+other (the pool, the held-out set and the training problems alike).
 
 Two parts, both always reported: the first `DEV_PROBLEMS` problems may be looked at while the training data's
 phrasing is designed; the rest (``part: untouched``) are not looked at for any choice, so they stay an honest
 measure.
 
-``python -m eval.arithmetic_unseen recipes/data/arithmetic`` writes ``unseen.jsonl`` (``id, problem, answer,
+``python -m eval.benchmarks.arithmetic_unseen recipes/data/arithmetic`` writes ``unseen.jsonl`` (``id, problem, answer,
 level, subject, part``), byte for byte the same on every run; a test regenerates it and compares.
 """
 

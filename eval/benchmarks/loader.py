@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eval.champ import champ_package_version, heldout_split, load_champ_problems
+from eval.benchmarks.champ import champ_package_version, heldout_split, load_champ_problems
 from eval.problem import PROBLEM_REQUIRED, Problem
 from eval.records import DataError, HubOfflineError, LoadResult, RowError, hub_unreachable, load_records, sha256_text
 

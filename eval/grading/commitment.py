@@ -1,6 +1,6 @@
 """Checks that keep a matched value from being accepted when the sentence around it does not commit to it.
 
-The value path of the grader (`eval.grader`) takes a value out of a summary sentence and compares it with the
+The value path of the grader (`eval.grading.grader`) takes a value out of a summary sentence and compares it with the
 gold. A sentence can contain the gold's value and still not answer with it; these rules run after a match and
 turn a ``correct`` into ``no_answer`` or ``incorrect``, never the other way, so they can only remove false
 positives (and cost a miss where a rule is too broad: each is measured on the hand-labelled CHAMP sets).
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 
-from eval.extract import conditioned_value
+from eval.answers.extract import conditioned_value
 from eval.grading.statements import CONSEQUENCE as _CONSEQUENCE
 from eval.grading.statements import MAX_STATEMENT_CHARS, gold_kind, main_clause
 

@@ -1,7 +1,7 @@
 """Answer grading: is a predicted answer equal to the gold answer?
 
 `verify(gold, pred)` compares two bare answers; `grade(gold, response, problem=...)` first extracts the
-answer from a full response (`eval.extract`, which reads summary sentences against the problem when it
+answer from a full response (`eval.answers.extract`, which reads summary sentences against the problem when it
 is given); `grade_many` runs pairs or (gold, response, problem) triples over processes. Decisions,
 cheapest first:
 1. normalised strings equal (handles ``9^{9^{9^9}}`` against itself without evaluating it);
@@ -40,8 +40,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from eval.choices import option_letters
-from eval.extract import MAX_BARE_CHARS, extract_answer, has_box, is_prose
+from eval.answers.extract import MAX_BARE_CHARS, extract_answer, has_box, is_prose
+from eval.benchmarks.choices import option_letters
 from eval.grading.commitment import asserts_existence_against, case_split, uncommitted, wrong_modulus
 from eval.grading.compare import equal, renamed_equal
 from eval.grading.families import equiv_as_equation, renamings, strip_qualifier

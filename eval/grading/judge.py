@@ -1,8 +1,8 @@
 """A model judge beside the symbolic grader: (problem, gold, response) in, a verdict with its reason out.
 
-The judge is a generator like any other (`eval.generation`: backend, model, backend options, sampling) plus a
-preset (`eval.judge_presets`: ``generic``, ``compassverifier``, ``xverify``), which fixes its prompt and the one
-reply format it may answer in; ``prompt`` and ``system_prompt`` override the preset's (null: the preset's; an
+The judge is a generator like any other (`eval.backends.generation`: backend, model, backend options, sampling) plus a
+preset (`eval.grading.judge_presets`: ``generic``, ``compassverifier``, ``xverify``), which fixes its prompt and the
+one reply format it may answer in; ``prompt`` and ``system_prompt`` override the preset's (null: the preset's; an
 empty system prompt: no system turn). `build_judge` puts it behind a `CachedGenerator`, so a killed run resumes
 without asking again and a ``replay`` judge is deterministic.
 
@@ -22,7 +22,7 @@ Three decisions keep a model's reply from deciding more than it should:
   as the response would be). The verdict is ``correct`` only when both say correct, ``incorrect`` when either
   readable reply says incorrect, else ``unparseable``; both orders' verdicts are kept (`JudgeVerdict.orders`).
   Gym skips the second ask when the first says "different"; here both are always asked, so order disagreements
-  can be counted (`eval.grading_policy.order_agreement`). Accepting needs the ``same`` ask to accept too, so a
+  can be counted (`eval.grading.policy.order_agreement`). Accepting needs the ``same`` ask to accept too, so a
   response that sways the swapped ask (where it is not fenced) cannot get itself accepted by that alone.
 
 Each request's id is ``judge:<key>:<digest of the rendered prompt>``, and its ``meta`` carries the caller's
@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from eval.backends.base import Backend, GenerationRequest, SamplingParams, row_seed
-from eval.generation import GenerationOptions, cached_generator
-from eval.judge_presets import (
+from eval.backends.generation import GenerationOptions, cached_generator
+from eval.grading.judge_presets import (
     GENERIC_PROMPT,
     GENERIC_SYSTEM_PROMPT,
     PLACEHOLDERS,
@@ -66,7 +66,8 @@ class JudgeOptions:
         backend: ``replay``, ``hf``, ``vllm`` or ``openai``.
         model: Model folder or hub id (hf, vllm), served model name (openai), a label (replay).
         backend_options: Further backend arguments (``base_url``, ``path`` of a replay file, ...).
-        preset: ``generic``, ``compassverifier`` or ``xverify`` (`eval.judge_presets`): prompt and reply format.
+        preset: ``generic``, ``compassverifier`` or ``xverify`` (`eval.grading.judge_presets`): prompt and
+            reply format.
         order: ``same`` (ask once) or ``swap`` (ask also with gold and response exchanged; accept only when both
             asks say correct).
         temperature: Sampling temperature (0: greedy, the default for a judge).
@@ -201,7 +202,7 @@ def render_messages(item: JudgeItem, options: JudgeOptions, order: str = "same")
 
 
 def parse_reply(reply: str, preset: str = "generic") -> JudgeVerdict:
-    """Read a judge reply strictly with ``preset``'s parser (see `eval.judge_presets`); never raises."""
+    """Read a judge reply strictly with ``preset``'s parser (see `eval.grading.judge_presets`); never raises."""
     reading = preset_named(preset).parse(reply)
     return JudgeVerdict(reading.status, reading.reason, reply, reading.label)
 

@@ -241,7 +241,7 @@ PRESETS: dict[str, JudgePreset] = {
         parse=parse_generic,
         markers=None,
         replies={"correct": "REASON: {why}\nVERDICT: correct", "incorrect": "REASON: {why}\nVERDICT: incorrect"},
-        source="limo (eval/judge_presets.py)",
+        source="limo (eval/grading/judge_presets.py)",
         licence="any instruction-following model; the model's own licence applies",
     ),
     "compassverifier": JudgePreset(

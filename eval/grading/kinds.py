@@ -1,28 +1,28 @@
 """Grading by a benchmark's answer kind: the symbolic grader first, then what the kind adds.
 
 `grade_sample` is what the evaluation loop calls for each response. Every kind starts with
-`eval.grader.grade`; when that is not ``correct``:
+`eval.grading.grader.grade`; when that is not ``correct``:
 - ``choice`` (and any presented multiple-choice problem): the letter named by the answer, or the one
   option whose text the answer gives, against the gold letter where the right text now stands
-  (`eval.choices`); an answer equal in value to the right option's text also counts;
+  (`eval.benchmarks.choices`); an answer equal in value to the right option's text also counts;
 - ``units``: a number with a unit or in scientific notation that rounds to the gold at its stated
   precision (`eval.grading.units`);
 - ``chinese``: full-width punctuation and 或 ("or") alternatives (`eval.grading.chinese`).
 What the symbolic grader cannot decide stays ``unparseable`` or ``timeout`` — and a gold in Chinese words
 that did not match exactly becomes ``unparseable`` ("free-text gold") instead of ``incorrect`` — so the
-summary can count it as ungradable (`UNGRADABLE`) and a model judge, where one is configured, can take it.
+summary can count it as ungradable (`eval.reports.metrics.UNGRADABLE`) and a model judge, where one is configured,
+can take it.
 """
 
 from __future__ import annotations
 
 import re
 
-from eval.choices import answered_letters
-from eval.extract import extract_answer
-from eval.grader import Verdict, grade, grade_answer
+from eval.answers.extract import extract_answer
+from eval.benchmarks.choices import answered_letters
 from eval.grading.chinese import alternatives, has_cjk, is_free_text, normalize_cjk
+from eval.grading.grader import Verdict, grade, grade_answer
 from eval.grading.units import same_quantity
-from eval.metrics import UNGRADABLE  # noqa: F401  (statuses where the symbolic grader cannot decide)
 
 
 def grade_sample(
@@ -39,7 +39,7 @@ def grade_sample(
     Args:
         gold: The gold (a letter, or letters, for a multiple-choice problem as presented).
         response: The model's full response.
-        kind: ``math``, ``choice``, ``units`` or ``chinese`` (`eval.benchmarks.ANSWER_KINDS`).
+        kind: ``math``, ``choice``, ``units`` or ``chinese`` (`eval.benchmarks.loader.ANSWER_KINDS`).
         problem: The question as presented (lets the grader read yes/no statements).
         options: Option texts in presented order when the problem was presented as multiple choice.
         timeout_s: Hard limit for the slow symbolic path.

@@ -1,6 +1,6 @@
 """A gold answer by majority vote: the answer most of k rollouts agree on, for pools that have no gold.
 
-`cluster_answers` groups k extracted answers by the grader's equivalence (`eval.grader.verify`, so ``1/2``,
+`cluster_answers` groups k extracted answers by the grader's equivalence (`eval.grading.grader.verify`, so ``1/2``,
 ``0.5`` and ``\\frac{1}{2}`` are one answer); `majority_answer` returns the largest cluster's answer with its
 agreement (the cluster's share of all k answers: a rollout with no answer counts against agreement, not as a
 vote) and every cluster's size, or None when the agreement is below the threshold, so a caller drops the
@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eval.grader import verify
+from eval.grading.grader import verify
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def majority_answer(
     Args:
         answers: k extracted answers to one problem (None: that rollout gave none).
         threshold: The least agreement (cluster size / k) accepted; ties with it are accepted.
-        equivalent: Answer equivalence (default: `eval.grader.verify` under ``timeout_s``).
+        equivalent: Answer equivalence (default: `eval.grading.grader.verify` under ``timeout_s``).
         timeout_s: Per-comparison limit of the default equivalence.
 
     Raises:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import re
 
-from eval.escapes import repair_escapes
-from eval.number_words import UP_TO_TEN
+from eval.answers.escapes import repair_escapes
+from eval.answers.number_words import UP_TO_TEN
 
 MAX_ANSWER_CHARS = 4000
 MAX_BRACE_DEPTH = 40

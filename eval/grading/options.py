@@ -1,4 +1,4 @@
-"""Comparison options for `eval.grader.grade`, `grade_answer`, `verify` and `grade_many` (issue 33).
+"""Comparison options for `eval.grading.grader.grade`, `grade_answer`, `verify` and `grade_many` (issue 33).
 
 `GradeOptions()` is limo's own behaviour, and every default keeps it: with no options no verdict changes. The
 options are the comparison settings a caller migrating from math-verify needs, so that both graders can be held

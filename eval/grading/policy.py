@@ -2,8 +2,8 @@
 
 Policies (``evaluate.grader.policy``, and the same key under curation's answer check):
 
-- ``symbolic``: `eval.grader.grade` alone (the default; no judge is built).
-- ``judge``: the judge (`eval.judge`) decides every row; an unreadable reply is ``unparseable``.
+- ``symbolic``: `eval.grading.grader.grade` alone (the default; no judge is built).
+- ``judge``: the judge (`eval.grading.judge`) decides every row; an unreadable reply is ``unparseable``.
 - ``symbolic_then_judge``: the symbolic verdict stands unless it is undecided (``no_answer``, ``unparseable``,
   ``timeout``: what the symbolic grader cannot parse or finds no answer in); only those rows go to the judge,
   and a judge reply that cannot be read leaves the symbolic verdict.
@@ -14,7 +14,7 @@ Every row records ``decided_by`` (``symbolic`` or ``judge``); where the judge ra
 ``symbolic_verdict`` and ``judge_verdict``. `agreement` counts, over rows that have both, how often the two
 agree on correct/incorrect (a judge reply that could not be read is counted apart), and `disagreements`
 lists the rows where they differ; `write_agreement` writes ``agreement.json`` and ``disagreements.jsonl``.
-A judge asked in both orders (``judge.order: swap``, `eval.judge.combine_orders`) is compared with itself the
+A judge asked in both orders (``judge.order: swap``, `eval.grading.judge.combine_orders`) is compared with itself the
 same way: `order_agreement` (the ``orders`` entry of ``agreement.json``) counts how often its ``same`` and
 ``swap`` asks agree, and `order_disagreements` (``order_disagreements.jsonl``) lists the rows where they differ.
 """
@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eval.grader import Verdict
-from eval.judge import Judge, JudgeItem, JudgeOptions, JudgeVerdict
+from eval.grading.grader import Verdict
+from eval.grading.judge import Judge, JudgeItem, JudgeOptions, JudgeVerdict
 from eval.records import write_json, write_jsonl
 
 POLICIES = ("symbolic", "judge", "symbolic_then_judge", "both")

@@ -1,6 +1,6 @@
 """A persistent pool of grading processes for batches that must never stall: the RL reward's grader.
 
-`eval.grader.grade` bounds every symbolic step itself (size limits, then a hard limit on the slow path); this
+`eval.grading.grader.grade` bounds every symbolic step itself (size limits, then a hard limit on the slow path); this
 pool is the second line of defence. It keeps ``workers`` processes alive between batches (spawned, not forked:
 the trainer holds threads that fork would copy), hands them pairs one by one, and watches every pair against a
 deadline. A worker that overruns it is killed with its whole process group (the grader's symbolic subprocess
@@ -16,7 +16,7 @@ worker: that step keeps its own limit (`eval.grading.timeouts`).
 Each worker has one pair queued behind the one it grades, so it never waits for the parent between pairs; a pair
 queued behind one that overruns goes to another worker. A worker that dies on a pair, or a grading function that
 raises, gives that pair an ``unparseable`` verdict with the reason and counts as an error. Nothing here evaluates
-text: workers call `eval.grader.grade` (or the ``grade_fn`` a caller injects: tests use it to simulate a wedged
+text: workers call `eval.grading.grader.grade` (or the ``grade_fn`` a caller injects: tests use it to simulate a wedged
 grader, since the real one has no input that hangs). Imports no torch.
 """
 
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from eval.grader import Verdict, grade
+from eval.grading.grader import Verdict, grade
 from eval.grading.options import GradeOptions
 from eval.grading.timeouts import _cpu_seconds
 
@@ -87,14 +87,14 @@ class GraderPool:
 
     Args:
         workers: Processes to keep.
-        timeout_s: The grader's own limit for its slow symbolic step (`eval.grader.grade`'s ``timeout_s``).
+        timeout_s: The grader's own limit for its slow symbolic step (`eval.grading.grader.grade`'s ``timeout_s``).
         deadline_s: CPU seconds a worker may spend on one pair before it is killed and replaced; default
             ``timeout_s + 1`` (what a bounded `grade` call needs at most).
         wall_deadline_s: Wall-clock backstop per pair (a worker blocked without computing); default
             ``max(30, 10 * deadline_s)``.
         grade_fn: The grading function workers call, ``grade_fn(gold, response, timeout_s=, problem=)``;
-            default `eval.grader.grade`. Must be importable by name (workers are spawned): tests inject a function
-            that hangs on a marker to simulate a wedged grader.
+            default `eval.grading.grader.grade`. Must be importable by name (workers are spawned): tests inject a
+            function that hangs on a marker to simulate a wedged grader.
         options: Comparison options (`eval.grading.options.GradeOptions`) every pair is graded under, passed to
             ``grade_fn`` as ``options=``; None: the grader's defaults (and ``grade_fn`` is called without it).
     """

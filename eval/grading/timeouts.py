@@ -23,7 +23,8 @@ worker that blocks or starves, and also bounds the wait for a worker still start
 finish starting for the next call rather than killed). Where ``/proc`` is absent the limit is wall-clock time.
 
 **Which clock ended a call** is in its reason: every wall-clock expiry says `WALL_CLOCK`, a worker that spent its CPU
-budget says "CPU time". Only the first depends on what else runs; `eval.grader.grade_many` grades such pairs again.
+budget says "CPU time". Only the first depends on what else runs; `eval.grading.grader.grade_many` grades such pairs
+again.
 """
 
 from __future__ import annotations
@@ -383,7 +384,7 @@ def _repo_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-WORKERS = WorkerPool()  # the process's symbolic workers (`eval.grader` uses them)
+WORKERS = WorkerPool()  # the process's symbolic workers (`eval.grading.grader` uses them)
 
 
 def _after_fork_in_child() -> None:

@@ -3,7 +3,7 @@
 ``summary.json`` holds the metrics plus the provenance a reader needs to reproduce them — model,
 recipe, backend (and its engine, for llamacpp: version, server flags, the GGUF's digest), protocol, prompt, data
 source and checksum, grader fingerprint, package versions, git commit — and ``report.md`` renders the same in a
-header and a table; ``report.html`` adds every sample (`eval.samples_page`). All are written atomically.
+header and a table; ``report.html`` adds every sample (`eval.reports.samples_page`). All are written atomically.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from eval.grading_policy import render_agreement
-from eval.metrics import summarize
+from eval.grading.policy import render_agreement
 from eval.records import write_json, write_text_atomic
-from eval.samples_page import percent, write_samples_page
+from eval.reports.metrics import summarize
+from eval.reports.samples_page import percent, write_samples_page
 
 PACKAGES = ("limo", "torch", "transformers", "vllm", "math-verify", "latex2sympy2-extended", "sympy", "champ-dataset")
 
@@ -53,8 +53,8 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
 def grader_fingerprint() -> str:
     """SHA-256 (first 16 hex) of the grader's source, so a re-grade with a changed grader is visible."""
     digest = hashlib.sha256()
-    folder = Path(__file__).resolve().parent
-    for name in ("extract.py", "grader.py"):
+    folder = Path(__file__).resolve().parents[1]
+    for name in ("answers/extract.py", "grading/grader.py"):
         path = folder / name
         if path.exists():
             digest.update(path.read_bytes())
@@ -73,7 +73,7 @@ def write_benchmark_results(
     equivalent: Callable[[str, str], bool],
 ) -> dict[str, Any]:
     """Compute the metrics of ``rows`` and write ``summary.json``, ``report.md`` and ``report.html`` (every sample:
-    `eval.samples_page`); returns the summary."""
+    `eval.reports.samples_page`); returns the summary."""
     summary = {**header, "environment": environment(), "metrics": summarize(rows, equivalent)}
     out = Path(out_dir)
     write_json(out / "summary.json", summary)

@@ -1,4 +1,4 @@
-"""``eval/<benchmark>/report.html``: every sample of a benchmark run on one page (drawn by `eval.html_page`).
+"""``eval/<benchmark>/report.html``: every sample of a benchmark run on one page (drawn by `eval.reports.html_page`).
 
 The same page as curation's ``report.html``: the headline metrics (rates as percentages, `percent`) and the tables
 of ``report.md``, charts (verdicts, pass@1 by subject or level, response lengths; hover for the numbers), then every
@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from eval.html_page import bar_chart, histogram, write_page
+from eval.reports.html_page import bar_chart, histogram, write_page
 
 TEXT_BUDGET = 15_000_000
 MIN_SHARE = 200  # characters a cut response keeps at least (its first and last 100)

@@ -1,6 +1,6 @@
 """One table for a run over several benchmarks (LIMO's suite): ours beside a published number.
 
-`write_suite_table` reads each benchmark's summary (as `eval.report.write_benchmark_results` returned it)
+`write_suite_table` reads each benchmark's summary (as `eval.reports.report.write_benchmark_results` returned it)
 and writes ``suite.json`` and ``suite.md`` into the run's ``eval/`` folder, atomically: per benchmark the
 mean pass@1 with its standard error, problems x samples, how many verdicts the symbolic grader could not
 decide (``ungradable``), the no-answer rate, the protocol that produced it (samples, temperature, top_p,

@@ -27,10 +27,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from eval.metrics import group_by_problem, mcnemar_p, wilson_interval
 from eval.records import DataError, read_jsonl, write_json, write_text_atomic
-from eval.regrade import benchmark_dirs
-from eval.runner import MANIFEST_FILE, SAMPLES_FILE
+from eval.reports.metrics import group_by_problem, mcnemar_p, wilson_interval
+from eval.run.regrade import benchmark_dirs
+from eval.run.runner import MANIFEST_FILE, SAMPLES_FILE
 
 SAMPLING_KEYS = ("samples", "temperature", "top_p", "max_new_tokens")
 

@@ -98,7 +98,7 @@ def score_answers(
 
     Args:
         rows: (row id, problem text, answer text); ids must be unique.
-        model_path: A folder, hub id, ``.gguf`` file or ``pkg:`` model (`eval.model_source`).
+        model_path: A folder, hub id, ``.gguf`` file or ``pkg:`` model (`eval.backends.model_source`).
         cache_folder: Where the cache file goes (`cache_path`).
         chat_template: Jinja text replacing the model's own template (a base model ships none); None: its own.
         system_prompt: A system turn before the problem; None keeps the template's default (SmolLM2 inserts one).

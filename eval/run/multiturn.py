@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from eval.backends.base import Backend, Generation, GenerationRequest, SamplingParams, row_seed
-from eval.grader import grade_many, verify
-from eval.metrics import majority_vote
+from eval.grading.grader import grade_many, verify
 from eval.problem import Problem
 from eval.records import append_jsonl, read_jsonl, write_json, write_text_atomic
-from eval.report import environment
+from eval.reports.metrics import majority_vote
+from eval.reports.report import environment
 
 log = logging.getLogger(__name__)
 EPISODES_FILE = "episodes.jsonl"

@@ -17,13 +17,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from eval.grader import grade_many
+from eval.grading.grader import grade_many
+from eval.grading.judge import JudgeItem, build_judge
 from eval.grading.kinds import grade_sample
-from eval.grading_policy import GraderOptions, apply_policy, grading_summary, render_agreement, write_agreement
-from eval.judge import JudgeItem, build_judge
+from eval.grading.policy import GraderOptions, apply_policy, grading_summary, render_agreement, write_agreement
 from eval.records import DataError, Reject, read_jsonl, write_json, write_jsonl, write_text_atomic
-from eval.report import environment, grader_fingerprint, write_benchmark_results
-from eval.runner import SAMPLES_FILE
+from eval.reports.report import environment, grader_fingerprint, write_benchmark_results
+from eval.run.runner import SAMPLES_FILE
 
 # Fields a previous grading wrote that a new one replaces (a symbolic re-grade drops an earlier judge's).
 POLICY_FIELDS = ("decided_by", "symbolic_verdict", "judge_verdict")

@@ -9,7 +9,7 @@ rows generated after a resume are the ones an uninterrupted run would have writt
 different one is refused instead of mixing two protocols in one file.
 
 Multiple-choice problems (answer kinds ``choice`` and ``chinese``) are presented per sample with their
-options shuffled (`eval.choices.present`): each request carries its own question text, gold letter,
+options shuffled (`eval.benchmarks.choices.present`): each request carries its own question text, gold letter,
 option order and shuffle seed, and its row records them; grading goes through
 `eval.grading.kinds.grade_sample`, which adds the kind's rules to the symbolic grader.
 """
@@ -26,15 +26,15 @@ from typing import Any
 from tqdm import tqdm
 
 from eval.backends.base import Backend, Generation, GenerationRequest, SamplingParams, row_seed
-from eval.benchmarks import Benchmark
-from eval.choices import present
-from eval.grader import Verdict, regrade_late
+from eval.benchmarks.choices import present
+from eval.benchmarks.loader import Benchmark
+from eval.grading.grader import Verdict, regrade_late
+from eval.grading.judge import Judge, JudgeItem
 from eval.grading.kinds import grade_sample
-from eval.grading_policy import apply_policy
-from eval.judge import Judge, JudgeItem
+from eval.grading.policy import apply_policy
 from eval.problem import Problem
-from eval.prompting import PromptStyle, build_messages
 from eval.records import DataError, append_jsonl, read_jsonl, write_json
+from eval.run.prompting import PromptStyle, build_messages
 
 log = logging.getLogger(__name__)
 SAMPLES_FILE = "samples.jsonl"
@@ -120,7 +120,7 @@ def build_requests(
 @dataclass(frozen=True)
 class GradingOptions:
     """How responses are graded: worker processes (for re-grading; the run loop grades each batch in
-    process), the per-answer time limit, and who decides (`eval.grading_policy`: ``symbolic``, ``judge``,
+    process), the per-answer time limit, and who decides (`eval.grading.policy`: ``symbolic``, ``judge``,
     ``symbolic_then_judge``, ``both``) with the judge those policies ask."""
 
     workers: int | None = None
@@ -277,7 +277,7 @@ def grade_rows(
 
 
 def _decided(rows: list[dict[str, Any]], questions: list[str], grading: GradingOptions) -> list[dict[str, Any]]:
-    """The rows under the grading policy (`eval.grading_policy`): the symbolic verdict for ``symbolic``, else
+    """The rows under the grading policy (`eval.grading.policy`): the symbolic verdict for ``symbolic``, else
     the judge asked about the rows the policy sends it, with who decided and both verdicts recorded."""
     items = [
         JudgeItem(question, str(row["gold"]), str(row["response"]), row["problem_id"], row["sample_index"])

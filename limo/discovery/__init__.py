@@ -8,5 +8,5 @@ to exec), `sandbox` (run a worker confined), `worker` / `validation` / `fitness`
 (``discover/report.md``). The language and the archive live under training, which reads a discovered loss by name
 (``train.discovered_loss``); the arrow runs one way, discovery -> training. Around them:
 `options` (the recipe's ``discover:`` section), `data` (pair splits), `build` (recipe -> plain values, through
-the toolkit's shared builders: the ``pairs`` curation method, the ``dpo`` trainer, `eval.generation`).
+the toolkit's shared builders: the ``pairs`` curation method, the ``dpo`` trainer, `eval.backends.generation`).
 """

@@ -16,9 +16,9 @@ from typing import Any
 from omegaconf import DictConfig
 
 from eval.backends.base import Backend
+from eval.backends.generation import CachedGenerator, cached_generator
 from eval.backends.replay import ReplayBackend
-from eval.benchmarks import load_benchmark
-from eval.generation import CachedGenerator, cached_generator
+from eval.benchmarks.loader import load_benchmark
 from eval.options import OptionsError
 from eval.records import DataError, read_jsonl
 from limo.curate_setup import build_curation, check_selected
@@ -41,7 +41,8 @@ def build_prompt_texts(options: DiscoverOptions) -> PromptTexts:
 
 
 def build_proposer(options: ProposerOptions, paths: DiscoverPaths, seed: int) -> CachedGenerator:
-    """The proposer behind its reply cache (`eval.generation`): a resumed loop never asks twice for a generation.
+    """The proposer behind its reply cache (`eval.backends.generation`): a resumed loop never asks twice for a
+    generation.
 
     ``replay`` with a ``path`` serves that file's rows in order (row i answers generation i).
     """

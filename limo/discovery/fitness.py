@@ -19,7 +19,7 @@ log-ratio of chosen) - (the same for rejected)`` per pair, ``preference_accuracy
 ``m > 0`` and ``preference_margin`` the mean of ``m`` in nats. These suit a model too small to solve problems
 (the CPU demo); they measure what training changed, not raw likelihood, which the tiny model ranks by length.
 ``benchmark_accuracy`` (a real model, a GPU): the trained model is saved, answers each half of a held-out
-benchmark greedily through the ``hf`` backend, and `eval.grader` grades the answers; the saved model is
+benchmark greedily through the ``hf`` backend, and `eval.grading.grader` grades the answers; the saved model is
 deleted afterwards.
 """
 
@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from eval.backends.base import GenerationRequest, SamplingParams
-from eval.grader import grade
-from eval.prompting import build_messages, build_prompt_style
+from eval.grading.grader import grade
 from eval.records import read_jsonl, sha256_file, write_json
+from eval.run.prompting import build_messages, build_prompt_style
 from limo.training.program_loss import program_trainer_class
 
 METRICS = ("preference_accuracy", "preference_margin", "benchmark_accuracy")

@@ -5,7 +5,7 @@ parsing only); only a program that passes runs, in a confined worker (`sandbox`,
 and trains it. Its row goes to the archive (`archive`), the report is rewritten (`report`).
 
 Resume after a kill (even ``kill -9``): rows in ``archive.jsonl`` are finished candidates and are never
-redone; raw replies are kept in the proposer's reply cache (`eval.generation.CachedGenerator`,
+redone; raw replies are kept in the proposer's reply cache (`eval.backends.generation.CachedGenerator`,
 ``discover/proposer-<hash>.jsonl``) before a candidate is scored, so the proposer is not asked again for a
 generation it already answered; a worker's ``result.json`` whose job hash matches is reused
 (the kill came between the worker's end and the archive append); any other candidate folder is cleared and
@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from eval.backends.base import GenerationRequest, row_seed
+from eval.backends.generation import CachedGenerator
 from eval.backends.replay import ReplayMissError
-from eval.generation import CachedGenerator
 from eval.records import DataError, read_jsonl, sha256_file, write_json
 from limo.discovery.options import DiscoverOptions, DiscoverPaths
 from limo.discovery.proposals import MalformedReply, PromptTexts, Proposal, build_messages, parse_reply, slug

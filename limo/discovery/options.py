@@ -1,7 +1,7 @@
 """The recipe's ``discover:`` section as frozen options (`eval.options`: unknown keys and wrong types fail at
 start-up, naming the key), and the run layout.
 
-The proposer is a generator like every other in the toolkit (`eval.generation.GenerationOptions`), plus
+The proposer is a generator like every other in the toolkit (`eval.backends.generation.GenerationOptions`), plus
 ``path``: a replay file of recorded replies, one ``{"text": <raw reply>}`` per proposal, served in order. The
 inner training is the recipe's own ``train:`` section (``trainer: dpo``; TRL's `DPOConfig` fields under
 ``train.args``, ``beta`` included, which the loss programs receive), run on one process without LoRA or
@@ -16,7 +16,7 @@ from typing import Literal
 
 from omegaconf import DictConfig
 
-from eval.generation import GenerationOptions
+from eval.backends.generation import GenerationOptions
 from eval.options import OptionsError
 from limo.sections import section, to_options
 
@@ -66,7 +66,7 @@ class FitnessOptions:
         validation_trials: Random inputs per candidate, as in the paper.
         benchmark: ``benchmark_accuracy``: a name under ``benchmark_specs``, split by problem into selection /
             test halves of at most ``benchmark_limit`` problems each, answered greedily with
-            ``max_new_tokens`` by the trained model and graded by `eval.grader`.
+            ``max_new_tokens`` by the trained model and graded by `eval.grading.grader`.
     """
 
     metric: Metric = "preference_accuracy"

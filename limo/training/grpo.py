@@ -7,7 +7,7 @@ checkpoint when asked, train, and write ``train/{plan.json,config.yaml,log_histo
 model/}`` with a model card naming the prompts and the reward. Only rank 0 writes shared files.
 
 The reward is our grader (`limo.training.rl_rewards`): each training process keeps its own grading pool
-(`eval.grader_pool`) for the run and closes it at the end, and writes its per-prompt reward rows to
+(`eval.grading.pool`) for the run and closes it at the end, and writes its per-prompt reward rows to
 ``train/prompt_rewards/rank-<r>.jsonl`` (a fresh run starts them empty; a resumed one appends, and the reader
 keeps the last row of a step). Generation runs with transformers on CPU and by default on GPU; TRL's vLLM
 (``train.args.use_vllm: true`` with ``vllm_mode: colocate`` or ``server``) is a GRPOConfig field like any other.
@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from curation.reward_history import HISTORY_DIR, META_FILE, history_meta, rank_file
-from eval.grader_pool import GraderPool
-from eval.judge import build_judge
+from eval.grading.judge import build_judge
+from eval.grading.pool import GraderPool
 from eval.records import write_json, write_text_atomic
 from limo.tiny_models import ensure_model
 from limo.training import build

@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from eval.model_source import PACKAGE_PREFIX, resolve_model_path
+from eval.backends.model_source import PACKAGE_PREFIX, resolve_model_path
 from eval.records import hub_unreachable
 
 log = logging.getLogger(__name__)

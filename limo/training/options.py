@@ -13,7 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from eval.grading_policy import GraderOptions
+from eval.grading.policy import GraderOptions
 from limo.model_chat import ChatSetup
 from limo.sections import section, to_options
 
@@ -52,8 +52,8 @@ class RLOptions:
     Attributes:
         rewards: Reward functions, in ``args.reward_weights`` order: ``accuracy`` (the grader: 1 correct, 0
             otherwise; always first) and ``format`` (1 when the completion boxes a final answer).
-        grader: Who decides ``accuracy`` (`eval.grading_policy`: ``symbolic`` ... ``both``) and the judge.
-        grader_workers: Grading processes per training process (`eval.grader_pool.GraderPool`).
+        grader: Who decides ``accuracy`` (`eval.grading.policy`: ``symbolic`` ... ``both``) and the judge.
+        grader_workers: Grading processes per training process (`eval.grading.pool.GraderPool`).
         grader_timeout_s: The grader's limit for its slow symbolic step; the pool's per-pair deadline is this
             plus one second of CPU time.
         user_template: The user turn, with ``{problem}`` (1-shot RLVR appends its instruction here).

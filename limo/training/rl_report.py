@@ -129,7 +129,7 @@ tags: [limo, grpo, rlvr, trl, reasoning]
 - **Recipe**: `{recipe}` (`python -m limo.train recipe={recipe}`); the resolved config is `../config.yaml`.
 - **Base model**: `{base_model}`
 - **Prompts**: `{path}`, sha256 `{checksum or "unknown"}`, {count} prompts
-- **Reward**: {shown_weights}; `accuracy` is limo's grader (`eval.grader`, policy `{policy}`): 1 for a correct
+- **Reward**: {shown_weights}; `accuracy` is limo's grader (`eval.grading.grader`, policy `{policy}`): 1 for a correct
   final answer, 0 otherwise (a grader time-out or error is 0 and counted); `format` is 1 when the answer is boxed.
 - **Prompt**: system {f"`{system_prompt}`" if system_prompt else "none (the chat template's default)"}; user
   turn `{user_template}`

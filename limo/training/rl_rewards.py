@@ -1,16 +1,16 @@
 """The RL rewards: our grader as TRL reward functions (``train.rl.rewards``).
 
-``accuracy`` grades each completion against its prompt's gold through `eval.grader_pool.GraderPool` (persistent
+``accuracy`` grades each completion against its prompt's gold through `eval.grading.pool.GraderPool` (persistent
 grading processes, a per-pair deadline, a stuck worker killed and replaced), with the prompt's problem text
 passed so option letters and worded answers are read as in evaluation. Reward 1.0 when the verdict is
 ``correct``, else 0.0: an incorrect answer, no answer, an unparseable one, a grader time-out or error all give
 0, and the time-outs and errors are counted. Under a judge policy (``train.rl.grader.policy``:
-``judge``, ``symbolic_then_judge``, ``both``; `eval.grading_policy`) the verdict that decides is the policy's,
+``judge``, ``symbolic_then_judge``, ``both``; `eval.grading.policy`) the verdict that decides is the policy's,
 exactly as in evaluation. Nothing executes the completion's text: it is only parsed by the grader (size limits
 first, hard time limits after) or shown to the judge as data between fences.
 
-``format`` is 1.0 when the completion boxes a final answer (a closed ``\\boxed{...}`` that `eval.extract` reads),
-else 0.0.
+``format`` is 1.0 when the completion boxes a final answer (a closed ``\\boxed{...}`` that `eval.answers.extract`
+reads), else 0.0.
 
 Each call logs, through TRL's ``log_metric`` hook (averaged over processes at each logging step):
 ``grader/pairs_per_s``, ``grader/seconds``, ``grader/slowest_s``, ``grader/timeouts``, ``grader/errors`` (and
@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from curation.reward_history import history_row
-from eval.extract import extract_answer, has_box
-from eval.grader_pool import BatchResult, GraderPool
-from eval.grading_policy import apply_policy
-from eval.judge import Judge, JudgeItem
+from eval.answers.extract import extract_answer, has_box
+from eval.grading.judge import Judge, JudgeItem
+from eval.grading.policy import apply_policy
+from eval.grading.pool import BatchResult, GraderPool
 from eval.records import append_jsonl
 
 MetricLogger = Callable[[str, float], None]
@@ -47,7 +47,7 @@ class AccuracyReward:
 
     Args:
         pool: The grading processes (kept for the whole run; `close` stops them).
-        policy: ``symbolic`` or a judge policy (`eval.grading_policy.POLICIES`).
+        policy: ``symbolic`` or a judge policy (`eval.grading.policy.POLICIES`).
         judge: The judge for a judge policy, else None.
         history_file: Where this process appends its per-prompt reward rows, or None.
     """

@@ -41,7 +41,7 @@ from curation.methods.lemma.chain_steps import (
 )
 from curation.schema import HUMAN, Chain, ErrorCorrectionExample, SFTExample
 from eval.backends.base import Backend, GenerationRequest, SamplingParams, row_seed
-from eval.grader import Verdict, grade_many
+from eval.grading.grader import Verdict, grade_many
 from eval.problem import Problem
 from eval.records import Reject
 
@@ -498,7 +498,7 @@ def verify_examples(
     Args:
         examples: Candidate examples.
         problems: Problems by id (gold answers).
-        grade: ``pairs -> verdicts``; defaults to `eval.grader.grade_many` in this process.
+        grade: ``pairs -> verdicts``; defaults to `eval.grading.grader.grade_many` in this process.
     """
     grade = grade or (lambda pairs: grade_many(pairs, workers=1, progress=False))
     verdicts = grade([(problems[e.problem_id].answer, e.response()) for e in examples])

@@ -31,7 +31,7 @@ from curation.methods.lemma.chain_steps import (
 from curation.methods.lemma.examples import CorrectChain, WrongChain
 from curation.schema import Chain
 from eval.backends.base import Backend, GenerationRequest, SamplingParams, row_seed
-from eval.grader import grade
+from eval.grading.grader import grade
 from eval.problem import Problem
 from eval.records import Reject
 

@@ -49,7 +49,7 @@ from curation.outputs.report import count_table, pool_counts, render_report
 from curation.outputs.writer import RunOutputs, write_outputs
 from curation.rollouts.run import rollout_generator, run_rollouts
 from curation.schema import HUMAN, Chain, ErrorCorrectionExample, SFTExample
-from eval.generation import GenerationOptions, cached_generator
+from eval.backends.generation import GenerationOptions, cached_generator
 from eval.problem import Problem
 
 

@@ -44,7 +44,7 @@ from curation.outputs.writer import (
 from curation.pool.store import open_or_ingest
 from curation.stages.difficulty import Difficulties
 from eval.problem import Problem
-from eval.report import package_versions
+from eval.reports.report import package_versions
 
 PACKAGES = ("limo", "champ-dataset", "datasketch", "sympy", "latex2sympy2-extended", "numpy", "pyarrow", "matplotlib")
 STAGES = (

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 from eval.backends.base import Backend, Generation, GenerationRequest, row_seed
-from eval.generation import GenerationOptions
+from eval.backends.generation import GenerationOptions
 
 MAX_OUTPUT_CHARS = 100_000
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)

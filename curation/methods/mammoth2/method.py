@@ -38,7 +38,7 @@ from curation.outputs.report import render_report
 from curation.outputs.writer import RunOutputs, run_relative, write_outputs
 from curation.pool.store import store_items
 from curation.schema import SFTExample
-from eval.report import package_versions
+from eval.reports.report import package_versions
 
 STAGES = ("dedup", "decontam")
 PACKAGES = ("limo", "datatrove", "fasttext-numpy2-wheel", "champ-dataset", "datasketch")

@@ -4,7 +4,7 @@ Frozen dataclasses that recipes map onto through `eval.options.to_options` (unkn
 Each setting is declared once: the classifier's hyperparameters are `curation.methods.mammoth2.recall.FastTextParams`,
 how a corpus is read and scored is `curation.methods.mammoth2.recall.RecallSettings`, extraction and refinement are
 `curation.methods.mammoth2.extract.ExtractOptions` and `curation.methods.mammoth2.refine.RefineOptions` (each with its
-generator, `eval.generation.GenerationOptions`). Dedup and decontamination are the shared stages
+generator, `eval.backends.generation.GenerationOptions`). Dedup and decontamination are the shared stages
 (``curate.stages.dedup`` / ``curate.stages.decontam``). Defaults fit the embedded corpus, except the
 classifier's, which are the paper's; the recipe carries the embedded corpus's values.
 """

@@ -4,7 +4,7 @@ runs them, then the shared dedup and decontam stages on the refined pairs.
 
 Everything a stage produces lands under ``<output_dir>/curate/mammoth2/`` and is reused on a rerun: the
 classifier is kept, the run's executor skips finished recall shards, and extraction and refinement go through the one
-generation cache (`eval.generation.CachedGenerator`, ``mammoth2/extract-<hash>.jsonl`` and
+generation cache (`eval.backends.generation.CachedGenerator`, ``mammoth2/extract-<hash>.jsonl`` and
 ``refine-<hash>.jsonl``), so a killed run resumes without asking the extractor or refiner again.
 
 Recall-excluded documents are listed (id, score, reason) in ``mammoth2/recall/excluded/`` rather than in
@@ -40,7 +40,7 @@ from curation.pool.champ import load_champ_pool
 from curation.runner import batches
 from curation.schema import Chain
 from eval.backends.base import Backend
-from eval.generation import GenerationOptions, cached_generator
+from eval.backends.generation import GenerationOptions, cached_generator
 from eval.problem import Problem
 from eval.records import sha256_file, write_json
 

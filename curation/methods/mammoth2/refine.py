@@ -21,7 +21,7 @@ from curation.methods.mammoth2.extract import (
     reject_row,
 )
 from eval.backends.base import Backend, GenerationRequest, row_seed
-from eval.generation import GenerationOptions
+from eval.backends.generation import GenerationOptions
 
 REFINE_INSTRUCTION = (
     "Rewrite the question-answer pair below so that a student can learn from it. Make the question "

@@ -20,7 +20,7 @@ from curation.methods.pairs.pairs import PairOptions, ScoredChain, build_pairs
 from curation.options import StageOptions
 from curation.outputs.report import count_table, pool_counts, render_report
 from curation.outputs.writer import RunOutputs, write_outputs
-from eval.grader import Verdict
+from eval.grading.grader import Verdict
 
 
 def run_pairs(stages: StageOptions, options: PairOptions, context: RunContext) -> CurationSummary:

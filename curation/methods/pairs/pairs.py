@@ -25,7 +25,7 @@ from statistics import mean
 from typing import Any
 
 from curation.schema import Chain, PreferencePair
-from eval.grader import Verdict
+from eval.grading.grader import Verdict
 from eval.problem import Problem
 from eval.records import Reject
 

@@ -1,6 +1,6 @@
 """RISE (Recursive IntroSpEction, Qu et al., 2024): multi-turn rollouts with improved answers, as weighted SFT data.
 
-For each problem the policy answers turn by turn (`eval.multiturn`): the grader judges each answer, and a
+For each problem the policy answers turn by turn (`eval.run.multiturn`): the grader judges each answer, and a
 feedback message follows — with an *oracle* only after a wrong answer (the episode stops at the first
 correct one), without one after every answer. At every turn an *improved* answer is asked for from the
 same context the policy saw:
@@ -31,8 +31,8 @@ from typing import Any, Literal
 
 from curation.schema import Message, SFTExample
 from eval.backends.base import Backend, GenerationRequest, SamplingParams, row_seed
-from eval.multiturn import Episode, Grade, MultiTurnOptions, TurnRecord, graded_records, run_episodes, sample_index
 from eval.records import Reject
+from eval.run.multiturn import Episode, Grade, MultiTurnOptions, TurnRecord, graded_records, run_episodes, sample_index
 
 STAGE = "rise"
 METHODS = ("best_of_n", "teacher")
@@ -148,7 +148,7 @@ def run_rise_batch(
     on_done: Callable[[list[Episode]], None] | None = None,
 ) -> list[Episode]:
     """Roll a batch of episodes out to the end, with an improvement at every turn (``on_done``: see
-    `eval.multiturn.run_episodes`)."""
+    `eval.run.multiturn.run_episodes`)."""
     step = improve_step(improver, options, improve, grade)
     return run_episodes(episodes, policy, options, grade, between=step, on_done=on_done)
 
@@ -180,7 +180,7 @@ def weighted_examples(
     """One example per (episode, turn) with a usable improvement; weights ``exp(r / tau)`` normalised to mean 1.
 
     Args:
-        rows: Episode rows (`eval.multiturn.Episode.to_dict` plus ``improvements``), in problem order.
+        rows: Episode rows (`eval.run.multiturn.Episode.to_dict` plus ``improvements``), in problem order.
         tau: Temperature of the reward weighting (RISE: 0.4).
         provenance: Facts every example records (policy, round, improve method).
 

@@ -13,7 +13,7 @@ chains (each problem's unaided CHAMP answers, cycled by sample index; a chain wi
 the answer the grader extracted from it boxed at the end): a stand-in policy that lets the whole recipe run
 offline. A ``replay`` teacher with no arguments answers with the problem's human solution. Each episode
 goes to ``curate/rise/episodes-round<k>-<settings hash>.jsonl`` as soon as it finishes
-(`eval.multiturn.resume_episodes`, shared with the multi-turn evaluation), so a killed run resumes where
+(`eval.run.multiturn.resume_episodes`, shared with the multi-turn evaluation), so a killed run resumes where
 it stopped, and changed settings never reuse stale rollouts.
 """
 
@@ -36,12 +36,12 @@ from curation.options import StageOptions
 from curation.outputs.report import pool_counts, render_report
 from curation.outputs.writer import RunOutputs, assistant_text, write_outputs
 from eval.backends.base import Backend
+from eval.backends.generation import GenerationOptions, build_generator
 from eval.backends.replay import ReplayBackend
-from eval.generation import GenerationOptions, build_generator
-from eval.grader import grade_many
-from eval.multiturn import Episode, MultiTurnOptions, resume_episodes
+from eval.grading.grader import grade_many
 from eval.problem import Problem
 from eval.records import Reject
+from eval.run.multiturn import Episode, MultiTurnOptions, resume_episodes
 
 log = logging.getLogger(__name__)
 RECORDED = {"backend": "replay", "model": "recorded pool chains"}
