@@ -9,6 +9,7 @@ that LEMMA, pairs and RISE build on.
 from __future__ import annotations
 
 from curation.methods.base import CurationSummary, Method, RunContext
+from curation.methods.baseline import method as baseline
 from curation.methods.lemma import method as lemma
 from curation.methods.limo import method as limo
 from curation.methods.mammoth2 import method as mammoth2
@@ -16,7 +17,9 @@ from curation.methods.pairs import method as pairs
 from curation.methods.rise import method as rise
 from curation.methods.rl_prompts import method as rl_prompts
 
-METHODS: dict[str, Method] = {m.METHOD.name: m.METHOD for m in (limo, lemma, pairs, rise, mammoth2, rl_prompts)}
+METHODS: dict[str, Method] = {
+    m.METHOD.name: m.METHOD for m in (limo, lemma, pairs, rise, mammoth2, rl_prompts, baseline)
+}
 DEFAULT_METHOD = "limo"
 
 __all__ = ["DEFAULT_METHOD", "METHODS", "CurationSummary", "Method", "RunContext"]

@@ -1,0 +1,1 @@
+"""The chance baselines a curation is measured against (`method` registers ``curate.method: baseline``)."""

@@ -1,0 +1,172 @@
+"""``curate.method: baseline``: what a curation must beat — chains drawn at random from the same pool, or all of them.
+
+The baseline reads the pool exactly as LIMO's funnel does and runs its cleaning stages as the recipe sets them
+(ingest, ``problem_limit``, validate, answer check, dedup, decontam, suspect gold), with the ranking stages off
+(difficulty, quality, diversity: their funnel rows say ``enabled: false``) and selection replaced by a draw over
+the chains left (``draw``: a funnel row whose rejects are the chains not drawn):
+
+- ``random``: ``n`` chains at random, whatever their verdict (the answer check keeps unconfirmed chains, flagged);
+- ``random_correct``: ``n`` chains at random among those the answer check confirms (rejection-sampling
+  fine-tuning's data);
+- ``all``: every chain, whatever its verdict;
+- ``all_correct``: every confirmed chain.
+
+Duplicates are what the recipe's dedup leaves (exact copies of a chain for the same problem never survive it;
+``curate.stages.dedup.near=false`` keeps near-copies). The draw is a pure function of the surviving chains and
+``seed``: a different run seed is a different draw, the same seed the same chains, so ``limo.ablate`` gives each of
+its draws its own seed. It accepts LIMO's whole ``curate.stages`` section (a LIMO recipe runs it unchanged);
+``select.boxed_answer`` still decides the training view's boxed answer. Outputs as LIMO's: ``curated.jsonl``,
+``messages.jsonl`` (pool order; a row's id is its chain's, since a problem may be drawn more than once) and the
+shared accounting and report.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from curation import stages as pool_stages
+from curation.funnel import Drop, Survivors
+from curation.methods.base import CurationSummary, Method, RunContext
+from curation.methods.limo.method import PACKAGES
+from curation.methods.limo.method import STAGES as LIMO_STAGES
+from curation.options import StageOptions
+from curation.outputs.report import PoolProblems, pool_counts, render_report
+from curation.outputs.writer import RunOutputs, curated_row, training_example, warn_flagged, write_outputs
+from curation.pool.store import open_or_ingest
+from curation.schema import Chain
+from eval.reports.report import package_versions
+
+KINDS = ("random", "random_correct", "all", "all_correct")
+RANKING = ("difficulty", "quality", "diversity")  # off in a baseline: they are what a curation adds
+
+
+@dataclass(frozen=True)
+class BaselineOptions:
+    """``curate.baseline``: which chance baseline to draw.
+
+    Attributes:
+        kind: ``random`` (``n`` chains, any verdict), ``random_correct`` (``n`` confirmed chains), ``all`` (every
+            chain) or ``all_correct`` (every confirmed chain).
+        n: How many chains a random kind draws (fewer when fewer are left: the report says so); unused by the
+            ``all`` kinds.
+    """
+
+    kind: Literal["random", "random_correct", "all", "all_correct"] = "random_correct"
+    n: int | None = None
+
+
+def baseline_stages(stages: StageOptions, options: BaselineOptions) -> StageOptions:
+    """The stage options a baseline runs with: the ranking stages off, the answer check keeping unconfirmed chains
+    for the kinds that take any verdict (and dropping them for the ``_correct`` kinds, whatever the recipe says)."""
+    off = {name: replace(getattr(stages, name), enabled=False) for name in RANKING}
+    check = replace(stages.answer_check, keep_incorrect=not options.kind.endswith("_correct"))
+    return replace(stages, answer_check=check, **off)
+
+
+def check_options(options: BaselineOptions) -> None:
+    """Raises: ValueError: a random kind without a positive ``n``."""
+    if options.kind.startswith("random") and (options.n is None or options.n < 1):
+        raise ValueError(f"curate.baseline.n: the {options.kind} baseline draws n chains; set n >= 1, got {options.n}")
+
+
+def draw(chains: list[Chain], options: BaselineOptions, seed: int) -> list[Chain]:
+    """The chains the baseline keeps, in pool order: all of them, or ``n`` drawn with ``random.Random(seed)``."""
+    if options.kind.startswith("all") or options.n is None or options.n >= len(chains):
+        return list(chains)
+    picked = set(random.Random(seed).sample(range(len(chains)), options.n))
+    return [c for i, c in enumerate(chains) if i in picked]
+
+
+def run_baseline(stages: StageOptions, options: BaselineOptions, context: RunContext) -> CurationSummary:
+    """Run the cleaning stages, draw, and write ``<output_dir>/curate/``."""
+    started = time.perf_counter()
+    check_options(options)
+    stages = baseline_stages(stages, options)
+    runner = context.stage_context()
+    store = open_or_ingest(stages, runner.work_dir, runner.executor.shard_rows)
+    names = pool_stages.stage_names([s for s in LIMO_STAGES if s != "select"], stages)
+    state = pool_stages.run_pool(store, stages, names, runner, context.out / "rejects.jsonl")
+    kept = pool_stages.survivors(state, stages)
+    chosen = record_draw(kept, options, context.seed)
+    not_drawn = state.totals["selected"] - len(chosen)
+    totals = {**state.totals, "selected": len(chosen), "dropped": state.totals["dropped"] + not_drawn}
+    facts = {
+        "pool": {"source": store.facts["source"], "read": state.read},
+        "input_checksums": store.facts["checksums"],
+    }
+    rows = [curated_row(kept, c, stages.quality) for c in chosen]
+    manifest: dict[str, Any] = {
+        "name": context.name,
+        "seed": context.seed,
+        "config": dict(context.config),
+        **facts,
+        "baseline": {"kind": options.kind, "n": options.n, "drawn": len(chosen), "seed": context.seed},
+        "packages": package_versions(PACKAGES),
+        "totals": totals,
+        "execution": pool_stages.execution_facts(state, runner, context.output_dir),
+        "flagged": warn_flagged(rows) if options.kind.endswith("_correct") else {},
+    }
+    messages = [replace(training_example(kept, c, stages.select), id=c.id) for c in chosen]  # a problem may recur
+    data: dict[str, Sequence[Any]] = {"curated.jsonl": rows, "messages.jsonl": messages}
+    summary = {"selected": len(chosen), "kind": options.kind}
+    report = baseline_report(kept, options, len(chosen), context) if stages.report.enabled else None
+    problems = PoolProblems(state.problem_ids, store)
+    outputs = RunOutputs("baseline", data, kept, totals, summary, manifest, report, [], [], problems)
+    write_outputs(context.out, outputs)
+    seconds = round(time.perf_counter() - started, 2)
+    return CurationSummary(
+        "baseline",
+        str(context.out),
+        state.read,
+        len(chosen),
+        "chains",
+        kept.rejected,
+        seconds,
+        pool_counts(kept.funnel),
+    )
+
+
+def record_draw(kept: Survivors, options: BaselineOptions, seed: int) -> list[Chain]:
+    """The draw as the funnel's last row: every chain not drawn is a reject (``not_drawn``)."""
+    chains = list(kept.chains.values())
+    chosen = draw(chains, options, seed)
+    drawn = {c.id for c in chosen}
+    rejects = [Drop("chain", c.id, c.problem_id, "draw", "not_drawn") for c in chains if c.id not in drawn]
+    problems_out = len({c.problem_id for c in chosen})
+    kept.record(
+        "draw",
+        unit="chain",
+        items_in=len(chains),
+        items_out=len(chosen),
+        rejects=rejects,
+        problems=(len(kept.problems), problems_out),
+        kind=options.kind,
+        n=options.n,
+        seed=seed,
+    )
+    kept.chains = {c.id: c for c in chosen}
+    return chosen
+
+
+def baseline_report(kept: Survivors, options: BaselineOptions, drawn: int, context: RunContext) -> str:
+    asked = f" of the {options.n} asked" if options.n is not None and options.kind.startswith("random") else ""
+    short = " (fewer chains were left than asked)" if options.n is not None and drawn < options.n else ""
+    intro = (
+        f"Baseline `{options.kind}`: {drawn} chains{asked} drawn with seed {context.seed}{short}, from the chains the "
+        "cleaning stages kept; the ranking stages were off. Every chain left out is in `rejects.jsonl`."
+    )
+    return render_report(f"Curation baseline: {context.name}", intro, kept.funnel, [])
+
+
+METHOD = Method(
+    name="baseline",
+    run=run_baseline,
+    options=BaselineOptions,
+    stages=LIMO_STAGES,
+    trainer="sft",
+    summary="a chance baseline: chains drawn at random from the cleaned pool, or all of them (messages.jsonl)",
+)
