@@ -1,0 +1,38 @@
+"""`python -m limo.ablate recipe=<r> [--jobs N] [executor=ray|slurm] [key=value ...]`: does curation beat chance?
+
+The recipe's ``ablate:`` section (`limo.ablation.options`) names the arms — curations (the recipe's ``curate:`` with
+overrides) and chance baselines (``random``, ``random_correct``, ``all``, ``all_correct``) — the seeds, the draws of
+the random baselines, the compute every arm gets and the benchmarks. Every arm is curated with ``limo.curate``, and
+every arm x seed (x draw) trained with ``limo.train`` and evaluated with ``limo.evaluate``, each a process as a user
+would start it (`limo.ablation.plan`), through the curation executor (`limo.ablation.study`); the same command resumes
+a killed run without redoing what finished (`limo.ablation.steps`). The tables — per-run accuracy with Wilson
+intervals, compute per arm, paired exact McNemar pooled over seeds and draws, per-part rows
+(`limo.ablation.results`) — go to ``<output_dir>/ablate/``: ``results.md``, ``results.json``, ``report.html``.
+Other ``key=value`` arguments go to the entries (``model.path=``, ``evaluate.backend=``, and
+``benchmark_specs.<name>=...``, which adds a benchmark to every run's evaluation). Errors end with one line
+(`limo.cli.entry`).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from limo.ablation.study import main as ablate
+from limo.cli.entry import reported_errors
+from limo.cli.usage import exit_if_help
+
+
+def main(argv: list[str]) -> None:
+    exit_if_help("ablate", argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    with reported_errors("ablate"):
+        try:
+            folder, results = ablate(argv)
+        except KeyboardInterrupt:
+            sys.exit("limo.ablate: stopped: finished runs are kept; run the same command to resume")
+    print(f"[ablate] {len(results['runs'])} runs; tables: {folder}/results.md, results.json, report.html")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

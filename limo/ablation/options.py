@@ -1,0 +1,282 @@
+"""A recipe's ``ablate:`` section as typed options: the arms, seeds, draws, compute and benchmarks of a comparison.
+
+``ablate:`` is a structured section (`limo.config.sections.to_options`: an unknown key or a wrong type fails at
+start-up, naming the key), then `check_ablate` refuses what would make the tables wrong: two arms of one name, a random
+baseline without a size, an arm with no step count, a part or pair naming nothing. Example::
+
+    ablate:
+      arms:
+        - {name: curated}                                       # the recipe's own curation
+        - {name: random_correct, baseline: random_correct, n: curated}   # as many chains as curated selected
+      seeds: [0, 1, 2]
+      draws: 3                  # random baselines: three selection seeds, each trained at every seed
+      compute: {epochs_of: all_correct}   # or {steps: 250}
+      benchmarks:
+        - {name: arith_unseen, part_field: part, by: [level]}
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from omegaconf import DictConfig
+
+from eval.options import OptionsError
+from limo.config.sections import section, to_options
+
+BASELINES = ("random", "random_correct", "all", "all_correct")
+BASE = "base"  # the untrained model's row
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # an arm's name is a folder name
+
+
+@dataclass(frozen=True)
+class ArmOptions:
+    """One arm of the comparison: a curation (the recipe's ``curate:`` with overrides) or a chance baseline.
+
+    Attributes:
+        name: The arm's name in the tables and its folder under ``<output_dir>/ablate/``.
+        baseline: A chance baseline instead of a curation: ``random``, ``random_correct``, ``all`` or
+            ``all_correct`` (``curate.method: baseline`` on the recipe's pool, docs/curation.md).
+        n: A random baseline's size: a chain count, or another arm's name (as many chains as that arm's
+            curation selected).
+        curate: Overrides of the recipe's ``curate:`` section for this arm, as key paths below ``curate.``
+            (``{stages.select.n: 400}``) or nested mappings.
+        train: Overrides of the recipe's ``train:`` section for this arm (key paths below ``train.``).
+        data_of: Train on another arm's curated rows instead of curating (that arm's curation runs once), e.g. the
+            curated chains once against the same chains repeated; the arm named must not draw at random.
+        steps: This arm's optimizer steps, instead of ``compute``'s.
+        epochs: This arm's steps as epochs over its own rows (ceil(epochs x rows / train.global_batch_size)).
+        seeds: The seeds this arm trains at (default: ``ablate.seeds``).
+    """
+
+    name: str
+    baseline: Literal["random", "random_correct", "all", "all_correct"] | None = None
+    n: int | str | None = None
+    curate: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    data_of: str | None = None
+    steps: int | None = None
+    epochs: float | None = None
+    seeds: tuple[int, ...] | None = None
+
+    @property
+    def random(self) -> bool:
+        """Whether the arm draws at random (and so runs once per draw)."""
+        return self.baseline in ("random", "random_correct")
+
+
+@dataclass(frozen=True)
+class ComputeOptions:
+    """The compute every arm gets (an arm's own ``steps`` or ``epochs`` win); tokens are reported per run.
+
+    Attributes:
+        steps: Optimizer steps of every arm.
+        epochs_of: Instead of ``steps``: one epoch of this arm's rows (ceil(rows / train.global_batch_size)) for
+            every arm, e.g. all distinct correct chains once.
+        match_tokens: An arm whose training tokens the others match: each other arm's steps are that arm's, scaled
+            by the ratio of the two arms' mean characters per row (one tokenizer reads both, so characters stand in
+            for tokens; every run's real token count is reported beside it).
+    """
+
+    steps: int | None = None
+    epochs_of: str | None = None
+    match_tokens: str | None = None
+
+
+@dataclass(frozen=True)
+class BenchmarkOptions:
+    """A benchmark every run is evaluated on, and how its problems split for the tables.
+
+    Attributes:
+        name: A benchmark of the recipe's ``benchmark_specs`` (or one declared on the command line).
+        part_field: A column of the benchmark's file naming each problem's part (``arith_unseen``'s ``part``:
+            ``dev`` / ``untouched``): a row per part in the tables.
+        part_ranges: Parts by position in the benchmark's order instead, ``{name: [start, stop]}`` (stop null: to
+            the end), e.g. ``{tuned: [0, 100], untouched: [100, null]}``.
+        by: Sample fields to break accuracy down by (``level``, ``subject``).
+    """
+
+    name: str
+    part_field: str | None = None
+    part_ranges: dict[str, tuple[int, int | None]] = field(default_factory=dict)
+    by: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AblateOptions:
+    """``ablate:``: the arms compared at equal compute, and how.
+
+    Attributes:
+        arms: The arms, each a curation or a baseline (`ArmOptions`).
+        seeds: Training seeds (data order, LoRA init); every arm trains once per seed.
+        draws: Selection seeds of the random baselines (0 to draws - 1); each draw trains at every seed.
+        base: Evaluate the untrained model too: a row, and pairs against it.
+        compute: The optimizer steps every arm gets (`ComputeOptions`).
+        benchmarks: What every run is evaluated on (`BenchmarkOptions`, or just a name); empty: the recipe's
+            ``evaluate.benchmarks``.
+        limit: Only the first N problems of each benchmark.
+        pairs: The arms compared pairwise, ``[[a, b], ...]``; empty: every pair of arms, and each arm against
+            ``base`` when it is evaluated.
+    """
+
+    arms: tuple[ArmOptions, ...] = ()
+    seeds: tuple[int, ...] = (0,)
+    draws: int = 1
+    base: bool = False
+    compute: ComputeOptions = field(default_factory=ComputeOptions)
+    benchmarks: tuple[BenchmarkOptions, ...] = ()
+    limit: int | None = None
+    pairs: tuple[tuple[str, str], ...] = ()
+
+    def arm(self, name: str) -> ArmOptions:
+        return next(a for a in self.arms if a.name == name)
+
+    def seeds_of(self, arm: ArmOptions) -> tuple[int, ...]:
+        return arm.seeds if arm.seeds is not None else self.seeds
+
+    def draws_of(self, arm: ArmOptions) -> tuple[int | None, ...]:
+        """The arm's draws: 0 to draws - 1 for a random baseline, a single None otherwise."""
+        return tuple(range(self.draws)) if arm.random else (None,)
+
+
+def check_ablate(options: AblateOptions) -> None:
+    """What the types cannot say.
+
+    Raises:
+        OptionsError: The first problem found, naming its key.
+    """
+    if not options.arms:
+        raise OptionsError("ablate.arms: no arms; give at least one (a curation or a baseline)", key="ablate.arms")
+    names = [a.name for a in options.arms]
+    for index, arm in enumerate(options.arms):
+        where = f"ablate.arms[{index}]"
+        why = (
+            "is reserved for the untrained model"
+            if arm.name == BASE
+            else "names an arm before it (names must be unique)"
+            if arm.name in names[:index]
+            else "is not a folder name (letters, digits, _ . -)"
+            if not NAME.match(arm.name)
+            else None
+        )
+        if why is not None:
+            raise OptionsError(f"{where}.name: {arm.name!r} {why}", key="ablate.arms")
+        check_arm_size(options, arm, where)
+        check_arm_data(options, arm, where)
+        check_arm_steps(options, arm, where)
+    if not options.seeds or options.draws < 1:
+        raise OptionsError("ablate.seeds / ablate.draws: need at least one seed and one draw", key="ablate.seeds")
+    check_compute(options)
+    check_pairs(options)
+    check_benchmarks(options)
+
+
+def check_arm_size(options: AblateOptions, arm: ArmOptions, where: str) -> None:
+    """A random baseline needs ``n`` (a count, or an arm that is not itself random); nothing else takes one."""
+    if not arm.random:
+        if arm.n is not None:
+            raise OptionsError(f"{where}.n: only a random baseline takes n (arm {arm.name!r})", key="ablate.arms")
+        return
+    if arm.n is None or (isinstance(arm.n, int) and arm.n < 1):
+        raise OptionsError(
+            f"{where}.n: the {arm.baseline} baseline {arm.name!r} needs n: a chain count, or an arm's name",
+            key="ablate.arms",
+        )
+    if isinstance(arm.n, str):
+        named = next((a for a in options.arms if a.name == arm.n), None)
+        if named is None or named.random:
+            known = [a.name for a in options.arms if not a.random]
+            raise OptionsError(
+                f"{where}.n: {arm.n!r} is not an arm whose size can be taken (arms that are not random: "
+                f"{', '.join(known) or 'none'})",
+                key="ablate.arms",
+            )
+
+
+def check_arm_data(options: AblateOptions, arm: ArmOptions, where: str) -> None:
+    """``data_of`` names an arm with one set of rows of its own, and then the arm curates nothing itself."""
+    if arm.data_of is None:
+        return
+    named = next((a for a in options.arms if a.name == arm.data_of), None)
+    if named is None or named.random or named.data_of is not None or named is arm:
+        raise OptionsError(
+            f"{where}.data_of: {arm.data_of!r} is not an arm with one set of rows of its own", key="ablate.arms"
+        )
+    if arm.baseline is not None or arm.curate:
+        raise OptionsError(
+            f"{where}: an arm that trains on {arm.data_of!r}'s rows curates nothing (no baseline, no curate)",
+            key="ablate.arms",
+        )
+
+
+def check_arm_steps(options: AblateOptions, arm: ArmOptions, where: str) -> None:
+    compute = options.compute
+    if arm.steps is not None and arm.epochs is not None:
+        raise OptionsError(f"{where}: give steps or epochs, not both (arm {arm.name!r})", key="ablate.arms")
+    if arm.steps is None and arm.epochs is None and compute.steps is None and compute.epochs_of is None:
+        raise OptionsError(
+            f"ablate.compute: arm {arm.name!r} has no step count; set compute.steps or compute.epochs_of "
+            "(or the arm's own steps / epochs)",
+            key="ablate.compute",
+        )
+
+
+def check_compute(options: AblateOptions) -> None:
+    compute, names = options.compute, [a.name for a in options.arms]
+    if compute.steps is not None and compute.epochs_of is not None:
+        raise OptionsError("ablate.compute: give steps or epochs_of, not both", key="ablate.compute")
+    for key in ("epochs_of", "match_tokens"):
+        value = getattr(compute, key)
+        if value is not None and value not in names:
+            raise OptionsError(
+                f"ablate.compute.{key}: no arm {value!r} (arms: {', '.join(names)})", key=f"ablate.compute.{key}"
+            )
+    if compute.epochs_of is not None and options.arm(compute.epochs_of).random:
+        raise OptionsError(
+            f"ablate.compute.epochs_of: {compute.epochs_of!r} draws at random; name an arm with one set of rows",
+            key="ablate.compute.epochs_of",
+        )
+
+
+def check_pairs(options: AblateOptions) -> None:
+    names = [a.name for a in options.arms] + ([BASE] if options.base else [])
+    for a, b in options.pairs:
+        unknown = next((x for x in (a, b) if x not in names), None)
+        if unknown is not None or a == b:
+            why = f"no arm {unknown!r}" if unknown is not None else "an arm against itself"
+            raise OptionsError(f"ablate.pairs: [{a}, {b}]: {why} (arms: {', '.join(names)})", key="ablate.pairs")
+
+
+def check_benchmarks(options: AblateOptions) -> None:
+    for bench in options.benchmarks:
+        if bench.part_field is not None and bench.part_ranges:
+            raise OptionsError(
+                f"ablate.benchmarks: {bench.name}: give part_field or part_ranges, not both", key="ablate.benchmarks"
+            )
+
+
+def pairs_of(options: AblateOptions) -> tuple[tuple[str, str], ...]:
+    """The pairs tested: the recipe's, else every pair of arms in order, then each arm against ``base``."""
+    if options.pairs:
+        return options.pairs
+    names = [a.name for a in options.arms]
+    every = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+    return tuple(every + ([(a, BASE) for a in names] if options.base else []))
+
+
+def build_ablate(cfg: DictConfig) -> AblateOptions:
+    """The recipe's ``ablate:`` section as `AblateOptions`, checked; no benchmarks: the recipe's
+    ``evaluate.benchmarks``.
+
+    Raises:
+        OptionsError: No ``ablate:`` section (naming the recipes with one), an unknown key, a wrong type, or what
+            `check_ablate` refuses.
+    """
+    data = dict(section(cfg, "ablate"))
+    listed = data.get("benchmarks") or list((cfg.get("evaluate") or {}).get("benchmarks") or [])
+    data["benchmarks"] = [b if isinstance(b, dict) else {"name": b} for b in listed]
+    options = to_options(AblateOptions, data, "ablate")
+    check_ablate(options)
+    return options

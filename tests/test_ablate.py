@@ -1,0 +1,403 @@
+"""`python -m limo.ablate`: the ``ablate:`` section's checks, the command lines it builds, the chance baselines it
+curates, the tables it computes from per-sample files, and (slow) the whole command on the tiny model — killed with
+SIGKILL half-way, resumed, nothing finished redone, its paired counts checked against a count by hand."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from curation.methods import METHODS, RunContext
+from curation.options import StageOptions
+from eval.options import OptionsError, to_options
+from eval.reports.metrics import mcnemar_p
+from limo.ablation.options import AblateOptions, build_ablate, check_ablate, pairs_of
+from limo.ablation.plan import RunSpec, Study, arm_steps, entry_overrides, flat_overrides, hydra_value, run_specs
+from limo.ablation.results import RunResult, Tables, partners, to_json
+from limo.ablation.steps import Step, StepError, is_done
+from limo.cli.compose import compose
+from limo.config.sections import recipe_has, recipe_names
+from tests.launch import run_group
+
+POOL = "recipes/data/arithmetic/pool.jsonl.gz"
+
+
+def options(**section) -> AblateOptions:
+    section.setdefault("arms", [{"name": "curated"}, {"name": "rc", "baseline": "random_correct", "n": "curated"}])
+    section.setdefault("compute", {"steps": 2})
+    built = to_options(AblateOptions, section, where="ablate")
+    check_ablate(built)
+    return built
+
+
+def test_the_demo_recipe_parses_into_its_arms_seeds_and_parts():
+    built = build_ablate(compose("ablate_demo"))
+    assert [a.name for a in built.arms] == ["curated", "random_correct"]
+    assert built.arm("random_correct").random and built.seeds == (0, 1)
+    assert built.benchmarks[1].part_field == "part" and built.benchmarks[0].part_ranges["rest"] == (4, None)
+    assert pairs_of(built) == (("curated", "random_correct"),)
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"arms": [{"name": "a", "baseline": "random"}]}, "ablate.arms[0].n: the random baseline 'a' needs n"),
+        ({"arms": [{"name": "a"}, {"name": "a"}]}, "ablate.arms[1].name: 'a' names an arm before it"),
+        ({"arms": [{"name": "base"}]}, "reserved for the untrained model"),
+        ({"arms": [{"name": "r", "baseline": "random", "n": "nope"}]}, "'nope' is not an arm whose size"),
+        ({"arms": [{"name": "a", "n": 3}]}, "only a random baseline takes n"),
+        ({"arms": [{"name": "a"}], "compute": {}}, "arm 'a' has no step count"),
+        ({"arms": [{"name": "a"}], "pairs": [["a", "b"]]}, "ablate.pairs: [a, b]: no arm 'b'"),
+        (
+            {"arms": [{"name": "a", "stpes": 3}]},
+            "ablate.arms[0].stpes: unknown key (did you mean ablate.arms[0].steps",
+        ),
+        ({"arms": [{"name": "a"}], "compute": {"epochs_of": "x"}}, "ablate.compute.epochs_of: no arm 'x'"),
+    ],
+)
+def test_a_section_that_would_make_wrong_tables_is_refused_naming_the_key(section, message):
+    with pytest.raises(OptionsError) as err:
+        options(**section)
+    assert message in str(err.value)
+
+
+def test_every_pair_of_arms_and_each_arm_against_the_base_model_by_default():
+    built = options(arms=[{"name": "a"}, {"name": "b"}, {"name": "c"}], base=True)
+    assert pairs_of(built) == (("a", "b"), ("a", "c"), ("b", "c"), ("a", "base"), ("b", "base"), ("c", "base"))
+
+
+def test_overrides_become_command_lines_a_user_could_type():
+    lines = flat_overrides(
+        "curate", {"stages": {"select": {"n": 5}, "ingest": {"field_map": {"id": "uid"}}, "dedup": {"near": False}}}
+    )
+    assert lines == [
+        "curate.stages.select.n=5",
+        "curate.stages.ingest.field_map={id:uid}",
+        "curate.stages.dedup.near=false",
+    ]
+    assert hydra_value("a b's") == "'a b\\'s'" and hydra_value("1.0") == "'1.0'" and hydra_value(None) == "null"
+    assert hydra_value([1, "x"]) == "[1,x]" and hydra_value("recipes/data/x.jsonl") == "recipes/data/x.jsonl"
+
+
+def test_a_trained_runs_evaluation_never_gets_the_base_models_path():
+    """model.path= names the base model: training starts from it and the base row evaluates it; typed on
+    limo.evaluate's command line it is also the model evaluated, so a trained run's evaluation leaves it out (on the
+    first GPU run of bench/limo_small.py it did not, and every arm scored exactly the base model's 4/129)."""
+    typed = ["model.path=/tmp/smol.gguf", "train.args.use_cpu=false", "benchmark_specs.toy={source: t.jsonl}"]
+    assert entry_overrides(typed, "evaluate") == typed[1:]
+    assert entry_overrides(typed, "base") == typed
+    assert entry_overrides(typed, "train") == entry_overrides(typed, "curate") == typed[:2]
+    assert entry_overrides(["+model.path=x.gguf"], "evaluate") == []
+
+
+@pytest.mark.parametrize("recipe", [r for r in recipe_names() if recipe_has(r, "ablate")])
+def test_every_ablation_recipe_parses(recipe):
+    built = build_ablate(compose(recipe))
+    assert built.arms and built.benchmarks
+
+
+def write_rows(path: Path, rows: int, chars: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    row = {
+        "id": "x",
+        "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a" * (chars - 1)}],
+    }
+    path.write_text("".join(json.dumps({**row, "id": f"r{i}"}) + "\n" for i in range(rows)))
+
+
+def test_steps_follow_compute_an_arms_own_budget_and_matched_tokens(tmp_path):
+    section = {
+        "arms": [
+            {"name": "cur"},
+            {"name": "all", "baseline": "all"},
+            {"name": "once", "data_of": "cur", "epochs": 1},
+            {"name": "fixed", "baseline": "all_correct", "steps": 7},
+        ],
+        "compute": {"epochs_of": "all"},
+    }
+    study = Study("r", tmp_path, options(**section), ("b",), global_batch=8)
+    for name, rows, chars in (("cur", 20, 100), ("all", 100, 50), ("fixed", 30, 10)):
+        write_rows(tmp_path / "arms" / name / "curate" / "messages.jsonl", rows, chars)
+    assert arm_steps(study) == {"cur": 13, "all": 13, "once": 3, "fixed": 7}  # ceil(100 / 8), ceil(20 / 8)
+    matched = Study("r", tmp_path, options(**{**section, "compute": {"steps": 10, "match_tokens": "all"}}), ("b",))
+    assert arm_steps(matched) == {"cur": 5, "all": 10, "once": 5, "fixed": 50}  # 10 x 50 chars / each arm's chars
+    assert [s.folder.rsplit("/", 2)[-2:] for s in run_specs(study)][:2] == [["cur", "seed0"], ["all", "seed0"]]
+
+
+# ------------------------------------------------------------------------------------------- the tables
+
+
+def write_run(folder: Path, verdicts: dict[str, list[bool]], steps: int = 0) -> None:
+    """A run folder as limo.train and limo.evaluate leave it: per-sample files (and a training log)."""
+    for bench, rights in verdicts.items():
+        (folder / "eval" / bench).mkdir(parents=True)
+        rows = [
+            {"problem_id": f"p{i}", "sample_index": 0, "correct": r, "level": 1 + i % 2} for i, r in enumerate(rights)
+        ]
+        (folder / "eval" / bench / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if steps:
+        (folder / "train").mkdir()
+        log = [{"step": s, "num_tokens": 100.0 * s} for s in range(1, steps + 1)]
+        (folder / "train" / "log_history.json").write_text(json.dumps(log))
+
+
+def test_paired_counts_pool_seeds_and_draws_and_match_a_count_by_hand(tmp_path):
+    from limo.ablation.results import load_run
+
+    runs = {
+        ("cur", 0, None): [True, True, False, False, True, False],
+        ("cur", 1, None): [True, False, False, True, True, False],
+        ("rnd", 0, 0): [False, True, True, False, False, False],
+        ("rnd", 0, 1): [True, True, False, False, False, False],
+        ("rnd", 1, 0): [False, False, False, True, True, True],
+        ("rnd", 1, 1): [False, True, False, True, False, False],
+        ("base", None, None): [False, False, False, False, True, False],
+    }
+    arms: dict[str, list[RunResult]] = {}
+    for (arm, seed, draw), rights in runs.items():
+        folder = tmp_path / f"{arm}-{seed}-{draw}"
+        write_run(folder, {"b": rights}, steps=0 if seed is None else 3)
+        arms.setdefault(arm, []).append(load_run(RunSpec(arm, seed, draw, str(folder)), ["b"]))
+    parts = {"b": {"first": {"p0", "p1", "p2"}, "rest": {"p3", "p4", "p5"}}}
+    pairs = (("cur", "rnd"), ("rnd", "base"))
+    payload = to_json(Tables(arms, parts, {"b": ("level",)}, pairs, {"recipe": "t"}))
+
+    def by_hand(a: str, b: str, keep: range) -> tuple[int, int, int]:
+        a_only = b_only = n = 0
+        for (arm_a, seed_a, draw_a), right_a in runs.items():
+            for (arm_b, seed_b, draw_b), right_b in runs.items():
+                same = seed_a is None or seed_b is None or (seed_a == seed_b and draw_a in (None, draw_b))
+                if arm_a != a or arm_b != b or not same:
+                    continue
+                for i in keep:
+                    n += 1
+                    a_only += right_a[i] and not right_b[i]
+                    b_only += right_b[i] and not right_a[i]
+        return a_only, b_only, n
+
+    found = {(r["a"], r["b"], r["part"]): r for r in payload["pairs"]}
+    for a, b in pairs:
+        for part, keep in ((None, range(6)), ("first", range(3)), ("rest", range(3, 6))):
+            a_only, b_only, n = by_hand(a, b, keep)
+            row = found[(a, b, part)]
+            assert (row["a_right_b_wrong"], row["b_right_a_wrong"], row["pairs"]) == (a_only, b_only, n)
+            assert row["p"] == mcnemar_p(a_only, b_only)
+    assert found[("cur", "rnd", None)]["pairs"] == 24  # 2 seeds x 2 draws x 6 problems: cur's run pairs each draw
+    first = payload["runs"][0]
+    assert first["steps"] == 3 and first["tokens"] == 300 and first["accuracy"]["b"]["correct"] == 3
+    assert first["accuracy"]["b"]["parts"]["first"]["correct"] == 2
+    low, high = first["accuracy"]["b"]["wilson"]
+    assert low < 0.5 < high
+    levels = [r for r in payload["breakdowns"] if r["arm"] == "cur" and r["value"] == "1"]
+    assert levels[0]["correct"] == 4 and levels[0]["total"] == 6  # p0, p2, p4 of both seeds: 2 + 2 right
+
+
+def test_runs_pair_by_seed_and_draw():
+    def run(arm, seed, draw):
+        return RunResult(RunSpec(arm, seed, draw, ""), 0, 0, {})
+
+    a = [run("a", 0, None), run("a", 1, None)]
+    b = [run("b", 0, 0), run("b", 0, 1), run("b", 1, 0)]
+    c = [run("c", 0, 0), run("c", 0, 1)]
+    assert [(x.spec.seed, y.spec.draw) for x, y in partners(a, b)] == [(0, 0), (0, 1), (1, 0)]
+    assert [(x.spec.draw, y.spec.draw) for x, y in partners(b[:2], c)] == [(0, 0), (1, 1)]
+    assert len(partners(a, [run("base", None, None)])) == 2
+
+
+# ------------------------------------------------------------------------------------------- steps
+
+
+def test_a_finished_folder_made_by_other_settings_is_an_error_not_a_silent_reuse(tmp_path):
+    data = tmp_path / "data.jsonl"
+    data.write_text("{}\n")
+    step = Step("train", str(tmp_path / "run"), ("recipe=x", "train.args.max_steps=2"), inputs=(str(data),))
+    assert not is_done(step)
+    step.marker.parent.mkdir(parents=True)
+    step.marker.write_text(json.dumps(step.record()))
+    assert is_done(step)
+    longer = Step("train", step.folder, ("recipe=x", "train.args.max_steps=5"), inputs=(str(data),))
+    with pytest.raises(StepError, match=r"run was made by other settings \(train: then \['train.args.max_steps=2'\]"):
+        is_done(longer)
+    data.write_text("{}\n{}\n")
+    with pytest.raises(StepError, match="its input changed since"):
+        is_done(step)
+
+
+def test_an_evaluation_is_done_benchmark_by_benchmark(tmp_path):
+    step = Step("evaluate", str(tmp_path), ("recipe=x",), benchmarks=("a", "b"))
+    (tmp_path / "eval" / "a").mkdir(parents=True)
+    (tmp_path / "eval" / "a" / "summary.json").write_text("{}")
+    assert not is_done(step) and step.command(["b"])[-2:] == ["benchmarks=[b]", f"output_dir={tmp_path}"]
+    (tmp_path / "eval" / "b").mkdir()
+    (tmp_path / "eval" / "b" / "summary.json").write_text("{}")
+    assert is_done(step)
+    step.marker.parent.mkdir()
+    step.marker.write_text(json.dumps(step.record()))
+    fewer = Step("evaluate", str(tmp_path), ("recipe=x", "limit=8"), benchmarks=("a", "b"))
+    with pytest.raises(StepError, match=r"evaluate: then \[\], now \['limit=8'\]"):
+        is_done(fewer)  # evaluated on every problem before: not what this study asks, so not reused
+
+
+# ------------------------------------------------------------------------------------------- the baselines
+
+
+def baseline(tmp_path: Path, kind: str, n: int | None, seed: int) -> list[dict]:
+    stages = to_options(
+        StageOptions,
+        {
+            "ingest": {
+                "source": POOL,
+                "field_map": {"id": "problem_id", "generator": "generator"},
+                "problem_limit": 30,
+            },
+            "decontam": {"enabled": False},
+            "report": {"enabled": False},
+        },
+        where="curate.stages",
+    )
+    folder = tmp_path / f"{kind}-{seed}"
+    METHODS["baseline"].run(stages, METHODS["baseline"].options(kind, n), RunContext(folder, seed, "t"))
+    return [json.loads(line) for line in (folder / "curate" / "curated.jsonl").read_text().splitlines()]
+
+
+def test_the_baselines_draw_from_the_cleaned_pool_by_their_seed(tmp_path):
+    every = baseline(tmp_path, "all", None, 0)
+    correct = baseline(tmp_path, "all_correct", None, 0)
+    drawn = baseline(tmp_path, "random_correct", 20, 1)
+    assert len(every) == 150 and 0 < len(correct) < len(every)  # 30 problems x 5 chains; the careless ones fail
+    assert all(r["verdict"]["correct"] for r in correct) and not all(r["verdict"]["correct"] for r in every)
+    assert len(drawn) == 20 and {r["chain_id"] for r in drawn} <= {r["chain_id"] for r in correct}
+    assert drawn == baseline(tmp_path / "again", "random_correct", 20, 1)
+    assert drawn != baseline(tmp_path, "random_correct", 20, 2)
+    messages = (tmp_path / "random_correct-1" / "curate" / "messages.jsonl").read_text().splitlines()
+    assert len({json.loads(m)["id"] for m in messages}) == 20  # a problem drawn twice keeps two training rows
+    funnel = json.loads((tmp_path / "random_correct-1" / "curate" / "funnel.json").read_text())
+    stages = {s["stage"]: s for s in funnel["stages"]}
+    assert not stages["difficulty"]["enabled"] and stages["draw"]["items_out"] == 20
+    assert funnel["totals"]["read"] == funnel["totals"]["selected"] + funnel["totals"]["dropped"]
+
+
+# ------------------------------------------------------------------------------------------- the command
+
+
+def ablate(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    return run_group([sys.executable, "-m", "limo.ablate", *args], cwd=cwd, timeout=timeout, env=env)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "limo.ablate: error: no recipe: python -m limo.ablate recipe=<name>"),
+        (
+            ("recipe=demo",),
+            "limo.ablate: error: recipe 'demo' has no `ablate:` section (recipes with one: ablate_demo",
+        ),
+        (
+            ("recipe=ablate_demo", "ablate.drawz=2"),
+            "limo.ablate: error: ablate.drawz: unknown key (did you mean ablate.draws?",
+        ),
+        (("recipe=ablate_demo", "--jobs", "0"), "limo.ablate: error: --jobs takes a count of at least 1"),
+        (("recipe=ablate_demo", "seed=3"), "limo.ablate: error: seed= is set per run by ablate"),
+    ],
+)
+def test_a_bad_command_line_ends_in_one_line(args, message, repo_root, tmp_path):
+    done = ablate(*args, f"output_dir={tmp_path}", cwd=repo_root)
+    assert done.returncode == 1 and done.stderr.startswith(message), done.stderr[-2000:]
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "ablate").exists()
+
+
+def events(out: Path) -> list[dict]:
+    path = out / "ablate" / "events.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def alive_with(text: str) -> list[int]:
+    """PIDs of processes whose command line mentions ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and text in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+def test_ablate_killed_half_way_resumes_without_redoing_and_counts_pairs_right(repo_root, tmp_path, overfit_model_dir):
+    """2 arms x 2 seeds of the demo recipe, two runs side by side (--jobs 2). The base model is the tiny model taught
+    to answer two prompts, and a benchmark of those prompts is declared on the command line, so the verdicts differ
+    between runs (lr 0.01 moves each seed's model its own way) and the paired counts are not all zero."""
+    toy = tmp_path / "toy.jsonl"
+    prompts = ["What is 2 + 3?", "Find x if 2x = 8.", "What is 2 + 3 ?", "Find x if 2x = 8", "what is 2 + 3?"]
+    toy.write_text(
+        "".join(json.dumps({"id": f"t{i}", "problem": p, "answer": "54"[i % 2]}) + "\n" for i, p in enumerate(prompts))
+    )
+    out = tmp_path / "out"
+    args = (
+        "recipe=ablate_demo",
+        f"output_dir={out}",
+        f"model.path={overfit_model_dir}",
+        "train.args.learning_rate=0.01",
+        f"benchmark_specs.toy={{source: {toy}, answer_kind: math}}",
+        "--jobs",
+        "2",
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "limo.ablate", *args]
+    with subprocess.Popen(
+        command, cwd=repo_root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ) as first:
+        deadline = time.monotonic() + 300
+        while not any(e["stage"] == "train" and e["event"] == "ran" for e in events(out)):
+            assert first.poll() is None and time.monotonic() < deadline, "no training finished"
+            time.sleep(0.2)
+        first.send_signal(signal.SIGKILL)  # the ablation itself, not its group: its entries must die with it
+    deadline = time.monotonic() + 30
+    while alive_with(str(out)):
+        assert time.monotonic() < deadline, f"processes outlived the killed ablation: {alive_with(str(out))}"
+        time.sleep(0.2)
+    finished = {(e["stage"], e["folder"]) for e in events(out) if e["event"] == "ran"}
+    markers = {
+        key: (Path(key[1]) / ".ablate" / f"{key[0]}.json").stat().st_mtime_ns
+        for key in finished
+        if key[0] != "evaluate"
+    }
+    assert not (out / "ablate" / "results.json").exists()
+
+    done = ablate(*args, cwd=repo_root, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    ran = [(e["stage"], e["folder"]) for e in events(out) if e["event"] == "ran"]
+    assert len(ran) == len(set(ran)) == 2 + 4 + 4  # two curations, four trainings, four evaluations: each once
+    assert all(e["event"] == "reused" for e in events(out)[len(finished) :] if (e["stage"], e["folder"]) in finished)
+    assert {k: (Path(k[1]) / ".ablate" / f"{k[0]}.json").stat().st_mtime_ns for k in markers} == markers
+
+    results = json.loads((out / "ablate" / "results.json").read_text())
+    assert len(results["runs"]) == 4 and {r["steps"] for r in results["runs"]} == {2}
+    verdicts = {}
+    for run in results["runs"]:
+        for bench in ("arith_heldout", "arith_unseen", "toy"):
+            lines = (Path(run["folder"]) / "eval" / bench / "samples.jsonl").read_text().splitlines()
+            verdicts[(run["arm"], run["seed"], bench)] = {
+                r["problem_id"]: r["correct"] for r in map(json.loads, lines)
+            }
+    assert any(any(v.values()) for v in verdicts.values())  # the taught prompts: some answers right
+    for row in (r for r in results["pairs"] if r["part"] is None):
+        a_only = b_only = n = 0
+        for seed in (0, 1):
+            mine, theirs = verdicts[(row["a"], seed, row["benchmark"])], verdicts[(row["b"], seed, row["benchmark"])]
+            n += len(mine)
+            a_only += sum(mine[p] and not theirs[p] for p in mine)
+            b_only += sum(theirs[p] and not mine[p] for p in mine)
+        assert (row["a_right_b_wrong"], row["b_right_a_wrong"], row["pairs"]) == (a_only, b_only, n), row
+        assert row["p"] == pytest.approx(mcnemar_p(a_only, b_only))
+    text = (out / "ablate" / "results.md").read_text()
+    assert "| curated vs random_correct |" in text and "arith_unseen dev" in text and "toy" in text
+    assert "report-data" in (out / "ablate" / "report.html").read_text()
