@@ -1,9 +1,9 @@
 """Ships the recipes with the package: a wheel carries ``recipes/`` as ``limo/recipes/``.
 
 Everything else about the build is in pyproject.toml. ``recipes/`` stays at the repository root (YAML only:
-docs/architecture.md, "Layers"); this build step copies it into the built ``limo`` package, where `limo.search_path`
-finds it when the package is installed (``pip install .``, a wheel). An editable install reads the source tree's
-folder.
+docs/architecture.md, "Layers"); this build step copies it into the built ``limo`` package, where
+`limo.config.search_path` finds it when the package is installed (``pip install .``, a wheel). An editable install
+reads the source tree's folder.
 """
 
 import shutil

@@ -32,7 +32,7 @@ from curation.pool.champ import UNAIDED_SETTINGS, load_champ_pool  # noqa: E402
 from curation.stages import curate_items  # noqa: E402
 from eval.benchmarks.loader import BenchmarkSpec  # noqa: E402
 from eval.options import to_options  # noqa: E402
-from limo.config import compose  # noqa: E402
+from limo.config.files import compose  # noqa: E402
 
 _NUMBER = re.compile(r"\d+")
 OPTIONS = {

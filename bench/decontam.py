@@ -55,7 +55,7 @@ BASELINE = {"ngram": 8, "char_ngram": 8, "short_containment": 0.6}
 
 
 def specs() -> dict[str, BenchmarkSpec]:
-    from limo.config import compose
+    from limo.cli.compose import compose
 
     return {n: BenchmarkSpec.from_dict(dict(s)) for n, s in compose("champ").benchmark_specs.items()}
 

@@ -38,7 +38,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def prepare(out: Path) -> dict:
     """The demo's candidate job (seed DPO code) and its reference job, as the loop builds them."""
-    from limo.config import compose
+    from limo.cli.compose import compose
     from limo.discovery import build
     from limo.discovery.loop import load_seed_archive
     from limo.discovery.options import DiscoverPaths, build_discover_options

@@ -71,7 +71,7 @@ def main() -> None:
     import torch
 
     from eval.backends.hf import HFBackend
-    from limo.tiny_models import build_tiny_model
+    from limo.models.tiny import build_tiny_model
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as folder:

@@ -6,7 +6,7 @@ composed recipe (``demo`` for SFT, ``rl_demo`` for GRPO) with TRL's trainers, De
 ``deepspeed=zero2|zero3`` groups, the memory estimate is `limo.training.memory` as `limo.plan` calls it, generation is
 the ``hf`` backend (`eval.backends.hf.HFBackend`), and the demo's loop is `limo.demo`'s stages, each its own process.
 Models have real shapes (SmolLM2-135M's and Qwen2.5-1.5B's, read from their model groups' ``shape:``) and random
-weights with the tiny tokenizer (`limo.tiny_models.build_shaped_model`): a random model costs what a trained one
+weights with the tiny tokenizer (`limo.models.tiny.build_shaped_model`): a random model costs what a trained one
 costs. ``--device cpu`` runs the same code on scaled-down shapes (`SIZES`), so the check cannot rot where no GPU is.
 
 A part returns its figures (a dict); raising makes it ``failed`` with the error's line; returning ``{"skipped":
@@ -165,7 +165,7 @@ def release(device: str) -> None:
 
 def build_model(spec: Spec, name: str) -> Path:
     """The named shape's random model in the part's work folder, built once per check (bf16 on a GPU)."""
-    from limo.tiny_models import build_shaped_model
+    from limo.models.tiny import build_shaped_model
 
     architecture, shape = sizes_for(spec["device"]).shapes[name]
     folder = Path(spec["work"]) / "models" / name
@@ -237,7 +237,7 @@ def step_timer(device: str) -> Any:
 
 def train_recipe(recipe: str, spec: Spec, run: str, overrides: list[str], timer: Any = None) -> Any:
     """`limo.train.train` on ``recipe`` composed with ``overrides`` into ``<work>/runs/<run>``; returns the trainer."""
-    from limo.config import compose
+    from limo.cli.compose import compose
     from limo.train import train
 
     base = [f"output_dir={Path(spec['work']) / 'runs' / run}", "train.args.logging_steps=1"]

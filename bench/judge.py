@@ -6,7 +6,7 @@
    agreement table is then the symbolic grader's agreement with a human reader, and the disagreement rows are
    its misreadings. ``--math-verify-judge`` adds a second run over all of CHAMP's 19,179 summaries whose
    replayed judge is math-verify 0.9.0 (its verdict written as a reply): two checkers compared at scale.
-2. **The judge path on the tiny model.** An overfit tiny model (`limo.tiny_models.build_overfit_judge`) trained
+2. **The judge path on the tiny model.** An overfit tiny model (`limo.models.tiny.build_overfit_judge`) trained
    to write a verdict line for two prompts judges ``--items`` items through `eval.grading.judge.build_judge` (hf
    backend, cached): replies per second cold, then per second again from the cache; every reply must parse.
 3. **Replay overhead.** ``judge_many`` over the labelled set with a replay judge: prompts rendered, replies
@@ -110,7 +110,7 @@ def math_verify_verdicts(rows: list[dict]) -> list[bool]:
 
 
 def all_champ_rows() -> list[dict]:
-    from limo.eval_setup import champ_response_rows
+    from limo.setup.evaluate import champ_response_rows
 
     rows = [r for r in champ_response_rows() if r["response"]]
     from eval.benchmarks.champ import load_champ_problems
@@ -120,7 +120,7 @@ def all_champ_rows() -> list[dict]:
 
 
 def tiny_model_run(items_n: int, folder: Path) -> None:
-    from limo.tiny_models import build_overfit_judge
+    from limo.models.tiny import build_overfit_judge
 
     t0 = time.perf_counter()
     hf, base = build_overfit_judge(folder / "judge_model", batch_size=16)

@@ -61,7 +61,7 @@ def load_judge(spec: str, overrides: Sequence[str]) -> tuple[str, JudgeOptions]:
     """(name, options) of a grader config name or a YAML file, with ``key=value`` overrides of the judge's keys."""
     from omegaconf import OmegaConf
 
-    from limo.config import compose
+    from limo.cli.compose import compose
 
     path = Path(spec)
     if path.suffix in (".yaml", ".yml") and path.resolve().parent == GRADER_CONFIGS.resolve():
@@ -80,7 +80,7 @@ def load_judge(spec: str, overrides: Sequence[str]) -> tuple[str, JudgeOptions]:
 def _options(node: Any, overrides: Sequence[str]) -> JudgeOptions:
     from omegaconf import OmegaConf
 
-    from limo.sections import to_options
+    from limo.config.sections import to_options
 
     return to_options(JudgeOptions, OmegaConf.merge(node, OmegaConf.from_dotlist(list(overrides))), "judge")
 

@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, 
 
 from eval.records import write_jsonl  # noqa: E402
 from eval.run.runner import build_requests  # noqa: E402
-from limo.config import compose  # noqa: E402
-from limo.eval_setup import build_benchmarks, build_evaluate_options, build_prompt, build_protocols  # noqa: E402
+from limo.config.files import compose  # noqa: E402
 from limo.evaluate import evaluate, runtime_argv  # noqa: E402
+from limo.setup.evaluate import build_benchmarks, build_evaluate_options, build_prompt, build_protocols  # noqa: E402
 
 LETTERS = "ABCDEFGH"
 

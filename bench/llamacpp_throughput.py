@@ -187,11 +187,11 @@ def report(
 
 def differences(folder: Path, hf_rows: dict[str, Any], served_rows: dict[str, Any]) -> list[dict[str, Any]]:
     """Where each differing response first parts from the hf backend's, and the source's logit gap there (the
-    near-tie rule of limo.export_served)."""
+    near-tie rule of limo.gguf.served)."""
     from types import SimpleNamespace
 
     from eval.backends.hf import load_model
-    from limo.export_served import reply_agreement
+    from limo.gguf.served import reply_agreement
 
     parted = [p for p in hf_rows if hf_rows[p]["response"] != served_rows[p]["response"]]
     if not parted:

@@ -42,8 +42,8 @@ sys.path.insert(0, str(REPO))
 def run_champ(out: str, with_page: bool) -> None:
     """The child: the champ recipe as ``limo.curate`` runs it, with or without the page; prints its timings."""
     import curation.outputs.writer as writer
-    from limo.config import compose
-    from limo.curate_setup import build_curation
+    from limo.cli.compose import compose
+    from limo.setup.curate import build_curation
 
     timed = {"page": 0.0}
     original = writer.write_report_html

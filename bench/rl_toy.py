@@ -49,7 +49,7 @@ SETTINGS = [
 
 
 def run(model: Path, prompts: Path, out: Path, seed: int, steps: int, trainer_class: type | None = None) -> Any:
-    from limo.config import compose
+    from limo.cli.compose import compose
     from limo.train import train
 
     shutil.rmtree(out, ignore_errors=True)

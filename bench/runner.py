@@ -54,8 +54,8 @@ def _sharded_bench():
 BASELINE_CHAMP = """
 import sys
 from dataclasses import replace
-from limo.config import compose
-from limo.curate_setup import build_curation
+from limo.cli.compose import compose
+from limo.setup.curate import build_curation
 curation = build_curation(compose("champ", [f"output_dir={sys.argv[1]}", f"data_dir={sys.argv[2]}"]))
 curation = replace(curation, context=replace(curation.context, executor=None))  # the in-memory runner
 print(curation.run().line())
@@ -69,7 +69,7 @@ from curation.methods import METHODS, RunContext
 from curation.options import StageOptions
 from eval.benchmarks.loader import BenchmarkSpec
 from eval.options import to_options
-from limo.config import compose
+from limo.cli.compose import compose
 import bench_options
 specs = {n: BenchmarkSpec.from_dict(dict(s)) for n, s in compose("champ").benchmark_specs.items()}
 options = dict(bench_options.OPTIONS)

@@ -59,7 +59,7 @@ class StepTimer:
 def sft_rate(data: Path, work: Path, steps: int, *overrides: str, warmup: int = 1) -> dict[str, float]:
     """Training tokens per second and achieved GFLOP/s over ``steps`` steps after ``warmup`` steps (torch.compile
     compiles in the first and recompiles for dynamic lengths in the second: two)."""
-    from limo.config import compose
+    from limo.cli.compose import compose
     from limo.train import train
     from limo.training.speed import parameter_count, training_flops
 

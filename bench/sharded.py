@@ -240,7 +240,7 @@ def run_one(pool: str, out: str, executor: str, workers: int, shape: str = "cham
     from curation.options import StageOptions
     from eval.benchmarks.loader import BenchmarkSpec
     from eval.options import to_options
-    from limo.config import compose
+    from limo.cli.compose import compose
 
     specs = {n: BenchmarkSpec.from_dict(dict(s)) for n, s in compose("champ").benchmark_specs.items()}
     ingest = {"source": pool, "field_map": {"generator": "generator"}}  # the pool names each chain's author

@@ -112,7 +112,7 @@ def run_variant(model_dir: Path, rows: list[dict], variant: dict, out: Path) -> 
 
 
 def main() -> None:
-    from limo.tiny_models import build_tiny_model, build_tokenizer
+    from limo.models.tiny import build_tiny_model, build_tokenizer
     from limo.training.data import percentile, token_lengths
 
     rows, pool_size = champ_like_examples()

@@ -1,8 +1,11 @@
-"""limo: entry points (curate / train / evaluate / plan / serve / demo), recipe glue, training on TRL + DeepSpeed.
+"""limo: the entry points users type, training on TRL + DeepSpeed, and the glue from recipes to plain options.
 
-Every entry point turns its recipe section into the library's frozen options (`limo.sections.to_options`),
-reports a data or config error in one line (`limo.entry`), and gives each job of a Hydra sweep its own
-folder (`limo.sweeps`).
+Top level: one thin module per command (``python -m limo.<command>``: curate, train, evaluate, plan, discover,
+export, explore, serve, demo, ablate). Below them, by floor (docs/architecture.md, "Layers"): `limo.cli` (the
+command line: its check against the options schema, the one error style, ``--help``, composing a recipe), the
+commands' parts (`limo.ablation`, `limo.discovery`, `limo.gguf`: the GGUF export), `limo.setup` (a recipe section
+turned into plain options, one module per command), `limo.training`, `limo.models` (chat templates, tiny models) and
+`limo.config` (where recipes are, a section as typed options, sweep folders).
 
 The top of the dependency stack: it imports `curation` and `eval`, never the other way round.
 """

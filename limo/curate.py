@@ -1,13 +1,13 @@
 """`python -m limo.curate recipe=<name> [executor=local|ray|slurm] [output_dir=...] [data_dir=...] [dry_run=true]`.
 
 A short lookup: the recipe's ``curate.method`` names a registered method (`curation.methods.METHODS`:
-``limo``, ``lemma``, ``pairs``, ``rise``, ``mammoth2``), `limo.curate_setup` turns the section into its
+``limo``, ``lemma``, ``pairs``, ``rise``, ``mammoth2``), `limo.setup.curate` turns the section into its
 plain options, and the method writes ``<output_dir>/curate/`` (see docs/curation.md). The ``executor``
 group says where sharded work runs (LIMO's pool stages and every method's fresh rollouts): the same recipe
 selects the same chains, byte for byte, on each. ``dry_run=true`` prints the rollout stages' spend plan
 and generates nothing; ``dry_run_problems=N`` plans for N problems without reading the pool (a hub pool
 offline). The last line printed is the path of ``report.html``, the run's page to read. A data or config
-error, and a run that selects nothing, end with one line (`limo.entry`); so does a stop (SIGTERM, Ctrl-C),
+error, and a run that selects nothing, end with one line (`limo.cli.entry`); so does a stop (SIGTERM, Ctrl-C),
 after which the same command resumes. Missing inputs (a pool file, a benchmark decontamination needs) fail
 before any work starts, and a failed run leaves no empty folder behind.
 """
@@ -23,9 +23,9 @@ from types import FrameType
 
 from omegaconf import DictConfig
 
-from limo.curate_setup import build_curation, check_benchmarks_load, check_selected, spend_plan
-from limo.entry import hydra_entry, reported_errors
-from limo.sweeps import job_config
+from limo.cli.entry import hydra_entry, reported_errors
+from limo.config.sweeps import job_config
+from limo.setup.curate import build_curation, check_benchmarks_load, check_selected, spend_plan
 
 
 @hydra_entry("curate")

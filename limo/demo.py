@@ -20,8 +20,8 @@ from pathlib import Path
 
 from eval.records import write_text_atomic
 from eval.run.compare_runs import BenchmarkComparison, headline
-from limo.search_path import split_folder_flags
-from limo.usage import exit_if_help
+from limo.cli.usage import exit_if_help
+from limo.config.search_path import split_folder_flags
 
 RECIPE = "smol_limo"
 # arith_heldout shares the pool generator's phrasings; arith_unseen is told in phrasings no training generator uses
@@ -91,7 +91,8 @@ def demo_stages(output_dir: str, data_dir: str | None = None, config_args: Seque
 
 
 def comparison_dir(output_dir: str) -> str:
-    """Where ``mode=compare`` writes the before/after comparison: ``<output_dir>/compare`` (`limo.eval_modes`)."""
+    """Where ``mode=compare`` writes the before/after comparison: ``<output_dir>/compare``
+    (`limo.setup.eval_modes`)."""
     return f"{output_dir}/compare"
 
 

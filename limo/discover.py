@@ -5,7 +5,7 @@ parsed and checked against the loss language's allowlist (never executed), valid
 confined worker (a short DPO run on curated correct-vs-incorrect pairs, scored on held-out pairs), and the
 fitness goes back to the proposer. Writes ``<output_dir>/discover/{archive.jsonl,report.md,fitness.png}``
 (docs/architecture.md, "Run directory"); rerunning after a kill resumes without re-training finished
-candidates. A data or config error ends with one line (`limo.entry`).
+candidates. A data or config error ends with one line (`limo.cli.entry`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Any
 from omegaconf import DictConfig
 
 from eval.records import sha256_file
-from limo.config import check_files
+from limo.cli.entry import hydra_entry, reported_errors
+from limo.config.files import check_files
 from limo.discovery import build
 from limo.discovery.loop import (
     LoopState,
@@ -32,7 +33,6 @@ from limo.discovery.loop import (
 from limo.discovery.options import DiscoverPaths, build_discover_options
 from limo.discovery.report import write_report
 from limo.discovery.sandbox import resolve_confinement
-from limo.entry import hydra_entry, reported_errors
 from limo.training import loss_archive as archive_io
 
 log = logging.getLogger("limo.discover")

@@ -1,23 +1,23 @@
 """`python -m limo.evaluate recipe=<r> [benchmarks=[math500,aime24]] [model.path=...] [limit=N] [data_dir=...]`.
 
-``mode=`` picks one of `limo.eval_modes.MODES`: ``generate`` (default), ``multiturn`` (results in
+``mode=`` picks one of `limo.setup.eval_modes.MODES`: ``generate`` (default), ``multiturn`` (results in
 ``eval/<benchmark>/multiturn_<oracle|no_oracle>/``), ``regrade``, ``compare``. Which model: ``model.path=``
 given on the command line wins; otherwise ``evaluate.model_path`` (the demo and training recipes set it to
 ``${output_dir}/train/model``); otherwise ``model.path``. The run-time arguments above (`RUNTIME`) are not
 recipe settings, so they need not exist in a recipe: the entry passes them to Hydra as ``++key=value``.
 Expected failures (missing model, unknown benchmark, malformed file, server down) end with one line
-(`limo.entry`) and leave results already written intact.
+(`limo.cli.entry`) and leave results already written intact.
 """
 
 from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from limo.entry import hydra_entry, reported_errors
-from limo.eval_modes import MODES
-from limo.eval_setup import RUNTIME_KEYS
-from limo.overrides import forced_runtime
-from limo.sweeps import job_config
+from limo.cli.entry import hydra_entry, reported_errors
+from limo.cli.overrides import forced_runtime
+from limo.config.sweeps import job_config
+from limo.setup.eval_modes import MODES
+from limo.setup.evaluate import RUNTIME_KEYS
 
 # What no recipe declares: the run-time arguments, and custom benchmarks (``benchmark_specs.<name>={source: ...}``).
 RUNTIME = (*RUNTIME_KEYS, "benchmark_specs")
@@ -39,7 +39,7 @@ def main(cfg: DictConfig) -> None:
 
 def runtime_argv(argv: list[str]) -> list[str]:
     """The run-time arguments and custom benchmark declarations in ``argv`` forced (``++key=value``), as the entry
-    point sends them: for `limo.config.compose`."""
+    point sends them: for `limo.cli.compose.compose`."""
     return forced_runtime(argv, RUNTIME)
 
 

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 from eval.records import write_text_atomic
-from limo.entry import reported_errors
-from limo.usage import exit_if_help
+from limo.cli.entry import reported_errors
+from limo.cli.usage import exit_if_help
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "curation" / "explore.ipynb"
 DEFAULT_RUN = "outputs/demo/curate"

@@ -11,11 +11,11 @@ model, ``<output_dir>/train/model`` (limo.train saves it merged). Writes ``<name
 the model folder's name.
 
 Who writes the files: llama.cpp's converter and quantizer where ``make llamacpp`` installed them, limo's own writer
-(llama and qwen2; no ``q4_k_m``) where not — the first console line says which (`limo.export_files`). Each file is
+(llama and qwen2; no ``q4_k_m``) where not — the first console line says which (`limo.gguf.files`). Each file is
 read back with transformers and, with llama.cpp installed, served by llama-server and compared with the source
-model on fixed prompts before it is renamed into place (`limo.gguf_export` and `limo.export_served` state the
+model on fixed prompts before it is renamed into place (`limo.gguf.writer` and `limo.gguf.served` state the
 tolerances). An unsupported architecture, a missing model or a file outside its tolerance ends with one line
-(`limo.entry`); files already verified stay.
+(`limo.cli.entry`); files already verified stay.
 """
 
 from __future__ import annotations
@@ -28,18 +28,18 @@ from typing import Any, Literal
 
 from omegaconf import DictConfig
 
-from limo.entry import hydra_entry, reported_errors
-from limo.eval_setup import command_line_overrides
-from limo.export_files import export_model
-from limo.sections import to_options
-from limo.tiny_models import ensure_model
+from limo.cli.entry import hydra_entry, reported_errors
+from limo.config.sections import to_options
+from limo.gguf.files import export_model
+from limo.models.tiny import ensure_model
+from limo.setup.evaluate import command_line_overrides
 
 
 @dataclass(frozen=True)
 class ExportOptions:
     """``export.*`` on the command line (no recipe needs an ``export:`` section)."""
 
-    types: tuple[Literal["f32", "f16", "q8_0", "q4_k_m"], ...] = ("f16", "q8_0")  # limo.export_files.TYPES
+    types: tuple[Literal["f32", "f16", "q8_0", "q4_k_m"], ...] = ("f16", "q8_0")  # limo.gguf.files.TYPES
     name: str | None = None  # null: the run's name, or the model folder's
     dir: str | None = None  # null: <output_dir>/export
     converter: Literal["auto", "llamacpp", "limo"] = "auto"  # auto: llama.cpp's tools where installed

@@ -5,7 +5,7 @@ activations at ``max_length``, the LM head's logits) and CPU memory for offload,
 ``num_gpus x gpu_memory_gb``: the recipe as written and the usual alternatives. Runs offline in seconds
 (the model shape comes from AutoConfig or the model group's ``shape:``) and starts no processes. A line under the
 header says which chat template and end-of-turn token the run uses and where each comes from (the model's own or its
-model group's: `limo.model_chat`).
+model group's: `limo.models.chat`).
 
 A GRPO recipe (``train.trainer: grpo``) adds the reference model and generation to the memory (activations at
 ``train.rl.max_prompt_length + max_completion_length``), then the run's plan — completions per step, steps,
@@ -22,11 +22,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from curation.rollouts.spend import load_spend_data
 from eval.options import OptionsError
-from limo.entry import hydra_entry, reported_errors
-from limo.model_chat import require_chat_template
-from limo.sweeps import input_path
-from limo.tiny_models import ensure_model
-from limo.train_setup import default_trainer
+from limo.cli.entry import hydra_entry, reported_errors
+from limo.config.sweeps import input_path
+from limo.models.chat import require_chat_template
+from limo.models.tiny import ensure_model
+from limo.setup.train import default_trainer
 from limo.training.batch_plan import split_global_batch
 from limo.training.build import trained_model_path
 from limo.training.memory import (

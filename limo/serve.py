@@ -11,11 +11,11 @@ import logging
 import sys
 
 from eval.backends.server import ChatServer
-from limo.usage import exit_if_help
+from limo.cli.usage import exit_if_help
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """The flags; ``--help`` (``-h``) prints `limo.usage`'s help, as every entry point does."""
+    """The flags; ``--help`` (``-h``) prints `limo.cli.usage`'s help, as every entry point does."""
     exit_if_help("serve", sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="limo.serve", add_help=False)
     parser.add_argument("--model", required=True, help="model folder (HF format) or hub id")

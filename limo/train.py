@@ -1,12 +1,12 @@
 """`python -m limo.train recipe=<name> [overrides]`: fine-tune with TRL (+ DeepSpeed) on the curated data.
 
 ``train.trainer`` picks an entry of `limo.training.trainers.TRAINERS` (``sft``, ``weighted_sft``, ``dpo``,
-``grpo``; null: the one the recipe's curation method writes for), `limo.train_setup` turns the ``train:`` section into
+``grpo``; null: the one the recipe's curation method writes for), `limo.setup.train` turns the ``train:`` section into
 plain values, and the entry trains and writes ``train/{plan.json,config.yaml,log_history.json,model/}``; a
 missing data file fails before anything loads, naming ``train.data``, and so does a model without a chat template
 (its own or the model group's ``model.chat_template``), naming that key.
 Launch several processes with torchrun (README, "Training on GPUs"); every rank computes the same plan.
-A data or config error ends with one line (`limo.entry`).
+A data or config error ends with one line (`limo.cli.entry`).
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from omegaconf import DictConfig
 
 from eval.options import OptionsError, did_you_mean
 from eval.records import DataError
-from limo.config import check_files
-from limo.entry import hydra_entry, reported_errors
-from limo.model_chat import require_chat_template
-from limo.sweeps import job_config
-from limo.tiny_models import ensure_model
-from limo.train_setup import build_train_run
+from limo.cli.entry import hydra_entry, reported_errors
+from limo.config.files import check_files
+from limo.config.sweeps import job_config
+from limo.models.chat import require_chat_template
+from limo.models.tiny import ensure_model
+from limo.setup.train import build_train_run
 from limo.training.trainers import TRAINERS
 
 

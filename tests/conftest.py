@@ -71,15 +71,15 @@ def shared_data(request) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny random Qwen2-architecture model with its tokenizer, saved once per session."""
-    from limo.tiny_models import build_tiny_model
+    from limo.models.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", seed=0)
 
 
 @pytest.fixture(scope="session")
 def overfit_model_dir(tmp_path_factory) -> Path:
-    """The tiny model trained to reproduce `limo.tiny_models.DEFAULT_OVERFIT_PAIRS` under greedy decoding."""
-    from limo.tiny_models import build_overfit_model
+    """The tiny model trained to reproduce `limo.models.tiny.DEFAULT_OVERFIT_PAIRS` under greedy decoding."""
+    from limo.models.tiny import build_overfit_model
 
     return build_overfit_model(tmp_path_factory.mktemp("overfit") / "model", seed=0)
 

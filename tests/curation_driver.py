@@ -15,7 +15,7 @@ from curation.methods import METHODS, RunContext
 from curation.options import StageOptions
 from eval.options import to_options
 from limo.curate import stops_gracefully
-from limo.curate_setup import build_executor
+from limo.setup.curate import build_executor
 
 
 def main() -> None:

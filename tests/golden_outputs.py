@@ -43,8 +43,8 @@ CASES: dict[str, tuple[str, tuple[str, ...]]] = {
 
 def run_case(case: str, output_dir: Path, data_dir: Path, *extra: str) -> Path:
     """Curate ``case``'s recipe into ``output_dir`` in this process, as ``python -m limo.curate`` composes it."""
-    from limo.config import compose
-    from limo.curate_setup import build_curation
+    from limo.cli.compose import compose
+    from limo.setup.curate import build_curation
 
     recipe, overrides = CASES[case]
     cfg = compose(

@@ -51,8 +51,8 @@ def test_each_chain_kind_grades_as_its_name_says():
 
 @pytest.mark.slow
 def test_curation_keeps_only_careful_chains_of_problems_curation_may_use(tmp_path):
-    from limo.config import compose
-    from limo.curate_setup import build_curation
+    from limo.cli.compose import compose
+    from limo.setup.curate import build_curation
 
     build_curation(compose("smol_limo", [f"output_dir={tmp_path}"])).run()
     curated = [json.loads(line) for line in (tmp_path / "curate" / "curated.jsonl").read_text().splitlines()]

@@ -288,7 +288,7 @@ def test_transformers_serve_needs_the_served_path_as_model_name_and_ignores_n(tr
 def test_evaluation_through_transformers_serve_reports_the_server_errors(
     transformers_server, tiny_model_dir, tmp_path, capsys
 ):
-    from limo.config import compose
+    from limo.cli.compose import compose
     from limo.evaluate import evaluate, runtime_argv
 
     data = tmp_path / "data"

@@ -8,7 +8,7 @@ import pytest
 
 from eval.benchmarks.loader import BenchmarkSpec, load_benchmark, resolve_source
 from eval.records import DataError, sha256_file
-from limo.config import compose
+from limo.cli.compose import compose
 
 SIZES = {"math500": 500, "aime24": 30, "aime25": 30, "amc23": 40}
 

@@ -287,8 +287,8 @@ def test_a_sharegpt_pool_curates_grouped_by_problem_with_no_wrong_chain_and_says
 
 @pytest.mark.shared_data
 def test_two_runs_that_differ_only_in_output_dir_write_the_same_bytes(shared_data, tmp_path):
-    from limo.config import compose
-    from limo.curate_setup import build_curation
+    from limo.cli.compose import compose
+    from limo.setup.curate import build_curation
     from tests.curation_outputs import assert_same_outputs
 
     pool, _, _ = write_user_pool(shared_data, tmp_path)
@@ -307,8 +307,8 @@ def test_two_runs_that_differ_only_in_output_dir_write_the_same_bytes(shared_dat
 
 def test_the_openthoughts_recipe_reads_its_layout_and_flags_its_circular_golds(tmp_path):
     """OpenThoughts-114k's default config: ``system`` and ``conversations`` of {from: user | assistant, value}."""
-    from limo.config import compose
-    from limo.curate_setup import build_curation
+    from limo.cli.compose import compose
+    from limo.setup.curate import build_curation
 
     def row(problem: str, answer: str) -> dict:
         reply = f"<|begin_of_thought|>Counting.<|end_of_thought|> {answer}"

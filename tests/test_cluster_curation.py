@@ -30,8 +30,8 @@ pytestmark = pytest.mark.slow
 
 
 def champ_stages() -> tuple[StageOptions, dict]:
-    from limo.config import compose
-    from limo.curate_setup import build_curation
+    from limo.cli.compose import compose
+    from limo.setup.curate import build_curation
 
     curation = build_curation(compose("champ", ["data_dir=null", "++curate.stages.answer_check.timeout_s=60"]))
     return curation.stages, dict(curation.context.benchmark_specs)

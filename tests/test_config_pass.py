@@ -1,5 +1,5 @@
 """One typed config pass: Hydra composes a run's config once, and the options schema checks the command line
-without composing it again (`limo.overrides.hydra_argv`): unknown keys, closest names and map replacement.
+without composing it again (`limo.cli.overrides.hydra_argv`): unknown keys, closest names and map replacement.
 
 Compositions are counted where Hydra does every one of them, `ConfigLoaderImpl.load_configuration` (both
 ``@hydra.main`` and the compose API call it), in the real entry point run as a user runs it. Hydra 1.3's
@@ -18,9 +18,9 @@ import pytest
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 
 from eval.options import OptionsError
-from limo.config import compose
-from limo.curate_setup import build_curation
-from limo.overrides import hydra_argv
+from limo.cli.compose import compose
+from limo.cli.overrides import hydra_argv
+from limo.setup.curate import build_curation
 from tests.test_entry_errors import one_line_error
 
 # Runs ``python -m <module> <args>`` with every composition counted, Hydra's mode probes apart; the counts are

@@ -103,8 +103,8 @@ def test_manifest_records_overrides_and_heldout(champ_run):
 
 
 def test_same_seed_gives_identical_curated_file(champ_run, tmp_path):
-    from limo.config import compose
-    from limo.curate_setup import build_curation
+    from limo.cli.compose import compose
+    from limo.setup.curate import build_curation
 
     build_curation(compose("champ", ["data_dir=null", f"output_dir={tmp_path}"])).run()
     for name in ("curated.jsonl", "messages.jsonl"):
@@ -112,8 +112,8 @@ def test_same_seed_gives_identical_curated_file(champ_run, tmp_path):
 
 
 def test_unknown_curate_key_fails(repo_root):
-    from limo.config import compose
-    from limo.curate_setup import build_curation
+    from limo.cli.compose import compose
+    from limo.setup.curate import build_curation
 
     with pytest.raises(OptionsError, match=r"curate.stages.select.not_a_key: unknown key"):
         build_curation(compose("champ", ["+curate.stages.select.not_a_key=1"]))
@@ -127,8 +127,8 @@ def test_unknown_curate_key_fails(repo_root):
 
 @pytest.mark.parametrize("recipe", ["champ", "limo", "s1"])
 def test_shipped_curate_sections_build(recipe):
-    from limo.config import compose
-    from limo.curate_setup import build_curation
+    from limo.cli.compose import compose
+    from limo.setup.curate import build_curation
 
     options = build_curation(compose(recipe)).stages
     assert options.select.n > 0

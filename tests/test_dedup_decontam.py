@@ -176,7 +176,7 @@ def test_boilerplate_ngrams_weigh_little_and_are_listed():
 
 def test_champ_drops_exactly_its_held_out_problems():
     """The `champ` recipe's case: the pool holds the 54 held-out problems and their template siblings."""
-    from limo.config import compose
+    from limo.cli.compose import compose
 
     specs = {name: BenchmarkSpec.from_dict(dict(spec)) for name, spec in compose("champ").benchmark_specs.items()}
     options = DecontamOptions(benchmarks=("champ_heldout",))
@@ -190,7 +190,7 @@ def test_champ_drops_exactly_its_held_out_problems():
 
 @pytest.fixture(scope="module")
 def benchmark_items(shared_data):
-    from limo.config import compose
+    from limo.cli.compose import compose
 
     specs = {name: BenchmarkSpec.from_dict(dict(spec)) for name, spec in compose("champ").benchmark_specs.items()}
     options = DecontamOptions(benchmarks=BENCHMARKS, data_dir=str(shared_data))
@@ -255,7 +255,7 @@ def test_math_train_overlaps_with_math500_are_few_and_explained(benchmark_items,
 @pytest.mark.shared_data
 def test_decontam_stage_reports_each_drop_on_a_math_train_pool(benchmark_items, math_train, shared_data, tmp_path):
     """The stage on a user's pool: planted rows dropped with their evidence, clean rows kept, counts reconciled."""
-    from limo.config import compose
+    from limo.cli.compose import compose
 
     rng = random.Random(1)
     clean = dict(rng.sample(sorted(math_train.items()), 300))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from limo.config import compose
+from limo.cli.compose import compose
 from tests.launch import run_module
 
 PAIRS = [

@@ -266,7 +266,7 @@ class _Proposer(BaseHTTPRequestHandler):
 
 def test_openai_proposer_hears_each_verdict_and_is_not_asked_again_on_resume(tmp_path):
     """Proposals refused before any process runs keep this fast; the conversation is the paper's."""
-    from limo.config import compose
+    from limo.cli.compose import compose
     from limo.discovery.build import build_prompt_texts, build_proposer
     from limo.discovery.loop import CandidateRunner, load_state, run_generations
     from limo.discovery.options import DiscoverPaths, build_discover_options

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from eval.records import DataError
-from limo.config import compose
+from limo.cli.compose import compose
 from limo.discovery.proposals import parse_reply
 from limo.training.loss_archive import make_row
 from limo.training.program_loss import load_discovered_loss
@@ -38,7 +38,7 @@ def _trainer(model_dir: Path, out: Path, loss_type: str, precompute: bool, progr
     """The ``dpo`` trainer's builder, as `limo.train` and the discovery worker use it."""
     from transformers import AutoTokenizer
 
-    from limo.train_setup import build_train_run
+    from limo.setup.train import build_train_run
     from limo.training.build import build_dataset
     from limo.training.preference import PairRow, build_dpo_config, build_dpo_trainer, conversational_rows
     from limo.training.program_loss import program_trainer_class

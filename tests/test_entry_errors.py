@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from limo.sections import recipe_has, recipe_names
+from limo.config.sections import recipe_has, recipe_names
 
 # Every shipped recipe with a curate: section, its own or through a recipe in its defaults (dpo: discopop's).
 CURATE_RECIPES = ", ".join(r for r in recipe_names() if recipe_has(r, "curate"))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from eval.records import DataError, read_jsonl, write_jsonl
-from limo.config import compose
+from limo.cli.compose import compose
 from limo.evaluate import evaluate, runtime_argv
 
 MATH500_ARGS = [
@@ -380,8 +380,8 @@ def test_resume_with_another_protocol_is_refused(tmp_path):
 
 
 def test_every_recipe_evaluate_section_is_valid():
-    from limo.eval_setup import benchmark_names, build_evaluate_options
-    from limo.sections import recipe_names
+    from limo.config.sections import recipe_names
+    from limo.setup.evaluate import benchmark_names, build_evaluate_options
 
     checked = 0
     for recipe in recipe_names():

@@ -21,17 +21,17 @@ from pathlib import Path
 
 import pytest
 
-import limo.gguf_export as gguf_export
+import limo.gguf.writer as gguf_export
 from limo.export import default_name
-from limo.export_files import export_model
-from limo.gguf_export import (
+from limo.gguf.files import export_model
+from limo.gguf.writer import (
     TOLERANCES,
     ExportVerificationError,
     load_source,
     reference_logits,
     verify_gguf,
 )
-from limo.tiny_models import EOS_TOKEN, PAD_TOKEN, build_tiny_model, build_tokenizer
+from limo.models.tiny import EOS_TOKEN, PAD_TOKEN, build_tiny_model, build_tokenizer
 
 
 @pytest.fixture(scope="module")

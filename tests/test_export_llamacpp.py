@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from limo.export_files import export_model
-from limo.export_modelfile import CHATML_TEMPLATE, FAMILIES, GEMMA_TEMPLATE, build_modelfile, family_of, render
-from limo.export_served import probe_conversations, served_check, stops_at
-from limo.gguf_export import TOLERANCES, load_source, reference_logits
+from limo.gguf.files import export_model
+from limo.gguf.modelfile import CHATML_TEMPLATE, FAMILIES, GEMMA_TEMPLATE, build_modelfile, family_of, render
+from limo.gguf.served import probe_conversations, served_check, stops_at
+from limo.gguf.writer import TOLERANCES, load_source, reference_logits
 
 GEMMA_STYLE_TEMPLATE = (  # Gemma 3's instruct template, as its tokenizer_config ships it (system text folded in)
     "{{ bos_token }}{%- if messages[0]['role'] == 'system' -%}{%- set first_user_prefix = messages[0]['content'] + "
@@ -37,7 +37,7 @@ GEMMA_STYLE_TEMPLATE = (  # Gemma 3's instruct template, as its tokenizer_config
 
 @pytest.fixture(scope="module")
 def tiny_qwen2(tmp_path_factory) -> Path:
-    from limo.tiny_models import build_tiny_model
+    from limo.models.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 

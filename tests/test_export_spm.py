@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from limo.export_spm import is_spm_style, merge_ranks, spm_model_bytes, spm_spec, with_spm_model
+from limo.gguf.spm import is_spm_style, merge_ranks, spm_model_bytes, spm_spec, with_spm_model
 from tests.test_export_llamacpp import GEMMA_STYLE_TEMPLATE
 
 CORPUS = [
@@ -83,7 +83,7 @@ def test_the_rebuilt_model_tokenizes_as_the_folder_s_tokenizer(tmp_path):
 
 
 def test_a_byte_level_tokenizer_or_a_folder_with_its_model_is_left_alone(tmp_path):
-    from limo.tiny_models import build_tokenizer
+    from limo.models.tiny import build_tokenizer
 
     build_tokenizer().save_pretrained(tmp_path / "qwen")  # byte-level BPE (Qwen's): llama.cpp's gpt2 path is right
     assert spm_spec(tmp_path / "qwen") is None
@@ -132,8 +132,8 @@ def tiny_gemma3(tmp_path_factory) -> Path:
 
 
 def test_a_tiny_gemma3_exports_through_llamacpp_and_passes_every_check(llama_tools, tiny_gemma3, tmp_path):
-    from limo.export_files import export_model
-    from limo.export_llamacpp import SPM_REBUILT
+    from limo.gguf.files import export_model
+    from limo.gguf.llamacpp import SPM_REBUILT
 
     report = export_model(str(tiny_gemma3), tmp_path, "gemma", ("f16",))
     entry = report["files"]["f16"]

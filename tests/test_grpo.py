@@ -12,8 +12,8 @@ from eval.grading.judge import build_judge
 from eval.grading.pool import GraderPool
 from eval.options import OptionsError
 from eval.records import DataError, write_jsonl
-from limo.config import compose
-from limo.train_setup import build_train_run
+from limo.cli.compose import compose
+from limo.setup.train import build_train_run
 from limo.training.build import trained_model_path
 from limo.training.options import RLOptions, build_train_options
 from limo.training.rl_data import check_prompt_lengths, load_prompts, prompt_rows
@@ -207,8 +207,8 @@ def test_a_judge_policy_decides_the_reward_as_in_evaluation(pool, tmp_path):
 
 @pytest.mark.slow
 def test_rl_demo_curates_trains_evaluates_and_compares(tmp_path, repo_root, tiny_model_dir):
-    from limo.curate_setup import build_curation
     from limo.evaluate import evaluate
+    from limo.setup.curate import build_curation
     from tests.launch import run_module
 
     out = tmp_path / "rl"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from limo.config import compose
+from limo.cli.compose import compose
 from limo.training.rl_toy import build_toy_model, write_toy_prompts
 from tests.launch import run_module
 from tests.test_train import _StopAtStep

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import limo
-from limo.usage import USAGES
+from limo.cli.usage import USAGES
 
 LIMO = Path(limo.__file__).resolve().parent
 DEVELOPER_TOOLS = {"options_table"}  # writes docs/options.md for maintainers; argparse's help
@@ -25,14 +25,14 @@ def entry_points() -> list[str]:
 
 
 def hydra_entries() -> set[str]:
-    """The entry points built on the recipes (`limo.entry.hydra_entry`): their full config is ``--cfg job``."""
+    """The entry points built on the recipes (`limo.cli.entry.hydra_entry`): their full config is ``--cfg job``."""
     return {name for name in entry_points() if "@hydra_entry(" in (LIMO / f"{name}.py").read_text()}
 
 
 def test_every_entry_point_has_help():
     assert hydra_entries() >= {"curate", "train", "evaluate", "plan", "discover"}
     assert set(entry_points()) >= hydra_entries() | {"demo", "explore", "serve"}
-    assert set(entry_points()) <= set(USAGES), "an entry point without a limo.usage.USAGES row"
+    assert set(entry_points()) <= set(USAGES), "an entry point without a limo.cli.usage.USAGES row"
 
 
 @pytest.mark.parametrize("flag", ["--help", "-h"])

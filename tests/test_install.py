@@ -2,7 +2,7 @@
 
 The wheel must carry the shipped recipes (setup.py copies ``recipes/`` into ``limo/recipes``) so that
 ``python -m limo.<entry> recipe=<shipped>`` works anywhere, and a recipe kept in the user's own folder must be
-found through ``--config-dir``, ``--config-path`` and ``hydra.searchpath`` (`limo.search_path`). The venv is
+found through ``--config-dir``, ``--config-path`` and ``hydra.searchpath`` (`limo.config.search_path`). The venv is
 fresh (its own site-packages, limo installed there non-editable); only the third-party dependencies come from
 the project's venv through a ``.pth`` line, so the test needs no network and installs nothing large.
 """
@@ -97,7 +97,7 @@ def user_folder(tmp_path: Path) -> Path:
 
 @pytest.mark.slow
 def test_the_installed_package_is_the_one_imported_and_runs_a_shipped_recipe(installed, tmp_path):
-    code = "import limo, limo.config as c; print(limo.__file__, c.CONFIG_DIR)"
+    code = "import limo, limo.config.files as c; print(limo.__file__, c.CONFIG_DIR)"
     where = run_installed(installed, tmp_path, "-c", code)
     module, config_dir = where.stdout.split()
     assert str(installed.parents[1]) in module and Path(config_dir) == Path(module).parent / "recipes"

@@ -229,7 +229,7 @@ def test_a_judge_policy_without_a_judge_is_an_error():
 # -- end to end through the entry point -----------------------------------------------------------------------
 def test_evaluate_with_policy_both_writes_agreement_and_disagreements(tmp_path):
     """`python -m limo.evaluate ... evaluate.grader.policy=both` with replayed responses and a replayed judge."""
-    from limo.config import compose
+    from limo.cli.compose import compose
     from limo.evaluate import evaluate, runtime_argv
 
     data = tmp_path / "data"
@@ -271,7 +271,7 @@ def test_evaluate_with_policy_both_writes_agreement_and_disagreements(tmp_path):
 
 
 def test_regrade_responses_rows_carry_the_response_id_and_the_judge_decides_what_symbolic_cannot(tmp_path):
-    from limo.config import compose
+    from limo.cli.compose import compose
     from limo.evaluate import evaluate, runtime_argv
 
     responses = tmp_path / "responses.jsonl"
@@ -305,7 +305,7 @@ def test_regrade_responses_rows_carry_the_response_id_and_the_judge_decides_what
 def test_judge_through_the_hf_backend_on_an_overfit_tiny_model(tmp_path):
     """Real model text: a tiny model trained to write one verdict line per prompt, asked through `build_judge`
     (hf backend, cached): its replies parse, and a rerun answers from the cache."""
-    from limo.tiny_models import build_overfit_judge
+    from limo.models.tiny import build_overfit_judge
 
     hf, items = build_overfit_judge(tmp_path / "judge_model")
     verdicts = build_judge(hf, tmp_path / "cache").judge_many(items)

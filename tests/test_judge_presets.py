@@ -324,7 +324,7 @@ def test_replayed_verifier_with_order_swap_through_python_m_limo_evaluate(tmp_pa
 def test_tiny_model_judge_with_order_swap_is_never_correct(tmp_path, tiny_model_dir, preset):
     """The tiny model's replies are random text: under policy ``judge`` every row must come out unparseable (so
     not correct), though the symbolic grader calls three of the four correct; both orders were asked."""
-    from limo.config import compose
+    from limo.cli.compose import compose
     from limo.evaluate import evaluate, runtime_argv
 
     overrides = [
@@ -361,9 +361,9 @@ def test_tiny_model_judge_with_order_swap_is_never_correct(tmp_path, tiny_model_
 )
 def test_grader_configs_compose_for_evaluation_and_the_answer_check(name, preset):
     from curation.options import StageOptions
-    from limo.config import compose
-    from limo.eval_setup import build_evaluate_options
-    from limo.sections import to_options
+    from limo.cli.compose import compose
+    from limo.config.sections import to_options
+    from limo.setup.evaluate import build_evaluate_options
 
     grader = build_evaluate_options(compose("demo", [f"grader@evaluate.grader={name}"])).grader
     assert grader.judge.preset == preset and grader.judge.order == ("same" if name == "default" else "swap")

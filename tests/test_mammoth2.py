@@ -291,8 +291,8 @@ def test_a_run_in_another_folder_writes_the_same_bytes_and_names_its_executor(re
 
 
 def test_unknown_keys_in_the_section_fail_at_start_up():
-    from limo.config import compose
-    from limo.curate_setup import build_curation
+    from limo.cli.compose import compose
+    from limo.setup.curate import build_curation
 
     cfg = compose("mammoth2", ["+curate.mammoth2.recall.treshold=0.3"])
     with pytest.raises(OptionsError, match=r"curate.mammoth2.recall.treshold: unknown key"):

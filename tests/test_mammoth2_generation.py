@@ -94,7 +94,7 @@ def served_model(tmp_path_factory):
     """The tiny model overfit on extraction / refinement prompts, behind the loopback chat server on 127.0.0.1."""
     from eval.backends.hf import HFBackend
     from eval.backends.server import start_server
-    from limo.tiny_models import build_overfit_model
+    from limo.models.tiny import build_overfit_model
 
     extract_prompt = extract_messages(PAGE_OK, num_few_shot=0, max_doc_chars=10_000)[-1]["content"]
     bad_prompt = extract_messages(PAGE_BAD, num_few_shot=0, max_doc_chars=10_000)[-1]["content"]

@@ -1,5 +1,5 @@
 """A model's chat template and end-of-turn token, read before anything loads (`eval.backends.model_source.chat_facts`,
-`limo.model_chat`), and models shipped in parts (`pkg:` packages that ``assemble`` their file).
+`limo.models.chat`), and models shipped in parts (`pkg:` packages that ``assemble`` their file).
 
 Fast: small GGUF files written with the ``gguf`` package (a header and a vocabulary, no tensors), the tiny model, and a
 package made in the test. What a model without a template does at each entry point is checked by running the entry
@@ -19,7 +19,7 @@ import pytest
 
 from eval.backends.model_source import chat_facts, gguf_metadata, package_model, resolve_model_path
 from eval.options import OptionsError
-from limo.model_chat import groups_with_template, require_chat_template
+from limo.models.chat import groups_with_template, require_chat_template
 
 TEMPLATE = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<end>{% endfor %}"
 
@@ -226,7 +226,7 @@ def test_evaluating_a_saved_model_without_a_template_is_refused_too(tmp_path, re
 
 
 def test_the_plan_says_which_template_and_end_of_turn_a_run_uses(repo_root, tmp_path):
-    from limo.config import compose
+    from limo.cli.compose import compose
     from limo.plan import plan
 
     base = write_gguf(tmp_path / "base.gguf", "gemma3")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from eval.records import HubOfflineError, iter_rows
-from limo.config import compose
-from limo.curate_setup import build_curation, spend_plan
+from limo.cli.compose import compose
+from limo.setup.curate import build_curation, spend_plan
 from limo.training.memory import model_shape
 
 

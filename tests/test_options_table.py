@@ -1,15 +1,15 @@
-"""docs/options.md lists every option with the default the code gives it (`limo.options_table`)."""
+"""docs/options.md lists every option with the default the code gives it (`limo.cli.options_table`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from limo.options_table import PAGE, render, rows
+from limo.cli.options_table import PAGE, render, rows
 
 
 def test_the_options_page_matches_the_code():
     assert PAGE.read_text(encoding="utf-8") == render(), (
-        "docs/options.md is stale: a default changed in code; run python -m limo.options_table --write"
+        "docs/options.md is stale: a default changed in code; run python -m limo.cli.options_table --write"
     )
 
 

@@ -1,4 +1,4 @@
-"""Command-line mistakes are one line with the closest names and the syntax that works (`limo.overrides`).
+"""Command-line mistakes are one line with the closest names and the syntax that works (`limo.cli.overrides`).
 
 Compositions are counted, and the rest of the one config pass is shown, in tests/test_config_pass.py."""
 
@@ -11,9 +11,9 @@ import subprocess
 import pytest
 
 from eval.options import OptionsError
-from limo.config import compose
-from limo.eval_setup import RUNTIME_KEYS
-from limo.overrides import hydra_argv
+from limo.cli.compose import compose
+from limo.cli.overrides import hydra_argv
+from limo.setup.evaluate import RUNTIME_KEYS
 from tests.test_entry_errors import one_line_error, run
 
 

@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from limo.config import compose
+from limo.cli.compose import compose
 from limo.plan import plan
 from limo.training.memory import (
     ModelShape,

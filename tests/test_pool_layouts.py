@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from limo.config import compose
-from limo.curate_setup import build_curation
+from limo.cli.compose import compose
+from limo.setup.curate import build_curation
 from tests.pool_builder import LAYOUTS, build_pool, check_run
 
 TUNED_SEED = 1

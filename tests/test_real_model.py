@@ -110,7 +110,7 @@ def model_cfg(family) -> dict[str, Any]:
     """The family's model group as a run composes it (``recipes/model/<group>.yaml``)."""
     from omegaconf import OmegaConf
 
-    from limo.config import compose
+    from limo.cli.compose import compose
 
     return OmegaConf.to_container(compose(family.recipe, []).model, resolve=True)  # type: ignore[return-value]
 
@@ -221,7 +221,7 @@ def test_the_loss_covers_exactly_the_answer_and_its_end_of_turn_token(tmp_path, 
 def trained(family, tmp_path_factory) -> Path:
     """Ten LoRA steps of ``limo.train`` on the family's recipe over two rows: enough for base Gemma to learn to end its
     answer with ``<end_of_turn>`` (measured: it stops from about step 8 at this learning rate)."""
-    from limo.config import compose
+    from limo.cli.compose import compose
     from limo.train import train
 
     folder = tmp_path_factory.mktemp(f"sft-{family.group}")
@@ -267,7 +267,7 @@ def test_batches_decode_as_single_rows_and_stop_at_the_end_of_turn_token(family,
     token): left-padded batches of rows that stop at different steps decode exactly as single rows, and the trained
     prompts end at the end-of-turn token, which the text does not show."""
     from eval.backends.hf import HFBackend
-    from limo.model_chat import group_template_text
+    from limo.models.chat import group_template_text
 
     options = {"chat_template": group_template_text(model_cfg), "end_of_turn": family.end_of_turn}
     prompts = [q for q, _ in ROWS] + ["Say hello.", QUESTION]
@@ -282,7 +282,7 @@ def test_batches_decode_as_single_rows_and_stop_at_the_end_of_turn_token(family,
 
 def test_one_grpo_step_from_the_real_model_with_the_grader_as_reward(tmp_path):
     installed(SMOL)  # GRPO's recipe (smol_rlvr) is SmolLM2's: one family shows the path
-    from limo.config import compose
+    from limo.cli.compose import compose
     from limo.train import train
 
     prompts = tmp_path / "prompts.jsonl"

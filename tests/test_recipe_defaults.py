@@ -17,7 +17,7 @@ import yaml
 
 from curation.options import StageOptions
 from eval.options import to_options
-from limo.sections import CONFIG_DIR
+from limo.config.sections import CONFIG_DIR
 
 POOL_RECIPES = sorted((Path(CONFIG_DIR) / "recipe").glob("pool_*.yaml"))
 KEY = re.compile(r"^(\s*)([A-Za-z_]\w*):")

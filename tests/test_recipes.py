@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from eval.benchmarks.loader import BenchmarkSpec
-from limo.config import compose
-from limo.sections import recipe_names
+from limo.cli.compose import compose
+from limo.config.sections import recipe_names
 
 SHIPPED = recipe_names()
 

@@ -215,8 +215,8 @@ def test_champ_report_passes_in_the_browser(browser, champ_run):
 @pytest.fixture(scope="module")
 def user_pool_run(tmp_path_factory, shared_data) -> Path:
     """A MATH-layout pool from `tests.pool_builder` (small) with two hostile rows, curated as a user would."""
-    from limo.config import compose
-    from limo.curate_setup import build_curation
+    from limo.cli.compose import compose
+    from limo.setup.curate import build_curation
     from tests.pool_builder import Sizes, build_pool
 
     folder = tmp_path_factory.mktemp("user_pool")
@@ -247,8 +247,8 @@ def test_user_pool_report_passes_and_shows_hostile_text_as_text(browser, user_po
 
 @pytest.fixture(scope="module")
 def mammoth2_run(tmp_path_factory) -> Path:
-    from limo.config import compose
-    from limo.curate_setup import build_curation
+    from limo.cli.compose import compose
+    from limo.setup.curate import build_curation
 
     out = tmp_path_factory.mktemp("mammoth2")
     smaller = ["curate.mammoth2.classifier.epoch=2", "curate.mammoth2.corpus.forum_pages_per_problem=1"]
@@ -266,7 +266,7 @@ def test_mammoth2_report_passes_in_the_browser(browser, mammoth2_run):
 
 def test_evaluation_report_lists_every_sample_and_runs_none_of_them(browser, tmp_path):
     from eval.records import write_jsonl
-    from limo.config import compose
+    from limo.cli.compose import compose
     from limo.evaluate import evaluate, runtime_argv
 
     problems = [{"id": f"q{i}", "problem": f"{i} + 0 = ?", "answer": str(i), "subject": "Algebra"} for i in range(4)]

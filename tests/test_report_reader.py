@@ -63,8 +63,8 @@ def alpaca_pool(data_dir: Path, path: Path) -> dict[str, dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def newcomer_run(tmp_path_factory, shared_data) -> tuple[Path, dict[str, dict[str, str]]]:
-    from limo.config import compose
-    from limo.curate_setup import build_curation
+    from limo.cli.compose import compose
+    from limo.setup.curate import build_curation
 
     folder = tmp_path_factory.mktemp("newcomer")
     truth = alpaca_pool(shared_data, folder / "pool.jsonl")

@@ -20,8 +20,8 @@ from curation.methods.rl_prompts.history import (
 )
 from curation.reward_history import history_row
 from eval.records import DataError, write_jsonl
-from limo.config import compose
-from limo.curate_setup import build_curation
+from limo.cli.compose import compose
+from limo.setup.curate import build_curation
 
 # ------------------------------------------------------------------------------------------------ history
 

@@ -257,8 +257,8 @@ def test_pool_layouts_in_parts_equal_one_part(layout: str, fallback: str, shared
     """Each example layout's recipe (typed rows, list rules, chat turns, golds read from chains, the pool's own
     correctness labels, metadata difficulty, the trust rules) gives the same outputs in parts as in one; with
     difficulty off, so is selection's chain-length fallback. Small planted pools, parts of 40 rows."""
-    from limo.config import compose
-    from limo.curate_setup import build_curation
+    from limo.cli.compose import compose
+    from limo.setup.curate import build_curation
     from tests.pool_builder import Sizes, build_pool
 
     sizes = Sizes(clean=40, wrong=8, contaminated_per_benchmark=2, near_duplicate_groups=4)

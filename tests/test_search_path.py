@@ -1,7 +1,7 @@
 """A recipe kept in the user's own folder runs at every entry point, named the ways Hydra names config folders.
 
 ``--config-dir DIR``, ``--config-path DIR`` and ``hydra.searchpath=[file://DIR]`` with ``DIR/recipe/<name>.yaml``
-(`limo.search_path`). The installed-package side is in tests/test_install.py.
+(`limo.config.search_path`). The installed-package side is in tests/test_install.py.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from eval.options import OptionsError
-from limo.config import compose
+from limo.cli.compose import compose
+from limo.cli.overrides import hydra_argv
+from limo.config.search_path import search_dirs, shipped_config_dir
 from limo.demo import check_argv as demo_argv
 from limo.demo import demo_stages
-from limo.overrides import hydra_argv
-from limo.search_path import search_dirs, shipped_config_dir
 from tests.test_entry_errors import one_line_error, run
 
 CHAMP_BASED = "# @package _global_\ndefaults:\n  - champ\ncurate:\n  stages:\n    select:\n      n: 7\n"

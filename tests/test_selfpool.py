@@ -30,8 +30,8 @@ def _samples() -> list[dict]:
 
 @pytest.fixture(scope="module")
 def curated(tmp_path_factory) -> Path:
-    from limo.config import compose
-    from limo.curate_setup import build_curation
+    from limo.cli.compose import compose
+    from limo.setup.curate import build_curation
 
     out = tmp_path_factory.mktemp("selfpool")
     overrides = [

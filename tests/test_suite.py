@@ -16,9 +16,9 @@ from eval.records import write_jsonl
 from eval.run.prompting import build_prompt_style
 from eval.run.regrade import regrade_run_dir
 from eval.run.runner import EvalProtocol, run_benchmark
-from limo.config import compose
-from limo.eval_setup import benchmark_names, build_evaluate_options
+from limo.cli.compose import compose
 from limo.evaluate import evaluate, runtime_argv
+from limo.setup.evaluate import benchmark_names, build_evaluate_options
 
 SUITE = ["aime24", "math500", "amc23", "olympiadbench", "chmath", "gaokao", "kaoyan", "gradeschool", "minerva", "gpqa"]
 ROWS = {

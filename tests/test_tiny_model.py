@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from limo.tiny_models import DEFAULT_OVERFIT_PAIRS, EOS_TOKEN, build_tiny_model, build_tokenizer, chat_prompt
+from limo.models.tiny import DEFAULT_OVERFIT_PAIRS, EOS_TOKEN, build_tiny_model, build_tokenizer, chat_prompt
 
 TEXT = "Solve  x^2 = 4.\n\n\\boxed{2} café — 日本 <|im_end|>"
 

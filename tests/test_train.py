@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from eval.records import DataError, write_jsonl
-from limo.config import compose
-from limo.sections import recipe_names
+from limo.cli.compose import compose
+from limo.config.sections import recipe_names
 from limo.training.batch_plan import BatchPlanError, plan_batches, split_global_batch
 from limo.training.data import (
     TruncationError,

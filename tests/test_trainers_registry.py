@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from limo.config import compose
-from limo.train_setup import build_train_run
+from limo.cli.compose import compose
+from limo.setup.train import build_train_run
 from limo.training.options import TrainOptions
 from limo.training.trainers import TRAINERS
 from tests.shared_data import REPO_ROOT

@@ -6,7 +6,7 @@ the command line. What counts as expected is `EXPECTED_ERRORS`: bad input (`Data
 and other `ValueError`s), missing files, an unreachable server, a replay file that lacks an answer, a
 missing optional package, a config key that does not exist, an executor that cannot run or shards that did
 not finish (the message names them and their logs). Anything else is a bug and keeps its traceback. An
-options error whose key a recipe file sets ends with that file (`limo.config.key_source`).
+options error whose key a recipe file sets ends with that file (`limo.config.files.key_source`).
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from curation.executors import ExecutorError
 from eval.backends.openai import BackendUnavailableError
 from eval.backends.replay import ReplayMissError
 from eval.options import OptionsError
-from limo.config import key_source
-from limo.overrides import hydra_argv
-from limo.sections import CONFIG_DIR
-from limo.usage import exit_if_help
+from limo.cli.overrides import hydra_argv
+from limo.cli.usage import exit_if_help
+from limo.config.files import key_source
+from limo.config.sections import CONFIG_DIR
 
 log = logging.getLogger("limo")
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
@@ -42,10 +42,6 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     OmegaConfBaseException,
     ExecutorError,
 )
-
-
-class EmptyResultError(ValueError):
-    """A run that produced nothing to train on (``0 selected`` is an error, not a success)."""
 
 
 def debug_requested(cfg: Any = None) -> bool:
@@ -82,15 +78,15 @@ def hydra_entry(
     entry: str, runtime_keys: Sequence[str] = ()
 ) -> Callable[[Callable[[DictConfig], None]], Callable[[], None]]:
     """``@hydra.main`` on the recipes, with the command line checked first against the options schema
-    (`limo.overrides.hydra_argv`, which composes nothing): the run's config is composed once, by Hydra (which
+    (`limo.cli.overrides.hydra_argv`, which composes nothing): the run's config is composed once, by Hydra (which
     also composes once before, to read ``hydra.mode``: its own probe, in ``hydra._internal.utils._run_hydra``).
 
     An unknown recipe, group option or key ends with one ``limo.<entry>: error: ...`` line naming the
     closest names and the folders searched; an option the recipe leaves at its default needs no ``+``; a
     whole-map ``field_map={...}`` override replaces the recipe's map. ``runtime_keys`` are the entry's
     run-time arguments (``limit=``), which no recipe declares. A user's recipes come from ``--config-dir DIR``,
-    ``--config-path DIR`` or ``hydra.searchpath=[file://DIR]`` (`limo.search_path`). ``--help`` (``-h``) prints
-    the entry's help (`limo.usage`) instead of Hydra's listing of the whole config (still ``--cfg job``).
+    ``--config-path DIR`` or ``hydra.searchpath=[file://DIR]`` (`limo.config.search_path`). ``--help`` (``-h``) prints
+    the entry's help (`limo.cli.usage`) instead of Hydra's listing of the whole config (still ``--cfg job``).
     """
 
     def decorate(task: Callable[[DictConfig], None]) -> Callable[[], None]:

@@ -1,6 +1,6 @@
 """docs/options.md: every option a recipe can set, with its default, generated from the options dataclasses.
 
-`python -m limo.options_table` prints the page; ``--write`` writes ``docs/options.md``; ``--check`` exits non-zero
+`python -m limo.cli.options_table` prints the page; ``--write`` writes ``docs/options.md``; ``--check`` exits non-zero
 when the file differs from what the code says (``tests/test_options_table.py`` checks the same). The dataclasses
 are the only declaration of a setting (`eval.options.to_options`), so the page is generated from them, never
 written by hand: a default changed in code and not in the table fails the test.
@@ -29,14 +29,14 @@ from curation.executors import ExecutorOptions
 from curation.methods import METHODS
 from curation.options import StageOptions
 from limo.discovery.options import DiscoverOptions
-from limo.eval_setup import EvaluateOptions
+from limo.setup.evaluate import EvaluateOptions
 from limo.training.options import TrainOptions
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PAGE = REPO / "docs" / "options.md"
 HEADER = """# Options and their defaults
 
-Generated from the options dataclasses by `python -m limo.options_table --write` (do not edit by hand;
+Generated from the options dataclasses by `python -m limo.cli.options_table --write` (do not edit by hand;
 `tests/test_options_table.py` fails when this page and the code disagree). A recipe sets any of these keys; an
 unknown key or a value of the wrong type fails at start-up, naming the key (`eval.options.to_options`). A row
 under an optional section (default `null`) is what that section gets when a recipe gives it.
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         PAGE.write_text(page, encoding="utf-8")
     elif args.check:
         if not PAGE.is_file() or PAGE.read_text(encoding="utf-8") != page:
-            print(f"{PAGE}: stale; run python -m limo.options_table --write", file=sys.stderr)
+            print(f"{PAGE}: stale; run python -m limo.cli.options_table --write", file=sys.stderr)
             return 1
     else:
         sys.stdout.write(page)

@@ -1,11 +1,11 @@
 """The command line, read once before Hydra composes it, against the options schema; nothing here composes.
 
 Hydra composes each run's config once (``@hydra.main``, its ``hydra.mode`` probe aside) and the options
-dataclasses validate it once (`limo.sections.to_options`). Before that, `hydra_argv` makes the one pass over an
+dataclasses validate it once (`limo.config.sections.to_options`). Before that, `hydra_argv` makes the one pass over an
 entry point's arguments, with the dataclasses as the schema (`option_roots`: ``curate.stages`` is `StageOptions`,
 ``train`` `TrainOptions`, ...):
 
-- config-folder flags are made absolute and moved to the front (`limo.search_path.split_folder_flags`);
+- config-folder flags are made absolute and moved to the front (`limo.config.search_path.split_folder_flags`);
 - a group choice must name a file of that group: ``recipe=limoo`` fails with the closest names and the folders
   searched, instead of Hydra's listing;
 - a key under a schema root must be a field there, or a key of a free mapping (``field_map.subject=topic``);
@@ -41,10 +41,10 @@ from curation.executors import ExecutorOptions
 from curation.methods import METHODS
 from curation.options import StageOptions
 from eval.options import OptionsError, did_you_mean
+from limo.config.search_path import config_groups, group_options, misplaced_hint, search_dirs, split_folder_flags
+from limo.config.sections import CONFIG_DIR, recipe_file
 from limo.discovery.options import DiscoverOptions
-from limo.eval_setup import EvaluateOptions
-from limo.search_path import config_groups, group_options, misplaced_hint, search_dirs, split_folder_flags
-from limo.sections import CONFIG_DIR, recipe_file
+from limo.setup.evaluate import EvaluateOptions
 from limo.training.options import TrainOptions
 
 SECTIONS = ("curate", "train", "evaluate", "discover")  # a recipe's sections (CONTRACTS: one per entry point)
@@ -76,7 +76,7 @@ def runtime_key(key: str, runtime_keys: Sequence[str]) -> bool:
 
 
 def forced_runtime(argv: Sequence[str], runtime_keys: Sequence[str]) -> list[str]:
-    """``argv`` with each run-time argument forced (``++``), as `hydra_argv` sends it: for `limo.config.compose`,
+    """``argv`` with each run-time argument forced (``++``), as `hydra_argv` sends it: for `limo.cli.compose.compose`,
     which knows no entry point."""
     return [
         f"++{a}" if "=" in a and a[0] not in "+~-" and runtime_key(a.split("=", 1)[0], runtime_keys) else a

@@ -1,7 +1,7 @@
 """``python -m limo.<entry> --help`` (or ``-h``): what the command does, its main arguments, two examples.
 
 One table, `USAGES`, holds every entry point's help; `render` lays one out (under 40 lines, tests/test_help.py),
-and `exit_if_help` is what an entry point calls first: the Hydra entry points through `limo.entry.hydra_entry`,
+and `exit_if_help` is what an entry point calls first: the Hydra entry points through `limo.cli.entry.hydra_entry`,
 the others (demo, explore, serve) at the top of their ``main``. The whole composed config, every key with its
 value, stays Hydra's: ``--cfg job`` (``--info``, ``--hydra-help`` too), which the help names.
 """

@@ -1,9 +1,8 @@
-"""Recipes glue: composing recipes outside Hydra's decorator, and which recipe file or command line sets a key.
+"""Which recipe file or command line sets a key, and the check that every file a recipe's options name exists.
 
-Entry points use ``@hydra.main`` on the same config root; `compose` gives the identical composition as a
-function (the command line checked by the same `limo.overrides.hydra_argv`) so that every shipped recipe can be
-composed in a test. A recipe's sections become typed options in `limo.sections`; `check_files` says which key
-names a missing file and where it was looked for, and `key_source` which recipe file sets a key.
+`check_files` says which key names a missing file and where it was looked for, and `key_source` which recipe file
+sets a key (an options error ends with it: `limo.cli.entry`). A recipe's sections become typed options in
+`limo.config.sections`; composing a recipe as an entry point does is `limo.cli.compose`.
 """
 
 from __future__ import annotations
@@ -14,34 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hydra import compose as hydra_compose
-from hydra import initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf, open_dict
 
 from eval.records import DataError
-from limo.overrides import hydra_argv
-from limo.search_path import search_dirs, searchpath_overrides
-from limo.sections import CONFIG_DIR, recipe_file
+from limo.config.search_path import search_dirs
+from limo.config.sections import CONFIG_DIR, recipe_file
 
 # What a path option's value ends with when it names a file (a hub id or ``champ`` does not).
 FILE_SUFFIXES = (".jsonl", ".json", ".ndjson", ".csv", ".tsv", ".parquet", ".gz", ".yaml", ".yml", ".txt")
-
-
-def compose(recipe: str, overrides: Sequence[str] = (), config_dirs: Sequence[Path] = ()) -> DictConfig:
-    """Compose ``recipe`` with ``overrides`` exactly as ``python -m limo.<entry> recipe=...`` would.
-
-    The overrides go through the same check as an entry point's command line (`limo.overrides.hydra_argv`).
-    ``config_dirs`` are the user's config folders (``--config-dir``): recipes there compose like shipped ones.
-    """
-    lines = hydra_argv([f"recipe={recipe}", *overrides, *searchpath_overrides(config_dirs)])
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        cfg = hydra_compose("config", overrides=lines, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)  # `${hydra:...}` interpolations resolve as under @hydra.main
-    with open_dict(cfg):
-        del cfg["hydra"]
-    OmegaConf.resolve(cfg)
-    return cfg
 
 
 def key_source(key: str) -> Path | None:

@@ -9,8 +9,8 @@ named on the command line as Hydra names config folders: ``hydra.searchpath=[fil
 ``--config-dir /my/conf`` (``-cd``), or ``--config-path /my/conf`` (``-cp``). Hydra reads the first two itself;
 ``--config-path`` replaces Hydra's primary folder, which then lacks our ``config.yaml``, so `split_folder_flags`
 reads a ``--config-path`` folder without a ``config.yaml`` as a ``--config-dir`` one and says so on stderr.
-Our checks that run before Hydra composes (`limo.overrides`: closest-name hints for a misspelt recipe) and
-the messages naming recipes (`limo.sections.section`) look in the same folders, in `search_dirs`.
+Our checks that run before Hydra composes (`limo.cli.overrides`: closest-name hints for a misspelt recipe) and
+the messages naming recipes (`limo.config.sections.section`) look in the same folders, in `search_dirs`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # limo/: an installed copy holds recipes/ there
 DIR_FLAGS = ("--config-dir", "-cd")
 PATH_FLAGS = ("--config-path", "-cp")
 HYDRA_OWN = ("hydra", "main", "schema")  # config sources that are not a user's folder

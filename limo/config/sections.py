@@ -4,8 +4,8 @@
 (`eval.options.to_options` on the resolved section: unknown keys and wrong types fail at start-up, naming
 the key). `section` refuses a run whose recipe lacks the section an entry point needs, naming the recipes
 that have one. File paths in options (fields marked ``path``) are resolved here, the only place that knows
-where the repository is. Composing a recipe, and checking the files its options name, is `limo.config`'s:
-the options modules import this one, and the command-line check (`limo.overrides`) reads them, below it.
+where the repository is. Composing a recipe, and checking the files its options name, is `limo.config.files`'s:
+the options modules import this one, and the command-line check (`limo.cli.overrides`) reads them, below it.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from omegaconf import DictConfig, OmegaConf
 from eval.benchmarks.loader import BenchmarkSpec
 from eval.options import OptionsError
 from eval.options import to_options as options_from_mapping
-from limo.search_path import find_config, group_options, search_dirs, shipped_config_dir
+from limo.config.search_path import find_config, group_options, search_dirs, shipped_config_dir
 
-# The shipped recipes: the source tree's recipes/ or the copy installed with the package (limo.search_path).
+# The shipped recipes: the source tree's recipes/ or the copy installed with the package (limo.config.search_path).
 CONFIG_DIR = shipped_config_dir()
 T = TypeVar("T")
 

@@ -35,7 +35,7 @@ def job_folder(overrides: str, number: int | str) -> str:
 
 
 def as_written(overrides: str) -> str:
-    """Hydra's ``override_dirname`` without what `limo.overrides` adds: the ``++`` that makes a key settable and a
+    """Hydra's ``override_dirname`` without what `limo.cli.overrides` adds: the ``++`` that makes a key settable and a
     whole map's ``key=null`` line (the last line of a key wins, as in Hydra); sorted again, as Hydra sorts."""
     lines: dict[str, str] = {}
     for line in NEXT_OVERRIDE.split(overrides) if overrides else []:

@@ -21,14 +21,14 @@ from eval.backends.replay import ReplayBackend
 from eval.benchmarks.loader import load_benchmark
 from eval.options import OptionsError
 from eval.records import DataError, read_jsonl
-from limo.curate_setup import build_curation, check_selected
+from limo.config.sections import build_benchmark_specs, resolve_path
 from limo.discovery.data import PairSplits, write_benchmark_halves, write_splits
 from limo.discovery.loop import CandidateRunner, request_id
 from limo.discovery.options import DiscoverOptions, DiscoverPaths, ProposerOptions
 from limo.discovery.proposals import PromptTexts
 from limo.discovery.sandbox import Limits, python_paths
-from limo.sections import build_benchmark_specs, resolve_path
-from limo.tiny_models import ensure_model
+from limo.models.tiny import ensure_model
+from limo.setup.curate import build_curation, check_selected
 from limo.training.options import TrainRun
 
 log = logging.getLogger("limo.discover")
@@ -138,13 +138,13 @@ def prepare_benchmark(cfg: DictConfig, options: DiscoverOptions, paths: Discover
 
 
 def build_training(cfg: DictConfig) -> TrainRun:
-    """The recipe's training as the ``dpo`` trainer describes it (`limo.train_setup.build_train_run`).
+    """The recipe's training as the ``dpo`` trainer describes it (`limo.setup.train.build_train_run`).
 
     Raises:
         OptionsError: It is not ``dpo`` on one process without LoRA or DeepSpeed, or it names a discovered loss
             (the loop supplies the losses).
     """
-    from limo.train_setup import build_train_run  # deferred: imports TRL and torch (the trainer registry)
+    from limo.setup.train import build_train_run  # deferred: imports TRL and torch (the trainer registry)
     from limo.training.trainers import DPO, TRAINERS  # deferred: as above
 
     run = build_train_run(cfg)

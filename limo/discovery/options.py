@@ -18,9 +18,9 @@ from omegaconf import DictConfig
 
 from eval.backends.generation import GenerationOptions
 from eval.options import OptionsError
-from limo.sections import section, to_options
+from limo.config.sections import section, to_options
 
-PATH = {"path": True}  # field metadata: a file path `limo.sections.to_options` resolves
+PATH = {"path": True}  # field metadata: a file path `limo.config.sections.to_options` resolves
 Metric = Literal["preference_accuracy", "preference_margin", "benchmark_accuracy"]
 Confinement = Literal["auto", "bubblewrap", "rlimits"]
 

@@ -2,16 +2,16 @@
 
 `export_model` writes ``<out_dir>/<name>.<type>.gguf`` for each type and ``export.json`` beside them. Who writes
 (`choose_tools`, ``export.converter``): ``auto`` takes llama.cpp's converter and quantizer where they are installed
-(`limo.export_llamacpp`) and limo's own writer (`limo.gguf_export`) where they are not; ``llamacpp`` and ``limo``
+(`limo.gguf.llamacpp`) and limo's own writer (`limo.gguf.writer`) where they are not; ``llamacpp`` and ``limo``
 insist. ``q4_k_m`` exists only through llama.cpp's quantizer: without it the request is one error before any work.
 What ran is the console's first line and export.json's ``converter``, and each file's ``written_by``.
 
 Every file is written under a temporary name, then checked twice before it is renamed into place: read back by
-transformers (`limo.gguf_export.verify_gguf`: tokenizer ids, chat template, next-token logits against the source)
-and, where llama.cpp is installed, served by llama-server (`limo.export_served.served_check`: llama.cpp's chat
+transformers (`limo.gguf.writer.verify_gguf`: tokenizer ids, chat template, next-token logits against the source)
+and, where llama.cpp is installed, served by llama-server (`limo.gguf.served.served_check`: llama.cpp's chat
 template rendering, token ids, greedy replies and end-of-turn stops against the source). A file that fails either is
 removed and `ExportVerificationError` names the figures. Beside each published file goes its Ollama Modelfile
-(`limo.export_modelfile`). ``export.json`` is rewritten after each file, so it always describes what is on disk.
+(`limo.gguf.modelfile`). ``export.json`` is rewritten after each file, so it always describes what is on disk.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from typing import Any
 
 from eval.backends.llamacpp_tools import LlamaCppMissingError, LlamaCppTools, find_tools
 from eval.records import write_json
-from limo.export_llamacpp import QUANTIZER_TYPES, Conversion, convert, describe
-from limo.export_modelfile import build_modelfile, write_modelfile
-from limo.export_served import ServedCheck, end_of_turn_ids, served_check
-from limo.gguf_export import (
+from limo.gguf.llamacpp import QUANTIZER_TYPES, Conversion, convert, describe
+from limo.gguf.modelfile import build_modelfile, write_modelfile
+from limo.gguf.served import ServedCheck, end_of_turn_ids, served_check
+from limo.gguf.writer import (
     PROMPTS,
     TOLERANCES,
     ExportVerificationError,
@@ -44,7 +44,7 @@ from limo.gguf_export import (
     verify_gguf,
     write_gguf,
 )
-from limo.gguf_export import TYPES as WRITER_TYPES
+from limo.gguf.writer import TYPES as WRITER_TYPES
 
 TYPES = (*WRITER_TYPES, *QUANTIZER_TYPES)
 CONVERTERS = ("auto", "llamacpp", "limo")
@@ -212,7 +212,7 @@ def write_file(plan: ExportPlan, temp: Path, target: Path, qtype: str) -> dict[s
     if plan.tools is None:
         started = time.perf_counter()
         write_gguf(plan.model, plan.tokenizer, temp, qtype, plan.name)
-        return {"tool": "limo.gguf_export", "seconds": round(time.perf_counter() - started, 2)}
+        return {"tool": "limo.gguf.writer", "seconds": round(time.perf_counter() - started, 2)}
     published_f16 = target.with_name(f"{plan.name}.f16.gguf")
     f16 = published_f16 if published_f16.is_file() else plan.work / f"{plan.name}.f16.gguf"
     done: Conversion = convert(plan.tools, plan.folder, temp, qtype, plan.name, plan.pre_fallback, f16)

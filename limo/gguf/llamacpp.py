@@ -1,15 +1,15 @@
 """GGUF files written by llama.cpp's own tools: ``convert_hf_to_gguf.py`` (with its gguf-py) and ``llama-quantize``.
 
 Why llama.cpp's tools where they are installed: its converter knows about a hundred architectures (limo's own writer,
-`limo.gguf_export`, two) and their tokenizers, and ``llama-quantize`` writes the k-quants (``q4_k_m``) people ask for
+`limo.gguf.writer`, two) and their tokenizers, and ``llama-quantize`` writes the k-quants (``q4_k_m``) people ask for
 first. `convert` runs them on a model folder and says what ran (`Conversion`, recorded in export.json); the
-verification around them stays limo's (`limo.gguf_export.verify_gguf`, `limo.export_served`).
+verification around them stays limo's (`limo.gguf.writer.verify_gguf`, `limo.gguf.served`).
 
 One step is limo's: the converter names a BPE tokenizer's pre-tokenizer (``tokenizer.ggml.pre``, which llama.cpp's
 runtime implements by name) by hashing how the tokenizer splits a test string, so it refuses any tokenizer whose
 *vocabulary* it has not seen — every freshly trained one, such as limo's tiny test models. The converter runs under a
 small driver (`DRIVER`) that keeps its own answer where it has one and, only where it raises, uses the name limo
-reads from the tokenizer's structure (`limo.gguf_export.pre_tokenizer_name`: the regex matched against transformers'
+reads from the tokenizer's structure (`limo.gguf.writer.pre_tokenizer_name`: the regex matched against transformers'
 table of llama.cpp's names). The served check then compares llama.cpp's token ids with transformers' on the fixed
 prompts, so a wrong name cannot pass unseen.
 
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.backends.llamacpp_tools import LlamaCppTools
-from limo.export_spm import with_spm_model
+from limo.gguf.spm import with_spm_model
 
 CONVERTER_TYPES = ("f32", "f16", "q8_0")  # convert_hf_to_gguf.py --outtype
 QUANTIZER_TYPES = {"q4_k_m": "Q4_K_M"}  # llama-quantize's names
@@ -71,7 +71,7 @@ class Conversion:
     pre_tokenizer: str  # "llama.cpp" (its own, by hash, or not a BPE tokenizer) or "limo (by structure): <name>"
     quantizer: str | None
     seconds: float
-    # "the folder's" where the converter read the folder as it is; else what limo added (`limo.export_spm`)
+    # "the folder's" where the converter read the folder as it is; else what limo added (`limo.gguf.spm`)
     tokenizer_model: str = "the folder's"
 
     def to_dict(self) -> dict[str, Any]:
@@ -114,7 +114,7 @@ def run_converter(
     tools: LlamaCppTools, folder: Path, target: Path, qtype: str, name: str, pre_fallback: str | None
 ) -> tuple[str, str]:
     """Run ``convert_hf_to_gguf.py`` through `DRIVER` (on a view of ``folder`` with a rebuilt SentencePiece model
-    where it lacks one, `limo.export_spm`); returns how the pre-tokenizer was named and whose tokenizer model was
+    where it lacks one, `limo.gguf.spm`); returns how the pre-tokenizer was named and whose tokenizer model was
     read (`Conversion.tokenizer_model`)."""
     env = {**tools.converter_env(), "LIMO_CONVERTER_ROOT": str(tools.root)}
     if pre_fallback:

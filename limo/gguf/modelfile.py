@@ -10,7 +10,7 @@ own template, never by its name.
 
 The translation is checked before it is written: `render` mirrors, in Python, what the Go template produces (each
 branch of `CHATML_TEMPLATE` / `GEMMA_TEMPLATE` has its counterpart there), and every probe conversation
-(`limo.export_served.probe_conversations`) must render exactly as ``tokenizer.apply_chat_template`` does. A template
+(`limo.gguf.served.probe_conversations`) must render exactly as ``tokenizer.apply_chat_template`` does. A template
 of another family, or one that renders differently, gets a Modelfile without ``TEMPLATE`` — Ollama then falls back
 to its own guess from the file — and says so in a comment and in export.json. No Ollama runs here:
 tests/test_export_llamacpp.py checks the Go templates through the mirror and, where ``go`` is installed, runs them
@@ -139,7 +139,7 @@ def build_modelfile(gguf_name: str, tokenizer: Any, stop_tokens: Sequence[str], 
         stop_tokens: The end-of-turn tokens' texts (the ones transformers stops at).
         adds_bos: Whether the tokenizer adds BOS itself (the file's ``add_bos_token``).
     """
-    from limo.export_served import probe_conversations  # deferred: the served checks import the llama.cpp server
+    from limo.gguf.served import probe_conversations  # deferred: the served checks import the llama.cpp server
 
     family = family_of(tokenizer)
     system = template_default_system(tokenizer) if family else None

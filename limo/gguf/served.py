@@ -1,9 +1,9 @@
 """A GGUF file checked the way people run it: loaded by llama.cpp's own server and compared with transformers.
 
-transformers reading a file back (`limo.gguf_export.verify_gguf`) proves the weights and tokenizer are in it; what
+transformers reading a file back (`limo.gguf.writer.verify_gguf`) proves the weights and tokenizer are in it; what
 breaks for users is llama.cpp's reading of them — a wrong chat template, BOS or EOS, a reply that never stops,
 nonsense after conversion. `served_check` starts ``llama-server`` on the file (`eval.backends.llamacpp_server`) and
-compares it with the source model on the fixed prompts (`limo.gguf_export.PROMPTS`):
+compares it with the source model on the fixed prompts (`limo.gguf.writer.PROMPTS`):
 
 - **chat template**: the server's rendering (``/apply-template``: llama.cpp's Jinja engine on the template the file
   carries) equals ``tokenizer.apply_chat_template`` on three conversations (a user turn; a system and a user turn;
@@ -18,7 +18,7 @@ compares it with the source model on the fixed prompts (`limo.gguf_export.PROMPT
   reply's first token with a logit bias, ends the reply (``stop_type: eos``) with nothing in its text; and a greedy
   reply transformers ends within the budget ends at the same token in llama.cpp (part of "identical").
 
-The margins (`limo.gguf_export.TOLERANCES`) are logits: f16 rounds weights and llama.cpp's f16 matrix products round
+The margins (`limo.gguf.writer.TOLERANCES`) are logits: f16 rounds weights and llama.cpp's f16 matrix products round
 activations too, q8_0 and q4_k_m round more; docs/performance.md gives the gaps measured on SmolLM2-135M-Instruct.
 torch and transformers are imported inside functions.
 """

@@ -1,7 +1,7 @@
 """limo's own GGUF writer — the fallback where llama.cpp is not installed — and the transformers read-back check
 every exported file passes, whoever wrote it.
 
-`write_gguf` writes one file of type ``f32``, ``f16`` or ``q8_0`` (`TYPES`; `limo.export_files` runs the export and
+`write_gguf` writes one file of type ``f32``, ``f16`` or ``q8_0`` (`TYPES`; `limo.gguf.files` runs the export and
 uses llama.cpp's converter instead where it is installed). The layout follows llama.cpp's ``convert_hf_to_gguf.py``
 through the ``gguf`` package's own tables: tensor names from `gguf.get_tensor_name_map`; 1-D tensors (norms,
 biases) stay float32 in every type; ``q8_0`` keeps float16 for a matrix whose rows are not a whole number of 32-value
@@ -48,7 +48,7 @@ TYPES = ("f32", "f16", "q8_0")
 class Tolerance:
     """What a file may differ by. Read back by transformers: the largest next-token |Δlogit| as a share of the
     source's logit range on that prompt, and whether a top-1 swap between two logits closer than 2 |Δlogit| counts as
-    a tie. Served by llama.cpp (`limo.export_served`): the largest gap, in the source's logits, between its greedy
+    a tie. Served by llama.cpp (`limo.gguf.served`): the largest gap, in the source's logits, between its greedy
     token and llama.cpp's where their replies first differ (a near-tie)."""
 
     relative: float

@@ -27,8 +27,8 @@ import yaml
 
 from eval.backends.model_source import ChatFacts, chat_facts
 from eval.options import OptionsError
-from limo.search_path import find_config, group_options, search_dirs
-from limo.sections import resolve_path
+from limo.config.search_path import find_config, group_options, search_dirs
+from limo.config.sections import resolve_path
 
 TEMPLATE_KEY = "model.chat_template"
 

@@ -7,13 +7,13 @@ One shape for every method (docs/architecture.md, "The curate: section")::
       stages: {...}       # the shared stages' options (curation.options.StageOptions)
       <name>: {...}       # the method's own options (its Method.options), when it has any
 
-Every part maps onto the library's frozen options through `limo.sections.to_options`: an unknown key, a
+Every part maps onto the library's frozen options through `limo.config.sections.to_options`: an unknown key, a
 stage the method does not run, or options for a method the recipe does not select fail at start-up,
-naming the key; so does a file option naming no file (`limo.config.check_files`), and `check_benchmarks_load`
+naming the key; so does a file option naming no file (`limo.config.files.check_files`), and `check_benchmarks_load`
 loads decontamination's benchmarks before the run. ``data_dir`` (shared benchmark files) fills
 ``stages.decontam.data_dir`` when that is null.
 A command-line override of ``curate.stages.ingest.field_map`` (or ``lists``) replaces the recipe's map
-instead of merging into it: Hydra does it in its one composition (`limo.overrides`).
+instead of merging into it: Hydra does it in its one composition (`limo.cli.overrides`).
 """
 
 from __future__ import annotations
@@ -33,10 +33,13 @@ from curation.stages.decontam import benchmark_error
 from eval.benchmarks.loader import BenchmarkSpec, load_benchmark, resolve_source
 from eval.options import OptionsError, did_you_mean
 from eval.records import DataError, HubOfflineError
-from limo.config import check_files
-from limo.entry import EmptyResultError
-from limo.model_chat import require_chat_template
-from limo.sections import build_benchmark_specs, section, to_options
+from limo.config.files import check_files
+from limo.config.sections import build_benchmark_specs, section, to_options
+from limo.models.chat import require_chat_template
+
+
+class EmptyResultError(ValueError):
+    """A run that produced nothing to train on (``0 selected`` is an error, not a success)."""
 
 
 @dataclass(frozen=True)

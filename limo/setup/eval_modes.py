@@ -27,7 +27,8 @@ from eval.run.multiturn import run_multiturn
 from eval.run.prompting import build_messages
 from eval.run.regrade import regrade_responses, regrade_run_dir, render_group_table
 from eval.run.runner import CHOICE_SEED_RULE, SHUFFLED_KINDS, run_benchmark
-from limo.eval_setup import (
+from limo.config.sweeps import sweep_jobs
+from limo.setup.evaluate import (
     EvaluateOptions,
     build_backend_for,
     build_benchmarks,
@@ -44,7 +45,6 @@ from limo.eval_setup import (
     per_benchmark_backend,
     resolve_model_path,
 )
-from limo.sweeps import sweep_jobs
 
 
 def generate(cfg: DictConfig) -> None:

@@ -1,6 +1,6 @@
 """The recipe's ``evaluate:`` section as frozen options, and the small builders that turn it into eval's values.
 
-The options map onto the recipe through `limo.sections.to_options` (unknown keys fail at start-up, naming
+The options map onto the recipe through `limo.config.sections.to_options` (unknown keys fail at start-up, naming
 the key); budget forcing is `eval.backends.budget.BudgetForcing` itself. Library code in `eval` never sees a config
 object: these builders hand it plain values (a `BenchmarkSpec`, an `EvalProtocol`, a `PromptStyle`, a
 backend built by `eval.backends.generation.build_generator`).
@@ -27,9 +27,9 @@ from eval.records import DataError, read_jsonl
 from eval.run.multiturn import MultiTurnOptions
 from eval.run.prompting import PromptStyle, build_prompt_style
 from eval.run.runner import EvalProtocol, GradingOptions, resolve_protocol
-from limo.model_chat import ChatSetup, group_template_text, require_chat_template
-from limo.sections import build_benchmark_specs, section, to_options
-from limo.tiny_models import ensure_model
+from limo.config.sections import build_benchmark_specs, section, to_options
+from limo.models.chat import ChatSetup, group_template_text, require_chat_template
+from limo.models.tiny import ensure_model
 
 log = logging.getLogger("limo.evaluate")
 LLAMA_SERVER_LOG = "llama-server.log"  # the llamacpp backend's server log, in <output_dir>/eval/
@@ -156,7 +156,7 @@ def resolve_model_path(cfg: DictConfig, section: EvaluateOptions) -> tuple[str |
     chat template and end-of-turn token the backend will use with it.
 
     The model must have a chat template, its own or the group's: that is checked on its files before a ``.gguf`` or
-    ``pkg:`` model is converted (`limo.model_chat.require_chat_template`). Returns ``(None, None)`` for backends that
+    ``pkg:`` model is converted (`limo.models.chat.require_chat_template`). Returns ``(None, None)`` for backends that
     need no model folder (``openai``, ``replay``). ``llamacpp`` gets a ``.gguf`` file or ``pkg:`` model as typed: it
     serves the file itself, not a safetensors conversion of it.
     """

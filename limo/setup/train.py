@@ -3,8 +3,8 @@
 ``train.trainer`` names an entry of `limo.training.trainers.TRAINERS`; null means the trainer of the
 recipe's curation method (a recipe without ``curate:`` trains like ``limo``: ``sft``). The data file is
 ``train.data``, else the file that trainer reads from this run's ``curate/`` (in a sweep, from the job's
-folder or, failing that, the sweep's run root: `limo.sweeps.input_path`). ``model.path`` may name an earlier run's
-directory (an SFT run before an RL run): its ``train/model`` is the model; a run may not train into the
+folder or, failing that, the sweep's run root: `limo.config.sweeps.input_path`). ``model.path`` may name an earlier
+run's directory (an SFT run before an RL run): its ``train/model`` is the model; a run may not train into the
 ``train/model`` it starts from.
 """
 
@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from curation.methods import DEFAULT_METHOD, METHODS
 from eval.options import OptionsError
-from limo.sweeps import input_path
+from limo.config.sweeps import input_path
 from limo.training.build import trained_model_path
 from limo.training.options import TrainPaths, TrainRun, build_train_options
 from limo.training.trainers import TRAINERS, misplaced_options

@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from eval.records import require_hub, write_json, write_text_atomic
-from limo.model_chat import group_template_text
+from limo.models.chat import group_template_text
 from limo.training.batch_plan import BatchPlan, plan_batches, split_global_batch
 from limo.training.data import LengthReport, check_truncation, length_report
 from limo.training.distributed import ProcessInfo, cuda_available, prepare_cpu_deepspeed

@@ -24,7 +24,7 @@ from curation.reward_history import HISTORY_DIR, META_FILE, history_meta, rank_f
 from eval.grading.judge import build_judge
 from eval.grading.pool import GraderPool
 from eval.records import write_json, write_text_atomic
-from limo.tiny_models import ensure_model
+from limo.models.tiny import ensure_model
 from limo.training import build
 from limo.training.data import length_report
 from limo.training.distributed import ProcessInfo, process_info

@@ -14,8 +14,8 @@ from typing import Any
 from omegaconf import DictConfig
 
 from eval.grading.policy import GraderOptions
-from limo.model_chat import ChatSetup
-from limo.sections import section, to_options
+from limo.config.sections import section, to_options
+from limo.models.chat import ChatSetup
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ class TrainPaths:
 
 @dataclass(frozen=True)
 class TrainRun:
-    """Everything one training run needs, as plain values (built from the recipe by `limo.train_setup`).
+    """Everything one training run needs, as plain values (built from the recipe by `limo.setup.train`).
 
     Attributes:
         trainer: The `limo.training.trainers.TRAINERS` entry that runs it.
@@ -179,7 +179,7 @@ class TrainRun:
         trainer_class: A TRL trainer class to use instead of the entry's own (a `DPOTrainer` subclass with a
             custom loss, say: TRL has no loss hook), or None.
         chat: The chat template and end-of-turn token the run uses and where each comes from (set by `limo.train`
-            once it has checked there is a template: `limo.model_chat.require_chat_template`), or None.
+            once it has checked there is a template: `limo.models.chat.require_chat_template`), or None.
     """
 
     trainer: str

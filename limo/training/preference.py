@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.records import DataError, RowError, load_records
-from limo.tiny_models import ensure_model
+from limo.models.tiny import ensure_model
 from limo.training import build
 from limo.training.data import token_lengths
 from limo.training.distributed import process_info

@@ -2,7 +2,7 @@
 
 A random tiny model almost never writes a gradable answer (its tokens are near uniform over the vocabulary),
 so every completion would score 0, every advantage would be 0 and GRPO would not move. The toy's starting model
-is the tiny model trained (`limo.tiny_models.build_overfit_model`) to answer one prompt with each of the ten
+is the tiny model trained (`limo.models.tiny.build_overfit_model`) to answer one prompt with each of the ten
 digits, boxed or bare, with equal weight: sampled at temperature 1 it writes one of the twenty answers, so about
 one completion in ten has the gold digit and one in two is boxed. The task's prompts ask that question and the
 gold is one digit; with the grader (``accuracy``) and ``format`` rewards, GRPO must move the right digit from
@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from eval.records import write_jsonl
-from limo.tiny_models import build_overfit_model
+from limo.models.tiny import build_overfit_model
 
 QUESTION = "Pick a digit."
 GOLD = "7"

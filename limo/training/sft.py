@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from eval.records import write_json
-from limo.tiny_models import ensure_model
+from limo.models.tiny import ensure_model
 from limo.training import build
 from limo.training.data import chat_rows, load_train_data, token_lengths
 from limo.training.distributed import cuda_available, process_info
