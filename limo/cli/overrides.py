@@ -41,13 +41,14 @@ from curation.executors import ExecutorOptions
 from curation.methods import METHODS
 from curation.options import StageOptions
 from eval.options import OptionsError, did_you_mean
+from limo.ablation.options import AblateOptions
 from limo.config.search_path import config_groups, group_options, misplaced_hint, search_dirs, split_folder_flags
 from limo.config.sections import CONFIG_DIR, recipe_file
 from limo.discovery.options import DiscoverOptions
 from limo.setup.evaluate import EvaluateOptions
 from limo.training.options import TrainOptions
 
-SECTIONS = ("curate", "train", "evaluate", "discover")  # a recipe's sections (CONTRACTS: one per entry point)
+SECTIONS = ("curate", "train", "evaluate", "discover", "ablate")  # a recipe's sections (one per entry point)
 
 
 def hydra_argv(argv: Sequence[str], runtime_keys: Sequence[str] = ()) -> list[str]:
@@ -222,6 +223,7 @@ def option_roots() -> dict[str, type]:
             "train": TrainOptions,
             "evaluate": EvaluateOptions,
             "discover": DiscoverOptions,
+            "ablate": AblateOptions,
         }
     )
     return roots

@@ -148,6 +148,30 @@ USAGES: dict[str, Usage] = {
             "python -m limo.discover recipe=discover discover.generations=2 output_dir=outputs/disc",
         ),
     ),
+    "ablate": Usage(
+        "recipe=<name> [--jobs N] [executor=ray|slurm] [key=value ...]",
+        "Does curation beat chance at equal compute? Curate every arm of the recipe's ablate: section (curations,\n"
+        "and the baselines random, random_correct, all, all_correct), train and evaluate each at every seed (and\n"
+        "draw) with limo's own commands, then compare: accuracy with 95% intervals, compute, paired exact McNemar.\n"
+        "Writes <output_dir>/ablate/: results.md, results.json, report.html. A rerun reuses what finished.",
+        (
+            RECIPE,
+            OUTPUT_DIR,
+            ("--jobs N", "runs side by side on this machine (or one GPU)"),
+            ("executor=ray|slurm", "one job per arm and seed on a cluster (output_dir on a shared filesystem)"),
+            ("ablate.seeds=[0,1,2]", "training seeds; ablate.draws=3: selection seeds of the random arms"),
+            ("ablate.compute.steps=N", "optimizer steps every arm gets"),
+            ("benchmark_specs.<name>={...}", "add a benchmark to every run's evaluation, as for limo.evaluate"),
+            ("model.path=... train.args....", "any other key=value goes to the curate/train/evaluate commands"),
+            CONFIG_DIR,
+        ),
+        (
+            "python -m limo.ablate recipe=ablate_demo",
+            "python -m limo.ablate recipe=smol_ablate_selfpool --jobs 4 train.args.use_cpu=false",
+        ),
+        config="the recipe's ablate: section, with the rest: python -m limo.curate recipe=<name> --cfg job",
+        docs="docs/ablation.md",
+    ),
     "export": Usage(
         "[recipe=<name>] [model.path=<folder>] [export.types=[f16,q8_0]] [key=value ...]",
         "Convert a trained model to GGUF for llama.cpp and Ollama (llama.cpp's converter where make llamacpp\n"
