@@ -449,6 +449,48 @@ class LikelihoodOptions:
 
 
 @dataclass(frozen=True)
+class StudentOptions:
+    """Difficulty measured against the student you will train: its own pass rate over k samples
+    (`curation.stages.difficulty`; docs/curation.md, "Difficulty for the student you will train").
+
+    Attributes:
+        enabled: Score each problem by the student's pass rate instead of the strong models' (``source: pool`` or
+            ``rollouts``; the weak and strong filters still apply when set).
+        models: Pool generators whose attempts are the student's (a pool that holds its samples); the student's
+            rollouts' generator (``rollouts.generator.model``) is one of them without being named here.
+        rollouts: Fresh samples of the student (the rollouts stage with the student as the model: ``k``, its
+            generator, prompt), drawn after the weak and strong stages, on the problems their filters keep.
+        pass_rate: Keep a problem only when the student's pass rate lies in ``[lo, hi]`` (``[0.125, 0.875]``: it
+            solves 1 to 7 of 8); None: no window.
+        score: How the student's pass rate ``p`` becomes the problem's difficulty score: ``paced`` (``4 p (1 - p)``,
+            PACED: highest where the student succeeds half the time, 0 where it never or always does) or
+            ``hardness`` (``1 - p``, as the strong models' rate scores).
+        fallback: ``likelihood``: where the student solves almost nothing (fewer than ``min_solved`` of the problems
+            it tried solved at least once), its pass rates say nothing; the student's likelihood of each problem's
+            verified chains (``difficulty.likelihood``) scores the problems instead and ``pass_rate`` is not applied.
+            Announced in the log, the funnel notes and the manifest. ``none``: the pass rates score whatever they are.
+        min_solved: The share of problems the student must solve at least once for its pass rates to count.
+    """
+
+    enabled: bool = False
+    models: tuple[str, ...] = ()
+    rollouts: RolloutOptions | None = None
+    pass_rate: tuple[float, float] | None = None
+    score: Literal["paced", "hardness"] = "paced"
+    fallback: Literal["none", "likelihood"] = "none"
+    min_solved: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_solved <= 1.0:
+            raise OptionsError(f"curate.stages.difficulty.student.min_solved: {self.min_solved} is outside [0, 1]")
+
+    def generators(self) -> tuple[str, ...]:
+        """The generators whose attempts are the student's: ``models`` and its rollouts' generator."""
+        rolled = (self.rollouts.generator_name,) if self.rollouts is not None else ()
+        return tuple(dict.fromkeys(self.models + rolled))
+
+
+@dataclass(frozen=True)
 class DifficultyOptions:
     """Difficulty: pass rates with LIMO's two filters, or a declared metadata column (no rollouts).
 
@@ -475,7 +517,9 @@ class DifficultyOptions:
             ``error`` (the run stops naming the problem and value); ``keep`` is read as ``unknown``. The
             count of each is printed and noted in the funnel. ``source: likelihood`` applies it to a problem with
             no verified chain to score.
-        likelihood: ``source: likelihood``: the student and how it scores (`LikelihoodOptions`).
+        likelihood: ``source: likelihood``: the student and how it scores (`LikelihoodOptions`); also the student
+            whose fit selection measures (``select.student_fit``) and ``student.fallback``'s.
+        student: The student's own pass rate as the difficulty score (`StudentOptions`; off by default).
     """
 
     enabled: bool = True
@@ -492,6 +536,7 @@ class DifficultyOptions:
     min_difficulty: float | None = None
     missing: Literal["unknown", "keep", "drop", "error"] = "unknown"
     likelihood: LikelihoodOptions = field(default_factory=LikelihoodOptions)
+    student: StudentOptions = field(default_factory=StudentOptions)
 
 
 @dataclass(frozen=True)
@@ -533,18 +578,45 @@ class DiversityOptions:
 
 @dataclass(frozen=True)
 class SelectOptions:
-    """Best chain per problem, then the top ``n`` problems by combined score.
+    """Best chains per problem, then the top ``n`` problems by combined score (the formula: docs/curation.md,
+    "Diversity and selection"; `curation.stages.select`).
 
-    ``fallback_difficulty``: the difficulty term when no problem of the run has a difficulty (the stage is
-    off, or found no signal): ``length`` (the chain's length percentile: s1 took longer reasoning for harder
-    problems) or ``none`` (quality alone ranks).
+    Attributes:
+        n: Problems selected.
+        quality_weight: The weight of LIMO's rule-based quality score in the combined score.
+        difficulty_weight: The weight of the problem's difficulty score (the difficulty stage's, else the fallback).
+        boxed_answer: Which answer the appended ``\\boxed{}`` line shows: ``gold`` or ``chain``.
+        fallback_difficulty: The difficulty term when no problem of the run has a difficulty (the stage is off, or
+            found no signal): ``length`` (the chain's length percentile: s1 took longer reasoning for harder
+            problems) or ``none`` (quality alone ranks).
+        student_fit: How well a chain fits the student, ranked among its problem's verified chains: ``none`` (not
+            measured), ``likelihood`` (GRAPE: the chain's mean token log-likelihood under the student, higher fits
+            better) or ``rsr`` (the rank-surprisal ratio: the student's mean clipped token rank over its mean
+            surprisal, lower fits better); the student is ``difficulty.likelihood``'s.
+        student_fit_weight: The weight of the fit term (when ``student_fit`` is not ``none``).
+        length_preference: Which of a problem's chains the length term favours: ``none``, ``short``, ``long`` or
+            ``mixed`` (both ends: with ``chains_per_problem`` of 2 or more, a problem keeps its shortest and its
+            longest chain).
+        length_weight: The weight of the length term (when ``length_preference`` is not ``none``).
+        chains_per_problem: Distinct verified chains kept per selected problem, best first (1: LIMO's one).
     """
 
     n: int = 100
     quality_weight: float = 1.0
     difficulty_weight: float = 1.0
-    boxed_answer: str = "gold"  # which answer the appended \\boxed{} line shows: "gold" or "chain"
+    boxed_answer: str = "gold"
     fallback_difficulty: str = "length"
+    student_fit: Literal["none", "likelihood", "rsr"] = "none"
+    student_fit_weight: float = 1.0
+    length_preference: Literal["none", "short", "long", "mixed"] = "none"
+    length_weight: float = 1.0
+    chains_per_problem: int = 1
+
+    def __post_init__(self) -> None:
+        if self.chains_per_problem < 1:
+            raise OptionsError(
+                f"curate.stages.select.chains_per_problem: {self.chains_per_problem}; at least 1 chain a problem"
+            )
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from curation.schema import Chain, SFTExample
 from curation.stages.answer_check import chain_flags, chain_verdict
 from curation.stages.difficulty import pass_rates
 from curation.stages.quality import row_quality
-from curation.stages.select import problem_rank, row_scores
+from curation.stages.select import chain_place, problem_rank, row_scores
 from eval.problem import Problem
 from eval.records import append_jsonl, sha256_file, write_json, write_jsonl, write_parquet, write_text_atomic
 
@@ -76,11 +76,21 @@ def answer_to_box(state: Survivors, chain: Chain, options: SelectOptions) -> str
     return gold
 
 
+def row_id(state: Survivors, chain: Chain) -> str:
+    """A selected chain's row id in ``curated.jsonl`` and ``messages.jsonl``: its problem's id, and for a problem's
+    further chains (``select.chains_per_problem``) ``<problem id>#<place>`` (training needs each id once)."""
+    place = chain_place(state.chain_notes.get(chain.id, {})).get("place", 1)
+    return chain.problem_id if place == 1 else f"{chain.problem_id}#{place}"
+
+
 def selected_chains(state: Survivors) -> list[Chain]:
-    """Selected chains by rank (one per problem)."""
-    return sorted(
-        state.chains.values(), key=lambda c: (problem_rank(state.problem_notes[c.problem_id]) or 0, c.problem_id)
-    )
+    """Selected chains by rank (one per problem, or its ``select.chains_per_problem`` best, best first)."""
+
+    def order(chain: Chain) -> tuple[int, str, int]:
+        place = chain_place(state.chain_notes.get(chain.id, {})).get("place", 1)
+        return problem_rank(state.problem_notes[chain.problem_id]) or 0, chain.problem_id, place
+
+    return sorted(state.chains.values(), key=order)
 
 
 def gold_fields(problem: Problem) -> dict[str, Any]:
@@ -109,7 +119,7 @@ def curated_row(state: Survivors, chain: Chain, quality: QualityOptions) -> dict
     decisions = {count.stage: "kept" for count in state.funnel if count.enabled}
     decisions |= {stage: REVIEW for stage in flags}
     return {
-        "id": problem.id,
+        "id": row_id(state, chain),
         "rank": problem_rank(pnotes),
         "problem": problem.problem,
         "chain": chain.text,
@@ -135,7 +145,7 @@ def training_example(state: Survivors, chain: Chain, options: SelectOptions) -> 
     problem = state.problems[chain.problem_id]
     flags = chain_flags(chain, state.chain_notes.get(chain.id, {}))
     return SFTExample.single_turn(
-        problem.id,
+        row_id(state, chain),
         problem.problem,
         assistant_text(chain, answer_to_box(state, chain, options)),
         provenance={"chain_id": chain.id, "flags": flags} if flags else {},

@@ -11,6 +11,12 @@ generator, correct attempts out of tries. Filters (each off when unset):
 
 The strong pass rate is also the problem's difficulty score used by selection (``score = 1 - pass_rate``).
 
+With ``student.enabled`` the student's own pass rate ``p`` scores instead (its rollouts are a third rollout stage,
+after the weak and strong ones, or pool generators named as the student's): ``paced`` ``4 p (1 - p)`` (PACED) or
+``hardness`` ``1 - p``, with an optional window ``student.pass_rate``. Where the student solves almost nothing
+(``student.fallback: likelihood``, below ``min_solved``), its likelihood of each problem's verified chains scores
+the problems instead, said in the log, the funnel notes and the manifest (`student_fallback`).
+
 Without rollouts, ``source: metadata`` reads a declared column (``ingest.field_map.difficulty``): a value
 named in ``levels`` takes that score (NuminaMath's ``source``: ``olympiads`` harder than ``gsm8k``), any
 other value is read as a number (``Level 4`` -> 4, ``3.5``) and scaled from ``scale`` ``[easiest, hardest]``
@@ -38,16 +44,17 @@ import numpy as np
 from curation.funnel import HISTOGRAM, Chart, Survivors
 from curation.options import (
     DifficultyOptions,
+    LikelihoodOptions,
     StageOptions,
 )
 from curation.pool.store import read_chains
-from curation.rollouts.run import run_rollout_stages
+from curation.rollouts.run import RolloutStage, run_rollout_stages, student_stage
 from curation.runner import PassCounts, RunState, StageContext
 from curation.stages.answer_check import Checked
 from curation.stages.base import Kept, Stage
 from eval.problem import Problem
 from eval.records import DataError
-from eval.run.likelihood import score_answers
+from eval.run.likelihood import Scored, score_answers
 
 log = logging.getLogger(__name__)
 SOURCES = ("pool", "rollouts", "metadata", "likelihood")
@@ -62,8 +69,11 @@ def pooled_rate(counts: dict[str, list[int]], models: Sequence[str]) -> float | 
     return correct / tries if tries else None
 
 
-def difficulty_decision(counts: dict[str, list[int]], options: DifficultyOptions) -> str | None:
-    """The drop reason for one problem's counts, or None to keep it."""
+def difficulty_decision(
+    counts: dict[str, list[int]], options: DifficultyOptions, *, student_window: bool = True
+) -> str | None:
+    """The drop reason for one problem's counts, or None to keep it (the student's window only with
+    ``student_window``: not once `student.fallback` has set the student's pass rates aside)."""
     if options.weak_max_solved is not None:
         for model in options.weak_models:
             if model in counts and counts[model][0] >= options.weak_max_solved:
@@ -77,19 +87,50 @@ def difficulty_decision(counts: dict[str, list[int]], options: DifficultyOptions
             return "strong_pass_rate_below_window"
         if rate > hi:
             return "strong_pass_rate_above_window"
+    student = options.student
+    if student.enabled and student.pass_rate is not None and student_window:
+        rate = pooled_rate(counts, student.generators())
+        lo, hi = student.pass_rate
+        if rate is None:
+            return "no_student_attempts"
+        if rate < lo:
+            return "student_pass_rate_below_window"
+        if rate > hi:
+            return "student_pass_rate_above_window"
     return None
+
+
+def student_score(rate: float, score: str) -> float:
+    """The difficulty score of the student's pass rate ``p``: ``paced`` ``4 p (1 - p)`` (1 at p = 0.5, 0 at 0 and 1),
+    ``hardness`` ``1 - p``.
+
+    Raises:
+        ValueError: An unknown ``score``.
+    """
+    if score == "paced":
+        return round(4.0 * rate * (1.0 - rate), 6)
+    if score == "hardness":
+        return round(1.0 - rate, 6)
+    raise ValueError(f"curate.stages.difficulty.student.score must be paced or hardness, got {score!r}")
 
 
 def difficulty_note(per_model: dict[str, list[int]], options: DifficultyOptions) -> dict[str, object]:
     """A problem's pass-rate note: ``[correct, tries]`` per generator (sorted), the pooled rates, the source."""
     rate = pooled_rate(per_model, options.strong_models) if per_model else None
-    return {
+    note: dict[str, object] = {
         "attempts": {m: list(c) for m, c in sorted(per_model.items())},
         "strong_pass_rate": rate,
         "weak_pass_rate": pooled_rate(per_model, options.weak_models) if per_model else None,
         "source": options.source,
         "score": None if rate is None else round(1.0 - rate, 6),
     }
+    student = options.student
+    if student.enabled:  # the student's rate scores instead (a run without a student notes what it always did)
+        own = pooled_rate(per_model, student.generators()) if per_model else None
+        note["student_pass_rate"] = own
+        note["score"] = None if own is None else student_score(own, student.score)
+        note["score_from"] = f"student_pass_rate ({student.score})"
+    return note
 
 
 def difficulty_signal(options: DifficultyOptions) -> dict[str, Any]:
@@ -99,6 +140,7 @@ def difficulty_signal(options: DifficultyOptions) -> dict[str, Any]:
     if options.source not in SOURCES:
         known = ", ".join(SOURCES)
         raise ValueError(f"curate.stages.difficulty.source must be one of {known}, got {options.source!r}")
+    check_student(options)
     if options.source == "metadata":
         return {
             "signal": "metadata",
@@ -118,7 +160,40 @@ def difficulty_signal(options: DifficultyOptions) -> dict[str, Any]:
             "max_tokens": scoring.max_tokens,
             "missing": options.missing,
         }
-    return {"signal": "pass_rate", "source": options.source, "strong_models": list(options.strong_models)}
+    signal: dict[str, Any] = {
+        "signal": "pass_rate",
+        "source": options.source,
+        "strong_models": list(options.strong_models),
+    }
+    student = options.student
+    if student.enabled:
+        signal["student"] = {
+            "models": list(student.generators()),
+            "k": student.rollouts.k if student.rollouts is not None else None,
+            "pass_rate": list(student.pass_rate) if student.pass_rate is not None else None,
+            "score": student.score,
+            "fallback": student.fallback,
+            "min_solved": student.min_solved,
+            "used": None,  # set by the stage: student_pass_rate, or likelihood when the fallback replaced it
+        }
+    return signal
+
+
+def check_student(options: DifficultyOptions) -> None:
+    """Raises: ValueError: the student is on with a source without attempts, or names no generator."""
+    student = options.student
+    if not student.enabled:
+        return
+    if options.source not in ("pool", "rollouts"):
+        raise ValueError(
+            "curate.stages.difficulty.student: the student's pass rate comes from attempts, so it needs source pool "
+            f"or rollouts, got {options.source!r}"
+        )
+    if not student.generators():
+        raise ValueError(
+            "curate.stages.difficulty.student: enabled names no student; set student.rollouts (its samples) or "
+            "student.models (the pool generators that are the student)"
+        )
 
 
 def metadata_score(value: Any, options: DifficultyOptions) -> float | None:
@@ -228,7 +303,9 @@ class Difficulties:
         score: Per problem: the note's score, selection's difficulty (NaN: none).
         counts: The pass counts (pool attempts or rollouts); None for ``metadata`` and ``likelihood``.
         strong_rate: Per problem: the strong models' pass rate (NaN: none); None without pass counts.
-        notes: Per problem, the note of ``metadata`` or ``likelihood``.
+        student_rate: Per problem: the student's pass rate (NaN: none); None without the student's attempts.
+        notes: Per problem, the note of ``metadata`` or ``likelihood`` (or of the pass rates, when the student's
+            rates or its fallback scored).
         rollouts: The rollouts' manifest facts, when the stage rolled out.
     """
 
@@ -237,12 +314,14 @@ class Difficulties:
     score: np.ndarray
     counts: PassCounts | None = None
     strong_rate: np.ndarray | None = None
+    student_rate: np.ndarray | None = None
     notes: dict[int, dict[str, Any]] = field(default_factory=dict)
     rollouts: dict[str, Any] = field(default_factory=dict)
 
 
 def difficulty(state: RunState, options: StageOptions, context: StageContext) -> Difficulties | None:
-    """`curation.stages.difficulty.run_difficulty`: pass rates (pool or rollouts) or a metadata column per problem."""
+    """`curation.stages.difficulty.run_difficulty`: pass rates (pool or rollouts; the strong models', or the student's)
+    or a metadata column per problem, or the student's likelihood."""
     settings = options.difficulty
     state.manifest["difficulty"] = difficulty_signal(settings)
     count = state.opened("difficulty", settings.enabled)
@@ -255,23 +334,137 @@ def difficulty(state: RunState, options: StageOptions, context: StageContext) ->
     if settings.source == "likelihood":
         likelihood_difficulty(state, settings, count, context, results)
         return results
-    counts = pool_counts(state) if settings.source == "pool" else rollout_counts(state, options, context, results)
+    counts = attempt_counts(state, options, context, results)
     results.counts = counts
     results.strong_rate = np.full(len(state.problem_alive), np.nan)
-    drops, with_attempts = [], 0
-    for problem in np.flatnonzero(state.problem_alive).tolist():
-        per_model = counts.of(problem)
-        with_attempts += bool(per_model)
-        note = difficulty_note(per_model, settings)
+    alive = np.flatnonzero(state.problem_alive).tolist()
+    notes = {problem: difficulty_note(counts.of(problem), settings) for problem in alive}
+    for problem, note in notes.items():
         if note["strong_pass_rate"] is not None:
             results.strong_rate[problem] = note["strong_pass_rate"]
+        if note["score"] is not None:
             results.score[problem] = note["score"]
-        reason = difficulty_decision(per_model, settings)
+    decided = {problem: difficulty_decision(counts.of(problem), settings, student_window=False) for problem in alive}
+    kept = [problem for problem in alive if decided[problem] is None]  # what the weak and strong filters keep
+    student = settings.student.enabled
+    fallback = student and student_fallback(state, settings, count, context, results, notes, kept)
+    drops = []
+    for problem in alive:
+        note = notes[problem]
+        reason = decided[problem]
+        if reason is None and student and not fallback:
+            reason = difficulty_decision(counts.of(problem), settings)
         if reason:
-            drops.append((problem, reason, {k: note[k] for k in ("strong_pass_rate", "weak_pass_rate")}))
-    count.notes = {"source": settings.source, "problems_with_attempts": with_attempts}
+            shown = ("strong_pass_rate", "weak_pass_rate", "student_pass_rate")
+            drops.append((problem, reason, {k: note[k] for k in shown if k in note}))
+    with_attempts = sum(bool(n["attempts"]) for n in notes.values())
+    count.notes = {"source": settings.source, "problems_with_attempts": with_attempts, **count.notes}
+    if fallback:
+        drops.extend(likelihood_drops(state, settings, results, kept))
     state.apply(count, problems=drops)
     return results
+
+
+def attempt_counts(state: RunState, options: StageOptions, context: StageContext, results: Difficulties) -> PassCounts:
+    """The pass counts difficulty scores with: the pool's attempts or fresh rollouts (``source``), and the student's
+    own samples (``student.rollouts``) beside the pool's."""
+    settings = options.difficulty
+    if settings.source != "pool":
+        return rollout_counts(state, options, context, results)
+    counts = pool_counts(state)
+    stage = student_stage(settings)
+    if stage is None:
+        return counts
+    if stage.options.generator_name in counts.generators:
+        raise ValueError(
+            f"curate.stages.difficulty.student.rollouts.generator.model: {stage.options.generator_name!r} also "
+            "names chains of the pool; give the student's samples a name of their own"
+        )
+    return merged_counts(counts, rollout_counts(state, options, context, results, [stage]))
+
+
+def merged_counts(first: PassCounts, second: PassCounts) -> PassCounts:
+    """Two sets of pass counts over different generators as one."""
+    codes = second.generator.astype(np.int32) + len(first.generators)
+    return PassCounts.of_pairs(
+        first.generators + second.generators,
+        [
+            (first.problem, first.generator, first.correct, first.tries),
+            (second.problem, codes, second.correct, second.tries),
+        ],
+    )
+
+
+def student_fallback(
+    state: RunState,
+    settings: DifficultyOptions,
+    count: Any,
+    context: StageContext,
+    results: Difficulties,
+    notes: dict[int, dict[str, Any]],
+    kept: Sequence[int],
+) -> bool:
+    """Whether the student's pass rates count: its rates are kept per problem (``results.student_rate``), and with
+    ``student.fallback: likelihood`` a student that solved fewer than ``min_solved`` of the problems it tried at
+    least once (of ``kept``: those the weak and strong filters keep) has its likelihood of each such problem's
+    verified chains score them instead (said in the log, the funnel notes and the manifest; the notes keep both).
+    Returns True when the fallback replaced the rates."""
+    student = settings.student
+    results.student_rate = np.full(len(state.problem_alive), np.nan)
+    for problem, note in notes.items():
+        if note["student_pass_rate"] is not None:
+            results.student_rate[problem] = note["student_pass_rate"]
+    rates = {p: notes[p]["student_pass_rate"] for p in kept if notes[p]["student_pass_rate"] is not None}
+    results.notes.update(notes)  # the notes hold the student's rate and its score
+    solved = sum(rate > 0 for rate in rates.values())
+    share = round(solved / len(rates), 6) if rates else 0.0
+    replaced = student.fallback == "likelihood" and share < student.min_solved
+    used = "likelihood" if replaced else "student_pass_rate"
+    count.notes = {"student": {"problems_tried": len(rates), "solved_at_least_once": solved, "solved_share": share,
+                               "score": student.score, "used": used}}  # fmt: skip
+    state.manifest["difficulty"]["student"]["used"] = used
+    if not replaced:
+        return False
+    log.warning(
+        "difficulty: the student solved %d of the %d problems it tried at least once (share %.3f, below "
+        "student.min_solved %.3f): its pass rates say nothing here, so its likelihood of each problem's verified "
+        "chains scores the problems instead (student.fallback: likelihood; student.pass_rate not applied)",
+        solved, len(rates), share, student.min_solved,
+    )  # fmt: skip
+    values, chain_notes, scored = likelihood_values(state, settings, context, kept)
+    results.score = np.full(len(state.problem_alive), np.nan)
+    for problem, score in percentiles(values).items():
+        results.score[problem] = chain_notes[problem]["score"] = score
+    for problem in kept:
+        results.notes[problem] = {**notes[problem], "score": chain_notes[problem]["score"],
+                                  "score_from": "likelihood", "likelihood": chain_notes[problem]}  # fmt: skip
+    count.notes["student"]["likelihood"] = likelihood_summary(values, len(kept), scored, settings)
+    return True
+
+
+def likelihood_drops(
+    state: RunState, settings: DifficultyOptions, results: Difficulties, alive: Sequence[int]
+) -> list[tuple[int, str, dict[str, Any]]]:
+    """``min_difficulty`` and ``missing`` over the likelihood scores (`likelihood_difficulty`, `student_fallback`).
+
+    Raises:
+        DataError: A problem with no verified chain to score under ``missing: error``.
+    """
+    drops: list[tuple[int, str, dict[str, Any]]] = []
+    for problem in alive:
+        score = results.score[problem]
+        if not np.isnan(score):
+            if settings.min_difficulty is not None and score < settings.min_difficulty:
+                nats = results.notes[problem].get(settings.likelihood.measure)
+                if nats is None:  # the fallback keeps the likelihood note under its own key
+                    nats = results.notes[problem].get("likelihood", {}).get(settings.likelihood.measure)
+                drops.append((problem, "below_min_difficulty", {"nats": nats, "score": float(score)}))
+        elif settings.missing == "error":
+            raise DataError(f"problem {state.problem_ids[problem]}: no verified chain to score (source: likelihood, "
+                            "missing: error), field difficulty")  # fmt: skip
+        elif settings.missing == "drop":
+            drops.append((problem, "no_difficulty", {"reason": "no verified chain to score"}))
+    return drops
 
 
 def metadata_difficulty(state: RunState, settings: Any, count: Any, results: Difficulties) -> None:
@@ -296,21 +489,92 @@ def likelihood_difficulty(
     state: RunState, settings: DifficultyOptions, count: Any, context: StageContext, results: Difficulties
 ) -> None:
     """`source: likelihood`: the student's negative log-likelihood of each alive problem's first
-    ``chains_per_problem`` verified chains (all alive chains when the answer check did not run), in nats per chain
-    or per token (``measure``); the problem's score is its percentile among the scored problems (the least likely
-    answers: 1). Values are compared at 3 decimals, so CPUs whose float sums differ in the last places rank alike
-    (near-ties may still differ). A problem with no chain to score is unknown (``missing``)."""
+    ``chains_per_problem`` verified chains (`likelihood_values`); the problem's score is its percentile among the
+    scored problems (the least likely answers: 1). A problem with no chain to score is unknown (``missing``)."""
     check_missing(settings)
-    scoring = settings.likelihood
-    if not scoring.model:
-        raise ValueError("curate.stages.difficulty.likelihood.model is not set (source: likelihood needs the student)")
-    checked = state.output("answer_check", Checked)
+    values, notes, scored = likelihood_values(state, settings, context)
+    results.notes.update(notes)
+    scores = results.score = np.full(len(state.problem_alive), np.nan)
+    for problem, score in percentiles(values).items():
+        scores[problem] = results.notes[problem]["score"] = score
     alive = np.flatnonzero(state.problem_alive).tolist()
-    verified = state.chain_alive if checked is None else state.chain_alive & checked.correct
+    drops = likelihood_drops(state, settings, results, alive)
+    count.notes = {"source": "likelihood", **likelihood_summary(values, len(alive), scored, settings)}
+    state.apply(count, problems=drops)
+
+
+def likelihood_summary(
+    values: Mapping[int, float], problems: int, scored: int, settings: DifficultyOptions
+) -> dict[str, Any]:
+    """The funnel notes of a likelihood scoring over ``problems`` problems (logged too)."""
+    scoring = settings.likelihood
+    nll = sorted(values.values())
+    notes = {
+        "problems_with_difficulty": len(values),
+        "unknown": problems - len(values),
+        "chains_scored": scored,
+        "measure": scoring.measure,
+        "nats": {"min": nll[0], "median": nll[len(nll) // 2], "max": nll[-1]} if nll else None,
+        "missing": "unknown" if settings.missing == "keep" else settings.missing,
+    }
+    log.info("difficulty: the student's likelihood of %d chains over %d problems (%s nats: %s)", scored,
+             len(values), scoring.measure, notes["nats"])  # fmt: skip
+    return notes
+
+
+def verified_chains(state: RunState) -> np.ndarray:
+    """The alive chains the answer check confirmed (every alive chain when it did not run), as a mask."""
+    checked = state.output("answer_check", Checked)
+    return state.chain_alive if checked is None else state.chain_alive & checked.correct
+
+
+def likelihood_values(
+    state: RunState, settings: DifficultyOptions, context: StageContext, problems: Sequence[int] | None = None
+) -> tuple[dict[int, float], dict[int, dict[str, Any]], int]:
+    """The student's likelihood of the first ``chains_per_problem`` verified chains of each of ``problems`` (default:
+    every alive one), in nats per chain or per token (``measure``), at 3 decimals (CPUs whose float sums differ in
+    the last places rank alike).
+
+    Returns:
+        The value of each problem that has a chain to score, each problem's note (its score still None), and the
+        chains scored.
+    """
+    scoring = settings.likelihood
+    alive = np.flatnonzero(state.problem_alive).tolist() if problems is None else list(problems)
+    verified = verified_chains(state)
     picked = {p: _first_verified(state, p, verified, scoring.chains_per_problem) for p in alive}
     chains = [c for p in alive for c in picked[p]]
-    texts = read_chains(state.store, chains)
-    statements = {p: row["problem"] for p, row in zip(alive, state.problem_rows(alive), strict=True)}
+    scored = student_scores(state, chains, scoring, context)
+    values: dict[int, float] = {}
+    notes: dict[int, dict[str, Any]] = {}
+    for problem in alive:
+        items = [scored[c] for c in picked[problem]]
+        note: dict[str, Any] = {"source": "likelihood", "chains": len(items), "score": None}
+        if items:
+            values[problem] = likelihood_value(items, scoring.measure)
+            tokens = sum(i.tokens for i in items)
+            note.update(
+                {scoring.measure: values[problem], "tokens": tokens, "truncated": sum(i.truncated for i in items)}
+            )
+        notes[problem] = note
+    return values, notes, len(chains)
+
+
+def student_scores(
+    state: RunState, chains: Sequence[int], scoring: LikelihoodOptions, context: StageContext, *, ranks: bool = False
+) -> dict[int, Scored]:
+    """The student's `eval.run.likelihood.Scored` of each chain (pool index), each after its problem's text, rendered
+    as training will render it; cached in ``<work>/likelihood/`` (a killed run resumes), so the difficulty stage and
+    selection score a chain once. ``ranks``: with the mean token rank (RSR).
+
+    Raises:
+        ValueError: ``difficulty.likelihood.model`` is not set.
+    """
+    if not scoring.model:
+        raise ValueError("curate.stages.difficulty.likelihood.model is not set (the student's likelihood needs it)")
+    texts = read_chains(state.store, list(chains))
+    problems = sorted({int(state.chain_problem[c]) for c in chains})
+    statements = {p: row["problem"] for p, row in zip(problems, state.problem_rows(problems), strict=True)}
     rows = [
         (chain.id, statements[int(state.chain_problem[c])], chain.text) for c, chain in zip(chains, texts, strict=True)
     ]
@@ -324,45 +588,9 @@ def likelihood_difficulty(
         batch_size=scoring.batch_size,
         max_tokens=scoring.max_tokens,
         dtype=scoring.dtype,
+        ranks=ranks,
     )
-    by_chain = dict(zip(chains, texts, strict=True))
-    values: dict[int, float] = {}
-    for problem in alive:
-        items = [scored[by_chain[c].id] for c in picked[problem]]
-        note: dict[str, Any] = {"source": "likelihood", "chains": len(items), "score": None}
-        if items:
-            values[problem] = likelihood_value(items, scoring.measure)
-            tokens = sum(i.tokens for i in items)
-            note.update(
-                {scoring.measure: values[problem], "tokens": tokens, "truncated": sum(i.truncated for i in items)}
-            )
-        results.notes[problem] = note
-    scores = results.score = np.full(len(state.problem_alive), np.nan)
-    for problem, score in percentiles(values).items():
-        scores[problem] = results.notes[problem]["score"] = score
-    drops = []
-    for problem in alive:
-        if problem in values:
-            if settings.min_difficulty is not None and scores[problem] < settings.min_difficulty:
-                drops.append((problem, "below_min_difficulty", {"nats": values[problem], "score": scores[problem]}))
-        elif settings.missing == "error":
-            raise DataError(f"problem {state.problem_ids[problem]}: no verified chain to score (source: likelihood, "
-                            "missing: error), field difficulty")  # fmt: skip
-        elif settings.missing == "drop":
-            drops.append((problem, "no_difficulty", {"reason": "no verified chain to score"}))
-    nll = sorted(values.values())
-    count.notes = {
-        "source": "likelihood",
-        "problems_with_difficulty": len(values),
-        "unknown": len(alive) - len(values),
-        "chains_scored": len(chains),
-        "measure": scoring.measure,
-        "nats": {"min": nll[0], "median": nll[len(nll) // 2], "max": nll[-1]} if nll else None,
-        "missing": "unknown" if settings.missing == "keep" else settings.missing,
-    }
-    log.info("difficulty: the student's likelihood of %d chains over %d problems (%s nats: %s)", len(chains),
-             len(values), scoring.measure, count.notes["nats"])  # fmt: skip
-    state.apply(count, problems=drops)
+    return {c: scored[chain.id] for c, chain in zip(chains, texts, strict=True)}
 
 
 def likelihood_value(items: Sequence[Any], measure: str) -> float:
@@ -430,12 +658,19 @@ def _tries(chain_problem: np.ndarray, chains: np.ndarray, copies: np.ndarray | N
     return np.bincount(chain_problem[chains], weights=copies[chains], minlength=problems).astype(np.int64)
 
 
-def rollout_counts(state: RunState, options: StageOptions, context: StageContext, results: Difficulties) -> PassCounts:
-    """Fresh rollouts of the alive problems (`curation.rollouts.run_rollout_stages`) as pass counts (their manifest
-    facts in ``results.rollouts``)."""
+def rollout_counts(
+    state: RunState,
+    options: StageOptions,
+    context: StageContext,
+    results: Difficulties,
+    stages: Sequence[RolloutStage] | None = None,
+) -> PassCounts:
+    """Fresh rollouts of the alive problems (`curation.rollouts.run_rollout_stages`: ``stages``, default every one the
+    options set) as pass counts (their manifest facts in ``results.rollouts``)."""
     alive = np.flatnonzero(state.problem_alive)
     problems = state.problem_rows(alive)
-    outcome = run_rollout_stages(problems, options, context.work_dir / "rollouts", context.seed, context.executor)
+    work = context.work_dir / "rollouts"
+    outcome = run_rollout_stages(problems, options, work, context.seed, context.executor, stages)
     results.rollouts = outcome.manifest()
     counts = outcome.counts()
     return PassCounts.of_pairs(
@@ -472,9 +707,12 @@ class Difficulty(Stage):
             if enabled
             else "difficulty is off (curate.stages.difficulty.enabled: false)"
         )
-        series = {"problems scored": rates}
+        series, label = {"problems scored": rates}, "strong-model pass rate"
+        if output is not None and output.student_rate is not None:  # the student's own rates beside the strong ones
+            own = output.student_rate[output.noted]
+            series["student"], label = own[~np.isnan(own)].tolist(), "pass rate (strong models; student)"
         line = f"Pass rate: not drawn, no problem has a pass rate: {why}."
-        return [Chart("pass_rate", "Pass rate", HISTOGRAM, series, "strong-model pass rate", line, span=(0.0, 1.0))]
+        return [Chart("pass_rate", "Pass rate", HISTOGRAM, series, label, line, span=(0.0, 1.0))]
 
 
 def pass_rates(notes: Mapping[str, Any]) -> dict[str, object] | None:

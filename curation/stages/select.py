@@ -1,6 +1,13 @@
-"""Selection: a combined score per chain, the best chain per problem, then the top N problems.
+"""Selection: a combined score per chain, the best chains per problem, then the top N problems.
 
-    combined = (quality_weight * quality + difficulty_weight * difficulty) / (sum of weights)
+    combined = (quality_weight * quality + difficulty_weight * difficulty
+                + student_fit_weight * fit + length_weight * length) / (sum of the weights of the terms in use)
+
+``fit`` and ``length`` are in use only when ``student_fit`` / ``length_preference`` are set (`chain_terms`); each is
+a chain's place among its problem's chains, 1 for the best (a problem's only chain: 1), so they choose which of a
+problem's chains it keeps and barely move the ranking of problems. ``fit`` ranks the verified chains by the student's
+mean token log-likelihood (``likelihood``, GRAPE) or rank-surprisal ratio (``rsr``; lower fits better), ``length``
+by word count (``short``: the shortest gets 1; ``long``: the longest; ``mixed``: both ends 1, the middle 0).
 
 ``difficulty`` is the problem's score from the difficulty stage (``1 - strong pass rate``, or the declared
 metadata column's score). When no problem of the run has one (the stage is off or found no signal),
@@ -28,7 +35,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -40,12 +47,13 @@ from curation.options import (
 )
 from curation.runner import RunState, StageContext, chunked_pairs
 from curation.stages.base import Kept, Stage
-from curation.stages.difficulty import UNKNOWN_TERM, Difficulties, mid_ranks
+from curation.stages.difficulty import UNKNOWN_TERM, Difficulties, mid_ranks, student_scores, verified_chains
 from curation.stages.diversity import Quota, quota_decisions
 from curation.stages.majority_gold import selection_trust
 from curation.stages.quality import Scored
 
 FALLBACKS = ("length", "none")
+FIT_NOTES = {"likelihood": "student_nll", "rsr": "rsr"}  # a selected row's fit measure, by ``student_fit``
 UNKNOWN_DIFFICULTY = UNKNOWN_TERM  # the difficulty term of a problem without a score (see the docstring)
 
 
@@ -68,15 +76,132 @@ def length_percentiles(words: Sequence[int]) -> list[float]:
     return [round(rank / len(words), 6) for rank in mid_ranks(words)]
 
 
-def combine(quality: float, difficulty: float, options: SelectOptions) -> float:
-    """The combined score of one chain from its quality and its difficulty term."""
-    return round(weighted(quality, difficulty, options), 6)
+def combine(
+    quality: float, difficulty: float, options: SelectOptions, fit: float | None = None, length: float | None = None
+) -> float:
+    """The combined score of one chain from its quality, its difficulty term and, when in use, its fit and length
+    terms."""
+    return round(weighted(quality, difficulty, options, fit, length), 6)
 
 
-def weighted(quality: Any, difficulty: Any, options: SelectOptions) -> Any:
-    """`combine` before rounding, for floats or (the sharded runner) numpy arrays: the same float operations."""
-    total = (options.quality_weight + options.difficulty_weight) or 1.0
-    return (options.quality_weight * quality + options.difficulty_weight * difficulty) / total
+def weighted(quality: Any, difficulty: Any, options: SelectOptions, fit: Any = None, length: Any = None) -> Any:
+    """`combine` before rounding, for floats or numpy arrays: the same float operations (without fit and length terms,
+    exactly LIMO's two-term score)."""
+    total = options.quality_weight + options.difficulty_weight
+    value = options.quality_weight * quality + options.difficulty_weight * difficulty
+    if fit is not None:
+        total, value = total + options.student_fit_weight, value + options.student_fit_weight * fit
+    if length is not None:
+        total, value = total + options.length_weight, value + options.length_weight * length
+    return value / (total or 1.0)
+
+
+@dataclass
+class ChainTerms:
+    """The chain terms in use, over every chain of the pool (pool index; NaN: not an alive chain).
+
+    Attributes:
+        fit: Each alive chain's fit to the student among its problem's verified chains (1: the best; a chain the
+            student did not score, 0.5); None: ``student_fit: none``.
+        length: Each alive chain's length term among its problem's chains; None: ``length_preference: none``.
+        measured: The fit measure of each scored chain (mean log-likelihood, or RSR), for its notes.
+        notes: What the select row's funnel notes say about the terms.
+    """
+
+    fit: np.ndarray | None = None
+    length: np.ndarray | None = None
+    measured: dict[int, float] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def at(self, chains: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The fit and length terms of ``chains`` (None where not in use)."""
+        return (None if self.fit is None else self.fit[chains]), (None if self.length is None else self.length[chains])
+
+
+def within_problem_places(problems: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Each value's place among its problem's values, from 0 (the smallest) to 1 (the largest), ties sharing their
+    mid-rank; NaN for a problem's only value."""
+    order = np.lexsort((values, problems))
+    grouped, ordered, n = problems[order], values[order], len(order)
+    new_problem = np.ones(n, dtype=bool)
+    new_problem[1:] = grouped[1:] != grouped[:-1]
+    new_value = new_problem.copy()
+    new_value[1:] |= ordered[1:] != ordered[:-1]
+    starts, ties = np.flatnonzero(new_problem), np.flatnonzero(new_value)
+    sizes, tie_sizes = np.diff(np.append(starts, n)), np.diff(np.append(ties, n))
+    size = np.repeat(sizes, sizes)
+    middle = np.repeat(ties, tie_sizes) - np.repeat(starts, sizes) + (np.repeat(tie_sizes, tie_sizes) - 1) / 2
+    places = np.empty(n)
+    places[order] = np.where(size > 1, middle / np.maximum(size - 1, 1), np.nan)
+    return places
+
+
+def length_terms(places: np.ndarray, preference: str) -> np.ndarray:
+    """The length term from each chain's place by length among its problem's (0: shortest, 1: longest, NaN: alone).
+
+    Raises:
+        ValueError: An unknown ``preference``.
+    """
+    if preference == "short":
+        terms = 1.0 - places
+    elif preference == "long":
+        terms = places
+    elif preference == "mixed":
+        terms = np.abs(2.0 * places - 1.0)
+    else:
+        raise ValueError(f"curate.stages.select.length_preference must be short, long or mixed, got {preference!r}")
+    return np.round(np.nan_to_num(terms, nan=1.0), 6)
+
+
+def fit_measure(scored: Any, measure: str) -> float:
+    """A chain's fit measure from its `eval.run.likelihood.Scored`, lower fitting better, at 3 decimals: its mean
+    negative log-likelihood per token (``likelihood``), or its rank-surprisal ratio (``rsr``: mean clipped token rank
+    over mean surprisal; a chain of surprisal 0 fits perfectly: 0)."""
+    if measure == "likelihood":
+        return round(scored.nll, 3)
+    return round(scored.rank / scored.nll, 3) if scored.nll > 0 else 0.0
+
+
+def chain_terms(state: RunState, options: StageOptions, context: StageContext) -> ChainTerms:
+    """The fit and length terms of the alive chains (`ChainTerms`); empty when neither is in use."""
+    settings = options.select
+    terms = ChainTerms()
+    chains = np.flatnonzero(state.chain_alive)
+    problems = state.chain_problem[chains]
+    if settings.length_preference != "none":
+        places = within_problem_places(problems, state.store.columns.chain_words[chains].astype(np.float64))
+        terms.length = np.full(len(state.chain_alive), np.nan)
+        terms.length[chains] = length_terms(places, settings.length_preference)
+        terms.notes["length_preference"] = settings.length_preference
+    if settings.student_fit != "none":
+        fit_terms(state, options, context, chains, terms)
+    return terms
+
+
+def fit_terms(
+    state: RunState, options: StageOptions, context: StageContext, chains: np.ndarray, terms: ChainTerms
+) -> None:
+    """Each alive chain's fit term (`ChainTerms.fit`): the student scores every verified alive chain (one forward pass
+    a chain, cached with the difficulty stage's), then each is placed among its problem's.
+
+    Raises:
+        ValueError: No student (``difficulty.likelihood.model``) to score with.
+    """
+    measure, scoring = options.select.student_fit, options.difficulty.likelihood
+    if not scoring.model:
+        raise ValueError(
+            f"curate.stages.select.student_fit: {measure} needs the student: set "
+            "curate.stages.difficulty.likelihood.model"
+        )
+    verified = chains[verified_chains(state)[chains]]
+    scored = student_scores(state, verified.tolist(), scoring, context, ranks=measure == "rsr")
+    terms.measured = {c: fit_measure(scored[c], measure) for c in verified.tolist()}
+    values = np.asarray([terms.measured[c] for c in verified.tolist()], dtype=np.float64)
+    places = within_problem_places(state.chain_problem[verified], values)
+    terms.fit = np.full(len(state.chain_alive), np.nan)
+    terms.fit[chains] = UNKNOWN_DIFFICULTY  # alive but not verified (answer_check.keep_incorrect): neutral
+    terms.fit[verified] = np.round(np.nan_to_num(1.0 - places, nan=1.0), 6)
+    terms.notes["student_fit"] = {"measure": measure, "chains_scored": len(verified), "model": scoring.model}
 
 
 # ------------------------------------------------------------------------------------------------ shard tasks
@@ -87,27 +212,32 @@ def weighted(quality: Any, difficulty: Any, options: SelectOptions) -> Any:
 
 class Best(NamedTuple):
     """Per alive problem (in first-alive-chain order) its best chain, that chain's combined score and difficulty
-    term, and where the terms came from (`difficulty_terms`)."""
+    term, and where the terms came from (`difficulty_terms`); with ``chains_per_problem`` above 1 its next best
+    chains (``runners_up``: chain, problem, combined score, difficulty term, place 2, 3, ... in its problem)."""
 
     problems: np.ndarray
     chains: np.ndarray
     scores: list[float]
     terms: list[float]
     signal: str
+    runners_up: tuple[np.ndarray, ...] = ()
 
 
 @dataclass
 class Selection:
     """What selection hands on: where its difficulty term came from, each selected problem's rank and each
-    selected chain's combined score and term (by pool index)."""
+    selected chain's combined score and term (by pool index), and its fit and length terms and place in its problem
+    when those are in use (``terms``)."""
 
     signal: str
     rank: dict[int, int]
     scores: dict[int, tuple[float, float]]
+    terms: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
-def best_chains(state: RunState, options: StageOptions) -> Best:
-    """`curation.stages.select.best_chains`: per alive problem (in first-alive-chain order) its best chain and score.
+def best_chains(state: RunState, options: StageOptions, extra: ChainTerms | None = None) -> Best:
+    """`curation.stages.select.best_chains`: per alive problem (in first-alive-chain order) its best chain and score
+    (and its next ``chains_per_problem - 1``), scored with ``extra``'s fit and length terms when in use.
 
     Scores and terms stay numpy arrays (8 bytes per alive chain each), never a Python float per chain.
 
@@ -117,15 +247,23 @@ def best_chains(state: RunState, options: StageOptions) -> Best:
     """
     chains = np.flatnonzero(state.chain_alive)
     signal, terms = difficulty_terms(state, chains, options)
-    scores = chain_scores(state, chains, terms, options)
+    scores = chain_scores(state, chains, terms, options, *(extra or ChainTerms()).at(chains))
     problems = state.chain_problem[chains]
     order = np.lexsort((chains, -scores, problems))
     first = np.ones(len(order), dtype=bool)
     first[1:] = problems[order][1:] != problems[order][:-1]
     winners = order[first]
+    runners_up: tuple[np.ndarray, ...] = ()
+    if options.select.chains_per_problem > 1:
+        place = np.arange(len(order)) - np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
+        behind = (place > 0) & (place < options.select.chains_per_problem)
+        more = order[behind]
+        runners_up = (chains[more], problems[more], scores[more], terms[more], place[behind] + 1)
     by_first_chain = np.argsort(_first_chain_of(problems, chains)[problems[winners]], kind="stable")
     winners = winners[by_first_chain]
-    return Best(problems[winners], chains[winners], scores[winners].tolist(), terms[winners].tolist(), signal)
+    return Best(
+        problems[winners], chains[winners], scores[winners].tolist(), terms[winners].tolist(), signal, runners_up
+    )
 
 
 def _first_chain_of(problems: np.ndarray, chains: np.ndarray) -> np.ndarray:
@@ -134,12 +272,19 @@ def _first_chain_of(problems: np.ndarray, chains: np.ndarray) -> np.ndarray:
     return first
 
 
-def chain_scores(state: RunState, chains: np.ndarray, terms: np.ndarray, options: StageOptions) -> np.ndarray:
+def chain_scores(
+    state: RunState,
+    chains: np.ndarray,
+    terms: np.ndarray,
+    options: StageOptions,
+    fit: np.ndarray | None = None,
+    length: np.ndarray | None = None,
+) -> np.ndarray:
     """`curation.stages.select.combine` for each chain: `weighted`'s float operations on arrays, then Python's round
     value by value (numpy's rounding to 6 decimals can differ from it in the last place)."""
     scored = state.output("quality", Scored)
     quality = np.zeros(len(chains)) if scored is None else np.nan_to_num(scored.scores[chains], nan=0.0)
-    raw = weighted(quality, terms, options.select)
+    raw = weighted(quality, terms, options.select, fit, length)
     return np.fromiter((round(float(value), 6) for value in raw), dtype=np.float64, count=len(raw))
 
 
@@ -169,7 +314,9 @@ def ranked(problems: np.ndarray, scores: list[float]) -> np.ndarray:
     return np.lexsort((problems, -np.asarray(scores)))
 
 
-def apply_quota(state: RunState, best: Best, quota: Quota, options: StageOptions, context: StageContext) -> Best:
+def apply_quota(
+    state: RunState, best: Best, quota: Quota, options: StageOptions, context: StageContext, extra: ChainTerms
+) -> Best:
     """The diversity stage's quota over selection's ranking, under the diversity funnel row (closed here); returns
     the ranking of the problems left. It is ``best`` less the dropped problems unless their drops change the terms
     (chain-length percentiles, or no alive problem left with a difficulty score): then ranked again."""
@@ -185,24 +332,30 @@ def apply_quota(state: RunState, best: Best, quota: Quota, options: StageOptions
     if not drops:
         return best
     if best.signal == "chain_length" or term_source(state, options, True) != best.signal:
-        return best_chains(state, options)
+        return best_chains(state, options, extra)
     kept = state.problem_alive[best.problems]
     scores, terms = (np.asarray(values)[kept].tolist() for values in (best.scores, best.terms))
-    return Best(best.problems[kept], best.chains[kept], scores, terms, best.signal)
+    runners_up = best.runners_up
+    if runners_up:
+        alive = state.problem_alive[runners_up[1]]
+        runners_up = tuple(values[alive] for values in runners_up)
+    return Best(best.problems[kept], best.chains[kept], scores, terms, best.signal, runners_up)
 
 
 def select(state: RunState, options: StageOptions, context: StageContext) -> Selection:
-    """Drop every chain but its problem's best, then every problem below the top ``n`` (after the diversity quota,
-    when the method runs the diversity stage: `apply_quota`)."""
-    best = best_chains(state, options)
+    """Drop every chain but its problem's best (or ``chains_per_problem`` best), then every problem below the top
+    ``n`` (after the diversity quota, when the method runs the diversity stage: `apply_quota`)."""
+    extra = chain_terms(state, options, context)
+    best = best_chains(state, options, extra)
     quota = state.output("diversity", Quota)
     if quota is not None:
-        best = apply_quota(state, best, quota, options, context)
+        best = apply_quota(state, best, quota, options, context, extra)
     count = state.begin("select", True)
-    problems, chains, scores, terms, signal = best
+    problems, chains, scores, terms, signal, runners_up = best
     winner = dict(zip(problems.tolist(), zip(chains.tolist(), scores, strict=True), strict=True))
     alive = np.flatnonzero(state.chain_alive)
-    losers = alive[chains_not_winning(state, alive, problems, chains)]
+    kept_chains = chains if not runners_up else np.concatenate([chains, runners_up[0]])
+    losers = alive[chains_not_kept(state, alive, problems, chains, kept_chains)]
     del alive
     winner_ids = dict(zip(problems.tolist(), state.chain_ids(chains.tolist()), strict=True))
     chain_drops = (
@@ -216,14 +369,50 @@ def select(state: RunState, options: StageOptions, context: StageContext) -> Sel
     ]
     rank = {int(problems[i]): r + 1 for r, i in enumerate(order[:n])}
     selected = {int(chains[i]): (scores[i], terms[i]) for i in order[:n].tolist()}
+    places = {int(chains[i]): 1 for i in order[:n].tolist()}
+    if runners_up:
+        for chain, problem, score, term, place in zip(*(values.tolist() for values in runners_up), strict=True):
+            if problem in rank:
+                selected[chain], places[chain] = (score, term), place
     count.notes = {"n": n, "difficulty_term": signal}
     if len(problems) < n:
         count.notes["shortfall"] = shortfall(state.funnel[:-1], n, len(problems))
     if state.golds is not None:
         count.notes["voted_golds"] = selection_trust(state.golds, problems[order[:n]])
     state.manifest["selection_difficulty"] = signal
+    chain_extras = selection_terms(state, options, extra, count, places)
     state.apply(count, chains=chain_drops, problems=problem_drops)
-    return Selection(signal, rank, selected)
+    return Selection(signal, rank, selected, chain_extras)
+
+
+def selection_terms(
+    state: RunState, options: StageOptions, extra: ChainTerms, count: StageCount, places: dict[int, int]
+) -> dict[int, dict[str, Any]]:
+    """The fit and length terms and the place in its problem of each selected chain, when any is in use; the same
+    facts in the select row's notes and in the manifest (``selection``)."""
+    settings = options.select
+    if extra.fit is None and extra.length is None and settings.chains_per_problem == 1:
+        return {}  # LIMO's selection: nothing more is noted
+    facts = {
+        **extra.notes,
+        "chains_per_problem": settings.chains_per_problem,
+        "weights": {"quality": settings.quality_weight, "difficulty": settings.difficulty_weight}
+        | ({"student_fit": settings.student_fit_weight} if extra.fit is not None else {})
+        | ({"length": settings.length_weight} if extra.length is not None else {}),
+    }
+    count.notes["terms"] = facts
+    state.manifest["selection"] = facts
+    notes: dict[int, dict[str, Any]] = {}
+    for chain, place in places.items():
+        note: dict[str, Any] = {"place": place}
+        if extra.fit is not None:
+            note["student_fit"] = float(extra.fit[chain])
+            if chain in extra.measured:
+                note[FIT_NOTES[settings.student_fit]] = extra.measured[chain]
+        if extra.length is not None:
+            note["length"] = float(extra.length[chain])
+        notes[chain] = note
+    return notes
 
 
 def shortfall(funnel: Sequence[StageCount], asked: int, selected: int) -> dict[str, Any]:
@@ -240,6 +429,16 @@ def shortfall(funnel: Sequence[StageCount], asked: int, selected: int) -> dict[s
         top = dict(sorted(reasons.items(), key=lambda item: -item[1])[:3])
         note["most_removed_by"] = {"stage": stage, "problems": removed[stage], "reasons": top}
     return note
+
+
+def chains_not_kept(
+    state: RunState, alive: np.ndarray, problems: np.ndarray, chains: np.ndarray, kept: np.ndarray
+) -> np.ndarray:
+    """A mask over ``alive``: the chains selection does not keep for their problem (``kept``: the winners and the
+    runners-up; without runners-up the winners alone, `chains_not_winning`)."""
+    if len(kept) == len(chains):
+        return chains_not_winning(state, alive, problems, chains)
+    return ~np.isin(alive, kept)
 
 
 def chains_not_winning(state: RunState, alive: np.ndarray, problems: np.ndarray, chains: np.ndarray) -> np.ndarray:
@@ -261,6 +460,8 @@ class Select(Stage):
     def chain_notes(self, output: Selection, kept: Kept) -> None:
         for chain_id, (combined, term) in kept.chain_values(output.scores):
             kept.survivors.chain_notes[chain_id] |= {"combined": combined, "difficulty_term": term}
+        for chain_id, terms in kept.chain_values(output.terms):
+            kept.survivors.chain_notes[chain_id]["selection_terms"] = terms
 
     def problem_notes(self, output: Selection, kept: Kept) -> None:
         for problem_id, rank in kept.problem_values(output.rank):
@@ -284,8 +485,14 @@ def problem_rank(notes: Mapping[str, Any]) -> int | None:
 
 
 def row_scores(notes: Mapping[str, Any]) -> dict[str, Any]:
-    """A kept chain's combined score and the difficulty term in it (`Select.chain_notes`), for its curated row."""
-    return {"combined": notes.get("combined"), "difficulty": notes.get("difficulty_term")}
+    """A kept chain's combined score and the difficulty term in it (`Select.chain_notes`), for its curated row; with
+    the fit and length terms and its place in its problem when the run used them."""
+    return {"combined": notes.get("combined"), "difficulty": notes.get("difficulty_term"), **chain_place(notes)}
+
+
+def chain_place(notes: Mapping[str, Any]) -> dict[str, Any]:
+    """A kept chain's fit and length terms and place in its problem (`selection_terms`; empty: LIMO's selection)."""
+    return dict(notes.get("selection_terms", {}))
 
 
 STAGE = Select()

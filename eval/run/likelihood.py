@@ -5,11 +5,15 @@ The answer's tokens are those the template adds for the assistant turn: its text
 follows it (SmolLM2: ``<|im_end|>`` and a newline), the tokens SFT's completion-only loss trains. So a low value
 means the model already nearly writes this answer; a high one, that it is far from it. Curation uses it as a
 student's difficulty signal where its pass rate says nothing yet (0 everywhere before training:
-`curation.stages.difficulty`, ``source: likelihood``).
+`curation.stages.difficulty`, ``source: likelihood``), and to choose among a problem's verified chains the one that
+fits the student (`curation.stages.select`, ``student_fit``). Beside the mean negative log-likelihood (surprisal),
+each answer gets the mean rank of its true tokens among the model's predictions (1: its top choice), each rank
+clipped at `RANK_CLIP` (100) — the rank-surprisal ratio's numerator (RSR, arXiv 2601.14249: ``rank / nll``).
 
 Scores are cached in a JSONL file keyed by row id, appended a batch at a time (fsync), so a killed run resumes
 without scoring again; the file's name carries a hash of what decides the scores (model, system prompt, token
-limit). One forward pass per batch of rows, sorted by length so little is spent on padding.
+limit). A row cached before ranks were recorded is scored again when ranks are asked for (the later line wins).
+One forward pass per batch of rows, sorted by length so little is spent on padding.
 """
 
 from __future__ import annotations
@@ -25,20 +29,35 @@ from typing import Any
 from eval.records import append_jsonl, read_jsonl
 
 log = logging.getLogger(__name__)
+RANK_CLIP = 100  # RSR's clip: a token ranked past 100 counts as 100 (the paper's default), so no outlier dominates
 
 
 @dataclass(frozen=True)
 class Scored:
-    """One answer's likelihood: mean negative log-likelihood per answer token (nats), the tokens scored, and
-    whether the answer was cut at ``max_tokens``."""
+    """One answer's likelihood: mean negative log-likelihood per answer token (nats, its mean surprisal), the tokens
+    scored, whether the answer was cut at ``max_tokens``, and the mean rank of its tokens under the model, each
+    clipped at `RANK_CLIP` (None: a row cached before ranks were recorded)."""
 
     id: str
     nll: float
     tokens: int
     truncated: bool
+    rank: float | None = None
+
+    @property
+    def rsr(self) -> float:
+        """The rank-surprisal ratio: mean clipped rank over mean surprisal (RSR's sums over the answer's tokens;
+        lower: informative tokens the model still ranks high). An answer of surprisal 0 gives 0.
+
+        Raises:
+            ValueError: No rank was recorded (score it with ``ranks=True``).
+        """
+        if self.rank is None:
+            raise ValueError(f"row {self.id}: no token rank recorded (score_answers(..., ranks=True))")
+        return self.rank / self.nll if self.nll > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "nll": self.nll, "tokens": self.tokens, "truncated": self.truncated}
+        return {"id": self.id, "nll": self.nll, "tokens": self.tokens, "truncated": self.truncated, "rank": self.rank}
 
 
 def conversation(problem: str, answer: str, system_prompt: str | None) -> list[dict[str, str]]:
@@ -93,8 +112,10 @@ def score_answers(
     max_tokens: int = 1024,
     dtype: str = "float32",
     device: str | None = None,
+    ranks: bool = False,
 ) -> dict[str, Scored]:
-    """Each (id, problem, answer) row's `Scored`, by id; rows already in the cache are not scored again.
+    """Each (id, problem, answer) row's `Scored`, by id; rows already in the cache are not scored again (with
+    ``ranks``, unless the cached row has no rank).
 
     Args:
         rows: (row id, problem text, answer text); ids must be unique.
@@ -106,6 +127,7 @@ def score_answers(
         max_tokens: Longest conversation scored; a longer one is cut and its answer scored up to the cut
             (``truncated``).
         dtype, device: How the model is loaded (`eval.backends.hf.load_model`).
+        ranks: Every row must carry its mean token rank (`Scored.rank`; every newly scored row does).
 
     Raises:
         ValueError: Repeated ids, or a template that does not render the prompt as a prefix (`answer_ids`).
@@ -115,7 +137,7 @@ def score_answers(
         raise ValueError("score_answers: row ids repeat")
     path = cache_path(cache_folder, model_path, system_prompt, max_tokens, chat_template)
     done = {r["id"]: Scored(**r) for r in read_jsonl(path, tolerate_torn_tail=True)} if path.exists() else {}
-    missing = [row for row in rows if row[0] not in done]
+    missing = [row for row in rows if row[0] not in done or (ranks and done[row[0]].rank is None)]
     log.info("likelihood: %d of %d answers already in %s; scoring %d", len(rows) - len(missing), len(rows), path,
              len(missing))  # fmt: skip
     if missing:
@@ -168,9 +190,18 @@ def _score(
                 values = taken[row, answer_start - 1 : end - 1]  # position p predicts token p + 1
                 if len(values) == 0:
                     raise ValueError(f"row {row_id}: its prompt alone fills max_tokens={max_tokens}; no answer token")
-                item = Scored(row_id, round(-float(values.mean()), 6), len(values), end < len(ids))
+                rank = token_ranks(logprobs[row, answer_start - 1 : end - 1], taken[row, answer_start - 1 : end - 1])
+                item = Scored(row_id, round(-float(values.mean()), 6), len(values), end < len(ids), rank)
                 scored[row_id] = item
                 rows_out.append(item.to_dict())
             append_jsonl(path, rows_out)
             bar.update(len(batch))
     return scored
+
+
+def token_ranks(logprobs: Any, taken: Any) -> float:
+    """The mean over answer tokens of each true token's rank among the model's predictions (1 + the tokens it scored
+    strictly higher), clipped at `RANK_CLIP`, at 4 decimals. ``logprobs``: (tokens, vocabulary); ``taken``: the true
+    tokens' log-probabilities (tokens,)."""
+    higher = (logprobs > taken.to(logprobs.device).unsqueeze(-1)).sum(dim=-1)
+    return round(float((higher + 1).clamp(max=RANK_CLIP).float().mean()), 4)

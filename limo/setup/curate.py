@@ -78,17 +78,21 @@ def build_curation(cfg: DictConfig) -> Curation:
 
 
 def check_student_template(stages: StageOptions, method: Method) -> None:
-    """The student that difficulty scores with (``source: likelihood``) must have a chat template, its own or
-    ``likelihood.chat_template``: checked on its files before the pool is read and the model converted.
+    """The student that scores chains (difficulty's ``source: likelihood`` or ``student.fallback: likelihood``,
+    selection's ``student_fit``) must have a chat template, its own or ``likelihood.chat_template``: checked on its
+    files before the pool is read and the model converted.
 
     Raises:
         OptionsError: It has none (naming ``curate.stages.difficulty.likelihood.chat_template``).
     """
     difficulty = stages.difficulty
-    scores = "difficulty" in method.stages and difficulty.enabled and difficulty.source == "likelihood"
+    student = difficulty.student
+    likelihood = difficulty.source == "likelihood" or (student.enabled and student.fallback == "likelihood")
+    scores = "difficulty" in method.stages and difficulty.enabled and likelihood
+    scores = scores or ("select" in method.stages and stages.select.student_fit != "none")
     if scores and difficulty.likelihood.model:
-        student = {"path": difficulty.likelihood.model, "chat_template": difficulty.likelihood.chat_template}
-        require_chat_template(student, key="curate.stages.difficulty.likelihood.chat_template")
+        model = {"path": difficulty.likelihood.model, "chat_template": difficulty.likelihood.chat_template}
+        require_chat_template(model, key="curate.stages.difficulty.likelihood.chat_template")
 
 
 def build_executor(node: Any) -> ExecutorOptions:

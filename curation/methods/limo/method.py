@@ -145,7 +145,7 @@ def pool_facts(
         "benchmarks": stage_facts.get("benchmarks", {}),
         "difficulty": {**stage_facts.get("difficulty", {}), "selection": stage_facts.get("selection_difficulty")},
     }
-    for key in ("rollouts", "golds"):  # only when the run rolled out / voted golds
+    for key in ("rollouts", "golds", "selection"):  # only when the run rolled out / voted golds / chose by terms
         if key in stage_facts:
             facts[key] = stage_facts[key]
     return facts

@@ -1,0 +1,444 @@
+"""Signals measured against the student (docs/curation.md, "Difficulty for the student you will train" and "Diversity
+and selection"), on real model text.
+
+Difficulty from the student's own pass rate runs on tests/assets/smol_samples.jsonl (the fixture of real SmolLM2
+samples, 20 problems x 8, recipe smol_selfpool): the student's samples come through the rollouts stage from a replay
+of recorded samples — the fixture itself (a student as good as its teacher, whose pass rates are counted here by
+hand) or the fixture shifted by one problem (a student that answers another problem: it solves almost nothing, so its
+likelihood takes over). The chain kept for a problem (fit to the student, length preference, several chains a
+problem) runs on the authored arithmetic pool (recipe smol_limo), whose problems have four verified chains of very
+different lengths each. The student's scores there are a likelihood cache written here, row for row as
+`eval.run.likelihood.score_answers` writes it, so that the expected choice is known by hand; the tiny model computes
+real ones in tests/test_student_likelihood.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from curation.options import SelectOptions, StudentOptions
+from curation.stages.difficulty import student_score
+from curation.stages.select import combine, length_terms, weighted, within_problem_places
+from eval.options import OptionsError
+from eval.run.likelihood import cache_path
+
+FIXTURE = Path(__file__).resolve().parent / "assets" / "smol_samples.jsonl"
+SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."  # smol_limo's train.system_prompt
+STUDENT = "fixture/student"  # a name for the cached student's scores; no model is loaded
+NO_SEMANTIC = "curate.stages.decontam.semantic.enabled=false"  # decontamination has its own tests
+
+
+def _samples() -> list[dict]:
+    return [json.loads(line) for line in FIXTURE.read_text(encoding="utf-8").splitlines()]
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _curate(recipe: str, out: Path, *overrides: str) -> Path:
+    from limo.cli.compose import compose
+    from limo.setup.curate import build_curation
+
+    build_curation(compose(recipe, [f"output_dir={out}", NO_SEMANTIC, *overrides])).run()
+    return out / "curate"
+
+
+def _funnel(curate: Path) -> dict[str, dict]:
+    return {row["stage"]: row for row in json.loads((curate / "funnel.json").read_text())["stages"]}
+
+
+def _student(path: Path, **more: str) -> list[str]:
+    """Overrides: difficulty from the student's own 8 samples, replayed from ``path``, instead of the teacher's
+    (smol_selfpool's ``student`` block with a replay for its generator; ``more``: other student keys)."""
+    rollouts = f"{{k: 8, generator: {{backend: replay, model: smol-student, backend_args: {{path: '{path}'}}}}}}"
+    keys = {"fallback": "none", "pass_rate": "null", **more}
+    return [
+        f"curate.stages.ingest.source={FIXTURE}",
+        "curate.stages.difficulty.strong_pass_rate=null",
+        "curate.stages.difficulty.student.enabled=true",
+        f"curate.stages.difficulty.student.rollouts={rollouts}",
+        "curate.stages.select.n=50",
+        *(f"curate.stages.difficulty.student.{key}={value}" for key, value in keys.items()),
+    ]
+
+
+def _solved_by_hand() -> dict[str, int]:
+    solved: Counter[str] = Counter()
+    for row in _samples():
+        solved[row["problem_id"]] += bool(row["correct"])
+    return solved
+
+
+# ------------------------------------------------------------------------------------------------ the formula
+
+
+def test_the_combined_score_is_the_documented_weighted_mean_and_limo_s_without_the_new_terms():
+    options = SelectOptions(quality_weight=2.0, difficulty_weight=1.0, student_fit_weight=3.0, length_weight=0.5)
+    assert combine(0.4, 0.9, options, fit=1.0, length=0.0) == round((2 * 0.4 + 0.9 + 3 * 1.0 + 0) / 6.5, 6)
+    assert combine(0.4, 0.9, options, fit=1.0) == round((2 * 0.4 + 0.9 + 3 * 1.0) / 6.0, 6)
+    rng = np.random.default_rng(0)
+    quality, difficulty = rng.random(1000), rng.random(1000)
+    limo = SelectOptions()  # the defaults: exactly (q + d) / 2, the same float operations as before the new terms
+    assert np.array_equal(weighted(quality, difficulty, limo), (1.0 * quality + 1.0 * difficulty) / 2.0)
+
+
+def test_places_within_a_problem_share_ties_and_a_lone_chain_is_its_problem_s_best():
+    problems = np.array([0, 0, 0, 0, 1, 2, 2])
+    values = np.array([30.0, 10.0, 20.0, 20.0, 5.0, 7.0, 3.0])
+    places = within_problem_places(problems, values)
+    assert places[:4].tolist() == [1.0, 0.0, 0.5, 0.5] and np.isnan(places[4]) and places[5:].tolist() == [1.0, 0.0]
+    assert length_terms(places, "short").tolist() == [0.0, 1.0, 0.5, 0.5, 1.0, 0.0, 1.0]
+    assert length_terms(places, "long").tolist() == [1.0, 0.0, 0.5, 0.5, 1.0, 1.0, 0.0]
+    assert length_terms(places, "mixed").tolist() == [1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0]
+
+
+def test_paced_weights_problems_the_student_solves_half_the_time():
+    assert [student_score(p, "paced") for p in (0.0, 0.25, 0.5, 0.875, 1.0)] == [0.0, 0.75, 1.0, 0.4375, 0.0]
+    assert student_score(0.25, "hardness") == 0.75
+
+
+def test_the_new_options_are_checked():
+    with pytest.raises(OptionsError, match="chains_per_problem"):
+        SelectOptions(chains_per_problem=0)
+    with pytest.raises(OptionsError, match="min_solved"):
+        StudentOptions(min_solved=1.5)
+
+
+def test_a_student_needs_attempts_and_a_name(tmp_path):
+    with pytest.raises(ValueError, match="needs source pool or rollouts"):
+        _curate(
+            "smol_selfpool",
+            tmp_path / "a",
+            f"curate.stages.ingest.source={FIXTURE}",
+            "curate.stages.difficulty.source=metadata",
+            "curate.stages.difficulty.student.enabled=true",
+        )
+    with pytest.raises(ValueError, match="names no student"):
+        _curate(
+            "smol_selfpool",
+            tmp_path / "b",
+            f"curate.stages.ingest.source={FIXTURE}",
+            "curate.stages.difficulty.student.enabled=true",
+            "curate.stages.difficulty.student.rollouts=null",
+        )
+
+
+# ------------------------------------------------------------------------------------------------ difficulty
+
+
+@pytest.fixture(scope="module")
+def student_run(tmp_path_factory) -> Path:
+    """smol_selfpool with the student's pass rate (the fixture replayed as its samples), a window of 1 to 7 of 8."""
+    out = tmp_path_factory.mktemp("student")
+    return _curate("smol_selfpool", out, *_student(FIXTURE, pass_rate="[0.125,0.875]"))
+
+
+def test_the_student_s_pass_rate_is_counted_over_its_own_k_samples(student_run):
+    solved = _solved_by_hand()
+    funnel = _funnel(student_run)["difficulty"]
+    reached = funnel["problems_in"]
+    manifest = json.loads((student_run / "manifest.json").read_text())
+    assert manifest["rollouts"]["stages"][0]["stage"] == "student"
+    assert manifest["rollouts"]["generations"] == 8 * reached  # every problem's 8 (the window decides at the 8th)
+    assert manifest["difficulty"]["student"] | {"used": None} == {
+        "models": ["smol-student"],
+        "k": 8,
+        "pass_rate": [0.125, 0.875],
+        "score": "paced",
+        "fallback": "none",
+        "min_solved": 0.1,
+        "used": None,
+    }
+    assert manifest["difficulty"]["student"]["used"] == "student_pass_rate"
+    rows = _jsonl(student_run / "curated.jsonl")
+    assert rows
+    for row in rows:
+        note = row["pass_rates"]
+        rate = solved[row["id"]] / 8
+        assert note["attempts"]["smol-student"] == [solved[row["id"]], 8]
+        assert note["student_pass_rate"] == rate and note["score"] == round(4 * rate * (1 - rate), 6)
+        assert row["scores"]["difficulty"] == note["score"]
+        assert note["score_from"] == "student_pass_rate (paced)"
+
+
+def test_the_window_keeps_what_the_student_solves_sometimes(student_run):
+    solved = _solved_by_hand()
+    rows = _jsonl(student_run / "curated.jsonl")
+    dropped = {
+        r["id"]: (r["stage"], r["reason"]) for r in _jsonl(student_run / "rejects.jsonl") if r["kind"] == "problem"
+    }
+    at_difficulty = {p: why for p, (stage, why) in dropped.items() if stage == "difficulty"}
+    earlier = {p for p, (stage, _) in dropped.items() if stage != "difficulty"}
+    assert {row["id"] for row in rows} == {p for p, c in solved.items() if 1 <= c <= 7} - earlier
+    always = {p for p, c in solved.items() if c == 8} - earlier
+    assert always and at_difficulty == dict.fromkeys(always, "student_pass_rate_above_window")
+    # never solved: no verified chain, gone at the answer check before any pass rate is asked
+    assert all(dropped[p][0] == "answer_check" for p, c in solved.items() if c == 0)
+    # ranked by (quality + 4p(1-p)) / 2
+    ranked = sorted(rows, key=lambda r: r["rank"])
+    assert [r["scores"]["combined"] for r in ranked] == sorted((r["scores"]["combined"] for r in ranked), reverse=True)
+    for row in rows:
+        assert row["scores"]["combined"] == round(
+            (row["scores"]["quality"]["score"] + row["pass_rates"]["score"]) / 2, 6
+        )
+
+
+def test_pool_samples_named_as_the_student_s_give_the_same_rates(student_run, tmp_path):
+    out = _curate(
+        "smol_selfpool",
+        tmp_path,
+        f"curate.stages.ingest.source={FIXTURE}",
+        "curate.stages.difficulty.strong_pass_rate=null",
+        "curate.stages.difficulty.student.enabled=true",
+        "curate.stages.difficulty.student.models=[smol-teacher]",
+        "curate.stages.difficulty.student.rollouts=null",
+        "curate.stages.difficulty.student.fallback=none",
+        "curate.stages.difficulty.student.pass_rate=[0.125,0.875]",
+        "curate.stages.select.n=50",
+    )
+    by_pool = {r["id"]: (r["pass_rates"]["student_pass_rate"], r["chain_id"]) for r in _jsonl(out / "curated.jsonl")}
+    by_rollouts = {
+        r["id"]: (r["pass_rates"]["student_pass_rate"], r["chain_id"]) for r in _jsonl(student_run / "curated.jsonl")
+    }
+    assert by_pool == by_rollouts
+
+
+def _shifted_student(tmp_path: Path) -> Path:
+    """The fixture's samples, each problem answered with the next problem's samples: real text, other answers."""
+    rows = _samples()
+    problems = sorted({r["problem_id"] for r in rows})
+    by_problem = defaultdict(list)
+    for row in rows:
+        by_problem[row["problem_id"]].append(row)
+    path = tmp_path / "student.jsonl"
+    with path.open("w", encoding="utf-8") as handle:
+        for i, problem in enumerate(problems):
+            for sample in by_problem[problems[(i + 1) % len(problems)]]:
+                handle.write(
+                    json.dumps({"request_id": f"{problem}#{sample['sample_index']}", "response": sample["response"]})
+                    + "\n"
+                )
+    return path
+
+
+def _chain_id(problem: str, generator: str, text: str) -> str:
+    return f"{problem}/{generator}/{hashlib.sha1(text.encode()).hexdigest()[:10]}"
+
+
+def _write_scores(curate: Path, scores: dict[str, tuple[float, int, float]], model: str = STUDENT) -> None:
+    """The student's likelihood cache (`eval.run.likelihood.cache_path`), as score_answers writes it: per chain id its
+    mean negative log-likelihood per token, its tokens and its mean clipped token rank."""
+    path = cache_path(curate / "work" / "likelihood", model, SYSTEM, 1024)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [
+        {"id": i, "nll": nll, "tokens": tokens, "truncated": False, "rank": rank}
+        for i, (nll, tokens, rank) in scores.items()
+    ]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def test_a_student_that_solves_almost_nothing_is_scored_by_its_likelihood_and_says_so(tmp_path, caplog):
+    samples = _samples()
+    first_correct: dict[str, str] = {}
+    for row in samples:  # the first verified chain of each problem, in pool order: the one the fallback scores
+        if row["correct"] and row["finish_reason"] == "stop" and "\\boxed" in row["response"]:
+            first_correct.setdefault(row["problem_id"], row["response"])
+    nats = {p: round(0.2 + len(text) / 1000, 3) for p, text in first_correct.items()}
+    scores = {_chain_id(p, "smol-teacher", text): (nats[p], 10, 5.0) for p, text in first_correct.items()}
+    out = tmp_path / "run"
+    _write_scores(out / "curate", scores)
+    overrides = _student(
+        _shifted_student(tmp_path), pass_rate="[0.125,0.875]", fallback="likelihood", min_solved="0.25"
+    )
+    with caplog.at_level(logging.WARNING, logger="curation.stages.difficulty"):
+        curate = _curate("smol_selfpool", out, *overrides, f"curate.stages.difficulty.likelihood.model={STUDENT}")
+    assert any("its pass rates say nothing here" in r.getMessage() for r in caplog.records)
+    notes = _funnel(curate)["difficulty"]["notes"]["student"]
+    assert notes["used"] == "likelihood" and notes["solved_share"] < 0.25
+    assert notes["problems_tried"] == _funnel(curate)["difficulty"]["problems_in"]
+    manifest = json.loads((curate / "manifest.json").read_text())
+    assert manifest["difficulty"]["student"]["used"] == "likelihood"
+    assert manifest["rollouts"]["generations"] == 8 * notes["problems_tried"]  # all k: the fallback needs them
+    reasons = Counter(r["reason"] for r in _jsonl(curate / "rejects.jsonl") if r["kind"] == "problem")
+    assert not [r for r in reasons if r.startswith("student_pass_rate")]  # its window is set aside with its rates
+    rows = _jsonl(curate / "curated.jsonl")
+    assert {r["id"] for r in rows} == set(first_correct) - {r["id"] for r in _jsonl(curate / "rejects.jsonl")}
+    for row in rows:
+        note = row["pass_rates"]
+        assert note["score_from"] == "likelihood" and note["likelihood"]["total"] == round(nats[row["id"]] * 10, 3)
+        assert row["scores"]["difficulty"] == note["score"]
+    by_nats = sorted(rows, key=lambda r: nats[r["id"]])
+    assert [r["pass_rates"]["score"] for r in by_nats] == sorted(r["pass_rates"]["score"] for r in rows)
+    assert by_nats[0]["pass_rates"]["score"] == 0.0 and by_nats[-1]["pass_rates"]["score"] == 1.0
+
+
+# ------------------------------------------------------------------------------------------------ the chain kept
+
+
+AUTHORED = (
+    "++curate.stages.ingest.problem_limit=12",
+    "curate.stages.select.n=12",
+    "curate.stages.decontam.enabled=false",
+    "curate.stages.diversity.enabled=false",
+)
+POOL = Path(__file__).resolve().parents[1] / "recipes" / "data" / "arithmetic" / "pool.jsonl.gz"
+
+
+@pytest.fixture(scope="module")
+def authored(tmp_path_factory) -> tuple[Path, dict[str, dict[str, str]]]:
+    """smol_limo on its first 12 problems as LIMO selects (one chain a problem, quality and difficulty), and each
+    selected problem's candidate chains at selection (chain id -> text): its selected chain and those dropped as
+    ``not_best_chain``."""
+    import gzip
+
+    curate = _curate("smol_limo", tmp_path_factory.mktemp("authored"), *AUTHORED)
+    with gzip.open(POOL, "rt", encoding="utf-8") as handle:
+        texts = {_chain_id(r["problem_id"], r["generator"], r["chain"]): r["chain"] for r in map(json.loads, handle)}
+    candidates: dict[str, dict[str, str]] = defaultdict(dict)
+    for row in _jsonl(curate / "curated.jsonl"):
+        candidates[row["id"]][row["chain_id"]] = texts[row["chain_id"]]
+    for row in _jsonl(curate / "rejects.jsonl"):
+        if row["kind"] == "chain" and row["reason"] == "not_best_chain":
+            candidates[row["problem_id"]][row["id"]] = texts[row["id"]]
+    return curate, dict(candidates)
+
+
+def _problem_of(row: dict) -> str:
+    return row["id"].split("#")[0]  # a problem's further chains are <problem id>#<place>
+
+
+def _kept(curate: Path) -> dict[str, list[str]]:
+    kept: dict[str, list[str]] = defaultdict(list)
+    for row in _jsonl(curate / "curated.jsonl"):  # in file order: rank, then place in the problem
+        kept[_problem_of(row)].append(row["chain_id"])
+    return dict(kept)
+
+
+def test_limo_s_selection_notes_nothing_new(authored):
+    curate, candidates = authored
+    rows = _jsonl(curate / "curated.jsonl")
+    assert len(rows) == 12 and all(len(c) >= 2 for c in candidates.values())  # a choice to make in every problem
+    assert all(set(row["scores"]) == {"combined", "difficulty", "quality"} for row in rows)
+    assert "selection" not in json.loads((curate / "manifest.json").read_text())
+    assert "terms" not in _funnel(curate)["select"]["notes"]
+
+
+@pytest.mark.parametrize("preference", ["short", "long"])
+def test_a_length_preference_keeps_the_shortest_or_the_longest_chain(authored, tmp_path, preference):
+    _, candidates = authored
+    curate = _curate(
+        "smol_limo",
+        tmp_path,
+        *AUTHORED,
+        f"curate.stages.select.length_preference={preference}",
+        "curate.stages.select.quality_weight=0",
+    )
+    pick = min if preference == "short" else max
+    expected = {p: [pick(c, key=lambda i: len(c[i].split()))] for p, c in candidates.items()}
+    assert _kept(curate) == expected
+    facts = json.loads((curate / "manifest.json").read_text())["selection"]
+    assert facts["length_preference"] == preference and facts["weights"] == {
+        "quality": 0.0,
+        "difficulty": 1.0,
+        "length": 1.0,
+    }
+    assert all(
+        row["scores"]["length"] == 1.0 and row["scores"]["place"] == 1 for row in _jsonl(curate / "curated.jsonl")
+    )
+
+
+def test_mixed_lengths_with_two_chains_a_problem_keep_both_ends(authored, tmp_path):
+    _, candidates = authored
+    curate = _curate(
+        "smol_limo",
+        tmp_path,
+        *AUTHORED,
+        "curate.stages.select.length_preference=mixed",
+        "curate.stages.select.chains_per_problem=2",
+        "curate.stages.select.quality_weight=0",
+    )
+    by_words = {p: sorted(c, key=lambda i: len(c[i].split())) for p, c in candidates.items()}
+    assert {p: set(ids) for p, ids in _kept(curate).items()} == {p: {w[0], w[-1]} for p, w in by_words.items()}
+    rows = _jsonl(curate / "curated.jsonl")
+    assert [row["scores"]["place"] for row in rows] == [1, 2] * 12  # best first within its problem
+    assert [row["rank"] for row in rows] == [r for r in range(1, 13) for _ in (1, 2)]
+    assert [row["id"] for row in rows[:2]] == [_problem_of(rows[0]), f"{_problem_of(rows[0])}#2"]
+    messages = _jsonl(curate / "messages.jsonl")
+    assert len(messages) == 24 and [m["id"] for m in messages] == [row["id"] for row in rows]  # each id once
+    totals = json.loads((curate / "funnel.json").read_text())["totals"]
+    assert totals["selected"] == 24 and totals["read"] == totals["selected"] + totals["dropped"]
+
+
+def _fit_cache(curate: Path, candidates: dict[str, dict[str, str]]) -> dict[str, tuple[float, int, float]]:
+    """Scores under which the measures disagree: the long chain is likelier per token (GRAPE keeps it), the short one
+    has the lower rank-to-surprisal ratio (RSR keeps it): long 0.5 nats and rank 3 (ratio 6), short 0.8 and 2 (2.5)."""
+    scores = {}
+    for chains in candidates.values():
+        shortest = min(chains, key=lambda i: len(chains[i].split()))
+        for chain_id, text in chains.items():
+            scores[chain_id] = (0.8, len(text.split()), 2.0) if chain_id == shortest else (0.5, len(text.split()), 3.0)
+    _write_scores(curate, scores)
+    return scores
+
+
+@pytest.mark.parametrize("measure", ["likelihood", "rsr"])
+def test_the_chain_kept_is_the_one_that_fits_the_student(authored, tmp_path, measure):
+    _, candidates = authored
+    out = tmp_path / "run"
+    scores = _fit_cache(out / "curate", candidates)
+    curate = _curate(
+        "smol_limo",
+        out,
+        *AUTHORED,
+        f"curate.stages.select.student_fit={measure}",
+        f"curate.stages.difficulty.likelihood.model={STUDENT}",
+        "curate.stages.select.quality_weight=0",
+    )
+
+    def fit(chain_id: str) -> float:
+        nll, _, rank = scores[chain_id]
+        return nll if measure == "likelihood" else rank / nll
+
+    assert _kept(curate) == {p: [min(c, key=fit)] for p, c in candidates.items()}
+    for row in _jsonl(curate / "curated.jsonl"):
+        key = "student_nll" if measure == "likelihood" else "rsr"
+        assert row["scores"]["student_fit"] == 1.0 and row["scores"][key] == round(fit(row["chain_id"]), 3)
+    notes = _funnel(curate)["select"]["notes"]["terms"]["student_fit"]
+    assert notes == {"measure": measure, "chains_scored": sum(map(len, candidates.values())), "model": STUDENT}
+
+
+def test_fit_quality_and_difficulty_combine_in_one_weighted_mean(authored, tmp_path):
+    _, candidates = authored
+    out = tmp_path / "run"
+    _fit_cache(out / "curate", candidates)
+    curate = _curate(
+        "smol_limo",
+        out,
+        *AUTHORED,
+        "curate.stages.select.student_fit=rsr",
+        "curate.stages.select.student_fit_weight=2",
+        f"curate.stages.difficulty.likelihood.model={STUDENT}",
+    )
+    for row in _jsonl(curate / "curated.jsonl"):
+        scores = row["scores"]
+        expected = (scores["quality"]["score"] + scores["difficulty"] + 2 * scores["student_fit"]) / 4
+        assert scores["combined"] == round(expected, 6)
+
+
+def test_fit_needs_its_student(tmp_path):
+    with pytest.raises(ValueError, match="student_fit: rsr needs the student"):
+        _curate(
+            "smol_limo",
+            tmp_path,
+            *AUTHORED,
+            "curate.stages.select.student_fit=rsr",
+            "curate.stages.difficulty.likelihood.model=null",
+        )
