@@ -90,7 +90,8 @@ def test_overrides_become_command_lines_a_user_could_type():
 def test_a_trained_runs_evaluation_never_gets_the_base_models_path():
     """model.path= names the base model: training starts from it and the base row evaluates it; typed on
     limo.evaluate's command line it is also the model evaluated, so a trained run's evaluation leaves it out (on the
-    first GPU run of bench/limo_small.py it did not, and every arm scored exactly the base model's 4/129)."""
+    first GPU run of bench/experiments/limo_small.py it did not, and every arm scored exactly the base model's
+    4/129)."""
     typed = ["model.path=/tmp/smol.gguf", "train.args.use_cpu=false", "benchmark_specs.toy={source: t.jsonl}"]
     assert entry_overrides(typed, "evaluate") == typed[1:]
     assert entry_overrides(typed, "base") == typed
@@ -401,3 +402,42 @@ def test_ablate_killed_half_way_resumes_without_redoing_and_counts_pairs_right(r
     text = (out / "ablate" / "results.md").read_text()
     assert "| curated vs random_correct |" in text and "arith_unseen dev" in text and "toy" in text
     assert "report-data" in (out / "ablate" / "report.html").read_text()
+
+
+def demo_study(out: Path) -> Study:
+    from limo.ablation.study import Command, build_study, compose_command
+
+    command = Command("ablate_demo", 1, (), ("recipe=ablate_demo", f"output_dir={out}"))
+    return build_study(compose_command(command), command)[0]
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:placement_group:DeprecationWarning")  # datatrove 0.10.1's Ray call style
+@pytest.mark.parametrize("engine", ["ray", "slurm"])
+def test_the_arms_curations_run_as_cluster_jobs_and_are_reused_after(engine, tmp_path, request, monkeypatch):
+    """One job per curation on a Ray instance or a single-node Slurm (the executor curation uses): each runs
+    limo.curate in the engine's worker, not here; run again, every job reuses its arm."""
+    from curation.executors import ExecutorOptions
+    from limo.ablation.plan import curation_items, curation_waves
+    from limo.ablation.study import run_shards
+
+    cluster = request.getfixturevalue("ray_instance" if engine == "ray" else "slurm_cluster")
+    extra = {}
+    if engine == "slurm":
+        monkeypatch.setenv("SLURM_CONF", str(cluster.conf))
+        extra = {"partition": cluster.partition, "poll_seconds": 0.5}
+    executor = ExecutorOptions(kind=engine, workers=2, mem_per_cpu_gb=0.5, **extra)
+    study = demo_study(tmp_path)
+    waves = curation_waves(study)
+    for attempt in range(2):
+        for index, wave in enumerate(waves):
+            run_shards(f"curate-{index}-{attempt}", curation_items(study, wave), study, executor)
+    happened = [(e["event"], e["folder"].rsplit("/ablate/", 1)[1]) for e in events(tmp_path)]
+    assert sorted(happened) == [
+        ("ran", "arms/curated"),
+        ("ran", "arms/random_correct/draw0"),
+        ("reused", "arms/curated"),
+        ("reused", "arms/random_correct/draw0"),
+    ]
+    assert all(e["pid"] != os.getpid() for e in events(tmp_path))
+    assert len((tmp_path / "ablate/arms/random_correct/draw0/curate/messages.jsonl").read_text().splitlines()) == 16

@@ -135,7 +135,10 @@ def run_shards(name: str, items: list[dict[str, Any]], study: plan.Study, execut
     console = executor.kind == "local" and executor.workers == 1
     items = [{**i, "console": console} for i in items]
     job = ShardJob(name, run_item, tuple(items), str(study.root / "jobs"))
-    os.environ[DRIVER] = str(os.getpid())  # a local pool's workers end themselves when this process is gone
+    if executor.kind == "local":  # a local pool's workers end themselves when this process is gone
+        os.environ[DRIVER] = str(os.getpid())
+    else:  # a cluster's task may run where this process id means nothing
+        os.environ.pop(DRIVER, None)
     try:
         run_job(job, executor)
     except ExecutorError as err:
