@@ -115,23 +115,23 @@ style: setup  ## rewrite formatting and fixable lint
 	$(VENV)/bin/ruff format .
 
 # gpu_parts.py is gpu_check.py's worker and gpu_wheels.py downloads: neither is a benchmark.
-BENCH_HELPERS := bench/gpu_parts.py bench/gpu_wheels.py
-bench: setup  ## benchmarks under bench/ (ratios against a baseline measured in the same run)
-	@for b in $(filter-out $(BENCH_HELPERS),$(wildcard bench/*.py)); do echo "== $$b"; $(PY) $$b || exit 1; done
+BENCH_HELPERS := bench/gpu/gpu_parts.py bench/gpu/gpu_wheels.py
+bench: setup  ## benchmarks under bench/<kind>/ (bench/README.md; ratios against a baseline measured in the same run)
+	@for b in $(filter-out $(BENCH_HELPERS),$(wildcard bench/*/*.py)); do echo "== $$b"; $(PY) $$b || exit 1; done
 
 gpu-check: setup  ## the GPU path in one run: bf16 peak, SFT/MFU, ZeRO-2/3, planner vs GPU memory, generation, GRPO, demo (CPU: scaled down); outputs/gpu_check/
-	$(PY) bench/gpu_check.py $(EXTRA)
+	$(PY) bench/gpu/gpu_check.py $(EXTRA)
 
 gpu-wheels: setup  ## the wheels the GPU machine lacks, into .gpu_wheels/ (checked against the device tool's 64 MiB; docs/training.md)
-	$(PY) bench/gpu_wheels.py
+	$(PY) bench/gpu/gpu_wheels.py
 
-fuzz: setup  ## the grader's long fuzz run: 20,000 hostile pairs, one process, fails on any timeout (bench/grader_fuzz.py --help)
-	$(PY) bench/grader_fuzz.py
+fuzz: setup  ## the grader's long fuzz run: 20,000 hostile pairs, one process, fails on any timeout (bench/grader/grader_fuzz.py --help)
+	$(PY) bench/grader/grader_fuzz.py
 
 JUDGE ?= default
 .PHONY: judge-accuracy
 judge-accuracy: setup  ## a judge's precision/recall per answer kind on labelled pairs (JUDGE=<recipes/grader name or YAML>, EXTRA=<judge key=value ...>)
-	$(PY) bench/judge_accuracy.py --judge $(JUDGE) $(EXTRA)
+	$(PY) bench/grader/judge_accuracy.py --judge $(JUDGE) $(EXTRA)
 
 clean:  ## remove outputs and caches (keeps .venv)
 	rm -rf outputs .pytest_cache .mypy_cache .ruff_cache

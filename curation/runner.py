@@ -63,7 +63,8 @@ class StageContext:
 def key_run(keys: np.ndarray, key: int) -> tuple[int, int]:
     """The ``[low, high)`` slice of ``key`` in the sorted array ``keys``. The bounds are searched in ``keys``' own
     dtype: given as a Python list they would be int64, and numpy would copy an int32 ``keys`` whole on every call
-    (1.2 ms a call on 2.3M pass-count pairs: 1,320 s of the difficulty stage at 10M chains; bench/pass_counts.py)."""
+    (1.2 ms a call on 2.3M pass-count pairs: 1,320 s of the difficulty stage at 10M chains;
+    bench/curation/pass_counts.py)."""
     low, high = np.searchsorted(keys, np.array((key, key + 1), dtype=keys.dtype)).tolist()
     return low, high
 
@@ -259,7 +260,7 @@ def release_free_memory() -> None:
 
     A stage's transients (Python objects, and numpy arrays under glibc's mmap threshold, which rises to the
     largest array freed so far) are freed into the heap, which keeps their pages: the next stage's peak then
-    sits on top of the last one's. On bench/sharded.py's duplicates pool at 1M chains the decontamination
+    sits on top of the last one's. On bench/curation/sharded.py's duplicates pool at 1M chains the decontamination
     stage peaked 72 MB lower with the pages handed back after dedup (363 vs 435 MB). Nothing happens where the
     C library has no such call (macOS, musl).
     """

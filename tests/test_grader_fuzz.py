@@ -6,7 +6,7 @@ backtracks or a rule that rescans the rest of the text per match shows up as sec
 
 The examples are the same on every run (hypothesis's ``derandomize``: the seed comes from each test itself), so
 a CI run never fails by chance; the long random search, 20,000 hostile pairs and more from any seed, is
-``bench/grader_fuzz.py`` (``make fuzz``, docs/grader.md "Fuzzing"), and what it finds becomes a case in
+``bench/grader/grader_fuzz.py`` (``make fuzz``, docs/grader.md "Fuzzing"), and what it finds becomes a case in
 tests/test_grader_limits.py.
 """
 

@@ -101,8 +101,8 @@ PATHOLOGICAL = [
     # each of 25,000 \( left open (10 s in one C call); sympy evaluated 200 nested symbolic remainders (2.7 s)
     ("inline openers ending their lines", (")-\\right)" * 500)[:4_000], OPENERS, OPENERS),
     ("nested symbolic remainders", ("\\bmod\\text{ for all } " * 200)[:4_000], TOWERS, None),
-    # found by the long fuzz run (bench/grader_fuzz.py, docs/grader.md "Fuzzing"): environments left open ran the
-    # rewrite into Python's recursion limit; nested boxes were joined as siblings (144 million characters copied)
+    # found by the long fuzz run (bench/grader/grader_fuzz.py, docs/grader.md "Fuzzing"): environments left open ran
+    # the rewrite into Python's recursion limit; nested boxes were joined as siblings (144 million characters copied)
     # and a run of bare ones rescanned the rest per box (10 s); an exponent tower made mpmath square once per bit of
     # a 100,000-bit exponent (minutes); a value restated in brackets was looked for at every split (26 s); after a
     # marker, a 21,000-character sentence was read once per verb

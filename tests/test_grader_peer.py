@@ -1,7 +1,7 @@
-"""The peer suites' kinds (issue 33, item 2, second round): each tuning miss of `bench/grader_sets.py`'s ``peer``
-set that a rule fixed, rewritten for limo with the near misses that guard it, and the disagreements of principle
-with the label our standards give (``tests/assets/grader_cases_peer_fixes.jsonl``; docs/grader-history.md, "Issue
-33, item 2")."""
+"""The peer suites' kinds (issue 33, item 2, second round): each tuning miss of `bench/grader/grader_sets.py`'s
+``peer`` set that a rule fixed, rewritten for limo with the near misses that guard it, and the disagreements of
+principle with the label our standards give (``tests/assets/grader_cases_peer_fixes.jsonl``; docs/grader-history.md,
+"Issue 33, item 2")."""
 
 from __future__ import annotations
 
@@ -242,7 +242,7 @@ PEER_DISAGREEMENTS = {
     "evidence of issue 33 item 1 compares relative to the value's own size, not to a fixed tolerance",
 }
 # The math-verify tests whose label needs one of its options: limo's default decides them the other way, the
-# test's own option (mapped by `bench.grader_sets.grade_options`) as the label says.
+# test's own option (mapped by `bench.grader.grader_sets.grade_options`) as the label says.
 PEER_OPTION_ROWS = {
     "peer/math-verify/test_complex_math_expressions/7": "0.33 for 1/3 at precision=2",
     "peer/math-verify/test_complex_math_expressions/13": "2.6667 for 8/3 at precision=2",
@@ -255,7 +255,7 @@ def test_peer_suites_misses_are_only_the_documented_disagreements():
     """On a local checkout of the peer suites (`bench/grader_sets.peer_set`; never committed), every case limo
     decides against the suite's label under the test's own options is a documented disagreement, and the cases
     that need an option are decided as labelled only with it."""
-    from bench.grader_sets import grade_options, peer_set
+    from bench.grader.grader_sets import grade_options, peer_set
 
     rows = peer_set()
     if len(rows) < 380:

@@ -230,7 +230,7 @@ def test_peer_suites_are_read_as_literals_never_run(tmp_path, monkeypatch):
     """`bench/grader_sets.peer_set` reads (gold, prediction, expected) cases out of other checkers' test files
     with `ast`: parametrized pytest cases, NeMo-Skills' pairs (both ways, labelled by the test's name) and
     unittest assertions; code in the files never runs."""
-    from bench.grader_sets import peer_set
+    from bench.grader.grader_sets import peer_set
 
     suite = tmp_path / "math-verify" / "tests"
     suite.mkdir(parents=True)

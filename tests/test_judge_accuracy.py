@@ -1,4 +1,4 @@
-"""The judge accuracy bench (`bench/judge_accuracy.py`): a replayed verifier against labelled pairs gives the
+"""The judge accuracy bench (`bench/grader/judge_accuracy.py`): a replayed verifier against labelled pairs gives the
 precision, recall and false positives its replies imply, per answer kind and per order; a replay judge without
 replies runs on a stand-in checker, and the table says it is one."""
 
@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from bench.judge_accuracy import answer_kind, main
+from bench.grader.judge_accuracy import answer_kind, main
 from eval.records import read_jsonl, write_jsonl
 
 
@@ -81,7 +81,7 @@ def test_a_replayed_verifier_is_scored_against_the_labels(tmp_path, repo_root):
 def test_make_target_command_runs_a_stand_in_and_says_it_is_not_a_judge(tmp_path, repo_root):
     """What ``make judge-accuracy`` runs, on a small slice: the default judge config (a replay judge with no
     replies) is answered by the math-verify stand-in in both orders, through the shipped compassverifier preset."""
-    command = [sys.executable, "bench/judge_accuracy.py", "--judge", "compassverifier", "backend=replay"]
+    command = [sys.executable, "bench/grader/judge_accuracy.py", "--judge", "compassverifier", "backend=replay"]
     command += ["--sets", "olympiad,champ", "--limit", "8", "--out", str(tmp_path)]
     done = subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

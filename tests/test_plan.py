@@ -3,7 +3,7 @@
 The slow test trains a randomly initialised ~77M-parameter Qwen2 model for two AdamW steps in a fresh
 process and compares what torch's CPU allocator holds (its peak, the model states, the forward's activations: every
 allocation recorded by the profiler) with the planner's estimate for the same setup (fp32, one process, no
-checkpointing): the CPU's counterpart of the GPU check's `torch.cuda.max_memory_allocated` (bench/gpu_check.py).
+checkpointing): the CPU's counterpart of the GPU check's `torch.cuda.max_memory_allocated` (bench/gpu/gpu_check.py).
 """
 
 from __future__ import annotations

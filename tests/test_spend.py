@@ -126,7 +126,7 @@ def test_plan_refuses_rates_that_do_not_fit_the_stages(data):
 @pytest.mark.slow
 def test_reference_pass_rates_are_what_the_bench_measures_on_champ(data, monkeypatch):
     """The file's CHAMP distribution is re-measured (grading 3,240 recorded attempts) and must still match."""
-    spec = importlib.util.spec_from_file_location("bench_adaptive", REPO_ROOT / "bench" / "adaptive.py")
+    spec = importlib.util.spec_from_file_location("bench_adaptive", REPO_ROOT / "bench" / "curation" / "adaptive.py")
     bench = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, bench)  # its dataclasses look their module up there
     spec.loader.exec_module(bench)

@@ -1,6 +1,6 @@
 """Adaptive vs fixed-k rollouts on the `limo` recipe's filters, over real per-problem pass rates from CHAMP.
 
-Usage: ``python bench/adaptive.py [--replications 200] [--seed 0] [--real-path outputs/bench_adaptive]``.
+Usage: ``python bench/curation/adaptive.py [--replications 200] [--seed 0] [--real-path outputs/bench_adaptive]``.
 
 Pass rates: CHAMP's recorded conversations, unaided settings only (0-Shot, 5-Shot, No C w/o H), graded
 by the project grader exactly as curation's answer check grades them (the final summary turn; the
@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from curation.pool.champ import STRONG_MODELS, UNAIDED_SETTINGS, WEAK_MODELS, load_champ_pool  # noqa: E402
 from curation.pool.ingest import load_gold_overrides  # noqa: E402
@@ -61,7 +61,7 @@ from curation.stages.answer_check import graded_text  # noqa: E402
 from eval.backends.base import row_seed  # noqa: E402
 from eval.benchmarks.champ import champ_heldout_ids  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "recipe" / "limo.yaml"
 OVERRIDES = REPO / "recipes" / "data" / "champ_gold_overrides.yaml"
 MIN_ROUND = 4  # the alternative schedule reported: at least this many samples per open problem per round
@@ -360,7 +360,7 @@ def main() -> int:
         mismatches += report_real_path(rules, pass_rates, args.seed, Path(args.real_path))
     print(f"\n{time.perf_counter() - started:.1f} s")
     if mismatches:
-        print(f"bench/adaptive.py: {mismatches} adaptive decisions differ from fixed k", file=sys.stderr)
+        print(f"bench/curation/adaptive.py: {mismatches} adaptive decisions differ from fixed k", file=sys.stderr)
         return 1
     return 0
 

@@ -1,6 +1,6 @@
 """Decontamination quality: recall on planted benchmark problems, false positives on a clean pool.
 
-Usage: ``python bench/decontam.py [--data-dir ../shared/data] [--out outputs/bench_decontam]``. Built at
+Usage: ``python bench/curation/decontam.py [--data-dir ../shared/data] [--out outputs/bench_decontam]``. Built at
 run time from the shared data folder (no rows are stored in the repository):
 
 - the pool is every MATH-train problem (clean against AIME 2024/2025 and AMC 2023, which it predates)
@@ -31,7 +31,7 @@ from collections import Counter, defaultdict
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from curation.options import DecontamOptions  # noqa: E402
 from curation.stages.decontam import (  # noqa: E402
@@ -45,7 +45,7 @@ from curation.stages.decontam import (  # noqa: E402
 from eval.benchmarks.loader import BenchmarkSpec  # noqa: E402
 from tests.planted import HELD_OUT_SWAPS, PLANT_KINDS, SWAPS, plant, split  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BENCHMARKS = ("math500", "aime24", "aime25", "amc23")
 CLEAN_AGAINST = ("aime24", "aime25", "amc23")
 FORMS = [(kind, "tuned", SWAPS) for kind in PLANT_KINDS] + [
@@ -141,7 +141,7 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="DecontamOptions to try")
     args = parser.parse_args()
     if not (args.data_dir / "math_train.jsonl").is_file():
-        sys.exit(f"bench/decontam.py: error: no math_train.jsonl in {args.data_dir} (pass --data-dir)")
+        sys.exit(f"bench/curation/decontam.py: error: no math_train.jsonl in {args.data_dir} (pass --data-dir)")
     all_specs = specs()
     overrides = dict(pair.split("=", 1) for pair in args.set)
     defaults = DecontamOptions()

@@ -1,8 +1,8 @@
 """Fit `curation.meaning.confirm.answer_score`'s weights: which near item, its answer the gold, is the source.
 
-Usage: ``python bench/fit_answer_score.py [--data-dir ../shared/data] [--held-out held_out_6]``.
+Usage: ``python bench/curation/fit_answer_score.py [--data-dir ../shared/data] [--held-out held_out_6]``.
 
-The rows are those of ``bench/semantic_decontam.py``: the hand-written paraphrase sets (every set except
+The rows are those of ``bench/curation/semantic_decontam.py``: the hand-written paraphrase sets (every set except
 ``FIT_EXCLUDES``, kept for a blind measurement) and the clean MATH-train problems whose id hashes to the
 fitting half (the other half is never fitted on). For each row, each of its nearest `ANSWER_CANDIDATES` items
 (MiniLM retrieval, as the stage does) whose answer agrees with the row's gold is one example: positive when it
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.decontam import BENCHMARKS, specs  # noqa: E402
-from bench.semantic_decontam import build_pool, golds  # noqa: E402
+from bench.curation.decontam import BENCHMARKS, specs  # noqa: E402
+from bench.curation.semantic_decontam import build_pool, golds  # noqa: E402
 from curation.meaning import confirm as rules  # noqa: E402
 from curation.meaning import embedding  # noqa: E402
 from curation.meaning import index as retrieval  # noqa: E402
@@ -79,7 +79,7 @@ def fit(features: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parents[3] / "shared" / "data")
     parser.add_argument("--held-out", help="also fit without this split and report recall on it")
     args = parser.parse_args()
     features, labels, meta = examples(args.data_dir)

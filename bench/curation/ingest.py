@@ -1,6 +1,7 @@
 """Ingest throughput: the typed row reader against the previous one on the same pool files, in one run.
 
-Usage: ``python bench/ingest.py [--data-dir ../shared/data] [--rows 100000]``, or ``--chats`` for chat layouts.
+Usage: ``python bench/curation/ingest.py [--data-dir ../shared/data] [--rows 100000]``, or ``--chats`` for chat
+layouts.
 
 ``--chats``: one pool written twice, as ShareGPT rows (``{"id", "conversations": [{"from", "value"}, ...],
 "reference_answer", "origin"}``, the layout of issue #32) and as the same rows in OpenAI ``messages`` form
@@ -29,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from curation.options import IngestOptions  # noqa: E402
 from curation.pool.store import load_pool  # noqa: E402
@@ -37,7 +38,7 @@ from curation.schema import Chain  # noqa: E402
 from eval.problem import Problem  # noqa: E402
 from eval.records import load_records  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def write_pools(data_dir: Path, rows: int, folder: Path) -> tuple[Path, Path]:
@@ -150,7 +151,7 @@ def main() -> None:
     parser.add_argument("--chats", action="store_true", help="ShareGPT against OpenAI messages, into a pool store")
     args = parser.parse_args()
     if not (args.data_dir / "math_train.jsonl").is_file():
-        sys.exit(f"bench/ingest.py: error: no math_train.jsonl in {args.data_dir} (pass --data-dir)")
+        sys.exit(f"bench/curation/ingest.py: error: no math_train.jsonl in {args.data_dir} (pass --data-dir)")
     if args.chats:
         chat_bench(args)
         return

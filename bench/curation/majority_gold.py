@@ -1,7 +1,7 @@
 """Majority-vote golds: how often the voted gold is the dataset's, what the threshold drops, and what voting costs.
 
-Usage: ``python bench/majority_gold.py [--data-dir ../shared/data] [--problems 1000] [--k 5] [--p-right 0.6]``.
-A gold-less pool is written from MATH-train rows with an integer answer (no row is stored in the repository):
+Usage: ``python bench/curation/majority_gold.py [--data-dir ../shared/data] [--problems 1000] [--k 5] [--p-right
+0.6]``. A gold-less pool is written from MATH-train rows with an integer answer (no row is stored in the repository):
 each problem gets ``k`` chains, each independently right (the solution, with one of a few openings) with
 probability ``p-right``, else wrong (the solution's last ``\\boxed{}`` moved by one of three offsets, so wrong
 answers can agree with each other as real models' do). The pool is curated (LIMO's funnel, decontam and
@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from curation.methods import METHODS, RunContext  # noqa: E402
 from curation.options import StageOptions  # noqa: E402

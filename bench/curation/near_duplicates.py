@@ -1,6 +1,6 @@
 """Near-duplicate recall of dedup on planted groups built from MATH train, and the clean problems it merges.
 
-Usage: ``python bench/near_duplicates.py [--data-dir ../shared/data] [--groups 600]``. The pool is every
+Usage: ``python bench/curation/near_duplicates.py [--data-dir ../shared/data] [--groups 600]``. The pool is every
 MATH-train problem (with its gold) followed by planted groups: each of ``--groups`` seeded problems of 25+
 words gets one or two variants (a group of 2 or 3), each with one or two words changed
 (`tests.planted.change_words`) and the source's gold. A group is caught when at most one of its
@@ -29,13 +29,13 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from curation.options import DedupOptions  # noqa: E402
 from curation.stages.dedup import find_duplicates  # noqa: E402
 from tests.planted import change_words, split  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RULES = {
     "baseline: threshold 0.8": DedupOptions(same_answer_threshold=None),
     "0.8, same gold 0.5, template: true (before dedup precision)": DedupOptions(template=True),
@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--rules", nargs="*", default=list(RULES), help="rule names to run (default: all)")
     args = parser.parse_args()
     if not (args.data_dir / "math_train.jsonl").is_file():
-        sys.exit(f"bench/near_duplicates.py: error: no math_train.jsonl in {args.data_dir} (pass --data-dir)")
+        sys.exit(f"bench/curation/near_duplicates.py: error: no math_train.jsonl in {args.data_dir} (pass --data-dir)")
     texts, answers, planted = build_pool(args.data_dir, args.groups)
     print(f"# near-duplicate bench, {platform.machine()} {platform.python_version()}: {len(texts)} problems, "
           f"{len(planted)} planted variants in {args.groups} groups", flush=True)  # fmt: skip

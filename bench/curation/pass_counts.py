@@ -2,11 +2,11 @@
 
 Usage::
 
-    python bench/pass_counts.py [--base a218104] [--problems 770000] [--generators 4] [--sample 20000]
+    python bench/curation/pass_counts.py [--base a218104] [--problems 770000] [--generators 4] [--sample 20000]
 
-A `PassCounts` of the size the difficulty stage builds at 10M chains of ``bench/sharded.py``'s champ pool (about
-770k problems, each tried by CHAMP's four models: about 3M (problem, generator) pairs, seeded) is built in a fresh
-process for the working tree and for ``--base`` (its tracked files unpacked with ``git archive``, no checkout
+A `PassCounts` of the size the difficulty stage builds at 10M chains of ``bench/curation/sharded.py``'s champ pool
+(about 770k problems, each tried by CHAMP's four models: about 3M (problem, generator) pairs, seeded) is built in a
+fresh process for the working tree and for ``--base`` (its tracked files unpacked with ``git archive``, no checkout
 touched); each process times ``of`` over ``--sample`` problems spread evenly over the pool (the stage calls it once
 per alive problem) and hashes what it returned, so the two trees are shown to give the same counts. Reports
 microseconds a call, the stage's loop extrapolated to every problem, and the ratio base / tree.
@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def child(problems: int, generators: int, sample: int) -> dict:
@@ -72,7 +72,7 @@ def main() -> int:
         print(json.dumps(child(*args.child)))
         return 0
     sys.path.insert(0, str(REPO))
-    from bench.runner import unpack  # noqa: PLC0415
+    from bench.curation.runner import unpack  # noqa: PLC0415
 
     print(f"# PassCounts.of, {platform.machine()} Python {platform.python_version()}, {args.problems:,} problems x "
           f"{args.generators} generators, {args.sample:,} lookups")  # fmt: skip

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/report_html.py [--repeats 3] [--chains 1000000] [--browser] [--ab-only]
+    python bench/curation/report_html.py [--repeats 3] [--chains 1000000] [--browser] [--ab-only]
 
 1. **A/B on the champ run.** ``limo.curate``'s code path for ``recipe=champ`` runs ``--repeats`` times with the page
    (A) and as many without it (B: `curation.outputs.writer.write_report_html` replaced by a no-op), alternating
@@ -13,8 +13,8 @@ Usage::
 2. **A synthetic 1M-chain output.** ``curate/`` as a 1M-chain pool run leaves it, built from the champ run of
    part 1: ``rejects.jsonl`` with the champ run's rows cycled (ids made unique) to ``--chains`` rows, so every
    group's evidence has a real shape and the reason mix is the champ run's; 800 selected rows (``select.n`` of
-   bench/sharded.py) cycled from its 120; the funnel scaled; plot data with one quality score per chain and one
-   pass rate per 13 chains. Reported: the writer's seconds and the page's size, and the same with 817 selected
+   bench/curation/sharded.py) cycled from its 120; the funnel scaled; plot data with one quality score per chain and
+   one pass rate per 13 chains. Reported: the writer's seconds and the page's size, and the same with 817 selected
    rows of LIMO's length (chains repeated to about 16,000 characters, LIMO's mean is about 4,000 tokens), where
    the rejects get what the selected rows leave of the page's budget. ``--browser`` also times opening each page
    in headless Chromium until its script has drawn it.
@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 
@@ -177,7 +177,7 @@ def open_seconds(path: Path) -> float | None:
 
     executable = chromium_path()
     if executable is None:
-        print("bench/report_html.py: chromium is not installed; skipping the browser timing", file=sys.stderr)
+        print("bench/curation/report_html.py: chromium is not installed; skipping the browser timing", file=sys.stderr)
         return None
     browser = Browser(executable)
     try:

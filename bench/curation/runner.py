@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/runner.py [--baseline b981eac] [--repeats 3] [--sizes 1000000] [--workers 2]
+    python bench/curation/runner.py [--baseline b981eac] [--repeats 3] [--sizes 1000000] [--workers 2]
 
 The baseline revision (before the refactor: an in-memory runner beside the sharded one) is unpacked into a
 temporary folder with ``git archive`` and run from there. Each measurement is one fresh process, timed as a
@@ -11,7 +11,7 @@ whole (wall clock, imports included) while the parent samples the PSS of the pro
 - CHAMP (``recipe=champ``, 19,710 chains): the baseline's in-memory runner (the limo method with no executor,
   its default ``answer_check.workers: 2``) against today's ``python -m limo.curate recipe=champ`` (the one
   runner, ``executor=local``), alternated ``--repeats`` times; the minimum and the median of each.
-- ``--sizes N``: the synthetic pool of ``bench/sharded.py`` (N chains, gzip JSONL), curated by the baseline's
+- ``--sizes N``: the synthetic pool of ``bench/curation/sharded.py`` (N chains, gzip JSONL), curated by the baseline's
   in-memory runner (pool read whole, two grading and quality processes) and by the one runner on
   ``executor=local`` with ``--workers`` shard tasks at once; time per chain and peak tree PSS of each.
 
@@ -36,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 from tests.golden_outputs import decisions  # noqa: E402
 
@@ -45,7 +45,7 @@ SHARED = REPO.parent / "shared" / "data"
 
 @functools.lru_cache(maxsize=1)
 def _sharded_bench():
-    spec = importlib.util.spec_from_file_location("bench_sharded", REPO / "bench" / "sharded.py")
+    spec = importlib.util.spec_from_file_location("bench_sharded", REPO / "bench" / "curation" / "sharded.py")
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module
@@ -102,7 +102,7 @@ def timed(command: list[str], tree: Path, out: Path) -> dict:
         time.sleep(0.5)
     wall = time.perf_counter() - started
     if process.returncode != 0:
-        raise SystemExit(f"bench/runner.py: {' '.join(command[:4])} failed:\n{process.stderr.read()[-2000:]}")
+        raise SystemExit(f"bench/curation/runner.py: {' '.join(command[:4])} failed:\n{process.stderr.read()[-2000:]}")
     return {"wall": wall, "peak_mb": peak / 1024}
 
 
@@ -136,7 +136,7 @@ def champ(baseline: Path, root: Path, repeats: int) -> None:
 def pools(baseline: Path, root: Path, sizes: list[int], workers: int) -> None:
     sharded = _sharded_bench()
     (baseline / "bench_options.py").write_text(f"OPTIONS = {sharded.OPTIONS!r}\n")
-    print(f"\n## Synthetic pools (bench/sharded.py's), one runner with {workers} shard tasks at once")
+    print(f"\n## Synthetic pools (bench/curation/sharded.py's), one runner with {workers} shard tasks at once")
     print("| chains | runner | wall s | ms / chain | x baseline time/chain | peak tree PSS MB |")
     print("|---|---|---|---|---|---|")
     for size in sizes:
@@ -146,7 +146,7 @@ def pools(baseline: Path, root: Path, sizes: list[int], workers: int) -> None:
         base_out = root / f"base-{size}"
         command = [sys.executable, "-c", BASELINE_POOL, str(pool), str(base_out), "", str(baseline)]
         base = timed(command, baseline, base_out)
-        script = str(REPO / "bench" / "sharded.py")
+        script = str(REPO / "bench" / "curation" / "sharded.py")
         out = root / f"new-{size}"
         new = timed([sys.executable, script, "--run", str(pool), str(out), "local", str(workers)], REPO, out)
         for name, result in (("baseline in-memory", base), ("one runner", new)):

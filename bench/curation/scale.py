@@ -1,6 +1,6 @@
 """Curation at scale: every CPU stage on pools of 10k / 100k (/ 1M) chains built by perturbing CHAMP.
 
-Usage: ``python bench/curation.py [--sizes 10000 100000] [--workers 2]``. The pool takes CHAMP's unaided
+Usage: ``python bench/curation/scale.py [--sizes 10000 100000] [--workers 2]``. The pool takes CHAMP's unaided
 model chains and human solutions and copies them into problem *variants*: variant v of a problem swaps
 its numbers for seeded random ones and inserts a variant tag, and its chains get a seeded word-level
 perturbation, so dedup, decontamination and grading see distinct texts. Each size runs ingest -> validate
@@ -23,7 +23,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from curation.executors import ExecutorOptions  # noqa: E402
 from curation.methods.limo.method import STAGES  # noqa: E402
@@ -32,7 +32,7 @@ from curation.pool.champ import UNAIDED_SETTINGS, load_champ_pool  # noqa: E402
 from curation.stages import curate_items  # noqa: E402
 from eval.benchmarks.loader import BenchmarkSpec  # noqa: E402
 from eval.options import to_options  # noqa: E402
-from limo.config.files import compose  # noqa: E402
+from limo.cli.compose import compose  # noqa: E402
 
 _NUMBER = re.compile(r"\d+")
 OPTIONS = {

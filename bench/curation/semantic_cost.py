@@ -1,6 +1,7 @@
 """What decontamination by meaning costs now that it is on by default: the stage with and without it, and per 1M.
 
-Usage: ``python bench/semantic_cost.py [--data-dir ../shared/data] [--repeat 2] [--out outputs/bench_semantic_cost]``.
+Usage: ``python bench/curation/semantic_cost.py [--data-dir ../shared/data] [--repeat 2] [--out
+outputs/bench_semantic_cost]``.
 
 - **Stage time.** The decontamination stage (`curation.stages.decontam.decontam`, local executor, one process) over
   the 7,500 MATH-train problems against MATH500, AIME 2024/2025 and AMC 2023 (the pool ``recipe=pool_math``
@@ -29,12 +30,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.decontam import BENCHMARKS, specs  # noqa: E402
+from bench.curation.decontam import BENCHMARKS, specs  # noqa: E402
 from curation.options import DecontamOptions, SemanticDecontamOptions, StageOptions  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def math_train(data_dir: Path) -> list[dict]:
@@ -104,7 +105,7 @@ def child(args: argparse.Namespace, mode: str, cache: Path) -> dict:
     env = {**os.environ, "LIMO_CACHE_DIR": str(cache)}
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode:
-        sys.exit(f"bench/semantic_cost.py: error: {mode} run failed:\n{done.stderr[-2000:]}")
+        sys.exit(f"bench/curation/semantic_cost.py: error: {mode} run failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -117,7 +118,7 @@ def main() -> None:
     parser.add_argument("--child", choices=("ngram", "default", "rates"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not (args.data_dir / "math_train.jsonl").is_file():
-        sys.exit(f"bench/semantic_cost.py: error: no math_train.jsonl in {args.data_dir} (pass --data-dir)")
+        sys.exit(f"bench/curation/semantic_cost.py: error: no math_train.jsonl in {args.data_dir} (pass --data-dir)")
     if args.child:
         result = rates(args.data_dir) if args.child == "rates" else stage_run(args.data_dir, args.child == "default")
         print(json.dumps(result))

@@ -1,6 +1,6 @@
 """Decontamination by meaning: recall on hand-written paraphrases, false drops on clean problems, and scale.
 
-Usage: ``python bench/semantic_decontam.py [--data-dir ../shared/data] [--out outputs/bench_semantic]
+Usage: ``python bench/curation/semantic_decontam.py [--data-dir ../shared/data] [--out outputs/bench_semantic]
 [--scale 100000 1000000] [--dedup]``.
 
 - The pool: MATH-train (clean against AIME 2024/2025 and AMC 2023, which it predates), a verbatim copy of
@@ -12,10 +12,10 @@ Usage: ``python bench/semantic_decontam.py [--data-dir ../shared/data] [--out ou
   (written after it), ``paraphrases_heldout4.jsonl`` (written blind, before ``model: minilm`` was measured) and
   ``paraphrases_heldout5.jsonl`` (written blind, before the same-answer path was measured) and
   ``paraphrases_heldout6.jsonl`` (written blind after the fifth was measured and then tuned on) and
-  ``paraphrases_heldout7.jsonl`` (written blind; kept out of ``bench/fit_answer_score.py``'s fit) are held out
+  ``paraphrases_heldout7.jsonl`` (written blind; kept out of ``bench/curation/fit_answer_score.py``'s fit) are held out
   whole (their rows' ``split``). Every pool problem has its gold (a paraphrase its item's), as a real pool's rows do.
 - Recall: a planted row dropped as its own item, by n-gram decontamination alone (`curation.stages.decontam`, as
-  ``bench/decontam.py`` drives it) and by n-grams + each semantic rule (`curation.meaning`, on the rows the
+  ``bench/curation/decontam.py`` drives it) and by n-grams + each semantic rule (`curation.meaning`, on the rows the
   n-grams kept, as the stage runs it): the opt-in path as it was before it became the default (every problem to
   MiniLM, no gold veto), the gold veto alone, and the default (screened by `curation.meaning.screen`, gold
   veto). The rows the default decides differently from the opt-in path go to ``screen_differences.jsonl``.
@@ -45,9 +45,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.decontam import BENCHMARKS, CLEAN_AGAINST, specs  # noqa: E402
+from bench.curation.decontam import BENCHMARKS, CLEAN_AGAINST, specs  # noqa: E402
 from curation.meaning.confirm import item_key  # noqa: E402
 from curation.meaning.contamination import (
     find_semantic_contamination,  # noqa: E402
@@ -59,7 +59,7 @@ from curation.options import DecontamOptions, SemanticDecontamOptions, SemanticD
 from curation.stages.decontam import BenchmarkItem, build_index, find_contamination, load_benchmark_items  # noqa: E402
 from tests.planted import split  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PARAPHRASES = REPO / "bench" / "data" / "paraphrases.jsonl"
 # Written after the rule was first tuned, never looked at row by row while tuning: every row is held out.
 HELD_OUT_NEW = REPO / "bench" / "data" / "paraphrases_heldout2.jsonl"
@@ -346,7 +346,9 @@ def main() -> None:
     parser.add_argument("--in-pool", type=int, default=50_000, help="with --scale: problems for in-pool retrieval")
     args = parser.parse_args()
     if not (args.data_dir / "math_train.jsonl").is_file():
-        sys.exit(f"bench/semantic_decontam.py: error: no math_train.jsonl in {args.data_dir} (pass --data-dir)")
+        sys.exit(
+            f"bench/curation/semantic_decontam.py: error: no math_train.jsonl in {args.data_dir} (pass --data-dir)"
+        )
     summary = scale(args, args.scale) if args.scale else dedup_quality(args) if args.dedup else quality(args)
     args.out.mkdir(parents=True, exist_ok=True)
     name = "scale.json" if args.scale else "dedup.json" if args.dedup else "summary.json"

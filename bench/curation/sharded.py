@@ -2,13 +2,13 @@
 
 Usage::
 
-    python bench/sharded.py [--sizes 250000 1000000] [--shapes champ few_golds deep] [--workers 1]
+    python bench/curation/sharded.py [--sizes 250000 1000000] [--shapes champ few_golds deep] [--workers 1]
                             [--ray 1000000] [--keep]
 
 Pools are written as JSONL (gzip) from CHAMP, streamed to disk and never held: about 13 chains per problem
 (CHAMP's 3,240 unaided model chains and 270 human solutions), copy *v* of a chain with a seeded word-level
 perturbation, copy *v* of a problem with its words and numbers shuffled (seeded) and a variant tag, and one
-problem in 50 planted as a near-copy of the problem's previous variant. (``bench/curation.py`` only swaps the
+problem in 50 planted as a near-copy of the problem's previous variant. (``bench/curation/scale.py`` only swaps the
 numbers, which leaves the copies of a problem near-duplicate *candidates* of each other: their pairs grow with
 the square of the copies per problem, which a pool of distinct problems does not do, and dedup's candidate
 count, not the pool size, becomes what is measured.) Each size is curated by ``limo.curate``'s code path —
@@ -72,17 +72,17 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 _NUMBER = re.compile(r"\d+")
 
 
 def _curation_bench():
-    """bench/curation.py (the in-memory bench) as a module: its stage options and chain perturbation."""
+    """bench/curation/scale.py (the in-memory bench) as a module: its stage options and chain perturbation."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("bench_curation", REPO / "bench" / "curation.py")
+    spec = importlib.util.spec_from_file_location("bench_curation", REPO / "bench" / "curation" / "scale.py")
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module
@@ -296,7 +296,9 @@ def measure(pool: Path, out: Path, executor: str, workers: int, shape: str) -> d
         log.seek(0)
         lines = log.read().strip().splitlines()
     if process.returncode != 0:
-        raise SystemExit(f"bench/sharded.py: the {executor} run over {pool} failed (exit {process.returncode})")
+        raise SystemExit(
+            f"bench/curation/sharded.py: the {executor} run over {pool} failed (exit {process.returncode})"
+        )
     result = json.loads(lines[-1])
     ends = [(float(at), stage) for _, stage, at in (line.split() for line in lines if line.startswith("phase "))]
     peak = max(kb for _, kb in samples)

@@ -1,6 +1,6 @@
-"""What bench/limo_small.py and bench/limo_selfpool.py share: running limo's entry points, training an arm's rows,
-and the tables — accuracy with 95% Wilson intervals per seed, each held-out set's tuned-on and untouched parts,
-accuracy by number of operations, each arm's compute, and paired comparisons between arms.
+"""What bench/experiments/limo_small.py and bench/experiments/limo_selfpool.py share: running limo's entry points,
+training an arm's rows, and the tables — accuracy with 95% Wilson intervals per seed, each held-out set's tuned-on and
+untouched parts, accuracy by number of operations, each arm's compute, and paired comparisons between arms.
 
 Both held-out sets are reported in every table: ``arith_heldout`` (the pool generator's phrasings; its first 64
 problems are the demo's, on which the chain format was chosen) and ``arith_unseen`` (phrasings no training generator
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

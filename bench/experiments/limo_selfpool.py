@@ -19,11 +19,11 @@ distinct correct samples (ceil(C / 8) steps of 8 chains):
   repeated to S steps;
 - ``any``: as many distinct samples as curation selected, drawn at random whatever their verdict, repeated to S steps;
 - ``curated_once``: the N curated chains once (N / 8 steps): LIMO's own cost, for reference.
-The tables are bench/arms.py's: per-seed accuracy with 95% Wilson intervals and compute, each set's dev/tuned and
-untouched parts, paired comparisons (seeds pooled, exact McNemar), accuracy by number of operations; plus the pool's
-own figures (samples, correct, distinct, pass-rate histogram, what curation kept).
+The tables are bench/experiments/arms.py's: per-seed accuracy with 95% Wilson intervals and compute, each set's
+dev/tuned and untouched parts, paired comparisons (seeds pooled, exact McNemar), accuracy by number of operations; plus
+the pool's own figures (samples, correct, distinct, pass-rate histogram, what curation kept).
 
-Command: python bench/limo_selfpool.py [--seeds 0 1 2] [--n 200] [--problems P] [--limit L]
+Command: python bench/experiments/limo_selfpool.py [--seeds 0 1 2] [--n 200] [--problems P] [--limit L]
              [--arms all_correct curated rft any curated_once] [--out results-selfpool.md]
 ``--problems P`` makes the pool the first P problems' samples (curation and every arm alike), which sets S and so
 the run's cost; ``--limit L`` evaluates on the first L problems of each held-out set.

@@ -13,11 +13,11 @@ Arms (each trains LoRA with the recipe's settings, then is evaluated greedily on
 - ``likelihood``: the same curation ranking problems by the student's own likelihood of their careful chain;
 - ``long`` / ``short`` / ``mixed``: 200 problems' careful chains, terse chains, or half of each, all verified;
 - ``sft_rl``: the curated arm's model of the same seed, then GRPO (recipe ``smol_rlvr``) for ``--rl-steps`` steps.
-The base model is evaluated once. The tables (bench/arms.py): accuracy per seed with 95% Wilson intervals and each
-arm's compute; each set's tuned-on and untouched parts; paired comparisons (seeds pooled, exact McNemar); accuracy by
-number of operations. Printed, and written to ``--out`` (markdown) with a ``.json`` beside it.
+The base model is evaluated once. The tables (bench/experiments/arms.py): accuracy per seed with 95% Wilson intervals
+and each arm's compute; each set's tuned-on and untouched parts; paired comparisons (seeds pooled, exact McNemar);
+accuracy by number of operations. Printed, and written to ``--out`` (markdown) with a ``.json`` beside it.
 
-Command: python bench/limo_small.py [--arms curated random all curated_long random_long] [--seeds 0 1 2]
+Command: python bench/experiments/limo_small.py [--arms curated random all curated_long random_long] [--seeds 0 1 2]
              [--steps 25] [--all-steps 250] [--rl-steps 8] [--backend llamacpp] [--set KEY=VALUE ...] [--jobs 1]
              [--out results.md]
 An arm may name its own seeds: ``--arms curated random long:0`` runs long on seed 0 only. Finished runs are reused

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -95,7 +95,7 @@ def main() -> None:
     print(f"per-row sampler cost vs transformers sampling at batch {BATCH}: {batched_s / plain_s:.2f}x the time")
     print(f"identical responses at batch {BATCH} and batch 1: {identical}")
     if not identical:
-        sys.exit("bench/generate.py: batched and one-at-a-time responses differ")
+        sys.exit("bench/generation/generate.py: batched and one-at-a-time responses differ")
 
 
 if __name__ == "__main__":

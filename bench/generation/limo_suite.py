@@ -1,6 +1,6 @@
 """LIMO's whole evaluation suite through `limo.evaluate`, replayed from each file's own golds.
 
-Usage: ``python bench/limo_suite.py [--data-dir ../shared/data] [--out outputs/bench_limo_suite]
+Usage: ``python bench/generation/limo_suite.py [--data-dir ../shared/data] [--out outputs/bench_limo_suite]
 [--tiny-limit 10]``.
 
 Three runs of ``benchmarks=[limo_suite]`` with the ``demo`` recipe, one sample per problem:
@@ -31,11 +31,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, not bench/, first
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, not bench/, first
 
 from eval.records import write_jsonl  # noqa: E402
 from eval.run.runner import build_requests  # noqa: E402
-from limo.config.files import compose  # noqa: E402
+from limo.cli.compose import compose  # noqa: E402
 from limo.evaluate import evaluate, runtime_argv  # noqa: E402
 from limo.setup.evaluate import build_benchmarks, build_evaluate_options, build_prompt, build_protocols  # noqa: E402
 

@@ -18,7 +18,7 @@ Threads: ``--threads`` for both (torch's and llama.cpp's; default ``OMP_NUM_THRE
 machine one thread each is the fair and the faster setting, docs/performance.md). The machine, its load average before
 and after, the date and llama.cpp's version are printed with the figures; ``--json`` writes them. Without llama.cpp
 (``make llamacpp``) the benchmark says so and exits 0.
-Command: python bench/llamacpp_throughput.py [--model-path <run>/train/model] [--rounds 2] [--limit 64]
+Command: python bench/generation/llamacpp_throughput.py [--model-path <run>/train/model] [--rounds 2] [--limit 64]
 [--concurrency 1 8 32] [--tokens 64] [--threads N] [--export-type f16|q8_0|q4_k_m] [--json out.json]
 """
 
@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

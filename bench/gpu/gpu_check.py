@@ -3,14 +3,14 @@ the memory planner against the allocator, hf generation, a GRPO step and the dem
 
 Usage::
 
-    python bench/gpu_check.py [--device cuda|cpu] [--out outputs/gpu_check] [--wheels .gpu_wheels] [--parts a,b]
+    python bench/gpu/gpu_check.py [--device cuda|cpu] [--out outputs/gpu_check] [--wheels .gpu_wheels] [--parts a,b]
 
 On the GPU machine (docs/training.md, "Checking the GPU path"): ``--wheels .gpu_wheels`` first installs the wheels
-bench/gpu_wheels.py fetched (``pip install --no-index --no-deps --target``) and puts them on the path of every process
-it starts. ``--device`` defaults to CUDA where torch sees it, else the CPU, where every part runs on scaled-down
-shapes in a minute or two: tests/test_gpu_check.py runs it so the check cannot rot where no GPU is.
+bench/gpu/gpu_wheels.py fetched (``pip install --no-index --no-deps --target``) and puts them on the path of every
+process it starts. ``--device`` defaults to CUDA where torch sees it, else the CPU, where every part runs on
+scaled-down shapes in a minute or two: tests/test_gpu_check.py runs it so the check cannot rot where no GPU is.
 
-Each part (bench/gpu_parts.py says what each measures and how) runs in a process of its own under its own time
+Each part (bench/gpu/gpu_parts.py says what each measures and how) runs in a process of its own under its own time
 budget (`BUDGETS`, and all of them under `TOTAL_S`: a part that would start with too little left is skipped, saying
 so), so a part that fails, hangs or dies leaves the others' figures: its entry says ``failed`` with the error's line,
 or ``skipped`` with the reason. ``<out>/gpu_check.json`` is rewritten atomically after every part; every part's
@@ -34,8 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "bench"))
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "bench" / "gpu"))
 
 import gpu_parts  # noqa: E402  (bench/ is no package)
 
@@ -61,7 +61,7 @@ def install_wheels(folder: Path) -> Path:
     wheels = sorted(folder.glob("*.whl"))
     if not wheels:
         raise SystemExit(
-            f"gpu_check: error: no wheels in {folder} (python bench/gpu_wheels.py fetches them), --wheels"
+            f"gpu_check: error: no wheels in {folder} (python bench/gpu/gpu_wheels.py fetches them), --wheels"
         )
     target = Path(tempfile.gettempdir()) / "limo-gpu-site"
     marker = target / ".limo-wheels.json"
@@ -134,7 +134,7 @@ def run_part(name: str, spec: dict[str, Any], budget: float, log: Path) -> dict[
     spec_file, result_file = folder / f"{name}.spec.json", folder / f"{name}.result.json"
     spec_file.write_text(json.dumps(spec))
     result_file.unlink(missing_ok=True)
-    command = [sys.executable, str(REPO / "bench" / "gpu_parts.py"), name, str(spec_file), str(result_file)]
+    command = [sys.executable, str(REPO / "bench" / "gpu" / "gpu_parts.py"), name, str(spec_file), str(result_file)]
     started = time.monotonic()
     with log.open("w") as output:
         process = subprocess.Popen(

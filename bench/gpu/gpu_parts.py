@@ -1,5 +1,5 @@
-"""The parts of bench/gpu_check.py, each run in a process of its own: ``python bench/gpu_parts.py <part> <spec.json>
-<result.json>`` (the check starts them; run one by hand to debug it).
+"""The parts of bench/gpu/gpu_check.py, each run in a process of its own: ``python bench/gpu/gpu_parts.py <part>
+<spec.json> <result.json>`` (the check starts them; run one by hand to debug it).
 
 Every part goes through limo's own entry points and builders, never a copy: training is `limo.train.train` on a
 composed recipe (``demo`` for SFT, ``rl_demo`` for GRPO) with TRL's trainers, DeepSpeed through the recipe's
@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 Spec = dict[str, Any]
@@ -620,7 +620,7 @@ def write_json_atomic(path: Path, value: Any) -> None:
 
 def main(argv: list[str]) -> None:
     if len(argv) != 3 or argv[0] not in PARTS:
-        raise SystemExit(f"usage: python bench/gpu_parts.py {{{','.join(PARTS)}}} <spec.json> <result.json>")
+        raise SystemExit(f"usage: python bench/gpu/gpu_parts.py {{{','.join(PARTS)}}} <spec.json> <result.json>")
     name, spec_path, result_path = argv
     result = run_part(name, json.loads(Path(spec_path).read_text()))
     write_json_atomic(Path(result_path), result)

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/gpu_wheels.py [--dir .gpu_wheels] [--python-version 3.12] [--limit-mib 64]
+    python bench/gpu/gpu_wheels.py [--dir .gpu_wheels] [--python-version 3.12] [--limit-mib 64]
 
 The GPU machine (docs/training.md, "Checking the GPU path") has PyTorch, transformers, accelerate, peft and a long
 list of others (`IMAGE`, as read off the machine's image on 2026-11-17), no network, and Python 3.12. What limo's
@@ -16,7 +16,7 @@ wheels already in the folder and removes any the list no longer names.
 The device tool carries the working tree and the named ignored folders, 64 MiB in all: the check adds the tree's own
 size (tracked and untracked, not ignored, files) to the wheels' and fails naming the largest wheels when over. It
 writes ``carried.json`` (name, version, file, bytes, sha256 of each wheel) into the folder and prints the list.
-`bench/gpu_check.py --wheels <dir>` installs them there (``pip install --no-index --no-deps --target``).
+`bench/gpu/gpu_check.py --wheels <dir>` installs them there (``pip install --no-index --no-deps --target``).
 tests/test_gpu_check.py holds `CARRY` and `IMAGE` to what the check's CPU run imports.
 """
 
@@ -32,7 +32,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MIB = 1024**2
 
 # Carried although the image has them: its transformers (5.17) lacks what limo's recipes set (5.23's

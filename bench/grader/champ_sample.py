@@ -2,12 +2,12 @@
 
 The pool is every conversation whose last turn is the model's answer to CHAMP's "summarize the answer above in
 one sentence" request, on a problem whose gold is right, and not labelled before (``grader_cases_champ*.jsonl``).
-Held-out rows come only from held-out problems (``bench.grader_sets.part_of`` of the problem id, the split
+Held-out rows come only from held-out problems (``bench.grader.grader_sets.part_of`` of the problem id, the split
 every CHAMP set uses) and tuning rows only from tuning problems, so labelling one part never shows the other.
 Prints one JSON line per drawn summary (key, problem, gold, summary, hash) for the labeller; the grader's
 verdict is deliberately not printed.
 
-    python bench/champ_sample.py --part heldout --n 160 --seed 20261124
+    python bench/grader/champ_sample.py --part heldout --n 160 --seed 20261124
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import random
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from bench.grader_sets import ASSETS, CHAMP_WRONG_GOLDS, part_of  # noqa: E402
+from bench.grader.grader_sets import ASSETS, CHAMP_WRONG_GOLDS, part_of  # noqa: E402
 
 
 def labelled_keys() -> set[tuple[str, str]]:

@@ -1,6 +1,6 @@
 """Benchmark: our grader against math-verify 0.9.0 — accuracy on labelled sets, then speed.
 
-Accuracy: for each labelled set of `bench/grader_sets.py` (held-out parts and the dev set by default;
+Accuracy: for each labelled set of `bench/grader/grader_sets.py` (held-out parts and the dev set by default;
 ``--all`` adds the tuning parts), both graders grade every row and the table prints right/n, accuracy,
 false positives (a wrong answer accepted) and false negatives, and, per set, pairs/s, the p99 of this thread's
 CPU time per pair and the longest single call (wall clock), which the contract bounds by the call's limit
@@ -8,8 +8,8 @@ CPU time per pair and the longest single call (wall clock), which the contract b
 problem text where the row has one (``grade(gold, response, problem=...)``); math-verify has no such input.
 Bare answers are wrapped in ``$...$`` for math-verify as its docs advise; responses go to its default
 extraction. A peer suite's case (set ``peer``) is graded as its test runs it: math-verify with the test's match types
-and comparison options, limo with the same comparison options (`bench.grader_sets.grade_options`); when ``peer`` is
-measured, a table by suite follows (right and false positives per suite, all parts together).
+and comparison options, limo with the same comparison options (`bench.grader.grader_sets.grade_options`); when ``peer``
+is measured, a table by suite follows (right and false positives per suite, all parts together).
 
 Speed: both graders in this one process, warm (imports done, one throw-away pair each; parse caches cleared
 before each timed pass), one pair at a time, on the dev set, on dev + the round-1 grader cases, and on the
@@ -32,10 +32,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from bench.grader_sets import SETS, Row, build, data_dir, grade_options, peer_dir, peer_options  # noqa: E402
+from bench.grader.grader_sets import SETS, Row, build, data_dir, grade_options, peer_dir, peer_options  # noqa: E402
 from eval.answers.extract import is_prose  # noqa: E402
 from eval.grading.grader import grade  # noqa: E402
 
@@ -252,7 +252,9 @@ def main() -> None:
     parser.add_argument("--no-speed", action="store_true")
     args = parser.parse_args()
     if not (data_dir() / "grading_pairs_dev.jsonl").is_file():
-        sys.exit(f"bench/grader.py: {data_dir()} has no grading_pairs_dev.jsonl; set LIMO_SHARED_DATA to the folder")
+        sys.exit(
+            f"bench/grader/grader.py: {data_dir()} has no grading_pairs_dev.jsonl; set LIMO_SHARED_DATA to the folder"
+        )
     if args.misses:
         print_misses(build([args.misses])[args.misses])
         return
@@ -262,7 +264,7 @@ def main() -> None:
         run({"gold": "\\int_0^1 x\\,dx", "candidate": "\\lim_{n\\to\\infty} 1/n", "label": False})
     sets = build(["dev", *args.sets])
     if "peer" in sets and not sets["peer"]:
-        print(f"peer: no peer-suite checkout under {peer_dir()} (see bench/grader_sets.py); set left out")
+        print(f"peer: no peer-suite checkout under {peer_dir()} (see bench/grader/grader_sets.py); set left out")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
     accuracy_table(sets, ("heldout", "tune") if args.all else ("heldout",), graders)
     if sets.get("peer"):

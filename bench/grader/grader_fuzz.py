@@ -1,7 +1,7 @@
 """The grader's long fuzz run: hostile (gold, response) pairs; none may time out, each call is timed.
 
-Usage: ``python bench/grader_fuzz.py [--pairs 20000] [--seed 45] [--slow-s 1.0] [--only I ...]`` (``make fuzz`` runs
-the defaults: one process, about 65 CPU seconds on a 2-core x86-64 machine, 2-3 minutes at load 5).
+Usage: ``python bench/grader/grader_fuzz.py [--pairs 20000] [--seed 45] [--slow-s 1.0] [--only I ...]`` (``make fuzz``
+runs the defaults: one process, about 65 CPU seconds on a 2-core x86-64 machine, 2-3 minutes at load 5).
 
 Every pair is generated from ``(seed, index)`` alone, so ``--only 1234`` grades pair 1234 again, with its text
 printed. The shapes are what a model's output or a benchmark's gold can throw at `eval.grading.grader.grade`, in
@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from eval.grading.grader import grade  # noqa: E402
 

@@ -18,7 +18,7 @@ Every row is ``{"id", "set", "gold", "candidate", "label", "problem", "part", "p
 - ``champ_r4``: ``tests/assets/grader_cases_champ_r4.jsonl``, CHAMP summaries labelled by hand for round 4 (issue
   33): a held-out sample drawn only from held-out problems and labelled blind (before any verdict on it was
   seen), a uniform tuning sample and a hunt for misses among the tuning summaries the grader did not accept
-  (``bench/champ_sample.py`` draws them).
+  (``bench/grader/champ_sample.py`` draws them).
 - ``r4``: ``tests/assets/grader_cases_r4.jsonl``, the round-4 mis-grades as written cases (each with the case
   it is modelled on) and the near misses that guard each fix; all tuning rows.
 - ``peer_style``: ``tests/assets/grader_cases_peer_style.jsonl``, (gold, prediction, expected) cases written
@@ -58,7 +58,7 @@ from pathlib import Path
 
 from eval.grading.options import DEFAULT_OPTIONS, GradeOptions
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ASSETS = REPO / "tests" / "assets"
 HELDOUT_PERCENT = 30
 SPLIT_SALT = "limo-grader-split-v1"

@@ -1,6 +1,7 @@
 """Benchmark: the model judge's path end to end, and the symbolic grader's agreement with a replayed judge.
 
-1. **Agreement on CHAMP's recorded responses.** The hand-labelled CHAMP summaries (`bench.grader_sets`: ``champ``
+1. **Agreement on CHAMP's recorded responses.** The hand-labelled CHAMP summaries (`bench.grader.grader_sets`:
+``champ``
    and ``champ_r3``, both parts) are re-graded through `eval.run.regrade.regrade_responses` under policy ``both``,
    with a *replayed* judge whose replies state the hand label (``REASON: hand label\\nVERDICT: ...``): the
    agreement table is then the symbolic grader's agreement with a human reader, and the disagreement rows are
@@ -25,10 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from bench.grader_sets import build  # noqa: E402
+from bench.grader.grader_sets import build  # noqa: E402
 from eval.grading.judge import JudgeItem, JudgeOptions, build_judge  # noqa: E402
 from eval.grading.policy import GraderOptions, render_agreement  # noqa: E402
 from eval.records import write_jsonl  # noqa: E402

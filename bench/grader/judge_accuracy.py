@@ -6,10 +6,10 @@ The judge is a grader config as recipes write it (``--judge``: a name under ``re
 backend_options.base_url=http://127.0.0.1:8000/v1 order=swap``). It is asked through `eval.grading.judge.build_judge`
 (cached in ``--out``, so a rerun resumes and asks nothing twice; both orders under ``order: swap``).
 
-Labelled pairs (`bench.grader_sets`): ``dev`` (``../shared/data/grading_pairs_dev.jsonl``, 190 rows), ``olympiad``
-(``tests/assets/grader_cases_olympiad.jsonl``, 323 final lines), ``champ`` and ``champ_r3`` (1,736 hand-labelled
-CHAMP summaries, text from the installed ``champ-dataset``). Each row is judged with its problem text where it has
-one, and graded by the symbolic grader (`eval.grading.grader.grade`) for comparison.
+Labelled pairs (`bench.grader.grader_sets`): ``dev`` (``../shared/data/grading_pairs_dev.jsonl``, 190 rows),
+``olympiad`` (``tests/assets/grader_cases_olympiad.jsonl``, 323 final lines), ``champ`` and ``champ_r3`` (1,736
+hand-labelled CHAMP summaries, text from the installed ``champ-dataset``). Each row is judged with its problem text
+where it has one, and graded by the symbolic grader (`eval.grading.grader.grade`) for comparison.
 
 Printed, per answer kind (`answer_kind`, from the gold's shape) and per set and part (``tune`` / ``heldout``, the
 split the symbolic grader was tuned against; ``dev`` is never split): rows, rows labelled correct, the judge's
@@ -41,10 +41,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from bench.grader_sets import SETS, Row, build, data_dir  # noqa: E402
+from bench.grader.grader_sets import SETS, Row, build, data_dir  # noqa: E402
 from eval.backends.replay import ReplayMissError  # noqa: E402
 from eval.grading.grader import grade  # noqa: E402
 from eval.grading.judge import SWAP_SUFFIX, JudgeItem, JudgeOptions, JudgeVerdict, build_judge  # noqa: E402

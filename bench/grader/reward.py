@@ -21,7 +21,7 @@ throughput); reported: pairs/s (best run), the slowest single pair in wall-clock
 largest over the runs: a run's slowest pair also catches the moments the scheduler gave the core to another
 process), timeouts and, for the labelled dev rows, how many rewards match the label.
 Data: ``$LIMO_SHARED_DATA`` or ``<repo>/../shared/data``.
-Command: python bench/reward.py [--champ 2000] [--batch 64] [--warmup 200] [--repeats 3]
+Command: python bench/grader/reward.py [--champ 2000] [--batch 64] [--warmup 200] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -44,7 +44,7 @@ Triple = tuple[str, str, str | None]
 
 def dev_full_outputs() -> list[tuple[Triple, bool]]:
     """The dev set's full model outputs with their labels."""
-    from bench.grader_sets import data_dir
+    from bench.grader.grader_sets import data_dir
     from eval.records import read_jsonl
 
     rows = read_jsonl(data_dir() / "grading_pairs_dev.jsonl")

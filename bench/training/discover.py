@@ -1,6 +1,6 @@
 """Benchmark: one discovery candidate's worker, reading the run's reference log-probs against recomputing them.
 
-Usage: ``python bench/discover.py [--out outputs/bench_discover] [--repeats 3]``. The data are the CPU demo's
+Usage: ``python bench/training/discover.py [--out outputs/bench_discover] [--repeats 3]``. The data are the CPU demo's
 own: the ``discover`` recipe's pairs, curated from CHAMP by the ``pairs`` method when ``<out>/curate`` lacks
 them, split as the loop splits them; the candidate is the archive seed's DPO program; the model the tiny one.
 
@@ -30,7 +30,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

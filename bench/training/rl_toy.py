@@ -13,7 +13,7 @@ Step split: one more run (seed 0, 10 steps) with a `GRPOTrainer` subclass that o
 ``step_time`` is the whole optimizer step, so update = step_time - generation - reward (log-probabilities, loss,
 backward, optimizer). Medians, since two one-off waits fall in single steps (the pool's start, a worker's first
 slow-path pair starting the grader's symbolic subprocess).
-Command: python bench/rl_toy.py [--seeds 0 1 2] [--steps 40] [--plot curve.png]
+Command: python bench/training/rl_toy.py [--seeds 0 1 2] [--steps 40] [--plot curve.png]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 for key, value in {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}.items():
     os.environ.setdefault(key, value)

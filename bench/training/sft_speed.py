@@ -11,7 +11,7 @@ missing). In one process, in this order:
    fine-tune, 4 with LoRA: `limo.training.speed`) as a share of the peak;
 3. greedy generation (the ``hf`` backend, 64 new tokens) at batch sizes 1, 8 and 32: new tokens per second.
 Threads: ``OMP_NUM_THREADS`` (default: every core). Prints a table; ``--json`` writes the figures.
-Command: python bench/sft_speed.py [--steps 4] [--json out.json]
+Command: python bench/training/sft_speed.py [--steps 4] [--json out.json]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))

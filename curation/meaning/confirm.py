@@ -7,7 +7,7 @@ problem state the item's numbers (``min_numbers``) and share its math (``min_con
 answer is the pool problem's gold; the gold veto (`gold_differs`) turns down a candidate whose gold the grader finds
 different. A template sibling with other numbers is not the same problem; a paraphrase keeps the numbers. Every
 match reports its evidence (`SemanticMatch`: shared numbers and words, the similarity, the path). The constants were
-tuned on the paraphrase sets of ``bench/semantic_decontam.py`` named in docs/performance.md, the held-out sets
+tuned on the paraphrase sets of ``bench/curation/semantic_decontam.py`` named in docs/performance.md, the held-out sets
 measured after.
 """
 
@@ -316,9 +316,9 @@ def confirm_by_answer(
 
 
 # `answer_score`'s logistic model: log-odds that an item whose answer is the pool problem's gold is its source,
-# from the evidence. Fitted by ``python bench/fit_answer_score.py`` (sklearn's LogisticRegression, C=1, positives
-# weighted 3) on the candidates with agreeing answers among the nearest three items of the six paraphrase sets'
-# rows and of half the clean MATH-train rows (the other half never seen: docs/performance.md).
+# from the evidence. Fitted by ``python bench/curation/fit_answer_score.py`` (sklearn's LogisticRegression, C=1,
+# positives weighted 3) on the candidates with agreeing answers among the nearest three items of the six paraphrase
+# sets' rows and of half the clean MATH-train rows (the other half never seen: docs/performance.md).
 ANSWER_SCORE_WEIGHTS: dict[str, float] = {
     "bias": -4.924, "similarity": 1.805, "margin": 2.829, "nearest": 2.263, "numbers": 2.383, "swapped": -0.529,
     "content": 0.504, "rare": 0.965, "recall": -0.239, "extra": -0.88, "telling": 1.66,

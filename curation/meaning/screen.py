@@ -18,8 +18,8 @@ over every item, the same rule), so a screened run drops a subset of what an uns
 - **Cheapest first.** A pair's numbers (two cached readings per text) decide most pairs; the math in common (an
   LCS) is read only where the numbers leave a path open.
 - **Calibration.** `SCREEN_K`, `ANSWER_RANK`, `STRONG_SCORE`, `STRONG_RARE` and `SCORE_MARGIN` were chosen on
-  ``bench/semantic_decontam.py``'s pool: paraphrase sets 1-6 and the MATH-train rows of one hash half, against the
-  unscreened decisions; set 7 and the other half were measured after (docs/performance-history.md,
+  ``bench/curation/semantic_decontam.py``'s pool: paraphrase sets 1-6 and the MATH-train rows of one hash half, against
+  the unscreened decisions; set 7 and the other half were measured after (docs/performance-history.md,
   "Meaning-level decontamination on by default").
 """
 

@@ -11,7 +11,7 @@ degree, each value with its source and whether it is our estimate). Conventions:
   under independent samples at the problem's pass rate, counting the samples that complete a kept problem
   to ``k`` (as `curation.rollouts.run` draws them); a stage without a filter draws ``k``. Pass rates come from
   the caller (a pilot run, or a pool's own graded attempts) or else from the file's reference distribution
-  (CHAMP, measured by ``bench/adaptive.py``), which the plan then names.
+  (CHAMP, measured by ``bench/curation/adaptive.py``), which the plan then names.
 - Expected generated tokens per sample: the stage's ``expected_new_tokens`` when set, else the pool's mean
   chain length in tokens, capped at ``max_new_tokens``; the upper bound takes every sample to
   ``max_new_tokens``. Tokens come from a tokenizer when one is given, else characters / 4 (an estimate).

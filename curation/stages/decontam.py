@@ -27,7 +27,7 @@ n-grams (rarest first), the similarity and the content agreement; the stage note
 that were not confirmed and list the closest of them and the most frequent boilerplate n-grams
 (``funnel.json``), so a user can audit both thresholds. Word weights (IDF) come from the benchmark items and the
 pool (a seeded sample of ``idf_sample`` problems when it is larger). Measured recall and false positives
-are in docs/curation.md (and `bench/decontam.py`).
+are in docs/curation.md (and `bench/curation/decontam.py`).
 
 Scanning and confirming are pure per-problem functions over a read-only index (sharded by `map_chunks`);
 document frequencies are summed in between, in the parent.

@@ -19,7 +19,7 @@ The LSH bands are not datasketch's default (which minimises false candidates plu
 with 128 permutations, picks 9 bands of 13 rows: a pair at exactly 0.8 becomes a candidate 40% of the time):
 `lsh_bands` takes the most rows per band whose collision probability at the lowest threshold in use is at least
 `LSH_RECALL` (0.999). The extra candidates below the threshold cost one exact Jaccard each. Measured on planted
-groups by ``bench/near_duplicates.py``.
+groups by ``bench/curation/near_duplicates.py``.
 
 Dedup precision: two problems whose numbers (`curation.similarity.numbers_of`) differ and whose golds differ
 are never near-duplicates, whatever their Jaccard — MATH's "How many positive 3-digit numbers are divisible by
@@ -379,7 +379,7 @@ class PairMatches(Mapping[int, dict[int, dict[str, Any]]]):
     """The verified near-duplicate pairs as arrays sorted by the later problem (about 25 bytes a pair), read as
     `first_kept`'s mapping ``later -> {earlier: {match, similarity}}``, built for one problem at a time: the pairs
     grow faster than the pool where many problems are near-copies (244k of 770k problems at 10M chains of
-    bench/sharded.py's pool), and a dict per pair was about 300 bytes."""
+    bench/curation/sharded.py's pool), and a dict per pair was about 300 bytes."""
 
     def __init__(self, later: array[int], earlier: array[int], similarity: array[float], kind: array[int]):
         order = np.argsort(np.frombuffer(later, dtype=np.int64), kind="stable")

@@ -17,7 +17,7 @@ with five candidate chains, as a pool of model attempts does, of graded quality:
 
 Curation should keep ``tutor`` chains (verified, elaborated), may keep ``quick`` ones, and must drop the rest:
 the answer check drops ``careless``, the structural checks ``rambler`` and ``unsure``. A random sample of the pool
-has all five in it, which is what the miniature LIMO comparison (bench/limo_small.py) contrasts.
+has all five in it, which is what the miniature LIMO comparison (bench/experiments/limo_small.py) contrasts.
 
 The files are generated, not hand-written: ``python -m eval.benchmarks.arithmetic recipes/data/arithmetic`` writes
 ``pool.jsonl.gz`` (one row per chain: ``id, problem_id, problem, answer, chain, generator, level, subject``)

@@ -182,7 +182,7 @@ def padding_free_note(padding_free: bool, model_init_kwargs: Mapping[str, Any] |
     """What limo says before a padding-free run on a GPU without a flash attention kernel (None: nothing to say).
 
     A padding-free row is every example of the batch in one sequence; without a kernel that takes variable-length
-    sequences, attention runs over the whole row under a block mask. Measured by bench/gpu_check.py on an H200
+    sequences, attention runs over the whole row under a block mask. Measured by bench/gpu/gpu_check.py on an H200
     (docs/performance.md, "GPU figures"): 0.60x (SmolLM2-135M's shape) and 0.68x (Qwen2.5-1.5B's) the tokens/s of
     padded batches of the same examples under sdpa.
     """

@@ -7,7 +7,7 @@ digits, boxed or bare, with equal weight: sampled at temperature 1 it writes one
 one completion in ten has the gold digit and one in two is boxed. The task's prompts ask that question and the
 gold is one digit; with the grader (``accuracy``) and ``format`` rewards, GRPO must move the right digit from
 ~0.1 to ~1 and boxing from ~0.5 to ~1. Tests use it for runs whose rewards vary (so steps really update the
-model), ``bench/rl_toy.py`` for the reward curve over steps.
+model), ``bench/training/rl_toy.py`` for the reward curve over steps.
 """
 
 from __future__ import annotations

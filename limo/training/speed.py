@@ -4,7 +4,7 @@ a training run should take from its token count.
 A causal LM's training step costs about 6 FLOPs per parameter per token (2 forward, 4 backward) whether the
 weights are frozen or not, since the backward pass through a frozen layer still needs its input gradients; LoRA
 saves the optimizer and the weight gradients (a third of the backward), so it costs about 4. What a CPU achieves is
-a share of its matmul peak: bench/sft_speed.py measures that share for SmolLM2-135M-Instruct (the efficiency
+a share of its matmul peak: bench/training/sft_speed.py measures that share for SmolLM2-135M-Instruct (the efficiency
 below; docs/performance.md, "Training and generation on a CPU"), and the plan line uses it to predict the run.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 
 # Achieved share of the measured fp32 matmul peak in SFT on a CPU, by kind of run: SmolLM2-135M, 8 chains of ~165
-# tokens a step, padding-free, 2 threads — LoRA 95 of 326 GFLOP/s, a full fine-tune 130 (bench/sft_speed.py;
+# tokens a step, padding-free, 2 threads — LoRA 95 of 326 GFLOP/s, a full fine-tune 130 (bench/training/sft_speed.py;
 # docs/performance.md, "Training", 2026-11-25).
 CPU_EFFICIENCY = {"full": 0.40, "lora": 0.29}
 FLOPS_PER_TOKEN = {"full": 6.0, "lora": 4.0}
