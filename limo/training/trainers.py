@@ -17,13 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from trl import DPOConfig, GRPOConfig, SFTConfig
-
 from limo.training.build import build_run_args, build_sft_run_args
-from limo.training.grpo import run_grpo
 from limo.training.options import DiscoveredLossOptions, RLOptions, TrainOptions, TrainRun
-from limo.training.preference import train_preference
-from limo.training.sft import run_sft
 
 ArgsBuilder = Callable[[TrainRun, int], tuple[tuple[int, int], dict[str, Any]]]
 
@@ -46,7 +41,7 @@ class Trainer:
 
     name: str
     data_file: str
-    config: type
+    config_name: str
     build_args: ArgsBuilder
     run: Callable[[TrainRun, Trainer], Any]
     summary: str
@@ -54,18 +49,49 @@ class Trainer:
     weighted: bool = False
     generates: bool = False
 
+    @property
+    def config(self) -> type:
+        """The TRL config class (``config_name`` in `trl`), imported on first use: TRL pulls in torch and
+        transformers, which ``--help`` and a configuration error never need."""
+        import trl
+
+        return getattr(trl, self.config_name)
+
     def train(self, run: TrainRun) -> Any:
         """Run this trainer; returns the TRL trainer it used."""
         return self.run(run, self)
 
 
+# The run functions import torch, transformers and TRL: the registry reaches them only when a run starts, so that
+# `--help`, the plan and a configuration error never load them.
+def run_sft(run: TrainRun, entry: Trainer) -> Any:
+    """`limo.training.sft.run_sft`."""
+    from limo.training.sft import run_sft as start  # deferred: torch, transformers, TRL
+
+    return start(run, entry)
+
+
+def train_preference(run: TrainRun, entry: Trainer) -> Any:
+    """`limo.training.preference.train_preference`."""
+    from limo.training.preference import train_preference as start  # deferred: torch, transformers, TRL
+
+    return start(run, entry)
+
+
+def run_grpo(run: TrainRun, entry: Trainer) -> Any:
+    """`limo.training.grpo.run_grpo`."""
+    from limo.training.grpo import run_grpo as start  # deferred: torch, transformers, TRL
+
+    return start(run, entry)
+
+
 SFT = Trainer(
-    "sft", "messages.jsonl", SFTConfig, build_sft_run_args, run_sft, "TRL SFTTrainer, loss on assistant turns"
+    "sft", "messages.jsonl", "SFTConfig", build_sft_run_args, run_sft, "TRL SFTTrainer, loss on assistant turns"
 )
 WEIGHTED_SFT = Trainer(
     "weighted_sft",
     "messages.jsonl",
-    SFTConfig,
+    "SFTConfig",
     build_sft_run_args,
     run_sft,
     "SFT with per-example weights and last-turn loss (RISE)",
@@ -74,7 +100,7 @@ WEIGHTED_SFT = Trainer(
 DPO = Trainer(
     "dpo",
     "pairs.jsonl",
-    DPOConfig,
+    "DPOConfig",
     build_run_args,
     train_preference,
     "TRL DPOTrainer (train.args.loss_type: sigmoid, discopop)",
@@ -87,7 +113,7 @@ DPO = Trainer(
 GRPO = Trainer(
     "grpo",
     "prompts.jsonl",
-    GRPOConfig,
+    "GRPOConfig",
     build_run_args,
     run_grpo,
     "TRL GRPOTrainer, RL with our grader as the reward (train.rl)",
