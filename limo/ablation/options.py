@@ -119,6 +119,8 @@ class AblateOptions:
         limit: Only the first N problems of each benchmark.
         pairs: The arms compared pairwise, ``[[a, b], ...]``; empty: every pair of arms, and each arm against
             ``base`` when it is evaluated.
+        only: Run and tabulate only these arms (a screen: ``ablate.only=[curated,random_correct]
+            ablate.seeds=[0]``); an arm they take their size, rows or steps from is curated too. Empty: every arm.
     """
 
     arms: tuple[ArmOptions, ...] = ()
@@ -129,9 +131,27 @@ class AblateOptions:
     benchmarks: tuple[BenchmarkOptions, ...] = ()
     limit: int | None = None
     pairs: tuple[tuple[str, str], ...] = ()
+    only: tuple[str, ...] = ()
 
     def arm(self, name: str) -> ArmOptions:
         return next(a for a in self.arms if a.name == name)
+
+    @property
+    def active(self) -> tuple[ArmOptions, ...]:
+        """The arms that train and appear in the tables (`only`, in the section's order)."""
+        return tuple(a for a in self.arms if not self.only or a.name in self.only)
+
+    @property
+    def curated(self) -> tuple[ArmOptions, ...]:
+        """The arms whose rows are needed: the active ones, and those they are sized by, train on, or take their
+        steps from."""
+        names = {a.name for a in self.active}
+        for arm in self.active:
+            names |= {x for x in (arm.data_of, arm.n if isinstance(arm.n, str) else None) if x}
+        common = any(a.steps is None and a.epochs is None for a in self.active)  # some arm trains compute's steps
+        names |= {x for x in (self.compute.epochs_of if common else None, self.compute.match_tokens) if x}
+        names |= {self.arm(n).data_of for n in list(names) if self.arm(n).data_of}  # type: ignore[misc]
+        return tuple(a for a in self.arms if a.name in names)
 
     def seeds_of(self, arm: ArmOptions) -> tuple[int, ...]:
         return arm.seeds if arm.seeds is not None else self.seeds
@@ -169,6 +189,9 @@ def check_ablate(options: AblateOptions) -> None:
     if not options.seeds or options.draws < 1:
         raise OptionsError("ablate.seeds / ablate.draws: need at least one seed and one draw", key="ablate.seeds")
     check_compute(options)
+    unknown = [n for n in options.only if n not in names]
+    if unknown:
+        raise OptionsError(f"ablate.only: no arm {unknown[0]!r} (arms: {', '.join(names)})", key="ablate.only")
     check_pairs(options)
     check_benchmarks(options)
 
@@ -258,10 +281,11 @@ def check_benchmarks(options: AblateOptions) -> None:
 
 
 def pairs_of(options: AblateOptions) -> tuple[tuple[str, str], ...]:
-    """The pairs tested: the recipe's, else every pair of arms in order, then each arm against ``base``."""
+    """The pairs tested: the recipe's (those whose arms both run), else every pair of arms in order, then each arm
+    against ``base``."""
+    names = [a.name for a in options.active]
     if options.pairs:
-        return options.pairs
-    names = [a.name for a in options.arms]
+        return tuple((a, b) for a, b in options.pairs if {a, b} <= {*names, BASE})
     every = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
     return tuple(every + ([(a, BASE) for a in names] if options.base else []))
 

@@ -146,7 +146,7 @@ def curation_waves(study: Study) -> list[list[tuple[ArmOptions, int | None]]]:
     """The curations in order: first every arm whose size is known, then the random baselines sized by another
     arm's selection (they need its count)."""
     first, second = [], []
-    for arm in (a for a in study.options.arms if a.data_of is None):
+    for arm in (a for a in study.options.curated if a.data_of is None):
         for draw in study.options.draws_of(arm):
             (second if isinstance(arm.n, str) else first).append((arm, draw))
     return [wave for wave in (first, second) if wave]
@@ -170,12 +170,13 @@ def arm_steps(study: Study) -> dict[str, int]:
     """Every arm's optimizer steps: its own ``steps`` or ``epochs``, else ``compute``'s, matched in tokens to
     ``compute.match_tokens`` when set. Reads the curated rows (draw 0's for a random baseline)."""
     options, compute = study.options, study.options.compute
-    rows = {a.name: count_rows(study.data_file(a, options.draws_of(a)[0])) for a in options.arms}
-    batch = {a.name: int(a.train.get("global_batch_size") or study.global_batch) for a in options.arms}
-    epoch = {a.name: max(1, math.ceil(rows[a.name] / batch[a.name])) for a in options.arms}
+    arms = options.curated
+    rows = {a.name: count_rows(study.data_file(a, options.draws_of(a)[0])) for a in arms}
+    batch = {a.name: int(a.train.get("global_batch_size") or study.global_batch) for a in arms}
+    epoch = {a.name: max(1, math.ceil(rows[a.name] / batch[a.name])) for a in arms}
     common = compute.steps if compute.steps is not None else epoch.get(compute.epochs_of or "", 0)
     steps = {}
-    for arm in options.arms:
+    for arm in arms:
         if arm.steps is not None:
             steps[arm.name] = arm.steps
         elif arm.epochs is not None:
@@ -190,7 +191,7 @@ def arm_steps(study: Study) -> dict[str, int]:
 def matched_steps(study: Study, steps: dict[str, int], reference: str) -> dict[str, int]:
     """Each arm's steps scaled so that steps x characters per row equals the reference arm's (the arms' own
     ``steps`` / ``epochs`` included: matching is what was asked)."""
-    chars = {a.name: mean_chars(study.data_file(a, study.options.draws_of(a)[0])) for a in study.options.arms}
+    chars = {a.name: mean_chars(study.data_file(a, study.options.draws_of(a)[0])) for a in study.options.curated}
     budget = steps[reference] * chars[reference]
     return {name: max(1, round(budget / chars[name])) if chars[name] else count for name, count in steps.items()}
 
@@ -246,7 +247,7 @@ def run_specs(study: Study) -> list[RunSpec]:
     draw."""
     options = study.options
     runs = [RunSpec(BASE, None, None, str(study.root / BASE))] if options.base else []
-    for arm in options.arms:
+    for arm in options.active:
         for seed in options.seeds_of(arm):
             for draw in options.draws_of(arm):
                 runs.append(RunSpec(arm.name, seed, draw, str(study.run_folder(arm.name, seed, draw))))

@@ -188,7 +188,7 @@ def tabulate(cfg: DictConfig, study: plan.Study, steps: dict[str, int], argv: Se
     parts = benchmark_parts(cfg, options)
     all_parts = {name: parts.get(name, {}) for name in study.benchmarks}
     by = {b.name: b.by for b in options.benchmarks if b.by}
-    described = [arm_facts(study, a.name, steps) for a in options.arms]
+    described = [arm_facts(study, a.name, steps) for a in options.active]
     described = ([{"name": BASE, "kind": "untrained", "rows": None, "steps": 0}] if options.base else []) + described
     part_sizes = {b: {p: len(ids) for p, ids in ps.items()} for b, ps in all_parts.items()}
     line = "python -m limo.ablate " + " ".join(shlex.quote(a) for a in argv)
@@ -213,7 +213,7 @@ def main(argv: Sequence[str]) -> tuple[Path, dict[str, Any]]:
     log.info(
         "[ablate] %s: %d arms, seeds %s, draws %d, on %s (%d at once) -> %s",
         study.recipe,
-        len(study.options.arms),
+        len(study.options.active),
         list(study.options.seeds),
         study.options.draws,
         executor.kind,
