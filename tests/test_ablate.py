@@ -100,9 +100,21 @@ def test_a_trained_runs_evaluation_never_gets_the_base_models_path():
 
 
 @pytest.mark.parametrize("recipe", [r for r in recipe_names() if recipe_has(r, "ablate")])
-def test_every_ablation_recipe_parses(recipe):
+def test_every_ablation_recipe_parses_and_every_arm_composes(recipe):
+    """Each arm's overrides are what its curate and train commands get: a misspelt key or a wrong type there fails
+    here, not hours into a run."""
+    from limo.config.sections import section
+    from limo.setup.curate import build_method_options, build_stages, find_method
+
     built = build_ablate(compose(recipe))
     assert built.arms and built.benchmarks
+    for arm in built.arms:
+        lines = [*flat_overrides("curate", arm.curate), *flat_overrides("train", arm.train)]
+        lines += ["curate.method=baseline", f"curate.baseline.kind={arm.baseline}"] if arm.baseline else []
+        data = section(compose(recipe, lines), "curate")
+        method = find_method(data)
+        build_stages(data.get("stages"), method, None)
+        build_method_options(data, method)
 
 
 def write_rows(path: Path, rows: int, chars: int) -> None:
