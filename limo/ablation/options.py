@@ -44,7 +44,7 @@ class ArmOptions:
         curate: Overrides of the recipe's ``curate:`` section for this arm, as key paths below ``curate.``
             (``{stages.select.n: 400}``) or nested mappings.
         train: Overrides of the recipe's ``train:`` section for this arm (key paths below ``train.``).
-        data_of: Train on another arm's curated rows instead of curating (that arm's curation runs once), e.g. the
+        data_of: Train on another arm's curated rows instead of curating (that arm's curation runs once): the
             curated chains once against the same chains repeated; the arm named must not draw at random.
         steps: This arm's optimizer steps, instead of ``compute``'s.
         epochs: This arm's steps as epochs over its own rows (ceil(epochs x rows / train.global_batch_size)).
@@ -74,7 +74,7 @@ class ComputeOptions:
     Attributes:
         steps: Optimizer steps of every arm.
         epochs_of: Instead of ``steps``: one epoch of this arm's rows (ceil(rows / train.global_batch_size)) for
-            every arm, e.g. all distinct correct chains once.
+            every arm (all distinct correct chains once, say).
         match_tokens: An arm whose training tokens the others match: each other arm's steps are that arm's, scaled
             by the ratio of the two arms' mean characters per row (one tokenizer reads both, so characters stand in
             for tokens; every run's real token count is reported beside it).
@@ -94,7 +94,7 @@ class BenchmarkOptions:
         part_field: A column of the benchmark's file naming each problem's part (``arith_unseen``'s ``part``:
             ``dev`` / ``untouched``): a row per part in the tables.
         part_ranges: Parts by position in the benchmark's order instead, ``{name: [start, stop]}`` (stop null: to
-            the end), e.g. ``{tuned: [0, 100], untouched: [100, null]}``.
+            the end; ``{tuned: [0, 100], untouched: [100, null]}``).
         by: Sample fields to break accuracy down by (``level``, ``subject``).
     """
 

@@ -6,8 +6,9 @@ are the only declaration of a setting (`eval.options.to_options`), so the page i
 written by hand: a default changed in code and not in the table fails the test.
 
 Sections follow a recipe's shape: ``curate.stages`` (`curation.options.StageOptions`), each registered method's own
-``curate.<method>``, ``executor``, ``train``, ``evaluate`` and ``discover``. A nested options value is walked from
-its default *instance* (a field's default may differ from its class's: the semantic judge's ``max_new_tokens``),
+``curate.<method>``, ``executor``, ``train``, ``evaluate``, ``discover`` and ``ablate`` (with ``ablate.arms[]`` and
+``ablate.benchmarks[]``: the keys of each item of those lists). A nested options value is walked from its default
+*instance* (a field's default may differ from its class's: the semantic judge's ``max_new_tokens``),
 and an optional nested section (``difficulty.weak_rollouts``: null by default) lists what setting it gives. Each
 row's description is the first sentence of the ``Attributes:`` entry of the owning class's docstring, when it has
 one.
@@ -20,6 +21,7 @@ import dataclasses
 import json
 import re
 import sys
+import types
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +30,7 @@ from typing import Any
 from curation.executors import ExecutorOptions
 from curation.methods import METHODS
 from curation.options import StageOptions
+from limo.ablation.options import AblateOptions, ArmOptions, BenchmarkOptions
 from limo.discovery.options import DiscoverOptions
 from limo.setup.evaluate import EvaluateOptions
 from limo.training.options import TrainOptions
@@ -54,6 +57,9 @@ def sections() -> list[tuple[str, type]]:
         ("train", TrainOptions),
         ("evaluate", EvaluateOptions),
         ("discover", DiscoverOptions),
+        ("ablate", AblateOptions),
+        ("ablate.arms[]", ArmOptions),  # each item of the list
+        ("ablate.benchmarks[]", BenchmarkOptions),
     ]
 
 
@@ -100,8 +106,9 @@ def _built(cls: type) -> Any:
 
 def _options_type(hint: Any) -> type | None:
     """The dataclass in an optional hint (``RolloutOptions | None``), if any."""
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    found = [a for a in args or [hint] if dataclasses.is_dataclass(a) and isinstance(a, type)]
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)  # not a list's items: those are rows apart
+    args = [a for a in typing.get_args(hint) if a is not type(None)] if union else [hint]
+    found = [a for a in args if dataclasses.is_dataclass(a) and isinstance(a, type)]
     return found[0] if found else None
 
 
