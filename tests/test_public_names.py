@@ -31,3 +31,38 @@ def test_the_public_names_grade():
         True,
         False,
     ]
+
+
+def test_an_earlier_layouts_module_names_import_as_the_moved_module_with_a_warning():
+    """Code written before the move (``from eval.grader_pool import GraderPool``, ``limo.tiny_models``) keeps
+    working: the old name is the new module object itself, and the import says where it went. Run in a fresh
+    process, so the warning is not swallowed by an earlier import of the same name."""
+    import subprocess
+    import sys
+
+    from eval import MovedModules
+
+    code = (
+        "import sys, warnings\n"
+        "warnings.simplefilter('always')\n"
+        "import limo\n"
+        "from eval import MovedModules\n"
+        "moved = {}\n"
+        "for finder in sys.meta_path:\n"
+        "    if isinstance(finder, MovedModules): moved.update(finder.moved)\n"
+        "import importlib\n"
+        "with warnings.catch_warnings(record=True) as seen:\n"
+        "    for old, new in sorted(moved.items()):\n"
+        "        assert importlib.import_module(old) is importlib.import_module(new), old\n"
+        "assert len(seen) == len(moved) and all(w.category is DeprecationWarning for w in seen)\n"
+        "from eval.grader_pool import GraderPool\n"
+        "from eval.grading.pool import GraderPool as Home\n"
+        "from eval.benchmarks import load_benchmark\n"
+        "from eval.benchmarks.loader import load_benchmark as home\n"
+        "assert GraderPool is Home and load_benchmark is home\n"
+        "print(len(moved))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout) >= 40
+    assert MovedModules({"a.b": "c"}).find_spec("a.c") is None
