@@ -1,6 +1,6 @@
 """`python -m limo.ablate recipe=<r> [--jobs N] [executor=ray|slurm] [key=value ...]`: does curation beat chance?
 
-The recipe's ``ablate:`` section (`limo.ablation.options`) names the arms — curations (the recipe's ``curate:`` with
+The recipe's ``ablate:`` section (`limo.setup.ablate`) names the arms — curations (the recipe's ``curate:`` with
 overrides) and chance baselines (``random``, ``random_correct``, ``all``, ``all_correct``) — the seeds, the draws of
 the random baselines, the compute every arm gets and the benchmarks. Every arm is curated with ``limo.curate``, and
 every arm x seed (x draw) trained with ``limo.train`` and evaluated with ``limo.evaluate``, each a process as a user

@@ -19,12 +19,12 @@ from curation.methods import METHODS, RunContext
 from curation.options import StageOptions
 from eval.options import OptionsError, to_options
 from eval.reports.metrics import mcnemar_p
-from limo.ablation.options import AblateOptions, build_ablate, check_ablate, pairs_of
 from limo.ablation.plan import RunSpec, Study, arm_steps, entry_overrides, flat_overrides, hydra_value, run_specs
 from limo.ablation.results import RunResult, Tables, partners, to_json
 from limo.ablation.steps import Step, StepError, is_done
 from limo.cli.compose import compose
 from limo.config.sections import recipe_has, recipe_names
+from limo.setup.ablate import AblateOptions, build_ablate, check_ablate, pairs_of
 from tests.launch import run_group
 
 POOL = "recipes/data/arithmetic/pool.jsonl.gz"

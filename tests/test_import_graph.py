@@ -137,7 +137,7 @@ FLOORS = {
         ("limo.models",),  # chat templates, tiny models
         ("limo.training",),  # training on TRL + DeepSpeed, with its options
         ("limo.setup",),  # a recipe section as plain options, one module per command
-        ("limo.discovery", "limo.gguf", "limo.ablation.options"),  # the commands' parts (an options type stands low)
+        ("limo.discovery", "limo.gguf"),  # the commands' parts
         ("limo.cli",),  # the command line: checked against every options type, one error style, --help, compose
         ("limo.ablation",),  # a study composes its runs as the command line does
         ENTRY_POINTS,  # what users type: python -m limo.<command>

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from eval.records import read_jsonl
-from limo.ablation.options import BASE, AblateOptions, ArmOptions
 from limo.ablation.steps import Step
 from limo.cli.overrides import option_field, schema_root
+from limo.setup.ablate import BASE, AblateOptions, ArmOptions
 
 SAFE = re.compile(r"^[A-Za-z0-9_./@+\-]+$")
 LITERAL = re.compile(r"^([+-]?[0-9][0-9_.eE+-]*|true|false|null|True|False|None|nan|inf)$")

@@ -26,7 +26,6 @@ from curation.executors import ExecutorError, ExecutorOptions, ShardJob, run_job
 from eval.benchmarks.loader import load_benchmark
 from eval.records import write_text_atomic
 from limo.ablation import plan
-from limo.ablation.options import BASE, AblateOptions, build_ablate, pairs_of
 from limo.ablation.results import RunResult, Tables, facts, load_run, write_results
 from limo.ablation.steps import DRIVER, StepError, run_item
 from limo.cli.compose import compose
@@ -34,6 +33,7 @@ from limo.cli.entry import one_line
 from limo.cli.overrides import forced_runtime
 from limo.config.search_path import split_folder_flags, user_config_dirs
 from limo.config.sections import build_benchmark_specs
+from limo.setup.ablate import BASE, AblateOptions, build_ablate, pairs_of
 from limo.setup.curate import build_executor
 
 log = logging.getLogger("limo.ablate")

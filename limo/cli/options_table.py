@@ -30,8 +30,8 @@ from typing import Any
 from curation.executors import ExecutorOptions
 from curation.methods import METHODS
 from curation.options import StageOptions
-from limo.ablation.options import AblateOptions, ArmOptions, BenchmarkOptions
 from limo.discovery.options import DiscoverOptions
+from limo.setup.ablate import AblateOptions, ArmOptions, BenchmarkOptions
 from limo.setup.evaluate import EvaluateOptions
 from limo.training.options import TrainOptions
 

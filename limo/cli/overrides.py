@@ -41,10 +41,10 @@ from curation.executors import ExecutorOptions
 from curation.methods import METHODS
 from curation.options import StageOptions
 from eval.options import OptionsError, did_you_mean
-from limo.ablation.options import AblateOptions
 from limo.config.search_path import config_groups, group_options, misplaced_hint, search_dirs, split_folder_flags
 from limo.config.sections import CONFIG_DIR, recipe_file
 from limo.discovery.options import DiscoverOptions
+from limo.setup.ablate import AblateOptions
 from limo.setup.evaluate import EvaluateOptions
 from limo.training.options import TrainOptions
 
