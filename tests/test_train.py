@@ -450,15 +450,16 @@ def test_weighted_trainer_equals_sft_at_weight_one_and_scales_the_loss(tmp_path,
 def test_padding_free_without_flash_attention_on_a_gpu_is_announced():
     from limo.training.build import padding_free_note
 
-    note = padding_free_note(True, None, on_gpu=True)
+    note = padding_free_note(True, {"attn_implementation": "sdpa"}, on_gpu=True)
     assert note is not None and "attn_implementation=sdpa" in note and "padding_free=false" in note
     assert "attn_implementation=eager" in (padding_free_note(True, {"attn_implementation": "eager"}, True) or "")
     assert padding_free_note(True, {"attn_implementation": "flash_attention_2"}, on_gpu=True) is None
     assert padding_free_note(True, {"attn_implementation": "kernels-community/flash-attn3"}, on_gpu=True) is None
+    assert padding_free_note(True, None, on_gpu=True) is None  # unset: sdpa_packed, each example attended apart
     assert padding_free_note(False, None, on_gpu=True) is None
-    assert padding_free_note(True, None, on_gpu=False) is None  # CPUs: docs/training.md measures that case apart
-    # the recipe a GPU user of the demo runs gets the note; LIMO's own (flash attention, padded) does not
+    assert padding_free_note(True, {"attn_implementation": "sdpa"}, on_gpu=False) is None  # CPUs: measured apart
+    # the demo's recipe names no attention (padding-free rows attend example by example); LIMO's own is flash, padded
     smol = compose("smol_limo").train.args
-    assert padding_free_note(bool(smol.padding_free), smol.get("model_init_kwargs"), on_gpu=True) is not None
+    assert padding_free_note(bool(smol.padding_free), smol.get("model_init_kwargs"), on_gpu=True) is None
     limo = compose("limo").train.args
     assert padding_free_note(bool(limo.padding_free), dict(limo.model_init_kwargs), on_gpu=True) is None

@@ -24,9 +24,9 @@ from limo.models.chat import group_template_text
 from limo.training.batch_plan import BatchPlan, plan_batches, split_global_batch
 from limo.training.data import LengthReport, check_truncation, length_report
 from limo.training.distributed import ProcessInfo, cuda_available, prepare_cpu_deepspeed
+from limo.training.kernels import PACKED_ATTENTION, packed_attention
 from limo.training.model_card import render_model_card
 from limo.training.options import LoraOptions, TrainRun
-from limo.training.weighted import WeightedSFTTrainer
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,8 @@ def build_trl_args(
     on_cpu: bool,
     defaults: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The recipe's ``train.args`` plus what the run decides: output dir, batch split, DeepSpeed, CPU.
+    """The recipe's ``train.args`` plus what the run decides: output dir, batch split, DeepSpeed, CPU, and the
+    attention of padding-free rows (`limo.training.kernels.PACKED_ATTENTION` unless the recipe names one).
 
     ``batch_split`` is ``(per_device_train_batch_size, gradient_accumulation_steps)`` from
     `limo.training.batch_plan.split_global_batch`. ``defaults`` are the trainer's own changes to its TRL config's
@@ -111,6 +112,9 @@ def build_trl_args(
     built["output_dir"] = train_dir
     built["per_device_train_batch_size"], built["gradient_accumulation_steps"] = batch_split
     built["model_init_kwargs"] = _model_init_kwargs(model_cfg, built.get("model_init_kwargs"))
+    if built.get("padding_free") and "attn_implementation" not in built["model_init_kwargs"]:
+        # a packed row attends example by example, not through one block-masked product (limo.training.kernels)
+        built["model_init_kwargs"]["attn_implementation"] = packed_attention()
     if deepspeed:
         built["deepspeed"] = copy.deepcopy(dict(deepspeed))
     if accelerator_config:
@@ -179,20 +183,23 @@ def build_sft_config(args: Mapping[str, Any]):
 
 
 def padding_free_note(padding_free: bool, model_init_kwargs: Mapping[str, Any] | None, on_gpu: bool) -> str | None:
-    """What limo says before a padding-free run on a GPU without a flash attention kernel (None: nothing to say).
+    """What limo says before a padding-free run on a GPU whose attention is one block-masked product over the whole
+    row (None: nothing to say).
 
-    A padding-free row is every example of the batch in one sequence; without a kernel that takes variable-length
-    sequences, attention runs over the whole row under a block mask. Measured by bench/gpu/gpu_check.py on an H200
-    (docs/performance.md, "GPU figures"): 0.60x (SmolLM2-135M's shape) and 0.68x (Qwen2.5-1.5B's) the tokens/s of
-    padded batches of the same examples under sdpa.
+    A padding-free row is every example of the batch in one sequence. The flash attention kernels and limo's
+    `limo.training.kernels.PACKED_ATTENTION` (the default of a padding-free run) attend each example apart; ``sdpa`` or
+    ``eager`` named in the recipe attend over the whole row under a block mask. Measured by bench/gpu/gpu_check.py on
+    an H200 (docs/performance.md, "GPU figures"): 0.60x (SmolLM2-135M's shape) and 0.68x (Qwen2.5-1.5B's) the
+    tokens/s of padded batches of the same examples under sdpa.
     """
-    attention = str((model_init_kwargs or {}).get("attn_implementation") or "sdpa")
-    if not (padding_free and on_gpu) or "flash" in attention:  # flash_attention_2/3, kernels-community/flash-attn*
-        return None
+    attention = str((model_init_kwargs or {}).get("attn_implementation") or PACKED_ATTENTION)
+    if not (padding_free and on_gpu) or "flash" in attention or attention == PACKED_ATTENTION:
+        return None  # flash_attention_2/3, kernels-community/flash-attn*, sdpa_packed: example by example
     return (
         f"note: padding-free batches with attn_implementation={attention}: on an H200 this trained at 0.60-0.68x the "
-        "tokens/s of padded batches (docs/performance.md); set train.args.model_init_kwargs.attn_implementation="
-        "flash_attention_2 (needs the flash-attn package) or train.args.padding_free=false"
+        "tokens/s of padded batches (docs/performance.md); leave train.args.model_init_kwargs.attn_implementation "
+        f"unset ({PACKED_ATTENTION}: each example attended apart), set it to flash_attention_2 (needs the flash-attn "
+        "package) or set train.args.padding_free=false"
     )
 
 
@@ -221,6 +228,8 @@ def build_dataset(rows: Sequence[Mapping[str, Any]]):
 def sft_trainer_class(weighted: bool) -> type:
     """The TRL trainer class of an SFT entry (``weighted``: it applies per-example weights)."""
     from trl import SFTTrainer
+
+    from limo.training.weighted import WeightedSFTTrainer  # deferred: torch and TRL
 
     return WeightedSFTTrainer if weighted else SFTTrainer
 

@@ -16,6 +16,7 @@ from limo.models.tiny import ensure_model
 from limo.training import build
 from limo.training.data import chat_rows, load_train_data, token_lengths
 from limo.training.distributed import cuda_available, process_info
+from limo.training.kernels import cpu_lm_head
 from limo.training.options import TrainRun
 from limo.training.speed import cpu_estimate
 from limo.training.template import loss_layout, system_prompt_note
@@ -60,7 +61,8 @@ def run_sft(run: TrainRun, entry: Any) -> Any:
         peft_config=build.build_peft_config(options.lora),
         callbacks=run.callbacks,
     )
-    result = build.train_and_save(trainer, tokenizer, run, model_path, planned, sft_config)
+    with cpu_lm_head(enabled=not on_gpu and not sft_config.torch_compile):  # labelled positions, cache-sized tiles
+        result = build.train_and_save(trainer, tokenizer, run, model_path, planned, sft_config)
     if proc.is_main:
         metrics = {**result.metrics, "global_step": result.global_step}
         weighting = WEIGHTING_NOTE if weighted else None
