@@ -1,12 +1,12 @@
-"""Generation with transformers ``generate``: batched, left-padded, CPU or GPU, seeded per row.
+"""Generation with a transformers model: batched, left-padded, CPU or GPU, seeded per row.
 
-Reproducibility regardless of batching: ``generate`` runs in greedy mode and a logits processor
-(`RowSampler`) makes each row's choice itself — temperature, top-p, then one uniform draw from that row's
-own ``torch.Generator`` seeded with the request's seed — and returns scores that leave exactly that token.
-A row's draws therefore never depend on which other rows share its batch, so batch size 1 and 4 give
-the same responses, and a resumed run regenerates identical rows. The same processor applies budget
-forcing (`eval.backends.budget`). The model's ``generation_config`` sampling defaults (repetition penalty, top-k,
-...) are deliberately not applied: the protocol in the recipe is the whole protocol.
+`decode` is the loop of transformers' ``generate`` with a KV cache, except that a row that stops leaves the batch
+(``generate`` carries every row to the end of the longest). Reproducibility regardless of batching: `RowSampler`
+makes each row's choice itself — temperature, top-p, then one uniform draw from that row's own
+``torch.Generator`` seeded with the request's seed. A row's draws therefore never depend on which other rows share
+its batch, so batch size 1 and 4 give the same responses, and a resumed run regenerates identical rows. The same
+sampler applies budget forcing (`eval.backends.budget`). The model's ``generation_config`` sampling defaults
+(repetition penalty, top-k, ...) are deliberately not applied: the protocol in the recipe is the whole protocol.
 
 torch and transformers are imported inside functions, so importing this module stays light.
 """
@@ -88,7 +88,6 @@ class HFBackend:
 
     def _generate_batch(self, rows: Sequence[GenerationRequest]) -> list[Generation]:
         import torch
-        from transformers import GenerationConfig, LogitsProcessorList
 
         sampling = rows[0].sampling
         encoded = self.tokenizer(
@@ -98,17 +97,9 @@ class HFBackend:
         max_new = sampling.max_new_tokens
         if self.budget is not None:
             max_new = self.budget.max_new_tokens(max_new, len(self._final_ids()))
-        config = GenerationConfig(
-            max_new_tokens=max_new,
-            do_sample=False,
-            eos_token_id=sorted(self.eos_ids),
-            pad_token_id=self.tokenizer.pad_token_id,
-        )
         with torch.inference_mode():
-            output = self.model.generate(
-                **encoded, generation_config=config, logits_processor=LogitsProcessorList([sampler])
-            )
-        new_tokens = output[:, encoded["input_ids"].shape[1] :].tolist()
+            ids, mask = encoded["input_ids"], encoded["attention_mask"]
+            new_tokens = decode(self.model, ids, mask, sampler, max_new, self.eos_ids)
         return [self._to_generation(r, ids, sampling) for r, ids in zip(rows, new_tokens, strict=True)]
 
     def _to_generation(self, request: GenerationRequest, ids: list[int], sampling: SamplingParams) -> Generation:
@@ -145,14 +136,13 @@ class HFBackend:
 
 
 class RowSampler:
-    """A logits processor that picks each row's next token with that row's own random generator.
+    """Picks each row's next token with that row's own random generator.
 
-    Temperature and top-p (nucleus) are applied to the whole batch at once; then each row draws one
+    Temperature and top-p (nucleus) are applied to the rows still writing at once; then each row draws one
     uniform number from its own ``torch.Generator`` and takes the token where the nucleus's cumulative
-    probability first reaches it (inverse-CDF sampling). Rows with temperature 0 take the argmax. The
-    returned scores are 0 at the chosen token and -inf elsewhere, so ``generate`` (in greedy mode) emits
-    exactly that token. Every row draws exactly one number per step, so its stream never depends on its
-    neighbours. Budget forcing, when given, may replace the choice (see `eval.backends.budget.RowBudget`).
+    probability first reaches it (inverse-CDF sampling). Rows with temperature 0 take the argmax. Every row
+    draws exactly one number per step it writes, so its stream never depends on its neighbours. Budget forcing,
+    when given, may replace the choice (see `eval.backends.budget.RowBudget`).
     """
 
     def __init__(self, rows: Sequence[GenerationRequest], budgets: list[RowBudget] | None, *, device: Any):
@@ -163,38 +153,86 @@ class RowSampler:
         self.generators = [torch.Generator(device=device).manual_seed(int(r.seed)) for r in rows]
         self.budgets = budgets
 
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        import torch
-
-        chosen = self._sample(scores.float())
+    def choose(self, scores: Any, rows: Sequence[int] | None = None) -> list[int]:
+        """The next token of each row in ``rows`` (indices into the batch this sampler was built for; None: all of
+        them, in order), ``scores`` holding one row of logits for each."""
+        chosen = self._sample(scores.float(), rows)
         if self.budgets:
-            chosen = [self._apply_budget(row, token) for row, token in enumerate(chosen)]
-        forced = torch.full_like(scores, float("-inf"))
-        forced[torch.arange(scores.shape[0]), torch.tensor(chosen, device=scores.device)] = 0.0
-        return forced
+            order = range(len(chosen)) if rows is None else rows
+            chosen = [self._apply_budget(row, token) for row, token in zip(order, chosen, strict=True)]
+        return chosen
 
     def _apply_budget(self, row: int, token: int) -> int:
         assert self.budgets is not None
         queued = self.budgets[row].forced()
         return queued if queued is not None else self.budgets[row].next_token(token)
 
-    def _sample(self, logits: Any) -> list[int]:
+    def _sample(self, logits: Any, rows: Sequence[int] | None = None) -> list[int]:
         import torch
 
-        greedy = self.temperatures <= 0
+        temperatures, top_ps, generators = self.temperatures, self.top_ps, self.generators
+        if rows is not None:
+            index = torch.tensor(list(rows), device=logits.device)
+            temperatures, top_ps = temperatures[index], top_ps[index]
+            generators = [generators[row] for row in rows]
+        greedy = temperatures <= 0
         argmax = torch.argmax(logits, dim=-1)
-        uniforms = torch.stack([torch.rand((), generator=g, device=logits.device) for g in self.generators])
+        uniforms = torch.stack([torch.rand((), generator=g, device=logits.device) for g in generators])
         if bool(greedy.all()):
             return argmax.tolist()
-        temperature = torch.where(greedy, torch.ones_like(self.temperatures), self.temperatures)
+        temperature = torch.where(greedy, torch.ones_like(temperatures), temperatures)
         probs = torch.softmax(logits / temperature[:, None], dim=-1)
         probs, order = torch.sort(probs, dim=-1, descending=True)
-        outside = torch.cumsum(probs, dim=-1) - probs > self.top_ps[:, None]
+        outside = torch.cumsum(probs, dim=-1) - probs > top_ps[:, None]
         cumulative = torch.cumsum(probs.masked_fill(outside, 0.0), dim=-1)
         targets = (uniforms * cumulative[:, -1])[:, None]
         index = torch.searchsorted(cumulative, targets).clamp(max=logits.shape[-1] - 1)
         sampled = order.gather(1, index).squeeze(1)
         return torch.where(greedy, argmax, sampled).tolist()
+
+
+def decode(model: Any, input_ids: Any, attention_mask: Any, sampler: RowSampler, max_new: int, eos_ids: set[int]):
+    """Each row's new token ids (its stop token included), ``sampler`` choosing every token: the loop of transformers'
+    greedy ``generate`` with a KV cache, except that a row that stops leaves the batch (its cache rows too), so the
+    later steps compute only the rows still writing — ``generate`` carries every row to the longest one's end.
+
+    ``input_ids`` and ``attention_mask`` are the left-padded prompts; positions count each row's own tokens (its
+    padding at 0), as ``generate`` does.
+    """
+    import torch
+    from transformers import DynamicCache
+
+    out: list[list[int]] = [[] for _ in range(input_ids.shape[0])]
+    rows = list(range(input_ids.shape[0]))  # the batch rows still writing, in the order of the tensors below
+    positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
+    cache = DynamicCache(config=model.config)
+    step_ids, mask = input_ids, attention_mask
+    for _ in range(max_new):
+        logits = model(
+            input_ids=step_ids,
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        ).logits[:, -1, :]
+        tokens = sampler.choose(logits, rows)
+        keep = []
+        for place, (row, token) in enumerate(zip(rows, tokens, strict=True)):
+            out[row].append(token)
+            if token not in eos_ids:
+                keep.append(place)
+        if not keep:
+            break
+        index = torch.tensor(keep, device=input_ids.device)
+        if len(keep) < len(rows):
+            cache.batch_select_indices(index)
+            mask, positions = mask[index], positions[index]
+            rows = [rows[place] for place in keep]
+        step_ids = torch.tensor([[tokens[place]] for place in keep], device=input_ids.device)
+        mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=-1)
+        positions = positions[:, -1:] + 1
+    return out
 
 
 def apply_stop_strings(text: str, finish: FinishReason, stop: Sequence[str]) -> tuple[str, FinishReason]:
