@@ -36,7 +36,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -517,7 +517,7 @@ def stage_with(stage: Any, extra: list[str]) -> Any:
     args = [arg for arg in stage.args if arg.split("=", 1)[0] not in keys or arg.startswith("output_dir=")]
     if stage.module != "limo.evaluate" or "mode=compare" in args:
         extra = [arg for arg in extra if not arg.startswith("limit=")]
-    return type(stage)(stage.title, stage.module, (*args, *extra), stage.outputs)
+    return replace(stage, args=(*args, *extra))
 
 
 PARTS: dict[str, Callable[[Spec], Figures]] = {
