@@ -139,7 +139,11 @@ def test_a_chart_is_left_out_only_when_it_has_nothing_to_show():
     def pass_rate(enabled: bool, rates: list[float] | None) -> list:  # the difficulty stage's declared chart
         kept = SimpleNamespace(state=SimpleNamespace(funnel=[StageCount("difficulty", enabled=enabled)]))
         found = None if rates is None else np.array(rates)
-        output = None if found is None else SimpleNamespace(strong_rate=found, noted=np.full(len(found), True))
+        output = (
+            None
+            if found is None
+            else SimpleNamespace(strong_rate=found, student_rate=None, noted=np.full(len(found), True))
+        )
         return difficulty.STAGE.charts(output, kept)
 
     assert charts_left_out([*pass_rate(True, [0.5]), domain_chart({"pool": Counter(Algebra=3, unknown=1)})]) == []
