@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import time
 
-# Achieved share of the measured fp32 matmul peak in SFT on a CPU, by kind of run: SmolLM2-135M, 8 chains of ~165
-# tokens a step, padding-free, 2 threads — LoRA 95 of 326 GFLOP/s, a full fine-tune 130 (bench/training/sft_speed.py;
-# docs/performance.md, "Training", 2026-11-25).
-CPU_EFFICIENCY = {"full": 0.40, "lora": 0.29}
+# Achieved share of the measured fp32 matmul peak in SFT on a CPU, by kind of run: SmolLM2-135M, 8 chains of ~235
+# tokens a step, padding-free (each example attended apart, the LM head on the answer's tokens: limo.training.kernels),
+# 2 threads — LoRA 128 of 222 GFLOP/s, a full fine-tune 160 (bench/training/sft_speed.py; docs/performance.md,
+# "Training", 2026-11-27, AMD EPYC with AVX-512; the demo's own 50 steps ran at 64%).
+CPU_EFFICIENCY = {"full": 0.72, "lora": 0.58}
 FLOPS_PER_TOKEN = {"full": 6.0, "lora": 4.0}
 
 
