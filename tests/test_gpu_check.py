@@ -153,3 +153,36 @@ def test_docs_give_a_device_command_that_fits_the_tool():
     help_text = subprocess.run(["make", "help"], cwd=REPO_ROOT, capture_output=True, text=True).stdout
     phony = re.search(r"^\.PHONY:(.*)$", (REPO_ROOT / "Makefile").read_text(), re.M)
     assert "gpu-check" in help_text and phony and "gpu-check" in phony[1].split()
+
+
+def test_the_long_part_trains_what_the_plan_fits():
+    """A 7B full fine-tune at 16k-token rows: ~137 GiB by the plan under ZeRO-3, ~24 GiB on the GPU with the
+    optimizer in ~170 GiB of host memory: on an H200 with 128 GiB of host memory, LoRA; a bigger host, offload."""
+    parts = bench_module("gpu", "gpu_parts")
+    long = parts.gpu_sizes().long
+    mode, plans = parts.long_mode(long, "cuda", device_gib=139.8, host_gib=125.0)
+    assert mode == "lora" and plans["full_gib"] > 135 and plans["offload_gib"] < 40 < plans["offload_cpu_gib"]
+    assert parts.long_mode(long, "cuda", device_gib=139.8, host_gib=2000.0)[0] == "offload"
+    assert parts.long_mode(long, "cuda", device_gib=plans["full_gib"] + 4.5, host_gib=125.0)[0] == "full"
+    assert parts.long_setup(long, "cuda", "lora").seq_len >= 2 * long.max_length  # a packed row of two
+    overrides = parts.long_overrides(Path("m"), Path("d"), long, "cuda", "padding_free", "lora")
+    assert "deepspeed=zero3" in overrides and "train.args.activation_checkpointing=true" in overrides
+    assert any(o.startswith("++train.lora={r: 16") for o in overrides) and "train.args.max_length=null" in overrides
+    offload = parts.long_overrides(Path("m"), Path("d"), long, "cuda", "padded", "offload")
+    assert f"train.args.max_length={long.seq_len}" in offload and any("offload_optimizer" in o for o in offload)
+
+
+@pytest.mark.slow
+def test_the_long_part_runs_on_cpu(tmp_path):
+    """The long part at a tenth of its lengths on the tiny shape: ZeRO-3, LoRA, padding-free rows attended example
+    by example against padded batches, both with their figures."""
+    done, report = run_check(tmp_path / "out", "--parts", "peak,long", "--budget-factor", "10")
+    entry = report["parts"]["long"]
+    assert done.returncode == 0 and entry["status"] == "ok", done.stdout[-3000:]
+    fig = entry["figures"]
+    assert fig["mode"] == "lora" and fig["padding_free_over_padded"] > 0
+    for batching, attention in (("padding_free", "sdpa_packed"), ("padded", "sdpa")):
+        run = fig[batching]
+        assert run["zero_stage"] == 3 and run["attention"] == attention, (batching, run)
+        assert run["tokens_per_s"] > 0 and run["mfu"] > 0 and run["estimate_gib"] > 0
+    assert re.search(r"\[gpu_check\] long +ok ", done.stdout)

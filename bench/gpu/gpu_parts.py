@@ -23,6 +23,14 @@ Figures and their definitions:
 - zero: per-step losses of ZeRO-2 and ZeRO-3 against the same run without DeepSpeed, each in a fresh process; bf16
   differs between the two (DeepSpeed runs the model in bf16 from fp32 master weights, the plain run autocasts from
   fp32 weights), so the tolerance is stated on the loss's own drop over the run (`ZERO_TOLERANCE`).
+- long (only when named: ``--parts peak,long``): LIMO's sequence length on one device — a Qwen2.5-7B-shaped model,
+  examples of 6-10k tokens two to a step (rows of ~16k tokens), ZeRO-3 with activation checkpointing, padding-free
+  rows (limo's `limo.training.kernels.PACKED_ATTENTION`: each example attended apart, no FlashAttention-2 needed)
+  against padded batches of the same examples, each run in its own process: tokens/s, MFU as in ``sft`` (4 FLOPs a
+  parameter a token with LoRA), the planner's estimate for the run's largest batch against
+  `torch.cuda.max_memory_allocated`. What trains is the planner's choice (`long_mode`): a full fine-tune where
+  ZeRO-3 fits the device, the optimizer offloaded to CPU memory where that fits the host, else LoRA r 16 on every
+  linear layer (a 7B full fine-tune at 16k needs ~137 GiB of GPU or ~170 GiB of host memory by the plan).
 """
 
 from __future__ import annotations
@@ -82,6 +90,25 @@ class Sizes:
     grpo_completion: int
     demo_limit: int
     demo_overrides: tuple[str, ...] = ()  # the CPU run shortens training and answers
+    long: LongSizes | None = None
+
+
+@dataclass(frozen=True)
+class LongSizes:
+    """The long-sequence part on a device: the model, the examples (answers drawn between the two lengths, in
+    tokens), two to a step, LIMO's ``max_length``; ``mode`` fixes what trains (None: `long_mode` decides)."""
+
+    name: str
+    architecture: str
+    shape: dict[str, Any]
+    min_length: int
+    max_length: int
+    rows: int
+    per_device: int
+    steps: int
+    warmup: int
+    seq_len: int
+    mode: str | None = None
 
 
 def gpu_sizes() -> Sizes:
@@ -106,6 +133,7 @@ def gpu_sizes() -> Sizes:
         new_tokens=128,
         grpo_completion=128,
         demo_limit=64,
+        long=LongSizes("qwen2.5-7b", "qwen2", model_group_shape("qwen2_5_math_7b"), 6144, 10240, 16, 2, 4, 1, 16384),
     )
 
 
@@ -130,6 +158,8 @@ def cpu_sizes() -> Sizes:
         grpo_completion=8,
         demo_limit=4,
         demo_overrides=("train.args.max_steps=2", "evaluate.protocol.max_new_tokens=16", "evaluate.grader_workers=1"),
+        # the GPU's likely path (LoRA under ZeRO-3; `long_mode` is tested apart), at a tenth of its lengths
+        long=LongSizes("tiny-qwen2", "qwen2", TINY_QWEN, 64, 128, 8, 2, 2, 1, 512, mode="lora"),
     )
 
 
@@ -163,11 +193,12 @@ def release(device: str) -> None:
         torch.cuda.empty_cache()
 
 
-def build_model(spec: Spec, name: str) -> Path:
-    """The named shape's random model in the part's work folder, built once per check (bf16 on a GPU)."""
+def build_model(spec: Spec, name: str, architecture_shape: tuple[str, dict[str, Any]] | None = None) -> Path:
+    """The named shape's random model in the part's work folder, built once per check (bf16 on a GPU);
+    ``architecture_shape`` for a shape that is not one of `Sizes.shapes`."""
     from limo.models.tiny import build_shaped_model
 
-    architecture, shape = sizes_for(spec["device"]).shapes[name]
+    architecture, shape = architecture_shape or sizes_for(spec["device"]).shapes[name]
     folder = Path(spec["work"]) / "models" / name
     if (folder / "config.json").exists():
         return folder
@@ -520,6 +551,159 @@ def stage_with(stage: Any, extra: list[str]) -> Any:
     return replace(stage, args=(*args, *extra))
 
 
+# ------------------------------------------------------------------------------------------ long sequences
+
+RESERVE_GIB = 4.0  # the planner's reserve for the CUDA context and fragmentation (limo.plan)
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def long_setup(long: LongSizes, device: str, mode: str) -> Any:
+    """The planner's `RunSetup` of a long run's largest batch: a packed row of ``per_device`` longest examples (the
+    padded batch holds as many token slots), ZeRO-3, activation checkpointing, ``mode``'s offload and LoRA."""
+    from limo.training.memory import RunSetup, lora_param_count
+
+    shape = long_shape(long)
+    return RunSetup(
+        num_gpus=1,
+        num_nodes=1,
+        zero_stage=3,
+        offload_optimizer=mode == "offload",
+        offload_params=False,
+        dtype_bytes=2 if device == "cuda" else 4,
+        seq_len=long.per_device * (long.max_length + 64),  # 64: the prompt and the chat template's tokens
+        per_device_batch=1,
+        activation_checkpointing=True,
+        fused_attention=True,
+        fused_lm_head=True,
+        lora_params=lora_param_count(shape, 16, list(LORA_TARGETS)) if mode == "lora" else 0,
+    )
+
+
+def long_shape(long: LongSizes) -> Any:
+    from limo.training.memory import ModelShape, count_params
+
+    fields = {k: v for k, v in long.shape.items() if k != "params"}
+    shape = ModelShape(params=0, **fields)
+    return ModelShape(**{**fields, "params": count_params(shape)})
+
+
+def long_mode(long: LongSizes, device: str, device_gib: float, host_gib: float) -> tuple[str, dict[str, float]]:
+    """What the long part trains, by the planner: ``full`` where a ZeRO-3 full fine-tune fits the device (less
+    `RESERVE_GIB`), ``offload`` where it fits with the optimizer in CPU memory and that fits nine tenths of the host,
+    else ``lora``; with the estimates (GiB) it decided on."""
+    from limo.training.memory import estimate_memory, gib
+
+    plans = {mode: estimate_memory(long_shape(long), long_setup(long, device, mode)) for mode in ("full", "offload")}
+    seen = {f"{mode}_gib": gib(plan.total) for mode, plan in plans.items()}
+    seen["offload_cpu_gib"] = gib(plans["offload"].cpu_per_node)
+    if long.mode:
+        return long.mode, seen
+    if seen["full_gib"] <= device_gib - RESERVE_GIB:
+        return "full", seen
+    if seen["offload_gib"] <= device_gib - RESERVE_GIB and seen["offload_cpu_gib"] <= 0.9 * host_gib:
+        return "offload", seen
+    return "lora", seen
+
+
+def host_memory_gib() -> float:
+    """MemTotal of /proc/meminfo, GiB."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) / 1024**2
+    raise RuntimeError("no MemTotal in /proc/meminfo")
+
+
+def part_long(spec: Spec) -> Figures:
+    """LIMO's sequence length on one device (see the module docstring): padding-free against padded, each a process."""
+    long, device = sizes_for(spec["device"]).long, spec["device"]
+    assert long is not None
+    if device == "cuda":
+        import torch
+
+        device_gib = torch.cuda.get_device_properties(0).total_memory / 1024**3
+    else:
+        device_gib = host_memory_gib()
+    mode, plans = long_mode(long, device, device_gib, host_memory_gib())
+    build_model(spec, long.name, (long.architecture, long.shape))  # once, before the runs
+    runs = {batching: run_child("long_run", {**spec, "batching": batching, "mode": mode}) for batching in BATCHINGS}
+    figures: Figures = {"model": long.name, "mode": mode, "plans_gib": plans, "device_gib": device_gib}
+    figures.update(steps=long.steps, per_device_batch=long.per_device, lengths=[long.min_length, long.max_length])
+    figures.update(runs)
+    figures["padding_free_over_padded"] = runs["padding_free"]["tokens_per_s"] / runs["padded"]["tokens_per_s"]
+    return figures
+
+
+BATCHINGS = ("padding_free", "padded")
+
+
+def long_overrides(model: Path, data: Path, long: LongSizes, device: str, batching: str, mode: str) -> list[str]:
+    """The ``demo`` recipe as the long part trains it: ZeRO-3, activation checkpointing, LIMO's max_length."""
+    dtype = "bfloat16" if device == "cuda" else "float32"
+    overrides = [f"model.path={model}", "model.build_tiny=false", f"model.dtype={dtype}", f"train.data={data}"]
+    overrides += [
+        f"train.global_batch_size={long.per_device}",
+        f"train.args.per_device_train_batch_size={long.per_device}",
+    ]
+    overrides += [f"train.args.max_steps={long.steps + long.warmup}", "train.args.lr_scheduler_type=constant"]
+    overrides += ["train.args.activation_checkpointing=true", "deepspeed=zero3"]
+    if batching == "padding_free":  # TRL does not cut padding-free rows: it refuses a max_length (every row fits)
+        overrides += ["train.args.padding_free=true", "train.args.max_length=null"]
+    else:
+        overrides += ["train.args.padding_free=false", f"train.args.max_length={long.seq_len}"]
+    if mode == "offload":
+        overrides.append("++deepspeed.zero_optimization.offload_optimizer={device: cpu, pin_memory: true}")
+    if mode == "lora":
+        overrides.append(
+            f"++train.lora={{r: 16, alpha: 32, dropout: 0.0, target_modules: [{', '.join(LORA_TARGETS)}]}}"
+        )
+    return overrides
+
+
+def part_long_run(spec: Spec) -> Figures:
+    """One run of part_long's (``spec["batching"]``, ``spec["mode"]``) in its own process: its peak is its own."""
+    from limo.training.memory import estimate_memory, gib
+    from limo.training.speed import parameter_count
+
+    long, device, mode = sizes_for(spec["device"]).long, spec["device"], spec["mode"]
+    assert long is not None
+    model = build_model(spec, long.name, (long.architecture, long.shape))
+    data = write_messages(Path(spec["work"]) / "long.jsonl", long.rows, long.min_length, long.max_length)
+    timer = step_timer(device)
+    overrides = long_overrides(model, data, long, device, spec["batching"], mode)
+    trainer = train_recipe("demo", spec, f"long-{spec['batching']}", overrides, timer)
+    tokens = [row["num_tokens"] for row in trainer.state.log_history if "num_tokens" in row]
+    timed_tokens, seconds = tokens[-1] - tokens[long.warmup - 1], sum(timer.times[long.warmup :])
+    lengths = [len(ids) for ids in trainer.train_dataset["input_ids"]]
+    params = parameter_count(str(model)) or 0
+    per_token = (4 if mode == "lora" else 6) * params
+    per_token += 12 * long.shape["num_layers"] * long.shape["hidden_size"] * sum(lengths) / len(lengths)
+    achieved = per_token * timed_tokens / seconds / 1e12
+    peak = (spec.get("peak") or {}).get("tflops")
+    setup = long_setup(long, device, mode)
+    estimate = estimate_memory(long_shape(long), setup)
+    figures: Figures = {
+        "tokens_per_s": timed_tokens / seconds,
+        "seconds_per_step": seconds / long.steps,
+        "achieved_tflops": achieved,
+        "mfu": achieved / peak if peak else None,
+        "params": params,
+        "mean_example_tokens": sum(lengths) / len(lengths),
+        "longest_example_tokens": max(lengths),
+        "attention": trainer.model.config._attn_implementation,
+        "zero_stage": trainer.model_wrapped.zero_optimization_stage() if trainer.is_deepspeed_enabled else None,
+        "final_loss": losses(trainer)[-1],
+        "planned_seq_len": setup.seq_len,
+        "estimate_gib": gib(estimate.total),
+    }
+    if device == "cuda":
+        import torch
+
+        measured = torch.cuda.max_memory_allocated()
+        figures.update(max_memory_allocated_gib=gib(measured), estimate_over_measured=estimate.total / measured)
+        figures["within_15_percent"] = abs(estimate.total / measured - 1) <= 0.15
+    return figures
+
+
 PARTS: dict[str, Callable[[Spec], Figures]] = {
     "peak": part_peak,
     "sft": part_sft,
@@ -528,7 +712,9 @@ PARTS: dict[str, Callable[[Spec], Figures]] = {
     "generation": part_generation,
     "grpo": part_grpo,
     "demo": part_demo,
+    "long": part_long,  # only when named (bench/gpu/gpu_check.py's EXTRA)
     "zero_run": part_zero_run,  # one run of part_zero's, in its own process
+    "long_run": part_long_run,  # one run of part_long's, in its own process
 }
 
 
