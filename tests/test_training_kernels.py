@@ -138,3 +138,34 @@ def test_padding_free_runs_attend_example_by_example_unless_the_recipe_names_an_
     assert "attn_implementation" not in padded["model_init_kwargs"]
     named = {"padding_free": True, "model_init_kwargs": {"attn_implementation": "eager"}}
     assert build_trl_args(named, (8, 1), **run)["model_init_kwargs"]["attn_implementation"] == "eager"
+
+
+def test_what_the_per_example_product_does_not_honour_takes_the_masked_one():
+    """A sliding window shorter than an example, soft-capping, sinks: plain sdpa with transformers' mask."""
+    import transformers.integrations.sdpa_attention as sdpa
+
+    from limo.training.kernels import packed_sdpa
+
+    module = torch.nn.Module()
+    module.is_causal, module.num_key_value_groups = True, 1
+    query, key, value = (torch.randn(1, 2, 9, 8) for _ in range(3))
+    mask = torch.ones(1, 1, 9, 9, dtype=torch.bool).tril()
+    bounds = torch.tensor([0, 5, 9], dtype=torch.int32)
+    seen = []
+    original = sdpa.sdpa_attention_forward
+
+    def spy(module, query, key, value, attention_mask, **kwargs):
+        seen.append((query.shape[2], attention_mask is not None))
+        return original(module, query, key, value, attention_mask, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sdpa, "sdpa_attention_forward", spy)
+        packed_sdpa(module, query, key, value, mask, cu_seq_lens_q=bounds, sliding_window=8)
+        assert seen == [(5, False), (4, False)]  # the window holds every example: apart
+        seen.clear()
+        packed_sdpa(module, query, key, value, mask, cu_seq_lens_q=bounds, sliding_window=4)
+        assert seen == [(9, True)]
+        seen.clear()
+        with pytest.raises(ValueError, match="softcap"):
+            packed_sdpa(module, query, key, value, mask, cu_seq_lens_q=bounds, softcap=30.0)
+        assert seen == [(9, True)]

@@ -44,17 +44,24 @@ def packed_sdpa(
 ) -> tuple[Any, None]:
     """transformers' attention-interface signature (query/key/value ``[batch, heads, tokens, head_dim]``; returns
     ``[batch, tokens, heads, head_dim]``): a single packed row with ``cu_seq_lens_q`` attends each example apart,
-    anything else is plain sdpa with the mask transformers built."""
+    anything else is plain sdpa with the mask transformers built (so is a row whose examples outgrow the layer's
+    sliding window, or a layer with soft-capping or sinks)."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     bounds = kwargs.get("cu_seq_lens_q")
-    if bounds is None or query.shape[0] != 1 or query.shape[2] != key.shape[2]:
+    lengths = bounds.diff().tolist() if bounds is not None else []
+    window = kwargs.get("sliding_window")
+    apart = bounds is not None and query.shape[0] == 1 and query.shape[2] == key.shape[2]
+    # what the causal product of each example alone does not honour goes to the masked product: a sliding window
+    # shorter than an example, logit soft-capping, attention sinks
+    apart = apart and (window is None or max(lengths) <= window)
+    apart = apart and kwargs.get("softcap") is None and kwargs.get("s_aux") is None
+    if not apart:
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs
         )
     import torch
 
-    lengths = bounds.diff().tolist()
     parts = [
         sdpa_attention_forward(module, q, k, v, None, dropout=dropout, scaling=scaling, is_causal=True)[0]
         for q, k, v in zip(query.split(lengths, 2), key.split(lengths, 2), value.split(lengths, 2), strict=True)
