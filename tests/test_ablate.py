@@ -172,6 +172,29 @@ def test_a_screen_runs_only_the_arms_named_and_curates_what_they_need(tmp_path):
         options(**{**section, "only": ["x"]})
 
 
+def test_paired_draws_give_each_seed_its_own_draw_and_curate_only_those(tmp_path):
+    """``draw_seeds: paired``: a random arm's i-th seed trains draw i (mod draws), one run a seed; only the draws a
+    seed reaches are curated; pairs still share a seed."""
+    section = {"seeds": [0, 1, 2], "draws": 3, "draw_seeds": "paired"}
+    study = Study("r", tmp_path, options(**section), ("b",))
+    assert [(s.arm, s.seed, s.draw) for s in run_specs(study)] == [
+        ("curated", 0, None),
+        ("curated", 1, None),
+        ("curated", 2, None),
+        ("rc", 0, 0),
+        ("rc", 1, 1),
+        ("rc", 2, 2),
+    ]
+    screen = options(**{**section, "seeds": [5]})
+    assert screen.draws_of(screen.arm("rc")) == (0,)  # a one-seed screen curates one draw, not three
+    few = options(**{**section, "draws": 2})
+    assert [d for _, d in few.runs_of(few.arm("rc"))] == [0, 1, 0]
+    crossed = options(**{**section, "draw_seeds": "cross", "seeds": [0, 1]})
+    assert len(crossed.runs_of(crossed.arm("rc"))) == 6 and crossed.draws_of(crossed.arm("rc")) == (0, 1, 2)
+    with pytest.raises(OptionsError, match="draw_seeds"):
+        options(**{**section, "draw_seeds": "zip"})
+
+
 def test_the_bench_script_is_a_thin_caller_of_limo_ablate(repo_root):
     """bench/experiments/limo_small.py keeps the bench's flags and hands them to limo.ablate (one copy of the
     plumbing); its command composes as limo.ablate would compose it."""

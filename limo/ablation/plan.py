@@ -244,13 +244,12 @@ class RunSpec:
 
 def run_specs(study: Study) -> list[RunSpec]:
     """Every run in table order: the base model first (when evaluated), then arm by arm, seed by seed, draw by
-    draw."""
+    draw (``draw_seeds: paired``: one draw a seed)."""
     options = study.options
     runs = [RunSpec(BASE, None, None, str(study.root / BASE))] if options.base else []
     for arm in options.active:
-        for seed in options.seeds_of(arm):
-            for draw in options.draws_of(arm):
-                runs.append(RunSpec(arm.name, seed, draw, str(study.run_folder(arm.name, seed, draw))))
+        for seed, draw in options.runs_of(arm):
+            runs.append(RunSpec(arm.name, seed, draw, str(study.run_folder(arm.name, seed, draw))))
     return runs
 
 
