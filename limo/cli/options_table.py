@@ -27,13 +27,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from curation.executors import ExecutorOptions
-from curation.methods import METHODS
-from curation.options import StageOptions
-from limo.discovery.options import DiscoverOptions
-from limo.setup.ablate import AblateOptions, ArmOptions, BenchmarkOptions
-from limo.setup.evaluate import EvaluateOptions
-from limo.training.options import TrainOptions
+from limo.cli.overrides import option_roots
+from limo.setup.ablate import ArmOptions, BenchmarkOptions
 
 REPO = Path(__file__).resolve().parents[2]
 PAGE = REPO / "docs" / "options.md"
@@ -48,16 +43,10 @@ ENTRY = re.compile(r"^\s+(\w+): (.*)$")
 
 
 def sections() -> list[tuple[str, type]]:
-    """``(key prefix, options type)`` in a recipe's order."""
-    methods = [(f"curate.{name}", m.options) for name, m in sorted(METHODS.items()) if m.options is not None]
+    """``(key prefix, options type)`` in a recipe's order: the schema's sections (`option_roots`), then the types of
+    the ablation's list items."""
     return [
-        ("curate.stages", StageOptions),
-        *methods,
-        ("executor", ExecutorOptions),
-        ("train", TrainOptions),
-        ("evaluate", EvaluateOptions),
-        ("discover", DiscoverOptions),
-        ("ablate", AblateOptions),
+        *option_roots().items(),
         ("ablate.arms[]", ArmOptions),  # each item of the list
         ("ablate.benchmarks[]", BenchmarkOptions),
     ]

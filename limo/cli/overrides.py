@@ -214,19 +214,18 @@ def schema_root(key: str) -> str | None:
 
 
 def option_roots() -> dict[str, type]:
-    """The recipe sections that map onto an options type: the schema."""
-    roots: dict[str, type] = {f"curate.{m.name}": m.options for m in METHODS.values() if m.options is not None}
-    roots.update(
-        {
-            "curate.stages": StageOptions,
-            "executor": ExecutorOptions,
-            "train": TrainOptions,
-            "evaluate": EvaluateOptions,
-            "discover": DiscoverOptions,
-            "ablate": AblateOptions,
-        }
-    )
-    return roots
+    """The recipe sections that map onto an options type, in a recipe's order: the schema (`limo.cli.options_table`
+    documents the same map)."""
+    methods = {f"curate.{name}": m.options for name, m in sorted(METHODS.items()) if m.options is not None}
+    return {
+        "curate.stages": StageOptions,
+        **methods,
+        "executor": ExecutorOptions,
+        "train": TrainOptions,
+        "evaluate": EvaluateOptions,
+        "discover": DiscoverOptions,
+        "ablate": AblateOptions,
+    }
 
 
 @functools.cache
