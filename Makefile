@@ -92,7 +92,7 @@ discover: setup  ## DiscoPOP's discovery loop: python -m limo.discover recipe=di
 
 TEST_WORKERS ?= 2
 test: setup  ## unit + slow tiers (gpu tests skip without CUDA), over TEST_WORKERS processes (2); the 15 slowest listed
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=15 tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15 tests
 
 # The outputs are the same bits on every x86-64 CPU (docs/curation.md, "The same bytes on every CPU"): the golden and
 # ray = local tests again with numpy's float kernels forced to ones this CPU would not pick (an AVX-512 CPU: its AVX2
@@ -102,7 +102,7 @@ AVX512 := $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo 1)
 OTHER_KERNELS := $(if $(AVX512),OPENBLAS_CORETYPE=Haswell NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR",OPENBLAS_CORETYPE=Sandybridge NPY_DISABLE_CPU_FEATURES="X86_V3 X86_V4 AVX512_ICL AVX512_SPR")
 KERNEL_TESTS := tests/test_golden_outputs.py tests/test_int8_exact.py tests/test_runner.py::test_champ_in_parts_matches_its_golden_outputs tests/test_cluster_curation.py::test_every_method_on_ray_gives_its_golden_outputs
 test-kernels: setup  ## the golden and ray = local tests with numpy's BLAS and loops forced to other kernels than this CPU's
-	$(OTHER_KERNELS) $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup $(KERNEL_TESTS)
+	$(OTHER_KERNELS) $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(KERNEL_TESTS)
 
 test-unit: setup  ## unit tier only (fast)
 	$(PY) -m pytest -q -m "not slow and not gpu" tests

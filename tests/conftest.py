@@ -36,12 +36,16 @@ def pytest_collection_modifyitems(config, items):
     """Tests on a cluster engine share one xdist worker (``make test`` runs two: each engine then starts once), and so
     do a module's tests that use a module-scoped fixture (built once, not once per worker); `gpu` tests skip without
     CUDA (checked lazily so collecting never imports torch). Without ``tryfirst`` the groups were added after xdist
-    had read them, and a module fixture used on both workers was built twice (the GPU check's CPU run: 2 x 126 s)."""
+    had read them, and a module fixture used on both workers was built twice (the GPU check's CPU run: 2 x 126 s).
+
+    On an xdist worker the items are also put in the order the workers are handed them (`dispatch_rank`)."""
     for item in items:
         if any(name in getattr(item, "fixturenames", ()) for name in CLUSTER_FIXTURES):
             item.add_marker(pytest.mark.xdist_group("cluster_engines"))
         elif _uses_module_fixture(item):  # one worker builds the module's fixture once (a trained model, a run)
             item.add_marker(pytest.mark.xdist_group(f"module_fixture:{item.module.__name__}"))
+    if hasattr(config, "workerinput"):
+        items.sort(key=dispatch_rank)  # stable: a group's tests keep their order
     gpu_items = [item for item in items if "gpu" in item.keywords]
     if not gpu_items:
         return
@@ -50,6 +54,21 @@ def pytest_collection_modifyitems(config, items):
     if not torch.cuda.is_available():
         for item in gpu_items:
             item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
+
+
+def dispatch_rank(item: pytest.Item) -> int:
+    """Longest work first, so that the two workers of ``make test`` finish together: the cluster engines' group (the
+    longest), then each module-fixture group, then `slow` tests, then the short ones that even out the end.
+    ``make test`` passes ``--no-loadscope-reorder``: xdist would otherwise hand out groups by their number of tests,
+    and the ~2,700 one-test units (a one-test module group among them) in file order, which put slow ones late (the
+    64 s two-process ZeRO run of tests/test_train_distributed.py near the end), one worker idle while the other
+    finished them."""
+    group = next((mark.args[0] for mark in item.iter_markers("xdist_group")), "")
+    if group == "cluster_engines":
+        return 0
+    if group:
+        return 1
+    return 2 if "slow" in item.keywords else 3
 
 
 def _uses_module_fixture(item: pytest.Item) -> bool:

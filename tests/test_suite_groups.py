@@ -1,8 +1,9 @@
-"""`make test`'s --dist loadgroup keeps a group's tests on one worker with the pytest and pytest-xdist installed.
+"""`make test`'s --dist loadgroup keeps a group's tests on one worker with the pytest and pytest-xdist installed, and
+hands out the longest work first.
 
 Under pytest 9, pytest-xdist 3.8's groups silently did nothing (node ids became structured), and conftest's groups
 were added after xdist had read them: every module fixture used on both workers was built twice. This runs a small
-suite of its own through two workers and checks where each test ran.
+suite of its own through two workers, as `make test` does, and checks where and in which order each test ran.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ def test_uses_the_module_fixture(shared, i):
 @pytest.mark.parametrize("i", range(4))
 def test_free(i):
     time.sleep(0.2)
+
+@pytest.mark.slow
+def test_slow():
+    time.sleep(0.2)
 """
 
 
@@ -43,6 +48,7 @@ def test_a_module_fixture_s_tests_run_on_one_worker(tmp_path):
             "2",
             "--dist",
             "loadgroup",
+            "--no-loadscope-reorder",
             "-v",
             "-p",
             "no:cacheprovider",
@@ -55,7 +61,11 @@ def test_a_module_fixture_s_tests_run_on_one_worker(tmp_path):
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )
     assert done.returncode == 0, done.stdout[-2000:]
-    ran = re.findall(r"\[(gw\d)\].*PASSED \S*::(test_\w+)\[\d\](@\S+)?", done.stdout)
+    ran = re.findall(r"\[(gw\d)\].*PASSED \S*::(test_\w+)(?:\[\d\])?(@\S+)?", done.stdout)
     grouped = {(worker, group) for worker, name, group in ran if name == "test_uses_the_module_fixture"}
-    assert len(ran) == 8 and len(grouped) == 1, done.stdout
+    assert len(ran) == 9 and len(grouped) == 1, done.stdout
     assert grouped.pop()[1] == "@module_fixture:test_grouped"
+    # Longest first (tests.conftest.dispatch_rank): the group, then the slow test written last, then the rest; each
+    # worker's lines come in the order it ran them.
+    order = {worker: [name for w, name, _ in ran if w == worker] for worker, _, _ in ran}
+    assert sorted(names[0] for names in order.values()) == ["test_slow", "test_uses_the_module_fixture"], order
