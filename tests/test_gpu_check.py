@@ -2,7 +2,7 @@
 part that fails or hangs leaving the others' figures, the carried wheels covering what the check imports, and the
 command docs/training.md gives a session with a device.
 
-The CPU run takes about 90 s of CPU (slow tier): fifteen processes, each importing torch, transformers and TRL.
+The CPU run takes about 70 s of CPU (slow tier): ten processes, each importing torch, transformers and TRL.
 """
 
 from __future__ import annotations
@@ -47,9 +47,11 @@ def run_check(out: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict]
 
 @pytest.fixture(scope="module")
 def cpu_check(tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict, Path]:
-    """The whole check on this CPU. Budgets x10: they guard against a hang, and load must not decide a test."""
+    """The whole check on this CPU. Budgets x10: they guard against a hang, and load must not decide a test. The
+    parts that may share a process do (``--shared-process``: 4 processes fewer, each ~3 s of imports); a part in a
+    process of its own is the other tests' (a failing or hanging part, the long part)."""
     out = tmp_path_factory.mktemp("gpu_check")
-    done, report = run_check(out, "--budget-factor", "10")
+    done, report = run_check(out, "--budget-factor", "10", "--shared-process")
     return done, report, out
 
 
@@ -117,6 +119,34 @@ def test_a_part_that_dies_without_a_result_is_reported_with_its_last_line(tmp_pa
     entry = check.run_part("peak", spec, 60, log)
     assert entry["status"] == "failed"
     assert entry["error"] == "its process exited with status 3 and wrote no result; last line: out of memory, it said"
+
+
+def test_parts_sharing_a_process_keep_what_finished_when_it_dies(tmp_path, monkeypatch):
+    """``--shared-process`` (the CPU run above): a part's result is kept once it finished; the part running when the
+    process died, and those after it, fail naming the parts that shared it. Only consecutive shareable parts share."""
+    check = bench_module("gpu", "gpu_check")
+    assert check.process_groups(["peak", "sft", "demo", "zero", "generation"], shared=True) == [
+        ["peak", "sft"],
+        ["demo"],
+        ["zero", "generation"],
+    ]
+    assert check.process_groups(["peak", "sft"], shared=False) == [["peak"], ["sft"]]
+    monkeypatch.setattr(check, "REPO", tmp_path)  # a "gpu_parts.py" that finishes peak, then dies in sft
+    (tmp_path / "bench" / "gpu").mkdir(parents=True)
+    (tmp_path / "bench" / "gpu" / "gpu_parts.py").write_text(
+        "import json, sys\n"
+        "json.dump({'peak': {'status': 'ok', 'figures': {'tflops': 1.0}, 'seconds': 0.5}}, open(sys.argv[3], 'w'))\n"
+        "print('killed in sft')\nraise SystemExit(3)\n"
+    )
+    spec = {"device": "cpu", "work": str(tmp_path), "faults": {}}
+    entries = check.run_shared(["peak", "sft", "memory"], spec, 60, tmp_path / "group.log")
+    assert entries["peak"] == {"status": "ok", "figures": {"tflops": 1.0}, "seconds": 0.5, "budget_s": 60}
+    for name in ("sft", "memory"):
+        assert entries[name]["status"] == "failed"
+        assert entries[name]["error"] == (
+            "its process exited with status 3 and wrote no result; last line: killed in sft"
+            " (in one process with peak, sft, memory)"
+        )
 
 
 def test_wheel_list_pins_and_size_limit(tmp_path):

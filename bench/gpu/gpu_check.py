@@ -18,7 +18,8 @@ so), so a part that fails, hangs or dies leaves the others' figures: its entry s
 or ``skipped`` with the reason. ``<out>/gpu_check.json`` is rewritten atomically after every part; every part's
 output goes to ``<out>/gpu_check.log`` (two files: the device tool returns at most eight); a short summary is
 printed at the end. ``--fault part:raise|hang`` makes a part fail on purpose (the tests check that the others go
-on).
+on). ``--shared-process`` (CPU only) runs consecutive `SHAREABLE` parts in one process, every part still with its
+own entry: tests/test_gpu_check.py's whole CPU run, where each process of its own cost ~3 s of imports.
 """
 
 from __future__ import annotations
@@ -70,6 +71,11 @@ BUDGETS = {
     },
 }
 TOTAL_S = {"cuda": 420, "cpu": 3600}  # and each named EXTRA part's own budget on top
+# Parts that may share one process in the CPU run (``--shared-process``): there a part measures no device memory and
+# leaves no device state behind, so a process of its own buys only isolation, at ~3 s of imports (torch,
+# transformers, TRL) each; `zero` starts its runs in processes of their own either way. `demo` (its stages are
+# processes) and `long` keep theirs.
+SHAREABLE = ("peak", "sft", "memory", "zero", "generation", "grpo")
 MIN_PART_S = 20  # a part that would start with less than this left is skipped
 LOG_TAIL_BYTES = 200_000  # of each part's output, in <out>/gpu_check.log
 PACKAGES = ("torch", "transformers", "trl", "deepspeed", "accelerate", "peft", "datasets", "tokenizers", "numpy")
@@ -152,12 +158,34 @@ def environment(device: str, site: Path | None, wheels: Path | None) -> dict[str
 
 def run_part(name: str, spec: dict[str, Any], budget: float, log: Path) -> dict[str, Any]:
     """Run one part in its own process group, killed after ``budget`` seconds; its result entry."""
+    result_file, seconds, status = run_process(name, spec, budget, log)
+    if result_file.exists():
+        return {**json.loads(result_file.read_text()), "seconds": seconds, "budget_s": budget}
+    error = no_result(seconds, budget, status, log)
+    return {"status": "failed", "error": error, "seconds": seconds, "budget_s": budget}
+
+
+def run_shared(names: list[str], spec: dict[str, Any], budget: float, log: Path) -> dict[str, dict[str, Any]]:
+    """Run ``names`` one after the other in one process (``--shared-process``), killed after ``budget`` seconds (the
+    sum of theirs); each part's entry, with the seconds it took in that process."""
+    result_file, seconds, status = run_process(",".join(names), spec, budget, log)
+    results = json.loads(result_file.read_text()) if result_file.exists() else {}
+    entries = {name: {**results[name], "budget_s": budget} for name in names if name in results}
+    for name in names[len(entries) :]:  # the part that was running when the process ended, and those after it
+        error = f"{no_result(seconds, budget, status, log)} (in one process with {', '.join(names)})"
+        entries[name] = {"status": "failed", "error": error, "seconds": 0.0, "budget_s": budget}
+    return entries
+
+
+def run_process(parts: str, spec: dict[str, Any], budget: float, log: Path) -> tuple[Path, float, int | None]:
+    """Run gpu_parts.py on ``parts`` in its own process group, killed after ``budget`` seconds; its result file (which
+    may be missing), its seconds and its exit status."""
     folder = Path(spec["work"]) / "parts"
     folder.mkdir(parents=True, exist_ok=True)
-    spec_file, result_file = folder / f"{name}.spec.json", folder / f"{name}.result.json"
+    spec_file, result_file = folder / f"{parts}.spec.json", folder / f"{parts}.result.json"
     spec_file.write_text(json.dumps(spec))
     result_file.unlink(missing_ok=True)
-    command = [sys.executable, str(REPO / "bench" / "gpu" / "gpu_parts.py"), name, str(spec_file), str(result_file)]
+    command = [sys.executable, str(REPO / "bench" / "gpu" / "gpu_parts.py"), parts, str(spec_file), str(result_file)]
     started = time.monotonic()
     with log.open("w") as output:
         process = subprocess.Popen(
@@ -168,14 +196,14 @@ def run_part(name: str, spec: dict[str, Any], budget: float, log: Path) -> dict[
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)  # the part and whatever it started (ZeRO runs, demo stages)
             process.wait()
-    seconds = time.monotonic() - started
-    if result_file.exists():
-        return {**json.loads(result_file.read_text()), "seconds": seconds, "budget_s": budget}
+    return result_file, time.monotonic() - started, process.returncode
+
+
+def no_result(seconds: float, budget: float, status: int | None, log: Path) -> str:
+    """Why a part has no result: its budget ran out, or its process ended without writing one."""
     if seconds >= budget:
-        error = f"timed out after its budget of {budget:.0f} s (killed with everything it started)"
-    else:
-        error = f"its process exited with status {process.returncode} and wrote no result; last line: {last_line(log)}"
-    return {"status": "failed", "error": error, "seconds": seconds, "budget_s": budget}
+        return f"timed out after its budget of {budget:.0f} s (killed with everything it started)"
+    return f"its process exited with status {status} and wrote no result; last line: {last_line(log)}"
 
 
 def last_line(log: Path) -> str:
@@ -212,25 +240,40 @@ def run_check(args: argparse.Namespace, device: str, site: Path | None, work: Pa
         raise SystemExit(f"gpu_check: error: a fault is raise or hang, --fault {args.fault}")
     total = TOTAL_S[device] + sum(budgets[name] for name in args.parts if name in EXTRA)
     deadline = time.monotonic() + total * args.budget_factor
-    for name in args.parts:
+    for group in process_groups(args.parts, args.shared_process):
         left = deadline - time.monotonic()
         if left < MIN_PART_S:
-            entry: dict[str, Any] = {
-                "status": "skipped",
-                "reason": f"the check's total budget is spent ({left:.0f} s left)",
-            }
+            reason = f"the check's total budget is spent ({left:.0f} s left)"
+            entries: dict[str, dict[str, Any]] = {name: {"status": "skipped", "reason": reason} for name in group}
         else:
-            spec = {"device": device, "work": str(work), "peak": figures(report, "peak"), "fault": faults.get(name)}
-            log = work / "logs" / f"{name}.log"
+            spec: dict[str, Any] = {"device": device, "work": str(work), "peak": figures(report, "peak")}
+            log = work / "logs" / f"{'+'.join(group)}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
-            budget = args.budget.get(name, budgets[name] * args.budget_factor)
-            entry = run_part(name, spec, min(budget, left), log)
-            append_log(combined, name, log)
-        report["parts"][name] = entry
-        report["finished"] = now()
-        write_report(report_path, report)
-        print(summary_line(name, entry), flush=True)
+            budget = min(left, sum(args.budget.get(name, budgets[name] * args.budget_factor) for name in group))
+            if len(group) == 1:
+                entries = {group[0]: run_part(group[0], {**spec, "fault": faults.get(group[0])}, budget, log)}
+            else:
+                spec["faults"] = {name: faults[name] for name in group if name in faults}
+                entries = run_shared(group, spec, budget, log)
+            append_log(combined, ", ".join(group), log)
+        for name, entry in entries.items():
+            report["parts"][name] = entry
+            report["finished"] = now()
+            write_report(report_path, report)
+            print(summary_line(name, entry), flush=True)
     return report
+
+
+def process_groups(parts: list[str], shared: bool) -> list[list[str]]:
+    """The parts in order, cut into the runs of one process each: one part a process, or with ``shared`` (the CPU
+    run's ``--shared-process``) consecutive `SHAREABLE` parts in one."""
+    groups: list[list[str]] = []
+    for name in parts:
+        if shared and name in SHAREABLE and groups and groups[-1][-1] in SHAREABLE:
+            groups[-1].append(name)
+        else:
+            groups.append([name])
+    return groups
 
 
 def figures(report: dict[str, Any], name: str) -> dict[str, Any] | None:
@@ -306,6 +349,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--budget-factor", type=float, default=1.0, help="multiply every time budget")
     parser.add_argument("--budget", action="append", default=[], help="part=seconds: that part's budget")
     parser.add_argument("--fault", action="append", default=[], help="part:raise or part:hang (tests)")
+    parser.add_argument(
+        "--shared-process",
+        action="store_true",
+        help=f"CPU only: consecutive parts of {','.join(SHAREABLE)} in one process (a hang fails them all)",
+    )
     args = parser.parse_args(argv)
     args.parts = [p for p in args.parts.split(",") if p]
     args.budget = {part: float(seconds) for part, seconds in (b.split("=", 1) for b in args.budget)}
@@ -321,6 +369,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     site = install_wheels(args.wheels) if args.wheels else None
     set_python_path(site)
     device = resolve_device(args.device)
+    if args.shared_process and device != "cpu":
+        raise SystemExit("gpu_check: error: a GPU part measures in a process of its own, --shared-process (CPU only)")
     work = args.work or Path(tempfile.mkdtemp(prefix="limo-gpu-check-"))
     try:
         report = run_check(args, device, site, work)

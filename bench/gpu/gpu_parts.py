@@ -1,5 +1,6 @@
 """The parts of bench/gpu/gpu_check.py, each run in a process of its own: ``python bench/gpu/gpu_parts.py <part>
-<spec.json> <result.json>`` (the check starts them; run one by hand to debug it).
+<spec.json> <result.json>`` (the check starts them; run one by hand to debug it). ``<part>,<part>,...`` runs several
+in one process (the check's ``--shared-process``, for the CPU run only).
 
 Every part goes through limo's own entry points and builders, never a copy: training is `limo.train.train` on a
 composed recipe (``demo`` for SFT, ``rl_demo`` for GRPO) with TRL's trainers, DeepSpeed through the recipe's
@@ -804,14 +805,34 @@ def write_json_atomic(path: Path, value: Any) -> None:
     os.replace(temporary, path)
 
 
+def run_parts(names: list[str], spec: Spec, result_path: Path) -> None:
+    """Several parts one after the other in this process (gpu_check.py's ``--shared-process``, CPU only): the result
+    file maps each finished part to its result and is rewritten after each, so a group killed at its budget keeps
+    what finished. ``spec["faults"]`` holds each part's fault; a later part reads the peak measured here."""
+    results: dict[str, Any] = {}
+    for name in names:
+        started = time.monotonic()
+        result = run_part(name, {**spec, "fault": spec.get("faults", {}).get(name)})
+        results[name] = {**result, "seconds": time.monotonic() - started}
+        if name == "peak" and result["status"] == "ok":
+            spec = {**spec, "peak": result["figures"]}
+        write_json_atomic(result_path, results)
+        if result["status"] == "ok":
+            print(f"[gpu_check] {name}: {json.dumps(result['figures'], default=str)[:2000]}", flush=True)
+
+
 def main(argv: list[str]) -> None:
-    if len(argv) != 3 or argv[0] not in PARTS:
-        raise SystemExit(f"usage: python bench/gpu/gpu_parts.py {{{','.join(PARTS)}}} <spec.json> <result.json>")
-    name, spec_path, result_path = argv
-    result = run_part(name, json.loads(Path(spec_path).read_text()))
-    write_json_atomic(Path(result_path), result)
+    names = argv[0].split(",") if argv else []
+    if len(argv) != 3 or not names or any(name not in PARTS for name in names):
+        raise SystemExit(f"usage: python bench/gpu/gpu_parts.py {{{','.join(PARTS)}}}[,...] <spec.json> <result.json>")
+    spec, result_path = json.loads(Path(argv[1]).read_text()), Path(argv[2])
+    if len(names) > 1:
+        run_parts(names, spec, result_path)
+        return
+    result = run_part(names[0], spec)
+    write_json_atomic(result_path, result)
     if result["status"] == "ok":
-        print(f"[gpu_check] {name}: {json.dumps(result['figures'], default=str)[:2000]}", flush=True)
+        print(f"[gpu_check] {names[0]}: {json.dumps(result['figures'], default=str)[:2000]}", flush=True)
 
 
 if __name__ == "__main__":
