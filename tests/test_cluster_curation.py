@@ -1,10 +1,12 @@
 """Curation on real engines (slow tier): the `champ` curation on a local Ray instance and on a single-node Slurm gives
-the local executor's outputs byte for byte, and a rollout stage stopped mid-run on Ray resumes without running a
+the local executor's outputs byte for byte (its golden outputs, which tests/test_golden_outputs.py holds the local
+run to: no local run is repeated here), and a rollout stage stopped mid-run on Ray resumes without running a
 finished chunk again and ends with the uninterrupted run's outputs.
 
 The engines are the session fixtures of ``tests/conftest.py`` (`tests.cluster_engines`). Pools are kept small
-(parts of 10,000 chains, a dozen problems for rollouts) so that the tier stays within CI's time; the grader's
-limit is raised so that a loaded machine cannot turn one verdict into a timeout in one run only.
+(parts of 10,000 chains, a dozen problems for rollouts) so that the tier stays within CI's time; for the rollouts
+the grader's limit is raised so that a loaded machine cannot turn one verdict into a timeout in one run only (the
+golden runs need not: the grader grades a pair whose wall clock ran out again, alone).
 """
 
 from __future__ import annotations
@@ -29,41 +31,37 @@ from tests.shared_data import REPO_ROOT
 pytestmark = pytest.mark.slow
 
 
-def champ_stages() -> tuple[StageOptions, dict]:
-    from limo.cli.compose import compose
-    from limo.setup.curate import build_curation
-
-    curation = build_curation(compose("champ", ["data_dir=null", "++curate.stages.answer_check.timeout_s=60"]))
-    return curation.stages, dict(curation.context.benchmark_specs)
-
-
 def curate(stages: StageOptions, out: Path, executor: ExecutorOptions, specs: dict | None = None) -> Path:
     METHODS["limo"].run(stages, None, RunContext(out, 42, "champ", specs or {}, executor=executor))
     return out / "curate"
 
 
-@pytest.fixture(scope="module")
-def champ_local(tmp_path_factory) -> Path:
-    stages, specs = champ_stages()
-    return curate(
-        stages, tmp_path_factory.mktemp("champ_local"), ExecutorOptions(kind="local", shard_rows=10_000), specs
-    )
+def champ_on(executor: str, out: Path, data_dir: Path, *settings: str) -> None:
+    """`champ` in parts of 10,000 chains on ``executor``: its golden outputs, but for the executor the manifest names
+    (tests/test_runner.py holds the local run in parts to the same goldens)."""
+    from tests.golden_outputs import differences, run_case
+
+    data_dir = data_dir.resolve()
+    overrides = [f"executor={executor}", "executor.workers=2", "executor.shard_rows=10000", *settings]
+    curated = run_case("champ", out, data_dir, *overrides)
+    assert json.loads((curated / "manifest.json").read_text())["execution"]["executor"] == executor
+    assert json.loads((curated / "manifest.json").read_text())["execution"]["chain_parts"] == 2  # 19,710 chains
+    local = {str(out): "<output_dir>", str(data_dir): "<data_dir>", f'"executor": "{executor}"': '"executor": "local"'}
+    changed = differences("champ", curated, local)
+    assert not changed, f"champ on {executor}: " + "\n".join(changed)
 
 
+@pytest.mark.shared_data
 @pytest.mark.filterwarnings("ignore:placement_group:DeprecationWarning")  # datatrove 0.10.1's Ray call style
-def test_champ_on_ray_gives_the_local_outputs(tmp_path, champ_local, ray_instance):
-    stages, specs = champ_stages()
-    executor = ExecutorOptions(kind="ray", workers=2, mem_per_cpu_gb=0.5, shard_rows=10_000)
-    assert_same_outputs(champ_local, curate(stages, tmp_path, executor, specs), ("local", "ray"))
+def test_champ_on_ray_gives_the_local_outputs(tmp_path, shared_data, ray_instance):
+    champ_on("ray", tmp_path / "run", shared_data, "executor.mem_per_cpu_gb=0.5")
 
 
-def test_champ_on_slurm_gives_the_local_outputs(tmp_path, champ_local, slurm_cluster, monkeypatch):
+@pytest.mark.shared_data
+def test_champ_on_slurm_gives_the_local_outputs(tmp_path, shared_data, slurm_cluster, monkeypatch):
     monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
-    stages, specs = champ_stages()
-    executor = ExecutorOptions(
-        kind="slurm", workers=2, partition=slurm_cluster.partition, poll_seconds=0.5, shard_rows=10_000
-    )
-    assert_same_outputs(champ_local, curate(stages, tmp_path, executor, specs), ("local", "slurm"))
+    settings = (f"executor.partition={slurm_cluster.partition}", "executor.poll_seconds=0.5")
+    champ_on("slurm", tmp_path / "run", shared_data, *settings)
 
 
 # ---------------------------------------------------------------------------------------------- rollouts
