@@ -28,10 +28,11 @@ from limo.training.data import (
 )
 
 # SFT recipes; the preference recipes (train.trainer: dpo) build a DPOConfig, tested in tests/test_discopop.py.
+# Composed once each: this runs when every xdist worker collects (composing each twice took ~10 s of a worker's CPU).
 TRAIN_RECIPES = [
-    n
-    for n in recipe_names()
-    if "train" in compose(n) and compose(n).train.get("trainer", "sft") in ("sft", "weighted_sft")
+    name
+    for name, cfg in ((n, compose(n)) for n in recipe_names())
+    if "train" in cfg and cfg.train.get("trainer", "sft") in ("sft", "weighted_sft")
 ]
 SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
 # Short pairs the tiny model can memorise in a few dozen steps (greedy decoding must reproduce them and stop).
