@@ -17,7 +17,7 @@ import pytest
 
 from eval.records import DataError, write_jsonl
 from limo.cli.compose import compose
-from limo.config.sections import recipe_names
+from limo.config.sections import recipe_has, recipe_names
 from limo.training.batch_plan import BatchPlanError, plan_batches, split_global_batch
 from limo.training.data import (
     TruncationError,
@@ -28,11 +28,12 @@ from limo.training.data import (
 )
 
 # SFT recipes; the preference recipes (train.trainer: dpo) build a DPOConfig, tested in tests/test_discopop.py.
-# Composed once each: this runs when every xdist worker collects (composing each twice took ~10 s of a worker's CPU).
+# This runs when every xdist worker collects: only recipes with a train section (read from their files) are composed,
+# once each (composing every recipe, twice where it trains, took ~10 s of a worker's CPU).
 TRAIN_RECIPES = [
     name
-    for name, cfg in ((n, compose(n)) for n in recipe_names())
-    if "train" in cfg and cfg.train.get("trainer", "sft") in ("sft", "weighted_sft")
+    for name in recipe_names()
+    if recipe_has(name, "train") and compose(name).train.get("trainer", "sft") in ("sft", "weighted_sft")
 ]
 SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
 # Short pairs the tiny model can memorise in a few dozen steps (greedy decoding must reproduce them and stop).
