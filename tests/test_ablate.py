@@ -173,8 +173,8 @@ def test_a_screen_runs_only_the_arms_named_and_curates_what_they_need(tmp_path):
 
 
 def test_paired_draws_give_each_seed_its_own_draw_and_curate_only_those(tmp_path):
-    """``draw_seeds: paired``: a random arm's i-th seed trains draw i (mod draws), one run a seed; only the draws a
-    seed reaches are curated; pairs still share a seed."""
+    """``draw_seeds: paired``: seed s of a random arm trains draw s mod draws, one run a seed, the same draw whatever
+    other seeds run beside it; only the draws its seeds reach are curated."""
     section = {"seeds": [0, 1, 2], "draws": 3, "draw_seeds": "paired"}
     study = Study("r", tmp_path, options(**section), ("b",))
     assert [(s.arm, s.seed, s.draw) for s in run_specs(study)] == [
@@ -185,8 +185,9 @@ def test_paired_draws_give_each_seed_its_own_draw_and_curate_only_those(tmp_path
         ("rc", 1, 1),
         ("rc", 2, 2),
     ]
-    screen = options(**{**section, "seeds": [5]})
-    assert screen.draws_of(screen.arm("rc")) == (0,)  # a one-seed screen curates one draw, not three
+    alone = options(**{**section, "seeds": [2]})
+    assert alone.runs_of(alone.arm("rc")) == ((2, 2),)  # seed 2 run alone: still draw 2, one draw curated
+    assert alone.draws_of(alone.arm("rc")) == (2,)
     few = options(**{**section, "draws": 2})
     assert [d for _, d in few.runs_of(few.arm("rc"))] == [0, 1, 0]
     crossed = options(**{**section, "draw_seeds": "cross", "seeds": [0, 1]})

@@ -10,7 +10,7 @@ baseline without a size, an arm with no step count, a part or pair naming nothin
         - {name: random_correct, baseline: random_correct, n: curated}   # as many chains as curated selected
       seeds: [0, 1, 2]
       draws: 3                  # random baselines: three selection seeds, each trained at every seed
-      draw_seeds: cross         # or paired: the i-th seed trains draw i (three draws in three runs)
+      draw_seeds: cross         # or paired: seed s trains draw s mod draws (three draws in three runs)
       compute: {epochs_of: all_correct}   # or {steps: 250}
       benchmarks:
         - {name: arith_unseen, part_field: part, by: [level]}
@@ -113,8 +113,9 @@ class AblateOptions:
         arms: The arms, each a curation or a baseline (`ArmOptions`).
         seeds: Training seeds (data order, LoRA init); every arm trains once per seed.
         draws: Selection seeds of the random baselines (0 to draws - 1).
-        draw_seeds: ``cross``: each draw trains at every seed (draws x seeds runs); ``paired``: the i-th seed trains
-            draw i mod draws (one run a seed, a fresh draw each: several draws at the curated arms' cost).
+        draw_seeds: ``cross``: each draw trains at every seed (draws x seeds runs); ``paired``: seed s trains draw
+            s mod draws (one run a seed, a fresh draw each: several draws at the curated arms' cost; a run of some
+            seeds alone trains the same draws).
         base: Evaluate the untrained model too: a row, and pairs against it.
         compute: The optimizer steps every arm gets (`ComputeOptions`).
         benchmarks: What every run is evaluated on (`BenchmarkOptions`, or just a name); empty: the recipe's
@@ -166,13 +167,13 @@ class AblateOptions:
         return tuple(dict.fromkeys(d for _, d in self.runs_of(arm)))
 
     def runs_of(self, arm: ArmOptions) -> tuple[tuple[int, int | None], ...]:
-        """The arm's (seed, draw) runs, seed by seed: every draw at every seed (``cross``), or the i-th seed with
-        draw i mod draws (``paired``); a single None draw for an arm that does not draw at random."""
+        """The arm's (seed, draw) runs, seed by seed: every draw at every seed (``cross``), or seed s with draw
+        s mod draws (``paired``); a single None draw for an arm that does not draw at random."""
         seeds = self.seeds_of(arm)
         if not arm.random:
             return tuple((s, None) for s in seeds)
         if self.draw_seeds == "paired":
-            return tuple((s, i % self.draws) for i, s in enumerate(seeds))
+            return tuple((s, s % self.draws) for s in seeds)
         return tuple((s, d) for s in seeds for d in range(self.draws))
 
 
