@@ -344,19 +344,25 @@ def sft_rate(spec: Spec, shape: str, padding_free: bool) -> Figures:
     params = parameter_count(str(model)) or 0
     _, config = sizes.shapes[shape]
     per_token = 6 * params + 12 * config["num_layers"] * config["hidden_size"] * sum(lengths) / len(lengths)
-    achieved = per_token * timed_tokens / seconds / 1e12
-    peak = (spec.get("peak") or {}).get("tflops")
     final_loss = losses(trainer)[-1]
     del trainer
     release(device)
+    rate = rate_figures(spec, per_token, timed_tokens, seconds, sizes.sft_steps, lengths)
+    return {**rate, "params": params, "final_loss": final_loss}
+
+
+def rate_figures(
+    spec: Spec, per_token: float, timed_tokens: int, seconds: float, steps: int, lengths: list[int]
+) -> Figures:
+    """A timed SFT run's rate: tokens/s, seconds a step, achieved TFLOP/s and MFU against the peak part's figure."""
+    achieved = per_token * timed_tokens / seconds / 1e12
+    peak = (spec.get("peak") or {}).get("tflops")
     return {
         "tokens_per_s": timed_tokens / seconds,
-        "seconds_per_step": seconds / sizes.sft_steps,
+        "seconds_per_step": seconds / steps,
         "achieved_tflops": achieved,
         "mfu": achieved / peak if peak else None,
-        "params": params,
         "mean_example_tokens": sum(lengths) / len(lengths),
-        "final_loss": final_loss,
     }
 
 
@@ -678,17 +684,11 @@ def part_long_run(spec: Spec) -> Figures:
     params = parameter_count(str(model)) or 0
     per_token = (4 if mode == "lora" else 6) * params
     per_token += 12 * long.shape["num_layers"] * long.shape["hidden_size"] * sum(lengths) / len(lengths)
-    achieved = per_token * timed_tokens / seconds / 1e12
-    peak = (spec.get("peak") or {}).get("tflops")
     setup = long_setup(long, device, mode)
     estimate = estimate_memory(long_shape(long), setup)
     figures: Figures = {
-        "tokens_per_s": timed_tokens / seconds,
-        "seconds_per_step": seconds / long.steps,
-        "achieved_tflops": achieved,
-        "mfu": achieved / peak if peak else None,
+        **rate_figures(spec, per_token, timed_tokens, seconds, long.steps, lengths),
         "params": params,
-        "mean_example_tokens": sum(lengths) / len(lengths),
         "longest_example_tokens": max(lengths),
         "attention": trainer.model.config._attn_implementation,
         "zero_stage": trainer.model_wrapped.zero_optimization_stage() if trainer.is_deepspeed_enabled else None,
