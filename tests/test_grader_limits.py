@@ -14,9 +14,11 @@ limit itself rather than whichever pair happens to be slow today).
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import multiprocessing
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -25,9 +27,11 @@ import time
 import pytest
 
 import eval.grading.grader as grader
+import eval.grading.timeouts as timeouts
 from eval.grading.grader import DEADLINE_SLACK_S, Verdict, grade, grade_answer, is_wall_clock_timeout, verify
 from eval.grading.options import DEFAULT_OPTIONS
 from eval.grading.timeouts import (
+    WALL_BACKSTOP_FACTOR,
     WALL_CLOCK,
     WORKERS,
     CallTimeout,
@@ -306,6 +310,42 @@ def test_grade_many_grades_wall_clock_timeouts_again_and_keeps_cpu_ones(capsys):
     assert "1 pair(s) ran out of wall-clock time" in capsys.readouterr().err
     assert grader.regrade_late([grade("1", "2")], lambda i: grader._grade_pair(jobs[1]))[0].status == "incorrect"
     assert "ran out of wall-clock time" not in capsys.readouterr().err  # nothing to retry: nothing said
+
+
+def _held_off_its_core(job: tuple) -> Verdict:
+    """``job`` graded while every running symbolic worker of this process is stopped for 2.5 s: a machine so loaded
+    that the worker gets no core for longer than the pair's whole wall-clock limit (0.5 s + the slack)."""
+    pids = [w._proc.pid for w in WORKERS._all if w._proc is not None and w._proc.poll() is None]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+
+    def resume_them() -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):  # a worker the clock ended was killed meanwhile
+                os.kill(pid, signal.SIGCONT)
+
+    resume = threading.Timer(2.5, resume_them)
+    resume.start()
+    try:
+        return grader._grade_pair(job)
+    finally:
+        resume.join()
+
+
+def test_a_retry_is_decided_by_the_worker_s_cpu_budget_not_by_the_load_again(capsys):
+    """The load that ended a pair's wall clock is still there when `regrade_late` grades it again (a champ curation
+    on Ray lost two chains so, 2026-11-27): the retry's wall-clock deadline is WALL_BACKSTOP_FACTOR times the limit,
+    so the worker, held off its core longer than the limit both times, still decides it; its CPU budget stays the
+    limit."""
+    job = (r"\lim_{n\to\infty} \frac{n}{n+1}", "1", None, 0.5, DEFAULT_OPTIONS)  # answered by the worker
+    WORKERS.warm()
+    first = _held_off_its_core(job)
+    assert is_wall_clock_timeout(first), first  # the same hold, outside a retry: the clock ends the call
+    assert 0.5 + DEADLINE_SLACK_S < 2.5 < 0.5 * WALL_BACKSTOP_FACTOR
+    again = grader.regrade_late([first], lambda _: _held_off_its_core(job))
+    assert again[0].status == "correct", again[0]
+    assert "graded again one at a time: 1 decided, 0 timed out again" in capsys.readouterr().err
+    assert timeouts.wall_factor() == 1.0  # only the retry had the longer deadline
 
 
 def test_limit_holds_in_threads(worker):

@@ -68,6 +68,8 @@ from eval.grading.timeouts import (
     paused,
     remaining_s,
     run_bounded,
+    wall_backstop,
+    wall_factor,
 )
 from eval.grading.worded import worded_equal
 
@@ -355,7 +357,7 @@ def _grade_answer(gold: str, pred: str, timeout_s: float, problem: str | None) -
 def _bounded(run: Callable[[], Verdict], timeout_s: float, extracted: str | None) -> Verdict:
     """`run()` under the call's deadline; a ``timeout`` verdict when the clock ended it."""
     try:
-        return run_bounded(run, max(timeout_s, 0.0) + DEADLINE_SLACK_S)
+        return run_bounded(run, max(timeout_s, 0.0) * wall_factor() + DEADLINE_SLACK_S)
     except CallTimeout as exc:
         return _verdict("timeout", extracted, str(exc))
 
@@ -565,14 +567,18 @@ def grade_many(
 def regrade_late(results: list[Verdict], again: Callable[[int], Verdict]) -> list[Verdict]:
     """`results` with each verdict whose *wall clock* ran out (a loaded machine, a worker still starting) replaced by
     ``again(index)``, called one at a time once the symbolic worker has started: a verdict should not depend on what
-    else ran. Verdicts that spent their CPU budget are not retried (they would again). Each retry keeps the call's
-    limit; said on stderr."""
+    else ran. Verdicts that spent their CPU budget are not retried (they would again). A retry keeps the call's limit
+    of the worker's CPU time, and its wall-clock deadline is `WALL_BACKSTOP_FACTOR` times that limit
+    (`eval.grading.timeouts.wall_backstop`): retried at once under the same load, the same 2 s of wall clock ended
+    pairs again (a champ curation on Ray, whose workers run at nice 15, beside two-process training); said on
+    stderr."""
     late = [i for i, verdict in enumerate(results) if is_wall_clock_timeout(verdict)]
     if not late:
         return results
     WORKERS.warm()
-    for i in late:
-        results[i] = again(i)
+    with wall_backstop():
+        for i in late:
+            results[i] = again(i)
     still = sum(is_wall_clock_timeout(results[i]) for i in late)
     print(
         f"grading: {len(late)} pair(s) ran out of wall-clock time (a loaded machine?); graded again one at a time: "

@@ -23,8 +23,9 @@ worker that blocks or starves, and also bounds the wait for a worker still start
 finish starting for the next call rather than killed). Where ``/proc`` is absent the limit is wall-clock time.
 
 **Which clock ended a call** is in its reason: every wall-clock expiry says `WALL_CLOCK`, a worker that spent its CPU
-budget says "CPU time". Only the first depends on what else runs; `eval.grading.grader.grade_many` grades such pairs
-again.
+budget says "CPU time". Only the first depends on what else runs; `eval.grading.grader.regrade_late` grades such pairs
+again inside `wall_backstop`, where a call's wall-clock deadline is `WALL_BACKSTOP_FACTOR` times its limit: the
+worker's CPU budget decides the retry, so a pair's verdict does not depend on how loaded the machine was.
 """
 
 from __future__ import annotations
@@ -182,6 +183,26 @@ def remaining_s() -> float | None:
     """Seconds left before the current `run_bounded` deadline in this thread (None outside one)."""
     guard = getattr(_LOCAL, "guard", None)
     return None if guard is None else guard.deadline - time.monotonic()
+
+
+@contextlib.contextmanager
+def wall_backstop() -> Iterator[None]:
+    """Inside the block, a grading call in this thread may take `WALL_BACKSTOP_FACTOR` times its limit of wall-clock
+    time (`wall_factor`): the retry of a pair whose wall clock ran out on a loaded machine, decided by the symbolic
+    worker's CPU budget (its limit is unchanged) rather than by the load again. The size limits still bound the
+    in-process steps; the longer deadline stays a hard one."""
+    saved = wall_factor()
+    _LOCAL.wall_factor = WALL_BACKSTOP_FACTOR
+    try:
+        yield
+    finally:
+        _LOCAL.wall_factor = saved
+
+
+def wall_factor() -> float:
+    """How many times its limit a grading call in this thread may take of wall-clock time (1 outside
+    `wall_backstop`)."""
+    return getattr(_LOCAL, "wall_factor", 1.0)
 
 
 @contextlib.contextmanager
