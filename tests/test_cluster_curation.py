@@ -143,6 +143,7 @@ def test_rollouts_stopped_on_ray_resume_without_redoing_finished_chunks(tmp_path
     work = tmp_path / "ray" / "curate" / "work"
     finished, kept = stop_mid_chunk(start_driver(spec), work)
     assert 0 < len(finished) < CHUNKS
+    assert any(kept[c] for c in range(CHUNKS) if c not in finished)  # a chunk stopped with generations cached
     resumed = start_driver(spec)
     _, stderr = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, stderr[-3000:]

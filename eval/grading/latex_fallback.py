@@ -4,20 +4,27 @@ declines, compared by math-verify 0.9.0 (LaTeX extraction only), else by latex2s
 math-verify is asked with ``LatexExtractionConfig`` alone: its expression extraction hands text to sympy's
 ``parse_expr`` (Python evaluation), which untrusted text must never reach. Its LaTeX path builds sympy
 objects from an ANTLR parse tree (latex2sympy2-extended, which calls ``parse_expr`` only on
-``variable_values``, never passed). Its own signal timer stays below our limit so a slow pair usually ends
-inside the worker instead of costing a restart; the worker's kill is the guarantee. Inputs are capped in
-length by the caller. Run as ``python -m eval.grading.latex_fallback`` (a JSON-lines loop).
+``variable_values``, never passed). Its own timer stays below our limit so a slow pair usually ends inside the
+worker instead of costing a restart; the worker's kill is the guarantee. That timer counts this process's CPU time
+(`cpu_budget`), not the wall clock as math-verify's ``signal.alarm`` does: on a loaded machine its alarm fired in a
+parse or a comparison that had used a fraction of its second, and math-verify read that as "no parse" or "not
+equal", a verdict that depended on what else ran. Inputs are capped in length by the caller. Run as
+``python -m eval.grading.latex_fallback`` (a JSON-lines loop).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
 import time
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 _INNER_LIMIT_FRACTION = 0.5
 WARM_UP = {"gold": "\\min(1, \\frac{1}{2})", "pred": "\\frac{1}{2}", "timeout_s": 2.0}
+T = TypeVar("T")
 
 
 def compare_math_verify(gold: str, pred: str, timeout_s: float, **options: Any) -> dict[str, Any] | None:
@@ -27,15 +34,56 @@ def compare_math_verify(gold: str, pred: str, timeout_s: float, **options: Any) 
 
     inner = max(1, int(timeout_s * _INNER_LIMIT_FRACTION))
     config = [LatexExtractionConfig(boxed_match_priority=0)]
-    try:
-        g = parse(f"${gold}$", extraction_config=config, parsing_timeout=inner)
-        p = parse(f"${pred}$", extraction_config=config, parsing_timeout=inner)
+    _quiet_about_our_timer()
+    try:  # math-verify's own timers off (None): `cpu_budget` raises its TimeoutException, which it handles as its own
+        g = within_cpu(inner, lambda: parse(f"${gold}$", extraction_config=config, parsing_timeout=None), [])
+        p = within_cpu(inner, lambda: parse(f"${pred}$", extraction_config=config, parsing_timeout=None), [])
         if not g or not p:
             return None
-        same = verify(g, p, timeout_seconds=inner, **options)
+        same = within_cpu(inner, lambda: verify(g, p, timeout_seconds=None, **options), False)
     except Exception as exc:  # math-verify raises several types on malformed input
         return {"status": "unparseable", "reason": f"math-verify: {type(exc).__name__}"}
     return {"status": "correct" if same else "incorrect", "reason": "math-verify (our parser declined)"}
+
+
+@contextlib.contextmanager
+def cpu_budget(seconds: float) -> Iterator[None]:
+    """Raise math-verify's ``TimeoutException`` in this (main) thread once this process has spent ``seconds`` of CPU
+    time in the block (``ITIMER_PROF``: user and system time), the way its own ``signal.alarm`` does after seconds of
+    wall clock. math-verify's ``parse`` turns it into no parse and its comparison into "not equal", as for its own."""
+    from math_verify.errors import TimeoutException
+
+    def fire(_signum: int, _frame: Any) -> None:
+        raise TimeoutException(f"over {seconds:g} s of CPU time")
+
+    previous = signal.signal(signal.SIGPROF, fire)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
+
+
+def within_cpu(seconds: float, call: Callable[[], T], spent: T) -> T:
+    """``call()`` under `cpu_budget`; ``spent`` if the budget ran out where math-verify did not catch it (between its
+    return and the timer's disarming)."""
+    from math_verify.errors import TimeoutException
+
+    try:
+        with cpu_budget(seconds):
+            return call()
+    except TimeoutException:
+        return spent
+
+
+def _quiet_about_our_timer() -> None:
+    """math-verify warns once that a call without its timer must be bounded by the caller: here it is (`cpu_budget`,
+    and the worker's kill)."""
+    import math_verify.grader
+    import math_verify.parser
+
+    math_verify.grader.TIMEOUT_WARNING_SHOWN = math_verify.parser.TIMEOUT_WARNING_SHOWN = True
 
 
 def compare_latex(gold: str, pred: str) -> dict[str, Any]:
