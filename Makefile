@@ -16,6 +16,9 @@ CONSTRAINTS := $(if $(HAS_NVIDIA),,-c constraints-cpu.txt)
 STAMP := $(VENV)/.setup-stamp
 OVERRIDES = $(if $(OUTPUT_DIR),output_dir=$(OUTPUT_DIR)) $(if $(MODEL),model.path=$(MODEL)) $(EXTRA)
 export OMP_NUM_THREADS ?= 1
+# The cores this process may use. nproc answers OMP_NUM_THREADS when it is set (1 above, and .ci/run's), and GNU make
+# 4.4 passes exported variables to $(shell): without the env -u, the demo ran on one thread and the tests on two.
+CORES := $(shell env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || echo 2)
 export TORCH_EXTENSIONS_DIR ?= $(HOME)/.cache/limo/torch_extensions
 export DS_ACCELERATOR ?= cpu
 
@@ -56,7 +59,7 @@ $(GEMMA_STAMP): $(STAMP)
 	@touch $(GEMMA_STAMP)
 
 # The demo trains a real model: every core (tests keep OMP_NUM_THREADS=1, set above, so that two test workers share).
-DEMO_THREADS ?= $(shell nproc 2>/dev/null || echo 2)
+DEMO_THREADS ?= $(CORES)
 # DEMO_STARTED is read when make reads this file, before setup runs: the demo's total counts the setup too.
 demo: DEMO_STARTED := $(shell date +%s)
 demo: setup  ## LIMO in miniature on SmolLM2-135M-Instruct: curate, evaluate before, LoRA SFT, evaluate after, compare (CPU)
@@ -93,7 +96,7 @@ discover: setup  ## DiscoPOP's discovery loop: python -m limo.discover recipe=di
 # One more test process than cores: much of a test's time is spent waiting (fresh processes importing torch, Ray and
 # Slurm starting, servers coming up), which the third process fills. The same warm tree, back to back on 2 cores:
 # -n 2 862 s, -n 3 822 s (2026-11-27).
-TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 2) + 1 )))
+TEST_WORKERS ?= $(shell echo $$(( $(CORES) + 1 )))
 test: setup  ## unit + slow tiers (gpu tests skip without CUDA), over TEST_WORKERS processes (cores + 1); the 15 slowest listed
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15 tests
 
