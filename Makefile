@@ -93,11 +93,10 @@ DISCOVER_RECIPE = $(if $(filter command line environment,$(origin RECIPE)),$(REC
 discover: setup  ## DiscoPOP's discovery loop: python -m limo.discover recipe=discover (CPU demo, replay proposer)
 	$(PY) -m limo.discover recipe=$(DISCOVER_RECIPE) $(if $(DATA_DIR),data_dir=$(DATA_DIR)) $(OVERRIDES)
 
-# One more test process than cores: much of a test's time is spent waiting (fresh processes importing torch, Ray and
-# Slurm starting, servers coming up), which the third process fills. The same warm tree, back to back on 2 cores:
-# -n 2 862 s, -n 3 822 s (2026-11-27).
-TEST_WORKERS ?= $(shell echo $$(( $(CORES) + 1 )))
-test: setup  ## unit + slow tiers (gpu tests skip without CUDA), over TEST_WORKERS processes (cores + 1); the 15 slowest listed
+# One test process a core. One more (3 on 2 cores) measured 822 s against 862 s on a warm tree, but on a fresh clone
+# the whole .ci/run (with the kernel tier beside it) took 1,015 s against 974 s: more processes, more CPU (2026-11-27).
+TEST_WORKERS ?= $(CORES)
+test: setup  ## unit + slow tiers (gpu tests skip without CUDA), over TEST_WORKERS processes (one a core); the 15 slowest listed
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15 tests
 
 # The outputs are the same bits on every x86-64 CPU (docs/curation.md, "The same bytes on every CPU"): the golden and
