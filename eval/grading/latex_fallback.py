@@ -36,8 +36,9 @@ def compare_math_verify(gold: str, pred: str, timeout_s: float, **options: Any) 
     config = [LatexExtractionConfig(boxed_match_priority=0)]
     _quiet_about_our_timer()
     try:  # math-verify's own timers off (None): `cpu_budget` raises its TimeoutException, which it handles as its own
-        g = within_cpu(inner, lambda: parse(f"${gold}$", extraction_config=config, parsing_timeout=None), [])
-        p = within_cpu(inner, lambda: parse(f"${pred}$", extraction_config=config, parsing_timeout=None), [])
+        nothing: list[Any] = []  # what math-verify's parse returns when its timer ends it
+        g = within_cpu(inner, lambda: parse(f"${gold}$", extraction_config=config, parsing_timeout=None), nothing)
+        p = within_cpu(inner, lambda: parse(f"${pred}$", extraction_config=config, parsing_timeout=None), nothing)
         if not g or not p:
             return None
         same = within_cpu(inner, lambda: verify(g, p, timeout_seconds=None, **options), False)
