@@ -17,7 +17,7 @@ STAMP := $(VENV)/.setup-stamp
 OVERRIDES = $(if $(OUTPUT_DIR),output_dir=$(OUTPUT_DIR)) $(if $(MODEL),model.path=$(MODEL)) $(EXTRA)
 export OMP_NUM_THREADS ?= 1
 # The cores this process may use. nproc answers OMP_NUM_THREADS when it is set (1 above, and .ci/run's), and GNU make
-# 4.4 passes exported variables to $(shell): without the env -u, the demo ran on one thread and the tests on two.
+# 4.4 passes exported variables to $(shell): without the env -u, the demo would count one core there.
 CORES := $(shell env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || echo 2)
 export TORCH_EXTENSIONS_DIR ?= $(HOME)/.cache/limo/torch_extensions
 export DS_ACCELERATOR ?= cpu
