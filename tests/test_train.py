@@ -400,7 +400,9 @@ def test_lora_trains_adapters_and_saves_a_merged_model(tmp_path, pairs_file, tin
 
 @pytest.mark.slow
 def test_lora_under_zero3_without_a_launcher_saves_a_merged_model(tmp_path, pairs_file, tiny_model_dir, repo_root):
-    """One process, no torchrun: DeepSpeed over gloo still starts; the partitioned base is merged after training."""
+    """One process, no torchrun: DeepSpeed over gloo still starts; the partitioned base is merged after training.
+    It compiles nothing: DeepSpeed's shared-memory all-reduce (inference only) is not built into an empty extensions
+    folder (`limo.training.distributed.skip_shm_op`)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -419,8 +421,12 @@ def test_lora_under_zero3_without_a_launcher_saves_a_merged_model(tmp_path, pair
         "+train.lora={r: 4, alpha: 8, dropout: 0.0, target_modules: [q_proj, v_proj]}",
     ]
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    extensions = tmp_path / "torch_extensions"
+    env["TORCH_EXTENSIONS_DIR"] = str(extensions)
     done = subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    built = [path.name for path in extensions.rglob("*") if path.is_file()]  # the lock check makes the op's folder
+    assert not built, built
     saved = tmp_path / "train" / "model"
     assert not (saved / "adapter_config.json").exists()
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).state_dict()

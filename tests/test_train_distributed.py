@@ -4,9 +4,8 @@
 Conditions under which they match (documented in docs/training.md): the same data order on every
 backend (transformers' seeded sampler splits each global batch across ranks the same way), the loss
 normalised by the number of label tokens in the whole global batch (`average_tokens_across_devices`,
-TRL's default), fp32, and no dropout. One test runs the three back to back so the DeepSpeed ops are
-JIT-compiled at most once (``TORCH_EXTENSIONS_DIR`` keeps them between sessions).
-"""
+TRL's default), fp32, and no dropout. One test runs the three back to back (DeepSpeed compiles no op on CPU:
+`limo.training.distributed.skip_shm_op`)."""
 
 from __future__ import annotations
 

@@ -53,11 +53,26 @@ def prepare_cpu_deepspeed() -> dict[str, Any]:
         os.environ.setdefault(key, value)
     os.environ.setdefault("MASTER_PORT", str(_free_port()))
     clear_stale_build_lock(SHM_OP)
+    skip_shm_op()
     PartialState(backend="gloo")
     return {"use_configured_state": True}
 
 
 SHM_OP = "deepspeed_shm_comm"  # the op DeepSpeed's CPU backend compiles on first use (init_distributed)
+
+
+def skip_shm_op() -> None:
+    """Keep DeepSpeed's CPU backend from compiling `SHM_OP` when the process group starts. The op is its
+    shared-memory all-reduce for ``inference_all_reduce`` (tensor-parallel inference, which limo never runs);
+    training's collectives go through gloo with or without it. Marked not compatible, it is not built: the first CPU
+    DeepSpeed run of a fresh environment skipped a compile of 19 s on 2 idle cores, 50-70 s beside other work (every
+    new virtual environment compiled it again: ninja saw new source paths), and no interrupted compile can leave its
+    build lock behind."""
+    import deepspeed.ops
+
+    deepspeed.ops.__compatible_ops__[SHM_OP] = False
+
+
 STALE_LOCK_S = 900.0  # the op compiles in 1-3 minutes on 2 cores; a lock this old is an interrupted build's
 
 
