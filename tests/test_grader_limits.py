@@ -362,24 +362,18 @@ def _parse_after(monkeypatch, wait: Callable[[], None]) -> None:
     monkeypatch.setattr(math_verify.parser, "extract_target_from_pred", slowed)
 
 
-def _spin_cpu(seconds: float) -> None:
-    end = time.process_time() + seconds
-    while time.process_time() < end:
-        pass
-
-
 def test_math_verify_s_own_timer_counts_cpu_time_not_the_wall_clock(monkeypatch):
     """In the worker, math-verify's timer (1 s under a 2 s limit) fired by the wall clock (its signal.alarm): a parse
     that waited 1.5 s for a core read as no parse, and the pair went to the other parser. It counts CPU time now: a
     parse that waits keeps math-verify's verdict, one that computes past the budget is still cut off."""
-    from eval.grading.latex_fallback import compare_math_verify
+    from eval.grading.latex_fallback import _spin, compare_math_verify
 
     _parse_after(monkeypatch, lambda: time.sleep(1.5))  # waiting: wall clock passes, CPU time does not
     assert compare_math_verify("\\frac{1}{2}", "0.5", 2.0) == {
         "status": "correct",
         "reason": "math-verify (our parser declined)",
     }
-    _parse_after(monkeypatch, lambda: _spin_cpu(1.5))  # computing: the 1 s of CPU time runs out inside the parse
+    _parse_after(monkeypatch, lambda: _spin(1.5))  # computing: the 1 s of CPU time runs out inside the parse
     assert compare_math_verify("\\frac{1}{2}", "0.5", 2.0) is None  # no parse, as math-verify's own timer gave
     assert signal.getitimer(signal.ITIMER_PROF) == (0.0, 0.0)  # disarmed after each call
 
