@@ -442,3 +442,44 @@ def test_fit_needs_its_student(tmp_path):
             "curate.stages.select.student_fit=rsr",
             "curate.stages.difficulty.likelihood.model=null",
         )
+
+
+# ------------------------------------------------------------------------------------------------ RL prompts
+
+
+def test_rl_prompts_are_those_the_student_itself_sometimes_solves(tmp_path):
+    """smol_rlvr_student: GRPO's prompts ranked by p (1 - p) of the trained model's own pass rate over its 8 samples
+    (the fixture replayed as them), inside the 1-7 of 8 window, the top n kept; the teacher's chains do not decide."""
+    pool_map = "{id: problem_id, problem: problem, chain: response, answer: gold, subject: subject, difficulty: level}"
+    common = [
+        f"curate.stages.ingest.field_map={pool_map}",
+        "curate.stages.ingest.generator=smol-teacher",  # not one of the recipe's strong models: no teacher's rate
+    ]
+
+    def student(**keys: str) -> list[str]:  # rl_prompts runs no select stage
+        return [o for o in _student(FIXTURE, **keys) if not o.startswith("curate.stages.select.")]
+
+    out = _curate(
+        "smol_rlvr_student", tmp_path / "run", *common, *student(pass_rate="[0.125,0.875]"), "curate.rl_prompts.n=3"
+    )
+    solved = _solved_by_hand()
+    dropped = {r["id"]: (r["stage"], r["reason"]) for r in _jsonl(out / "rejects.jsonl") if r["kind"] == "problem"}
+    earlier = {p for p, (stage, _) in dropped.items() if stage not in ("difficulty", "rank")}
+    inside = {p: c for p, c in solved.items() if 1 <= c <= 7 and p not in earlier}
+    assert len(inside) > 3  # the cut has work to do
+    for problem, count in solved.items():  # the window is the student's; never-solved problems stay until it
+        if problem not in earlier and not 1 <= count <= 7:
+            side = "below" if count == 0 else "above"
+            assert dropped[problem] == ("difficulty", f"student_pass_rate_{side}_window")
+    rows = _jsonl(out / "prompts.jsonl")
+    assert [r["rank"] for r in rows] == list(range(1, 4))
+    for row in rows:
+        rate = solved[row["id"]] / 8
+        assert row["pass_rate_of"] == "student" and row["pass_rate"] == rate
+        assert row["score"] == {"pass_rate": round(rate * (1 - rate), 6)}
+    best = sorted((round(c / 8 * (1 - c / 8), 6) for c in inside.values()), reverse=True)[:3]
+    assert [r["score"]["pass_rate"] for r in rows] == best
+    ranked = {r["id"] for r in rows}
+    assert {p for p, (stage, why) in dropped.items() if why == "below_top_n"} == set(inside) - ranked
+    with pytest.raises(ValueError, match="set student.fallback=none"):
+        _curate("smol_rlvr_student", tmp_path / "fallback", *common, *student(fallback="likelihood"))

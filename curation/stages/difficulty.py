@@ -725,4 +725,9 @@ def strong_pass_rate(kept: Survivors, problem_id: str) -> float | None:
     return cast("float | None", (pass_rates(kept.problem_notes.get(problem_id, {})) or {}).get("strong_pass_rate"))
 
 
+def own_pass_rate(kept: Survivors, problem_id: str) -> float | None:
+    """The student's own pass rate the stage noted on a kept problem (None: no student, or no attempts of its)."""
+    return cast("float | None", (pass_rates(kept.problem_notes.get(problem_id, {})) or {}).get("student_pass_rate"))
+
+
 STAGE = Difficulty()

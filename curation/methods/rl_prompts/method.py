@@ -6,14 +6,18 @@ wrong gold poisons every reward of its prompt), difficulty (pass rates, and the 
 ``curate.stages.difficulty.strong_pass_rate``: open-r1 keeps 0.1 <= p <= 0.6) — and then this method's own
 stage, ``rank``, orders the surviving problems by one score (`curation.methods.rl_prompts.history`):
 
-- ``pass_rate``: ``p (1 - p)`` of the difficulty stage's pass rate (a problem without one ranks last);
+- ``pass_rate``: ``p (1 - p)`` of the difficulty stage's pass rate (a problem without one ranks last): the strong
+  models' (the pool's attempts or rollouts), or, with ``curate.stages.difficulty.student.enabled``, the student's own
+  over its k samples — the model GRPO will train, so that the prompts are those it sometimes solves (its rollouts:
+  ``student.rollouts``, its window: ``student.pass_rate``; recipe ``smol_rlvr_student``);
 - ``history_variance``: the standard deviation of a first GRPO run's per-epoch accuracy on the prompt
   (1-shot RLVR's ranking; its paper trains on the top one, repeated: ``n: 1`` here, ``train.rl.repeat`` there);
 - ``lim``: LIMR's learning-impact score from the same history (LIMR keeps scores >= 0.6: ``min_score``).
 
 The history comes from ``history`` (a run directory or its ``train/prompt_rewards`` folder); a problem the history
 never saw, or saw in too few epochs, leaves with that reason. ``min_score`` then ``n`` cut the ranking. Outputs:
-``prompts.jsonl`` (``id``, ``problem``, ``gold``, ``rank``, ``score``, ``pass_rate``, ``provenance``), which
+``prompts.jsonl`` (``id``, ``problem``, ``gold``, ``rank``, ``score``, ``pass_rate``, ``pass_rate_of``: ``student`` or
+``strong``, ``provenance``), which
 ``limo.train`` with ``train.trainer: grpo`` reads, and the shared accounting and report.
 """
 
@@ -49,7 +53,7 @@ from curation.outputs.report import (
 )
 from curation.outputs.writer import RunOutputs, write_outputs
 from curation.pool.store import open_or_ingest
-from curation.stages.difficulty import strong_pass_rate
+from curation.stages.difficulty import own_pass_rate, strong_pass_rate
 from eval.problem import Problem
 
 STAGES = ("validate", "answer_check", "dedup", "decontam", "suspect_gold", "difficulty")
@@ -103,19 +107,27 @@ def run_rl_prompts(stages: StageOptions, options: RLPromptsOptions, context: Run
         DataError: Unreadable pool, benchmark or history files (the message names the file).
     """
     started = time.perf_counter()
+    student = stages.difficulty.student
+    if student.enabled and student.fallback != "none":
+        raise ValueError(
+            f"curate.stages.difficulty.student.fallback: {student.fallback!r} scores problems by the student's "
+            "likelihood where it solves almost nothing, and a prompt it never solves gives GRPO no reward spread; "
+            "rl_prompts ranks by its pass rate: set student.fallback=none"
+        )
+    rate_of = "student" if student.enabled else "strong"
     stages = replace(stages, answer_check=replace(stages.answer_check, keep_incorrect=True))
     runner = context.stage_context()
     store = open_or_ingest(stages, runner.work_dir, runner.executor.shard_rows)
     names = pool_stages.stage_names(STAGES, stages)
     state = pool_stages.run_pool(store, stages, names, runner, context.out / "rejects.jsonl")
     kept = pool_stages.survivors(state, stages)
-    ranked = rank_problems(kept, options)
+    ranked = rank_problems(kept, options, rate_of)
     counts = (len(kept.problems), len(ranked.kept))
     kept.record(
         "rank", unit="problem", items_in=counts[0], items_out=counts[1], rejects=ranked.drops, problems=counts,
         **ranked.notes,
     )  # fmt: skip
-    rows = [prompt_row(kept, pid, score, i + 1, options.rank) for i, (pid, score) in enumerate(ranked.kept)]
+    rows = [prompt_row(kept, pid, score, i + 1, options.rank, rate_of) for i, (pid, score) in enumerate(ranked.kept)]
     facts = pool_facts(
         store.facts["source"],
         state.read,
@@ -147,9 +159,10 @@ def run_rl_prompts(stages: StageOptions, options: RLPromptsOptions, context: Run
     )
 
 
-def rank_problems(kept: Survivors, options: RLPromptsOptions) -> Ranked:
-    """Score every kept problem, drop those without a score where one is needed, then apply the floor and the cut."""
-    scores, drops, notes = _scores(kept, options)
+def rank_problems(kept: Survivors, options: RLPromptsOptions, rate_of: str) -> Ranked:
+    """Score every kept problem, drop those without a score where one is needed, then apply the floor and the cut
+    (``rate_of``: whose pass rate ``rank: pass_rate`` scores, ``strong`` or ``student``)."""
+    scores, drops, notes = _scores(kept, options, rate_of)
     order = sorted(scores, key=lambda pid: -_or_lowest(scores[pid]))
     if options.min_score is not None:
         low = {pid for pid in order if _or_lowest(scores[pid]) < options.min_score}
@@ -167,12 +180,23 @@ def rank_problems(kept: Survivors, options: RLPromptsOptions) -> Ranked:
     return Ranked([(pid, scores[pid]) for pid in order], drops, notes)
 
 
-def _scores(kept: Survivors, options: RLPromptsOptions) -> tuple[dict[str, float | None], list[Drop], dict[str, Any]]:
+def pass_rate_of(kept: Survivors, problem_id: str, rate_of: str) -> float | None:
+    """A kept problem's pass rate as the difficulty stage noted it: the student's own, or the strong models'."""
+    return own_pass_rate(kept, problem_id) if rate_of == "student" else strong_pass_rate(kept, problem_id)
+
+
+def _scores(
+    kept: Survivors, options: RLPromptsOptions, rate_of: str
+) -> tuple[dict[str, float | None], list[Drop], dict[str, Any]]:
     """Scores by problem id (pool order; stable sorting keeps it for ties), the drops of problems without one."""
     if options.rank == "pass_rate":
-        rates = {pid: strong_pass_rate(kept, pid) for pid in kept.problems}
+        rates = {pid: pass_rate_of(kept, pid, rate_of) for pid in kept.problems}
         scored = sum(1 for r in rates.values() if r is not None)
-        return {pid: pass_rate_score(r) for pid, r in rates.items()}, [], {"with_pass_rate": scored}
+        return (
+            {pid: pass_rate_score(r) for pid, r in rates.items()},
+            [],
+            {"with_pass_rate": scored, "pass_rate_of": rate_of},
+        )
     history = read_history(str(options.history))
     complete, incomplete = trajectories(history, options.epochs)
     by_score = lim_scores(complete) if options.rank == "lim" else variance_scores(complete)
@@ -202,7 +226,9 @@ def _drop(problem_id: str, reason: str, **detail: Any) -> Drop:
     return Drop("problem", problem_id, problem_id, "rank", reason, detail)
 
 
-def prompt_row(kept: Survivors, problem_id: str, score: float | None, rank: int, rank_by: str) -> dict[str, Any]:
+def prompt_row(
+    kept: Survivors, problem_id: str, score: float | None, rank: int, rank_by: str, rate_of: str
+) -> dict[str, Any]:
     """One row of ``prompts.jsonl``: what GRPO trains on, with the measurements that chose it."""
     problem: Problem = kept.problems[problem_id]
     provenance = {"source": problem.source, "subject": problem.subject, **kept.problem_flags.get(problem_id, {})}
@@ -212,7 +238,8 @@ def prompt_row(kept: Survivors, problem_id: str, score: float | None, rank: int,
         "gold": problem.answer,
         "rank": rank,
         "score": {rank_by: score},
-        "pass_rate": strong_pass_rate(kept, problem_id),
+        "pass_rate": pass_rate_of(kept, problem_id, rate_of),
+        "pass_rate_of": rate_of,
         "provenance": provenance,
     }
 
