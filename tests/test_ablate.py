@@ -40,10 +40,14 @@ def options(**section) -> AblateOptions:
 
 def test_the_demo_recipe_parses_into_its_arms_seeds_and_parts():
     built = build_ablate(compose("ablate_demo"))
-    assert [a.name for a in built.arms] == ["curated", "random_correct"]
+    assert [a.name for a in built.arms] == ["curated", "random_correct", "curated_rl"]
     assert built.arm("random_correct").random and built.seeds == (0, 1)
     assert built.benchmarks[1].part_field == "part" and built.benchmarks[0].part_ranges["rest"] == (4, None)
-    assert pairs_of(built) == (("curated", "random_correct"),)
+    assert pairs_of(built) == (("curated", "random_correct"), ("curated_rl", "curated"))
+    assert built.arm("curated_rl").after == "curated" and [a.name for a in built.curated] == [
+        "curated",
+        "random_correct",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -61,6 +65,26 @@ def test_the_demo_recipe_parses_into_its_arms_seeds_and_parts():
             "ablate.arms[0].stpes: unknown key (did you mean ablate.arms[0].steps",
         ),
         ({"arms": [{"name": "a"}], "compute": {"epochs_of": "x"}}, "ablate.compute.epochs_of: no arm 'x'"),
+        (
+            {"arms": [{"name": "a"}, {"name": "b", "after": "x", "steps": 1}]},
+            "ablate.arms[1].after: 'x' is not an arm",
+        ),
+        ({"arms": [{"name": "a"}, {"name": "b", "after": "a"}]}, "an arm after 'a' curates per run and needs its own"),
+        ({"arms": [{"name": "a", "recipe": "rl_demo"}]}, "ablate.arms[0].recipe: only an arm with after takes"),
+        (
+            {"arms": [{"name": "a", "seeds": [0]}, {"name": "b", "after": "a", "steps": 1, "seeds": [0, 1]}]},
+            "ablate.arms[1].seeds: 'a' has no run at seeds [1]",
+        ),
+        (
+            {
+                "arms": [
+                    {"name": "a"},
+                    {"name": "r", "baseline": "random", "n": 3},
+                    {"name": "b", "after": "r", "steps": 1},
+                ]
+            },
+            "'r' is not an arm with one trained run a seed",
+        ),
     ],
 )
 def test_a_section_that_would_make_wrong_tables_is_refused_naming_the_key(section, message):
@@ -431,9 +455,10 @@ def alive_with(text: str) -> list[int]:
 
 @pytest.mark.slow
 def test_ablate_killed_half_way_resumes_without_redoing_and_counts_pairs_right(repo_root, tmp_path, overfit_model_dir):
-    """2 arms x 2 seeds of the demo recipe, two runs side by side (--jobs 2). The base model is the tiny model taught
-    to answer two prompts, and a benchmark of those prompts is declared on the command line, so the verdicts differ
-    between runs (lr 0.01 moves each seed's model its own way) and the paired counts are not all zero."""
+    """2 arms x 2 seeds of the demo recipe, two runs side by side (--jobs 2), and its RL arm: one GRPO step after
+    seed 0's curated run, with its own prompts. The base model is the tiny model taught to answer two prompts, and a
+    benchmark of those prompts is declared on the command line, so the verdicts differ between runs (lr 0.01 moves
+    each seed's model its own way) and the paired counts are not all zero."""
     toy = tmp_path / "toy.jsonl"
     prompts = ["What is 2 + 3?", "Find x if 2x = 8.", "What is 2 + 3 ?", "Find x if 2x = 8", "what is 2 + 3?"]
     toy.write_text(
@@ -478,12 +503,17 @@ def test_ablate_killed_half_way_resumes_without_redoing_and_counts_pairs_right(r
     resumed = events(out)[before:]
     # A step whose entry finished just before the kill, its event not yet logged, is found done on resume: reused.
     settled = set(ran) | {(e["stage"], e["folder"]) for e in resumed if e["event"] == "reused"}
-    assert len(ran) == len(set(ran)) and len(settled) == 2 + 4 + 4  # two curations, four trainings, four evaluations
+    # two curations, four trainings, four evaluations; the RL run's curation, training and evaluation
+    assert len(ran) == len(set(ran)) and len(settled) == 2 + 4 + 4 + 3
     assert all(e["event"] == "reused" for e in resumed if (e["stage"], e["folder"]) in finished)
     assert {k: (Path(k[1]) / ".ablate" / f"{k[0]}.json").stat().st_mtime_ns for k in markers} == markers
 
     results = json.loads((out / "ablate" / "results.json").read_text())
-    assert len(results["runs"]) == 4 and {r["steps"] for r in results["runs"]} == {2}
+    assert [(r["arm"], r["steps"]) for r in results["runs"]].count(("curated_rl", 1)) == 1
+    assert len(results["runs"]) == 5 and {r["steps"] for r in results["runs"] if r["arm"] != "curated_rl"} == {2}
+    rl = out / "ablate" / "runs" / "curated_rl" / "seed0"  # from seed 0's SFT model, on prompts curated for it
+    assert f"model.path={out / 'ablate' / 'runs' / 'curated' / 'seed0'}" in (rl / ".ablate" / "train.json").read_text()
+    assert (rl / "curate" / "prompts.jsonl").read_text().strip() and (rl / "train" / "prompt_rewards").is_dir()
     verdicts = {}
     for run in results["runs"]:
         for bench in ("arith_heldout", "arith_unseen", "toy"):
@@ -494,7 +524,7 @@ def test_ablate_killed_half_way_resumes_without_redoing_and_counts_pairs_right(r
     assert any(any(v.values()) for v in verdicts.values())  # the taught prompts: some answers right
     for row in (r for r in results["pairs"] if r["part"] is None):
         a_only = b_only = n = 0
-        for seed in (0, 1):
+        for seed in (0, 1) if "curated_rl" not in (row["a"], row["b"]) else (0,):
             mine, theirs = verdicts[(row["a"], seed, row["benchmark"])], verdicts[(row["b"], seed, row["benchmark"])]
             n += len(mine)
             a_only += sum(mine[p] and not theirs[p] for p in mine)
@@ -502,7 +532,8 @@ def test_ablate_killed_half_way_resumes_without_redoing_and_counts_pairs_right(r
         assert (row["a_right_b_wrong"], row["b_right_a_wrong"], row["pairs"]) == (a_only, b_only, n), row
         assert row["p"] == pytest.approx(mcnemar_p(a_only, b_only))
     text = (out / "ablate" / "results.md").read_text()
-    assert "| curated vs random_correct |" in text and "arith_unseen dev" in text and "toy" in text
+    assert "| curated vs random_correct |" in text and "| curated_rl vs curated |" in text
+    assert "arith_unseen dev" in text and "toy" in text and "| curated_rl | after curated (rl_demo) |" in text
     assert "report-data" in (out / "ablate" / "report.html").read_text()
 
 

@@ -6,6 +6,8 @@ The folders, under ``<output_dir>/ablate/``::
     arms/<arm>/draw<d>/          draw<d>/ (selection seed d)
     runs/<arm>/seed<s>/          one training run and its evaluation (limo.train / limo.evaluate's output_dir);
     runs/<arm>/seed<s>-draw<d>/  a random baseline's run of draw d
+    runs/<arm>/seed<s>/          an ``after`` arm's run: its own curation, training and evaluation, from the named
+                                 arm's run of seed s (RL after SFT)
     base/                        the untrained model's evaluation (``ablate.base: true``)
 
 Every command is ``python -m limo.<entry> recipe=<r> output_dir=<folder> ...``, as a user would type it. What ablate
@@ -84,8 +86,10 @@ def entry_overrides(overrides: Sequence[str], entry: str) -> list[str]:
     kept = list(overrides)
     if entry in ("curate", "train"):
         kept = [o for o in kept if not key(o).startswith("benchmark_specs")]
-    if entry == "evaluate":
+    if entry in ("evaluate", "after"):  # a trained run's model is its own, or (after) the run it goes on from
         kept = [o for o in kept if key(o) != "model.path"]
+    if entry == "after":
+        kept = [o for o in kept if not key(o).startswith("benchmark_specs")]
     return kept
 
 
@@ -185,6 +189,9 @@ def arm_steps(study: Study) -> dict[str, int]:
             steps[arm.name] = common
     if compute.match_tokens is not None:
         steps = matched_steps(study, steps, compute.match_tokens)
+    for arm in options.active:  # an after arm's own steps (its rows are known per run, after its curation)
+        if arm.after is not None and arm.steps is not None:
+            steps[arm.name] = arm.steps
     return steps
 
 
@@ -215,6 +222,21 @@ def train_step(study: Study, arm: ArmOptions, seed: int, draw: int | None, steps
     ]
     extra = [*study.flags, *entry_overrides(study.overrides, "train")]
     return Step("train", str(folder), tuple(own), tuple(extra), inputs=(str(data),))
+
+
+def after_steps(study: Study, arm: ArmOptions, seed: int, steps: Mapping[str, int]) -> list[Step]:
+    """An ``after`` arm's run at ``seed``: the named arm's training (reused when done), then in this arm's run folder
+    its recipe's curation and training with that run as ``model.path``, then the evaluation every run gets."""
+    prior = study.options.arm(str(arm.after))
+    start = study.run_folder(prior.name, seed, None)
+    folder = study.run_folder(arm.name, seed, None)
+    recipe = arm.recipe or study.recipe
+    extra = (*study.flags, *entry_overrides(study.overrides, "after"))
+    common = (f"recipe={recipe}", f"seed={seed}", f"model.path={start}")
+    curate = Step("curate", str(folder), (*common, *flat_overrides("curate", arm.curate)), extra)
+    own = (*common, f"train.args.max_steps={steps[arm.name]}", *flat_overrides("train", arm.train))
+    train = Step("train", str(folder), own, extra, inputs=(str(folder / "curate" / "manifest.json"),))
+    return [train_step(study, prior, seed, None, steps[prior.name]), curate, train, evaluate_step(study, folder)]
 
 
 def evaluate_step(study: Study, folder: Path, base: bool = False) -> Step:
@@ -259,6 +281,9 @@ def run_items(study: Study, steps: Mapping[str, int]) -> list[dict[str, Any]]:
     for spec in run_specs(study):
         if spec.arm == BASE:
             work = [evaluate_step(study, Path(spec.folder), base=True)]
+        elif study.options.arm(spec.arm).after is not None:
+            assert spec.seed is not None
+            work = after_steps(study, study.options.arm(spec.arm), spec.seed, steps)
         else:
             arm = study.options.arm(spec.arm)
             assert spec.seed is not None

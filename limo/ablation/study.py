@@ -200,6 +200,13 @@ def tabulate(cfg: DictConfig, study: plan.Study, steps: dict[str, int], argv: Se
 def arm_facts(study: plan.Study, name: str, steps: dict[str, int]) -> dict[str, Any]:
     arm = study.options.arm(name)
     first = study.options.draws_of(arm)[0]
+    if arm.after is not None:  # its rows (prompts, for RL) are curated per run: the first seed's count
+        curated = study.run_folder(name, study.options.seeds_of(arm)[0], None) / "curate"
+        rows = next(
+            (plan.count_rows(f) for f in (curated / "prompts.jsonl", curated / "messages.jsonl") if f.exists()), None
+        )
+        kind = f"after {arm.after} ({arm.recipe or study.recipe})"
+        return {"name": name, "kind": kind, "rows": rows, "steps": steps[name], "curate": dict(arm.curate), "n": None}
     rows = plan.count_rows(study.data_file(arm, first))
     kind = arm.baseline or (f"{arm.data_of}'s rows" if arm.data_of else "curation")
     return {"name": name, "kind": kind, "rows": rows, "steps": steps[name], "curate": dict(arm.curate), "n": arm.n}

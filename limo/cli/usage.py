@@ -153,6 +153,7 @@ USAGES: dict[str, Usage] = {
         "Does curation beat chance at equal compute? Curate every arm of the recipe's ablate: section (curations,\n"
         "and the baselines random, random_correct, all, all_correct), train and evaluate each at every seed (and\n"
         "draw) with limo's own commands, then compare: accuracy with 95% intervals, compute, paired exact McNemar.\n"
+        "An arm with after: <arm> goes on from that arm's run of each seed (RL after SFT: its own prompts, GRPO).\n"
         "Writes <output_dir>/ablate/: results.md, results.json, report.html. A rerun reuses what finished.",
         (
             RECIPE,

@@ -12,6 +12,8 @@ baseline without a size, an arm with no step count, a part or pair naming nothin
       draws: 3                  # random baselines: three selection seeds, each trained at every seed
       draw_seeds: cross         # or paired: seed s trains draw s mod draws (three draws in three runs)
       compute: {epochs_of: all_correct}   # or {steps: 250}
+      # RL after SFT: each curated run of a seed goes on with GRPO (its own prompts, from that run's model)
+      #   - {name: curated_grpo, after: curated, recipe: smol_rlvr_student, steps: 16}
       benchmarks:
         - {name: arith_unseen, part_field: part, by: [level]}
 """
@@ -50,6 +52,12 @@ class ArmOptions:
         steps: This arm's optimizer steps, instead of ``compute``'s.
         epochs: This arm's steps as epochs over its own rows (ceil(epochs x rows / train.global_batch_size)).
         seeds: The seeds this arm trains at (default: ``ablate.seeds``).
+        after: Go on from another arm's trained runs, seed for seed (RL after SFT): for each of that arm's runs,
+            ``recipe``'s curation (``rl_prompts``: with that run's model as the student) and training (``steps``
+            of it, from that run's model) in a run folder of this arm's, evaluated as every run is. The named arm
+            trains first (its runs are reused, or trained here when ``only`` leaves it out).
+        recipe: The recipe of an ``after`` arm's curation and training (default: the ablation's); its evaluation is
+            always the ablation's recipe's, so every row is measured alike.
     """
 
     name: str
@@ -61,6 +69,8 @@ class ArmOptions:
     steps: int | None = None
     epochs: float | None = None
     seeds: tuple[int, ...] | None = None
+    after: str | None = None
+    recipe: str | None = None
 
     @property
     def random(self) -> bool:
@@ -148,15 +158,15 @@ class AblateOptions:
 
     @property
     def curated(self) -> tuple[ArmOptions, ...]:
-        """The arms whose rows are needed: the active ones, and those they are sized by, train on, or take their
-        steps from."""
+        """The arms whose rows are needed: the active ones, and those they are sized by, train on, take their
+        steps from or go on from (an ``after`` arm curates per run, not here)."""
         names = {a.name for a in self.active}
         for arm in self.active:
-            names |= {x for x in (arm.data_of, arm.n if isinstance(arm.n, str) else None) if x}
+            names |= {x for x in (arm.data_of, arm.after, arm.n if isinstance(arm.n, str) else None) if x}
         common = any(a.steps is None and a.epochs is None for a in self.active)  # some arm trains compute's steps
         names |= {x for x in (self.compute.epochs_of if common else None, self.compute.match_tokens) if x}
         names |= {self.arm(n).data_of for n in list(names) if self.arm(n).data_of}  # type: ignore[misc]
-        return tuple(a for a in self.arms if a.name in names)
+        return tuple(a for a in self.arms if a.name in names and a.after is None)
 
     def seeds_of(self, arm: ArmOptions) -> tuple[int, ...]:
         return arm.seeds if arm.seeds is not None else self.seeds
@@ -201,6 +211,7 @@ def check_ablate(options: AblateOptions) -> None:
             raise OptionsError(f"{where}.name: {arm.name!r} {why}", key="ablate.arms")
         check_arm_size(options, arm, where)
         check_arm_data(options, arm, where)
+        check_arm_after(options, arm, where)
         check_arm_steps(options, arm, where)
     if not options.seeds or options.draws < 1:
         raise OptionsError("ablate.seeds / ablate.draws: need at least one seed and one draw", key="ablate.seeds")
@@ -246,6 +257,36 @@ def check_arm_data(options: AblateOptions, arm: ArmOptions, where: str) -> None:
     if arm.baseline is not None or arm.curate:
         raise OptionsError(
             f"{where}: an arm that trains on {arm.data_of!r}'s rows curates nothing (no baseline, no curate)",
+            key="ablate.arms",
+        )
+
+
+def check_arm_after(options: AblateOptions, arm: ArmOptions, where: str) -> None:
+    """``after`` names an earlier arm with one run a seed (not random, not itself after one) that trains at every
+    seed of this arm; the arm then curates per run, so it has no baseline, data_of or epochs, and needs steps."""
+    if arm.after is None:
+        if arm.recipe is not None:
+            raise OptionsError(
+                f"{where}.recipe: only an arm with after takes a recipe (arm {arm.name!r})", key="ablate.arms"
+            )
+        return
+    named = next((a for a in options.arms if a.name == arm.after), None)
+    if named is None or named is arm or named.random or named.after is not None:
+        raise OptionsError(
+            f"{where}.after: {arm.after!r} is not an arm with one trained run a seed (an arm that is not random "
+            "and not itself after another)",
+            key="ablate.arms",
+        )
+    if arm.baseline is not None or arm.data_of is not None or arm.epochs is not None or arm.steps is None:
+        raise OptionsError(
+            f"{where}: an arm after {arm.after!r} curates per run and needs its own steps (no baseline, data_of or "
+            f"epochs; arm {arm.name!r})",
+            key="ablate.arms",
+        )
+    missing = sorted(set(options.seeds_of(arm)) - set(options.seeds_of(named)))
+    if missing:
+        raise OptionsError(
+            f"{where}.seeds: {arm.after!r} has no run at seeds {missing} for arm {arm.name!r} to go on from",
             key="ablate.arms",
         )
 
