@@ -483,3 +483,61 @@ def test_rl_prompts_are_those_the_student_itself_sometimes_solves(tmp_path):
     assert {p for p, (stage, why) in dropped.items() if why == "below_top_n"} == set(inside) - ranked
     with pytest.raises(ValueError, match="set student.fallback=none"):
         _curate("smol_rlvr_student", tmp_path / "fallback", *common, *student(fallback="likelihood"))
+
+
+# ------------------------------------------------------------------------------------------------ a pool of two models
+
+
+def test_two_models_samples_concatenated_are_one_pool_with_each_model_s_pass_rate(tmp_path):
+    """A user's pool of two teachers: limo.evaluate samples the training problems with each (here two replays: the
+    fixture, and the fixture answered one problem off), every row says which model wrote it, the two samples files
+    are concatenated as they stand, and curation reads the writer from that column: each problem has each model's
+    attempts, counted as by hand."""
+    from limo.cli.compose import compose
+    from limo.evaluate import evaluate, runtime_argv
+
+    teachers = {"a": FIXTURE, "b": _shifted_student(tmp_path)}
+    pool = tmp_path / "pool.jsonl"
+    for name, replay in teachers.items():
+        out = tmp_path / name
+        replayed = [
+            "evaluate.backend=replay",
+            f"evaluate.backend_options={{path: {replay}}}",
+            "evaluate.protocol.samples=8",
+        ]
+        evaluate(compose("smol_sample", runtime_argv([f"output_dir={out}", "limit=20", *replayed])))
+        rows = _jsonl(out / "eval" / "arith_train" / "samples.jsonl")
+        assert len(rows) == 160 and {r["model"] for r in rows} == {f"replay:{replay}"}
+        with pool.open("a", encoding="utf-8") as handle:
+            handle.write((out / "eval" / "arith_train" / "samples.jsonl").read_text(encoding="utf-8"))
+    models = [f"replay:{replay}" for replay in teachers.values()]
+    pool_map = (
+        "{id: problem_id, problem: problem, chain: response, answer: gold, subject: subject, difficulty: level, "
+        "generator: model}"
+    )
+    curated = _curate(
+        "smol_selfpool",
+        tmp_path / "run",
+        f"curate.stages.ingest.source={pool}",
+        f"curate.stages.ingest.field_map={pool_map}",
+        f"curate.stages.difficulty.strong_models=[{','.join(models)}]",
+        "curate.stages.difficulty.strong_pass_rate=null",
+        "curate.stages.select.n=50",
+    )
+    by_model: dict[str, Counter[str]] = {m: Counter() for m in models}
+    for name, replay in teachers.items():
+        for row in _jsonl(tmp_path / name / "eval" / "arith_train" / "samples.jsonl"):
+            by_model[f"replay:{replay}"][row["problem_id"]] += bool(row["correct"])
+    rows = _jsonl(curated / "curated.jsonl")
+    assert rows
+    for row in rows:
+        attempts = row["pass_rates"]["attempts"]
+        assert attempts == {m: [by_model[m][row["id"]], 8] for m in models}
+        assert row["pass_rates"]["strong_pass_rate"] == sum(by_model[m][row["id"]] for m in models) / 16
+    ingest = _funnel(curated)["ingest"]  # a repeated sample is one chain, still one try of its model
+    distinct = {(r["problem_id"], r["model"], r["response"]) for r in _jsonl(pool)}
+    assert (ingest["items_in"], ingest["items_out"], ingest["dropped"]) == (
+        320,
+        len(distinct),
+        {"invalid_row": 320 - len(distinct)},
+    )

@@ -12,7 +12,11 @@ random and curated_once at S (one epoch of all distinct correct samples), the ba
 the tables to ``--out``. The teacher's own scores:
 ``python -m limo.evaluate recipe=smol_limo output_dir=<work>/teacher``.
 
-Command: python bench/experiments/limo_selfpool.py [--arms curated random_correct] [--seeds 0 1 2] [--n 200]
+With ``--mix`` the pool has two teachers of different families (recipe ``smol_ablate_selfpool_mix``): the same
+steps for Gemma 3 270M (``gemma_limo`` into ``<work>/gemma_teacher``, ``gemma_sample`` into ``<work>/gemma_sample``),
+the two samples files concatenated into ``<work>/pool.jsonl`` (each row names its writer: ``model``).
+
+Command: python bench/experiments/limo_selfpool.py [--mix] [--arms curated random_correct] [--seeds 0 1 2] [--n 200]
              [--problems P] [--limit L] [--backend llamacpp] [--jobs 1] [--out results-selfpool.md]
 ``--problems P`` makes the pool the first P problems' samples (curation and every arm alike), which sets S and so
 the run's cost; ``--limit L`` evaluates on the first L problems of each held-out set.
@@ -38,37 +42,57 @@ def run(module: str, *args: str) -> None:
     subprocess.run(command, check=True, cwd=REPO)
 
 
-def build_pool(work: Path, problems: int | None, extra: list[str]) -> Path:
-    """The teacher and its samples; returns the samples file."""
-    teacher, sample = work / "teacher", work / "sample"
+TEACHERS = {  # folder names under --work: (the teacher's recipe, its run, its sampling recipe, its samples)
+    "smol": ("smol_limo", "teacher", "smol_sample", "sample"),
+    "gemma": ("gemma_limo", "gemma_teacher", "gemma_sample", "gemma_sample"),
+}
+
+
+def build_pool(work: Path, problems: int | None, extra: list[str], teacher_name: str = "smol") -> Path:
+    """A teacher and its samples; returns the samples file."""
+    recipe, run_dir, sampler, sample_dir = TEACHERS[teacher_name]
+    teacher, sample = work / run_dir, work / sample_dir
     if not (teacher / "train" / "model" / "config.json").exists():
-        run("limo.curate", "recipe=smol_limo", f"output_dir={teacher}")
-        run("limo.train", "recipe=smol_limo", f"output_dir={teacher}")
+        run("limo.curate", f"recipe={recipe}", f"output_dir={teacher}")
+        run("limo.train", f"recipe={recipe}", f"output_dir={teacher}")
     if not (sample / "eval" / "arith_train" / "summary.json").exists():
         first = [f"limit={problems}"] if problems else []  # only the problems the pool will hold are sampled
-        run("limo.evaluate", "recipe=smol_sample", f"output_dir={sample}", f"teacher_dir={teacher}", *first, *extra)
+        run("limo.evaluate", f"recipe={sampler}", f"output_dir={sample}", f"teacher_dir={teacher}", *first, *extra)
     return sample / "eval" / "arith_train" / "samples.jsonl"
 
 
+def build_mix(work: Path, problems: int | None, extra: list[str]) -> Path:
+    """Both teachers' samples, concatenated as they stand into ``<work>/pool.jsonl`` (written whole, then renamed)."""
+    files = [build_pool(work, problems, extra, name) for name in TEACHERS]
+    pool = work / "pool.jsonl"
+    partial = pool.with_suffix(".jsonl.partial")
+    partial.write_text("".join(f.read_text(encoding="utf-8") for f in files), encoding="utf-8")
+    partial.replace(pool)
+    return pool
+
+
 def pool_figures(samples_path: Path, problems: int | None) -> str:
-    """What the teacher wrote, how often it was right, and the pass-rate histogram."""
+    """What each teacher wrote, how often it was right, and its pass-rate histogram."""
     samples = [json.loads(line) for line in samples_path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    by_problem: dict[str, list[bool]] = {}
-    for row in samples:
-        by_problem.setdefault(row["problem_id"], []).append(bool(row["correct"]))
-    kept = list(by_problem)[:problems] if problems else list(by_problem)
-    histogram = Counter(sum(by_problem[p]) for p in kept)
-    total = sum(len(by_problem[p]) for p in kept)
-    correct = sum(sum(by_problem[p]) for p in kept)
-    return "\n".join(
-        [
-            f"The pool: {total} samples of {len(kept)} problems; {correct} correct.",
+    lines = []
+    for model in dict.fromkeys(str(row.get("model")) for row in samples):
+        by_problem: dict[str, list[bool]] = {}
+        for row in (r for r in samples if str(r.get("model")) == model):
+            by_problem.setdefault(row["problem_id"], []).append(bool(row["correct"]))
+        kept = list(by_problem)[:problems] if problems else list(by_problem)
+        k = max(len(by_problem[p]) for p in kept)
+        histogram = Counter(sum(by_problem[p]) for p in kept)
+        total = sum(len(by_problem[p]) for p in kept)
+        correct = sum(sum(by_problem[p]) for p in kept)
+        lines += [
+            f"{model}: {total} samples of {len(kept)} problems; {correct} correct.",
             "",
-            "| correct of 8 | " + " | ".join(str(k) for k in range(9)) + " |",
-            "|---|" + "---|" * 9,
-            "| problems | " + " | ".join(str(histogram.get(k, 0)) for k in range(9)) + " |",
+            f"| correct of {k} | " + " | ".join(str(c) for c in range(k + 1)) + " |",
+            "|---|" + "---|" * (k + 1),
+            "| problems | " + " | ".join(str(histogram.get(c, 0)) for c in range(k + 1)) + " |",
+            "",
         ]
-    )
+    return "\n".join(lines).rstrip()
 
 
 def main() -> None:
@@ -78,6 +102,9 @@ def main() -> None:
     parser.add_argument(
         "--n", type=int, default=None, help="curation selects at most N chains (default: the recipe's)"
     )
+    parser.add_argument(
+        "--mix", action="store_true", help="two teachers (SmolLM2 and Gemma): smol_ablate_selfpool_mix"
+    )
     parser.add_argument("--problems", type=int, default=None, help="the pool: the first P problems' samples")
     parser.add_argument("--limit", type=int, default=None, help="first N problems of each held-out set")
     parser.add_argument("--backend", default=None, help="evaluate.backend of every evaluation (default: the recipe's)")
@@ -86,8 +113,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     backend = [f"evaluate.backend={args.backend}"] if args.backend else []
-    samples = build_pool(args.work, args.problems, backend)
-    ablate = [f"recipe={RECIPE}", f"output_dir={args.work}", f"sample_dir={args.work / 'sample'}", *backend]
+    if args.mix:
+        samples = build_mix(args.work, args.problems, backend)
+        teachers = [f"smol_teacher_dir={args.work / 'teacher'}", f"gemma_teacher_dir={args.work / 'gemma_teacher'}"]
+        ablate = [f"recipe={RECIPE}_mix", f"output_dir={args.work}", f"pool_file={samples}", *teachers, *backend]
+    else:
+        samples = build_pool(args.work, args.problems, backend)
+        ablate = [f"recipe={RECIPE}", f"output_dir={args.work}", f"sample_dir={args.work / 'sample'}", *backend]
     ablate += [f"ablate.only=[{','.join(args.arms)}]"] if args.arms else []
     ablate += [f"ablate.seeds=[{','.join(map(str, args.seeds))}]"] if args.seeds else []
     ablate += [f"ablate.limit={args.limit}"] if args.limit else []

@@ -185,7 +185,8 @@ def run_benchmark(
     with tqdm(total=len(requests), initial=len(requests) - len(pending), desc=f"generate {benchmark.name}") as bar:
         for start in range(0, len(pending), batch_size):
             batch = pending[start : start + batch_size]
-            rows = grade_rows(batch, backend.generate(batch), problems, grading, benchmark.answer_kind)
+            generated = backend.generate(batch)
+            rows = grade_rows(batch, generated, problems, grading, benchmark.answer_kind, identity.get("model"))
             append_jsonl(out / SAMPLES_FILE, rows)
             done.update((row["request_id"], row) for row in rows)
             bar.update(len(batch))
@@ -232,9 +233,11 @@ def grade_rows(
     problems: Mapping[str, Problem],
     grading: GradingOptions,
     answer_kind: str = "math",
+    model: str | None = None,
 ) -> list[dict[str, Any]]:
     """Grade one batch of generations into sample rows (in this process: small batches), then apply the
-    grading policy (a judge asked about the rows it sends to one)."""
+    grading policy (a judge asked about the rows it sends to one). ``model``: who wrote them, in every row (a
+    samples file is a pool: two models' files concatenated still say which chain is whose)."""
     items = []
     for request, generation in zip(requests, generations, strict=True):
         problem = problems[request.meta["problem_id"]]
@@ -268,6 +271,7 @@ def grade_rows(
             "finish_reason": generation.finish_reason,
             "level": problem.level,
             "subject": problem.subject,
+            "model": model,
         }
         if "choice_order" in request.meta:
             row.update({k: request.meta[k] for k in ("choice_order", "choice_seed", "options")})
