@@ -39,8 +39,8 @@ def train(cfg: DictConfig, callbacks: Sequence[Any] = (), trainer_class: type | 
     ``trainer_class`` replaces the entry's TRL trainer (a `DPOTrainer` subclass with a custom loss, say).
     """
     run = build_train_run(cfg, callbacks, trainer_class)
+    check_training_data(run, curates=cfg.get("curate") is not None)  # before TRL loads: a missing file says so at once
     check_trl_args(run)
-    check_training_data(run, curates=cfg.get("curate") is not None)
     tiny = ensure_model(run.model) if run.model.get("build_tiny") else None  # any other model is read, not loaded
     run = dataclasses.replace(run, chat=require_chat_template(run.model, tiny))
     return TRAINERS[run.trainer].train(run)
