@@ -68,7 +68,8 @@ def rollout_generator(
         "k": options.k,
         "seed": seed,
     }
-    return cached_generator(options.generator, cache_dir, task or options.generator_name, context)
+    name = task or options.generator_name
+    return cached_generator(options.generator, cache_dir, name, context, progress=f"rollouts {name}")
 
 
 def build_requests(problems: Sequence[Problem], options: RolloutOptions, seed: int) -> list[GenerationRequest]:

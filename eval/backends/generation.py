@@ -30,6 +30,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from eval.backends.base import Backend, Generation, GenerationRequest, SamplingParams
 from eval.backends.registry import build_backend
 from eval.records import append_jsonl, read_jsonl
@@ -104,11 +106,13 @@ class CachedGenerator:
         backend: The backend that generates what the cache lacks.
         path: The cache file (see `cache_file`).
         batch_size: Requests per backend call and per append.
+        progress: A progress bar's label while it generates (None: no bar, for callers that generate a few rows
+            at a time and report on their own).
     """
 
-    def __init__(self, backend: Backend, path: str | Path, batch_size: int) -> None:
+    def __init__(self, backend: Backend, path: str | Path, batch_size: int, progress: str | None = None) -> None:
         self.backend, self.path, self.batch_size = backend, Path(path), max(1, batch_size)
-        self.name = backend.name
+        self.name, self.progress = backend.name, progress
 
     def cached(self) -> dict[str, dict[str, Any]]:
         """Rows already in the cache, by request id."""
@@ -120,11 +124,16 @@ class CachedGenerator:
         """Replies in request order; only requests the cache lacks reach the backend."""
         done = self.cached()
         missing = [r for r in requests if r.id not in done]
-        for start in range(0, len(missing), self.batch_size):
-            batch = missing[start : start + self.batch_size]
-            rows = [_checked(r, g).to_dict() for r, g in zip(batch, self.backend.generate(batch), strict=True)]
-            append_jsonl(self.path, rows)
-            done.update((row["request_id"], row) for row in rows)
+        shown = self.progress is not None and bool(missing)
+        with tqdm(
+            total=len(requests), initial=len(requests) - len(missing), desc=self.progress, disable=not shown
+        ) as bar:
+            for start in range(0, len(missing), self.batch_size):
+                batch = missing[start : start + self.batch_size]
+                rows = [_checked(r, g).to_dict() for r, g in zip(batch, self.backend.generate(batch), strict=True)]
+                append_jsonl(self.path, rows)
+                done.update((row["request_id"], row) for row in rows)
+                bar.update(len(batch))
         log.info("%s: %d cached, %d generated -> %s", self.name, len(requests) - len(missing), len(missing), self.path)
         return [Generation(**done[r.id]) for r in requests]
 
@@ -142,11 +151,13 @@ def cached_generator(
     context: Any = None,
     *,
     replay_default: Callable[[], Backend] | None = None,
+    progress: str | None = None,
 ) -> CachedGenerator:
-    """`build_generator` behind its cache file ``<folder>/<task>-<hash>.jsonl`` (a server's log beside it)."""
+    """`build_generator` behind its cache file ``<folder>/<task>-<hash>.jsonl`` (a server's log beside it);
+    ``progress``: a bar with that label while it generates."""
     path = cache_file(folder, task, options, context)
     if options.backend in LOG_ARGUMENT:
         log = {LOG_ARGUMENT[options.backend]: str(path.with_suffix(f".{options.backend}.log"))}
         options = replace(options, backend_args={**log, **options.backend_args})
     backend = build_generator(options, replay_default=replay_default)
-    return CachedGenerator(backend, path, options.batch_size)
+    return CachedGenerator(backend, path, options.batch_size, progress)
