@@ -85,6 +85,14 @@ def test_the_demo_recipe_parses_into_its_arms_seeds_and_parts():
             },
             "'r' is not an arm with one trained run a seed",
         ),
+        (
+            {"arms": [{"name": "a"}, {"name": "b", "after": "a", "steps": 1}, {"name": "c", "data_of": "b"}]},
+            "ablate.arms[2].data_of: 'b' is not an arm with one set of rows",
+        ),
+        (
+            {"arms": [{"name": "a"}, {"name": "b", "after": "a", "steps": 1}], "compute": {"epochs_of": "b"}},
+            "ablate.compute.epochs_of: 'b' goes on from another arm's runs",
+        ),
     ],
 )
 def test_a_section_that_would_make_wrong_tables_is_refused_naming_the_key(section, message):

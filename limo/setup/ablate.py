@@ -236,8 +236,8 @@ def check_arm_size(options: AblateOptions, arm: ArmOptions, where: str) -> None:
         )
     if isinstance(arm.n, str):
         named = next((a for a in options.arms if a.name == arm.n), None)
-        if named is None or named.random:
-            known = [a.name for a in options.arms if not a.random]
+        if named is None or named.random or named.after is not None:
+            known = [a.name for a in options.arms if not a.random and a.after is None]
             raise OptionsError(
                 f"{where}.n: {arm.n!r} is not an arm whose size can be taken (arms that are not random: "
                 f"{', '.join(known) or 'none'})",
@@ -250,7 +250,7 @@ def check_arm_data(options: AblateOptions, arm: ArmOptions, where: str) -> None:
     if arm.data_of is None:
         return
     named = next((a for a in options.arms if a.name == arm.data_of), None)
-    if named is None or named.random or named.data_of is not None or named is arm:
+    if named is None or named.random or named.data_of is not None or named.after is not None or named is arm:
         raise OptionsError(
             f"{where}.data_of: {arm.data_of!r} is not an arm with one set of rows of its own", key="ablate.arms"
         )
@@ -312,6 +312,12 @@ def check_compute(options: AblateOptions) -> None:
         if value is not None and value not in names:
             raise OptionsError(
                 f"ablate.compute.{key}: no arm {value!r} (arms: {', '.join(names)})", key=f"ablate.compute.{key}"
+            )
+        if value is not None and options.arm(value).after is not None:
+            raise OptionsError(
+                f"ablate.compute.{key}: {value!r} goes on from another arm's runs (after); its rows are curated per "
+                "run: name an arm with one set of rows",
+                key=f"ablate.compute.{key}",
             )
     if compute.epochs_of is not None and options.arm(compute.epochs_of).random:
         raise OptionsError(
