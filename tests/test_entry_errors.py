@@ -208,6 +208,9 @@ def test_a_typo_in_a_recipe_files_trl_arguments_is_caught_before_training(repo_r
     recipe = tmp_path / "conf" / "recipe" / "mine.yaml"
     recipe.parent.mkdir(parents=True)
     recipe.write_text("# @package _global_\ndefaults:\n  - demo\ntrain:\n  args:\n    learning_rte: 1.0e-4\n")
+    data = tmp_path / "curate" / "messages.jsonl"  # the data is there (a missing file is reported first, sooner)
+    data.parent.mkdir()
+    data.write_text('{"messages": [{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "2"}]}\n')
     done = run(
         repo_root, "limo.train", "--config-dir", str(tmp_path / "conf"), "recipe=mine", f"output_dir={tmp_path}"
     )
