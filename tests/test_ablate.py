@@ -129,6 +129,7 @@ def test_a_trained_runs_evaluation_never_gets_the_base_models_path():
     assert entry_overrides(typed, "base") == typed
     assert entry_overrides(typed, "train") == entry_overrides(typed, "curate") == typed[:2]
     assert entry_overrides(["+model.path=x.gguf"], "evaluate") == []
+    assert entry_overrides(typed, "after") == [typed[1]]  # an after arm starts from its run, never the base model
 
 
 @pytest.mark.parametrize("recipe", [r for r in recipe_names() if recipe_has(r, "ablate")])

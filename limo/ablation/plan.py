@@ -77,19 +77,17 @@ class Study:
 
 
 def entry_overrides(overrides: Sequence[str], entry: str) -> list[str]:
-    """The user's overrides that ``entry`` gets: ``curate``, ``train``, ``evaluate`` (a trained run's) or ``base``
-    (the untrained model's evaluation)."""
+    """The user's overrides that ``entry`` gets: ``curate``, ``train``, ``evaluate`` (a trained run's), ``base``
+    (the untrained model's evaluation) or ``after`` (an after arm's curation and training)."""
 
     def key(line: str) -> str:
         return line.lstrip("+~").split("=", 1)[0]
 
     kept = list(overrides)
-    if entry in ("curate", "train"):
+    if entry in ("curate", "train", "after"):
         kept = [o for o in kept if not key(o).startswith("benchmark_specs")]
     if entry in ("evaluate", "after"):  # a trained run's model is its own, or (after) the run it goes on from
         kept = [o for o in kept if key(o) != "model.path"]
-    if entry == "after":
-        kept = [o for o in kept if not key(o).startswith("benchmark_specs")]
     return kept
 
 
