@@ -264,6 +264,31 @@ def test_the_bench_script_is_a_thin_caller_of_limo_ablate(repo_root):
     assert [a.name for a in study.options.curated] == ["curated", "curated_50"]  # 50 steps: no epoch of `all` needed
 
 
+def test_the_two_teacher_bench_names_each_teacher_s_model_as_a_writer_of_its_pool(repo_root, tmp_path):
+    """bench/experiments/limo_selfpool.py --mix: the ablation reads the concatenated pool, and the writers it counts
+    pass rates for are the two teachers' models as limo.evaluate recorded them (``<teacher run>/train/model``)."""
+    import argparse
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("limo_selfpool", repo_root / "bench/experiments/limo_selfpool.py")
+    assert spec and spec.loader
+    selfpool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(selfpool)
+    work = tmp_path / "w"
+    flags = argparse.Namespace(mix=True, work=work, backend=None, arms=["curated"], seeds=[0], limit=8, n=None,
+                               problems=None)  # fmt: skip
+    from limo.ablation.study import compose_command, parse_command
+
+    cfg = compose_command(parse_command(selfpool.ablate_args(flags, work / "pool.jsonl")))
+    assert cfg.name == "smol_ablate_selfpool_mix" and cfg.curate.stages.ingest.source == str(work / "pool.jsonl")
+    assert cfg.curate.stages.ingest.field_map.generator == "model"
+    assert list(cfg.curate.stages.difficulty.strong_models) == [
+        str(work / "teacher" / "train" / "model"),
+        str(work / "gemma_teacher" / "train" / "model"),
+    ]
+    assert cfg.ablate.arms[0].name == "all_correct" and cfg.output_dir == str(work)  # smol_ablate_selfpool's arms
+
+
 # ------------------------------------------------------------------------------------------- the tables
 
 

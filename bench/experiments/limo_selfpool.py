@@ -95,6 +95,23 @@ def pool_figures(samples_path: Path, problems: int | None) -> str:
     return "\n".join(lines).rstrip()
 
 
+def ablate_args(args: argparse.Namespace, samples: Path) -> list[str]:
+    """limo.ablate's arguments: the bench's flags as the recipe's keys, and (``--mix``) the teachers' run folders,
+    whose models' paths name the pool's writers, and the concatenated pool."""
+    backend = [f"evaluate.backend={args.backend}"] if args.backend else []
+    if args.mix:
+        teachers = [f"smol_teacher_dir={args.work / 'teacher'}", f"gemma_teacher_dir={args.work / 'gemma_teacher'}"]
+        ablate = [f"recipe={RECIPE}_mix", f"output_dir={args.work}", f"pool_file={samples}", *teachers, *backend]
+    else:
+        ablate = [f"recipe={RECIPE}", f"output_dir={args.work}", f"sample_dir={args.work / 'sample'}", *backend]
+    ablate += [f"ablate.only=[{','.join(args.arms)}]"] if args.arms else []
+    ablate += [f"ablate.seeds=[{','.join(map(str, args.seeds))}]"] if args.seeds else []
+    ablate += [f"ablate.limit={args.limit}"] if args.limit else []
+    ablate += [f"curate.stages.select.n={args.n}"] if args.n else []
+    ablate += [f"curate.stages.ingest.problem_limit={args.problems}"] if args.problems else []
+    return ablate
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arms", nargs="+", default=None, help="some of the recipe's arms (default: all)")
@@ -113,19 +130,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     backend = [f"evaluate.backend={args.backend}"] if args.backend else []
-    if args.mix:
-        samples = build_mix(args.work, args.problems, backend)
-        teachers = [f"smol_teacher_dir={args.work / 'teacher'}", f"gemma_teacher_dir={args.work / 'gemma_teacher'}"]
-        ablate = [f"recipe={RECIPE}_mix", f"output_dir={args.work}", f"pool_file={samples}", *teachers, *backend]
-    else:
-        samples = build_pool(args.work, args.problems, backend)
-        ablate = [f"recipe={RECIPE}", f"output_dir={args.work}", f"sample_dir={args.work / 'sample'}", *backend]
-    ablate += [f"ablate.only=[{','.join(args.arms)}]"] if args.arms else []
-    ablate += [f"ablate.seeds=[{','.join(map(str, args.seeds))}]"] if args.seeds else []
-    ablate += [f"ablate.limit={args.limit}"] if args.limit else []
-    ablate += [f"curate.stages.select.n={args.n}"] if args.n else []
-    ablate += [f"curate.stages.ingest.problem_limit={args.problems}"] if args.problems else []
-    run("limo.ablate", *ablate, "--jobs", str(args.jobs))
+    samples = (build_mix if args.mix else build_pool)(args.work, args.problems, backend)
+    run("limo.ablate", *ablate_args(args, samples), "--jobs", str(args.jobs))
     figures = pool_figures(samples, args.problems)
     print(figures)
     if args.out:
