@@ -286,7 +286,20 @@ def test_the_two_teacher_bench_names_each_teacher_s_model_as_a_writer_of_its_poo
         str(work / "teacher" / "train" / "model"),
         str(work / "gemma_teacher" / "train" / "model"),
     ]
-    assert cfg.ablate.arms[0].name == "all_correct" and cfg.output_dir == str(work)  # smol_ablate_selfpool's arms
+    assert [a.name for a in cfg.ablate.arms] == ["curated", "random_correct", "all_correct", "student_fit", "short"]
+    given = tmp_path / "runs" / "curated" / "seed0"  # a teacher trained elsewhere (--gemma-teacher)
+    flags.gemma_teacher = str(given)
+    with pytest.raises(SystemExit, match="--gemma-teacher .*no trained model"):
+        selfpool.ablate_args(flags, work / "pool.jsonl")
+    (given / "train" / "model").mkdir(parents=True)
+    (given / "train" / "model" / "config.json").write_text("{}")
+    given_cfg = compose_command(parse_command(selfpool.ablate_args(flags, work / "pool.jsonl")))
+    assert list(given_cfg.curate.stages.difficulty.strong_models) == [
+        str(work / "teacher" / "train" / "model"),
+        str(given / "train" / "model"),
+    ]
+    assert list(cfg.ablate.arms[2].seeds) == [0] and cfg.ablate.compute.steps == 50  # the screen arms: seed 0
+    assert cfg.ablate.draw_seeds == "paired" and cfg.output_dir == str(work)
 
 
 # ------------------------------------------------------------------------------------------- the tables

@@ -17,9 +17,11 @@ steps for Gemma 3 270M (``gemma_limo`` into ``<work>/gemma_teacher``, ``gemma_sa
 the two samples files concatenated into ``<work>/pool.jsonl`` (each row names its writer: ``model``).
 
 Command: python bench/experiments/limo_selfpool.py [--mix] [--arms curated random_correct] [--seeds 0 1 2] [--n 200]
-             [--problems P] [--limit L] [--backend llamacpp] [--jobs 1] [--out results-selfpool.md]
+             [--problems P] [--limit L] [--backend llamacpp] [--smol-teacher RUN] [--gemma-teacher RUN] [--jobs 1]
+             [--out results-selfpool.md]
 ``--problems P`` makes the pool the first P problems' samples (curation and every arm alike), which sets S and so
-the run's cost; ``--limit L`` evaluates on the first L problems of each held-out set.
+the run's cost; ``--limit L`` evaluates on the first L problems of each held-out set; ``--smol-teacher RUN`` /
+``--gemma-teacher RUN`` take a teacher already trained (a run folder with ``train/model``) instead of training one.
 """
 
 from __future__ import annotations
@@ -48,10 +50,19 @@ TEACHERS = {  # folder names under --work: (the teacher's recipe, its run, its s
 }
 
 
-def build_pool(work: Path, problems: int | None, extra: list[str], teacher_name: str = "smol") -> Path:
-    """A teacher and its samples; returns the samples file."""
-    recipe, run_dir, sampler, sample_dir = TEACHERS[teacher_name]
-    teacher, sample = work / run_dir, work / sample_dir
+def teacher_dir(args: argparse.Namespace, name: str) -> Path:
+    """A teacher run folder: the one given (``--smol-teacher``, ``--gemma-teacher``), else ``<work>/<folder>``."""
+    given = getattr(args, f"{name}_teacher", None)
+    if given and not (Path(given) / "train" / "model" / "config.json").exists():
+        raise SystemExit(f"limo_selfpool: --{name}-teacher {given}: no trained model in it (train/model/config.json)")
+    return Path(given) if given else args.work / TEACHERS[name][1]
+
+
+def build_pool(args: argparse.Namespace, extra: list[str], teacher_name: str = "smol") -> Path:
+    """A teacher (trained here unless its run folder holds a model) and its samples; returns the samples file."""
+    recipe, _, sampler, sample_dir = TEACHERS[teacher_name]
+    work, problems = args.work, args.problems
+    teacher, sample = teacher_dir(args, teacher_name), work / sample_dir
     if not (teacher / "train" / "model" / "config.json").exists():
         run("limo.curate", f"recipe={recipe}", f"output_dir={teacher}")
         run("limo.train", f"recipe={recipe}", f"output_dir={teacher}")
@@ -61,10 +72,10 @@ def build_pool(work: Path, problems: int | None, extra: list[str], teacher_name:
     return sample / "eval" / "arith_train" / "samples.jsonl"
 
 
-def build_mix(work: Path, problems: int | None, extra: list[str]) -> Path:
+def build_mix(args: argparse.Namespace, extra: list[str]) -> Path:
     """Both teachers' samples, concatenated as they stand into ``<work>/pool.jsonl`` (written whole, then renamed)."""
-    files = [build_pool(work, problems, extra, name) for name in TEACHERS]
-    pool = work / "pool.jsonl"
+    files = [build_pool(args, extra, name) for name in TEACHERS]
+    pool = args.work / "pool.jsonl"
     partial = pool.with_suffix(".jsonl.partial")
     partial.write_text("".join(f.read_text(encoding="utf-8") for f in files), encoding="utf-8")
     partial.replace(pool)
@@ -100,7 +111,7 @@ def ablate_args(args: argparse.Namespace, samples: Path) -> list[str]:
     whose models' paths name the pool's writers, and the concatenated pool."""
     backend = [f"evaluate.backend={args.backend}"] if args.backend else []
     if args.mix:
-        teachers = [f"smol_teacher_dir={args.work / 'teacher'}", f"gemma_teacher_dir={args.work / 'gemma_teacher'}"]
+        teachers = [f"smol_teacher_dir={teacher_dir(args, 'smol')}", f"gemma_teacher_dir={teacher_dir(args, 'gemma')}"]
         ablate = [f"recipe={RECIPE}_mix", f"output_dir={args.work}", f"pool_file={samples}", *teachers, *backend]
     else:
         ablate = [f"recipe={RECIPE}", f"output_dir={args.work}", f"sample_dir={args.work / 'sample'}", *backend]
@@ -125,12 +136,14 @@ def main() -> None:
     parser.add_argument("--problems", type=int, default=None, help="the pool: the first P problems' samples")
     parser.add_argument("--limit", type=int, default=None, help="first N problems of each held-out set")
     parser.add_argument("--backend", default=None, help="evaluate.backend of every evaluation (default: the recipe's)")
+    parser.add_argument("--smol-teacher", default=None, help="a trained SmolLM2 teacher run folder (default: train)")
+    parser.add_argument("--gemma-teacher", default=None, help="a trained Gemma teacher's run folder (with --mix)")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--work", type=Path, default=REPO / "outputs" / "limo_selfpool")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     backend = [f"evaluate.backend={args.backend}"] if args.backend else []
-    samples = (build_mix if args.mix else build_pool)(args.work, args.problems, backend)
+    samples = build_mix(args, backend) if args.mix else build_pool(args, backend)
     run("limo.ablate", *ablate_args(args, samples), "--jobs", str(args.jobs))
     figures = pool_figures(samples, args.problems)
     print(figures)
