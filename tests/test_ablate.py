@@ -298,7 +298,8 @@ def test_the_two_teacher_bench_names_each_teacher_s_model_as_a_writer_of_its_poo
         str(work / "teacher" / "train" / "model"),
         str(given / "train" / "model"),
     ]
-    assert list(cfg.ablate.arms[2].seeds) == [0] and cfg.ablate.compute.steps == 50  # the screen arms: seed 0
+    assert cfg.ablate.arms[2].get("seeds") is None and list(cfg.ablate.arms[3].seeds) == [0]  # a screen arm: seed 0
+    assert cfg.ablate.compute.steps == 50
     assert cfg.ablate.draw_seeds == "paired" and cfg.output_dir == str(work)
 
 
