@@ -287,6 +287,9 @@ def test_the_two_teacher_bench_names_each_teacher_s_model_as_a_writer_of_its_poo
         str(work / "gemma_teacher" / "train" / "model"),
     ]
     assert [a.name for a in cfg.ablate.arms] == ["curated", "random_correct", "all_correct", "student_fit", "short"]
+    assert cfg.ablate.arms[2].get("seeds") is None and list(cfg.ablate.arms[3].seeds) == [0]  # a screen arm: seed 0
+    assert cfg.ablate.compute.steps == 50
+    assert cfg.ablate.draw_seeds == "paired" and cfg.output_dir == str(work)
     given = tmp_path / "runs" / "curated" / "seed0"  # a teacher trained elsewhere (--gemma-teacher)
     flags.gemma_teacher = str(given)
     with pytest.raises(SystemExit, match="--gemma-teacher .*no trained model"):
@@ -298,9 +301,6 @@ def test_the_two_teacher_bench_names_each_teacher_s_model_as_a_writer_of_its_poo
         str(work / "teacher" / "train" / "model"),
         str(given / "train" / "model"),
     ]
-    assert cfg.ablate.arms[2].get("seeds") is None and list(cfg.ablate.arms[3].seeds) == [0]  # a screen arm: seed 0
-    assert cfg.ablate.compute.steps == 50
-    assert cfg.ablate.draw_seeds == "paired" and cfg.output_dir == str(work)
 
 
 # ------------------------------------------------------------------------------------------- the tables

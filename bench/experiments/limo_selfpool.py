@@ -50,10 +50,15 @@ TEACHERS = {  # folder names under --work: (the teacher's recipe, its run, its s
 }
 
 
+def trained(run: Path) -> bool:
+    """Whether a run folder holds a trained model (``train/model/config.json``)."""
+    return (run / "train" / "model" / "config.json").exists()
+
+
 def teacher_dir(args: argparse.Namespace, name: str) -> Path:
     """A teacher run folder: the one given (``--smol-teacher``, ``--gemma-teacher``), else ``<work>/<folder>``."""
     given = getattr(args, f"{name}_teacher", None)
-    if given and not (Path(given) / "train" / "model" / "config.json").exists():
+    if given and not trained(Path(given)):
         raise SystemExit(f"limo_selfpool: --{name}-teacher {given}: no trained model in it (train/model/config.json)")
     return Path(given) if given else args.work / TEACHERS[name][1]
 
@@ -63,7 +68,7 @@ def build_pool(args: argparse.Namespace, extra: list[str], teacher_name: str = "
     recipe, _, sampler, sample_dir = TEACHERS[teacher_name]
     work, problems = args.work, args.problems
     teacher, sample = teacher_dir(args, teacher_name), work / sample_dir
-    if not (teacher / "train" / "model" / "config.json").exists():
+    if not trained(teacher):
         run("limo.curate", f"recipe={recipe}", f"output_dir={teacher}")
         run("limo.train", f"recipe={recipe}", f"output_dir={teacher}")
     if not (sample / "eval" / "arith_train" / "summary.json").exists():
