@@ -290,6 +290,10 @@ def test_the_two_teacher_bench_names_each_teacher_s_model_as_a_writer_of_its_poo
     assert cfg.ablate.arms[2].get("seeds") is None and list(cfg.ablate.arms[3].seeds) == [0]  # a screen arm: seed 0
     assert cfg.ablate.compute.steps == 50
     assert cfg.ablate.draw_seeds == "paired" and cfg.output_dir == str(work)
+    # `curated` stays LIMO's pipeline (the measured table's arm), though smol_selfpool itself ships all_correct
+    assert cfg.curate.method == "limo" and list(cfg.curate.stages.difficulty.strong_pass_rate) == [0.125, 0.75]
+    shipped = compose_command(parse_command(["recipe=smol_selfpool"]))
+    assert shipped.curate.method == "baseline" and shipped.curate.baseline.kind == "all_correct"
     given = tmp_path / "runs" / "curated" / "seed0"  # a teacher trained elsewhere (--gemma-teacher)
     flags.gemma_teacher = str(given)
     with pytest.raises(SystemExit, match="--gemma-teacher .*no trained model"):
@@ -301,6 +305,24 @@ def test_the_two_teacher_bench_names_each_teacher_s_model_as_a_writer_of_its_poo
         str(work / "teacher" / "train" / "model"),
         str(given / "train" / "model"),
     ]
+
+
+def test_the_second_student_on_the_two_teacher_pool_changes_the_model_and_nothing_the_arms_train_on():
+    """gemma_ablate_selfpool_mix: Gemma 3 270M in SmolLM2's place; the pool, its curation, the compute and the
+    random draws are smol_ablate_selfpool_mix's, so the two students' tables pair chain for chain."""
+    from limo.ablation.study import compose_command, parse_command
+
+    smol = compose_command(parse_command(["recipe=smol_ablate_selfpool_mix"]))
+    gemma = compose_command(parse_command(["recipe=gemma_ablate_selfpool_mix"]))
+    assert gemma.model.path != smol.model.path and "gemma" in gemma.model.path
+    assert gemma.curate.stages.ingest == smol.curate.stages.ingest and gemma.curate.method == smol.curate.method
+    assert gemma.curate.stages.difficulty.strong_models == smol.curate.stages.difficulty.strong_models
+    assert list(gemma.ablate.only) == ["all_correct", "random_correct"] and gemma.ablate.base is False
+    arms = {a.name: a for a in gemma.ablate.arms}
+    assert arms["random_correct"].n == "curated" and arms["random_correct"] == {
+        a.name: a for a in smol.ablate.arms
+    }["random_correct"]
+    assert gemma.ablate.compute == smol.ablate.compute and gemma.ablate.draw_seeds == smol.ablate.draw_seeds
 
 
 # ------------------------------------------------------------------------------------------- the tables

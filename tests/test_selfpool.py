@@ -1,4 +1,4 @@
-"""A pool a model wrote (recipe smol_selfpool): curation on real SmolLM2 samples.
+"""A pool a model wrote (recipes smol_selfpool_limo and smol_selfpool): curation on real SmolLM2 samples.
 
 The fixture, tests/assets/smol_samples.jsonl, is 160 rows of `limo.evaluate recipe=smol_sample`'s samples.jsonl as
 written on 2026-11-26: the first 20 training problems, 8 chains each at temperature 0.8 from the teacher (SmolLM2-135M-
@@ -9,7 +9,8 @@ cut at the token limit in a loop, samples without ``\\boxed{}``, wrong arithmeti
 What a user relies on: every row is accounted for (read = selected + rejected); a repeated sample is one candidate
 but still one of the problem's 8 tries, so pass rates are the evaluation's own (correct of 8); the pass-rate window
 keeps exactly the problems the teacher solved 1 to 6 times of 8; what is selected is a correct, boxed, finished
-chain of a problem in the window, one per problem.
+chain of a problem in the window, one per problem (LIMO's pipeline, smol_selfpool_limo). The policy smol_selfpool
+ships keeps every distinct sample the answer check confirms, whatever the problem's pass rate.
 """
 
 from __future__ import annotations
@@ -21,26 +22,34 @@ from pathlib import Path
 import pytest
 
 FIXTURE = Path(__file__).resolve().parent / "assets" / "smol_samples.jsonl"
-WINDOW = (1, 6)  # smol_selfpool's strong_pass_rate [0.125, 0.75] of 8 samples
+WINDOW = (1, 6)  # smol_selfpool_limo's strong_pass_rate [0.125, 0.75] of 8 samples
 
 
 def _samples() -> list[dict]:
     return [json.loads(line) for line in FIXTURE.read_text(encoding="utf-8").splitlines()]
 
 
-@pytest.fixture(scope="module")
-def curated(tmp_path_factory) -> Path:
+def _curate(recipe: str, out: Path) -> Path:
     from limo.cli.compose import compose
     from limo.setup.curate import build_curation
 
-    out = tmp_path_factory.mktemp("selfpool")
     overrides = [
         f"output_dir={out}",
         f"curate.stages.ingest.source={FIXTURE}",
         "curate.stages.decontam.semantic.enabled=false",  # decontamination has its own tests; these are about samples
     ]
-    build_curation(compose("smol_selfpool", overrides)).run()
+    build_curation(compose(recipe, overrides)).run()
     return out / "curate"
+
+
+@pytest.fixture(scope="module")
+def curated(tmp_path_factory) -> Path:
+    return _curate("smol_selfpool_limo", tmp_path_factory.mktemp("selfpool_limo"))
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory) -> Path:
+    return _curate("smol_selfpool", tmp_path_factory.mktemp("selfpool"))
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -100,3 +109,17 @@ def test_what_is_selected_is_a_correct_finished_boxed_sample_one_per_problem(cur
             message["messages"][-1]["content"].rstrip().endswith(".")
             and "\\boxed" in message["messages"][-1]["content"]
         )
+
+
+def test_the_shipped_policy_keeps_every_distinct_verified_sample_and_accounts_for_the_rest(shipped, curated):
+    rows, selected, rejects = _samples(), _jsonl(shipped / "curated.jsonl"), _jsonl(shipped / "rejects.jsonl")
+    overlap = {r["id"] for r in rejects if r.get("kind") == "problem" and r["stage"] == "decontam"}  # a benchmark's
+    verified = {(r["problem_id"], r["response"]) for r in rows if r["correct"] and r["problem_id"] not in overlap}
+    assert {(r["id"], r["chain"]) for r in selected} == verified and len(selected) == len(verified)
+    assert len(selected) + len([r for r in rejects if r.get("kind") in ("chain", "row")]) == len(rows)
+    manifest = json.loads((shipped / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["baseline"]["kind"] == "all_correct"
+    solved = Counter(r["problem_id"] for r in rows if r["correct"] and r["problem_id"] not in overlap)
+    assert {r["id"] for r in selected} == set(solved)  # no window: problems solved 7 or 8 times of 8 are kept too
+    assert any(c > WINDOW[1] for c in solved.values())
+    assert len(selected) > len(_jsonl(curated / "curated.jsonl"))  # LIMO's pipeline keeps one chain of fewer problems

@@ -62,7 +62,7 @@ def test_curation_scores_chains_with_the_student_for_its_difficulty_and_its_fit(
     the problems; selection keeps each problem's two best chains by their rank-surprisal ratio under it."""
     overrides = _student(_shifted_student(tmp_path), fallback="likelihood", min_solved="0.25")
     curate = _curate(
-        "smol_selfpool",
+        "smol_selfpool_limo",
         tmp_path / "run",
         *overrides,
         f"model.path={tiny_model_dir}",  # the recipe's student: curate.stages.difficulty.likelihood.model

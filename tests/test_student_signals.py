@@ -115,7 +115,7 @@ def test_the_new_options_are_checked():
 def test_a_student_needs_attempts_and_a_name(tmp_path):
     with pytest.raises(ValueError, match="needs source pool or rollouts"):
         _curate(
-            "smol_selfpool",
+            "smol_selfpool_limo",
             tmp_path / "a",
             f"curate.stages.ingest.source={FIXTURE}",
             "curate.stages.difficulty.source=metadata",
@@ -123,7 +123,7 @@ def test_a_student_needs_attempts_and_a_name(tmp_path):
         )
     with pytest.raises(ValueError, match="names no student"):
         _curate(
-            "smol_selfpool",
+            "smol_selfpool_limo",
             tmp_path / "b",
             f"curate.stages.ingest.source={FIXTURE}",
             "curate.stages.difficulty.student.enabled=true",
@@ -138,7 +138,7 @@ def test_a_student_needs_attempts_and_a_name(tmp_path):
 def student_run(tmp_path_factory) -> Path:
     """smol_selfpool with the student's pass rate (the fixture replayed as its samples), a window of 1 to 7 of 8."""
     out = tmp_path_factory.mktemp("student")
-    return _curate("smol_selfpool", out, *_student(FIXTURE, pass_rate="[0.125,0.875]"))
+    return _curate("smol_selfpool_limo", out, *_student(FIXTURE, pass_rate="[0.125,0.875]"))
 
 
 def test_the_student_s_pass_rate_is_counted_over_its_own_k_samples(student_run):
@@ -193,7 +193,7 @@ def test_the_window_keeps_what_the_student_solves_sometimes(student_run):
 
 def test_pool_samples_named_as_the_student_s_give_the_same_rates(student_run, tmp_path):
     out = _curate(
-        "smol_selfpool",
+        "smol_selfpool_limo",
         tmp_path,
         f"curate.stages.ingest.source={FIXTURE}",
         "curate.stages.difficulty.strong_pass_rate=null",
@@ -259,7 +259,7 @@ def test_a_student_that_solves_almost_nothing_is_scored_by_its_likelihood_and_sa
         _shifted_student(tmp_path), pass_rate="[0.125,0.875]", fallback="likelihood", min_solved="0.25"
     )
     with caplog.at_level(logging.WARNING, logger="curation.stages.difficulty"):
-        curate = _curate("smol_selfpool", out, *overrides, f"curate.stages.difficulty.likelihood.model={STUDENT}")
+        curate = _curate("smol_selfpool_limo", out, *overrides, f"curate.stages.difficulty.likelihood.model={STUDENT}")
     assert any("its pass rates say nothing here" in r.getMessage() for r in caplog.records)
     notes = _funnel(curate)["difficulty"]["notes"]["student"]
     assert notes["used"] == "likelihood" and notes["solved_share"] < 0.25
@@ -516,7 +516,7 @@ def test_two_models_samples_concatenated_are_one_pool_with_each_model_s_pass_rat
         "generator: model}"
     )
     curated = _curate(
-        "smol_selfpool",
+        "smol_selfpool_limo",
         tmp_path / "run",
         f"curate.stages.ingest.source={pool}",
         f"curate.stages.ingest.field_map={pool_map}",
