@@ -317,7 +317,8 @@ def test_the_second_student_on_the_two_teacher_pool_changes_the_model_and_nothin
     assert gemma.model.path != smol.model.path and "gemma" in gemma.model.path
     assert gemma.curate.stages.ingest == smol.curate.stages.ingest and gemma.curate.method == smol.curate.method
     assert gemma.curate.stages.difficulty.strong_models == smol.curate.stages.difficulty.strong_models
-    assert list(gemma.ablate.only) == ["all_correct", "random_correct"] and gemma.ablate.base is False
+    assert [a.name for a in gemma.ablate.arms] == ["curated", "random_correct", "all_correct"]
+    assert gemma.ablate.base is False and list(gemma.ablate.seeds) == [0, 1, 2]
     arms = {a.name: a for a in gemma.ablate.arms}
     assert arms["random_correct"].n == "curated" and arms["random_correct"] == {
         a.name: a for a in smol.ablate.arms
