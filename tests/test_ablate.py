@@ -205,6 +205,30 @@ def test_a_screen_runs_only_the_arms_named_and_curates_what_they_need(tmp_path):
         options(**{**section, "only": ["x"]})
 
 
+def test_a_screen_from_the_command_line_writes_its_tables_beside_the_whole_comparisons(tmp_path):
+    """results.md is the recipe's whole comparison: a subset asked for on the command line (ablate.only or
+    ablate.seeds) tabulates into subsets/<arms>_seeds<s>/, and an ``only`` the recipe itself sets does not."""
+    from omegaconf import open_dict
+
+    from limo.ablation.study import build_study, compose_command, parse_command, results_folder
+
+    def folder(*extra: str) -> Path:
+        parsed = parse_command(["recipe=ablate_demo", f"output_dir={tmp_path}", *extra])
+        return results_folder(build_study(compose_command(parsed), parsed)[0], parsed)
+
+    root = tmp_path / "ablate"
+    assert folder() == root
+    assert folder("ablate.only=[curated]", "ablate.seeds=[0]") == root / "subsets" / "curated_seeds0"
+    assert folder("ablate.seeds=[1,0]").parent == root / "subsets" and folder("ablate.seeds=[1,0]").name.endswith(
+        "_seeds1-0"
+    )
+    recipe_only = parse_command(["recipe=gemma_ablate_selfpool_mix", f"output_dir={tmp_path}"])
+    cfg = compose_command(recipe_only)
+    with open_dict(cfg):
+        cfg.ablate.only = ["all_correct", "random_correct"]  # as a recipe's own section would set it
+    assert results_folder(build_study(cfg, recipe_only)[0], recipe_only) == root
+
+
 def test_paired_draws_give_each_seed_its_own_draw_and_curate_only_those(tmp_path):
     """``draw_seeds: paired``: seed s of a random arm trains draw s mod draws, one run a seed, the same draw whatever
     other seeds run beside it; only the draws its seeds reach are curated."""
@@ -320,9 +344,10 @@ def test_the_second_student_on_the_two_teacher_pool_changes_the_model_and_nothin
     assert [a.name for a in gemma.ablate.arms] == ["curated", "random_correct", "all_correct"]
     assert gemma.ablate.base is False and list(gemma.ablate.seeds) == [0, 1, 2]
     arms = {a.name: a for a in gemma.ablate.arms}
-    assert arms["random_correct"].n == "curated" and arms["random_correct"] == {
-        a.name: a for a in smol.ablate.arms
-    }["random_correct"]
+    assert (
+        arms["random_correct"].n == "curated"
+        and arms["random_correct"] == {a.name: a for a in smol.ablate.arms}["random_correct"]
+    )
     assert gemma.ablate.compute == smol.ablate.compute and gemma.ablate.draw_seeds == smol.ablate.draw_seeds
 
 

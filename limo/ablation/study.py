@@ -39,6 +39,7 @@ from limo.setup.curate import build_executor
 log = logging.getLogger("limo.ablate")
 OWN_KEYS = ("recipe", "output_dir", "executor", "ablate")  # what ablate reads itself; never passed to an entry
 REFUSED = ("seed", "limit", "benchmarks")  # set per run by ablate: ablate.seeds, ablate.limit, ablate.benchmarks
+SUBSET_KEYS = ("ablate.only", "ablate.seeds")  # a screen: its tables go beside the recipe's, not over them
 
 
 @dataclass(frozen=True)
@@ -179,8 +180,20 @@ def benchmark_parts(cfg: DictConfig, options: AblateOptions) -> dict[str, dict[s
     return out
 
 
-def tabulate(cfg: DictConfig, study: plan.Study, steps: dict[str, int], argv: Sequence[str]) -> dict[str, Any]:
-    """Read every run's evaluation and write ``results.json``, ``results.md`` and ``report.html``."""
+def results_folder(study: plan.Study, command: Command) -> Path:
+    """Where the tables go: ``<output_dir>/ablate/``, or, for a subset the command line asks for (``ablate.only`` or
+    ``ablate.seeds``: a screen), ``<output_dir>/ablate/subsets/<arms>_seeds<s>/``, so a screen run beside (or after)
+    the recipe's whole comparison never overwrites its tables."""
+    if not any(key_of(o) in SUBSET_KEYS for o in command.overrides):
+        return study.root
+    arms = "+".join(a.name for a in study.options.active)
+    return study.root / "subsets" / f"{arms}_seeds{'-'.join(str(s) for s in study.options.seeds)}"
+
+
+def tabulate(
+    cfg: DictConfig, study: plan.Study, steps: dict[str, int], argv: Sequence[str], folder: Path
+) -> dict[str, Any]:
+    """Read every run's evaluation and write ``results.json``, ``results.md`` and ``report.html`` into ``folder``."""
     options = study.options
     arms: dict[str, list[RunResult]] = {}
     for spec in plan.run_specs(study):
@@ -194,7 +207,8 @@ def tabulate(cfg: DictConfig, study: plan.Study, steps: dict[str, int], argv: Se
     line = "python -m limo.ablate " + " ".join(shlex.quote(a) for a in argv)
     header = facts(study.recipe, line, described, part_sizes, options.seeds, options.draws)
     tables = Tables(arms, all_parts, by, pairs_of(options), header)
-    return write_results(study.root, tables)
+    folder.mkdir(parents=True, exist_ok=True)
+    return write_results(folder, tables)
 
 
 def arm_facts(study: plan.Study, name: str, steps: dict[str, int]) -> dict[str, Any]:
@@ -228,4 +242,12 @@ def main(argv: Sequence[str]) -> tuple[Path, dict[str, Any]]:
         study.root,
     )
     steps = run_study(study, executor)
-    return study.root, tabulate(cfg, study, steps, argv)
+    folder = results_folder(study, command)
+    if folder != study.root:
+        log.info(
+            "[ablate] a subset (ablate.only / ablate.seeds on the command line): its tables go to %s; "
+            "%s/results.md keeps the whole comparison's",
+            folder,
+            study.root,
+        )
+    return folder, tabulate(cfg, study, steps, argv, folder)
