@@ -256,3 +256,22 @@ def test_q4_k_m_without_llamacpp_is_one_line_before_any_work(repo_root, tiny_qwe
         "export.types"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_tool_is_reported_by_its_exception_not_the_progress_bar_it_printed_last():
+    """The converter out of disk (2026-11-27): its traceback, then tqdm closing its bar on stderr; the error names
+    the exception. A tool that raised nothing is reported by its last line."""
+    from limo.gguf.llamacpp import last_line
+
+    stderr = (
+        "INFO:hf-to-gguf:Model successfully exported\n"
+        "Traceback (most recent call last):\n"
+        '  File "convert_hf_to_gguf.py", line 9, in <module>\n'
+        "    f.write(data)\n"
+        "OSError: [Errno 28] No space left on device\n"
+        "Writing:   0%|          | 0.00/536M [00:00<?, ?byte/s]\r"
+        "Writing:   0%|          | 0.00/536M [00:01<?, ?byte/s]\n"
+    )
+    assert last_line(stderr) == "OSError: [Errno 28] No space left on device"
+    assert last_line("main: invalid ftype 'Q9'\n\n") == "main: invalid ftype 'Q9'"
+    assert last_line("") == "no output"

@@ -20,6 +20,7 @@ prompts, so a wrong name cannot pass unseen.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -140,9 +141,15 @@ def run_quantizer(tools: LlamaCppTools, source: Path, target: Path, kind: str) -
         raise ConversionError(f"llama-quantize {kind} failed ({last_line(done.stdout + done.stderr)}), {source}")
 
 
+ERROR_LINE = re.compile(r"^[\w.]*(Error|Exception)\b")  # a Python exception's last line: "OSError: [Errno 28] ..."
+
+
 def last_line(text: str) -> str:
+    """What a failed tool said: its last exception line (``OSError: [Errno 28] No space left on device``), else its
+    last line; a progress bar the tool closes after the traceback (``Writing: 0%|...``) is not the reason."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1][-300:] if lines else "no output"
+    errors = [line for line in lines if ERROR_LINE.match(line)]
+    return (errors or lines or ["no output"])[-1][-300:]
 
 
 def _since(started: float) -> float:
