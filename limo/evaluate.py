@@ -1,7 +1,8 @@
 """`python -m limo.evaluate recipe=<r> [benchmarks=[math500,aime24]] [model.path=...] [limit=N] [data_dir=...]`.
 
 ``mode=`` picks one of `limo.setup.eval_modes.MODES`: ``generate`` (default), ``multiturn`` (results in
-``eval/<benchmark>/multiturn_<oracle|no_oracle>/``), ``regrade``, ``compare``. Which model: ``model.path=``
+``eval/<benchmark>/multiturn_<oracle|no_oracle>/``), ``regrade``, ``compare``; a list (``mode=[generate,multiturn]``)
+runs each in turn. Which model: ``model.path=``
 given on the command line wins; otherwise ``evaluate.model_path`` (the demo and training recipes set it to
 ``${output_dir}/train/model``); otherwise ``model.path``. The run-time arguments above (`RUNTIME`) are not
 recipe settings, so they need not exist in a recipe: the entry passes them to Hydra as ``++key=value``.
@@ -11,7 +12,7 @@ Expected failures (missing model, unknown benchmark, malformed file, server down
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 
 from limo.cli.entry import hydra_entry, reported_errors
 from limo.cli.overrides import forced_runtime
@@ -24,11 +25,15 @@ RUNTIME = (*RUNTIME_KEYS, "benchmark_specs")
 
 
 def evaluate(cfg: DictConfig) -> None:
-    """Run the mode ``cfg.mode`` names (default ``generate``)."""
-    mode = str(cfg.get("mode") or "generate")
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r} (known: {', '.join(MODES)}), mode")
-    MODES[mode](cfg)
+    """Run the mode ``cfg.mode`` names (default ``generate``), or each of a list in turn
+    (``mode=[generate,multiturn]``: a run's single-turn answers and its multi-turn episodes in one process)."""
+    asked = cfg.get("mode") or "generate"
+    modes = [str(m) for m in asked] if isinstance(asked, ListConfig) else [str(asked)]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        raise ValueError(f"unknown mode {(unknown or [''])[0]!r} (known: {', '.join(MODES)}), mode")
+    for mode in modes:
+        MODES[mode](cfg)
 
 
 @hydra_entry("evaluate", RUNTIME)

@@ -2,7 +2,8 @@
 
 - ``generate`` samples and grades every benchmark into ``${output_dir}/eval/<benchmark>/`` (resumable);
 - ``multiturn`` (RISE) lets the model answer again after feedback, up to ``turns=k``, and reports accuracy
-  after each turn into ``${output_dir}/eval/<benchmark>/multiturn_<oracle|no_oracle>/``;
+  after each turn into ``${output_dir}/eval/<benchmark>/multiturn_<oracle|no_oracle>/``; ``oracle=[true,false]``
+  runs both variants with one model load;
 - ``regrade`` grades saved responses again: a run (``run_dir=<dir>``) or an external file
   (``responses=<file|champ> problems=<file|champ> group_by=[...]``) into ``${output_dir}/regrade/``;
 - ``compare`` prints per-benchmark deltas of two runs (``runs=[<dirA>,<dirB>]``), or of every job of a sweep
@@ -12,10 +13,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 
 from eval.benchmarks.loader import Benchmark
 from eval.grading.grader import verify
@@ -23,7 +25,7 @@ from eval.grading.policy import grading_summary, write_agreement
 from eval.reports.report import write_benchmark_results
 from eval.reports.suite import write_suite_table
 from eval.run.compare_runs import compare_runs, default_output_dir, skipped_benchmarks, write_comparison
-from eval.run.multiturn import run_multiturn
+from eval.run.multiturn import MultiTurnOptions, run_multiturn
 from eval.run.prompting import build_messages
 from eval.run.regrade import regrade_responses, regrade_run_dir, render_group_table
 from eval.run.runner import CHOICE_SEED_RULE, SHUFFLED_KINDS, run_benchmark
@@ -121,6 +123,7 @@ def multiturn(cfg: DictConfig) -> None:
     """RISE's multi-turn evaluation: accuracy after each of k turns (`eval.run.multiturn`)."""
     section = build_evaluate_options(cfg)
     benchmarks = build_benchmarks(cfg, section)
+    oracles = oracle_settings(cfg)  # a wrong value fails before the model loads
     model_path, chat = resolve_model_path(cfg, section)
     if chat is not None:
         print(f"[evaluate] {chat.line()}", flush=True)
@@ -128,17 +131,46 @@ def multiturn(cfg: DictConfig) -> None:
     longest = turns * max(p.max_new_tokens for p in build_protocols(cfg, section, benchmarks))  # earlier answers stay
     backend = build_backend_for(cfg, section, model_path, None, longest)
     try:
-        multiturn_all(cfg, section, benchmarks, model_path, backend)
+        for oracle in oracles:
+            multiturn_all(cfg, section, benchmarks, model_path, backend, oracle)
     finally:
         close_backend(backend)
 
 
+def oracle_settings(cfg: DictConfig) -> list[bool | None]:
+    """The variants ``oracle=`` asks for, in order: ``true``, ``false``, both (``[true,false]``), or none given
+    (None: ``evaluate.multiturn.oracle``).
+
+    Raises:
+        ValueError: A value that is not true or false.
+    """
+    asked = cfg.get("oracle")
+    values = list(asked) if isinstance(asked, (ListConfig, list, tuple)) else [asked]
+    if not values or any(v is not None and not isinstance(v, bool) for v in values):
+        raise ValueError(f"oracle={asked}: expected true, false or a list of them ([true,false]), oracle")
+    return list(dict.fromkeys(values))
+
+
+def variant_options(cfg: DictConfig, section: EvaluateOptions, protocol: Any, oracle: bool | None) -> MultiTurnOptions:
+    """`build_multiturn`'s options with ``oracle`` (None: the section's) and that variant's feedback text."""
+    options = build_multiturn(cfg, section, protocol)
+    settings = section.multiturn
+    chosen = settings.oracle if oracle is None else oracle
+    feedback = settings.feedback_oracle if chosen else settings.feedback_no_oracle
+    return replace(options, oracle=chosen, feedback=feedback)
+
+
 def multiturn_all(
-    cfg: DictConfig, section: EvaluateOptions, benchmarks: list[Benchmark], model_path: str | None, backend: Any
+    cfg: DictConfig,
+    section: EvaluateOptions,
+    benchmarks: list[Benchmark],
+    model_path: str | None,
+    backend: Any,
+    oracle: bool | None = None,
 ) -> None:
     style = build_prompt(section)
     for benchmark, protocol in zip(benchmarks, build_protocols(cfg, section, benchmarks), strict=True):
-        options = build_multiturn(cfg, section, protocol)
+        options = variant_options(cfg, section, protocol, oracle)
         folder = f"multiturn_{'oracle' if options.oracle else 'no_oracle'}"
         out = Path(str(cfg.output_dir)) / "eval" / benchmark.name / folder
         header = {
