@@ -310,8 +310,9 @@ def test_the_two_teacher_bench_names_each_teacher_s_model_as_a_writer_of_its_poo
         str(work / "teacher" / "train" / "model"),
         str(work / "gemma_teacher" / "train" / "model"),
     ]
-    assert [a.name for a in cfg.ablate.arms] == ["curated", "random_correct", "all_correct", "student_fit", "short"]
-    assert cfg.ablate.arms[2].get("seeds") is None and list(cfg.ablate.arms[3].seeds) == [0]  # a screen arm: seed 0
+    names = [a.name for a in cfg.ablate.arms]
+    assert names == ["curated", "random_correct", "random_problems", "all_correct", "student_fit", "short"]
+    assert cfg.ablate.arms[3].get("seeds") is None and list(cfg.ablate.arms[4].seeds) == [0]  # a screen arm: seed 0
     assert cfg.ablate.compute.steps == 50
     assert cfg.ablate.draw_seeds == "paired" and cfg.output_dir == str(work)
     # `curated` stays LIMO's pipeline (the measured table's arm), though smol_selfpool itself ships all_correct

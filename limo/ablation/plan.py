@@ -155,12 +155,29 @@ def curation_waves(study: Study) -> list[list[tuple[ArmOptions, int | None]]]:
 
 
 def arm_size(study: Study, arm: ArmOptions) -> int | None:
-    """A random baseline's chain count: its ``n``, or the named arm's selected rows (curated by then)."""
+    """A random baseline's size: its ``n``, or the named arm's selection (curated by then): its rows, or for
+    ``random_problems`` its distinct problems (its rows when it keeps one chain a problem)."""
     if not arm.random:
         return None
     if isinstance(arm.n, str):
-        return count_rows(study.data_file(study.options.arm(arm.n), None))
+        data = study.data_file(study.options.arm(arm.n), None)
+        return count_problems(data.parent) if arm.baseline == "random_problems" else count_rows(data)
     return int(arm.n) if arm.n is not None else None
+
+
+def count_problems(curated: Path) -> int:
+    """The distinct problems a curation selected, as its funnel counts them (``funnel.json``: the last chain stage's
+    problems out, which `curation.outputs.report.pool_counts` reads too).
+
+    Raises:
+        ValueError: The funnel counts no problems (a method that reads no pool).
+    """
+    funnel = json.loads((curated / "funnel.json").read_text(encoding="utf-8"))
+    counts = [s.get("problems_out") for s in funnel.get("stages", []) if s.get("unit") == "chain"]
+    counted = [c for c in counts if c is not None]
+    if not counted:
+        raise ValueError(f"{curated / 'funnel.json'} counts no problems: a random_problems arm cannot take its size")
+    return int(counted[-1])
 
 
 def count_rows(path: Path) -> int:

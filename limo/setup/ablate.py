@@ -29,7 +29,8 @@ from omegaconf import DictConfig
 from eval.options import OptionsError
 from limo.config.sections import section, to_options
 
-BASELINES = ("random", "random_correct", "all", "all_correct")
+BASELINES = ("random", "random_correct", "random_problems", "all", "all_correct")
+RANDOM = ("random", "random_correct", "random_problems")  # the baselines that draw (once per draw)
 BASE = "base"  # the untrained model's row
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # an arm's name is a folder name
 
@@ -40,10 +41,10 @@ class ArmOptions:
 
     Attributes:
         name: The arm's name in the tables and its folder under ``<output_dir>/ablate/``.
-        baseline: A chance baseline instead of a curation: ``random``, ``random_correct``, ``all`` or
-            ``all_correct`` (``curate.method: baseline`` on the recipe's pool, docs/curation.md).
-        n: A random baseline's size: a chain count, or another arm's name (as many chains as that arm's
-            curation selected).
+        baseline: A chance baseline instead of a curation: ``random``, ``random_correct``, ``random_problems``,
+            ``all`` or ``all_correct`` (``curate.method: baseline`` on the recipe's pool, docs/curation.md).
+        n: A random baseline's size: a count, or another arm's name (as many chains as that arm's curation
+            selected; ``random_problems``: as many problems, one chain each).
         curate: Overrides of the recipe's ``curate:`` section for this arm, as key paths below ``curate.``
             (``{stages.select.n: 400}``) or nested mappings.
         train: Overrides of the recipe's ``train:`` section for this arm (key paths below ``train.``).
@@ -61,7 +62,7 @@ class ArmOptions:
     """
 
     name: str
-    baseline: Literal["random", "random_correct", "all", "all_correct"] | None = None
+    baseline: Literal["random", "random_correct", "random_problems", "all", "all_correct"] | None = None
     n: int | str | None = None
     curate: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
@@ -75,7 +76,7 @@ class ArmOptions:
     @property
     def random(self) -> bool:
         """Whether the arm draws at random (and so runs once per draw)."""
-        return self.baseline in ("random", "random_correct")
+        return self.baseline in RANDOM
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,7 @@ def check_arm_size(options: AblateOptions, arm: ArmOptions, where: str) -> None:
         return
     if arm.n is None or (isinstance(arm.n, int) and arm.n < 1):
         raise OptionsError(
-            f"{where}.n: the {arm.baseline} baseline {arm.name!r} needs n: a chain count, or an arm's name",
+            f"{where}.n: the {arm.baseline} baseline {arm.name!r} needs n: a count, or an arm's name",
             key="ablate.arms",
         )
     if isinstance(arm.n, str):
