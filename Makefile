@@ -22,7 +22,7 @@ CORES := $(shell env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null ||
 export TORCH_EXTENSIONS_DIR ?= $(HOME)/.cache/limo/torch_extensions
 export DS_ACCELERATOR ?= cpu
 
-.PHONY: help setup setup-gemma llamacpp demo explore curate train eval plan discover test test-kernels test-unit quality style bench fuzz gpu-check gpu-wheels clean
+.PHONY: help setup setup-gemma llamacpp demo explore curate train eval plan discover test test-kernels test-unit quality style bench fuzz gpu-check gpu-wheels docs clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -140,6 +140,16 @@ JUDGE ?= default
 judge-accuracy: setup  ## a judge's precision/recall per answer kind on labelled pairs (JUDGE=<recipes/grader name or YAML>, EXTRA=<judge key=value ...>)
 	$(PY) bench/grader/judge_accuracy.py --judge $(JUDGE) $(EXTRA)
 
+# The documentation site: MkDocs + Material (mkdocs.yml), the `docs` extra installed into .venv once, then a strict,
+# offline build into site/ (a broken link, a missing anchor or a page left out of the navigation fails it).
+DOCS_STAMP := $(VENV)/.docs-stamp
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install -q $(CONSTRAINTS) -e '.[docs]'
+	@touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)  ## build the documentation site into site/ (mkdocs --strict, offline; open site/index.html)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 clean:  ## remove outputs and caches (keeps .venv)
-	rm -rf outputs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf outputs site .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
