@@ -129,7 +129,7 @@ bench: setup  ## benchmarks under bench/<kind>/ (bench/README.md; ratios against
 gpu-check: setup  ## the GPU path in one run: bf16 peak, SFT/MFU, ZeRO-2/3, planner vs GPU memory, generation, GRPO, demo (CPU: scaled down); outputs/gpu_check/
 	$(PY) bench/gpu/gpu_check.py $(EXTRA)
 
-gpu-wheels: setup  ## the wheels the GPU machine lacks, into .gpu_wheels/ (checked against the device tool's 64 MiB; docs/training.md)
+gpu-wheels: setup  ## the wheels a GPU machine without network lacks, into .gpu_wheels/ (docs/training.md, "Checking the GPU path")
 	$(PY) bench/gpu/gpu_wheels.py
 
 fuzz: setup  ## the grader's long fuzz run: 20,000 hostile pairs, one process, fails on any timeout (bench/grader/grader_fuzz.py --help)
