@@ -1,4 +1,5 @@
-"""Metrics over graded samples — pure Python, so they are cheap to test and identical everywhere.
+"""Metrics over graded samples — plain arithmetic (numpy for the resampling tests), cheap to test and identical
+everywhere.
 
 - pass@k: the unbiased estimator of Chen et al. (2021), ``1 - C(n-c, k) / C(n, k)`` per problem, averaged,
   for every k from 1 to n. With one sample it is plain accuracy; with n samples "Acc" is *mean pass@1*,
@@ -13,6 +14,20 @@
 
 A sample row is a mapping with ``problem_id``, ``sample_index``, ``correct``, ``status``, ``extracted``,
 ``num_tokens``, ``finish_reason`` and optionally ``level`` and ``subject``.
+
+Comparing two models on the same problems (docs/ablation.md, "How the tables test a difference"), with the problem
+as the unit: a problem's verdicts at several training seeds are correlated (an easy problem is solved at every seed),
+so they are one observation, never several.
+
+- `sign_flip_p`: the two-sided paired permutation test of per-problem differences — under "no difference" each
+  problem's difference is as likely to have either sign; exact enumeration up to `EXACT_MAX_PROBLEMS` non-zero
+  differences, Monte Carlo (`PERMUTATIONS` resamples from a stated seed) beyond. On 0/1 differences it is the
+  exact McNemar test (`mcnemar_p`).
+- `two_level_bootstrap`: a percentile interval of a mean over a seeds x problems table, resampling seeds, then
+  problems (Bouthillier et al. 2021; Miller 2024, arXiv 2411.00640): training seeds are a second level of variance.
+- `holm`: Holm's step-down adjustment of a family of p-values.
+
+These use numpy and are deterministic: every resample comes from a generator seeded by the caller (seed 0 by default).
 """
 
 from __future__ import annotations
@@ -20,7 +35,10 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 Equivalent = Callable[[str, str], bool]
 
@@ -195,3 +213,135 @@ def mcnemar_p(gained: int, lost: int) -> float:
         return 1.0
     tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
     return min(1.0, 2 * tail)
+
+
+EXACT_MAX_PROBLEMS = 20  # up to 2**20 sign patterns: enumerated exactly, beyond: Monte Carlo
+PERMUTATIONS = 100_000  # Monte Carlo sign flips (the smallest p it can give is 1 / (PERMUTATIONS + 1))
+BOOTSTRAP = 10_000  # bootstrap resamples of an interval
+STATS_SEED = 0  # the seed of every resample unless the caller names another
+
+
+@dataclass(frozen=True)
+class SignFlip:
+    """A sign-flip permutation test's result.
+
+    Attributes:
+        p: The two-sided p-value.
+        nonzero: Problems whose difference is not zero (the others cannot change the statistic).
+        exact: Whether every sign pattern was enumerated; else ``resamples`` random ones from ``seed``.
+        resamples: Monte Carlo sign patterns drawn (None when exact).
+        seed: The Monte Carlo generator's seed (None when exact).
+        at_floor: Monte Carlo and no drawn pattern was as extreme as the data: ``p`` is the smallest the draw can give
+            (read it as "at most").
+    """
+
+    p: float
+    nonzero: int
+    exact: bool
+    resamples: int | None = None
+    seed: int | None = None
+    at_floor: bool = False
+
+
+def sign_flip_p(
+    differences: Sequence[float],
+    *,
+    exact_max: int = EXACT_MAX_PROBLEMS,
+    resamples: int = PERMUTATIONS,
+    seed: int = STATS_SEED,
+) -> SignFlip:
+    """Two-sided paired permutation (sign-flip) test that the per-item differences centre on zero.
+
+    The statistic is ``|sum(differences)|``; under the null each item's difference keeps its size and takes either
+    sign with probability 1/2. With ``m`` non-zero differences, ``m <= exact_max`` enumerates all ``2**m`` patterns
+    (five differences of +1: p = 2/32); otherwise ``resamples`` patterns are drawn from ``numpy.random.default_rng(
+    seed)`` and p = (1 + patterns at least as extreme) / (1 + resamples), which is never 0. Scaling every difference
+    by one factor leaves p unchanged (a sum over three identical seeds gives one seed's p).
+
+    Args:
+        differences: One value per item (a problem): A's score minus B's.
+        exact_max: The most non-zero differences enumerated exactly.
+        resamples: Monte Carlo sign patterns beyond ``exact_max``.
+        seed: Seed of the Monte Carlo generator.
+
+    Returns:
+        The p-value and how it was computed (`SignFlip`).
+    """
+    values = np.asarray([d for d in differences if d != 0], dtype=np.float64)
+    m = len(values)
+    if m == 0:
+        return SignFlip(1.0, 0, True)
+    observed = abs(values.sum())
+    tolerance = 1e-9 * float(np.abs(values).sum())  # sums of thirds and halves: equal up to rounding counts as equal
+    if m <= exact_max:
+        sums = np.zeros(1)
+        for value in values:
+            sums = np.concatenate([sums + value, sums - value])
+        return SignFlip(float(np.mean(np.abs(sums) >= observed - tolerance)), m, True)
+    rng = np.random.default_rng(seed)
+    total, extreme, chunk = float(values.sum()), 0, max(1, (1 << 22) // m)
+    for start in range(0, resamples, chunk):
+        bits = rng.integers(0, 2, size=(min(chunk, resamples - start), m), dtype=np.int8)
+        flipped = 2.0 * (bits @ values) - total  # the sum with each kept value (+) and each flipped one (-)
+        extreme += int(np.count_nonzero(np.abs(flipped) >= observed - tolerance))
+    return SignFlip((1 + extreme) / (1 + resamples), m, False, resamples, seed, at_floor=extreme == 0)
+
+
+def two_level_bootstrap(
+    table: Sequence[Sequence[float]],
+    *,
+    resamples: int = BOOTSTRAP,
+    seed: int = STATS_SEED,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile interval of the mean of a seeds x problems table, resampling seeds, then problems.
+
+    Each resample draws the seeds (rows) with replacement, then the problems (columns) with replacement, and takes
+    the mean of the table they pick; the interval is the middle ``level`` of those means. Seeds and problems are
+    drawn from two generators (``default_rng([seed, 0])`` and ``default_rng([seed, 1])``), so a table whose rows
+    are all the same gives the interval of one row exactly: seeds that agree add no width, seeds that disagree do.
+
+    Args:
+        table: One row per seed, one column per problem (the same problems in every row), e.g. A's score minus B's.
+        resamples: Bootstrap resamples.
+        seed: Seed of both generators.
+        level: The interval's coverage.
+
+    Returns:
+        ``(low, high)``; ``(nan, nan)`` for an empty table.
+    """
+    values = np.asarray(table, dtype=np.float64)
+    if values.ndim != 2 or values.size == 0:
+        return math.nan, math.nan
+    seeds, problems = values.shape
+    rows_rng, columns_rng = np.random.default_rng([seed, 0]), np.random.default_rng([seed, 1])
+    means = np.empty(resamples)
+    chunk = max(1, (1 << 21) // (seeds * problems))
+    for start in range(0, resamples, chunk):
+        size = min(chunk, resamples - start)
+        rows = rows_rng.integers(0, seeds, size=(size, seeds))
+        columns = columns_rng.integers(0, problems, size=(size, problems))
+        by_problem = values[rows].mean(axis=1)  # each resample's seeds, averaged: size x problems
+        means[start : start + size] = np.take_along_axis(by_problem, columns, axis=1).mean(axis=1)
+    tail = (1 - level) / 2
+    low, high = np.quantile(means, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment: the k-th smallest of m p-values times (m - k + 1), kept non-decreasing in that
+    order and capped at 1; controls the chance of any false rejection in the family at the nominal level.
+
+    Args:
+        p_values: The family's raw p-values, in any order.
+
+    Returns:
+        The adjusted p-values, in the input's order.
+    """
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted, running = [0.0] * m, 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
