@@ -18,9 +18,9 @@ import pytest
 from curation.methods import METHODS, RunContext
 from curation.options import StageOptions
 from eval.options import OptionsError, to_options
-from eval.reports.metrics import mcnemar_p
+from eval.reports.metrics import holm, mcnemar_p
 from limo.ablation.plan import RunSpec, Study, arm_steps, entry_overrides, flat_overrides, hydra_value, run_specs
-from limo.ablation.results import RunResult, Tables, partners, to_json
+from limo.ablation.results import RunResult, Tables, to_json
 from limo.ablation.steps import Step, StepError, is_done
 from limo.cli.compose import compose
 from limo.config.sections import recipe_has, recipe_names
@@ -369,7 +369,9 @@ def write_run(folder: Path, verdicts: dict[str, list[bool]], steps: int = 0) -> 
         (folder / "train" / "log_history.json").write_text(json.dumps(log))
 
 
-def test_paired_counts_pool_seeds_and_draws_and_match_a_count_by_hand(tmp_path):
+def test_comparisons_take_the_problem_as_the_unit_and_match_a_count_by_hand(tmp_path):
+    """Two seeds of ``cur``, two draws at each of two seeds of ``rnd``, the base model's one run: every comparison
+    has one difference per problem (seeds averaged, draws averaged within a seed), counted here by hand."""
     from limo.ablation.results import load_run
 
     runs = {
@@ -389,47 +391,49 @@ def test_paired_counts_pool_seeds_and_draws_and_match_a_count_by_hand(tmp_path):
     parts = {"b": {"first": {"p0", "p1", "p2"}, "rest": {"p3", "p4", "p5"}}}
     pairs = (("cur", "rnd"), ("rnd", "base"))
     payload = to_json(Tables(arms, parts, {"b": ("level",)}, pairs, {"recipe": "t"}))
-
-    def by_hand(a: str, b: str, keep: range) -> tuple[int, int, int]:
-        a_only = b_only = n = 0
-        for (arm_a, seed_a, draw_a), right_a in runs.items():
-            for (arm_b, seed_b, draw_b), right_b in runs.items():
-                same = seed_a is None or seed_b is None or (seed_a == seed_b and draw_a in (None, draw_b))
-                if arm_a != a or arm_b != b or not same:
-                    continue
-                for i in keep:
-                    n += 1
-                    a_only += right_a[i] and not right_b[i]
-                    b_only += right_b[i] and not right_a[i]
-        return a_only, b_only, n
-
     found = {(r["a"], r["b"], r["part"]): r for r in payload["pairs"]}
-    for a, b in pairs:
-        for part, keep in ((None, range(6)), ("first", range(3)), ("rest", range(3, 6))):
-            a_only, b_only, n = by_hand(a, b, keep)
-            row = found[(a, b, part)]
-            assert (row["a_right_b_wrong"], row["b_right_a_wrong"], row["pairs"]) == (a_only, b_only, n)
-            assert row["p"] == mcnemar_p(a_only, b_only)
-    assert found[("cur", "rnd", None)]["pairs"] == 24  # 2 seeds x 2 draws x 6 problems: cur's run pairs each draw
-    first = payload["runs"][0]
-    assert first["steps"] == 3 and first["tokens"] == 300 and first["accuracy"]["b"]["correct"] == 3
-    assert first["accuracy"]["b"]["parts"]["first"]["correct"] == 2
-    low, high = first["accuracy"]["b"]["wilson"]
+
+    # cur - rnd per problem, seed 0: (1, 1, 0, 0, 1, 0) - (1/2, 1, 1/2, 0, 0, 0); seed 1: (1, 0, 0, 1, 1, 0) -
+    # (0, 1/2, 0, 1, 1/2, 1/2); averaged: (3/4, -1/4, -1/4, 0, 3/4, -1/4): 2 problems for cur, 3 for rnd, 1 tie
+    whole = found[("cur", "rnd", None)]
+    assert (whole["problems"], whole["problems_a_higher"], whole["problems_b_higher"]) == (6, 2, 3)
+    assert whole["difference"] == pytest.approx(0.75 / 6) and whole["accuracy_b"] == pytest.approx(4.5 / 12)
+    # |sum| >= 3/4 over the 32 sign patterns of (3/4, 3/4, 1/4, 1/4, 1/4): 8 + 8 with both 3/4 alike, 4 with them apart
+    assert whole["p"] == pytest.approx(20 / 32) and whole["p_exact"]
+    assert [(s["seed"], s["a_higher"], s["b_higher"]) for s in whole["per_seed"]] == [(0, 2, 1), (1, 2, 2)]
+    assert [s["p"] for s in whole["per_seed"]] == [mcnemar_p(2, 1), mcnemar_p(2, 2)]
+    first = found[("cur", "rnd", "first")]
+    assert (first["problems"], first["problems_a_higher"], first["problems_b_higher"]) == (3, 1, 2)
+    # rnd against the base model's one run, problem by problem: (1/4, 3/4, 1/4, 1/2, -3/4, 1/4); 28 of 64 patterns
+    base = found[("rnd", "base", None)]
+    assert (base["problems"], base["seeds"], base["problems_a_higher"], base["problems_b_higher"]) == (6, [0, 1], 5, 1)
+    assert base["p"] == pytest.approx(28 / 64)
+    assert [r["p_holm"] for r in payload["pairs"]] == pytest.approx(holm([r["p"] for r in payload["pairs"]]))
+
+    first_run = payload["runs"][0]
+    assert first_run["steps"] == 3 and first_run["tokens"] == 300 and first_run["accuracy"]["b"]["correct"] == 3
+    assert first_run["accuracy"]["b"]["parts"]["first"]["correct"] == 2
+    low, high = first_run["accuracy"]["b"]["wilson"]
     assert low < 0.5 < high
+    per_arm = {(r["arm"], r["part"]): r for r in payload["arm_accuracy"]}
+    assert per_arm[("rnd", None)]["accuracy"] == pytest.approx(4.5 / 12) and per_arm[("rnd", None)]["problems"] == 6
     levels = [r for r in payload["breakdowns"] if r["arm"] == "cur" and r["value"] == "1"]
-    assert levels[0]["correct"] == 4 and levels[0]["total"] == 6  # p0, p2, p4 of both seeds: 2 + 2 right
+    assert levels[0]["accuracy"] == pytest.approx(2 / 3) and levels[0]["problems"] == 3  # p0, p2, p4: 2 of 3
 
 
-def test_runs_pair_by_seed_and_draw():
-    def run(arm, seed, draw):
-        return RunResult(RunSpec(arm, seed, draw, ""), 0, 0, {})
+def test_runs_pair_by_seed_with_draws_averaged_and_the_base_model_against_every_seed():
+    from limo.ablation.results import align
 
-    a = [run("a", 0, None), run("a", 1, None)]
-    b = [run("b", 0, 0), run("b", 0, 1), run("b", 1, 0)]
-    c = [run("c", 0, 0), run("c", 0, 1)]
-    assert [(x.spec.seed, y.spec.draw) for x, y in partners(a, b)] == [(0, 0), (0, 1), (1, 0)]
-    assert [(x.spec.draw, y.spec.draw) for x, y in partners(b[:2], c)] == [(0, 0), (1, 1)]
-    assert len(partners(a, [run("base", None, None)])) == 2
+    def run(arm, seed, draw, rights):
+        return RunResult(RunSpec(arm, seed, draw, ""), 0, 0, {"b": {f"p{i}": r for i, r in enumerate(rights)}})
+
+    a = [run("a", 0, None, [1, 1]), run("a", 1, None, [1, 0]), run("a", 2, None, [0, 0])]
+    b = [run("b", 0, 0, [1, 0]), run("b", 0, 1, [0, 0]), run("b", 1, 0, [1, 1])]
+    paired = align(a, b, "b", None)
+    assert paired.seeds == [0, 1] and paired.problems == ["p0", "p1"]  # seed 2: a alone ran it
+    assert paired.b.tolist() == [[0.5, 0.0], [1.0, 1.0]]  # seed 0's two draws averaged, never two pairs
+    against_base = align(a, [run("base", None, None, [0, 1])], "b", {"p1"})
+    assert against_base.seeds == [0, 1, 2] and against_base.b.tolist() == [[1.0], [1.0], [1.0]]
 
 
 # ------------------------------------------------------------------------------------------- steps
@@ -568,6 +572,7 @@ def test_ablate_killed_half_way_resumes_without_redoing_and_counts_pairs_right(r
         f"model.path={overfit_model_dir}",
         "train.args.learning_rate=0.01",
         f"benchmark_specs.toy={{source: {toy}, answer_kind: math}}",
+        "ablate.primary={pair: [curated, random_correct], benchmark: arith_unseen, part: untouched}",
         "--jobs",
         "2",
     )
@@ -620,18 +625,35 @@ def test_ablate_killed_half_way_resumes_without_redoing_and_counts_pairs_right(r
             }
     assert any(any(v.values()) for v in verdicts.values())  # the taught prompts: some answers right
     for row in (r for r in results["pairs"] if r["part"] is None):
-        a_only = b_only = n = 0
-        for seed in (0, 1) if "curated_rl" not in (row["a"], row["b"]) else (0,):
-            mine, theirs = verdicts[(row["a"], seed, row["benchmark"])], verdicts[(row["b"], seed, row["benchmark"])]
-            n += len(mine)
-            a_only += sum(mine[p] and not theirs[p] for p in mine)
-            b_only += sum(theirs[p] and not mine[p] for p in mine)
-        assert (row["a_right_b_wrong"], row["b_right_a_wrong"], row["pairs"]) == (a_only, b_only, n), row
-        assert row["p"] == pytest.approx(mcnemar_p(a_only, b_only))
+        seeds, bench = (0, 1) if "curated_rl" not in (row["a"], row["b"]) else (0,), row["benchmark"]
+        problems = list(verdicts[(row["a"], 0, bench)])
+        assert row["seeds"] == list(seeds) and row["problems"] == len(problems)  # each problem once, not per seed
+        mean = {
+            arm: {p: sum(verdicts[(arm, s, bench)][p] for s in seeds) / len(seeds) for p in problems}
+            for arm in (row["a"], row["b"])
+        }
+        higher = sum(mean[row["a"]][p] > mean[row["b"]][p] for p in problems)
+        lower = sum(mean[row["a"]][p] < mean[row["b"]][p] for p in problems)
+        assert (row["problems_a_higher"], row["problems_b_higher"]) == (higher, lower), row
+        for entry, seed in zip(row["per_seed"], seeds, strict=True):
+            mine, theirs = verdicts[(row["a"], seed, bench)], verdicts[(row["b"], seed, bench)]
+            a_only = sum(mine[p] and not theirs[p] for p in problems)
+            b_only = sum(theirs[p] and not mine[p] for p in problems)
+            assert (entry["seed"], entry["a_higher"], entry["b_higher"]) == (seed, a_only, b_only), row
+            assert entry["p"] == pytest.approx(mcnemar_p(a_only, b_only))
+        assert 0 < row["p"] <= 1
+    first = results["pairs"][0]
+    assert results["primary"] == {**PRIMARY, "in_table": True} and first["primary"] and first["p_holm"] is None
+    assert all(r["p_holm"] >= r["p"] for r in results["pairs"][1:] if r["p"] is not None)
     text = (out / "ablate" / "results.md").read_text()
+    sections = [line for line in text.splitlines() if line.startswith("## ")]
+    assert sections[0] == "## Primary comparison: curated vs random_correct on arith_unseen untouched"
     assert "| curated vs random_correct |" in text and "| curated_rl vs curated |" in text
     assert "arith_unseen dev" in text and "toy" in text and "| curated_rl | after curated (rl_demo) |" in text
     assert "report-data" in (out / "ablate" / "report.html").read_text()
+
+
+PRIMARY = {"pair": ["curated", "random_correct"], "benchmark": "arith_unseen", "part": "untouched"}
 
 
 def demo_study(out: Path) -> Study:

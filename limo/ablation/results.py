@@ -2,15 +2,25 @@
 ``report.html``.
 
 A run's verdict on a problem is its first sample's (``sample_index`` 0: one greedy sample per problem, the
-protocol the comparison's benchmarks use). Per run: correct / problems with the 95% Wilson interval
-(`eval.reports.metrics.wilson_interval`), and its compute — optimizer steps and the tokens of every batch (TRL's
-``num_tokens`` in ``train/log_history.json``). Per arm, runs pooled: the same counts over every seed (and draw), each
-benchmark whole and by part (``part_field`` / ``part_ranges``), and broken down by the sample fields ``by`` names.
+protocol the comparison's benchmarks use). Per run: correct / problems with the 95% Wilson interval over its problems
+(`eval.reports.metrics.wilson_interval`: one run, so the problems are the items), and its compute — optimizer steps
+and the tokens of every batch (TRL's ``num_tokens`` in ``train/log_history.json``).
 
-A paired comparison of arms A and B pairs runs that share a seed (and a draw, when both arms draw; an arm without
-draws pairs with every draw of the other at that seed; the base model, trained at no seed, pairs with every run),
-counts over all pairs the problems A got right and B wrong and the reverse, and gives the two-sided exact McNemar
-p-value of those counts (`eval.reports.metrics.mcnemar_p`).
+Everything across runs takes the problem as the unit (docs/ablation.md, "How the tables test a difference"): a
+problem seen at three seeds is one observation with three correlated verdicts, never three. An arm's score on a
+problem at a seed is its verdict there (the mean over its draws, when it draws at random at that seed); per arm, the
+accuracy is the mean over problems of those scores averaged over seeds, with a 95% interval from a two-level
+bootstrap (seeds, then problems: `eval.reports.metrics.two_level_bootstrap`) — each benchmark whole, by part
+(``part_field`` / ``part_ranges``) and by the sample fields ``by`` names.
+
+A comparison of arms A and B on a scope (a benchmark, or one of its parts) pairs the seeds both arms ran (the base
+model, one untrained run, stands against each of the other arm's seeds); a problem's difference is A's score minus
+B's, averaged over those seeds. Then: the two-sided sign-flip permutation p over problems
+(`eval.reports.metrics.sign_flip_p`), the 95% two-level bootstrap interval of the accuracy difference, the problems
+where A's mean is higher / lower (counts of problems, not of runs), and one exact McNemar p per seed (secondary: do
+the seeds agree?). ``ablate.primary`` names the comparison the ablation decides: shown first, its p unadjusted; every
+other comparison's p is also shown Holm-adjusted over all of them (`eval.reports.metrics.holm`) and labelled
+exploratory.
 """
 
 from __future__ import annotations
@@ -22,14 +32,28 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+import numpy as np
 
 from eval.records import read_jsonl, write_json, write_text_atomic
 from eval.reports.html_page import bar_chart, write_page
-from eval.reports.metrics import mcnemar_p, wilson_interval
+from eval.reports.metrics import (
+    BOOTSTRAP,
+    EXACT_MAX_PROBLEMS,
+    PERMUTATIONS,
+    STATS_SEED,
+    holm,
+    mcnemar_p,
+    sign_flip_p,
+    two_level_bootstrap,
+    wilson_interval,
+)
 from limo.ablation.plan import RunSpec
+from limo.setup.ablate import PrimaryOptions
 
 Parts = dict[str, dict[str, set[str]]]  # benchmark -> part -> problem ids
+Scope = tuple[str, str | None]  # (benchmark, part or None for the whole benchmark)
 
 
 @dataclass(frozen=True)
@@ -79,70 +103,201 @@ def count(verdicts: Mapping[str, bool], keep: set[str] | None = None) -> tuple[i
 
 
 def accuracy(correct: int, total: int) -> dict[str, Any]:
-    low, high = wilson_interval(share(correct, total), total)
+    """One run's counts over its problems, with the 95% Wilson interval (n = its problems)."""
+    low, high = wilson_interval(correct / total if total else 0.0, total)
     return {"correct": correct, "total": total, "accuracy": correct / total if total else None, "wilson": [low, high]}
 
 
-def partners(a: Sequence[RunResult], b: Sequence[RunResult]) -> list[tuple[RunResult, RunResult]]:
-    """The run pairs of arms A and B (see the module's docstring)."""
-    out = []
-    for run_a in a:
-        for run_b in b:
-            sa, sb = run_a.spec, run_b.spec
-            if sa.seed is None or sb.seed is None:
-                out.append((run_a, run_b))
-            elif sa.seed == sb.seed and (sa.draw is None or sb.draw is None or sa.draw == sb.draw):
-                out.append((run_a, run_b))
+# ------------------------------------------------------------------------------------------- problem-level scores
+
+
+def seed_groups(runs: Sequence[RunResult]) -> dict[int | None, list[RunResult]]:
+    """An arm's runs by training seed (the base model's one run under None; a random arm's draws share a seed)."""
+    out: dict[int | None, list[RunResult]] = {}
+    for run in runs:
+        out.setdefault(run.spec.seed, []).append(run)
     return out
 
 
-def paired(pairs: Sequence[tuple[RunResult, RunResult]], bench: str, keep: set[str] | None) -> dict[str, Any]:
-    """Over the run pairs: problems A got right and B wrong, the reverse, pairs compared, exact McNemar p."""
-    a_only = b_only = total = 0
-    for run_a, run_b in pairs:
-        theirs = run_b.correct[bench]
-        for problem, right in run_a.correct[bench].items():
-            if problem not in theirs or (keep is not None and problem not in keep):
-                continue
-            total += 1
-            a_only += right and not theirs[problem]
-            b_only += theirs[problem] and not right
-    return {"a_right_b_wrong": a_only, "b_right_a_wrong": b_only, "pairs": total, "p": mcnemar_p(a_only, b_only)}
+def problems_of(runs: Sequence[RunResult], bench: str, keep: set[str] | None) -> list[str]:
+    """The problems every one of ``runs`` has a verdict on (within ``keep``), in a fixed order."""
+    if not runs:
+        return []
+    ids = set.intersection(*(set(r.correct[bench]) for r in runs))
+    return sorted(ids if keep is None else ids & keep)
+
+
+def score_table(
+    groups: Mapping[int | None, Sequence[RunResult]], seeds: Sequence[int | None], bench: str, ids: Sequence[str]
+) -> np.ndarray:
+    """Seeds x problems: each run's verdict, averaged over the draws at a seed (a seed an arm lacks: its None run,
+    the base model's)."""
+    rows = []
+    for seed in seeds:
+        runs = groups[seed] if seed in groups else groups[None]
+        rows.append([sum(r.correct[bench][i] for r in runs) / len(runs) for i in ids])
+    return np.asarray(rows, dtype=np.float64).reshape(len(seeds), len(ids))
+
+
+@dataclass(frozen=True)
+class Aligned:
+    """Two arms' scores on the same problems at the seeds they are paired on.
+
+    Attributes:
+        seeds: The rows' seeds: those both arms ran, or, against the base model, the other arm's.
+        problems: The columns: the problems every paired run has a verdict on.
+        a: A's scores, seeds x problems (draws averaged within a seed).
+        b: B's scores, the same shape (the base model's one run repeated on every row).
+    """
+
+    seeds: list[int]
+    problems: list[str]
+    a: np.ndarray
+    b: np.ndarray
+
+
+def align(runs_a: Sequence[RunResult], runs_b: Sequence[RunResult], bench: str, keep: set[str] | None) -> Aligned:
+    """A's and B's scores problem by problem at their paired seeds (see the module's docstring)."""
+    groups_a, groups_b = seed_groups(runs_a), seed_groups(runs_b)
+    if None in groups_a or None in groups_b:  # the base model: one run, against each seed of the other arm
+        seeds = sorted(s for s in {*groups_a, *groups_b} if s is not None)
+    else:
+        seeds = sorted(set(groups_a) & set(groups_b))
+    used = [r for s in seeds for g in (groups_a, groups_b) for r in (g[s] if s in g else g[None])]
+    ids = problems_of(used, bench, keep)
+    return Aligned(
+        list(seeds), ids, score_table(groups_a, seeds, bench, ids), score_table(groups_b, seeds, bench, ids)
+    )
+
+
+def arm_accuracy(runs: Sequence[RunResult], bench: str, keep: set[str] | None) -> dict[str, Any]:
+    """An arm's mean accuracy over problems (seeds averaged, draws within a seed) and its 95% two-level bootstrap
+    interval."""
+    groups = seed_groups(runs)
+    seeds = sorted(groups, key=lambda s: -1 if s is None else s)
+    ids = problems_of(runs, bench, keep)
+    table = score_table(groups, seeds, bench, ids)
+    interval = list(two_level_bootstrap(table)) if ids else None
+    mean = float(table.mean()) if ids else None
+    return {"problems": len(ids), "runs": len(runs), "accuracy": mean, "interval": interval}
+
+
+def compare(aligned: Aligned) -> dict[str, Any]:
+    """The paired statistics of an alignment: means, difference with its interval, the sign-flip p, per-seed
+    McNemar."""
+    n = len(aligned.problems)
+    if not aligned.seeds or not n:  # no seed both arms ran, or no problem every paired run has
+        empty = dict.fromkeys(("accuracy_a", "accuracy_b", "difference", "interval", "p", "p_exact", "p_at_floor"))
+        nothing = {"problems_a_higher": 0, "problems_b_higher": 0, "per_seed": []}
+        return {"problems": n, "seeds": aligned.seeds, **empty, **nothing}
+    differences = aligned.a - aligned.b
+    per_problem = differences.mean(axis=0)
+    test = sign_flip_p(per_problem)
+    return {
+        "problems": n,
+        "seeds": aligned.seeds,
+        "accuracy_a": float(aligned.a.mean()),
+        "accuracy_b": float(aligned.b.mean()),
+        "difference": float(per_problem.mean()),
+        "interval": list(two_level_bootstrap(differences)),
+        "problems_a_higher": int(np.count_nonzero(per_problem > 0)),
+        "problems_b_higher": int(np.count_nonzero(per_problem < 0)),
+        "p": test.p,
+        "p_exact": test.exact,
+        "p_at_floor": test.at_floor,
+        "per_seed": [seed_mcnemar(s, aligned.a[k], aligned.b[k]) for k, s in enumerate(aligned.seeds)],
+    }
+
+
+def seed_mcnemar(seed: int, a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+    """One seed's exact McNemar test: problems A got right and B wrong, and the reverse (with draws at that seed: A's
+    mean over them above B's, and the reverse)."""
+    a_higher, b_higher = int(np.count_nonzero(a > b)), int(np.count_nonzero(a < b))
+    return {"seed": seed, "a_higher": a_higher, "b_higher": b_higher, "p": mcnemar_p(a_higher, b_higher)}
+
+
+# ------------------------------------------------------------------------------------------- the tables
 
 
 @dataclass(frozen=True)
 class Tables:
-    """Everything the outputs show, computed once."""
+    """Everything the outputs show, computed once.
+
+    Attributes:
+        arms: Arm -> its runs (the base model: ``base`` -> its one run).
+        parts: Benchmark -> part -> problem ids (every benchmark, ``{}`` without parts).
+        by: Benchmark -> the sample fields its accuracy is broken down by.
+        pairs: The comparisons (A, B), the primary's first when declared (`limo.setup.ablate.pairs_of`).
+        facts: ``results.json``'s header (`facts`).
+        primary: ``ablate.primary``, or None: every comparison is exploratory.
+    """
 
     arms: dict[str, list[RunResult]]
     parts: Parts
     by: dict[str, tuple[str, ...]]
     pairs: tuple[tuple[str, str], ...]
     facts: dict[str, Any]
+    primary: PrimaryOptions | None = None
 
     @property
     def benchmarks(self) -> list[str]:
         return list(self.parts)
 
-    def scopes(self) -> list[tuple[str, str | None]]:
+    def scopes(self) -> list[Scope]:
         """(benchmark, part) for every benchmark whole, then its parts."""
         return [(b, p) for b in self.parts for p in (None, *self.parts[b])]
 
     def keep(self, bench: str, part: str | None) -> set[str] | None:
         return None if part is None else self.parts[bench][part]
 
+    def is_primary(self, a: str, b: str, bench: str, part: str | None) -> bool:
+        p = self.primary
+        return p is not None and (a, b) == tuple(p.pair) and bench == p.benchmark and part == p.part
 
-def share(correct: int, total: int) -> float:
-    return correct / total if total else 0.0
+
+def statistics_facts() -> dict[str, Any]:
+    """How every comparison was computed (``results.json``'s ``statistics``)."""
+    return {
+        "unit": "problem",
+        "difference": "A's score minus B's per problem, averaged over the seeds both arms ran (draws averaged within "
+        "a seed; the base model's one run against each seed of the other arm)",
+        "test": "two-sided sign-flip permutation test over problems",
+        "exact_max_problems": EXACT_MAX_PROBLEMS,
+        "monte_carlo": {"resamples": PERMUTATIONS, "seed": STATS_SEED},
+        "interval": {"method": "two-level bootstrap: seeds, then problems", "level": 0.95},
+        "bootstrap": {"resamples": BOOTSTRAP, "seed": STATS_SEED},
+        "per_seed": "exact McNemar per seed (secondary, unadjusted)",
+        "adjustment": "holm",
+    }
 
 
-def pooled(runs: Sequence[RunResult], bench: str, keep: set[str] | None) -> tuple[int, int]:
-    counts = [count(r.correct[bench], keep) for r in runs]
-    return sum(c for c, _ in counts), sum(n for _, n in counts)
+def pair_rows(tables: Tables) -> list[dict[str, Any]]:
+    """Every comparison, the primary first; each non-primary p Holm-adjusted over all of them."""
+    rows = []
+    for a, b in tables.pairs:
+        for bench, part in tables.scopes():
+            aligned = align(tables.arms[a], tables.arms[b], bench, tables.keep(bench, part))
+            primary = tables.is_primary(a, b, bench, part)
+            rows.append({"a": a, "b": b, "benchmark": bench, "part": part, "primary": primary, **compare(aligned)})
+    rows.sort(key=lambda r: not r["primary"])
+    family = [r for r in rows if not r["primary"] and r["p"] is not None]
+    for row, adjusted in zip(family, holm([r["p"] for r in family]), strict=True):
+        row["p_holm"] = adjusted
+    for row in rows:
+        row.setdefault("p_holm", None)
+    return rows
+
+
+def primary_facts(tables: Tables, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    if tables.primary is None:
+        return None
+    p = tables.primary
+    found = any(r["primary"] for r in rows)
+    return {"pair": list(p.pair), "benchmark": p.benchmark, "part": p.part, "in_table": found}
 
 
 def to_json(tables: Tables) -> dict[str, Any]:
-    """``results.json``: per run accuracy and compute, per arm pooled counts, pairs, breakdowns."""
+    """``results.json``: per run accuracy and compute, per arm accuracy, the comparisons, breakdowns."""
     runs = []
     for arm_runs in tables.arms.values():
         for run in arm_runs:
@@ -156,23 +311,22 @@ def to_json(tables: Tables) -> dict[str, Any]:
             spec = run.spec
             row = {"arm": spec.arm, "seed": spec.seed, "draw": spec.draw, "folder": spec.folder}
             runs.append({**row, "steps": run.steps, "tokens": run.tokens, "accuracy": cells})
-    pooled_rows = [
-        {"arm": arm, "benchmark": b, "part": p, **accuracy(*pooled(rs, b, tables.keep(b, p)))}
+    per_arm = [
+        {"arm": arm, "benchmark": b, "part": p, **arm_accuracy(rs, b, tables.keep(b, p))}
         for arm, rs in tables.arms.items()
         for b, p in tables.scopes()
     ]
-    pairs = [
-        {
-            "a": a,
-            "b": b,
-            "benchmark": bench,
-            "part": part,
-            **paired(partners(tables.arms[a], tables.arms[b]), bench, tables.keep(bench, part)),
-        }
-        for a, b in tables.pairs
-        for bench, part in tables.scopes()
-    ]
-    return {**tables.facts, "runs": runs, "pooled": pooled_rows, "pairs": pairs, "breakdowns": breakdowns(tables)}
+    pairs = pair_rows(tables)
+    statistics = {**statistics_facts(), "holm_family": sum(1 for r in pairs if r["p_holm"] is not None)}
+    return {
+        **tables.facts,
+        "statistics": statistics,
+        "primary": primary_facts(tables, pairs),
+        "runs": runs,
+        "arm_accuracy": per_arm,
+        "pairs": pairs,
+        "breakdowns": breakdowns(tables),
+    }
 
 
 def breakdowns(tables: Tables) -> list[dict[str, Any]]:
@@ -181,15 +335,8 @@ def breakdowns(tables: Tables) -> list[dict[str, Any]]:
         for name in fields:
             for arm, runs in tables.arms.items():
                 for value, ids in sorted(values_of(runs, bench, name).items()):
-                    rows.append(
-                        {
-                            "arm": arm,
-                            "benchmark": bench,
-                            "field": name,
-                            "value": value,
-                            **accuracy(*pooled(runs, bench, ids)),
-                        }
-                    )
+                    row = {"arm": arm, "benchmark": bench, "field": name, "value": value}
+                    rows.append({**row, **arm_accuracy(runs, bench, ids)})
     return rows
 
 
@@ -201,6 +348,9 @@ def values_of(runs: Sequence[RunResult], bench: str, name: str) -> dict[str, set
     return out
 
 
+# ------------------------------------------------------------------------------------------- rendering
+
+
 def cell(counts: Mapping[str, Any]) -> str:
     if not counts["total"]:
         return "-"
@@ -208,16 +358,55 @@ def cell(counts: Mapping[str, Any]) -> str:
     return f"{counts['correct']}/{counts['total']} [{low:.1%}, {high:.1%}]"
 
 
+def mean_cell(row: Mapping[str, Any]) -> str:
+    """An arm's mean accuracy over problems with its bootstrap interval."""
+    if row["accuracy"] is None:
+        return "-"
+    low, high = row["interval"]
+    return f"{row['accuracy']:.1%} [{low:.1%}, {high:.1%}]"
+
+
+def points(x: float) -> str:
+    return f"{100 * x:+.1f}"
+
+
+def p_text(p: float | None, at_floor: bool = False) -> str:
+    if p is None:
+        return "-"
+    return f"≤ {p:.2g}" if at_floor else f"{p:.2g}"
+
+
+def method_note(payload: Mapping[str, Any]) -> str:
+    """The line under every comparison table: the unit, the test, the interval, with their resamples and seeds."""
+    s = payload["statistics"]
+    mc, boot = s["monte_carlo"], s["bootstrap"]
+    return (
+        "Unit: the problem. A problem's difference is A's score minus B's averaged over the seeds both arms ran "
+        "(draws averaged within a seed; the base model's one run against each seed of the other arm). "
+        f"p: two-sided sign-flip permutation test over problems, exact when at most {s['exact_max_problems']} "
+        f"problems differ, else Monte Carlo with {mc['resamples']:,} sign patterns, seed {mc['seed']} "
+        "(≤: no pattern as extreme, the smallest p it can give). "
+        f"Interval: 95% two-level bootstrap (seeds, then problems), {boot['resamples']:,} resamples, seed "
+        f"{boot['seed']}. A > B / A < B: problems whose mean over seeds is higher for A / for B. Per seed: exact "
+        "McNemar of that seed's runs (A right and B wrong / the reverse, p), unadjusted, to show whether the seeds "
+        "agree."
+    )
+
+
 def markdown(tables: Tables, payload: Mapping[str, Any]) -> str:
-    """``results.md``: the header, then compute, accuracy per run, parts pooled, pairs, breakdowns."""
+    """``results.md``: the header, the primary comparison, compute, accuracy per run, per arm by part, every
+    comparison, breakdowns."""
+    primary = f"## {primary_title(payload)}\n\n{primary_sentence(payload)}"
+    if any(r["primary"] for r in payload["pairs"]):
+        primary += "\n\n" + md_table(*pairs_table(payload, primary=True)) + "\n\n" + method_note(payload)
     sections = [
         f"# Ablation: {payload['recipe']}",
         header_line(payload),
+        primary,
         "## Compute\n\n" + md_table(*compute_table(tables, payload)),
-        "## Accuracy, every run [95% Wilson]\n\n" + md_table(*accuracy_table(tables, payload)),
-        "## Runs pooled, by part\n\n" + md_table(*pooled_table(tables)),
-        "## Paired: A right and B wrong / B right and A wrong (pairs), exact McNemar p\n\n"
-        + md_table(*pairs_table(tables, payload)),
+        f"## {RUN_TITLE}\n\n" + md_table(*accuracy_table(tables, payload)),
+        f"## {ARM_TITLE}\n\n" + md_table(*arm_table(tables, payload)),
+        f"## {pairs_title(payload)}\n\n" + md_table(*pairs_table(payload)) + "\n\n" + method_note(payload),
     ]
     sections += [
         f"## {title}\n\n{md_table(columns, rows)}" for title, columns, rows in breakdown_tables(tables, payload)
@@ -225,11 +414,50 @@ def markdown(tables: Tables, payload: Mapping[str, Any]) -> str:
     return "\n\n".join(sections) + "\n"
 
 
+RUN_TITLE = "Accuracy, every run [95% Wilson over its problems]"
+ARM_TITLE = "Per arm, by part: mean accuracy over problems, seeds averaged [95% bootstrap: seeds, then problems]"
+
+
+def pairs_title(payload: Mapping[str, Any]) -> str:
+    family = payload["statistics"]["holm_family"]
+    return f"Paired comparisons, exploratory: p raw and Holm-adjusted over {family} comparisons"
+
+
+def primary_what(declared: Mapping[str, Any]) -> str:
+    a, b = declared["pair"]
+    return f"{a} vs {b} on {scope_name(declared['benchmark'], declared['part'])}"
+
+
+def primary_title(payload: Mapping[str, Any]) -> str:
+    declared = payload["primary"]
+    if declared is None or not declared["in_table"]:
+        return "Primary comparison"
+    return f"Primary comparison: {primary_what(declared)}"
+
+
+def primary_sentence(payload: Mapping[str, Any]) -> str:
+    """What the primary comparison is (declared in ``ablate.primary``), or why there is none here."""
+    family = payload["statistics"]["holm_family"]
+    holm_note = f"exploratory, its p Holm-adjusted over those {family} comparisons"
+    declared = payload["primary"]
+    if declared is None:
+        return f"No primary comparison declared (ablate.primary): every comparison is {holm_note}."
+    if not declared["in_table"]:
+        return (
+            f"The recipe's primary comparison, {primary_what(declared)}, is not in this table (an arm it names did "
+            f"not run here: a screen of some arms or seeds): every comparison is {holm_note}."
+        )
+    return (
+        f"Primary: {primary_what(declared)}, declared in the recipe (ablate.primary) before the runs; its p is not "
+        f"adjusted, and every other comparison is {holm_note}."
+    )
+
+
 def header_line(payload: Mapping[str, Any]) -> str:
     return (
         f"Command: `{payload['command']}`. Machine: {payload['machine']}; written {payload['written']}. Seeds "
-        f"{payload['seeds']}, draws {payload['draws']}; a run's verdict is its first sample's; pairs share a seed "
-        "(and a draw), pooled over seeds and draws."
+        f"{payload['seeds']}, draws {payload['draws']}; a run's verdict is its first sample's; every comparison takes "
+        "the problem as its unit (one observation per problem, whatever the number of seeds and draws)."
     )
 
 
@@ -283,28 +511,47 @@ def scope_name(bench: str, part: str | None) -> str:
     return bench if part is None else f"{bench} {part}"
 
 
-def pooled_table(tables: Tables) -> tuple[list[str], list[list[Any]]]:
+def arm_table(tables: Tables, payload: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
     scopes = tables.scopes()
-    columns = ["arm (runs pooled)", *(scope_name(b, p) for b, p in scopes)]
+    found = {(r["arm"], r["benchmark"], r["part"]): r for r in payload["arm_accuracy"]}
+    sizes = {(b, p): found[(next(iter(tables.arms)), b, p)]["problems"] for b, p in scopes} if tables.arms else {}
+    columns = ["arm (runs)", *(f"{scope_name(b, p)} ({sizes[(b, p)]} problems)" for b, p in scopes)]
     rows = [
-        [f"{arm} ({len(runs)})", *(cell(accuracy(*pooled(runs, b, tables.keep(b, p)))) for b, p in scopes)]
+        [f"{arm} ({len(runs)})", *(mean_cell(found[(arm, b, p)]) for b, p in scopes)]
         for arm, runs in tables.arms.items()
     ]
     return columns, rows
 
 
-def pairs_table(tables: Tables, payload: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    scopes = tables.scopes()
-    columns = ["A vs B", *(scope_name(b, p) for b, p in scopes)]
-    found = {(r["a"], r["b"], r["benchmark"], r["part"]): r for r in payload["pairs"]}
-    rows = []
-    for a, b in tables.pairs:
-        cells = []
-        for bench, part in scopes:
-            r = found[(a, b, bench, part)]
-            cells.append(f"{r['a_right_b_wrong']} / {r['b_right_a_wrong']} ({r['pairs']}), p = {r['p']:.2g}")
-        rows.append([f"{a} vs {b}", *cells])
-    return columns, rows
+PAIR_COLUMNS = ["A vs B", "scope", "problems", "seeds", "A", "B", "A − B, points [95% CI]", "problems A > B / A < B"]
+
+
+def pairs_table(payload: Mapping[str, Any], primary: bool = False) -> tuple[list[str], list[list[Any]]]:
+    """The primary comparison alone (``primary``), or every other comparison with its raw and Holm-adjusted p."""
+    chosen = [r for r in payload["pairs"] if r["primary"] == primary]
+    p_columns = ["p (sign-flip)"] if primary else ["p (sign-flip), raw", "p, Holm-adjusted"]
+    columns = [*PAIR_COLUMNS, *p_columns, "per seed: A only / B only, McNemar p"]
+    return columns, [pair_cells(r, primary) for r in chosen]
+
+
+def pair_cells(r: Mapping[str, Any], primary: bool) -> list[str]:
+    first = [f"{r['a']} vs {r['b']}", scope_name(r["benchmark"], r["part"]), str(r["problems"])]
+    seeds = ", ".join(str(s) for s in r["seeds"]) or "none shared"
+    if r["p"] is None:
+        return [*first, seeds, "-", "-", "-", "-", "-", *([] if primary else ["-"]), "-"]
+    low, high = r["interval"]
+    p_cells = [p_text(r["p"], r["p_at_floor"])] + ([] if primary else [p_text(r["p_holm"], r["p_at_floor"])])
+    per_seed = "; ".join(f"s{s['seed']}: {s['a_higher']}/{s['b_higher']}, {s['p']:.2g}" for s in r["per_seed"])
+    return [
+        *first,
+        seeds,
+        f"{r['accuracy_a']:.1%}",
+        f"{r['accuracy_b']:.1%}",
+        f"{points(r['difference'])} [{points(low)}, {points(high)}]",
+        f"{r['problems_a_higher']} / {r['problems_b_higher']}",
+        *p_cells,
+        per_seed,
+    ]
 
 
 def breakdown_tables(tables: Tables, payload: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[Any]]]]:
@@ -315,43 +562,60 @@ def breakdown_tables(tables: Tables, payload: Mapping[str, Any]) -> list[tuple[s
             values = list(dict.fromkeys(r["value"] for r in rows))
             by_arm = {(r["arm"], r["value"]): r for r in rows}
             body = [
-                [arm, *(cell(by_arm[(arm, v)]) if (arm, v) in by_arm else "-" for v in values)] for arm in tables.arms
+                [arm, *(mean_cell(by_arm[(arm, v)]) if (arm, v) in by_arm else "-" for v in values)]
+                for arm in tables.arms
             ]
-            out.append((f"{bench} by {name}, runs pooled", ["arm", *(f"{name} {v}" for v in values)], body))
+            title = f"{bench} by {name}: mean accuracy over problems, seeds averaged [95% bootstrap]"
+            out.append((title, ["arm", *(f"{name} {v}" for v in values)], body))
     return out
 
 
 def html_section(tables: Tables, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The ablation as a report section: its tables and a chart of each arm's pooled accuracy (the page payload's
+    """The ablation as a report section: its tables and a chart of each arm's mean accuracy (the page payload's
     ``tables`` and ``charts``, `eval.reports.html_page`)."""
+    primary = (primary_title(payload), *pairs_table(payload, primary=True))
     named = [
+        *([primary] if primary[2] else []),
         ("Compute", *compute_table(tables, payload)),
-        ("Accuracy, every run [95% Wilson]", *accuracy_table(tables, payload)),
-        ("Runs pooled, by part", *pooled_table(tables)),
-        ("Paired: A right and B wrong / B right and A wrong (pairs), exact McNemar p", *pairs_table(tables, payload)),
+        (RUN_TITLE, *accuracy_table(tables, payload)),
+        (ARM_TITLE, *arm_table(tables, payload)),
+        (pairs_title(payload), *pairs_table(payload)),
         *breakdown_tables(tables, payload),
     ]
     scopes = tables.scopes()
-    series = {
-        arm: [share(*pooled(runs, b, tables.keep(b, p))) for b, p in scopes] for arm, runs in tables.arms.items()
-    }
-    chart = bar_chart("Accuracy, runs pooled", [scope_name(b, p) for b, p in scopes], series, percent=True)
+    found = {(r["arm"], r["benchmark"], r["part"]): r["accuracy"] or 0.0 for r in payload["arm_accuracy"]}
+    series = {arm: [found[(arm, b, p)] for b, p in scopes] for arm in tables.arms}
+    chart = bar_chart("Mean accuracy, seeds averaged", [scope_name(b, p) for b, p in scopes], series, percent=True)
     return {
         "tables": [{"title": t, "columns": c, "rows": [[str(x) for x in row] for row in r]} for t, c, r in named],
         "charts": [chart],
     }
 
 
-def write_results(root: Path, tables: Tables) -> dict[str, Any]:
+class Extension(Protocol):
+    """More tables from the same runs, after the ablation's own (`limo.ablation.turns.TurnTables`: multi-turn)."""
+
+    def to_json(self, tables: Tables, payload: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def sections(self, tables: Tables, payload: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[Any]]]]: ...
+
+
+def write_results(root: Path, tables: Tables, extensions: Sequence[Extension] = ()) -> dict[str, Any]:
     """``results.json``, ``results.md`` and ``report.html`` under ``root`` (each atomically); returns the JSON."""
     payload = to_json(tables)
+    for extension in extensions:
+        payload.update(extension.to_json(tables, payload))
+    more = [s for extension in extensions for s in extension.sections(tables, payload)]
     write_json(root / "results.json", payload)
-    write_text_atomic(root / "results.md", markdown(tables, payload))
+    text = markdown(tables, payload) + "".join(f"\n## {t}\n\n{md_table(c, r)}\n" for t, c, r in more)
+    write_text_atomic(root / "results.md", text)
+    section = html_section(tables, payload)
+    section["tables"] += [{"title": t, "columns": c, "rows": [[str(x) for x in row] for row in r]} for t, c, r in more]
     page = {
         "title": f"Ablation: {payload['recipe']}",
-        "intro": header_line(payload),
+        "intro": " ".join([header_line(payload), primary_sentence(payload), method_note(payload)]),
         "headline": [[f"{a['name']} ({a['kind']})", f"{a.get('steps') or '-'} steps"] for a in payload["arms"]],
-        **html_section(tables, payload),
+        **section,
     }
     write_page(root / "report.html", page)
     return payload

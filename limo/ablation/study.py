@@ -206,7 +206,7 @@ def tabulate(
     part_sizes = {b: {p: len(ids) for p, ids in ps.items()} for b, ps in all_parts.items()}
     line = "python -m limo.ablate " + " ".join(shlex.quote(a) for a in argv)
     header = facts(study.recipe, line, described, part_sizes, options.seeds, options.draws)
-    tables = Tables(arms, all_parts, by, pairs_of(options), header)
+    tables = Tables(arms, all_parts, by, pairs_of(options), header, options.primary)
     folder.mkdir(parents=True, exist_ok=True)
     return write_results(folder, tables)
 

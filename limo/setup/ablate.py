@@ -16,6 +16,9 @@ baseline without a size, an arm with no step count, a part or pair naming nothin
       #   - {name: curated_grpo, after: curated, recipe: smol_rlvr_student, steps: 16}
       benchmarks:
         - {name: arith_unseen, part_field: part, by: [level]}
+      # the comparison the ablation is run to decide: first in results.md, its p unadjusted; every other p-value is
+      # exploratory and Holm-adjusted
+      primary: {pair: [curated, random_correct], benchmark: arith_unseen, part: untouched}
 """
 
 from __future__ import annotations
@@ -117,6 +120,24 @@ class BenchmarkOptions:
 
 
 @dataclass(frozen=True)
+class PrimaryOptions:
+    """The one comparison an ablation is run to decide, declared before its runs: results.md shows it first with its
+    own p-value; every other p-value there is exploratory and Holm-adjusted (docs/ablation.md, "How the tables test
+    a difference").
+
+    Attributes:
+        pair: The two arms, ``[A, B]`` (A's accuracy minus B's); ``base`` names the untrained model.
+        benchmark: The benchmark it is decided on, one of ``ablate.benchmarks``.
+        part: One of that benchmark's parts (a ``part_field`` value or a ``part_ranges`` name); null: the whole
+            benchmark.
+    """
+
+    pair: tuple[str, str]
+    benchmark: str
+    part: str | None = None
+
+
+@dataclass(frozen=True)
 class AblateOptions:
     """``ablate:``: the arms compared at equal compute, and how.
 
@@ -136,6 +157,7 @@ class AblateOptions:
             ``base`` when it is evaluated.
         only: Run and tabulate only these arms (a screen: ``ablate.only=[curated,random_correct]
             ablate.seeds=[0]``); an arm they take their size, rows or steps from is curated too. Empty: every arm.
+        primary: The comparison the ablation decides (`PrimaryOptions`); null: every comparison is exploratory.
     """
 
     arms: tuple[ArmOptions, ...] = ()
@@ -148,6 +170,7 @@ class AblateOptions:
     limit: int | None = None
     pairs: tuple[tuple[str, str], ...] = ()
     only: tuple[str, ...] = ()
+    primary: PrimaryOptions | None = None
 
     def arm(self, name: str) -> ArmOptions:
         return next(a for a in self.arms if a.name == name)
@@ -222,6 +245,7 @@ def check_ablate(options: AblateOptions) -> None:
         raise OptionsError(f"ablate.only: no arm {unknown[0]!r} (arms: {', '.join(names)})", key="ablate.only")
     check_pairs(options)
     check_benchmarks(options)
+    check_primary(options)
 
 
 def check_arm_size(options: AblateOptions, arm: ArmOptions, where: str) -> None:
@@ -344,14 +368,74 @@ def check_benchmarks(options: AblateOptions) -> None:
             )
 
 
+def check_primary(options: AblateOptions) -> None:
+    """``primary`` names two different arms (or ``base``, when evaluated), a benchmark of the section and, when given,
+    one of its parts (`part_ranges` here; a ``part_field`` value is checked against the file by `build_ablate`)."""
+    primary = options.primary
+    if primary is None:
+        return
+    names = [a.name for a in options.arms] + ([BASE] if options.base else [])
+    unknown = next((x for x in primary.pair if x not in names), None)
+    if unknown is not None or primary.pair[0] == primary.pair[1]:
+        why = f"no arm {unknown!r}" if unknown is not None else "an arm against itself"
+        raise OptionsError(f"ablate.primary.pair: {why} (arms: {', '.join(names)})", key="ablate.primary")
+    bench = next((b for b in options.benchmarks if b.name == primary.benchmark), None)
+    if bench is None:
+        known = ", ".join(b.name for b in options.benchmarks) or "none"
+        raise OptionsError(
+            f"ablate.primary.benchmark: {primary.benchmark!r} is not one of ablate.benchmarks ({known})",
+            key="ablate.primary",
+        )
+    if primary.part is not None and bench.part_field is None:
+        if not bench.part_ranges:
+            raise OptionsError(
+                f"ablate.primary.part: {bench.name} has no parts (no part_field or part_ranges); drop part",
+                key="ablate.primary",
+            )
+        check_primary_part(primary, bench.part_ranges)
+
+
+def check_primary_part(primary: PrimaryOptions, parts: Any) -> None:
+    if primary.part not in parts:
+        raise OptionsError(
+            f"ablate.primary.part: {primary.benchmark} has no part {primary.part!r} (parts: "
+            f"{', '.join(sorted(str(p) for p in parts))})",
+            key="ablate.primary",
+        )
+
+
+def primary_field_parts(cfg: DictConfig, options: AblateOptions) -> None:
+    """A primary part of a ``part_field`` benchmark is one of the values its file holds in that column."""
+    primary = options.primary
+    if primary is None or primary.part is None:
+        return
+    bench = next(b for b in options.benchmarks if b.name == primary.benchmark)
+    if bench.part_field is None:
+        return
+    from eval.benchmarks.loader import load_benchmark
+    from limo.config.sections import build_benchmark_specs
+
+    specs = build_benchmark_specs(cfg)
+    if bench.name not in specs:
+        return  # an unknown benchmark is refused with its own line (limo.ablation.study.build_study)
+    problems = load_benchmark(specs[bench.name], data_dir=cfg.get("data_dir")).problems
+    values = {str(p.extra.get(bench.part_field, getattr(p, bench.part_field, None))) for p in problems}
+    check_primary_part(primary, values)
+
+
 def pairs_of(options: AblateOptions) -> tuple[tuple[str, str], ...]:
     """The pairs tested: the recipe's (those whose arms both run), else every pair of arms in order, then each arm
-    against ``base``."""
+    against ``base``; the primary comparison's pair first, as ``primary.pair`` orders it (added when not listed)."""
     names = [a.name for a in options.active]
     if options.pairs:
-        return tuple((a, b) for a, b in options.pairs if {a, b} <= {*names, BASE})
-    every = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
-    return tuple(every + ([(a, BASE) for a in names] if options.base else []))
+        found = [(a, b) for a, b in options.pairs if {a, b} <= {*names, BASE}]
+    else:
+        every = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+        found = every + ([(a, BASE) for a in names] if options.base else [])
+    primary = options.primary.pair if options.primary is not None else None
+    if primary is None or not set(primary) <= {*names, *([BASE] if options.base else [])}:
+        return tuple(found)
+    return (primary, *(p for p in found if set(p) != set(primary)))
 
 
 def build_ablate(cfg: DictConfig) -> AblateOptions:
@@ -367,4 +451,5 @@ def build_ablate(cfg: DictConfig) -> AblateOptions:
     data["benchmarks"] = [b if isinstance(b, dict) else {"name": b} for b in listed]
     options = to_options(AblateOptions, data, "ablate")
     check_ablate(options)
+    primary_field_parts(cfg, options)
     return options
