@@ -514,7 +514,8 @@ def scope_name(bench: str, part: str | None) -> str:
 def arm_table(tables: Tables, payload: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
     scopes = tables.scopes()
     found = {(r["arm"], r["benchmark"], r["part"]): r for r in payload["arm_accuracy"]}
-    sizes = {(b, p): found[(next(iter(tables.arms)), b, p)]["problems"] for b, p in scopes} if tables.arms else {}
+    first = next(iter(tables.arms), None)
+    sizes = {(b, p): found[(first, b, p)]["problems"] if first else 0 for b, p in scopes}
     columns = ["arm (runs)", *(f"{scope_name(b, p)} ({sizes[(b, p)]} problems)" for b, p in scopes)]
     rows = [
         [f"{arm} ({len(runs)})", *(mean_cell(found[(arm, b, p)]) for b, p in scopes)]
