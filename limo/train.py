@@ -5,7 +5,7 @@
 plain values, and the entry trains and writes ``train/{plan.json,config.yaml,log_history.json,model/}``; a
 missing data file fails before anything loads, naming ``train.data``, and so does a model without a chat template
 (its own or the model group's ``model.chat_template``), naming that key.
-Launch several processes with torchrun (README, "Training on GPUs"); every rank computes the same plan.
+Launch several processes with torchrun (docs/training.md, "Launching"); every rank computes the same plan.
 A data or config error ends with one line (`limo.cli.entry`).
 """
 
