@@ -147,7 +147,7 @@ $(DOCS_STAMP): $(STAMP)
 	$(PY) -m pip install -q $(CONSTRAINTS) -e '.[docs]'
 	@touch $(DOCS_STAMP)
 
-docs: $(DOCS_STAMP)  ## build the documentation site into site/ (mkdocs --strict, offline; open site/index.html)
+docs: $(DOCS_STAMP)  ## build the documentation site into site/ (mkdocs --strict, offline; to read it: python3 -m http.server -d site)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 clean:  ## remove outputs and caches (keeps .venv)
