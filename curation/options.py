@@ -12,8 +12,9 @@ No model or dataset id has a default here: recipes name them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 from eval.backends.generation import GenerationOptions
 from eval.grading.judge import JudgeOptions
@@ -421,26 +422,22 @@ class RolloutOptions:
 
 
 @dataclass(frozen=True)
-class LikelihoodOptions:
-    """The student's likelihood of a problem's verified chains as its difficulty (`eval.run.likelihood`).
+class StudentLikelihoodOptions:
+    """``curate.student.likelihood``: how the student scores a chain (`eval.run.likelihood`: one forward pass a chain,
+    cached in ``work/likelihood/``), for difficulty's ``source: likelihood``, the pass rate's ``fallback`` and
+    selection's ``student_fit``.
 
     Attributes:
-        model: The student: a folder, hub id, ``.gguf`` file or ``pkg:`` model (recipes: ``${model.path}``).
-        chat_template: A Jinja file for a student that ships no chat template (recipes: ``${model.chat_template}``);
-            None: its own.
-        system_prompt: The system turn training will use (``train.system_prompt``); None keeps the template's.
-        chains_per_problem: Verified chains scored per problem, in pool order (one forward pass each).
-        measure: ``total``: a problem's value is its chains' mean negative log-likelihood in nats (the chain's
-            likelihood itself: longer and less expected chains are harder); ``per_token``: their mean per token
-            (the length cancels; on the arithmetic pool it ranks one-step problems hardest, docs/results.md).
+        chains_per_problem: Verified chains scored per problem for its difficulty, in pool order (selection's fit
+            scores every verified chain).
+        measure: A problem's difficulty value: ``total`` (its chains' mean negative log-likelihood in nats: longer and
+            less expected chains are harder) or ``per_token`` (their mean per token: the length cancels; on the
+            arithmetic pool it ranks one-step problems hardest, docs/results.md).
         batch_size: Chains per forward pass.
         max_tokens: Longest conversation scored (longer ones are cut, noted ``truncated``).
         dtype: The model's dtype for scoring.
     """
 
-    model: str | None = None
-    chat_template: str | None = field(default=None, metadata={"path": True})
-    system_prompt: str | None = None
     chains_per_problem: int = 1
     measure: Literal["total", "per_token"] = "total"
     batch_size: int = 8
@@ -449,45 +446,157 @@ class LikelihoodOptions:
 
 
 @dataclass(frozen=True)
-class StudentOptions:
-    """Difficulty measured against the student you will train: its own pass rate over k samples
-    (`curation.stages.difficulty`; docs/curation.md, "Difficulty for the student you will train").
+class StudentPassRateOptions:
+    """``curate.student.pass_rate``: the student's own pass rate over its attempts, which scores difficulty when
+    ``curate.stages.difficulty.pass_rate_of`` is ``student`` (docs/curation.md, "The student's own pass rate").
 
     Attributes:
-        enabled: Score each problem by the student's pass rate instead of the strong models' (``source: pool`` or
-            ``rollouts``; the weak and strong filters still apply when set).
-        models: Pool generators whose attempts are the student's (a pool that holds its samples); the student's
-            rollouts' generator (``rollouts.generator.model``) is one of them without being named here.
-        rollouts: Fresh samples of the student (the rollouts stage with the student as the model: ``k``, its
-            generator, prompt), drawn after the weak and strong stages, on the problems their filters keep.
-        pass_rate: Keep a problem only when the student's pass rate lies in ``[lo, hi]`` (``[0.125, 0.875]``: it
-            solves 1 to 7 of 8); None: no window.
+        models: Pool generators whose attempts are the student's (a pool that holds its samples); its rollouts'
+            generator is one of them without being named here.
+        rollouts: Fresh samples of the student (the rollouts stage with the student as the model: ``k``, the
+            generator's backend and sampling, the prompt), drawn after the weak and strong stages, on the problems
+            their filters keep. Their generator's ``model`` and their ``system_prompt`` are the student's
+            (``curate.student.model``, ``curate.student.system_prompt``) unless set here (a served model's name).
+        window: Keep a problem only when the student's pass rate lies in ``[lo, hi]`` (``[0.125, 0.875]``: it solves
+            1 to 7 of 8); None: no window.
         score: How the student's pass rate ``p`` becomes the problem's difficulty score: ``paced`` (``4 p (1 - p)``,
             PACED: highest where the student succeeds half the time, 0 where it never or always does) or
             ``hardness`` (``1 - p``, as the strong models' rate scores).
         fallback: ``likelihood``: where the student solves almost nothing (fewer than ``min_solved`` of the problems
-            it tried solved at least once), its pass rates say nothing; the student's likelihood of each problem's
-            verified chains (``difficulty.likelihood``) scores the problems instead and ``pass_rate`` is not applied.
+            it tried solved at least once), its pass rates say nothing; its likelihood of each problem's verified
+            chains (``curate.student.likelihood``) scores the problems instead and ``window`` is not applied.
             Announced in the log, the funnel notes and the manifest. ``none``: the pass rates score whatever they are.
         min_solved: The share of problems the student must solve at least once for its pass rates to count.
     """
 
-    enabled: bool = False
     models: tuple[str, ...] = ()
     rollouts: RolloutOptions | None = None
-    pass_rate: tuple[float, float] | None = None
+    window: tuple[float, float] | None = None
     score: Literal["paced", "hardness"] = "paced"
     fallback: Literal["none", "likelihood"] = "none"
     min_solved: float = 0.1
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_solved <= 1.0:
-            raise OptionsError(f"curate.stages.difficulty.student.min_solved: {self.min_solved} is outside [0, 1]")
+            raise OptionsError(f"curate.student.pass_rate.min_solved: {self.min_solved} is outside [0, 1]")
+
+
+@dataclass(frozen=True)
+class StudentOptions:
+    """``curate.student``: the model you will train, and how curation measures against it. Every signal relative to
+    the student reads it here: difficulty (``source: likelihood``; ``pass_rate_of: student``, with the pass rate's
+    ``fallback``), selection's ``student_fit`` and ``rl_prompts``' ``rank: pass_rate`` (docs/curation.md, "The
+    student").
+
+    Attributes:
+        model: The student: a folder, hub id, ``.gguf`` file or ``pkg:`` model (recipes: ``${model.path}``); it scores
+            chains and, unless its rollouts name another, is sampled for its pass rate.
+        chat_template: A Jinja file for a student that ships no chat template (recipes: ``${model.chat_template}``);
+            None: its own.
+        system_prompt: The system turn training will use (``train.system_prompt``), in every conversation the
+            student scores or answers; None keeps the template's.
+        likelihood: How it scores chains (`StudentLikelihoodOptions`).
+        pass_rate: Its own pass rate (`StudentPassRateOptions`).
+    """
+
+    model: str | None = None
+    chat_template: str | None = field(default=None, metadata=PATH)
+    system_prompt: str | None = None
+    likelihood: StudentLikelihoodOptions = field(default_factory=StudentLikelihoodOptions)
+    pass_rate: StudentPassRateOptions = field(default_factory=StudentPassRateOptions)
+
+    def rollouts(self) -> RolloutOptions | None:
+        """The student's rollouts (``pass_rate.rollouts``) with its model and system prompt where they name none;
+        None: it is not sampled."""
+        given = self.pass_rate.rollouts
+        if given is None:
+            return None
+        generator = replace(given.generator, model=given.generator.model or self.model)
+        system_prompt = given.system_prompt if given.system_prompt is not None else self.system_prompt
+        return replace(given, generator=generator, system_prompt=system_prompt)
 
     def generators(self) -> tuple[str, ...]:
-        """The generators whose attempts are the student's: ``models`` and its rollouts' generator."""
-        rolled = (self.rollouts.generator_name,) if self.rollouts is not None else ()
-        return tuple(dict.fromkeys(self.models + rolled))
+        """The generators whose attempts are the student's: ``pass_rate.models`` and its rollouts' generator."""
+        rollouts = self.rollouts()
+        rolled = (rollouts.generator_name,) if rollouts is not None else ()
+        return tuple(dict.fromkeys(self.pass_rate.models + rolled))
+
+
+# Where each key the student section replaced went (``curate.stages.difficulty.<old>`` -> its new key): a recipe or
+# command line that sets an old key is refused, naming what to write instead (`moved_student_keys`).
+MOVED_STUDENT_KEYS = {
+    "likelihood.model": "curate.student.model",
+    "likelihood.chat_template": "curate.student.chat_template",
+    "likelihood.system_prompt": "curate.student.system_prompt",
+    **{f"likelihood.{k}": f"curate.student.likelihood.{k}" for k in StudentLikelihoodOptions.__dataclass_fields__},
+    "student.enabled": "curate.stages.difficulty.pass_rate_of",
+    "student.pass_rate": "curate.student.pass_rate.window",
+    **{
+        f"student.{k}": f"curate.student.pass_rate.{k}"
+        for k in StudentPassRateOptions.__dataclass_fields__
+        if k != "window"
+    },
+}
+
+STUDENT_READERS = "moved (the student is one section, curate.student, that difficulty, select and rl_prompts read)"
+
+
+def moved_student_keys(difficulty: Any, where: str = "curate.stages.difficulty") -> str | None:
+    """One line for a ``curate.stages.difficulty`` mapping that still sets the student's old keys (``likelihood``,
+    ``student``): each key it sets and what to write instead, with its value; None when it sets none."""
+    if not isinstance(difficulty, Mapping):
+        return None
+    old = [head for head in ("likelihood", "student") if head in difficulty]
+    if not old:
+        return None
+    writes = []
+    for head in old:
+        given = difficulty[head]
+        items = given.items() if isinstance(given, Mapping) else []
+        writes += [moved_student_key(f"{head}.{key}", value) for key, value in items]
+    names = " and ".join(f"{where}.{head}" for head in old)
+    what = f"; write {', '.join(writes)}" if writes else ""
+    return f"{names}: {STUDENT_READERS}{what}"
+
+
+def moved_student_override(key: str, value: Any) -> str | None:
+    """One line for a command-line ``key=value`` that sets an old student key (`moved_student_keys`), else None."""
+    prefix = "curate.stages.difficulty."
+    tail = key[len(prefix) :] if key.startswith(prefix) else ""
+    if tail.split(".")[0] not in ("likelihood", "student"):
+        return None
+    if "." not in tail:
+        return moved_student_keys({tail: value})
+    return f"{key}: {STUDENT_READERS}; write {moved_student_key(tail, value)}"
+
+
+def moved_student_key(tail: str, value: Any) -> str:
+    """``<new key>=<value>`` for the old key ``curate.stages.difficulty.<tail>`` set to ``value``
+    (`MOVED_STUDENT_KEYS`; a key under a moved one moves with it: ``student.rollouts.k`` ->
+    ``curate.student.pass_rate.rollouts.k``)."""
+    parts = tail.split(".")
+    for cut in range(len(parts), 0, -1):
+        new = MOVED_STUDENT_KEYS.get(".".join(parts[:cut]))
+        if new is not None:
+            break
+    else:
+        return f"curate.student.<key> (no {tail} there: keys {', '.join(StudentOptions.__dataclass_fields__)})"
+    if new.endswith(".pass_rate_of") and isinstance(value, bool):
+        value = "student" if value else "strong"
+    return ".".join([new, *parts[cut:]]) + "=" + _flow(value)
+
+
+def _flow(value: Any) -> str:
+    """``value`` as a recipe or command line writes it (YAML flow style)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {_flow(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_flow(v) for v in value) + "]"
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -497,13 +606,16 @@ class DifficultyOptions:
     Attributes:
         source: ``pool`` (attempts already in the pool), ``rollouts`` (fresh samples), ``metadata`` (the
             pool column mapped by ``ingest.field_map.difficulty``: MATH's ``level``, a source name) or
-            ``likelihood`` (the student's likelihood of the problem's verified chains: ``likelihood``).
+            ``likelihood`` (the student's likelihood of the problem's verified chains: ``curate.student``).
         weak_models: Generators whose solving a problem makes it too easy.
         weak_max_solved: Drop a problem when any weak model solves it in at least this many tries.
         weak_rollouts: Rollout settings for the weak model (``source: rollouts``).
         strong_models: Generators whose pooled pass rate defines difficulty.
         strong_pass_rate: Keep problems whose strong pass rate lies in ``[lo, hi]``; None: no window.
         strong_rollouts: Rollout settings for the strong model (``source: rollouts``).
+        pass_rate_of: Whose pass rate scores the problems (``source: pool`` or ``rollouts``): ``strong`` (the strong
+            models', ``1 - p``: LIMO) or ``student`` (the student's own over its attempts,
+            ``curate.student.pass_rate``; the weak and strong filters still apply when set).
         adaptive: Stop sampling a problem once its filter's outcome is decided (`curation.rollouts.adaptive`), run
             the strong stage only on what the weak filter keeps, and complete every kept problem to ``k``
             samples, so the selection equals fixed k's; false: ``k`` samples of both models for every problem.
@@ -517,9 +629,6 @@ class DifficultyOptions:
             ``error`` (the run stops naming the problem and value); ``keep`` is read as ``unknown``. The
             count of each is printed and noted in the funnel. ``source: likelihood`` applies it to a problem with
             no verified chain to score.
-        likelihood: ``source: likelihood``: the student and how it scores (`LikelihoodOptions`); also the student
-            whose fit selection measures (``select.student_fit``) and ``student.fallback``'s.
-        student: The student's own pass rate as the difficulty score (`StudentOptions`; off by default).
     """
 
     enabled: bool = True
@@ -530,13 +639,12 @@ class DifficultyOptions:
     strong_models: tuple[str, ...] = ()
     strong_pass_rate: tuple[float, float] | None = None
     strong_rollouts: RolloutOptions | None = None
+    pass_rate_of: Literal["strong", "student"] = "strong"
     adaptive: bool = True
     levels: dict[str, float] = field(default_factory=dict)
     scale: tuple[float, float] | None = None
     min_difficulty: float | None = None
     missing: Literal["unknown", "keep", "drop", "error"] = "unknown"
-    likelihood: LikelihoodOptions = field(default_factory=LikelihoodOptions)
-    student: StudentOptions = field(default_factory=StudentOptions)
 
 
 @dataclass(frozen=True)
@@ -592,7 +700,8 @@ class SelectOptions:
         student_fit: How well a chain fits the student, ranked among its problem's verified chains: ``none`` (not
             measured), ``likelihood`` (GRAPE: the chain's mean token log-likelihood under the student, higher fits
             better) or ``rsr`` (the rank-surprisal ratio: the student's mean clipped token rank over its mean
-            surprisal, lower fits better); the student is ``difficulty.likelihood``'s.
+            surprisal, lower fits better: `eval.run.likelihood.rank_surprisal_ratio`); the student is
+            ``curate.student``.
         student_fit_weight: The weight of the fit term (when ``student_fit`` is not ``none``).
         length_preference: Which of a problem's chains the length term favours: ``none``, ``short``, ``long`` or
             ``mixed`` (both ends: with ``chains_per_problem`` of 2 or more, a problem keeps its shortest and its

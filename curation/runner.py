@@ -29,7 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
@@ -38,6 +38,7 @@ import numpy as np
 
 from curation.executors import ExecutorOptions, ShardJob, read_shards, run_job
 from curation.funnel import NO_CHAIN_LEFT, StageCount, check_chained
+from curation.options import StudentOptions
 from curation.pool.golds import ProblemReader, with_gold
 from curation.pool.store import PoolStore, Table, store_items
 from curation.schema import Chain
@@ -52,12 +53,14 @@ ID_BATCH = 8192
 
 @dataclass(frozen=True)
 class StageContext:
-    """What stages need besides their options: the seed, benchmarks, where jobs write, and the executor."""
+    """What stages need besides their options: the seed, benchmarks, where jobs write, the executor, and the student
+    (``curate.student``, which every signal relative to the student reads: difficulty's, selection's fit)."""
 
     seed: int
     benchmark_specs: Mapping[str, BenchmarkSpec]
     work_dir: Path
     executor: ExecutorOptions
+    student: StudentOptions = field(default_factory=StudentOptions)
 
 
 def key_run(keys: np.ndarray, key: int) -> tuple[int, int]:

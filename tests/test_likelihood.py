@@ -171,9 +171,9 @@ def test_likelihood_needs_its_model(tmp_path):
     from limo.cli.compose import compose
     from limo.setup.curate import build_curation
 
-    with pytest.raises(ValueError, match="likelihood.model is not set"):
+    with pytest.raises(ValueError, match="curate.student.model is not set"):
         build_curation(compose("smol_limo", [f"output_dir={tmp_path}", "curate.stages.difficulty.source=likelihood",
-                                             "curate.stages.difficulty.likelihood.model=null",
+                                             "curate.student.model=null",
                                              "++curate.stages.ingest.problem_limit=4"])).run()  # fmt: skip
 
 

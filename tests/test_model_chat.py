@@ -198,13 +198,13 @@ def test_every_entry_point_that_chats_refuses_a_model_without_a_template_before_
             "limo.curate",
             "recipe=smol_limo",
             "curate.stages.difficulty.source=likelihood",
-            f"curate.stages.difficulty.likelihood.model={base}",
+            f"curate.student.model={base}",
             out,
             cache=cache,
         ),
     }
     for entry, line in lines.items():
-        key = "curate.stages.difficulty.likelihood.chat_template" if entry == "curate" else "model.chat_template"
+        key = "curate.student.chat_template" if entry == "curate" else "model.chat_template"
         assert line.startswith(f"limo.{entry}: error: the model {base} has no chat template"), line
         assert line.endswith(f", {key}") and "model=gemma3_270m" in line
     assert not (cache / "models").exists(), "refused before anything was converted"

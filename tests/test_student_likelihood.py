@@ -65,7 +65,7 @@ def test_curation_scores_chains_with_the_student_for_its_difficulty_and_its_fit(
         "smol_selfpool_limo",
         tmp_path / "run",
         *overrides,
-        f"model.path={tiny_model_dir}",  # the recipe's student: curate.stages.difficulty.likelihood.model
+        f"model.path={tiny_model_dir}",  # the recipe's student: curate.student.model
         "curate.stages.select.student_fit=rsr",
         "curate.stages.select.chains_per_problem=2",
         "curate.stages.select.quality_weight=0",  # within a problem the fit alone decides

@@ -18,14 +18,16 @@ import hashlib
 import json
 import logging
 from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from curation.options import SelectOptions, StudentOptions
+from curation.options import RolloutOptions, SelectOptions, StudentOptions, StudentPassRateOptions
 from curation.stages.difficulty import student_score
 from curation.stages.select import combine, length_terms, weighted, within_problem_places
+from eval.backends.generation import GenerationOptions
 from eval.options import OptionsError
 from eval.run.likelihood import cache_path
 
@@ -57,16 +59,17 @@ def _funnel(curate: Path) -> dict[str, dict]:
 
 def _student(path: Path, **more: str) -> list[str]:
     """Overrides: difficulty from the student's own 8 samples, replayed from ``path``, instead of the teacher's
-    (smol_selfpool's ``student`` block with a replay for its generator; ``more``: other student keys)."""
+    (smol_selfpool_limo's ``curate.student.pass_rate`` with a replay for its generator, named ``smol-student``;
+    ``more``: other ``curate.student.pass_rate`` keys)."""
     rollouts = f"{{k: 8, generator: {{backend: replay, model: smol-student, backend_args: {{path: '{path}'}}}}}}"
-    keys = {"fallback": "none", "pass_rate": "null", **more}
+    keys = {"fallback": "none", "window": "null", **more}
     return [
         f"curate.stages.ingest.source={FIXTURE}",
         "curate.stages.difficulty.strong_pass_rate=null",
-        "curate.stages.difficulty.student.enabled=true",
-        f"curate.stages.difficulty.student.rollouts={rollouts}",
+        "curate.stages.difficulty.pass_rate_of=student",
+        f"curate.student.pass_rate.rollouts={rollouts}",
         "curate.stages.select.n=50",
-        *(f"curate.stages.difficulty.student.{key}={value}" for key, value in keys.items()),
+        *(f"curate.student.pass_rate.{key}={value}" for key, value in keys.items()),
     ]
 
 
@@ -109,7 +112,7 @@ def test_the_new_options_are_checked():
     with pytest.raises(OptionsError, match="chains_per_problem"):
         SelectOptions(chains_per_problem=0)
     with pytest.raises(OptionsError, match="min_solved"):
-        StudentOptions(min_solved=1.5)
+        StudentPassRateOptions(min_solved=1.5)
 
 
 def test_a_student_needs_attempts_and_a_name(tmp_path):
@@ -119,15 +122,15 @@ def test_a_student_needs_attempts_and_a_name(tmp_path):
             tmp_path / "a",
             f"curate.stages.ingest.source={FIXTURE}",
             "curate.stages.difficulty.source=metadata",
-            "curate.stages.difficulty.student.enabled=true",
+            "curate.stages.difficulty.pass_rate_of=student",
         )
     with pytest.raises(ValueError, match="names no student"):
         _curate(
             "smol_selfpool_limo",
             tmp_path / "b",
             f"curate.stages.ingest.source={FIXTURE}",
-            "curate.stages.difficulty.student.enabled=true",
-            "curate.stages.difficulty.student.rollouts=null",
+            "curate.stages.difficulty.pass_rate_of=student",
+            "curate.student.pass_rate.rollouts=null",
         )
 
 
@@ -138,7 +141,7 @@ def test_a_student_needs_attempts_and_a_name(tmp_path):
 def student_run(tmp_path_factory) -> Path:
     """smol_selfpool with the student's pass rate (the fixture replayed as its samples), a window of 1 to 7 of 8."""
     out = tmp_path_factory.mktemp("student")
-    return _curate("smol_selfpool_limo", out, *_student(FIXTURE, pass_rate="[0.125,0.875]"))
+    return _curate("smol_selfpool_limo", out, *_student(FIXTURE, window="[0.125,0.875]"))
 
 
 def test_the_student_s_pass_rate_is_counted_over_its_own_k_samples(student_run):
@@ -197,11 +200,11 @@ def test_pool_samples_named_as_the_student_s_give_the_same_rates(student_run, tm
         tmp_path,
         f"curate.stages.ingest.source={FIXTURE}",
         "curate.stages.difficulty.strong_pass_rate=null",
-        "curate.stages.difficulty.student.enabled=true",
-        "curate.stages.difficulty.student.models=[smol-teacher]",
-        "curate.stages.difficulty.student.rollouts=null",
-        "curate.stages.difficulty.student.fallback=none",
-        "curate.stages.difficulty.student.pass_rate=[0.125,0.875]",
+        "curate.stages.difficulty.pass_rate_of=student",
+        "curate.student.pass_rate.models=[smol-teacher]",
+        "curate.student.pass_rate.rollouts=null",
+        "curate.student.pass_rate.fallback=none",
+        "curate.student.pass_rate.window=[0.125,0.875]",
         "curate.stages.select.n=50",
     )
     by_pool = {r["id"]: (r["pass_rates"]["student_pass_rate"], r["chain_id"]) for r in _jsonl(out / "curated.jsonl")}
@@ -255,11 +258,9 @@ def test_a_student_that_solves_almost_nothing_is_scored_by_its_likelihood_and_sa
     scores = {_chain_id(p, "smol-teacher", text): (nats[p], 10, 5.0) for p, text in first_correct.items()}
     out = tmp_path / "run"
     _write_scores(out / "curate", scores)
-    overrides = _student(
-        _shifted_student(tmp_path), pass_rate="[0.125,0.875]", fallback="likelihood", min_solved="0.25"
-    )
+    overrides = _student(_shifted_student(tmp_path), window="[0.125,0.875]", fallback="likelihood", min_solved="0.25")
     with caplog.at_level(logging.WARNING, logger="curation.stages.difficulty"):
-        curate = _curate("smol_selfpool_limo", out, *overrides, f"curate.stages.difficulty.likelihood.model={STUDENT}")
+        curate = _curate("smol_selfpool_limo", out, *overrides, f"curate.student.model={STUDENT}")
     assert any("its pass rates say nothing here" in r.getMessage() for r in caplog.records)
     notes = _funnel(curate)["difficulty"]["notes"]["student"]
     assert notes["used"] == "likelihood" and notes["solved_share"] < 0.25
@@ -399,7 +400,7 @@ def test_the_chain_kept_is_the_one_that_fits_the_student(authored, tmp_path, mea
         out,
         *AUTHORED,
         f"curate.stages.select.student_fit={measure}",
-        f"curate.stages.difficulty.likelihood.model={STUDENT}",
+        f"curate.student.model={STUDENT}",
         "curate.stages.select.quality_weight=0",
     )
 
@@ -425,7 +426,7 @@ def test_fit_quality_and_difficulty_combine_in_one_weighted_mean(authored, tmp_p
         *AUTHORED,
         "curate.stages.select.student_fit=rsr",
         "curate.stages.select.student_fit_weight=2",
-        f"curate.stages.difficulty.likelihood.model={STUDENT}",
+        f"curate.student.model={STUDENT}",
     )
     for row in _jsonl(curate / "curated.jsonl"):
         scores = row["scores"]
@@ -440,8 +441,119 @@ def test_fit_needs_its_student(tmp_path):
             tmp_path,
             *AUTHORED,
             "curate.stages.select.student_fit=rsr",
-            "curate.stages.difficulty.likelihood.model=null",
+            "curate.student.model=null",
         )
+
+
+def test_a_chain_the_student_already_writes_is_not_ranked_the_best_fit_by_a_guard(authored, tmp_path):
+    """Each problem's longest chain has surprisal 0 under the student (it writes it token for token, each its top
+    choice): it has nothing left to teach, so RSR keeps the shortest chain (ratio 2 / 0.8 = 2.5) over it and over the
+    rest (3 / 0.5 = 6). A guard that scored surprisal 0 as ratio 0 kept the longest chain of every problem."""
+    _, candidates = authored
+    out = tmp_path / "run"
+    scores = {}
+    for chains in candidates.values():
+        by_words = sorted(chains, key=lambda i: len(chains[i].split()))
+        for chain_id in chains:
+            words = len(chains[chain_id].split())
+            scores[chain_id] = (0.8, words, 2.0) if chain_id == by_words[0] else (0.5, words, 3.0)
+        scores[by_words[-1]] = (0.0, len(chains[by_words[-1]].split()), 1.0)
+    _write_scores(out / "curate", scores)
+    curate = _curate(
+        "smol_limo",
+        out,
+        *AUTHORED,
+        "curate.stages.select.student_fit=rsr",
+        f"curate.student.model={STUDENT}",
+        "curate.stages.select.quality_weight=0",
+    )
+    shortest = {p: [min(c, key=lambda i: len(c[i].split()))] for p, c in candidates.items()}
+    assert _kept(curate) == shortest
+    assert {row["scores"]["rsr"] for row in _jsonl(curate / "curated.jsonl")} == {2.5}
+
+
+def test_the_rank_surprisal_ratio_grows_as_the_surprisal_falls_to_its_floor():
+    from eval.run.likelihood import RANK_CLIP, SURPRISAL_FLOOR, rank_surprisal_ratio
+
+    assert rank_surprisal_ratio(2.0, 0.8) == 2.5 and rank_surprisal_ratio(3.0, 0.5) == 6.0  # the paper's ratio
+    falling = [rank_surprisal_ratio(1.0, s) for s in (0.5, 0.1, 0.01, SURPRISAL_FLOOR, 1e-5, 0.0)]
+    assert falling == sorted(falling) and falling[-1] == falling[-2] == 1.0 / SURPRISAL_FLOOR
+    assert rank_surprisal_ratio(1.0, 0.0) >= rank_surprisal_ratio(RANK_CLIP, 0.1)  # never a better fit than any
+
+
+# ------------------------------------------------------------------------------------------------ the student section
+
+
+def test_the_student_s_samples_are_the_student_s_model_with_its_system_prompt():
+    sampled = StudentOptions(
+        model="run/train/model",
+        system_prompt="Think.",
+        pass_rate=StudentPassRateOptions(rollouts=RolloutOptions(k=8)),
+    )
+    rollouts = sampled.rollouts()
+    assert rollouts is not None and rollouts.k == 8
+    assert (rollouts.generator.model, rollouts.system_prompt) == ("run/train/model", "Think.")
+    assert sampled.generators() == ("run/train/model",)
+    served = RolloutOptions(k=8, generator=GenerationOptions(backend="openai", model="served-name"))
+    named = replace(sampled, pass_rate=StudentPassRateOptions(rollouts=served, models=("pool-name",)))
+    assert named.generators() == ("pool-name", "served-name")  # a served model's own name, and its pool chains
+    assert StudentOptions(model="m").rollouts() is None
+
+
+def test_a_recipe_with_the_old_student_keys_is_refused_naming_what_to_write(tmp_path):
+    """A user's recipe written before ``curate.student``: one line naming every old key it sets and its new key with
+    its value."""
+    from limo.cli.compose import compose
+    from limo.setup.curate import build_curation
+
+    (tmp_path / "recipe").mkdir()
+    (tmp_path / "recipe" / "mine.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - smol_limo\n  - _self_\ncurate:\n  stages:\n    difficulty:\n"
+        "      likelihood: {model: my/student, measure: per_token}\n"
+        "      student: {enabled: true, pass_rate: [0.125, 0.875], fallback: likelihood}\n"
+    )
+    with pytest.raises(OptionsError) as refused:
+        build_curation(compose("mine", [f"output_dir={tmp_path / 'out'}"], [tmp_path]))
+    line = str(refused.value)
+    assert "\n" not in line and line.startswith("curate.stages.difficulty.likelihood and ")
+    assert line.endswith(
+        "write curate.student.model=my/student, curate.student.likelihood.measure=per_token, "
+        "curate.stages.difficulty.pass_rate_of=student, curate.student.pass_rate.window=[0.125,0.875], "
+        "curate.student.pass_rate.fallback=likelihood"
+    )
+    rewritten = [
+        "curate.student.model=my/student",
+        "curate.student.likelihood.measure=per_token",
+        "curate.stages.difficulty.pass_rate_of=student",
+        "curate.student.pass_rate.window=[0.125,0.875]",
+        "curate.student.pass_rate.fallback=likelihood",
+    ]
+    student = build_curation(compose("smol_limo", [f"output_dir={tmp_path / 'new'}", *rewritten])).context.student
+    assert (student.model, student.likelihood.measure) == ("my/student", "per_token")
+    assert (student.pass_rate.window, student.pass_rate.fallback) == ((0.125, 0.875), "likelihood")
+
+
+def test_an_old_student_key_on_the_command_line_fails_in_one_line(repo_root, tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "limo.curate", "recipe=smol_limo", f"output_dir={tmp_path}",
+         "curate.stages.difficulty.student.rollouts.k=4"],
+        cwd=repo_root, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0 and not (tmp_path / "curate").exists()
+    assert done.stderr.strip().splitlines() == [
+        "limo.curate: error: curate.stages.difficulty.student.rollouts.k: moved (the student is one section, "
+        "curate.student, that difficulty, select and rl_prompts read); write curate.student.pass_rate.rollouts.k=4"
+    ]
+
+
+def test_an_unknown_student_key_fails_at_start_up(tmp_path):
+    from limo.cli.compose import compose
+
+    with pytest.raises(OptionsError, match=r"curate\.student\.modle: unknown key \(did you mean curate\.student\.mod"):
+        compose("smol_limo", [f"output_dir={tmp_path}", "curate.student.modle=x"])
 
 
 # ------------------------------------------------------------------------------------------------ RL prompts
@@ -460,7 +572,7 @@ def test_rl_prompts_are_those_the_student_itself_sometimes_solves(tmp_path):
         return [o for o in _student(FIXTURE, **keys) if not o.startswith("curate.stages.select.")]
 
     out = _curate(
-        "smol_rlvr_student", tmp_path / "run", *common, *student(pass_rate="[0.125,0.875]"), "curate.rl_prompts.n=3"
+        "smol_rlvr_student", tmp_path / "run", *common, *student(window="[0.125,0.875]"), "curate.rl_prompts.n=3"
     )
     solved = _solved_by_hand()
     dropped = {r["id"]: (r["stage"], r["reason"]) for r in _jsonl(out / "rejects.jsonl") if r["kind"] == "problem"}
@@ -481,7 +593,7 @@ def test_rl_prompts_are_those_the_student_itself_sometimes_solves(tmp_path):
     assert [r["score"]["pass_rate"] for r in rows] == best
     ranked = {r["id"] for r in rows}
     assert {p for p, (stage, why) in dropped.items() if why == "below_top_n"} == set(inside) - ranked
-    with pytest.raises(ValueError, match="set student.fallback=none"):
+    with pytest.raises(ValueError, match="set curate.student.pass_rate.fallback=none"):
         _curate("smol_rlvr_student", tmp_path / "fallback", *common, *student(fallback="likelihood"))
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from curation.executors import ExecutorOptions
-from curation.options import StageOptions
+from curation.options import StageOptions, StudentOptions
 from curation.runner import StageContext
 from eval.benchmarks.loader import BenchmarkSpec
 
@@ -39,6 +39,7 @@ class RunContext:
         config: The validated ``curate:`` section, echoed in the manifest.
         executor: Where the pool stages' shard jobs and fresh rollouts run (`curation.executors`); None: the
             local executor with its defaults (in this process, one shard at a time).
+        student: The student (``curate.student``) that difficulty, selection and ``rl_prompts`` measure against.
     """
 
     output_dir: Path
@@ -47,6 +48,7 @@ class RunContext:
     benchmark_specs: Mapping[str, BenchmarkSpec] = field(default_factory=dict)
     config: Mapping[str, Any] = field(default_factory=dict)
     executor: ExecutorOptions | None = None
+    student: StudentOptions = field(default_factory=StudentOptions)
 
     @property
     def out(self) -> Path:
@@ -54,7 +56,8 @@ class RunContext:
 
     def stage_context(self) -> StageContext:
         """The runner's context: jobs and caches under ``<output_dir>/curate/work/``."""
-        return StageContext(self.seed, self.benchmark_specs, self.out / "work", self.executor or ExecutorOptions())
+        executor = self.executor or ExecutorOptions()
+        return StageContext(self.seed, self.benchmark_specs, self.out / "work", executor, self.student)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ and a chunk killed halfway resumes from the batches it had finished; a stop (SIG
 keeps every finished generation. Sampling is adaptive (`curation.rollouts.adaptive`): each round asks every open
 problem for `samples_before_decidable` more samples, the strong stage runs only on problems the weak filter
 keeps, and problems a filter keeps are completed to ``k`` so that their pass rates — the selection's
-difficulty score — equal fixed k's. The student's own samples (``difficulty.student.rollouts``) are a third stage,
-``student``, on what the weak and strong filters keep (`student_stage`). GPU generation is the ``vllm`` backend
+difficulty score — equal fixed k's. The student's own samples (``curate.student.pass_rate.rollouts``) are a third
+stage, ``student``, on what the weak and strong filters keep (`student_stage`). GPU generation is the ``vllm`` backend
 inside each task: a chunk reserves ``executor.gpus_per_task`` GPUs, or vLLM's tensor x data parallel size when that
 is 0 (a Ray task's placement group; on Slurm one array task on ``executor.gpu_partition``). That path is the same
 backend interface as ``hf`` and ``replay`` and is not tested here (no GPU).
@@ -36,7 +36,7 @@ import numpy as np
 
 from curation.executors import ExecutorOptions, ShardJob, read_shards, run_job
 from curation.funnel import Attempt
-from curation.options import DifficultyOptions, RolloutOptions, StageOptions
+from curation.options import DifficultyOptions, RolloutOptions, StageOptions, StudentOptions
 from curation.pool.store import Table, TableWriter
 from curation.rollouts.adaptive import (
     SolveCountFilter,
@@ -135,9 +135,9 @@ class RolloutStage:
     rule: SolveCountFilter | None
 
 
-def rollout_stages(difficulty: DifficultyOptions, *, student: bool = False) -> list[RolloutStage]:
-    """The weak then the strong stage, each with the filter `curation.stages.difficulty` will apply to its attempts,
-    and with ``student`` the student's own stage last (`student_stage`)."""
+def rollout_stages(difficulty: DifficultyOptions) -> list[RolloutStage]:
+    """The weak then the strong stage, each with the filter `curation.stages.difficulty` will apply to its attempts
+    (the student's own stage, when its pass rate scores, goes after them: `student_stage`)."""
     stages = []
     weak, strong = difficulty.weak_rollouts, difficulty.strong_rollouts
     if weak is not None:
@@ -147,20 +147,19 @@ def rollout_stages(difficulty: DifficultyOptions, *, student: bool = False) -> l
         window = difficulty.strong_pass_rate
         applies = window is not None and strong.generator_name in difficulty.strong_models
         stages.append(RolloutStage("strong", strong, pass_rate_window(strong.k, *window) if applies else None))  # type: ignore[misc]
-    found = student_stage(difficulty) if student else None
-    return stages + ([found] if found is not None else [])
+    return stages
 
 
-def student_stage(difficulty: DifficultyOptions) -> RolloutStage | None:
-    """The student's samples (``difficulty.student.rollouts``; None when the student is off or not sampled). Its
-    window is adaptive as the strong one is, except under ``student.fallback``: whether the student's pass rates
-    count is decided on every problem's ``k`` samples, so each problem draws all of them."""
-    settings = difficulty.student
-    if not settings.enabled or settings.rollouts is None:
+def student_stage(student: StudentOptions) -> RolloutStage | None:
+    """The student's samples (``curate.student.pass_rate.rollouts`` with the student's model and system prompt: None
+    when it is not sampled). Its window is adaptive as the strong one is, except under ``pass_rate.fallback``: whether
+    the student's pass rates count is decided on every problem's ``k`` samples, so each problem draws all of them."""
+    rollouts, settings = student.rollouts(), student.pass_rate
+    if rollouts is None:
         return None
-    window = settings.pass_rate if settings.fallback == "none" else None
-    k = settings.rollouts.k
-    return RolloutStage("student", settings.rollouts, pass_rate_window(k, *window) if window is not None else None)
+    window = settings.window if settings.fallback == "none" else None
+    k = rollouts.k
+    return RolloutStage("student", rollouts, pass_rate_window(k, *window) if window is not None else None)
 
 
 @dataclass
@@ -245,7 +244,7 @@ def run_rollout_stages(
     stages: Sequence[RolloutStage] | None = None,
 ) -> RolloutOutcome:
     """Sample the difficulty stages' rollouts for ``problems`` (rows with ``id``, ``problem``, ``answer``): ``stages``,
-    default every stage the options set (`rollout_stages`, the student's included).
+    default the weak and strong stages the options set (`rollout_stages`; the difficulty stage adds the student's).
 
     The (problem, sample) requests of each round are cut into chunks of ``chunk_size``; each chunk is one task
     of a `curation.executors.ShardJob` on ``executor`` (completion markers: a rerun after a kill runs only the
@@ -256,7 +255,7 @@ def run_rollout_stages(
     difficulty = options.difficulty
     outcomes: list[StageOutcome] = []
     entering = np.arange(len(table))
-    for stage in rollout_stages(difficulty, student=True) if stages is None else stages:
+    for stage in rollout_stages(difficulty) if stages is None else stages:
         outcome = _run_stage(stage, table, entering, seed, work_dir, executor, difficulty.adaptive)
         outcomes.append(outcome)
         if difficulty.adaptive:

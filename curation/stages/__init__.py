@@ -29,7 +29,7 @@ import numpy as np
 
 from curation.executors import ExecutorOptions
 from curation.funnel import StageCount, Survivors
-from curation.options import StageOptions
+from curation.options import StageOptions, StudentOptions
 from curation.pool.store import PoolStore, read_chains, store_items
 from curation.runner import RunState, StageContext, release_free_memory
 from curation.schema import Chain
@@ -127,10 +127,13 @@ def curate_items(
     benchmark_specs: Mapping[str, BenchmarkSpec] | None = None,
     executor: ExecutorOptions | None = None,
     seed: int = 0,
+    student: StudentOptions | None = None,
 ) -> tuple[RunState, Survivors]:
     """`run_pool` over items held in memory (a library caller's or a test's pool): drops in
-    ``<work_dir>/rejects.jsonl``; returns the finished state and what the stages kept, read back."""
-    context = StageContext(seed, benchmark_specs or {}, work_dir, executor or ExecutorOptions())
+    ``<work_dir>/rejects.jsonl``; returns the finished state and what the stages kept, read back (``student``: the
+    student the difficulty and select stages measure against, ``curate.student``)."""
+    student = student or StudentOptions()
+    context = StageContext(seed, benchmark_specs or {}, work_dir, executor or ExecutorOptions(), student)
     store = store_items(work_dir, "items", problems, chains, context.executor.shard_rows)
     state = run_pool(store, stages, names, context, work_dir / "rejects.jsonl")
     return state, survivors(state, stages)

@@ -11,11 +11,13 @@ generator, correct attempts out of tries. Filters (each off when unset):
 
 The strong pass rate is also the problem's difficulty score used by selection (``score = 1 - pass_rate``).
 
-With ``student.enabled`` the student's own pass rate ``p`` scores instead (its rollouts are a third rollout stage,
-after the weak and strong ones, or pool generators named as the student's): ``paced`` ``4 p (1 - p)`` (PACED) or
-``hardness`` ``1 - p``, with an optional window ``student.pass_rate``. Where the student solves almost nothing
-(``student.fallback: likelihood``, below ``min_solved``), its likelihood of each problem's verified chains scores
-the problems instead, said in the log, the funnel notes and the manifest (`student_fallback`).
+With ``pass_rate_of: student`` the student's own pass rate ``p`` scores instead (the student is ``curate.student``,
+which the stage gets in its context; its rollouts are a third rollout stage, after the weak and strong ones, or pool
+generators named as the student's): ``paced`` ``4 p (1 - p)`` (PACED) or ``hardness`` ``1 - p``, with an optional
+window ``curate.student.pass_rate.window``. Where the student solves almost nothing (``pass_rate.fallback:
+likelihood``, below ``min_solved``), its likelihood of each problem's verified chains scores the problems instead,
+said in the log, the funnel notes and the manifest (`student_fallback`). ``source: likelihood`` scores every problem
+by that likelihood (``curate.student.likelihood``).
 
 Without rollouts, ``source: metadata`` reads a declared column (``ingest.field_map.difficulty``): a value
 named in ``levels`` takes that score (NuminaMath's ``source``: ``olympiads`` harder than ``gsm8k``), any
@@ -44,11 +46,11 @@ import numpy as np
 from curation.funnel import HISTOGRAM, Chart, Survivors
 from curation.options import (
     DifficultyOptions,
-    LikelihoodOptions,
     StageOptions,
+    StudentOptions,
 )
 from curation.pool.store import read_chains
-from curation.rollouts.run import RolloutStage, run_rollout_stages, student_stage
+from curation.rollouts.run import RolloutStage, rollout_stages, run_rollout_stages, student_stage
 from curation.runner import PassCounts, RunState, StageContext
 from curation.stages.answer_check import Checked
 from curation.stages.base import Kept, Stage
@@ -69,11 +71,29 @@ def pooled_rate(counts: dict[str, list[int]], models: Sequence[str]) -> float | 
     return correct / tries if tries else None
 
 
+def rating_student(options: DifficultyOptions, student: StudentOptions | None) -> StudentOptions | None:
+    """The student whose pass rate scores the problems (``pass_rate_of: student``; the run's ``curate.student``), else
+    None.
+
+    Raises:
+        ValueError: ``pass_rate_of: student`` without a student.
+    """
+    if options.pass_rate_of != "student":
+        return None
+    if student is None:
+        raise ValueError("curate.stages.difficulty.pass_rate_of: student needs the student (curate.student)")
+    return student
+
+
 def difficulty_decision(
-    counts: dict[str, list[int]], options: DifficultyOptions, *, student_window: bool = True
+    counts: dict[str, list[int]],
+    options: DifficultyOptions,
+    student: StudentOptions | None = None,
+    *,
+    student_window: bool = True,
 ) -> str | None:
     """The drop reason for one problem's counts, or None to keep it (the student's window only with
-    ``student_window``: not once `student.fallback` has set the student's pass rates aside)."""
+    ``student_window``: not once the pass rate's ``fallback`` has set the student's pass rates aside)."""
     if options.weak_max_solved is not None:
         for model in options.weak_models:
             if model in counts and counts[model][0] >= options.weak_max_solved:
@@ -87,10 +107,10 @@ def difficulty_decision(
             return "strong_pass_rate_below_window"
         if rate > hi:
             return "strong_pass_rate_above_window"
-    student = options.student
-    if student.enabled and student.pass_rate is not None and student_window:
-        rate = pooled_rate(counts, student.generators())
-        lo, hi = student.pass_rate
+    rating = rating_student(options, student) if student_window else None
+    if rating is not None and rating.pass_rate.window is not None:
+        rate = pooled_rate(counts, rating.generators())
+        lo, hi = rating.pass_rate.window
         if rate is None:
             return "no_student_attempts"
         if rate < lo:
@@ -111,10 +131,12 @@ def student_score(rate: float, score: str) -> float:
         return round(4.0 * rate * (1.0 - rate), 6)
     if score == "hardness":
         return round(1.0 - rate, 6)
-    raise ValueError(f"curate.stages.difficulty.student.score must be paced or hardness, got {score!r}")
+    raise ValueError(f"curate.student.pass_rate.score must be paced or hardness, got {score!r}")
 
 
-def difficulty_note(per_model: dict[str, list[int]], options: DifficultyOptions) -> dict[str, object]:
+def difficulty_note(
+    per_model: dict[str, list[int]], options: DifficultyOptions, student: StudentOptions | None = None
+) -> dict[str, object]:
     """A problem's pass-rate note: ``[correct, tries]`` per generator (sorted), the pooled rates, the source."""
     rate = pooled_rate(per_model, options.strong_models) if per_model else None
     note: dict[str, object] = {
@@ -124,23 +146,24 @@ def difficulty_note(per_model: dict[str, list[int]], options: DifficultyOptions)
         "source": options.source,
         "score": None if rate is None else round(1.0 - rate, 6),
     }
-    student = options.student
-    if student.enabled:  # the student's rate scores instead (a run without a student notes what it always did)
-        own = pooled_rate(per_model, student.generators()) if per_model else None
+    rating = rating_student(options, student)
+    if rating is not None:  # the student's rate scores instead (a run without a student notes what it always did)
+        own = pooled_rate(per_model, rating.generators()) if per_model else None
         note["student_pass_rate"] = own
-        note["score"] = None if own is None else student_score(own, student.score)
-        note["score_from"] = f"student_pass_rate ({student.score})"
+        note["score"] = None if own is None else student_score(own, rating.pass_rate.score)
+        note["score_from"] = f"student_pass_rate ({rating.pass_rate.score})"
     return note
 
 
-def difficulty_signal(options: DifficultyOptions) -> dict[str, Any]:
-    """What the manifest says about the difficulty signal: pass rates of which models, or which metadata."""
+def difficulty_signal(options: DifficultyOptions, student: StudentOptions | None = None) -> dict[str, Any]:
+    """What the manifest says about the difficulty signal: pass rates of which models, or which metadata, or the
+    student's likelihood (``student``: the run's ``curate.student``)."""
     if not options.enabled:
         return {"signal": None}
     if options.source not in SOURCES:
         known = ", ".join(SOURCES)
         raise ValueError(f"curate.stages.difficulty.source must be one of {known}, got {options.source!r}")
-    check_student(options)
+    check_student(options, student)
     if options.source == "metadata":
         return {
             "signal": "metadata",
@@ -150,14 +173,14 @@ def difficulty_signal(options: DifficultyOptions) -> dict[str, Any]:
             "missing": options.missing,
         }
     if options.source == "likelihood":
-        scoring = options.likelihood
+        student = student or StudentOptions()
         return {
             "signal": "likelihood",
-            "model": scoring.model,
-            "system_prompt": scoring.system_prompt,
-            "measure": scoring.measure,
-            "chains_per_problem": scoring.chains_per_problem,
-            "max_tokens": scoring.max_tokens,
+            "model": student.model,
+            "system_prompt": student.system_prompt,
+            "measure": student.likelihood.measure,
+            "chains_per_problem": student.likelihood.chains_per_problem,
+            "max_tokens": student.likelihood.max_tokens,
             "missing": options.missing,
         }
     signal: dict[str, Any] = {
@@ -165,34 +188,36 @@ def difficulty_signal(options: DifficultyOptions) -> dict[str, Any]:
         "source": options.source,
         "strong_models": list(options.strong_models),
     }
-    student = options.student
-    if student.enabled:
+    rating = rating_student(options, student)
+    if rating is not None:
+        own = rating.pass_rate
         signal["student"] = {
-            "models": list(student.generators()),
-            "k": student.rollouts.k if student.rollouts is not None else None,
-            "pass_rate": list(student.pass_rate) if student.pass_rate is not None else None,
-            "score": student.score,
-            "fallback": student.fallback,
-            "min_solved": student.min_solved,
+            "models": list(rating.generators()),
+            "k": own.rollouts.k if own.rollouts is not None else None,
+            "pass_rate": list(own.window) if own.window is not None else None,
+            "score": own.score,
+            "fallback": own.fallback,
+            "min_solved": own.min_solved,
             "used": None,  # set by the stage: student_pass_rate, or likelihood when the fallback replaced it
         }
     return signal
 
 
-def check_student(options: DifficultyOptions) -> None:
-    """Raises: ValueError: the student is on with a source without attempts, or names no generator."""
-    student = options.student
-    if not student.enabled:
+def check_student(options: DifficultyOptions, student: StudentOptions | None) -> None:
+    """Raises: ValueError: the student's pass rate scores with a source without attempts, or names no generator."""
+    rating = rating_student(options, student)
+    if rating is None:
         return
     if options.source not in ("pool", "rollouts"):
         raise ValueError(
-            "curate.stages.difficulty.student: the student's pass rate comes from attempts, so it needs source pool "
-            f"or rollouts, got {options.source!r}"
+            "curate.stages.difficulty.pass_rate_of: student: the student's pass rate comes from attempts, so it needs "
+            f"source pool or rollouts, got {options.source!r}"
         )
-    if not student.generators():
+    if not rating.generators():
         raise ValueError(
-            "curate.stages.difficulty.student: enabled names no student; set student.rollouts (its samples) or "
-            "student.models (the pool generators that are the student)"
+            "curate.stages.difficulty.pass_rate_of: student names no student attempts; set "
+            "curate.student.pass_rate.rollouts (its samples) or curate.student.pass_rate.models (the pool generators "
+            "that are the student)"
         )
 
 
@@ -307,6 +332,7 @@ class Difficulties:
         notes: Per problem, the note of ``metadata`` or ``likelihood`` (or of the pass rates, when the student's
             rates or its fallback scored).
         rollouts: The rollouts' manifest facts, when the stage rolled out.
+        student: The student whose pass rate scored (``pass_rate_of: student``), else None.
     """
 
     source: str
@@ -317,17 +343,19 @@ class Difficulties:
     student_rate: np.ndarray | None = None
     notes: dict[int, dict[str, Any]] = field(default_factory=dict)
     rollouts: dict[str, Any] = field(default_factory=dict)
+    student: StudentOptions | None = None
 
 
 def difficulty(state: RunState, options: StageOptions, context: StageContext) -> Difficulties | None:
     """`curation.stages.difficulty.run_difficulty`: pass rates (pool or rollouts; the strong models', or the student's)
     or a metadata column per problem, or the student's likelihood."""
-    settings = options.difficulty
-    state.manifest["difficulty"] = difficulty_signal(settings)
+    settings, student = options.difficulty, context.student
+    state.manifest["difficulty"] = difficulty_signal(settings, student)
     count = state.opened("difficulty", settings.enabled)
     if count is None:
         return None
     results = Difficulties(settings.source, state.problem_alive.copy(), np.full(len(state.problem_alive), np.nan))
+    results.student = rating_student(settings, student)
     if settings.source == "metadata":
         metadata_difficulty(state, settings, count, results)
         return results
@@ -338,7 +366,7 @@ def difficulty(state: RunState, options: StageOptions, context: StageContext) ->
     results.counts = counts
     results.strong_rate = np.full(len(state.problem_alive), np.nan)
     alive = np.flatnonzero(state.problem_alive).tolist()
-    notes = {problem: difficulty_note(counts.of(problem), settings) for problem in alive}
+    notes = {problem: difficulty_note(counts.of(problem), settings, results.student) for problem in alive}
     for problem, note in notes.items():
         if note["strong_pass_rate"] is not None:
             results.strong_rate[problem] = note["strong_pass_rate"]
@@ -346,39 +374,40 @@ def difficulty(state: RunState, options: StageOptions, context: StageContext) ->
             results.score[problem] = note["score"]
     decided = {problem: difficulty_decision(counts.of(problem), settings, student_window=False) for problem in alive}
     kept = [problem for problem in alive if decided[problem] is None]  # what the weak and strong filters keep
-    student = settings.student.enabled
-    fallback = student and student_fallback(state, settings, count, context, results, notes, kept)
+    rating = results.student
+    fallback = rating is not None and student_fallback(state, settings, rating, count, context, results, notes, kept)
     drops = []
     for problem in alive:
         note = notes[problem]
         reason = decided[problem]
-        if reason is None and student and not fallback:
-            reason = difficulty_decision(counts.of(problem), settings)
+        if reason is None and rating is not None and not fallback:
+            reason = difficulty_decision(counts.of(problem), settings, rating)
         if reason:
             shown = ("strong_pass_rate", "weak_pass_rate", "student_pass_rate")
             drops.append((problem, reason, {k: note[k] for k in shown if k in note}))
     with_attempts = sum(bool(n["attempts"]) for n in notes.values())
     count.notes = {"source": settings.source, "problems_with_attempts": with_attempts, **count.notes}
     if fallback:
-        drops.extend(likelihood_drops(state, settings, results, kept))
+        drops.extend(likelihood_drops(state, settings, student, results, kept))
     state.apply(count, problems=drops)
     return results
 
 
 def attempt_counts(state: RunState, options: StageOptions, context: StageContext, results: Difficulties) -> PassCounts:
     """The pass counts difficulty scores with: the pool's attempts or fresh rollouts (``source``), and the student's
-    own samples (``student.rollouts``) beside the pool's."""
+    own samples (``curate.student.pass_rate.rollouts``, when its pass rate scores) beside them."""
     settings = options.difficulty
+    stage = student_stage(results.student) if results.student is not None else None
     if settings.source != "pool":
-        return rollout_counts(state, options, context, results)
+        return rollout_counts(state, options, context, results, [*rollout_stages(settings), *filter(None, [stage])])
     counts = pool_counts(state)
-    stage = student_stage(settings)
     if stage is None:
         return counts
     if stage.options.generator_name in counts.generators:
         raise ValueError(
-            f"curate.stages.difficulty.student.rollouts.generator.model: {stage.options.generator_name!r} also "
-            "names chains of the pool; give the student's samples a name of their own"
+            f"curate.student.model: {stage.options.generator_name!r}, the student whose samples are drawn, also "
+            "names chains of the pool; give the student's samples a name of their own "
+            "(curate.student.pass_rate.rollouts.generator.model)"
         )
     return merged_counts(counts, rollout_counts(state, options, context, results, [stage]))
 
@@ -398,6 +427,7 @@ def merged_counts(first: PassCounts, second: PassCounts) -> PassCounts:
 def student_fallback(
     state: RunState,
     settings: DifficultyOptions,
+    student: StudentOptions,
     count: Any,
     context: StageContext,
     results: Difficulties,
@@ -405,11 +435,11 @@ def student_fallback(
     kept: Sequence[int],
 ) -> bool:
     """Whether the student's pass rates count: its rates are kept per problem (``results.student_rate``), and with
-    ``student.fallback: likelihood`` a student that solved fewer than ``min_solved`` of the problems it tried at
+    ``pass_rate.fallback: likelihood`` a student that solved fewer than ``min_solved`` of the problems it tried at
     least once (of ``kept``: those the weak and strong filters keep) has its likelihood of each such problem's
     verified chains score them instead (said in the log, the funnel notes and the manifest; the notes keep both).
     Returns True when the fallback replaced the rates."""
-    student = settings.student
+    own = student.pass_rate
     results.student_rate = np.full(len(state.problem_alive), np.nan)
     for problem, note in notes.items():
         if note["student_pass_rate"] is not None:
@@ -418,32 +448,33 @@ def student_fallback(
     results.notes.update(notes)  # the notes hold the student's rate and its score
     solved = sum(rate > 0 for rate in rates.values())
     share = round(solved / len(rates), 6) if rates else 0.0
-    replaced = student.fallback == "likelihood" and share < student.min_solved
+    replaced = own.fallback == "likelihood" and share < own.min_solved
     used = "likelihood" if replaced else "student_pass_rate"
     count.notes = {"student": {"problems_tried": len(rates), "solved_at_least_once": solved, "solved_share": share,
-                               "score": student.score, "used": used}}  # fmt: skip
+                               "score": own.score, "used": used}}  # fmt: skip
     state.manifest["difficulty"]["student"]["used"] = used
     if not replaced:
         return False
     log.warning(
         "difficulty: the student solved %d of the %d problems it tried at least once (share %.3f, below "
-        "student.min_solved %.3f): its pass rates say nothing here, so its likelihood of each problem's verified "
-        "chains scores the problems instead (student.fallback: likelihood; student.pass_rate not applied)",
-        solved, len(rates), share, student.min_solved,
+        "curate.student.pass_rate.min_solved %.3f): its pass rates say nothing here, so its likelihood of each "
+        "problem's verified chains scores the problems instead (pass_rate.fallback: likelihood; pass_rate.window not "
+        "applied)",
+        solved, len(rates), share, own.min_solved,
     )  # fmt: skip
-    values, chain_notes, scored = likelihood_values(state, settings, context, kept)
+    values, chain_notes, scored = likelihood_values(state, student, context, kept)
     results.score = np.full(len(state.problem_alive), np.nan)
     for problem, score in percentiles(values).items():
         results.score[problem] = chain_notes[problem]["score"] = score
     for problem in kept:
         results.notes[problem] = {**notes[problem], "score": chain_notes[problem]["score"],
                                   "score_from": "likelihood", "likelihood": chain_notes[problem]}  # fmt: skip
-    count.notes["student"]["likelihood"] = likelihood_summary(values, len(kept), scored, settings)
+    count.notes["student"]["likelihood"] = likelihood_summary(values, len(kept), scored, settings, student)
     return True
 
 
 def likelihood_drops(
-    state: RunState, settings: DifficultyOptions, results: Difficulties, alive: Sequence[int]
+    state: RunState, settings: DifficultyOptions, student: StudentOptions, results: Difficulties, alive: Sequence[int]
 ) -> list[tuple[int, str, dict[str, Any]]]:
     """``min_difficulty`` and ``missing`` over the likelihood scores (`likelihood_difficulty`, `student_fallback`).
 
@@ -455,9 +486,10 @@ def likelihood_drops(
         score = results.score[problem]
         if not np.isnan(score):
             if settings.min_difficulty is not None and score < settings.min_difficulty:
-                nats = results.notes[problem].get(settings.likelihood.measure)
+                measure = student.likelihood.measure
+                nats = results.notes[problem].get(measure)
                 if nats is None:  # the fallback keeps the likelihood note under its own key
-                    nats = results.notes[problem].get("likelihood", {}).get(settings.likelihood.measure)
+                    nats = results.notes[problem].get("likelihood", {}).get(measure)
                 drops.append((problem, "below_min_difficulty", {"nats": nats, "score": float(score)}))
         elif settings.missing == "error":
             raise DataError(f"problem {state.problem_ids[problem]}: no verified chain to score (source: likelihood, "
@@ -492,22 +524,23 @@ def likelihood_difficulty(
     ``chains_per_problem`` verified chains (`likelihood_values`); the problem's score is its percentile among the
     scored problems (the least likely answers: 1). A problem with no chain to score is unknown (``missing``)."""
     check_missing(settings)
-    values, notes, scored = likelihood_values(state, settings, context)
+    student = context.student
+    values, notes, scored = likelihood_values(state, student, context)
     results.notes.update(notes)
     scores = results.score = np.full(len(state.problem_alive), np.nan)
     for problem, score in percentiles(values).items():
         scores[problem] = results.notes[problem]["score"] = score
     alive = np.flatnonzero(state.problem_alive).tolist()
-    drops = likelihood_drops(state, settings, results, alive)
-    count.notes = {"source": "likelihood", **likelihood_summary(values, len(alive), scored, settings)}
+    drops = likelihood_drops(state, settings, student, results, alive)
+    count.notes = {"source": "likelihood", **likelihood_summary(values, len(alive), scored, settings, student)}
     state.apply(count, problems=drops)
 
 
 def likelihood_summary(
-    values: Mapping[int, float], problems: int, scored: int, settings: DifficultyOptions
+    values: Mapping[int, float], problems: int, scored: int, settings: DifficultyOptions, student: StudentOptions
 ) -> dict[str, Any]:
     """The funnel notes of a likelihood scoring over ``problems`` problems (logged too)."""
-    scoring = settings.likelihood
+    scoring = student.likelihood
     nll = sorted(values.values())
     notes = {
         "problems_with_difficulty": len(values),
@@ -529,7 +562,7 @@ def verified_chains(state: RunState) -> np.ndarray:
 
 
 def likelihood_values(
-    state: RunState, settings: DifficultyOptions, context: StageContext, problems: Sequence[int] | None = None
+    state: RunState, student: StudentOptions, context: StageContext, problems: Sequence[int] | None = None
 ) -> tuple[dict[int, float], dict[int, dict[str, Any]], int]:
     """The student's likelihood of the first ``chains_per_problem`` verified chains of each of ``problems`` (default:
     every alive one), in nats per chain or per token (``measure``), at 3 decimals (CPUs whose float sums differ in
@@ -539,12 +572,12 @@ def likelihood_values(
         The value of each problem that has a chain to score, each problem's note (its score still None), and the
         chains scored.
     """
-    scoring = settings.likelihood
+    scoring = student.likelihood
     alive = np.flatnonzero(state.problem_alive).tolist() if problems is None else list(problems)
     verified = verified_chains(state)
     picked = {p: _first_verified(state, p, verified, scoring.chains_per_problem) for p in alive}
     chains = [c for p in alive for c in picked[p]]
-    scored = student_scores(state, chains, scoring, context)
+    scored = student_scores(state, chains, student, context)
     values: dict[int, float] = {}
     notes: dict[int, dict[str, Any]] = {}
     for problem in alive:
@@ -561,30 +594,31 @@ def likelihood_values(
 
 
 def student_scores(
-    state: RunState, chains: Sequence[int], scoring: LikelihoodOptions, context: StageContext, *, ranks: bool = False
+    state: RunState, chains: Sequence[int], student: StudentOptions, context: StageContext, *, ranks: bool = False
 ) -> dict[int, Scored]:
     """The student's `eval.run.likelihood.Scored` of each chain (pool index), each after its problem's text, rendered
     as training will render it; cached in ``<work>/likelihood/`` (a killed run resumes), so the difficulty stage and
     selection score a chain once. ``ranks``: with the mean token rank (RSR).
 
     Raises:
-        ValueError: ``difficulty.likelihood.model`` is not set.
+        ValueError: ``curate.student.model`` is not set.
     """
-    if not scoring.model:
-        raise ValueError("curate.stages.difficulty.likelihood.model is not set (the student's likelihood needs it)")
+    if not student.model:
+        raise ValueError("curate.student.model is not set (the student's likelihood needs it)")
+    scoring = student.likelihood
     texts = read_chains(state.store, list(chains))
     problems = sorted({int(state.chain_problem[c]) for c in chains})
     statements = {p: row["problem"] for p, row in zip(problems, state.problem_rows(problems), strict=True)}
     rows = [
         (chain.id, statements[int(state.chain_problem[c])], chain.text) for c, chain in zip(chains, texts, strict=True)
     ]
-    template = Path(scoring.chat_template).read_text(encoding="utf-8") if scoring.chat_template else None
+    template = Path(student.chat_template).read_text(encoding="utf-8") if student.chat_template else None
     scored = score_answers(
         rows,
-        scoring.model,
+        student.model,
         cache_folder=context.work_dir / "likelihood",
         chat_template=template,
-        system_prompt=scoring.system_prompt,
+        system_prompt=student.system_prompt,
         batch_size=scoring.batch_size,
         max_tokens=scoring.max_tokens,
         dtype=scoring.dtype,
@@ -604,7 +638,7 @@ def likelihood_value(items: Sequence[Any], measure: str) -> float:
         return round(sum(i.nll * i.tokens for i in items) / len(items), 3)
     if measure == "per_token":
         return round(sum(i.nll * i.tokens for i in items) / sum(i.tokens for i in items), 3)
-    raise ValueError(f"curate.stages.difficulty.likelihood.measure must be total or per_token, got {measure!r}")
+    raise ValueError(f"curate.student.likelihood.measure must be total or per_token, got {measure!r}")
 
 
 def _first_verified(state: RunState, problem: int, verified: np.ndarray, limit: int) -> list[int]:
@@ -665,8 +699,8 @@ def rollout_counts(
     results: Difficulties,
     stages: Sequence[RolloutStage] | None = None,
 ) -> PassCounts:
-    """Fresh rollouts of the alive problems (`curation.rollouts.run_rollout_stages`: ``stages``, default every one the
-    options set) as pass counts (their manifest facts in ``results.rollouts``)."""
+    """Fresh rollouts of the alive problems (`curation.rollouts.run_rollout_stages`: ``stages``, default the weak and
+    strong ones the options set) as pass counts (their manifest facts in ``results.rollouts``)."""
     alive = np.flatnonzero(state.problem_alive)
     problems = state.problem_rows(alive)
     work = context.work_dir / "rollouts"
@@ -693,7 +727,8 @@ class Difficulty(Stage):
             if index in output.notes:
                 kept.survivors.problem_notes[problem_id]["difficulty"] = output.notes[index]
             elif output.noted[index] and counts is not None:
-                kept.survivors.problem_notes[problem_id]["difficulty"] = difficulty_note(counts.of(index), settings)
+                note = difficulty_note(counts.of(index), settings, output.student)
+                kept.survivors.problem_notes[problem_id]["difficulty"] = note
 
     def charts(self, output: Difficulties | None, kept: Kept) -> list[Chart]:
         """The strong-model pass rates of the problems scored; left out, saying why, when none has one."""

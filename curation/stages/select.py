@@ -6,8 +6,9 @@
 ``fit`` and ``length`` are in use only when ``student_fit`` / ``length_preference`` are set (`chain_terms`); each is
 a chain's place among its problem's chains, 1 for the best (a problem's only chain: 1), so they choose which of a
 problem's chains it keeps and barely move the ranking of problems. ``fit`` ranks the verified chains by the student's
-mean token log-likelihood (``likelihood``, GRAPE) or rank-surprisal ratio (``rsr``; lower fits better), ``length``
-by word count (``short``: the shortest gets 1; ``long``: the longest; ``mixed``: both ends 1, the middle 0).
+(``curate.student``) mean token log-likelihood (``likelihood``, GRAPE) or rank-surprisal ratio (``rsr``,
+`eval.run.likelihood.rank_surprisal_ratio`; lower fits better), ``length`` by word count (``short``: the shortest
+gets 1; ``long``: the longest; ``mixed``: both ends 1, the middle 0).
 
 ``difficulty`` is the problem's score from the difficulty stage (``1 - strong pass rate``, or the declared
 metadata column's score). When no problem of the run has one (the stage is off or found no signal),
@@ -155,11 +156,12 @@ def length_terms(places: np.ndarray, preference: str) -> np.ndarray:
 
 def fit_measure(scored: Any, measure: str) -> float:
     """A chain's fit measure from its `eval.run.likelihood.Scored`, lower fitting better, at 3 decimals: its mean
-    negative log-likelihood per token (``likelihood``), or its rank-surprisal ratio (``rsr``: mean clipped token rank
-    over mean surprisal; a chain of surprisal 0 fits perfectly: 0)."""
+    negative log-likelihood per token (``likelihood``), or its rank-surprisal ratio (``rsr``:
+    `eval.run.likelihood.rank_surprisal_ratio`, whose floor scores a chain of near-zero surprisal as the poor fit it
+    is, never as the best)."""
     if measure == "likelihood":
         return round(scored.nll, 3)
-    return round(scored.rank / scored.nll, 3) if scored.nll > 0 else 0.0
+    return round(scored.rsr, 3)
 
 
 def chain_terms(state: RunState, options: StageOptions, context: StageContext) -> ChainTerms:
@@ -185,23 +187,20 @@ def fit_terms(
     a chain, cached with the difficulty stage's), then each is placed among its problem's.
 
     Raises:
-        ValueError: No student (``difficulty.likelihood.model``) to score with.
+        ValueError: No student (``curate.student.model``) to score with.
     """
-    measure, scoring = options.select.student_fit, options.difficulty.likelihood
-    if not scoring.model:
-        raise ValueError(
-            f"curate.stages.select.student_fit: {measure} needs the student: set "
-            "curate.stages.difficulty.likelihood.model"
-        )
+    measure, student = options.select.student_fit, context.student
+    if not student.model:
+        raise ValueError(f"curate.stages.select.student_fit: {measure} needs the student: set curate.student.model")
     verified = chains[verified_chains(state)[chains]]
-    scored = student_scores(state, verified.tolist(), scoring, context, ranks=measure == "rsr")
+    scored = student_scores(state, verified.tolist(), student, context, ranks=measure == "rsr")
     terms.measured = {c: fit_measure(scored[c], measure) for c in verified.tolist()}
     values = np.asarray([terms.measured[c] for c in verified.tolist()], dtype=np.float64)
     places = within_problem_places(state.chain_problem[verified], values)
     terms.fit = np.full(len(state.chain_alive), np.nan)
     terms.fit[chains] = UNKNOWN_DIFFICULTY  # alive but not verified (answer_check.keep_incorrect): neutral
     terms.fit[verified] = np.round(np.nan_to_num(1.0 - places, nan=1.0), 6)
-    terms.notes["student_fit"] = {"measure": measure, "chains_scored": len(verified), "model": scoring.model}
+    terms.notes["student_fit"] = {"measure": measure, "chains_scored": len(verified), "model": student.model}
 
 
 # ------------------------------------------------------------------------------------------------ shard tasks

@@ -8,7 +8,8 @@ student's difficulty signal where its pass rate says nothing yet (0 everywhere b
 `curation.stages.difficulty`, ``source: likelihood``), and to choose among a problem's verified chains the one that
 fits the student (`curation.stages.select`, ``student_fit``). Beside the mean negative log-likelihood (surprisal),
 each answer gets the mean rank of its true tokens among the model's predictions (1: its top choice), each rank
-clipped at `RANK_CLIP` (100) — the rank-surprisal ratio's numerator (RSR, arXiv 2601.14249: ``rank / nll``).
+clipped at `RANK_CLIP` (100) — the rank-surprisal ratio's numerator (RSR, arXiv 2601.14249: ``rank / nll``, computed
+by `rank_surprisal_ratio` alone, wherever it is used).
 
 Scores are cached in a JSONL file keyed by row id, appended a batch at a time (fsync), so a killed run resumes
 without scoring again; the file's name carries a hash of what decides the scores (model, system prompt, token
@@ -30,6 +31,24 @@ from eval.records import append_jsonl, read_jsonl
 
 log = logging.getLogger(__name__)
 RANK_CLIP = 100  # RSR's clip: a token ranked past 100 counts as 100 (the paper's default), so no outlier dominates
+SURPRISAL_FLOOR = 1e-3  # RSR's denominator floor, nats per token (`rank_surprisal_ratio`)
+
+
+def rank_surprisal_ratio(rank: float, surprisal: float) -> float:
+    """RSR (arXiv 2601.14249): an answer's mean clipped token rank over its mean surprisal (nats per token; the ratio
+    of the sums over its tokens). Lower fits the student better: tokens it finds informative (high surprisal) yet
+    still ranks near its top choice.
+
+    The surprisal is floored at `SURPRISAL_FLOOR` before dividing, so that a chain of near-zero surprisal is scored by
+    what it is. The ratio grows without bound as the surprisal falls to 0: a chain the student already writes token
+    for token has nothing left to teach, the worst fit by RSR's own premise. A guard that returned 0 for a surprisal
+    of 0 ranked exactly that chain the best fit of all. With the floor, the ratio keeps growing as the surprisal
+    falls, and a chain at or under the floor scores ``rank / SURPRISAL_FLOOR``: at least 1,000, above any chain of
+    mean surprisal 0.1 nats or more (at most ``RANK_CLIP / 0.1``). Every chain above the floor keeps the paper's
+    ratio exactly (so selections made before the floor stand). Only the denominator needs a floor: a clipped rank is
+    at least 1.
+    """
+    return rank / max(surprisal, SURPRISAL_FLOOR)
 
 
 @dataclass(frozen=True)
@@ -46,15 +65,15 @@ class Scored:
 
     @property
     def rsr(self) -> float:
-        """The rank-surprisal ratio: mean clipped rank over mean surprisal (RSR's sums over the answer's tokens;
-        lower: informative tokens the model still ranks high). An answer of surprisal 0 gives 0.
+        """The rank-surprisal ratio of the answer (`rank_surprisal_ratio`: mean clipped rank over mean surprisal,
+        floored; lower: informative tokens the model still ranks high).
 
         Raises:
             ValueError: No rank was recorded (score it with ``ranks=True``).
         """
         if self.rank is None:
             raise ValueError(f"row {self.id}: no token rank recorded (score_answers(..., ranks=True))")
-        return self.rank / self.nll if self.nll > 0 else 0.0
+        return rank_surprisal_ratio(self.rank, self.nll)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "nll": self.nll, "tokens": self.tokens, "truncated": self.truncated, "rank": self.rank}

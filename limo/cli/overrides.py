@@ -39,7 +39,7 @@ from hydra.errors import HydraException
 
 from curation.executors import ExecutorOptions
 from curation.methods import METHODS
-from curation.options import StageOptions
+from curation.options import StageOptions, StudentOptions, moved_student_override
 from eval.options import OptionsError, did_you_mean
 from limo.config.search_path import config_groups, group_options, misplaced_hint, search_dirs, split_folder_flags
 from limo.config.sections import CONFIG_DIR, recipe_file
@@ -123,6 +123,9 @@ class Schema:
         if runtime_key(key, self.runtime_keys):
             return [f"++{line}" if plain else line]
         root = schema_root(key)
+        moved = moved_student_override(key, override.value())
+        if moved is not None:
+            raise OptionsError(moved, key=key)
         field = self.checked_field(key, root) if plain else user_field(root, key)
         if field is not None and field.metadata.get("whole") and not sweep and isinstance(override.value(), dict):
             return [f"++{key}=null", f"++{line.lstrip('+')}"]  # null first: Hydra would merge into the recipe's
@@ -141,7 +144,7 @@ class Schema:
         self.check_top_level(head)
         packages = group_packages()
         if head == "curate" and tail:
-            check_keys(f"curate.{tail.split('.')[0]}", ["method", "stages", *METHODS])
+            check_keys(f"curate.{tail.split('.')[0]}", ["method", "stages", "student", *METHODS])
         elif head in packages and tail:
             group, below = packages[head]
             parts = tail.split(".")
@@ -219,6 +222,7 @@ def option_roots() -> dict[str, type]:
     methods = {f"curate.{name}": m.options for name, m in sorted(METHODS.items()) if m.options is not None}
     return {
         "curate.stages": StageOptions,
+        "curate.student": StudentOptions,
         **methods,
         "executor": ExecutorOptions,
         "train": TrainOptions,

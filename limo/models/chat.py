@@ -81,7 +81,7 @@ def require_chat_template(
     ``model_path`` is the model the entry will load (default ``model.path``): a folder, ``.gguf`` file, ``pkg:`` model
     or hub id. Its files are read, nothing is loaded or converted; a hub id's cannot be read here, and its template
     is trusted to exist. ``key`` is the option that supplies a template where the model has none (curation's
-    student: ``curate.stages.difficulty.likelihood.chat_template``).
+    student: ``curate.student.chat_template``).
 
     Raises:
         OptionsError: Neither the group nor the model has a template (one line naming ``key`` and the groups that

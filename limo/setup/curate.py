@@ -5,13 +5,16 @@ One shape for every method (docs/architecture.md, "The curate: section")::
     curate:
       method: <name>      # the only key that dispatches (default: limo); see curation.methods.METHODS
       stages: {...}       # the shared stages' options (curation.options.StageOptions)
+      student: {...}      # the model you will train, which every student-relative signal reads
+                          # (curation.options.StudentOptions)
       <name>: {...}       # the method's own options (its Method.options), when it has any
 
 Every part maps onto the library's frozen options through `limo.config.sections.to_options`: an unknown key, a
 stage the method does not run, or options for a method the recipe does not select fail at start-up,
-naming the key; so does a file option naming no file (`limo.config.files.check_files`), and `check_benchmarks_load`
-loads decontamination's benchmarks before the run. ``data_dir`` (shared benchmark files) fills
-``stages.decontam.data_dir`` when that is null.
+naming the key (a key the student section replaced, ``curate.stages.difficulty.likelihood`` or ``.student``, names
+what to write instead: `curation.options.moved_student_keys`); so does a file option naming no file
+(`limo.config.files.check_files`), and `check_benchmarks_load` loads decontamination's benchmarks before the run.
+``data_dir`` (shared benchmark files) fills ``stages.decontam.data_dir`` when that is null.
 A command-line override of ``curate.stages.ingest.field_map`` (or ``lists``) replaces the recipe's map
 instead of merging into it: Hydra does it in its one composition (`limo.cli.overrides`).
 """
@@ -26,7 +29,7 @@ from omegaconf import DictConfig
 
 from curation.executors import EXECUTORS, ExecutorOptions
 from curation.methods import DEFAULT_METHOD, METHODS, CurationSummary, Method, RunContext
-from curation.options import StageOptions
+from curation.options import StageOptions, StudentOptions, moved_student_keys
 from curation.pool.store import open_or_ingest
 from curation.rollouts.spend import counted_lengths, spend_text
 from curation.stages.decontam import benchmark_error
@@ -64,35 +67,46 @@ def build_curation(cfg: DictConfig) -> Curation:
     data = section(cfg, "curate")
     method = find_method(data)
     stages = build_stages(data.get("stages"), method, cfg.get("data_dir"))
+    student = build_student(data)
     options = build_method_options(data, method)
     check_files(stages.ingest, "curate.stages.ingest")  # a missing pool fails here, naming its key and folders
     if options is not None:
         check_files(options, f"curate.{method.name}")
     specs = build_benchmark_specs(cfg)
     check_benchmarks(stages, specs)
-    check_student_template(stages, method)
-    echo = {"method": method.name, "stages": asdict(stages), **({method.name: asdict(options)} if options else {})}
+    check_student_template(stages, student, method)
+    echo = {"method": method.name, "stages": asdict(stages), "student": asdict(student)}
+    echo |= {method.name: asdict(options)} if options else {}
     executor = build_executor(cfg.get("executor"))
-    context = RunContext(Path(str(cfg.output_dir)), int(cfg.seed), str(cfg.name), specs, echo, executor)
+    output_dir = Path(str(cfg.output_dir))
+    context = RunContext(output_dir, int(cfg.seed), str(cfg.name), specs, echo, executor, student)
     return Curation(method, stages, options, context)
 
 
-def check_student_template(stages: StageOptions, method: Method) -> None:
-    """The student that scores chains (difficulty's ``source: likelihood`` or ``student.fallback: likelihood``,
-    selection's ``student_fit``) must have a chat template, its own or ``likelihood.chat_template``: checked on its
-    files before the pool is read and the model converted.
+def build_student(data: dict[str, Any]) -> StudentOptions:
+    """``curate.student`` as `StudentOptions` (its defaults when the recipe has none: no student).
 
     Raises:
-        OptionsError: It has none (naming ``curate.stages.difficulty.likelihood.chat_template``).
+        OptionsError: Unknown key or wrong type, naming the key path.
+    """
+    return to_options(StudentOptions, data.get("student"), "curate.student")
+
+
+def check_student_template(stages: StageOptions, student: StudentOptions, method: Method) -> None:
+    """The student that scores chains (difficulty's ``source: likelihood`` or the pass rate's ``fallback:
+    likelihood``, selection's ``student_fit``) must have a chat template, its own or ``curate.student.chat_template``:
+    checked on its files before the pool is read and the model converted.
+
+    Raises:
+        OptionsError: It has none (naming ``curate.student.chat_template``).
     """
     difficulty = stages.difficulty
-    student = difficulty.student
-    likelihood = difficulty.source == "likelihood" or (student.enabled and student.fallback == "likelihood")
-    scores = "difficulty" in method.stages and difficulty.enabled and likelihood
+    fallback = difficulty.pass_rate_of == "student" and student.pass_rate.fallback == "likelihood"
+    scores = "difficulty" in method.stages and difficulty.enabled and (difficulty.source == "likelihood" or fallback)
     scores = scores or ("select" in method.stages and stages.select.student_fit != "none")
-    if scores and difficulty.likelihood.model:
-        model = {"path": difficulty.likelihood.model, "chat_template": difficulty.likelihood.chat_template}
-        require_chat_template(model, key="curate.stages.difficulty.likelihood.chat_template")
+    if scores and student.model:
+        model = {"path": student.model, "chat_template": student.chat_template}
+        require_chat_template(model, key="curate.student.chat_template")
 
 
 def build_executor(node: Any) -> ExecutorOptions:
@@ -135,11 +149,11 @@ def find_method(data: dict[str, Any]) -> Method:
     if name not in METHODS:
         raise OptionsError(f"curate.method: unknown method {name!r} (registered: {', '.join(METHODS)})")
     for key in data:
-        if key in ("method", "stages", name):
+        if key in ("method", "stages", "student", name):
             continue
-        shape = f"a curate: section holds method, stages and {name}"
+        shape = f"a curate: section holds method, stages, student and {name}"
         hint = f" (options of method {key!r}, but curate.method is {name!r})" if key in METHODS else ""
-        close = did_you_mean(key, ("method", "stages", name), "curate.").rstrip()
+        close = did_you_mean(key, ("method", "stages", "student", name), "curate.").rstrip()
         raise OptionsError(
             f"curate.{key}: unknown key{hint}; {close + ' ' if close else ''}{shape}", key=f"curate.{key}"
         )
@@ -147,7 +161,11 @@ def find_method(data: dict[str, Any]) -> Method:
 
 
 def build_stages(data: Any, method: Method, data_dir: str | None) -> StageOptions:
-    """``curate.stages`` as `StageOptions`; a stage the method does not run is an error, not ignored."""
+    """``curate.stages`` as `StageOptions`; a stage the method does not run is an error, not ignored, and so is a key
+    the student section replaced (`curation.options.moved_student_keys`: the line names what to write instead)."""
+    moved = moved_student_keys((data or {}).get("difficulty"))
+    if moved is not None:
+        raise OptionsError(moved, key="curate.stages.difficulty")
     allowed = method.configurable_stages()
     for key in data or {}:
         if key not in allowed and key in StageOptions.__dataclass_fields__:

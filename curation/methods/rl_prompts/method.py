@@ -7,9 +7,10 @@ wrong gold poisons every reward of its prompt), difficulty (pass rates, and the 
 stage, ``rank``, orders the surviving problems by one score (`curation.methods.rl_prompts.history`):
 
 - ``pass_rate``: ``p (1 - p)`` of the difficulty stage's pass rate (a problem without one ranks last): the strong
-  models' (the pool's attempts or rollouts), or, with ``curate.stages.difficulty.student.enabled``, the student's own
-  over its k samples — the model GRPO will train, so that the prompts are those it sometimes solves (its rollouts:
-  ``student.rollouts``, its window: ``student.pass_rate``; recipe ``smol_rlvr_student``);
+  models' (the pool's attempts or rollouts), or, with ``curate.stages.difficulty.pass_rate_of: student``, the
+  student's own over its k samples — the student (``curate.student``) is the model GRPO will train, so that the
+  prompts are those it sometimes solves (its rollouts: ``curate.student.pass_rate.rollouts``, its window:
+  ``curate.student.pass_rate.window``; recipe ``smol_rlvr_student``);
 - ``history_variance``: the standard deviation of a first GRPO run's per-epoch accuracy on the prompt
   (1-shot RLVR's ranking; its paper trains on the top one, repeated: ``n: 1`` here, ``train.rl.repeat`` there);
 - ``lim``: LIMR's learning-impact score from the same history (LIMR keeps scores >= 0.6: ``min_score``).
@@ -107,14 +108,14 @@ def run_rl_prompts(stages: StageOptions, options: RLPromptsOptions, context: Run
         DataError: Unreadable pool, benchmark or history files (the message names the file).
     """
     started = time.perf_counter()
-    student = stages.difficulty.student
-    if student.enabled and student.fallback != "none":
+    rate_of = stages.difficulty.pass_rate_of
+    fallback = context.student.pass_rate.fallback
+    if rate_of == "student" and fallback != "none":
         raise ValueError(
-            f"curate.stages.difficulty.student.fallback: {student.fallback!r} scores problems by the student's "
-            "likelihood where it solves almost nothing, and a prompt it never solves gives GRPO no reward spread; "
-            "rl_prompts ranks by its pass rate: set student.fallback=none"
+            f"curate.student.pass_rate.fallback: {fallback!r} scores problems by the student's likelihood where it "
+            "solves almost nothing, and a prompt it never solves gives GRPO no reward spread; rl_prompts ranks by its "
+            "pass rate: set curate.student.pass_rate.fallback=none"
         )
-    rate_of = "student" if student.enabled else "strong"
     stages = replace(stages, answer_check=replace(stages.answer_check, keep_incorrect=True))
     runner = context.stage_context()
     store = open_or_ingest(stages, runner.work_dir, runner.executor.shard_rows)
