@@ -11,6 +11,8 @@ everywhere.
   seen first. The majority is correct when the grader judged its first sample correct.
 - Per-level and per-subject breakdowns (MATH500), response length, truncation rate
   (``finish_reason == "length"``) and no-answer rate (no extractable final answer).
+- ``corrections``: how often a response writes a correction, how often one ends right, and the error types of the
+  wrong answers (`eval.reports.corrections`).
 
 A sample row is a mapping with ``problem_id``, ``sample_index``, ``correct``, ``status``, ``extracted``,
 ``num_tokens``, ``finish_reason`` and optionally ``level`` and ``subject``.
@@ -39,6 +41,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from eval.reports.corrections import correction_report
 
 Equivalent = Callable[[str, str], bool]
 
@@ -192,6 +196,8 @@ def summarize(rows: Sequence[Mapping[str, Any]], equivalent: Equivalent) -> dict
         table = breakdown(grouped, field)
         if table:
             summary[f"by_{field}"] = table
+    # how often a correction is written and ends right, and the error types of wrong answers (eval.reports.corrections)
+    summary["corrections"] = correction_report(rows)
     return summary
 
 
