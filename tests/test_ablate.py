@@ -1,6 +1,7 @@
 """`python -m limo.ablate`: the ``ablate:`` section's checks, the command lines it builds, the chance baselines it
 curates, the tables it computes from per-sample files, and (slow) the whole command on the tiny model — killed with
-SIGKILL half-way, resumed, nothing finished redone, its paired counts checked against a count by hand."""
+SIGKILL half-way, resumed, nothing finished redone, its paired counts checked against a count by hand. When a finished
+step counts as done (its marker's content key): tests/test_ablate_markers.py."""
 
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ from eval.options import OptionsError, to_options
 from eval.reports.metrics import holm, mcnemar_p
 from limo.ablation.plan import RunSpec, Study, arm_steps, entry_overrides, flat_overrides, hydra_value, run_specs
 from limo.ablation.results import RunResult, Tables, to_json
-from limo.ablation.steps import Step, StepError, is_done
 from limo.cli.compose import compose
 from limo.config.sections import recipe_has, recipe_names
 from limo.setup.ablate import AblateOptions, build_ablate, check_ablate, pairs_of
@@ -434,40 +434,6 @@ def test_runs_pair_by_seed_with_draws_averaged_and_the_base_model_against_every_
     assert paired.b.tolist() == [[0.5, 0.0], [1.0, 1.0]]  # seed 0's two draws averaged, never two pairs
     against_base = align(a, [run("base", None, None, [0, 1])], "b", {"p1"})
     assert against_base.seeds == [0, 1, 2] and against_base.b.tolist() == [[1.0], [1.0], [1.0]]
-
-
-# ------------------------------------------------------------------------------------------- steps
-
-
-def test_a_finished_folder_made_by_other_settings_is_an_error_not_a_silent_reuse(tmp_path):
-    data = tmp_path / "data.jsonl"
-    data.write_text("{}\n")
-    step = Step("train", str(tmp_path / "run"), ("recipe=x", "train.args.max_steps=2"), inputs=(str(data),))
-    assert not is_done(step)
-    step.marker.parent.mkdir(parents=True)
-    step.marker.write_text(json.dumps(step.record()))
-    assert is_done(step)
-    longer = Step("train", step.folder, ("recipe=x", "train.args.max_steps=5"), inputs=(str(data),))
-    with pytest.raises(StepError, match=r"run was made by other settings \(train: then \['train.args.max_steps=2'\]"):
-        is_done(longer)
-    data.write_text("{}\n{}\n")
-    with pytest.raises(StepError, match="its input changed since"):
-        is_done(step)
-
-
-def test_an_evaluation_is_done_benchmark_by_benchmark(tmp_path):
-    step = Step("evaluate", str(tmp_path), ("recipe=x",), benchmarks=("a", "b"))
-    (tmp_path / "eval" / "a").mkdir(parents=True)
-    (tmp_path / "eval" / "a" / "summary.json").write_text("{}")
-    assert not is_done(step) and step.command(["b"])[-2:] == ["benchmarks=[b]", f"output_dir={tmp_path}"]
-    (tmp_path / "eval" / "b").mkdir()
-    (tmp_path / "eval" / "b" / "summary.json").write_text("{}")
-    assert is_done(step)
-    step.marker.parent.mkdir()
-    step.marker.write_text(json.dumps(step.record()))
-    fewer = Step("evaluate", str(tmp_path), ("recipe=x", "limit=8"), benchmarks=("a", "b"))
-    with pytest.raises(StepError, match=r"evaluate: then \[\], now \['limit=8'\]"):
-        is_done(fewer)  # evaluated on every problem before: not what this study asks, so not reused
 
 
 # ------------------------------------------------------------------------------------------- the baselines

@@ -11,11 +11,12 @@ The folders, under ``<output_dir>/ablate/``::
     base/                        the untrained model's evaluation (``ablate.base: true``)
 
 Every command is ``python -m limo.<entry> recipe=<r> output_dir=<folder> ...``, as a user would type it. What ablate
-sets itself (the recipe, the seed, the steps, the data, an arm's overrides) is a step's ``own`` arguments, compared on
-a resume (`limo.ablation.steps`); what the user typed after ``limo.ablate`` (``model.path=``, ``evaluate.backend=``,
-a ``benchmark_specs.<name>=`` declaration) goes to every entry that reads it, unchecked, so a resume may change it:
-``benchmark_specs`` to the evaluations only, and ``model.path`` (the base model) to the curations, the trainings and
-the base model's evaluation but never to a trained run's (``limo.evaluate`` would evaluate it instead of the run).
+sets itself (the recipe, the seed, the steps, the data, an arm's overrides) is a step's ``own`` arguments; what the
+user typed after ``limo.ablate`` (``model.path=``, ``evaluate.backend=``, a ``benchmark_specs.<name>=`` declaration)
+goes to every entry that reads it: ``benchmark_specs`` to the evaluations only, and ``model.path`` (the base model) to
+the curations, the trainings and the base model's evaluation but never to a trained run's (``limo.evaluate`` would
+evaluate it instead of the run). Both compose the step's config, whose hash its marker keeps (`limo.ablation.markers`),
+so a resume with other settings runs again the steps they change.
 
 Step counts need the curated row counts, so runs are planned after the curations (`plan_runs`).
 """
@@ -52,6 +53,8 @@ class Study:
             ``ablate.*``: given to the entries (`entry_overrides`).
         flags: ``--config-dir DIR`` and the like, given to every entry.
         global_batch: ``train.global_batch_size`` (rows per optimizer step), for steps from epochs.
+        accept_old_markers: Take output an older limo marked, or left unmarked, as made by the settings of now
+            (``--accept-old-markers``, `limo.ablation.steps`).
     """
 
     recipe: str
@@ -61,6 +64,7 @@ class Study:
     overrides: tuple[str, ...] = ()
     flags: tuple[str, ...] = ()
     global_batch: int = 1
+    accept_old_markers: bool = False
 
     def arm_folder(self, arm: ArmOptions, draw: int | None) -> Path:
         folder = self.root / "arms" / arm.name

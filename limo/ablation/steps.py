@@ -1,14 +1,23 @@
 """One step of an ablation — ``python -m limo.<curate|train|evaluate> ...`` in its own process — done once.
 
-A step is done when its entry finished: ablate's marker ``<folder>/.ablate/<stage>.json`` (written atomically after
-the process exits 0, with the arguments ablate chose and the checksums of its inputs), or, for a folder that has
-no marker (made by hand or by an older script), the entry's own last output: ``curate/manifest.json``;
-``train/log_history.json`` beside ``train/model/config.json``. An evaluation is done when every benchmark has its
-``eval/<benchmark>/summary.json``, and runs only the benchmarks without one (a benchmark added later is evaluated
-alone). A done step is reused, never run again; a marker whose
-arguments or inputs differ from the step's is an error that names the folder (its results would belong to other
-settings), not a silent rerun. A step killed half-way has no marker and runs again: ``limo.evaluate`` resumes from
-its samples, the others start over.
+A step is done when its entry finished with the settings and inputs the step has now: ablate's marker
+``<folder>/.ablate/<stage>.json`` holds the step's content key (`limo.ablation.markers`: its composed config and
+its inputs' checksums), written ``started`` before the entry runs and ``done`` (atomically) after it exits 0. An
+evaluation is done when every benchmark has its ``eval/<benchmark>/summary.json`` made with the benchmark's spec of
+now, and runs only the others (a benchmark added later is evaluated alone).
+
+A done step whose key is the step's is reused, never run again. One whose key differs — ``model.path``, the
+backend, any override the entry reads, its training data, the model it starts from or evaluates — runs again: one
+line says which keys or inputs changed, and its earlier output (``curate/``, ``train/`` or ``eval/``) is removed
+first, so a table never mixes runs made two ways; the steps that read its output see their inputs change and run
+again in turn. A step killed half-way (``started``, same key) runs again on what it left: ``limo.evaluate`` resumes
+from its samples, the others start over; one whose entry had finished is found done.
+
+Output without a marker of this kind — made by hand, by a limo whose markers kept only the arguments ablate chose
+(not ``model.path`` nor the backend), or with no marker at all — is refused, naming the folder, unless the command
+says ``--accept-old-markers``: then an old marker whose arguments and data checksums match, and finished output
+with no marker, are taken as made by the settings of now (and marked so); an old marker that does not match runs
+again.
 
 The entry process dies with the process that started it (Linux: ``PR_SET_PDEATHSIG``), and a pool worker
 (``--jobs N``) ends itself when the ablation is gone (`watch_driver`), so a killed ablation leaves no orphan writing
@@ -34,14 +43,28 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from curation.executors import ExecutorError
-from eval.records import sha256_file, write_json
+from eval.records import write_json
+from limo.ablation.markers import (
+    CHECKSUMS,
+    FORMAT,
+    Checksums,
+    Content,
+    input_sums,
+    legacy_matches,
+    read_marker,
+    remove,
+    step_config,
+    step_content,
+    what_changed,
+)
 
 PR_SET_PDEATHSIG = 1
+OUTPUT = {"curate": "curate", "train": "train", "evaluate": "eval"}  # what each stage's entry writes in its folder
 DRIVER = "LIMO_ABLATE_DRIVER"  # the ablation's process id, in the environment of its pool's workers
 log = logging.getLogger("limo.ablate")
 
@@ -57,9 +80,10 @@ class Step:
     Attributes:
         stage: ``curate``, ``train`` or ``evaluate``.
         folder: The entry's ``output_dir``.
-        own: The arguments ablate sets (compared with the marker's on a resume).
-        extra: The user's overrides and config-folder flags (not compared).
-        inputs: Files whose checksums the marker keeps (a training run's data).
+        own: The arguments ablate sets.
+        extra: The user's overrides and config-folder flags (with ``own``, they compose the step's config, whose
+            hash the marker keeps).
+        inputs: Files whose checksums the marker keeps besides those its config names (a training run's data).
         benchmarks: An evaluation's benchmarks (it runs those without a summary).
     """
 
@@ -94,9 +118,9 @@ class Step:
             f"output_dir={self.folder}",
         ]
 
-    def record(self) -> dict[str, Any]:
-        """What the marker keeps: the arguments ablate chose and the checksums of the inputs."""
-        return {"own": list(self.own), "inputs": {p: sha256_file(p) for p in self.inputs}}
+    @property
+    def output(self) -> Path:
+        return Path(self.folder) / OUTPUT[self.stage]
 
 
 def missing_benchmarks(step: Step) -> list[str]:
@@ -115,32 +139,126 @@ def outputs_complete(step: Step) -> bool:
     return not missing_benchmarks(step)
 
 
-def is_done(step: Step) -> bool:
-    """Whether ``step`` finished before (see the module's docstring).
+@dataclass(frozen=True)
+class Todo:
+    """What a step needs now.
+
+    Attributes:
+        done: Nothing: its output is reused.
+        why: Why earlier output is replaced (one line), when it is.
+        stale: Earlier output made another way, removed before the entry runs.
+        benchmarks: An evaluation's benchmarks to run (None: those without their results).
+        kept: An evaluation's benchmarks whose output stands, with their specs' hashes (the marker keeps them).
+        mark: Write the ``done`` marker for output found finished (a ``started`` step whose entry had finished,
+            or output taken with ``--accept-old-markers``).
+    """
+
+    done: bool
+    why: str | None = None
+    stale: tuple[Path, ...] = ()
+    benchmarks: tuple[str, ...] | None = None
+    kept: dict[str, str] = field(default_factory=dict)
+    mark: bool = False
+
+
+def to_do(step: Step, now: Content, accept_old: bool = False) -> Todo:
+    """What ``step`` needs, given its `Content` now and its marker (see the module's docstring).
 
     Raises:
-        StepError: Its marker records other arguments or inputs.
+        StepError: Output without a marker of this kind, and ``accept_old`` is off.
     """
-    if step.marker.exists():
-        check_marker(step)
-        return step.stage != "evaluate" or not missing_benchmarks(step)
-    return outputs_complete(step)
+    then = read_marker(step.marker)
+    if then is None:
+        return unmarked(step, now, accept_old)
+    if then.get("format") != FORMAT:
+        return legacy(step, now, then, accept_old)
+    if then.get("key") != now.key:
+        return Todo(False, why=what_changed(then, now), stale=(step.output,))
+    if step.stage == "evaluate":
+        return evaluation(step, now, then)
+    if then.get("status") == "done":
+        return Todo(True)
+    return Todo(True, mark=True) if outputs_complete(step) else Todo(False)
 
 
-def check_marker(step: Step) -> None:
-    then = json.loads(step.marker.read_text(encoding="utf-8"))
-    now = step.record()
-    if then == now:
-        return
-    if then.get("own") != now["own"]:
-        old, new = set(then.get("own", [])), set(now["own"])
-        change = f"then {sorted(old - new)}, now {sorted(new - old)}"
-    else:
-        change = f"its input changed since ({', '.join(step.inputs)})"
-    raise StepError(
-        f"{step.folder} was made by other settings ({step.stage}: {change}); delete that folder to redo it, or "
-        "give the ablation another output_dir"
-    )
+def unmarked(step: Step, now: Content, accept_old: bool) -> Todo:
+    """No marker: a fresh step, or output ablate did not mark (taken only with ``accept_old``)."""
+    if not step.output.is_dir() or not any(step.output.iterdir()):
+        return Todo(False)
+    if not accept_old:
+        raise StepError(
+            f"{step.output} holds output without ablate's marker (made by hand or by an older limo), so nothing says "
+            "which settings made it; run again with --accept-old-markers to take it as made by these settings, or "
+            "delete it to redo the step"
+        )
+    return taken(step, now)
+
+
+def legacy(step: Step, now: Content, then: dict[str, Any], accept_old: bool) -> Todo:
+    """A marker from before content keys: it recorded the arguments ablate chose and the training data's checksum,
+    not ``model.path``, the backend or an after arm's starting model."""
+    if not accept_old:
+        raise StepError(
+            f"{step.marker} is an older limo's marker: it recorded only the arguments ablate chose (not model.path, "
+            "the backend or the model an after arm starts from); run again with --accept-old-markers to keep what it "
+            "marks when those arguments and its data match, or delete the folder to redo the step"
+        )
+    if not legacy_matches(step, then):
+        return Todo(False, why="its marker (an older limo's) records other arguments or data", stale=(step.output,))
+    return taken(step, now)
+
+
+def taken(step: Step, now: Content) -> Todo:
+    """Finished output taken as made by the settings of now (``--accept-old-markers``); the rest runs."""
+    if step.stage != "evaluate":
+        return Todo(True, mark=True) if outputs_complete(step) else Todo(False)
+    missing = missing_benchmarks(step)
+    kept = {b: now.benchmarks[b] for b in step.benchmarks if b not in missing}
+    return Todo(not missing, benchmarks=tuple(missing), kept=kept, mark=True)
+
+
+def evaluation(step: Step, now: Content, then: dict[str, Any]) -> Todo:
+    """Same key: each benchmark stands when its spec is the one marked and its results are there."""
+    marked = dict(then.get("benchmarks") or {})
+    missing = set(missing_benchmarks(step))
+    kept = {b: spec for b, spec in marked.items() if b not in step.benchmarks}  # benchmarks not asked for now
+    run, stale, why = [], [], []
+    for name in step.benchmarks:
+        folder = Path(step.folder) / "eval" / name
+        if marked.get(name) == now.benchmarks[name] and name not in missing:
+            kept[name] = now.benchmarks[name]
+            continue
+        run.append(name)
+        if name in marked and marked[name] != now.benchmarks[name]:
+            stale.append(folder)
+            why.append(f"benchmark_specs.{name} changed")
+        elif name not in marked and folder.exists():
+            stale.append(folder)
+            why.append(f"eval/{name} was not made by this step")
+    if not run:
+        return Todo(True, kept=kept, mark=then.get("status") != "done")
+    return Todo(False, why="; ".join(why) or None, stale=tuple(stale), benchmarks=tuple(run), kept=kept)
+
+
+def is_done(step: Step, root: str, cwd: str = ".", accept_old: bool = False) -> bool:
+    """Whether ``step`` is finished with its settings and inputs of now (``root``: the ablation's folder).
+
+    Raises:
+        StepError: Output without a marker of this kind (see `to_do`), or a config that does not compose.
+    """
+    return to_do(step, composed(step, root, cwd, Checksums(Path(root) / CHECKSUMS))[1], accept_old).done
+
+
+def composed(step: Step, root: str, cwd: str, sums: Checksums) -> tuple[Any, Content]:
+    """The step's config and `Content`; a config that does not compose is the step's error, naming its folder."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        cfg = step_config(step)
+    except (HydraException, OmegaConfBaseException, ValueError) as err:
+        raise StepError(f"{step.folder}: the {step.stage} step's config does not compose: {err}") from err
+    return cfg, step_content(step, root, cwd, sums, cfg)
 
 
 def die_with_parent() -> None:
@@ -182,25 +300,43 @@ def folder_lock(step: Step) -> Iterator[None]:
         yield
 
 
-def run_step(step: Step, output: str | None, events: str, cwd: str) -> dict[str, Any]:
-    """Run ``step`` unless it is done; returns its event row (``ran`` or ``reused``, seconds).
+def run_step(step: Step, output: str | None, events: str, cwd: str, accept_old: bool = False) -> dict[str, Any]:
+    """Run ``step`` unless it is done (`to_do`); returns its event row (``ran`` or ``reused``, seconds, and why
+    earlier output was replaced).
 
     Raises:
-        StepError: The entry exited non-zero (its command and log named), or a finished folder is stale.
+        StepError: The entry exited non-zero (its command and log named), or output it may not take (`to_do`).
     """
+    root = str(Path(events).parent)
     with folder_lock(step):
-        if is_done(step):
+        sums = Checksums(Path(root) / CHECKSUMS)
+        cfg, now = composed(step, root, cwd, sums)
+        todo = to_do(step, now, accept_old)
+        if todo.done:
+            if todo.mark:
+                write_json(step.marker, now.marker(step, "done", todo.kept))
             return event(events, step, "reused", 0.0)
-        names = missing_benchmarks(step) if step.stage == "evaluate" else None
-        command = step.command(names)
+        if todo.why:
+            log.info("[ablate] %s: %s runs again, its output replaced: %s", place(step, root), step.stage, todo.why)
+        remove(todo.stale)
+        names = (todo.benchmarks if todo.benchmarks is not None else tuple(missing_benchmarks(step))) or None
+        running = {**todo.kept, **{b: now.benchmarks[b] for b in names or ()}}
+        write_json(step.marker, now.marker(step, "started", running))
+        command = step.command(list(names) if step.stage == "evaluate" and names else None)
         log.info("[ablate] $ %s", " ".join(command))
         started = time.monotonic()
         code = launch(command, output, cwd)
         if code != 0:
             where = f"its output: {output}" if output else "its output is above"
             raise StepError(f"limo.{step.stage} exited {code} in {step.folder} ({where})")
-        write_json(step.marker, step.record())
-        return event(events, step, "ran", time.monotonic() - started)
+        after = Content(now.config, input_sums(step, cfg, root, cwd, sums), now.benchmarks)  # a model built by it
+        write_json(step.marker, after.marker(step, "done", running))
+        return event(events, step, "ran", time.monotonic() - started, todo.why)
+
+
+def place(step: Step, root: str) -> str:
+    folder = Path(step.folder)
+    return str(folder.relative_to(root)) if folder.is_relative_to(root) else str(folder)
 
 
 def launch(command: list[str], log: str | None, cwd: str) -> int:
@@ -216,9 +352,10 @@ def launch(command: list[str], log: str | None, cwd: str) -> int:
     return done.returncode
 
 
-def event(events: str, step: Step, what: str, seconds: float) -> dict[str, Any]:
+def event(events: str, step: Step, what: str, seconds: float, why: str | None = None) -> dict[str, Any]:
     """Append one line to ``events.jsonl`` (a single write: lines from processes side by side do not mix)."""
     row = {"event": what, "stage": step.stage, "folder": step.folder, "seconds": round(seconds, 1), "pid": os.getpid()}
+    row |= {"why": why} if why else {}
     Path(events).parent.mkdir(parents=True, exist_ok=True)
     with open(events, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(row) + "\n")
@@ -233,6 +370,6 @@ def run_item(index: int, item: dict[str, Any]) -> Iterator[dict[str, Any]]:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     output = None if item.get("console") else item["log"]
     for row in item["steps"]:
-        done = run_step(Step.from_dict(row), output, item["events"], item["cwd"])
+        done = run_step(Step.from_dict(row), output, item["events"], item["cwd"], bool(item.get("accept_old_markers")))
         log.info("[ablate] %s: %s %s (%.0f s)", item["label"], done["stage"], done["event"], done["seconds"])
         yield done

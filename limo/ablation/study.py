@@ -4,9 +4,11 @@ The work goes through the executor curation already has (`curation.executors`, t
 one shard per curation (an arm, or a random baseline's draw), then one shard per run (train, then evaluate; the base
 model's evaluation is a shard of its own). ``executor=local`` (the default) runs the shards in this process one after
 another, or ``--jobs N`` at a time in a pool of processes (side by side on one machine, or one GPU);
-``executor=ray`` / ``executor=slurm`` put each on a cluster (``output_dir`` on a filesystem every node sees). A
-shard starts the entry points as processes and nothing else; what finished is reused on a rerun
-(`limo.ablation.steps`), so the same command resumes a killed ablation.
+``executor=ray`` / ``executor=slurm`` put each on a cluster (``output_dir`` on a filesystem every node sees; how many
+at once is the executor's ``workers``, so ``--jobs`` beside them is refused rather than quietly run on this machine).
+A shard starts the entry points as processes and nothing else; what finished with the same settings and inputs is
+reused on a rerun and what changed runs again (`limo.ablation.steps`), so the same command resumes a killed ablation.
+``--accept-old-markers`` takes output an older limo marked (or left unmarked) as made by the settings of now.
 """
 
 from __future__ import annotations
@@ -48,15 +50,18 @@ class Command:
 
     Attributes:
         recipe: ``recipe=<name>``.
-        jobs: ``--jobs N``: shards at once on the local executor.
+        jobs: ``--jobs N``: shards at once on the local executor (None: not given, one at a time).
         flags: Config-folder flags (``--config-dir DIR``), for every entry and the composition.
         overrides: Every ``key=value``, in order (``recipe=`` included).
+        accept_old_markers: ``--accept-old-markers``: take finished output an older limo marked, or left unmarked,
+            as made by the settings of now (`limo.ablation.steps`).
     """
 
     recipe: str
-    jobs: int
+    jobs: int | None
     flags: tuple[str, ...]
     overrides: tuple[str, ...]
+    accept_old_markers: bool = False
 
     def passed_on(self) -> tuple[str, ...]:
         """The overrides the entries get (`limo.ablation.plan.entry_overrides`)."""
@@ -70,11 +75,14 @@ def key_of(line: str) -> str:
 def parse_command(argv: Sequence[str]) -> Command:
     """Raises: ValueError: no recipe, ``--jobs`` without a positive count, an unknown flag, a refused key."""
     flags, rest = split_folder_flags(argv)
-    jobs, overrides = 1, []
+    jobs: int | None = None
+    overrides, accept_old = [], False
     args = list(rest)
     while args:
         arg = args.pop(0)
-        if arg == "--jobs" or arg.startswith("--jobs="):
+        if arg == "--accept-old-markers":
+            accept_old = True
+        elif arg == "--jobs" or arg.startswith("--jobs="):
             value = arg.split("=", 1)[1] if "=" in arg else (args.pop(0) if args else "")
             if not value.isdigit() or int(value) < 1:
                 raise ValueError(f"--jobs takes a count of at least 1, got {value!r}, the command line")
@@ -93,7 +101,7 @@ def parse_command(argv: Sequence[str]) -> Command:
         raise ValueError(
             "no recipe: python -m limo.ablate recipe=<name> (a recipe with an ablate: section), the command line"
         )
-    return Command(recipe, jobs, tuple(flags), tuple(overrides))
+    return Command(recipe, jobs, tuple(flags), tuple(overrides), accept_old)
 
 
 def key_of_value(line: str) -> tuple[str, str]:
@@ -112,7 +120,11 @@ def compose_command(command: Command) -> DictConfig:
 
 
 def build_study(cfg: DictConfig, command: Command) -> tuple[plan.Study, ExecutorOptions]:
-    """The study and the executor its shards run on (``--jobs N``: the local executor with N workers)."""
+    """The study and the executor its shards run on (``--jobs N``: the local executor with N workers).
+
+    Raises:
+        ValueError: ``--jobs`` beside a cluster executor (whose ``workers`` say how many run at once).
+    """
     options = build_ablate(cfg)
     declared = [key_of(o).split(".")[1] for o in command.overrides if key_of(o).startswith("benchmark_specs.")]
     names = tuple(dict.fromkeys([*(b.name for b in options.benchmarks), *declared]))
@@ -123,9 +135,16 @@ def build_study(cfg: DictConfig, command: Command) -> tuple[plan.Study, Executor
     batch = int(cfg.train.get("global_batch_size") or 1) if cfg.get("train") else 1
     root = Path(str(cfg.output_dir)).resolve() / "ablate"
     study = plan.Study(command.recipe, root, options, names, command.passed_on(), command.flags, batch)
+    study = replace(study, accept_old_markers=command.accept_old_markers)
     executor = build_executor(cfg.get("executor"))
-    if command.jobs > 1 or executor.kind == "local":
-        executor = replace(executor, kind="local", workers=command.jobs)
+    if command.jobs is not None and executor.kind != "local":
+        raise ValueError(
+            f"--jobs runs the ablation's jobs side by side on this machine, but executor={executor.kind} runs each "
+            f"on the cluster (executor.workers={executor.workers} says how many at once): drop --jobs, or drop "
+            f"executor={executor.kind} to run them here, the command line"
+        )
+    if executor.kind == "local":
+        executor = replace(executor, workers=command.jobs or 1)
     return study, executor
 
 
@@ -134,7 +153,7 @@ def run_shards(name: str, items: list[dict[str, Any]], study: plan.Study, execut
     if not items:
         return
     console = executor.kind == "local" and executor.workers == 1
-    items = [{**i, "console": console} for i in items]
+    items = [{**i, "console": console, "accept_old_markers": study.accept_old_markers} for i in items]
     job = ShardJob(name, run_item, tuple(items), str(study.root / "jobs"))
     if executor.kind == "local":  # a local pool's workers end themselves when this process is gone
         os.environ[DRIVER] = str(os.getpid())

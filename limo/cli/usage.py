@@ -149,17 +149,20 @@ USAGES: dict[str, Usage] = {
         ),
     ),
     "ablate": Usage(
-        "recipe=<name> [--jobs N] [executor=ray|slurm] [key=value ...]",
+        "recipe=<name> [--jobs N | executor=ray|slurm] [--accept-old-markers] [key=value ...]",
         "Does curation beat chance at equal compute? Curate every arm of the recipe's ablate: section (curations,\n"
-        "and the baselines random, random_correct, all, all_correct), train and evaluate each at every seed (and\n"
-        "draw) with limo's own commands, then compare: accuracy with 95% intervals, compute, paired exact McNemar.\n"
+        "and the baselines random, random_correct, random_problems, all, all_correct), train and evaluate each at\n"
+        "every seed (and draw) with limo's own commands, then compare: accuracy with 95% intervals, compute,\n"
+        "paired exact McNemar.\n"
         "An arm with after: <arm> goes on from that arm's run of each seed (RL after SFT: its own prompts, GRPO).\n"
-        "Writes <output_dir>/ablate/: results.md, results.json, report.html. A rerun reuses what finished.",
+        "Writes <output_dir>/ablate/: results.md, results.json, report.html. A rerun reuses what finished with the\n"
+        "same settings and inputs, and runs again (saying why) what a changed setting or input touches.",
         (
             RECIPE,
             OUTPUT_DIR,
             ("--jobs N", "runs side by side on this machine (or one GPU)"),
-            ("executor=ray|slurm", "one job per arm and seed on a cluster (output_dir on a shared filesystem)"),
+            ("executor=ray|slurm", "one job per arm and seed on a cluster (a shared output_dir; not with --jobs)"),
+            ("--accept-old-markers", "keep output an older limo marked (or left unmarked) as made by these settings"),
             ("ablate.seeds=[0,1,2]", "training seeds; ablate.draws=3: selection seeds of the random arms"),
             ("ablate.compute.steps=N", "optimizer steps every arm gets"),
             ("benchmark_specs.<name>={...}", "add a benchmark to every run's evaluation, as for limo.evaluate"),

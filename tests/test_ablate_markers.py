@@ -1,0 +1,299 @@
+"""A finished ablation step is reused only when what made it is what the step has now (`limo.ablation.markers`): its
+composed config (``model.path``, the backend, every override its entry reads) and its inputs' checksums (the training
+data, the model a training starts from or an evaluation evaluates). A resume after a change reruns the steps it
+changes, saying why; output whose origin nothing records is refused unless ``--accept-old-markers`` takes it.
+
+The fast tests judge steps of a composed recipe on folders laid out as the entries leave them; the slow ones run
+``python -m limo.ablate`` on the tiny model (an arm trained after another, one step each) and resume it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from eval.records import sha256_file, write_json
+from limo.ablation import plan
+from limo.ablation.markers import CHECKSUMS, Checksums
+from limo.ablation.steps import Step, StepError, composed, is_done, to_do
+from limo.ablation.study import build_study, compose_command, parse_command
+from tests.launch import run_group
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def study_of(out: Path, *extra: str) -> plan.Study:
+    command = parse_command(["recipe=ablate_demo", f"output_dir={out}", *extra])
+    return build_study(compose_command(command), command)[0]
+
+
+def finish(step: Step, root: Path) -> None:
+    """What a step leaves once its entry exited 0: its output folder and its ``done`` marker."""
+    step.output.mkdir(parents=True, exist_ok=True)
+    _, now = composed(step, str(root), str(REPO), Checksums(root / CHECKSUMS))
+    write_json(step.marker, now.marker(step, "done", now.benchmarks))
+
+
+def judged(step: Step, root: Path, accept_old: bool = False):
+    _, now = composed(step, str(root), str(REPO), Checksums(root / CHECKSUMS))
+    return to_do(step, now, accept_old)
+
+
+def training(study: plan.Study) -> Step:
+    data = study.data_file(study.options.arm("curated"), None)
+    data.parent.mkdir(parents=True, exist_ok=True)
+    if not data.exists():
+        data.write_text('{"id": "a", "messages": []}\n')
+    return plan.train_step(study, study.options.arm("curated"), 0, None, 2)
+
+
+def test_a_training_reruns_when_its_base_model_or_data_changed_and_not_for_an_evaluation_setting(tmp_path):
+    study = study_of(tmp_path)
+    step = training(study)
+    assert not is_done(step, str(study.root))  # nothing there yet
+    finish(step, study.root)
+    assert is_done(step, str(study.root))
+
+    moved = training(study_of(tmp_path, "model.path=/models/other"))
+    todo = judged(moved, study.root)
+    assert not todo.done and todo.stale == (step.output,)
+    assert 'model.path: "' in todo.why and '-> "/models/other"' in todo.why
+    assert is_done(training(study_of(tmp_path, "evaluate.backend=replay")), str(study.root))  # train never reads it
+
+    study.data_file(study.options.arm("curated"), None).write_text('{"id": "b", "messages": []}\n')
+    todo = judged(step, study.root)
+    assert not todo.done and todo.why == "<ablate>/arms/curated/curate/messages.jsonl changed"
+
+
+def fake_model(folder: Path, weights: bytes) -> None:
+    """A trained run's model folder as the evaluation reads it (a config and a weights file)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(weights)
+
+
+def evaluated(study: plan.Study, names: tuple[str, ...]) -> Step:
+    folder = study.run_folder("curated", 0, None)
+    for name in names:
+        (folder / "eval" / name).mkdir(parents=True, exist_ok=True)
+        (folder / "eval" / name / "summary.json").write_text("{}")
+    return plan.evaluate_step(study, folder)
+
+
+def test_an_evaluation_reruns_when_its_model_changed_and_a_benchmark_alone_when_only_its_spec_did(tmp_path):
+    study = study_of(tmp_path)
+    model = study.run_folder("curated", 0, None) / "train" / "model"
+    fake_model(model, b"first training")
+    step = evaluated(study, ("arith_heldout", "arith_unseen"))
+    finish(step, study.root)
+    assert is_done(step, str(study.root))
+
+    fake_model(model, b"trained again")  # the run was retrained: every benchmark is evaluated again
+    todo = judged(step, study.root)
+    assert not todo.done and todo.stale == (step.output,)
+    assert todo.why == "<ablate>/runs/curated/seed0/train/model changed"
+    fake_model(model, b"first training")
+
+    respec = evaluated(study_of(tmp_path, "benchmark_specs.arith_heldout.protocol.max_new_tokens=7"), ())
+    todo = judged(respec, study.root)
+    assert not todo.done and todo.benchmarks == ("arith_heldout",)
+    assert todo.why == "benchmark_specs.arith_heldout changed"
+    assert todo.stale == (step.output / "arith_heldout",) and set(todo.kept) == {"arith_unseen"}
+
+    toy = tmp_path / "toy.jsonl"
+    toy.write_text('{"id": "t0", "problem": "1 + 1?", "answer": "2"}\n')
+    added = evaluated(study_of(tmp_path, f"benchmark_specs.toy={{source: {toy}}}"), ())
+    todo = judged(added, study.root)
+    assert (todo.done, todo.benchmarks, todo.why, todo.stale) == (False, ("toy",), None, ())  # evaluated alone
+    assert "benchmarks=[toy]" in added.command(["toy"]) and "benchmarks=[arith_heldout" not in str(
+        added.command(["toy"])
+    )
+
+    fewer = evaluated(study_of(tmp_path, "ablate.limit=3"), ())  # fewer problems than it was evaluated on
+    todo = judged(fewer, study.root)
+    assert not todo.done and todo.why == "limit: 8 -> 3" and todo.stale == (step.output,)
+
+
+def test_output_an_older_limo_marked_or_left_unmarked_is_refused_unless_accepted(tmp_path):
+    study = study_of(tmp_path)
+    step = training(study)
+    step.output.mkdir(parents=True)
+    (step.output / "log_history.json").write_text("[]")
+    fake_model(step.output / "model", b"w")
+    with pytest.raises(StepError, match=r"train holds output without ablate's marker .* --accept-old-markers"):
+        is_done(step, str(study.root))
+    assert is_done(step, str(study.root), accept_old=True)
+
+    data = step.inputs[0]
+    step.marker.parent.mkdir(parents=True, exist_ok=True)
+    step.marker.write_text(json.dumps({"own": list(step.own), "inputs": {data: sha256_file(data)}}))  # format 1
+    with pytest.raises(StepError, match=r"an older limo's marker: it recorded only the arguments ablate chose"):
+        is_done(step, str(study.root))
+    todo = judged(step, study.root, accept_old=True)
+    assert todo.done and todo.mark  # kept, and marked with the settings of now
+    longer = plan.train_step(study, study.options.arm("curated"), 0, None, 5)
+    todo = judged(longer, study.root, accept_old=True)
+    assert not todo.done and "records other arguments or data" in todo.why and todo.stale == (step.output,)
+
+
+def test_a_step_killed_half_way_resumes_and_one_whose_entry_had_finished_is_found_done(tmp_path):
+    study = study_of(tmp_path)
+    step = training(study)
+    _, now = composed(step, str(study.root), str(REPO), Checksums(study.root / CHECKSUMS))
+    write_json(step.marker, now.marker(step, "started", {}))
+    step.output.mkdir(parents=True)
+    todo = judged(step, study.root)
+    assert (todo.done, todo.stale, todo.why) == (False, (), None)  # its own leftovers: the entry starts over on them
+    (step.output / "log_history.json").write_text("[]")
+    fake_model(step.output / "model", b"w")
+    todo = judged(step, study.root)
+    assert todo.done and todo.mark
+
+
+@pytest.mark.parametrize("engine", ["ray", "slurm"])
+def test_jobs_beside_a_cluster_executor_is_refused_in_one_line(engine, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    args = ["recipe=ablate_demo", f"executor={engine}", "--jobs", "2", f"output_dir={tmp_path}"]
+    done = run_group([sys.executable, "-m", "limo.ablate", *args], cwd=REPO, timeout=120, env=env)
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr[-2000:]
+    assert done.stderr.startswith(f"limo.ablate: error: --jobs runs the ablation's jobs side by side on this machine, "
+                                  f"but executor={engine} runs each on the cluster")  # fmt: skip
+    assert not (tmp_path / "ablate").exists()
+
+
+# ------------------------------------------------------------------------------------------- the command, resumed
+
+RECIPE = """# @package _global_
+# The ablation machinery at its cheapest: the demo's curation cut to 20 problems, one seed, and an arm that goes on
+# from each curated run (as an RL arm does) with one more step of the same recipe.
+defaults:
+  - ablate_demo
+  - _self_
+curate:
+  stages:
+    ingest: {problem_limit: 20}
+    select: {n: 8}
+ablate:
+  arms:
+    - name: curated
+    - name: again
+      after: curated
+      steps: 1
+  seeds: [0]
+  only: [again]
+  limit: 2
+  benchmarks: [{name: arith_heldout}]
+  pairs: []
+"""
+
+
+def ablate(out: Path, *args: str) -> tuple[list[dict], str]:
+    """Run the ablation in ``out`` (its config folder beside it); returns the events it added and its output."""
+    events = out / "ablate" / "events.jsonl"
+    before = len(events.read_text().splitlines()) if events.exists() else 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "limo.ablate", "--config-dir", str(out.parent / "conf"), "recipe=markers_demo"]
+    done = run_group([*command, f"output_dir={out}", *args], cwd=REPO, timeout=600, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    added = [json.loads(line) for line in events.read_text().splitlines()[before:]]
+    return [{**e, "folder": e["folder"].rsplit("/ablate/", 1)[1]} for e in added], done.stdout
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, tiny_model_dir) -> Path:
+    """A finished ablation: curated's curation and training, then the arm after it (curation, training, evaluation)."""
+    base = tmp_path_factory.mktemp("markers")
+    (base / "conf" / "recipe").mkdir(parents=True)
+    (base / "conf" / "recipe" / "markers_demo.yaml").write_text(RECIPE)
+    ran, _ = ablate(base / "out", f"model.path={tiny_model_dir}")
+    assert sorted((e["stage"], e["folder"]) for e in ran if e["event"] == "ran") == [
+        ("curate", "arms/curated"),
+        ("curate", "runs/again/seed0"),
+        ("evaluate", "runs/again/seed0"),
+        ("train", "runs/again/seed0"),
+        ("train", "runs/curated/seed0"),
+    ]
+    return base
+
+
+def copy_of(finished: Path, tmp_path: Path) -> Path:
+    """The finished ablation in a folder of this test's (its markers name paths relative to their ablation)."""
+    shutil.copytree(finished / "conf", tmp_path / "conf")
+    shutil.copytree(finished / "out", tmp_path / "out")
+    return tmp_path / "out"
+
+
+def markers(out: Path) -> dict[str, int]:
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in out.glob("ablate/**/.ablate/*.json")}
+
+
+@pytest.mark.slow
+def test_a_resume_with_nothing_changed_reruns_nothing(finished, tmp_path, tiny_model_dir):
+    out = copy_of(finished, tmp_path)
+    before = markers(out)
+    happened, stdout = ablate(out, f"model.path={tiny_model_dir}")
+    assert len(happened) == 5 and {e["event"] for e in happened} == {"reused"}
+    assert "runs again" not in stdout and markers(out) == before
+
+
+@pytest.mark.slow
+def test_a_resume_with_another_backend_evaluates_again_and_trains_nothing(finished, tmp_path, tiny_model_dir):
+    out = copy_of(finished, tmp_path)
+    replies = tmp_path / "replies.jsonl"
+    rows = [{"problem_id": f"arith-test-000{i}", "sample_index": 0, "text": "So \\boxed{7}."} for i in range(2)]
+    replies.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    replay = ("evaluate.backend=replay", f"evaluate.backend_options.path={replies}")
+    happened, stdout = ablate(out, f"model.path={tiny_model_dir}", *replay)
+    ran = [e for e in happened if e["event"] == "ran"]
+    assert [(e["stage"], e["folder"]) for e in ran] == [("evaluate", "runs/again/seed0")]
+    assert ran[0]["why"].startswith('evaluate.backend: "hf" -> "replay"')
+    assert 'runs/again/seed0: evaluate runs again, its output replaced: evaluate.backend: "hf" -> "replay"' in stdout
+    samples = out / "ablate" / "runs" / "again" / "seed0" / "eval" / "arith_heldout" / "samples.jsonl"
+    assert [json.loads(line)["response"] for line in samples.read_text().splitlines()] == ["So \\boxed{7}."] * 2
+
+
+@pytest.mark.slow
+def test_a_resume_with_another_base_model_retrains_and_the_arm_after_it_follows_its_retrained_model(
+    finished, tmp_path, overfit_model_dir
+):
+    """``model.path`` reaches curated's curation and training (their configs name it); the arm after curated never
+    gets it (it starts from curated's run), so its steps run again because the model they start from, and then the
+    one evaluated, changed."""
+    out = copy_of(finished, tmp_path)
+    upstream = out / "ablate" / "runs" / "curated" / "seed0" / "train" / "model" / "model.safetensors"
+    weights = sha256_file(upstream)
+    happened, stdout = ablate(out, f"model.path={overfit_model_dir}")
+    why = {(e["stage"], e["folder"]): e.get("why", "") for e in happened if e["event"] == "ran"}
+    assert set(why) == {
+        ("curate", "arms/curated"),
+        ("train", "runs/curated/seed0"),
+        ("curate", "runs/again/seed0"),
+        ("train", "runs/again/seed0"),
+        ("evaluate", "runs/again/seed0"),
+    }
+    assert sha256_file(upstream) != weights
+    assert f'-> "{overfit_model_dir}"' in why[("train", "runs/curated/seed0")]
+    assert "model.path" in why[("curate", "arms/curated")]
+    for step in ("curate", "train"):
+        assert "<ablate>/runs/curated/seed0/train/model changed" in why[(step, "runs/again/seed0")]
+        assert "model.path" not in why[(step, "runs/again/seed0")]
+    assert "<ablate>/runs/again/seed0/train/model changed" in why[("evaluate", "runs/again/seed0")]
+    assert stdout.count("runs again, its output replaced") == 5
+
+
+@pytest.mark.slow
+def test_a_run_folder_left_without_its_marker_is_refused_in_one_line(finished, tmp_path, tiny_model_dir):
+    out = copy_of(finished, tmp_path)
+    (out / "ablate" / "arms" / "curated" / ".ablate" / "curate.json").unlink()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "limo.ablate", "--config-dir", str(tmp_path / "conf"), "recipe=markers_demo"]
+    done = run_group([*command, f"output_dir={out}", f"model.path={tiny_model_dir}"], cwd=REPO, timeout=300, env=env)
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr[-2000:]
+    assert done.stderr.startswith(f"limo.ablate: error: {out / 'ablate' / 'arms' / 'curated' / 'curate'} holds output")
+    assert "--accept-old-markers" in done.stderr
+    happened, _ = ablate(out, f"model.path={tiny_model_dir}", "--accept-old-markers")
+    assert {e["event"] for e in happened} == {"reused"} and (out / "ablate/arms/curated/.ablate/curate.json").exists()
