@@ -27,17 +27,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from omegaconf import DictConfig, OmegaConf
 
 from eval.records import sha256_file
-
-if TYPE_CHECKING:
-    from limo.ablation.steps import Step
+from limo.cli.compose import compose
+from limo.cli.overrides import forced_runtime
+from limo.config.search_path import split_folder_flags, user_config_dirs
+from limo.setup.evaluate import RUNTIME_KEYS
 
 FORMAT = 2
 ROOT = "<ablate>"  # the ablation's folder, in a marker's paths
@@ -50,6 +52,23 @@ NOT_READ = {
     "evaluate": ("curate", "train", "ablate", "debug", "benchmark_specs", "benchmarks"),
 }
 SHOWN = 3  # changed keys a reason line names
+
+
+class Step(Protocol):
+    """What a marker reads of a step (`limo.ablation.steps.Step`, whose module imports this one)."""
+
+    @property
+    def stage(self) -> str: ...
+    @property
+    def folder(self) -> str: ...
+    @property
+    def own(self) -> tuple[str, ...]: ...
+    @property
+    def extra(self) -> tuple[str, ...]: ...
+    @property
+    def inputs(self) -> tuple[str, ...]: ...
+    @property
+    def benchmarks(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -116,16 +135,10 @@ class Checksums:
 
 def step_config(step: Step) -> DictConfig:
     """The step's config as its entry composes it (the evaluation's run-time keys forced, as limo.evaluate does)."""
-    from limo.cli.compose import compose
-    from limo.cli.overrides import forced_runtime
-    from limo.config.search_path import split_folder_flags, user_config_dirs
-
     flags, rest = split_folder_flags([*step.own, *step.extra])
     recipe = next(a.split("=", 1)[1] for a in reversed(rest) if a.split("=", 1)[0] == "recipe")
     overrides = [a for a in rest if a.split("=", 1)[0] != "recipe"] + [f"output_dir={step.folder}"]
     if step.stage == "evaluate":
-        from limo.setup.evaluate import RUNTIME_KEYS
-
         overrides = forced_runtime(overrides, (*RUNTIME_KEYS, "benchmark_specs"))
     return compose(recipe, overrides, user_config_dirs([*flags, *rest]))
 
@@ -248,8 +261,6 @@ def read_marker(path: Path) -> dict[str, Any] | None:
 
 def remove(paths: Iterable[Path]) -> None:
     """Delete a step's earlier output (a file or a folder tree)."""
-    import shutil
-
     for path in paths:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)

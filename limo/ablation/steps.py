@@ -47,6 +47,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
 from curation.executors import ExecutorError
 from eval.records import write_json
 from limo.ablation.markers import (
@@ -251,9 +254,6 @@ def is_done(step: Step, root: str, cwd: str = ".", accept_old: bool = False) -> 
 
 def composed(step: Step, root: str, cwd: str, sums: Checksums) -> tuple[Any, Content]:
     """The step's config and `Content`; a config that does not compose is the step's error, naming its folder."""
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
     try:
         cfg = step_config(step)
     except (HydraException, OmegaConfBaseException, ValueError) as err:
