@@ -167,6 +167,8 @@ class ErrorCorrectionExample:
         connection: Which of the two LEMMA connections this is.
         error_type: The error type from the taxonomy, when known (injected errors record it).
         provenance: Where the wrong chain and the continuation came from.
+        prefix_end: Where the shown part of the wrong chain ends: None, at the first wrong step (the error is not
+            shown); the wrong step's end to show the error before the reflection (LEMMA's own examples).
     """
 
     id: str
@@ -179,6 +181,7 @@ class ErrorCorrectionExample:
     connection: Literal["fix_and_continue", "fresh_restart"]
     error_type: str | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    prefix_end: int | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.first_wrong_step <= len(self.wrong_chain):
@@ -186,9 +189,14 @@ class ErrorCorrectionExample:
                 f"example {self.id}: first_wrong_step {self.first_wrong_step} is outside the chain "
                 f"(0..{len(self.wrong_chain)})"
             )
+        if self.prefix_end is not None and not self.first_wrong_step <= self.prefix_end <= len(self.wrong_chain):
+            raise ValueError(
+                f"example {self.id}: prefix_end {self.prefix_end} is outside {self.first_wrong_step}.."
+                f"{len(self.wrong_chain)}"
+            )
 
     def response(self) -> str:
-        prefix = self.wrong_chain[: self.first_wrong_step].rstrip()
+        prefix = self.wrong_chain[: self.first_wrong_step if self.prefix_end is None else self.prefix_end].rstrip()
         return f"{prefix}\n\n{self.reflection}\n\n{self.continuation}".lstrip()
 
     def to_sft(self) -> SFTExample:
@@ -201,7 +209,10 @@ class ErrorCorrectionExample:
         return SFTExample.single_turn(self.id, self.prompt, self.response(), provenance=provenance)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        row = asdict(self)
+        if self.prefix_end is None:  # the default cut: rows read as they did before the field existed
+            del row["prefix_end"]
+        return row
 
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> ErrorCorrectionExample:

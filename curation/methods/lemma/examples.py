@@ -6,17 +6,21 @@ Pipeline pieces, each a plain function over values:
    Chains without a final answer (truncated) or graded ``no_answer`` / ``unparseable`` are not counted as
    wrong: we only learn from a mistake we can see. *Injected*: `curation.methods.lemma.injection`.
 2. First wrong step, a character offset into the chain, from (in order) a human annotation (CHAMP's
-   first-wrong-step labels), the teacher's own record for injected errors, or a teacher judge that
-   names the step (`judge_requests` / `apply_judgements`). A harvested chain annotated "no mistake" yet
-   graded incorrect is rejected: the two labels disagree and we do not guess which is wrong.
+   first-wrong-step labels), the teacher's own record for injected errors, or the recipe's locator: a teacher
+   judge that names the step (`judge_requests` / `apply_judgements`) or, for arithmetic stories, the step
+   verifier (`curation.methods.lemma.locators`). A harvested chain annotated "no mistake" yet graded incorrect
+   is rejected: the two labels disagree and we do not guess which is wrong.
 3. Connection (`connect_wrong_chains`), assigned in the configured mixture's exact proportions (seeded order):
-   ``fix_and_continue`` keeps the solution up to the error, adds a reflection phrase, then the fixed step
-   and a correct continuation; ``fresh_restart`` adds a reflection and a different correct solution.
-   Without a live teacher the fix comes from a correct reference: for injected errors, the original
-   solution from the corrupted step on (the teacher changed only that step and what follows); for
-   harvested chains, the human solution from the step that best matches the wrong step (word overlap,
-   falling back to the same relative position). Fresh restarts use a correct chain by another generator
-   (highest quality first) or the human solution. Every response ends with the answer in ``\\boxed{}``.
+   ``fix_and_continue`` keeps the solution up to the error (``show_wrong_step``: up to and including the wrong
+   step), adds a reflection phrase, then the fixed step and a correct continuation; ``fresh_restart`` adds a
+   reflection and a different correct solution. A reflection may quote the locator's finding (``{finding}``:
+   "80 - 20 - 7 is 53, not 40 - 7"). Without a live teacher the fix comes from a correct reference: for injected
+   errors, the original solution from the corrupted step on (the teacher changed only that step and what
+   follows); for chains the arithmetic locator read, the story's reference solution from the wrong step's
+   sentence on; for other harvested chains, the human solution from the step that best matches the wrong step
+   (word overlap, falling back to the same relative position). Fresh restarts use a correct chain by another
+   generator (highest quality first), the reference solution, or the human solution. Every response ends with
+   the answer in ``\\boxed{}``.
 4. Verification (`verify_examples`): only examples whose final answer the grader confirms are kept.
 5. Mixing (`plain_examples`): plain correct chains, ``plain_ratio`` of them per error-correction example.
 
@@ -58,11 +62,13 @@ class WrongChain:
         chain: The wrong chain.
         origin: ``harvested`` or ``injected``.
         first_wrong_step: Character offset in ``chain.text``; None until located.
-        located_by: ``annotation``, ``teacher_record`` or ``judge``.
-        error_type: Taxonomy name when known (injected errors, or the judge's classification).
-        original: Injected errors: the correct chain that was corrupted.
-        original_offset: Injected errors: where the corrupted step starts in ``original.text``.
-        detail: Extra provenance (verdict, teacher explanation, ...).
+        located_by: ``annotation``, ``teacher_record``, ``judge`` or ``arithmetic``.
+        error_type: Taxonomy name when known (injected errors, the judge's or the step verifier's classification).
+        original: The correct solution the chain departs from: for injected errors the chain that was corrupted,
+            for the arithmetic locator the story's reference solution.
+        original_offset: Where ``original.text`` goes on from the wrong step (the corrupted step; the reference line
+            of the wrong step's sentence).
+        detail: Extra provenance (verdict, teacher explanation, the locator's finding, ...).
     """
 
     chain: Chain
@@ -95,15 +101,22 @@ class ConnectionOptions:
         mixture: ``{connection: weight}`` over ``fix_and_continue`` / ``fresh_restart``.
         reflections: Reflection phrases; one is drawn per example.
         restart_sources: Where fresh restarts come from, in order of preference: ``model`` (a correct
-            chain by another generator), ``human`` (the human solution).
+            chain by another generator), ``reference`` (the story's reference solution the arithmetic locator read),
+            ``human`` (the human solution).
         min_prefix_chars: Reject wrong chains whose error starts before this many characters (nothing
             to reflect on).
+        show_wrong_step: Show the wrong step before the reflection (the prefix runs up to its end), as LEMMA's
+            examples do; false: the prefix stops where the wrong step starts.
+        restart_reflections: Reflections for fresh restarts (empty: ``reflections``). A phrase holding
+            ``{finding}`` quotes the locator's finding and is drawn only for chains that have one.
     """
 
     mixture: dict[str, float] = field(default_factory=lambda: {"fix_and_continue": 0.5, "fresh_restart": 0.5})
     reflections: tuple[str, ...] = ()
     restart_sources: tuple[str, ...] = ("model", "human")
     min_prefix_chars: int = 1
+    show_wrong_step: bool = False
+    restart_reflections: tuple[str, ...] = ()
 
 
 def _reject(item_id: str, problem_id: str | None, reason: str, field_name: str = "chain") -> Reject:
@@ -297,7 +310,11 @@ def locate_with_judge(
 
 
 def boxed_response(text: str, answer: str) -> str:
-    """The chain text followed by its final answer in ``\\boxed{}`` (the training-view convention)."""
+    """The chain text followed by its final answer in ``\\boxed{}`` (the training-view convention); a text whose
+    last line already boxes that answer (a reference solution's ``The answer is \\boxed{28}.``) is kept as it is."""
+    last = text.rstrip().rsplit("\n", 1)[-1]
+    if f"\\boxed{{{answer}}}" in last:
+        return text.rstrip()
     return f"{text.rstrip()}\n\nThe final answer is $\\boxed{{{answer}}}$."
 
 
@@ -349,7 +366,8 @@ def fix_and_continue(item: WrongChain, human: CorrectChain | None) -> tuple[str,
     if item.original is not None and item.original_offset is not None:
         answer = item.detail.get("original_answer") or item.original.final_answer or ""
         text = boxed_response(item.original.text[item.original_offset :], answer)
-        return text, {"continuation_source": "original_solution", "continuation_chain_id": item.original.id}
+        source = "reference_solution" if item.located_by == "arithmetic" else "original_solution"
+        return text, {"continuation_source": source, "continuation_chain_id": item.original.id}
     if human is None or not human.chain.text.strip():
         raise LookupError("no human solution to continue from")
     assert item.first_wrong_step is not None
@@ -386,8 +404,13 @@ def _restart_pick(
 ) -> CorrectChain | None:
     if source == "human":
         return human if human is not None and human.chain.text.strip() else None
+    if source == "reference":
+        original = item.original
+        if original is None or item.located_by != "arithmetic":
+            return None
+        return CorrectChain(original, str(item.detail.get("original_answer") or original.final_answer or ""))
     if source != "model":
-        raise ValueError(f"restart source {source!r}: expected 'model' or 'human'")
+        raise ValueError(f"restart source {source!r}: expected 'model', 'reference' or 'human'")
     excluded = {item.chain.generator, HUMAN} | ({item.original.id} if item.original else set())
     candidates = [c for c in correct if c.chain.generator not in excluded and c.chain.id not in excluded]
     return max(candidates, key=lambda c: (c.quality, c.chain.id), default=None)
@@ -464,7 +487,10 @@ def _connect(
         raise LookupError("first wrong step not located (no annotation, no teacher record, no judge)")
     if len(item.chain.text[: item.first_wrong_step].strip()) < options.min_prefix_chars:
         raise ValueError(f"error starts within the first {options.min_prefix_chars} characters: nothing to reflect on")
-    reflection = random.Random(row_seed(seed, item.chain.id, 0)).choice(options.reflections)
+    phrases = options.reflections
+    if connection == "fresh_restart" and options.restart_reflections:
+        phrases = options.restart_reflections
+    reflection, phrase_index = draw_reflection(phrases, item.detail.get("finding"), row_seed(seed, item.chain.id, 0))
     if connection == "fix_and_continue":
         continuation, source = fix_and_continue(item, human.get(problem.id))
     else:
@@ -480,8 +506,39 @@ def _connect(
         continuation=continuation,
         connection=connection,  # type: ignore[arg-type]
         error_type=item.error_type,
-        provenance={**item.provenance(), **source, "reflection_index": options.reflections.index(reflection)},
+        provenance={**item.provenance(), **source, "reflection_index": phrase_index},
+        prefix_end=_wrong_step_end(item) if options.show_wrong_step else None,
     )
+
+
+FINDING = "{finding}"
+
+
+def draw_reflection(phrases: Sequence[str], finding: str | None, seed: int) -> tuple[str, int]:
+    """A reflection phrase drawn with ``seed``, ``{finding}`` filled in; phrases that quote a finding are drawn only
+    when there is one.
+
+    Returns:
+        ``(phrase, index of the phrase drawn)``.
+
+    Raises:
+        ValueError: Every phrase quotes a finding and the chain has none.
+    """
+    usable = [i for i, p in enumerate(phrases) if finding or FINDING not in p]
+    if not usable:
+        raise ValueError("every reflection phrase quotes {finding} and the locator gave this chain none")
+    index = random.Random(seed).choice(usable)
+    return phrases[index].replace(FINDING, finding or ""), index
+
+
+def _wrong_step_end(item: WrongChain) -> int:
+    """Where the wrong step ends: the locator's record, else the end of the step that starts at the error."""
+    assert item.first_wrong_step is not None
+    recorded = item.detail.get("wrong_step_end")
+    if isinstance(recorded, int):
+        return recorded
+    ends = [e for s, e in step_spans(item.chain.text) if s <= item.first_wrong_step < e]
+    return ends[0] if ends else item.first_wrong_step
 
 
 # --- Verification, mixing, reporting -------------------------------------------------------------------

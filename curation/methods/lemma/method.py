@@ -1,12 +1,14 @@
 """``curate.method: lemma``: LEMMA error-correction examples (Pan et al., 2025) from a graded pool.
 
 The graded pool (`curation.methods.graded_pool`), then LEMMA's own stages (`curation.methods.lemma.examples`,
-`curation.methods.lemma.injection`): harvest wrong chains (the pool's, plus fresh student rollouts when
-``harvest.rollouts`` names a generator), locate first wrong steps with a teacher judge when one is
-configured, inject errors into correct chains with a teacher when asked, connect (fix & continue or fresh
-restart), verify the final answers and mix in plain correct chains. Every teacher and rollout reply goes
-through the one generation cache (``curate/teacher/<task>-<hash>.jsonl``), so a killed run resumes without
-asking again and changed teacher settings (or taxonomy, or seed) never reuse stale replies.
+`curation.methods.lemma.injection`, `curation.methods.lemma.locators`): harvest wrong chains (the pool's, plus fresh
+student rollouts when ``harvest.rollouts`` names a generator), locate first wrong steps (``locator``: a teacher
+judge when one is configured, or the arithmetic step verifier), inject errors into correct chains with a teacher
+when asked, keep at most ``max_examples`` of the located chains, connect (fix & continue or fresh restart), verify
+the final answers and mix in plain correct chains (the pool's best, or every row of another curation's training
+file: ``plain_from``). Every teacher and rollout reply goes through the one generation cache
+(``curate/teacher/<task>-<hash>.jsonl``), so a killed run resumes without asking again and changed teacher settings
+(or taxonomy, or seed) never reuse stale replies.
 
 Outputs: ``messages.jsonl`` (error-correction then plain examples), ``curated.jsonl`` and the shared
 accounting and report.
@@ -14,10 +16,12 @@ accounting and report.
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from curation.methods.base import CurationSummary, Method, RunContext
@@ -44,13 +48,17 @@ from curation.methods.lemma.examples import (
     verify_examples,
 )
 from curation.methods.lemma.injection import assign_error_types, inject_errors
+from curation.methods.lemma.locators import LOCATORS, locate_by_arithmetic
 from curation.options import RolloutOptions, StageOptions
 from curation.outputs.report import count_table, pool_counts, render_report
 from curation.outputs.writer import RunOutputs, write_outputs
 from curation.rollouts.run import rollout_generator, run_rollouts
 from curation.schema import HUMAN, Chain, ErrorCorrectionExample, SFTExample
+from eval.backends.base import row_seed
 from eval.backends.generation import GenerationOptions, cached_generator
+from eval.benchmarks.arithmetic_steps import ERROR_TYPES as ARITHMETIC_ERROR_TYPES
 from eval.problem import Problem
+from eval.records import DataError, Reject, read_jsonl
 
 
 @dataclass(frozen=True)
@@ -80,22 +88,41 @@ class LemmaOptions:
     Attributes:
         error_types: The error taxonomy ``{name: description}`` the judge and the injector see.
         harvest: Wrong chains from the pool (and rollouts).
+        locator: What locates the first wrong step of a chain the pool does not annotate: ``judge`` (the teacher
+            ``judge``, when one is configured) or ``arithmetic`` (the step verifier for arithmetic stories,
+            `curation.methods.lemma.locators`; no teacher).
         judge: A teacher that locates first wrong steps the pool does not annotate (None: none).
         injection: Teacher-injected errors.
+        max_examples: At most this many located wrong chains go on to connection, spread over problems (each
+            problem's first in a seeded order, then its second, ...); None: all.
         connections: How wrong prefixes connect to a way out (`curation.lemma.ConnectionOptions`).
-        plain_ratio: Plain correct chains per error-correction example.
+        plain_ratio: Plain correct chains per error-correction example (the pool's best chain of each problem).
+        plain_from: Instead: every row of this training file (another curation's ``messages.jsonl``, say LIMO's
+            selection) is a plain example, mixed with the error-correction examples unchanged.
     """
 
     error_types: dict[str, str] = field(default_factory=dict)
     harvest: HarvestOptions = field(default_factory=HarvestOptions)
+    locator: str = "judge"
     judge: GenerationOptions | None = None
     injection: InjectionOptions = field(default_factory=InjectionOptions)
+    max_examples: int | None = None
     connections: ConnectionOptions = field(default_factory=ConnectionOptions)
     plain_ratio: float = 0.0
+    plain_from: str | None = None
 
     def __post_init__(self) -> None:
         if not self.connections.reflections:
             raise ValueError("curate.lemma.connections.reflections: list at least one reflection phrase")
+        if self.locator not in LOCATORS:
+            raise ValueError(f"curate.lemma.locator: {self.locator!r} is not one of {', '.join(LOCATORS)}")
+        missing = [t for t in ARITHMETIC_ERROR_TYPES if self.error_types and t not in self.error_types]
+        if self.locator == "arithmetic" and missing:
+            raise ValueError(f"curate.lemma.error_types: the arithmetic locator names {missing[0]!r}; add it")
+        if self.plain_from is not None and self.plain_ratio:
+            raise ValueError("curate.lemma.plain_from: give plain_from or plain_ratio, not both")
+        if self.max_examples is not None and self.max_examples < 1:
+            raise ValueError("curate.lemma.max_examples: at least 1, or null for all")
         if (self.injection.enabled or self.judge) and not self.error_types:
             raise ValueError("curate.lemma.error_types: a teacher judge or injector needs the error taxonomy")
         if self.injection.enabled and self.injection.teacher is None:
@@ -112,21 +139,14 @@ def run_lemma(stages: StageOptions, options: LemmaOptions, context: RunContext) 
     state = pool.state
     wrong = harvest(options, pool, context, facts)
     wrong = locate(options, pool, wrong, context) + inject(options, pool, context)
+    wrong = cap(options, pool, wrong, context.seed)
     correct, human = correct_chains(pool), human_references(pool)
     connections = options.connections
     examples, rejects = connect_wrong_chains(wrong, pool.problems, correct, human, connections, seed=context.seed)
     state.record("connect", unit="wrong_chain", items_in=len(wrong), items_out=len(examples), rejects=rejects)
     kept, rejects = verify_examples(examples, pool.problems)
     state.record("verify", unit="example", items_in=len(examples), items_out=len(kept), rejects=rejects)
-    plain = plain_examples(correct, pool.problems, round(options.plain_ratio * len(kept)))
-    state.record(
-        "mix",
-        unit="example",
-        items_in=len(kept),
-        items_out=len(kept) + len(plain),
-        plain=len(plain),
-        plain_ratio=options.plain_ratio,
-    )
+    plain = mix(options, pool, kept, correct, facts)
     summary = write_lemma(kept, plain, pool, facts, context)
     seconds = round(time.perf_counter() - started, 2)
     return CurationSummary(
@@ -193,7 +213,21 @@ def rollout_chains(options: RolloutOptions, problems: Sequence[Problem], context
 
 
 def locate(options: LemmaOptions, pool: GradedPool, wrong: list[WrongChain], context: RunContext) -> list[WrongChain]:
-    """First wrong steps for unannotated chains from the teacher judge (when one is configured)."""
+    """First wrong steps for unannotated chains from the recipe's locator: the teacher judge (when one is
+    configured) or the arithmetic step verifier."""
+    if options.locator == "arithmetic":
+        located, rejects = locate_by_arithmetic(wrong, pool.problems)
+        pool.state.record(
+            "locate",
+            unit="wrong_chain",
+            items_in=len(wrong),
+            items_out=len(located),
+            rejects=rejects,
+            locator="arithmetic",
+            located_by_locator=sum(w.located_by == "arithmetic" for w in located),
+            error_types=dict(Counter(w.error_type or "unlabelled" for w in located).most_common()),
+        )
+        return located
     if options.judge is None:
         unlocated = sum(w.first_wrong_step is None for w in wrong)
         pool.state.record(
@@ -213,6 +247,97 @@ def locate(options: LemmaOptions, pool: GradedPool, wrong: list[WrongChain], con
         located_by_judge=sum(w.located_by == "judge" for w in located),
     )
     return located
+
+
+def cap(options: LemmaOptions, pool: GradedPool, wrong: list[WrongChain], seed: int) -> list[WrongChain]:
+    """At most ``max_examples`` located wrong chains, spread over problems: each problem's chains in a seeded
+    order, then every problem's first before any problem's second. Unlocated chains pass (connection rejects them
+    with their reason). A stage of the funnel when ``max_examples`` is set."""
+    if options.max_examples is None:
+        return wrong
+    located = [w for w in wrong if w.first_wrong_step is not None]
+    if len(located) <= options.max_examples:
+        pool.state.record(
+            "cap", unit="wrong_chain", items_in=len(wrong), items_out=len(wrong), max_examples=options.max_examples
+        )
+        return wrong
+    by_problem: dict[str, list[WrongChain]] = defaultdict(list)
+    for item in sorted(located, key=lambda w: (row_seed(seed, w.chain.id, 2), w.chain.id)):
+        by_problem[item.chain.problem_id].append(item)
+    ranked = sorted(
+        (
+            (rank, row_seed(seed, w.chain.id, 3), w.chain.id)
+            for items in by_problem.values()
+            for rank, w in enumerate(items)
+        )
+    )
+    chosen = {chain_id for _, _, chain_id in ranked[: options.max_examples]}
+    kept = [w for w in wrong if w.first_wrong_step is None or w.chain.id in chosen]
+    rejects = [
+        Reject(
+            source="lemma",
+            row=0,
+            field="chain",
+            reason=f"over max_examples ({options.max_examples})",
+            stage="lemma",
+            id=w.chain.id,
+        )
+        for w in located
+        if w.chain.id not in chosen
+    ]
+    pool.state.record(
+        "cap",
+        unit="wrong_chain",
+        items_in=len(wrong),
+        items_out=len(kept),
+        rejects=rejects,
+        max_examples=options.max_examples,
+    )
+    return kept
+
+
+def mix(
+    options: LemmaOptions,
+    pool: GradedPool,
+    kept: Sequence[ErrorCorrectionExample],
+    correct: dict[str, list[CorrectChain]],
+    facts: dict[str, Any],
+) -> list[SFTExample]:
+    """The plain examples mixed in: every row of ``plain_from``, or ``plain_ratio`` of the pool's best chains."""
+    if options.plain_from is not None:
+        plain, facts["plain_from"] = read_plain_rows(options.plain_from)
+    else:
+        plain = plain_examples(correct, pool.problems, round(options.plain_ratio * len(kept)))
+    pool.state.record(
+        "mix",
+        unit="example",
+        items_in=len(kept),
+        items_out=len(kept) + len(plain),
+        plain=len(plain),
+        plain_ratio=options.plain_ratio,
+        **({"plain_from": options.plain_from} if options.plain_from is not None else {}),
+    )
+    return plain
+
+
+def read_plain_rows(path: str) -> tuple[list[SFTExample], dict[str, Any]]:
+    """Every row of a training file (``messages.jsonl``) as a plain example, and what the manifest records of it.
+
+    Raises:
+        DataError: No such file, a line that is not JSON, or a row that is not a training row (naming file and line).
+    """
+    rows, source = [], Path(path)
+    for number, row in enumerate(read_jsonl(source), start=1):
+        try:
+            example = SFTExample.from_dict(row)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"{source}: line {number}: not a training row ({exc})") from exc
+        provenance = {**example.provenance, "kind": "plain_correct", "plain_from": str(source)}
+        rows.append(replace(example, provenance=provenance))
+    if not rows:
+        raise DataError(f"{source}: no rows to mix in (curate.lemma.plain_from)")
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    return rows, {"path": str(source), "rows": len(rows), "sha256": digest}
 
 
 def inject(options: LemmaOptions, pool: GradedPool, context: RunContext) -> list[WrongChain]:
