@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from statistics import mean
 from typing import Any
 
+from curation.options import RolloutOptions
 from curation.schema import Chain, PreferencePair
 from eval.grading.grader import Verdict
 from eval.problem import Problem
@@ -43,6 +44,10 @@ class PairOptions:
         min_quality: Chosen chains need at least this quality score.
         boxed_answer: Append each chain's own final answer in ``\\boxed{}`` (the training-view convention).
         include_human: Human solutions may be chosen (the caller adds them to the candidates).
+        rollouts: Fresh samples of each problem from a generator (a policy's own: ``${model.path}``), graded and
+            added to the candidates (`curation.methods.pairs.method.rollout_chains`); None: none.
+        pool_chains: The pool's own chains are candidates too (false with ``rollouts``: pairs of the policy's own
+            samples only).
     """
 
     pairs_per_problem: int = 2
@@ -51,6 +56,8 @@ class PairOptions:
     min_quality: float = 0.0
     boxed_answer: bool = True
     include_human: bool = True
+    rollouts: RolloutOptions | None = None
+    pool_chains: bool = True
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,8 @@ def relative_gap(a: str, b: str) -> float:
     return abs(len(a) - len(b)) / longest if longest else 0.0
 
 
-def _response(item: ScoredChain, boxed: bool) -> str:
+def response_text(item: ScoredChain, boxed: bool) -> str:
+    """The chain's text as a response (``boxed``: with its own final answer boxed at the end)."""
     answer = item.verdict.extracted
     if not boxed or answer is None:
         return item.chain.text
@@ -196,8 +204,8 @@ def _pair(
     return PreferencePair(
         id=f"{chosen.chain.id}>{rejected.chain.id}",
         prompt=problem.problem,
-        chosen=_response(chosen, options.boxed_answer),
-        rejected=_response(rejected, options.boxed_answer),
+        chosen=response_text(chosen, options.boxed_answer),
+        rejected=response_text(rejected, options.boxed_answer),
         provenance=provenance,
     )
 

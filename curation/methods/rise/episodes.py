@@ -232,6 +232,28 @@ def weighted_examples(
     return examples, rejects
 
 
+def correct_answers(rows: Sequence[dict[str, Any]], provenance: dict[str, Any] | None = None) -> list[SFTExample]:
+    """Every distinct correct answer the rollouts hold — the policy's own turns and the chosen improvements the grader
+    confirms — each after its problem alone: one single-turn SFT row per (problem, answer text), in problem then turn
+    order. Rejection-sampling fine-tuning on the same rollouts, without their turns: what plain SFT continued on
+    them learns, beside RISE's weighted multi-turn examples.
+    """
+    examples: list[SFTExample] = []
+    for row in rows:
+        problem = context_before(row["messages"], 1)
+        found: dict[str, tuple[str, dict[str, Any]]] = {}
+        answers = [(t, "policy") for t in row["turns"]]
+        answers += [(i["chosen"], i["source"]) for i in row.get("improvements", []) if i["chosen"] is not None]
+        for record, source in sorted(answers, key=lambda a: a[0]["turn"]):
+            if record["correct"] and record["finish_reason"] != "length" and record["text"] not in found:
+                found[record["text"]] = (record["request_id"], {"turn": record["turn"], "source": source})
+        for text, (request_id, where) in found.items():
+            detail = {**(provenance or {}), "problem_id": row["problem_id"], "request_id": request_id, **where}
+            messages = (*(Message(m["role"], m["content"]) for m in problem), Message("assistant", text))  # type: ignore[arg-type]
+            examples.append(SFTExample(id=request_id, messages=messages, provenance=detail))
+    return examples
+
+
 def episode_stats(rows: Sequence[dict[str, Any]], turns: int) -> dict[str, Any]:
     """Counts for the funnel and report: policy accuracy per turn, improvements by outcome."""
     answered = [sum(1 for r in rows if len(r["turns"]) >= t) for t in range(1, turns + 1)]

@@ -31,7 +31,13 @@ from typing import Any
 from curation.methods.base import CurationSummary, Method, RunContext
 from curation.methods.graded_pool import STAGES as POOL_STAGES
 from curation.methods.graded_pool import GradedPool, load_graded_pool, method_manifest, pool_totals
-from curation.methods.rise.episodes import ImproveOptions, episode_stats, run_rise_batch, weighted_examples
+from curation.methods.rise.episodes import (
+    ImproveOptions,
+    correct_answers,
+    episode_stats,
+    run_rise_batch,
+    weighted_examples,
+)
 from curation.options import StageOptions
 from curation.outputs.report import pool_counts, render_report
 from curation.outputs.writer import RunOutputs, assistant_text, write_outputs
@@ -224,12 +230,16 @@ def write_rise(
     options: RiseOptions,
     context: RunContext,
 ) -> dict[str, Any]:
-    """``messages.jsonl`` (weight, loss_turns), ``curated.jsonl`` (episodes), and the shared accounting."""
+    """``messages.jsonl`` (weight, loss_turns), ``correct.jsonl`` (the rollouts' correct answers, one single-turn
+    row each: `curation.methods.rise.episodes.correct_answers`), ``curated.jsonl`` (episodes), and the shared
+    accounting."""
     weights = [e.weight for e in examples]
+    correct = correct_answers(rows, facts["rise"])
     summary = {
         "examples": len(examples),
         "correct_examples": sum(1 for e in examples if e.provenance["reward"] == 1.0),
         "by_turn": _count_by_turn(examples),
+        "correct_answers": len(correct),
         "weight": {
             "tau": options.tau,
             "normalised_mean": statistics.fmean(weights) if weights else None,
@@ -240,7 +250,11 @@ def write_rise(
     }
     manifest = method_manifest(context, facts, summary)
     report = rise_report(context.name, pool, summary, facts)
-    data = {"messages.jsonl": [e.to_dict() for e in examples], "curated.jsonl": rows}
+    data = {
+        "messages.jsonl": [e.to_dict() for e in examples],
+        "correct.jsonl": [e.to_dict() for e in correct],
+        "curated.jsonl": rows,
+    }
     write_outputs(
         context.out,
         RunOutputs(
@@ -276,7 +290,9 @@ def rise_report(name: str, pool: GradedPool, summary: dict[str, Any], facts: dic
         f"Policy: {rise['policy']['model']} ({rise['policy']['backend']}); improvements: {rise['improve']}; "
         f"oracle feedback: {rise['oracle']}.\n\n"
         f"{summary['examples']} examples ({summary['correct_examples']} with a correct improved answer) from "
-        f"{stats['episodes']} episodes; {summary['rejected']} items rejected (rejects.jsonl)."
+        f"{stats['episodes']} episodes; {summary['rejected']} items rejected (rejects.jsonl). "
+        f"correct.jsonl: {summary['correct_answers']} distinct correct answers of the rollouts, one single-turn row "
+        "each (plain SFT on the same rollouts)."
     )
     sections = [
         "## Turns",
