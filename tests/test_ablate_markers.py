@@ -18,7 +18,7 @@ import pytest
 
 from eval.records import sha256_file, write_json
 from limo.ablation import plan
-from limo.ablation.markers import CHECKSUMS, Checksums
+from limo.ablation.markers import CHECKSUMS, Checksums, checkable, read_marker
 from limo.ablation.steps import Step, StepError, composed, is_done, to_do
 from limo.ablation.study import build_study, compose_command, parse_command
 from tests.launch import run_group
@@ -39,8 +39,9 @@ def finish(step: Step, root: Path) -> None:
 
 
 def judged(step: Step, root: Path, accept_old: bool = False):
+    """What the step needs, judged as run_step judges it."""
     _, now = composed(step, str(root), str(REPO), Checksums(root / CHECKSUMS))
-    return to_do(step, now, accept_old)
+    return to_do(step, checkable(now, read_marker(step.marker)), accept_old)
 
 
 def training(study: plan.Study) -> Step:
@@ -138,6 +139,30 @@ def test_output_an_older_limo_marked_or_left_unmarked_is_refused_unless_accepted
     longer = plan.train_step(study, study.options.arm("curated"), 0, None, 5)
     todo = judged(longer, study.root, accept_old=True)
     assert not todo.done and "records other arguments or data" in todo.why and todo.stale == (step.output,)
+
+
+def test_a_copy_without_the_models_weights_reuses_every_step_for_a_report_only_rerun(tmp_path):
+    """Runs made on another machine, copied here without their weights (``bench/experiments/ablations_gpu.sh``):
+    an input not on this machine cannot be checked, and no step that needs it could run, so nothing reruns."""
+    study = study_of(tmp_path)
+    model = study.run_folder("curated", 0, None) / "train" / "model"
+    fake_model(model, b"weights")
+    step = evaluated(study, ("arith_heldout", "arith_unseen"))
+    finish(step, study.root)
+    shutil.rmtree(model)
+    assert is_done(step, str(study.root))
+
+    train = training(study)
+    train.marker.parent.mkdir(parents=True, exist_ok=True)
+    elsewhere = [a.replace(str(study.root), "/gpu/box/outputs/x/ablate") for a in train.own]  # an older limo's marker
+    old = {"own": elsewhere, "inputs": {"/gpu/box/outputs/x/ablate/arms/curated/curate/messages.jsonl": "0" * 64}}
+    train.marker.write_text(json.dumps(old))
+    (train.output / "log_history.json").parent.mkdir(parents=True, exist_ok=True)
+    (train.output / "log_history.json").write_text("[]")  # its log kept, its model not
+    with pytest.raises(StepError, match="--accept-old-markers"):
+        is_done(train, str(study.root))
+    todo = judged(train, study.root, accept_old=True)
+    assert todo.done and todo.mark
 
 
 def test_a_step_killed_half_way_resumes_and_one_whose_entry_had_finished_is_found_done(tmp_path):

@@ -12,7 +12,9 @@ A step's marker ``<folder>/.ablate/<stage>.json`` (`FORMAT` 2) holds:
   training's data; the model a training starts from and the model an evaluation evaluates (every file of a model
   folder: a retrained upstream run changes them); a curation's pool file, and the trained model an ``after`` arm's
   curation samples.
-- ``key``: the sha256 of ``config`` and ``inputs`` together; equal keys mean the step would do the same again.
+- ``key``: the sha256 of ``config`` and ``inputs`` together; equal keys mean the step would do the same again. An
+  input recorded but not on this machine counts as recorded (`checkable`): a copy of the runs without their weights
+  regenerates the tables without running anything.
 - ``benchmarks`` (an evaluation): each benchmark's spec, hashed apart from the key, so that a benchmark added later is
   evaluated alone and one whose spec changed is evaluated again alone.
 - ``status``: ``started`` (written before the entry runs: a killed step's leftovers are known to be this key's, so
@@ -27,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -245,10 +248,25 @@ def what_changed(then: Mapping[str, Any], now: Content) -> str:
 
 def legacy_matches(step: Step, then: Mapping[str, Any]) -> bool:
     """Whether a marker from before content keys (the arguments ablate chose, its inputs' checksums) matches the
-    step: what such a marker could vouch for."""
+    step: what such a marker could vouch for. Paths under an ablation's folder compare from that folder on (the
+    marker may come from another machine), and an input not on this machine cannot be checked, so it is not."""
     inputs = then.get("inputs") or {}
-    same_inputs = all(Path(p).is_file() and sha256_file(p) == s for p, s in inputs.items())
-    return list(then.get("own") or []) == list(step.own) and same_inputs
+    same_inputs = all(sha256_file(p) == s for p, s in inputs.items() if Path(p).is_file())
+    return [portable(a) for a in then.get("own") or []] == [portable(a) for a in step.own] and same_inputs
+
+
+def portable(argument: str) -> str:
+    """``key=<path>/ablate/<rest>`` as ``key=<ablate>/<rest>``."""
+    return re.sub(r"=[^=]*?/ablate/", f"={ROOT}/", argument, count=1)
+
+
+def checkable(now: Content, then: Mapping[str, Any] | None) -> Content:
+    """``now`` with each input the marker recorded that is not on this machine taken as recorded: it cannot be
+    checked, and a step that needs it could not run again anyway (a report-only rerun on a copy without the models'
+    weights reuses every step). An input read now that the marker lacks still counts as a change."""
+    recorded = (then or {}).get("inputs") or {}
+    gone = {p: s for p, s in recorded.items() if p not in now.inputs}
+    return Content(now.config, {**gone, **now.inputs}, now.benchmarks) if gone else now
 
 
 def read_marker(path: Path) -> dict[str, Any] | None:

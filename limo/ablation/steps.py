@@ -57,6 +57,7 @@ from limo.ablation.markers import (
     FORMAT,
     Checksums,
     Content,
+    checkable,
     input_sums,
     legacy_matches,
     read_marker,
@@ -208,13 +209,14 @@ def legacy(step: Step, now: Content, then: dict[str, Any], accept_old: bool) -> 
         )
     if not legacy_matches(step, then):
         return Todo(False, why="its marker (an older limo's) records other arguments or data", stale=(step.output,))
-    return taken(step, now)
+    return taken(step, now, finished=True)  # an older limo wrote its marker once the entry exited 0
 
 
-def taken(step: Step, now: Content) -> Todo:
-    """Finished output taken as made by the settings of now (``--accept-old-markers``); the rest runs."""
+def taken(step: Step, now: Content, finished: bool = False) -> Todo:
+    """Finished output taken as made by the settings of now (``--accept-old-markers``); the rest runs. ``finished``:
+    a marker says the entry exited 0 (its output may since have lost its weights: a report-only copy)."""
     if step.stage != "evaluate":
-        return Todo(True, mark=True) if outputs_complete(step) else Todo(False)
+        return Todo(True, mark=True) if finished or outputs_complete(step) else Todo(False)
     missing = missing_benchmarks(step)
     kept = {b: now.benchmarks[b] for b in step.benchmarks if b not in missing}
     return Todo(not missing, benchmarks=tuple(missing), kept=kept, mark=True)
@@ -249,7 +251,8 @@ def is_done(step: Step, root: str, cwd: str = ".", accept_old: bool = False) -> 
     Raises:
         StepError: Output without a marker of this kind (see `to_do`), or a config that does not compose.
     """
-    return to_do(step, composed(step, root, cwd, Checksums(Path(root) / CHECKSUMS))[1], accept_old).done
+    now = checkable(composed(step, root, cwd, Checksums(Path(root) / CHECKSUMS))[1], read_marker(step.marker))
+    return to_do(step, now, accept_old).done
 
 
 def composed(step: Step, root: str, cwd: str, sums: Checksums) -> tuple[Any, Content]:
@@ -311,6 +314,7 @@ def run_step(step: Step, output: str | None, events: str, cwd: str, accept_old: 
     with folder_lock(step):
         sums = Checksums(Path(root) / CHECKSUMS)
         cfg, now = composed(step, root, cwd, sums)
+        now = checkable(now, read_marker(step.marker))
         todo = to_do(step, now, accept_old)
         if todo.done:
             if todo.mark:
