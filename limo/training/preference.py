@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eval.records import DataError, RowError, load_records
+from eval.records import DataError, RowError, load_records, write_json
 from limo.models.tiny import ensure_model
 from limo.training import build
 from limo.training.data import token_lengths
@@ -204,6 +204,7 @@ def train_preference(run: TrainRun, entry: Any) -> Any:
     result = build.train_and_save(trainer, tokenizer, run, model_path, planned, dpo_config)
     if proc.is_main:
         _write_card(run, data, planned, result, dpo_config, getattr(trainer, "loss_description", None))
+        write_json(paths.log_history, trainer.state.log_history)  # as every trainer does: steps, losses, tokens
     return trainer
 
 

@@ -7,7 +7,9 @@ mask built from "not padding" would also drop the end-of-turn token and the mode
 For such a template each single-answer row becomes a prompt -> completion row (the conversation before the last
 assistant turn, then that turn): TRL's ``completion_only_loss`` then trains exactly the tokens the template renders
 for the assistant turn, which are its content, its end-of-turn token and the template's newline after it,
-whatever the pad token is. Multi-turn rows need a marked template (``model.chat_template``), and say so.
+whatever the pad token is. A multi-turn row whose loss is on its last answer alone (``last_turn_only``: RISE's
+examples) becomes prompt -> completion the same way, its earlier turns in the prompt; other multi-turn rows need a
+marked template (``model.chat_template``), and say so.
 
 **System prompt.** Many templates insert a default system turn when the conversation has none (SmolLM2: "You are
 a helpful AI assistant named SmolLM..."). The recipe's ``train.system_prompt`` replaces it; null keeps the
@@ -57,7 +59,9 @@ def loss_layout(tokenizer: Any, rows: Sequence[Mapping[str, Any]], assistant_onl
         return LossLayout([dict(r) for r in rows], {}, "loss on every token (train.args.assistant_only_loss=false)")
     if has_training_template(tokenizer):
         return LossLayout([dict(r) for r in rows], {}, "loss on assistant turns ({% generation %} markers)")
-    converted = [prompt_completion(row["messages"], index) for index, row in enumerate(rows)]
+    converted = [
+        prompt_completion(row["messages"], index, bool(row.get("last_turn_only"))) for index, row in enumerate(rows)
+    ]
     extra = [{k: v for k, v in row.items() if k != "messages"} for row in rows]
     note = (
         "loss on the assistant turn and its end-of-turn token (the chat template has no {% generation %} "
@@ -70,14 +74,15 @@ def loss_layout(tokenizer: Any, rows: Sequence[Mapping[str, Any]], assistant_onl
     )
 
 
-def prompt_completion(messages: Sequence[Mapping[str, Any]], index: int) -> dict[str, Any]:
-    """``{"prompt": turns before the answer, "completion": [the answer]}`` for a row ending in its only answer.
+def prompt_completion(messages: Sequence[Mapping[str, Any]], index: int, last_only: bool = False) -> dict[str, Any]:
+    """``{"prompt": turns before the answer, "completion": [the answer]}`` for a row ending in its only answer, or
+    (``last_only``: loss on the last answer alone) in its last one.
 
     Raises:
-        ValueError: The row has several assistant turns or does not end with one.
+        ValueError: The row does not end with an assistant turn, or has several and not ``last_only``.
     """
     roles = [m["role"] for m in messages]
-    if roles.count("assistant") != 1 or roles[-1] != "assistant":
+    if roles[-1:] != ["assistant"] or (roles.count("assistant") != 1 and not last_only):
         raise ValueError(
             f"row {index}: {roles.count('assistant')} assistant turns ({' -> '.join(roles)}); the model's chat "
             "template has no {% generation %} markers, so only rows ending in their one answer can be trained: "

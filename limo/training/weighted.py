@@ -89,7 +89,9 @@ class WeightedSFTTrainer(SFTTrainer):
         prepared = super()._prepare_dataset(dataset, processing_class, args, *rest, **kwargs)
         if LAST_TURN_ONLY not in (prepared.column_names or []):
             return prepared
-        if not args.assistant_only_loss and any(prepared[LAST_TURN_ONLY]):
+        # prompt -> completion rows (a template without generation markers, `limo.training.template`) are labelled on
+        # their completion alone, which is the last assistant turn
+        if not (args.assistant_only_loss or args.completion_only_loss) and any(prepared[LAST_TURN_ONLY]):
             raise ValueError(
                 "loss_turns: last needs train.args.assistant_only_loss=true (without it the labels cover the whole "
                 "conversation, and the last assistant turn cannot be told apart)"
