@@ -245,26 +245,50 @@ def train_step(study: Study, arm: ArmOptions, seed: int, draw: int | None, steps
 
 def after_steps(study: Study, arm: ArmOptions, seed: int, steps: Mapping[str, int]) -> list[Step]:
     """An ``after`` arm's run at ``seed``: the named arm's training (reused when done), then in this arm's run folder
-    its recipe's curation and training with that run as ``model.path``, then the evaluation every run gets."""
+    its recipe's curation and training with that run as ``model.path``, then the evaluation every run gets. With
+    ``data_of`` the curation is that arm's run's at ``seed`` (the same step: run once, whichever job gets there
+    first), and this arm trains on its ``data_file``."""
     prior = study.options.arm(str(arm.after))
     start = study.run_folder(prior.name, seed, None)
     folder = study.run_folder(arm.name, seed, None)
-    recipe = arm.recipe or study.recipe
     extra = (*study.flags, *entry_overrides(study.overrides, "after"))
-    common = (f"recipe={recipe}", f"seed={seed}", f"model.path={start}")
-    curate = Step("curate", str(folder), (*common, *flat_overrides("curate", arm.curate)), extra)
-    own = (*common, f"train.args.max_steps={steps[arm.name]}", *flat_overrides("train", arm.train))
-    train = Step("train", str(folder), own, extra, inputs=(str(folder / "curate" / "manifest.json"),))
-    return [train_step(study, prior, seed, None, steps[prior.name]), curate, train, evaluate_step(study, folder)]
+    common = (f"recipe={arm.recipe or study.recipe}", f"seed={seed}", f"model.path={start}")
+    curate = after_curate_step(study, study.options.arm(arm.data_of) if arm.data_of else arm, seed)
+    own = (*common, f"train.args.max_steps={steps[arm.name]}")
+    inputs = (str(folder / "curate" / "manifest.json"),)
+    if arm.data_of is not None:
+        data = Path(curate.folder) / "curate" / (arm.data_file or "messages.jsonl")
+        own, inputs = (*own, f"train.data={data}"), (str(data),)
+    train = Step("train", str(folder), (*own, *flat_overrides("train", arm.train)), extra, inputs=inputs)
+    first = train_step(study, prior, seed, None, steps[prior.name])
+    return [first, curate, train, evaluate_step(study, folder, arm=arm)]
 
 
-def evaluate_step(study: Study, folder: Path, base: bool = False) -> Step:
-    """The evaluation of a run folder's model (``base``: the recipe's untrained model) on every benchmark."""
+def after_curate_step(study: Study, arm: ArmOptions, seed: int) -> Step:
+    """An ``after`` arm's curation at ``seed``, in its run folder, with the named arm's run as ``model.path``."""
+    start = study.run_folder(str(arm.after), seed, None)
+    common = (f"recipe={arm.recipe or study.recipe}", f"seed={seed}", f"model.path={start}")
+    extra = (*study.flags, *entry_overrides(study.overrides, "after"))
+    folder = study.run_folder(arm.name, seed, None)
+    return Step("curate", str(folder), (*common, *flat_overrides("curate", arm.curate)), extra)
+
+
+def evaluate_step(study: Study, folder: Path, base: bool = False, arm: ArmOptions | None = None) -> Step:
+    """The evaluation of a run folder's model (``base``: the recipe's untrained model) on every benchmark; multi-turn
+    too when the arm's ``multiturn`` (else ``ablate.multiturn``) asks: one process, its answers then each variant."""
     own = [f"recipe={study.recipe}"]
     own += [f"limit={study.options.limit}"] if study.options.limit is not None else []
     own += ["evaluate.model_path=null"] if base else []
+    multiturn = (arm.multiturn if arm is not None else None) or study.options.multiturn
+    results: tuple[str, ...] = ()
+    if multiturn is not None:
+        oracles = [v == "oracle" for v in multiturn.variants]
+        own += ["mode=[generate,multiturn]", f"turns={multiturn.turns}", f"oracle={hydra_value(oracles)}"]
+        results = tuple(f"multiturn_{v}/summary.json" for v in multiturn.variants)
     overrides = entry_overrides(study.overrides, "base" if base else "evaluate")
-    return Step("evaluate", str(folder), tuple(own), (*study.flags, *overrides), benchmarks=study.benchmarks)
+    return Step(
+        "evaluate", str(folder), tuple(own), (*study.flags, *overrides), benchmarks=study.benchmarks, results=results
+    )
 
 
 @dataclass(frozen=True)
@@ -308,7 +332,7 @@ def run_items(study: Study, steps: Mapping[str, int]) -> list[dict[str, Any]]:
             assert spec.seed is not None
             work = [
                 train_step(study, arm, spec.seed, spec.draw, steps[spec.arm]),
-                evaluate_step(study, Path(spec.folder)),
+                evaluate_step(study, Path(spec.folder), arm=arm),
             ]
         items.append(item(spec.label, work, study))
     return items

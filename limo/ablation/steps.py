@@ -89,6 +89,9 @@ class Step:
             hash the marker keeps).
         inputs: Files whose checksums the marker keeps besides those its config names (a training run's data).
         benchmarks: An evaluation's benchmarks (it runs those without a summary).
+        results: What else an evaluation writes per benchmark under ``eval/<benchmark>/`` beside its
+            ``summary.json`` (a multi-turn variant's ``multiturn_oracle/summary.json``): a benchmark lacking one
+            is evaluated again.
     """
 
     stage: str
@@ -97,6 +100,7 @@ class Step:
     extra: tuple[str, ...] = ()
     inputs: tuple[str, ...] = ()
     benchmarks: tuple[str, ...] = ()
+    results: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -128,7 +132,8 @@ class Step:
 
 
 def missing_benchmarks(step: Step) -> list[str]:
-    return [b for b in step.benchmarks if not (Path(step.folder) / "eval" / b / "summary.json").exists()]
+    files = ("summary.json", *step.results)
+    return [b for b in step.benchmarks if not all((Path(step.folder) / "eval" / b / f).exists() for f in files)]
 
 
 def outputs_complete(step: Step) -> bool:

@@ -30,6 +30,7 @@ from eval.records import write_text_atomic
 from limo.ablation import plan
 from limo.ablation.results import RunResult, Tables, facts, load_run, write_results
 from limo.ablation.steps import DRIVER, StepError, run_item
+from limo.ablation.turns import TurnTables
 from limo.cli.compose import compose
 from limo.cli.entry import one_line
 from limo.cli.overrides import forced_runtime
@@ -227,18 +228,21 @@ def tabulate(
     header = facts(study.recipe, line, described, part_sizes, options.seeds, options.draws)
     tables = Tables(arms, all_parts, by, pairs_of(options), header, options.primary)
     folder.mkdir(parents=True, exist_ok=True)
-    return write_results(folder, tables)
+    turn_primary = options.multiturn.primary if options.multiturn is not None else None
+    return write_results(folder, tables, (TurnTables(turn_primary),))
 
 
 def arm_facts(study: plan.Study, name: str, steps: dict[str, int]) -> dict[str, Any]:
     arm = study.options.arm(name)
     first = study.options.draws_of(arm)[0]
     if arm.after is not None:  # its rows (prompts, for RL) are curated per run: the first seed's count
-        curated = study.run_folder(name, study.options.seeds_of(arm)[0], None) / "curate"
-        rows = next(
-            (plan.count_rows(f) for f in (curated / "prompts.jsonl", curated / "messages.jsonl") if f.exists()), None
+        curated = study.run_folder(arm.data_of or name, study.options.seeds_of(arm)[0], None) / "curate"
+        names = (
+            [arm.data_file or "messages.jsonl"] if arm.data_of else ["prompts.jsonl", "messages.jsonl", "pairs.jsonl"]
         )
+        rows = next((plan.count_rows(curated / f) for f in names if (curated / f).exists()), None)
         kind = f"after {arm.after} ({arm.recipe or study.recipe})"
+        kind += f", {arm.data_of}'s {arm.data_file or 'messages.jsonl'}" if arm.data_of else ""
         return {"name": name, "kind": kind, "rows": rows, "steps": steps[name], "curate": dict(arm.curate), "n": None}
     rows = plan.count_rows(study.data_file(arm, first))
     kind = arm.baseline or (f"{arm.data_of}'s rows" if arm.data_of else "curation")

@@ -30,12 +30,34 @@ from typing import Any, Literal
 from omegaconf import DictConfig
 
 from eval.options import OptionsError
+from eval.run.multiturn import MAX_TURNS
 from limo.config.sections import section, to_options
 
 BASELINES = ("random", "random_correct", "random_problems", "all", "all_correct")
 RANDOM = ("random", "random_correct", "random_problems")  # the baselines that draw (once per draw)
 BASE = "base"  # the untrained model's row
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # an arm's name is a folder name
+
+
+@dataclass(frozen=True)
+class MultiturnOptions:
+    """A run's multi-turn evaluation beside its single-turn one (``limo.evaluate mode=[generate,multiturn]``, RISE's):
+    each problem answered again after feedback, up to ``turns`` answers, once per variant; the tables show turn 1
+    and turn ``turns`` of each (`limo.ablation.turns`).
+
+    Attributes:
+        turns: Answers per problem at most (1-5).
+        variants: ``oracle``: after a wrong answer the model is told it is incorrect and tries again, and it stops
+            when right (its verdict at turn t: right at some turn up to t); ``no_oracle``: after every answer it is
+            asked to check its work (its verdict at turn t: its latest answer by then; a reply with no answer keeps
+            the one before).
+        primary: The variant whose turn gain (turn ``turns`` minus turn 1, A's minus B's, per problem) is the
+            comparison ``ablate.primary`` names (its pair and scope); null: none of the turn gains is.
+    """
+
+    turns: int = 3
+    variants: tuple[Literal["oracle", "no_oracle"], ...] = ("oracle", "no_oracle")
+    primary: Literal["oracle", "no_oracle"] | None = None
 
 
 @dataclass(frozen=True)
@@ -52,7 +74,12 @@ class ArmOptions:
             (``{stages.select.n: 400}``) or nested mappings.
         train: Overrides of the recipe's ``train:`` section for this arm (key paths below ``train.``).
         data_of: Train on another arm's curated rows instead of curating (that arm's curation runs once): the
-            curated chains once against the same chains repeated; the arm named must not draw at random.
+            curated chains once against the same chains repeated; the arm named must not draw at random. On an
+            ``after`` arm: another arm after the same arm, whose run at each seed this arm's run trains on (that
+            run's curation runs once, first; this arm's own ``recipe`` trains): the same rollouts, another trainer.
+        data_file: With ``data_of`` on an ``after`` arm: the file of that run's ``curate/`` folder this arm trains on
+            (default ``messages.jsonl``; ``pairs.jsonl``, or ``correct.jsonl``: the correct answers the rollouts
+            held, one SFT row each).
         steps: This arm's optimizer steps, instead of ``compute``'s.
         epochs: This arm's steps as epochs over its own rows (ceil(epochs x rows / train.global_batch_size)).
         seeds: The seeds this arm trains at (default: ``ablate.seeds``).
@@ -62,6 +89,7 @@ class ArmOptions:
             trains first (its runs are reused, or trained here when ``only`` leaves it out).
         recipe: The recipe of an ``after`` arm's curation and training (default: the ablation's); its evaluation is
             always the ablation's recipe's, so every row is measured alike.
+        multiturn: Evaluate this arm's runs multi-turn too (`MultiturnOptions`; default ``ablate.multiturn``).
     """
 
     name: str
@@ -75,6 +103,8 @@ class ArmOptions:
     seeds: tuple[int, ...] | None = None
     after: str | None = None
     recipe: str | None = None
+    data_file: str | None = None
+    multiturn: MultiturnOptions | None = None
 
     @property
     def random(self) -> bool:
@@ -158,6 +188,7 @@ class AblateOptions:
         only: Run and tabulate only these arms (a screen: ``ablate.only=[curated,random_correct]
             ablate.seeds=[0]``); an arm they take their size, rows or steps from is curated too. Empty: every arm.
         primary: The comparison the ablation decides (`PrimaryOptions`); null: every comparison is exploratory.
+        multiturn: Evaluate every run multi-turn too (`MultiturnOptions`); an arm's own ``multiturn`` wins.
     """
 
     arms: tuple[ArmOptions, ...] = ()
@@ -171,6 +202,7 @@ class AblateOptions:
     pairs: tuple[tuple[str, str], ...] = ()
     only: tuple[str, ...] = ()
     primary: PrimaryOptions | None = None
+    multiturn: MultiturnOptions | None = None
 
     def arm(self, name: str) -> ArmOptions:
         return next(a for a in self.arms if a.name == name)
@@ -237,8 +269,10 @@ def check_ablate(options: AblateOptions) -> None:
         check_arm_data(options, arm, where)
         check_arm_after(options, arm, where)
         check_arm_steps(options, arm, where)
+        check_multiturn(arm.multiturn, f"{where}.multiturn")
     if not options.seeds or options.draws < 1:
         raise OptionsError("ablate.seeds / ablate.draws: need at least one seed and one draw", key="ablate.seeds")
+    check_multiturn(options.multiturn, "ablate.multiturn")
     check_compute(options)
     unknown = [n for n in options.only if n not in names]
     if unknown:
@@ -271,11 +305,19 @@ def check_arm_size(options: AblateOptions, arm: ArmOptions, where: str) -> None:
 
 
 def check_arm_data(options: AblateOptions, arm: ArmOptions, where: str) -> None:
-    """``data_of`` names an arm with one set of rows of its own, and then the arm curates nothing itself."""
+    """``data_of`` names an arm with one set of rows of its own (an ``after`` arm's: an arm after the same arm that
+    curates its own runs at this arm's seeds), and then the arm curates nothing itself."""
+    if arm.data_file is not None and (arm.data_of is None or arm.after is None or "/" in arm.data_file):
+        raise OptionsError(
+            f"{where}.data_file: a file name of the curation an after arm's data_of names (arm {arm.name!r})",
+            key="ablate.arms",
+        )
     if arm.data_of is None:
         return
     named = next((a for a in options.arms if a.name == arm.data_of), None)
-    if named is None or named.random or named.data_of is not None or named.after is not None or named is arm:
+    if arm.after is not None:
+        check_after_data(options, arm, named, where)
+    elif named is None or named.random or named.data_of is not None or named.after is not None or named is arm:
         raise OptionsError(
             f"{where}.data_of: {arm.data_of!r} is not an arm with one set of rows of its own", key="ablate.arms"
         )
@@ -286,9 +328,26 @@ def check_arm_data(options: AblateOptions, arm: ArmOptions, where: str) -> None:
         )
 
 
+def check_after_data(options: AblateOptions, arm: ArmOptions, named: ArmOptions | None, where: str) -> None:
+    """An ``after`` arm's ``data_of``: another arm after the same arm, curating its own runs, at every seed of this
+    one."""
+    if named is None or named is arm or named.after != arm.after or named.data_of is not None:
+        raise OptionsError(
+            f"{where}.data_of: {arm.data_of!r} is not an arm after {arm.after!r} that curates its own runs",
+            key="ablate.arms",
+        )
+    missing = sorted(set(options.seeds_of(arm)) - set(options.seeds_of(named)))
+    if missing:
+        raise OptionsError(
+            f"{where}.seeds: {arm.data_of!r} has no run at seeds {missing} for arm {arm.name!r} to train on",
+            key="ablate.arms",
+        )
+
+
 def check_arm_after(options: AblateOptions, arm: ArmOptions, where: str) -> None:
     """``after`` names an earlier arm with one run a seed (not random, not itself after one) that trains at every
-    seed of this arm; the arm then curates per run, so it has no baseline, data_of or epochs, and needs steps."""
+    seed of this arm; the arm then curates per run (or trains on another after arm's: ``data_of``), so it has no
+    baseline or epochs, and needs steps."""
     if arm.after is None:
         if arm.recipe is not None:
             raise OptionsError(
@@ -302,10 +361,10 @@ def check_arm_after(options: AblateOptions, arm: ArmOptions, where: str) -> None
             "and not itself after another)",
             key="ablate.arms",
         )
-    if arm.baseline is not None or arm.data_of is not None or arm.epochs is not None or arm.steps is None:
+    if arm.baseline is not None or arm.epochs is not None or arm.steps is None:
         raise OptionsError(
-            f"{where}: an arm after {arm.after!r} curates per run and needs its own steps (no baseline, data_of or "
-            f"epochs; arm {arm.name!r})",
+            f"{where}: an arm after {arm.after!r} curates per run and needs its own steps (no baseline or epochs; arm "
+            f"{arm.name!r})",
             key="ablate.arms",
         )
     missing = sorted(set(options.seeds_of(arm)) - set(options.seeds_of(named)))
@@ -325,6 +384,20 @@ def check_arm_steps(options: AblateOptions, arm: ArmOptions, where: str) -> None
             f"ablate.compute: arm {arm.name!r} has no step count; set compute.steps or compute.epochs_of "
             "(or the arm's own steps / epochs)",
             key="ablate.compute",
+        )
+
+
+def check_multiturn(multiturn: MultiturnOptions | None, where: str) -> None:
+    """Turns in 1-5 (`eval.run.multiturn.MAX_TURNS`), at least one variant, each once."""
+    if multiturn is None:
+        return
+    if not 1 <= multiturn.turns <= MAX_TURNS:
+        raise OptionsError(f"{where}.turns: {multiturn.turns}; expected 1 to {MAX_TURNS}", key=where)
+    if multiturn.primary is not None and multiturn.primary not in multiturn.variants:
+        raise OptionsError(f"{where}.primary: {multiturn.primary!r} is not one of its variants", key=where)
+    if not multiturn.variants or len(set(multiturn.variants)) != len(multiturn.variants):
+        raise OptionsError(
+            f"{where}.variants: {list(multiturn.variants)}; name oracle and/or no_oracle, each once", key=where
         )
 
 
