@@ -1,0 +1,142 @@
+"""Preference training on the student's own samples (`smol_pairs`, `smol_ablate_pref`): pairs of a model's samples,
+right against wrong, beside its correct samples as SFT rows; the arms that share one set of samples a seed; and
+(slow) the recipe's four arms end to end on the tiny model taught three of the pool's problems
+(`tests.test_ablate_rise`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from tests.test_ablate_rise import TOY, ablate, answer, taught_model, toy_benchmark
+
+
+@pytest.fixture(scope="module")
+def taught(tmp_path_factory) -> Path:
+    return taught_model(tmp_path_factory.mktemp("taught") / "model", steps=80)
+
+
+def test_pairs_of_the_model_s_own_samples_and_its_correct_samples_as_sft_rows(tmp_path):
+    """smol_pairs on the pool's first three problems with the samples replayed from a file: problem 0 always right,
+    problem 1 always wrong, problem 2 right twice and wrong twice (one answer unreadable)."""
+    from limo.cli.compose import compose
+    from limo.setup.curate import build_curation
+
+    said = {
+        "arith-0000": [answer(100), answer(100), "So 78 + 22 = 100. " + answer(100), answer(100)],
+        "arith-0001": [answer(7)] * 4,
+        "arith-0002": [answer(60), "So 61. " + answer(61), "I am not sure.", answer(60)],
+    }
+    replay = tmp_path / "samples.jsonl"
+    rows = [{"request_id": f"{p}#{i}", "text": t} for p, texts in said.items() for i, t in enumerate(texts)]
+    replay.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = compose(
+        "smol_pairs",
+        [
+            f"output_dir={tmp_path / 'run'}",
+            "curate.stages.ingest.problem_limit=3",
+            "curate.pairs.rollouts.k=4",
+            "curate.pairs.rollouts.generator.backend=replay",
+            f"curate.pairs.rollouts.generator.backend_args={{path: {replay}}}",
+            "++curate.stages.report.plots=false",
+        ],
+    )
+    build_curation(cfg).run()
+    curate = tmp_path / "run" / "curate"
+    pairs = [json.loads(line) for line in (curate / "pairs.jsonl").open()]
+    assert [(p["chosen"], p["rejected"]) for p in pairs] == [(answer(60), "So 61. " + answer(61))]
+    assert pairs[0]["prompt"] == TOY[2]["problem"]
+    writers = {pairs[0]["provenance"][k] for k in ("chosen_generator", "rejected_generator")}
+    assert writers == {"rollout:outputs/smol_limo/train/model"}  # the policy (model.path's trained model) wrote both
+    correct = [json.loads(line) for line in (curate / "correct.jsonl").open()]
+    assert [r["messages"][-1]["content"] for r in correct] == [
+        answer(100),
+        "So 78 + 22 = 100. " + answer(100),
+        answer(60),
+    ]
+    assert all(r["messages"][0] == {"role": "user", "content": TOY[int(r["id"][9])]["problem"]} for r in correct)
+    funnel = {s["stage"]: s for s in json.loads((curate / "funnel.json").read_text())["stages"]}
+    assert funnel["rollouts"]["items_in"] == 12 and funnel["rollouts"]["notes"]["no_answer"] == 1
+
+
+def study(tmp_path: Path):
+    from limo.ablation.study import Command, build_study, compose_command
+
+    command = Command("smol_ablate_pref", 1, (), ("recipe=smol_ablate_pref", f"output_dir={tmp_path}"))
+    return build_study(compose_command(command), command)[0]
+
+
+def test_rft_dpo_and_lrml_train_on_one_set_of_samples_a_seed(tmp_path):
+    from limo.ablation.plan import run_items
+    from limo.ablation.steps import Step
+
+    found = study(tmp_path)
+    planned = run_items(found, dict.fromkeys(("curated", "rft", "dpo", "lrml"), 50))
+    items = {i["label"]: [Step.from_dict(s) for s in i["steps"]] for i in planned}
+    curations = {items[f"{arm} seed 2"][1] for arm in ("rft", "dpo", "lrml")}
+    assert len(curations) == 1  # one step: the samples run once a seed
+    (samples,) = curations
+    assert samples.folder.endswith("runs/dpo/seed2") and "recipe=smol_pairs" in samples.own
+    dpo_run = found.root / "runs" / "dpo" / "seed2" / "curate"
+    rft, lrml = items["rft seed 2"][2], items["lrml seed 2"][2]
+    assert f"train.data={dpo_run / 'correct.jsonl'}" in rft.own and "recipe=smol_limo" in rft.own
+    assert f"train.data={dpo_run / 'pairs.jsonl'}" in lrml.own and "train.args.loss_type=discopop" in lrml.own
+    assert not any(o.startswith("train.data=") for o in items["dpo seed 2"][2].own)  # its own curation's pairs
+    assert found.options.primary is not None and found.options.primary.pair == ("lrml", "dpo")
+
+
+@pytest.mark.slow
+def test_the_preference_ablation_runs_its_four_arms_on_the_model_s_own_samples(repo_root, tmp_path, taught):
+    """smol_ablate_pref at seed 0 in a few steps: curated from the taught model, its 16 samples of each of the three
+    problems it was taught, and rft, dpo and lrml trained on them."""
+    out = tmp_path / "out"
+    args = [
+        "recipe=smol_ablate_pref",
+        f"output_dir={out}",
+        f"model.path={taught}",
+        "ablate.seeds=[0]",
+        "ablate.limit=2",
+        "ablate.compute.steps=1",
+        *(f"ablate.arms.{i}.steps=2" for i in (1, 2, 3)),
+        "curate.stages.ingest.problem_limit=3",
+        "train.args.learning_rate=1e-5",
+        "evaluate.protocol.max_new_tokens=24",
+        toy_benchmark(tmp_path),
+        "--jobs",
+        "2",
+    ]
+    done = ablate(args, repo_root)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    runs = out / "ablate" / "runs"
+    samples = runs / "dpo" / "seed0" / "curate"
+    events = [json.loads(line) for line in (out / "ablate" / "events.jsonl").open()]
+    sampled = [e["event"] for e in events if e["stage"] == "curate" and e["folder"] == str(runs / "dpo" / "seed0")]
+    assert sorted(sampled) == ["ran", "reused", "reused"]  # sampled once, for three arms
+    pairs = [json.loads(line) for line in (samples / "pairs.jsonl").open()]
+    # only problem 2 is answered both ways; the pairs are the model's own answers, right against wrong
+    assert pairs and {(p["chosen"], p["rejected"]) for p in pairs} == {(answer(60), answer(61))}
+    correct = {json.loads(line)["messages"][-1]["content"] for line in (samples / "correct.jsonl").open()}
+    assert correct == {answer(100), answer(60)}
+    config = {
+        arm: OmegaConf.load(runs / arm / "seed0" / "train" / "config.yaml").train for arm in ("rft", "dpo", "lrml")
+    }
+    assert config["rft"].trainer == "sft" and config["rft"].data == str(samples / "correct.jsonl")
+    assert config["dpo"].trainer == "dpo" and config["dpo"].args.loss_type == "sigmoid"
+    assert config["lrml"].args.loss_type == "discopop" and config["lrml"].data == str(samples / "pairs.jsonl")
+
+    results = json.loads((out / "ablate" / "subsets" / "curated+rft+dpo+lrml_seeds0" / "results.json").read_text())
+    assert [(r["arm"], r["steps"]) for r in results["runs"]] == [("curated", 1), ("rft", 2), ("dpo", 2), ("lrml", 2)]
+    assert all(r["tokens"] > 0 for r in results["runs"])
+    assert "multiturn" not in results  # no arm asks for it here
+    primary = [(p["a"], p["b"], p["benchmark"], p["part"]) for p in results["pairs"] if p["primary"]]
+    assert primary == [("lrml", "dpo", "arith_unseen", "untouched")]
+    kinds = {a["name"]: a["kind"] for a in results["arms"]}
+    assert (
+        kinds["lrml"] == "after curated (smol_pairs), dpo's pairs.jsonl"
+        and kinds["dpo"] == "after curated (smol_pairs)"
+    )
+    assert kinds["rft"] == "after curated (smol_limo), dpo's correct.jsonl"
