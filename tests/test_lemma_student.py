@@ -189,6 +189,7 @@ def test_the_ablation_runs_its_arms_on_the_tiny_model(repo_root, tmp_path):
         "ablate.seeds=[0]",
         "ablate.base=false",
         "ablate.pairs=[[curated_lemma,curated]]",
+        "ablate.primary.part=dev",  # the first 4 problems of arith_unseen are all dev
         "ablate.compute.steps=2",
         "ablate.arms.2.steps=1",
         "ablate.limit=4",
