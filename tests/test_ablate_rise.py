@@ -275,9 +275,13 @@ def test_sft_more_trains_on_the_correct_answers_of_rise_s_own_rollouts_at_each_s
         ),
         ([{"name": "a"}], {"multiturn": {"turns": 6}}, "ablate.multiturn.turns: 6; expected 1 to 5"),
         (
-            [{"name": "a", "multiturn": {"variants": ["oracle"], "primary": "no_oracle"}}],
-            {},
-            "ablate.arms[0].multiturn.primary: 'no_oracle' is not one of its variants",
+            [{"name": "a", "multiturn": {"variants": ["oracle"]}}, {"name": "b"}],
+            {
+                "benchmarks": [{"name": "x"}],
+                "multiturn": {"variants": ["no_oracle"]},
+                "primary": {"pair": ["a", "b"], "benchmark": "x", "turns": "no_oracle"},
+            },
+            "ablate.primary.turns: 'no_oracle', but arm 'a' is not evaluated multi-turn in that variant",
         ),
     ],
 )
@@ -349,7 +353,9 @@ def test_the_rise_ablation_runs_its_arms_and_its_tables_carry_turn_1_and_turn_3(
     folder = out / "ablate" / "subsets" / "curated+rise+sft_more_seeds0"  # ablate.seeds on the command line: a screen
     results = json.loads((folder / "results.json").read_text())
     turns = results["multiturn"]
-    assert turns["turns"] == {"oracle": 3, "no_oracle": 3} and turns["primary"] == "oracle"
+    assert turns["turns"] == {"oracle": 3, "no_oracle": 3}
+    assert results["primary"]["turns"] == "oracle" and results["primary"]["in_table"]
+    assert not any(p["primary"] for p in results["pairs"])  # the single-turn comparison of the pair is exploratory
     by_run = {(r["arm"], r["variant"], r["benchmark"]): r for r in turns["runs"]}
     assert {a for a, _, _ in by_run} == {"curated", "rise", "sft_more"}
     for arm in ("curated", "rise", "sft_more"):
@@ -373,6 +379,11 @@ def test_the_rise_ablation_runs_its_arms_and_its_tables_carry_turn_1_and_turn_3(
         ("rise", "curated", "oracle", "arith_unseen", "untouched")
     ]
     text = (folder / "results.md").read_text()
+    primary_section = text.split("## Primary comparison")[1].split("## Compute")[0]
+    assert (
+        "rise vs curated (the gain from turn 1 to the last turn, oracle) on arith_unseen untouched" in primary_section
+    )
+    assert "| rise vs curated | oracle | arith_unseen untouched |" in primary_section
     assert "## Multi-turn, per arm" in text and "| oracle: turn 1 | oracle: turn 3 |" in text
     assert "no oracle: turn 3" in text and "| toy | rise |" in text and "rise vs curated (primary) | oracle |" in text
     assert "| sft_more | after curated (smol_limo), rise's correct.jsonl |" in text

@@ -53,6 +53,7 @@ from limo.ablation.plan import RunSpec
 from limo.setup.ablate import PrimaryOptions
 
 Parts = dict[str, dict[str, set[str]]]  # benchmark -> part -> problem ids
+Section = tuple[str, list[str], list[list[Any]]]  # a table: title, columns, rows
 Scope = tuple[str, str | None]  # (benchmark, part or None for the whole benchmark)
 
 
@@ -250,9 +251,11 @@ class Tables:
     def keep(self, bench: str, part: str | None) -> set[str] | None:
         return None if part is None else self.parts[bench][part]
 
-    def is_primary(self, a: str, b: str, bench: str, part: str | None) -> bool:
+    def is_primary(self, a: str, b: str, bench: str, part: str | None, turns: str | None = None) -> bool:
+        """Whether this comparison is the primary one (``turns``: a multi-turn variant's turn gain,
+        `limo.ablation.turns`; None: the single-turn accuracy)."""
         p = self.primary
-        return p is not None and (a, b) == tuple(p.pair) and bench == p.benchmark and part == p.part
+        return p is not None and (a, b, bench, part, turns) == (*p.pair, p.benchmark, p.part, p.turns)
 
 
 def statistics_facts() -> dict[str, Any]:
@@ -292,8 +295,8 @@ def primary_facts(tables: Tables, rows: Sequence[Mapping[str, Any]]) -> dict[str
     if tables.primary is None:
         return None
     p = tables.primary
-    found = any(r["primary"] for r in rows)
-    return {"pair": list(p.pair), "benchmark": p.benchmark, "part": p.part, "in_table": found}
+    found = any(r["primary"] for r in rows)  # a turn-gain primary is found by the multi-turn tables (`Extension`)
+    return {"pair": list(p.pair), "benchmark": p.benchmark, "part": p.part, "turns": p.turns, "in_table": found}
 
 
 def to_json(tables: Tables) -> dict[str, Any]:
@@ -393,12 +396,13 @@ def method_note(payload: Mapping[str, Any]) -> str:
     )
 
 
-def markdown(tables: Tables, payload: Mapping[str, Any]) -> str:
-    """``results.md``: the header, the primary comparison, compute, accuracy per run, per arm by part, every
-    comparison, breakdowns."""
+def markdown(tables: Tables, payload: Mapping[str, Any], lead: Sequence[Section] = ()) -> str:
+    """``results.md``: the header, the primary comparison (``lead``: an extension's, a turn gain), compute, accuracy
+    per run, per arm by part, every comparison, breakdowns."""
     primary = f"## {primary_title(payload)}\n\n{primary_sentence(payload)}"
     if any(r["primary"] for r in payload["pairs"]):
         primary += "\n\n" + md_table(*pairs_table(payload, primary=True)) + "\n\n" + method_note(payload)
+    primary += "".join(f"\n\n{md_table(columns, rows)}" for _, columns, rows in lead)
     sections = [
         f"# Ablation: {payload['recipe']}",
         header_line(payload),
@@ -425,7 +429,12 @@ def pairs_title(payload: Mapping[str, Any]) -> str:
 
 def primary_what(declared: Mapping[str, Any]) -> str:
     a, b = declared["pair"]
-    return f"{a} vs {b} on {scope_name(declared['benchmark'], declared['part'])}"
+    gain = (
+        f" (the gain from turn 1 to the last turn, {declared['turns'].replace('_', ' ')})"
+        if declared.get("turns")
+        else ""
+    )
+    return f"{a} vs {b}{gain} on {scope_name(declared['benchmark'], declared['part'])}"
 
 
 def primary_title(payload: Mapping[str, Any]) -> str:
@@ -594,11 +603,14 @@ def html_section(tables: Tables, payload: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class Extension(Protocol):
-    """More tables from the same runs, after the ablation's own (`limo.ablation.turns.TurnTables`: multi-turn)."""
+    """More tables from the same runs, after the ablation's own (`limo.ablation.turns.TurnTables`: multi-turn), and
+    the primary comparison when it is one of theirs (``primary``: shown under the primary heading)."""
 
     def to_json(self, tables: Tables, payload: Mapping[str, Any]) -> dict[str, Any]: ...
 
-    def sections(self, tables: Tables, payload: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[Any]]]]: ...
+    def sections(self, tables: Tables, payload: Mapping[str, Any]) -> list[Section]: ...
+
+    def primary(self, tables: Tables, payload: Mapping[str, Any]) -> list[Section]: ...
 
 
 def write_results(root: Path, tables: Tables, extensions: Sequence[Extension] = ()) -> dict[str, Any]:
@@ -607,11 +619,13 @@ def write_results(root: Path, tables: Tables, extensions: Sequence[Extension] = 
     for extension in extensions:
         payload.update(extension.to_json(tables, payload))
     more = [s for extension in extensions for s in extension.sections(tables, payload)]
+    lead = [s for extension in extensions for s in extension.primary(tables, payload)]
     write_json(root / "results.json", payload)
-    text = markdown(tables, payload) + "".join(f"\n## {t}\n\n{md_table(c, r)}\n" for t, c, r in more)
+    text = markdown(tables, payload, lead) + "".join(f"\n## {t}\n\n{md_table(c, r)}\n" for t, c, r in more)
     write_text_atomic(root / "results.md", text)
     section = html_section(tables, payload)
-    section["tables"] += [{"title": t, "columns": c, "rows": [[str(x) for x in row] for row in r]} for t, c, r in more]
+    shown = [{"title": t, "columns": c, "rows": [[str(x) for x in row] for row in r]} for t, c, r in (*lead, *more)]
+    section["tables"] = shown[: len(lead)] + section["tables"] + shown[len(lead) :]
     page = {
         "title": f"Ablation: {payload['recipe']}",
         "intro": " ".join([header_line(payload), primary_sentence(payload), method_note(payload)]),

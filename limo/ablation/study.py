@@ -228,8 +228,7 @@ def tabulate(
     header = facts(study.recipe, line, described, part_sizes, options.seeds, options.draws)
     tables = Tables(arms, all_parts, by, pairs_of(options), header, options.primary)
     folder.mkdir(parents=True, exist_ok=True)
-    turn_primary = options.multiturn.primary if options.multiturn is not None else None
-    return write_results(folder, tables, (TurnTables(turn_primary),))
+    return write_results(folder, tables, (TurnTables(),))
 
 
 def arm_facts(study: plan.Study, name: str, steps: dict[str, int]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from eval.records import read_jsonl
 from eval.reports.metrics import holm
 from limo.ablation.results import (
     RunResult,
+    Section,
     Tables,
     accuracy,
     align,
@@ -42,7 +43,6 @@ from limo.ablation.results import (
 )
 
 VARIANTS = ("oracle", "no_oracle")
-Section = tuple[str, list[str], list[list[Any]]]
 TurnVerdicts = dict[str, dict[str, dict[str, list[bool]]]]  # variant -> benchmark -> problem -> verdict after turn t
 
 
@@ -117,14 +117,22 @@ class TurnRuns:
         ]
 
 
-def turn_json(tables: Tables, payload: Mapping[str, Any], primary: str | None = None) -> dict[str, Any]:
+def turn_json(tables: Tables, payload: Mapping[str, Any]) -> dict[str, Any]:
     """``results.json``'s ``multiturn``: per run its per-problem verdicts after each turn and its counts; per arm turn
-    1, turn T and the gain; the pairs' gains compared. Empty when no run was evaluated multi-turn."""
-    del payload
+    1, turn T and the gain; the pairs' gains compared (and, when ``ablate.primary`` is a turn gain, ``primary`` with
+    ``in_table`` found here). Empty when no run was evaluated multi-turn."""
     found = TurnRuns.load(tables)
     if not found.verdicts:
         return {}
+    pairs = gain_pairs(tables, found)
+    declared = payload.get("primary")
+    primary = (
+        {"primary": {**declared, "in_table": any(r["primary"] for r in pairs)}}
+        if declared and declared.get("turns")
+        else {}
+    )
     return {
+        **primary,
         "multiturn": {
             "turns": found.turns,
             "verdict": {
@@ -133,9 +141,8 @@ def turn_json(tables: Tables, payload: Mapping[str, Any], primary: str | None = 
             },
             "runs": run_rows(tables, found),
             "arms": arm_rows(tables, found),
-            "primary": primary,
-            "pairs": gain_pairs(tables, found, primary),
-        }
+            "pairs": pairs,
+        },
     }
 
 
@@ -184,10 +191,10 @@ def arm_rows(tables: Tables, found: TurnRuns) -> list[dict[str, Any]]:
     return rows
 
 
-def gain_pairs(tables: Tables, found: TurnRuns, primary: str | None) -> list[dict[str, Any]]:
+def gain_pairs(tables: Tables, found: TurnRuns) -> list[dict[str, Any]]:
     """For each pair of arms with multi-turn runs, variant and scope: A's gain minus B's per problem
-    (`limo.ablation.results.compare`); the primary comparison (``ablate.primary``'s pair and scope in the variant
-    ``primary``) first, every other p also Holm-adjusted over the rest."""
+    (`limo.ablation.results.compare`); the primary comparison (``ablate.primary`` with ``turns``) first, every other
+    p also Holm-adjusted over the rest."""
     rows = []
     for a, b in tables.pairs:
         for variant in found.turns:
@@ -197,7 +204,7 @@ def gain_pairs(tables: Tables, found: TurnRuns, primary: str | None) -> list[dic
                 aligned = align(
                     found.gains(a, variant, bench), found.gains(b, variant, bench), bench, tables.keep(bench, part)
                 )
-                chosen = variant == primary and tables.is_primary(a, b, bench, part)
+                chosen = tables.is_primary(a, b, bench, part, variant)
                 rows.append(
                     {
                         "a": a,
@@ -291,6 +298,34 @@ def run_section(tables: Tables, data: Mapping[str, Any]) -> Section:
     return "Multi-turn, every run: correct at turn 1 → at the last turn", columns, rows
 
 
+def primary_section(data: Mapping[str, Any]) -> list[Section]:
+    """The primary comparison when it is a turn gain: its row alone, as the gains table shows it."""
+    chosen = [r for r in data["pairs"] if r["primary"]]
+    if not chosen:
+        return []
+    columns = ["A vs B", "variant", "scope", "problems", "seeds", "gain A", "gain B", "A − B, points [95% CI]"]
+    columns += ["problems A > B / A < B", "p (sign-flip)"]
+    rows = []
+    for r in chosen:
+        first = [f"{r['a']} vs {r['b']}", variant_name(r["variant"]), scope_name(r["benchmark"], r["part"])]
+        first += [str(r["problems"]), ", ".join(str(s) for s in r["seeds"]) or "none shared"]
+        if r["p"] is None:
+            rows.append([*first, *["-"] * 5])
+            continue
+        low, high = r["interval"]
+        rows.append(
+            [
+                *first,
+                points(r["accuracy_a"]),
+                points(r["accuracy_b"]),
+                f"{points(r['difference'])} [{points(low)}, {points(high)}]",
+                f"{r['problems_a_higher']} / {r['problems_b_higher']}",
+                p_text(r["p"], r["p_at_floor"]),
+            ]
+        )
+    return [("Primary comparison: turn gain", columns, rows)]
+
+
 def gain_section(data: Mapping[str, Any]) -> Section:
     """Rows pair x variant (the primary first); per scope, A's gain minus B's in points [95% CI], and its p (raw, then
     Holm-adjusted over the other comparisons)."""
@@ -318,16 +353,13 @@ def gain_cell(r: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class TurnTables:
-    """The multi-turn tables as an extension of the ablation's (`limo.ablation.results.write_results`).
-
-    Attributes:
-        primary: The variant whose turn gain is the primary comparison (``ablate.multiturn.primary``), or None.
-    """
-
-    primary: str | None = None
+    """The multi-turn tables as an extension of the ablation's (`limo.ablation.results.write_results`)."""
 
     def to_json(self, tables: Tables, payload: Mapping[str, Any]) -> dict[str, Any]:
-        return turn_json(tables, payload, self.primary)
+        return turn_json(tables, payload)
 
     def sections(self, tables: Tables, payload: Mapping[str, Any]) -> list[Section]:
         return turn_sections(tables, payload)
+
+    def primary(self, tables: Tables, payload: Mapping[str, Any]) -> list[Section]:
+        return primary_section(payload["multiturn"]) if payload.get("multiturn") else []

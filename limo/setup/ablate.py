@@ -51,13 +51,10 @@ class MultiturnOptions:
             when right (its verdict at turn t: right at some turn up to t); ``no_oracle``: after every answer it is
             asked to check its work (its verdict at turn t: its latest answer by then; a reply with no answer keeps
             the one before).
-        primary: The variant whose turn gain (turn ``turns`` minus turn 1, A's minus B's, per problem) is the
-            comparison ``ablate.primary`` names (its pair and scope); null: none of the turn gains is.
     """
 
     turns: int = 3
     variants: tuple[Literal["oracle", "no_oracle"], ...] = ("oracle", "no_oracle")
-    primary: Literal["oracle", "no_oracle"] | None = None
 
 
 @dataclass(frozen=True)
@@ -160,11 +157,15 @@ class PrimaryOptions:
         benchmark: The benchmark it is decided on, one of ``ablate.benchmarks``.
         part: One of that benchmark's parts (a ``part_field`` value or a ``part_ranges`` name); null: the whole
             benchmark.
+        turns: A multi-turn variant (``oracle`` or ``no_oracle``, `MultiturnOptions`): the comparison is then A's
+            turn gain minus B's (the last turn's verdict minus turn 1's, per problem) in that variant, not their
+            single-turn accuracy; null: the single-turn accuracy.
     """
 
     pair: tuple[str, str]
     benchmark: str
     part: str | None = None
+    turns: Literal["oracle", "no_oracle"] | None = None
 
 
 @dataclass(frozen=True)
@@ -393,8 +394,6 @@ def check_multiturn(multiturn: MultiturnOptions | None, where: str) -> None:
         return
     if not 1 <= multiturn.turns <= MAX_TURNS:
         raise OptionsError(f"{where}.turns: {multiturn.turns}; expected 1 to {MAX_TURNS}", key=where)
-    if multiturn.primary is not None and multiturn.primary not in multiturn.variants:
-        raise OptionsError(f"{where}.primary: {multiturn.primary!r} is not one of its variants", key=where)
     if not multiturn.variants or len(set(multiturn.variants)) != len(multiturn.variants):
         raise OptionsError(
             f"{where}.variants: {list(multiturn.variants)}; name oracle and/or no_oracle, each once", key=where
@@ -466,6 +465,21 @@ def check_primary(options: AblateOptions) -> None:
                 key="ablate.primary",
             )
         check_primary_part(primary, bench.part_ranges)
+    check_primary_turns(options, primary)
+
+
+def check_primary_turns(options: AblateOptions, primary: PrimaryOptions) -> None:
+    """A turn-gain primary needs both its arms evaluated multi-turn in that variant."""
+    if primary.turns is None:
+        return
+    for name in primary.pair:
+        multiturn = (options.arm(name).multiturn if name != BASE else None) or options.multiturn
+        if multiturn is None or primary.turns not in multiturn.variants:
+            raise OptionsError(
+                f"ablate.primary.turns: {primary.turns!r}, but arm {name!r} is not evaluated multi-turn in that "
+                "variant (ablate.multiturn, or the arm's multiturn)",
+                key="ablate.primary",
+            )
 
 
 def check_primary_part(primary: PrimaryOptions, parts: Any) -> None:
