@@ -184,7 +184,7 @@ _SENTENCE = re.compile(r"(?<=[.?!])\s+")
 
 
 def _readings(sentence: str, templates: Sequence[_Template]) -> set[tuple[str, tuple[int, ...]]]:
-    found = set()
+    found: set[tuple[str, tuple[int, ...]]] = set()
     for template in templates:
         match = template.pattern.fullmatch(sentence)
         if match is None:

@@ -308,15 +308,10 @@ def mix(
         plain, facts["plain_from"] = read_plain_rows(options.plain_from)
     else:
         plain = plain_examples(correct, pool.problems, round(options.plain_ratio * len(kept)))
-    pool.state.record(
-        "mix",
-        unit="example",
-        items_in=len(kept),
-        items_out=len(kept) + len(plain),
-        plain=len(plain),
-        plain_ratio=options.plain_ratio,
-        **({"plain_from": options.plain_from} if options.plain_from is not None else {}),
-    )
+    notes: dict[str, Any] = {"plain": len(plain), "plain_ratio": options.plain_ratio}
+    if options.plain_from is not None:
+        notes["plain_from"] = options.plain_from
+    pool.state.record("mix", unit="example", items_in=len(kept), items_out=len(kept) + len(plain), **notes)
     return plain
 
 
