@@ -29,9 +29,10 @@ from typing import Any, Literal
 
 from omegaconf import DictConfig
 
+from eval.benchmarks.loader import load_benchmark
 from eval.options import OptionsError
 from eval.run.multiturn import MAX_TURNS
-from limo.config.sections import section, to_options
+from limo.config.sections import build_benchmark_specs, section, to_options
 
 BASELINES = ("random", "random_correct", "random_problems", "all", "all_correct")
 RANDOM = ("random", "random_correct", "random_problems")  # the baselines that draw (once per draw)
@@ -499,9 +500,6 @@ def primary_field_parts(cfg: DictConfig, options: AblateOptions) -> None:
     bench = next(b for b in options.benchmarks if b.name == primary.benchmark)
     if bench.part_field is None:
         return
-    from eval.benchmarks.loader import load_benchmark
-    from limo.config.sections import build_benchmark_specs
-
     specs = build_benchmark_specs(cfg)
     if bench.name not in specs:
         return  # an unknown benchmark is refused with its own line (limo.ablation.study.build_study)
