@@ -202,6 +202,26 @@ def test_a_rise_example_trains_its_last_answer_alone_on_smollm2_s_template(tmp_p
     assert first in tokenizer.decode(ids[: labelled[0]]) and batch["weight"].tolist() == [2.5]
 
 
+@pytest.mark.parametrize(
+    ("recipe", "key"),
+    [("smol_rise", "curate.rise.policy.model"), ("smol_pairs", "curate.pairs.rollouts.generator.model")],
+)
+def test_a_policy_that_was_never_trained_fails_before_any_work(recipe, key, tmp_path):
+    """model.path names an SFT run's folder; one without train/model is a one-line error naming the key, before the
+    pool stages run."""
+    from limo.cli.compose import compose
+    from limo.setup.curate import build_curation
+
+    cfg = compose(recipe, [f"output_dir={tmp_path / 'run'}", f"model.path={tmp_path / 'never_trained'}"])
+    with pytest.raises(ValueError) as err:
+        build_curation(cfg).run()
+    assert str(err.value) == (
+        f"no model at {tmp_path / 'never_trained' / 'train' / 'model'} (a trained run's model: train that run first, "
+        f"or point model.path at a run folder that holds train/model), {key}"
+    )
+    assert not (tmp_path / "run" / "curate" / "funnel.json").exists()
+
+
 # ------------------------------------------------------------------------------------------- the section and plan
 
 

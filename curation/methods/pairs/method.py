@@ -27,6 +27,7 @@ from curation.methods.graded_pool import (
 )
 from curation.methods.lemma.examples import CorrectChain
 from curation.methods.pairs.pairs import PairOptions, ScoredChain, build_pairs, response_text
+from curation.methods.rise.method import check_model_exists
 from curation.options import RolloutOptions, StageOptions
 from curation.outputs.report import count_table, pool_counts, render_report
 from curation.outputs.writer import RunOutputs, write_outputs
@@ -39,6 +40,8 @@ from eval.problem import Problem
 def run_pairs(stages: StageOptions, options: PairOptions, context: RunContext) -> CurationSummary:
     """Chosen (correct, best quality) vs rejected (incorrect) chains, length-matched."""
     started = time.perf_counter()
+    if options.rollouts is not None:  # before the pool stages' work
+        check_model_exists(options.rollouts.generator, "curate.pairs.rollouts.generator.model")
     pool, facts = load_graded_pool(stages, context)
     scored = []
     if options.pool_chains:

@@ -101,6 +101,7 @@ class RiseOptions:
 def run_rise(stages: StageOptions, options: RiseOptions, context: RunContext) -> CurationSummary:
     """Roll out, improve, build weighted examples and write ``curate/``."""
     started = time.perf_counter()
+    check_model_exists(options.policy, "curate.rise.policy.model")  # before the pool stages' work
     pool, facts = load_graded_pool(stages, context)
     policy, identity = build_policy(options.policy, pool)
     problems, rejects = rollout_problems(pool, identity)
@@ -130,6 +131,24 @@ def run_rise(stages: StageOptions, options: RiseOptions, context: RunContext) ->
         seconds,
         pool_counts(pool.state.funnel),
     )
+
+
+def check_model_exists(generator: GenerationOptions, key: str) -> None:
+    """A generator's model that names a local folder (an absolute path, or one of several parts: a hub id has two)
+    must be there: an SFT run's model that was never trained fails here in one line, not after the pool stages.
+
+    Raises:
+        ValueError: The folder is missing, naming it and ``key``.
+    """
+    model = generator.model
+    if generator.backend in ("replay", "openai") or not model or model.startswith("pkg:"):
+        return
+    path = Path(model).expanduser()
+    if (path.is_absolute() or model.startswith(".") or model.count("/") > 1) and not path.exists():
+        raise ValueError(
+            f"no model at {model} (a trained run's model: train that run first, or point model.path at a run folder "
+            f"that holds train/model), {key}"
+        )
 
 
 def build_policy(policy: GenerationOptions, pool: GradedPool) -> tuple[Backend, dict[str, Any]]:
