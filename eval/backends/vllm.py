@@ -1,4 +1,4 @@
-"""vLLM backend (optional extra ``limo[gen]``, CUDA only): the fast path for real evaluations.
+"""vLLM backend (optional extra ``gen``: ``pip install -e '.[gen]'``, CUDA only): the fast path for real evaluations.
 
 vllm is imported when the backend is built, never at module import. Every request carries its own
 seed in vLLM's ``SamplingParams(seed=...)``, which vLLM applies per request, so responses do not depend
@@ -46,7 +46,7 @@ class VLLMBackend:
         try:
             import vllm
         except ImportError as err:
-            raise ImportError("backend 'vllm' needs the optional extra: pip install 'limo[gen]' (CUDA only)") from err
+            raise ImportError("backend 'vllm' needs the optional extra gen: pip install -e '.[gen]' (CUDA only)") from err
         self._vllm = vllm
         self.chat_template = chat_template
         extra: dict[str, Any] = {"max_model_len": max_model_len} if max_model_len else {}
