@@ -46,7 +46,7 @@ class VLLMBackend:
         try:
             import vllm
         except ImportError as err:
-            raise ImportError("backend 'vllm' needs the optional extra gen: pip install -e '.[gen]' (CUDA only)") from err
+            raise ImportError("backend 'vllm' needs the extra gen: pip install -e '.[gen]' (CUDA only)") from err
         self._vllm = vllm
         self.chat_template = chat_template
         extra: dict[str, Any] = {"max_model_len": max_model_len} if max_model_len else {}
