@@ -182,10 +182,14 @@ def test_rollouts_show_a_progress_bar_while_they_generate_and_none_when_all_is_c
     pool = {p.id: [f"{p.id} answer \\boxed{{{i}}}" for i in range(2)] for p in problems}
     options = RolloutOptions(GenerationOptions(backend="replay", model="replayed", batch_size=2), k=2)
     path = rollout_generator(options, tmp_path, 7).path
-    run_rollouts(problems, CachedGenerator(CountingReplay(pool), path, 2, progress="rollouts student"), options, seed=7)
+    run_rollouts(
+        problems, CachedGenerator(CountingReplay(pool), path, 2, progress="rollouts student"), options, seed=7
+    )
     shown = capsys.readouterr().err
     assert "rollouts student: 100%" in shown and "6/6" in shown
-    run_rollouts(problems, CachedGenerator(CountingReplay(pool), path, 2, progress="rollouts student"), options, seed=7)
+    run_rollouts(
+        problems, CachedGenerator(CountingReplay(pool), path, 2, progress="rollouts student"), options, seed=7
+    )
     assert "rollouts student" not in capsys.readouterr().err  # nothing left to generate: no bar
     assert rollout_generator(options, tmp_path, 7).progress == "rollouts replayed"
 
