@@ -45,6 +45,7 @@ from curation.rollouts.adaptive import (
     samples_before_decidable,
     weak_filter,
 )
+from curation.schema import Chain
 from eval.backends.base import Backend, GenerationRequest, row_seed
 from eval.backends.generation import CachedGenerator, cached_generator
 from eval.grading.grader import grade_many
@@ -70,6 +71,34 @@ def rollout_generator(
     }
     name = task or options.generator_name
     return cached_generator(options.generator, cache_dir, name, context, progress=f"rollouts {name}")
+
+
+def rollouts_as_chains(
+    options: RolloutOptions, problems: Sequence[Problem], cache_dir: Path, seed: int
+) -> list[Chain]:
+    """``k`` samples per problem as chains (generator ``rollout:<model>``), through the rollout cache in ``cache_dir``
+    (a rerun generates only what it lacks): a method's own samples of a policy, as pairs and LEMMA take them."""
+    generator = rollout_generator(options, cache_dir, seed)
+    name = f"rollout:{options.generator_name}"
+    return [
+        Chain(
+            id=f"{row['problem_id']}/{name}/{row['sample_index']}",
+            problem_id=row["problem_id"],
+            text=row["text"],
+            generator=name,
+            prompt_setting="rollout",
+            truncated=row["finish_reason"] == "length",
+            provenance={
+                "kind": "rollout",
+                "request_id": row["id"],
+                "backend": options.generator.backend,
+                "model": options.generator.model,
+                "seed": row["seed"],
+                "finish_reason": row["finish_reason"],
+            },
+        )
+        for row in run_rollouts(problems, generator, options, seed=seed)
+    ]
 
 
 def build_requests(problems: Sequence[Problem], options: RolloutOptions, seed: int) -> list[GenerationRequest]:

@@ -52,7 +52,7 @@ from curation.methods.lemma.locators import LOCATORS, locate_by_arithmetic
 from curation.options import RolloutOptions, StageOptions
 from curation.outputs.report import count_table, pool_counts, render_report
 from curation.outputs.writer import RunOutputs, write_outputs
-from curation.rollouts.run import rollout_generator, run_rollouts
+from curation.rollouts.run import rollouts_as_chains
 from curation.schema import HUMAN, Chain, ErrorCorrectionExample, SFTExample
 from eval.backends.base import row_seed
 from eval.backends.generation import GenerationOptions, cached_generator
@@ -189,27 +189,7 @@ def harvest(options: LemmaOptions, pool: GradedPool, context: RunContext, facts:
 
 def rollout_chains(options: RolloutOptions, problems: Sequence[Problem], context: RunContext) -> list[Chain]:
     """``k`` fresh student samples per problem as chains (generator ``rollout:<model>``)."""
-    generator = rollout_generator(options, context.out / "teacher", context.seed)
-    name = f"rollout:{options.generator_name}"
-    return [
-        Chain(
-            id=f"{row['problem_id']}/{name}/{row['sample_index']}",
-            problem_id=row["problem_id"],
-            text=row["text"],
-            generator=name,
-            prompt_setting="rollout",
-            truncated=row["finish_reason"] == "length",
-            provenance={
-                "kind": "rollout",
-                "request_id": row["id"],
-                "backend": options.generator.backend,
-                "model": options.generator.model,
-                "seed": row["seed"],
-                "finish_reason": row["finish_reason"],
-            },
-        )
-        for row in run_rollouts(problems, generator, options, seed=context.seed)
-    ]
+    return rollouts_as_chains(options, problems, context.out / "teacher", context.seed)
 
 
 def locate(options: LemmaOptions, pool: GradedPool, wrong: list[WrongChain], context: RunContext) -> list[WrongChain]:

@@ -31,7 +31,7 @@ from curation.methods.rise.method import check_model_exists
 from curation.options import RolloutOptions, StageOptions
 from curation.outputs.report import count_table, pool_counts, render_report
 from curation.outputs.writer import RunOutputs, write_outputs
-from curation.rollouts.run import rollout_generator, run_rollouts
+from curation.rollouts.run import rollouts_as_chains
 from curation.schema import Chain, Message, SFTExample
 from eval.grading.grader import Verdict, grade_many
 from eval.problem import Problem
@@ -120,25 +120,7 @@ def sampled_chains(
 def rollout_chains(options: RolloutOptions, problems: Sequence[Problem], context: RunContext) -> list[Chain]:
     """``k`` samples per problem as chains (generator ``rollout:<model>``), through the rollout cache under
     ``curate/rollouts/`` (a rerun generates only what it lacks; `curation.rollouts.run`)."""
-    generator = rollout_generator(options, context.out / "rollouts", context.seed)
-    name = f"rollout:{options.generator_name}"
-    return [
-        Chain(
-            id=f"{row['problem_id']}/{name}/{row['sample_index']}",
-            problem_id=row["problem_id"],
-            text=row["text"],
-            generator=name,
-            prompt_setting="rollout",
-            truncated=row["finish_reason"] == "length",
-            provenance={
-                "kind": "rollout",
-                "request_id": row["id"],
-                "seed": row["seed"],
-                "model": options.generator.model,
-            },
-        )
-        for row in run_rollouts(problems, generator, options, seed=context.seed)
-    ]
+    return rollouts_as_chains(options, problems, context.out / "rollouts", context.seed)
 
 
 def correct_rows(
