@@ -282,6 +282,12 @@ def pair_rows(tables: Tables) -> list[dict[str, Any]]:
             aligned = align(tables.arms[a], tables.arms[b], bench, tables.keep(bench, part))
             primary = tables.is_primary(a, b, bench, part)
             rows.append({"a": a, "b": b, "benchmark": bench, "part": part, "primary": primary, **compare(aligned)})
+    return primary_first_holm(rows)
+
+
+def primary_first_holm(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` with the primary comparison first, each other row's ``p_holm`` adjusted over all of them (the
+    exploratory family); the primary's ``p_holm`` is None (its p stands unadjusted)."""
     rows.sort(key=lambda r: not r["primary"])
     family = [r for r in rows if not r["primary"] and r["p"] is not None]
     for row, adjusted in zip(family, holm([r["p"] for r in family]), strict=True):

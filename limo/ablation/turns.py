@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from eval.records import read_jsonl
-from eval.reports.metrics import holm
 from limo.ablation.results import (
     RunResult,
     Section,
@@ -39,6 +38,7 @@ from limo.ablation.results import (
     count,
     p_text,
     points,
+    primary_first_holm,
     scope_name,
 )
 
@@ -216,13 +216,7 @@ def gain_pairs(tables: Tables, found: TurnRuns) -> list[dict[str, Any]]:
                         **compare(aligned),
                     }
                 )
-    rows.sort(key=lambda r: not r["primary"])
-    family = [r for r in rows if not r["primary"] and r["p"] is not None]
-    for row, adjusted in zip(family, holm([r["p"] for r in family]), strict=True):
-        row["p_holm"] = adjusted
-    for row in rows:
-        row.setdefault("p_holm", None)
-    return rows
+    return primary_first_holm(rows)
 
 
 # ------------------------------------------------------------------------------------------- rendering
