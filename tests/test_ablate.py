@@ -539,6 +539,7 @@ def test_ablate_killed_half_way_resumes_without_redoing_and_counts_pairs_right(r
         "train.args.learning_rate=0.01",
         f"benchmark_specs.toy={{source: {toy}, answer_kind: math}}",
         "ablate.primary={pair: [curated, random_correct], benchmark: arith_unseen, part: untouched}",
+        "curate.stages.report.plots=false",  # the curations' PNGs: 2 s of CPU each, and nothing here reads them
         "--jobs",
         "2",
     )
