@@ -610,7 +610,7 @@ def test_ablate_killed_half_way_resumes_without_redoing_and_counts_pairs_right(r
             assert entry["p"] == pytest.approx(mcnemar_p(a_only, b_only))
         assert 0 < row["p"] <= 1
     first = results["pairs"][0]
-    assert results["primary"] == {**PRIMARY, "in_table": True} and first["primary"] and first["p_holm"] is None
+    assert results["primary"] == {**PRIMARY, "turns": None, "in_table": True} and first["primary"] and first["p_holm"] is None
     assert all(r["p_holm"] >= r["p"] for r in results["pairs"][1:] if r["p"] is not None)
     text = (out / "ablate" / "results.md").read_text()
     sections = [line for line in text.splitlines() if line.startswith("## ")]
