@@ -439,7 +439,9 @@ def test_runs_pair_by_seed_with_draws_averaged_and_the_base_model_against_every_
 # ------------------------------------------------------------------------------------------- the baselines
 
 
-def baseline(tmp_path: Path, kind: str, n: int | None, seed: int) -> list[dict]:
+def run_baseline(folder: Path, kind: str, n: int | None, seed: int) -> tuple[list[dict], object]:
+    """A baseline curated on the authored pool's first 30 problems (five chains each, the careless ones wrong) into
+    ``folder``: its curated rows and the method's summary."""
     stages = to_options(
         StageOptions,
         {
@@ -453,9 +455,12 @@ def baseline(tmp_path: Path, kind: str, n: int | None, seed: int) -> list[dict]:
         },
         where="curate.stages",
     )
-    folder = tmp_path / f"{kind}-{seed}"
-    METHODS["baseline"].run(stages, METHODS["baseline"].options(kind, n), RunContext(folder, seed, "t"))
-    return [json.loads(line) for line in (folder / "curate" / "curated.jsonl").read_text().splitlines()]
+    summary = METHODS["baseline"].run(stages, METHODS["baseline"].options(kind, n), RunContext(folder, seed, "t"))
+    return [json.loads(line) for line in (folder / "curate" / "curated.jsonl").read_text().splitlines()], summary
+
+
+def baseline(tmp_path: Path, kind: str, n: int | None, seed: int) -> list[dict]:
+    return run_baseline(tmp_path / f"{kind}-{seed}", kind, n, seed)[0]
 
 
 def test_the_baselines_draw_from_the_cleaned_pool_by_their_seed(tmp_path):
@@ -610,7 +615,8 @@ def test_ablate_killed_half_way_resumes_without_redoing_and_counts_pairs_right(r
             assert entry["p"] == pytest.approx(mcnemar_p(a_only, b_only))
         assert 0 < row["p"] <= 1
     first = results["pairs"][0]
-    assert results["primary"] == {**PRIMARY, "turns": None, "in_table": True} and first["primary"] and first["p_holm"] is None
+    assert results["primary"] == {**PRIMARY, "turns": None, "in_table": True}
+    assert first["primary"] and first["p_holm"] is None
     assert all(r["p_holm"] >= r["p"] for r in results["pairs"][1:] if r["p"] is not None)
     text = (out / "ablate" / "results.md").read_text()
     sections = [line for line in text.splitlines() if line.startswith("## ")]

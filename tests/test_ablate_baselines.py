@@ -7,35 +7,17 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from curation.methods import METHODS, RunContext
 from curation.methods.baseline.method import BaselineOptions, draw
-from curation.options import StageOptions
 from curation.schema import Chain
 from eval.options import to_options
 from limo.ablation.plan import Study, curation_items
 from limo.setup.ablate import AblateOptions, check_ablate
+from tests.test_ablate import run_baseline
 
 POOL = "recipes/data/arithmetic/pool.jsonl.gz"
 
 
-def baseline(folder: Path, kind: str, n: int | None, seed: int):
-    """The baseline on the authored pool's first 30 problems (five chains each, the careless ones wrong)."""
-    stages = to_options(
-        StageOptions,
-        {
-            "ingest": {
-                "source": POOL,
-                "field_map": {"id": "problem_id", "generator": "generator"},
-                "problem_limit": 30,
-            },
-            "decontam": {"enabled": False},
-            "report": {"enabled": False},
-        },
-        where="curate.stages",
-    )
-    summary = METHODS["baseline"].run(stages, METHODS["baseline"].options(kind, n), RunContext(folder, seed, "t"))
-    rows = [json.loads(line) for line in (folder / "curate" / "curated.jsonl").read_text().splitlines()]
-    return rows, summary
+baseline = run_baseline  # the authored pool's first 30 problems, as test_ablate's baselines curate it
 
 
 def problem_of(row: dict) -> str:
