@@ -25,6 +25,12 @@
 # <out>/summary.txt (each recipe's exit status and seconds, the card, the model's sha256); the end of each log is
 # printed.
 # The figures of a run: docs/results.md and docs/performance.md name the card, date and command.
+#
+# How it ran on one H200 without network (bench/README.md, "Ablations on a GPU machine"): the curations first, on the
+# CPU machine (`limo.ablate` there until its first training step; the semantic decontamination's MiniLM is 80 MB and
+# does not travel), their folders packed without work/ and reports; then two calls of the device tool: the wheels
+# (`bench/gpu/gpu_wheels.py --leave-out ...`) with the first part of the xz'd student, then the second part, the
+# curations and this script; the same `limo.ablate` command back on the CPU machine reuses every step.
 set -uo pipefail
 
 WHEELS="" MODEL="" OUT="" DEADLINE=480 SETS=() RECIPES=()
@@ -85,8 +91,9 @@ for spec in "${RECIPES[@]}"; do
 done
 wait
 
-# What a report needs, not the weights: the archive stays a few MiB.
-tar -C . --exclude='*.safetensors' --exclude='*.bin' --exclude='*.gguf' --exclude='*.pt' --exclude='*.pth' \
+# What a report needs, not the weights: the archive stays a few MiB. A trained model's folder is left out whole: a
+# folder without its weights would read as another model to the evaluation's marker, where an absent one is unchanged.
+tar -C . --exclude='*/train/model' --exclude='*.safetensors' --exclude='*.bin' --exclude='*.gguf' --exclude='*.pt' --exclude='*.pth' \
   --exclude='checkpoint-*' --exclude='*/export/*' -I 'xz -T0 -3' -cf "$OUT/ablations.tar.xz" outputs 2>>"$summary"
 size=$(stat -c %s "$OUT/ablations.tar.xz")
 if [ "$size" -gt $((15 * 1024 * 1024)) ]; then

@@ -29,6 +29,7 @@ import json
 import re
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -60,7 +61,13 @@ CARRY = (
     "champ-dataset",
     "natsort",  # champ-dataset
     "datasketch",
+    # limo.ablate's local executor and curation's shard jobs run on datatrove's executors.
+    "datatrove",
+    "loguru",  # datatrove
 )
+# Files left out of a wheel as it is fetched: never read by limo, and too large for the device tool's 64 MiB a call
+# (datatrove's URL block list for its web filters is 17.3 of its 17.4 MiB).
+SLIM = {"datatrove": ("datatrove/assets/url_filterblacklistsv0_3_0.tar.gz",)}
 # Built here from an sdist (PyPI has no wheel of these pins); must be pure Python.
 SDIST_ONLY = ("deepspeed", "antlr4-python3-runtime")
 # The GPU machine's Python packages (its image 'cuda', read off a machine on 2026-11-17), beside limo's own.
@@ -194,6 +201,23 @@ def fetch(name: str, version: str, folder: Path, python_version: str) -> Path:
     return found
 
 
+def slim(wheel: Path, members: tuple[str, ...]) -> None:
+    """Rewrite ``wheel`` without ``members`` and their RECORD lines (pip installs it as it is; the files are gone)."""
+    with zipfile.ZipFile(wheel) as source:
+        names = [n for n in source.namelist() if n not in members]
+        if len(names) == len(source.namelist()):
+            return
+        rewritten = wheel.with_suffix(".slim")
+        with zipfile.ZipFile(rewritten, "w", zipfile.ZIP_DEFLATED) as target:
+            for name in names:
+                data = source.read(name)
+                if name.endswith(".dist-info/RECORD"):
+                    lines = data.decode().splitlines(keepends=True)
+                    data = "".join(line for line in lines if line.split(",")[0] not in members).encode()
+                target.writestr(source.getinfo(name), data)
+    rewritten.replace(wheel)
+
+
 def tree_bytes() -> int:
     """What the device tool sends besides carried folders: tracked and untracked, not ignored, files."""
     listed = subprocess.run(
@@ -236,10 +260,22 @@ def main() -> None:
     )
     parser.add_argument("--python-version", default="3.12", help="the GPU machine's Python (3.12)")
     parser.add_argument("--limit-mib", type=float, default=64.0, help="what the device tool carries, tree included")
+    parser.add_argument(
+        "--leave-out",
+        nargs="*",
+        default=[],
+        metavar="NAME",
+        help="wheels a run does not need, to fit the model beside them (an ablation of small models: champ-dataset "
+        "deepspeed hjson pydantic pydantic-core annotated-types typing-inspection natsort)",
+    )
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
-    versions = pinned_versions()
+    left_out = {normalise(name) for name in args.leave_out}
+    versions = {k: v for k, v in pinned_versions().items() if normalise(k) not in left_out}
     wheels = {name: fetch(name, version, args.dir, args.python_version) for name, version in versions.items()}
+    for name, members in SLIM.items():
+        if name in wheels:
+            slim(wheels[name], members)
     for stale in set(args.dir.glob("*.whl")) - set(wheels.values()):
         stale.unlink()
     tree = tree_bytes()
