@@ -438,9 +438,10 @@ def detectable_shift(
         return None
     rng = np.random.default_rng([seed, runs_a, runs_b])
     noise = rng.standard_normal((DETECT_DATASETS, n))
-    if one:  # sign patterns: +1 or -1 on each run's difference from the fixed run
-        signs = np.asarray(list(itertools.product((1, -1), repeat=n))) if 2**n <= DETECT_RELABELINGS else None
-        if signs is None:
+    if one:  # sign patterns of each run's difference from the fixed run, the observed one (all +1) first
+        if 2**n <= DETECT_RELABELINGS:
+            signs = np.asarray(list(itertools.product((1, -1), repeat=n)))
+        else:
             signs = np.vstack([np.ones(n), rng.choice((1, -1), size=(DETECT_RELABELINGS, n))])
         shift, matrix = np.ones(n), signs.astype(np.float64)
     else:
