@@ -8,14 +8,25 @@ import json
 import os
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from eval.options import OptionsError, to_options
-from eval.reports.metrics import holm, mcnemar_p, sign_flip_p, two_level_bootstrap
+from eval.reports.metrics import (
+    detectable_shift,
+    holm,
+    mcnemar_p,
+    run_permutation_p,
+    runs_against_one,
+    sign_flip_p,
+    two_level_bootstrap,
+)
 from limo.ablation.plan import RunSpec
-from limo.ablation.results import RunResult, Tables, load_run, to_json, write_results
+from limo.ablation.results import RunResult, Tables, load_run, p_text, to_json, write_results
+from limo.ablation.turns import TurnTables
 from limo.cli.compose import compose
 from limo.setup.ablate import AblateOptions, PrimaryOptions, build_ablate, check_ablate, pairs_of
 
@@ -275,3 +286,187 @@ def test_a_bad_primary_ends_the_command_in_one_line_before_anything_runs(repo_ro
     done = subprocess.run(command, cwd=repo_root, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and done.stderr.startswith("limo.ablate: error: ablate.primary.pair: no arm 'random'")
     assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "ablate").exists()
+
+
+# ------------------------------------------------------------------------------------------- exact counts
+
+
+def test_a_difference_of_zero_from_draws_in_thirds_is_zero_and_the_p_stays_exact(tmp_path):
+    """Ten problems where the random arm's mean over three draws at each seed (0, 1/3, 2/3) equals the other arm's
+    mean over its seeds (0, 0, 1): in floating point each difference comes out as about -1e-17, counted as a problem
+    where one arm is higher, and 25 "non-zero" differences pushed the sign-flip from its exact branch to Monte Carlo.
+    In integers they are 0: 15 problems differ, all one way, p = 2 / 2**15 exactly."""
+    runs: dict[tuple[str, int | None, int | None], list[bool]] = {}
+    for seed in (0, 1, 2):
+        runs[("c", seed, None)] = [seed == 2] * 10 + [True] * 15
+        for draw in (0, 1, 2):
+            runs[("r", seed, draw)] = [draw < seed] * 10 + [False] * 15
+    row = whole(to_json(tables(tmp_path, runs, (("c", "r"),))), "c", "r")
+    assert (row["problems_a_higher"], row["problems_b_higher"]) == (15, 0)
+    assert row["p_exact"] and row["p"] == 2 / 2**15
+    assert row["difference"] == 15 / 25  # an exact ratio of integers
+    # per seed: c's 0, 0, 1 against r's 0, 1/3, 2/3 on the ten, and c alone right on the fifteen
+    assert [(s["a_higher"], s["b_higher"]) for s in row["per_seed"]] == [(15, 0), (15, 10), (25, 0)]
+
+
+def test_the_sign_flip_counts_fractions_exactly():
+    third = Fraction(1, 3)
+    # 1/3 + 1/3 + 1/3 - 1 is 0 exactly: with the four signs alike or not, |sum| >= 0 always
+    assert sign_flip_p([third, third, third, -1]).p == 1.0
+    assert sign_flip_p([third, third, -third, Fraction(0)]).nonzero == 3
+    assert sign_flip_p([Fraction(2, 3), 1, 1, 1]).p == 2 / 16
+
+
+def test_p_values_are_printed_to_three_significant_figures():
+    assert p_text(0.0496) == "0.0496" and p_text(0.0504) == "0.0504"  # two figures read both as "0.05"
+    assert p_text(2 / 2**7) == "0.0156" and p_text(1 / 100_001, at_floor=True) == "≤ 1e-05" and p_text(None) == "-"
+
+
+def write_turns(folder: Path, first: list[bool], last: list[bool], bench: str = "b") -> None:
+    """A run's multi-turn evaluation with the oracle, two turns, as limo.evaluate leaves it."""
+    where = folder / "eval" / bench / "multiturn_oracle"
+    where.mkdir(parents=True)
+    (where / "summary.json").write_text(json.dumps({"turns": 2}))
+    rows = [
+        {"problem_id": f"p{i}", "turns": [{"correct": f, "extracted": "1"}, {"correct": t, "extracted": "1"}]}
+        for i, (f, t) in enumerate(zip(first, last, strict=True))
+    ]
+    (where / "episodes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_every_exploratory_row_of_a_table_is_one_holm_family_single_and_multi_turn(tmp_path):
+    runs = {("a", 0, None): A_RIGHT, ("b", 0, None): B_RIGHT, ("c", 0, None): [True] * 5 + [False] * 5}
+    built = tables(tmp_path, runs, (("a", "b"), ("c", "b")), PrimaryOptions(("a", "b"), "b"))
+    for arm, last in (("a", [True] * 10), ("b", B_RIGHT), ("c", [True] * 9 + [False])):
+        write_turns(tmp_path / f"{arm}-0-None", runs[(arm, 0, None)], last)
+    payload = write_results(tmp_path, built, (TurnTables(),))
+    gains = payload["multiturn"]["pairs"]
+    family = [r for r in (*payload["pairs"], *gains) if not r["primary"] and r["p"] is not None]
+    assert len(family) == 3 and payload["statistics"]["holm_family"] == 3  # c v b; the gains of a v b and c v b
+    assert [r["p_holm"] for r in family] == pytest.approx(holm([r["p"] for r in family]))
+    assert [r["p_runs_holm"] for r in family] == pytest.approx(holm([r["p_runs"] for r in family]))
+    text = (tmp_path / "results.md").read_text()
+    assert "Holm-adjusted over 3 comparisons" in text and "Holm-adjusted with the table's other comparisons" in text
+
+
+# ------------------------------------------------------------------------------------------- different problem sets
+
+
+def test_arms_evaluated_on_different_problems_are_compared_on_those_they_share_and_say_so(tmp_path):
+    """Arm a was evaluated on 12 problems, arm b on the first 10 (another limit): the pair counts the 10 both have,
+    and the row and the table say that 2 were left out; each arm's own accuracy keeps its own problems."""
+    runs = {("a", s, None): A_RIGHT + [True, True] for s in (0, 1)} | {("b", s, None): B_RIGHT for s in (0, 1)}
+    payload = write_results(tmp_path, tables(tmp_path, runs, (("a", "b"),)))
+    row = whole(payload, "a", "b")
+    assert (row["problems"], row["problems_left_out"]) == (10, 2)
+    assert row["difference"] == pytest.approx(0.7) and row["problems_a_higher"] == 7
+    assert "| a vs b | b | 10 (2 left out: not in every run) | 0, 1 |" in (tmp_path / "results.md").read_text()
+    arms = {r["arm"]: r for r in payload["arm_accuracy"] if r["part"] is None}
+    assert (arms["a"]["problems"], arms["b"]["problems"]) == (12, 10)
+    none_shared = {("a", 0, None): A_RIGHT, ("b", 1, None): B_RIGHT}
+    empty = whole(to_json(tables(tmp_path / "apart", none_shared, (("a", "b"),))), "a", "b")
+    assert empty["seeds"] == [] and empty["p"] is None and empty["p_runs"] is None
+
+
+# ------------------------------------------------------------------------------------------- the unit is the run
+
+
+def test_the_run_level_p_counts_relabelings_of_the_pooled_runs_by_hand():
+    assert run_permutation_p([4, 5, 6], [1, 2, 3]).p == 2 / 20  # 3 v 3: only the two most extreme of C(6, 3)
+    assert run_permutation_p([4, 5, 6], [1, 2, 3]).floor == 0.1
+    assert run_permutation_p([6, 7, 8, 9, 10], [1, 2, 3, 4, 5]).p == 2 / 252  # 5 v 5: C(10, 5)
+    # pooled 3, 5, 1, 4; A's sums over the 6 relabelings 8, 4, 7, 6, 9, 5 against the mean 6.5: |sum - 6.5| >= 1.5
+    # for 8, 4, 9 and 5
+    assert run_permutation_p([3, 5], [1, 4]).p == 4 / 6
+    assert run_permutation_p([2, 2], [2, 2]).p == 1.0 and run_permutation_p([1], [2]).floor == 1.0
+    assert run_permutation_p([Fraction(1, 3)] * 3, [Fraction(1, 3), Fraction(2, 3), 0]).p == 1.0  # equal means
+    against_base = runs_against_one([Fraction(3, 10), Fraction(4, 10), Fraction(5, 10)], Fraction(1, 10))
+    assert (against_base.method, against_base.p, against_base.floor) == ("sign_flip", 2 / 8, 2 / 8)
+
+
+def test_the_detectable_difference_matches_the_tests_power_and_none_below_four_runs():
+    assert detectable_shift(3, 3) is None and detectable_shift(2, 2) is None  # p >= 0.1 and 0.33: never 0.05
+    assert detectable_shift(5, 1) is None  # five runs against the base model: p >= 2/32
+    five = detectable_shift(5, 5)
+    assert 1.9 < five < 2.3  # the two-sample t test's (t(8) quantiles: 2.306 + 0.889) x sqrt(2/5) = 2.02
+    assert detectable_shift(4, 4) > five > detectable_shift(8, 8)
+    # the claim itself, on datasets the search never saw: at that shift the test finds p <= 0.05 about 80% of the time
+    rng = np.random.default_rng(123)
+    found = 0
+    for _ in range(400):
+        a, b = rng.normal(five, 1, 5), rng.normal(0, 1, 5)
+        found += (
+            run_permutation_p(np.round(a * 1e6).astype(int).tolist(), np.round(b * 1e6).astype(int).tolist()).p <= 0.05
+        )
+    assert 0.72 < found / 400 < 0.88
+
+
+def null_with_run_shifts(
+    rng: np.random.Generator, seeds: int, problems: int, spread: float = 0.3
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two equally good arms: each problem's logit drawn from N(0, 1.5) for both, each training run's shifted by its
+    own N(0, ``spread``) (a seed that happens to train well or badly), every verdict drawn. A's and B's verdicts,
+    seeds x problems."""
+    logit = rng.normal(0, 1.5, problems)
+    arms = []
+    for _ in range(2):
+        shifted = logit[None, :] + rng.normal(0, spread, (seeds, 1))
+        arms.append((rng.random((seeds, problems)) < 1 / (1 + np.exp(-shifted))).astype(np.int64))
+    return arms[0], arms[1]
+
+
+def test_the_run_level_test_holds_its_level_where_the_problem_level_test_does_not():
+    """The review's null: both arms equally good, each run shifted by logit SD 0.3, 200 problems, 5 seeds an arm.
+    Over problems, these runs do differ, so the sign-flip p falls under 0.05 far more often than 5%; over runs
+    (exact, 252 relabelings: level 12/252 = 0.048) it does not."""
+    rng = np.random.default_rng(2024)
+    datasets = [null_with_run_shifts(rng, 5, 200) for _ in range(1000)]
+    runs = [run_permutation_p(a.sum(axis=1).tolist(), b.sum(axis=1).tolist()).p <= 0.05 for a, b in datasets]
+    problems = [sign_flip_p((a - b).sum(axis=0).tolist(), resamples=1000).p <= 0.05 for a, b in datasets[:200]]
+    level, simulation_error = sum(runs) / len(runs), 2 * (0.05 * 0.95 / len(runs)) ** 0.5
+    assert level <= 0.05 + simulation_error, level
+    assert sum(problems) / len(problems) > 0.15  # about 0.3: it answers "these runs, these problems"
+
+
+def test_the_interval_holds_its_level_with_three_seeds_that_differ():
+    """The same null, 3 seeds and 500 problems: the difference's true value is 0, and a 95% interval leaves it out in
+    at most about 5% of datasets (a plain two-level bootstrap left it out in 14%: three resampled seeds vary less than
+    three new ones, and their percentiles are normal where Student's t with two degrees of freedom is due). With seeds
+    that do not differ, the interval covers too (it is then conservative)."""
+    rng = np.random.default_rng(7)
+    missed = 0
+    for index in range(300):
+        a, b = null_with_run_shifts(rng, 3, 500)
+        low, high = two_level_bootstrap(a - b, resamples=1000, seed=index)
+        missed += not low <= 0 <= high
+    assert missed / 300 <= 0.05 + 2 * (0.05 * 0.95 / 300) ** 0.5, missed
+    calm = [null_with_run_shifts(rng, 3, 200, spread=0.0) for _ in range(100)]
+    missed = sum(not low <= 0 <= high for low, high in (two_level_bootstrap(a - b, resamples=1000) for a, b in calm))
+    assert missed <= 5, missed
+
+
+def test_the_primary_is_decided_over_runs_with_its_spread_and_detectable_difference(tmp_path):
+    """Five seeds an arm: A's runs score 5-9 of 10, B's 0-4, so every A run beats every B run: p over runs is
+    2 / C(10, 5); the seed SD is that of 0.5, ..., 0.9 (sqrt(0.025)), and the detectable difference that SD times the
+    simulated factor for 5 v 5 runs. Three seeds: the table says p cannot go below 0.1."""
+    runs = {("a", s, None): [True] * (5 + s) + [False] * (5 - s) for s in range(5)}
+    runs |= {("b", s, None): [True] * s + [False] * (10 - s) for s in range(5)}
+    runs[("base", None, None)] = [True] * 3 + [False] * 7
+    primary = PrimaryOptions(("a", "b"), "b")
+    payload = write_results(tmp_path, tables(tmp_path, runs, (("a", "b"), ("a", "base")), primary))
+    row = payload["pairs"][0]
+    assert row["primary"] and row["p_runs"] == 2 / 252 and row["p_runs_holm"] is None
+    assert row["runs_test"] == {"method": "permutation", "runs_a": 5, "runs_b": 5, "exact": True}
+    assert row["seed_sd"] == pytest.approx(0.025**0.5)
+    assert row["detectable"] == pytest.approx(0.025**0.5 * detectable_shift(5, 5))
+    text = (tmp_path / "results.md").read_text()
+    assert f"| 0.00794 (5 v 5 runs) | 15.8 | {100 * row['detectable']:.1f} |" in text
+    assert "Decided over runs (5 v 5): p = 0.00794. Seed-to-seed spread: 15.8 points" in text
+    base = whole(payload, "a", "base")  # against one untrained run: each run's difference from it, sign-flipped
+    assert base["runs_test"]["method"] == "sign_flip" and base["p_runs"] == 2 / 32 and base["p_runs_floor"] == 2 / 32
+    assert base["seed_sd"] == pytest.approx(0.025**0.5) and base["detectable"] is None  # 2/32 > 0.05
+    few = {key: value for key, value in runs.items() if key[1] is None or key[1] < 3}
+    write_results(tmp_path / "few", tables(tmp_path / "few", few, (("a", "b"),), primary))
+    text = (tmp_path / "few" / "results.md").read_text()
+    assert "| 0.1 (3 v 3 runs: the smallest p possible is 0.1) |" in text and "none: p cannot reach 0.05" in text
+    assert "the smallest p possible is 0.1 (a primary pair wants 5 seeds or more)" in text

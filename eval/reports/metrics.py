@@ -34,10 +34,14 @@ These use numpy and are deterministic: every resample comes from a generator see
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -249,8 +253,28 @@ class SignFlip:
     at_floor: bool = False
 
 
+Exact = int | Fraction | float  # a score or difference, taken at its exact value (a float at its binary value)
+
+
+def as_integers(values: Sequence[Exact]) -> list[int]:
+    """``values`` on one integer scale: each times the least common multiple of their denominators (a float is
+    taken at its exact binary value), so that sums and comparisons are exact: a difference that is zero is 0, never
+    a rounding residue such as 1e-17. Any common factor is divided out."""
+    fractions = [Fraction(v) for v in values]
+    scale = math.lcm(*(f.denominator for f in fractions)) if fractions else 1
+    integers = [int(f * scale) for f in fractions]
+    common = math.gcd(*integers)
+    return [i // common for i in integers] if common > 1 else integers
+
+
+def integer_array(values: Sequence[int]) -> np.ndarray:
+    """Integers as int64 when every sum of them fits, else as Python integers (object array: exact, slower)."""
+    fits = sum(abs(v) for v in values) < 2**62
+    return np.asarray(values, dtype=np.int64 if fits else object)
+
+
 def sign_flip_p(
-    differences: Sequence[float],
+    differences: Sequence[Exact],
     *,
     exact_max: int = EXACT_MAX_PROBLEMS,
     resamples: int = PERMUTATIONS,
@@ -262,7 +286,9 @@ def sign_flip_p(
     sign with probability 1/2. With ``m`` non-zero differences, ``m <= exact_max`` enumerates all ``2**m`` patterns
     (five differences of +1: p = 2/32); otherwise ``resamples`` patterns are drawn from ``numpy.random.default_rng(
     seed)`` and p = (1 + patterns at least as extreme) / (1 + resamples), which is never 0. Scaling every difference
-    by one factor leaves p unchanged (a sum over three identical seeds gives one seed's p).
+    by one factor leaves p unchanged (a sum over three identical seeds gives one seed's p). The arithmetic is exact
+    (`as_integers`): give fractions (``fractions.Fraction(1, 3)``) where a difference is a third, since a float
+    third is not one.
 
     Args:
         differences: One value per item (a problem): A's score minus B's.
@@ -273,24 +299,171 @@ def sign_flip_p(
     Returns:
         The p-value and how it was computed (`SignFlip`).
     """
-    values = np.asarray([d for d in differences if d != 0], dtype=np.float64)
+    values = integer_array([d for d in as_integers(differences) if d != 0])
     m = len(values)
     if m == 0:
         return SignFlip(1.0, 0, True)
     observed = abs(values.sum())
-    tolerance = 1e-9 * float(np.abs(values).sum())  # sums of thirds and halves: equal up to rounding counts as equal
     if m <= exact_max:
-        sums = np.zeros(1)
+        sums = np.zeros(1, dtype=values.dtype)
         for value in values:
             sums = np.concatenate([sums + value, sums - value])
-        return SignFlip(float(np.mean(np.abs(sums) >= observed - tolerance)), m, True)
+        return SignFlip(float(np.mean(np.abs(sums) >= observed)), m, True)
     rng = np.random.default_rng(seed)
-    total, extreme, chunk = float(values.sum()), 0, max(1, (1 << 22) // m)
+    total, extreme, chunk = values.sum(), 0, max(1, (1 << 22) // m)
     for start in range(0, resamples, chunk):
-        bits = rng.integers(0, 2, size=(min(chunk, resamples - start), m), dtype=np.int8)
-        flipped = 2.0 * (bits @ values) - total  # the sum with each kept value (+) and each flipped one (-)
-        extreme += int(np.count_nonzero(np.abs(flipped) >= observed - tolerance))
+        bits = rng.integers(0, 2, size=(min(chunk, resamples - start), m), dtype=np.int8).astype(values.dtype)
+        flipped = 2 * (bits @ values) - total  # the sum with each kept value (+) and each flipped one (-)
+        extreme += int(np.count_nonzero(np.abs(flipped) >= observed))
     return SignFlip((1 + extreme) / (1 + resamples), m, False, resamples, seed, at_floor=extreme == 0)
+
+
+EXACT_MAX_RELABELINGS = 200_000  # pooled runs relabeled exactly up to this many ways (10 v 10 runs: 184,756)
+
+
+@dataclass(frozen=True)
+class RunTest:
+    """A test over training runs: its p-value and the smallest p its runs allow.
+
+    Attributes:
+        p: The two-sided p-value.
+        method: ``permutation`` (A's runs against B's, every relabeling of the pooled runs) or ``sign_flip`` (each
+            run against one fixed run, the base model's).
+        runs_a: A's runs (a seed's draws count as one run, averaged).
+        runs_b: B's runs (1: a fixed run).
+        floor: The smallest p these numbers of runs can give (3 v 3 runs: 0.1; 5 v 5: 2/252).
+        exact: Whether every relabeling (sign pattern) was enumerated; else ``resamples`` from ``seed``.
+        resamples: Monte Carlo relabelings drawn (None when exact).
+        seed: The Monte Carlo generator's seed (None when exact).
+    """
+
+    p: float
+    method: str
+    runs_a: int
+    runs_b: int
+    floor: float
+    exact: bool = True
+    resamples: int | None = None
+    seed: int | None = None
+
+
+def relabelings(n: int, k: int, *, limit: int, resamples: int, seed: int) -> tuple[np.ndarray, bool]:
+    """Which ``k`` of ``n`` pooled runs each relabeling calls A's, as rows of a 0/1 matrix, the observed one (the
+    first ``k``) first: all ``C(n, k)`` when at most ``limit``, else the observed one and ``resamples`` drawn from
+    ``default_rng(seed)``. Returns the matrix and whether it is every relabeling."""
+    if math.comb(n, k) <= limit:
+        chosen = np.asarray(list(itertools.combinations(range(n), k)), dtype=np.intp).reshape(-1, k)
+        exact = True
+    else:
+        rng = np.random.default_rng(seed)
+        drawn = np.argsort(rng.random((resamples, n)), axis=1)[:, :k]
+        chosen, exact = np.vstack([np.arange(k)[None, :], drawn]), False
+    matrix = np.zeros((len(chosen), n), dtype=np.int8)
+    np.put_along_axis(matrix, chosen, 1, axis=1)
+    return matrix, exact
+
+
+def run_permutation_p(
+    runs_a: Sequence[Exact],
+    runs_b: Sequence[Exact],
+    *,
+    exact_max: int = EXACT_MAX_RELABELINGS,
+    resamples: int = PERMUTATIONS,
+    seed: int = STATS_SEED,
+) -> RunTest:
+    """Two-sided permutation test of A's runs against B's: each run's accuracy (on the same problems), the statistic
+    the difference of the arms' mean accuracies, and under the null (the arm does not change what a run scores) every
+    relabeling of the pooled runs as likely as the observed one.
+
+    Exact (every one of ``C(n_a + n_b, n_a)`` relabelings) up to ``exact_max`` relabelings; beyond, ``resamples``
+    drawn from ``default_rng(seed)`` and p = (1 + as extreme) / (1 + resamples). The arithmetic is exact
+    (`as_integers`). With ``n`` runs a side the smallest p is ``2 / C(2n, n)``: 0.33 at 2 v 2, 0.1 at 3 v 3, 0.029 at
+    4 v 4, 0.0079 at 5 v 5.
+
+    Args:
+        runs_a: One accuracy (or correct count: only differences matter) per run of A.
+        runs_b: The same for B, on the same problems.
+        exact_max: The most relabelings enumerated exactly.
+        resamples: Monte Carlo relabelings beyond ``exact_max``.
+        seed: Seed of the Monte Carlo generator.
+
+    Returns:
+        The p-value, its floor and how it was computed (`RunTest`).
+    """
+    k, n = len(runs_a), len(runs_a) + len(runs_b)
+    floor = (2 if k == n - k else 1) / math.comb(n, k) if k and n - k else 1.0
+    if not k or n == k:
+        return RunTest(1.0, "permutation", k, n - k, 1.0)
+    pooled = integer_array(as_integers([*runs_a, *runs_b]))
+    matrix, exact = relabelings(n, k, limit=exact_max, resamples=resamples, seed=seed)
+    # n * (A's sum) - k * (the total) is n_a * n_b times the difference of means: its size ranks the relabelings
+    statistic = np.abs(n * (matrix.astype(pooled.dtype) @ pooled) - k * pooled.sum())
+    extreme = int(np.count_nonzero(statistic >= statistic[0]))
+    if exact:
+        return RunTest(extreme / len(matrix), "permutation", k, n - k, floor)
+    return RunTest(extreme / len(matrix), "permutation", k, n - k, floor, False, resamples, seed)
+
+
+def runs_against_one(runs: Sequence[Exact], fixed: Exact) -> RunTest:
+    """Two-sided sign-flip test of several runs against one fixed run (the base model: untrained, one evaluation):
+    each run's accuracy minus the fixed one's, as likely to have either sign under the null. With ``n`` runs the
+    smallest p is ``2 / 2**n`` (0.25 at 3 runs, 0.0625 at 5)."""
+    test = sign_flip_p([Fraction(r) - Fraction(fixed) for r in runs], exact_max=max(EXACT_MAX_PROBLEMS, len(runs)))
+    floor = 2 / 2 ** len(runs) if runs else 1.0
+    return RunTest(min(1.0, test.p), "sign_flip", len(runs), 1, min(1.0, floor))
+
+
+DETECT_DATASETS = 2_000  # simulated datasets per power estimate
+DETECT_RELABELINGS = 2_000  # relabelings (sign patterns) per simulated dataset beyond exact enumeration
+
+
+@functools.lru_cache(maxsize=64)
+def detectable_shift(
+    runs_a: int, runs_b: int, *, alpha: float = 0.05, power: float = 0.8, seed: int = STATS_SEED
+) -> float | None:
+    """The smallest true difference between two arms' mean run accuracy, in units of the run-to-run standard
+    deviation, that the run-level test (`run_permutation_p`; ``runs_b == 1``: `runs_against_one`) finds at p <=
+    ``alpha`` in a share ``power`` of datasets.
+
+    By simulation: run accuracies normal with standard deviation 1 (the fixed run: none), A's shifted by the
+    difference; the same ``DETECT_DATASETS`` datasets from ``default_rng(seed)`` at every difference (so power rises
+    with it), each tested over every relabeling (at most ``DETECT_RELABELINGS``, else that many drawn); the
+    difference found by bisection to 0.01. Both tests are unchanged by scaling, so multiplying by the measured spread
+    gives the difference in accuracy. None when the runs cannot reach ``alpha`` at all (3 v 3 runs: p >= 0.1).
+    """
+    one = runs_b == 1
+    n = runs_a if one else runs_a + runs_b
+    floor = 2 / 2**runs_a if one else (2 if runs_a == runs_b else 1) / math.comb(n, runs_a)
+    if runs_a < 1 or floor > alpha:
+        return None
+    rng = np.random.default_rng([seed, runs_a, runs_b])
+    noise = rng.standard_normal((DETECT_DATASETS, n))
+    if one:  # sign patterns of each run's difference from the fixed run, the observed one (all +1) first
+        if 2**n <= DETECT_RELABELINGS:
+            signs = np.asarray(list(itertools.product((1, -1), repeat=n)))
+        else:
+            signs = np.vstack([np.ones(n), rng.choice((1, -1), size=(DETECT_RELABELINGS, n))])
+        shift, matrix = np.ones(n), signs.astype(np.float64)
+    else:
+        labels, _ = relabelings(n, runs_a, limit=DETECT_RELABELINGS, resamples=DETECT_RELABELINGS, seed=seed)
+        shift, matrix = np.r_[np.ones(runs_a), np.zeros(runs_b)], labels.astype(np.float64)
+
+    def power_at(delta: float) -> float:
+        values = noise + delta * shift
+        if one:
+            statistic = np.abs(values @ matrix.T)
+        else:
+            statistic = np.abs(n * (values @ matrix.T) - runs_a * values.sum(axis=1, keepdims=True))
+        p = np.mean(statistic >= statistic[:, :1] - 1e-9, axis=1)
+        return float(np.mean(p <= alpha))
+
+    low, high = 0.0, 1.0
+    while power_at(high) < power:
+        low, high = high, 2 * high
+    while high - low > 0.01:
+        middle = (low + high) / 2
+        low, high = (middle, high) if power_at(middle) < power else (low, middle)
+    return high
 
 
 def two_level_bootstrap(
@@ -300,12 +473,21 @@ def two_level_bootstrap(
     seed: int = STATS_SEED,
     level: float = 0.95,
 ) -> tuple[float, float]:
-    """Percentile interval of the mean of a seeds x problems table, resampling seeds, then problems.
+    """Percentile interval of the mean of a seeds x problems table, resampling seeds, then problems, calibrated for
+    few seeds.
 
     Each resample draws the seeds (rows) with replacement, then the problems (columns) with replacement, and takes
     the mean of the table they pick; the interval is the middle ``level`` of those means. Seeds and problems are
     drawn from two generators (``default_rng([seed, 0])`` and ``default_rng([seed, 1])``), so a table whose rows
     are all the same gives the interval of one row exactly: seeds that agree add no width, seeds that disagree do.
+
+    A plain bootstrap of three seeds holds far less than its level when the seeds differ (the mean of k resampled
+    values varies (k - 1) / k as much as the mean of k new ones, and its percentiles are normal ones where Student's
+    t with about k - 1 degrees of freedom is due): in a simulated null with run-to-run shifts, a 95% interval left
+    out zero in 11-14% of datasets. So (`small_sample_widening`) each seed's deviation from the mean is scaled by
+    sqrt(k / (k - 1)) before resampling, and both halves of the interval, from the mean, are widened by t(ν) / z at
+    the level's quantile, ν the Satterthwaite degrees of freedom of the seeds' and the problems' parts of the mean's
+    variance (seeds that agree: ν = problems - 1, a widening of about 1%); the ends stay within the table's range.
 
     Args:
         table: One row per seed, one column per problem (the same problems in every row), e.g. A's score minus B's.
@@ -320,6 +502,12 @@ def two_level_bootstrap(
     if values.ndim != 2 or values.size == 0:
         return math.nan, math.nan
     seeds, problems = values.shape
+    centre = float(values.mean())
+    row_means = values.mean(axis=1, keepdims=True)
+    if (
+        seeds > 1 and np.ptp(row_means) > 0
+    ):  # unbiased seed-level spread (rows that agree are left exactly as they are)
+        values = values + (row_means - row_means.mean()) * (math.sqrt(seeds / (seeds - 1)) - 1)
     rows_rng, columns_rng = np.random.default_rng([seed, 0]), np.random.default_rng([seed, 1])
     means = np.empty(resamples)
     chunk = max(1, (1 << 21) // (seeds * problems))
@@ -331,7 +519,48 @@ def two_level_bootstrap(
         means[start : start + size] = np.take_along_axis(by_problem, columns, axis=1).mean(axis=1)
     tail = (1 - level) / 2
     low, high = np.quantile(means, [tail, 1 - tail])
-    return float(low), float(high)
+    original = np.asarray(table, dtype=np.float64)
+    widen = small_sample_widening(original, 1 - tail)
+    # no mean of these values lies outside their range (an accuracy's interval stays within 0-100%)
+    bottom, top = float(original.min()), float(original.max())
+    return max(bottom, centre - widen * (centre - float(low))), min(top, centre + widen * (float(high) - centre))
+
+
+def small_sample_widening(values: np.ndarray, quantile: float) -> float:
+    """Student's t over the normal quantile at ``quantile``, for the Satterthwaite degrees of freedom of a seeds x
+    problems table's mean: its variance's seed part (the row means' variance over k) with k - 1 degrees and its
+    problem part (the column means' variance over n) with n - 1; 1 when neither varies."""
+    seeds, problems = values.shape
+    seed_part = float(values.mean(axis=1).var(ddof=1)) / seeds if seeds > 1 else 0.0
+    problem_part = float(values.mean(axis=0).var(ddof=1)) / problems if problems > 1 else 0.0
+    denominator = (seed_part**2 / (seeds - 1) if seeds > 1 else 0.0) + (
+        problem_part**2 / (problems - 1) if problems > 1 else 0.0
+    )
+    if denominator <= 0:
+        return 1.0
+    freedom = (seed_part + problem_part) ** 2 / denominator
+    return student_t_quantile(quantile, round(freedom, 2)) / NormalDist().inv_cdf(quantile)
+
+
+@functools.lru_cache(maxsize=256)
+def student_t_quantile(quantile: float, freedom: float) -> float:
+    """The ``quantile`` (above 1/2) of Student's t with ``freedom`` degrees of freedom (any positive real): its
+    density integrated by the trapezoid rule on 4,001 points, inverted by bisection to 1e-9."""
+    if freedom > 1e5:
+        return NormalDist().inv_cdf(quantile)
+    constant = math.exp(math.lgamma((freedom + 1) / 2) - math.lgamma(freedom / 2)) / math.sqrt(freedom * math.pi)
+
+    def cdf(x: float) -> float:
+        grid = np.linspace(0.0, x, 4001)
+        return 0.5 + float(np.trapezoid(constant * (1 + grid * grid / freedom) ** (-(freedom + 1) / 2), grid))
+
+    low, high = 0.0, 1.0
+    while cdf(high) < quantile:
+        low, high = high, 2 * high
+    while high - low > 1e-9:
+        middle = (low + high) / 2
+        low, high = (middle, high) if cdf(middle) < quantile else (low, middle)
+    return high
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

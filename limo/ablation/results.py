@@ -6,31 +6,36 @@ protocol the comparison's benchmarks use). Per run: correct / problems with the 
 (`eval.reports.metrics.wilson_interval`: one run, so the problems are the items), and its compute — optimizer steps
 and the tokens of every batch (TRL's ``num_tokens`` in ``train/log_history.json``).
 
-Everything across runs takes the problem as the unit (docs/ablation.md, "How the tables test a difference"): a
-problem seen at three seeds is one observation with three correlated verdicts, never three. An arm's score on a
-problem at a seed is its verdict there (the mean over its draws, when it draws at random at that seed); per arm, the
-accuracy is the mean over problems of those scores averaged over seeds, with a 95% interval from a two-level
-bootstrap (seeds, then problems: `eval.reports.metrics.two_level_bootstrap`) — each benchmark whole, by part
-(``part_field`` / ``part_ranges``) and by the sample fields ``by`` names.
+Across runs, two units (docs/ablation.md, "How the tables test a difference"). An arm's score on a problem at a seed
+is its verdict there (the mean over its draws, when it draws at random at that seed), kept as an integer times the
+draws' least common multiple so that every count is exact; per arm, the accuracy is the mean over problems of those
+scores averaged over seeds, with a 95% interval from a two-level bootstrap (seeds, then problems, calibrated for few
+seeds: `eval.reports.metrics.two_level_bootstrap`) — each benchmark whole, by part (``part_field`` /
+``part_ranges``) and by the sample fields ``by`` names.
 
 A comparison of arms A and B on a scope (a benchmark, or one of its parts) pairs the seeds both arms ran (the base
-model, one untrained run, stands against each of the other arm's seeds); a problem's difference is A's score minus
-B's, averaged over those seeds. Then: the two-sided sign-flip permutation p over problems
-(`eval.reports.metrics.sign_flip_p`), the 95% two-level bootstrap interval of the accuracy difference, the problems
-where A's mean is higher / lower (counts of problems, not of runs), and one exact McNemar p per seed (secondary: do
-the seeds agree?). ``ablate.primary`` names the comparison the ablation decides: shown first, its p unadjusted; every
-other comparison's p is also shown Holm-adjusted over all of them (`eval.reports.metrics.holm`) and labelled
-exploratory.
+model, one untrained run, stands against each of the other arm's seeds), on the problems every paired run was
+evaluated on (the others are counted and said). It is decided over *runs*: each paired seed's accuracy, A's runs
+against B's by an exact permutation test (`eval.reports.metrics.run_permutation_p`; against the base model, a
+sign-flip of each run's difference from it), with the seed-to-seed spread it measured and the difference it could
+detect. Beside it, over *problems* (do these runs differ on these problems?): a problem's difference is A's score
+minus B's averaged over the seeds, the two-sided sign-flip p (`eval.reports.metrics.sign_flip_p`), the problems where
+A's mean is higher / lower, and one exact McNemar p per seed (do the seeds agree?). The 95% two-level bootstrap
+interval of the accuracy difference goes with both. ``ablate.primary`` names the comparison the ablation decides:
+shown first, its p unadjusted; every other comparison's p values are also shown Holm-adjusted over all of the table's
+other comparisons, multi-turn gains included (`holm_family`), and labelled exploratory.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -41,10 +46,14 @@ from eval.reports.html_page import bar_chart, write_page
 from eval.reports.metrics import (
     BOOTSTRAP,
     EXACT_MAX_PROBLEMS,
+    EXACT_MAX_RELABELINGS,
     PERMUTATIONS,
     STATS_SEED,
+    detectable_shift,
     holm,
     mcnemar_p,
+    run_permutation_p,
+    runs_against_one,
     sign_flip_p,
     two_level_bootstrap,
     wilson_interval,
@@ -128,47 +137,85 @@ def problems_of(runs: Sequence[RunResult], bench: str, keep: set[str] | None) ->
     return sorted(ids if keep is None else ids & keep)
 
 
-def score_table(
-    groups: Mapping[int | None, Sequence[RunResult]], seeds: Sequence[int | None], bench: str, ids: Sequence[str]
+def draw_scale(*groups: Mapping[int | None, Sequence[RunResult]]) -> int:
+    """The least common multiple of the draws at a seed: every score times it is an integer."""
+    return math.lcm(*(len(runs) for g in groups for runs in g.values()))
+
+
+def score_counts(
+    groups: Mapping[int | None, Sequence[RunResult]],
+    seeds: Sequence[int | None],
+    bench: str,
+    ids: Sequence[str],
+    scale: int,
 ) -> np.ndarray:
-    """Seeds x problems: each run's verdict, averaged over the draws at a seed (a seed an arm lacks: its None run,
-    the base model's)."""
+    """Seeds x problems, in integers: each run's verdict (0/1, or a gain of -1/0/1), averaged over the draws at a
+    seed and multiplied by ``scale`` (`draw_scale`), so that a score of a third is exact (a seed an arm lacks: its
+    None run, the base model's)."""
     rows = []
     for seed in seeds:
         runs = groups[seed] if seed in groups else groups[None]
-        rows.append([sum(r.correct[bench][i] for r in runs) / len(runs) for i in ids])
-    return np.asarray(rows, dtype=np.float64).reshape(len(seeds), len(ids))
+        weight = scale // len(runs)
+        rows.append([weight * sum(int(r.correct[bench][i]) for r in runs) for i in ids])
+    return np.asarray(rows, dtype=np.int64).reshape(len(seeds), len(ids))
+
+
+def score_table(
+    groups: Mapping[int | None, Sequence[RunResult]], seeds: Sequence[int | None], bench: str, ids: Sequence[str]
+) -> np.ndarray:
+    """`score_counts` as fractions of one (for the bootstrap)."""
+    scale = draw_scale(groups)
+    return score_counts(groups, seeds, bench, ids, scale) / scale
 
 
 @dataclass(frozen=True)
 class Aligned:
-    """Two arms' scores on the same problems at the seeds they are paired on.
+    """Two arms' scores on the same problems at the seeds they are paired on, in integers.
 
     Attributes:
         seeds: The rows' seeds: those both arms ran, or, against the base model, the other arm's.
         problems: The columns: the problems every paired run has a verdict on.
-        a: A's scores, seeds x problems (draws averaged within a seed).
-        b: B's scores, the same shape (the base model's one run repeated on every row).
+        counts_a: A's scores times ``scale``, seeds x problems (draws averaged within a seed).
+        counts_b: B's, the same shape (the base model's one run repeated on every row).
+        scale: What the counts are scores times (the draws' least common multiple).
+        fixed: ``a`` or ``b`` when that arm is one run repeated on every row (the base model), else None.
+        left_out: Problems in the scope that some paired run has a verdict on and another lacks (the comparison is on
+            the problems they all have; 0 when every run saw the same problems).
     """
 
     seeds: list[int]
     problems: list[str]
-    a: np.ndarray
-    b: np.ndarray
+    counts_a: np.ndarray
+    counts_b: np.ndarray
+    scale: int = 1
+    fixed: str | None = None
+    left_out: int = 0
+
+    @property
+    def a(self) -> np.ndarray:
+        return self.counts_a / self.scale
+
+    @property
+    def b(self) -> np.ndarray:
+        return self.counts_b / self.scale
 
 
 def align(runs_a: Sequence[RunResult], runs_b: Sequence[RunResult], bench: str, keep: set[str] | None) -> Aligned:
-    """A's and B's scores problem by problem at their paired seeds (see the module's docstring)."""
+    """A's and B's scores problem by problem at their paired seeds (see the module's docstring), on the problems
+    every paired run was evaluated on (``left_out`` counts the others)."""
     groups_a, groups_b = seed_groups(runs_a), seed_groups(runs_b)
-    if None in groups_a or None in groups_b:  # the base model: one run, against each seed of the other arm
+    fixed = "a" if None in groups_a else "b" if None in groups_b else None
+    if fixed:  # the base model: one run, against each seed of the other arm
         seeds = sorted(s for s in {*groups_a, *groups_b} if s is not None)
     else:
         seeds = sorted(set(groups_a) & set(groups_b))
     used = [r for s in seeds for g in (groups_a, groups_b) for r in (g[s] if s in g else g[None])]
     ids = problems_of(used, bench, keep)
-    return Aligned(
-        list(seeds), ids, score_table(groups_a, seeds, bench, ids), score_table(groups_b, seeds, bench, ids)
-    )
+    seen = set().union(*(r.correct[bench] for r in used)) if used else set()
+    left_out = len(seen if keep is None else seen & keep) - len(ids)
+    scale = draw_scale(groups_a, groups_b)
+    counts = [score_counts(g, seeds, bench, ids, scale) for g in (groups_a, groups_b)]
+    return Aligned(list(seeds), ids, counts[0], counts[1], scale, fixed, left_out)
 
 
 def arm_accuracy(runs: Sequence[RunResult], bench: str, keep: set[str] | None) -> dict[str, Any]:
@@ -183,36 +230,85 @@ def arm_accuracy(runs: Sequence[RunResult], bench: str, keep: set[str] | None) -
     return {"problems": len(ids), "runs": len(runs), "accuracy": mean, "interval": interval}
 
 
+EMPTY_ROW = (  # a comparison's values when no seed or no problem is shared: None
+    *("accuracy_a", "accuracy_b", "difference", "interval", "p", "p_exact", "p_at_floor"),
+    *("p_runs", "p_runs_floor", "runs_test", "seed_sd", "detectable"),
+)
+
+
 def compare(aligned: Aligned) -> dict[str, Any]:
-    """The paired statistics of an alignment: means, difference with its interval, the sign-flip p, per-seed
-    McNemar."""
+    """The paired statistics of an alignment: means, difference with its interval, the test over runs with the
+    seed-to-seed spread and the difference it could detect, the sign-flip p over problems, per-seed McNemar. Every
+    count is of integers (`Aligned`), so a difference of zero is 0."""
     n = len(aligned.problems)
+    where = {"problems": n, "problems_left_out": aligned.left_out, "seeds": aligned.seeds}
     if not aligned.seeds or not n:  # no seed both arms ran, or no problem every paired run has
-        empty = dict.fromkeys(("accuracy_a", "accuracy_b", "difference", "interval", "p", "p_exact", "p_at_floor"))
         nothing = {"problems_a_higher": 0, "problems_b_higher": 0, "per_seed": []}
-        return {"problems": n, "seeds": aligned.seeds, **empty, **nothing}
-    differences = aligned.a - aligned.b
-    per_problem = differences.mean(axis=0)
-    test = sign_flip_p(per_problem)
+        return {**where, **dict.fromkeys(EMPTY_ROW), **nothing}
+    differences = aligned.counts_a - aligned.counts_b  # integers: scores times `scale`
+    per_problem = differences.sum(axis=0)  # a problem's difference times seeds x scale
+    test = sign_flip_p(per_problem.tolist())
+    whole = aligned.scale * len(aligned.seeds) * n
     return {
-        "problems": n,
-        "seeds": aligned.seeds,
-        "accuracy_a": float(aligned.a.mean()),
-        "accuracy_b": float(aligned.b.mean()),
-        "difference": float(per_problem.mean()),
-        "interval": list(two_level_bootstrap(differences)),
+        **where,
+        "accuracy_a": int(aligned.counts_a.sum()) / whole,
+        "accuracy_b": int(aligned.counts_b.sum()) / whole,
+        "difference": int(per_problem.sum()) / whole,
+        "interval": list(two_level_bootstrap(differences / aligned.scale)),
         "problems_a_higher": int(np.count_nonzero(per_problem > 0)),
         "problems_b_higher": int(np.count_nonzero(per_problem < 0)),
+        **over_runs(aligned),
         "p": test.p,
         "p_exact": test.exact,
         "p_at_floor": test.at_floor,
-        "per_seed": [seed_mcnemar(s, aligned.a[k], aligned.b[k]) for k, s in enumerate(aligned.seeds)],
+        "per_seed": [seed_mcnemar(s, aligned.counts_a[k], aligned.counts_b[k]) for k, s in enumerate(aligned.seeds)],
     }
+
+
+def over_runs(aligned: Aligned) -> dict[str, Any]:
+    """The test whose unit is the training run (each paired seed's accuracy on the compared problems; a seed's draws
+    averaged), the seed-to-seed spread it measured and the smallest difference it could detect.
+
+    A's runs against B's by every relabeling of the pooled runs (`eval.reports.metrics.run_permutation_p`); against
+    the base model, one fixed run, each run's difference from it sign-flipped (`runs_against_one`). The spread is the
+    standard deviation of a run's accuracy within an arm, pooled over the arms that trained (None with one seed);
+    the detectable difference is the spread times `eval.reports.metrics.detectable_shift` (80% power at p <= 0.05;
+    None when these runs cannot reach 0.05)."""
+    whole = aligned.scale * len(aligned.problems)
+    totals = {"a": run_accuracies(aligned.counts_a, whole), "b": run_accuracies(aligned.counts_b, whole)}
+    k = len(aligned.seeds)
+    trained = [side for side in ("a", "b") if side != aligned.fixed]
+    if aligned.fixed:
+        test = runs_against_one(totals[trained[0]], totals[aligned.fixed][0])
+        shift = detectable_shift(k, 1)
+    else:
+        test = run_permutation_p(totals["a"], totals["b"])
+        shift = detectable_shift(k, k)
+    squares = sum(sum((x - sum(totals[s]) / len(totals[s])) ** 2 for x in totals[s]) for s in trained)
+    freedom = sum(len(totals[s]) - 1 for s in trained)
+    spread = math.sqrt(squares / freedom) if freedom else None
+    return {
+        "p_runs": test.p,
+        "p_runs_floor": test.floor,
+        "runs_test": {
+            "method": test.method,
+            "runs_a": 1 if aligned.fixed == "a" else k,
+            "runs_b": 1 if aligned.fixed == "b" else k,
+            "exact": test.exact,
+        },
+        "seed_sd": spread,
+        "detectable": spread * shift if spread is not None and shift is not None else None,
+    }
+
+
+def run_accuracies(counts: np.ndarray, whole: int) -> list[Fraction]:
+    """Each row's accuracy over its problems, exactly (``whole``: the problems times the counts' scale)."""
+    return [Fraction(int(total), whole) for total in counts.sum(axis=1)]
 
 
 def seed_mcnemar(seed: int, a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
     """One seed's exact McNemar test: problems A got right and B wrong, and the reverse (with draws at that seed: A's
-    mean over them above B's, and the reverse)."""
+    mean over them above B's, and the reverse; ``a`` and ``b`` on one integer scale, so equal means compare equal)."""
     a_higher, b_higher = int(np.count_nonzero(a > b)), int(np.count_nonzero(a < b))
     return {"seed": seed, "a_higher": a_higher, "b_higher": b_higher, "p": mcnemar_p(a_higher, b_higher)}
 
@@ -264,8 +360,14 @@ def statistics_facts() -> dict[str, Any]:
         "unit": "problem",
         "difference": "A's score minus B's per problem, averaged over the seeds both arms ran (draws averaged within "
         "a seed; the base model's one run against each seed of the other arm)",
-        "test": "two-sided sign-flip permutation test over problems",
+        "test": "two-sided sign-flip permutation test over problems (these runs, these problems)",
+        "runs_test": "two-sided permutation test over training runs: each paired seed's accuracy on the compared "
+        "problems (draws averaged), exact over every relabeling of the pooled runs; against the base model's one run, "
+        "each run's difference from it sign-flipped",
+        "detectable": "the difference in accuracy the test over runs finds at p <= 0.05 with 80% power: the pooled "
+        "seed-to-seed standard deviation times a simulated factor for these numbers of runs (normal run accuracies)",
         "exact_max_problems": EXACT_MAX_PROBLEMS,
+        "exact_max_relabelings": EXACT_MAX_RELABELINGS,
         "monte_carlo": {"resamples": PERMUTATIONS, "seed": STATS_SEED},
         "interval": {"method": "two-level bootstrap: seeds, then problems", "level": 0.95},
         "bootstrap": {"resamples": BOOTSTRAP, "seed": STATS_SEED},
@@ -286,15 +388,26 @@ def pair_rows(tables: Tables) -> list[dict[str, Any]]:
 
 
 def primary_first_holm(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``rows`` with the primary comparison first, each other row's ``p_holm`` adjusted over all of them (the
-    exploratory family); the primary's ``p_holm`` is None (its p stands unadjusted)."""
+    """``rows`` with the primary comparison first, the others Holm-adjusted as one family (`holm_family`)."""
     rows.sort(key=lambda r: not r["primary"])
-    family = [r for r in rows if not r["primary"] and r["p"] is not None]
-    for row, adjusted in zip(family, holm([r["p"] for r in family]), strict=True):
-        row["p_holm"] = adjusted
-    for row in rows:
-        row.setdefault("p_holm", None)
+    holm_family(rows)
     return rows
+
+
+HOLM_KEYS = (("p", "p_holm"), ("p_runs", "p_runs_holm"))  # each p and its adjusted value
+
+
+def holm_family(rows: Sequence[dict[str, Any]]) -> int:
+    """Holm-adjust every exploratory (non-primary) row of ``rows`` as one family, in place, for each test (``p``:
+    over problems, ``p_runs``: over runs); the primary's adjusted values are None (its p stands unadjusted). Returns
+    the family's size."""
+    family = [r for r in rows if not r["primary"] and r["p"] is not None]
+    for key, adjusted_key in HOLM_KEYS:
+        for row in rows:
+            row[adjusted_key] = None
+        for row, adjusted in zip(family, holm([r[key] for r in family]), strict=True):
+            row[adjusted_key] = adjusted
+    return len(family)
 
 
 def primary_facts(tables: Tables, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
@@ -380,35 +493,108 @@ def points(x: float) -> str:
 
 
 def p_text(p: float | None, at_floor: bool = False) -> str:
+    """A p-value to three significant figures (0.0496 and 0.0504 read apart); ``≤`` when it is a draw's floor."""
     if p is None:
         return "-"
-    return f"≤ {p:.2g}" if at_floor else f"{p:.2g}"
+    return f"≤ {p:.3g}" if at_floor else f"{p:.3g}"
+
+
+SEEDS_WANTED = 5  # runs a side a primary pair wants: 5 v 5 can give p = 0.0079, 3 v 3 no less than 0.1
+
+
+def runs_cell(r: Mapping[str, Any], holm_shown: bool = False) -> str:
+    """The p over runs, Holm-adjusted beside it for an exploratory row (``holm_shown``), and how many runs each
+    side had; with fewer than `SEEDS_WANTED` a side, the smallest p those runs can give."""
+    shown = p_text(r["p_runs"]) + (f" / {p_text(r['p_runs_holm'])}" if holm_shown else "")
+    runs = r["runs_test"]
+    counted = f"{runs['runs_a']} v {runs['runs_b']} runs"
+    if max(runs["runs_a"], runs["runs_b"]) < SEEDS_WANTED:
+        counted += f": the smallest p possible is {p_text(r['p_runs_floor'])}"
+    return f"{shown} ({counted})"
+
+
+def spread_cell(r: Mapping[str, Any]) -> str:
+    """The seed-to-seed standard deviation of a run's accuracy, in points."""
+    return "- (one seed)" if r["seed_sd"] is None else f"{100 * r['seed_sd']:.1f}"
+
+
+def detectable_cell(r: Mapping[str, Any]) -> str:
+    """The difference the test over runs finds 80% of the time at p <= 0.05, in points (or why there is none)."""
+    if r["detectable"] is not None:
+        return f"{100 * r['detectable']:.1f}"
+    if r["p_runs_floor"] is not None and r["p_runs_floor"] > 0.05:
+        return "none: p cannot reach 0.05"
+    return "- (one seed)"
+
+
+def run_cells(r: Mapping[str, Any], holm_shown: bool = False) -> list[str]:
+    """The columns of the test over runs: its p, the measured spread, the detectable difference."""
+    return [runs_cell(r, holm_shown), spread_cell(r), detectable_cell(r)]
+
+
+RUN_COLUMNS = ["p over runs", "seed SD, points", "detectable at 80%, points"]
+
+
+def problems_cell(r: Mapping[str, Any]) -> str:
+    """How many problems a comparison counts, and how many it leaves out (not evaluated in every paired run)."""
+    left = r.get("problems_left_out") or 0
+    return f"{r['problems']} ({left} left out: not in every run)" if left else str(r["problems"])
+
+
+def runs_sentence(r: Mapping[str, Any]) -> str:
+    """What the primary's test over runs could and could not find, in a sentence."""
+    runs = r["runs_test"]
+    k = max(runs["runs_a"], runs["runs_b"])
+    text = f"Decided over runs ({runs['runs_a']} v {runs['runs_b']}): p = {p_text(r['p_runs'])}"
+    if k < SEEDS_WANTED:
+        text += (
+            f"; with so few runs the smallest p possible is {p_text(r['p_runs_floor'])} (a primary pair wants "
+            f"{SEEDS_WANTED} seeds or more)"
+        )
+    if r["detectable"] is None and r["p_runs_floor"] is not None and r["p_runs_floor"] > 0.05:
+        text += ", so no difference of any size can reach p ≤ 0.05 here"
+    if r["seed_sd"] is not None:
+        text += f". Seed-to-seed spread: {spread_cell(r)} points (SD of a run's accuracy within an arm, pooled)"
+    if r["detectable"] is not None:
+        text += (
+            f"; with these runs and problems a true difference of {detectable_cell(r)} points is found at p ≤ 0.05 "
+            "80% of the time, so a larger p rules out little below that"
+        )
+    return text + "."
 
 
 def method_note(payload: Mapping[str, Any]) -> str:
-    """The line under every comparison table: the unit, the test, the interval, with their resamples and seeds."""
+    """The line under every comparison table: the units, the tests, the interval, with their resamples and seeds."""
     s = payload["statistics"]
     mc, boot = s["monte_carlo"], s["bootstrap"]
     return (
-        "Unit: the problem. A problem's difference is A's score minus B's averaged over the seeds both arms ran "
-        "(draws averaged within a seed; the base model's one run against each seed of the other arm). "
-        f"p: two-sided sign-flip permutation test over problems, exact when at most {s['exact_max_problems']} "
-        f"problems differ, else Monte Carlo with {mc['resamples']:,} sign patterns, seed {mc['seed']} "
-        "(≤: no pattern as extreme, the smallest p it can give). "
-        f"Interval: 95% two-level bootstrap (seeds, then problems), {boot['resamples']:,} resamples, seed "
-        f"{boot['seed']}. A > B / A < B: problems whose mean over seeds is higher for A / for B. Per seed: exact "
-        "McNemar of that seed's runs (A right and B wrong / the reverse, p), unadjusted, to show whether the seeds "
-        "agree."
+        "p over runs (the decision: does this arm train a better model?): two-sided permutation test of A's runs "
+        "against B's, each paired seed's accuracy on the compared problems (draws averaged), exact over every "
+        "relabeling of the pooled runs (against the base model's one run: each run's difference from it "
+        "sign-flipped); seed SD: the standard deviation of a run's accuracy within an arm, pooled; detectable: the "
+        "difference that test finds at p ≤ 0.05 80% of the time with these runs (simulated, normal run accuracies "
+        "with that SD). p over problems (do these runs differ on these problems?): a problem's difference is A's "
+        "score minus B's averaged over the seeds both arms ran (draws averaged within a seed; the base model's one "
+        "run against each seed of the other arm); two-sided sign-flip permutation test over problems, exact when at "
+        f"most {s['exact_max_problems']} problems differ, else Monte Carlo with {mc['resamples']:,} sign patterns, "
+        f"seed {mc['seed']} (≤: no pattern as extreme, the smallest p it can give). Interval: 95% two-level "
+        f"bootstrap (seeds, then problems), {boot['resamples']:,} resamples, seed {boot['seed']}. A > B / A < B: "
+        "problems whose mean over seeds is higher for A / for B. Per seed: exact McNemar of that seed's runs (A "
+        "right and B wrong / the reverse, p), unadjusted, to show whether the seeds agree."
     )
 
 
-def markdown(tables: Tables, payload: Mapping[str, Any], lead: Sequence[Section] = ()) -> str:
-    """``results.md``: the header, the primary comparison (``lead``: an extension's, a turn gain), compute, accuracy
-    per run, per arm by part, every comparison, breakdowns."""
+def markdown(
+    tables: Tables, payload: Mapping[str, Any], lead: Sequence[Section] = (), decided: Sequence[Mapping[str, Any]] = ()
+) -> str:
+    """``results.md``: the header, the primary comparison (``lead``: an extension's, a turn gain, whose row is among
+    ``decided``), compute, accuracy per run, per arm by part, every comparison, breakdowns."""
     primary = f"## {primary_title(payload)}\n\n{primary_sentence(payload)}"
     if any(r["primary"] for r in payload["pairs"]):
         primary += "\n\n" + md_table(*pairs_table(payload, primary=True)) + "\n\n" + method_note(payload)
     primary += "".join(f"\n\n{md_table(columns, rows)}" for _, columns, rows in lead)
+    chosen = [r for r in (*payload["pairs"], *decided) if r["primary"] and r["p"] is not None]
+    primary += "".join(f"\n\n{runs_sentence(r)}" for r in chosen[:1])
     sections = [
         f"# Ablation: {payload['recipe']}",
         header_line(payload),
@@ -545,19 +731,24 @@ PAIR_COLUMNS = ["A vs B", "scope", "problems", "seeds", "A", "B", "A − B, poin
 def pairs_table(payload: Mapping[str, Any], primary: bool = False) -> tuple[list[str], list[list[Any]]]:
     """The primary comparison alone (``primary``), or every other comparison with its raw and Holm-adjusted p."""
     chosen = [r for r in payload["pairs"] if r["primary"] == primary]
-    p_columns = ["p (sign-flip)"] if primary else ["p (sign-flip), raw", "p, Holm-adjusted"]
+    if primary:
+        p_columns = [*RUN_COLUMNS, "p over problems (these runs, these problems)"]
+    else:
+        p_columns = ["p over runs: raw / Holm", *RUN_COLUMNS[1:], "p over problems: raw / Holm"]
     columns = [*PAIR_COLUMNS, *p_columns, "per seed: A only / B only, McNemar p"]
     return columns, [pair_cells(r, primary) for r in chosen]
 
 
 def pair_cells(r: Mapping[str, Any], primary: bool) -> list[str]:
-    first = [f"{r['a']} vs {r['b']}", scope_name(r["benchmark"], r["part"]), str(r["problems"])]
+    first = [f"{r['a']} vs {r['b']}", scope_name(r["benchmark"], r["part"]), problems_cell(r)]
     seeds = ", ".join(str(s) for s in r["seeds"]) or "none shared"
     if r["p"] is None:
-        return [*first, seeds, "-", "-", "-", "-", "-", *([] if primary else ["-"]), "-"]
+        return [*first, seeds, *["-"] * 9]
     low, high = r["interval"]
-    p_cells = [p_text(r["p"], r["p_at_floor"])] + ([] if primary else [p_text(r["p_holm"], r["p_at_floor"])])
-    per_seed = "; ".join(f"s{s['seed']}: {s['a_higher']}/{s['b_higher']}, {s['p']:.2g}" for s in r["per_seed"])
+    over_problems = p_text(r["p"], r["p_at_floor"])
+    if not primary:
+        over_problems += f" / {p_text(r['p_holm'], r['p_at_floor'])}"
+    per_seed = "; ".join(f"s{s['seed']}: {s['a_higher']}/{s['b_higher']}, {p_text(s['p'])}" for s in r["per_seed"])
     return [
         *first,
         seeds,
@@ -565,7 +756,8 @@ def pair_cells(r: Mapping[str, Any], primary: bool) -> list[str]:
         f"{r['accuracy_b']:.1%}",
         f"{points(r['difference'])} [{points(low)}, {points(high)}]",
         f"{r['problems_a_higher']} / {r['problems_b_higher']}",
-        *p_cells,
+        *run_cells(r, holm_shown=not primary),
+        over_problems,
         per_seed,
     ]
 
@@ -609,8 +801,9 @@ def html_section(tables: Tables, payload: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class Extension(Protocol):
-    """More tables from the same runs, after the ablation's own (`limo.ablation.turns.TurnTables`: multi-turn), and
-    the primary comparison when it is one of theirs (``primary``: shown under the primary heading)."""
+    """More tables from the same runs, after the ablation's own (`limo.ablation.turns.TurnTables`: multi-turn), the
+    primary comparison when it is one of theirs (``primary``: shown under the primary heading), and their comparison
+    rows in ``payload`` (``comparisons``: Holm-adjusted in one family with the ablation's)."""
 
     def to_json(self, tables: Tables, payload: Mapping[str, Any]) -> dict[str, Any]: ...
 
@@ -618,16 +811,21 @@ class Extension(Protocol):
 
     def primary(self, tables: Tables, payload: Mapping[str, Any]) -> list[Section]: ...
 
+    def comparisons(self, payload: dict[str, Any]) -> list[dict[str, Any]]: ...
+
 
 def write_results(root: Path, tables: Tables, extensions: Sequence[Extension] = ()) -> dict[str, Any]:
     """``results.json``, ``results.md`` and ``report.html`` under ``root`` (each atomically); returns the JSON."""
     payload = to_json(tables)
     for extension in extensions:
         payload.update(extension.to_json(tables, payload))
+    # one family: every exploratory comparison of the table, the extensions' (multi-turn gains) with the ablation's
+    theirs = [r for extension in extensions for r in extension.comparisons(payload)]
+    payload["statistics"]["holm_family"] = holm_family([*payload["pairs"], *theirs])
     more = [s for extension in extensions for s in extension.sections(tables, payload)]
     lead = [s for extension in extensions for s in extension.primary(tables, payload)]
     write_json(root / "results.json", payload)
-    text = markdown(tables, payload, lead) + "".join(f"\n## {t}\n\n{md_table(c, r)}\n" for t, c, r in more)
+    text = markdown(tables, payload, lead, theirs) + "".join(f"\n## {t}\n\n{md_table(c, r)}\n" for t, c, r in more)
     write_text_atomic(root / "results.md", text)
     section = html_section(tables, payload)
     shown = [{"title": t, "columns": c, "rows": [[str(x) for x in row] for row in r]} for t, c, r in (*lead, *more)]

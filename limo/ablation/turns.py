@@ -13,9 +13,10 @@ answers turn by turn. A problem's verdict after turn t:
 Turn 1 is the same in both variants (the first answer, greedy, as the single-turn evaluation gives it). A problem's
 *gain* is its verdict at turn T minus its verdict at turn 1 (-1, 0 or 1). The statistics are the single-turn tables'
 own (`limo.ablation.results`): per arm, the mean over problems with seeds averaged and its two-level bootstrap
-interval, at turn 1, at turn T and of the gain; per pair of arms, A's gain minus B's per problem with the sign-flip
-p over problems (the claim RISE makes: a model trained on its own improvements gains more over turns than the SFT
-model asked again). ``results.json`` keeps every run's per-problem verdicts after each turn (``multiturn.runs``).
+interval, at turn 1, at turn T and of the gain; per pair of arms, A's gain minus B's per problem with the p over runs
+(each run's mean gain) and the sign-flip p over problems (the claim RISE makes: a model trained on its own
+improvements gains more over turns than the SFT model asked again), Holm-adjusted in one family with the
+single-turn comparisons. ``results.json`` keeps every run's per-problem verdicts after each turn (``multiturn.runs``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 
 from eval.records import read_jsonl
 from limo.ablation.results import (
+    RUN_COLUMNS,
     RunResult,
     Section,
     Tables,
@@ -39,6 +41,9 @@ from limo.ablation.results import (
     p_text,
     points,
     primary_first_holm,
+    problems_cell,
+    run_cells,
+    runs_cell,
     scope_name,
 )
 
@@ -298,13 +303,13 @@ def primary_section(data: Mapping[str, Any]) -> list[Section]:
     if not chosen:
         return []
     columns = ["A vs B", "variant", "scope", "problems", "seeds", "gain A", "gain B", "A − B, points [95% CI]"]
-    columns += ["problems A > B / A < B", "p (sign-flip)"]
+    columns += ["problems A > B / A < B", *RUN_COLUMNS, "p over problems (these runs, these problems)"]
     rows = []
     for r in chosen:
         first = [f"{r['a']} vs {r['b']}", variant_name(r["variant"]), scope_name(r["benchmark"], r["part"])]
-        first += [str(r["problems"]), ", ".join(str(s) for s in r["seeds"]) or "none shared"]
+        first += [problems_cell(r), ", ".join(str(s) for s in r["seeds"]) or "none shared"]
         if r["p"] is None:
-            rows.append([*first, *["-"] * 5])
+            rows.append([*first, *["-"] * 8])
             continue
         low, high = r["interval"]
         rows.append(
@@ -314,6 +319,7 @@ def primary_section(data: Mapping[str, Any]) -> list[Section]:
                 points(r["accuracy_b"]),
                 f"{points(r['difference'])} [{points(low)}, {points(high)}]",
                 f"{r['problems_a_higher']} / {r['problems_b_higher']}",
+                *run_cells(r),
                 p_text(r["p"], r["p_at_floor"]),
             ]
         )
@@ -331,7 +337,8 @@ def gain_section(data: Mapping[str, Any]) -> Section:
     rows = [[label, variant, *(c.get(scope, "-") for scope in scopes)] for (label, variant), c in cells.items()]
     title = (
         "Multi-turn gains compared: A's gain (last turn minus turn 1) minus B's, per problem, seeds averaged, in "
-        "points [95% bootstrap]; sign-flip p over problems (raw; Holm-adjusted over the other comparisons)"
+        "points [95% bootstrap]; p over runs and over problems (raw; Holm-adjusted with the table's other "
+        "comparisons, single-turn ones included)"
     )
     return title, ["A vs B", "variant", *scopes], rows
 
@@ -340,9 +347,11 @@ def gain_cell(r: Mapping[str, Any]) -> str:
     if r["p"] is None:
         return "-"
     low, high = r["interval"]
-    adjusted = "" if r["primary"] else f", Holm {p_text(r['p_holm'], r['p_at_floor'])}"
     difference = f"{points(r['difference'])} [{points(low)}, {points(high)}]"
-    return f"{difference}, p = {p_text(r['p'], r['p_at_floor'])}{adjusted} ({r['problems']} problems)"
+    over_runs = f"p over runs {runs_cell(r, holm_shown=not r['primary'])}"
+    adjusted = "" if r["primary"] else f" / {p_text(r['p_holm'], r['p_at_floor'])}"
+    over_problems = f"p over problems {p_text(r['p'], r['p_at_floor'])}{adjusted}"
+    return f"{difference}, {over_runs}, {over_problems} ({problems_cell(r)} problems)"
 
 
 @dataclass(frozen=True)
@@ -357,3 +366,6 @@ class TurnTables:
 
     def primary(self, tables: Tables, payload: Mapping[str, Any]) -> list[Section]:
         return primary_section(payload["multiturn"]) if payload.get("multiturn") else []
+
+    def comparisons(self, payload: dict[str, Any]) -> list[dict[str, Any]]:
+        return payload["multiturn"]["pairs"] if payload.get("multiturn") else []
