@@ -63,10 +63,15 @@ class HubOfflineError(DataError):
         self.reason = reason
 
 
+def offline_mode() -> bool:
+    """``HF_HUB_OFFLINE`` or ``HF_DATASETS_OFFLINE`` is set: the hub's local cache answers, or nothing does."""
+    return any(os.environ.get(v, "").lower() in _TRUE for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
 @functools.cache
 def hub_unreachable() -> str | None:
     """Why the hub cannot be reached from here, or None (reachable, offline mode set, or behind a proxy)."""
-    if any(os.environ.get(v, "").lower() in _TRUE for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")):
+    if offline_mode():
         return None
     if any(os.environ.get(v) for v in _PROXY_VARIABLES):
         return None
