@@ -488,8 +488,20 @@ def _check_required_seen(
 
 
 def _atomic_target(path: Path) -> tuple[int, str]:
+    """A temporary file beside ``path`` with the mode a plain ``open`` would give it (mkstemp's 0600 would outlive
+    the rename: the user's umask decides who may read the outputs)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o666 & ~_umask())
+    return fd, tmp
+
+
+@functools.cache
+def _umask() -> int:
+    """The process's umask, read once (reading it means setting it: done before any writer thread runs)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
