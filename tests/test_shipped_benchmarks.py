@@ -94,3 +94,16 @@ def test_the_fallback_is_said_in_one_line_naming_the_sets(specs, caplog):
     [line] = [r.getMessage() for r in caplog.records]
     assert line.startswith("decontam: screened against the copies of math500, amc23 shipped with limo (")
     assert "NOTICE" in line and "data_dir=" in line
+
+
+def test_limo_evaluate_names_the_shipped_sets_it_read_in_one_line(caplog):
+    from limo.setup.evaluate import build_benchmarks, build_evaluate_options
+
+    cfg = compose("demo", ["evaluate.benchmarks=[math500,champ_heldout,aime25]", "+limit=3"])
+    with caplog.at_level("WARNING"):
+        loaded = build_benchmarks(cfg, build_evaluate_options(cfg))
+    assert [(b.name, len(b.problems), b.fallback is not None) for b in loaded] == [
+        ("math500", 3, True), ("champ_heldout", 3, False), ("aime25", 3, True)
+    ]  # fmt: skip
+    [line] = [r.getMessage() for r in caplog.records if "shipped with limo" in r.getMessage()]
+    assert line.startswith("limo.evaluate: read the copies of math500, aime25 shipped with limo (HF_HUB_OFFLINE")
