@@ -137,3 +137,56 @@ def test_curated_files_are_written_with_the_users_umask(tmp_path):
         os.umask(before)
         records._umask.cache_clear()
     assert {(tmp_path / n).stat().st_mode & 0o777 for n in ("shared.jsonl", "plot.png")} == {0o640}
+
+
+@pytest.fixture(scope="module")
+def user_run(tmp_path_factory) -> Path:
+    """The user's pool curated as README's first command does (offline: the shipped benchmark copies)."""
+    folder = tmp_path_factory.mktemp("first_contact")
+    pool = user_pool(folder / "my_pool.jsonl")
+    build_curation(compose("pool_gair_limo", [f"curate.stages.ingest.source={pool}", f"output_dir={folder}"])).run()
+    return folder / "curate"
+
+
+def test_curated_rows_carry_the_chains_final_answer_the_grader_read(user_run):
+    rows = [json.loads(line) for line in (user_run / "curated.jsonl").read_text().splitlines()]
+    assert rows and all(r["chain_final_answer"] == r["verdict"]["extracted"] == r["gold_answer"] for r in rows)
+
+
+def test_report_names_its_two_scores_apart(browser, user_run):
+    """The list's score is selection's combined score, the chart's the quality stage's: they carry other names."""
+    tab = browser.open((user_run / "report.html").resolve().as_uri())
+    titles = tab.evaluate("[...document.querySelectorAll('.chart h3')].map(e => e.textContent)")
+    badges = tab.evaluate("[...document.querySelectorAll('summary .badge')].map(e => e.textContent)")
+    scores = [b for b in badges if "score" in b]
+    assert "Quality score" in titles and scores and all(b.startswith("selection score ") for b in scores)
+    assert tab.evaluate("document.querySelector('.filters span').textContent") == "selection score"
+    assert tab.problems() == []
+
+
+def test_every_axis_label_of_a_chart_is_drawn_whole(browser, tmp_path):
+    """A histogram whose last edge has a wide label (0.0153, as quality scores of short chains read) keeps it inside
+    the chart's box: the drawing clipped its right half."""
+    from curation.funnel import HISTOGRAM, Chart, StageCount, Survivors
+    from curation.outputs.report_html import write_report_html
+    from curation.outputs.writer import RunOutputs
+
+    values = [0.0101 + 0.0052 * i / 24 for i in range(25)]
+    chart = Chart(
+        "quality", "Quality score", HISTOGRAM, {"candidates": values, "curated": values[5:]}, "quality score"
+    )
+    state = Survivors(
+        {}, {}, funnel=[StageCount("ingest", items_in=25, items_out=25, problems_in=25, problems_out=25)]
+    )
+    run = RunOutputs("limo", {"curated.jsonl": []}, state, {"read": 25}, {}, {"name": "wide"}, "", plots=[chart])
+    tab = browser.open(write_report_html(tmp_path, run, run.manifest).as_uri())
+    labels = tab.evaluate(
+        """[...document.querySelectorAll('.chart svg')].flatMap(svg => {
+             const box = svg.viewBox.baseVal;
+             const inside = (b) => b.x >= box.x - 0.5 && b.x + b.width <= box.x + box.width + 0.5;
+             return [...svg.querySelectorAll('text')].map(t => [t.textContent, t.getBBox()])
+               .filter(([_, b]) => b.width).map(([text, b]) => [text, inside(b)]);
+           })"""
+    )
+    assert ["0.0153", True] in labels and all(inside for _, inside in labels), labels
+    assert tab.problems() == []
