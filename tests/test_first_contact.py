@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from limo.cli.compose import compose
@@ -190,3 +191,15 @@ def test_every_axis_label_of_a_chart_is_drawn_whole(browser, tmp_path):
     )
     assert ["0.0153", True] in labels and all(inside for _, inside in labels), labels
     assert tab.problems() == []
+
+
+def test_the_meaning_check_with_no_benchmark_item_confirms_nothing():
+    """The library entry as the stage's: no benchmark item (all skipped) screens nothing, where it crashed in a matmul
+    over zero rows."""
+    from curation.meaning.contamination import find_semantic_contamination
+    from curation.meaning.index import cosines
+    from curation.options import SemanticDecontamOptions
+
+    verdicts = find_semantic_contamination({"a": "What is 2+3?"}, [], SemanticDecontamOptions())
+    assert verdicts.matches == {} and verdicts.screened == {}
+    assert cosines(np.ones((2, 256), np.float32) / 16, np.zeros(0, np.float32)).shape == (2, 0)
