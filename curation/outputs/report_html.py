@@ -83,13 +83,13 @@ SCORE_PATHS = (
     ("provenance", "recall_score"),
 )
 # what the list's score is called, by the path it came from: selection's combined score is not the quality chart's
-SCORE_NAMES = {
+SCORE_NAMES: dict[tuple[str, ...], str] = {
     ("scores", "combined"): "selection score",
     ("scores", "quality", "score"): "quality score",
     ("provenance", "chosen_quality"): "chosen chain's quality score",
     ("provenance", "recall_score"): "recall score",
 }
-SCORE_HINTS = {
+SCORE_HINTS: dict[tuple[str, ...], str] = {
     ("scores", "combined"): (
         "selection's combined score: the quality score, difficulty and the other terms in use, weighted (what select "
         "ranks by); the quality chart shows one of its terms"
