@@ -270,10 +270,13 @@ def _remove_partial_outputs(job: ShardJob, pending: Iterable[int]) -> None:
 
 def _unfinished(job: ShardJob, options: ExecutorOptions) -> str:
     missing = sorted(set(range(len(job.items))) - completed_shards(job))
-    return (
-        f"{job.name}: shards {missing} did not finish on {options.kind} (logs under {job.logging_dir / 'logs'}); "
-        "a rerun runs only them"
-    )
+    return f"{job.name}: shards {missing} did not finish on {options.kind} ({_logs(job)}); a rerun runs only them"
+
+
+def _logs(job: ShardJob) -> str:
+    """Where the shards' logs are; a shard run in this process (``workers=1``) writes none, its error follows."""
+    logs = job.logging_dir / "logs"
+    return f"logs under {logs}" if logs.is_dir() else "run in this process, so no log files: the error follows"
 
 
 def _cluster_args(job: ShardJob, options: ExecutorOptions) -> dict[str, Any]:
@@ -310,8 +313,8 @@ def run_shard_task(job: ShardJob, rank: int) -> None:
 def _killed(job: ShardJob, options: ExecutorOptions, rank: int, times: int) -> ExecutorError:
     return ExecutorError(
         f"{job.name}: shard {rank} was killed {times} times (its process died without an error: SIGKILL, e.g. "
-        f"the OOM killer) and is not retried again (executor.retries={options.retries}); logs under "
-        f"{job.logging_dir / 'logs'}; a rerun runs only the unfinished shards"
+        f"the OOM killer) and is not retried again (executor.retries={options.retries}); {_logs(job)}; a rerun "
+        "runs only the unfinished shards"
     )
 
 

@@ -63,10 +63,15 @@ class HubOfflineError(DataError):
         self.reason = reason
 
 
+def offline_mode() -> bool:
+    """``HF_HUB_OFFLINE`` or ``HF_DATASETS_OFFLINE`` is set: the hub's local cache answers, or nothing does."""
+    return any(os.environ.get(v, "").lower() in _TRUE for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
 @functools.cache
 def hub_unreachable() -> str | None:
     """Why the hub cannot be reached from here, or None (reachable, offline mode set, or behind a proxy)."""
-    if any(os.environ.get(v, "").lower() in _TRUE for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")):
+    if offline_mode():
         return None
     if any(os.environ.get(v) for v in _PROXY_VARIABLES):
         return None
@@ -483,8 +488,20 @@ def _check_required_seen(
 
 
 def _atomic_target(path: Path) -> tuple[int, str]:
+    """A temporary file beside ``path`` with the mode a plain ``open`` would give it (mkstemp's 0600 would outlive
+    the rename: the user's umask decides who may read the outputs)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o666 & ~_umask())
+    return fd, tmp
+
+
+@functools.cache
+def _umask() -> int:
+    """The process's umask, read once (reading it means setting it: done before any writer thread runs)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager

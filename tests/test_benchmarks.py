@@ -42,8 +42,9 @@ def test_hub_id_is_the_default_source():
 
 
 def test_hub_unreachable_is_a_clear_error():
-    with pytest.raises(DataError, match="HuggingFaceH4/MATH-500"):
-        load_benchmark(_specs()["math500"])
+    """A set with no copy shipped with limo (those that have one: tests/test_shipped_benchmarks.py)."""
+    with pytest.raises(DataError, match="math-ai/minervamath"):
+        load_benchmark(_specs()["minerva"])
 
 
 def test_malformed_benchmark_file_keeps_good_rows_and_counts_rejects(tmp_path):

@@ -95,7 +95,8 @@ def test_manifest_records_overrides_and_heldout(champ_run):
     }
     assert manifest["seed"] == 42 and manifest["input_checksums"]["gold_overrides"]
     assert manifest["benchmarks"]["champ_heldout"]["items"] == 54
-    assert "skipped" in manifest["benchmarks"]["math500"]  # data_dir=null offline: skipped, and said so
+    assert manifest["benchmarks"]["math500"]["fallback"]  # data_dir=null offline: the copy shipped with limo, said so
+    assert manifest["benchmarks"]["math500"]["items"] == 500
     drops = _jsonl(champ_run / "rejects.jsonl")
     heldout_hits = {d["id"] for d in drops if d["kind"] == "problem" and d["reason"] == "contaminated:champ_heldout"}
     assert len(heldout_hits & champ_heldout_ids()) >= 50  # the rest left earlier (e.g. as duplicates)

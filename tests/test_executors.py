@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import shutil
 import signal
 import subprocess
@@ -132,8 +133,10 @@ def test_local_shard_error_names_the_shard_and_rerun_runs_only_missing(tmp_path,
     (job.logging_dir / "completions" / "00002").unlink()
     broken = ShardJob(job.name, job.function, job.items, job.output_dir)
     shutil.rmtree(Path(job.items[0]["log_dir"]))  # the shard function cannot record its attempt: it raises
-    with pytest.raises(ExecutorError, match=r"shards \[2\] did not finish on local.*FileNotFoundError"):
+    with pytest.raises(ExecutorError, match=r"shards \[2\] did not finish on local.*FileNotFoundError") as failed:
         run_job(broken, ExecutorOptions(kind="local"))
+    logs = re.search(r"logs under (\S+)\)", str(failed.value))  # a folder named is one that exists
+    assert Path(logs[1]).is_dir() if logs else "run in this process, so no log files" in str(failed.value)
     Path(job.items[0]["log_dir"]).mkdir()
     result = run_job(job, ExecutorOptions(kind="local"))
     assert result.ran == (2,) and attempts(job) == {0: 0, 1: 0, 2: 1, 3: 0}

@@ -128,3 +128,25 @@ def test_a_missing_recipe_names_every_folder_searched(installed, tmp_path):
     line = one_line_error(done, "curate")
     assert f"searched {installed.parents[1]}" in line and f"{conf}/recipe/" in line
     assert f"{conf / 'stray.yaml'} is not read: put it in {conf / 'recipe'}/" in line
+
+
+@pytest.mark.slow
+def test_the_installed_package_carries_the_shipped_benchmark_files(installed, tmp_path):
+    """MATH500, AIME 2024 / 2025 and AMC 2023 travel in the wheel with their NOTICE, and load offline from there."""
+    code = (
+        "from limo.cli.compose import compose; from limo.config.sections import build_benchmark_specs;"
+        "from eval.benchmarks.loader import load_benchmark; specs = build_benchmark_specs(compose('demo'));"
+        "[print(b.name, len(b.problems), b.source) for b in (load_benchmark(specs[n]) for n in "
+        "('math500', 'aime24', 'aime25', 'amc23'))]"
+    )
+    done = run_installed(installed, tmp_path, "-c", code)
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = [line.split() for line in done.stdout.splitlines()]
+    assert [(name, int(n)) for name, n, _ in loaded] == [
+        ("math500", 500),
+        ("aime24", 30),
+        ("aime25", 30),
+        ("amc23", 40),
+    ]
+    assert all(Path(source).is_relative_to(installed.parents[1]) for _, _, source in loaded)
+    assert all((Path(source).parent / "NOTICE").is_file() for _, _, source in loaded)

@@ -56,7 +56,10 @@ def from_grid(grid: np.ndarray) -> np.ndarray:
 
 def cosines(queries: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     """Cosine similarities (float32) of `normalised` ``queries`` with `normalised` ``vectors``, every one an exact
-    integer dot product (below 32767**2 * dimensions < 2**53: no float kernel can change it) over ``UNIT_GRID**2``."""
+    integer dot product (below 32767**2 * dimensions < 2**53: no float kernel can change it) over ``UNIT_GRID**2``.
+    No vectors (no benchmark item): ``(len(queries), 0)``, whatever shape the empty array has."""
+    if len(vectors) == 0:
+        return np.zeros((len(queries), 0), np.float32)
     return ((_grid(queries) @ _grid(vectors).T) / UNIT_GRID**2).astype(np.float32)
 
 

@@ -110,7 +110,7 @@ def screen(
 ) -> dict[str, str]:
     """The pool problems (by id) that some item could be confirmed for, each with the rule's path that could
     confirm it (``embedding``, ``rare_numbers``, ``same_answer`` or ``answer_score``: `could_confirm`)."""
-    ids = list(texts)
+    ids = list(texts) if items else []  # no benchmark item: nothing can be confirmed, nothing passes
     passed: dict[str, str] = {}
     for start in range(0, len(ids), BATCH):
         part = ids[start : start + BATCH]

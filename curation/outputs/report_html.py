@@ -82,6 +82,19 @@ SCORE_PATHS = (
     ("provenance", "chosen_quality"),
     ("provenance", "recall_score"),
 )
+# what the list's score is called, by the path it came from: selection's combined score is not the quality chart's
+SCORE_NAMES: dict[tuple[str, ...], str] = {
+    ("scores", "combined"): "selection score",
+    ("scores", "quality", "score"): "quality score",
+    ("provenance", "chosen_quality"): "chosen chain's quality score",
+    ("provenance", "recall_score"): "recall score",
+}
+SCORE_HINTS: dict[tuple[str, ...], str] = {
+    ("scores", "combined"): (
+        "selection's combined score: the quality score, difficulty and the other terms in use, weighted (what select "
+        "ranks by); the quality chart shows one of its terms"
+    ),
+}
 LENGTH_FIELDS = ("chain", "solution", "chosen", "continuation", "response")
 
 
@@ -199,11 +212,22 @@ def items_section(
             "answers": ANSWER_FIELDS,
             "labels": LABELS,
             "cues": cues,
-            "score_labels": dict(scores or {}),
+            "score_labels": {"combined": "selection score (combined)", **(scores or {})},
+            **score_name(rows),
         },
         "rows": rows,
         "index": [item_index(row, number) for number, row in enumerate(rows)],
     }
+
+
+def score_name(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """``score_name`` (and ``score_hint``) for the list's score: named by the path the first scored row has it at."""
+    for row in rows:
+        path = next((p for p in SCORE_PATHS if isinstance(_path(row, p), (int, float))), None)
+        if path is not None:
+            hint = SCORE_HINTS.get(path)
+            return {"score_name": SCORE_NAMES[path], **({"score_hint": hint} if hint else {})}
+    return {}
 
 
 def rejects_budget(rows: Sequence[Mapping[str, Any]]) -> int:

@@ -118,6 +118,9 @@ def curated_row(state: Survivors, chain: Chain, quality: QualityOptions) -> dict
     flags = state.problem_flags.get(problem.id, {})
     decisions = {count.stage: "kept" for count in state.funnel if count.enabled}
     decisions |= {stage: REVIEW for stage in flags}
+    verdict = chain_verdict(cnotes)
+    # the answer the grader read from the chain where the pool gave no separate final answer
+    final_answer = chain.final_answer or (verdict.extracted if verdict is not None else None)
     return {
         "id": row_id(state, chain),
         "rank": problem_rank(pnotes),
@@ -125,7 +128,7 @@ def curated_row(state: Survivors, chain: Chain, quality: QualityOptions) -> dict
         "chain": chain.text,
         "gold_answer": problem.answer,
         **gold_fields(problem),
-        "chain_final_answer": chain.final_answer,
+        "chain_final_answer": final_answer,
         "chain_id": chain.id,
         "source": problem.source,
         "subject": problem.subject,
@@ -133,7 +136,7 @@ def curated_row(state: Survivors, chain: Chain, quality: QualityOptions) -> dict
         "prompt_setting": chain.prompt_setting,
         "scores": {**row_scores(cnotes), "quality": row_quality(chain, cnotes, quality)},
         "pass_rates": pass_rates(pnotes),
-        "verdict": verdict.to_dict() if (verdict := chain_verdict(cnotes)) is not None else None,
+        "verdict": verdict.to_dict() if verdict is not None else None,
         "flags": {**flags, **chain_flags(chain, cnotes)},
         "decisions": decisions,
         "chain_provenance": chain.provenance,

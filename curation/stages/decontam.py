@@ -84,7 +84,7 @@ from curation.stages.dedup import (
     normalize_text,
 )
 from eval.backends.generation import cached_generator
-from eval.benchmarks.loader import BenchmarkSpec, HubOfflineError, load_benchmark
+from eval.benchmarks.loader import Benchmark, BenchmarkSpec, HubOfflineError, announce_fallbacks, load_benchmark
 from eval.options import to_options
 from eval.problem import Problem
 from eval.records import DataError
@@ -358,7 +358,8 @@ def load_benchmark_items(
     """Load the named benchmarks; returns their items and, per benchmark, its checksum or why it was skipped.
 
     With ``missing: warn`` the benchmarks that cannot be loaded are skipped with one warning line (one for
-    all of them when the hub is unreachable).
+    all of them when the hub is unreachable). Benchmarks read from the copies shipped with limo (the hub did not
+    answer) are named in one line, and their entry says why (``fallback``).
 
     Raises:
         DataError: A benchmark is unknown, or cannot be loaded and ``options.missing`` is ``error``.
@@ -366,6 +367,7 @@ def load_benchmark_items(
     items: list[BenchmarkItem] = []
     loaded: dict[str, Any] = {}
     skipped: dict[str, DataError] = {}
+    shipped: list[Benchmark] = []
     for name in names:
         if name not in specs:
             raise DataError(f"decontam: unknown benchmark {name!r} (known: {', '.join(sorted(specs))})")
@@ -379,6 +381,10 @@ def load_benchmark_items(
             continue
         items.extend(BenchmarkItem(name, p.id, p.problem, p.answer or "") for p in benchmark.problems)
         loaded[name] = {"source": benchmark.source, "checksum": benchmark.checksum, "items": len(benchmark.problems)}
+        if benchmark.fallback:
+            loaded[name]["fallback"] = benchmark.fallback
+            shipped.append(benchmark)
+    announce_fallbacks(shipped, "decontam: screened against")
     _warn_skipped(skipped)
     return items, loaded
 
@@ -550,6 +556,11 @@ def decontam(state: RunState, options: StageOptions, context: StageContext) -> l
     except DataError as err:
         raise benchmark_error(err) from err
     state.manifest["benchmarks"] = loaded
+    if not items:  # missing: warn, and every benchmark was skipped
+        log.warning("decontam: no benchmark was checked (%s skipped): no problem was screened", ", ".join(loaded))
+        count.notes = {"benchmarks": {n: 0 for n in loaded}, "index_items": 0, "unchecked": True}
+        state.apply(count)
+        return []
     index = build_index(items, settings)
     key = {"benchmarks": loaded, "options": asdict(settings), "code": source_digest(__name__, "curation.similarity")}
     drops, result = contaminated(state, context, index, key)

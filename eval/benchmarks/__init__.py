@@ -1,5 +1,6 @@
-"""Benchmarks and task generators: a benchmark spec loaded into problems (`loader`), CHAMP and its held-out split
-(`champ`), multiple-choice options presented fairly (`choices`), and the generated arithmetic pool, held-out and
+"""Benchmarks and task generators: a benchmark spec loaded into problems (`loader`), the benchmark files shipped with
+limo for when the hub does not answer (`shipped`, ``files/`` and its NOTICE), CHAMP and its held-out split (`champ`),
+multiple-choice options presented fairly (`choices`), and the generated arithmetic pool, held-out and
 unseen-phrasing sets (`arithmetic`, `arithmetic_unseen`).
 """
 

@@ -13,21 +13,36 @@ a number. `champ_heldout` is built from the CHAMP package instead.
 
 Offline: before a hub download, `eval.records.hub_unreachable` (one probe per process) says whether the
 hub can be reached; if not, loading fails at once with `HubOfflineError` naming the way out
-(``data_dir=``), instead of the hub client's retries (about 25 s per benchmark).
+(``data_dir=``), instead of the hub client's retries (about 25 s per benchmark). A benchmark with a copy shipped
+with limo (``shipped``: MATH500, AIME 2024 / 2025, AMC 2023; `eval.benchmarks.shipped`) loads that copy instead,
+when the hub cannot be reached or its load fails (``HF_HUB_OFFLINE=1`` and no cached copy); the loaded set's
+``fallback`` says why, and `announce_fallbacks` says it in one line. The hub stays the default where it answers.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from eval.benchmarks.champ import champ_package_version, heldout_split, load_champ_problems
+from eval.benchmarks.shipped import SHIPPED_DIR, shipped_copy
 from eval.problem import PROBLEM_REQUIRED, Problem
-from eval.records import DataError, HubOfflineError, LoadResult, RowError, hub_unreachable, load_records, sha256_text
+from eval.records import (
+    DataError,
+    HubOfflineError,
+    LoadResult,
+    RowError,
+    hub_unreachable,
+    load_records,
+    offline_mode,
+    sha256_text,
+)
 
+log = logging.getLogger(__name__)
 ANSWER_KINDS = ("math", "choice", "units", "chinese")
 
 
@@ -49,6 +64,7 @@ class BenchmarkSpec:
         hub_field_map: ``field_map`` for hub rows when the hub's fields differ from the file's.
         answer_kind: How answers are graded: one of `ANSWER_KINDS`.
         description: One line for reports (what the set is, its language).
+        shipped: The file shipped with limo (`eval.benchmarks.shipped`) read when the hub does not answer.
     """
 
     name: str
@@ -64,6 +80,7 @@ class BenchmarkSpec:
     hub_field_map: dict[str, str] | None = None
     answer_kind: str = "math"
     description: str | None = None
+    shipped: str | None = None
 
     def __post_init__(self) -> None:
         if self.answer_kind not in ANSWER_KINDS:
@@ -103,6 +120,7 @@ class Benchmark:
     rejected: int = 0
     rejects: list[Any] = field(default_factory=list)
     answer_kind: str = "math"
+    fallback: str | None = None  # why the copy shipped with limo was read instead of the hub
 
 
 def resolve_source(spec: BenchmarkSpec, *, path: str | None = None, data_dir: str | None = None) -> str:
@@ -130,7 +148,8 @@ def _files(spec: BenchmarkSpec) -> str:
 
 
 def load_benchmark(spec: BenchmarkSpec, *, path: str | None = None, data_dir: str | None = None) -> Benchmark:
-    """Load a benchmark's problems.
+    """Load a benchmark's problems: from ``path``, ``data_dir``, ``source`` or the hub, and from the copy shipped with
+    limo when the hub does not answer (the result's ``fallback`` says why).
 
     Raises:
         DataError: Missing file, unreadable source, or no usable rows.
@@ -139,12 +158,27 @@ def load_benchmark(spec: BenchmarkSpec, *, path: str | None = None, data_dir: st
         return _load_champ_heldout(spec)
     source = resolve_source(spec, path=path, data_dir=data_dir)
     local = Path(source).exists()
+    shipped = spec.shipped if source == spec.hub_id and not local else None
     offline = None if local or path or data_dir else hub_unreachable()
+    if offline and shipped:
+        return _load_shipped(spec, shipped, f"the hub cannot be reached: {offline}")
     if offline:
         message = f"benchmark {spec.name!r}: offline ({offline}); pass data_dir=<folder with {_files(spec)}>"
         raise HubOfflineError(message + " or set HF_HUB_OFFLINE=1 to use a cached copy", offline)
     field_map = spec.field_map if local or spec.hub_field_map is None else spec.hub_field_map
-    result: LoadResult[Problem] = load_records(
+    try:
+        result = _load_rows(spec, source, field_map)
+    except DataError as err:
+        if not shipped:
+            raise
+        return _load_shipped(spec, shipped, _hub_failure(err))
+    return _benchmark(
+        spec, source, result, result.checksum or f"hub:{source}@{spec.revision or 'default'}:{spec.split}"
+    )
+
+
+def _load_rows(spec: BenchmarkSpec, source: str, field_map: Mapping[str, str]) -> LoadResult[Problem]:
+    return load_records(
         source,
         lambda row: _problem(row, spec.name),
         field_map=field_map,
@@ -152,12 +186,43 @@ def load_benchmark(spec: BenchmarkSpec, *, path: str | None = None, data_dir: st
         split=spec.split,
         revision=spec.revision,
     )
+
+
+def _load_shipped(spec: BenchmarkSpec, name: str, reason: str) -> Benchmark:
+    """The copy shipped with limo, its sha256 checked (`eval.benchmarks.shipped.shipped_copy`)."""
+    path, digest = shipped_copy(name)
+    benchmark = _benchmark(spec, str(path), _load_rows(spec, str(path), spec.field_map), digest)
+    benchmark.fallback = reason
+    return benchmark
+
+
+def _benchmark(spec: BenchmarkSpec, source: str, result: LoadResult[Problem], checksum: str) -> Benchmark:
     problems = [p for p in result.kept if _matches(p, spec.where)]
     if not problems:
         raise DataError(f"{source}: benchmark {spec.name!r} has no usable rows ({result.counts()})")
-    checksum = result.checksum or f"hub:{source}@{spec.revision or 'default'}:{spec.split}"
     rejects = len(result.rejects)
     return Benchmark(spec.name, problems, source, checksum, result.read, rejects, result.rejects, spec.answer_kind)
+
+
+def _hub_failure(err: DataError) -> str:
+    """Why a hub load failed, short: offline mode without a cached copy, or the loader's own words."""
+    if offline_mode():
+        return "HF_HUB_OFFLINE is set and the hub cache has no copy"
+    return f"the hub load failed: {err}"
+
+
+def announce_fallbacks(benchmarks: Sequence[Benchmark], what: str) -> None:
+    """One warning line naming every benchmark read from the copy shipped with limo, and why (``what``: the
+    sentence's verb phrase, e.g. ``screened against``)."""
+    used = [b for b in benchmarks if b.fallback]
+    if used:
+        log.warning(
+            "%s the copies of %s shipped with limo (%s; sources and licences: %s; data_dir=<folder> reads your own)",
+            what,
+            ", ".join(b.name for b in used),
+            used[0].fallback,
+            SHIPPED_DIR / "NOTICE",
+        )
 
 
 def _problem(row: dict[str, Any], name: str) -> Problem:

@@ -356,7 +356,7 @@
   }
 
   function histChart(spec) {
-    const W = 560, H = 240, L = 48, R = 12, T = 10, B = 36;
+    const W = 560, H = 240, L = 48, R = 28, T = 10, B = 36;  // R: half of the last edge's label, centred on it
     const svg = s("svg", { viewBox: "0 0 " + W + " " + H, role: "img" });
     const edges = spec.edges, bins = edges.length - 1;
     const top = Math.max(1, ...spec.series.flatMap((series) => series.values));
@@ -467,7 +467,8 @@
     const low = scores.length ? h("input", { type: "number", id: "item-score-min", step: "0.01", placeholder: "min", "aria-label": "minimum score" }) : null;
     const high = scores.length ? h("input", { type: "number", id: "item-score-max", step: "0.01", placeholder: "max", "aria-label": "maximum score" }) : null;
     const count = h("span", { cls: "count", id: "item-count" });
-    section.appendChild(h("div", { cls: "filters" }, [search, domain, status, scores.length ? h("span", { text: "score" }) : null, low, high, count]));
+    const scoreName = view.score_name || "score";  // named apart from the charts' scores (selection score, ...)
+    section.appendChild(h("div", { cls: "filters" }, [search, domain, status, scores.length ? h("span", { text: scoreName, title: view.score_hint || scoreName }) : null, low, high, count]));
     const list = h("div", { id: "item-list" });
     const nodes = index.map((entry, i) => {
       const row = spec.rows[i];
@@ -476,7 +477,7 @@
         h("span", { cls: "id", text: entry.id }),
         entry.domain !== null && entry.domain !== undefined ? h("span", { cls: "badge", text: entry.domain }) : null,
         badge(entry.status),
-        typeof entry.score === "number" ? h("span", { cls: "badge", text: "score " + fmt(entry.score) }) : null,
+        typeof entry.score === "number" ? h("span", { cls: "badge", text: scoreName + " " + fmt(entry.score), title: view.score_hint || scoreName }) : null,
         ...(entry.flags || []).map((flag) => h("span", { cls: "badge warn", text: flag }))]);
       const node = h("details", { cls: "item", id: "item-" + i, "data-item-id": entry.id }, [summary]);
       node.addEventListener("toggle", () => {

@@ -20,7 +20,7 @@ from curation.pool.champ import load_champ_pool
 from eval.backends.budget import BudgetForcing
 from eval.backends.generation import GenerationOptions, build_generator
 from eval.benchmarks.champ import load_champ_problems
-from eval.benchmarks.loader import Benchmark, BenchmarkSpec, load_benchmark
+from eval.benchmarks.loader import Benchmark, BenchmarkSpec, announce_fallbacks, load_benchmark
 from eval.grading.judge import build_judge
 from eval.grading.policy import GraderOptions
 from eval.records import DataError, read_jsonl
@@ -119,6 +119,7 @@ def build_benchmarks(cfg: DictConfig, section: EvaluateOptions) -> list[Benchmar
         if limit is not None:
             benchmark = replace(benchmark, problems=benchmark.problems[: int(limit)])
         loaded.append(benchmark)
+    announce_fallbacks(loaded, "limo.evaluate: read")  # the hub did not answer: which sets came from limo's copies
     return loaded
 
 
