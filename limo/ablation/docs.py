@@ -6,6 +6,9 @@ Each ablation has a block in the page::
     ...generated...
     <!-- /ablation -->
 
+(``<!-- ablation: <name> | python -m limo.ablate ... -->`` names the command of an ablation whose kept runs are
+not under its recipe's name: one run with another ``output_dir``.)
+
 ``python -m limo.ablate --write-docs`` rewrites every block from ``results/<name>/``: its tables as
 ``--report-only`` makes them (``results.md`` without its title, its headings one level down) when every run of its
 plan is kept; how many runs are kept and the command that goes on when some are; "not yet run" and the command when
@@ -26,7 +29,11 @@ from limo.ablation.markers import read_marker
 from limo.ablation.store import PLAN, Store
 from limo.ablation.study import build_study, compose_command, parse_command, report_only
 
-BLOCK = re.compile(r"(<!-- ablation: (?P<name>[A-Za-z0-9_.-]+) -->\n)(?P<body>.*?)(<!-- /ablation -->)", re.S)
+BLOCK = re.compile(
+    r"(?P<open><!-- ablation: (?P<name>[A-Za-z0-9_.-]+)(?: \| (?P<command>[^\n]*?))? -->\n)(?P<body>.*?)"
+    r"(?P<close><!-- /ablation -->)",
+    re.S,
+)
 DROPPED = {"--report-only": 0, "--deadline": 1, "--until": 1, "--results-dir": 1}  # flag -> values it takes
 
 
@@ -48,12 +55,14 @@ def shown(argv: Sequence[str]) -> str:
     return "`python -m limo.ablate " + " ".join(argv) + "`"
 
 
-def block(name: str, results: Path) -> str:
-    """The block's text for ablation ``name`` from ``results/<name>/`` (see the module docstring)."""
+def block(name: str, results: Path, command_line: str | None = None) -> str:
+    """The block's text for ablation ``name`` from ``results/<name>/`` (see the module docstring); ``command_line``:
+    the command a block without kept runs names (the marker's ``| python -m limo.ablate ...``; else
+    ``recipe=<name>``)."""
     root = results / name
     record = read_marker(root / PLAN)
     if record is None:
-        return f"Not yet run: {shown([f'recipe={name}'])}.\n"
+        return f"Not yet run: `{command_line or f'python -m limo.ablate recipe={name}'}`.\n"
     argv = run_command(record["argv"])
     command = parse_command([*argv, "--report-only", "--results-dir", str(root)])
     study, _ = build_study(compose_command(command), command)
@@ -72,7 +81,7 @@ def block(name: str, results: Path) -> str:
 
 def render(text: str, results: Path) -> str:
     """``text`` with every ablation block made again from ``results``."""
-    return BLOCK.sub(lambda m: m[1] + block(m["name"], results) + m[4], text)
+    return BLOCK.sub(lambda m: m["open"] + block(m["name"], results, m["command"]) + m["close"], text)
 
 
 def write_docs(page: Path, results: Path) -> list[str]:
