@@ -23,6 +23,7 @@ import logging
 import sys
 from pathlib import Path
 
+from limo.ablation.docs import write_docs as rewrite_blocks
 from limo.ablation.study import Unfinished
 from limo.ablation.study import main as ablate
 from limo.cli.entry import reported_errors
@@ -50,10 +51,8 @@ def main(argv: list[str]) -> None:
 
 def write_docs() -> None:
     """docs/results.md's ablation blocks from results/ (`limo.ablation.docs`), in the current folder."""
-    from limo.ablation.docs import write_docs as rewrite
-
     with reported_errors("ablate"):
-        changed = rewrite(Path("docs/results.md"), Path("results"))
+        changed = rewrite_blocks(Path("docs/results.md"), Path("results"))
     print(f"[ablate] docs/results.md: {len(changed)} ablation blocks changed" + "".join(f"; {n}" for n in changed))
 
 

@@ -465,7 +465,12 @@ def primary_sentence(payload: Mapping[str, Any]) -> str:
             f"The recipe's primary comparison, {primary_what(declared)}, is not in this table (an arm it names did "
             f"not run here: a screen of some arms or seeds): every comparison is {holm_note}."
         )
-    planned = payload.get("primary_plan") or {}
+    planned = payload.get("primary_plan")
+    if planned is None:  # tables made without a kept plan (a library caller): nothing says when it was declared
+        return (
+            f"Primary: {primary_what(declared)}, declared in the recipe (ablate.primary), with no kept plan to say "
+            f"whether before the runs; its p is not adjusted, and every other comparison is {holm_note}."
+        )
     if not planned.get("unchanged"):  # the plan (`limo.ablation.store`) recorded another primary, or none
         recorded = planned.get("recorded")
         before = primary_what(recorded) if recorded else "none"
