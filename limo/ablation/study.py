@@ -40,7 +40,7 @@ from curation.executors import ExecutorError, ExecutorOptions, ShardJob, run_job
 from eval.benchmarks.loader import load_benchmark
 from eval.records import write_text_atomic
 from limo.ablation import plan
-from limo.ablation.markers import digest
+from limo.ablation.markers import digest, read_marker
 from limo.ablation.results import RunResult, Tables, facts, load_run, write_results
 from limo.ablation.steps import DRIVER, StepError, Stopped, run_item
 from limo.ablation.store import Store
@@ -270,8 +270,9 @@ STARTED = time.time()
 
 
 def curated(item: Mapping[str, Any]) -> bool:
-    marker = Path(item["steps"][0]["folder"]) / ".ablate" / "curate.json"
-    return marker.exists() and '"status": "done"' in marker.read_text(encoding="utf-8")
+    """Whether a curation item's step is done (a deferred one is not)."""
+    marker = read_marker(Path(item["steps"][0]["folder"]) / ".ablate" / "curate.json")
+    return (marker or {}).get("status") == "done"
 
 
 class Unfinished(Exception):  # noqa: N818 - not an error: the ablation stopped with runs left to do
