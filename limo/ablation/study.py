@@ -229,9 +229,10 @@ def run_shards(name: str, items: list[dict[str, Any]], study: plan.Study, execut
     if not items:
         return
     console = executor.kind == "local" and executor.workers == 1
-    items = [{**i, "console": console, "accept_old_markers": study.accept_old_markers} for i in items]
-    if study.deadline is not None:  # a new job each time: an item deferred today must run tomorrow
-        items = [{**i, "deadline": study.deadline, "invocation": STARTED} for i in items]
+    # A new job each time (its folder is named by its items' digest): what a step needs depends on more than its
+    # item (an item deferred by a deadline, a step no longer kept in results/), and its markers say what is done.
+    shared = {"console": console, "accept_old_markers": study.accept_old_markers, "invocation": STARTED}
+    items = [{**i, **shared, "deadline": study.deadline} for i in items]
     job = ShardJob(name, run_item, tuple(items), str(study.root / "jobs"))
     if executor.kind == "local":  # a local pool's workers end themselves when this process is gone
         os.environ[DRIVER] = str(os.getpid())
