@@ -22,6 +22,7 @@ from eval.options import OptionsError, to_options
 from eval.reports.metrics import holm, mcnemar_p
 from limo.ablation.plan import RunSpec, Study, arm_steps, entry_overrides, flat_overrides, hydra_value, run_specs
 from limo.ablation.results import RunResult, Tables, to_json
+from limo.ablation.store import read_rows
 from limo.cli.compose import compose
 from limo.config.sections import recipe_has, recipe_names
 from limo.setup.ablate import AblateOptions, build_ablate, check_ablate, pairs_of
@@ -591,10 +592,8 @@ def test_ablate_killed_half_way_resumes_without_redoing_and_counts_pairs_right(r
     verdicts = {}
     for run in results["runs"]:
         for bench in ("arith_heldout", "arith_unseen", "toy"):
-            lines = (Path(run["folder"]) / "eval" / bench / "samples.jsonl").read_text().splitlines()
-            verdicts[(run["arm"], run["seed"], bench)] = {
-                r["problem_id"]: r["correct"] for r in map(json.loads, lines)
-            }
+            rows = read_rows(Path(run["folder"]) / "eval" / bench / "samples.jsonl")  # the kept run's
+            verdicts[(run["arm"], run["seed"], bench)] = {r["problem_id"]: r["correct"] for r in rows}
     assert any(any(v.values()) for v in verdicts.values())  # the taught prompts: some answers right
     for row in (r for r in results["pairs"] if r["part"] is None):
         seeds, bench = (0, 1) if "curated_rl" not in (row["a"], row["b"]) else (0,), row["benchmark"]

@@ -324,3 +324,40 @@ def test_a_run_folder_left_without_its_marker_is_refused_in_one_line(finished, t
     assert "--accept-old-markers" in done.stderr
     happened, _ = ablate(out, f"model.path={tiny_model_dir}", "--accept-old-markers")
     assert {e["event"] for e in happened} == {"reused"} and (out / "ablate/arms/curated/.ablate/curate.json").exists()
+
+
+@pytest.mark.slow
+def test_a_clone_holding_only_the_kept_runs_retrains_an_upstream_run_only_for_an_after_arm_still_to_run(
+    finished, tmp_path, tiny_model_dir
+):
+    """Another machine with ``results/`` alone: the arm after curated is kept, so nothing but the arms' curation runs
+    (curated's run is not retrained for it); once its evaluation is not kept, its run has to run here, and so does
+    every step before it whose output is elsewhere (curated's training first), each saying so in one line."""
+    shutil.copytree(finished / "conf", tmp_path / "conf")
+    kept = tmp_path / "results"
+    shutil.copytree(finished / "out" / "results", kept)
+    out = tmp_path / "out"
+    happened, stdout = ablate(out, f"model.path={tiny_model_dir}", "--results-dir", str(kept))
+    assert [(e["stage"], e["folder"]) for e in happened if e["event"] == "ran"] == [("curate", "arms/curated")]
+    assert {(e["stage"], e["folder"]) for e in happened if e.get("from") == "results"} == {
+        ("train", "runs/curated/seed0"),
+        ("curate", "runs/again/seed0"),
+        ("train", "runs/again/seed0"),
+        ("evaluate", "runs/again/seed0"),
+    }
+    assert "runs again here" not in stdout and (out / "ablate" / "results.md").exists()
+
+    (kept / "runs" / "again" / "seed0" / ".ablate" / "evaluate.json").unlink()
+    happened, stdout = ablate(out, f"model.path={tiny_model_dir}", "--results-dir", str(kept))
+    assert [(e["stage"], e["folder"]) for e in happened if e["event"] == "ran"] == [
+        ("train", "runs/curated/seed0"),
+        ("curate", "runs/again/seed0"),
+        ("train", "runs/again/seed0"),
+        ("evaluate", "runs/again/seed0"),
+    ]
+    said = [line for line in stdout.splitlines() if "runs again here" in line]
+    assert len(said) == 3 and said[0].startswith(
+        f"[ablate] runs/curated/seed0: train runs again here: its output is kept in {kept} but not on this machine, "
+        "and again seed 0 still has to run"
+    )
+    assert (kept / "runs" / "again" / "seed0" / ".ablate" / "evaluate.json").exists()

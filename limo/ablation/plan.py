@@ -55,6 +55,8 @@ class Study:
         global_batch: ``train.global_batch_size`` (rows per optimizer step), for steps from epochs.
         accept_old_markers: Take output an older limo marked, or left unmarked, as made by the settings of now
             (``--accept-old-markers``, `limo.ablation.steps`).
+        results: Where the finished runs are kept (`limo.ablation.store`, ``results/<name>``); None: nowhere.
+        deadline: When the ablation must stop (seconds since the epoch, ``--deadline``); None: no deadline.
     """
 
     recipe: str
@@ -65,6 +67,8 @@ class Study:
     flags: tuple[str, ...] = ()
     global_batch: int = 1
     accept_old_markers: bool = False
+    results: Path | None = None
+    deadline: float | None = None
 
     def arm_folder(self, arm: ArmOptions, draw: int | None) -> Path:
         folder = self.root / "arms" / arm.name
@@ -319,9 +323,12 @@ def run_specs(study: Study) -> list[RunSpec]:
 
 
 def run_items(study: Study, steps: Mapping[str, int]) -> list[dict[str, Any]]:
-    """One executor item per run (train, then evaluate; the base model: evaluate only), JSON for the shard job."""
+    """One executor item per run (train, then evaluate; the base model: evaluate only), JSON for the shard job: the
+    base model first, then seed by seed (every arm's runs at a seed, an ``after`` arm's with its upstream), so that
+    an ablation cut short (``--deadline``, a kill) leaves whole seeds done."""
     items = []
-    for spec in run_specs(study):
+    specs = run_specs(study)
+    for spec in sorted(specs, key=lambda s: (s.seed is not None, s.seed or 0)):  # stable: arm order within a seed
         if spec.arm == BASE:
             work = [evaluate_step(study, Path(spec.folder), base=True)]
         elif study.options.arm(spec.arm).after is not None:
@@ -355,6 +362,7 @@ def item(label: str, work: Sequence[Step], study: Study) -> dict[str, Any]:
         "events": str(study.root / "events.jsonl"),
         "log": str(study.root / "logs" / f"{name}.log"),
         "cwd": str(Path.cwd()),
+        "results": str(study.results) if study.results is not None else None,
     }
 
 

@@ -41,7 +41,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from eval.records import read_jsonl, write_json, write_text_atomic
+from eval.records import write_json, write_text_atomic
 from eval.reports.html_page import bar_chart, write_page
 from eval.reports.metrics import (
     BOOTSTRAP,
@@ -59,6 +59,7 @@ from eval.reports.metrics import (
     wilson_interval,
 )
 from limo.ablation.plan import RunSpec
+from limo.ablation.store import read_rows
 from limo.setup.ablate import PrimaryOptions
 
 Parts = dict[str, dict[str, set[str]]]  # benchmark -> part -> problem ids
@@ -86,11 +87,13 @@ class RunResult:
 
 
 def load_run(spec: RunSpec, benchmarks: Sequence[str]) -> RunResult:
+    """A run's compute and first-sample verdicts, from its folder or its kept copy (``samples.jsonl.gz``,
+    `limo.ablation.store`)."""
     steps, tokens = compute_of(Path(spec.folder))
     correct: dict[str, dict[str, bool]] = {}
     fields: dict[str, dict[str, dict[str, Any]]] = {}
     for name in benchmarks:
-        rows = [r for r in read_jsonl(Path(spec.folder) / "eval" / name / "samples.jsonl") if r["sample_index"] == 0]
+        rows = [r for r in read_rows(Path(spec.folder) / "eval" / name / "samples.jsonl") if r["sample_index"] == 0]
         correct[name] = {str(r["problem_id"]): bool(r["correct"]) for r in rows}
         fields[name] = {str(r["problem_id"]): {k: r.get(k) for k in ("level", "subject")} for r in rows}
     return RunResult(spec, steps, tokens, correct, fields)
@@ -647,6 +650,20 @@ def primary_sentence(payload: Mapping[str, Any]) -> str:
         return (
             f"The recipe's primary comparison, {primary_what(declared)}, is not in this table (an arm it names did "
             f"not run here: a screen of some arms or seeds): every comparison is {holm_note}."
+        )
+    planned = payload.get("primary_plan")
+    if planned is None:  # tables made without a kept plan (a library caller): nothing says when it was declared
+        return (
+            f"Primary: {primary_what(declared)}, declared in the recipe (ablate.primary), with no kept plan to say "
+            f"whether before the runs; its p is not adjusted, and every other comparison is {holm_note}."
+        )
+    if not planned.get("unchanged"):  # the plan (`limo.ablation.store`) recorded another primary, or none
+        recorded = planned.get("recorded")
+        before = primary_what(recorded) if recorded else "none"
+        return (
+            f"Primary: {primary_what(declared)}, from the recipe (ablate.primary) as it is now; the plan recorded "
+            f"{before} before its first run, so this primary was not declared before the runs. Its p is not "
+            f"adjusted, and every other comparison is {holm_note}."
         )
     return (
         f"Primary: {primary_what(declared)}, declared in the recipe (ablate.primary) before the runs; its p is not "

@@ -27,6 +27,18 @@ from running the same step at once. Every step appends ``ran`` or ``reused`` to 
 
 `run_item` is the shard function the executor runs (`curation.executors.ShardJob`): one item per run (or
 curation), its steps in order, one output row per step.
+
+Kept runs (`limo.ablation.store`, ``results/<name>/``): every run step done here, ran or reused, is copied there; a
+step kept there with the key it has now counts as done on a machine without its output (``reused``, ``"from":
+"results"``), unless a later step of the same item still has to run and needs its output (a trained model): then it
+runs again here, and one line says so (an ``after`` arm whose upstream weights are elsewhere retrains the upstream
+only when the arm itself is still to run).
+
+A deadline (``--deadline`` / ``--until``, the item's ``deadline``): before an item starts, its steps still to run are
+predicted from this machine's measured steps (``events.jsonl``: the same stage of the same arm, else of any arm; a
+stage never measured counts as nothing, so the first one starts); an item predicted to end after the deadline does
+not start (a ``deferred`` row). Reaching the deadline, or SIGTERM, raises `Stopped` in the ablation's process
+(`limo.ablation.study`).
 """
 
 from __future__ import annotations
@@ -41,7 +53,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -66,6 +78,7 @@ from limo.ablation.markers import (
     step_content,
     what_changed,
 )
+from limo.ablation.store import Store
 
 PR_SET_PDEATHSIG = 1
 OUTPUT = {"curate": "curate", "train": "train", "evaluate": "eval"}  # what each stage's entry writes in its folder
@@ -75,6 +88,10 @@ log = logging.getLogger("limo.ablate")
 
 class StepError(ExecutorError):
     """An entry point that failed, or a finished folder made by other settings."""
+
+
+class Stopped(BaseException):  # noqa: N818 - a stop, like KeyboardInterrupt: no handler of Exception may take it
+    """The ablation's deadline was reached, or it got SIGTERM: it stops, keeping every finished run."""
 
 
 @dataclass(frozen=True)
@@ -308,9 +325,11 @@ def folder_lock(step: Step) -> Iterator[None]:
         yield
 
 
-def run_step(step: Step, output: str | None, events: str, cwd: str, accept_old: bool = False) -> dict[str, Any]:
+def run_step(
+    step: Step, output: str | None, events: str, cwd: str, accept_old: bool = False, store: Store | None = None
+) -> dict[str, Any]:
     """Run ``step`` unless it is done (`to_do`); returns its event row (``ran`` or ``reused``, seconds, and why
-    earlier output was replaced).
+    earlier output was replaced). A run's step done here is kept in ``store`` (`limo.ablation.store`).
 
     Raises:
         StepError: The entry exited non-zero (its command and log named), or output it may not take (`to_do`).
@@ -324,6 +343,7 @@ def run_step(step: Step, output: str | None, events: str, cwd: str, accept_old: 
         if todo.done:
             if todo.mark:
                 write_json(step.marker, now.marker(step, "done", todo.kept))
+            keep(store, step)
             return event(events, step, "reused", 0.0)
         if todo.why:
             log.info("[ablate] %s: %s runs again, its output replaced: %s", place(step, root), step.stage, todo.why)
@@ -340,6 +360,7 @@ def run_step(step: Step, output: str | None, events: str, cwd: str, accept_old: 
             raise StepError(f"limo.{step.stage} exited {code} in {step.folder} ({where})")
         after = Content(now.config, input_sums(step, cfg, root, cwd, sums), now.benchmarks)  # a model built by it
         write_json(step.marker, after.marker(step, "done", running))
+        keep(store, step)
         return event(events, step, "ran", time.monotonic() - started, todo.why)
 
 
@@ -361,14 +382,93 @@ def launch(command: list[str], log: str | None, cwd: str) -> int:
     return done.returncode
 
 
-def event(events: str, step: Step, what: str, seconds: float, why: str | None = None) -> dict[str, Any]:
+def event(
+    events: str, step: Step, what: str, seconds: float, why: str | None = None, source: str | None = None
+) -> dict[str, Any]:
     """Append one line to ``events.jsonl`` (a single write: lines from processes side by side do not mix)."""
     row = {"event": what, "stage": step.stage, "folder": step.folder, "seconds": round(seconds, 1), "pid": os.getpid()}
-    row |= {"why": why} if why else {}
+    row |= ({"why": why} if why else {}) | ({"from": source} if source else {})
     Path(events).parent.mkdir(parents=True, exist_ok=True)
     with open(events, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(row) + "\n")
     return row
+
+
+def keep(store: Store | None, step: Step) -> None:
+    """Copy a run's finished step into the kept runs (an arm's curation, under ``arms/``, is not a run)."""
+    if store is not None and is_run_step(step, store):
+        store.keep(step.stage, step.folder, store.parts())
+
+
+def is_run_step(step: Step, store: Store) -> bool:
+    folder = Path(step.folder)
+    return folder.is_relative_to(store.ablation) and folder.relative_to(store.ablation).parts[0] in ("runs", "base")
+
+
+def kept_state(step: Step, cwd: str, accept_old: bool, store: Store) -> str:
+    """``here`` (done in this folder), ``kept`` (done only in the kept runs, with the key it has now) or ``todo``."""
+    root = str(store.ablation)
+    now = composed(step, root, cwd, Checksums(Path(root) / CHECKSUMS))[1]
+    if to_do(step, checkable(now, read_marker(step.marker)), accept_old).done:
+        return "here"
+    kept = checkable(now, store.marker(step.stage, step.folder))
+    return "kept" if store.done(step.stage, step.folder, kept, step.benchmarks) else "todo"
+
+
+def needed_here(states: Sequence[str]) -> list[bool]:
+    """For each step kept elsewhere: whether a later step of the item still runs (and reads its output)."""
+    return [s == "kept" and "todo" in states[i + 1 :] for i, s in enumerate(states)]
+
+
+def predicted(step: Step, measured: Mapping[tuple[str, str | None], list[float]], root: str) -> float:
+    """Seconds ``step`` should take here: the mean of this machine's runs of its stage for its arm, else for any
+    arm; 0 when its stage was never measured (so the first one starts)."""
+    seconds = measured.get((step.stage, arm_of(step.folder, root))) or measured.get((step.stage, None)) or [0.0]
+    return sum(seconds) / len(seconds)
+
+
+def arm_of(folder: str, root: str) -> str | None:
+    parts = Path(folder).relative_to(root).parts if Path(folder).is_relative_to(root) else ()
+    return parts[1] if len(parts) > 1 and parts[0] in ("runs", "arms") else (parts[0] if parts else None)
+
+
+def measurements(events: str) -> dict[tuple[str, str | None], list[float]]:
+    """``ran`` events' seconds by (stage, arm) and by (stage, None) (a torn line is skipped)."""
+    out: dict[tuple[str, str | None], list[float]] = {}
+    root = str(Path(events).parent)
+    lines = Path(events).read_text(encoding="utf-8").splitlines() if Path(events).exists() else []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if row.get("event") == "ran":
+            for key in ((row["stage"], arm_of(row["folder"], root)), (row["stage"], None)):
+                out.setdefault(key, []).append(float(row["seconds"]))
+    return out
+
+
+def fits(steps: Sequence[Step], states: Sequence[str], item: Mapping[str, Any]) -> bool:
+    """Whether the item's steps still to run should end before its deadline (none: always)."""
+    deadline = item.get("deadline")
+    if deadline is None:
+        return True
+    measured, root = measurements(item["events"]), str(Path(item["events"]).parent)
+    left = [s for s, state in zip(steps, states, strict=True) if state != "here" and not marked_done(s)]
+    return time.time() + sum(predicted(s, measured, root) for s in left) <= float(deadline)
+
+
+def marked_done(step: Step) -> bool:
+    return (read_marker(step.marker) or {}).get("status") == "done"
+
+
+def item_states(steps: Sequence[Step], item: Mapping[str, Any], store: Store | None) -> list[str]:
+    """Each step's `kept_state`, judged only when the kept runs hold one of them (else: ``todo``, judged by
+    `run_step` as it comes)."""
+    if store is None or not any(is_run_step(s, store) and store.holds(s.stage, s.folder) for s in steps):
+        return ["todo"] * len(steps)
+    accept_old = bool(item.get("accept_old_markers"))
+    return [kept_state(s, item["cwd"], accept_old, store) if is_run_step(s, store) else "todo" for s in steps]
 
 
 def run_item(index: int, item: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -378,7 +478,27 @@ def run_item(index: int, item: dict[str, Any]) -> Iterator[dict[str, Any]]:
     if not logging.getLogger().handlers:  # a worker process: its progress lines go where the driver's do
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     output = None if item.get("console") else item["log"]
-    for row in item["steps"]:
-        done = run_step(Step.from_dict(row), output, item["events"], item["cwd"], bool(item.get("accept_old_markers")))
+    store = Store(Path(item["results"]), Path(item["events"]).parent) if item.get("results") else None
+    steps = [Step.from_dict(row) for row in item["steps"]]
+    states = item_states(steps, item, store)
+    if not fits(steps, states, item):
+        log.info("[ablate] %s: not started: it would end after the deadline", item["label"])
+        yield {"event": "deferred", "label": item["label"]}
+        return
+    for step, state, needed in zip(steps, states, needed_here(states), strict=True):
+        if state == "kept" and not needed:
+            done = event(item["events"], step, "reused", 0.0, source="results")
+        else:
+            if needed:
+                log.info(
+                    "[ablate] %s: %s runs again here: its output is kept in %s but not on this machine, and %s still "
+                    "has to run",
+                    place(step, str(Path(item["events"]).parent)),
+                    step.stage,
+                    item["results"],
+                    item["label"],
+                )
+            accept_old = bool(item.get("accept_old_markers"))
+            done = run_step(step, output, item["events"], item["cwd"], accept_old, store)
         log.info("[ablate] %s: %s %s (%.0f s)", item["label"], done["stage"], done["event"], done["seconds"])
         yield done

@@ -27,7 +27,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from eval.records import read_jsonl
 from limo.ablation.results import (
     RUN_COLUMNS,
     RunResult,
@@ -46,6 +45,7 @@ from limo.ablation.results import (
     runs_cell,
     scope_name,
 )
+from limo.ablation.store import read_rows
 
 VARIANTS = ("oracle", "no_oracle")
 TurnVerdicts = dict[str, dict[str, dict[str, list[bool]]]]  # variant -> benchmark -> problem -> verdict after turn t
@@ -76,7 +76,7 @@ def load_turns(folder: str | Path, benchmarks: Sequence[str]) -> tuple[TurnVerdi
             if not (where / "summary.json").exists():
                 continue
             turns = int(json.loads((where / "summary.json").read_text(encoding="utf-8"))["turns"])
-            rows = read_jsonl(where / "episodes.jsonl")
+            rows = read_rows(where / "episodes.jsonl")  # or its kept copy, episodes.jsonl.gz
             found = {str(r["problem_id"]): verdicts_after_turns(r["turns"], turns, variant) for r in rows}
             verdicts.setdefault(variant, {})[bench] = found
             counts[variant] = turns

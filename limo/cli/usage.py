@@ -149,29 +149,33 @@ USAGES: dict[str, Usage] = {
         ),
     ),
     "ablate": Usage(
-        "recipe=<name> [--jobs N | executor=ray|slurm] [--accept-old-markers] [key=value ...]",
+        "recipe=<name> [--jobs N | executor=ray|slurm] [--deadline 2h] [--report-only] [key=value ...]",
         "Does curation beat chance at equal compute? Curate every arm of the recipe's ablate: section (curations,\n"
         "and the baselines random, random_correct, random_problems, all, all_correct), train and evaluate each at\n"
         "every seed (and draw) with limo's own commands, then compare: accuracy with 95% intervals, compute,\n"
-        "paired exact McNemar.\n"
-        "An arm with after: <arm> goes on from that arm's run of each seed (RL after SFT: its own prompts, GRPO).\n"
-        "Writes <output_dir>/ablate/: results.md, results.json, report.html. A rerun reuses what finished with the\n"
-        "same settings and inputs, and runs again (saying why) what a changed setting or input touches.",
+        "paired tests. An arm with after: <arm> goes on from that arm's run of each seed (RL after SFT).\n"
+        "Every finished run is kept in results/<name>/ (commit it: no weights), and the tables in\n"
+        "<output_dir>/ablate/ (results.md, results.json, report.html) are made from there; a run kept there is done\n"
+        "on any machine. A rerun reuses what finished with the same settings and runs again what a change touches.\n"
+        "Stopped by --deadline or SIGTERM it prints runs done of runs planned and the command that goes on (exit 75).",
         (
             RECIPE,
             OUTPUT_DIR,
             ("--jobs N", "runs side by side on this machine (or one GPU)"),
             ("executor=ray|slurm", "one job per arm and seed on a cluster (a shared output_dir; not with --jobs)"),
+            ("--deadline 2h, --until 14:30", "start only runs predicted to end in time, seed by seed; stop at it"),
+            ("--report-only", "the tables from results/<name>/ alone: nothing curated, trained or evaluated"),
+            ("--results-dir DIR", "keep the runs in DIR (default results/<name>, or <output_dir>/results)"),
+            ("--write-docs", "alone: rewrite docs/results.md's ablation blocks from results/"),
             ("--accept-old-markers", "keep output an older limo marked (or left unmarked) as made by these settings"),
             ("ablate.seeds=[0,1,2]", "training seeds; ablate.draws=3: selection seeds of the random arms"),
-            ("ablate.compute.steps=N", "optimizer steps every arm gets"),
             ("benchmark_specs.<name>={...}", "add a benchmark to every run's evaluation, as for limo.evaluate"),
             ("model.path=... train.args....", "any other key=value goes to the curate/train/evaluate commands"),
             CONFIG_DIR,
         ),
         (
             "python -m limo.ablate recipe=ablate_demo",
-            "python -m limo.ablate recipe=smol_ablate_selfpool --jobs 4 train.args.use_cpu=false",
+            "python -m limo.ablate recipe=smol_ablate_lemma --jobs 2 --deadline 8h",
         ),
         config="the recipe's ablate: section, with the rest: python -m limo.curate recipe=<name> --cfg job",
         docs="docs/ablation.md",
