@@ -1,9 +1,11 @@
 """The warm worker: an ablation's local steps run as forks of one process that imported the training stack once.
 
-A step is ``python -m limo.<curate|train|evaluate> ...``; started cold, each spends about 7 s of CPU importing
-torch, transformers, peft and trl before it reads its first argument. On the local executor `launch` hands the step
-to a warm worker instead: a process started once per launching process (the ablation, or each ``--jobs`` pool
-worker) that imports those packages (`WARM_MODULES`) and nothing of the step's, then per step forks a child that
+A step is ``python -m limo.<curate|train|evaluate> ...``; started cold, a training or evaluation spends 2.5-7 s of
+CPU (an idle or a loaded 2-core machine) importing torch, transformers, peft and trl before it reads its first
+argument. On the local executor `launch` hands the step to a warm worker instead: a process started once per
+launching process (the ablation, or each ``--jobs`` pool worker) at its first training or evaluation (a curation
+imports no torch: it uses a worker that is running, and starts none), that imports those packages
+(`WARM_MODULES`, about 5.5 s of CPU) and nothing of the step's, then per step forks a child that
 becomes the step's process: the step's arguments, folder, environment and standard streams (received as file
 descriptors), and its entry module run as ``__main__`` the way ``python -m`` runs it, exiting the way the interpreter
 does (an exit status, a traceback and 1, or a signal). The worker waits for the child and sends back its status in
@@ -47,6 +49,7 @@ from typing import Any
 
 SWITCH = "LIMO_WARM_WORKER"
 STAGES = ("curate", "train", "evaluate")
+STARTERS = ("train", "evaluate")  # the stages that need torch: a curation uses a worker only when one is running
 # What a tiny-model step spends its start-up importing (``python -X importtime``); the classes are named because
 # transformers, trl and peft import their submodules only when an attribute is first read.
 WARM_MODULES = (
@@ -148,7 +151,8 @@ def run(command: Sequence[str], cwd: str, streams: Sequence[int]) -> int | None:
     """``command``'s exit status from a warm worker; None when no worker runs it (not an entry's command, or no
     worker could start: said once)."""
     entry = entry_of(command)
-    worker = current(dict(os.environ), os.path.abspath(cwd), label(command)) if entry else None
+    starts = entry is not None and entry[0].removeprefix("limo.") in STARTERS
+    worker = current(dict(os.environ), os.path.abspath(cwd), label(command), starts) if entry else None
     if entry is None or worker is None:
         return None
     try:
@@ -177,13 +181,14 @@ def shutdown() -> None:
         worker.close()
 
 
-def current(env: dict[str, str], cwd: str, name: str) -> Worker | None:
-    """This process's worker for ``env`` and ``cwd``, started (or restarted) as needed; None if it cannot start."""
+def current(env: dict[str, str], cwd: str, name: str, start_one: bool = True) -> Worker | None:
+    """This process's worker for ``env`` and ``cwd``, started (or restarted) when ``start_one``; None if there is none
+    (a curation alone starts none: it imports no torch, and a worker's imports cost more than its saves)."""
     worker = _workers.get(os.getpid())
     if worker is not None and (worker.env != env or worker.cwd != cwd or worker.process.poll() is not None):
         shutdown()
         worker = None
-    if worker is None and os.getpid() not in _failed:
+    if worker is None and start_one and os.getpid() not in _failed:
         worker = start(env, cwd, name)
         if worker is None:
             _failed.add(os.getpid())
@@ -260,12 +265,25 @@ def receive(channel: socket.socket, allow_eof: bool = False) -> dict[str, Any]:
 
 
 def warm_up() -> None:
-    """Import `WARM_MODULES` (and read the classes named); CUDA must still be untouched."""
-    for spec in WARM_MODULES:
-        name, _, attributes = spec.partition(":")
-        module = importlib.import_module(name)
-        for attribute in filter(None, attributes.split(",")):
-            getattr(module, attribute)
+    """Import `WARM_MODULES` (and read the classes named); CUDA must still be untouched.
+
+    A package that asks ``torch.cuda.is_available()`` while it imports would initialise the CUDA driver here, which
+    no fork can use: during the imports torch answers through NVML instead (``PYTORCH_NVML_BASED_CUDA_CHECK``, the
+    same answer without initialising CUDA); the variable is gone again before any step runs."""
+    nvml = "PYTORCH_NVML_BASED_CUDA_CHECK"
+    given = os.environ.get(nvml)
+    os.environ[nvml] = "1"
+    try:
+        for spec in WARM_MODULES:
+            name, _, attributes = spec.partition(":")
+            module = importlib.import_module(name)
+            for attribute in filter(None, attributes.split(",")):
+                getattr(module, attribute)
+    finally:
+        if given is None:
+            os.environ.pop(nvml)
+        else:
+            os.environ[nvml] = given
     torch = sys.modules["torch"]
     if torch.cuda.is_initialized():
         raise RuntimeError("importing the training stack initialised CUDA, which a fork cannot use")
