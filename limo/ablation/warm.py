@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import Any
 
 SWITCH = "LIMO_WARM_WORKER"
+DRIVER = "LIMO_ABLATE_DRIVER"  # limo.ablation.steps.DRIVER: set for the local executor's shards only
 STAGES = ("curate", "train", "evaluate")
 STARTERS = ("train", "evaluate")  # the stages that need torch: a curation uses a worker only when one is running
 # What a tiny-model step spends its start-up importing (``python -X importtime``); the classes are named because
@@ -78,8 +79,10 @@ log = logging.getLogger("limo.ablate")
 
 
 def enabled() -> bool:
-    """Whether steps run in a warm worker (Linux, ``LIMO_WARM_WORKER`` not ``0``)."""
-    return sys.platform.startswith("linux") and os.environ.get(SWITCH, "1") != "0"
+    """Whether steps run in a warm worker: Linux, ``LIMO_WARM_WORKER`` not ``0``, and the local executor's process
+    (the ablation sets `DRIVER` for its local shards alone: a Ray or Slurm task starts its steps cold)."""
+    local = bool(os.environ.get(DRIVER))
+    return local and sys.platform.startswith("linux") and os.environ.get(SWITCH, "1") != "0"
 
 
 def entry_of(command: Sequence[str]) -> tuple[str, list[str]] | None:
