@@ -112,7 +112,8 @@ test-kernels: setup  ## the golden and ray = local tests with numpy's BLAS and l
 test-unit: setup  ## the inner loop: the unit tier (no slow, no gpu) over TEST_WORKERS processes; the 15 slowest listed
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15 -m "not slow and not gpu" tests
 
-test-fast: test-unit  ## the same as test-unit
+test-fast: setup  ## the unit tier without the tests that share a built run, a trained model or a cluster engine
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15 -m "not slow and not gpu" --without-shared-runs tests
 
 quality: setup  ## lint and type-check, changing nothing
 	$(VENV)/bin/ruff check .

@@ -50,6 +50,14 @@ def pytest_configure(config):
             compileall.compile_dir(REPO_ROOT / package, quiet=2)
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--without-shared-runs",
+        action="store_true",
+        help="leave out the tests that share a built run, a trained model or a cluster engine (make test-fast)",
+    )
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups into node ids (its hook is registered later)
 def pytest_collection_modifyitems(config, items):
     """Tests on a cluster engine share one xdist worker (``make test`` runs two: each engine then starts once), and so
@@ -59,7 +67,9 @@ def pytest_collection_modifyitems(config, items):
     groups were added after xdist had read them, and a module fixture used on both workers was built twice (the GPU
     check's CPU run: 2 x 126 s).
 
-    On an xdist worker the items are also put in the order the workers are handed them (`dispatch_rank`)."""
+    On an xdist worker the items are also put in the order the workers are handed them (`dispatch_rank`).
+    ``--without-shared-runs`` (``make test-fast``) leaves the grouped tests out: each group first builds an end-to-end
+    run, a trained model or a cluster engine."""
     for item in items:
         shared = [name for name in SHARED_RUNS if name in getattr(item, "fixturenames", ())]
         if any(name in getattr(item, "fixturenames", ()) for name in CLUSTER_FIXTURES):
@@ -68,6 +78,10 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group(f"shared_run:{shared[0]}"))
         elif _uses_module_fixture(item):  # one worker builds the module's fixture once (a trained model, a run)
             item.add_marker(pytest.mark.xdist_group(f"module_fixture:{item.module.__name__}"))
+    if config.getoption("without_shared_runs", default=False):  # a conftest may import this hook alone
+        grouped = [item for item in items if item.get_closest_marker("xdist_group")]
+        config.hook.pytest_deselected(items=grouped)
+        items[:] = [item for item in items if not item.get_closest_marker("xdist_group")]
     if hasattr(config, "workerinput"):
         items.sort(key=dispatch_rank)  # stable: a group's tests keep their order
     gpu_items = [item for item in items if "gpu" in item.keywords]
