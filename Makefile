@@ -22,7 +22,7 @@ CORES := $(shell env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null ||
 export TORCH_EXTENSIONS_DIR ?= $(HOME)/.cache/limo/torch_extensions
 export DS_ACCELERATOR ?= cpu
 
-.PHONY: help setup setup-gemma llamacpp demo explore curate train eval plan discover test test-kernels test-unit quality style bench fuzz gpu-check gpu-wheels docs clean
+.PHONY: help setup setup-gemma llamacpp demo explore curate train eval plan discover test test-kernels test-unit test-fast quality style bench fuzz gpu-check gpu-wheels docs clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -109,8 +109,11 @@ KERNEL_TESTS := tests/test_golden_outputs.py tests/test_int8_exact.py tests/test
 test-kernels: setup  ## the golden and ray = local tests with numpy's BLAS and loops forced to other kernels than this CPU's
 	$(OTHER_KERNELS) $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(KERNEL_TESTS)
 
-test-unit: setup  ## unit tier only (fast)
-	$(PY) -m pytest -q -m "not slow and not gpu" tests
+test-unit: setup  ## the inner loop: the unit tier (no slow, no gpu) over TEST_WORKERS processes; the 15 slowest listed
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15 -m "not slow and not gpu" tests
+
+test-fast: setup  ## the unit tier without the tests that share a built run, a trained model or a cluster engine
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15 -m "not slow and not gpu" --without-shared-runs tests
 
 quality: setup  ## lint and type-check, changing nothing
 	$(VENV)/bin/ruff check .

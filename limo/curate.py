@@ -25,11 +25,17 @@ from omegaconf import DictConfig
 
 from limo.cli.entry import hydra_entry, reported_errors
 from limo.config.sweeps import job_config
-from limo.setup.curate import build_curation, check_benchmarks_load, check_selected, spend_plan
 
 
 @hydra_entry("curate")
 def main(cfg: DictConfig) -> None:
+    from limo.setup.curate import (  # deferred: --help and the option parser need no method, grader or sympy
+        build_curation,
+        check_benchmarks_load,
+        check_selected,
+        spend_plan,
+    )
+
     with reported_errors("curate", cfg):
         curation = build_curation(job_config(cfg))
         if cfg.get("dry_run"):

@@ -28,6 +28,7 @@ from tests.cluster_engines import (  # noqa: E402
     stop_slurm,
 )
 from tests.shared_data import REPO_ROOT, shared_data_dir  # noqa: E402
+from tests.shared_runs import SHARED_RUNS, built_once, curate_champ  # noqa: E402
 
 CLUSTER_FIXTURES = ("ray_instance", "slurm_cluster")
 COMPILED_PACKAGES = ("limo", "curation", "eval", "tests", "bench")
@@ -49,19 +50,38 @@ def pytest_configure(config):
             compileall.compile_dir(REPO_ROOT / package, quiet=2)
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--without-shared-runs",
+        action="store_true",
+        help="leave out the tests that share a built run, a trained model or a cluster engine (make test-fast)",
+    )
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups into node ids (its hook is registered later)
 def pytest_collection_modifyitems(config, items):
     """Tests on a cluster engine share one xdist worker (``make test`` runs two: each engine then starts once), and so
     do a module's tests that use a module-scoped fixture (built once, not once per worker); `gpu` tests skip without
-    CUDA (checked lazily so collecting never imports torch). Without ``tryfirst`` the groups were added after xdist
-    had read them, and a module fixture used on both workers was built twice (the GPU check's CPU run: 2 x 126 s).
+    CUDA (checked lazily so collecting never imports torch). A test reading an output built once per run
+    (`tests.shared_runs`) goes with the others that read it, wherever their modules are. Without ``tryfirst`` the
+    groups were added after xdist had read them, and a module fixture used on both workers was built twice (the GPU
+    check's CPU run: 2 x 126 s).
 
-    On an xdist worker the items are also put in the order the workers are handed them (`dispatch_rank`)."""
+    On an xdist worker the items are also put in the order the workers are handed them (`dispatch_rank`).
+    ``--without-shared-runs`` (``make test-fast``) leaves the grouped tests out: each group first builds an end-to-end
+    run, a trained model or a cluster engine."""
     for item in items:
+        shared = [name for name in SHARED_RUNS if name in getattr(item, "fixturenames", ())]
         if any(name in getattr(item, "fixturenames", ()) for name in CLUSTER_FIXTURES):
             item.add_marker(pytest.mark.xdist_group("cluster_engines"))
+        elif shared:  # one worker builds the run once for every module that reads it (tests/shared_runs.py)
+            item.add_marker(pytest.mark.xdist_group(f"shared_run:{shared[0]}"))
         elif _uses_module_fixture(item):  # one worker builds the module's fixture once (a trained model, a run)
             item.add_marker(pytest.mark.xdist_group(f"module_fixture:{item.module.__name__}"))
+    if config.getoption("without_shared_runs", default=False):  # a conftest may import this hook alone
+        grouped = [item for item in items if item.get_closest_marker("xdist_group")]
+        config.hook.pytest_deselected(items=grouped)
+        items[:] = [item for item in items if not item.get_closest_marker("xdist_group")]
     if hasattr(config, "workerinput"):
         items.sort(key=dispatch_rank)  # stable: a group's tests keep their order
     gpu_items = [item for item in items if "gpu" in item.keywords]
@@ -119,6 +139,22 @@ def overfit_model_dir(tmp_path_factory) -> Path:
     from limo.models.tiny import build_overfit_model
 
     return build_overfit_model(tmp_path_factory.mktemp("overfit") / "model", seed=0)
+
+
+@pytest.fixture(scope="session")
+def champ_curation(tmp_path_factory) -> tuple[Path, str]:
+    """``python -m limo.curate recipe=champ`` once per test run (`tests.shared_runs.built_once`): its ``curate/``
+    folder and its stdout. Read only: a test that changes it copies it."""
+    out = built_once(tmp_path_factory, "champ-curation", curate_champ)
+    return out / "curate", (out / "stdout.txt").read_text()
+
+
+@pytest.fixture(scope="session")
+def taught_model_dir(tmp_path_factory) -> Path:
+    """The tiny model taught the RISE lessons (`tests.test_ablate_rise.taught_model`, 80 steps), once per test run."""
+    from tests.test_ablate_rise import taught_model
+
+    return built_once(tmp_path_factory, "taught-80", lambda out: taught_model(out, steps=80))
 
 
 @pytest.fixture(scope="session")

@@ -236,7 +236,8 @@ def finished(tmp_path_factory, tiny_model_dir) -> Path:
     base = tmp_path_factory.mktemp("markers")
     (base / "conf" / "recipe").mkdir(parents=True)
     (base / "conf" / "recipe" / "markers_demo.yaml").write_text(RECIPE)
-    ran, _ = ablate(base / "out", f"model.path={tiny_model_dir}")
+    ran, stdout = ablate(base / "out", f"model.path={tiny_model_dir}")
+    assert "start cold" not in stdout  # its steps ran in the warm worker (limo.ablation.warm), as steps do by default
     assert sorted((e["stage"], e["folder"]) for e in ran if e["event"] == "ran") == [
         ("curate", "arms/curated"),
         ("curate", "runs/again/seed0"),
@@ -256,6 +257,25 @@ def copy_of(finished: Path, tmp_path: Path) -> Path:
 
 def markers(out: Path) -> dict[str, int]:
     return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in out.glob("ablate/**/.ablate/*.json")}
+
+
+@pytest.mark.slow
+def test_steps_forked_from_the_warm_worker_write_what_cold_processes_write(
+    finished, tmp_path, tiny_model_dir, monkeypatch
+):
+    """`finished` ran its steps as forks of the warm worker; with ``LIMO_WARM_WORKER=0`` each step is a cold
+    ``python -m`` process: the same weights, byte for byte, and the same evaluation records."""
+    monkeypatch.setenv("LIMO_WARM_WORKER", "0")
+    shutil.copytree(finished / "conf", tmp_path / "conf")
+    ran, _ = ablate(tmp_path / "out", f"model.path={tiny_model_dir}")
+    assert len([e for e in ran if e["event"] == "ran"]) == 5
+    warm, cold = finished / "out" / "ablate", tmp_path / "out" / "ablate"
+    weights = sorted(p.relative_to(cold) for p in cold.glob("runs/*/seed0/train/model/*.safetensors"))
+    assert len(weights) == 2 and all((warm / p).read_bytes() == (cold / p).read_bytes() for p in weights)
+    records = sorted(p.relative_to(cold) for p in cold.glob("runs/*/seed0/eval/*/samples.jsonl"))
+    assert records == [Path("runs/again/seed0/eval/arith_heldout/samples.jsonl")]
+    same_but_paths = [(root / records[0]).read_text().replace(str(root), "<ablate>") for root in (warm, cold)]
+    assert same_but_paths[0] == same_but_paths[1]  # rows name the model evaluated: a path under each ablation
 
 
 @pytest.mark.slow

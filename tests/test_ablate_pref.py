@@ -12,12 +12,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from tests.test_ablate_rise import TOY, ablate, answer, taught_model, toy_benchmark
-
-
-@pytest.fixture(scope="module")
-def taught(tmp_path_factory) -> Path:
-    return taught_model(tmp_path_factory.mktemp("taught") / "model", steps=80)
+from tests.test_ablate_rise import TOY, ablate, answer, toy_benchmark
 
 
 def test_pairs_of_the_model_s_own_samples_and_its_correct_samples_as_sft_rows(tmp_path):
@@ -90,14 +85,14 @@ def test_rft_dpo_and_lrml_train_on_one_set_of_samples_a_seed(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_preference_ablation_runs_its_four_arms_on_the_model_s_own_samples(repo_root, tmp_path, taught):
+def test_the_preference_ablation_runs_its_four_arms_on_the_model_s_own_samples(repo_root, tmp_path, taught_model_dir):
     """smol_ablate_pref at seed 0 in a few steps: curated from the taught model, its 16 samples of each of the three
     problems it was taught, and rft, dpo and lrml trained on them."""
     out = tmp_path / "out"
     args = [
         "recipe=smol_ablate_pref",
         f"output_dir={out}",
-        f"model.path={taught}",
+        f"model.path={taught_model_dir}",
         "ablate.seeds=[0]",
         "ablate.limit=2",
         "ablate.compute.steps=1",

@@ -95,11 +95,6 @@ def taught_model(path: Path, steps: int = 200) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def taught(tmp_path_factory) -> Path:
-    return taught_model(tmp_path_factory.mktemp("taught") / "model", steps=80)
-
-
 # ------------------------------------------------------------------------------------------- verdicts and rows
 
 
@@ -331,14 +326,14 @@ def toy_benchmark(folder: Path) -> str:
 
 
 @pytest.mark.slow
-def test_the_rise_ablation_runs_its_arms_and_its_tables_carry_turn_1_and_turn_3(repo_root, tmp_path, taught):
+def test_the_rise_ablation_runs_its_arms_and_its_tables_carry_turn_1_and_turn_3(repo_root, tmp_path, taught_model_dir):
     """smol_ablate_rise at seed 0 in a few steps: curated from the taught model, RISE's rollouts from that run on the
     three problems it was taught, rise and sft_more trained on them, every run evaluated single- and multi-turn."""
     out = tmp_path / "out"
     args = [
         "recipe=smol_ablate_rise",
         f"output_dir={out}",
-        f"model.path={taught}",
+        f"model.path={taught_model_dir}",
         "ablate.seeds=[0]",
         "ablate.limit=2",
         "ablate.compute.steps=1",

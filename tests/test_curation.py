@@ -7,8 +7,6 @@ by the module; the determinism test adds one in-process run with the same recipe
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,13 +18,11 @@ from tests.funnel_schema import check_one_schema
 
 
 @pytest.fixture(scope="module")
-def champ_run(repo_root, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("champ_run")
-    command = [sys.executable, "-m", "limo.curate", "recipe=champ", f"output_dir={out}", "data_dir=null"]
-    done = subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "selected" in done.stdout
-    return out / "curate"
+def champ_run(champ_curation) -> Path:
+    """The champ curation every module reads (`tests.shared_runs.curate_champ`: data_dir=null, exit 0)."""
+    run, stdout = champ_curation
+    assert "selected" in stdout
+    return run
 
 
 def _jsonl(path: Path) -> list[dict]:

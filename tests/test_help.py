@@ -72,3 +72,31 @@ def test_an_unknown_argument_is_still_an_error(repo_root):
         [sys.executable, "-m", "limo.demo", "--hlep"], cwd=repo_root, capture_output=True, text=True, timeout=300
     )
     assert done.returncode != 0 and done.stderr.startswith("limo.demo: error: unknown argument '--hlep'")
+
+
+HEAVY = ("torch", "transformers", "trl", "peft", "sympy", "scipy", "eval.grading.grader")
+IMPORTED_BY_HELP = f"""
+import runpy, sys
+from limo.cli import overrides
+sys.argv = ["limo.curate", "--help"]
+try:
+    runpy.run_module("limo.curate", run_name="__main__")
+except SystemExit as stop:
+    assert stop.code in (None, 0), stop.code
+assert overrides.option_field("executor", "executor.workers").name == "workers"
+print(sorted(m for m in {HEAVY!r} if m in sys.modules))
+assert overrides.schema_root("curate.stages.select.n") == "curate.stages"
+assert overrides.schema_root("curate.method") is None and overrides.schema_root("curate.lemma.x") == "curate.lemma"
+print(sorted(m for m in ("sympy", "eval.grading.grader") if m in sys.modules))
+"""
+
+
+def test_curate_help_and_its_option_parser_import_no_training_stack_and_no_grader(tmp_path):
+    """``--help`` and the option parser read what the command line sets: a curate's ``--help`` and a check of
+    ``executor.`` keys import neither torch nor sympy (the grader's); ``curate.stages.`` keys need the grader's options
+    (their schema), and then the check sees them."""
+    done = subprocess.run([sys.executable, "-c", IMPORTED_BY_HELP], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    before, after = done.stdout.strip().splitlines()[-2:]
+    assert before == "[]"
+    assert after == "['eval.grading.grader', 'sympy']"

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -178,16 +176,9 @@ def check_rejects(tab: Tab, run: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def champ_run(tmp_path_factory) -> tuple[Path, str]:
-    out = tmp_path_factory.mktemp("champ")
-    done = subprocess.run(
-        [sys.executable, "-m", "limo.curate", "recipe=champ", f"output_dir={out}"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return out / "curate", done.stdout
+def champ_run(champ_curation) -> tuple[Path, str]:
+    """The champ curation every module reads (`tests.shared_runs.curate_champ`: exit 0), and its stdout."""
+    return champ_curation
 
 
 @pytest.mark.slow

@@ -35,9 +35,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import json
 import os
 import re
+import sys
 import unicodedata
 from array import array
 from collections.abc import Iterator, Mapping
@@ -116,9 +118,7 @@ def word_shingles(normalized: str, size: int) -> set[str]:
 
 def minhash_signature(normalized: str, shingle_words: int, num_perm: int) -> np.ndarray:
     """MinHash hash values of a normalised text's word shingles (a pure function: it runs in shard tasks)."""
-    from datasketch import MinHash
-
-    signature = MinHash(num_perm=num_perm, seed=1, scheme=_SCHEME, permutations=_permutations(num_perm))
+    signature = minhash_type()(num_perm=num_perm, seed=1, scheme=_SCHEME, permutations=_permutations(num_perm))
     signature.update_batch([s.encode("utf-8") for s in sorted(word_shingles(normalized, shingle_words))])
     return signature.hashvalues
 
@@ -127,9 +127,25 @@ def minhash_signature(normalized: str, shingle_words: int, num_perm: int) -> np.
 def _permutations(num_perm: int) -> Any:
     """The seed-1 permutations, drawn once per process: datasketch draws them anew for every MinHash, which
     was four fifths of a signature's time (0.53 vs 0.12 ms at 128 permutations); the values are the same."""
-    from datasketch import MinHash
+    return minhash_type()(num_perm=num_perm, seed=1, scheme=_SCHEME).permutations
 
-    return MinHash(num_perm=num_perm, seed=1, scheme=_SCHEME).permutations
+
+@functools.cache
+def minhash_type() -> Any:
+    """datasketch's `MinHash` without running its package's ``__init__``, which imports every sketch it has (its LSH
+    classes import scipy: about 0.95 s of a curation's start-up, for classes dedup never uses). The package's folder
+    stands in for the package while ``datasketch.minhash`` imports, and is taken out again, so a later
+    ``import datasketch`` runs the real ``__init__`` (which then finds the same `MinHash`)."""
+    if "datasketch" in sys.modules:
+        return sys.modules["datasketch"].MinHash
+    spec = importlib.util.find_spec("datasketch")
+    if spec is None or spec.submodule_search_locations is None:
+        raise ImportError("datasketch is not installed: dedup's near-duplicate pass needs it")
+    sys.modules["datasketch"] = importlib.util.module_from_spec(spec)  # its __path__, not its __init__
+    try:
+        return importlib.import_module("datasketch.minhash").MinHash
+    finally:
+        del sys.modules["datasketch"]
 
 
 def lowest_threshold(options: DedupOptions, with_answers: bool) -> float:

@@ -49,7 +49,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -370,16 +369,17 @@ def place(step: Step, root: str) -> str:
 
 
 def launch(command: list[str], log: str | None, cwd: str) -> int:
-    """The entry's exit status; its output appended to ``log`` (None: this process's own output)."""
-    preexec = die_with_parent if sys.platform.startswith("linux") else None
+    """The entry's exit status; its output appended to ``log`` (None: this process's own output). The entry runs in
+    a fork of this process's warm worker, or cold with ``LIMO_WARM_WORKER=0`` (`limo.ablation.warm`)."""
+    from limo.ablation.warm import entry_status  # deferred: the worker's module serves only ablate's driver
+
     if log is None:
-        return subprocess.run(command, cwd=cwd, check=False, preexec_fn=preexec).returncode
+        return entry_status(command, cwd, (0, 1, 2))
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a", encoding="utf-8") as handle:
         handle.write(f"$ {' '.join(command)}\n")
         handle.flush()
-        done = subprocess.run(command, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT, preexec_fn=preexec)
-    return done.returncode
+        return entry_status(command, cwd, (0, handle.fileno(), handle.fileno()))
 
 
 def event(

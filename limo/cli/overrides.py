@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import typing
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,16 +38,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
 
-from curation.executors import ExecutorOptions
-from curation.methods import METHODS
-from curation.options import StageOptions, StudentOptions, moved_student_override
 from eval.options import OptionsError, did_you_mean
 from limo.config.search_path import config_groups, group_options, misplaced_hint, search_dirs, split_folder_flags
 from limo.config.sections import CONFIG_DIR, recipe_file
-from limo.discovery.options import DiscoverOptions
-from limo.setup.ablate import AblateOptions
-from limo.setup.evaluate import EvaluateOptions
-from limo.training.options import TrainOptions
 
 SECTIONS = ("curate", "train", "evaluate", "discover", "ablate")  # a recipe's sections (one per entry point)
 
@@ -99,6 +93,21 @@ def chosen_recipe(overrides: Sequence[Override]) -> str:
     return given[-1] if given else str(root_defaults().get("recipe", ""))
 
 
+# The schema's roots and where each options type lives, imported when a key under it is read: a command line imports
+# only the schema it sets (``limo.curate --help`` imports no grader, no torch). ``curate.<method>`` roots come from
+# the methods' registry (`method_options`), read only for a key under ``curate.`` that is neither of these.
+ROOTS = {
+    "curate.stages": "curation.options:StageOptions",
+    "curate.student": "curation.options:StudentOptions",
+    "executor": "curation.executors:ExecutorOptions",
+    "train": "limo.training.options:TrainOptions",
+    "evaluate": "limo.setup.evaluate:EvaluateOptions",
+    "discover": "limo.discovery.options:DiscoverOptions",
+    "ablate": "limo.setup.ablate:AblateOptions",
+}
+CURATE_KEYS = ("method", "stages", "student")  # ``curate.`` keys besides the methods' own sections
+
+
 @dataclasses.dataclass(frozen=True)
 class Schema:
     """What a command line may set: the options dataclasses, the root config, the group files, the recipe."""
@@ -123,9 +132,12 @@ class Schema:
         if runtime_key(key, self.runtime_keys):
             return [f"++{line}" if plain else line]
         root = schema_root(key)
-        moved = moved_student_override(key, override.value())
-        if moved is not None:
-            raise OptionsError(moved, key=key)
+        if root == "curate.stages":
+            from curation.options import moved_student_override  # deferred: imports the grader (its options)
+
+            moved = moved_student_override(key, override.value())
+            if moved is not None:
+                raise OptionsError(moved, key=key)
         field = self.checked_field(key, root) if plain else user_field(root, key)
         if field is not None and field.metadata.get("whole") and not sweep and isinstance(override.value(), dict):
             return [f"++{key}=null", f"++{line.lstrip('+')}"]  # null first: Hydra would merge into the recipe's
@@ -144,7 +156,7 @@ class Schema:
         self.check_top_level(head)
         packages = group_packages()
         if head == "curate" and tail:
-            check_keys(f"curate.{tail.split('.')[0]}", ["method", "stages", "student", *METHODS])
+            check_keys(f"curate.{tail.split('.')[0]}", [*CURATE_KEYS, *method_names()])
         elif head in packages and tail:
             group, below = packages[head]
             parts = tail.split(".")
@@ -193,7 +205,7 @@ def option_field(root: str, key: str) -> dataclasses.Field | None:
     Raises:
         OptionsError: A part of ``key`` that its dataclass does not declare.
     """
-    hint: Any = option_roots()[root]
+    hint: Any = option_type(root)
     found: dataclasses.Field | None = None
     path = root
     for part in [p for p in key[len(root) :].split(".") if p]:
@@ -213,23 +225,41 @@ def _strip_optional(hint: Any) -> Any:
 
 def schema_root(key: str) -> str | None:
     """The longest schema root ``key`` lies under (``curate.stages.select.n`` -> ``curate.stages``)."""
-    return next((r for r in sorted(option_roots(), key=len, reverse=True) if f"{key}.".startswith(f"{r}.")), None)
+    head, _, rest = key.partition(".")
+    method = head == "curate" and rest and rest.split(".")[0] not in CURATE_KEYS
+    roots = [*ROOTS, *(method_options() if method else ())]
+    return next((r for r in sorted(roots, key=len, reverse=True) if f"{key}.".startswith(f"{r}.")), None)
+
+
+def option_type(root: str) -> type:
+    """The options type of the schema root ``root`` (its module imported now)."""
+    if root not in ROOTS:
+        return method_options()[root]
+    module, _, name = ROOTS[root].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@functools.cache
+def method_names() -> tuple[str, ...]:
+    from curation.methods import METHODS  # deferred: every method and the grader, only for a ``curate.`` key
+
+    return tuple(METHODS)
+
+
+@functools.cache
+def method_options() -> dict[str, type]:
+    """``{curate.<method>: its options type}`` for the methods that have one."""
+    from curation.methods import METHODS  # deferred: every method and the grader, only for a ``curate.`` key
+
+    return {f"curate.{name}": m.options for name, m in sorted(METHODS.items()) if m.options is not None}
 
 
 def option_roots() -> dict[str, type]:
     """The recipe sections that map onto an options type, in a recipe's order: the schema (`limo.cli.options_table`
-    documents the same map)."""
-    methods = {f"curate.{name}": m.options for name, m in sorted(METHODS.items()) if m.options is not None}
-    return {
-        "curate.stages": StageOptions,
-        "curate.student": StudentOptions,
-        **methods,
-        "executor": ExecutorOptions,
-        "train": TrainOptions,
-        "evaluate": EvaluateOptions,
-        "discover": DiscoverOptions,
-        "ablate": AblateOptions,
-    }
+    documents the same map). Imports every options type."""
+    first = ("curate.stages", "curate.student")
+    roots = [*first, *method_options(), *(r for r in ROOTS if r not in first)]
+    return {root: option_type(root) for root in roots}
 
 
 @functools.cache

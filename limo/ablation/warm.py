@@ -1,0 +1,365 @@
+"""The warm worker: an ablation's local steps run as forks of one process that imported the training stack once.
+
+A step is ``python -m limo.<curate|train|evaluate> ...``; started cold, a training or evaluation spends 2.5-7 s of
+CPU (an idle or a loaded 2-core machine) importing torch, transformers, peft and trl before it reads its first
+argument. On the local executor `launch` hands the step to a warm worker instead: a process started once per
+launching process (the ablation, or each ``--jobs`` pool worker) at its first training or evaluation (a curation
+imports no torch: it uses a worker that is running, and starts none), that imports those packages
+(`WARM_MODULES`, about 5.5 s of CPU) and nothing of the step's, then per step forks a child that
+becomes the step's process: the step's arguments, folder, environment and standard streams (received as file
+descriptors), and its entry module run as ``__main__`` the way ``python -m`` runs it, exiting the way the interpreter
+does (an exit status, a traceback and 1, or a signal). The worker waits for the child and sends back its status in
+`subprocess`'s convention (negative: killed by that signal).
+
+What keeps a warm step the same as a cold one:
+
+- the worker imports modules, never runs them: no CUDA (it checks ``torch.cuda.is_initialized()`` and refuses to
+  serve otherwise; a child initialises CUDA itself, as a cold process does), no thread pools started, no seeds drawn;
+- what a package reads from the environment or the folder at import (``OMP_NUM_THREADS``, ``HF_HUB_OFFLINE``, cache
+  paths) is the step's: a worker serves only steps with the environment and folder it started with, and a step that
+  differs gets a fresh worker;
+- a child restores the launcher's disposition of SIGINT and SIGTERM, as an exec'd process inherits it.
+
+Lifetimes are those of a cold step: the worker dies with the process that started it (``PR_SET_PDEATHSIG``), and a
+child with the worker, checked after the ``prctl`` so a worker gone during the fork leaves no orphan. A launcher
+interrupted while a step runs (Ctrl-C, SIGTERM turned into an exception) kills the step and its worker; the next step
+starts a fresh one. Its command line names the first step's ``output_dir``, so ``ps`` shows which ablation it serves.
+
+``LIMO_WARM_WORKER=0`` turns it off: every step is a cold ``python -m`` process. A worker that fails to start or to
+import says so in one line, and the steps then run cold.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import importlib
+import json
+import logging
+import multiprocessing.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+SWITCH = "LIMO_WARM_WORKER"
+DRIVER = "LIMO_ABLATE_DRIVER"  # limo.ablation.steps.DRIVER: set for the local executor's shards only
+STAGES = ("curate", "train", "evaluate")
+STARTERS = ("train", "evaluate")  # the stages that need torch: a curation uses a worker only when one is running
+# What a tiny-model step spends its start-up importing (``python -X importtime``); the classes are named because
+# transformers, trl and peft import their submodules only when an attribute is first read.
+WARM_MODULES = (
+    "torch",
+    "numpy",
+    "sympy",
+    "transformers:AutoModelForCausalLM,AutoTokenizer,PreTrainedTokenizerFast,Trainer,TrainingArguments",
+    "peft:LoraConfig,PeftModel,get_peft_model",
+    "trl:SFTConfig,SFTTrainer,DPOConfig,DPOTrainer,GRPOConfig,GRPOTrainer",
+    "datasets:Dataset",
+    "accelerate",
+    "safetensors.torch",
+    "hydra",
+    "omegaconf",
+    "limo.cli.entry",
+    "limo.setup.curate",
+    "limo.setup.train",
+    "limo.setup.evaluate",
+    "limo.setup.eval_modes",
+    "limo.training.trainers",
+    "eval.grading.grader",
+)
+PR_SET_PDEATHSIG = 1
+MAX_MESSAGE = 1 << 22  # a request carries the step's environment; replies are a few bytes
+log = logging.getLogger("limo.ablate")
+
+
+def enabled() -> bool:
+    """Whether steps run in a warm worker: Linux, ``LIMO_WARM_WORKER`` not ``0``, and the local executor's process
+    (the ablation sets `DRIVER` for its local shards alone: a Ray or Slurm task starts its steps cold)."""
+    local = bool(os.environ.get(DRIVER))
+    return local and sys.platform.startswith("linux") and os.environ.get(SWITCH, "1") != "0"
+
+
+def entry_of(command: Sequence[str]) -> tuple[str, list[str]] | None:
+    """``(module, arguments)`` of ``[python, -m, limo.<stage>, ...]``; None for any other command."""
+    if len(command) < 3 or command[0] != sys.executable or command[1] != "-m":
+        return None
+    stage = command[2].removeprefix("limo.")
+    return (command[2], list(command[3:])) if command[2] == f"limo.{stage}" and stage in STAGES else None
+
+
+class WorkerGone(OSError):
+    """The worker ended before it started the step."""
+
+
+@dataclass
+class Worker:
+    """A started warm worker, the environment and folder it serves, and the socket to it."""
+
+    process: subprocess.Popen
+    channel: socket.socket
+    env: dict[str, str]
+    cwd: str
+
+    def run(self, module: str, args: list[str], streams: Sequence[int]) -> int:
+        """The step's exit status (minus the signal that killed it, as `subprocess` says).
+
+        Raises:
+            WorkerGone: The worker ended before the step started.
+        """
+        signals = {name: signal.getsignal(getattr(signal, name)) == signal.SIG_IGN for name in ("SIGINT", "SIGTERM")}
+        request = json.dumps({"module": module, "args": args, "signals": signals}).encode() + b"\n"
+        try:
+            socket.send_fds(self.channel, [request], list(streams))
+            pid = int(receive(self.channel)["pid"])
+        except OSError as err:
+            raise WorkerGone(str(err)) from err
+        try:
+            return int(receive(self.channel)["status"])
+        except OSError:
+            return -signal.SIGKILL  # the worker was killed, and its child with it
+        except BaseException:  # Ctrl-C or SIGTERM in the launcher: the step ends with it, as a cold one does
+            kill(pid)
+            raise
+
+    def close(self) -> None:
+        self.channel.close()
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+_workers: dict[int, Worker] = {}  # this process's worker, by process id: a forked process starts its own
+_failed: set[int] = set()  # processes whose worker could not start: their steps run cold
+_reaping: set[int] = set()  # processes that end their worker at exit
+
+
+def entry_status(command: Sequence[str], cwd: str, streams: Sequence[int]) -> int:
+    """``command``'s exit status, run with ``streams`` as its stdin, stdout and stderr: in a fork of this process's
+    warm worker, or as a process of its own (``LIMO_WARM_WORKER=0``, not an entry's command, no worker)."""
+    code = run(command, cwd, streams) if enabled() else None
+    if code is not None:
+        return code
+    stdout, stderr = (None if fd == target else fd for fd, target in zip(streams[1:], (1, 2), strict=True))
+    preexec = die_with_parent if sys.platform.startswith("linux") else None
+    return subprocess.run(command, cwd=cwd, stdout=stdout, stderr=stderr, check=False, preexec_fn=preexec).returncode
+
+
+def run(command: Sequence[str], cwd: str, streams: Sequence[int]) -> int | None:
+    """``command``'s exit status from a warm worker; None when no worker runs it (not an entry's command, or no
+    worker could start: said once)."""
+    entry = entry_of(command)
+    starts = entry is not None and entry[0].removeprefix("limo.") in STARTERS
+    worker = current(dict(os.environ), os.path.abspath(cwd), label(command), starts) if entry else None
+    if entry is None or worker is None:
+        return None
+    try:
+        return worker.run(*entry, [fd if valid(fd) else os.open(os.devnull, os.O_RDWR) for fd in streams])
+    except WorkerGone as err:
+        log.warning("[ablate] the warm worker ended (%s): this step starts cold", err)
+        shutdown()
+        return None
+    except BaseException:
+        shutdown()
+        raise
+
+
+def valid(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def shutdown() -> None:
+    """End this process's worker, if any (the next step starts a fresh one)."""
+    worker = _workers.pop(os.getpid(), None)
+    if worker is not None:
+        worker.close()
+
+
+def current(env: dict[str, str], cwd: str, name: str, start_one: bool = True) -> Worker | None:
+    """This process's worker for ``env`` and ``cwd``, started (or restarted) when ``start_one``; None if there is none
+    (a curation alone starts none: it imports no torch, and a worker's imports cost more than its saves)."""
+    worker = _workers.get(os.getpid())
+    if worker is not None and (worker.env != env or worker.cwd != cwd or worker.process.poll() is not None):
+        shutdown()
+        worker = None
+    if worker is None and start_one and os.getpid() not in _failed:
+        worker = start(env, cwd, name)
+        if worker is None:
+            _failed.add(os.getpid())
+        else:
+            _workers[os.getpid()] = worker
+            reaped_at_exit()
+    return worker
+
+
+def reaped_at_exit() -> None:
+    """End and wait for this process's worker when it exits normally (the interpreter's exit, or a pool worker's,
+    which runs multiprocessing's finalizers and not ``atexit``): its CPU time is then counted in this process's
+    children's, and nothing is left to the parent-death signal but a kill."""
+    if os.getpid() in _reaping:
+        return
+    _reaping.add(os.getpid())
+    atexit.register(shutdown)
+    multiprocessing.util.Finalize(None, shutdown, exitpriority=0)
+
+
+def start(env: dict[str, str], cwd: str, name: str) -> Worker | None:
+    """A worker that has imported `WARM_MODULES`, or None (one line says why; the steps run cold)."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    command = [sys.executable, "-m", "limo.ablation.warm", str(theirs.fileno()), name]
+    try:
+        inherit = (theirs.fileno(),)
+        process = subprocess.Popen(command, cwd=cwd, env=env, pass_fds=inherit, preexec_fn=die_with_parent)
+    except OSError as err:
+        log.warning("[ablate] the warm worker did not start (%s): steps start cold", err)
+        ours.close()
+        return None
+    finally:
+        theirs.close()
+    worker = Worker(process, ours, env, cwd)
+    ready = receive(ours, allow_eof=True)
+    if ready.get("ready"):
+        return worker
+    log.warning("[ablate] the warm worker could not import %s: steps start cold", ready.get("error", "its modules"))
+    worker.close()
+    return None
+
+
+def label(command: Sequence[str]) -> str:
+    """The first step's ``output_dir``, for the worker's command line (what ``ps`` shows)."""
+    return next((a.split("=", 1)[1] for a in reversed(command) if a.startswith("output_dir=")), "")
+
+
+def kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def die_with_parent() -> None:
+    """SIGKILL this process when its parent dies (Linux; run in the child between fork and exec, or after a fork)."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def receive(channel: socket.socket, allow_eof: bool = False) -> dict[str, Any]:
+    """One JSON line from ``channel``; ``{}`` at end of file when ``allow_eof``, else `OSError`."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = channel.recv(1 << 16)
+        if not chunk:
+            if allow_eof:
+                return {}
+            raise OSError("the warm worker is gone")
+        data += chunk
+    return json.loads(data)
+
+
+# ----------------------------------------------------------------------------------------------- the worker's side
+
+
+def warm_up() -> None:
+    """Import `WARM_MODULES` (and read the classes named); CUDA must still be untouched.
+
+    A package that asks ``torch.cuda.is_available()`` while it imports would initialise the CUDA driver here, which
+    no fork can use: during the imports torch answers through NVML instead (``PYTORCH_NVML_BASED_CUDA_CHECK``, the
+    same answer without initialising CUDA); the variable is gone again before any step runs."""
+    nvml = "PYTORCH_NVML_BASED_CUDA_CHECK"
+    given = os.environ.get(nvml)
+    os.environ[nvml] = "1"
+    try:
+        for spec in WARM_MODULES:
+            name, _, attributes = spec.partition(":")
+            module = importlib.import_module(name)
+            for attribute in filter(None, attributes.split(",")):
+                getattr(module, attribute)
+    finally:
+        if given is None:
+            os.environ.pop(nvml)
+        else:
+            os.environ[nvml] = given
+    torch = sys.modules["torch"]
+    if torch.cuda.is_initialized():
+        raise RuntimeError("importing the training stack initialised CUDA, which a fork cannot use")
+
+
+def serve(channel: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
+    """Fork a child per request and report its pid and exit status; returns the request in the child (None in the
+    worker when the launcher is gone)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the step (same process group), not its server
+    parent = os.getpid()
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(channel, MAX_MESSAGE, 3)
+        except OSError:
+            return None
+        if not message:
+            return None
+        pid = os.fork()
+        if pid == 0:
+            die_with_parent()
+            if os.getppid() != parent:  # the worker died before the prctl: nobody would kill this child
+                os._exit(1)
+            channel.close()
+            return json.loads(message), fds
+        for fd in fds:
+            os.close(fd)
+        channel.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+        _, status = os.waitpid(pid, 0)
+        channel.sendall(json.dumps({"status": os.waitstatus_to_exitcode(status)}).encode() + b"\n")
+
+
+def become(request: dict[str, Any], fds: list[int]) -> None:
+    """Turn this forked child into the step's process: its streams, signal dispositions and ``sys.argv``."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+    for fd in set(fds) - {0, 1, 2}:
+        os.close(fd)
+    for name, ignore in request["signals"].items():
+        number = getattr(signal, name)
+        default = signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL
+        signal.signal(number, signal.SIG_IGN if ignore else default)
+    sys.stdin = open(0, encoding=sys.stdin.encoding, closefd=False)  # noqa: SIM115 (the interpreter's, never closed)
+    sys.stdout = text_stream(1, line=os.isatty(1))
+    sys.stderr = text_stream(2, line=True, errors="backslashreplace")
+    sys.argv = [request["module"], *request["args"]]
+
+
+def text_stream(fd: int, line: bool, errors: str = "strict") -> Any:
+    """A text stream on ``fd`` buffered as the interpreter's start-up buffers it (stderr and a terminal: by line)."""
+    return open(fd, "w", encoding=sys.stdout.encoding, errors=errors, closefd=False, buffering=1 if line else -1)  # noqa: SIM115
+
+
+def main(argv: Sequence[str]) -> None:
+    """``python -m limo.ablation.warm <socket fd> <label>``: warm up, serve, and in a child run the step."""
+    channel = socket.socket(fileno=int(argv[0]))
+    try:
+        warm_up()
+    except BaseException as err:  # report, then exit: the launcher runs its steps cold
+        reason = "".join(traceback.format_exception_only(type(err), err)).strip()
+        channel.sendall(json.dumps({"error": reason}).encode() + b"\n")
+        sys.exit(1)
+    channel.sendall(b'{"ready": true}\n')
+    job = serve(channel)
+    if job is None:
+        return
+    request, fds = job
+    become(request, fds)
+    import runpy  # deferred: the worker's child alone runs a module
+
+    runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
