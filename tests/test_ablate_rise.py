@@ -234,7 +234,7 @@ def test_each_run_is_evaluated_once_for_its_answers_and_both_multiturn_variants(
     found = study(tmp_path)
     items = run_items(found, {"curated": 50, "rise": 50, "sft_more": 50})
     evaluations = [Step.from_dict(s) for i in items for s in i["steps"] if s["stage"] == "evaluate"]
-    assert len(evaluations) == 9  # three arms x three seeds, one process each
+    assert len(evaluations) == 3 * 5  # three arms x five seeds (the primary pair's runs), one process each
     line = " ".join(evaluations[0].command())
     assert "mode=[generate,multiturn] turns=3 oracle=[true,false] benchmarks=[arith_heldout,arith_unseen]" in line
     step = evaluations[0]
