@@ -33,6 +33,7 @@ from typing import Any
 
 from eval.records import read_jsonl
 from limo.ablation.steps import Step
+from limo.ablation.store import count_rows
 from limo.cli.overrides import option_field, schema_root
 from limo.setup.ablate import BASE, AblateOptions, ArmOptions
 
@@ -186,11 +187,6 @@ def count_problems(curated: Path) -> int:
     if not counted:
         raise ValueError(f"{curated / 'funnel.json'} counts no problems: a random_problems arm cannot take its size")
     return int(counted[-1])
-
-
-def count_rows(path: Path) -> int:
-    with path.open(encoding="utf-8") as handle:
-        return sum(1 for line in handle if line.strip())
 
 
 def arm_steps(study: Study) -> dict[str, int]:

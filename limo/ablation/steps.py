@@ -43,12 +43,10 @@ not start (a ``deferred`` row). Reaching the deadline, or SIGTERM, raises `Stopp
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 import time
@@ -78,10 +76,9 @@ from limo.ablation.markers import (
     what_changed,
 )
 from limo.ablation.store import Store
+from limo.ablation.warm import DRIVER  # the ablation's process id, in the environment of its pool's workers
 
-PR_SET_PDEATHSIG = 1
 OUTPUT = {"curate": "curate", "train": "train", "evaluate": "eval"}  # what each stage's entry writes in its folder
-DRIVER = "LIMO_ABLATE_DRIVER"  # the ablation's process id, in the environment of its pool's workers
 log = logging.getLogger("limo.ablate")
 
 
@@ -285,18 +282,13 @@ def composed(step: Step, root: str, cwd: str, sums: Checksums) -> tuple[Any, Con
     return cfg, step_content(step, root, cwd, sums, cfg)
 
 
-def die_with_parent() -> None:
-    """In the child, before exec: SIGKILL when the parent dies (Linux), so no entry outlives a killed ablation."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 def watch_driver(every: float = 1.0) -> None:
     """In a pool worker (``--jobs N``): end this process when the ablation that started the pool is gone.
 
     The worker's parent is the pool's server process, which outlives a killed ablation, so the kernel's
     parent-death signal cannot tell; a thread polls the driver's process id (`DRIVER`) instead. The worker's
-    running entry dies with it (`die_with_parent`). Started once per process; a no-op in the driver itself.
+    running entry dies with it (`limo.ablation.warm.die_with_parent`). Started once per process; a no-op in the
+    driver itself.
     """
     driver = os.environ.get(DRIVER)
     if not driver or int(driver) == os.getpid() or getattr(watch_driver, "started", False):

@@ -141,7 +141,7 @@ class Store:
             for bench in marker.get("benchmarks") or {}:
                 self.keep_evaluation(source / "eval" / bench, target / "eval" / bench, parts.get(bench, {}))
         elif stage == "curate":
-            counts = {n: count_lines(source / "curate" / n) for n in CURATED if (source / "curate" / n).is_file()}
+            counts = {n: count_rows(source / "curate" / n) for n in CURATED if (source / "curate" / n).is_file()}
             write_json(target / "curate" / "rows.json", counts)
         write_json(target / ".ablate" / f"{stage}.json", marker)
 
@@ -175,7 +175,8 @@ def first_sample(row: Mapping[str, Any]) -> bool:
     return int(row.get("sample_index") or 0) == 0
 
 
-def count_lines(path: Path) -> int:
+def count_rows(path: Path) -> int:
+    """A JSONL file's rows (blank lines not counted)."""
     with path.open(encoding="utf-8") as handle:
         return sum(1 for line in handle if line.strip())
 

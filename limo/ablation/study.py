@@ -43,7 +43,7 @@ from limo.ablation import plan
 from limo.ablation.markers import digest, read_marker
 from limo.ablation.results import RunResult, Tables, facts, load_run, write_results
 from limo.ablation.steps import DRIVER, StepError, Stopped, run_item
-from limo.ablation.store import Store
+from limo.ablation.store import Store, count_rows
 from limo.ablation.turns import TurnTables
 from limo.cli.compose import compose
 from limo.cli.entry import one_line
@@ -467,13 +467,13 @@ def arm_facts(study: plan.Study, name: str, steps: Mapping[str, int]) -> dict[st
         names = (
             [arm.data_file or "messages.jsonl"] if arm.data_of else ["prompts.jsonl", "messages.jsonl", "pairs.jsonl"]
         )
-        counts = {n: plan.count_rows(run / "curate" / n) for n in names if (run / "curate" / n).exists()}
+        counts = {n: count_rows(run / "curate" / n) for n in names if (run / "curate" / n).exists()}
         counts = counts or store_of(study).rows(run)  # curated on another machine: as kept
         rows = next((counts[n] for n in names if n in counts), None)
         kind = f"after {arm.after} ({arm.recipe or study.recipe})"
         kind += f", {arm.data_of}'s {arm.data_file or 'messages.jsonl'}" if arm.data_of else ""
         return {"name": name, "kind": kind, "rows": rows, "steps": steps[name], "curate": dict(arm.curate), "n": None}
-    rows = plan.count_rows(study.data_file(arm, first))
+    rows = count_rows(study.data_file(arm, first))
     kind = arm.baseline or (f"{arm.data_of}'s rows" if arm.data_of else "curation")
     return {"name": name, "kind": kind, "rows": rows, "steps": steps[name], "curate": dict(arm.curate), "n": arm.n}
 

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from typing import Any
 
 SWITCH = "LIMO_WARM_WORKER"
-DRIVER = "LIMO_ABLATE_DRIVER"  # limo.ablation.steps.DRIVER: set for the local executor's shards only
+DRIVER = "LIMO_ABLATE_DRIVER"  # the ablation's process id: set for the local executor's shards only
 STAGES = ("curate", "train", "evaluate")
 STARTERS = ("train", "evaluate")  # the stages that need torch: a curation uses a worker only when one is running
 # What a tiny-model step spends its start-up importing (``python -X importtime``); the classes are named because
