@@ -15,18 +15,18 @@ from __future__ import annotations
 from omegaconf import DictConfig, ListConfig
 
 from limo.cli.entry import hydra_entry, reported_errors
-from limo.cli.overrides import forced_runtime
+from limo.cli.overrides import EVALUATE_RUNTIME, forced_runtime
 from limo.config.sweeps import job_config
-from limo.setup.eval_modes import MODES
-from limo.setup.evaluate import RUNTIME_KEYS
 
 # What no recipe declares: the run-time arguments, and custom benchmarks (``benchmark_specs.<name>={source: ...}``).
-RUNTIME = (*RUNTIME_KEYS, "benchmark_specs")
+RUNTIME = EVALUATE_RUNTIME
 
 
 def evaluate(cfg: DictConfig) -> None:
     """Run the mode ``cfg.mode`` names (default ``generate``), or each of a list in turn
     (``mode=[generate,multiturn]``: a run's single-turn answers and its multi-turn episodes in one process)."""
+    from limo.setup.eval_modes import MODES  # deferred: --help and the option parser need no grader or sympy
+
     asked = cfg.get("mode") or "generate"
     modes = [str(m) for m in asked] if isinstance(asked, ListConfig) else [str(asked)]
     unknown = [m for m in modes if m not in MODES]

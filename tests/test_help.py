@@ -100,3 +100,25 @@ def test_curate_help_and_its_option_parser_import_no_training_stack_and_no_grade
     before, after = done.stdout.strip().splitlines()[-2:]
     assert before == "[]"
     assert after == "['eval.grading.grader', 'sympy']"
+
+
+HELP_IMPORTS = f"""
+import runpy, sys
+sys.argv = ["limo.{{entry}}", "--help"]
+try:
+    runpy.run_module("limo.{{entry}}", run_name="__main__")
+except SystemExit as stop:
+    assert stop.code in (None, 0), stop.code
+print(sorted(m for m in {HEAVY!r} if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("entry", ["train", "evaluate"])
+def test_train_and_evaluate_help_import_no_training_stack_and_no_grader(tmp_path, entry):
+    """What a training or evaluation needs (torch, TRL, the grader and sympy) loads when it runs, not for ``--help``
+    (the curation methods' registry, which every stage's grader comes with, and the evaluation modes are deferred)."""
+    code = HELP_IMPORTS.replace("{entry}", entry)
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "usage:" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -12,8 +12,7 @@ import pytest
 
 from eval.options import OptionsError
 from limo.cli.compose import compose
-from limo.cli.overrides import hydra_argv
-from limo.setup.evaluate import RUNTIME_KEYS
+from limo.cli.overrides import EVALUATE_RUNTIME, hydra_argv
 from tests.test_entry_errors import one_line_error, run
 
 
@@ -119,7 +118,7 @@ def test_every_command_the_demo_report_recommends_runs(repo_root, tmp_path):
 
 
 def test_a_misspelt_run_time_argument_names_the_one_it_resembles():
-    assert refusal("recipe=demo", "limitt=3", runtime_keys=RUNTIME_KEYS).startswith(
+    assert refusal("recipe=demo", "limitt=3", runtime_keys=EVALUATE_RUNTIME).startswith(
         "limitt: unknown key (did you mean limit?"
     )
-    assert hydra_argv(["recipe=demo", "limit=3"], RUNTIME_KEYS) == ["recipe=demo", "++limit=3"]
+    assert hydra_argv(["recipe=demo", "limit=3"], EVALUATE_RUNTIME) == ["recipe=demo", "++limit=3"]

@@ -25,11 +25,13 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from eval.grading.grader import Verdict
 from eval.grading.judge import Judge, JudgeItem, JudgeOptions, JudgeVerdict
 from eval.records import write_json, write_jsonl
+
+if TYPE_CHECKING:  # annotations only: the grader (sympy) loads where a row is graded, not where options are read
+    from eval.grading.grader import Verdict
 
 POLICIES = ("symbolic", "judge", "symbolic_then_judge", "both")
 UNDECIDED = ("no_answer", "unparseable", "timeout")

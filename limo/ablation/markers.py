@@ -40,9 +40,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from eval.records import sha256_file
 from limo.cli.compose import compose
-from limo.cli.overrides import forced_runtime
+from limo.cli.overrides import EVALUATE_RUNTIME, forced_runtime
 from limo.config.search_path import split_folder_flags, user_config_dirs
-from limo.setup.evaluate import RUNTIME_KEYS
 
 FORMAT = 2
 ROOT = "<ablate>"  # the ablation's folder, in a marker's paths
@@ -142,7 +141,7 @@ def step_config(step: Step) -> DictConfig:
     recipe = next(a.split("=", 1)[1] for a in reversed(rest) if a.split("=", 1)[0] == "recipe")
     overrides = [a for a in rest if a.split("=", 1)[0] != "recipe"] + [f"output_dir={step.folder}"]
     if step.stage == "evaluate":
-        overrides = forced_runtime(overrides, (*RUNTIME_KEYS, "benchmark_specs"))
+        overrides = forced_runtime(overrides, EVALUATE_RUNTIME)
     return compose(recipe, overrides, user_config_dirs([*flags, *rest]))
 
 

@@ -43,6 +43,23 @@ from limo.config.search_path import config_groups, group_options, misplaced_hint
 from limo.config.sections import CONFIG_DIR, recipe_file
 
 SECTIONS = ("curate", "train", "evaluate", "discover", "ablate")  # a recipe's sections (one per entry point)
+# `limo.evaluate`'s run-time arguments, which no recipe declares, and custom benchmarks (``benchmark_specs.<name>=``):
+# here, not beside the evaluation's setup, so that `limo.evaluate --help` and the ablation's markers read them without
+# importing the grader.
+EVALUATE_RUNTIME = (
+    "mode",
+    "benchmarks",
+    "limit",
+    "run_dir",
+    "responses",
+    "problems",
+    "group_by",
+    "runs",
+    "allow_mismatch",
+    "turns",
+    "oracle",
+    "benchmark_specs",
+)
 
 
 def hydra_argv(argv: Sequence[str], runtime_keys: Sequence[str] = ()) -> list[str]:

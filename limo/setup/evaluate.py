@@ -34,19 +34,6 @@ from limo.models.tiny import ensure_model
 log = logging.getLogger("limo.evaluate")
 LLAMA_SERVER_LOG = "llama-server.log"  # the llamacpp backend's server log, in <output_dir>/eval/
 PROMPT_ROOM = 1024  # tokens of a llamacpp slot kept for the prompt (system turn, few-shot examples, the problem)
-RUNTIME_KEYS = (
-    "mode",
-    "benchmarks",
-    "limit",
-    "run_dir",
-    "responses",
-    "problems",
-    "group_by",
-    "runs",
-    "allow_mismatch",
-    "turns",
-    "oracle",
-)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from curation.methods import DEFAULT_METHOD, METHODS
 from eval.options import OptionsError
 from limo.config.sweeps import input_path
 from limo.training.build import trained_model_path
@@ -63,5 +62,7 @@ def build_train_run(cfg: DictConfig, callbacks: Sequence[Any] = (), trainer_clas
 
 def default_trainer(cfg: DictConfig) -> str:
     """The trainer of the recipe's curation method (``sft`` when it has no ``curate:`` section)."""
+    from curation.methods import DEFAULT_METHOD, METHODS  # deferred: `limo.train --help` needs no method or grader
+
     method = OmegaConf.select(cfg, "curate.method", default=None) or DEFAULT_METHOD
     return METHODS[method].trainer if method in METHODS else METHODS[DEFAULT_METHOD].trainer
