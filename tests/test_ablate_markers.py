@@ -272,6 +272,12 @@ def test_steps_forked_from_the_warm_worker_write_what_cold_processes_write(
     warm, cold = finished / "out" / "ablate", tmp_path / "out" / "ablate"
     weights = sorted(p.relative_to(cold) for p in cold.glob("runs/*/seed0/train/model/*.safetensors"))
     assert len(weights) == 2 and all((warm / p).read_bytes() == (cold / p).read_bytes() for p in weights)
+    # the curations, forked from the worker too where a training follows them in this process, wrote the same bytes
+    curated = sorted(
+        p.relative_to(cold) for name in ("curated", "messages") for p in cold.rglob(f"curate/{name}.jsonl")
+    )
+    assert len(curated) == 4 and {p.parent.parent.name for p in curated} == {"curated", "seed0"}
+    assert all((warm / p).read_bytes() == (cold / p).read_bytes() for p in curated)
     records = sorted(p.relative_to(cold) for p in cold.glob("runs/*/seed0/eval/*/samples.jsonl"))
     assert records == [Path("runs/again/seed0/eval/arith_heldout/samples.jsonl")]
     same_but_paths = [(root / records[0]).read_text().replace(str(root), "<ablate>") for root in (warm, cold)]

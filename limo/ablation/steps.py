@@ -317,10 +317,17 @@ def folder_lock(step: Step) -> Iterator[None]:
 
 
 def run_step(
-    step: Step, output: str | None, events: str, cwd: str, accept_old: bool = False, store: Store | None = None
+    step: Step,
+    output: str | None,
+    events: str,
+    cwd: str,
+    accept_old: bool = False,
+    store: Store | None = None,
+    torch_ahead: bool = False,
 ) -> dict[str, Any]:
     """Run ``step`` unless it is done (`to_do`); returns its event row (``ran`` or ``reused``, seconds, and why
     earlier output was replaced). A run's step done here is kept in ``store`` (`limo.ablation.store`).
+    ``torch_ahead``: a training or an evaluation follows in the step's run (`limo.ablation.warm.run`).
 
     Raises:
         StepError: The entry exited non-zero (its command and log named), or output it may not take (`to_do`).
@@ -345,7 +352,7 @@ def run_step(
         command = step.command(list(names) if step.stage == "evaluate" and names else None)
         log.info("[ablate] $ %s", " ".join(command))
         started = time.monotonic()
-        code = launch(command, output, cwd)
+        code = launch(command, output, cwd, torch_ahead)
         if code != 0:
             where = f"its output: {output}" if output else "its output is above"
             raise StepError(f"limo.{step.stage} exited {code} in {step.folder} ({where})")
@@ -360,18 +367,18 @@ def place(step: Step, root: str) -> str:
     return str(folder.relative_to(root)) if folder.is_relative_to(root) else str(folder)
 
 
-def launch(command: list[str], log: str | None, cwd: str) -> int:
+def launch(command: list[str], log: str | None, cwd: str, torch_ahead: bool = False) -> int:
     """The entry's exit status; its output appended to ``log`` (None: this process's own output). The entry runs in
     a fork of this process's warm worker, or cold with ``LIMO_WARM_WORKER=0`` (`limo.ablation.warm`)."""
     from limo.ablation.warm import entry_status  # deferred: the worker's module serves only ablate's driver
 
     if log is None:
-        return entry_status(command, cwd, (0, 1, 2))
+        return entry_status(command, cwd, (0, 1, 2), torch_ahead)
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a", encoding="utf-8") as handle:
         handle.write(f"$ {' '.join(command)}\n")
         handle.flush()
-        return entry_status(command, cwd, (0, handle.fileno(), handle.fileno()))
+        return entry_status(command, cwd, (0, handle.fileno(), handle.fileno()), torch_ahead)
 
 
 def event(
@@ -477,7 +484,7 @@ def run_item(index: int, item: dict[str, Any]) -> Iterator[dict[str, Any]]:
         log.info("[ablate] %s: not started: it would end after the deadline", item["label"])
         yield {"event": "deferred", "label": item["label"]}
         return
-    for step, state, needed in zip(steps, states, needed_here(states), strict=True):
+    for at, (step, state, needed) in enumerate(zip(steps, states, needed_here(states), strict=True)):
         if state == "kept" and not needed:
             done = event(item["events"], step, "reused", 0.0, source="results")
         else:
@@ -491,6 +498,8 @@ def run_item(index: int, item: dict[str, Any]) -> Iterator[dict[str, Any]]:
                     item["label"],
                 )
             accept_old = bool(item.get("accept_old_markers"))
-            done = run_step(step, output, item["events"], item["cwd"], accept_old, store)
+            # a training or evaluation will use the worker: a curation may start it (its imports are then paid once)
+            ahead = bool(item.get("warm_curations")) or any(later.stage != "curate" for later in steps[at + 1 :])
+            done = run_step(step, output, item["events"], item["cwd"], accept_old, store, ahead)
         log.info("[ablate] %s: %s %s (%.0f s)", item["label"], done["stage"], done["event"], done["seconds"])
         yield done

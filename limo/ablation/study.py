@@ -232,6 +232,9 @@ def run_shards(name: str, items: list[dict[str, Any]], study: plan.Study, execut
     # A new job each time (its folder is named by its items' digest): what a step needs depends on more than its
     # item (an item deferred by a deadline, a step no longer kept in results/), and its markers say what is done.
     shared = {"console": console, "accept_old_markers": study.accept_old_markers, "invocation": STARTED}
+    # In this process, a curation's warm worker goes on to serve the runs after it (`limo.ablation.warm`); a pool's
+    # worker process ends with its job, so there a curation starts none.
+    shared["warm_curations"] = console
     items = [{**i, **shared, "deadline": study.deadline} for i in items]
     job = ShardJob(name, run_item, tuple(items), str(study.root / "jobs"))
     if executor.kind == "local":  # a local pool's workers end themselves when this process is gone

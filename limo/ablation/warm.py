@@ -3,8 +3,9 @@
 A step is ``python -m limo.<curate|train|evaluate> ...``; started cold, a training or evaluation spends 2.5-7 s of
 CPU (an idle or a loaded 2-core machine) importing torch, transformers, peft and trl before it reads its first
 argument. On the local executor `launch` hands the step to a warm worker instead: a process started once per
-launching process (the ablation, or each ``--jobs`` pool worker) at its first training or evaluation (a curation
-imports no torch: it uses a worker that is running, and starts none), that imports those packages
+launching process (the ablation, or each ``--jobs`` pool worker) at its first training or evaluation, or at a
+curation whose run goes on to one (a curation alone imports no torch: it uses a worker that is running, and starts
+none), that imports those packages
 (`WARM_MODULES`, about 5.5 s of CPU) and nothing of the step's, then per step forks a child that
 becomes the step's process: the step's arguments, folder, environment and standard streams (received as file
 descriptors), and its entry module run as ``__main__`` the way ``python -m`` runs it, exiting the way the interpreter
@@ -139,10 +140,11 @@ _failed: set[int] = set()  # processes whose worker could not start: their steps
 _reaping: set[int] = set()  # processes that end their worker at exit
 
 
-def entry_status(command: Sequence[str], cwd: str, streams: Sequence[int]) -> int:
+def entry_status(command: Sequence[str], cwd: str, streams: Sequence[int], torch_ahead: bool = False) -> int:
     """``command``'s exit status, run with ``streams`` as its stdin, stdout and stderr: in a fork of this process's
-    warm worker, or as a process of its own (``LIMO_WARM_WORKER=0``, not an entry's command, no worker)."""
-    code = run(command, cwd, streams) if enabled() else None
+    warm worker, or as a process of its own (``LIMO_WARM_WORKER=0``, not an entry's command, no worker).
+    ``torch_ahead``: a training or an evaluation follows this step in its run, so a curation starts the worker too."""
+    code = run(command, cwd, streams, torch_ahead) if enabled() else None
     if code is not None:
         return code
     stdout, stderr = (None if fd == target else fd for fd, target in zip(streams[1:], (1, 2), strict=True))
@@ -150,11 +152,13 @@ def entry_status(command: Sequence[str], cwd: str, streams: Sequence[int]) -> in
     return subprocess.run(command, cwd=cwd, stdout=stdout, stderr=stderr, check=False, preexec_fn=preexec).returncode
 
 
-def run(command: Sequence[str], cwd: str, streams: Sequence[int]) -> int | None:
+def run(command: Sequence[str], cwd: str, streams: Sequence[int], torch_ahead: bool = False) -> int | None:
     """``command``'s exit status from a warm worker; None when no worker runs it (not an entry's command, or no
-    worker could start: said once)."""
+    worker could start: said once). A training or an evaluation starts the worker, and so does a curation whose run
+    goes on to one (``torch_ahead``): the worker's imports are paid once either way, and the curation then pays none
+    of its own."""
     entry = entry_of(command)
-    starts = entry is not None and entry[0].removeprefix("limo.") in STARTERS
+    starts = entry is not None and (entry[0].removeprefix("limo.") in STARTERS or torch_ahead)
     worker = current(dict(os.environ), os.path.abspath(cwd), label(command), starts) if entry else None
     if entry is None or worker is None:
         return None
@@ -186,7 +190,8 @@ def shutdown() -> None:
 
 def current(env: dict[str, str], cwd: str, name: str, start_one: bool = True) -> Worker | None:
     """This process's worker for ``env`` and ``cwd``, started (or restarted) when ``start_one``; None if there is none
-    (a curation alone starts none: it imports no torch, and a worker's imports cost more than its saves)."""
+    (a curation with no training after it starts none: it imports no torch, and a worker's imports cost more than
+    they save it)."""
     worker = _workers.get(os.getpid())
     if worker is not None and (worker.env != env or worker.cwd != cwd or worker.process.poll() is not None):
         shutdown()
