@@ -171,6 +171,7 @@ def test_the_plan_keeps_the_primary_declared_before_the_first_run_and_the_tables
 # ------------------------------------------------------------------------------------------- docs/results.md
 
 
+@pytest.mark.slow
 def test_every_ablation_block_in_docs_results_is_what_the_kept_runs_give():
     """A committed table that differs from what ``results/`` makes again fails here: run
     ``python -m limo.ablate --write-docs`` and commit both."""

@@ -428,6 +428,7 @@ def test_the_run_level_test_holds_its_level_where_the_problem_level_test_does_no
     assert sum(problems) / len(problems) > 0.15  # about 0.3: it answers "these runs, these problems"
 
 
+@pytest.mark.slow
 def test_the_interval_holds_its_level_with_three_seeds_that_differ():
     """The same null, 3 seeds and 500 problems: the difference's true value is 0, and a 95% interval leaves it out in
     at most about 5% of datasets (a plain two-level bootstrap left it out in 14%: three resampled seeds vary less than

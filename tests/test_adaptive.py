@@ -52,6 +52,7 @@ def window_case(draw):
     return pass_rate_window(k, lo, hi), options
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(case=st.one_of(weak_case(), window_case()), data=st.data())
 def test_adaptive_decision_equals_fixed_k_pipeline_decision(case, data):

@@ -54,6 +54,7 @@ def counted_run(repo_root: Path, module: str, *args: str) -> tuple[subprocess.Co
     return done, compositions
 
 
+@pytest.mark.slow
 def test_curate_composes_its_config_once(repo_root, tmp_path):
     """Overrides the recipe leaves at their default (each cost a composition of its own before) included."""
     done, compositions = counted_run(

@@ -205,6 +205,7 @@ def test_discover_with_a_missing_seed_archive_names_the_key_before_the_run_folde
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_a_typo_in_a_recipe_files_trl_arguments_is_caught_before_training(repo_root, tmp_path):
     recipe = tmp_path / "conf" / "recipe" / "mine.yaml"
     recipe.parent.mkdir(parents=True)

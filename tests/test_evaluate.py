@@ -379,6 +379,7 @@ def test_resume_with_another_protocol_is_refused(tmp_path):
     assert samples.read_bytes() == written
 
 
+@pytest.mark.slow
 def test_every_recipe_evaluate_section_is_valid():
     from limo.config.sections import recipe_names
     from limo.setup.evaluate import benchmark_names, build_evaluate_options

@@ -188,6 +188,7 @@ def error_line(done: subprocess.CompletedProcess) -> str:
     return done.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_command_line_exports_the_runs_trained_model(repo_root, tiny_qwen2, tmp_path):
     run = tmp_path / "myrun"
     shutil.copytree(tiny_qwen2, run / "train" / "model")  # where limo.train leaves it
@@ -199,6 +200,7 @@ def test_command_line_exports_the_runs_trained_model(repo_root, tiny_qwen2, tmp_
     assert report["source"] == str(run / "train" / "model") and report["files"]["f16"]["verification"]["passed"]
 
 
+@pytest.mark.slow
 def test_an_unsupported_architecture_is_one_line_naming_it_and_the_supported_ones(repo_root, tmp_path):
     from transformers import GPT2Config
 

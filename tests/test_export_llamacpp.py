@@ -230,6 +230,7 @@ def run_export(repo_root: Path, *args: str, env: dict[str, str]) -> subprocess.C
     return subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=600, env=environ)
 
 
+@pytest.mark.slow
 def test_without_llamacpp_limos_writer_runs_and_says_so(repo_root, tiny_qwen2, tmp_path):
     (tmp_path / "empty").mkdir()
     env = {"LIMO_LLAMACPP_DIR": str(tmp_path / "empty")}

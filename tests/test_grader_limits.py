@@ -333,6 +333,7 @@ def _held_off_its_core(job: tuple) -> Verdict:
         resume.join()
 
 
+@pytest.mark.slow
 def test_a_retry_is_decided_by_the_worker_s_cpu_budget_not_by_the_load_again(capsys):
     """The load that ended a pair's wall clock is still there when `regrade_late` grades it again (a champ curation
     on Ray lost two chains so, 2026-11-27): the retry's wall-clock deadline is WALL_BACKSTOP_FACTOR times the limit,
@@ -362,6 +363,7 @@ def _parse_after(monkeypatch, wait: Callable[[], None]) -> None:
     monkeypatch.setattr(math_verify.parser, "extract_target_from_pred", slowed)
 
 
+@pytest.mark.slow
 def test_math_verify_s_own_timer_counts_cpu_time_not_the_wall_clock(monkeypatch):
     """In the worker, math-verify's timer (1 s under a 2 s limit) fired by the wall clock (its signal.alarm): a parse
     that waited 1.5 s for a core read as no parse, and the pair went to the other parser. It counts CPU time now: a

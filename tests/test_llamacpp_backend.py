@@ -62,6 +62,7 @@ def test_the_server_runs_the_recipes_protocol_not_llamacpps_sampling_defaults():
     assert "-np 8 -c 8192" in flags and "--host 127.0.0.1 --port 8123" in flags and "--jinja" in flags
 
 
+@pytest.mark.slow
 def test_a_model_folder_is_exported_once_and_served_with_its_engine_recorded(overfit_backend, overfit_model_dir):
     from eval.backends.llamacpp import exported_gguf, folder_digest
     from eval.backends.model_source import file_digest
@@ -77,6 +78,7 @@ def test_a_model_folder_is_exported_once_and_served_with_its_engine_recorded(ove
     assert engine["gguf_sha256"] == file_digest(gguf) and "--samplers" in engine["server_flags"]
 
 
+@pytest.mark.slow
 def test_greedy_replies_equal_the_hf_backend_and_stop_at_end_of_turn(overfit_backend, overfit_model_dir):
     from eval.backends.hf import HFBackend
 
@@ -87,6 +89,7 @@ def test_greedy_replies_equal_the_hf_backend_and_stop_at_end_of_turn(overfit_bac
     assert all(g.finish_reason == "stop" and 0 < g.num_tokens < 40 for g in served)
 
 
+@pytest.mark.slow
 def test_sampled_rows_follow_their_seeds(overfit_backend):
     sampled = SamplingParams(temperature=1.5, top_p=1.0, max_new_tokens=16)
     requests = [_chat("Say hello.", index, sampled, seed=3) for index in range(6)]
@@ -166,6 +169,7 @@ def test_evaluation_records_the_engine_and_leaves_no_server(llama_env, repo_root
 
 
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=lambda s: s.name)
+@pytest.mark.slow
 def test_no_orphan_server_after_limo_is_killed_and_the_run_resumes(
     llama_env, repo_root, overfit_model_dir, tmp_path, stop
 ):

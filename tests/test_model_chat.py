@@ -181,6 +181,7 @@ def run_entry(repo_root: Path, module: str, *args: str, cache: Path) -> str:
     return done.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_every_entry_point_that_chats_refuses_a_model_without_a_template_before_converting_it(tmp_path, repo_root):
     base = write_gguf(tmp_path / "base.gguf", "gemma3")
     cache = tmp_path / "cache"

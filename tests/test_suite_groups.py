@@ -13,6 +13,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.shared_data import REPO_ROOT
 
 SUITE = """
@@ -36,6 +38,7 @@ def test_slow():
 """
 
 
+@pytest.mark.slow
 def test_a_module_fixture_s_tests_run_on_one_worker(tmp_path):
     (tmp_path / "test_grouped.py").write_text(SUITE)
     (tmp_path / "conftest.py").write_text("from tests.conftest import pytest_collection_modifyitems  # noqa\n")
