@@ -75,20 +75,29 @@ def test_an_unknown_argument_is_still_an_error(repo_root):
 
 
 HEAVY = ("torch", "transformers", "trl", "peft", "sympy", "scipy", "eval.grading.grader")
-IMPORTED_BY_HELP = f"""
+# ``python -m limo.<entry> --help`` in this process, then what a key check needs ({parse}), then which heavy modules
+# are loaded
+HELP_IMPORTS = f"""
 import runpy, sys
 from limo.cli import overrides
-sys.argv = ["limo.curate", "--help"]
+sys.argv = ["limo.{{entry}}", "--help"]
 try:
-    runpy.run_module("limo.curate", run_name="__main__")
+    runpy.run_module("limo.{{entry}}", run_name="__main__")
 except SystemExit as stop:
     assert stop.code in (None, 0), stop.code
-assert overrides.option_field("executor", "executor.workers").name == "workers"
+{{parse}}
 print(sorted(m for m in {HEAVY!r} if m in sys.modules))
+"""
+IMPORTED_BY_HELP = (
+    HELP_IMPORTS.replace("{entry}", "curate").replace(
+        "{parse}", 'assert overrides.option_field("executor", "executor.workers").name == "workers"'
+    )
+    + """
 assert overrides.schema_root("curate.stages.select.n") == "curate.stages"
 assert overrides.schema_root("curate.method") is None and overrides.schema_root("curate.lemma.x") == "curate.lemma"
 print(sorted(m for m in ("sympy", "eval.grading.grader") if m in sys.modules))
 """
+)
 
 
 def test_curate_help_and_its_option_parser_import_no_training_stack_and_no_grader(tmp_path):
@@ -102,22 +111,11 @@ def test_curate_help_and_its_option_parser_import_no_training_stack_and_no_grade
     assert after == "['eval.grading.grader', 'sympy']"
 
 
-HELP_IMPORTS = f"""
-import runpy, sys
-sys.argv = ["limo.{{entry}}", "--help"]
-try:
-    runpy.run_module("limo.{{entry}}", run_name="__main__")
-except SystemExit as stop:
-    assert stop.code in (None, 0), stop.code
-print(sorted(m for m in {HEAVY!r} if m in sys.modules))
-"""
-
-
 @pytest.mark.parametrize("entry", ["train", "evaluate"])
 def test_train_and_evaluate_help_import_no_training_stack_and_no_grader(tmp_path, entry):
     """What a training or evaluation needs (torch, TRL, the grader and sympy) loads when it runs, not for ``--help``
     (the curation methods' registry, which every stage's grader comes with, and the evaluation modes are deferred)."""
-    code = HELP_IMPORTS.replace("{entry}", entry)
+    code = HELP_IMPORTS.replace("{entry}", entry).replace("{parse}", "")
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "usage:" in done.stdout
