@@ -472,12 +472,25 @@ def _run_slurm(job: ShardJob, options: ExecutorOptions) -> None:
         _wait_for_slurm(str(executor.job_id), options.poll_seconds)
 
 
+SQUEUE_TRIES = 5  # squeue failures in a row before the wait gives up (a busy controller answers nothing at times)
+
+
 def _wait_for_slurm(job_id: str, poll_seconds: float) -> None:
-    """Block until the array ``job_id`` (and the arrays it chains after) has left the queue."""
+    """Block until the array ``job_id`` (and the arrays it chains after) has left the queue. A failed ``squeue`` is
+    asked again, said on stderr, up to `SQUEUE_TRIES` times in a row: a loaded controller once answered nothing,
+    status 1, while the job ran on."""
+    failures = 0
     while True:
         listed = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%i"], capture_output=True, text=True)
         if listed.returncode != 0 and "Invalid job id" not in listed.stderr:
-            raise ExecutorError(f"squeue failed for job {job_id}: {listed.stderr.strip()}")
+            failures += 1
+            reason = listed.stderr.strip() or f"exit status {listed.returncode}, nothing on stderr"
+            if failures >= SQUEUE_TRIES:
+                raise ExecutorError(f"squeue failed for job {job_id} {failures} times in a row: {reason}")
+            print(f"squeue failed for job {job_id} ({reason}): asking again", file=sys.stderr)
+            time.sleep(max(poll_seconds, 1.0))
+            continue
+        failures = 0
         if not listed.stdout.strip():
             return
         time.sleep(poll_seconds)

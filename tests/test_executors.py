@@ -9,6 +9,7 @@ rerun must run that shard (and on local, the shards the dead driver never reache
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import re
 import shutil
@@ -245,3 +246,28 @@ def test_ray_reruns_a_killed_shard_and_stops_on_one_killed_every_time(tmp_path, 
     with pytest.raises(ExecutorError, match=r"quality: shard 3 was killed 2 times"):
         run_job(always, options)
     assert attempts(always)[3] == 2 and completed_shards(always) == {0, 1, 2}
+
+
+@pytest.mark.slow
+def test_a_controller_that_fails_to_answer_is_asked_again_before_the_wait_gives_up(tmp_path, monkeypatch, capsys):
+    """`_wait_for_slurm` over an ``squeue`` that fails twice with nothing on stderr (as a loaded controller did), then
+    lists nothing: the job is done; one that always fails ends the wait after `SQUEUE_TRIES` failures in a row."""
+    from curation import executors
+
+    counter = tmp_path / "calls"
+    script = tmp_path / "squeue"
+    script.write_text(
+        f"#!/bin/sh\nn=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}\n"
+        f'[ "$n" -le "${{FAIL_UNTIL:-2}}" ] && exit 1\nexit 0\n'
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    executors._wait_for_slurm("7", 0.01)
+    assert counter.read_text().strip() == "3"
+    assert capsys.readouterr().err.count("squeue failed for job 7 (exit status 1, nothing on stderr)") == 2
+
+    counter.unlink()
+    monkeypatch.setenv("FAIL_UNTIL", "99")
+    with pytest.raises(executors.ExecutorError, match=r"failed for job 7 5 times in a row: exit status 1"):
+        executors._wait_for_slurm("7", 0.01)
+    assert counter.read_text().strip() == str(executors.SQUEUE_TRIES)
