@@ -4,7 +4,7 @@
 ``eval/<benchmark>/multiturn_<oracle|no_oracle>/``), ``regrade``, ``compare``; a list (``mode=[generate,multiturn]``)
 runs each in turn. Which model: ``model.path=``
 given on the command line wins; otherwise ``evaluate.model_path`` (the demo and training recipes set it to
-``${output_dir}/train/model``); otherwise ``model.path``. The run-time arguments above (`RUNTIME`) are not
+``${output_dir}/train/model``); otherwise ``model.path``. The run-time arguments above (`EVALUATE_RUNTIME`) are not
 recipe settings, so they need not exist in a recipe: the entry passes them to Hydra as ``++key=value``.
 Expected failures (missing model, unknown benchmark, malformed file, server down) end with one line
 (`limo.cli.entry`) and leave results already written intact.
@@ -17,9 +17,6 @@ from omegaconf import DictConfig, ListConfig
 from limo.cli.entry import hydra_entry, reported_errors
 from limo.cli.overrides import EVALUATE_RUNTIME, forced_runtime
 from limo.config.sweeps import job_config
-
-# What no recipe declares: the run-time arguments, and custom benchmarks (``benchmark_specs.<name>={source: ...}``).
-RUNTIME = EVALUATE_RUNTIME
 
 
 def evaluate(cfg: DictConfig) -> None:
@@ -36,7 +33,7 @@ def evaluate(cfg: DictConfig) -> None:
         MODES[mode](cfg)
 
 
-@hydra_entry("evaluate", RUNTIME)
+@hydra_entry("evaluate", EVALUATE_RUNTIME)
 def main(cfg: DictConfig) -> None:
     with reported_errors("evaluate", cfg):
         evaluate(job_config(cfg))
@@ -45,7 +42,7 @@ def main(cfg: DictConfig) -> None:
 def runtime_argv(argv: list[str]) -> list[str]:
     """The run-time arguments and custom benchmark declarations in ``argv`` forced (``++key=value``), as the entry
     point sends them: for `limo.cli.compose.compose`."""
-    return forced_runtime(argv, RUNTIME)
+    return forced_runtime(argv, EVALUATE_RUNTIME)
 
 
 if __name__ == "__main__":

@@ -484,7 +484,9 @@ def run_item(index: int, item: dict[str, Any]) -> Iterator[dict[str, Any]]:
         log.info("[ablate] %s: not started: it would end after the deadline", item["label"])
         yield {"event": "deferred", "label": item["label"]}
         return
-    for at, (step, state, needed) in enumerate(zip(steps, states, needed_here(states), strict=True)):
+    # a training or evaluation here will use the warm worker, so a curation may start it (its imports paid once)
+    torch_ahead = bool(item.get("warm_curations")) or any(step.stage != "curate" for step in steps)
+    for step, state, needed in zip(steps, states, needed_here(states), strict=True):
         if state == "kept" and not needed:
             done = event(item["events"], step, "reused", 0.0, source="results")
         else:
@@ -498,8 +500,6 @@ def run_item(index: int, item: dict[str, Any]) -> Iterator[dict[str, Any]]:
                     item["label"],
                 )
             accept_old = bool(item.get("accept_old_markers"))
-            # a training or evaluation will use the worker: a curation may start it (its imports are then paid once)
-            ahead = bool(item.get("warm_curations")) or any(later.stage != "curate" for later in steps[at + 1 :])
-            done = run_step(step, output, item["events"], item["cwd"], accept_old, store, ahead)
+            done = run_step(step, output, item["events"], item["cwd"], accept_old, store, torch_ahead)
         log.info("[ablate] %s: %s %s (%.0f s)", item["label"], done["stage"], done["event"], done["seconds"])
         yield done
