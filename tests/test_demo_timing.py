@@ -52,9 +52,10 @@ def test_a_stage_runs_in_a_fork_of_the_warm_worker_and_a_failed_one_names_its_ex
         with pytest.raises(SystemExit, match=expected):
             run_stage(failing)
         assert "limo.evaluate: error: recipe=nonesuch: no such recipe" in capfd.readouterr().err
+        warm.shutdown()
         monkeypatch.setenv(warm.SWITCH, "0")
         with pytest.raises(SystemExit, match=expected):
             run_stage(failing)
-        assert worker() is None
+        assert worker() is None, "a worker started with LIMO_WARM_WORKER=0"
     finally:
         warm.shutdown()
