@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -123,9 +122,7 @@ def run_stage(stage: Stage) -> float:
     command = [sys.executable, "-m", stage.module, *stage.args]
     print(f"\n[demo] {stage.title}\n[demo] $ {' '.join(command)}", flush=True)
     started = time.monotonic()
-    code = warm.run(command, os.getcwd(), (0, 1, 2), torch_ahead=True) if warm.available() else None
-    if code is None:
-        code = subprocess.run(command, check=False).returncode
+    code = warm.entry_status(command, os.getcwd(), (0, 1, 2), torch_ahead=True, local=True)
     if code != 0:
         raise SystemExit(f"limo.demo: error: stage failed ({stage.title}), exit {code}: {' '.join(command)}")
     seconds = time.monotonic() - started

@@ -85,10 +85,11 @@ def available() -> bool:
     return sys.platform.startswith("linux") and os.environ.get(SWITCH, "1") != "0"
 
 
-def enabled() -> bool:
-    """Whether an ablation's steps run in a warm worker: `available`, and the local executor's process (the ablation
-    sets `DRIVER` for its local shards alone: a Ray or Slurm task starts its steps cold)."""
-    return bool(os.environ.get(DRIVER)) and available()
+def enabled(local: bool | None = None) -> bool:
+    """Whether steps run in a warm worker: `available`, and ``local`` (a process that runs its steps itself, as
+    `limo.demo` does); by default, whether this is the local executor's process (the ablation sets `DRIVER` for its
+    local shards alone: a Ray or Slurm task starts its steps cold)."""
+    return (bool(os.environ.get(DRIVER)) if local is None else local) and available()
 
 
 def entry_of(command: Sequence[str]) -> tuple[str, list[str]] | None:
@@ -145,11 +146,14 @@ _failed: set[int] = set()  # processes whose worker could not start: their steps
 _reaping: set[int] = set()  # processes that end their worker at exit
 
 
-def entry_status(command: Sequence[str], cwd: str, streams: Sequence[int], torch_ahead: bool = False) -> int:
+def entry_status(
+    command: Sequence[str], cwd: str, streams: Sequence[int], torch_ahead: bool = False, local: bool | None = None
+) -> int:
     """``command``'s exit status, run with ``streams`` as its stdin, stdout and stderr: in a fork of this process's
     warm worker, or as a process of its own (``LIMO_WARM_WORKER=0``, not an entry's command, no worker).
-    ``torch_ahead``: a training or an evaluation follows this step in its run, so a curation starts the worker too."""
-    code = run(command, cwd, streams, torch_ahead) if enabled() else None
+    ``torch_ahead``: a training or an evaluation follows this step in its run, so a curation starts the worker too;
+    ``local``: see `enabled`."""
+    code = run(command, cwd, streams, torch_ahead) if enabled(local) else None
     if code is not None:
         return code
     stdout, stderr = (None if fd == target else fd for fd, target in zip(streams[1:], (1, 2), strict=True))
