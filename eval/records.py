@@ -655,6 +655,20 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+def under_cwd_relative(value: Any, cwd: str | None = None) -> Any:
+    """``value`` with every string that is an absolute path under the working directory written relative to it (in
+    lists and dicts too): what a cache's name hashes, so that a clone elsewhere (``/work/a/outputs/x`` there,
+    ``/home/b/outputs/x`` here) finds the caches its runs made under the same relative paths."""
+    base = (cwd or os.getcwd()).rstrip(os.sep) + os.sep
+    if isinstance(value, str):
+        return value[len(base) :] if value.startswith(base) else value
+    if isinstance(value, list | tuple):
+        return [under_cwd_relative(v, base) for v in value]
+    if isinstance(value, dict):
+        return {k: under_cwd_relative(v, base) for k, v in value.items()}
+    return value
+
+
 def sha256_text(text: str) -> str:
     """Hex SHA-256 of a string's UTF-8 bytes."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

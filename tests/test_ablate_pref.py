@@ -7,10 +7,14 @@ right against wrong, beside its correct samples as SFT rows; the arms that share
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from omegaconf import OmegaConf
+
+from eval.records import read_jsonl, write_json
 
 from tests.test_ablate_rise import TOY, ablate, answer, toy_benchmark
 
@@ -135,3 +139,103 @@ def test_the_preference_ablation_runs_its_four_arms_on_the_model_s_own_samples(r
         and kinds["dpo"] == "after curated (smol_pairs)"
     )
     assert kinds["rft"] == "after curated (smol_limo), dpo's correct.jsonl"
+
+
+def pairs_step(root: Path, replay: Path, *extra: str):
+    """The preference arms' curation (smol_pairs on the pool's first three problems, 4 samples each, replayed from
+    ``replay``) in ablation folder ``root``, as `limo.ablation.plan` lays a run's curation out."""
+    from limo.ablation.steps import Step
+
+    repo = Path(__file__).resolve().parents[1]
+    own = (
+        "recipe=smol_pairs",
+        f"model.path={root / 'runs' / 'curated' / 'seed0'}",
+        f"curate.stages.ingest.source={repo / 'recipes/data/arithmetic/pool.jsonl.gz'}",
+        "curate.stages.ingest.problem_limit=3",
+        "curate.pairs.rollouts.k=4",
+        "curate.pairs.rollouts.generator.backend=replay",
+        f"curate.pairs.rollouts.generator.backend_args={{path: {replay}}}",
+        "++curate.stages.report.plots=false",
+        *extra,
+    )
+    return Step("curate", str(root / "runs" / "dpo" / "seed0"), own)
+
+
+def replayed(path: Path, said: dict[str, list[str]]) -> Path:
+    rows = [{"request_id": f"{p}#{i}", "text": t} for p, texts in said.items() for i, t in enumerate(texts)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_a_curation_s_samples_are_kept_and_a_clone_elsewhere_goes_on_from_them(tmp_path, caplog):
+    """Sampling is the hours of an after arm's curation on a CPU: its caches go into the kept runs, finished or cut
+    (`Store.keep_samples`), and a clone in another folder, with nothing of the first one's outputs, restores them
+    into the file its curation reads (paths under the working directory hashed as relative ones) and generates
+    nothing they hold; samples kept under another key are not used, and that is said."""
+    from limo.ablation.steps import run_step
+    from limo.ablation.markers import Content
+    from limo.ablation.store import ORIGIN, Store
+    from limo.ablation.study import keep_samples
+
+    said = {
+        "arith-0000": [answer(100)] * 4,
+        "arith-0001": [answer(7)] * 4,
+        "arith-0002": [answer(60), answer(61), answer(61), answer(60)],
+    }
+    here, there = tmp_path / "here", tmp_path / "there"
+    results = tmp_path / "results"
+    root = here / "outputs" / "x" / "ablate"
+    step = pairs_step(root, replayed(tmp_path / "said.jsonl", said))
+    run_step(step, str(tmp_path / "here.log"), str(root / "events.jsonl"), str(here), store=Store(results, root))
+    pairs = [(p["chosen"], p["rejected"]) for p in read_jsonl(Path(step.folder) / "curate" / "pairs.jsonl")]
+    assert pairs == [(answer(60), answer(61))]
+    kept = json.loads((results / "runs" / "dpo" / "seed0" / "curate" / "samples.json").read_text())
+    assert kept["key"] == json.loads(step.marker.read_text())["key"]
+    assert list(kept["files"].values()) == [12]
+
+    # another clone, another folder: the replay now says only wrong answers, so pairs mean the samples came back
+    wrong = replayed(tmp_path / "said.jsonl", {p: [answer(1)] * 4 for p in said})
+    root_there = there / "outputs" / "x" / "ablate"
+    moved = pairs_step(root_there, wrong)
+    caplog.set_level("INFO")
+    events = str(root_there / "events.jsonl")
+    run_step(moved, str(tmp_path / "there.log"), events, str(there), store=Store(results, root_there))
+    assert [(p["chosen"], p["rejected"]) for p in read_jsonl(Path(moved.folder) / "curate" / "pairs.jsonl")] == pairs
+    assert "runs/dpo/seed0: 12 samples restored from" in caplog.text
+
+    # cut half-way (a started marker, five whole rows and a torn one): the five are kept, and come back
+    cut = there / "outputs" / "y" / "ablate"
+    started = pairs_step(cut, wrong)
+    (cache,) = (Path(moved.folder) / "curate" / "rollouts").glob("*.jsonl")
+    lines = cache.read_text().splitlines(keepends=True)
+    target = Path(started.folder) / "curate" / "rollouts" / cache.name
+    target.parent.mkdir(parents=True)
+    target.write_text("".join(lines[:5]) + lines[5][:20])
+    marker = {**json.loads(moved.marker.read_text()), "status": "started"}
+    write_json(started.marker, marker)
+    store = Store(tmp_path / "results_y", cut)
+    with caplog.at_level("INFO"):
+        keep_samples(SimpleNamespace(root=cut, results=store.root))
+    assert "its curation was cut; its 5 samples so far are kept" in caplog.text
+    shutil.rmtree(Path(started.folder) / "curate")
+    made = Content(marker["config"], marker["inputs"])
+    assert made.key == marker["key"]
+    assert store.restore_samples(started.folder, made) == (5, None)
+    assert target.read_text() == "".join(lines[:5])
+    assert not (Path(started.folder) / "curate" / ORIGIN).exists()
+
+    # the upstream model retrained elsewhere (another checksum, the same settings): used, said, and recorded
+    shutil.rmtree(Path(started.folder) / "curate")
+    pool = next(iter(marker["inputs"]))
+    retrained = Content(marker["config"], {**marker["inputs"], pool: "0" * 64})
+    rows, said_why = store.restore_samples(started.folder, retrained)
+    assert rows == 5 and f"though {pool} changed since they were made" in str(said_why)
+    write_json(started.marker, {**marker, "key": retrained.key, "inputs": retrained.inputs})
+    store.keep_samples(started.folder)
+    record = json.loads((store.folder(started.folder) / "curate" / "samples.json").read_text())
+    assert record["key"] == retrained.key and record["restored_from"]["key"] == marker["key"]
+    # other settings: nothing
+    other = Content({**marker["config"], "seed": -1}, marker["inputs"])
+    shutil.rmtree(Path(started.folder) / "curate")
+    assert store.restore_samples(started.folder, other)[0] == 0
+    assert not target.exists()

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from eval.backends.base import Backend, Generation, GenerationRequest, SamplingParams
 from eval.backends.registry import build_backend
-from eval.records import append_jsonl, read_jsonl
+from eval.records import append_jsonl, read_jsonl, under_cwd_relative
 
 log = logging.getLogger(__name__)
 MODEL_ARGUMENT = {"hf": "model_path", "vllm": "model_path", "openai": "model", "llamacpp": "model_path"}
@@ -93,9 +93,12 @@ def build_generator(options: GenerationOptions, *, replay_default: Callable[[], 
 
 
 def cache_file(folder: str | Path, task: str, options: GenerationOptions, context: Any = None) -> Path:
-    """``<folder>/<task>-<hash>.jsonl``: the hash covers ``options.identity()`` and ``context``."""
-    key = json.dumps({"generator": options.identity(), "context": context}, sort_keys=True, default=str)
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", task)
+    """``<folder>/<task>-<hash>.jsonl``: the hash covers ``options.identity()`` and ``context``; paths under the
+    working directory, there and in ``task``, count as relative ones (`under_cwd_relative`: a clone elsewhere finds
+    the same file)."""
+    identity = under_cwd_relative({"generator": options.identity(), "context": context})
+    key = json.dumps(identity, sort_keys=True, default=str)
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", under_cwd_relative(task))
     return Path(folder) / f"{slug}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.jsonl"
 
 

@@ -346,6 +346,8 @@ def run_step(
         if todo.why:
             log.info("[ablate] %s: %s runs again, its output replaced: %s", place(step, root), step.stage, todo.why)
         remove(todo.stale)
+        if step.stage == "curate":
+            restore_samples(store, step, now, root)
         names = (todo.benchmarks if todo.benchmarks is not None else tuple(missing_benchmarks(step))) or None
         running = {**todo.kept, **{b: now.benchmarks[b] for b in names or ()}}
         write_json(step.marker, now.marker(step, "started", running))
@@ -397,6 +399,24 @@ def keep(store: Store | None, step: Step) -> None:
     """Copy a run's finished step into the kept runs (an arm's curation, under ``arms/``, is not a run)."""
     if store is not None and is_run_step(step, store):
         store.keep(step.stage, step.folder, store.parts())
+
+
+def restore_samples(store: Store | None, step: Step, now: Content, root: str) -> None:
+    """A curation's samples kept in ``store`` put back before it runs (`Store.restore_samples`), saying so, and
+    saying what differs when they were kept under another key."""
+    if store is None or not Path(step.folder).is_relative_to(store.ablation):
+        return
+    rows, differs = store.restore_samples(step.folder, now)
+    where = place(step, root)
+    if rows:
+        log.info(
+            "[ablate] %s: %d samples restored from %s; the curation generates only what they lack",
+            where,
+            rows,
+            store.root,
+        )
+    if differs:
+        log.warning("[ablate] %s: the samples kept in %s: %s", where, store.root, differs)
 
 
 def is_run_step(step: Step, store: Store) -> bool:

@@ -10,12 +10,18 @@ ablation (``runs/<arm>/seed<s>/``, ``base/``):
 - ``eval/<benchmark>/summary.json`` and ``samples.jsonl.gz``: one row a problem (its first sample: the one the tables
   read) with its id, part, verdict, extracted answer and response and the fields a table breaks down by; a multi-turn
   variant's ``multiturn_<variant>/summary.json`` and ``episodes.jsonl.gz`` (each turn's verdict and answer);
-- ``curate/rows.json``: an ``after`` arm's curated row counts (its prompts), for the compute table.
+- ``curate/rows.json``: an ``after`` arm's curated row counts (its prompts), for the compute table;
+- ``curate/samples/<cache>.jsonl.gz`` and ``curate/samples.json``: a curation's sampling caches (`SAMPLED`: the
+  student's rollouts, RISE's episodes, a teacher's replies), finished or not, with the curation's key
+  (`keep_samples`). Sampling is the long part of an ``after`` arm's curation (hours on a CPU), and the data it
+  trains on is made from them in seconds: on the next machine the curation runs again with the same key, finds its
+  samples (`restore_samples`), and generates only what they lack.
 
 and ``plan.json``: the recipe, the command, each arm's steps and rows, every run, the benchmarks' parts, the header
 of the tables last made from these runs, and the primary comparison as declared before the first run (kept
 unchanged once a run is kept, so that a later edit of ``ablate.primary`` shows as such). No weights, checkpoints,
-caches or curated pools: an ablation of a dozen runs on a few hundred problems is a few hundred KB. Files are written
+caches or curated pools (but the samples above): an ablation of a dozen runs on a few hundred problems is a few hundred
+KB, and each seed's samples about as much again. Files are written
 atomically and byte for byte the same when their content is (gzip without a timestamp), so a rerun that changes
 nothing changes nothing in git.
 """
@@ -25,18 +31,22 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from eval.records import DataError, write_bytes_atomic, write_json
-from limo.ablation.markers import Content, read_marker
+from limo.ablation.markers import Content, digest, read_marker
 
 PLAN = "plan.json"
 SAMPLE_FIELDS = ("problem_id", "sample_index", "part", "correct", "status", "extracted", "response")
 BY_FIELDS = ("level", "subject")  # the sample fields the tables break down by (`limo.ablation.results.load_run`)
 TURN_FIELDS = ("correct", "extracted", "status", "response")
 CURATED = ("prompts.jsonl", "messages.jsonl", "pairs.jsonl")
+SAMPLED = ("rollouts", "rise", "teacher")  # a curation's generation caches: curate/<folder>/*.jsonl
+SAMPLES = "samples"  # where they are kept: curate/samples/<folder>/<file>.gz, curate/samples.json
+ORIGIN = "samples_origin.json"  # beside restored samples of another key (`Store.restore_samples`)
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -65,7 +75,11 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
 
 def write_rows_gz(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
     """JSONL, gzip-compressed without a name or timestamp in its header (the same rows give the same bytes)."""
-    text = "".join(json.dumps(dict(r), ensure_ascii=False, sort_keys=True) + "\n" for r in rows)
+    write_gz(path, "".join(json.dumps(dict(r), ensure_ascii=False, sort_keys=True) + "\n" for r in rows))
+
+
+def write_gz(path: Path, text: str) -> None:
+    """``text`` gzip-compressed without a name or timestamp in its header, atomically."""
     buffer = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as handle:
         handle.write(text.encode("utf-8"))
@@ -143,6 +157,7 @@ class Store:
         elif stage == "curate":
             counts = {n: count_rows(source / "curate" / n) for n in CURATED if (source / "curate" / n).is_file()}
             write_json(target / "curate" / "rows.json", counts)
+            self.keep_samples(source)
         write_json(target / ".ablate" / f"{stage}.json", marker)
 
     def keep_evaluation(self, source: Path, target: Path, part_of: Mapping[str, str]) -> None:
@@ -155,6 +170,77 @@ class Store:
             episodes = read_rows(variant.parent / "episodes.jsonl")
             write_rows_gz(target / variant.parent.name / "episodes.jsonl.gz", map(slim_episode, episodes))
             copy_file(variant, target / variant.parent.name / "summary.json")
+
+    def keep_samples(self, curation: str | Path) -> int:
+        """Copy a curation's sampling caches (finished or cut: every whole line) with its marker's key, config digest
+        and inputs (``done`` or ``started``); returns the rows kept. Samples kept under another key are replaced
+        (that key's curation is not the one to go on with); under the same key a file is replaced only by one with
+        more rows, so a machine that restored nothing does not shrink what another made. Where the rows came from
+        samples of another key (`restore_samples`), ``restored_from`` says so."""
+        source, target = Path(curation) / "curate", self.folder(curation) / "curate"
+        marker = read_marker(Path(curation) / ".ablate" / "curate.json") or {}
+        caches = sorted(p for d in SAMPLED for p in source.glob(f"{d}/*.jsonl"))
+        files = {str(p.relative_to(source)): lines for p in caches if (lines := whole_lines(p))}
+        if not files or not marker.get("key"):
+            return 0
+        record = read_marker(target / f"{SAMPLES}.json") or {}
+        same = record.get("key") == marker["key"]
+        kept = dict(record.get("files") or {}) if same else {}
+        if not same:
+            remove_tree(target / SAMPLES)
+        for name, lines in files.items():
+            if len(lines) > int(kept.get(name, 0)):
+                write_gz(target / SAMPLES / f"{name}.gz", "".join(lines))
+                kept[name] = len(lines)
+        origin = read_marker(source / ORIGIN) or (record.get("restored_from") if same else None)
+        write_json(
+            target / f"{SAMPLES}.json",
+            {
+                "key": marker["key"],
+                "config": digest(marker.get("config")),
+                "inputs": marker.get("inputs") or {},
+                "files": dict(sorted(kept.items())),
+                **({"restored_from": origin} if origin else {}),
+            },
+        )
+        return sum(kept.values())
+
+    def restore_samples(self, curation: str | Path, now: Content) -> tuple[int, str | None]:
+        """Put a curation's kept samples (`keep_samples`) back where it caches them, where the file here has fewer
+        rows. Returns (rows restored, what differs when it is not the key).
+
+        Kept under the curation's key of now, they are its own. Kept under the same config with the same inputs
+        read, one or more of them with other checksums (an ``after`` arm's upstream model retrained on another
+        machine: its weights differ in rounding and its model card in timings), they are restored too, and the
+        difference is returned to be said, and written beside them (`ORIGIN`, carried into the kept record): the
+        samples then come from a model trained the same way, not from these bytes. Another config: nothing."""
+        source, target = self.folder(curation) / "curate", Path(curation) / "curate"
+        record = read_marker(source / f"{SAMPLES}.json")
+        if not record:
+            return 0, None
+        differs = None
+        if record.get("key") != now.key:
+            was = record.get("inputs") or {}
+            if record.get("config") != digest(now.config) or set(was) != set(now.inputs):
+                return 0, "not used: they were made with other settings (the curation samples again)"
+            changed = ", ".join(sorted(k for k in was if was[k] != now.inputs[k]))
+            differs = (
+                f"used, with the same settings, though {changed} changed since they were made (another checksum): "
+                "they come from a model made the same way, not from these bytes"
+            )
+        restored = 0
+        for name, rows in (record.get("files") or {}).items():
+            here = target / name
+            if here.is_file() and len(whole_lines(here)) >= int(rows):
+                continue
+            with gzip.open(source / SAMPLES / f"{name}.gz", "rt", encoding="utf-8") as handle:
+                write_bytes_atomic(here, handle.read().encode("utf-8"))
+            restored += int(rows)
+        if not (differs and restored):
+            return restored, None
+        origin = record.get("restored_from") or {"key": record.get("key"), "inputs": record.get("inputs")}
+        write_json(target / ORIGIN, origin)
+        return restored, differs
 
     def rows(self, run_folder: str | Path) -> dict[str, int]:
         """An ``after`` arm's curated row counts at a run, as kept (`keep`)."""
@@ -173,6 +259,24 @@ class Store:
 
 def first_sample(row: Mapping[str, Any]) -> bool:
     return int(row.get("sample_index") or 0) == 0
+
+
+def whole_lines(path: Path) -> list[str]:
+    """A JSONL file's lines that are whole (a kill can leave the last one torn: no newline, or not JSON)."""
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines.pop()
+    if lines:
+        try:
+            json.loads(lines[-1])
+        except ValueError:
+            lines.pop()
+    return [line for line in lines if line.strip()]
+
+
+def remove_tree(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
 
 
 def count_rows(path: Path) -> int:

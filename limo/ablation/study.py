@@ -293,6 +293,23 @@ def unfinished(study: plan.Study, argv: Sequence[str], why: str = "at the deadli
     )
 
 
+def keep_samples(study: plan.Study) -> None:
+    """Every curation's sampling caches into the kept runs (`Store.keep_samples`), a cut one's too, so that the
+    next machine goes on from them; a curation not done says how many it kept."""
+    store = store_of(study)
+    for marker in sorted(study.root.glob("**/.ablate/curate.json")):
+        folder = marker.parent.parent
+        rows = store.keep_samples(folder)
+        if rows and (read_marker(marker) or {}).get("status") != "done":
+            log.info(
+                "[ablate] %s: its curation was cut; its %d samples so far are kept in %s, and a rerun on any machine "
+                "goes on from them",
+                folder.relative_to(study.root),
+                rows,
+                store.root,
+            )
+
+
 def command_line(argv: Sequence[str]) -> str:
     return "python -m limo.ablate " + " ".join(shlex.quote(a) for a in argv)
 
@@ -535,6 +552,8 @@ def main(argv: Sequence[str]) -> tuple[Path, dict[str, Any]]:
             steps = run_study(study, executor, parts, argv)
     except Stopped as stop:
         raise unfinished(study, argv, f"by {stop}") from None
+    finally:
+        keep_samples(study)
     if any(not store_of(study).holds("evaluate", s.folder, study.benchmarks) for s in plan.run_specs(study)):
         raise unfinished(study, argv, "before the deadline: the runs left would end after it")
     if folder != study.root:

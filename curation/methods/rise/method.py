@@ -46,7 +46,7 @@ from eval.backends.generation import GenerationOptions, build_generator
 from eval.backends.replay import ReplayBackend
 from eval.grading.grader import grade_many
 from eval.problem import Problem
-from eval.records import Reject
+from eval.records import Reject, under_cwd_relative
 from eval.run.multiturn import Episode, MultiTurnOptions, resume_episodes
 
 log = logging.getLogger(__name__)
@@ -232,11 +232,14 @@ def episodes_file(stages: StageOptions, options: RiseOptions, context: RunContex
     """``rise/episodes-round<k>-<hash>.jsonl``; the hash covers what decides the rollouts (the pool stages, the
     policy, turns, feedback, improvements, seed) and leaves out what does not: ``tau`` (re-weighting reuses the
     rollouts), the policy's ``batch_size`` (rows are seeded one by one) and ``problem_limit`` (episodes are
-    per problem, so a larger limit extends the same file)."""
+    per problem, so a larger limit extends the same file); paths under the working directory count as relative
+    ones (`under_cwd_relative`)."""
     pool = asdict(replace(stages, ingest=replace(stages.ingest, problem_limit=None)))
     settings = {k: v for k, v in asdict(options).items() if k != "tau"}
     settings["policy"] = {k: v for k, v in settings["policy"].items() if k != "batch_size"}
-    key = json.dumps({"stages": pool, "rise": settings, "seed": context.seed}, sort_keys=True, default=str)
+    key = json.dumps(
+        under_cwd_relative({"stages": pool, "rise": settings, "seed": context.seed}), sort_keys=True, default=str
+    )
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     return context.out / "rise" / f"episodes-round{options.round}-{digest}.jsonl"
 
