@@ -71,6 +71,8 @@ def test_every_part_runs_on_cpu_with_its_figures(cpu_check):
     assert fig["memory"]["setup"]["seq_len"] == fig["memory"]["max_length"]
     zero = fig["zero"]
     assert [zero["runs"][s]["zero_stage"] for s in ("plain", "zero2", "zero3")] == [None, 2, 3]
+    # each run a fork of the server that imported the training stack once (on a GPU: an interpreter of its own)
+    assert [zero["runs"][s]["forked"] for s in ("plain", "zero2", "zero3")] == [True] * 3
     assert zero["drop"] > 0 and all(
         zero[s]["share_of_drop"] <= zero["tolerance_share_of_drop"] for s in ("zero2", "zero3")
     )

@@ -436,6 +436,7 @@ def part_zero_run(spec: Spec) -> Figures:
     trainer = train_recipe("demo", spec, f"zero-{spec['stage']}", overrides)
     stage = trainer.model_wrapped.zero_optimization_stage() if trainer.is_deepspeed_enabled else None
     figures: Figures = {"losses": losses(trainer), "seconds": time.perf_counter() - started, "zero_stage": stage}
+    figures["forked"] = forked()
     if device == "cuda":
         import torch
 
@@ -742,14 +743,18 @@ def free_port() -> int:
 
 def run_child(part: str, spec: Spec) -> Figures:
     """Run ``part`` in a fresh process as torchrun would start one (its output goes to this one's); its figures, or
-    raise with its error line."""
+    raise with its error line. On a CPU the process is a fork of a server that imported the training stack once
+    (`forked_child`); on a GPU, and with ``LIMO_GPU_CHECK_FORK=0``, a new interpreter."""
     folder = Path(spec["work"]) / "children"
     folder.mkdir(parents=True, exist_ok=True)
     name = f"{part}-{spec.get('stage', '')}-{os.getpid()}"
     spec_file, result_file = folder / f"{name}.spec.json", folder / f"{name}.result.json"
     spec_file.write_text(json.dumps(spec))
-    command = [sys.executable, __file__, part, str(spec_file), str(result_file)]
-    subprocess.run(command, env=child_env(spec, rendezvous=True), check=False)
+    argv, env = [part, str(spec_file), str(result_file)], child_env(spec, rendezvous=True)
+    if spec["device"] == "cpu" and os.environ.get(FORK_SWITCH, "1") != "0":
+        forked_child(argv, env)
+    else:
+        subprocess.run([sys.executable, __file__, *argv], env=env, check=False)
     if not result_file.exists():
         raise RuntimeError(f"{part} ({spec.get('stage')}) died without a result")
     result = json.loads(result_file.read_text())
@@ -757,6 +762,53 @@ def run_child(part: str, spec: Spec) -> Figures:
         raise RuntimeError(f"{part} ({spec.get('stage')}): {result.get('error')}")
     CHILD_DISTRIBUTIONS.update(result["distributions"])
     return result["figures"]
+
+
+FORK_SWITCH = "LIMO_GPU_CHECK_FORK"
+# What a child run spends its start-up importing (py-spy of the zero part: 62% of its CPU was imports, three times):
+# the server imports them once, and each child forks from it with its own environment set before it runs anything.
+FORK_PRELOAD = (
+    "__main__",
+    "torch",
+    "transformers.trainer",
+    "transformers.training_args",
+    "peft",
+    "trl.trainer.sft_config",
+    "trl.trainer.sft_trainer",
+    "accelerate",
+    "deepspeed",
+    "deepspeed.runtime.zero.utils",
+    "limo.train",
+    "limo.training.trainers",
+    "limo.models.tiny",
+)
+
+
+def forked_child(argv: list[str], env: dict[str, str]) -> None:
+    """``python gpu_parts.py <argv>`` as a fork of multiprocessing's forkserver, which imported `FORK_PRELOAD` once
+    and started no thread pool, no CUDA, no process group: the child gets ``env`` as its environment (the rendezvous
+    variables DeepSpeed reads when it initialises, after the fork) and runs `main`. A new interpreter per run paid
+    those imports each time (about 7 s of CPU)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(FORK_PRELOAD))
+    process = context.Process(target=child_main, args=(argv, env), name=f"gpu_parts {argv[0]}")
+    process.start()
+    process.join()
+
+
+def forked() -> bool:
+    """Whether this process is a `forked_child` (multiprocessing's child), not an interpreter of its own."""
+    import multiprocessing
+
+    return multiprocessing.parent_process() is not None
+
+
+def child_main(argv: list[str], env: dict[str, str]) -> None:
+    os.environ.clear()
+    os.environ.update(env)
+    main(argv)
 
 
 def error_line(error: BaseException) -> str:
