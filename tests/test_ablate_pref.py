@@ -15,7 +15,6 @@ import pytest
 from omegaconf import OmegaConf
 
 from eval.records import read_jsonl, write_json
-
 from tests.test_ablate_rise import TOY, ablate, answer, toy_benchmark
 
 
@@ -172,8 +171,8 @@ def test_a_curation_s_samples_are_kept_and_a_clone_elsewhere_goes_on_from_them(t
     (`Store.keep_samples`), and a clone in another folder, with nothing of the first one's outputs, restores them
     into the file its curation reads (paths under the working directory hashed as relative ones) and generates
     nothing they hold; samples kept under another key are not used, and that is said."""
-    from limo.ablation.steps import run_step
     from limo.ablation.markers import Content
+    from limo.ablation.steps import run_step
     from limo.ablation.store import ORIGIN, Store
     from limo.ablation.study import keep_samples
 
@@ -211,31 +210,35 @@ def test_a_curation_s_samples_are_kept_and_a_clone_elsewhere_goes_on_from_them(t
     target = Path(started.folder) / "curate" / "rollouts" / cache.name
     target.parent.mkdir(parents=True)
     target.write_text("".join(lines[:5]) + lines[5][:20])
-    marker = {**json.loads(moved.marker.read_text()), "status": "started"}
+    then = json.loads(moved.marker.read_text())
+    model = "<ablate>/runs/curated/seed0/train/model"  # the sampled model, as a marker names it
+    made = Content(then["config"], {**then["inputs"], model: "a" * 64})
+    marker = made.marker(started, "started", {})
     write_json(started.marker, marker)
     store = Store(tmp_path / "results_y", cut)
     with caplog.at_level("INFO"):
         keep_samples(SimpleNamespace(root=cut, results=store.root))
     assert "its curation was cut; its 5 samples so far are kept" in caplog.text
     shutil.rmtree(Path(started.folder) / "curate")
-    made = Content(marker["config"], marker["inputs"])
-    assert made.key == marker["key"]
     assert store.restore_samples(started.folder, made) == (5, None)
     assert target.read_text() == "".join(lines[:5])
     assert not (Path(started.folder) / "curate" / ORIGIN).exists()
 
-    # the upstream model retrained elsewhere (another checksum, the same settings): used, said, and recorded
+    # the sampled model retrained elsewhere (another checksum, the same settings): used, said, and recorded
     shutil.rmtree(Path(started.folder) / "curate")
-    pool = next(iter(marker["inputs"]))
-    retrained = Content(marker["config"], {**marker["inputs"], pool: "0" * 64})
+    retrained = Content(made.config, {**made.inputs, model: "b" * 64})
     rows, said_why = store.restore_samples(started.folder, retrained)
-    assert rows == 5 and f"though {pool} changed since they were made" in str(said_why)
-    write_json(started.marker, {**marker, "key": retrained.key, "inputs": retrained.inputs})
+    assert rows == 5 and f"though {model} changed since they were made" in str(said_why)
+    write_json(started.marker, retrained.marker(started, "started", {}))
     store.keep_samples(started.folder)
     record = json.loads((store.folder(started.folder) / "curate" / "samples.json").read_text())
-    assert record["key"] == retrained.key and record["restored_from"]["key"] == marker["key"]
-    # other settings: nothing
-    other = Content({**marker["config"], "seed": -1}, marker["inputs"])
-    shutil.rmtree(Path(started.folder) / "curate")
-    assert store.restore_samples(started.folder, other)[0] == 0
-    assert not target.exists()
+    assert record["key"] == retrained.key and record["restored_from"]["key"] == made.key
+    # other data (the pool's checksum) or other settings: nothing
+    pool = next(iter(then["inputs"]))
+    for other in (
+        Content(made.config, {**retrained.inputs, pool: "0" * 64}),
+        Content({**made.config, "seed": -1}, retrained.inputs),
+    ):
+        shutil.rmtree(Path(started.folder) / "curate", ignore_errors=True)
+        assert store.restore_samples(started.folder, other)[0] == 0
+        assert not target.exists()

@@ -410,9 +410,9 @@ def restore_samples(store: Store | None, step: Step, now: Content, root: str) ->
     where = place(step, root)
     if rows:
         log.info(
-            "[ablate] %s: %d samples restored from %s; the curation generates only what they lack",
+            "[ablate] %s: %s samples restored from %s; the curation generates only what they lack",
             where,
-            rows,
+            f"{rows:,}",
             store.root,
         )
     if differs:

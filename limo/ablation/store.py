@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.records import DataError, write_bytes_atomic, write_json
-from limo.ablation.markers import Content, digest, read_marker
+from limo.ablation.markers import ROOT, Content, digest, read_marker
 
 PLAN = "plan.json"
 SAMPLE_FIELDS = ("problem_id", "sample_index", "part", "correct", "status", "extracted", "response")
@@ -46,6 +46,7 @@ TURN_FIELDS = ("correct", "extracted", "status", "response")
 CURATED = ("prompts.jsonl", "messages.jsonl", "pairs.jsonl")
 SAMPLED = ("rollouts", "rise", "teacher")  # a curation's generation caches: curate/<folder>/*.jsonl
 SAMPLES = "samples"  # where they are kept: curate/samples/<folder>/<file>.gz, curate/samples.json
+TRAINED = "/train/model"  # an input that is a run's trained model (`limo.ablation.markers.trained_model`)
 ORIGIN = "samples_origin.json"  # beside restored samples of another key (`Store.restore_samples`)
 
 
@@ -210,10 +211,11 @@ class Store:
         rows. Returns (rows restored, what differs when it is not the key).
 
         Kept under the curation's key of now, they are its own. Kept under the same config with the same inputs
-        read, one or more of them with other checksums (an ``after`` arm's upstream model retrained on another
-        machine: its weights differ in rounding and its model card in timings), they are restored too, and the
-        difference is returned to be said, and written beside them (`ORIGIN`, carried into the kept record): the
-        samples then come from a model trained the same way, not from these bytes. Another config: nothing."""
+        read, where only trained models of the ablation's runs have other checksums (an ``after`` arm's upstream
+        model retrained on another machine: its weights differ in rounding and its model card in timings), they are
+        restored too, and the difference is returned to be said, and written beside them (`ORIGIN`, carried into
+        the kept record): the samples then come from a model trained the same way, not from these bytes. Another
+        config, or other data: nothing."""
         source, target = self.folder(curation) / "curate", Path(curation) / "curate"
         record = read_marker(source / f"{SAMPLES}.json")
         if not record:
@@ -223,7 +225,10 @@ class Store:
             was = record.get("inputs") or {}
             if record.get("config") != digest(now.config) or set(was) != set(now.inputs):
                 return 0, "not used: they were made with other settings (the curation samples again)"
-            changed = ", ".join(sorted(k for k in was if was[k] != now.inputs[k]))
+            changed_inputs = sorted(k for k in was if was[k] != now.inputs[k])
+            if not all(k.startswith(f"{ROOT}/") and k.endswith(TRAINED) for k in changed_inputs):
+                return 0, "not used: they were made from other data (the curation samples again)"
+            changed = ", ".join(changed_inputs)
             differs = (
                 f"used, with the same settings, though {changed} changed since they were made (another checksum): "
                 "they come from a model made the same way, not from these bytes"

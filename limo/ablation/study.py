@@ -302,10 +302,10 @@ def keep_samples(study: plan.Study) -> None:
         rows = store.keep_samples(folder)
         if rows and (read_marker(marker) or {}).get("status") != "done":
             log.info(
-                "[ablate] %s: its curation was cut; its %d samples so far are kept in %s, and a rerun on any machine "
+                "[ablate] %s: its curation was cut; its %s samples so far are kept in %s, and a rerun on any machine "
                 "goes on from them",
                 folder.relative_to(study.root),
-                rows,
+                f"{rows:,}",
                 store.root,
             )
 
