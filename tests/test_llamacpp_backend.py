@@ -62,6 +62,26 @@ def test_the_server_runs_the_recipes_protocol_not_llamacpps_sampling_defaults():
     assert "-np 8 -c 8192" in flags and "--host 127.0.0.1 --port 8123" in flags and "--jinja" in flags
 
 
+def test_a_cpu_with_amx_tiles_is_served_without_weight_repacking(tmp_path, monkeypatch, caplog):
+    """llama.cpp's AMX kernels die with SIGILL on Linux (ggml-org/llama.cpp#26954; CI on a 2-core Intel Xeon with
+    AMX lost every quantized export to it): limo serves without repacking there, and says so once."""
+    from eval.backends import llamacpp_server
+
+    sapphire, zen = tmp_path / "sapphire", tmp_path / "zen"
+    sapphire.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f amx_bf16 amx_tile amx_int8\n")
+    zen.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    monkeypatch.delattr(llamacpp_server.amx_cpu, "said", raising=False)
+    with caplog.at_level("WARNING"):
+        assert llamacpp_server.amx_cpu(str(sapphire)) and llamacpp_server.amx_cpu(str(sapphire))
+    assert caplog.text.count("--no-repack") == 1
+    assert not llamacpp_server.amx_cpu(str(zen)) and not llamacpp_server.amx_cpu(str(tmp_path / "none"))
+    tools = LlamaCppTools(Path("/x"), Path("/x/bin/llama-server"), Path("/q"), Path("/c"), Path("/g"), "v")
+    for has_amx in (True, False):
+        monkeypatch.setattr(llamacpp_server, "amx_cpu", lambda has_amx=has_amx: has_amx)
+        command = server_command(tools, Path("m.gguf"), 8123, ServerSettings())
+        assert ("--no-repack" in command) == has_amx
+
+
 @pytest.mark.slow
 def test_a_model_folder_is_exported_once_and_served_with_its_engine_recorded(overfit_backend, overfit_model_dir):
     from eval.backends.llamacpp import exported_gguf, folder_digest

@@ -12,6 +12,14 @@ operation, so one descheduled thread stalls the others — with 2 threads on 2 c
 sequences ran at 5.1 tokens/s against 32.7 with 1 thread (transformers with 2 OpenMP threads fared worse still: 1.0
 against 8.8).
 
+On a CPU with AMX tiles (Intel Xeon since Sapphire Rapids; Linux) the server runs with ``--no-repack``: weight
+repacking hands quantized weights (q4_k_m, q8_0, a ``pkg:`` model's q4_1) to llama.cpp's AMX kernels, which die with
+SIGILL there (ggml-org/llama.cpp#26954: the kernel grants the tile-data state per process only when asked, and the
+pinned llama.cpp asks from its main thread alone and can lose its tile configuration to the optimiser; measured on a
+2-core Intel Xeon with AMX: SmolLM2's q4_1 file killed the server at start, and served with ``--no-repack``). Repacking
+is a speed-up of quantized CPU matmuls, so the replies are llama.cpp's own either way; f16 files are not repacked
+at all. The flag is in the command ``run.json`` records, and `amx_cpu` says once that it is used.
+
 No orphan server: the child runs in a session of its own (``start_new_session``: a Ctrl-C in the terminal reaches
 limo, which stops it, not the server mid-reply) and asks the kernel for SIGTERM when its parent dies
 (``prctl(PR_SET_PDEATHSIG)`` through ctypes in ``preexec_fn``; the function is looked up before the fork, so the
@@ -29,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import logging
 import os
 import signal
 import socket
@@ -48,6 +57,7 @@ from eval.backends.openai import BackendUnavailableError
 
 PR_SET_PDEATHSIG = 1
 HOST = "127.0.0.1"
+log = logging.getLogger(__name__)
 
 
 class LlamaServerError(BackendUnavailableError):
@@ -84,7 +94,26 @@ def server_command(tools: LlamaCppTools, gguf: Path, port: int, settings: Server
         command += ["-t", str(threads)]
     if settings.chat_template_file:
         command += ["--chat-template-file", settings.chat_template_file]
+    if amx_cpu():
+        command.append("--no-repack")
     return command + list(settings.extra_args)
+
+
+def amx_cpu(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU has AMX tiles, where llama-server runs without weight repacking (see the module docstring);
+    said once a process."""
+    try:
+        flags = next((line for line in Path(cpuinfo).read_text().splitlines() if line.startswith("flags")), "")
+    except OSError:
+        return False
+    found = "amx_tile" in flags.split()
+    if found and not getattr(amx_cpu, "said", False):
+        amx_cpu.said = True  # type: ignore[attr-defined]
+        log.warning(
+            "[llamacpp] this CPU has AMX tiles: llama-server runs with --no-repack (its AMX kernels die with SIGILL "
+            "on Linux: ggml-org/llama.cpp#26954)"
+        )
+    return found
 
 
 def default_threads() -> int | None:
