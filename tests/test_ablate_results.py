@@ -13,6 +13,8 @@ import gzip
 import json
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -304,3 +306,27 @@ def test_an_ablation_cut_by_its_deadline_and_finished_from_its_kept_runs_alone_e
     assert "### Primary comparison: curated vs random_correct on arith_heldout" in written
     assert "| curated |" in written and docs.render(written, tmp_path / "kept") == written
     assert docs.render(written.replace("| curated |", "| cured |"), tmp_path / "kept") == written
+
+
+def test_a_step_s_measured_seconds_leave_out_the_time_its_process_was_stopped(tmp_path):
+    """The deadline predicts from measured steps; a campaign stopped with SIGSTOP (or Ctrl-Z) for minutes must not
+    record them as the step's time (it once made the predictor decline runs that fit)."""
+    script = tmp_path / "clock.py"
+    script.write_text(
+        "import sys, time\n"
+        "from limo.ablation.steps import running_clock\n"
+        "start = running_clock(); wall = time.monotonic()\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(9)\n"
+        "print(round(running_clock() - start, 1), round(time.monotonic() - wall, 1), flush=True)\n"
+    )
+    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+    time.sleep(1.5)
+    process.send_signal(signal.SIGSTOP)
+    time.sleep(6)
+    process.send_signal(signal.SIGCONT)
+    measured, wall = map(float, process.stdout.readline().split())
+    process.wait(timeout=30)
+    # 9 s of wall time, 6 of them stopped (the sleep ends by the wall clock): about 3 s its own
+    assert wall >= 8.5 and 2.0 <= measured <= 4.5, (measured, wall)

@@ -353,7 +353,7 @@ def run_step(
         write_json(step.marker, now.marker(step, "started", running))
         command = step.command(list(names) if step.stage == "evaluate" and names else None)
         log.info("[ablate] $ %s", " ".join(command))
-        started = time.monotonic()
+        started = running_clock()
         code = launch(command, output, cwd, torch_ahead)
         if code != 0:
             where = f"its output: {output}" if output else "its output is above"
@@ -361,7 +361,32 @@ def run_step(
         after = Content(now.config, input_sums(step, cfg, root, cwd, sums), now.benchmarks)  # a model built by it
         write_json(step.marker, after.marker(step, "done", running))
         keep(store, step)
-        return event(events, step, "ran", time.monotonic() - started, todo.why)
+        return event(events, step, "ran", running_clock() - started, todo.why)
+
+
+STOPPED_GAP = 5.0  # seconds between two ticks of `running_clock`'s thread that mean the process was stopped
+_stopped: dict[str, float] = {"seconds": 0.0, "pid": 0}  # the pid whose thread counts (a fork starts its own)
+
+
+def running_clock() -> float:
+    """``time.monotonic()`` less the time this process spent stopped (SIGSTOP, Ctrl-Z), so that a step's measured
+    seconds, which the deadline's prediction reads (`measurements`), are the step's own: a thread ticks every second,
+    and a tick that comes `STOPPED_GAP` seconds or more after the one before counts the gap, less the second it
+    waited, as stopped."""
+    if _stopped["pid"] != os.getpid():
+        _stopped.update(seconds=0.0, pid=os.getpid())
+
+        def tick() -> None:
+            last = time.monotonic()
+            while True:
+                time.sleep(1.0)
+                now = time.monotonic()
+                if now - last >= STOPPED_GAP:
+                    _stopped["seconds"] += now - last - 1.0
+                last = now
+
+        threading.Thread(target=tick, name="ablate-stopped-clock", daemon=True).start()
+    return time.monotonic() - _stopped["seconds"]
 
 
 def place(step: Step, root: str) -> str:
