@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import json
 import multiprocessing
 import os
 import re
@@ -23,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +44,7 @@ from eval.grading.timeouts import (
 )
 from tests.grader_timing import LIMIT_S, timed_grade
 
+REPO = Path(__file__).resolve().parents[1]
 CONTRACT_S = LIMIT_S + 1.0  # every call returns within its limit plus 1 s
 # what size limits let one of these inputs cost, half the limit. Measured with the collector paused: a full collection
 # of a test worker's heap (models, datasets of earlier tests) is charged to whichever call triggers it, and cost one
@@ -350,34 +352,40 @@ def test_a_retry_is_decided_by_the_worker_s_cpu_budget_not_by_the_load_again(cap
     assert timeouts.wall_factor() == 1.0  # only the retry had the longer deadline
 
 
-def _parse_after(monkeypatch, wait: Callable[[], None]) -> None:
-    """math-verify's parse first waits (``wait``), then parses as before."""
-    import math_verify.parser
-
-    original = math_verify.parser.extract_target_from_pred
-
-    def slowed(*args, **kwargs):
-        wait()
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(math_verify.parser, "extract_target_from_pred", slowed)
+TIMED_PARSE = """
+import json, signal, sys, time
+import math_verify.parser
+from eval.grading.latex_fallback import _spin, compare_math_verify
+original = math_verify.parser.extract_target_from_pred
+wait = {"sleep": lambda: time.sleep(1.5), "spin": lambda: _spin(1.5)}[sys.argv[1]]
+def slowed(*args, **kwargs):
+    wait()
+    return original(*args, **kwargs)
+math_verify.parser.extract_target_from_pred = slowed
+print(json.dumps([compare_math_verify("\\\\frac{1}{2}", "0.5", 2.0), list(signal.getitimer(signal.ITIMER_PROF))]))
+"""
 
 
 @pytest.mark.slow
-def test_math_verify_s_own_timer_counts_cpu_time_not_the_wall_clock(monkeypatch):
+def test_math_verify_s_own_timer_counts_cpu_time_not_the_wall_clock():
     """In the worker, math-verify's timer (1 s under a 2 s limit) fired by the wall clock (its signal.alarm): a parse
     that waited 1.5 s for a core read as no parse, and the pair went to the other parser. It counts CPU time now: a
-    parse that waits keeps math-verify's verdict, one that computes past the budget is still cut off."""
-    from eval.grading.latex_fallback import _spin, compare_math_verify
+    parse that waits keeps math-verify's verdict, one that computes past the budget is still cut off. Each case runs in
+    a process of its own, as in the grader's worker: the timer counts the whole process's CPU time, and a test
+    worker's other threads (a Ray client's, say) could spend it during the wait."""
 
-    _parse_after(monkeypatch, lambda: time.sleep(1.5))  # waiting: wall clock passes, CPU time does not
-    assert compare_math_verify("\\frac{1}{2}", "0.5", 2.0) == {
-        "status": "correct",
-        "reason": "math-verify (our parser declined)",
-    }
-    _parse_after(monkeypatch, lambda: _spin(1.5))  # computing: the 1 s of CPU time runs out inside the parse
-    assert compare_math_verify("\\frac{1}{2}", "0.5", 2.0) is None  # no parse, as math-verify's own timer gave
-    assert signal.getitimer(signal.ITIMER_PROF) == (0.0, 0.0)  # disarmed after each call
+    def parsed(wait: str) -> list:
+        done = subprocess.run(
+            [sys.executable, "-c", TIMED_PARSE, wait], capture_output=True, text=True, timeout=120, cwd=REPO
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    verdict, timer = parsed("sleep")  # waiting: wall clock passes, CPU time does not
+    assert verdict == {"status": "correct", "reason": "math-verify (our parser declined)"}
+    assert timer == [0.0, 0.0]  # disarmed after the call
+    verdict, timer = parsed("spin")  # computing: the 1 s of CPU time runs out inside the parse
+    assert verdict is None and timer == [0.0, 0.0]  # no parse, as math-verify's own timer gave
 
 
 def test_limit_holds_in_threads(worker):
