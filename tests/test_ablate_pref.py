@@ -242,3 +242,10 @@ def test_a_curation_s_samples_are_kept_and_a_clone_elsewhere_goes_on_from_them(t
         shutil.rmtree(Path(started.folder) / "curate", ignore_errors=True)
         assert store.restore_samples(started.folder, other)[0] == 0
         assert not target.exists()
+
+    # a reply holding U+2028 is one row (splitlines would cut it in two), and a torn last line is left out
+    from limo.ablation.store import whole_lines
+
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text(json.dumps({"text": "a\u2028b"}, ensure_ascii=False) + "\n" + '{"text": "to', encoding="utf-8")
+    assert [json.loads(line) for line in whole_lines(odd)] == [{"text": "a\u2028b"}]

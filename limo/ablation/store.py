@@ -31,13 +31,12 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from eval.records import DataError, write_bytes_atomic, write_json
-from limo.ablation.markers import ROOT, Content, digest, read_marker
+from limo.ablation.markers import ROOT, Content, digest, read_marker, remove
 
 PLAN = "plan.json"
 SAMPLE_FIELDS = ("problem_id", "sample_index", "part", "correct", "status", "extracted", "response")
@@ -188,7 +187,7 @@ class Store:
         same = record.get("key") == marker["key"]
         kept = dict(record.get("files") or {}) if same else {}
         if not same:
-            remove_tree(target / SAMPLES)
+            remove([target / SAMPLES])
         for name, lines in files.items():
             if len(lines) > int(kept.get(name, 0)):
                 write_gz(target / SAMPLES / f"{name}.gz", "".join(lines))
@@ -267,21 +266,16 @@ def first_sample(row: Mapping[str, Any]) -> bool:
 
 
 def whole_lines(path: Path) -> list[str]:
-    """A JSONL file's lines that are whole (a kill can leave the last one torn: no newline, or not JSON)."""
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    if lines and not lines[-1].endswith("\n"):
-        lines.pop()
+    """A JSONL file's whole lines, each with its newline: a kill can leave the last one torn (no newline, or not
+    JSON). Split at "\n" only, as `eval.records.read_jsonl` reads: a reply may hold U+2028, which splitlines breaks."""
+    text = path.read_text(encoding="utf-8")
+    lines = [line + "\n" for line in text[: text.rfind("\n") + 1].split("\n")[:-1] if line.strip()]
     if lines:
         try:
             json.loads(lines[-1])
         except ValueError:
             lines.pop()
-    return [line for line in lines if line.strip()]
-
-
-def remove_tree(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path)
+    return lines
 
 
 def count_rows(path: Path) -> int:
