@@ -328,5 +328,6 @@ def test_a_step_s_measured_seconds_leave_out_the_time_its_process_was_stopped(tm
     process.send_signal(signal.SIGCONT)
     measured, wall = map(float, process.stdout.readline().split())
     process.wait(timeout=30)
-    # 9 s of wall time, 6 of them stopped (the sleep ends by the wall clock): about 3 s its own
-    assert wall >= 8.5 and 2.0 <= measured <= 4.5, (measured, wall)
+    # 9 s of wall time, 6 of them stopped (the sleep ends by the wall clock): about 3 s its own. Bounds with seconds of
+    # slack, so that a loaded machine's late ticks do not decide it: most of the stop left out, the run kept
+    assert wall >= 8.5 and 1.0 <= measured <= wall - 4.0, (measured, wall)
