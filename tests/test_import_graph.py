@@ -123,7 +123,8 @@ ENTRY_POINTS = tuple(
 # __init__ belongs to exactly one part.
 FLOORS = {
     "eval": (
-        ("eval.problem", "eval.options", "eval.answers"),  # the problem record, options, reading an answer
+        ("eval.problem", "eval.options", "eval.answers", "eval.niceness"),  # the problem record, options, reading an
+        # answer, and the nice of a process started with setsid
         ("eval.records",),  # readers and writers
         ("eval.backends",),  # generation backends, generators, model sources
         ("eval.benchmarks",),  # benchmarks and task generators

@@ -54,6 +54,7 @@ from typing import Any, TextIO
 
 from eval.backends.llamacpp_tools import LlamaCppTools
 from eval.backends.openai import BackendUnavailableError
+from eval.niceness import keep_niceness
 
 PR_SET_PDEATHSIG = 1
 HOST = "127.0.0.1"
@@ -146,17 +147,19 @@ def free_port() -> int:
 
 
 def _die_with_parent() -> Callable[[], None]:
-    """A ``preexec_fn`` that asks the kernel to SIGTERM the child when limo dies (Linux; elsewhere a no-op)."""
+    """A ``preexec_fn`` that asks the kernel to SIGTERM the child when limo dies (Linux; elsewhere a no-op), and keeps
+    limo's niceness for the child's new session (`eval.niceness`)."""
     parent = os.getpid()
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        return lambda: None
+        return keep_niceness
 
     def preexec() -> None:
         prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
         if os.getppid() != parent:  # limo died between fork and prctl: nobody would stop this server
             os._exit(1)
+        keep_niceness()  # its own session must not lift a nice on limo (eval.niceness)
 
     return preexec
 

@@ -36,6 +36,7 @@ from typing import Any
 from eval.grading.grader import Verdict, grade
 from eval.grading.options import GradeOptions
 from eval.grading.timeouts import _cpu_seconds
+from eval.niceness import new_session
 
 GradeFn = Callable[..., Verdict]  # called as grade_fn(gold, response, timeout_s=..., problem=...)
 Triple = tuple[str, str] | tuple[str, str, str | None]
@@ -309,7 +310,7 @@ def _serve(conn: Connection, grade_fn: GradeFn, options: GradeOptions | None = N
     """A worker's loop: its own process group, a warm grader, then one verdict per request until ``None``
     (each graded under ``options`` when given)."""
     extra = {} if options is None else {"options": options}
-    os.setsid()  # the pool kills the group: a symbolic subprocess started by the grader dies with its worker
+    new_session()  # the pool kills the group: a symbolic subprocess started by the grader dies with its worker
     grade("1", "1")  # imports and caches warm before the first timed pair
     conn.send("ready")
     while True:

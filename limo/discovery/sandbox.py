@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from eval.niceness import keep_niceness
+
 log = logging.getLogger(__name__)
 
 CONFINEMENTS = ("auto", "bubblewrap", "rlimits")
@@ -222,6 +224,7 @@ def _limit_child(limits: Limits):
             pass
         if os.getppid() != parent:  # the parent died before prctl took effect
             os._exit(1)
+        keep_niceness()  # its session of its own must not lift a nice on the loop (eval.niceness)
 
     return apply
 
