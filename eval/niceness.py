@@ -7,7 +7,7 @@ fairly between groups; a process's nice value weighs it only against the others 
 machine: ``nice -n 19 python -m limo.ablate ...`` beside the test suite, its llama-server (a session of its own, so a
 Ctrl-C in the terminal does not reach it mid-reply) took 22-35% of the cores from the suite's nice-0 processes, where
 nice 19 leaves about 1.5%. `keep_niceness` gives the new session's group the process's own nice value; the places
-that start a session call it (llama-server, the grader pool's workers, the discovery sandbox, the GPU check's parts).
+that start a session call it (llama-server, the grader pool's workers, the discovery sandbox).
 
 Raising a group's nice needs no privilege; the kernel refuses a write within 100 ms of the previous one (any
 process's) unless the writer has CAP_SYS_ADMIN, so a refused write is tried again a few times. Where there is no
