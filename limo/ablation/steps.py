@@ -531,7 +531,8 @@ def run_item(index: int, item: dict[str, Any]) -> Iterator[dict[str, Any]]:
         return
     # a training or evaluation here will use the warm worker, so a curation may start it (its imports paid once)
     torch_ahead = bool(item.get("warm_curations")) or any(step.stage != "curate" for step in steps)
-    for step, state, needed in zip(steps, states, needed_here(states), strict=True):
+    for position, step in enumerate(steps):
+        state, needed = states[position], needed_here(states)[position]
         if state == "kept" and not needed:
             done = event(item["events"], step, "reused", 0.0, source="results")
         else:
@@ -547,4 +548,7 @@ def run_item(index: int, item: dict[str, Any]) -> Iterator[dict[str, Any]]:
             accept_old = bool(item.get("accept_old_markers"))
             done = run_step(step, output, item["events"], item["cwd"], accept_old, store, torch_ahead)
         log.info("[ablate] %s: %s %s (%.0f s)", item["label"], done["stage"], done["event"], done["seconds"])
+        if done["event"] == "ran" and position + 1 < len(steps):
+            # what ran changed the later steps' inputs (a new model): a kept evaluation of the old one is not theirs
+            states = [*states[: position + 1], *item_states(steps, item, store)[position + 1 :]]
         yield done
