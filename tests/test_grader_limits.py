@@ -24,7 +24,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -43,8 +42,8 @@ from eval.grading.timeouts import (
     run_bounded,
 )
 from tests.grader_timing import LIMIT_S, timed_grade
+from tests.shared_data import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[1]
 CONTRACT_S = LIMIT_S + 1.0  # every call returns within its limit plus 1 s
 # what size limits let one of these inputs cost, half the limit. Measured with the collector paused: a full collection
 # of a test worker's heap (models, datasets of earlier tests) is charged to whichever call triggers it, and cost one
@@ -376,7 +375,7 @@ def test_math_verify_s_own_timer_counts_cpu_time_not_the_wall_clock():
 
     def parsed(wait: str) -> list:
         done = subprocess.run(
-            [sys.executable, "-c", TIMED_PARSE, wait], capture_output=True, text=True, timeout=120, cwd=REPO
+            [sys.executable, "-c", TIMED_PARSE, wait], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT
         )
         assert done.returncode == 0, done.stderr[-2000:]
         return json.loads(done.stdout.strip().splitlines()[-1])

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.shared_data import REPO_ROOT
+
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/autogroup").exists(), reason="no autogroup scheduler here (/proc/self/autogroup)"
 )
@@ -45,7 +46,12 @@ with GraderPool(workers=1) as pool:
 
 def run(script: str, *args: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-c", script, *args], cwd=REPO, capture_output=True, text=True, timeout=120, env=os.environ
+        [sys.executable, "-c", script, *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout.strip()
