@@ -389,3 +389,20 @@ def test_a_clone_holding_only_the_kept_runs_retrains_an_upstream_run_only_for_an
         "and again seed 0 still has to run"
     )
     assert (kept / "runs" / "again" / "seed0" / ".ablate" / "evaluate.json").exists()
+
+
+@pytest.mark.slow
+def test_a_kept_run_whose_curation_runs_again_with_new_data_is_trained_and_evaluated_again(
+    finished, tmp_path, overfit_model_dir
+):
+    """A clone with ``results/`` alone and another base model: curated's run is retrained, so the arm after it is
+    curated again from the new model, and its training and evaluation, kept from the old one, must run again too.
+    Judged once before the item's curation ran, they read as kept, and the old evaluation was reused (seen in the
+    preference campaign: an rft run retrained on new samples, its kept evaluation of the model before reused)."""
+    shutil.copytree(finished / "conf", tmp_path / "conf")
+    kept = tmp_path / "results"
+    shutil.copytree(finished / "out" / "results", kept)
+    happened, _ = ablate(tmp_path / "out", f"model.path={overfit_model_dir}", "--results-dir", str(kept))
+    ran = {(e["stage"], e["folder"]) for e in happened if e["event"] == "ran"}
+    assert {("curate", "runs/again/seed0"), ("train", "runs/again/seed0"), ("evaluate", "runs/again/seed0")} <= ran
+    assert not [e for e in happened if e.get("from") == "results" and "again" in e["folder"]]
