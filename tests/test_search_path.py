@@ -46,6 +46,31 @@ def test_a_users_recipe_composes_over_a_shipped_one(conf):
     assert cfg.curate.stages.ingest.source == "champ"  # from the shipped recipe it extends
 
 
+@pytest.mark.parametrize("how", ["config_dirs", "hydra.searchpath"])
+def test_a_recipe_edited_between_two_compositions_composes_anew_and_each_caller_gets_its_own_copy(
+    conf, how, monkeypatch
+):
+    """`compose` keeps what it composed (an ablation composes each step several times): an edit to a recipe file,
+    an environment variable a recipe reads, or a caller changing its config must not show in the next one."""
+
+    def composed(*extra: str):
+        if how == "config_dirs":
+            return compose("my_pool", list(extra), config_dirs=[conf])
+        return compose("my_pool", [*extra, f"hydra.searchpath=[file://{conf}]"])
+
+    first = composed()
+    assert first.curate.stages.select.n == 7
+    first.curate.stages.select.n = 99  # the caller's copy
+    assert composed().curate.stages.select.n == 7
+    (conf / "recipe" / "my_pool.yaml").write_text(CHAMP_BASED.replace("n: 7", "n: 11"))
+    assert composed().curate.stages.select.n == 11
+    assert composed("curate.stages.select.n=5").curate.stages.select.n == 5
+    monkeypatch.setenv("LIMO_CACHE", str(conf / "cache"))  # recipes/model/tiny.yaml reads it
+    assert compose("demo", ["model=tiny"]).model.path == str(conf / "cache" / "tiny-qwen2-seed0")
+    monkeypatch.setenv("LIMO_CACHE", str(conf / "elsewhere"))
+    assert compose("demo", ["model=tiny"]).model.path == str(conf / "elsewhere" / "tiny-qwen2-seed0")
+
+
 def test_a_misspelt_users_recipe_names_the_closest_and_every_folder_searched(conf):
     with pytest.raises(OptionsError) as err:
         hydra_argv(["recipe=my_pol", "--config-dir", str(conf)])
