@@ -1,5 +1,6 @@
-"""Two processes on CPU (torchrun + gloo): plain data parallel, DeepSpeed ZeRO-2 and ZeRO-3 give the same losses
-(and so does the weighted-loss trainer under ZeRO-3 with unit weights).
+"""Two processes on CPU (gloo): plain data parallel, DeepSpeed ZeRO-2 and ZeRO-3 give the same losses (and so does
+the weighted-loss trainer under ZeRO-3 with unit weights). The ZeRO-3 run starts through torchrun, as a user starts
+it; the others' ranks are forks of a process that imported the training stack once (`tests.fork_ranks`).
 
 Conditions under which they match (documented in docs/training.md): the same data order on every
 backend (transformers' seeded sampler splits each global batch across ranks the same way), the loss
@@ -19,7 +20,7 @@ from tests.launch import run_module
 STEPS = 5
 
 
-def _torchrun(repo_root, out, data, model_dir, *extra):
+def _two(repo_root, out, data, model_dir, *extra, launcher="fork"):
     done = run_module(
         repo_root,
         "limo.train",
@@ -32,6 +33,7 @@ def _torchrun(repo_root, out, data, model_dir, *extra):
         f"train.args.max_steps={STEPS}",
         *extra,
         two_processes=True,
+        launcher=launcher,
         timeout=900,
     )
     history = json.loads((out / "train" / "log_history.json").read_text())
@@ -41,15 +43,19 @@ def _torchrun(repo_root, out, data, model_dir, *extra):
 @pytest.mark.slow
 def test_zero2_and_zero3_match_plain_two_process_losses(tmp_path, repo_root, tiny_model_dir):
     data = write_champ_messages(tmp_path / "messages.jsonl", limit=8)
-    plain, stdout = _torchrun(repo_root, tmp_path / "plain", data, tiny_model_dir)
+    plain, stdout = _two(repo_root, tmp_path / "plain", data, tiny_model_dir)
     assert "world size 2: global batch 8 = 2 per device x 2 accumulation x 2 processes" in stdout
     assert stdout.count("[train] plan:") == 1, "only rank 0 reports"
     assert len(plain) == STEPS and plain[0] != plain[-1]
-    for stage in ("zero2", "zero3"):
-        losses, _ = _torchrun(repo_root, tmp_path / stage, data, tiny_model_dir, f"deepspeed={stage}")
+    for stage in ("zero2", "zero3"):  # ZeRO-3, LIMO's setting, started as a user starts it: torchrun
+        launcher = "torchrun" if stage == "zero3" else "fork"
+        losses, stdout = _two(
+            repo_root, tmp_path / stage, data, tiny_model_dir, f"deepspeed={stage}", launcher=launcher
+        )
         assert losses == pytest.approx(plain, rel=1e-4), stage
+        assert stdout.count("[train] plan:") == 1, stage
     # The weighted-loss trainer (RISE) under ZeRO-3, all weights 1.0: the same losses again.
-    weighted, _ = _torchrun(
+    weighted, _ = _two(
         repo_root, tmp_path / "weighted", data, tiny_model_dir, "deepspeed=zero3", "train.trainer=weighted_sft"
     )
     assert weighted == pytest.approx(plain, rel=1e-4)

@@ -52,6 +52,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from limo.ablation.warm import DEEPSPEED_MODULES  # noqa: E402  (stdlib only; the forked runs' preload)
+
 Spec = dict[str, Any]
 Figures = dict[str, Any]
 
@@ -776,8 +778,7 @@ FORK_PRELOAD = (
     "trl.trainer.sft_config",
     "trl.trainer.sft_trainer",
     "accelerate",
-    "deepspeed",
-    "deepspeed.runtime.zero.utils",
+    *DEEPSPEED_MODULES,
     "limo.train",
     "limo.training.trainers",
     "limo.models.tiny",

@@ -75,6 +75,11 @@ WARM_MODULES = (
     "limo.training.trainers",
     "eval.grading.grader",
 )
+# What a DeepSpeed rank imports beyond `WARM_MODULES`: its engine imports the Muon optimizer to check the optimizer it
+# is given, and that module compiles a function with torch.compile at import (torch._dynamo and inductor: about 3 s
+# of CPU a rank). Preloaded by the launchers that fork ranks from one process (the tests' `tests.fork_ranks`, the
+# GPU check's CPU runs); the ablation's steps run no DeepSpeed by default, so the warm worker leaves them out.
+DEEPSPEED_MODULES = ("deepspeed", "deepspeed.runtime.zero.utils", "deepspeed.runtime.zero.muon.muon_optimizer")
 PR_SET_PDEATHSIG = 1
 MAX_MESSAGE = 1 << 22  # a request carries the step's environment; replies are a few bytes
 log = logging.getLogger("limo.ablate")
