@@ -24,19 +24,13 @@ import importlib
 import os
 import runpy
 import signal
-import socket
 import sys
 from collections.abc import Sequence
 
+from eval.backends.llamacpp_server import free_port
 from limo.ablation.warm import DEEPSPEED_MODULES, die_with_parent, warm_up
 
 RANKS = 2
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def rendezvous(rank: int, port: int) -> dict[str, str]:
@@ -56,8 +50,8 @@ def rendezvous(rank: int, port: int) -> dict[str, str]:
     }
 
 
-def fork_ranks(port: int) -> int | None:
-    """In each forked rank: its rank. In this process, once every rank ended: None, having exited with the first
+def fork_ranks(port: int) -> int:
+    """In each forked rank: its rank. This process never returns: once every rank ended it exits with the first
     failure's status (the other ranks killed) or 0."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()

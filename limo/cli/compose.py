@@ -26,7 +26,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from limo.cli.overrides import hydra_argv
-from limo.config.search_path import searchpath_overrides
+from limo.config.search_path import search_dirs, searchpath_overrides
 from limo.config.sections import CONFIG_DIR
 
 KEPT = 64  # compositions a process keeps (an ablation's steps compose a few each)
@@ -58,17 +58,10 @@ def compose(recipe: str, overrides: Sequence[str] = (), config_dirs: Sequence[Pa
 
 
 def recipe_files(lines: Sequence[str]) -> tuple[tuple[str, int, int], ...]:
-    """Path, size and modification time of every file in the shipped config folder and in each ``file://`` folder
-    the command line adds to Hydra's search path: what a composition reads."""
-    folders = [CONFIG_DIR] + [
-        Path(part.strip(" []'\"").removeprefix("file://"))
-        for line in lines
-        if line.split("=", 1)[0].lstrip("+~") == "hydra.searchpath"
-        for part in line.split("=", 1)[1].split(",")
-        if part.strip(" []'\"").startswith("file://")
-    ]
+    """Path, size and modification time of every file in the config folders the command line composes from (the
+    shipped one and the user's, `limo.config.search_path.search_dirs`): what a composition reads."""
     found: list[tuple[str, int, int]] = []
-    for folder in folders:
+    for folder in search_dirs(lines):
         for parent, _, names in os.walk(folder):
             for name in names:
                 with contextlib.suppress(OSError):
