@@ -29,7 +29,8 @@ dist.init_process_group("gloo")
 total = [rank + 1]
 dist.broadcast_object_list(total, src=1)
 names = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR")
-print(sys.argv[1:], " ".join(f"{n}={os.environ[n]}" for n in names), "from rank 1:", total[0], flush=True)
+line = f"{sys.argv[1:]} {' '.join(f'{n}={os.environ[n]}' for n in names)} from rank 1: {total[0]}\\n"
+os.write(1, line.encode())  # one write: print's pieces interleave with the other rank's when stdout is unbuffered
 dist.destroy_process_group()
 """
 
