@@ -71,6 +71,34 @@ def test_a_recipe_edited_between_two_compositions_composes_anew_and_each_caller_
     assert compose("demo", ["model=tiny"]).model.path == str(conf / "elsewhere" / "tiny-qwen2-seed0")
 
 
+def test_a_composition_is_kept_across_variables_no_recipe_reads_and_made_anew_in_another_folder(conf, monkeypatch):
+    """The kept compositions are keyed by the variables the recipes read (a test runner changes others between
+    tests), by all of them when a recipe names its variable through an interpolation, and by the working folder
+    (Hydra's ``runtime.cwd``)."""
+    import limo.cli.compose as composing
+
+    made: list[list[str]] = []
+    real = composing.hydra_compose
+
+    def counted(*args, **kwargs):
+        made.append(list(kwargs["overrides"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(composing, "hydra_compose", counted)
+    monkeypatch.setenv("LIMO_NOT_READ_BY_ANY_RECIPE", "1")
+    compose("my_pool", config_dirs=[conf])
+    monkeypatch.setenv("LIMO_NOT_READ_BY_ANY_RECIPE", "2")
+    assert compose("my_pool", config_dirs=[conf]).curate.stages.select.n == 7 and len(made) == 1
+    monkeypatch.chdir(conf)
+    compose("my_pool", config_dirs=[conf])
+    assert len(made) == 2  # another working folder
+    indirect = CHAMP_BASED + "which: LIMO_NOT_READ_BY_ANY_RECIPE\nread: ${oc.env:${which}}\n"
+    (conf / "recipe" / "my_pool.yaml").write_text(indirect)
+    assert compose("my_pool", config_dirs=[conf]).read == "2" and len(made) == 3
+    monkeypatch.setenv("LIMO_NOT_READ_BY_ANY_RECIPE", "3")
+    assert compose("my_pool", config_dirs=[conf]).read == "3" and len(made) == 4
+
+
 def test_a_misspelt_users_recipe_names_the_closest_and_every_folder_searched(conf):
     with pytest.raises(OptionsError) as err:
         hydra_argv(["recipe=my_pol", "--config-dir", str(conf)])

@@ -6,16 +6,21 @@ every shipped recipe can be composed in a test, and a study (`limo.ablate`) can 
 
 A composition costs about 0.3 s of CPU (Hydra parses some thirty YAML files and merges them), and `limo.ablate`
 composes each step's config whenever it judges the step (three times for a step it runs). So a process keeps what
-it composed: the same command line, the same recipe files (their paths, sizes and modification times) and the same
-environment (``${oc.env:...}``) give a copy of the config composed before, and Hydra's run-time config
-(`HydraConfig`) as that composition left it.
+it composed: the same command line, the same recipe files (their paths, sizes and modification times), the same
+values of the environment variables they read (``${oc.env:NAME}`` in a recipe file or on the command line; the whole
+environment when a name is itself an interpolation) and the same working folder (Hydra's ``runtime.cwd``) give a copy
+of the config composed before, and Hydra's run-time config (`HydraConfig`) as that composition left it. Keyed by the
+whole environment before, a process whose other variables changed between compositions (a test runner names the
+running test in one) composed every recipe again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +34,9 @@ from limo.cli.overrides import hydra_argv
 from limo.config.search_path import search_dirs, searchpath_overrides
 from limo.config.sections import CONFIG_DIR
 
-KEPT = 64  # compositions a process keeps (an ablation's steps compose a few each)
+KEPT = 128  # compositions a process keeps (about 1.1 MB each; an ablation's steps compose a few each)
+ENV_READ = re.compile(r"oc\.env:\s*([^,}\s]*)")  # the variable an ``${oc.env:NAME,default}`` reads
+VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _kept: dict[tuple[Any, ...], tuple[DictConfig, Any]] = {}
 
 
@@ -41,7 +48,8 @@ def compose(recipe: str, overrides: Sequence[str] = (), config_dirs: Sequence[Pa
     The caller owns the config it gets (a copy of the one kept).
     """
     lines = hydra_argv([f"recipe={recipe}", *overrides, *searchpath_overrides(config_dirs)])
-    key = (tuple(lines), recipe_files(lines), tuple(sorted(os.environ.items())))
+    files = recipe_files(lines)
+    key = (tuple(lines), files, environment(lines, files), os.getcwd())
     if key not in _kept:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
             cfg = hydra_compose("config", overrides=lines, return_hydra_config=True)
@@ -68,3 +76,28 @@ def recipe_files(lines: Sequence[str]) -> tuple[tuple[str, int, int], ...]:
                     stat = os.stat(os.path.join(parent, name))
                     found.append((os.path.join(parent, name), stat.st_size, stat.st_mtime_ns))
     return tuple(sorted(found))
+
+
+def environment(lines: Sequence[str], files: Sequence[tuple[str, int, int]]) -> tuple[tuple[str, str | None], ...]:
+    """The environment variables the composition can read, with their values (None: unset): every name an
+    ``${oc.env:NAME}`` gives in the recipe files or on the command line; the whole environment when a name is itself
+    an interpolation (``${oc.env:${...}}``), which only resolving could tell."""
+    names: set[str] = set()
+    for text in (*lines, *(recipe_text(*entry) for entry in files)):
+        for name in ENV_READ.findall(text):
+            if not VARIABLE.fullmatch(name):
+                return tuple(sorted(os.environ.items()))
+            names.add(name)
+    return tuple((name, os.environ.get(name)) for name in sorted(names))
+
+
+@functools.lru_cache(maxsize=4096)
+def recipe_text(path: str, size: int, mtime_ns: int) -> str:
+    """A recipe file's text, read once per version of the file (its size and modification time are the key); ""
+    for what Hydra does not read (not YAML)."""
+    if not path.endswith((".yaml", ".yml")):
+        return ""
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
