@@ -1,7 +1,8 @@
 """Shard functions the executor tests hand to local, Ray and Slurm (importable by name on every engine).
 
 `quality_shard` scores a slice of CHAMP's unaided model chains with curation's rule-based quality score: a
-real map step over real text. It records every attempt in ``log_dir`` (one empty file per attempt, named
+real map step over real text, read from the chains file the test wrote once (`write_chains`: each task process
+loaded the whole CHAMP pool for its slice before, about 1 s of CPU a process and 24 s over the suite). It records every attempt in ``log_dir`` (one empty file per attempt, named
 with the shard and the process id and made unique, so that a process id the system reuses cannot merge two
 attempts) so a test can count which shards ran, and when ``log_dir/kill-<index>`` exists it deletes that flag
 and dies by SIGKILL halfway through writing its rows (``kill-always-<index>``: on every attempt), the way a
@@ -12,6 +13,7 @@ pre-empted or OOM-killed task dies: ``self`` kills the task's own process (a loc
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import signal
@@ -29,6 +31,21 @@ def unaided_chains() -> tuple[Any, ...]:
     return tuple(c for c in load_champ_pool().model_chains if c.prompt_setting in UNAIDED_SETTINGS)
 
 
+def write_chains(path: Path) -> Path:
+    """`unaided_chains` as JSON lines of ``{"id", "text"}`` at ``path`` (written once), for the shards to slice."""
+    if not path.is_file():
+        rows = "".join(json.dumps({"id": c.id, "text": c.text}) + "\n" for c in unaided_chains())
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(rows, encoding="utf-8")
+        tmp.replace(path)
+    return path
+
+
+def read_chains(path: str, start: int, stop: int) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in itertools.islice(handle, start, stop)]
+
+
 def quality_shard(index: int, item: dict[str, Any]) -> Iterator[dict[str, Any]]:
     from curation.options import QualityOptions
     from curation.stages.quality import keyword_pattern, score_text
@@ -37,13 +54,13 @@ def quality_shard(index: int, item: dict[str, Any]) -> Iterator[dict[str, Any]]:
     os.close(tempfile.mkstemp(prefix=f"attempt-{index}-{os.getpid()}-", dir=log_dir)[0])  # one file per attempt
     options = QualityOptions()
     patterns = {family: keyword_pattern(words) for family, words in options.keywords.items()}
-    chains = unaided_chains()[item["start"] : item["stop"]]
+    chains = read_chains(item["chains"], item["start"], item["stop"])
     kill_after = len(chains) // 2 if _take_kill_flag(log_dir, index) else None
     for position, chain in enumerate(chains):
         if position == kill_after:
             _die(item["kill"])
-        result = score_text(chain.text, options, patterns)
-        yield {"chain_id": chain.id, "quality": round(result["score"], 6), "words": result["words"]}
+        result = score_text(chain["text"], options, patterns)
+        yield {"chain_id": chain["id"], "quality": round(result["score"], 6), "words": result["words"]}
 
 
 def _take_kill_flag(log_dir: Path, index: int) -> bool:

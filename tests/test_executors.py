@@ -30,7 +30,7 @@ from curation.executors import (
     shard_ranges,
     write_rows_atomic,
 )
-from tests.executor_tasks import quality_shard, unaided_chains
+from tests.executor_tasks import quality_shard, unaided_chains, write_chains
 from tests.shared_data import REPO_ROOT
 
 SHARDS = 4
@@ -40,8 +40,9 @@ def make_job(root: Path, kill: str = "self") -> ShardJob:
     log_dir = root / "attempts"
     log_dir.mkdir(parents=True, exist_ok=True)
     total = len(unaided_chains())
+    chains = str(write_chains(root / "chains.jsonl"))
     items = tuple(
-        {"start": start, "stop": stop, "log_dir": str(log_dir), "kill": kill}
+        {"start": start, "stop": stop, "log_dir": str(log_dir), "kill": kill, "chains": chains}
         for start, stop in shard_ranges(total, SHARDS)
     )
     return ShardJob("quality", quality_shard, items, str(root / "out"))
