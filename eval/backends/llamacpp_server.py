@@ -21,9 +21,11 @@ is a speed-up of quantized CPU matmuls, so the replies are llama.cpp's own eithe
 at all. The flag is in the command ``run.json`` records, and `amx_cpu` says once that it is used.
 
 No orphan server: the child runs in a session of its own (``start_new_session``: a Ctrl-C in the terminal reaches
-limo, which stops it, not the server mid-reply) and asks the kernel for SIGTERM when its parent dies
+limo, which stops it, not the server mid-reply) and asks the kernel for SIGKILL when its parent dies
 (``prctl(PR_SET_PDEATHSIG)`` through ctypes in ``preexec_fn``; the function is looked up before the fork, so the
-child runs no import). That covers a SIGKILL of limo, where no Python code runs. The kernel ties the signal to the
+child runs no import). That covers a SIGKILL of limo, where no Python code runs. SIGKILL, not SIGTERM: a server
+whose client is gone has nothing to finish, and llama-server's own shutdown can hang (a 2-core CI run of 2026-11-29:
+limo killed mid-reply, the server logged the cancelled task, took the SIGTERM and stayed, asleep, an orphan). The kernel ties the signal to the
 *thread* that started the child: start servers from a thread that lives as long as the server (the main thread, as
 the entry points do). A normal exit, an exception or Ctrl-C stop it through `LlamaServer.stop`, which a
 ``weakref.finalize`` also calls at interpreter exit. The server's output goes to a log file the caller names, kept
@@ -147,7 +149,7 @@ def free_port() -> int:
 
 
 def _die_with_parent() -> Callable[[], None]:
-    """A ``preexec_fn`` that asks the kernel to SIGTERM the child when limo dies (Linux; elsewhere a no-op), and keeps
+    """A ``preexec_fn`` that asks the kernel to SIGKILL the child when limo dies (Linux; elsewhere a no-op), and keeps
     limo's niceness for the child's new session (`eval.niceness`)."""
     parent = os.getpid()
     try:
@@ -156,7 +158,7 @@ def _die_with_parent() -> Callable[[], None]:
         return keep_niceness
 
     def preexec() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != parent:  # limo died between fork and prctl: nobody would stop this server
             os._exit(1)
         keep_niceness()  # its own session must not lift a nice on limo (eval.niceness)
