@@ -2,12 +2,13 @@
 
 `quality_shard` scores a slice of CHAMP's unaided model chains with curation's rule-based quality score: a
 real map step over real text, read from the chains file the test wrote once (`write_chains`: each task process
-loaded the whole CHAMP pool for its slice before, about 1 s of CPU a process and 24 s over the suite). It records every attempt in ``log_dir`` (one empty file per attempt, named
-with the shard and the process id and made unique, so that a process id the system reuses cannot merge two
-attempts) so a test can count which shards ran, and when ``log_dir/kill-<index>`` exists it deletes that flag
-and dies by SIGKILL halfway through writing its rows (``kill-always-<index>``: on every attempt), the way a
-pre-empted or OOM-killed task dies: ``self`` kills the task's own process (a local pool worker, a Ray worker),
-``worker`` also kills its parent, ``group`` kills the whole process group (a local run killed with its driver).
+loaded the whole CHAMP pool for its slice before, about 1 s of CPU a process and 24 s over the suite). It records
+every attempt in ``log_dir`` (one empty file per attempt, named with the shard and the process id and made unique,
+so that a process id the system reuses cannot merge two attempts) so a test can count which shards ran, and when
+``log_dir/kill-<index>`` exists it deletes that flag and dies by SIGKILL halfway through writing its rows
+(``kill-always-<index>``: on every attempt), the way a pre-empted or OOM-killed task dies: ``self`` kills the task's
+own process (a local pool worker, a Ray worker), ``worker`` also kills its parent, ``group`` kills the whole process
+group (a local run killed with its driver).
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ LIMIT_S = 2.0
 def timed_grade(case: tuple[str, str, str, str | None], pause_collector: bool = False) -> tuple[str, float, float]:
     """(status, wall seconds, this thread's CPU seconds) of one `grade` call; the collector paused on request (it is
     process-wide, so only the single-thread test asks). Paused, not emptied first: a collection before each call
-    walked the test worker's whole heap (everything the suite had imported and left), 0.3-0.8 s a call and about 120 s
-    of the suite's CPU, to make a measurement that no collection can enter while the collector is off anyway."""
+    walked the test worker's whole heap (everything the suite had imported and left), 118 s of the suite's CPU in a
+    sampling profile, for a measurement that no collection can enter while the collector is off anyway."""
     _, gold, response, problem = case
     if pause_collector:
         gc.disable()

@@ -25,11 +25,11 @@ limo, which stops it, not the server mid-reply) and asks the kernel for SIGKILL 
 (``prctl(PR_SET_PDEATHSIG)`` through ctypes in ``preexec_fn``; the function is looked up before the fork, so the
 child runs no import). That covers a SIGKILL of limo, where no Python code runs. SIGKILL, not SIGTERM: a server
 whose client is gone has nothing to finish, and llama-server's own shutdown can hang (a 2-core CI run of 2026-11-29:
-limo killed mid-reply, the server logged the cancelled task, took the SIGTERM and stayed, asleep, an orphan). The kernel ties the signal to the
-*thread* that started the child: start servers from a thread that lives as long as the server (the main thread, as
-the entry points do). A normal exit, an exception or Ctrl-C stop it through `LlamaServer.stop`, which a
-``weakref.finalize`` also calls at interpreter exit. The server's output goes to a log file the caller names, kept
-after the run; a failed start is one `LlamaServerError` line quoting the log's last line.
+limo killed mid-reply, the server logged the cancelled task, took the SIGTERM and stayed, asleep, an orphan). The
+kernel ties the signal to the *thread* that started the child: start servers from a thread that lives as long as the
+server (the main thread, as the entry points do). A normal exit, an exception or Ctrl-C stop it through
+`LlamaServer.stop`, which a ``weakref.finalize`` also calls at interpreter exit. The server's output goes to a log
+file the caller names, kept after the run; a failed start is one `LlamaServerError` line quoting the log's last line.
 
 Standard library only (``urllib``), like the ``openai`` backend that talks to it.
 """
