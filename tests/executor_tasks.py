@@ -34,11 +34,10 @@ def unaided_chains() -> tuple[Any, ...]:
 
 def write_chains(path: Path) -> Path:
     """`unaided_chains` as JSON lines of ``{"id", "text"}`` at ``path`` (written once), for the shards to slice."""
+    from eval.records import write_jsonl
+
     if not path.is_file():
-        rows = "".join(json.dumps({"id": c.id, "text": c.text}) + "\n" for c in unaided_chains())
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(rows, encoding="utf-8")
-        tmp.replace(path)
+        write_jsonl(path, ({"id": c.id, "text": c.text} for c in unaided_chains()))
     return path
 
 
