@@ -23,7 +23,7 @@ import pytest
 
 from limo.ablation import docs
 from limo.ablation.results import primary_sentence
-from limo.ablation.steps import Step, fits, needed_here
+from limo.ablation.steps import WORTH_CUTTING, Step, duration, fits, judged, needed_here
 from limo.ablation.store import Store, read_rows
 from limo.ablation.study import (
     build_study,
@@ -93,6 +93,34 @@ def test_an_item_starts_only_when_its_steps_as_measured_here_end_before_the_dead
     assert fits(steps, ["here", "todo"], {**item, "deadline": time.time() + 100})  # its training is done
     item = measured(root, ("train", "runs/a/seed0", 100.0), ("train", "runs/b/seed1", 500.0))
     assert not fits(steps, todo, {**item, "deadline": time.time() + 300})  # its own arm's training: 500 s
+
+
+def test_a_sampling_curation_or_an_evaluation_longer_than_the_time_left_starts_and_is_cut_a_training_waits(tmp_path):
+    """A curation that samples the student for hours may never fit a call of the time a machine gives: deferred, the
+    campaign never moved (a 2.3 h sampling against 2.6 h calls, in which the runs before it took their share). Cut at
+    the deadline it keeps what it finished, so it starts when it gets ten minutes; a training, which starts over,
+    still waits."""
+    root = tmp_path / "ablate"
+    run = root / "runs" / "rft" / "seed1"
+    steps = [Step("curate", str(root / "runs" / "dpo" / "seed1"), ("recipe=x",)), Step("train", str(run), ("r=x",)),
+             Step("evaluate", str(run), ("recipe=x",))]  # fmt: skip
+    todo = ["todo"] * 3
+    item = measured(root, ("curate", "runs/dpo/seed0", 8000.0), ("train", "runs/rft/seed0", 300.0),
+                    ("evaluate", "runs/rft/seed0", 2000.0))  # fmt: skip
+    verdict = judged(steps, todo, {**item, "deadline": time.time() + 3600})
+    assert verdict.start and verdict.cut is steps[0] and verdict.predicted == 8000.0
+    assert 3590 < verdict.before <= 3600
+    assert not fits(steps, todo, {**item, "deadline": time.time() + 3600})  # it does not end before the deadline
+    too_little = judged(steps, todo, {**item, "deadline": time.time() + WORTH_CUTTING - 10})
+    assert not too_little.start and too_little.cut is steps[0]
+    # its curation done, the evaluation is the one cut (700 s left after 300 s of training)
+    verdict = judged(steps, ["here", "todo", "todo"], {**item, "deadline": time.time() + 1000})
+    assert verdict.start and verdict.cut is steps[2]
+    # a training that would be cut does not start: it would start over
+    verdict = judged(steps, ["here", "todo", "todo"], {**item, "deadline": time.time() + 200})
+    assert not verdict.start and verdict.cut is steps[1]
+    assert judged(steps, todo, {**item, "deadline": time.time() + 11000}) == judged(steps, todo, {**item})
+    assert [duration(s) for s in (8000.0, 700.0, 45.0)] == ["2 h 13 min", "12 min", "45 s"]
 
 
 def test_a_step_kept_elsewhere_runs_here_only_when_a_later_step_of_its_run_still_has_to():

@@ -37,8 +37,9 @@ only when the arm itself is still to run).
 A deadline (``--deadline`` / ``--until``, the item's ``deadline``): before an item starts, its steps still to run are
 predicted from this machine's measured steps (``events.jsonl``: the same stage of the same arm, else of any arm; a
 stage never measured counts as nothing, so the first one starts); an item predicted to end after the deadline does
-not start (a ``deferred`` row). Reaching the deadline, or SIGTERM, raises `Stopped` in the ablation's process
-(`limo.ablation.study`).
+not start (a ``deferred`` row), unless the step that would run past the deadline is a curation or an evaluation with
+ten minutes or more before it (`judged`): cut there, it keeps what it finished. Reaching the deadline, or SIGTERM,
+raises `Stopped` in the ablation's process (`limo.ablation.study`).
 """
 
 from __future__ import annotations
@@ -492,14 +493,55 @@ def measurements(events: str) -> dict[tuple[str, str | None], list[float]]:
     return out
 
 
-def fits(steps: Sequence[Step], states: Sequence[str], item: Mapping[str, Any]) -> bool:
-    """Whether the item's steps still to run should end before its deadline (none: always)."""
+RESUMABLE = ("curate", "evaluate")  # cut, they keep what they finished: a curation's samples, an evaluation's answers
+WORTH_CUTTING = 600.0  # seconds of work before the deadline for which a resumable step starts although it will be cut
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How an item stands against its deadline: ``start`` (False: deferred); ``cut``: the resumable step the
+    deadline will stop, with its predicted seconds and the seconds it gets before the deadline."""
+
+    start: bool
+    cut: Step | None = None
+    predicted: float = 0.0
+    before: float = 0.0
+
+
+def judged(steps: Sequence[Step], states: Sequence[str], item: Mapping[str, Any]) -> Verdict:
+    """Whether the item starts before its deadline (none: it does). Its steps still to run are predicted from this
+    machine's measurements (`predicted`), in order: it starts when they all end before the deadline, and also when
+    the step that would run past it is resumable (`RESUMABLE`) and gets `WORTH_CUTTING` seconds or more before it.
+    Such a step (a curation sampling the student for hours, an evaluation) may never fit a call of the time a
+    machine gives; cut at the deadline, it keeps what it finished, and the next call goes on from there."""
     deadline = item.get("deadline")
     if deadline is None:
-        return True
+        return Verdict(True)
     measured, root = measurements(item["events"]), str(Path(item["events"]).parent)
-    left = [s for s, state in zip(steps, states, strict=True) if state != "here" and not marked_done(s)]
-    return time.time() + sum(predicted(s, measured, root) for s in left) <= float(deadline)
+    clock = time.time()
+    for step, state in zip(steps, states, strict=True):
+        if state == "here" or marked_done(step):
+            continue
+        seconds = predicted(step, measured, root)
+        if clock + seconds > float(deadline):
+            before = float(deadline) - clock
+            return Verdict(step.stage in RESUMABLE and before >= WORTH_CUTTING, step, seconds, before)
+        clock += seconds
+    return Verdict(True)
+
+
+def duration(seconds: float) -> str:
+    """``2 h 18 min``, ``12 min``, ``45 s``."""
+    if seconds < 60:
+        return f"{max(seconds, 0):.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+
+
+def fits(steps: Sequence[Step], states: Sequence[str], item: Mapping[str, Any]) -> bool:
+    """Whether the item's steps still to run should end before its deadline (none: always)."""
+    verdict = judged(steps, states, item)
+    return verdict.start and verdict.cut is None
 
 
 def marked_done(step: Step) -> bool:
@@ -525,10 +567,20 @@ def run_item(index: int, item: dict[str, Any]) -> Iterator[dict[str, Any]]:
     store = Store(Path(item["results"]), Path(item["events"]).parent) if item.get("results") else None
     steps = [Step.from_dict(row) for row in item["steps"]]
     states = item_states(steps, item, store)
-    if not fits(steps, states, item):
+    verdict = judged(steps, states, item)
+    if not verdict.start:
         log.info("[ablate] %s: not started: it would end after the deadline", item["label"])
         yield {"event": "deferred", "label": item["label"]}
         return
+    if verdict.cut is not None:
+        log.info(
+            "[ablate] %s: started though it would end after the deadline: its %s (%s as measured here) gets %s "
+            "before it, is cut there and keeps what it finished; the same command goes on from there",
+            item["label"],
+            verdict.cut.stage,
+            duration(verdict.predicted),
+            duration(verdict.before),
+        )
     # a training or evaluation here will use the warm worker, so a curation may start it (its imports paid once)
     torch_ahead = bool(item.get("warm_curations")) or any(step.stage != "curate" for step in steps)
     for position, step in enumerate(steps):
