@@ -23,7 +23,7 @@ import pytest
 
 from limo.ablation import docs
 from limo.ablation.results import primary_sentence
-from limo.ablation.steps import WORTH_CUTTING, Step, duration, fits, judged, needed_here
+from limo.ablation.steps import WORTH_CUTTING, Step, duration, judged, needed_here
 from limo.ablation.store import Store, read_rows
 from limo.ablation.study import (
     build_study,
@@ -79,6 +79,12 @@ def measured(root: Path, *rows: tuple[str, str, float]) -> dict:
     lines = [{"event": "ran", "stage": s, "folder": str(root / f), "seconds": t} for s, f, t in rows]
     events.write_text("".join(json.dumps(r) + "\n" for r in lines))
     return {"events": str(events)}
+
+
+def fits(steps: list[Step], states: list[str], item: dict) -> bool:
+    """Whether the item's steps still to run are predicted to end before its deadline (none: always)."""
+    verdict = judged(steps, states, item)
+    return verdict.start and verdict.cut is None
 
 
 def test_an_item_starts_only_when_its_steps_as_measured_here_end_before_the_deadline(tmp_path):

@@ -538,12 +538,6 @@ def duration(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
 
 
-def fits(steps: Sequence[Step], states: Sequence[str], item: Mapping[str, Any]) -> bool:
-    """Whether the item's steps still to run should end before its deadline (none: always)."""
-    verdict = judged(steps, states, item)
-    return verdict.start and verdict.cut is None
-
-
 def marked_done(step: Step) -> bool:
     return (read_marker(step.marker) or {}).get("status") == "done"
 

@@ -13,7 +13,8 @@ reused on a rerun and what changed runs again (`limo.ablation.steps`), so the sa
 Every finished run is kept in ``results/<name>/`` (`limo.ablation.store`; ``--results-dir DIR`` elsewhere) and the
 tables are always made from there, so a run kept there is done on any machine and ``--report-only`` remakes the tables
 from that folder alone. ``--deadline 2h`` / ``--until 14:30`` cut the work to the time at hand: runs go seed by seed,
-an item that would end after the deadline does not start (`limo.ablation.steps.fits`), and at the deadline or on
+an item that would end after the deadline does not start unless the step cut there keeps its work (a curation, an
+evaluation: `limo.ablation.steps.judged`), and at the deadline or on
 SIGTERM the running entries are stopped; either way `Unfinished` says how many runs are done and the command that
 goes on.
 """
