@@ -73,8 +73,15 @@ def test_the_demo_recipe_parses_into_its_arms_seeds_and_parts():
         ({"arms": [{"name": "a"}, {"name": "b", "after": "a"}]}, "an arm after 'a' curates per run and needs its own"),
         ({"arms": [{"name": "a", "recipe": "rl_demo"}]}, "ablate.arms[0].recipe: only an arm with after takes"),
         (
-            {"arms": [{"name": "a", "seeds": [0]}, {"name": "b", "after": "a", "steps": 1, "seeds": [0, 1]}]},
+            {
+                "arms": [{"name": "a", "seeds": [0]}, {"name": "b", "after": "a", "steps": 1, "seeds": [0, 1]}],
+                "seeds": [0, 1],
+            },
             "ablate.arms[1].seeds: 'a' has no run at seeds [1]",
+        ),
+        (
+            {"arms": [{"name": "a"}, {"name": "b", "seeds": [1, 2]}], "seeds": [0]},
+            "ablate.arms[1].seeds: none of [1, 2] is in ablate.seeds [0], so arm 'b' would train at no seed",
         ),
         (
             {
@@ -100,6 +107,20 @@ def test_a_section_that_would_make_wrong_tables_is_refused_naming_the_key(sectio
     with pytest.raises(OptionsError) as err:
         options(**section)
     assert message in str(err.value)
+
+
+def test_a_run_of_some_seeds_keeps_the_seeds_each_arm_lists_among_them():
+    """An arm outside the primary pair trains at fewer seeds (``seeds: [0, 1, 2]`` beside the pair's five); a screen
+    of some seeds (``ablate.seeds=[0]``) narrows it with the others instead of asking for runs its arm lacks."""
+    arms = [{"name": "a"}, {"name": "b", "after": "a", "steps": 1}, {"name": "c", "after": "a", "steps": 1,
+            "seeds": [2, 0]}]  # fmt: skip
+    whole = options(arms=arms, seeds=[0, 1, 2, 3, 4])
+    assert [whole.seeds_of(a) for a in whole.arms] == [(0, 1, 2, 3, 4), (0, 1, 2, 3, 4), (2, 0)]
+    screen = options(arms=arms, seeds=[0])
+    assert [screen.seeds_of(a) for a in screen.arms] == [(0,), (0,), (0,)]
+    assert options(arms=arms, seeds=[3], only=["a", "b"]).seeds_of(whole.arms[2]) == ()
+    with pytest.raises(OptionsError, match=r"ablate.arms\[2\].seeds: none of \[2, 0\] is in ablate.seeds \[3\]"):
+        options(arms=arms, seeds=[3])
 
 
 def test_every_pair_of_arms_and_each_arm_against_the_base_model_by_default():

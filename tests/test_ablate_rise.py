@@ -234,7 +234,7 @@ def test_each_run_is_evaluated_once_for_its_answers_and_both_multiturn_variants(
     found = study(tmp_path)
     items = run_items(found, {"curated": 50, "rise": 50, "sft_more": 50})
     evaluations = [Step.from_dict(s) for i in items for s in i["steps"] if s["stage"] == "evaluate"]
-    assert len(evaluations) == 3 * 5  # three arms x five seeds (the primary pair's runs), one process each
+    assert len(evaluations) == 2 * 5 + 3  # the primary pair at five seeds, sft_more at three; one process each
     line = " ".join(evaluations[0].command())
     assert "mode=[generate,multiturn] turns=3 oracle=[true,false] benchmarks=[arith_heldout,arith_unseen]" in line
     step = evaluations[0]
@@ -285,7 +285,7 @@ def test_sft_more_trains_on_the_correct_answers_of_rise_s_own_rollouts_at_each_s
                 {"name": "b", "after": "a", "steps": 1, "seeds": [0]},
                 {"name": "c", "after": "a", "steps": 1, "data_of": "b", "seeds": [0, 1]},
             ],
-            {},
+            {"seeds": [0, 1]},
             "ablate.arms[2].seeds: 'b' has no run at seeds [1] for arm 'c' to train on",
         ),
         ([{"name": "a"}], {"multiturn": {"turns": 6}}, "ablate.multiturn.turns: 6; expected 1 to 5"),

@@ -80,7 +80,8 @@ class ArmOptions:
             held, one SFT row each).
         steps: This arm's optimizer steps, instead of ``compute``'s.
         epochs: This arm's steps as epochs over its own rows (ceil(epochs x rows / train.global_batch_size)).
-        seeds: The seeds this arm trains at (default: ``ablate.seeds``).
+        seeds: The seeds this arm trains at, of ``ablate.seeds`` (default: all of them). A run of some seeds
+            (``ablate.seeds=[0]``, a screen) keeps those of this list it names.
         after: Go on from another arm's trained runs, seed for seed (RL after SFT): for each of that arm's runs,
             ``recipe``'s curation (``rl_prompts``: with that run's model as the student) and training (``steps``
             of it, from that run's model) in a run folder of this arm's, evaluated as every run is. The named arm
@@ -227,7 +228,9 @@ class AblateOptions:
         return tuple(a for a in self.arms if a.name in names and a.after is None)
 
     def seeds_of(self, arm: ArmOptions) -> tuple[int, ...]:
-        return arm.seeds if arm.seeds is not None else self.seeds
+        """The arm's own ``seeds`` that ``ablate.seeds`` names, in the arm's order; all of ``ablate.seeds`` when it
+        has none."""
+        return self.seeds if arm.seeds is None else tuple(s for s in arm.seeds if s in self.seeds)
 
     def draws_of(self, arm: ArmOptions) -> tuple[int | None, ...]:
         """The arm's draws that train: 0 to draws - 1 for a random baseline (``paired``: only those its seeds
@@ -279,6 +282,13 @@ def check_ablate(options: AblateOptions) -> None:
     unknown = [n for n in options.only if n not in names]
     if unknown:
         raise OptionsError(f"ablate.only: no arm {unknown[0]!r} (arms: {', '.join(names)})", key="ablate.only")
+    idle = next((a for a in options.active if not options.seeds_of(a)), None)
+    if idle is not None:
+        raise OptionsError(
+            f"ablate.arms[{names.index(idle.name)}].seeds: none of {list(idle.seeds or ())} is in ablate.seeds "
+            f"{list(options.seeds)}, so arm {idle.name!r} would train at no seed (leave it out: ablate.only)",
+            key="ablate.seeds",
+        )
     check_pairs(options)
     check_benchmarks(options)
     check_primary(options)
