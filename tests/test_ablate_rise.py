@@ -376,11 +376,16 @@ def test_the_rise_ablation_runs_its_arms_and_its_tables_carry_turn_1_and_turn_3(
     for arm in ("curated", "rise", "sft_more"):
         samples = [json.loads(line) for line in (runs / arm / "seed0" / "eval" / "toy" / "samples.jsonl").open()]
         single = {s["problem_id"]: s["correct"] for s in samples}
+        texts = {s["problem_id"]: s["response"] for s in samples}
         for variant in ("oracle", "no_oracle"):
             problems = by_run[(arm, variant, "toy")]["problems"]
             assert all(len(v) == 3 for v in problems.values())
-            # turn 1 is the single-turn evaluation's answer, whichever variant follows
+            # turn 1 is the single-turn evaluation's answer, whichever variant follows: that request, not asked again
             assert {p: v[0] for p, v in problems.items()} == single
+            where = runs / arm / "seed0" / "eval" / "toy" / f"multiturn_{variant}"
+            episodes = [json.loads(line) for line in (where / "episodes.jsonl").open()]
+            first = {e["problem_id"]: (e["turns"][0]["reused"], e["turns"][0]["text"]) for e in episodes}
+            assert first == {p: (True, texts[p]) for p in problems}
         oracle = by_run[(arm, "oracle", "toy")]
         assert oracle["problems"]["arith-0000"] == [True, True, True]
         assert oracle["problems"]["arith-0001"] == [False, True, True]  # told "incorrect", it answers 6

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -18,7 +19,14 @@ from eval.backends.base import SamplingParams
 from eval.backends.replay import ReplayBackend
 from eval.grading.grader import grade_many, verify
 from eval.problem import Problem
-from eval.run.multiturn import Episode, MultiTurnOptions, resume_episodes, run_episodes, turn_accuracy
+from eval.run.multiturn import (
+    Episode,
+    KnownAnswers,
+    MultiTurnOptions,
+    resume_episodes,
+    run_episodes,
+    turn_accuracy,
+)
 
 FEEDBACK = "That is not right. Try again."
 PROBLEMS = (Problem("A", "What is 2 + 3?", "5", "t"), Problem("B", "What is 2 + 2?", "4", "t"))
@@ -172,6 +180,33 @@ def test_rollouts_resume_after_a_kill_without_redoing_finished_problems(tmp_path
     assert [len(r["turns"]) for r in rows] == [1, 2, 1]
     again = run(Flaky(ReplayBackend(pool={}), fail_after=0))
     assert again == rows, "a finished run reads everything back"
+
+
+def test_a_request_asked_again_is_answered_from_known_answers_and_its_turn_says_so():
+    """Turn 1 is the same request in both variants: with `KnownAnswers` the second variant's turn 1 is not asked
+    again, its records say so, and its episodes are what asking again gives; an error reply is never kept."""
+    rows = {
+        "A#t1": boxed("6"),
+        "A#t2": boxed("5"),
+        "A#t3": boxed("5"),
+        "B#t1": {"text": "", "finish_reason": "error"},
+        "B#t2": boxed("4"),
+        "B#t3": boxed("4"),
+    }
+    starts = [start(p) for p in PROBLEMS]
+    known, replay = KnownAnswers(), ReplayBackend(rows)
+    with_oracle = run_episodes(starts, replay, options(oracle=True), grade, known=known)
+    assert replay.calls == 4 and len(known) == 3  # A#t1, A#t2, B#t2: B#t1 (an error) is not kept
+    no_oracle = replace(options(oracle=False), feedback="Check your work.")  # each variant has its own feedback
+    without = run_episodes(starts, replay, no_oracle, grade, known=known)
+    assert replay.calls == 4 + 5, "A's turn 1 is answered from what the oracle variant was told"
+    assert [[t.reused for t in e.turns] for e in without] == [[True, False, False], [False, False, False]]
+    assert without[0].turns[0].text == with_oracle[0].turns[0].text
+    asked = run_episodes(starts, ReplayBackend(rows), no_oracle, grade)
+    reused_row = without[0].to_dict()
+    assert reused_row["turns"][0].pop("reused") is True and reused_row == asked[0].to_dict()
+    assert "reused" not in asked[0].to_dict()["turns"][0], "a record asked of the engine is written as before"
+    assert [e.to_dict() for e in without[1:]] == [e.to_dict() for e in asked[1:]]
 
 
 # --- Weighted trainer ----------------------------------------------------------------------------------

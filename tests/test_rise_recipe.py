@@ -154,3 +154,50 @@ def test_multiturn_evaluation_reports_accuracy_per_turn(repo_root, tmp_path):
         "| 2 | 0.0000 | 1.0000 |"
         in (tmp_path / "eval" / "champ_heldout" / "multiturn_no_oracle" / "report.md").read_text()
     )
+
+
+@pytest.mark.slow  # two evaluations of the tiny model (about 18 s)
+def test_turn_1_is_the_single_turn_answer_and_asking_again_gives_the_same_episodes(
+    repo_root, tmp_path, tiny_model_dir
+):
+    """``mode=[generate,multiturn]``: turn 1 of both variants is the single-turn request, answered from the samples
+    beside it (the tiny model on the hf backend, one request a batch, so asking again gives the same text); with
+    ``evaluate.multiturn.reuse_answers=false`` every turn is generated, and the episodes are the same but for the
+    records' ``reused``."""
+    runs = {}
+    for name, extra in (("reused", ()), ("asked", ("evaluate.multiturn.reuse_answers=false",))):
+        out = tmp_path / name
+        common = ("recipe=rise", f"output_dir={out}", f"model.path={tiny_model_dir}", "limit=3", "turns=2")
+        done = _run(
+            repo_root,
+            "limo.evaluate",
+            *common,
+            "mode=[generate,multiturn]",
+            "oracle=[true,false]",
+            "evaluate.batch_size=1",
+            "evaluate.protocol.max_new_tokens=12",
+            *extra,
+        )
+        runs[name] = (out / "eval" / "champ_heldout", done.stdout)
+    folder, stdout = runs["reused"]
+    texts = {r["problem_id"]: r["response"] for r in map(json.loads, (folder / "samples.jsonl").open())}
+    assert len(texts) == 3
+    for variant in ("oracle", "no_oracle"):
+        episodes = {
+            name: [json.loads(x) for x in (f / f"multiturn_{variant}" / "episodes.jsonl").open()]
+            for name, (f, _) in runs.items()
+        }
+        assert all(
+            e["turns"][0]["reused"] and e["turns"][0]["text"] == texts[e["problem_id"]] for e in episodes["reused"]
+        )
+        assert not any(t.get("reused") for e in episodes["reused"] for t in e["turns"][1:])
+        for row in episodes["reused"]:
+            del row["turns"][0]["reused"]
+        assert episodes["reused"] == episodes["asked"]
+        summaries = {
+            name: json.loads((f / f"multiturn_{variant}" / "summary.json").read_text())
+            for name, (f, _) in runs.items()
+        }
+        assert (summaries["reused"]["reused_answers"], summaries["asked"]["reused_answers"]) == (3, 0)
+        assert "answers reused: 3" in (folder / f"multiturn_{variant}" / "report.md").read_text()
+    assert stdout.count("; 3 answers reused, their requests asked before") == 2 and "reused" not in runs["asked"][1]

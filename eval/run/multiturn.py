@@ -17,6 +17,11 @@ The same loop drives curation (`curation.methods.rise.episodes` adds improved an
 seed is ``row_seed(seed, problem_id, sample_index)`` with a fixed sample index per turn, so a resumed run
 regenerates identical turns. Each episode is appended to ``episodes.jsonl`` as soon as it finishes; a rerun
 skips the problems already there.
+
+Turn 1 is the single-turn request (the same messages, sampling and seed), and both variants ask it. `KnownAnswers`
+holds answers already given, keyed by what decides an answer; a request found there is answered from it, not
+generated again, and its record says ``"reused": true``. `limo.evaluate mode=[generate,multiturn]` fills it from
+the single-turn run beside it (`eval.run.runner.answers_on_file`), and each variant's answers serve the next.
 """
 
 from __future__ import annotations
@@ -82,9 +87,13 @@ class TurnRecord:
     correct: bool
     extracted: str | None
     seed: int
+    reused: bool = False  # answered from `KnownAnswers` (the same request asked before), not generated again
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        row = asdict(self)
+        if not self.reused:  # files written before answers were reused stay byte for byte what they were
+            del row["reused"]
+        return row
 
 
 @dataclass(frozen=True)
@@ -117,6 +126,48 @@ def sample_index(turn: int, options: MultiTurnOptions, extra: int = -1) -> int:
     return (turn - 1) * (options.samples_per_turn + 1) + extra + 1
 
 
+def request_key(request: GenerationRequest) -> str:
+    """What decides a request's answer, for a given model and engine: its messages, its sampling and its seed
+    (not its id, which names the row)."""
+    return json.dumps([list(request.messages), request.sampling.to_dict(), request.seed], sort_keys=True)
+
+
+class KnownAnswers:
+    """Answers already given to requests, by `request_key`: the caller keeps one per model and engine.
+
+    ``generate(backend, requests)`` answers the requests it knows from here and asks ``backend`` for the rest (one
+    call, in order); every answer the backend gives is kept for the next request that asks the same. An answer that
+    ended in an error (``finish_reason == "error"``: a server's empty reply) is never kept.
+    """
+
+    def __init__(self) -> None:
+        self._answers: dict[str, Generation] = {}
+
+    def __len__(self) -> int:
+        return len(self._answers)
+
+    def add(self, request: GenerationRequest, generation: Generation) -> None:
+        if generation.finish_reason != "error":
+            self._answers[request_key(request)] = generation
+
+    def generate(self, backend: Backend, requests: Sequence[GenerationRequest]) -> tuple[list[Generation], list[bool]]:
+        """The requests' answers in order, and for each whether it came from here."""
+        keys = [request_key(r) for r in requests]
+        asked = [r for r, k in zip(requests, keys, strict=True) if k not in self._answers]
+        fresh = iter(backend.generate(asked) if asked else [])
+        answers, reused = [], []
+        for request, key in zip(requests, keys, strict=True):
+            known = self._answers.get(key)
+            if known is None:
+                generation = next(fresh)
+                self.add(request, generation)
+                answers.append(generation)
+            else:
+                answers.append(replace(known, request_id=request.id, meta={}))
+            reused.append(known is not None)
+        return answers, reused
+
+
 def turn_requests(episodes: Sequence[Episode], options: MultiTurnOptions) -> list[GenerationRequest]:
     """One policy request per active episode, for its current turn."""
     requests = []
@@ -135,9 +186,14 @@ def turn_requests(episodes: Sequence[Episode], options: MultiTurnOptions) -> lis
 
 
 def graded_records(
-    requests: Sequence[GenerationRequest], generations: Sequence[Generation], golds: Sequence[str], grade: Grade
+    requests: Sequence[GenerationRequest],
+    generations: Sequence[Generation],
+    golds: Sequence[str],
+    grade: Grade,
+    reused: Sequence[bool] | None = None,
 ) -> list[TurnRecord]:
-    """Grade generations into records (order kept; a backend answering another id is an error)."""
+    """Grade generations into records (order kept; a backend answering another id is an error); ``reused``
+    marks the ones `KnownAnswers` gave."""
     for request, generation in zip(requests, generations, strict=True):
         if generation.request_id != request.id:
             raise RuntimeError(f"backend answered {generation.request_id!r} for request {request.id!r}")
@@ -153,17 +209,26 @@ def graded_records(
             v.correct,
             v.extracted,
             r.seed,
+            again,
         )
-        for r, g, v in zip(requests, generations, verdicts, strict=True)
+        for r, g, v, again in zip(requests, generations, verdicts, reused or [False] * len(requests), strict=True)
     ]
 
 
 def policy_turn(
-    episodes: Sequence[Episode], backend: Backend, options: MultiTurnOptions, grade: Grade
+    episodes: Sequence[Episode],
+    backend: Backend,
+    options: MultiTurnOptions,
+    grade: Grade,
+    known: KnownAnswers | None = None,
 ) -> list[TurnRecord]:
-    """The policy's graded answers for the current turn of every episode."""
+    """The policy's graded answers for the current turn of every episode (from ``known`` where it holds them)."""
     requests = turn_requests(episodes, options)
-    return graded_records(requests, backend.generate(requests), [e.problem.answer for e in episodes], grade)
+    golds = [e.problem.answer for e in episodes]
+    if known is None:
+        return graded_records(requests, backend.generate(requests), golds, grade)
+    generations, reused = known.generate(backend, requests)
+    return graded_records(requests, generations, golds, grade, reused)
 
 
 def close_turn(episode: Episode, record: TurnRecord, options: MultiTurnOptions) -> Episode:
@@ -182,8 +247,10 @@ def run_episodes(
     grade: Grade,
     between: Callable[[list[Episode], list[TurnRecord]], list[Episode]] | None = None,
     on_done: Callable[[list[Episode]], None] | None = None,
+    known: KnownAnswers | None = None,
 ) -> list[Episode]:
-    """Run a batch of episodes to the end, turn by turn (one backend call per turn for the whole batch).
+    """Run a batch of episodes to the end, turn by turn (one backend call per turn for the whole batch; a request
+    ``known`` holds is answered from it).
 
     ``between(active_episodes, records)`` runs after each turn's answers are graded and before they are
     added, and returns the episodes to continue with (curation records improved answers there, asked from
@@ -193,7 +260,7 @@ def run_episodes(
     done: dict[str, Episode] = {}
     active = list(episodes)
     while active:
-        records = policy_turn(active, backend, options, grade)
+        records = policy_turn(active, backend, options, grade, known)
         if between is not None:
             active = between(active, records)
         closed = [close_turn(e, r, options) for e, r in zip(active, records, strict=True)]
@@ -290,6 +357,11 @@ def render_report(summary: Mapping[str, Any]) -> str:
         f"- problems: {summary['problems']}",
         f"- oracle: {summary['oracle']}; feedback: {summary.get('feedback')!r}",
         f"- metric: {metric}",
+        *(
+            [f"- answers reused: {summary['reused_answers']} (the same request asked before: not generated again)"]
+            if summary.get("reused_answers")
+            else []
+        ),
         "",
         "| turn | accuracy |" + (" last-turn accuracy |" if not summary["oracle"] else ""),
         "|---|---|" + ("---|" if not summary["oracle"] else ""),
@@ -311,10 +383,13 @@ def run_multiturn(
     header: Mapping[str, Any],
     batch_size: int = 8,
     timeout_s: float = 2.0,
+    known: KnownAnswers | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) every episode into ``out_dir/episodes.jsonl``; write ``summary.json`` and ``report.md``.
 
-    ``prompt(problem_text)`` gives the first messages (system turn and few-shot included).
+    ``prompt(problem_text)`` gives the first messages (system turn and few-shot included); ``known``: answers to
+    requests asked before (`KnownAnswers`), for this model and engine only. The summary's ``reused_answers``
+    counts the turns answered from it.
     """
 
     out = Path(out_dir)
@@ -331,11 +406,12 @@ def run_multiturn(
         problems,
         out / EPISODES_FILE,
         lambda p: Episode(p, prompt(p.problem)),
-        lambda batch, on_done: run_episodes(batch, backend, options, grade, on_done=on_done),
+        lambda batch, on_done: run_episodes(batch, backend, options, grade, on_done=on_done, known=known),
         batch_size,
     )
     accuracy = turn_accuracy(rows, options.turns, options.oracle, lambda a, b: verify(a, b, timeout_s=timeout_s))
-    summary = {**header, **settings, "environment": environment(), **accuracy}
+    reused = sum(bool(turn.get("reused")) for row in rows for turn in row["turns"])
+    summary = {**header, **settings, "environment": environment(), **accuracy, "reused_answers": reused}
     write_json(out / "summary.json", summary)
     write_text_atomic(out / "report.md", render_report(summary))
     return summary

@@ -159,17 +159,7 @@ def run_benchmark(
         ResumeMismatchError: ``out_dir`` holds rows from a different protocol, prompt, model or data.
     """
     out = Path(out_dir)
-    manifest = {
-        "benchmark": benchmark.name,
-        "protocol": protocol.to_dict(),
-        "prompt": style.to_dict(),
-        "data_checksum": benchmark.checksum,
-        "answer_kind": benchmark.answer_kind,
-        **identity,
-    }
-    if benchmark.answer_kind in SHUFFLED_KINDS:
-        manifest["choices"] = {"shuffle": True, "seed": CHOICE_SEED_RULE, "run_seed": protocol.seed}
-    check_manifest(out, manifest)
+    check_manifest(out, run_manifest(benchmark, protocol, style, identity))
     requests = build_requests(benchmark.problems, protocol, style, answer_kind=benchmark.answer_kind)
     done = {str(r["request_id"]): r for r in read_samples(out)}
     pending = [r for r in requests if r.id not in done]
@@ -191,6 +181,60 @@ def run_benchmark(
             done.update((row["request_id"], row) for row in rows)
             bar.update(len(batch))
     return [done[r.id] for r in requests]
+
+
+def run_manifest(
+    benchmark: Benchmark, protocol: EvalProtocol, style: PromptStyle, identity: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What ``run.json`` records of a run: its `FINGERPRINT_KEYS` decide whether its rows are this run's."""
+    manifest = {
+        "benchmark": benchmark.name,
+        "protocol": protocol.to_dict(),
+        "prompt": style.to_dict(),
+        "data_checksum": benchmark.checksum,
+        "answer_kind": benchmark.answer_kind,
+        **identity,
+    }
+    if benchmark.answer_kind in SHUFFLED_KINDS:
+        manifest["choices"] = {"shuffle": True, "seed": CHOICE_SEED_RULE, "run_seed": protocol.seed}
+    return manifest
+
+
+def answers_on_file(
+    out_dir: str | Path,
+    benchmark: Benchmark,
+    protocol: EvalProtocol,
+    style: PromptStyle,
+    identity: Mapping[str, Any],
+) -> list[tuple[GenerationRequest, Generation]]:
+    """The answers a single-turn run in ``out_dir`` gave, each with the request it answered, when that run is this
+    one (``run.json``'s fingerprint, and the engine's model file digest where both runs name one); else none.
+
+    The requests are rebuilt from the benchmark, protocol and prompt, which the fingerprint holds equal; a row whose
+    request is not among them, or whose answer lacks a field, is left out, as is a server's empty reply.
+    """
+    out = Path(out_dir)
+    path = out / MANIFEST_FILE
+    if not path.exists() or not (out / SAMPLES_FILE).exists():
+        return []
+    previous = json.loads(path.read_text(encoding="utf-8"))
+    now = run_manifest(benchmark, protocol, style, identity)
+    if any(not _same_value(k, previous.get(k), now.get(k)) for k in FINGERPRINT_KEYS):
+        return []
+    digests = [(m.get("engine") or {}).get("gguf_sha256") for m in (previous, now)]
+    if all(digests) and digests[0] != digests[1]:
+        return []
+    built = build_requests(benchmark.problems, protocol, style, answer_kind=benchmark.answer_kind)
+    requests = {r.id: r for r in built}
+    found = []
+    for row in read_samples(out):
+        request = requests.get(str(row.get("request_id")))
+        text, reason, tokens = row.get("response"), row.get("finish_reason"), row.get("num_tokens")
+        if request is None or not isinstance(text, str) or not isinstance(tokens, int):
+            continue
+        if reason == "stop" or reason == "length":  # a server's empty reply ("error") is asked again
+            found.append((request, Generation(request.id, text, reason, tokens)))
+    return found
 
 
 def check_manifest(out: Path, manifest: Mapping[str, Any]) -> None:

@@ -25,10 +25,10 @@ from eval.grading.policy import grading_summary, write_agreement
 from eval.reports.report import write_benchmark_results
 from eval.reports.suite import write_suite_table
 from eval.run.compare_runs import compare_runs, default_output_dir, skipped_benchmarks, write_comparison
-from eval.run.multiturn import MultiTurnOptions, run_multiturn
+from eval.run.multiturn import KnownAnswers, MultiTurnOptions, run_multiturn
 from eval.run.prompting import build_messages
 from eval.run.regrade import regrade_responses, regrade_run_dir, render_group_table
-from eval.run.runner import CHOICE_SEED_RULE, SHUFFLED_KINDS, run_benchmark
+from eval.run.runner import CHOICE_SEED_RULE, SHUFFLED_KINDS, answers_on_file, run_benchmark
 from limo.config.sweeps import sweep_jobs
 from limo.setup.evaluate import (
     EvaluateOptions,
@@ -130,9 +130,11 @@ def multiturn(cfg: DictConfig) -> None:
     turns = build_multiturn(cfg, section, build_protocols(cfg, section, benchmarks)[0]).turns
     longest = turns * max(p.max_new_tokens for p in build_protocols(cfg, section, benchmarks))  # earlier answers stay
     backend = build_backend_for(cfg, section, model_path, None, longest)
+    # one per model and engine: the single-turn answers beside this run, then each variant's for the next
+    known = KnownAnswers() if section.multiturn.reuse_answers and section.backend != "replay" else None
     try:
         for oracle in oracles:
-            multiturn_all(cfg, section, benchmarks, model_path, backend, oracle)
+            multiturn_all(cfg, section, benchmarks, model_path, backend, oracle, known)
     finally:
         close_backend(backend)
 
@@ -167,17 +169,22 @@ def multiturn_all(
     model_path: str | None,
     backend: Any,
     oracle: bool | None = None,
+    known: KnownAnswers | None = None,
 ) -> None:
     style = build_prompt(section)
+    identity = {**model_identity(section, model_path), **engine_identity(backend)}
     for benchmark, protocol in zip(benchmarks, build_protocols(cfg, section, benchmarks), strict=True):
         options = variant_options(cfg, section, protocol, oracle)
         folder = f"multiturn_{'oracle' if options.oracle else 'no_oracle'}"
-        out = Path(str(cfg.output_dir)) / "eval" / benchmark.name / folder
+        single = Path(str(cfg.output_dir)) / "eval" / benchmark.name
+        out = single / folder
+        if known is not None:
+            for request, generation in answers_on_file(single, benchmark, protocol, style, identity):
+                known.add(request, generation)
         header = {
             "benchmark": benchmark.name,
             "recipe": str(cfg.name),
-            **model_identity(section, model_path),
-            **engine_identity(backend),
+            **identity,
             "prompt": style.to_dict(),
             "data": data_header(cfg, benchmark),
         }
@@ -190,10 +197,13 @@ def multiturn_all(
             header=header,
             batch_size=section.batch_size,
             timeout_s=section.grader_timeout_s,
+            known=known,
         )
         per_turn = ", ".join(f"t{t}={a:.3f}" for t, a in enumerate(summary["accuracy_after_turn"], start=1))
         kind = "oracle" if options.oracle else "majority"
-        print(f"[evaluate] {benchmark.name} multi-turn ({kind}): {per_turn} -> {out}")
+        reused = summary["reused_answers"]
+        again = f"; {reused} answers reused, their requests asked before" if reused else ""
+        print(f"[evaluate] {benchmark.name} multi-turn ({kind}): {per_turn}{again} -> {out}")
 
 
 def regrade(cfg: DictConfig) -> None:

@@ -49,7 +49,20 @@ class ProtocolOverrides:
 
 @dataclass(frozen=True)
 class MultiTurnSettings:
-    """``mode=multiturn`` (RISE): answers per problem (1..5), oracle feedback or none, the feedback texts."""
+    """``mode=multiturn`` (RISE): each problem answered again after feedback, up to ``turns`` answers.
+
+    Attributes:
+        turns: Answers per problem at most (1..5; ``turns=`` on the command line wins).
+        oracle: Feedback only after a wrong answer, stopping at the first right one (``oracle=`` wins; a list
+            runs both variants).
+        feedback_oracle: The user message after a wrong answer, with the oracle.
+        feedback_no_oracle: The user message after every answer, without it.
+        reuse_answers: Answer a request this model was asked before from its earlier answer instead of generating
+            it again (turn 1 is the single-turn request, and each variant asks it): from the single-turn run beside
+            this one (``mode=[generate,multiturn]``) or the variant before; the turn's record says ``"reused":
+            true``. false asks the engine every time; the ``replay`` backend always is (its answers follow the
+            request id).
+    """
 
     turns: int = 5
     oracle: bool = True
@@ -60,6 +73,7 @@ class MultiTurnSettings:
         "There might be an error in the solution above. Review it, correct the error if there is one, "
         "and rewrite the solution."
     )
+    reuse_answers: bool = True
 
 
 @dataclass(frozen=True)
