@@ -10,6 +10,7 @@ optional dependency, saying so in a ``# deferred:`` comment on the import, insid
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -49,29 +50,34 @@ def imported(node: ast.Import | ast.ImportFrom, module: str) -> list[str]:
 
 def imports_of(name: str) -> list[tuple[str, int, bool]]:
     """``(imported module, line, inside a function)`` for every project import in module ``name``."""
-    tree = ast.parse(MODULES[name].read_text())
-    nested = {
-        id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) for n in ast.walk(f)
-    }
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            found += [(target, node.lineno, id(node) in nested) for target in imported(node, name)]
+    found: list[tuple[str, int, bool]] = []
+
+    def visit(node: ast.AST, inside: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                found.extend((target, child.lineno, inside) for target in imported(child, name))
+            visit(child, inside or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)))
+
+    visit(ast.parse(MODULES[name].read_text()), False)
     return found
 
 
-GRAPH = {name: imports_of(name) for name in MODULES}
+@functools.cache
+def graph() -> dict[str, list[tuple[str, int, bool]]]:
+    """Every module's `imports_of`, read when a test first asks (not while the suite is collected: every test
+    process collects every module)."""
+    return {name: imports_of(name) for name in MODULES}
 
 
 def test_the_walk_sees_every_package():
     assert {name.split(".")[0] for name in MODULES} == set(PACKAGES)
-    assert len(MODULES) > 60 and sum(len(edges) for edges in GRAPH.values()) > 200
+    assert len(MODULES) > 60 and sum(len(edges) for edges in graph().values()) > 200
 
 
 def test_no_upward_import():
     upward = [
         f"{name}:{line} imports {target}"
-        for name, edges in GRAPH.items()
+        for name, edges in graph().items()
         for target, line, _ in edges
         if LAYER[target.split(".")[0]] > LAYER[name.split(".")[0]]
     ]
@@ -79,7 +85,7 @@ def test_no_upward_import():
 
 
 def test_no_import_cycle():
-    edges = {name: sorted({t for t, _, _ in GRAPH[name] if t in MODULES and t != name}) for name in MODULES}
+    edges = {name: sorted({t for t, _, _ in graph()[name] if t in MODULES and t != name}) for name in MODULES}
     state: dict[str, int] = {}  # 1: on the current path, 2: done
     cycles: list[list[str]] = []
 
@@ -102,7 +108,7 @@ def test_function_level_imports_only_defer_heavy_optional_dependencies():
     lines = {name: MODULES[name].read_text().splitlines() for name in MODULES}
     unexplained = [
         f"{name}:{line} imports {target}"
-        for name, edges in GRAPH.items()
+        for name, edges in graph().items()
         for target, line, inside in edges
         if inside and "# deferred:" not in lines[name][line - 1]
     ]
@@ -189,7 +195,7 @@ def crossings(importer: str, imported: str) -> list[str]:
     """``module:line imports target`` for every import from in ``importer`` into in ``imported``."""
     return [
         f"{name}:{line} imports {target}"
-        for name, edges in GRAPH.items()
+        for name, edges in graph().items()
         if _in(name, importer)
         for target, line, _ in edges
         if _in(target, imported)
@@ -230,4 +236,4 @@ def test_limo_shows_its_entry_points_and_packages():
 @pytest.mark.parametrize("module", ["curation.methods", "eval.backends.generation", "limo.setup.curate"])
 def test_the_checked_modules_are_in_the_graph(module):
     """Guards against the walk missing the modules this refactor is about."""
-    assert module in GRAPH and GRAPH[module]
+    assert module in graph() and graph()[module]
