@@ -130,13 +130,29 @@ def multiturn(cfg: DictConfig) -> None:
     turns = build_multiturn(cfg, section, build_protocols(cfg, section, benchmarks)[0]).turns
     longest = turns * max(p.max_new_tokens for p in build_protocols(cfg, section, benchmarks))  # earlier answers stay
     backend = build_backend_for(cfg, section, model_path, None, longest)
-    # one per model and engine: the single-turn answers beside this run, then each variant's for the next
-    known = KnownAnswers() if section.multiturn.reuse_answers and section.backend != "replay" else None
+    known = None
+    if section.multiturn.reuse_answers and section.backend != "replay":  # one per model and engine
+        known = single_turn_answers(cfg, section, benchmarks, model_path, backend)
     try:
         for oracle in oracles:
             multiturn_all(cfg, section, benchmarks, model_path, backend, oracle, known)
     finally:
         close_backend(backend)
+
+
+def single_turn_answers(
+    cfg: DictConfig, section: EvaluateOptions, benchmarks: list[Benchmark], model_path: str | None, backend: Any
+) -> KnownAnswers:
+    """The single-turn answers beside this run (``eval/<benchmark>/samples.jsonl`` of the same model, prompt,
+    protocol and data), read once: they answer turn 1 of every variant; each variant's answers then serve the next."""
+    known = KnownAnswers()
+    style = build_prompt(section)
+    identity = {**model_identity(section, model_path), **engine_identity(backend)}
+    for benchmark, protocol in zip(benchmarks, build_protocols(cfg, section, benchmarks), strict=True):
+        folder = Path(str(cfg.output_dir)) / "eval" / benchmark.name
+        for request, generation in answers_on_file(folder, benchmark, protocol, style, identity):
+            known.add(request, generation)
+    return known
 
 
 def oracle_settings(cfg: DictConfig) -> list[bool | None]:
@@ -176,11 +192,7 @@ def multiturn_all(
     for benchmark, protocol in zip(benchmarks, build_protocols(cfg, section, benchmarks), strict=True):
         options = variant_options(cfg, section, protocol, oracle)
         folder = f"multiturn_{'oracle' if options.oracle else 'no_oracle'}"
-        single = Path(str(cfg.output_dir)) / "eval" / benchmark.name
-        out = single / folder
-        if known is not None:
-            for request, generation in answers_on_file(single, benchmark, protocol, style, identity):
-                known.add(request, generation)
+        out = Path(str(cfg.output_dir)) / "eval" / benchmark.name / folder
         header = {
             "benchmark": benchmark.name,
             "recipe": str(cfg.name),
