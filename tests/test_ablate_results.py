@@ -306,6 +306,15 @@ def test_an_ablation_cut_by_its_deadline_and_finished_from_its_kept_runs_alone_e
     assert plan["primary"] == {"pair": ["curated", "random_correct"], "benchmark": "arith_heldout", "part": None,
                                "turns": None}  # fmt: skip
 
+    screen = tmp_path / "screen"  # another machine, before the recipe's tables were ever made: the runs kept so far
+    shutil.copytree(cut / "results", screen / "results")
+    code, output, ran = ablate(screen, model, "--report-only", "ablate.only=[curated]")
+    assert code == 0 and ran == [], output[-3000:]
+    screened = (screen / "out/ablate/subsets/curated_seeds0/results.md").read_text()
+    assert "| curated | curation | 8 | 1 | 1 |" in screened, screened  # its rows: as the kept plan recorded them
+    assert "--report-only 'ablate.only=[curated]'`" in screened and "curated vs random_correct" in screened
+    assert (screen / "results/plan.json").read_bytes() == (cut / "results/plan.json").read_bytes()  # left as it was
+
     clone = tmp_path / "clone"  # another machine: a checkout holding only the kept runs
     shutil.copytree(cut / "results", clone / "results")
     code, output, ran = ablate(clone, model, "--deadline", "1h")

@@ -335,6 +335,8 @@ def record_plan(study: plan.Study, steps: Mapping[str, int], parts: Parts, argv:
         return
     kept = bool(old) and "primary" in old and store.any_run_kept()
     runs = [{"arm": s.arm, "seed": s.seed, "draw": s.draw} for s in plan.run_specs(study)]
+    arms = {a["name"]: a for a in old.get("arms") or []}
+    arms.update({a["name"]: a for a in curated_here(study, steps) if a["name"] not in arms})
     record = {
         "recipe": study.recipe,
         "argv": list(argv),
@@ -343,10 +345,25 @@ def record_plan(study: plan.Study, steps: Mapping[str, int], parts: Parts, argv:
         "runs": runs,
         "primary": old.get("primary") if kept else current_primary(study),
         "parts": {b: {p: sorted(ids) for p, ids in ps.items()} for b, ps in parts.items()},
-        **{k: old[k] for k in ("arms", "tables") if k in old},
+        **{k: old[k] for k in ("tables",) if k in old},
+        **({"arms": list(arms.values())} if arms else {}),
     }
     store.write_plan(record)
     store.part_of = None
+
+
+def curated_here(study: plan.Study, steps: Mapping[str, int]) -> list[dict[str, Any]]:
+    """What `arms_described` says of each arm curated on this machine before its runs (an ``after`` arm's rows come
+    later, from its runs), for the kept plan: a clone without the curations then tabulates a screen of the runs
+    kept so far (``--report-only ablate.seeds=[0,1]``) before the whole recipe's tables were ever made."""
+    described = []
+    for arm in study.options.active:
+        if arm.after is None and arm.name in steps:
+            try:
+                described.append(arm_facts(study, arm.name, steps))
+            except FileNotFoundError:  # not curated here
+                continue
+    return described
 
 
 def is_subset(argv: Sequence[str]) -> bool:
@@ -447,7 +464,9 @@ def table_header(study: plan.Study, steps: Mapping[str, int], parts: Parts, argv
     header = facts(study.recipe, command_line(argv), described, part_sizes, study.options.seeds, study.options.draws)
     runs = digest(sorted((str(p.relative_to(store.root)), read_key(p)) for p in store.root.glob("**/.ablate/*.json")))
     made = record.get("tables") or {}
-    if made.get("runs") != runs:
+    if is_subset(argv):  # a screen's tables say their own command; the kept plan stays the whole recipe's
+        made = {k: header[k] for k in ("command", "machine", "written")}
+    elif made.get("runs") != runs:
         made = {"runs": runs, **{k: header[k] for k in ("command", "machine", "written")}}
         store.write_plan({**record, "tables": made, "arms": merged_arms(record.get("arms") or [], described)})
     header.update({k: made[k] for k in ("command", "machine", "written")})
