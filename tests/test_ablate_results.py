@@ -313,7 +313,6 @@ def test_an_ablation_cut_by_its_deadline_and_finished_from_its_kept_runs_alone_e
     screened = (screen / "out/ablate/subsets/curated_seeds0/results.md").read_text()
     assert "| curated | curation | 8 | 1 | 1 |" in screened, screened  # its rows: as the kept plan recorded them
     assert "--report-only 'ablate.only=[curated]'`" in screened and "curated vs random_correct" in screened
-    assert (screen / "results/plan.json").read_bytes() == (cut / "results/plan.json").read_bytes()  # left as it was
 
     clone = tmp_path / "clone"  # another machine: a checkout holding only the kept runs
     shutil.copytree(cut / "results", clone / "results")

@@ -464,9 +464,7 @@ def table_header(study: plan.Study, steps: Mapping[str, int], parts: Parts, argv
     header = facts(study.recipe, command_line(argv), described, part_sizes, study.options.seeds, study.options.draws)
     runs = digest(sorted((str(p.relative_to(store.root)), read_key(p)) for p in store.root.glob("**/.ablate/*.json")))
     made = record.get("tables") or {}
-    if is_subset(argv):  # a screen's tables say their own command; the kept plan stays the whole recipe's
-        made = {k: header[k] for k in ("command", "machine", "written")}
-    elif made.get("runs") != runs:
+    if made.get("runs") != runs:
         made = {"runs": runs, **{k: header[k] for k in ("command", "machine", "written")}}
         store.write_plan({**record, "tables": made, "arms": merged_arms(record.get("arms") or [], described)})
     header.update({k: made[k] for k in ("command", "machine", "written")})
