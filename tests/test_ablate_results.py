@@ -99,6 +99,10 @@ def test_an_item_starts_only_when_its_steps_as_measured_here_end_before_the_dead
     assert fits(steps, ["here", "todo"], {**item, "deadline": time.time() + 100})  # its training is done
     item = measured(root, ("train", "runs/a/seed0", 100.0), ("train", "runs/b/seed1", 500.0))
     assert not fits(steps, todo, {**item, "deadline": time.time() + 300})  # its own arm's training: 500 s
+    # a run kept in the results (another machine's) is reused, not run: it fits any deadline; a kept training that a
+    # step still to run needs here runs again and counts (a kept campaign once called its finished runs deferred)
+    assert fits(steps, ["kept", "kept"], {**item, "deadline": time.time() + 1})
+    assert not fits(steps, ["kept", "todo"], {**item, "deadline": time.time() + 300})
 
 
 def test_a_sampling_curation_or_an_evaluation_longer_than_the_time_left_starts_and_is_cut_a_training_waits(tmp_path):

@@ -513,14 +513,15 @@ def judged(steps: Sequence[Step], states: Sequence[str], item: Mapping[str, Any]
     machine's measurements (`predicted`), in order: it starts when they all end before the deadline, and also when
     the step that would run past it is resumable (`RESUMABLE`) and gets `WORTH_CUTTING` seconds or more before it.
     Such a step (a curation sampling the student for hours, an evaluation) may never fit a call of the time a
-    machine gives; cut at the deadline, it keeps what it finished, and the next call goes on from there."""
+    machine gives; cut at the deadline, it keeps what it finished, and the next call goes on from there. A step
+    kept in the results runs only when a later one needs its output here (`needed_here`); else it costs nothing."""
     deadline = item.get("deadline")
     if deadline is None:
         return Verdict(True)
     measured, root = measurements(item["events"]), str(Path(item["events"]).parent)
     clock = time.time()
-    for step, state in zip(steps, states, strict=True):
-        if state == "here" or marked_done(step):
+    for step, state, needed in zip(steps, states, needed_here(states), strict=True):
+        if state == "here" or (state == "kept" and not needed) or marked_done(step):
             continue
         seconds = predicted(step, measured, root)
         if clock + seconds > float(deadline):
