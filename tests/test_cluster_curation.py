@@ -105,10 +105,17 @@ def chunk_state(work: Path) -> tuple[set[int], dict[int, int], dict[int, list[di
     rows, attempts = {}, {}
     for chunk in range(CHUNKS):
         caches = [p for p in cache.glob(f"weak-r1-{2 * chunk}-*.jsonl") if not p.name.endswith(".attempts.jsonl")]
-        rows[chunk] = sum(len(p.read_text().splitlines()) for p in caches)
+        rows[chunk] = sum(len(complete_lines(p)) for p in caches)
         record = cache / f"weak-r1-{2 * chunk}.attempts.jsonl"
-        attempts[chunk] = [json.loads(x) for x in record.read_text().splitlines()] if record.exists() else []
+        attempts[chunk] = [json.loads(x) for x in complete_lines(record)] if record.exists() else []
     return done, rows, attempts
+
+
+def complete_lines(path: Path) -> list[str]:
+    """The lines a writer has finished: read while it appends, a file can end mid-line, even mid-character (a
+    read once failed on half of a UTF-8 sequence at a 4 KiB boundary)."""
+    data = path.read_bytes()
+    return data[: data.rfind(b"\n") + 1].decode("utf-8").splitlines()
 
 
 def start_driver(spec: dict) -> subprocess.Popen:
