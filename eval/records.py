@@ -605,14 +605,15 @@ def _repair_torn_tail(path: Path) -> None:
 def read_jsonl(path: str | os.PathLike[str], *, tolerate_torn_tail: bool = False) -> list[dict[str, Any]]:
     """Read a JSONL file we wrote; a bad line raises `DataError` naming file and line.
 
-    With ``tolerate_torn_tail`` an unparsable *last* line (a kill mid-append) is ignored.
+    With ``tolerate_torn_tail`` an unparsable *last* line (a kill mid-append, or a read while a writer appends: it
+    may end mid-character) is ignored.
     """
     target = Path(path)
     if not target.is_file():
         raise DataError(f"{target}: no such file")
     # "\n" only: str.splitlines() also breaks at U+2028, U+0085 and others, which json.dumps(ensure_ascii=False)
     # leaves raw inside strings (a GPQA problem has U+2028), so a row would be cut in two.
-    lines = target.read_text(encoding="utf-8").split("\n")
+    lines = target.read_bytes().split(b"\n")
     while lines and not lines[-1].strip():
         lines.pop()
     rows = []
@@ -620,11 +621,12 @@ def read_jsonl(path: str | os.PathLike[str], *, tolerate_torn_tail: bool = False
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as err:
+            rows.append(json.loads(line.decode("utf-8")))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
             if tolerate_torn_tail and number == len(lines):
                 break
-            raise DataError(f"{target}: line {number}: invalid JSON ({err.msg})") from err
+            why = err.msg if isinstance(err, json.JSONDecodeError) else f"not UTF-8: {err.reason}"
+            raise DataError(f"{target}: line {number}: invalid JSON ({why})") from err
     return rows
 
 

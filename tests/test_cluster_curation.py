@@ -25,6 +25,7 @@ from curation.executors import ExecutorOptions
 from curation.methods import METHODS, RunContext
 from curation.options import StageOptions
 from eval.options import to_options
+from eval.records import read_jsonl
 from tests.curation_outputs import assert_same_outputs
 from tests.shared_data import REPO_ROOT
 
@@ -105,17 +106,11 @@ def chunk_state(work: Path) -> tuple[set[int], dict[int, int], dict[int, list[di
     rows, attempts = {}, {}
     for chunk in range(CHUNKS):
         caches = [p for p in cache.glob(f"weak-r1-{2 * chunk}-*.jsonl") if not p.name.endswith(".attempts.jsonl")]
-        rows[chunk] = sum(len(complete_lines(p)) for p in caches)
+        # read while the writers append: a file may end mid-line, even mid-character (read_jsonl leaves that line)
+        rows[chunk] = sum(len(read_jsonl(p, tolerate_torn_tail=True)) for p in caches)
         record = cache / f"weak-r1-{2 * chunk}.attempts.jsonl"
-        attempts[chunk] = [json.loads(x) for x in complete_lines(record)] if record.exists() else []
+        attempts[chunk] = read_jsonl(record, tolerate_torn_tail=True) if record.exists() else []
     return done, rows, attempts
-
-
-def complete_lines(path: Path) -> list[str]:
-    """The lines a writer has finished: read while it appends, a file can end mid-line, even mid-character (a
-    read once failed on half of a UTF-8 sequence at a 4 KiB boundary)."""
-    data = path.read_bytes()
-    return data[: data.rfind(b"\n") + 1].decode("utf-8").splitlines()
 
 
 def start_driver(spec: dict) -> subprocess.Popen:

@@ -165,6 +165,21 @@ def test_append_repairs_a_torn_tail(tmp_path):
     assert read_jsonl(target) == [{"i": 0}, {"i": 1}, {"i": 2}]
 
 
+def test_a_tail_torn_mid_character_is_tolerated_and_a_bad_byte_elsewhere_names_its_line(tmp_path):
+    """A reader beside a writer that appends can see a line cut inside a UTF-8 sequence (the Ray resume test once read
+    half of one at a 4 KiB boundary)."""
+    target = tmp_path / "samples.jsonl"
+    append_jsonl(target, [{"text": "é"}])
+    with open(target, "ab") as handle:
+        handle.write('{"text": "é'.encode()[:-1])  # half of é
+    assert read_jsonl(target, tolerate_torn_tail=True) == [{"text": "é"}]
+    with pytest.raises(DataError, match="line 2: invalid JSON \\(not UTF-8"):
+        read_jsonl(target)
+    target.write_bytes(b'{"a": "\xff"}\n{"a": 1}\n')
+    with pytest.raises(DataError, match="line 1: invalid JSON \\(not UTF-8"):
+        read_jsonl(target, tolerate_torn_tail=True)
+
+
 def test_a_byte_order_mark_and_windows_line_ends_are_read(tmp_path):
     (tmp_path / "bom.jsonl").write_bytes(b'\xef\xbb\xbf{"a": 1}\r\n{"a": 2}\r\n')  # as Windows editors save
     (tmp_path / "bom.json").write_bytes(b'\xef\xbb\xbf[{"a": 1}, {"a": 2}]')
