@@ -32,7 +32,10 @@ Kept runs (`limo.ablation.store`, ``results/<name>/``): every run step done here
 step kept there with the key it has now counts as done on a machine without its output (``reused``, ``"from":
 "results"``), unless a later step of the same item still has to run and needs its output (a trained model): then it
 runs again here, and one line says so (an ``after`` arm whose upstream weights are elsewhere retrains the upstream
-only when the arm itself is still to run).
+only when the arm itself is still to run). Trained again here for another run, it is a stand-in (`STAND_IN`): it is
+not copied over the kept run (whose evaluation read the kept model), and the kept steps that read the kept model (its
+run's evaluation, an ``after`` arm kept before) stand against it, said in one line; only when a later step of its own
+run has to run here does it become that run's, and is kept.
 
 A deadline (``--deadline`` / ``--until``, the item's ``deadline``): before an item starts, its steps still to run are
 predicted from this machine's measured steps (``events.jsonl``: the same stage of the same arm, else of any arm; a
@@ -65,6 +68,7 @@ from eval.records import write_json
 from limo.ablation.markers import (
     CHECKSUMS,
     FORMAT,
+    ROOT,
     Checksums,
     Content,
     checkable,
@@ -76,10 +80,13 @@ from limo.ablation.markers import (
     step_content,
     what_changed,
 )
-from limo.ablation.store import Store
+from limo.ablation.store import TRAINED, Store
 from limo.ablation.warm import DRIVER  # the ablation's process id, in the environment of its pool's workers
 
 OUTPUT = {"curate": "curate", "train": "train", "evaluate": "eval"}  # what each stage's entry writes in its folder
+# A marker's flag: the step ran here only as another run's input while its own run is kept in the results with the
+# same key (an after arm's upstream training on a clone); its output is not kept over the kept run's.
+STAND_IN = "stand_in"
 log = logging.getLogger("limo.ablate")
 
 
@@ -325,10 +332,13 @@ def run_step(
     accept_old: bool = False,
     store: Store | None = None,
     torch_ahead: bool = False,
+    stand_in: bool = False,
 ) -> dict[str, Any]:
     """Run ``step`` unless it is done (`to_do`); returns its event row (``ran`` or ``reused``, seconds, and why
     earlier output was replaced). A run's step done here is kept in ``store`` (`limo.ablation.store`).
     ``torch_ahead``: a training or an evaluation follows in the step's run (`limo.ablation.warm.run`).
+    ``stand_in``: it runs only as another run's input, its own kept in ``store`` (`STAND_IN`); without it, a stand-in
+    found here becomes its run's own (a later step of that run reads it) and is kept.
 
     Raises:
         StepError: The entry exited non-zero (its command and log named), or output it may not take (`to_do`).
@@ -339,9 +349,21 @@ def run_step(
         cfg, now = composed(step, root, cwd, sums)
         now = checkable(now, read_marker(step.marker))
         todo = to_do(step, now, accept_old)
+
+        def marker(content: Content, status: str, benchmarks: Mapping[str, str]) -> dict[str, Any]:
+            return {**content.marker(step, status, benchmarks), **({STAND_IN: True} if stand_in else {})}
+
         if todo.done:
-            if todo.mark:
-                write_json(step.marker, now.marker(step, "done", todo.kept))
+            promoted = not stand_in and bool((read_marker(step.marker) or {}).get(STAND_IN))
+            if promoted:
+                log.info(
+                    "[ablate] %s: the %s made here as another run's input becomes this run's (a later step of it "
+                    "runs here) and is kept",
+                    place(step, root),
+                    step.stage,
+                )
+            if todo.mark or promoted:
+                write_json(step.marker, marker(now, "done", todo.kept))
             keep(store, step)
             return event(events, step, "reused", 0.0)
         if todo.why:
@@ -351,7 +373,7 @@ def run_step(
             restore_samples(store, step, now, root)
         names = (todo.benchmarks if todo.benchmarks is not None else tuple(missing_benchmarks(step))) or None
         running = {**todo.kept, **{b: now.benchmarks[b] for b in names or ()}}
-        write_json(step.marker, now.marker(step, "started", running))
+        write_json(step.marker, marker(now, "started", running))
         command = step.command(list(names) if step.stage == "evaluate" and names else None)
         log.info("[ablate] $ %s", " ".join(command))
         started = running_clock()
@@ -360,7 +382,7 @@ def run_step(
             where = f"its output: {output}" if output else "its output is above"
             raise StepError(f"limo.{step.stage} exited {code} in {step.folder} ({where})")
         after = Content(now.config, input_sums(step, cfg, root, cwd, sums), now.benchmarks)  # a model built by it
-        write_json(step.marker, after.marker(step, "done", running))
+        write_json(step.marker, marker(after, "done", running))
         keep(store, step)
         return event(events, step, "ran", running_clock() - started, todo.why)
 
@@ -422,9 +444,33 @@ def event(
 
 
 def keep(store: Store | None, step: Step) -> None:
-    """Copy a run's finished step into the kept runs (an arm's curation, under ``arms/``, is not a run)."""
-    if store is not None and is_run_step(step, store):
+    """Copy a run's finished step into the kept runs (an arm's curation, under ``arms/``, is not a run), unless it
+    is a stand-in (`STAND_IN`): the kept run stands."""
+    if store is not None and is_run_step(step, store) and not (read_marker(step.marker) or {}).get(STAND_IN):
         store.keep(step.stage, step.folder, store.parts())
+
+
+def stands_in(step: Step, store: Store) -> bool:
+    """Whether ``step``'s output here is a stand-in for a run kept in ``store`` with the same key (`STAND_IN`)."""
+    here = read_marker(step.marker) or {}
+    return bool(here.get(STAND_IN)) and (store.marker(step.stage, step.folder) or {}).get("key") == here.get("key")
+
+
+def kept_models(step: Step, now: Content, recorded: Mapping[str, Any] | None, store: Store) -> tuple[Content, str]:
+    """``now``, with each trained model of the ablation's runs that is a stand-in here (`stands_in`) taken as
+    ``recorded`` (the step's kept marker) has it: the kept step read the kept run's model, and the one here was
+    trained the same way (the same key), for another run; its bits differ (another CPU, a model card's timings), not
+    what made it. Returns the content and the models so taken (to be said; empty: none)."""
+    was = (recorded or {}).get("inputs") or {}
+    taken = [
+        name
+        for name, checksum in now.inputs.items()
+        if name.startswith(f"{ROOT}/")
+        and name.endswith(TRAINED)
+        and was.get(name, checksum) != checksum
+        and stands_in(Step("train", str(store.ablation / name[len(ROOT) + 1 : -len(TRAINED)]), ()), store)
+    ]
+    return Content(now.config, {**now.inputs, **{n: was[n] for n in taken}}, now.benchmarks), ", ".join(taken)
 
 
 def restore_samples(store: Store | None, step: Step, now: Content, root: str) -> None:
@@ -450,14 +496,24 @@ def is_run_step(step: Step, store: Store) -> bool:
     return folder.is_relative_to(store.ablation) and folder.relative_to(store.ablation).parts[0] in ("runs", "base")
 
 
-def kept_state(step: Step, cwd: str, accept_old: bool, store: Store) -> str:
-    """``here`` (done in this folder), ``kept`` (done only in the kept runs, with the key it has now) or ``todo``."""
+def kept_state(step: Step, cwd: str, accept_old: bool, store: Store, said: dict[str, str] | None = None) -> str:
+    """``here`` (done in this folder), ``kept`` (done only in the kept runs, with the key it has now; or done here
+    as a stand-in for them, `STAND_IN`) or ``todo``. A kept step that read a run's trained model which is a stand-in
+    here is judged with the kept model's checksum (`kept_models`); ``said`` gets a line for it, by folder and stage."""
     root = str(store.ablation)
     now = composed(step, root, cwd, Checksums(Path(root) / CHECKSUMS))[1]
     if to_do(step, checkable(now, read_marker(step.marker)), accept_old).done:
-        return "here"
-    kept = checkable(now, store.marker(step.stage, step.folder))
-    return "kept" if store.done(step.stage, step.folder, kept, step.benchmarks) else "todo"
+        return "kept" if stands_in(step, store) else "here"
+    recorded = store.marker(step.stage, step.folder)
+    judged_as, taken = kept_models(step, now, recorded, store)
+    if not store.done(step.stage, step.folder, checkable(judged_as, recorded), step.benchmarks):
+        return "todo"
+    if taken and said is not None:
+        said[f"{step.folder}:{step.stage}"] = (
+            f"its kept {step.stage} stands: it read the kept run's {taken}; the one here was trained the same way "
+            "(the same key) for another run, and its bits differ"
+        )
+    return "kept"
 
 
 def needed_here(states: Sequence[str]) -> list[bool]:
@@ -543,13 +599,15 @@ def marked_done(step: Step) -> bool:
     return (read_marker(step.marker) or {}).get("status") == "done"
 
 
-def item_states(steps: Sequence[Step], item: Mapping[str, Any], store: Store | None) -> list[str]:
+def item_states(
+    steps: Sequence[Step], item: Mapping[str, Any], store: Store | None, said: dict[str, str] | None = None
+) -> list[str]:
     """Each step's `kept_state`, judged only when the kept runs hold one of them (else: ``todo``, judged by
     `run_step` as it comes)."""
     if store is None or not any(is_run_step(s, store) and store.holds(s.stage, s.folder) for s in steps):
         return ["todo"] * len(steps)
     accept_old = bool(item.get("accept_old_markers"))
-    return [kept_state(s, item["cwd"], accept_old, store) if is_run_step(s, store) else "todo" for s in steps]
+    return [kept_state(s, item["cwd"], accept_old, store, said) if is_run_step(s, store) else "todo" for s in steps]
 
 
 def run_item(index: int, item: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -561,7 +619,8 @@ def run_item(index: int, item: dict[str, Any]) -> Iterator[dict[str, Any]]:
     output = None if item.get("console") else item["log"]
     store = Store(Path(item["results"]), Path(item["events"]).parent) if item.get("results") else None
     steps = [Step.from_dict(row) for row in item["steps"]]
-    states = item_states(steps, item, store)
+    said: dict[str, str] = {}  # kept steps that stand against a stand-in model here (`kept_state`)
+    states = item_states(steps, item, store, said)
     verdict = judged(steps, states, item)
     if not verdict.start:
         log.info("[ablate] %s: not started: it would end after the deadline", item["label"])
@@ -580,22 +639,26 @@ def run_item(index: int, item: dict[str, Any]) -> Iterator[dict[str, Any]]:
     torch_ahead = bool(item.get("warm_curations")) or any(step.stage != "curate" for step in steps)
     for position, step in enumerate(steps):
         state, needed = states[position], needed_here(states)[position]
+        where = place(step, str(Path(item["events"]).parent))
         if state == "kept" and not needed:
             done = event(item["events"], step, "reused", 0.0, source="results")
+            if f"{step.folder}:{step.stage}" in said:
+                log.info("[ablate] %s: %s", where, said[f"{step.folder}:{step.stage}"])
         else:
-            if needed:
+            if needed and not marked_done(step):
                 log.info(
                     "[ablate] %s: %s runs again here: its output is kept in %s but not on this machine, and %s still "
                     "has to run",
-                    place(step, str(Path(item["events"]).parent)),
+                    where,
                     step.stage,
                     item["results"],
                     item["label"],
                 )
             accept_old = bool(item.get("accept_old_markers"))
-            done = run_step(step, output, item["events"], item["cwd"], accept_old, store, torch_ahead)
+            stand_in = needed and step.folder != steps[-1].folder  # another run's step (kept), an input of this one
+            done = run_step(step, output, item["events"], item["cwd"], accept_old, store, torch_ahead, stand_in)
         log.info("[ablate] %s: %s %s (%.0f s)", item["label"], done["stage"], done["event"], done["seconds"])
         if done["event"] == "ran" and position + 1 < len(steps):
             # what ran changed the later steps' inputs (a new model): a kept evaluation of the old one is not theirs
-            states = [*states[: position + 1], *item_states(steps, item, store)[position + 1 :]]
+            states = [*states[: position + 1], *item_states(steps, item, store, said)[position + 1 :]]
         yield done
