@@ -405,12 +405,11 @@ def test_an_upstream_trained_again_for_another_run_stands_in_without_replacing_i
     is not replaced, and on the next call on this machine curated's kept evaluation stands, said in one line, instead
     of being judged stale by the stand-in's checksum and run again (seen in the preference campaign: a clone that
     retrained curated seed 3 for lrml re-evaluated curated seed 3 on the next chunk, over its kept log)."""
-    shutil.copytree(finished / "conf", tmp_path / "conf")
-    kept = tmp_path / "results"
-    shutil.copytree(finished / "out" / "results", kept)
+    first = copy_of(finished, tmp_path)  # curated's training is there: its evaluation runs, and is kept
+    kept = first / "results"
     both = ("--results-dir", str(kept), "ablate.only=[curated,again]")
-    happened, _ = ablate(tmp_path / "first", f"model.path={tiny_model_dir}", *both)  # curated evaluated, and kept
-    assert {(e["stage"], e["folder"]) for e in happened if e["event"] == "ran"} >= {("evaluate", "runs/curated/seed0")}
+    happened, _ = ablate(first, f"model.path={tiny_model_dir}", *both)
+    assert [(e["stage"], e["folder"]) for e in happened if e["event"] == "ran"] == [("evaluate", "runs/curated/seed0")]
     curated = kept / "runs" / "curated" / "seed0"
     log_history, marker = (curated / "train" / "log_history.json").read_bytes(), (curated / ".ablate" / "train.json")
     train_marker = marker.read_bytes()
