@@ -353,28 +353,42 @@ def test_a_run_folder_left_without_its_marker_is_refused_in_one_line(finished, t
 
 
 @pytest.mark.slow
-def test_a_clone_holding_only_the_kept_runs_retrains_an_upstream_run_only_for_an_after_arm_still_to_run(
+def test_a_clone_holding_only_the_kept_runs_retrains_an_upstream_run_only_for_an_after_arm_still_to_run_as_a_stand_in(
     finished, tmp_path, tiny_model_dir
 ):
     """Another machine with ``results/`` alone: the arm after curated is kept, so nothing but the arms' curation runs
     (curated's run is not retrained for it); once its evaluation is not kept, its run has to run here, and so does
-    every step before it whose output is elsewhere (curated's training first), each saying so in one line."""
-    shutil.copytree(finished / "conf", tmp_path / "conf")
-    kept = tmp_path / "results"
-    shutil.copytree(finished / "out" / "results", kept)
-    out = tmp_path / "out"
-    happened, stdout = ablate(out, f"model.path={tiny_model_dir}", "--results-dir", str(kept))
+    every step before it whose output is elsewhere (curated's training first), each saying so in one line.
+
+    Curated's training then ran here only as that arm's input: a stand-in (`limo.ablation.steps.STAND_IN`). The kept
+    run's training log (which its kept evaluation goes with) is not replaced, and on the next call curated's kept
+    evaluation stands, said in one line, instead of being judged stale by the stand-in's checksum and run again
+    (seen in the preference campaign: a clone that retrained curated seed 3 for lrml re-evaluated curated seed 3 on
+    the next chunk, over its kept log). Once curated's own evaluation has to run here, the stand-in becomes its run's.
+    """
+    first = copy_of(finished, tmp_path)  # curated's training is there: its evaluation runs, and is kept
+    kept = first / "results"
+    both = (f"model.path={tiny_model_dir}", "--results-dir", str(kept), "ablate.only=[curated,again]")
+    happened, _ = ablate(first, *both)
+    assert [(e["stage"], e["folder"]) for e in happened if e["event"] == "ran"] == [("evaluate", "runs/curated/seed0")]
+    curated = kept / "runs" / "curated" / "seed0"
+    log_history, marker = (curated / "train" / "log_history.json").read_bytes(), (curated / ".ablate" / "train.json")
+    train_marker = marker.read_bytes()
+
+    out = tmp_path / "clone"
+    happened, stdout = ablate(out, *both)
     assert [(e["stage"], e["folder"]) for e in happened if e["event"] == "ran"] == [("curate", "arms/curated")]
     assert {(e["stage"], e["folder"]) for e in happened if e.get("from") == "results"} == {
         ("train", "runs/curated/seed0"),
+        ("evaluate", "runs/curated/seed0"),
         ("curate", "runs/again/seed0"),
         ("train", "runs/again/seed0"),
         ("evaluate", "runs/again/seed0"),
     }
-    assert "runs again here" not in stdout and (out / "ablate" / "results.md").exists()
+    assert "runs again here" not in stdout and list((out / "ablate" / "subsets").glob("*/results.md"))
 
     (kept / "runs" / "again" / "seed0" / ".ablate" / "evaluate.json").unlink()
-    happened, stdout = ablate(out, f"model.path={tiny_model_dir}", "--results-dir", str(kept))
+    happened, stdout = ablate(out, *both)
     assert [(e["stage"], e["folder"]) for e in happened if e["event"] == "ran"] == [
         ("train", "runs/curated/seed0"),
         ("curate", "runs/again/seed0"),
@@ -382,9 +396,9 @@ def test_a_clone_holding_only_the_kept_runs_retrains_an_upstream_run_only_for_an
         ("evaluate", "runs/again/seed0"),
     ]
     said = [line for line in stdout.splitlines() if "runs again here" in line]
-    # curated's training ran here for again, a stand-in (`limo.ablation.steps.STAND_IN`): again's kept curation read
-    # a model trained the same way and would stand, but again's evaluation reads its training, which reads it: it runs
-    # again here too, and says so; once it ran, the steps after it are judged again on what it made (and run)
+    # curated's training ran here for again, a stand-in: again's kept curation read a model trained the same way and
+    # would stand, but again's evaluation reads its training, which reads it: it runs again here too, and says so;
+    # once it ran, the steps after it are judged again on what it made (and run)
     assert [line.split(": its output")[0] for line in said] == [
         "[ablate] runs/curated/seed0: train runs again here",
         "[ablate] runs/again/seed0: curate runs again here",
@@ -394,39 +408,13 @@ def test_a_clone_holding_only_the_kept_runs_retrains_an_upstream_run_only_for_an
         "and again seed 0 still has to run"
     )
     assert (kept / "runs" / "again" / "seed0" / ".ablate" / "evaluate.json").exists()
-
-
-@pytest.mark.slow
-def test_an_upstream_trained_again_for_another_run_stands_in_without_replacing_its_kept_run(
-    finished, tmp_path, tiny_model_dir
-):
-    """A clone whose kept curated run has its evaluation, and whose arm after it has not: curated's training runs again
-    here only as that arm's input. It is a stand-in: the kept run's training log (which its kept evaluation goes with)
-    is not replaced, and on the next call on this machine curated's kept evaluation stands, said in one line, instead
-    of being judged stale by the stand-in's checksum and run again (seen in the preference campaign: a clone that
-    retrained curated seed 3 for lrml re-evaluated curated seed 3 on the next chunk, over its kept log)."""
-    first = copy_of(finished, tmp_path)  # curated's training is there: its evaluation runs, and is kept
-    kept = first / "results"
-    both = ("--results-dir", str(kept), "ablate.only=[curated,again]")
-    happened, _ = ablate(first, f"model.path={tiny_model_dir}", *both)
-    assert [(e["stage"], e["folder"]) for e in happened if e["event"] == "ran"] == [("evaluate", "runs/curated/seed0")]
-    curated = kept / "runs" / "curated" / "seed0"
-    log_history, marker = (curated / "train" / "log_history.json").read_bytes(), (curated / ".ablate" / "train.json")
-    train_marker = marker.read_bytes()
-
-    (kept / "runs" / "again" / "seed0" / ".ablate" / "evaluate.json").unlink()
-    out = tmp_path / "second"
-    happened, stdout = ablate(out, f"model.path={tiny_model_dir}", *both)
-    ran = [(e["stage"], e["folder"]) for e in happened if e["event"] == "ran"]
-    assert ("train", "runs/curated/seed0") in ran and ("evaluate", "runs/again/seed0") in ran
-    assert ("evaluate", "runs/curated/seed0") not in ran
     stand_in = json.loads((out / "ablate" / "runs" / "curated" / "seed0" / ".ablate" / "train.json").read_text())
     assert stand_in["stand_in"] is True and stand_in["key"] == json.loads(train_marker)["key"]
     assert (curated / "train" / "log_history.json").read_bytes() == log_history and marker.read_bytes() == train_marker
     model = "<ablate>/runs/curated/seed0/train/model"
     assert json.loads((curated / ".ablate" / "evaluate.json").read_text())["inputs"][model] != sha_of_model(out)
 
-    happened, stdout = ablate(out, f"model.path={tiny_model_dir}", *both)
+    happened, stdout = ablate(out, *both)
     assert [e for e in happened if e["event"] == "ran"] == []
     said = [line for line in stdout.splitlines() if "stands" in line]
     assert said == [
@@ -437,7 +425,7 @@ def test_an_upstream_trained_again_for_another_run_stands_in_without_replacing_i
 
     # once curated's own evaluation has to run here, it reads the stand-in: the stand-in becomes the kept run's
     (curated / ".ablate" / "evaluate.json").unlink()
-    happened, stdout = ablate(out, f"model.path={tiny_model_dir}", *both)
+    happened, stdout = ablate(out, *both)
     assert [(e["stage"], e["folder"]) for e in happened if e["event"] == "ran"] == [("evaluate", "runs/curated/seed0")]
     assert "[ablate] runs/curated/seed0: the train made here as another run's input becomes this run's" in stdout
     assert (curated / "train" / "log_history.json").read_bytes() != log_history
