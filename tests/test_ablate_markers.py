@@ -387,7 +387,9 @@ def test_a_clone_holding_only_the_kept_runs_retrains_an_upstream_run_only_for_an
     }
     assert "runs again here" not in stdout and list((out / "ablate" / "subsets").glob("*/results.md"))
 
-    (kept / "runs" / "again" / "seed0" / ".ablate" / "evaluate.json").unlink()
+    again = kept / "runs" / "again" / "seed0"
+    shutil.copytree(again, tmp_path / "again_from_the_kept_model")
+    (again / ".ablate" / "evaluate.json").unlink()
     happened, stdout = ablate(out, *both)
     assert [(e["stage"], e["folder"]) for e in happened if e["event"] == "ran"] == [
         ("train", "runs/curated/seed0"),
@@ -414,19 +416,30 @@ def test_a_clone_holding_only_the_kept_runs_retrains_an_upstream_run_only_for_an
     model = "<ablate>/runs/curated/seed0/train/model"
     assert json.loads((curated / ".ablate" / "evaluate.json").read_text())["inputs"][model] != sha_of_model(out)
 
+    # the next call: curated's kept evaluation, and again as kept from the kept model (its outputs here gone), stand
+    shutil.rmtree(again)
+    shutil.copytree(tmp_path / "again_from_the_kept_model", again)
+    shutil.rmtree(out / "ablate" / "runs" / "again")
     happened, stdout = ablate(out, *both)
     assert [e for e in happened if e["event"] == "ran"] == []
     said = [line for line in stdout.splitlines() if "stands" in line]
     assert said == [
-        "[ablate] runs/curated/seed0: its kept evaluate stands: it read the kept run's <ablate>/runs/curated/seed0/"
-        "train/model; the one here was trained the same way (the same key) for another run, and its bits differ"
+        f"[ablate] runs/{run}: its kept {stage} stands: it read the kept run's {model}; the one here was trained the "
+        "same way (the same key) for another run, and its bits differ"
+        for run, stage in (("curated/seed0", "evaluate"), ("again/seed0", "curate"), ("again/seed0", "train"))
     ]
     assert (curated / "train" / "log_history.json").read_bytes() == log_history
 
-    # once curated's own evaluation has to run here, it reads the stand-in: the stand-in becomes the kept run's
+    # once curated's own evaluation has to run here, it reads the stand-in: the stand-in becomes the kept run's, and
+    # again, kept from the model before it, follows it
     (curated / ".ablate" / "evaluate.json").unlink()
     happened, stdout = ablate(out, *both)
-    assert [(e["stage"], e["folder"]) for e in happened if e["event"] == "ran"] == [("evaluate", "runs/curated/seed0")]
+    assert [(e["stage"], e["folder"]) for e in happened if e["event"] == "ran"] == [
+        ("evaluate", "runs/curated/seed0"),
+        ("curate", "runs/again/seed0"),
+        ("train", "runs/again/seed0"),
+        ("evaluate", "runs/again/seed0"),
+    ]
     assert "[ablate] runs/curated/seed0: the train made here as another run's input becomes this run's" in stdout
     assert (curated / "train" / "log_history.json").read_bytes() != log_history
     assert json.loads((curated / ".ablate" / "evaluate.json").read_text())["inputs"][model] == sha_of_model(out)
