@@ -450,10 +450,10 @@ def keep(store: Store | None, step: Step) -> None:
         store.keep(step.stage, step.folder, store.parts())
 
 
-def stands_in(step: Step, store: Store) -> bool:
-    """Whether ``step``'s output here is a stand-in for a run kept in ``store`` with the same key (`STAND_IN`)."""
-    here = read_marker(step.marker) or {}
-    return bool(here.get(STAND_IN)) and (store.marker(step.stage, step.folder) or {}).get("key") == here.get("key")
+def stands_in(stage: str, folder: str | Path, store: Store) -> bool:
+    """Whether a step's output here is a stand-in for a run kept in ``store`` with the same key (`STAND_IN`)."""
+    here = read_marker(Path(folder) / ".ablate" / f"{stage}.json") or {}
+    return bool(here.get(STAND_IN)) and (store.marker(stage, folder) or {}).get("key") == here.get("key")
 
 
 def kept_models(step: Step, now: Content, recorded: Mapping[str, Any] | None, store: Store) -> tuple[Content, str]:
@@ -468,7 +468,7 @@ def kept_models(step: Step, now: Content, recorded: Mapping[str, Any] | None, st
         if name.startswith(f"{ROOT}/")
         and name.endswith(TRAINED)
         and was.get(name, checksum) != checksum
-        and stands_in(Step("train", str(store.ablation / name[len(ROOT) + 1 : -len(TRAINED)]), ()), store)
+        and stands_in("train", store.ablation / name[len(ROOT) + 1 : -len(TRAINED)], store)
     ]
     return Content(now.config, {**now.inputs, **{n: was[n] for n in taken}}, now.benchmarks), ", ".join(taken)
 
@@ -503,7 +503,7 @@ def kept_state(step: Step, cwd: str, accept_old: bool, store: Store, said: dict[
     root = str(store.ablation)
     now = composed(step, root, cwd, Checksums(Path(root) / CHECKSUMS))[1]
     if to_do(step, checkable(now, read_marker(step.marker)), accept_old).done:
-        return "kept" if stands_in(step, store) else "here"
+        return "kept" if stands_in(step.stage, step.folder, store) else "here"
     recorded = store.marker(step.stage, step.folder)
     judged_as, taken = kept_models(step, now, recorded, store)
     if not store.done(step.stage, step.folder, checkable(judged_as, recorded), step.benchmarks):
