@@ -160,6 +160,40 @@ def test_layer_graphs_are_the_numpy_definition_bit_for_bit():
     assert h is None and np.isfinite(y).all()
 
 
+def test_graphs_are_written_at_an_ir_version_older_onnxruntimes_read_and_a_refused_one_falls_back_to_numpy(caplog):
+    """The graphs carry `int8.IR_VERSION`, not the installed onnx's newest (an older onnxruntime on a GPU machine's
+    image refused onnx 1.23's IR 14 and the curation died); where onnxruntime still refuses them (here: the same graph
+    at an IR version no release reads), `Int8Layers` runs numpy's layers, the same bits, and says so; an error that
+    is not onnxruntime's is raised."""
+    import onnx
+
+    rng = np.random.default_rng(7)
+    layers = [_layer(rng), _layer(rng)]
+    written: dict[str, bytes] = {}
+    int8.Int8Layers(layers, 1e-12, lambda name, build: written.setdefault(name, build()))
+    assert written and {onnx.load_from_string(b).ir_version for b in written.values()} == {int8.IR_VERSION}
+
+    def unreadable(name: str, build) -> bytes:
+        model = onnx.load_from_string(build())
+        model.ir_version = 99
+        return model.SerializeToString()
+
+    x = _hostile_rows(rng, HIDDEN)
+    with caplog.at_level("WARNING", logger="curation.meaning.int8"):
+        refused = int8.Int8Layers(layers, 1e-12, unreadable)
+    assert refused.graphs is None
+    assert "cannot run MiniLM's int8 graphs" in caplog.text and "IR version" in caplog.text
+    np.testing.assert_array_equal(refused.project(x), int8.projection(layers[0], x))
+    y, h = refused.after_attention(0, x, x)
+    np.testing.assert_array_equal(y, int8.layer_after_attention(layers[0], x, x, 1e-12))
+
+    def broken(name: str, build) -> bytes:
+        raise ValueError("not onnxruntime's")
+
+    with pytest.raises(ValueError, match="not onnxruntime's"):
+        int8.Int8Layers(layers, 1e-12, broken)
+
+
 def test_attention_sums_are_exact_integers():
     """Attention's products are integers below 2**24 (float32) and 2**53 (float64): a text's rows are the same alone
     or grouped with others of its length, and the weights come from the table."""

@@ -358,14 +358,14 @@ def attention(qkv: np.ndarray, batch: int, length: int, heads: int, scratch: Scr
 class Int8Layers:
     """A BERT encoder's layers around attention in exact int8 arithmetic: `projection` and `layer_after_attention`,
     run as one onnxruntime graph per layer (`LayerGraphs`: the same operations, so the same bits, faster), or in
-    numpy where onnxruntime is not installed (announced once)."""
+    numpy where onnxruntime is not installed or cannot run the graphs (announced: `graphs_or_none`)."""
 
     def __init__(self, layers: Sequence[Mapping[str, np.ndarray]], eps: float, store: GraphStore | None = None):
         """``layers``: each layer's arrays by name (`LAYER_ARRAYS`, from `weight_columns` and the checkpoint);
         ``store``: where `LayerGraphs` keeps its serialised graphs (None: built every time)."""
         self.layers, self.eps = layers, float(eps)
         runtime = onnxruntime_module()
-        self.graphs = LayerGraphs(runtime, layers, self.eps, store) if runtime is not None else None
+        self.graphs = graphs_or_none(runtime, layers, self.eps, store) if runtime is not None else None
 
     def norm(self, x: np.ndarray, weights: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         return exact_norm(x, weights[0], weights[1], self.eps)
@@ -381,6 +381,23 @@ class Int8Layers:
         y = layer_after_attention(self.layers[layer], attended, x, self.eps)
         following = layer + 1 < len(self.layers)
         return y, projection(self.layers[layer + 1], y) if following else None
+
+
+def graphs_or_none(
+    runtime: Any, layers: Sequence[Mapping[str, np.ndarray]], eps: float, store: GraphStore | None
+) -> LayerGraphs | None:
+    """`LayerGraphs`, or None, announced, where this onnxruntime refuses them (an older release than the graphs'
+    `IR_VERSION` or opset, say): numpy's layers give the same vectors, slower. Only onnxruntime's own errors fall
+    back; any other is a fault and raised."""
+    try:
+        return LayerGraphs(runtime, layers, eps, store)
+    except Exception as err:
+        if not type(err).__module__.startswith("onnxruntime"):
+            raise
+        version, reason = getattr(runtime, "__version__", "?"), str(err).splitlines()[0]
+        log.warning("semantic: onnxruntime %s cannot run MiniLM's int8 graphs (%s): its int8 layers run in numpy "
+                    "(the same vectors, slower)", version, reason)  # fmt: skip
+        return None
 
 
 LAYER_ARRAYS = (
@@ -412,6 +429,21 @@ def onnxruntime_module() -> Any:
     cpu = onnxruntime.OrtMemoryInfo("Cpu", arena, 0, default)
     onnxruntime.create_and_register_allocator(cpu, onnxruntime.OrtArenaCfg(0, -1, -1, -1))
     return onnxruntime
+
+
+# The graphs' ONNX IR version: opset 18's own (ONNX 1.13), which onnxruntime reads from 1.14 on. Left to onnx, the IR
+# version is its release's newest (onnx 1.23 writes 14), and an onnxruntime older than that onnx refuses the graph
+# ("Unsupported model IR version: 14, max supported IR version: 13", seen on a GPU machine's image).
+IR_VERSION = 8
+OPSET = 18
+
+
+def onnx_model(graph: Any) -> Any:
+    """An ONNX model of ``graph`` at `IR_VERSION`, opset `OPSET` and Microsoft's domain (``MatMulIntegerToFloat``)."""
+    from onnx import helper
+
+    opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid("com.microsoft", 1)]
+    return helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION)
 
 
 class LayerGraphs:
@@ -482,8 +514,7 @@ class LayerGraphs:
                 nodes.append(helper.make_node("MatMulIntegerToFloat", [f"q{i}", f"w{i}", "one", f"s{i}", "zero"],
                                               [f"p{i}"], domain="com.microsoft"))  # fmt: skip
             graph = helper.make_graph(nodes, "int8_probe", inputs, outputs, constants)
-            opsets = [helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)]
-            return helper.make_model(graph, opset_imports=opsets).SerializeToString()
+            return onnx_model(graph).SerializeToString()
 
         session = self._runtime.InferenceSession(self._store("probe", serialised), self._settings(),
                                                  providers=["CPUExecutionProvider"])  # fmt: skip
@@ -530,13 +561,9 @@ class LayerGraphs:
             def rows(name: str, width: int) -> Any:
                 return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["rows", width])
 
-            model = helper.make_model(
-                helper.make_graph(
-                    graph.nodes, "int8_layer", [rows(*i) for i in inputs], [rows(*o) for o in outputs],
-                    graph.initializers,
-                ),
-                opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)],
-            )  # fmt: skip
+            model = onnx_model(helper.make_graph(
+                graph.nodes, "int8_layer", [rows(*i) for i in inputs], [rows(*o) for o in outputs], graph.initializers,
+            ))  # fmt: skip
             return model.SerializeToString()
 
         graph = self._store(f"{name}-plain" if self.layout == "plain" else name, serialised)
