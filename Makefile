@@ -124,8 +124,8 @@ style: setup  ## rewrite formatting and fixable lint
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# gpu_parts.py is gpu_check.py's worker and gpu_wheels.py downloads: neither is a benchmark.
-BENCH_HELPERS := bench/gpu/gpu_parts.py bench/gpu/gpu_wheels.py
+# gpu_parts.py is gpu_check.py's worker, gpu_wheels.py downloads, device_parts.py cuts what a GPU machine needs into calls: none is a benchmark.
+BENCH_HELPERS := bench/gpu/gpu_parts.py bench/gpu/gpu_wheels.py bench/gpu/device_parts.py
 bench: setup  ## benchmarks under bench/<kind>/ (bench/README.md; ratios against a baseline measured in the same run)
 	@for b in $(filter-out $(BENCH_HELPERS),$(wildcard bench/*/*.py)); do echo "== $$b"; $(PY) $$b || exit 1; done
 

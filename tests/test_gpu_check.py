@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import random
 import re
 import subprocess
 import sys
@@ -221,3 +222,43 @@ def test_the_long_part_runs_on_cpu(tmp_path):
         assert run["zero_stage"] == 3 and run["attention"] == attention, (batching, run)
         assert run["tokens_per_s"] > 0 and run["mfu"] > 0 and run["estimate_gib"] > 0
     assert re.search(r"\[gpu_check\] long +ok ", done.stdout)
+
+
+def test_device_parts_fit_each_call_and_join_to_the_payload(tmp_path, monkeypatch):
+    """bench/gpu/device_parts.py: a payload of a file and a folder, cut for calls of 256 KiB with a 50,000-byte tree
+    and a first-call folder; each call carries at most the limit with the tree, and running the calls' commands in
+    order (copies, then the join) unpacks the payload as it was."""
+    parts_module = bench_module("gpu", "device_parts")
+    rng = random.Random(0)
+    model = tmp_path / "student.gguf.xz"
+    model.write_bytes(rng.randbytes(400_000))
+    package = tmp_path / "site" / "wordllama"
+    (package / "weights").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "weights" / "table.safetensors").write_bytes(rng.randbytes(150_000))
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "a.whl").write_bytes(rng.randbytes(60_000))
+    monkeypatch.setattr(parts_module, "STAGING", str(tmp_path / "staging"))
+    monkeypatch.setattr(parts_module, "PAYLOAD", str(tmp_path / "payload"))
+    out = tmp_path / "parts"
+    limit, tree = 256 * 1024, 50_000
+    items = [f"student.gguf.xz={model}", f"pkgs/wordllama={package}"]
+    parts_module.main([*items, "--out", str(out), "--first", str(wheels), "--limit-mib", "0.25", "--margin-mib", "0",
+                       "--tree-bytes", str(tree)])  # fmt: skip
+    lines = (out / "calls.txt").read_text().splitlines()
+    carries = [line.split()[1:] for line in lines if line.startswith("carry ")]
+    commands = [line[len("run   ") :] for line in lines if line.startswith("run   ")]
+    assert len(carries) == len(commands) == len(list(out.glob("part-*"))) >= 3
+    assert carries[0][0] == str(wheels)
+    for carry in carries:
+        assert tree + sum(parts_module.folder_bytes(Path(p)) for p in carry) <= limit, carry
+    for command in commands:
+        subprocess.run(["bash", "-c", command], check=True)
+    payload = tmp_path / "payload"
+    assert (payload / "student.gguf.xz").read_bytes() == model.read_bytes()
+    assert (payload / "pkgs" / "wordllama" / "weights" / "table.safetensors").read_bytes() == (
+        package / "weights" / "table.safetensors"
+    ).read_bytes()
+    with pytest.raises(SystemExit, match="NAME=PATH"):
+        parts_module.main([f"nothing={tmp_path / 'absent'}", "--out", str(out)])
