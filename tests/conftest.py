@@ -15,7 +15,10 @@ os.environ.setdefault("DS_ACCELERATOR", "cpu")
 os.environ.setdefault("TORCH_EXTENSIONS_DIR", os.path.expanduser("~/.cache/limo/torch_extensions"))
 
 import shutil  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -123,6 +126,81 @@ def dispatch_rank(item: pytest.Item) -> int:
 def _uses_module_fixture(item: pytest.Item) -> bool:
     info = getattr(item, "_fixtureinfo", None)
     return info is not None and any(defs and defs[-1].scope == "module" for defs in info.name2fixturedefs.values())
+
+
+class WarmServer:
+    """This test process's warm server (`limo.ablation.warm`, ``--serve``), its address in ``LIMO_WARM_SERVER``: the
+    ablations and demos the tests start take their warm workers from it, forks with the stack imported once, instead
+    of each importing it for a worker of its own (about 7 s of CPU an ablation, and one per ``--jobs`` worker).
+
+    It serves launchers with its environment, which is this process's when it started: where a test's imports or
+    engines changed that for good (scikit-learn's import sets ``KMP_DUPLICATE_LIB_OK``, Ray's start ``RAY_*``), the
+    next test starts a new one (`follow`). It listens at once and imports in the background (a launcher that comes
+    before the imports are done waits for them), and dies with this process. A launcher whose environment or folder
+    differs (a test's own variables, a user's folder) is refused in one line and starts its own worker, as do tests
+    that clear the variable (the killed ablation's, whose worker must name its output in ``ps``)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.process, self.env, self.address = folder, None, {}, ""
+
+    def own(self) -> dict[str, str]:
+        from limo.ablation import warm
+
+        return {k: v for k, v in os.environ.items() if k != warm.SERVER}
+
+    def start(self) -> None:
+        from limo.ablation import warm
+
+        self.stop()
+        self.env = self.own()
+        self.address = str(self.folder / f"server{len(list(self.folder.iterdir()))}.sock")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "limo.ablation.warm", "--serve", self.address],
+            cwd=REPO_ROOT,
+            env=self.env,
+            preexec_fn=warm.die_with_parent,
+        )
+        deadline = time.monotonic() + 60
+        while not os.path.exists(self.address) and self.process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.environ[warm.SERVER] = self.address
+
+    def follow(self) -> None:
+        from limo.ablation import warm
+
+        if warm.differing(self.own(), self.env):
+            self.start()
+
+    def stop(self) -> None:
+        from limo.ablation import warm
+
+        os.environ.pop(warm.SERVER, None)
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def warm_server(tmp_path_factory) -> Iterator[WarmServer | None]:
+    """This process's `WarmServer`; None where none can run (not Linux, ``LIMO_WARM_WORKER=0``)."""
+    from limo.ablation import warm
+
+    if not warm.available():
+        yield None
+        return
+    server = WarmServer(tmp_path_factory.mktemp("warm"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def warm_server_follows(warm_server) -> None:
+    """Before each test: the warm server serves this process's environment as it is now (`WarmServer.follow`)."""
+    if warm_server is not None:
+        warm_server.follow()
 
 
 @pytest.fixture(scope="session")

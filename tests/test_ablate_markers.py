@@ -238,6 +238,7 @@ def finished(tmp_path_factory, tiny_model_dir) -> Path:
     (base / "conf" / "recipe" / "markers_demo.yaml").write_text(RECIPE)
     ran, stdout = ablate(base / "out", f"model.path={tiny_model_dir}")
     assert "start cold" not in stdout  # its steps ran in the warm worker (limo.ablation.warm), as steps do by default
+    assert "serves no worker" not in stdout  # the worker forked from the session's warm server (tests.conftest)
     assert sorted((e["stage"], e["folder"]) for e in ran if e["event"] == "ran") == [
         ("curate", "arms/curated"),
         ("curate", "runs/again/seed0"),
@@ -263,8 +264,9 @@ def markers(out: Path) -> dict[str, int]:
 def test_steps_forked_from_the_warm_worker_write_what_cold_processes_write(
     finished, tmp_path, tiny_model_dir, monkeypatch
 ):
-    """`finished` ran its steps as forks of the warm worker; with ``LIMO_WARM_WORKER=0`` each step is a cold
-    ``python -m`` process: the same weights, byte for byte, and the same evaluation records."""
+    """`finished` ran its steps as forks of the warm worker (itself a fork of the session's warm server); with
+    ``LIMO_WARM_WORKER=0`` each step is a cold ``python -m`` process: the same weights, byte for byte, and the same
+    evaluation records."""
     monkeypatch.setenv("LIMO_WARM_WORKER", "0")
     shutil.copytree(finished / "conf", tmp_path / "conf")
     ran, _ = ablate(tmp_path / "out", f"model.path={tiny_model_dir}")

@@ -28,18 +28,29 @@ starts a fresh one. Its command line names the first step's ``output_dir``, so `
 
 ``LIMO_WARM_WORKER=0`` turns it off: every step is a cold ``python -m`` process. A worker that fails to start or to
 import says so in one line, and the steps then run cold.
+
+A warm server serves many launchers: ``python -m limo.ablation.warm --serve SOCKET`` imports once and listens on a
+Unix socket; with ``LIMO_WARM_SERVER=SOCKET`` a launcher's worker is a fork of it (no imports of its own) instead of a
+process it starts. For many short launches, a tiny-model screen's chunks or the test suite's ablations, each of which
+would otherwise import the stack for its own worker. The server serves only a launcher whose folder and environment
+are its own but for `UNSEEN` (variables no import reads); the forked worker then takes the launcher's environment
+exactly. A launcher it refuses, or cannot reach, says so in one line and starts its own worker. A served worker ends
+when its launcher's end of the socket closes (a killed launcher's too), killing a step that runs, and with the server.
 """
 
 from __future__ import annotations
 
 import atexit
 import ctypes
+import errno
+import fnmatch
 import gc
 import importlib
 import json
 import logging
 import multiprocessing.util
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -50,6 +61,7 @@ from dataclasses import dataclass
 from typing import Any
 
 SWITCH = "LIMO_WARM_WORKER"
+SERVER = "LIMO_WARM_SERVER"  # a warm server's socket: this process's worker is a fork of it (see the module's text)
 DRIVER = "LIMO_ABLATE_DRIVER"  # the ablation's process id: set for the local executor's shards only
 STAGES = ("curate", "train", "evaluate")
 STARTERS = ("train", "evaluate")  # the stages that need torch: a curation uses a worker only when one is running
@@ -80,6 +92,14 @@ WARM_MODULES = (
 # of CPU a rank). Preloaded by the launchers that fork ranks from one process (the tests' `tests.fork_ranks`, the
 # GPU check's CPU runs); the ablation's steps run no DeepSpeed by default, so the warm worker leaves them out.
 DEEPSPEED_MODULES = ("deepspeed", "deepspeed.runtime.zero.utils", "deepspeed.runtime.zero.muon.muon_optimizer")
+# Every training imports DeepSpeed's package all the same (accelerate's unwrapping asks whether a model is DeepSpeed's,
+# where it is installed): 0.5 s of a tiny-model step. The worker imports it where DeepSpeed is told its accelerator is
+# the CPU (``DS_ACCELERATOR=cpu``): elsewhere its import looks for a GPU, which no fork of it could then use.
+CPU_MODULES = ("deepspeed",)
+# What a warm server ignores when it compares a launcher's environment with its own, read by no import: pytest's name
+# of the running test, the ablation's process id, the server's address, torch's CUDA probe (`warm_up` sets it for the
+# imports either way; DeepSpeed's import sets it in a launcher) and what datatrove's executor sets when shards run.
+UNSEEN = ("PYTEST_CURRENT_TEST", DRIVER, SERVER, "PYTORCH_NVML_BASED_CUDA_CHECK", "DATATROVE_*")
 PR_SET_PDEATHSIG = 1
 MAX_MESSAGE = 1 << 22  # a request carries the step's environment; replies are a few bytes
 log = logging.getLogger("limo.ablate")
@@ -111,9 +131,10 @@ class WorkerGone(OSError):
 
 @dataclass
 class Worker:
-    """A started warm worker, the environment and folder it serves, and the socket to it."""
+    """A started warm worker, the environment and folder it serves, and the socket to it (``process``: None for a
+    warm server's fork, which ends when that socket closes)."""
 
-    process: subprocess.Popen
+    process: subprocess.Popen | None
     channel: socket.socket
     env: dict[str, str]
     cwd: str
@@ -139,9 +160,12 @@ class Worker:
             kill(pid)
             raise
 
+    def alive(self) -> bool:
+        return self.process is None or self.process.poll() is None
+
     def close(self) -> None:
         self.channel.close()
-        if self.process.poll() is None:
+        if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
 
@@ -207,7 +231,7 @@ def current(env: dict[str, str], cwd: str, name: str, start_one: bool = True) ->
     (a curation with no training after it starts none: it imports no torch, and a worker's imports cost more than
     they save it)."""
     worker = _workers.get(os.getpid())
-    if worker is not None and (worker.env != env or worker.cwd != cwd or worker.process.poll() is not None):
+    if worker is not None and (worker.env != env or worker.cwd != cwd or not worker.alive()):
         shutdown()
         worker = None
     if worker is None and start_one and os.getpid() not in _failed:
@@ -232,7 +256,12 @@ def reaped_at_exit() -> None:
 
 
 def start(env: dict[str, str], cwd: str, name: str) -> Worker | None:
-    """A worker that has imported `WARM_MODULES`, or None (one line says why; the steps run cold)."""
+    """A worker that has imported `WARM_MODULES`, or None (one line says why; the steps run cold): a fork of the warm
+    server at ``LIMO_WARM_SERVER`` where that one serves this launcher, else a process of this one's."""
+    if env.get(SERVER):
+        served = from_server(env[SERVER], env, cwd)
+        if served is not None:
+            return served
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     command = [sys.executable, "-m", "limo.ablation.warm", str(theirs.fileno()), name]
     try:
@@ -250,6 +279,24 @@ def start(env: dict[str, str], cwd: str, name: str) -> Worker | None:
         return worker
     log.warning("[limo] the warm worker could not import %s: steps start cold", ready.get("error", "its modules"))
     worker.close()
+    return None
+
+
+def from_server(address: str, env: dict[str, str], cwd: str) -> Worker | None:
+    """A worker forked by the warm server at ``address`` for ``env`` and ``cwd``; None (said in one line) where that
+    server is not there or does not serve them."""
+    channel = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        channel.connect(address)
+        channel.sendall(json.dumps({"env": env, "cwd": cwd}).encode() + b"\n")
+        reply = receive(channel, allow_eof=True)
+    except OSError as err:
+        reply = {"error": f"it does not answer ({err})"}
+    if reply.get("ready"):
+        return Worker(None, channel, env, cwd)
+    channel.close()
+    why = reply.get("error", "it ended")
+    log.warning("[limo] the warm server at %s serves no worker here: %s; this process starts its own", address, why)
     return None
 
 
@@ -287,7 +334,8 @@ def receive(channel: socket.socket, allow_eof: bool = False) -> dict[str, Any]:
 
 
 def warm_up() -> None:
-    """Import `WARM_MODULES` (and read the classes named); CUDA must still be untouched.
+    """Import `WARM_MODULES` (and read the classes named), and `CPU_MODULES` under ``DS_ACCELERATOR=cpu``; CUDA must
+    still be untouched.
 
     A package that asks ``torch.cuda.is_available()`` while it imports would initialise the CUDA driver here, which
     no fork can use: during the imports torch answers through NVML instead (``PYTORCH_NVML_BASED_CUDA_CHECK``, the
@@ -296,7 +344,7 @@ def warm_up() -> None:
     given = os.environ.get(nvml)
     os.environ[nvml] = "1"
     try:
-        for spec in WARM_MODULES:
+        for spec in WARM_MODULES + (CPU_MODULES if os.environ.get("DS_ACCELERATOR") == "cpu" else ()):
             name, _, attributes = spec.partition(":")
             module = importlib.import_module(name)
             for attribute in filter(None, attributes.split(",")):
@@ -333,8 +381,117 @@ def serve(channel: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
         for fd in fds:
             os.close(fd)
         channel.sendall(json.dumps({"pid": pid}).encode() + b"\n")
-        _, status = os.waitpid(pid, 0)
+        status = wait_or_kill(pid, channel)
+        if status is None:
+            return None
         channel.sendall(json.dumps({"status": os.waitstatus_to_exitcode(status)}).encode() + b"\n")
+
+
+def wait_or_kill(pid: int, channel: socket.socket) -> int | None:
+    """The wait status of the step ``pid``; None once the launcher's end of ``channel`` closed while it ran (a killed
+    launcher), the step killed first: a served worker outlives its launcher, the parent-death signal cannot tell."""
+    try:
+        done = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # no pidfd (before Linux 5.3): the parent-death signal alone
+        return os.waitpid(pid, 0)[1]
+    try:
+        while True:
+            ready, _, _ = select.select([done, channel], [], [])
+            if done in ready:
+                return os.waitpid(pid, 0)[1]
+            if channel.recv(1, socket.MSG_PEEK):  # no launcher writes while its step runs: stop watching, wait
+                return os.waitpid(pid, 0)[1]
+            kill(pid)
+            os.waitpid(pid, 0)
+            return None
+    finally:
+        os.close(done)
+
+
+def serve_launchers(address: str) -> tuple[dict[str, Any], list[int]] | None:
+    """The warm server: listen at ``address``, warm up, and fork a worker for each launcher it serves (`UNSEEN`);
+    returns in a worker's step child what `serve` returns there, and never in the server."""
+    listener = listen(address)  # before the imports: a launcher that comes early waits in the backlog, not cold
+    before = dict(os.environ)
+    warm_up()
+    gc.freeze()
+    # what the imports set (torch's TORCHINDUCTOR_CACHE_DIR): a worker a launcher starts has it too
+    made = {k: v for k, v in os.environ.items() if before.get(k) != v}
+    gone = set(before) - set(os.environ)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the server waits for no worker: the kernel reaps them
+    server = os.getpid()
+    while True:
+        channel, _ = listener.accept()
+        if os.fork() != 0:
+            channel.close()
+            continue
+        die_with_parent()
+        if os.getppid() != server:
+            os._exit(1)
+        listener.close()
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        try:
+            wanted = receive(channel)
+            refusal = refused(wanted["env"], wanted["cwd"], before, made)
+            if refusal:
+                channel.sendall(json.dumps({"error": refusal}).encode() + b"\n")
+                os._exit(0)
+            os.environ.clear()
+            os.environ.update({k: v for k, v in wanted["env"].items() if k not in gone} | made)
+            channel.sendall(b'{"ready": true}\n')
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):  # gone, or not a launcher's request
+            os._exit(0)
+        job = serve(channel)
+        if job is None:
+            os._exit(0)
+        return job
+
+
+def listen(address: str) -> socket.socket:
+    """A socket listening at ``address``; a file left there by a server that is gone is replaced.
+
+    Raises:
+        OSError: A server listens there already, or the address cannot be bound (one line names it).
+    """
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(address)
+    except FileExistsError:
+        pass
+    except OSError as err:
+        if err.errno != errno.EADDRINUSE:
+            raise OSError(f"cannot listen at {address}: {err.strerror}") from err
+    else:
+        listener.listen(64)
+        return listener
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(address)
+    except OSError:  # nobody listens: a dead server's file
+        os.unlink(address)
+        listener.bind(address)
+        listener.listen(64)
+        return listener
+    finally:
+        probe.close()
+    raise OSError(f"a warm server already listens at {address}")
+
+
+def refused(env: dict[str, str], cwd: str, own: dict[str, str], made: dict[str, str]) -> str:
+    """Why the server cannot serve a launcher with ``env`` and ``cwd``: a folder or an environment that differs from
+    its own (``own``, as it started) in what its imports may have read (not `UNSEEN`; a variable its imports set,
+    ``made``, may be the same in the launcher, whose imports set it too); empty where it can."""
+    if os.path.abspath(cwd) != os.getcwd():
+        return f"its folder is {os.getcwd()}, not {cwd}"
+    differ = differing(env, own, made)
+    return f"its environment differs in {', '.join(differ)}" if differ else ""
+
+
+def differing(env: dict[str, str], own: dict[str, str], made: dict[str, str] | None = None) -> list[str]:
+    """The variables in which ``env`` differs from ``own`` for a warm server (`refused`), sorted."""
+    made = made or {}
+    keys = {k for k in set(env) | set(own) if not any(fnmatch.fnmatchcase(k, pattern) for pattern in UNSEEN)}
+    return sorted(k for k in keys if env.get(k) != own.get(k) and not (k in made and env.get(k) == made[k]))
 
 
 def become(request: dict[str, Any], fds: list[int]) -> None:
@@ -361,7 +518,18 @@ def text_stream(fd: int, line: bool, errors: str = "strict") -> Any:
 
 
 def main(argv: Sequence[str]) -> None:
-    """``python -m limo.ablation.warm <socket fd> <label>``: warm up, serve, and in a child run the step."""
+    """``python -m limo.ablation.warm <socket fd> <label>``: warm up, serve, and in a child run the step;
+    ``python -m limo.ablation.warm --serve SOCKET``: the warm server (`serve_launchers`)."""
+    if argv[:1] == ["--serve"]:
+        if len(argv) != 2:
+            sys.exit("limo.ablation.warm: error: usage: python -m limo.ablation.warm --serve SOCKET")
+        try:
+            served = serve_launchers(argv[1])
+        except OSError as err:
+            sys.exit(f"limo.ablation.warm: error: {err}")
+        if served is not None:
+            run_step(*served)
+        return
     channel = socket.socket(fileno=int(argv[0]))
     try:
         warm_up()
@@ -374,9 +542,12 @@ def main(argv: Sequence[str]) -> None:
     gc.freeze()
     channel.sendall(b'{"ready": true}\n')
     job = serve(channel)
-    if job is None:
-        return
-    request, fds = job
+    if job is not None:
+        run_step(*job)
+
+
+def run_step(request: dict[str, Any], fds: list[int]) -> None:
+    """In a worker's child: become the step's process and run its entry as ``python -m`` does."""
     become(request, fds)
     import runpy  # deferred: the worker's child alone runs a module
 

@@ -1,0 +1,101 @@
+"""The warm server (`limo.ablation.warm`, ``--serve``): a launcher's worker forked from it where its folder and its
+environment (but for `warm.UNSEEN`) are the server's; otherwise one line says why and the launcher starts its own. A
+served step runs with the launcher's environment and dies with a killed launcher.
+
+The server is the session's (`tests.conftest.warm_server`): these tests fork it, they import nothing heavy."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from limo.ablation import warm
+from tests.shared_data import REPO_ROOT
+
+
+@pytest.fixture
+def address(warm_server) -> str:
+    if warm_server is None:
+        pytest.skip("no warm server in this session (not Linux, or LIMO_WARM_WORKER=0)")
+    return warm_server.address
+
+
+def test_a_launcher_whose_environment_or_folder_differs_is_told_why_and_one_alike_is_served(address, tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="limo.ablate")
+    own = dict(os.environ)  # the server's (tests.conftest.WarmServer.follow)
+    assert warm.from_server(address, {**own, "OMP_NUM_THREADS": "3"}, str(REPO_ROOT)) is None
+    assert warm.from_server(address, own, str(tmp_path)) is None
+    assert warm.from_server(str(tmp_path / "nobody.sock"), own, str(REPO_ROOT)) is None
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 3 and all(line.endswith("; this process starts its own") for line in said), said
+    assert (
+        f"the warm server at {address} serves no worker here: its environment differs in OMP_NUM_THREADS;" in (said[0])
+    )
+    assert f"its folder is {REPO_ROOT}, not {tmp_path};" in said[1]
+    assert "does not answer" in said[2]
+
+    caplog.clear()
+    unseen = {**own, "PYTEST_CURRENT_TEST": "another test", "DATATROVE_NODE_RANK": "3", warm.DRIVER: "1"}
+    served = warm.from_server(address, unseen, str(REPO_ROOT))
+    try:
+        assert served is not None and served.process is None and served.alive() and not caplog.records
+    finally:
+        if served is not None:
+            served.close()
+
+
+LAUNCHER = """
+import os, sys
+from limo.ablation import warm
+worker = warm.from_server(os.environ[warm.SERVER], dict(os.environ), os.getcwd())
+assert worker is not None and worker.process is None, "not served"
+print("first", worker.run("timeit", ["-n", "1", "-r", "1", "pass"], (0, 1, 2)), flush=True)
+print("second", worker.run("timeit", ["-n", "1", "-r", "1", sys.argv[1]], (0, 1, 2)), flush=True)
+"""
+
+
+def test_a_served_step_has_the_launchers_environment_and_dies_with_a_killed_launcher(address, tmp_path):
+    seen = tmp_path / "step.txt"
+    step = (
+        f"import os, time, pathlib; pathlib.Path({str(seen)!r}).write_text(' '.join([str(os.getpid()), "
+        "str(os.getppid()), os.environ.get('DATATROVE_NODE_RANK', '-'), os.getcwd()])); time.sleep(300)"
+    )
+    env = {**os.environ, "DATATROVE_NODE_RANK": "7"}  # the launcher's own, not the server's: the step's
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, step], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not seen.exists() or not seen.read_text():
+            assert launcher.poll() is None and time.monotonic() < deadline, launcher.stdout.read()
+            time.sleep(0.1)
+        pid, worker, rank, cwd = seen.read_text().split()
+        assert (rank, cwd) == ("7", str(REPO_ROOT))
+        launcher.send_signal(signal.SIGKILL)
+        assert launcher.wait() == -signal.SIGKILL
+        timed, status = launcher.stdout.read().splitlines()  # the first step wrote to the launcher's stdout
+        assert timed.startswith("1 loop, best of 1: ") and status == "first 0"
+        deadline = time.monotonic() + 30
+        while alive(int(pid)) or alive(int(worker)):
+            assert time.monotonic() < deadline, "the served step or its worker outlived the killed launcher"
+            time.sleep(0.1)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie counts as gone: it is dead, its parent not yet told)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
