@@ -168,7 +168,7 @@ class WarmServer:
     def follow(self) -> None:
         from limo.ablation import warm
 
-        if warm.differing(self.own(), self.env):
+        if self.process is None or warm.differing(self.own(), self.env):
             self.start()
 
     def stop(self) -> None:
@@ -188,8 +188,7 @@ def warm_server(tmp_path_factory) -> Iterator[WarmServer | None]:
     if not warm.available():
         yield None
         return
-    server = WarmServer(tmp_path_factory.mktemp("warm"))
-    server.start()
+    server = WarmServer(tmp_path_factory.mktemp("warm"))  # started by the first test that may use it
     try:
         yield server
     finally:
@@ -197,9 +196,12 @@ def warm_server(tmp_path_factory) -> Iterator[WarmServer | None]:
 
 
 @pytest.fixture(autouse=True)
-def warm_server_follows(warm_server) -> None:
-    """Before each test: the warm server serves this process's environment as it is now (`WarmServer.follow`)."""
-    if warm_server is not None:
+def warm_server_follows(request, warm_server) -> None:
+    """Before each test: the warm server runs and serves this process's environment as it is now (`WarmServer.follow`).
+    Not for the cluster engines' tests, whose steps start cold on Ray or Slurm: they run first on their worker
+    (`dispatch_rank`), and a server importing beside them only slowed them (the Ray resume test's stop is timed)."""
+    group = next((mark.args[0] for mark in request.node.iter_markers("xdist_group")), "")
+    if warm_server is not None and group != "cluster_engines":
         warm_server.follow()
 
 
