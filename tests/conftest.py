@@ -23,6 +23,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+from limo.ablation import warm  # noqa: E402 (the standard library alone)
 from tests.cluster_engines import (  # noqa: E402
     EngineUnavailable,
     skip_or_fail,
@@ -144,13 +145,9 @@ class WarmServer:
         self.folder, self.process, self.env, self.address = folder, None, {}, ""
 
     def own(self) -> dict[str, str]:
-        from limo.ablation import warm
-
         return {k: v for k, v in os.environ.items() if k != warm.SERVER}
 
     def start(self) -> None:
-        from limo.ablation import warm
-
         self.stop()
         self.env = self.own()
         self.address = str(self.folder / f"server{len(list(self.folder.iterdir()))}.sock")
@@ -166,14 +163,10 @@ class WarmServer:
         os.environ[warm.SERVER] = self.address
 
     def follow(self) -> None:
-        from limo.ablation import warm
-
         if self.process is None or warm.differing(self.own(), self.env):
             self.start()
 
     def stop(self) -> None:
-        from limo.ablation import warm
-
         os.environ.pop(warm.SERVER, None)
         if self.process is not None:
             self.process.kill()
@@ -183,8 +176,6 @@ class WarmServer:
 @pytest.fixture(scope="session")
 def warm_server(tmp_path_factory) -> Iterator[WarmServer | None]:
     """This process's `WarmServer`; None where none can run (not Linux, ``LIMO_WARM_WORKER=0``)."""
-    from limo.ablation import warm
-
     if not warm.available():
         yield None
         return

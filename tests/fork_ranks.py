@@ -28,7 +28,7 @@ import sys
 from collections.abc import Sequence
 
 from eval.backends.llamacpp_server import free_port
-from limo.ablation.warm import DEEPSPEED_MODULES, die_with_parent, warm_up
+from limo.ablation.warm import DEEPSPEED_MODULES, fork_tied, warm_up
 
 RANKS = 2
 
@@ -55,13 +55,10 @@ def fork_ranks(port: int) -> int:
     failure's status (the other ranks killed) or 0."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
-    parent, pids = os.getpid(), []
+    pids = []
     for rank in range(RANKS):
-        pid = os.fork()
+        pid = fork_tied()
         if pid == 0:
-            die_with_parent()
-            if os.getppid() != parent:  # the launcher died before the prctl
-                os._exit(1)
             os.environ.update(rendezvous(rank, port))
             return rank
         pids.append(pid)

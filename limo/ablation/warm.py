@@ -312,6 +312,18 @@ def kill(pid: int) -> None:
         pass
 
 
+def fork_tied() -> int:
+    """``os.fork()`` whose child dies with this process (`die_with_parent`): the child's pid here, 0 in the child. A
+    child whose parent died before its ``prctl`` exits at once (nobody would kill it)."""
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        die_with_parent()
+        if os.getppid() != parent:
+            os._exit(1)
+    return pid
+
+
 def die_with_parent() -> None:
     """SIGKILL this process when its parent dies (Linux; run in the child between fork and exec, or after a fork)."""
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -363,7 +375,6 @@ def serve(channel: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
     """Fork a child per request and report its pid and exit status; returns the request in the child (None in the
     worker when the launcher is gone)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the step (same process group), not its server
-    parent = os.getpid()
     while True:
         try:
             message, fds, _, _ = socket.recv_fds(channel, MAX_MESSAGE, 3)
@@ -371,11 +382,8 @@ def serve(channel: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
             return None
         if not message:
             return None
-        pid = os.fork()
+        pid = fork_tied()
         if pid == 0:
-            die_with_parent()
-            if os.getppid() != parent:  # the worker died before the prctl: nobody would kill this child
-                os._exit(1)
             channel.close()
             return json.loads(message), fds
         for fd in fds:
@@ -417,17 +425,12 @@ def serve_launchers(address: str) -> tuple[dict[str, Any], list[int]] | None:
     gc.freeze()
     # what the imports set (torch's TORCHINDUCTOR_CACHE_DIR): a worker a launcher starts has it too
     made = {k: v for k, v in os.environ.items() if before.get(k) != v}
-    gone = set(before) - set(os.environ)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the server waits for no worker: the kernel reaps them
-    server = os.getpid()
     while True:
         channel, _ = listener.accept()
-        if os.fork() != 0:
+        if fork_tied() != 0:
             channel.close()
             continue
-        die_with_parent()
-        if os.getppid() != server:
-            os._exit(1)
         listener.close()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         try:
@@ -437,7 +440,7 @@ def serve_launchers(address: str) -> tuple[dict[str, Any], list[int]] | None:
                 channel.sendall(json.dumps({"error": refusal}).encode() + b"\n")
                 os._exit(0)
             os.environ.clear()
-            os.environ.update({k: v for k, v in wanted["env"].items() if k not in gone} | made)
+            os.environ.update(wanted["env"] | made)
             channel.sendall(b'{"ready": true}\n')
         except (OSError, ValueError, KeyError, TypeError, AttributeError):  # gone, or not a launcher's request
             os._exit(0)
