@@ -6,17 +6,25 @@ finished chunk again and ends with the uninterrupted run's outputs.
 The engines are the session fixtures of ``tests/conftest.py`` (`tests.cluster_engines`). Pools are kept small
 (parts of 10,000 chains, a dozen problems for rollouts) so that the tier stays within CI's time; for the rollouts
 the grader's limit is raised so that a loaded machine cannot turn one verdict into a timeout in one run only (the
-golden runs need not: the grader grades a pair whose wall clock ran out again, alone).
+golden runs need not: the grader grades a pair whose wall clock ran out again, alone). The rollouts come from an
+OpenAI-compatible server on 127.0.0.1 (`eval.backends.server`) whose replies the test lets through one at a time, so
+the stop lands where the test means it to on any machine: a chunk finished, another part-way, none able to finish.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -24,6 +32,8 @@ import pytest
 from curation.executors import ExecutorOptions
 from curation.methods import METHODS, RunContext
 from curation.options import StageOptions
+from eval.backends.base import Generation, GenerationRequest
+from eval.backends.server import ChatHandler, ChatServer
 from eval.options import to_options
 from eval.records import read_jsonl
 from tests.curation_outputs import assert_same_outputs
@@ -68,14 +78,73 @@ def test_champ_on_slurm_gives_the_local_outputs(tmp_path, shared_data, slurm_clu
 # ---------------------------------------------------------------------------------------------- rollouts
 
 
-def rollout_stages(model_dir: Path) -> dict:
-    """Twelve CHAMP problems and the weak filter's rollouts from the tiny model on CPU: one round of 4 samples
-    per problem (``round_samples``), two problems per chunk, so six chunks."""
+class Replies:
+    """A generator whose reply is a function of the request alone (its prompt and seed): a local run and a Ray run
+    get the same replies, in any order and on any worker. Served on 127.0.0.1 by `GatedServer`."""
+
+    name = "replies"
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        generations = []
+        for request in requests:
+            key = json.dumps([list(request.messages), request.seed]).encode()
+            number = hashlib.sha256(key).digest()[0] % 5
+            text = f"Counting the cases gives {number}.\n\nThe answer is $\\boxed{{{number}}}$."
+            generations.append(Generation(request.id, text, "stop", 12))
+        return generations
+
+
+class GatedHandler(ChatHandler):
+    """`ChatHandler`, but a request waits at the server's gate: let through one per release of `GatedServer.gate`, or
+    all (`GatedServer.opened`). A waiting request whose client has gone (its process died) is dropped unanswered."""
+
+    server: GatedServer
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server naming
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))  # read first: then EOF means gone
+        gated = self.server
+        with gated.count:
+            gated.held += 1
+        try:
+            while not gated.opened.is_set() and not gated.gate.acquire(timeout=0.05):
+                readable, _, _ = select.select([self.connection], [], [], 0)
+                if readable and not self.connection.recv(1, socket.MSG_PEEK):
+                    return  # the client closed its end while it waited: nobody to answer
+        finally:
+            with gated.count:
+                gated.held -= 1
+        self.rfile = io.BytesIO(body)
+        super().do_POST()
+
+
+class GatedServer(ChatServer):
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Replies(), "replies")
+        self.RequestHandlerClass = GatedHandler
+        self.gate = threading.Semaphore(0)
+        self.opened = threading.Event()
+        self.count = threading.Lock()
+        self.held = 0
+
+
+@pytest.fixture
+def gated_server():
+    server = GatedServer()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.opened.set()
+    server.shutdown()
+
+
+def rollout_stages(base_url: str) -> dict:
+    """Twelve CHAMP problems and the weak filter's rollouts from the gated server: one round of 4 samples per problem
+    (``round_samples``), two problems per chunk, so six chunks."""
     generator = {
-        "backend": "hf",
-        "model": str(model_dir),
+        "backend": "openai",
+        "model": "replies",
+        "backend_args": {"base_url": base_url, "max_retries": 0},
         "temperature": 1.0,
-        "max_new_tokens": 256,  # a chunk takes seconds: long enough to be stopped halfway
+        "max_new_tokens": 256,
         "batch_size": 1,  # every generation is appended to the chunk's cache as it finishes
     }
     return {
@@ -86,7 +155,7 @@ def rollout_stages(model_dir: Path) -> dict:
         "suspect_gold": {"enabled": False},
         "difficulty": {
             "source": "rollouts",
-            "weak_models": [str(model_dir)],
+            "weak_models": ["replies"],
             "weak_max_solved": 1,
             "weak_rollouts": {"k": 4, "round_samples": 4, "chunk_size": 8, "generator": generator},
         },
@@ -96,6 +165,7 @@ def rollout_stages(model_dir: Path) -> dict:
 
 
 CHUNKS = 6  # round 1: 12 problems x 4 samples, 8 requests per chunk; chunk i starts at plan entry 2 i
+CHUNK_ROWS = 8
 
 
 def chunk_state(work: Path) -> tuple[set[int], dict[int, int], dict[int, list[dict]]]:
@@ -119,37 +189,62 @@ def start_driver(spec: dict) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def stop_mid_chunk(driver: subprocess.Popen, work: Path) -> tuple[set[int], dict[int, int]]:
-    """SIGTERM the driver once a chunk has finished and another has generations but no marker yet."""
-    deadline = time.monotonic() + 1200  # the pool stages and model loads come first: slow on a loaded machine
-    while driver.poll() is None and time.monotonic() < deadline:
+def wait_for(condition, driver: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + 600  # the pool stages come first: slow on a loaded machine (a bound, not a timing)
+    while not condition():
+        assert driver.poll() is None, f"the run ended while waiting for {what}: {driver.communicate()[1][-2000:]}"
+        assert time.monotonic() < deadline, f"no {what} in 600 s"
+        time.sleep(0.02)
+
+
+def written(work: Path, generations: int) -> bool:
+    """``generations`` rows in the chunks' caches, and a marker for every chunk holding all its rows."""
+    done, rows, _ = chunk_state(work)
+    full = {c for c in range(CHUNKS) if rows[c] == CHUNK_ROWS}
+    return sum(rows.values()) == generations and full <= done
+
+
+def stop_mid_chunk(driver: subprocess.Popen, work: Path, server: GatedServer) -> tuple[set[int], dict[int, int]]:
+    """Let the generations through one at a time, each written to its chunk's cache (and a chunk's marker, once its
+    last one is) before the next, until a chunk has finished and another has generations but no marker; then SIGTERM
+    the driver. Every other request waits at the gate, so no chunk can finish while the stop lands."""
+    let = 0
+    while True:
         done, rows, _ = chunk_state(work)
         if done and any(rows[c] for c in range(CHUNKS) if c not in done):
-            driver.send_signal(signal.SIGTERM)
             break
-        time.sleep(0.02)
-    _, stderr = driver.communicate(timeout=600)  # not stopped in time (a loaded machine): it runs to the end
+        server.gate.release()
+        let += 1
+
+        wait_for(lambda let=let: written(work, let), driver, f"generation {let} in its chunk's cache")
+    driver.send_signal(signal.SIGTERM)
+    _, stderr = driver.communicate(timeout=600)
     assert driver.returncode == 1, f"the run was not stopped mid-chunk: {stderr[-2000:]}"
     assert "finished work is kept; run the same command to resume" in stderr
-    done, rows, _ = chunk_state(work)
+    deadline = time.monotonic() + 120
+    while server.held:  # the stopped run's workers die with it: their requests at the gate lose their clients
+        assert time.monotonic() < deadline, f"{server.held} request(s) of the stopped run still wait at the gate"
+        time.sleep(0.05)
+    after, rows_after, _ = chunk_state(work)
+    assert (after, rows_after) == (done, rows)  # nothing was written after the stop
     return done, rows
 
 
 @pytest.mark.filterwarnings("ignore:placement_group:DeprecationWarning")
-def test_rollouts_stopped_on_ray_resume_without_redoing_finished_chunks(tmp_path, tiny_model_dir, ray_instance):
-    stages = rollout_stages(tiny_model_dir)
+def test_rollouts_stopped_on_ray_resume_without_redoing_finished_chunks(tmp_path, gated_server, ray_instance):
+    stages = rollout_stages(gated_server.base_url)
+    gated_server.opened.set()
     reference = curate(to_options(StageOptions, stages), tmp_path / "local", ExecutorOptions(kind="local"))
+    gated_server.opened.clear()
     address = ray_instance.get_runtime_context().gcs_address
     executor = {"kind": "ray", "workers": 2, "mem_per_cpu_gb": 0.5, "ray_address": address}
-    for attempt in range(3):  # the chunk seen half-done can finish while the stop arrives: then stop a fresh run
-        out = tmp_path / f"ray{attempt}"
-        spec = {"stages": stages, "output_dir": str(out), "executor": executor}
-        work = out / "curate" / "work"
-        finished, kept = stop_mid_chunk(start_driver(spec), work)
-        if any(kept[c] for c in range(CHUNKS) if c not in finished):
-            break
+    out = tmp_path / "ray"
+    spec = {"stages": stages, "output_dir": str(out), "executor": executor}
+    work = out / "curate" / "work"
+    finished, kept = stop_mid_chunk(start_driver(spec), work, gated_server)
     assert 0 < len(finished) < CHUNKS
     assert any(kept[c] for c in range(CHUNKS) if c not in finished)  # a chunk stopped with generations cached
+    gated_server.opened.set()
     resumed = start_driver(spec)
     _, stderr = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, stderr[-3000:]
