@@ -190,7 +190,7 @@ def warm_server(tmp_path_factory) -> Iterator[WarmServer | None]:
 def warm_server_follows(request, warm_server) -> None:
     """Before each test: the warm server runs and serves this process's environment as it is now (`WarmServer.follow`).
     Not for the cluster engines' tests, whose steps start cold on Ray or Slurm: they run first on their worker
-    (`dispatch_rank`), and a server importing beside them only slowed them (the Ray resume test's stop is timed)."""
+    (`dispatch_rank`), and a server importing beside them only slowed them."""
     group = next((mark.args[0] for mark in request.node.iter_markers("xdist_group")), "")
     if warm_server is not None and group != "cluster_engines":
         warm_server.follow()

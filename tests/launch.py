@@ -2,7 +2,13 @@
 module in two processes (CPU, gloo), with the offline single-thread environment. Two processes are torchrun's when a
 test asks for ``launcher="torchrun"`` (the way a user starts them); otherwise they are forks of one process that
 imported the training stack once (`tests.fork_ranks`: the same rendezvous variables, about 7 s of CPU less per
-rank)."""
+rank).
+
+Where the test process's warm server runs (`tests.conftest.warm_server`, ``LIMO_WARM_SERVER``), `entry` starts the
+module through it (``python -m limo.ablation.warm --run``): the same ``python -m`` run, its streams, folder,
+environment and exit status, as a fork of a process that imported the training stack once (about 6 s of CPU less
+a training, evaluation or export). Tests that are about how a user's process starts (the README's commands, a
+killed run, a comparison with a cold process) start theirs as the user does."""
 
 from __future__ import annotations
 
@@ -13,6 +19,16 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from limo.ablation import warm
+
+
+def entry(module: str, *args: str) -> list[str]:
+    """The command for ``python -m module args ...``: through the warm server when one runs (see the module's text)."""
+    if os.environ.get(warm.SERVER):
+        return [sys.executable, "-m", "limo.ablation.warm", "--run", module, *args]
+    return [sys.executable, "-m", module, *args]
+
 
 LAUNCHERS = {  # how two processes start
     "torchrun": ("torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m"),
@@ -31,8 +47,10 @@ def run_module(
     """Run ``module`` with ``args``; assert it succeeded (the output tails are the failure message). With
     ``two_processes``, as two ranks started by ``launcher`` (`LAUNCHERS`)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "DS_ACCELERATOR": "cpu"}
-    start = LAUNCHERS[launcher] if two_processes else ()
-    command = [sys.executable, "-m", *start, module, *args]
+    if two_processes and launcher == "torchrun":
+        command = [sys.executable, "-m", *LAUNCHERS[launcher], module, *args]
+    else:
+        command = entry(*LAUNCHERS[launcher], module, *args) if two_processes else entry(module, *args)
     done = run_group(command, cwd=repo_root, timeout=timeout, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-4000:]
     return done

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from limo.cli.compose import compose
 from limo.discovery.proposals import parse_reply
 from limo.training.loss_archive import make_row
 from limo.training.program_loss import load_discovered_loss
+from tests.launch import entry
 
 REPO = Path(__file__).resolve().parent.parent
 PAIRS = [
@@ -150,9 +150,7 @@ def test_discovered_loss_trains_by_name_with_limo_train(tiny_model_dir, tmp_path
         "".join(json.dumps({**PAIRS[i % 2], "id": str(i)}) + "\n" for i in range(4))
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    command = [
-        sys.executable,
-        "-m",
+    command = entry(
         "limo.train",
         "recipe=discovered",
         f"output_dir={tmp_path}",
@@ -160,7 +158,7 @@ def test_discovered_loss_trains_by_name_with_limo_train(tiny_model_dir, tmp_path
         f"train.discovered_loss.archive={archive}",
         "train.discovered_loss.name=LRML",
         "train.args.max_steps=2",
-    ]
+    )
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     card = (tmp_path / "train" / "model" / "README.md").read_text()

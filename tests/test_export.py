@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +31,7 @@ from limo.gguf.writer import (
     verify_gguf,
 )
 from limo.models.tiny import EOS_TOKEN, PAD_TOKEN, build_tiny_model, build_tokenizer
+from tests.launch import entry
 
 
 @pytest.fixture(scope="module")
@@ -83,14 +83,14 @@ def read_fields(path: Path) -> tuple[dict, dict]:
 def test_tiny_qwen2_round_trips_f16_and_q8_0_within_tolerance(exported):
     out, report = exported
     assert report["architecture"] == "qwen2" and list(report["files"]) == ["f16", "q8_0"]
-    for qtype, entry in report["files"].items():
-        check = entry["verification"]
+    for qtype, written in report["files"].items():
+        check = written["verification"]
         assert check["passed"], (qtype, check)
         assert check["relative_logit_diff"] <= TOLERANCES[qtype].relative
         assert check["top1_agree"] == check["prompts"] == 3
         assert check["token_ids_identical"] and check["chat_template_identical"]
-        assert Path(entry["path"]) == out / f"tiny.{qtype}.gguf"
-        assert entry["bytes"] == (out / f"tiny.{qtype}.gguf").stat().st_size
+        assert Path(written["path"]) == out / f"tiny.{qtype}.gguf"
+        assert written["bytes"] == (out / f"tiny.{qtype}.gguf").stat().st_size
     assert report["files"]["f16"]["verification"]["max_abs_logit_diff"] > 0  # really rounded, not copied
     assert report["files"]["q8_0"]["bytes"] < 0.7 * report["files"]["f16"]["bytes"]
     assert json.loads((out / "export.json").read_text()) == report
@@ -179,7 +179,7 @@ def test_an_unknown_type_is_refused_before_any_work(tiny_qwen2, tmp_path):
 def run_export(repo_root: Path, *args: str) -> subprocess.CompletedProcess:
     environ = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     environ.pop("HYDRA_FULL_ERROR", None)
-    command = [sys.executable, "-m", "limo.export", *args]
+    command = entry("limo.export", *args)
     return subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=600, env=environ)
 
 
@@ -251,12 +251,12 @@ def test_smollm2_round_trips_f16_within_tolerance(smollm2, tmp_path):
     from transformers.integrations.gguf.reader import read_gguf_metadata
 
     report = export_model(str(smollm2), tmp_path, "smollm2", ("f16",), converter="limo")
-    entry = report["files"]["f16"]
-    check = entry["verification"]
+    written = report["files"]["f16"]
+    check = written["verification"]
     assert report["architecture"] == "llama" and check["passed"], check
     assert check["top1_agree"] == 3 and check["relative_logit_diff"] < TOLERANCES["f16"].relative
     assert check["token_ids_identical"] and check["chat_template_identical"]
-    assert 260e6 < entry["bytes"] < 280e6  # 134.5M parameters at two bytes, norms at four
+    assert 260e6 < written["bytes"] < 280e6  # 134.5M parameters at two bytes, norms at four
     # transformers' metadata reader: 0.04 s, where gguf.GGUFReader spends 8 s on the 49k tokens and merges
     fields, tensors = read_gguf_metadata(str(tmp_path / "smollm2.f16.gguf"))
     assert fields["llama.block_count"] == 30 and fields["llama.attention.head_count_kv"] == 3

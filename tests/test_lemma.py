@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -30,6 +29,7 @@ from eval.backends.replay import ReplayBackend
 from eval.grading.grader import Verdict
 from eval.problem import Problem
 from tests.funnel_schema import check_one_schema
+from tests.launch import entry
 
 TAXONOMY = {"calculation_error": "an arithmetic slip", "counting_error": "miscounts cases"}
 PROBLEM = Problem(id="p1", problem="How many strings of length 2 over {a, b}?", answer="4", source="test")
@@ -230,9 +230,7 @@ def test_overfit_tiny_model_as_teacher_emits_an_accepted_error_record(tmp_path):
 
 def _run(repo_root: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", *args], cwd=repo_root, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    result = subprocess.run(entry(*args), cwd=repo_root, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 

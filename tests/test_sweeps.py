@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from limo.training.champ_examples import write_champ_messages
+from tests.launch import entry
 
 JOBS = (
     "train.args.learning_rate=0.0001,train.args.max_steps=2",
@@ -22,7 +22,7 @@ JOBS = (
 
 def run(repo_root: Path, module: str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", module, *args]
+    command = entry(module, *args)
     done = subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     return done

@@ -26,6 +26,7 @@ from limo.training.data import (
     length_report,
     load_train_data,
 )
+from tests.launch import entry
 from tests.shared_data import REPO_ROOT
 from tests.shared_runs import computed_once
 
@@ -341,9 +342,7 @@ def test_demo_recipe_trains_and_saves_a_model_that_stops(tmp_path, pairs_file, r
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     out = tmp_path / "run"
-    command = [
-        sys.executable,
-        "-m",
+    command = entry(
         "limo.train",
         "recipe=demo",
         f"output_dir={out}",
@@ -353,7 +352,7 @@ def test_demo_recipe_trains_and_saves_a_model_that_stops(tmp_path, pairs_file, r
         "train.args.max_steps=60",
         "train.args.learning_rate=3e-3",
         "train.args.lr_scheduler_type=constant",
-    ]
+    )
     done = subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "would be truncated" in done.stdout and "world size 1" in done.stdout

@@ -99,3 +99,70 @@ def alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+def step_writing(path: Path, sleep: int = 0) -> str:
+    """A ``timeit`` statement that writes its process's pid, parent's pid and DATATROVE_NODE_RANK to ``path``."""
+    return (
+        f"import os, time, pathlib; pathlib.Path({str(path)!r}).write_text(' '.join([str(os.getpid()), "
+        f"str(os.getppid()), os.environ.get('DATATROVE_NODE_RANK', '-')])); time.sleep({sleep})"
+    )
+
+
+def run_served(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    command = [sys.executable, "-m", "limo.ablation.warm", "--run", *args]
+    return subprocess.Popen(
+        command, cwd=REPO_ROOT, env=env or dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def test_an_entry_run_through_the_server_is_a_fork_of_it_with_its_launchers_streams_environment_and_status(
+    address, tmp_path
+):
+    seen = tmp_path / "step.txt"
+    client = run_served(
+        "timeit", "-n", "1", "-r", "1", step_writing(seen), env={**os.environ, "DATATROVE_NODE_RANK": "7"}
+    )
+    stdout, stderr = client.communicate(timeout=300)
+    assert client.returncode == 0 and stdout.startswith("1 loop, best of 1: ") and not stderr, stderr
+    pid, parent, rank = seen.read_text().split()
+    assert rank == "7" and int(parent) != client.pid and int(pid) != client.pid  # the server's worker forked it
+    failed = run_served("json.tool", str(tmp_path / "missing.json"))
+    stdout, stderr = failed.communicate(timeout=300)
+    assert failed.returncode == 2 and "missing.json" in stderr.splitlines()[-1] and "warm server" not in stderr
+
+
+def test_an_entry_the_server_cannot_serve_runs_cold_in_the_client_and_says_so(address, tmp_path):
+    seen = tmp_path / "step.txt"
+    client = run_served("timeit", "-n", "1", "-r", "1", step_writing(seen), env={**os.environ, "OMP_NUM_THREADS": "3"})
+    stdout, stderr = client.communicate(timeout=300)
+    assert client.returncode == 0 and stdout.startswith("1 loop, best of 1: ")
+    line = f"[limo] the warm server at {address} serves no worker here: its environment differs in OMP_NUM_THREADS; "
+    assert stderr == line + "timeit runs here, cold\n"
+    assert int(seen.read_text().split()[0]) == client.pid
+
+
+@pytest.mark.parametrize(("name", "status"), [("SIGTERM", -signal.SIGTERM), ("SIGINT", 1)])
+def test_a_signal_to_the_client_reaches_its_served_entry(address, tmp_path, name, status):
+    """SIGTERM kills the entry (its default), and the client ends the same way; SIGINT is the entry's
+    KeyboardInterrupt (a traceback, status 1) as a Ctrl-C of ``python -m`` is."""
+    seen = tmp_path / "step.txt"
+    client = run_served("timeit", "-n", "1", "-r", "1", step_writing(seen, sleep=300))
+    try:
+        deadline = time.monotonic() + 120
+        while not seen.exists() or not seen.read_text():
+            assert client.poll() is None and time.monotonic() < deadline, client.communicate()
+            time.sleep(0.1)
+        pid = int(seen.read_text().split()[0])
+        client.send_signal(getattr(signal, name))
+        _, stderr = client.communicate(timeout=60)
+        assert client.returncode == status, stderr
+        assert name != "SIGINT" or stderr.rstrip().endswith("KeyboardInterrupt")
+        deadline = time.monotonic() + 30
+        while alive(pid):
+            assert time.monotonic() < deadline, "the served entry outlived its signal"
+            time.sleep(0.1)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()

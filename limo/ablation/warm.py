@@ -36,6 +36,7 @@ would otherwise import the stack for its own worker. The server serves only a la
 are its own but for `UNSEEN` (variables no import reads); the forked worker then takes the launcher's environment
 exactly. A launcher it refuses, or cannot reach, says so in one line and starts its own worker. A served worker ends
 when its launcher's end of the socket closes (a killed launcher's too), killing a step that runs, and with the server.
+``python -m limo.ablation.warm --run MODULE [ARGS ...]`` is such a launcher for one entry (`run_served`).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ import socket
 import subprocess
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,8 +140,11 @@ class Worker:
     env: dict[str, str]
     cwd: str
 
-    def run(self, module: str, args: list[str], streams: Sequence[int]) -> int:
-        """The step's exit status (minus the signal that killed it, as `subprocess` says).
+    def run(
+        self, module: str, args: list[str], streams: Sequence[int], started: Callable[[int], None] | None = None
+    ) -> int:
+        """The step's exit status (minus the signal that killed it, as `subprocess` says); ``started`` is called with
+        the step's pid once it runs.
 
         Raises:
             WorkerGone: The worker ended before the step started.
@@ -152,6 +156,8 @@ class Worker:
             pid = int(receive(self.channel)["pid"])
         except OSError as err:
             raise WorkerGone(str(err)) from err
+        if started is not None:
+            started(pid)
         try:
             return int(receive(self.channel)["status"])
         except OSError:
@@ -282,9 +288,11 @@ def start(env: dict[str, str], cwd: str, name: str) -> Worker | None:
     return None
 
 
-def from_server(address: str, env: dict[str, str], cwd: str) -> Worker | None:
-    """A worker forked by the warm server at ``address`` for ``env`` and ``cwd``; None (said in one line) where that
-    server is not there or does not serve them."""
+def from_server(
+    address: str, env: dict[str, str], cwd: str, instead: str = "this process starts its own"
+) -> Worker | None:
+    """A worker forked by the warm server at ``address`` for ``env`` and ``cwd``; None (said in one line, ending with
+    what happens ``instead``) where that server is not there or does not serve them."""
     channel = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         channel.connect(address)
@@ -296,7 +304,7 @@ def from_server(address: str, env: dict[str, str], cwd: str) -> Worker | None:
         return Worker(None, channel, env, cwd)
     channel.close()
     why = reply.get("error", "it ended")
-    log.warning("[limo] the warm server at %s serves no worker here: %s; this process starts its own", address, why)
+    log.warning("[limo] the warm server at %s serves no worker here: %s; %s", address, why, instead)
     return None
 
 
@@ -522,7 +530,13 @@ def text_stream(fd: int, line: bool, errors: str = "strict") -> Any:
 
 def main(argv: Sequence[str]) -> None:
     """``python -m limo.ablation.warm <socket fd> <label>``: warm up, serve, and in a child run the step;
-    ``python -m limo.ablation.warm --serve SOCKET``: the warm server (`serve_launchers`)."""
+    ``python -m limo.ablation.warm --serve SOCKET``: the warm server (`serve_launchers`); ``--run MODULE [ARGS ...]``:
+    one entry in a fork of it (`run_served`)."""
+    if argv[:1] == ["--run"]:
+        if len(argv) < 2:
+            sys.exit("limo.ablation.warm: error: usage: python -m limo.ablation.warm --run MODULE [ARGS ...]")
+        run_served(argv[1], list(argv[2:]))
+        return
     if argv[:1] == ["--serve"]:
         if len(argv) != 2:
             sys.exit("limo.ablation.warm: error: usage: python -m limo.ablation.warm --serve SOCKET")
@@ -547,6 +561,56 @@ def main(argv: Sequence[str]) -> None:
     job = serve(channel)
     if job is not None:
         run_step(*job)
+
+
+FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP")  # what `run_served` passes on to its step (not in its process group)
+
+
+def run_served(module: str, args: list[str]) -> None:
+    """``python -m limo.ablation.warm --run MODULE [ARGS ...]``: ``python -m MODULE ARGS ...`` in a fork of the warm
+    server at ``LIMO_WARM_SERVER`` (`from_server`), with this process's streams, folder and environment, ending the
+    way that process ends (its exit status, or the signal that killed it). SIGINT, SIGTERM and SIGHUP sent here go to
+    the step (a Ctrl-C too: the step is no child of this terminal's process group); killed, this process takes its
+    step with it. Where no server serves this process (none named, refused, gone), the module runs here, cold: said in
+    one line when a server was named."""
+    address, here = os.environ.get(SERVER), f"{module} runs here, cold"
+    worker = from_server(address, dict(os.environ), os.getcwd(), here) if address else None
+    if worker is not None:
+        step: list[int] = []
+
+        def forward(number: int, _frame: Any) -> None:
+            if step:
+                os.kill(step[0], number)
+            else:  # before the step started: end as the signal would have ended it
+                signal.signal(number, signal.SIG_DFL)
+                os.kill(os.getpid(), number)
+
+        for name in FORWARDED:
+            number = getattr(signal, name)
+            if signal.getsignal(number) != signal.SIG_IGN:
+                signal.signal(number, forward)
+        streams = [fd if valid(fd) else os.open(os.devnull, os.O_RDWR) for fd in (0, 1, 2)]
+        try:
+            status = worker.run(module, args, streams, step.append)
+        except WorkerGone as err:
+            log.warning("[limo] the warm server's worker ended (%s): %s", err, here)
+        else:
+            worker.close()
+            if status < 0:
+                signal.signal(-status, signal.SIG_DFL)
+                os.kill(os.getpid(), -status)
+            sys.exit(status if status >= 0 else 128 - status)
+    import importlib.util
+    import runpy  # deferred: only a step runs a module
+
+    try:
+        found = importlib.util.find_spec(module)
+    except ImportError:  # a package on the way is missing
+        found = None
+    if found is None:
+        sys.exit(f"{sys.executable}: No module named {module}")  # python -m's words
+    sys.argv = [module, *args]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
 
 
 def run_step(request: dict[str, Any], fds: list[int]) -> None:
