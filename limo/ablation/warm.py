@@ -585,15 +585,18 @@ def run_served(module: str, args: list[str]) -> None:
                 signal.signal(number, signal.SIG_DFL)
                 os.kill(os.getpid(), number)
 
-        for name in FORWARDED:
-            number = getattr(signal, name)
-            if signal.getsignal(number) != signal.SIG_IGN:
+        given = {getattr(signal, name): signal.getsignal(getattr(signal, name)) for name in FORWARDED}
+        for number, handler in given.items():
+            if handler != signal.SIG_IGN:
                 signal.signal(number, forward)
         streams = [fd if valid(fd) else os.open(os.devnull, os.O_RDWR) for fd in (0, 1, 2)]
         try:
             status = worker.run(module, args, streams, step.append)
         except WorkerGone as err:
             log.warning("[limo] the warm server's worker ended (%s): %s", err, here)
+            for number, handler in given.items():  # the run here meets signals as a cold one does
+                if handler is not None:  # None: a handler set outside Python, left in place
+                    signal.signal(number, handler)
         else:
             worker.close()
             if status < 0:
