@@ -72,24 +72,36 @@ def test_a_served_step_has_the_launchers_environment_and_dies_with_a_killed_laun
         [sys.executable, "-c", LAUNCHER, step], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True
     )
     try:
-        deadline = time.monotonic() + 120
-        while not seen.exists() or not seen.read_text():
-            assert launcher.poll() is None and time.monotonic() < deadline, launcher.stdout.read()
-            time.sleep(0.1)
-        pid, worker, rank, cwd = seen.read_text().split()
+        pid, worker, rank, cwd = written_by_step(seen, launcher)
         assert (rank, cwd) == ("7", str(REPO_ROOT))
         launcher.send_signal(signal.SIGKILL)
         assert launcher.wait() == -signal.SIGKILL
         timed, status = launcher.stdout.read().splitlines()  # the first step wrote to the launcher's stdout
         assert timed.startswith("1 loop, best of 1: ") and status == "first 0"
-        deadline = time.monotonic() + 30
-        while alive(int(pid)) or alive(int(worker)):
-            assert time.monotonic() < deadline, "the served step or its worker outlived the killed launcher"
-            time.sleep(0.1)
+        assert gone(int(pid), int(worker)), "the served step or its worker outlived the killed launcher"
     finally:
         if launcher.poll() is None:
             launcher.kill()
             launcher.wait()
+
+
+def written_by_step(path: Path, launcher: subprocess.Popen) -> list[str]:
+    """The fields a step wrote to ``path``, once it has (within 120 s: a bound against a hang, not a timing)."""
+    deadline = time.monotonic() + 120
+    while not path.exists() or not path.read_text():
+        assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()
+        time.sleep(0.1)
+    return path.read_text().split()
+
+
+def gone(*pids: int) -> bool:
+    """Whether every one of ``pids`` has ended within 30 s."""
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def alive(pid: int) -> bool:
@@ -149,19 +161,12 @@ def test_a_signal_to_the_client_reaches_its_served_entry(address, tmp_path, name
     seen = tmp_path / "step.txt"
     client = run_served("timeit", "-n", "1", "-r", "1", step_writing(seen, sleep=300))
     try:
-        deadline = time.monotonic() + 120
-        while not seen.exists() or not seen.read_text():
-            assert client.poll() is None and time.monotonic() < deadline, client.communicate()
-            time.sleep(0.1)
-        pid = int(seen.read_text().split()[0])
+        pid = int(written_by_step(seen, client)[0])
         client.send_signal(getattr(signal, name))
         _, stderr = client.communicate(timeout=60)
         assert client.returncode == status, stderr
         assert name != "SIGINT" or stderr.rstrip().endswith("KeyboardInterrupt")
-        deadline = time.monotonic() + 30
-        while alive(pid):
-            assert time.monotonic() < deadline, "the served entry outlived its signal"
-            time.sleep(0.1)
+        assert gone(pid), "the served entry outlived its signal"
     finally:
         if client.poll() is None:
             client.kill()
