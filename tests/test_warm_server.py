@@ -122,10 +122,23 @@ def step_writing(path: Path, sleep: int = 0) -> str:
 
 
 def run_served(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """A ``--run`` client started with SIGINT and SIGTERM at their defaults, as from a terminal: the test process may
+    ignore them (an earlier test's doing, or a shell's), and a process inherits that, a served run too."""
     command = [sys.executable, "-m", "limo.ablation.warm", "--run", *args]
     return subprocess.Popen(
-        command, cwd=REPO_ROOT, env=env or dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command,
+        cwd=REPO_ROOT,
+        env=env or dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_signals,
     )
+
+
+def default_signals() -> None:
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_DFL)
 
 
 def test_an_entry_run_through_the_server_is_a_fork_of_it_with_its_launchers_streams_environment_and_status(
