@@ -207,7 +207,7 @@ def run(command: Sequence[str], cwd: str, streams: Sequence[int], torch_ahead: b
     if entry is None or worker is None:
         return None
     try:
-        return worker.run(*entry, [fd if valid(fd) else os.open(os.devnull, os.O_RDWR) for fd in streams])
+        return worker.run(*entry, usable(streams))
     except WorkerGone as err:
         log.warning("[limo] the warm worker ended (%s): this step starts cold", err)
         shutdown()
@@ -215,6 +215,11 @@ def run(command: Sequence[str], cwd: str, streams: Sequence[int], torch_ahead: b
     except BaseException:
         shutdown()
         raise
+
+
+def usable(streams: Sequence[int]) -> list[int]:
+    """``streams`` with each closed one replaced by the null device (a step's stdin may be closed)."""
+    return [fd if valid(fd) else os.open(os.devnull, os.O_RDWR) for fd in streams]
 
 
 def valid(fd: int) -> bool:
@@ -589,9 +594,8 @@ def run_served(module: str, args: list[str]) -> None:
         for number, handler in given.items():
             if handler != signal.SIG_IGN:
                 signal.signal(number, forward)
-        streams = [fd if valid(fd) else os.open(os.devnull, os.O_RDWR) for fd in (0, 1, 2)]
         try:
-            status = worker.run(module, args, streams, step.append)
+            status = worker.run(module, args, usable((0, 1, 2)), step.append)
         except WorkerGone as err:
             log.warning("[limo] the warm server's worker ended (%s): %s", err, here)
             for number, handler in given.items():  # the run here meets signals as a cold one does
