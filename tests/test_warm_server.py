@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -184,3 +186,36 @@ def test_a_signal_to_the_client_reaches_its_served_entry(address, tmp_path, name
         if client.poll() is None:
             client.kill()
             client.wait()
+
+
+def test_a_client_whose_served_worker_ends_before_its_entry_starts_runs_it_cold_with_its_own_signal_handlers(tmp_path):
+    """A server that hands out a worker which then ends without starting the entry (its machine's memory killer, a
+    server shut down in between): the client says so in one line and runs the entry itself, its SIGINT handler
+    Python's own again (not the forwarding one), as a cold ``python -m`` has it."""
+    address, seen = str(tmp_path / "ending.sock"), tmp_path / "handler.txt"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(address)
+    listener.listen(1)
+
+    def serve_then_end() -> None:  # the server's side of `warm.from_server`, then a worker that ends unasked
+        channel, _ = listener.accept()
+        with channel, channel.makefile("rb") as lines:
+            lines.readline()  # the launcher's environment and folder
+            channel.sendall(b'{"ready": true}\n')
+            _, streams, _, _ = socket.recv_fds(channel, 1 << 16, 3)  # the entry and its streams: ended unstarted
+            for fd in streams:  # (held, they would keep the client's pipes open)
+                os.close(fd)
+
+    server = threading.Thread(target=serve_then_end, daemon=True)
+    server.start()
+    statement = f"import signal, pathlib; pathlib.Path({str(seen)!r}).write_text(repr(signal.getsignal(2)))"
+    client = run_served("timeit", "-n", "1", "-r", "1", statement, env={**os.environ, warm.SERVER: address})
+    try:
+        stdout, stderr = client.communicate(timeout=300)
+    finally:
+        listener.close()
+    server.join(timeout=10)
+    assert client.returncode == 0 and stdout.startswith("1 loop, best of 1: "), stderr
+    assert stderr.startswith("[limo] the warm server's worker ended (") and stderr.endswith("timeit runs here, cold\n")
+    assert len(stderr.splitlines()) == 1
+    assert seen.read_text() == repr(signal.default_int_handler)
