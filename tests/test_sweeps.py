@@ -52,3 +52,33 @@ def test_a_learning_rate_sweep_trains_evaluates_and_compares_each_job_in_its_own
         repo_root, "limo.evaluate", "recipe=demo", f"output_dir={tmp_path}", "mode=compare", f"runs=[{sweep_folder}]"
     )
     assert "champ_heldout" in done.stdout and (tmp_path / "compare").is_dir()
+
+
+def test_an_entry_skips_hydras_mode_probe_only_where_no_recipe_of_the_users_could_set_the_mode():
+    """`limo.cli.entry.known_mode`: Hydra's probe (a whole composition to read ``hydra.mode``) is answered None
+    without composing on the shipped recipes, and left to Hydra where the user's folders or keys could set it."""
+    from hydra._internal.hydra import Hydra
+
+    from limo.cli.entry import known_mode
+
+    probe = Hydra.get_mode
+    with known_mode(["recipe=demo", "train.args.max_steps=2", "-m"]):
+        assert Hydra.get_mode is not probe and Hydra.get_mode(None, "config", ["recipe=demo"]) is None
+    assert Hydra.get_mode is probe
+    for argv in (["--config-dir", "/x", "recipe=mine"], ["-cd=/x"], ["hydra.mode=MULTIRUN"], ["+hydra.sweeper=x"]):
+        with known_mode(argv):
+            assert Hydra.get_mode is probe, argv
+
+
+def test_a_users_recipe_that_sets_hydras_mode_to_multirun_runs_as_a_sweep(repo_root, tmp_path):
+    """Where the probe still runs (a folder of the user's recipes), a recipe's ``hydra.mode: MULTIRUN`` sweeps
+    without ``-m``, as Hydra does: one job per value."""
+    (tmp_path / "conf" / "recipe").mkdir(parents=True)
+    (tmp_path / "conf" / "recipe" / "swept.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - demo\n  - _self_\n"
+        "hydra:\n  mode: MULTIRUN\n  sweeper:\n    params:\n      num_gpus: 1,2\n"
+    )
+    done = run(repo_root, "limo.plan", "--config-dir", str(tmp_path / "conf"), "recipe=swept",
+               f"output_dir={tmp_path / 'out'}")  # fmt: skip
+    plans = [line for line in done.stdout.splitlines() if line.startswith(("GPU memory", "verdict:"))]
+    assert len(plans) == 4 and "#1 : num_gpus=2 recipe=swept" in done.stdout, done.stdout[-2000:]  # two jobs

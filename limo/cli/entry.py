@@ -105,8 +105,32 @@ def hydra_entry(
             typed[:] = sys.argv[1:]
             with reported_errors(entry):
                 sys.argv[1:] = hydra_argv(typed, runtime_keys)
-            run()
+            with known_mode(sys.argv[1:]):
+                run()
 
         return main
 
     return decorate
+
+
+PROBE_NEEDED = ("--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn")
+
+
+@contextmanager
+def known_mode(argv: Sequence[str]) -> Iterator[None]:
+    """Hydra composes the whole config once before the run only to read ``hydra.mode`` (`Hydra.get_mode`, its probe:
+    about 0.3 s of an entry's start). No shipped recipe sets that key (tests/test_recipes.py checks every one): where
+    the command line names no folder or config of the user's and no ``hydra`` key, the probe's answer is known, None
+    (the run's mode is then ``--multirun``'s or a single run, Hydra's own rule), and it is not composed. Elsewhere
+    (a user's recipes may set it) Hydra probes as ever."""
+    from hydra._internal.hydra import Hydra
+
+    if any(arg.startswith(PROBE_NEEDED) or "hydra" in arg for arg in argv):
+        yield
+        return
+    probe = Hydra.get_mode
+    Hydra.get_mode = lambda self, config_name, overrides: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Hydra.get_mode = probe  # type: ignore[method-assign]
