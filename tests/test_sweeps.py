@@ -54,7 +54,7 @@ def test_a_learning_rate_sweep_trains_evaluates_and_compares_each_job_in_its_own
     assert "champ_heldout" in done.stdout and (tmp_path / "compare").is_dir()
 
 
-def test_an_entry_skips_hydras_mode_probe_only_where_no_recipe_of_the_users_could_set_the_mode():
+def test_an_entry_skips_hydras_mode_probe_only_where_no_recipe_of_the_users_could_set_the_mode(tmp_path):
     """`limo.cli.entry.known_mode`: Hydra's probe (a whole composition to read ``hydra.mode``) is answered None
     without composing on the shipped recipes, and left to Hydra where the user's folders or keys could set it."""
     from hydra._internal.hydra import Hydra
@@ -65,7 +65,14 @@ def test_an_entry_skips_hydras_mode_probe_only_where_no_recipe_of_the_users_coul
     with known_mode(["recipe=demo", "train.args.max_steps=2", "-m"]):
         assert Hydra.get_mode is not probe and Hydra.get_mode(None, "config", ["recipe=demo"]) is None
     assert Hydra.get_mode is probe
-    for argv in (["--config-dir", "/x", "recipe=mine"], ["-cd=/x"], ["hydra.mode=MULTIRUN"], ["+hydra.sweeper=x"]):
+    (tmp_path / "plain" / "recipe").mkdir(parents=True)
+    (tmp_path / "plain" / "recipe" / "mine.yaml").write_text("# @package _global_\ndefaults:\n  - demo\n  - _self_\n")
+    with known_mode(["--config-dir", str(tmp_path / "plain"), "recipe=mine"]):
+        assert Hydra.get_mode is not probe  # the user's files set no mode
+    (tmp_path / "moded" / "recipe").mkdir(parents=True)
+    (tmp_path / "moded" / "recipe" / "mine.yaml").write_text("# @package hydra\nmode: MULTIRUN\n")
+    moded = (["--config-dir", str(tmp_path / "moded"), "recipe=mine"], [f"-cd={tmp_path / 'moded'}", "recipe=mine"])
+    for argv in (*moded, ["hydra.mode=MULTIRUN"], ["+hydra.sweeper=x"], ["-cn", "other"]):
         with known_mode(argv):
             assert Hydra.get_mode is probe, argv
 

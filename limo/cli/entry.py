@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ from eval.options import OptionsError
 from limo.cli.overrides import hydra_argv
 from limo.cli.usage import exit_if_help
 from limo.config.files import key_source
+from limo.config.search_path import user_config_dirs
 from limo.config.sections import CONFIG_DIR
 
 log = logging.getLogger("limo")
@@ -113,19 +115,20 @@ def hydra_entry(
     return decorate
 
 
-PROBE_NEEDED = ("--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn")
+NAMED_CONFIG = ("--config-name", "-cn")  # another primary config than ours: Hydra probes it
+SETS_A_MODE = re.compile(r"^\s*mode\s*:", re.MULTILINE)  # a ``mode:`` key in a config file (``hydra.mode`` or not)
 
 
 @contextmanager
 def known_mode(argv: Sequence[str]) -> Iterator[None]:
     """Hydra composes the whole config once before the run only to read ``hydra.mode`` (`Hydra.get_mode`, its probe:
-    about 0.3 s of an entry's start). No shipped recipe sets that key (tests/test_recipes.py checks every one): where
-    the command line names no folder or config of the user's and no ``hydra`` key, the probe's answer is known, None
-    (the run's mode is then ``--multirun``'s or a single run, Hydra's own rule), and it is not composed. Elsewhere
-    (a user's recipes may set it) Hydra probes as ever."""
+    about 0.2 s of an entry's start). No shipped recipe sets that key (tests/test_recipes.py checks every one): where
+    the command line names no ``hydra`` key and no other primary config, and no file in the user's config folders
+    has a ``mode:`` key at all, the probe's answer is known, None (the run's mode is then ``--multirun``'s or a single
+    run, Hydra's own rule), and it is not composed. Elsewhere Hydra probes as ever."""
     from hydra._internal.hydra import Hydra
 
-    if any(arg.startswith(PROBE_NEEDED) or "hydra" in arg for arg in argv):
+    if mode_may_be_set(argv):
         yield
         return
     probe = Hydra.get_mode
@@ -134,3 +137,13 @@ def known_mode(argv: Sequence[str]) -> Iterator[None]:
         yield
     finally:
         Hydra.get_mode = probe  # type: ignore[method-assign]
+
+
+def mode_may_be_set(argv: Sequence[str]) -> bool:
+    """Whether ``argv`` names a ``hydra`` key, another primary config, or a config folder of the user's holding a
+    file with a ``mode:`` key (``hydra.mode`` may come from there)."""
+    keys = [arg.split("=", 1)[0].lstrip("+~") for arg in argv]
+    if any(arg.startswith(NAMED_CONFIG) for arg in argv) or any(re.split(r"[./]", k)[0] == "hydra" for k in keys):
+        return True
+    files = (path for folder in user_config_dirs(argv) for path in sorted(folder.rglob("*.yaml")))
+    return any(SETS_A_MODE.search(path.read_text(errors="replace")) for path in files)
