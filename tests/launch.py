@@ -24,8 +24,9 @@ from limo.ablation import warm
 
 
 def entry(module: str, *args: str) -> list[str]:
-    """The command for ``python -m module args ...``: through the warm server when one runs (see the module's text)."""
-    if os.environ.get(warm.SERVER):
+    """The command for ``python -m module args ...``: through the warm server when one runs (see the module's text),
+    and not where warm workers are switched off (``LIMO_WARM_WORKER=0``: a test that wants cold processes)."""
+    if os.environ.get(warm.SERVER) and warm.available():
         return [sys.executable, "-m", "limo.ablation.warm", "--run", module, *args]
     return [sys.executable, "-m", module, *args]
 

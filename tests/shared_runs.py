@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import pytest
 from filelock import FileLock
 
+from tests.launch import entry
 from tests.shared_data import REPO_ROOT
 
 # fixture -> the xdist group of the tests that use it (tests/conftest.py)
@@ -48,7 +48,7 @@ def built_once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path
 def curate_champ(out: Path) -> None:
     """``python -m limo.curate recipe=champ`` (data_dir=null, the default, said on the command line): its stdout is
     kept beside its output, in ``stdout.txt``."""
-    command = [sys.executable, "-m", "limo.curate", "recipe=champ", f"output_dir={out}", "data_dir=null"]
+    command = entry("limo.curate", "recipe=champ", f"output_dir={out}", "data_dir=null")
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     (out / "stdout.txt").write_text(done.stdout)

@@ -27,7 +27,7 @@ from limo.ablation.store import read_rows
 from limo.cli.compose import compose
 from limo.config.sections import recipe_has, recipe_names
 from limo.setup.ablate import AblateOptions, build_ablate, check_ablate, pairs_of
-from tests.launch import run_group
+from tests.launch import entry, run_group
 
 POOL = "recipes/data/arithmetic/pool.jsonl.gz"
 
@@ -509,7 +509,7 @@ def test_the_baselines_draw_from_the_cleaned_pool_by_their_seed(tmp_path):
 
 def ablate(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    return run_group([sys.executable, "-m", "limo.ablate", *args], cwd=cwd, timeout=timeout, env=env)
+    return run_group(entry("limo.ablate", *args), cwd=cwd, timeout=timeout, env=env)
 
 
 @pytest.mark.parametrize(
@@ -542,10 +542,10 @@ def events(out: Path) -> list[dict]:
 def alive_with(text: str) -> list[int]:
     """PIDs of processes whose command line mentions ``text``."""
     found = []
-    for entry in Path("/proc").iterdir():
+    for process in Path("/proc").iterdir():
         with contextlib.suppress(OSError):
-            if entry.name.isdigit() and text in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                found.append(int(entry.name))
+            if process.name.isdigit() and text in (process / "cmdline").read_bytes().decode(errors="replace"):
+                found.append(int(process.name))
     return found
 
 
@@ -630,12 +630,12 @@ def test_ablate_killed_half_way_resumes_without_redoing_and_counts_pairs_right(r
         higher = sum(mean[row["a"]][p] > mean[row["b"]][p] for p in problems)
         lower = sum(mean[row["a"]][p] < mean[row["b"]][p] for p in problems)
         assert (row["problems_a_higher"], row["problems_b_higher"]) == (higher, lower), row
-        for entry, seed in zip(row["per_seed"], seeds, strict=True):
+        for counts, seed in zip(row["per_seed"], seeds, strict=True):
             mine, theirs = verdicts[(row["a"], seed, bench)], verdicts[(row["b"], seed, bench)]
             a_only = sum(mine[p] and not theirs[p] for p in problems)
             b_only = sum(theirs[p] and not mine[p] for p in problems)
-            assert (entry["seed"], entry["a_higher"], entry["b_higher"]) == (seed, a_only, b_only), row
-            assert entry["p"] == pytest.approx(mcnemar_p(a_only, b_only))
+            assert (counts["seed"], counts["a_higher"], counts["b_higher"]) == (seed, a_only, b_only), row
+            assert counts["p"] == pytest.approx(mcnemar_p(a_only, b_only))
         assert 0 < row["p"] <= 1
     first = results["pairs"][0]
     assert results["primary"] == {**PRIMARY, "turns": None, "in_table": True}

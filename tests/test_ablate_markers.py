@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ from limo.ablation import plan
 from limo.ablation.markers import CHECKSUMS, Checksums, checkable, read_marker
 from limo.ablation.steps import Step, StepError, composed, is_done, to_do
 from limo.ablation.study import build_study, compose_command, parse_command
-from tests.launch import run_group
+from tests.launch import entry, run_group
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -183,7 +182,7 @@ def test_a_step_killed_half_way_resumes_and_one_whose_entry_had_finished_is_foun
 def test_jobs_beside_a_cluster_executor_is_refused_in_one_line(engine, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     args = ["recipe=ablate_demo", f"executor={engine}", "--jobs", "2", f"output_dir={tmp_path}"]
-    done = run_group([sys.executable, "-m", "limo.ablate", *args], cwd=REPO, timeout=120, env=env)
+    done = run_group(entry("limo.ablate", *args), cwd=REPO, timeout=120, env=env)
     assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr[-2000:]
     assert done.stderr.startswith(f"limo.ablate: error: --jobs runs the ablation's jobs side by side on this machine, "
                                   f"but executor={engine} runs each on the cluster")  # fmt: skip
@@ -223,7 +222,7 @@ def ablate(out: Path, *args: str) -> tuple[list[dict], str]:
     events = out / "ablate" / "events.jsonl"
     before = len(events.read_text().splitlines()) if events.exists() else 0
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "limo.ablate", "--config-dir", str(out.parent / "conf"), "recipe=markers_demo"]
+    command = entry("limo.ablate", "--config-dir", str(out.parent / "conf"), "recipe=markers_demo")
     done = run_group([*command, f"output_dir={out}", *args], cwd=REPO, timeout=600, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     added = [json.loads(line) for line in events.read_text().splitlines()[before:]]
@@ -345,7 +344,7 @@ def test_a_run_folder_left_without_its_marker_is_refused_in_one_line(finished, t
     out = copy_of(finished, tmp_path)
     (out / "ablate" / "arms" / "curated" / ".ablate" / "curate.json").unlink()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "limo.ablate", "--config-dir", str(tmp_path / "conf"), "recipe=markers_demo"]
+    command = entry("limo.ablate", "--config-dir", str(tmp_path / "conf"), "recipe=markers_demo")
     done = run_group([*command, f"output_dir={out}", f"model.path={tiny_model_dir}"], cwd=REPO, timeout=300, env=env)
     assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr[-2000:]
     assert done.stderr.startswith(f"limo.ablate: error: {out / 'ablate' / 'arms' / 'curated' / 'curate'} holds output")

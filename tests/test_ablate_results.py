@@ -34,7 +34,7 @@ from limo.ablation.study import (
     results_root,
     table_header,
 )
-from tests.launch import run_group
+from tests.launch import entry, run_group
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -262,7 +262,7 @@ def ablate(base: Path, *args: str) -> tuple[int, str, list[dict]]:
     """``limo.ablate`` on the recipe above with ``output_dir=<base>/out`` and its runs kept in ``<base>/results``;
     returns its exit status, its output and the steps it ran (stage, folder under the ablation)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "limo.ablate", "--config-dir", str(base.parent / "conf"), "recipe=cut_demo"]
+    command = entry("limo.ablate", "--config-dir", str(base.parent / "conf"), "recipe=cut_demo")
     command += [f"output_dir={base / 'out'}", "--results-dir", str(base / "results"), *args]
     done = run_group(command, cwd=REPO, timeout=600, env=env)
     events = base / "out" / "ablate" / "events.jsonl"

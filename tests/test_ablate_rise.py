@@ -9,7 +9,6 @@ import importlib.util
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -313,10 +312,10 @@ def test_a_section_that_would_train_or_tabulate_the_wrong_thing_is_refused(arms,
 
 
 def ablate(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    from tests.launch import run_group
+    from tests.launch import entry, run_group
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    return run_group([sys.executable, "-m", "limo.ablate", *args], cwd=cwd, timeout=600, env=env)
+    return run_group(entry("limo.ablate", *args), cwd=cwd, timeout=600, env=env)
 
 
 def toy_benchmark(folder: Path) -> str:

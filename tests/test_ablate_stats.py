@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from limo.ablation.results import RunResult, Tables, load_run, p_text, to_json, 
 from limo.ablation.turns import TurnTables
 from limo.cli.compose import compose
 from limo.setup.ablate import AblateOptions, PrimaryOptions, build_ablate, check_ablate, pairs_of
+from tests.launch import entry
 
 # ------------------------------------------------------------------------------------------- the tests themselves
 
@@ -282,7 +282,7 @@ def test_a_primary_part_is_checked_against_the_benchmarks_file_at_start_up():
 def test_a_bad_primary_ends_the_command_in_one_line_before_anything_runs(repo_root, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     line = "ablate.primary={pair: [curated, random], benchmark: arith_unseen}"
-    command = [sys.executable, "-m", "limo.ablate", "recipe=ablate_demo", f"output_dir={tmp_path}", line]
+    command = entry("limo.ablate", "recipe=ablate_demo", f"output_dir={tmp_path}", line)
     done = subprocess.run(command, cwd=repo_root, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and done.stderr.startswith("limo.ablate: error: ablate.primary.pair: no arm 'random'")
     assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "ablate").exists()

@@ -16,7 +16,6 @@ import json
 import random
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,7 @@ from curation.pool.store import load_pool, open_or_ingest
 from eval.grading.grader import grade
 from eval.options import OptionsError, to_options
 from eval.records import DataError, RowError
+from tests.launch import entry
 from tests.pool_builder import math_sources, replace_last_box
 
 SYSTEM = "You are a careful mathematician. Reason step by step and box the final answer."
@@ -249,7 +249,7 @@ def test_a_sharegpt_pool_curates_grouped_by_problem_with_no_wrong_chain_and_says
 ):
     pool, truth, _ = write_user_pool(shared_data, tmp_path)
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "limo.curate", "recipe=pool_sharegpt", f"output_dir={out}",
+    command = [*entry("limo.curate"), "recipe=pool_sharegpt", f"output_dir={out}",
                f"curate.stages.ingest.source={pool}", f"curate.stages.select.n={ASKED}",
                "curate.stages.decontam.enabled=false", "++curate.stages.report.plots=false"]  # fmt: skip
     done = subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=300)

@@ -15,6 +15,7 @@ import pytest
 from eval.records import DataError, read_jsonl, write_jsonl
 from limo.cli.compose import compose
 from limo.evaluate import evaluate, runtime_argv
+from tests.launch import entry
 
 MATH500_ARGS = [
     "benchmarks=[math500]",
@@ -32,7 +33,7 @@ def run_in_process(overrides: list[str]) -> None:
 
 
 def _cli(args: list[str]) -> list[str]:
-    return [sys.executable, "-m", "limo.evaluate", "recipe=demo", *args]
+    return entry("limo.evaluate", "recipe=demo", *args)
 
 
 def _complete_lines(path: Path) -> list[str]:
@@ -79,16 +80,19 @@ def test_killed_run_resumes_without_regenerating_and_matches_uninterrupted(
 ):
     samples = tmp_path / "eval" / "math500" / "samples.jsonl"
     # Batch size 2 here and 4 in the reference: per-row seeds make batching irrelevant.
-    args = _cli([*MATH500_ARGS, f"model.path={tiny_model_dir}", f"data_dir={shared_data}", f"output_dir={tmp_path}"])
-    args.append("evaluate.batch_size=2")
-    killed = subprocess.run(
-        [sys.executable, "-c", KILLED_AT_ROW_40, *args[3:]], cwd=repo_root, capture_output=True, timeout=300
+    overrides = [*MATH500_ARGS, f"model.path={tiny_model_dir}", f"data_dir={shared_data}", f"output_dir={tmp_path}"]
+    overrides.append("evaluate.batch_size=2")
+    killed = subprocess.run(  # a process of its own, as a user's: SIGKILL mid-write
+        [sys.executable, "-c", KILLED_AT_ROW_40, "recipe=demo", *overrides],
+        cwd=repo_root,
+        capture_output=True,
+        timeout=300,
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     before = _complete_lines(samples)
     assert len(before) == 40 and samples.read_text().endswith('{"request_id": "torn'), "killed mid-write at row 40"
 
-    done = subprocess.run(args, cwd=repo_root, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(_cli(overrides), cwd=repo_root, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "40 of 80 rows already in" in done.stdout + done.stderr
     assert "generating 40" in done.stdout + done.stderr

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 
 from eval.answers.steps import step_spans
 from eval.records import read_jsonl
+from tests.launch import entry
 
 ASSETS = Path(__file__).parent / "assets"
 LABELS = {
@@ -72,9 +72,7 @@ def write_limo_run(folder: Path, rows: int) -> Path:
 
 def run(module: str, *args: str, cwd: Path, timeout: int) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run(entry(module, *args), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

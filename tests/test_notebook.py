@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.launch import entry
+
 NOTEBOOK = "curation/explore.ipynb"
 
 
@@ -44,7 +46,7 @@ def execute(repo_root: Path) -> tuple[str, str, list[dict]]:
 @pytest.fixture(scope="module")
 def small_run(repo_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("curate")
-    command = [sys.executable, "-m", "limo.curate", "recipe=champ", f"output_dir={out}", "curate.stages.select.n=30"]
+    command = entry("limo.curate", "recipe=champ", f"output_dir={out}", "curate.stages.select.n=30")
     done = subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     return out / "curate"

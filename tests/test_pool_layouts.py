@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from limo.cli.compose import compose
 from limo.setup.curate import build_curation
+from tests.launch import entry
 from tests.pool_builder import LAYOUTS, build_pool, check_run
 
 TUNED_SEED = 1
@@ -84,7 +84,7 @@ def test_field_map_override_from_the_command_line_replaces_the_recipes_map(repo_
     """Hydra would merge the override into the recipe's map and keep its ``subject: source``."""
     pool, _ = build_pool("numina_cot", shared_data, tmp_path / "pool", TUNED_SEED)
     command = [
-        sys.executable, "-m", "limo.curate", "recipe=pool_numina_cot", f"output_dir={tmp_path / 'run'}",
+        *entry("limo.curate"), "recipe=pool_numina_cot", f"output_dir={tmp_path / 'run'}",
         f"curate.stages.ingest.source={pool}", f"data_dir={shared_data}", "++curate.stages.report.plots=false",
         "curate.stages.ingest.field_map={problem: problem, chain: messages}",
         "++curate.stages.difficulty.enabled=false",

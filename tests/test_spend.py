@@ -21,6 +21,7 @@ from curation.rollouts.spend import (
     render_plan,
 )
 from eval.records import DataError
+from tests.launch import entry
 from tests.shared_data import REPO_ROOT
 
 WEAK = RolloutStage("weak", "Qwen2.5-Math-7B-Instruct", 7, 4, 4096, weak_filter(4, 1))
@@ -140,7 +141,7 @@ def test_reference_pass_rates_are_what_the_bench_measures_on_champ(data, monkeyp
 
 
 def _curate(repo_root, *overrides: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "limo.curate", "recipe=limo", "dry_run=true", *overrides]
+    command = entry("limo.curate", "recipe=limo", "dry_run=true", *overrides)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=300, env=env)
 

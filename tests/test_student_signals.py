@@ -535,11 +535,12 @@ def test_a_recipe_with_the_old_student_keys_is_refused_naming_what_to_write(tmp_
 
 def test_an_old_student_key_on_the_command_line_fails_in_one_line(repo_root, tmp_path):
     import subprocess
-    import sys
+
+    from tests.launch import entry
 
     done = subprocess.run(
-        [sys.executable, "-m", "limo.curate", "recipe=smol_limo", f"output_dir={tmp_path}",
-         "curate.stages.difficulty.student.rollouts.k=4"],
+        entry("limo.curate", "recipe=smol_limo", f"output_dir={tmp_path}",
+              "curate.stages.difficulty.student.rollouts.k=4"),
         cwd=repo_root, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode != 0 and not (tmp_path / "curate").exists()
