@@ -350,8 +350,9 @@ def test_benchmark_accuracy_fitness_grades_the_trained_models_answers(tmp_path, 
 @pytest.mark.slow
 def test_a_program_that_passes_the_checker_but_runs_too_long_is_stopped_by_the_sandbox(tmp_path):
     """Allowed operations only, within every interpreter limit, but ~1,000 quantiles of 2^20 elements per
-    random input: the worker's wall clock stops it while validating, so it counts as hostile. The quantiles are of
-    a detached tensor: with the graph kept, each held 8 MB and a loaded machine reached the memory limit first."""
+    random input (over 20 s of CPU here): the worker's 8 s wall clock stops it while validating, so it counts as
+    hostile. The quantiles are of a detached tensor: with the graph kept, each held 8 MB and a loaded machine reached
+    the memory limit first."""
     from limo.discovery.loop import CandidateRunner, run_worker
     from limo.discovery.options import DiscoverPaths
     from limo.discovery.sandbox import Limits, python_paths
@@ -367,7 +368,7 @@ def test_a_program_that_passes_the_checker_but_runs_too_long_is_stopped_by_the_s
     runner = CandidateRunner(
         DiscoverPaths(str(tmp_path)),
         job,
-        Limits(20, 60, 4 << 30),
+        Limits(8, 60, 4 << 30),
         "rlimits",
         tuple(python_paths()),
         {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"},
