@@ -81,7 +81,7 @@ def hydra_entry(
 ) -> Callable[[Callable[[DictConfig], None]], Callable[[], None]]:
     """``@hydra.main`` on the recipes, with the command line checked first against the options schema
     (`limo.cli.overrides.hydra_argv`, which composes nothing): the run's config is composed once, by Hydra (which
-    also composes once before, to read ``hydra.mode``: its own probe, in ``hydra._internal.utils._run_hydra``).
+    composes once before to read ``hydra.mode`` where a user's recipe may set it: `known_mode`).
 
     An unknown recipe, group option or key ends with one ``limo.<entry>: error: ...`` line naming the
     closest names and the folders searched; an option the recipe leaves at its default needs no ``+``; a

@@ -1,9 +1,9 @@
 """The command line, read once before Hydra composes it, against the options schema; nothing here composes.
 
-Hydra composes each run's config once (``@hydra.main``, its ``hydra.mode`` probe aside) and the options
-dataclasses validate it once (`limo.config.sections.to_options`). Before that, `hydra_argv` makes the one pass over an
-entry point's arguments, with the dataclasses as the schema (`option_roots`: ``curate.stages`` is `StageOptions`,
-``train`` `TrainOptions`, ...):
+Hydra composes each run's config once (``@hydra.main``; its ``hydra.mode`` probe: `limo.cli.entry.known_mode`) and
+the options dataclasses validate it once (`limo.config.sections.to_options`). Before that, `hydra_argv` makes the one
+pass over an entry point's arguments, with the dataclasses as the schema (`option_roots`: ``curate.stages`` is
+`StageOptions`, ``train`` `TrainOptions`, ...):
 
 - config-folder flags are made absolute and moved to the front (`limo.config.search_path.split_folder_flags`);
 - a group choice must name a file of that group: ``recipe=limoo`` fails with the closest names and the folders
