@@ -18,6 +18,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -146,4 +147,12 @@ def mode_may_be_set(argv: Sequence[str]) -> bool:
     if any(arg.startswith(NAMED_CONFIG) for arg in argv) or any(re.split(r"[./]", k)[0] == "hydra" for k in keys):
         return True
     files = (path for folder in user_config_dirs(argv) for path in sorted(folder.rglob("*.yaml")))
-    return any(SETS_A_MODE.search(path.read_text(errors="replace")) for path in files)
+    return any(sets_a_mode(path) for path in files)
+
+
+def sets_a_mode(path: Path) -> bool:
+    """Whether the config file at ``path`` has a ``mode:`` key; one that cannot be read here may (Hydra reads it)."""
+    try:
+        return SETS_A_MODE.search(path.read_text(errors="replace")) is not None
+    except OSError:
+        return True
