@@ -45,6 +45,7 @@ import atexit
 import ctypes
 import errno
 import fnmatch
+import functools
 import gc
 import importlib
 import json
@@ -219,7 +220,13 @@ def run(command: Sequence[str], cwd: str, streams: Sequence[int], torch_ahead: b
 
 def usable(streams: Sequence[int]) -> list[int]:
     """``streams`` with each closed one replaced by the null device (a step's stdin may be closed)."""
-    return [fd if valid(fd) else os.open(os.devnull, os.O_RDWR) for fd in streams]
+    return [fd if valid(fd) else null_device() for fd in streams]
+
+
+@functools.cache
+def null_device() -> int:
+    """One descriptor of the null device for this process: opened once, not once for each step (none was closed)."""
+    return os.open(os.devnull, os.O_RDWR)
 
 
 def valid(fd: int) -> bool:
