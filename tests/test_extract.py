@@ -135,3 +135,54 @@ def test_long_and_unbalanced_inputs_are_linear():
 )
 def test_a_bold_final_answer_heading_marks_the_answer(text, expected):
     assert extract_answer(text) == expected
+
+
+def _braces_char_by_char(text: str) -> dict[int, int]:
+    """The definition `eval.answers.extract._matching_braces` is held to: every character in turn, a backslash
+    escaping the next one."""
+    stack: list[int] = []
+    pairs: dict[int, int] = {}
+    escaped = False
+    for j, ch in enumerate(text):
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == "{":
+            stack.append(j)
+        elif ch == "}" and stack:
+            pairs[stack.pop()] = j
+    return pairs
+
+
+def _math_solutions(shared_data) -> list[str]:
+    import json
+
+    rows = (json.loads(line) for line in (shared_data / "math_train.jsonl").read_text().splitlines())
+    return [row["solution"] for row in rows if row["solution"]]  # 3,681 of the 7,500 rows carry one
+
+
+@pytest.mark.shared_data
+def test_braces_pair_as_a_scan_of_every_character_would_pair_them(shared_data):
+    import random
+
+    from eval.answers.extract import _matching_braces
+
+    rng = random.Random(0)
+    planted = ["".join(rng.choice("\\\\{}a \n") for _ in range(rng.randint(0, 60))) for _ in range(20_000)]
+    runs = ["\\" * n + "{x}" + "\\" * m + "}" for n in range(6) for m in range(4)]
+    texts = [*_math_solutions(shared_data), *planted, *runs]
+    assert sum("\\\\{" in t for t in texts) > 100 and sum("\\{" in t for t in texts) > 1000  # both kinds of brace
+    assert [_matching_braces(t) for t in texts] == [_braces_char_by_char(t) for t in texts]
+
+
+@pytest.mark.shared_data
+def test_a_text_without_the_word_answer_has_no_marker_and_a_long_s_still_spells_it(shared_data):
+    from eval.answers.extract import _MARKER, _from_marker
+
+    solutions = _math_solutions(shared_data)
+    without = [t for t in solutions if "answer" not in t.casefold()]
+    assert len(without) > len(solutions) // 2 and not any(_MARKER.search(t) for t in without)
+    spelt = _from_marker("So the answer is 12.")
+    assert spelt and _from_marker("So the anſwer is 12.") == spelt  # the regex reads the long s as an s
+    assert _from_marker("Final ANSWER: 7") == ("7", 0, True)

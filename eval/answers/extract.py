@@ -204,21 +204,28 @@ def has_box(text: str) -> bool:
     return _BOX.search(text) is not None
 
 
+_BRACE = re.compile(r"[{}]")  # what `_matching_braces` visits
+
+
 def _matching_braces(text: str) -> dict[int, int]:
     """Index of each ``{`` -> index of its ``}``, in one linear pass (unclosed braces are absent). An escaped
-    brace (``\\{``, ``\\}``: a literal brace, as in ``\\left\\{ ... \\right.``) does not group."""
+    brace (``\\{``, ``\\}``: a literal brace, as in ``\\left\\{ ... \\right.``) does not group: one after an odd
+    run of backslashes (``\\\\{`` is a backslash, then a brace that groups). The pass visits the braces alone (a
+    regex finds them), each run of backslashes at most once: about 3x faster on MATH's solutions than a loop over
+    every character (`tests.test_answer_extraction` holds the two to the same pairs)."""
     stack: list[int] = []
     pairs: dict[int, int] = {}
-    escaped = False
-    for j, ch in enumerate(text):
-        if escaped:
-            escaped = False
-            continue
-        if ch == "\\":
-            escaped = True
-        elif ch == "{":
+    for m in _BRACE.finditer(text):
+        j = m.start()
+        if j and text[j - 1] == "\\":
+            k = j - 1
+            while k and text[k - 1] == "\\":
+                k -= 1
+            if (j - k) % 2:  # an odd run of backslashes: this brace is escaped
+                continue
+        if text[j] == "{":
             stack.append(j)
-        elif ch == "}" and stack:
+        elif stack:
             pairs[stack.pop()] = j
     return pairs
 
@@ -398,7 +405,11 @@ def _cut_sentence(tail: str) -> str:
 
 
 def _from_marker(text: str) -> tuple[str, int, bool] | None:
-    """The answer after the last marker, where the marker starts, and whether it says "final answer"."""
+    """The answer after the last marker, where the marker starts, and whether it says "final answer". Every marker
+    has the word "answer" in it: a text without it (casefolded, as the regex's case-blind matching sees ``ſ`` as an
+    ``s``) has none, found without the regex's scan (9 in 10 of MATH's solutions; the scan cost ~90 ns a character)."""
+    if "answer" not in text.casefold():
+        return None
     last = None
     for m in _MARKER.finditer(text):
         last = m
