@@ -297,3 +297,16 @@ def test_offline_hub_is_detected_at_once_and_said_in_one_line(unreachable_hub, c
         benchmark_module.load_benchmark(specs["math500"])
     assert items == [] and set(loaded) == {"math500", "aime24"}
     assert len(caplog.records) == 1 and "math500, aime24" in caplog.records[0].getMessage()
+
+
+def test_the_index_is_built_once_for_the_same_items_and_options_and_anew_for_others():
+    from curation.stages.decontam import BenchmarkItem, build_index
+
+    items = [BenchmarkItem("b", str(i), f"Find x if {i}x + 3 = {2 * i + 3}, then add seven to it.") for i in range(5)]
+    first = build_index(items, DecontamOptions())
+    assert build_index(list(items), DecontamOptions()) is first  # equal items and options: the same index
+    coarser = build_index(items, DecontamOptions(ngram=first.options.ngram + 1))
+    assert coarser is not first and coarser.options.ngram == first.options.ngram + 1
+    fewer = build_index(items[:3], DecontamOptions())
+    assert fewer is not first and len(fewer.items) == 3
+    assert fewer.gram_text != first.gram_text and build_index(items, DecontamOptions()) is not first  # one kept
