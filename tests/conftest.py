@@ -4,7 +4,9 @@ session."""
 
 from __future__ import annotations
 
+import getpass
 import os
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -13,13 +15,19 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 os.environ.setdefault("TORCH_EXTENSIONS_DIR", os.path.expanduser("~/.cache/limo/torch_extensions"))
+# torch sets this the first time anything asks for its compile cache (DeepSpeed's import does); set here to torch's
+# own default, it never changes under a test, so the warm server does not restart over it (`WarmServer.follow`)
+os.environ.setdefault(
+    "TORCHINDUCTOR_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"torchinductor_{getpass.getuser()}")
+)
 
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -34,7 +42,9 @@ from tests.cluster_engines import (  # noqa: E402
 from tests.shared_data import REPO_ROOT, shared_data_dir  # noqa: E402
 from tests.shared_runs import SHARED_RUNS, built_once, curate_champ  # noqa: E402
 
-CLUSTER_FIXTURES = ("ray_instance", "slurm_cluster")
+CLUSTER_FIXTURES = ("ray_instance", "slurm_cluster", "cluster_engine")
+ENGINES: dict[str, tuple[Any, Callable[[], None]]] = {}  # the engines this process started: (handle, how to stop it)
+LAST_ENGINE_TEST = pytest.StashKey[str]()  # the node id of the last test, in this process's order, that uses one
 COMPILED_PACKAGES = ("limo", "curation", "eval", "tests", "bench")
 
 
@@ -63,6 +73,9 @@ def pytest_collection_finish(session):
 
     gc.collect()
     gc.freeze()
+    users = [item.nodeid for item in session.items if _uses_an_engine(item)]
+    if users:
+        session.stash[LAST_ENGINE_TEST] = users[-1]
 
 
 def pytest_addoption(parser):
@@ -87,7 +100,7 @@ def pytest_collection_modifyitems(config, items):
     run, a trained model or a cluster engine."""
     for item in items:
         shared = [name for name in SHARED_RUNS if name in getattr(item, "fixturenames", ())]
-        if any(name in getattr(item, "fixturenames", ()) for name in CLUSTER_FIXTURES):
+        if _uses_an_engine(item):
             item.add_marker(pytest.mark.xdist_group("cluster_engines"))
         elif shared:  # one worker builds the run once for every module that reads it (tests/shared_runs.py)
             item.add_marker(pytest.mark.xdist_group(f"shared_run:{shared[0]}"))
@@ -239,9 +252,42 @@ def taught_model_dir(tmp_path_factory) -> Path:
     return built_once(tmp_path_factory, "taught-80", lambda out: taught_model(out, steps=80))
 
 
-@pytest.fixture(scope="session")
-def ray_instance():
-    """A local Ray instance started (and stopped) by this fixture alone."""
+def engine(name: str, start: Callable[[], tuple[Any, Callable[[], None]]]) -> Any:
+    """The cluster engine ``name`` this process runs (`ENGINES`), started by ``start`` (its handle and how to stop it)
+    the first time a test asks for it, or again after `stop_engines` stopped it."""
+    if name not in ENGINES:
+        ENGINES[name] = start()
+    return ENGINES[name][0]
+
+
+def stop_engines() -> None:
+    """Stop every engine this process started: after the last test that uses one (`pytest_runtest_teardown`), and at
+    the session's end."""
+    while ENGINES:
+        _, (_, stop) = ENGINES.popitem()
+        stop()
+
+
+def _uses_an_engine(item: pytest.Item) -> bool:
+    return any(name in getattr(item, "fixturenames", ()) for name in CLUSTER_FIXTURES)
+
+
+def pytest_sessionfinish(session):
+    stop_engines()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """After the last test of this process that uses a cluster engine (they run first, on one worker: `dispatch_rank`),
+    stop the engines instead of keeping them to the session's end: an idle Ray instance (its raylet, GCS, monitors
+    and two idle workers) took about 6% of a core, some 50 s of CPU over the rest of a 2-core run."""
+    result = yield
+    if _uses_an_engine(item) and item.nodeid == item.session.stash.get(LAST_ENGINE_TEST, None):
+        stop_engines()
+    return result
+
+
+def _start_ray() -> tuple[Any, Callable[[], None]]:
     try:
         import ray
     except ImportError:
@@ -250,13 +296,16 @@ def ray_instance():
         skip_or_fail("this process is already connected to a Ray instance the fixture did not start")
     env = {"PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
     ray.init(address="local", num_cpus=2, include_dashboard=False, runtime_env={"env_vars": env})
-    yield ray
-    ray.shutdown()
+    return ray, ray.shutdown
 
 
-@pytest.fixture(scope="session")
-def slurm_cluster():
-    """A single-node Slurm on 127.0.0.1 in a temporary folder, stopped by the PIDs in its pid files."""
+@pytest.fixture
+def ray_instance():
+    """A local Ray instance started by this process alone (`engine`), shared by the tests that ask for it."""
+    return engine("ray", _start_ray)
+
+
+def _start_slurm() -> tuple[Any, Callable[[], None]]:
     reason = slurm_unavailable_reason()
     if reason:
         skip_or_fail(reason)
@@ -264,9 +313,26 @@ def slurm_cluster():
         cluster = start_slurm()
     except EngineUnavailable as err:
         skip_or_fail(str(err))
-    yield cluster
-    stop_slurm(cluster)
-    shutil.rmtree(cluster.root, ignore_errors=True)
+
+    def stop() -> None:
+        stop_slurm(cluster)
+        shutil.rmtree(cluster.root, ignore_errors=True)
+
+    return cluster, stop
+
+
+@pytest.fixture
+def slurm_cluster():
+    """A single-node Slurm on 127.0.0.1 in a temporary folder (`engine`), stopped by the PIDs in its pid files."""
+    return engine("slurm", _start_slurm)
+
+
+@pytest.fixture
+def cluster_engine(request):
+    """The engine a test's indirect ``cluster_engine`` parameter names: `ray_instance` (``ray``) or `slurm_cluster`
+    (``slurm``). Through this fixture, not ``request.getfixturevalue``, the test goes with the other engines' tests
+    (`pytest_collection_modifyitems`), on the worker that runs the engines."""
+    return request.getfixturevalue({"ray": "ray_instance", "slurm": "slurm_cluster"}[request.param])
 
 
 @pytest.fixture(scope="session")

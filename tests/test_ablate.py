@@ -661,15 +661,15 @@ def demo_study(out: Path) -> Study:
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:placement_group:DeprecationWarning")  # datatrove 0.10.1's Ray call style
-@pytest.mark.parametrize("engine", ["ray", "slurm"])
-def test_the_arms_curations_run_as_cluster_jobs_and_are_reused_after(engine, tmp_path, request, monkeypatch):
+@pytest.mark.parametrize("cluster_engine", ["ray", "slurm"], indirect=True)
+def test_the_arms_curations_run_as_cluster_jobs_and_are_reused_after(cluster_engine, tmp_path, request, monkeypatch):
     """One job per curation on a Ray instance or a single-node Slurm (the executor curation uses): each runs
     limo.curate in the engine's worker, not here; run again, every job reuses its arm."""
     from curation.executors import ExecutorOptions
     from limo.ablation.plan import curation_items, curation_waves
     from limo.ablation.study import run_shards
 
-    cluster = request.getfixturevalue("ray_instance" if engine == "ray" else "slurm_cluster")
+    engine, cluster = request.node.callspec.params["cluster_engine"], cluster_engine
     extra = {}
     if engine == "slurm":
         monkeypatch.setenv("SLURM_CONF", str(cluster.conf))
