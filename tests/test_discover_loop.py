@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from limo.discovery.sandbox import bubblewrap_works
+from tests.launch import entry
 
 REPO = Path(__file__).resolve().parent.parent
 ARGS = "policy_chosen_logps, policy_rejected_logps, reference_chosen_logps, reference_rejected_logps"
@@ -104,8 +105,11 @@ def inputs(tmp_path_factory, champ_pairs):
 
 
 def run(args: list[str], timeout: int = 900) -> subprocess.CompletedProcess:
+    """``python -m <module> ...`` (``args`` starts with ``-m``), through the warm server where one runs
+    (`tests.launch.entry`); the loop's candidates run in confined workers of their own either way."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    assert args[0] == "-m", args
+    return subprocess.run(entry(*args[1:]), cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def loop_args(inputs: dict, out: Path, confinement: str = "auto") -> list[str]:

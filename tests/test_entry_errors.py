@@ -1,17 +1,19 @@
 """One error style for every entry point: a data or config error is one line, ``limo.<entry>: error: ...``, and a
-non-zero exit; the traceback only when asked for. Each case runs the real entry point as a user would."""
+non-zero exit; the traceback only when asked for. Each case runs the real entry point, ``python -m limo.<entry>``,
+through the test process's warm server where one runs (`tests.launch.entry`: the same run, streams and exit status,
+without a second of imports each)."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from limo.config.sections import recipe_has, recipe_names
+from tests.launch import entry
 
 # Every shipped recipe with a curate: section, its own or through a recipe in its defaults (dpo: discopop's).
 CURATE_RECIPES = ", ".join(r for r in recipe_names() if recipe_has(r, "curate"))
@@ -21,7 +23,7 @@ def run(repo_root: Path, module: str, *args: str, **env: str) -> subprocess.Comp
     environ = {**os.environ, "OMP_NUM_THREADS": "1", **env}
     if "HYDRA_FULL_ERROR" not in env:
         environ.pop("HYDRA_FULL_ERROR", None)
-    command = [sys.executable, "-m", module, *args]
+    command = entry(module, *args)
     return subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=600, env=environ)
 
 

@@ -7,7 +7,6 @@ import gzip
 import io
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,7 @@ from curation.methods.mammoth2.recall import (
 )
 from eval.options import OptionsError
 from tests.funnel_schema import check_one_schema
+from tests.launch import entry
 
 SEED_CATEGORIES = ("Number-Theory", "Inequality", "Sequence")
 WEB_CATEGORIES = ("Polynomial", "Combinatorics")
@@ -197,14 +197,12 @@ def test_recall_shards_run_as_ray_tasks_and_keep_the_same_documents(
 
 
 def _curate(repo_root: Path, output_dir: Path) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable,
-        "-m",
+    command = entry(
         "limo.curate",
         "recipe=mammoth2",
         f"output_dir={output_dir}",
         "curate.stages.decontam.benchmarks=[champ_heldout]",
-    ]
+    )
     return subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=600)
 
 
