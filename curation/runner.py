@@ -355,6 +355,11 @@ def load_mask(path: str) -> np.ndarray:
 
 @lru_cache(maxsize=4)
 def load_context(path: str) -> Any:
+    """What `write_context` pickled at ``path``: the object itself where this process wrote it (a local run's tasks
+    run in the driver's process: unpickling a decontamination index there was ~0.1 s of CPU a task), else unpickled.
+    Tasks read a context, never change it."""
+    if path in _WRITTEN:
+        return _WRITTEN[path]
     with open(path, "rb") as handle:
         return pickle.load(handle)  # noqa: S301 - written by this run's driver (write_context)
 
@@ -380,7 +385,15 @@ def write_context(folder: Path, key: Any, value: Any) -> str:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
         tmp.replace(path)
+    _WRITTEN.pop(str(path), None)
+    _WRITTEN[str(path)] = value
+    while len(_WRITTEN) > _KEPT_WRITTEN:
+        _WRITTEN.pop(next(iter(_WRITTEN)))
     return str(path)
+
+
+_KEPT_WRITTEN = 4  # as many as load_context keeps
+_WRITTEN: dict[str, Any] = {}  # the contexts this process wrote, by path, oldest first (`load_context`)
 
 
 def alive_rows(item: dict[str, Any]) -> Iterator[tuple[int, Any]]:

@@ -297,3 +297,22 @@ def test_lsh_buckets_are_saved_for_the_candidate_tasks_to_memory_map(tmp_path):
     assert np.array_equal(np.load(folder / "problems.npy", mmap_mode="r"), problems)
     stamp = (folder / "bands.npy").stat().st_mtime_ns
     assert save_buckets(context, problems, bands) == folder and (folder / "bands.npy").stat().st_mtime_ns == stamp
+
+
+def test_a_context_is_read_as_written_in_its_process_and_unpickled_in_another(tmp_path):
+    """A local run's tasks read the driver's own object (`curation.runner.load_context`); a task in another process
+    (a worker, Ray, Slurm) unpickles an equal copy; the process keeps the last four it wrote."""
+    import subprocess
+    import sys
+
+    from curation.runner import load_context, write_context
+
+    value = {"grams": {"a b c": [0, 2]}, "weights": [0.5, 1.25]}
+    path = write_context(tmp_path, {"index": "k"}, value)
+    assert load_context(path) is value
+    code = f"from curation.runner import load_context; print(load_context({path!r}) == {value!r})"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "True"
+    later = [write_context(tmp_path, {"index": i}, [i]) for i in range(4)]  # four more: the first one falls out
+    load_context.cache_clear()
+    assert load_context(later[0]) == [0] and load_context(path) == value and load_context(path) is not value
