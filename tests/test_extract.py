@@ -137,24 +137,6 @@ def test_a_bold_final_answer_heading_marks_the_answer(text, expected):
     assert extract_answer(text) == expected
 
 
-def _braces_char_by_char(text: str) -> dict[int, int]:
-    """The definition `eval.answers.extract._matching_braces` is held to: every character in turn, a backslash
-    escaping the next one."""
-    stack: list[int] = []
-    pairs: dict[int, int] = {}
-    escaped = False
-    for j, ch in enumerate(text):
-        if escaped:
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif ch == "{":
-            stack.append(j)
-        elif ch == "}" and stack:
-            pairs[stack.pop()] = j
-    return pairs
-
-
 def _math_solutions(shared_data) -> list[str]:
     import json
 
@@ -166,6 +148,7 @@ def _math_solutions(shared_data) -> list[str]:
 def test_braces_pair_as_a_scan_of_every_character_would_pair_them(shared_data):
     import random
 
+    from bench.grader.extract_speed import braces_char_by_char  # the definition: every character in turn
     from eval.answers.extract import _matching_braces
 
     rng = random.Random(0)
@@ -173,7 +156,7 @@ def test_braces_pair_as_a_scan_of_every_character_would_pair_them(shared_data):
     runs = ["\\" * n + "{x}" + "\\" * m + "}" for n in range(6) for m in range(4)]
     texts = [*_math_solutions(shared_data), *planted, *runs]
     assert sum("\\\\{" in t for t in texts) > 100 and sum("\\{" in t for t in texts) > 1000  # both kinds of brace
-    assert [_matching_braces(t) for t in texts] == [_braces_char_by_char(t) for t in texts]
+    assert [_matching_braces(t) for t in texts] == [braces_char_by_char(t) for t in texts]
 
 
 @pytest.mark.shared_data
