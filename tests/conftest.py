@@ -5,6 +5,7 @@ session."""
 from __future__ import annotations
 
 import getpass
+import importlib
 import os
 import tempfile
 
@@ -46,6 +47,7 @@ CLUSTER_FIXTURES = ("ray_instance", "slurm_cluster", "cluster_engine")
 ENGINES: dict[str, tuple[Any, Callable[[], None]]] = {}  # the engines this process started: (handle, how to stop it)
 LAST_ENGINE_TEST = pytest.StashKey[str]()  # the node id of the last test, in this process's order, that uses one
 COMPILED_PACKAGES = ("limo", "curation", "eval", "tests", "bench")
+HEAVY_MODULES = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "sympy")
 
 
 def pytest_configure(config):
@@ -68,9 +70,14 @@ def pytest_collection_finish(session):
     """What collecting made (the test modules and what they import: about 320,000 objects) lives as long as the
     process: out of the garbage collector's sight (`gc.freeze`, as `limo.ablation.warm` does for its imports), each
     full collection in a test (accelerate's after every training, a test's own) skips it, 0.12 s of CPU a collection
-    on the 2-core Xeon. Objects the tests make are collected as ever."""
+    on the 2-core Xeon. Objects the tests make are collected as ever. On an xdist worker the training stack
+    (`HEAVY_MODULES`) is imported first, so that its objects are frozen too: imported later by a test, they were
+    walked by every full collection after it (the training files, `-n 2`: 11.9 -> 6.4 s of collections, 85 -> 77 s)."""
     import gc
 
+    if hasattr(session.config, "workerinput"):  # an xdist worker (make test): its tests import these sooner or later
+        for name in HEAVY_MODULES:
+            importlib.import_module(name)
     gc.collect()
     gc.freeze()
     users = [item.nodeid for item in session.items if _uses_an_engine(item)]
