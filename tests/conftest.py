@@ -48,6 +48,7 @@ ENGINES: dict[str, tuple[Any, Callable[[], None]]] = {}  # the engines this proc
 LAST_ENGINE_TEST = pytest.StashKey[str]()  # the node id of the last test, in this process's order, that uses one
 COMPILED_PACKAGES = ("limo", "curation", "eval", "tests", "bench")
 HEAVY_MODULES = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "sympy")
+PRELOAD_FROM_TESTS = 500  # a run of this many tests or more imports `HEAVY_MODULES` before it freezes them
 
 
 def pytest_configure(config):
@@ -70,12 +71,14 @@ def pytest_collection_finish(session):
     """What collecting made (the test modules and what they import: about 320,000 objects) lives as long as the
     process: out of the garbage collector's sight (`gc.freeze`, as `limo.ablation.warm` does for its imports), each
     full collection in a test (accelerate's after every training, a test's own) skips it, 0.12 s of CPU a collection
-    on the 2-core Xeon. Objects the tests make are collected as ever. On an xdist worker the training stack
-    (`HEAVY_MODULES`) is imported first, so that its objects are frozen too: imported later by a test, they were
+    on the 2-core Xeon. Objects the tests make are collected as ever. On an xdist worker of a large run the training
+    stack (`HEAVY_MODULES`) is imported first, so that its objects are frozen too: imported later by a test, they were
     walked by every full collection after it (the training files, `-n 2`: 11.9 -> 6.4 s of collections, 85 -> 77 s)."""
     import gc
 
-    if hasattr(session.config, "workerinput"):  # an xdist worker (make test): its tests import these sooner or later
+    # an xdist worker of a large run (make test, test-unit): its tests import these sooner or later; a small one
+    # (make test-kernels' 19 curation tests, a file) may never need them (8 s more of make test-kernels)
+    if hasattr(session.config, "workerinput") and len(session.items) >= PRELOAD_FROM_TESTS:
         for name in HEAVY_MODULES:
             importlib.import_module(name)
     gc.collect()
