@@ -353,7 +353,11 @@ def load_mask(path: str) -> np.ndarray:
     return np.load(path, mmap_mode="r")
 
 
-@lru_cache(maxsize=4)
+_KEPT_WRITTEN = 4  # the contexts a process keeps: those it wrote (`_WRITTEN`) and those it read (`load_context`)
+_WRITTEN: dict[str, Any] = {}  # the contexts this process wrote, by path, oldest first
+
+
+@lru_cache(maxsize=_KEPT_WRITTEN)
 def load_context(path: str) -> Any:
     """What `write_context` pickled at ``path``: the object itself where this process wrote it (a local run's tasks
     run in the driver's process: unpickling a decontamination index there was ~0.1 s of CPU a task), else unpickled.
@@ -390,10 +394,6 @@ def write_context(folder: Path, key: Any, value: Any) -> str:
     while len(_WRITTEN) > _KEPT_WRITTEN:
         _WRITTEN.pop(next(iter(_WRITTEN)))
     return str(path)
-
-
-_KEPT_WRITTEN = 4  # as many as load_context keeps
-_WRITTEN: dict[str, Any] = {}  # the contexts this process wrote, by path, oldest first (`load_context`)
 
 
 def alive_rows(item: dict[str, Any]) -> Iterator[tuple[int, Any]]:
