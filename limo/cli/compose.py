@@ -9,7 +9,8 @@ composes each step's config whenever it judges the step (three times for a step 
 it composed: the same command line, the same recipe files (their paths, sizes and modification times), the same
 values of the environment variables they read (``${oc.env:NAME}`` in a recipe file or on the command line; the whole
 environment when a name is itself an interpolation) and the same working folder (Hydra's ``runtime.cwd``) give a copy
-of the config composed before, and Hydra's run-time config (`HydraConfig`) as that composition left it. Keyed by the
+of the config composed before, and Hydra's run-time config (`HydraConfig`) as that composition left it. A
+composition that is not kept still parses no recipe file a second time (`limo.config.parsed`). Keyed by the
 whole environment before, a process whose other variables changed between compositions (a test runner names the
 running test in one) composed every recipe again.
 """
@@ -31,6 +32,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from limo.cli.overrides import hydra_argv
+from limo.config import parsed
 from limo.config.search_path import search_dirs, searchpath_overrides
 from limo.config.sections import CONFIG_DIR
 
@@ -47,6 +49,7 @@ def compose(recipe: str, overrides: Sequence[str] = (), config_dirs: Sequence[Pa
     ``config_dirs`` are the user's config folders (``--config-dir``): recipes there compose like shipped ones.
     The caller owns the config it gets (a copy of the one kept).
     """
+    parsed.remember()
     lines = hydra_argv([f"recipe={recipe}", *overrides, *searchpath_overrides(config_dirs)])
     files = recipe_files(lines)
     key = (tuple(lines), files, environment(lines, files), os.getcwd())

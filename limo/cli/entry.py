@@ -31,6 +31,7 @@ from eval.backends.replay import ReplayMissError
 from eval.options import OptionsError
 from limo.cli.overrides import hydra_argv
 from limo.cli.usage import exit_if_help
+from limo.config import parsed
 from limo.config.files import key_source
 from limo.config.search_path import user_config_dirs
 from limo.config.sections import CONFIG_DIR
@@ -108,6 +109,7 @@ def hydra_entry(
             typed[:] = sys.argv[1:]
             with reported_errors(entry):
                 sys.argv[1:] = hydra_argv(typed, runtime_keys)
+            parsed.remember()  # each recipe file's YAML parsed once a process (a warm fork's: once a server)
             with known_mode(sys.argv[1:]):
                 run()
 
