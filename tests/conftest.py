@@ -26,7 +26,7 @@ import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -196,27 +196,36 @@ class WarmServer:
             self.process.wait()
 
 
+_SERVER: list[WarmServer | None] = []  # this process's, made at the first test's setup (`server_of`)
+
+
+def server_of(config: pytest.Config) -> WarmServer | None:
+    """This process's `WarmServer` (not started: `WarmServer.follow` starts it); None where none can run (not Linux,
+    ``LIMO_WARM_WORKER=0``)."""
+    if not _SERVER:
+        folder = config._tmp_path_factory.mktemp("warm")  # type: ignore[attr-defined]
+        _SERVER.append(WarmServer(folder) if warm.available() else None)
+    return _SERVER[0]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item) -> None:
+    """Before a test's fixtures are set up: the warm server runs and serves this process's environment as it is now
+    (`WarmServer.follow`), so that a module's fixture starting an ablation or an entry finds it too (its fixture is
+    set up before any of the test's own: from a fixture, it started cold where no server ran yet, or asked one serving
+    another environment and was refused). Not for the cluster engines' tests, whose steps start cold on Ray or
+    Slurm: they run first on their worker (`dispatch_rank`), and a server importing beside them only slowed them."""
+    group = next((mark.args[0] for mark in item.iter_markers("xdist_group")), "")
+    server = server_of(item.config)
+    if server is not None and group != "cluster_engines":
+        server.follow()
+
+
 @pytest.fixture(scope="session")
-def warm_server(tmp_path_factory) -> Iterator[WarmServer | None]:
-    """This process's `WarmServer`; None where none can run (not Linux, ``LIMO_WARM_WORKER=0``)."""
-    if not warm.available():
-        yield None
-        return
-    server = WarmServer(tmp_path_factory.mktemp("warm"))  # started by the first test that may use it
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(autouse=True)
-def warm_server_follows(request, warm_server) -> None:
-    """Before each test: the warm server runs and serves this process's environment as it is now (`WarmServer.follow`).
-    Not for the cluster engines' tests, whose steps start cold on Ray or Slurm: they run first on their worker
-    (`dispatch_rank`), and a server importing beside them only slowed them."""
-    group = next((mark.args[0] for mark in request.node.iter_markers("xdist_group")), "")
-    if warm_server is not None and group != "cluster_engines":
-        warm_server.follow()
+def warm_server(request) -> WarmServer | None:
+    """This process's `WarmServer` (`pytest_runtest_setup` keeps it following the environment); None where none can
+    run (not Linux, ``LIMO_WARM_WORKER=0``)."""
+    return server_of(request.config)
 
 
 @pytest.fixture(scope="session")
@@ -284,6 +293,8 @@ def _uses_an_engine(item: pytest.Item) -> bool:
 
 def pytest_sessionfinish(session):
     stop_engines()
+    if _SERVER and _SERVER[0] is not None:
+        _SERVER[0].stop()
 
 
 @pytest.hookimpl(wrapper=True)
