@@ -396,8 +396,8 @@ def parse_recipes() -> None:
     server forks composes from them, and would parse each again (a fifth of a composition's CPU)."""
     import hydra
 
-    from limo.config import parsed
-    from limo.config.sections import CONFIG_DIR
+    from limo.config import parsed  # deferred: this module imports the standard library alone (tests' conftest)
+    from limo.config.sections import CONFIG_DIR  # deferred: as above
 
     for folder in (CONFIG_DIR, os.path.join(os.path.dirname(hydra.__file__), "conf")):
         parsed.preload(folder)
