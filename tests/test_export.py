@@ -265,3 +265,42 @@ def test_smollm2_round_trips_f16_within_tolerance(smollm2, tmp_path):
     assert fields["tokenizer.ggml.padding_token_id"] == 2  # pad is EOS (<|im_end|>), as the model ships
     assert "You are a helpful AI assistant named SmolLM" in fields["tokenizer.chat_template"]
     assert "output.weight" not in tensors and "blk.29.attn_q.weight" in tensors
+
+
+def test_one_reader_per_file_parses_a_gguf_once_and_loads_the_same_model(exported, monkeypatch):
+    """`one_reader_per_file` (verify_gguf's and convert_gguf's reads): transformers asks for a reader three times (the
+    tokenizer, the config, the weights); within the block the file is parsed once, and the tokenizer and weights are
+    those of three separate parses. Outside it gguf's own reader is back in place."""
+    import gguf
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from eval.backends.model_source import one_reader_per_file
+
+    out, _ = exported
+    path = next(out.glob("*.f16.gguf"))
+    folder, name = str(path.parent), path.name
+    built = []
+    original = gguf.GGUFReader
+
+    class Counted(original):  # type: ignore[misc,valid-type]
+        def __init__(self, *args, **kwargs):
+            built.append(args[0])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(gguf, "GGUFReader", Counted)
+
+    def load():
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+        return tokenizer, model.state_dict()
+
+    separate = load()
+    assert len(built) == 3
+    built.clear()
+    with one_reader_per_file():
+        shared = load()
+    assert len(built) == 1 and gguf.GGUFReader is Counted
+    assert shared[0].get_vocab() == separate[0].get_vocab()
+    assert shared[1].keys() == separate[1].keys()
+    assert all(torch.equal(shared[1][k], separate[1][k]) for k in separate[1])

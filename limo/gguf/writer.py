@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eval.backends.model_source import one_reader_per_file
+
 TYPES = ("f32", "f16", "q8_0")
 
 
@@ -416,8 +418,9 @@ def verify_gguf(path: Path, reference: Reference, tokenizer: Any, tolerance: Tol
 
     started = time.perf_counter()
     folder, filename = str(path.parent), path.name
-    read_tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
-    read_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32).eval()
+    with one_reader_per_file():  # one parse of the file for the tokenizer, the config and the weights
+        read_tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
+        read_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32).eval()
     logits = next_token_logits(read_model, reference.ids)
     diff = (logits - reference.logits).abs().amax(dim=-1)
     spread = reference.logits.amax(dim=-1) - reference.logits.amin(dim=-1)
