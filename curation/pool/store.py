@@ -396,13 +396,10 @@ def write_shared(folder: Path, fill: Callable[[Path], None]) -> Path:
 
 
 def linked_copy(source: Path, folder: Path) -> None:
-    """``source``'s files as ``folder`` (hard links where the file system allows, else copies), under a temporary
-    name renamed into place. A store is never written after ingest, so the links share nothing that changes."""
-    if folder.is_dir():
-        return
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
-    try:
+    """``source``'s files as ``folder`` (hard links where the file system allows, else copies), written as
+    `write_shared` writes. A store is never written after ingest, so the links share nothing that changes."""
+
+    def link(partial: Path) -> None:
         for path in sorted(source.rglob("*")):
             target = partial / path.relative_to(source)
             if path.is_dir():
@@ -413,12 +410,8 @@ def linked_copy(source: Path, folder: Path) -> None:
                 os.link(path, target)
             except OSError:
                 shutil.copy2(path, target)
-        partial.rename(folder)
-    except OSError:
-        if not folder.is_dir():
-            raise
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
+
+    write_shared(folder, link)
 
 
 def source_checksum(stages: StageOptions) -> str:
