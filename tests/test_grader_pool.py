@@ -1,4 +1,5 @@
-"""The grader pool (`eval.grading.pool`): persistent spawned workers, a per-pair deadline, stuck workers replaced.
+"""The grader pool (`eval.grading.pool`): persistent workers (forks of the fork server), a per-pair deadline, stuck
+workers replaced.
 
 The real grader has no input that hangs (its size limits and time limit bound every call), so a wedged worker is
 simulated the documented way: a grading function injected through ``grade_fn`` that spins, blocks, crashes or
@@ -8,7 +9,9 @@ raises on a marker response and calls the real `eval.grading.grader.grade` for e
 from __future__ import annotations
 
 import os
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -118,3 +121,20 @@ def test_options_reach_every_worker():
     assert verdicts == [grade(g, r, options=loose) for g, r in pairs]
     assert [v.correct for v in verdicts] == [True, False, True]
     assert [grade(g, r).correct for g, r in pairs] == [False, False, False]  # the defaults differ on two pairs
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the fork server and /proc are Linux's here")
+def test_workers_are_forks_of_the_fork_server_not_of_the_caller():
+    """`worker_context`: a worker is forked by multiprocessing's fork server (a fresh interpreter that imported the
+    grader once), so neither the caller's threads nor a new interpreter's imports come with each worker."""
+    from multiprocessing import forkserver
+
+    from eval.grading.pool import worker_context
+
+    assert worker_context().get_start_method() == "forkserver"
+    with GraderPool(workers=2) as pool:
+        assert [v.status for v in pool.grade_batch([("1", "1"), ("2", "3")]).verdicts] == ["correct", "incorrect"]
+        parents = {
+            int(Path(f"/proc/{w.process.pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) for w in pool._workers
+        }
+    assert parents == {forkserver._forkserver._forkserver_pid} and os.getpid() not in parents
