@@ -129,7 +129,7 @@ def test_workers_are_forks_of_the_fork_server_not_of_the_caller():
     grader once), so neither the caller's threads nor a new interpreter's imports come with each worker."""
     from multiprocessing import forkserver
 
-    from eval.grading.pool import worker_context
+    from eval.grading.grader import worker_context
 
     assert worker_context().get_start_method() == "forkserver"
     with GraderPool(workers=2) as pool:

@@ -23,7 +23,6 @@ grader, since the real one has no input that hangs). Imports no torch.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import time
@@ -34,7 +33,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from eval.grading.grader import Verdict, grade
+from eval.grading.grader import Verdict, grade, worker_context
 from eval.grading.options import GradeOptions
 from eval.grading.timeouts import _cpu_seconds
 from eval.niceness import new_session
@@ -298,23 +297,6 @@ def _kill(worker: _Worker) -> None:
         worker.process.kill()
     worker.process.join(5.0)
     worker.conn.close()
-
-
-def worker_context() -> Any:
-    """Where workers come from: forks of multiprocessing's fork server with this module (the grader, sympy) imported
-    once, so a worker, and one that replaces a killed worker, starts in milliseconds instead of importing the grader
-    again (about 0.65 s of CPU each); spawned where there is no fork server (not POSIX). Either way a worker never
-    copies the caller's threads: the fork server is a fresh single-threaded interpreter. The preload is asked for only
-    while the fork server has not started (`multiprocessing.set_forkserver_preload` has no effect after): where another
-    part of the process started it first, workers import the grader themselves, as spawned ones do."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    from multiprocessing import forkserver
-
-    if getattr(forkserver._forkserver, "_forkserver_pid", None) is None:  # not started yet
-        context.set_forkserver_preload([__name__])
-    return context
 
 
 def _kill_all(workers: list[_Worker]) -> None:
