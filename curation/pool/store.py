@@ -21,15 +21,17 @@ id with revision, or the CHAMP package version) and the part size; it is written
 and renamed when complete, so a rerun reuses a finished ingest and never a partial one; a run that fails while
 writing it removes the temporary folder.
 
-A finished store is also kept for every run on the machine, under ``$LIMO_CACHE_DIR/pools/`` (`shared_pools`), its
-name adding a digest of limo's `curation` and `eval` code: another run of the same pool (an ablation's arms, a
-second recipe, a rerun in a new folder) links its files instead of ingesting again (CHAMP: 2.6 s of CPU, 50 MB).
-Not for a hub dataset without a revision, whose content the name cannot pin; ``LIMO_POOL_CACHE=0`` turns it off.
+A finished store is also linked, file by file (hard links only: no disk while a run holds it, and nothing where the
+cache is on another file system), under ``$LIMO_CACHE_DIR/pools/`` (`shared_pools`), its name adding a digest of
+limo's `curation` and `eval` code: another run of the same pool (an ablation's arms, a second recipe, a rerun in a new
+folder) links it instead of ingesting again (CHAMP: 2.4 s of CPU, 50 MB). Not for a hub dataset without a revision,
+whose content the name cannot pin; unused stores are pruned (`prune_shared`); ``LIMO_POOL_CACHE=0`` turns it off.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
 import hashlib
 import heapq
@@ -310,13 +312,19 @@ def open_or_ingest(stages: StageOptions, work_dir: Path, rows_per_part: int = RO
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
     folder = work_dir / f"pool-{digest}"
     shared = shared_pools(checksum)
-    if not folder.is_dir() and shared is not None:
-        name = f"pool-{digest}-{code_digest()}"
-        if not (shared / name).is_dir():
-            prune_shared(shared)
-        cached = write_shared(shared / name, lambda partial: ingest_to(partial, stages, rows_per_part))
-        linked_copy(cached, folder)
-    folder = write_once(folder, lambda partial: ingest_to(partial, stages, rows_per_part))
+    cached = None if shared is None else shared / f"pool-{digest}-{code_digest()}"
+    if cached is not None and not folder.is_dir() and cached.is_dir():
+        try:
+            os.utime(cached)  # its last use, which `prune_shared` goes by
+            linked_copy(cached, folder)
+        except OSError:  # pruned meanwhile, or another file system: this run ingests its own
+            shutil.rmtree(folder, ignore_errors=True)
+    if not folder.is_dir():
+        folder = write_once(folder, lambda partial: ingest_to(partial, stages, rows_per_part))
+        if cached is not None:
+            prune_shared(cached.parent)
+            with contextlib.suppress(OSError):  # another file system than the run's: nothing is shared
+                linked_copy(folder, cached)
     store = PoolStore.open(folder)
     announce(store.facts["source"], store.facts["provenance"].get("ingest", {}).get("identity"))
     return store
@@ -361,20 +369,39 @@ def code_digest() -> str:
     return digest.hexdigest()[:12]
 
 
-STALE_SECONDS = 3600.0  # a shared store of another code version, or a temporary folder, untouched this long goes
+STALE_SECONDS = 3600.0  # a shared store of another code version unused this long goes
+UNUSED_SECONDS = 86400.0  # and one of this version: its links are then often the only ones left (a run removed)
+PARTIAL_STALE_SECONDS = 7 * 86400.0  # a temporary folder this old is a killed ingest's (a long one may still write)
 
 
 def prune_shared(shared: Path) -> None:
-    """Remove the shared stores another version of the code wrote, and temporary folders a killed ingest left, once
-    untouched for `STALE_SECONDS` (runs that linked them keep their own links): without it every change to the code
-    would leave a copy of each pool behind."""
+    """Remove the shared stores another version of the code wrote once unused for `STALE_SECONDS` (this version's
+    after `UNUSED_SECONDS`), and temporary folders a killed ingest left after `PARTIAL_STALE_SECONDS` (runs that
+    linked a store keep their own links): without it every change to the code, and every run folder removed, would
+    leave a copy of its pool behind. Entries other processes rename or
+    remove meanwhile are passed over."""
     if not shared.is_dir():
         return
     now = time.time()
     for path in shared.iterdir():
-        stale = now - path.stat().st_mtime > STALE_SECONDS
-        if stale and (path.name.endswith(".partial") or not path.name.endswith(f"-{code_digest()}")):
-            shutil.rmtree(path, ignore_errors=True)
+        try:
+            age = now - path.stat().st_mtime
+        except FileNotFoundError:  # renamed into place or removed by another process as this one looked
+            continue
+        if path.name.endswith(".pruned"):
+            stale = True  # a prune that stopped half way
+        elif path.name.endswith(".partial"):
+            stale = age > PARTIAL_STALE_SECONDS
+        else:
+            stale = age > (UNUSED_SECONDS if path.name.endswith(f"-{code_digest()}") else STALE_SECONDS)
+        if stale or path.name.endswith(".pruned"):
+            # renamed first: a process linking the store sees it whole or not at all (`linked_copy`)
+            trash = path if path.name.endswith(".pruned") else path.with_name(f".{path.name}.{os.getpid()}.pruned")
+            try:
+                path.rename(trash)
+            except FileNotFoundError:
+                continue
+            shutil.rmtree(trash, ignore_errors=True)
 
 
 def write_shared(folder: Path, fill: Callable[[Path], None]) -> Path:
@@ -396,20 +423,21 @@ def write_shared(folder: Path, fill: Callable[[Path], None]) -> Path:
 
 
 def linked_copy(source: Path, folder: Path) -> None:
-    """``source``'s files as ``folder`` (hard links where the file system allows, else copies), written as
-    `write_shared` writes. A store is never written after ingest, so the links share nothing that changes."""
+    """``source``'s files as ``folder``, hard links only, written as `write_shared` writes (nothing is left at
+    ``folder`` when it fails). A store is never written after ingest, so the links share nothing that changes. A
+    store is pruned by renaming it away whole (`prune_shared`), so a link that fails on a missing file means it went
+    while this linked it (`FileNotFoundError`); another file system, `OSError` (nothing is copied)."""
 
     def link(partial: Path) -> None:
+        if not source.is_dir():
+            raise FileNotFoundError(f"{source}: pruned")
         for path in sorted(source.rglob("*")):
             target = partial / path.relative_to(source)
             if path.is_dir():
                 target.mkdir(parents=True, exist_ok=True)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(path, target)
-            except OSError:
-                shutil.copy2(path, target)
+            os.link(path, target)  # never a copy: a shared store costs no disk while a run holds it
 
     write_shared(folder, link)
 
