@@ -378,8 +378,7 @@ def prune_shared(shared: Path) -> None:
     """Remove the shared stores another version of the code wrote once unused for `STALE_SECONDS` (this version's
     after `UNUSED_SECONDS`), and temporary folders a killed ingest left after `PARTIAL_STALE_SECONDS` (runs that
     linked a store keep their own links): without it every change to the code, and every run folder removed, would
-    leave a copy of its pool behind. Entries other processes rename or
-    remove meanwhile are passed over."""
+    leave a copy of its pool behind. Entries other processes rename or remove meanwhile are passed over."""
     if not shared.is_dir():
         return
     now = time.time()
@@ -394,7 +393,7 @@ def prune_shared(shared: Path) -> None:
             stale = age > PARTIAL_STALE_SECONDS
         else:
             stale = age > (UNUSED_SECONDS if path.name.endswith(f"-{code_digest()}") else STALE_SECONDS)
-        if stale or path.name.endswith(".pruned"):
+        if stale:
             # renamed first: a process linking the store sees it whole or not at all (`linked_copy`)
             trash = path if path.name.endswith(".pruned") else path.with_name(f".{path.name}.{os.getpid()}.pruned")
             try:
