@@ -568,17 +568,13 @@ def worker_context() -> Any:
     """Where grading processes come from (`grade_many`'s pool, `eval.grading.pool.GraderPool`): forks of
     multiprocessing's fork server with this module (the grader, sympy) imported once, so a worker, and one that
     replaces a killed worker, starts in milliseconds instead of importing the grader again (about 0.65 s of CPU each);
-    spawned where there is no fork server (not POSIX). Either way a worker never
-    copies the caller's threads: the fork server is a fresh single-threaded interpreter. The preload is asked for only
-    while the fork server has not started (`multiprocessing.set_forkserver_preload` has no effect after): where another
+    spawned where there is no fork server (not POSIX). Either way a worker never copies the caller's threads: the fork
+    server is a fresh single-threaded interpreter. The preload takes effect when the fork server starts: where another
     part of the process started it first, workers import the grader themselves, as spawned ones do."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    from multiprocessing import forkserver
-
-    if getattr(forkserver._forkserver, "_forkserver_pid", None) is None:  # not started yet
-        context.set_forkserver_preload([__name__])  # this module: the grader, sympy, the parser
+    context.set_forkserver_preload([__name__])  # this module: the grader, sympy, the parser
     return context
 
 
