@@ -99,6 +99,7 @@ discover: setup  ## DiscoPOP's discovery loop: python -m limo.discover recipe=di
 
 # One test process a core. One more (3 on 2 cores) measured 822 s against 862 s on a warm tree, but on a fresh clone
 # the whole .ci/run (with the kernel tier beside it) took 1,015 s against 974 s: more processes, more CPU (2026-11-27).
+# .ci/run now runs the kernel tier beside make test at nice 19 on one process: it takes only the cycles left idle.
 TEST_WORKERS ?= $(CORES)
 test: setup  ## unit + slow tiers (gpu tests skip without CUDA), over TEST_WORKERS processes (one a core); the 15 slowest listed
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15 tests
