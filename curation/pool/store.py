@@ -22,17 +22,17 @@ and renamed when complete, so a rerun reuses a finished ingest and never a parti
 writing it removes the temporary folder.
 
 A finished store is also linked, file by file (hard links only: no disk while a run holds it, and nothing where the
-cache is on another file system), under ``$LIMO_CACHE_DIR/pools/`` (`shared_pools`), its name adding a digest of
-limo's `curation` and `eval` code: another run of the same pool (an ablation's arms, a second recipe, a rerun in a new
-folder) links it instead of ingesting again (CHAMP: 2.4 s of CPU, 50 MB). Not for a hub dataset without a revision,
-whose content the name cannot pin; unused stores are pruned (`prune_shared`); ``LIMO_POOL_CACHE=0`` turns it off.
+cache is on another file system), under ``$LIMO_CACHE_DIR/pools/`` (`shared_pools`), its name adding the digest of
+limo's `curation` and `eval` code that shard jobs carry (`curation.executors.code_digest`): another run of the same
+pool (an ablation's arms, a second recipe, a rerun in a new folder) links it instead of ingesting again (CHAMP: 2.4 s
+of CPU, 50 MB). Not for a hub dataset without a revision, whose content the name cannot pin; unused stores are pruned
+(`prune_shared`); ``LIMO_POOL_CACHE=0`` turns it off.
 """
 
 from __future__ import annotations
 
 import bisect
 import contextlib
-import functools
 import hashlib
 import heapq
 import json
@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-import eval as eval_package
+from curation.executors import code_digest
 from curation.funnel import Drop
 from curation.options import IngestOptions, StageOptions
 from curation.pool.identity import IdentityWatch, Regroup, announce, identity_facts
@@ -355,18 +355,6 @@ def shared_pools(source_checksum: str) -> Path | None:
     if os.environ.get(SHARED_ENV, "1") == "0" or source_checksum.startswith("hub:") and "@default:" in source_checksum:
         return None
     return cache_root() / "pools"
-
-
-@functools.cache
-def code_digest() -> str:
-    """A digest of the code that can change what ingest writes (every module of `curation` and `eval`), in a shared
-    store's name: a store another version of limo wrote is never taken for this one's, whether or not that version
-    bumped `READER_VERSION`."""
-    digest = hashlib.sha256()
-    for package in (Path(__file__).resolve().parents[1], Path(eval_package.__file__).resolve().parent):
-        for path in sorted(package.rglob("*.py")):
-            digest.update(str(path.relative_to(package.parent)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:12]
 
 
 STALE_SECONDS = 3600.0  # a shared store of another code version unused this long goes
