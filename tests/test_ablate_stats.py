@@ -222,6 +222,37 @@ def test_without_a_primary_every_comparison_is_exploratory(tmp_path):
     )
 
 
+def test_the_header_says_where_each_run_was_made_and_groups_runs_made_apart(tmp_path):
+    gpu = {"machine": "x86_64, 16 cores (Xeon), 1 x NVIDIA H200", "packages": {"torch": "2.11.0", "python": "3.12.3"}}
+    cpu = {"machine": "x86_64, 2 cores (EPYC), no GPU", "packages": {"torch": "2.9.1", "python": "3.11.7"}}
+    arms: dict[str, list[RunResult]] = {}
+    for arm, seed in [(arm, seed) for arm in ("a", "b") for seed in (0, 1, 2)]:
+        folder = tmp_path / f"{arm}{seed}"
+        write_run(folder, A_RIGHT)
+        env = gpu if arm == "a" else cpu
+        if (arm, seed) == ("b", 2):  # kept before machines were recorded, its training made on the GPU machine
+            env = {"packages": cpu["packages"]}
+            (folder / ".ablate").mkdir()
+            (folder / ".ablate" / "train.json").write_text(json.dumps({"status": "done", "machine": gpu["machine"]}))
+        (folder / "eval" / "b" / "summary.json").write_text(json.dumps({"environment": env}))
+        arms.setdefault(arm, []).append(load_run(RunSpec(arm, seed, None, str(folder)), ["b"]))
+    facts = {**tables(tmp_path / "facts", {}, ()).facts, "seeds": [0, 1, 2]}
+    facts["arms"] = [{"name": a, "kind": "curation"} for a in arms]
+    payload = write_results(tmp_path / "two", Tables(arms, {"b": {}}, {}, (("a", "b"),), facts))
+    header = (tmp_path / "two" / "results.md").read_text().splitlines()[2]
+    assert (
+        "Runs made on more than one machine or software stack: x86_64, 16 cores (Xeon), 1 x NVIDIA H200; "
+        "torch 2.11.0, Python 3.12.3 (a seeds 0-2); x86_64, 2 cores (EPYC), no GPU; torch 2.9.1, Python 3.11.7 "
+        "(b seeds 0-1); x86_64, 16 cores (Xeon), 1 x NVIDIA H200 (training), a machine not recorded (evaluation); "
+        "torch 2.9.1, Python 3.11.7 (b seeds 2)." in header
+    )
+    groups = [g["with"] for g in payload["made"]]
+    assert [r["made"] for r in payload["runs"]] == [groups[0]] * 3 + [groups[1]] * 2 + [groups[2]]
+    write_results(tmp_path / "one", Tables({"a": arms["a"]}, {"b": {}}, {}, (), facts))
+    header = (tmp_path / "one" / "results.md").read_text().splitlines()[2]
+    assert "Every run made on x86_64, 16 cores (Xeon), 1 x NVIDIA H200; torch 2.11.0, Python 3.12.3." in header
+
+
 # ------------------------------------------------------------------------------------------- ablate.primary
 
 

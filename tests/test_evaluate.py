@@ -4,6 +4,8 @@ the entry point, replay runs with compare and regrade, CHAMP re-grading, and one
 from __future__ import annotations
 
 import json
+import os
+import platform
 import re
 import signal
 import subprocess
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from eval.records import DataError, read_jsonl, write_jsonl
+from eval.reports.report import machine
 from limo.cli.compose import compose
 from limo.evaluate import evaluate, runtime_argv
 from tests.launch import entry
@@ -119,6 +122,20 @@ def test_math500_run_writes_samples_summary_and_report(math500_reference):
     report = (math500_reference / "report.md").read_text()
     for needle in ("temperature=0.7", "samples=4", "checksum=", "git commit", "transformers=", "mean pass@1"):
         assert needle in report
+    where = json.loads((math500_reference / "summary.json").read_text())["environment"]["machine"]
+    assert where == machine() and f"**machine**: `{where}`" in report
+
+
+def test_the_machine_names_its_cores_cpu_and_each_gpu_the_driver_lists(tmp_path):
+    (tmp_path / "cpuinfo").write_text("processor\t: 0\nmodel name\t: Some CPU 9000\nflags\t\t: a b\n\n")
+    gpus = (("0000:01:00.0", "NVIDIA H200"), ("0000:02:00.0", "NVIDIA H200"), ("0000:03:00.0", "NVIDIA L4"))
+    for bus, model in gpus:
+        (tmp_path / "driver" / "nvidia" / "gpus" / bus).mkdir(parents=True)
+        (tmp_path / "driver" / "nvidia" / "gpus" / bus / "information").write_text(f"Model: \t\t {model}\nIRQ: 1\n")
+    cores = len(os.sched_getaffinity(0))
+    assert machine(tmp_path) == f"{platform.machine()}, {cores} cores (Some CPU 9000), 2 x NVIDIA H200, 1 x NVIDIA L4"
+    (tmp_path / "cpuinfo").unlink()
+    assert machine(tmp_path / "driver" / "nvidia") == f"{platform.machine()}, {cores} cores, no GPU"
 
 
 @pytest.mark.shared_data

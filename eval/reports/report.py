@@ -2,14 +2,16 @@
 
 ``summary.json`` holds the metrics plus the provenance a reader needs to reproduce them — model,
 recipe, backend (and its engine, for llamacpp: version, server flags, the GGUF's digest), protocol, prompt, data
-source and checksum, grader fingerprint, package versions, git commit — and ``report.md`` renders the same in a
-header and a table; ``report.html`` adds every sample (`eval.reports.samples_page`). All are written atomically.
+source and checksum, grader fingerprint, package versions, git commit, the machine — and ``report.md`` renders the
+same in a header and a table; ``report.html`` adds every sample (`eval.reports.samples_page`). All are written
+atomically.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import os
 import platform
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
@@ -61,9 +63,35 @@ def grader_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
+def machine(proc: Path = Path("/proc")) -> str:
+    """Where this process runs, in a few words: the architecture, the cores it may use and the CPU's model, and the
+    NVIDIA GPUs the driver lists (``/proc/driver/nvidia``, read without loading CUDA), e.g. ``x86_64, 2 cores (AMD
+    EPYC), no GPU`` or ``x86_64, 16 cores (...), 1 x NVIDIA H200``: what a number made here was made on."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpu = next((v for k, v in proc_fields(proc / "cpuinfo") if k == "model name"), None)
+    gpus = sorted((proc / "driver" / "nvidia" / "gpus").glob("*/information"))
+    names = [next((v for k, v in proc_fields(g) if k == "Model"), "an NVIDIA GPU") for g in gpus]
+    counted = ", ".join(f"{names.count(n)} x {n}" for n in dict.fromkeys(names)) or "no GPU"
+    return f"{platform.machine()}, {cores} cores" + (f" ({cpu})" if cpu else "") + f", {counted}"
+
+
+def proc_fields(path: Path) -> list[tuple[str, str]]:
+    """``key: value`` lines of a ``/proc`` file (none where it cannot be read)."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    return [(k.strip(), v.strip()) for k, sep, v in (line.partition(":") for line in lines) if sep]
+
+
 def environment() -> dict[str, Any]:
-    """Package versions, git commit and grader fingerprint of this process."""
-    return {"packages": package_versions(), "git_commit": git_commit(), "grader": grader_fingerprint()}
+    """Package versions, git commit, grader fingerprint and machine (`machine`) of this process."""
+    return {
+        "packages": package_versions(),
+        "git_commit": git_commit(),
+        "grader": grader_fingerprint(),
+        "machine": machine(),
+    }
 
 
 def write_benchmark_results(
@@ -116,6 +144,7 @@ def _header_items(summary: Mapping[str, Any]) -> list[tuple[str, Any]]:
     keys = ("model", "recipe", "backend", "engine", "protocol", "prompt", "data", "grading")
     items = [(k, summary[k]) for k in keys if k in summary]
     items += [("grader", env.get("grader")), ("git commit", env.get("git_commit")), ("packages", env.get("packages"))]
+    items += [("machine", env["machine"])] if "machine" in env else []
     return items
 
 

@@ -138,5 +138,5 @@ def footer_facts(summary: Mapping[str, Any]) -> list[list[Any]]:
     keys = ("benchmark", "model", "recipe", "backend", "protocol", "prompt", "data", "grading", "regrade")
     facts = [[key, summary[key]] for key in keys if key in summary]
     environment = summary.get("environment") or {}
-    facts += [[key, environment[key]] for key in ("grader", "git_commit", "packages") if key in environment]
+    facts += [[key, environment[key]] for key in ("grader", "git_commit", "packages", "machine") if key in environment]
     return facts

@@ -18,7 +18,8 @@ A step's marker ``<folder>/.ablate/<stage>.json`` (`FORMAT` 2) holds:
 - ``benchmarks`` (an evaluation): each benchmark's spec, hashed apart from the key, so that a benchmark added later is
   evaluated alone and one whose spec changed is evaluated again alone.
 - ``status``: ``started`` (written before the entry runs: a killed step's leftovers are known to be this key's, so
-  the entry may resume them) or ``done`` (after it exits 0); ``command``: the step's arguments, for a reader.
+  the entry may resume them) or ``done`` (after it exits 0); ``command``: the step's arguments, and ``machine``: where
+  it ran (`eval.reports.report.machine`), for a reader: neither is part of the key.
 
 Hashing a model folder of hundreds of MB takes seconds, so each file's sha256 is kept in ``<ablate>/checksums.jsonl``
 keyed by (path, size, mtime_ns) and computed once (`Checksums`).
@@ -39,6 +40,7 @@ from typing import Any, Protocol
 from omegaconf import DictConfig, OmegaConf
 
 from eval.records import sha256_file
+from eval.reports.report import machine
 from limo.cli.compose import compose
 from limo.cli.overrides import EVALUATE_RUNTIME, forced_runtime
 from limo.config.search_path import split_folder_flags, user_config_dirs
@@ -94,6 +96,7 @@ class Content:
             "benchmarks": dict(benchmarks),
             "config": self.config,
             "command": [*step.own, *step.extra],
+            "machine": machine(),  # where the step ran (a table's runs may come from several machines)
         }
 
 

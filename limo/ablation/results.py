@@ -58,6 +58,7 @@ from eval.reports.metrics import (
     two_level_bootstrap,
     wilson_interval,
 )
+from limo.ablation.markers import read_marker
 from limo.ablation.plan import RunSpec
 from limo.ablation.store import read_rows
 from limo.setup.ablate import PrimaryOptions
@@ -77,6 +78,7 @@ class RunResult:
         tokens: Training tokens TRL counted (0: untrained).
         correct: Benchmark -> problem id -> whether its first sample was right.
         fields: Benchmark -> problem id -> the sample fields (level, subject) for breakdowns.
+        made: Where and with what the run was made (`made_with`).
     """
 
     spec: RunSpec
@@ -84,6 +86,7 @@ class RunResult:
     tokens: int
     correct: dict[str, dict[str, bool]]
     fields: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    made: str = ""
 
 
 def load_run(spec: RunSpec, benchmarks: Sequence[str]) -> RunResult:
@@ -96,7 +99,25 @@ def load_run(spec: RunSpec, benchmarks: Sequence[str]) -> RunResult:
         rows = [r for r in read_rows(Path(spec.folder) / "eval" / name / "samples.jsonl") if r["sample_index"] == 0]
         correct[name] = {str(r["problem_id"]): bool(r["correct"]) for r in rows}
         fields[name] = {str(r["problem_id"]): {k: r.get(k) for k in ("level", "subject")} for r in rows}
-    return RunResult(spec, steps, tokens, correct, fields)
+    return RunResult(spec, steps, tokens, correct, fields, made_with(Path(spec.folder), benchmarks))
+
+
+def made_with(folder: Path, benchmarks: Sequence[str]) -> str:
+    """Where and with what a run was made, from its records: the machine of its evaluation (the first benchmark's
+    ``summary.json``) and of its training (its marker) where they differ, then torch, transformers and Python as the
+    evaluation had them. A run kept before machines were recorded says so: its versions still tell runs apart."""
+    summary = folder / "eval" / benchmarks[0] / "summary.json" if benchmarks else None
+    env = (json.loads(summary.read_text(encoding="utf-8")) if summary and summary.is_file() else {}).get("environment")
+    env = env or {}
+    packages = env.get("packages") or {}
+    names = {"torch": "torch", "transformers": "transformers", "python": "Python"}
+    versions = ", ".join(f"{shown} {packages[name]}" for name, shown in names.items() if name in packages)
+    evaluated = env.get("machine")
+    trained = (read_marker(folder / ".ablate" / "train.json") or {}).get("machine")
+    where = evaluated or "a machine not recorded"
+    if trained and trained != evaluated:
+        where = f"{trained} (training), {where} (evaluation)"
+    return f"{where}; {versions}" if versions else where
 
 
 def compute_of(folder: Path) -> tuple[int, int]:
@@ -435,7 +456,7 @@ def to_json(tables: Tables) -> dict[str, Any]:
                 cells[bench] = cell
             spec = run.spec
             row = {"arm": spec.arm, "seed": spec.seed, "draw": spec.draw, "folder": spec.folder}
-            runs.append({**row, "steps": run.steps, "tokens": run.tokens, "accuracy": cells})
+            runs.append({**row, "steps": run.steps, "tokens": run.tokens, "made": run.made, "accuracy": cells})
     per_arm = [
         {"arm": arm, "benchmark": b, "part": p, **arm_accuracy(rs, b, tables.keep(b, p))}
         for arm, rs in tables.arms.items()
@@ -445,6 +466,7 @@ def to_json(tables: Tables) -> dict[str, Any]:
     statistics = {**statistics_facts(), "holm_family": sum(1 for r in pairs if r["p_holm"] is not None)}
     return {
         **tables.facts,
+        "made": made_groups(tables),
         "statistics": statistics,
         "primary": primary_facts(tables, pairs),
         "runs": runs,
@@ -673,10 +695,48 @@ def primary_sentence(payload: Mapping[str, Any]) -> str:
 
 def header_line(payload: Mapping[str, Any]) -> str:
     return (
-        f"Command: `{payload['command']}`. Machine: {payload['machine']}; written {payload['written']}. Seeds "
-        f"{payload['seeds']}, draws {payload['draws']}; a run's verdict is its first sample's; every comparison takes "
-        "the problem as its unit (one observation per problem, whatever the number of seeds and draws)."
+        f"Command: `{payload['command']}`. Tables written on {payload['machine']}, {payload['written']}. "
+        f"{made_sentence(payload.get('made') or [])} Seeds {payload['seeds']}, draws {payload['draws']}; a run's "
+        "verdict is its first sample's; every comparison takes the problem as its unit (one observation per problem, "
+        "whatever the number of seeds and draws)."
     )
+
+
+def made_groups(tables: Tables) -> list[dict[str, Any]]:
+    """The runs grouped by how they were made (`made_with`): each group's description and its arms' seeds."""
+    groups: dict[str, dict[str, list[Any]]] = {}
+    for arm, runs in tables.arms.items():
+        for run in runs:
+            seeds = groups.setdefault(run.made, {}).setdefault(arm, [])
+            if run.spec.seed not in seeds:
+                seeds.append(run.spec.seed)
+    return [{"with": made, "runs": runs} for made, runs in groups.items()]
+
+
+def made_sentence(groups: Sequence[Mapping[str, Any]]) -> str:
+    """Where the runs were made: one machine for all, or each group's arms and seeds, so that a table whose arms were
+    made on different machines (a GPU's and a CPU's) says so beside its numbers."""
+    if len(groups) == 1:
+        return f"Every run made on {groups[0]['with']}."
+    parts = []
+    for group in groups:
+        arms = ", ".join(
+            arm if seeds == [None] else f"{arm} seeds {seeds_text(seeds)}" for arm, seeds in group["runs"].items()
+        )
+        parts.append(f"{group['with']} ({arms})")
+    return "Runs made on more than one machine or software stack: " + "; ".join(parts) + "."
+
+
+def seeds_text(seeds: Sequence[Any]) -> str:
+    """Seeds ``[0, 1, 2, 4]`` as ``0-2, 4``."""
+    numbers = sorted(s for s in seeds if isinstance(s, int))
+    spans: list[list[int]] = []
+    for s in numbers:
+        if spans and s == spans[-1][1] + 1:
+            spans[-1][1] = s
+        else:
+            spans.append([s, s])
+    return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in spans)
 
 
 def md_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
