@@ -242,9 +242,9 @@ def test_the_header_says_where_each_run_was_made_and_groups_runs_made_apart(tmp_
     header = (tmp_path / "two" / "results.md").read_text().splitlines()[2]
     assert (
         "Runs made on more than one machine or software stack: x86_64, 16 cores (Xeon), 1 x NVIDIA H200; "
-        "torch 2.11.0, Python 3.12.3 (a seeds 0-2); x86_64, 2 cores (EPYC), no GPU; torch 2.9.1, Python 3.11.7 "
-        "(b seeds 0-1); x86_64, 16 cores (Xeon), 1 x NVIDIA H200 (training), a machine not recorded (evaluation); "
-        "torch 2.9.1, Python 3.11.7 (b seeds 2)." in header
+        "torch 2.11.0, Python 3.12.3 (a seeds [0, 1, 2]); x86_64, 2 cores (EPYC), no GPU; torch 2.9.1, Python "
+        "3.11.7 (b seeds [0, 1]); x86_64, 16 cores (Xeon), 1 x NVIDIA H200 (training), a machine not recorded "
+        "(evaluation); torch 2.9.1, Python 3.11.7 (b seeds [2])." in header
     )
     groups = [g["with"] for g in payload["made"]]
     assert [r["made"] for r in payload["runs"]] == [groups[0]] * 3 + [groups[1]] * 2 + [groups[2]]

@@ -721,22 +721,10 @@ def made_sentence(groups: Sequence[Mapping[str, Any]]) -> str:
     parts = []
     for group in groups:
         arms = ", ".join(
-            arm if seeds == [None] else f"{arm} seeds {seeds_text(seeds)}" for arm, seeds in group["runs"].items()
+            arm if seeds == [None] else f"{arm} seeds {sorted(seeds)}" for arm, seeds in group["runs"].items()
         )
         parts.append(f"{group['with']} ({arms})")
     return "Runs made on more than one machine or software stack: " + "; ".join(parts) + "."
-
-
-def seeds_text(seeds: Sequence[Any]) -> str:
-    """Seeds ``[0, 1, 2, 4]`` as ``0-2, 4``."""
-    numbers = sorted(s for s in seeds if isinstance(s, int))
-    spans: list[list[int]] = []
-    for s in numbers:
-        if spans and s == spans[-1][1] + 1:
-            spans[-1][1] = s
-        else:
-            spans.append([s, s])
-    return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in spans)
 
 
 def md_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
