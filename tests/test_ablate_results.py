@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from limo.ablation import docs
+from limo.ablation import docs, warm
 from limo.ablation.results import primary_sentence
 from limo.ablation.steps import WORTH_CUTTING, Step, duration, judged, needed_here
 from limo.ablation.store import Store, read_rows
@@ -377,3 +377,29 @@ def test_a_step_s_measured_seconds_leave_out_the_time_its_process_was_stopped(tm
     # 9 s of wall time, 6 of them stopped (the sleep ends by the wall clock): about 3 s its own. Bounds with seconds of
     # slack, so that a loaded machine's late ticks do not decide it: most of the stop left out, the run kept
     assert wall >= 8.5 and 1.0 <= measured <= wall - 4.0, (measured, wall)
+
+
+def test_a_stop_kills_the_running_entries_and_spares_the_resource_tracker(tmp_path):
+    """At the deadline (or SIGTERM) the ablation kills its children. multiprocessing's resource tracker is one of them
+    once a pool has made a lock; killed, a new one was started as the pool let go of its locks, and printed a KeyError
+    traceback for each into the user's log."""
+    script = tmp_path / "stop.py"
+    script.write_text(
+        "import gc, multiprocessing, os, subprocess, sys\n"
+        "from multiprocessing import resource_tracker\n"
+        "from limo.ablation.study import end_children\n"
+        "locks = [multiprocessing.get_context('spawn').Lock() for _ in range(3)]\n"
+        "tracker = resource_tracker._resource_tracker._pid\n"
+        "entry = subprocess.Popen(['sleep', '60'])\n"
+        "end_children()\n"
+        "print(entry.wait(timeout=30), os.waitpid(tracker, os.WNOHANG) == (0, 0), flush=True)\n"
+        "del locks\n"
+        "gc.collect()\n"
+    )
+    cold = {k: v for k, v in os.environ.items() if k != warm.SERVER}  # a warm fork has its server's tracker
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, cwd=REPO, timeout=120, env=cold
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(-signal.SIGKILL), "True"], done.stdout  # the entry killed, the tracker alive
+    assert "KeyError" not in done.stderr and "resource_tracker" not in done.stderr, done.stderr

@@ -63,6 +63,25 @@ print("second", worker.run("timeit", ["-n", "1", "-r", "1", sys.argv[1]], (0, 1,
 """
 
 
+def test_a_launcher_started_after_readline_s_import_is_served(address):
+    """GNU readline's import writes the terminal's size (COLUMNS, LINES) into the C environment, which os.environ
+    does not show and children inherit: a launcher started after it (by a test or a shell that imported readline)
+    differed from the server there alone, and was refused (a second stderr line where one was expected)."""
+    parent = "import readline, subprocess, sys; sys.exit(subprocess.run(sys.argv[1:]).returncode)"
+    launcher = LAUNCHER + "print('size', os.environ.get('COLUMNS'), os.environ.get('LINES'))\n"
+    done = subprocess.run(
+        [sys.executable, "-c", parent, sys.executable, "-c", launcher, "pass"],
+        cwd=REPO_ROOT,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and not done.stderr, done.stderr  # served: "not served" fails the launcher
+    size = done.stdout.splitlines()[-1].split()
+    assert size[0] == "size" and size[1].isdigit() and size[2].isdigit(), done.stdout  # it had the size
+
+
 def test_a_served_step_has_the_launchers_environment_and_dies_with_a_killed_launcher(address, tmp_path):
     seen = tmp_path / "step.txt"
     step = (

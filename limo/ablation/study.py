@@ -31,6 +31,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
+from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Any
 
@@ -392,14 +393,17 @@ def stops(deadline: float | None) -> Iterator[None]:
 
 
 def end_children() -> None:
-    """SIGKILL this process's children (the running entry, or the pool's workers, whose entries die with them)."""
+    """SIGKILL this process's children (the running entry, or the pool's workers, whose entries die with them), all
+    but multiprocessing's resource tracker: killed, it is started again as this process lets go of the pool's locks,
+    and the new one prints a KeyError traceback for each lock it never registered."""
     me = str(os.getpid())
+    tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
     for entry in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = entry.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if fields[1] == me:
+        if fields[1] == me and entry.parent.name != str(tracker):
             try:
                 os.kill(int(entry.parent.name), signal.SIGKILL)
             except ProcessLookupError:

@@ -100,8 +100,10 @@ DEEPSPEED_MODULES = ("deepspeed", "deepspeed.runtime.zero.utils", "deepspeed.run
 CPU_MODULES = ("deepspeed",)
 # What a warm server ignores when it compares a launcher's environment with its own, read by no import: pytest's name
 # of the running test, the ablation's process id, the server's address, torch's CUDA probe (`warm_up` sets it for the
-# imports either way; DeepSpeed's import sets it in a launcher) and what datatrove's executor sets when shards run.
-UNSEEN = ("PYTEST_CURRENT_TEST", DRIVER, SERVER, "PYTORCH_NVML_BASED_CUDA_CHECK", "DATATROVE_*")
+# imports either way; DeepSpeed's import sets it in a launcher), what datatrove's executor sets when shards run, and
+# the terminal's size (read when output is sized, not at import; GNU readline's import writes it into the C
+# environment, which os.environ does not show and children inherit, so a launcher started after it has it).
+UNSEEN = ("PYTEST_CURRENT_TEST", DRIVER, SERVER, "PYTORCH_NVML_BASED_CUDA_CHECK", "DATATROVE_*", "COLUMNS", "LINES")
 PR_SET_PDEATHSIG = 1
 MAX_MESSAGE = 1 << 22  # a request carries the step's environment; replies are a few bytes
 log = logging.getLogger("limo.ablate")
