@@ -40,6 +40,7 @@ from tests.cluster_engines import (  # noqa: E402
     start_slurm,
     stop_slurm,
 )
+from tests.launch import cold_environment  # noqa: E402
 from tests.shared_data import REPO_ROOT, shared_data_dir  # noqa: E402
 from tests.shared_runs import SHARED_RUNS, built_once, curate_champ  # noqa: E402
 
@@ -168,7 +169,7 @@ class WarmServer:
         self.folder, self.process, self.env, self.address = folder, None, {}, ""
 
     def own(self) -> dict[str, str]:
-        return {k: v for k, v in os.environ.items() if k != warm.SERVER}
+        return cold_environment()
 
     def start(self) -> None:
         self.stop()

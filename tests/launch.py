@@ -31,6 +31,12 @@ def entry(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
+def cold_environment() -> dict[str, str]:
+    """This process's environment without the warm server's address: a process started with it imports for itself
+    (its own warm workers, its own resource tracker), as a user's does."""
+    return {k: v for k, v in os.environ.items() if k != warm.SERVER}
+
+
 LAUNCHERS = {  # how two processes start
     "torchrun": ("torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m"),
     "fork": ("tests.fork_ranks",),

@@ -20,14 +20,13 @@ from curation.methods import METHODS, RunContext
 from curation.options import StageOptions
 from eval.options import OptionsError, to_options
 from eval.reports.metrics import holm, mcnemar_p
-from limo.ablation import warm
 from limo.ablation.plan import RunSpec, Study, arm_steps, entry_overrides, flat_overrides, hydra_value, run_specs
 from limo.ablation.results import RunResult, Tables, to_json
 from limo.ablation.store import read_rows
 from limo.cli.compose import compose
 from limo.config.sections import recipe_has, recipe_names
 from limo.setup.ablate import AblateOptions, build_ablate, check_ablate, pairs_of
-from tests.launch import entry, run_group
+from tests.launch import cold_environment, entry, run_group
 
 POOL = "recipes/data/arithmetic/pool.jsonl.gz"
 
@@ -573,7 +572,7 @@ def test_ablate_killed_half_way_resumes_without_redoing_and_counts_pairs_right(r
         "2",
     )
     # its own warm workers, not the tests' warm server's forks: a process left behind names the ablation's output
-    env = {k: v for k, v in os.environ.items() if k != warm.SERVER} | {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    env = cold_environment() | {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     command = [sys.executable, "-m", "limo.ablate", *args]
     with subprocess.Popen(
         command, cwd=repo_root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

@@ -410,6 +410,14 @@ def test_a_clone_holding_only_the_kept_runs_retrains_an_upstream_run_only_for_an
         f"[ablate] runs/curated/seed0: train runs again here: its output is kept in {kept} but not on this machine, "
         "and again seed 0 still has to run"
     )
+    # each step's line names the run it belongs to: the stand-in training is curated's, not again's
+    ran = [line.rsplit(" (", 1)[0] for line in stdout.splitlines() if line.startswith("[ablate] again seed 0: ")]
+    assert [line for line in ran if line.endswith("ran")] == [
+        "[ablate] again seed 0: train of runs/curated/seed0 (its input) ran",
+        "[ablate] again seed 0: curate ran",
+        "[ablate] again seed 0: train ran",
+        "[ablate] again seed 0: evaluate ran",
+    ]
     assert (kept / "runs" / "again" / "seed0" / ".ablate" / "evaluate.json").exists()
     stand_in = json.loads((out / "ablate" / "runs" / "curated" / "seed0" / ".ablate" / "train.json").read_text())
     assert stand_in["stand_in"] is True and stand_in["key"] == json.loads(train_marker)["key"]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from limo.ablation import docs, warm
+from limo.ablation import docs
 from limo.ablation.results import primary_sentence
 from limo.ablation.steps import WORTH_CUTTING, Step, duration, judged, needed_here
 from limo.ablation.store import Store, read_rows
@@ -34,7 +34,7 @@ from limo.ablation.study import (
     results_root,
     table_header,
 )
-from tests.launch import entry, run_group
+from tests.launch import cold_environment, entry, run_group
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -396,7 +396,7 @@ def test_a_stop_kills_the_running_entries_and_spares_the_resource_tracker(tmp_pa
         "del locks\n"
         "gc.collect()\n"
     )
-    cold = {k: v for k, v in os.environ.items() if k != warm.SERVER}  # a warm fork has its server's tracker
+    cold = cold_environment()  # a warm fork has its server's tracker
     done = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, cwd=REPO, timeout=120, env=cold
     )

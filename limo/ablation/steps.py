@@ -657,7 +657,8 @@ def run_item(index: int, item: dict[str, Any]) -> Iterator[dict[str, Any]]:
             accept_old = bool(item.get("accept_old_markers"))
             stand_in = needed and step.folder != steps[-1].folder  # another run's step (kept), an input of this one
             done = run_step(step, output, item["events"], item["cwd"], accept_old, store, torch_ahead, stand_in)
-        log.info("[ablate] %s: %s %s (%.0f s)", item["label"], done["stage"], done["event"], done["seconds"])
+        whose = step.stage if step.folder == steps[-1].folder else f"{step.stage} of {where} (its input)"
+        log.info("[ablate] %s: %s %s (%.0f s)", item["label"], whose, done["event"], done["seconds"])
         if done["event"] == "ran" and position + 1 < len(steps):
             # what ran changed the later steps' inputs (a new model): a kept evaluation of the old one is not theirs
             states = [*states[: position + 1], *item_states(steps, item, store, said)[position + 1 :]]
