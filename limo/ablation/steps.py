@@ -640,6 +640,7 @@ def run_item(index: int, item: dict[str, Any]) -> Iterator[dict[str, Any]]:
     for position, step in enumerate(steps):
         state, needed = states[position], needed_here(states)[position]
         where = place(step, str(Path(item["events"]).parent))
+        an_input = step.folder != steps[-1].folder  # another run's step (kept), an input of this one
         if state == "kept" and not needed:
             done = event(item["events"], step, "reused", 0.0, source="results")
             if f"{step.folder}:{step.stage}" in said:
@@ -655,9 +656,9 @@ def run_item(index: int, item: dict[str, Any]) -> Iterator[dict[str, Any]]:
                     item["label"],
                 )
             accept_old = bool(item.get("accept_old_markers"))
-            stand_in = needed and step.folder != steps[-1].folder  # another run's step (kept), an input of this one
+            stand_in = needed and an_input
             done = run_step(step, output, item["events"], item["cwd"], accept_old, store, torch_ahead, stand_in)
-        whose = step.stage if step.folder == steps[-1].folder else f"{step.stage} of {where} (its input)"
+        whose = f"{step.stage} of {where} (its input)" if an_input else step.stage
         log.info("[ablate] %s: %s %s (%.0f s)", item["label"], whose, done["event"], done["seconds"])
         if done["event"] == "ran" and position + 1 < len(steps):
             # what ran changed the later steps' inputs (a new model): a kept evaluation of the old one is not theirs
