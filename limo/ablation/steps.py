@@ -38,11 +38,11 @@ run's evaluation, an ``after`` arm kept before) stand against it, said in one li
 run has to run here does it become that run's, and is kept.
 
 A deadline (``--deadline`` / ``--until``, the item's ``deadline``): before an item starts, its steps still to run are
-predicted from this machine's measured steps (``events.jsonl``: the same stage of the same arm, else of any arm; a
-stage never measured counts as nothing, so the first one starts); an item predicted to end after the deadline does
-not start (a ``deferred`` row), unless the step that would run past the deadline is a curation or an evaluation with
-ten minutes or more before it (`judged`): cut there, it keeps what it finished. Reaching the deadline, or SIGTERM,
-raises `Stopped` in the ablation's process (`limo.ablation.study`).
+predicted from this machine's measured steps (``events.jsonl``: the median of the same stage of the same arm, else of
+any arm; a stage never measured counts as nothing, so the first one starts); an item predicted to end after the
+deadline does not start (a ``deferred`` row), unless the step that would run past the deadline is a curation or an
+evaluation with ten minutes or more before it (`judged`): cut there, it keeps what it finished. Reaching the deadline,
+or SIGTERM, raises `Stopped` in the ablation's process (`limo.ablation.study`).
 """
 
 from __future__ import annotations
