@@ -99,6 +99,10 @@ def test_an_item_starts_only_when_its_steps_as_measured_here_end_before_the_dead
     assert fits(steps, ["here", "todo"], {**item, "deadline": time.time() + 100})  # its training is done
     item = measured(root, ("train", "runs/a/seed0", 100.0), ("train", "runs/b/seed1", 500.0))
     assert not fits(steps, todo, {**item, "deadline": time.time() + 300})  # its own arm's training: 500 s
+    # the median of the arm's runs: one slowed by other work beside it (1000 s) does not defer a run that fits
+    other = tmp_path / "other"
+    slowed = measured(other, *[("train", f"runs/b/seed{i}", t) for i, t in enumerate((100.0, 1000.0, 120.0))])
+    assert fits(steps_of(other), todo, {**slowed, "deadline": time.time() + 200})  # 120 s; the mean, 407 s, did not
     # a run kept in the results (another machine's) is reused, not run: it fits any deadline; a kept training that a
     # step still to run needs here runs again and counts (a kept campaign once called its finished runs deferred)
     assert fits(steps, ["kept", "kept"], {**item, "deadline": time.time() + 1})

@@ -38,11 +38,11 @@ run's evaluation, an ``after`` arm kept before) stand against it, said in one li
 run has to run here does it become that run's, and is kept.
 
 A deadline (``--deadline`` / ``--until``, the item's ``deadline``): before an item starts, its steps still to run are
-predicted from this machine's measured steps (``events.jsonl``: the same stage of the same arm, else of any arm; a
-stage never measured counts as nothing, so the first one starts); an item predicted to end after the deadline does
-not start (a ``deferred`` row), unless the step that would run past the deadline is a curation or an evaluation with
-ten minutes or more before it (`judged`): cut there, it keeps what it finished. Reaching the deadline, or SIGTERM,
-raises `Stopped` in the ablation's process (`limo.ablation.study`).
+predicted from this machine's measured steps (``events.jsonl``: the median of the same stage of the same arm, else of
+any arm; a stage never measured counts as nothing, so the first one starts); an item predicted to end after the
+deadline does not start (a ``deferred`` row), unless the step that would run past the deadline is a curation or an
+evaluation with ten minutes or more before it (`judged`): cut there, it keeps what it finished. Reaching the deadline,
+or SIGTERM, raises `Stopped` in the ablation's process (`limo.ablation.study`).
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ import fcntl
 import json
 import logging
 import os
+import statistics
 import sys
 import threading
 import time
@@ -522,10 +523,12 @@ def needed_here(states: Sequence[str]) -> list[bool]:
 
 
 def predicted(step: Step, measured: Mapping[tuple[str, str | None], list[float]], root: str) -> float:
-    """Seconds ``step`` should take here: the mean of this machine's runs of its stage for its arm, else for any
-    arm; 0 when its stage was never measured (so the first one starts)."""
+    """Seconds ``step`` should take here: the median of this machine's runs of its stage for its arm, else for any
+    arm; 0 when its stage was never measured (so the first one starts). The median, not the mean: a run slowed by
+    other work on the cores (a RISE training 52 minutes beside two other jobs, 14-16 alone) would move a mean by
+    half an hour and defer a run that fits."""
     seconds = measured.get((step.stage, arm_of(step.folder, root))) or measured.get((step.stage, None)) or [0.0]
-    return sum(seconds) / len(seconds)
+    return statistics.median(seconds)
 
 
 def arm_of(folder: str, root: str) -> str | None:
