@@ -524,9 +524,8 @@ def needed_here(states: Sequence[str]) -> list[bool]:
 
 def predicted(step: Step, measured: Mapping[tuple[str, str | None], list[float]], root: str) -> float:
     """Seconds ``step`` should take here: the median of this machine's runs of its stage for its arm, else for any
-    arm; 0 when its stage was never measured (so the first one starts). The median, not the mean: a run slowed by
-    other work on the cores (a RISE training 52 minutes beside two other jobs, 14-16 alone) would move a mean by
-    half an hour and defer a run that fits."""
+    arm; 0 when its stage was never measured (so the first one starts). The median, so that one run slowed by other
+    work on the cores does not defer a run that fits (docs/ablation.md, "Prediction")."""
     seconds = measured.get((step.stage, arm_of(step.folder, root))) or measured.get((step.stage, None)) or [0.0]
     return statistics.median(seconds)
 
